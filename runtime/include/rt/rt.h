@@ -1,0 +1,433 @@
+/*
+ * rt.h: Tandem's process runtime, public interface.
+ *
+ * A process is a stackful coroutine with a mailbox, identified by a 64-bit
+ * pid (slot index + generation) that is never reused while anything could
+ * still hold it. Processes run on a pool of scheduler threads, one per core
+ * by default; scheduling is cooperative at runtime calls with a reduction
+ * budget. Processes talk only through messages and exit signals, with the
+ * semantics of Erlang's processes, links and monitors.
+ *
+ * Conventions:
+ *  - Functions that can fail return 0 or a negative errno code; out
+ *    parameters are written only on success.
+ *  - "Process context" means: callable only from inside a process (on a
+ *    scheduler thread, on that process's stack). Such calls may yield.
+ *  - "Any thread" functions never block for long and may be called from
+ *    processes, scheduler-less threads and the main thread alike.
+ *
+ * The runtime knows nothing of HTTP.
+ */
+#ifndef RT_RT_H
+#define RT_RT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef uint64_t rt_pid; /* 0 is never a valid pid */
+typedef uint64_t rt_ref; /* unique per runtime run; 0 is never a valid ref */
+typedef uint32_t rt_atom;
+
+#define RT_INFINITY (-1)
+
+/* ---- atoms ----------------------------------------------------------------
+ * Exit reasons and other symbolic values are interned strings. Predefined
+ * atoms have fixed values; others come from rt_atom_intern. The table holds
+ * at most RT_ATOM_MAX atoms (like the BEAM's atom table it is never
+ * collected): do not intern strings that a peer controls. */
+enum {
+    RT_NORMAL = 0,
+    RT_KILL,
+    RT_KILLED,
+    RT_SHUTDOWN,
+    RT_NOPROC,
+    RT_TIMEOUT,
+    RT_STACK_OVERFLOW,
+    RT_UNDEFINED,
+    RT_CALLING_SELF,
+    RT_SYSTEM_LIMIT,
+    RT_ERROR,
+    RT_BADARG,
+    RT_ATOM_PREDEFINED_COUNT
+};
+#define RT_ATOM_MAX (1u << 20)
+
+/* Any thread. Returns the atom for `name`, creating it if needed; returns
+ * RT_SYSTEM_LIMIT if the table is full. */
+rt_atom rt_atom_intern(const char *name);
+/* Any thread. The atom's text (static storage), or "?" if unknown. */
+const char *rt_atom_name(rt_atom a);
+/* `shutdown` or any atom spelt "shutdown:..." (OTP's {shutdown, _}). */
+bool rt_reason_is_shutdown(rt_atom reason);
+/* normal, shutdown or shutdown:...: reasons that produce no crash report and
+ * do not restart transient children. */
+bool rt_reason_is_clean(rt_atom reason);
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+struct rt_config {
+    unsigned schedulers;       /* 0 = one per online core */
+    size_t max_processes;      /* process limit; 0 = default (2^21) */
+    size_t stack_size;         /* default stack per process, bytes (0 = 64 KiB) */
+    size_t guarded_stacks;     /* how many pooled stacks get a guard page (0 = default) */
+    unsigned blocking_threads; /* blocking-call pool size (0 = 4) */
+    unsigned watchdog_ms;      /* report a process holding a scheduler longer (0 = 500) */
+    unsigned reductions;       /* budget per time slice (0 = 2000) */
+};
+
+/* Main thread. Fills `cfg` with defaults (all zero = defaults). */
+void rt_config_default(struct rt_config *cfg);
+
+/* Main thread. Starts the scheduler, timer, watchdog and blocking threads.
+ * Returns -EALREADY if running, -errno on resource failure. */
+int rt_start(const struct rt_config *cfg);
+
+/* Main thread, after rt_start. Sends `kill` to every live process, waits for
+ * all to exit, stops all threads and frees the runtime. Returns the number of
+ * processes that had to be killed (0 when everything had exited by itself). */
+int rt_stop(void);
+
+/* Any non-process thread. Blocks until process `pid` has exited, or until
+ * timeout_ms passes (-ETIMEDOUT). Writes the exit reason to *reason. */
+int rt_join(rt_pid pid, int64_t timeout_ms, rt_atom *reason);
+
+/* Any non-process thread. Blocks until no process is alive or the timeout
+ * passes (-ETIMEDOUT). */
+int rt_wait_idle(int64_t timeout_ms);
+
+/* ---- processes ----------------------------------------------------------- */
+
+typedef void (*rt_entry)(void *arg);
+
+/* What a process is, for introspection (the admin API filters by it). */
+enum rt_kind {
+    RT_KIND_PROCESS = 0,
+    RT_KIND_SERVER,
+    RT_KIND_SUPERVISOR,
+    RT_KIND_STATEM,
+    RT_KIND_TASK,
+    RT_KIND_ACCEPTOR,
+    RT_KIND_CONNECTION,
+    RT_KIND_REQUEST,
+    RT_KIND_COUNT
+};
+const char *rt_kind_name(enum rt_kind kind);
+
+struct rt_spawn_opts {
+    bool link;                /* link to the caller atomically (spawn_link) */
+    bool monitor;             /* monitor from the caller; ref in *monitor_ref */
+    rt_ref *monitor_ref;      /* out, with .monitor */
+    const char *name;         /* register under this name; -EEXIST if taken */
+    size_t stack_size;        /* 0 = runtime default */
+    const char *initial_call; /* label for introspection, e.g. "gw_conn:loop" */
+    enum rt_kind kind;
+};
+
+/* Any thread (link/monitor only from process context; from elsewhere they
+ * return -EPERM). Starts a process running fn(arg). On success writes the
+ * pid to *out (may be NULL). On failure nothing was started and `arg` is
+ * still the caller's: -EAGAIN at the process limit, -EEXIST if the name is
+ * taken, -ENOMEM. */
+int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *out);
+
+/* Process context. The caller's pid. Returns 0 outside a process. */
+rt_pid rt_self(void);
+
+/* Process context. Terminates the caller with `reason`: the stack is
+ * abandoned, deferred cleanups run (LIFO), memory from rt_alloc is freed,
+ * the name is unregistered, then links and monitors are signalled. */
+_Noreturn void rt_exit(rt_atom reason);
+
+/* Any thread. Sends an exit signal (erlang:exit/2): `kill` cannot be
+ * trapped and kills with reason `killed`; `normal` to another process that
+ * does not trap exits does nothing; to self, `normal` exits normally.
+ * -ESRCH if there is no such process. */
+int rt_exit_signal(rt_pid to, rt_atom reason);
+
+/* Process context. Turns exit signals into RT_MSG_EXIT messages (trap_exit).
+ * Returns the previous setting. */
+bool rt_trap_exit(bool on);
+
+/* Process context. Links the caller and `pid` (bidirectional, at most one per
+ * pair, idempotent). If `pid` is not alive: -ESRCH, and, like Erlang's link/1
+ * of a dead process, nothing else happens. */
+int rt_link(rt_pid pid);
+/* Process context. Removes the link if any (always 0). */
+int rt_unlink(rt_pid pid);
+
+/* Process context. Monitors `pid`: exactly one RT_MSG_DOWN with this ref is
+ * delivered when it exits, with reason `noproc` at once if it is not alive. */
+rt_ref rt_monitor(rt_pid pid);
+/* Process context. Removes the monitor; with `flush`, also removes a DOWN for
+ * it already in the mailbox. Returns 0, or -ENOENT if unknown/already fired. */
+int rt_demonitor(rt_ref ref, bool flush);
+
+/* Any thread. A new unique reference. */
+rt_ref rt_make_ref(void);
+
+/* Any thread. Is `pid` alive right now? (Racy by nature; for tests and
+ * diagnostics.) */
+bool rt_is_alive(rt_pid pid);
+
+/* Process context. Per-process user pointer (behaviours keep their state
+ * here). Not freed by the runtime. */
+void rt_set_user(void *p);
+void *rt_get_user(void);
+
+/* Process context. Introspection labels of the caller: behaviour state name
+ * (≤ 31 bytes) and a free-form detail line (≤ 127 bytes); copied. */
+void rt_set_state_name(const char *state);
+void rt_set_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void rt_set_kind(enum rt_kind kind);
+
+/* Process context. Gives up the scheduler; counts as a reduction slice end. */
+void rt_yield(void);
+/* Process context. Charges `n` reductions; yields if the budget is spent. */
+void rt_reductions(unsigned n);
+
+/* Process context. Drops the stack and waits for a message; when one is in
+ * the mailbox, fn(arg) runs on a fresh stack (erlang:hibernate/3). */
+_Noreturn void rt_hibernate(rt_entry fn, void *arg);
+
+/* ---- per-process memory and cleanup ----------------------------------------
+ * Process context. Memory from rt_alloc belongs to the calling process and is
+ * freed when it exits, however it exits. */
+void *rt_alloc(size_t size);
+void *rt_calloc(size_t n, size_t size);
+void *rt_realloc(void *p, size_t size);
+char *rt_strdup(const char *s);
+void rt_free(void *p);
+
+/* Process context. Runs fn(arg) when the process exits (LIFO), unless
+ * cancelled first. Returns a handle (never 0) or 0 when out of memory. */
+uint64_t rt_defer(void (*fn)(void *), void *arg);
+/* Process context. Cancels a deferred cleanup; runs it now if `run`. */
+void rt_undefer(uint64_t handle, bool run);
+
+/* ---- messages -------------------------------------------------------------
+ * A message is one allocation: this header then `size` payload bytes. It
+ * belongs to the receiver from the moment rt_send is called, even when the
+ * send fails (then the runtime frees it). Nothing may point into another
+ * process's memory: copy what you send. */
+struct rt_msg {
+    struct rt_msg *next; /* runtime-owned */
+    struct rt_msg *prev; /* runtime-owned */
+    uint64_t seq;        /* runtime-owned: arrival order */
+    rt_pid from;         /* sender (set by rt_send) */
+    rt_ref ref;          /* correlation reference, 0 if none */
+    uint64_t u64;        /* small inline value; the reason for EXIT/DOWN */
+    uint32_t type;       /* user tag, or one of RT_MSG_* */
+    uint32_t size;       /* payload bytes */
+    /* Called with the message when the runtime frees it without delivering
+     * it (dead receiver, cancelled timer, receiver exited with it queued):
+     * releases what the payload owns (an fd, a pointer). May be NULL. */
+    void (*dtor)(struct rt_msg *m);
+    _Alignas(16) unsigned char data[];
+};
+
+/* System message types (user types must be below RT_MSG_SYSTEM). */
+#define RT_MSG_SYSTEM 0xffff0000u
+#define RT_MSG_EXIT (RT_MSG_SYSTEM + 1) /* from: linked pid; u64: reason */
+#define RT_MSG_DOWN (RT_MSG_SYSTEM + 2) /* from: pid; ref: monitor; u64: reason */
+
+/* Any thread. A new message with `size` zeroed payload bytes, or NULL. */
+struct rt_msg *rt_msg_new(uint32_t type, size_t size);
+/* Any thread. A message with a copy of `size` bytes at `data`. */
+struct rt_msg *rt_msg_copy(uint32_t type, const void *data, size_t size);
+/* Any thread. Frees a message the caller owns (runs no dtor). NULL-safe. */
+void rt_msg_free(struct rt_msg *m);
+
+/* Any thread. Sends `m` to `to`; never blocks. Ownership passes at the call.
+ * Messages from one sender to one receiver arrive in the order sent, and in
+ * order with that sender's exit, link and monitor signals.
+ * -ESRCH: no such process (m freed, dtor run). */
+int rt_send(rt_pid to, struct rt_msg *m);
+/* Any thread. Send to a registered name; -ESRCH synchronously if unknown. */
+int rt_send_name(const char *name, struct rt_msg *m);
+
+/* Any thread. Sends `m` with m->ref = alias; it is dropped on arrival unless
+ * the receiver still has `alias` active (OTP 24 process aliases: no late
+ * replies). */
+int rt_send_alias(rt_pid to, rt_ref alias, struct rt_msg *m);
+/* Process context. Activates a new alias for the caller (returns its ref, or
+ * 0 if the caller already has RT_MAX_ALIASES active). */
+#define RT_MAX_ALIASES 16
+rt_ref rt_alias(void);
+/* Process context. Deactivates; replies already in the mailbox stay. */
+void rt_unalias(rt_ref alias);
+
+/* Process context. Receive: the next message in arrival order, or NULL if
+ * none arrived within timeout_ms (0 polls, RT_INFINITY waits forever). */
+struct rt_msg *rt_receive(int64_t timeout_ms);
+
+/* Process context. Selective receive: the first message in arrival order for
+ * which match(m, ctx) is true; others stay queued in order. */
+typedef bool (*rt_match_fn)(const struct rt_msg *m, void *ctx);
+struct rt_msg *rt_receive_match(rt_match_fn match, void *ctx, int64_t timeout_ms);
+
+/* Process context. The first message whose ref is `ref` (a reply, or the DOWN
+ * of the monitor with that ref). When `ref` is the newest ref the caller made
+ * (rt_make_ref, rt_monitor, rt_alias), only messages that arrived after it
+ * are scanned, so a call's reply is found without scanning a long mailbox. */
+struct rt_msg *rt_receive_ref(rt_ref ref, int64_t timeout_ms);
+
+/* Process context. Number of messages waiting for the caller. */
+size_t rt_mailbox_len(void);
+
+/* ---- registry -------------------------------------------------------------- */
+
+/* Any thread. -EEXIST if the name is taken, -EBUSY if the pid has a name,
+ * -ESRCH if pid is not alive, -EINVAL for an empty or too long name (≥ 64). */
+int rt_register(const char *name, rt_pid pid);
+/* Any thread. -ENOENT if not registered. */
+int rt_unregister(const char *name);
+/* Any thread. The pid registered under name, or 0. */
+rt_pid rt_whereis(const char *name);
+
+/* ---- timers ---------------------------------------------------------------- */
+
+/* Any thread. Monotonic clock. */
+uint64_t rt_now_ms(void);
+uint64_t rt_now_ns(void);
+
+/* Any thread. Delivers `m` to `to` after `ms` milliseconds (its ref field is
+ * left as the caller set it). The runtime owns `m`: it is freed if the timer
+ * is cancelled or the target is dead when it fires. Writes a timer ref to
+ * *tref (may be NULL). */
+int rt_send_after(rt_pid to, uint64_t ms, struct rt_msg *m, rt_ref *tref);
+/* Any thread. 0 if the timer was cancelled before it fired, -ENOENT if it
+ * already fired or never existed. */
+int rt_cancel_timer(rt_ref tref);
+
+/* Process context. Sleeps without holding a scheduler. Messages stay
+ * queued; exit signals are handled. */
+void rt_sleep(uint64_t ms);
+
+/* ---- I/O --------------------------------------------------------------------
+ * Process context. File descriptors are put in non-blocking mode; a call that
+ * would block parks the process on its scheduler's epoll set until the fd is
+ * ready or the timeout passes (-ETIMEDOUT). A parked process costs no CPU.
+ * Errors are -errno. */
+int rt_fd_nonblock(int fd);
+ssize_t rt_read(int fd, void *buf, size_t len, int64_t timeout_ms);
+/* Writes all `len` bytes or fails. */
+ssize_t rt_write(int fd, const void *buf, size_t len, int64_t timeout_ms);
+ssize_t rt_writev(int fd, const struct iovec *iov, int iovcnt, int64_t timeout_ms);
+/* Returns a new non-blocking, close-on-exec fd. */
+int rt_accept(int lfd, struct sockaddr *addr, socklen_t *alen, int64_t timeout_ms);
+int rt_connect(int fd, const struct sockaddr *addr, socklen_t alen, int64_t timeout_ms);
+
+#define RT_POLL_IN 0x1u
+#define RT_POLL_OUT 0x4u
+#define RT_POLL_MSG 0x100u /* also wake when a message arrives */
+/* Waits until fd is ready for `events` (RT_POLL_IN/OUT), or, with
+ * RT_POLL_MSG, a message is in the mailbox. Returns the ready mask
+ * (RT_POLL_MSG when woken by a message), or -ETIMEDOUT. */
+int rt_poll(int fd, unsigned events, int64_t timeout_ms);
+/* Closes the fd, waking nothing (the caller must be its only user). */
+int rt_close(int fd);
+
+/* Process context. Runs fn(arg) on the blocking-thread pool while the caller
+ * is parked; writes fn's result to *result. For calls that cannot be made
+ * non-blocking (fsync, getaddrinfo). */
+int rt_blocking(intptr_t (*fn)(void *arg), void *arg, intptr_t *result);
+
+/* ---- introspection ---------------------------------------------------------- */
+
+enum rt_status {
+    RT_STATUS_RUNNABLE = 0,
+    RT_STATUS_RUNNING,
+    RT_STATUS_WAITING,
+    RT_STATUS_HIBERNATING,
+    RT_STATUS_EXITING,
+};
+const char *rt_status_name(enum rt_status s);
+
+struct rt_proc_info {
+    rt_pid pid;
+    rt_pid parent;
+    char name[64];
+    char initial_call[64];
+    char state[32];
+    char detail[128];
+    enum rt_kind kind;
+    enum rt_status status;
+    size_t mailbox_len;
+    uint64_t reductions;
+    size_t memory; /* control block + stack in use + rt_alloc'd + queued messages */
+    uint32_t links;
+    uint32_t monitors;  /* monitors this process holds */
+    uint32_t monitored; /* monitors held on this process */
+    uint64_t started_ms;
+    bool trap_exit;
+};
+
+/* Any thread. Information on one process; -ESRCH if not alive. */
+int rt_proc_info(rt_pid pid, struct rt_proc_info *out);
+/* Any thread. Links of a process: writes up to `max` pids, returns the total
+ * count (which may exceed max), or -ESRCH. */
+int rt_proc_links(rt_pid pid, rt_pid *out, size_t max);
+
+/* Any thread. Calls fn for every live process (each described consistently;
+ * processes spawned or exiting during the walk may or may not be seen).
+ * Stops early, returning fn's value, when fn returns non-zero. */
+typedef int (*rt_proc_visit_fn)(const struct rt_proc_info *info, void *ctx);
+int rt_processes_foreach(rt_proc_visit_fn fn, void *ctx);
+
+#define RT_MAX_SCHEDULERS 64
+struct rt_sched_info {
+    double utilisation; /* busy fraction over the last second, 0..1 */
+    size_t run_queue;
+    uint64_t switches;
+    uint64_t steals;
+};
+struct rt_system_info {
+    unsigned schedulers;
+    struct rt_sched_info sched[RT_MAX_SCHEDULERS];
+    size_t process_count;
+    size_t process_limit;
+    uint64_t spawned;
+    uint64_t exited;
+    uint64_t messages_live; /* allocated and not yet freed */
+    size_t memory_rss;      /* resident set, bytes */
+    size_t memory_procs;    /* runtime-accounted process memory, bytes */
+    size_t stacks_in_use;
+    size_t stacks_pooled;
+    uint64_t uptime_ms;
+};
+/* Any thread. */
+int rt_system_info(struct rt_system_info *out);
+
+/* ---- logging ---------------------------------------------------------------- */
+
+enum rt_log_level { RT_LOG_DEBUG, RT_LOG_INFO, RT_LOG_WARNING, RT_LOG_ERROR };
+
+/* A crash report: an abnormal exit (reason not normal/shutdown/shutdown:*). */
+struct rt_crash_report {
+    rt_pid pid;
+    const char *name;         /* registered name or "" */
+    const char *initial_call; /* or "" */
+    rt_atom reason;
+    uint32_t last_msg_type; /* type of the last message received, 0 if none */
+};
+
+/* Any thread. Where runtime reports go. The handler runs on whatever thread
+ * reports (it must not block long). Defaults write one JSON line to stderr. */
+typedef void (*rt_log_fn)(enum rt_log_level level, const char *msg, void *ctx);
+typedef void (*rt_crash_fn)(const struct rt_crash_report *report, void *ctx);
+void rt_set_log_handler(rt_log_fn fn, void *ctx);
+void rt_set_crash_handler(rt_crash_fn fn, void *ctx);
+void rt_log(enum rt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif
