@@ -140,6 +140,9 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
 
 /* Process context. The caller's pid. Returns 0 outside a process. */
 rt_pid rt_self(void);
+/* Process context. The pid of the process that spawned the caller (0 if it
+ * was spawned from outside any process). */
+rt_pid rt_parent(void);
 
 /* Process context. Terminates the caller with `reason`: the stack is
  * abandoned, deferred cleanups run (LIFO), memory from rt_alloc is freed,
