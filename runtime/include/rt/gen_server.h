@@ -1,0 +1,144 @@
+/*
+ * gen_server.h: OTP's gen_server on Tandem's processes.
+ *
+ * A server is a process running a generic loop around a table of callbacks
+ * (struct rt_gen_server_ops) and an opaque state pointer owned by the
+ * server process. Requests and replies are rt_msg messages:
+ *  - a call's request carries the caller's user type with RT_GS_CALL_BIT set
+ *    on the wire and its alias as ref; the callback sees the plain type;
+ *  - a cast carries RT_GS_CAST_BIT; anything else is an info message;
+ *  - RT_MSG_SYS messages (sys.h) are answered by the loop itself, also while
+ *    suspended and after hibernation.
+ * User message types for calls and casts must be below RT_GS_TYPE_LIMIT.
+ *
+ * Message ownership in callbacks: the message passed to a callback belongs
+ * to the loop and is freed when the callback returns, unless the callback
+ * takes it with rt_gs_take(r) (for instance to reuse it as the reply).
+ *
+ * Callbacks run in the server process. They fill a struct rt_gs_result
+ * through the rt_gs_* helpers below; r->state starts as the current state
+ * and a callback may replace it (OTP's NewState).
+ */
+#ifndef RT_GEN_SERVER_H
+#define RT_GEN_SERVER_H
+
+#include "rt/proc_lib.h"
+#include "rt/rt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RT_GS_TYPE_LIMIT 0x40000000u
+#define RT_GS_CAST_BIT 0x40000000u
+#define RT_GS_CALL_BIT 0x80000000u
+#define RT_GS_DEFAULT_TIMEOUT 5000
+
+/* Opaque identity of a caller (OTP's From): reply to it from any process,
+ * any time; a reply after the caller gave up is dropped. */
+struct rt_gs_from {
+    rt_pid pid;
+    rt_ref alias;
+};
+
+enum rt_gs_kind {
+    RT_GS_OK = 0, /* init: {ok,S}; cast/info/continue: {noreply,S} */
+    RT_GS_REPLY,  /* call: {reply,R,S} */
+    RT_GS_NOREPLY,
+    RT_GS_STOP,   /* {stop,Reason,S} or, with a reply, {stop,Reason,Reply,S} */
+    RT_GS_IGNORE, /* init only */
+    RT_GS_ERROR,  /* init only: {error,Reason} (exit normal, no report) */
+};
+
+struct rt_gs_result {
+    enum rt_gs_kind kind;
+    void *state;          /* the new state; preset to the current one */
+    struct rt_msg *reply; /* RT_GS_REPLY, or RT_GS_STOP with a reply */
+    rt_atom reason;       /* RT_GS_STOP, RT_GS_ERROR */
+    int64_t timeout;      /* RT_INFINITY (default) or ms until handle_info(timeout) */
+    bool hibernate;
+    struct rt_msg *cont; /* {continue,C}: handled by handle_continue next */
+    struct rt_msg *msg;  /* the message being handled (see rt_gs_take) */
+};
+
+struct rt_gen_server_ops {
+    const char *name; /* module name for get_status and the initial call */
+    /* Required. r->state is NULL on entry; set r->state and use rt_gs_ok /
+     * rt_gs_ignore / rt_gs_stop / rt_gs_error (default: ok). */
+    void (*init)(void *arg, struct rt_gs_result *r);
+    /* The request `req` has the caller's type; default result noreply. */
+    void (*handle_call)(struct rt_msg *req, const struct rt_gs_from *from, void *state,
+                        struct rt_gs_result *r);
+    void (*handle_cast)(struct rt_msg *msg, void *state, struct rt_gs_result *r);
+    /* Any other message, including RT_MSG_EXIT/RT_MSG_DOWN and the timeout
+     * (type RT_MSG_GS_TIMEOUT). If NULL, the message is logged and dropped. */
+    void (*handle_info)(struct rt_msg *msg, void *state, struct rt_gs_result *r);
+    void (*handle_continue)(struct rt_msg *cont, void *state, struct rt_gs_result *r);
+    /* Called when a callback stops the server, when the parent's exit
+     * arrives while trapping exits, and on rt_proc_stop/rt_sys_terminate. */
+    void (*terminate)(rt_atom reason, void *state);
+    /* sys change_code: 0 with *new_state, or -errno (state unchanged). */
+    int (*code_change)(const char *old_vsn, void *state, const void *extra, void **new_state);
+    /* Writes a one-line description of the state for get_status (and the
+     * admin API); default "<name> state=%p". */
+    void (*format_status)(void *state, char *buf, size_t len);
+};
+
+/* Result helpers, for use inside callbacks. A reply message passes to the
+ * loop. */
+void rt_gs_ok(struct rt_gs_result *r);
+void rt_gs_noreply(struct rt_gs_result *r);
+void rt_gs_reply(struct rt_gs_result *r, struct rt_msg *reply);
+void rt_gs_stop(struct rt_gs_result *r, rt_atom reason);
+void rt_gs_stop_reply(struct rt_gs_result *r, rt_atom reason, struct rt_msg *reply);
+void rt_gs_ignore(struct rt_gs_result *r);
+void rt_gs_error(struct rt_gs_result *r, rt_atom reason);
+void rt_gs_timeout(struct rt_gs_result *r, int64_t ms);
+void rt_gs_hibernate(struct rt_gs_result *r);
+/* {continue, C}: `cont` passes to the loop (NULL allowed: an empty message). */
+void rt_gs_continue(struct rt_gs_result *r, struct rt_msg *cont);
+/* Takes the message being handled out of the loop's hands: the callback now
+ * owns it. */
+struct rt_msg *rt_gs_take(struct rt_gs_result *r);
+
+/* Process context; blocks until init has returned (see rt_proc_start_link
+ * for the return codes: 0 + *out, RT_IGNORE, -ECHILD + *reason for
+ * {stop,R}/{error,R}, -EEXIST + *out = existing pid, -ETIMEDOUT).
+ * `arg` is passed to init as is. opts may be NULL. */
+int rt_gen_server_start_link(const struct rt_gen_server_ops *ops, void *arg,
+                             const struct rt_start_opts *opts, rt_pid *out, rt_atom *reason);
+int rt_gen_server_start(const struct rt_gen_server_ops *ops, void *arg,
+                        const struct rt_start_opts *opts, rt_pid *out, rt_atom *reason);
+
+/* Process context; blocks up to timeout_ms (RT_INFINITY allowed).
+ * `req` (type < RT_GS_TYPE_LIMIT) passes to the server whatever happens.
+ * Returns 0 with *reply (the caller frees it; NULL if the server replied
+ * with NULL);
+ *   -ETIMEDOUT   no reply in time; a later reply is dropped, never queued;
+ *   -ESRCH       the server is not alive (*reason = noproc);
+ *   -ECONNRESET  the server exited before replying, *reason = its reason;
+ *   -EDEADLK     the caller is the server (*reason = calling_self).
+ * reason may be NULL. Unlike OTP these are returned, not raised. */
+int rt_gen_server_call(rt_pid server, struct rt_msg *req, int64_t timeout_ms, struct rt_msg **reply,
+                       rt_atom *reason);
+/* As above, to a registered name (-ESRCH when the name is not registered). */
+int rt_gen_server_call_name(const char *name, struct rt_msg *req, int64_t timeout_ms,
+                            struct rt_msg **reply, rt_atom *reason);
+
+/* Any thread; never blocks. Always 0, even when the target does not exist
+ * (OTP's cast returns ok). `msg` passes to the server. */
+int rt_gen_server_cast(rt_pid server, struct rt_msg *msg);
+int rt_gen_server_cast_name(const char *name, struct rt_msg *msg);
+
+/* Any thread. Replies to a caller (gen_server:reply); `reply` passes to the
+ * caller, or is freed if the caller no longer waits. */
+int rt_gen_server_reply(const struct rt_gs_from *from, struct rt_msg *reply);
+
+/* Process context; blocks. gen_server:stop: terminate runs with `reason`
+ * (use RT_NORMAL for the default). See rt_proc_stop for return codes. */
+int rt_gen_server_stop(rt_pid server, rt_atom reason, int64_t timeout_ms, rt_atom *exit_reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
