@@ -1,0 +1,102 @@
+/*
+ * otp_int.h: internals shared by the OTP behaviours (private header).
+ *
+ * struct rt__sys is the sys-module state every behaviour process embeds:
+ * its parent, whether it is suspended, its debug options (trace, log ring,
+ * statistics). It lives in the behaviour's rt_alloc'd state, so it survives
+ * hibernation, and is touched only by its own process.
+ */
+#ifndef RT_OTP_INT_H
+#define RT_OTP_INT_H
+
+#include "rt/proc_lib.h"
+#include "rt/rt.h"
+#include "rt/sys.h"
+
+/* A reply that stands for NULL (rt_gen_server_reply(from, NULL)). */
+#define RT__MSG_NULL_REPLY (RT_MSG_SYSTEM + 0x2f)
+
+enum rt__sys_op {
+    RT__SYS_GET_STATE = 1,
+    RT__SYS_REPLACE_STATE,
+    RT__SYS_SUSPEND,
+    RT__SYS_RESUME,
+    RT__SYS_GET_STATUS,
+    RT__SYS_STATISTICS,
+    RT__SYS_TRACE,
+    RT__SYS_LOG,
+    RT__SYS_LOG_GET,
+    RT__SYS_NO_DEBUG,
+    RT__SYS_TERMINATE,
+    RT__SYS_CHANGE_CODE,
+};
+
+struct rt__sys_req {
+    int op;
+    int flag;
+    unsigned size;
+    rt_atom reason;
+    rt_sys_replace_fn fn;
+    char vsn[32];
+    size_t arg_size;
+    _Alignas(16) unsigned char arg[];
+};
+
+struct rt__sys_rep {
+    int rc;
+    size_t count;
+    union {
+        struct rt_sys_state state;
+        struct rt_sys_status status;
+        struct rt_sys_statistics stats;
+    } u;
+    _Alignas(16) unsigned char data[];
+};
+
+struct rt__sys {
+    rt_pid parent;
+    const char *behaviour;
+    bool suspended;
+    unsigned debug;
+    uint64_t st_start_ms, st_reds0, st_in, st_out;
+    struct rt_sys_event *log;
+    unsigned log_cap, log_head, log_len;
+};
+
+/* What a behaviour gives the sys handler. `self` is the behaviour's state. */
+struct rt__sys_hooks {
+    void (*get_state)(void *self, struct rt_sys_state *out);
+    /* 0, or -errno with the state unchanged. */
+    int (*replace_state)(void *self, rt_sys_replace_fn fn, void *arg);
+    void (*status)(void *self, struct rt_sys_status *out);
+    /* Does not return: runs terminate and exits with reason. */
+    void (*terminate)(void *self, rt_atom reason);
+    int (*change_code)(void *self, const char *vsn, const void *extra);
+};
+
+void rt__sys_init(struct rt__sys *sys, const char *behaviour, const struct rt_start_opts *opts);
+/* Handles one RT_MSG_SYS message (takes it). May not return (terminate). */
+void rt__sys_handle(struct rt__sys *sys, const struct rt__sys_hooks *h, void *self,
+                    struct rt_msg *m);
+/* Records a debug event (trace, log, statistics). Cheap when debug is 0. */
+void rt__sys_event(struct rt__sys *sys, enum rt_sys_event_kind kind, uint32_t type, rt_pid peer,
+                   int state);
+/* Matches system messages and the parent's EXIT: what a suspended loop
+ * receives. ctx is the struct rt__sys. */
+bool rt__sys_match_suspended(const struct rt_msg *m, void *ctx);
+
+/* The generic call: sends m (type preset) with a fresh alias as ref to `to`
+ * while monitoring it; see rt_gen_server_call for the return codes. */
+int rt__call(rt_pid to, struct rt_msg *m, int64_t timeout_ms, struct rt_msg **reply,
+             rt_atom *reason);
+/* Sends `reply` (NULL allowed) to a caller's alias. */
+int rt__reply(rt_pid to, rt_ref alias, struct rt_msg *reply);
+/* Waits (up to timeout) for the DOWN of monitor mref on pid; NULL-safe
+ * reason out. Returns 0 or -ETIMEDOUT. */
+int rt__wait_down(rt_ref mref, int64_t timeout_ms, rt_atom *reason);
+/* Drops an EXIT from `pid` already queued (after an unlink). */
+void rt__flush_exit(rt_pid pid, int64_t timeout_ms);
+/* Is the caller trapping exits? */
+bool rt__trapping(void);
+
+#endif

@@ -1,0 +1,323 @@
+/*
+ * proc_lib.c: the synchronous start protocol and the call primitive that
+ * every behaviour uses.
+ *
+ * Start: the starter makes an alias, spawns the child monitored (and linked
+ * for start_link) and waits for either the ack on the alias or the DOWN of
+ * its monitor. The start block is heap memory handed to the child, which
+ * copies and frees it before anything else. A failing or ignored start
+ * returns only once the child has exited (its DOWN was seen), so a name it
+ * held is free again.
+ *
+ * Call: monitor + alias, send, selective receive on either ref. On timeout
+ * the alias is deactivated first, so a reply that comes later is dropped by
+ * the runtime; one that raced in before is flushed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "otp_int.h"
+#include "rt/proc_lib.h"
+#include "rt/sys.h"
+
+struct start_block {
+    rt_proc_entry entry;
+    void *arg;
+    rt_pid starter;
+    rt_ref ack;
+    struct rt_start_opts opts;
+    char name[64];
+};
+
+struct ack {
+    int rc;
+    rt_atom reason;
+};
+
+bool rt__trapping(void)
+{
+    bool t = rt_trap_exit(true);
+    rt_trap_exit(t);
+    return t;
+}
+
+struct two_refs {
+    rt_ref a, b;
+};
+
+static bool match_two_refs(const struct rt_msg *m, void *ctx)
+{
+    const struct two_refs *r = ctx;
+    return m->ref == r->a || (m->type == RT_MSG_DOWN && m->ref == r->b);
+}
+
+static bool match_exit_from(const struct rt_msg *m, void *ctx)
+{
+    return m->type == RT_MSG_EXIT && m->from == *(const rt_pid *)ctx;
+}
+
+void rt__flush_exit(rt_pid pid, int64_t timeout_ms)
+{
+    struct rt_msg *m = rt_receive_match(match_exit_from, &pid, timeout_ms);
+    rt_msg_free(m);
+}
+
+int rt__wait_down(rt_ref mref, int64_t timeout_ms, rt_atom *reason)
+{
+    struct rt_msg *m = rt_receive_ref(mref, timeout_ms);
+    if (!m)
+        return -ETIMEDOUT;
+    if (reason)
+        *reason = (rt_atom)m->u64;
+    rt_msg_free(m);
+    return 0;
+}
+
+static void trampoline(void *p)
+{
+    struct start_block b = *(struct start_block *)p;
+    free(p);
+    if (b.opts.name)
+        b.opts.name = b.name;
+    struct rt_proc_starter st = {.pid = b.starter, .ack = b.ack, .opts = &b.opts};
+    b.entry(b.arg, &st);
+}
+
+static void send_ack(const struct rt_proc_starter *st, int rc, rt_atom reason)
+{
+    struct ack a = {.rc = rc, .reason = reason};
+    struct rt_msg *m = rt_msg_copy(RT_MSG_ACK, &a, sizeof a);
+    if (m)
+        rt_send_alias(st->pid, st->ack, m);
+}
+
+void rt_proc_init_ack(const struct rt_proc_starter *st)
+{
+    send_ack(st, 0, RT_NORMAL);
+}
+
+void rt_proc_init_ignore(const struct rt_proc_starter *st)
+{
+    /* OTP unregisters the name before the ack so the starter can reuse it. */
+    if (st->opts && st->opts->name)
+        rt_unregister(st->opts->name);
+    send_ack(st, RT_IGNORE, RT_NORMAL);
+}
+
+_Noreturn void rt_proc_init_fail(const struct rt_proc_starter *st, rt_atom reason,
+                                 rt_atom exit_reason)
+{
+    if (st->opts && st->opts->name)
+        rt_unregister(st->opts->name);
+    send_ack(st, -ECHILD, reason);
+    rt_exit(exit_reason);
+}
+
+/* After a failed start: the child is gone; a trapping starter also drops
+ * the child's EXIT so it does not see a stray message. */
+static void reap(rt_pid pid, rt_ref mref, bool link, rt_atom *down_reason)
+{
+    rt_atom r = RT_NORMAL;
+    rt__wait_down(mref, RT_INFINITY, &r);
+    if (link && rt__trapping())
+        rt__flush_exit(pid, 1000);
+    if (down_reason)
+        *down_reason = r;
+}
+
+static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *opts, bool link,
+                    rt_pid *out, rt_atom *reason)
+{
+    static const struct rt_start_opts none;
+    int rc;
+    rt_pid pid = 0;
+    rt_ref mref = 0;
+    struct rt_msg *m = NULL;
+    if (!opts)
+        opts = &none;
+    if (opts->name && strlen(opts->name) >= 64)
+        return -EINVAL;
+    struct start_block *b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    rt_ref alias = rt_alias();
+    if (!alias) {
+        free(b);
+        return -EAGAIN;
+    }
+    b->entry = entry;
+    b->arg = arg;
+    b->starter = rt_self();
+    b->ack = alias;
+    b->opts = *opts;
+    b->opts.monitor_ref = NULL;
+    if (opts->name)
+        strcpy(b->name, opts->name);
+    struct rt_spawn_opts so = {
+        .link = link,
+        .monitor = true,
+        .monitor_ref = &mref,
+        .name = opts->name,
+        .stack_size = opts->stack_size,
+        .initial_call = opts->initial_call,
+    };
+    rc = rt_spawn(trampoline, b, &so, &pid);
+    if (rc == -EEXIST) {
+        free(b);
+        rt_pid holder = rt_whereis(opts->name);
+        if (out)
+            *out = holder;
+        if (reason)
+            *reason = RT_UNDEFINED;
+        goto out;
+    }
+    if (rc < 0) {
+        free(b);
+        goto out;
+    }
+    struct two_refs refs = {alias, mref};
+    int64_t t = opts->timeout_ms > 0 ? opts->timeout_ms : RT_INFINITY;
+    m = rt_receive_match(match_two_refs, &refs, t);
+    if (!m) {
+        rt_unalias(alias);
+        rt_exit_signal(pid, RT_KILL);
+        if (link)
+            rt_unlink(pid);
+        rt__wait_down(mref, RT_INFINITY, NULL);
+        if (link)
+            rt__flush_exit(pid, 0);
+        /* An ack that raced in before the alias went away. */
+        rt_msg_free(rt_receive_ref(alias, 0));
+        rc = -ETIMEDOUT;
+        goto out_nounalias;
+    }
+    if (m->type == RT_MSG_DOWN) {
+        rt_atom r = (rt_atom)m->u64;
+        if (link && rt__trapping())
+            rt__flush_exit(pid, 1000);
+        if (reason)
+            *reason = r;
+        rc = -ECHILD;
+        goto out;
+    }
+    struct ack a;
+    memcpy(&a, m->data, sizeof a);
+    if (a.rc == 0) {
+        if (opts->monitor) {
+            if (opts->monitor_ref)
+                *opts->monitor_ref = mref;
+        } else {
+            rt_demonitor(mref, true);
+        }
+        if (out)
+            *out = pid;
+        rc = 0;
+        goto out;
+    }
+    reap(pid, mref, link, NULL);
+    if (a.rc == RT_IGNORE) {
+        rc = RT_IGNORE;
+        goto out;
+    }
+    if (reason)
+        *reason = a.reason;
+    rc = -ECHILD;
+out:
+    rt_unalias(alias);
+out_nounalias:
+    rt_msg_free(m);
+    return rc;
+}
+
+int rt_proc_start_link(rt_proc_entry entry, void *arg, const struct rt_start_opts *opts,
+                       rt_pid *out, rt_atom *reason)
+{
+    return do_start(entry, arg, opts, true, out, reason);
+}
+
+int rt_proc_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *opts, rt_pid *out,
+                  rt_atom *reason)
+{
+    return do_start(entry, arg, opts, false, out, reason);
+}
+
+int rt__reply(rt_pid to, rt_ref alias, struct rt_msg *reply)
+{
+    if (!reply)
+        reply = rt_msg_new(RT__MSG_NULL_REPLY, 0);
+    if (!reply)
+        return -ENOMEM;
+    return rt_send_alias(to, alias, reply);
+}
+
+int rt__call(rt_pid to, struct rt_msg *m, int64_t timeout_ms, struct rt_msg **reply,
+             rt_atom *reason)
+{
+    int rc;
+    if (to == rt_self()) {
+        rt_msg_free(m);
+        if (reason)
+            *reason = RT_CALLING_SELF;
+        return -EDEADLK;
+    }
+    rt_ref mref = rt_monitor(to);
+    rt_ref alias = rt_alias();
+    if (!alias) {
+        rt_demonitor(mref, true);
+        rt_msg_free(m);
+        return -EAGAIN;
+    }
+    m->ref = alias;
+    /* A dead target is reported by the monitor's DOWN (noproc). */
+    rt_send(to, m);
+    struct two_refs refs = {alias, mref};
+    struct rt_msg *r = rt_receive_match(match_two_refs, &refs, timeout_ms);
+    rt_unalias(alias);
+    if (!r) {
+        rt_demonitor(mref, true);
+        /* A reply that arrived between the timeout and the unalias. */
+        rt_msg_free(rt_receive_ref(alias, 0));
+        return -ETIMEDOUT;
+    }
+    if (r->type == RT_MSG_DOWN && r->ref == mref) {
+        rt_atom why = (rt_atom)r->u64;
+        rt_msg_free(r);
+        if (reason)
+            *reason = why;
+        return why == RT_NOPROC ? -ESRCH : -ECONNRESET;
+    }
+    rt_demonitor(mref, true);
+    if (r->type == RT__MSG_NULL_REPLY) {
+        rt_msg_free(r);
+        r = NULL;
+    }
+    *reply = r;
+    rc = 0;
+    return rc;
+}
+
+int rt_proc_stop(rt_pid pid, rt_atom reason, int64_t timeout_ms, rt_atom *exit_reason)
+{
+    struct rt_msg *m = rt_msg_new(RT_MSG_SYS, sizeof(struct rt__sys_req));
+    if (!m)
+        return -ENOMEM;
+    struct rt__sys_req *q = (struct rt__sys_req *)m->data;
+    q->op = RT__SYS_TERMINATE;
+    q->reason = reason;
+    rt_ref mref = rt_monitor(pid);
+    rt_send(pid, m);
+    rt_atom why = RT_NORMAL;
+    if (rt__wait_down(mref, timeout_ms, &why) < 0) {
+        rt_demonitor(mref, true);
+        return -ETIMEDOUT;
+    }
+    if (why == RT_NOPROC)
+        return -ESRCH;
+    if (why != reason) {
+        if (exit_reason)
+            *exit_reason = why;
+        return -ECONNRESET;
+    }
+    return 0;
+}
