@@ -1,0 +1,257 @@
+/* http1.h: HTTP/1.1 on the wire — strict request and response parsing,
+ * request-target canonicalisation, and the heads a proxy writes.
+ *
+ * Everything here works on byte buffers and knows nothing of processes or
+ * sockets: a connection process feeds it the bytes it read and writes out
+ * the bytes it is given. No function blocks, none keeps a pointer into a
+ * caller's input buffer after it returns (body pieces excepted: they point
+ * into the buffer just fed, see gw_http_parser_feed). Any thread may call
+ * any function on objects it owns; objects are not shared between threads.
+ *
+ * Errors are 0 or a negative errno. A refused message is -EPROTO from the
+ * parser, with the HTTP status to answer and a short reason available from
+ * gw_http_parser_status()/gw_http_parser_reason().
+ */
+#ifndef GW_HTTP1_H
+#define GW_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* --- limits -------------------------------------------------------------- */
+
+/* Hard limits on everything a peer controls. Zero in max_body_bytes means
+ * "no limit" (responses streamed to clients); every other field must be
+ * non-zero. */
+struct gw_http_limits {
+    size_t max_header_bytes;    /* whole head: start line, fields, CRLFs (431) */
+    size_t max_header_count;    /* field lines in the head or trailers (431) */
+    size_t max_uri_bytes;       /* request-target (414) */
+    uint64_t max_body_bytes;    /* decoded body bytes (413); 0 = unlimited */
+    size_t max_chunk_ext_bytes; /* extension bytes on one chunk-size line (400) */
+    bool require_host;          /* HTTP/1.1 requests must carry exactly one Host */
+};
+
+#define GW_HTTP_DEFAULT_MAX_HEADER_BYTES 16384
+#define GW_HTTP_DEFAULT_MAX_HEADER_COUNT 100
+#define GW_HTTP_DEFAULT_MAX_URI_BYTES 8192
+#define GW_HTTP_DEFAULT_MAX_BODY_BYTES (8u * 1024 * 1024)
+#define GW_HTTP_DEFAULT_MAX_CHUNK_EXT_BYTES 256
+
+/* Fills `l` with the defaults above and require_host = true. */
+void gw_http_limits_default(struct gw_http_limits *l);
+
+/* --- parsed heads -------------------------------------------------------- */
+
+enum gw_http_framing {
+    GW_HTTP_BODY_NONE,    /* no body follows the head */
+    GW_HTTP_BODY_LENGTH,  /* content_length bytes follow */
+    GW_HTTP_BODY_CHUNKED, /* chunked; pieces are delivered decoded */
+    GW_HTTP_BODY_CLOSE,   /* responses only: the body runs to end of input */
+};
+
+struct gw_http_header {
+    const char *name;  /* NUL-terminated, as received (case kept) */
+    const char *value; /* NUL-terminated, leading/trailing OWS removed */
+    size_t name_len;
+    size_t value_len;
+};
+
+/* One parsed head in a single heap block: every pointer points inside it,
+ * so it can be handed to another process whole and freed with one call. */
+struct gw_http_head {
+    bool is_response;
+    unsigned version_major, version_minor;
+    /* requests */
+    const char *method; /* NUL-terminated */
+    const char *target; /* NUL-terminated, as received */
+    size_t method_len, target_len;
+    /* responses */
+    int status;
+    const char *reason; /* NUL-terminated, may be empty */
+    size_t reason_len;
+    /* fields in order of arrival */
+    struct gw_http_header *headers;
+    size_t nheaders;
+    /* framing and connection semantics, decided by the parser */
+    enum gw_http_framing framing;
+    uint64_t content_length; /* GW_HTTP_BODY_LENGTH only */
+    bool keep_alive;         /* the connection may carry another message */
+    bool expect_continue;    /* request carried Expect: 100-continue */
+    bool upgrade;            /* request asks for (or response grants) Upgrade */
+    size_t size;             /* bytes in the block */
+};
+
+/* Frees a head; accepts NULL. */
+void gw_http_head_free(struct gw_http_head *h);
+
+/* Returns a copy of `h` in a new block (NULL when out of memory). */
+struct gw_http_head *gw_http_head_dup(const struct gw_http_head *h);
+
+/* Returns the value of the first field named `name` (ASCII case-insensitive)
+ * or NULL; `*len` gets its length when len is not NULL. */
+const char *gw_http_head_get(const struct gw_http_head *h, const char *name, size_t *len);
+
+/* Number of fields named `name`. */
+size_t gw_http_head_count(const struct gw_http_head *h, const char *name);
+
+/* True when the comma-separated field `name` holds `token` (case-insensitive). */
+bool gw_http_head_has_token(const struct gw_http_head *h, const char *name, const char *token);
+
+/* --- the parser ---------------------------------------------------------- */
+
+enum gw_http_kind { GW_HTTP_REQUEST, GW_HTTP_RESPONSE };
+
+enum gw_http_ev_type {
+    GW_HTTP_EV_NEED_MORE, /* everything fed was consumed; feed more */
+    GW_HTTP_EV_HEAD,      /* ev.head: a complete head, now owned by the caller */
+    GW_HTTP_EV_BODY,      /* ev.data/ev.len: decoded body bytes */
+    GW_HTTP_EV_DONE,      /* the message is complete */
+};
+
+struct gw_http_event {
+    enum gw_http_ev_type type;
+    struct gw_http_head *head; /* EV_HEAD: caller frees with gw_http_head_free */
+    const char *data;          /* EV_BODY: points into the buffer just fed */
+    size_t len;
+};
+
+struct gw_http_parser; /* opaque; one per connection direction */
+
+/* Allocates a parser for requests (from clients) or responses (from an
+ * upstream). `limits` is copied; NULL means the defaults. */
+int gw_http_parser_new(struct gw_http_parser **ret, enum gw_http_kind kind,
+                       const struct gw_http_limits *limits);
+
+/* Frees a parser and anything it holds; accepts NULL. Returns NULL. */
+struct gw_http_parser *gw_http_parser_free(struct gw_http_parser *p);
+
+/* Parses from `buf` until the next event and returns it in `*ev`, with the
+ * number of bytes used in `*consumed` (0 ≤ consumed ≤ len). Call again with
+ * the rest of the buffer until EV_NEED_MORE. Body pieces (EV_BODY) point
+ * into `buf` and are valid as long as it is. After EV_DONE, the bytes from
+ * `consumed` on belong to the next message (pipelining) — or, after an
+ * upgrade the caller accepts, to the tunnel: the caller then stops feeding.
+ *
+ * Returns 0, or -EPROTO when the input is refused (status and reason from
+ * the accessors below; the connection must be closed: for requests answer
+ * that status, for responses answer 502 and drop the upstream connection),
+ * -ENOMEM, or -EBUSY after an error or an upgrade not yet resumed. */
+int gw_http_parser_feed(struct gw_http_parser *p, const char *buf, size_t len, size_t *consumed,
+                        struct gw_http_event *ev);
+
+/* The peer closed its side. Completes a read-until-close response body
+ * (EV_DONE); returns 0 with EV_NEED_MORE when between messages, -EPROTO when
+ * a message was cut short. */
+int gw_http_parser_finish(struct gw_http_parser *p, struct gw_http_event *ev);
+
+/* Responses only: tells the parser what the next response answers, before
+ * its first byte is fed. A response to HEAD has no body; a 2xx to CONNECT
+ * is a tunnel. */
+void gw_http_parser_expect(struct gw_http_parser *p, bool head_request, bool connect_request);
+
+/* After EV_HEAD: lowers the body limit for this message (the route's limit).
+ * Returns -EMSGSIZE (status 413) when the declared length already exceeds it. */
+int gw_http_parser_set_body_limit(struct gw_http_parser *p, uint64_t max_body_bytes);
+
+/* After EV_DONE for an upgrade the upstream refused: parse on as HTTP. */
+void gw_http_parser_resume_after_upgrade(struct gw_http_parser *p);
+
+/* After -EPROTO: the status to answer (400, 413, 414, 431, 501, 505; for
+ * responses the caller answers 502 whatever this says) and a short reason
+ * (static string). */
+int gw_http_parser_status(const struct gw_http_parser *p);
+const char *gw_http_parser_reason(const struct gw_http_parser *p);
+
+/* Total bytes the parser has accepted since it was created. */
+uint64_t gw_http_parser_offset(const struct gw_http_parser *p);
+
+/* --- request-target canonicalisation -------------------------------------
+ * One canonical path is used both for routing and upstream; the policy is in
+ * gateway/src/http/README.md and at the top of gateway/src/http/target.c. */
+
+enum gw_http_target_form { GW_HTTP_ORIGIN_FORM, GW_HTTP_ABSOLUTE_FORM, GW_HTTP_ASTERISK_FORM };
+
+struct gw_http_target {
+    enum gw_http_target_form form;
+    const char *path;      /* canonical path, NUL-terminated ("*" for asterisk-form) */
+    const char *query;     /* after '?', NUL-terminated, NULL when absent */
+    const char *authority; /* absolute-form: lowercased host[:port], else NULL */
+    size_t path_len, query_len, authority_len;
+};
+
+/* Canonicalises `target` (len bytes) into `buf` (cap bytes; len + 2 always
+ * suffices) and points `out`'s fields into it. `method` decides whether
+ * asterisk-form is allowed (OPTIONS only). Returns 0, -EINVAL when the
+ * target is refused (answer 400), -ENOSPC when buf is too small. */
+int gw_http_target_canon(const char *method, const char *target, size_t len, char *buf, size_t cap,
+                         struct gw_http_target *out);
+
+/* --- writing heads -------------------------------------------------------- */
+
+/* What a proxy adds to a request it forwards. */
+struct gw_http_fwd {
+    const char *client_addr; /* the peer's address, e.g. "192.0.2.7" or "2001:db8::1" */
+    bool peer_trusted;       /* the peer is a configured trusted hop */
+    bool tls;                /* the client connection is TLS */
+    const char *request_id;  /* the request's id (gw_http_request_id) */
+    const char *path;        /* rewritten path to send, incl. "?query"; NULL = target */
+    size_t path_len;
+    const char *host_override; /* Host to send instead of the client's; NULL keeps it */
+    bool tunnel;               /* forward Upgrade (the route tunnels) */
+};
+
+/* The request id to use and echo: the client's X-Request-Id when it is
+ * 1..128 characters of [A-Za-z0-9._:-], else `generated`. Points into `h`
+ * or is `generated`. */
+const char *gw_http_request_id(const struct gw_http_head *h, const char *generated, size_t *len);
+
+/* Writes the upstream request head for `h` into buf[0..cap) as HTTP/1.1,
+ * always keep-alive towards the upstream: hop-by-hop fields removed
+ * (Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding,
+ * Upgrade unless f->tunnel, and anything named in Connection except Host,
+ * framing and gateway fields), framing from h->framing (Content-Length, or
+ * Transfer-Encoding: chunked for which the body is re-chunked with
+ * gw_http_chunk_*), then X-Forwarded-For/-Proto/-Host and X-Request-Id.
+ * `*out_len` gets the length. Returns 0, -ENOSPC, -EINVAL. */
+int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_http_fwd *f, char *buf,
+                               size_t cap, size_t *out_len);
+
+/* How the client response body is to be written. */
+enum gw_http_out_framing {
+    GW_HTTP_OUT_NONE,    /* no body */
+    GW_HTTP_OUT_LENGTH,  /* copy content_length bytes */
+    GW_HTTP_OUT_CHUNKED, /* re-chunk decoded pieces with gw_http_chunk_* */
+    GW_HTTP_OUT_CLOSE,   /* copy until the upstream closes, then close the client */
+};
+
+/* Writes the client response head for upstream response `r` to a request
+ * with head `req` (request id `request_id`; `keep_alive` false forces
+ * Connection: close). Hop-by-hop fields are removed, X-Request-Id set.
+ * `*framing` tells how to write the body; `*keep_alive_out` whether the
+ * client connection may carry another request afterwards. */
+int gw_http_response_head_write(const struct gw_http_head *r, const struct gw_http_head *req,
+                                const char *request_id, bool keep_alive, char *buf, size_t cap,
+                                size_t *out_len, enum gw_http_out_framing *framing,
+                                bool *keep_alive_out);
+
+/* Chunked encoder: the line before `len` data bytes ("%zx\r\n"), the CRLF
+ * after them, and the last chunk ("0\r\n\r\n"). Return bytes written or
+ * -ENOSPC; `len` 0 is refused (-EINVAL) as it would end the body. */
+int gw_http_chunk_start(uint64_t len, char *buf, size_t cap);
+int gw_http_chunk_end(char *buf, size_t cap);
+int gw_http_chunk_last(char *buf, size_t cap);
+
+/* Writes a complete JSON error response:
+ *   HTTP/1.1 <status> <reason>, Content-Type: application/json,
+ *   Content-Length, X-Request-Id, Connection: close when `close`,
+ *   body {"error": "<message>", "request_id": "<id>"}\n
+ * `request_id` may be NULL (the field is then null). Returns 0/-ENOSPC. */
+int gw_http_error_write(int status, const char *message, const char *request_id, bool close,
+                        char *buf, size_t cap, size_t *out_len);
+
+/* Reason phrase for a status code ("" when unknown). */
+const char *gw_http_status_text(int status);
+
+#endif

@@ -1,0 +1,456 @@
+/* forward.c: the heads a proxy writes — the upstream request, the client
+ * response, chunked framing and JSON error responses.
+ *
+ * Hop-by-hop fields (RFC 9110 §7.6.1) never cross the gateway. A peer's
+ * Connection field may name more fields to drop, but never Host, framing
+ * fields or the fields the gateway adds: those are written after the
+ * Connection list is applied, from the gateway's own knowledge, so a client
+ * cannot strip X-Forwarded-For (CVE-2022-31813, CVE-2024-45410). Writers
+ * fill a caller's buffer and fail with -ENOSPC rather than truncate.
+ */
+#include "gw/http1.h"
+#include "http_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct out {
+    char *buf;
+    size_t cap, len;
+    bool overflow;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->overflow || n > o->cap - o->len) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void field(struct out *o, const char *name, const char *v, size_t vn)
+{
+    puts_(o, name);
+    put(o, ": ", 2);
+    put(o, v, vn);
+    put(o, "\r\n", 2);
+}
+
+static const char *const hop_by_hop[] = {
+    "connection", "keep-alive",        "proxy-connection", "te",
+    "trailer",    "transfer-encoding", "upgrade",          NULL,
+};
+
+/* Fields the gateway writes itself: never copied, never removable. */
+static const char *const gateway_owned[] = {
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+    NULL,
+};
+
+static bool in_list(const char *name, size_t n, const char *const *list)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (gw__http_ieq(name, n, list[i]))
+            return true;
+    return false;
+}
+
+static bool is_hop_by_hop(const char *name, size_t n)
+{
+    if (n >= 6 && gw__http_ieq(name, 6, "proxy-"))
+        return true;
+    return in_list(name, n, hop_by_hop);
+}
+
+/* Named in a Connection field of h (and removable that way). */
+static bool named_in_connection(const struct gw_http_head *h, const char *name, size_t n)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct gw_http_header *f = &h->headers[i];
+        if (!gw__http_ieq(f->name, f->name_len, "connection"))
+            continue;
+        size_t pos = 0, tl;
+        const char *t;
+        while (gw__http_list_next(f->value, f->value_len, &pos, &t, &tl)) {
+            bool eq = tl == n;
+            for (size_t k = 0; eq && k < n; k++)
+                eq = gw__http_lower(t[k]) == gw__http_lower(name[k]);
+            if (eq)
+                return true;
+        }
+    }
+    return false;
+}
+
+static bool id_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '-';
+}
+
+const char *gw_http_request_id(const struct gw_http_head *h, const char *generated, size_t *len)
+{
+    size_t n = 0;
+    const char *v = h ? gw_http_head_get(h, "x-request-id", &n) : NULL;
+    bool ok = v && n >= 1 && n <= 128 && (h ? gw_http_head_count(h, "x-request-id") == 1 : false);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = id_char(v[i]);
+    if (!ok) {
+        v = generated;
+        n = generated ? strlen(generated) : 0;
+    }
+    if (len)
+        *len = n;
+    return v;
+}
+
+/* Copies the end-to-end fields of h, skipping hop-by-hop, gateway-owned and
+ * Connection-named ones; `keep_upgrade` keeps Upgrade for a tunnel. */
+static void copy_fields(struct out *o, const struct gw_http_head *h, bool keep_upgrade,
+                        const char *const *skip_also)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct gw_http_header *f = &h->headers[i];
+        if (keep_upgrade && gw__http_ieq(f->name, f->name_len, "upgrade")) {
+            field(o, "Upgrade", f->value, f->value_len);
+            continue;
+        }
+        if (is_hop_by_hop(f->name, f->name_len) || in_list(f->name, f->name_len, gateway_owned))
+            continue;
+        if (skip_also && in_list(f->name, f->name_len, skip_also))
+            continue;
+        if (named_in_connection(h, f->name, f->name_len))
+            continue;
+        put(o, f->name, f->name_len);
+        put(o, ": ", 2);
+        put(o, f->value, f->value_len);
+        put(o, "\r\n", 2);
+    }
+}
+
+/* Appends all values of field `name` in h, comma-joined; false if none. */
+static bool join_values(struct out *o, const struct gw_http_head *h, const char *name)
+{
+    bool any = false;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct gw_http_header *f = &h->headers[i];
+        if (!gw__http_ieq(f->name, f->name_len, name) || !f->value_len)
+            continue;
+        if (any)
+            put(o, ", ", 2);
+        put(o, f->value, f->value_len);
+        any = true;
+    }
+    return any;
+}
+
+static void put_u64(struct out *o, uint64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRIu64, v);
+    put(o, num, (size_t)n);
+}
+
+int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_http_fwd *f, char *buf,
+                               size_t cap, size_t *out_len)
+{
+    struct out o = {.buf = buf, .cap = cap};
+    if (h->is_response || !f->client_addr || !f->request_id)
+        return -EINVAL;
+    const char *path = f->path ? f->path : h->target;
+    size_t path_len = f->path ? f->path_len : h->target_len;
+    for (size_t i = 0; i < path_len; i++)
+        if ((unsigned char)path[i] <= 0x20 || (unsigned char)path[i] >= 0x7f)
+            return -EINVAL;
+
+    put(&o, h->method, h->method_len);
+    put(&o, " ", 1);
+    put(&o, path, path_len);
+    puts_(&o, " HTTP/1.1\r\n");
+
+    size_t hn = 0;
+    const char *host = f->host_override;
+    if (host)
+        hn = strlen(host);
+    else
+        host = gw_http_head_get(h, "host", &hn);
+    if (host)
+        field(&o, "Host", host, hn);
+
+    bool tunnel = f->tunnel && h->upgrade && gw_http_head_get(h, "upgrade", NULL);
+    copy_fields(&o, h, tunnel, NULL);
+
+    /* Framing, from what the parser decided; the body is re-framed. */
+    if (h->framing == GW_HTTP_BODY_LENGTH) {
+        puts_(&o, "Content-Length: ");
+        put_u64(&o, h->content_length);
+        put(&o, "\r\n", 2);
+    } else if (h->framing == GW_HTTP_BODY_CHUNKED) {
+        puts_(&o, "Transfer-Encoding: chunked\r\n");
+    }
+    if (tunnel)
+        puts_(&o, "Connection: upgrade\r\n");
+
+    /* X-Forwarded-*: a client's values are kept only from a trusted hop. */
+    puts_(&o, "X-Forwarded-For: ");
+    if (f->peer_trusted && join_values(&o, h, "x-forwarded-for"))
+        put(&o, ", ", 2);
+    puts_(&o, f->client_addr);
+    put(&o, "\r\n", 2);
+    size_t vn;
+    const char *v = f->peer_trusted ? gw_http_head_get(h, "x-forwarded-proto", &vn) : NULL;
+    if (v && vn)
+        field(&o, "X-Forwarded-Proto", v, vn);
+    else
+        puts_(&o, f->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
+    v = f->peer_trusted ? gw_http_head_get(h, "x-forwarded-host", &vn) : NULL;
+    if (v && vn)
+        field(&o, "X-Forwarded-Host", v, vn);
+    else if ((v = gw_http_head_get(h, "host", &vn)) != NULL)
+        field(&o, "X-Forwarded-Host", v, vn);
+    puts_(&o, "X-Request-Id: ");
+    puts_(&o, f->request_id);
+    puts_(&o, "\r\n\r\n");
+
+    if (o.overflow)
+        return -ENOSPC;
+    *out_len = o.len;
+    return 0;
+}
+
+int gw_http_response_head_write(const struct gw_http_head *r, const struct gw_http_head *req,
+                                const char *request_id, bool keep_alive, char *buf, size_t cap,
+                                size_t *out_len, enum gw_http_out_framing *framing,
+                                bool *keep_alive_out)
+{
+    struct out o = {.buf = buf, .cap = cap};
+    if (!r->is_response || (req && req->is_response))
+        return -EINVAL;
+    bool client10 = req && req->version_minor == 0;
+    bool head_req = req && gw__http_ieq(req->method, req->method_len, "HEAD");
+    bool ka = keep_alive && (!req || req->keep_alive);
+    bool upgrade = r->status == 101 && r->upgrade;
+    enum gw_http_out_framing fr;
+
+    char line[64];
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %03d ", r->status);
+    put(&o, line, (size_t)n);
+    put(&o, r->reason, r->reason_len);
+    put(&o, "\r\n", 2);
+
+    copy_fields(&o, r, upgrade, NULL);
+
+    if (head_req || r->status == 204 || r->status == 304 || r->status < 200) {
+        fr = GW_HTTP_OUT_NONE;
+        /* A HEAD or 304 answer may state the length the body would have. */
+        if (r->status != 204 && r->status >= 200 && r->framing == GW_HTTP_BODY_NONE) {
+            size_t vn;
+            const char *v = gw_http_head_get(r, "content-length", &vn);
+            if (v)
+                field(&o, "Content-Length", v, vn);
+        }
+    } else if (r->framing == GW_HTTP_BODY_LENGTH) {
+        fr = GW_HTTP_OUT_LENGTH;
+        puts_(&o, "Content-Length: ");
+        put_u64(&o, r->content_length);
+        put(&o, "\r\n", 2);
+    } else if ((r->framing == GW_HTTP_BODY_CHUNKED || r->framing == GW_HTTP_BODY_CLOSE) &&
+               !client10) {
+        fr = GW_HTTP_OUT_CHUNKED;
+        puts_(&o, "Transfer-Encoding: chunked\r\n");
+    } else if (r->framing == GW_HTTP_BODY_NONE) {
+        fr = GW_HTTP_OUT_NONE;
+        puts_(&o, "Content-Length: 0\r\n");
+    } else {
+        fr = GW_HTTP_OUT_CLOSE;
+        ka = false;
+    }
+    if (upgrade) {
+        puts_(&o, "Connection: upgrade\r\n");
+        ka = false;
+    } else if (!ka) {
+        puts_(&o, "Connection: close\r\n");
+    } else if (client10) {
+        puts_(&o, "Connection: keep-alive\r\n");
+    }
+    if (request_id) {
+        puts_(&o, "X-Request-Id: ");
+        puts_(&o, request_id);
+        put(&o, "\r\n", 2);
+    }
+    put(&o, "\r\n", 2);
+    if (o.overflow)
+        return -ENOSPC;
+    *out_len = o.len;
+    *framing = fr;
+    *keep_alive_out = ka;
+    return 0;
+}
+
+int gw_http_chunk_start(uint64_t len, char *buf, size_t cap)
+{
+    char tmp[24];
+    if (len == 0)
+        return -EINVAL;
+    int n = snprintf(tmp, sizeof(tmp), "%" PRIx64 "\r\n", len);
+    if ((size_t)n > cap)
+        return -ENOSPC;
+    memcpy(buf, tmp, (size_t)n);
+    return n;
+}
+
+int gw_http_chunk_end(char *buf, size_t cap)
+{
+    if (cap < 2)
+        return -ENOSPC;
+    memcpy(buf, "\r\n", 2);
+    return 2;
+}
+
+int gw_http_chunk_last(char *buf, size_t cap)
+{
+    if (cap < 5)
+        return -ENOSPC;
+    memcpy(buf, "0\r\n\r\n", 5);
+    return 5;
+}
+
+const char *gw_http_status_text(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "";
+    }
+}
+
+static void json_string(struct out *o, const char *s)
+{
+    put(o, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            put(o, e, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            char e[8];
+            int n = snprintf(e, sizeof(e), "\\u%04x", c);
+            put(o, e, (size_t)n);
+        } else {
+            put(o, (const char *)&c, 1);
+        }
+    }
+    put(o, "\"", 1);
+}
+
+int gw_http_error_write(int status, const char *message, const char *request_id, bool close,
+                        char *buf, size_t cap, size_t *out_len)
+{
+    char body[512];
+    struct out b = {.buf = body, .cap = sizeof(body)};
+    puts_(&b, "{\"error\": ");
+    json_string(&b, message ? message : gw_http_status_text(status));
+    puts_(&b, ", \"request_id\": ");
+    if (request_id)
+        json_string(&b, request_id);
+    else
+        puts_(&b, "null");
+    puts_(&b, "}\n");
+    if (b.overflow)
+        return -ENOSPC;
+
+    struct out o = {.buf = buf, .cap = cap};
+    char line[64];
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %03d ", status);
+    put(&o, line, (size_t)n);
+    puts_(&o, gw_http_status_text(status));
+    puts_(&o, "\r\nContent-Type: application/json\r\nContent-Length: ");
+    put_u64(&o, b.len);
+    put(&o, "\r\n", 2);
+    if (request_id) {
+        bool ok = true;
+        for (const char *s = request_id; *s; s++)
+            if ((unsigned char)*s < 0x21 || (unsigned char)*s >= 0x7f)
+                ok = false;
+        if (ok) {
+            puts_(&o, "X-Request-Id: ");
+            puts_(&o, request_id);
+            put(&o, "\r\n", 2);
+        }
+    }
+    if (close)
+        puts_(&o, "Connection: close\r\n");
+    put(&o, "\r\n", 2);
+    put(&o, body, b.len);
+    if (o.overflow)
+        return -ENOSPC;
+    *out_len = o.len;
+    return 0;
+}

@@ -1,0 +1,1275 @@
+/* parser.c: the strict HTTP/1.1 message parser (requests and responses).
+ *
+ * Two parsers read every byte. Our own scanner checks the head against the
+ * RFC 9112 grammar and copies it into bounded storage, and a chunk scanner
+ * checks chunked framing; llhttp 8.1.0 (no lenient flags) decides message
+ * boundaries and decodes bodies. A message is accepted only when both agree,
+ * so every place where llhttp 8.1.0 is laxer than llhttp 9.4.2 or the RFCs
+ * (bare CR, bare LF, obs-fold, whitespace before the colon, empty names,
+ * CTLs in values, chunk extensions) is refused by the scanners first.
+ *
+ * Invariants: the parser never keeps a pointer into a fed buffer after
+ * gw_http_parser_feed returns; storage for one head is bounded by the
+ * limits (header bytes and count); after an error every call fails.
+ */
+#include "gw/http1.h"
+#include "http_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llhttp.h>
+
+/* --- character classes --------------------------------------------------- */
+
+bool gw__http_is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+bool gw__http_is_value_char(unsigned char c)
+{
+    return c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f);
+}
+
+char gw__http_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+bool gw__http_ieq(const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen(b);
+    if (alen != blen)
+        return false;
+    for (size_t i = 0; i < alen; i++)
+        if (gw__http_lower(a[i]) != gw__http_lower(b[i]))
+            return false;
+    return true;
+}
+
+bool gw__http_list_next(const char *s, size_t len, size_t *pos, const char **tok, size_t *toklen)
+{
+    size_t i = *pos;
+    for (;;) {
+        while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == ','))
+            i++;
+        if (i >= len) {
+            *pos = i;
+            return false;
+        }
+        size_t start = i;
+        while (i < len && s[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (s[end - 1] == ' ' || s[end - 1] == '\t'))
+            end--;
+        if (end > start) {
+            *tok = s + start;
+            *toklen = end - start;
+            *pos = i;
+            return true;
+        }
+    }
+}
+
+/* --- limits and heads ---------------------------------------------------- */
+
+void gw_http_limits_default(struct gw_http_limits *l)
+{
+    l->max_header_bytes = GW_HTTP_DEFAULT_MAX_HEADER_BYTES;
+    l->max_header_count = GW_HTTP_DEFAULT_MAX_HEADER_COUNT;
+    l->max_uri_bytes = GW_HTTP_DEFAULT_MAX_URI_BYTES;
+    l->max_body_bytes = GW_HTTP_DEFAULT_MAX_BODY_BYTES;
+    l->max_chunk_ext_bytes = GW_HTTP_DEFAULT_MAX_CHUNK_EXT_BYTES;
+    l->require_host = true;
+}
+
+void gw_http_head_free(struct gw_http_head *h)
+{
+    free(h);
+}
+
+static const char *rebase(const char *s, const struct gw_http_head *from, struct gw_http_head *to)
+{
+    return s ? (const char *)to + (s - (const char *)from) : NULL;
+}
+
+struct gw_http_head *gw_http_head_dup(const struct gw_http_head *h)
+{
+    struct gw_http_head *c = malloc(h->size);
+    if (!c)
+        return NULL;
+    memcpy(c, h, h->size);
+    c->method = rebase(h->method, h, c);
+    c->target = rebase(h->target, h, c);
+    c->reason = rebase(h->reason, h, c);
+    c->headers = (struct gw_http_header *)(void *)((char *)c + ((char *)h->headers - (char *)h));
+    for (size_t i = 0; i < c->nheaders; i++) {
+        c->headers[i].name = rebase(h->headers[i].name, h, c);
+        c->headers[i].value = rebase(h->headers[i].value, h, c);
+    }
+    return c;
+}
+
+const char *gw_http_head_get(const struct gw_http_head *h, const char *name, size_t *len)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (gw__http_ieq(h->headers[i].name, h->headers[i].name_len, name)) {
+            if (len)
+                *len = h->headers[i].value_len;
+            return h->headers[i].value;
+        }
+    }
+    return NULL;
+}
+
+size_t gw_http_head_count(const struct gw_http_head *h, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (gw__http_ieq(h->headers[i].name, h->headers[i].name_len, name))
+            n++;
+    return n;
+}
+
+bool gw_http_head_has_token(const struct gw_http_head *h, const char *name, const char *token)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct gw_http_header *f = &h->headers[i];
+        if (!gw__http_ieq(f->name, f->name_len, name))
+            continue;
+        size_t pos = 0, tl;
+        const char *t;
+        while (gw__http_list_next(f->value, f->value_len, &pos, &t, &tl))
+            if (gw__http_ieq(t, tl, token))
+                return true;
+    }
+    return false;
+}
+
+/* --- parser state -------------------------------------------------------- */
+
+enum hstate {
+    H_START,    /* before the start line; requests may send empty lines */
+    H_START_LF, /* CR of an empty line seen */
+    H_METHOD,
+    H_TARGET,
+    H_VERSION, /* request: after the target; response: first token */
+    H_STATUS,  /* response: three digits */
+    H_REASON,
+    H_LINE_LF, /* CR ending the start line seen */
+    H_FIELD,   /* at the start of a field line or of the final CRLF */
+    H_NAME,
+    H_OWS,
+    H_VALUE,
+    H_FIELD_LF, /* CR ending a field line seen */
+    H_END_LF,   /* CR of the empty line seen */
+    H_DONE,
+};
+
+enum cstate {
+    C_SIZE, /* chunk-size hex digits */
+    C_EXT,  /* chunk extensions, up to CR */
+    C_SIZE_LF,
+    C_DATA,
+    C_DATA_CR,
+    C_DATA_LF,
+    C_TRAILER, /* start of a trailer line or of the final CRLF */
+    C_TNAME,
+    C_TVALUE,
+    C_TLF,
+    C_END_LF,
+    C_DONE,
+};
+
+enum xstate { X_NAME0, X_NAME, X_VAL0, X_TOK, X_Q, X_QE, X_QEND };
+
+enum pstate { P_HEAD, P_BODY, P_UPGRADED, P_CLOSED, P_ERROR };
+
+struct field {
+    size_t name_off, name_len, value_off, value_len;
+};
+
+struct gw_http_parser {
+    llhttp_t ll;
+    enum gw_http_kind kind;
+    struct gw_http_limits lim;
+    enum pstate state;
+    uint64_t offset;
+
+    /* head scanner */
+    enum hstate hs;
+    size_t head_bytes;
+    size_t uri_bytes;
+    char *sbuf; /* strings of the head being read, NUL-separated */
+    size_t slen, scap;
+    struct field *fields;
+    size_t nfields;
+    size_t method_off, method_len, target_off, target_len;
+    size_t version_off, version_len, reason_off, reason_len;
+    size_t value_trim; /* value length without trailing OWS */
+    int status_code;
+    int status_digits;
+
+    /* what llhttp said about the current message */
+    bool ll_headers_done;
+    bool ll_msg_done;
+    const char *piece;
+    size_t piece_len;
+
+    /* the current message */
+    enum gw_http_framing framing;
+    uint64_t content_length;
+    uint64_t body_limit;
+    uint64_t body_seen;
+    bool keep_alive;
+    bool upgrade;
+    bool expect_head;
+    bool expect_connect;
+
+    /* chunk scanner */
+    enum cstate cs;
+    enum xstate xs;
+    uint64_t chunk_left;
+    int size_digits;
+    size_t ext_bytes;
+    size_t trailer_bytes;
+    size_t trailer_count;
+
+    /* pending events */
+    struct gw_http_head *head_out;
+    bool done_pending;
+
+    int err_status;
+    const char *err_reason;
+};
+
+static int fail(struct gw_http_parser *p, int status, const char *reason)
+{
+    p->state = P_ERROR;
+    p->err_status = status;
+    p->err_reason = reason;
+    return -EPROTO;
+}
+
+/* --- llhttp callbacks ----------------------------------------------------- */
+
+static int on_headers_complete(llhttp_t *ll)
+{
+    struct gw_http_parser *p = ll->data;
+    p->ll_headers_done = true;
+    if (p->kind == GW_HTTP_RESPONSE) {
+        int st = ll->status_code;
+        if (p->expect_connect && st >= 200 && st < 300)
+            return 2;
+        if (p->expect_head)
+            return 1;
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t len)
+{
+    struct gw_http_parser *p = ll->data;
+    p->piece = at;
+    p->piece_len = len;
+    return HPE_PAUSED;
+}
+
+static int on_message_complete(llhttp_t *ll)
+{
+    struct gw_http_parser *p = ll->data;
+    p->ll_msg_done = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* Runs llhttp over buf[0..len) until it pauses; *used gets the bytes it took.
+ * Returns 0 or -EPROTO. */
+static int ll_run(struct gw_http_parser *p, const char *buf, size_t len, size_t *used)
+{
+    llhttp_errno_t e = llhttp_execute(&p->ll, buf, len);
+    if (e == HPE_OK) {
+        *used = len;
+        return 0;
+    }
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+        const char *pos = llhttp_get_error_pos(&p->ll);
+        *used = pos ? (size_t)(pos - buf) : 0;
+        if (e == HPE_PAUSED)
+            llhttp_resume(&p->ll);
+        else
+            llhttp_resume_after_upgrade(&p->ll);
+        return 0;
+    }
+    switch (e) {
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return fail(p, 400, "invalid Transfer-Encoding");
+    case HPE_INVALID_CONTENT_LENGTH:
+    case HPE_UNEXPECTED_CONTENT_LENGTH:
+        return fail(p, 400, "invalid Content-Length");
+    case HPE_INVALID_CHUNK_SIZE:
+        return fail(p, 400, "invalid chunk size");
+    case HPE_CLOSED_CONNECTION:
+        return fail(p, 400, "data after Connection: close");
+    default:
+        return fail(p, 400, "malformed message");
+    }
+}
+
+/* --- the parser object ---------------------------------------------------- */
+
+static void message_reset(struct gw_http_parser *p)
+{
+    p->hs = H_START;
+    p->head_bytes = 0;
+    p->uri_bytes = 0;
+    p->slen = 0;
+    p->nfields = 0;
+    p->method_len = p->target_len = p->version_len = p->reason_len = 0;
+    p->status_code = 0;
+    p->status_digits = 0;
+    p->ll_headers_done = false;
+    p->ll_msg_done = false;
+    p->piece = NULL;
+    p->piece_len = 0;
+    p->framing = GW_HTTP_BODY_NONE;
+    p->content_length = 0;
+    p->body_limit = p->lim.max_body_bytes;
+    p->body_seen = 0;
+    p->keep_alive = false;
+    p->upgrade = false;
+    p->cs = C_SIZE;
+    p->chunk_left = 0;
+    p->size_digits = 0;
+    p->ext_bytes = 0;
+    p->trailer_bytes = 0;
+    p->trailer_count = 0;
+}
+
+int gw_http_parser_new(struct gw_http_parser **ret, enum gw_http_kind kind,
+                       const struct gw_http_limits *limits)
+{
+    struct gw_http_parser *p = calloc(1, sizeof(*p));
+    int r = -ENOMEM;
+    if (!p)
+        goto out;
+    if (limits)
+        p->lim = *limits;
+    else
+        gw_http_limits_default(&p->lim);
+    r = -EINVAL;
+    if (!p->lim.max_header_bytes || !p->lim.max_header_count || !p->lim.max_uri_bytes ||
+        !p->lim.max_chunk_ext_bytes || p->lim.max_header_bytes > (size_t)INT_MAX / 4)
+        goto out;
+    r = -ENOMEM;
+    /* Every head byte is stored at most once, plus a NUL per string. */
+    p->scap = p->lim.max_header_bytes + 2 * p->lim.max_header_count + 8;
+    p->sbuf = malloc(p->scap);
+    p->fields = malloc(p->lim.max_header_count * sizeof(*p->fields));
+    if (!p->sbuf || !p->fields)
+        goto out;
+    p->kind = kind;
+    llhttp_init(&p->ll, kind == GW_HTTP_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
+    p->ll.data = p;
+    message_reset(p);
+    *ret = p;
+    p = NULL;
+    r = 0;
+out:
+    gw_http_parser_free(p);
+    return r;
+}
+
+struct gw_http_parser *gw_http_parser_free(struct gw_http_parser *p)
+{
+    if (p) {
+        gw_http_head_free(p->head_out);
+        free(p->sbuf);
+        free(p->fields);
+        free(p);
+    }
+    return NULL;
+}
+
+void gw_http_parser_expect(struct gw_http_parser *p, bool head_request, bool connect_request)
+{
+    p->expect_head = head_request;
+    p->expect_connect = connect_request;
+}
+
+int gw_http_parser_set_body_limit(struct gw_http_parser *p, uint64_t max_body_bytes)
+{
+    if (max_body_bytes && p->framing == GW_HTTP_BODY_LENGTH && p->content_length > max_body_bytes) {
+        fail(p, 413, "body exceeds the limit");
+        return -EMSGSIZE;
+    }
+    p->body_limit = max_body_bytes;
+    return 0;
+}
+
+void gw_http_parser_resume_after_upgrade(struct gw_http_parser *p)
+{
+    if (p->state == P_UPGRADED) {
+        p->state = P_HEAD;
+        message_reset(p);
+    }
+}
+
+int gw_http_parser_status(const struct gw_http_parser *p)
+{
+    return p->err_status;
+}
+
+const char *gw_http_parser_reason(const struct gw_http_parser *p)
+{
+    return p->err_reason ? p->err_reason : "";
+}
+
+uint64_t gw_http_parser_offset(const struct gw_http_parser *p)
+{
+    return p->offset;
+}
+
+/* --- the head scanner ------------------------------------------------------ */
+
+static void sput(struct gw_http_parser *p, char c)
+{
+    /* scap bounds every head the limits admit; head_bytes is checked first. */
+    if (p->slen < p->scap)
+        p->sbuf[p->slen++] = c;
+}
+
+static int field_begin(struct gw_http_parser *p)
+{
+    if (p->nfields >= p->lim.max_header_count)
+        return fail(p, p->kind == GW_HTTP_REQUEST ? 431 : 502, "too many header fields");
+    struct field *f = &p->fields[p->nfields++];
+    f->name_off = p->slen;
+    f->name_len = 0;
+    f->value_off = 0;
+    f->value_len = 0;
+    return 0;
+}
+
+static int scan_head_byte(struct gw_http_parser *p, unsigned char c)
+{
+    bool req = p->kind == GW_HTTP_REQUEST;
+    struct field *f = p->nfields ? &p->fields[p->nfields - 1] : NULL;
+
+    if (++p->head_bytes > p->lim.max_header_bytes) {
+        if (p->hs == H_TARGET)
+            return fail(p, 414, "request-target too long");
+        return fail(p, req ? 431 : 502, "header section too large");
+    }
+    switch (p->hs) {
+    case H_START:
+        if (req && c == '\r') {
+            p->hs = H_START_LF;
+            return 0;
+        }
+        if (req) {
+            if (!gw__http_is_tchar(c))
+                return fail(p, 400, "invalid method");
+            p->method_off = p->slen;
+            sput(p, (char)c);
+            p->method_len = 1;
+            p->hs = H_METHOD;
+        } else {
+            p->version_off = p->slen;
+            sput(p, (char)c);
+            p->version_len = 1;
+            p->hs = H_VERSION;
+        }
+        return 0;
+    case H_START_LF:
+        if (c != '\n')
+            return fail(p, 400, "bare CR");
+        p->hs = H_START;
+        return 0;
+    case H_METHOD:
+        if (c == ' ') {
+            sput(p, 0);
+            p->target_off = p->slen;
+            p->hs = H_TARGET;
+            return 0;
+        }
+        if (!gw__http_is_tchar(c))
+            return fail(p, 400, "invalid method");
+        sput(p, (char)c);
+        p->method_len++;
+        return 0;
+    case H_TARGET:
+        if (c == ' ') {
+            if (!p->target_len)
+                return fail(p, 400, "empty request-target");
+            sput(p, 0);
+            p->version_off = p->slen;
+            p->hs = H_VERSION;
+            return 0;
+        }
+        if (c <= 0x20 || c >= 0x7f)
+            return fail(p, 400, "invalid character in request-target");
+        if (++p->uri_bytes > p->lim.max_uri_bytes)
+            return fail(p, 414, "request-target too long");
+        sput(p, (char)c);
+        p->target_len++;
+        return 0;
+    case H_VERSION:
+        if (req && c == '\r') {
+            sput(p, 0);
+            p->hs = H_LINE_LF;
+            return 0;
+        }
+        if (!req && c == ' ') {
+            sput(p, 0);
+            p->hs = H_STATUS;
+            return 0;
+        }
+        if (p->version_len >= 8 || c <= 0x20 || c >= 0x7f)
+            return fail(p, req ? 400 : 502, "invalid HTTP version");
+        sput(p, (char)c);
+        p->version_len++;
+        return 0;
+    case H_STATUS:
+        if (p->status_digits == 3) {
+            if (c == ' ') {
+                p->reason_off = p->slen;
+                p->hs = H_REASON;
+                return 0;
+            }
+            if (c == '\r') {
+                p->reason_off = p->slen;
+                sput(p, 0);
+                p->hs = H_LINE_LF;
+                return 0;
+            }
+            return fail(p, 502, "invalid status line");
+        }
+        if (c < '0' || c > '9')
+            return fail(p, 502, "invalid status code");
+        p->status_code = p->status_code * 10 + (c - '0');
+        p->status_digits++;
+        return 0;
+    case H_REASON:
+        if (c == '\r') {
+            sput(p, 0);
+            p->hs = H_LINE_LF;
+            return 0;
+        }
+        if (!gw__http_is_value_char(c))
+            return fail(p, 502, "invalid reason phrase");
+        sput(p, (char)c);
+        p->reason_len++;
+        return 0;
+    case H_LINE_LF:
+        if (c != '\n')
+            return fail(p, req ? 400 : 502, "bare CR");
+        p->hs = H_FIELD;
+        return 0;
+    case H_FIELD:
+        if (c == '\r') {
+            p->hs = H_END_LF;
+            return 0;
+        }
+        if (c == ' ' || c == '\t')
+            return fail(p, req ? 400 : 502, "obsolete line folding");
+        if (c == ':')
+            return fail(p, req ? 400 : 502, "empty header name");
+        if (c == '\n')
+            return fail(p, req ? 400 : 502, "bare LF");
+        if (!gw__http_is_tchar(c))
+            return fail(p, req ? 400 : 502, "invalid character in header name");
+        if (field_begin(p) < 0)
+            return -EPROTO;
+        sput(p, (char)c);
+        p->fields[p->nfields - 1].name_len = 1;
+        p->hs = H_NAME;
+        return 0;
+    case H_NAME:
+        if (c == ':') {
+            sput(p, 0);
+            f->value_off = p->slen;
+            p->value_trim = 0;
+            p->hs = H_OWS;
+            return 0;
+        }
+        if (c == ' ' || c == '\t')
+            return fail(p, req ? 400 : 502, "whitespace before colon");
+        if (!gw__http_is_tchar(c))
+            return fail(p, req ? 400 : 502, "invalid character in header name");
+        sput(p, (char)c);
+        f->name_len++;
+        return 0;
+    case H_OWS:
+        if (c == ' ' || c == '\t')
+            return 0;
+        p->hs = H_VALUE;
+        /* fall through */
+    case H_VALUE:
+        if (c == '\r') {
+            f->value_len = p->value_trim;
+            p->slen = f->value_off + f->value_len;
+            sput(p, 0);
+            p->hs = H_FIELD_LF;
+            return 0;
+        }
+        if (c == '\n')
+            return fail(p, req ? 400 : 502, "bare LF");
+        if (!gw__http_is_value_char(c))
+            return fail(p, req ? 400 : 502, "invalid character in header value");
+        sput(p, (char)c);
+        if (c != ' ' && c != '\t')
+            p->value_trim = p->slen - f->value_off;
+        return 0;
+    case H_FIELD_LF:
+        if (c != '\n')
+            return fail(p, req ? 400 : 502, "bare CR");
+        p->hs = H_FIELD;
+        return 0;
+    case H_END_LF:
+        if (c != '\n')
+            return fail(p, req ? 400 : 502, "bare CR");
+        p->hs = H_DONE;
+        return 0;
+    case H_DONE:
+        break;
+    }
+    return fail(p, 400, "internal parser state");
+}
+
+/* --- head semantics -------------------------------------------------------- */
+
+static const char *sstr(const struct gw_http_parser *p, size_t off)
+{
+    return p->sbuf + off;
+}
+
+static bool fname_is(const struct gw_http_parser *p, const struct field *f, const char *name)
+{
+    return gw__http_ieq(sstr(p, f->name_off), f->name_len, name);
+}
+
+/* Content-Length: exactly one field, 1*DIGIT, no list, no overflow. Two
+ * fields are refused even when equal: RFC 9112 §6.3 allows either refusing
+ * or merging, and refusing leaves nothing for a peer to read differently. */
+static int check_content_length(struct gw_http_parser *p, bool *present, uint64_t *out)
+{
+    bool req = p->kind == GW_HTTP_REQUEST;
+    const struct field *cl = NULL;
+    for (size_t i = 0; i < p->nfields; i++) {
+        if (!fname_is(p, &p->fields[i], "content-length"))
+            continue;
+        if (cl)
+            return fail(p, req ? 400 : 502, "duplicate Content-Length");
+        cl = &p->fields[i];
+    }
+    *present = cl != NULL;
+    if (!cl)
+        return 0;
+    const char *v = sstr(p, cl->value_off);
+    if (!cl->value_len)
+        return fail(p, req ? 400 : 502, "empty Content-Length");
+    uint64_t n = 0;
+    for (size_t i = 0; i < cl->value_len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return fail(p, req ? 400 : 502, "invalid Content-Length");
+        if (n > (UINT64_MAX - 9) / 10)
+            return fail(p, req ? 400 : 502, "Content-Length too large");
+        n = n * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+/* Transfer-Encoding: a list of tokens ending in exactly one "chunked".
+ * Sets *present and *chunked. Status 400 when chunked is not last (the body
+ * length cannot be known, RFC 9112 §6.3), 501 for codings we do not apply. */
+static int check_transfer_encoding(struct gw_http_parser *p, bool *present, bool *chunked)
+{
+    bool req = p->kind == GW_HTTP_REQUEST;
+    size_t ncodings = 0, nchunked = 0;
+    bool last_chunked = false, other = false, seen = false;
+    for (size_t i = 0; i < p->nfields; i++) {
+        const struct field *f = &p->fields[i];
+        if (!fname_is(p, f, "transfer-encoding"))
+            continue;
+        seen = true;
+        const char *v = sstr(p, f->value_off);
+        size_t pos = 0, tl, before = ncodings;
+        const char *t;
+        while (gw__http_list_next(v, f->value_len, &pos, &t, &tl)) {
+            for (size_t k = 0; k < tl; k++)
+                if (!gw__http_is_tchar((unsigned char)t[k]))
+                    return fail(p, req ? 400 : 502, "invalid Transfer-Encoding");
+            ncodings++;
+            last_chunked = gw__http_ieq(t, tl, "chunked");
+            if (last_chunked)
+                nchunked++;
+            else
+                other = true;
+        }
+        if (ncodings == before)
+            return fail(p, req ? 400 : 502, "empty Transfer-Encoding");
+    }
+    *present = seen;
+    *chunked = false;
+    if (!seen)
+        return 0;
+    if (nchunked > 1)
+        return fail(p, req ? 400 : 502, "chunked applied twice");
+    if (!last_chunked) {
+        if (req)
+            return fail(p, 400, "Transfer-Encoding does not end in chunked");
+        return 0; /* response: read until close (RFC 9112 §6.3 item 4) */
+    }
+    if (other)
+        return fail(p, req ? 501 : 502, "unsupported transfer coding");
+    *chunked = true;
+    return 0;
+}
+
+static bool fields_have_token(const struct gw_http_parser *p, const char *name, const char *tok)
+{
+    for (size_t i = 0; i < p->nfields; i++) {
+        const struct field *f = &p->fields[i];
+        if (!fname_is(p, f, name))
+            continue;
+        size_t pos = 0, tl;
+        const char *t;
+        while (gw__http_list_next(sstr(p, f->value_off), f->value_len, &pos, &t, &tl))
+            if (gw__http_ieq(t, tl, tok))
+                return true;
+    }
+    return false;
+}
+
+/* Host: reg-name / IP-literal, optional port; no userinfo, path or spaces. */
+bool gw__http_host_valid(const char *v, size_t n)
+{
+    if (!n)
+        return false;
+    size_t i = 0;
+    if (v[0] == '[') {
+        while (i < n && v[i] != ']') {
+            char c = v[i];
+            if (i > 0 && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                           (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
+                return false;
+            i++;
+        }
+        if (i >= n)
+            return false;
+        i++;
+    } else {
+        while (i < n && v[i] != ':') {
+            char c = v[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  c == '-' || c == '.' || c == '_' || c == '~'))
+                return false;
+            i++;
+        }
+        if (i == 0)
+            return false;
+    }
+    if (i == n)
+        return true;
+    if (v[i] != ':' || i + 1 == n || n - i - 1 > 5)
+        return false;
+    for (i++; i < n; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+    return true;
+}
+
+static int head_semantics(struct gw_http_parser *p)
+{
+    bool req = p->kind == GW_HTTP_REQUEST;
+    const char *ver = sstr(p, p->version_off);
+    if (p->version_len != 8 || memcmp(ver, "HTTP/", 5) != 0 || ver[5] < '0' || ver[5] > '9' ||
+        ver[6] != '.' || ver[7] < '0' || ver[7] > '9')
+        return fail(p, req ? 400 : 502, "invalid HTTP version");
+    unsigned major = (unsigned)(ver[5] - '0'), minor = (unsigned)(ver[7] - '0');
+    if (major != 1 || minor > 1)
+        return fail(p, req ? 505 : 502, "unsupported HTTP version");
+    if (!req && p->status_code < 100)
+        return fail(p, 502, "invalid status code");
+
+    bool has_cl = false, has_te = false, chunked = false;
+    uint64_t cl = 0;
+    if (check_content_length(p, &has_cl, &cl) < 0 ||
+        check_transfer_encoding(p, &has_te, &chunked) < 0)
+        return -EPROTO;
+    if (has_te && has_cl)
+        return fail(p, req ? 400 : 502, "both Content-Length and Transfer-Encoding");
+    if (has_te && minor == 0)
+        return fail(p, req ? 400 : 502, "Transfer-Encoding in HTTP/1.0");
+
+    bool close_tok = fields_have_token(p, "connection", "close");
+    p->keep_alive = minor == 1 ? !close_tok : fields_have_token(p, "connection", "keep-alive");
+    bool upgrade_field = false;
+    for (size_t i = 0; i < p->nfields; i++)
+        if (fname_is(p, &p->fields[i], "upgrade"))
+            upgrade_field = true;
+
+    if (req) {
+        if (p->lim.require_host && minor == 1) {
+            size_t nhost = 0;
+            const struct field *host = NULL;
+            for (size_t i = 0; i < p->nfields; i++)
+                if (fname_is(p, &p->fields[i], "host")) {
+                    nhost++;
+                    host = &p->fields[i];
+                }
+            if (nhost != 1)
+                return fail(p, 400, nhost ? "duplicate Host" : "missing Host");
+            if (!gw__http_host_valid(sstr(p, host->value_off), host->value_len))
+                return fail(p, 400, "invalid Host");
+        }
+        bool connect = gw__http_ieq(sstr(p, p->method_off), p->method_len, "CONNECT");
+        p->upgrade = connect || (upgrade_field && fields_have_token(p, "connection", "upgrade"));
+        if (chunked)
+            p->framing = GW_HTTP_BODY_CHUNKED;
+        else if (has_cl)
+            p->framing = GW_HTTP_BODY_LENGTH;
+        else
+            p->framing = GW_HTTP_BODY_NONE;
+        p->content_length = cl;
+        if (has_cl && p->body_limit && cl > p->body_limit)
+            return fail(p, 413, "body exceeds the limit");
+        return 0;
+    }
+
+    int st = p->status_code;
+    if (p->expect_connect && st >= 200 && st < 300) {
+        p->framing = GW_HTTP_BODY_NONE;
+        p->upgrade = true;
+    } else if (st == 101) {
+        p->framing = GW_HTTP_BODY_NONE;
+        p->upgrade = true;
+    } else if (p->expect_head || (st >= 100 && st < 200) || st == 204 || st == 304) {
+        p->framing = GW_HTTP_BODY_NONE;
+    } else if (chunked) {
+        p->framing = GW_HTTP_BODY_CHUNKED;
+    } else if (has_te) {
+        p->framing = GW_HTTP_BODY_CLOSE;
+    } else if (has_cl) {
+        p->framing = GW_HTTP_BODY_LENGTH;
+    } else {
+        p->framing = GW_HTTP_BODY_CLOSE;
+    }
+    p->content_length = p->framing == GW_HTTP_BODY_LENGTH ? cl : 0;
+    if (p->framing == GW_HTTP_BODY_CLOSE)
+        p->keep_alive = false;
+    if ((st == 204 || (st >= 100 && st < 200)) && (has_cl || has_te))
+        return fail(p, 502, "framing fields in a response without body");
+    return 0;
+}
+
+/* Builds the caller's head block from the scanner's storage. */
+static int head_build(struct gw_http_parser *p, struct gw_http_head **ret)
+{
+    size_t hdr = (sizeof(struct gw_http_head) + 15) & ~(size_t)15;
+    size_t arr = p->nfields * sizeof(struct gw_http_header);
+    size_t total = hdr + arr + p->slen + 1;
+    char *blk = malloc(total);
+    if (!blk)
+        return -ENOMEM;
+    struct gw_http_head *h = (struct gw_http_head *)(void *)blk;
+    memset(h, 0, sizeof(*h));
+    char *strs = blk + hdr + arr;
+    memcpy(strs, p->sbuf, p->slen);
+    strs[p->slen] = 0;
+    h->is_response = p->kind == GW_HTTP_RESPONSE;
+    const char *ver = sstr(p, p->version_off);
+    h->version_major = (unsigned)(ver[5] - '0');
+    h->version_minor = (unsigned)(ver[7] - '0');
+    if (!h->is_response) {
+        h->method = strs + p->method_off;
+        h->method_len = p->method_len;
+        h->target = strs + p->target_off;
+        h->target_len = p->target_len;
+    } else {
+        h->status = p->status_code;
+        h->reason = strs + p->reason_off;
+        h->reason_len = p->reason_len;
+    }
+    h->headers = (struct gw_http_header *)(void *)(blk + hdr);
+    h->nheaders = p->nfields;
+    for (size_t i = 0; i < p->nfields; i++) {
+        h->headers[i].name = strs + p->fields[i].name_off;
+        h->headers[i].name_len = p->fields[i].name_len;
+        h->headers[i].value = strs + p->fields[i].value_off;
+        h->headers[i].value_len = p->fields[i].value_len;
+    }
+    h->framing = p->framing;
+    h->content_length = p->content_length;
+    h->keep_alive = p->keep_alive;
+    h->upgrade = p->upgrade;
+    h->expect_continue = !h->is_response && fields_have_token(p, "expect", "100-continue");
+    h->size = total;
+    *ret = h;
+    return 0;
+}
+
+/* --- the chunk scanner ----------------------------------------------------- */
+
+static bool is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int hexval(unsigned char c)
+{
+    if (c <= '9')
+        return c - '0';
+    return (c | 0x20) - 'a' + 10;
+}
+
+/* chunk-ext = *( ";" name [ "=" ( token / quoted-string ) ] ), without the
+ * BWS RFC 9112 tolerates, as llhttp 9 does. Returns 0 or -1. */
+static int scan_ext_byte(struct gw_http_parser *p, unsigned char c)
+{
+    switch (p->xs) {
+    case X_NAME0:
+        if (!gw__http_is_tchar(c))
+            return -1;
+        p->xs = X_NAME;
+        return 0;
+    case X_NAME:
+        if (c == ';')
+            p->xs = X_NAME0;
+        else if (c == '=')
+            p->xs = X_VAL0;
+        else if (!gw__http_is_tchar(c))
+            return -1;
+        return 0;
+    case X_VAL0:
+        if (c == '"')
+            p->xs = X_Q;
+        else if (gw__http_is_tchar(c))
+            p->xs = X_TOK;
+        else
+            return -1;
+        return 0;
+    case X_TOK:
+        if (c == ';')
+            p->xs = X_NAME0;
+        else if (!gw__http_is_tchar(c))
+            return -1;
+        return 0;
+    case X_Q:
+        if (c == '"')
+            p->xs = X_QEND;
+        else if (c == '\\')
+            p->xs = X_QE;
+        else if (!gw__http_is_value_char(c))
+            return -1;
+        return 0;
+    case X_QE:
+        if (!gw__http_is_value_char(c))
+            return -1;
+        p->xs = X_Q;
+        return 0;
+    case X_QEND:
+        if (c != ';')
+            return -1;
+        p->xs = X_NAME0;
+        return 0;
+    }
+    return -1;
+}
+
+/* Checks chunked framing byte by byte: chunk-size is 1*HEXDIG (at most 16
+ * digits), extensions are ;name[=value] with token or quoted-string parts
+ * and bounded in size (CVE-2024-22019), every line ends in CRLF, chunk data
+ * is followed by CRLF, trailers are field lines within the head limits. */
+static int scan_chunk_byte(struct gw_http_parser *p, unsigned char c)
+{
+    bool req = p->kind == GW_HTTP_REQUEST;
+    int bad = req ? 400 : 502;
+    switch (p->cs) {
+    case C_SIZE:
+        if (is_hex(c)) {
+            if (++p->size_digits > 16)
+                return fail(p, bad, "chunk size too large");
+            p->chunk_left = p->chunk_left * 16 + (uint64_t)hexval(c);
+            return 0;
+        }
+        if (!p->size_digits)
+            return fail(p, bad, "invalid chunk size");
+        if (c == '\r') {
+            p->cs = C_SIZE_LF;
+            return 0;
+        }
+        if (c == ';') {
+            p->ext_bytes = 1;
+            p->xs = X_NAME0;
+            p->cs = C_EXT;
+            return 0;
+        }
+        return fail(p, bad, "invalid chunk size");
+    case C_EXT:
+        if (c == '\r' && (p->xs == X_NAME || p->xs == X_TOK || p->xs == X_QEND)) {
+            p->cs = C_SIZE_LF;
+            return 0;
+        }
+        if (++p->ext_bytes > p->lim.max_chunk_ext_bytes)
+            return fail(p, bad, "chunk extensions too long");
+        if (scan_ext_byte(p, c) < 0)
+            return fail(p, bad, "invalid chunk extension");
+        return 0;
+    case C_SIZE_LF:
+        if (c != '\n')
+            return fail(p, bad, "bare CR in chunk line");
+        p->size_digits = 0;
+        p->ext_bytes = 0;
+        if (p->chunk_left == 0) {
+            p->cs = C_TRAILER;
+            return 0;
+        }
+        p->cs = C_DATA;
+        return 0;
+    case C_DATA:
+        if (--p->chunk_left == 0)
+            p->cs = C_DATA_CR;
+        return 0;
+    case C_DATA_CR:
+        if (c != '\r')
+            return fail(p, bad, "missing CRLF after chunk data");
+        p->cs = C_DATA_LF;
+        return 0;
+    case C_DATA_LF:
+        if (c != '\n')
+            return fail(p, bad, "missing CRLF after chunk data");
+        p->cs = C_SIZE;
+        return 0;
+    case C_TRAILER:
+        if (++p->trailer_bytes > p->lim.max_header_bytes)
+            return fail(p, req ? 431 : 502, "trailer section too large");
+        if (c == '\r') {
+            p->cs = C_END_LF;
+            return 0;
+        }
+        if (!gw__http_is_tchar(c))
+            return fail(p, bad, "invalid trailer field");
+        if (++p->trailer_count > p->lim.max_header_count)
+            return fail(p, req ? 431 : 502, "too many trailer fields");
+        p->cs = C_TNAME;
+        return 0;
+    case C_TNAME:
+        if (++p->trailer_bytes > p->lim.max_header_bytes)
+            return fail(p, req ? 431 : 502, "trailer section too large");
+        if (c == ':') {
+            p->cs = C_TVALUE;
+            return 0;
+        }
+        if (!gw__http_is_tchar(c))
+            return fail(p, bad, "invalid trailer field");
+        return 0;
+    case C_TVALUE:
+        if (++p->trailer_bytes > p->lim.max_header_bytes)
+            return fail(p, req ? 431 : 502, "trailer section too large");
+        if (c == '\r') {
+            p->cs = C_TLF;
+            return 0;
+        }
+        if (!gw__http_is_value_char(c))
+            return fail(p, bad, "invalid trailer field");
+        return 0;
+    case C_TLF:
+        if (c != '\n')
+            return fail(p, bad, "bare CR in trailer");
+        p->cs = C_TRAILER;
+        return 0;
+    case C_END_LF:
+        if (c != '\n')
+            return fail(p, bad, "bare CR after trailers");
+        p->cs = C_DONE;
+        return 0;
+    case C_DONE:
+        break;
+    }
+    return fail(p, bad, "data after the last chunk");
+}
+
+/* --- feeding ------------------------------------------------------------- */
+
+static void take_done(struct gw_http_parser *p, struct gw_http_event *ev)
+{
+    ev->type = GW_HTTP_EV_DONE;
+    p->done_pending = false;
+    if (p->upgrade) {
+        p->state = P_UPGRADED;
+    } else if (!p->keep_alive) {
+        p->state = P_CLOSED;
+    } else {
+        p->state = P_HEAD;
+        message_reset(p);
+    }
+}
+
+static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size_t *consumed,
+                     struct gw_http_event *ev)
+{
+    size_t n = 0;
+    while (n < len && p->hs != H_DONE) {
+        if (scan_head_byte(p, (unsigned char)buf[n]) < 0)
+            return -EPROTO;
+        n++;
+    }
+    if (p->hs == H_DONE && head_semantics(p) < 0)
+        return -EPROTO;
+
+    size_t used = 0;
+    if (ll_run(p, buf, n, &used) < 0)
+        return -EPROTO;
+    if (p->hs != H_DONE) {
+        if (used != n || p->ll_headers_done)
+            return fail(p, p->kind == GW_HTTP_REQUEST ? 400 : 502, "malformed message");
+        *consumed = n;
+        ev->type = GW_HTTP_EV_NEED_MORE;
+        return 0;
+    }
+    /* llhttp must see the head end exactly where the scanner did. */
+    if (!p->ll_headers_done || used != n)
+        return fail(p, p->kind == GW_HTTP_REQUEST ? 400 : 502, "malformed message");
+    if (p->kind == GW_HTTP_RESPONSE && llhttp_get_status_code(&p->ll) != p->status_code)
+        return fail(p, 502, "malformed status line");
+
+    struct gw_http_head *h;
+    int r = head_build(p, &h);
+    if (r < 0)
+        return r;
+    p->state = P_BODY;
+    if (p->ll_msg_done || p->framing == GW_HTTP_BODY_NONE) {
+        if (!p->ll_msg_done)
+            return fail(p, p->kind == GW_HTTP_REQUEST ? 400 : 502, "malformed message");
+        p->done_pending = true;
+    } else if (p->framing == GW_HTTP_BODY_LENGTH && p->content_length == 0) {
+        p->done_pending = p->ll_msg_done;
+    }
+    p->offset += n;
+    *consumed = n;
+    ev->type = GW_HTTP_EV_HEAD;
+    ev->head = h;
+    return 0;
+}
+
+static int feed_body(struct gw_http_parser *p, const char *buf, size_t len, size_t *consumed,
+                     struct gw_http_event *ev)
+{
+    bool req = p->kind == GW_HTTP_REQUEST;
+    p->piece = NULL;
+    p->piece_len = 0;
+    size_t used = 0;
+    if (len == 0) {
+        *consumed = 0;
+        ev->type = GW_HTTP_EV_NEED_MORE;
+        return 0;
+    }
+    if (ll_run(p, buf, len, &used) < 0)
+        return -EPROTO;
+    if (p->framing == GW_HTTP_BODY_CHUNKED) {
+        for (size_t i = 0; i < used; i++)
+            if (scan_chunk_byte(p, (unsigned char)buf[i]) < 0)
+                return -EPROTO;
+        if (p->ll_msg_done && p->cs != C_DONE)
+            return fail(p, req ? 400 : 502, "malformed chunked body");
+    }
+    p->offset += used;
+    *consumed = used;
+    if (p->piece && p->piece_len) {
+        p->body_seen += p->piece_len;
+        if (p->body_limit && p->body_seen > p->body_limit)
+            return fail(p, req ? 413 : 502, "body exceeds the limit");
+        ev->type = GW_HTTP_EV_BODY;
+        ev->data = p->piece;
+        ev->len = p->piece_len;
+        if (p->ll_msg_done)
+            p->done_pending = true;
+        return 0;
+    }
+    if (p->ll_msg_done) {
+        take_done(p, ev);
+        return 0;
+    }
+    ev->type = GW_HTTP_EV_NEED_MORE;
+    return 0;
+}
+
+int gw_http_parser_feed(struct gw_http_parser *p, const char *buf, size_t len, size_t *consumed,
+                        struct gw_http_event *ev)
+{
+    struct gw_http_event e = {.type = GW_HTTP_EV_NEED_MORE};
+    size_t used = 0;
+    int r;
+    switch (p->state) {
+    case P_ERROR:
+        return -EPROTO;
+    case P_UPGRADED:
+        return -EBUSY;
+    case P_CLOSED:
+        if (len == 0)
+            break;
+        return fail(p, p->kind == GW_HTTP_REQUEST ? 400 : 502, "data after Connection: close");
+    case P_HEAD:
+        r = feed_head(p, buf, len, &used, &e);
+        if (r < 0)
+            return r;
+        break;
+    case P_BODY:
+        if (p->done_pending) {
+            take_done(p, &e);
+            break;
+        }
+        r = feed_body(p, buf, len, &used, &e);
+        if (r < 0)
+            return r;
+        break;
+    }
+    *consumed = used;
+    *ev = e;
+    return 0;
+}
+
+int gw_http_parser_finish(struct gw_http_parser *p, struct gw_http_event *ev)
+{
+    struct gw_http_event e = {.type = GW_HTTP_EV_NEED_MORE};
+    bool req = p->kind == GW_HTTP_REQUEST;
+    switch (p->state) {
+    case P_ERROR:
+        return -EPROTO;
+    case P_UPGRADED:
+    case P_CLOSED:
+        break;
+    case P_HEAD:
+        if (p->hs != H_START)
+            return fail(p, req ? 400 : 502, "connection closed inside a head");
+        break;
+    case P_BODY:
+        if (p->done_pending) {
+            take_done(p, &e);
+            break;
+        }
+        if (p->framing != GW_HTTP_BODY_CLOSE)
+            return fail(p, req ? 400 : 502, "connection closed inside a body");
+        if (llhttp_finish(&p->ll) != HPE_OK && !p->ll_msg_done)
+            return fail(p, 502, "connection closed inside a body");
+        e.type = GW_HTTP_EV_DONE;
+        p->state = P_CLOSED;
+        break;
+    }
+    *ev = e;
+    return 0;
+}

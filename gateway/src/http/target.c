@@ -1,0 +1,286 @@
+/* target.c: request-target canonicalisation.
+ *
+ * The canonical path computed here is the one the router matches AND the
+ * one sent upstream, so no backend can read a path the route table did not
+ * see. Policy (also in README.md):
+ *
+ *   forms      origin-form "/p?q"; absolute-form "http[s]://authority/p?q"
+ *              (authority lowercased and returned for Host checks, userinfo
+ *              refused); "*" for OPTIONS only; authority-form (CONNECT) and
+ *              anything else refused.
+ *   characters the path holds only pchar and "/" (RFC 3986): raw space,
+ *              "#", "\", quotes, "<>", "{}", "|", "^", "`", "[]" and ";" are
+ *              refused. ";" is refused because servlet containers strip
+ *              ";params" from segments ("/admin;x" would reach /admin).
+ *   escapes    %HH must be well formed. Escapes of unreserved characters
+ *              (ALPHA DIGIT - . _ ~) are decoded ("/%61dmin" is "/admin",
+ *              "%2e%2e" is ".."). Escapes of "/", "\", NUL and other
+ *              controls are refused ("..%2f", "%00"). Escaped bytes >= 0x80
+ *              must form valid UTF-8 (overlong forms such as %C0%AE and
+ *              surrogates are refused). Every other escape is kept, with
+ *              uppercase hex.
+ *   segments   empty segments are merged ("//admin" is "/admin"); "." is
+ *              removed; ".." removes the previous segment, and ".." above
+ *              the root is refused. A trailing "/" is kept.
+ *   query      kept as received; its characters and escapes must be valid.
+ */
+#include "gw/http1.h"
+#include "http_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+static bool is_unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+/* pchar minus ";" and "%" (escapes are handled apart). */
+static bool is_path_char(unsigned char c)
+{
+    return is_unreserved(c) || (c != 0 && strchr("!$&'()*+,=:@", c) != NULL);
+}
+
+static int hexv(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Length of a valid UTF-8 sequence starting at s[0] (n bytes available), 0
+ * when invalid: overlong, surrogate, above U+10FFFF or truncated. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned min;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2, min = 0x80, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3, min = 0x800, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4, min = 0x10000, cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* Checks that the escaped bytes >= 0x80 starting at in[i] (a run of %HH)
+ * form valid UTF-8. Returns the number of input bytes of the run or 0. */
+static size_t check_utf8_run(const char *in, size_t n, size_t i)
+{
+    unsigned char bytes[4];
+    int h, l;
+    size_t k = 0;
+    while (k < 4 && i + 3 * k + 2 < n + 0 && in[i + 3 * k] == '%') {
+        h = hexv((unsigned char)in[i + 3 * k + 1]);
+        l = hexv((unsigned char)in[i + 3 * k + 2]);
+        if (h < 0 || l < 0)
+            break;
+        bytes[k] = (unsigned char)(h * 16 + l);
+        if (k > 0 && bytes[k] < 0x80)
+            break;
+        k++;
+        size_t need = utf8_len(bytes, k);
+        if (need)
+            return 3 * k;
+    }
+    return 0;
+}
+
+static const char hexdig[] = "0123456789ABCDEF";
+
+/* Canonicalises path in[0..n) (starting with "/") into out; returns the
+ * length written or -EINVAL. out has room for n + 1 bytes. */
+static int canon_path(const char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    size_t seg_start = 0; /* offset in out of the current segment's "/" */
+    bool trailing = false;
+    size_t i = 1;
+
+    for (;;) {
+        /* one segment: in[i..) up to "/" or the end */
+        seg_start = o;
+        out[o++] = '/';
+        while (i < n && in[i] != '/') {
+            unsigned char c = (unsigned char)in[i];
+            if (c == '%') {
+                int h = i + 2 < n ? hexv((unsigned char)in[i + 1]) : -1;
+                int l = i + 2 < n ? hexv((unsigned char)in[i + 2]) : -1;
+                if (h < 0 || l < 0)
+                    return -EINVAL;
+                unsigned char d = (unsigned char)(h * 16 + l);
+                if (is_unreserved(d)) {
+                    out[o++] = (char)d;
+                    i += 3;
+                } else if (d >= 0x80) {
+                    size_t run = check_utf8_run(in, n, i);
+                    if (!run)
+                        return -EINVAL;
+                    for (size_t k = 0; k < run; k += 3) {
+                        int b = hexv((unsigned char)in[i + k + 1]) * 16 +
+                                hexv((unsigned char)in[i + k + 2]);
+                        out[o++] = '%';
+                        out[o++] = hexdig[b >> 4];
+                        out[o++] = hexdig[b & 15];
+                    }
+                    i += run;
+                } else if (d < 0x20 || d == 0x7f || d == '/' || d == '\\') {
+                    return -EINVAL;
+                } else {
+                    out[o++] = '%';
+                    out[o++] = hexdig[d >> 4];
+                    out[o++] = hexdig[d & 15];
+                    i += 3;
+                }
+            } else if (is_path_char(c)) {
+                out[o++] = (char)c;
+                i++;
+            } else {
+                return -EINVAL;
+            }
+        }
+        size_t seg_len = o - seg_start - 1;
+        const char *seg = out + seg_start + 1;
+        trailing = false;
+        if (seg_len == 0) {
+            o = seg_start; /* empty segment: merged */
+            trailing = true;
+        } else if (seg_len == 1 && seg[0] == '.') {
+            o = seg_start;
+            trailing = true;
+        } else if (seg_len == 2 && seg[0] == '.' && seg[1] == '.') {
+            o = seg_start;
+            if (o == 0)
+                return -EINVAL; /* above the root */
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            o--; /* drop the "/" of the removed segment */
+            trailing = true;
+        }
+        if (i >= n)
+            break;
+        i++; /* the "/" */
+        if (i >= n) {
+            trailing = true;
+            break;
+        }
+    }
+    if (trailing || o == 0)
+        out[o++] = '/';
+    return (int)o;
+}
+
+/* query = *( pchar / "/" / "?" ), escapes well formed. */
+static bool query_valid(const char *q, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)q[i];
+        if (c == '%') {
+            if (i + 2 >= n || hexv((unsigned char)q[i + 1]) < 0 ||
+                hexv((unsigned char)q[i + 2]) < 0)
+                return false;
+            i += 2;
+        } else if (!(is_path_char(c) || c == ';' || c == '/' || c == '?')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int gw_http_target_canon(const char *method, const char *target, size_t len, char *buf, size_t cap,
+                         struct gw_http_target *out)
+{
+    struct gw_http_target t = {.form = GW_HTTP_ORIGIN_FORM};
+    size_t pos = 0, o = 0;
+
+    if (cap < len + 2)
+        return -ENOSPC;
+    if (len == 1 && target[0] == '*') {
+        if (!method || strcmp(method, "OPTIONS") != 0)
+            return -EINVAL;
+        buf[0] = '*';
+        buf[1] = 0;
+        t.form = GW_HTTP_ASTERISK_FORM;
+        t.path = buf;
+        t.path_len = 1;
+        *out = t;
+        return 0;
+    }
+    if (len == 0)
+        return -EINVAL;
+    if (target[0] != '/') {
+        size_t skip;
+        if (len > 7 && gw__http_ieq(target, 7, "http://"))
+            skip = 7;
+        else if (len > 8 && gw__http_ieq(target, 8, "https://"))
+            skip = 8;
+        else
+            return -EINVAL;
+        size_t a = skip;
+        while (a < len && target[a] != '/' && target[a] != '?' && target[a] != '#')
+            a++;
+        if (!gw__http_host_valid(target + skip, a - skip))
+            return -EINVAL;
+        for (size_t k = skip; k < a; k++)
+            buf[o++] = gw__http_lower(target[k]);
+        buf[o++] = 0;
+        t.form = GW_HTTP_ABSOLUTE_FORM;
+        t.authority = buf;
+        t.authority_len = a - skip;
+        pos = a;
+    }
+    /* The path: from pos up to "?" (or the end). */
+    size_t q = pos;
+    while (q < len && target[q] != '?')
+        q++;
+    char *path = buf + o;
+    if (q == pos) {
+        if (t.form != GW_HTTP_ABSOLUTE_FORM)
+            return -EINVAL;
+        path[0] = '/';
+        path[1] = 0;
+        t.path_len = 1;
+    } else {
+        int r = canon_path(target + pos, q - pos, path);
+        if (r < 0)
+            return r;
+        path[r] = 0;
+        t.path_len = (size_t)r;
+    }
+    t.path = path;
+    o += t.path_len + 1;
+    if (q < len) {
+        size_t qn = len - q - 1;
+        if (!query_valid(target + q + 1, qn))
+            return -EINVAL;
+        if (o + qn + 1 > cap)
+            return -ENOSPC;
+        memcpy(buf + o, target + q + 1, qn);
+        buf[o + qn] = 0;
+        t.query = buf + o;
+        t.query_len = qn;
+    }
+    *out = t;
+    return 0;
+}
