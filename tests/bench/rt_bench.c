@@ -399,15 +399,88 @@ static void gen_server_call_entry(void *arg)
 }
 #endif
 
-/* TODO(restart): a one_for_one supervisor of one registered echo server;
- * time from rt_gen_server_cast(child, crash) to a new child answering a
- * call, as beam/bench_sup.erl does, once rt/supervisor.h is implemented. */
+#if defined(HAVE_GEN_SERVER) && defined(HAVE_SUPERVISOR)
+static int child_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                       rt_atom *reason)
+{
+    (void)arg;
+    (void)extra;
+    (void)extra_size;
+    struct rt_start_opts opts = {.name = "bench_child"};
+    return rt_gen_server_start_link(&echo_ops, NULL, &opts, out, reason);
+}
+
+/* one_for_one, one permanent registered worker, an intensity the workload
+ * never exhausts (as beam/bench_sup.erl). */
+static int sup_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
+                    size_t *n)
+{
+    static const struct rt_child_spec spec = {
+        .id = "bench_child",
+        .start = child_start,
+        .restart = RT_PERMANENT,
+        .shutdown = 5000,
+        .type = RT_WORKER,
+    };
+    (void)arg;
+    flags->strategy = RT_ONE_FOR_ONE;
+    flags->intensity = 100000000;
+    flags->period_s = 1;
+    *children = &spec;
+    *n = 1;
+    return 0;
+}
+
+/* The registered child, once it is a pid other than `old`. */
+static rt_pid wait_child(rt_pid old)
+{
+    for (;;) {
+        rt_pid pid = rt_whereis("bench_child");
+        if (pid != 0 && pid != old)
+            return pid;
+        rt_yield();
+    }
+}
+
+/* Time from telling the child to crash (it stops with reason `crash`) to
+ * its replacement answering a call. */
+static void restart_entry(void *arg)
+{
+    struct bench *b = arg;
+    rt_pid sup;
+    rt_trap_exit(true);
+    if (rt_sup_start_link(sup_init, NULL, NULL, &sup, NULL) != 0)
+        fail(b, "supervisor start failed");
+    double total = 0;
+    for (long i = 0; i < b->count; i++) {
+        rt_pid old = wait_child(0);
+        double t0 = now_ns();
+        rt_gen_server_cast(old, rt_msg_new(MSG_DATA, 0));
+        rt_pid fresh = wait_child(old);
+        if (gs_call(fresh, (uint64_t)i) != 0)
+            fail(b, "call to the restarted child failed");
+        total += now_ns() - t0;
+    }
+    b->result = total / 1000.0 / (double)b->count;
+    rt_exit_signal(sup, RT_SHUTDOWN);
+    rt_msg_free(rt_receive(1000)); /* its EXIT */
+}
+#endif
 
 /* ---- main ------------------------------------------------------------------- */
 
+/* Crash and supervisor reports are off on both sides (the BEAM side sets
+ * logger level none): the workloads measure the runtime, not the logger. */
 static void quiet_crash(const struct rt_crash_report *report, void *ctx)
 {
     (void)report;
+    (void)ctx;
+}
+
+static void quiet_log(enum rt_log_level level, const char *msg, void *ctx)
+{
+    (void)level;
+    (void)msg;
     (void)ctx;
 }
 
@@ -448,6 +521,7 @@ int main(int argc, char **argv)
     if ((size_t)b.count * 2 + 16 > limit)
         cfg.max_processes = (size_t)b.count * 2 + 16;
     rt_set_crash_handler(quiet_crash, NULL);
+    rt_set_log_handler(quiet_log, NULL);
 
     int rc = rt_start(&cfg);
     if (rc != 0) {
@@ -467,6 +541,10 @@ int main(int argc, char **argv)
 #ifdef HAVE_GEN_SERVER
     else if (strcmp(workload, "gen_server_call") == 0)
         rc = run_in_process(gen_server_call_entry, &b);
+#endif
+#if defined(HAVE_GEN_SERVER) && defined(HAVE_SUPERVISOR)
+    else if (strcmp(workload, "restart") == 0)
+        rc = run_in_process(restart_entry, &b);
 #endif
     else if (strcmp(workload, "gen_server_call") == 0 || strcmp(workload, "restart") == 0)
         b.error = "n/a", rc = -1; /* not built in, or not written yet */
