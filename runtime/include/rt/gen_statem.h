@@ -123,7 +123,7 @@ void rt_sm_next_state(struct rt_statem_result *r, int state);
 void rt_sm_keep_state(struct rt_statem_result *r);
 void rt_sm_repeat_state(struct rt_statem_result *r);
 void rt_sm_stop(struct rt_statem_result *r, rt_atom reason);
-/* stop_and_reply: `reply` to `from`, sent after terminate has run. */
+/* stop_and_reply: `reply` to `from` is sent, then terminate runs (as OTP). */
 void rt_sm_stop_reply(struct rt_statem_result *r, rt_atom reason, const struct rt_gs_from *from,
                       struct rt_msg *reply);
 void rt_sm_ignore(struct rt_statem_result *r);

@@ -1,0 +1,1048 @@
+/*
+ * supervisor.c: OTP's supervisor as a gen_server.
+ *
+ * The supervisor process owns struct sup (rt_alloc'd): its flags, its
+ * children in start order (for simple_one_for_one: the dynamic children,
+ * with the single template spec apart), and the timestamps of recent
+ * restarts for the intensity check. It traps exits; a child's EXIT drives
+ * restarts; the parent's EXIT (handled by the gen_server loop) ends in
+ * terminate, which stops every child in reverse start order (in parallel
+ * for simple_one_for_one).
+ *
+ * Stopping a child follows OTP's protocol: monitor, unlink, then (unless its
+ * EXIT is already queued, meaning it died by itself) exit(shutdown) and wait
+ * for the DOWN up to the child's shutdown time, then exit(kill). The
+ * monitor, not the link, is waited on, so a child that unlinked cannot hang
+ * the supervisor.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "otp_int.h"
+#include "rt/gen_server.h"
+#include "rt/supervisor.h"
+
+enum {
+    SUP_START_CHILD = 1,
+    SUP_START_EXTRA,
+    SUP_TERMINATE_ID,
+    SUP_TERMINATE_PID,
+    SUP_RESTART,
+    SUP_DELETE,
+    SUP_WHICH,
+    SUP_COUNT,
+    SUP_GET_SPEC,
+    SUP_DESCRIBE,
+};
+
+struct child {
+    char id[64];
+    rt_pid pid;
+    uint64_t key; /* unique within the supervisor, for retries */
+    rt_child_start_fn start;
+    void *arg;
+    size_t arg_size;
+    void *extra;
+    size_t extra_size;
+    enum rt_restart restart;
+    int64_t shutdown;
+    enum rt_child_type type;
+    bool significant;
+    enum rt_child_status status;
+    uint64_t restarts;
+};
+
+struct sup {
+    struct rt_sup_flags flags;
+    struct child *ch;
+    size_t n, cap;
+    struct child tmpl; /* simple_one_for_one */
+    uint64_t *times;   /* restart timestamps (ms) within the period */
+    size_t ntimes;
+    uint64_t total_restarts;
+    uint64_t next_key;
+};
+
+struct start_child_req {
+    struct rt_child_spec spec;
+    char id[64];
+    _Alignas(16) unsigned char arg[];
+};
+
+struct sup_rep {
+    int rc;
+    rt_pid pid;
+    rt_atom reason;
+    size_t count;
+    struct rt_sup_description desc;
+    struct rt_sup_counts counts;
+    struct rt_child_info info;
+    _Alignas(16) unsigned char data[];
+};
+
+struct retry {
+    uint64_t key;
+};
+
+static const char *const strategy_names[] = {"one_for_one", "one_for_all", "rest_for_one",
+                                             "simple_one_for_one"};
+static const char *const restart_names[] = {"permanent", "transient", "temporary"};
+static const char *const type_names[] = {"worker", "supervisor"};
+static const char *const status_names[] = {"running", "undefined", "restarting"};
+
+const char *rt_sup_strategy_name(enum rt_sup_strategy s)
+{
+    return (unsigned)s < 4 ? strategy_names[s] : "?";
+}
+
+const char *rt_restart_name(enum rt_restart r)
+{
+    return (unsigned)r < 3 ? restart_names[r] : "?";
+}
+
+const char *rt_child_type_name(enum rt_child_type t)
+{
+    return (unsigned)t < 2 ? type_names[t] : "?";
+}
+
+const char *rt_child_status_name(enum rt_child_status s)
+{
+    return (unsigned)s < 3 ? status_names[s] : "?";
+}
+
+/* ---- validation ---------------------------------------------------------------- */
+
+static int check_flags(const struct rt_sup_flags *f, rt_atom *reason)
+{
+    const char *bad = NULL;
+    if ((unsigned)f->strategy > RT_SIMPLE_ONE_FOR_ONE)
+        bad = "invalid_strategy";
+    else if (f->intensity < 0)
+        bad = "invalid_intensity";
+    else if (f->period_s <= 0)
+        bad = "invalid_period";
+    else if ((unsigned)f->auto_shutdown > RT_AUTO_ALL_SIGNIFICANT)
+        bad = "invalid_auto_shutdown";
+    if (!bad)
+        return 0;
+    if (reason)
+        *reason = rt_atom_intern(bad);
+    return -EINVAL;
+}
+
+static int check_spec(const struct rt_sup_flags *f, const struct rt_child_spec *c)
+{
+    if (!c->id || !c->id[0] || strlen(c->id) >= 64 || !c->start)
+        return -EINVAL;
+    if ((unsigned)c->restart > RT_TEMPORARY || (unsigned)c->type > RT_SUPERVISOR)
+        return -EINVAL;
+    if (c->shutdown < 0 && c->shutdown != RT_SHUTDOWN_INFINITY &&
+        c->shutdown != RT_SHUTDOWN_BRUTAL_KILL)
+        return -EINVAL;
+    if (c->significant && (c->restart == RT_PERMANENT || f->auto_shutdown == RT_AUTO_NEVER))
+        return -EINVAL;
+    return 0;
+}
+
+int rt_sup_check_childspecs(const struct rt_sup_flags *flags, const struct rt_child_spec *specs,
+                            size_t n, rt_atom *reason)
+{
+    if (check_flags(flags, reason) < 0)
+        return -EINVAL;
+    if (flags->strategy == RT_SIMPLE_ONE_FOR_ONE && n != 1) {
+        if (reason)
+            *reason = rt_atom_intern("bad_start_spec");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (check_spec(flags, &specs[i]) < 0) {
+            if (reason)
+                *reason = rt_atom_intern("invalid_child_spec");
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(specs[i].id, specs[j].id) == 0) {
+                if (reason)
+                    *reason = rt_atom_intern("duplicate_child_name");
+                return -EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- children ------------------------------------------------------------------- */
+
+static int64_t effective_shutdown(const struct rt_child_spec *c)
+{
+    if (c->shutdown != RT_SHUTDOWN_DEFAULT)
+        return c->shutdown;
+    return c->type == RT_SUPERVISOR ? RT_SHUTDOWN_INFINITY : 5000;
+}
+
+static int fill_child(struct child *c, const struct rt_child_spec *spec)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", spec->id ? spec->id : "");
+    c->start = spec->start;
+    c->arg = spec->arg;
+    c->arg_size = spec->arg_size;
+    if (spec->arg_size) {
+        c->arg = rt_alloc(spec->arg_size);
+        if (!c->arg)
+            return -ENOMEM;
+        memcpy(c->arg, spec->arg, spec->arg_size);
+    }
+    c->restart = spec->restart;
+    c->shutdown = effective_shutdown(spec);
+    c->type = spec->type;
+    c->significant = spec->significant;
+    c->status = RT_CHILD_UNDEFINED;
+    return 0;
+}
+
+static void free_child(struct child *c)
+{
+    if (c->arg_size)
+        rt_free(c->arg);
+    rt_free(c->extra);
+    c->arg = c->extra = NULL;
+}
+
+static int push_child(struct sup *s, const struct child *c)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        struct child *n = rt_realloc(s->ch, cap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        s->ch = n;
+        s->cap = cap;
+    }
+    s->ch[s->n] = *c;
+    s->ch[s->n].key = ++s->next_key;
+    s->n++;
+    return 0;
+}
+
+static void remove_child(struct sup *s, size_t i)
+{
+    free_child(&s->ch[i]);
+    memmove(&s->ch[i], &s->ch[i + 1], (s->n - i - 1) * sizeof *s->ch);
+    s->n--;
+}
+
+#define NONE ((size_t)-1)
+
+static size_t find_id(const struct sup *s, const char *id)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->ch[i].id, id) == 0)
+            return i;
+    return NONE;
+}
+
+static size_t find_pid(const struct sup *s, rt_pid pid)
+{
+    if (!pid)
+        return NONE;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->ch[i].pid == pid)
+            return i;
+    return NONE;
+}
+
+static size_t find_key(const struct sup *s, uint64_t key)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->ch[i].key == key)
+            return i;
+    return NONE;
+}
+
+/* Starts child i: 0 (running), RT_IGNORE (pid undefined) or -ECHILD. */
+static int start_one(struct sup *s, size_t i, rt_atom *reason)
+{
+    struct child *c = &s->ch[i];
+    rt_pid pid = 0;
+    rt_atom why = RT_UNDEFINED;
+    int rc = c->start(c->arg, c->extra, c->extra_size, &pid, &why);
+    c = &s->ch[i];
+    if (rc == 0 && pid) {
+        c->pid = pid;
+        c->status = RT_CHILD_RUNNING;
+        return 0;
+    }
+    c->pid = 0;
+    if (rc == 0 || rc == RT_IGNORE) {
+        c->status = RT_CHILD_UNDEFINED;
+        return RT_IGNORE;
+    }
+    if (reason)
+        *reason = why;
+    return -ECHILD;
+}
+
+static bool match_exit_from(const struct rt_msg *m, void *ctx)
+{
+    return m->type == RT_MSG_EXIT && m->from == *(const rt_pid *)ctx;
+}
+
+static void check_shutdown_reason(const struct child *c, rt_atom got, rt_atom expected)
+{
+    if (got == expected || (expected == RT_SHUTDOWN && rt_reason_is_clean(got)))
+        return;
+    rt_log(RT_LOG_WARNING, "supervisor %#llx: shutdown_error child=%s pid=%#llx reason=%s",
+           (unsigned long long)rt_self(), c->id, (unsigned long long)c->pid, rt_atom_name(got));
+}
+
+/* Begins stopping child c: monitor, unlink, signal. Returns the monitor ref
+ * and sets *dead when the child had already exited by itself. */
+static rt_ref begin_shutdown(struct child *c, bool *dead)
+{
+    rt_pid pid = c->pid;
+    rt_ref mref = rt_monitor(pid);
+    rt_unlink(pid);
+    struct rt_msg *e = rt_receive_match(match_exit_from, &pid, 0);
+    *dead = e != NULL;
+    if (e) {
+        check_shutdown_reason(c, (rt_atom)e->u64, RT_SHUTDOWN);
+        rt_msg_free(e);
+        return mref;
+    }
+    rt_exit_signal(pid, c->shutdown == RT_SHUTDOWN_BRUTAL_KILL ? RT_KILL : RT_SHUTDOWN);
+    return mref;
+}
+
+static void finish_shutdown(struct child *c, rt_ref mref, bool dead, int64_t wait_ms)
+{
+    rt_atom why = RT_NORMAL;
+    if (dead) {
+        rt__wait_down(mref, RT_INFINITY, NULL);
+    } else if (c->shutdown == RT_SHUTDOWN_BRUTAL_KILL) {
+        rt__wait_down(mref, RT_INFINITY, &why);
+        check_shutdown_reason(c, why, RT_KILLED);
+    } else if (rt__wait_down(mref, wait_ms, &why) == 0) {
+        check_shutdown_reason(c, why, RT_SHUTDOWN);
+    } else {
+        rt_exit_signal(c->pid, RT_KILL);
+        rt__wait_down(mref, RT_INFINITY, &why);
+        check_shutdown_reason(c, why, RT_SHUTDOWN);
+    }
+    c->pid = 0;
+    c->status = RT_CHILD_UNDEFINED;
+}
+
+static void shutdown_child(struct child *c)
+{
+    bool dead;
+    if (!c->pid)
+        return;
+    rt_ref mref = begin_shutdown(c, &dead);
+    finish_shutdown(c, mref, dead, c->shutdown);
+}
+
+/* Stops children [from, n) in reverse order (all children, in parallel
+ * with one shared timer, for simple_one_for_one). Drops temporary ones
+ * when `drop_temporary`. */
+static void terminate_children(struct sup *s, size_t from, bool drop_temporary)
+{
+    if (s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE) {
+        size_t n = s->n;
+        rt_ref *mrefs = rt_calloc(n ? n : 1, sizeof *mrefs);
+        bool *dead = rt_calloc(n ? n : 1, sizeof *dead);
+        if (!mrefs || !dead) {
+            rt_free(mrefs);
+            rt_free(dead);
+            for (size_t i = n; i-- > 0;)
+                shutdown_child(&s->ch[i]);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                if (s->ch[i].pid)
+                    mrefs[i] = begin_shutdown(&s->ch[i], &dead[i]);
+            int64_t t = s->tmpl.shutdown;
+            uint64_t deadline = t > 0 ? rt_now_ms() + (uint64_t)t : 0;
+            for (size_t i = 0; i < n; i++) {
+                if (!s->ch[i].pid)
+                    continue;
+                int64_t left = t;
+                if (t > 0) {
+                    uint64_t now = rt_now_ms();
+                    left = now >= deadline ? 0 : (int64_t)(deadline - now);
+                }
+                finish_shutdown(&s->ch[i], mrefs[i], dead[i], left);
+            }
+            rt_free(mrefs);
+            rt_free(dead);
+        }
+        while (s->n)
+            remove_child(s, s->n - 1);
+        return;
+    }
+    for (size_t i = s->n; i-- > from;) {
+        shutdown_child(&s->ch[i]);
+        if (drop_temporary && s->ch[i].restart == RT_TEMPORARY)
+            remove_child(s, i);
+    }
+}
+
+/* Records a restart; -1 when it exceeds the intensity within the period. */
+static int add_restart(struct sup *s)
+{
+    uint64_t now = rt_now_ms();
+    uint64_t period = (uint64_t)s->flags.period_s * 1000u;
+    size_t k = 0;
+    for (size_t i = 0; i < s->ntimes; i++)
+        if (now - s->times[i] <= period)
+            s->times[k++] = s->times[i];
+    s->ntimes = k;
+    if (s->ntimes >= (size_t)s->flags.intensity)
+        return -1;
+    s->times[s->ntimes++] = now;
+    return 0;
+}
+
+static void schedule_retry(struct sup *s, size_t i)
+{
+    s->ch[i].status = RT_CHILD_RESTARTING;
+    struct retry rt = {.key = s->ch[i].key};
+    struct rt_msg *m = rt_msg_copy(RT_MSG_SUP, &rt, sizeof rt);
+    if (m)
+        rt_send(rt_self(), m);
+}
+
+/* Starts children [i, n) that are not running, in order (the restart part
+ * of rest_for_one/one_for_all); on failure marks that child restarting. */
+static void start_from(struct sup *s, size_t i)
+{
+    for (; i < s->n; i++) {
+        if (s->ch[i].pid)
+            continue;
+        rt_atom why = RT_UNDEFINED;
+        int rc = start_one(s, i, &why);
+        if (rc == RT_IGNORE && s->ch[i].restart == RT_TEMPORARY) {
+            remove_child(s, i);
+            i--;
+            continue;
+        }
+        if (rc < 0) {
+            rt_log(RT_LOG_ERROR, "supervisor %#llx: start_error child=%s reason=%s",
+                   (unsigned long long)rt_self(), s->ch[i].id, rt_atom_name(why));
+            schedule_retry(s, i);
+            return;
+        }
+    }
+}
+
+/* Restarts child i (just died, or a retry) under the strategy. Returns -1
+ * when the intensity is exceeded: the caller stops the supervisor. */
+static int restart(struct sup *s, size_t i)
+{
+    if (add_restart(s) < 0) {
+        rt_log(RT_LOG_ERROR, "supervisor %#llx: reached_max_restart_intensity child=%s",
+               (unsigned long long)rt_self(), s->ch[i].id);
+        return -1;
+    }
+    s->ch[i].restarts++;
+    s->total_restarts++;
+    uint64_t key = s->ch[i].key;
+    switch (s->flags.strategy) {
+    case RT_ONE_FOR_ONE:
+    case RT_SIMPLE_ONE_FOR_ONE: {
+        rt_atom why = RT_UNDEFINED;
+        int rc = start_one(s, i, &why);
+        if (rc == RT_IGNORE &&
+            (s->ch[i].restart == RT_TEMPORARY || s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE))
+            remove_child(s, i);
+        else if (rc < 0)
+            schedule_retry(s, i);
+        break;
+    }
+    case RT_REST_FOR_ONE:
+        terminate_children(s, i + 1, true);
+        start_from(s, find_key(s, key));
+        break;
+    case RT_ONE_FOR_ALL:
+        terminate_children(s, 0, true);
+        start_from(s, 0);
+        break;
+    }
+    return 0;
+}
+
+static void on_child_exit(struct sup *s, rt_pid pid, rt_atom reason, struct rt_gs_result *r)
+{
+    size_t i = find_pid(s, pid);
+    if (i == NONE)
+        return; /* an EXIT from an unknown pid is ignored */
+    struct child *c = &s->ch[i];
+    if (!rt_reason_is_clean(reason))
+        rt_log(RT_LOG_ERROR, "supervisor %#llx: child_terminated child=%s pid=%#llx reason=%s",
+               (unsigned long long)rt_self(), c->id, (unsigned long long)pid, rt_atom_name(reason));
+    c->pid = 0;
+    c->status = RT_CHILD_UNDEFINED;
+    bool again =
+        c->restart == RT_PERMANENT || (c->restart == RT_TRANSIENT && !rt_reason_is_clean(reason));
+    if (!again) {
+        bool sig = c->significant && s->flags.auto_shutdown != RT_AUTO_NEVER;
+        if (c->restart == RT_TEMPORARY || s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE)
+            remove_child(s, i);
+        if (sig) {
+            bool others = false;
+            for (size_t j = 0; j < s->n; j++)
+                if (s->ch[j].significant && s->ch[j].pid)
+                    others = true;
+            if (s->flags.auto_shutdown == RT_AUTO_ANY_SIGNIFICANT || !others) {
+                terminate_children(s, 0, false);
+                rt_gs_stop(r, RT_SHUTDOWN);
+            }
+        }
+        return;
+    }
+    if (restart(s, i) < 0) {
+        terminate_children(s, 0, false);
+        rt_gs_stop(r, RT_SHUTDOWN);
+    }
+}
+
+/* ---- gen_server callbacks ------------------------------------------------------- */
+
+struct sup_start {
+    rt_sup_init_fn init;
+    void *arg;
+};
+
+static void sup_init(void *arg, struct rt_gs_result *r)
+{
+    const struct sup_start *ss = arg;
+    struct rt_sup_flags flags = RT_SUP_FLAGS_DEFAULT;
+    const struct rt_child_spec *specs = NULL;
+    size_t n = 0;
+    rt_atom why = RT_UNDEFINED;
+    rt_set_kind(RT_KIND_SUPERVISOR);
+    rt_trap_exit(true);
+    struct sup *s = rt_calloc(1, sizeof *s);
+    if (!s) {
+        rt_gs_stop(r, RT_SYSTEM_LIMIT);
+        return;
+    }
+    r->state = s;
+    int rc = ss->init(ss->arg, &flags, &specs, &n);
+    if (rc == RT_IGNORE) {
+        rt_gs_ignore(r);
+        return;
+    }
+    if (rc < 0) {
+        rt_gs_stop(r, rt_atom_intern("bad_init"));
+        return;
+    }
+    if (rt_sup_check_childspecs(&flags, specs, n, &why) < 0) {
+        rt_gs_stop(r, why);
+        return;
+    }
+    s->flags = flags;
+    s->times = rt_calloc((size_t)flags.intensity + 1, sizeof *s->times);
+    if (!s->times) {
+        rt_gs_stop(r, RT_SYSTEM_LIMIT);
+        return;
+    }
+    rt_set_state_name(rt_sup_strategy_name(flags.strategy));
+    if (flags.strategy == RT_SIMPLE_ONE_FOR_ONE) {
+        if (fill_child(&s->tmpl, &specs[0]) < 0)
+            rt_gs_stop(r, RT_SYSTEM_LIMIT);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct child c;
+        if (fill_child(&c, &specs[i]) < 0 || push_child(s, &c) < 0) {
+            terminate_children(s, 0, false);
+            rt_gs_stop(r, RT_SYSTEM_LIMIT);
+            return;
+        }
+        size_t at = s->n - 1;
+        rc = start_one(s, at, &why);
+        if (rc == RT_IGNORE && s->ch[at].restart == RT_TEMPORARY)
+            remove_child(s, at);
+        if (rc < 0) {
+            char buf[128];
+            snprintf(buf, sizeof buf, "shutdown:failed_to_start_child:%s", specs[i].id);
+            rt_log(RT_LOG_ERROR, "supervisor %#llx: start_error child=%s reason=%s",
+                   (unsigned long long)rt_self(), specs[i].id, rt_atom_name(why));
+            remove_child(s, at);
+            terminate_children(s, 0, false);
+            rt_gs_stop(r, rt_atom_intern(buf));
+            return;
+        }
+    }
+}
+
+static void sup_terminate(rt_atom reason, void *state)
+{
+    struct sup *s = state;
+    if (s)
+        terminate_children(s, 0, false);
+}
+
+static void sup_info(struct rt_msg *m, void *state, struct rt_gs_result *r)
+{
+    struct sup *s = state;
+    if (m->type == RT_MSG_EXIT) {
+        on_child_exit(s, m->from, (rt_atom)m->u64, r);
+        return;
+    }
+    if (m->type == RT_MSG_SUP && m->from == rt_self() && m->size >= sizeof(struct retry)) {
+        const struct retry *rt = (const struct retry *)m->data;
+        size_t i = find_key(s, rt->key);
+        if (i == NONE || s->ch[i].status != RT_CHILD_RESTARTING)
+            return;
+        s->ch[i].status = RT_CHILD_UNDEFINED;
+        if (restart(s, i) < 0) {
+            terminate_children(s, 0, false);
+            rt_gs_stop(r, RT_SHUTDOWN);
+        }
+        return;
+    }
+    if (m->type == RT_MSG_DOWN)
+        return;
+    rt_log(RT_LOG_WARNING, "supervisor %#llx: unexpected message type %#x",
+           (unsigned long long)rt_self(), m->type);
+}
+
+static void child_info(const struct child *c, struct rt_child_info *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->id, sizeof out->id, "%s", c->id);
+    out->pid = c->pid;
+    out->status = c->status;
+    out->restart = c->restart;
+    out->type = c->type;
+    out->shutdown = c->shutdown;
+    out->significant = c->significant;
+    out->restarts = c->restarts;
+}
+
+static struct rt_msg *new_rep(size_t extra)
+{
+    return rt_msg_new(0, sizeof(struct sup_rep) + extra);
+}
+
+static struct rt_msg *list_rep(const struct sup *s, int kind)
+{
+    struct rt_msg *m = new_rep(s->n * sizeof(struct rt_child_info));
+    if (!m)
+        return NULL;
+    struct sup_rep *p = (struct sup_rep *)m->data;
+    struct rt_child_info *arr = (struct rt_child_info *)p->data;
+    p->count = s->n;
+    for (size_t i = 0; i < s->n; i++)
+        child_info(&s->ch[i], &arr[i]);
+    if (kind == SUP_DESCRIBE) {
+        p->desc.flags = s->flags;
+        p->desc.restarts = s->total_restarts;
+        uint64_t now = rt_now_ms(), period = (uint64_t)s->flags.period_s * 1000u;
+        size_t k = 0;
+        for (size_t i = 0; i < s->ntimes; i++)
+            if (now - s->times[i] <= period)
+                k++;
+        p->desc.restarts_in_period = k;
+        p->desc.children = s->n;
+    }
+    return m;
+}
+
+static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *state,
+                     struct rt_gs_result *r)
+{
+    struct sup *s = state;
+    struct rt_msg *rep = new_rep(0);
+    if (!rep) {
+        rt_gs_stop(r, RT_SYSTEM_LIMIT);
+        return;
+    }
+    struct sup_rep *p = (struct sup_rep *)rep->data;
+    bool simple = s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE;
+    size_t i;
+    char id[64] = "";
+    if ((m->type == SUP_TERMINATE_ID || m->type == SUP_RESTART || m->type == SUP_DELETE ||
+         m->type == SUP_GET_SPEC) &&
+        m->size >= 1)
+        snprintf(id, sizeof id, "%.*s", (int)(m->size < 63 ? m->size : 63), (char *)m->data);
+    switch (m->type) {
+    case SUP_START_CHILD: {
+        struct start_child_req *q = (struct start_child_req *)m->data;
+        struct rt_child_spec spec = q->spec;
+        spec.id = q->id;
+        if (spec.arg_size)
+            spec.arg = q->arg;
+        if (simple) {
+            p->rc = -EOPNOTSUPP;
+            break;
+        }
+        if (check_spec(&s->flags, &spec) < 0) {
+            p->rc = -EINVAL;
+            p->reason = rt_atom_intern("invalid_child_spec");
+            break;
+        }
+        i = find_id(s, spec.id);
+        if (i != NONE) {
+            p->rc = s->ch[i].pid ? -EEXIST : -EALREADY;
+            p->pid = s->ch[i].pid;
+            break;
+        }
+        struct child c;
+        if (fill_child(&c, &spec) < 0 || push_child(s, &c) < 0) {
+            p->rc = -ENOMEM;
+            break;
+        }
+        i = s->n - 1;
+        p->rc = start_one(s, i, &p->reason);
+        if (p->rc == RT_IGNORE) {
+            p->rc = 0;
+            if (s->ch[i].restart == RT_TEMPORARY)
+                remove_child(s, i);
+        } else if (p->rc < 0) {
+            remove_child(s, i);
+        } else {
+            p->pid = s->ch[i].pid;
+        }
+        break;
+    }
+    case SUP_START_EXTRA: {
+        if (!simple) {
+            p->rc = -EOPNOTSUPP;
+            break;
+        }
+        struct child c = s->tmpl;
+        if (c.arg_size) {
+            c.arg = rt_alloc(c.arg_size);
+            if (!c.arg) {
+                p->rc = -ENOMEM;
+                break;
+            }
+            memcpy(c.arg, s->tmpl.arg, c.arg_size);
+        }
+        c.extra = NULL;
+        c.extra_size = m->size;
+        if (m->size) {
+            c.extra = rt_alloc(m->size);
+            if (!c.extra) {
+                free_child(&c);
+                p->rc = -ENOMEM;
+                break;
+            }
+            memcpy(c.extra, m->data, m->size);
+        }
+        if (push_child(s, &c) < 0) {
+            free_child(&c);
+            p->rc = -ENOMEM;
+            break;
+        }
+        i = s->n - 1;
+        p->rc = start_one(s, i, &p->reason);
+        if (p->rc != 0)
+            remove_child(s, i);
+        if (p->rc == RT_IGNORE)
+            p->rc = 0;
+        else if (p->rc == 0)
+            p->pid = s->ch[i].pid;
+        break;
+    }
+    case SUP_TERMINATE_ID:
+        if (simple) {
+            p->rc = -EOPNOTSUPP;
+            break;
+        }
+        i = find_id(s, id);
+        if (i == NONE) {
+            p->rc = -ENOENT;
+            break;
+        }
+        shutdown_child(&s->ch[i]);
+        if (s->ch[i].restart == RT_TEMPORARY)
+            remove_child(s, i);
+        break;
+    case SUP_TERMINATE_PID: {
+        rt_pid pid = 0;
+        if (m->size >= sizeof pid)
+            memcpy(&pid, m->data, sizeof pid);
+        i = find_pid(s, pid);
+        if (i == NONE) {
+            p->rc = -ENOENT;
+            break;
+        }
+        shutdown_child(&s->ch[i]);
+        if (simple || s->ch[i].restart == RT_TEMPORARY)
+            remove_child(s, i);
+        break;
+    }
+    case SUP_RESTART:
+    case SUP_DELETE:
+        if (simple) {
+            p->rc = -EOPNOTSUPP;
+            break;
+        }
+        i = find_id(s, id);
+        if (i == NONE) {
+            p->rc = -ENOENT;
+            break;
+        }
+        if (s->ch[i].status == RT_CHILD_RESTARTING) {
+            p->rc = -EINPROGRESS;
+            break;
+        }
+        if (s->ch[i].pid) {
+            p->rc = -EBUSY;
+            break;
+        }
+        if (m->type == SUP_DELETE) {
+            remove_child(s, i);
+            break;
+        }
+        p->rc = start_one(s, i, &p->reason);
+        if (p->rc == RT_IGNORE)
+            p->rc = 0;
+        p->pid = s->ch[i].pid;
+        break;
+    case SUP_WHICH:
+    case SUP_DESCRIBE:
+        rt_msg_free(rep);
+        rep = list_rep(s, m->type);
+        if (!rep) {
+            rt_gs_stop(r, RT_SYSTEM_LIMIT);
+            return;
+        }
+        break;
+    case SUP_COUNT:
+        p->counts.specs = simple ? 1 : s->n;
+        for (i = 0; i < s->n; i++) {
+            if (s->ch[i].pid)
+                p->counts.active++;
+            if (s->ch[i].type == RT_SUPERVISOR)
+                p->counts.supervisors++;
+            else
+                p->counts.workers++;
+        }
+        break;
+    case SUP_GET_SPEC:
+        i = simple ? NONE : find_id(s, id);
+        if (i == NONE)
+            p->rc = -ENOENT;
+        else
+            child_info(&s->ch[i], &p->info);
+        break;
+    default:
+        p->rc = -EINVAL;
+        break;
+    }
+    rt_gs_reply(r, rep);
+}
+
+static void sup_format(void *state, char *buf, size_t len)
+{
+    const struct sup *s = state;
+    snprintf(buf, len, "supervisor strategy=%s intensity=%d period=%d children=%zu restarts=%llu",
+             rt_sup_strategy_name(s->flags.strategy), s->flags.intensity, s->flags.period_s, s->n,
+             (unsigned long long)s->total_restarts);
+}
+
+static const struct rt_gen_server_ops sup_ops = {
+    .name = "supervisor",
+    .init = sup_init,
+    .handle_call = sup_call,
+    .handle_info = sup_info,
+    .terminate = sup_terminate,
+    .format_status = sup_format,
+};
+
+int rt_sup_start_link(rt_sup_init_fn init, void *arg, const struct rt_start_opts *opts, rt_pid *out,
+                      rt_atom *reason)
+{
+    struct sup_start ss = {.init = init, .arg = arg};
+    struct rt_start_opts o = {0};
+    if (!init)
+        return -EINVAL;
+    if (opts)
+        o = *opts;
+    if (!o.initial_call)
+        o.initial_call = "supervisor";
+    return rt_gen_server_start_link(&sup_ops, &ss, &o, out, reason);
+}
+
+/* ---- client API ------------------------------------------------------------------ */
+
+static int sup_request(rt_pid sup, uint32_t type, const void *data, size_t size,
+                       struct rt_msg **rep)
+{
+    struct rt_msg *m = rt_msg_copy(type, data, size);
+    rt_atom why = RT_NORMAL;
+    if (!m)
+        return -ENOMEM;
+    int rc = rt_gen_server_call(sup, m, RT_INFINITY, rep, &why);
+    if (rc == 0 && (!*rep || (*rep)->size < sizeof(struct sup_rep))) {
+        rt_msg_free(*rep);
+        return -EPROTO;
+    }
+    return rc;
+}
+
+static int id_request(rt_pid sup, uint32_t type, const char *id, struct rt_msg **rep)
+{
+    if (!id)
+        return -EINVAL;
+    return sup_request(sup, type, id, strlen(id) + 1, rep);
+}
+
+#define REP(m) ((struct sup_rep *)(m)->data)
+
+int rt_sup_start_child(rt_pid sup, const struct rt_child_spec *spec, rt_pid *out, rt_atom *reason)
+{
+    struct rt_msg *rep = NULL;
+    if (!spec || !spec->id || strlen(spec->id) >= 64)
+        return -EINVAL;
+    size_t size = sizeof(struct start_child_req) + spec->arg_size;
+    struct rt_msg *m = rt_msg_new(SUP_START_CHILD, size);
+    if (!m)
+        return -ENOMEM;
+    struct start_child_req *q = (struct start_child_req *)m->data;
+    q->spec = *spec;
+    q->spec.id = NULL;
+    snprintf(q->id, sizeof q->id, "%s", spec->id);
+    if (spec->arg_size)
+        memcpy(q->arg, spec->arg, spec->arg_size);
+    rt_atom why = RT_NORMAL;
+    int rc = rt_gen_server_call(sup, m, RT_INFINITY, &rep, &why);
+    if (rc < 0)
+        return rc;
+    if (!rep)
+        return -EPROTO;
+    rc = REP(rep)->rc;
+    if ((rc == 0 || rc == -EEXIST) && out)
+        *out = REP(rep)->pid;
+    if (rc < 0 && reason)
+        *reason = REP(rep)->reason;
+    rt_msg_free(rep);
+    return rc;
+}
+
+int rt_sup_start_child_extra(rt_pid sup, const void *extra, size_t extra_size, rt_pid *out,
+                             rt_atom *reason)
+{
+    struct rt_msg *rep = NULL;
+    int rc = sup_request(sup, SUP_START_EXTRA, extra, extra_size, &rep);
+    if (rc < 0)
+        return rc;
+    rc = REP(rep)->rc;
+    if (rc == 0 && out)
+        *out = REP(rep)->pid;
+    if (rc < 0 && reason)
+        *reason = REP(rep)->reason;
+    rt_msg_free(rep);
+    return rc;
+}
+
+static int rc_only(rt_pid sup, uint32_t type, const char *id)
+{
+    struct rt_msg *rep = NULL;
+    int rc = id_request(sup, type, id, &rep);
+    if (rc < 0)
+        return rc;
+    rc = REP(rep)->rc;
+    rt_msg_free(rep);
+    return rc;
+}
+
+int rt_sup_terminate_child(rt_pid sup, const char *id)
+{
+    return rc_only(sup, SUP_TERMINATE_ID, id);
+}
+
+int rt_sup_terminate_child_pid(rt_pid sup, rt_pid child)
+{
+    struct rt_msg *rep = NULL;
+    int rc = sup_request(sup, SUP_TERMINATE_PID, &child, sizeof child, &rep);
+    if (rc < 0)
+        return rc;
+    rc = REP(rep)->rc;
+    rt_msg_free(rep);
+    return rc;
+}
+
+int rt_sup_restart_child(rt_pid sup, const char *id, rt_pid *out, rt_atom *reason)
+{
+    struct rt_msg *rep = NULL;
+    int rc = id_request(sup, SUP_RESTART, id, &rep);
+    if (rc < 0)
+        return rc;
+    rc = REP(rep)->rc;
+    if (rc == 0 && out)
+        *out = REP(rep)->pid;
+    if (rc < 0 && reason)
+        *reason = REP(rep)->reason;
+    rt_msg_free(rep);
+    return rc;
+}
+
+int rt_sup_delete_child(rt_pid sup, const char *id)
+{
+    return rc_only(sup, SUP_DELETE, id);
+}
+
+int rt_sup_which_children(rt_pid sup, struct rt_child_info *out, size_t max, size_t *count)
+{
+    struct rt_msg *rep = NULL;
+    int rc = sup_request(sup, SUP_WHICH, NULL, 0, &rep);
+    if (rc < 0)
+        return rc;
+    size_t n = REP(rep)->count;
+    if (n > max)
+        n = max;
+    if (n)
+        memcpy(out, REP(rep)->data, n * sizeof *out);
+    if (count)
+        *count = REP(rep)->count;
+    rt_msg_free(rep);
+    return 0;
+}
+
+int rt_sup_count_children(rt_pid sup, struct rt_sup_counts *out)
+{
+    struct rt_msg *rep = NULL;
+    int rc = sup_request(sup, SUP_COUNT, NULL, 0, &rep);
+    if (rc < 0)
+        return rc;
+    *out = REP(rep)->counts;
+    rt_msg_free(rep);
+    return 0;
+}
+
+int rt_sup_get_childspec(rt_pid sup, const char *id, struct rt_child_info *out)
+{
+    struct rt_msg *rep = NULL;
+    int rc = id_request(sup, SUP_GET_SPEC, id, &rep);
+    if (rc < 0)
+        return rc;
+    rc = REP(rep)->rc;
+    if (rc == 0)
+        *out = REP(rep)->info;
+    rt_msg_free(rep);
+    return rc;
+}
+
+int rt_sup_describe(rt_pid sup, struct rt_sup_description *desc, struct rt_child_info *children,
+                    size_t max)
+{
+    struct rt_msg *rep = NULL;
+    int rc = sup_request(sup, SUP_DESCRIBE, NULL, 0, &rep);
+    if (rc < 0)
+        return rc;
+    size_t n = REP(rep)->count;
+    if (n > max)
+        n = max;
+    if (n && children)
+        memcpy(children, REP(rep)->data, n * sizeof *children);
+    if (desc)
+        *desc = REP(rep)->desc;
+    rt_msg_free(rep);
+    return 0;
+}
