@@ -223,7 +223,8 @@ void rt_undefer(uint64_t handle, bool run);
 struct rt_msg {
     struct rt_msg *next; /* runtime-owned */
     struct rt_msg *prev; /* runtime-owned */
-    uint64_t seq;        /* runtime-owned: arrival order */
+    uint32_t seq;        /* runtime-owned: arrival order */
+    uint32_t flags;      /* runtime-owned */
     rt_pid from;         /* sender (set by rt_send) */
     rt_ref ref;          /* correlation reference, 0 if none */
     uint64_t u64;        /* small inline value; the reason for EXIT/DOWN */

@@ -1,0 +1,115 @@
+/*
+ * log.c: where runtime reports go. By default one JSON line per report on
+ * stderr; the gateway installs its logger. Handlers run on the reporting
+ * thread and must not block for long.
+ */
+#include "rt_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Atomic(rt_log_fn) log_fn;
+static _Atomic(void *) log_ctx;
+static _Atomic(rt_crash_fn) crash_fn;
+static _Atomic(void *) crash_ctx;
+
+static const char *level_name(enum rt_log_level l)
+{
+    switch (l) {
+    case RT_LOG_DEBUG:
+        return "debug";
+    case RT_LOG_INFO:
+        return "info";
+    case RT_LOG_WARNING:
+        return "warning";
+    default:
+        return "error";
+    }
+}
+
+/* Writes s as a JSON string body (without quotes) into out. */
+static void json_escape(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = 0;
+}
+
+static void default_log(enum rt_log_level level, const char *msg, void *ctx)
+{
+    (void)ctx;
+    char esc[2048];
+    json_escape(esc, sizeof esc, msg);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    fprintf(stderr, "{\"time\":%lld.%03ld,\"level\":\"%s\",\"msg\":\"%s\"}\n", (long long)ts.tv_sec,
+            ts.tv_nsec / 1000000, level_name(level), esc);
+}
+
+void rt_set_log_handler(rt_log_fn fn, void *ctx)
+{
+    atomic_store(&log_ctx, ctx);
+    atomic_store(&log_fn, fn);
+}
+
+void rt_set_crash_handler(rt_crash_fn fn, void *ctx)
+{
+    atomic_store(&crash_ctx, ctx);
+    atomic_store(&crash_fn, fn);
+}
+
+void rt_log(enum rt_log_level level, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    rt_log_fn fn = atomic_load(&log_fn);
+    if (fn)
+        fn(level, buf, atomic_load(&log_ctx));
+    else
+        default_log(level, buf, NULL);
+}
+
+void rt__crash_report(struct rt_proc *p, rt_atom reason)
+{
+    char name[64] = "", ic[64] = "";
+    rt__spin_lock(&p->info_lock);
+    if (p->name)
+        snprintf(name, sizeof name, "%s", p->name);
+    if (p->initial_call)
+        snprintf(ic, sizeof ic, "%s", p->initial_call);
+    rt__spin_unlock(&p->info_lock);
+    struct rt_crash_report r = {
+        .pid = atomic_load_explicit(&p->pid, memory_order_relaxed),
+        .name = name,
+        .initial_call = ic,
+        .reason = reason,
+        .last_msg_type = p->last_msg_type,
+    };
+    rt_crash_fn fn = atomic_load(&crash_fn);
+    if (fn) {
+        fn(&r, atomic_load(&crash_ctx));
+        return;
+    }
+    char esc_name[160], esc_ic[160], esc_reason[160];
+    json_escape(esc_name, sizeof esc_name, name);
+    json_escape(esc_ic, sizeof esc_ic, ic);
+    json_escape(esc_reason, sizeof esc_reason, rt_atom_name(reason));
+    fprintf(stderr,
+            "{\"level\":\"error\",\"event\":\"crash\",\"pid\":%llu,\"name\":\"%s\","
+            "\"initial_call\":\"%s\",\"reason\":\"%s\",\"last_message_type\":%u}\n",
+            (unsigned long long)r.pid, esc_name, esc_ic, esc_reason, r.last_msg_type);
+}

@@ -1,0 +1,478 @@
+/*
+ * msg.c: messages, the inbox, signal handling and receive.
+ *
+ * The inbox is Vyukov's intrusive MPSC queue: a producer swaps itself in as
+ * the tail and then links the previous tail to it; the owner pops from the
+ * head. The stub node lives in the control block. Producers announce
+ * themselves in `senders` so that the reaper, after setting `closed`, can
+ * wait for in-flight pushes before its final drain.
+ *
+ * The owner drains the inbox into its private queue, handling signals
+ * (link, unlink, exit, monitor, demonitor) in arrival order, dropping DOWNs
+ * of monitors it removed and aliased replies whose alias is inactive.
+ */
+#include "rt_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Atomic int64_t rt__msgs_live;
+
+/* The stub is a bare header: only its `next` field is ever used. */
+static struct rt_msg *stub_of(struct rt_proc *p)
+{
+    return (struct rt_msg *)(void *)&p->stub;
+}
+
+void rt__inbox_init(struct rt_proc *p)
+{
+    struct rt_msg *stub = stub_of(p);
+    stub->next = NULL;
+    p->in_head = stub;
+    atomic_store_explicit(&p->in_tail, stub, memory_order_relaxed);
+    atomic_store_explicit(&p->inbox_n, 0, memory_order_relaxed);
+}
+
+static void inbox_push(struct rt_proc *p, struct rt_msg *m)
+{
+    __atomic_store_n(&m->next, NULL, __ATOMIC_RELAXED);
+    /* acq_rel: orders our message's contents before the link below is seen,
+     * and serialises producers on the tail. */
+    struct rt_msg *prev = atomic_exchange_explicit(&p->in_tail, m, memory_order_acq_rel);
+    /* Release: the consumer that reads prev->next sees m's contents. */
+    __atomic_store_n(&prev->next, m, __ATOMIC_RELEASE);
+}
+
+static struct rt_msg *inbox_pop(struct rt_proc *p)
+{
+    struct rt_msg *stub = stub_of(p);
+    struct rt_msg *head = p->in_head;
+    /* Acquire pairs with the producer's release store of ->next. */
+    struct rt_msg *next = __atomic_load_n(&head->next, __ATOMIC_ACQUIRE);
+    if (head == stub) {
+        if (!next)
+            return NULL;
+        p->in_head = next;
+        head = next;
+        next = __atomic_load_n(&head->next, __ATOMIC_ACQUIRE);
+    }
+    if (next) {
+        p->in_head = next;
+        return head;
+    }
+    if (head != atomic_load_explicit(&p->in_tail, memory_order_acquire))
+        return NULL; /* a producer is between its swap and its link */
+    inbox_push(p, stub);
+    next = __atomic_load_n(&head->next, __ATOMIC_ACQUIRE);
+    if (next) {
+        p->in_head = next;
+        return head;
+    }
+    return NULL;
+}
+
+struct rt_msg *rt_msg_new(uint32_t type, size_t size)
+{
+    if (size > UINT32_MAX)
+        return NULL;
+    struct rt_msg *m = malloc(sizeof(*m) + size);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof(*m) + size);
+    m->type = type;
+    m->size = (uint32_t)size;
+    /* Relaxed: a statistic (leak checks read it after all threads joined). */
+    atomic_fetch_add_explicit(&rt__msgs_live, 1, memory_order_relaxed);
+    return m;
+}
+
+struct rt_msg *rt_msg_copy(uint32_t type, const void *data, size_t size)
+{
+    struct rt_msg *m = rt_msg_new(type, size);
+    if (m && size)
+        memcpy(m->data, data, size);
+    return m;
+}
+
+void rt_msg_free(struct rt_msg *m)
+{
+    if (!m)
+        return;
+    atomic_fetch_sub_explicit(&rt__msgs_live, 1, memory_order_relaxed);
+    free(m);
+}
+
+void rt__msg_discard(struct rt_msg *m)
+{
+    if (!m)
+        return;
+    if (m->dtor)
+        m->dtor(m);
+    rt_msg_free(m);
+}
+
+int rt__push(rt_pid pid, struct rt_msg *m)
+{
+    struct rt_proc *p = rt__lookup(pid);
+    if (!p)
+        return -ESRCH;
+    /* seq_cst: the announcement must be visible to a reaper before we read
+     * `closed` (Dekker-style with the reaper's store of closed / load of
+     * senders). */
+    atomic_fetch_add_explicit(&p->senders, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->pid, memory_order_seq_cst) != pid ||
+        atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
+        atomic_fetch_sub_explicit(&p->senders, 1, memory_order_seq_cst);
+        return -ESRCH;
+    }
+    inbox_push(p, m);
+    /* seq_cst: pairs with the parking scheduler's store of WAITING / load of
+     * inbox_n, so either it sees the message or we see WAITING. */
+    atomic_fetch_add_explicit(&p->inbox_n, 1, memory_order_seq_cst);
+    rt__wake(p);
+    atomic_fetch_sub_explicit(&p->senders, 1, memory_order_seq_cst);
+    return 0;
+}
+
+int rt_send(rt_pid to, struct rt_msg *m)
+{
+    if (!m)
+        return -EINVAL;
+    struct rt_proc *self = rt__self();
+    m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : 0;
+    m->flags = 0;
+    int rc = rt__push(to, m);
+    if (rc < 0)
+        rt__msg_discard(m);
+    if (self)
+        rt__charge(self, 1);
+    return rc;
+}
+
+int rt_send_name(const char *name, struct rt_msg *m)
+{
+    rt_pid pid = name ? rt_whereis(name) : 0;
+    if (!pid) {
+        rt__msg_discard(m);
+        return -ESRCH;
+    }
+    return rt_send(pid, m);
+}
+
+int rt_send_alias(rt_pid to, rt_ref alias, struct rt_msg *m)
+{
+    if (!m)
+        return -EINVAL;
+    struct rt_proc *self = rt__self();
+    m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : 0;
+    m->ref = alias;
+    m->flags = RT__F_ALIASED;
+    int rc = rt__push(to, m);
+    if (rc < 0)
+        rt__msg_discard(m);
+    if (self)
+        rt__charge(self, 1);
+    return rc;
+}
+
+rt_ref rt_alias(void)
+{
+    struct rt_proc *p = rt__self();
+    if (!p || p->naliases >= RT_MAX_ALIASES)
+        return 0;
+    rt_ref ref = rt_make_ref();
+    p->aliases[p->naliases++] = ref;
+    return ref;
+}
+
+void rt_unalias(rt_ref alias)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return;
+    /* Replies already sent stay: move them into the private queue while the
+     * alias is still active. */
+    rt__drain(p);
+    for (unsigned i = 0; i < p->naliases; i++) {
+        if (p->aliases[i] == alias) {
+            p->aliases[i] = p->aliases[--p->naliases];
+            return;
+        }
+    }
+}
+
+static bool alias_active(struct rt_proc *p, rt_ref ref)
+{
+    for (unsigned i = 0; i < p->naliases; i++)
+        if (p->aliases[i] == ref)
+            return true;
+    return false;
+}
+
+static void enqueue_private(struct rt_proc *p, struct rt_msg *m)
+{
+    m->seq = p->seq_next++;
+    m->next = NULL;
+    m->prev = p->q_tail;
+    if (p->q_tail)
+        p->q_tail->next = m;
+    else
+        p->q_head = m;
+    p->q_tail = m;
+    p->q_len++;
+}
+
+static void unlink_private(struct rt_proc *p, struct rt_msg *m)
+{
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        p->q_head = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    else
+        p->q_tail = m->prev;
+    m->next = m->prev = NULL;
+    p->q_len--;
+}
+
+/* An exit signal reached a live process: the rules of Erlang's exit signals. */
+static void handle_exit_signal(struct rt_proc *p, struct rt_msg *m)
+{
+    rt_pid me = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    rt_pid from = m->from;
+    rt_atom reason = (rt_atom)m->u64;
+    bool via_link = m->ref == 1;
+    if (via_link) {
+        /* An exit from a link we already removed is dropped. */
+        if (!rt__links_del(p, from)) {
+            rt_msg_free(m);
+            return;
+        }
+    }
+    if (!via_link && reason == RT_KILL) {
+        rt_msg_free(m);
+        rt__die(p, RT_KILLED); /* untrappable */
+    }
+    if (reason == RT_NORMAL && from != me && !p->trap_exit) {
+        rt_msg_free(m);
+        return;
+    }
+    if (p->trap_exit) {
+        m->type = RT_MSG_EXIT;
+        m->ref = 0;
+        enqueue_private(p, m);
+        return;
+    }
+    rt_msg_free(m);
+    rt__die(p, reason);
+}
+
+static void handle(struct rt_proc *p, struct rt_msg *m)
+{
+    switch (m->type) {
+    case RT__SIG_LINK:
+        rt__links_add(p, m->from);
+        rt_msg_free(m);
+        return;
+    case RT__SIG_UNLINK:
+        rt__links_del(p, m->from);
+        rt_msg_free(m);
+        return;
+    case RT__SIG_EXIT:
+        handle_exit_signal(p, m);
+        return;
+    case RT__SIG_MONITOR:
+        rt__mon_add(p, true, m->ref, m->from);
+        rt_msg_free(m);
+        return;
+    case RT__SIG_DEMONITOR:
+        rt__mon_del(p, true, m->ref, NULL);
+        rt_msg_free(m);
+        return;
+    case RT_MSG_DOWN:
+        /* Only a monitor we still hold delivers its DOWN, once. */
+        if (!rt__mon_del(p, false, m->ref, NULL)) {
+            rt_msg_free(m);
+            return;
+        }
+        break;
+    default:
+        if ((m->flags & RT__F_ALIASED) && !alias_active(p, m->ref)) {
+            rt__msg_discard(m);
+            return;
+        }
+        break;
+    }
+    enqueue_private(p, m);
+}
+
+void rt__drain(struct rt_proc *p)
+{
+    struct rt_msg *m;
+    while (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0 && (m = inbox_pop(p))) {
+        /* Relaxed: the count is only a hint for the wake-up check, which
+         * re-reads it with seq_cst. */
+        atomic_fetch_sub_explicit(&p->inbox_n, 1, memory_order_relaxed);
+        handle(p, m);
+    }
+}
+
+void rt__drain_dead(struct rt_proc *p)
+{
+    rt_pid me = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    rt_atom reason = p->exit_reason;
+    struct rt_msg *m;
+    for (;;) {
+        m = inbox_pop(p);
+        if (!m) {
+            if (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0)
+                continue; /* a push is completing its link */
+            break;
+        }
+        atomic_fetch_sub_explicit(&p->inbox_n, 1, memory_order_relaxed);
+        switch (m->type) {
+        case RT__SIG_LINK:
+            /* Linked while dying: the linker gets our exit reason. */
+            rt__links_add(p, m->from);
+            rt_msg_free(m);
+            break;
+        case RT__SIG_UNLINK:
+            rt__links_del(p, m->from);
+            rt_msg_free(m);
+            break;
+        case RT__SIG_MONITOR: {
+            rt_pid watcher = m->from;
+            m->type = RT_MSG_DOWN;
+            m->from = me;
+            m->u64 = reason;
+            m->flags = 0;
+            if (rt__push(watcher, m) < 0)
+                rt_msg_free(m);
+            break;
+        }
+        case RT__SIG_DEMONITOR:
+            rt__mon_del(p, true, m->ref, NULL);
+            rt_msg_free(m);
+            break;
+        default:
+            rt__msg_discard(m);
+            break;
+        }
+    }
+    while ((m = p->q_head)) {
+        unlink_private(p, m);
+        rt__msg_discard(m);
+    }
+}
+
+size_t rt_mailbox_len(void)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return 0;
+    rt__drain(p);
+    return p->q_len;
+}
+
+/* ---- receive ------------------------------------------------------------------ */
+
+static int64_t deadline_of(int64_t timeout_ms)
+{
+    if (timeout_ms < 0)
+        return -1;
+    return (int64_t)rt_now_ms() + timeout_ms;
+}
+
+/* Waits for something new in the inbox or the deadline. Returns false once
+ * the deadline has passed. */
+static bool wait_more(struct rt_proc *p, int64_t deadline)
+{
+    if (deadline >= 0 && (int64_t)rt_now_ms() >= deadline)
+        return false;
+    if (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0)
+        return true;
+    if (deadline >= 0)
+        rt__wait_timer_arm(p, (uint64_t)deadline);
+    p->status_hint = RT_STATUS_WAITING;
+    rt__park(p);
+    if (deadline >= 0)
+        rt__wait_timer_cancel(p);
+    return true;
+}
+
+static struct rt_msg *take(struct rt_proc *p, struct rt_msg *m)
+{
+    unlink_private(p, m);
+    p->last_msg_type = m->type;
+    rt__charge(p, 1);
+    return m;
+}
+
+struct rt_msg *rt_receive(int64_t timeout_ms)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return NULL;
+    int64_t deadline = deadline_of(timeout_ms);
+    for (;;) {
+        atomic_store_explicit(&p->wake_pending, 0, memory_order_seq_cst);
+        rt__drain(p);
+        if (p->q_head)
+            return take(p, p->q_head);
+        if (timeout_ms == 0 || !wait_more(p, deadline))
+            return NULL;
+    }
+}
+
+struct rt_msg *rt_receive_match(rt_match_fn match, void *ctx, int64_t timeout_ms)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return NULL;
+    int64_t deadline = deadline_of(timeout_ms);
+    struct rt_msg *scanned = NULL; /* last message already rejected */
+    for (;;) {
+        atomic_store_explicit(&p->wake_pending, 0, memory_order_seq_cst);
+        rt__drain(p);
+        struct rt_msg *m = scanned ? scanned->next : p->q_head;
+        for (; m; m = m->next) {
+            if (match(m, ctx))
+                return take(p, m);
+            scanned = m;
+        }
+        if (timeout_ms == 0 || !wait_more(p, deadline))
+            return NULL;
+    }
+}
+
+struct rt_msg *rt_receive_ref(rt_ref ref, int64_t timeout_ms)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return NULL;
+    int64_t deadline = deadline_of(timeout_ms);
+    bool marked = ref == p->mark_ref;
+    uint32_t mark = p->mark_seq;
+    for (;;) {
+        atomic_store_explicit(&p->wake_pending, 0, memory_order_seq_cst);
+        rt__drain(p);
+        struct rt_msg *found = NULL;
+        if (marked) {
+            /* Only what arrived after the ref was made can carry it: walk
+             * back from the newest message to the mark. */
+            for (struct rt_msg *m = p->q_tail; m && (int32_t)(m->seq - mark) > 0; m = m->prev)
+                if (m->ref == ref)
+                    found = m;
+        } else {
+            for (struct rt_msg *m = p->q_head; m && !found; m = m->next)
+                if (m->ref == ref)
+                    found = m;
+        }
+        if (found)
+            return take(p, found);
+        if (timeout_ms == 0 || !wait_more(p, deadline))
+            return NULL;
+    }
+}

@@ -1,0 +1,690 @@
+/*
+ * proc.c: the process table, spawn, exit, links and monitors.
+ *
+ * The table is an array of chunk pointers; a chunk holds RT__CHUNK control
+ * blocks that are never freed while the runtime runs (type-stable memory,
+ * see rt_int.h), so a stale pointer to a block is always safe to read and a
+ * stale pid never matches it. Free slots sit on a stack under `slot_lock`.
+ *
+ * Exit: a process that exits switches to its scheduler, which reaps it in
+ * rt__finish: deferred cleanups, memory, name, inbox (closed then drained),
+ * then exit signals to links and DOWN messages to monitors, in that order,
+ * so that whoever receives the signal finds the name already gone.
+ */
+#include "rt_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define RT__CHUNK_BITS 12
+#define RT__CHUNK (1u << RT__CHUNK_BITS)
+
+static struct rt_proc *_Atomic *chunks; /* max_processes / RT__CHUNK entries */
+static size_t nchunks;
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t *free_slots; /* stack of free slot indices */
+static size_t free_n;
+static uint32_t next_fresh; /* slots below this have been used */
+
+int rt__proc_init(void);
+void rt__proc_done(void);
+
+int rt__proc_init(void)
+{
+    size_t max = rt__rt.cfg.max_processes;
+    nchunks = (max + RT__CHUNK - 1) / RT__CHUNK;
+    chunks = calloc(nchunks, sizeof(*chunks));
+    /* The free stack can hold every slot; NORESERVE keeps it cheap until a
+     * million processes have actually exited. */
+    free_slots = mmap(NULL, max * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!chunks || free_slots == MAP_FAILED) {
+        free(chunks);
+        chunks = NULL;
+        if (free_slots != MAP_FAILED)
+            munmap(free_slots, max * sizeof(uint32_t));
+        free_slots = NULL;
+        return -ENOMEM;
+    }
+    free_n = 0;
+    next_fresh = 1; /* slot 0 unused: pid 0 is never valid */
+    return 0;
+}
+
+void rt__proc_done(void)
+{
+    for (size_t i = 0; i < nchunks; i++) {
+        struct rt_proc *c = atomic_load_explicit(&chunks[i], memory_order_relaxed);
+        if (c) {
+            for (size_t j = 0; j < RT__CHUNK; j++)
+                free(c[j].detail);
+            munmap(c, RT__CHUNK * sizeof(struct rt_proc));
+        }
+    }
+    free(chunks);
+    chunks = NULL;
+    if (free_slots)
+        munmap(free_slots, rt__rt.cfg.max_processes * sizeof(uint32_t));
+    free_slots = NULL;
+}
+
+struct rt_proc *rt__lookup(rt_pid pid)
+{
+    uint32_t slot = (uint32_t)pid;
+    if (!chunks || slot == 0 || slot >= rt__rt.cfg.max_processes)
+        return NULL;
+    /* Acquire pairs with the release in slot_alloc: the chunk's initialised
+     * blocks are visible. */
+    struct rt_proc *c = atomic_load_explicit(&chunks[slot >> RT__CHUNK_BITS], memory_order_acquire);
+    return c ? &c[slot & (RT__CHUNK - 1)] : NULL;
+}
+
+struct rt_proc *rt__self(void)
+{
+    struct rt__sched *s = rt__cur_sched;
+    return s ? atomic_load_explicit(&s->current, memory_order_relaxed) : NULL;
+}
+
+static struct rt_proc *slot_alloc(void)
+{
+    struct rt_proc *p = NULL;
+    pthread_mutex_lock(&slot_lock);
+    uint32_t slot;
+    if (free_n > 0) {
+        slot = free_slots[--free_n];
+    } else if (next_fresh < rt__rt.cfg.max_processes) {
+        slot = next_fresh++;
+        size_t ci = slot >> RT__CHUNK_BITS;
+        if (!atomic_load_explicit(&chunks[ci], memory_order_relaxed)) {
+            struct rt_proc *c = mmap(NULL, RT__CHUNK * sizeof(struct rt_proc),
+                                     PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (c == MAP_FAILED) {
+                next_fresh--;
+                goto out;
+            }
+            for (uint32_t j = 0; j < RT__CHUNK; j++) {
+                c[j].slot = (uint32_t)(ci << RT__CHUNK_BITS) + j;
+                c[j].gen = 1;
+                atomic_store_explicit(&c[j].state, RT__FREE, memory_order_relaxed);
+                atomic_store_explicit(&c[j].closed, 1, memory_order_relaxed);
+            }
+            /* Release: readers that find the chunk see its initialised blocks. */
+            atomic_store_explicit(&chunks[ci], c, memory_order_release);
+        }
+    } else {
+        goto out;
+    }
+    p = rt__lookup(slot);
+out:
+    pthread_mutex_unlock(&slot_lock);
+    return p;
+}
+
+static void slot_free(struct rt_proc *p)
+{
+    pthread_mutex_lock(&slot_lock);
+    free_slots[free_n++] = p->slot;
+    pthread_mutex_unlock(&slot_lock);
+}
+
+size_t rt__proc_count(void)
+{
+    int64_t n = atomic_load_explicit(&rt__rt.live, memory_order_relaxed);
+    return n > 0 ? (size_t)n : 0;
+}
+
+void rt__proc_foreach_slot(void (*fn)(struct rt_proc *p, void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&slot_lock);
+    uint32_t limit = next_fresh;
+    pthread_mutex_unlock(&slot_lock);
+    for (uint32_t s = 1; s < limit; s++) {
+        struct rt_proc *p = rt__lookup(s);
+        if (p && atomic_load_explicit(&p->pid, memory_order_acquire) != 0)
+            fn(p, ctx);
+    }
+}
+
+/* ---- relations: links and monitors --------------------------------------- */
+
+struct rt__rel *rt__rel(struct rt_proc *p)
+{
+    if (!p->rel)
+        p->rel = calloc(1, sizeof(*p->rel));
+    return p->rel;
+}
+
+bool rt__links_has(struct rt_proc *p, rt_pid pid)
+{
+    if (!p->rel)
+        return false;
+    for (uint32_t i = 0; i < p->rel->nlinks; i++)
+        if (p->rel->links[i] == pid)
+            return true;
+    return false;
+}
+
+int rt__links_add(struct rt_proc *p, rt_pid pid)
+{
+    if (rt__links_has(p, pid))
+        return 0;
+    struct rt__rel *r = rt__rel(p);
+    if (!r)
+        return -ENOMEM;
+    rt__spin_lock(&p->info_lock);
+    int rc = 0;
+    if (r->nlinks == r->caplinks) {
+        uint32_t cap = r->caplinks ? r->caplinks * 2 : 4;
+        rt_pid *n = realloc(r->links, cap * sizeof(*n));
+        if (!n) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        r->links = n;
+        r->caplinks = cap;
+    }
+    r->links[r->nlinks++] = pid;
+out:
+    rt__spin_unlock(&p->info_lock);
+    return rc;
+}
+
+bool rt__links_del(struct rt_proc *p, rt_pid pid)
+{
+    if (!p->rel)
+        return false;
+    struct rt__rel *r = p->rel;
+    bool found = false;
+    rt__spin_lock(&p->info_lock);
+    for (uint32_t i = 0; i < r->nlinks; i++) {
+        if (r->links[i] == pid) {
+            r->links[i] = r->links[--r->nlinks];
+            found = true;
+            break;
+        }
+    }
+    rt__spin_unlock(&p->info_lock);
+    return found;
+}
+
+int rt__mon_add(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid pid)
+{
+    struct rt__rel *r = rt__rel(p);
+    if (!r)
+        return -ENOMEM;
+    struct rt__mon **arr = watcher ? &r->watchers : &r->mons;
+    uint32_t *n = watcher ? &r->nwatch : &r->nmons;
+    uint32_t *cap = watcher ? &r->capwatch : &r->capmons;
+    int rc = 0;
+    rt__spin_lock(&p->info_lock);
+    if (*n == *cap) {
+        uint32_t c = *cap ? *cap * 2 : 4;
+        struct rt__mon *a = realloc(*arr, c * sizeof(*a));
+        if (!a) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        *arr = a;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = (struct rt__mon){ref, pid};
+out:
+    rt__spin_unlock(&p->info_lock);
+    return rc;
+}
+
+bool rt__mon_del(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid *pid)
+{
+    if (!p->rel)
+        return false;
+    struct rt__rel *r = p->rel;
+    struct rt__mon *arr = watcher ? r->watchers : r->mons;
+    uint32_t *n = watcher ? &r->nwatch : &r->nmons;
+    bool found = false;
+    rt__spin_lock(&p->info_lock);
+    for (uint32_t i = 0; i < *n; i++) {
+        if (arr[i].ref == ref) {
+            if (pid)
+                *pid = arr[i].pid;
+            arr[i] = arr[--(*n)];
+            found = true;
+            break;
+        }
+    }
+    rt__spin_unlock(&p->info_lock);
+    return found;
+}
+
+/* Sends an internal signal from `from` (which may be a dying process) to `to`. */
+static int signal_send(rt_pid from, rt_pid to, uint32_t type, rt_ref ref, uint64_t u64)
+{
+    struct rt_msg *m = rt_msg_new(type, 0);
+    if (!m)
+        return -ENOMEM;
+    m->from = from;
+    m->ref = ref;
+    m->u64 = u64;
+    int rc = rt__push(to, m);
+    if (rc < 0)
+        rt_msg_free(m);
+    return rc;
+}
+
+/* ---- spawn ------------------------------------------------------------------ */
+
+int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *out)
+{
+    static const struct rt_spawn_opts none;
+    if (!opts)
+        opts = &none;
+    if (!fn || !atomic_load_explicit(&rt__rt.running, memory_order_acquire))
+        return -EINVAL;
+    struct rt_proc *self = rt__self();
+    if ((opts->link || opts->monitor) && !self)
+        return -EPERM;
+    if (opts->name && (!opts->name[0] || strlen(opts->name) >= 64))
+        return -EINVAL;
+    if (opts->name && rt_whereis(opts->name))
+        return -EEXIST;
+    /* Relaxed: the limit is advisory under races of a few spawns. */
+    if (atomic_load_explicit(&rt__rt.live, memory_order_relaxed) >=
+        (int64_t)rt__rt.cfg.max_processes - 1)
+        return -EAGAIN;
+    struct rt_proc *p = slot_alloc();
+    if (!p)
+        return -EAGAIN;
+
+    p->home = NULL;
+    p->stack = NULL;
+    p->stack_size = opts->stack_size ? opts->stack_size : rt__rt.cfg.stack_size;
+    p->entry = fn;
+    p->arg = arg;
+    p->reds = 0;
+    p->req = RT__REQ_YIELD;
+    p->trap_exit = false;
+    p->hibernated = false;
+    p->started = false;
+    p->kind = opts->kind;
+    p->status_hint = RT_STATUS_RUNNABLE;
+    p->q_head = p->q_tail = NULL;
+    p->seq_next = 1;
+    p->q_len = 0;
+    p->mark_ref = 0;
+    p->mark_seq = 0;
+    p->exit_reason = RT_NORMAL;
+    p->last_msg_type = 0;
+    p->allocs = NULL;
+    p->alloc_bytes = 0;
+    p->defers = NULL;
+    p->rel = NULL;
+    p->naliases = 0;
+    p->wait_timer = NULL;
+    p->user = NULL;
+    p->name = NULL;
+    p->parent = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : 0;
+    p->initial_call = opts->initial_call ? rt_atom_name(rt_atom_intern(opts->initial_call)) : NULL;
+    p->state_name[0] = 0;
+    if (p->detail)
+        p->detail[0] = 0;
+    atomic_store_explicit(&p->reductions, 0, memory_order_relaxed);
+    p->started_ms = rt_now_ms();
+    atomic_store_explicit(&p->wake_pending, 0, memory_order_relaxed);
+    rt__inbox_init(p);
+
+    rt_pid pid = rt__pid_make(p->gen, p->slot);
+    rt_pid me = p->parent;
+    if (opts->link) {
+        if (rt__links_add(self, pid) < 0 || rt__links_add(p, me) < 0)
+            goto fail_nomem;
+    }
+    if (opts->monitor) {
+        rt_ref ref = rt_make_ref();
+        if (rt__mon_add(self, false, ref, pid) < 0 || rt__mon_add(p, true, ref, me) < 0)
+            goto fail_nomem;
+        self->mark_ref = ref;
+        self->mark_seq = self->seq_next - 1;
+        if (opts->monitor_ref)
+            *opts->monitor_ref = ref;
+    }
+    atomic_store_explicit(&p->state, RT__RUNNABLE, memory_order_relaxed);
+    /* Release: a sender that reads this pid sees the initialised block; and
+     * the open inbox is published after the pid (senders check both). */
+    atomic_store_explicit(&p->pid, pid, memory_order_release);
+    atomic_store_explicit(&p->closed, 0, memory_order_seq_cst);
+    if (opts->name) {
+        int rc = rt__register(p, pid, opts->name);
+        if (rc < 0) {
+            atomic_store_explicit(&p->closed, 1, memory_order_seq_cst);
+            while (atomic_load_explicit(&p->senders, memory_order_seq_cst))
+                ;
+            rt__drain_dead(p);
+            if (opts->link)
+                rt__links_del(self, pid);
+            if (opts->monitor && opts->monitor_ref)
+                rt__mon_del(self, false, *opts->monitor_ref, NULL);
+            free(p->rel ? p->rel->links : NULL);
+            if (p->rel) {
+                free(p->rel->mons);
+                free(p->rel->watchers);
+                free(p->rel);
+                p->rel = NULL;
+            }
+            atomic_store_explicit(&p->pid, 0, memory_order_release);
+            p->gen++;
+            atomic_store_explicit(&p->state, RT__FREE, memory_order_relaxed);
+            slot_free(p);
+            return rc;
+        }
+    }
+    /* Relaxed: counters for statistics and the process limit. */
+    atomic_fetch_add_explicit(&rt__rt.live, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt__rt.spawned, 1, memory_order_relaxed);
+    if (self)
+        rt__charge(self, 1);
+    rt__enqueue(p);
+    if (out)
+        *out = pid;
+    return 0;
+
+fail_nomem:
+    if (opts->link && self)
+        rt__links_del(self, pid);
+    if (p->rel) {
+        free(p->rel->links);
+        free(p->rel->mons);
+        free(p->rel->watchers);
+        free(p->rel);
+        p->rel = NULL;
+    }
+    atomic_store_explicit(&p->state, RT__FREE, memory_order_relaxed);
+    slot_free(p);
+    return -ENOMEM;
+}
+
+rt_pid rt_self(void)
+{
+    struct rt_proc *p = rt__self();
+    return p ? atomic_load_explicit(&p->pid, memory_order_relaxed) : 0;
+}
+
+rt_pid rt_parent(void)
+{
+    struct rt_proc *p = rt__self();
+    return p ? p->parent : 0;
+}
+
+bool rt_is_alive(rt_pid pid)
+{
+    struct rt_proc *p = rt__lookup(pid);
+    return p && atomic_load_explicit(&p->pid, memory_order_acquire) == pid &&
+           !atomic_load_explicit(&p->closed, memory_order_acquire);
+}
+
+_Noreturn void rt__die(struct rt_proc *p, rt_atom reason)
+{
+    p->exit_reason = reason;
+    rt__switch_out(p, RT__REQ_EXIT);
+    abort(); /* unreachable: an exited process is never resumed */
+}
+
+_Noreturn void rt_exit(rt_atom reason)
+{
+    struct rt_proc *p = rt__self();
+    if (!p) {
+        rt_log(RT_LOG_ERROR, "rt_exit called outside a process");
+        abort();
+    }
+    rt__die(p, reason);
+}
+
+int rt_exit_signal(rt_pid to, rt_atom reason)
+{
+    struct rt_proc *self = rt__self();
+    rt_pid me = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : 0;
+    int rc = signal_send(me, to, RT__SIG_EXIT, 0, reason);
+    if (rc == 0 && self && to == me)
+        rt__drain(self); /* exit(self(), R) takes effect before returning */
+    return rc;
+}
+
+bool rt_trap_exit(bool on)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return false;
+    bool old = p->trap_exit;
+    p->trap_exit = on;
+    return old;
+}
+
+int rt_link(rt_pid pid)
+{
+    struct rt_proc *self = rt__self();
+    if (!self)
+        return -EPERM;
+    rt_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
+    if (pid == me)
+        return 0;
+    if (rt__links_has(self, pid))
+        return 0;
+    if (!rt_is_alive(pid))
+        return -ESRCH;
+    int rc = rt__links_add(self, pid);
+    if (rc < 0)
+        return rc;
+    rc = signal_send(me, pid, RT__SIG_LINK, 0, 0);
+    if (rc < 0) {
+        rt__links_del(self, pid);
+        return -ESRCH;
+    }
+    return 0;
+}
+
+int rt_unlink(rt_pid pid)
+{
+    struct rt_proc *self = rt__self();
+    if (!self)
+        return -EPERM;
+    rt_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
+    if (rt__links_del(self, pid))
+        signal_send(me, pid, RT__SIG_UNLINK, 0, 0);
+    return 0;
+}
+
+rt_ref rt_make_ref(void)
+{
+    /* Relaxed: uniqueness needs only atomicity. */
+    rt_ref ref = atomic_fetch_add_explicit(&rt__rt.next_ref, 1, memory_order_relaxed);
+    struct rt_proc *self = rt__self();
+    if (self) {
+        self->mark_ref = ref;
+        self->mark_seq = self->seq_next - 1;
+    }
+    return ref;
+}
+
+rt_ref rt_monitor(rt_pid pid)
+{
+    struct rt_proc *self = rt__self();
+    if (!self)
+        return 0;
+    rt_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
+    rt_ref ref = rt_make_ref();
+    if (rt__mon_add(self, false, ref, pid) < 0)
+        return 0;
+    if (signal_send(me, pid, RT__SIG_MONITOR, ref, 0) < 0) {
+        /* Not alive: DOWN with noproc at once, through our own inbox so it
+         * is ordered like any other arrival. */
+        struct rt_msg *m = rt_msg_new(RT_MSG_DOWN, 0);
+        if (m) {
+            m->from = pid;
+            m->ref = ref;
+            m->u64 = RT_NOPROC;
+            if (rt__push(me, m) < 0)
+                rt_msg_free(m);
+        }
+    }
+    return ref;
+}
+
+int rt_demonitor(rt_ref ref, bool flush)
+{
+    struct rt_proc *self = rt__self();
+    if (!self)
+        return -EPERM;
+    rt_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
+    rt_pid target;
+    /* A DOWN already drained into the private queue removed the monitor;
+     * one still in the inbox is dropped at drain time (monitor unknown). */
+    if (!rt__mon_del(self, false, ref, &target)) {
+        if (flush) {
+            struct rt_msg *m = rt_receive_ref(ref, 0);
+            rt_msg_free(m);
+        }
+        return -ENOENT;
+    }
+    signal_send(me, target, RT__SIG_DEMONITOR, ref, 0);
+    if (flush) {
+        rt__drain(self);
+        for (struct rt_msg *m = self->q_head; m; m = m->next) {
+            if (m->type == RT_MSG_DOWN && m->ref == ref) {
+                struct rt_msg *got = rt_receive_ref(ref, 0);
+                rt_msg_free(got);
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- reaping ----------------------------------------------------------------- */
+
+void rt__finish(struct rt_proc *p)
+{
+    rt_pid pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    rt_atom reason = p->exit_reason;
+    atomic_store_explicit(&p->state, RT__EXITING, memory_order_relaxed);
+    rt__wait_timer_cancel(p);
+
+    /* The report names the process, so it is written before the name goes. */
+    if (!rt_reason_is_clean(reason))
+        rt__crash_report(p, reason);
+    rt__defers_run(p);
+    rt__alloc_release_all(p);
+    rt__unregister_proc(p);
+
+    /* Close the inbox: no push can land after senders drains to zero. */
+    atomic_store_explicit(&p->closed, 1, memory_order_seq_cst);
+    while (atomic_load_explicit(&p->senders, memory_order_seq_cst))
+        ;
+    rt__drain_dead(p);
+
+    if (p->rel) {
+        struct rt__rel *r = p->rel;
+        for (uint32_t i = 0; i < r->nlinks; i++)
+            signal_send(pid, r->links[i], RT__SIG_EXIT, 1, reason);
+        for (uint32_t i = 0; i < r->nwatch; i++) {
+            struct rt_msg *m = rt_msg_new(RT_MSG_DOWN, 0);
+            if (!m)
+                continue;
+            m->from = pid;
+            m->ref = r->watchers[i].ref;
+            m->u64 = reason;
+            if (rt__push(r->watchers[i].pid, m) < 0)
+                rt_msg_free(m);
+        }
+        for (uint32_t i = 0; i < r->nmons; i++)
+            signal_send(pid, r->mons[i].pid, RT__SIG_DEMONITOR, r->mons[i].ref, 0);
+    }
+
+    rt__spin_lock(&p->info_lock);
+    struct rt__rel *r = p->rel;
+    p->rel = NULL;
+    rt__spin_unlock(&p->info_lock);
+    if (r) {
+        free(r->links);
+        free(r->mons);
+        free(r->watchers);
+        free(r);
+    }
+    if (p->stack) {
+        rt__stack_put(rt__cur_sched, p->stack);
+        p->stack = NULL;
+    }
+    /* Release: the reset block is visible before the slot can be reused. */
+    atomic_store_explicit(&p->pid, 0, memory_order_release);
+    p->gen++;
+    if (p->gen == 0)
+        p->gen = 1;
+    atomic_store_explicit(&p->state, RT__FREE, memory_order_relaxed);
+    slot_free(p);
+    atomic_fetch_sub_explicit(&rt__rt.live, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt__rt.exited, 1, memory_order_relaxed);
+    rt__notify_exit(pid, reason);
+}
+
+/* ---- per-process user data and labels -------------------------------------------- */
+
+void rt_set_user(void *u)
+{
+    struct rt_proc *p = rt__self();
+    if (p)
+        p->user = u;
+}
+
+void *rt_get_user(void)
+{
+    struct rt_proc *p = rt__self();
+    return p ? p->user : NULL;
+}
+
+void rt_set_state_name(const char *state)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return;
+    rt__spin_lock(&p->info_lock);
+    snprintf(p->state_name, sizeof(p->state_name), "%s", state ? state : "");
+    rt__spin_unlock(&p->info_lock);
+}
+
+void rt_set_detail(const char *fmt, ...)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return;
+    char buf[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (!p->detail) {
+        char *d = malloc(128);
+        if (!d)
+            return;
+        d[0] = 0;
+        rt__spin_lock(&p->info_lock);
+        p->detail = d;
+        rt__spin_unlock(&p->info_lock);
+    }
+    rt__spin_lock(&p->info_lock);
+    memcpy(p->detail, buf, sizeof buf);
+    rt__spin_unlock(&p->info_lock);
+}
+
+void rt_set_kind(enum rt_kind kind)
+{
+    struct rt_proc *p = rt__self();
+    if (p)
+        p->kind = kind;
+}
+
+const char *rt_kind_name(enum rt_kind kind)
+{
+    static const char *const names[RT_KIND_COUNT] = {
+        "process", "server", "supervisor", "statem", "task", "acceptor", "connection", "request",
+    };
+    return (unsigned)kind < RT_KIND_COUNT ? names[kind] : "process";
+}

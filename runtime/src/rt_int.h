@@ -1,0 +1,335 @@
+/*
+ * rt_int.h: the runtime's private structures and the invariants that hold
+ * them together. Read this before any file in runtime/src.
+ *
+ * Ownership and threads
+ *  - A process control block (struct rt_proc) is type-stable: blocks live in
+ *    chunks that are never freed while the runtime runs, and block i is
+ *    always slot i of the process table. A pid is (generation << 32 | slot);
+ *    the generation is bumped each time a slot is freed, so a stale pid never
+ *    matches a new process (it would take 2^32 reuses of one slot).
+ *  - Everything in a block except the fields marked "atomic" or "info_lock"
+ *    is touched only by the thread running the process (or, before it is
+ *    published and after it is closed, by its spawner/reaper).
+ *  - Messages and signals from any thread go through one lock-free MPSC
+ *    queue per process (the inbox, Vyukov's intrusive queue), so per sender
+ *    FIFO holds for messages and signals alike. The owner moves them into
+ *    its private queue (a doubly linked list it alone touches), handling
+ *    signals on the way.
+ *  - A sender announces itself in `senders` before pushing and checks
+ *    `closed`; the reaper sets `closed` then waits for `senders` to reach
+ *    zero, so no push can land after the final drain.
+ *  - Scheduling state is one atomic (`state`). Only the scheduler that ran a
+ *    process moves it to WAITING, after switching off its stack; any waker
+ *    moves WAITING -> RUNNABLE by CAS and enqueues it. Wake sources set
+ *    `wake_pending` (or bump `inbox_n`) before trying, and the parking
+ *    scheduler re-checks both after publishing WAITING (seq_cst on both
+ *    sides), so no wake-up is lost. Spurious wake-ups are allowed: every
+ *    wait re-checks its condition.
+ */
+#ifndef RT_INT_H
+#define RT_INT_H
+
+#include "rt/rt.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+/* ---- context switch (switch.S) ---- */
+struct rt__ctx {
+    void *sp;
+};
+/* Saves callee-saved registers on the current stack, stores the stack
+ * pointer in from->sp, loads to->sp and returns into that context. */
+void rt__switch(struct rt__ctx *from, struct rt__ctx *to);
+/* First code a new process runs (switch.S); calls rt__proc_main(). */
+void rt__trampoline(void);
+_Noreturn void rt__proc_main(void);
+
+/* ---- spinlock ---- */
+typedef struct {
+    atomic_flag f;
+} rt__spin;
+#define RT__SPIN_INIT                                                                              \
+    {                                                                                              \
+        ATOMIC_FLAG_INIT                                                                           \
+    }
+static inline void rt__spin_lock(rt__spin *l)
+{
+    /* Acquire: the critical section's reads see the previous holder's writes. */
+    while (atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire))
+        __builtin_ia32_pause();
+}
+static inline void rt__spin_unlock(rt__spin *l)
+{
+    /* Release: publishes the critical section's writes to the next holder. */
+    atomic_flag_clear_explicit(&l->f, memory_order_release);
+}
+
+/* ---- internal signal types (travel in the inbox, never seen by users) ---- */
+#define RT__SIG_LINK (RT_MSG_SYSTEM + 0x100)
+#define RT__SIG_UNLINK (RT_MSG_SYSTEM + 0x101)
+#define RT__SIG_EXIT (RT_MSG_SYSTEM + 0x102)      /* u64 reason; ref 1 = via link */
+#define RT__SIG_MONITOR (RT_MSG_SYSTEM + 0x103)   /* ref */
+#define RT__SIG_DEMONITOR (RT_MSG_SYSTEM + 0x104) /* ref */
+#define RT__F_ALIASED 0x1u /* rt_msg.flags: dropped unless the alias is active */
+
+enum {
+    RT__RUNNABLE = 0,
+    RT__RUNNING,
+    RT__WAITING,
+    RT__EXITING,
+    RT__FREE,
+};
+
+/* What a process asks of its scheduler when it switches away. */
+enum rt__req {
+    RT__REQ_YIELD = 0,
+    RT__REQ_PARK,
+    RT__REQ_EXIT,
+    RT__REQ_HIBERNATE,
+};
+
+struct rt__mon {
+    rt_ref ref;
+    rt_pid pid;
+};
+
+struct rt__alloc_hdr {
+    struct rt__alloc_hdr *prev, *next;
+    size_t size;
+    size_t pad; /* keeps user memory 16-byte aligned */
+};
+
+struct rt__defer {
+    struct rt__defer *next;
+    void (*fn)(void *);
+    void *arg;
+    uint64_t handle;
+};
+
+struct rt__stack;
+struct rt__sched;
+struct rt__timer;
+
+/* Rarely used, owner-mutated lists, kept out of the control block so that an
+ * idle process without links or monitors costs only the block. Guarded by
+ * info_lock against readers on other threads. */
+struct rt__rel {
+    rt_pid *links;
+    uint32_t nlinks, caplinks;
+    struct rt__mon *mons; /* monitors this process holds */
+    uint32_t nmons, capmons;
+    struct rt__mon *watchers; /* monitors held on this process */
+    uint32_t nwatch, capwatch;
+};
+
+struct rt_proc {
+    /* ---- identity (atomic) ---- */
+    _Atomic uint64_t pid; /* 0 while the slot is free */
+    uint32_t slot;
+    uint32_t gen;
+
+    /* ---- inbox: MPSC (producers: any thread) ---- */
+    _Atomic(struct rt_msg *) in_tail;
+    struct rt_msg *in_head; /* owner */
+    /* The queue's stub node: only its `next` field is used. */
+    _Alignas(16) unsigned char stub[sizeof(struct rt_msg)];
+    _Atomic int senders;
+    _Atomic int closed;
+    _Atomic int64_t inbox_n; /* pushed and not yet drained */
+
+    /* ---- scheduling ---- */
+    _Atomic int state;
+    _Atomic int wake_pending;
+    struct rt_proc *rq_next; /* run-queue link, under the queue's lock */
+    struct rt__sched *home;  /* last scheduler that ran it */
+    struct rt__ctx ctx;
+    struct rt__stack *stack; /* NULL while hibernating or before first run */
+    size_t stack_size;
+    rt_entry entry;
+    void *arg;
+    int reds;
+    uint8_t req; /* enum rt__req */
+    bool trap_exit;
+    bool hibernated;
+    bool started;
+    enum rt_kind kind : 8;
+    uint8_t status_hint; /* enum rt_status while waiting, for introspection */
+
+    /* ---- private queue (owner) ---- */
+    struct rt_msg *q_head, *q_tail;
+    uint32_t seq_next;
+    size_t q_len;
+    rt_ref mark_ref;
+    uint32_t mark_seq;
+
+    /* ---- exit ---- */
+    rt_atom exit_reason;
+    uint32_t last_msg_type;
+
+    /* ---- owner resources ---- */
+    struct rt__alloc_hdr *allocs;
+    size_t alloc_bytes;
+    struct rt__defer *defers;
+    struct rt__rel *rel;
+    rt_ref aliases[RT_MAX_ALIASES];
+    uint8_t naliases;
+    struct rt__timer *wait_timer; /* under wait_wheel's lock */
+    struct rt__wheel *wait_wheel; /* owner */
+    void *san_fiber;              /* thread-sanitizer fiber, when built with it */
+    void *user;
+
+    /* ---- introspection (info_lock) ---- */
+    rt__spin info_lock;
+    char *name; /* registry-owned copy, or NULL */
+    rt_pid parent;
+    const char *initial_call; /* interned atom text: static storage */
+    char state_name[32];
+    char *detail; /* malloc'd, 128 bytes, lazily */
+    _Atomic uint64_t reductions;
+    uint64_t started_ms;
+};
+
+/* ---- process table (proc.c) ---- */
+struct rt_proc *rt__lookup(rt_pid pid); /* block for the slot, or NULL; check pid */
+struct rt_proc *rt__self(void);         /* current process on this thread, or NULL */
+_Noreturn void rt__die(struct rt_proc *p, rt_atom reason);
+void rt__finish(struct rt_proc *p); /* scheduler context: reap an exited process */
+void rt__proc_foreach_slot(void (*fn)(struct rt_proc *p, void *ctx), void *ctx);
+size_t rt__proc_count(void);
+
+/* ---- messages (msg.c) ---- */
+/* Pushes m (owned) into p's inbox if p is still `pid`; wakes p.
+ * -ESRCH (m not consumed) if p is gone. */
+int rt__push(rt_pid pid, struct rt_msg *m);
+/* Frees a message the runtime could not deliver: runs its dtor. */
+void rt__msg_discard(struct rt_msg *m);
+/* Owner: moves the inbox to the private queue, handling signals. */
+void rt__drain(struct rt_proc *p);
+/* Reaper: empties the inbox and private queue after close, answering link
+ * and monitor requests with the exit reason. */
+void rt__drain_dead(struct rt_proc *p);
+void rt__inbox_init(struct rt_proc *p);
+extern _Atomic int64_t rt__msgs_live;
+
+/* ---- scheduler (sched.c) ---- */
+struct rt__sched {
+    unsigned id;
+    pthread_t thread;
+    int epfd;
+    int evfd; /* wakes this scheduler from epoll_wait */
+    pthread_mutex_t rq_lock;
+    struct rt_proc *rq_head, *rq_tail;
+    _Atomic size_t rq_len;
+    _Atomic int sleeping;
+    struct rt__ctx ctx; /* the scheduler's own context */
+    struct rt_proc *_Atomic current;
+    _Atomic uint64_t slice_start_ns;
+    _Atomic uint64_t watchdog_reported; /* pid reported for this slice */
+    struct rt__wheel *wheel;
+    struct rt__stack *stack_pool;
+    size_t stack_pool_n;
+    void *altstack;
+    /* statistics */
+    _Atomic uint64_t switches, steals;
+    _Atomic uint64_t busy_ns_total;
+    uint64_t util_last_busy, util_last_t;
+    _Atomic uint32_t util_ppm; /* utilisation over the last window, parts per million */
+};
+
+struct rt__runtime {
+    struct rt_config cfg;
+    unsigned nsched;
+    struct rt__sched *sched;
+    _Atomic int stopping;
+    _Atomic uint64_t spawned, exited;
+    _Atomic int64_t live;
+    _Atomic uint64_t next_ref;
+    uint64_t start_ms;
+    pthread_mutex_t idle_lock;
+    pthread_cond_t idle_cond;
+    _Atomic int idle_waiters;
+    pthread_t watchdog;
+    _Atomic int running;
+};
+extern struct rt__runtime rt__rt;
+
+extern __thread struct rt__sched *rt__cur_sched;
+
+void rt__enqueue(struct rt_proc *p);
+/* Makes p runnable if it is waiting (any thread). */
+void rt__wake(struct rt_proc *p);
+/* Process context: switch to the scheduler with a request. */
+void rt__switch_out(struct rt_proc *p, enum rt__req req);
+/* Process context: park until woken (spurious wake-ups possible). Handles
+ * pending signals after waking. */
+void rt__park(struct rt_proc *p);
+void rt__charge(struct rt_proc *p, int n);
+void rt__notify_exit(rt_pid pid, rt_atom reason);
+
+/* ---- timers (timer.c) ---- */
+struct rt__wheel *rt__wheel_new(void);
+void rt__wheel_free(struct rt__wheel *w);
+/* Fires what is due on w; returns ms until the next timer (or -1 if none,
+ * capped at 1000). */
+int rt__wheel_advance(struct rt__wheel *w, uint64_t now_ms);
+/* Arms a wake-up for p at `deadline` on the current scheduler's wheel. */
+void rt__wait_timer_arm(struct rt_proc *p, uint64_t deadline_ms);
+void rt__wait_timer_cancel(struct rt_proc *p);
+void rt__timers_reset(void);
+void rt__timers_done(void);
+
+/* ---- stacks (stack.c) ---- */
+struct rt__stack {
+    struct rt__stack *next; /* pool link */
+    char *base;             /* lowest usable address */
+    size_t size;
+    bool guarded;
+};
+int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out);
+void rt__stack_put(struct rt__sched *s, struct rt__stack *st);
+bool rt__stack_canary_ok(const struct rt__stack *st);
+/* Is addr within the guard page just below st? */
+bool rt__stack_is_guard(const struct rt__stack *st, const void *addr);
+void rt__stacks_done(void);
+size_t rt__stacks_in_use(void);
+size_t rt__stacks_pooled(void);
+
+/* ---- registry (registry.c) ---- */
+int rt__register(struct rt_proc *p, rt_pid pid, const char *name);
+void rt__unregister_proc(struct rt_proc *p);
+void rt__registry_done(void);
+
+/* ---- I/O (io.c) ---- */
+int rt__io_init(void);
+void rt__io_done(void);
+void rt__io_poll(struct rt__sched *s, int timeout_ms);
+void rt__io_forget(int fd);
+
+/* ---- blocking pool (blocking.c) ---- */
+int rt__blocking_start(unsigned n);
+void rt__blocking_stop(void);
+
+/* ---- per-process memory (alloc.c) ---- */
+void rt__alloc_release_all(struct rt_proc *p);
+void rt__defers_run(struct rt_proc *p);
+
+/* ---- rel lists (proc.c) ---- */
+struct rt__rel *rt__rel(struct rt_proc *p);
+bool rt__links_has(struct rt_proc *p, rt_pid pid);
+int rt__links_add(struct rt_proc *p, rt_pid pid);
+bool rt__links_del(struct rt_proc *p, rt_pid pid);
+int rt__mon_add(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid pid);
+bool rt__mon_del(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid *pid);
+
+/* ---- log (log.c) ---- */
+void rt__crash_report(struct rt_proc *p, rt_atom reason);
+
+static inline uint64_t rt__pid_make(uint32_t gen, uint32_t slot)
+{
+    return ((uint64_t)gen << 32) | slot;
+}
+
+#endif

@@ -1,0 +1,843 @@
+/*
+ * sched.c: scheduler threads, run queues, work stealing, parking and
+ * waking, the watchdog, and the runtime's start and stop.
+ *
+ * Each scheduler thread owns a run queue (a mutex-guarded FIFO: the lock is
+ * held for a few instructions and contended only by stealers and remote
+ * wakers), an epoll set and a timing wheel. A process runs until it parks,
+ * yields, exits or spends its reduction budget at a runtime call. An idle
+ * scheduler steals from the others, spins briefly, then sleeps in
+ * epoll_wait until I/O, its next timer or an eventfd kick.
+ *
+ * Only the scheduler that ran a process publishes it as WAITING, after it
+ * has switched off the process's stack (rt_int.h explains the wake-up
+ * protocol), so a process is never resumed on two threads at once.
+ */
+#include "rt_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define RT__ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define RT__TSAN 1
+#endif
+
+struct rt__runtime rt__rt;
+__thread struct rt__sched *rt__cur_sched;
+
+int rt__proc_init(void);
+void rt__proc_done(void);
+
+#define STEAL_AFTER_NS 50000 /* a victim's slice older than this lets us take its one waiter */
+
+/* ---- clocks ------------------------------------------------------------------ */
+
+uint64_t rt_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t rt_now_ms(void)
+{
+    return rt_now_ns() / 1000000u;
+}
+
+/* ---- sanitizer-aware switching ------------------------------------------------- */
+
+#ifdef RT__TSAN
+static __thread void *sched_fiber;
+#endif
+#ifdef RT__ASAN
+static __thread const void *sched_stack_bottom;
+static __thread size_t sched_stack_size;
+#endif
+
+static void switch_to_proc(struct rt__sched *s, struct rt_proc *p)
+{
+#ifdef RT__ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, p->stack->base, p->stack->size);
+#endif
+#ifdef RT__TSAN
+    __tsan_switch_to_fiber(p->san_fiber, 0);
+#endif
+    rt__switch(&s->ctx, &p->ctx);
+#ifdef RT__ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+static void switch_to_sched(struct rt_proc *p, struct rt__sched *s)
+{
+#ifdef RT__ASAN
+    void *fake = NULL;
+    bool dying = p->req == RT__REQ_EXIT || p->req == RT__REQ_HIBERNATE;
+    __sanitizer_start_switch_fiber(dying ? NULL : &fake, sched_stack_bottom, sched_stack_size);
+#endif
+#ifdef RT__TSAN
+    __tsan_switch_to_fiber(sched_fiber, 0);
+#endif
+    rt__switch(&p->ctx, &s->ctx);
+#ifdef RT__ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+static void init_ctx(struct rt_proc *p)
+{
+    uintptr_t top = ((uintptr_t)p->stack->base + p->stack->size) & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    uint64_t *sp = (uint64_t *)top;
+    *--sp = 0;
+    *--sp = (uint64_t)(uintptr_t)rt__trampoline;
+    for (int i = 0; i < 6; i++)
+        *--sp = 0;
+    *--sp = ((uint64_t)0x037f << 32) | 0x1f80; /* default x87 control word, MXCSR */
+    p->ctx.sp = sp;
+#elif defined(__aarch64__)
+    uint64_t *sp = (uint64_t *)(top - 160);
+    memset(sp, 0, 160);
+    sp[11] = (uint64_t)(uintptr_t)rt__trampoline; /* x30 */
+    p->ctx.sp = sp;
+#endif
+#ifdef RT__TSAN
+    if (!p->san_fiber)
+        p->san_fiber = __tsan_create_fiber(0);
+#endif
+}
+
+_Noreturn void rt__proc_main(void)
+{
+#ifdef RT__ASAN
+    __sanitizer_finish_switch_fiber(NULL, &sched_stack_bottom, &sched_stack_size);
+#endif
+    struct rt_proc *p = rt__self();
+    if (p->hibernated) {
+        /* Woken from hibernation: run the continuation once a message is
+         * really there (wake-ups may be spurious). */
+        p->hibernated = false;
+        for (;;) {
+            atomic_store_explicit(&p->wake_pending, 0, memory_order_seq_cst);
+            rt__drain(p);
+            if (p->q_head)
+                break;
+            rt__park(p);
+        }
+    }
+    p->status_hint = RT_STATUS_RUNNING;
+    p->entry(p->arg);
+    rt_exit(RT_NORMAL);
+}
+
+/* ---- run queues ------------------------------------------------------------------ */
+
+static void wake_sched(struct rt__sched *s)
+{
+    uint64_t one = 1;
+    ssize_t n = write(s->evfd, &one, sizeof one);
+    (void)n;
+}
+
+static void wake_a_sleeper(struct rt__sched *except)
+{
+    for (unsigned i = 0; i < rt__rt.nsched; i++) {
+        struct rt__sched *o = &rt__rt.sched[i];
+        /* seq_cst: pairs with the sleeper's store of `sleeping` before its
+         * final run-queue check. */
+        if (o != except && atomic_load_explicit(&o->sleeping, memory_order_seq_cst)) {
+            wake_sched(o);
+            return;
+        }
+    }
+}
+
+void rt__enqueue(struct rt_proc *p)
+{
+    static _Atomic unsigned rr;
+    struct rt__sched *s = rt__cur_sched;
+    if (!s || s->id >= rt__rt.nsched || &rt__rt.sched[s->id] != s)
+        s = p->home;
+    if (!s)
+        s = &rt__rt.sched[atomic_fetch_add_explicit(&rr, 1, memory_order_relaxed) % rt__rt.nsched];
+    pthread_mutex_lock(&s->rq_lock);
+    p->rq_next = NULL;
+    if (s->rq_tail)
+        s->rq_tail->rq_next = p;
+    else
+        s->rq_head = p;
+    s->rq_tail = p;
+    size_t len = atomic_fetch_add_explicit(&s->rq_len, 1, memory_order_seq_cst) + 1;
+    pthread_mutex_unlock(&s->rq_lock);
+    if (s != rt__cur_sched) {
+        if (atomic_load_explicit(&s->sleeping, memory_order_seq_cst))
+            wake_sched(s);
+    } else if (len >= 2) {
+        wake_a_sleeper(s);
+    }
+}
+
+static struct rt_proc *rq_pop(struct rt__sched *s)
+{
+    if (atomic_load_explicit(&s->rq_len, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&s->rq_lock);
+    struct rt_proc *p = s->rq_head;
+    if (p) {
+        s->rq_head = p->rq_next;
+        if (!s->rq_head)
+            s->rq_tail = NULL;
+        atomic_fetch_sub_explicit(&s->rq_len, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&s->rq_lock);
+    return p;
+}
+
+static bool worth_stealing(struct rt__sched *v, uint64_t now)
+{
+    size_t len = atomic_load_explicit(&v->rq_len, memory_order_relaxed);
+    if (len >= 2)
+        return true;
+    if (len == 0)
+        return false;
+    if (atomic_load_explicit(&v->sleeping, memory_order_relaxed))
+        return true;
+    return atomic_load_explicit(&v->current, memory_order_relaxed) &&
+           now - atomic_load_explicit(&v->slice_start_ns, memory_order_relaxed) > STEAL_AFTER_NS;
+}
+
+static struct rt_proc *steal(struct rt__sched *s)
+{
+    unsigned n = rt__rt.nsched;
+    if (n < 2)
+        return NULL;
+    uint64_t now = rt_now_ns();
+    for (unsigned k = 1; k < n; k++) {
+        struct rt__sched *v = &rt__rt.sched[(s->id + k) % n];
+        if (!worth_stealing(v, now))
+            continue;
+        if (pthread_mutex_trylock(&v->rq_lock) != 0)
+            continue;
+        struct rt_proc *p = v->rq_head;
+        if (p) {
+            v->rq_head = p->rq_next;
+            if (!v->rq_head)
+                v->rq_tail = NULL;
+            atomic_fetch_sub_explicit(&v->rq_len, 1, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&v->rq_lock);
+        if (p) {
+            atomic_fetch_add_explicit(&s->steals, 1, memory_order_relaxed);
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static bool anything_to_steal(struct rt__sched *s)
+{
+    uint64_t now = rt_now_ns();
+    for (unsigned k = 1; k < rt__rt.nsched; k++)
+        if (worth_stealing(&rt__rt.sched[(s->id + k) % rt__rt.nsched], now))
+            return true;
+    return false;
+}
+
+/* ---- parking and waking ------------------------------------------------------------ */
+
+void rt__wake(struct rt_proc *p)
+{
+    int st = atomic_load_explicit(&p->state, memory_order_seq_cst);
+    if (st != RT__WAITING)
+        return;
+    if (atomic_compare_exchange_strong_explicit(&p->state, &st, RT__RUNNABLE, memory_order_seq_cst,
+                                                memory_order_relaxed))
+        rt__enqueue(p);
+}
+
+static void park_commit(struct rt_proc *p)
+{
+    /* seq_cst store then loads: either we see the waker's flag or it sees
+     * WAITING (rt_int.h). */
+    atomic_store_explicit(&p->state, RT__WAITING, memory_order_seq_cst);
+    bool ready = atomic_load_explicit(&p->wake_pending, memory_order_seq_cst) ||
+                 atomic_load_explicit(&p->inbox_n, memory_order_seq_cst) > 0 ||
+                 (p->hibernated && p->q_head);
+    if (ready) {
+        int st = RT__WAITING;
+        if (atomic_compare_exchange_strong_explicit(&p->state, &st, RT__RUNNABLE,
+                                                    memory_order_seq_cst, memory_order_relaxed))
+            rt__enqueue(p);
+    }
+}
+
+void rt__switch_out(struct rt_proc *p, enum rt__req req)
+{
+    p->req = (uint8_t)req;
+    switch_to_sched(p, rt__cur_sched);
+}
+
+void rt__park(struct rt_proc *p)
+{
+    if (p->status_hint == RT_STATUS_RUNNING)
+        p->status_hint = RT_STATUS_WAITING;
+    rt__switch_out(p, RT__REQ_PARK);
+    p->status_hint = RT_STATUS_RUNNING;
+    if (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0)
+        rt__drain(p); /* exit signals take effect here */
+}
+
+void rt__charge(struct rt_proc *p, int n)
+{
+    if (p->req == RT__REQ_EXIT)
+        return; /* being reaped: deferred cleanups run on the scheduler */
+    p->reds -= n;
+    if (p->reds > 0)
+        return;
+    rt__switch_out(p, RT__REQ_YIELD);
+    if (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0)
+        rt__drain(p);
+}
+
+void rt_yield(void)
+{
+    struct rt_proc *p = rt__self();
+    if (!p || p->req == RT__REQ_EXIT)
+        return;
+    rt__switch_out(p, RT__REQ_YIELD);
+    if (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0)
+        rt__drain(p);
+}
+
+void rt_reductions(unsigned n)
+{
+    struct rt_proc *p = rt__self();
+    if (p)
+        rt__charge(p, (int)n);
+}
+
+_Noreturn void rt_hibernate(rt_entry fn, void *arg)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        abort();
+    p->entry = fn;
+    p->arg = arg;
+    p->hibernated = true;
+    p->status_hint = RT_STATUS_HIBERNATING;
+    rt__switch_out(p, RT__REQ_HIBERNATE);
+    abort(); /* unreachable: the stack is gone; fn runs on a new one */
+}
+
+void rt_sleep(uint64_t ms)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return;
+    uint64_t deadline = rt_now_ms() + ms;
+    for (;;) {
+        atomic_store_explicit(&p->wake_pending, 0, memory_order_seq_cst);
+        if (rt_now_ms() >= deadline)
+            return;
+        rt__wait_timer_arm(p, deadline);
+        rt__park(p);
+        rt__wait_timer_cancel(p);
+    }
+}
+
+/* ---- running a process ------------------------------------------------------------- */
+
+static void run(struct rt__sched *s, struct rt_proc *p)
+{
+    unsigned budget = rt__rt.cfg.reductions;
+    atomic_store_explicit(&p->state, RT__RUNNING, memory_order_relaxed);
+    p->home = s;
+    p->reds = (int)budget;
+    uint64_t t0 = rt_now_ns();
+    atomic_store_explicit(&s->slice_start_ns, t0, memory_order_relaxed);
+    atomic_store_explicit(&s->current, p, memory_order_relaxed);
+    if (!p->stack) {
+        if (rt__stack_get(s, p->stack_size, &p->stack) < 0) {
+            rt_log(RT_LOG_ERROR, "out of memory for a stack: process %llu not started",
+                   (unsigned long long)atomic_load(&p->pid));
+            p->exit_reason = RT_SYSTEM_LIMIT;
+            p->req = RT__REQ_EXIT;
+            rt__finish(p);
+            atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
+            return;
+        }
+        init_ctx(p);
+    }
+    switch_to_proc(s, p);
+    uint64_t t1 = rt_now_ns();
+    atomic_fetch_add_explicit(&s->busy_ns_total, t1 - t0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->switches, 1, memory_order_relaxed);
+    int used = (int)budget - p->reds;
+    atomic_fetch_add_explicit(&p->reductions, used > 0 ? (uint64_t)used : 1, memory_order_relaxed);
+    if (p->stack && !rt__stack_canary_ok(p->stack)) {
+        char name[64];
+        rt__spin_lock(&p->info_lock);
+        snprintf(name, sizeof name, "%s", p->name ? p->name : "");
+        rt__spin_unlock(&p->info_lock);
+        rt_log(RT_LOG_ERROR,
+               "fatal: process %llu (%s) overflowed its unguarded %zu-byte stack; "
+               "memory next to it may be corrupt",
+               (unsigned long long)atomic_load(&p->pid), name, p->stack->size);
+        abort();
+    }
+    switch ((enum rt__req)p->req) {
+    case RT__REQ_YIELD:
+        atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
+        atomic_store_explicit(&p->state, RT__RUNNABLE, memory_order_relaxed);
+        rt__enqueue(p);
+        break;
+    case RT__REQ_PARK:
+        atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
+        park_commit(p);
+        break;
+    case RT__REQ_HIBERNATE:
+        atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
+        rt__stack_put(s, p->stack);
+        p->stack = NULL;
+        park_commit(p);
+        break;
+    case RT__REQ_EXIT:
+        /* current stays p while reaping, so rt_self() works in cleanups. */
+        rt__finish(p);
+        atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
+        break;
+    }
+}
+
+/* ---- stack overflow -------------------------------------------------------------------- */
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    struct rt__sched *s = rt__cur_sched;
+    struct rt_proc *p = s ? atomic_load_explicit(&s->current, memory_order_relaxed) : NULL;
+    if (p && p->stack && p->req != RT__REQ_EXIT && rt__stack_is_guard(p->stack, si->si_addr)) {
+        /* Only this process dies: abandon its stack and return to the
+         * scheduler, which reaps it (SA_NODEFER keeps SIGSEGV unblocked). */
+        p->exit_reason = RT_STACK_OVERFLOW;
+        p->req = RT__REQ_EXIT;
+        rt__switch(&p->ctx, &s->ctx);
+    }
+    static const char msg[] = "tandem: fatal signal outside a process stack guard\n";
+    ssize_t n = write(2, msg, sizeof msg - 1);
+    (void)n;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_segv_handler(void)
+{
+#if !defined(RT__ASAN) && !defined(RT__TSAN)
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+#else
+    (void)on_segv;
+#endif
+}
+
+/* ---- scheduler threads ----------------------------------------------------------------- */
+
+static void *sched_main(void *arg)
+{
+    struct rt__sched *s = arg;
+    rt__cur_sched = s;
+#ifdef RT__TSAN
+    sched_fiber = __tsan_get_current_fiber();
+#endif
+    stack_t ss = {.ss_sp = s->altstack, .ss_size = 64 * 1024, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+    unsigned n = 0;
+    while (!atomic_load_explicit(&rt__rt.stopping, memory_order_acquire)) {
+        struct rt_proc *p = rq_pop(s);
+        if (!p)
+            p = steal(s);
+        if (p) {
+            run(s, p);
+            if ((++n & 31) == 0) {
+                rt__io_poll(s, 0);
+                rt__wheel_advance(s->wheel, rt_now_ms());
+            }
+            continue;
+        }
+        int tmo = rt__wheel_advance(s->wheel, rt_now_ms());
+        rt__io_poll(s, 0);
+        if (atomic_load_explicit(&s->rq_len, memory_order_relaxed))
+            continue;
+        bool found = false;
+        for (int i = 0; i < 200 && !found; i++) {
+            if (atomic_load_explicit(&s->rq_len, memory_order_relaxed) || anything_to_steal(s))
+                found = true;
+            else
+                __builtin_ia32_pause();
+        }
+        if (found)
+            continue;
+        /* seq_cst: pairs with rt__enqueue's load of `sleeping` after it
+         * queued work: either it kicks us or we see the work here. */
+        atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&s->rq_len, memory_order_seq_cst) || anything_to_steal(s) ||
+            atomic_load_explicit(&rt__rt.stopping, memory_order_seq_cst)) {
+            atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+            continue;
+        }
+        rt__io_poll(s, tmo);
+        atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+    }
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, NULL);
+    rt__cur_sched = NULL;
+    return NULL;
+}
+
+/* ---- watchdog and utilisation ------------------------------------------------------------ */
+
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
+
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    uint64_t limit_ns = (uint64_t)rt__rt.cfg.watchdog_ms * 1000000u;
+    uint64_t last_util = rt_now_ns();
+    pthread_mutex_lock(&wd_lock);
+    while (!atomic_load_explicit(&rt__rt.stopping, memory_order_acquire)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&wd_cond, &wd_lock, &ts);
+        uint64_t now = rt_now_ns();
+        for (unsigned i = 0; i < rt__rt.nsched; i++) {
+            struct rt__sched *s = &rt__rt.sched[i];
+            struct rt_proc *p = atomic_load_explicit(&s->current, memory_order_relaxed);
+            uint64_t t0 = atomic_load_explicit(&s->slice_start_ns, memory_order_relaxed);
+            if (!p || now - t0 < limit_ns)
+                continue;
+            rt_pid pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
+            if (atomic_load_explicit(&s->watchdog_reported, memory_order_relaxed) == pid)
+                continue;
+            atomic_store_explicit(&s->watchdog_reported, pid, memory_order_relaxed);
+            char name[64], ic[64];
+            rt__spin_lock(&p->info_lock);
+            snprintf(name, sizeof name, "%s", p->name ? p->name : "");
+            snprintf(ic, sizeof ic, "%s", p->initial_call ? p->initial_call : "");
+            rt__spin_unlock(&p->info_lock);
+            rt_log(RT_LOG_WARNING,
+                   "process %llu (name \"%s\", initial call \"%s\") has held scheduler %u "
+                   "for %llu ms without yielding",
+                   (unsigned long long)pid, name, ic, i,
+                   (unsigned long long)((now - t0) / 1000000u));
+        }
+        if (now - last_util >= 1000000000u) {
+            for (unsigned i = 0; i < rt__rt.nsched; i++) {
+                struct rt__sched *s = &rt__rt.sched[i];
+                uint64_t busy = atomic_load_explicit(&s->busy_ns_total, memory_order_relaxed);
+                uint64_t db = busy - s->util_last_busy;
+                uint64_t dt = now - last_util;
+                s->util_last_busy = busy;
+                uint64_t ppm = dt ? db * 1000000u / dt : 0;
+                atomic_store_explicit(&s->util_ppm, (uint32_t)(ppm > 1000000 ? 1000000 : ppm),
+                                      memory_order_relaxed);
+            }
+            last_util = now;
+        }
+    }
+    pthread_mutex_unlock(&wd_lock);
+    return NULL;
+}
+
+/* ---- joiners -------------------------------------------------------------------------- */
+
+struct joiner {
+    struct joiner *next;
+    rt_pid pid;
+    bool done;
+    rt_atom reason;
+};
+static struct joiner *joiners;
+
+/* Recent exits, so that a join that starts after its process already ended
+ * still learns the reason. Lock-free: the reason is stored before the pid
+ * (release) and read after it (acquire); an entry is overwritten only after
+ * RECENT later exits. */
+#define RECENT 65536
+static struct {
+    _Atomic uint64_t pid;
+    _Atomic uint32_t reason;
+} recent[RECENT];
+static _Atomic uint64_t recent_next;
+
+static bool recent_find(rt_pid pid, rt_atom *reason)
+{
+    for (size_t i = 0; i < RECENT; i++) {
+        if (atomic_load_explicit(&recent[i].pid, memory_order_acquire) == pid) {
+            *reason = atomic_load_explicit(&recent[i].reason, memory_order_relaxed);
+            return true;
+        }
+    }
+    return false;
+}
+
+void rt__notify_exit(rt_pid pid, rt_atom reason)
+{
+    /* Relaxed: only the index must be unique. */
+    size_t i = atomic_fetch_add_explicit(&recent_next, 1, memory_order_relaxed) % RECENT;
+    atomic_store_explicit(&recent[i].reason, reason, memory_order_relaxed);
+    /* Release: publishes the reason stored just before. */
+    atomic_store_explicit(&recent[i].pid, pid, memory_order_release);
+    /* seq_cst: pairs with the joiner's increment before its liveness check. */
+    if (atomic_load_explicit(&rt__rt.idle_waiters, memory_order_seq_cst) == 0)
+        return;
+    pthread_mutex_lock(&rt__rt.idle_lock);
+    for (struct joiner *j = joiners; j; j = j->next) {
+        if (j->pid == pid) {
+            j->done = true;
+            j->reason = reason;
+        }
+    }
+    pthread_cond_broadcast(&rt__rt.idle_cond);
+    pthread_mutex_unlock(&rt__rt.idle_lock);
+}
+
+static void deadline_ts(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+int rt_join(rt_pid pid, int64_t timeout_ms, rt_atom *reason)
+{
+    if (rt__self())
+        return -EPERM;
+    struct joiner j = {.pid = pid};
+    pthread_mutex_lock(&rt__rt.idle_lock);
+    j.next = joiners;
+    joiners = &j;
+    atomic_fetch_add_explicit(&rt__rt.idle_waiters, 1, memory_order_seq_cst);
+    int rc = 0;
+    rt_atom past;
+    if (!j.done && !rt_is_alive(pid) && recent_find(pid, &past)) {
+        if (reason)
+            *reason = past;
+    } else {
+        /* Not alive and not yet in `recent`: either it is being reaped right
+         * now (its notification will reach us) or it never existed. */
+        if (!j.done && !rt_is_alive(pid) && timeout_ms > 200)
+            timeout_ms = 200;
+        struct timespec ts;
+        if (timeout_ms >= 0)
+            deadline_ts(&ts, timeout_ms);
+        while (!j.done) {
+            if (timeout_ms < 0) {
+                pthread_cond_wait(&rt__rt.idle_cond, &rt__rt.idle_lock);
+            } else if (pthread_cond_timedwait(&rt__rt.idle_cond, &rt__rt.idle_lock, &ts) ==
+                       ETIMEDOUT) {
+                break;
+            }
+        }
+        if (j.done) {
+            if (reason)
+                *reason = j.reason;
+        } else if (!rt_is_alive(pid)) {
+            rc = recent_find(pid, &past) ? 0 : -ESRCH;
+            if (rc == 0 && reason)
+                *reason = past;
+        } else {
+            rc = -ETIMEDOUT;
+        }
+    }
+    for (struct joiner **pp = &joiners; *pp; pp = &(*pp)->next) {
+        if (*pp == &j) {
+            *pp = j.next;
+            break;
+        }
+    }
+    atomic_fetch_sub_explicit(&rt__rt.idle_waiters, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&rt__rt.idle_lock);
+    return rc;
+}
+
+int rt_wait_idle(int64_t timeout_ms)
+{
+    if (rt__self())
+        return -EPERM;
+    uint64_t end = rt_now_ms() + (uint64_t)(timeout_ms < 0 ? INT64_MAX / 2 : timeout_ms);
+    pthread_mutex_lock(&rt__rt.idle_lock);
+    atomic_fetch_add_explicit(&rt__rt.idle_waiters, 1, memory_order_seq_cst);
+    int rc = 0;
+    while (atomic_load_explicit(&rt__rt.live, memory_order_seq_cst) > 0) {
+        if (rt_now_ms() >= end) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        struct timespec ts;
+        deadline_ts(&ts, 10); /* the count can drop without a broadcast */
+        pthread_cond_timedwait(&rt__rt.idle_cond, &rt__rt.idle_lock, &ts);
+    }
+    atomic_fetch_sub_explicit(&rt__rt.idle_waiters, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&rt__rt.idle_lock);
+    return rc;
+}
+
+/* ---- start and stop ---------------------------------------------------------------------- */
+
+void rt_config_default(struct rt_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+static void fill_defaults(struct rt_config *c)
+{
+    if (!c->schedulers) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->schedulers = n > 0 ? (unsigned)n : 1;
+    }
+    if (c->schedulers > RT_MAX_SCHEDULERS)
+        c->schedulers = RT_MAX_SCHEDULERS;
+    if (!c->max_processes)
+        c->max_processes = (size_t)1 << 21;
+    if (c->max_processes > ((size_t)1 << 31))
+        c->max_processes = (size_t)1 << 31;
+    if (!c->stack_size)
+        c->stack_size = 64 * 1024;
+    long page = sysconf(_SC_PAGESIZE);
+    if (c->stack_size < (size_t)page * 4)
+        c->stack_size = (size_t)page * 4;
+    c->stack_size = (c->stack_size + (size_t)page - 1) & ~((size_t)page - 1);
+    if (!c->guarded_stacks)
+        c->guarded_stacks = 8192;
+    if (!c->blocking_threads)
+        c->blocking_threads = 4;
+    if (!c->watchdog_ms)
+        c->watchdog_ms = 500;
+    if (!c->reductions)
+        c->reductions = 2000;
+}
+
+int rt_start(const struct rt_config *cfg)
+{
+    if (atomic_load(&rt__rt.running))
+        return -EALREADY;
+    struct rt_config c = cfg ? *cfg : (struct rt_config){0};
+    fill_defaults(&c);
+    memset(&rt__rt, 0, sizeof rt__rt);
+    rt__rt.cfg = c;
+    rt__rt.nsched = c.schedulers;
+    atomic_store(&rt__rt.next_ref, 1);
+    rt__rt.start_ms = rt_now_ms();
+    pthread_mutex_init(&rt__rt.idle_lock, NULL);
+    pthread_cond_init(&rt__rt.idle_cond, NULL);
+    atomic_store(&rt__msgs_live, 0);
+    joiners = NULL;
+    memset(recent, 0, sizeof recent);
+    int rc = rt__proc_init();
+    if (rc < 0)
+        return rc;
+    rc = rt__io_init();
+    if (rc < 0)
+        return rc;
+    rt__timers_reset();
+    rt__rt.sched = calloc(c.schedulers, sizeof(struct rt__sched));
+    if (!rt__rt.sched)
+        return -ENOMEM;
+    for (unsigned i = 0; i < c.schedulers; i++) {
+        struct rt__sched *s = &rt__rt.sched[i];
+        s->id = i;
+        s->epfd = epoll_create1(EPOLL_CLOEXEC);
+        s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        s->wheel = rt__wheel_new();
+        s->altstack = malloc(64 * 1024);
+        pthread_mutex_init(&s->rq_lock, NULL);
+        if (s->epfd < 0 || s->evfd < 0 || !s->wheel || !s->altstack)
+            return -ENOMEM;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &ev);
+    }
+    atomic_store(&rt__rt.running, 1);
+    install_segv_handler();
+    rc = rt__blocking_start(c.blocking_threads);
+    if (rc < 0)
+        return rc;
+    for (unsigned i = 0; i < c.schedulers; i++)
+        pthread_create(&rt__rt.sched[i].thread, NULL, sched_main, &rt__rt.sched[i]);
+    pthread_create(&rt__rt.watchdog, NULL, watchdog_main, NULL);
+    return 0;
+}
+
+static void kill_one(struct rt_proc *p, void *ctx)
+{
+    (void)ctx;
+    rt_pid pid = atomic_load_explicit(&p->pid, memory_order_acquire);
+    if (pid)
+        rt_exit_signal(pid, RT_KILL);
+}
+
+int rt_stop(void)
+{
+    if (!atomic_load(&rt__rt.running))
+        return 0;
+    int left = (int)rt__proc_count();
+    if (left > 0) {
+        rt__proc_foreach_slot(kill_one, NULL);
+        if (rt_wait_idle(10000) < 0)
+            rt_log(RT_LOG_ERROR, "rt_stop: %zu processes did not exit within 10 s",
+                   rt__proc_count());
+    }
+    atomic_store_explicit(&rt__rt.stopping, 1, memory_order_seq_cst);
+    for (unsigned i = 0; i < rt__rt.nsched; i++)
+        wake_sched(&rt__rt.sched[i]);
+    for (unsigned i = 0; i < rt__rt.nsched; i++)
+        pthread_join(rt__rt.sched[i].thread, NULL);
+    pthread_mutex_lock(&wd_lock);
+    pthread_cond_broadcast(&wd_cond);
+    pthread_mutex_unlock(&wd_lock);
+    pthread_join(rt__rt.watchdog, NULL);
+    rt__blocking_stop();
+    rt__timers_done();
+    for (unsigned i = 0; i < rt__rt.nsched; i++) {
+        struct rt__sched *s = &rt__rt.sched[i];
+        close(s->epfd);
+        close(s->evfd);
+        rt__wheel_free(s->wheel);
+        free(s->altstack);
+        pthread_mutex_destroy(&s->rq_lock);
+    }
+    free(rt__rt.sched);
+    rt__rt.sched = NULL;
+    rt__registry_done();
+    rt__io_done();
+    rt__proc_done();
+    rt__stacks_done();
+    atomic_store(&rt__rt.running, 0);
+    return left;
+}
