@@ -23,6 +23,14 @@ struct task_block {
     _Alignas(16) unsigned char data[];
 };
 
+/* Frees the result inside an undelivered result message. */
+static void result_dtor(struct rt_msg *m)
+{
+    struct rt_msg *res = NULL;
+    memcpy(&res, m->data, sizeof res);
+    rt_msg_free(res);
+}
+
 static void task_entry(void *p)
 {
     struct task_block *b = p;
@@ -49,7 +57,7 @@ static void task_entry(void *p)
     memcpy(m->data, &res, sizeof res);
     m->ref = ref;
     /* The result message owns `res` until the owner takes it. */
-    m->dtor = NULL;
+    m->dtor = result_dtor;
     rt_send(owner, m);
 }
 
