@@ -164,6 +164,10 @@ void gw_http_parser_resume_after_upgrade(struct gw_http_parser *p);
 int gw_http_parser_status(const struct gw_http_parser *p);
 const char *gw_http_parser_reason(const struct gw_http_parser *p);
 
+/* True between the first byte of a message and its end: the connection
+ * process runs its header/body timeouts then, its idle timeout otherwise. */
+bool gw_http_parser_in_message(const struct gw_http_parser *p);
+
 /* Total bytes the parser has accepted since it was created. */
 uint64_t gw_http_parser_offset(const struct gw_http_parser *p);
 
@@ -181,8 +185,8 @@ struct gw_http_target {
     size_t path_len, query_len, authority_len;
 };
 
-/* Canonicalises `target` (len bytes) into `buf` (cap bytes; len + 2 always
- * suffices) and points `out`'s fields into it. `method` decides whether
+/* Canonicalises `target` (len bytes) into `buf` (cap bytes, at least
+ * 3 * len + 2: raw UTF-8 is percent-encoded) and points `out`'s fields into it. `method` decides whether
  * asterisk-form is allowed (OPTIONS only). Returns 0, -EINVAL when the
  * target is refused (answer 400), -ENOSPC when buf is too small. */
 int gw_http_target_canon(const char *method, const char *target, size_t len, char *buf, size_t cap,

@@ -160,6 +160,30 @@ static bool join_values(struct out *o, const struct gw_http_head *h, const char 
     return any;
 }
 
+/* Writes Transfer-Encoding: <codings of h other than chunked>, chunked. */
+static void put_te_chunked(struct out *o, const struct gw_http_head *h)
+{
+    puts_(o, "Transfer-Encoding: ");
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct gw_http_header *f = &h->headers[i];
+        if (!gw__http_ieq(f->name, f->name_len, "transfer-encoding"))
+            continue;
+        size_t pos = 0, tl;
+        const char *t;
+        while (gw__http_list_next(f->value, f->value_len, &pos, &t, &tl)) {
+            if (gw__http_ieq(t, tl, "chunked") || gw__http_ieq(t, tl, "identity") ||
+                !gw__http_coding_known(t, tl))
+                continue;
+            for (size_t k = 0; k < tl; k++) {
+                char c = gw__http_lower(t[k]);
+                put(o, &c, 1);
+            }
+            put(o, ", ", 2);
+        }
+    }
+    puts_(o, "chunked\r\n");
+}
+
 static void put_u64(struct out *o, uint64_t v)
 {
     char num[24];
@@ -202,7 +226,7 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
         put_u64(&o, h->content_length);
         put(&o, "\r\n", 2);
     } else if (h->framing == GW_HTTP_BODY_CHUNKED) {
-        puts_(&o, "Transfer-Encoding: chunked\r\n");
+        put_te_chunked(&o, h);
     }
     if (tunnel)
         puts_(&o, "Connection: upgrade\r\n");
@@ -273,7 +297,7 @@ int gw_http_response_head_write(const struct gw_http_head *r, const struct gw_ht
     } else if ((r->framing == GW_HTTP_BODY_CHUNKED || r->framing == GW_HTTP_BODY_CLOSE) &&
                !client10) {
         fr = GW_HTTP_OUT_CHUNKED;
-        puts_(&o, "Transfer-Encoding: chunked\r\n");
+        put_te_chunked(&o, r);
     } else if (r->framing == GW_HTTP_BODY_NONE) {
         fr = GW_HTTP_OUT_NONE;
         puts_(&o, "Content-Length: 0\r\n");

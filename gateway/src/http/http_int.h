@@ -19,6 +19,9 @@ bool gw__http_is_value_char(unsigned char c);
 
 char gw__http_lower(char c);
 
+/* A transfer coding other than chunked that the gateway passes on. */
+bool gw__http_coding_known(const char *t, size_t n);
+
 /* ASCII case-insensitive equality of a[0..alen) and NUL-terminated b. */
 bool gw__http_ieq(const char *a, size_t alen, const char *b);
 

@@ -41,6 +41,16 @@ char gw__http_lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
+bool gw__http_coding_known(const char *t, size_t n)
+{
+    static const char *const known[] = {"gzip", "x-gzip", "deflate", "compress", "x-compress",
+                                        "identity", NULL};
+    for (size_t i = 0; known[i]; i++)
+        if (gw__http_ieq(t, n, known[i]))
+            return true;
+    return false;
+}
+
 bool gw__http_ieq(const char *a, size_t alen, const char *b)
 {
     size_t blen = strlen(b);
@@ -206,6 +216,8 @@ struct gw_http_parser {
     enum hstate hs;
     size_t head_bytes;
     size_t uri_bytes;
+    char *raw; /* the head's bytes, handed to llhttp once the scanner accepts it */
+    size_t rawlen;
     char *sbuf; /* strings of the head being read, NUL-separated */
     size_t slen, scap;
     struct field *fields;
@@ -276,6 +288,8 @@ static int on_headers_complete(llhttp_t *ll)
 static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
     struct gw_http_parser *p = ll->data;
+    if (!len)
+        return 0;
     p->piece = at;
     p->piece_len = len;
     return HPE_PAUSED;
@@ -312,19 +326,9 @@ static int ll_run(struct gw_http_parser *p, const char *buf, size_t len, size_t 
             llhttp_resume_after_upgrade(&p->ll);
         return 0;
     }
-    switch (e) {
-    case HPE_INVALID_TRANSFER_ENCODING:
-        return fail(p, 400, "invalid Transfer-Encoding");
-    case HPE_INVALID_CONTENT_LENGTH:
-    case HPE_UNEXPECTED_CONTENT_LENGTH:
-        return fail(p, 400, "invalid Content-Length");
-    case HPE_INVALID_CHUNK_SIZE:
-        return fail(p, 400, "invalid chunk size");
-    case HPE_CLOSED_CONNECTION:
-        return fail(p, 400, "data after Connection: close");
-    default:
-        return fail(p, 400, "malformed message");
-    }
+    /* llhttp's reasons are string literals, valid for the program's life. */
+    const char *why = llhttp_get_error_reason(&p->ll);
+    return fail(p, p->kind == GW_HTTP_REQUEST ? 400 : 502, why ? why : "malformed message");
 }
 
 /* --- the parser object ---------------------------------------------------- */
@@ -333,6 +337,7 @@ static void message_reset(struct gw_http_parser *p)
 {
     p->hs = H_START;
     p->head_bytes = 0;
+    p->rawlen = 0;
     p->uri_bytes = 0;
     p->slen = 0;
     p->nfields = 0;
@@ -376,8 +381,9 @@ int gw_http_parser_new(struct gw_http_parser **ret, enum gw_http_kind kind,
     /* Every head byte is stored at most once, plus a NUL per string. */
     p->scap = p->lim.max_header_bytes + 2 * p->lim.max_header_count + 8;
     p->sbuf = malloc(p->scap);
+    p->raw = malloc(p->lim.max_header_bytes);
     p->fields = malloc(p->lim.max_header_count * sizeof(*p->fields));
-    if (!p->sbuf || !p->fields)
+    if (!p->sbuf || !p->fields || !p->raw)
         goto out;
     p->kind = kind;
     llhttp_init(&p->ll, kind == GW_HTTP_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
@@ -396,6 +402,7 @@ struct gw_http_parser *gw_http_parser_free(struct gw_http_parser *p)
     if (p) {
         gw_http_head_free(p->head_out);
         free(p->sbuf);
+        free(p->raw);
         free(p->fields);
         free(p);
     }
@@ -436,6 +443,11 @@ const char *gw_http_parser_reason(const struct gw_http_parser *p)
     return p->err_reason ? p->err_reason : "";
 }
 
+bool gw_http_parser_in_message(const struct gw_http_parser *p)
+{
+    return (p->state == P_HEAD && p->hs != H_START) || p->state == P_BODY;
+}
+
 uint64_t gw_http_parser_offset(const struct gw_http_parser *p)
 {
     return p->offset;
@@ -462,6 +474,28 @@ static int field_begin(struct gw_http_parser *p)
     return 0;
 }
 
+/* HTTP-version = "HTTP/" DIGIT "." DIGIT, checked as it arrives so that
+ * the verdict does not depend on where the input is split. 1.0 and 1.1 are
+ * spoken; a major version above 1 is 505, anything else 400. */
+static int version_byte(struct gw_http_parser *p, unsigned char c)
+{
+    bool req = p->kind == GW_HTTP_REQUEST;
+    size_t i = p->version_len;
+    bool ok = i < 5 ? c == (unsigned char)"HTTP/"[i] : i == 6 ? c == '.' : (c >= '0' && c <= '9');
+    if (!ok)
+        return fail(p, req ? 400 : 502, "invalid HTTP version");
+    sput(p, (char)c);
+    p->version_len++;
+    if (p->version_len == 8) {
+        const char *v = p->sbuf + p->version_off;
+        if (v[5] >= '2')
+            return fail(p, req ? 505 : 502, "unsupported HTTP version");
+        if (v[5] != '1' || v[7] > '1')
+            return fail(p, req ? 400 : 502, "invalid HTTP version");
+    }
+    return 0;
+}
+
 static int scan_head_byte(struct gw_http_parser *p, unsigned char c)
 {
     bool req = p->kind == GW_HTTP_REQUEST;
@@ -474,7 +508,8 @@ static int scan_head_byte(struct gw_http_parser *p, unsigned char c)
     }
     switch (p->hs) {
     case H_START:
-        if (req && c == '\r') {
+        /* RFC 9112 §2.2: empty lines before a start line are ignored. */
+        if (c == '\r') {
             p->hs = H_START_LF;
             return 0;
         }
@@ -487,14 +522,13 @@ static int scan_head_byte(struct gw_http_parser *p, unsigned char c)
             p->hs = H_METHOD;
         } else {
             p->version_off = p->slen;
-            sput(p, (char)c);
-            p->version_len = 1;
             p->hs = H_VERSION;
+            return version_byte(p, c);
         }
         return 0;
     case H_START_LF:
         if (c != '\n')
-            return fail(p, 400, "bare CR");
+            return fail(p, req ? 400 : 502, "bare CR");
         p->hs = H_START;
         return 0;
     case H_METHOD:
@@ -518,7 +552,9 @@ static int scan_head_byte(struct gw_http_parser *p, unsigned char c)
             p->hs = H_VERSION;
             return 0;
         }
-        if (c <= 0x20 || c >= 0x7f)
+        /* Bytes >= 0x80 pass here: the target's canonical form encodes
+         * them once they are known to be UTF-8 (target.c). */
+        if (c <= 0x20 || c == 0x7f)
             return fail(p, 400, "invalid character in request-target");
         if (++p->uri_bytes > p->lim.max_uri_bytes)
             return fail(p, 414, "request-target too long");
@@ -526,21 +562,20 @@ static int scan_head_byte(struct gw_http_parser *p, unsigned char c)
         p->target_len++;
         return 0;
     case H_VERSION:
-        if (req && c == '\r') {
-            sput(p, 0);
-            p->hs = H_LINE_LF;
-            return 0;
-        }
-        if (!req && c == ' ') {
-            sput(p, 0);
-            p->hs = H_STATUS;
-            return 0;
-        }
-        if (p->version_len >= 8 || c <= 0x20 || c >= 0x7f)
+        if (p->version_len == 8) {
+            if (req && c == '\r') {
+                sput(p, 0);
+                p->hs = H_LINE_LF;
+                return 0;
+            }
+            if (!req && c == ' ') {
+                sput(p, 0);
+                p->hs = H_STATUS;
+                return 0;
+            }
             return fail(p, req ? 400 : 502, "invalid HTTP version");
-        sput(p, (char)c);
-        p->version_len++;
-        return 0;
+        }
+        return version_byte(p, c);
     case H_STATUS:
         if (p->status_digits == 3) {
             if (c == ' ') {
@@ -694,7 +729,10 @@ static int check_content_length(struct gw_http_parser *p, bool *present, uint64_
 
 /* Transfer-Encoding: a list of tokens ending in exactly one "chunked".
  * Sets *present and *chunked. Status 400 when chunked is not last (the body
- * length cannot be known, RFC 9112 §6.3), 501 for codings we do not apply. */
+ * length cannot be known, RFC 9112 §6.3) or a coding carries parameters;
+ * 501 for a coding we do not know. Known codings before chunked (gzip,
+ * deflate, compress, identity) are passed on: the gateway removes and
+ * re-applies only the chunked framing. */
 static int check_transfer_encoding(struct gw_http_parser *p, bool *present, bool *chunked)
 {
     bool req = p->kind == GW_HTTP_REQUEST;
@@ -716,7 +754,7 @@ static int check_transfer_encoding(struct gw_http_parser *p, bool *present, bool
             last_chunked = gw__http_ieq(t, tl, "chunked");
             if (last_chunked)
                 nchunked++;
-            else
+            else if (!gw__http_coding_known(t, tl))
                 other = true;
         }
         if (ncodings == before)
@@ -734,7 +772,7 @@ static int check_transfer_encoding(struct gw_http_parser *p, bool *present, bool
         return 0; /* response: read until close (RFC 9112 §6.3 item 4) */
     }
     if (other)
-        return fail(p, req ? 501 : 502, "unsupported transfer coding");
+        return fail(p, req ? 501 : 502, "unknown transfer coding");
     *chunked = true;
     return 0;
 }
@@ -792,18 +830,40 @@ bool gw__http_host_valid(const char *v, size_t n)
     return true;
 }
 
+/* Names that some servers fold into Content-Length or Transfer-Encoding
+ * ("Content_Length", "Transfer--Encoding") while others do not: a request
+ * carrying one has two readings, so it has none. */
+static bool framing_lookalike(const char *name, size_t n)
+{
+    char folded[32];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = gw__http_lower(name[i]);
+        if (c == '-' || c == '_' || c == '.')
+            continue;
+        if (k == sizeof(folded) - 1)
+            return false;
+        folded[k++] = c;
+    }
+    folded[k] = 0;
+    if (!strcmp(folded, "contentlength"))
+        return !gw__http_ieq(name, n, "content-length");
+    if (!strcmp(folded, "transferencoding"))
+        return !gw__http_ieq(name, n, "transfer-encoding");
+    return false;
+}
+
 static int head_semantics(struct gw_http_parser *p)
 {
     bool req = p->kind == GW_HTTP_REQUEST;
     const char *ver = sstr(p, p->version_off);
-    if (p->version_len != 8 || memcmp(ver, "HTTP/", 5) != 0 || ver[5] < '0' || ver[5] > '9' ||
-        ver[6] != '.' || ver[7] < '0' || ver[7] > '9')
-        return fail(p, req ? 400 : 502, "invalid HTTP version");
-    unsigned major = (unsigned)(ver[5] - '0'), minor = (unsigned)(ver[7] - '0');
-    if (major != 1 || minor > 1)
-        return fail(p, req ? 505 : 502, "unsupported HTTP version");
+    unsigned minor = (unsigned)(ver[7] - '0');
     if (!req && p->status_code < 100)
         return fail(p, 502, "invalid status code");
+
+    for (size_t i = 0; i < p->nfields; i++)
+        if (framing_lookalike(sstr(p, p->fields[i].name_off), p->fields[i].name_len))
+            return fail(p, req ? 400 : 502, "header name resembles a framing header");
 
     bool has_cl = false, has_te = false, chunked = false;
     uint64_t cl = 0;
@@ -836,7 +896,13 @@ static int head_semantics(struct gw_http_parser *p)
             if (!gw__http_host_valid(sstr(p, host->value_off), host->value_len))
                 return fail(p, 400, "invalid Host");
         }
-        bool connect = gw__http_ieq(sstr(p, p->method_off), p->method_len, "CONNECT");
+        const char *m = sstr(p, p->method_off);
+        /* A body on GET or HEAD has no meaning (RFC 9110 §9.3.1-2) and
+         * servers that ignore it leave it to be read as the next request. */
+        if ((gw__http_ieq(m, p->method_len, "GET") || gw__http_ieq(m, p->method_len, "HEAD")) &&
+            (chunked || (has_cl && cl > 0)))
+            return fail(p, 400, "body in a GET or HEAD request");
+        bool connect = gw__http_ieq(m, p->method_len, "CONNECT");
         p->upgrade = connect || (upgrade_field && fields_have_token(p, "connection", "upgrade"));
         if (chunked)
             p->framing = GW_HTTP_BODY_CHUNKED;
@@ -1122,45 +1188,42 @@ static void take_done(struct gw_http_parser *p, struct gw_http_event *ev)
 static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size_t *consumed,
                      struct gw_http_event *ev)
 {
+    bool req = p->kind == GW_HTTP_REQUEST;
     size_t n = 0;
     while (n < len && p->hs != H_DONE) {
         if (scan_head_byte(p, (unsigned char)buf[n]) < 0)
             return -EPROTO;
+        /* head_bytes <= max_header_bytes here, the size of raw */
+        p->raw[p->rawlen++] = buf[n];
         n++;
     }
-    if (p->hs == H_DONE && head_semantics(p) < 0)
-        return -EPROTO;
-
-    size_t used = 0;
-    if (ll_run(p, buf, n, &used) < 0)
-        return -EPROTO;
+    p->offset += n;
+    *consumed = n;
     if (p->hs != H_DONE) {
-        if (used != n || p->ll_headers_done)
-            return fail(p, p->kind == GW_HTTP_REQUEST ? 400 : 502, "malformed message");
-        *consumed = n;
         ev->type = GW_HTTP_EV_NEED_MORE;
         return 0;
     }
-    /* llhttp must see the head end exactly where the scanner did. */
-    if (!p->ll_headers_done || used != n)
-        return fail(p, p->kind == GW_HTTP_REQUEST ? 400 : 502, "malformed message");
-    if (p->kind == GW_HTTP_RESPONSE && llhttp_get_status_code(&p->ll) != p->status_code)
+    if (head_semantics(p) < 0)
+        return -EPROTO;
+
+    /* Only a head the scanner accepted reaches llhttp, whole; llhttp must
+     * see it end exactly where the scanner did. */
+    size_t used = 0;
+    if (ll_run(p, p->raw, p->rawlen, &used) < 0)
+        return -EPROTO;
+    if (!p->ll_headers_done || used != p->rawlen)
+        return fail(p, req ? 400 : 502, "malformed message");
+    if (!req && llhttp_get_status_code(&p->ll) != p->status_code)
         return fail(p, 502, "malformed status line");
+    if (p->framing == GW_HTTP_BODY_NONE && !p->ll_msg_done)
+        return fail(p, req ? 400 : 502, "malformed message");
 
     struct gw_http_head *h;
     int r = head_build(p, &h);
     if (r < 0)
         return r;
     p->state = P_BODY;
-    if (p->ll_msg_done || p->framing == GW_HTTP_BODY_NONE) {
-        if (!p->ll_msg_done)
-            return fail(p, p->kind == GW_HTTP_REQUEST ? 400 : 502, "malformed message");
-        p->done_pending = true;
-    } else if (p->framing == GW_HTTP_BODY_LENGTH && p->content_length == 0) {
-        p->done_pending = p->ll_msg_done;
-    }
-    p->offset += n;
-    *consumed = n;
+    p->done_pending = p->ll_msg_done;
     ev->type = GW_HTTP_EV_HEAD;
     ev->head = h;
     return 0;
@@ -1173,12 +1236,9 @@ static int feed_body(struct gw_http_parser *p, const char *buf, size_t len, size
     p->piece = NULL;
     p->piece_len = 0;
     size_t used = 0;
-    if (len == 0) {
-        *consumed = 0;
-        ev->type = GW_HTTP_EV_NEED_MORE;
-        return 0;
-    }
-    if (ll_run(p, buf, len, &used) < 0)
+    /* Even with no bytes llhttp may have a completion pending after a
+     * paused body piece. */
+    if (ll_run(p, buf ? buf : "", len, &used) < 0)
         return -EPROTO;
     if (p->framing == GW_HTTP_BODY_CHUNKED) {
         for (size_t i = 0; i < used; i++)

@@ -18,7 +18,8 @@
  *              controls are refused ("..%2f", "%00"). Escaped bytes >= 0x80
  *              must form valid UTF-8 (overlong forms such as %C0%AE and
  *              surrogates are refused). Every other escape is kept, with
- *              uppercase hex.
+ *              uppercase hex. Raw bytes >= 0x80 must be valid UTF-8 and are
+ *              percent-encoded.
  *   segments   empty segments are merged ("//admin" is "/admin"); "." is
  *              removed; ".." removes the previous segment, and ".." above
  *              the root is refused. A trailing "/" is kept.
@@ -110,7 +111,7 @@ static size_t check_utf8_run(const char *in, size_t n, size_t i)
 static const char hexdig[] = "0123456789ABCDEF";
 
 /* Canonicalises path in[0..n) (starting with "/") into out; returns the
- * length written or -EINVAL. out has room for n + 1 bytes. */
+ * length written or -EINVAL. out has room for 3 * n + 1 bytes. */
 static int canon_path(const char *in, size_t n, char *out)
 {
     size_t o = 0;
@@ -153,6 +154,18 @@ static int canon_path(const char *in, size_t n, char *out)
                     out[o++] = hexdig[d & 15];
                     i += 3;
                 }
+            } else if (c >= 0x80) {
+                /* raw UTF-8 (RFC 3986 wants it escaped): escaped here */
+                size_t ul = utf8_len((const unsigned char *)in + i, n - i);
+                if (!ul)
+                    return -EINVAL;
+                for (size_t k = 0; k < ul; k++) {
+                    unsigned char b = (unsigned char)in[i + k];
+                    out[o++] = '%';
+                    out[o++] = hexdig[b >> 4];
+                    out[o++] = hexdig[b & 15];
+                }
+                i += ul;
             } else if (is_path_char(c)) {
                 out[o++] = (char)c;
                 i++;
@@ -214,7 +227,7 @@ int gw_http_target_canon(const char *method, const char *target, size_t len, cha
     struct gw_http_target t = {.form = GW_HTTP_ORIGIN_FORM};
     size_t pos = 0, o = 0;
 
-    if (cap < len + 2)
+    if (cap < 3 * len + 2)
         return -ENOSPC;
     if (len == 1 && target[0] == '*') {
         if (!method || strcmp(method, "OPTIONS") != 0)

@@ -1,0 +1,313 @@
+#!/usr/bin/python3
+"""Replays the shared request corpora against the wire module's driver.
+
+    replay.py DRIVER VECTORS_DIR [-v]
+
+Corpora (see VECTORS_DIR/README.md):
+  llhttp/request/*.md, llhttp/response/*.md  llhttp 9.4.2 fixtures: a case
+      whose log ends in an error must be refused; any other must not be.
+  desync-guardian/*.yaml  classified requests: Severe and Ambiguous must be
+      refused with 400 (nothing forwarded), Compliant forwarded with the same
+      meaning, Acceptable either way (but well-formed if forwarded).
+
+Every case runs twice, fed whole and fed one byte at a time; both runs must
+give the same verdict. Every forwarded message is re-parsed strictly with
+h11 and must be exactly the one message the driver says it forwards.
+Ends with "N passed, N failed" and exits non-zero on failure.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import h11
+import yaml
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
+              "transfer-encoding", "upgrade", "content-length", "host"}
+
+# llhttp cases whose metadata asks for something other than the strict
+# parser are skipped by rule (vectors/README.md): every "type" with
+# "lenient" in it. The cases below are excluded one by one, each with the
+# reason; none of them is a case the gateway gets wrong.
+EXCLUDED = {
+    # Not HTTP: the gateway proxies HTTP/1.x only, and refuses these start
+    # lines (400) where llhttp 9.4.2 parses them as other protocols.
+    "RTSP protocol and PUT method": "RTSP is not proxied",
+    "RTSP request": "RTSP is not proxied",
+    "ICE protocol and GET method": "ICE is not proxied",
+    "ICE response": "ICE is not proxied",
+    "RTSP response": "RTSP is not proxied",
+    "HTTP 0.9": "HTTP/0.9 is not proxied (refused with 400/505)",
+    "Pipelined HTTP/2.0 preface": "HTTP/2 is not spoken on HTTP/1 listeners",
+    "PRI request": "HTTP/2 connection preface is not proxied",
+}
+
+
+def llhttp_unescape(text):
+    """The escapes llhttp's md-test applies to an ```http block; the rest of
+    the text is sent as UTF-8."""
+    out = b""
+    pos = 0
+    for m in re.finditer(r"\\(r|n|t|f|x[0-9a-fA-F]{2}|[0-7]{1,3})", text):
+        out += text[pos:m.start()].encode("utf-8")
+        e = m.group(1)
+        if e in "rntf":
+            out += {"r": b"\r", "n": b"\n", "t": b"\t", "f": b"\f"}[e]
+        elif e[0] == "x":
+            out += bytes([int(e[1:], 16)])
+        else:
+            out += bytes([int(e, 8) & 0xff])
+        pos = m.end()
+    return out + text[pos:].encode("utf-8")
+
+
+def llhttp_cases(path):
+    """Yields (name, meta, raw bytes, expects_error) per case of one .md file."""
+    lines = open(path, encoding="utf-8").read().split("\n")
+    heading, meta, i = "", None, 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        m = re.match(r"<!-- meta=(.*) -->", line)
+        if m:
+            meta = json.loads(m.group(1))
+        if line.strip() == "```http":
+            j = i + 1
+            while lines[j].strip() != "```":
+                j += 1
+            # A line ending in a backslash continues without a CRLF.
+            raw = "\r\n".join(lines[i + 1:j]).replace("\\\r\n", "")
+            data = llhttp_unescape(raw)
+            k = j + 1
+            while lines[k].strip() != "```log":
+                k += 1
+            m2 = k + 1
+            log = []
+            while lines[m2].strip() != "```":
+                log.append(lines[m2])
+                m2 += 1
+            err = any(" error code=" in entry for entry in log)
+            yield heading, meta or {}, data, err
+            meta, i = None, m2
+        i += 1
+
+
+def run_driver(driver, data, args):
+    out = []
+    for split in ([], ["--split", "1"]):
+        p = subprocess.run([driver] + args + split, input=data, capture_output=True,
+                           timeout=30)
+        if p.returncode != 0:
+            raise RuntimeError("driver exit %d: %s" % (p.returncode, p.stderr.decode()))
+        out.append(json.loads(p.stdout.decode("latin-1")))
+    return out
+
+
+def verdict_key(v):
+    return (v["verdict"], v.get("status"), len(v["messages"]),
+            [m.get("forward") for m in v["messages"]])
+
+
+def check_forward(msg, response=False):
+    """Re-parses what the gateway writes for one message; returns an error or None."""
+    wire = msg.get("forward")
+    if wire is None:
+        return "nothing written for an accepted message"
+    data = wire.encode("latin-1")
+    role = h11.CLIENT if response else h11.SERVER
+    conn = h11.Connection(our_role=role)
+    if response:
+        conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    conn.receive_data(data)
+    events, body = [], b""
+    try:
+        while True:
+            ev = conn.next_event()
+            if ev is h11.NEED_DATA or ev is h11.PAUSED:
+                break
+            events.append(ev)
+            if isinstance(ev, h11.Data):
+                body += ev.data
+            if isinstance(ev, h11.EndOfMessage):
+                break
+    except h11.RemoteProtocolError as e:
+        return "re-parse failed: %s" % e
+    heads = [e for e in events if isinstance(e, (h11.Request, h11.Response,
+                                                 h11.InformationalResponse))]
+    if len(heads) != 1:
+        return "re-parse found %d heads" % len(heads)
+    if msg["framing"] != "none" and not any(isinstance(e, h11.EndOfMessage) for e in events):
+        if not (response and msg["framing"] == "close"):
+            return "re-parsed body did not end"
+    if body != msg["body"].encode("latin-1") and heads[0].__class__ is not h11.InformationalResponse:
+        if not (response and msg["status"] in (204, 304)):
+            return "re-parsed body differs"
+    if not response:
+        if heads[0].method.decode() != msg["method"]:
+            return "method changed"
+        if heads[0].target.decode("latin-1") != msg["canonical"]:
+            return "target is not the canonical path"
+    return None
+
+
+class Tally:
+    def __init__(self, verbose):
+        self.counts = {}
+        self.failures = []
+        self.verbose = verbose
+
+    def add(self, corpus, name, ok, why=""):
+        c = self.counts.setdefault(corpus, [0, 0, 0])
+        c[0 if ok else 1] += 1
+        if not ok:
+            self.failures.append("%s: %s: %s" % (corpus, name, why))
+        elif self.verbose:
+            print("ok   %s: %s %s" % (corpus, name, why))
+
+    def skip(self, corpus, name, why):
+        self.counts.setdefault(corpus, [0, 0, 0])[2] += 1
+        if self.verbose:
+            print("skip %s: %s (%s)" % (corpus, name, why))
+
+
+def judge_llhttp(driver, vectors, tally):
+    for kind in ("request", "response"):
+        d = os.path.join(vectors, "llhttp", kind)
+        for fn in sorted(os.listdir(d)):
+            if not fn.endswith(".md"):
+                continue
+            for name, meta, data, err in llhttp_cases(os.path.join(d, fn)):
+                corpus = "llhttp/" + kind
+                label = "%s: %s" % (fn, name)
+                typ = meta.get("type", kind)
+                if "lenient" in typ:
+                    tally.skip(corpus, label, "lenient flags")
+                    continue
+                if name in EXCLUDED:
+                    tally.skip(corpus, label, EXCLUDED[name])
+                    continue
+                args = []
+                if kind == "response":
+                    args.append("--response")
+                    if meta.get("skipBody"):
+                        args.append("--head")
+                else:
+                    # The fixtures test framing and omit Host; the Host rule
+                    # (RFC 9112 §3.2) has its own unit tests.
+                    args.append("--no-host-check")
+                if typ.endswith("-finish"):
+                    args.append("--finish")
+                whole, split = run_driver(driver, data, args)
+                if verdict_key(whole) != verdict_key(split):
+                    tally.add(corpus, label, False, "whole %s / bytewise %s" %
+                              (whole["verdict"], split["verdict"]))
+                    continue
+                v = whole
+                if err:
+                    ok = v["verdict"] == "refused"
+                    tally.add(corpus, label, ok, "expected refusal, got %s" % v["verdict"])
+                    continue
+                if v["verdict"] == "refused":
+                    why = "refused %s (%s: %s)" % (v["status"], v["stage"], v["reason"])
+                    tally.add(corpus, label, False, why)
+                    continue
+                bad = None
+                for m in v["messages"]:
+                    bad = bad or check_forward(m, kind == "response")
+                tally.add(corpus, label, bad is None, bad or v["verdict"])
+
+
+DG_BODY = b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n"
+
+
+def dg_bytes(case):
+    def b(x):
+        # "\xNN" escapes in the YAML are single bytes; other characters UTF-8.
+        return b"".join(bytes([ord(c)]) if ord(c) < 256 else c.encode("utf-8")
+                        for c in str(x))
+    version = case.get("version", "")
+    line = b(case["method"]) + b" " + b(case["uri"])
+    if version:
+        line += b" " + b(version)
+    out = line + b"\r\n"
+    headers = case.get("headers") or []
+    if not any(str(h["name"]).lower() == "host" for h in headers):
+        out += b"Host: example.com\r\n"
+    for h in headers:
+        out += b(h["name"]) + b": " + b(h["value"]) + b"\r\n"
+    return out + b"\r\n" + DG_BODY
+
+
+def judge_desync(driver, vectors, tally):
+    d = os.path.join(vectors, "desync-guardian")
+    for fn in sorted(os.listdir(d)):
+        if not fn.endswith(".yaml"):
+            continue
+        for case in yaml.safe_load(open(os.path.join(d, fn), encoding="utf-8")) or []:
+            corpus = "desync-guardian"
+            label = "%s: %s" % (fn, case["name"])
+            tier = case["expected"]["tier"]
+            data = dg_bytes(case)
+            whole, split = run_driver(driver, data, [])
+            if verdict_key(whole) != verdict_key(split):
+                tally.add(corpus, label, False, "whole %s / bytewise %s" %
+                          (whole["verdict"], split["verdict"]))
+                continue
+            v = whole
+            if tier in ("Severe", "Ambiguous"):
+                ok = v["verdict"] == "refused" and not v["messages"] and v["status"] in (400, 501)
+                tally.add(corpus, label, ok, "%s: got %s %s with %d forwarded" %
+                          (tier, v["verdict"], v.get("status"), len(v["messages"])))
+                continue
+            if v["verdict"] == "refused" and tier == "Acceptable":
+                tally.add(corpus, label, v["status"] in (400, 501, 505), "refused (allowed)")
+                continue
+            if v["verdict"] == "refused":
+                tally.add(corpus, label, False, "Compliant refused: %s %s" %
+                          (v["status"], v["reason"]))
+                continue
+            if not v["messages"]:
+                tally.add(corpus, label, False, "nothing forwarded")
+                continue
+            bad = None
+            first = v["messages"][0]
+            if first["method"] != str(case["method"]):
+                bad = "method changed"
+            fwd_head = first["forward"].split("\r\n\r\n", 1)[0].lower()
+            for h in case.get("headers") or []:
+                n = str(h["name"]).lower()
+                if n in HOP_BY_HOP or n.startswith("proxy-") or n.startswith("x-forwarded"):
+                    continue
+                want = ("%s: %s" % (n, str(h["value"]).strip(" \t"))).lower()
+                if want not in fwd_head:
+                    bad = bad or "header %s not forwarded as sent" % n
+            for m in v["messages"]:
+                bad = bad or check_forward(m)
+            tally.add(corpus, label, bad is None, bad or tier)
+
+
+def main():
+    args = [a for a in sys.argv[1:] if a != "-v"]
+    if len(args) != 2:
+        print(__doc__)
+        return 2
+    driver, vectors = args
+    tally = Tally("-v" in sys.argv)
+    judge_llhttp(driver, vectors, tally)
+    judge_desync(driver, vectors, tally)
+    for f in tally.failures:
+        print("FAIL " + f)
+    passed = failed = 0
+    for corpus, (p, f, s) in sorted(tally.counts.items()):
+        print("%-22s %4d passed, %3d failed, %3d skipped" % (corpus, p, f, s))
+        passed += p
+        failed += f
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
