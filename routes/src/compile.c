@@ -1,0 +1,839 @@
+/*
+ * compile.c: route builder (collect, cross-check) and compilation into a
+ * route table (route_int.h describes the trie).
+ *
+ * Cross-route checks: duplicate names, and conflicts — two routes that end
+ * at the same trie node with the same kind (so the same host group and the
+ * same path pattern up to parameter names) and that rank equal for some
+ * request: same priority, as many header conditions, both or neither
+ * listing methods, methods that overlap and header conditions that some
+ * request can satisfy at once. Anything else is ordered by route__rank_cmp,
+ * which is what the matcher uses.
+ *
+ * Compile time is O(total segments + routes log routes); reading and parsing
+ * the files dominates (see tests/bench/routes).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "route_int.h"
+
+struct route_builder {
+    struct route__arena arena;
+    char **upstreams;
+    size_t nupstreams;
+    struct route__entry **entries;
+    size_t n, cap;
+    size_t nfiles;
+    size_t errors; /* errors reported through this builder */
+    bool too_many; /* ROUTE_MAX_ROUTES was reported */
+};
+
+int route_builder_new(struct route_builder **out, const char *const *upstreams, size_t n)
+{
+    struct route_builder *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    if (n) {
+        b->upstreams = calloc(n, sizeof(*b->upstreams));
+        if (!b->upstreams)
+            goto nomem;
+        for (size_t i = 0; i < n; i++) {
+            if (!(b->upstreams[i] = strdup(upstreams[i] ? upstreams[i] : "")))
+                goto nomem;
+            b->nupstreams = i + 1;
+        }
+    }
+    *out = b;
+    return 0;
+nomem:
+    route_builder_free(b);
+    return -ENOMEM;
+}
+
+void route_builder_free(struct route_builder *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->nupstreams; i++)
+        free(b->upstreams[i]);
+    free(b->upstreams);
+    free(b->entries);
+    route__arena_free(&b->arena);
+    free(b);
+}
+
+static const char *const file_keys[] = {"routes", "$schema", NULL};
+
+int route_builder_add_text(struct route_builder *b, const char *file, const char *text,
+                           size_t len, struct route_diags *d)
+{
+    size_t before = d->nerrors;
+    int r;
+    struct route_jdoc doc;
+    r = route_jdoc_parse(&doc, file, text, len, d);
+    if (r < 0)
+        goto out;
+    struct route__parse_ctx ctx = {
+        .arena = &b->arena,
+        .upstreams = (const char *const *)b->upstreams,
+        .nupstreams = b->nupstreams,
+        .file = route__arena_strdup(&b->arena, doc.file),
+    };
+    if (!ctx.file) {
+        r = -ENOMEM;
+        goto out;
+    }
+    b->nfiles++;
+    struct route_jval root, m, routes;
+    bool has_routes = false;
+    route_jval_root(&doc, &root);
+    if (!json_is_object(root.v)) {
+        route_jerr(d, &root, "a route file holds an object {\"routes\": [...]}, got %s",
+                   route_jtype_name(root.v));
+        goto out;
+    }
+    struct route_jiter it;
+    route_jiter_init(&it, &root);
+    while (route_jiter_next(&it, &m)) {
+        if (strcmp(m.key, "routes") == 0) {
+            routes = m;
+            has_routes = true;
+        } else if (strcmp(m.key, "$schema") == 0) {
+            const char *s;
+            route_jstring(d, &m, 4096, &s, NULL);
+        } else {
+            route_junknown(d, &m, "route file", file_keys);
+        }
+    }
+    if (!has_routes) {
+        route_jerr(d, &root, "route file has no \"routes\" array");
+        goto out;
+    }
+    if (!route_jarray(d, &routes))
+        goto out;
+    struct route_jval rv;
+    route_jiter_init(&it, &routes);
+    while (route_jiter_next(&it, &rv)) {
+        if (b->n >= ROUTE_MAX_ROUTES) {
+            if (!b->too_many)
+                route_jerr(d, &rv, "too many routes: a table holds at most %d",
+                           ROUTE_MAX_ROUTES);
+            b->too_many = true;
+            break;
+        }
+        struct route__entry *e = route__parse_route(&ctx, &rv, (unsigned)it.i - 1, d);
+        if (!e) {
+            r = -ENOMEM;
+            goto out;
+        }
+        if (b->n == b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : 64;
+            struct route__entry **v = realloc(b->entries, cap * sizeof(*v));
+            if (!v) {
+                r = -ENOMEM;
+                goto out;
+            }
+            b->entries = v;
+            b->cap = cap;
+        }
+        b->entries[b->n++] = e;
+    }
+out:
+    route_jdoc_done(&doc);
+    b->errors += d->nerrors - before;
+    if (r == -ENOMEM)
+        return r;
+    return d->nerrors != before ? -EINVAL : 0;
+}
+
+static int read_file(const char *path, char **out, size_t *len, struct route_diags *d)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
+        return -EINVAL;
+    }
+    int r = 0;
+    char *buf = NULL;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "not a regular file");
+        r = -EINVAL;
+        goto out;
+    }
+    if ((uint64_t)st.st_size > ROUTE_MAX_FILE_BYTES) {
+        route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL,
+                       "file is too large (%lld bytes; at most %u)", (long long)st.st_size,
+                       (unsigned)ROUTE_MAX_FILE_BYTES);
+        r = -EINVAL;
+        goto out;
+    }
+    /* Read up to one byte more than stat said, to notice a file still being
+     * written; the limit above still holds. */
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    buf = malloc(cap + 1);
+    if (!buf) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "cannot read: %s",
+                           strerror(errno));
+            r = -EINVAL;
+            goto out;
+        }
+        if (k == 0)
+            break;
+        n += (size_t)k;
+        if (n == cap) {
+            if (cap > ROUTE_MAX_FILE_BYTES) {
+                route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "file is too large");
+                r = -EINVAL;
+                goto out;
+            }
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                r = -ENOMEM;
+                goto out;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    buf = NULL;
+out:
+    free(buf);
+    close(fd);
+    return r;
+}
+
+int route_builder_add_file(struct route_builder *b, const char *path, struct route_diags *d)
+{
+    char *text;
+    size_t len;
+    size_t before = d->nerrors;
+    int r = read_file(path, &text, &len, d);
+    if (r < 0) {
+        b->errors += d->nerrors - before;
+        return r;
+    }
+    r = route_builder_add_text(b, path, text, len, d);
+    free(text);
+    return r;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int route_builder_add_dir(struct route_builder *b, const char *dir, struct route_diags *d)
+{
+    size_t before = d->nerrors;
+    int r = 0;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    DIR *dp = opendir(dir);
+    if (!dp) {
+        route_diag_add(d, ROUTE_DIAG_ERROR, dir, 0, 0, NULL, "cannot open routes directory: %s",
+                       strerror(errno));
+        b->errors++;
+        r = -EINVAL;
+        goto out;
+    }
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+            continue;
+        if (n == ROUTE_MAX_FILES) {
+            route_diag_add(d, ROUTE_DIAG_ERROR, dir, 0, 0, NULL,
+                           "more than %d route files in the directory", ROUTE_MAX_FILES);
+            b->errors++;
+            r = -EINVAL;
+            goto out;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **v = realloc(names, cap * sizeof(*v));
+            if (!v) {
+                r = -ENOMEM;
+                goto out;
+            }
+            names = v;
+        }
+        if (!(names[n] = strdup(de->d_name))) {
+            r = -ENOMEM;
+            goto out;
+        }
+        n++;
+    }
+    qsort(names, n, sizeof(*names), cmp_str);
+    size_t files = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *path;
+        if (asprintf(&path, "%s%s%s", dir, dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/",
+                     names[i]) < 0) {
+            r = -ENOMEM;
+            goto out;
+        }
+        struct stat st;
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+            free(path);
+            continue; /* a directory called x.json, a socket... */
+        }
+        files++;
+        int q = route_builder_add_file(b, path, d);
+        free(path);
+        if (q == -ENOMEM) {
+            r = q;
+            goto out;
+        }
+    }
+    if (files == 0)
+        route_diag_add(d, ROUTE_DIAG_WARNING, dir, 0, 0, NULL,
+                       "no route files (*.json) in the routes directory: every request will get "
+                       "404");
+out:
+    if (dp)
+        closedir(dp);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (r == -ENOMEM)
+        return r;
+    return d->nerrors != before ? -EINVAL : 0;
+}
+
+/* ---- ranking ---------------------------------------------------------------- */
+
+int route__rank_cmp(const struct route__entry *a, const struct route__entry *b)
+{
+    if (a->r.priority != b->r.priority)
+        return a->r.priority > b->r.priority ? -1 : 1;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    if (a->nsegs != b->nsegs)
+        return a->nsegs > b->nsegs ? -1 : 1;
+    uint32_t x = a->param_mask ^ b->param_mask;
+    if (x) {
+        /* The leftmost segment where one has a literal and the other a
+         * parameter decides: the literal wins. */
+        uint32_t low = x & (~x + 1);
+        return (a->param_mask & low) ? 1 : -1;
+    }
+    if (a->r.nheaders != b->r.nheaders)
+        return a->r.nheaders > b->r.nheaders ? -1 : 1;
+    bool ae = a->r.methods != 0, be = b->r.methods != 0;
+    if (ae != be)
+        return ae ? -1 : 1;
+    return a->r.index < b->r.index ? -1 : a->r.index > b->r.index;
+}
+
+/* ---- hash tables used while compiling -------------------------------------- */
+
+struct cbuild {
+    struct route_table *t;
+    uint32_t cap_nodes;
+    uint32_t nedges, cap_edges; /* cap is mask + 1 */
+};
+
+static int node_new(struct cbuild *cb, uint32_t depth, uint32_t *out)
+{
+    struct route_table *t = cb->t;
+    if (t->nnodes == cb->cap_nodes) {
+        uint32_t cap = cb->cap_nodes ? cb->cap_nodes * 2 : 64;
+        struct route__node *v = realloc(t->nodes, (size_t)cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        t->nodes = v;
+        cb->cap_nodes = cap;
+    }
+    uint32_t id = t->nnodes++;
+    memset(&t->nodes[id], 0, sizeof(t->nodes[id]));
+    t->nodes[id].depth = depth;
+    *out = id;
+    return 0;
+}
+
+static uint64_t edge_hash(uint32_t parent, const char *seg, size_t len)
+{
+    return route__hash(seg, len, (uint64_t)parent * 0x9E3779B97F4A7C15ull);
+}
+
+static int edges_grow(struct cbuild *cb)
+{
+    struct route_table *t = cb->t;
+    uint32_t cap = cb->cap_edges ? cb->cap_edges * 2 : 256;
+    struct route__edge *v = calloc(cap, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < cb->cap_edges; i++) {
+        struct route__edge *e = &t->edges[i];
+        if (!e->child)
+            continue;
+        uint32_t j = (uint32_t)e->hash & (cap - 1);
+        while (v[j].child)
+            j = (j + 1) & (cap - 1);
+        v[j] = *e;
+    }
+    free(t->edges);
+    t->edges = v;
+    cb->cap_edges = cap;
+    t->edge_mask = cap - 1;
+    return 0;
+}
+
+static int literal_child(struct cbuild *cb, uint32_t parent, const struct route__seg *s,
+                         uint32_t *out)
+{
+    struct route_table *t = cb->t;
+    uint64_t h = edge_hash(parent, s->text, s->len);
+    if (cb->cap_edges) {
+        for (uint32_t j = (uint32_t)h & t->edge_mask; t->edges[j].child;
+             j = (j + 1) & t->edge_mask) {
+            struct route__edge *e = &t->edges[j];
+            if (e->hash == h && e->parent == parent && e->len == s->len &&
+                memcmp(e->seg, s->text, s->len) == 0) {
+                *out = e->child;
+                return 0;
+            }
+        }
+    }
+    if ((cb->nedges + 1) * 2 > cb->cap_edges && edges_grow(cb) < 0)
+        return -ENOMEM;
+    uint32_t child;
+    if (node_new(cb, t->nodes[parent].depth + 1, &child) < 0)
+        return -ENOMEM;
+    uint32_t j = (uint32_t)h & t->edge_mask;
+    while (t->edges[j].child)
+        j = (j + 1) & t->edge_mask;
+    t->edges[j] = (struct route__edge){
+        .hash = h, .seg = s->text, .len = s->len, .parent = parent, .child = child};
+    cb->nedges++;
+    t->nodes[parent].nliteral++;
+    *out = child;
+    return 0;
+}
+
+struct hbuild {
+    struct route__host *v;
+    uint32_t n, cap;
+};
+
+static int host_root(struct cbuild *cb, struct hbuild *hb, const char *name, size_t len,
+                     uint32_t *out)
+{
+    uint64_t h = route__hash(name, len, 0);
+    if (hb->cap) {
+        for (uint32_t j = (uint32_t)h & (hb->cap - 1); hb->v[j].root; j = (j + 1) & (hb->cap - 1))
+            if (hb->v[j].hash == h && hb->v[j].len == len && memcmp(hb->v[j].name, name, len) == 0) {
+                *out = hb->v[j].root;
+                return 0;
+            }
+    }
+    if ((hb->n + 1) * 2 > hb->cap) {
+        uint32_t cap = hb->cap ? hb->cap * 2 : 16;
+        struct route__host *v = calloc(cap, sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < hb->cap; i++) {
+            if (!hb->v[i].root)
+                continue;
+            uint32_t j = (uint32_t)hb->v[i].hash & (cap - 1);
+            while (v[j].root)
+                j = (j + 1) & (cap - 1);
+            v[j] = hb->v[i];
+        }
+        free(hb->v);
+        hb->v = v;
+        hb->cap = cap;
+    }
+    uint32_t root;
+    if (node_new(cb, 0, &root) < 0)
+        return -ENOMEM;
+    uint32_t j = (uint32_t)h & (hb->cap - 1);
+    while (hb->v[j].root)
+        j = (j + 1) & (hb->cap - 1);
+    hb->v[j] = (struct route__host){.hash = h, .name = name, .len = (uint32_t)len, .root = root};
+    hb->n++;
+    *out = root;
+    return 0;
+}
+
+/* ---- conflicts -------------------------------------------------------------- */
+
+static bool methods_overlap(const struct route__entry *a, const struct route__entry *b)
+{
+    if (!a->r.methods || !b->r.methods)
+        return !a->r.methods && !b->r.methods;
+    if (a->r.match_methods & b->r.match_methods & ~(unsigned)ROUTE_M_EXTENSION)
+        return true;
+    for (size_t i = 0; i < a->r.next_methods; i++)
+        for (size_t j = 0; j < b->r.next_methods; j++)
+            if (strcmp(a->r.ext_methods[i], b->r.ext_methods[j]) == 0)
+                return true;
+    return false;
+}
+
+static bool headers_compatible(const struct route__entry *a, const struct route__entry *b)
+{
+    for (size_t i = 0; i < a->r.nheaders; i++) {
+        const struct route_header_cond *x = &a->r.headers[i];
+        for (size_t j = 0; j < b->r.nheaders; j++) {
+            const struct route_header_cond *y = &b->r.headers[j];
+            if (strcmp(x->name, y->name) != 0)
+                continue;
+            bool xa = x->test == ROUTE_HDR_ABSENT, ya = y->test == ROUTE_HDR_ABSENT;
+            if (xa != ya)
+                return false;
+            if (x->test == ROUTE_HDR_EQUALS && y->test == ROUTE_HDR_EQUALS &&
+                (x->value_len != y->value_len || memcmp(x->value, y->value, x->value_len) != 0))
+                return false;
+        }
+    }
+    return true;
+}
+
+static void describe_methods(const struct route__entry *a, const struct route__entry *b,
+                             char *buf, size_t cap)
+{
+    if (!a->r.methods) {
+        snprintf(buf, cap, "any method");
+        return;
+    }
+    unsigned common = a->r.match_methods & b->r.match_methods & ~(unsigned)ROUTE_M_EXTENSION;
+    size_t len = route_methods_format(common, buf, cap);
+    for (size_t i = 0; i < a->r.next_methods; i++)
+        for (size_t j = 0; j < b->r.next_methods; j++)
+            if (strcmp(a->r.ext_methods[i], b->r.ext_methods[j]) == 0 && len < cap) {
+                int w = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "",
+                                 a->r.ext_methods[i]);
+                if (w > 0)
+                    len += (size_t)w;
+            }
+}
+
+static void report_conflict(const struct route__entry *a, const struct route__entry *b,
+                            struct route_diags *d)
+{
+    char methods[128], path[64];
+    describe_methods(a, b, methods, sizeof(methods));
+    snprintf(path, sizeof(path), "routes[%u].match", b->file_index);
+    route_diag_add(d, ROUTE_DIAG_ERROR, b->r.file, b->match_line ? b->match_line : b->r.line,
+                   b->match_line ? b->match_col : b->r.column, path,
+                   "route \"%s\" conflicts with route \"%s\" (%s:%u:%u): both match %s %s%s%s%s "
+                   "with equal precedence; give one a higher \"priority\", or make their "
+                   "methods or headers differ",
+                   b->r.name ? b->r.name : "?", a->r.name ? a->r.name : "?", a->r.file,
+                   a->match_line ? a->match_line : a->r.line,
+                   a->match_line ? a->match_col : a->r.column, methods,
+                   b->r.path_kind == ROUTE_PATH_PREFIX ? "prefix " : "", b->r.path,
+                   b->r.host ? " on host " : " on any host", b->r.host ? b->r.host : "");
+}
+
+/* ---- compile ---------------------------------------------------------------- */
+
+struct place {
+    uint32_t node;
+    uint32_t kind;
+    struct route__entry *e;
+};
+
+static int cmp_place(const void *pa, const void *pb)
+{
+    const struct place *a = pa, *b = pb;
+    if (a->node != b->node)
+        return a->node < b->node ? -1 : 1;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    return route__rank_cmp(a->e, b->e);
+}
+
+/* Resolves implied HEAD and reports conflicts within one list (one node,
+ * one kind), sorted best first. */
+static void check_list(struct place *p, size_t n, struct route_diags *d)
+{
+    bool explicit_head = false;
+    for (size_t i = 0; i < n; i++)
+        explicit_head = explicit_head || (p[i].e->r.methods & ROUTE_M_HEAD);
+    for (size_t i = 0; i < n; i++) {
+        struct route *r = &p[i].e->r;
+        r->match_methods = r->methods;
+        if ((r->methods & ROUTE_M_GET) && !explicit_head)
+            r->match_methods |= ROUTE_M_HEAD;
+    }
+    for (size_t j = 1; j < n; j++) {
+        const struct route__entry *b = p[j].e;
+        for (size_t i = j; i-- > 0;) {
+            const struct route__entry *a = p[i].e;
+            if (a->r.priority != b->r.priority || a->r.nheaders != b->r.nheaders ||
+                (a->r.methods != 0) != (b->r.methods != 0))
+                break; /* sorted: nothing further back ranks equal */
+            if (methods_overlap(a, b) && headers_compatible(a, b)) {
+                report_conflict(a, b, d);
+                break;
+            }
+        }
+    }
+}
+
+static void check_names(struct route_builder *b, struct route_diags *d, int *r)
+{
+    size_t cap = 16;
+    while (cap < b->n * 2)
+        cap *= 2;
+    const struct route__entry **tab = calloc(cap, sizeof(*tab));
+    if (!tab) {
+        *r = -ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        const struct route__entry *e = b->entries[i];
+        if (!e->r.name)
+            continue;
+        size_t len = strlen(e->r.name);
+        uint64_t h = route__hash(e->r.name, len, 0);
+        size_t j = (size_t)h & (cap - 1);
+        for (; tab[j]; j = (j + 1) & (cap - 1)) {
+            if (strcmp(tab[j]->r.name, e->r.name) == 0) {
+                char path[64];
+                snprintf(path, sizeof(path), "routes[%u].name", e->file_index);
+                route_diag_add(d, ROUTE_DIAG_ERROR, e->r.file, e->name_line, e->name_col, path,
+                               "duplicate route name \"%s\"; it is first defined at %s:%u:%u",
+                               e->r.name, tab[j]->r.file, tab[j]->name_line, tab[j]->name_col);
+                break;
+            }
+        }
+        if (!tab[j])
+            tab[j] = e;
+    }
+    free(tab);
+}
+
+int route_builder_compile(struct route_builder *b, struct route_table **out,
+                          struct route_diags *d)
+{
+    size_t before = d->nerrors;
+    int r = 0;
+    struct place *places = NULL;
+    struct hbuild hosts = {0}, suffixes = {0};
+    struct cbuild cb = {0};
+    struct route_table *t = NULL;
+
+    check_names(b, d, &r);
+    if (r < 0)
+        goto out;
+
+    if (posix_memalign((void **)&t, 64, sizeof(*t)) != 0) {
+        t = NULL;
+        r = -ENOMEM;
+        goto out;
+    }
+    memset(t, 0, sizeof(*t));
+    cb.t = t;
+    uint32_t dummy;
+    if ((r = node_new(&cb, 0, &dummy)) < 0) /* node 0: "none" */
+        goto out;
+
+    size_t nvalid = 0;
+    for (size_t i = 0; i < b->n; i++)
+        nvalid += !b->entries[i]->invalid;
+    t->routes = malloc((nvalid ? nvalid : 1) * sizeof(*t->routes));
+    places = malloc((nvalid ? nvalid : 1) * sizeof(*places));
+    if (!t->routes || !places) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        struct route__entry *e = b->entries[i];
+        if (e->invalid)
+            continue;
+        e->r.index = (unsigned)t->nroutes;
+        t->routes[t->nroutes++] = e;
+
+        uint32_t n;
+        if (e->r.host_kind == ROUTE_HOST_EXACT) {
+            r = host_root(&cb, &hosts, e->r.host, strlen(e->r.host), &n);
+        } else if (e->r.host_kind == ROUTE_HOST_SUFFIX) {
+            r = host_root(&cb, &suffixes, e->r.host + 1, strlen(e->r.host + 1), &n);
+        } else {
+            if (!t->any_root)
+                r = node_new(&cb, 0, &t->any_root);
+            n = t->any_root;
+        }
+        if (r < 0)
+            goto out;
+        for (unsigned s = 0; s < e->nsegs; s++) {
+            const struct route__seg *sg = &e->segs[s];
+            if (sg->type == ROUTE_SEG_PARAM) {
+                if (!t->nodes[n].param_child) {
+                    uint32_t c;
+                    if ((r = node_new(&cb, t->nodes[n].depth + 1, &c)) < 0)
+                        goto out;
+                    t->nodes[n].param_child = c;
+                }
+                n = t->nodes[n].param_child;
+            } else if ((r = literal_child(&cb, n, sg, &n)) < 0) {
+                goto out;
+            }
+        }
+        places[t->nroutes - 1] = (struct place){.node = n, .kind = e->kind, .e = e};
+    }
+    qsort(places, t->nroutes, sizeof(*places), cmp_place);
+    t->lists = malloc((t->nroutes ? t->nroutes : 1) * sizeof(*t->lists));
+    if (!t->lists) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < t->nroutes;) {
+        size_t j = i;
+        while (j < t->nroutes && places[j].node == places[i].node &&
+               places[j].kind == places[i].kind)
+            j++;
+        check_list(places + i, j - i, d);
+        struct route__node *nd = &t->nodes[places[i].node];
+        uint32_t off = (uint32_t)i, cnt = (uint32_t)(j - i);
+        switch (places[i].kind) {
+        case ROUTE_KIND_FULL:
+            nd->full_off = off;
+            nd->full_n = cnt;
+            break;
+        case ROUTE_KIND_WILDCARD:
+            nd->wild_off = off;
+            nd->wild_n = cnt;
+            break;
+        default:
+            nd->prefix_off = off;
+            nd->prefix_n = cnt;
+            break;
+        }
+        for (size_t k = i; k < j; k++)
+            t->lists[k] = places[k].e;
+        i = j;
+    }
+    t->hosts = hosts.v;
+    t->host_mask = hosts.cap ? hosts.cap - 1 : 0;
+    t->nhosts = hosts.n;
+    hosts.v = NULL;
+    t->suffixes = suffixes.v;
+    t->suffix_mask = suffixes.cap ? suffixes.cap - 1 : 0;
+    t->nsuffixes = suffixes.n;
+    suffixes.v = NULL;
+    if (!cb.cap_edges && (r = edges_grow(&cb)) < 0) /* lookups need a table */
+        goto out;
+
+    if (b->errors || d->nerrors != before) {
+        r = -EINVAL;
+        goto out;
+    }
+    /* The table takes the arena (and with it every entry and string). */
+    t->arena = b->arena;
+    memset(&b->arena, 0, sizeof(b->arena));
+    t->nfiles = b->nfiles;
+    b->n = 0;
+    b->nfiles = 0;
+    atomic_init(&t->owners, 1);
+    for (int i = 0; i < ROUTE_HOLDER_SLOTS; i++)
+        atomic_init(&t->readers[i].n, 0);
+    *out = t;
+    t = NULL;
+    r = 0;
+out:
+    free(places);
+    free(hosts.v);
+    free(suffixes.v);
+    if (t) {
+        memset(&t->arena, 0, sizeof(t->arena)); /* still the builder's */
+        route__table_free(t);
+    }
+    return r;
+}
+
+int route_table_load_dir(const char *dir, const char *const *upstreams, size_t n,
+                         struct route_table **out, struct route_diags *d)
+{
+    struct route_builder *b;
+    int r = route_builder_new(&b, upstreams, n);
+    if (r < 0)
+        return r;
+    r = route_builder_add_dir(b, dir, d);
+    if (r != -ENOMEM)
+        r = route_builder_compile(b, out, d); /* fails if add_dir reported errors */
+    route_builder_free(b);
+    return r;
+}
+
+/* ---- tables ----------------------------------------------------------------- */
+
+void route__table_free(struct route_table *t)
+{
+    if (!t)
+        return;
+    route__arena_free(&t->arena);
+    free(t->routes);
+    free(t->nodes);
+    free(t->lists);
+    free(t->edges);
+    free(t->hosts);
+    free(t->suffixes);
+    free(t);
+}
+
+struct route_table *route_table_ref(struct route_table *t)
+{
+    /* Relaxed: taking a reference needs one already held, which orders it. */
+    atomic_fetch_add_explicit(&t->owners, 1, memory_order_relaxed);
+    return t;
+}
+
+void route_table_unref(struct route_table *t)
+{
+    if (!t)
+        return;
+    /* acq_rel: every owner's use of the table happens before the free. */
+    if (atomic_fetch_sub_explicit(&t->owners, 1, memory_order_acq_rel) == 1)
+        route__table_free(t);
+}
+
+uint64_t route_table_version(const struct route_table *t)
+{
+    return t->version;
+}
+
+size_t route_table_count(const struct route_table *t)
+{
+    return t->nroutes;
+}
+
+const struct route *route_table_route(const struct route_table *t, size_t i)
+{
+    return i < t->nroutes ? &t->routes[i]->r : NULL;
+}
+
+const struct route *route_table_find(const struct route_table *t, const char *name)
+{
+    for (size_t i = 0; i < t->nroutes; i++)
+        if (strcmp(t->routes[i]->r.name, name) == 0)
+            return &t->routes[i]->r;
+    return NULL;
+}
+
+size_t route_table_files(const struct route_table *t)
+{
+    return t->nfiles;
+}

@@ -1,0 +1,598 @@
+/*
+ * json.c: JSON documents with value positions (see route/json.h).
+ *
+ * One pass of a small scanner over the text records a node per value in
+ * document (pre-)order: where the value starts, where its key starts when it
+ * is an object member, its first child and its next sibling. The scanner runs
+ * before jansson so that it can refuse nesting deeper than
+ * ROUTE_JSON_MAX_DEPTH (jansson's parser recurses once per level and we may
+ * be on a small coroutine stack); jansson then parses and reports syntax
+ * errors. Once both succeed, the i-th member of a jansson object is the i-th
+ * child node (jansson iterates objects in insertion order and duplicate keys
+ * are refused), which cursors check against the raw key text and fall back to
+ * a search when it ever disagrees.
+ *
+ * Invariants: nodes[0] is the root; first_child and next_sibling are 0 when
+ * absent (0 can never be a child); every offset lies inside `text`.
+ */
+#include "route/json.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct route_jnode {
+    uint32_t line, col;
+    uint32_t key_line, key_col; /* 0 unless an object member */
+    uint32_t key_off, key_len;  /* raw key text between the quotes */
+    uint32_t first_child;
+    uint32_t next_sibling;
+};
+
+enum scan_state { S_VALUE, S_KEY_OR_END, S_KEY, S_VALUE_OR_END, S_AFTER };
+
+struct scanner {
+    const char *s;
+    size_t n, i;
+    uint32_t line, col;
+    struct route_jnode *nodes;
+    uint32_t nnodes, cap;
+};
+
+static void adv(struct scanner *sc)
+{
+    unsigned char c = (unsigned char)sc->s[sc->i++];
+    if (c == '\n') {
+        sc->line++;
+        sc->col = 1;
+    } else if ((c & 0xC0) != 0x80) {
+        sc->col++; /* count characters, not bytes, as jansson does */
+    }
+}
+
+static void skip_ws(struct scanner *sc)
+{
+    while (sc->i < sc->n) {
+        char c = sc->s[sc->i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            break;
+        adv(sc);
+    }
+}
+
+/* At an opening quote: moves past the closing one. */
+static int skip_string(struct scanner *sc)
+{
+    adv(sc);
+    while (sc->i < sc->n) {
+        char c = sc->s[sc->i];
+        if (c == '"') {
+            adv(sc);
+            return 0;
+        }
+        adv(sc);
+        if (c == '\\') {
+            if (sc->i >= sc->n)
+                return -EINVAL;
+            adv(sc);
+        }
+    }
+    return -EINVAL;
+}
+
+static int new_node(struct scanner *sc, uint32_t *out)
+{
+    if (sc->nnodes == sc->cap) {
+        uint32_t cap = sc->cap ? sc->cap * 2 : 64;
+        struct route_jnode *nodes = realloc(sc->nodes, (size_t)cap * sizeof(*nodes));
+        if (!nodes)
+            return -ENOMEM;
+        sc->nodes = nodes;
+        sc->cap = cap;
+    }
+    uint32_t idx = sc->nnodes++;
+    memset(&sc->nodes[idx], 0, sizeof(sc->nodes[idx]));
+    sc->nodes[idx].line = sc->line;
+    sc->nodes[idx].col = sc->col;
+    *out = idx;
+    return 0;
+}
+
+struct frame {
+    uint32_t node, last_child;
+    bool object;
+};
+
+/* Returns 0, -E2BIG (too deep; sc->line/col at the bracket), -EINVAL
+ * (malformed: jansson will say how), -ENOMEM. */
+static int scan(struct scanner *sc)
+{
+    struct frame stack[ROUTE_JSON_MAX_DEPTH + 1];
+    int sp = 0;
+    enum scan_state st = S_VALUE;
+    uint32_t key_line = 0, key_col = 0, key_off = 0, key_len = 0;
+    bool have_key = false;
+    int r;
+
+    for (;;) {
+        skip_ws(sc);
+        if (sc->i >= sc->n)
+            return -EINVAL;
+        char c = sc->s[sc->i];
+        switch (st) {
+        case S_VALUE: {
+            uint32_t idx;
+            if ((r = new_node(sc, &idx)) < 0)
+                return r;
+            struct route_jnode *nd = &sc->nodes[idx];
+            if (have_key) {
+                nd->key_line = key_line;
+                nd->key_col = key_col;
+                nd->key_off = key_off;
+                nd->key_len = key_len;
+                have_key = false;
+            }
+            if (sp > 0) {
+                struct frame *f = &stack[sp - 1];
+                if (f->last_child == 0)
+                    sc->nodes[f->node].first_child = idx;
+                else
+                    sc->nodes[f->last_child].next_sibling = idx;
+                f->last_child = idx;
+            }
+            if (c == '{' || c == '[') {
+                if (sp == ROUTE_JSON_MAX_DEPTH)
+                    return -E2BIG;
+                stack[sp++] = (struct frame){.node = idx, .object = c == '{'};
+                adv(sc);
+                st = c == '{' ? S_KEY_OR_END : S_VALUE_OR_END;
+            } else if (c == '"') {
+                if ((r = skip_string(sc)) < 0)
+                    return r;
+                st = S_AFTER;
+            } else {
+                while (sc->i < sc->n && !strchr(",}] \t\r\n", sc->s[sc->i]))
+                    adv(sc);
+                st = S_AFTER;
+            }
+            break;
+        }
+        case S_KEY_OR_END:
+        case S_VALUE_OR_END:
+            if (c == (st == S_KEY_OR_END ? '}' : ']')) {
+                adv(sc);
+                sp--;
+                st = S_AFTER;
+            } else {
+                st = st == S_KEY_OR_END ? S_KEY : S_VALUE;
+            }
+            break;
+        case S_KEY:
+            if (c != '"')
+                return -EINVAL;
+            key_line = sc->line;
+            key_col = sc->col;
+            key_off = (uint32_t)sc->i + 1;
+            if ((r = skip_string(sc)) < 0)
+                return r;
+            key_len = (uint32_t)sc->i - 1 - key_off;
+            have_key = true;
+            skip_ws(sc);
+            if (sc->i >= sc->n || sc->s[sc->i] != ':')
+                return -EINVAL;
+            adv(sc);
+            st = S_VALUE;
+            break;
+        case S_AFTER:
+            if (sp == 0)
+                return 0;
+            if (c == ',') {
+                adv(sc);
+                st = stack[sp - 1].object ? S_KEY : S_VALUE;
+            } else if (c == (stack[sp - 1].object ? '}' : ']')) {
+                adv(sc);
+                sp--;
+                if (sp == 0)
+                    return 0;
+            } else {
+                return -EINVAL;
+            }
+            break;
+        }
+    }
+}
+
+int route_jdoc_parse(struct route_jdoc *doc, const char *file, const char *text, size_t len,
+                     struct route_diags *d)
+{
+    int r;
+    memset(doc, 0, sizeof(*doc));
+    doc->file = strdup(file ? file : "");
+    if (!doc->file)
+        return -ENOMEM;
+    if (len > ROUTE_JSON_MAX_BYTES) {
+        route_diag_add(d, ROUTE_DIAG_ERROR, doc->file, 0, 0, NULL,
+                       "file is too large (%zu bytes; at most %u)", len,
+                       (unsigned)ROUTE_JSON_MAX_BYTES);
+        return -EINVAL;
+    }
+
+    struct scanner sc = {.s = text, .n = len, .line = 1, .col = 1};
+    int scanned = scan(&sc);
+    if (scanned == -ENOMEM) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (scanned == -E2BIG) {
+        route_diag_add(d, ROUTE_DIAG_ERROR, doc->file, sc.line, sc.col, NULL,
+                       "JSON nested deeper than %d levels", ROUTE_JSON_MAX_DEPTH);
+        r = -EINVAL;
+        goto out;
+    }
+
+    json_error_t err;
+    doc->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (!doc->root) {
+        if (json_error_code(&err) == json_error_out_of_memory) {
+            r = -ENOMEM;
+            goto out;
+        }
+        route_diag_add(d, ROUTE_DIAG_ERROR, doc->file, err.line > 0 ? (unsigned)err.line : 1,
+                       err.column > 0 ? (unsigned)err.column : 1, NULL, "invalid JSON: %s",
+                       err.text);
+        r = -EINVAL;
+        goto out;
+    }
+    if (scanned == 0) {
+        /* Positions are a help, not a must: on the (unexpected) event that
+         * the scanner and jansson disagree, diagnostics lose positions. */
+        doc->text = malloc(len + 1);
+        if (!doc->text) {
+            r = -ENOMEM;
+            goto out;
+        }
+        memcpy(doc->text, text, len);
+        doc->text[len] = '\0';
+        doc->text_len = len;
+        doc->nodes = sc.nodes;
+        doc->nnodes = sc.nnodes;
+        sc.nodes = NULL;
+    }
+    r = 0;
+out:
+    free(sc.nodes);
+    if (r < 0) {
+        json_decref(doc->root);
+        doc->root = NULL;
+    }
+    return r;
+}
+
+void route_jdoc_done(struct route_jdoc *doc)
+{
+    if (!doc)
+        return;
+    free(doc->text);
+    free(doc->nodes);
+    json_decref(doc->root);
+    free(doc->file);
+    memset(doc, 0, sizeof(*doc));
+}
+
+void route_jval_root(const struct route_jdoc *doc, struct route_jval *out)
+{
+    *out = (struct route_jval){
+        .doc = doc,
+        .v = doc->root,
+        .node = doc->nodes ? 0 : UINT32_MAX,
+    };
+}
+
+void route_jiter_init(struct route_jiter *it, const struct route_jval *c)
+{
+    memset(it, 0, sizeof(*it));
+    it->parent = c;
+    it->child = UINT32_MAX;
+    if (c->node != UINT32_MAX) {
+        uint32_t fc = c->doc->nodes[c->node].first_child;
+        it->child = fc ? fc : UINT32_MAX;
+    }
+    if (json_is_object(c->v))
+        it->oit = json_object_iter(c->v);
+}
+
+static bool raw_key_is(const struct route_jdoc *doc, uint32_t node, const char *key)
+{
+    const struct route_jnode *nd = &doc->nodes[node];
+    const char *raw = doc->text + nd->key_off;
+    if (memchr(raw, '\\', nd->key_len))
+        return true; /* escaped: order is trusted; decoding is not worth it */
+    return strlen(key) == nd->key_len && memcmp(raw, key, nd->key_len) == 0;
+}
+
+static uint32_t find_member_node(const struct route_jval *obj, const char *key)
+{
+    if (obj->node == UINT32_MAX)
+        return UINT32_MAX;
+    const struct route_jdoc *doc = obj->doc;
+    for (uint32_t c = doc->nodes[obj->node].first_child; c; c = doc->nodes[c].next_sibling)
+        if (raw_key_is(doc, c, key))
+            return c;
+    return UINT32_MAX;
+}
+
+bool route_jiter_next(struct route_jiter *it, struct route_jval *out)
+{
+    const struct route_jval *p = it->parent;
+    const struct route_jdoc *doc = p->doc;
+    uint32_t node = it->child;
+    if (json_is_object(p->v)) {
+        if (!it->oit)
+            return false;
+        const char *key = json_object_iter_key(it->oit);
+        *out = (struct route_jval){.doc = doc,
+                                   .v = json_object_iter_value(it->oit),
+                                   .parent = p,
+                                   .key = key,
+                                   .index = it->i};
+        it->oit = json_object_iter_next(p->v, it->oit);
+        if (node != UINT32_MAX && !raw_key_is(doc, node, key))
+            out->node = find_member_node(p, key);
+        else
+            out->node = node;
+    } else if (json_is_array(p->v)) {
+        if (it->i >= json_array_size(p->v))
+            return false;
+        *out = (struct route_jval){
+            .doc = doc, .v = json_array_get(p->v, it->i), .parent = p, .index = it->i};
+        out->node = node;
+    } else {
+        return false;
+    }
+    if (node != UINT32_MAX) {
+        uint32_t next = doc->nodes[node].next_sibling;
+        it->child = next ? next : UINT32_MAX;
+    }
+    it->i++;
+    return true;
+}
+
+bool route_jobj_get(const struct route_jval *obj, const char *key, struct route_jval *out)
+{
+    struct route_jiter it;
+    route_jiter_init(&it, obj);
+    while (route_jiter_next(&it, out))
+        if (strcmp(out->key, key) == 0)
+            return true;
+    return false;
+}
+
+void route_jval_pos(const struct route_jval *v, unsigned *line, unsigned *column)
+{
+    if (v->node == UINT32_MAX) {
+        *line = *column = 0;
+        return;
+    }
+    *line = v->doc->nodes[v->node].line;
+    *column = v->doc->nodes[v->node].col;
+}
+
+void route_jval_key_pos(const struct route_jval *v, unsigned *line, unsigned *column)
+{
+    if (v->node != UINT32_MAX && v->doc->nodes[v->node].key_line) {
+        *line = v->doc->nodes[v->node].key_line;
+        *column = v->doc->nodes[v->node].key_col;
+        return;
+    }
+    route_jval_pos(v, line, column);
+}
+
+static bool is_ident(const char *k)
+{
+    if (!*k)
+        return false;
+    for (const char *p = k; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$' ||
+                  (p != k && ((c >= '0' && c <= '9') || c == '-'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+size_t route_jval_path(const struct route_jval *v, char *buf, size_t cap)
+{
+    const struct route_jval *chain[ROUTE_JSON_MAX_DEPTH + 2];
+    size_t n = 0;
+    for (const struct route_jval *p = v; p && p->parent && n < ROUTE_JSON_MAX_DEPTH + 2;
+         p = p->parent)
+        chain[n++] = p;
+    size_t len = 0;
+    if (cap)
+        buf[0] = '\0';
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, __VA_ARGS__);   \
+        if (w_ > 0)                                                                                \
+            len += (size_t)w_;                                                                     \
+    } while (0)
+    while (n-- > 0) {
+        const struct route_jval *p = chain[n];
+        if (!p->key) {
+            PUT("[%zu]", p->index);
+        } else if (is_ident(p->key)) {
+            PUT("%s%s", len ? "." : "", p->key);
+        } else {
+            PUT("[\"");
+            for (const char *k = p->key; *k; k++) {
+                if (*k == '"' || *k == '\\')
+                    PUT("\\%c", *k);
+                else if ((unsigned char)*k < 0x20)
+                    PUT("\\u%04x", (unsigned char)*k);
+                else
+                    PUT("%c", *k);
+            }
+            PUT("\"]");
+        }
+    }
+#undef PUT
+    return len;
+}
+
+const char *route_jtype_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number with a fraction";
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    case JSON_NULL:
+        return "null";
+    }
+    return "a value";
+}
+
+static void report(struct route_diags *d, enum route_diag_level level, const struct route_jval *at,
+                   bool at_key, const char *fmt, va_list ap)
+{
+    unsigned line, col;
+    if (at_key)
+        route_jval_key_pos(at, &line, &col);
+    else
+        route_jval_pos(at, &line, &col);
+    char small[256];
+    char *path = small;
+    size_t need = route_jval_path(at, small, sizeof(small));
+    if (need >= sizeof(small)) {
+        path = malloc(need + 1);
+        if (path)
+            route_jval_path(at, path, need + 1);
+        else
+            path = small; /* truncated is better than nothing */
+    }
+    route_diag_addv(d, level, at->doc->file, line, col, path, fmt, ap);
+    if (path != small)
+        free(path);
+}
+
+void route_jerr(struct route_diags *d, const struct route_jval *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, ROUTE_DIAG_ERROR, at, false, fmt, ap);
+    va_end(ap);
+}
+
+void route_jwarn(struct route_diags *d, const struct route_jval *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, ROUTE_DIAG_WARNING, at, false, fmt, ap);
+    va_end(ap);
+}
+
+void route_jerr_key(struct route_diags *d, const struct route_jval *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, ROUTE_DIAG_ERROR, at, true, fmt, ap);
+    va_end(ap);
+}
+
+void route_junknown(struct route_diags *d, const struct route_jval *m, const char *where,
+                    const char *const *known)
+{
+    size_t n = 0;
+    while (known[n])
+        n++;
+    const char *hint = route_suggest(m->key, known, n);
+    if (hint) {
+        route_jerr_key(d, m, "unknown key \"%s\" in %s; did you mean \"%s\"?", m->key, where,
+                       hint);
+        return;
+    }
+    char list[512];
+    size_t len = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < n && len < sizeof(list); i++) {
+        int w = snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", known[i]);
+        if (w > 0)
+            len += (size_t)w;
+    }
+    route_jerr_key(d, m, "unknown key \"%s\" in %s (known keys: %s)", m->key, where, list);
+}
+
+bool route_jstring(struct route_diags *d, const struct route_jval *v, size_t maxlen,
+                   const char **out, size_t *len)
+{
+    if (!json_is_string(v->v)) {
+        route_jerr(d, v, "expected a string, got %s", route_jtype_name(v->v));
+        return false;
+    }
+    size_t l = json_string_length(v->v);
+    if (l > maxlen) {
+        route_jerr(d, v, "string is too long (%zu bytes; at most %zu)", l, maxlen);
+        return false;
+    }
+    *out = json_string_value(v->v);
+    if (len)
+        *len = l;
+    return true;
+}
+
+bool route_jint(struct route_diags *d, const struct route_jval *v, long long min, long long max,
+                long long *out)
+{
+    if (!json_is_integer(v->v)) {
+        route_jerr(d, v, "expected an integer, got %s", route_jtype_name(v->v));
+        return false;
+    }
+    long long x = json_integer_value(v->v);
+    if (x < min || x > max) {
+        route_jerr(d, v, "must be between %lld and %lld, got %lld", min, max, x);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+bool route_jbool(struct route_diags *d, const struct route_jval *v, bool *out)
+{
+    if (!json_is_boolean(v->v)) {
+        route_jerr(d, v, "expected true or false, got %s", route_jtype_name(v->v));
+        return false;
+    }
+    *out = json_is_true(v->v);
+    return true;
+}
+
+bool route_jobject(struct route_diags *d, const struct route_jval *v)
+{
+    if (!json_is_object(v->v)) {
+        route_jerr(d, v, "expected an object, got %s", route_jtype_name(v->v));
+        return false;
+    }
+    return true;
+}
+
+bool route_jarray(struct route_diags *d, const struct route_jval *v)
+{
+    if (!json_is_array(v->v)) {
+        route_jerr(d, v, "expected an array, got %s", route_jtype_name(v->v));
+        return false;
+    }
+    return true;
+}

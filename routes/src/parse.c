@@ -1,0 +1,1097 @@
+/*
+ * parse.c: one route object of a route file -> `struct route__entry`.
+ *
+ * Validation is per route here (shape, types, ranges, patterns, references to
+ * upstreams and path parameters); what needs the whole set (duplicate names,
+ * conflicts) is in compile.c. Every problem is reported, each at the value
+ * (or key) concerned; parsing goes on after an error so that one run shows
+ * everything, and an entry with errors is marked `invalid`.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "route_int.h"
+
+static const char *const route_keys[] = {
+    "name",          "description",     "match",            "upstream", "respond",
+    "strip_prefix",  "preserve_host",   "rewrite",          "request_headers",
+    "response_headers", "timeouts",     "retries",          "max_body_bytes", "priority",
+    NULL};
+static const char *const match_keys[] = {"host", "path", "path_prefix", "methods", "headers",
+                                         NULL};
+static const char *const respond_keys[] = {"status", "body", "headers", NULL};
+static const char *const edit_keys[] = {"set", "add", "remove", NULL};
+static const char *const timeout_keys[] = {"connect_ms", "response_ms", NULL};
+
+static const char *const method_names[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                           "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
+
+/* Headers the gateway frames and forwards itself (RFC 9110 7.6.1, 9112 6). */
+static const char *const managed_headers[] = {
+    "content-length", "transfer-encoding", "connection",       "keep-alive",
+    "te",             "trailer",           "upgrade",          "proxy-connection", NULL};
+
+#define MAX_HOST 253
+
+static bool is_tchar(unsigned char c)
+{
+    return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_token(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar((unsigned char)s[i]) || s[i] == '\0')
+            return false;
+    return true;
+}
+
+static bool is_ident(const char *s, size_t len)
+{
+    if (len == 0 || len > 64 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* A field value may hold visible characters, spaces and tabs (RFC 9110 5.5). */
+static bool is_field_value(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static bool in_list(const char *s, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcasecmp(s, *list) == 0)
+            return true;
+    return false;
+}
+
+unsigned route_method_bit(const char *m, size_t len)
+{
+    for (unsigned i = 0; method_names[i]; i++)
+        if (strlen(method_names[i]) == len && memcmp(method_names[i], m, len) == 0)
+            return 1u << i;
+    return 0;
+}
+
+size_t route_methods_format(unsigned bits, char *buf, size_t cap)
+{
+    size_t len = 0;
+    if (cap)
+        buf[0] = '\0';
+    for (unsigned i = 0; method_names[i]; i++) {
+        if (!(bits & (1u << i)))
+            continue;
+        int w = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, "%s%s",
+                         len ? ", " : "", method_names[i]);
+        if (w > 0)
+            len += (size_t)w;
+    }
+    return len;
+}
+
+static char *lower_dup(struct route__arena *a, const char *s, size_t len)
+{
+    char *p = route__arena_strndup(a, s, len);
+    if (p)
+        for (size_t i = 0; i < len; i++)
+            p[i] = (char)tolower((unsigned char)p[i]);
+    return p;
+}
+
+/* Lists up to 8 names for a message: "a, b, c". */
+static void name_list(char *buf, size_t cap, const char *const *names, size_t n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && i < 8 && len < cap; i++) {
+        int w = snprintf(buf + len, cap - len, "%s\"%s\"", i ? ", " : "", names[i]);
+        if (w > 0)
+            len += (size_t)w;
+    }
+    if (n > 8 && len < cap)
+        snprintf(buf + len, cap - len, ", ... (%zu in all)", n);
+}
+
+/* ---- match.path / match.path_prefix --------------------------------------- */
+
+static int parse_path(struct route__parse_ctx *ctx, struct route__entry *e,
+                      const struct route_jval *pv, bool prefix, struct route_diags *d)
+{
+    const char *s;
+    size_t len;
+    const char *what = prefix ? "path_prefix" : "path";
+    if (!route_jstring(d, pv, ROUTE_MAX_PATH_BYTES, &s, &len))
+        return -EINVAL;
+    if (len == 0 || s[0] != '/') {
+        route_jerr(d, pv, "%s must start with '/', got \"%s\"", what, s);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f) {
+            route_jerr(d, pv, "%s must not contain spaces or control characters (at byte %zu)",
+                       what, i);
+            return -EINVAL;
+        }
+        if (c == '?' || c == '#') {
+            route_jerr(d, pv,
+                       "%s must not contain '%c': routes match the path only, not the %s", what,
+                       c, c == '?' ? "query string" : "fragment");
+            return -EINVAL;
+        }
+    }
+
+    /* The segments after the leading '/'. A path_prefix ignores one trailing
+     * '/' ("/api/" is "/api": it matches "/api", "/api/" and "/api/x"); a path
+     * keeps it as a last, empty segment ("/users/" is not "/users"). */
+    size_t end = len;
+    if (prefix && end > 1 && s[end - 1] == '/')
+        end--;
+    struct route__seg segs[ROUTE_MAX_SEGMENTS + 1];
+    unsigned nseg = 0, nparams = 0;
+    bool wildcard = false;
+    uint32_t mask = 0;
+    const char *names[ROUTE_MAX_PARAMS];
+    uint8_t param_seg[ROUTE_MAX_PARAMS];
+    size_t pos = 1;
+    bool done = prefix && end == 1; /* "/" as a prefix: no segment at all */
+    while (!done) {
+        const char *q = memchr(s + pos, '/', end - pos);
+        size_t seg_end = q ? (size_t)(q - s) : end;
+        const char *seg = s + pos;
+        size_t slen = seg_end - pos;
+        bool last = q == NULL;
+        if (slen == 0 && (!last || prefix)) {
+            route_jerr(d, pv, "%s has an empty segment (\"//\") at byte %zu", what, pos);
+            return -EINVAL;
+        }
+        if (nseg == ROUTE_MAX_SEGMENTS) {
+            route_jerr(d, pv, "%s has more than %d segments", what, ROUTE_MAX_SEGMENTS);
+            return -EINVAL;
+        }
+        if (wildcard) {
+            route_jerr(d, pv, "a wildcard (\"*%s\") must be the last segment of the path",
+                       names[nparams - 1]);
+            return -EINVAL;
+        }
+        uint8_t type = ROUTE_SEG_LITERAL;
+        if (slen > 0 && (seg[0] == ':' || seg[0] == '*')) {
+            bool star = seg[0] == '*';
+            const char *pn = seg + 1;
+            size_t pl = slen - 1;
+            if (star && prefix) {
+                route_jerr(d, pv,
+                           "path_prefix cannot hold a wildcard: use \"path\": \"%.*s\" to "
+                           "capture the rest, or drop \"%.*s\"",
+                           (int)end, s, (int)slen, seg);
+                return -EINVAL;
+            }
+            if (!is_ident(pn, pl)) {
+                if (pl == 0)
+                    route_jerr(d, pv,
+                               "%s names no parameter after '%c' (write \"%c%s\" and use it "
+                               "in rewrite as \"%c%s\")",
+                               what, seg[0], seg[0], star ? "rest" : "id", seg[0],
+                               star ? "rest" : "id");
+                else
+                    route_jerr(d, pv,
+                               "parameter \"%.*s\" must be a whole segment named with letters, "
+                               "digits and '_'",
+                               (int)slen, seg);
+                return -EINVAL;
+            }
+            for (unsigned i = 0; i < nparams; i++) {
+                if (strlen(names[i]) == pl && memcmp(names[i], pn, pl) == 0) {
+                    route_jerr(d, pv, "parameter \"%.*s\" appears twice in %s", (int)pl, pn,
+                               what);
+                    return -EINVAL;
+                }
+            }
+            if (nparams == ROUTE_MAX_PARAMS) {
+                route_jerr(d, pv, "%s has more than %d parameters", what, ROUTE_MAX_PARAMS);
+                return -EINVAL;
+            }
+            const char *name = route__arena_strndup(ctx->arena, pn, pl);
+            if (!name)
+                return -ENOMEM;
+            names[nparams] = name;
+            param_seg[nparams] = (uint8_t)nseg;
+            nparams++;
+            if (star) {
+                wildcard = true;
+                type = ROUTE_SEG_WILDCARD;
+            } else {
+                mask |= 1u << nseg;
+                type = ROUTE_SEG_PARAM;
+                seg = name;
+                slen = pl;
+            }
+        }
+        if (type != ROUTE_SEG_WILDCARD) {
+            segs[nseg].type = type;
+            segs[nseg].len = (uint16_t)slen;
+            segs[nseg].text = route__arena_strndup(ctx->arena, seg, slen);
+            if (!segs[nseg].text)
+                return -ENOMEM;
+            nseg++;
+        }
+        if (last)
+            break;
+        pos = seg_end + 1;
+    }
+
+    e->segs = route__arena_alloc(ctx->arena, (nseg ? nseg : 1) * sizeof(*e->segs));
+    e->r.path = route__arena_strndup(ctx->arena, s, len);
+    if (!e->segs || !e->r.path)
+        return -ENOMEM;
+    memcpy(e->segs, segs, nseg * sizeof(*segs));
+    e->nsegs = (uint8_t)nseg;
+    e->has_wildcard = wildcard;
+    e->param_mask = mask;
+    e->r.nparams = nparams;
+    for (unsigned i = 0; i < nparams; i++) {
+        e->r.param_names[i] = names[i];
+        e->param_seg[i] = param_seg[i];
+    }
+    if (prefix) {
+        e->r.path_kind = ROUTE_PATH_PREFIX;
+        e->kind = ROUTE_KIND_PREFIX;
+    } else if (wildcard) {
+        e->r.path_kind = ROUTE_PATH_WILDCARD;
+        e->kind = ROUTE_KIND_WILDCARD;
+    } else {
+        e->r.path_kind = nparams ? ROUTE_PATH_PARAM : ROUTE_PATH_EXACT;
+        e->kind = ROUTE_KIND_FULL;
+    }
+    return 0;
+}
+
+/* ---- match.host ----------------------------------------------------------- */
+
+static int parse_host(struct route__parse_ctx *ctx, struct route__entry *e,
+                      const struct route_jval *hv, struct route_diags *d)
+{
+    const char *s;
+    size_t len;
+    if (!route_jstring(d, hv, MAX_HOST + 2, &s, &len))
+        return -EINVAL;
+    char *h = lower_dup(ctx->arena, s, len);
+    if (!h)
+        return -ENOMEM;
+    if (len > 1 && h[len - 1] == '.' && h[len - 2] != '.')
+        h[--len] = '\0'; /* "example.com." is "example.com" */
+    if (len == 0 || strcmp(h, "*") == 0) {
+        route_jerr(d, hv, "to match any host, leave \"host\" out");
+        return -EINVAL;
+    }
+    bool suffix = len > 2 && h[0] == '*' && h[1] == '.';
+    const char *name = suffix ? h + 2 : h;
+    size_t nlen = suffix ? len - 2 : len;
+    if (strchr(name, '*')) {
+        route_jerr(d, hv,
+                   "a wildcard host is written \"*.example.com\": '*' can only be the whole "
+                   "first label");
+        return -EINVAL;
+    }
+    if (name[0] == '[') {
+        bool ok = !suffix && nlen > 2 && name[nlen - 1] == ']';
+        for (size_t i = 1; ok && i + 1 < nlen; i++)
+            ok = isxdigit((unsigned char)name[i]) || name[i] == ':' || name[i] == '.';
+        if (!ok) {
+            route_jerr(d, hv, "\"%s\" is not a valid IPv6 host (write it as \"[::1]\")", s);
+            return -EINVAL;
+        }
+    } else {
+        if (strchr(name, ':')) {
+            route_jerr(d, hv,
+                       "host must not include a port (\"%s\"); routes match the host name only",
+                       s);
+            return -EINVAL;
+        }
+        bool label_start = true;
+        for (size_t i = 0; i < nlen; i++) {
+            char c = name[i];
+            if (c == '.') {
+                if (label_start)
+                    break;
+                label_start = true;
+                continue;
+            }
+            label_start = false;
+            if (!(isalnum((unsigned char)c) || c == '-' || c == '_')) {
+                route_jerr(d, hv,
+                           "host \"%s\" may hold only letters, digits, '-', '_' and '.' "
+                           "(found '%c')",
+                           s, c);
+                return -EINVAL;
+            }
+        }
+        if (label_start) {
+            route_jerr(d, hv, "host \"%s\" has an empty label", s);
+            return -EINVAL;
+        }
+    }
+    e->r.host = h;
+    e->r.host_kind = suffix ? ROUTE_HOST_SUFFIX : ROUTE_HOST_EXACT;
+    return 0;
+}
+
+/* ---- match.methods -------------------------------------------------------- */
+
+static int parse_methods(struct route__parse_ctx *ctx, struct route__entry *e,
+                         const struct route_jval *mv, struct route_diags *d)
+{
+    if (!route_jarray(d, mv))
+        return -EINVAL;
+    size_t n = json_array_size(mv->v);
+    if (n == 0) {
+        route_jerr(d, mv, "methods is empty; leave it out to match any method");
+        return -EINVAL;
+    }
+    if (n > ROUTE_MAX_METHODS) {
+        route_jerr(d, mv, "lists %zu methods; at most %d", n, ROUTE_MAX_METHODS);
+        return -EINVAL;
+    }
+    const char **ext = route__arena_alloc(ctx->arena, n * sizeof(*ext));
+    if (!ext)
+        return -ENOMEM;
+    size_t next = 0;
+    unsigned bits = 0;
+    int r = 0;
+    struct route_jiter it;
+    struct route_jval m;
+    route_jiter_init(&it, mv);
+    while (route_jiter_next(&it, &m)) {
+        const char *s;
+        size_t len;
+        if (!route_jstring(d, &m, 32, &s, &len)) {
+            r = -EINVAL;
+            continue;
+        }
+        unsigned bit = route_method_bit(s, len);
+        if (bit) {
+            if (bits & bit) {
+                route_jerr(d, &m, "method \"%s\" is listed twice", s);
+                r = -EINVAL;
+            }
+            bits |= bit;
+            continue;
+        }
+        const char *hint = route_suggest(s, method_names, 9);
+        if (hint && strcasecmp(hint, s) == 0) {
+            route_jerr(d, &m, "unknown method \"%s\"; methods are case-sensitive: did you mean "
+                              "\"%s\"?",
+                       s, hint);
+            r = -EINVAL;
+            continue;
+        }
+        if (!is_token(s, len)) {
+            route_jerr(d, &m, "\"%s\" is not a valid method name (RFC 9110 token)", s);
+            r = -EINVAL;
+            continue;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < next; i++)
+            dup = dup || strcmp(ext[i], s) == 0;
+        if (dup) {
+            route_jerr(d, &m, "method \"%s\" is listed twice", s);
+            r = -EINVAL;
+            continue;
+        }
+        if (!(ext[next++] = route__arena_strndup(ctx->arena, s, len)))
+            return -ENOMEM;
+        bits |= ROUTE_M_EXTENSION;
+    }
+    if (r == 0) {
+        e->r.methods = bits;
+        e->r.ext_methods = ext;
+        e->r.next_methods = next;
+    }
+    return r;
+}
+
+/* ---- match.headers -------------------------------------------------------- */
+
+static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry *e,
+                              const struct route_jval *hv, struct route_diags *d)
+{
+    if (!route_jobject(d, hv))
+        return -EINVAL;
+    size_t n = json_object_size(hv->v);
+    if (n > ROUTE_MAX_HEADER_CONDS) {
+        route_jerr(d, hv, "has %zu header conditions; at most %d", n, ROUTE_MAX_HEADER_CONDS);
+        return -EINVAL;
+    }
+    struct route_header_cond *conds = route__arena_alloc(ctx->arena, (n ? n : 1) * sizeof(*conds));
+    if (!conds)
+        return -ENOMEM;
+    size_t k = 0;
+    int r = 0;
+    struct route_jiter it;
+    struct route_jval m;
+    route_jiter_init(&it, hv);
+    while (route_jiter_next(&it, &m)) {
+        size_t klen = strlen(m.key);
+        if (!is_token(m.key, klen) || klen > 256) {
+            route_jerr_key(d, &m, "\"%s\" is not a valid header name", m.key);
+            r = -EINVAL;
+            continue;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < k; i++)
+            dup = dup || strcasecmp(conds[i].name, m.key) == 0;
+        if (dup) {
+            route_jerr_key(d, &m, "header \"%s\" is listed twice (names are case-insensitive)",
+                           m.key);
+            r = -EINVAL;
+            continue;
+        }
+        struct route_header_cond c = {0};
+        if (json_is_true(m.v)) {
+            c.test = ROUTE_HDR_PRESENT;
+        } else if (json_is_false(m.v)) {
+            c.test = ROUTE_HDR_ABSENT;
+        } else if (json_is_string(m.v)) {
+            const char *s;
+            size_t len;
+            if (!route_jstring(d, &m, ROUTE_MAX_VALUE_BYTES, &s, &len)) {
+                r = -EINVAL;
+                continue;
+            }
+            if (!is_field_value(s, len)) {
+                route_jerr(d, &m, "header value must not contain control characters");
+                r = -EINVAL;
+                continue;
+            }
+            c.test = ROUTE_HDR_EQUALS;
+            c.value = route__arena_strndup(ctx->arena, s, len);
+            c.value_len = len;
+            if (!c.value)
+                return -ENOMEM;
+        } else {
+            route_jerr(d, &m,
+                       "expected a string (the exact value), true (present) or false (absent), "
+                       "got %s",
+                       route_jtype_name(m.v));
+            r = -EINVAL;
+            continue;
+        }
+        if (!(c.name = lower_dup(ctx->arena, m.key, klen)))
+            return -ENOMEM;
+        conds[k++] = c;
+    }
+    if (r == 0) {
+        e->r.headers = conds;
+        e->r.nheaders = k;
+    }
+    return r;
+}
+
+static int parse_match(struct route__parse_ctx *ctx, struct route__entry *e,
+                       const struct route_jval *mv, struct route_diags *d, bool *path_ok)
+{
+    *path_ok = false;
+    if (!route_jobject(d, mv))
+        return -EINVAL;
+    route_jval_pos(mv, &e->match_line, &e->match_col);
+    struct route_jval m, path, prefix, host, methods, headers;
+    bool has_path = false, has_prefix = false, has_host = false, has_methods = false,
+         has_headers = false;
+    struct route_jiter it;
+    route_jiter_init(&it, mv);
+    int r = 0;
+    while (route_jiter_next(&it, &m)) {
+        if (strcmp(m.key, "path") == 0) {
+            path = m;
+            has_path = true;
+        } else if (strcmp(m.key, "path_prefix") == 0) {
+            prefix = m;
+            has_prefix = true;
+        } else if (strcmp(m.key, "host") == 0) {
+            host = m;
+            has_host = true;
+        } else if (strcmp(m.key, "methods") == 0) {
+            methods = m;
+            has_methods = true;
+        } else if (strcmp(m.key, "headers") == 0) {
+            headers = m;
+            has_headers = true;
+        } else {
+            route_junknown(d, &m, "match", match_keys);
+            r = -EINVAL;
+        }
+    }
+    int q;
+    if (has_path && has_prefix) {
+        route_jerr_key(d, &prefix, "use either \"path\" or \"path_prefix\", not both");
+        r = -EINVAL;
+    } else if (!has_path && !has_prefix) {
+        route_jerr(d, mv,
+                   "match needs \"path\" (\"/users\", \"/users/:id\", \"/static/*rest\") or "
+                   "\"path_prefix\" (\"/api\")");
+        r = -EINVAL;
+    } else {
+        q = parse_path(ctx, e, has_path ? &path : &prefix, has_prefix, d);
+        if (q == -ENOMEM)
+            return q;
+        if (q == 0)
+            *path_ok = true;
+        else
+            r = q;
+    }
+    if (has_host && (q = parse_host(ctx, e, &host, d)) < 0) {
+        if (q == -ENOMEM)
+            return q;
+        r = q;
+    }
+    if (has_methods && (q = parse_methods(ctx, e, &methods, d)) < 0) {
+        if (q == -ENOMEM)
+            return q;
+        r = q;
+    }
+    if (has_headers && (q = parse_header_conds(ctx, e, &headers, d)) < 0) {
+        if (q == -ENOMEM)
+            return q;
+        r = q;
+    }
+    return r;
+}
+
+/* ---- header edits and respond.headers ------------------------------------- */
+
+static int parse_kv(struct route__parse_ctx *ctx, const struct route_jval *ov, bool managed_ok,
+                    const struct route_kv **out, size_t *nout, struct route_diags *d)
+{
+    if (!route_jobject(d, ov))
+        return -EINVAL;
+    size_t n = json_object_size(ov->v);
+    if (n > ROUTE_MAX_HEADER_EDITS) {
+        route_jerr(d, ov, "has %zu headers; at most %d", n, ROUTE_MAX_HEADER_EDITS);
+        return -EINVAL;
+    }
+    struct route_kv *kv = route__arena_alloc(ctx->arena, (n ? n : 1) * sizeof(*kv));
+    if (!kv)
+        return -ENOMEM;
+    size_t k = 0;
+    int r = 0;
+    struct route_jiter it;
+    struct route_jval m;
+    route_jiter_init(&it, ov);
+    while (route_jiter_next(&it, &m)) {
+        size_t klen = strlen(m.key);
+        if (!is_token(m.key, klen) || klen > 256) {
+            route_jerr_key(d, &m, "\"%s\" is not a valid header name", m.key);
+            r = -EINVAL;
+            continue;
+        }
+        if (!managed_ok && in_list(m.key, managed_headers)) {
+            route_jerr_key(d, &m,
+                           "\"%s\" is managed by the gateway (message framing and hop-by-hop "
+                           "headers) and cannot be set",
+                           m.key);
+            r = -EINVAL;
+            continue;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < k; i++)
+            dup = dup || strcasecmp(kv[i].name, m.key) == 0;
+        if (dup) {
+            route_jerr_key(d, &m, "header \"%s\" is listed twice (names are case-insensitive)",
+                           m.key);
+            r = -EINVAL;
+            continue;
+        }
+        const char *s;
+        size_t len;
+        if (!route_jstring(d, &m, ROUTE_MAX_VALUE_BYTES, &s, &len)) {
+            r = -EINVAL;
+            continue;
+        }
+        if (!is_field_value(s, len)) {
+            route_jerr(d, &m, "header value must not contain control characters (CR, LF, ...)");
+            r = -EINVAL;
+            continue;
+        }
+        kv[k].name = lower_dup(ctx->arena, m.key, klen);
+        kv[k].value = route__arena_strndup(ctx->arena, s, len);
+        if (!kv[k].name || !kv[k].value)
+            return -ENOMEM;
+        k++;
+    }
+    if (r == 0) {
+        *out = kv;
+        *nout = k;
+    }
+    return r;
+}
+
+static int parse_edit(struct route__parse_ctx *ctx, const struct route_jval *ev,
+                      struct route_header_edit *out, struct route_diags *d)
+{
+    if (!route_jobject(d, ev))
+        return -EINVAL;
+    int r = 0, q;
+    struct route_jiter it;
+    struct route_jval m;
+    route_jiter_init(&it, ev);
+    while (route_jiter_next(&it, &m)) {
+        if (strcmp(m.key, "set") == 0) {
+            q = parse_kv(ctx, &m, false, &out->set, &out->nset, d);
+        } else if (strcmp(m.key, "add") == 0) {
+            q = parse_kv(ctx, &m, false, &out->add, &out->nadd, d);
+        } else if (strcmp(m.key, "remove") == 0) {
+            if (!route_jarray(d, &m)) {
+                r = -EINVAL;
+                continue;
+            }
+            size_t n = json_array_size(m.v);
+            if (n > ROUTE_MAX_HEADER_EDITS) {
+                route_jerr(d, &m, "lists %zu headers; at most %d", n, ROUTE_MAX_HEADER_EDITS);
+                r = -EINVAL;
+                continue;
+            }
+            const char **names = route__arena_alloc(ctx->arena, (n ? n : 1) * sizeof(*names));
+            if (!names)
+                return -ENOMEM;
+            size_t k = 0;
+            q = 0;
+            struct route_jiter it2;
+            struct route_jval x;
+            route_jiter_init(&it2, &m);
+            while (route_jiter_next(&it2, &x)) {
+                const char *s;
+                size_t len;
+                if (!route_jstring(d, &x, 256, &s, &len)) {
+                    q = -EINVAL;
+                } else if (!is_token(s, len)) {
+                    route_jerr(d, &x, "\"%s\" is not a valid header name", s);
+                    q = -EINVAL;
+                } else if (!(names[k++] = lower_dup(ctx->arena, s, len))) {
+                    return -ENOMEM;
+                }
+            }
+            if (q == 0) {
+                out->remove = names;
+                out->nremove = k;
+            }
+        } else {
+            route_junknown(d, &m, "header changes", edit_keys);
+            q = -EINVAL;
+        }
+        if (q == -ENOMEM)
+            return q;
+        if (q < 0)
+            r = q;
+    }
+    return r;
+}
+
+static int parse_respond(struct route__parse_ctx *ctx, struct route__entry *e,
+                         const struct route_jval *rv, struct route_diags *d)
+{
+    if (!route_jobject(d, rv))
+        return -EINVAL;
+    struct route_respond *resp = route__arena_alloc(ctx->arena, sizeof(*resp));
+    if (!resp)
+        return -ENOMEM;
+    resp->status = 200;
+    resp->body = "";
+    int r = 0, q;
+    struct route_jval m, status_v;
+    bool has_status = false;
+    struct route_jiter it;
+    route_jiter_init(&it, rv);
+    while (route_jiter_next(&it, &m)) {
+        if (strcmp(m.key, "status") == 0) {
+            long long st;
+            status_v = m;
+            has_status = true;
+            if (!json_is_integer(m.v)) {
+                route_jerr(d, &m, "expected an integer, got %s", route_jtype_name(m.v));
+                r = -EINVAL;
+            } else if ((st = json_integer_value(m.v)) < 200 || st > 599) {
+                route_jerr(d, &m, "bad status %lld: a direct response's status must be between "
+                                  "200 and 599",
+                           st);
+                r = -EINVAL;
+            } else {
+                resp->status = (int)st;
+            }
+        } else if (strcmp(m.key, "body") == 0) {
+            const char *s;
+            size_t len;
+            if (!route_jstring(d, &m, ROUTE_MAX_BODY_BYTES, &s, &len)) {
+                r = -EINVAL;
+                continue;
+            }
+            char *b = route__arena_alloc(ctx->arena, len + 1);
+            if (!b)
+                return -ENOMEM;
+            memcpy(b, s, len);
+            resp->body = b;
+            resp->body_len = len;
+        } else if (strcmp(m.key, "headers") == 0) {
+            if ((q = parse_kv(ctx, &m, false, &resp->headers, &resp->nheaders, d)) < 0) {
+                if (q == -ENOMEM)
+                    return q;
+                r = q;
+            }
+        } else {
+            route_junknown(d, &m, "respond", respond_keys);
+            r = -EINVAL;
+        }
+    }
+    if (has_status && (resp->status == 204 || resp->status == 304) && resp->body_len) {
+        route_jerr(d, &status_v, "a %d response has no body; remove \"body\" or change the status",
+                   resp->status);
+        r = -EINVAL;
+    }
+    e->r.respond = resp;
+    return r;
+}
+
+static int parse_timeouts(struct route__entry *e, const struct route_jval *tv,
+                          struct route_diags *d)
+{
+    if (!route_jobject(d, tv))
+        return -EINVAL;
+    int r = 0;
+    struct route_jiter it;
+    struct route_jval m;
+    route_jiter_init(&it, tv);
+    while (route_jiter_next(&it, &m)) {
+        long long x;
+        if (strcmp(m.key, "connect_ms") == 0) {
+            if (route_jint(d, &m, 1, 3600000, &x))
+                e->r.connect_timeout_ms = (uint32_t)x;
+            else
+                r = -EINVAL;
+        } else if (strcmp(m.key, "response_ms") == 0) {
+            if (route_jint(d, &m, 1, 3600000, &x))
+                e->r.response_timeout_ms = (uint32_t)x;
+            else
+                r = -EINVAL;
+        } else {
+            route_junknown(d, &m, "timeouts", timeout_keys);
+            r = -EINVAL;
+        }
+    }
+    return r;
+}
+
+/* ---- rewrite ---------------------------------------------------------------- */
+
+static int parse_rewrite(struct route__parse_ctx *ctx, struct route__entry *e,
+                         const struct route_jval *rv, struct route_diags *d)
+{
+    const char *s;
+    size_t len;
+    if (!route_jstring(d, rv, ROUTE_MAX_PATH_BYTES, &s, &len))
+        return -EINVAL;
+    if (len == 0 || s[0] != '/') {
+        route_jerr(d, rv, "rewrite must start with '/', got \"%s\"", s);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f || c == '#') {
+            route_jerr(d, rv, "rewrite must not contain spaces, control characters or '#'");
+            return -EINVAL;
+        }
+    }
+    /* Parts: literal runs and :name / *name at the start of a segment. */
+    struct route__tpl_part parts[2 * ROUTE_MAX_SEGMENTS + 2];
+    unsigned np = 0;
+    size_t lit = 0, i = 0;
+    int r = 0;
+    while (i < len) {
+        bool at_seg = i > 0 && s[i - 1] == '/';
+        if (at_seg && (s[i] == ':' || s[i] == '*')) {
+            size_t j = i + 1;
+            while (j < len && (isalnum((unsigned char)s[j]) || s[j] == '_'))
+                j++;
+            if (j > i + 1) {
+                const char *pn = s + i + 1;
+                size_t pl = j - i - 1;
+                int found = -1;
+                for (unsigned k = 0; k < e->r.nparams; k++)
+                    if (strlen(e->r.param_names[k]) == pl &&
+                        memcmp(e->r.param_names[k], pn, pl) == 0)
+                        found = (int)k;
+                bool is_wild = found >= 0 && e->has_wildcard && (unsigned)found == e->r.nparams - 1;
+                if (found < 0 || is_wild != (s[i] == '*')) {
+                    char want[80];
+                    snprintf(want, sizeof(want), "%.*s", (int)pl, pn);
+                    const char *hint = route_suggest(want, e->r.param_names, e->r.nparams);
+                    if (found >= 0)
+                        route_jerr(d, rv, "rewrite writes \"%c%s\" but the path has \"%c%s\"",
+                                   s[i], want, is_wild ? '*' : ':', want);
+                    else if (hint)
+                        route_jerr(d, rv,
+                                   "rewrite uses \"%c%s\" but the path has no such parameter; "
+                                   "did you mean \"%s\"?",
+                                   s[i], want, hint);
+                    else
+                        route_jerr(d, rv,
+                                   "rewrite uses \"%c%s\" but the path \"%s\" has no such "
+                                   "parameter",
+                                   s[i], want, e->r.path ? e->r.path : "");
+                    r = -EINVAL;
+                } else if (np + 2 <= sizeof(parts) / sizeof(parts[0])) {
+                    if (i > lit)
+                        parts[np++] = (struct route__tpl_part){
+                            .text = s + lit, .len = (uint16_t)(i - lit), .param = -1};
+                    parts[np++] = (struct route__tpl_part){.param = (int8_t)found};
+                } else {
+                    route_jerr(d, rv, "rewrite has too many parts");
+                    return -EINVAL;
+                }
+                i = j;
+                lit = j;
+                continue;
+            }
+        }
+        i++;
+    }
+    if (r < 0)
+        return r;
+    if (len > lit)
+        parts[np++] = (struct route__tpl_part){.text = s + lit, .len = (uint16_t)(len - lit),
+                                               .param = -1};
+    char *copy = route__arena_strndup(ctx->arena, s, len);
+    struct route__tpl_part *tp = route__arena_alloc(ctx->arena, np * sizeof(*tp));
+    if (!copy || !tp)
+        return -ENOMEM;
+    for (unsigned k = 0; k < np; k++) {
+        tp[k] = parts[k];
+        if (tp[k].text)
+            tp[k].text = copy + (tp[k].text - s);
+    }
+    e->r.rewrite = copy;
+    e->tpl = tp;
+    e->ntpl = (uint8_t)np;
+    return 0;
+}
+
+static bool valid_name(const char *s)
+{
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || strchr("._-:/@", *s)))
+            return false;
+    return true;
+}
+
+/* ---- a route ---------------------------------------------------------------- */
+
+struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const struct route_jval *v,
+                                        unsigned index, struct route_diags *d)
+{
+    size_t errors = d->nerrors;
+    struct route__entry *e = route__arena_alloc(ctx->arena, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->r.file = ctx->file;
+    route_jval_pos(v, &e->r.line, &e->r.column);
+    e->file_index = index;
+    e->r.preserve_host = true;
+    e->r.retries = -1;
+    e->r.max_body_bytes = -1;
+    e->r.upstream_index = -1;
+    if (!json_is_object(v->v)) {
+        route_jerr(d, v, "each route must be an object, got %s", route_jtype_name(v->v));
+        e->invalid = true;
+        return e;
+    }
+
+    enum { K_NAME, K_MATCH, K_UPSTREAM, K_RESPOND, K_STRIP, K_REWRITE, K_PRESERVE, K_REQH,
+           K_RESPH, K_TIMEOUTS, K_RETRIES, K_NKEYS };
+    struct route_jval kv[K_NKEYS];
+    bool has[K_NKEYS] = {0};
+    struct route_jiter it;
+    struct route_jval m;
+    route_jiter_init(&it, v);
+    while (route_jiter_next(&it, &m)) {
+        long long x;
+        const char *s;
+        int slot = -1;
+        if (strcmp(m.key, "name") == 0)
+            slot = K_NAME;
+        else if (strcmp(m.key, "match") == 0)
+            slot = K_MATCH;
+        else if (strcmp(m.key, "upstream") == 0)
+            slot = K_UPSTREAM;
+        else if (strcmp(m.key, "respond") == 0)
+            slot = K_RESPOND;
+        else if (strcmp(m.key, "strip_prefix") == 0)
+            slot = K_STRIP;
+        else if (strcmp(m.key, "rewrite") == 0)
+            slot = K_REWRITE;
+        else if (strcmp(m.key, "preserve_host") == 0)
+            slot = K_PRESERVE;
+        else if (strcmp(m.key, "request_headers") == 0)
+            slot = K_REQH;
+        else if (strcmp(m.key, "response_headers") == 0)
+            slot = K_RESPH;
+        else if (strcmp(m.key, "timeouts") == 0)
+            slot = K_TIMEOUTS;
+        else if (strcmp(m.key, "retries") == 0)
+            slot = K_RETRIES;
+        else if (strcmp(m.key, "description") == 0)
+            route_jstring(d, &m, 4096, &s, NULL);
+        else if (strcmp(m.key, "max_body_bytes") == 0) {
+            if (route_jint(d, &m, 0, 1LL << 50, &x))
+                e->r.max_body_bytes = x;
+        } else if (strcmp(m.key, "priority") == 0) {
+            if (route_jint(d, &m, -1000000, 1000000, &x))
+                e->r.priority = (int)x;
+        } else
+            route_junknown(d, &m, "route", route_keys);
+        if (slot >= 0) {
+            kv[slot] = m;
+            has[slot] = true;
+        }
+    }
+
+    int q;
+#define CHECK_NOMEM(expr)                                                                          \
+    do {                                                                                           \
+        if ((q = (expr)) == -ENOMEM)                                                               \
+            return NULL;                                                                           \
+    } while (0)
+
+    /* name */
+    if (has[K_NAME]) {
+        const char *s;
+        size_t len;
+        route_jval_pos(&kv[K_NAME], &e->name_line, &e->name_col);
+        if (route_jstring(d, &kv[K_NAME], ROUTE_MAX_NAME_BYTES, &s, &len)) {
+            if (len == 0)
+                route_jerr(d, &kv[K_NAME], "route name is empty");
+            else if (!valid_name(s))
+                route_jerr(d, &kv[K_NAME],
+                           "route name \"%s\" may hold only letters, digits and . _ - : / @", s);
+            if (!(e->r.name = route__arena_strndup(ctx->arena, s, len)))
+                return NULL;
+        }
+    } else {
+        route_jerr(d, v, "route has no \"name\"; every route needs a unique name (it appears in "
+                         "logs and the admin API)");
+    }
+
+    /* match */
+    bool path_ok = false;
+    if (has[K_MATCH])
+        CHECK_NOMEM(parse_match(ctx, e, &kv[K_MATCH], d, &path_ok));
+    else
+        route_jerr(d, v, "route has no \"match\"; add e.g. \"match\": {\"path_prefix\": \"/\"}");
+
+    /* action */
+    if (has[K_UPSTREAM] && has[K_RESPOND]) {
+        route_jerr_key(d, &kv[K_RESPOND],
+                       "a route has either \"upstream\" or \"respond\", not both");
+    } else if (!has[K_UPSTREAM] && !has[K_RESPOND]) {
+        route_jerr(d, v,
+                   "route needs \"upstream\" (forward to a backend) or \"respond\" (answer "
+                   "directly)");
+    }
+    if (has[K_UPSTREAM]) {
+        const char *s;
+        size_t len;
+        if (route_jstring(d, &kv[K_UPSTREAM], 256, &s, &len)) {
+            int found = -1;
+            for (size_t i = 0; i < ctx->nupstreams && found < 0; i++)
+                if (strcmp(ctx->upstreams[i], s) == 0)
+                    found = (int)i;
+            if (found < 0) {
+                const char *hint = route_suggest(s, ctx->upstreams, ctx->nupstreams);
+                char list[512];
+                if (hint) {
+                    route_jerr(d, &kv[K_UPSTREAM], "unknown upstream \"%s\"; did you mean \"%s\"?",
+                               s, hint);
+                } else if (ctx->nupstreams == 0) {
+                    route_jerr(d, &kv[K_UPSTREAM],
+                               "unknown upstream \"%s\": the configuration defines no upstreams",
+                               s);
+                } else {
+                    name_list(list, sizeof(list), ctx->upstreams, ctx->nupstreams);
+                    route_jerr(d, &kv[K_UPSTREAM], "unknown upstream \"%s\" (defined: %s)", s,
+                               list);
+                }
+            }
+            e->r.upstream_index = found;
+            if (!(e->r.upstream = route__arena_strndup(ctx->arena, s, len)))
+                return NULL;
+        }
+    }
+    if (has[K_RESPOND])
+        CHECK_NOMEM(parse_respond(ctx, e, &kv[K_RESPOND], d));
+    bool responds = has[K_RESPOND] && !has[K_UPSTREAM];
+
+    /* what only makes sense when forwarding */
+    static const int fwd_only[] = {K_STRIP, K_REWRITE, K_PRESERVE, K_REQH, K_TIMEOUTS, K_RETRIES};
+    for (size_t i = 0; i < sizeof(fwd_only) / sizeof(fwd_only[0]); i++) {
+        int k = fwd_only[i];
+        if (has[k] && responds) {
+            route_jerr_key(d, &kv[k],
+                           "\"%s\" has no effect on a route that responds directly; remove it or "
+                           "use \"upstream\"",
+                           kv[k].key);
+            has[k] = false;
+        }
+    }
+    if (has[K_STRIP]) {
+        bool b;
+        if (route_jbool(d, &kv[K_STRIP], &b)) {
+            e->r.strip_prefix = b;
+            if (b && path_ok && e->kind == ROUTE_KIND_FULL)
+                route_jerr_key(d, &kv[K_STRIP],
+                               "strip_prefix needs \"path_prefix\" or a wildcard path "
+                               "(\"/static/*rest\"); this route matches the whole path \"%s\"",
+                               e->r.path);
+            if (b && has[K_REWRITE])
+                route_jerr_key(d, &kv[K_STRIP],
+                               "use either strip_prefix or rewrite, not both (rewrite already "
+                               "replaces what the route matched)");
+        }
+    }
+    if (has[K_REWRITE] && path_ok)
+        CHECK_NOMEM(parse_rewrite(ctx, e, &kv[K_REWRITE], d));
+    else if (has[K_REWRITE])
+        route_jstring(d, &kv[K_REWRITE], ROUTE_MAX_PATH_BYTES, &(const char *){0}, NULL);
+    if (has[K_PRESERVE]) {
+        bool b;
+        if (route_jbool(d, &kv[K_PRESERVE], &b))
+            e->r.preserve_host = b;
+    }
+    if (has[K_REQH])
+        CHECK_NOMEM(parse_edit(ctx, &kv[K_REQH], &e->r.request_headers, d));
+    if (has[K_RESPH])
+        CHECK_NOMEM(parse_edit(ctx, &kv[K_RESPH], &e->r.response_headers, d));
+    if (has[K_TIMEOUTS])
+        CHECK_NOMEM(parse_timeouts(e, &kv[K_TIMEOUTS], d));
+    if (has[K_RETRIES]) {
+        long long x;
+        if (route_jint(d, &kv[K_RETRIES], 0, 10, &x))
+            e->r.retries = (int)x;
+    }
+#undef CHECK_NOMEM
+    (void)q;
+    e->invalid = d->nerrors != errors;
+    return e;
+}

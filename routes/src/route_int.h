@@ -1,0 +1,167 @@
+/*
+ * route_int.h: the routes layer's private structures.
+ *
+ * A route set goes through three shapes:
+ *   1. route files -> `struct route__entry` (parse.c): one per route, the
+ *      public `struct route` plus what the matcher needs (the parsed path
+ *      segments, the rank, the compiled rewrite), allocated in the builder's
+ *      arena;
+ *   2. entries -> `struct route_table` (compile.c): the arena moves into the
+ *      table, and a segment trie per host group indexes the entries;
+ *   3. the table is matched (match.c) and published (holder.c).
+ *
+ * The trie. Each host group (one exact host, one `*.suffix`, or "any host")
+ * has a root node. A node at depth d stands for a sequence of d path
+ * segments, each either a literal or "a parameter"; a node's literal
+ * children are found through one hash table shared by the whole table, keyed
+ * by (parent node, segment text), and it has at most one parameter child
+ * (parameter names do not matter for the shape: `/users/:id` and
+ * `/users/:uid` end at the same node). Routes hang off the node where their
+ * pattern ends, in one of three lists: full (the path ends here), wildcard
+ * (the rest of the path, after a '/'), prefix (the path ends here or goes on
+ * after a '/'). Each list is sorted best first.
+ *
+ * Ownership: everything a table points to is in its arena or in arrays it
+ * frees itself; nothing in a table changes after compile.
+ */
+#ifndef ROUTE_INT_H
+#define ROUTE_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "route/holder.h"
+#include "route/json.h"
+#include "route/route.h"
+
+/* ---- arena ----------------------------------------------------------------- */
+struct route__chunk;
+struct route__arena {
+    struct route__chunk *head;
+    size_t bytes; /* total allocated, for stats */
+};
+void *route__arena_alloc(struct route__arena *a, size_t n); /* zeroed, 16-aligned */
+char *route__arena_strndup(struct route__arena *a, const char *s, size_t n);
+char *route__arena_strdup(struct route__arena *a, const char *s);
+void route__arena_free(struct route__arena *a);
+
+/* ---- entries ---------------------------------------------------------------- */
+enum route__seg_type { ROUTE_SEG_LITERAL = 0, ROUTE_SEG_PARAM, ROUTE_SEG_WILDCARD };
+
+struct route__seg {
+    const char *text; /* literal text, or the parameter name */
+    uint16_t len;
+    uint8_t type;
+};
+
+struct route__tpl_part {
+    const char *text; /* literal text; NULL for a parameter */
+    uint16_t len;
+    int8_t param; /* index into the route's params, or -1 */
+};
+
+enum route__kind { ROUTE_KIND_FULL = 0, ROUTE_KIND_WILDCARD = 1, ROUTE_KIND_PREFIX = 2 };
+
+struct route__entry {
+    struct route r; /* first: entries are handed out as `struct route *` */
+
+    /* the pattern, without a wildcard segment (that is `has_wildcard`) */
+    struct route__seg *segs;
+    uint8_t nsegs; /* also the depth of the node the route ends at */
+    bool has_wildcard;
+    uint8_t kind;        /* enum route__kind */
+    uint32_t param_mask; /* bit i: segment i is a parameter */
+    /* segment index of each parameter; nsegs for the wildcard */
+    uint8_t param_seg[ROUTE_MAX_PARAMS];
+
+    struct route__tpl_part *tpl; /* compiled rewrite */
+    uint8_t ntpl;
+
+    /* for diagnostics */
+    unsigned file_index; /* position in its file's "routes" array */
+    unsigned name_line, name_col;
+    unsigned match_line, match_col;
+    bool invalid; /* had errors: kept only for the duplicate-name check */
+};
+
+static inline const struct route__entry *route__entry_of(const struct route *r)
+{
+    return (const struct route__entry *)r;
+}
+
+/* Precedence between two routes that end at the same or different nodes of
+ * one host group: < 0 when a wins. Total: falls back to definition order. */
+int route__rank_cmp(const struct route__entry *a, const struct route__entry *b);
+
+/* ---- parsing ---------------------------------------------------------------- */
+struct route__parse_ctx {
+    struct route__arena *arena;
+    const char *const *upstreams;
+    size_t nupstreams;
+    const char *file; /* arena copy, shared by the file's routes */
+};
+
+/* Parses the route at cursor `v` (element `index` of a file's "routes"); on
+ * success or on errors returns the entry (invalid set when errors were
+ * reported), NULL on out of memory. */
+struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const struct route_jval *v,
+                                        unsigned index, struct route_diags *d);
+
+/* ---- tables ----------------------------------------------------------------- */
+struct route__node {
+    uint32_t param_child; /* 0: none */
+    uint32_t nliteral;    /* literal children */
+    uint32_t full_off, full_n;
+    uint32_t wild_off, wild_n;
+    uint32_t prefix_off, prefix_n;
+    uint32_t depth;
+};
+
+struct route__edge {
+    uint64_t hash;
+    const char *seg;
+    uint32_t len;
+    uint32_t parent;
+    uint32_t child; /* 0: empty slot */
+};
+
+struct route__host {
+    uint64_t hash;
+    const char *name; /* lower case; suffixes start with '.' */
+    uint32_t len;
+    uint32_t root; /* 0: empty slot */
+};
+
+/* One reader counter per cache line (holder.c). */
+struct route__rslot {
+    _Alignas(64) atomic_long n;
+};
+
+struct route_table {
+    struct route__rslot readers[ROUTE_HOLDER_SLOTS];
+    atomic_long owners;
+    uint64_t version; /* written by the holder's writer before publication */
+
+    struct route__arena arena;
+    struct route__entry **routes; /* definition order */
+    size_t nroutes;
+    size_t nfiles;
+
+    struct route__node *nodes; /* nodes[0] unused so that 0 means none */
+    uint32_t nnodes;
+    const struct route__entry **lists;
+    struct route__edge *edges;
+    uint32_t edge_mask;
+    struct route__host *hosts; /* exact host roots */
+    uint32_t host_mask, nhosts;
+    struct route__host *suffixes; /* `*.suffix` roots, key ".suffix" */
+    uint32_t suffix_mask, nsuffixes;
+    uint32_t any_root; /* 0: no route without a host */
+};
+
+uint64_t route__hash(const char *p, size_t n, uint64_t seed);
+void route__table_free(struct route_table *t);
+
+#endif
