@@ -714,6 +714,7 @@ static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *stat
             break;
         }
         struct child c = s->tmpl;
+        c.id[0] = 0; /* dynamic children have no id (undefined) */
         if (c.arg_size) {
             c.arg = rt_alloc(c.arg_size);
             if (!c.arg) {

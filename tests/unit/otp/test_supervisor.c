@@ -1,0 +1,974 @@
+/* test_supervisor.c: the supervisor (OTP-SEMANTICS §1.3). Child start
+ * functions are C functions instead of {M,F,A}; there are no global/via
+ * names; `modules` has no equivalent (no code loading). */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "otp_test.h"
+#include "rt/gen_server.h"
+#include "rt/supervisor.h"
+#include "rt/sys.h"
+
+/* Start/stop log: "+a" when a starts, "-a" when a terminates. */
+static char order[256];
+static atomic_int order_n;
+static atomic_int start_failures; /* how many starts of 'f' should fail */
+
+static void logc(char sign, char name)
+{
+    int i = atomic_fetch_add(&order_n, 2);
+    if (i + 1 < (int)sizeof order - 1) {
+        order[i] = sign;
+        order[i + 1] = name;
+    }
+}
+
+enum w_mode { W_TRAP = 0, W_NOTRAP, W_SLOW_SHUTDOWN, W_IGNORE, W_FAIL };
+
+struct warg {
+    char name;
+    enum w_mode mode;
+};
+
+static void w_init(void *arg, struct rt_gs_result *r)
+{
+    const struct warg *a = arg;
+    if (a->mode == W_IGNORE) {
+        rt_gs_ignore(r);
+        return;
+    }
+    if (a->mode == W_FAIL && atomic_load(&start_failures) > 0) {
+        atomic_fetch_sub(&start_failures, 1);
+        rt_gs_stop(r, rt_atom_intern("cannot_start"));
+        return;
+    }
+    struct warg *st = rt_alloc(sizeof *st);
+    *st = *a;
+    r->state = st;
+    if (a->mode != W_NOTRAP)
+        rt_trap_exit(true);
+    logc('+', a->name);
+}
+
+static void w_info(struct rt_msg *m, void *state, struct rt_gs_result *r)
+{
+    struct warg *w = state;
+    if (m->type != RT_MSG_EXIT)
+        return;
+    rt_gs_stop(r, (rt_atom)m->u64);
+}
+
+static void w_terminate(rt_atom reason, void *state)
+{
+    struct warg *w = state;
+    if (w->mode == W_SLOW_SHUTDOWN)
+        rt_sleep(200);
+    logc('-', w->name);
+}
+
+static void w_call(struct rt_msg *req, const struct rt_gs_from *from, void *state,
+                   struct rt_gs_result *r)
+{
+    rt_gs_reply(r, t_int_msg(0, ((struct warg *)state)->name));
+}
+
+static const struct rt_gen_server_ops w_ops = {
+    .name = "worker",
+    .init = w_init,
+    .handle_call = w_call,
+    .handle_info = w_info,
+    .terminate = w_terminate,
+};
+
+static int w_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason)
+{
+    struct warg a = *(const struct warg *)arg;
+    if (extra_size >= 1)
+        a.name = *(const char *)extra;
+    return rt_gen_server_start_link(&w_ops, &a, NULL, out, reason);
+}
+
+/* The parent's EXIT is trapped by the worker but handled by the gen_server
+ * loop (terminate runs), as OTP does. Worker parents are supervisors. */
+
+#define W(id_, mode_, restart_, shutdown_)                                                         \
+    {                                                                                              \
+        .id = id_, .start = w_start, .arg = &(struct warg){id_[0], mode_},                         \
+        .arg_size = sizeof(struct warg), .restart = restart_, .shutdown = shutdown_                \
+    }
+
+struct sup_cfg {
+    struct rt_sup_flags flags;
+    const struct rt_child_spec *specs;
+    size_t n;
+    int rc;
+};
+
+static int cfg_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
+                    size_t *n)
+{
+    const struct sup_cfg *c = arg;
+    if (c->rc)
+        return c->rc;
+    *flags = c->flags;
+    *children = c->specs;
+    *n = c->n;
+    return 0;
+}
+
+static rt_pid sup_start(struct sup_cfg *cfg)
+{
+    rt_pid pid = 0;
+    rt_atom why = 0;
+    int rc = rt_sup_start_link(cfg_init, cfg, NULL, &pid, &why);
+    T_EQ(rc, 0);
+    return pid;
+}
+
+/* Stops a supervisor linked to the caller (which must trap exits). */
+static void sup_stop(rt_pid sup)
+{
+    rt_ref mref = rt_monitor(sup);
+    rt_exit_signal(sup, RT_SHUTDOWN);
+    struct rt_msg *d = rt_receive_ref(mref, 10000);
+    T_ASSERT(d);
+    T_EQ(d->u64, RT_SHUTDOWN);
+    rt_msg_free(d);
+    struct rt_msg *e = t_recv(RT_MSG_EXIT, sup, 1000);
+    rt_msg_free(e);
+}
+
+static rt_pid child_pid(rt_pid sup, const char *id)
+{
+    struct rt_child_info info[16];
+    size_t n = 0;
+    T_EQ(rt_sup_which_children(sup, info, 16, &n), 0);
+    for (size_t i = 0; i < n && i < 16; i++)
+        if (strcmp(info[i].id, id) == 0)
+            return info[i].pid;
+    return 0;
+}
+
+static void crash(rt_pid pid)
+{
+    rt_ref mref = rt_monitor(pid);
+    rt_exit_signal(pid, RT_KILL);
+    rt_msg_free(rt_receive_ref(mref, 5000));
+}
+
+/* Waits until `id`'s pid differs from `old` (and is non-zero). */
+static rt_pid await_restart(rt_pid sup, const char *id, rt_pid old)
+{
+    for (int i = 0; i < 500; i++) {
+        rt_pid p = child_pid(sup, id);
+        if (p && p != old)
+            return p;
+        rt_sleep(2);
+    }
+    return 0;
+}
+
+static void reset_order(void)
+{
+    memset(order, 0, sizeof order);
+    atomic_store(&order_n, 0);
+}
+
+/* ---- start and stop order ----------------------------------------------------------- */
+
+static void b_order(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    W("b", W_TRAP, RT_PERMANENT, 0),
+                                    W("c", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 3, 0};
+    rt_pid sup = sup_start(&cfg);
+    T_ASSERT(strcmp(order, "+a+b+c") == 0); /* all started before start_link returned */
+    sup_stop(sup);
+    T_ASSERT(strcmp(order, "+a+b+c-c-b-a") == 0);
+}
+START_TEST(supervisor_starts_children_in_order_and_stops_them_in_reverse)
+{
+    t_run(b_order, true);
+}
+END_TEST
+
+static void b_ignore(void)
+{
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, NULL, 0, RT_IGNORE};
+    rt_pid pid = 0;
+    T_EQ(rt_sup_start_link(cfg_init, &cfg, NULL, &pid, NULL), RT_IGNORE);
+}
+START_TEST(supervisor_init_ignore_returns_ignore)
+{
+    t_run(b_ignore, true);
+}
+END_TEST
+
+static void b_failed_start(void)
+{
+    rt_trap_exit(true);
+    atomic_store(&start_failures, 1000);
+    struct rt_child_spec specs[] = {
+        W("a", W_TRAP, RT_PERMANENT, 0), W("b", W_TRAP, RT_PERMANENT, 0),
+        W("f", W_FAIL, RT_PERMANENT, 0), W("d", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 4, 0};
+    rt_atom why = 0;
+    T_EQ(rt_sup_start_link(cfg_init, &cfg, NULL, NULL, &why), -ECHILD);
+    T_EQ(why, rt_atom_intern("shutdown:failed_to_start_child:f"));
+    T_ASSERT(strcmp(order, "+a+b-b-a") == 0);
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(supervisor_failing_child_start_unwinds_started_children_in_reverse)
+{
+    t_run(b_failed_start, true);
+}
+END_TEST
+
+static void b_invalid(void)
+{
+    struct rt_sup_flags f = RT_SUP_FLAGS_DEFAULT;
+    struct rt_child_spec dup[] = {W("a", W_TRAP, RT_PERMANENT, 0), W("a", W_TRAP, RT_PERMANENT, 0)};
+    rt_atom why = 0;
+    T_EQ(rt_sup_check_childspecs(&f, dup, 2, &why), -EINVAL);
+    T_EQ(why, rt_atom_intern("duplicate_child_name"));
+    struct rt_child_spec sig[] = {W("a", W_TRAP, RT_PERMANENT, 0)};
+    sig[0].significant = true;
+    f.auto_shutdown = RT_AUTO_ANY_SIGNIFICANT;
+    T_EQ(rt_sup_check_childspecs(&f, sig, 1, &why), -EINVAL);
+    sig[0].restart = RT_TRANSIENT;
+    T_EQ(rt_sup_check_childspecs(&f, sig, 1, NULL), 0);
+    f.auto_shutdown = RT_AUTO_NEVER;
+    T_EQ(rt_sup_check_childspecs(&f, sig, 1, NULL), -EINVAL);
+    f.intensity = -1;
+    T_EQ(rt_sup_check_childspecs(&f, NULL, 0, &why), -EINVAL);
+    T_EQ(why, rt_atom_intern("invalid_intensity"));
+    f.intensity = 1;
+    f.period_s = 0;
+    T_EQ(rt_sup_check_childspecs(&f, NULL, 0, &why), -EINVAL);
+    T_EQ(why, rt_atom_intern("invalid_period"));
+    /* The supervisor itself refuses them at start. */
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, dup, 2, 0};
+    rt_trap_exit(true);
+    T_EQ(rt_sup_start_link(cfg_init, &cfg, NULL, NULL, &why), -ECHILD);
+    T_EQ(why, rt_atom_intern("duplicate_child_name"));
+    rt_msg_free(t_recv(RT_MSG_EXIT, 0, 1000));
+}
+START_TEST(supervisor_rejects_invalid_flags_and_child_specs)
+{
+    t_run(b_invalid, true);
+}
+END_TEST
+
+/* ---- strategies ---------------------------------------------------------------------- */
+
+static void b_one_for_one(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    W("b", W_TRAP, RT_PERMANENT, 0),
+                                    W("c", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 5, 10, RT_AUTO_NEVER}, specs, 3, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid a = child_pid(sup, "a"), b = child_pid(sup, "b"), c = child_pid(sup, "c");
+    reset_order();
+    crash(b);
+    rt_pid b2 = await_restart(sup, "b", b);
+    T_ASSERT(b2 != 0);
+    T_EQ(child_pid(sup, "a"), a);
+    T_EQ(child_pid(sup, "c"), c);
+    T_ASSERT(strcmp(order, "+b") == 0);
+    sup_stop(sup);
+}
+START_TEST(supervisor_one_for_one_restarts_only_the_dead_child)
+{
+    t_run(b_one_for_one, true);
+}
+END_TEST
+
+static void b_one_for_all(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {
+        W("a", W_TRAP, RT_PERMANENT, 0), W("b", W_TRAP, RT_PERMANENT, 0),
+        W("t", W_TRAP, RT_TEMPORARY, 0), W("c", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ALL, 5, 10, RT_AUTO_NEVER}, specs, 4, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid a = child_pid(sup, "a"), b = child_pid(sup, "b");
+    reset_order();
+    crash(b);
+    T_ASSERT(await_restart(sup, "c", 0));
+    rt_sleep(20);
+    T_ASSERT(child_pid(sup, "a") != a);
+    /* Others stopped in reverse order, then all restarted in order; the
+     * temporary child is dropped. */
+    T_ASSERT(strcmp(order, "-c-t-a+a+b+c") == 0);
+    size_t n = 0;
+    T_EQ(rt_sup_which_children(sup, NULL, 0, &n), 0);
+    T_EQ(n, 3);
+    sup_stop(sup);
+}
+START_TEST(supervisor_one_for_all_restarts_all_children_in_order_and_drops_temporary)
+{
+    t_run(b_one_for_all, true);
+}
+END_TEST
+
+static void b_rest_for_one(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {
+        W("a", W_TRAP, RT_PERMANENT, 0), W("b", W_TRAP, RT_PERMANENT, 0),
+        W("c", W_TRAP, RT_PERMANENT, 0), W("d", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_REST_FOR_ONE, 5, 10, RT_AUTO_NEVER}, specs, 4, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid a = child_pid(sup, "a"), b = child_pid(sup, "b");
+    reset_order();
+    crash(b);
+    T_ASSERT(await_restart(sup, "d", 0));
+    rt_sleep(20);
+    T_EQ(child_pid(sup, "a"), a);
+    T_ASSERT(strcmp(order, "-d-c+b+c+d") == 0);
+    sup_stop(sup);
+}
+START_TEST(supervisor_rest_for_one_restarts_later_siblings_in_order)
+{
+    t_run(b_rest_for_one, true);
+}
+END_TEST
+
+static int sofo_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
+                     size_t *n)
+{
+    static struct warg proto = {'?', W_TRAP};
+    static struct rt_child_spec spec = {.id = "conn",
+                                        .start = w_start,
+                                        .arg = &proto,
+                                        .arg_size = sizeof proto,
+                                        .restart = RT_TRANSIENT};
+    flags->strategy = RT_SIMPLE_ONE_FOR_ONE;
+    flags->intensity = 5;
+    flags->period_s = 10;
+    *children = &spec;
+    *n = 1;
+    return 0;
+}
+
+static void b_sofo(void)
+{
+    rt_trap_exit(true);
+    rt_pid sup = 0;
+    T_EQ(rt_sup_start_link(sofo_init, NULL, NULL, &sup, NULL), 0);
+    size_t n = 9;
+    T_EQ(rt_sup_which_children(sup, NULL, 0, &n), 0);
+    T_EQ(n, 0);
+    rt_pid x = 0, y = 0;
+    T_EQ(rt_sup_start_child_extra(sup, "x", 1, &x, NULL), 0);
+    T_EQ(rt_sup_start_child_extra(sup, "y", 1, &y, NULL), 0);
+    struct rt_msg *rep = NULL;
+    T_EQ(rt_gen_server_call(x, rt_msg_new(1, 0), 1000, &rep, NULL), 0);
+    T_EQ(t_int(rep), 'x'); /* the extra arguments reached the start function */
+    rt_msg_free(rep);
+    struct rt_child_info info[4];
+    T_EQ(rt_sup_which_children(sup, info, 4, &n), 0);
+    T_EQ(n, 2);
+    T_ASSERT(info[0].id[0] == 0); /* ids are undefined */
+    T_EQ(rt_sup_terminate_child(sup, "conn"), -EOPNOTSUPP);
+    T_EQ(rt_sup_restart_child(sup, "conn", NULL, NULL), -EOPNOTSUPP);
+    T_EQ(rt_sup_delete_child(sup, "conn"), -EOPNOTSUPP);
+    T_EQ(rt_sup_terminate_child_pid(sup, x), 0);
+    T_ASSERT(!rt_is_alive(x));
+    T_EQ(rt_sup_which_children(sup, NULL, 0, &n), 0);
+    T_EQ(n, 1);
+    struct rt_sup_counts c;
+    T_EQ(rt_sup_count_children(sup, &c), 0);
+    T_EQ(c.specs, 1);
+    T_EQ(c.active, 1);
+    T_EQ(c.workers, 1);
+    struct rt_child_spec other = W("z", W_TRAP, RT_PERMANENT, 0);
+    T_EQ(rt_sup_start_child(sup, &other, NULL, NULL), -EOPNOTSUPP);
+    /* A crashed transient dynamic child is restarted with the same extra. */
+    crash(y);
+    rt_pid y2 = 0;
+    for (int i = 0; i < 500 && !y2; i++) {
+        T_EQ(rt_sup_which_children(sup, info, 4, &n), 0);
+        if (n == 1 && info[0].pid && info[0].pid != y)
+            y2 = info[0].pid;
+        else
+            rt_sleep(2);
+    }
+    T_ASSERT(y2);
+    T_EQ(rt_gen_server_call(y2, rt_msg_new(1, 0), 1000, &rep, NULL), 0);
+    T_EQ(t_int(rep), 'y');
+    rt_msg_free(rep);
+    sup_stop(sup);
+}
+START_TEST(supervisor_simple_one_for_one_starts_dynamic_children_with_extra_arguments)
+{
+    t_run(b_sofo, true);
+}
+END_TEST
+
+static int sofo_ignore_init(void *arg, struct rt_sup_flags *flags,
+                            const struct rt_child_spec **children, size_t *n)
+{
+    static struct warg proto = {'i', W_IGNORE};
+    static struct rt_child_spec spec = {
+        .id = "i", .start = w_start, .arg = &proto, .restart = RT_TEMPORARY};
+    flags->strategy = RT_SIMPLE_ONE_FOR_ONE;
+    flags->intensity = 1;
+    flags->period_s = 5;
+    *children = &spec;
+    *n = 1;
+    return 0;
+}
+
+static void b_sofo_ignore(void)
+{
+    rt_trap_exit(true);
+    rt_pid sup = 0, c = 1;
+    T_EQ(rt_sup_start_link(sofo_ignore_init, NULL, NULL, &sup, NULL), 0);
+    T_EQ(rt_sup_start_child_extra(sup, NULL, 0, &c, NULL), 0);
+    T_EQ(c, 0);
+    size_t n = 9;
+    T_EQ(rt_sup_which_children(sup, NULL, 0, &n), 0);
+    T_EQ(n, 0);
+    sup_stop(sup);
+}
+START_TEST(supervisor_simple_one_for_one_ignore_returns_undefined_and_stores_nothing)
+{
+    t_run(b_sofo_ignore, true);
+}
+END_TEST
+
+static void b_sofo_parallel(void)
+{
+    rt_trap_exit(true);
+    rt_pid sup = 0;
+    static struct warg proto = {'s', W_SLOW_SHUTDOWN};
+    static struct rt_child_spec spec = {
+        .id = "s", .start = w_start, .arg = &proto, .restart = RT_TEMPORARY, .shutdown = 2000};
+    struct sup_cfg cfg = {{RT_SIMPLE_ONE_FOR_ONE, 1, 5, RT_AUTO_NEVER}, &spec, 1, 0};
+    T_EQ(rt_sup_start_link(cfg_init, &cfg, NULL, &sup, NULL), 0);
+    for (int i = 0; i < 5; i++)
+        T_EQ(rt_sup_start_child_extra(sup, NULL, 0, NULL, NULL), 0);
+    uint64_t t0 = rt_now_ms();
+    sup_stop(sup);
+    /* Five children needing 200 ms each stop together, not one by one. */
+    T_ASSERT(rt_now_ms() - t0 < 700);
+    T_EQ(atomic_load(&order_n), 20);
+}
+START_TEST(supervisor_simple_one_for_one_stops_children_in_parallel)
+{
+    t_run(b_sofo_parallel, true);
+}
+END_TEST
+
+/* ---- restart types and intensity ------------------------------------------------------ */
+
+static void b_temporary(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("t", W_TRAP, RT_TEMPORARY, 0),
+                                    W("p", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 5, 10, RT_AUTO_NEVER}, specs, 2, 0};
+    rt_pid sup = sup_start(&cfg);
+    crash(child_pid(sup, "t"));
+    rt_sleep(30);
+    size_t n = 0;
+    T_EQ(rt_sup_which_children(sup, NULL, 0, &n), 0);
+    T_EQ(n, 1); /* never restarted; its spec is removed */
+    sup_stop(sup);
+}
+START_TEST(supervisor_temporary_child_is_never_restarted_and_its_spec_removed)
+{
+    t_run(b_temporary, true);
+}
+END_TEST
+
+static void b_transient(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("n", W_TRAP, RT_TRANSIENT, 0),
+                                    W("s", W_TRAP, RT_TRANSIENT, 0),
+                                    W("k", W_TRAP, RT_TRANSIENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 5, 10, RT_AUTO_NEVER}, specs, 3, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid k = child_pid(sup, "k");
+    /* Workers trap exits: these EXITs from a non-parent make them stop
+     * with that reason. */
+    rt_exit_signal(child_pid(sup, "n"), RT_NORMAL);
+    rt_exit_signal(child_pid(sup, "s"), rt_atom_intern("shutdown:done"));
+    rt_exit_signal(k, rt_atom_intern("boom"));
+    T_ASSERT(await_restart(sup, "k", k));
+    rt_sleep(20);
+    T_EQ(child_pid(sup, "n"), 0);
+    T_EQ(child_pid(sup, "s"), 0);
+    struct rt_child_info info;
+    T_EQ(rt_sup_get_childspec(sup, "n", &info), 0); /* spec kept, pid undefined */
+    T_EQ(info.status, RT_CHILD_UNDEFINED);
+    sup_stop(sup);
+}
+START_TEST(supervisor_transient_child_is_restarted_only_after_an_abnormal_exit)
+{
+    t_run(b_transient, true);
+}
+END_TEST
+
+static void b_intensity(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    W("b", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 2, 5, RT_AUTO_NEVER}, specs, 2, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid b = child_pid(sup, "b");
+    crash(b);
+    b = await_restart(sup, "b", b);
+    crash(b);
+    b = await_restart(sup, "b", b);
+    T_ASSERT(b);
+    reset_order();
+    crash(b); /* third restart within 5 s: more than intensity 2 */
+    struct rt_msg *e = t_recv(RT_MSG_EXIT, sup, 5000);
+    T_ASSERT(e);
+    T_EQ(e->u64, RT_SHUTDOWN); /* the parent sees the supervisor exit with shutdown */
+    rt_msg_free(e);
+    T_ASSERT(strcmp(order, "-a") == 0); /* remaining children terminated */
+}
+START_TEST(supervisor_exceeding_restart_intensity_terminates_children_and_exits_shutdown)
+{
+    t_run(b_intensity, true);
+}
+END_TEST
+
+static void b_intensity_zero(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 0, 5, RT_AUTO_NEVER}, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    crash(child_pid(sup, "a"));
+    struct rt_msg *e = t_recv(RT_MSG_EXIT, sup, 5000);
+    T_ASSERT(e);
+    T_EQ(e->u64, RT_SHUTDOWN);
+    rt_msg_free(e);
+}
+START_TEST(supervisor_intensity_zero_exits_on_the_first_restart)
+{
+    t_run(b_intensity_zero, true);
+}
+END_TEST
+
+static void b_restarting(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("f", W_FAIL, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 10, 10, RT_AUTO_NEVER}, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid f = child_pid(sup, "f");
+    atomic_store(&start_failures, 3);
+    crash(f);
+    /* The failed restarts are retried (each counts) until one succeeds. */
+    rt_pid f2 = await_restart(sup, "f", f);
+    T_ASSERT(f2);
+    struct rt_sup_description d;
+    T_EQ(rt_sup_describe(sup, &d, NULL, 0), 0);
+    T_EQ(d.restarts_in_period, 4);
+    sup_stop(sup);
+}
+START_TEST(supervisor_failed_restart_is_retried_and_counts_toward_intensity)
+{
+    t_run(b_restarting, true);
+}
+END_TEST
+
+/* ---- shutdown protocol -------------------------------------------------------------- */
+
+static void b_brutal(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, RT_SHUTDOWN_BRUTAL_KILL)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid a = child_pid(sup, "a");
+    rt_ref mref = rt_monitor(a);
+    T_EQ(rt_sup_terminate_child(sup, "a"), 0);
+    struct rt_msg *d = rt_receive_ref(mref, 1000);
+    T_ASSERT(d);
+    T_EQ(d->u64, RT_KILLED);
+    rt_msg_free(d);
+    T_ASSERT(strcmp(order, "+a") == 0); /* no terminate: it was killed */
+    sup_stop(sup);
+}
+START_TEST(supervisor_brutal_kill_shutdown_kills_the_child)
+{
+    t_run(b_brutal, true);
+}
+END_TEST
+
+/* An immortal child: traps exits and ignores every message, its parent's
+ * shutdown included. */
+static void immortal(void *arg)
+{
+    rt_trap_exit(true);
+    for (;;)
+        rt_msg_free(rt_receive(RT_INFINITY));
+}
+static int immortal_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                          rt_atom *reason)
+{
+    struct rt_spawn_opts so = {.link = true};
+    return rt_spawn(immortal, NULL, &so, out);
+}
+
+static void b_timeout_kill(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {{.id = "i", .start = immortal_start, .shutdown = 100}};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid i = child_pid(sup, "i");
+    rt_ref mref = rt_monitor(i);
+    uint64_t t0 = rt_now_ms();
+    T_EQ(rt_sup_terminate_child(sup, "i"), 0);
+    uint64_t dt = rt_now_ms() - t0;
+    T_ASSERT(dt >= 90 && dt < 2000);
+    struct rt_msg *d = rt_receive_ref(mref, 1000);
+    T_ASSERT(d);
+    T_EQ(d->u64, RT_KILLED);
+    rt_msg_free(d);
+    sup_stop(sup);
+}
+START_TEST(supervisor_child_ignoring_shutdown_is_killed_after_its_timeout)
+{
+    t_run(b_timeout_kill, true);
+}
+END_TEST
+
+static void b_infinity(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("s", W_SLOW_SHUTDOWN, RT_PERMANENT, RT_SHUTDOWN_INFINITY)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid s = child_pid(sup, "s");
+    rt_ref mref = rt_monitor(s);
+    uint64_t t0 = rt_now_ms();
+    T_EQ(rt_sup_terminate_child(sup, "s"), 0);
+    T_ASSERT(rt_now_ms() - t0 >= 190);
+    struct rt_msg *d = rt_receive_ref(mref, 1000);
+    T_ASSERT(d);
+    T_EQ(d->u64, RT_SHUTDOWN); /* waited for, not killed */
+    rt_msg_free(d);
+    T_ASSERT(strcmp(order, "+s-s") == 0);
+    sup_stop(sup);
+}
+START_TEST(supervisor_child_with_infinity_shutdown_is_waited_for)
+{
+    t_run(b_infinity, true);
+}
+END_TEST
+
+static struct warg wx = {'x', W_TRAP}, wy = {'y', W_TRAP};
+static struct rt_child_spec inner_specs[] = {
+    {.id = "x", .start = w_start, .arg = &wx, .arg_size = sizeof wx},
+    {.id = "y", .start = w_start, .arg = &wy, .arg_size = sizeof wy}};
+static struct sup_cfg inner_cfg = {RT_SUP_FLAGS_DEFAULT, inner_specs, 2, 0};
+
+static int inner_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                       rt_atom *reason)
+{
+    return rt_sup_start_link(cfg_init, &inner_cfg, NULL, out, reason);
+}
+
+static void b_nested(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    {.id = "sub", .start = inner_start, .type = RT_SUPERVISOR},
+                                    W("b", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 3, 0};
+    rt_pid sup = sup_start(&cfg);
+    T_ASSERT(strcmp(order, "+a+x+y+b") == 0);
+    struct rt_child_info info;
+    T_EQ(rt_sup_get_childspec(sup, "sub", &info), 0);
+    T_EQ(info.shutdown, RT_SHUTDOWN_INFINITY); /* default for a supervisor child */
+    T_EQ(info.type, RT_SUPERVISOR);
+    T_EQ(rt_sup_get_childspec(sup, "a", &info), 0);
+    T_EQ(info.shutdown, 5000); /* default for a worker */
+    sup_stop(sup);
+    T_ASSERT(strcmp(order, "+a+x+y+b-b-y-x-a") == 0);
+}
+START_TEST(supervisor_nested_tree_starts_depth_first_and_stops_in_reverse)
+{
+    t_run(b_nested, true);
+}
+END_TEST
+
+static void unlinker(void *arg)
+{
+    rt_unlink(rt_parent());
+    rt_receive(RT_INFINITY); /* not trapping: shutdown kills it */
+}
+static int unlinker_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                          rt_atom *reason)
+{
+    struct rt_spawn_opts so = {.link = true};
+    return rt_spawn(unlinker, NULL, &so, out);
+}
+static void b_unlinked(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {{.id = "u", .start = unlinker_start, .shutdown = 100}};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_sleep(20);
+    rt_pid u = child_pid(sup, "u");
+    T_EQ(rt_sup_terminate_child(sup, "u"), 0);
+    T_ASSERT(!rt_is_alive(u));
+    sup_stop(sup);
+}
+START_TEST(supervisor_shutdown_uses_a_monitor_so_an_unlinked_child_cannot_hang_it)
+{
+    t_run(b_unlinked, true);
+}
+END_TEST
+
+static void b_parent_exit(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    W("b", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 2, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_ref mref = rt_monitor(sup);
+    rt_atom r = rt_atom_intern("parent_went_away");
+    rt_exit_signal(sup, r);
+    struct rt_msg *d = rt_receive_ref(mref, 5000);
+    T_ASSERT(d);
+    T_EQ(d->u64, r);
+    rt_msg_free(d);
+    T_ASSERT(strcmp(order, "+a+b-b-a") == 0);
+    rt_msg_free(t_recv(RT_MSG_EXIT, sup, 1000));
+}
+START_TEST(supervisor_parent_exit_terminates_children_then_exits_with_the_same_reason)
+{
+    t_run(b_parent_exit, true);
+}
+END_TEST
+
+static void link_and_die(void *arg)
+{
+    rt_link(*(rt_pid *)arg);
+    rt_exit(rt_atom_intern("boom"));
+}
+static void b_unknown_exit(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid a = child_pid(sup, "a");
+    rt_pid *p = rt_alloc(sizeof *p);
+    *p = sup;
+    /* A linked process that is not a child dies: its EXIT is ignored. */
+    rt_ref mref = 0;
+    struct rt_spawn_opts so = {.monitor = true, .monitor_ref = &mref};
+    T_EQ(rt_spawn(link_and_die, p, &so, NULL), 0);
+    rt_msg_free(rt_receive_ref(mref, 1000));
+    rt_sleep(20);
+    T_ASSERT(rt_is_alive(sup));
+    T_EQ(child_pid(sup, "a"), a);
+    sup_stop(sup);
+}
+START_TEST(supervisor_ignores_an_exit_from_an_unknown_pid)
+{
+    t_run(b_unknown_exit, true);
+}
+END_TEST
+
+/* ---- child management API ------------------------------------------------------------- */
+
+static void b_api(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    struct rt_child_spec b = W("b", W_TRAP, RT_PERMANENT, 0);
+    struct rt_child_spec sb = {
+        .id = "sb", .start = inner_start, .type = RT_SUPERVISOR, .restart = RT_PERMANENT};
+    rt_pid pb = 0, again = 0;
+    T_EQ(rt_sup_start_child(sup, &b, &pb, NULL), 0);
+    T_ASSERT(pb && rt_is_alive(pb));
+    T_EQ(rt_sup_start_child(sup, &b, &again, NULL), -EEXIST); /* already_started */
+    T_EQ(again, pb);
+    T_EQ(rt_sup_start_child(sup, &sb, NULL, NULL), 0);
+    struct rt_sup_counts c;
+    T_EQ(rt_sup_count_children(sup, &c), 0);
+    T_EQ(c.specs, 3);
+    T_EQ(c.active, 3);
+    T_EQ(c.supervisors, 1);
+    T_EQ(c.workers, 2);
+    struct rt_child_info info[4];
+    size_t n = 0;
+    T_EQ(rt_sup_which_children(sup, info, 4, &n), 0);
+    T_EQ(n, 3);
+    T_ASSERT(strcmp(info[0].id, "a") == 0 && strcmp(info[1].id, "b") == 0 &&
+             strcmp(info[2].id, "sb") == 0);
+    T_EQ(info[2].type, RT_SUPERVISOR);
+    T_EQ(rt_sup_delete_child(sup, "b"), -EBUSY); /* running */
+    T_EQ(rt_sup_restart_child(sup, "b", NULL, NULL), -EBUSY);
+    T_EQ(rt_sup_terminate_child(sup, "b"), 0);
+    T_ASSERT(!rt_is_alive(pb));
+    T_EQ(rt_sup_get_childspec(sup, "b", &info[0]), 0); /* spec kept */
+    T_EQ(info[0].status, RT_CHILD_UNDEFINED);
+    T_EQ(rt_sup_start_child(sup, &b, NULL, NULL), -EALREADY); /* already_present */
+    T_EQ(rt_sup_restart_child(sup, "b", &pb, NULL), 0);
+    T_ASSERT(rt_is_alive(pb));
+    T_EQ(rt_sup_terminate_child(sup, "b"), 0);
+    T_EQ(rt_sup_delete_child(sup, "b"), 0);
+    T_EQ(rt_sup_get_childspec(sup, "b", &info[0]), -ENOENT);
+    T_EQ(rt_sup_terminate_child(sup, "nope"), -ENOENT);
+    T_EQ(rt_sup_restart_child(sup, "nope", NULL, NULL), -ENOENT);
+    T_EQ(rt_sup_delete_child(sup, "nope"), -ENOENT);
+    /* A temporary child's spec goes away with terminate_child. */
+    struct rt_child_spec t = W("t", W_TRAP, RT_TEMPORARY, 0);
+    T_EQ(rt_sup_start_child(sup, &t, NULL, NULL), 0);
+    T_EQ(rt_sup_terminate_child(sup, "t"), 0);
+    T_EQ(rt_sup_get_childspec(sup, "t", &info[0]), -ENOENT);
+    /* A failing start reports the reason and stores nothing. */
+    atomic_store(&start_failures, 1);
+    struct rt_child_spec f = W("f", W_FAIL, RT_PERMANENT, 0);
+    rt_atom why = 0;
+    T_EQ(rt_sup_start_child(sup, &f, NULL, &why), -ECHILD);
+    T_EQ(why, rt_atom_intern("cannot_start"));
+    T_EQ(rt_sup_get_childspec(sup, "f", &info[0]), -ENOENT);
+    sup_stop(sup);
+}
+START_TEST(supervisor_start_terminate_restart_delete_child_follow_otp_results)
+{
+    t_run(b_api, true);
+}
+END_TEST
+
+static void b_describe(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    {.id = "sub", .start = inner_start, .type = RT_SUPERVISOR}};
+    struct sup_cfg cfg = {{RT_REST_FOR_ONE, 3, 7, RT_AUTO_NEVER}, specs, 2, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid a = child_pid(sup, "a");
+    crash(a);
+    T_ASSERT(await_restart(sup, "a", a));
+    struct rt_sup_description d;
+    struct rt_child_info ch[4];
+    T_EQ(rt_sup_describe(sup, &d, ch, 4), 0);
+    T_EQ(d.flags.strategy, RT_REST_FOR_ONE);
+    T_EQ(d.flags.intensity, 3);
+    T_EQ(d.flags.period_s, 7);
+    T_EQ(d.restarts, 1);
+    T_EQ(d.children, 2);
+    T_EQ(ch[0].restarts, 1);
+    /* Walk into the child supervisor. */
+    T_EQ(ch[1].type, RT_SUPERVISOR);
+    struct rt_child_info gch[4];
+    T_EQ(rt_sup_describe(ch[1].pid, &d, gch, 4), 0);
+    T_EQ(d.children, 2);
+    T_ASSERT(strcmp(gch[1].id, "y") == 0);
+    struct rt_proc_info pi;
+    T_EQ(rt_proc_info(sup, &pi), 0);
+    T_EQ(pi.kind, RT_KIND_SUPERVISOR);
+    sup_stop(sup);
+}
+START_TEST(supervisor_describe_walks_the_tree_with_strategy_and_restart_counts)
+{
+    t_run(b_describe, true);
+}
+END_TEST
+
+static void b_auto_shutdown(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    W("s", W_TRAP, RT_TRANSIENT, 0)};
+    specs[1].significant = true;
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 3, 5, RT_AUTO_ANY_SIGNIFICANT}, specs, 2, 0};
+    rt_pid sup = sup_start(&cfg);
+    /* terminate_child from the API does not trigger auto shutdown. */
+    T_EQ(rt_sup_terminate_child(sup, "s"), 0);
+    T_EQ(rt_sup_restart_child(sup, "s", NULL, NULL), 0);
+    rt_sleep(10);
+    T_ASSERT(rt_is_alive(sup));
+    rt_exit_signal(child_pid(sup, "s"), RT_NORMAL); /* exits normally by itself */
+    struct rt_msg *e = t_recv(RT_MSG_EXIT, sup, 5000);
+    T_ASSERT(e);
+    T_EQ(e->u64, RT_SHUTDOWN);
+    rt_msg_free(e);
+}
+START_TEST(supervisor_any_significant_child_exiting_shuts_the_supervisor_down)
+{
+    t_run(b_auto_shutdown, true);
+}
+END_TEST
+
+static void b_sys(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    struct rt_sys_status st;
+    T_EQ(rt_sys_get_status(sup, 1000, &st), 0);
+    T_ASSERT(strcmp(st.module, "supervisor") == 0);
+    T_ASSERT(strstr(st.formatted, "one_for_one") != NULL);
+    sup_stop(sup);
+}
+START_TEST(supervisor_answers_sys_get_status)
+{
+    t_run(b_sys, true);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("supervisor");
+    TCase *tc = tcase_create("supervisor");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, supervisor_starts_children_in_order_and_stops_them_in_reverse);
+    tcase_add_test(tc, supervisor_init_ignore_returns_ignore);
+    tcase_add_test(tc, supervisor_failing_child_start_unwinds_started_children_in_reverse);
+    tcase_add_test(tc, supervisor_rejects_invalid_flags_and_child_specs);
+    tcase_add_test(tc, supervisor_one_for_one_restarts_only_the_dead_child);
+    tcase_add_test(tc, supervisor_one_for_all_restarts_all_children_in_order_and_drops_temporary);
+    tcase_add_test(tc, supervisor_rest_for_one_restarts_later_siblings_in_order);
+    tcase_add_test(tc, supervisor_simple_one_for_one_starts_dynamic_children_with_extra_arguments);
+    tcase_add_test(tc, supervisor_simple_one_for_one_ignore_returns_undefined_and_stores_nothing);
+    tcase_add_test(tc, supervisor_simple_one_for_one_stops_children_in_parallel);
+    tcase_add_test(tc, supervisor_temporary_child_is_never_restarted_and_its_spec_removed);
+    tcase_add_test(tc, supervisor_transient_child_is_restarted_only_after_an_abnormal_exit);
+    tcase_add_test(tc,
+                   supervisor_exceeding_restart_intensity_terminates_children_and_exits_shutdown);
+    tcase_add_test(tc, supervisor_intensity_zero_exits_on_the_first_restart);
+    tcase_add_test(tc, supervisor_failed_restart_is_retried_and_counts_toward_intensity);
+    tcase_add_test(tc, supervisor_brutal_kill_shutdown_kills_the_child);
+    tcase_add_test(tc, supervisor_child_ignoring_shutdown_is_killed_after_its_timeout);
+    tcase_add_test(tc, supervisor_child_with_infinity_shutdown_is_waited_for);
+    tcase_add_test(tc, supervisor_nested_tree_starts_depth_first_and_stops_in_reverse);
+    tcase_add_test(tc, supervisor_shutdown_uses_a_monitor_so_an_unlinked_child_cannot_hang_it);
+    tcase_add_test(tc, supervisor_parent_exit_terminates_children_then_exits_with_the_same_reason);
+    tcase_add_test(tc, supervisor_ignores_an_exit_from_an_unknown_pid);
+    tcase_add_test(tc, supervisor_start_terminate_restart_delete_child_follow_otp_results);
+    tcase_add_test(tc, supervisor_describe_walks_the_tree_with_strategy_and_restart_counts);
+    tcase_add_test(tc, supervisor_any_significant_child_exiting_shuts_the_supervisor_down);
+    tcase_add_test(tc, supervisor_answers_sys_get_status);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
