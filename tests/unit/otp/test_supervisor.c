@@ -52,7 +52,6 @@ static void w_init(void *arg, struct rt_gs_result *r)
 
 static void w_info(struct rt_msg *m, void *state, struct rt_gs_result *r)
 {
-    struct warg *w = state;
     if (m->type != RT_MSG_EXIT)
         return;
     rt_gs_stop(r, (rt_atom)m->u64);
