@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_INPUT (4u * 1024 * 1024)
-#define MAX_OUT (1u * 1024 * 1024)
+#define MAX_INPUT (8u * 1024 * 1024)
+#define MAX_OUT (16u * 1024 * 1024)
 
 struct sbuf {
     char *p;

@@ -89,7 +89,9 @@ def llhttp_cases(path):
             while lines[m2].strip() != "```":
                 log.append(lines[m2])
                 m2 += 1
-            err = any(" error code=" in entry for entry in log)
+            # Pauses (codes 21, 22) are not errors; a failed llhttp_finish is.
+            err = any(re.search(r" error code=(?!2[12] )", entry) or
+                      re.search(r"finish=2", entry) for entry in log)
             yield heading, meta or {}, data, err
             meta, i = None, m2
         i += 1
@@ -117,10 +119,19 @@ def check_forward(msg, response=False):
     if wire is None:
         return "nothing written for an accepted message"
     data = wire.encode("latin-1")
+    # h11 implements only the chunked coding; other codings before it are
+    # opaque to framing, so they are left out of the re-parse.
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    head = re.sub(rb"(?im)^(transfer-encoding: )[^\r\n]*, chunked(?=\r?$)", rb"\1chunked",
+                  head)
+    data = head + sep + rest
     role = h11.CLIENT if response else h11.SERVER
     conn = h11.Connection(our_role=role)
     if response:
-        conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+        hdrs = [("Host", "x")]
+        if msg["status"] == 101:
+            hdrs += [("Connection", "upgrade"), ("Upgrade", "websocket")]
+        conn.send(h11.Request(method="GET", target="/", headers=hdrs))
     conn.receive_data(data)
     events, body = [], b""
     try:
@@ -220,10 +231,14 @@ def judge_llhttp(driver, vectors, tally):
                 tally.add(corpus, label, bad is None, bad or v["verdict"])
 
 
-DG_BODY = b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n"
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n"
 
 
 def dg_bytes(case):
+    """The case's head, then the body its sender means (chunked when it says
+    Transfer-Encoding, else Content-Length bytes), then a second request: a
+    gateway that frames the body differently forwards "/smuggled" inside or
+    after it, where the re-parse sees it."""
     def b(x):
         # "\xNN" escapes in the YAML are single bytes; other characters UTF-8.
         return b"".join(bytes([ord(c)]) if ord(c) < 256 else c.encode("utf-8")
@@ -236,9 +251,15 @@ def dg_bytes(case):
     headers = case.get("headers") or []
     if not any(str(h["name"]).lower() == "host" for h in headers):
         out += b"Host: example.com\r\n"
+    body = b""
     for h in headers:
         out += b(h["name"]) + b": " + b(h["value"]) + b"\r\n"
-    return out + b"\r\n" + DG_BODY
+        name, value = str(h["name"]).lower(), str(h["value"]).strip(" \t")
+        if name == "transfer-encoding":
+            body = b"5\r\nhello\r\n0\r\n\r\n"
+        elif name == "content-length" and value.isdigit() and not body:
+            body = b"x" * min(int(value), 4 << 20)
+    return out + b"\r\n" + body + SMUGGLED
 
 
 def judge_desync(driver, vectors, tally):

@@ -275,11 +275,13 @@ static int on_headers_complete(llhttp_t *ll)
 {
     struct gw_http_parser *p = ll->data;
     p->ll_headers_done = true;
+    /* The scanner has already decided the framing (RFC 9112 §6.3); llhttp
+     * 8.1.0 would read a body after a 304 that carries Content-Length. */
     if (p->kind == GW_HTTP_RESPONSE) {
         int st = ll->status_code;
         if (p->expect_connect && st >= 200 && st < 300)
             return 2;
-        if (p->expect_head)
+        if (p->framing == GW_HTTP_BODY_NONE)
             return 1;
     }
     return 0;
@@ -326,6 +328,8 @@ static int ll_run(struct gw_http_parser *p, const char *buf, size_t len, size_t 
             llhttp_resume_after_upgrade(&p->ll);
         return 0;
     }
+    if (e == HPE_INVALID_METHOD && p->kind == GW_HTTP_REQUEST)
+        return fail(p, 501, "unknown method");
     /* llhttp's reasons are string literals, valid for the program's life. */
     const char *why = llhttp_get_error_reason(&p->ll);
     return fail(p, p->kind == GW_HTTP_REQUEST ? 400 : 502, why ? why : "malformed message");
@@ -381,7 +385,7 @@ int gw_http_parser_new(struct gw_http_parser **ret, enum gw_http_kind kind,
     /* Every head byte is stored at most once, plus a NUL per string. */
     p->scap = p->lim.max_header_bytes + 2 * p->lim.max_header_count + 8;
     p->sbuf = malloc(p->scap);
-    p->raw = malloc(p->lim.max_header_bytes);
+    p->raw = malloc(p->lim.max_header_bytes + 8);
     p->fields = malloc(p->lim.max_header_count * sizeof(*p->fields));
     if (!p->sbuf || !p->fields || !p->raw)
         goto out;
@@ -471,6 +475,29 @@ static int field_begin(struct gw_http_parser *p)
     f->name_len = 0;
     f->value_off = 0;
     f->value_len = 0;
+    return 0;
+}
+
+/* Checks a complete field line at once where the verdict cannot change
+ * later: Content-Length must be 1*DIGIT and appear once. */
+static int field_done(struct gw_http_parser *p)
+{
+    bool req = p->kind == GW_HTTP_REQUEST;
+    const struct field *f = &p->fields[p->nfields - 1];
+    if (!gw__http_ieq(p->sbuf + f->name_off, f->name_len, "content-length"))
+        return 0;
+    for (size_t i = 0; i + 1 < p->nfields; i++)
+        if (gw__http_ieq(p->sbuf + p->fields[i].name_off, p->fields[i].name_len,
+                         "content-length"))
+            return fail(p, req ? 400 : 502, "duplicate Content-Length");
+    const char *v = p->sbuf + f->value_off;
+    if (!f->value_len)
+        return fail(p, req ? 400 : 502, "empty Content-Length");
+    if (f->value_len > 19)
+        return fail(p, req ? 400 : 502, "Content-Length too large");
+    for (size_t i = 0; i < f->value_len; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return fail(p, req ? 400 : 502, "invalid Content-Length");
     return 0;
 }
 
@@ -671,7 +698,7 @@ static int scan_head_byte(struct gw_http_parser *p, unsigned char c)
         if (c != '\n')
             return fail(p, req ? 400 : 502, "bare CR");
         p->hs = H_FIELD;
-        return 0;
+        return field_done(p);
     case H_END_LF:
         if (c != '\n')
             return fail(p, req ? 400 : 502, "bare CR");
@@ -937,7 +964,7 @@ static int head_semantics(struct gw_http_parser *p)
     p->content_length = p->framing == GW_HTTP_BODY_LENGTH ? cl : 0;
     if (p->framing == GW_HTTP_BODY_CLOSE)
         p->keep_alive = false;
-    if ((st == 204 || (st >= 100 && st < 200)) && (has_cl || has_te))
+    if (st == 204 && (has_cl || has_te))
         return fail(p, 502, "framing fields in a response without body");
     return 0;
 }
@@ -1185,6 +1212,46 @@ static void take_done(struct gw_http_parser *p, struct gw_http_event *ev)
     }
 }
 
+static void raw_put(struct gw_http_parser *p, const char *s, size_t n)
+{
+    memcpy(p->raw + p->rawlen, s, n);
+    p->rawlen += n;
+}
+
+/* Start line and fields as "name:value" lines: never longer than the bytes
+ * the scanner accepted, but for the space a status line without reason
+ * phrase gains, so raw (max_header_bytes + 8) always holds it. */
+static void head_serialise(struct gw_http_parser *p)
+{
+    p->rawlen = 0;
+    if (p->kind == GW_HTTP_REQUEST) {
+        raw_put(p, sstr(p, p->method_off), p->method_len);
+        raw_put(p, " ", 1);
+        raw_put(p, sstr(p, p->target_off), p->target_len);
+        raw_put(p, " ", 1);
+        raw_put(p, sstr(p, p->version_off), p->version_len);
+    } else {
+        char st[8];
+        raw_put(p, sstr(p, p->version_off), p->version_len);
+        st[0] = ' ';
+        st[1] = (char)('0' + p->status_code / 100);
+        st[2] = (char)('0' + p->status_code / 10 % 10);
+        st[3] = (char)('0' + p->status_code % 10);
+        st[4] = ' ';
+        raw_put(p, st, 5);
+        raw_put(p, sstr(p, p->reason_off), p->reason_len);
+    }
+    raw_put(p, "\r\n", 2);
+    for (size_t i = 0; i < p->nfields; i++) {
+        const struct field *f = &p->fields[i];
+        raw_put(p, sstr(p, f->name_off), f->name_len);
+        raw_put(p, ":", 1);
+        raw_put(p, sstr(p, f->value_off), f->value_len);
+        raw_put(p, "\r\n", 2);
+    }
+    raw_put(p, "\r\n", 2);
+}
+
 static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size_t *consumed,
                      struct gw_http_event *ev)
 {
@@ -1193,8 +1260,6 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
     while (n < len && p->hs != H_DONE) {
         if (scan_head_byte(p, (unsigned char)buf[n]) < 0)
             return -EPROTO;
-        /* head_bytes <= max_header_bytes here, the size of raw */
-        p->raw[p->rawlen++] = buf[n];
         n++;
     }
     p->offset += n;
@@ -1206,8 +1271,10 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
     if (head_semantics(p) < 0)
         return -EPROTO;
 
-    /* Only a head the scanner accepted reaches llhttp, whole; llhttp must
-     * see it end exactly where the scanner did. */
+    /* Only a head the scanner accepted reaches llhttp, whole, and rewritten
+     * from what the scanner read: llhttp judges framing on exactly the
+     * fields we hand on, and no whitespace quirk of 8.1.0 is reached. */
+    head_serialise(p);
     size_t used = 0;
     if (ll_run(p, p->raw, p->rawlen, &used) < 0)
         return -EPROTO;
@@ -1229,6 +1296,44 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
     return 0;
 }
 
+/* Chunked bodies: the scanner walks the bytes first and llhttp is given
+ * them in runs that end where chunk data or the message ends, so that it
+ * pauses exactly at a run's end. Chunk extensions, once the scanner has
+ * checked them, are not shown to llhttp at all: 8.1.0 mis-parses a second
+ * extension, and no extension is ever passed on. */
+static int run_chunked(struct gw_http_parser *p, const char *buf, size_t len, size_t *used_out)
+{
+    bool req = p->kind == GW_HTTP_REQUEST;
+    size_t pos = 0, run = 0;
+    while (pos < len) {
+        unsigned char c = (unsigned char)buf[pos];
+        bool ext = (p->cs == C_SIZE && c == ';' && p->size_digits) ||
+                   (p->cs == C_EXT && c != '\r');
+        if (ext && pos > run)
+            break; /* hand llhttp the bytes before the extension first */
+        if (scan_chunk_byte(p, c) < 0)
+            return -EPROTO;
+        pos++;
+        if (ext) {
+            run = pos;
+            continue;
+        }
+        if (p->cs == C_DATA_CR || p->cs == C_DONE)
+            break;
+    }
+    if (pos > run) {
+        size_t used = 0;
+        if (ll_run(p, buf + run, pos - run, &used) < 0)
+            return -EPROTO;
+        if (used != pos - run)
+            return fail(p, req ? 400 : 502, "malformed chunked body");
+    }
+    if (p->ll_msg_done != (p->cs == C_DONE))
+        return fail(p, req ? 400 : 502, "malformed chunked body");
+    *used_out = pos;
+    return 0;
+}
+
 static int feed_body(struct gw_http_parser *p, const char *buf, size_t len, size_t *consumed,
                      struct gw_http_event *ev)
 {
@@ -1236,16 +1341,17 @@ static int feed_body(struct gw_http_parser *p, const char *buf, size_t len, size
     p->piece = NULL;
     p->piece_len = 0;
     size_t used = 0;
-    /* Even with no bytes llhttp may have a completion pending after a
-     * paused body piece. */
-    if (ll_run(p, buf ? buf : "", len, &used) < 0)
-        return -EPROTO;
     if (p->framing == GW_HTTP_BODY_CHUNKED) {
-        for (size_t i = 0; i < used; i++)
-            if (scan_chunk_byte(p, (unsigned char)buf[i]) < 0)
+        while (used < len && !p->piece && !p->ll_msg_done) {
+            size_t n = 0;
+            if (run_chunked(p, buf + used, len - used, &n) < 0)
                 return -EPROTO;
-        if (p->ll_msg_done && p->cs != C_DONE)
-            return fail(p, req ? 400 : 502, "malformed chunked body");
+            used += n;
+        }
+    } else if (ll_run(p, buf ? buf : "", len, &used) < 0) {
+        /* Even with no bytes llhttp may have a completion pending after a
+         * paused body piece. */
+        return -EPROTO;
     }
     p->offset += used;
     *consumed = used;
