@@ -1,0 +1,400 @@
+/* test_validate.c: route-file validation — every problem, at its exact
+ * line, column and JSON path, with a message that says what to do. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "route/json.h"
+
+/* The diagnostic whose message contains `needle`; fails the test if none. */
+static const struct route_diag *find(const struct route_diags *d, const char *needle)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (strstr(d->items[i].message, needle))
+            return &d->items[i];
+    route_diags_print(d, stderr);
+    ck_abort_msg("no diagnostic contains \"%s\"", needle);
+    return NULL;
+}
+
+static void expect(const struct route_diags *d, const char *needle, unsigned line, unsigned col,
+                   const char *path)
+{
+    const struct route_diag *g = find(d, needle);
+    ck_assert_uint_eq(g->line, line);
+    ck_assert_uint_eq(g->column, col);
+    ck_assert_str_eq(g->path, path);
+    ck_assert_int_eq(g->level, ROUTE_DIAG_ERROR);
+}
+
+static struct route_diags run(const char *json)
+{
+    struct route_diags d;
+    route_diags_init(&d);
+    struct route_table *t = build_table(json, &d);
+    ck_assert_ptr_null(t);
+    ck_assert_uint_gt(d.nerrors, 0);
+    return d;
+}
+
+START_TEST(syntax_error_reports_jansson_position)
+{
+    struct route_diags d = run("{\n  \"routes\": [\n    {\"name\": \"a\",,}\n  ]\n}\n");
+    ck_assert_uint_eq(d.nerrors, 1);
+    const struct route_diag *g = find(&d, "invalid JSON");
+    ck_assert_uint_eq(g->line, 3);
+    ck_assert_uint_eq(g->column, 18);
+    ck_assert_str_eq(g->file, "t.json");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(unknown_key_suggests_the_closest_known_key)
+{
+    const char *txt = "{\n"
+                      "  \"routes\": [\n"
+                      "    {\n"
+                      "      \"name\": \"a\",\n"
+                      "      \"match\": {\"pth\": \"/x\"},\n"
+                      "      \"upstrem\": \"demo\"\n"
+                      "    }\n"
+                      "  ]\n"
+                      "}\n";
+    struct route_diags d = run(txt);
+    expect(&d, "unknown key \"pth\" in match; did you mean \"path\"?", 5, 17,
+           "routes[0].match.pth");
+    expect(&d, "unknown key \"upstrem\" in route; did you mean \"upstream\"?", 6, 7,
+           "routes[0].upstrem");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(unknown_key_without_close_match_lists_known_keys)
+{
+    struct route_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/\","
+                               "\"zzzzzz\":1},\"respond\":{}}]}");
+    const struct route_diag *g = find(&d, "unknown key \"zzzzzz\" in match (known keys: host, path");
+    ck_assert_str_eq(g->path, "routes[0].match.zzzzzz");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(every_problem_is_reported_not_just_the_first)
+{
+    const char *txt = "{\"routes\": [\n"
+                      " {\"name\": 5, \"match\": {\"path\": \"x\"}, \"upstream\": \"demo\"},\n"
+                      " {\"name\": \"b\", \"match\": {\"path\": \"/b\", \"methods\": \"GET\"},"
+                      " \"respond\": {\"status\": 99}},\n"
+                      " {\"name\": \"c\", \"match\": {\"path_prefix\": \"/c\"}, \"retries\": 1.5,"
+                      " \"upstream\": \"demo\"}\n"
+                      "]}";
+    struct route_diags d = run(txt);
+    ck_assert_uint_eq(d.nerrors, 5);
+    expect(&d, "expected a string, got an integer", 2, 11, "routes[0].name");
+    expect(&d, "path must start with '/'", 2, 32, "routes[0].match.path");
+    expect(&d, "expected an array, got a string", 3, 51, "routes[1].match.methods");
+    expect(&d, "bad status 99", 3, 81, "routes[1].respond.status");
+    expect(&d, "expected an integer, got a number with a fraction", 4, 59, "routes[2].retries");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(unknown_upstream_suggests_a_defined_one)
+{
+    const char *txt = "{\"routes\": [\n"
+                      "  {\"name\": \"pay\", \"match\": {\"path_prefix\": \"/pay\"},\n"
+                      "   \"upstream\": \"paymnts\"}\n"
+                      "]}";
+    struct route_diags d = run(txt);
+    ck_assert_uint_eq(d.nerrors, 1);
+    expect(&d, "unknown upstream \"paymnts\"; did you mean \"payments\"?", 3, 16,
+           "routes[0].upstream");
+    route_diags_done(&d);
+    d = run("{\"routes\":[{\"name\":\"x\",\"match\":{\"path\":\"/\"},\"upstream\":\"zzzzzzzz\"}]}");
+    find(&d, "unknown upstream \"zzzzzzzz\" (defined: \"demo\", \"payments\", \"users\")");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(route_needs_exactly_one_of_upstream_and_respond)
+{
+    struct route_diags d = run("{\"routes\":[\n"
+                               "{\"name\":\"none\",\"match\":{\"path\":\"/a\"}},\n"
+                               "{\"name\":\"both\",\"match\":{\"path\":\"/b\"},\"upstream\":\"demo\","
+                               "\"respond\":{}}\n"
+                               "]}");
+    expect(&d, "route needs \"upstream\" (forward to a backend) or \"respond\"", 2, 1,
+           "routes[0]");
+    expect(&d, "either \"upstream\" or \"respond\", not both", 3, 56, "routes[1].respond");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(duplicate_route_name_points_at_the_first)
+{
+    struct route_builder *b;
+    struct route_diags d;
+    route_diags_init(&d);
+    ck_assert_int_eq(route_builder_new(&b, test_upstreams, 3), 0);
+    const char *a = "{\"routes\":[\n  {\"name\": \"users\", \"match\": {\"path\": \"/a\"}, "
+                    "\"respond\": {}}\n]}";
+    const char *c = "{\"routes\":[\n\n  {\"name\": \"users\", \"match\": {\"path\": \"/b\"}, "
+                    "\"respond\": {}}\n]}";
+    ck_assert_int_eq(route_builder_add_text(b, "a.json", a, strlen(a), &d), 0);
+    ck_assert_int_eq(route_builder_add_text(b, "b.json", c, strlen(c), &d), 0);
+    struct route_table *t = NULL;
+    ck_assert_int_eq(route_builder_compile(b, &t, &d), -EINVAL);
+    ck_assert_ptr_null(t);
+    const struct route_diag *g =
+        find(&d, "duplicate route name \"users\"; it is first defined at a.json:2:12");
+    ck_assert_str_eq(g->file, "b.json");
+    ck_assert_uint_eq(g->line, 3);
+    ck_assert_uint_eq(g->column, 12);
+    ck_assert_str_eq(g->path, "routes[0].name");
+    route_builder_free(b);
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(routes_that_cannot_be_told_apart_conflict)
+{
+    const char *txt = "{\"routes\":[\n"
+                      "  {\"name\":\"a\",\"match\":{\"path\":\"/u/:id\",\"methods\":[\"GET\",\"POST\"]},"
+                      "\"respond\":{}},\n"
+                      "  {\"name\":\"b\",\"match\":{\"path\":\"/u/:uid\",\"methods\":[\"GET\"]},"
+                      "\"respond\":{}}\n"
+                      "]}";
+    struct route_diags d = run(txt);
+    ck_assert_uint_eq(d.nerrors, 1);
+    expect(&d,
+           "route \"b\" conflicts with route \"a\" (t.json:2:23): both match GET, HEAD /u/:uid on "
+           "any host with equal precedence",
+           3, 23, "routes[1].match");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(routes_that_differ_do_not_conflict)
+{
+    /* different priority, disjoint methods, incompatible headers, other host */
+    struct route_table *t = build_ok(
+        "{\"routes\":["
+        "{\"name\":\"a\",\"match\":{\"path\":\"/x\"},\"respond\":{}},"
+        "{\"name\":\"b\",\"priority\":1,\"match\":{\"path\":\"/x\"},\"respond\":{}},"
+        "{\"name\":\"c\",\"match\":{\"path\":\"/y\",\"methods\":[\"GET\"]},\"respond\":{}},"
+        "{\"name\":\"d\",\"match\":{\"path\":\"/y\",\"methods\":[\"POST\"]},\"respond\":{}},"
+        "{\"name\":\"e\",\"match\":{\"path\":\"/z\",\"headers\":{\"x\":\"1\"}},\"respond\":{}},"
+        "{\"name\":\"f\",\"match\":{\"path\":\"/z\",\"headers\":{\"x\":\"2\"}},\"respond\":{}},"
+        "{\"name\":\"g\",\"match\":{\"host\":\"a.com\",\"path\":\"/x\"},\"respond\":{}}"
+        "]}");
+    route_table_unref(t);
+}
+END_TEST
+
+START_TEST(headers_that_can_hold_together_conflict)
+{
+    struct route_diags d = run(
+        "{\"routes\":["
+        "{\"name\":\"e\",\"match\":{\"path\":\"/z\",\"headers\":{\"x\":\"1\"}},\"respond\":{}},"
+        "{\"name\":\"f\",\"match\":{\"path\":\"/z\",\"headers\":{\"y\":true}},\"respond\":{}}"
+        "]}");
+    find(&d, "route \"f\" conflicts with route \"e\"");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(bad_paths_and_hosts_are_explained)
+{
+    struct route_diags d = run(
+        "{\"routes\":["
+        "{\"name\":\"a\",\"match\":{\"path\":\"/a//b\"},\"respond\":{}},"
+        "{\"name\":\"b\",\"match\":{\"path\":\"/b?x=1\"},\"respond\":{}},"
+        "{\"name\":\"c\",\"match\":{\"path\":\"/c/*rest/d\"},\"respond\":{}},"
+        "{\"name\":\"d\",\"match\":{\"path_prefix\":\"/d/*rest\"},\"respond\":{}},"
+        "{\"name\":\"e\",\"match\":{\"path\":\"/e\",\"host\":\"a.com:80\"},\"respond\":{}},"
+        "{\"name\":\"f\",\"match\":{\"path\":\"/f\",\"host\":\"a.*.com\"},\"respond\":{}},"
+        "{\"name\":\"g\",\"match\":{\"path\":\"/g/:id/:id\"},\"respond\":{}},"
+        "{\"name\":\"h\",\"match\":{\"path\":\"/h\",\"methods\":[\"get\"]},\"respond\":{}}"
+        "]}");
+    ck_assert_uint_eq(d.nerrors, 8);
+    find(&d, "empty segment");
+    find(&d, "must not contain '?'");
+    find(&d, "must be the last segment");
+    find(&d, "path_prefix cannot hold a wildcard");
+    find(&d, "must not include a port");
+    find(&d, "'*' can only be the whole first label");
+    find(&d, "parameter \"id\" appears twice");
+    find(&d, "unknown method \"get\"; methods are case-sensitive: did you mean \"GET\"?");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(rewrite_must_use_parameters_of_the_path)
+{
+    struct route_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u/:id\"},"
+                               "\"upstream\":\"demo\",\"rewrite\":\"/v2/:idd\"}]}");
+    find(&d, "rewrite uses \":idd\" but the path has no such parameter; did you mean \"id\"?");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(forwarding_options_on_a_direct_response_are_errors)
+{
+    struct route_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path_prefix\":\"/u\"},"
+                               "\"respond\":{},\"strip_prefix\":true,\"retries\":2}]}");
+    ck_assert_uint_eq(d.nerrors, 2);
+    find(&d, "\"strip_prefix\" has no effect on a route that responds directly");
+    find(&d, "\"retries\" has no effect on a route that responds directly");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(strip_prefix_on_a_whole_path_is_an_error)
+{
+    struct route_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u\"},"
+                               "\"upstream\":\"demo\",\"strip_prefix\":true}]}");
+    find(&d, "strip_prefix needs \"path_prefix\" or a wildcard path");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(managed_headers_cannot_be_set)
+{
+    struct route_diags d = run(
+        "{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u\"},\"upstream\":\"demo\","
+        "\"request_headers\":{\"set\":{\"Content-Length\":\"5\",\"x-ok\":\"a\\nb\"}}}]}");
+    ck_assert_uint_eq(d.nerrors, 2);
+    find(&d, "\"Content-Length\" is managed by the gateway");
+    const struct route_diag *g = find(&d, "must not contain control characters");
+    ck_assert_str_eq(g->path, "routes[0].request_headers.set.x-ok");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(columns_count_characters_not_bytes)
+{
+    /* "é" is two bytes but one column, as in jansson's own errors. */
+    struct route_diags d = run("{\"routes\":[{\"name\":\"é\",\"match\":{\"path\":\"x\"},\"respond\":{}}]}");
+    const struct route_diag *g = find(&d, "path must start with '/'");
+    ck_assert_uint_eq(g->line, 1);
+    ck_assert_uint_eq(g->column, 40); /* 41 if bytes were counted */
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(nesting_beyond_the_limit_is_refused_before_parsing)
+{
+    char txt[400];
+    size_t n = 0;
+    n += (size_t)snprintf(txt + n, sizeof(txt) - n, "{\"routes\":");
+    for (int i = 0; i < 100; i++)
+        txt[n++] = '[';
+    txt[n] = '\0';
+    struct route_diags d = run(txt);
+    const struct route_diag *g = find(&d, "nested deeper than 64 levels");
+    ck_assert_uint_eq(g->line, 1);
+    ck_assert_uint_eq(g->column, 11 + 63);
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(file_must_hold_a_routes_array)
+{
+    struct route_diags d = run("{\"rutes\": []}");
+    find(&d, "unknown key \"rutes\" in route file; did you mean \"routes\"?");
+    find(&d, "route file has no \"routes\" array");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(json_paths_quote_keys_that_are_not_identifiers)
+{
+    struct route_jdoc doc;
+    struct route_diags d;
+    route_diags_init(&d);
+    const char *txt = "{\"a b\": [0, {\"c\": 1}]}";
+    ck_assert_int_eq(route_jdoc_parse(&doc, "x.json", txt, strlen(txt), &d), 0);
+    struct route_jval root, ab, el, c;
+    route_jval_root(&doc, &root);
+    ck_assert(route_jobj_get(&root, "a b", &ab));
+    struct route_jiter it;
+    route_jiter_init(&it, &ab);
+    ck_assert(route_jiter_next(&it, &el));
+    ck_assert(route_jiter_next(&it, &el));
+    ck_assert(route_jobj_get(&el, "c", &c));
+    char buf[64];
+    route_jval_path(&c, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "[\"a b\"][1].c");
+    unsigned line, col;
+    route_jval_pos(&c, &line, &col);
+    ck_assert_uint_eq(col, 19);
+    route_jval_key_pos(&c, &line, &col);
+    ck_assert_uint_eq(col, 14);
+    route_jdoc_done(&doc);
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(suggestions_need_a_plausible_typo)
+{
+    const char *const keys[] = {"path", "path_prefix", "host", "methods", "headers"};
+    ck_assert_str_eq(route_suggest("pth", keys, 5), "path");
+    ck_assert_str_eq(route_suggest("hots", keys, 5), "host");
+    ck_assert_str_eq(route_suggest("PATH", keys, 5), "path");
+    ck_assert_str_eq(route_suggest("path_prefx", keys, 5), "path_prefix");
+    ck_assert_ptr_null(route_suggest("banana", keys, 5));
+    ck_assert_ptr_null(route_suggest("x", keys, 5));
+    ck_assert_uint_eq(route_edit_distance("ab", "ba"), 1);
+    ck_assert_uint_eq(route_edit_distance("kitten", "sitting"), 3);
+}
+END_TEST
+
+START_TEST(diagnostics_are_capped_but_counted)
+{
+    struct route_diags d;
+    route_diags_init(&d);
+    d.max = 3;
+    for (int i = 0; i < 10; i++)
+        route_diag_add(&d, ROUTE_DIAG_ERROR, "f", 1, 1, "", "e%d", i);
+    ck_assert_uint_eq(d.n, 3);
+    ck_assert_uint_eq(d.nerrors, 10);
+    ck_assert_uint_eq(d.dropped, 7);
+    route_diags_done(&d);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("route_validate");
+    TCase *tc = tcase_create("validate");
+    tcase_add_test(tc, syntax_error_reports_jansson_position);
+    tcase_add_test(tc, unknown_key_suggests_the_closest_known_key);
+    tcase_add_test(tc, unknown_key_without_close_match_lists_known_keys);
+    tcase_add_test(tc, every_problem_is_reported_not_just_the_first);
+    tcase_add_test(tc, unknown_upstream_suggests_a_defined_one);
+    tcase_add_test(tc, route_needs_exactly_one_of_upstream_and_respond);
+    tcase_add_test(tc, duplicate_route_name_points_at_the_first);
+    tcase_add_test(tc, routes_that_cannot_be_told_apart_conflict);
+    tcase_add_test(tc, routes_that_differ_do_not_conflict);
+    tcase_add_test(tc, headers_that_can_hold_together_conflict);
+    tcase_add_test(tc, bad_paths_and_hosts_are_explained);
+    tcase_add_test(tc, rewrite_must_use_parameters_of_the_path);
+    tcase_add_test(tc, forwarding_options_on_a_direct_response_are_errors);
+    tcase_add_test(tc, strip_prefix_on_a_whole_path_is_an_error);
+    tcase_add_test(tc, managed_headers_cannot_be_set);
+    tcase_add_test(tc, columns_count_characters_not_bytes);
+    tcase_add_test(tc, nesting_beyond_the_limit_is_refused_before_parsing);
+    tcase_add_test(tc, file_must_hold_a_routes_array);
+    tcase_add_test(tc, json_paths_quote_keys_that_are_not_identifiers);
+    tcase_add_test(tc, suggestions_need_a_plausible_typo);
+    tcase_add_test(tc, diagnostics_are_capped_but_counted);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
