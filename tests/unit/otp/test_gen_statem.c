@@ -1,0 +1,638 @@
+/* test_gen_statem.c: gen_statem (OTP-SEMANTICS §1.5). States are C ints;
+ * callback_mode is fixed in the ops table (no code loading, so no
+ * change_callback_module). */
+#include <errno.h>
+
+#include "otp_test.h"
+#include "rt/gen_statem.h"
+#include "rt/sys.h"
+
+enum { S_A = 0, S_B = 1, S_C = 2 };
+
+enum {
+    C_GOTO = 1,
+    C_KEEP,
+    C_REPEAT,
+    C_VAL,
+    C_INSERT,
+    C_STATE_TIMEOUT,
+    C_EVENT_TIMEOUT,
+    C_GENERIC,
+    C_CANCEL_GENERIC,
+    C_HIBERNATE,
+    C_STATE_TIMEOUT_ZERO,
+    C_UPDATE_STATE_TIMEOUT,
+    C_GOTO_EVZERO,
+    Q_GET,
+    Q_STOP,
+    Q_DEFER,
+};
+
+enum { L_ENTER = 1, L_VAL, L_STATE_TO, L_EV_TO, L_GEN_TO, L_INTERNAL, L_TERMINATE };
+
+static atomic_int log_v[128];
+static atomic_int log_n;
+static void lg(int kind, int v)
+{
+    int i = atomic_fetch_add(&log_n, 1);
+    if (i < 128)
+        atomic_store(&log_v[i], kind * 1000 + v);
+}
+static int count(int kind)
+{
+    int n = 0;
+    for (int i = 0; i < atomic_load(&log_n) && i < 128; i++)
+        if (atomic_load(&log_v[i]) / 1000 == kind)
+            n++;
+    return n;
+}
+/* Index of the first entry kind*1000+v, or -1. */
+static int find(int kind, int v)
+{
+    for (int i = 0; i < atomic_load(&log_n) && i < 128; i++)
+        if (atomic_load(&log_v[i]) == kind * 1000 + v)
+            return i;
+    return -1;
+}
+
+struct data {
+    struct rt_gs_from deferred;
+    bool has_deferred;
+    int enter_mode; /* 1: enter sets state_timeout 50 ms in S_A; 2: enter postpones (bad) */
+};
+
+struct init_arg {
+    int mode; /* 0 ok, 1 ignore, 2 error, 3 stop */
+    int enter_mode;
+    int64_t event_timeout;
+};
+
+static rt_atom name_of(int i)
+{
+    return rt_atom_intern(i == 0 ? "t0" : "t1");
+}
+
+static void m_init(void *arg, struct rt_statem_result *r)
+{
+    const struct init_arg *a = arg;
+    struct data *d = rt_calloc(1, sizeof *d);
+    d->enter_mode = a->enter_mode;
+    switch (a->mode) {
+    case 1:
+        rt_sm_ignore(r);
+        return;
+    case 2:
+        rt_sm_error(r, rt_atom_intern("statem_error"));
+        return;
+    case 3:
+        rt_sm_stop(r, rt_atom_intern("statem_stop"));
+        return;
+    }
+    rt_sm_init_ok(r, S_A, d);
+    if (a->event_timeout)
+        rt_sm_event_timeout(r, a->event_timeout, NULL);
+}
+
+static void handle(struct rt_statem_event *ev, int state, void *data, struct rt_statem_result *r)
+{
+    struct data *d = data;
+    int v = t_int(ev->msg);
+    switch (ev->type) {
+    case RT_EV_ENTER:
+        lg(L_ENTER, ev->old_state * 10 + state);
+        if (d->enter_mode == 1 && state == S_A)
+            rt_sm_state_timeout(r, 50, NULL);
+        if (d->enter_mode == 2 && state == S_B)
+            rt_sm_postpone(r);
+        if (state == S_B && d->has_deferred) {
+            d->has_deferred = false;
+            rt_sm_reply(r, &d->deferred, t_int_msg(0, 500 + state));
+        }
+        return;
+    case RT_EV_STATE_TIMEOUT:
+        lg(L_STATE_TO, state * 10 + v);
+        return;
+    case RT_EV_TIMEOUT:
+        lg(L_EV_TO, state);
+        return;
+    case RT_EV_GENERIC_TIMEOUT:
+        lg(L_GEN_TO, ev->timeout_name == name_of(0) ? 0 : 1);
+        return;
+    case RT_EV_INTERNAL:
+        lg(L_INTERNAL, v);
+        return;
+    case RT_EV_CALL:
+        switch (ev->msg->type) {
+        case Q_GET:
+            rt_sm_reply(r, &ev->from, t_int_msg(0, state));
+            return;
+        case Q_STOP:
+            rt_sm_stop_reply(r, RT_NORMAL, &ev->from, t_int_msg(0, 99));
+            return;
+        case Q_DEFER:
+            d->deferred = ev->from;
+            d->has_deferred = true;
+            return;
+        }
+        return;
+    case RT_EV_INFO:
+        return;
+    case RT_EV_CAST:
+        break;
+    }
+    switch (ev->msg->type) {
+    case C_GOTO:
+        rt_sm_next_state(r, v);
+        break;
+    case C_KEEP:
+        rt_sm_keep_state(r);
+        break;
+    case C_GOTO_EVZERO:
+        rt_sm_next_state(r, v);
+        rt_sm_event_timeout(r, 0, NULL);
+        break;
+    case C_REPEAT:
+        rt_sm_repeat_state(r);
+        break;
+    case C_VAL:
+        if (state == S_A)
+            rt_sm_postpone(r);
+        else
+            lg(L_VAL, v);
+        break;
+    case C_INSERT:
+        lg(L_VAL, v);
+        rt_sm_next_event(r, RT_EV_INTERNAL, t_int_msg(0, v + 1));
+        rt_sm_next_event(r, RT_EV_INTERNAL, t_int_msg(0, v + 2));
+        break;
+    case C_STATE_TIMEOUT:
+        rt_sm_state_timeout(r, v, t_int_msg(0, 1));
+        break;
+    case C_STATE_TIMEOUT_ZERO:
+        rt_sm_state_timeout(r, 0, t_int_msg(0, 2));
+        break;
+    case C_UPDATE_STATE_TIMEOUT:
+        rt_sm_update_timer(r, RT_EV_STATE_TIMEOUT, 0, t_int_msg(0, 7));
+        break;
+    case C_EVENT_TIMEOUT:
+        rt_sm_event_timeout(r, v, NULL);
+        break;
+    case C_GENERIC:
+        rt_sm_generic_timeout(r, name_of(v / 1000), v % 1000, NULL);
+        break;
+    case C_CANCEL_GENERIC:
+        rt_sm_cancel_timer(r, RT_EV_GENERIC_TIMEOUT, name_of(v));
+        break;
+    case C_HIBERNATE:
+        rt_sm_hibernate(r);
+        break;
+    }
+}
+
+static void m_terminate(rt_atom reason, int state, void *data)
+{
+    lg(L_TERMINATE, state);
+}
+
+static const char *const names[] = {"a", "b", "c"};
+
+static const struct rt_gen_statem_ops hops = {
+    .name = "test_statem",
+    .mode = RT_HANDLE_EVENT_FUNCTION,
+    .state_enter = true,
+    .init = m_init,
+    .handle_event = handle,
+    .n_states = 3,
+    .state_names = names,
+    .terminate = m_terminate,
+};
+
+static rt_pid start_m(int enter_mode, int64_t event_timeout)
+{
+    struct init_arg a = {0, enter_mode, event_timeout};
+    rt_pid pid = 0;
+    T_EQ(rt_gen_statem_start_link(&hops, &a, NULL, &pid, NULL), 0);
+    return pid;
+}
+
+static void cast(rt_pid pid, uint32_t type, int v)
+{
+    rt_gen_statem_cast(pid, t_int_msg(type, v));
+}
+
+static int get_state(rt_pid pid)
+{
+    struct rt_msg *rep = NULL;
+    T_EQ(rt_gen_statem_call(pid, rt_msg_new(Q_GET, 0), 1000, &rep, NULL), 0);
+    int s = t_int(rep);
+    rt_msg_free(rep);
+    return s;
+}
+
+static void stop_m(rt_pid pid)
+{
+    T_EQ(rt_gen_statem_stop(pid, RT_NORMAL, 5000, NULL), 0);
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+static void b_postpone(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_VAL, 1);
+    cast(pid, C_VAL, 2);
+    cast(pid, C_KEEP, 0);   /* keep_state: no retry */
+    cast(pid, C_REPEAT, 0); /* repeat_state: no retry either */
+    T_EQ(get_state(pid), S_A);
+    T_EQ(count(L_VAL), 0);
+    cast(pid, C_GOTO, S_B);
+    cast(pid, C_VAL, 3);
+    T_EQ(get_state(pid), S_B);
+    /* Retried after the state change, in order, before the newer event. */
+    T_EQ(count(L_VAL), 3);
+    T_ASSERT(find(L_VAL, 1) < find(L_VAL, 2));
+    T_ASSERT(find(L_VAL, 2) < find(L_VAL, 3));
+    stop_m(pid);
+}
+START_TEST(gen_statem_postponed_events_are_retried_in_order_after_a_state_change_only)
+{
+    t_run(b_postpone, true);
+}
+END_TEST
+
+static void b_enter(void)
+{
+    rt_pid pid = start_m(0, 0);
+    T_EQ(get_state(pid), S_A);
+    T_EQ(find(L_ENTER, S_A * 10 + S_A), 0); /* initial: old state = initial state */
+    cast(pid, C_KEEP, 0);
+    cast(pid, C_GOTO, S_A); /* next_state to the same state: no enter */
+    T_EQ(get_state(pid), S_A);
+    T_EQ(count(L_ENTER), 1);
+    cast(pid, C_REPEAT, 0);
+    T_EQ(get_state(pid), S_A);
+    T_EQ(count(L_ENTER), 2);
+    cast(pid, C_GOTO, S_B);
+    T_EQ(get_state(pid), S_B);
+    T_EQ(count(L_ENTER), 3);
+    T_ASSERT(find(L_ENTER, S_A * 10 + S_B) >= 0);
+    stop_m(pid);
+}
+START_TEST(gen_statem_state_enter_runs_on_initial_state_on_change_and_on_repeat_state)
+{
+    t_run(b_enter, true);
+}
+END_TEST
+
+static void b_bad_enter(void)
+{
+    struct init_arg a = {0, 2, 0};
+    rt_pid pid = 0;
+    T_EQ(rt_gen_statem_start(&hops, &a, NULL, &pid, NULL), 0);
+    rt_ref mref = rt_monitor(pid);
+    cast(pid, C_GOTO, S_B);
+    struct rt_msg *d = rt_receive_ref(mref, 1000);
+    T_ASSERT(d);
+    T_EQ(d->u64, rt_atom_intern("bad_state_enter_action_from_state_function"));
+    rt_msg_free(d);
+}
+START_TEST(gen_statem_postpone_in_a_state_enter_call_is_an_error)
+{
+    t_run(b_bad_enter, true);
+}
+END_TEST
+
+static void b_insert(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_GOTO, S_B);
+    T_EQ(get_state(pid), S_B);
+    T_EQ(rt_sys_suspend(pid, 1000), 0);
+    cast(pid, C_INSERT, 10);
+    cast(pid, C_VAL, 20); /* already queued when the next_events are inserted */
+    T_EQ(rt_sys_resume(pid, 1000), 0);
+    T_EQ(get_state(pid), S_B);
+    int i10 = find(L_VAL, 10), i11 = find(L_INTERNAL, 11), i12 = find(L_INTERNAL, 12),
+        i20 = find(L_VAL, 20);
+    T_ASSERT(i10 >= 0 && i10 < i11 && i11 < i12 && i12 < i20);
+    stop_m(pid);
+}
+START_TEST(gen_statem_next_events_run_in_order_before_queued_external_events)
+{
+    t_run(b_insert, true);
+}
+END_TEST
+
+static void b_state_timeout_cancel(void)
+{
+    rt_pid pid = start_m(1, 0); /* entering S_A starts a 50 ms state timeout */
+    cast(pid, C_GOTO, S_B);
+    T_EQ(get_state(pid), S_B);
+    rt_sleep(120);
+    T_EQ(get_state(pid), S_B);
+    T_EQ(count(L_STATE_TO), 0);
+    stop_m(pid);
+}
+START_TEST(gen_statem_state_timeout_is_cancelled_by_a_state_change)
+{
+    t_run(b_state_timeout_cancel, true);
+}
+END_TEST
+
+static void b_state_timeout_keep(void)
+{
+    rt_pid pid = start_m(1, 0);
+    rt_sleep(10);
+    cast(pid, C_KEEP, 0);
+    cast(pid, C_VAL, 1); /* postponed: an event, but no state change */
+    rt_sleep(120);
+    T_EQ(get_state(pid), S_A);
+    T_EQ(count(L_STATE_TO), 1); /* survived keep_state and other events */
+    stop_m(pid);
+}
+START_TEST(gen_statem_state_timeout_survives_keep_state_and_fires)
+{
+    t_run(b_state_timeout_keep, true);
+}
+END_TEST
+
+static void b_event_timeout_cancel(void)
+{
+    rt_pid pid = start_m(0, 60); /* init starts a 60 ms event timeout */
+    rt_sleep(20);
+    cast(pid, C_KEEP, 0); /* any event cancels it */
+    rt_sleep(120);
+    T_EQ(get_state(pid), S_A);
+    T_EQ(count(L_EV_TO), 0);
+    cast(pid, C_EVENT_TIMEOUT, 30);
+    rt_sleep(100);
+    T_EQ(count(L_EV_TO), 1); /* fires when no event comes */
+    stop_m(pid);
+}
+START_TEST(gen_statem_event_timeout_is_cancelled_by_any_event)
+{
+    t_run(b_event_timeout_cancel, true);
+}
+END_TEST
+
+static void b_event_timeout_postponed(void)
+{
+    rt_pid pid = start_m(0, 0);
+    /* Without queued events, an event time-out 0 fires at once. */
+    cast(pid, C_GOTO_EVZERO, S_A);
+    T_EQ(get_state(pid), S_A);
+    T_EQ(count(L_EV_TO), 1);
+    /* With a postponed event retried by the state change, that event
+     * cancels it: no time-out event appears. */
+    cast(pid, C_VAL, 1);
+    cast(pid, C_GOTO_EVZERO, S_B);
+    T_EQ(get_state(pid), S_B);
+    T_EQ(find(L_VAL, 1) >= 0, 1);
+    T_EQ(count(L_EV_TO), 1);
+    stop_m(pid);
+}
+START_TEST(gen_statem_event_timeout_zero_is_cancelled_by_a_retried_postponed_event)
+{
+    t_run(b_event_timeout_postponed, true);
+}
+END_TEST
+
+static void b_generic(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_GENERIC, 0 * 1000 + 60);
+    cast(pid, C_GENERIC, 1 * 1000 + 60);
+    cast(pid, C_GOTO, S_B); /* generic timeouts survive state changes */
+    cast(pid, C_CANCEL_GENERIC, 1);
+    rt_sleep(150);
+    T_EQ(get_state(pid), S_B);
+    T_EQ(count(L_GEN_TO), 1);
+    T_ASSERT(find(L_GEN_TO, 0) >= 0);
+    stop_m(pid);
+}
+START_TEST(gen_statem_named_generic_timeouts_survive_state_changes_and_can_be_cancelled)
+{
+    t_run(b_generic, true);
+}
+END_TEST
+
+static void b_timeout_zero(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_GOTO, S_B);
+    T_EQ(rt_sys_suspend(pid, 1000), 0);
+    cast(pid, C_STATE_TIMEOUT_ZERO, 0);
+    cast(pid, C_VAL, 5);
+    T_EQ(rt_sys_resume(pid, 1000), 0);
+    T_EQ(get_state(pid), S_B);
+    /* No timer: the time-out event comes before the not-yet-received cast. */
+    T_ASSERT(find(L_STATE_TO, S_B * 10 + 2) >= 0);
+    T_ASSERT(find(L_STATE_TO, S_B * 10 + 2) < find(L_VAL, 5));
+    stop_m(pid);
+}
+START_TEST(gen_statem_timeout_zero_is_delivered_before_unreceived_external_events)
+{
+    t_run(b_timeout_zero, true);
+}
+END_TEST
+
+static void b_update(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_GOTO, S_B);
+    cast(pid, C_STATE_TIMEOUT, 50);
+    cast(pid, C_UPDATE_STATE_TIMEOUT, 0); /* new content, same expiry */
+    T_EQ(get_state(pid), S_B);
+    T_EQ(count(L_STATE_TO), 0);
+    rt_sleep(120);
+    T_EQ(find(L_STATE_TO, S_B * 10 + 7) >= 0, 1);
+    /* Not running: update delivers at once. */
+    cast(pid, C_UPDATE_STATE_TIMEOUT, 0);
+    T_EQ(get_state(pid), S_B);
+    T_EQ(count(L_STATE_TO), 2);
+    stop_m(pid);
+}
+START_TEST(gen_statem_timeout_update_keeps_the_expiry_or_fires_at_once_when_not_running)
+{
+    t_run(b_update, true);
+}
+END_TEST
+
+static void deferred_caller(void *arg)
+{
+    rt_pid pid = *(rt_pid *)arg;
+    struct rt_msg *rep = NULL;
+    if (rt_gen_statem_call(pid, rt_msg_new(Q_DEFER, 0), 2000, &rep, NULL) == 0 &&
+        t_int(rep) == 500 + S_B)
+        lg(L_VAL, 77);
+    rt_msg_free(rep);
+}
+static void b_reply_later(void)
+{
+    rt_pid pid = start_m(0, 0);
+    rt_pid *p = rt_alloc(sizeof *p);
+    *p = pid;
+    rt_ref mref = 0;
+    struct rt_spawn_opts so = {.monitor = true, .monitor_ref = &mref};
+    T_EQ(rt_spawn(deferred_caller, p, &so, NULL), 0);
+    rt_sleep(30);
+    cast(pid, C_GOTO, S_B); /* the enter call of S_B replies */
+    rt_msg_free(rt_receive_ref(mref, 3000));
+    T_ASSERT(find(L_VAL, 77) >= 0);
+    stop_m(pid);
+}
+START_TEST(gen_statem_reply_action_can_answer_from_a_later_state)
+{
+    t_run(b_reply_later, true);
+}
+END_TEST
+
+static void b_stop_reply(void)
+{
+    rt_pid pid = start_m(0, 0);
+    rt_ref mref = rt_monitor(pid);
+    struct rt_msg *rep = NULL;
+    T_EQ(rt_gen_statem_call(pid, rt_msg_new(Q_STOP, 0), 1000, &rep, NULL), 0);
+    T_EQ(t_int(rep), 99);
+    rt_msg_free(rep);
+    struct rt_msg *d = rt_receive_ref(mref, 1000);
+    T_ASSERT(d);
+    T_EQ(d->u64, RT_NORMAL);
+    rt_msg_free(d);
+    T_EQ(count(L_TERMINATE), 1);
+}
+START_TEST(gen_statem_stop_and_reply_replies_and_terminates)
+{
+    t_run(b_stop_reply, true);
+}
+END_TEST
+
+static void b_init_results(void)
+{
+    rt_trap_exit(true);
+    rt_atom why = 0;
+    struct init_arg a = {1, 0, 0};
+    T_EQ(rt_gen_statem_start_link(&hops, &a, NULL, NULL, NULL), RT_IGNORE);
+    a.mode = 2;
+    T_EQ(rt_gen_statem_start_link(&hops, &a, NULL, NULL, &why), -ECHILD);
+    T_EQ(why, rt_atom_intern("statem_error"));
+    a.mode = 3;
+    T_EQ(rt_gen_statem_start_link(&hops, &a, NULL, NULL, &why), -ECHILD);
+    T_EQ(why, rt_atom_intern("statem_stop"));
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(gen_statem_init_ignore_error_and_stop_are_reported_to_the_starter)
+{
+    t_run(b_init_results, true);
+}
+END_TEST
+
+static void b_hibernate(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_GOTO, S_C);
+    cast(pid, C_HIBERNATE, 0);
+    rt_sleep(50);
+    struct rt_proc_info info;
+    T_EQ(rt_proc_info(pid, &info), 0);
+    T_EQ(info.status, RT_STATUS_HIBERNATING);
+    T_ASSERT(strcmp(info.state, "c") == 0); /* state name in the snapshot */
+    struct rt_sys_state st;
+    T_EQ(rt_sys_get_state(pid, 1000, &st), 0);
+    T_EQ(st.statem_state, S_C);
+    T_ASSERT(strcmp(st.state_name, "c") == 0);
+    T_EQ(get_state(pid), S_C);
+    stop_m(pid);
+}
+START_TEST(gen_statem_hibernate_action_wakes_with_state_and_data)
+{
+    t_run(b_hibernate, true);
+}
+END_TEST
+
+/* state_functions mode: one function per state. */
+static void sf_locked(struct rt_statem_event *ev, int state, void *data, struct rt_statem_result *r)
+{
+    if (ev->type == RT_EV_CALL) {
+        rt_sm_postpone(r);
+        return;
+    }
+    if (ev->type == RT_EV_CAST)
+        rt_sm_next_state(r, 1);
+}
+static void sf_open(struct rt_statem_event *ev, int state, void *data, struct rt_statem_result *r)
+{
+    if (ev->type == RT_EV_CALL)
+        rt_sm_reply(r, &ev->from, t_int_msg(0, 1234));
+}
+static void sf_init(void *arg, struct rt_statem_result *r)
+{
+    rt_sm_init_ok(r, 0, NULL);
+}
+static const rt_sm_state_fn sf_states[] = {sf_locked, sf_open};
+static const struct rt_gen_statem_ops sf_ops = {
+    .mode = RT_STATE_FUNCTIONS,
+    .init = sf_init,
+    .state_functions = sf_states,
+    .n_states = 2,
+};
+static void sf_caller(void *arg)
+{
+    rt_pid pid = *(rt_pid *)arg;
+    struct rt_msg *rep = NULL;
+    if (rt_gen_statem_call(pid, rt_msg_new(1, 0), 2000, &rep, NULL) == 0 && t_int(rep) == 1234)
+        lg(L_VAL, 1234);
+    rt_msg_free(rep);
+}
+static void b_state_functions(void)
+{
+    rt_pid pid = 0;
+    T_EQ(rt_gen_statem_start_link(&sf_ops, NULL, NULL, &pid, NULL), 0);
+    rt_pid *p = rt_alloc(sizeof *p);
+    *p = pid;
+    rt_ref mref = 0;
+    struct rt_spawn_opts so = {.monitor = true, .monitor_ref = &mref};
+    T_EQ(rt_spawn(sf_caller, p, &so, NULL), 0);
+    rt_sleep(30);
+    T_EQ(count(L_VAL), 0); /* the call is postponed while locked */
+    rt_gen_statem_cast(pid, rt_msg_new(1, 0));
+    rt_msg_free(rt_receive_ref(mref, 3000));
+    T_ASSERT(find(L_VAL, 1234) >= 0);
+    stop_m(pid);
+}
+START_TEST(gen_statem_state_functions_mode_calls_the_function_of_the_current_state)
+{
+    t_run(b_state_functions, true);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("gen_statem");
+    TCase *tc = tcase_create("gen_statem");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, gen_statem_postponed_events_are_retried_in_order_after_a_state_change_only);
+    tcase_add_test(tc, gen_statem_state_enter_runs_on_initial_state_on_change_and_on_repeat_state);
+    tcase_add_test(tc, gen_statem_postpone_in_a_state_enter_call_is_an_error);
+    tcase_add_test(tc, gen_statem_next_events_run_in_order_before_queued_external_events);
+    tcase_add_test(tc, gen_statem_state_timeout_is_cancelled_by_a_state_change);
+    tcase_add_test(tc, gen_statem_state_timeout_survives_keep_state_and_fires);
+    tcase_add_test(tc, gen_statem_event_timeout_is_cancelled_by_any_event);
+    tcase_add_test(tc, gen_statem_event_timeout_zero_is_cancelled_by_a_retried_postponed_event);
+    tcase_add_test(tc,
+                   gen_statem_named_generic_timeouts_survive_state_changes_and_can_be_cancelled);
+    tcase_add_test(tc, gen_statem_timeout_zero_is_delivered_before_unreceived_external_events);
+    tcase_add_test(tc,
+                   gen_statem_timeout_update_keeps_the_expiry_or_fires_at_once_when_not_running);
+    tcase_add_test(tc, gen_statem_reply_action_can_answer_from_a_later_state);
+    tcase_add_test(tc, gen_statem_stop_and_reply_replies_and_terminates);
+    tcase_add_test(tc, gen_statem_init_ignore_error_and_stop_are_reported_to_the_starter);
+    tcase_add_test(tc, gen_statem_hibernate_action_wakes_with_state_and_data);
+    tcase_add_test(tc, gen_statem_state_functions_mode_calls_the_function_of_the_current_state);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
