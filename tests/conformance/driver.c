@@ -125,22 +125,44 @@ struct run {
     const char *refuse_reason;
 };
 
-/* Prints one finished message as a JSON object. Returns 0 or -EINVAL when
- * the gateway would refuse it after parsing (target canonicalisation). */
+static int emit_message_to(struct run *R);
+
+/* Prints one finished message as a JSON object, unless the gateway refuses
+ * it after parsing (target canonicalisation): then -EINVAL and nothing is
+ * listed, as nothing would be forwarded. */
 static int emit_message(struct run *R)
+{
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *mem = open_memstream(&text, &tlen);
+    if (!mem)
+        return -ENOMEM;
+    R->out = mem;
+    int r = emit_message_to(R);
+    fclose(mem);
+    R->out = stdout;
+    if (r == 0) {
+        fputs(R->nmsg ? "," : "", stdout);
+        fwrite(text, 1, tlen, stdout);
+        R->nmsg++;
+    }
+    free(text);
+    return r;
+}
+
+static int emit_message_to(struct run *R)
 {
     struct gw_http_head *h = R->head;
     char fwd[65536];
     size_t fl = 0;
     int r = 0;
-    fprintf(R->out, "%s{", R->nmsg ? "," : "");
-    R->nmsg++;
+    fputc('{', R->out);
     if (!h->is_response) {
         size_t cap = 3 * h->target_len + 2;
         char *tb = malloc(cap);
         struct gw_http_target t;
         char id[32];
-        snprintf(id, sizeof(id), "req-%d", R->nmsg);
+        snprintf(id, sizeof(id), "req-%d", R->nmsg + 1);
         if (!tb)
             return -ENOMEM;
         r = gw_http_target_canon(h->method, h->target, h->target_len, tb, cap, &t);

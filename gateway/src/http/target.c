@@ -23,7 +23,8 @@
  *   segments   empty segments are merged ("//admin" is "/admin"); "." is
  *              removed; ".." removes the previous segment, and ".." above
  *              the root is refused. A trailing "/" is kept.
- *   query      kept as received; its characters and escapes must be valid.
+ *   query      not used for routing, kept as received: any visible ASCII
+ *              but "#", escapes well formed, raw UTF-8 percent-encoded.
  */
 #include "gw/http1.h"
 #include "http_int.h"
@@ -204,21 +205,35 @@ static int canon_path(const char *in, size_t n, char *out)
     return (int)o;
 }
 
-/* query = *( pchar / "/" / "?" ), escapes well formed. */
-static bool query_valid(const char *q, size_t n)
+/* The query is not used for routing: any visible ASCII but "#" passes,
+ * escapes must be well formed, raw UTF-8 is percent-encoded. Returns the
+ * length written to out (room for 3 * n bytes) or -EINVAL. */
+static int canon_query(const char *q, size_t n, char *out)
 {
+    size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)q[i];
         if (c == '%') {
-            if (i + 2 >= n || hexv((unsigned char)q[i + 1]) < 0 ||
-                hexv((unsigned char)q[i + 2]) < 0)
-                return false;
-            i += 2;
-        } else if (!(is_path_char(c) || c == ';' || c == '/' || c == '?')) {
-            return false;
+            if (i + 2 >= n || hexv((unsigned char)q[i + 1]) < 0 || hexv((unsigned char)q[i + 2]) < 0)
+                return -EINVAL;
+        } else if (c >= 0x80) {
+            size_t ul = utf8_len((const unsigned char *)q + i, n - i);
+            if (!ul)
+                return -EINVAL;
+            for (size_t k = 0; k < ul; k++) {
+                unsigned char b = (unsigned char)q[i + k];
+                out[o++] = '%';
+                out[o++] = hexdig[b >> 4];
+                out[o++] = hexdig[b & 15];
+            }
+            i += ul - 1;
+            continue;
+        } else if (c <= 0x20 || c == 0x7f || c == '#') {
+            return -EINVAL;
         }
+        out[o++] = (char)c;
     }
-    return true;
+    return (int)o;
 }
 
 int gw_http_target_canon(const char *method, const char *target, size_t len, char *buf, size_t cap,
@@ -285,14 +300,14 @@ int gw_http_target_canon(const char *method, const char *target, size_t len, cha
     o += t.path_len + 1;
     if (q < len) {
         size_t qn = len - q - 1;
-        if (!query_valid(target + q + 1, qn))
-            return -EINVAL;
-        if (o + qn + 1 > cap)
+        if (o + 3 * qn + 1 > cap)
             return -ENOSPC;
-        memcpy(buf + o, target + q + 1, qn);
-        buf[o + qn] = 0;
+        int r = canon_query(target + q + 1, qn, buf + o);
+        if (r < 0)
+            return r;
+        buf[o + (size_t)r] = 0;
         t.query = buf + o;
-        t.query_len = qn;
+        t.query_len = (size_t)r;
     }
     *out = t;
     return 0;
