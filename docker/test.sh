@@ -131,11 +131,14 @@ EOF
         rm -rf var/lib/apt/lists/* var/cache/apt/*.bin var/cache/apt/archives/*.deb \
             var/log/apt/* var/log/dpkg.log var/log/bootstrap.log
     ' sh "$rootfs" || return 1
-    as_root tar -C "$rootfs" -c . | "$engine" import -c 'CMD ["bash"]' - "$base" >/dev/null
+    as_root tar -C "$rootfs" -c . | "$engine" import -c 'CMD ["bash"]' - "$base" >/dev/null 2>"$work/import.log"
     local rc=$?
     as_root rm -rf "$rootfs"
-    [ $rc -eq 0 ] && echo "# base image built in $((SECONDS - t0)) s" >&2
-    return $rc
+    if [ $rc -ne 0 ]; then
+        tail -20 "$work/import.log" >&2
+        return $rc
+    fi
+    echo "# base image built in $((SECONDS - t0)) s" >&2
 }
 
 setup_podman() {
