@@ -4,12 +4,16 @@
  *   tandem [-c FILE]          run the gateway (default config/tandem.json)
  *   tandem check [-c FILE]    validate a configuration and its routes
  *   tandem --version | --help
+ *
+ * Exit codes: 0 success, 1 invalid configuration, 2 usage error.
  */
 #include "gw/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "gw/config.h"
 #include "gw_version.h"
 
 void gw_cli_usage(FILE *out)
@@ -21,18 +25,78 @@ void gw_cli_usage(FILE *out)
             "       tandem --help               print this help\n");
 }
 
+static const char *plural(size_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+/* `tandem check`: every problem as FILE:LINE:COLUMN: message on stderr, a
+ * summary on stdout when valid. */
+static int cmd_check(const char *path)
+{
+    struct route_diags d;
+    struct gw_config *cfg = NULL;
+    route_diags_init(&d);
+    int r = gw_config_load(path, &cfg, &d);
+    route_diags_print(&d, stderr);
+    if (r == -ENOMEM) {
+        fprintf(stderr, "%s: out of memory\n", path);
+        route_diags_done(&d);
+        return 1;
+    }
+    if (r < 0) {
+        fprintf(stderr, "%s: %zu %s\n", path, d.nerrors, plural(d.nerrors, "error", "errors"));
+        route_diags_done(&d);
+        return 1;
+    }
+    size_t nroutes = route_table_count(cfg->routes), nfiles = route_table_files(cfg->routes);
+    printf("%s: ok: %zu %s, %zu %s, %zu %s in %zu route %s", path, cfg->nlisteners,
+           plural(cfg->nlisteners, "listener", "listeners"), cfg->nupstreams,
+           plural(cfg->nupstreams, "upstream", "upstreams"), nroutes,
+           plural(nroutes, "route", "routes"), nfiles, plural(nfiles, "file", "files"));
+    if (d.nwarnings)
+        printf(" (%zu %s)", d.nwarnings, plural(d.nwarnings, "warning", "warnings"));
+    printf("\n");
+    gw_config_free(cfg);
+    route_diags_done(&d);
+    return 0;
+}
+
 int gw_cli_main(int argc, char **argv)
 {
+    const char *config = GW_CONFIG_DEFAULT_PATH;
+    bool check = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+        const char *a = argv[i];
+        if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
             printf("tandem %s\n", TANDEM_VERSION);
             return 0;
         }
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             gw_cli_usage(stdout);
             return 0;
         }
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tandem: %s needs a file name\n", a);
+                gw_cli_usage(stderr);
+                return 2;
+            }
+            config = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            config = a + 9;
+        } else if (strncmp(a, "-c", 2) == 0) {
+            config = a + 2;
+        } else if (strcmp(a, "check") == 0 && !check) {
+            check = true;
+        } else {
+            fprintf(stderr, "tandem: unknown argument \"%s\"\n", a);
+            gw_cli_usage(stderr);
+            return 2;
+        }
     }
+    if (check)
+        return cmd_check(config);
     fprintf(stderr, "tandem: the gateway is not built yet\n");
     gw_cli_usage(stderr);
     return 2;
