@@ -1,0 +1,730 @@
+/* test_http_parser.c: the strict HTTP/1.1 request and response parser.
+ * Each test is named after the rule it asserts. Inputs are fed whole and
+ * one byte at a time: both must give the same result. */
+#include "gw/http1.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXMSG 8
+
+struct result {
+    int rc;            /* 0, or the error from feed/finish */
+    int status;        /* parser status after -EPROTO */
+    const char *reason;
+    int nmsg;          /* complete messages */
+    struct gw_http_head *heads[MAXMSG];
+    char body[MAXMSG][4096];
+    size_t body_len[MAXMSG];
+    size_t consumed;   /* bytes consumed when parsing stopped */
+    bool in_message;   /* input ended inside a message */
+    bool body_in_input; /* every body piece pointed into the fed buffer */
+};
+
+static void result_free(struct result *r)
+{
+    for (int i = 0; i < MAXMSG; i++)
+        gw_http_head_free(r->heads[i]);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Parses `in` fed in pieces of `step` bytes (0: whole), stopping after an
+ * upgrade. `finish` reports end of input to the parser. */
+static void parse(enum gw_http_kind kind, const struct gw_http_limits *lim, const char *in,
+                  size_t len, size_t step, bool finish, bool head_req, struct result *r)
+{
+    struct gw_http_parser *p = NULL;
+    memset(r, 0, sizeof(*r));
+    r->body_in_input = true;
+    ck_assert_int_eq(gw_http_parser_new(&p, kind, lim), 0);
+    gw_http_parser_expect(p, head_req, false);
+    size_t pos = 0;
+    int cur = 0; /* index of the message in progress */
+    bool stop = false;
+    if (!step)
+        step = len ? len : 1;
+    while (pos < len && !stop && !r->rc) {
+        size_t n = len - pos < step ? len - pos : step;
+        const char *buf = in + pos;
+        size_t off = 0;
+        for (;;) {
+            size_t used;
+            struct gw_http_event ev;
+            int rc = gw_http_parser_feed(p, buf + off, n - off, &used, &ev);
+            if (rc < 0) {
+                r->rc = rc;
+                r->status = gw_http_parser_status(p);
+                r->reason = gw_http_parser_reason(p);
+                break;
+            }
+            ck_assert_uint_le(used, n - off);
+            off += used;
+            if (ev.type == GW_HTTP_EV_NEED_MORE) {
+                ck_assert_uint_eq(off, n); /* NEED_MORE only when all was taken */
+                break;
+            }
+            if (ev.type == GW_HTTP_EV_HEAD) {
+                ck_assert_int_lt(cur, MAXMSG);
+                r->heads[cur] = ev.head;
+            } else if (ev.type == GW_HTTP_EV_BODY) {
+                if (ev.data < buf || ev.data + ev.len > buf + n)
+                    r->body_in_input = false;
+                ck_assert_uint_le(r->body_len[cur] + ev.len, sizeof(r->body[cur]));
+                memcpy(r->body[cur] + r->body_len[cur], ev.data, ev.len);
+                r->body_len[cur] += ev.len;
+            } else if (ev.type == GW_HTTP_EV_DONE) {
+                bool up = r->heads[cur]->upgrade;
+                cur++;
+                r->nmsg = cur;
+                if (up) {
+                    stop = true;
+                    break;
+                }
+                gw_http_parser_expect(p, head_req, false);
+            }
+        }
+        pos += off;
+    }
+    r->consumed = pos;
+    if (!r->rc && finish && !stop) {
+        struct gw_http_event ev;
+        int rc = gw_http_parser_finish(p, &ev);
+        if (rc < 0) {
+            r->rc = rc;
+            r->status = gw_http_parser_status(p);
+            r->reason = gw_http_parser_reason(p);
+        } else if (ev.type == GW_HTTP_EV_DONE) {
+            r->nmsg = ++cur;
+        }
+    }
+    r->in_message = gw_http_parser_in_message(p);
+    gw_http_parser_free(p);
+}
+
+/* Parses whole and byte by byte; asserts both agree; leaves the whole run
+ * in *r. */
+static void parse2(enum gw_http_kind kind, const struct gw_http_limits *lim, const char *in,
+                   bool finish, bool head_req, struct result *r)
+{
+    struct result b;
+    size_t len = strlen(in);
+    parse(kind, lim, in, len, 0, finish, head_req, r);
+    parse(kind, lim, in, len, 1, finish, head_req, &b);
+    ck_assert_int_eq(r->rc, b.rc);
+    ck_assert_int_eq(r->status, b.status);
+    ck_assert_int_eq(r->nmsg, b.nmsg);
+    for (int i = 0; i < r->nmsg; i++) {
+        ck_assert_uint_eq(r->body_len[i], b.body_len[i]);
+        ck_assert(memcmp(r->body[i], b.body[i], r->body_len[i]) == 0);
+    }
+    result_free(&b);
+}
+
+static void req(const char *in, struct result *r)
+{
+    parse2(GW_HTTP_REQUEST, NULL, in, false, false, r);
+}
+
+/* Asserts the request is refused with `status`. */
+static void refused(const char *in, int status)
+{
+    struct result r;
+    req(in, &r);
+    if (r.rc != -EPROTO || r.status != status)
+        ck_abort_msg("expected %d for %s, got rc %d status %d (%s)", status, in, r.rc, r.status,
+                     r.reason ? r.reason : "");
+    ck_assert_int_eq(r.nmsg, 0);
+    result_free(&r);
+}
+
+static void accepted(const char *in, int nmsg)
+{
+    struct result r;
+    req(in, &r);
+    if (r.rc != 0)
+        ck_abort_msg("expected acceptance of %s, got %d (%s)", in, r.status, r.reason);
+    ck_assert_int_eq(r.nmsg, nmsg);
+    result_free(&r);
+}
+
+#define H11 "Host: example.com\r\n"
+
+START_TEST(test_request_head_is_copied_into_caller_owned_storage)
+{
+    char in[] = "POST /a/b?c=d HTTP/1.1\r\n" H11 "X-Thing:  spaced value \t\r\n"
+                "Content-Length: 3\r\n\r\nabc";
+    struct result r;
+    parse(GW_HTTP_REQUEST, NULL, in, strlen(in), 0, false, false, &r);
+    ck_assert_int_eq(r.rc, 0);
+    memset(in, 'Z', sizeof(in) - 1); /* the head must not point into the input */
+    struct gw_http_head *h = r.heads[0];
+    ck_assert_str_eq(h->method, "POST");
+    ck_assert_str_eq(h->target, "/a/b?c=d");
+    ck_assert_uint_eq(h->version_major, 1);
+    ck_assert_uint_eq(h->version_minor, 1);
+    ck_assert_uint_eq(h->nheaders, 3);
+    ck_assert_str_eq(h->headers[1].name, "X-Thing");
+    ck_assert_str_eq(h->headers[1].value, "spaced value");
+    ck_assert_str_eq(gw_http_head_get(h, "x-thing", NULL), "spaced value");
+    ck_assert_int_eq(h->framing, GW_HTTP_BODY_LENGTH);
+    ck_assert_uint_eq(h->content_length, 3);
+    struct gw_http_head *c = gw_http_head_dup(h);
+    gw_http_head_free(r.heads[0]);
+    r.heads[0] = NULL;
+    ck_assert_str_eq(c->headers[1].value, "spaced value");
+    ck_assert_str_eq(c->target, "/a/b?c=d");
+    gw_http_head_free(c);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_body_is_streamed_in_pieces_pointing_into_input)
+{
+    struct result r;
+    req("PUT /u HTTP/1.1\r\n" H11 "Content-Length: 11\r\n\r\nhello world", &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_int_eq(r.nmsg, 1);
+    ck_assert_uint_eq(r.body_len[0], 11);
+    ck_assert(memcmp(r.body[0], "hello world", 11) == 0);
+    ck_assert(r.body_in_input);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_chunked_body_is_decoded)
+{
+    struct result r;
+    req("POST /c HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n6;name=val;x=\"q;s\"\r\n world\r\n0\r\nTrailer-A: 1\r\n\r\n",
+        &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_int_eq(r.nmsg, 1);
+    ck_assert_int_eq(r.heads[0]->framing, GW_HTTP_BODY_CHUNKED);
+    ck_assert_uint_eq(r.body_len[0], 11);
+    ck_assert(memcmp(r.body[0], "hello world", 11) == 0);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_pipelined_requests_are_separated)
+{
+    const char *in = "GET /1 HTTP/1.1\r\n" H11 "\r\n"
+                     "POST /2 HTTP/1.1\r\n" H11 "Content-Length: 2\r\n\r\nok"
+                     "GET /3 HTTP/1.1\r\n" H11 "\r\n";
+    struct result r;
+    req(in, &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_int_eq(r.nmsg, 3);
+    ck_assert_str_eq(r.heads[0]->target, "/1");
+    ck_assert_str_eq(r.heads[1]->target, "/2");
+    ck_assert_str_eq(r.heads[2]->target, "/3");
+    ck_assert_uint_eq(r.body_len[1], 2);
+    result_free(&r);
+
+    /* DONE reports where the next request starts. */
+    struct gw_http_parser *p;
+    ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+    const char *two = "GET /1 HTTP/1.1\r\n" H11 "\r\nGET /2 HTTP/1.1\r\n";
+    size_t used, total = 0;
+    struct gw_http_event ev;
+    ck_assert_int_eq(gw_http_parser_feed(p, two, strlen(two), &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_HEAD);
+    gw_http_head_free(ev.head);
+    total += used;
+    ck_assert_int_eq(gw_http_parser_feed(p, two + total, strlen(two) - total, &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_DONE);
+    total += used;
+    ck_assert_uint_eq(total, strlen("GET /1 HTTP/1.1\r\n" H11 "\r\n"));
+    ck_assert(!gw_http_parser_in_message(p));
+    gw_http_parser_free(p);
+}
+END_TEST
+
+START_TEST(test_keep_alive_follows_version_and_connection)
+{
+    struct result r;
+    req("GET / HTTP/1.1\r\n" H11 "\r\n", &r);
+    ck_assert(r.heads[0]->keep_alive);
+    result_free(&r);
+    req("GET / HTTP/1.1\r\n" H11 "Connection: foo, Close\r\n\r\n", &r);
+    ck_assert(!r.heads[0]->keep_alive);
+    result_free(&r);
+    req("GET / HTTP/1.0\r\n\r\n", &r);
+    ck_assert(!r.heads[0]->keep_alive);
+    result_free(&r);
+    req("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r);
+    ck_assert(r.heads[0]->keep_alive);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_data_after_connection_close_is_refused)
+{
+    struct result r;
+    req("GET / HTTP/1.1\r\n" H11 "Connection: close\r\n\r\nGET /x HTTP/1.1\r\n" H11 "\r\n",
+        &r);
+    ck_assert_int_eq(r.nmsg, 1);
+    ck_assert_int_eq(r.rc, -EPROTO);
+    ck_assert_int_eq(r.status, 400);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_expect_continue_is_reported)
+{
+    struct result r;
+    req("PUT /x HTTP/1.1\r\n" H11 "Expect: 100-Continue\r\nContent-Length: 1\r\n\r\nx", &r);
+    ck_assert(r.heads[0]->expect_continue);
+    result_free(&r);
+    req("PUT /x HTTP/1.1\r\n" H11 "Content-Length: 1\r\n\r\nx", &r);
+    ck_assert(!r.heads[0]->expect_continue);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_upgrade_is_reported_and_tunnel_bytes_left)
+{
+    const char *in = "GET /ws HTTP/1.1\r\n" H11 "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                     "\x81\x05tunnel";
+    struct result r;
+    req(in, &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_int_eq(r.nmsg, 1);
+    ck_assert(r.heads[0]->upgrade);
+    ck_assert_uint_lt(r.consumed, strlen(in));
+    result_free(&r);
+    req("GET /ws HTTP/1.1\r\n" H11 "Upgrade: websocket\r\n\r\n", &r);
+    ck_assert(!r.heads[0]->upgrade); /* no Connection: upgrade */
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_bare_cr_is_refused)
+{
+    refused("GET / HTTP/1.1\r\n" H11 "X: a\rb\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r" H11 "\r\n", 400);
+    refused("GET / HTTP/1.1\r\n" H11 "X: 1\r\n\rZ", 400);
+}
+END_TEST
+
+START_TEST(test_bare_lf_is_refused)
+{
+    refused("GET / HTTP/1.1\n" H11 "\r\n", 400);
+    refused("GET / HTTP/1.1\r\n" H11 "X: 1\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\n" H11 "\n", 400);
+}
+END_TEST
+
+START_TEST(test_obs_fold_is_refused)
+{
+    refused("GET / HTTP/1.1\r\n" H11 "X: a\r\n b\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\n" H11 "Content-Length: 0\r\n\t1\r\n\r\n", 400);
+}
+END_TEST
+
+START_TEST(test_whitespace_before_colon_is_refused)
+{
+    refused("GET / HTTP/1.1\r\n" H11 "Content-Length : 0\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\n" H11 "X\t: 0\r\n\r\n", 400);
+}
+END_TEST
+
+START_TEST(test_empty_header_name_is_refused)
+{
+    refused("GET / HTTP/1.1\r\n" H11 ": value\r\n\r\n", 400);
+}
+END_TEST
+
+START_TEST(test_ctl_and_nul_in_names_and_values_are_refused)
+{
+    static const char in1[] = "GET / HTTP/1.1\r\n" H11 "X: a\0b\r\n\r\n";
+    struct result r;
+    parse(GW_HTTP_REQUEST, NULL, in1, sizeof(in1) - 1, 0, false, false, &r);
+    ck_assert_int_eq(r.rc, -EPROTO);
+    ck_assert_int_eq(r.status, 400);
+    result_free(&r);
+    refused("GET / HTTP/1.1\r\n" H11 "X\x01Y: a\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\n" H11 "X: a\x7f\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\n" H11 "X: a\x0b\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\n" H11 "X(Y): a\r\n\r\n", 400);
+    accepted("GET / HTTP/1.1\r\n" H11 "X: caf\xc3\xa9\t ok\r\n\r\n", 1); /* obs-text, HTAB */
+}
+END_TEST
+
+START_TEST(test_invalid_content_length_is_refused)
+{
+    static const char *const bad[] = {"", "-1", "+1", "1 2", "0x10", "1,1", "1, 1", "1.0", "abc",
+                                      "99999999999999999999", NULL};
+    for (int i = 0; bad[i]; i++) {
+        char in[256];
+        snprintf(in, sizeof(in), "POST / HTTP/1.1\r\n" H11 "Content-Length: %s\r\n\r\n", bad[i]);
+        refused(in, 400);
+    }
+    accepted("POST / HTTP/1.1\r\n" H11 "Content-Length: 007\r\n\r\n1234567", 1);
+}
+END_TEST
+
+START_TEST(test_duplicate_content_length_is_refused_even_when_equal)
+{
+    refused("POST / HTTP/1.1\r\n" H11 "Content-Length: 1\r\nContent-Length: 2\r\n\r\nx", 400);
+    refused("POST / HTTP/1.1\r\n" H11 "Content-Length: 1\r\ncontent-length: 1\r\n\r\nx", 400);
+}
+END_TEST
+
+START_TEST(test_content_length_with_transfer_encoding_is_refused)
+{
+    refused("POST / HTTP/1.1\r\n" H11 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "0\r\n\r\n",
+            400);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            400);
+}
+END_TEST
+
+START_TEST(test_transfer_encoding_must_end_in_chunked)
+{
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip\r\n\r\n", 400);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked, gzip\r\n\r\n", 400);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"
+            "\r\n",
+            400);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked, chunked\r\n\r\n", 400);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked;x=1\r\n\r\n", 400);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding:\r\n\r\n", 400);
+    refused("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+    accepted("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 1);
+}
+END_TEST
+
+START_TEST(test_unknown_transfer_coding_is_501)
+{
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: pigeons, chunked\r\n\r\n", 501);
+}
+END_TEST
+
+START_TEST(test_bad_chunk_sizes_are_refused)
+{
+    static const char *const bad[] = {"g", "-1", " 5", "5 ", "0x5", "", "11111111111111111",
+                                      "5\n", NULL};
+    for (int i = 0; bad[i]; i++) {
+        char in[256];
+        snprintf(in, sizeof(in),
+                 "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n%s\r\nhello\r\n"
+                 "0\r\n\r\n",
+                 bad[i]);
+        refused(in, 400);
+    }
+}
+END_TEST
+
+START_TEST(test_chunk_data_must_end_in_crlf)
+{
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n3\r\nhelloXX\r\n0\r\n\r\n",
+            400);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n",
+            400);
+}
+END_TEST
+
+START_TEST(test_chunk_extensions_are_bounded)
+{
+    struct gw_http_limits lim;
+    gw_http_limits_default(&lim);
+    char in[4096];
+    int n = snprintf(in, sizeof(in), "POST / HTTP/1.1\r\n" H11
+                                     "Transfer-Encoding: chunked\r\n\r\n1;");
+    while (n < 2000)
+        in[n++] = 'a';
+    strcpy(in + n, "\r\nx\r\n0\r\n\r\n");
+    struct result r;
+    parse2(GW_HTTP_REQUEST, &lim, in, false, false, &r);
+    ck_assert_int_eq(r.rc, -EPROTO);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_int_eq(r.nmsg, 0);
+    result_free(&r);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n1;\r\nx\r\n0\r\n\r\n", 400);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n1;a=\"x\r\nx\r\n0\r\n\r\n",
+            400);
+}
+END_TEST
+
+START_TEST(test_header_bytes_limit_is_431)
+{
+    char in[20000];
+    int n = snprintf(in, sizeof(in), "GET / HTTP/1.1\r\n" H11 "X: ");
+    while (n < 17000)
+        in[n++] = 'a';
+    strcpy(in + n, "\r\n\r\n");
+    refused(in, 431);
+}
+END_TEST
+
+START_TEST(test_header_count_limit_is_431)
+{
+    struct gw_http_limits lim;
+    gw_http_limits_default(&lim);
+    lim.max_header_count = 3;
+    struct result r;
+    parse2(GW_HTTP_REQUEST, &lim, "GET / HTTP/1.1\r\n" H11 "A: 1\r\nB: 2\r\nC: 3\r\n\r\n", false,
+           false, &r);
+    ck_assert_int_eq(r.status, 431);
+    result_free(&r);
+    parse2(GW_HTTP_REQUEST, &lim, "GET / HTTP/1.1\r\n" H11 "A: 1\r\nB: 2\r\n\r\n", false, false,
+           &r);
+    ck_assert_int_eq(r.rc, 0);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_uri_limit_is_414)
+{
+    struct gw_http_limits lim;
+    gw_http_limits_default(&lim);
+    lim.max_uri_bytes = 10;
+    struct result r;
+    parse2(GW_HTTP_REQUEST, &lim, "GET /0123456789 HTTP/1.1\r\n" H11 "\r\n", false, false, &r);
+    ck_assert_int_eq(r.status, 414);
+    result_free(&r);
+    parse2(GW_HTTP_REQUEST, &lim, "GET /12345678 HTTP/1.1\r\n" H11 "\r\n", false, false, &r);
+    ck_assert_int_eq(r.rc, 0);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_body_limit_is_413)
+{
+    struct gw_http_limits lim;
+    gw_http_limits_default(&lim);
+    lim.max_body_bytes = 4;
+    struct result r;
+    parse2(GW_HTTP_REQUEST, &lim, "POST / HTTP/1.1\r\n" H11 "Content-Length: 5\r\n\r\nhello",
+           false, false, &r);
+    ck_assert_int_eq(r.status, 413);
+    result_free(&r);
+    parse2(GW_HTTP_REQUEST, &lim,
+           "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n"
+           "0\r\n\r\n",
+           false, false, &r);
+    ck_assert_int_eq(r.status, 413);
+    result_free(&r);
+    parse2(GW_HTTP_REQUEST, &lim, "POST / HTTP/1.1\r\n" H11 "Content-Length: 4\r\n\r\nhell", false,
+           false, &r);
+    ck_assert_int_eq(r.rc, 0);
+    result_free(&r);
+
+    /* The route's limit, set after the head. */
+    struct gw_http_parser *p;
+    ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+    const char *in = "POST / HTTP/1.1\r\n" H11 "Content-Length: 5\r\n\r\nhello";
+    size_t used;
+    struct gw_http_event ev;
+    ck_assert_int_eq(gw_http_parser_feed(p, in, strlen(in), &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_HEAD);
+    gw_http_head_free(ev.head);
+    ck_assert_int_eq(gw_http_parser_set_body_limit(p, 4), -EMSGSIZE);
+    ck_assert_int_eq(gw_http_parser_status(p), 413);
+    gw_http_parser_free(p);
+}
+END_TEST
+
+START_TEST(test_host_is_required_once_and_valid)
+{
+    refused("GET / HTTP/1.1\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400);
+    accepted("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", 1);
+    accepted("GET / HTTP/1.1\r\nHost: [2001:db8::1]:80\r\n\r\n", 1);
+    accepted("GET / HTTP/1.0\r\n\r\n", 1);
+}
+END_TEST
+
+START_TEST(test_body_on_get_or_head_is_refused)
+{
+    refused("GET / HTTP/1.1\r\n" H11 "Content-Length: 3\r\n\r\nabc", 400);
+    refused("HEAD / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+    accepted("GET / HTTP/1.1\r\n" H11 "Content-Length: 0\r\n\r\n", 1);
+}
+END_TEST
+
+START_TEST(test_framing_lookalike_names_are_refused)
+{
+    refused("POST / HTTP/1.1\r\n" H11 "Content_Length: 3\r\n\r\nabc", 400);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer--Encoding: chunked\r\n\r\n", 400);
+    refused("POST / HTTP/1.1\r\n" H11 "transfer_encoding: chunked\r\n\r\n", 400);
+}
+END_TEST
+
+START_TEST(test_http_version_rules)
+{
+    refused("GET / HTTP/2.0\r\n" H11 "\r\n", 505);
+    refused("GET / HTTP/1.2\r\n" H11 "\r\n", 400);
+    refused("GET / HTTP/0.9\r\n" H11 "\r\n", 400);
+    refused("GET / http/1.1\r\n" H11 "\r\n", 400);
+    refused("GET / HTTP/1.1 \r\n" H11 "\r\n", 400);
+    refused("GET /\r\n\r\n", 400);
+    refused("GET  / HTTP/1.1\r\n" H11 "\r\n", 400);
+    accepted("\r\nGET / HTTP/1.1\r\n" H11 "\r\n", 1); /* RFC 9112 §2.2 */
+}
+END_TEST
+
+START_TEST(test_unknown_method_is_501)
+{
+    refused("FROB / HTTP/1.1\r\n" H11 "\r\n", 501);
+    refused("G@T / HTTP/1.1\r\n" H11 "\r\n", 400);
+}
+END_TEST
+
+START_TEST(test_truncated_request_is_refused_at_eof)
+{
+    struct result r;
+    parse2(GW_HTTP_REQUEST, NULL, "POST / HTTP/1.1\r\n" H11 "Content-Length: 9\r\n\r\nabc", true,
+           false, &r);
+    ck_assert_int_eq(r.rc, -EPROTO);
+    result_free(&r);
+    parse2(GW_HTTP_REQUEST, NULL, "POST / HTTP/1.1\r\n" H11 "Content-Length: 9\r\n\r\nabc", false,
+           false, &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert(r.in_message);
+    result_free(&r);
+}
+END_TEST
+
+/* --- responses ------------------------------------------------------------ */
+
+static void resp(const char *in, bool head_req, struct result *r)
+{
+    parse2(GW_HTTP_RESPONSE, NULL, in, true, head_req, r);
+}
+
+START_TEST(test_response_framing_follows_rfc9112_section6)
+{
+    struct result r;
+    resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_int_eq(r.heads[0]->framing, GW_HTTP_BODY_LENGTH);
+    ck_assert_uint_eq(r.body_len[0], 5);
+    result_free(&r);
+
+    /* HEAD: no body whatever Content-Length says; next response follows. */
+    resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+         true, &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_int_eq(r.nmsg, 2);
+    ck_assert_int_eq(r.heads[0]->framing, GW_HTTP_BODY_NONE);
+    result_free(&r);
+
+    static const char *const nobody[] = {"HTTP/1.1 204 No Content\r\n\r\n",
+                                         "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+                                         "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", NULL};
+    for (int i = 0; nobody[i]; i++) {
+        resp(nobody[i], false, &r);
+        ck_assert_int_eq(r.rc, 0);
+        ck_assert_int_eq(r.nmsg, 1);
+        ck_assert_int_eq(r.heads[0]->framing, GW_HTTP_BODY_NONE);
+        result_free(&r);
+    }
+
+    resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", false, &r);
+    ck_assert_int_eq(r.heads[0]->framing, GW_HTTP_BODY_CHUNKED);
+    ck_assert_uint_eq(r.body_len[0], 3);
+    result_free(&r);
+
+    /* No length: read until close, then complete at EOF. */
+    resp("HTTP/1.1 200 OK\r\n\r\nuntil close", false, &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_int_eq(r.nmsg, 1);
+    ck_assert_int_eq(r.heads[0]->framing, GW_HTTP_BODY_CLOSE);
+    ck_assert(!r.heads[0]->keep_alive);
+    ck_assert_uint_eq(r.body_len[0], 11);
+    result_free(&r);
+
+    resp("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", false, &r);
+    ck_assert_int_eq(r.nmsg, 2);
+    ck_assert_int_eq(r.heads[0]->status, 100);
+    ck_assert_int_eq(r.heads[1]->status, 200);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_malformed_response_is_refused_with_502)
+{
+    static const char *const bad[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+        "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
+        "HTTP/1.1 20 OK\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/2.0 200 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", /* cut short at EOF */
+        "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n",
+        NULL};
+    for (int i = 0; bad[i]; i++) {
+        struct result r;
+        resp(bad[i], false, &r);
+        if (r.rc != -EPROTO || r.status != 502)
+            ck_abort_msg("expected 502 for %s, got %d %d", bad[i], r.rc, r.status);
+        result_free(&r);
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("http_parser");
+    TCase *t = tcase_create("request");
+    tcase_add_test(t, test_request_head_is_copied_into_caller_owned_storage);
+    tcase_add_test(t, test_body_is_streamed_in_pieces_pointing_into_input);
+    tcase_add_test(t, test_chunked_body_is_decoded);
+    tcase_add_test(t, test_pipelined_requests_are_separated);
+    tcase_add_test(t, test_keep_alive_follows_version_and_connection);
+    tcase_add_test(t, test_data_after_connection_close_is_refused);
+    tcase_add_test(t, test_expect_continue_is_reported);
+    tcase_add_test(t, test_upgrade_is_reported_and_tunnel_bytes_left);
+    tcase_add_test(t, test_bare_cr_is_refused);
+    tcase_add_test(t, test_bare_lf_is_refused);
+    tcase_add_test(t, test_obs_fold_is_refused);
+    tcase_add_test(t, test_whitespace_before_colon_is_refused);
+    tcase_add_test(t, test_empty_header_name_is_refused);
+    tcase_add_test(t, test_ctl_and_nul_in_names_and_values_are_refused);
+    tcase_add_test(t, test_invalid_content_length_is_refused);
+    tcase_add_test(t, test_duplicate_content_length_is_refused_even_when_equal);
+    tcase_add_test(t, test_content_length_with_transfer_encoding_is_refused);
+    tcase_add_test(t, test_transfer_encoding_must_end_in_chunked);
+    tcase_add_test(t, test_unknown_transfer_coding_is_501);
+    tcase_add_test(t, test_bad_chunk_sizes_are_refused);
+    tcase_add_test(t, test_chunk_data_must_end_in_crlf);
+    tcase_add_test(t, test_chunk_extensions_are_bounded);
+    tcase_add_test(t, test_header_bytes_limit_is_431);
+    tcase_add_test(t, test_header_count_limit_is_431);
+    tcase_add_test(t, test_uri_limit_is_414);
+    tcase_add_test(t, test_body_limit_is_413);
+    tcase_add_test(t, test_host_is_required_once_and_valid);
+    tcase_add_test(t, test_body_on_get_or_head_is_refused);
+    tcase_add_test(t, test_framing_lookalike_names_are_refused);
+    tcase_add_test(t, test_http_version_rules);
+    tcase_add_test(t, test_unknown_method_is_501);
+    tcase_add_test(t, test_truncated_request_is_refused_at_eof);
+    suite_add_tcase(s, t);
+    t = tcase_create("response");
+    tcase_add_test(t, test_response_framing_follows_rfc9112_section6);
+    tcase_add_test(t, test_malformed_response_is_refused_with_502);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
