@@ -150,6 +150,9 @@ static void s_continue(struct rt_msg *c, void *state, struct rt_gs_result *r)
 
 static void s_terminate(rt_atom reason, void *state)
 {
+    /* Slow, so that a reply sent before terminate finished would be seen
+     * before terminated_with is set. */
+    rt_sleep(30);
     ev(E_TERMINATE);
     atomic_store(&terminated_with, (int)reason);
 }
