@@ -28,7 +28,7 @@ void *rt_alloc(size_t size)
     if (p->allocs)
         p->allocs->prev = h;
     p->allocs = h;
-    p->alloc_bytes += size;
+    RT__RELAXED_ADD(&p->alloc_bytes, size);
     return h + 1;
 }
 
@@ -50,7 +50,7 @@ static void unlink_hdr(struct rt_proc *p, struct rt__alloc_hdr *h)
         p->allocs = h->next;
     if (h->next)
         h->next->prev = h->prev;
-    p->alloc_bytes -= h->size;
+    RT__RELAXED_ADD(&p->alloc_bytes, -h->size);
 }
 
 void rt_free(void *m)
@@ -74,7 +74,8 @@ void *rt_realloc(void *m, size_t size)
     struct rt__alloc_hdr *h = hdr_of(m);
     unlink_hdr(p, h);
     struct rt__alloc_hdr *n = realloc(h, sizeof(*h) + size);
-    if (!n)
+    bool failed = !n;
+    if (failed)
         n = h; /* the old block stays valid and owned */
     else
         n->size = size;
@@ -83,8 +84,8 @@ void *rt_realloc(void *m, size_t size)
     if (p->allocs)
         p->allocs->prev = n;
     p->allocs = n;
-    p->alloc_bytes += n->size;
-    return n == h && size > h->size ? NULL : n + 1;
+    RT__RELAXED_ADD(&p->alloc_bytes, n->size);
+    return failed ? NULL : n + 1;
 }
 
 char *rt_strdup(const char *s)
@@ -105,7 +106,7 @@ void rt__alloc_release_all(struct rt_proc *p)
         h = n;
     }
     p->allocs = NULL;
-    p->alloc_bytes = 0;
+    RT__SET(&p->alloc_bytes, 0);
 }
 
 uint64_t rt_defer(void (*fn)(void *), void *arg)

@@ -36,7 +36,7 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
     if (p->detail)
         memcpy(o->detail, p->detail, sizeof o->detail);
     o->detail[sizeof o->detail - 1] = 0;
-    o->kind = p->kind;
+    o->kind = (enum rt_kind)RT__GET(&p->kind);
     int st = atomic_load_explicit(&p->state, memory_order_relaxed);
     switch (st) {
     case RT__RUNNING:
@@ -46,18 +46,17 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
         o->status = RT_STATUS_RUNNABLE;
         break;
     case RT__WAITING:
-        o->status = p->stack ? RT_STATUS_WAITING : RT_STATUS_HIBERNATING;
-        if (!p->started && !p->stack && !p->hibernated)
-            o->status = RT_STATUS_WAITING;
+        o->status = RT__GET(&p->status_hint) == RT_STATUS_HIBERNATING ? RT_STATUS_HIBERNATING
+                                                                      : RT_STATUS_WAITING;
         break;
     default:
         o->status = RT_STATUS_EXITING;
         break;
     }
     int64_t in = atomic_load_explicit(&p->inbox_n, memory_order_relaxed);
-    o->mailbox_len = p->q_len + (in > 0 ? (size_t)in : 0);
+    o->mailbox_len = RT__GET(&p->q_len) + (in > 0 ? (size_t)in : 0);
     o->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
-    o->memory = sizeof(*p) + p->alloc_bytes + (p->stack ? p->stack_size : 0);
+    o->memory = sizeof(*p) + RT__GET(&p->alloc_bytes) + RT__GET(&p->stack_bytes);
     if (p->rel) {
         o->links = p->rel->nlinks;
         o->monitors = p->rel->nmons;
@@ -66,7 +65,7 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
                      (p->rel->capmons + p->rel->capwatch) * sizeof(struct rt__mon);
     }
     o->started_ms = p->started_ms;
-    o->trap_exit = p->trap_exit;
+    o->trap_exit = RT__GET(&p->trap_exit);
     rt__spin_unlock(&p->info_lock);
     return 0;
 }

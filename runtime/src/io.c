@@ -121,7 +121,7 @@ static int wait_fd(struct rt_proc *p, int fd, unsigned events, int64_t deadline)
         return rc;
     if (deadline >= 0)
         rt__wait_timer_arm(p, (uint64_t)deadline);
-    p->status_hint = RT_STATUS_WAITING;
+    RT__SET(&p->status_hint, RT_STATUS_WAITING);
     rt__park(p);
     if (deadline >= 0)
         rt__wait_timer_cancel(p);

@@ -220,7 +220,7 @@ static void enqueue_private(struct rt_proc *p, struct rt_msg *m)
     else
         p->q_head = m;
     p->q_tail = m;
-    p->q_len++;
+    RT__RELAXED_ADD(&p->q_len, 1);
 }
 
 static void unlink_private(struct rt_proc *p, struct rt_msg *m)
@@ -234,7 +234,7 @@ static void unlink_private(struct rt_proc *p, struct rt_msg *m)
     else
         p->q_tail = m->prev;
     m->next = m->prev = NULL;
-    p->q_len--;
+    RT__RELAXED_ADD(&p->q_len, -1);
 }
 
 /* An exit signal reached a live process: the rules of Erlang's exit signals. */
@@ -255,11 +255,11 @@ static void handle_exit_signal(struct rt_proc *p, struct rt_msg *m)
         rt_msg_free(m);
         rt__die(p, RT_KILLED); /* untrappable */
     }
-    if (reason == RT_NORMAL && from != me && !p->trap_exit) {
+    if (reason == RT_NORMAL && from != me && !RT__GET(&p->trap_exit)) {
         rt_msg_free(m);
         return;
     }
-    if (p->trap_exit) {
+    if (RT__GET(&p->trap_exit)) {
         m->type = RT_MSG_EXIT;
         m->ref = 0;
         enqueue_private(p, m);
@@ -373,7 +373,7 @@ size_t rt_mailbox_len(void)
     if (!p)
         return 0;
     rt__drain(p);
-    return p->q_len;
+    return RT__GET(&p->q_len);
 }
 
 /* ---- receive ------------------------------------------------------------------ */
@@ -395,7 +395,7 @@ static bool wait_more(struct rt_proc *p, int64_t deadline)
         return true;
     if (deadline >= 0)
         rt__wait_timer_arm(p, (uint64_t)deadline);
-    p->status_hint = RT_STATUS_WAITING;
+    RT__SET(&p->status_hint, RT_STATUS_WAITING);
     rt__park(p);
     if (deadline >= 0)
         rt__wait_timer_cancel(p);

@@ -303,20 +303,21 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->arg = arg;
     p->reds = 0;
     p->req = RT__REQ_YIELD;
-    p->trap_exit = false;
+    RT__SET(&p->trap_exit, false);
     p->hibernated = false;
     p->started = false;
-    p->kind = opts->kind;
-    p->status_hint = RT_STATUS_RUNNABLE;
+    RT__SET(&p->kind, (uint8_t)opts->kind);
+    RT__SET(&p->status_hint, RT_STATUS_RUNNABLE);
+    RT__SET(&p->stack_bytes, 0);
     p->q_head = p->q_tail = NULL;
     p->seq_next = 1;
-    p->q_len = 0;
+    RT__SET(&p->q_len, 0);
     p->mark_ref = 0;
     p->mark_seq = 0;
     p->exit_reason = RT_NORMAL;
     p->last_msg_type = 0;
     p->allocs = NULL;
-    p->alloc_bytes = 0;
+    RT__SET(&p->alloc_bytes, 0);
     p->defers = NULL;
     p->rel = NULL;
     p->naliases = 0;
@@ -454,8 +455,8 @@ bool rt_trap_exit(bool on)
     struct rt_proc *p = rt__self();
     if (!p)
         return false;
-    bool old = p->trap_exit;
-    p->trap_exit = on;
+    bool old = RT__GET(&p->trap_exit);
+    RT__SET(&p->trap_exit, on);
     return old;
 }
 
@@ -678,7 +679,7 @@ void rt_set_kind(enum rt_kind kind)
 {
     struct rt_proc *p = rt__self();
     if (p)
-        p->kind = kind;
+        RT__SET(&p->kind, (uint8_t)kind);
 }
 
 const char *rt_kind_name(enum rt_kind kind)

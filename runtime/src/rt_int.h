@@ -151,17 +151,18 @@ struct rt_proc {
     rt_entry entry;
     void *arg;
     int reds;
-    uint8_t req; /* enum rt__req */
-    bool trap_exit;
+    uint8_t req;            /* enum rt__req */
+    _Atomic bool trap_exit; /* owner writes; introspection reads (relaxed) */
     bool hibernated;
     bool started;
-    enum rt_kind kind : 8;
-    uint8_t status_hint; /* enum rt_status while waiting, for introspection */
+    _Atomic uint8_t kind;        /* enum rt_kind; relaxed, read by introspection */
+    _Atomic uint8_t status_hint; /* enum rt_status; relaxed, read by introspection */
+    _Atomic size_t stack_bytes;  /* stack held (0 hibernating); relaxed */
 
     /* ---- private queue (owner) ---- */
     struct rt_msg *q_head, *q_tail;
     uint32_t seq_next;
-    size_t q_len;
+    _Atomic size_t q_len; /* owner writes; introspection reads (relaxed) */
     rt_ref mark_ref;
     uint32_t mark_seq;
 
@@ -171,7 +172,7 @@ struct rt_proc {
 
     /* ---- owner resources ---- */
     struct rt__alloc_hdr *allocs;
-    size_t alloc_bytes;
+    _Atomic size_t alloc_bytes; /* owner writes; introspection reads (relaxed) */
     struct rt__defer *defers;
     struct rt__rel *rel;
     rt_ref aliases[RT_MAX_ALIASES];
@@ -326,6 +327,14 @@ bool rt__mon_del(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid *pid);
 
 /* ---- log (log.c) ---- */
 void rt__crash_report(struct rt_proc *p, rt_atom reason);
+
+/* Owner-only counters that other threads may read: a relaxed load and store
+ * (no locked instruction), since only the owner ever writes them. */
+#define RT__RELAXED_ADD(obj, delta)                                                                \
+    atomic_store_explicit((obj), atomic_load_explicit((obj), memory_order_relaxed) + (delta),      \
+                          memory_order_relaxed)
+#define RT__GET(obj) atomic_load_explicit((obj), memory_order_relaxed)
+#define RT__SET(obj, v) atomic_store_explicit((obj), (v), memory_order_relaxed)
 
 static inline uint64_t rt__pid_make(uint32_t gen, uint32_t slot)
 {

@@ -137,7 +137,7 @@ _Noreturn void rt__proc_main(void)
             rt__park(p);
         }
     }
-    p->status_hint = RT_STATUS_RUNNING;
+    RT__SET(&p->status_hint, RT_STATUS_RUNNING);
     p->entry(p->arg);
     rt_exit(RT_NORMAL);
 }
@@ -291,10 +291,10 @@ void rt__switch_out(struct rt_proc *p, enum rt__req req)
 
 void rt__park(struct rt_proc *p)
 {
-    if (p->status_hint == RT_STATUS_RUNNING)
-        p->status_hint = RT_STATUS_WAITING;
+    if (RT__GET(&p->status_hint) == RT_STATUS_RUNNING)
+        RT__SET(&p->status_hint, RT_STATUS_WAITING);
     rt__switch_out(p, RT__REQ_PARK);
-    p->status_hint = RT_STATUS_RUNNING;
+    RT__SET(&p->status_hint, RT_STATUS_RUNNING);
     if (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0)
         rt__drain(p); /* exit signals take effect here */
 }
@@ -336,7 +336,7 @@ _Noreturn void rt_hibernate(rt_entry fn, void *arg)
     p->entry = fn;
     p->arg = arg;
     p->hibernated = true;
-    p->status_hint = RT_STATUS_HIBERNATING;
+    RT__SET(&p->status_hint, RT_STATUS_HIBERNATING);
     rt__switch_out(p, RT__REQ_HIBERNATE);
     abort(); /* unreachable: the stack is gone; fn runs on a new one */
 }
@@ -367,7 +367,9 @@ static void run(struct rt__sched *s, struct rt_proc *p)
     p->reds = (int)budget;
     uint64_t t0 = rt_now_ns();
     atomic_store_explicit(&s->slice_start_ns, t0, memory_order_relaxed);
-    atomic_store_explicit(&s->current, p, memory_order_relaxed);
+    /* Release: the watchdog and introspection that acquire `current` see
+     * the block as initialised. */
+    atomic_store_explicit(&s->current, p, memory_order_release);
     if (!p->stack) {
         if (rt__stack_get(s, p->stack_size, &p->stack) < 0) {
             rt_log(RT_LOG_ERROR, "out of memory for a stack: process %llu not started",
@@ -379,6 +381,7 @@ static void run(struct rt__sched *s, struct rt_proc *p)
             return;
         }
         init_ctx(p);
+        RT__SET(&p->stack_bytes, p->stack_size);
     }
     switch_to_proc(s, p);
     uint64_t t1 = rt_now_ns();
@@ -411,6 +414,7 @@ static void run(struct rt__sched *s, struct rt_proc *p)
         atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
         rt__stack_put(s, p->stack);
         p->stack = NULL;
+        RT__SET(&p->stack_bytes, 0);
         park_commit(p);
         break;
     case RT__REQ_EXIT:
@@ -534,7 +538,7 @@ static void *watchdog_main(void *arg)
         uint64_t now = rt_now_ns();
         for (unsigned i = 0; i < rt__rt.nsched; i++) {
             struct rt__sched *s = &rt__rt.sched[i];
-            struct rt_proc *p = atomic_load_explicit(&s->current, memory_order_relaxed);
+            struct rt_proc *p = atomic_load_explicit(&s->current, memory_order_acquire);
             uint64_t t0 = atomic_load_explicit(&s->slice_start_ns, memory_order_relaxed);
             if (!p || now - t0 < limit_ns)
                 continue;
