@@ -67,6 +67,8 @@ static void s_init(void *arg, struct rt_gs_result *r)
         rt_sleep((uint64_t)a->ms);
         break;
     case I_CONTINUE:
+        /* A message already queued must wait for handle_continue. */
+        rt_send(rt_self(), rt_msg_new(5, 0));
         rt_gs_continue(r, t_int_msg(7, 7));
         break;
     case I_TIMEOUT:
@@ -512,10 +514,11 @@ END_TEST
 static void b_continue(void)
 {
     rt_pid pid = start_ok(I_CONTINUE, 0);
-    T_EQ(call_int(pid, T_LOG, 0, 1000, NULL), 3);
+    T_EQ(call_int(pid, T_LOG, 0, 1000, NULL), 4);
     T_EQ(atomic_load(&ev_log[0]), E_INIT);
     T_EQ(atomic_load(&ev_log[1]), E_CONTINUE);
-    T_EQ(atomic_load(&ev_log[2]), E_CALL);
+    T_EQ(atomic_load(&ev_log[2]), E_INFO);
+    T_EQ(atomic_load(&ev_log[3]), E_CALL);
     stop(pid);
 }
 START_TEST(gen_server_continue_runs_before_any_new_message)
