@@ -117,6 +117,8 @@ static int scan(struct scanner *sc)
     int r;
 
     for (;;) {
+        if (st == S_AFTER && sp == 0)
+            return 0; /* the root value is complete */
         skip_ws(sc);
         if (sc->i >= sc->n)
             return -EINVAL;

@@ -1,0 +1,270 @@
+/* test_config.c: tandem.json validation and defaults. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gw/config.h"
+
+static const struct route_diag *find(const struct route_diags *d, const char *needle)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (strstr(d->items[i].message, needle))
+            return &d->items[i];
+    route_diags_print(d, stderr);
+    ck_abort_msg("no diagnostic contains \"%s\"", needle);
+    return NULL;
+}
+
+static struct gw_config *parse_ok(const char *json)
+{
+    struct route_diags d;
+    struct gw_config *cfg = NULL;
+    route_diags_init(&d);
+    int r = gw_config_parse("conf/tandem.json", json, strlen(json), false, &cfg, &d);
+    if (r)
+        route_diags_print(&d, stderr);
+    ck_assert_int_eq(r, 0);
+    route_diags_done(&d);
+    return cfg;
+}
+
+static struct route_diags parse_bad(const char *json)
+{
+    struct route_diags d;
+    struct gw_config *cfg = NULL;
+    route_diags_init(&d);
+    ck_assert_int_eq(gw_config_parse("conf/tandem.json", json, strlen(json), false, &cfg, &d),
+                     -EINVAL);
+    ck_assert_ptr_null(cfg);
+    return d;
+}
+
+START_TEST(minimal_config_gets_documented_defaults)
+{
+    struct gw_config *cfg =
+        parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:8080\"}]}");
+    ck_assert_uint_eq(cfg->nlisteners, 1);
+    const struct gw_listener_config *l = &cfg->listeners[0];
+    ck_assert_str_eq(l->name, "0.0.0.0:8080");
+    ck_assert_str_eq(l->address.host, "0.0.0.0");
+    ck_assert_uint_eq(l->address.port, 8080);
+    ck_assert_uint_eq(l->max_connections, 10000);
+    ck_assert_uint_eq(l->max_header_bytes, 32768);
+    ck_assert_uint_eq(l->max_headers, 100);
+    ck_assert_uint_eq(l->max_uri_bytes, 8192);
+    ck_assert_uint_eq(l->max_body_bytes, 100u << 20);
+    ck_assert_uint_eq(l->header_timeout_ms, 10000);
+    ck_assert_uint_eq(l->idle_timeout_ms, 60000);
+    ck_assert_uint_eq(l->request_timeout_ms, 60000);
+    ck_assert(cfg->admin.enabled && cfg->admin.loopback);
+    ck_assert_str_eq(cfg->admin.address.text, "127.0.0.1:9901");
+    ck_assert(cfg->access_log);
+    ck_assert_uint_eq(cfg->drain_timeout_ms, 30000);
+    ck_assert_str_eq(cfg->routes_dir, "conf/routes");
+    ck_assert_uint_eq(cfg->nupstreams, 0);
+    gw_config_free(cfg);
+}
+END_TEST
+
+START_TEST(upstreams_keep_file_order_and_defaults)
+{
+    struct gw_config *cfg = parse_ok(
+        "{\"listeners\":[{\"name\":\"p\",\"address\":\"[::]:80\"}],"
+        "\"upstreams\":{\"b\":{\"targets\":[{\"address\":\"10.0.0.1:80\",\"weight\":3},"
+        "{\"address\":\"backend:81\"}],\"balance\":\"weighted\"},"
+        "\"a\":{\"targets\":[{\"address\":\"127.0.0.1:9\"}],"
+        "\"health\":{\"active\":{\"path\":\"/healthz\"}}}},"
+        "\"routes\":\"/etc/tandem/routes\",\"access_log\":false}");
+    ck_assert_str_eq(cfg->listeners[0].address.host, "::");
+    ck_assert_uint_eq(cfg->nupstreams, 2);
+    ck_assert_str_eq(cfg->upstream_names[0], "b");
+    ck_assert_str_eq(cfg->upstream_names[1], "a");
+    const struct gw_upstream_config *b = &cfg->upstreams[0], *a = &cfg->upstreams[1];
+    ck_assert_int_eq(b->balance, GW_BALANCE_WEIGHTED);
+    ck_assert_uint_eq(b->ntargets, 2);
+    ck_assert_uint_eq(b->targets[0].weight, 3);
+    ck_assert_uint_eq(b->targets[1].weight, 1);
+    ck_assert_str_eq(b->targets[1].address.host, "backend");
+    ck_assert_uint_eq(b->connect_timeout_ms, 5000);
+    ck_assert_uint_eq(b->passive_failures, 5);
+    ck_assert(!b->active_health);
+    ck_assert(a->active_health);
+    ck_assert_str_eq(a->active_path, "/healthz");
+    ck_assert_uint_eq(a->active_interval_ms, 5000);
+    ck_assert_str_eq(cfg->routes_dir, "/etc/tandem/routes");
+    ck_assert(!cfg->access_log);
+    gw_config_free(cfg);
+}
+END_TEST
+
+START_TEST(unknown_keys_are_errors_with_suggestions)
+{
+    struct route_diags d = parse_bad("{\n"
+                                     "  \"listeners\": [{\"address\": \"0.0.0.0:80\", "
+                                     "\"max_header\": 10}],\n"
+                                     "  \"upstream\": {}\n"
+                                     "}");
+    const struct route_diag *g =
+        find(&d, "unknown key \"max_header\" in listener; did you mean \"max_headers\"?");
+    ck_assert_uint_eq(g->line, 2);
+    ck_assert_uint_eq(g->column, 43);
+    ck_assert_str_eq(g->path, "listeners[0].max_header");
+    g = find(&d, "unknown key \"upstream\" in the configuration; did you mean \"upstreams\"?");
+    ck_assert_uint_eq(g->line, 3);
+    ck_assert_uint_eq(g->column, 3);
+    ck_assert_uint_eq(d.nerrors, 2);
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(bad_values_are_all_reported)
+{
+    struct route_diags d = parse_bad(
+        "{\"listeners\":[{\"address\":\"0.0.0.0\"},{\"address\":\"a:99999\"},"
+        "{\"address\":\"::1:80\"},{\"address\":\"x:1\",\"max_headers\":0}],"
+        "\"runtime\":{\"schedulers\":-1},"
+        "\"upstreams\":{\"u\":{\"balance\":\"random\"},\"bad name\":{\"targets\":[]}},"
+        "\"drain_timeout_ms\":\"5s\"}");
+    find(&d, "address needs a port");
+    find(&d, "port must be a number from 0 to 65535");
+    find(&d, "an IPv6 address must be in brackets");
+    find(&d, "must be between 1 and 10000, got 0");
+    find(&d, "must be between 0 and 1024, got -1");
+    find(&d, "unknown balance \"random\" (round_robin, least_conn or weighted)");
+    find(&d, "upstream \"u\" needs \"targets\"");
+    find(&d, "upstream name \"bad name\" may hold only");
+    find(&d, "needs 1 to 256 targets, got 0");
+    find(&d, "expected an integer, got a string");
+    ck_assert_uint_eq(d.nerrors, 10);
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(listeners_are_required)
+{
+    struct route_diags d = parse_bad("{}");
+    const struct route_diag *g = find(&d, "no \"listeners\"");
+    ck_assert_uint_eq(g->line, 1);
+    ck_assert_uint_eq(g->column, 1);
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(public_admin_needs_a_token)
+{
+    struct route_diags d = parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],"
+                                     "\"admin\":{\"address\":\"0.0.0.0:9901\"}}");
+    find(&d, "set \"token_env\"");
+    route_diags_done(&d);
+    setenv("TANDEM_TEST_TOKEN", "secret", 1);
+    struct gw_config *cfg = parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],"
+                                     "\"admin\":{\"address\":\"0.0.0.0:9901\","
+                                     "\"token_env\":\"TANDEM_TEST_TOKEN\"}}");
+    ck_assert(!cfg->admin.loopback);
+    ck_assert_str_eq(cfg->admin.token_env, "TANDEM_TEST_TOKEN");
+    gw_config_free(cfg);
+    cfg = parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],\"admin\":false}");
+    ck_assert(!cfg->admin.enabled);
+    gw_config_free(cfg);
+}
+END_TEST
+
+START_TEST(duplicate_listeners_are_errors)
+{
+    struct route_diags d =
+        parse_bad("{\"listeners\":[{\"name\":\"a\",\"address\":\"0.0.0.0:80\"},"
+                  "{\"name\":\"a\",\"address\":\"0.0.0.0:81\"},"
+                  "{\"name\":\"c\",\"address\":\"0.0.0.0:80\"}]}");
+    find(&d, "duplicate listener name \"a\"");
+    find(&d, "use the same address 0.0.0.0:80");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(routes_load_against_upstream_names_with_their_own_file)
+{
+    char dir[] = "/tmp/tandem-config-test-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[256], rdir[256], rfile[300];
+    snprintf(path, sizeof(path), "%s/tandem.json", dir);
+    snprintf(rdir, sizeof(rdir), "%s/r", dir);
+    snprintf(rfile, sizeof(rfile), "%s/r/x.json", dir);
+    ck_assert_int_eq(mkdir(rdir, 0755), 0);
+    FILE *f = fopen(path, "w");
+    fputs("{\"listeners\":[{\"address\":\"127.0.0.1:0\"}],\"routes\":\"r\","
+          "\"upstreams\":{\"users\":{\"targets\":[{\"address\":\"127.0.0.1:1\"}]}}}",
+          f);
+    fclose(f);
+    f = fopen(rfile, "w");
+    fputs("{\"routes\":[{\"name\":\"u\",\"match\":{\"path\":\"/u\"},\"upstream\":\"user\"}]}", f);
+    fclose(f);
+    struct route_diags d;
+    struct gw_config *cfg = NULL;
+    route_diags_init(&d);
+    ck_assert_int_eq(gw_config_load(path, &cfg, &d), -EINVAL);
+    const struct route_diag *g = find(&d, "unknown upstream \"user\"; did you mean \"users\"?");
+    ck_assert_str_eq(g->file, rfile);
+    ck_assert_uint_eq(g->line, 1);
+    ck_assert_uint_eq(g->column, 57);
+    route_diags_done(&d);
+
+    f = fopen(rfile, "w");
+    fputs("{\"routes\":[{\"name\":\"u\",\"match\":{\"path\":\"/u\"},\"upstream\":\"users\"}]}", f);
+    fclose(f);
+    route_diags_init(&d);
+    ck_assert_int_eq(gw_config_load(path, &cfg, &d), 0);
+    ck_assert_uint_eq(route_table_count(cfg->routes), 1);
+    ck_assert_int_eq(route_table_route(cfg->routes, 0)->upstream_index, 0);
+    gw_config_free(cfg);
+    route_diags_done(&d);
+    unlink(rfile);
+    rmdir(rdir);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(shipped_config_is_valid)
+{
+    const char *src = getenv("TANDEM_SRC");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/config/tandem.json", src ? src : ".");
+    struct route_diags d;
+    struct gw_config *cfg = NULL;
+    route_diags_init(&d);
+    int r = gw_config_load(path, &cfg, &d);
+    route_diags_print(&d, stderr);
+    ck_assert_int_eq(r, 0);
+    const struct route *hello = route_table_find(cfg->routes, "hello");
+    ck_assert_ptr_nonnull(hello);
+    ck_assert_ptr_nonnull(hello->respond);
+    ck_assert_str_eq(hello->respond->body, "hello from tandem\n");
+    gw_config_free(cfg);
+    route_diags_done(&d);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, minimal_config_gets_documented_defaults);
+    tcase_add_test(tc, upstreams_keep_file_order_and_defaults);
+    tcase_add_test(tc, unknown_keys_are_errors_with_suggestions);
+    tcase_add_test(tc, bad_values_are_all_reported);
+    tcase_add_test(tc, listeners_are_required);
+    tcase_add_test(tc, public_admin_needs_a_token);
+    tcase_add_test(tc, duplicate_listeners_are_errors);
+    tcase_add_test(tc, routes_load_against_upstream_names_with_their_own_file);
+    tcase_add_test(tc, shipped_config_is_valid);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
