@@ -273,7 +273,7 @@ static void wake(void *p)
 static _Noreturn void gs_loop(struct gs *g)
 {
     for (;;) {
-        if (g->cont && rt_mailbox_len() == 0) {
+        if (g->cont) {
             struct rt_gs_result r;
             struct rt_msg *c = g->cont;
             g->cont = NULL;
