@@ -1,0 +1,29 @@
+/*
+ * metrics.h: counters and histograms for GET /metrics (Prometheus text).
+ * Recording is lock-free and never blocks or allocates on the hot path;
+ * cardinality is bounded (routes beyond GW_METRICS_MAX_ROUTES are counted
+ * under route="_other").
+ */
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_METRICS_MAX_ROUTES 1024
+
+/* Main thread, before any recording. */
+int gw_metrics_init(void);
+void gw_metrics_done(void);
+
+/* Any thread. One finished request: route name (NULL: no route matched),
+ * status, duration in microseconds. */
+void gw_metrics_request(const char *route, int status, uint64_t duration_us);
+/* Any thread. An upstream connect failure or timeout. */
+void gw_metrics_upstream_error(const char *upstream, const char *target);
+
+/* Process context. The whole exposition (runtime figures included) as a
+ * malloc'd text. Returns 0 or -ENOMEM. */
+int gw_metrics_render(char **out, size_t *len);
+
+#endif
