@@ -313,8 +313,10 @@ int main(int argc, char **argv)
     int r;
 
     if (parse_args(argc, argv, &R.o) < 0) {
-        fprintf(stderr, "usage: %s [--response] [--head] [--connect] [--finish] [--split N] "
-                        "[--no-host-check] [FILE]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s [--response] [--head] [--connect] [--finish] [--split N] "
+                "[--no-host-check] [FILE]\n",
+                argv[0]);
         return 2;
     }
     if ((r = read_input(R.o.file, &in)) < 0) {

@@ -186,9 +186,9 @@ struct gw_http_target {
 };
 
 /* Canonicalises `target` (len bytes) into `buf` (cap bytes, at least
- * 3 * len + 2: raw UTF-8 is percent-encoded) and points `out`'s fields into it. `method` decides whether
- * asterisk-form is allowed (OPTIONS only). Returns 0, -EINVAL when the
- * target is refused (answer 400), -ENOSPC when buf is too small. */
+ * 3 * len + 2: raw UTF-8 is percent-encoded) and points `out`'s fields into it. `method` decides
+ * whether asterisk-form is allowed (OPTIONS only). Returns 0, -EINVAL when the target is refused
+ * (answer 400), -ENOSPC when buf is too small. */
 int gw_http_target_canon(const char *method, const char *target, size_t len, char *buf, size_t cap,
                          struct gw_http_target *out);
 

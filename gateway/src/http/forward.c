@@ -283,7 +283,7 @@ int gw_http_response_head_write(const struct gw_http_head *r, const struct gw_ht
     if (head_req || r->status == 204 || r->status == 304 || r->status < 200) {
         fr = GW_HTTP_OUT_NONE;
         /* A HEAD or 304 answer may state the length the body would have. */
-        if (r->status != 204 && r->status >= 200 && r->framing == GW_HTTP_BODY_NONE) {
+        if (r->status != 204 && r->status >= 200) {
             size_t vn;
             const char *v = gw_http_head_get(r, "content-length", &vn);
             if (v)

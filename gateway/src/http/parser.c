@@ -43,8 +43,8 @@ char gw__http_lower(char c)
 
 bool gw__http_coding_known(const char *t, size_t n)
 {
-    static const char *const known[] = {"gzip", "x-gzip", "deflate", "compress", "x-compress",
-                                        "identity", NULL};
+    static const char *const known[] = {"gzip",       "x-gzip",   "deflate", "compress",
+                                        "x-compress", "identity", NULL};
     for (size_t i = 0; known[i]; i++)
         if (gw__http_ieq(t, n, known[i]))
             return true;
@@ -487,8 +487,7 @@ static int field_done(struct gw_http_parser *p)
     if (!gw__http_ieq(p->sbuf + f->name_off, f->name_len, "content-length"))
         return 0;
     for (size_t i = 0; i + 1 < p->nfields; i++)
-        if (gw__http_ieq(p->sbuf + p->fields[i].name_off, p->fields[i].name_len,
-                         "content-length"))
+        if (gw__http_ieq(p->sbuf + p->fields[i].name_off, p->fields[i].name_len, "content-length"))
             return fail(p, req ? 400 : 502, "duplicate Content-Length");
     const char *v = p->sbuf + f->value_off;
     if (!f->value_len)
@@ -1307,8 +1306,7 @@ static int run_chunked(struct gw_http_parser *p, const char *buf, size_t len, si
     size_t pos = 0, run = 0;
     while (pos < len) {
         unsigned char c = (unsigned char)buf[pos];
-        bool ext = (p->cs == C_SIZE && c == ';' && p->size_digits) ||
-                   (p->cs == C_EXT && c != '\r');
+        bool ext = (p->cs == C_SIZE && c == ';' && p->size_digits) || (p->cs == C_EXT && c != '\r');
         if (ext && pos > run)
             break; /* hand llhttp the bytes before the extension first */
         if (scan_chunk_byte(p, c) < 0)

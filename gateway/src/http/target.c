@@ -214,7 +214,8 @@ static int canon_query(const char *q, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)q[i];
         if (c == '%') {
-            if (i + 2 >= n || hexv((unsigned char)q[i + 1]) < 0 || hexv((unsigned char)q[i + 2]) < 0)
+            if (i + 2 >= n || hexv((unsigned char)q[i + 1]) < 0 ||
+                hexv((unsigned char)q[i + 2]) < 0)
                 return -EINVAL;
         } else if (c >= 0x80) {
             size_t ul = utf8_len((const unsigned char *)q + i, n - i);

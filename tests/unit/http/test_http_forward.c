@@ -1,6 +1,422 @@
+/* test_http_forward.c: the heads a proxy writes (gateway/src/http/
+ * forward.c): hop-by-hop removal, Connection-named fields, X-Forwarded-*,
+ * X-Request-Id, the client response head, chunked framing and JSON errors.
+ * Every written head is parsed back with the module's own strict parser. */
+#include "gw/http1.h"
+
 #include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* Parses one complete head of `kind` from `in`. */
+static struct gw_http_head *head_of(enum gw_http_kind kind, const char *in, size_t len)
+{
+    struct gw_http_parser *p;
+    struct gw_http_limits lim;
+    gw_http_limits_default(&lim);
+    lim.require_host = false;
+    ck_assert_int_eq(gw_http_parser_new(&p, kind, &lim), 0);
+    size_t used;
+    struct gw_http_event ev;
+    int r = gw_http_parser_feed(p, in, len, &used, &ev);
+    if (r != 0)
+        ck_abort_msg("cannot parse back: %s (%.*s)", gw_http_parser_reason(p), (int)len, in);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_HEAD);
+    gw_http_parser_free(p);
+    return ev.head;
+}
+
+static struct gw_http_head *request(const char *in)
+{
+    return head_of(GW_HTTP_REQUEST, in, strlen(in));
+}
+
+static const struct gw_http_fwd base_fwd = {
+    .client_addr = "192.0.2.7",
+    .request_id = "rid-1",
+};
+
+/* Writes the upstream head for `in` with `f` and parses it back. */
+static struct gw_http_head *forward(const char *in, const struct gw_http_fwd *f, char *out,
+                                    size_t cap)
+{
+    struct gw_http_head *h = request(in);
+    size_t n;
+    ck_assert_int_eq(gw_http_request_head_write(h, f, out, cap, &n), 0);
+    ck_assert_uint_lt(n, cap);
+    out[n] = 0;
+    struct gw_http_head *u = head_of(GW_HTTP_REQUEST, out, n);
+    gw_http_head_free(h);
+    return u;
+}
+
+START_TEST(test_hop_by_hop_fields_are_removed)
+{
+    char out[4096];
+    struct gw_http_head *u = forward("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n"
+                                     "Keep-Alive: timeout=5\r\nProxy-Authorization: x\r\n"
+                                     "Proxy-Connection: y\r\nTE: trailers\r\nTrailer: X\r\n"
+                                     "Upgrade: websocket\r\nAccept: */*\r\n\r\n",
+                                     &base_fwd, out, sizeof(out));
+    static const char *const gone[] = {"connection",       "keep-alive", "proxy-authorization",
+                                       "proxy-connection", "te",         "trailer",
+                                       "upgrade",          NULL};
+    for (int i = 0; gone[i]; i++)
+        if (gw_http_head_get(u, gone[i], NULL))
+            ck_abort_msg("%s forwarded", gone[i]);
+    ck_assert_str_eq(gw_http_head_get(u, "accept", NULL), "*/*");
+    ck_assert_str_eq(gw_http_head_get(u, "host", NULL), "a");
+    ck_assert_uint_eq(u->version_minor, 1);
+    gw_http_head_free(u);
+}
+END_TEST
+
+START_TEST(test_fields_named_in_connection_are_removed_but_not_protected_ones)
+{
+    char out[4096];
+    struct gw_http_fwd f = base_fwd;
+    f.tls = true;
+    struct gw_http_head *u =
+        forward("POST /p HTTP/1.1\r\nHost: a\r\nConnection: X-Secret, X-Forwarded-For, "
+                "X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id, Host, Content-Length, "
+                "Transfer-Encoding\r\nX-Secret: 1\r\nX-Forwarded-For: 10.0.0.1\r\n"
+                "Content-Length: 2\r\n\r\nok",
+                &f, out, sizeof(out));
+    ck_assert_ptr_null(gw_http_head_get(u, "x-secret", NULL));
+    ck_assert_str_eq(gw_http_head_get(u, "host", NULL), "a");
+    ck_assert_str_eq(gw_http_head_get(u, "content-length", NULL), "2");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-for", NULL), "192.0.2.7");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-proto", NULL), "https");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-host", NULL), "a");
+    ck_assert_str_eq(gw_http_head_get(u, "x-request-id", NULL), "rid-1");
+    ck_assert_int_eq(u->framing, GW_HTTP_BODY_LENGTH);
+    gw_http_head_free(u);
+}
+END_TEST
+
+START_TEST(test_x_forwarded_for_is_trusted_only_from_trusted_peers)
+{
+    char out[4096];
+    const char *in = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\n"
+                     "X-Forwarded-For: 10.0.0.2\r\nX-Forwarded-Proto: https\r\n"
+                     "X-Forwarded-Host: front.example\r\n\r\n";
+    struct gw_http_head *u = forward(in, &base_fwd, out, sizeof(out));
+    ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-for"), 1);
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-for", NULL), "192.0.2.7");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-proto", NULL), "http");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-host", NULL), "a");
+    gw_http_head_free(u);
+
+    struct gw_http_fwd f = base_fwd;
+    f.peer_trusted = true;
+    u = forward(in, &f, out, sizeof(out));
+    ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-for"), 1);
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-for", NULL), "10.0.0.1, 10.0.0.2, 192.0.2.7");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-proto", NULL), "https");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-host", NULL), "front.example");
+    gw_http_head_free(u);
+}
+END_TEST
+
+START_TEST(test_request_id_is_kept_when_valid_else_generated)
+{
+    size_t n;
+    struct gw_http_head *h = request("GET / HTTP/1.1\r\nX-Request-Id: abc-123.Z:9_\r\n\r\n");
+    ck_assert_str_eq(gw_http_request_id(h, "gen", &n), "abc-123.Z:9_");
+    ck_assert_uint_eq(n, 12);
+    gw_http_head_free(h);
+    h = request("GET / HTTP/1.1\r\n\r\n");
+    ck_assert_str_eq(gw_http_request_id(h, "gen", &n), "gen");
+    gw_http_head_free(h);
+    h = request("GET / HTTP/1.1\r\nX-Request-Id: a b<script>\r\n\r\n");
+    ck_assert_str_eq(gw_http_request_id(h, "gen", NULL), "gen");
+    gw_http_head_free(h);
+    h = request("GET / HTTP/1.1\r\nX-Request-Id: a\r\nX-Request-Id: b\r\n\r\n");
+    ck_assert_str_eq(gw_http_request_id(h, "gen", NULL), "gen");
+    gw_http_head_free(h);
+
+    char out[4096];
+    struct gw_http_fwd f = base_fwd;
+    h = request("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: mine\r\n\r\n");
+    f.request_id = gw_http_request_id(h, "gen", NULL);
+    gw_http_head_free(h);
+    struct gw_http_head *u =
+        forward("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: mine\r\n\r\n", &f, out, sizeof(out));
+    ck_assert_uint_eq(gw_http_head_count(u, "x-request-id"), 1);
+    ck_assert_str_eq(gw_http_head_get(u, "x-request-id", NULL), "mine");
+    gw_http_head_free(u);
+}
+END_TEST
+
+START_TEST(test_path_host_and_traceparent)
+{
+    char out[4096];
+    struct gw_http_fwd f = base_fwd;
+    f.path = "/v2/users?id=1";
+    f.path_len = strlen(f.path);
+    const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    char in[512];
+    snprintf(in, sizeof(in),
+             "GET /api/users?id=1 HTTP/1.1\r\nHost: api.example\r\n"
+             "traceparent: %s\r\n\r\n",
+             tp);
+    struct gw_http_head *u = forward(in, &f, out, sizeof(out));
+    ck_assert_str_eq(u->target, "/v2/users?id=1");
+    ck_assert_str_eq(gw_http_head_get(u, "host", NULL), "api.example");
+    ck_assert_str_eq(gw_http_head_get(u, "traceparent", NULL), tp);
+    gw_http_head_free(u);
+    f.host_override = "backend.internal:9000";
+    u = forward(in, &f, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "host", NULL), "backend.internal:9000");
+    ck_assert_uint_eq(gw_http_head_count(u, "host"), 1);
+    gw_http_head_free(u);
+    f.path = "/bad path";
+    f.path_len = strlen(f.path);
+    struct gw_http_head *h = request(in);
+    size_t n;
+    ck_assert_int_eq(gw_http_request_head_write(h, &f, out, sizeof(out), &n), -EINVAL);
+    gw_http_head_free(h);
+}
+END_TEST
+
+START_TEST(test_chunked_request_is_forwarded_chunked_with_its_codings)
+{
+    char out[4096];
+    struct gw_http_head *u = forward("POST / HTTP/1.1\r\nHost: a\r\n"
+                                     "Transfer-Encoding: gzip, chunked\r\n\r\n",
+                                     &base_fwd, out, sizeof(out));
+    ck_assert_int_eq(u->framing, GW_HTTP_BODY_CHUNKED);
+    ck_assert_str_eq(gw_http_head_get(u, "transfer-encoding", NULL), "gzip, chunked");
+    ck_assert_ptr_null(gw_http_head_get(u, "content-length", NULL));
+    gw_http_head_free(u);
+}
+END_TEST
+
+START_TEST(test_upgrade_is_forwarded_only_when_tunnelling)
+{
+    char out[4096];
+    const char *in = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                     "Upgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n";
+    struct gw_http_head *u = forward(in, &base_fwd, out, sizeof(out));
+    ck_assert_ptr_null(gw_http_head_get(u, "upgrade", NULL));
+    gw_http_head_free(u);
+    struct gw_http_fwd f = base_fwd;
+    f.tunnel = true;
+    u = forward(in, &f, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "upgrade", NULL), "websocket");
+    ck_assert(u->upgrade);
+    ck_assert_str_eq(gw_http_head_get(u, "sec-websocket-key", NULL), "k");
+    gw_http_head_free(u);
+}
+END_TEST
+
+START_TEST(test_small_buffer_is_enospc)
+{
+    struct gw_http_head *h = request("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    char out[32];
+    size_t n = 12345;
+    ck_assert_int_eq(gw_http_request_head_write(h, &base_fwd, out, sizeof(out), &n), -ENOSPC);
+    ck_assert_uint_eq(n, 12345); /* out-params untouched on failure */
+    gw_http_head_free(h);
+}
+END_TEST
+
+/* --- client response heads ------------------------------------------------ */
+
+static struct gw_http_head *respond(const char *upstream, const char *client_req, bool ka,
+                                    enum gw_http_out_framing *fr, bool *ka_out, char *out,
+                                    size_t cap)
+{
+    struct gw_http_head *r = head_of(GW_HTTP_RESPONSE, upstream, strlen(upstream));
+    struct gw_http_head *q = request(client_req);
+    size_t n;
+    ck_assert_int_eq(gw_http_response_head_write(r, q, "rid-9", ka, out, cap, &n, fr, ka_out), 0);
+    out[n] = 0;
+    struct gw_http_head *c = head_of(GW_HTTP_RESPONSE, out, n);
+    gw_http_head_free(r);
+    gw_http_head_free(q);
+    return c;
+}
+
+START_TEST(test_response_hop_by_hop_removed_and_request_id_echoed)
+{
+    char out[4096];
+    enum gw_http_out_framing fr;
+    bool ka;
+    struct gw_http_head *c = respond("HTTP/1.1 200 OK\r\nConnection: X-Internal\r\n"
+                                     "X-Internal: secret\r\nKeep-Alive: timeout=1\r\n"
+                                     "X-Request-Id: upstream-id\r\nContent-Length: 2\r\n"
+                                     "ETag: \"e\"\r\n\r\n",
+                                     "GET / HTTP/1.1\r\n\r\n", true, &fr, &ka, out, sizeof(out));
+    ck_assert_ptr_null(gw_http_head_get(c, "x-internal", NULL));
+    ck_assert_ptr_null(gw_http_head_get(c, "keep-alive", NULL));
+    ck_assert_uint_eq(gw_http_head_count(c, "x-request-id"), 1);
+    ck_assert_str_eq(gw_http_head_get(c, "x-request-id", NULL), "rid-9");
+    ck_assert_str_eq(gw_http_head_get(c, "etag", NULL), "\"e\"");
+    ck_assert_int_eq(fr, GW_HTTP_OUT_LENGTH);
+    ck_assert(ka);
+    ck_assert(c->keep_alive);
+    gw_http_head_free(c);
+}
+END_TEST
+
+START_TEST(test_response_framing_for_the_client)
+{
+    char out[4096];
+    enum gw_http_out_framing fr;
+    bool ka;
+    /* read-until-close upstream body: chunked to an HTTP/1.1 client */
+    struct gw_http_head *c = respond("HTTP/1.1 200 OK\r\n\r\n", "GET / HTTP/1.1\r\n\r\n", true, &fr,
+                                     &ka, out, sizeof(out));
+    ck_assert_int_eq(fr, GW_HTTP_OUT_CHUNKED);
+    ck_assert_int_eq(c->framing, GW_HTTP_BODY_CHUNKED);
+    ck_assert(ka);
+    gw_http_head_free(c);
+    /* ... and close-delimited to an HTTP/1.0 client */
+    c = respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true, &fr, &ka, out,
+                sizeof(out));
+    ck_assert_int_eq(fr, GW_HTTP_OUT_CLOSE);
+    ck_assert(!ka);
+    ck_assert_str_eq(gw_http_head_get(c, "connection", NULL), "close");
+    gw_http_head_free(c);
+    /* HEAD: no body, the length the body would have stated */
+    c = respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD / HTTP/1.1\r\n\r\n", true,
+                &fr, &ka, out, sizeof(out));
+    ck_assert_int_eq(fr, GW_HTTP_OUT_NONE);
+    ck_assert_str_eq(gw_http_head_get(c, "content-length", NULL), "5");
+    ck_assert(ka);
+    gw_http_head_free(c);
+    c = respond("HTTP/1.1 204 No Content\r\n\r\n", "DELETE /x HTTP/1.1\r\n\r\n", true, &fr, &ka,
+                out, sizeof(out));
+    ck_assert_int_eq(fr, GW_HTTP_OUT_NONE);
+    gw_http_head_free(c);
+    /* the connection process asks to close */
+    c = respond("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "GET / HTTP/1.1\r\n\r\n", false,
+                &fr, &ka, out, sizeof(out));
+    ck_assert(!ka);
+    ck_assert(!c->keep_alive);
+    gw_http_head_free(c);
+}
+END_TEST
+
+START_TEST(test_chunk_encoder_round_trips_through_the_parser)
+{
+    char wire[256];
+    int n = snprintf(wire, sizeof(wire), "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    const char *pieces[] = {"hello", " ", "chunked world"};
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(pieces[i]);
+        n += gw_http_chunk_start(len, wire + n, sizeof(wire) - (size_t)n);
+        memcpy(wire + n, pieces[i], len);
+        n += (int)len;
+        n += gw_http_chunk_end(wire + n, sizeof(wire) - (size_t)n);
+    }
+    n += gw_http_chunk_last(wire + n, sizeof(wire) - (size_t)n);
+    ck_assert_int_eq(gw_http_chunk_start(0, wire, sizeof(wire)), -EINVAL);
+    ck_assert_int_eq(gw_http_chunk_start(0x1234, wire, 3), -ENOSPC);
+
+    struct gw_http_parser *p;
+    struct gw_http_limits lim;
+    gw_http_limits_default(&lim);
+    lim.require_host = false;
+    ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, &lim), 0);
+    char body[64];
+    size_t blen = 0, off = 0;
+    bool done = false;
+    while (!done) {
+        size_t used;
+        struct gw_http_event ev;
+        ck_assert_int_eq(gw_http_parser_feed(p, wire + off, (size_t)n - off, &used, &ev), 0);
+        off += used;
+        if (ev.type == GW_HTTP_EV_HEAD)
+            gw_http_head_free(ev.head);
+        else if (ev.type == GW_HTTP_EV_BODY) {
+            memcpy(body + blen, ev.data, ev.len);
+            blen += ev.len;
+        } else if (ev.type == GW_HTTP_EV_DONE)
+            done = true;
+        else
+            ck_abort_msg("incomplete");
+    }
+    ck_assert_uint_eq(off, (size_t)n);
+    ck_assert_uint_eq(blen, 19);
+    ck_assert(memcmp(body, "hello chunked world", 19) == 0);
+    gw_http_parser_free(p);
+}
+END_TEST
+
+START_TEST(test_json_error_response)
+{
+    char out[1024];
+    size_t n;
+    ck_assert_int_eq(
+        gw_http_error_write(502, "upstream \"a\" failed\n", "rid-1", true, out, sizeof(out), &n),
+        0);
+    struct gw_http_parser *p;
+    ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_RESPONSE, NULL), 0);
+    size_t used;
+    struct gw_http_event ev;
+    ck_assert_int_eq(gw_http_parser_feed(p, out, n, &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_HEAD);
+    struct gw_http_head *h = ev.head;
+    ck_assert_int_eq(h->status, 502);
+    ck_assert_str_eq(h->reason, "Bad Gateway");
+    ck_assert_str_eq(gw_http_head_get(h, "content-type", NULL), "application/json");
+    ck_assert_str_eq(gw_http_head_get(h, "x-request-id", NULL), "rid-1");
+    ck_assert(!h->keep_alive);
+    ck_assert_uint_eq(h->content_length, n - used);
+    json_error_t err;
+    json_t *j = json_loadb(out + used, n - used, 0, &err);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "error")), "upstream \"a\" failed\n");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "request_id")), "rid-1");
+    json_decref(j);
+    gw_http_head_free(h);
+    gw_http_parser_free(p);
+
+    ck_assert_int_eq(gw_http_error_write(404, NULL, NULL, false, out, sizeof(out) - 1, &n), 0);
+    out[n] = 0;
+    const char *body = strstr(out, "\r\n\r\n") + 4;
+    j = json_loads(body, 0, &err);
+    ck_assert_ptr_nonnull(j);
+    ck_assert(json_is_null(json_object_get(j, "request_id")));
+    ck_assert_str_eq(json_string_value(json_object_get(j, "error")), "Not Found");
+    json_decref(j);
+    ck_assert_int_eq(gw_http_error_write(400, "x", "r", true, out, 40, &n), -ENOSPC);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("http_forward");
+    TCase *t = tcase_create("request");
+    tcase_add_test(t, test_hop_by_hop_fields_are_removed);
+    tcase_add_test(t, test_fields_named_in_connection_are_removed_but_not_protected_ones);
+    tcase_add_test(t, test_x_forwarded_for_is_trusted_only_from_trusted_peers);
+    tcase_add_test(t, test_request_id_is_kept_when_valid_else_generated);
+    tcase_add_test(t, test_path_host_and_traceparent);
+    tcase_add_test(t, test_chunked_request_is_forwarded_chunked_with_its_codings);
+    tcase_add_test(t, test_upgrade_is_forwarded_only_when_tunnelling);
+    tcase_add_test(t, test_small_buffer_is_enospc);
+    suite_add_tcase(s, t);
+    t = tcase_create("response");
+    tcase_add_test(t, test_response_hop_by_hop_removed_and_request_id_echoed);
+    tcase_add_test(t, test_response_framing_for_the_client);
+    tcase_add_test(t, test_chunk_encoder_round_trips_through_the_parser);
+    tcase_add_test(t, test_json_error_response);
+    suite_add_tcase(s, t);
+    return s;
+}
+
 int main(void)
 {
-    return EXIT_FAILURE;
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -12,15 +12,15 @@
 #define MAXMSG 8
 
 struct result {
-    int rc;            /* 0, or the error from feed/finish */
-    int status;        /* parser status after -EPROTO */
+    int rc;     /* 0, or the error from feed/finish */
+    int status; /* parser status after -EPROTO */
     const char *reason;
-    int nmsg;          /* complete messages */
+    int nmsg; /* complete messages */
     struct gw_http_head *heads[MAXMSG];
     char body[MAXMSG][4096];
     size_t body_len[MAXMSG];
-    size_t consumed;   /* bytes consumed when parsing stopped */
-    bool in_message;   /* input ended inside a message */
+    size_t consumed;    /* bytes consumed when parsing stopped */
+    bool in_message;    /* input ended inside a message */
     bool body_in_input; /* every body piece pointed into the fed buffer */
 };
 
@@ -264,8 +264,7 @@ END_TEST
 START_TEST(test_data_after_connection_close_is_refused)
 {
     struct result r;
-    req("GET / HTTP/1.1\r\n" H11 "Connection: close\r\n\r\nGET /x HTTP/1.1\r\n" H11 "\r\n",
-        &r);
+    req("GET / HTTP/1.1\r\n" H11 "Connection: close\r\n\r\nGET /x HTTP/1.1\r\n" H11 "\r\n", &r);
     ck_assert_int_eq(r.nmsg, 1);
     ck_assert_int_eq(r.rc, -EPROTO);
     ck_assert_int_eq(r.status, 400);
@@ -356,8 +355,8 @@ END_TEST
 
 START_TEST(test_invalid_content_length_is_refused)
 {
-    static const char *const bad[] = {"", "-1", "+1", "1 2", "0x10", "1,1", "1, 1", "1.0", "abc",
-                                      "99999999999999999999", NULL};
+    static const char *const bad[] = {
+        "", "-1", "+1", "1 2", "0x10", "1,1", "1, 1", "1.0", "abc", "99999999999999999999", NULL};
     for (int i = 0; bad[i]; i++) {
         char in[256];
         snprintf(in, sizeof(in), "POST / HTTP/1.1\r\n" H11 "Content-Length: %s\r\n\r\n", bad[i]);
@@ -407,7 +406,7 @@ END_TEST
 
 START_TEST(test_bad_chunk_sizes_are_refused)
 {
-    static const char *const bad[] = {"g", "-1", " 5", "5 ", "0x5", "", "11111111111111111",
+    static const char *const bad[] = {"g",   "-1", " 5", "5 ", "0x5", "", "11111111111111111",
                                       "5\n", NULL};
     for (int i = 0; bad[i]; i++) {
         char in[256];
@@ -434,8 +433,8 @@ START_TEST(test_chunk_extensions_are_bounded)
     struct gw_http_limits lim;
     gw_http_limits_default(&lim);
     char in[4096];
-    int n = snprintf(in, sizeof(in), "POST / HTTP/1.1\r\n" H11
-                                     "Transfer-Encoding: chunked\r\n\r\n1;");
+    int n =
+        snprintf(in, sizeof(in), "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n1;");
     while (n < 2000)
         in[n++] = 'a';
     strcpy(in + n, "\r\nx\r\n0\r\n\r\n");
@@ -445,7 +444,8 @@ START_TEST(test_chunk_extensions_are_bounded)
     ck_assert_int_eq(r.status, 400);
     ck_assert_int_eq(r.nmsg, 0);
     result_free(&r);
-    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n1;\r\nx\r\n0\r\n\r\n", 400);
+    refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n1;\r\nx\r\n0\r\n\r\n",
+            400);
     refused("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n1;a=\"x\r\nx\r\n0\r\n\r\n",
             400);
 }
@@ -500,8 +500,8 @@ START_TEST(test_body_limit_is_413)
     gw_http_limits_default(&lim);
     lim.max_body_bytes = 4;
     struct result r;
-    parse2(GW_HTTP_REQUEST, &lim, "POST / HTTP/1.1\r\n" H11 "Content-Length: 5\r\n\r\nhello",
-           false, false, &r);
+    parse2(GW_HTTP_REQUEST, &lim, "POST / HTTP/1.1\r\n" H11 "Content-Length: 5\r\n\r\nhello", false,
+           false, &r);
     ck_assert_int_eq(r.status, 413);
     result_free(&r);
     parse2(GW_HTTP_REQUEST, &lim,

@@ -93,20 +93,20 @@ END_TEST
 
 START_TEST(test_escapes_are_normalised)
 {
-    expect_path("/a%7eb", "/a~b");            /* unreserved: decoded */
+    expect_path("/a%7eb", "/a~b"); /* unreserved: decoded */
     expect_path("/a%2db%5F", "/a-b_");
-    expect_path("/a%20b", "/a%20b");          /* reserved/other: kept */
-    expect_path("/a%3bb", "/a%3Bb");          /* uppercase hex */
+    expect_path("/a%20b", "/a%20b");             /* reserved/other: kept */
+    expect_path("/a%3bb", "/a%3Bb");             /* uppercase hex */
     expect_path("/a%3Fb?q=%3f", "/a%3Fb?q=%3f"); /* the query is kept as sent */
-    expect_path("/caf%C3%A9", "/caf%C3%A9");  /* valid UTF-8 kept encoded */
-    expect_path("/caf\xc3\xa9", "/caf%C3%A9"); /* raw UTF-8 encoded */
+    expect_path("/caf%C3%A9", "/caf%C3%A9");     /* valid UTF-8 kept encoded */
+    expect_path("/caf\xc3\xa9", "/caf%C3%A9");   /* raw UTF-8 encoded */
     expect_refused("/a%");
     expect_refused("/a%4");
     expect_refused("/a%zz");
     expect_refused("/a%0a");
     expect_refused("/a%7f");
-    expect_refused("/caf%C3");                /* truncated UTF-8 */
-    expect_refused("/%ed%a0%80");             /* surrogate */
+    expect_refused("/caf%C3");    /* truncated UTF-8 */
+    expect_refused("/%ed%a0%80"); /* surrogate */
     expect_refused("/\xff");
 }
 END_TEST
@@ -127,8 +127,8 @@ END_TEST
 
 START_TEST(test_characters_outside_pchar_are_refused)
 {
-    static const char *const bad[] = {"/a\"b", "/a<b", "/a>b", "/a{b", "/a}b", "/a|b", "/a^b",
-                                      "/a`b", "/a[b", "/a]b", "/a\\b", NULL};
+    static const char *const bad[] = {"/a\"b", "/a<b", "/a>b", "/a{b", "/a}b",  "/a|b",
+                                      "/a^b",  "/a`b", "/a[b", "/a]b", "/a\\b", NULL};
     for (int i = 0; bad[i]; i++)
         expect_refused(bad[i]);
     expect_path("/a!$&'()*+,=:@b", "/a!$&'()*+,=:@b");
