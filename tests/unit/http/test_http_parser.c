@@ -320,6 +320,7 @@ END_TEST
 START_TEST(test_obs_fold_is_refused)
 {
     refused("GET / HTTP/1.1\r\n" H11 "X: a\r\n b\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\n" H11 "X: a\r\n b: c\r\n\r\n", 400);
     refused("GET / HTTP/1.1\r\n" H11 "Content-Length: 0\r\n\t1\r\n\r\n", 400);
 }
 END_TEST
