@@ -71,8 +71,8 @@ void route_builder_free(struct route_builder *b)
 
 static const char *const file_keys[] = {"routes", "$schema", NULL};
 
-int route_builder_add_text(struct route_builder *b, const char *file, const char *text,
-                           size_t len, struct route_diags *d)
+int route_builder_add_text(struct route_builder *b, const char *file, const char *text, size_t len,
+                           struct route_diags *d)
 {
     size_t before = d->nerrors;
     int r;
@@ -123,8 +123,7 @@ int route_builder_add_text(struct route_builder *b, const char *file, const char
     while (route_jiter_next(&it, &rv)) {
         if (b->n >= ROUTE_MAX_ROUTES) {
             if (!b->too_many)
-                route_jerr(d, &rv, "too many routes: a table holds at most %d",
-                           ROUTE_MAX_ROUTES);
+                route_jerr(d, &rv, "too many routes: a table holds at most %d", ROUTE_MAX_ROUTES);
             b->too_many = true;
             break;
         }
@@ -441,7 +440,8 @@ static int host_root(struct cbuild *cb, struct hbuild *hb, const char *name, siz
     uint64_t h = route__hash(name, len, 0);
     if (hb->cap) {
         for (uint32_t j = (uint32_t)h & (hb->cap - 1); hb->v[j].root; j = (j + 1) & (hb->cap - 1))
-            if (hb->v[j].hash == h && hb->v[j].len == len && memcmp(hb->v[j].name, name, len) == 0) {
+            if (hb->v[j].hash == h && hb->v[j].len == len &&
+                memcmp(hb->v[j].name, name, len) == 0) {
                 *out = hb->v[j].root;
                 return 0;
             }
@@ -509,8 +509,8 @@ static bool headers_compatible(const struct route__entry *a, const struct route_
     return true;
 }
 
-static void describe_methods(const struct route__entry *a, const struct route__entry *b,
-                             char *buf, size_t cap)
+static void describe_methods(const struct route__entry *a, const struct route__entry *b, char *buf,
+                             size_t cap)
 {
     if (!a->r.methods) {
         snprintf(buf, cap, "any method");
@@ -521,8 +521,8 @@ static void describe_methods(const struct route__entry *a, const struct route__e
     for (size_t i = 0; i < a->r.next_methods; i++)
         for (size_t j = 0; j < b->r.next_methods; j++)
             if (strcmp(a->r.ext_methods[i], b->r.ext_methods[j]) == 0 && len < cap) {
-                int w = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "",
-                                 a->r.ext_methods[i]);
+                int w =
+                    snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", a->r.ext_methods[i]);
                 if (w > 0)
                     len += (size_t)w;
             }
@@ -625,8 +625,7 @@ static void check_names(struct route_builder *b, struct route_diags *d, int *r)
     free(tab);
 }
 
-int route_builder_compile(struct route_builder *b, struct route_table **out,
-                          struct route_diags *d)
+int route_builder_compile(struct route_builder *b, struct route_table **out, struct route_diags *d)
 {
     size_t before = d->nerrors;
     int r = 0;

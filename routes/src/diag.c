@@ -35,8 +35,7 @@ void route_diags_done(struct route_diags *d)
 }
 
 int route_diag_addv(struct route_diags *d, enum route_diag_level level, const char *file,
-                    unsigned line, unsigned column, const char *path, const char *fmt,
-                    va_list ap)
+                    unsigned line, unsigned column, const char *path, const char *fmt, va_list ap)
 {
     if (level == ROUTE_DIAG_ERROR)
         d->nerrors++;
@@ -127,8 +126,7 @@ unsigned route_edit_distance(const char *a, const char *b)
                 v = c[j - 1] + 1;
             if (p[j - 1] + cost < v)
                 v = p[j - 1] + cost;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                pp[j - 2] + 1 < v)
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
                 v = pp[j - 2] + 1;
             c[j] = v;
         }

@@ -522,8 +522,7 @@ void route_junknown(struct route_diags *d, const struct route_jval *m, const cha
         n++;
     const char *hint = route_suggest(m->key, known, n);
     if (hint) {
-        route_jerr_key(d, m, "unknown key \"%s\" in %s; did you mean \"%s\"?", m->key, where,
-                       hint);
+        route_jerr_key(d, m, "unknown key \"%s\" in %s; did you mean \"%s\"?", m->key, where, hint);
         return;
     }
     char list[512];

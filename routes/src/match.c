@@ -76,8 +76,8 @@ static bool headers_ok(const struct walk *w, const struct route__entry *e)
     for (size_t i = 0; i < e->r.nheaders; i++) {
         const struct route_header_cond *c = &e->r.headers[i];
         size_t len = 0;
-        const char *v = req->header ? req->header(req->header_ctx, c->name, strlen(c->name), &len)
-                                    : NULL;
+        const char *v =
+            req->header ? req->header(req->header_ctx, c->name, strlen(c->name), &len) : NULL;
         switch (c->test) {
         case ROUTE_HDR_PRESENT:
             if (!v)
@@ -217,8 +217,7 @@ static void fill(struct walk *w, struct route_match *m)
 }
 
 enum route_match_result route_table_match(const struct route_table *t,
-                                          const struct route_request *req,
-                                          struct route_match *m)
+                                          const struct route_request *req, struct route_match *m)
 {
     struct walk w;
     w.t = t;

@@ -17,23 +17,21 @@
 #include "route_int.h"
 
 static const char *const route_keys[] = {
-    "name",          "description",     "match",            "upstream", "respond",
-    "strip_prefix",  "preserve_host",   "rewrite",          "request_headers",
-    "response_headers", "timeouts",     "retries",          "max_body_bytes", "priority",
-    NULL};
-static const char *const match_keys[] = {"host", "path", "path_prefix", "methods", "headers",
-                                         NULL};
+    "name",         "description",   "match",          "upstream",        "respond",
+    "strip_prefix", "preserve_host", "rewrite",        "request_headers", "response_headers",
+    "timeouts",     "retries",       "max_body_bytes", "priority",        NULL};
+static const char *const match_keys[] = {"host", "path", "path_prefix", "methods", "headers", NULL};
 static const char *const respond_keys[] = {"status", "body", "headers", NULL};
 static const char *const edit_keys[] = {"set", "add", "remove", NULL};
 static const char *const timeout_keys[] = {"connect_ms", "response_ms", NULL};
 
-static const char *const method_names[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+static const char *const method_names[] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
                                            "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
 
 /* Headers the gateway frames and forwards itself (RFC 9110 7.6.1, 9112 6). */
 static const char *const managed_headers[] = {
-    "content-length", "transfer-encoding", "connection",       "keep-alive",
-    "te",             "trailer",           "upgrade",          "proxy-connection", NULL};
+    "content-length", "transfer-encoding", "connection",       "keep-alive", "te",
+    "trailer",        "upgrade",           "proxy-connection", NULL};
 
 #define MAX_HOST 253
 
@@ -150,9 +148,8 @@ static int parse_path(struct route__parse_ctx *ctx, struct route__entry *e,
             return -EINVAL;
         }
         if (c == '?' || c == '#') {
-            route_jerr(d, pv,
-                       "%s must not contain '%c': routes match the path only, not the %s", what,
-                       c, c == '?' ? "query string" : "fragment");
+            route_jerr(d, pv, "%s must not contain '%c': routes match the path only, not the %s",
+                       what, c, c == '?' ? "query string" : "fragment");
             return -EINVAL;
         }
     }
@@ -218,8 +215,7 @@ static int parse_path(struct route__parse_ctx *ctx, struct route__entry *e,
             }
             for (unsigned i = 0; i < nparams; i++) {
                 if (strlen(names[i]) == pl && memcmp(names[i], pn, pl) == 0) {
-                    route_jerr(d, pv, "parameter \"%.*s\" appears twice in %s", (int)pl, pn,
-                               what);
+                    route_jerr(d, pv, "parameter \"%.*s\" appears twice in %s", (int)pl, pn, what);
                     return -EINVAL;
                 }
             }
@@ -320,8 +316,7 @@ static int parse_host(struct route__parse_ctx *ctx, struct route__entry *e,
     } else {
         if (strchr(name, ':')) {
             route_jerr(d, hv,
-                       "host must not include a port (\"%s\"); routes match the host name only",
-                       s);
+                       "host must not include a port (\"%s\"); routes match the host name only", s);
             return -EINVAL;
         }
         bool label_start = true;
@@ -395,8 +390,9 @@ static int parse_methods(struct route__parse_ctx *ctx, struct route__entry *e,
         }
         const char *hint = route_suggest(s, method_names, 9);
         if (hint && strcasecmp(hint, s) == 0) {
-            route_jerr(d, &m, "unknown method \"%s\"; methods are case-sensitive: did you mean "
-                              "\"%s\"?",
+            route_jerr(d, &m,
+                       "unknown method \"%s\"; methods are case-sensitive: did you mean "
+                       "\"%s\"?",
                        s, hint);
             r = -EINVAL;
             continue;
@@ -726,8 +722,9 @@ static int parse_respond(struct route__parse_ctx *ctx, struct route__entry *e,
                 route_jerr(d, &m, "expected an integer, got %s", route_jtype_name(m.v));
                 r = -EINVAL;
             } else if ((st = json_integer_value(m.v)) < 200 || st > 599) {
-                route_jerr(d, &m, "bad status %lld: a direct response's status must be between "
-                                  "200 and 599",
+                route_jerr(d, &m,
+                           "bad status %lld: a direct response's status must be between "
+                           "200 and 599",
                            st);
                 r = -EINVAL;
             } else {
@@ -840,8 +837,8 @@ static int parse_rewrite(struct route__parse_ctx *ctx, struct route__entry *e,
                     snprintf(want, sizeof(want), "%.*s", (int)pl, pn);
                     const char *hint = route_suggest(want, e->r.param_names, e->r.nparams);
                     if (found >= 0)
-                        route_jerr(d, rv, "rewrite writes \"%c%s\" but the path has \"%c%s\"",
-                                   s[i], want, is_wild ? '*' : ':', want);
+                        route_jerr(d, rv, "rewrite writes \"%c%s\" but the path has \"%c%s\"", s[i],
+                                   want, is_wild ? '*' : ':', want);
                     else if (hint)
                         route_jerr(d, rv,
                                    "rewrite uses \"%c%s\" but the path has no such parameter; "
@@ -872,8 +869,8 @@ static int parse_rewrite(struct route__parse_ctx *ctx, struct route__entry *e,
     if (r < 0)
         return r;
     if (len > lit)
-        parts[np++] = (struct route__tpl_part){.text = s + lit, .len = (uint16_t)(len - lit),
-                                               .param = -1};
+        parts[np++] =
+            (struct route__tpl_part){.text = s + lit, .len = (uint16_t)(len - lit), .param = -1};
     char *copy = route__arena_strndup(ctx->arena, s, len);
     struct route__tpl_part *tp = route__arena_alloc(ctx->arena, np * sizeof(*tp));
     if (!copy || !tp)
@@ -919,8 +916,20 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
         return e;
     }
 
-    enum { K_NAME, K_MATCH, K_UPSTREAM, K_RESPOND, K_STRIP, K_REWRITE, K_PRESERVE, K_REQH,
-           K_RESPH, K_TIMEOUTS, K_RETRIES, K_NKEYS };
+    enum {
+        K_NAME,
+        K_MATCH,
+        K_UPSTREAM,
+        K_RESPOND,
+        K_STRIP,
+        K_REWRITE,
+        K_PRESERVE,
+        K_REQH,
+        K_RESPH,
+        K_TIMEOUTS,
+        K_RETRIES,
+        K_NKEYS
+    };
     struct route_jval kv[K_NKEYS];
     bool has[K_NKEYS] = {0};
     struct route_jiter it;
@@ -990,8 +999,9 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
                 return NULL;
         }
     } else {
-        route_jerr(d, v, "route has no \"name\"; every route needs a unique name (it appears in "
-                         "logs and the admin API)");
+        route_jerr(d, v,
+                   "route has no \"name\"; every route needs a unique name (it appears in "
+                   "logs and the admin API)");
     }
 
     /* match */

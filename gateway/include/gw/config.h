@@ -161,8 +161,7 @@ void gw_config_free(struct gw_config *cfg);
 
 /* Parses "host:port" / "[v6]:port" into *out (allocated strings). Returns 0
  * or -EINVAL; `msg` (if non-NULL) gets a static description of the problem. */
-int gw_address_parse(const char *text, bool port_zero_ok, struct gw_address *out,
-                     const char **msg);
+int gw_address_parse(const char *text, bool port_zero_ok, struct gw_address *out, const char **msg);
 void gw_address_done(struct gw_address *a);
 
 #ifdef __cplusplus

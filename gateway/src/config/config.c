@@ -27,19 +27,34 @@
 #define MAX_UPSTREAMS 10000
 #define MAX_CONFIG_BYTES (4u << 20)
 
-static const char *const top_keys[] = {"$schema",   "runtime", "listeners",  "admin",
-                                       "upstreams", "routes",  "access_log", "drain_timeout_ms",
-                                       NULL};
+static const char *const top_keys[] = {"$schema",    "runtime",          "listeners",
+                                       "admin",      "upstreams",        "routes",
+                                       "access_log", "drain_timeout_ms", NULL};
 static const char *const runtime_keys[] = {"schedulers", NULL};
-static const char *const listener_keys[] = {
-    "name",           "address",           "acceptors",       "backlog",
-    "max_connections", "max_header_bytes", "max_headers",     "max_uri_bytes",
-    "max_body_bytes", "header_timeout_ms", "idle_timeout_ms", "request_timeout_ms",
-    NULL};
+static const char *const listener_keys[] = {"name",
+                                            "address",
+                                            "acceptors",
+                                            "backlog",
+                                            "max_connections",
+                                            "max_header_bytes",
+                                            "max_headers",
+                                            "max_uri_bytes",
+                                            "max_body_bytes",
+                                            "header_timeout_ms",
+                                            "idle_timeout_ms",
+                                            "request_timeout_ms",
+                                            NULL};
 static const char *const admin_keys[] = {"address", "token_env", NULL};
-static const char *const upstream_keys[] = {
-    "targets",  "balance",         "connect_timeout_ms", "response_timeout_ms", "max_idle",
-    "max_connections", "retries", "retry_idempotent",   "health",              NULL};
+static const char *const upstream_keys[] = {"targets",
+                                            "balance",
+                                            "connect_timeout_ms",
+                                            "response_timeout_ms",
+                                            "max_idle",
+                                            "max_connections",
+                                            "retries",
+                                            "retry_idempotent",
+                                            "health",
+                                            NULL};
 static const char *const target_keys[] = {"address", "weight", NULL};
 static const char *const health_keys[] = {"passive", "active", NULL};
 static const char *const passive_keys[] = {"failures", "eject_ms", NULL};
@@ -57,8 +72,7 @@ void gw_address_done(struct gw_address *a)
     memset(a, 0, sizeof(*a));
 }
 
-int gw_address_parse(const char *text, bool port_zero_ok, struct gw_address *out,
-                     const char **msg)
+int gw_address_parse(const char *text, bool port_zero_ok, struct gw_address *out, const char **msg)
 {
     const char *m = NULL;
     const char *colon, *host = text;
@@ -140,8 +154,8 @@ static bool is_loopback(const char *host)
 
 /* ---- small readers ----------------------------------------------------------- */
 
-static bool get_u32(struct route_diags *d, const struct route_jval *v, long long min,
-                    long long max, uint32_t *out)
+static bool get_u32(struct route_diags *d, const struct route_jval *v, long long min, long long max,
+                    uint32_t *out)
 {
     long long x;
     if (!route_jint(d, v, min, max, &x))
@@ -171,8 +185,7 @@ static int get_address(struct route_diags *d, const struct route_jval *v, bool p
 
 /* ---- sections ---------------------------------------------------------------- */
 
-static int parse_runtime(struct gw_config *cfg, const struct route_jval *v,
-                         struct route_diags *d)
+static int parse_runtime(struct gw_config *cfg, const struct route_jval *v, struct route_diags *d)
 {
     if (!route_jobject(d, v))
         return 0;
@@ -188,8 +201,8 @@ static int parse_runtime(struct gw_config *cfg, const struct route_jval *v,
     return 0;
 }
 
-static int parse_listener(struct gw_listener_config *l, const struct route_jval *v,
-                          size_t index, struct route_diags *d)
+static int parse_listener(struct gw_listener_config *l, const struct route_jval *v, size_t index,
+                          struct route_diags *d)
 {
     l->backlog = 1024;
     l->max_connections = 10000;
@@ -256,8 +269,7 @@ static int parse_listener(struct gw_listener_config *l, const struct route_jval 
     return 0;
 }
 
-static int parse_listeners(struct gw_config *cfg, const struct route_jval *v,
-                           struct route_diags *d)
+static int parse_listeners(struct gw_config *cfg, const struct route_jval *v, struct route_diags *d)
 {
     if (!route_jarray(d, v))
         return 0;
@@ -334,8 +346,9 @@ static int parse_admin(struct gw_config *cfg, const struct route_jval *v, struct
                 return -ENOMEM;
             const char *val = getenv(s);
             if (!val || !*val)
-                route_jwarn(d, &m, "environment variable %s is not set: the admin API will refuse "
-                                   "every request",
+                route_jwarn(d, &m,
+                            "environment variable %s is not set: the admin API will refuse "
+                            "every request",
                             s);
         } else {
             route_junknown(d, &m, "admin", admin_keys);
@@ -388,8 +401,9 @@ static int parse_health(struct gw_upstream_config *u, const struct route_jval *v
                     for (const char *p = s; ok && *p; p++)
                         ok = (unsigned char)*p > 0x20 && *p != 0x7f;
                     if (!ok) {
-                        route_jerr(d, &x, "health check path must start with '/' and hold no "
-                                          "spaces or control characters");
+                        route_jerr(d, &x,
+                                   "health check path must start with '/' and hold no "
+                                   "spaces or control characters");
                         continue;
                     }
                     free(u->active_path);
@@ -511,8 +525,7 @@ static int parse_upstream(struct gw_upstream_config *u, const struct route_jval 
     return 0;
 }
 
-static int parse_upstreams(struct gw_config *cfg, const struct route_jval *v,
-                           struct route_diags *d)
+static int parse_upstreams(struct gw_config *cfg, const struct route_jval *v, struct route_diags *d)
 {
     if (!route_jobject(d, v))
         return 0;

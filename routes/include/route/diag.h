@@ -32,11 +32,11 @@ enum route_diag_level {
 
 struct route_diag {
     enum route_diag_level level;
-    char *file;        /* as given by the loader; never NULL */
-    unsigned line;     /* 1-based; 0: no position */
-    unsigned column;   /* 1-based, in characters (as jansson counts); 0: none */
-    char *path;        /* JSON path, "" for the whole document; never NULL */
-    char *message;     /* never NULL, no trailing newline */
+    char *file;      /* as given by the loader; never NULL */
+    unsigned line;   /* 1-based; 0: no position */
+    unsigned column; /* 1-based, in characters (as jansson counts); 0: none */
+    char *path;      /* JSON path, "" for the whole document; never NULL */
+    char *message;   /* never NULL, no trailing newline */
 };
 
 struct route_diags {
@@ -61,8 +61,8 @@ int route_diag_add(struct route_diags *d, enum route_diag_level level, const cha
                    unsigned line, unsigned column, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 int route_diag_addv(struct route_diags *d, enum route_diag_level level, const char *file,
-                    unsigned line, unsigned column, const char *path, const char *fmt,
-                    va_list ap) __attribute__((format(printf, 7, 0)));
+                    unsigned line, unsigned column, const char *path, const char *fmt, va_list ap)
+    __attribute__((format(printf, 7, 0)));
 
 /* Writes one diagnostic as `FILE:LINE:COLUMN: [warning: ]PATH: message`
  * (the path part is left out when empty, `:LINE:COLUMN` when there is no

@@ -35,17 +35,17 @@ extern "C" {
 
 /* Bounds on what a route file may ask for. Exceeding one is a validation
  * error that names it. */
-#define ROUTE_MAX_PARAMS 8          /* parameters (incl. wildcard) per path */
-#define ROUTE_MAX_SEGMENTS 32       /* segments in a path pattern */
-#define ROUTE_MAX_PATH_BYTES 1024   /* path pattern, rewrite template */
-#define ROUTE_MAX_HEADER_CONDS 8    /* match.headers entries */
-#define ROUTE_MAX_METHODS 16        /* match.methods entries */
-#define ROUTE_MAX_HEADER_EDITS 32   /* entries in each of set/add/remove */
-#define ROUTE_MAX_VALUE_BYTES 4096  /* header names and values */
-#define ROUTE_MAX_BODY_BYTES (1u << 20) /* respond.body */
-#define ROUTE_MAX_NAME_BYTES 128    /* route names */
-#define ROUTE_MAX_ROUTES 100000     /* routes in one table */
-#define ROUTE_MAX_FILES 10000       /* files in one routes directory */
+#define ROUTE_MAX_PARAMS 8               /* parameters (incl. wildcard) per path */
+#define ROUTE_MAX_SEGMENTS 32            /* segments in a path pattern */
+#define ROUTE_MAX_PATH_BYTES 1024        /* path pattern, rewrite template */
+#define ROUTE_MAX_HEADER_CONDS 8         /* match.headers entries */
+#define ROUTE_MAX_METHODS 16             /* match.methods entries */
+#define ROUTE_MAX_HEADER_EDITS 32        /* entries in each of set/add/remove */
+#define ROUTE_MAX_VALUE_BYTES 4096       /* header names and values */
+#define ROUTE_MAX_BODY_BYTES (1u << 20)  /* respond.body */
+#define ROUTE_MAX_NAME_BYTES 128         /* route names */
+#define ROUTE_MAX_ROUTES 100000          /* routes in one table */
+#define ROUTE_MAX_FILES 10000            /* files in one routes directory */
 #define ROUTE_MAX_FILE_BYTES (16u << 20) /* one route file */
 
 /* Methods as bits. A route's `methods` of 0 means any method. */
@@ -87,7 +87,7 @@ enum route_header_test {
 };
 
 struct route_header_cond {
-    const char *name; /* lower case */
+    const char *name;  /* lower case */
     const char *value; /* ROUTE_HDR_EQUALS only */
     size_t value_len;
     enum route_header_test test;
@@ -119,11 +119,11 @@ struct route {
     enum route_host_kind host_kind;
     const char *host; /* lower case as written ("*.example.com"); NULL: any */
     enum route_path_kind path_kind;
-    const char *path; /* the pattern as written */
-    unsigned methods; /* ROUTE_M_* bits as listed; 0: any method */
-    unsigned match_methods; /* what is matched: `methods`, plus HEAD when GET
-                               is listed and no other route of the same path
-                               lists HEAD itself */
+    const char *path;               /* the pattern as written */
+    unsigned methods;               /* ROUTE_M_* bits as listed; 0: any method */
+    unsigned match_methods;         /* what is matched: `methods`, plus HEAD when GET
+                                       is listed and no other route of the same path
+                                       lists HEAD itself */
     const char *const *ext_methods; /* extension methods (ROUTE_M_EXTENSION) */
     size_t next_methods;
     const struct route_header_cond *headers;
@@ -137,7 +137,7 @@ struct route {
     int upstream_index; /* into the name list given to the loader; -1: respond */
     const struct route_respond *respond;
     bool strip_prefix;
-    bool preserve_host; /* default true: forward the client's Host header */
+    bool preserve_host;  /* default true: forward the client's Host header */
     const char *rewrite; /* template as written, NULL when absent */
     struct route_header_edit request_headers;
     struct route_header_edit response_headers;
@@ -170,8 +170,8 @@ void route_builder_free(struct route_builder *b); /* NULL-safe */
  * diagnostics and the routes' `file`. Returns 0 or -EINVAL when this text had
  * errors (they are in `d`; valid routes of the text are still kept so that
  * cross-file checks report as much as possible), -ENOMEM. */
-int route_builder_add_text(struct route_builder *b, const char *file, const char *text,
-                           size_t len, struct route_diags *d);
+int route_builder_add_text(struct route_builder *b, const char *file, const char *text, size_t len,
+                           struct route_diags *d);
 /* Reads and adds one file (at most ROUTE_MAX_FILE_BYTES). */
 int route_builder_add_file(struct route_builder *b, const char *path, struct route_diags *d);
 /* Adds every `*.json` regular file of `dir` in byte order of names. Names
@@ -183,8 +183,7 @@ int route_builder_add_dir(struct route_builder *b, const char *dir, struct route
  * success writes a new table (one reference, version 0) and returns 0; the
  * builder is then empty. Returns -EINVAL if this builder recorded any error,
  * in any call; -ENOMEM. */
-int route_builder_compile(struct route_builder *b, struct route_table **out,
-                          struct route_diags *d);
+int route_builder_compile(struct route_builder *b, struct route_table **out, struct route_diags *d);
 
 /* Shorthand: a builder, one directory, compile. */
 int route_table_load_dir(const char *dir, const char *const *upstreams, size_t n,
@@ -254,16 +253,15 @@ struct route_match {
 
 enum route_match_result {
     ROUTE_MATCHED = 0,
-    ROUTE_NOT_FOUND,  /* 404 */
-    ROUTE_NO_METHOD,  /* 405: some route matches all but the method */
+    ROUTE_NOT_FOUND, /* 404 */
+    ROUTE_NO_METHOD, /* 405: some route matches all but the method */
 };
 
 /* Finds the route for `req` (see the precedence at the top). Any thread, any
  * number at once; never blocks or allocates; time is proportional to the
  * number of path segments and candidate routes, not to the table size. */
 enum route_match_result route_table_match(const struct route_table *t,
-                                          const struct route_request *req,
-                                          struct route_match *m);
+                                          const struct route_request *req, struct route_match *m);
 
 /* The path to send upstream for a match, followed by `?query` when qlen > 0:
  * the rewrite template with parameters substituted (for prefix routes the

@@ -45,8 +45,7 @@ static struct route_diags parse_bad(const char *json)
 
 START_TEST(minimal_config_gets_documented_defaults)
 {
-    struct gw_config *cfg =
-        parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:8080\"}]}");
+    struct gw_config *cfg = parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:8080\"}]}");
     ck_assert_uint_eq(cfg->nlisteners, 1);
     const struct gw_listener_config *l = &cfg->listeners[0];
     ck_assert_str_eq(l->name, "0.0.0.0:8080");
@@ -72,13 +71,13 @@ END_TEST
 
 START_TEST(upstreams_keep_file_order_and_defaults)
 {
-    struct gw_config *cfg = parse_ok(
-        "{\"listeners\":[{\"name\":\"p\",\"address\":\"[::]:80\"}],"
-        "\"upstreams\":{\"b\":{\"targets\":[{\"address\":\"10.0.0.1:80\",\"weight\":3},"
-        "{\"address\":\"backend:81\"}],\"balance\":\"weighted\"},"
-        "\"a\":{\"targets\":[{\"address\":\"127.0.0.1:9\"}],"
-        "\"health\":{\"active\":{\"path\":\"/healthz\"}}}},"
-        "\"routes\":\"/etc/tandem/routes\",\"access_log\":false}");
+    struct gw_config *cfg =
+        parse_ok("{\"listeners\":[{\"name\":\"p\",\"address\":\"[::]:80\"}],"
+                 "\"upstreams\":{\"b\":{\"targets\":[{\"address\":\"10.0.0.1:80\",\"weight\":3},"
+                 "{\"address\":\"backend:81\"}],\"balance\":\"weighted\"},"
+                 "\"a\":{\"targets\":[{\"address\":\"127.0.0.1:9\"}],"
+                 "\"health\":{\"active\":{\"path\":\"/healthz\"}}}},"
+                 "\"routes\":\"/etc/tandem/routes\",\"access_log\":false}");
     ck_assert_str_eq(cfg->listeners[0].address.host, "::");
     ck_assert_uint_eq(cfg->nupstreams, 2);
     ck_assert_str_eq(cfg->upstream_names[0], "b");
@@ -123,12 +122,12 @@ END_TEST
 
 START_TEST(bad_values_are_all_reported)
 {
-    struct route_diags d = parse_bad(
-        "{\"listeners\":[{\"address\":\"0.0.0.0\"},{\"address\":\"a:99999\"},"
-        "{\"address\":\"::1:80\"},{\"address\":\"x:1\",\"max_headers\":0}],"
-        "\"runtime\":{\"schedulers\":-1},"
-        "\"upstreams\":{\"u\":{\"balance\":\"random\"},\"bad name\":{\"targets\":[]}},"
-        "\"drain_timeout_ms\":\"5s\"}");
+    struct route_diags d =
+        parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0\"},{\"address\":\"a:99999\"},"
+                  "{\"address\":\"::1:80\"},{\"address\":\"x:1\",\"max_headers\":0}],"
+                  "\"runtime\":{\"schedulers\":-1},"
+                  "\"upstreams\":{\"u\":{\"balance\":\"random\"},\"bad name\":{\"targets\":[]}},"
+                  "\"drain_timeout_ms\":\"5s\"}");
     find(&d, "address needs a port");
     find(&d, "port must be a number from 0 to 65535");
     find(&d, "an IPv6 address must be in brackets");
@@ -175,10 +174,9 @@ END_TEST
 
 START_TEST(duplicate_listeners_are_errors)
 {
-    struct route_diags d =
-        parse_bad("{\"listeners\":[{\"name\":\"a\",\"address\":\"0.0.0.0:80\"},"
-                  "{\"name\":\"a\",\"address\":\"0.0.0.0:81\"},"
-                  "{\"name\":\"c\",\"address\":\"0.0.0.0:80\"}]}");
+    struct route_diags d = parse_bad("{\"listeners\":[{\"name\":\"a\",\"address\":\"0.0.0.0:80\"},"
+                                     "{\"name\":\"a\",\"address\":\"0.0.0.0:81\"},"
+                                     "{\"name\":\"c\",\"address\":\"0.0.0.0:80\"}]}");
     find(&d, "duplicate listener name \"a\"");
     find(&d, "use the same address 0.0.0.0:80");
     route_diags_done(&d);

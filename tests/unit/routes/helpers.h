@@ -84,8 +84,8 @@ static inline const char *winner_h(const struct route_table *t, const char *meth
     }
 }
 
-static inline const char *winner(const struct route_table *t, const char *method,
-                                 const char *host, const char *path)
+static inline const char *winner(const struct route_table *t, const char *method, const char *host,
+                                 const char *path)
 {
     return winner_h(t, method, host, path, NULL);
 }

@@ -73,8 +73,7 @@ END_TEST
 
 START_TEST(parameter_captures_one_segment)
 {
-    struct route_table *t =
-        build_ok(FILE_OF(R("user", "{\"path\":\"/users/:id/posts/:post\"}")));
+    struct route_table *t = build_ok(FILE_OF(R("user", "{\"path\":\"/users/:id/posts/:post\"}")));
     struct route_request req;
     struct route_match m;
     make_req(&req, "GET", NULL, "/users/42/posts/7", NULL);
@@ -115,8 +114,8 @@ END_TEST
 
 START_TEST(exact_beats_parameter)
 {
-    struct route_table *t = build_ok(FILE_OF(R("param", "{\"path\":\"/users/:id\"}"),
-                                             R("me", "{\"path\":\"/users/me\"}")));
+    struct route_table *t = build_ok(
+        FILE_OF(R("param", "{\"path\":\"/users/:id\"}"), R("me", "{\"path\":\"/users/me\"}")));
     ck_assert_str_eq(winner(t, "GET", NULL, "/users/me"), "me");
     ck_assert_str_eq(winner(t, "GET", NULL, "/users/you"), "param");
     route_table_unref(t);
@@ -166,8 +165,8 @@ END_TEST
 
 START_TEST(longer_wildcard_beats_shorter)
 {
-    struct route_table *t = build_ok(FILE_OF(R("short", "{\"path\":\"/s/*rest\"}"),
-                                             R("long", "{\"path\":\"/s/img/*rest\"}")));
+    struct route_table *t = build_ok(
+        FILE_OF(R("short", "{\"path\":\"/s/*rest\"}"), R("long", "{\"path\":\"/s/img/*rest\"}")));
     ck_assert_str_eq(winner(t, "GET", NULL, "/s/img/a.png"), "long");
     ck_assert_str_eq(winner(t, "GET", NULL, "/s/css/a.css"), "short");
     route_table_unref(t);
@@ -176,8 +175,8 @@ END_TEST
 
 START_TEST(leftmost_literal_segment_wins)
 {
-    struct route_table *t = build_ok(FILE_OF(R("right", "{\"path\":\"/:x/b\"}"),
-                                             R("left", "{\"path\":\"/a/:y\"}")));
+    struct route_table *t =
+        build_ok(FILE_OF(R("right", "{\"path\":\"/:x/b\"}"), R("left", "{\"path\":\"/a/:y\"}")));
     ck_assert_str_eq(winner(t, "GET", NULL, "/a/b"), "left");
     ck_assert_str_eq(winner(t, "GET", NULL, "/z/b"), "right");
     route_table_unref(t);
@@ -186,8 +185,8 @@ END_TEST
 
 START_TEST(literal_dead_end_falls_back_to_parameter)
 {
-    struct route_table *t = build_ok(FILE_OF(R("lit", "{\"path\":\"/a/b/c\"}"),
-                                             R("param", "{\"path\":\"/a/:x/d\"}")));
+    struct route_table *t =
+        build_ok(FILE_OF(R("lit", "{\"path\":\"/a/b/c\"}"), R("param", "{\"path\":\"/a/:x/d\"}")));
     ck_assert_str_eq(winner(t, "GET", NULL, "/a/b/d"), "param");
     ck_assert_str_eq(winner(t, "GET", NULL, "/a/b/c"), "lit");
     route_table_unref(t);
@@ -207,10 +206,9 @@ END_TEST
 
 START_TEST(exact_host_then_wildcard_host_then_any)
 {
-    struct route_table *t = build_ok(
-        FILE_OF(R("any", "{\"path\":\"/\"}"),
-                R("wild", "{\"host\":\"*.example.com\",\"path\":\"/\"}"),
-                R("exact", "{\"host\":\"api.example.com\",\"path\":\"/\"}")));
+    struct route_table *t = build_ok(FILE_OF(
+        R("any", "{\"path\":\"/\"}"), R("wild", "{\"host\":\"*.example.com\",\"path\":\"/\"}"),
+        R("exact", "{\"host\":\"api.example.com\",\"path\":\"/\"}")));
     ck_assert_str_eq(winner(t, "GET", "api.example.com", "/"), "exact");
     ck_assert_str_eq(winner(t, "GET", "www.example.com", "/"), "wild");
     ck_assert_str_eq(winner(t, "GET", "a.b.example.com", "/"), "wild");
@@ -309,10 +307,10 @@ END_TEST
 
 START_TEST(header_conditions_equal_present_absent)
 {
-    struct route_table *t = build_ok(FILE_OF(
-        R("prod", "{\"path\":\"/x\",\"headers\":{\"X-Env\":\"prod\"}}"),
-        R("beta", "{\"path\":\"/y\",\"headers\":{\"x-beta\":true}}"),
-        R("nobeta", "{\"path\":\"/y\",\"headers\":{\"x-beta\":false}}")));
+    struct route_table *t =
+        build_ok(FILE_OF(R("prod", "{\"path\":\"/x\",\"headers\":{\"X-Env\":\"prod\"}}"),
+                         R("beta", "{\"path\":\"/y\",\"headers\":{\"x-beta\":true}}"),
+                         R("nobeta", "{\"path\":\"/y\",\"headers\":{\"x-beta\":false}}")));
     struct test_headers prod = {{"x-env"}, {"prod"}};
     struct test_headers dev = {{"x-env"}, {"dev"}};
     struct test_headers beta = {{"x-beta"}, {""}};
@@ -378,10 +376,10 @@ END_TEST
 
 START_TEST(rewrite_substitutes_parameters)
 {
-    struct route_table *t = build_ok(
-        FILE_OF(R_X("u", "{\"path\":\"/users/:id\"}", ",\"rewrite\":\"/v2/people/:id/profile\""),
-                R_X("f", "{\"path\":\"/files/*p\"}", ",\"rewrite\":\"/blob/*p\""),
-                R_X("t", "{\"path_prefix\":\"/t/:tenant\"}", ",\"rewrite\":\"/tenants/:tenant/\"")));
+    struct route_table *t = build_ok(FILE_OF(
+        R_X("u", "{\"path\":\"/users/:id\"}", ",\"rewrite\":\"/v2/people/:id/profile\""),
+        R_X("f", "{\"path\":\"/files/*p\"}", ",\"rewrite\":\"/blob/*p\""),
+        R_X("t", "{\"path_prefix\":\"/t/:tenant\"}", ",\"rewrite\":\"/tenants/:tenant/\"")));
     ck_assert_str_eq(upath(t, "/users/42", "x=1"), "/v2/people/42/profile?x=1");
     ck_assert_str_eq(upath(t, "/files/a/b", NULL), "/blob/a/b");
     ck_assert_str_eq(upath(t, "/t/acme/orders/9", NULL), "/tenants/acme/orders/9");
@@ -429,10 +427,11 @@ START_TEST(ten_thousand_generated_routes_compile_and_match)
                                     i, i, hostbuf);
             break;
         case 2:
-            len += (size_t)snprintf(json + len, cap - len,
-                                    ",{\"name\":\"r%d\",\"match\":{\"path\":\"/svc%d/files/*rest\"%s},"
-                                    "\"upstream\":\"demo\"}",
-                                    i, i, hostbuf);
+            len +=
+                (size_t)snprintf(json + len, cap - len,
+                                 ",{\"name\":\"r%d\",\"match\":{\"path\":\"/svc%d/files/*rest\"%s},"
+                                 "\"upstream\":\"demo\"}",
+                                 i, i, hostbuf);
             break;
         default:
             len += (size_t)snprintf(json + len, cap - len,

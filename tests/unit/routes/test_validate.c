@@ -76,7 +76,8 @@ START_TEST(unknown_key_without_close_match_lists_known_keys)
 {
     struct route_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/\","
                                "\"zzzzzz\":1},\"respond\":{}}]}");
-    const struct route_diag *g = find(&d, "unknown key \"zzzzzz\" in match (known keys: host, path");
+    const struct route_diag *g =
+        find(&d, "unknown key \"zzzzzz\" in match (known keys: host, path");
     ck_assert_str_eq(g->path, "routes[0].match.zzzzzz");
     route_diags_done(&d);
 }
@@ -121,13 +122,13 @@ END_TEST
 
 START_TEST(route_needs_exactly_one_of_upstream_and_respond)
 {
-    struct route_diags d = run("{\"routes\":[\n"
-                               "{\"name\":\"none\",\"match\":{\"path\":\"/a\"}},\n"
-                               "{\"name\":\"both\",\"match\":{\"path\":\"/b\"},\"upstream\":\"demo\","
-                               "\"respond\":{}}\n"
-                               "]}");
-    expect(&d, "route needs \"upstream\" (forward to a backend) or \"respond\"", 2, 1,
-           "routes[0]");
+    struct route_diags d =
+        run("{\"routes\":[\n"
+            "{\"name\":\"none\",\"match\":{\"path\":\"/a\"}},\n"
+            "{\"name\":\"both\",\"match\":{\"path\":\"/b\"},\"upstream\":\"demo\","
+            "\"respond\":{}}\n"
+            "]}");
+    expect(&d, "route needs \"upstream\" (forward to a backend) or \"respond\"", 2, 1, "routes[0]");
     expect(&d, "either \"upstream\" or \"respond\", not both", 3, 56, "routes[1].respond");
     route_diags_done(&d);
 }
@@ -161,12 +162,13 @@ END_TEST
 
 START_TEST(routes_that_cannot_be_told_apart_conflict)
 {
-    const char *txt = "{\"routes\":[\n"
-                      "  {\"name\":\"a\",\"match\":{\"path\":\"/u/:id\",\"methods\":[\"GET\",\"POST\"]},"
-                      "\"respond\":{}},\n"
-                      "  {\"name\":\"b\",\"match\":{\"path\":\"/u/:uid\",\"methods\":[\"GET\"]},"
-                      "\"respond\":{}}\n"
-                      "]}";
+    const char *txt =
+        "{\"routes\":[\n"
+        "  {\"name\":\"a\",\"match\":{\"path\":\"/u/:id\",\"methods\":[\"GET\",\"POST\"]},"
+        "\"respond\":{}},\n"
+        "  {\"name\":\"b\",\"match\":{\"path\":\"/u/:uid\",\"methods\":[\"GET\"]},"
+        "\"respond\":{}}\n"
+        "]}";
     struct route_diags d = run(txt);
     ck_assert_uint_eq(d.nerrors, 1);
     expect(&d,
@@ -196,11 +198,11 @@ END_TEST
 
 START_TEST(headers_that_can_hold_together_conflict)
 {
-    struct route_diags d = run(
-        "{\"routes\":["
-        "{\"name\":\"e\",\"match\":{\"path\":\"/z\",\"headers\":{\"x\":\"1\"}},\"respond\":{}},"
-        "{\"name\":\"f\",\"match\":{\"path\":\"/z\",\"headers\":{\"y\":true}},\"respond\":{}}"
-        "]}");
+    struct route_diags d =
+        run("{\"routes\":["
+            "{\"name\":\"e\",\"match\":{\"path\":\"/z\",\"headers\":{\"x\":\"1\"}},\"respond\":{}},"
+            "{\"name\":\"f\",\"match\":{\"path\":\"/z\",\"headers\":{\"y\":true}},\"respond\":{}}"
+            "]}");
     find(&d, "route \"f\" conflicts with route \"e\"");
     route_diags_done(&d);
 }
@@ -208,17 +210,17 @@ END_TEST
 
 START_TEST(bad_paths_and_hosts_are_explained)
 {
-    struct route_diags d = run(
-        "{\"routes\":["
-        "{\"name\":\"a\",\"match\":{\"path\":\"/a//b\"},\"respond\":{}},"
-        "{\"name\":\"b\",\"match\":{\"path\":\"/b?x=1\"},\"respond\":{}},"
-        "{\"name\":\"c\",\"match\":{\"path\":\"/c/*rest/d\"},\"respond\":{}},"
-        "{\"name\":\"d\",\"match\":{\"path_prefix\":\"/d/*rest\"},\"respond\":{}},"
-        "{\"name\":\"e\",\"match\":{\"path\":\"/e\",\"host\":\"a.com:80\"},\"respond\":{}},"
-        "{\"name\":\"f\",\"match\":{\"path\":\"/f\",\"host\":\"a.*.com\"},\"respond\":{}},"
-        "{\"name\":\"g\",\"match\":{\"path\":\"/g/:id/:id\"},\"respond\":{}},"
-        "{\"name\":\"h\",\"match\":{\"path\":\"/h\",\"methods\":[\"get\"]},\"respond\":{}}"
-        "]}");
+    struct route_diags d =
+        run("{\"routes\":["
+            "{\"name\":\"a\",\"match\":{\"path\":\"/a//b\"},\"respond\":{}},"
+            "{\"name\":\"b\",\"match\":{\"path\":\"/b?x=1\"},\"respond\":{}},"
+            "{\"name\":\"c\",\"match\":{\"path\":\"/c/*rest/d\"},\"respond\":{}},"
+            "{\"name\":\"d\",\"match\":{\"path_prefix\":\"/d/*rest\"},\"respond\":{}},"
+            "{\"name\":\"e\",\"match\":{\"path\":\"/e\",\"host\":\"a.com:80\"},\"respond\":{}},"
+            "{\"name\":\"f\",\"match\":{\"path\":\"/f\",\"host\":\"a.*.com\"},\"respond\":{}},"
+            "{\"name\":\"g\",\"match\":{\"path\":\"/g/:id/:id\"},\"respond\":{}},"
+            "{\"name\":\"h\",\"match\":{\"path\":\"/h\",\"methods\":[\"get\"]},\"respond\":{}}"
+            "]}");
     ck_assert_uint_eq(d.nerrors, 8);
     find(&d, "empty segment");
     find(&d, "must not contain '?'");
@@ -263,9 +265,9 @@ END_TEST
 
 START_TEST(managed_headers_cannot_be_set)
 {
-    struct route_diags d = run(
-        "{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u\"},\"upstream\":\"demo\","
-        "\"request_headers\":{\"set\":{\"Content-Length\":\"5\",\"x-ok\":\"a\\nb\"}}}]}");
+    struct route_diags d =
+        run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u\"},\"upstream\":\"demo\","
+            "\"request_headers\":{\"set\":{\"Content-Length\":\"5\",\"x-ok\":\"a\\nb\"}}}]}");
     ck_assert_uint_eq(d.nerrors, 2);
     find(&d, "\"Content-Length\" is managed by the gateway");
     const struct route_diag *g = find(&d, "must not contain control characters");
@@ -277,7 +279,8 @@ END_TEST
 START_TEST(columns_count_characters_not_bytes)
 {
     /* "é" is two bytes but one column, as in jansson's own errors. */
-    struct route_diags d = run("{\"routes\":[{\"name\":\"é\",\"match\":{\"path\":\"x\"},\"respond\":{}}]}");
+    struct route_diags d =
+        run("{\"routes\":[{\"name\":\"é\",\"match\":{\"path\":\"x\"},\"respond\":{}}]}");
     const struct route_diag *g = find(&d, "path must start with '/'");
     ck_assert_uint_eq(g->line, 1);
     ck_assert_uint_eq(g->column, 40); /* 41 if bytes were counted */
