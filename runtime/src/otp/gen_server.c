@@ -26,6 +26,7 @@ struct gs {
     bool hibernate;
     int64_t hibernate_after;
     struct rt_msg *cont;
+    struct rt_msg *cur; /* the message a callback is handling, until freed or taken */
 };
 
 static _Noreturn void gs_loop(struct gs *g);
@@ -93,8 +94,21 @@ void rt_gs_continue(struct rt_gs_result *r, struct rt_msg *cont)
 struct rt_msg *rt_gs_take(struct rt_gs_result *r)
 {
     struct rt_msg *m = r->msg;
+    struct gs *g = rt_get_user();
     r->msg = NULL;
+    if (g && g->cur == m)
+        g->cur = NULL;
     return m;
+}
+
+/* Deferred at start: a callback that exits (rt_exit, or a kill while it
+ * runs) must not leak the message it was handling or a pending continue. */
+static void gs_cleanup(void *p)
+{
+    struct gs *g = p;
+    rt_msg_free(g->cur);
+    rt_msg_free(g->cont);
+    g->cur = g->cont = NULL;
 }
 
 /* ---- termination --------------------------------------------------------------- */
@@ -180,6 +194,7 @@ static void result_init(struct gs *g, struct rt_gs_result *r, struct rt_msg *m, 
     r->state = g->state;
     r->timeout = RT_INFINITY;
     r->msg = m;
+    g->cur = m;
 }
 
 /* Applies a callback's result; `from` is set for handle_call. */
@@ -187,6 +202,7 @@ static void apply(struct gs *g, struct rt_gs_result *r, const struct rt_gs_from 
 {
     rt_msg_free(r->msg);
     r->msg = NULL;
+    g->cur = NULL;
     g->state = r->state;
     switch (r->kind) {
     case RT_GS_REPLY:
@@ -335,6 +351,7 @@ static void gs_entry(void *arg, const struct rt_proc_starter *st)
         rt_proc_init_fail(st, RT_SYSTEM_LIMIT, RT_SYSTEM_LIMIT);
     rt_set_kind(RT_KIND_SERVER);
     rt_set_user(g);
+    rt_defer(gs_cleanup, g);
     g->ops = s.ops;
     g->timeout = RT_INFINITY;
     g->hibernate_after = st->opts ? st->opts->hibernate_after : 0;

@@ -60,6 +60,7 @@ struct sm {
     uint64_t next_token;
     bool hibernate;
     int64_t hibernate_after;
+    struct rt_msg *cur; /* the event message a callback is handling */
 };
 
 static _Noreturn void sm_loop(struct sm *s);
@@ -226,7 +227,10 @@ void rt_sm_hibernate(struct rt_statem_result *r)
 struct rt_msg *rt_sm_take(struct rt_statem_event *ev)
 {
     struct rt_msg *m = ev->msg;
+    struct sm *s = rt_get_user();
     ev->msg = NULL;
+    if (s && m && s->cur == m)
+        s->cur = NULL;
     return m;
 }
 
@@ -399,6 +403,16 @@ static void free_all(struct sm *s)
         timer_cancel(&s->generic[i]);
 }
 
+/* Deferred at start: however the process exits, queued and in-flight
+ * event messages and timer contents are freed. */
+static void sm_cleanup(void *p)
+{
+    struct sm *s = p;
+    free_all(s);
+    rt_msg_free(s->cur);
+    s->cur = NULL;
+}
+
 static _Noreturn void sm_terminate(struct sm *s, rt_atom reason)
 {
     rt__sys_event(&s->sys, RT_SYS_EV_TERMINATE, 0, 0, s->state);
@@ -504,8 +518,10 @@ static void call_state(struct sm *s, struct rt_statem_event *ev, struct rt_state
     r->kind = RT_SM_KEEP_STATE;
     r->state = s->state;
     r->data = s->data;
+    s->cur = ev->msg;
     if (s->ops->mode == RT_HANDLE_EVENT_FUNCTION) {
         s->ops->handle_event(ev, s->state, s->data, r);
+        s->cur = NULL;
         return;
     }
     if (s->state < 0 || (size_t)s->state >= s->ops->n_states ||
@@ -515,6 +531,7 @@ static void call_state(struct sm *s, struct rt_statem_event *ev, struct rt_state
         sm_terminate(s, rt_atom_intern("bad_state"));
     }
     s->ops->state_functions[s->state](ev, s->state, s->data, r);
+    s->cur = NULL;
 }
 
 static void free_actions(struct rt_statem_result *r, size_t from)
@@ -630,6 +647,8 @@ static void transition(struct sm *s, struct rt_statem_event *ev, struct rt_state
     if (run_actions(s, r, false, &postpone, &inserted, &hib) < 0) {
         free_actions(r, 0);
         q_free(&inserted);
+        rt_msg_free(ev->msg);
+        ev->msg = NULL;
         sm_terminate(s, RT_SYSTEM_LIMIT);
     }
     if (r->kind == RT_SM_STOP) {
@@ -793,6 +812,7 @@ static void sm_entry(void *arg, const struct rt_proc_starter *st)
         rt_proc_init_fail(st, RT_SYSTEM_LIMIT, RT_SYSTEM_LIMIT);
     rt_set_kind(RT_KIND_STATEM);
     rt_set_user(s);
+    rt_defer(sm_cleanup, s);
     s->ops = ss.ops;
     s->hibernate_after = st->opts ? st->opts->hibernate_after : 0;
     rt__sys_init(&s->sys, "gen_statem", st->opts);

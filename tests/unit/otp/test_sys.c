@@ -362,7 +362,7 @@ END_TEST
 
 static void plain(void *arg)
 {
-    rt_receive(RT_INFINITY);
+    rt_msg_free(rt_receive(RT_INFINITY));
 }
 static void b_plain(void)
 {
