@@ -137,7 +137,8 @@ struct gw_http_parser *gw_http_parser_free(struct gw_http_parser *p);
  * Returns 0, or -EPROTO when the input is refused (status and reason from
  * the accessors below; the connection must be closed: for requests answer
  * that status, for responses answer 502 and drop the upstream connection),
- * -ENOMEM, or -EBUSY after an error or an upgrade not yet resumed. */
+ * -ENOMEM (the connection must be closed: status 503), or -EBUSY after
+ * an upgrade not yet resumed. After any error every call fails. */
 int gw_http_parser_feed(struct gw_http_parser *p, const char *buf, size_t len, size_t *consumed,
                         struct gw_http_event *ev);
 
@@ -167,6 +168,12 @@ const char *gw_http_parser_reason(const struct gw_http_parser *p);
 /* True between the first byte of a message and its end: the connection
  * process runs its header/body timeouts then, its idle timeout otherwise. */
 bool gw_http_parser_in_message(const struct gw_http_parser *p);
+
+/* Gives back the head storage (which grows up to the header limits while
+ * a head is read) when no message is in progress; an idle keep-alive
+ * connection then holds only the parser itself (a few hundred bytes). A
+ * no-op inside a message. */
+void gw_http_parser_trim(struct gw_http_parser *p);
 
 /* Total bytes the parser has accepted since it was created. */
 uint64_t gw_http_parser_offset(const struct gw_http_parser *p);

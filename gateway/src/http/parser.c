@@ -216,12 +216,13 @@ struct gw_http_parser {
     enum hstate hs;
     size_t head_bytes;
     size_t uri_bytes;
-    char *raw; /* the head's bytes, handed to llhttp once the scanner accepts it */
+    char *raw; /* the head rewritten for llhttp, only while it runs */
     size_t rawlen;
     char *sbuf; /* strings of the head being read, NUL-separated */
-    size_t slen, scap;
+    size_t slen, scap, smax;
     struct field *fields;
-    size_t nfields;
+    size_t nfields, fcap;
+    bool oom;
     size_t method_off, method_len, target_off, target_len;
     size_t version_off, version_len, reason_off, reason_len;
     size_t value_trim; /* value length without trailing OWS */
@@ -381,14 +382,10 @@ int gw_http_parser_new(struct gw_http_parser **ret, enum gw_http_kind kind,
     if (!p->lim.max_header_bytes || !p->lim.max_header_count || !p->lim.max_uri_bytes ||
         !p->lim.max_chunk_ext_bytes || p->lim.max_header_bytes > (size_t)INT_MAX / 4)
         goto out;
-    r = -ENOMEM;
-    /* Every head byte is stored at most once, plus a NUL per string. */
-    p->scap = p->lim.max_header_bytes + 2 * p->lim.max_header_count + 8;
-    p->sbuf = malloc(p->scap);
-    p->raw = malloc(p->lim.max_header_bytes + 8);
-    p->fields = malloc(p->lim.max_header_count * sizeof(*p->fields));
-    if (!p->sbuf || !p->fields || !p->raw)
-        goto out;
+    /* Every head byte is stored at most once, plus a NUL per string. The
+     * storage grows up to that bound while a head is read and is given
+     * back by gw_http_parser_trim between messages. */
+    p->smax = p->lim.max_header_bytes + 2 * p->lim.max_header_count + 8;
     p->kind = kind;
     llhttp_init(&p->ll, kind == GW_HTTP_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
     p->ll.data = p;
@@ -406,7 +403,6 @@ struct gw_http_parser *gw_http_parser_free(struct gw_http_parser *p)
     if (p) {
         gw_http_head_free(p->head_out);
         free(p->sbuf);
-        free(p->raw);
         free(p->fields);
         free(p);
     }
@@ -447,6 +443,18 @@ const char *gw_http_parser_reason(const struct gw_http_parser *p)
     return p->err_reason ? p->err_reason : "";
 }
 
+void gw_http_parser_trim(struct gw_http_parser *p)
+{
+    if (gw_http_parser_in_message(p))
+        return;
+    free(p->sbuf);
+    free(p->fields);
+    p->sbuf = NULL;
+    p->fields = NULL;
+    p->scap = p->fcap = 0;
+    p->slen = p->nfields = 0;
+}
+
 bool gw_http_parser_in_message(const struct gw_http_parser *p)
 {
     return (p->state == P_HEAD && p->hs != H_START) || p->state == P_BODY;
@@ -461,15 +469,39 @@ uint64_t gw_http_parser_offset(const struct gw_http_parser *p)
 
 static void sput(struct gw_http_parser *p, char c)
 {
-    /* scap bounds every head the limits admit; head_bytes is checked first. */
-    if (p->slen < p->scap)
-        p->sbuf[p->slen++] = c;
+    if (p->slen == p->scap) {
+        /* smax bounds every head the limits admit (head_bytes is checked
+         * before a byte is stored), so this never grows past it. */
+        size_t cap = p->scap ? p->scap * 2 : 512;
+        if (cap > p->smax)
+            cap = p->smax;
+        char *n = cap > p->scap ? realloc(p->sbuf, cap) : NULL;
+        if (!n) {
+            p->oom = true;
+            return;
+        }
+        p->sbuf = n;
+        p->scap = cap;
+    }
+    p->sbuf[p->slen++] = c;
 }
 
 static int field_begin(struct gw_http_parser *p)
 {
     if (p->nfields >= p->lim.max_header_count)
         return fail(p, p->kind == GW_HTTP_REQUEST ? 431 : 502, "too many header fields");
+    if (p->nfields == p->fcap) {
+        size_t cap = p->fcap ? p->fcap * 2 : 16;
+        if (cap > p->lim.max_header_count)
+            cap = p->lim.max_header_count;
+        struct field *n = realloc(p->fields, cap * sizeof(*n));
+        if (!n) {
+            p->oom = true;
+            return -ENOMEM;
+        }
+        p->fields = n;
+        p->fcap = cap;
+    }
     struct field *f = &p->fields[p->nfields++];
     f->name_off = p->slen;
     f->name_len = 0;
@@ -1207,7 +1239,7 @@ static void raw_put(struct gw_http_parser *p, const char *s, size_t n)
 
 /* Start line and fields as "name:value" lines: never longer than the bytes
  * the scanner accepted, but for the space a status line without reason
- * phrase gains, so raw (max_header_bytes + 8) always holds it. */
+ * phrase gains, so raw (head_bytes + 8) always holds it. */
 static void head_serialise(struct gw_http_parser *p)
 {
     p->rawlen = 0;
@@ -1245,8 +1277,15 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
     bool req = p->kind == GW_HTTP_REQUEST;
     size_t n = 0;
     while (n < len && p->hs != H_DONE) {
-        if (scan_head_byte(p, (unsigned char)buf[n]) < 0)
+        if (scan_head_byte(p, (unsigned char)buf[n]) < 0 || p->oom) {
+            if (p->oom) {
+                p->state = P_ERROR;
+                p->err_status = req ? 503 : 502;
+                p->err_reason = "out of memory";
+                return -ENOMEM;
+            }
             return -EPROTO;
+        }
         n++;
     }
     p->offset += n;
@@ -1261,11 +1300,22 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
     /* Only a head the scanner accepted reaches llhttp, whole, and rewritten
      * from what the scanner read: llhttp judges framing on exactly the
      * fields we hand on, and no whitespace quirk of 8.1.0 is reached. */
+    p->raw = malloc(p->head_bytes + 8);
+    if (!p->raw) {
+        p->state = P_ERROR;
+        p->err_status = req ? 503 : 502;
+        p->err_reason = "out of memory";
+        return -ENOMEM;
+    }
     head_serialise(p);
     size_t used = 0;
-    if (ll_run(p, p->raw, p->rawlen, &used) < 0)
+    int lr = ll_run(p, p->raw, p->rawlen, &used);
+    size_t rawlen = p->rawlen;
+    free(p->raw);
+    p->raw = NULL;
+    if (lr < 0)
         return -EPROTO;
-    if (!p->ll_headers_done || used != p->rawlen)
+    if (!p->ll_headers_done || used != rawlen)
         return fail(p, req ? 400 : 502, "malformed message");
     if (!req && llhttp_get_status_code(&p->ll) != p->status_code)
         return fail(p, 502, "malformed status line");
@@ -1274,8 +1324,12 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
 
     struct gw_http_head *h;
     int r = head_build(p, &h);
-    if (r < 0)
+    if (r < 0) {
+        p->state = P_ERROR;
+        p->err_status = req ? 503 : 502;
+        p->err_reason = "out of memory";
         return r;
+    }
     p->state = P_BODY;
     p->done_pending = p->ll_msg_done;
     ev->type = GW_HTTP_EV_HEAD;

@@ -142,9 +142,9 @@ START_TEST(test_request_id_is_kept_when_valid_else_generated)
     struct gw_http_fwd f = base_fwd;
     h = request("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: mine\r\n\r\n");
     f.request_id = gw_http_request_id(h, "gen", NULL);
-    gw_http_head_free(h);
     struct gw_http_head *u =
         forward("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: mine\r\n\r\n", &f, out, sizeof(out));
+    gw_http_head_free(h);
     ck_assert_uint_eq(gw_http_head_count(u, "x-request-id"), 1);
     ck_assert_str_eq(gw_http_head_get(u, "x-request-id", NULL), "mine");
     gw_http_head_free(u);

@@ -595,6 +595,33 @@ START_TEST(test_truncated_request_is_refused_at_eof)
 }
 END_TEST
 
+START_TEST(test_trim_between_messages_keeps_parsing)
+{
+    const char *a = "GET /1 HTTP/1.1\r\n" H11 "X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    const char *b = "GET /2 HTTP/1.1\r\n" H11 "\r\n";
+    struct gw_http_parser *p;
+    ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+    size_t used, half = strlen(b) / 2;
+    struct gw_http_event ev;
+    ck_assert_int_eq(gw_http_parser_feed(p, a, strlen(a), &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_HEAD);
+    gw_http_head_free(ev.head);
+    ck_assert_int_eq(gw_http_parser_feed(p, "", 0, &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_DONE);
+    gw_http_parser_trim(p); /* idle: storage given back */
+    ck_assert_int_eq(gw_http_parser_feed(p, b, half, &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_NEED_MORE);
+    ck_assert(gw_http_parser_in_message(p));
+    gw_http_parser_trim(p); /* inside a head: must keep what was read */
+    ck_assert_int_eq(gw_http_parser_feed(p, b + half, strlen(b) - half, &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_HEAD);
+    ck_assert_str_eq(ev.head->target, "/2");
+    ck_assert_str_eq(gw_http_head_get(ev.head, "host", NULL), "example.com");
+    gw_http_head_free(ev.head);
+    gw_http_parser_free(p);
+}
+END_TEST
+
 /* --- responses ------------------------------------------------------------ */
 
 static void resp(const char *in, bool head_req, struct result *r)
@@ -713,6 +740,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_http_version_rules);
     tcase_add_test(t, test_unknown_method_is_501);
     tcase_add_test(t, test_truncated_request_is_refused_at_eof);
+    tcase_add_test(t, test_trim_between_messages_keeps_parsing);
     suite_add_tcase(s, t);
     t = tcase_create("response");
     tcase_add_test(t, test_response_framing_follows_rfc9112_section6);

@@ -10,11 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Returns 0 and the canonical path (+ "?query") in out, or the error. */
+/* Returns 0 and the canonical path (+ "?query") in out, or the error; t
+ * points into a buffer valid until the next call. */
 static int canon(const char *method, const char *target, char *out, size_t outcap,
                  struct gw_http_target *t)
 {
-    char buf[4096];
+    static char buf[4096];
     int r = gw_http_target_canon(method, target, strlen(target), buf, sizeof(buf), t);
     if (r == 0) {
         ck_assert_uint_eq(strlen(t->path), t->path_len);
