@@ -19,6 +19,7 @@ enum init_mode {
     I_TIMEOUT,
     I_TRAP,
     I_HIBERNATE,
+    I_CRASH,
 };
 
 struct init_args {
@@ -80,6 +81,8 @@ static void s_init(void *arg, struct rt_gs_result *r)
     case I_HIBERNATE:
         rt_gs_hibernate(r);
         break;
+    case I_CRASH:
+        rt_exit(rt_atom_intern("init_crashed"));
     }
 }
 
@@ -669,6 +672,93 @@ START_TEST(gen_server_stop_is_synchronous_runs_terminate_and_reports_noproc)
 }
 END_TEST
 
+static void b_init_crash(void)
+{
+    struct init_args a = {I_CRASH, 0};
+    rt_atom why = 0;
+    rt_trap_exit(true);
+    T_EQ(rt_gen_server_start_link(&ops, &a, NULL, NULL, &why), -ECHILD);
+    T_EQ(why, rt_atom_intern("init_crashed"));
+    T_EQ(rt_mailbox_len(), 0); /* the child's EXIT was consumed */
+}
+START_TEST(gen_server_child_dying_before_the_ack_makes_start_fail_with_its_reason)
+{
+    t_run(b_init_crash, true);
+}
+END_TEST
+
+static void b_proc_info(void)
+{
+    rt_ref mref = 0;
+    struct rt_start_opts o = {.monitor = true, .monitor_ref = &mref};
+    rt_pid pid = 0;
+    struct init_args a = {I_OK, 0};
+    T_EQ(rt_gen_server_start(&ops, &a, &o, &pid, NULL), 0);
+    T_ASSERT(mref != 0);
+    struct rt_proc_info pi;
+    T_EQ(rt_proc_info(pid, &pi), 0);
+    T_EQ(pi.parent, rt_self());
+    T_ASSERT(strcmp(pi.initial_call, "test_server") == 0);
+    T_EQ(pi.kind, RT_KIND_SERVER);
+    T_EQ(rt_gen_server_stop(pid, rt_atom_intern("bye"), 1000, NULL), 0);
+    struct rt_msg *d = rt_receive_ref(mref, 1000); /* start_monitor's monitor */
+    T_ASSERT(d);
+    T_EQ(d->u64, rt_atom_intern("bye"));
+    rt_msg_free(d);
+}
+START_TEST(gen_server_start_records_parent_and_initial_call_and_can_monitor)
+{
+    t_run(b_proc_info, true);
+}
+END_TEST
+
+static void no_info_init(void *arg, struct rt_gs_result *r) {}
+static void no_info_call(struct rt_msg *req, const struct rt_gs_from *from, void *state,
+                         struct rt_gs_result *r)
+{
+    rt_gs_reply(r, t_int_msg(0, 1));
+}
+static const struct rt_gen_server_ops no_info_ops = {
+    .init = no_info_init,
+    .handle_call = no_info_call,
+};
+static void b_no_info(void)
+{
+    rt_pid pid = 0;
+    T_EQ(rt_gen_server_start_link(&no_info_ops, NULL, NULL, &pid, NULL), 0);
+    rt_send(pid, rt_msg_new(5, 0));
+    T_EQ(call_int(pid, 1, 0, 1000, NULL), 1); /* still alive, message dropped */
+    rt_sleep(20); /* mailbox_len also counts the call's demonitor signal until drained */
+    struct rt_proc_info pi;
+    T_EQ(rt_proc_info(pid, &pi), 0);
+    T_EQ(pi.mailbox_len, 0);
+    stop(pid);
+}
+START_TEST(gen_server_without_handle_info_drops_other_messages)
+{
+    t_run(b_no_info, true);
+}
+END_TEST
+
+static void b_hibernate_after(void)
+{
+    struct init_args a = {I_OK, 0};
+    struct rt_start_opts o = {.hibernate_after = 30};
+    rt_pid pid = 0;
+    T_EQ(rt_gen_server_start_link(&ops, &a, &o, &pid, NULL), 0);
+    rt_sleep(100);
+    struct rt_proc_info pi;
+    T_EQ(rt_proc_info(pid, &pi), 0);
+    T_EQ(pi.status, RT_STATUS_HIBERNATING);
+    T_EQ(call_int(pid, T_ECHO, 3, 1000, NULL), 3);
+    stop(pid);
+}
+START_TEST(gen_server_hibernate_after_hibernates_an_idle_server)
+{
+    t_run(b_hibernate_after, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gen_server");
@@ -699,6 +789,10 @@ int main(void)
     tcase_add_test(tc, gen_server_terminate_is_not_called_on_shutdown_without_trapping_exits);
     tcase_add_test(tc, gen_server_exit_from_a_non_parent_goes_to_handle_info_when_trapping);
     tcase_add_test(tc, gen_server_stop_is_synchronous_runs_terminate_and_reports_noproc);
+    tcase_add_test(tc, gen_server_child_dying_before_the_ack_makes_start_fail_with_its_reason);
+    tcase_add_test(tc, gen_server_start_records_parent_and_initial_call_and_can_monitor);
+    tcase_add_test(tc, gen_server_without_handle_info_drops_other_messages);
+    tcase_add_test(tc, gen_server_hibernate_after_hibernates_an_idle_server);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
