@@ -932,6 +932,68 @@ START_TEST(supervisor_answers_sys_get_status)
 }
 END_TEST
 
+static void b_bad_init(void)
+{
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, NULL, 0, -EINVAL};
+    rt_atom why = 0;
+    rt_trap_exit(true);
+    T_EQ(rt_sup_start_link(cfg_init, &cfg, NULL, NULL, &why), -ECHILD);
+    T_EQ(why, rt_atom_intern("bad_init"));
+    rt_msg_free(t_recv(RT_MSG_EXIT, 0, 1000));
+}
+START_TEST(supervisor_init_failure_returns_an_error_and_the_supervisor_exits)
+{
+    t_run(b_bad_init, true);
+}
+END_TEST
+
+static void b_init_ignore_child(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("p", W_IGNORE, RT_PERMANENT, 0),
+                                    W("t", W_IGNORE, RT_TEMPORARY, 0),
+                                    W("a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 3, 0};
+    rt_pid sup = sup_start(&cfg);
+    struct rt_child_info info[4];
+    size_t n = 0;
+    T_EQ(rt_sup_which_children(sup, info, 4, &n), 0);
+    T_EQ(n, 2); /* the ignoring temporary child's spec is dropped */
+    T_ASSERT(strcmp(info[0].id, "p") == 0);
+    T_EQ(info[0].pid, 0); /* kept with pid undefined */
+    T_EQ(info[0].status, RT_CHILD_UNDEFINED);
+    sup_stop(sup);
+}
+START_TEST(supervisor_child_ignoring_at_start_is_kept_undefined_unless_temporary)
+{
+    t_run(b_init_ignore_child, true);
+}
+END_TEST
+
+static void b_all_significant(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    W("s", W_TRAP, RT_TEMPORARY, 0),
+                                    W("t", W_TRAP, RT_TEMPORARY, 0)};
+    specs[1].significant = specs[2].significant = true;
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 3, 5, RT_AUTO_ALL_SIGNIFICANT}, specs, 3, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_exit_signal(child_pid(sup, "s"), rt_atom_intern("boom"));
+    rt_sleep(30);
+    T_ASSERT(rt_is_alive(sup)); /* one significant child is still running */
+    rt_exit_signal(child_pid(sup, "t"), RT_NORMAL);
+    struct rt_msg *e = t_recv(RT_MSG_EXIT, sup, 5000);
+    T_ASSERT(e);
+    T_EQ(e->u64, RT_SHUTDOWN);
+    rt_msg_free(e);
+}
+START_TEST(supervisor_all_significant_shuts_down_when_the_last_significant_child_exits)
+{
+    t_run(b_all_significant, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("supervisor");
@@ -964,6 +1026,9 @@ int main(void)
     tcase_add_test(tc, supervisor_describe_walks_the_tree_with_strategy_and_restart_counts);
     tcase_add_test(tc, supervisor_any_significant_child_exiting_shuts_the_supervisor_down);
     tcase_add_test(tc, supervisor_answers_sys_get_status);
+    tcase_add_test(tc, supervisor_init_failure_returns_an_error_and_the_supervisor_exits);
+    tcase_add_test(tc, supervisor_child_ignoring_at_start_is_kept_undefined_unless_temporary);
+    tcase_add_test(tc, supervisor_all_significant_shuts_down_when_the_last_significant_child_exits);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
