@@ -3,6 +3,7 @@
  * shows up there. */
 #include <check.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,7 +73,8 @@ END_TEST
 struct shared {
     struct route_holder *h;
     atomic_bool stop;
-    atomic_long lookups;
+    atomic_int started;
+    atomic_long lookups; /* counted as they happen, so the writer can wait */
     atomic_int errors;
 };
 
@@ -82,6 +84,7 @@ static void *reader(void *p)
     uint64_t last = 0;
     const struct route_table *held = NULL;
     long n = 0;
+    atomic_fetch_add(&s->started, 1);
     while (!atomic_load(&s->stop)) {
         const struct route_table *t = route_holder_acquire(s->h);
         if (!t)
@@ -103,9 +106,9 @@ static void *reader(void *p)
             route_table_release(t);
         }
         n++;
+        atomic_fetch_add_explicit(&s->lookups, 1, memory_order_relaxed);
     }
     route_table_release(held);
-    atomic_fetch_add(&s->lookups, n);
     return NULL;
 }
 
@@ -117,14 +120,21 @@ START_TEST(readers_on_many_threads_never_see_a_freed_table)
     pthread_t th[READERS];
     for (int i = 0; i < READERS; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, reader, &s), 0);
-    for (int i = 0; i < PUBLISHES; i++)
+    while (atomic_load(&s.started) < READERS)
+        sched_yield();
+    /* Publish at least PUBLISHES times, and on until the readers have done
+     * real work meanwhile (the machine may be busy with other builds). */
+    uint64_t published = 1;
+    while (published < PUBLISHES + 1 || atomic_load(&s.lookups) < 100000) {
         route_holder_publish(s.h, build_ok(table_json));
+        published++;
+    }
     atomic_store(&s.stop, true);
     for (int i = 0; i < READERS; i++)
         pthread_join(th[i], NULL);
     ck_assert_int_eq(atomic_load(&s.errors), 0);
-    ck_assert_int_gt(atomic_load(&s.lookups), 0);
-    ck_assert_uint_eq(route_holder_version(s.h), PUBLISHES + 1);
+    ck_assert_int_ge(atomic_load(&s.lookups), 100000);
+    ck_assert_uint_eq(route_holder_version(s.h), published);
     /* every replaced table is freed once its readers are gone */
     ck_assert_uint_eq(route_holder_reclaim(s.h), 0);
     route_holder_free(s.h);
