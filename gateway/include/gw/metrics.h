@@ -11,6 +11,14 @@
 #include <stdint.h>
 
 #define GW_METRICS_MAX_ROUTES 1024
+/* Distinct (upstream, target) pairs counted apart; the rest under "_other". */
+#define GW_METRICS_MAX_UPSTREAM_KEYS 1024
+/* Latency buckets of tandem_request_duration_seconds (upper bounds, seconds):
+ * 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10, then +Inf. */
+#define GW_METRICS_BUCKETS 13
+/* Route label of requests no route matched, and of the overflow series. */
+#define GW_METRICS_NO_ROUTE "_none"
+#define GW_METRICS_OVERFLOW "_other"
 
 /* Main thread, before any recording. */
 int gw_metrics_init(void);
@@ -22,7 +30,8 @@ void gw_metrics_request(const char *route, int status, uint64_t duration_us);
 /* Any thread. An upstream connect failure or timeout. */
 void gw_metrics_upstream_error(const char *upstream, const char *target);
 
-/* Process context. The whole exposition (runtime figures included) as a
+/* Process context (reads gw, calls gw_upstreams_describe and
+ * gw_router_counts). The whole exposition (runtime figures included) as a
  * malloc'd text. Returns 0 or -ENOMEM. */
 int gw_metrics_render(char **out, size_t *len);
 

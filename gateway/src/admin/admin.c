@@ -1,0 +1,618 @@
+/*
+ * admin.c: the admin API's front door — bearer-token check, dispatch by
+ * method and path, the JSON error shape — and the endpoints that only read
+ * gateway state or pass another module's JSON through: /healthz, /readyz,
+ * /metrics, /admin/system, /admin/routes*, /admin/upstreams. The process
+ * and supervision-tree endpoints are in procs.c.
+ *
+ * Nothing here keeps state between requests except the kill-reason set in
+ * procs.c. The token is compared in constant time and never logged or
+ * echoed; /healthz and /readyz answer without it (they reveal nothing and
+ * probes rarely carry credentials), everything else needs it when the
+ * gateway has one.
+ */
+#include "gw/admin.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "admin_int.h"
+#include "gw/gateway.h"
+#include "gw/metrics.h"
+#include "gw/router.h"
+#include "gw/upstream.h"
+#include "gw_version.h"
+#include "route/holder.h"
+
+#define CT_JSON "application/json"
+#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+/* ---- helpers --------------------------------------------------------------- */
+
+bool gw_admin_token_equal(const char *given, size_t given_len, const char *expected,
+                          size_t expected_len)
+{
+    /* Every byte of `given` is compared against a byte of `expected` (cycled),
+     * so the loop runs given_len times whatever either holds; the length
+     * difference is folded in without a branch. volatile keeps the compiler
+     * from ending the loop at the first difference. */
+    volatile unsigned char diff = 0;
+    size_t d = given_len ^ expected_len;
+    for (size_t i = 0; i < sizeof d; i++)
+        diff |= (unsigned char)(d >> (8 * i));
+    if (expected_len == 0)
+        return given_len == 0 && diff == 0; /* never configured as empty */
+    for (size_t i = 0; i < given_len; i++)
+        diff |= (unsigned char)given[i] ^ (unsigned char)expected[i % expected_len];
+    return diff == 0;
+}
+
+void gw_admin_pid_format(rt_pid pid, char buf[GW_ADMIN_PID_BUF])
+{
+    snprintf(buf, GW_ADMIN_PID_BUF, "<0.%" PRIu32 ".%" PRIu32 ">", (uint32_t)(pid & 0xffffffffu),
+             (uint32_t)(pid >> 32));
+}
+
+static int parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    if (len == 0 || len > 20)
+        return -EINVAL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        unsigned dgt = (unsigned)(s[i] - '0');
+        if (v > (max - dgt) / 10)
+            return -EINVAL;
+        v = v * 10 + dgt;
+    }
+    *out = v;
+    return 0;
+}
+
+int gw_admin_pid_parse(const char *s, size_t len, rt_pid *out)
+{
+    if (len >= 2 && s[0] == '<' && s[len - 1] == '>') {
+        s++;
+        len -= 2;
+    } else if (len >= 6 && strncasecmp(s, "%3C", 3) == 0 &&
+               strncasecmp(s + len - 3, "%3E", 3) == 0) {
+        s += 3;
+        len -= 6;
+    }
+    const char *dot = memchr(s, '.', len);
+    uint64_t v = 0;
+    if (!dot) {
+        if (parse_u64(s, len, UINT64_MAX, &v) < 0 || v == 0)
+            return -EINVAL;
+        *out = v;
+        return 0;
+    }
+    /* "0.SLOT.GEN" */
+    if (dot != s + 1 || s[0] != '0')
+        return -EINVAL;
+    const char *rest = dot + 1;
+    size_t rlen = len - 2;
+    const char *dot2 = memchr(rest, '.', rlen);
+    if (!dot2)
+        return -EINVAL;
+    uint64_t slot = 0, gen = 0;
+    if (parse_u64(rest, (size_t)(dot2 - rest), UINT32_MAX, &slot) < 0 ||
+        parse_u64(dot2 + 1, rlen - (size_t)(dot2 - rest) - 1, UINT32_MAX, &gen) < 0)
+        return -EINVAL;
+    v = gen << 32 | slot;
+    if (v == 0)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+json_t *gw__admin_pid_json(rt_pid pid)
+{
+    if (!pid)
+        return json_null();
+    char buf[GW_ADMIN_PID_BUF];
+    gw_admin_pid_format(pid, buf);
+    return json_string(buf);
+}
+
+static void set_body(struct gw_admin_response *resp, int status, const char *ct, char *body,
+                     size_t len)
+{
+    resp->status = status;
+    resp->content_type = ct;
+    resp->body = body;
+    resp->body_len = len;
+}
+
+/* Last resort when even the error cannot be allocated. */
+static void out_of_memory(struct gw_admin_response *resp)
+{
+    static const char text[] = "{\"error\":\"out_of_memory\",\"detail\":null}\n";
+    char *b = malloc(sizeof text);
+    if (b)
+        memcpy(b, text, sizeof text);
+    set_body(resp, 503, CT_JSON, b, b ? sizeof text - 1 : 0);
+}
+
+void gw__admin_json(struct gw_admin_response *resp, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    if (!text) {
+        out_of_memory(resp);
+        return;
+    }
+    size_t n = strlen(text);
+    char *b = realloc(text, n + 2);
+    if (!b) {
+        free(text);
+        out_of_memory(resp);
+        return;
+    }
+    b[n] = '\n';
+    b[n + 1] = 0;
+    set_body(resp, status, CT_JSON, b, n + 1);
+}
+
+void gw__admin_error(struct gw_admin_response *resp, int status, const char *code, json_t *detail)
+{
+    json_t *o = json_object();
+    if (o) {
+        json_object_set_new(o, "error", json_string(code));
+        json_object_set_new(o, "detail", detail ? detail : json_null());
+    } else {
+        json_decref(detail);
+    }
+    gw__admin_json(resp, status, o);
+}
+
+void gw__admin_errorf(struct gw_admin_response *resp, int status, const char *code, const char *fmt,
+                      ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    gw__admin_error(resp, status, code, json_string(buf));
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int gw__admin_query(const char *query, const char *key, char *buf, size_t cap)
+{
+    if (!query)
+        return -ENOENT;
+    size_t klen = strlen(key);
+    const char *p = query;
+    while (*p) {
+        const char *end = strchr(p, '&');
+        if (!end)
+            end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *kend = eq ? eq : end;
+        if ((size_t)(kend - p) == klen && memcmp(p, key, klen) == 0) {
+            const char *v = eq ? eq + 1 : end;
+            size_t n = 0;
+            while (v < end) {
+                char c = *v++;
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%') {
+                    if (end - v < 2 || hexval(v[0]) < 0 || hexval(v[1]) < 0)
+                        return -EINVAL;
+                    c = (char)(hexval(v[0]) * 16 + hexval(v[1]));
+                    v += 2;
+                }
+                if (c == 0 || n + 1 >= cap)
+                    return -EINVAL;
+                buf[n++] = c;
+            }
+            buf[n] = 0;
+            return 0;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return -ENOENT;
+}
+
+uint64_t gw__admin_route_version(void)
+{
+    if (gw.routes)
+        return route_holder_version(gw.routes);
+    struct gw_router_counts c = {0};
+    gw_router_counts(&c);
+    return c.version;
+}
+
+/* ---- endpoints ----------------------------------------------------------- */
+
+static void h_healthz(struct gw_admin_response *resp)
+{
+    gw__admin_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void h_readyz(struct gw_admin_response *resp)
+{
+    /* relaxed: flags read on their own, no data published through them. */
+    bool ready = atomic_load_explicit(&gw.ready, memory_order_relaxed) != 0;
+    bool draining = atomic_load_explicit(&gw.draining, memory_order_relaxed) != 0;
+    if (ready && !draining) {
+        gw__admin_json(resp, 200, json_pack("{s:s}", "status", "ready"));
+        return;
+    }
+    gw__admin_error(resp, 503, "not_ready",
+                    json_pack("{s:b,s:b,s:I}", "ready", ready, "draining", draining,
+                              "routes_version", (json_int_t)gw__admin_route_version()));
+}
+
+static void h_metrics(struct gw_admin_response *resp)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (gw_metrics_render(&text, &len) < 0) {
+        out_of_memory(resp);
+        return;
+    }
+    set_body(resp, 200, CT_METRICS, text, len);
+}
+
+static json_t *listener_json(const char *name, const char *address,
+                             const struct gw_listener_stats *s)
+{
+    /* relaxed: independent counters. */
+    return json_pack(
+        "{s:s,s:s,s:I,s:I,s:I,s:I}", "name", name ? name : "", "address", address ? address : "",
+        "connections", (json_int_t)atomic_load_explicit(&s->connections, memory_order_relaxed),
+        "accepted", (json_int_t)atomic_load_explicit(&s->accepted, memory_order_relaxed), "refused",
+        (json_int_t)atomic_load_explicit(&s->refused, memory_order_relaxed), "requests",
+        (json_int_t)atomic_load_explicit(&s->requests, memory_order_relaxed));
+}
+
+static void h_system(struct gw_admin_response *resp)
+{
+    struct rt_system_info si;
+    if (rt_system_info(&si) < 0) {
+        gw__admin_errorf(resp, 503, "unavailable", "the runtime is not running");
+        return;
+    }
+    json_t *o = json_object();
+    json_t *scheds = json_array();
+    json_t *listeners = json_array();
+    if (!o || !scheds || !listeners) {
+        json_decref(o);
+        json_decref(scheds);
+        json_decref(listeners);
+        out_of_memory(resp);
+        return;
+    }
+    uint64_t now = rt_now_ms();
+    uint64_t uptime = gw.start_ms && now >= gw.start_ms ? now - gw.start_ms : si.uptime_ms;
+    json_object_set_new(o, "version", json_string(TANDEM_VERSION));
+    json_object_set_new(o, "uptime_ms", json_integer((json_int_t)uptime));
+    /* relaxed: flags and counters read on their own. */
+    json_object_set_new(o, "ready",
+                        json_boolean(atomic_load_explicit(&gw.ready, memory_order_relaxed)));
+    json_object_set_new(o, "draining",
+                        json_boolean(atomic_load_explicit(&gw.draining, memory_order_relaxed)));
+    for (unsigned i = 0; i < si.schedulers && i < RT_MAX_SCHEDULERS; i++)
+        json_array_append_new(scheds, json_pack("{s:i,s:f,s:I,s:I,s:I}", "id", (int)i,
+                                                "utilisation", si.sched[i].utilisation, "run_queue",
+                                                (json_int_t)si.sched[i].run_queue, "switches",
+                                                (json_int_t)si.sched[i].switches, "steals",
+                                                (json_int_t)si.sched[i].steals));
+    json_object_set_new(o, "schedulers", scheds);
+    json_object_set_new(o, "processes",
+                        json_pack("{s:I,s:I,s:I,s:I}", "count", (json_int_t)si.process_count,
+                                  "limit", (json_int_t)si.process_limit, "spawned",
+                                  (json_int_t)si.spawned, "exited", (json_int_t)si.exited));
+    json_object_set_new(o, "memory",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I}", "rss_bytes", (json_int_t)si.memory_rss,
+                                  "processes_bytes", (json_int_t)si.memory_procs, "stacks_in_use",
+                                  (json_int_t)si.stacks_in_use, "stacks_pooled",
+                                  (json_int_t)si.stacks_pooled, "messages_live",
+                                  (json_int_t)si.messages_live));
+    for (size_t i = 0; gw.cfg && gw.listener_stats && i < gw.cfg->nlisteners; i++)
+        json_array_append_new(listeners, listener_json(gw.cfg->listeners[i].name,
+                                                       gw.cfg->listeners[i].address.text,
+                                                       &gw.listener_stats[i]));
+    json_object_set_new(o, "listeners", listeners);
+    json_object_set_new(
+        o, "admin",
+        listener_json("admin", gw.cfg && gw.cfg->admin.enabled ? gw.cfg->admin.address.text : NULL,
+                      &gw.admin_stats));
+    json_object_set_new(
+        o, "requests",
+        json_pack("{s:I,s:I}", "in_flight",
+                  (json_int_t)atomic_load_explicit(&gw.requests_in_flight, memory_order_relaxed),
+                  "total",
+                  (json_int_t)atomic_load_explicit(&gw.requests_total, memory_order_relaxed)));
+    struct gw_router_counts rc = {0};
+    gw_router_counts(&rc);
+    json_object_set_new(o, "routes",
+                        json_pack("{s:I,s:I,s:I}", "version", (json_int_t)gw__admin_route_version(),
+                                  "reloads_ok", (json_int_t)rc.reloads_ok, "reloads_failed",
+                                  (json_int_t)rc.reloads_failed));
+    gw__admin_json(resp, 200, o);
+}
+
+/* Answers with a JSON text another module produced: `status` when it is an
+ * object or array; when `error_code` is given the object gets an "error"
+ * member too (its own members stay as they are). */
+static void pass_json(struct gw_admin_response *resp, int status, char *text,
+                      const char *error_code)
+{
+    json_error_t err;
+    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, &err) : NULL;
+    free(text);
+    if (!v) {
+        gw__admin_errorf(resp, 500, "internal", "the component answered with no valid JSON");
+        return;
+    }
+    if (error_code && json_is_object(v) && !json_object_get(v, "error")) {
+        json_t *o = json_object();
+        json_object_set_new(o, "error", json_string(error_code));
+        json_object_update(o, v);
+        if (!json_object_get(o, "detail"))
+            json_object_set_new(o, "detail", json_null());
+        json_decref(v);
+        v = o;
+    }
+    gw__admin_json(resp, status, v);
+}
+
+/* Maps a router result to the answer. */
+static void router_result(struct gw_admin_response *resp, int rc, char *json)
+{
+    if (rc == 0) {
+        pass_json(resp, 200, json, NULL);
+    } else if (rc == -EINVAL && json) {
+        pass_json(resp, 422, json, "routes_refused");
+    } else if (rc == -ENOENT) {
+        if (json)
+            pass_json(resp, 404, json, "version_not_found");
+        else
+            gw__admin_errorf(resp, 404, "version_not_found",
+                             "that version is not in the router's history");
+    } else {
+        free(json);
+        if (rc == -ESRCH || rc == -ECONNRESET || rc == -ETIMEDOUT)
+            gw__admin_errorf(resp, 503, "router_unavailable", "the router did not answer: %s",
+                             strerror(-rc));
+        else if (rc == -ENOMEM)
+            out_of_memory(resp);
+        else
+            gw__admin_errorf(resp, 500, "internal", "%s", strerror(rc < 0 ? -rc : rc));
+    }
+}
+
+static void h_routes_get(struct gw_admin_response *resp)
+{
+    char *json = NULL;
+    int rc = gw_router_status(&json);
+    router_result(resp, rc, json);
+}
+
+static void h_routes_reload(struct gw_admin_response *resp)
+{
+    char *json = NULL;
+    int rc = gw_router_reload("admin", &json);
+    router_result(resp, rc, json);
+}
+
+static void h_routes_replace(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    char *json = NULL;
+    int rc = gw_router_replace(req->body ? req->body : "", req->body_len, &json);
+    router_result(resp, rc, json);
+}
+
+static void h_routes_validate(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    char *json = NULL;
+    int rc = gw_router_validate(req->body ? req->body : "", req->body_len, &json);
+    router_result(resp, rc, json);
+}
+
+static void h_routes_rollback(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    json_error_t err;
+    json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, &err);
+    json_t *v = json_object_get(body, "version");
+    if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+        json_decref(body);
+        gw__admin_errorf(resp, 400, "bad_request",
+                         "expected a JSON body {\"version\": N} with N a positive integer");
+        return;
+    }
+    uint64_t version = (uint64_t)json_integer_value(v);
+    json_decref(body);
+    char *json = NULL;
+    int rc = gw_router_rollback(version, &json);
+    router_result(resp, rc, json);
+}
+
+static void h_upstreams(struct gw_admin_response *resp)
+{
+    char *text = NULL;
+    int rc = gw_upstreams_describe(&text);
+    if (rc < 0) {
+        free(text);
+        gw__admin_errorf(resp, rc == -ENOMEM ? 503 : 500, "internal", "%s", strerror(-rc));
+        return;
+    }
+    json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        gw__admin_errorf(resp, 500, "internal", "the upstream pools answered with no JSON array");
+        return;
+    }
+    gw__admin_json(resp, 200, json_pack("{s:o}", "upstreams", arr));
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+enum method { M_GET = 1, M_POST = 2, M_PUT = 4, M_OTHER = 8 };
+
+static enum method method_of(const struct gw_admin_request *req)
+{
+    const char *m = req->head && req->head->method ? req->head->method : "";
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+        return M_GET;
+    if (strcmp(m, "POST") == 0)
+        return M_POST;
+    if (strcmp(m, "PUT") == 0)
+        return M_PUT;
+    return M_OTHER;
+}
+
+static bool allowed(struct gw_admin_response *resp, enum method m, unsigned allow)
+{
+    if (m & allow)
+        return true;
+    json_t *a = json_array();
+    if (allow & M_GET) {
+        json_array_append_new(a, json_string("GET"));
+        json_array_append_new(a, json_string("HEAD"));
+    }
+    if (allow & M_POST)
+        json_array_append_new(a, json_string("POST"));
+    if (allow & M_PUT)
+        json_array_append_new(a, json_string("PUT"));
+    gw__admin_error(resp, 405, "method_not_allowed", json_pack("{s:o}", "allow", a));
+    return false;
+}
+
+/* True when the request carries the gateway's token (or none is needed). */
+static bool authorised(const struct gw_admin_request *req)
+{
+    const char *token = gw.admin_token;
+    if (!token)
+        return true;
+    if (!req->head || gw_http_head_count(req->head, "authorization") != 1)
+        return false;
+    size_t len = 0;
+    const char *v = gw_http_head_get(req->head, "authorization", &len);
+    if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+        return false;
+    v += 7;
+    len -= 7;
+    while (len && *v == ' ') {
+        v++;
+        len--;
+    }
+    return gw_admin_token_equal(v, len, token, strlen(token));
+}
+
+static void not_found(struct gw_admin_response *resp, const char *path)
+{
+    gw__admin_error(resp, 404, "not_found", json_pack("{s:s}", "path", path));
+}
+
+/* /admin/processes/{pid}[/kill|/restart] */
+static void dispatch_process(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                             enum method m, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    size_t plen = slash ? (size_t)(slash - rest) : strlen(rest);
+    rt_pid pid = 0;
+    if (gw_admin_pid_parse(rest, plen, &pid) < 0) {
+        gw__admin_error(resp, 400, "bad_pid",
+                        json_pack("{s:s#,s:s}", "pid", rest, (int)plen, "expected",
+                                  "<0.SLOT.GEN>, 0.SLOT.GEN or a decimal pid"));
+        return;
+    }
+    if (!slash) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_process(req, resp, pid);
+    } else if (strcmp(slash, "/kill") == 0) {
+        if (allowed(resp, m, M_POST))
+            gw__admin_kill(req, resp, pid);
+    } else if (strcmp(slash, "/restart") == 0) {
+        if (allowed(resp, m, M_POST))
+            gw__admin_restart(req, resp, pid);
+    } else {
+        not_found(resp, req->path);
+    }
+}
+
+void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    const char *path = req->path ? req->path : "";
+    enum method m = method_of(req);
+
+    if (strcmp(path, "/healthz") == 0) {
+        if (allowed(resp, m, M_GET))
+            h_healthz(resp);
+        return;
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        if (allowed(resp, m, M_GET))
+            h_readyz(resp);
+        return;
+    }
+    if (!authorised(req)) {
+        gw__admin_errorf(resp, 401, "unauthorized",
+                         "a valid \"Authorization: Bearer <token>\" header is required");
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        if (allowed(resp, m, M_GET))
+            h_metrics(resp);
+    } else if (strcmp(path, "/admin") == 0 || strcmp(path, "/admin/") == 0) {
+        gw__admin_error(resp, 404, "not_found",
+                        json_pack("{s:s,s:s}", "path", path, "note",
+                                  "the admin page is not available yet; the JSON API is under "
+                                  "/admin/system, /admin/processes, /admin/supervisors, "
+                                  "/admin/routes, /admin/upstreams and /metrics"));
+    } else if (strcmp(path, "/admin/system") == 0) {
+        if (allowed(resp, m, M_GET))
+            h_system(resp);
+    } else if (strcmp(path, "/admin/processes") == 0) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_processes(req, resp);
+    } else if (strncmp(path, "/admin/processes/", 17) == 0 && path[17]) {
+        dispatch_process(req, resp, m, path + 17);
+    } else if (strcmp(path, "/admin/supervisors") == 0) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_supervisors(req, resp);
+    } else if (strcmp(path, "/admin/routes") == 0) {
+        if (!allowed(resp, m, M_GET | M_PUT))
+            return;
+        if (m == M_GET)
+            h_routes_get(resp);
+        else
+            h_routes_replace(req, resp);
+    } else if (strcmp(path, "/admin/routes/reload") == 0) {
+        if (allowed(resp, m, M_POST))
+            h_routes_reload(resp);
+    } else if (strcmp(path, "/admin/routes/validate") == 0) {
+        if (allowed(resp, m, M_POST))
+            h_routes_validate(req, resp);
+    } else if (strcmp(path, "/admin/routes/rollback") == 0) {
+        if (allowed(resp, m, M_POST))
+            h_routes_rollback(req, resp);
+    } else if (strcmp(path, "/admin/upstreams") == 0) {
+        if (allowed(resp, m, M_GET))
+            h_upstreams(resp);
+    } else {
+        not_found(resp, path);
+    }
+}

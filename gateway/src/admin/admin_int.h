@@ -1,0 +1,56 @@
+/*
+ * admin_int.h: internals shared by the admin API's files (admin.c: token,
+ * dispatch, system, routes, upstreams, metrics; procs.c: processes,
+ * kill/restart, supervision tree). Every handler runs in the admin request
+ * process that called gw_admin_handle and fills the response it is given,
+ * always: on error with {"error": CODE, "detail": ...}.
+ */
+#ifndef GW_ADMIN_INT_H
+#define GW_ADMIN_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "gw/admin.h"
+#include "rt/rt.h"
+
+/* How long a sys call to a behaviour may take before the admin API answers
+ * without its status: a busy process must not hang the admin API. */
+#define GW_ADMIN_SYS_TIMEOUT_MS 500
+/* How long a kill waits for the process to be gone before answering. */
+#define GW_ADMIN_KILL_WAIT_MS 1000
+/* Children shown per supervisor (the count is always given). */
+#define GW_ADMIN_TREE_MAX_CHILDREN 1000
+#define GW_ADMIN_TREE_MAX_DEPTH 16
+
+/* Serialises `body` (stolen) as the response with `status`. */
+void gw__admin_json(struct gw_admin_response *resp, int status, json_t *body);
+/* {"error": code, "detail": detail} (detail stolen; NULL gives null). */
+void gw__admin_error(struct gw_admin_response *resp, int status, const char *code, json_t *detail);
+/* The same with a formatted string as detail. */
+void gw__admin_errorf(struct gw_admin_response *resp, int status, const char *code, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
+
+/* Copies the percent-decoded value of `key` in `query` (may be NULL) into
+ * buf. Returns 0, -ENOENT when absent, -EINVAL when malformed or longer
+ * than cap - 1. */
+int gw__admin_query(const char *query, const char *key, char *buf, size_t cap);
+
+/* The published route table's version (0 when none). */
+uint64_t gw__admin_route_version(void);
+
+/* A pid as a JSON string ("<0.SLOT.GEN>"), or null for 0. */
+json_t *gw__admin_pid_json(rt_pid pid);
+
+/* procs.c */
+void gw__admin_processes(const struct gw_admin_request *req, struct gw_admin_response *resp);
+void gw__admin_process(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                       rt_pid pid);
+void gw__admin_kill(const struct gw_admin_request *req, struct gw_admin_response *resp, rt_pid pid);
+void gw__admin_restart(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                       rt_pid pid);
+void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_response *resp);
+
+#endif

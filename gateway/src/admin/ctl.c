@@ -1,0 +1,899 @@
+/*
+ * ctl.c: `tandem ctl`, the admin API's command-line client.
+ *
+ * Finds the admin address and token (flags, environment, tandem.json read
+ * with load_routes=false), sends one HTTP/1.1 request per command over a
+ * blocking socket with Connection: close, reads the whole answer (capped at
+ * CTL_MAX_RESPONSE bytes) through the gateway's own response parser, and
+ * prints it as a table (or raw with --json). Errors go to stderr once, from
+ * here; the functions below return 0 or -errno.
+ */
+#include "gw/ctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "gw/config.h"
+#include "gw/http1.h"
+
+#define CTL_MAX_RESPONSE (256u << 20)
+#define CTL_MAX_CONFIG (4u << 20)
+#define CTL_DEFAULT_TIMEOUT_MS 10000
+#define CTL_HEALTH_TIMEOUT_MS 2000
+
+struct ctl {
+    const char *config;
+    const char *admin; /* HOST:PORT from --admin */
+    const char *token;
+    char host[256];
+    char port[8];
+    bool json;
+    int timeout_ms;
+    const char *sort, *limit, *name, *kind, *reason;
+};
+
+struct reply {
+    int status;
+    char *body;
+    size_t len;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: tandem ctl [OPTIONS] COMMAND [ARGS]\n"
+            "commands:\n"
+            "  ps [--sort mailbox|reductions|memory|age] [--limit N] [--name S] [--kind K]\n"
+            "                     processes, a top-like table (default --sort reductions)\n"
+            "  tree               the supervision tree\n"
+            "  system             version, uptime, schedulers, processes, memory, listeners\n"
+            "  routes             the route table in use and the last reload\n"
+            "  reload             reload the routes directory\n"
+            "  rollback VERSION   publish an earlier route table again\n"
+            "  upstreams          upstream targets, health and pooled connections\n"
+            "  kill PID [--reason R]   send an exit signal (default reason killed_by_admin)\n"
+            "  restart PID        restart a supervised child\n"
+            "  health             exit 0 when /healthz answers 200 within 2 s\n"
+            "options:\n"
+            "  -c FILE            configuration (default $TANDEM_CONFIG, else %s)\n"
+            "  --admin HOST:PORT  admin address (default: from the configuration)\n"
+            "  --token TOKEN      bearer token (default $TANDEM_ADMIN_TOKEN, else the\n"
+            "                     variable named by admin.token_env)\n"
+            "  --json             print the raw JSON answer\n"
+            "  --timeout MS       request timeout (default %d)\n",
+            GW_CONFIG_DEFAULT_PATH, CTL_DEFAULT_TIMEOUT_MS);
+}
+
+/* ---- where the admin API is -------------------------------------------------- */
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > CTL_MAX_CONFIG + 8192) {
+                rc = -EFBIG;
+                goto out;
+            }
+            char *b = realloc(buf, cap);
+            if (!b) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            buf = b;
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    buf = NULL;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static int set_hostport(struct ctl *c, const char *host, unsigned port)
+{
+    if (strcmp(host, "0.0.0.0") == 0)
+        host = "127.0.0.1";
+    else if (strcmp(host, "::") == 0)
+        host = "::1";
+    if (strlen(host) >= sizeof c->host)
+        return -EINVAL;
+    snprintf(c->host, sizeof c->host, "%s", host);
+    snprintf(c->port, sizeof c->port, "%u", port);
+    return 0;
+}
+
+/* Admin address and token, from flags, environment and configuration. */
+static int locate(struct ctl *c)
+{
+    const char *env_token = getenv("TANDEM_ADMIN_TOKEN");
+    if (!c->token && env_token && *env_token)
+        c->token = env_token;
+    if (c->admin) {
+        struct gw_address a;
+        const char *msg = NULL;
+        if (gw_address_parse(c->admin, false, &a, &msg) < 0) {
+            fprintf(stderr, "tandem ctl: --admin %s: %s\n", c->admin, msg ? msg : "invalid");
+            return -EINVAL;
+        }
+        int rc = set_hostport(c, a.host, a.port);
+        gw_address_done(&a);
+        if (rc < 0)
+            fprintf(stderr, "tandem ctl: --admin %s: host name too long\n", c->admin);
+        return rc;
+    }
+    bool explicit_config = c->config != NULL;
+    const char *path = c->config;
+    if (!path)
+        path = getenv("TANDEM_CONFIG");
+    if (path && *path)
+        explicit_config = true;
+    else
+        path = GW_CONFIG_DEFAULT_PATH;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len);
+    if (rc == -ENOENT && !explicit_config)
+        return set_hostport(c, "127.0.0.1", 9901);
+    if (rc < 0) {
+        fprintf(stderr, "tandem ctl: %s: %s\n", path, strerror(-rc));
+        return rc;
+    }
+    struct route_diags d;
+    struct gw_config *cfg = NULL;
+    route_diags_init(&d);
+    rc = gw_config_parse(path, text, len, false, &cfg, &d);
+    free(text);
+    if (rc < 0) {
+        route_diags_print(&d, stderr);
+        fprintf(stderr, "tandem ctl: %s: invalid configuration (or use --admin)\n", path);
+        route_diags_done(&d);
+        return rc;
+    }
+    route_diags_done(&d);
+    if (!cfg->admin.enabled) {
+        fprintf(stderr, "tandem ctl: %s: the admin API is disabled (\"admin\": false)\n", path);
+        gw_config_free(cfg);
+        return -ENOENT;
+    }
+    rc = set_hostport(c, cfg->admin.address.host, cfg->admin.address.port);
+    if (!c->token && cfg->admin.token_env) {
+        /* getenv's storage outlives the configuration. */
+        const char *t = getenv(cfg->admin.token_env);
+        if (t && *t)
+            c->token = t;
+    }
+    gw_config_free(cfg);
+    return rc;
+}
+
+/* ---- one HTTP exchange -------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = fd, .events = events};
+        int r = poll(&p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r > 0)
+            return 0;
+    }
+}
+
+static int dial(const struct ctl *c, int64_t deadline, int *out)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(c->host, c->port, &hints, &res);
+    if (gai != 0) {
+        fprintf(stderr, "tandem ctl: %s: %s\n", c->host, gai_strerror(gai));
+        return -EHOSTUNREACH;
+    }
+    int rc = -ECONNREFUSED;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            rc = -errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+            rc = -errno;
+            close(fd);
+            continue;
+        }
+        rc = wait_fd(fd, POLLOUT, deadline);
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (rc == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err)
+            rc = -err;
+        if (rc == 0) {
+            *out = fd;
+            break;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+static int send_all(int fd, const char *p, size_t n, int64_t deadline)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int rc = wait_fd(fd, POLLOUT, deadline);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Appends body bytes to r. */
+static int body_add(struct reply *r, size_t *cap, const char *data, size_t len)
+{
+    if (r->len + len + 1 > CTL_MAX_RESPONSE)
+        return -EFBIG;
+    if (r->len + len + 1 > *cap) {
+        size_t nc = *cap ? *cap * 2 : 16384;
+        while (nc < r->len + len + 1)
+            nc *= 2;
+        char *b = realloc(r->body, nc);
+        if (!b)
+            return -ENOMEM;
+        r->body = b;
+        *cap = nc;
+    }
+    memcpy(r->body + r->len, data, len);
+    r->len += len;
+    r->body[r->len] = 0;
+    return 0;
+}
+
+/* Feeds bytes to the response parser; *done set at the end of the message. */
+static int feed(struct gw_http_parser *p, struct reply *r, size_t *cap, const char *buf, size_t n,
+                bool *done)
+{
+    while (n && !*done) {
+        struct gw_http_event ev;
+        size_t used = 0;
+        int rc = gw_http_parser_feed(p, buf, n, &used, &ev);
+        if (rc < 0)
+            return rc;
+        buf += used;
+        n -= used;
+        if (ev.type == GW_HTTP_EV_HEAD) {
+            r->status = ev.head->status;
+            gw_http_head_free(ev.head);
+        } else if (ev.type == GW_HTTP_EV_BODY) {
+            rc = body_add(r, cap, ev.data, ev.len);
+            if (rc < 0)
+                return rc;
+        } else if (ev.type == GW_HTTP_EV_DONE) {
+            *done = true;
+        } else if (ev.type == GW_HTTP_EV_NEED_MORE) {
+            break;
+        }
+    }
+    return 0;
+}
+
+static int request(const struct ctl *c, const char *method, const char *target, const char *body,
+                   int timeout_ms, struct reply *out)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    int fd = -1;
+    struct gw_http_parser *p = NULL;
+    struct gw_http_limits lim;
+    struct reply r = {0};
+    size_t cap = 0;
+    char *head = NULL;
+    bool done = false;
+    int rc = dial(c, deadline, &fd);
+    if (rc < 0)
+        goto out;
+    size_t blen = body ? strlen(body) : 0;
+    bool v6 = strchr(c->host, ':') != NULL;
+    int hn = asprintf(
+        &head,
+        "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: tandem-ctl\r\n"
+        "Accept: application/json\r\nConnection: close\r\n%s%s%s"
+        "%s%zu\r\n\r\n",
+        method, target, v6 ? "[" : "", c->host, v6 ? "]" : "", c->port,
+        c->token ? "Authorization: Bearer " : "", c->token ? c->token : "", c->token ? "\r\n" : "",
+        body ? "Content-Type: application/json\r\nContent-Length: " : "Content-Length: ", blen);
+    if (hn < 0) {
+        head = NULL;
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = send_all(fd, head, (size_t)hn, deadline);
+    if (rc == 0 && blen)
+        rc = send_all(fd, body, blen, deadline);
+    if (rc < 0)
+        goto out;
+    gw_http_limits_default(&lim);
+    lim.max_body_bytes = CTL_MAX_RESPONSE;
+    rc = gw_http_parser_new(&p, GW_HTTP_RESPONSE, &lim);
+    if (rc < 0)
+        goto out;
+    gw_http_parser_expect(p, strcmp(method, "HEAD") == 0, false);
+    char buf[65536];
+    while (!done) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = wait_fd(fd, POLLIN, deadline);
+            if (rc < 0)
+                goto out;
+            continue;
+        }
+        if (n < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (n == 0) {
+            struct gw_http_event ev;
+            rc = gw_http_parser_finish(p, &ev);
+            if (rc < 0 || ev.type != GW_HTTP_EV_DONE) {
+                rc = rc < 0 ? rc : -ECONNRESET;
+                goto out;
+            }
+            done = true;
+            break;
+        }
+        rc = feed(p, &r, &cap, buf, (size_t)n, &done);
+        if (rc < 0)
+            goto out;
+    }
+    if (!r.body) {
+        rc = body_add(&r, &cap, "", 0);
+        if (rc < 0)
+            goto out;
+    }
+    *out = r;
+    r.body = NULL;
+    rc = 0;
+out:
+    free(r.body);
+    free(head);
+    gw_http_parser_free(p);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* ---- printing ----------------------------------------------------------------- */
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static long long jint(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void human_bytes(long long b, char *buf, size_t cap)
+{
+    if (b < 10 * 1024)
+        snprintf(buf, cap, "%lld", b);
+    else if (b < 10 * 1024 * 1024)
+        snprintf(buf, cap, "%lldK", b / 1024);
+    else if (b < 10LL * 1024 * 1024 * 1024)
+        snprintf(buf, cap, "%lldM", b / (1024 * 1024));
+    else
+        snprintf(buf, cap, "%lldG", b / (1024LL * 1024 * 1024));
+}
+
+static void human_ms(long long ms, char *buf, size_t cap)
+{
+    if (ms < 1000)
+        snprintf(buf, cap, "%lldms", ms);
+    else if (ms < 60000)
+        snprintf(buf, cap, "%.1fs", (double)ms / 1000.0);
+    else if (ms < 3600000)
+        snprintf(buf, cap, "%lldm%02llds", ms / 60000, (ms / 1000) % 60);
+    else if (ms < 86400000)
+        snprintf(buf, cap, "%lldh%02lldm", ms / 3600000, (ms / 60000) % 60);
+    else
+        snprintf(buf, cap, "%lldd%02lldh", ms / 86400000, (ms / 3600000) % 24);
+}
+
+static void print_ps(json_t *v)
+{
+    json_t *procs = json_object_get(v, "processes");
+    printf("%lld processes, %lld matched, %lld shown\n", jint(v, "total"), jint(v, "matched"),
+           jint(v, "returned"));
+    printf("%-18s %-28s %-10s %-11s %7s %12s %8s %9s\n", "PID", "NAME", "KIND", "STATUS", "MAILBOX",
+           "REDUCTIONS", "MEMORY", "AGE");
+    size_t i;
+    json_t *p;
+    json_array_foreach(procs, i, p)
+    {
+        char name[64], mem[32], age[48];
+        const char *n = jstr(p, "name");
+        if (!*n)
+            n = jstr(p, "initial_call");
+        if (strcmp(jstr(p, "kind"), "request") == 0 && json_is_string(json_object_get(p, "path")))
+            snprintf(name, sizeof name, "%s %s", jstr(p, "method"), jstr(p, "path"));
+        else
+            snprintf(name, sizeof name, "%s", n);
+        human_bytes(jint(p, "memory"), mem, sizeof mem);
+        human_ms(jint(p, "age_ms"), age, sizeof age);
+        printf("%-18s %-28.28s %-10s %-11s %7lld %12lld %8s %9s\n", jstr(p, "pid"), name,
+               jstr(p, "kind"), jstr(p, "status"), jint(p, "mailbox_len"), jint(p, "reductions"),
+               mem, age);
+    }
+}
+
+static void print_tree_children(json_t *children, const char *prefix)
+{
+    size_t n = json_array_size(children);
+    for (size_t i = 0; i < n; i++) {
+        json_t *c = json_array_get(children, i);
+        bool last = i + 1 == n;
+        const char *id = jstr(c, "id");
+        json_t *sup = json_object_get(c, "supervisor");
+        printf("%s%s %s %s", prefix, last ? "└──" : "├──", *id ? id : "(child)",
+               json_is_string(json_object_get(c, "pid")) ? jstr(c, "pid") : "-");
+        if (sup && json_object_get(sup, "strategy"))
+            printf("  supervisor %s, %lld/%llds, %lld restarts, %lld children",
+                   jstr(sup, "strategy"), jint(sup, "intensity"), jint(sup, "period_s"),
+                   jint(sup, "restarts"), jint(sup, "children_total"));
+        else
+            printf("  %s %s", jstr(c, "type"), jstr(c, "restart"));
+        printf("  %s", jstr(c, "status"));
+        if (jint(c, "restarts"))
+            printf(", restarted %lld times", jint(c, "restarts"));
+        printf("\n");
+        json_t *sub = json_object_get(c, "children");
+        if (json_array_size(sub)) {
+            char p2[256];
+            snprintf(p2, sizeof p2, "%s%s", prefix, last ? "    " : "│   ");
+            print_tree_children(sub, p2);
+            if (json_is_true(json_object_get(sup, "children_truncated")))
+                printf("%s    … %lld children in all\n", prefix, jint(sup, "children_total"));
+        }
+    }
+}
+
+static void print_tree(json_t *v)
+{
+    json_t *t = json_object_get(v, "tree");
+    json_t *sup = json_object_get(t, "supervisor");
+    const char *name = jstr(t, "name");
+    printf("%s %s  supervisor %s, %lld/%llds, %lld restarts, %lld children\n",
+           *name ? name : "(root)", jstr(t, "pid"), jstr(sup, "strategy"), jint(sup, "intensity"),
+           jint(sup, "period_s"), jint(sup, "restarts"), jint(sup, "children_total"));
+    print_tree_children(json_object_get(t, "children"), "");
+}
+
+static void print_system(json_t *v)
+{
+    char up[48], rss[32], pm[32];
+    human_ms(jint(v, "uptime_ms"), up, sizeof up);
+    json_t *pr = json_object_get(v, "processes"), *mem = json_object_get(v, "memory");
+    json_t *rq = json_object_get(v, "requests"), *rt = json_object_get(v, "routes");
+    human_bytes(jint(mem, "rss_bytes"), rss, sizeof rss);
+    human_bytes(jint(mem, "processes_bytes"), pm, sizeof pm);
+    printf("version      %s\n", jstr(v, "version"));
+    printf("uptime       %s\n", up);
+    printf("ready        %s%s\n", json_is_true(json_object_get(v, "ready")) ? "yes" : "no",
+           json_is_true(json_object_get(v, "draining")) ? " (draining)" : "");
+    printf("processes    %lld of %lld (spawned %lld, exited %lld)\n", jint(pr, "count"),
+           jint(pr, "limit"), jint(pr, "spawned"), jint(pr, "exited"));
+    printf("memory       rss %s, processes %s, %lld messages live\n", rss, pm,
+           jint(mem, "messages_live"));
+    printf("requests     %lld in flight, %lld total\n", jint(rq, "in_flight"), jint(rq, "total"));
+    printf("routes       version %lld (%lld reloads ok, %lld failed)\n", jint(rt, "version"),
+           jint(rt, "reloads_ok"), jint(rt, "reloads_failed"));
+    size_t i;
+    json_t *x;
+    printf("schedulers   ");
+    json_array_foreach(json_object_get(v, "schedulers"), i, x)
+    {
+        printf("%s#%lld %.0f%% rq %lld", i ? ", " : "", jint(x, "id"),
+               100.0 * json_number_value(json_object_get(x, "utilisation")), jint(x, "run_queue"));
+    }
+    printf("\n%-12s %-24s %11s %11s %9s %11s\n", "LISTENER", "ADDRESS", "CONNECTIONS", "ACCEPTED",
+           "REFUSED", "REQUESTS");
+    json_t *all = json_array();
+    json_array_extend(all, json_object_get(v, "listeners"));
+    if (json_object_get(v, "admin"))
+        json_array_append(all, json_object_get(v, "admin"));
+    json_array_foreach(all, i, x)
+    {
+        printf("%-12s %-24s %11lld %11lld %9lld %11lld\n", jstr(x, "name"), jstr(x, "address"),
+               jint(x, "connections"), jint(x, "accepted"), jint(x, "refused"),
+               jint(x, "requests"));
+    }
+    json_decref(all);
+}
+
+static void print_route_errors(json_t *v, FILE *out)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(v, "errors"), i, e)
+    {
+        fprintf(out, "%s:%lld:%lld: %s\n", jstr(e, "file"), jint(e, "line"), jint(e, "column"),
+                jstr(e, "message"));
+    }
+}
+
+static void print_routes(json_t *v)
+{
+    printf("version %lld\n", jint(v, "version"));
+    json_t *last = json_object_get(v, "last_reload");
+    if (json_is_object(last)) {
+        printf("last reload: %s", jstr(last, "outcome"));
+        if (*jstr(last, "source"))
+            printf(" (%s)", jstr(last, "source"));
+        printf("\n");
+        print_route_errors(last, stdout);
+    }
+    printf("%-32s %s\n", "ROUTE", "DEFINITION");
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(v, "routes"), i, r)
+    {
+        json_t *rest = json_deep_copy(r);
+        json_object_del(rest, "name");
+        char *t = json_dumps(rest, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%-32s %s\n", jstr(r, "name"), t ? t : "");
+        free(t);
+        json_decref(rest);
+    }
+}
+
+static void print_reload(json_t *v)
+{
+    printf("%s: version %lld, %lld routes\n", jstr(v, "outcome"), jint(v, "version"),
+           jint(v, "routes"));
+}
+
+static void print_upstreams(json_t *v)
+{
+    printf("%-16s %-24s %6s %-7s %7s %6s %10s %9s %s\n", "UPSTREAM", "TARGET", "WEIGHT", "HEALTHY",
+           "ACTIVE", "IDLE", "REQUESTS", "FAILURES", "LAST_ERROR");
+    size_t i, j;
+    json_t *u, *t;
+    json_array_foreach(json_object_get(v, "upstreams"), i, u)
+    {
+        json_array_foreach(json_object_get(u, "targets"), j, t)
+        {
+            printf("%-16s %-24s %6lld %-7s %7lld %6lld %10lld %9lld %s\n", jstr(u, "name"),
+                   jstr(t, "address"), jint(t, "weight"),
+                   json_is_true(json_object_get(t, "healthy")) ? "yes" : "no", jint(t, "active"),
+                   jint(t, "idle"), jint(t, "requests"), jint(t, "failures"),
+                   jstr(t, "last_error"));
+        }
+    }
+}
+
+static void print_kill(json_t *v)
+{
+    if (json_is_true(json_object_get(v, "exited")))
+        printf("%s exited: %s\n", jstr(v, "pid"), jstr(v, "exit_reason"));
+    else
+        printf("%s sent %s; still alive (it traps exits)\n", jstr(v, "pid"), jstr(v, "reason"));
+}
+
+static void print_restart(json_t *v)
+{
+    printf("%s (%s) restarted as %s\n", jstr(v, "pid"), jstr(v, "id"), jstr(v, "new_pid"));
+}
+
+/* ---- commands ------------------------------------------------------------------ */
+
+typedef void (*printer)(json_t *v);
+
+/* Runs one request and prints the answer; returns the exit code. */
+static int run(const struct ctl *c, const char *method, const char *target, const char *body,
+               printer print)
+{
+    struct reply r = {0};
+    int rc = request(c, method, target, body, c->timeout_ms, &r);
+    if (rc < 0) {
+        fprintf(stderr, "tandem ctl: %s %s on %s:%s: %s\n", method, target, c->host, c->port,
+                strerror(-rc));
+        return 1;
+    }
+    int code = r.status >= 200 && r.status < 300 ? 0 : 1;
+    json_t *v = json_loadb(r.body, r.len, 0, NULL);
+    if (c->json) {
+        fwrite(r.body, 1, r.len, stdout);
+        if (r.len && r.body[r.len - 1] != '\n')
+            putchar('\n');
+    } else if (code != 0) {
+        fprintf(stderr, "tandem ctl: %d %s", r.status, v ? jstr(v, "error") : "");
+        json_t *d = json_object_get(v, "detail");
+        if (json_is_string(d)) {
+            fprintf(stderr, ": %s", json_string_value(d));
+        } else if (d && !json_is_null(d)) {
+            char *t = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            fprintf(stderr, ": %s", t ? t : "");
+            free(t);
+        }
+        fprintf(stderr, "\n");
+        if (v)
+            print_route_errors(v, stderr);
+    } else if (!v) {
+        fprintf(stderr, "tandem ctl: the answer is not JSON\n");
+        code = 1;
+    } else {
+        print(v);
+    }
+    json_decref(v);
+    free(r.body);
+    return code;
+}
+
+static int cmd_health(const struct ctl *c)
+{
+    struct reply r = {0};
+    int rc = request(c, "GET", "/healthz", NULL, CTL_HEALTH_TIMEOUT_MS, &r);
+    if (rc < 0) {
+        fprintf(stderr, "tandem ctl: health: %s:%s: %s\n", c->host, c->port, strerror(-rc));
+        return 1;
+    }
+    int code = r.status == 200 ? 0 : 1;
+    if (c->json)
+        fwrite(r.body, 1, r.len, stdout);
+    else if (code == 0)
+        printf("ok\n");
+    else
+        fprintf(stderr, "tandem ctl: health: status %d\n", r.status);
+    free(r.body);
+    return code;
+}
+
+/* "<0.12.3>" -> "0.12.3" for the URL; anything else must be digits and dots. */
+static int pid_segment(const char *pid, char *buf, size_t cap)
+{
+    size_t n = strlen(pid);
+    if (n >= 2 && pid[0] == '<' && pid[n - 1] == '>') {
+        pid++;
+        n -= 2;
+    }
+    if (n == 0 || n >= cap)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!((pid[i] >= '0' && pid[i] <= '9') || pid[i] == '.'))
+            return -EINVAL;
+    memcpy(buf, pid, n);
+    buf[n] = 0;
+    return 0;
+}
+
+static bool query_safe(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr("-._~,:", *s)))
+            return false;
+    return true;
+}
+
+static int cmd_ps(const struct ctl *c)
+{
+    char target[512];
+    const char *sort = c->sort ? c->sort : "reductions";
+    if (!query_safe(sort) || (c->limit && !query_safe(c->limit)) ||
+        (c->name && !query_safe(c->name)) || (c->kind && !query_safe(c->kind))) {
+        fprintf(stderr, "tandem ctl: ps: --sort, --limit, --name and --kind take letters, "
+                        "digits and - . _ ~ , : only\n");
+        return 2;
+    }
+    snprintf(target, sizeof target, "/admin/processes?sort=%s%s%s%s%s%s%s", sort,
+             c->limit ? "&limit=" : "", c->limit ? c->limit : "", c->name ? "&name=" : "",
+             c->name ? c->name : "", c->kind ? "&kind=" : "", c->kind ? c->kind : "");
+    return run(c, "GET", target, NULL, print_ps);
+}
+
+static int take_value(int argc, char **argv, int *i, const char **out)
+{
+    const char *a = argv[*i];
+    const char *eq = strchr(a, '=');
+    if (strncmp(a, "--", 2) == 0 && eq) {
+        *out = eq + 1;
+        return 0;
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "tandem ctl: %s needs a value\n", a);
+        return -EINVAL;
+    }
+    *out = argv[++*i];
+    return 0;
+}
+
+static bool opt_is(const char *a, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(a, name, n) == 0 && (a[n] == 0 || (a[n] == '=' && name[1] == '-'));
+}
+
+int gw_ctl_main(int argc, char **argv)
+{
+    struct ctl c = {.timeout_ms = CTL_DEFAULT_TIMEOUT_MS};
+    const char *words[4] = {0};
+    int nwords = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        int rc = 0;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            c.json = true;
+        } else if (opt_is(a, "-c") || opt_is(a, "--config")) {
+            rc = take_value(argc, argv, &i, &c.config);
+        } else if (opt_is(a, "--admin")) {
+            rc = take_value(argc, argv, &i, &c.admin);
+        } else if (opt_is(a, "--token")) {
+            rc = take_value(argc, argv, &i, &c.token);
+        } else if (opt_is(a, "--sort")) {
+            rc = take_value(argc, argv, &i, &c.sort);
+        } else if (opt_is(a, "--limit")) {
+            rc = take_value(argc, argv, &i, &c.limit);
+        } else if (opt_is(a, "--name")) {
+            rc = take_value(argc, argv, &i, &c.name);
+        } else if (opt_is(a, "--kind")) {
+            rc = take_value(argc, argv, &i, &c.kind);
+        } else if (opt_is(a, "--reason")) {
+            rc = take_value(argc, argv, &i, &c.reason);
+        } else if (opt_is(a, "--timeout")) {
+            rc = take_value(argc, argv, &i, &val);
+            if (rc == 0) {
+                char *end = NULL;
+                long t = strtol(val, &end, 10);
+                if (!*val || *end || t <= 0 || t > 3600000) {
+                    fprintf(stderr, "tandem ctl: --timeout takes milliseconds (1..3600000)\n");
+                    return 2;
+                }
+                c.timeout_ms = (int)t;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "tandem ctl: unknown option \"%s\"\n", a);
+            usage(stderr);
+            return 2;
+        } else if (nwords < 4) {
+            words[nwords++] = a;
+        } else {
+            fprintf(stderr, "tandem ctl: too many arguments\n");
+            return 2;
+        }
+        if (rc < 0)
+            return 2;
+    }
+    if (nwords == 0) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = words[0];
+    static const char *const one_word[] = {"ps",     "tree",      "system", "routes",
+                                           "reload", "upstreams", "health", NULL};
+    bool known = false;
+    for (int k = 0; one_word[k]; k++)
+        if (strcmp(cmd, one_word[k]) == 0)
+            known = true;
+    bool with_arg =
+        strcmp(cmd, "rollback") == 0 || strcmp(cmd, "kill") == 0 || strcmp(cmd, "restart") == 0;
+    if ((!known && !with_arg) || (known && nwords != 1) || (with_arg && nwords != 2)) {
+        if (!known && !with_arg)
+            fprintf(stderr, "tandem ctl: unknown command \"%s\"\n", cmd);
+        else
+            fprintf(stderr, "tandem ctl: %s takes %s\n", cmd,
+                    with_arg ? "one argument" : "no argument");
+        usage(stderr);
+        return 2;
+    }
+    if (locate(&c) < 0)
+        return 1;
+
+    if (strcmp(cmd, "health") == 0)
+        return cmd_health(&c);
+    if (strcmp(cmd, "ps") == 0)
+        return cmd_ps(&c);
+    if (strcmp(cmd, "tree") == 0)
+        return run(&c, "GET", "/admin/supervisors", NULL, print_tree);
+    if (strcmp(cmd, "system") == 0)
+        return run(&c, "GET", "/admin/system", NULL, print_system);
+    if (strcmp(cmd, "routes") == 0)
+        return run(&c, "GET", "/admin/routes", NULL, print_routes);
+    if (strcmp(cmd, "reload") == 0)
+        return run(&c, "POST", "/admin/routes/reload", "", print_reload);
+    if (strcmp(cmd, "upstreams") == 0)
+        return run(&c, "GET", "/admin/upstreams", NULL, print_upstreams);
+    if (strcmp(cmd, "rollback") == 0) {
+        char *end = NULL;
+        unsigned long long v = strtoull(words[1], &end, 10);
+        if (!*words[1] || *end || v == 0 || words[1][0] == '-') {
+            fprintf(stderr, "tandem ctl: rollback takes a version number\n");
+            return 2;
+        }
+        char body[64];
+        snprintf(body, sizeof body, "{\"version\": %llu}", v);
+        return run(&c, "POST", "/admin/routes/rollback", body, print_reload);
+    }
+    char seg[64], target[128];
+    if (pid_segment(words[1], seg, sizeof seg) < 0) {
+        fprintf(stderr, "tandem ctl: %s: \"%s\" is not a pid (<0.SLOT.GEN>)\n", cmd, words[1]);
+        return 2;
+    }
+    if (strcmp(cmd, "kill") == 0) {
+        snprintf(target, sizeof target, "/admin/processes/%s/kill", seg);
+        char *body = NULL;
+        if (c.reason) {
+            json_t *o = json_pack("{s:s}", "reason", c.reason);
+            body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            json_decref(o);
+            if (!body) {
+                fprintf(stderr, "tandem ctl: out of memory\n");
+                return 1;
+            }
+        }
+        int code = run(&c, "POST", target, body ? body : "", print_kill);
+        free(body);
+        return code;
+    }
+    snprintf(target, sizeof target, "/admin/processes/%s/restart", seg);
+    return run(&c, "POST", target, "", print_restart);
+}

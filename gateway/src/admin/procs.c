@@ -1,0 +1,714 @@
+/*
+ * procs.c: the admin API's view of processes — the process list (a snapshot
+ * filtered while it is taken, then sorted and paged), one process in detail
+ * (with its behaviour's sys status, statistics and log), kill and restart,
+ * and the supervision tree.
+ *
+ * A snapshot keeps a compact record per matching process and its strings in
+ * one arena, so that 100,000 processes cost a few megabytes for the length
+ * of one request. The walk charges reductions as it goes: a large snapshot
+ * yields its scheduler like any other long-running process.
+ *
+ * Calls into other processes are bounded: sys calls time out after
+ * GW_ADMIN_SYS_TIMEOUT_MS, supervisor calls are only made to processes
+ * whose kind is supervisor (a plain process would never answer), and kill
+ * waits at most GW_ADMIN_KILL_WAIT_MS for the DOWN.
+ *
+ * Kill reasons become atoms; the set of distinct ones is capped
+ * (GW_ADMIN_MAX_KILL_REASONS) and guarded by a mutex held for a few string
+ * compares, never across a runtime call.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_int.h"
+#include "gw/gateway.h"
+#include "rt/supervisor.h"
+#include "rt/sys.h"
+
+/* ---- snapshots ------------------------------------------------------------- */
+
+struct prec {
+    rt_pid pid, parent;
+    uint64_t reductions, started_ms;
+    uint64_t mailbox_len, memory;
+    uint32_t links, monitors, monitored;
+    uint32_t name, initial_call, state, detail; /* arena offsets; 0 is "" */
+    uint8_t kind, status;
+    bool trap_exit;
+};
+
+struct snap {
+    struct prec *recs;
+    size_t n, cap;
+    char *arena;
+    size_t alen, acap;
+    size_t total; /* every live process seen */
+    const char *name_filter;
+    unsigned kind_mask; /* 0: all kinds */
+    bool oom;
+};
+
+static uint32_t arena_add(struct snap *s, const char *str)
+{
+    size_t len = strlen(str);
+    if (len == 0 || s->oom)
+        return 0;
+    if (s->alen + len + 1 > s->acap) {
+        size_t cap = s->acap ? s->acap * 2 : 65536;
+        while (cap < s->alen + len + 1)
+            cap *= 2;
+        if (cap > UINT32_MAX) {
+            s->oom = true;
+            return 0;
+        }
+        char *a = realloc(s->arena, cap);
+        if (!a) {
+            s->oom = true;
+            return 0;
+        }
+        if (!s->arena)
+            a[s->alen++] = 0; /* offset 0 is the empty string */
+        s->arena = a;
+        s->acap = cap;
+    }
+    uint32_t off = (uint32_t)s->alen;
+    memcpy(s->arena + s->alen, str, len + 1);
+    s->alen += len + 1;
+    return off;
+}
+
+static int snap_add(struct snap *s, const struct rt_proc_info *i)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        struct prec *r = realloc(s->recs, cap * sizeof *r);
+        if (!r) {
+            s->oom = true;
+            return -ENOMEM;
+        }
+        s->recs = r;
+        s->cap = cap;
+    }
+    struct prec *r = &s->recs[s->n];
+    *r = (struct prec){
+        .pid = i->pid,
+        .parent = i->parent,
+        .reductions = i->reductions,
+        .started_ms = i->started_ms,
+        .mailbox_len = i->mailbox_len,
+        .memory = i->memory,
+        .links = i->links,
+        .monitors = i->monitors,
+        .monitored = i->monitored,
+        .kind = (uint8_t)i->kind,
+        .status = (uint8_t)i->status,
+        .trap_exit = i->trap_exit,
+    };
+    r->name = arena_add(s, i->name);
+    r->initial_call = arena_add(s, i->initial_call);
+    r->state = arena_add(s, i->state);
+    r->detail = arena_add(s, i->detail);
+    if (s->oom)
+        return -ENOMEM;
+    s->n++;
+    return 0;
+}
+
+static int visit(const struct rt_proc_info *i, void *ctx)
+{
+    struct snap *s = ctx;
+    s->total++;
+    /* A long walk is work like any other: let the scheduler run others. */
+    if ((s->total & 63) == 0)
+        rt_reductions(64);
+    if (s->kind_mask && !(s->kind_mask & (1u << i->kind)))
+        return 0;
+    if (s->name_filter && !strstr(i->name, s->name_filter))
+        return 0;
+    return snap_add(s, i) < 0 ? 1 : 0;
+}
+
+static void snap_done(struct snap *s)
+{
+    free(s->recs);
+    free(s->arena);
+}
+
+enum sort_key { SORT_NONE, SORT_MAILBOX, SORT_REDUCTIONS, SORT_MEMORY, SORT_AGE };
+
+static int cmp_pid(const struct prec *a, const struct prec *b)
+{
+    return (a->pid > b->pid) - (a->pid < b->pid);
+}
+
+/* Largest first; ties in pid order. */
+#define DESC(field)                                                                                \
+    static int cmp_##field(const void *x, const void *y)                                           \
+    {                                                                                              \
+        const struct prec *a = x, *b = y;                                                          \
+        if (a->field != b->field)                                                                  \
+            return a->field < b->field ? 1 : -1;                                                   \
+        return cmp_pid(a, b);                                                                      \
+    }
+DESC(mailbox_len)
+DESC(reductions)
+DESC(memory)
+
+/* Oldest first. */
+static int cmp_age(const void *x, const void *y)
+{
+    const struct prec *a = x, *b = y;
+    if (a->started_ms != b->started_ms)
+        return a->started_ms < b->started_ms ? -1 : 1;
+    return cmp_pid(a, b);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+/* The fields every process shows; for request processes also what their
+ * detail line "METHOD\tPATH\tROUTE\tTARGET" says. */
+static json_t *prec_json(const struct prec *r, const char *arena, uint64_t now)
+{
+    const char *A = arena ? arena : "";
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    uint64_t age = now > r->started_ms ? now - r->started_ms : 0;
+    json_object_set_new(o, "pid", gw__admin_pid_json(r->pid));
+    json_object_set_new(o, "name", str_or_null(A + r->name));
+    json_object_set_new(o, "kind", json_string(rt_kind_name((enum rt_kind)r->kind)));
+    json_object_set_new(o, "initial_call", str_or_null(A + r->initial_call));
+    json_object_set_new(o, "status", json_string(rt_status_name((enum rt_status)r->status)));
+    json_object_set_new(o, "state", str_or_null(A + r->state));
+    json_object_set_new(o, "mailbox_len", json_integer((json_int_t)r->mailbox_len));
+    json_object_set_new(o, "reductions", json_integer((json_int_t)r->reductions));
+    json_object_set_new(o, "memory", json_integer((json_int_t)r->memory));
+    json_object_set_new(o, "links", json_integer(r->links));
+    json_object_set_new(o, "monitors", json_integer(r->monitors));
+    json_object_set_new(o, "monitored_by", json_integer(r->monitored));
+    json_object_set_new(o, "parent", gw__admin_pid_json(r->parent));
+    json_object_set_new(o, "trap_exit", json_boolean(r->trap_exit));
+    json_object_set_new(o, "age_ms", json_integer((json_int_t)age));
+    const char *detail = A + r->detail;
+    if (r->kind == RT_KIND_REQUEST) {
+        static const char *const keys[4] = {"method", "path", "route", "upstream_target"};
+        const char *p = detail;
+        for (int k = 0; k < 4; k++) {
+            const char *tab = strchr(p, '\t');
+            size_t n = tab ? (size_t)(tab - p) : strlen(p);
+            json_object_set_new(o, keys[k], n ? json_stringn(p, n) : json_null());
+            p = tab ? tab + 1 : p + n;
+        }
+        json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)age));
+    } else {
+        json_object_set_new(o, "detail", str_or_null(detail));
+    }
+    return o;
+}
+
+static int parse_kinds(const char *list, unsigned *mask)
+{
+    unsigned m = 0;
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        int found = -1;
+        for (int k = 0; k < RT_KIND_COUNT; k++) {
+            const char *name = rt_kind_name((enum rt_kind)k);
+            if (strlen(name) == n && memcmp(name, p, n) == 0)
+                found = k;
+        }
+        if (found < 0)
+            return -EINVAL;
+        m |= 1u << found;
+        p = comma ? comma + 1 : p + n;
+    }
+    if (!m)
+        return -EINVAL;
+    *mask = m;
+    return 0;
+}
+
+static int query_u64(const struct gw_admin_request *req, const char *key, uint64_t *out)
+{
+    char buf[32];
+    int rc = gw__admin_query(req->query, key, buf, sizeof buf);
+    if (rc < 0)
+        return rc;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (!buf[0] || *end || errno || buf[0] == '-')
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+void gw__admin_processes(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    struct snap s = {0};
+    char name[128], kind[128], sort[32];
+    enum sort_key key = SORT_NONE;
+    uint64_t limit = UINT64_MAX, offset = 0;
+    json_t *list = NULL, *o = NULL;
+    int rc;
+
+    rc = gw__admin_query(req->query, "sort", sort, sizeof sort);
+    if (rc == 0) {
+        if (strcmp(sort, "mailbox") == 0)
+            key = SORT_MAILBOX;
+        else if (strcmp(sort, "reductions") == 0)
+            key = SORT_REDUCTIONS;
+        else if (strcmp(sort, "memory") == 0)
+            key = SORT_MEMORY;
+        else if (strcmp(sort, "age") == 0)
+            key = SORT_AGE;
+        else
+            rc = -EINVAL;
+    }
+    if (rc == -EINVAL) {
+        gw__admin_errorf(resp, 400, "bad_request",
+                         "sort must be one of mailbox, reductions, memory, age");
+        goto out;
+    }
+    rc = query_u64(req, "limit", &limit);
+    if (rc == -EINVAL || (rc == 0 && limit == 0)) {
+        gw__admin_errorf(resp, 400, "bad_request", "limit must be a positive integer");
+        goto out;
+    }
+    rc = query_u64(req, "offset", &offset);
+    if (rc == -EINVAL) {
+        gw__admin_errorf(resp, 400, "bad_request", "offset must be a non-negative integer");
+        goto out;
+    }
+    rc = gw__admin_query(req->query, "name", name, sizeof name);
+    if (rc == -EINVAL) {
+        gw__admin_errorf(resp, 400, "bad_request", "name must be at most 127 bytes");
+        goto out;
+    }
+    s.name_filter = rc == 0 && name[0] ? name : NULL;
+    rc = gw__admin_query(req->query, "kind", kind, sizeof kind);
+    if (rc == 0 && parse_kinds(kind, &s.kind_mask) < 0)
+        rc = -EINVAL;
+    if (rc == -EINVAL) {
+        gw__admin_errorf(resp, 400, "bad_request",
+                         "kind must be a comma-separated list of process, server, supervisor, "
+                         "statem, task, acceptor, connection, request");
+        goto out;
+    }
+
+    rt_processes_foreach(visit, &s);
+    if (s.oom) {
+        gw__admin_errorf(resp, 503, "out_of_memory", "the snapshot did not fit in memory");
+        goto out;
+    }
+    if (key == SORT_MAILBOX)
+        qsort(s.recs, s.n, sizeof *s.recs, cmp_mailbox_len);
+    else if (key == SORT_REDUCTIONS)
+        qsort(s.recs, s.n, sizeof *s.recs, cmp_reductions);
+    else if (key == SORT_MEMORY)
+        qsort(s.recs, s.n, sizeof *s.recs, cmp_memory);
+    else if (key == SORT_AGE)
+        qsort(s.recs, s.n, sizeof *s.recs, cmp_age);
+
+    uint64_t now = rt_now_ms();
+    size_t first = offset < s.n ? (size_t)offset : s.n;
+    size_t count = s.n - first;
+    if (limit < count)
+        count = (size_t)limit;
+    list = json_array();
+    o = json_object();
+    if (!list || !o) {
+        gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the answer");
+        goto out;
+    }
+    for (size_t i = first; i < first + count; i++) {
+        if (json_array_append_new(list, prec_json(&s.recs[i], s.arena, now)) < 0) {
+            gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the answer");
+            goto out;
+        }
+        if ((i & 255) == 0)
+            rt_reductions(256);
+    }
+    json_object_set_new(o, "total", json_integer((json_int_t)s.total));
+    json_object_set_new(o, "matched", json_integer((json_int_t)s.n));
+    json_object_set_new(o, "offset", json_integer((json_int_t)first));
+    json_object_set_new(o, "returned", json_integer((json_int_t)count));
+    json_object_set_new(o, "processes", list);
+    list = NULL;
+    gw__admin_json(resp, 200, o);
+    o = NULL;
+out:
+    json_decref(list);
+    json_decref(o);
+    snap_done(&s);
+}
+
+/* ---- one process ---------------------------------------------------------- */
+
+static bool is_behaviour(enum rt_kind k)
+{
+    return k == RT_KIND_SERVER || k == RT_KIND_SUPERVISOR || k == RT_KIND_STATEM;
+}
+
+static json_t *sys_json(rt_pid pid)
+{
+    struct rt_sys_status st;
+    int rc = rt_sys_get_status(pid, GW_ADMIN_SYS_TIMEOUT_MS, &st);
+    if (rc < 0)
+        return json_pack("{s:s}", "error", rc == -ETIMEDOUT ? "timeout" : strerror(-rc));
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "module", json_string(st.module));
+    json_object_set_new(o, "behaviour", json_string(st.behaviour));
+    json_object_set_new(o, "status",
+                        json_string(st.status == RT_SYS_SUSPENDED ? "suspended" : "running"));
+    json_object_set_new(o, "suspended", json_boolean(st.status == RT_SYS_SUSPENDED));
+    json_object_set_new(o, "state_name", str_or_null(st.state_name));
+    json_object_set_new(o, "state", str_or_null(st.formatted));
+    json_object_set_new(o, "debug", json_integer(st.debug));
+    json_object_set_new(o, "log_len", json_integer((json_int_t)st.log_len));
+
+    struct rt_sys_statistics stats;
+    rc = rt_sys_statistics(pid, RT_SYS_GET, GW_ADMIN_SYS_TIMEOUT_MS, &stats);
+    if (rc == 0)
+        json_object_set_new(
+            o, "statistics",
+            json_pack("{s:I,s:I,s:I,s:I,s:I}", "start_time_ms", (json_int_t)stats.start_time_ms,
+                      "current_time_ms", (json_int_t)stats.current_time_ms, "reductions",
+                      (json_int_t)stats.reductions, "messages_in", (json_int_t)stats.messages_in,
+                      "messages_out", (json_int_t)stats.messages_out));
+    else
+        json_object_set_new(o, "statistics", json_null());
+
+    json_t *log = json_null();
+    if (st.log_len > 0) {
+        enum { LOG_MAX = 64 };
+        struct rt_sys_event ev[LOG_MAX];
+        size_t count = 0;
+        if (rt_sys_log_get(pid, ev, LOG_MAX, &count, GW_ADMIN_SYS_TIMEOUT_MS) == 0) {
+            json_decref(log);
+            log = json_array();
+            for (size_t i = 0; i < count && i < LOG_MAX; i++)
+                json_array_append_new(
+                    log, json_pack("{s:I,s:s,s:I,s:o,s:i}", "time_ms", (json_int_t)ev[i].time_ms,
+                                   "event", rt_sys_event_name(ev[i].kind), "msg_type",
+                                   (json_int_t)ev[i].msg_type, "peer",
+                                   gw__admin_pid_json(ev[i].peer), "state", ev[i].state));
+        }
+    }
+    json_object_set_new(o, "log", log);
+    return o;
+}
+
+void gw__admin_process(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                       rt_pid pid)
+{
+    struct rt_proc_info info;
+    struct snap s = {0};
+    json_t *o = NULL;
+    if (rt_proc_info(pid, &info) < 0) {
+        gw__admin_error(resp, 404, "no_such_process",
+                        json_pack("{s:o}", "pid", gw__admin_pid_json(pid)));
+        goto out;
+    }
+    if (snap_add(&s, &info) < 0 || !(o = prec_json(&s.recs[0], s.arena, rt_now_ms()))) {
+        gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the answer");
+        goto out;
+    }
+    enum { LINKS_MAX = 1024 };
+    rt_pid *links = malloc(LINKS_MAX * sizeof *links);
+    int nl = links ? rt_proc_links(pid, links, LINKS_MAX) : -ENOMEM;
+    json_t *la = json_array();
+    for (int i = 0; i < nl && i < LINKS_MAX; i++)
+        json_array_append_new(la, gw__admin_pid_json(links[i]));
+    free(links);
+    json_object_set_new(o, "linked", la);
+    json_object_set_new(o, "registered", json_boolean(info.name[0] != 0));
+    if (is_behaviour(info.kind) && pid != rt_self())
+        json_object_set_new(o, "sys", sys_json(pid));
+    else
+        json_object_set_new(o, "sys", json_null());
+    gw__admin_json(resp, 200, o);
+    o = NULL;
+out:
+    json_decref(o);
+    snap_done(&s);
+}
+
+/* ---- kill ------------------------------------------------------------------ */
+
+static pthread_mutex_t reasons_lock = PTHREAD_MUTEX_INITIALIZER;
+static char reasons[GW_ADMIN_MAX_KILL_REASONS][33] = {"killed_by_admin"};
+static size_t nreasons = 1;
+
+static bool reason_chars_ok(const char *r)
+{
+    size_t n = strlen(r);
+    if (n < 1 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((r[i] >= 'a' && r[i] <= 'z') || r[i] == '_'))
+            return false;
+    return true;
+}
+
+/* 0 when `r` is one of the kill reasons in use or could be added. */
+static int reason_admit(const char *r)
+{
+    int rc = -ENOSPC;
+    pthread_mutex_lock(&reasons_lock);
+    for (size_t i = 0; i < nreasons; i++) {
+        if (strcmp(reasons[i], r) == 0) {
+            rc = 0;
+            goto out;
+        }
+    }
+    if (nreasons < GW_ADMIN_MAX_KILL_REASONS) {
+        snprintf(reasons[nreasons++], sizeof reasons[0], "%s", r);
+        rc = 0;
+    }
+out:
+    pthread_mutex_unlock(&reasons_lock);
+    return rc;
+}
+
+void gw__admin_kill(const struct gw_admin_request *req, struct gw_admin_response *resp, rt_pid pid)
+{
+    char reason[33] = "killed_by_admin";
+    json_t *body = NULL;
+    if (req->body_len > 0) {
+        json_error_t err;
+        body = json_loadb(req->body, req->body_len, 0, &err);
+        json_t *r = json_object_get(body, "reason");
+        if (!json_is_object(body) || (r && !json_is_string(r))) {
+            gw__admin_errorf(resp, 400, "bad_request",
+                             "expected an empty body or {\"reason\": \"...\"}");
+            goto out;
+        }
+        if (r) {
+            const char *rs = json_string_value(r);
+            if (!reason_chars_ok(rs)) {
+                gw__admin_errorf(resp, 400, "bad_reason",
+                                 "a reason is 1 to 32 characters of a-z and _");
+                goto out;
+            }
+            if (strcmp(rs, "normal") == 0) {
+                gw__admin_errorf(resp, 400, "bad_reason",
+                                 "normal does not stop a process; use another reason");
+                goto out;
+            }
+            snprintf(reason, sizeof reason, "%s", rs);
+        }
+    }
+    if (reason_admit(reason) < 0) {
+        gw__admin_errorf(resp, 400, "bad_reason",
+                         "too many distinct kill reasons in use (at most %d); reuse one",
+                         GW_ADMIN_MAX_KILL_REASONS);
+        goto out;
+    }
+    if (pid == rt_self()) {
+        gw__admin_errorf(resp, 409, "conflict", "that is the process answering this request");
+        goto out;
+    }
+    if (!rt_is_alive(pid)) {
+        gw__admin_error(resp, 404, "no_such_process",
+                        json_pack("{s:o}", "pid", gw__admin_pid_json(pid)));
+        goto out;
+    }
+    rt_ref mref = rt_monitor(pid);
+    rt_atom ra = rt_atom_intern(reason);
+    if (rt_exit_signal(pid, ra) < 0) {
+        rt_demonitor(mref, true);
+        gw__admin_error(resp, 404, "no_such_process",
+                        json_pack("{s:o}", "pid", gw__admin_pid_json(pid)));
+        goto out;
+    }
+    struct rt_msg *down = rt_receive_ref(mref, GW_ADMIN_KILL_WAIT_MS);
+    json_t *o = json_object();
+    json_object_set_new(o, "pid", gw__admin_pid_json(pid));
+    json_object_set_new(o, "reason", json_string(reason));
+    if (down) {
+        json_object_set_new(o, "exited", json_true());
+        json_object_set_new(o, "exit_reason", json_string(rt_atom_name((rt_atom)down->u64)));
+        rt_msg_free(down);
+        gw__admin_json(resp, 200, o);
+    } else {
+        rt_demonitor(mref, true);
+        json_object_set_new(o, "exited", json_false());
+        json_object_set_new(o, "exit_reason", json_null());
+        json_object_set_new(o, "note",
+                            json_string("still alive: it traps exits and chose to go on"));
+        gw__admin_json(resp, 202, o);
+    }
+out:
+    json_decref(body);
+}
+
+/* ---- restart --------------------------------------------------------------- */
+
+void gw__admin_restart(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                       rt_pid pid)
+{
+    struct rt_proc_info info, sinfo;
+    struct rt_child_info *children = NULL;
+    size_t count = 0;
+    int rc;
+    if (rt_proc_info(pid, &info) < 0) {
+        gw__admin_error(resp, 404, "no_such_process",
+                        json_pack("{s:o}", "pid", gw__admin_pid_json(pid)));
+        goto out;
+    }
+    /* Only a supervisor answers supervisor calls; anything else would leave
+     * the (infinite-timeout) call waiting forever. */
+    if (!info.parent || rt_proc_info(info.parent, &sinfo) < 0 || sinfo.kind != RT_KIND_SUPERVISOR) {
+        gw__admin_errorf(resp, 409, "not_supervised", "the process has no supervisor");
+        goto out;
+    }
+    children = calloc(GW_ADMIN_TREE_MAX_CHILDREN, sizeof *children);
+    if (!children) {
+        gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the children list");
+        goto out;
+    }
+    rc = rt_sup_which_children(info.parent, children, GW_ADMIN_TREE_MAX_CHILDREN, &count);
+    if (rc < 0) {
+        gw__admin_errorf(resp, 503, "supervisor_unavailable", "which_children: %s", strerror(-rc));
+        goto out;
+    }
+    const struct rt_child_info *c = NULL;
+    for (size_t i = 0; i < count && i < GW_ADMIN_TREE_MAX_CHILDREN; i++)
+        if (children[i].pid == pid)
+            c = &children[i];
+    if (!c || !c->id[0]) {
+        gw__admin_errorf(resp, 409, "not_restartable",
+                         "not a child with an id of its supervisor (simple_one_for_one "
+                         "children have none); kill it instead");
+        goto out;
+    }
+    if (c->restart == RT_TEMPORARY) {
+        gw__admin_errorf(resp, 409, "not_restartable",
+                         "child \"%s\" is temporary: its supervisor forgets it when it stops",
+                         c->id);
+        goto out;
+    }
+    char id[sizeof c->id];
+    memcpy(id, c->id, sizeof id);
+    rc = rt_sup_terminate_child(info.parent, id);
+    if (rc < 0) {
+        gw__admin_errorf(resp, 409, "conflict", "terminate_child(%s): %s", id, strerror(-rc));
+        goto out;
+    }
+    rt_pid newpid = 0;
+    rt_atom why = 0;
+    rc = rt_sup_restart_child(info.parent, id, &newpid, &why);
+    if (rc < 0) {
+        gw__admin_error(resp, 500, "restart_failed",
+                        json_pack("{s:s,s:s,s:s}", "id", id, "error", strerror(-rc), "reason",
+                                  rc == -ECHILD ? rt_atom_name(why) : ""));
+        goto out;
+    }
+    gw__admin_json(resp, 200,
+                   json_pack("{s:o,s:o,s:o,s:s}", "pid", gw__admin_pid_json(pid), "new_pid",
+                             gw__admin_pid_json(newpid), "supervisor",
+                             gw__admin_pid_json(info.parent), "id", id));
+out:
+    free(children);
+}
+
+/* ---- supervision tree ------------------------------------------------------ */
+
+static json_t *sup_json(rt_pid sup, int depth, struct rt_child_info *scratch);
+
+static json_t *child_json(const struct rt_child_info *c, int depth, struct rt_child_info *scratch)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    struct rt_proc_info info;
+    bool alive = c->pid && rt_proc_info(c->pid, &info) == 0;
+    json_object_set_new(o, "id", str_or_null(c->id));
+    json_object_set_new(o, "pid", gw__admin_pid_json(c->pid));
+    json_object_set_new(o, "name", alive ? str_or_null(info.name) : json_null());
+    json_object_set_new(o, "type", json_string(rt_child_type_name(c->type)));
+    json_object_set_new(o, "restart", json_string(rt_restart_name(c->restart)));
+    json_object_set_new(o, "status", json_string(rt_child_status_name(c->status)));
+    json_object_set_new(o, "restarts", json_integer((json_int_t)c->restarts));
+    json_object_set_new(o, "significant", json_boolean(c->significant));
+    if (c->shutdown == RT_SHUTDOWN_BRUTAL_KILL)
+        json_object_set_new(o, "shutdown", json_string("brutal_kill"));
+    else if (c->shutdown == RT_SHUTDOWN_INFINITY)
+        json_object_set_new(o, "shutdown", json_string("infinity"));
+    else
+        json_object_set_new(o, "shutdown", json_integer((json_int_t)c->shutdown));
+    if (c->type == RT_SUPERVISOR && alive && info.kind == RT_KIND_SUPERVISOR &&
+        depth < GW_ADMIN_TREE_MAX_DEPTH) {
+        json_t *sub = sup_json(c->pid, depth + 1, scratch);
+        if (sub) {
+            json_object_set(o, "supervisor", json_object_get(sub, "supervisor"));
+            json_object_set(o, "children", json_object_get(sub, "children"));
+            json_decref(sub);
+        }
+    }
+    return o;
+}
+
+/* {"pid","name","supervisor": {strategy, intensity, period_s, restarts,
+ * restarts_in_period, children_total}, "children": [...]}. `scratch` holds
+ * GW_ADMIN_TREE_MAX_CHILDREN entries per level below this one. */
+static json_t *sup_json(rt_pid sup, int depth, struct rt_child_info *scratch)
+{
+    struct rt_sup_description d;
+    struct rt_child_info *mine = scratch + (size_t)depth * GW_ADMIN_TREE_MAX_CHILDREN;
+    int rc = rt_sup_describe(sup, &d, mine, GW_ADMIN_TREE_MAX_CHILDREN);
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    struct rt_proc_info info;
+    json_object_set_new(o, "pid", gw__admin_pid_json(sup));
+    json_object_set_new(o, "name",
+                        rt_proc_info(sup, &info) == 0 ? str_or_null(info.name) : json_null());
+    if (rc < 0) {
+        json_object_set_new(o, "supervisor", json_pack("{s:s}", "error", strerror(-rc)));
+        json_object_set_new(o, "children", json_array());
+        return o;
+    }
+    size_t n = d.children < GW_ADMIN_TREE_MAX_CHILDREN ? d.children : GW_ADMIN_TREE_MAX_CHILDREN;
+    json_object_set_new(o, "supervisor",
+                        json_pack("{s:s,s:i,s:i,s:I,s:I,s:I,s:b}", "strategy",
+                                  rt_sup_strategy_name(d.flags.strategy), "intensity",
+                                  d.flags.intensity, "period_s", d.flags.period_s, "restarts",
+                                  (json_int_t)d.restarts, "restarts_in_period",
+                                  (json_int_t)d.restarts_in_period, "children_total",
+                                  (json_int_t)d.children, "children_truncated", d.children > n));
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, child_json(&mine[i], depth, scratch));
+    json_object_set_new(o, "children", arr);
+    return o;
+}
+
+void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    if (!gw.sup) {
+        gw__admin_errorf(resp, 503, "not_started", "the supervision tree is not running");
+        return;
+    }
+    struct rt_child_info *scratch =
+        calloc((size_t)(GW_ADMIN_TREE_MAX_DEPTH + 1) * GW_ADMIN_TREE_MAX_CHILDREN, sizeof *scratch);
+    if (!scratch) {
+        gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the tree");
+        return;
+    }
+    json_t *root = sup_json(gw.sup, 0, scratch);
+    free(scratch);
+    gw__admin_json(resp, 200, json_pack("{s:o*}", "tree", root));
+}
