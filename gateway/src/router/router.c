@@ -1,0 +1,726 @@
+/*
+ * router.c: the router gen_server (see gw/router.h).
+ *
+ * The router process is the only writer of gw.routes. It owns:
+ *  - the history: owner references (route_table_ref) to the last
+ *    GW_ROUTER_HISTORY published tables, newest first; the current table is
+ *    normally history[0] (a rollback moves the table it republishes there);
+ *  - the record of the last reload (wall time, source, outcome, diagnostics)
+ *    as a jansson object;
+ *  - the reclaim timer, armed while replaced tables are still held by
+ *    requests (route_holder_reclaim frees them once released).
+ *
+ * Reading route files and compiling run on the blocking pool (rt_blocking)
+ * while the router is parked, so a reload never occupies a scheduler and
+ * never touches the hot path: requests keep reading the published table
+ * until the single atomic swap in route_holder_publish. A reload that fails
+ * publishes nothing.
+ *
+ * Reload requests that queue up while a reload runs are folded into the next
+ * one: a reload from the directory drops every reload cast already waiting,
+ * since it reads the directory after they were sent.
+ */
+#include "gw/router.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gw/gateway.h"
+#include "route/holder.h"
+#include "route/route.h"
+#include "router_int.h"
+#include "rt/gen_server.h"
+
+/* Calls that compile a table may take long on a very large route set. */
+#define CALL_TIMEOUT_MS 60000
+#define RECLAIM_MS 100
+#define REWATCH_AFTER_MS 1000
+#define ADMIN_LABEL "<admin>"
+
+/* Counters for metrics, any thread. Relaxed: independent statistics, read
+ * without ordering against anything else. They survive router restarts. */
+static _Atomic uint64_t n_reloads_ok;
+static _Atomic uint64_t n_reloads_failed;
+static _Atomic uint64_t cur_version;
+
+struct hist {
+    struct route_table *t; /* owner reference */
+    uint64_t version;
+    size_t routes;
+    char source[GW__ROUTER_SOURCE_MAX];
+    char time[40]; /* published at, UTC */
+};
+
+/* Owned by the router process; freed by its exit cleanup however it exits. */
+struct router {
+    struct hist hist[GW_ROUTER_HISTORY]; /* newest first */
+    size_t nhist;
+    json_t *last; /* the last reload record; NULL before the first */
+    rt_pid watcher;
+    bool reclaim_armed;
+};
+
+/* ---- a load on the blocking pool --------------------------------------------
+ * Shared by the router and a blocking thread, each with a reference: a
+ * router killed while the job runs leaves the job to the thread, which frees
+ * it (and whatever it compiled) when done. */
+struct job {
+    _Atomic int refs;
+    char *dir;  /* load this directory, or */
+    char *text; /* this text, labelled `label` */
+    size_t len;
+    const char *label;
+    const char *const *upstreams; /* gw.cfg's, immutable while the gateway runs */
+    size_t nupstreams;
+    /* results */
+    int rc;
+    struct route_table *table;
+    struct route_diags diags;
+    uint64_t ns;
+};
+
+static void job_unref(void *arg)
+{
+    struct job *j = arg;
+    /* acq_rel: the last owner sees everything the other one wrote. */
+    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    route_table_unref(j->table);
+    route_diags_done(&j->diags);
+    free(j->dir);
+    free(j->text);
+    free(j);
+}
+
+static intptr_t job_run(void *arg)
+{
+    struct job *j = arg;
+    uint64_t t0 = rt_now_ns();
+    struct route_builder *b = NULL;
+    int r = route_builder_new(&b, j->upstreams, j->nupstreams);
+    if (r)
+        goto out;
+    if (j->dir)
+        r = route_builder_add_dir(b, j->dir, &j->diags);
+    else
+        r = route_builder_add_text(b, j->label, j->text, j->len, &j->diags);
+    if (r == -ENOMEM)
+        goto out;
+    /* Compile even after errors: it adds the cross-file checks (duplicate
+     * names, conflicts) to the report and fails as a whole. */
+    r = route_builder_compile(b, &j->table, &j->diags);
+out:
+    route_builder_free(b);
+    j->rc = r;
+    j->ns = rt_now_ns() - t0;
+    job_unref(j);
+    return r;
+}
+
+/* Runs a load off the scheduler. On return *out is the job (the caller owns
+ * one reference, dropped by rt_undefer(*handle, true)). */
+static int job_start(const char *dir, const char *text, size_t len, struct job **out,
+                     uint64_t *handle)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    route_diags_init(&j->diags);
+    atomic_init(&j->refs, 2);
+    j->label = ADMIN_LABEL;
+    j->upstreams = (const char *const *)gw.cfg->upstream_names;
+    j->nupstreams = gw.cfg->nupstreams;
+    if (dir && !(j->dir = strdup(dir)))
+        goto nomem;
+    if (text) {
+        if (!(j->text = malloc(len + 1)))
+            goto nomem;
+        memcpy(j->text, text, len);
+        j->text[len] = '\0';
+        j->len = len;
+    }
+    uint64_t d = rt_defer(job_unref, j);
+    if (!d)
+        goto nomem;
+    intptr_t res;
+    int r = rt_blocking(job_run, j, &res);
+    if (r) {
+        job_unref(j); /* the blocking thread's reference: it never ran */
+        rt_undefer(d, true);
+        return r;
+    }
+    *out = j;
+    *handle = d;
+    return 0;
+nomem:
+    free(j->dir);
+    free(j->text);
+    free(j);
+    return -ENOMEM;
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+static void wall_time(char *buf, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+static json_t *diags_json(const struct route_diags *d, enum route_diag_level level)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < d->n; i++) {
+        const struct route_diag *g = &d->items[i];
+        if (g->level != level)
+            continue;
+        json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:s, s:s}", "file", g->file, "line",
+                                           (json_int_t)g->line, "column", (json_int_t)g->column,
+                                           "path", g->path, "message", g->message));
+    }
+    return a;
+}
+
+static json_t *message_errors(const char *msg)
+{
+    return json_pack("[{s:s, s:I, s:I, s:s, s:s}]", "file", "", "line", (json_int_t)0, "column",
+                     (json_int_t)0, "path", "", "message", msg);
+}
+
+static const char *path_kind_key(enum route_path_kind k)
+{
+    return k == ROUTE_PATH_PREFIX ? "path_prefix" : "path";
+}
+
+static json_t *route_json(const struct route *rt)
+{
+    json_t *match = json_object();
+    if (rt->host)
+        json_object_set_new(match, "host", json_string(rt->host));
+    json_object_set_new(match, path_kind_key(rt->path_kind), json_string(rt->path));
+    if (rt->methods || rt->next_methods) {
+        json_t *ms = json_array();
+        char buf[160];
+        route_methods_format(rt->methods & ~(unsigned)ROUTE_M_EXTENSION, buf, sizeof buf);
+        for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok;
+             tok = strtok_r(NULL, ", ", &save))
+            json_array_append_new(ms, json_string(tok));
+        for (size_t i = 0; i < rt->next_methods; i++)
+            json_array_append_new(ms, json_string(rt->ext_methods[i]));
+        json_object_set_new(match, "methods", ms);
+    }
+    if (rt->nheaders) {
+        json_t *hs = json_object();
+        for (size_t i = 0; i < rt->nheaders; i++) {
+            const struct route_header_cond *c = &rt->headers[i];
+            json_t *v = c->test == ROUTE_HDR_EQUALS    ? json_stringn(c->value, c->value_len)
+                        : c->test == ROUTE_HDR_PRESENT ? json_true()
+                                                       : json_false();
+            json_object_set_new(hs, c->name, v);
+        }
+        json_object_set_new(match, "headers", hs);
+    }
+    if (rt->priority)
+        json_object_set_new(match, "priority", json_integer(rt->priority));
+    json_t *o = json_pack("{s:s, s:o, s:s, s:I, s:I}", "name", rt->name, "match", match, "file",
+                          rt->file, "line", (json_int_t)rt->line, "column", (json_int_t)rt->column);
+    if (!o)
+        return NULL;
+    if (rt->upstream)
+        json_object_set_new(o, "upstream", json_string(rt->upstream));
+    else if (rt->respond)
+        json_object_set_new(o, "respond", json_pack("{s:i}", "status", rt->respond->status));
+    if (rt->strip_prefix)
+        json_object_set_new(o, "strip_prefix", json_true());
+    if (rt->rewrite)
+        json_object_set_new(o, "rewrite", json_string(rt->rewrite));
+    return o;
+}
+
+/* The answer of reload/replace/validate/rollback (see gw/router.h). */
+static json_t *outcome_json(bool ok, uint64_t version, size_t routes, json_t *errors,
+                            json_t *warnings)
+{
+    return json_pack("{s:s, s:I, s:I, s:o, s:o}", "outcome", ok ? "ok" : "error", "version",
+                     (json_int_t)version, "routes", (json_int_t)routes, "errors",
+                     errors ? errors : json_array(), "warnings",
+                     warnings ? warnings : json_array());
+}
+
+/* A reply message: rc, then `j` as text (j is consumed; NULL: no text). */
+static struct rt_msg *reply_msg(int rc, json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    size_t len = text ? strlen(text) : 0;
+    struct rt_msg *m = rt_msg_new(GW__ROUTER_REPLY, sizeof(struct gw__router_reply) + len + 1);
+    if (m) {
+        struct gw__router_reply h = {.rc = rc, .len = (uint32_t)len};
+        memcpy(m->data, &h, sizeof h);
+        if (len)
+            memcpy(m->data + sizeof h, text, len);
+    }
+    free(text);
+    return m;
+}
+
+/* ---- history and publication ------------------------------------------------ */
+
+static struct route_table *current_table(const struct router *s)
+{
+    return s->nhist ? s->hist[0].t : NULL;
+}
+
+static void arm_reclaim(struct router *s)
+{
+    if (s->reclaim_armed || route_holder_reclaim(gw.routes) == 0)
+        return;
+    struct rt_msg *m = rt_msg_new(GW__ROUTER_RECLAIM, 0);
+    if (m && rt_send_after(rt_self(), RECLAIM_MS, m, NULL) == 0)
+        s->reclaim_armed = true;
+}
+
+/* Puts `e` first; the oldest entry beyond the limit is dropped. */
+static void hist_push(struct router *s, const struct hist *e)
+{
+    if (s->nhist == GW_ROUTER_HISTORY) {
+        route_table_unref(s->hist[GW_ROUTER_HISTORY - 1].t);
+        s->nhist--;
+    }
+    memmove(&s->hist[1], &s->hist[0], s->nhist * sizeof(s->hist[0]));
+    s->hist[0] = *e;
+    s->nhist++;
+}
+
+/* Publishes `t` (takes the caller's reference) and records it. */
+static uint64_t publish(struct router *s, struct route_table *t, const char *source)
+{
+    struct hist e = {.t = route_table_ref(t), .routes = route_table_count(t)};
+    snprintf(e.source, sizeof e.source, "%s", source);
+    wall_time(e.time, sizeof e.time);
+    e.version = route_holder_publish(gw.routes, t);
+    hist_push(s, &e);
+    atomic_store_explicit(&cur_version, e.version, memory_order_relaxed);
+    arm_reclaim(s);
+    return e.version;
+}
+
+static void log_diags(const struct route_diags *d, const char *source)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const struct route_diag *g = &d->items[i];
+        const char *sep = g->path[0] ? ": " : "";
+        if (g->line)
+            rt_log(g->level == ROUTE_DIAG_ERROR ? RT_LOG_ERROR : RT_LOG_WARNING,
+                   "routes (%s): %s:%u:%u: %s%s%s%s", source, g->file, g->line, g->column,
+                   g->level == ROUTE_DIAG_WARNING ? "warning: " : "", g->path, sep, g->message);
+        else
+            rt_log(g->level == ROUTE_DIAG_ERROR ? RT_LOG_ERROR : RT_LOG_WARNING,
+                   "routes (%s): %s: %s%s%s%s", source, g->file,
+                   g->level == ROUTE_DIAG_WARNING ? "warning: " : "", g->path, sep, g->message);
+    }
+    if (d->dropped)
+        rt_log(RT_LOG_ERROR, "routes (%s): %zu more diagnostics not kept", source, d->dropped);
+}
+
+/* Drops reload casts already queued: the reload about to run reads the
+ * directory after they were sent. */
+static bool is_reload_cast(const struct rt_msg *m, void *ctx)
+{
+    (void)ctx;
+    return m->type == (RT_GS_CAST_BIT | GW__ROUTER_RELOAD);
+}
+
+static void drop_queued_reloads(void)
+{
+    struct rt_msg *m;
+    while ((m = rt_receive_match(is_reload_cast, NULL, 0)))
+        rt_msg_free(m);
+}
+
+enum load_mode { LOAD_APPLY, LOAD_VALIDATE };
+
+/* Loads the directory (text == NULL) or a text, then publishes (LOAD_APPLY)
+ * or only reports. Returns 0 (published / valid), -EINVAL (refused), or
+ * another -errno; *reply gets the outcome object. */
+static int load(struct router *s, const char *source, const char *text, size_t len,
+                enum load_mode mode, json_t **reply)
+{
+    struct job *j = NULL;
+    uint64_t handle = 0;
+    uint64_t version = route_holder_version(gw.routes);
+    struct route_table *cur = current_table(s);
+    size_t routes = cur ? route_table_count(cur) : 0;
+    char when[40];
+    wall_time(when, sizeof when);
+    if (!text && mode == LOAD_APPLY)
+        drop_queued_reloads();
+    int r = job_start(text ? NULL : gw.cfg->routes_dir, text, len, &j, &handle);
+    if (r) {
+        rt_log(RT_LOG_ERROR, "routes (%s): reload failed: %s", source, strerror(-r));
+        *reply = outcome_json(false, version, routes, message_errors(strerror(-r)), NULL);
+        goto record;
+    }
+    r = j->rc;
+    if (r == 0) {
+        routes = route_table_count(j->table);
+        if (mode == LOAD_APPLY) {
+            struct route_table *t = j->table;
+            j->table = NULL;
+            version = publish(s, t, source);
+            rt_log(RT_LOG_INFO, "routes (%s): version %llu published: %zu routes, %.1f ms", source,
+                   (unsigned long long)version, routes, (double)j->ns / 1e6);
+        }
+        if (j->diags.nwarnings)
+            log_diags(&j->diags, source);
+    } else if (r == -EINVAL && mode == LOAD_APPLY) {
+        rt_log(RT_LOG_ERROR, "routes (%s): reload refused, %zu errors; version %llu keeps serving",
+               source, j->diags.nerrors, (unsigned long long)version);
+        log_diags(&j->diags, source);
+    } else if (r != -EINVAL) {
+        rt_log(RT_LOG_ERROR, "routes (%s): reload failed: %s", source, strerror(-r));
+    }
+    *reply = outcome_json(r == 0, version, routes, diags_json(&j->diags, ROUTE_DIAG_ERROR),
+                          diags_json(&j->diags, ROUTE_DIAG_WARNING));
+    if (r != 0 && r != -EINVAL && json_array_size(json_object_get(*reply, "errors")) == 0)
+        json_object_set_new(*reply, "errors", message_errors(strerror(-r)));
+record:
+    if (mode == LOAD_APPLY) {
+        atomic_fetch_add_explicit(r == 0 ? &n_reloads_ok : &n_reloads_failed, 1,
+                                  memory_order_relaxed);
+        json_t *rec = json_deep_copy(*reply);
+        if (rec) {
+            json_object_set_new(rec, "time", json_string(when));
+            json_object_set_new(rec, "source", json_string(source));
+            json_object_set_new(rec, "duration_ms", json_real(j ? (double)j->ns / 1e6 : 0.0));
+            json_decref(s->last);
+            s->last = rec;
+        }
+    }
+    if (j)
+        rt_undefer(handle, true);
+    return r;
+}
+
+static int rollback(struct router *s, uint64_t version, json_t **reply)
+{
+    size_t i = 0;
+    while (i < s->nhist && s->hist[i].version != version)
+        i++;
+    if (i == s->nhist) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "version %llu is not kept (the last %d published are)",
+                 (unsigned long long)version, GW_ROUTER_HISTORY);
+        struct route_table *cur = current_table(s);
+        *reply = outcome_json(false, route_holder_version(gw.routes),
+                              cur ? route_table_count(cur) : 0, message_errors(msg), NULL);
+        return -ENOENT;
+    }
+    if (i > 0) {
+        struct hist e = s->hist[i];
+        memmove(&s->hist[1], &s->hist[0], i * sizeof(s->hist[0]));
+        s->hist[0] = e;
+        route_holder_publish(gw.routes, route_table_ref(e.t));
+        atomic_store_explicit(&cur_version, e.version, memory_order_relaxed);
+        arm_reclaim(s);
+        rt_log(RT_LOG_INFO, "routes (rollback): version %llu published again",
+               (unsigned long long)version);
+    }
+    *reply = outcome_json(true, version, s->hist[0].routes, NULL, NULL);
+    return 0;
+}
+
+static json_t *status_json(struct router *s)
+{
+    json_t *o = json_object();
+    const struct route_table *t = route_holder_acquire(gw.routes);
+    json_t *routes = json_array();
+    for (size_t i = 0; t && i < route_table_count(t); i++)
+        json_array_append_new(routes, route_json(route_table_route(t, i)));
+    json_object_set_new(o, "version", json_integer((json_int_t)(t ? route_table_version(t) : 0)));
+    json_object_set_new(o, "count", json_integer((json_int_t)(t ? route_table_count(t) : 0)));
+    json_object_set_new(o, "files", json_integer((json_int_t)(t ? route_table_files(t) : 0)));
+    json_object_set_new(o, "routes_dir", json_string(gw.cfg->routes_dir));
+    json_object_set_new(o, "routes", routes);
+    route_table_release(t);
+    json_t *versions = json_array();
+    for (size_t i = 0; i < s->nhist; i++) {
+        const struct hist *e = &s->hist[i];
+        json_array_append_new(versions, json_pack("{s:I, s:I, s:s, s:s, s:b}", "version",
+                                                  (json_int_t)e->version, "routes",
+                                                  (json_int_t)e->routes, "source", e->source,
+                                                  "published_at", e->time, "current", i == 0));
+    }
+    json_object_set_new(o, "versions", versions);
+    json_object_set_new(o, "last_reload", s->last ? json_incref(s->last) : json_null());
+    json_object_set_new(
+        o, "reloads_ok",
+        json_integer((json_int_t)atomic_load_explicit(&n_reloads_ok, memory_order_relaxed)));
+    json_object_set_new(
+        o, "reloads_failed",
+        json_integer((json_int_t)atomic_load_explicit(&n_reloads_failed, memory_order_relaxed)));
+    json_object_set_new(o, "retired", json_integer((json_int_t)route_holder_retired(gw.routes)));
+    return o;
+}
+
+/* ---- the gen_server ---------------------------------------------------------- */
+
+static void router_free(void *arg)
+{
+    struct router *s = arg;
+    if (s->watcher)
+        rt_exit_signal(s->watcher, RT_SHUTDOWN);
+    for (size_t i = 0; i < s->nhist; i++)
+        route_table_unref(s->hist[i].t);
+    json_decref(s->last);
+    free(s);
+}
+
+static void start_watcher(struct router *s)
+{
+    rt_pid pid = 0;
+    int r = gw__router_watcher_spawn(gw.cfg->routes_dir, &pid);
+    if (r == 0) {
+        s->watcher = pid;
+        return;
+    }
+    rt_log(RT_LOG_ERROR, "routes: cannot start the directory watcher: %s", strerror(-r));
+    struct rt_msg *m = rt_msg_new(GW__ROUTER_REWATCH, 0);
+    if (m)
+        rt_send_after(rt_self(), REWATCH_AFTER_MS, m, NULL);
+}
+
+static void router_init(void *arg, struct rt_gs_result *r)
+{
+    (void)arg;
+    struct router *s = calloc(1, sizeof(*s));
+    if (!s || !rt_defer(router_free, s)) {
+        free(s);
+        rt_gs_stop(r, rt_atom_intern("enomem"));
+        return;
+    }
+    r->state = s;
+    /* The watcher's exit comes as a message, so that a watcher crash costs a
+     * restarted watcher, not the history. */
+    rt_trap_exit(true);
+    const struct route_table *held = route_holder_acquire(gw.routes);
+    if (held) {
+        /* A restarted router: what is published keeps serving. */
+        struct hist e = {.t = route_table_ref((struct route_table *)held),
+                         .version = route_table_version(held),
+                         .routes = route_table_count(held)};
+        snprintf(e.source, sizeof e.source, "running");
+        wall_time(e.time, sizeof e.time);
+        route_table_release(held);
+        hist_push(s, &e);
+        atomic_store_explicit(&cur_version, e.version, memory_order_relaxed);
+    } else if (gw.cfg->routes) {
+        uint64_t v = publish(s, route_table_ref(gw.cfg->routes), "config");
+        rt_log(RT_LOG_INFO, "routes (config): version %llu published: %zu routes",
+               (unsigned long long)v, route_table_count(gw.cfg->routes));
+    } else {
+        json_t *reply = NULL;
+        load(s, "startup", NULL, 0, LOAD_APPLY, &reply);
+        json_decref(reply);
+    }
+    start_watcher(s);
+}
+
+static void router_call(struct rt_msg *req, const struct rt_gs_from *from, void *state,
+                        struct rt_gs_result *r)
+{
+    (void)from;
+    struct router *s = state;
+    json_t *reply = NULL;
+    int rc;
+    switch (req->type) {
+    case GW__ROUTER_RELOAD: {
+        char source[GW__ROUTER_SOURCE_MAX];
+        snprintf(source, sizeof source, "%.*s", (int)req->size, (const char *)req->data);
+        rc = load(s, source[0] ? source : "admin", NULL, 0, LOAD_APPLY, &reply);
+        break;
+    }
+    case GW__ROUTER_REPLACE:
+        rc = load(s, ADMIN_LABEL, (const char *)req->data, req->size, LOAD_APPLY, &reply);
+        break;
+    case GW__ROUTER_VALIDATE:
+        rc = load(s, ADMIN_LABEL, (const char *)req->data, req->size, LOAD_VALIDATE, &reply);
+        break;
+    case GW__ROUTER_ROLLBACK:
+        rc = rollback(s, req->u64, &reply);
+        break;
+    case GW__ROUTER_STATUS:
+        reply = status_json(s);
+        rc = 0;
+        break;
+    default:
+        rc = -EOPNOTSUPP;
+        break;
+    }
+    rt_gs_reply(r, reply_msg(rc, reply));
+}
+
+static void router_cast(struct rt_msg *msg, void *state, struct rt_gs_result *r)
+{
+    (void)r;
+    struct router *s = state;
+    if (msg->type != GW__ROUTER_RELOAD)
+        return;
+    char source[GW__ROUTER_SOURCE_MAX];
+    snprintf(source, sizeof source, "%.*s", (int)msg->size, (const char *)msg->data);
+    json_t *reply = NULL;
+    load(s, source[0] ? source : "reload", NULL, 0, LOAD_APPLY, &reply);
+    json_decref(reply);
+}
+
+static void router_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
+{
+    (void)r;
+    struct router *s = state;
+    switch (msg->type) {
+    case GW__ROUTER_RECLAIM:
+        s->reclaim_armed = false;
+        arm_reclaim(s);
+        break;
+    case GW__ROUTER_REWATCH:
+        if (!s->watcher)
+            start_watcher(s);
+        break;
+    case RT_MSG_EXIT:
+        if (msg->from == s->watcher) {
+            rt_log(RT_LOG_ERROR, "routes: the directory watcher exited (%s); restarting it",
+                   rt_atom_name((rt_atom)msg->u64));
+            s->watcher = 0;
+            struct rt_msg *m = rt_msg_new(GW__ROUTER_REWATCH, 0);
+            if (m)
+                rt_send_after(rt_self(), REWATCH_AFTER_MS, m, NULL);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void router_format(void *state, char *buf, size_t len)
+{
+    const struct router *s = state;
+    snprintf(buf, len, "router version=%llu kept=%zu",
+             (unsigned long long)(s->nhist ? s->hist[0].version : 0), s->nhist);
+}
+
+static const struct rt_gen_server_ops router_ops = {
+    .name = "gw_router",
+    .init = router_init,
+    .handle_call = router_call,
+    .handle_cast = router_cast,
+    .handle_info = router_info,
+    .format_status = router_format,
+};
+
+/* ---- API ----------------------------------------------------------------------- */
+
+int gw_router_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason)
+{
+    (void)arg;
+    (void)extra;
+    (void)extra_size;
+    struct rt_start_opts o = {.name = GW_ROUTER_NAME, .initial_call = "gw_router:init"};
+    return rt_gen_server_start_link(&router_ops, NULL, &o, out, reason);
+}
+
+static struct rt_msg *source_msg(const char *source)
+{
+    const char *src = source ? source : "";
+    size_t n = strnlen(src, GW__ROUTER_SOURCE_MAX - 1);
+    return rt_msg_copy(GW__ROUTER_RELOAD, src, n);
+}
+
+void gw_router_reload_async(const char *source)
+{
+    struct rt_msg *m = source_msg(source);
+    if (m)
+        rt_gen_server_cast_name(GW_ROUTER_NAME, m);
+}
+
+static int call(struct rt_msg *req, char **json)
+{
+    struct rt_msg *rep = NULL;
+    *json = NULL;
+    if (!req)
+        return -ENOMEM;
+    int r = rt_gen_server_call_name(GW_ROUTER_NAME, req, CALL_TIMEOUT_MS, &rep, NULL);
+    if (r)
+        return r;
+    struct gw__router_reply h;
+    if (!rep || rep->size < sizeof h) {
+        rt_msg_free(rep);
+        return -EPROTO;
+    }
+    memcpy(&h, rep->data, sizeof h);
+    if (h.len) {
+        char *text = malloc(h.len + 1);
+        if (text) {
+            memcpy(text, rep->data + sizeof h, h.len);
+            text[h.len] = '\0';
+        }
+        *json = text;
+    }
+    rt_msg_free(rep);
+    return h.rc;
+}
+
+int gw_router_reload(const char *source, char **json)
+{
+    return call(source_msg(source), json);
+}
+
+static int text_call(uint32_t type, const char *text, size_t len, char **json)
+{
+    if (len > ROUTE_MAX_FILE_BYTES) {
+        json_t *o = outcome_json(false, route_holder_version(gw.routes), 0,
+                                 message_errors("the route set is larger than 16 MiB"), NULL);
+        *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        return -EINVAL;
+    }
+    return call(rt_msg_copy(type, text, len), json);
+}
+
+int gw_router_replace(const char *text, size_t len, char **json)
+{
+    return text_call(GW__ROUTER_REPLACE, text, len, json);
+}
+
+int gw_router_validate(const char *text, size_t len, char **json)
+{
+    return text_call(GW__ROUTER_VALIDATE, text, len, json);
+}
+
+int gw_router_rollback(uint64_t version, char **json)
+{
+    struct rt_msg *m = rt_msg_new(GW__ROUTER_ROLLBACK, 0);
+    if (m)
+        m->u64 = version;
+    return call(m, json);
+}
+
+int gw_router_status(char **json)
+{
+    return call(rt_msg_new(GW__ROUTER_STATUS, 0), json);
+}
+
+void gw_router_counts(struct gw_router_counts *out)
+{
+    out->reloads_ok = atomic_load_explicit(&n_reloads_ok, memory_order_relaxed);
+    out->reloads_failed = atomic_load_explicit(&n_reloads_failed, memory_order_relaxed);
+    out->version = atomic_load_explicit(&cur_version, memory_order_relaxed);
+}

@@ -1,0 +1,651 @@
+/* test_router.c: the router gen_server and its directory watcher, on a real
+ * routes directory in a temporary folder.
+ *
+ * Each test starts the runtime, fills the parts of `gw` the router reads
+ * (gw.cfg from a tandem.json parsed in memory, gw.routes), runs its body in
+ * a process that starts the router linked to it, stops the router, and
+ * asserts that rt_stop() had nothing left to kill. Assertions inside
+ * processes record the first failure and exit the process; the main thread
+ * reports it. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gw/config.h"
+#include "gw/gateway.h"
+#include "gw/router.h"
+#include "route/holder.h"
+#include "rt/gen_server.h"
+#include "rt/rt.h"
+
+/* The gateway library defines `gw` with the gateway's entry point; weak so
+ * that this test links with or without it. */
+__attribute__((weak)) struct gw_gateway gw;
+
+static char t_failure[512];
+static atomic_int t_failed;
+static atomic_int t_body_done;
+static char tmp[256];
+static char routes_dir[300];
+
+#define T_ASSERT(c)                                                                                \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            if (atomic_exchange(&t_failed, 1) == 0)                                                \
+                snprintf(t_failure, sizeof t_failure, "%s:%d: %s", __FILE__, __LINE__, #c);        \
+            rt_exit(rt_atom_intern("test_failed"));                                                \
+        }                                                                                          \
+    } while (0)
+#define T_EQ(a, b) T_ASSERT((long long)(a) == (long long)(b))
+
+/* Routes of the temporary directory at the start of every test. */
+static const char *const a_json = "{\"routes\": [{\"name\": \"a\", \"match\": {\"path\": \"/a\"}, "
+                                  "\"upstream\": \"backend\"}]}\n";
+
+static char *route_set(const char *name, const char *path)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"routes\": [{\"name\": \"%s\", \"match\": {\"path\": \"%s\"}, "
+             "\"upstream\": \"backend\"}]}\n",
+             name, path);
+    return buf;
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s", routes_dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    T_ASSERT(fd >= 0);
+    size_t len = strlen(text);
+    T_EQ(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+static void rename_file(const char *from, const char *to)
+{
+    char a[400], b[400];
+    snprintf(a, sizeof a, "%s/%s", routes_dir, from);
+    snprintf(b, sizeof b, "%s/%s", routes_dir, to);
+    T_EQ(rename(a, b), 0);
+}
+
+static uint64_t version(void)
+{
+    return route_holder_version(gw.routes);
+}
+
+/* Waits until the published version is at least v; returns the ms waited,
+ * or -1 after timeout_ms. */
+static int64_t wait_version(uint64_t v, int64_t timeout_ms)
+{
+    uint64_t t0 = rt_now_ms();
+    while (version() < v) {
+        if ((int64_t)(rt_now_ms() - t0) > timeout_ms)
+            return -1;
+        rt_sleep(1);
+    }
+    return (int64_t)(rt_now_ms() - t0);
+}
+
+static struct gw_router_counts counts(void)
+{
+    struct gw_router_counts c;
+    gw_router_counts(&c);
+    return c;
+}
+
+/* Waits until `failed` failed reloads were counted. */
+static bool wait_failed(uint64_t failed, int64_t timeout_ms)
+{
+    uint64_t t0 = rt_now_ms();
+    while (counts().reloads_failed < failed) {
+        if ((int64_t)(rt_now_ms() - t0) > timeout_ms)
+            return false;
+        rt_sleep(2);
+    }
+    return true;
+}
+
+static bool has_route(const char *name)
+{
+    const struct route_table *t = route_holder_acquire(gw.routes);
+    bool found = t && route_table_find(t, name) != NULL;
+    route_table_release(t);
+    return found;
+}
+
+static json_t *status(void)
+{
+    char *text = NULL;
+    T_EQ(gw_router_status(&text), 0);
+    T_ASSERT(text);
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    T_ASSERT(j);
+    return j;
+}
+
+static json_t *parse_reply(char *text)
+{
+    T_ASSERT(text);
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    T_ASSERT(j);
+    return j;
+}
+
+static long long jint(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+/* ---- harness ------------------------------------------------------------------ */
+
+static void (*t_body)(void);
+static rt_pid router_pid;
+
+static void t_runner(void *arg)
+{
+    (void)arg;
+    rt_trap_exit(true); /* the router's exit must not take the test down */
+    rt_atom reason = 0;
+    int r = gw_router_start(NULL, NULL, 0, &router_pid, &reason);
+    T_EQ(r, 0);
+    T_EQ(rt_whereis(GW_ROUTER_NAME), router_pid);
+    t_body();
+    rt_atom why = 0;
+    T_EQ(rt_gen_server_stop(router_pid, RT_SHUTDOWN, 5000, &why), 0);
+    atomic_store(&t_body_done, 1);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void write_plain(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void run(void (*body)(void))
+{
+    snprintf(tmp, sizeof tmp, "/tmp/tandem-router-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    snprintf(routes_dir, sizeof routes_dir, "%s/routes", tmp);
+    ck_assert_int_eq(mkdir(routes_dir, 0755), 0);
+    char path[400];
+    snprintf(path, sizeof path, "%s/a.json", routes_dir);
+    write_plain(path, a_json);
+    static const char conf[] =
+        "{\"listeners\": [{\"address\": \"127.0.0.1:0\"}],"
+        " \"upstreams\": {\"backend\": {\"targets\": [{\"address\": \"127.0.0.1:9\"}]},"
+        "                 \"other\": {\"targets\": [{\"address\": \"127.0.0.1:10\"}]}},"
+        " \"routes\": \"routes\"}";
+    snprintf(path, sizeof path, "%s/tandem.json", tmp);
+    struct route_diags d;
+    route_diags_init(&d);
+    struct gw_config *cfg = NULL;
+    int r = gw_config_parse(path, conf, strlen(conf), true, &cfg, &d);
+    if (r)
+        route_diags_print(&d, stderr);
+    route_diags_done(&d);
+    ck_assert_int_eq(r, 0);
+    ck_assert_ptr_nonnull(cfg->routes);
+    memset(&gw, 0, sizeof gw);
+    gw.cfg = cfg;
+    ck_assert_int_eq(route_holder_new(&gw.routes), 0);
+
+    struct rt_config rc;
+    rt_config_default(&rc);
+    rc.schedulers = 2;
+    ck_assert_int_eq(rt_start(&rc), 0);
+    t_body = body;
+    rt_pid pid = 0;
+    struct rt_spawn_opts so = {.initial_call = "test"};
+    ck_assert_int_eq(rt_spawn(t_runner, NULL, &so, &pid), 0);
+    rt_atom reason = 0;
+    int jr = rt_join(pid, 60000, &reason);
+    if (jr == 0)
+        rt_wait_idle(5000);
+    int left = rt_stop();
+    route_holder_free(gw.routes);
+    gw_config_free(cfg);
+    memset(&gw, 0, sizeof gw);
+    nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ck_assert_msg(!atomic_load(&t_failed), "%s", t_failure);
+    ck_assert_int_eq(jr, 0);
+    ck_assert_msg(atomic_load(&t_body_done), "test process exited: %s", rt_atom_name(reason));
+    ck_assert_int_eq(left, 0);
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+static void initial_publish_body(void)
+{
+    T_EQ(version(), 1);
+    T_EQ(counts().version, 1);
+    T_ASSERT(has_route("a"));
+    const struct route_table *t = route_holder_acquire(gw.routes);
+    T_ASSERT(t == gw.cfg->routes); /* the configuration's table, not a copy */
+    route_table_release(t);
+    json_t *s = status();
+    T_EQ(jint(s, "version"), 1);
+    T_EQ(json_array_size(json_object_get(s, "versions")), 1);
+    T_EQ(json_array_size(json_object_get(s, "routes")), 1);
+    json_t *r0 = json_array_get(json_object_get(s, "routes"), 0);
+    T_ASSERT(strcmp(jstr(r0, "name"), "a") == 0);
+    T_ASSERT(strcmp(jstr(r0, "upstream"), "backend") == 0);
+    T_ASSERT(strcmp(jstr(json_object_get(r0, "match"), "path"), "/a") == 0);
+    json_decref(s);
+}
+
+START_TEST(initial_table_is_published_as_version_1)
+{
+    run(initial_publish_body);
+}
+END_TEST
+
+static void edit_body(void)
+{
+    uint64_t ok0 = counts().reloads_ok;
+    write_file("a.json", route_set("a2", "/a2"));
+    int64_t ms = wait_version(2, 2000);
+    fprintf(stderr, "router: file edit to new version: %lld ms\n", (long long)ms);
+    T_ASSERT(ms >= 0);
+    T_ASSERT(has_route("a2"));
+    T_ASSERT(!has_route("a"));
+    T_EQ(counts().reloads_ok, ok0 + 1);
+    /* a new file adds its routes, removing it takes them away */
+    write_file("b.json", route_set("b", "/b"));
+    T_ASSERT(wait_version(3, 2000) >= 0);
+    T_ASSERT(has_route("b") && has_route("a2"));
+    char path[400];
+    snprintf(path, sizeof path, "%s/b.json", routes_dir);
+    T_EQ(unlink(path), 0);
+    T_ASSERT(wait_version(4, 2000) >= 0);
+    T_ASSERT(!has_route("b") && has_route("a2"));
+}
+
+START_TEST(editing_a_route_file_publishes_a_new_version)
+{
+    run(edit_body);
+}
+END_TEST
+
+static void burst_body(void)
+{
+    uint64_t ok0 = counts().reloads_ok;
+    /* 20 files (the kernel merges repeated identical events, distinct files
+     * it does not), 1 ms apart: like a checkout or a generator */
+    char name[32], file[32], path[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        snprintf(path, sizeof path, "/r%d", i);
+        snprintf(file, sizeof file, "r%d.json", i);
+        write_file(file, route_set(name, path));
+        rt_sleep(1);
+    }
+    T_ASSERT(wait_version(2, 2000) >= 0);
+    rt_sleep(3 * 200); /* longer than any burst */
+    uint64_t reloads = counts().reloads_ok - ok0;
+    fprintf(stderr, "router: 20 writes gave %llu reloads\n", (unsigned long long)reloads);
+    T_ASSERT(reloads >= 1 && reloads <= 3);
+    const struct route_table *t = route_holder_acquire(gw.routes);
+    T_EQ(route_table_count(t), 21); /* every file of the burst is in */
+    route_table_release(t);
+}
+
+START_TEST(a_burst_of_writes_is_coalesced_into_few_reloads)
+{
+    run(burst_body);
+}
+END_TEST
+
+static void rename_body(void)
+{
+    /* temporary and hidden files are ignored */
+    write_file(".a.json", route_set("swap", "/swap"));
+    write_file(".a.json.swp", route_set("swap", "/swap"));
+    write_file("a.json.tmp", route_set("a3", "/a3"));
+    rt_sleep(300);
+    T_EQ(version(), 1);
+    rename_file("a.json.tmp", "a.json");
+    T_ASSERT(wait_version(2, 2000) >= 0);
+    T_ASSERT(has_route("a3") && !has_route("a") && !has_route("swap"));
+}
+
+START_TEST(write_then_rename_reloads_and_temporary_files_are_ignored)
+{
+    run(rename_body);
+}
+END_TEST
+
+static void broken_body(void)
+{
+    uint64_t failed0 = counts().reloads_failed;
+    const struct route_table *before = route_holder_acquire(gw.routes);
+    /* line 3, column 26: unknown upstream */
+    write_file("b.json", "{\"routes\": [\n"
+                         "  {\"name\": \"b\", \"match\": {\"path\": \"/b\"},\n"
+                         "   \"upstream\": \"bakend\"}]}\n");
+    T_ASSERT(wait_failed(failed0 + 1, 2000));
+    T_EQ(version(), 1);
+    const struct route_table *now = route_holder_acquire(gw.routes);
+    T_ASSERT(now == before);
+    T_ASSERT(route_table_find(now, "a") != NULL);
+    route_table_release(now);
+    route_table_release(before);
+    json_t *s = status();
+    json_t *last = json_object_get(s, "last_reload");
+    T_ASSERT(strcmp(jstr(last, "outcome"), "error") == 0);
+    T_ASSERT(strcmp(jstr(last, "source"), "inotify") == 0);
+    T_ASSERT(jstr(last, "time")[0] != '\0');
+    T_EQ(jint(last, "version"), 1);
+    json_t *e = json_array_get(json_object_get(last, "errors"), 0);
+    T_ASSERT(e);
+    const char *file = jstr(e, "file");
+    size_t fl = strlen(file);
+    T_ASSERT(fl >= 7 && strcmp(file + fl - 7, "/b.json") == 0);
+    T_EQ(jint(e, "line"), 3);
+    T_EQ(jint(e, "column"), 16);
+    T_ASSERT(strcmp(jstr(e, "path"), "routes[0].upstream") == 0);
+    T_ASSERT(strstr(jstr(e, "message"), "bakend") != NULL);
+    T_EQ(jint(s, "reloads_failed"), (long long)failed0 + 1);
+    json_decref(s);
+    /* fixing the file publishes */
+    write_file("b.json", route_set("b", "/b"));
+    T_ASSERT(wait_version(2, 2000) >= 0);
+    T_ASSERT(has_route("b"));
+}
+
+START_TEST(a_broken_file_keeps_the_old_table_and_reports_its_position)
+{
+    run(broken_body);
+}
+END_TEST
+
+static void replace_body(void)
+{
+    char *text = NULL;
+    const char *good = route_set("x", "/x");
+    T_EQ(gw_router_validate(good, strlen(good), &text), 0);
+    json_t *j = parse_reply(text);
+    T_ASSERT(strcmp(jstr(j, "outcome"), "ok") == 0);
+    T_EQ(jint(j, "routes"), 1);
+    json_decref(j);
+    T_EQ(version(), 1); /* validate applies nothing */
+    T_ASSERT(!has_route("x"));
+
+    static const char bad[] = "{\"routes\": [{\"name\": \"x\", \"match\": {\"path\": \"/x\"},\n"
+                              "  \"upstream\": \"nope\", \"colour\": 1}]}";
+    T_EQ(gw_router_validate(bad, strlen(bad), &text), -EINVAL);
+    j = parse_reply(text);
+    T_ASSERT(strcmp(jstr(j, "outcome"), "error") == 0);
+    T_ASSERT(json_array_size(json_object_get(j, "errors")) >= 2); /* every problem */
+    json_t *e = json_array_get(json_object_get(j, "errors"), 0);
+    T_ASSERT(strcmp(jstr(e, "file"), "<admin>") == 0);
+    T_EQ(jint(e, "line"), 2);
+    T_ASSERT(jint(e, "column") > 0);
+    json_decref(j);
+
+    uint64_t ok0 = counts().reloads_ok, failed0 = counts().reloads_failed;
+    T_EQ(gw_router_replace(good, strlen(good), &text), 0);
+    j = parse_reply(text);
+    T_EQ(jint(j, "version"), 2);
+    json_decref(j);
+    T_EQ(version(), 2);
+    T_ASSERT(has_route("x") && !has_route("a"));
+    T_EQ(counts().reloads_ok, ok0 + 1);
+
+    T_EQ(gw_router_replace(bad, strlen(bad), &text), -EINVAL);
+    j = parse_reply(text);
+    T_EQ(jint(j, "version"), 2);
+    json_decref(j);
+    T_EQ(version(), 2);
+    T_ASSERT(has_route("x"));
+    T_EQ(counts().reloads_failed, failed0 + 1);
+
+    /* reload on request, and the asynchronous one (SIGHUP) */
+    T_EQ(gw_router_reload("admin", &text), 0);
+    j = parse_reply(text);
+    T_EQ(jint(j, "version"), 3);
+    json_decref(j);
+    T_ASSERT(has_route("a") && !has_route("x"));
+    gw_router_reload_async("signal");
+    T_ASSERT(wait_version(4, 2000) >= 0);
+    json_t *s = status();
+    T_ASSERT(strcmp(jstr(json_object_get(s, "last_reload"), "source"), "signal") == 0);
+    json_decref(s);
+}
+
+START_TEST(replace_publishes_a_valid_set_and_validate_applies_nothing)
+{
+    run(replace_body);
+}
+END_TEST
+
+static void rollback_body(void)
+{
+    char *text = NULL;
+    for (int i = 2; i <= 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "v%d", i);
+        const char *set = route_set(name, "/v");
+        T_EQ(gw_router_replace(set, strlen(set), &text), 0);
+        free(text);
+    }
+    T_EQ(version(), 3);
+    T_EQ(gw_router_rollback(1, &text), 0);
+    json_t *j = parse_reply(text);
+    T_ASSERT(strcmp(jstr(j, "outcome"), "ok") == 0);
+    T_EQ(jint(j, "version"), 1);
+    json_decref(j);
+    T_EQ(version(), 1); /* the version number stays */
+    T_EQ(counts().version, 1);
+    T_ASSERT(has_route("a") && !has_route("v3"));
+
+    T_EQ(gw_router_rollback(99, &text), -ENOENT);
+    j = parse_reply(text);
+    T_ASSERT(strcmp(jstr(j, "outcome"), "error") == 0);
+    json_decref(j);
+    T_EQ(version(), 1);
+
+    T_EQ(gw_router_rollback(3, &text), 0);
+    free(text);
+    T_ASSERT(has_route("v3"));
+    /* a new table after a rollback gets a fresh number */
+    const char *set = route_set("v4", "/v");
+    T_EQ(gw_router_replace(set, strlen(set), &text), 0);
+    free(text);
+    T_EQ(version(), 4);
+}
+
+START_TEST(rollback_republishes_a_kept_version_and_refuses_others)
+{
+    run(rollback_body);
+}
+END_TEST
+
+static void history_body(void)
+{
+    char *text = NULL;
+    for (int i = 2; i <= 12; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "v%d", i);
+        const char *set = route_set(name, "/v");
+        T_EQ(gw_router_replace(set, strlen(set), &text), 0);
+        free(text);
+    }
+    T_EQ(version(), 12);
+    json_t *s = status();
+    json_t *vs = json_object_get(s, "versions");
+    T_EQ(json_array_size(vs), GW_ROUTER_HISTORY);
+    T_EQ(jint(json_array_get(vs, 0), "version"), 12);
+    T_ASSERT(json_is_true(json_object_get(json_array_get(vs, 0), "current")));
+    T_EQ(jint(json_array_get(vs, GW_ROUTER_HISTORY - 1), "version"), 3);
+    json_decref(s);
+    T_EQ(gw_router_rollback(2, &text), -ENOENT);
+    free(text);
+    T_EQ(gw_router_rollback(1, &text), -ENOENT);
+    free(text);
+    T_EQ(gw_router_rollback(3, &text), 0);
+    free(text);
+    T_EQ(version(), 3);
+}
+
+START_TEST(history_keeps_only_the_last_10_versions)
+{
+    run(history_body);
+}
+END_TEST
+
+static void held_body(void)
+{
+    const struct route_table *old = route_holder_acquire(gw.routes);
+    T_ASSERT(old && route_table_version(old) == 1);
+    char *text = NULL;
+    for (int i = 2; i <= 12; i++) { /* more than the history keeps */
+        const char *set = route_set("new", "/new");
+        T_EQ(gw_router_replace(set, strlen(set), &text), 0);
+        free(text);
+    }
+    T_EQ(version(), 12);
+    /* the request's table is intact */
+    T_EQ(route_table_version(old), 1);
+    T_EQ(route_table_count(old), 1);
+    const struct route *r = route_table_find(old, "a");
+    T_ASSERT(r && strcmp(r->path, "/a") == 0);
+    json_t *s = status();
+    T_EQ(jint(s, "retired"), 1);
+    json_decref(s);
+    route_table_release(old);
+    uint64_t t0 = rt_now_ms();
+    long long retired = 1;
+    while (retired && rt_now_ms() - t0 < 2000) {
+        rt_sleep(10);
+        s = status();
+        retired = jint(s, "retired");
+        json_decref(s);
+    }
+    T_EQ(retired, 0);
+}
+
+START_TEST(a_held_table_stays_valid_across_reloads_and_is_reclaimed_when_released)
+{
+    run(held_body);
+}
+END_TEST
+
+static void dir_replaced_body(void)
+{
+    char old[400], fresh[400], path[500];
+    snprintf(old, sizeof old, "%s.old", routes_dir);
+    snprintf(fresh, sizeof fresh, "%s.new", routes_dir);
+    T_EQ(mkdir(fresh, 0755), 0);
+    snprintf(path, sizeof path, "%s/c.json", fresh);
+    FILE *f = fopen(path, "w");
+    T_ASSERT(f);
+    fputs(route_set("c", "/c"), f);
+    fclose(f);
+    T_EQ(rename(routes_dir, old), 0);
+    T_EQ(rename(fresh, routes_dir), 0);
+    uint64_t t0 = rt_now_ms();
+    while (!has_route("c") && rt_now_ms() - t0 < 3000)
+        rt_sleep(5);
+    T_ASSERT(has_route("c") && !has_route("a"));
+    /* and the new directory is the one watched */
+    uint64_t v = version();
+    write_file("d.json", route_set("d", "/d"));
+    T_ASSERT(wait_version(v + 1, 2000) >= 0);
+    T_ASSERT(has_route("d") && has_route("c"));
+}
+
+START_TEST(a_replaced_directory_is_watched_again)
+{
+    run(dir_replaced_body);
+}
+END_TEST
+
+static void symlink_body(void)
+{
+    /* routes -> routes-v1, then the link is swapped to routes-v2 the way
+     * deployment tools do it: a new link renamed over the old one. */
+    char v1[400], v2[400], link_tmp[400], path[500];
+    snprintf(v1, sizeof v1, "%s-v1", routes_dir);
+    snprintf(v2, sizeof v2, "%s-v2", routes_dir);
+    snprintf(link_tmp, sizeof link_tmp, "%s.link", routes_dir);
+    T_EQ(rename(routes_dir, v1), 0);
+    T_EQ(symlink(v1, routes_dir), 0);
+    T_ASSERT(wait_version(2, 3000) >= 0);
+    T_EQ(mkdir(v2, 0755), 0);
+    snprintf(path, sizeof path, "%s/e.json", v2);
+    FILE *f = fopen(path, "w");
+    T_ASSERT(f);
+    fputs(route_set("e", "/e"), f);
+    fclose(f);
+    rt_sleep(300); /* nothing in the watched tree changed yet */
+    uint64_t v = version();
+    T_ASSERT(!has_route("e"));
+    T_EQ(symlink(v2, link_tmp), 0);
+    T_EQ(rename(link_tmp, routes_dir), 0);
+    T_ASSERT(wait_version(v + 1, 2000) >= 0);
+    T_ASSERT(has_route("e") && !has_route("a"));
+}
+
+START_TEST(a_swapped_directory_symlink_is_followed)
+{
+    run(symlink_body);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("router");
+    TCase *tc = tcase_create("router");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, initial_table_is_published_as_version_1);
+    tcase_add_test(tc, editing_a_route_file_publishes_a_new_version);
+    tcase_add_test(tc, a_burst_of_writes_is_coalesced_into_few_reloads);
+    tcase_add_test(tc, write_then_rename_reloads_and_temporary_files_are_ignored);
+    tcase_add_test(tc, a_broken_file_keeps_the_old_table_and_reports_its_position);
+    tcase_add_test(tc, replace_publishes_a_valid_set_and_validate_applies_nothing);
+    tcase_add_test(tc, rollback_republishes_a_kept_version_and_refuses_others);
+    tcase_add_test(tc, history_keeps_only_the_last_10_versions);
+    tcase_add_test(tc, a_held_table_stays_valid_across_reloads_and_is_reclaimed_when_released);
+    tcase_add_test(tc, a_replaced_directory_is_watched_again);
+    tcase_add_test(tc, a_swapped_directory_symlink_is_followed);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
