@@ -49,6 +49,34 @@ int gw_router_rollback(uint64_t version, char **json);             /* -ENOENT: n
  * reload (time, source, outcome, errors), as a malloc'd JSON text. */
 int gw_router_status(char **json);
 
+/* Details of the calls above:
+ *  - On -ENOENT (rollback) *json is an "error" outcome naming the version;
+ *    on other failures (-ESRCH: no router, -ETIMEDOUT, -ENOMEM) *json is
+ *    NULL.
+ *  - In the outcome, "version" is the version serving after the call and
+ *    "routes" the number of routes in the table published or validated (on a
+ *    refusal: in the table still serving); "warnings" lists warnings in the
+ *    shape of "errors". Texts given to replace/validate are labelled
+ *    "<admin>" in diagnostics.
+ *  - A table from replace serves until the next reload from the directory
+ *    (a file change, SIGHUP, POST /admin/routes/reload) replaces it.
+ *  - A rollback to the version already serving changes nothing; otherwise
+ *    the kept table is published again under its own number and becomes
+ *    the newest entry of the history.
+ *  - gw_router_status answers
+ *      {"version": N, "count": N, "files": N, "routes_dir": "...",
+ *       "routes": [{"name", "match": {"host"?, "path"|"path_prefix",
+ *                   "methods"?, "headers"?, "priority"?},
+ *                   "upstream"|"respond": {"status"}, "strip_prefix"?,
+ *                   "rewrite"?, "file", "line", "column"}...],
+ *       "versions": [{"version", "routes", "source", "published_at",
+ *                     "current"}...]                       newest first,
+ *       "last_reload": null | {"time", "source", "outcome", "version",
+ *                     "routes", "duration_ms", "errors", "warnings"},
+ *       "reloads_ok": N, "reloads_failed": N,
+ *       "retired": N}     replaced tables still held by requests in flight
+ * Times are UTC, ISO 8601 with milliseconds. */
+
 /* Reload counters for metrics (any thread). */
 struct gw_router_counts {
     uint64_t reloads_ok;
