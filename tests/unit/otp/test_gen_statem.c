@@ -23,6 +23,8 @@ enum {
     C_STATE_TIMEOUT_ZERO,
     C_UPDATE_STATE_TIMEOUT,
     C_GOTO_EVZERO,
+    C_TWO_TIMEOUTS,
+    C_ABS_TIMEOUT,
     Q_GET,
     Q_STOP,
     Q_DEFER,
@@ -146,6 +148,14 @@ static void handle(struct rt_statem_event *ev, int state, void *data, struct rt_
         break;
     case C_KEEP:
         rt_sm_keep_state(r);
+        break;
+    case C_TWO_TIMEOUTS:
+        /* Same timer type twice in one action list: the last one wins. */
+        rt_sm_state_timeout(r, 1000, t_int_msg(0, 1));
+        rt_sm_state_timeout(r, 30, t_int_msg(0, 3));
+        break;
+    case C_ABS_TIMEOUT:
+        rt_sm_timer(r, RT_EV_STATE_TIMEOUT, 0, (int64_t)rt_now_ms() + 30, true, t_int_msg(0, 4));
         break;
     case C_GOTO_EVZERO:
         rt_sm_next_state(r, v);
@@ -606,6 +616,28 @@ START_TEST(gen_statem_state_functions_mode_calls_the_function_of_the_current_sta
 }
 END_TEST
 
+static void b_last_wins(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_GOTO, S_B);
+    cast(pid, C_TWO_TIMEOUTS, 0);
+    rt_sleep(120);
+    T_EQ(get_state(pid), S_B);
+    T_EQ(count(L_STATE_TO), 1);
+    T_ASSERT(find(L_STATE_TO, S_B * 10 + 3) >= 0);
+    cast(pid, C_ABS_TIMEOUT, 0);
+    rt_sleep(15);
+    T_EQ(count(L_STATE_TO), 1);
+    rt_sleep(100);
+    T_ASSERT(find(L_STATE_TO, S_B * 10 + 4) >= 0); /* absolute deadline */
+    stop_m(pid);
+}
+START_TEST(gen_statem_actions_run_in_order_and_the_last_timeout_of_a_type_wins)
+{
+    t_run(b_last_wins, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gen_statem");
@@ -629,6 +661,7 @@ int main(void)
     tcase_add_test(tc, gen_statem_init_ignore_error_and_stop_are_reported_to_the_starter);
     tcase_add_test(tc, gen_statem_hibernate_action_wakes_with_state_and_data);
     tcase_add_test(tc, gen_statem_state_functions_mode_calls_the_function_of_the_current_state);
+    tcase_add_test(tc, gen_statem_actions_run_in_order_and_the_last_timeout_of_a_type_wins);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
