@@ -306,7 +306,9 @@ static int body_add(struct reply *r, size_t *cap, const char *data, size_t len)
 static int feed(struct gw_http_parser *p, struct reply *r, size_t *cap, const char *buf, size_t n,
                 bool *done)
 {
-    while (n && !*done) {
+    /* Fed on until NEED_MORE: the end of a message may come as an event
+     * of its own after its last body bytes were consumed. */
+    while (!*done) {
         struct gw_http_event ev;
         size_t used = 0;
         int rc = gw_http_parser_feed(p, buf, n, &used, &ev);

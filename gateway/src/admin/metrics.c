@@ -64,9 +64,13 @@ struct upstream_slot {
     _Atomic uint64_t errors;
 };
 
-/* One extra slot each for the overflow. */
-static struct route_slot routes[GW_METRICS_MAX_ROUTES + 1];
-static struct upstream_slot upstreams[GW_METRICS_MAX_UPSTREAM_KEYS + 1];
+/* Twice the slots that may be claimed (short probes), plus the overflow
+ * slot at the end. */
+#define ROUTE_SLOTS (2 * GW_METRICS_MAX_ROUTES)
+#define UPSTREAM_SLOTS (2 * GW_METRICS_MAX_UPSTREAM_KEYS)
+static struct route_slot routes[ROUTE_SLOTS + 1];
+static struct upstream_slot upstreams[UPSTREAM_SLOTS + 1];
+static _Atomic size_t routes_claimed, upstreams_claimed;
 static _Atomic uint64_t route_overflows;
 
 static uint64_t hash_bytes(const char *s, size_t n)
@@ -81,9 +85,11 @@ static uint64_t hash_bytes(const char *s, size_t n)
 
 /* Finds or claims the slot for `key` (klen bytes, may hold NULs) in a
  * table of `cap` slots of `size` bytes whose state is at offset 0 and key
- * at `key_off`. Returns NULL when the table is full. */
+ * at `key_off`. At most `max_claims` slots are ever claimed (counted in
+ * *claimed); the table has twice as many, so probes stay short. Returns
+ * NULL when the key is new and no claim is left. */
 static void *slot_find(void *table, size_t cap, size_t size, size_t key_off, size_t key_cap,
-                       const char *key, size_t klen)
+                       _Atomic size_t *claimed, size_t max_claims, const char *key, size_t klen)
 {
     if (klen + 1 > key_cap)
         return NULL;
@@ -95,6 +101,11 @@ static void *slot_find(void *table, size_t cap, size_t size, size_t key_off, siz
         /* acquire: a READY slot's key was written before its state. */
         int st = atomic_load_explicit(state, memory_order_acquire);
         if (st == SLOT_EMPTY) {
+            /* relaxed: the count only bounds how many slots are claimed. */
+            if (atomic_fetch_add_explicit(claimed, 1, memory_order_relaxed) >= max_claims) {
+                atomic_fetch_sub_explicit(claimed, 1, memory_order_relaxed);
+                return NULL;
+            }
             int expected = SLOT_EMPTY;
             /* acquire on failure: the other claimant's key may be read
              * next (C11 forbids a weaker order on success, and the claim
@@ -107,6 +118,7 @@ static void *slot_find(void *table, size_t cap, size_t size, size_t key_off, siz
                 atomic_store_explicit(state, SLOT_READY, memory_order_release);
                 return slot;
             }
+            atomic_fetch_sub_explicit(claimed, 1, memory_order_relaxed);
             st = expected;
         }
         /* Another thread is copying a key in: a few stores; wait them out. */
@@ -129,6 +141,8 @@ void gw_metrics_done(void)
     /* Main thread, nothing recording: plain resets are enough. */
     memset(routes, 0, sizeof routes);
     memset(upstreams, 0, sizeof upstreams);
+    atomic_store(&routes_claimed, 0);
+    atomic_store(&upstreams_claimed, 0);
     atomic_store(&route_overflows, 0);
 }
 
@@ -137,10 +151,10 @@ void gw_metrics_request(const char *route, int status, uint64_t duration_us)
     if (!route)
         route = GW_METRICS_NO_ROUTE;
     struct route_slot *s =
-        slot_find(routes, GW_METRICS_MAX_ROUTES, sizeof routes[0],
-                  offsetof(struct route_slot, name), NAME_CAP, route, strlen(route));
+        slot_find(routes, ROUTE_SLOTS, sizeof routes[0], offsetof(struct route_slot, name),
+                  NAME_CAP, &routes_claimed, GW_METRICS_MAX_ROUTES, route, strlen(route));
     if (!s) {
-        s = &routes[GW_METRICS_MAX_ROUTES];
+        s = &routes[ROUTE_SLOTS];
         /* relaxed: counters only, no ordering with other data. */
         atomic_fetch_add_explicit(&route_overflows, 1, memory_order_relaxed);
     }
@@ -167,11 +181,12 @@ void gw_metrics_upstream_error(const char *upstream, const char *target)
         memcpy(key, upstream, ul);
         key[ul] = 0;
         memcpy(key + ul + 1, target, tl);
-        s = slot_find(upstreams, GW_METRICS_MAX_UPSTREAM_KEYS, sizeof upstreams[0],
-                      offsetof(struct upstream_slot, key), KEY_CAP, key, ul + 1 + tl);
+        s = slot_find(upstreams, UPSTREAM_SLOTS, sizeof upstreams[0],
+                      offsetof(struct upstream_slot, key), KEY_CAP, &upstreams_claimed,
+                      GW_METRICS_MAX_UPSTREAM_KEYS, key, ul + 1 + tl);
     }
     if (!s)
-        s = &upstreams[GW_METRICS_MAX_UPSTREAM_KEYS];
+        s = &upstreams[UPSTREAM_SLOTS];
     /* relaxed: a counter. */
     atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
 }
@@ -236,12 +251,12 @@ static void family(struct buf *b, const char *name, const char *type, const char
 
 static const char *route_label(const struct route_slot *s)
 {
-    return s == &routes[GW_METRICS_MAX_ROUTES] ? GW_METRICS_OVERFLOW : s->name;
+    return s == &routes[ROUTE_SLOTS] ? GW_METRICS_OVERFLOW : s->name;
 }
 
 static bool route_used(const struct route_slot *s)
 {
-    if (s == &routes[GW_METRICS_MAX_ROUTES]) {
+    if (s == &routes[ROUTE_SLOTS]) {
         /* relaxed: a hint whether to show the overflow series. */
         return atomic_load_explicit(&route_overflows, memory_order_relaxed) != 0;
     }
@@ -253,7 +268,7 @@ static void render_requests(struct buf *b)
 {
     static const char *const classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
     family(b, "tandem_requests_total", "counter", "Requests answered, by route and status class.");
-    for (size_t i = 0; i <= GW_METRICS_MAX_ROUTES; i++) {
+    for (size_t i = 0; i <= ROUTE_SLOTS; i++) {
         const struct route_slot *s = &routes[i];
         if (!route_used(s))
             continue;
@@ -268,7 +283,7 @@ static void render_requests(struct buf *b)
     }
     family(b, "tandem_request_duration_seconds", "histogram",
            "Request duration as the gateway measured it, by route.");
-    for (size_t i = 0; i <= GW_METRICS_MAX_ROUTES; i++) {
+    for (size_t i = 0; i <= ROUTE_SLOTS; i++) {
         const struct route_slot *s = &routes[i];
         if (!route_used(s))
             continue;
@@ -295,12 +310,12 @@ static void render_upstreams(struct buf *b)
 {
     family(b, "tandem_upstream_connect_errors_total", "counter",
            "Upstream connect failures and timeouts, by upstream and target.");
-    for (size_t i = 0; i <= GW_METRICS_MAX_UPSTREAM_KEYS; i++) {
+    for (size_t i = 0; i <= UPSTREAM_SLOTS; i++) {
         const struct upstream_slot *s = &upstreams[i];
         uint64_t v = atomic_load_explicit(&s->errors, memory_order_relaxed);
         if (!v)
             continue;
-        bool overflow = i == GW_METRICS_MAX_UPSTREAM_KEYS;
+        bool overflow = i == UPSTREAM_SLOTS;
         /* acquire: the key is complete once READY is seen. */
         if (!overflow && atomic_load_explicit(&s->state, memory_order_acquire) != SLOT_READY)
             continue;

@@ -391,7 +391,7 @@ static json_t *sys_json(rt_pid pid)
         json_object_set_new(o, "statistics", json_null());
 
     json_t *log = json_null();
-    if (st.log_len > 0) {
+    if (st.debug & RT_DEBUG_LOG) {
         enum { LOG_MAX = 64 };
         struct rt_sys_event ev[LOG_MAX];
         size_t count = 0;

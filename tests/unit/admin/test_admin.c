@@ -1,0 +1,1246 @@
+/*
+ * test_admin.c: the admin API's handlers called directly, inside runtime
+ * processes, with synthetic requests; metrics recording and exposition;
+ * `tandem ctl health` against a scripted HTTP server.
+ *
+ * The router and upstream pools are replaced by a test double
+ * (router_upstream_double.c) answering fixed JSON; `gw` is defined here.
+ * Each runtime test runs its body in a process, records the first failed
+ * assertion there, and ends with every process gone and rt_stop() == 0.
+ */
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "admin_double.h"
+#include "gw/admin.h"
+#include "gw/ctl.h"
+#include "gw/gateway.h"
+#include "gw/http1.h"
+#include "gw/metrics.h"
+#include "gw_version.h"
+#include "rt/gen_server.h"
+#include "rt/supervisor.h"
+#include "rt/sys.h"
+
+struct gw_gateway gw;
+
+/* ---- harness ---------------------------------------------------------------- */
+
+static char t_failure[512];
+static atomic_int t_failed;
+static atomic_int t_done;
+
+#define T_ASSERT(c)                                                                                \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            if (atomic_exchange(&t_failed, 1) == 0)                                                \
+                snprintf(t_failure, sizeof t_failure, "%s:%d: %s", __FILE__, __LINE__, #c);        \
+            rt_exit(rt_atom_intern("test_failed"));                                                \
+        }                                                                                          \
+    } while (0)
+#define T_EQ(a, b) T_ASSERT((long long)(a) == (long long)(b))
+#define T_STREQ(a, b) T_ASSERT((a) && strcmp((a), (b)) == 0)
+
+static void (*t_body)(void);
+
+static void t_runner(void *arg)
+{
+    t_body();
+    atomic_store(&t_done, 1);
+}
+
+static void t_run(void (*body)(void))
+{
+    struct rt_config cfg;
+    rt_config_default(&cfg);
+    cfg.schedulers = 2;
+    ck_assert_int_eq(rt_start(&cfg), 0);
+    t_body = body;
+    rt_pid pid = 0;
+    struct rt_spawn_opts so = {.initial_call = "test_admin"};
+    ck_assert_int_eq(rt_spawn(t_runner, NULL, &so, &pid), 0);
+    rt_atom reason = 0;
+    int jr = rt_join(pid, 60000, &reason);
+    if (jr == 0)
+        rt_wait_idle(5000);
+    int left = rt_stop();
+    ck_assert_msg(!atomic_load(&t_failed), "%s", t_failure);
+    ck_assert_int_eq(jr, 0);
+    ck_assert_msg(atomic_load(&t_done), "test process exited: %s", rt_atom_name(reason));
+    ck_assert_int_eq(left, 0);
+}
+
+/* ---- synthetic requests ------------------------------------------------------ */
+
+struct answer {
+    int status;
+    const char *content_type;
+    char *raw;
+    json_t *json; /* NULL when the body is not JSON */
+};
+
+static void answer_done(struct answer *a)
+{
+    free(a->raw);
+    json_decref(a->json);
+    memset(a, 0, sizeof *a);
+}
+
+/* Calls gw_admin_handle with `method target` (origin form, canonical),
+ * an Authorization header when `auth` is given, and `body`. */
+static struct answer call(const char *method, const char *target, const char *auth,
+                          const char *body)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "%s %s HTTP/1.1\r\nHost: admin\r\n%s%s%sContent-Length: %zu\r\n\r\n", method, target,
+             auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "",
+             body ? strlen(body) : 0);
+    struct gw_http_parser *p = NULL;
+    T_EQ(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+    struct gw_http_event ev;
+    size_t used = 0;
+    T_EQ(gw_http_parser_feed(p, text, strlen(text), &used, &ev), 0);
+    T_EQ(ev.type, GW_HTTP_EV_HEAD);
+    struct gw_http_head *head = ev.head;
+    gw_http_parser_free(p);
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s", target);
+    char *q = strchr(path, '?');
+    if (q)
+        *q++ = 0;
+    struct gw_admin_request req = {
+        .head = head,
+        .path = path,
+        .query = q,
+        .body = body ? body : "",
+        .body_len = body ? strlen(body) : 0,
+        .client_addr = "127.0.0.1",
+        .client_loopback = true,
+    };
+    struct gw_admin_response resp;
+    memset(&resp, 0x5a, sizeof resp);
+    gw_admin_handle(&req, &resp);
+    gw_http_head_free(head);
+    struct answer a = {.status = resp.status, .content_type = resp.content_type, .raw = resp.body};
+    T_ASSERT(resp.body != NULL);
+    T_EQ(strlen(resp.body), resp.body_len);
+    if (strcmp(resp.content_type, "application/json") == 0) {
+        json_error_t err;
+        a.json = json_loadb(resp.body, resp.body_len, 0, &err);
+        T_ASSERT(a.json != NULL);
+    }
+    return a;
+}
+
+static struct answer get(const char *target)
+{
+    return call("GET", target, NULL, NULL);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static long long jint(json_t *o, const char *k)
+{
+    return (long long)json_integer_value(json_object_get(o, k));
+}
+
+/* An error answer: status, {"error": code, "detail": ...}. */
+static void expect_error(struct answer *a, int status, const char *code)
+{
+    T_EQ(a->status, status);
+    T_ASSERT(a->json != NULL);
+    T_STREQ(jstr(a->json, "error"), code);
+    T_ASSERT(json_object_get(a->json, "detail") != NULL);
+}
+
+/* ---- helpers: processes --------------------------------------------------------- */
+
+enum { MSG_STOP = 1, MSG_PING = 2 };
+
+/* Waits until a MSG_STOP arrives (other messages stay queued). */
+static bool is_stop(const struct rt_msg *m, void *ctx)
+{
+    return m->type == MSG_STOP;
+}
+
+static void waiter(void *arg)
+{
+    if (arg)
+        rt_set_detail("%s", (const char *)arg);
+    struct rt_msg *m = rt_receive_match(is_stop, NULL, RT_INFINITY);
+    rt_msg_free(m);
+}
+
+static rt_pid spawn_waiter(const char *name, enum rt_kind kind, const char *detail)
+{
+    rt_pid pid = 0;
+    struct rt_spawn_opts so = {.name = name, .kind = kind, .initial_call = "test:waiter"};
+    T_EQ(rt_spawn(waiter, (void *)detail, &so, &pid), 0);
+    return pid;
+}
+
+static void stop_waiter(rt_pid pid)
+{
+    rt_ref ref = rt_monitor(pid);
+    rt_send(pid, rt_msg_new(MSG_STOP, 0));
+    struct rt_msg *down = rt_receive_ref(ref, 5000);
+    T_ASSERT(down != NULL);
+    rt_msg_free(down);
+}
+
+static json_t *find_pid(json_t *procs, rt_pid pid)
+{
+    char buf[GW_ADMIN_PID_BUF];
+    gw_admin_pid_format(pid, buf);
+    size_t i;
+    json_t *p;
+    json_array_foreach(procs, i, p)
+    {
+        if (strcmp(jstr(p, "pid"), buf) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* A gen_server with a state that format_status describes. */
+struct counter {
+    int n;
+};
+
+static void c_init(void *arg, struct rt_gs_result *r)
+{
+    struct counter *c = rt_calloc(1, sizeof *c);
+    c->n = 42;
+    r->state = c;
+}
+
+static void c_format(void *state, char *buf, size_t len)
+{
+    snprintf(buf, len, "count=%d", ((struct counter *)state)->n);
+}
+
+static const struct rt_gen_server_ops counter_ops = {
+    .name = "counter",
+    .init = c_init,
+    .format_status = c_format,
+};
+
+static int start_counter(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                         rt_atom *reason)
+{
+    return rt_gen_server_start_link(&counter_ops, NULL, NULL, out, reason);
+}
+
+/* ---- token ------------------------------------------------------------------------ */
+
+START_TEST(token_compare_equal_only_for_the_same_bytes)
+{
+    const char *t = "s3cret-token";
+    size_t n = strlen(t);
+    ck_assert(gw_admin_token_equal(t, n, t, n));
+    ck_assert(gw_admin_token_equal("s3cret-token", n, t, n));
+    ck_assert(!gw_admin_token_equal("x3cret-token", n, t, n)); /* first byte */
+    ck_assert(!gw_admin_token_equal("s3cret-tokeN", n, t, n)); /* last byte */
+    ck_assert(!gw_admin_token_equal("s3cret", 6, t, n));       /* prefix */
+    ck_assert(!gw_admin_token_equal("s3cret-token-and-more", 21, t, n));
+    /* A presented token that repeats the expected one must not pass. */
+    ck_assert(!gw_admin_token_equal("s3cret-tokens3cret-token", 24, t, n));
+    ck_assert(!gw_admin_token_equal("", 0, t, n));
+    ck_assert(!gw_admin_token_equal("a", 1, "", 0));
+}
+END_TEST
+
+static void body_token_refusal(void)
+{
+    gw.admin_token = "s3cret-token";
+    struct answer a = get("/admin/system");
+    expect_error(&a, 401, "unauthorized");
+    T_ASSERT(strstr(a.raw, "s3cret") == NULL);
+    answer_done(&a);
+    a = call("GET", "/admin/system", "Bearer wrong-token", NULL);
+    expect_error(&a, 401, "unauthorized");
+    answer_done(&a);
+    a = call("GET", "/admin/system", "Basic s3cret-token", NULL);
+    expect_error(&a, 401, "unauthorized");
+    answer_done(&a);
+    a = call("GET", "/admin/nothing-here", NULL, NULL); /* 401 before 404 */
+    expect_error(&a, 401, "unauthorized");
+    answer_done(&a);
+    a = call("GET", "/metrics", "Bearer wrong", NULL);
+    T_EQ(a.status, 401);
+    answer_done(&a);
+    a = call("GET", "/admin/system", "Bearer s3cret-token", NULL);
+    T_EQ(a.status, 200);
+    answer_done(&a);
+    a = call("GET", "/admin/system", "bearer s3cret-token", NULL);
+    T_EQ(a.status, 200);
+    answer_done(&a);
+    /* Probes answer without the token. */
+    a = get("/healthz");
+    T_EQ(a.status, 200);
+    answer_done(&a);
+    gw.admin_token = NULL;
+    a = get("/admin/system");
+    T_EQ(a.status, 200);
+    answer_done(&a);
+}
+
+START_TEST(token_missing_or_wrong_gets_401_right_gets_through)
+{
+    t_run(body_token_refusal);
+}
+END_TEST
+
+/* ---- pids ---------------------------------------------------------------------------- */
+
+START_TEST(pid_format_parses_back_in_every_accepted_form)
+{
+    rt_pid pid = (7ull << 32) | 1234;
+    char buf[GW_ADMIN_PID_BUF];
+    gw_admin_pid_format(pid, buf);
+    ck_assert_str_eq(buf, "<0.1234.7>");
+    rt_pid out = 0;
+    ck_assert_int_eq(gw_admin_pid_parse(buf, strlen(buf), &out), 0);
+    ck_assert_uint_eq(out, pid);
+    out = 0;
+    ck_assert_int_eq(gw_admin_pid_parse("0.1234.7", 8, &out), 0);
+    ck_assert_uint_eq(out, pid);
+    out = 0;
+    ck_assert_int_eq(gw_admin_pid_parse("%3C0.1234.7%3E", 14, &out), 0);
+    ck_assert_uint_eq(out, pid);
+    char dec[32];
+    snprintf(dec, sizeof dec, "%llu", (unsigned long long)pid);
+    out = 0;
+    ck_assert_int_eq(gw_admin_pid_parse(dec, strlen(dec), &out), 0);
+    ck_assert_uint_eq(out, pid);
+    ck_assert_int_eq(gw_admin_pid_parse("1.2.3", 5, &out), -EINVAL);
+    ck_assert_int_eq(gw_admin_pid_parse("0.1", 3, &out), -EINVAL);
+    ck_assert_int_eq(gw_admin_pid_parse("0.x.1", 5, &out), -EINVAL);
+    ck_assert_int_eq(gw_admin_pid_parse("0.99999999999.1", 15, &out), -EINVAL);
+    ck_assert_int_eq(gw_admin_pid_parse("", 0, &out), -EINVAL);
+    ck_assert_int_eq(gw_admin_pid_parse("0", 1, &out), -EINVAL);
+}
+END_TEST
+
+/* ---- process list ------------------------------------------------------------------ */
+
+static void body_process_list(void)
+{
+    enum { N = 100 };
+    rt_pid pids[N];
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "adm_w%03d", i);
+        pids[i] = spawn_waiter(name, RT_KIND_PROCESS, NULL);
+    }
+    rt_pid conns[3];
+    for (int i = 0; i < 3; i++)
+        conns[i] = spawn_waiter(NULL, RT_KIND_CONNECTION, NULL);
+    /* Mailboxes: pids[17] holds 5 queued messages, pids[3] holds 2. */
+    for (int i = 0; i < 5; i++)
+        rt_send(pids[17], rt_msg_new(MSG_PING, 0));
+    for (int i = 0; i < 2; i++)
+        rt_send(pids[3], rt_msg_new(MSG_PING, 0));
+    rt_sleep(20);
+
+    struct answer a = get("/admin/processes?name=adm_w");
+    T_EQ(a.status, 200);
+    T_EQ(jint(a.json, "matched"), N);
+    T_EQ(jint(a.json, "returned"), N);
+    T_ASSERT(jint(a.json, "total") >= N + 4);
+    json_t *procs = json_object_get(a.json, "processes");
+    T_EQ(json_array_size(procs), N);
+    for (int i = 0; i < N; i++) {
+        json_t *p = find_pid(procs, pids[i]);
+        T_ASSERT(p != NULL);
+        snprintf(name, sizeof name, "adm_w%03d", i);
+        T_STREQ(jstr(p, "name"), name);
+        T_STREQ(jstr(p, "kind"), "process");
+        T_STREQ(jstr(p, "initial_call"), "test:waiter");
+        T_STREQ(jstr(p, "status"), "waiting");
+        T_ASSERT(json_is_integer(json_object_get(p, "reductions")));
+        T_ASSERT(jint(p, "memory") > 0);
+        T_ASSERT(json_is_integer(json_object_get(p, "links")));
+        T_ASSERT(json_is_integer(json_object_get(p, "monitors")));
+        T_ASSERT(json_is_integer(json_object_get(p, "age_ms")));
+        char parent[GW_ADMIN_PID_BUF];
+        gw_admin_pid_format(rt_self(), parent);
+        T_STREQ(jstr(p, "parent"), parent);
+        T_EQ(jint(p, "mailbox_len"), i == 17 ? 5 : i == 3 ? 2 : 0);
+    }
+    answer_done(&a);
+
+    /* sort=mailbox, limit=2: the two fullest mailboxes, fullest first. */
+    a = get("/admin/processes?name=adm_w&sort=mailbox&limit=2");
+    T_EQ(a.status, 200);
+    T_EQ(jint(a.json, "matched"), N);
+    T_EQ(jint(a.json, "returned"), 2);
+    procs = json_object_get(a.json, "processes");
+    T_EQ(json_array_size(procs), 2);
+    T_STREQ(jstr(json_array_get(procs, 0), "name"), "adm_w017");
+    T_STREQ(jstr(json_array_get(procs, 1), "name"), "adm_w003");
+    answer_done(&a);
+
+    /* sort=age: oldest first; offset pages on. */
+    a = get("/admin/processes?name=adm_w&sort=age&limit=10&offset=0");
+    procs = json_object_get(a.json, "processes");
+    T_EQ(json_array_size(procs), 10);
+    long long prev = -1;
+    size_t i;
+    json_t *p;
+    json_array_foreach(procs, i, p)
+    {
+        T_ASSERT(prev < 0 || jint(p, "age_ms") <= prev);
+        prev = jint(p, "age_ms");
+    }
+    answer_done(&a);
+    a = get("/admin/processes?name=adm_w&limit=10&offset=95");
+    T_EQ(jint(a.json, "returned"), 5);
+    answer_done(&a);
+
+    /* sort=reductions and memory: non-increasing. */
+    static const char *const keys[2][2] = {{"reductions", "reductions"}, {"memory", "memory"}};
+    for (int k = 0; k < 2; k++) {
+        char target[128];
+        snprintf(target, sizeof target, "/admin/processes?sort=%s", keys[k][0]);
+        a = get(target);
+        T_EQ(a.status, 200);
+        prev = -1;
+        json_array_foreach(json_object_get(a.json, "processes"), i, p)
+        {
+            T_ASSERT(prev < 0 || jint(p, keys[k][1]) <= prev);
+            prev = jint(p, keys[k][1]);
+        }
+        answer_done(&a);
+    }
+
+    /* kind filter. */
+    a = get("/admin/processes?kind=connection");
+    T_EQ(a.status, 200);
+    T_EQ(jint(a.json, "matched"), 3);
+    for (int k = 0; k < 3; k++)
+        T_ASSERT(find_pid(json_object_get(a.json, "processes"), conns[k]) != NULL);
+    answer_done(&a);
+    a = get("/admin/processes?kind=connection,process&name=adm_w");
+    T_EQ(jint(a.json, "matched"), N);
+    answer_done(&a);
+
+    /* Bad parameters: 400 with the error shape. */
+    static const char *const bad[] = {"/admin/processes?sort=cpu", "/admin/processes?limit=0",
+                                      "/admin/processes?limit=-1", "/admin/processes?limit=x",
+                                      "/admin/processes?kind=thread"};
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        a = get(bad[b]);
+        expect_error(&a, 400, "bad_request");
+        answer_done(&a);
+    }
+
+    for (int k = 0; k < N; k++)
+        stop_waiter(pids[k]);
+    for (int k = 0; k < 3; k++)
+        stop_waiter(conns[k]);
+    a = get("/admin/processes?name=adm_w");
+    T_EQ(jint(a.json, "matched"), 0);
+    answer_done(&a);
+}
+
+START_TEST(processes_list_filters_sorts_and_limits)
+{
+    t_run(body_process_list);
+}
+END_TEST
+
+static void body_request_detail(void)
+{
+    rt_pid r = spawn_waiter(NULL, RT_KIND_REQUEST, "GET\t/users/7\tusers\t127.0.0.1:9000");
+    rt_pid half = spawn_waiter(NULL, RT_KIND_REQUEST, "POST\t/orders");
+    rt_sleep(20);
+    struct answer a = get("/admin/processes?kind=request");
+    T_EQ(jint(a.json, "matched"), 2);
+    json_t *p = find_pid(json_object_get(a.json, "processes"), r);
+    T_ASSERT(p != NULL);
+    T_STREQ(jstr(p, "method"), "GET");
+    T_STREQ(jstr(p, "path"), "/users/7");
+    T_STREQ(jstr(p, "route"), "users");
+    T_STREQ(jstr(p, "upstream_target"), "127.0.0.1:9000");
+    T_ASSERT(jint(p, "elapsed_ms") >= 20);
+    T_EQ(jint(p, "elapsed_ms"), jint(p, "age_ms"));
+    p = find_pid(json_object_get(a.json, "processes"), half);
+    T_STREQ(jstr(p, "method"), "POST");
+    T_STREQ(jstr(p, "path"), "/orders");
+    T_ASSERT(json_is_null(json_object_get(p, "route")));
+    T_ASSERT(json_is_null(json_object_get(p, "upstream_target")));
+    answer_done(&a);
+    stop_waiter(r);
+    stop_waiter(half);
+}
+
+START_TEST(request_processes_show_method_path_route_target_elapsed)
+{
+    t_run(body_request_detail);
+}
+END_TEST
+
+/* ---- one process --------------------------------------------------------------------- */
+
+static void body_process_detail(void)
+{
+    rt_pid gs = 0;
+    struct rt_start_opts so = {.name = "adm_counter", .debug = RT_DEBUG_STATISTICS | RT_DEBUG_LOG};
+    T_EQ(rt_gen_server_start_link(&counter_ops, NULL, &so, &gs, NULL), 0);
+    char target[128], pidtext[GW_ADMIN_PID_BUF];
+    gw_admin_pid_format(gs, pidtext);
+    /* the pid as it appears in a canonical path */
+    snprintf(target, sizeof target, "/admin/processes/%%3C0.%u.%u%%3E",
+             (unsigned)(gs & 0xffffffffu), (unsigned)(gs >> 32));
+    struct answer a = get(target);
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "pid"), pidtext);
+    T_STREQ(jstr(a.json, "name"), "adm_counter");
+    T_STREQ(jstr(a.json, "kind"), "server");
+    T_EQ(jint(a.json, "links"), 1);
+    json_t *linked = json_object_get(a.json, "linked");
+    T_EQ(json_array_size(linked), 1);
+    char self[GW_ADMIN_PID_BUF];
+    gw_admin_pid_format(rt_self(), self);
+    T_STREQ(json_string_value(json_array_get(linked, 0)), self);
+    json_t *sys = json_object_get(a.json, "sys");
+    T_ASSERT(json_is_object(sys));
+    T_STREQ(jstr(sys, "behaviour"), "gen_server");
+    T_STREQ(jstr(sys, "module"), "counter");
+    T_STREQ(jstr(sys, "status"), "running");
+    T_ASSERT(json_is_false(json_object_get(sys, "suspended")));
+    T_STREQ(jstr(sys, "state"), "count=42");
+    T_ASSERT(json_is_object(json_object_get(sys, "statistics")));
+    T_ASSERT(json_is_array(json_object_get(sys, "log")));
+    answer_done(&a);
+
+    /* Suspended shows as such. */
+    T_EQ(rt_sys_suspend(gs, 1000), 0);
+    snprintf(target, sizeof target, "/admin/processes/0.%u.%u", (unsigned)(gs & 0xffffffffu),
+             (unsigned)(gs >> 32));
+    a = get(target);
+    T_STREQ(jstr(json_object_get(a.json, "sys"), "status"), "suspended");
+    answer_done(&a);
+    T_EQ(rt_sys_resume(gs, 1000), 0);
+
+    /* A plain process: no sys section, and no waiting on it. */
+    rt_pid w = spawn_waiter(NULL, RT_KIND_PROCESS, NULL);
+    snprintf(target, sizeof target, "/admin/processes/%llu", (unsigned long long)w);
+    uint64_t t0 = rt_now_ms();
+    a = get(target);
+    T_EQ(a.status, 200);
+    T_ASSERT(json_is_null(json_object_get(a.json, "sys")));
+    T_ASSERT(rt_now_ms() - t0 < 400);
+    answer_done(&a);
+    stop_waiter(w);
+
+    /* Gone, malformed, unknown sub-resource. */
+    a = get(target);
+    expect_error(&a, 404, "no_such_process");
+    answer_done(&a);
+    a = get("/admin/processes/0.abc.1");
+    expect_error(&a, 400, "bad_pid");
+    answer_done(&a);
+    snprintf(target, sizeof target, "/admin/processes/0.%u.%u/frobnicate",
+             (unsigned)(gs & 0xffffffffu), (unsigned)(gs >> 32));
+    a = call("POST", target, NULL, NULL);
+    expect_error(&a, 404, "not_found");
+    answer_done(&a);
+    T_EQ(rt_proc_stop(gs, RT_NORMAL, 5000, NULL), 0);
+}
+
+START_TEST(process_detail_shows_gen_server_sys_status)
+{
+    t_run(body_process_detail);
+}
+END_TEST
+
+/* ---- kill ------------------------------------------------------------------------------- */
+
+static void body_kill(void)
+{
+    char target[128];
+    rt_pid w = spawn_waiter(NULL, RT_KIND_PROCESS, NULL);
+    rt_ref mref = rt_monitor(w);
+    snprintf(target, sizeof target, "/admin/processes/0.%u.%u/kill", (unsigned)(w & 0xffffffffu),
+             (unsigned)(w >> 32));
+    struct answer a = call("POST", target, NULL, "{\"reason\": \"fault_drill\"}");
+    T_EQ(a.status, 200);
+    T_ASSERT(json_is_true(json_object_get(a.json, "exited")));
+    T_STREQ(jstr(a.json, "reason"), "fault_drill");
+    T_STREQ(jstr(a.json, "exit_reason"), "fault_drill");
+    answer_done(&a);
+    struct rt_msg *down = rt_receive_ref(mref, 1000);
+    T_ASSERT(down != NULL);
+    T_STREQ(rt_atom_name((rt_atom)down->u64), "fault_drill");
+    rt_msg_free(down);
+    T_ASSERT(!rt_is_alive(w));
+
+    /* No body: the default reason. */
+    w = spawn_waiter(NULL, RT_KIND_PROCESS, NULL);
+    mref = rt_monitor(w);
+    snprintf(target, sizeof target, "/admin/processes/0.%u.%u/kill", (unsigned)(w & 0xffffffffu),
+             (unsigned)(w >> 32));
+    a = call("POST", target, NULL, NULL);
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "exit_reason"), "killed_by_admin");
+    answer_done(&a);
+    down = rt_receive_ref(mref, 1000);
+    T_ASSERT(down != NULL);
+    T_EQ(down->u64, rt_atom_intern("killed_by_admin"));
+    rt_msg_free(down);
+
+    /* Refused reasons; the process stays alive. */
+    w = spawn_waiter(NULL, RT_KIND_PROCESS, NULL);
+    snprintf(target, sizeof target, "/admin/processes/0.%u.%u/kill", (unsigned)(w & 0xffffffffu),
+             (unsigned)(w >> 32));
+    static const char *const bad[] = {
+        "{\"reason\": \"Bad\"}",    "{\"reason\": \"\"}",
+        "{\"reason\": \"normal\"}", "{\"reason\": \"abcdefghijklmnopqrstuvwxyzabcdefg\"}",
+        "{\"reason\": 3}",          "not json"};
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        a = call("POST", target, NULL, bad[b]);
+        T_EQ(a.status, 400);
+        answer_done(&a);
+    }
+    T_ASSERT(rt_is_alive(w));
+    /* GET is the wrong method. */
+    a = get(target);
+    expect_error(&a, 405, "method_not_allowed");
+    answer_done(&a);
+
+    /* Distinct reasons are capped: the atom table cannot be filled. */
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < GW_ADMIN_MAX_KILL_REASONS + 10; i++) {
+        char body[64], r[16];
+        int k = i;
+        for (int j = 0; j < 3; j++, k /= 26)
+            r[j] = (char)('a' + k % 26);
+        r[3] = 0;
+        snprintf(body, sizeof body, "{\"reason\": \"cap_%s\"}", r);
+        rt_pid v = spawn_waiter(NULL, RT_KIND_PROCESS, NULL);
+        snprintf(target, sizeof target, "/admin/processes/0.%u.%u/kill",
+                 (unsigned)(v & 0xffffffffu), (unsigned)(v >> 32));
+        a = call("POST", target, NULL, body);
+        if (a.status == 200) {
+            accepted++;
+        } else {
+            expect_error(&a, 400, "bad_reason");
+            refused++;
+            stop_waiter(v);
+        }
+        answer_done(&a);
+    }
+    /* "killed_by_admin" and "fault_drill" hold two of the slots. */
+    T_EQ(accepted, GW_ADMIN_MAX_KILL_REASONS - 2);
+    T_EQ(refused, 12);
+    /* A reason already in use is still accepted. */
+    snprintf(target, sizeof target, "/admin/processes/0.%u.%u/kill", (unsigned)(w & 0xffffffffu),
+             (unsigned)(w >> 32));
+    a = call("POST", target, NULL, "{\"reason\": \"fault_drill\"}");
+    T_EQ(a.status, 200);
+    answer_done(&a);
+    a = call("POST", target, NULL, NULL);
+    expect_error(&a, 404, "no_such_process");
+    answer_done(&a);
+}
+
+START_TEST(kill_answers_and_the_process_dies_with_the_reason)
+{
+    t_run(body_kill);
+}
+END_TEST
+
+/* ---- supervisors: restart and tree -------------------------------------------------------- */
+
+static const struct rt_child_spec sub_children[] = {
+    {.id = "b", .start = start_counter, .restart = RT_TRANSIENT, .shutdown = 1000},
+};
+
+static int sub_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
+                    size_t *n)
+{
+    flags->strategy = RT_ONE_FOR_ONE;
+    flags->intensity = 5;
+    flags->period_s = 7;
+    *children = sub_children;
+    *n = 1;
+    return 0;
+}
+
+static int start_sub(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason)
+{
+    return rt_sup_start_link(sub_init, NULL, NULL, out, reason);
+}
+
+static const struct rt_child_spec top_children[] = {
+    {.id = "a", .start = start_counter, .restart = RT_PERMANENT, .shutdown = 2000},
+    {.id = "sub",
+     .start = start_sub,
+     .restart = RT_PERMANENT,
+     .shutdown = RT_SHUTDOWN_INFINITY,
+     .type = RT_SUPERVISOR},
+    {.id = "t",
+     .start = start_counter,
+     .restart = RT_TEMPORARY,
+     .shutdown = RT_SHUTDOWN_BRUTAL_KILL},
+};
+
+static int top_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
+                    size_t *n)
+{
+    flags->strategy = RT_ONE_FOR_ALL;
+    flags->intensity = 3;
+    flags->period_s = 10;
+    *children = top_children;
+    *n = 3;
+    return 0;
+}
+
+static rt_pid child_pid(rt_pid sup, const char *id)
+{
+    struct rt_child_info c;
+    T_EQ(rt_sup_get_childspec(sup, id, &c), 0);
+    return c.pid;
+}
+
+static void body_tree(void)
+{
+    rt_pid top = 0;
+    struct rt_start_opts so = {.name = "adm_top_sup"};
+    T_EQ(rt_sup_start_link(top_init, NULL, &so, &top, NULL), 0);
+    gw.sup = top;
+    struct answer a = get("/admin/supervisors");
+    T_EQ(a.status, 200);
+    json_t *t = json_object_get(a.json, "tree");
+    char buf[GW_ADMIN_PID_BUF];
+    gw_admin_pid_format(top, buf);
+    T_STREQ(jstr(t, "pid"), buf);
+    T_STREQ(jstr(t, "name"), "adm_top_sup");
+    json_t *s = json_object_get(t, "supervisor");
+    T_STREQ(jstr(s, "strategy"), "one_for_all");
+    T_EQ(jint(s, "intensity"), 3);
+    T_EQ(jint(s, "period_s"), 10);
+    T_EQ(jint(s, "restarts"), 0);
+    T_EQ(jint(s, "children_total"), 3);
+    json_t *ch = json_object_get(t, "children");
+    T_EQ(json_array_size(ch), 3);
+    json_t *c0 = json_array_get(ch, 0), *c1 = json_array_get(ch, 1), *c2 = json_array_get(ch, 2);
+    T_STREQ(jstr(c0, "id"), "a");
+    T_STREQ(jstr(c0, "type"), "worker");
+    T_STREQ(jstr(c0, "restart"), "permanent");
+    T_STREQ(jstr(c0, "status"), "running");
+    T_EQ(jint(c0, "shutdown"), 2000);
+    gw_admin_pid_format(child_pid(top, "a"), buf);
+    T_STREQ(jstr(c0, "pid"), buf);
+    T_STREQ(jstr(c1, "id"), "sub");
+    T_STREQ(jstr(c1, "type"), "supervisor");
+    T_STREQ(jstr(c1, "shutdown"), "infinity");
+    T_STREQ(jstr(json_object_get(c1, "supervisor"), "strategy"), "one_for_one");
+    T_EQ(jint(json_object_get(c1, "supervisor"), "intensity"), 5);
+    T_EQ(jint(json_object_get(c1, "supervisor"), "period_s"), 7);
+    json_t *b = json_array_get(json_object_get(c1, "children"), 0);
+    T_STREQ(jstr(b, "id"), "b");
+    T_STREQ(jstr(b, "restart"), "transient");
+    T_STREQ(jstr(c2, "restart"), "temporary");
+    T_STREQ(jstr(c2, "shutdown"), "brutal_kill");
+    answer_done(&a);
+
+    /* Restart a supervised child: a new pid, the supervisor's books agree. */
+    rt_pid old = child_pid(rt_whereis("adm_top_sup"), "a");
+    char target[128];
+    snprintf(target, sizeof target, "/admin/processes/0.%u.%u/restart",
+             (unsigned)(old & 0xffffffffu), (unsigned)(old >> 32));
+    a = call("POST", target, NULL, NULL);
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "id"), "a");
+    rt_pid now = child_pid(top, "a");
+    T_ASSERT(now != 0 && now != old);
+    T_ASSERT(!rt_is_alive(old));
+    gw_admin_pid_format(now, buf);
+    T_STREQ(jstr(a.json, "new_pid"), buf);
+    answer_done(&a);
+
+    /* A child of the nested supervisor too. */
+    rt_pid sub = child_pid(top, "sub");
+    old = child_pid(sub, "b");
+    snprintf(target, sizeof target, "/admin/processes/%llu/restart", (unsigned long long)old);
+    a = call("POST", target, NULL, NULL);
+    T_EQ(a.status, 200);
+    T_ASSERT(child_pid(sub, "b") != old);
+    answer_done(&a);
+
+    /* Temporary child, unsupervised process: 409. */
+    rt_pid tmp = child_pid(top, "t");
+    snprintf(target, sizeof target, "/admin/processes/%llu/restart", (unsigned long long)tmp);
+    a = call("POST", target, NULL, NULL);
+    expect_error(&a, 409, "not_restartable");
+    answer_done(&a);
+    rt_pid w = spawn_waiter(NULL, RT_KIND_PROCESS, NULL);
+    snprintf(target, sizeof target, "/admin/processes/%llu/restart", (unsigned long long)w);
+    a = call("POST", target, NULL, NULL);
+    expect_error(&a, 409, "not_supervised");
+    answer_done(&a);
+    stop_waiter(w);
+
+    T_EQ(rt_proc_stop(top, RT_NORMAL, 5000, NULL), 0);
+    gw.sup = 0;
+    a = get("/admin/supervisors");
+    expect_error(&a, 503, "not_started");
+    answer_done(&a);
+}
+
+START_TEST(supervisors_tree_and_restart_of_a_supervised_child)
+{
+    t_run(body_tree);
+}
+END_TEST
+
+/* ---- shapes ----------------------------------------------------------------------------- */
+
+static void body_shapes(void)
+{
+    struct answer a = get("/admin/nope");
+    expect_error(&a, 404, "not_found");
+    T_STREQ(jstr(json_object_get(a.json, "detail"), "path"), "/admin/nope");
+    answer_done(&a);
+    a = get("/admin/");
+    expect_error(&a, 404, "not_found");
+    T_ASSERT(jstr(json_object_get(a.json, "detail"), "note") != NULL);
+    answer_done(&a);
+    a = call("POST", "/admin/system", NULL, NULL);
+    expect_error(&a, 405, "method_not_allowed");
+    json_t *allow = json_object_get(json_object_get(a.json, "detail"), "allow");
+    T_STREQ(json_string_value(json_array_get(allow, 0)), "GET");
+    answer_done(&a);
+    a = call("DELETE", "/admin/routes", NULL, NULL);
+    expect_error(&a, 405, "method_not_allowed");
+    answer_done(&a);
+    a = call("GET", "/admin/routes/reload", NULL, NULL);
+    expect_error(&a, 405, "method_not_allowed");
+    answer_done(&a);
+    a = call("HEAD", "/healthz", NULL, NULL);
+    T_EQ(a.status, 200);
+    answer_done(&a);
+}
+
+START_TEST(unknown_paths_404_and_wrong_methods_405_with_the_error_shape)
+{
+    t_run(body_shapes);
+}
+END_TEST
+
+static void body_health_system(void)
+{
+    static struct gw_listener_config lc[1] = {
+        {.name = "public", .address = {.text = "0.0.0.0:8080"}}};
+    static struct gw_config cfg = {.listeners = lc, .nlisteners = 1};
+    static struct gw_listener_stats stats[1];
+    atomic_store(&stats[0].connections, 7);
+    atomic_store(&stats[0].accepted, 9);
+    atomic_store(&gw.requests_in_flight, 3);
+    gw.cfg = &cfg;
+    gw.listener_stats = stats;
+
+    atomic_store(&gw.ready, 0);
+    struct answer a = get("/readyz");
+    expect_error(&a, 503, "not_ready");
+    answer_done(&a);
+    atomic_store(&gw.ready, 1);
+    a = get("/readyz");
+    T_EQ(a.status, 200);
+    answer_done(&a);
+    atomic_store(&gw.draining, 1);
+    a = get("/readyz");
+    T_EQ(a.status, 503);
+    answer_done(&a);
+    atomic_store(&gw.draining, 0);
+    a = get("/healthz");
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "status"), "ok");
+    answer_done(&a);
+
+    a = get("/admin/system");
+    T_EQ(a.status, 200);
+    json_t *v = a.json;
+    T_STREQ(jstr(v, "version"), TANDEM_VERSION);
+    T_ASSERT(json_is_integer(json_object_get(v, "uptime_ms")));
+    T_EQ(json_array_size(json_object_get(v, "schedulers")), 2);
+    json_t *s0 = json_array_get(json_object_get(v, "schedulers"), 0);
+    T_ASSERT(json_is_number(json_object_get(s0, "utilisation")));
+    T_ASSERT(json_is_integer(json_object_get(s0, "run_queue")));
+    json_t *pr = json_object_get(v, "processes");
+    T_ASSERT(jint(pr, "count") >= 1);
+    T_ASSERT(jint(pr, "limit") > jint(pr, "count"));
+    T_ASSERT(jint(pr, "spawned") >= jint(pr, "count"));
+    T_ASSERT(json_is_integer(json_object_get(pr, "exited")));
+    T_ASSERT(jint(json_object_get(v, "memory"), "rss_bytes") > 0);
+    json_t *l0 = json_array_get(json_object_get(v, "listeners"), 0);
+    T_STREQ(jstr(l0, "name"), "public");
+    T_STREQ(jstr(l0, "address"), "0.0.0.0:8080");
+    T_EQ(jint(l0, "connections"), 7);
+    T_EQ(jint(l0, "accepted"), 9);
+    T_EQ(jint(json_object_get(v, "requests"), "in_flight"), 3);
+    T_EQ(jint(json_object_get(v, "routes"), "version"), 4); /* the double's */
+    T_EQ(jint(json_object_get(v, "routes"), "reloads_failed"), 2);
+    answer_done(&a);
+    gw.cfg = NULL;
+    gw.listener_stats = NULL;
+}
+
+START_TEST(health_readiness_and_system_report_gateway_state)
+{
+    t_run(body_health_system);
+}
+END_TEST
+
+/* ---- routes and upstreams pass the modules' JSON through --------------------------------- */
+
+static void body_routes(void)
+{
+    struct answer a = get("/admin/routes");
+    T_EQ(a.status, 200);
+    T_ASSERT(json_is_true(json_object_get(a.json, "double")));
+    T_EQ(jint(a.json, "version"), 4);
+    T_STREQ(jstr(json_array_get(json_object_get(a.json, "routes"), 1), "name"), "orders");
+    answer_done(&a);
+
+    a = call("POST", "/admin/routes/reload", NULL, NULL);
+    T_EQ(a.status, 422);
+    T_STREQ(jstr(a.json, "error"), "routes_refused");
+    T_STREQ(jstr(a.json, "outcome"), "error");
+    json_t *e = json_array_get(json_object_get(a.json, "errors"), 0);
+    T_STREQ(jstr(e, "file"), "routes/a.json");
+    T_EQ(jint(e, "line"), 3);
+    T_EQ(jint(e, "column"), 7);
+    answer_done(&a);
+
+    a = call("PUT", "/admin/routes", NULL, "{\"routes\": []}");
+    T_EQ(a.status, 200);
+    T_EQ(jint(a.json, "version"), 5);
+    T_ASSERT(strcmp(t_double_replaced, "{\"routes\": []}") == 0);
+    answer_done(&a);
+
+    a = call("POST", "/admin/routes/validate", NULL, "bad");
+    T_EQ(a.status, 422);
+    T_STREQ(jstr(json_array_get(json_object_get(a.json, "errors"), 0), "message"), "not JSON");
+    answer_done(&a);
+    a = call("POST", "/admin/routes/validate", NULL, "{}");
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "outcome"), "ok");
+    answer_done(&a);
+
+    a = call("POST", "/admin/routes/rollback", NULL, "{\"version\": 3}");
+    T_EQ(a.status, 200);
+    T_EQ(t_double_rollback, 3);
+    T_EQ(jint(a.json, "version"), 3);
+    answer_done(&a);
+    a = call("POST", "/admin/routes/rollback", NULL, "{\"version\": 99}");
+    expect_error(&a, 404, "version_not_found");
+    answer_done(&a);
+    static const char *const bad[] = {"", "{}", "{\"version\": \"3\"}", "{\"version\": 0}", "[3]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        a = call("POST", "/admin/routes/rollback", NULL, bad[i]);
+        expect_error(&a, 400, "bad_request");
+        answer_done(&a);
+    }
+
+    a = get("/admin/upstreams");
+    T_EQ(a.status, 200);
+    json_t *u = json_array_get(json_object_get(a.json, "upstreams"), 0);
+    T_ASSERT(json_is_true(json_object_get(u, "double")));
+    T_STREQ(jstr(u, "name"), "demo");
+    json_t *t1 = json_array_get(json_object_get(u, "targets"), 1);
+    T_STREQ(jstr(t1, "last_error"), "connect: refused");
+    T_ASSERT(json_is_false(json_object_get(t1, "healthy")));
+    answer_done(&a);
+}
+
+START_TEST(routes_and_upstreams_endpoints_pass_the_modules_json_through)
+{
+    t_run(body_routes);
+}
+END_TEST
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+/* The value of the sample `series` (name{labels} exactly as rendered), or -1. */
+static double sample(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    }
+    return -1;
+}
+
+/* Every line is a comment (# HELP / # TYPE) or `name{labels} value`. */
+static bool well_formed(const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        if (!nl)
+            return false;
+        if (*p == '#') {
+            if (strncmp(p, "# HELP ", 7) != 0 && strncmp(p, "# TYPE ", 7) != 0)
+                return false;
+        } else {
+            const char *q = p;
+            while (q < nl && ((*q >= 'a' && *q <= 'z') || *q == '_'))
+                q++;
+            if (q == p)
+                return false;
+            if (*q == '{') {
+                const char *close = q;
+                while (close < nl && *close != '}') {
+                    if (*close == '\\')
+                        close++;
+                    close++;
+                }
+                if (close >= nl)
+                    return false;
+                q = close + 1;
+            }
+            if (*q != ' ')
+                return false;
+            char *end = NULL;
+            strtod(q + 1, &end);
+            if (end != nl)
+                return false;
+        }
+        p = nl + 1;
+    }
+    return true;
+}
+
+static void body_metrics(void)
+{
+    T_EQ(gw_metrics_init(), 0);
+    gw_metrics_request("users", 200, 1500);     /* le 0.0025 */
+    gw_metrics_request("users", 204, 700);      /* le 0.001 */
+    gw_metrics_request("users", 503, 20000000); /* +Inf */
+    gw_metrics_request("we\"ird\\name", 404, 10);
+    gw_metrics_request(NULL, 404, 50);
+    gw_metrics_upstream_error("demo", "127.0.0.1:9001");
+    gw_metrics_upstream_error("demo", "127.0.0.1:9001");
+    struct answer a = get("/metrics");
+    T_EQ(a.status, 200);
+    T_STREQ(a.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    const char *m = a.raw;
+    T_ASSERT(well_formed(m));
+    T_ASSERT(sample(m, "tandem_requests_total{route=\"users\",class=\"2xx\"}") == 2);
+    T_ASSERT(sample(m, "tandem_requests_total{route=\"users\",class=\"5xx\"}") == 1);
+    T_ASSERT(sample(m, "tandem_requests_total{route=\"_none\",class=\"4xx\"}") == 1);
+    T_ASSERT(sample(m, "tandem_requests_total{route=\"we\\\"ird\\\\name\",class=\"4xx\"}") == 1);
+    T_ASSERT(sample(m, "tandem_request_duration_seconds_bucket{route=\"users\",le=\"0.001\"}") ==
+             1);
+    T_ASSERT(sample(m, "tandem_request_duration_seconds_bucket{route=\"users\",le=\"0.0025\"}") ==
+             2);
+    T_ASSERT(sample(m, "tandem_request_duration_seconds_bucket{route=\"users\",le=\"10\"}") == 2);
+    T_ASSERT(sample(m, "tandem_request_duration_seconds_bucket{route=\"users\",le=\"+Inf\"}") == 3);
+    T_ASSERT(sample(m, "tandem_request_duration_seconds_count{route=\"users\"}") == 3);
+    double sum = sample(m, "tandem_request_duration_seconds_sum{route=\"users\"}");
+    T_ASSERT(sum > 20.0021 && sum < 20.0023);
+    T_ASSERT(sample(m, "tandem_upstream_connect_errors_total{upstream=\"demo\",target=\"127.0.0.1:"
+                       "9001\"}") == 2);
+    T_ASSERT(sample(m, "tandem_upstream_target_healthy{upstream=\"demo\",target=\"127.0.0.1:"
+                       "9000\"}") == 1);
+    T_ASSERT(sample(m, "tandem_upstream_target_healthy{upstream=\"demo\",target=\"127.0.0.1:"
+                       "9001\"}") == 0);
+    T_ASSERT(sample(m, "tandem_route_reloads_total{outcome=\"ok\"}") == 7);
+    T_ASSERT(sample(m, "tandem_route_reloads_total{outcome=\"failed\"}") == 2);
+    T_ASSERT(sample(m, "tandem_processes") >= 1);
+    T_ASSERT(sample(m, "tandem_scheduler_run_queue{scheduler=\"1\"}") >= 0);
+    T_ASSERT(sample(m, "tandem_scheduler_utilisation{scheduler=\"0\"}") >= 0);
+    T_ASSERT(sample(m, "tandem_memory_bytes{kind=\"rss\"}") > 0);
+    T_ASSERT(strstr(m, "# TYPE tandem_request_duration_seconds histogram\n") != NULL);
+    answer_done(&a);
+    gw_metrics_done();
+}
+
+START_TEST(metrics_exposition_parses_back_with_the_recorded_values)
+{
+    t_run(body_metrics);
+}
+END_TEST
+
+START_TEST(metrics_route_cardinality_is_bounded)
+{
+    ck_assert_int_eq(gw_metrics_init(), 0);
+    char name[32];
+    for (int i = 0; i < GW_METRICS_MAX_ROUTES + 76; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        gw_metrics_request(name, 200, 100);
+        gw_metrics_request(name, 200, 100);
+    }
+    char long_name[300];
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = 0;
+    gw_metrics_request(long_name, 500, 1);
+    char *text = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(gw_metrics_render(&text, &len), 0);
+    ck_assert_uint_eq(strlen(text), len);
+    size_t series = 0;
+    for (const char *p = text; (p = strstr(p, "\ntandem_requests_total{")); p++)
+        series++;
+    /* every route slot (2xx) plus _other's 2xx and 5xx */
+    ck_assert_uint_eq(series, GW_METRICS_MAX_ROUTES + 2);
+    ck_assert(sample(text, "tandem_requests_total{route=\"_other\",class=\"2xx\"}") == 152);
+    ck_assert(sample(text, "tandem_requests_total{route=\"_other\",class=\"5xx\"}") == 1);
+    ck_assert(sample(text, "tandem_requests_total{route=\"r0\",class=\"2xx\"}") == 2);
+    free(text);
+    gw_metrics_done();
+}
+END_TEST
+
+static void *record_many(void *arg)
+{
+    char name[16];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name, sizeof name, "race%d", i % 50);
+        gw_metrics_request(name, 200, 10);
+    }
+    return NULL;
+}
+
+START_TEST(metrics_recording_from_many_threads_loses_nothing)
+{
+    ck_assert_int_eq(gw_metrics_init(), 0);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, record_many, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    char *text = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(gw_metrics_render(&text, &len), 0);
+    for (int r = 0; r < 50; r++) {
+        char series[96];
+        snprintf(series, sizeof series, "tandem_requests_total{route=\"race%d\",class=\"2xx\"}", r);
+        ck_assert_msg(sample(text, series) == 4 * 20000 / 50, "%s", series);
+    }
+    ck_assert(strstr(text, "_other") == NULL);
+    free(text);
+    gw_metrics_done();
+}
+END_TEST
+
+/* ---- tandem ctl health ------------------------------------------------------------------ */
+
+struct fake {
+    int lfd;
+    int port;
+    const char *response;
+    int delay_ms;
+};
+
+static void *fake_serve(void *arg)
+{
+    struct fake *f = arg;
+    int fd = accept(f->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf);
+    (void)n;
+    if (f->delay_ms)
+        usleep((useconds_t)f->delay_ms * 1000);
+    ssize_t w = write(fd, f->response, strlen(f->response));
+    (void)w;
+    close(fd);
+    return NULL;
+}
+
+static int ctl_health_against(const char *response, int delay_ms)
+{
+    struct fake f = {.response = response, .delay_ms = delay_ms};
+    f.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(f.lfd, (struct sockaddr *)&sa, &sl);
+    ck_assert_int_eq(listen(f.lfd, 4), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, fake_serve, &f);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sa.sin_port));
+    char *argv[] = {"ctl", "--admin", addr, "health", NULL};
+    int rc = gw_ctl_main(4, argv);
+    shutdown(f.lfd, SHUT_RDWR);
+    close(f.lfd);
+    pthread_join(th, NULL);
+    return rc;
+}
+
+START_TEST(ctl_health_exits_0_only_on_a_200_within_2s)
+{
+    ck_assert_int_eq(ctl_health_against("HTTP/1.1 200 OK\r\nContent-Length: 16\r\nConnection: "
+                                        "close\r\n\r\n{\"status\":\"ok\"}\n",
+                                        0),
+                     0);
+    ck_assert_int_eq(ctl_health_against("HTTP/1.1 503 Service Unavailable\r\nContent-Length: "
+                                        "2\r\n\r\n{}",
+                                        0),
+                     1);
+    ck_assert_int_eq(ctl_health_against("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", 2500), 1);
+    /* nothing listening */
+    char *argv[] = {"ctl", "--admin", "127.0.0.1:1", "health", NULL};
+    ck_assert_int_eq(gw_ctl_main(4, argv), 1);
+    char *bad[] = {"ctl", "frobnicate", NULL};
+    ck_assert_int_eq(gw_ctl_main(2, bad), 2);
+    char *bad2[] = {"ctl", "kill", NULL};
+    ck_assert_int_eq(gw_ctl_main(2, bad2), 2);
+}
+END_TEST
+
+static Suite *admin_suite(void)
+{
+    Suite *s = suite_create("admin");
+    TCase *tc = tcase_create("admin");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, token_compare_equal_only_for_the_same_bytes);
+    tcase_add_test(tc, token_missing_or_wrong_gets_401_right_gets_through);
+    tcase_add_test(tc, pid_format_parses_back_in_every_accepted_form);
+    tcase_add_test(tc, processes_list_filters_sorts_and_limits);
+    tcase_add_test(tc, request_processes_show_method_path_route_target_elapsed);
+    tcase_add_test(tc, process_detail_shows_gen_server_sys_status);
+    tcase_add_test(tc, kill_answers_and_the_process_dies_with_the_reason);
+    tcase_add_test(tc, supervisors_tree_and_restart_of_a_supervised_child);
+    tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
+    tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
+    tcase_add_test(tc, routes_and_upstreams_endpoints_pass_the_modules_json_through);
+    tcase_add_test(tc, metrics_exposition_parses_back_with_the_recorded_values);
+    tcase_add_test(tc, metrics_route_cardinality_is_bounded);
+    tcase_add_test(tc, metrics_recording_from_many_threads_loses_nothing);
+    tcase_add_test(tc, ctl_health_exits_0_only_on_a_200_within_2s);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(admin_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
