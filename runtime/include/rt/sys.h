@@ -115,7 +115,20 @@ int rt_sys_log(rt_pid pid, bool on, unsigned size, int64_t timeout_ms);
  * number held to *count. */
 int rt_sys_log_get(rt_pid pid, struct rt_sys_event *out, size_t max, size_t *count,
                    int64_t timeout_ms);
-/* no_debug: turns trace, log and statistics off. */
+/* sys:install: fn(event, arg) runs in the target process after every debug
+ * event (gen_statem adds consume/postpone/enter/start_timer); it returns
+ * true when done, which uninstalls it (a fun returning `done`). `arg_size`
+ * bytes at `arg` are copied into the target; the copy is what fn gets.
+ * At most RT_SYS_MAX_FUNS per process (-ENOSPC); installing the same fn
+ * again replaces its argument. */
+#define RT_SYS_MAX_FUNS 4
+typedef bool (*rt_sys_debug_fn)(const struct rt_sys_event *ev, void *arg);
+int rt_sys_install(rt_pid pid, rt_sys_debug_fn fn, const void *arg, size_t arg_size,
+                   int64_t timeout_ms);
+/* sys:remove: uninstalls fn (-ENOENT if not installed). */
+int rt_sys_remove(rt_pid pid, rt_sys_debug_fn fn, int64_t timeout_ms);
+/* no_debug: turns trace, log and statistics off and removes installed
+ * functions. */
 int rt_sys_no_debug(rt_pid pid, int64_t timeout_ms);
 /* sys:terminate: the behaviour's terminate runs with `reason` and the
  * process exits with it. Returns once it has exited (0), like OTP. */

@@ -29,7 +29,12 @@ enum rt__sys_op {
     RT__SYS_NO_DEBUG,
     RT__SYS_TERMINATE,
     RT__SYS_CHANGE_CODE,
+    RT__SYS_INSTALL,
+    RT__SYS_REMOVE,
 };
+
+/* Internal debug bit: installed debug functions are present. */
+#define RT__DEBUG_FUNS 0x100u
 
 struct rt__sys_req {
     int op;
@@ -37,6 +42,7 @@ struct rt__sys_req {
     unsigned size;
     rt_atom reason;
     rt_sys_replace_fn fn;
+    rt_sys_debug_fn dfn;
     char vsn[32];
     size_t arg_size;
     _Alignas(16) unsigned char arg[];
@@ -61,6 +67,10 @@ struct rt__sys {
     uint64_t st_start_ms, st_reds0, st_in, st_out;
     struct rt_sys_event *log;
     unsigned log_cap, log_head, log_len;
+    struct {
+        rt_sys_debug_fn fn;
+        void *arg; /* rt_alloc'd copy */
+    } funs[RT_SYS_MAX_FUNS];
 };
 
 /* What a behaviour gives the sys handler. `self` is the behaviour's state. */

@@ -86,6 +86,67 @@ void rt__sys_init(struct rt__sys *sys, const char *behaviour, const struct rt_st
         stats_on(sys);
 }
 
+static void funs_clear(struct rt__sys *sys)
+{
+    for (int i = 0; i < RT_SYS_MAX_FUNS; i++) {
+        rt_free(sys->funs[i].arg);
+        sys->funs[i].fn = NULL;
+        sys->funs[i].arg = NULL;
+    }
+    sys->debug &= ~RT__DEBUG_FUNS;
+}
+
+static void funs_update_flag(struct rt__sys *sys)
+{
+    sys->debug &= ~RT__DEBUG_FUNS;
+    for (int i = 0; i < RT_SYS_MAX_FUNS; i++)
+        if (sys->funs[i].fn)
+            sys->debug |= RT__DEBUG_FUNS;
+}
+
+static int fun_install(struct rt__sys *sys, rt_sys_debug_fn fn, const void *arg, size_t size)
+{
+    int slot = -1;
+    for (int i = 0; i < RT_SYS_MAX_FUNS; i++) {
+        if (sys->funs[i].fn == fn) {
+            slot = i;
+            break;
+        }
+        if (!sys->funs[i].fn && slot < 0)
+            slot = i;
+    }
+    if (!fn)
+        return -EINVAL;
+    if (slot < 0)
+        return -ENOSPC;
+    void *copy = NULL;
+    if (size) {
+        copy = rt_alloc(size);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, arg, size);
+    }
+    rt_free(sys->funs[slot].arg);
+    sys->funs[slot].fn = fn;
+    sys->funs[slot].arg = copy;
+    funs_update_flag(sys);
+    return 0;
+}
+
+static int fun_remove(struct rt__sys *sys, rt_sys_debug_fn fn)
+{
+    for (int i = 0; i < RT_SYS_MAX_FUNS; i++) {
+        if (sys->funs[i].fn == fn) {
+            rt_free(sys->funs[i].arg);
+            sys->funs[i].fn = NULL;
+            sys->funs[i].arg = NULL;
+            funs_update_flag(sys);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
 void rt__sys_event(struct rt__sys *sys, enum rt_sys_event_kind kind, uint32_t type, rt_pid peer,
                    int state)
 {
@@ -108,6 +169,12 @@ void rt__sys_event(struct rt__sys *sys, enum rt_sys_event_kind kind, uint32_t ty
             sys->log_len++;
         }
         sys->log[i] = ev;
+    }
+    if (sys->debug & RT__DEBUG_FUNS) {
+        for (int i = 0; i < RT_SYS_MAX_FUNS; i++) {
+            if (sys->funs[i].fn && sys->funs[i].fn(&ev, sys->funs[i].arg))
+                fun_remove(sys, sys->funs[i].fn);
+        }
     }
     if (sys->debug & RT_DEBUG_TRACE)
         rt_log(RT_LOG_DEBUG, "sys trace %s %#llx: %s type=%#x peer=%#llx state=%d", sys->behaviour,
@@ -173,7 +240,7 @@ void rt__sys_handle(struct rt__sys *sys, const struct rt__sys_hooks *h, void *se
         r->u.status.parent = sys->parent;
         snprintf(r->u.status.behaviour, sizeof r->u.status.behaviour, "%s", sys->behaviour);
         r->u.status.status = sys->suspended ? RT_SYS_SUSPENDED : RT_SYS_RUNNING;
-        r->u.status.debug = sys->debug;
+        r->u.status.debug = sys->debug & ~RT__DEBUG_FUNS;
         r->u.status.log_len = sys->log_len;
         h->status(self, &r->u.status);
         break;
@@ -226,6 +293,7 @@ void rt__sys_handle(struct rt__sys *sys, const struct rt__sys_hooks *h, void *se
     }
     case RT__SYS_NO_DEBUG:
         log_off(sys);
+        funs_clear(sys);
         sys->debug = 0;
         reply_rc(m, 0);
         break;
@@ -241,6 +309,12 @@ void rt__sys_handle(struct rt__sys *sys, const struct rt__sys_hooks *h, void *se
         else
             reply_rc(m, h->change_code(self, q->vsn, q->arg_size ? q->arg : NULL) < 0 ? -ECANCELED
                                                                                       : 0);
+        break;
+    case RT__SYS_INSTALL:
+        reply_rc(m, fun_install(sys, q->dfn, q->arg, q->arg_size));
+        break;
+    case RT__SYS_REMOVE:
+        reply_rc(m, fun_remove(sys, q->dfn));
         break;
     default:
         reply_rc(m, -EOPNOTSUPP);
@@ -402,6 +476,23 @@ int rt_sys_log_get(rt_pid pid, struct rt_sys_event *out, size_t max, size_t *cou
 int rt_sys_no_debug(rt_pid pid, int64_t timeout_ms)
 {
     return simple(pid, RT__SYS_NO_DEBUG, 0, 0, timeout_ms);
+}
+
+int rt_sys_install(rt_pid pid, rt_sys_debug_fn fn, const void *arg, size_t arg_size,
+                   int64_t timeout_ms)
+{
+    struct rt_msg *m = new_req(RT__SYS_INSTALL, arg, arg_size);
+    if (m)
+        ((struct rt__sys_req *)m->data)->dfn = fn;
+    return sys_call(pid, m, timeout_ms, NULL);
+}
+
+int rt_sys_remove(rt_pid pid, rt_sys_debug_fn fn, int64_t timeout_ms)
+{
+    struct rt_msg *m = new_req(RT__SYS_REMOVE, NULL, 0);
+    if (m)
+        ((struct rt__sys_req *)m->data)->dfn = fn;
+    return sys_call(pid, m, timeout_ms, NULL);
 }
 
 int rt_sys_terminate(rt_pid pid, rt_atom reason, int64_t timeout_ms)

@@ -381,6 +381,39 @@ START_TEST(sys_call_to_a_process_that_does_not_answer_fails)
 }
 END_TEST
 
+static atomic_int fun_calls;
+static bool count_until(const struct rt_sys_event *ev, void *arg)
+{
+    /* Runs in the server; arg is its own copy of the installer's int. */
+    int limit = *(int *)arg;
+    return atomic_fetch_add(&fun_calls, 1) + 1 >= limit;
+}
+static void b_install(void)
+{
+    rt_pid pid = start_counter(NULL);
+    int limit = 3;
+    T_EQ(rt_sys_install(pid, count_until, &limit, sizeof limit, 1000), 0);
+    limit = 1000; /* the target has a copy */
+    for (int i = 0; i < 5; i++)
+        rt_gen_server_cast(pid, t_int_msg(1, 1));
+    T_EQ(value(pid), 5);
+    T_EQ(atomic_load(&fun_calls), 3); /* returned done on its third event */
+    T_EQ(rt_sys_remove(pid, count_until, 1000), -ENOENT);
+    T_EQ(rt_sys_install(pid, count_until, &limit, sizeof limit, 1000), 0);
+    rt_gen_server_cast(pid, t_int_msg(1, 1));
+    T_EQ(value(pid), 6);
+    T_EQ(atomic_load(&fun_calls), 7); /* in+noreply of the cast, in+out of the call */
+    T_EQ(rt_sys_remove(pid, count_until, 1000), 0);
+    T_EQ(value(pid), 6);
+    T_EQ(atomic_load(&fun_calls), 7);
+    stop(pid);
+}
+START_TEST(sys_install_runs_a_debug_function_until_it_returns_done_or_is_removed)
+{
+    t_run(b_install, true);
+}
+END_TEST
+
 /* gen_statem: get_state gives {State, Data}. */
 static void sm_init(void *arg, struct rt_statem_result *r)
 {
@@ -453,6 +486,7 @@ int main(void)
     tcase_add_test(tc, sys_change_code_is_only_honoured_while_suspended);
     tcase_add_test(tc, sys_call_to_a_process_that_does_not_answer_fails);
     tcase_add_test(tc, sys_get_state_of_a_gen_statem_gives_state_and_data);
+    tcase_add_test(tc, sys_install_runs_a_debug_function_until_it_returns_done_or_is_removed);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
