@@ -994,6 +994,56 @@ START_TEST(supervisor_all_significant_shuts_down_when_the_last_significant_child
 }
 END_TEST
 
+static atomic_ullong helper_sup;
+static atomic_int helper_status = -1, helper_restart = 1, helper_delete = 1;
+static void ask_which(void *arg)
+{
+    struct rt_child_info info[2];
+    size_t n = 0;
+    if (rt_sup_which_children((rt_pid)atomic_load(&helper_sup), info, 2, &n) == 0 && n == 1)
+        atomic_store(&helper_status, (int)info[0].status);
+}
+static void ask_restart(void *arg)
+{
+    atomic_store(&helper_restart,
+                 rt_sup_restart_child((rt_pid)atomic_load(&helper_sup), "f", NULL, NULL));
+}
+static void ask_delete(void *arg)
+{
+    atomic_store(&helper_delete, rt_sup_delete_child((rt_pid)atomic_load(&helper_sup), "f"));
+}
+static void b_restarting_status(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("f", W_FAIL, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 10, 10, RT_AUTO_NEVER}, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    atomic_store(&helper_sup, sup);
+    rt_pid f = child_pid(sup, "f");
+    atomic_store(&start_failures, 1);
+    /* Suspended, the supervisor queues the child's EXIT and then the three
+     * requests; on resume the failed restart's retry comes after them. */
+    T_EQ(rt_sys_suspend(sup, 1000), 0);
+    crash(f);
+    rt_spawn(ask_which, NULL, NULL, NULL);
+    rt_sleep(10);
+    rt_spawn(ask_restart, NULL, NULL, NULL);
+    rt_sleep(10);
+    rt_spawn(ask_delete, NULL, NULL, NULL);
+    rt_sleep(10);
+    T_EQ(rt_sys_resume(sup, 1000), 0);
+    T_ASSERT(await_restart(sup, "f", f));
+    T_EQ(atomic_load(&helper_status), RT_CHILD_RESTARTING);
+    T_EQ(atomic_load(&helper_restart), -EINPROGRESS);
+    T_EQ(atomic_load(&helper_delete), -EINPROGRESS);
+    sup_stop(sup);
+}
+START_TEST(supervisor_child_whose_restart_failed_shows_restarting_until_the_retry)
+{
+    t_run(b_restarting_status, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("supervisor");
@@ -1029,6 +1079,7 @@ int main(void)
     tcase_add_test(tc, supervisor_init_failure_returns_an_error_and_the_supervisor_exits);
     tcase_add_test(tc, supervisor_child_ignoring_at_start_is_kept_undefined_unless_temporary);
     tcase_add_test(tc, supervisor_all_significant_shuts_down_when_the_last_significant_child_exits);
+    tcase_add_test(tc, supervisor_child_whose_restart_failed_shows_restarting_until_the_retry);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
