@@ -113,7 +113,7 @@ int rt_gen_server_start(const struct rt_gen_server_ops *ops, void *arg,
 /* Process context; blocks up to timeout_ms (RT_INFINITY allowed).
  * `req` (type < RT_GS_TYPE_LIMIT) passes to the server whatever happens.
  * Returns 0 with *reply (the caller frees it; NULL if the server replied
- * with NULL);
+ * with NULL; `reply` may be NULL to drop the reply);
  *   -ETIMEDOUT   no reply in time; a later reply is dropped, never queued;
  *   -ESRCH       the server is not alive (*reason = noproc);
  *   -ECONNRESET  the server exited before replying, *reason = its reason;

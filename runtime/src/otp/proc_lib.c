@@ -288,11 +288,12 @@ int rt__call(rt_pid to, struct rt_msg *m, int64_t timeout_ms, struct rt_msg **re
         return why == RT_NOPROC ? -ESRCH : -ECONNRESET;
     }
     rt_demonitor(mref, true);
-    if (r->type == RT__MSG_NULL_REPLY) {
+    if (r->type == RT__MSG_NULL_REPLY || !reply) {
         rt_msg_free(r);
         r = NULL;
     }
-    *reply = r;
+    if (reply)
+        *reply = r;
     rc = 0;
     return rc;
 }
