@@ -496,6 +496,66 @@ START_TEST(request_processes_show_method_path_route_target_elapsed)
 }
 END_TEST
 
+/* The list is written by its own writer, the detail built with jansson:
+ * both must show the same fields with the same values, whatever bytes a
+ * detail line holds (quotes, backslashes, controls, UTF-8, invalid bytes). */
+static void body_list_detail_agree(void)
+{
+    rt_pid odd = spawn_waiter(NULL, RT_KIND_PROCESS,
+                              "q\"b\\c\x01"
+                              "d \xc3\xa9 \xff end");
+    rt_pid req = spawn_waiter(NULL, RT_KIND_REQUEST, "GET\t/caf\xc3\xa9\t\"r\"\t\xfe");
+    rt_pid gs = 0;
+    T_EQ(rt_gen_server_start_link(&counter_ops, NULL, NULL, &gs, NULL), 0);
+    rt_sleep(10);
+    rt_pid pids[3] = {odd, req, gs};
+    struct answer list = get("/admin/processes");
+    T_EQ(list.status, 200);
+    for (int i = 0; i < 3; i++) {
+        json_t *l = find_pid(json_object_get(list.json, "processes"), pids[i]);
+        T_ASSERT(l != NULL);
+        char target[96];
+        snprintf(target, sizeof target, "/admin/processes/%llu", (unsigned long long)pids[i]);
+        struct answer d = get(target);
+        T_EQ(d.status, 200);
+        const char *key;
+        json_t *v;
+        json_object_foreach(l, key, v)
+        {
+            json_t *dv = json_object_get(d.json, key);
+            T_ASSERT(dv != NULL);
+            if (strcmp(key, "age_ms") == 0 || strcmp(key, "elapsed_ms") == 0 ||
+                strcmp(key, "reductions") == 0 || strcmp(key, "memory") == 0)
+                T_ASSERT(json_is_integer(dv));
+            else
+                T_ASSERT(json_equal(v, dv));
+        }
+        json_object_foreach(d.json, key, v)
+        {
+            T_ASSERT(json_object_get(l, key) != NULL || strcmp(key, "linked") == 0 ||
+                     strcmp(key, "registered") == 0 || strcmp(key, "sys") == 0);
+        }
+        answer_done(&d);
+    }
+    json_t *l = find_pid(json_object_get(list.json, "processes"), odd);
+    T_STREQ(jstr(l, "detail"), "q\"b\\c\x01"
+                               "d \xc3\xa9 \xef\xbf\xbd end");
+    l = find_pid(json_object_get(list.json, "processes"), req);
+    T_STREQ(jstr(l, "path"), "/caf\xc3\xa9");
+    T_STREQ(jstr(l, "route"), "\"r\"");
+    T_STREQ(jstr(l, "upstream_target"), "\xef\xbf\xbd");
+    answer_done(&list);
+    stop_waiter(odd);
+    stop_waiter(req);
+    T_EQ(rt_proc_stop(gs, RT_NORMAL, 5000, NULL), 0);
+}
+
+START_TEST(process_list_and_detail_show_the_same_fields_and_valid_json)
+{
+    t_run(body_list_detail_agree);
+}
+END_TEST
+
 /* ---- one process --------------------------------------------------------------------- */
 
 static void body_process_detail(void)
@@ -1223,6 +1283,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, processes_list_filters_sorts_and_limits);
     tcase_add_test(tc, request_processes_show_method_path_route_target_elapsed);
     tcase_add_test(tc, process_detail_shows_gen_server_sys_status);
+    tcase_add_test(tc, process_list_and_detail_show_the_same_fields_and_valid_json);
     tcase_add_test(tc, kill_answers_and_the_process_dies_with_the_reason);
     tcase_add_test(tc, supervisors_tree_and_restart_of_a_supervised_child);
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
