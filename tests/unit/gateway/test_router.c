@@ -621,6 +621,74 @@ START_TEST(a_swapped_directory_symlink_is_followed)
 }
 END_TEST
 
+static int find_watcher(const struct rt_proc_info *info, void *ctx)
+{
+    if (strcmp(info->initial_call, "gw_router:watcher") != 0)
+        return 0;
+    *(rt_pid *)ctx = info->pid;
+    return 1;
+}
+
+static rt_pid watcher_pid(void)
+{
+    rt_pid pid = 0;
+    rt_processes_foreach(find_watcher, &pid);
+    return pid;
+}
+
+static void watcher_crash_body(void)
+{
+    rt_pid w = watcher_pid();
+    T_ASSERT(w != 0);
+    T_EQ(rt_exit_signal(w, RT_KILL), 0);
+    uint64_t t0 = rt_now_ms();
+    rt_pid w2 = 0;
+    while ((w2 = watcher_pid()) == 0 || w2 == w) {
+        T_ASSERT(rt_now_ms() - t0 < 5000);
+        rt_sleep(10);
+    }
+    T_ASSERT(rt_is_alive(router_pid)); /* the router and its history survive */
+    write_file("b.json", route_set("b", "/b"));
+    T_ASSERT(wait_version(2, 2000) >= 0);
+    T_ASSERT(has_route("b"));
+}
+
+START_TEST(a_crashed_watcher_is_restarted_without_losing_the_router)
+{
+    run(watcher_crash_body);
+}
+END_TEST
+
+static void restart_body(void)
+{
+    char *text = NULL;
+    const char *set = route_set("x", "/x");
+    T_EQ(gw_router_replace(set, strlen(set), &text), 0);
+    free(text);
+    T_EQ(version(), 2);
+    rt_atom why = 0;
+    T_EQ(rt_gen_server_stop(router_pid, RT_SHUTDOWN, 5000, &why), 0);
+    T_ASSERT(has_route("x")); /* the published table outlives the router */
+    rt_atom reason = 0;
+    T_EQ(gw_router_start(NULL, NULL, 0, &router_pid, &reason), 0);
+    /* what serves is adopted, not replaced by the configuration's table */
+    T_EQ(version(), 2);
+    T_ASSERT(has_route("x"));
+    json_t *s = status();
+    T_EQ(json_array_size(json_object_get(s, "versions")), 1);
+    T_EQ(jint(json_array_get(json_object_get(s, "versions"), 0), "version"), 2);
+    json_decref(s);
+    write_file("b.json", route_set("b", "/b"));
+    T_ASSERT(wait_version(3, 2000) >= 0);
+    T_ASSERT(has_route("a") && has_route("b") && !has_route("x"));
+}
+
+START_TEST(a_restarted_router_keeps_the_published_table)
+{
+    run(restart_body);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("router");
@@ -637,6 +705,8 @@ static Suite *suite(void)
     tcase_add_test(tc, a_held_table_stays_valid_across_reloads_and_is_reclaimed_when_released);
     tcase_add_test(tc, a_replaced_directory_is_watched_again);
     tcase_add_test(tc, a_swapped_directory_symlink_is_followed);
+    tcase_add_test(tc, a_crashed_watcher_is_restarted_without_losing_the_router);
+    tcase_add_test(tc, a_restarted_router_keeps_the_published_table);
     suite_add_tcase(s, tc);
     return s;
 }
