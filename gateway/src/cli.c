@@ -8,6 +8,7 @@
  * Exit codes: 0 success, 1 invalid configuration, 2 usage error.
  */
 #include "gw/cli.h"
+#include "gw/gateway.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -62,6 +63,26 @@ static int cmd_check(const char *path)
     return 0;
 }
 
+/* Loads the configuration (refusing to start on any error, each printed as
+ * FILE:LINE:COLUMN: message) and runs the gateway until SIGTERM/SIGINT. */
+static int cmd_run(const char *config)
+{
+    struct route_diags d;
+    route_diags_init(&d);
+    struct gw_config *cfg = NULL;
+    int rc = gw_config_load(config, &cfg, &d);
+    route_diags_print(&d, stderr);
+    route_diags_done(&d);
+    if (rc < 0) {
+        fprintf(stderr, "tandem: %s: not started: %s\n", config,
+                rc == -EINVAL ? "fix the errors above" : strerror(-rc));
+        return 1;
+    }
+    rc = gw_run(cfg);
+    gw_config_free(cfg);
+    return rc;
+}
+
 int gw_cli_main(int argc, char **argv)
 {
     const char *config = GW_CONFIG_DEFAULT_PATH;
@@ -97,7 +118,5 @@ int gw_cli_main(int argc, char **argv)
     }
     if (check)
         return cmd_check(config);
-    fprintf(stderr, "tandem: the gateway is not built yet\n");
-    gw_cli_usage(stderr);
-    return 2;
+    return cmd_run(config);
 }

@@ -38,3 +38,149 @@ class TestRun:
                 traceback.print_exc()
         print(f"{passed} passed, {failed} failed", flush=True)
         sys.exit(1 if failed else 0)
+
+
+# ---- running the real gateway and a real upstream ---------------------------
+
+import json as _json
+import shutil as _shutil
+import signal as _signal
+import socket as _socket
+import subprocess as _subprocess
+import tempfile as _tempfile
+import time as _time
+
+PYTHON = "/usr/bin/python3"
+
+
+def free_port():
+    """A port nothing listens on right now (bound then released)."""
+    with _socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0, host="127.0.0.1"):
+    end = _time.time() + timeout
+    while _time.time() < end:
+        try:
+            with _socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            _time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {host}:{port}")
+
+
+class Upstream:
+    """tests/upstream/upstream.py as a child process."""
+
+    def __init__(self, name="up", extra=()):
+        script = os.path.join(source_root(), "tests", "upstream", "upstream.py")
+        self.proc = _subprocess.Popen([PYTHON, script, "--port", "0", "--name", name, *extra],
+                                      stdout=_subprocess.PIPE, stderr=_subprocess.DEVNULL,
+                                      text=True)
+        self.port = int(self.proc.stdout.readline().strip())
+        self.name = name
+        self.address = f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except _subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Gateway:
+    """The real tandem binary on ephemeral ports with a generated config.
+
+    `routes` is a list of route objects (one file routes/main.json);
+    `upstreams` a dict of upstream configs; `listener` extra listener keys."""
+
+    def __init__(self, routes, upstreams=None, listener=None, admin=True, extra=None, env=None):
+        self.dir = _tempfile.mkdtemp(prefix="tandem-test-")
+        self.port = free_port()
+        self.admin_port = free_port() if admin else None
+        os.makedirs(os.path.join(self.dir, "routes"))
+        self.write_routes(routes)
+        lst = {"name": "public", "address": f"127.0.0.1:{self.port}"}
+        lst.update(listener or {})
+        cfg = {
+            "runtime": {"schedulers": 2},
+            "listeners": [lst],
+            "admin": {"address": f"127.0.0.1:{self.admin_port}"} if admin else False,
+            "upstreams": upstreams or {},
+            "routes": "routes",
+            "drain_timeout_ms": 5000,
+        }
+        cfg.update(extra or {})
+        self.config = os.path.join(self.dir, "tandem.json")
+        with open(self.config, "w") as f:
+            _json.dump(cfg, f, indent=2)
+        self.stdout = open(os.path.join(self.dir, "stdout.log"), "w+")
+        self.stderr = open(os.path.join(self.dir, "stderr.log"), "w+")
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = _subprocess.Popen([tandem_bin(), "-c", self.config], stdout=self.stdout,
+                                      stderr=self.stderr, env=e)
+        try:
+            wait_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError("gateway did not start: " + self.log())
+
+    def write_routes(self, routes, name="main.json"):
+        path = os.path.join(self.dir, "routes", name)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            _json.dump({"routes": routes}, f, indent=2)
+        os.rename(tmp, path)
+
+    def log(self):
+        self.stderr.flush()
+        with open(self.stderr.name) as f:
+            return f.read()
+
+    def access_log(self):
+        """Access-log lines written so far, parsed."""
+        self.stdout.flush()
+        with open(self.stdout.name) as f:
+            return [_json.loads(line) for line in f if line.startswith("{")]
+
+    def stop(self, sig=_signal.SIGTERM, timeout=15):
+        """Stops the gateway; returns its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except _subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode
+
+    def close(self):
+        self.stop()
+        self.stdout.close()
+        self.stderr.close()
+        _shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def raw_request(port, data, timeout=5.0, read_all=True):
+    """Sends raw bytes; returns everything read until the server closes (or
+    the timeout passes)."""
+    with _socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+                if not read_all:
+                    break
+        except _socket.timeout:
+            pass
+        return b"".join(chunks)

@@ -41,7 +41,7 @@ struct gw_gateway {
 
 extern struct gw_gateway gw;
 
-/* Main thread. Runs the gateway on `cfg` (which it takes over) until SIGTERM
+/* Main thread. Runs the gateway on `cfg` (the caller frees it after) until SIGTERM
  * or SIGINT, then drains and stops. Returns the process exit code. */
 int gw_run(struct gw_config *cfg);
 

@@ -1,0 +1,238 @@
+/*
+ * gateway.c: gw_run — start-up, the supervision tree, signals, graceful
+ * shutdown.
+ *
+ *   tandem_sup (rest_for_one)
+ *   ├── logger          access log
+ *   ├── router          owns the route table, reloads it
+ *   ├── upstreams_sup   one_for_one: active health checks per upstream
+ *   ├── listeners_sup   one_for_one: per listener (rest_for_one)
+ *   │                   conns_sup (simple_one_for_one) + acceptors
+ *   └── admin           the admin listener, built the same way
+ *
+ * The main thread owns the signals (blocked everywhere else): SIGHUP asks
+ * the router to reload; SIGTERM/SIGINT drain: listeners stop accepting,
+ * connections finish the request in progress and close, then the tree is
+ * shut down in reverse order and the process exits 0. Whatever is still
+ * open after drain_timeout_ms is cut.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gw/metrics.h"
+#include "gw/router.h"
+#include "gw_int.h"
+#include "gw_version.h"
+#include "rt/supervisor.h"
+
+struct gw_gateway gw;
+
+static int tandem_sup_init(void *arg, struct rt_sup_flags *flags,
+                           const struct rt_child_spec **children, size_t *n)
+{
+    (void)arg;
+    static __thread struct rt_child_spec specs[5];
+    static __thread struct gw__listener *admin;
+    size_t k = 0;
+    specs[k++] = (struct rt_child_spec){
+        .id = "logger", .start = gw__logger_start, .restart = RT_PERMANENT, .shutdown = 2000};
+    specs[k++] = (struct rt_child_spec){
+        .id = "router", .start = gw_router_start, .restart = RT_PERMANENT, .shutdown = 5000};
+    specs[k++] = (struct rt_child_spec){.id = "upstreams_sup",
+                                        .start = gw__upstreams_sup_start,
+                                        .restart = RT_PERMANENT,
+                                        .shutdown = RT_SHUTDOWN_INFINITY,
+                                        .type = RT_SUPERVISOR};
+    specs[k++] = (struct rt_child_spec){.id = "listeners_sup",
+                                        .start = gw__listeners_sup_start,
+                                        .restart = RT_PERMANENT,
+                                        .shutdown = RT_SHUTDOWN_INFINITY,
+                                        .type = RT_SUPERVISOR};
+    admin = NULL;
+    for (size_t i = 0; i < gw__nlisteners; i++)
+        if (gw__listeners[i].admin)
+            admin = &gw__listeners[i];
+    if (admin)
+        specs[k++] = (struct rt_child_spec){.id = "admin",
+                                            .start = gw__listeners_sup_start,
+                                            .arg = &admin,
+                                            .arg_size = sizeof admin,
+                                            .restart = RT_PERMANENT,
+                                            .shutdown = RT_SHUTDOWN_INFINITY,
+                                            .type = RT_SUPERVISOR};
+    flags->strategy = RT_REST_FOR_ONE;
+    flags->intensity = 5;
+    flags->period_s = 10;
+    *children = specs;
+    *n = k;
+    return 0;
+}
+
+/* The root process: starts tandem_sup, reports to the main thread, then
+ * waits to be told to stop it. */
+enum { ROOT_STOP = 1 };
+static pthread_mutex_t root_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t root_cond = PTHREAD_COND_INITIALIZER;
+static int root_state; /* 0 starting, 1 up, -1 failed */
+static rt_atom root_reason;
+
+static void root_report(int state, rt_atom reason)
+{
+    pthread_mutex_lock(&root_lock);
+    root_state = state;
+    root_reason = reason;
+    pthread_cond_broadcast(&root_cond);
+    pthread_mutex_unlock(&root_lock);
+}
+
+static void root_main(void *arg)
+{
+    (void)arg;
+    rt_trap_exit(true);
+    rt_pid sup;
+    rt_atom reason = RT_UNDEFINED;
+    struct rt_start_opts o = {.name = "tandem_sup", .initial_call = "tandem_sup"};
+    int rc = rt_sup_start_link(tandem_sup_init, NULL, &o, &sup, &reason);
+    if (rc != 0) {
+        root_report(-1, reason);
+        return;
+    }
+    gw.sup = sup;
+    rt_ref mon = rt_monitor(sup);
+    root_report(1, RT_NORMAL);
+    for (;;) {
+        struct rt_msg *m = rt_receive(RT_INFINITY);
+        if (m->type == ROOT_STOP) {
+            rt_msg_free(m);
+            rt_exit_signal(sup, RT_SHUTDOWN); /* from the parent: ordered shutdown */
+            struct rt_msg *d = rt_receive_ref(mon, 60000);
+            rt_msg_free(d);
+            return;
+        }
+        if (m->type == RT_MSG_DOWN && m->ref == mon) {
+            rt_log(RT_LOG_ERROR, "tandem_sup exited: %s", rt_atom_name((rt_atom)m->u64));
+            rt_msg_free(m);
+            root_report(-1, (rt_atom)m->u64);
+            kill(getpid(), SIGTERM);
+            return;
+        }
+        rt_msg_free(m);
+    }
+}
+
+static int admin_token_check(const struct gw_config *cfg)
+{
+    if (!cfg->admin.enabled)
+        return 0;
+    const char *tok = cfg->admin.token_env ? getenv(cfg->admin.token_env) : NULL;
+    if (tok && !*tok)
+        tok = NULL;
+    if (!cfg->admin.loopback && !tok) {
+        fprintf(stderr,
+                "tandem: refusing to start: the admin API would listen on %s, which is not a "
+                "loopback address, and no bearer token is set: put one in the environment "
+                "variable %s (admin.token_env)\n",
+                cfg->admin.address.text,
+                cfg->admin.token_env ? cfg->admin.token_env : "named by admin.token_env");
+        return -EPERM;
+    }
+    gw.admin_token = tok;
+    return 0;
+}
+
+int gw_run(struct gw_config *cfg)
+{
+    memset(&gw, 0, sizeof gw);
+    gw.cfg = cfg;
+    gw.start_ms = rt_now_ms();
+    int code = 1;
+    if (admin_token_check(cfg) < 0)
+        return 1;
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started later inherits it */
+    signal(SIGPIPE, SIG_IGN);
+
+    if (gw__listeners_open() < 0)
+        goto out_listeners;
+    if (gw__upstreams_init() < 0)
+        goto out_listeners;
+    if (route_holder_new(&gw.routes) < 0 || gw_metrics_init() < 0)
+        goto out_listeners;
+
+    struct rt_config rc;
+    rt_config_default(&rc);
+    rc.schedulers = cfg->schedulers;
+    if (rt_start(&rc) < 0) {
+        fprintf(stderr, "tandem: cannot start the runtime\n");
+        goto out_listeners;
+    }
+    rt_pid root;
+    struct rt_spawn_opts ro = {.initial_call = "tandem:root"};
+    if (rt_spawn(root_main, NULL, &ro, &root) < 0)
+        goto out_runtime;
+    pthread_mutex_lock(&root_lock);
+    while (root_state == 0)
+        pthread_cond_wait(&root_cond, &root_lock);
+    int state = root_state;
+    pthread_mutex_unlock(&root_lock);
+    if (state < 0) {
+        fprintf(stderr, "tandem: the supervision tree did not start: %s\n",
+                rt_atom_name(root_reason));
+        goto out_runtime;
+    }
+    atomic_store(&gw.ready, 1);
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        rt_log(RT_LOG_INFO, "tandem %s: listener %s on %s", TANDEM_VERSION, cfg->listeners[i].name,
+               cfg->listeners[i].address.text);
+    if (cfg->admin.enabled)
+        rt_log(RT_LOG_INFO, "admin API on %s%s", cfg->admin.address.text,
+               gw.admin_token ? " (bearer token required)" : "");
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            gw_router_reload_async("signal");
+            continue;
+        }
+        break;
+    }
+
+    rt_log(RT_LOG_INFO, "draining: no new connections; finishing requests in flight");
+    atomic_store(&gw.draining, 1);
+    atomic_store(&gw.ready, 0);
+    gw__listeners_drain();
+    uint64_t end = rt_now_ms() + cfg->drain_timeout_ms;
+    while (gw__connections_open() > 0 && rt_now_ms() < end) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (gw__connections_open() > 0)
+        rt_log(RT_LOG_WARNING, "drain timeout: closing %llu connections still open",
+               (unsigned long long)gw__connections_open());
+    rt_send(root, rt_msg_new(ROOT_STOP, 0));
+    rt_join(root, 65000, NULL);
+    code = 0;
+out_runtime:
+    rt_stop();
+out_listeners:
+    gw__listeners_close();
+    gw__upstreams_done();
+    gw_metrics_done();
+    route_holder_free(gw.routes);
+    free(gw.listener_stats);
+    gw.routes = NULL;
+    return code;
+}

@@ -1,0 +1,142 @@
+/*
+ * gw_int.h: the gateway's private structures.
+ *
+ * Processes and what they own:
+ *  - an acceptor owns nothing but its turn on the listening socket;
+ *  - a connection process owns an exchange (struct gw__exchange): the client
+ *    socket, the request parser and the input buffer. For each request it
+ *    lends the exchange to a request process and waits for that process to
+ *    end (monitor), so only one process uses the exchange at a time. The
+ *    exchange is reference-counted so that whichever of the two ends last
+ *    closes the socket: a request process killed or crashed never leaves a
+ *    socket number that could be reused under the other's feet.
+ *  - a request process owns its request head, its route-table reference and
+ *    any upstream connection it checked out (returned to the pool only after
+ *    a complete, well-formed exchange).
+ */
+#ifndef GW_INT_H
+#define GW_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw/config.h"
+#include "gw/gateway.h"
+#include "gw/http1.h"
+#include "gw/upstream.h"
+#include "route/route.h"
+#include "rt/rt.h"
+
+#define GW__BUF_SIZE (64 * 1024)
+#define GW__HEAD_BUF (64 * 1024)
+#define GW__WRITE_TIMEOUT_MS 30000
+
+/* Message types of the gateway's processes. */
+enum {
+    GW__MSG_DRAIN = 0x4757, /* to connections: finish the current request, then close */
+    GW__MSG_LOG,            /* to the logger: one access-log line (payload, no NUL) */
+};
+
+struct gw__listener {
+    int index; /* into gw.cfg->listeners; -1 for the admin listener */
+    const char *name;
+    int fd;
+    bool admin;
+    uint32_t max_connections;
+    uint32_t header_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t request_timeout_ms;
+    uint64_t max_body_bytes;
+    uint32_t acceptors;
+    struct gw_http_limits limits;
+    struct gw_listener_stats *stats;
+    rt_pid conns_sup;
+};
+
+extern struct gw__listener *gw__listeners; /* public ones, then admin (if enabled) */
+extern size_t gw__nlisteners;
+
+struct gw__exchange {
+    _Atomic int refs;
+    int fd;
+    struct gw__listener *lis;
+    struct gw_http_parser *parser;
+    char *buf; /* GW__BUF_SIZE bytes; unconsumed input is buf[off, off + len) */
+    size_t off, len;
+    bool eof;
+    struct gw_http_head *head; /* the current request (the request process frees it) */
+    char client_addr[64];
+    bool client_loopback;
+    rt_pid conn;
+    /* set by the request process */
+    bool response_started; /* a byte of the response reached the socket */
+    bool keep_alive;       /* the connection may carry another request */
+    int status;            /* status answered, for the connection's record */
+    char request_id[40];
+};
+
+void gw__exchange_unref(void *ex);
+
+/* Request process side: the next piece of the request body. Returns 1 with
+ * a piece (valid until the next call), 0 at the end of the body, -EPROTO
+ * (parser refused: status in ex->parser), -ETIMEDOUT, -ECONNRESET (client
+ * closed), -errno. */
+int gw__body_next(struct gw__exchange *ex, const char **data, size_t *len, int64_t timeout_ms);
+
+/* Writes all bytes to the client; marks the response started. */
+int gw__client_write(struct gw__exchange *ex, const void *buf, size_t len);
+/* A short JSON error to the client (Connection: close when !keep). */
+int gw__client_error(struct gw__exchange *ex, int status, const char *message, bool keep);
+
+/* Process entry points. */
+int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
+void gw__request_main(void *arg);
+
+/* Proxying (proxy.c): forwards the request in `ex` along `m` and streams the
+ * response back; returns the status answered (or a negative errno when the
+ * client connection must be closed without an answer). */
+int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
+              struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes);
+
+/* Upstream pools (upstream.c). */
+int gw__upstreams_init(void);
+void gw__upstreams_done(void);
+const char *gw__upstream_name(const struct gw_upstream *up);
+const struct gw_upstream_config *gw__upstream_config(const struct gw_upstream *up);
+/* Picks a target, skipping `avoid` (a target already tried) when possible.
+ * NULL with *all_ejected set when every target is ejected. */
+struct gw_target *gw__target_pick(struct gw_upstream *up, const struct gw_target *avoid,
+                                  bool *all_ejected);
+const char *gw__target_addr(const struct gw_target *t);
+/* Checks out a connection: an idle pooled one (*reused = true) or a new one
+ * connected within the timeout. Returns the fd or -errno. */
+int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool *reused);
+/* Returns a healthy connection to the pool (or closes it when the pool is
+ * full); closes it when !reusable. */
+void gw__conn_checkin(struct gw_target *t, int fd, bool reusable);
+void gw__target_result(struct gw_target *t, bool ok, const char *error);
+int gw__upstreams_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                            rt_atom *reason);
+
+/* Access log (logger.c). */
+int gw__logger_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
+void gw__access_log(const struct gw__exchange *ex, const char *method, const char *path,
+                    const char *route, const char *target, int status, uint64_t bytes,
+                    uint64_t duration_us, uint64_t version);
+
+/* Listeners (listener.c). */
+int gw__listeners_open(void);
+void gw__listeners_close(void);
+int gw__listeners_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                            rt_atom *reason);
+void gw__listeners_drain(void);
+uint64_t gw__connections_open(void);
+
+/* Formats a socket address as text ("1.2.3.4", "::1"); loopback flag. */
+void gw__addr_text(const struct sockaddr *sa, char *buf, size_t cap, bool *loopback);
+/* A fresh request id (16 hex digits). */
+void gw__request_id(char out[17]);
+
+#endif

@@ -1,0 +1,441 @@
+/*
+ * listener.c: listening sockets, acceptor pools and the per-listener
+ * supervisors.
+ *
+ * Sockets are opened by the main thread before the runtime starts serving,
+ * so that an address in use is a clear start-up error. Each listener gets
+ * a supervisor (rest_for_one): its connection supervisor
+ * (simple_one_for_one, temporary children) first, then its acceptors, so
+ * that acceptors restart if the connection supervisor does. Acceptors share
+ * the listening socket; each accepts, applies the connection limit and
+ * starts a connection process under the connection supervisor, handing it
+ * the socket.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw_int.h"
+#include "rt/supervisor.h"
+
+struct gw__listener *gw__listeners;
+size_t gw__nlisteners;
+
+static int open_socket(const struct gw_address *a, uint32_t backlog, const char *what)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", a->port);
+    int rc = getaddrinfo(a->host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "tandem: %s address %s: %s\n", what, a->text, gai_strerror(rc));
+        return -EINVAL;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ai->ai_family == AF_INET6) {
+            int zero = 0; /* "[::]" takes IPv4 too */
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        }
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, (int)backlog) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        fprintf(stderr, "tandem: cannot listen on %s (%s): %s\n", a->text, what, strerror(err));
+        return -err;
+    }
+    return fd;
+}
+
+static void limits_for(struct gw__listener *l, const struct gw_listener_config *c)
+{
+    gw_http_limits_default(&l->limits);
+    l->limits.max_header_bytes = c->max_header_bytes;
+    l->limits.max_header_count = c->max_headers;
+    l->limits.max_uri_bytes = c->max_uri_bytes;
+    l->limits.max_body_bytes = c->max_body_bytes;
+    l->max_connections = c->max_connections;
+    l->header_timeout_ms = c->header_timeout_ms;
+    l->idle_timeout_ms = c->idle_timeout_ms;
+    l->request_timeout_ms = c->request_timeout_ms;
+    l->max_body_bytes = c->max_body_bytes;
+    l->acceptors = c->acceptors;
+}
+
+int gw__listeners_open(void)
+{
+    const struct gw_config *cfg = gw.cfg;
+    size_t n = cfg->nlisteners + (cfg->admin.enabled ? 1 : 0);
+    gw__listeners = calloc(n, sizeof(*gw__listeners));
+    gw.listener_stats = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*gw.listener_stats));
+    if (!gw__listeners || !gw.listener_stats)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct gw_listener_config *c = &cfg->listeners[i];
+        struct gw__listener *l = &gw__listeners[i];
+        l->index = (int)i;
+        l->name = c->name;
+        l->stats = &gw.listener_stats[i];
+        limits_for(l, c);
+        l->fd = open_socket(&c->address, c->backlog, c->name);
+        gw__nlisteners = i + 1;
+        if (l->fd < 0)
+            return l->fd;
+    }
+    if (cfg->admin.enabled) {
+        struct gw__listener *l = &gw__listeners[cfg->nlisteners];
+        struct gw_listener_config c = {
+            .max_connections = 256,
+            .max_header_bytes = 32768,
+            .max_headers = 100,
+            .max_uri_bytes = 8192,
+            .max_body_bytes = 4u << 20,
+            .header_timeout_ms = 10000,
+            .idle_timeout_ms = 60000,
+            .request_timeout_ms = 60000,
+            .acceptors = 1,
+        };
+        l->index = -1;
+        l->name = "admin";
+        l->admin = true;
+        l->stats = &gw.admin_stats;
+        limits_for(l, &c);
+        l->fd = open_socket(&cfg->admin.address, 128, "admin");
+        gw__nlisteners++;
+        if (l->fd < 0)
+            return l->fd;
+    }
+    return 0;
+}
+
+void gw__listeners_close(void)
+{
+    for (size_t i = 0; i < gw__nlisteners; i++)
+        if (gw__listeners[i].fd >= 0)
+            close(gw__listeners[i].fd);
+    free(gw__listeners);
+    gw__listeners = NULL;
+    gw__nlisteners = 0;
+}
+
+uint64_t gw__connections_open(void)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < gw__nlisteners; i++)
+        if (!gw__listeners[i].admin)
+            n += atomic_load(&gw__listeners[i].stats->connections);
+    return n;
+}
+
+/* ---- acceptors ------------------------------------------------------------ */
+
+void gw__addr_text(const struct sockaddr *sa, char *buf, size_t cap, bool *loopback)
+{
+    *loopback = false;
+    buf[0] = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)cap);
+        *loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf, (socklen_t)cap);
+            *loopback = s6->sin6_addr.s6_addr[12] == 127;
+        } else {
+            inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)cap);
+            *loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+        }
+    } else if (sa->sa_family == AF_UNIX) {
+        snprintf(buf, cap, "unix");
+        *loopback = true;
+    }
+}
+
+struct conn_start {
+    int fd;
+    struct gw__listener *lis;
+};
+
+#define MAX_REFUSING 256
+
+static _Atomic int refusing;
+
+static void refusing_done(void *arg)
+{
+    (void)arg;
+    atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
+}
+
+/* Answers 503 and closes gracefully: the client's request is read and
+ * dropped for a moment first, so that closing does not reset the
+ * connection before the client read the answer. */
+static void refuse_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    rt_defer(refusing_done, NULL);
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "content-type: application/json\r\ncontent-length: 34\r\n"
+                               "connection: close\r\n\r\n"
+                               "{\"error\": \"too many connections\"}\n";
+    char sink[4096];
+    if (rt_write(fd, busy, sizeof busy - 1, 1000) >= 0) {
+        shutdown(fd, SHUT_WR);
+        uint64_t end = rt_now_ms() + 1000;
+        while (rt_now_ms() < end &&
+               rt_read(fd, sink, sizeof sink, (int64_t)(end - rt_now_ms())) > 0)
+            ;
+    }
+    rt_close(fd);
+}
+
+static void refuse(int fd)
+{
+    if (atomic_fetch_add_explicit(&refusing, 1, memory_order_relaxed) >= MAX_REFUSING) {
+        atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
+        close(fd); /* under a flood: no courtesy */
+        return;
+    }
+    struct rt_spawn_opts o = {.initial_call = "gw_listener:refuse"};
+    if (rt_spawn(refuse_main, (void *)(intptr_t)fd, &o, NULL) < 0) {
+        atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
+        close(fd);
+    }
+}
+
+static void acceptor_main(void *arg)
+{
+    struct gw__listener *l = arg;
+    rt_set_detail("listener %s", l->name);
+    bool emfile_logged = false;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = rt_accept(l->fd, (struct sockaddr *)&ss, &sl, RT_INFINITY);
+        if (fd < 0) {
+            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+                if (!emfile_logged)
+                    rt_log(RT_LOG_ERROR, "listener %s: accept: %s; pausing", l->name,
+                           strerror(-fd));
+                emfile_logged = true;
+                rt_sleep(100);
+                continue;
+            }
+            if (atomic_load(&gw.draining) || fd == -EINVAL || fd == -EBADF)
+                return; /* listening socket shut down: drain */
+            rt_log(RT_LOG_ERROR, "listener %s: accept: %s", l->name, strerror(-fd));
+            rt_sleep(10);
+            continue;
+        }
+        emfile_logged = false;
+        atomic_fetch_add_explicit(&l->stats->accepted, 1, memory_order_relaxed);
+        if (atomic_load_explicit(&l->stats->connections, memory_order_relaxed) >=
+            l->max_connections) {
+            atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
+            refuse(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct conn_start cs = {.fd = fd, .lis = l};
+        rt_pid pid;
+        rt_atom reason;
+        int rc = rt_sup_start_child_extra(l->conns_sup, &cs, sizeof cs, &pid, &reason);
+        if (rc < 0) {
+            rt_log(RT_LOG_ERROR, "listener %s: cannot start a connection process: %s", l->name,
+                   rc == -ECHILD ? rt_atom_name(reason) : strerror(-rc));
+            close(fd);
+        }
+    }
+}
+
+static int acceptor_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                          rt_atom *reason)
+{
+    (void)extra;
+    (void)extra_size;
+    struct gw__listener *l = *(struct gw__listener **)arg;
+    struct rt_spawn_opts o = {
+        .link = true, .kind = RT_KIND_ACCEPTOR, .initial_call = "gw_listener:acceptor"};
+    int rc = rt_spawn(acceptor_main, l, &o, out);
+    if (rc < 0)
+        *reason = RT_SYSTEM_LIMIT;
+    return rc;
+}
+
+/* ---- connection supervisor ------------------------------------------------ */
+
+int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
+
+static int conns_sup_init(void *arg, struct rt_sup_flags *flags,
+                          const struct rt_child_spec **children, size_t *n)
+{
+    static const struct rt_child_spec spec = {
+        .id = "conn",
+        .start = gw__conn_start,
+        .restart = RT_TEMPORARY,
+        .shutdown = 1000, /* exits with `shutdown` (no crash report); drain came first */
+        .type = RT_WORKER,
+    };
+    (void)arg;
+    flags->strategy = RT_SIMPLE_ONE_FOR_ONE;
+    flags->intensity = 0;
+    flags->period_s = 1;
+    *children = &spec;
+    *n = 1;
+    return 0;
+}
+
+static int conns_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                           rt_atom *reason)
+{
+    (void)extra;
+    (void)extra_size;
+    struct gw__listener *l = *(struct gw__listener **)arg;
+    struct rt_start_opts o = {.initial_call = "gw_listener:conns_sup"};
+    int rc = rt_sup_start_link(conns_sup_init, l, &o, out, reason);
+    if (rc == 0)
+        l->conns_sup = *out;
+    return rc;
+}
+
+/* ---- per-listener supervisor ---------------------------------------------- */
+
+#define MAX_ACCEPTORS 64
+
+static int listener_sup_init(void *arg, struct rt_sup_flags *flags,
+                             const struct rt_child_spec **children, size_t *n)
+{
+    struct gw__listener *l = arg;
+    static __thread struct rt_child_spec specs[MAX_ACCEPTORS + 1];
+    static __thread char ids[MAX_ACCEPTORS][16];
+    struct rt_system_info si;
+    rt_system_info(&si);
+    unsigned na = l->acceptors ? l->acceptors : si.schedulers;
+    if (na > MAX_ACCEPTORS)
+        na = MAX_ACCEPTORS;
+    specs[0] = (struct rt_child_spec){
+        .id = "conns_sup",
+        .start = conns_sup_start,
+        .arg = &l,
+        .arg_size = sizeof l,
+        .restart = RT_PERMANENT,
+        .shutdown = RT_SHUTDOWN_INFINITY,
+        .type = RT_SUPERVISOR,
+    };
+    for (unsigned i = 0; i < na; i++) {
+        snprintf(ids[i], sizeof ids[i], "acceptor_%u", i + 1);
+        specs[i + 1] = (struct rt_child_spec){
+            .id = ids[i],
+            .start = acceptor_start,
+            .arg = &l,
+            .arg_size = sizeof l,
+            .restart = RT_TRANSIENT,
+            .shutdown = 1000,
+            .type = RT_WORKER,
+        };
+    }
+    flags->strategy = RT_REST_FOR_ONE;
+    flags->intensity = 10;
+    flags->period_s = 10;
+    *children = specs;
+    *n = na + 1;
+    return 0;
+}
+
+static int listener_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                              rt_atom *reason)
+{
+    (void)extra;
+    (void)extra_size;
+    struct gw__listener *l = *(struct gw__listener **)arg;
+    char label[96];
+    snprintf(label, sizeof label, "gw_listener:%s", l->name);
+    struct rt_start_opts o = {.initial_call = label};
+    return rt_sup_start_link(listener_sup_init, l, &o, out, reason);
+}
+
+/* The admin listener is a direct child of tandem_sup ("admin"); the public
+ * ones sit under listeners_sup. `arg` NULL: listeners_sup; else the admin
+ * listener's own supervisor. */
+static int listeners_sup_init(void *arg, struct rt_sup_flags *flags,
+                              const struct rt_child_spec **children, size_t *n)
+{
+    (void)arg;
+    static __thread struct rt_child_spec specs[64];
+    static __thread struct gw__listener *ptrs[64];
+    size_t k = 0;
+    for (size_t i = 0; i < gw__nlisteners && k < 64; i++) {
+        if (gw__listeners[i].admin)
+            continue;
+        ptrs[k] = &gw__listeners[i];
+        specs[k] = (struct rt_child_spec){
+            .id = gw__listeners[i].name,
+            .start = listener_sup_start,
+            .arg = &ptrs[k],
+            .arg_size = sizeof ptrs[k],
+            .restart = RT_PERMANENT,
+            .shutdown = RT_SHUTDOWN_INFINITY,
+            .type = RT_SUPERVISOR,
+        };
+        k++;
+    }
+    flags->strategy = RT_ONE_FOR_ONE;
+    flags->intensity = 10;
+    flags->period_s = 10;
+    *children = specs;
+    *n = k;
+    return 0;
+}
+
+int gw__listeners_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                            rt_atom *reason)
+{
+    (void)extra;
+    (void)extra_size;
+    if (arg) {
+        struct gw__listener *admin = *(struct gw__listener **)arg;
+        struct gw__listener *p = admin;
+        return listener_sup_start(&p, NULL, 0, out, reason);
+    }
+    struct rt_start_opts o = {.initial_call = "gw_listeners_sup"};
+    return rt_sup_start_link(listeners_sup_init, NULL, &o, out, reason);
+}
+
+/* ---- drain ------------------------------------------------------------------ */
+
+static int drain_visit(const struct rt_proc_info *info, void *ctx)
+{
+    (void)ctx;
+    if (info->kind == RT_KIND_CONNECTION)
+        rt_send(info->pid, rt_msg_new(GW__MSG_DRAIN, 0));
+    return 0;
+}
+
+void gw__listeners_drain(void)
+{
+    for (size_t i = 0; i < gw__nlisteners; i++)
+        if (!gw__listeners[i].admin && gw__listeners[i].fd >= 0)
+            shutdown(gw__listeners[i].fd, SHUT_RDWR);
+    rt_processes_foreach(drain_visit, NULL);
+}

@@ -1,0 +1,537 @@
+/*
+ * proxy.c: forwarding one request to an upstream and streaming the answer
+ * back, in the request process.
+ *
+ * Memory is bounded whatever the body sizes: the request body streams from
+ * the client buffer to the upstream piece by piece, the response from a
+ * 64 KiB read buffer to the client. A target is retried (another one, when
+ * there is one) while nothing of the request body was consumed: on connect
+ * failure, and when a reused keep-alive connection turns out closed before
+ * any byte of a response. An upstream connection goes back to the pool only
+ * after a complete, well-formed response that allows keep-alive; anything
+ * malformed answers 502 and drops the connection.
+ *
+ * Answers when no upstream answers: 502 (connect failed everywhere, bad
+ * response), 503 (every target ejected), 504 (connect or response timeout),
+ * each a short JSON body with the request id.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw/metrics.h"
+#include "gw_int.h"
+
+#define RBUF 65536
+
+struct pump_arg {
+    int from, to;
+};
+
+static void pump_main(void *arg)
+{
+    struct pump_arg a = *(struct pump_arg *)arg;
+    char *buf = rt_alloc(RBUF);
+    if (!buf)
+        return;
+    for (;;) {
+        ssize_t n = rt_read(a.from, buf, RBUF, RT_INFINITY);
+        if (n <= 0)
+            break;
+        if (rt_write(a.to, buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
+            break;
+    }
+    shutdown(a.to, SHUT_WR);
+}
+
+/* Copies both ways between client and upstream until either side is done;
+ * `pending`/`plen`: upstream bytes already read past the 101 head. */
+static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t plen)
+{
+    if (plen && rt_write(ex->fd, pending, plen, GW__WRITE_TIMEOUT_MS) < 0)
+        return;
+    if (ex->len && rt_write(ufd, ex->buf + ex->off, ex->len, GW__WRITE_TIMEOUT_MS) < 0)
+        return;
+    ex->len = 0;
+    struct pump_arg pa = {.from = ufd, .to = ex->fd};
+    rt_ref ref;
+    rt_pid pump;
+    struct rt_spawn_opts o = {.link = true,
+                              .monitor = true,
+                              .monitor_ref = &ref,
+                              .kind = RT_KIND_PROCESS,
+                              .initial_call = "gw_proxy:tunnel"};
+    bool trapped = rt_trap_exit(true);
+    if (rt_spawn(pump_main, &pa, &o, &pump) < 0) {
+        rt_trap_exit(trapped);
+        return;
+    }
+    for (;;) {
+        int r = rt_poll(ex->fd, RT_POLL_IN | RT_POLL_MSG, RT_INFINITY);
+        if (r == (int)RT_POLL_MSG) {
+            struct rt_msg *m = rt_receive_ref(ref, 0);
+            if (m) { /* the other direction ended */
+                rt_msg_free(m);
+                break;
+            }
+            rt_msg_free(rt_receive(0)); /* its EXIT, or anything else */
+            continue;
+        }
+        if (r < 0)
+            break;
+        ssize_t n = read(ex->fd, ex->buf, GW__BUF_SIZE);
+        if (n <= 0) {
+            shutdown(ufd, SHUT_WR);
+            rt_msg_free(rt_receive_ref(ref, 5000)); /* let the other side finish */
+            break;
+        }
+        if (rt_write(ufd, ex->buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
+            break;
+    }
+    rt_exit_signal(pump, RT_KILL);
+    rt_demonitor(ref, true);
+    rt_trap_exit(trapped);
+    ex->keep_alive = false;
+}
+
+/* Streams the request body upstream. 0, or a negative code: -EPIPE for an
+ * upstream write failure, or the client-side error from gw__body_next. */
+static int send_body(struct gw__exchange *ex, int ufd, bool chunked, uint64_t *sent)
+{
+    const char *d;
+    size_t n;
+    int rc;
+    char pre[32], post[8];
+    while ((rc = gw__body_next(ex, &d, &n, ex->lis->request_timeout_ms)) == 1) {
+        if (n == 0)
+            continue;
+        *sent += n;
+        if (chunked) {
+            int a = gw_http_chunk_start(n, pre, sizeof pre);
+            int b = gw_http_chunk_end(post, sizeof post);
+            struct iovec iov[3] = {{pre, (size_t)a}, {(void *)d, n}, {post, (size_t)b}};
+            if (rt_writev(ufd, iov, 3, GW__WRITE_TIMEOUT_MS) < 0)
+                return -EPIPE;
+        } else if (rt_write(ufd, d, n, GW__WRITE_TIMEOUT_MS) < 0) {
+            return -EPIPE;
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (chunked) {
+        int a = gw_http_chunk_last(pre, sizeof pre);
+        if (rt_write(ufd, pre, (size_t)a, GW__WRITE_TIMEOUT_MS) < 0)
+            return -EPIPE;
+    }
+    return 0;
+}
+
+/* Writes a 101 head as the upstream sent it (Upgrade and Connection kept). */
+static int write_switching(struct gw__exchange *ex, const struct gw_http_head *r)
+{
+    size_t cap = 256;
+    for (size_t i = 0; i < r->nheaders; i++)
+        cap += r->headers[i].name_len + r->headers[i].value_len + 4;
+    char *buf = rt_alloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    size_t n = (size_t)snprintf(buf, cap, "HTTP/1.1 101 Switching Protocols\r\n");
+    for (size_t i = 0; i < r->nheaders; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s: %s\r\n", r->headers[i].name,
+                              r->headers[i].value);
+    n += (size_t)snprintf(buf + n, cap - n, "x-request-id: %s\r\n\r\n", ex->request_id);
+    int rc = gw__client_write(ex, buf, n);
+    rt_free(buf);
+    return rc;
+}
+
+enum attempt_result {
+    A_DONE,  /* answered (status in ex->status) */
+    A_RETRY, /* nothing consumed: try again */
+    A_CLOSE, /* answered partly or not at all: close the client */
+};
+
+struct attempt {
+    struct gw__exchange *ex;
+    struct gw_upstream *up;
+    struct gw_target *target;
+    int ufd;
+    bool reused;
+    const char *head;
+    size_t head_len;
+    uint32_t response_timeout_ms;
+    bool body_started;
+    uint64_t bytes_out;
+    int fail_status; /* when A_RETRY runs out */
+    const char *fail_msg;
+    /* The start of the request body, read before any upstream was chosen. */
+    const char *pre;
+    size_t pre_len;
+    bool pre_complete; /* the whole body */
+};
+
+#define PREREAD 65536
+/* A pre-read buffer holds PREREAD bytes plus one whole body piece (a piece
+ * is at most one client read), so a piece is never split. */
+#define PREREAD_CAP (PREREAD + GW__BUF_SIZE)
+
+/* Reads the request body up to PREREAD bytes before anything goes upstream:
+ * a body refused by the parser (bad chunk, over the limit) is then answered
+ * with nothing forwarded, and a small body can be sent again on a retry.
+ * Returns 0, or the status to answer. */
+static int preread_body(struct gw__exchange *ex, struct attempt *a, char *buf)
+{
+    if (ex->head->framing == GW_HTTP_BODY_NONE) {
+        a->pre_complete = true;
+        return 0;
+    }
+    if (ex->head->expect_continue) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (rt_write(ex->fd, cont, sizeof cont - 1, GW__WRITE_TIMEOUT_MS) < 0)
+            return 400;
+    }
+    size_t len = 0;
+    while (len < PREREAD) { /* stops past PREREAD, within PREREAD_CAP */
+        const char *d;
+        size_t n;
+        int rc = gw__body_next(ex, &d, &n, ex->lis->request_timeout_ms);
+        if (rc == 0) {
+            a->pre_complete = true;
+            break;
+        }
+        if (rc < 0)
+            return rc == -EPROTO ? gw_http_parser_status(ex->parser)
+                                 : (rc == -ETIMEDOUT ? 408 : 400);
+        memcpy(buf + len, d, n);
+        len += n;
+    }
+    a->pre = buf;
+    a->pre_len = len;
+    return 0;
+}
+
+static void upstream_failed(struct attempt *a, const char *what)
+{
+    gw__target_result(a->target, false, what);
+    gw_metrics_upstream_error(gw__upstream_name(a->up), gw__target_addr(a->target));
+}
+
+/* Reads and relays the response. */
+static enum attempt_result relay_response(struct attempt *a, char *rbuf)
+{
+    struct gw__exchange *ex = a->ex;
+    const struct gw_http_head *req = ex->head;
+    struct gw_http_parser *rp = NULL;
+    enum attempt_result res = A_CLOSE;
+    bool reusable = false;
+    bool head_sent = false;
+    enum gw_http_out_framing framing = GW_HTTP_OUT_NONE;
+    struct gw_http_head *resp = NULL;
+    char *obuf = NULL;
+    struct gw_http_limits lim;
+    gw_http_limits_default(&lim);
+    lim.max_body_bytes = 0; /* responses stream through: no size limit */
+    lim.require_host = false;
+    if (gw_http_parser_new(&rp, GW_HTTP_RESPONSE, &lim) < 0)
+        goto out;
+    bool is_head = strcmp(req->method, "HEAD") == 0;
+    gw_http_parser_expect(rp, is_head, false);
+    uint64_t deadline = rt_now_ms() + a->response_timeout_ms;
+    size_t off = 0, len = 0;
+    bool got_any = false;
+    bool need_read = true;
+    for (;;) {
+        /* The parser is fed first, even with nothing new: it may hold a
+         * pending end of message. Only when it needs more is the socket read. */
+        if (len == 0 && need_read) {
+            int64_t tmo = head_sent ? GW__WRITE_TIMEOUT_MS : (int64_t)(deadline - rt_now_ms());
+            ssize_t n = tmo > 0 ? rt_read(a->ufd, rbuf, RBUF, tmo) : -ETIMEDOUT;
+            if (n == -ETIMEDOUT) {
+                upstream_failed(a, "response timeout");
+                if (!head_sent) {
+                    gw__client_error(ex, 504, "upstream response timed out", false);
+                    res = A_DONE;
+                    ex->keep_alive = false;
+                }
+                goto out;
+            }
+            if (n <= 0) {
+                struct gw_http_event fe;
+                if (n == 0 && got_any && gw_http_parser_finish(rp, &fe) == 0 &&
+                    fe.type == GW_HTTP_EV_DONE) {
+                    res = A_DONE; /* read-until-close body complete */
+                    ex->keep_alive = false;
+                    goto out;
+                }
+                if (!got_any && a->reused && !a->body_started) {
+                    res = A_RETRY; /* stale keep-alive connection */
+                    goto out;
+                }
+                upstream_failed(a, n == 0 ? "closed the connection early" : "read error");
+                if (!head_sent) {
+                    gw__client_error(ex, 502, "upstream closed the connection", false);
+                    res = A_DONE;
+                    ex->keep_alive = false;
+                }
+                goto out;
+            }
+            got_any = true;
+            off = 0;
+            len = (size_t)n;
+        }
+        size_t used = 0;
+        struct gw_http_event ev;
+        int rc = gw_http_parser_feed(rp, rbuf + off, len, &used, &ev);
+        if (rc < 0) {
+            upstream_failed(a, gw_http_parser_reason(rp));
+            if (!head_sent) {
+                gw__client_error(ex, 502, "upstream sent a malformed response", false);
+                res = A_DONE;
+                ex->keep_alive = false;
+            }
+            goto out;
+        }
+        off += used;
+        len -= used;
+        need_read = ev.type == GW_HTTP_EV_NEED_MORE;
+        switch (ev.type) {
+        case GW_HTTP_EV_NEED_MORE:
+            break;
+        case GW_HTTP_EV_HEAD:
+            resp = ev.head;
+            if (resp->status == 101 && req->upgrade) {
+                if (write_switching(ex, resp) == 0) {
+                    gw__target_result(a->target, true, NULL);
+                    ex->status = 101;
+                    tunnel(ex, a->ufd, rbuf + off, len);
+                }
+                res = A_DONE;
+                ex->keep_alive = false;
+                goto out;
+            }
+            if (resp->status >= 100 && resp->status < 200) {
+                /* interim responses: the gateway answered 100-continue itself */
+                gw_http_head_free(resp);
+                resp = NULL;
+                break;
+            }
+            if (!obuf)
+                obuf = rt_alloc(GW__HEAD_BUF);
+            size_t olen = 0;
+            bool keep_out = false;
+            if (!obuf ||
+                gw_http_response_head_write(resp, req, ex->request_id, ex->keep_alive, obuf,
+                                            GW__HEAD_BUF, &olen, &framing, &keep_out) < 0) {
+                upstream_failed(a, "response head too large");
+                gw__client_error(ex, 502, "upstream response head too large", false);
+                res = A_DONE;
+                ex->keep_alive = false;
+                goto out;
+            }
+            ex->keep_alive = keep_out;
+            ex->status = resp->status;
+            if (gw__client_write(ex, obuf, olen) < 0)
+                goto out;
+            head_sent = true;
+            break;
+        case GW_HTTP_EV_BODY:
+            if (!head_sent || ev.len == 0)
+                break;
+            a->bytes_out += ev.len;
+            if (framing == GW_HTTP_OUT_CHUNKED) {
+                char pre[32], post[8];
+                int x = gw_http_chunk_start(ev.len, pre, sizeof pre);
+                int y = gw_http_chunk_end(post, sizeof post);
+                struct iovec iov[3] = {
+                    {pre, (size_t)x}, {(void *)ev.data, ev.len}, {post, (size_t)y}};
+                if (rt_writev(ex->fd, iov, 3, GW__WRITE_TIMEOUT_MS) < 0)
+                    goto out;
+            } else if (framing != GW_HTTP_OUT_NONE) {
+                if (rt_write(ex->fd, ev.data, ev.len, GW__WRITE_TIMEOUT_MS) < 0)
+                    goto out;
+            }
+            break;
+        case GW_HTTP_EV_DONE:
+            if (!head_sent)
+                break; /* the end of an interim response */
+            if (framing == GW_HTTP_OUT_CHUNKED) {
+                char last[8];
+                int x = gw_http_chunk_last(last, sizeof last);
+                if (rt_write(ex->fd, last, (size_t)x, GW__WRITE_TIMEOUT_MS) < 0)
+                    goto out;
+            }
+            gw__target_result(a->target, true, NULL);
+            reusable = resp && resp->keep_alive && len == 0 && framing != GW_HTTP_OUT_CLOSE;
+            if (framing == GW_HTTP_OUT_CLOSE)
+                ex->keep_alive = false;
+            res = A_DONE;
+            goto out;
+        }
+    }
+out:
+    gw_http_head_free(resp);
+    gw_http_parser_free(rp);
+    rt_free(obuf);
+    gw__conn_checkin(a->target, a->ufd, reusable);
+    a->ufd = -1;
+    return res;
+}
+
+static enum attempt_result attempt_once(struct attempt *a, char *rbuf)
+{
+    struct gw__exchange *ex = a->ex;
+    if (rt_write(a->ufd, a->head, a->head_len, GW__WRITE_TIMEOUT_MS) < 0) {
+        gw__conn_checkin(a->target, a->ufd, false);
+        a->ufd = -1;
+        if (a->reused)
+            return A_RETRY;
+        upstream_failed(a, "write error");
+        a->fail_status = 502;
+        a->fail_msg = "could not send the request upstream";
+        return A_RETRY;
+    }
+    if (ex->head->framing != GW_HTTP_BODY_NONE) {
+        bool chunked = ex->head->framing == GW_HTTP_BODY_CHUNKED;
+        if (a->pre_len) {
+            char pre[32], post[8];
+            int x = chunked ? gw_http_chunk_start(a->pre_len, pre, sizeof pre) : 0;
+            int y = chunked ? gw_http_chunk_end(post, sizeof post) : 0;
+            struct iovec iov[3] = {
+                {pre, (size_t)x}, {(void *)a->pre, a->pre_len}, {post, (size_t)y}};
+            if (rt_writev(a->ufd, iov, 3, GW__WRITE_TIMEOUT_MS) < 0) {
+                gw__conn_checkin(a->target, a->ufd, false);
+                a->ufd = -1;
+                upstream_failed(a, "write error");
+                return A_RETRY;
+            }
+        }
+        if (a->pre_complete) {
+            if (chunked) {
+                char last[8];
+                int x = gw_http_chunk_last(last, sizeof last);
+                if (rt_write(a->ufd, last, (size_t)x, GW__WRITE_TIMEOUT_MS) < 0) {
+                    gw__conn_checkin(a->target, a->ufd, false);
+                    a->ufd = -1;
+                    return A_RETRY;
+                }
+            }
+        } else {
+            /* The rest streams from the client: from here on the request
+             * cannot be sent again. */
+            a->body_started = true;
+            uint64_t sent = 0;
+            int rc = send_body(ex, a->ufd, chunked, &sent);
+            if (rc < 0) {
+                gw__conn_checkin(a->target, a->ufd, false);
+                a->ufd = -1;
+                if (rc == -EPIPE) {
+                    upstream_failed(a, "write error");
+                    gw__client_error(ex, 502, "upstream stopped reading the request", false);
+                } else {
+                    int st = rc == -EPROTO ? gw_http_parser_status(ex->parser)
+                                           : (rc == -ETIMEDOUT ? 408 : 400);
+                    gw__client_error(ex, st, "could not read the request body", false);
+                }
+                ex->keep_alive = false;
+                return A_DONE;
+            }
+        }
+    }
+    return relay_response(a, rbuf);
+}
+
+int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
+              struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes)
+{
+    const struct gw_upstream_config *uc = gw__upstream_config(up);
+    uint32_t connect_ms = r->connect_timeout_ms ? r->connect_timeout_ms : uc->connect_timeout_ms;
+    uint32_t response_ms =
+        r->response_timeout_ms ? r->response_timeout_ms : uc->response_timeout_ms;
+    int retries = r->retries >= 0 ? r->retries : (int)uc->retries;
+    char *head = rt_alloc(GW__HEAD_BUF);
+    char *rbuf = rt_alloc(RBUF);
+    if (!head || !rbuf) {
+        gw__client_error(ex, 500, "out of memory", false);
+        return -ENOMEM;
+    }
+    struct gw_http_fwd fwd = {
+        .client_addr = ex->client_addr,
+        .request_id = ex->request_id,
+        .path = upath,
+        .path_len = upath_len,
+        .tunnel = ex->head->upgrade,
+    };
+    size_t head_len = 0;
+    if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &head_len) < 0) {
+        gw__client_error(ex, 431, "request head too large to forward", false);
+        return -EINVAL;
+    }
+    struct attempt a = {.ex = ex,
+                        .up = up,
+                        .ufd = -1,
+                        .head = head,
+                        .head_len = head_len,
+                        .response_timeout_ms = response_ms,
+                        .fail_status = 502,
+                        .fail_msg = "no upstream target answered"};
+    char *pre = ex->head->framing == GW_HTTP_BODY_NONE ? NULL : rt_alloc(PREREAD_CAP);
+    if (ex->head->framing != GW_HTTP_BODY_NONE && !pre) {
+        gw__client_error(ex, 500, "out of memory", false);
+        return -ENOMEM;
+    }
+    int pst = preread_body(ex, &a, pre);
+    if (pst) {
+        ex->keep_alive = false;
+        gw__client_error(ex, pst, "could not read the request body", false);
+        return ex->status;
+    }
+    const struct gw_target *last = NULL;
+    int budget = 1 + retries;
+    int stale_retries = 2;
+    bool timed_out = false;
+    while (budget > 0) {
+        bool all_ejected = false;
+        struct gw_target *t = gw__target_pick(up, last, &all_ejected);
+        if (!t) {
+            if (all_ejected) {
+                a.fail_status = 503;
+                a.fail_msg = "every upstream target is ejected";
+            }
+            break;
+        }
+        a.target = t;
+        snprintf(target_out, target_cap, "%s", gw__target_addr(t));
+        rt_set_detail("%s\t%s\t%s\t%s", ex->head->method, upath, r->name, gw__target_addr(t));
+        int fd = gw__conn_checkout(t, connect_ms, &a.reused);
+        if (fd < 0) {
+            upstream_failed(&a, fd == -ETIMEDOUT ? "connect timeout" : "connect failed");
+            if (fd == -ETIMEDOUT)
+                timed_out = true;
+            last = t;
+            budget--;
+            continue;
+        }
+        a.ufd = fd;
+        enum attempt_result res = attempt_once(&a, rbuf);
+        *bytes = a.bytes_out;
+        if (res == A_DONE)
+            return ex->status;
+        if (res == A_CLOSE)
+            return -EPIPE;
+        if (a.reused && !a.body_started && stale_retries-- > 0)
+            continue; /* a stale pooled connection: same budget, fresh connection */
+        last = t;
+        budget--;
+    }
+    if (timed_out && a.fail_status == 502) {
+        a.fail_status = 504;
+        a.fail_msg = "upstream connect timed out";
+    }
+    /* The connection stays usable when the whole body was read. */
+    bool keep = ex->keep_alive && a.pre_complete;
+    gw__client_error(ex, a.fail_status, a.fail_msg, keep);
+    return ex->status;
+}

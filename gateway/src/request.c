@@ -1,0 +1,341 @@
+/*
+ * request.c: the request process, one per request.
+ *
+ * It canonicalises the request target (the same path is used to route and
+ * is sent upstream), holds the route table it started with until it ends,
+ * matches, and either answers from the route (`respond`), proxies to the
+ * route's upstream, or, on the admin listener, calls the admin API. Every
+ * answer is logged (access log) and counted (metrics). The request body is
+ * always consumed to its end before the connection is reused; when that is
+ * not possible the connection is closed after the answer.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gw/admin.h"
+#include "gw/metrics.h"
+#include "gw_int.h"
+#include "route/holder.h"
+
+struct req_ctx {
+    struct gw__exchange *ex;
+    const char *route_name;
+    char target[80];
+    uint64_t version;
+    uint64_t bytes;
+};
+
+void gw__request_id(char out[17])
+{
+    static __thread uint64_t state;
+    if (!state)
+        state = rt_now_ns() ^ ((uint64_t)(uintptr_t)&state << 16) ^ 0x9e3779b97f4a7c15ull;
+    /* xorshift64*: ids need to be unique in practice, not secret */
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    uint64_t v = state * 0x2545f4914f6cdd1dull;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--) {
+        out[i] = hex[v & 15];
+        v >>= 4;
+    }
+    out[16] = 0;
+}
+
+static void in_flight_done(void *arg)
+{
+    (void)arg;
+    atomic_fetch_sub_explicit(&gw.requests_in_flight, 1, memory_order_relaxed);
+}
+
+static void release_table(void *arg)
+{
+    route_table_release(arg);
+}
+
+/* Error answers: when a body may be left unread the connection is closed. */
+static void answer_error(struct gw__exchange *ex, int status, const char *message)
+{
+    bool keep = ex->keep_alive && ex->head->framing == GW_HTTP_BODY_NONE;
+    gw__client_error(ex, status, message, keep);
+}
+
+static int body_error_status(struct gw__exchange *ex, int rc)
+{
+    if (rc == -EPROTO)
+        return gw_http_parser_status(ex->parser);
+    if (rc == -ETIMEDOUT)
+        return 408;
+    return 400;
+}
+
+static int send_continue(struct gw__exchange *ex)
+{
+    if (!ex->head->expect_continue || ex->head->framing == GW_HTTP_BODY_NONE)
+        return 0;
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ssize_t n = rt_write(ex->fd, cont, sizeof cont - 1, GW__WRITE_TIMEOUT_MS);
+    return n < 0 ? (int)n : 0;
+}
+
+/* Reads and drops the request body. 0, or the status to answer. */
+static int discard_body(struct gw__exchange *ex)
+{
+    if (send_continue(ex) < 0)
+        return 400;
+    const char *d;
+    size_t n;
+    int rc;
+    while ((rc = gw__body_next(ex, &d, &n, ex->lis->request_timeout_ms)) == 1)
+        ;
+    return rc == 0 ? 0 : body_error_status(ex, rc);
+}
+
+static void respond_route(struct gw__exchange *ex, const struct route *r, struct req_ctx *rc)
+{
+    int st = discard_body(ex);
+    if (st) {
+        ex->keep_alive = false;
+        gw__client_error(ex, st, "could not read the request body", false);
+        return;
+    }
+    const struct route_respond *rs = r->respond;
+    bool head_only = strcmp(ex->head->method, "HEAD") == 0;
+    size_t cap = 1024 + rs->body_len;
+    for (size_t i = 0; i < rs->nheaders; i++)
+        cap += strlen(rs->headers[i].name) + strlen(rs->headers[i].value) + 4;
+    char *buf = rt_alloc(cap);
+    if (!buf) {
+        gw__client_error(ex, 500, "out of memory", false);
+        return;
+    }
+    int n = snprintf(buf, cap, "HTTP/1.1 %d %s\r\n", rs->status, gw_http_status_text(rs->status));
+    bool have_ct = false;
+    for (size_t i = 0; i < rs->nheaders; i++) {
+        if (strcmp(rs->headers[i].name, "content-type") == 0)
+            have_ct = true;
+        n += snprintf(buf + n, cap - (size_t)n, "%s: %s\r\n", rs->headers[i].name,
+                      rs->headers[i].value);
+    }
+    if (!have_ct && rs->body_len)
+        n += snprintf(buf + n, cap - (size_t)n, "content-type: text/plain\r\n");
+    bool no_body = rs->status == 204 || rs->status == 304 || rs->status < 200;
+    if (!no_body)
+        n += snprintf(buf + n, cap - (size_t)n, "content-length: %zu\r\n", rs->body_len);
+    n += snprintf(buf + n, cap - (size_t)n, "x-request-id: %s\r\n%s\r\n", ex->request_id,
+                  ex->keep_alive ? "" : "connection: close\r\n");
+    if (!head_only && !no_body) {
+        memcpy(buf + n, rs->body, rs->body_len);
+        n += (int)rs->body_len;
+        rc->bytes = rs->body_len;
+    }
+    ex->status = rs->status;
+    gw__client_write(ex, buf, (size_t)n);
+    rt_free(buf);
+}
+
+static void admin_request(struct gw__exchange *ex, const struct gw_http_target *t,
+                          struct req_ctx *rc)
+{
+    if (send_continue(ex) < 0)
+        return;
+    size_t cap = 4096, len = 0;
+    char *body = rt_alloc(cap);
+    const char *d;
+    size_t n;
+    int r;
+    while (body && (r = gw__body_next(ex, &d, &n, ex->lis->request_timeout_ms)) == 1) {
+        if (len + n + 1 > GW_ADMIN_MAX_BODY) {
+            gw__client_error(ex, 413, "admin request body too large", false);
+            rt_free(body);
+            return;
+        }
+        if (len + n + 1 > cap) {
+            while (len + n + 1 > cap)
+                cap *= 2;
+            body = rt_realloc(body, cap);
+        }
+        if (body) {
+            memcpy(body + len, d, n);
+            len += n;
+        }
+    }
+    if (!body) {
+        gw__client_error(ex, 500, "out of memory", false);
+        return;
+    }
+    if (r < 0) {
+        gw__client_error(ex, body_error_status(ex, r), "could not read the request body", false);
+        rt_free(body);
+        return;
+    }
+    body[len] = 0;
+    struct gw_admin_request areq = {
+        .head = ex->head,
+        .path = t->path,
+        .query = t->query,
+        .body = body,
+        .body_len = len,
+        .client_addr = ex->client_addr,
+        .client_loopback = ex->client_loopback,
+    };
+    struct gw_admin_response aresp = {.status = 500, .content_type = "application/json"};
+    gw_admin_handle(&areq, &aresp);
+    rt_free(body);
+    bool head_only = strcmp(ex->head->method, "HEAD") == 0;
+    char hdr[512];
+    int hn = snprintf(hdr, sizeof hdr,
+                      "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+                      "cache-control: no-store\r\nx-request-id: %s\r\n%s\r\n",
+                      aresp.status, gw_http_status_text(aresp.status),
+                      aresp.content_type ? aresp.content_type : "application/json", aresp.body_len,
+                      ex->request_id, ex->keep_alive ? "" : "connection: close\r\n");
+    ex->status = aresp.status;
+    struct iovec iov[2] = {{hdr, (size_t)hn}, {aresp.body, head_only ? 0 : aresp.body_len}};
+    ex->response_started = true;
+    rt_writev(ex->fd, iov, 2, GW__WRITE_TIMEOUT_MS);
+    rc->bytes = head_only ? 0 : aresp.body_len;
+    free(aresp.body);
+}
+
+static const char *header_lookup(void *ctx, const char *name, size_t name_len, size_t *len)
+{
+    (void)name_len;
+    return gw_http_head_get(ctx, name, len);
+}
+
+static void method_not_allowed(struct gw__exchange *ex, unsigned allowed)
+{
+    char allow[256];
+    route_methods_format(allowed, allow, sizeof allow);
+    char buf[1024];
+    size_t n = 0;
+    bool keep = ex->keep_alive && ex->head->framing == GW_HTTP_BODY_NONE;
+    if (gw_http_error_write(405, "method not allowed for this route", ex->request_id, !keep, buf,
+                            sizeof buf, &n) < 0)
+        return;
+    /* Insert Allow after the status line. */
+    char out[1300];
+    char *eol = memchr(buf, '\n', n);
+    size_t first = eol ? (size_t)(eol - buf) + 1 : 0;
+    int m = snprintf(out, sizeof out, "%.*sallow: %s\r\n%.*s", (int)first, buf, allow,
+                     (int)(n - first), buf + first);
+    if (!keep)
+        ex->keep_alive = false;
+    ex->status = 405;
+    gw__client_write(ex, out, (size_t)m);
+}
+
+void gw__request_main(void *arg)
+{
+    struct gw__exchange *ex = arg;
+    rt_defer(gw__exchange_unref, ex);
+    uint64_t t0 = rt_now_ns();
+    atomic_fetch_add_explicit(&gw.requests_in_flight, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gw.requests_total, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ex->lis->stats->requests, 1, memory_order_relaxed);
+    rt_defer(in_flight_done, NULL);
+    const struct gw_http_head *h = ex->head;
+    struct req_ctx rc = {.ex = ex};
+
+    char gen[17];
+    gw__request_id(gen);
+    size_t idlen = 0;
+    const char *id = gw_http_request_id(h, gen, &idlen);
+    if (idlen >= sizeof ex->request_id)
+        idlen = sizeof ex->request_id - 1;
+    memcpy(ex->request_id, id, idlen);
+    ex->request_id[idlen] = 0;
+
+    size_t tcap = 3 * h->target_len + 2;
+    char *tbuf = rt_alloc(tcap);
+    struct gw_http_target t;
+    const char *path = h->target;
+    if (!tbuf || gw_http_target_canon(h->method, h->target, h->target_len, tbuf, tcap, &t) < 0) {
+        ex->keep_alive = false;
+        gw__client_error(ex, 400, "invalid request target", false);
+        goto out;
+    }
+    path = t.path;
+    rt_set_detail("%s\t%s\t\t", h->method, t.path);
+
+    if (ex->lis->admin) {
+        rc.route_name = "admin";
+        admin_request(ex, &t, &rc);
+        goto out;
+    }
+
+    const struct route_table *table = route_holder_acquire(gw.routes);
+    if (!table) {
+        answer_error(ex, 503, "no routes are loaded");
+        goto out;
+    }
+    rt_defer(release_table, (void *)table);
+    rc.version = route_table_version(table);
+
+    size_t hlen = 0;
+    const char *host = t.authority;
+    if (host)
+        hlen = t.authority_len;
+    else
+        host = gw_http_head_get(h, "host", &hlen);
+    struct route_request rr = {
+        .method = h->method,
+        .method_len = h->method_len,
+        .host = host,
+        .host_len = hlen,
+        .path = t.path,
+        .path_len = t.path_len,
+        .header = header_lookup,
+        .header_ctx = (void *)h,
+    };
+    struct route_match m;
+    enum route_match_result res = route_table_match(table, &rr, &m);
+    if (res == ROUTE_NOT_FOUND) {
+        answer_error(ex, 404, "no route matches this request");
+        goto out;
+    }
+    if (res == ROUTE_NO_METHOD) {
+        method_not_allowed(ex, m.allowed);
+        goto out;
+    }
+    const struct route *r = m.route;
+    rc.route_name = r->name;
+    if (r->max_body_bytes >= 0 &&
+        gw_http_parser_set_body_limit(ex->parser, (uint64_t)r->max_body_bytes) == -EMSGSIZE) {
+        ex->keep_alive = false;
+        gw__client_error(ex, 413, "request body larger than this route allows", false);
+        goto out;
+    }
+    if (r->respond) {
+        rt_set_detail("%s\t%s\t%s\t", h->method, t.path, r->name);
+        respond_route(ex, r, &rc);
+        goto out;
+    }
+    struct gw_upstream *up = gw_upstream_get(r->upstream_index);
+    if (!up) {
+        answer_error(ex, 502, "the route's upstream is not configured");
+        goto out;
+    }
+    size_t pcap = t.path_len + t.query_len + 2 * ROUTE_MAX_PATH_BYTES + 16;
+    char *upath = rt_alloc(pcap);
+    int plen = upath ? route_upstream_path(&m, &rr, t.query, t.query ? t.query_len : 0, upath, pcap)
+                     : -ENOMEM;
+    if (plen < 0) {
+        answer_error(ex, 500, "cannot build the upstream path");
+        goto out;
+    }
+    int st = gw__proxy(ex, r, upath, (size_t)plen, up, rc.target, sizeof rc.target, &rc.bytes);
+    if (st < 0)
+        ex->keep_alive = false;
+out:;
+    uint64_t dur = (rt_now_ns() - t0) / 1000;
+    gw_metrics_request(rc.route_name, ex->status, dur);
+    if (gw.cfg->access_log)
+        gw__access_log(ex, h->method, path, rc.route_name, rc.target[0] ? rc.target : NULL,
+                       ex->status, rc.bytes, dur, rc.version);
+}

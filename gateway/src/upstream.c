@@ -1,0 +1,484 @@
+/*
+ * upstream.c: upstream pools — targets, balancing, passive and active
+ * health, keep-alive connection pools.
+ *
+ * The hot path never goes through a process: a request process picks a
+ * target (an atomic counter, or for weighted balancing a short mutex-held
+ * computation), and checks a connection out of the target's idle stack
+ * under the target's mutex (no I/O under any lock). Health counters are
+ * atomics. One gen_server per upstream with active checks, under
+ * upstreams_sup, probes the targets on an interval and re-admits ejected
+ * ones that answer.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw_int.h"
+#include "rt/gen_server.h"
+#include "rt/supervisor.h"
+
+struct gw_target {
+    struct gw_upstream *up;
+    char addr[80];
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    uint32_t weight;
+    int cur_weight; /* smooth weighted round robin, under up->lock */
+    pthread_mutex_t lock;
+    int *idle; /* idle connections (fds), under lock */
+    size_t nidle;
+    _Atomic uint32_t active;
+    _Atomic uint32_t consecutive_failures;
+    _Atomic uint64_t ejected_until_ms;
+    _Atomic uint64_t requests, failures, ejections;
+    char last_error[96]; /* under lock */
+};
+
+struct gw_upstream {
+    const struct gw_upstream_config *cfg;
+    struct gw_target *targets;
+    size_t ntargets;
+    _Atomic uint64_t rr;
+    pthread_mutex_t lock; /* weighted balancing */
+};
+
+static struct gw_upstream *ups;
+static size_t nups;
+
+struct gw_upstream *gw_upstream_get(int index)
+{
+    if (index < 0 || (size_t)index >= nups)
+        return NULL;
+    return &ups[index];
+}
+
+const char *gw__upstream_name(const struct gw_upstream *up)
+{
+    return up ? up->cfg->name : "";
+}
+
+const struct gw_upstream_config *gw__upstream_config(const struct gw_upstream *up)
+{
+    return up->cfg;
+}
+
+const char *gw__target_addr(const struct gw_target *t)
+{
+    return t->addr;
+}
+
+static int resolve(struct gw_target *t, const struct gw_address *a)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", a->port);
+    int rc = getaddrinfo(a->host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "tandem: upstream target %s: %s\n", a->text, gai_strerror(rc));
+        return -EINVAL;
+    }
+    memcpy(&t->sa, res->ai_addr, res->ai_addrlen);
+    t->salen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int gw__upstreams_init(void)
+{
+    const struct gw_config *cfg = gw.cfg;
+    nups = cfg->nupstreams;
+    ups = calloc(nups ? nups : 1, sizeof(*ups));
+    if (!ups)
+        return -ENOMEM;
+    for (size_t i = 0; i < nups; i++) {
+        struct gw_upstream *u = &ups[i];
+        u->cfg = &cfg->upstreams[i];
+        u->ntargets = u->cfg->ntargets;
+        u->targets = calloc(u->ntargets, sizeof(*u->targets));
+        pthread_mutex_init(&u->lock, NULL);
+        if (!u->targets)
+            return -ENOMEM;
+        for (size_t j = 0; j < u->ntargets; j++) {
+            struct gw_target *t = &u->targets[j];
+            t->up = u;
+            t->weight = u->cfg->targets[j].weight;
+            snprintf(t->addr, sizeof t->addr, "%s", u->cfg->targets[j].address.text);
+            pthread_mutex_init(&t->lock, NULL);
+            t->idle = calloc(u->cfg->max_idle ? u->cfg->max_idle : 1, sizeof(int));
+            if (!t->idle)
+                return -ENOMEM;
+            int rc = resolve(t, &u->cfg->targets[j].address);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+void gw__upstreams_done(void)
+{
+    for (size_t i = 0; i < nups; i++) {
+        for (size_t j = 0; j < ups[i].ntargets; j++) {
+            struct gw_target *t = &ups[i].targets[j];
+            for (size_t k = 0; k < t->nidle; k++)
+                close(t->idle[k]);
+            free(t->idle);
+            pthread_mutex_destroy(&t->lock);
+        }
+        free(ups[i].targets);
+        pthread_mutex_destroy(&ups[i].lock);
+    }
+    free(ups);
+    ups = NULL;
+    nups = 0;
+}
+
+static bool ejected(const struct gw_target *t, uint64_t now)
+{
+    return atomic_load_explicit(&t->ejected_until_ms, memory_order_relaxed) > now;
+}
+
+struct gw_target *gw__target_pick(struct gw_upstream *up, const struct gw_target *avoid,
+                                  bool *all_ejected)
+{
+    uint64_t now = rt_now_ms();
+    size_t n = up->ntargets;
+    struct gw_target *best = NULL, *fallback = NULL;
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!ejected(&up->targets[i], now))
+            live++;
+    *all_ejected = live == 0;
+    if (live == 0)
+        return NULL;
+    switch (up->cfg->balance) {
+    case GW_BALANCE_LEAST_CONN: {
+        uint64_t start = atomic_fetch_add_explicit(&up->rr, 1, memory_order_relaxed);
+        uint32_t min = UINT32_MAX;
+        for (size_t k = 0; k < n; k++) {
+            struct gw_target *t = &up->targets[(start + k) % n];
+            if (ejected(t, now))
+                continue;
+            if (t == avoid) {
+                fallback = t;
+                continue;
+            }
+            uint32_t a = atomic_load_explicit(&t->active, memory_order_relaxed);
+            if (a < min) {
+                min = a;
+                best = t;
+            }
+        }
+        break;
+    }
+    case GW_BALANCE_WEIGHTED: {
+        /* Smooth weighted round robin (as nginx): even spread by weight. */
+        pthread_mutex_lock(&up->lock);
+        int total = 0;
+        for (size_t k = 0; k < n; k++) {
+            struct gw_target *t = &up->targets[k];
+            if (ejected(t, now) || t == avoid)
+                continue;
+            t->cur_weight += (int)t->weight;
+            total += (int)t->weight;
+            if (!best || t->cur_weight > best->cur_weight)
+                best = t;
+        }
+        if (best)
+            best->cur_weight -= total;
+        pthread_mutex_unlock(&up->lock);
+        if (!best && avoid && !ejected(avoid, now))
+            fallback = (struct gw_target *)avoid;
+        break;
+    }
+    default: {
+        /* Relaxed: only the spread matters. */
+        uint64_t start = atomic_fetch_add_explicit(&up->rr, 1, memory_order_relaxed);
+        for (size_t k = 0; k < n && !best; k++) {
+            struct gw_target *t = &up->targets[(start + k) % n];
+            if (ejected(t, now))
+                continue;
+            if (t == avoid)
+                fallback = t;
+            else
+                best = t;
+        }
+        break;
+    }
+    }
+    return best ? best : fallback;
+}
+
+static bool still_open(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool *reused)
+{
+    atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
+    for (;;) {
+        int fd = -1;
+        pthread_mutex_lock(&t->lock);
+        if (t->nidle)
+            fd = t->idle[--t->nidle];
+        pthread_mutex_unlock(&t->lock);
+        if (fd < 0)
+            break;
+        if (still_open(fd)) {
+            atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed);
+            *reused = true;
+            return fd;
+        }
+        rt_close(fd);
+    }
+    if (atomic_load_explicit(&t->active, memory_order_relaxed) >= t->up->cfg->max_connections)
+        return -EBUSY;
+    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, connect_timeout_ms);
+    if (rc < 0) {
+        rt_close(fd);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed);
+    *reused = false;
+    return fd;
+}
+
+void gw__conn_checkin(struct gw_target *t, int fd, bool reusable)
+{
+    if (fd < 0)
+        return;
+    atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
+    if (reusable) {
+        pthread_mutex_lock(&t->lock);
+        if (t->nidle < t->up->cfg->max_idle) {
+            t->idle[t->nidle++] = fd;
+            fd = -1;
+        }
+        pthread_mutex_unlock(&t->lock);
+    }
+    if (fd >= 0)
+        rt_close(fd);
+}
+
+void gw__target_result(struct gw_target *t, bool ok, const char *error)
+{
+    if (ok) {
+        atomic_store_explicit(&t->consecutive_failures, 0, memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_add_explicit(&t->failures, 1, memory_order_relaxed);
+    uint32_t f = atomic_fetch_add_explicit(&t->consecutive_failures, 1, memory_order_relaxed) + 1;
+    pthread_mutex_lock(&t->lock);
+    snprintf(t->last_error, sizeof t->last_error, "%s", error ? error : "failed");
+    pthread_mutex_unlock(&t->lock);
+    const struct gw_upstream_config *c = t->up->cfg;
+    if (c->passive_failures && f >= c->passive_failures) {
+        uint64_t until = rt_now_ms() + c->passive_eject_ms;
+        atomic_store_explicit(&t->ejected_until_ms, until, memory_order_relaxed);
+        atomic_store_explicit(&t->consecutive_failures, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&t->ejections, 1, memory_order_relaxed);
+        rt_log(RT_LOG_WARNING, "upstream %s: target %s ejected for %u ms after %u failures (%s)",
+               c->name, t->addr, c->passive_eject_ms, f, error ? error : "failed");
+    }
+}
+
+/* ---- active health checks: a gen_server per upstream ------------------------- */
+
+enum { HC_TICK = 1 };
+
+static bool probe(struct gw_target *t, const struct gw_upstream_config *c)
+{
+    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool ok = false;
+    char req[512], buf[64];
+    if (rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, c->active_timeout_ms) < 0)
+        goto out;
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nhost: %s\r\nuser-agent: tandem-health\r\n"
+                     "connection: close\r\n\r\n",
+                     c->active_path, t->addr);
+    if (rt_write(fd, req, (size_t)n, c->active_timeout_ms) < 0)
+        goto out;
+    ssize_t got = rt_read(fd, buf, sizeof buf - 1, c->active_timeout_ms);
+    if (got < 12)
+        goto out;
+    buf[got] = 0;
+    ok = strncmp(buf, "HTTP/1.", 7) == 0 && (buf[9] == '2' || buf[9] == '3');
+out:
+    rt_close(fd);
+    return ok;
+}
+
+static void hc_init(void *arg, struct rt_gs_result *r)
+{
+    r->state = arg;
+    rt_send_after(rt_self(), 10, rt_msg_new(HC_TICK, 0), NULL);
+    rt_gs_ok(r);
+}
+
+static void hc_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
+{
+    struct gw_upstream *u = state;
+    if (msg->type == HC_TICK) {
+        uint64_t now = rt_now_ms();
+        for (size_t i = 0; i < u->ntargets; i++) {
+            struct gw_target *t = &u->targets[i];
+            if (probe(t, u->cfg)) {
+                if (ejected(t, now))
+                    rt_log(RT_LOG_INFO, "upstream %s: target %s healthy again", u->cfg->name,
+                           t->addr);
+                atomic_store_explicit(&t->ejected_until_ms, 0, memory_order_relaxed);
+                atomic_store_explicit(&t->consecutive_failures, 0, memory_order_relaxed);
+            } else {
+                if (!ejected(t, now)) {
+                    atomic_fetch_add_explicit(&t->ejections, 1, memory_order_relaxed);
+                    rt_log(RT_LOG_WARNING, "upstream %s: target %s failed its health check",
+                           u->cfg->name, t->addr);
+                }
+                pthread_mutex_lock(&t->lock);
+                snprintf(t->last_error, sizeof t->last_error, "health check failed");
+                pthread_mutex_unlock(&t->lock);
+                /* Ejected until a later check passes. */
+                atomic_store_explicit(&t->ejected_until_ms, UINT64_MAX / 2, memory_order_relaxed);
+            }
+        }
+        rt_send_after(rt_self(), u->cfg->active_interval_ms, rt_msg_new(HC_TICK, 0), NULL);
+    }
+    rt_gs_noreply(r);
+}
+
+static void hc_format(void *state, char *buf, size_t len)
+{
+    struct gw_upstream *u = state;
+    snprintf(buf, len, "upstream %s: %zu targets", u->cfg->name, u->ntargets);
+}
+
+static const struct rt_gen_server_ops hc_ops = {
+    .name = "gw_upstream",
+    .init = hc_init,
+    .handle_info = hc_info,
+    .format_status = hc_format,
+};
+
+static int hc_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason)
+{
+    (void)extra;
+    (void)extra_size;
+    struct gw_upstream *u = *(struct gw_upstream **)arg;
+    char name[80];
+    snprintf(name, sizeof name, "upstream:%s", u->cfg->name);
+    struct rt_start_opts o = {.name = name, .initial_call = "gw_upstream:health"};
+    return rt_gen_server_start_link(&hc_ops, u, &o, out, reason);
+}
+
+static int upstreams_sup_init(void *arg, struct rt_sup_flags *flags,
+                              const struct rt_child_spec **children, size_t *n)
+{
+    (void)arg;
+    static __thread struct rt_child_spec specs[256];
+    static __thread struct gw_upstream *ptrs[256];
+    size_t k = 0;
+    for (size_t i = 0; i < nups && k < 256; i++) {
+        if (!ups[i].cfg->active_health)
+            continue;
+        ptrs[k] = &ups[i];
+        specs[k] = (struct rt_child_spec){
+            .id = ups[i].cfg->name,
+            .start = hc_start,
+            .arg = &ptrs[k],
+            .arg_size = sizeof ptrs[k],
+            .restart = RT_PERMANENT,
+            .shutdown = 2000,
+            .type = RT_WORKER,
+        };
+        k++;
+    }
+    flags->strategy = RT_ONE_FOR_ONE;
+    flags->intensity = 10;
+    flags->period_s = 10;
+    *children = specs;
+    *n = k;
+    return 0;
+}
+
+int gw__upstreams_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                            rt_atom *reason)
+{
+    (void)arg;
+    (void)extra;
+    (void)extra_size;
+    struct rt_start_opts o = {.initial_call = "gw_upstreams_sup"};
+    return rt_sup_start_link(upstreams_sup_init, NULL, &o, out, reason);
+}
+
+/* ---- description for the admin API ------------------------------------------- */
+
+static const char *balance_name(enum gw_balance b)
+{
+    switch (b) {
+    case GW_BALANCE_LEAST_CONN:
+        return "least_conn";
+    case GW_BALANCE_WEIGHTED:
+        return "weighted";
+    default:
+        return "round_robin";
+    }
+}
+
+int gw_upstreams_describe(char **json)
+{
+    json_t *arr = json_array();
+    uint64_t now = rt_now_ms();
+    for (size_t i = 0; i < nups; i++) {
+        struct gw_upstream *u = &ups[i];
+        json_t *targets = json_array();
+        for (size_t j = 0; j < u->ntargets; j++) {
+            struct gw_target *t = &u->targets[j];
+            char err[96];
+            pthread_mutex_lock(&t->lock);
+            size_t idle = t->nidle;
+            snprintf(err, sizeof err, "%s", t->last_error);
+            pthread_mutex_unlock(&t->lock);
+            uint64_t until = atomic_load(&t->ejected_until_ms);
+            json_array_append_new(
+                targets,
+                json_pack(
+                    "{s:s, s:i, s:b, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:s?}", "address", t->addr,
+                    "weight", (int)t->weight, "healthy", until <= now, "ejected_until_ms",
+                    (json_int_t)(until > now ? (until >= UINT64_MAX / 4 ? -1 : (json_int_t)until)
+                                             : 0),
+                    "consecutive_failures", (int)atomic_load(&t->consecutive_failures), "active",
+                    (int)atomic_load(&t->active), "idle", (int)idle, "requests",
+                    (json_int_t)atomic_load(&t->requests), "failures",
+                    (json_int_t)atomic_load(&t->failures), "ejections",
+                    (json_int_t)atomic_load(&t->ejections), "last_error", err[0] ? err : NULL));
+        }
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:b, s:o}", "name", u->cfg->name, "balance",
+                                        balance_name(u->cfg->balance), "active_health",
+                                        u->cfg->active_health, "targets", targets));
+    }
+    *json = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return *json ? 0 : -ENOMEM;
+}

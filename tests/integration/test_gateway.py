@@ -1,0 +1,595 @@
+#!/usr/bin/env python3
+"""The gateway end to end: the real tandem binary between real clients
+(http.client, raw sockets, curl) and a real upstream (tests/upstream)."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Gateway, TestRun, Upstream, free_port, raw_request  # noqa: E402
+
+t = TestRun("gateway")
+
+HELLO = {"name": "hello", "match": {"path": "/hello"},
+         "respond": {"status": 200, "body": "hello from tandem\n",
+                     "headers": {"content-type": "text/plain"}}}
+
+
+def api_route(upstream="up", **kw):
+    r = {"name": "api", "match": {"path_prefix": "/api"}, "upstream": upstream,
+         "strip_prefix": True}
+    r.update(kw)
+    return r
+
+
+def one_upstream(up, **kw):
+    u = {"targets": [{"address": up.address}]}
+    u.update(kw)
+    return {"up": u}
+
+
+class Env:
+    """A gateway in front of one upstream, for the duration of a test."""
+
+    def __init__(self, routes=None, upstream_opts=None, listener=None, nups=1, extra=None):
+        self.ups = [Upstream(name=f"u{i}") for i in range(nups)]
+        targets = [{"address": u.address} for u in self.ups]
+        ucfg = {"targets": targets}
+        ucfg.update(upstream_opts or {})
+        self.gw = Gateway(routes or [HELLO, api_route()], {"up": ucfg}, listener=listener,
+                          extra=extra)
+
+    def conn(self, timeout=10):
+        return http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=timeout)
+
+    def get(self, path, headers=None, method="GET", body=None):
+        c = self.conn()
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r, data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.gw.close()
+        for u in self.ups:
+            u.stop()
+
+
+# ---- direct answers and routing --------------------------------------------------
+
+
+@t.case
+def direct_route_answers_without_upstream():
+    with Env() as e:
+        r, body = e.get("/hello")
+        assert r.status == 200, r.status
+        assert body == b"hello from tandem\n", body
+        assert r.getheader("content-type") == "text/plain"
+        assert len(r.getheader("x-request-id")) >= 8
+
+
+@t.case
+def head_request_gets_headers_without_body():
+    with Env() as e:
+        c = e.conn()
+        c.request("HEAD", "/hello")
+        r = c.getresponse()
+        assert r.status == 200
+        assert r.getheader("content-length") == str(len("hello from tandem\n"))
+        assert r.read() == b""
+        c.request("GET", "/hello")  # the connection is still in step
+        assert c.getresponse().read() == b"hello from tandem\n"
+
+
+@t.case
+def unknown_path_is_404_json_with_request_id():
+    with Env() as e:
+        r, body = e.get("/nope", headers={"x-request-id": "abc-123"})
+        assert r.status == 404
+        doc = json.loads(body)
+        assert doc["request_id"] == "abc-123" and "error" in doc, doc
+        assert r.getheader("x-request-id") == "abc-123"
+
+
+@t.case
+def wrong_method_is_405_with_allow():
+    with Env(routes=[{"name": "g", "match": {"path": "/only-get", "methods": ["GET"]},
+                      "respond": {"status": 200, "body": "x"}}]) as e:
+        r, _ = e.get("/only-get", method="DELETE")
+        assert r.status == 405, r.status
+        assert "GET" in r.getheader("allow"), r.getheader("allow")
+
+
+# ---- proxying ----------------------------------------------------------------------
+
+
+@t.case
+def proxy_strips_prefix_and_adds_forwarding_headers():
+    with Env() as e:
+        r, body = e.get("/api/echo?x=1", headers={"Host": "example.test",
+                                                  "traceparent": "00-abc-def-01"})
+        assert r.status == 200, (r.status, body)
+        doc = json.loads(body)
+        assert doc["path"] == "/echo", doc["path"]
+        assert doc["query"] == "x=1", doc
+        h = {k.lower(): v for k, v in doc["headers"]}
+        assert h["host"] == "example.test", h
+        assert h["x-forwarded-for"] == "127.0.0.1", h
+        assert h["x-forwarded-proto"] == "http", h
+        assert h["x-forwarded-host"] == "example.test", h
+        assert h["traceparent"] == "00-abc-def-01", h
+        assert h["x-request-id"] == r.getheader("x-request-id"), (h, r.getheaders())
+        assert r.getheader("x-upstream") == "u0"
+
+
+@t.case
+def client_forwarded_for_is_appended_to_not_trusted():
+    with Env() as e:
+        _, body = e.get("/api/echo", headers={"X-Forwarded-For": "6.6.6.6"})
+        h = {k.lower(): v for k, v in json.loads(body)["headers"]}
+        assert h["x-forwarded-for"] == "6.6.6.6, 127.0.0.1", h
+
+
+@t.case
+def hop_by_hop_headers_are_not_forwarded():
+    with Env() as e:
+        _, body = e.get("/api/echo", headers={"Connection": "keep-alive, x-secret",
+                                              "X-Secret": "1", "Keep-Alive": "timeout=5",
+                                              "TE": "trailers", "Proxy-Authorization": "x",
+                                              "X-Kept": "yes"})
+        names = {k.lower() for k, _ in json.loads(body)["headers"]}
+        for hop in ("x-secret", "keep-alive", "te", "proxy-authorization"):
+            assert hop not in names, (hop, names)
+        assert "x-kept" in names
+
+
+@t.case
+def connection_header_cannot_strip_gateway_headers():
+    with Env() as e:
+        _, body = e.get("/api/echo", headers={"Connection": "X-Forwarded-For, X-Request-Id"})
+        names = {k.lower() for k, _ in json.loads(body)["headers"]}
+        assert "x-forwarded-for" in names and "x-request-id" in names, names
+
+
+@t.case
+def keep_alive_serves_many_requests_on_one_connection():
+    with Env() as e:
+        c = e.conn()
+        for i in range(20):
+            c.request("GET", f"/api/echo?i={i}")
+            r = c.getresponse()
+            assert json.loads(r.read())["query"] == f"i={i}"
+        c.close()
+        conns = {line["client"] for line in e.gw.access_log()}
+        assert conns == {"127.0.0.1"}
+
+
+@t.case
+def pipelined_requests_are_answered_in_order():
+    with Env() as e:
+        req = b"".join(b"GET /api/echo?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5))
+        req += b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        out = raw_request(e.gw.port, req)
+        positions = [out.find(b'"query": "n=%d"' % i) for i in range(5)]
+        assert all(p >= 0 for p in positions), out[:500]
+        assert positions == sorted(positions), positions
+        assert out.rstrip().endswith(b"hello from tandem"), out[-100:]
+
+
+@t.case
+def http10_client_gets_answer_and_close():
+    with Env() as e:
+        out = raw_request(e.gw.port, b"GET /hello HTTP/1.0\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 200"), out
+        assert out.endswith(b"hello from tandem\n"), out
+
+
+@t.case
+def connection_close_closes_after_the_response():
+    with Env() as e:
+        out = raw_request(e.gw.port, b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                          b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert out.count(b"HTTP/1.1 200") == 1, out
+
+
+@t.case
+def content_length_and_chunked_bodies_reach_the_upstream():
+    with Env() as e:
+        r, body = e.get("/api/echo", method="POST", body=b"x" * 100000,
+                        headers={"content-type": "application/octet-stream"})
+        assert json.loads(body)["body_len"] == 100000
+        c = e.conn()
+        c.putrequest("POST", "/api/echo")
+        c.putheader("Transfer-Encoding", "chunked")
+        c.endheaders()
+        for piece in (b"hello ", b"chunked ", b"world"):
+            c.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        c.send(b"0\r\n\r\n")
+        doc = json.loads(c.getresponse().read())
+        assert doc["body"] == "hello chunked world", doc
+
+
+@t.case
+def expect_100_continue_gets_continue_before_the_body():
+    with Env() as e:
+        s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=5)
+        s.sendall(b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        first = s.recv(100)
+        assert first.startswith(b"HTTP/1.1 100 Continue"), first
+        s.sendall(b"hello")
+        data = b""
+        while b"hello" not in data:
+            data += s.recv(65536)
+        assert b"200 OK" in data
+        s.close()
+
+
+@t.case
+def chunked_response_is_relayed_whole():
+    with Env() as e:
+        r, body = e.get("/api/chunked?n=50&size=1000")
+        assert r.status == 200
+        assert len(body) == 50000, len(body)
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@t.case
+def large_download_and_upload_stream_in_bounded_memory():
+    with Env(listener={"max_body_bytes": 1 << 31}) as e:
+        size = 256 * 1024 * 1024
+        before = rss_kb(e.gw.proc.pid)
+        c = e.conn(timeout=60)
+        c.request("GET", f"/api/bytes?n={size}")
+        r = c.getresponse()
+        got = 0
+        while True:
+            b = r.read(1 << 20)
+            if not b:
+                break
+            got += len(b)
+        assert got == size, got
+
+        def gen():
+            chunk = b"z" * (1 << 20)
+            for _ in range(size >> 20):
+                yield chunk
+
+        c.request("POST", "/api/sink", body=gen(), headers={"Content-Length": str(size)})
+        doc = json.loads(c.getresponse().read())
+        assert doc["bytes"] == size, doc
+        grew = rss_kb(e.gw.proc.pid) - before
+        assert grew < 64 * 1024, f"RSS grew by {grew} KiB moving 512 MiB"
+
+
+# ---- refusing malformed and oversized input -----------------------------------
+
+
+def status_of(out):
+    return int(out.split(b" ", 2)[1]) if out.startswith(b"HTTP/1.1 ") else None
+
+
+@t.case
+def smuggling_shapes_are_refused_with_400_and_close():
+    bad = [
+        b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+        b"GET /api/echo HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+        b"GET /api/echo HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n",
+        b"POST /api/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /api/echo HTTP/1.1\nHost: x\n\n",
+    ]
+    with Env() as e:
+        for raw in bad:
+            out = raw_request(e.gw.port, raw + b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert status_of(out) == 400, (raw, out[:200])
+            assert b"hello from tandem" not in out, raw  # closed: nothing after it
+        # nothing of them reached the upstream
+        log = [line for line in e.gw.access_log() if line.get("upstream")]
+        assert log == [], log
+
+
+@t.case
+def limits_answer_431_414_413():
+    with Env(routes=[HELLO, api_route(max_body_bytes=1000)],
+             listener={"max_header_bytes": 4096, "max_headers": 20, "max_uri_bytes": 512}) as e:
+        r, _ = e.get("/hello", headers={"X-Big": "a" * 5000})
+        assert r.status == 431, r.status
+        r, _ = e.get("/hello", headers={f"X-H{i}": "v" for i in range(30)})
+        assert r.status == 431, r.status
+        r, _ = e.get("/hello?" + "q" * 600)
+        assert r.status == 414, r.status
+        r, _ = e.get("/api/echo", method="POST", body=b"b" * 2000)
+        assert r.status == 413, r.status
+
+
+@t.case
+def slow_header_sender_gets_408_and_is_closed():
+    with Env(listener={"header_timeout_ms": 300}) as e:
+        s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=5)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.time()
+        data = s.recv(1000)
+        assert status_of(data) == 408, data
+        assert time.time() - t0 < 3
+        s.close()
+
+
+@t.case
+def idle_keep_alive_connection_is_closed_after_timeout():
+    with Env(listener={"idle_timeout_ms": 300}) as e:
+        s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=5)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.1)
+        s.recv(1000)
+        t0 = time.time()
+        assert s.recv(1000) == b""
+        assert 0.1 < time.time() - t0 < 3
+        s.close()
+
+
+@t.case
+def connection_limit_answers_503():
+    with Env(listener={"max_connections": 2}) as e:
+        held = [socket.create_connection(("127.0.0.1", e.gw.port)) for _ in range(2)]
+        time.sleep(0.2)
+        out = raw_request(e.gw.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(out) == 503, out
+        for s in held:
+            s.close()
+        time.sleep(0.2)
+        r, _ = e.get("/hello")
+        assert r.status == 200
+
+
+# ---- upstream failures -----------------------------------------------------------
+
+
+@t.case
+def dead_upstream_gives_502_json_with_request_id():
+    port = free_port()
+    gw = Gateway([api_route()], {"up": {"targets": [{"address": f"127.0.0.1:{port}"}],
+                                        "retries": 0}})
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        c.request("GET", "/api/x")
+        r = c.getresponse()
+        doc = json.loads(r.read())
+        assert r.status == 502, r.status
+        assert doc["request_id"] == r.getheader("x-request-id"), doc
+    finally:
+        gw.close()
+
+
+@t.case
+def slow_upstream_gives_504():
+    with Env(upstream_opts={"response_timeout_ms": 200}) as e:
+        r, body = e.get("/api/slow?ms=2000")
+        assert r.status == 504, (r.status, body)
+
+
+@t.case
+def failed_target_is_retried_on_another():
+    up = Upstream(name="alive")
+    dead = free_port()
+    gw = Gateway([api_route()], {"up": {"targets": [{"address": f"127.0.0.1:{dead}"},
+                                                    {"address": up.address}],
+                                        "retries": 1}})
+    try:
+        for _ in range(6):
+            c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            c.request("GET", "/api/echo")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200 and r.getheader("x-upstream") == "alive"
+            c.close()
+    finally:
+        gw.close()
+        up.stop()
+
+
+@t.case
+def passive_health_ejects_a_failing_target_and_503_when_all_are_out():
+    dead = free_port()
+    gw = Gateway([api_route()], {"up": {"targets": [{"address": f"127.0.0.1:{dead}"}],
+                                        "retries": 0,
+                                        "health": {"passive": {"failures": 2, "eject_ms": 5000}}}})
+    try:
+        statuses = []
+        for _ in range(4):
+            c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            c.request("GET", "/api/x")
+            r = c.getresponse()
+            r.read()
+            statuses.append(r.status)
+        assert statuses == [502, 502, 503, 503], statuses
+    finally:
+        gw.close()
+
+
+@t.case
+def round_robin_spreads_over_targets():
+    with Env(nups=2) as e:
+        seen = [e.get("/api/echo")[0].getheader("x-upstream") for _ in range(6)]
+        assert seen.count("u0") == 3 and seen.count("u1") == 3, seen
+
+
+@t.case
+def weighted_balance_follows_weights():
+    a, b = Upstream(name="heavy"), Upstream(name="light")
+    gw = Gateway([api_route()], {"up": {"targets": [{"address": a.address, "weight": 3},
+                                                    {"address": b.address, "weight": 1}],
+                                        "balance": "weighted"}})
+    try:
+        seen = []
+        for _ in range(8):
+            c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            c.request("GET", "/api/echo")
+            r = c.getresponse()
+            r.read()
+            seen.append(r.getheader("x-upstream"))
+        assert seen.count("heavy") == 6 and seen.count("light") == 2, seen
+    finally:
+        gw.close()
+        a.stop()
+        b.stop()
+
+
+@t.case
+def least_conn_prefers_the_idle_target():
+    with Env(nups=2, upstream_opts={"balance": "least_conn"}) as e:
+        # Hold one slow request on whichever target it lands, then the next
+        # requests must go to the other one.
+        box = {}
+
+        def slow():
+            r, _ = e.get("/api/slow?ms=1500")
+            box["slow"] = r.getheader("x-upstream")
+
+        th = threading.Thread(target=slow)
+        th.start()
+        time.sleep(0.3)
+        fast = {e.get("/api/echo")[0].getheader("x-upstream") for _ in range(4)}
+        th.join()
+        assert len(fast) == 1 and box["slow"] not in fast, (box, fast)
+
+
+@t.case
+def upstream_dying_mid_response_closes_that_client_only():
+    with Env() as e:
+        c = e.conn()
+        c.request("GET", "/api/die")
+        r = c.getresponse()
+        try:
+            r.read()
+            assert False, "an incomplete body must not look complete"
+        except http.client.IncompleteRead:
+            pass
+        r2, body = e.get("/hello")
+        assert r2.status == 200 and body == b"hello from tandem\n"
+
+
+@t.case
+def websocket_upgrade_is_tunnelled_both_ways():
+    import base64
+    import struct
+    with Env() as e:
+        s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=5)
+        key = base64.b64encode(os.urandom(16))
+        s.sendall(b"GET /api/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
+                  b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        for text in (b"one", b"two"):
+            mask = os.urandom(4)
+            payload = bytes(c ^ mask[i % 4] for i, c in enumerate(text))
+            s.sendall(struct.pack("!BB", 0x81, 0x80 | len(text)) + mask + payload)
+            frame = s.recv(100)
+            assert frame[2:] == text, frame
+        s.close()
+
+
+# ---- lifecycle ----------------------------------------------------------------------
+
+
+@t.case
+def sigterm_lets_the_request_in_flight_finish_and_exits_0():
+    with Env() as e:
+        box = {}
+
+        def slow():
+            r, body = e.get("/api/slow?ms=1000")
+            box["status"], box["body"] = r.status, body
+
+        th = threading.Thread(target=slow)
+        th.start()
+        time.sleep(0.3)
+        code = e.gw.stop()
+        th.join()
+        assert box.get("status") == 200 and box["body"] == b"slow\n", box
+        assert code == 0, (code, e.gw.log())
+
+
+@t.case
+def sigterm_closes_idle_keep_alive_connections_and_exits_0():
+    with Env() as e:
+        idle = socket.create_connection(("127.0.0.1", e.gw.port))
+        idle.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        idle.recv(1000)
+        t0 = time.time()
+        assert e.gw.stop() == 0
+        assert time.time() - t0 < 3
+        assert idle.recv(100) == b""
+
+
+@t.case
+def access_log_has_one_json_line_per_request():
+    with Env() as e:
+        e.get("/hello")
+        e.get("/api/echo?q=1")
+        time.sleep(0.2)
+        lines = e.gw.access_log()
+        assert len(lines) == 2, lines
+        a, b = lines
+        assert a["route"] == "hello" and a["status"] == 200 and a["upstream"] is None, a
+        assert b["route"] == "api" and b["upstream"] == e.ups[0].address, b
+        for k in ("time", "request_id", "client", "method", "path", "bytes", "duration_ms",
+                  "route_version"):
+            assert k in b, k
+        assert b["route_version"] >= 1
+
+
+@t.case
+def proxying_to_nginx_works():
+    import shutil
+    import tempfile
+    if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
+        raise AssertionError("nginx is not installed (scripts/deps test installs it)")
+    d = tempfile.mkdtemp()
+    port = free_port()
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""daemon off; worker_processes 1; error_log {d}/error.log; pid {d}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};
+  fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "from nginx\\n"; }} }} }}
+""")
+    ng = subprocess.Popen(["/usr/sbin/nginx", "-c", conf, "-p", d],
+                          stderr=subprocess.DEVNULL)
+    try:
+        from harness import wait_port
+        wait_port(port)
+        gw = Gateway([api_route()], {"up": {"targets": [{"address": f"127.0.0.1:{port}"}]}})
+        try:
+            out = subprocess.run(["curl", "-s", f"http://127.0.0.1:{gw.port}/api/anything"],
+                                 capture_output=True, timeout=10)
+            assert out.stdout == b"from nginx\n", out
+        finally:
+            gw.close()
+    finally:
+        ng.send_signal(signal.SIGQUIT)
+        ng.wait(5)
+
+
+t.finish()
