@@ -1,0 +1,575 @@
+#!/usr/bin/env python3
+"""The admin API and `tandem ctl` against the real tandem binary: every
+endpoint's shape, values that follow from what the test did (connections,
+killed request processes, the supervision tree of the configuration), token
+refusal, the refusal to start on a public address without a token, and
+/metrics read by a real Prometheus text-format parser."""
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import TestRun, Upstream, free_port, tandem_bin, wait_port  # noqa: E402
+
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+t = TestRun("admin")
+
+HELLO = {"name": "hello", "match": {"path": "/hello"},
+         "respond": {"status": 200, "body": "hello\n", "headers": {"content-type": "text/plain"}}}
+
+
+def api_route(upstream="up"):
+    return {"name": "api", "match": {"path_prefix": "/api"}, "upstream": upstream,
+            "strip_prefix": True}
+
+
+class Gw:
+    """tandem with a generated config; `listeners` a list of listener
+    objects without addresses (ports are picked here), `admin` the admin
+    object (address filled in unless given)."""
+
+    def __init__(self, routes=None, upstreams=None, listeners=None, admin=None, env=None,
+                 wait=True):
+        self.dir = tempfile.mkdtemp(prefix="tandem-admin-")
+        os.makedirs(os.path.join(self.dir, "routes"))
+        with open(os.path.join(self.dir, "routes", "main.json"), "w") as f:
+            json.dump({"routes": routes if routes is not None else [HELLO]}, f)
+        self.ports = []
+        lst = []
+        for i, extra in enumerate(listeners or [{}]):
+            p = free_port()
+            self.ports.append(p)
+            obj = {"name": "public" if i == 0 else f"l{i}", "address": f"127.0.0.1:{p}"}
+            obj.update(extra)
+            lst.append(obj)
+        self.port = self.ports[0]
+        self.admin_port = free_port()
+        adm = {"address": f"127.0.0.1:{self.admin_port}"}
+        adm.update(admin or {})
+        self.cfg = {"runtime": {"schedulers": 2}, "listeners": lst, "admin": adm,
+                    "upstreams": upstreams or {}, "routes": "routes", "drain_timeout_ms": 3000}
+        self.config = os.path.join(self.dir, "tandem.json")
+        with open(self.config, "w") as f:
+            json.dump(self.cfg, f, indent=2)
+        self.err = open(os.path.join(self.dir, "stderr.log"), "w+")
+        self.out = open(os.path.join(self.dir, "stdout.log"), "w+")
+        e = dict(os.environ)
+        e.pop("TANDEM_ADMIN_TOKEN", None)
+        e.update(env or {})
+        self.env = e
+        self.proc = subprocess.Popen([tandem_bin(), "-c", self.config], stdout=self.out,
+                                     stderr=self.err, env=e)
+        if wait:
+            try:
+                wait_port(self.admin_port)
+                wait_port(self.port)
+            except TimeoutError:
+                self.close()
+                raise RuntimeError("gateway did not start: " + self.log())
+
+    def log(self):
+        self.err.flush()
+        with open(self.err.name) as f:
+            return f.read()
+
+    def admin(self, method, path, body=None, token=None, timeout=10):
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+        h = {}
+        if token:
+            h["Authorization"] = "Bearer " + token
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        ctype = r.getheader("content-type") or ""
+        if ctype.startswith("application/json"):
+            return r.status, json.loads(data)
+        return r.status, data.decode()
+
+    def get(self, path, **kw):
+        return self.admin("GET", path, **kw)
+
+    def ctl(self, *args, env=None, timeout=20):
+        e = dict(self.env)
+        e.update(env or {})
+        return subprocess.run([tandem_bin(), "ctl", "-c", self.config, *args], env=e,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+        self.out.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def public_get(port, path, timeout=10):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body
+
+
+def is_pid(s):
+    return isinstance(s, str) and s.startswith("<0.") and s.endswith(">") and \
+        all(p.isdigit() for p in s[3:-1].split("."))
+
+
+def pid_path(pid):
+    return pid[1:-1]  # "<0.S.G>" -> "0.S.G"
+
+
+def wait_for(fn, timeout=10.0, step=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
+PROC_FIELDS = {"pid", "name", "kind", "initial_call", "status", "state", "mailbox_len",
+               "reductions", "memory", "links", "monitors", "monitored_by", "parent",
+               "trap_exit", "age_ms"}
+
+
+def ctl_available():
+    r = subprocess.run([tandem_bin(), "ctl", "--help"], capture_output=True, text=True)
+    return r.returncode == 0 and "tandem ctl" in r.stdout
+
+
+# ---- endpoints ----------------------------------------------------------------------
+
+
+@t.case
+def every_endpoint_answers_with_its_documented_shape():
+    up = Upstream()
+    try:
+        with Gw(routes=[HELLO, api_route()],
+                upstreams={"up": {"targets": [{"address": up.address}]}}) as g:
+            assert public_get(g.port, "/hello")[0] == 200
+            assert public_get(g.port, "/api/echo")[0] == 200
+            s, v = g.get("/healthz")
+            assert s == 200 and v == {"status": "ok"}, (s, v)
+            s, v = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(g.get("/readyz")))
+            assert s == 200 and v["status"] == "ready", (s, v)
+
+            s, v = g.get("/admin/system")
+            assert s == 200, (s, v)
+            for k in ("version", "uptime_ms", "ready", "draining", "schedulers", "processes",
+                      "memory", "listeners", "admin", "requests", "routes"):
+                assert k in v, k
+            assert len(v["schedulers"]) == 2
+            assert {"id", "utilisation", "run_queue"} <= set(v["schedulers"][0])
+            assert v["processes"]["count"] > 5 and v["processes"]["limit"] > v["processes"]["count"]
+            assert v["listeners"][0]["name"] == "public"
+            assert v["listeners"][0]["address"] == f"127.0.0.1:{g.port}"
+            assert v["listeners"][0]["requests"] >= 2
+            assert v["routes"]["version"] >= 1
+            assert v["memory"]["rss_bytes"] > 0
+
+            s, v = g.get("/admin/processes")
+            assert s == 200
+            assert v["total"] == v["matched"] == v["returned"] == len(v["processes"])
+            for p in v["processes"]:
+                assert PROC_FIELDS <= set(p), p
+                assert is_pid(p["pid"])
+            names = {p["name"] for p in v["processes"]}
+            assert {"tandem_sup", "router"} <= names, names
+            kinds = {p["kind"] for p in v["processes"]}
+            assert {"supervisor", "server", "acceptor"} <= kinds, kinds
+
+            s, v = g.get("/admin/processes?name=router&kind=server")
+            assert s == 200 and v["matched"] == 1, v
+            router = v["processes"][0]
+            s, d = g.get("/admin/processes/" + pid_path(router["pid"]))
+            assert s == 200, d
+            assert d["pid"] == router["pid"] and d["name"] == "router"
+            assert d["sys"]["behaviour"] == "gen_server", d["sys"]
+            assert d["sys"]["status"] == "running"
+            assert isinstance(d["linked"], list) and d["linked"]
+
+            s, v = g.get("/admin/supervisors")
+            assert s == 200 and v["tree"]["name"] == "tandem_sup", v
+
+            s, v = g.get("/admin/routes")
+            assert s == 200, v
+            assert "error" not in v
+            s, v = g.get("/admin/upstreams")
+            assert s == 200
+            assert v["upstreams"][0]["name"] == "up"
+            assert v["upstreams"][0]["targets"][0]["address"] == up.address
+            s, v = g.admin("POST", "/admin/routes/validate", body={"routes": [HELLO]})
+            assert s == 200, (s, v)
+            s, v = g.admin("POST", "/admin/routes/validate", body="{not json")
+            assert s == 422 and v["error"] == "routes_refused" and v["errors"], (s, v)
+            s, v = g.admin("POST", "/admin/routes/reload")
+            assert s == 200, (s, v)
+            s, v = g.admin("POST", "/admin/routes/rollback", body={"version": 987654})
+            assert s == 404 and v["error"] == "version_not_found", (s, v)
+
+            s, text = g.get("/metrics")
+            assert s == 200 and "tandem_requests_total" in text
+
+            s, v = g.get("/admin/")
+            assert s == 404 and "note" in v["detail"], v
+            s, v = g.get("/admin/nothing")
+            assert s == 404 and v["error"] == "not_found" and "detail" in v
+            s, v = g.admin("DELETE", "/admin/system")
+            assert s == 405 and v["error"] == "method_not_allowed", v
+            assert "GET" in v["detail"]["allow"]
+            s, v = g.get("/admin/processes/0.999999.999999")
+            assert s == 404 and v["error"] == "no_such_process", v
+            s, v = g.get("/admin/processes/banana")
+            assert s == 400 and v["error"] == "bad_pid", v
+    finally:
+        up.stop()
+
+
+@t.case
+def hundred_keepalive_connections_show_as_hundred_connection_processes():
+    with Gw() as g:
+        conns = []
+        try:
+            for _ in range(100):
+                c = http.client.HTTPConnection("127.0.0.1", g.port, timeout=10)
+                c.request("GET", "/hello")
+                r = c.getresponse()
+                assert r.status == 200 and r.read() == b"hello\n"
+                assert not r.will_close
+                conns.append(c)
+
+            def public_conns():
+                s, v = g.get("/admin/processes?kind=connection")
+                assert s == 200
+                mine = [p for p in v["processes"] if (p["detail"] or "").startswith("public ")]
+                return mine if len(mine) == 100 else None
+
+            mine = wait_for(public_conns)
+            assert mine and len(mine) == 100, len(mine or [])
+            for p in mine:
+                assert p["kind"] == "connection" and p["status"] in ("waiting", "hibernating")
+            s, v = g.get("/admin/system")
+            assert v["listeners"][0]["connections"] == 100, v["listeners"]
+        finally:
+            for c in conns:
+                c.close()
+        s, v = g.get("/admin/system")
+        assert wait_for(lambda: g.get("/admin/system")[1]["listeners"][0]["connections"] == 0)
+
+
+@t.case
+def killing_a_request_process_answers_its_client_with_an_error_and_no_one_else():
+    up = Upstream()
+    try:
+        with Gw(routes=[api_route()],
+                upstreams={"up": {"targets": [{"address": up.address}],
+                                  "response_timeout_ms": 20000}}) as g:
+            results = {}
+
+            def client(i):
+                t0 = time.time()
+                try:
+                    results[i] = public_get(g.port, "/api/slow?ms=3000", timeout=15) + \
+                        (time.time() - t0,)
+                except Exception as e:  # noqa: BLE001
+                    results[i] = (None, repr(e).encode(), time.time() - t0)
+
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(3)]
+            for th in threads:
+                th.start()
+
+            def requests():
+                s, v = g.get("/admin/processes?kind=request")
+                procs = [p for p in v["processes"] if p.get("route") == "api"]
+                return procs if len(procs) == 3 else None
+
+            procs = wait_for(requests, timeout=5)
+            assert procs, "three request processes never showed"
+            victim = procs[0]
+            assert victim["method"] == "GET"
+            assert victim["path"].startswith("/slow"), victim
+            assert victim["upstream_target"] == up.address, victim
+            assert victim["elapsed_ms"] >= 0
+            s, v = g.admin("POST", f"/admin/processes/{pid_path(victim['pid'])}/kill",
+                           body={"reason": "stuck_request"})
+            assert s == 200 and v["exited"] is True, (s, v)
+            assert v["exit_reason"] == "stuck_request", v
+            for th in threads:
+                th.join(20)
+            statuses = sorted(r[0] or 0 for r in results.values())
+            errors = [r for r in results.values() if r[0] != 200]
+            oks = [r for r in results.values() if r[0] == 200]
+            assert len(errors) == 1 and len(oks) == 2, results
+            assert errors[0][0] is not None and errors[0][0] >= 500, statuses
+            assert errors[0][2] < 2.9, errors  # answered at the kill, not after the upstream
+            for r in oks:
+                assert r[1] == b"slow\n", r
+            s, v = g.get("/admin/processes/" + pid_path(victim["pid"]))
+            assert s == 404
+    finally:
+        up.stop()
+
+
+@t.case
+def supervision_tree_matches_the_configuration():
+    up_a, up_b = Upstream(name="a"), Upstream(name="b")
+    try:
+        health = {"active": {"path": "/status/200", "interval_ms": 1000}}
+        with Gw(listeners=[{"acceptors": 3}, {"acceptors": 1}],
+                upstreams={"alpha": {"targets": [{"address": up_a.address}], "health": health},
+                           "beta": {"targets": [{"address": up_b.address}]},
+                           "gamma": {"targets": [{"address": up_b.address}],
+                                     "health": health}}) as g:
+            s, v = g.get("/admin/supervisors")
+            assert s == 200, v
+            root = v["tree"]
+            assert root["name"] == "tandem_sup"
+            assert root["supervisor"]["strategy"] == "rest_for_one"
+            ids = [c["id"] for c in root["children"]]
+            assert ids == ["logger", "router", "upstreams_sup", "listeners_sup", "admin"], ids
+            by = {c["id"]: c for c in root["children"]}
+            for c in root["children"]:
+                assert c["status"] == "running" and is_pid(c["pid"]), c
+                assert c["restart"] == "permanent"
+            assert by["router"]["type"] == "worker"
+            ups = by["upstreams_sup"]
+            assert ups["type"] == "supervisor"
+            assert [c["id"] for c in ups["children"]] == ["alpha", "gamma"], ups["children"]
+            ls = by["listeners_sup"]
+            assert [c["id"] for c in ls["children"]] == ["public", "l1"], ls["children"]
+            pub, l1 = ls["children"]
+            assert [c["id"] for c in pub["children"]] == \
+                ["conns_sup", "acceptor_1", "acceptor_2", "acceptor_3"], pub["children"]
+            assert [c["id"] for c in l1["children"]] == ["conns_sup", "acceptor_1"]
+            assert pub["children"][0]["supervisor"]["strategy"] == "simple_one_for_one"
+            # The pids in the tree are the processes the process list shows.
+            s, p = g.get("/admin/processes/" + pid_path(by["router"]["pid"]))
+            assert s == 200 and p["name"] == "router"
+            acc = pub["children"][1]
+            s, p = g.get("/admin/processes/" + pid_path(acc["pid"]))
+            assert s == 200 and p["kind"] == "acceptor", p
+    finally:
+        up_a.stop()
+        up_b.stop()
+
+
+@t.case
+def restart_of_a_supervised_child_gives_a_new_pid_and_keeps_serving():
+    with Gw() as g:
+        s, v = g.get("/admin/supervisors")
+        router = next(c for c in v["tree"]["children"] if c["id"] == "router")
+        s, r = g.admin("POST", f"/admin/processes/{pid_path(router['pid'])}/restart")
+        assert s == 200, (s, r)
+        assert r["id"] == "router" and is_pid(r["new_pid"]) and r["new_pid"] != router["pid"]
+        s, v = g.get("/admin/supervisors")
+        router2 = next(c for c in v["tree"]["children"] if c["id"] == "router")
+        assert router2["pid"] == r["new_pid"]
+        assert public_get(g.port, "/hello")[0] == 200
+        # A connection process is a simple_one_for_one child: no id to restart.
+        c = http.client.HTTPConnection("127.0.0.1", g.port, timeout=10)
+        c.request("GET", "/hello")
+        c.getresponse().read()
+        s, v = g.get("/admin/processes?kind=connection")
+        conn = next(p for p in v["processes"] if (p["detail"] or "").startswith("public "))
+        s, r = g.admin("POST", f"/admin/processes/{pid_path(conn['pid'])}/restart")
+        assert s == 409 and r["error"] == "not_restartable", (s, r)
+        c.close()
+
+
+# ---- tokens --------------------------------------------------------------------------
+
+
+@t.case
+def public_admin_address_without_a_token_refuses_to_start_naming_the_variable():
+    port = free_port()
+    os.environ.pop("TANDEM_TEST_ADMIN_TOKEN", None)
+    g = Gw(admin={"address": f"0.0.0.0:{port}", "token_env": "TANDEM_TEST_ADMIN_TOKEN"},
+           wait=False)
+    try:
+        rc = g.proc.wait(15)
+        assert rc != 0, rc
+        assert "TANDEM_TEST_ADMIN_TOKEN" in g.log(), g.log()
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        g.close()
+
+
+@t.case
+def token_is_required_on_a_public_admin_address_and_compared_exactly():
+    port = free_port()
+    token = "t0ken-" + os.urandom(8).hex()
+    with Gw(admin={"address": f"0.0.0.0:{port}", "token_env": "TANDEM_TEST_ADMIN_TOKEN"},
+            env={"TANDEM_TEST_ADMIN_TOKEN": token}, wait=False) as g:
+        g.admin_port = port
+        wait_port(port)
+        wait_port(g.port)
+        s, v = g.get("/admin/system")
+        assert s == 401 and v["error"] == "unauthorized" and "detail" in v, (s, v)
+        s, v = g.get("/admin/system", token=token[:-1] + "x")
+        assert s == 401, s
+        s, v = g.get("/admin/system", token=token + "x")
+        assert s == 401, s
+        s, v = g.get("/metrics")
+        assert s == 401, s
+        s, v = g.get("/admin/system", token=token)
+        assert s == 200, (s, v)
+        s, v = g.get("/healthz")
+        assert s == 200, s  # probes need no token
+        assert token not in g.log()
+
+
+# ---- metrics ---------------------------------------------------------------------------
+
+
+@t.case
+def metrics_parse_with_prometheus_client_and_count_what_was_done():
+    up = Upstream()
+    try:
+        with Gw(routes=[HELLO, api_route()],
+                upstreams={"up": {"targets": [{"address": up.address}]},
+                           "dead": {"targets": [{"address": f"127.0.0.1:{free_port()}"}],
+                                    "retries": 0}}) as g:
+            for _ in range(7):
+                assert public_get(g.port, "/hello")[0] == 200
+            for _ in range(3):
+                assert public_get(g.port, "/api/status/503")[0] == 503
+            assert public_get(g.port, "/nowhere")[0] == 404
+            assert g.admin("POST", "/admin/routes/reload")[0] == 200
+            s, text = g.get("/metrics")
+            assert s == 200
+            fams = {f.name: f for f in text_string_to_metric_families(text)}
+            req = fams["tandem_requests"]
+            assert req.type == "counter"
+
+            def val(fam, name, **labels):
+                for smp in fam.samples:
+                    if smp.name == name and all(smp.labels.get(k) == v
+                                                for k, v in labels.items()):
+                        return smp.value
+                return None
+
+            assert val(req, "tandem_requests_total", route="hello", **{"class": "2xx"}) == 7
+            assert val(req, "tandem_requests_total", route="api", **{"class": "5xx"}) == 3
+            assert val(req, "tandem_requests_total", route="_none", **{"class": "4xx"}) == 1
+            h = fams["tandem_request_duration_seconds"]
+            assert h.type == "histogram"
+            assert val(h, "tandem_request_duration_seconds_count", route="hello") == 7
+            assert val(h, "tandem_request_duration_seconds_bucket", route="hello",
+                       le="+Inf") == 7
+            buckets = [s for s in h.samples if s.name.endswith("_bucket")
+                       and s.labels["route"] == "hello"]
+            vals = [s.value for s in buckets]
+            assert vals == sorted(vals), vals
+            for name in ("tandem_processes", "tandem_scheduler_run_queue",
+                         "tandem_scheduler_utilisation", "tandem_memory_bytes",
+                         "tandem_route_reloads", "tandem_requests_in_flight",
+                         "tandem_connections", "tandem_upstream_target_healthy"):
+                assert name in fams, (name, sorted(fams))
+            assert val(fams["tandem_processes"], "tandem_processes") > 5
+            assert val(fams["tandem_route_reloads"], "tandem_route_reloads_total",
+                       outcome="ok") >= 1
+    finally:
+        up.stop()
+
+
+# ---- tandem ctl --------------------------------------------------------------------------
+
+
+@t.case
+def ctl_commands_print_tables_and_json():
+    if not ctl_available():
+        print("SKIP ctl_commands_print_tables_and_json: `tandem ctl` is not dispatched by "
+              "gateway/src/cli.c yet", flush=True)
+        return
+    up = Upstream()
+    try:
+        with Gw(routes=[HELLO, api_route()],
+                upstreams={"up": {"targets": [{"address": up.address}]}}) as g:
+            r = g.ctl("health")
+            assert r.returncode == 0 and r.stdout.strip() == "ok", r
+            r = g.ctl("ps", "--sort", "memory", "--limit", "5")
+            assert r.returncode == 0, r
+            lines = r.stdout.splitlines()
+            assert lines[1].split()[:8] == ["PID", "NAME", "KIND", "STATUS", "MAILBOX",
+                                            "REDUCTIONS", "MEMORY", "AGE"], lines
+            assert len(lines) == 2 + 5, lines
+            r = g.ctl("ps", "--json", "--kind", "supervisor")
+            v = json.loads(r.stdout)
+            assert all(p["kind"] == "supervisor" for p in v["processes"]) and v["matched"] >= 4
+            r = g.ctl("tree")
+            assert r.returncode == 0 and "tandem_sup" in r.stdout and "listeners_sup" in r.stdout
+            r = g.ctl("system")
+            assert r.returncode == 0 and "version" in r.stdout and "public" in r.stdout, r
+            r = g.ctl("routes")
+            assert r.returncode == 0 and "hello" in r.stdout, r
+            r = g.ctl("upstreams")
+            assert r.returncode == 0 and up.address in r.stdout, r
+            r = g.ctl("reload")
+            assert r.returncode == 0, r
+            r = g.ctl("--json", "system")
+            assert json.loads(r.stdout)["version"]
+            r = g.ctl("rollback", "987654")
+            assert r.returncode == 1 and "version_not_found" in r.stderr, r
+            s, v = g.get("/admin/processes?name=logger")
+            logger = v["processes"][0]
+            r = g.ctl("kill", "0.999999.999999")
+            assert r.returncode == 1 and "no_such_process" in r.stderr, r
+            r = g.ctl("kill")
+            assert r.returncode == 2
+            r = g.ctl("restart", logger["pid"])
+            assert r.returncode == 0 and "restarted" in r.stdout, r
+            r = g.ctl("--admin", f"127.0.0.1:{free_port()}", "health")
+            assert r.returncode == 1, r
+    finally:
+        up.stop()
+
+
+@t.case
+def ctl_uses_the_token_from_the_configured_variable():
+    if not ctl_available():
+        print("SKIP ctl_uses_the_token_from_the_configured_variable: `tandem ctl` is not "
+              "dispatched by gateway/src/cli.c yet", flush=True)
+        return
+    port = free_port()
+    token = "ctl-" + os.urandom(6).hex()
+    with Gw(admin={"address": f"0.0.0.0:{port}", "token_env": "TANDEM_TEST_ADMIN_TOKEN"},
+            env={"TANDEM_TEST_ADMIN_TOKEN": token}, wait=False) as g:
+        g.admin_port = port
+        wait_port(port)
+        r = g.ctl("system")
+        assert r.returncode == 0, r
+        r = g.ctl("system", env={"TANDEM_TEST_ADMIN_TOKEN": "wrong"})
+        assert r.returncode == 1 and "401" in r.stderr, r
+        r = g.ctl("--token", token, "system", env={"TANDEM_TEST_ADMIN_TOKEN": "wrong"})
+        assert r.returncode == 0, r
+
+
+t.finish()
