@@ -206,7 +206,8 @@ static json_t *route_json(const struct route *rt)
     json_t *match = json_object();
     if (rt->host)
         json_object_set_new(match, "host", json_string(rt->host));
-    json_object_set_new(match, path_kind_key(rt->path_kind), json_string(rt->path));
+    if (rt->path)
+        json_object_set_new(match, path_kind_key(rt->path_kind), json_string(rt->path));
     if (rt->methods || rt->next_methods) {
         json_t *ms = json_array();
         char buf[160];
@@ -231,7 +232,7 @@ static json_t *route_json(const struct route *rt)
     }
     if (rt->priority)
         json_object_set_new(match, "priority", json_integer(rt->priority));
-    json_t *o = json_pack("{s:s, s:o, s:s, s:I, s:I}", "name", rt->name, "match", match, "file",
+    json_t *o = json_pack("{s:s?, s:o, s:s?, s:I, s:I}", "name", rt->name, "match", match, "file",
                           rt->file, "line", (json_int_t)rt->line, "column", (json_int_t)rt->column);
     if (!o)
         return NULL;
@@ -347,6 +348,20 @@ static void drop_queued_reloads(void)
         rt_msg_free(m);
 }
 
+/* Keeps `outcome` (not consumed) as the last reload record. */
+static void set_last(struct router *s, const json_t *outcome, const char *when, const char *source,
+                     double ms)
+{
+    json_t *rec = json_deep_copy(outcome);
+    if (!rec)
+        return;
+    json_object_set_new(rec, "time", json_string(when));
+    json_object_set_new(rec, "source", json_string(source));
+    json_object_set_new(rec, "duration_ms", json_real(ms));
+    json_decref(s->last);
+    s->last = rec;
+}
+
 enum load_mode { LOAD_APPLY, LOAD_VALIDATE };
 
 /* Loads the directory (text == NULL) or a text, then publishes (LOAD_APPLY)
@@ -397,14 +412,7 @@ record:
     if (mode == LOAD_APPLY) {
         atomic_fetch_add_explicit(r == 0 ? &n_reloads_ok : &n_reloads_failed, 1,
                                   memory_order_relaxed);
-        json_t *rec = json_deep_copy(*reply);
-        if (rec) {
-            json_object_set_new(rec, "time", json_string(when));
-            json_object_set_new(rec, "source", json_string(source));
-            json_object_set_new(rec, "duration_ms", json_real(j ? (double)j->ns / 1e6 : 0.0));
-            json_decref(s->last);
-            s->last = rec;
-        }
+        set_last(s, *reply, when, source, j ? (double)j->ns / 1e6 : 0.0);
     }
     if (j)
         rt_undefer(handle, true);
@@ -524,9 +532,17 @@ static void router_init(void *arg, struct rt_gs_result *r)
         hist_push(s, &e);
         atomic_store_explicit(&cur_version, e.version, memory_order_relaxed);
     } else if (gw.cfg->routes) {
+        /* Compiled by the configuration loader: published as it is. */
+        char when[40];
+        wall_time(when, sizeof when);
+        size_t n = route_table_count(gw.cfg->routes);
         uint64_t v = publish(s, route_table_ref(gw.cfg->routes), "config");
         rt_log(RT_LOG_INFO, "routes (config): version %llu published: %zu routes",
-               (unsigned long long)v, route_table_count(gw.cfg->routes));
+               (unsigned long long)v, n);
+        json_t *o = outcome_json(true, v, n, NULL, NULL);
+        if (o)
+            set_last(s, o, when, "config", 0.0);
+        json_decref(o);
     } else {
         json_t *reply = NULL;
         load(s, "startup", NULL, 0, LOAD_APPLY, &reply);

@@ -259,6 +259,10 @@ static void initial_publish_body(void)
     T_ASSERT(strcmp(jstr(r0, "name"), "a") == 0);
     T_ASSERT(strcmp(jstr(r0, "upstream"), "backend") == 0);
     T_ASSERT(strcmp(jstr(json_object_get(r0, "match"), "path"), "/a") == 0);
+    json_t *last = json_object_get(s, "last_reload");
+    T_ASSERT(strcmp(jstr(last, "source"), "config") == 0);
+    T_ASSERT(strcmp(jstr(last, "outcome"), "ok") == 0);
+    T_EQ(jint(last, "version"), 1);
     json_decref(s);
 }
 
