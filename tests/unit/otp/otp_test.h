@@ -34,6 +34,10 @@ static atomic_int t_body_done;
 
 static void (*t_body)(void);
 
+/* Each test file resets its own globals here: with CK_FORK=no (valgrind)
+ * all tests run in one process. */
+static void t_reset(void);
+
 static void t_runner(void *arg)
 {
     (void)arg;
@@ -48,6 +52,10 @@ static inline void t_run(void (*body)(void), bool clean)
     struct rt_config cfg;
     rt_config_default(&cfg);
     cfg.schedulers = 2;
+    atomic_store(&t_failed, 0);
+    atomic_store(&t_body_done, 0);
+    t_failure[0] = 0;
+    t_reset();
     ck_assert_int_eq(rt_start(&cfg), 0);
     t_body = body;
     rt_pid pid = 0;

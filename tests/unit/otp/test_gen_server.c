@@ -32,6 +32,17 @@ static atomic_int ev_log[64];
 static atomic_int ev_n;
 static atomic_int terminated_with = -1;
 
+static atomic_ullong middle_child;
+
+static void t_reset(void)
+{
+    atomic_store(&ev_n, 0);
+    for (int i = 0; i < 64; i++)
+        atomic_store(&ev_log[i], 0);
+    atomic_store(&terminated_with, -1);
+    atomic_store(&middle_child, 0);
+}
+
 static void ev(int e)
 {
     int i = atomic_fetch_add(&ev_n, 1);
@@ -583,7 +594,6 @@ END_TEST
 
 /* ---- termination ----------------------------------------------------------------------- */
 
-static atomic_ullong middle_child;
 static void middle(void *arg)
 {
     struct init_args a = {(enum init_mode)(intptr_t)arg, 0};

@@ -34,6 +34,13 @@ enum { L_ENTER = 1, L_VAL, L_STATE_TO, L_EV_TO, L_GEN_TO, L_INTERNAL, L_TERMINAT
 
 static atomic_int log_v[128];
 static atomic_int log_n;
+static void t_reset(void)
+{
+    atomic_store(&log_n, 0);
+    for (int i = 0; i < 128; i++)
+        atomic_store(&log_v[i], 0);
+}
+
 static void lg(int kind, int v)
 {
     int i = atomic_fetch_add(&log_n, 1);

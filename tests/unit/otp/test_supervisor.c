@@ -14,6 +14,20 @@ static char order[256];
 static atomic_int order_n;
 static atomic_int start_failures; /* how many starts of 'f' should fail */
 
+static atomic_ullong helper_sup;
+static atomic_int helper_status = -1, helper_restart = 1, helper_delete = 1;
+
+static void t_reset(void)
+{
+    memset(order, 0, sizeof order);
+    atomic_store(&order_n, 0);
+    atomic_store(&start_failures, 0);
+    atomic_store(&helper_sup, 0);
+    atomic_store(&helper_status, -1);
+    atomic_store(&helper_restart, 1);
+    atomic_store(&helper_delete, 1);
+}
+
 static void logc(char sign, char name)
 {
     int i = atomic_fetch_add(&order_n, 2);
@@ -994,8 +1008,6 @@ START_TEST(supervisor_all_significant_shuts_down_when_the_last_significant_child
 }
 END_TEST
 
-static atomic_ullong helper_sup;
-static atomic_int helper_status = -1, helper_restart = 1, helper_delete = 1;
 static void ask_which(void *arg)
 {
     struct rt_child_info info[2];

@@ -17,6 +17,17 @@ struct counter {
 static atomic_int terminated;
 static atomic_int code_changed;
 
+static atomic_int traced;
+static atomic_int fun_calls;
+
+static void t_reset(void)
+{
+    atomic_store(&terminated, 0);
+    atomic_store(&code_changed, 0);
+    atomic_store(&traced, 0);
+    atomic_store(&fun_calls, 0);
+}
+
 static void c_init(void *arg, struct rt_gs_result *r)
 {
     struct counter *c = rt_calloc(1, sizeof *c);
@@ -297,7 +308,6 @@ START_TEST(sys_log_keeps_a_ring_of_the_last_n_events)
 }
 END_TEST
 
-static atomic_int traced;
 static void count_trace(enum rt_log_level level, const char *msg, void *ctx)
 {
     if (strstr(msg, "sys trace"))
@@ -381,7 +391,6 @@ START_TEST(sys_call_to_a_process_that_does_not_answer_fails)
 }
 END_TEST
 
-static atomic_int fun_calls;
 static bool count_until(const struct rt_sys_event *ev, void *arg)
 {
     /* Runs in the server; arg is its own copy of the installer's int. */

@@ -7,6 +7,8 @@
 #include "otp_test.h"
 #include "rt/task.h"
 
+static void t_reset(void) {}
+
 static struct rt_msg *square(void *arg)
 {
     int v = *(int *)arg;
