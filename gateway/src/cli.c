@@ -15,15 +15,18 @@
 #include <string.h>
 
 #include "gw/config.h"
+#include "gw/ctl.h"
 #include "gw_version.h"
 
 void gw_cli_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: tandem [-c FILE]            run the gateway (default: config/tandem.json)\n"
-            "       tandem check [-c FILE]      validate a configuration and its route files\n"
-            "       tandem --version            print the version\n"
-            "       tandem --help               print this help\n");
+    fprintf(
+        out,
+        "usage: tandem [-c FILE]            run the gateway (default: config/tandem.json)\n"
+        "       tandem ctl COMMAND ...      talk to a running gateway's admin API (ctl --help)\n"
+        "       tandem check [-c FILE]      validate a configuration and its route files\n"
+        "       tandem --version            print the version\n"
+        "       tandem --help               print this help\n");
 }
 
 static const char *plural(size_t n, const char *one, const char *many)
@@ -85,6 +88,8 @@ static int cmd_run(const char *config)
 
 int gw_cli_main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+        return gw_ctl_main(argc - 1, argv + 1);
     const char *config = GW_CONFIG_DEFAULT_PATH;
     bool check = false;
     for (int i = 1; i < argc; i++) {
