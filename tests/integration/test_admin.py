@@ -253,6 +253,28 @@ def every_endpoint_answers_with_its_documented_shape():
 
 
 @t.case
+def routes_replace_validate_and_rollback_through_the_admin_api():
+    with Gw() as g:
+        s, before = g.get("/admin/routes")
+        assert s == 200, before
+        v0 = before["version"]
+        bye = {"name": "bye", "match": {"path": "/bye"},
+               "respond": {"status": 200, "body": "bye\n"}}
+        s, v = g.admin("PUT", "/admin/routes", body={"routes": [HELLO, bye]})
+        assert s == 200 and v["outcome"] == "ok" and v["version"] > v0, (s, v)
+        assert public_get(g.port, "/bye") == (200, b"bye\n")
+        s, v = g.admin("PUT", "/admin/routes", body={"routes": [{"name": "x"}]})
+        assert s == 422 and v["error"] == "routes_refused" and v["errors"], (s, v)
+        assert public_get(g.port, "/bye")[0] == 200  # the refused set changed nothing
+        s, v = g.admin("POST", "/admin/routes/rollback", body={"version": v0})
+        assert s == 200 and v["version"] == v0, (s, v)
+        assert public_get(g.port, "/bye")[0] == 404
+        assert public_get(g.port, "/hello")[0] == 200
+        s, v = g.admin("POST", "/admin/routes/rollback", body={"version": "one"})
+        assert s == 400 and v["error"] == "bad_request", (s, v)
+
+
+@t.case
 def hundred_keepalive_connections_show_as_hundred_connection_processes():
     with Gw() as g:
         conns = []

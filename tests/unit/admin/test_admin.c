@@ -631,6 +631,48 @@ START_TEST(process_detail_shows_gen_server_sys_status)
 }
 END_TEST
 
+/* A server busy in a callback cannot answer sys messages: the detail still
+ * answers, within the sys timeout, without the behaviour's status. */
+static void busy_cast(struct rt_msg *m, void *state, struct rt_gs_result *r)
+{
+    rt_sleep(1500);
+}
+
+static const struct rt_gen_server_ops busy_ops = {
+    .name = "busy",
+    .init = c_init,
+    .handle_cast = busy_cast,
+};
+
+static void body_busy_server(void)
+{
+    rt_pid gs = 0;
+    T_EQ(rt_gen_server_start_link(&busy_ops, NULL, NULL, &gs, NULL), 0);
+    rt_gen_server_cast(gs, rt_msg_new(1, 0));
+    rt_sleep(50);
+    char target[96];
+    snprintf(target, sizeof target, "/admin/processes/%llu", (unsigned long long)gs);
+    uint64_t t0 = rt_now_ms();
+    struct answer a = get(target);
+    uint64_t took = rt_now_ms() - t0;
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(json_object_get(a.json, "sys"), "error"), "timeout");
+    T_ASSERT(took < 1200);
+    answer_done(&a);
+    /* Once free it answers again. */
+    rt_sleep(1600);
+    a = get(target);
+    T_STREQ(jstr(json_object_get(a.json, "sys"), "behaviour"), "gen_server");
+    answer_done(&a);
+    T_EQ(rt_proc_stop(gs, RT_NORMAL, 5000, NULL), 0);
+}
+
+START_TEST(process_detail_of_a_busy_server_answers_within_the_sys_timeout)
+{
+    t_run(body_busy_server);
+}
+END_TEST
+
 /* ---- kill ------------------------------------------------------------------------------- */
 
 static void body_kill(void)
@@ -1284,6 +1326,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, request_processes_show_method_path_route_target_elapsed);
     tcase_add_test(tc, process_detail_shows_gen_server_sys_status);
     tcase_add_test(tc, process_list_and_detail_show_the_same_fields_and_valid_json);
+    tcase_add_test(tc, process_detail_of_a_busy_server_answers_within_the_sys_timeout);
     tcase_add_test(tc, kill_answers_and_the_process_dies_with_the_reason);
     tcase_add_test(tc, supervisors_tree_and_restart_of_a_supervised_child);
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
