@@ -123,21 +123,54 @@ static rt_atom await_request(rt_ref ref)
     return reason;
 }
 
+static void conn_resume(void *arg);
+
+/* Between requests, with nothing buffered: reads what is there, or
+ * hibernates (no stack, no buffer) until the socket is readable, a message
+ * comes (drain) or the idle timeout passes. Returns false to close. */
+static bool idle_read(struct gw__exchange *ex)
+{
+    uint64_t now = rt_now_ms();
+    if (!ex->idle_since)
+        ex->idle_since = now;
+    if (!ex->buf && !(ex->buf = malloc(GW__BUF_SIZE)))
+        return false;
+    ssize_t n = read(ex->fd, ex->buf, GW__BUF_SIZE);
+    if (n > 0) {
+        ex->off = 0;
+        ex->len = (size_t)n;
+        ex->idle_since = 0;
+        return true;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        return false;
+    uint64_t end = ex->idle_since + ex->lis->idle_timeout_ms;
+    if (now >= end)
+        return false;
+    free(ex->buf);
+    ex->buf = NULL;
+    ex->off = ex->len = 0;
+    rt_hibernate_poll(ex->fd, RT_POLL_IN, (int64_t)(end - now), conn_resume, ex);
+}
+
 static void serve(struct gw__exchange *ex)
 {
     struct gw__listener *l = ex->lis;
-    bool draining = false;
     uint64_t head_deadline = 0;
     for (;;) {
         struct rt_msg *dm = rt_receive_match(is_drain, NULL, 0);
         if (dm) {
             rt_msg_free(dm);
-            draining = true;
+            ex->draining = true;
         }
         bool in_msg = gw_http_parser_in_message(ex->parser);
-        if (draining && !in_msg && ex->len == 0)
+        if (ex->draining && !in_msg && ex->len == 0)
             return;
-        if (ex->len == 0) {
+        if (ex->len == 0 && !in_msg) {
+            if (!idle_read(ex))
+                return;
+            head_deadline = rt_now_ms() + l->header_timeout_ms;
+        } else if (ex->len == 0) {
             int64_t tmo;
             if (in_msg) {
                 uint64_t now = rt_now_ms();
@@ -164,7 +197,7 @@ static void serve(struct gw__exchange *ex)
             if (r == (int)RT_POLL_MSG) {
                 struct rt_msg *m = rt_receive(0);
                 if (m && m->type == GW__MSG_DRAIN)
-                    draining = true;
+                    ex->draining = true;
                 rt_msg_free(m);
                 continue;
             }
@@ -202,7 +235,7 @@ static void serve(struct gw__exchange *ex)
         head_deadline = 0;
         ex->head = ev.head;
         ex->response_started = false;
-        ex->keep_alive = ev.head->keep_alive && !draining;
+        ex->keep_alive = ev.head->keep_alive && !ex->draining;
         ex->status = 0;
         ex->request_id[0] = 0;
         atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
@@ -257,8 +290,7 @@ static void conn_main(void *arg)
     ex->lis = l;
     ex->conn = rt_self();
     rt_defer(gw__exchange_unref, ex);
-    ex->buf = malloc(GW__BUF_SIZE);
-    if (!ex->buf || gw_http_parser_new(&ex->parser, GW_HTTP_REQUEST, &l->limits) < 0)
+    if (gw_http_parser_new(&ex->parser, GW_HTTP_REQUEST, &l->limits) < 0)
         return;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -266,6 +298,14 @@ static void conn_main(void *arg)
         gw__addr_text((struct sockaddr *)&ss, ex->client_addr, sizeof ex->client_addr,
                       &ex->client_loopback);
     rt_set_detail("%s %s", l->name, ex->client_addr);
+    conn_resume(ex);
+}
+
+/* The body of the connection process, also where it resumes after an idle
+ * hibernation (on a fresh stack). */
+static void conn_resume(void *arg)
+{
+    struct gw__exchange *ex = arg;
     serve(ex);
     /* Lingering close: stop sending, so the client reads our last response
      * rather than a reset caused by unread request bytes. */

@@ -66,6 +66,8 @@ struct gw__exchange {
     char *buf; /* GW__BUF_SIZE bytes; unconsumed input is buf[off, off + len) */
     size_t off, len;
     bool eof;
+    bool draining;             /* a drain message came: close after this request */
+    uint64_t idle_since;       /* ms; 0 while a request is in progress */
     struct gw_http_head *head; /* the current request (the request process frees it) */
     char client_addr[64];
     bool client_loopback;

@@ -504,6 +504,14 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         }
         a.target = t;
         snprintf(target_out, target_cap, "%s", gw__target_addr(t));
+        if (!r->preserve_host) {
+            /* Host names the target: the head differs per target. */
+            fwd.host_override = gw__target_addr(t);
+            if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &a.head_len) < 0) {
+                gw__client_error(ex, 431, "request head too large to forward", false);
+                return -EINVAL;
+            }
+        }
         rt_set_detail("%s\t%s\t%s\t%s", ex->head->method, upath, r->name, gw__target_addr(t));
         int fd = gw__conn_checkout(t, connect_ms, &a.reused);
         if (fd < 0) {

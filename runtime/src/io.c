@@ -75,7 +75,7 @@ void rt__io_poll(struct rt__sched *s, int timeout_ms)
     }
 }
 
-static int arm(struct rt_proc *p, int fd, unsigned events)
+int rt__io_arm(struct rt_proc *p, int fd, unsigned events)
 {
     struct rt__sched *s = rt__cur_sched;
     struct epoll_event ev;
@@ -116,7 +116,7 @@ static int wait_fd(struct rt_proc *p, int fd, unsigned events, int64_t deadline)
     if (deadline >= 0 && (int64_t)rt_now_ms() >= deadline)
         return -ETIMEDOUT;
     atomic_store_explicit(&p->wake_pending, 0, memory_order_seq_cst);
-    int rc = arm(p, fd, events);
+    int rc = rt__io_arm(p, fd, events);
     if (rc < 0)
         return rc;
     if (deadline >= 0)

@@ -305,6 +305,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->req = RT__REQ_YIELD;
     RT__SET(&p->trap_exit, false);
     p->hibernated = false;
+    p->hib_any_wake = false;
     p->started = false;
     RT__SET(&p->kind, (uint8_t)opts->kind);
     RT__SET(&p->status_hint, RT_STATUS_RUNNABLE);

@@ -154,6 +154,7 @@ struct rt_proc {
     uint8_t req;            /* enum rt__req */
     _Atomic bool trap_exit; /* owner writes; introspection reads (relaxed) */
     bool hibernated;
+    bool hib_any_wake; /* rt_hibernate_poll: resume on any wake-up */
     bool started;
     _Atomic uint8_t kind;        /* enum rt_kind; relaxed, read by introspection */
     _Atomic uint8_t status_hint; /* enum rt_status; relaxed, read by introspection */
@@ -308,6 +309,8 @@ int rt__io_init(void);
 void rt__io_done(void);
 void rt__io_poll(struct rt__sched *s, int timeout_ms);
 void rt__io_forget(int fd);
+/* Registers fd (one-shot) with the current scheduler's epoll set for p. */
+int rt__io_arm(struct rt_proc *p, int fd, unsigned events);
 
 /* ---- blocking pool (blocking.c) ---- */
 int rt__blocking_start(unsigned n);

@@ -125,7 +125,14 @@ _Noreturn void rt__proc_main(void)
     __sanitizer_finish_switch_fiber(NULL, &sched_stack_bottom, &sched_stack_size);
 #endif
     struct rt_proc *p = rt__self();
-    if (p->hibernated) {
+    if (p->hibernated && p->hib_any_wake) {
+        /* rt_hibernate_poll: the continuation sorts out why it woke. */
+        p->hibernated = false;
+        p->hib_any_wake = false;
+        rt__wait_timer_cancel(p);
+        if (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0)
+            rt__drain(p);
+    } else if (p->hibernated) {
         /* Woken from hibernation: run the continuation once a message is
          * really there (wake-ups may be spurious). */
         p->hibernated = false;
@@ -339,6 +346,26 @@ _Noreturn void rt_hibernate(rt_entry fn, void *arg)
     RT__SET(&p->status_hint, RT_STATUS_HIBERNATING);
     rt__switch_out(p, RT__REQ_HIBERNATE);
     abort(); /* unreachable: the stack is gone; fn runs on a new one */
+}
+
+_Noreturn void rt_hibernate_poll(int fd, unsigned events, int64_t timeout_ms, rt_entry fn,
+                                 void *arg)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        abort();
+    atomic_store_explicit(&p->wake_pending, 0, memory_order_seq_cst);
+    if (fd >= 0 && rt__io_arm(p, fd, events) < 0)
+        atomic_store_explicit(&p->wake_pending, 1, memory_order_seq_cst); /* let fn see the error */
+    if (timeout_ms >= 0)
+        rt__wait_timer_arm(p, rt_now_ms() + (uint64_t)timeout_ms);
+    p->entry = fn;
+    p->arg = arg;
+    p->hibernated = true;
+    p->hib_any_wake = true;
+    RT__SET(&p->status_hint, RT_STATUS_HIBERNATING);
+    rt__switch_out(p, RT__REQ_HIBERNATE);
+    abort();
 }
 
 void rt_sleep(uint64_t ms)

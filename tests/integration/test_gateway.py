@@ -133,6 +133,15 @@ def proxy_strips_prefix_and_adds_forwarding_headers():
 
 
 @t.case
+def preserve_host_false_sends_the_target_as_host():
+    with Env(routes=[api_route(preserve_host=False)]) as e:
+        _, body = e.get("/api/echo", headers={"Host": "client.example"})
+        h = {k.lower(): v for k, v in json.loads(body)["headers"]}
+        assert h["host"] == e.ups[0].address, h
+        assert h["x-forwarded-host"] == "client.example", h
+
+
+@t.case
 def client_forwarded_for_is_appended_to_not_trusted():
     with Env() as e:
         _, body = e.get("/api/echo", headers={"X-Forwarded-For": "6.6.6.6"})

@@ -200,6 +200,14 @@ void rt_reductions(unsigned n);
  * the mailbox, fn(arg) runs on a fresh stack (erlang:hibernate/3). */
 _Noreturn void rt_hibernate(rt_entry fn, void *arg);
 
+/* Process context. Like rt_hibernate, but also wakes when `fd` may be ready
+ * for `events` (RT_POLL_IN/OUT) or after timeout_ms (RT_INFINITY: never):
+ * fn(arg) then runs on a fresh stack and finds out itself which it was
+ * (wake-ups may be spurious). An idle connection waiting this way costs no
+ * stack. */
+_Noreturn void rt_hibernate_poll(int fd, unsigned events, int64_t timeout_ms, rt_entry fn,
+                                 void *arg);
+
 /* ---- per-process memory and cleanup ----------------------------------------
  * Process context. Memory from rt_alloc belongs to the calling process and is
  * freed when it exits, however it exits. */

@@ -207,6 +207,75 @@ START_TEST(hibernate_drops_the_stack_and_resumes_on_next_message)
 }
 END_TEST
 
+struct hpoll {
+    int fd;
+    uint64_t t0;
+    _Atomic int stage;
+    char got[16];
+};
+
+static void hpoll_resume(void *arg)
+{
+    struct hpoll *h = arg;
+    ssize_t n = rt_read(h->fd, h->got, sizeof h->got - 1, 0);
+    if (n > 0) {
+        h->got[n] = 0;
+        atomic_store(&h->stage, 2);
+        return;
+    }
+    /* Not readable: this was the timeout. */
+    atomic_store(&result, rt_now_ms() - h->t0);
+    atomic_store(&h->stage, 3);
+}
+
+static void hpoll_body(void *arg)
+{
+    struct hpoll *h = arg;
+    h->t0 = rt_now_ms();
+    atomic_store(&h->stage, 1);
+    rt_hibernate_poll(h->fd, RT_POLL_IN, atomic_load(&flag) ? 60 : RT_INFINITY, hpoll_resume, h);
+}
+
+START_TEST(hibernate_poll_resumes_without_a_stack_on_readiness_or_timeout)
+{
+    rt_test_start(1);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    rt_fd_nonblock(sv[0]);
+    static struct hpoll h;
+    memset(&h, 0, sizeof h);
+    h.fd = sv[0];
+    atomic_store(&flag, 0); /* no timeout: woken by data */
+    rt_pid pid;
+    ck_assert_int_eq(rt_spawn(hpoll_body, &h, NULL, &pid), 0);
+    struct rt_proc_info info;
+    for (int i = 0; i < 200; i++) {
+        if (rt_proc_info(pid, &info) == 0 && info.status == RT_STATUS_HIBERNATING)
+            break;
+        usleep(1000);
+    }
+    ck_assert_int_eq(info.status, RT_STATUS_HIBERNATING);
+    struct rt_system_info si;
+    ck_assert_int_eq(rt_system_info(&si), 0);
+    ck_assert_uint_eq(si.stacks_in_use, 0);
+    ck_assert_int_eq(write(sv[1], "wake", 4), 4);
+    ck_assert_int_eq(rt_join(pid, 5000, NULL), 0);
+    ck_assert_int_eq(atomic_load(&h.stage), 2);
+    ck_assert_str_eq(h.got, "wake");
+    /* With a timeout and no data, it resumes after the timeout. */
+    memset(&h, 0, sizeof h);
+    h.fd = sv[0];
+    atomic_store(&flag, 1);
+    ck_assert_int_eq(rt_spawn(hpoll_body, &h, NULL, &pid), 0);
+    ck_assert_int_eq(rt_join(pid, 5000, NULL), 0);
+    ck_assert_int_eq(atomic_load(&h.stage), 3);
+    ck_assert_uint_ge(atomic_load(&result), 60);
+    close(sv[0]);
+    close(sv[1]);
+    rt_test_stop();
+}
+END_TEST
+
 /* ---- stack overflow ---- */
 
 static _Atomic int recurse_limit = 1 << 30; /* unbounded in practice */
@@ -648,6 +717,7 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              send_after_delivers_on_time_and_cancel_prevents_delivery,
              timer_for_a_dead_process_is_dropped, sleep_parks_without_holding_the_scheduler,
              hibernate_drops_the_stack_and_resumes_on_next_message,
+             hibernate_poll_resumes_without_a_stack_on_readiness_or_timeout,
              stack_overflow_kills_only_that_process_with_stack_overflow,
              blocking_call_runs_off_scheduler_while_others_keep_running,
              memory_and_cleanups_of_a_killed_process_are_released,
