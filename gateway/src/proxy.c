@@ -149,9 +149,12 @@ static int write_switching(struct gw__exchange *ex, const struct gw_http_head *r
 }
 
 enum attempt_result {
-    A_DONE,  /* answered (status in ex->status) */
-    A_RETRY, /* nothing consumed: try again */
-    A_CLOSE, /* answered partly or not at all: close the client */
+    A_DONE,   /* answered (status in ex->status) */
+    A_RETRY,  /* nothing consumed: try again */
+    A_CLOSE,  /* answered partly or not at all: close the client */
+    A_FAILED, /* the upstream failed before any response byte reached the
+                 client: a->fail_status/fail_msg say what to answer; the
+                 request may be retried when idempotent */
 };
 
 struct attempt {
@@ -252,9 +255,9 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
             if (n == -ETIMEDOUT) {
                 upstream_failed(a, "response timeout");
                 if (!head_sent) {
-                    gw__client_error(ex, 504, "upstream response timed out", false);
-                    res = A_DONE;
-                    ex->keep_alive = false;
+                    a->fail_status = 504;
+                    a->fail_msg = "upstream response timed out";
+                    res = A_FAILED;
                 }
                 goto out;
             }
@@ -272,9 +275,9 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                 }
                 upstream_failed(a, n == 0 ? "closed the connection early" : "read error");
                 if (!head_sent) {
-                    gw__client_error(ex, 502, "upstream closed the connection", false);
-                    res = A_DONE;
-                    ex->keep_alive = false;
+                    a->fail_status = 502;
+                    a->fail_msg = "upstream closed the connection";
+                    res = A_FAILED;
                 }
                 goto out;
             }
@@ -288,9 +291,9 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
         if (rc < 0) {
             upstream_failed(a, gw_http_parser_reason(rp));
             if (!head_sent) {
-                gw__client_error(ex, 502, "upstream sent a malformed response", false);
-                res = A_DONE;
-                ex->keep_alive = false;
+                a->fail_status = 502;
+                a->fail_msg = "upstream sent a malformed response";
+                res = A_FAILED;
             }
             goto out;
         }
@@ -443,6 +446,15 @@ static enum attempt_result attempt_once(struct attempt *a, char *rbuf)
     return relay_response(a, rbuf);
 }
 
+static bool idempotent(const char *m)
+{
+    static const char *const ok[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(m, ok[i]) == 0)
+            return true;
+    return false;
+}
+
 int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
               struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes)
 {
@@ -529,6 +541,19 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
             return ex->status;
         if (res == A_CLOSE)
             return -EPIPE;
+        if (res == A_FAILED) {
+            /* Sent, but no answer: only an idempotent request whose body we
+             * still hold may go to another target, and only if configured. */
+            if (!(uc->retry_idempotent && a.pre_complete && idempotent(ex->head->method) &&
+                  budget > 1)) {
+                gw__client_error(ex, a.fail_status, a.fail_msg, false);
+                ex->keep_alive = false;
+                return ex->status;
+            }
+            last = t;
+            budget--;
+            continue;
+        }
         if (a.reused && !a.body_started && stale_retries-- > 0)
             continue; /* a stale pooled connection: same budget, fresh connection */
         last = t;
