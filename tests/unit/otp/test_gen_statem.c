@@ -23,6 +23,7 @@ enum {
     C_STATE_TIMEOUT_ZERO,
     C_UPDATE_STATE_TIMEOUT,
     C_GOTO_EVZERO,
+    C_GOTO_INSERT,
     C_TWO_TIMEOUTS,
     C_ABS_TIMEOUT,
     Q_GET,
@@ -163,6 +164,10 @@ static void handle(struct rt_statem_event *ev, int state, void *data, struct rt_
         break;
     case C_ABS_TIMEOUT:
         rt_sm_timer(r, RT_EV_STATE_TIMEOUT, 0, (int64_t)rt_now_ms() + 30, true, t_int_msg(0, 4));
+        break;
+    case C_GOTO_INSERT:
+        rt_sm_next_state(r, v);
+        rt_sm_next_event(r, RT_EV_INTERNAL, t_int_msg(0, 50));
         break;
     case C_GOTO_EVZERO:
         rt_sm_next_state(r, v);
@@ -645,6 +650,23 @@ START_TEST(gen_statem_actions_run_in_order_and_the_last_timeout_of_a_type_wins)
 }
 END_TEST
 
+static void b_insert_before_postponed(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_VAL, 1); /* postponed in S_A */
+    cast(pid, C_GOTO_INSERT, S_B);
+    T_EQ(get_state(pid), S_B);
+    /* The inserted event goes before the retried postponed one. */
+    T_ASSERT(find(L_INTERNAL, 50) >= 0 && find(L_VAL, 1) >= 0);
+    T_ASSERT(find(L_INTERNAL, 50) < find(L_VAL, 1));
+    stop_m(pid);
+}
+START_TEST(gen_statem_next_events_run_before_retried_postponed_events)
+{
+    t_run(b_insert_before_postponed, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gen_statem");
@@ -669,6 +691,7 @@ int main(void)
     tcase_add_test(tc, gen_statem_hibernate_action_wakes_with_state_and_data);
     tcase_add_test(tc, gen_statem_state_functions_mode_calls_the_function_of_the_current_state);
     tcase_add_test(tc, gen_statem_actions_run_in_order_and_the_last_timeout_of_a_type_wins);
+    tcase_add_test(tc, gen_statem_next_events_run_before_retried_postponed_events);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
