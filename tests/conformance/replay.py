@@ -198,7 +198,7 @@ class Tally:
         self.verbose = verbose
 
     def add(self, corpus, name, ok, why=""):
-        c = self.counts.setdefault(corpus, [0, 0, 0])
+        c = self.counts.setdefault(corpus, [0, 0, 0, 0])
         c[0 if ok else 1] += 1
         if not ok:
             self.failures.append("%s: %s: %s" % (corpus, name, why))
@@ -206,7 +206,8 @@ class Tally:
             print("ok   %s: %s %s" % (corpus, name, why))
 
     def skip(self, corpus, name, why):
-        self.counts.setdefault(corpus, [0, 0, 0])[2] += 1
+        c = self.counts.setdefault(corpus, [0, 0, 0, 0])
+        c[3 if why == "lenient flags" else 2] += 1
         if self.verbose:
             print("skip %s: %s (%s)" % (corpus, name, why))
 
@@ -366,8 +367,9 @@ def main():
     for f in tally.failures:
         print("FAIL " + f)
     passed = failed = 0
-    for corpus, (p, f, s) in sorted(tally.counts.items()):
-        print("%-22s %4d passed, %3d failed, %3d skipped (lenient or listed)" % (corpus, p, f, s))
+    for corpus, (p, f, x, s) in sorted(tally.counts.items()):
+        print("%-22s %4d passed, %3d failed, %3d refused by listed policy, %3d lenient skipped" %
+              (corpus, p, f, x, s))
         passed += p
         failed += f
     print("%d passed, %d failed" % (passed, failed))
