@@ -15,6 +15,9 @@
  * to the loop and is freed when the callback returns, unless the callback
  * takes it with rt_gs_take(r) (for instance to reuse it as the reply).
  *
+ * The behaviour owns its process's user pointer (rt_set_user/rt_get_user):
+ * callbacks must not change it.
+ *
  * Callbacks run in the server process. They fill a struct rt_gs_result
  * through the rt_gs_* helpers below; r->state starts as the current state
  * and a callback may replace it (OTP's NewState).

@@ -17,6 +17,9 @@
  * (the loop keeps it and delivers it again). Messages given to actions
  * (replies, next_event contents, timeout contents) pass to the loop.
  *
+ * The behaviour owns its process's user pointer (rt_set_user): callbacks
+ * must not change it.
+ *
  * A callback fills struct rt_statem_result with the rt_sm_* helpers. The
  * default result is keep_state with the data unchanged (r->data preset to
  * the current data; assign it to replace the data). Actions run in the
