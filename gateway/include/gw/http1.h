@@ -209,7 +209,10 @@ struct gw_http_fwd {
     const char *request_id;  /* the request's id (gw_http_request_id) */
     const char *path;        /* rewritten path to send, incl. "?query"; NULL = target */
     size_t path_len;
-    const char *host_override; /* Host to send instead of the client's; NULL keeps it */
+    const char *host_override; /* Host to send instead of the client's; NULL keeps it.
+                                * Give one for absolute-form targets (the
+                                * authority) and for HTTP/1.0 requests without
+                                * Host: none is invented. */
     bool tunnel;               /* forward Upgrade (the route tunnels) */
 };
 

@@ -428,6 +428,10 @@ int gw_http_parser_set_body_limit(struct gw_http_parser *p, uint64_t max_body_by
 void gw_http_parser_resume_after_upgrade(struct gw_http_parser *p)
 {
     if (p->state == P_UPGRADED) {
+        /* llhttp stops for good after an upgrade; the next message starts
+         * from a fresh llhttp state, as every message is independent. */
+        llhttp_init(&p->ll, p->kind == GW_HTTP_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
+        p->ll.data = p;
         p->state = P_HEAD;
         message_reset(p);
     }

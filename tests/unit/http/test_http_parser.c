@@ -301,6 +301,34 @@ START_TEST(test_upgrade_is_reported_and_tunnel_bytes_left)
 }
 END_TEST
 
+START_TEST(test_refused_upgrade_resumes_as_http)
+{
+    const char *a = "GET /ws HTTP/1.1\r\n" H11 "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+    const char *b = "GET /next HTTP/1.1\r\n" H11 "\r\n";
+    struct gw_http_parser *p;
+    ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+    size_t used;
+    struct gw_http_event ev;
+    ck_assert_int_eq(gw_http_parser_feed(p, a, strlen(a), &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_HEAD);
+    ck_assert(ev.head->upgrade);
+    gw_http_head_free(ev.head);
+    ck_assert_int_eq(gw_http_parser_feed(p, b, strlen(b), &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_DONE);
+    ck_assert_uint_eq(used, 0);
+    /* the upstream said no: the bytes that follow are HTTP again */
+    ck_assert_int_eq(gw_http_parser_feed(p, b, strlen(b), &used, &ev), -EBUSY);
+    gw_http_parser_resume_after_upgrade(p);
+    ck_assert_int_eq(gw_http_parser_feed(p, b, strlen(b), &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_HEAD);
+    ck_assert_str_eq(ev.head->target, "/next");
+    gw_http_head_free(ev.head);
+    ck_assert_int_eq(gw_http_parser_feed(p, b + used, strlen(b) - used, &used, &ev), 0);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_DONE);
+    gw_http_parser_free(p);
+}
+END_TEST
+
 START_TEST(test_bare_cr_is_refused)
 {
     refused("GET / HTTP/1.1\r\n" H11 "X: a\rb\r\n\r\n", 400);
@@ -716,6 +744,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_data_after_connection_close_is_refused);
     tcase_add_test(t, test_expect_continue_is_reported);
     tcase_add_test(t, test_upgrade_is_reported_and_tunnel_bytes_left);
+    tcase_add_test(t, test_refused_upgrade_resumes_as_http);
     tcase_add_test(t, test_bare_cr_is_refused);
     tcase_add_test(t, test_bare_lf_is_refused);
     tcase_add_test(t, test_obs_fold_is_refused);
