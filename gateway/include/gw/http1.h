@@ -148,8 +148,9 @@ int gw_http_parser_feed(struct gw_http_parser *p, const char *buf, size_t len, s
 int gw_http_parser_finish(struct gw_http_parser *p, struct gw_http_event *ev);
 
 /* Responses only: tells the parser what the next response answers, before
- * its first byte is fed. A response to HEAD has no body; a 2xx to CONNECT
- * is a tunnel. */
+ * its first byte is fed; it holds until changed, so call it per request on
+ * a pooled connection. A response to HEAD has no body; a 2xx to CONNECT is
+ * a tunnel. */
 void gw_http_parser_expect(struct gw_http_parser *p, bool head_request, bool connect_request);
 
 /* After EV_HEAD: lowers the body limit for this message (the route's limit).
