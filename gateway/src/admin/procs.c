@@ -772,8 +772,9 @@ void gw__admin_kill(const struct gw_admin_request *req, struct gw_admin_response
                          GW_ADMIN_MAX_KILL_REASONS);
         goto out;
     }
-    if (pid == rt_self()) {
-        gw__admin_errorf(resp, 409, "conflict", "that is the process answering this request");
+    if (pid == rt_self() || pid == rt_parent()) {
+        gw__admin_errorf(resp, 409, "conflict",
+                         "that is the process answering this request, or its connection");
         goto out;
     }
     if (!rt_is_alive(pid)) {

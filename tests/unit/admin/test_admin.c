@@ -761,6 +761,11 @@ static void body_kill(void)
     a = call("POST", target, NULL, NULL);
     expect_error(&a, 404, "no_such_process");
     answer_done(&a);
+    /* The process answering cannot kill itself mid-answer. */
+    snprintf(target, sizeof target, "/admin/processes/%llu/kill", (unsigned long long)rt_self());
+    a = call("POST", target, NULL, NULL);
+    expect_error(&a, 409, "conflict");
+    answer_done(&a);
 }
 
 START_TEST(kill_answers_and_the_process_dies_with_the_reason)
