@@ -24,16 +24,29 @@
 
 /* --- character classes --------------------------------------------------- */
 
+/* Byte classes for the scanner's fast paths: bit 0 tchar, bit 1 field
+ * value (field-vchar, SP, HTAB), bit 2 request-target (any byte but CTLs,
+ * SP and DEL; bytes >= 0x80 are judged by target.c). */
+enum { CL_TCHAR = 1, CL_VALUE = 2, CL_TARGET = 4 };
+static const unsigned char byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6,
+    6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0,
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+};
+
 bool gw__http_is_tchar(unsigned char c)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return (byte_class[c] & CL_TCHAR) != 0;
 }
 
 bool gw__http_is_value_char(unsigned char c)
 {
-    return c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f);
+    return (byte_class[c] & CL_VALUE) != 0;
 }
 
 char gw__http_lower(char c)
@@ -53,13 +66,10 @@ bool gw__http_coding_known(const char *t, size_t n)
 
 bool gw__http_ieq(const char *a, size_t alen, const char *b)
 {
-    size_t blen = strlen(b);
-    if (alen != blen)
-        return false;
     for (size_t i = 0; i < alen; i++)
-        if (gw__http_lower(a[i]) != gw__http_lower(b[i]))
+        if (!b[i] || gw__http_lower(a[i]) != gw__http_lower(b[i]))
             return false;
-    return true;
+    return b[alen] == 0;
 }
 
 bool gw__http_list_next(const char *s, size_t len, size_t *pos, const char **tok, size_t *toklen)
@@ -201,8 +211,12 @@ enum xstate { X_NAME0, X_NAME, X_VAL0, X_TOK, X_Q, X_QE, X_QEND };
 
 enum pstate { P_HEAD, P_BODY, P_UPGRADED, P_CLOSED, P_ERROR };
 
+/* Fields the parser itself interprets, recognised once per field. */
+enum fkind { FK_OTHER, FK_HOST, FK_CL, FK_TE, FK_CONNECTION, FK_UPGRADE, FK_EXPECT };
+
 struct field {
     size_t name_off, name_len, value_off, value_len;
+    enum fkind kind;
 };
 
 struct gw_http_parser {
@@ -471,23 +485,32 @@ uint64_t gw_http_parser_offset(const struct gw_http_parser *p)
 
 /* --- the head scanner ------------------------------------------------------ */
 
-static void sput(struct gw_http_parser *p, char c)
+/* Makes room for k more string bytes; false (and oom set) when it cannot. */
+static bool sreserve(struct gw_http_parser *p, size_t k)
 {
-    if (p->slen == p->scap) {
-        /* smax bounds every head the limits admit (head_bytes is checked
-         * before a byte is stored), so this never grows past it. */
-        size_t cap = p->scap ? p->scap * 2 : 512;
-        if (cap > p->smax)
-            cap = p->smax;
-        char *n = cap > p->scap ? realloc(p->sbuf, cap) : NULL;
-        if (!n) {
-            p->oom = true;
-            return;
-        }
-        p->sbuf = n;
-        p->scap = cap;
+    if (p->slen + k <= p->scap)
+        return true;
+    /* smax bounds every head the limits admit (head_bytes is checked
+     * before bytes are stored), so this never grows past it. */
+    size_t cap = p->scap ? p->scap : 512;
+    while (cap < p->slen + k)
+        cap *= 2;
+    if (cap > p->smax)
+        cap = p->smax;
+    char *n = cap >= p->slen + k ? realloc(p->sbuf, cap) : NULL;
+    if (!n) {
+        p->oom = true;
+        return false;
     }
-    p->sbuf[p->slen++] = c;
+    p->sbuf = n;
+    p->scap = cap;
+    return true;
+}
+
+static inline void sput(struct gw_http_parser *p, char c)
+{
+    if (p->slen < p->scap || sreserve(p, 1))
+        p->sbuf[p->slen++] = c;
 }
 
 static int field_begin(struct gw_http_parser *p)
@@ -515,15 +538,22 @@ static int field_begin(struct gw_http_parser *p)
 }
 
 /* Checks a complete field line at once where the verdict cannot change
- * later: Content-Length must be 1*DIGIT and appear once. */
+ * later: names that look like framing fields are refused, Content-Length
+ * must be 1*DIGIT and appear once. Records what kind of field it is. */
+static enum fkind field_kind(const char *n, size_t len);
+static bool framing_lookalike(const char *name, size_t n);
+
 static int field_done(struct gw_http_parser *p)
 {
     bool req = p->kind == GW_HTTP_REQUEST;
-    const struct field *f = &p->fields[p->nfields - 1];
-    if (!gw__http_ieq(p->sbuf + f->name_off, f->name_len, "content-length"))
+    struct field *f = &p->fields[p->nfields - 1];
+    f->kind = field_kind(p->sbuf + f->name_off, f->name_len);
+    if (f->kind == FK_OTHER && framing_lookalike(p->sbuf + f->name_off, f->name_len))
+        return fail(p, req ? 400 : 502, "header name resembles a framing header");
+    if (f->kind != FK_CL)
         return 0;
     for (size_t i = 0; i + 1 < p->nfields; i++)
-        if (gw__http_ieq(p->sbuf + p->fields[i].name_off, p->fields[i].name_len, "content-length"))
+        if (p->fields[i].kind == FK_CL)
             return fail(p, req ? 400 : 502, "duplicate Content-Length");
     const char *v = p->sbuf + f->value_off;
     if (!f->value_len)
@@ -752,9 +782,24 @@ static const char *sstr(const struct gw_http_parser *p, size_t off)
     return p->sbuf + off;
 }
 
-static bool fname_is(const struct gw_http_parser *p, const struct field *f, const char *name)
+static enum fkind field_kind(const char *n, size_t len)
 {
-    return gw__http_ieq(sstr(p, f->name_off), f->name_len, name);
+    switch (len) {
+    case 4:
+        return gw__http_ieq(n, len, "host") ? FK_HOST : FK_OTHER;
+    case 6:
+        return gw__http_ieq(n, len, "expect") ? FK_EXPECT : FK_OTHER;
+    case 7:
+        return gw__http_ieq(n, len, "upgrade") ? FK_UPGRADE : FK_OTHER;
+    case 10:
+        return gw__http_ieq(n, len, "connection") ? FK_CONNECTION : FK_OTHER;
+    case 14:
+        return gw__http_ieq(n, len, "content-length") ? FK_CL : FK_OTHER;
+    case 17:
+        return gw__http_ieq(n, len, "transfer-encoding") ? FK_TE : FK_OTHER;
+    default:
+        return FK_OTHER;
+    }
 }
 
 /* Content-Length: field_done() has refused duplicates and anything but
@@ -766,7 +811,7 @@ static void read_content_length(struct gw_http_parser *p, bool *present, uint64_
     *present = false;
     for (size_t i = 0; i < p->nfields; i++) {
         const struct field *f = &p->fields[i];
-        if (!fname_is(p, f, "content-length"))
+        if (f->kind != FK_CL)
             continue;
         uint64_t n = 0;
         const char *v = sstr(p, f->value_off);
@@ -790,7 +835,7 @@ static int check_transfer_encoding(struct gw_http_parser *p, bool *present, bool
     bool last_chunked = false, other = false, seen = false;
     for (size_t i = 0; i < p->nfields; i++) {
         const struct field *f = &p->fields[i];
-        if (!fname_is(p, f, "transfer-encoding"))
+        if (f->kind != FK_TE)
             continue;
         seen = true;
         const char *v = sstr(p, f->value_off);
@@ -827,11 +872,11 @@ static int check_transfer_encoding(struct gw_http_parser *p, bool *present, bool
     return 0;
 }
 
-static bool fields_have_token(const struct gw_http_parser *p, const char *name, const char *tok)
+static bool fields_have_token(const struct gw_http_parser *p, enum fkind kind, const char *tok)
 {
     for (size_t i = 0; i < p->nfields; i++) {
         const struct field *f = &p->fields[i];
-        if (!fname_is(p, f, name))
+        if (f->kind != kind)
             continue;
         size_t pos = 0, tl;
         const char *t;
@@ -887,6 +932,8 @@ static bool framing_lookalike(const char *name, size_t n)
 {
     char folded[32];
     size_t k = 0;
+    if (n < 13 || n >= sizeof(folded)) /* "contentlength" has 13 letters */
+        return false;
     for (size_t i = 0; i < n; i++) {
         char c = gw__http_lower(name[i]);
         if (c == '-' || c == '_' || c == '.')
@@ -911,10 +958,6 @@ static int head_semantics(struct gw_http_parser *p)
     if (!req && p->status_code < 100)
         return fail(p, 502, "invalid status code");
 
-    for (size_t i = 0; i < p->nfields; i++)
-        if (framing_lookalike(sstr(p, p->fields[i].name_off), p->fields[i].name_len))
-            return fail(p, req ? 400 : 502, "header name resembles a framing header");
-
     bool has_cl = false, has_te = false, chunked = false;
     uint64_t cl = 0;
     read_content_length(p, &has_cl, &cl);
@@ -925,11 +968,11 @@ static int head_semantics(struct gw_http_parser *p)
     if (has_te && minor == 0)
         return fail(p, req ? 400 : 502, "Transfer-Encoding in HTTP/1.0");
 
-    bool close_tok = fields_have_token(p, "connection", "close");
-    p->keep_alive = minor == 1 ? !close_tok : fields_have_token(p, "connection", "keep-alive");
+    bool close_tok = fields_have_token(p, FK_CONNECTION, "close");
+    p->keep_alive = minor == 1 ? !close_tok : fields_have_token(p, FK_CONNECTION, "keep-alive");
     bool upgrade_field = false;
     for (size_t i = 0; i < p->nfields; i++)
-        if (fname_is(p, &p->fields[i], "upgrade"))
+        if (p->fields[i].kind == FK_UPGRADE)
             upgrade_field = true;
 
     if (req) {
@@ -937,7 +980,7 @@ static int head_semantics(struct gw_http_parser *p)
             size_t nhost = 0;
             const struct field *host = NULL;
             for (size_t i = 0; i < p->nfields; i++)
-                if (fname_is(p, &p->fields[i], "host")) {
+                if (p->fields[i].kind == FK_HOST) {
                     nhost++;
                     host = &p->fields[i];
                 }
@@ -953,7 +996,7 @@ static int head_semantics(struct gw_http_parser *p)
             (chunked || (has_cl && cl > 0)))
             return fail(p, 400, "body in a GET or HEAD request");
         bool connect = gw__http_ieq(m, p->method_len, "CONNECT");
-        p->upgrade = connect || (upgrade_field && fields_have_token(p, "connection", "upgrade"));
+        p->upgrade = connect || (upgrade_field && fields_have_token(p, FK_CONNECTION, "upgrade"));
         if (chunked)
             p->framing = GW_HTTP_BODY_CHUNKED;
         else if (has_cl)
@@ -1032,7 +1075,7 @@ static int head_build(struct gw_http_parser *p, struct gw_http_head **ret)
     h->content_length = p->content_length;
     h->keep_alive = p->keep_alive;
     h->upgrade = p->upgrade;
-    h->expect_continue = !h->is_response && fields_have_token(p, "expect", "100-continue");
+    h->expect_continue = !h->is_response && fields_have_token(p, FK_EXPECT, "100-continue");
     h->size = total;
     *ret = h;
     return 0;
@@ -1275,12 +1318,67 @@ static void head_serialise(struct gw_http_parser *p)
     raw_put(p, "\r\n", 2);
 }
 
+/* The scanner's fast path: inside a target, name or value, takes the run
+ * of bytes that scan_head_byte would accept one by one without changing
+ * state, and stores it at once. Returns the bytes taken (0: use the byte
+ * path, which also reports every error and limit). */
+static size_t fast_span(struct gw_http_parser *p, const unsigned char *s, size_t n)
+{
+    unsigned char cls;
+    switch (p->hs) {
+    case H_TARGET:
+        cls = CL_TARGET;
+        break;
+    case H_NAME:
+        cls = CL_TCHAR;
+        break;
+    case H_VALUE:
+        cls = CL_VALUE;
+        break;
+    default:
+        return 0;
+    }
+    size_t k = 0;
+    while (k < n && (byte_class[s[k]] & cls))
+        k++;
+    if (!k || p->head_bytes + k > p->lim.max_header_bytes)
+        return 0;
+    if (p->hs == H_TARGET && p->uri_bytes + k > p->lim.max_uri_bytes)
+        return 0;
+    if (!sreserve(p, k))
+        return 0;
+    memcpy(p->sbuf + p->slen, s, k);
+    p->slen += k;
+    p->head_bytes += k;
+    struct field *f = p->nfields ? &p->fields[p->nfields - 1] : NULL;
+    if (p->hs == H_TARGET) {
+        p->uri_bytes += k;
+        p->target_len += k;
+    } else if (p->hs == H_NAME) {
+        f->name_len += k;
+    } else {
+        size_t j = k;
+        while (j > 0 && (s[j - 1] == ' ' || s[j - 1] == '\t'))
+            j--;
+        if (j)
+            p->value_trim = p->slen - (k - j) - f->value_off;
+    }
+    return k;
+}
+
 static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size_t *consumed,
                      struct gw_http_event *ev)
 {
     bool req = p->kind == GW_HTTP_REQUEST;
     size_t n = 0;
     while (n < len && p->hs != H_DONE) {
+        size_t k = fast_span(p, (const unsigned char *)buf + n, len - n);
+        if (k) {
+            n += k;
+            continue;
+        }
+        if (p->oom)
+            break;
         if (scan_head_byte(p, (unsigned char)buf[n]) < 0 || p->oom) {
             if (p->oom) {
                 p->state = P_ERROR;
@@ -1291,6 +1389,12 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
             return -EPROTO;
         }
         n++;
+    }
+    if (p->oom) {
+        p->state = P_ERROR;
+        p->err_status = req ? 503 : 502;
+        p->err_reason = "out of memory";
+        return -ENOMEM;
     }
     p->offset += n;
     *consumed = n;
