@@ -190,7 +190,7 @@ static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *
         /* An ack that raced in before the alias went away. */
         rt_msg_free(rt_receive_ref(alias, 0));
         rc = -ETIMEDOUT;
-        goto out_nounalias;
+        goto out;
     }
     if (m->type == RT_MSG_DOWN) {
         rt_atom r = (rt_atom)m->u64;
@@ -224,8 +224,7 @@ static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *
         *reason = a.reason;
     rc = -ECHILD;
 out:
-    rt_unalias(alias);
-out_nounalias:
+    rt_unalias(alias); /* harmless when already deactivated */
     rt_msg_free(m);
     return rc;
 }
