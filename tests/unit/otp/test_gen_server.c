@@ -769,6 +769,26 @@ START_TEST(gen_server_hibernate_after_hibernates_an_idle_server)
 }
 END_TEST
 
+static void b_stop_timeout(void)
+{
+    struct init_args a = {I_OK, 0};
+    rt_pid pid = 0;
+    T_EQ(rt_gen_server_start(&ops, &a, NULL, &pid, NULL), 0);
+    rt_ref mref = rt_monitor(pid);
+    /* terminate takes 30 ms: a 5 ms stop times out, the server still ends. */
+    T_EQ(rt_gen_server_stop(pid, RT_NORMAL, 5, NULL), -ETIMEDOUT);
+    struct rt_msg *d = rt_receive_ref(mref, 1000);
+    T_ASSERT(d);
+    T_EQ(d->u64, RT_NORMAL);
+    rt_msg_free(d);
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(gen_server_stop_times_out_when_terminate_takes_longer)
+{
+    t_run(b_stop_timeout, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gen_server");
@@ -803,6 +823,7 @@ int main(void)
     tcase_add_test(tc, gen_server_start_records_parent_and_initial_call_and_can_monitor);
     tcase_add_test(tc, gen_server_without_handle_info_drops_other_messages);
     tcase_add_test(tc, gen_server_hibernate_after_hibernates_an_idle_server);
+    tcase_add_test(tc, gen_server_stop_times_out_when_terminate_takes_longer);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
