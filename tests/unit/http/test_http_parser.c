@@ -117,6 +117,12 @@ static void parse2(enum gw_http_kind kind, const struct gw_http_limits *lim, con
     ck_assert_int_eq(r->status, b.status);
     ck_assert_int_eq(r->nmsg, b.nmsg);
     for (int i = 0; i < r->nmsg; i++) {
+        ck_assert_uint_eq(r->heads[i]->nheaders, b.heads[i]->nheaders);
+        for (size_t k = 0; k < r->heads[i]->nheaders; k++) {
+            ck_assert_str_eq(r->heads[i]->headers[k].name, b.heads[i]->headers[k].name);
+            ck_assert_str_eq(r->heads[i]->headers[k].value, b.heads[i]->headers[k].value);
+            ck_assert_uint_eq(r->heads[i]->headers[k].value_len, b.heads[i]->headers[k].value_len);
+        }
         ck_assert_uint_eq(r->body_len[i], b.body_len[i]);
         ck_assert(memcmp(r->body[i], b.body[i], r->body_len[i]) == 0);
     }
@@ -177,6 +183,19 @@ START_TEST(test_request_head_is_copied_into_caller_owned_storage)
     ck_assert_str_eq(c->headers[1].value, "spaced value");
     ck_assert_str_eq(c->target, "/a/b?c=d");
     gw_http_head_free(c);
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(test_field_values_lose_only_surrounding_whitespace)
+{
+    struct result r;
+    req("GET / HTTP/1.1\r\n" H11 "A: \t x \t y \t\r\nB:\r\nC:   \r\nD:z\r\n\r\n", &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_str_eq(gw_http_head_get(r.heads[0], "a", NULL), "x \t y");
+    ck_assert_str_eq(gw_http_head_get(r.heads[0], "b", NULL), "");
+    ck_assert_str_eq(gw_http_head_get(r.heads[0], "c", NULL), "");
+    ck_assert_str_eq(gw_http_head_get(r.heads[0], "d", NULL), "z");
     result_free(&r);
 }
 END_TEST
@@ -737,6 +756,7 @@ static Suite *suite(void)
     Suite *s = suite_create("http_parser");
     TCase *t = tcase_create("request");
     tcase_add_test(t, test_request_head_is_copied_into_caller_owned_storage);
+    tcase_add_test(t, test_field_values_lose_only_surrounding_whitespace);
     tcase_add_test(t, test_body_is_streamed_in_pieces_pointing_into_input);
     tcase_add_test(t, test_chunked_body_is_decoded);
     tcase_add_test(t, test_pipelined_requests_are_separated);
