@@ -210,10 +210,11 @@ struct gw_http_fwd {
     const char *request_id;  /* the request's id (gw_http_request_id) */
     const char *path;        /* rewritten path to send, incl. "?query"; NULL = target */
     size_t path_len;
-    const char *host_override; /* Host to send instead of the client's; NULL keeps it.
-                                * Give one for absolute-form targets (the
-                                * authority) and for HTTP/1.0 requests without
-                                * Host: none is invented. */
+    const char *host_override; /* Host to send instead of the one the client
+                                * addressed (its Host, or the authority of an
+                                * absolute-form target); NULL keeps that. An
+                                * HTTP/1.0 request with neither gets none
+                                * unless given here. */
     bool tunnel;               /* forward Upgrade (the route tunnels) */
 };
 
@@ -229,6 +230,7 @@ const char *gw_http_request_id(const struct gw_http_head *h, const char *generat
  * framing and gateway fields), framing from h->framing (Content-Length, or
  * Transfer-Encoding: chunked for which the body is re-chunked with
  * gw_http_chunk_*), then X-Forwarded-For/-Proto/-Host and X-Request-Id.
+ * X-Forwarded-Host is the host the client addressed, even with an override.
  * `*out_len` gets the length. Returns 0, -ENOSPC, -EINVAL. */
 int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_http_fwd *f, char *buf,
                                size_t cap, size_t *out_len);

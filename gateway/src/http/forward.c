@@ -184,6 +184,23 @@ static void put_te_chunked(struct out *o, const struct gw_http_head *h)
     puts_(o, "chunked\r\n");
 }
 
+/* The authority of an absolute-form request-target, or NULL. */
+static const char *target_authority(const struct gw_http_head *h, size_t *len)
+{
+    const char *t = h->target;
+    if (!t || t[0] == '/')
+        return NULL;
+    const char *s = strstr(t, "://");
+    if (!s)
+        return NULL;
+    s += 3;
+    size_t n = strcspn(s, "/?#");
+    if (!n)
+        return NULL;
+    *len = n;
+    return s;
+}
+
 static void put_u64(struct out *o, uint64_t v)
 {
     char num[24];
@@ -208,12 +225,19 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
     put(&o, path, path_len);
     puts_(&o, " HTTP/1.1\r\n");
 
-    size_t hn = 0;
-    const char *host = f->host_override;
-    if (host)
+    /* The host the client addressed: an absolute-form target's authority
+     * overrides its Host field (RFC 9112 §3.2.2). */
+    size_t an = 0;
+    const char *addressed = target_authority(h, &an);
+    if (!addressed)
+        addressed = gw_http_head_get(h, "host", &an);
+
+    size_t hn = an;
+    const char *host = addressed;
+    if (f->host_override) {
+        host = f->host_override;
         hn = strlen(host);
-    else
-        host = gw_http_head_get(h, "host", &hn);
+    }
     if (host)
         field(&o, "Host", host, hn);
 
@@ -246,8 +270,8 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
     v = f->peer_trusted ? gw_http_head_get(h, "x-forwarded-host", &vn) : NULL;
     if (v && vn)
         field(&o, "X-Forwarded-Host", v, vn);
-    else if ((v = gw_http_head_get(h, "host", &vn)) != NULL)
-        field(&o, "X-Forwarded-Host", v, vn);
+    else if (addressed)
+        field(&o, "X-Forwarded-Host", addressed, an);
     puts_(&o, "X-Request-Id: ");
     puts_(&o, f->request_id);
     puts_(&o, "\r\n\r\n");

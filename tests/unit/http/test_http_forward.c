@@ -182,6 +182,29 @@ START_TEST(test_path_host_and_traceparent)
 }
 END_TEST
 
+START_TEST(test_absolute_form_authority_is_the_host)
+{
+    char out[4096];
+    struct gw_http_fwd f = base_fwd;
+    f.path = "/p";
+    f.path_len = 2;
+    struct gw_http_head *u = forward("GET http://api.example:8080/p HTTP/1.1\r\n"
+                                     "Host: other.example\r\n\r\n",
+                                     &f, out, sizeof(out));
+    ck_assert_uint_eq(gw_http_head_count(u, "host"), 1);
+    ck_assert_str_eq(gw_http_head_get(u, "host", NULL), "api.example:8080");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-host", NULL), "api.example:8080");
+    ck_assert_str_eq(u->target, "/p");
+    gw_http_head_free(u);
+    f.host_override = "backend:9000";
+    u = forward("GET http://api.example/p HTTP/1.1\r\nHost: api.example\r\n\r\n", &f, out,
+                sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "host", NULL), "backend:9000");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-host", NULL), "api.example");
+    gw_http_head_free(u);
+}
+END_TEST
+
 START_TEST(test_chunked_request_is_forwarded_chunked_with_its_codings)
 {
     char out[4096];
@@ -399,6 +422,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_x_forwarded_for_is_trusted_only_from_trusted_peers);
     tcase_add_test(t, test_request_id_is_kept_when_valid_else_generated);
     tcase_add_test(t, test_path_host_and_traceparent);
+    tcase_add_test(t, test_absolute_form_authority_is_the_host);
     tcase_add_test(t, test_chunked_request_is_forwarded_chunked_with_its_codings);
     tcase_add_test(t, test_upgrade_is_forwarded_only_when_tunnelling);
     tcase_add_test(t, test_small_buffer_is_enospc);
