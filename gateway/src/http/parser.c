@@ -1,12 +1,14 @@
 /* parser.c: the strict HTTP/1.1 message parser (requests and responses).
  *
- * Two parsers read every byte. Our own scanner checks the head against the
- * RFC 9112 grammar and copies it into bounded storage, and a chunk scanner
- * checks chunked framing; llhttp 8.1.0 (no lenient flags) decides message
- * boundaries and decodes bodies. A message is accepted only when both agree,
- * so every place where llhttp 8.1.0 is laxer than llhttp 9.4.2 or the RFCs
- * (bare CR, bare LF, obs-fold, whitespace before the colon, empty names,
- * CTLs in values, chunk extensions) is refused by the scanners first.
+ * Our own scanner checks the head against the RFC 9112 grammar as bytes
+ * arrive and copies it into bounded storage; only a head it accepted is
+ * handed to llhttp 8.1.0 (no lenient flags), rewritten from what the
+ * scanner read, and llhttp must agree on it. llhttp then decodes the body,
+ * with a chunk scanner checking chunked framing ahead of it. So every place
+ * where llhttp 8.1.0 is laxer than llhttp 9.4.2 or the RFCs (bare CR, bare
+ * LF, obs-fold, whitespace before the colon, empty names, CTLs in values,
+ * chunk extensions) is refused before llhttp sees it. Debian builds llhttp
+ * without LLHTTP_STRICT_MODE; the scanner makes that irrelevant.
  *
  * Invariants: the parser never keeps a pointer into a fed buffer after
  * gw_http_parser_feed returns; storage for one head is bounded by the
