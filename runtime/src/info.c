@@ -53,7 +53,9 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
         o->status = RT_STATUS_EXITING;
         break;
     }
-    int64_t in = atomic_load_explicit(&p->inbox_n, memory_order_relaxed);
+    /* Messages only: link and monitor signals on their way are not mail. */
+    int64_t in = atomic_load_explicit(&p->inbox_n, memory_order_relaxed) -
+                 atomic_load_explicit(&p->inbox_sigs, memory_order_relaxed);
     o->mailbox_len = RT__GET(&p->q_len) + (in > 0 ? (size_t)in : 0);
     o->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
     o->memory = sizeof(*p) + RT__GET(&p->alloc_bytes) + RT__GET(&p->stack_bytes);

@@ -32,6 +32,7 @@ void rt__inbox_init(struct rt_proc *p)
     p->in_head = stub;
     atomic_store_explicit(&p->in_tail, stub, memory_order_relaxed);
     atomic_store_explicit(&p->inbox_n, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->inbox_sigs, 0, memory_order_relaxed);
 }
 
 static void inbox_push(struct rt_proc *p, struct rt_msg *m)
@@ -126,6 +127,9 @@ int rt__push(rt_pid pid, struct rt_msg *m)
         atomic_fetch_sub_explicit(&p->senders, 1, memory_order_seq_cst);
         return -ESRCH;
     }
+    bool sig = m->type >= RT__SIG_LINK && m->type <= RT__SIG_DEMONITOR;
+    if (sig) /* Relaxed: an introspection figure. */
+        atomic_fetch_add_explicit(&p->inbox_sigs, 1, memory_order_relaxed);
     inbox_push(p, m);
     /* seq_cst: pairs with the parking scheduler's store of WAITING / load of
      * inbox_n, so either it sees the message or we see WAITING. */
@@ -315,6 +319,8 @@ void rt__drain(struct rt_proc *p)
         /* Relaxed: the count is only a hint for the wake-up check, which
          * re-reads it with seq_cst. */
         atomic_fetch_sub_explicit(&p->inbox_n, 1, memory_order_relaxed);
+        if (m->type >= RT__SIG_LINK && m->type <= RT__SIG_DEMONITOR)
+            atomic_fetch_sub_explicit(&p->inbox_sigs, 1, memory_order_relaxed);
         handle(p, m);
     }
 }

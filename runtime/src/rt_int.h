@@ -138,7 +138,8 @@ struct rt_proc {
     _Alignas(16) unsigned char stub[sizeof(struct rt_msg)];
     _Atomic int senders;
     _Atomic int closed;
-    _Atomic int64_t inbox_n; /* pushed and not yet drained */
+    _Atomic int64_t inbox_n;    /* pushed and not yet drained */
+    _Atomic int64_t inbox_sigs; /* of which internal signals (not messages) */
 
     /* ---- scheduling ---- */
     _Atomic int state;

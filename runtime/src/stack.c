@@ -28,6 +28,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define RT__STACKS_PER_REGION 64
 #define POOL_LOCAL_MAX 256
 #define CANARY 0x54414e44454d2121ull /* "TANDEM!!" */
@@ -114,6 +118,11 @@ int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out)
         pthread_mutex_unlock(&lock);
     }
     st->next = NULL;
+#if defined(__SANITIZE_ADDRESS__)
+    /* A recycled stack keeps the shadow poison of frames its last owner
+     * abandoned (exit and hibernation never unwind): clear it. */
+    __asan_unpoison_memory_region(st->base, st->size);
+#endif
     /* Relaxed: statistics only. */
     atomic_fetch_add_explicit(&in_use, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);

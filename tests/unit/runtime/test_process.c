@@ -747,6 +747,40 @@ START_TEST(spawn_beyond_the_process_limit_fails_cleanly)
 }
 END_TEST
 
+static void spin_then_drain(void *arg)
+{
+    (void)arg;
+    atomic_store(&flag, 1);
+    uint64_t end = rt_now_ms() + 300;
+    while (rt_now_ms() < end)
+        ; /* no runtime call: nothing is drained meanwhile */
+    rt_msg_free(rt_receive(1000));
+}
+
+static void mailbox_count_body(void *arg)
+{
+    rt_pid busy = *(rt_pid *)arg;
+    rt_ref r = rt_monitor(busy); /* a monitor signal waits in its inbox */
+    ck_assert_int_eq(rt_send(busy, rt_msg_new(T_DATA, 0)), 0);
+    struct rt_proc_info info;
+    ck_assert_int_eq(rt_proc_info(busy, &info), 0);
+    ck_assert_uint_eq(info.mailbox_len, 1); /* the message, not the signal */
+    rt_msg_free(rt_receive_ref(r, 5000));
+}
+
+START_TEST(mailbox_length_counts_messages_not_pending_signals)
+{
+    rt_test_start(2);
+    atomic_store(&flag, 0);
+    static rt_pid busy;
+    ck_assert_int_eq(rt_spawn(spin_then_drain, NULL, NULL, &busy), 0);
+    while (!atomic_load(&flag))
+        ;
+    ck_assert_uint_eq(rt_test_run(mailbox_count_body, &busy), RT_NORMAL);
+    rt_test_stop();
+}
+END_TEST
+
 RT_TEST_MAIN("rt_process", process_runs_and_exits_normal_when_function_returns,
              process_exit_reason_is_reported, pids_are_not_reused_after_exit,
              messages_from_one_sender_arrive_in_order, receive_times_out_and_zero_polls,
@@ -772,4 +806,5 @@ RT_TEST_MAIN("rt_process", process_runs_and_exits_normal_when_function_returns,
              registered_names_are_unique_and_freed_before_exit_signals,
              reply_to_a_deactivated_alias_is_dropped,
              abnormal_exit_writes_one_crash_report_and_clean_exits_none,
-             spawn_beyond_the_process_limit_fails_cleanly)
+             spawn_beyond_the_process_limit_fails_cleanly,
+             mailbox_length_counts_messages_not_pending_signals)
