@@ -150,6 +150,7 @@ static bool idle_read(struct gw__exchange *ex)
     free(ex->buf);
     ex->buf = NULL;
     ex->off = ex->len = 0;
+    gw_http_parser_trim(ex->parser); /* give back the head storage while idle */
     rt_hibernate_poll(ex->fd, RT_POLL_IN, (int64_t)(end - now), conn_resume, ex);
 }
 
