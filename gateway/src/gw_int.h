@@ -40,6 +40,9 @@ enum {
 };
 
 struct gw__listener {
+    /* Points at this listener: child specs take its address as their
+     * argument, which must outlive the supervisor's init. */
+    struct gw__listener *self;
     int index; /* into gw.cfg->listeners; -1 for the admin listener */
     const char *name;
     int fd;

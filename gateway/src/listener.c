@@ -93,6 +93,7 @@ int gw__listeners_open(void)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct gw_listener_config *c = &cfg->listeners[i];
         struct gw__listener *l = &gw__listeners[i];
+        l->self = l;
         l->index = (int)i;
         l->name = c->name;
         l->stats = &gw.listener_stats[i];
@@ -115,6 +116,7 @@ int gw__listeners_open(void)
             .request_timeout_ms = 60000,
             .acceptors = 1,
         };
+        l->self = l;
         l->index = -1;
         l->name = "admin";
         l->admin = true;
@@ -337,8 +339,8 @@ static int listener_sup_init(void *arg, struct rt_sup_flags *flags,
     specs[0] = (struct rt_child_spec){
         .id = "conns_sup",
         .start = conns_sup_start,
-        .arg = &l,
-        .arg_size = sizeof l,
+        .arg = &l->self,
+        .arg_size = sizeof l->self,
         .restart = RT_PERMANENT,
         .shutdown = RT_SHUTDOWN_INFINITY,
         .type = RT_SUPERVISOR,
@@ -348,8 +350,8 @@ static int listener_sup_init(void *arg, struct rt_sup_flags *flags,
         specs[i + 1] = (struct rt_child_spec){
             .id = ids[i],
             .start = acceptor_start,
-            .arg = &l,
-            .arg_size = sizeof l,
+            .arg = &l->self,
+            .arg_size = sizeof l->self,
             .restart = RT_TRANSIENT,
             .shutdown = 1000,
             .type = RT_WORKER,
