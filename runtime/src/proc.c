@@ -151,8 +151,13 @@ void rt__proc_foreach_slot(void (*fn)(struct rt_proc *p, void *ctx), void *ctx)
 
 struct rt__rel *rt__rel(struct rt_proc *p)
 {
-    if (!p->rel)
-        p->rel = calloc(1, sizeof(*p->rel));
+    if (!p->rel) {
+        struct rt__rel *r = calloc(1, sizeof(*r));
+        /* Published under info_lock: introspection reads p->rel under it. */
+        rt__spin_lock(&p->info_lock);
+        p->rel = r;
+        rt__spin_unlock(&p->info_lock);
+    }
     return p->rel;
 }
 
