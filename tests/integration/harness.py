@@ -74,9 +74,10 @@ def wait_port(port, timeout=10.0, host="127.0.0.1"):
 class Upstream:
     """tests/upstream/upstream.py as a child process."""
 
-    def __init__(self, name="up", extra=()):
+    def __init__(self, name="up", extra=(), port=0):
         script = os.path.join(source_root(), "tests", "upstream", "upstream.py")
-        self.proc = _subprocess.Popen([PYTHON, script, "--port", "0", "--name", name, *extra],
+        self.proc = _subprocess.Popen([PYTHON, script, "--port", str(port), "--name", name,
+                                       *extra],
                                       stdout=_subprocess.PIPE, stderr=_subprocess.DEVNULL,
                                       text=True)
         self.port = int(self.proc.stdout.readline().strip())
