@@ -265,8 +265,17 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                 struct gw_http_event fe;
                 if (n == 0 && got_any && gw_http_parser_finish(rp, &fe) == 0 &&
                     fe.type == GW_HTTP_EV_DONE) {
-                    res = A_DONE; /* read-until-close body complete */
+                    /* read-until-close body complete: a body relayed
+                     * chunked needs its last chunk */
                     ex->keep_alive = false;
+                    if (head_sent && framing == GW_HTTP_OUT_CHUNKED) {
+                        char last[8];
+                        int x = gw_http_chunk_last(last, sizeof last);
+                        if (rt_write(ex->fd, last, (size_t)x, GW__WRITE_TIMEOUT_MS) < 0)
+                            goto out;
+                    }
+                    gw__target_result(a->target, true, NULL);
+                    res = A_DONE;
                     goto out;
                 }
                 if (!got_any && a->reused && !a->body_started) {
@@ -471,6 +480,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     }
     struct gw_http_fwd fwd = {
         .client_addr = ex->client_addr,
+        .keep_forwarded_for = true,
         .request_id = ex->request_id,
         .path = upath,
         .path_len = upath_len,
@@ -481,6 +491,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         gw__client_error(ex, 431, "request head too large to forward", false);
         return -EINVAL;
     }
+    bool addressed = gw_http_head_get(ex->head, "host", NULL) || ex->head->target[0] != '/';
     struct attempt a = {.ex = ex,
                         .up = up,
                         .ufd = -1,
@@ -516,8 +527,10 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         }
         a.target = t;
         snprintf(target_out, target_cap, "%s", gw__target_addr(t));
-        if (!r->preserve_host) {
-            /* Host names the target: the head differs per target. */
+        if (!r->preserve_host || !addressed) {
+            /* Host names the target: the head differs per target. An
+             * HTTP/1.0 request without Host still gets one, as HTTP/1.1
+             * upstream requires it (RFC 9112 §3.2). */
             fwd.host_override = gw__target_addr(t);
             if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &a.head_len) < 0) {
                 gw__client_error(ex, 431, "request head too large to forward", false);

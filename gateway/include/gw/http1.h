@@ -206,6 +206,13 @@ int gw_http_target_canon(const char *method, const char *target, size_t len, cha
 struct gw_http_fwd {
     const char *client_addr; /* the peer's address, e.g. "192.0.2.7" or "2001:db8::1" */
     bool peer_trusted;       /* the peer is a configured trusted hop */
+    bool keep_forwarded_for; /* append the peer's address to the client's
+                              * X-Forwarded-For chain even from an untrusted
+                              * peer (the gateway's policy: the chain is kept
+                              * for the upstream to judge, and the gateway
+                              * itself never trusts it); false restarts the
+                              * chain at the peer unless peer_trusted. A value
+                              * the client names in Connection is dropped. */
     bool tls;                /* the client connection is TLS */
     const char *request_id;  /* the request's id (gw_http_request_id) */
     const char *path;        /* rewritten path to send, incl. "?query"; NULL = target */

@@ -255,9 +255,12 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
     if (tunnel)
         puts_(&o, "Connection: upgrade\r\n");
 
-    /* X-Forwarded-*: a client's values are kept only from a trusted hop. */
+    /* X-Forwarded-For: the client's chain, appended to; X-Forwarded-Proto
+     * and -Host: a client's values are kept only from a trusted hop. */
     puts_(&o, "X-Forwarded-For: ");
-    if (f->peer_trusted && join_values(&o, h, "x-forwarded-for"))
+    if ((f->peer_trusted ||
+         (f->keep_forwarded_for && !named_in_connection(h, "x-forwarded-for", 15))) &&
+        join_values(&o, h, "x-forwarded-for"))
         put(&o, ", ", 2);
     puts_(&o, f->client_addr);
     put(&o, "\r\n", 2);
