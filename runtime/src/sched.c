@@ -567,7 +567,8 @@ static void *watchdog_main(void *arg)
             struct rt__sched *s = &rt__rt.sched[i];
             struct rt_proc *p = atomic_load_explicit(&s->current, memory_order_acquire);
             uint64_t t0 = atomic_load_explicit(&s->slice_start_ns, memory_order_relaxed);
-            if (!p || now - t0 < limit_ns)
+            /* A slice that began after `now` was read is not overdue. */
+            if (!p || t0 >= now || now - t0 < limit_ns)
                 continue;
             rt_pid pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
             if (atomic_load_explicit(&s->watchdog_reported, memory_order_relaxed) == pid)
