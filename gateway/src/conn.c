@@ -271,6 +271,13 @@ static void serve(struct gw__exchange *ex)
         ex->head = NULL;
         if (!ex->keep_alive)
             return;
+        /* A bodiless request leaves its end pending in the parser: take it
+         * now, so that the wait for the next request is an idle wait
+         * (idle timeout, hibernation), not a wait inside a message. */
+        size_t dused = 0;
+        struct gw_http_event dev;
+        if (gw_http_parser_feed(ex->parser, ex->buf + ex->off, 0, &dused, &dev) < 0)
+            return;
     }
 }
 

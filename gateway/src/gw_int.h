@@ -116,8 +116,10 @@ struct gw_target *gw__target_pick(struct gw_upstream *up, const struct gw_target
                                   bool *all_ejected);
 const char *gw__target_addr(const struct gw_target *t);
 /* Checks out a connection: an idle pooled one (*reused = true) or a new one
- * connected within the timeout. Returns the fd or -errno. */
-int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool *reused);
+ * connected within the timeout. With `probe`, a pooled one is first checked
+ * to be still open (one syscall): for requests that could not be sent again
+ * on a stale connection. Returns the fd or -errno. */
+int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe, bool *reused);
 /* Returns a healthy connection to the pool (or closes it when the pool is
  * full); closes it when !reusable. */
 void gw__conn_checkin(struct gw_target *t, int fd, bool reusable);

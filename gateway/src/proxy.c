@@ -230,7 +230,9 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
     struct gw_http_parser *rp = NULL;
     enum attempt_result res = A_CLOSE;
     bool reusable = false;
-    bool head_sent = false;
+    bool head_sent = false;    /* the client response head is decided (in obuf) */
+    bool head_written = false; /* ... and written: the client has seen it */
+    size_t pending = 0;        /* head bytes in obuf not yet written */
     enum gw_http_out_framing framing = GW_HTTP_OUT_NONE;
     struct gw_http_head *resp = NULL;
     char *obuf = NULL;
@@ -254,7 +256,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
             ssize_t n = tmo > 0 ? rt_read(a->ufd, rbuf, RBUF, tmo) : -ETIMEDOUT;
             if (n == -ETIMEDOUT) {
                 upstream_failed(a, "response timeout");
-                if (!head_sent) {
+                if (!head_written) {
                     a->fail_status = 504;
                     a->fail_msg = "upstream response timed out";
                     res = A_FAILED;
@@ -268,12 +270,21 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                     /* read-until-close body complete: a body relayed
                      * chunked needs its last chunk */
                     ex->keep_alive = false;
+                    char last[8];
+                    struct iovec iov[2];
+                    int k = 0;
+                    if (pending) /* an empty body: the head is still to write */
+                        iov[k++] = (struct iovec){obuf, pending};
                     if (head_sent && framing == GW_HTTP_OUT_CHUNKED) {
-                        char last[8];
                         int x = gw_http_chunk_last(last, sizeof last);
-                        if (rt_write(ex->fd, last, (size_t)x, GW__WRITE_TIMEOUT_MS) < 0)
+                        iov[k++] = (struct iovec){last, (size_t)x};
+                    }
+                    if (k) {
+                        ex->response_started = true;
+                        if (rt_writev(ex->fd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
                             goto out;
                     }
+                    pending = 0;
                     gw__target_result(a->target, true, NULL);
                     res = A_DONE;
                     goto out;
@@ -283,7 +294,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                     goto out;
                 }
                 upstream_failed(a, n == 0 ? "closed the connection early" : "read error");
-                if (!head_sent) {
+                if (!head_written) {
                     a->fail_status = 502;
                     a->fail_msg = "upstream closed the connection";
                     res = A_FAILED;
@@ -299,7 +310,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
         int rc = gw_http_parser_feed(rp, rbuf + off, len, &used, &ev);
         if (rc < 0) {
             upstream_failed(a, gw_http_parser_reason(rp));
-            if (!head_sent) {
+            if (!head_written) {
                 a->fail_status = 502;
                 a->fail_msg = "upstream sent a malformed response";
                 res = A_FAILED;
@@ -345,42 +356,62 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
             }
             ex->keep_alive = keep_out;
             ex->status = resp->status;
-            if (gw__client_write(ex, obuf, olen) < 0)
-                goto out;
+            /* Written with the first body piece (or the end): one write
+             * for a small response instead of two. */
+            pending = olen;
             head_sent = true;
             break;
-        case GW_HTTP_EV_BODY:
-            if (!head_sent || ev.len == 0)
+        case GW_HTTP_EV_BODY: {
+            if (!head_sent || ev.len == 0 || framing == GW_HTTP_OUT_NONE)
                 break;
             a->bytes_out += ev.len;
+            char pre[32], post[8];
+            struct iovec iov[4];
+            int k = 0;
+            if (pending)
+                iov[k++] = (struct iovec){obuf, pending};
             if (framing == GW_HTTP_OUT_CHUNKED) {
-                char pre[32], post[8];
                 int x = gw_http_chunk_start(ev.len, pre, sizeof pre);
-                int y = gw_http_chunk_end(post, sizeof post);
-                struct iovec iov[3] = {
-                    {pre, (size_t)x}, {(void *)ev.data, ev.len}, {post, (size_t)y}};
-                if (rt_writev(ex->fd, iov, 3, GW__WRITE_TIMEOUT_MS) < 0)
-                    goto out;
-            } else if (framing != GW_HTTP_OUT_NONE) {
-                if (rt_write(ex->fd, ev.data, ev.len, GW__WRITE_TIMEOUT_MS) < 0)
-                    goto out;
+                iov[k++] = (struct iovec){pre, (size_t)x};
             }
+            iov[k++] = (struct iovec){(void *)ev.data, ev.len};
+            if (framing == GW_HTTP_OUT_CHUNKED) {
+                int y = gw_http_chunk_end(post, sizeof post);
+                iov[k++] = (struct iovec){post, (size_t)y};
+            }
+            ex->response_started = true;
+            if (rt_writev(ex->fd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
+                goto out;
+            pending = 0;
+            head_written = true;
             break;
-        case GW_HTTP_EV_DONE:
+        }
+        case GW_HTTP_EV_DONE: {
             if (!head_sent)
                 break; /* the end of an interim response */
+            char last[8];
+            struct iovec iov[2];
+            int k = 0;
+            if (pending)
+                iov[k++] = (struct iovec){obuf, pending};
             if (framing == GW_HTTP_OUT_CHUNKED) {
-                char last[8];
                 int x = gw_http_chunk_last(last, sizeof last);
-                if (rt_write(ex->fd, last, (size_t)x, GW__WRITE_TIMEOUT_MS) < 0)
+                iov[k++] = (struct iovec){last, (size_t)x};
+            }
+            if (k) {
+                ex->response_started = true;
+                if (rt_writev(ex->fd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
                     goto out;
             }
+            pending = 0;
+            head_written = true;
             gw__target_result(a->target, true, NULL);
             reusable = resp && resp->keep_alive && len == 0 && framing != GW_HTTP_OUT_CLOSE;
             if (framing == GW_HTTP_OUT_CLOSE)
                 ex->keep_alive = false;
             res = A_DONE;
             goto out;
+        }
         }
     }
 out:
@@ -538,7 +569,10 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
             }
         }
         rt_set_detail("%s\t%s\t%s\t%s", ex->head->method, upath, r->name, gw__target_addr(t));
-        int fd = gw__conn_checkout(t, connect_ms, &a.reused);
+        /* A request whose body is held whole is sent again on a fresh
+         * connection if a pooled one turns out stale; only a streamed body
+         * needs the pooled connection checked first. */
+        int fd = gw__conn_checkout(t, connect_ms, !a.pre_complete, &a.reused);
         if (fd < 0) {
             upstream_failed(&a, fd == -ETIMEDOUT ? "connect timeout" : "connect failed");
             if (fd == -ETIMEDOUT)

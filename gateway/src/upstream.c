@@ -226,7 +226,7 @@ static bool still_open(int fd)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool *reused)
+int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe, bool *reused)
 {
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
     for (;;) {
@@ -237,7 +237,7 @@ int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool *re
         pthread_mutex_unlock(&t->lock);
         if (fd < 0)
             break;
-        if (still_open(fd)) {
+        if (!probe || still_open(fd)) {
             atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed);
             *reused = true;
             return fd;
