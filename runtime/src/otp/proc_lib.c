@@ -203,6 +203,11 @@ static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *
     }
     struct ack a;
     memcpy(&a, m->data, sizeof a);
+    /* Freed at once: reaping a failed child may end this process (a
+     * non-trapping starter dies with it), and a message held in a local
+     * would be lost with the stack. */
+    rt_msg_free(m);
+    m = NULL;
     if (a.rc == 0) {
         if (opts->monitor) {
             if (opts->monitor_ref)
