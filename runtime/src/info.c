@@ -31,8 +31,8 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
         snprintf(o->name, sizeof o->name, "%s", p->name);
     if (p->initial_call)
         snprintf(o->initial_call, sizeof o->initial_call, "%s", p->initial_call);
-    memcpy(o->state, p->state_name, sizeof o->state);
-    o->state[sizeof o->state - 1] = 0;
+    if (p->state_name)
+        snprintf(o->state, sizeof o->state, "%s", p->state_name);
     if (p->detail)
         memcpy(o->detail, p->detail, sizeof o->detail);
     o->detail[sizeof o->detail - 1] = 0;

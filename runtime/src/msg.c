@@ -19,10 +19,12 @@
 
 _Atomic int64_t rt__msgs_live;
 
-/* The stub is a bare header: only its `next` field is ever used. */
+/* The stub is only ever used through its `next` field, which is the first
+ * member of struct rt_msg, so a pointer-sized slot stands in for it. */
+_Static_assert(offsetof(struct rt_msg, next) == 0, "the inbox stub relies on next coming first");
 static struct rt_msg *stub_of(struct rt_proc *p)
 {
-    return (struct rt_msg *)(void *)&p->stub;
+    return (struct rt_msg *)(void *)&p->stub_next;
 }
 
 void rt__inbox_init(struct rt_proc *p)
@@ -184,6 +186,8 @@ rt_ref rt_alias(void)
 {
     struct rt_proc *p = rt__self();
     if (!p || p->naliases >= RT_MAX_ALIASES)
+        return 0;
+    if (!p->aliases && !(p->aliases = malloc(RT_MAX_ALIASES * sizeof(rt_ref))))
         return 0;
     rt_ref ref = rt_make_ref();
     p->aliases[p->naliases++] = ref;

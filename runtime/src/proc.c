@@ -327,12 +327,13 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->defers = NULL;
     p->rel = NULL;
     p->naliases = 0;
+    p->aliases = NULL;
     p->wait_timer = NULL;
     p->user = NULL;
     p->name = NULL;
     p->parent = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : 0;
     p->initial_call = opts->initial_call ? rt_atom_name(rt_atom_intern(opts->initial_call)) : NULL;
-    p->state_name[0] = 0;
+    p->state_name = NULL;
     if (p->detail)
         p->detail[0] = 0;
     atomic_store_explicit(&p->reductions, 0, memory_order_relaxed);
@@ -616,6 +617,9 @@ void rt__finish(struct rt_proc *p)
         free(r->watchers);
         free(r);
     }
+    free(p->aliases);
+    p->aliases = NULL;
+    p->naliases = 0;
     if (p->stack) {
         rt__stack_put(rt__cur_sched, p->stack);
         p->stack = NULL;
@@ -652,8 +656,13 @@ void rt_set_state_name(const char *state)
     struct rt_proc *p = rt__self();
     if (!p)
         return;
+    /* State names come from code, a small fixed set: interned, they cost
+     * the control block one pointer. */
+    const char *name = state && *state ? rt_atom_name(rt_atom_intern(state)) : NULL;
+    if (name == p->state_name)
+        return;
     rt__spin_lock(&p->info_lock);
-    snprintf(p->state_name, sizeof(p->state_name), "%s", state ? state : "");
+    p->state_name = name;
     rt__spin_unlock(&p->info_lock);
 }
 

@@ -134,8 +134,9 @@ struct rt_proc {
     /* ---- inbox: MPSC (producers: any thread) ---- */
     _Atomic(struct rt_msg *) in_tail;
     struct rt_msg *in_head; /* owner */
-    /* The queue's stub node: only its `next` field is used. */
-    _Alignas(16) unsigned char stub[sizeof(struct rt_msg)];
+    /* The queue's stub node. Only a node's `next` (its first field) is ever
+     * touched through the stub, so it needs no room for a whole message. */
+    struct rt_msg *stub_next;
     _Atomic int senders;
     _Atomic int closed;
     _Atomic int64_t inbox_n;    /* pushed and not yet drained */
@@ -177,7 +178,7 @@ struct rt_proc {
     _Atomic size_t alloc_bytes; /* owner writes; introspection reads (relaxed) */
     struct rt__defer *defers;
     struct rt__rel *rel;
-    rt_ref aliases[RT_MAX_ALIASES];
+    rt_ref *aliases; /* RT_MAX_ALIASES entries, allocated on first use */
     uint8_t naliases;
     struct rt__timer *wait_timer; /* under wait_wheel's lock */
     struct rt__wheel *wait_wheel; /* owner */
@@ -189,8 +190,8 @@ struct rt_proc {
     char *name; /* registry-owned copy, or NULL */
     rt_pid parent;
     const char *initial_call; /* interned atom text: static storage */
-    char state_name[32];
-    char *detail; /* malloc'd, 128 bytes, lazily */
+    const char *state_name;   /* interned (static storage), NULL for none */
+    char *detail;             /* malloc'd, 128 bytes, lazily */
     _Atomic uint64_t reductions;
     uint64_t started_ms;
 };
