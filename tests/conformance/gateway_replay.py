@@ -740,7 +740,7 @@ def main():
         return 77
     cap = Capture()
     routes = [
-        {"name": "deny-admin", "match": {"path_prefix": "/admin"},
+        {"name": "deny-admin", "match": {"path_prefix": "/admin"}, "priority": 10,
          "respond": {"status": 403, "body": "denied\n"}},
         {"name": "all", "match": {"path": "/*rest"}, "upstream": "cap"},
     ]

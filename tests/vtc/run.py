@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""Runs the varnishtest scripts in this directory against the real gateway.
+
+    run.py [FILE.vtc ...]          (TANDEM_BIN: the gateway)
+
+varnishtest runs each script's scripted client and scripted upstream (no
+varnishd). For every .vtc a fresh gateway starts on ephemeral ports with:
+  - a route answering 403 for /admin and everything under it (`respond`),
+    unless the script has a line `# routes: no-deny`;
+  - /hello answered by the gateway itself;
+  - everything else proxied to upstream "up" at 127.0.0.1:${up_port}, where
+    the script's `server s1 -listen "127.0.0.1:${up_port}"` listens.
+Macros given to the script: ${gw_port} (public listener), ${admin_port} (the
+admin listener), ${up_port}. A script passes when varnishtest does and the
+gateway then exits cleanly on SIGTERM. Ends with "N passed, N failed".
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from harness import Gateway, free_port  # noqa: E402
+
+DENY = {"name": "deny-admin", "match": {"path_prefix": "/admin"}, "priority": 10,
+        "respond": {"status": 403, "body": "denied\n"}}
+HELLO = {"name": "hello", "match": {"path": "/hello"},
+         "respond": {"status": 200, "body": "hello from tandem\n"}}
+ALL = {"name": "all", "match": {"path": "/*rest"}, "upstream": "up"}
+
+
+def run_one(path, varnishtest):
+    text = open(path, encoding="utf-8").read()
+    routes = [HELLO, ALL] if "# routes: no-deny" in text else [DENY, HELLO, ALL]
+    up_port = free_port()
+    gw = Gateway(routes, {"up": {"targets": [{"address": "127.0.0.1:%d" % up_port}],
+                                 "retries": 0, "health": {"passive": {"failures": 0}}}},
+                 listener={"header_timeout_ms": 3000, "idle_timeout_ms": 3000})
+    try:
+        p = subprocess.run([varnishtest, "-v", "-t", "60",
+                            "-D", "gw_port=%d" % gw.port, "-D", "up_port=%d" % up_port,
+                            "-D", "admin_port=%d" % gw.admin_port, path],
+                           capture_output=True, text=True, timeout=120)
+        out = (p.stdout + p.stderr).splitlines()
+        # the failed assertion ("----" lines), then the end of the log
+        why = "\n".join([ln for ln in out if ln.startswith("----")] + out[-25:])
+        ok = p.returncode == 0
+    finally:
+        code = gw.stop()
+        log = gw.log()
+        gw.close()
+    if ok and code != 0:
+        ok, why = False, "gateway exit %s: %s" % (code, log[-1000:])
+    return ok, why
+
+
+def main():
+    varnishtest = shutil.which("varnishtest")
+    files = sys.argv[1:] or sorted(glob.glob(os.path.join(HERE, "*.vtc")))
+    if not varnishtest:
+        print("varnishtest not found (Debian package varnish): skipped")
+        print("0 passed, 0 failed")
+        return 77
+    passed = failed = 0
+    for f in files:
+        ok, why = run_one(f, varnishtest)
+        name = os.path.basename(f)
+        if ok:
+            passed += 1
+            print("ok   " + name, flush=True)
+        else:
+            failed += 1
+            print("FAIL %s\n%s" % (name, why), flush=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
