@@ -416,6 +416,12 @@ def llhttp_messages(log):
             sm = re.search(r"status=(\d+)", line)
             if sm:
                 cur["status"] = int(sm.group(1))
+            fm = re.search(r"flags=([0-9a-f]+)", line)
+            lm = re.search(r"content_length=(\d+)", line)
+            # llhttp's F_CHUNKED is 0x8, F_CONTENT_LENGTH 0x20
+            flags = int(fm.group(1), 16) if fm else 0
+            cur["framed"] = bool(flags & 0x8) or (bool(flags & 0x20) and lm and
+                                                   int(lm.group(1)) > 0)
         elif "message complete" in line and cur is not None:
             msgs.append(cur)
             cur = None
@@ -716,6 +722,11 @@ def run_llhttp_responses(gw, cap, vectors, tally):
                 tally.add(corpus, label, False, "client got nothing")
                 continue
             st, _, body, complete = resp[0]
+            if st == 502 and msg and not complete_in_log and msg.get("framed"):
+                # A framed body the upstream cut short, before any byte of
+                # it came: nothing was relayed yet, so 502 is the answer.
+                tally.add(corpus, label, True, "cut short upstream: 502")
+                continue
             want = msg["status"] if msg else None
             bad = None
             if st != want:

@@ -744,7 +744,7 @@ static int scan_head_byte(struct gw_http_parser *p, unsigned char c)
         if (c == ' ' || c == '\t')
             return 0;
         p->hs = H_VALUE;
-        /* fall through */
+        __attribute__((fallthrough)); /* clang does not take the comment */
     case H_VALUE:
         if (c == '\r') {
             f->value_len = p->value_trim;
@@ -978,7 +978,10 @@ static int head_semantics(struct gw_http_parser *p)
             upgrade_field = true;
 
     if (req) {
-        if (p->lim.require_host && minor == 1) {
+        if (p->lim.require_host) {
+            /* HTTP/1.1 needs exactly one; HTTP/1.0 may have none, but one
+             * it has is checked alike: it is routed on and sent upstream
+             * in an HTTP/1.1 request. */
             size_t nhost = 0;
             const struct field *host = NULL;
             for (size_t i = 0; i < p->nfields; i++)
@@ -986,9 +989,9 @@ static int head_semantics(struct gw_http_parser *p)
                     nhost++;
                     host = &p->fields[i];
                 }
-            if (nhost != 1)
+            if (nhost > 1 || (nhost == 0 && minor == 1))
                 return fail(p, 400, nhost ? "duplicate Host" : "missing Host");
-            if (!gw__http_host_valid(sstr(p, host->value_off), host->value_len))
+            if (host && !gw__http_host_valid(sstr(p, host->value_off), host->value_len))
                 return fail(p, 400, "invalid Host");
         }
         const char *m = sstr(p, p->method_off);
