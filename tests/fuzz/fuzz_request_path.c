@@ -1,0 +1,499 @@
+/*
+ * fuzz_request_path.c: libFuzzer target for the request path as the gateway
+ * runs it, built on the wire module (parser, target canonicalisation,
+ * forwarding heads, chunked encoder) rather than the whole binary.
+ *
+ * Input: two bytes (little-endian) giving the length of the client bytes,
+ * then the client bytes, then what the upstream replies. A third byte before
+ * the client bytes gives a split size: the client bytes are fed whole and in
+ * pieces of that size, and both runs must forward the same bytes.
+ *
+ * The client bytes go through a request parser; each complete request is
+ * canonicalised (refused targets end the connection, as the gateway answers
+ * 400), its upstream head written and its decoded body re-framed, exactly as
+ * proxy.c does. Checks, any failure aborting:
+ *  - the bytes sent upstream re-parse strictly (a fresh request parser) into
+ *    exactly the requests the gateway forwarded: same count, method, target
+ *    and body, and nothing left over;
+ *  - the forwarded target is a fixed point of canonicalisation: the path the
+ *    router matched is the path the upstream receives;
+ *  - feeding whole or in pieces forwards the same bytes;
+ *  - the upstream reply, parsed as the answer to the first request, gives a
+ *    client response that re-parses to the same status and body.
+ *
+ * Build with meson (-Dfuzz=true, clang, -Db_sanitize=address; see
+ * tests/fuzz/meson.build) or by hand from the repository root:
+ *
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+ *       -Igateway/include -I/usr/share/include/llhttp tests/fuzz/fuzz_request_path.c \
+ *       gateway/src/http/[a-z]*.c /usr/share/llhttp/[a-z]*.c -o fuzz-request-path
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw/http1.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_MSGS 64
+#define OUT_CAP (1u << 20)
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void put(struct buf *b, const void *s, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np)
+            abort();
+        b->p = np;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+struct fwd_msg {
+    char method[32];
+    struct buf target; /* what the head writer sent */
+    struct buf head;   /* the upstream head written */
+    struct buf body;   /* decoded body */
+    bool is_head;
+};
+
+struct run {
+    struct buf wire; /* every byte sent upstream */
+    struct fwd_msg msgs[MAX_MSGS];
+    size_t nmsgs;
+};
+
+static void run_done(struct run *r)
+{
+    free(r->wire.p);
+    for (size_t i = 0; i < r->nmsgs; i++) {
+        free(r->msgs[i].target.p);
+        free(r->msgs[i].head.p);
+        free(r->msgs[i].body.p);
+    }
+}
+
+/* buf->p + off, also for an empty buffer */
+static const char *at(const struct buf *b, size_t off)
+{
+    return b->p ? b->p + off : "";
+}
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "fuzz_request_path: %s\n", what);
+    abort();
+}
+
+/* One message in progress: its upstream head and body bytes, sent only once
+ * the request is complete (proxy.c pre-reads small bodies before anything
+ * goes upstream; for this check, a message is forwarded whole or not at
+ * all). */
+struct pending {
+    struct gw_http_head *h;
+    struct buf out;
+    struct fwd_msg msg;
+};
+
+static bool start_message(struct pending *pm, struct gw_http_head *h)
+{
+    memset(pm, 0, sizeof(*pm));
+    pm->h = h;
+    size_t cap = 3 * h->target_len + 2;
+    char *tb = malloc(cap);
+    struct gw_http_target t;
+    if (!tb || gw_http_target_canon(h->method, h->target, h->target_len, tb, cap, &t) < 0) {
+        free(tb);
+        return false; /* 400: the connection ends */
+    }
+    /* The path the router matched, with the query, is what goes upstream
+     * (a route without rewrite). */
+    struct buf path = {0};
+    put(&path, t.path, t.path_len);
+    if (t.query) {
+        put(&path, "?", 1);
+        put(&path, t.query, t.query_len);
+    }
+    /* canonicalisation is idempotent: routing and upstream agree */
+    char *tb2 = malloc(3 * path.len + 2);
+    struct gw_http_target t2;
+    if (!tb2 || gw_http_target_canon(h->method, path.p, path.len, tb2, 3 * path.len + 2, &t2) < 0)
+        fail("the canonical target is refused when canonicalised again");
+    if (t2.path_len != t.path_len || memcmp(t2.path, t.path, t.path_len) != 0)
+        fail("the canonical path is not a fixed point");
+    free(tb2);
+    struct gw_http_fwd f = {.client_addr = "192.0.2.1",
+                            .keep_forwarded_for = true,
+                            .request_id = "fuzz-1",
+                            .path = path.p,
+                            .path_len = path.len};
+    /* as proxy.c: a request without Host gets the target's address */
+    if (!gw_http_head_get(h, "host", NULL) && !t.authority)
+        f.host_override = "upstream.test:80";
+    static char head[65536];
+    size_t hl = 0;
+    int rc = gw_http_request_head_write(h, &f, head, sizeof head, &hl);
+    free(tb);
+    if (rc < 0) {
+        free(path.p);
+        return false; /* 431 */
+    }
+    put(&pm->out, head, hl);
+    put(&pm->msg.head, head, hl);
+    snprintf(pm->msg.method, sizeof pm->msg.method, "%s", h->method);
+    pm->msg.target = path;
+    pm->msg.is_head = strcmp(h->method, "HEAD") == 0;
+    return true;
+}
+
+static void body_piece(struct pending *pm, const char *d, size_t n)
+{
+    if (!n)
+        return;
+    put(&pm->msg.body, d, n);
+    if (pm->h->framing == GW_HTTP_BODY_CHUNKED) {
+        char pre[32], post[8];
+        int a = gw_http_chunk_start(n, pre, sizeof pre);
+        int b = gw_http_chunk_end(post, sizeof post);
+        if (a < 0 || b < 0)
+            fail("chunk encoder");
+        put(&pm->out, pre, (size_t)a);
+        put(&pm->out, d, n);
+        put(&pm->out, post, (size_t)b);
+    } else {
+        put(&pm->out, d, n);
+    }
+}
+
+/* Runs the client bytes through the request side, `piece` bytes at a time. */
+static void client_side(const char *in, size_t len, size_t piece, struct run *r)
+{
+    struct gw_http_parser *p = NULL;
+    if (gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL) < 0)
+        return;
+    struct pending pm = {0};
+    bool in_msg = false, stop = false;
+    for (size_t off = 0; off < len && !stop;) {
+        size_t n = len - off < piece ? len - off : piece;
+        size_t pos = 0;
+        /* Fed until it needs more: an end of message may be pending after
+         * the last byte was consumed. */
+        while (!stop) {
+            size_t used = 0;
+            struct gw_http_event ev;
+            int rc = gw_http_parser_feed(p, in + off + pos, n - pos, &used, &ev);
+            if (rc < 0) {
+                stop = true;
+                break;
+            }
+            pos += used;
+            if (ev.type == GW_HTTP_EV_NEED_MORE)
+                break;
+            if (ev.type == GW_HTTP_EV_HEAD) {
+                if (in_msg)
+                    fail("a head inside a message");
+                if (!start_message(&pm, ev.head)) {
+                    gw_http_head_free(ev.head);
+                    stop = true;
+                    break;
+                }
+                in_msg = true;
+            } else if (ev.type == GW_HTTP_EV_BODY) {
+                if (!in_msg)
+                    fail("a body piece outside a message");
+                body_piece(&pm, ev.data, ev.len);
+            } else if (ev.type == GW_HTTP_EV_DONE) {
+                if (!in_msg)
+                    fail("an end outside a message");
+                if (pm.h->framing == GW_HTTP_BODY_CHUNKED) {
+                    char last[8];
+                    int a = gw_http_chunk_last(last, sizeof last);
+                    put(&pm.out, last, (size_t)a);
+                }
+                put(&r->wire, pm.out.p, pm.out.len);
+                free(pm.out.p);
+                bool keep = pm.h->keep_alive && !pm.h->upgrade;
+                gw_http_head_free(pm.h);
+                if (r->nmsgs < MAX_MSGS)
+                    r->msgs[r->nmsgs++] = pm.msg;
+                else
+                    stop = true, free(pm.msg.target.p), free(pm.msg.head.p), free(pm.msg.body.p);
+                memset(&pm, 0, sizeof pm);
+                in_msg = false;
+                if (!keep)
+                    stop = true;
+            }
+        }
+        off += n;
+    }
+    if (in_msg) {
+        gw_http_head_free(pm.h);
+        free(pm.out.p);
+        free(pm.msg.target.p);
+        free(pm.msg.head.p);
+        free(pm.msg.body.p);
+    }
+    gw_http_parser_free(p);
+}
+
+/* Re-parses the upstream wire strictly; it must hold exactly r's messages. */
+static void check_wire(const struct run *r)
+{
+    struct gw_http_limits lim;
+    gw_http_limits_default(&lim);
+    lim.max_body_bytes = 0;
+    lim.max_header_bytes = 65536;
+    lim.max_header_count = 1000;
+    lim.max_uri_bytes = 65536;
+    struct gw_http_parser *p = NULL;
+    if (gw_http_parser_new(&p, GW_HTTP_REQUEST, &lim) < 0)
+        return;
+    size_t got = 0, pos = 0;
+    struct buf body = {0};
+    struct gw_http_head *h = NULL;
+    for (;;) {
+        size_t used = 0;
+        struct gw_http_event ev;
+        if (gw_http_parser_feed(p, at(&r->wire, pos), r->wire.len - pos, &used, &ev) < 0) {
+            fprintf(stderr, "upstream bytes refused: %s\n%.*s\n", gw_http_parser_reason(p),
+                    (int)r->wire.len, r->wire.p);
+            fail("what the gateway sent upstream does not re-parse");
+        }
+        pos += used;
+        if (ev.type == GW_HTTP_EV_NEED_MORE)
+            break;
+        if (ev.type == GW_HTTP_EV_HEAD) {
+            h = ev.head;
+            body.len = 0;
+        } else if (ev.type == GW_HTTP_EV_BODY) {
+            put(&body, ev.data, ev.len);
+        } else if (ev.type == GW_HTTP_EV_DONE) {
+            if (got >= r->nmsgs)
+                fail("more requests upstream than were forwarded");
+            const struct fwd_msg *m = &r->msgs[got];
+            if (strcmp(h->method, m->method) != 0)
+                fail("method changed upstream");
+            if (h->target_len != m->target.len || memcmp(h->target, m->target.p, h->target_len))
+                fail("target changed upstream");
+            if (body.len != m->body.len || (body.len && memcmp(body.p, m->body.p, body.len)))
+                fail("body changed upstream");
+            if (h->nheaders && gw_http_head_count(h, "x-forwarded-for") != 1)
+                fail("X-Forwarded-For not exactly once");
+            gw_http_head_free(h);
+            h = NULL;
+            got++;
+        }
+    }
+    if (pos != r->wire.len || h || gw_http_parser_in_message(p))
+        fail("upstream bytes end inside a message");
+    if (got != r->nmsgs)
+        fail("fewer requests upstream than were forwarded");
+    free(body.p);
+    gw_http_parser_free(p);
+}
+
+/* The upstream reply to the first forwarded request, relayed to the client
+ * and parsed back. */
+static void upstream_side(const struct run *r, const char *in, size_t len)
+{
+    if (!r->nmsgs)
+        return;
+    bool head_req = r->msgs[0].is_head;
+    struct gw_http_limits lim;
+    gw_http_limits_default(&lim);
+    lim.max_body_bytes = 0;
+    lim.require_host = false;
+    struct gw_http_parser *p = NULL;
+    if (gw_http_parser_new(&p, GW_HTTP_RESPONSE, &lim) < 0)
+        return;
+    gw_http_parser_expect(p, head_req, false);
+    /* a request head the response answers, for the response writer */
+    struct gw_http_parser *rq = NULL;
+    struct gw_http_head *req = NULL;
+    char reqtext[128];
+    int rl = snprintf(reqtext, sizeof reqtext, "%s / HTTP/1.1\r\nHost: a\r\n\r\n",
+                      head_req ? "HEAD" : "GET");
+    if (gw_http_parser_new(&rq, GW_HTTP_REQUEST, NULL) == 0) {
+        size_t used;
+        struct gw_http_event ev;
+        if (gw_http_parser_feed(rq, reqtext, (size_t)rl, &used, &ev) == 0 &&
+            ev.type == GW_HTTP_EV_HEAD)
+            req = ev.head;
+    }
+    gw_http_parser_free(rq);
+    if (!req) {
+        gw_http_parser_free(p);
+        return;
+    }
+    struct buf client = {0}, body = {0};
+    struct gw_http_head *resp = NULL;
+    enum gw_http_out_framing fr = GW_HTTP_OUT_NONE;
+    bool done = false, bad = false, sent = false;
+    int status = 0;
+    size_t pos = 0;
+    static char obuf[65536];
+    bool finished = false;
+    for (;;) {
+        size_t used = 0;
+        struct gw_http_event ev;
+        int rc = gw_http_parser_feed(p, in + pos, len - pos, &used, &ev);
+        if (rc == 0 && ev.type == GW_HTTP_EV_NEED_MORE) {
+            /* all fed: the upstream closes, as for a read-until-close body */
+            if (finished)
+                break;
+            finished = true;
+            rc = gw_http_parser_finish(p, &ev);
+        }
+        if (rc < 0) {
+            bad = true;
+            break;
+        }
+        pos += used;
+        if (ev.type == GW_HTTP_EV_NEED_MORE)
+            break;
+        if (ev.type == GW_HTTP_EV_HEAD) {
+            if (ev.head->status < 200 || ev.head->status == 101 || sent) {
+                gw_http_head_free(ev.head);
+                if (sent)
+                    fail("a second final head");
+                continue;
+            }
+            resp = ev.head;
+            size_t olen = 0;
+            bool ka = false;
+            if (gw_http_response_head_write(resp, req, "fuzz-1", true, obuf, sizeof obuf, &olen,
+                                            &fr, &ka) < 0) {
+                bad = true;
+                break;
+            }
+            put(&client, obuf, olen);
+            status = resp->status;
+            sent = true;
+        } else if (ev.type == GW_HTTP_EV_BODY && sent) {
+            put(&body, ev.data, ev.len);
+            if (!ev.len)
+                continue;
+            if (fr == GW_HTTP_OUT_CHUNKED) {
+                char pre[32], post[8];
+                int a = gw_http_chunk_start(ev.len, pre, sizeof pre);
+                int b = gw_http_chunk_end(post, sizeof post);
+                put(&client, pre, (size_t)a);
+                put(&client, ev.data, ev.len);
+                put(&client, post, (size_t)b);
+            } else if (fr != GW_HTTP_OUT_NONE) {
+                put(&client, ev.data, ev.len);
+            }
+        } else if (ev.type == GW_HTTP_EV_DONE && sent) {
+            if (fr == GW_HTTP_OUT_CHUNKED) {
+                char last[8];
+                int a = gw_http_chunk_last(last, sizeof last);
+                put(&client, last, (size_t)a);
+            }
+            done = true;
+            break;
+        }
+    }
+    if (done && !bad) {
+        /* The client's view: one response, same status, same body. */
+        struct gw_http_parser *cp = NULL;
+        if (gw_http_parser_new(&cp, GW_HTTP_RESPONSE, &lim) == 0) {
+            gw_http_parser_expect(cp, head_req, false);
+            size_t cpos = 0;
+            struct buf cbody = {0};
+            bool cdone = false;
+            int cstatus = 0;
+            bool cfinished = false;
+            while (!cdone) {
+                size_t used = 0;
+                struct gw_http_event ev;
+                int rc = gw_http_parser_feed(cp, at(&client, cpos), client.len - cpos, &used, &ev);
+                if (rc == 0 && ev.type == GW_HTTP_EV_NEED_MORE) {
+                    if (cfinished)
+                        break;
+                    cfinished = true;
+                    rc = gw_http_parser_finish(cp, &ev);
+                }
+                if (rc < 0) {
+                    fprintf(stderr, "client response refused: %s\n%.*s\n",
+                            gw_http_parser_reason(cp), (int)client.len, client.p);
+                    fail("the response relayed to the client does not re-parse");
+                }
+                cpos += used;
+                if (ev.type == GW_HTTP_EV_HEAD) {
+                    cstatus = ev.head->status;
+                    gw_http_head_free(ev.head);
+                } else if (ev.type == GW_HTTP_EV_BODY) {
+                    put(&cbody, ev.data, ev.len);
+                } else if (ev.type == GW_HTTP_EV_DONE) {
+                    cdone = true;
+                } else if (ev.type == GW_HTTP_EV_NEED_MORE) {
+                    break;
+                }
+            }
+            if (!cdone)
+                fail("the relayed response does not end");
+            if (cstatus != status)
+                fail("status changed on the way to the client");
+            if (!head_req && status != 204 && status != 304 &&
+                (cbody.len != body.len || (body.len && memcmp(cbody.p, body.p, body.len))))
+                fail("body changed on the way to the client");
+            free(cbody.p);
+            gw_http_parser_free(cp);
+        }
+    }
+    gw_http_head_free(resp);
+    gw_http_head_free(req);
+    free(client.p);
+    free(body.p);
+    gw_http_parser_free(p);
+}
+
+static bool same(const struct buf *a, const struct buf *b)
+{
+    return a->len == b->len && (!a->len || memcmp(a->p, b->p, a->len) == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 3)
+        return 0;
+    size_t clen = (size_t)data[0] | (size_t)data[1] << 8;
+    size_t piece = (size_t)(data[2] % 16) + 1;
+    data += 3;
+    size -= 3;
+    if (clen > size)
+        clen = size;
+    const char *client = (const char *)data;
+    const char *reply = (const char *)data + clen;
+    size_t rlen = size - clen;
+
+    struct run whole = {0}, split = {0};
+    client_side(client, clen, clen ? clen : 1, &whole);
+    client_side(client, clen, piece, &split);
+    /* Chunk boundaries follow the reads; heads and decoded bodies may not. */
+    if (whole.nmsgs != split.nmsgs)
+        fail("whole and piecewise feeding forward different numbers of requests");
+    for (size_t i = 0; i < whole.nmsgs; i++)
+        if (!same(&whole.msgs[i].head, &split.msgs[i].head) ||
+            !same(&whole.msgs[i].body, &split.msgs[i].body))
+            fail("whole and piecewise feeding forward different requests");
+    check_wire(&whole);
+    upstream_side(&whole, reply, rlen);
+    run_done(&whole);
+    run_done(&split);
+    return 0;
+}
