@@ -170,6 +170,7 @@ struct attempt {
     uint64_t bytes_out;
     int fail_status; /* when A_RETRY runs out */
     const char *fail_msg;
+    const struct gw_http_edits *resp_edits; /* the route's response_headers, or NULL */
     /* The start of the request body, read before any upstream was chosen. */
     const char *pre;
     size_t pre_len;
@@ -345,9 +346,9 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                 obuf = rt_alloc(GW__HEAD_BUF);
             size_t olen = 0;
             bool keep_out = false;
-            if (!obuf ||
-                gw_http_response_head_write(resp, req, ex->request_id, ex->keep_alive, obuf,
-                                            GW__HEAD_BUF, &olen, &framing, &keep_out) < 0) {
+            if (!obuf || gw_http_response_head_write_edited(
+                             resp, req, ex->request_id, ex->keep_alive, a->resp_edits, obuf,
+                             GW__HEAD_BUF, &olen, &framing, &keep_out) < 0) {
                 upstream_failed(a, "response head too large");
                 gw__client_error(ex, 502, "upstream response head too large", false);
                 res = A_DONE;
@@ -495,9 +496,34 @@ static bool idempotent(const char *m)
     return false;
 }
 
+/* The wire module's form of a route's field edits, in `storage` (process
+ * memory, freed with the request process); NULL when the route has none. */
+static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
+                                            struct gw_http_edits *storage)
+{
+    if (!re->nset && !re->nadd && !re->nremove)
+        return NULL;
+    struct gw_http_kv *set = re->nset ? rt_alloc(re->nset * sizeof(*set)) : NULL;
+    struct gw_http_kv *add = re->nadd ? rt_alloc(re->nadd * sizeof(*add)) : NULL;
+    if ((re->nset && !set) || (re->nadd && !add))
+        return NULL;
+    for (size_t i = 0; i < re->nset; i++)
+        set[i] = (struct gw_http_kv){re->set[i].name, re->set[i].value};
+    for (size_t i = 0; i < re->nadd; i++)
+        add[i] = (struct gw_http_kv){re->add[i].name, re->add[i].value};
+    *storage = (struct gw_http_edits){.set = set,
+                                      .nset = re->nset,
+                                      .add = add,
+                                      .nadd = re->nadd,
+                                      .remove = re->remove,
+                                      .nremove = re->nremove};
+    return storage;
+}
+
 int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
               struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes)
 {
+    struct gw_http_edits req_edits, resp_edits;
     const struct gw_upstream_config *uc = gw__upstream_config(up);
     uint32_t connect_ms = r->connect_timeout_ms ? r->connect_timeout_ms : uc->connect_timeout_ms;
     uint32_t response_ms =
@@ -516,6 +542,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         .path = upath,
         .path_len = upath_len,
         .tunnel = ex->head->upgrade,
+        .edits = edits_of(&r->request_headers, &req_edits),
     };
     size_t head_len = 0;
     if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &head_len) < 0) {
@@ -530,7 +557,8 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
                         .head_len = head_len,
                         .response_timeout_ms = response_ms,
                         .fail_status = 502,
-                        .fail_msg = "no upstream target answered"};
+                        .fail_msg = "no upstream target answered",
+                        .resp_edits = edits_of(&r->response_headers, &resp_edits)};
     char *pre = ex->head->framing == GW_HTTP_BODY_NONE ? NULL : rt_alloc(PREREAD_CAP);
     if (ex->head->framing != GW_HTTP_BODY_NONE && !pre) {
         gw__client_error(ex, 500, "out of memory", false);

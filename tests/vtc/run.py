@@ -10,6 +10,7 @@ varnishd). For every .vtc a fresh gateway starts on ephemeral ports with:
   - /hello answered by the gateway itself;
   - everything else proxied to upstream "up" at 127.0.0.1:${up_port}, where
     the script's `server s1 -listen "127.0.0.1:${up_port}"` listens.
+A line `# routes: edits` gives the proxied route the field edits in EDITS.
 Macros given to the script: ${gw_port} (public listener), ${admin_port} (the
 admin listener), ${up_port}. A script passes when varnishtest does and the
 gateway then exits cleanly on SIGTERM. Ends with "N passed, N failed".
@@ -31,9 +32,18 @@ HELLO = {"name": "hello", "match": {"path": "/hello"},
 ALL = {"name": "all", "match": {"path": "/*rest"}, "upstream": "up"}
 
 
+# With a line `# routes: edits`, the proxied route edits fields both ways.
+EDITS = {"request_headers": {"set": {"x-route": "all", "x-replaced": "by-route"},
+                             "add": {"x-added": "1"}, "remove": ["cookie", "x-drop"]},
+         "response_headers": {"set": {"cache-control": "no-store"},
+                              "add": {"x-resp-added": "1"}, "remove": ["server"]}}
+
+
 def run_one(path, varnishtest):
     text = open(path, encoding="utf-8").read()
     routes = [HELLO, ALL] if "# routes: no-deny" in text else [DENY, HELLO, ALL]
+    if "# routes: edits" in text:
+        routes = [dict(r, **EDITS) if r is ALL else r for r in routes]
     up_port = free_port()
     gw = Gateway(routes, {"up": {"targets": [{"address": "127.0.0.1:%d" % up_port}],
                                  "retries": 0, "health": {"passive": {"failures": 0}}}},

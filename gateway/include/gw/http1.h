@@ -202,6 +202,26 @@ int gw_http_target_canon(const char *method, const char *target, size_t len, cha
 
 /* --- writing heads -------------------------------------------------------- */
 
+/* Field edits a route asks for (request_headers / response_headers in
+ * routes/README.md). Names match case-insensitively. Copied fields named in
+ * `remove` or `set` are dropped; then `set` and `add` are written. Fields
+ * the gateway writes itself (Host, Content-Length, Transfer-Encoding,
+ * X-Forwarded-*, X-Request-Id), hop-by-hop fields and values holding CR, LF
+ * or NUL are never written by an edit, nor removed by one. */
+struct gw_http_kv {
+    const char *name;
+    const char *value;
+};
+
+struct gw_http_edits {
+    const struct gw_http_kv *set;
+    size_t nset;
+    const struct gw_http_kv *add;
+    size_t nadd;
+    const char *const *remove;
+    size_t nremove;
+};
+
 /* What a proxy adds to a request it forwards. */
 struct gw_http_fwd {
     const char *client_addr; /* the peer's address, e.g. "192.0.2.7" or "2001:db8::1" */
@@ -217,12 +237,13 @@ struct gw_http_fwd {
     const char *request_id;  /* the request's id (gw_http_request_id) */
     const char *path;        /* rewritten path to send, incl. "?query"; NULL = target */
     size_t path_len;
-    const char *host_override; /* Host to send instead of the one the client
-                                * addressed (its Host, or the authority of an
-                                * absolute-form target); NULL keeps that. An
-                                * HTTP/1.0 request with neither gets none
-                                * unless given here. */
-    bool tunnel;               /* forward Upgrade (the route tunnels) */
+    const char *host_override;         /* Host to send instead of the one the client
+                                        * addressed (its Host, or the authority of an
+                                        * absolute-form target); NULL keeps that. An
+                                        * HTTP/1.0 request with neither gets none
+                                        * unless given here. */
+    bool tunnel;                       /* forward Upgrade (the route tunnels) */
+    const struct gw_http_edits *edits; /* the route's request field edits; NULL: none */
 };
 
 /* The request id to use and echo: the client's X-Request-Id when it is
@@ -259,6 +280,14 @@ int gw_http_response_head_write(const struct gw_http_head *r, const struct gw_ht
                                 const char *request_id, bool keep_alive, char *buf, size_t cap,
                                 size_t *out_len, enum gw_http_out_framing *framing,
                                 bool *keep_alive_out);
+
+/* The same, with the route's response field edits applied (`edits` may be
+ * NULL). */
+int gw_http_response_head_write_edited(const struct gw_http_head *r, const struct gw_http_head *req,
+                                       const char *request_id, bool keep_alive,
+                                       const struct gw_http_edits *edits, char *buf, size_t cap,
+                                       size_t *out_len, enum gw_http_out_framing *framing,
+                                       bool *keep_alive_out);
 
 /* Chunked encoder: the line before `len` data bytes ("%zx\r\n"), the CRLF
  * after them, and the last chunk ("0\r\n\r\n"). Return bytes written or

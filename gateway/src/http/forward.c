@@ -120,10 +120,53 @@ const char *gw_http_request_id(const struct gw_http_head *h, const char *generat
     return v;
 }
 
-/* Copies the end-to-end fields of h, skipping hop-by-hop, gateway-owned and
- * Connection-named ones; `keep_upgrade` keeps Upgrade for a tunnel. */
+static bool protected_name(const char *name, size_t n)
+{
+    return is_hop_by_hop(name, n) || in_list(name, n, gateway_owned);
+}
+
+/* Dropped from the copy by a route edit: named in `remove` or `set`. */
+static bool edited_away(const struct gw_http_edits *e, const char *name, size_t n)
+{
+    if (!e || protected_name(name, n))
+        return false;
+    for (size_t i = 0; i < e->nremove; i++)
+        if (gw__http_ieq(name, n, e->remove[i]))
+            return true;
+    for (size_t i = 0; i < e->nset; i++)
+        if (gw__http_ieq(name, n, e->set[i].name))
+            return true;
+    return false;
+}
+
+static void put_edit_fields(struct out *o, const struct gw_http_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(kv[i].name), vl = strlen(kv[i].value);
+        bool ok = nl > 0 && !protected_name(kv[i].name, nl);
+        for (size_t k = 0; ok && k < nl; k++)
+            ok = gw__http_is_tchar((unsigned char)kv[i].name[k]);
+        for (size_t k = 0; ok && k < vl; k++)
+            ok = kv[i].value[k] != '\r' && kv[i].value[k] != '\n';
+        if (ok)
+            field(o, kv[i].name, kv[i].value, vl);
+    }
+}
+
+/* Writes a route's `set` and `add` fields. */
+static void put_edits(struct out *o, const struct gw_http_edits *e)
+{
+    if (!e)
+        return;
+    put_edit_fields(o, e->set, e->nset);
+    put_edit_fields(o, e->add, e->nadd);
+}
+
+/* Copies the end-to-end fields of h, skipping hop-by-hop, gateway-owned,
+ * Connection-named ones and those a route edit drops; `keep_upgrade` keeps
+ * Upgrade for a tunnel. */
 static void copy_fields(struct out *o, const struct gw_http_head *h, bool keep_upgrade,
-                        const char *const *skip_also)
+                        const struct gw_http_edits *e)
 {
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
@@ -133,7 +176,7 @@ static void copy_fields(struct out *o, const struct gw_http_head *h, bool keep_u
         }
         if (is_hop_by_hop(f->name, f->name_len) || in_list(f->name, f->name_len, gateway_owned))
             continue;
-        if (skip_also && in_list(f->name, f->name_len, skip_also))
+        if (edited_away(e, f->name, f->name_len))
             continue;
         if (named_in_connection(h, f->name, f->name_len))
             continue;
@@ -242,7 +285,8 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
         field(&o, "Host", host, hn);
 
     bool tunnel = f->tunnel && h->upgrade && gw_http_head_get(h, "upgrade", NULL);
-    copy_fields(&o, h, tunnel, NULL);
+    copy_fields(&o, h, tunnel, f->edits);
+    put_edits(&o, f->edits);
 
     /* Framing, from what the parser decided; the body is re-framed. */
     if (h->framing == GW_HTTP_BODY_LENGTH) {
@@ -290,6 +334,16 @@ int gw_http_response_head_write(const struct gw_http_head *r, const struct gw_ht
                                 size_t *out_len, enum gw_http_out_framing *framing,
                                 bool *keep_alive_out)
 {
+    return gw_http_response_head_write_edited(r, req, request_id, keep_alive, NULL, buf, cap,
+                                              out_len, framing, keep_alive_out);
+}
+
+int gw_http_response_head_write_edited(const struct gw_http_head *r, const struct gw_http_head *req,
+                                       const char *request_id, bool keep_alive,
+                                       const struct gw_http_edits *edits, char *buf, size_t cap,
+                                       size_t *out_len, enum gw_http_out_framing *framing,
+                                       bool *keep_alive_out)
+{
     struct out o = {.buf = buf, .cap = cap};
     if (!r->is_response || (req && req->is_response))
         return -EINVAL;
@@ -305,7 +359,8 @@ int gw_http_response_head_write(const struct gw_http_head *r, const struct gw_ht
     put(&o, r->reason, r->reason_len);
     put(&o, "\r\n", 2);
 
-    copy_fields(&o, r, upgrade, NULL);
+    copy_fields(&o, r, upgrade, edits);
+    put_edits(&o, edits);
 
     if (head_req || r->status == 204 || r->status == 304 || r->status < 200) {
         fr = GW_HTTP_OUT_NONE;
