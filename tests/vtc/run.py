@@ -10,7 +10,8 @@ varnishd). For every .vtc a fresh gateway starts on ephemeral ports with:
   - /hello answered by the gateway itself;
   - everything else proxied to upstream "up" at 127.0.0.1:${up_port}, where
     the script's `server s1 -listen "127.0.0.1:${up_port}"` listens.
-A line `# routes: edits` gives the proxied route the field edits in EDITS.
+A line `# routes: edits` gives the proxied route the field edits in EDITS,
+`# routes: edits-protected` those in EDITS_PROTECTED.
 Macros given to the script: ${gw_port} (public listener), ${admin_port} (the
 admin listener), ${up_port}. A script passes when varnishtest does and the
 gateway then exits cleanly on SIGTERM. Ends with "N passed, N failed".
@@ -38,11 +39,20 @@ EDITS = {"request_headers": {"set": {"x-route": "all", "x-replaced": "by-route"}
          "response_headers": {"set": {"cache-control": "no-store"},
                               "add": {"x-resp-added": "1"}, "remove": ["server"]}}
 
+# With `# routes: edits-protected`, edits aimed at the gateway's own fields.
+EDITS_PROTECTED = {
+    "request_headers": {"set": {"x-forwarded-for": "1.2.3.4", "x-request-id": "forged",
+                                "host": "forged"},
+                        "remove": ["x-forwarded-proto", "x-forwarded-host", "host"]},
+    "response_headers": {"set": {"x-request-id": "forged"}, "remove": ["x-request-id"]}}
+
 
 def run_one(path, varnishtest):
     text = open(path, encoding="utf-8").read()
     routes = [HELLO, ALL] if "# routes: no-deny" in text else [DENY, HELLO, ALL]
-    if "# routes: edits" in text:
+    if "# routes: edits-protected" in text:
+        routes = [dict(r, **EDITS_PROTECTED) if r is ALL else r for r in routes]
+    elif "# routes: edits" in text:
         routes = [dict(r, **EDITS) if r is ALL else r for r in routes]
     up_port = free_port()
     gw = Gateway(routes, {"up": {"targets": [{"address": "127.0.0.1:%d" % up_port}],
