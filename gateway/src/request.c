@@ -190,10 +190,11 @@ static void admin_request(struct gw__exchange *ex, const struct gw_http_target *
     char hdr[512];
     int hn = snprintf(hdr, sizeof hdr,
                       "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
-                      "cache-control: no-store\r\nx-request-id: %s\r\n%s\r\n",
+                      "cache-control: no-store\r\nx-request-id: %s\r\n%s%s\r\n",
                       aresp.status, gw_http_status_text(aresp.status),
                       aresp.content_type ? aresp.content_type : "application/json", aresp.body_len,
-                      ex->request_id, ex->keep_alive ? "" : "connection: close\r\n");
+                      ex->request_id, aresp.headers ? aresp.headers : "",
+                      ex->keep_alive ? "" : "connection: close\r\n");
     ex->status = aresp.status;
     struct iovec iov[2] = {{hdr, (size_t)hn}, {aresp.body, head_only ? 0 : aresp.body_len}};
     ex->response_started = true;

@@ -244,6 +244,12 @@ def every_endpoint_answers_with_its_documented_shape():
             s, v = g.admin("DELETE", "/admin/system")
             assert s == 405 and v["error"] == "method_not_allowed", v
             assert "GET" in v["detail"]["allow"]
+            c = http.client.HTTPConnection("127.0.0.1", g.admin_port, timeout=5)
+            c.request("DELETE", "/admin/system")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 405 and r.getheader("allow") == "GET, HEAD", r.getheaders()
+            c.close()
             s, v = g.get("/admin/processes/0.999999.999999")
             assert s == 404 and v["error"] == "no_such_process", v
             s, v = g.get("/admin/processes/banana")
@@ -455,6 +461,13 @@ def token_is_required_on_a_public_admin_address_and_compared_exactly():
         wait_port(g.port)
         s, v = g.get("/admin/system")
         assert s == 401 and v["error"] == "unauthorized" and "detail" in v, (s, v)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/admin/system")
+        r = c.getresponse()
+        r.read()
+        assert r.status == 401 and r.getheader("www-authenticate", "").startswith("Bearer"), \
+            r.getheaders()
+        c.close()
         s, v = g.get("/admin/system", token=token[:-1] + "x")
         assert s == 401, s
         s, v = g.get("/admin/system", token=token + "x")

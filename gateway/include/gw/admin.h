@@ -31,6 +31,9 @@ struct gw_admin_response {
     const char *content_type; /* static string */
     char *body;               /* malloc'd; the caller frees */
     size_t body_len;
+    /* Extra header lines, each ending in CRLF ("allow: GET, HEAD\r\n"),
+     * or NULL; static storage. */
+    const char *headers;
 };
 
 /* Process context (a request process of the admin listener); may call
