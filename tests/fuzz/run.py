@@ -106,7 +106,8 @@ def run_target(name, exe, corpus, seconds, artifacts):
     cmd = [exe, "-max_total_time=%d" % seconds, "-timeout=10", "-rss_limit_mb=2048",
            "-max_len=16384", "-print_final_stats=1",
            "-artifact_prefix=" + os.path.join(artifacts, ""), corpus]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300)
+    p = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                       timeout=seconds + 300)
     m = re.search(r"stat::number_of_executed_units:\s*(\d+)", p.stderr)
     execs = int(m.group(1)) if m else 0
     found = sorted(glob.glob(os.path.join(artifacts, "*")))
