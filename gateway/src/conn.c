@@ -286,8 +286,7 @@ static void conn_main(void *arg)
     struct conn_start cs = *(struct conn_start *)arg;
     free(arg);
     struct gw__listener *l = cs.lis;
-    atomic_fetch_add_explicit(&l->stats->connections, 1, memory_order_relaxed);
-    rt_defer(conn_closed, l);
+    rt_defer(conn_closed, l); /* the acceptor counted the connection */
     struct gw__exchange *ex = calloc(1, sizeof(*ex));
     if (!ex) {
         close(cs.fd);

@@ -119,10 +119,13 @@ const char *gw__target_addr(const struct gw_target *t);
  * connected within the timeout. With `probe`, a pooled one is first checked
  * to be still open (one syscall): for requests that could not be sent again
  * on a stale connection. Returns the fd or -errno. */
-int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe, bool *reused);
+int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe, bool *reused,
+                      uint64_t *guard);
 /* Returns a healthy connection to the pool (or closes it when the pool is
- * full); closes it when !reusable. */
-void gw__conn_checkin(struct gw_target *t, int fd, bool reusable);
+ * full); closes it when !reusable. `guard` is what checkout gave: until
+ * checkin, a deferred cleanup closes the connection and gives back its
+ * count if the process is killed or crashes. */
+void gw__conn_checkin(struct gw_target *t, int fd, bool reusable, uint64_t guard);
 void gw__target_result(struct gw_target *t, bool ok, const char *error);
 int gw__upstreams_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
                             rt_atom *reason);

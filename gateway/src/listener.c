@@ -225,15 +225,29 @@ static void refuse(int fd)
     }
 }
 
+static void close_fd(void *arg)
+{
+    close((int)(intptr_t)arg);
+}
+
 static void acceptor_main(void *arg)
 {
     struct gw__listener *l = arg;
     rt_set_detail("listener %s", l->name);
+    /* Each acceptor waits on its own descriptor of the shared socket: one
+     * descriptor has one waiter (rt.h). Shutting the socket down at drain
+     * reaches every descriptor. */
+    int lfd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
+    if (lfd < 0) {
+        rt_log(RT_LOG_ERROR, "listener %s: dup: %s", l->name, strerror(errno));
+        rt_exit(rt_atom_intern("dup_failed"));
+    }
+    rt_defer(close_fd, (void *)(intptr_t)lfd);
     bool emfile_logged = false;
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
-        int fd = rt_accept(l->fd, (struct sockaddr *)&ss, &sl, RT_INFINITY);
+        int fd = rt_accept(lfd, (struct sockaddr *)&ss, &sl, RT_INFINITY);
         if (fd < 0) {
             if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
                 if (!emfile_logged)
@@ -259,11 +273,16 @@ static void acceptor_main(void *arg)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* Counted here, before the connection process exists, so that a
+         * burst of accepts cannot pass the limit; the connection process
+         * gives it back when it ends. */
+        atomic_fetch_add_explicit(&l->stats->connections, 1, memory_order_relaxed);
         struct conn_start cs = {.fd = fd, .lis = l};
         rt_pid pid;
         rt_atom reason;
         int rc = rt_sup_start_child_extra(l->conns_sup, &cs, sizeof cs, &pid, &reason);
         if (rc < 0) {
+            atomic_fetch_sub_explicit(&l->stats->connections, 1, memory_order_relaxed);
             rt_log(RT_LOG_ERROR, "listener %s: cannot start a connection process: %s", l->name,
                    rc == -ECHILD ? rt_atom_name(reason) : strerror(-rc));
             close(fd);

@@ -16,6 +16,7 @@
  * each a short JSON body with the request id.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,19 @@
 #define RBUF 65536
 
 struct pump_arg {
-    int from, to;
+    int from, to; /* the pump's own descriptors (dups): it closes them */
 };
+
+static void close_fd(void *arg)
+{
+    close((int)(intptr_t)arg);
+}
 
 static void pump_main(void *arg)
 {
     struct pump_arg a = *(struct pump_arg *)arg;
+    rt_defer(close_fd, (void *)(intptr_t)a.from);
+    rt_defer(close_fd, (void *)(intptr_t)a.to);
     char *buf = rt_alloc(RBUF);
     if (!buf)
         return;
@@ -47,8 +55,16 @@ static void pump_main(void *arg)
     shutdown(a.to, SHUT_WR);
 }
 
+static bool is_exit_from(const struct rt_msg *m, void *ctx)
+{
+    return m->type == RT_MSG_EXIT && m->from == *(rt_pid *)ctx;
+}
+
 /* Copies both ways between client and upstream until either side is done;
- * `pending`/`plen`: upstream bytes already read past the 101 head. */
+ * `pending`/`plen`: upstream bytes already read past the 101 head. The
+ * upstream-to-client direction runs in a pump process with its own
+ * descriptors (one waiter per descriptor, see rt.h), and the tunnel returns
+ * only once the pump has exited. */
 static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t plen)
 {
     if (plen && rt_write(ex->fd, pending, plen, GW__WRITE_TIMEOUT_MS) < 0)
@@ -56,7 +72,15 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
     if (ex->len && rt_write(ufd, ex->buf + ex->off, ex->len, GW__WRITE_TIMEOUT_MS) < 0)
         return;
     ex->len = 0;
-    struct pump_arg pa = {.from = ufd, .to = ex->fd};
+    struct pump_arg pa = {.from = fcntl(ufd, F_DUPFD_CLOEXEC, 0),
+                          .to = fcntl(ex->fd, F_DUPFD_CLOEXEC, 0)};
+    if (pa.from < 0 || pa.to < 0) {
+        if (pa.from >= 0)
+            close(pa.from);
+        if (pa.to >= 0)
+            close(pa.to);
+        return;
+    }
     rt_ref ref;
     rt_pid pump;
     struct rt_spawn_opts o = {.link = true,
@@ -66,18 +90,19 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
                               .initial_call = "gw_proxy:tunnel"};
     bool trapped = rt_trap_exit(true);
     if (rt_spawn(pump_main, &pa, &o, &pump) < 0) {
+        close(pa.from);
+        close(pa.to);
         rt_trap_exit(trapped);
         return;
     }
+    struct rt_msg *down = NULL;
     for (;;) {
         int r = rt_poll(ex->fd, RT_POLL_IN | RT_POLL_MSG, RT_INFINITY);
         if (r == (int)RT_POLL_MSG) {
-            struct rt_msg *m = rt_receive_ref(ref, 0);
-            if (m) { /* the other direction ended */
-                rt_msg_free(m);
+            down = rt_receive_ref(ref, 0);
+            if (down) /* the other direction ended */
                 break;
-            }
-            rt_msg_free(rt_receive(0)); /* its EXIT, or anything else */
+            rt_msg_free(rt_receive(0)); /* anything else */
             continue;
         }
         if (r < 0)
@@ -85,14 +110,19 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
         ssize_t n = read(ex->fd, ex->buf, GW__BUF_SIZE);
         if (n <= 0) {
             shutdown(ufd, SHUT_WR);
-            rt_msg_free(rt_receive_ref(ref, 5000)); /* let the other side finish */
+            down = rt_receive_ref(ref, 5000); /* let the other side finish */
             break;
         }
         if (rt_write(ufd, ex->buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
             break;
     }
-    rt_exit_signal(pump, RT_KILL);
-    rt_demonitor(ref, true);
+    if (!down) {
+        rt_exit_signal(pump, RT_KILL);
+        down = rt_receive_ref(ref, RT_INFINITY); /* it has exited: `pa` is no longer used */
+    }
+    rt_msg_free(down);
+    /* Its link's EXIT came before the DOWN: take it before trapping ends. */
+    rt_msg_free(rt_receive_match(is_exit_from, &pump, 0));
     rt_trap_exit(trapped);
     ex->keep_alive = false;
 }
@@ -160,6 +190,7 @@ enum attempt_result {
 struct attempt {
     struct gw__exchange *ex;
     struct gw_upstream *up;
+    uint64_t guard; /* cleanup of the checked-out connection (gw__conn_checkin) */
     struct gw_target *target;
     int ufd;
     bool reused;
@@ -419,7 +450,7 @@ out:
     gw_http_head_free(resp);
     gw_http_parser_free(rp);
     rt_free(obuf);
-    gw__conn_checkin(a->target, a->ufd, reusable);
+    gw__conn_checkin(a->target, a->ufd, reusable, a->guard);
     a->ufd = -1;
     return res;
 }
@@ -428,7 +459,7 @@ static enum attempt_result attempt_once(struct attempt *a, char *rbuf)
 {
     struct gw__exchange *ex = a->ex;
     if (rt_write(a->ufd, a->head, a->head_len, GW__WRITE_TIMEOUT_MS) < 0) {
-        gw__conn_checkin(a->target, a->ufd, false);
+        gw__conn_checkin(a->target, a->ufd, false, a->guard);
         a->ufd = -1;
         if (a->reused)
             return A_RETRY;
@@ -446,7 +477,7 @@ static enum attempt_result attempt_once(struct attempt *a, char *rbuf)
             struct iovec iov[3] = {
                 {pre, (size_t)x}, {(void *)a->pre, a->pre_len}, {post, (size_t)y}};
             if (rt_writev(a->ufd, iov, 3, GW__WRITE_TIMEOUT_MS) < 0) {
-                gw__conn_checkin(a->target, a->ufd, false);
+                gw__conn_checkin(a->target, a->ufd, false, a->guard);
                 a->ufd = -1;
                 upstream_failed(a, "write error");
                 return A_RETRY;
@@ -457,7 +488,7 @@ static enum attempt_result attempt_once(struct attempt *a, char *rbuf)
                 char last[8];
                 int x = gw_http_chunk_last(last, sizeof last);
                 if (rt_write(a->ufd, last, (size_t)x, GW__WRITE_TIMEOUT_MS) < 0) {
-                    gw__conn_checkin(a->target, a->ufd, false);
+                    gw__conn_checkin(a->target, a->ufd, false, a->guard);
                     a->ufd = -1;
                     return A_RETRY;
                 }
@@ -469,7 +500,7 @@ static enum attempt_result attempt_once(struct attempt *a, char *rbuf)
             uint64_t sent = 0;
             int rc = send_body(ex, a->ufd, chunked, &sent);
             if (rc < 0) {
-                gw__conn_checkin(a->target, a->ufd, false);
+                gw__conn_checkin(a->target, a->ufd, false, a->guard);
                 a->ufd = -1;
                 if (rc == -EPIPE) {
                     upstream_failed(a, "write error");
@@ -600,7 +631,16 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         /* A request whose body is held whole is sent again on a fresh
          * connection if a pooled one turns out stale; only a streamed body
          * needs the pooled connection checked first. */
-        int fd = gw__conn_checkout(t, connect_ms, !a.pre_complete, &a.reused);
+        int fd = gw__conn_checkout(t, connect_ms, !a.pre_complete, &a.reused, &a.guard);
+        if (fd == -EBUSY) {
+            /* Our own connection cap for the target: not the target's
+             * failure, so it does not count towards ejecting it. */
+            a.fail_status = 503;
+            a.fail_msg = "upstream connection limit reached";
+            last = t;
+            budget--;
+            continue;
+        }
         if (fd < 0) {
             upstream_failed(&a, fd == -ETIMEDOUT ? "connect timeout" : "connect failed");
             if (fd == -ETIMEDOUT)

@@ -226,7 +226,31 @@ static bool still_open(int fd)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe, bool *reused)
+struct checkout_guard {
+    struct gw_target *t;
+    int fd;
+};
+
+/* Runs only when the process ends with the connection still checked out. */
+static void checkout_abandoned(void *arg)
+{
+    struct checkout_guard *g = arg;
+    atomic_fetch_sub_explicit(&g->t->active, 1, memory_order_relaxed);
+    rt_close(g->fd);
+}
+
+static uint64_t guard_new(struct gw_target *t, int fd)
+{
+    struct checkout_guard *g = rt_alloc(sizeof(*g)); /* freed with the process */
+    if (!g)
+        return 0;
+    g->t = t;
+    g->fd = fd;
+    return rt_defer(checkout_abandoned, g);
+}
+
+int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe, bool *reused,
+                      uint64_t *guard)
 {
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
     for (;;) {
@@ -240,6 +264,7 @@ int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool pro
         if (!probe || still_open(fd)) {
             atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed);
             *reused = true;
+            *guard = guard_new(t, fd);
             return fd;
         }
         rt_close(fd);
@@ -258,13 +283,16 @@ int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool pro
     }
     atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed);
     *reused = false;
+    *guard = guard_new(t, fd);
     return fd;
 }
 
-void gw__conn_checkin(struct gw_target *t, int fd, bool reusable)
+void gw__conn_checkin(struct gw_target *t, int fd, bool reusable, uint64_t guard)
 {
     if (fd < 0)
         return;
+    if (guard)
+        rt_undefer(guard, false);
     atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
     if (reusable) {
         pthread_mutex_lock(&t->lock);

@@ -389,11 +389,13 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     /* Relaxed: counters for statistics and the process limit. */
     atomic_fetch_add_explicit(&rt__rt.live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&rt__rt.spawned, 1, memory_order_relaxed);
-    if (self)
-        rt__charge(self, 1);
+    /* Queued before the spawner is charged: charging may yield and handle
+     * an exit signal, and a child published but never queued would never run. */
     rt__enqueue(p);
     if (out)
         *out = pid;
+    if (self)
+        rt__charge(self, 1);
     return 0;
 
 fail_nomem:

@@ -47,6 +47,16 @@ void rt__switch(struct rt__ctx *from, struct rt__ctx *to);
 void rt__trampoline(void);
 _Noreturn void rt__proc_main(void);
 
+/* ---- spinning ---- */
+static inline void rt__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 /* ---- spinlock ---- */
 typedef struct {
     atomic_flag f;
@@ -59,7 +69,7 @@ static inline void rt__spin_lock(rt__spin *l)
 {
     /* Acquire: the critical section's reads see the previous holder's writes. */
     while (atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire))
-        __builtin_ia32_pause();
+        rt__cpu_relax();
 }
 static inline void rt__spin_unlock(rt__spin *l)
 {

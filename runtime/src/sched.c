@@ -521,7 +521,7 @@ static void *sched_main(void *arg)
             if (atomic_load_explicit(&s->rq_len, memory_order_relaxed) || anything_to_steal(s))
                 found = true;
             else
-                __builtin_ia32_pause();
+                rt__cpu_relax();
         }
         if (found)
             continue;

@@ -578,6 +578,55 @@ def least_conn_prefers_the_idle_target():
         assert len(fast) == 1 and box["slow"] not in fast, (box, fast)
 
 
+def admin_json(gw, method, path, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=10)
+    c.request(method, path, body=body)
+    r = c.getresponse()
+    doc = json.loads(r.read())
+    c.close()
+    return r.status, doc
+
+
+@t.case
+def killed_request_process_gives_back_its_upstream_connection():
+    with Env() as e:
+        box = {}
+
+        def slow():
+            r, _ = e.get("/api/slow?ms=3000")
+            box["status"] = r.status
+
+        th = threading.Thread(target=slow)
+        th.start()
+        pid = None
+        for _ in range(200):
+            _, doc = admin_json(e.gw, "GET", "/admin/processes?kind=request")
+            reqs = [p for p in doc["processes"] if p.get("route") == "api"]
+            if reqs:
+                pid = reqs[0]["pid"].strip("<>")
+                break
+            time.sleep(0.02)
+        assert pid, doc
+        for _ in range(200):  # until it has its upstream connection
+            _, ups = admin_json(e.gw, "GET", "/admin/upstreams")
+            if ups["upstreams"][0]["targets"][0]["active"] == 1:
+                break
+            time.sleep(0.02)
+        assert ups["upstreams"][0]["targets"][0]["active"] == 1, ups
+        s, _ = admin_json(e.gw, "POST", f"/admin/processes/{pid}/kill")
+        assert s in (200, 202), s
+        th.join()
+        assert box["status"] in (500, 502), box
+        for _ in range(100):
+            _, ups = admin_json(e.gw, "GET", "/admin/upstreams")
+            if ups["upstreams"][0]["targets"][0]["active"] == 0:
+                break
+            time.sleep(0.02)
+        assert ups["upstreams"][0]["targets"][0]["active"] == 0, ups
+        r, _ = e.get("/api/echo")  # and the upstream is still usable
+        assert r.status == 200
+
+
 @t.case
 def upstream_dying_mid_response_closes_that_client_only():
     with Env() as e:

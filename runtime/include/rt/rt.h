@@ -327,7 +327,12 @@ void rt_sleep(uint64_t ms);
  * Process context. File descriptors are put in non-blocking mode; a call that
  * would block parks the process on its scheduler's epoll set until the fd is
  * ready or the timeout passes (-ETIMEDOUT). A parked process costs no CPU.
- * Errors are -errno. */
+ * Errors are -errno.
+ *
+ * One waiter per descriptor: at most one process may be parked on a given fd
+ * number at a time (a second waiter would take over the first one's wake-up).
+ * Processes that wait on the same socket at once (an acceptor pool; the two
+ * directions of a tunnel) each use their own descriptor, from dup(). */
 int rt_fd_nonblock(int fd);
 ssize_t rt_read(int fd, void *buf, size_t len, int64_t timeout_ms);
 /* Writes all `len` bytes or fails. */

@@ -7,6 +7,7 @@
 #include "rt_test.h"
 
 #include <stdio.h>
+#include <unistd.h>
 
 enum { T_PING = 1, T_PONG, T_DATA, T_GO, T_RESULT };
 
@@ -781,6 +782,49 @@ START_TEST(mailbox_length_counts_messages_not_pending_signals)
 }
 END_TEST
 
+static _Atomic int child_ran;
+
+static void mark_child(void *arg)
+{
+    (void)arg;
+    atomic_store(&child_ran, 1);
+}
+
+static void spawn_with_kill_pending(void *arg)
+{
+    (void)arg;
+    atomic_store(&flag, 1);
+    while (atomic_load(&flag) != 2)
+        ;                                   /* no runtime call: the kill stays pending */
+    rt_spawn(mark_child, NULL, NULL, NULL); /* charging here handles the kill */
+    rt_sleep(1000);
+}
+
+START_TEST(a_child_spawned_by_a_dying_process_still_runs)
+{
+    struct rt_config cfg;
+    rt_config_default(&cfg);
+    cfg.schedulers = 2;
+    cfg.reductions = 1; /* every runtime call ends the slice */
+    ck_assert_int_eq(rt_start(&cfg), 0);
+    atomic_store(&flag, 0);
+    atomic_store(&child_ran, 0);
+    rt_pid pid;
+    ck_assert_int_eq(rt_spawn(spawn_with_kill_pending, NULL, NULL, &pid), 0);
+    while (atomic_load(&flag) != 1)
+        ;
+    ck_assert_int_eq(rt_exit_signal(pid, RT_KILL), 0);
+    atomic_store(&flag, 2);
+    rt_atom reason;
+    ck_assert_int_eq(rt_join(pid, 5000, &reason), 0);
+    ck_assert_uint_eq(reason, RT_KILLED);
+    for (int i = 0; i < 500 && !atomic_load(&child_ran); i++)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(&child_ran), 1);
+    rt_test_stop();
+}
+END_TEST
+
 RT_TEST_MAIN("rt_process", process_runs_and_exits_normal_when_function_returns,
              process_exit_reason_is_reported, pids_are_not_reused_after_exit,
              messages_from_one_sender_arrive_in_order, receive_times_out_and_zero_polls,
@@ -807,4 +851,5 @@ RT_TEST_MAIN("rt_process", process_runs_and_exits_normal_when_function_returns,
              reply_to_a_deactivated_alias_is_dropped,
              abnormal_exit_writes_one_crash_report_and_clean_exits_none,
              spawn_beyond_the_process_limit_fails_cleanly,
-             mailbox_length_counts_messages_not_pending_signals)
+             mailbox_length_counts_messages_not_pending_signals,
+             a_child_spawned_by_a_dying_process_still_runs)

@@ -618,6 +618,40 @@ START_TEST(process_parked_on_io_is_killed_by_an_exit_signal)
 }
 END_TEST
 
+static _Atomic int woken;
+
+static void wait_readable(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    if (rt_poll(fd, RT_POLL_IN, 3000) > 0)
+        atomic_fetch_add(&woken, 1);
+}
+
+START_TEST(two_waiters_on_their_own_descriptors_of_one_socket_both_wake)
+{
+    rt_test_start(1); /* both on one scheduler's epoll set */
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    rt_fd_nonblock(sv[0]);
+    int dup0 = dup(sv[0]);
+    atomic_store(&woken, 0);
+    rt_pid a, b;
+    ck_assert_int_eq(rt_spawn(wait_readable, (void *)(intptr_t)sv[0], NULL, &a), 0);
+    ck_assert_int_eq(rt_spawn(wait_readable, (void *)(intptr_t)dup0, NULL, &b), 0);
+    usleep(50000); /* both parked */
+    uint64_t t0 = rt_now_ms();
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    ck_assert_int_eq(rt_join(a, 5000, NULL), 0);
+    ck_assert_int_eq(rt_join(b, 5000, NULL), 0);
+    ck_assert_int_eq(atomic_load(&woken), 2);
+    ck_assert_uint_lt(rt_now_ms() - t0, 1000); /* neither waited for its timeout */
+    close(dup0);
+    close(sv[0]);
+    close(sv[1]);
+    rt_test_stop();
+}
+END_TEST
+
 /* ---- stress: many senders on all schedulers ---- */
 
 #define SENDERS 64
@@ -726,5 +760,6 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              snapshot_lists_every_process_with_its_figures,
              read_and_write_park_until_ready_and_time_out, accept_and_connect_over_loopback_tcp,
              poll_wakes_on_message_when_asked, process_parked_on_io_is_killed_by_an_exit_signal,
+             two_waiters_on_their_own_descriptors_of_one_socket_both_wake,
              many_senders_on_all_schedulers_keep_per_sender_order,
              spawn_and_exit_storm_leaves_nothing_behind, runtime_restarts_cleanly_after_stop)
