@@ -468,6 +468,9 @@ const char *route_jtype_name(const json_t *v)
 }
 
 static void report(struct route_diags *d, enum route_diag_level level, const struct route_jval *at,
+                   bool at_key, const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void report(struct route_diags *d, enum route_diag_level level, const struct route_jval *at,
                    bool at_key, const char *fmt, va_list ap)
 {
     unsigned line, col;

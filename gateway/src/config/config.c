@@ -354,7 +354,8 @@ static int parse_admin(struct gw_config *cfg, const struct route_jval *v, struct
             route_junknown(d, &m, "admin", admin_keys);
         }
     }
-    a->loopback = is_loopback(a->address.host);
+    /* No valid address (already reported): not loopback, and no crash. */
+    a->loopback = a->address.host && is_loopback(a->address.host);
     if (has_addr && !a->loopback && !a->token_env)
         route_jerr(d, &addr_v,
                    "the admin API on %s is reachable from other hosts: set \"token_env\" to the "
