@@ -172,6 +172,22 @@ START_TEST(public_admin_needs_a_token)
 }
 END_TEST
 
+START_TEST(admin_without_a_valid_address_is_an_error_not_a_crash)
+{
+    static const char *const bad[] = {
+        "{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],\"admin\":{\"address\":7}}",
+        "{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],\"admin\":{\"address\":\"nope\"}}",
+        "{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],\"admin\":{\"token_env\":\"X\","
+        "\"address\":null}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct route_diags d = parse_bad(bad[i]);
+        ck_assert_uint_gt(d.n, 0);
+        route_diags_done(&d);
+    }
+}
+END_TEST
+
 START_TEST(duplicate_listeners_are_errors)
 {
     struct route_diags d = parse_bad("{\"listeners\":[{\"name\":\"a\",\"address\":\"0.0.0.0:80\"},"
@@ -259,6 +275,7 @@ int main(void)
     tcase_add_test(tc, duplicate_listeners_are_errors);
     tcase_add_test(tc, routes_load_against_upstream_names_with_their_own_file);
     tcase_add_test(tc, shipped_config_is_valid);
+    tcase_add_test(tc, admin_without_a_valid_address_is_an_error_not_a_crash);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
