@@ -245,6 +245,10 @@ int gw_http_target_canon(const char *method, const char *target, size_t len, cha
 
     if (cap < 3 * len + 2)
         return -ENOSPC;
+    /* A gateway, not a forward proxy: CONNECT is refused whatever its
+     * target (its authority form is refused below anyway). */
+    if (method && strcmp(method, "CONNECT") == 0)
+        return -EINVAL;
     if (len == 1 && target[0] == '*') {
         if (!method || strcmp(method, "OPTIONS") != 0)
             return -EINVAL;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "router_int.h"
+#include "rt/proc_lib.h"
 #include "rt/gen_server.h"
 
 #define DIR_EVENTS                                                                                 \
@@ -131,7 +132,7 @@ static void handle(struct watcher *w, const struct inotify_event *ev)
     note(w, (ev->mask & IN_CREATE) ? GW__WATCH_CREATE_MS : GW__WATCH_QUIET_MS);
 }
 
-static void watcher_main(void *arg)
+static void watcher_main(void *arg, const struct rt_proc_starter *starter)
 {
     struct watcher *w = rt_calloc(1, sizeof(*w));
     if (!w) {
@@ -164,6 +165,9 @@ static void watcher_main(void *arg)
                strerror(errno), GW__WATCH_REWATCH_MS);
     rt_set_state_name("watching");
     rt_set_detail("%s", w->dir);
+    /* The start returns only now: a file written right after the router
+     * (re)starts is seen. */
+    rt_proc_init_ack(starter);
     alignas(struct inotify_event) char buf[4096];
     for (;;) {
         int64_t timeout = RT_INFINITY;
@@ -199,9 +203,10 @@ int gw__router_watcher_spawn(const char *dir, rt_pid *out)
     char *copy = strdup(dir);
     if (!copy)
         return -ENOMEM;
-    struct rt_spawn_opts so = {.link = true, .initial_call = "gw_router:watcher"};
-    int r = rt_spawn(watcher_main, copy, &so, out);
-    if (r)
-        free(copy);
-    return r;
+    struct rt_start_opts so = {.initial_call = "gw_router:watcher", .timeout_ms = 5000};
+    rt_atom reason;
+    int r = rt_proc_start_link(watcher_main, copy, &so, out, &reason);
+    if (r == -EAGAIN || r == -ENOMEM)
+        free(copy); /* never started; otherwise the watcher owned it */
+    return r == -ECHILD ? -EIO : r;
 }

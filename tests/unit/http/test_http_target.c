@@ -162,6 +162,9 @@ START_TEST(test_asterisk_form_only_for_options)
     ck_assert_int_eq(t.form, GW_HTTP_ASTERISK_FORM);
     ck_assert_int_eq(canon("GET", "*", out, sizeof(out), &t), -EINVAL);
     expect_refused("a.example:443"); /* authority-form: CONNECT is not proxied */
+    /* nor is CONNECT with any other target form (a fuzz finding: "CONNECT /") */
+    ck_assert_int_eq(canon("CONNECT", "/", out, sizeof(out), &t), -EINVAL);
+    ck_assert_int_eq(canon("CONNECT", "http://a.example/", out, sizeof(out), &t), -EINVAL);
     expect_refused("admin");
     expect_refused("");
 }
