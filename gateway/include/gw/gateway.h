@@ -27,7 +27,7 @@ struct gw_listener_stats {
 
 struct gw_gateway {
     struct gw_config *cfg;
-    struct route_holder *routes; /* the published route table */
+    struct route_holder *routes;              /* the published route table */
     struct gw_listener_stats *listener_stats; /* cfg->nlisteners entries */
     struct gw_listener_stats admin_stats;
     _Atomic uint64_t requests_in_flight;

@@ -40,7 +40,8 @@ void gw_router_reload_async(const char *source);
  *   {"outcome": "ok"|"error", "version": N, "routes": N,
  *    "errors": [{"file","line","column","path","message"}...]} */
 int gw_router_reload(const char *source, char **json);
-int gw_router_replace(const char *text, size_t len, char **json); /* a whole route set as one file */
+int gw_router_replace(const char *text, size_t len,
+                      char **json); /* a whole route set as one file */
 int gw_router_validate(const char *text, size_t len, char **json); /* checks, applies nothing */
 int gw_router_rollback(uint64_t version, char **json);             /* -ENOENT: not in history */
 
