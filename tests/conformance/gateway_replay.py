@@ -430,39 +430,12 @@ def llhttp_messages(log):
 
 
 def llhttp_cases(path):
-    """As replay.llhttp_cases, with the log."""
-    lines = open(path, encoding="utf-8").read().split("\n")
-    heading, meta, i = "", None, 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("#"):
-            heading = line.lstrip("#").strip()
-        m = re.match(r"<!-- meta=(.*) -->", line)
-        if m:
-            import json
-            meta = json.loads(m.group(1))
-        if line.strip() == "```http":
-            j = i + 1
-            while lines[j].strip() != "```":
-                j += 1
-            raw = "\r\n".join(lines[i + 1:j]).replace("\\\r\n", "")
-            # As in the log's spans, \" in a block is a quote.
-            data = replay.llhttp_unescape(raw).replace(b'\\"', b'"')
-            k = j + 1
-            while lines[k].strip() != "```log":
-                k += 1
-            m2 = k + 1
-            log = []
-            while lines[m2].strip() != "```":
-                log.append(lines[m2])
-                m2 += 1
-            err = any(re.search(r" error code=(?!2[12] )", e) or re.search(r"finish=2", e)
-                      for e in log)
-            only = os.environ.get("TEST_ONLY")
-            if not only or only in "%s: %s" % (os.path.basename(path), heading):
-                yield heading, meta or {}, data, err, log
-            meta, i = None, m2
-        i += 1
+    """replay.llhttp_cases with quotes unescaped as in the log, narrowed by
+    TEST_ONLY ("file.md: heading" substring) when set."""
+    only = os.environ.get("TEST_ONLY")
+    for case in replay.llhttp_cases(path, quotes=True):
+        if not only or only in "%s: %s" % (os.path.basename(path), case[0]):
+            yield case
 
 
 REQ_LINE = re.compile(rb"(^|\r\n)([A-Z][A-Z0-9_-]* \S+ HTTP/1\.1\r\n)")

@@ -90,8 +90,10 @@ def llhttp_unescape(text):
     return out + text[pos:].encode("utf-8")
 
 
-def llhttp_cases(path):
-    """Yields (name, meta, raw bytes, expects_error) per case of one .md file."""
+def llhttp_cases(path, quotes=False):
+    """Yields (name, meta, raw bytes, expects_error, log lines) per case of
+    one .md file. With `quotes`, \\" in a block is a quote, as in the log's
+    spans (the gateway-level replay compares with the log)."""
     lines = open(path, encoding="utf-8").read().split("\n")
     heading, meta, i = "", None, 0
     while i < len(lines):
@@ -108,6 +110,8 @@ def llhttp_cases(path):
             # A line ending in a backslash continues without a CRLF.
             raw = "\r\n".join(lines[i + 1:j]).replace("\\\r\n", "")
             data = llhttp_unescape(raw)
+            if quotes:
+                data = data.replace(b'\\"', b'"')
             k = j + 1
             while lines[k].strip() != "```log":
                 k += 1
@@ -119,7 +123,7 @@ def llhttp_cases(path):
             # Pauses (codes 21, 22) are not errors; a failed llhttp_finish is.
             err = any(re.search(r" error code=(?!2[12] )", entry) or
                       re.search(r"finish=2", entry) for entry in log)
-            yield heading, meta or {}, data, err
+            yield heading, meta or {}, data, err, log
             meta, i = None, m2
         i += 1
 
@@ -227,7 +231,7 @@ def judge_llhttp(driver, vectors, tally):
         for fn in sorted(os.listdir(d)):
             if not fn.endswith(".md"):
                 continue
-            for name, meta, data, err in llhttp_cases(os.path.join(d, fn)):
+            for name, meta, data, err, _ in llhttp_cases(os.path.join(d, fn)):
                 corpus = "llhttp/" + kind
                 label = "%s: %s" % (fn, name)
                 typ = meta.get("type", kind)
