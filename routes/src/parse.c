@@ -422,30 +422,57 @@ static int parse_methods(struct route__parse_ctx *ctx, struct route__entry *e,
     return r;
 }
 
+/* ---- header-name objects ({"name": value, ...}) ---------------------------- */
+
+/* Checks that `ov` is an object of at most `max` members (`what` names them
+ * in the message) and allocates room for one `size`-byte entry per member.
+ * Returns 0 with *mem and *n, or -EINVAL (reported) or -ENOMEM. */
+static int header_object(struct route__parse_ctx *ctx, const struct route_jval *ov, size_t max,
+                         const char *what, size_t size, void **mem, size_t *n,
+                         struct route_diags *d)
+{
+    if (!route_jobject(d, ov))
+        return -EINVAL;
+    size_t count = json_object_size(ov->v);
+    if (count > max) {
+        route_jerr(d, ov, "has %zu %s; at most %zu", count, what, max);
+        return -EINVAL;
+    }
+    void *m = route__arena_alloc(ctx->arena, (count ? count : 1) * size);
+    if (!m)
+        return -ENOMEM;
+    *mem = m;
+    *n = count;
+    return 0;
+}
+
+/* A member's key must be a header name (a token of at most 256 bytes). */
+static bool header_key_ok(const struct route_jval *m, struct route_diags *d)
+{
+    size_t klen = strlen(m->key);
+    if (is_token(m->key, klen) && klen <= 256)
+        return true;
+    route_jerr_key(d, m, "\"%s\" is not a valid header name", m->key);
+    return false;
+}
+
 /* ---- match.headers -------------------------------------------------------- */
 
 static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry *e,
                               const struct route_jval *hv, struct route_diags *d)
 {
-    if (!route_jobject(d, hv))
-        return -EINVAL;
-    size_t n = json_object_size(hv->v);
-    if (n > ROUTE_MAX_HEADER_CONDS) {
-        route_jerr(d, hv, "has %zu header conditions; at most %d", n, ROUTE_MAX_HEADER_CONDS);
-        return -EINVAL;
-    }
-    struct route_header_cond *conds = route__arena_alloc(ctx->arena, (n ? n : 1) * sizeof(*conds));
-    if (!conds)
-        return -ENOMEM;
+    struct route_header_cond *conds;
+    size_t n;
+    int r = header_object(ctx, hv, ROUTE_MAX_HEADER_CONDS, "header conditions", sizeof(*conds),
+                          (void **)&conds, &n, d);
+    if (r < 0)
+        return r;
     size_t k = 0;
-    int r = 0;
     struct route_jiter it;
     struct route_jval m;
     route_jiter_init(&it, hv);
     while (route_jiter_next(&it, &m)) {
-        size_t klen = strlen(m.key);
-        if (!is_token(m.key, klen) || klen > 256) {
-            route_jerr_key(d, &m, "\"%s\" is not a valid header name", m.key);
+        if (!header_key_ok(&m, d)) {
             r = -EINVAL;
             continue;
         }
@@ -488,7 +515,7 @@ static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry 
             r = -EINVAL;
             continue;
         }
-        if (!(c.name = lower_dup(ctx->arena, m.key, klen)))
+        if (!(c.name = lower_dup(ctx->arena, m.key, strlen(m.key))))
             return -ENOMEM;
         conds[k++] = c;
     }
@@ -574,25 +601,18 @@ static int parse_match(struct route__parse_ctx *ctx, struct route__entry *e,
 static int parse_kv(struct route__parse_ctx *ctx, const struct route_jval *ov, bool managed_ok,
                     const struct route_kv **out, size_t *nout, struct route_diags *d)
 {
-    if (!route_jobject(d, ov))
-        return -EINVAL;
-    size_t n = json_object_size(ov->v);
-    if (n > ROUTE_MAX_HEADER_EDITS) {
-        route_jerr(d, ov, "has %zu headers; at most %d", n, ROUTE_MAX_HEADER_EDITS);
-        return -EINVAL;
-    }
-    struct route_kv *kv = route__arena_alloc(ctx->arena, (n ? n : 1) * sizeof(*kv));
-    if (!kv)
-        return -ENOMEM;
+    struct route_kv *kv;
+    size_t n;
+    int r =
+        header_object(ctx, ov, ROUTE_MAX_HEADER_EDITS, "headers", sizeof(*kv), (void **)&kv, &n, d);
+    if (r < 0)
+        return r;
     size_t k = 0;
-    int r = 0;
     struct route_jiter it;
     struct route_jval m;
     route_jiter_init(&it, ov);
     while (route_jiter_next(&it, &m)) {
-        size_t klen = strlen(m.key);
-        if (!is_token(m.key, klen) || klen > 256) {
-            route_jerr_key(d, &m, "\"%s\" is not a valid header name", m.key);
+        if (!header_key_ok(&m, d)) {
             r = -EINVAL;
             continue;
         }
@@ -624,7 +644,7 @@ static int parse_kv(struct route__parse_ctx *ctx, const struct route_jval *ov, b
             r = -EINVAL;
             continue;
         }
-        kv[k].name = lower_dup(ctx->arena, m.key, klen);
+        kv[k].name = lower_dup(ctx->arena, m.key, strlen(m.key));
         kv[k].value = route__arena_strndup(ctx->arena, s, len);
         if (!kv[k].name || !kv[k].value)
             return -ENOMEM;

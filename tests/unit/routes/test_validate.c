@@ -276,6 +276,43 @@ START_TEST(managed_headers_cannot_be_set)
 }
 END_TEST
 
+/* Builds a JSON object of n members "x-hK": "v". */
+static void header_members(char *buf, size_t cap, int n)
+{
+    size_t o = (size_t)snprintf(buf, cap, "{");
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s\"x-h%d\":\"v\"", i ? "," : "", i);
+    snprintf(buf + o, cap - o, "}");
+}
+
+START_TEST(header_objects_have_a_size_limit_and_valid_names)
+{
+    char members[4096], json[8192];
+    header_members(members, sizeof members, ROUTE_MAX_HEADER_CONDS + 1);
+    snprintf(json, sizeof json,
+             "{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/a\",\"headers\":%s},"
+             "\"upstream\":\"demo\"}]}",
+             members);
+    struct route_diags d = run(json);
+    find(&d, "header conditions; at most 8");
+    route_diags_done(&d);
+    header_members(members, sizeof members, ROUTE_MAX_HEADER_EDITS + 1);
+    snprintf(json, sizeof json,
+             "{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/a\"},\"upstream\":\"demo\","
+             "\"request_headers\":{\"set\":%s}}]}",
+             members);
+    d = run(json);
+    find(&d, "headers; at most 32");
+    route_diags_done(&d);
+    d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/a\",\"headers\":{\"x y\":true}},"
+            "\"respond\":{\"status\":200,\"headers\":{\"bad:name\":\"v\"}}}]}");
+    ck_assert_uint_eq(d.nerrors, 2);
+    find(&d, "\"x y\" is not a valid header name");
+    find(&d, "\"bad:name\" is not a valid header name");
+    route_diags_done(&d);
+}
+END_TEST
+
 START_TEST(columns_count_characters_not_bytes)
 {
     /* "é" is two bytes but one column, as in jansson's own errors. */
@@ -394,6 +431,7 @@ int main(void)
     tcase_add_test(tc, json_paths_quote_keys_that_are_not_identifiers);
     tcase_add_test(tc, suggestions_need_a_plausible_typo);
     tcase_add_test(tc, diagnostics_are_capped_but_counted);
+    tcase_add_test(tc, header_objects_have_a_size_limit_and_valid_names);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
