@@ -45,7 +45,7 @@ def request_seeds(d, vectors):
     responses, requests = [], []
     for kind, acc in (("response", responses), ("request", requests)):
         for fn in sorted(glob.glob(os.path.join(vectors, "llhttp", kind, "*.md"))):
-            for _name, meta, data, _err in replay.llhttp_cases(fn):
+            for _name, meta, data, _err, _log in replay.llhttp_cases(fn):
                 if "lenient" not in meta.get("type", ""):
                     acc.append(data)
     for fn in sorted(glob.glob(os.path.join(vectors, "desync-guardian", "*.yaml"))):
