@@ -38,6 +38,7 @@ extern "C" {
 #define ROUTE_MAX_PARAMS 8               /* parameters (incl. wildcard) per path */
 #define ROUTE_MAX_SEGMENTS 32            /* segments in a path pattern */
 #define ROUTE_MAX_PATH_BYTES 1024        /* path pattern, rewrite template */
+#define ROUTE_MAX_REWRITE_PARTS 64       /* literal runs and :param refs in a rewrite */
 #define ROUTE_MAX_HEADER_CONDS 8         /* match.headers entries */
 #define ROUTE_MAX_METHODS 16             /* match.methods entries */
 #define ROUTE_MAX_HEADER_EDITS 32        /* entries in each of set/add/remove */
