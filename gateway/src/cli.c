@@ -53,13 +53,23 @@ static int cmd_check(const char *path)
         route_diags_done(&d);
         return 1;
     }
+    /* The gateway raises its soft descriptor limit to the hard one: judge
+     * the configuration against that. */
+    size_t warnings = d.nwarnings;
+    struct gw_fd_budget b;
+    char msg[640];
+    uint64_t limit = gw_fd_limit_target();
+    if (limit && gw_fd_budget(cfg, limit, &b, msg, sizeof msg)) {
+        fprintf(stderr, "%s: warning: file descriptors: %s\n", path, msg);
+        warnings++;
+    }
     size_t nroutes = route_table_count(cfg->routes), nfiles = route_table_files(cfg->routes);
     printf("%s: ok: %zu %s, %zu %s, %zu %s in %zu route %s", path, cfg->nlisteners,
            plural(cfg->nlisteners, "listener", "listeners"), cfg->nupstreams,
            plural(cfg->nupstreams, "upstream", "upstreams"), nroutes,
            plural(nroutes, "route", "routes"), nfiles, plural(nfiles, "file", "files"));
-    if (d.nwarnings)
-        printf(" (%zu %s)", d.nwarnings, plural(d.nwarnings, "warning", "warnings"));
+    if (warnings)
+        printf(" (%zu %s)", warnings, plural(warnings, "warning", "warnings"));
     printf("\n");
     gw_config_free(cfg);
     route_diags_done(&d);

@@ -163,6 +163,13 @@ int gw_run(struct gw_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started later inherits it */
     signal(SIGPIPE, SIG_IGN);
 
+    /* Before any socket: the limit decides the reserve, and the spare
+     * descriptor should take a low number. */
+    int fr = gw__fds_init();
+    if (fr < 0) {
+        fprintf(stderr, "tandem: file descriptors: %s\n", strerror(-fr));
+        goto out_listeners;
+    }
     if (gw__listeners_open() < 0)
         goto out_listeners;
     if (gw__upstreams_init() < 0)
@@ -192,6 +199,7 @@ int gw_run(struct gw_config *cfg)
         goto out_runtime;
     }
     atomic_store(&gw.ready, 1);
+    gw__fds_report(cfg);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         rt_log(RT_LOG_INFO, "tandem %s: listener %s on %s", TANDEM_VERSION, cfg->listeners[i].name,
                cfg->listeners[i].address.text);
@@ -229,6 +237,7 @@ out_runtime:
     rt_stop();
 out_listeners:
     gw__listeners_close();
+    gw__fds_done();
     gw__upstreams_done();
     gw_metrics_done();
     route_holder_free(gw.routes);

@@ -144,6 +144,33 @@ int gw__listeners_sup_start(void *arg, const void *extra, size_t extra_size, rt_
 void gw__listeners_drain(void);
 uint64_t gw__connections_open(void);
 
+/* File descriptors (fdlimit.c). Written by gw__fds_init on the main thread
+ * before the runtime starts; read-only afterwards. */
+struct gw__fds {
+    uint64_t found;   /* the soft RLIMIT_NOFILE at start */
+    uint64_t hard;    /* what it was raised towards (gw_fd_limit_target) */
+    uint64_t limit;   /* the soft limit the gateway runs with */
+    uint64_t reserve; /* gw_fd_reserve(limit) */
+    uint64_t line;    /* public listeners refuse descriptors numbered at or above it */
+    int raise_error;  /* errno when raising failed, else 0 */
+};
+extern struct gw__fds gw__fds;
+
+/* Main thread, before any listener or upstream socket is opened: raises the
+ * soft limit to the hard one, sets the reserve and opens the spare
+ * descriptor. Returns 0 or -errno. */
+int gw__fds_init(void);
+/* Logs the limit and, when the configuration may need more descriptors than
+ * it leaves, a warning. Any thread, once the runtime runs. */
+void gw__fds_report(const struct gw_config *cfg);
+/* Closes the spare descriptor. */
+void gw__fds_done(void);
+/* Closes the spare descriptor so that one accept can succeed at the limit;
+ * the caller must call gw__fds_spare_restore afterwards. -EAGAIN when
+ * another acceptor is using it. Any thread. */
+int gw__fds_spare_release(void);
+void gw__fds_spare_restore(void);
+
 /* Formats a socket address as text ("1.2.3.4", "::1"); loopback flag. */
 void gw__addr_text(const struct sockaddr *sa, char *buf, size_t cap, bool *loopback);
 /* A fresh request id (16 hex digits). */

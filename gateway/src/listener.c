@@ -7,7 +7,8 @@
  * a supervisor (rest_for_one): its connection supervisor
  * (simple_one_for_one, temporary children) first, then its acceptors, so
  * that acceptors restart if the connection supervisor does. Acceptors share
- * the listening socket; each accepts, applies the connection limit and
+ * the listening socket; each accepts, applies the connection limit and the
+ * file descriptor reserve (fdlimit.c), answering 503 over either, and
  * starts a connection process under the connection supervisor, handing it
  * the socket.
  */
@@ -183,6 +184,11 @@ struct conn_start {
 
 static _Atomic int refusing;
 
+static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                           "content-type: application/json\r\ncontent-length: 34\r\n"
+                           "connection: close\r\n\r\n"
+                           "{\"error\": \"too many connections\"}\n";
+
 static void refusing_done(void *arg)
 {
     (void)arg;
@@ -196,10 +202,6 @@ static void refuse_main(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     rt_defer(refusing_done, NULL);
-    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                               "content-type: application/json\r\ncontent-length: 34\r\n"
-                               "connection: close\r\n\r\n"
-                               "{\"error\": \"too many connections\"}\n";
     char sink[4096];
     if (rt_write(fd, busy, sizeof busy - 1, 1000) >= 0) {
         shutdown(fd, SHUT_WR);
@@ -211,18 +213,69 @@ static void refuse_main(void *arg)
     rt_close(fd);
 }
 
-static void refuse(int fd)
+/* Answers 503 without waiting and closes, for when neither a process nor a
+ * descriptor can be spared for long: a fresh socket's send buffer takes
+ * the answer at once; what the client already sent is read first so that
+ * the close is less likely to reset the connection. */
+static void refuse_now(int fd)
 {
-    if (atomic_fetch_add_explicit(&refusing, 1, memory_order_relaxed) >= MAX_REFUSING) {
+    ssize_t w = send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)w; /* nothing more to try: the socket is closed either way */
+    shutdown(fd, SHUT_WR);
+    char sink[4096];
+    while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+        ;
+    close(fd);
+}
+
+/* Refuses a client with 503. `pressure`: it was accepted into the
+ * descriptor reserve, where a lingering refusal holds a descriptor the
+ * admin API may need, so only a quarter of the reserve lingers at once. */
+static void refuse(int fd, bool pressure)
+{
+    int most = MAX_REFUSING;
+    if (pressure && gw__fds.reserve / 4 < (uint64_t)most)
+        most = (int)(gw__fds.reserve / 4);
+    if (atomic_fetch_add_explicit(&refusing, 1, memory_order_relaxed) >= most) {
         atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
-        close(fd); /* under a flood: no courtesy */
+        refuse_now(fd); /* under a flood: no lingering */
         return;
     }
     struct rt_spawn_opts o = {.initial_call = "gw_listener:refuse"};
     if (rt_spawn(refuse_main, (void *)(intptr_t)fd, &o, NULL) < 0) {
         atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
-        close(fd);
+        refuse_now(fd);
     }
+}
+
+/* At the descriptor limit accept fails before it looks at the queue
+ * (EMFILE), so waiting clients would sit in the backlog unanswered while
+ * the socket stays readable. First parks until a client waits (`waited`
+ * false), so that accept is tried again in case descriptors were freed
+ * meanwhile; when it fails again, gives up the spare descriptor to accept
+ * the client, answer 503 and close (fdlimit.c). */
+static void answer_at_limit(struct gw__listener *l, int lfd, bool *waited)
+{
+    if (!*waited) {
+        *waited = true;
+        rt_poll(lfd, RT_POLL_IN, 1000); /* a timeout is fine: accept tries again */
+        return;
+    }
+    *waited = false;
+    if (gw__fds_spare_release() < 0) {
+        rt_sleep(10); /* another acceptor is answering with it */
+        return;
+    }
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int err = errno;
+    if (fd >= 0) {
+        atomic_fetch_add_explicit(&l->stats->accepted, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
+        refuse_now(fd);
+    }
+    gw__fds_spare_restore();
+    if (fd < 0 && err != EAGAIN && err != ECONNABORTED && err != EINTR)
+        rt_sleep(100); /* even the spare's number was taken: wait, do not spin */
 }
 
 static void close_fd(void *arg)
@@ -243,13 +296,25 @@ static void acceptor_main(void *arg)
         rt_exit(rt_atom_intern("dup_failed"));
     }
     rt_defer(close_fd, (void *)(intptr_t)lfd);
-    bool emfile_logged = false;
+    bool emfile_logged = false, reserve_logged = false, waited = false;
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = rt_accept(lfd, (struct sockaddr *)&ss, &sl, RT_INFINITY);
         if (fd < 0) {
-            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+            if (atomic_load(&gw.draining) || fd == -EINVAL || fd == -EBADF)
+                return; /* listening socket shut down: drain */
+            if (fd == -EMFILE || fd == -ENFILE) {
+                if (!emfile_logged)
+                    rt_log(RT_LOG_ERROR,
+                           "listener %s: accept: %s; answering new clients 503 until "
+                           "descriptors are free",
+                           l->name, strerror(-fd));
+                emfile_logged = true;
+                answer_at_limit(l, lfd, &waited);
+                continue;
+            }
+            if (fd == -ENOBUFS || fd == -ENOMEM) {
                 if (!emfile_logged)
                     rt_log(RT_LOG_ERROR, "listener %s: accept: %s; pausing", l->name,
                            strerror(-fd));
@@ -257,18 +322,32 @@ static void acceptor_main(void *arg)
                 rt_sleep(100);
                 continue;
             }
-            if (atomic_load(&gw.draining) || fd == -EINVAL || fd == -EBADF)
-                return; /* listening socket shut down: drain */
             rt_log(RT_LOG_ERROR, "listener %s: accept: %s", l->name, strerror(-fd));
             rt_sleep(10);
             continue;
         }
         emfile_logged = false;
+        waited = false;
         atomic_fetch_add_explicit(&l->stats->accepted, 1, memory_order_relaxed);
+        /* Descriptors are numbered lowest free first: this one means at
+         * least fd + 1 are open. The admin listener may use the reserve. */
+        if (!l->admin && (uint64_t)fd >= gw__fds.line) {
+            if (!reserve_logged)
+                rt_log(RT_LOG_WARNING,
+                       "listener %s: at least %d of %llu file descriptors in use; answering new "
+                       "clients 503 to keep %llu for the admin API and upstream connections",
+                       l->name, fd + 1, (unsigned long long)gw__fds.limit,
+                       (unsigned long long)gw__fds.reserve);
+            reserve_logged = true;
+            atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
+            refuse(fd, true);
+            continue;
+        }
+        reserve_logged = false;
         if (atomic_load_explicit(&l->stats->connections, memory_order_relaxed) >=
             l->max_connections) {
             atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
-            refuse(fd);
+            refuse(fd, false);
             continue;
         }
         int one = 1;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "gw/admin.h"
@@ -203,10 +204,21 @@ static void admin_request(struct gw__exchange *ex, const struct gw_http_target *
     free(aresp.body);
 }
 
-static const char *header_lookup(void *ctx, const char *name, size_t name_len, size_t *len)
+/* route_request.header: every line of a repeated field in turn, so that
+ * match.headers conditions see all of them (the proxy forwards all). */
+static const char *header_lookup(void *ctx, const char *name, size_t name_len, size_t *pos,
+                                 size_t *len)
 {
-    (void)name_len;
-    return gw_http_head_get(ctx, name, len);
+    const struct gw_http_head *h = ctx;
+    for (size_t i = *pos; i < h->nheaders; i++) {
+        const struct gw_http_header *f = &h->headers[i];
+        if (f->name_len == name_len && strncasecmp(f->name, name, name_len) == 0) {
+            *pos = i + 1;
+            *len = f->value_len;
+            return f->value;
+        }
+    }
+    return NULL;
 }
 
 static void method_not_allowed(struct gw__exchange *ex, unsigned allowed)

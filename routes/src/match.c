@@ -70,29 +70,35 @@ static bool method_ok(const struct walk *w, const struct route__entry *e)
     return false;
 }
 
+/* Whether one header condition holds. A field may arrive as several lines;
+ * they are one field whose value is the lines joined by commas (RFC 9110
+ * 5.3), and the gateway forwards every line, so an upstream may read the
+ * first, the last or all of them. An exact-value condition therefore holds
+ * only when every line has that value: whichever line the upstream reads, it
+ * sees what the route matched, and `X-Role: admin` followed by `X-Role: user`
+ * (or the reverse) does not pass for `"x-role": "admin"`. Present needs one
+ * line at least, absent none. */
+static bool cond_ok(const struct route_request *req, const struct route_header_cond *c)
+{
+    if (!req->header)
+        return c->test == ROUTE_HDR_ABSENT;
+    size_t name_len = strlen(c->name), pos = 0, len = 0, lines = 0;
+    const char *v;
+    while ((v = req->header(req->header_ctx, c->name, name_len, &pos, &len))) {
+        if (c->test != ROUTE_HDR_EQUALS)
+            return c->test == ROUTE_HDR_PRESENT;
+        if (len != c->value_len || memcmp(v, c->value, len) != 0)
+            return false;
+        lines++;
+    }
+    return c->test == ROUTE_HDR_EQUALS ? lines > 0 : c->test == ROUTE_HDR_ABSENT;
+}
+
 static bool headers_ok(const struct walk *w, const struct route__entry *e)
 {
-    const struct route_request *req = w->req;
-    for (size_t i = 0; i < e->r.nheaders; i++) {
-        const struct route_header_cond *c = &e->r.headers[i];
-        size_t len = 0;
-        const char *v =
-            req->header ? req->header(req->header_ctx, c->name, strlen(c->name), &len) : NULL;
-        switch (c->test) {
-        case ROUTE_HDR_PRESENT:
-            if (!v)
-                return false;
-            break;
-        case ROUTE_HDR_ABSENT:
-            if (v)
-                return false;
-            break;
-        case ROUTE_HDR_EQUALS:
-            if (!v || len != c->value_len || memcmp(v, c->value, len) != 0)
-                return false;
-            break;
-        }
-    }
+    for (size_t i = 0; i < e->r.nheaders; i++)
+        if (!cond_ok(w->req, &e->r.headers[i]))
+            return false;
     return true;
 }
 

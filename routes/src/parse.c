@@ -814,6 +814,35 @@ static int parse_timeouts(struct route__entry *e, const struct route_jval *tv,
 
 /* ---- rewrite ---------------------------------------------------------------- */
 
+/* A rewrite template being compiled. The parts live on the stack until the
+ * template is known to be valid; `ntpl` in an entry is a uint8_t. */
+_Static_assert(ROUTE_MAX_REWRITE_PARTS <= UINT8_MAX, "ntpl is a uint8_t");
+struct tpl {
+    struct route__tpl_part parts[ROUTE_MAX_REWRITE_PARTS];
+    unsigned n;
+};
+
+/* Appends the part at bytes [at, at + n) of the rewrite `s`: literal text
+ * when `param` is -1, else a reference to that parameter. Every write into
+ * `t->parts` goes through this check, so no shape of template (references
+ * with or without literal text between them, a trailing literal) can run
+ * past the array. Reports at `rv` and returns false when it is full. */
+static bool tpl_add(struct tpl *t, const char *s, size_t at, size_t n, int8_t param,
+                    const struct route_jval *rv, struct route_diags *d)
+{
+    if (t->n == sizeof(t->parts) / sizeof(t->parts[0])) {
+        route_jerr(d, rv,
+                   "rewrite has more than %d parts (runs of literal text and :param or "
+                   "*wildcard references); part %u starts at byte %zu",
+                   ROUTE_MAX_REWRITE_PARTS, t->n + 1, at);
+        return false;
+    }
+    t->parts[t->n++] =
+        param < 0 ? (struct route__tpl_part){.text = s + at, .len = (uint16_t)n, .param = -1}
+                  : (struct route__tpl_part){.param = param};
+    return true;
+}
+
 static int parse_rewrite(struct route__parse_ctx *ctx, struct route__entry *e,
                          const struct route_jval *rv, struct route_diags *d)
 {
@@ -833,8 +862,7 @@ static int parse_rewrite(struct route__parse_ctx *ctx, struct route__entry *e,
         }
     }
     /* Parts: literal runs and :name / *name at the start of a segment. */
-    struct route__tpl_part parts[2 * ROUTE_MAX_SEGMENTS + 2];
-    unsigned np = 0;
+    struct tpl t = {.n = 0};
     size_t lit = 0, i = 0;
     int r = 0;
     while (i < len) {
@@ -870,14 +898,11 @@ static int parse_rewrite(struct route__parse_ctx *ctx, struct route__entry *e,
                                    "parameter",
                                    s[i], want, e->r.path ? e->r.path : "");
                     r = -EINVAL;
-                } else if (np + 2 <= sizeof(parts) / sizeof(parts[0])) {
-                    if (i > lit)
-                        parts[np++] = (struct route__tpl_part){
-                            .text = s + lit, .len = (uint16_t)(i - lit), .param = -1};
-                    parts[np++] = (struct route__tpl_part){.param = (int8_t)found};
                 } else {
-                    route_jerr(d, rv, "rewrite has too many parts");
-                    return -EINVAL;
+                    if (i > lit && !tpl_add(&t, s, lit, i - lit, -1, rv, d))
+                        return -EINVAL;
+                    if (!tpl_add(&t, s, i, j - i, (int8_t)found, rv, d))
+                        return -EINVAL;
                 }
                 i = j;
                 lit = j;
@@ -888,21 +913,20 @@ static int parse_rewrite(struct route__parse_ctx *ctx, struct route__entry *e,
     }
     if (r < 0)
         return r;
-    if (len > lit)
-        parts[np++] =
-            (struct route__tpl_part){.text = s + lit, .len = (uint16_t)(len - lit), .param = -1};
+    if (len > lit && !tpl_add(&t, s, lit, len - lit, -1, rv, d))
+        return -EINVAL;
     char *copy = route__arena_strndup(ctx->arena, s, len);
-    struct route__tpl_part *tp = route__arena_alloc(ctx->arena, np * sizeof(*tp));
+    struct route__tpl_part *tp = route__arena_alloc(ctx->arena, t.n * sizeof(*tp));
     if (!copy || !tp)
         return -ENOMEM;
-    for (unsigned k = 0; k < np; k++) {
-        tp[k] = parts[k];
+    for (unsigned k = 0; k < t.n; k++) {
+        tp[k] = t.parts[k];
         if (tp[k].text)
             tp[k].text = copy + (tp[k].text - s);
     }
     e->r.rewrite = copy;
     e->tpl = tp;
-    e->ntpl = (uint8_t)np;
+    e->ntpl = (uint8_t)t.n;
     return 0;
 }
 

@@ -97,9 +97,11 @@ class Gateway:
     """The real tandem binary on ephemeral ports with a generated config.
 
     `routes` is a list of route objects (one file routes/main.json);
-    `upstreams` a dict of upstream configs; `listener` extra listener keys."""
+    `upstreams` a dict of upstream configs; `listener` extra listener keys;
+    `preexec_fn` runs in the child before exec (resource limits)."""
 
-    def __init__(self, routes, upstreams=None, listener=None, admin=True, extra=None, env=None):
+    def __init__(self, routes, upstreams=None, listener=None, admin=True, extra=None, env=None,
+                 preexec_fn=None):
         self.dir = _tempfile.mkdtemp(prefix="tandem-test-")
         self.port = free_port()
         self.admin_port = free_port() if admin else None
@@ -124,7 +126,7 @@ class Gateway:
         e = dict(os.environ)
         e.update(env or {})
         self.proc = _subprocess.Popen([tandem_bin(), "-c", self.config], stdout=self.stdout,
-                                      stderr=self.stderr, env=e)
+                                      stderr=self.stderr, env=e, preexec_fn=preexec_fn)
         try:
             wait_port(self.port)
         except TimeoutError:

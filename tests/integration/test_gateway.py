@@ -110,6 +110,27 @@ def wrong_method_is_405_with_allow():
         assert "GET" in r.getheader("allow"), r.getheader("allow")
 
 
+@t.case
+def header_condition_holds_only_when_every_repeated_line_matches():
+    routes = [{"name": "admin", "match": {"path": "/x", "headers": {"x-role": "admin"}},
+               "respond": {"status": 200, "body": "admin"}},
+              {"name": "other", "match": {"path": "/x"},
+               "respond": {"status": 200, "body": "other"}}]
+    gw = Gateway(routes)
+    try:
+        def body_for(*roles):
+            lines = b"".join(b"X-Role: " + r + b"\r\n" for r in roles)
+            out = raw_request(gw.port, b"GET /x HTTP/1.1\r\nHost: x\r\n" + lines +
+                              b"Connection: close\r\n\r\n")
+            return out.split(b"\r\n\r\n", 1)[1]
+        assert body_for(b"admin") == b"admin"
+        assert body_for(b"admin", b"admin") == b"admin"
+        assert body_for(b"admin", b"user") == b"other"
+        assert body_for(b"user", b"admin") == b"other"
+    finally:
+        gw.close()
+
+
 # ---- proxying ----------------------------------------------------------------------
 
 

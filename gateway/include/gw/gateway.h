@@ -12,6 +12,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gw/config.h"
@@ -21,7 +22,7 @@
 struct gw_listener_stats {
     _Atomic uint64_t connections; /* open now */
     _Atomic uint64_t accepted;    /* since start */
-    _Atomic uint64_t refused;     /* over max_connections */
+    _Atomic uint64_t refused;     /* answered 503: over max_connections or the fd reserve */
     _Atomic uint64_t requests;    /* since start */
 };
 
@@ -40,6 +41,30 @@ struct gw_gateway {
 };
 
 extern struct gw_gateway gw;
+
+/* File descriptors a configuration may hold at once at its limits (a
+ * conservative estimate; README.md, "File descriptors"). */
+struct gw_fd_budget {
+    uint64_t limit;    /* the limit it was compared with */
+    uint64_t reserve;  /* gw_fd_reserve(limit) */
+    uint64_t clients;  /* public listeners' max_connections, summed */
+    uint64_t upstream; /* upstream connections: one per client at most, plus idle pools */
+    uint64_t own;      /* the gateway's own: streams, schedulers, listening sockets */
+    uint64_t need;     /* own + clients + upstream */
+};
+
+/* Fills *b for `cfg` under `limit` descriptors. Returns true when `need`
+ * does not fit beside the reserve, and then writes a message saying so and
+ * what to do into msg (cap bytes, NUL-terminated). Any thread. */
+bool gw_fd_budget(const struct gw_config *cfg, uint64_t limit, struct gw_fd_budget *b, char *msg,
+                  size_t cap);
+/* Descriptors public listeners leave for the admin API, upstream
+ * connections and 503 answers under a limit of `limit`: a sixteenth,
+ * at least 16 and at most 1,024. */
+uint64_t gw_fd_reserve(uint64_t limit);
+/* The soft RLIMIT_NOFILE the gateway would run with in this process: the
+ * hard limit (the kernel's nr_open when that is unlimited); 0 when unknown. */
+uint64_t gw_fd_limit_target(void);
 
 /* Main thread. Runs the gateway on `cfg` (the caller frees it after) until SIGTERM
  * or SIGINT, then drains and stops. Returns the process exit code. */

@@ -449,7 +449,8 @@ static void render_gateway(struct buf *b)
     put(b, "tandem_connections_accepted_total{listener=\"admin\"} %llu\n",
         (unsigned long long)atomic_load_explicit(&gw.admin_stats.accepted, memory_order_relaxed));
     family(b, "tandem_connections_refused_total", "counter",
-           "Client connections refused over max_connections, by listener.");
+           "Client connections refused (503) over max_connections or the file descriptor "
+           "reserve, by listener.");
     for (size_t i = 0; gw.cfg && gw.listener_stats && i < gw.cfg->nlisteners; i++) {
         put(b, "tandem_connections_refused_total{listener=\"");
         put_label(b, gw.cfg->listeners[i].name ? gw.cfg->listeners[i].name : "");

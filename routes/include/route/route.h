@@ -38,6 +38,7 @@ extern "C" {
 #define ROUTE_MAX_PARAMS 8               /* parameters (incl. wildcard) per path */
 #define ROUTE_MAX_SEGMENTS 32            /* segments in a path pattern */
 #define ROUTE_MAX_PATH_BYTES 1024        /* path pattern, rewrite template */
+#define ROUTE_MAX_REWRITE_PARTS 64       /* literal runs and :param refs in a rewrite */
 #define ROUTE_MAX_HEADER_CONDS 8         /* match.headers entries */
 #define ROUTE_MAX_METHODS 16             /* match.methods entries */
 #define ROUTE_MAX_HEADER_EDITS 32        /* entries in each of set/add/remove */
@@ -81,9 +82,9 @@ struct route_kv {
 };
 
 enum route_header_test {
-    ROUTE_HDR_EQUALS = 0, /* "x-env": "prod"  — present with exactly this value */
-    ROUTE_HDR_PRESENT,    /* "x-env": true    — present, any value */
-    ROUTE_HDR_ABSENT,     /* "x-env": false   — not present */
+    ROUTE_HDR_EQUALS = 0, /* "x-env": "prod"  — present, every line exactly this value */
+    ROUTE_HDR_PRESENT,    /* "x-env": true    — present (one line or more), any value */
+    ROUTE_HDR_ABSENT,     /* "x-env": false   — not present (no line) */
 };
 
 struct route_header_cond {
@@ -221,10 +222,14 @@ struct route_request {
                          bytes (the caller normalises dot segments and
                          percent-encoding first if it wants to) */
     size_t path_len;
-    /* Header lookup for match.headers: the value of the first header called
-     * `name` (given in lower case), its length in *len, or NULL. NULL
-     * callback: no headers. Must not block. */
-    const char *(*header)(void *ctx, const char *name, size_t name_len, size_t *len);
+    /* Header lookup for match.headers: the value of the next field called
+     * `name` (given in lower case; compare without case) at or after field
+     * position *pos, its length in *len, and *pos moved past it; NULL when
+     * no field of that name is left. The matcher starts at *pos = 0 and
+     * calls again until NULL, so that it sees every line of a field that
+     * arrived several times (routes/README.md says how conditions treat
+     * them). NULL callback: no headers. Must not block. */
+    const char *(*header)(void *ctx, const char *name, size_t name_len, size_t *pos, size_t *len);
     void *header_ctx;
 };
 

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "route/route.h"
 
@@ -35,17 +36,20 @@ static inline struct route_table *build_ok(const char *json)
     return t;
 }
 
+/* Fields in order of arrival; a name may appear more than once. */
 struct test_headers {
     const char *names[8];
     const char *values[8];
 };
 
-static inline const char *test_header(void *ctx, const char *name, size_t len, size_t *vlen)
+static inline const char *test_header(void *ctx, const char *name, size_t len, size_t *pos,
+                                      size_t *vlen)
 {
     struct test_headers *h = ctx;
-    for (int i = 0; i < 8 && h->names[i]; i++)
-        if (strlen(h->names[i]) == len && memcmp(h->names[i], name, len) == 0) {
+    for (size_t i = *pos; i < 8 && h->names[i]; i++)
+        if (strlen(h->names[i]) == len && strncasecmp(h->names[i], name, len) == 0) {
             *vlen = strlen(h->values[i]);
+            *pos = i + 1;
             return h->values[i];
         }
     return NULL;

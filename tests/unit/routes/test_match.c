@@ -323,6 +323,45 @@ START_TEST(header_conditions_equal_present_absent)
 }
 END_TEST
 
+START_TEST(equal_condition_must_hold_for_every_line_of_a_repeated_field)
+{
+    struct route_table *t =
+        build_ok(FILE_OF(R("admin", "{\"path\":\"/x\",\"headers\":{\"x-role\":\"admin\"}}"),
+                         R("other", "{\"path\":\"/x\"}")));
+    /* The gateway forwards every line: an upstream reading the last one
+     * would see "user" on a request routed as "admin". */
+    struct test_headers admin_user = {{"x-role", "x-role"}, {"admin", "user"}};
+    struct test_headers user_admin = {{"x-role", "x-role"}, {"user", "admin"}};
+    struct test_headers apart = {{"x-role", "accept", "x-role"}, {"admin", "*/*", "user"}};
+    struct test_headers admin_empty = {{"x-role", "x-role"}, {"admin", ""}};
+    struct test_headers one_line_list = {{"x-role"}, {"admin, user"}};
+    struct test_headers admin_admin = {{"x-role", "accept", "x-role"}, {"admin", "*/*", "admin"}};
+    ck_assert_str_eq(winner_h(t, "GET", NULL, "/x", &admin_user), "other");
+    ck_assert_str_eq(winner_h(t, "GET", NULL, "/x", &user_admin), "other");
+    ck_assert_str_eq(winner_h(t, "GET", NULL, "/x", &apart), "other");
+    ck_assert_str_eq(winner_h(t, "GET", NULL, "/x", &admin_empty), "other");
+    ck_assert_str_eq(winner_h(t, "GET", NULL, "/x", &one_line_list), "other");
+    ck_assert_str_eq(winner_h(t, "GET", NULL, "/x", &admin_admin), "admin");
+    route_table_unref(t);
+}
+END_TEST
+
+START_TEST(present_and_absent_see_every_line_of_a_repeated_field)
+{
+    struct route_table *t =
+        build_ok(FILE_OF(R("debug", "{\"path\":\"/p\",\"headers\":{\"x-debug\":true}}"),
+                         R("modern", "{\"path\":\"/q\",\"headers\":{\"x-legacy\":false}}"),
+                         R("legacy", "{\"path\":\"/q\",\"headers\":{\"x-legacy\":true}}")));
+    struct test_headers two_debug = {{"x-debug", "x-debug"}, {"1", ""}};
+    struct test_headers later_legacy = {{"x-a", "x-legacy", "x-legacy"}, {"1", "1", "2"}};
+    struct test_headers none = {{"x-a"}, {"1"}};
+    ck_assert_str_eq(winner_h(t, "GET", NULL, "/p", &two_debug), "debug");
+    ck_assert_str_eq(winner_h(t, "GET", NULL, "/q", &later_legacy), "legacy");
+    ck_assert_str_eq(winner_h(t, "GET", NULL, "/q", &none), "modern");
+    route_table_unref(t);
+}
+END_TEST
+
 START_TEST(more_header_conditions_win)
 {
     struct route_table *t =
@@ -487,6 +526,8 @@ int main(void)
     tcase_add_test(tc, get_implies_head_unless_head_is_routed);
     tcase_add_test(tc, extension_methods_match_exactly);
     tcase_add_test(tc, header_conditions_equal_present_absent);
+    tcase_add_test(tc, equal_condition_must_hold_for_every_line_of_a_repeated_field);
+    tcase_add_test(tc, present_and_absent_see_every_line_of_a_repeated_field);
     tcase_add_test(tc, more_header_conditions_win);
     tcase_add_test(tc, path_specificity_beats_header_conditions);
     tcase_add_test(tc, strip_prefix_forwards_the_remainder);

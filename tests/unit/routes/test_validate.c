@@ -243,6 +243,57 @@ START_TEST(rewrite_must_use_parameters_of_the_path)
 }
 END_TEST
 
+/* A route with path "/:a" whose rewrite is `refs` times "/:a" then `tail`;
+ * the rewrite's value starts at line 2, column 13. */
+static void rewrite_route(char *json, size_t cap, int refs, const char *tail)
+{
+    char rw[512] = "";
+    for (int i = 0; i < refs; i++)
+        strcat(rw, "/:a");
+    strcat(rw, tail);
+    snprintf(json, cap,
+             "{\"routes\":[{\"name\":\"r\",\"match\":{\"path\":\"/:a\"},\"upstream\":\"demo\",\n"
+             "  \"rewrite\":\"%s\"}]}",
+             rw);
+}
+
+START_TEST(rewrite_with_more_parts_than_the_limit_is_refused_at_its_position)
+{
+    /* 33 references and a trailing literal: the "/" before the 33rd
+     * reference, at byte 96, would be part 65. */
+    char json[1024];
+    rewrite_route(json, sizeof(json), 33, "/x");
+    struct route_diags d = run(json);
+    ck_assert_uint_eq(d.nerrors, 1);
+    expect(&d,
+           "rewrite has more than 64 parts (runs of literal text and :param or *wildcard "
+           "references); part 65 starts at byte 96",
+           2, 13, "routes[0].rewrite");
+    route_diags_done(&d);
+
+    /* 32 references (64 parts) leave no room for a trailing literal. */
+    rewrite_route(json, sizeof(json), 32, "/x");
+    d = run(json);
+    ck_assert_uint_eq(d.nerrors, 1);
+    expect(&d, "part 65 starts at byte 96", 2, 13, "routes[0].rewrite");
+    route_diags_done(&d);
+
+    /* Exactly 64 parts is allowed, and every one is substituted. */
+    rewrite_route(json, sizeof(json), 32, "");
+    struct route_table *t = build_ok(json);
+    struct route_request req;
+    struct route_match m;
+    make_req(&req, "GET", NULL, "/7", NULL);
+    ck_assert_int_eq(route_table_match(t, &req, &m), ROUTE_MATCHED);
+    char want[128] = "", got[128];
+    for (int i = 0; i < 32; i++)
+        strcat(want, "/7");
+    ck_assert_int_eq(route_upstream_path(&m, &req, NULL, 0, got, sizeof(got)), 64);
+    ck_assert_str_eq(got, want);
+    route_table_unref(t);
+}
+END_TEST
+
 START_TEST(forwarding_options_on_a_direct_response_are_errors)
 {
     struct route_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path_prefix\":\"/u\"},"
@@ -422,6 +473,7 @@ int main(void)
     tcase_add_test(tc, headers_that_can_hold_together_conflict);
     tcase_add_test(tc, bad_paths_and_hosts_are_explained);
     tcase_add_test(tc, rewrite_must_use_parameters_of_the_path);
+    tcase_add_test(tc, rewrite_with_more_parts_than_the_limit_is_refused_at_its_position);
     tcase_add_test(tc, forwarding_options_on_a_direct_response_are_errors);
     tcase_add_test(tc, strip_prefix_on_a_whole_path_is_an_error);
     tcase_add_test(tc, managed_headers_cannot_be_set);
