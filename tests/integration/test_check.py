@@ -17,9 +17,11 @@ from harness import TestRun, source_root, tandem_bin  # noqa: E402
 
 t = TestRun("check")
 
+# Limits small enough that no host's descriptor limit makes `check` warn.
 GOOD_CONFIG = {
-    "listeners": [{"name": "public", "address": "127.0.0.1:0"}],
-    "upstreams": {"payments": {"targets": [{"address": "127.0.0.1:9000"}]}},
+    "listeners": [{"name": "public", "address": "127.0.0.1:0", "max_connections": 100}],
+    "upstreams": {"payments": {"targets": [{"address": "127.0.0.1:9000"}],
+                               "max_connections": 16}},
     "routes": "routes",
 }
 
