@@ -54,6 +54,7 @@ struct gw__listener {
     uint64_t max_body_bytes;
     uint32_t acceptors;
     struct gw_http_limits limits;
+    struct gw_http_path_policy path_policy; /* the admin listener's is the strict default */
     struct gw_listener_stats *stats;
     rt_pid conns_sup;
 };

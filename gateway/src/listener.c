@@ -81,6 +81,7 @@ static void limits_for(struct gw__listener *l, const struct gw_listener_config *
     l->request_timeout_ms = c->request_timeout_ms;
     l->max_body_bytes = c->max_body_bytes;
     l->acceptors = c->acceptors;
+    l->path_policy = c->path_policy;
 }
 
 int gw__listeners_open(void)

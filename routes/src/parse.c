@@ -16,14 +16,30 @@
 
 #include "route_int.h"
 
-static const char *const route_keys[] = {
-    "name",         "description",   "match",          "upstream",        "respond",
-    "strip_prefix", "preserve_host", "rewrite",        "request_headers", "response_headers",
-    "timeouts",     "retries",       "max_body_bytes", "priority",        NULL};
+static const char *const route_keys[] = {"name",
+                                         "description",
+                                         "match",
+                                         "upstream",
+                                         "respond",
+                                         "strip_prefix",
+                                         "preserve_host",
+                                         "rewrite",
+                                         "request_headers",
+                                         "response_headers",
+                                         "timeouts",
+                                         "retries",
+                                         "max_body_bytes",
+                                         "priority",
+                                         "path_policy",
+                                         NULL};
 static const char *const match_keys[] = {"host", "path", "path_prefix", "methods", "headers", NULL};
 static const char *const respond_keys[] = {"status", "body", "headers", NULL};
 static const char *const edit_keys[] = {"set", "add", "remove", NULL};
 static const char *const timeout_keys[] = {"connect_ms", "response_ms", NULL};
+static const char *const path_policy_keys[] = {"escaped_slashes", "params", NULL};
+/* In enum route_slashes / route_params order, after LISTENER. */
+static const char *const slashes_names[] = {"refuse", "keep", "redirect", "decode", NULL};
+static const char *const params_names[] = {"refuse", "keep", NULL};
 
 static const char *const method_names[] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
                                            "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
@@ -812,6 +828,49 @@ static int parse_timeouts(struct route__entry *e, const struct route_jval *tv,
     return r;
 }
 
+/* ---- path_policy -------------------------------------------------------------- */
+
+/* One of `names` (NULL-terminated): 1 + its index (0 is LISTENER), or 0
+ * with an error. */
+static int parse_choice(const struct route_jval *v, const char *what, const char *const *names,
+                        struct route_diags *d)
+{
+    const char *s;
+    if (!route_jstring(d, v, 64, &s, NULL))
+        return 0;
+    size_t n = 0;
+    for (; names[n]; n++)
+        if (strcmp(names[n], s) == 0)
+            return (int)n + 1;
+    const char *hint = route_suggest(s, names, n);
+    char list[128];
+    name_list(list, sizeof list, names, n);
+    if (hint)
+        route_jerr(d, v, "unknown %s \"%s\"; did you mean \"%s\"?", what, s, hint);
+    else
+        route_jerr(d, v, "unknown %s \"%s\" (one of %s)", what, s, list);
+    return 0;
+}
+
+static void parse_path_policy(struct route__entry *e, const struct route_jval *pv,
+                              struct route_diags *d)
+{
+    if (!route_jobject(d, pv))
+        return;
+    struct route_jiter it;
+    struct route_jval m;
+    route_jiter_init(&it, pv);
+    while (route_jiter_next(&it, &m)) {
+        if (strcmp(m.key, "escaped_slashes") == 0)
+            e->r.escaped_slashes =
+                (enum route_slashes)parse_choice(&m, "escaped_slashes", slashes_names, d);
+        else if (strcmp(m.key, "params") == 0)
+            e->r.path_params = (enum route_params)parse_choice(&m, "params", params_names, d);
+        else
+            route_junknown(d, &m, "path_policy", path_policy_keys);
+    }
+}
+
 /* ---- rewrite ---------------------------------------------------------------- */
 
 /* A rewrite template being compiled. The parts live on the stack until the
@@ -1013,6 +1072,8 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
         } else if (strcmp(m.key, "priority") == 0) {
             if (route_jint(d, &m, -1000000, 1000000, &x))
                 e->r.priority = (int)x;
+        } else if (strcmp(m.key, "path_policy") == 0) {
+            parse_path_policy(e, &m, d);
         } else
             route_junknown(d, &m, "route", route_keys);
         if (slot >= 0) {

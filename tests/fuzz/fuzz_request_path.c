@@ -16,7 +16,10 @@
  *    exactly the requests the gateway forwarded: same count, method, target
  *    and body, and nothing left over;
  *  - the forwarded target is a fixed point of canonicalisation: the path the
- *    router matched is the path the upstream receives;
+ *    router matched is the path the upstream receives; the same holds under
+ *    every path policy (escaped slashes kept, decoded, opaque; params kept),
+ *    KEEP gives the bytes of the opaque first pass the gateway routes on,
+ *    and a target the strict default accepts is the same path under all;
  *  - feeding whole or in pieces forwards the same bytes;
  *  - the upstream reply, parsed as the answer to the first request, gives a
  *    client response that re-parses to the same status and body.
@@ -109,8 +112,78 @@ struct pending {
     struct fwd_msg msg;
 };
 
+/* The canonical path under `pol`, or NULL when refused: malloc'd, with
+ * its length in *len. */
+static char *canon_with(const struct gw_http_path_policy *pol, const char *method,
+                        const char *target, size_t tlen, size_t *len, bool *slash)
+{
+    size_t cap = 3 * tlen + 2;
+    char *tb = malloc(cap);
+    struct gw_http_target t;
+    if (!tb || gw_http_target_canon_policy(pol, method, target, tlen, tb, cap, &t) < 0) {
+        free(tb);
+        return NULL;
+    }
+    struct buf path = {0};
+    put(&path, t.path, t.path_len);
+    if (t.query) {
+        put(&path, "?", 1);
+        put(&path, t.query, t.query_len);
+    }
+    put(&path, "", 1);
+    free(tb);
+    *len = path.len - 1;
+    if (slash)
+        *slash = t.escaped_slash;
+    return path.p;
+}
+
+static void check_policies(const struct gw_http_head *h)
+{
+    static const struct gw_http_path_policy pols[] = {
+        {0},
+        {.slashes = GW_HTTP_SLASHES_OPAQUE, .params = GW_HTTP_PARAMS_OPAQUE},
+        {.slashes = GW_HTTP_SLASHES_KEEP, .params = GW_HTTP_PARAMS_KEEP},
+        {.slashes = GW_HTTP_SLASHES_DECODE, .params = GW_HTTP_PARAMS_KEEP},
+        {.slashes = GW_HTTP_SLASHES_REDIRECT},
+        {.refuse_controls = true},
+    };
+    enum { STRICT, OPAQUE, KEEP, DECODE, REDIRECT, NPOLS = 6 };
+    char *out[NPOLS];
+    size_t len[NPOLS];
+    for (int i = 0; i < NPOLS; i++) {
+        out[i] = canon_with(&pols[i], h->method, h->target, h->target_len, &len[i], NULL);
+        if (!out[i])
+            continue;
+        size_t l2;
+        char *again = canon_with(&pols[i], h->method, out[i], len[i], &l2, NULL);
+        if (!again)
+            fail("a canonical target is refused under its own policy");
+        if (l2 != len[i] || memcmp(again, out[i], l2) != 0)
+            fail("a canonical path is not a fixed point under its policy");
+        free(again);
+    }
+    /* the gateway routes on the opaque pass and forwards KEEP's bytes */
+    if (out[KEEP] && (!out[OPAQUE] || len[KEEP] != len[OPAQUE] ||
+                      memcmp(out[KEEP], out[OPAQUE], len[KEEP]) != 0))
+        fail("KEEP and the opaque pass disagree");
+    if (out[DECODE] && out[REDIRECT] &&
+        (len[DECODE] != len[REDIRECT] || memcmp(out[DECODE], out[REDIRECT], len[DECODE]) != 0))
+        fail("DECODE and REDIRECT disagree");
+    /* no "%2F" and no ";": every policy reads the path alike */
+    if (out[STRICT])
+        for (int i = 1; i < NPOLS; i++)
+            if (out[i] && (len[i] != len[STRICT] || memcmp(out[i], out[STRICT], len[i]) != 0))
+                fail("a policy changes a path the strict default accepts");
+    if (out[STRICT] && (!out[OPAQUE] || !out[KEEP] || !out[DECODE] || !out[REDIRECT]))
+        fail("a policy refuses a path the strict default accepts");
+    for (int i = 0; i < NPOLS; i++)
+        free(out[i]);
+}
+
 static bool start_message(struct pending *pm, struct gw_http_head *h)
 {
+    check_policies(h);
     memset(pm, 0, sizeof(*pm));
     pm->h = h;
     size_t cap = 3 * h->target_len + 2;

@@ -11,12 +11,16 @@ varnishd). For every .vtc a fresh gateway starts on ephemeral ports with:
   - everything else proxied to upstream "up" at 127.0.0.1:${up_port}, where
     the script's `server s1 -listen "127.0.0.1:${up_port}"` listens.
 A line `# routes: edits` gives the proxied route the field edits in EDITS,
-`# routes: edits-protected` those in EDITS_PROTECTED.
+`# routes: edits-protected` those in EDITS_PROTECTED. A line
+`# listener: {JSON}` adds keys to the public listener (e.g. its
+path_policy); each line `# route: {JSON}` adds a route, proxied to "up"
+unless it says otherwise.
 Macros given to the script: ${gw_port} (public listener), ${admin_port} (the
 admin listener), ${up_port}. A script passes when varnishtest does and the
 gateway then exits cleanly on SIGTERM. Ends with "N passed, N failed".
 """
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -54,10 +58,22 @@ def run_one(path, varnishtest):
         routes = [dict(r, **EDITS_PROTECTED) if r is ALL else r for r in routes]
     elif "# routes: edits" in text:
         routes = [dict(r, **EDITS) if r is ALL else r for r in routes]
+    listener = {"header_timeout_ms": 3000, "idle_timeout_ms": 3000}
+    for line in text.splitlines():
+        if line.startswith("# listener:"):
+            listener.update(json.loads(line[len("# listener:"):]))
+        elif line.startswith("# route:"):
+            extra = json.loads(line[len("# route:"):])
+            if "respond" not in extra:
+                extra.setdefault("upstream", "up")
+            routes.append(extra)
     up_port = free_port()
-    gw = Gateway(routes, {"up": {"targets": [{"address": "127.0.0.1:%d" % up_port}],
-                                 "retries": 0, "health": {"passive": {"failures": 0}}}},
-                 listener={"header_timeout_ms": 3000, "idle_timeout_ms": 3000})
+    try:
+        gw = Gateway(routes, {"up": {"targets": [{"address": "127.0.0.1:%d" % up_port}],
+                                     "retries": 0, "health": {"passive": {"failures": 0}}}},
+                     listener=listener)
+    except RuntimeError as e:
+        return False, str(e)
     try:
         p = subprocess.run([varnishtest, "-v", "-t", "60",
                             "-D", "gw_port=%d" % gw.port, "-D", "up_port=%d" % up_port,

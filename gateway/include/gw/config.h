@@ -25,7 +25,12 @@
  *                                                          set their own
  *       "header_timeout_ms":  10000  (408; slowloris)      1..3600000
  *       "idle_timeout_ms":    60000  (keep-alive idle)     1..86400000
- *       "request_timeout_ms": 60000  (whole request body)  1..86400000 }
+ *       "request_timeout_ms": 60000  (whole request body)  1..86400000
+ *       "path_policy": {       how the request path may be written
+ *                              (gateway/src/http/README.md, "Path policies")
+ *         "escaped_slashes":  "refuse"   | "keep" | "redirect" | "decode"   ("%2F")
+ *         "params":           "refuse"   | "keep"                           (";")
+ *         "escaped_controls": "forward"  | "refuse"   (%01-%1F, %7F inside a segment) } }
  *   "admin":             { "address": "127.0.0.1:9901", "token_env": none }
  *                        token_env names the environment variable holding the
  *                        bearer token; required when the address is not
@@ -60,6 +65,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gw/http1.h"
 #include "route/diag.h"
 #include "route/route.h"
 
@@ -88,6 +94,7 @@ struct gw_listener_config {
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t request_timeout_ms;
+    struct gw_http_path_policy path_policy; /* routes may override slashes and params */
 };
 
 struct gw_target_config {

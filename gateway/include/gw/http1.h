@@ -185,20 +185,60 @@ uint64_t gw_http_parser_offset(const struct gw_http_parser *p);
 
 enum gw_http_target_form { GW_HTTP_ORIGIN_FORM, GW_HTTP_ABSOLUTE_FORM, GW_HTTP_ASTERISK_FORM };
 
+/* What becomes of "%2F" in a path (a listener's or a route's
+ * `path_policy.escaped_slashes`). */
+enum gw_http_slashes {
+    GW_HTTP_SLASHES_REFUSE = 0, /* the target is refused (the default) */
+    GW_HTTP_SLASHES_KEEP,       /* an opaque byte of its segment, routed and forwarded as
+                                 * "%2F"; a piece between escaped slashes may not be empty,
+                                 * "." or ".." (backends that decode it would see those) */
+    GW_HTTP_SLASHES_REDIRECT,   /* canonicalised as DECODE; the caller answers a redirect to
+                                 * that path when `escaped_slash` is set */
+    GW_HTTP_SLASHES_DECODE,     /* a "/" like any other: dot segments and merging follow */
+    GW_HTTP_SLASHES_OPAQUE,     /* as KEEP without its piece checks: only for a first pass
+                                 * whose route then decides (gateway/src/request.c) */
+};
+
+/* What becomes of ";" in a path (`path_policy.params`). */
+enum gw_http_params {
+    GW_HTTP_PARAMS_REFUSE = 0, /* the target is refused (the default) */
+    GW_HTTP_PARAMS_KEEP,       /* a byte of its segment, routed and forwarded as is; the
+                                * part of a segment before its first ";" may not be empty,
+                                * "." or ".." (servlet containers strip the rest) */
+    GW_HTTP_PARAMS_OPAQUE,     /* as KEEP without its check: a first pass, as above */
+};
+
+/* How a path is canonicalised. All zero is the strict default. */
+struct gw_http_path_policy {
+    enum gw_http_slashes slashes;
+    enum gw_http_params params;
+    bool refuse_controls; /* refuse escaped controls (%01-%1F, %7F) anywhere in the path;
+                           * by default they are forwarded, except at the edge of a segment */
+};
+
 struct gw_http_target {
     enum gw_http_target_form form;
     const char *path;      /* canonical path, NUL-terminated ("*" for asterisk-form) */
     const char *query;     /* after '?', NUL-terminated, NULL when absent */
     const char *authority; /* absolute-form: lowercased host[:port], else NULL */
     size_t path_len, query_len, authority_len;
+    bool escaped_slash; /* the path held "%2F" (kept or decoded, as the policy says),
+                         * even in a segment a ".." then removed */
+    bool params;        /* the path held ";", likewise */
 };
 
 /* Canonicalises `target` (len bytes) into `buf` (cap bytes, at least
  * 3 * len + 2: raw UTF-8 is percent-encoded) and points `out`'s fields into it. `method` decides
  * whether asterisk-form is allowed (OPTIONS only). Returns 0, -EINVAL when the target is refused
- * (answer 400), -ENOSPC when buf is too small. */
+ * (answer 400), -ENOSPC when buf is too small. Uses the strict default policy. */
 int gw_http_target_canon(const char *method, const char *target, size_t len, char *buf, size_t cap,
                          struct gw_http_target *out);
+
+/* The same under `policy` (NULL: the strict default). The result is a fixed point: the path
+ * (with its query) canonicalised again under the same policy gives the same path. */
+int gw_http_target_canon_policy(const struct gw_http_path_policy *policy, const char *method,
+                                const char *target, size_t len, char *buf, size_t cap,
+                                struct gw_http_target *out);
 
 /* --- writing heads -------------------------------------------------------- */
 

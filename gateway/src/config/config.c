@@ -43,7 +43,15 @@ static const char *const listener_keys[] = {"name",
                                             "header_timeout_ms",
                                             "idle_timeout_ms",
                                             "request_timeout_ms",
+                                            "path_policy",
                                             NULL};
+static const char *const path_policy_keys[] = {"escaped_slashes", "params", "escaped_controls",
+                                               NULL};
+/* In enum gw_http_slashes order (OPAQUE is internal). */
+static const char *const slashes_names[] = {"refuse", "keep", "redirect", "decode", NULL};
+/* In enum gw_http_params order. */
+static const char *const params_names[] = {"refuse", "keep", NULL};
+static const char *const controls_names[] = {"forward", "refuse", NULL};
 static const char *const admin_keys[] = {"address", "token_env", NULL};
 static const char *const upstream_keys[] = {"targets",
                                             "balance",
@@ -183,6 +191,30 @@ static int get_address(struct route_diags *d, const struct route_jval *v, bool p
             return -ENOMEM;                                                                        \
     } while (0)
 
+/* One of `names` (a NULL-terminated list of a few short names): its index,
+ * or -1 with an error that suggests the closest name. */
+static int get_choice(struct route_diags *d, const struct route_jval *v, const char *what,
+                      const char *const *names)
+{
+    const char *s;
+    if (!route_jstring(d, v, 64, &s, NULL))
+        return -1;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], s) == 0)
+            return i;
+    char list[128] = "";
+    size_t n = 0, count = 0;
+    for (; names[count]; count++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s\"%s\"", count ? ", " : "",
+                              names[count]);
+    const char *hint = route_suggest(s, names, count);
+    if (hint)
+        route_jerr(d, v, "unknown %s \"%s\"; did you mean \"%s\"?", what, s, hint);
+    else
+        route_jerr(d, v, "unknown %s \"%s\" (one of %s)", what, s, list);
+    return -1;
+}
+
 /* ---- sections ---------------------------------------------------------------- */
 
 static int parse_runtime(struct gw_config *cfg, const struct route_jval *v, struct route_diags *d)
@@ -199,6 +231,31 @@ static int parse_runtime(struct gw_config *cfg, const struct route_jval *v, stru
             route_junknown(d, &m, "runtime", runtime_keys);
     }
     return 0;
+}
+
+static void parse_path_policy(struct gw_http_path_policy *p, const struct route_jval *v,
+                              struct route_diags *d)
+{
+    if (!route_jobject(d, v))
+        return;
+    struct route_jiter it;
+    struct route_jval m;
+    route_jiter_init(&it, v);
+    while (route_jiter_next(&it, &m)) {
+        int k;
+        if (strcmp(m.key, "escaped_slashes") == 0) {
+            if ((k = get_choice(d, &m, "escaped_slashes", slashes_names)) >= 0)
+                p->slashes = (enum gw_http_slashes)k;
+        } else if (strcmp(m.key, "params") == 0) {
+            if ((k = get_choice(d, &m, "params", params_names)) >= 0)
+                p->params = (enum gw_http_params)k;
+        } else if (strcmp(m.key, "escaped_controls") == 0) {
+            if ((k = get_choice(d, &m, "escaped_controls", controls_names)) >= 0)
+                p->refuse_controls = k == 1;
+        } else {
+            route_junknown(d, &m, "path_policy", path_policy_keys);
+        }
+    }
 }
 
 static int parse_listener(struct gw_listener_config *l, const struct route_jval *v, size_t index,
@@ -254,6 +311,8 @@ static int parse_listener(struct gw_listener_config *l, const struct route_jval 
             get_u32(d, &m, 1, 86400000, &l->idle_timeout_ms);
         } else if (strcmp(m.key, "request_timeout_ms") == 0) {
             get_u32(d, &m, 1, 86400000, &l->request_timeout_ms);
+        } else if (strcmp(m.key, "path_policy") == 0) {
+            parse_path_policy(&l->path_policy, &m, d);
         } else {
             route_junknown(d, &m, "listener", listener_keys);
         }

@@ -2,24 +2,31 @@
  *
  * The canonical path computed here is the one the router matches AND the
  * one sent upstream, so no backend can read a path the route table did not
- * see. Policy (also in README.md):
+ * see. Policy (also in README.md); the choices a listener or route may make
+ * are in `struct gw_http_path_policy`, the default is the strictest:
  *
  *   forms      origin-form "/p?q"; absolute-form "http[s]://authority/p?q"
  *              (authority lowercased and returned for Host checks, userinfo
  *              refused); "*" for OPTIONS only; authority-form (CONNECT) and
  *              anything else refused.
  *   characters the path holds only pchar and "/" (RFC 3986): raw space,
- *              "#", "\", quotes, "<>", "{}", "|", "^", "`", "[]" and ";" are
- *              refused. ";" is refused because servlet containers strip
- *              ";params" from segments ("/admin;x" would reach /admin).
+ *              "#", "\", quotes, "<>", "{}", "|", "^", "`", "[]" are
+ *              refused. ";" is refused by default because servlet
+ *              containers strip ";params" from segments ("/admin;x" would
+ *              reach /admin); params KEEP routes and forwards it as a byte.
  *   escapes    %HH must be well formed. Escapes of unreserved characters
  *              (ALPHA DIGIT - . _ ~) are decoded ("/%61dmin" is "/admin",
- *              "%2e%2e" is ".."). Escapes of "/", "\", NUL and other
- *              controls are refused ("..%2f", "%00"). Escaped bytes >= 0x80
- *              must form valid UTF-8 (overlong forms such as %C0%AE and
- *              surrogates are refused). Every other escape is kept, with
- *              uppercase hex. Raw bytes >= 0x80 must be valid UTF-8 and are
- *              percent-encoded.
+ *              "%2e%2e" is ".."). Escapes of NUL and "\" are refused;
+ *              "%2F" is refused, kept, or decoded into a "/" as the policy
+ *              says. Escaped bytes >= 0x80 must form valid UTF-8 (overlong
+ *              forms such as %C0%AE and surrogates are refused). Every other
+ *              escape, other controls included, is kept with uppercase hex:
+ *              the gateway never decodes it, so only a backend could.
+ *   edges      no segment, and no piece of one between ";", "%2F" and
+ *              "%3B", begins or ends with a control or a character some
+ *              backend's trim removes ("/admin%20", "/%09admin",
+ *              "/admin%C2%A0"): trimmed, they would name another resource
+ *              than the one routed.
  *   segments   empty segments are merged ("//admin" is "/admin"); "." is
  *              removed; ".." removes the previous segment, and ".." above
  *              the root is refused. A trailing "/" is kept.
@@ -111,28 +118,154 @@ static size_t check_utf8_run(const char *in, size_t n, size_t i)
 
 static const char hexdig[] = "0123456789ABCDEF";
 
-/* Canonicalises path in[0..n) (starting with "/") into out; returns the
- * length written or -EINVAL. out has room for 3 * n + 1 bytes. */
-static int canon_path(const char *in, size_t n, char *out)
+/* Characters that some backend's trim function removes, or that are
+ * controls: a segment may neither begin nor end with one (README.md, "Path
+ * segment edges"). C0 controls, space, DEL and C1 controls; the rest is
+ * Unicode White_Space (Go's strings.TrimSpace, Python's str.strip, .NET's
+ * Trim, JavaScript's trim) plus U+180E, U+200B and U+FEFF, which older
+ * versions of those trim too. */
+static bool is_edge_trimmed(unsigned cp)
+{
+    if (cp <= 0x20 || (cp >= 0x7f && cp <= 0xa0))
+        return true;
+    if (cp == 0x1680 || cp == 0x180e || (cp >= 0x2000 && cp <= 0x200b))
+        return true;
+    return cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000 ||
+           cp == 0xfeff;
+}
+
+/* The character at s[j] of a canonical segment s[0..n) (pchar, ";" and %HH
+ * only, escaped bytes >= 0x80 forming valid UTF-8): its code point in *cp,
+ * whether it delimits a piece of the segment for a backend in *delim (";",
+ * "%2F" and "%3B": path parameters are split off, by some backends after
+ * decoding), and its length in bytes. */
+static size_t seg_char(const char *s, size_t n, size_t j, unsigned *cp, bool *delim)
+{
+    if (s[j] != '%') {
+        *cp = (unsigned char)s[j];
+        *delim = s[j] == ';';
+        return 1;
+    }
+    unsigned v = (unsigned)(hexv((unsigned char)s[j + 1]) * 16 + hexv((unsigned char)s[j + 2]));
+    *delim = v == '/' || v == ';';
+    if (v < 0x80) {
+        *cp = v;
+        return 3;
+    }
+    size_t len = v >= 0xf0 ? 4 : v >= 0xe0 ? 3 : 2;
+    unsigned c = v & (len == 2 ? 0x1f : len == 3 ? 0x0f : 0x07);
+    for (size_t k = 1; k < len && j + 3 * k + 2 < n + 0; k++)
+        c = (c << 6) | ((unsigned)(hexv((unsigned char)s[j + 3 * k + 1]) * 16 +
+                                   hexv((unsigned char)s[j + 3 * k + 2])) &
+                        0x3f);
+    *cp = c;
+    return 3 * len;
+}
+
+/* A piece of a segment that a backend which decodes "%2F" or strips
+ * ";params" would read as a segment of its own: empty, "." or "..". */
+static bool is_ambiguous_name(const char *s, size_t n)
+{
+    return n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.');
+}
+
+/* Checks one canonical segment s[0..n) before dot segments are resolved:
+ * no piece (between the segment's ends, ";", "%2F" and "%3B") begins or
+ * ends with a trimmed character; under KEEP, no part between escaped
+ * slashes (slashes KEEP), and no name before a ";" (params KEEP), is empty,
+ * "." or "..". A segment with none of these delimiters needs no such check:
+ * it is never empty here, and "." and ".." are resolved as dot segments. */
+static int check_segment(const char *s, size_t n, const struct gw_http_path_policy *pol)
+{
+    bool at_start = true, prev_trimmed = false, has_delim = false;
+    for (size_t j = 0; j < n;) {
+        unsigned cp;
+        bool delim;
+        j += seg_char(s, n, j, &cp, &delim);
+        if (delim) {
+            if (prev_trimmed)
+                return -EINVAL;
+            at_start = true;
+            prev_trimmed = false;
+            has_delim = true;
+            continue;
+        }
+        bool t = is_edge_trimmed(cp);
+        if (at_start && t)
+            return -EINVAL;
+        at_start = false;
+        prev_trimmed = t;
+    }
+    if (prev_trimmed)
+        return -EINVAL;
+    bool split_slashes = pol->slashes == GW_HTTP_SLASHES_KEEP;
+    bool split_params = pol->params == GW_HTTP_PARAMS_KEEP;
+    if (!has_delim || (!split_slashes && !split_params))
+        return 0;
+    /* parts between escaped slashes; in each, the name before ";" */
+    size_t part = 0, name_end = SIZE_MAX;
+    for (size_t j = 0;; j++) {
+        bool slash =
+            split_slashes && j + 2 < n && s[j] == '%' && s[j + 1] == '2' && s[j + 2] == 'F';
+        if (j == n || slash) {
+            size_t end = name_end == SIZE_MAX ? j : name_end;
+            if (is_ambiguous_name(s + part, end - part))
+                return -EINVAL;
+            if (j == n)
+                break;
+            j += 2;
+            part = j + 1;
+            name_end = SIZE_MAX;
+        } else if (split_params && s[j] == ';' && name_end == SIZE_MAX) {
+            name_end = j;
+        }
+    }
+    return 0;
+}
+
+/* Canonicalises path in[0..n) (starting with "/") into out under pol;
+ * returns the length written or -EINVAL. out has room for 3 * n + 1 bytes.
+ * Sets t->escaped_slash and t->params when the input held them. */
+static int canon_path(const char *in, size_t n, char *out, const struct gw_http_path_policy *pol,
+                      struct gw_http_target *t)
 {
     size_t o = 0;
     size_t seg_start = 0; /* offset in out of the current segment's "/" */
     bool trailing = false;
     size_t i = 1;
+    bool decode_slashes =
+        pol->slashes == GW_HTTP_SLASHES_DECODE || pol->slashes == GW_HTTP_SLASHES_REDIRECT;
 
     for (;;) {
-        /* one segment: in[i..) up to "/" or the end */
+        /* one segment: in[i..) up to "/" (or a decoded "%2F") or the end */
+        size_t sep = 0;
         seg_start = o;
         out[o++] = '/';
-        while (i < n && in[i] != '/') {
+        while (i < n) {
             unsigned char c = (unsigned char)in[i];
+            if (c == '/') {
+                sep = 1;
+                break;
+            }
             if (c == '%') {
                 int h = i + 2 < n ? hexv((unsigned char)in[i + 1]) : -1;
                 int l = i + 2 < n ? hexv((unsigned char)in[i + 2]) : -1;
                 if (h < 0 || l < 0)
                     return -EINVAL;
                 unsigned char d = (unsigned char)(h * 16 + l);
-                if (is_unreserved(d)) {
+                if (d == '/') {
+                    if (pol->slashes == GW_HTTP_SLASHES_REFUSE)
+                        return -EINVAL;
+                    t->escaped_slash = true;
+                    if (decode_slashes) {
+                        sep = 3;
+                        break;
+                    }
+                    out[o++] = '%';
+                    out[o++] = '2';
+                    out[o++] = 'F';
+                    i += 3;
+                } else if (is_unreserved(d)) {
                     out[o++] = (char)d;
                     i += 3;
                 } else if (d >= 0x80) {
@@ -147,7 +280,12 @@ static int canon_path(const char *in, size_t n, char *out)
                         out[o++] = hexdig[b & 15];
                     }
                     i += run;
-                } else if (d < 0x20 || d == 0x7f || d == '/' || d == '\\') {
+                } else if (d == 0 || d == '\\' ||
+                           (pol->refuse_controls && (d < 0x20 || d == 0x7f))) {
+                    /* NUL truncates the path in C-string backends; "\" is a
+                     * separator on some. Other controls are data (RFC 3986
+                     * allows any escaped octet); at a segment's edge
+                     * check_segment refuses them. */
                     return -EINVAL;
                 } else {
                     out[o++] = '%';
@@ -167,6 +305,12 @@ static int canon_path(const char *in, size_t n, char *out)
                     out[o++] = hexdig[b & 15];
                 }
                 i += ul;
+            } else if (c == ';') {
+                if (pol->params == GW_HTTP_PARAMS_REFUSE)
+                    return -EINVAL;
+                t->params = true;
+                out[o++] = ';';
+                i++;
             } else if (is_path_char(c)) {
                 out[o++] = (char)c;
                 i++;
@@ -176,6 +320,8 @@ static int canon_path(const char *in, size_t n, char *out)
         }
         size_t seg_len = o - seg_start - 1;
         const char *seg = out + seg_start + 1;
+        if (check_segment(seg, seg_len, pol) < 0)
+            return -EINVAL;
         trailing = false;
         if (seg_len == 0) {
             o = seg_start; /* empty segment: merged */
@@ -192,9 +338,9 @@ static int canon_path(const char *in, size_t n, char *out)
             o--; /* drop the "/" of the removed segment */
             trailing = true;
         }
-        if (i >= n)
+        if (sep == 0)
             break;
-        i++; /* the "/" */
+        i += sep;
         if (i >= n) {
             trailing = true;
             break;
@@ -240,6 +386,15 @@ static int canon_query(const char *q, size_t n, char *out)
 int gw_http_target_canon(const char *method, const char *target, size_t len, char *buf, size_t cap,
                          struct gw_http_target *out)
 {
+    return gw_http_target_canon_policy(NULL, method, target, len, buf, cap, out);
+}
+
+int gw_http_target_canon_policy(const struct gw_http_path_policy *policy, const char *method,
+                                const char *target, size_t len, char *buf, size_t cap,
+                                struct gw_http_target *out)
+{
+    static const struct gw_http_path_policy strict;
+    const struct gw_http_path_policy *pol = policy ? policy : &strict;
     struct gw_http_target t = {.form = GW_HTTP_ORIGIN_FORM};
     size_t pos = 0, o = 0;
 
@@ -295,7 +450,7 @@ int gw_http_target_canon(const char *method, const char *target, size_t len, cha
         path[1] = 0;
         t.path_len = 1;
     } else {
-        int r = canon_path(target + pos, q - pos, path);
+        int r = canon_path(target + pos, q - pos, path, pol, &t);
         if (r < 0)
             return r;
         path[r] = 0;

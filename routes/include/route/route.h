@@ -103,6 +103,23 @@ struct route_header_edit {
     size_t nremove;
 };
 
+/* A route's path_policy: how a request path holding "%2F" or ";" is
+ * treated once it is known to land on this route (the gateway applies it;
+ * see routes/README.md). LISTENER: the listener's setting. */
+enum route_slashes {
+    ROUTE_SLASHES_LISTENER = 0,
+    ROUTE_SLASHES_REFUSE,
+    ROUTE_SLASHES_KEEP,
+    ROUTE_SLASHES_REDIRECT,
+    ROUTE_SLASHES_DECODE,
+};
+
+enum route_params {
+    ROUTE_PARAMS_LISTENER = 0,
+    ROUTE_PARAMS_REFUSE,
+    ROUTE_PARAMS_KEEP,
+};
+
 struct route_respond {
     int status;
     const char *body; /* never NULL; may hold NUL bytes */
@@ -142,10 +159,12 @@ struct route {
     const char *rewrite; /* template as written, NULL when absent */
     struct route_header_edit request_headers;
     struct route_header_edit response_headers;
-    uint32_t connect_timeout_ms;  /* 0: the upstream's */
-    uint32_t response_timeout_ms; /* 0: the upstream's */
-    int retries;                  /* -1: the upstream's */
-    int64_t max_body_bytes;       /* -1: the listener's */
+    uint32_t connect_timeout_ms;        /* 0: the upstream's */
+    uint32_t response_timeout_ms;       /* 0: the upstream's */
+    int retries;                        /* -1: the upstream's */
+    int64_t max_body_bytes;             /* -1: the listener's */
+    enum route_slashes escaped_slashes; /* path_policy.escaped_slashes */
+    enum route_params path_params;      /* path_policy.params */
 
     /* where it was defined */
     const char *file;

@@ -262,6 +262,53 @@ START_TEST(shipped_config_is_valid)
 }
 END_TEST
 
+START_TEST(listener_path_policy_is_strict_by_default_and_configurable)
+{
+    struct gw_config *cfg =
+        parse_ok("{\"listeners\":[{\"name\":\"a\",\"address\":\"0.0.0.0:80\"},"
+                 "{\"name\":\"b\",\"address\":\"0.0.0.0:81\",\"path_policy\":"
+                 "{\"escaped_slashes\":\"keep\",\"params\":\"keep\","
+                 "\"escaped_controls\":\"refuse\"}},"
+                 "{\"name\":\"c\",\"address\":\"0.0.0.0:82\",\"path_policy\":"
+                 "{\"escaped_slashes\":\"redirect\"}},"
+                 "{\"name\":\"d\",\"address\":\"0.0.0.0:83\",\"path_policy\":"
+                 "{\"escaped_slashes\":\"decode\",\"escaped_controls\":\"forward\"}}]}");
+    const struct gw_http_path_policy *a = &cfg->listeners[0].path_policy;
+    ck_assert_int_eq(a->slashes, GW_HTTP_SLASHES_REFUSE);
+    ck_assert_int_eq(a->params, GW_HTTP_PARAMS_REFUSE);
+    ck_assert(!a->refuse_controls);
+    const struct gw_http_path_policy *b = &cfg->listeners[1].path_policy;
+    ck_assert_int_eq(b->slashes, GW_HTTP_SLASHES_KEEP);
+    ck_assert_int_eq(b->params, GW_HTTP_PARAMS_KEEP);
+    ck_assert(b->refuse_controls);
+    ck_assert_int_eq(cfg->listeners[2].path_policy.slashes, GW_HTTP_SLASHES_REDIRECT);
+    ck_assert_int_eq(cfg->listeners[3].path_policy.slashes, GW_HTTP_SLASHES_DECODE);
+    ck_assert(!cfg->listeners[3].path_policy.refuse_controls);
+    gw_config_free(cfg);
+}
+END_TEST
+
+START_TEST(listener_path_policy_values_are_checked)
+{
+    struct route_diags d = parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\",\"path_policy\":"
+                                     "{\"escaped_slashes\":\"kepp\",\"params\":\"strip\","
+                                     "\"escaped_controls\":true,\"slashes\":\"keep\"}}]}");
+    const struct route_diag *g =
+        find(&d, "unknown escaped_slashes \"kepp\"; did you mean \"keep\"?");
+    ck_assert_str_eq(g->path, "listeners[0].path_policy.escaped_slashes");
+    find(&d, "unknown params \"strip\" (one of \"refuse\", \"keep\")");
+    find(&d, "expected a string, got true");
+    find(&d, "unknown key \"slashes\" in path_policy");
+    ck_assert_uint_eq(d.nerrors, 4);
+    route_diags_done(&d);
+    /* the first-pass mode is not a setting */
+    d = parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\",\"path_policy\":"
+                  "{\"escaped_slashes\":\"opaque\"}}]}");
+    find(&d, "unknown escaped_slashes \"opaque\"");
+    route_diags_done(&d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -276,6 +323,8 @@ int main(void)
     tcase_add_test(tc, routes_load_against_upstream_names_with_their_own_file);
     tcase_add_test(tc, shipped_config_is_valid);
     tcase_add_test(tc, admin_without_a_valid_address_is_an_error_not_a_crash);
+    tcase_add_test(tc, listener_path_policy_is_strict_by_default_and_configurable);
+    tcase_add_test(tc, listener_path_policy_values_are_checked);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -457,6 +457,50 @@ START_TEST(diagnostics_are_capped_but_counted)
 }
 END_TEST
 
+START_TEST(path_policy_is_read_and_checked)
+{
+    struct route_table *t = build_ok(
+        "{\"routes\":[{\"name\":\"gitlab\",\"match\":{\"path_prefix\":\"/api/v4/projects\"},"
+        "\"upstream\":\"demo\",\"path_policy\":{\"escaped_slashes\":\"keep\"}},"
+        "{\"name\":\"java\",\"match\":{\"path_prefix\":\"/app\"},\"upstream\":\"demo\","
+        "\"path_policy\":{\"params\":\"keep\",\"escaped_slashes\":\"redirect\"}},"
+        "{\"name\":\"deny\",\"match\":{\"path_prefix\":\"/admin\"},\"respond\":{\"status\":403},"
+        "\"path_policy\":{\"escaped_slashes\":\"refuse\",\"params\":\"refuse\"}},"
+        "{\"name\":\"files\",\"match\":{\"path_prefix\":\"/files\"},\"upstream\":\"demo\","
+        "\"path_policy\":{\"escaped_slashes\":\"decode\"}},"
+        "{\"name\":\"plain\",\"match\":{\"path\":\"/p\"},\"upstream\":\"demo\"}]}");
+    const struct route *r = route_table_find(t, "gitlab");
+    ck_assert_int_eq(r->escaped_slashes, ROUTE_SLASHES_KEEP);
+    ck_assert_int_eq(r->path_params, ROUTE_PARAMS_LISTENER);
+    r = route_table_find(t, "java");
+    ck_assert_int_eq(r->escaped_slashes, ROUTE_SLASHES_REDIRECT);
+    ck_assert_int_eq(r->path_params, ROUTE_PARAMS_KEEP);
+    r = route_table_find(t, "deny");
+    ck_assert_int_eq(r->escaped_slashes, ROUTE_SLASHES_REFUSE);
+    ck_assert_int_eq(r->path_params, ROUTE_PARAMS_REFUSE);
+    ck_assert_int_eq(route_table_find(t, "files")->escaped_slashes, ROUTE_SLASHES_DECODE);
+    r = route_table_find(t, "plain");
+    ck_assert_int_eq(r->escaped_slashes, ROUTE_SLASHES_LISTENER);
+    ck_assert_int_eq(r->path_params, ROUTE_PARAMS_LISTENER);
+    route_table_unref(t);
+
+    struct route_diags d =
+        run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u\"},\"upstream\":\"demo\","
+            "\"path_policy\":{\"escaped_slashes\":\"decod\",\"params\":\"strip\","
+            "\"controls\":\"refuse\"}},"
+            "{\"name\":\"b\",\"match\":{\"path\":\"/v\"},\"upstream\":\"demo\","
+            "\"path_policy\":\"keep\"}]}");
+    const struct route_diag *g =
+        find(&d, "unknown escaped_slashes \"decod\"; did you mean \"decode\"?");
+    ck_assert_str_eq(g->path, "routes[0].path_policy.escaped_slashes");
+    find(&d, "unknown params \"strip\" (one of \"refuse\", \"keep\")");
+    find(&d, "unknown key \"controls\" in path_policy");
+    find(&d, "expected an object, got a string");
+    ck_assert_uint_eq(d.nerrors, 4);
+    route_diags_done(&d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("route_validate");
@@ -484,6 +528,7 @@ int main(void)
     tcase_add_test(tc, suggestions_need_a_plausible_typo);
     tcase_add_test(tc, diagnostics_are_capped_but_counted);
     tcase_add_test(tc, header_objects_have_a_size_limit_and_valid_names);
+    tcase_add_test(tc, path_policy_is_read_and_checked);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
