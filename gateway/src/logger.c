@@ -4,6 +4,12 @@
  * send it; they never wait on output. When the logger falls behind by more
  * than LOG_BACKLOG lines, further lines are dropped and counted rather than
  * let memory grow.
+ *
+ * A line is built by the bounded writer (linebuf.h) into LOG_LINE_MAX
+ * bytes. Each string field has a cap of its own and the caps add up to less
+ * than the line (static assert below), so every line is whole JSON with all
+ * its fields: a long path is cut (and flagged with "path_truncated": true),
+ * never the record.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +17,24 @@
 #include <time.h>
 
 #include "gw_int.h"
+#include "linebuf.h"
 
 #define LOG_BACKLOG 100000
+#define LOG_LINE_MAX 4096
+
+/* Caps on each string field as written (escaped, quotes included). The
+ * values the gateway itself produces fit whole: request ids are at most 39
+ * id characters, names at most 128 bytes, addresses at most 79. */
+#define LOG_PATH_MAX 2048
+#define LOG_NAME_MAX 280 /* request id, listener, route */
+#define LOG_ADDR_MAX 168 /* client, upstream target */
+#define LOG_METHOD_MAX 64
+/* Everything else: keys, punctuation, the time and the numbers. */
+#define LOG_FIXED_MAX 400
+_Static_assert(LOG_PATH_MAX + 3 * LOG_NAME_MAX + 2 * LOG_ADDR_MAX + LOG_METHOD_MAX +
+                       LOG_FIXED_MAX <=
+                   LOG_LINE_MAX,
+               "an access-log line always has room for all its fields");
 
 static _Atomic rt_pid logger_pid;
 static _Atomic int64_t backlog;
@@ -55,28 +77,71 @@ int gw__logger_start(void *arg, const void *extra, size_t extra_size, rt_pid *ou
     return 0;
 }
 
-/* Appends s as a JSON string (with quotes), or null. */
-static size_t jstr(char *buf, size_t cap, size_t n, const char *s)
+/* ---- formatting (request processes) ------------------------------------------ */
+
+static void key(struct gw__linebuf *l, const char *k)
 {
-    if (n >= cap)
-        return n;
-    if (!s)
-        return n + (size_t)snprintf(buf + n, cap - n, "null");
-    buf[n++] = '"';
-    for (; *s && n + 8 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            buf[n++] = '\\';
-            buf[n++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", c);
-        } else {
-            buf[n++] = (char)c;
-        }
-    }
-    if (n < cap)
-        buf[n++] = '"';
-    return n;
+    gw__linebuf_puts(l, k);
+}
+
+static void text(struct gw__linebuf *l, const char *s, size_t max, bool *cut)
+{
+    gw__linebuf_json(l, s, s ? strlen(s) : 0, max, cut);
+}
+
+/* The line for one request into line[0, cap); its length, or 0 when it did
+ * not fit (which the caps above rule out). */
+static size_t format_line(char *line, size_t cap, const struct gw__exchange *ex, const char *method,
+                          const char *path, const char *route, const char *target, int status,
+                          uint64_t bytes, uint64_t duration_us, uint64_t version)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    struct gw__linebuf l;
+    gw__linebuf_init(&l, line, cap);
+    key(&l, "{\"time\":\"");
+    gw__linebuf_i64(&l, (int64_t)tm.tm_year + 1900);
+    key(&l, "-");
+    gw__linebuf_u64_pad(&l, (uint64_t)tm.tm_mon + 1, 2);
+    key(&l, "-");
+    gw__linebuf_u64_pad(&l, (uint64_t)tm.tm_mday, 2);
+    key(&l, "T");
+    gw__linebuf_u64_pad(&l, (uint64_t)tm.tm_hour, 2);
+    key(&l, ":");
+    gw__linebuf_u64_pad(&l, (uint64_t)tm.tm_min, 2);
+    key(&l, ":");
+    gw__linebuf_u64_pad(&l, (uint64_t)tm.tm_sec, 2);
+    key(&l, ".");
+    gw__linebuf_u64_pad(&l, (uint64_t)ts.tv_nsec / 1000000, 3);
+    key(&l, "Z\",\"request_id\":");
+    text(&l, ex->request_id, LOG_NAME_MAX, NULL);
+    key(&l, ",\"listener\":");
+    text(&l, ex->lis->name, LOG_NAME_MAX, NULL);
+    key(&l, ",\"client\":");
+    text(&l, ex->client_addr, LOG_ADDR_MAX, NULL);
+    key(&l, ",\"method\":");
+    text(&l, method, LOG_METHOD_MAX, NULL);
+    key(&l, ",\"path\":");
+    bool cut = false;
+    text(&l, path, LOG_PATH_MAX, &cut);
+    if (cut)
+        key(&l, ",\"path_truncated\":true");
+    key(&l, ",\"route\":");
+    text(&l, route, LOG_NAME_MAX, NULL);
+    key(&l, ",\"upstream\":");
+    text(&l, target, LOG_ADDR_MAX, NULL);
+    key(&l, ",\"status\":");
+    gw__linebuf_i64(&l, status);
+    key(&l, ",\"bytes\":");
+    gw__linebuf_u64(&l, bytes);
+    key(&l, ",\"duration_ms\":");
+    gw__linebuf_milli(&l, duration_us);
+    key(&l, ",\"route_version\":");
+    gw__linebuf_u64(&l, version);
+    key(&l, "}\n");
+    return gw__linebuf_full(&l) ? 0 : l.len;
 }
 
 void gw__access_log(const struct gw__exchange *ex, const char *method, const char *path,
@@ -90,37 +155,12 @@ void gw__access_log(const struct gw__exchange *ex, const char *method, const cha
         atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
         return;
     }
-    char line[4096];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = (size_t)snprintf(
-        line, sizeof line,
-        "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"request_id\":", tm.tm_year + 1900,
-        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-    n = jstr(line, sizeof line, n, ex->request_id);
-    n += (size_t)snprintf(line + n, sizeof line - n, ",\"listener\":");
-    n = jstr(line, sizeof line, n, ex->lis->name);
-    n += (size_t)snprintf(line + n, sizeof line - n, ",\"client\":");
-    n = jstr(line, sizeof line, n, ex->client_addr);
-    n += (size_t)snprintf(line + n, sizeof line - n, ",\"method\":");
-    n = jstr(line, sizeof line, n, method);
-    n += (size_t)snprintf(line + n, sizeof line - n, ",\"path\":");
-    n = jstr(line, sizeof line, n, path);
-    n += (size_t)snprintf(line + n, sizeof line - n, ",\"route\":");
-    n = jstr(line, sizeof line, n, route);
-    n += (size_t)snprintf(line + n, sizeof line - n, ",\"upstream\":");
-    n = jstr(line, sizeof line, n, target);
-    if (n < sizeof line)
-        n += (size_t)snprintf(line + n, sizeof line - n,
-                              ",\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f,"
-                              "\"route_version\":%llu}\n",
-                              status, (unsigned long long)bytes, (double)duration_us / 1000.0,
-                              (unsigned long long)version);
-    if (n >= sizeof line) {
-        n = sizeof line - 2;
-        line[n++] = '\n';
+    char line[LOG_LINE_MAX];
+    size_t n = format_line(line, sizeof line, ex, method, path, route, target, status, bytes,
+                           duration_us, version);
+    if (!n) {
+        atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+        return;
     }
     struct rt_msg *m = rt_msg_copy(GW__MSG_LOG, line, n);
     if (!m)
