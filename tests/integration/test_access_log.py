@@ -105,7 +105,10 @@ def probe(target, status, expect_path):
         raw = []
         lines = wait_lines(gw, 2, raw_lines=raw)
         assert len(lines) == 2, lines
-        line = lines[0]
+        # A request is logged after its answer: the two lines may come in
+        # either order.
+        k = 0 if lines[1]["path"] == "/after" else 1
+        line, after, raw = lines[k], lines[1 - k], raw[k:k + 1]
         assert line["status"] == status, line
         assert line["route"] == ("any" if status == 200 else None), line
         for k in ("time", "request_id", "listener", "client", "method", "upstream", "bytes",
@@ -122,7 +125,7 @@ def probe(target, status, expect_path):
         else:
             assert "path_truncated" not in line, line
             assert line["path"] == expect_path, line["path"]
-        assert lines[1]["path"] == "/after" and "path_truncated" not in lines[1], lines[1]
+        assert after["path"] == "/after" and "path_truncated" not in after, after
     finally:
         gw.close()
 
