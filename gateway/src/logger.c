@@ -20,6 +20,10 @@
  *    that stops draining parks the logger (lines then pile up to the caps
  *    and are dropped), holds one blocking thread for a slice at a time, and
  *    never stops the runtime from shutting down.
+ *
+ * Runtime and gateway reports (rt_log, crash reports) are JSON lines on
+ * stderr, built by the same writer: gw__report and gw__crash_report, which
+ * the gateway installs as the runtime's handlers.
  */
 #include <errno.h>
 #include <limits.h>
@@ -404,4 +408,88 @@ void gw__access_log(const struct gw__exchange *ex, const char *method, const cha
     /* On failure the runtime frees m and its destructor gives the backlog
      * back. */
     rt_send(to, m);
+}
+
+/* ---- reports (any thread) ------------------------------------------------------ */
+
+/* At most PIPE_BUF, so that one write(2) puts a whole line in a pipe even
+ * when several threads report at once. rt_log's messages are at most 1023
+ * bytes; escaped, they may be longer and are then cut. */
+#define REPORT_LINE_MAX 2048
+#define REPORT_MSG_MAX 1900
+#define REPORT_NAME_MAX 400 /* crash report: name, initial call, reason */
+_Static_assert(REPORT_LINE_MAX <= PIPE_BUF, "a report is one atomic write");
+_Static_assert(REPORT_MSG_MAX + 100 <= REPORT_LINE_MAX, "a report has room for its fields");
+_Static_assert(3 * REPORT_NAME_MAX + 200 <= REPORT_LINE_MAX, "a crash report has room");
+
+static void report_write(const struct gw__linebuf *l)
+{
+    if (gw__linebuf_full(l))
+        return;
+    size_t off = 0;
+    while (off < l->len) {
+        ssize_t w = write(STDERR_FILENO, l->buf + off, l->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        off += (size_t)w;
+    }
+}
+
+static const char *level_name(enum rt_log_level level)
+{
+    switch (level) {
+    case RT_LOG_DEBUG:
+        return "debug";
+    case RT_LOG_INFO:
+        return "info";
+    case RT_LOG_WARNING:
+        return "warning";
+    default:
+        return "error";
+    }
+}
+
+void gw__report(enum rt_log_level level, const char *msg, void *ctx)
+{
+    (void)ctx;
+    char line[REPORT_LINE_MAX];
+    struct gw__linebuf l;
+    gw__linebuf_init(&l, line, sizeof line);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    key(&l, "{\"time\":");
+    gw__linebuf_i64(&l, (int64_t)ts.tv_sec);
+    key(&l, ".");
+    gw__linebuf_u64_pad(&l, (uint64_t)ts.tv_nsec / 1000000, 3);
+    key(&l, ",\"level\":\"");
+    key(&l, level_name(level));
+    key(&l, "\",\"msg\":");
+    bool cut = false;
+    text(&l, msg, REPORT_MSG_MAX, &cut);
+    if (cut)
+        key(&l, ",\"msg_truncated\":true");
+    key(&l, "}\n");
+    report_write(&l);
+}
+
+void gw__crash_report(const struct rt_crash_report *r, void *ctx)
+{
+    (void)ctx;
+    char line[REPORT_LINE_MAX];
+    struct gw__linebuf l;
+    gw__linebuf_init(&l, line, sizeof line);
+    key(&l, "{\"level\":\"error\",\"event\":\"crash\",\"pid\":");
+    gw__linebuf_u64(&l, r->pid);
+    key(&l, ",\"name\":");
+    text(&l, r->name, REPORT_NAME_MAX, NULL);
+    key(&l, ",\"initial_call\":");
+    text(&l, r->initial_call, REPORT_NAME_MAX, NULL);
+    key(&l, ",\"reason\":");
+    text(&l, rt_atom_name(r->reason), REPORT_NAME_MAX, NULL);
+    key(&l, ",\"last_message_type\":");
+    gw__linebuf_u64(&l, r->last_msg_type);
+    key(&l, "}\n");
+    report_write(&l);
 }

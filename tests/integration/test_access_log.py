@@ -126,6 +126,9 @@ def probe(target, status, expect_path):
             assert "path_truncated" not in line, line
             assert line["path"] == expect_path, line["path"]
         assert after["path"] == "/after" and "path_truncated" not in after, after
+        # Reports on stderr are JSON lines too.
+        reports = [json.loads(r) for r in gw.log().splitlines()]
+        assert any(r.get("level") == "info" for r in reports), reports
     finally:
         gw.close()
 

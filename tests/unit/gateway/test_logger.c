@@ -6,10 +6,12 @@
  * gw__access_log, and only then reads the pipe. Assertions inside processes
  * record the first failure and exit the process; the main thread reports
  * it. Each test ends by stopping the logger and asserting that rt_stop()
- * had nothing left to kill. */
+ * had nothing left to kill. The report handlers (plain functions) are
+ * tested with stderr pointed at a pipe. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +247,79 @@ START_TEST(backlog_is_capped_by_bytes_and_every_line_is_written_or_counted)
 }
 END_TEST
 
+/* Calls fn with stderr pointed at a pipe; returns what it wrote. */
+static char *capture_stderr(void (*fn)(void))
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    int saved = dup(STDERR_FILENO);
+    ck_assert_int_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+    close(p[1]);
+    fn();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    static char out[65536];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof out - 1 && (r = read(p[0], out + n, sizeof out - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(p[0]);
+    return out;
+}
+
+/* The next line of *text, parsed (it must be one JSON object). */
+static json_t *next_json_line(char **text)
+{
+    char *nl = strchr(*text, '\n');
+    ck_assert_ptr_nonnull(nl);
+    json_error_t err;
+    json_t *v = json_loadb(*text, (size_t)(nl - *text), 0, &err);
+    ck_assert_msg(v && json_is_object(v), "not a JSON line: %s: %.*s", err.text,
+                  (int)(nl - *text < 200 ? nl - *text : 200), *text);
+    *text = nl + 1;
+    return v;
+}
+
+static char long_msg[1024];
+
+static void report_some(void)
+{
+    gw__report(RT_LOG_WARNING, "bad \xff\xc3( \"q\" \\ \x01 ok \xc3\xa9", NULL);
+    memset(long_msg, '\x01', sizeof long_msg - 1);
+    gw__report(RT_LOG_ERROR, long_msg, NULL);
+    struct rt_crash_report r = {
+        .pid = 42, .name = "n\"\xfe", .initial_call = "m:f", .reason = RT_KILLED};
+    gw__crash_report(&r, NULL);
+}
+
+START_TEST(reports_are_json_lines_whatever_bytes_they_carry)
+{
+    char *text = capture_stderr(report_some);
+    json_t *v = next_json_line(&text);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "level")), "warning");
+    ck_assert_str_eq(json_string_value(json_object_get(v, "msg")),
+                     "bad \xef\xbf\xbd\xef\xbf\xbd( \"q\" \\ \x01 ok \xc3\xa9");
+    ck_assert(json_is_number(json_object_get(v, "time")));
+    ck_assert_ptr_null(json_object_get(v, "msg_truncated"));
+    json_decref(v);
+    /* 1023 control characters escape to 6 KB: cut, flagged, still JSON. */
+    v = next_json_line(&text);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "level")), "error");
+    ck_assert(json_is_true(json_object_get(v, "msg_truncated")));
+    size_t n = json_string_length(json_object_get(v, "msg"));
+    ck_assert(n > 300 && n < 1023);
+    json_decref(v);
+    v = next_json_line(&text);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "event")), "crash");
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "pid")), 42);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "name")), "n\"\xef\xbf\xbd");
+    ck_assert_str_eq(json_string_value(json_object_get(v, "reason")), "killed");
+    json_decref(v);
+    ck_assert_str_eq(text, "");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("logger");
@@ -252,6 +327,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, stdout_that_does_not_drain_leaves_the_scheduler_free);
     tcase_add_test(tc, backlog_is_capped_by_bytes_and_every_line_is_written_or_counted);
+    tcase_add_test(tc, reports_are_json_lines_whatever_bytes_they_carry);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
