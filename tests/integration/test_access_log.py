@@ -97,7 +97,7 @@ def still_serves(gw):
 def probe(target, status, expect_path):
     """Sends `GET <target> HTTP/1.1` as raw bytes and checks the gateway's
     answer, that it still serves, and the one access-log line for it."""
-    gw = Gateway([ANY])
+    gw = Gateway([ANY], admin=False)
     try:
         r = one_response(gw.port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         assert r.startswith(b"HTTP/1.1 %d " % status), r[:200]
@@ -129,6 +129,7 @@ def probe(target, status, expect_path):
         # Reports on stderr are JSON lines too.
         reports = [json.loads(r) for r in gw.log().splitlines()]
         assert any(r.get("level") == "info" for r in reports), reports
+        assert gw.stop() == 0, gw.log()
     finally:
         gw.close()
 

@@ -82,6 +82,7 @@ def health_check_with_the_longest_path_sends_exactly_its_request():
         assert up.requests[0] == want, (len(up.requests[0]), up.requests[0][-120:])
         r = raw_request(gw.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert r.startswith(b"HTTP/1.1 200 "), r[:200]
+        assert gw.stop() == 0, gw.log()
     finally:
         gw.close()
         up.close()
