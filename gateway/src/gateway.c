@@ -177,6 +177,8 @@ int gw_run(struct gw_config *cfg)
     if (route_holder_new(&gw.routes) < 0 || gw_metrics_init() < 0)
         goto out_listeners;
 
+    rt_set_log_handler(gw__report, NULL);
+    rt_set_crash_handler(gw__crash_report, NULL);
     struct rt_config rc;
     rt_config_default(&rc);
     rc.schedulers = cfg->schedulers;

@@ -136,6 +136,11 @@ int gw__logger_start(void *arg, const void *extra, size_t extra_size, rt_pid *ou
 void gw__access_log(const struct gw__exchange *ex, const char *method, const char *path,
                     const char *route, const char *target, int status, uint64_t bytes,
                     uint64_t duration_us, uint64_t version);
+/* The runtime's report handlers (rt_set_log_handler, rt_set_crash_handler):
+ * one JSON line on stderr per report, any bytes escaped to valid UTF-8
+ * JSON. Any thread; one write(2) per line. */
+void gw__report(enum rt_log_level level, const char *msg, void *ctx);
+void gw__crash_report(const struct rt_crash_report *r, void *ctx);
 
 /* Listeners (listener.c). */
 int gw__listeners_open(void);

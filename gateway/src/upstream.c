@@ -332,19 +332,26 @@ void gw__target_result(struct gw_target *t, bool ok, const char *error)
 
 enum { HC_TICK = 1 };
 
+/* The health check's request, around the path and the target's address. */
+#define HC_REQUEST                                                                                 \
+    "GET %s HTTP/1.1\r\nhost: %s\r\nuser-agent: tandem-health\r\nconnection: close\r\n\r\n"
+
 static bool probe(struct gw_target *t, const struct gw_upstream_config *c)
 {
     int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return false;
     bool ok = false;
-    char req[512], buf[64];
+    /* Room for the longest path the configuration accepts and the longest
+     * address a target has. */
+    char req[sizeof HC_REQUEST + GW_HEALTH_PATH_MAX + sizeof t->addr], buf[64];
     if (rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, c->active_timeout_ms) < 0)
         goto out;
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nhost: %s\r\nuser-agent: tandem-health\r\n"
-                     "connection: close\r\n\r\n",
-                     c->active_path, t->addr);
+    int n = snprintf(req, sizeof req, HC_REQUEST, c->active_path, t->addr);
+    /* Never send more than was formatted: a request cut short is a failed
+     * check, not bytes of the stack. */
+    if (n < 0 || (size_t)n >= sizeof req)
+        goto out;
     if (rt_write(fd, req, (size_t)n, c->active_timeout_ms) < 0)
         goto out;
     ssize_t got = rt_read(fd, buf, sizeof buf - 1, c->active_timeout_ms);

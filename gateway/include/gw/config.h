@@ -49,6 +49,7 @@
  *       "health": { "passive": { "failures": 5 (0 = off, ..1000), "eject_ms": 30000 },
  *                   "active":  { "path": required "/...", "interval_ms": 5000,
  *                                "timeout_ms": 2000 } }       (no active checks unless given)
+ *                                path: 1..GW_HEALTH_PATH_MAX bytes, no spaces or controls
  *     } }
  *   "routes":            "routes"   directory of route files, relative to the config file
  *   "access_log":        true
@@ -107,6 +108,10 @@ enum gw_balance {
     GW_BALANCE_LEAST_CONN,
     GW_BALANCE_WEIGHTED,
 };
+
+/* Longest health.active.path: the check's request is built in a buffer
+ * sized from it. */
+#define GW_HEALTH_PATH_MAX 1024
 
 struct gw_upstream_config {
     char *name;

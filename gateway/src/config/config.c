@@ -455,7 +455,7 @@ static int parse_health(struct gw_upstream_config *u, const struct route_jval *v
                 const char *s;
                 if (strcmp(x.key, "path") == 0) {
                     has_path = true;
-                    if (!route_jstring(d, &x, 1024, &s, NULL))
+                    if (!route_jstring(d, &x, GW_HEALTH_PATH_MAX, &s, NULL))
                         continue;
                     bool ok = s[0] == '/';
                     for (const char *p = s; ok && *p; p++)

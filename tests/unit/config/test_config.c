@@ -242,6 +242,37 @@ START_TEST(routes_load_against_upstream_names_with_their_own_file)
 }
 END_TEST
 
+START_TEST(health_check_path_is_bounded_and_a_longer_one_is_an_error_at_its_position)
+{
+    /* The check's request is built in a buffer sized from the bound. */
+    char path[GW_HEALTH_PATH_MAX + 2];
+    memset(path, 'h', sizeof path - 1);
+    path[0] = '/';
+    path[GW_HEALTH_PATH_MAX] = '\0';
+    char json[GW_HEALTH_PATH_MAX + 256];
+#define HEALTH_CONFIG                                                                              \
+    "{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],\n"                                             \
+    "\"upstreams\":{\"u\":{\"targets\":[{\"address\":\"127.0.0.1:9\"}],\n"                         \
+    "  \"health\":{\"active\":{\"path\": \"%s\"}}}}}"
+    snprintf(json, sizeof json, HEALTH_CONFIG, path);
+    struct gw_config *cfg = parse_ok(json);
+    ck_assert_uint_eq(strlen(cfg->upstreams[0].active_path), GW_HEALTH_PATH_MAX);
+    gw_config_free(cfg);
+
+    path[GW_HEALTH_PATH_MAX] = 'h';
+    path[GW_HEALTH_PATH_MAX + 1] = '\0';
+    snprintf(json, sizeof json, HEALTH_CONFIG, path);
+#undef HEALTH_CONFIG
+    struct route_diags d = parse_bad(json);
+    const struct route_diag *g = find(&d, "string is too long (1025 bytes; at most 1024)");
+    ck_assert_uint_eq(g->line, 3);
+    ck_assert_uint_eq(g->column, 31);
+    ck_assert_str_eq(g->path, "upstreams.u.health.active.path");
+    ck_assert_uint_eq(d.nerrors, 1);
+    route_diags_done(&d);
+}
+END_TEST
+
 START_TEST(shipped_config_is_valid)
 {
     const char *src = getenv("TANDEM_SRC");
@@ -322,6 +353,7 @@ int main(void)
     tcase_add_test(tc, duplicate_listeners_are_errors);
     tcase_add_test(tc, routes_load_against_upstream_names_with_their_own_file);
     tcase_add_test(tc, shipped_config_is_valid);
+    tcase_add_test(tc, health_check_path_is_bounded_and_a_longer_one_is_an_error_at_its_position);
     tcase_add_test(tc, admin_without_a_valid_address_is_an_error_not_a_crash);
     tcase_add_test(tc, listener_path_policy_is_strict_by_default_and_configurable);
     tcase_add_test(tc, listener_path_policy_values_are_checked);

@@ -1,0 +1,177 @@
+/*
+ * linebuf.c: the bounded line writer (see linebuf.h). Every append checks
+ * the room left before it writes a byte; numbers are formatted into a small
+ * local array first so that they too are written whole or not at all.
+ */
+#include "linebuf.h"
+
+#include <string.h>
+
+void gw__linebuf_init(struct gw__linebuf *b, char *buf, size_t cap)
+{
+    b->buf = buf;
+    b->cap = cap;
+    b->len = 0;
+    b->full = false;
+}
+
+bool gw__linebuf_put(struct gw__linebuf *b, const char *s, size_t n)
+{
+    if (b->full || n > b->cap - b->len) {
+        b->full = true;
+        return false;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    return true;
+}
+
+bool gw__linebuf_puts(struct gw__linebuf *b, const char *s)
+{
+    return gw__linebuf_put(b, s, strlen(s));
+}
+
+/* Writes v in decimal, right-aligned, ending at end; returns the first byte. */
+static char *decimal(char *end, uint64_t v)
+{
+    char *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
+bool gw__linebuf_u64(struct gw__linebuf *b, uint64_t v)
+{
+    return gw__linebuf_u64_pad(b, v, 1);
+}
+
+bool gw__linebuf_i64(struct gw__linebuf *b, int64_t v)
+{
+    char tmp[24];
+    char *end = tmp + sizeof tmp;
+    /* Negated in unsigned arithmetic so that INT64_MIN has a magnitude. */
+    char *p = decimal(end, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+    if (v < 0)
+        *--p = '-';
+    return gw__linebuf_put(b, p, (size_t)(end - p));
+}
+
+bool gw__linebuf_u64_pad(struct gw__linebuf *b, uint64_t v, unsigned width)
+{
+    char tmp[24]; /* 20 digits at most */
+    char *end = tmp + sizeof tmp;
+    char *p = decimal(end, v);
+    if (width > 20)
+        width = 20;
+    while ((size_t)(end - p) < width)
+        *--p = '0';
+    return gw__linebuf_put(b, p, (size_t)(end - p));
+}
+
+bool gw__linebuf_milli(struct gw__linebuf *b, uint64_t v)
+{
+    char tmp[32];
+    char *end = tmp + sizeof tmp;
+    char *p = decimal(end, v % 1000);
+    while (end - p < 3)
+        *--p = '0';
+    *--p = '.';
+    p = decimal(p, v / 1000);
+    return gw__linebuf_put(b, p, (size_t)(end - p));
+}
+
+/* Length of the well-formed UTF-8 sequence starting at s (n bytes
+ * available), or 0 when the byte at s starts none (Unicode Table 3-7). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* shorter forms are overlong */
+        else if (c == 0xed)
+            hi = 0x9f; /* U+D800..U+DFFF are surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xf4)
+            hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+bool gw__linebuf_json(struct gw__linebuf *b, const char *s, size_t n, size_t max, bool *cut)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!s) {
+        if (max < 4) {
+            b->full = true;
+            return false;
+        }
+        return gw__linebuf_put(b, "null", 4);
+    }
+    size_t room = b->cap - b->len;
+    if (b->full || room < 2 || max < 2) {
+        b->full = true;
+        return false;
+    }
+    /* The opening quote and the content end at `limit`: the closing quote
+     * always has its byte. */
+    size_t limit = (room < max ? room : max) - 1;
+    const unsigned char *in = (const unsigned char *)s;
+    char *o = b->buf + b->len;
+    size_t w = 0, i = 0;
+    o[w++] = '"';
+    while (i < n) {
+        unsigned char c = in[i];
+        char esc[6];
+        const char *piece = esc;
+        size_t plen, used = 1;
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            plen = 2;
+        } else if (c < 0x20 || c == 0x7f) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            plen = 6;
+        } else if (c < 0x80) {
+            piece = s + i;
+            plen = 1;
+        } else if ((used = utf8_len(in + i, n - i)) > 0) {
+            piece = s + i;
+            plen = used;
+        } else {
+            piece = "\\ufffd";
+            plen = 6;
+            used = 1;
+        }
+        if (plen > limit - w) {
+            if (cut)
+                *cut = true;
+            break;
+        }
+        memcpy(o + w, piece, plen);
+        w += plen;
+        i += used;
+    }
+    o[w++] = '"';
+    b->len += w;
+    return true;
+}

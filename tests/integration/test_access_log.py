@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""The access log through the real binary: whatever bytes a client sends in
+the request line, each request gives one line that is valid UTF-8 and valid
+JSON and carries its status and route; a long path is cut (and flagged),
+never the record."""
+import json
+import os
+import re
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Gateway, TestRun, raw_request  # noqa: E402
+
+t = TestRun("access_log")
+
+SCALE = float(os.environ.get("TANDEM_TEST_TIME_SCALE", "1"))
+
+# The cap on the logged path (escaped, quotes included) that README.md
+# documents.
+PATH_MAX = 2048
+
+ANY = {"name": "any", "match": {"path_prefix": "/"},
+       "respond": {"status": 200, "body": "ok\n", "headers": {"content-type": "text/plain"}}}
+
+
+def log_lines(gw, raw_lines=None):
+    """Access-log lines written so far: each must be UTF-8 and JSON. The raw
+    bytes of each go to `raw_lines` when given."""
+    gw.stdout.flush()
+    with open(gw.stdout.name, "rb") as f:
+        raw = f.read()
+    out = []
+    for line in raw.split(b"\n"):
+        if not line:
+            continue
+        text = line.decode("utf-8")  # strict: raises on any invalid byte
+        out.append(json.loads(text))
+        if raw_lines is not None:
+            raw_lines.append(line)
+    assert raw == b"" or raw.endswith(b"\n"), raw[-200:]
+    return out
+
+
+def escaped_len(s):
+    """Bytes of s as the log writes it (quotes included), for the strings
+    used here: U+FFFD stands for an invalid byte, written as an escape."""
+    n = 2
+    for ch in s:
+        if ch in '"\\':
+            n += 2
+        elif ord(ch) < 0x20 or ord(ch) == 0x7f or ch == "\ufffd":
+            n += 6
+        else:
+            n += len(ch.encode())
+    return n
+
+
+def wait_lines(gw, n, timeout=5.0, raw_lines=None):
+    end = time.time() + timeout * SCALE
+    while True:
+        raw = []
+        lines = log_lines(gw, raw)
+        if len(lines) >= n or time.time() > end:
+            if raw_lines is not None:
+                raw_lines.extend(raw)
+            return lines
+        time.sleep(0.05)
+
+
+def one_response(port, data):
+    """Sends the bytes as they are; returns the first response (head and
+    Content-Length body), without waiting for a keep-alive connection to
+    close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5 * SCALE) as s:
+        s.sendall(data)
+        got = b""
+        while True:
+            head, sep, body = got.partition(b"\r\n\r\n")
+            if sep:
+                m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                if m and len(body) >= int(m.group(1)):
+                    return got
+            b = s.recv(65536)
+            if not b:
+                return got
+            got += b
+
+
+def still_serves(gw):
+    r = raw_request(gw.port, b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert r.startswith(b"HTTP/1.1 200 "), r[:200]
+    assert gw.proc.poll() is None, gw.log()
+
+
+def probe(target, status, expect_path):
+    """Sends `GET <target> HTTP/1.1` as raw bytes and checks the gateway's
+    answer, that it still serves, and the one access-log line for it."""
+    gw = Gateway([ANY], admin=False)
+    try:
+        r = one_response(gw.port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert r.startswith(b"HTTP/1.1 %d " % status), r[:200]
+        still_serves(gw)
+        raw = []
+        lines = wait_lines(gw, 2, raw_lines=raw)
+        assert len(lines) == 2, lines
+        # A request is logged after its answer: the two lines may come in
+        # either order.
+        k = 0 if lines[1]["path"] == "/after" else 1
+        line, after, raw = lines[k], lines[1 - k], raw[k:k + 1]
+        assert line["status"] == status, line
+        assert line["route"] == ("any" if status == 200 else None), line
+        for k in ("time", "request_id", "listener", "client", "method", "upstream", "bytes",
+                  "duration_ms", "route_version"):
+            assert k in line, (k, line)
+        if escaped_len(expect_path) > PATH_MAX:
+            assert line.get("path_truncated") is True, line
+            assert expect_path.startswith(line["path"]), line["path"][:100]
+            # Cut between characters, as close to the cap as they allow.
+            start = raw[0].index(b'"path":') + len(b'"path":')
+            end = raw[0].index(b',"path_truncated":true,"route":')
+            assert PATH_MAX - 6 < end - start <= PATH_MAX, end - start
+            assert escaped_len(line["path"]) == end - start
+        else:
+            assert "path_truncated" not in line, line
+            assert line["path"] == expect_path, line["path"]
+        assert after["path"] == "/after" and "path_truncated" not in after, after
+        # Reports on stderr are JSON lines too.
+        reports = [json.loads(r) for r in gw.log().splitlines()]
+        assert any(r.get("level") == "info" for r in reports), reports
+        assert gw.stop() == 0, gw.log()
+    finally:
+        gw.close()
+
+
+@t.case
+def long_ascii_path_keeps_the_line_json_with_status_and_route():
+    probe(b"/" + b"a" * 4100, 200, "/" + "a" * 4100)
+
+
+@t.case
+def long_raw_utf8_path_keeps_the_line_json_with_status_and_route():
+    # Raw UTF-8 is percent-encoded in the canonical path: 1.4 KB becomes 4.2 KB.
+    path = "/" + "é" * 700
+    probe(path.encode(), 200, "/" + "%C3%A9" * 700)
+
+
+@t.case
+def invalid_utf8_in_the_target_is_logged_as_replacement_characters():
+    # The target is refused (400); the path logged is the raw target.
+    probe(b"/a\xff\xfe/b\xc3(\xed\xa0\x80", 400, "/a\ufffd\ufffd/b\ufffd(\ufffd\ufffd\ufffd")
+
+
+@t.case
+def long_invalid_utf8_path_keeps_the_line_json_with_status():
+    probe(b"/" + b"\xff" * 4100, 400, "/" + "\ufffd" * 4100)
+
+
+@t.case
+def quotes_and_backslashes_in_the_target_are_escaped():
+    # Refused by the target check (400); logged as received.
+    probe(b'/q"\\', 400, '/q"\\')
+
+
+@t.case
+def path_at_the_cap_is_logged_whole():
+    # The JSON string "/aaa…" (quotes included) exactly PATH_MAX bytes long.
+    path = "/" + "a" * (PATH_MAX - 3)
+    probe(path.encode(), 200, path)
+    path += "a"
+    probe(path.encode(), 200, path)
+
+
+t.finish()
