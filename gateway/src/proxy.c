@@ -28,31 +28,60 @@
 
 #define RBUF 65536
 
+/* What the pump process is given. It lives on the heap (malloc, not
+ * rt_alloc: memory from rt_alloc dies with the process that allocated it)
+ * and belongs to the pump from the moment rt_spawn succeeds: the pump frees
+ * it and closes its descriptors however it ends. Nothing in it points into
+ * the request process, which may be killed before the pump first runs. */
 struct pump_arg {
-    int from, to; /* the pump's own descriptors (dups): it closes them */
+    int from, to; /* the pump's own descriptors (dups) */
 };
 
-static void close_fd(void *arg)
+static void pump_done(void *arg)
 {
-    close((int)(intptr_t)arg);
+    struct pump_arg *a = arg;
+    close(a->from);
+    close(a->to);
+    free(a);
 }
 
 static void pump_main(void *arg)
 {
-    struct pump_arg a = *(struct pump_arg *)arg;
-    rt_defer(close_fd, (void *)(intptr_t)a.from);
-    rt_defer(close_fd, (void *)(intptr_t)a.to);
+    struct pump_arg *a = arg;
+    if (!rt_defer(pump_done, a)) {
+        pump_done(a);
+        return;
+    }
     char *buf = rt_alloc(RBUF);
     if (!buf)
         return;
     for (;;) {
-        ssize_t n = rt_read(a.from, buf, RBUF, RT_INFINITY);
+        ssize_t n = rt_read(a->from, buf, RBUF, RT_INFINITY);
         if (n <= 0)
             break;
-        if (rt_write(a.to, buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
+        if (rt_write(a->to, buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
             break;
     }
-    shutdown(a.to, SHUT_WR);
+    shutdown(a->to, SHUT_WR);
+}
+
+/* A pump's argument: duplicates of `from` and `to`, or NULL. */
+static struct pump_arg *pump_arg_new(int from, int to)
+{
+    struct pump_arg *a = malloc(sizeof(*a));
+    if (!a)
+        return NULL;
+    a->from = fcntl(from, F_DUPFD_CLOEXEC, 0);
+    a->to = fcntl(to, F_DUPFD_CLOEXEC, 0);
+    if (a->from < 0 || a->to < 0) {
+        if (a->from >= 0)
+            close(a->from);
+        if (a->to >= 0)
+            close(a->to);
+        free(a);
+        return NULL;
+    }
+    return a;
 }
 
 static bool is_exit_from(const struct rt_msg *m, void *ctx)
@@ -72,15 +101,9 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
     if (ex->len && rt_write(ufd, ex->buf + ex->off, ex->len, GW__WRITE_TIMEOUT_MS) < 0)
         return;
     ex->len = 0;
-    struct pump_arg pa = {.from = fcntl(ufd, F_DUPFD_CLOEXEC, 0),
-                          .to = fcntl(ex->fd, F_DUPFD_CLOEXEC, 0)};
-    if (pa.from < 0 || pa.to < 0) {
-        if (pa.from >= 0)
-            close(pa.from);
-        if (pa.to >= 0)
-            close(pa.to);
+    struct pump_arg *pa = pump_arg_new(ufd, ex->fd);
+    if (!pa)
         return;
-    }
     rt_ref ref;
     rt_pid pump;
     struct rt_spawn_opts o = {.link = true,
@@ -89,9 +112,8 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
                               .kind = RT_KIND_PROCESS,
                               .initial_call = "gw_proxy:tunnel"};
     bool trapped = rt_trap_exit(true);
-    if (rt_spawn(pump_main, &pa, &o, &pump) < 0) {
-        close(pa.from);
-        close(pa.to);
+    if (rt_spawn(pump_main, pa, &o, &pump) < 0) {
+        pump_done(pa); /* not started: still ours */
         rt_trap_exit(trapped);
         return;
     }
@@ -118,7 +140,7 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
     }
     if (!down) {
         rt_exit_signal(pump, RT_KILL);
-        down = rt_receive_ref(ref, RT_INFINITY); /* it has exited: `pa` is no longer used */
+        down = rt_receive_ref(ref, RT_INFINITY);
     }
     rt_msg_free(down);
     /* Its link's EXIT came before the DOWN: take it before trapping ends. */
