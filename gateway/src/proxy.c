@@ -118,18 +118,29 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
         return;
     }
     struct rt_msg *down = NULL;
+    rt_atom exit_reason = RT_NORMAL;
     for (;;) {
         int r = rt_poll(ex->fd, RT_POLL_IN | RT_POLL_MSG, RT_INFINITY);
         if (r == (int)RT_POLL_MSG) {
             down = rt_receive_ref(ref, 0);
             if (down) /* the other direction ended */
                 break;
-            rt_msg_free(rt_receive(0)); /* anything else */
+            /* Exits are trapped only to watch the pump: an exit signal from
+             * anyone else ends the request as it would untrapped (a `normal`
+             * one is ignored, as it would be). */
+            struct rt_msg *m = rt_receive(0);
+            if (m && m->type == RT_MSG_EXIT && m->from != pump && (rt_atom)m->u64 != RT_NORMAL)
+                exit_reason = (rt_atom)m->u64;
+            rt_msg_free(m);
+            if (exit_reason != RT_NORMAL)
+                break;
             continue;
         }
         if (r < 0)
             break;
         ssize_t n = read(ex->fd, ex->buf, GW__BUF_SIZE);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
         if (n <= 0) {
             shutdown(ufd, SHUT_WR);
             down = rt_receive_ref(ref, 5000); /* let the other side finish */
@@ -147,6 +158,8 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
     rt_msg_free(rt_receive_match(is_exit_from, &pump, 0));
     rt_trap_exit(trapped);
     ex->keep_alive = false;
+    if (exit_reason != RT_NORMAL)
+        rt_exit(exit_reason);
 }
 
 /* Streams the request body upstream. 0, or a negative code: -EPIPE for an

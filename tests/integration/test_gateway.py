@@ -665,6 +665,71 @@ def websocket_upgrade_is_tunnelled_both_ways():
         s.close()
 
 
+def ws_open(port, path="/api/ws"):
+    """A WebSocket upgrade through the gateway; returns the socket after the 101."""
+    import base64
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    key = base64.b64encode(os.urandom(16))
+    s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
+              b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = s.recv(1)
+        assert b, head
+        head += b
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
+
+
+def ws_echo(s, text):
+    import struct
+    mask = os.urandom(4)
+    payload = bytes(c ^ mask[i % 4] for i, c in enumerate(text))
+    s.sendall(struct.pack("!BB", 0x81, 0x80 | len(text)) + mask + payload)
+    frame = s.recv(100)
+    assert frame[2:] == text, frame
+
+
+def target_active(gw):
+    _, ups = admin_json(gw, "GET", "/admin/upstreams")
+    return ups["upstreams"][0]["targets"][0]["active"]
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@t.case
+def killing_a_tunnels_request_process_closes_both_sides_and_leaks_no_descriptor():
+    with Env() as e:
+        r, _ = e.get("/api/echo")
+        assert r.status == 200
+        time.sleep(0.2)
+        base = open_fds(e.gw.proc.pid)
+        # An untrappable kill, and the admin API's default reason, which the
+        # request process (trapping exits to watch its pump) must obey too.
+        for body in [b'{"reason": "kill"}', None] * 5:
+            s = ws_open(e.gw.port)
+            _, doc = admin_json(e.gw, "GET", "/admin/processes?kind=request")
+            reqs = [p for p in doc["processes"] if p.get("route") == "api"]
+            assert len(reqs) == 1, doc
+            pid = reqs[0]["pid"].strip("<>")
+            st, out = admin_json(e.gw, "POST", f"/admin/processes/{pid}/kill", body)
+            assert st == 200 and out["exited"], (st, out)
+            s.settimeout(10)
+            assert s.recv(100) == b"", "the client side of the tunnel must be closed"
+            s.close()
+        for _ in range(100):
+            if target_active(e.gw) == 0 and open_fds(e.gw.proc.pid) <= base:
+                break
+            time.sleep(0.05)
+        assert target_active(e.gw) == 0
+        assert open_fds(e.gw.proc.pid) <= base, (open_fds(e.gw.proc.pid), base)
+        r, _ = e.get("/api/echo")
+        assert r.status == 200
+
+
 # ---- lifecycle ----------------------------------------------------------------------
 
 
