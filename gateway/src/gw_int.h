@@ -50,7 +50,8 @@ struct gw__listener {
     uint32_t max_connections;
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
-    uint32_t request_timeout_ms;
+    uint32_t request_timeout_ms;     /* each read of a request body */
+    uint32_t tunnel_idle_timeout_ms; /* no byte either way; a route may override */
     uint64_t max_body_bytes;
     uint32_t acceptors;
     struct gw_http_limits limits;

@@ -11,6 +11,10 @@
  * after a complete, well-formed response that allows keep-alive; anything
  * malformed answers 502 and drops the connection.
  *
+ * An Upgrade tunnel lasts until either side closes or no byte crosses it
+ * either way for the tunnel idle timeout (the route's, else the
+ * listener's), so an abandoned tunnel gives its upstream connection back.
+ *
  * Answers when no upstream answers: 502 (connect failed everywhere, bad
  * response), 503 (every target ejected), 504 (connect or response timeout),
  * each a short JSON body with the request id.
@@ -28,60 +32,82 @@
 
 #define RBUF 65536
 
-/* What the pump process is given. It lives on the heap (malloc, not
- * rt_alloc: memory from rt_alloc dies with the process that allocated it)
- * and belongs to the pump from the moment rt_spawn succeeds: the pump frees
- * it and closes its descriptors however it ends. Nothing in it points into
- * the request process, which may be killed before the pump first runs. */
-struct pump_arg {
-    int from, to; /* the pump's own descriptors (dups) */
+/* A tunnel's state, shared by its two directions: the request process
+ * copies client to upstream, the pump process upstream to client. It lives
+ * on the heap (malloc, not rt_alloc: memory from rt_alloc dies with the
+ * process that allocated it) with one reference per process, each dropped
+ * by that process's deferred cleanup however it ends, so neither points
+ * into the other: the request process may be killed before the pump first
+ * runs, and the pump may outlive it by a moment. */
+struct tunnel_state {
+    _Atomic int refs;
+    /* rt_now_ms() when a byte last came in either way. Relaxed: a timestamp
+     * that decides idleness; a stale read only makes the request process
+     * wait once more before it looks again. */
+    _Atomic uint64_t last_ms;
+    int from, to; /* the pump's own descriptors (dups): it closes them */
 };
 
+static void tunnel_state_unref(void *arg)
+{
+    struct tunnel_state *t = arg;
+    /* acq_rel: the last owner sees the other's writes before freeing. */
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+        free(t);
+}
+
+/* The pump's cleanup: its descriptors and its reference. */
 static void pump_done(void *arg)
 {
-    struct pump_arg *a = arg;
-    close(a->from);
-    close(a->to);
-    free(a);
+    struct tunnel_state *t = arg;
+    close(t->from);
+    close(t->to);
+    tunnel_state_unref(t);
 }
 
 static void pump_main(void *arg)
 {
-    struct pump_arg *a = arg;
-    if (!rt_defer(pump_done, a)) {
-        pump_done(a);
+    struct tunnel_state *t = arg;
+    if (!rt_defer(pump_done, t)) {
+        pump_done(t);
         return;
     }
     char *buf = rt_alloc(RBUF);
     if (!buf)
         return;
     for (;;) {
-        ssize_t n = rt_read(a->from, buf, RBUF, RT_INFINITY);
+        /* No timeout here: the request process judges idleness for both
+         * directions and stops the pump. */
+        ssize_t n = rt_read(t->from, buf, RBUF, RT_INFINITY);
         if (n <= 0)
             break;
-        if (rt_write(a->to, buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
+        atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
+        if (rt_write(t->to, buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
             break;
     }
-    shutdown(a->to, SHUT_WR);
+    shutdown(t->to, SHUT_WR);
 }
 
-/* A pump's argument: duplicates of `from` and `to`, or NULL. */
-static struct pump_arg *pump_arg_new(int from, int to)
+/* A tunnel's state with two references and the pump's descriptors
+ * (duplicates of `from` and `to`), or NULL. */
+static struct tunnel_state *tunnel_state_new(int from, int to)
 {
-    struct pump_arg *a = malloc(sizeof(*a));
-    if (!a)
+    struct tunnel_state *t = malloc(sizeof(*t));
+    if (!t)
         return NULL;
-    a->from = fcntl(from, F_DUPFD_CLOEXEC, 0);
-    a->to = fcntl(to, F_DUPFD_CLOEXEC, 0);
-    if (a->from < 0 || a->to < 0) {
-        if (a->from >= 0)
-            close(a->from);
-        if (a->to >= 0)
-            close(a->to);
-        free(a);
+    atomic_init(&t->refs, 2);
+    atomic_init(&t->last_ms, rt_now_ms());
+    t->from = fcntl(from, F_DUPFD_CLOEXEC, 0);
+    t->to = fcntl(to, F_DUPFD_CLOEXEC, 0);
+    if (t->from < 0 || t->to < 0) {
+        if (t->from >= 0)
+            close(t->from);
+        if (t->to >= 0)
+            close(t->to);
+        free(t);
         return NULL;
     }
-    return a;
+    return t;
 }
 
 static bool is_exit_from(const struct rt_msg *m, void *ctx)
@@ -89,21 +115,29 @@ static bool is_exit_from(const struct rt_msg *m, void *ctx)
     return m->type == RT_MSG_EXIT && m->from == *(rt_pid *)ctx;
 }
 
-/* Copies both ways between client and upstream until either side is done;
- * `pending`/`plen`: upstream bytes already read past the 101 head. The
- * upstream-to-client direction runs in a pump process with its own
- * descriptors (one waiter per descriptor, see rt.h), and the tunnel returns
- * only once the pump has exited. */
-static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t plen)
+/* Copies both ways between client and upstream until either side is done,
+ * or until no byte came in either way for `idle_ms`; `pending`/`plen`:
+ * upstream bytes already read past the 101 head. The upstream-to-client
+ * direction runs in a pump process with its own descriptors (one waiter
+ * per descriptor, see rt.h), and the tunnel returns only once the pump has
+ * exited. */
+static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t plen,
+                   uint32_t idle_ms)
 {
     if (plen && rt_write(ex->fd, pending, plen, GW__WRITE_TIMEOUT_MS) < 0)
         return;
     if (ex->len && rt_write(ufd, ex->buf + ex->off, ex->len, GW__WRITE_TIMEOUT_MS) < 0)
         return;
     ex->len = 0;
-    struct pump_arg *pa = pump_arg_new(ufd, ex->fd);
-    if (!pa)
+    struct tunnel_state *t = tunnel_state_new(ufd, ex->fd);
+    if (!t)
         return;
+    uint64_t mine = rt_defer(tunnel_state_unref, t);
+    if (!mine) {
+        pump_done(t); /* the pump's share */
+        tunnel_state_unref(t);
+        return;
+    }
     rt_ref ref;
     rt_pid pump;
     struct rt_spawn_opts o = {.link = true,
@@ -112,15 +146,23 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
                               .kind = RT_KIND_PROCESS,
                               .initial_call = "gw_proxy:tunnel"};
     bool trapped = rt_trap_exit(true);
-    if (rt_spawn(pump_main, pa, &o, &pump) < 0) {
-        pump_done(pa); /* not started: still ours */
+    if (rt_spawn(pump_main, t, &o, &pump) < 0) {
+        pump_done(t); /* not started: its share is still ours */
+        rt_undefer(mine, true);
         rt_trap_exit(trapped);
         return;
     }
     struct rt_msg *down = NULL;
     rt_atom exit_reason = RT_NORMAL;
     for (;;) {
-        int r = rt_poll(ex->fd, RT_POLL_IN | RT_POLL_MSG, RT_INFINITY);
+        uint64_t now = rt_now_ms();
+        uint64_t last = atomic_load_explicit(&t->last_ms, memory_order_relaxed);
+        uint64_t end = last + idle_ms;
+        if (now >= end)
+            break; /* idle both ways: the pump is stopped below */
+        int r = rt_poll(ex->fd, RT_POLL_IN | RT_POLL_MSG, (int64_t)(end - now));
+        if (r == -ETIMEDOUT)
+            continue; /* the pump may have moved bytes meanwhile: look again */
         if (r == (int)RT_POLL_MSG) {
             down = rt_receive_ref(ref, 0);
             if (down) /* the other direction ended */
@@ -146,6 +188,7 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
             down = rt_receive_ref(ref, 5000); /* let the other side finish */
             break;
         }
+        atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
         if (rt_write(ufd, ex->buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
             break;
     }
@@ -157,6 +200,7 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
     /* Its link's EXIT came before the DOWN: take it before trapping ends. */
     rt_msg_free(rt_receive_match(is_exit_from, &pump, 0));
     rt_trap_exit(trapped);
+    rt_undefer(mine, true);
     ex->keep_alive = false;
     if (exit_reason != RT_NORMAL)
         rt_exit(exit_reason);
@@ -232,6 +276,7 @@ struct attempt {
     const char *head;
     size_t head_len;
     uint32_t response_timeout_ms;
+    uint32_t tunnel_idle_ms;
     bool body_started;
     uint64_t bytes_out;
     int fail_status; /* when A_RETRY runs out */
@@ -396,7 +441,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                 if (write_switching(ex, resp) == 0) {
                     gw__target_result(a->target, true, NULL);
                     ex->status = 101;
-                    tunnel(ex, a->ufd, rbuf + off, len);
+                    tunnel(ex, a->ufd, rbuf + off, len, a->tunnel_idle_ms);
                 }
                 res = A_DONE;
                 ex->keep_alive = false;
@@ -622,6 +667,8 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
                         .head = head,
                         .head_len = head_len,
                         .response_timeout_ms = response_ms,
+                        .tunnel_idle_ms =
+                            r->tunnel_idle_ms ? r->tunnel_idle_ms : ex->lis->tunnel_idle_timeout_ms,
                         .fail_status = 502,
                         .fail_msg = "no upstream target answered",
                         .resp_edits = edits_of(&r->response_headers, &resp_edits)};

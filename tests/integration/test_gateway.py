@@ -696,6 +696,101 @@ def target_active(gw):
     return ups["upstreams"][0]["targets"][0]["active"]
 
 
+@t.case
+def idle_tunnels_are_closed_after_the_idle_timeout_and_free_their_upstream_slots():
+    with Env(upstream_opts={"max_connections": 2, "retries": 0},
+             listener={"tunnel_idle_timeout_ms": 700}) as e:
+        tunnels = [ws_open(e.gw.port) for _ in range(2)]
+        for s in tunnels:
+            ws_echo(s, b"hi")
+        r, _ = e.get("/api/echo")
+        assert r.status == 503, r.status  # both slots are held by the tunnels
+        t0 = time.time()
+        for s in tunnels:
+            s.settimeout(10)
+            assert s.recv(100) == b"", "an idle tunnel must be closed"
+            s.close()
+        assert 0.3 < time.time() - t0 < 5, time.time() - t0
+        for _ in range(100):
+            if target_active(e.gw) == 0:
+                break
+            time.sleep(0.02)
+        assert target_active(e.gw) == 0
+        r, _ = e.get("/api/echo")
+        assert r.status == 200, r.status
+
+
+@t.case
+def a_tunnel_carrying_traffic_outlives_the_idle_timeout():
+    with Env(listener={"tunnel_idle_timeout_ms": 500}) as e:
+        s = ws_open(e.gw.port)
+        end = time.time() + 1.5
+        while time.time() < end:
+            ws_echo(s, b"ping")
+            time.sleep(0.15)
+        ws_echo(s, b"still open")
+        s.close()
+
+
+class Pusher:
+    """An upstream that answers any request with 101 and then sends one byte
+    every `every` seconds without reading: traffic in one direction only."""
+
+    def __init__(self, every):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.every = every
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.push, args=(c,), daemon=True).start()
+
+    def push(self, c):
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += c.recv(4096)
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\n\r\n")
+            while True:
+                time.sleep(self.every)
+                c.sendall(b".")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+@t.case
+def upstream_to_client_traffic_alone_keeps_a_tunnel_open():
+    up = Pusher(0.1)
+    gw = Gateway([api_route()], {"up": {"targets": [{"address": up.address}]}},
+                 listener={"tunnel_idle_timeout_ms": 500})
+    try:
+        s = ws_open(gw.port)
+        got = b""
+        end = time.time() + 1.5
+        while time.time() < end:
+            b = s.recv(100)
+            assert b, "closed although the upstream kept sending"
+            got += b
+        assert len(got) >= 5, got
+        s.close()
+    finally:
+        gw.close()
+        up.stop()
+
+
 def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -728,6 +823,18 @@ def killing_a_tunnels_request_process_closes_both_sides_and_leaks_no_descriptor(
         assert open_fds(e.gw.proc.pid) <= base, (open_fds(e.gw.proc.pid), base)
         r, _ = e.get("/api/echo")
         assert r.status == 200
+
+
+@t.case
+def a_route_sets_its_own_tunnel_idle_timeout():
+    with Env(routes=[api_route(timeouts={"tunnel_idle_ms": 400})],
+             listener={"tunnel_idle_timeout_ms": 60000}) as e:
+        s = ws_open(e.gw.port)
+        s.settimeout(10)
+        t0 = time.time()
+        assert s.recv(100) == b""
+        assert time.time() - t0 < 5
+        s.close()
 
 
 # ---- lifecycle ----------------------------------------------------------------------

@@ -25,7 +25,11 @@
  *                                                          set their own
  *       "header_timeout_ms":  10000  (408; slowloris)      1..3600000
  *       "idle_timeout_ms":    60000  (keep-alive idle)     1..86400000
- *       "request_timeout_ms": 60000  (whole request body)  1..86400000 }
+ *       "request_timeout_ms": 60000  (408; each read of    1..86400000
+ *                                     a request body)
+ *       "tunnel_idle_timeout_ms": 60000 (an Upgrade tunnel 1..86400000; a route's
+ *                                     with no byte either  timeouts.tunnel_idle_ms
+ *                                     way is closed)       overrides it }
  *   "admin":             { "address": "127.0.0.1:9901", "token_env": none }
  *                        token_env names the environment variable holding the
  *                        bearer token; required when the address is not
@@ -88,6 +92,7 @@ struct gw_listener_config {
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t request_timeout_ms;
+    uint32_t tunnel_idle_timeout_ms;
 };
 
 struct gw_target_config {
