@@ -51,6 +51,7 @@ struct gw__listener {
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t request_timeout_ms;     /* each read of a request body */
+    uint32_t body_timeout_ms;        /* the whole request body */
     uint32_t tunnel_idle_timeout_ms; /* no byte either way; a route may override */
     uint64_t max_body_bytes;
     uint32_t acceptors;
@@ -73,6 +74,7 @@ struct gw__exchange {
     bool draining;             /* a drain message came: close after this request */
     uint64_t idle_since;       /* ms; 0 while a request is in progress */
     struct gw_http_head *head; /* the current request (the request process frees it) */
+    uint64_t body_deadline;    /* ms: the whole request body must have come by then */
     char client_addr[64];
     bool client_loopback;
     rt_pid conn;
@@ -85,10 +87,11 @@ struct gw__exchange {
 
 void gw__exchange_unref(void *ex);
 
-/* Request process side: the next piece of the request body. Returns 1 with
- * a piece (valid until the next call), 0 at the end of the body, -EPROTO
- * (parser refused: status in ex->parser), -ETIMEDOUT, -ECONNRESET (client
- * closed), -errno. */
+/* Request process side: the next piece of the request body, waiting at
+ * most `timeout_ms` for each read and never past ex->body_deadline. Returns
+ * 1 with a piece (valid until the next call), 0 at the end of the body,
+ * -EPROTO (parser refused: status in ex->parser), -ETIMEDOUT (either
+ * timeout: answer 408), -ECONNRESET (client closed), -errno. */
 int gw__body_next(struct gw__exchange *ex, const char **data, size_t *len, int64_t timeout_ms);
 
 /* Writes all bytes to the client; marks the response started. */

@@ -78,6 +78,7 @@ static void limits_for(struct gw__listener *l, const struct gw_listener_config *
     l->header_timeout_ms = c->header_timeout_ms;
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->request_timeout_ms = c->request_timeout_ms;
+    l->body_timeout_ms = c->body_timeout_ms;
     l->tunnel_idle_timeout_ms = c->tunnel_idle_timeout_ms;
     l->max_body_bytes = c->max_body_bytes;
     l->acceptors = c->acceptors;
@@ -115,6 +116,7 @@ int gw__listeners_open(void)
             .header_timeout_ms = 10000,
             .idle_timeout_ms = 60000,
             .request_timeout_ms = 60000,
+            .body_timeout_ms = 60000,
             .tunnel_idle_timeout_ms = 60000,
             .acceptors = 1,
         };

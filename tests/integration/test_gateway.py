@@ -341,6 +341,64 @@ def slow_header_sender_gets_408_and_is_closed():
         s.close()
 
 
+def trickle(port, head, first, every, until):
+    """Sends `head` and `first`, then one body byte every `every` seconds until
+    the gateway answers or `until` seconds pass; returns what it answered."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(head + first)
+    s.setblocking(False)
+    out = b""
+    t0 = time.time()
+    try:
+        while time.time() - t0 < until:
+            try:
+                b = s.recv(4096)
+                if not b:
+                    break
+                out += b
+                if b"\r\n\r\n" in out:
+                    break
+            except BlockingIOError:
+                pass
+            try:
+                s.send(b"x")
+            except OSError:
+                break
+            time.sleep(every)
+    finally:
+        s.close()
+    return out, time.time() - t0
+
+
+@t.case
+def trickled_body_gets_408_when_the_body_deadline_passes():
+    # Each byte comes well within the per-read timeout; the whole body never
+    # does within body_timeout_ms.
+    with Env(listener={"request_timeout_ms": 2000, "body_timeout_ms": 800}) as e:
+        head = (b"POST /api/sink HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        for first in (b"", b"y" * 70000):  # held whole before upstream / streamed to it
+            out, took = trickle(e.gw.port, head, first, 0.05, 8)
+            assert status_of(out) == 408, (len(first), out)
+            assert b"connection: close" in out.lower(), out
+            assert took < 5, took
+        r, _ = e.get("/api/echo")  # the upstream slot was given back
+        assert r.status == 200
+
+
+@t.case
+def a_steady_body_within_the_deadline_is_forwarded():
+    with Env(listener={"body_timeout_ms": 3000}) as e:
+        s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=5)
+        s.sendall(b"POST /api/sink HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        for _ in range(10):
+            s.sendall(b"z")
+            time.sleep(0.05)
+        out = s.recv(4096)
+        s.close()
+        assert status_of(out) == 200, out
+        assert b'{"bytes": 10}' in out, out
+
+
 @t.case
 def idle_keep_alive_connection_is_closed_after_timeout():
     with Env(listener={"idle_timeout_ms": 300}) as e:

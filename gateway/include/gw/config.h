@@ -27,6 +27,8 @@
  *       "idle_timeout_ms":    60000  (keep-alive idle)     1..86400000
  *       "request_timeout_ms": 60000  (408; each read of    1..86400000
  *                                     a request body)
+ *       "body_timeout_ms":    300000 (408; the whole       1..86400000
+ *                                     request body, counted from the end of its head)
  *       "tunnel_idle_timeout_ms": 60000 (an Upgrade tunnel 1..86400000; a route's
  *                                     with no byte either  timeouts.tunnel_idle_ms
  *                                     way is closed)       overrides it }
@@ -92,6 +94,7 @@ struct gw_listener_config {
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t request_timeout_ms;
+    uint32_t body_timeout_ms;
     uint32_t tunnel_idle_timeout_ms;
 };
 

@@ -43,6 +43,7 @@ static const char *const listener_keys[] = {"name",
                                             "header_timeout_ms",
                                             "idle_timeout_ms",
                                             "request_timeout_ms",
+                                            "body_timeout_ms",
                                             "tunnel_idle_timeout_ms",
                                             NULL};
 static const char *const admin_keys[] = {"address", "token_env", NULL};
@@ -214,6 +215,10 @@ static int parse_listener(struct gw_listener_config *l, const struct route_jval 
     l->header_timeout_ms = 10000;
     l->idle_timeout_ms = 60000;
     l->request_timeout_ms = 60000;
+    /* Long enough for a 100 MiB body (the default limit) at about 350 KiB/s,
+     * short enough that a body trickled within the per-read timeout frees
+     * its upstream connection within minutes. */
+    l->body_timeout_ms = 300000;
     /* nginx (proxy_read_timeout) and the common cloud load balancers close a
      * silent WebSocket after 60 s, so clients in the wild already keep
      * theirs alive within it; the keep-alive idle timeout is the same. */
@@ -259,6 +264,8 @@ static int parse_listener(struct gw_listener_config *l, const struct route_jval 
             get_u32(d, &m, 1, 86400000, &l->idle_timeout_ms);
         } else if (strcmp(m.key, "request_timeout_ms") == 0) {
             get_u32(d, &m, 1, 86400000, &l->request_timeout_ms);
+        } else if (strcmp(m.key, "body_timeout_ms") == 0) {
+            get_u32(d, &m, 1, 86400000, &l->body_timeout_ms);
         } else if (strcmp(m.key, "tunnel_idle_timeout_ms") == 0) {
             get_u32(d, &m, 1, 86400000, &l->tunnel_idle_timeout_ms);
         } else {
