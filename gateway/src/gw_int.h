@@ -46,6 +46,7 @@ struct gw__listener {
     int index; /* into gw.cfg->listeners; -1 for the admin listener */
     const char *name;
     int fd;
+    uint16_t port; /* bound (an address with port 0 gets one at bind) */
     bool admin;
     uint32_t max_connections;
     uint32_t header_timeout_ms;
@@ -103,11 +104,14 @@ int gw__client_error(struct gw__exchange *ex, int status, const char *message, b
 int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
 void gw__request_main(void *arg);
 
-/* Proxying (proxy.c): forwards the request in `ex` along `m` and streams the
- * response back; returns the status answered (or a negative errno when the
- * client connection must be closed without an answer). */
+/* Proxying (proxy.c): forwards the request in `ex` along route `r` to
+ * `upath` (with `prefix`, what the route stripped from the path, NULL when
+ * nothing) and streams the response back; returns the status answered (or a
+ * negative errno when the client connection must be closed without an
+ * answer). */
 int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
-              struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes);
+              const char *prefix, size_t prefix_len, struct gw_upstream *up, char *target_out,
+              size_t target_cap, uint64_t *bytes);
 
 /* Upstream pools (upstream.c). */
 int gw__upstreams_init(void);

@@ -632,7 +632,8 @@ static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
 }
 
 int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
-              struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes)
+              const char *prefix, size_t prefix_len, struct gw_upstream *up, char *target_out,
+              size_t target_cap, uint64_t *bytes)
 {
     struct gw_http_edits req_edits, resp_edits;
     const struct gw_upstream_config *uc = gw__upstream_config(up);
@@ -654,6 +655,9 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         .path_len = upath_len,
         .tunnel = ex->head->upgrade,
         .edits = edits_of(&r->request_headers, &req_edits),
+        .port = ex->lis->port,
+        .prefix = prefix,
+        .prefix_len = prefix_len,
     };
     size_t head_len = 0;
     if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &head_len) < 0) {

@@ -150,6 +150,31 @@ def client_forwarded_for_is_appended_to_not_trusted():
 
 
 @t.case
+def client_forwarded_fields_are_replaced_by_the_gateways_own():
+    sent = {"Forwarded": "for=6.6.6.6;host=evil.example;proto=https",
+            "X-Real-IP": "6.6.6.6", "X-Forwarded-Port": "443",
+            "X-Forwarded-Prefix": "/evil", "Host": "app.example"}
+    with Env(routes=[api_route(), {"name": "plain", "match": {"path": "/echo"},
+                                   "upstream": "up"}]) as e:
+        _, body = e.get("/api/echo", headers=sent)
+        fields = json.loads(body)["headers"]
+        h = {k.lower(): v for k, v in fields}
+        for name in ("forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-prefix"):
+            assert [k.lower() for k, _ in fields].count(name) == 1, (name, fields)
+        assert h["forwarded"] == "for=127.0.0.1;host=app.example;proto=http", h
+        assert h["x-real-ip"] == "127.0.0.1", h
+        assert h["x-forwarded-port"] == str(e.gw.port), h
+        assert h["x-forwarded-prefix"] == "/api", h
+        # Without strip_prefix nothing was stripped: no prefix at all.
+        _, body = e.get("/echo", headers=sent)
+        names = [k.lower() for k, _ in json.loads(body)["headers"]]
+        assert "x-forwarded-prefix" not in names, names
+        _, body = e.get("/api/echo", headers={"Connection": "X-Real-IP, Forwarded"})
+        h = {k.lower(): v for k, v in json.loads(body)["headers"]}
+        assert h["x-real-ip"] == "127.0.0.1" and h["forwarded"].startswith("for=127.0.0.1"), h
+
+
+@t.case
 def hop_by_hop_headers_are_not_forwarded():
     with Env() as e:
         _, body = e.get("/api/echo", headers={"Connection": "keep-alive, x-secret",

@@ -11,7 +11,8 @@ varnishd). For every .vtc a fresh gateway starts on ephemeral ports with:
   - everything else proxied to upstream "up" at 127.0.0.1:${up_port}, where
     the script's `server s1 -listen "127.0.0.1:${up_port}"` listens.
 A line `# routes: edits` gives the proxied route the field edits in EDITS,
-`# routes: edits-protected` those in EDITS_PROTECTED.
+`# routes: edits-protected` those in EDITS_PROTECTED; `# routes: strip-prefix`
+adds a route forwarding /api/... to the upstream without its /api prefix.
 Macros given to the script: ${gw_port} (public listener), ${admin_port} (the
 admin listener), ${up_port}. A script passes when varnishtest does and the
 gateway then exits cleanly on SIGTERM. Ends with "N passed, N failed".
@@ -31,6 +32,8 @@ DENY = {"name": "deny-admin", "match": {"path_prefix": "/admin"}, "priority": 10
 HELLO = {"name": "hello", "match": {"path": "/hello"},
          "respond": {"status": 200, "body": "hello from tandem\n"}}
 ALL = {"name": "all", "match": {"path": "/*rest"}, "upstream": "up"}
+STRIP = {"name": "api", "match": {"path_prefix": "/api"}, "upstream": "up", "strip_prefix": True,
+         "priority": 5}
 
 
 # With a line `# routes: edits`, the proxied route edits fields both ways.
@@ -42,8 +45,11 @@ EDITS = {"request_headers": {"set": {"x-route": "all", "x-replaced": "by-route"}
 # With `# routes: edits-protected`, edits aimed at the gateway's own fields.
 EDITS_PROTECTED = {
     "request_headers": {"set": {"x-forwarded-for": "1.2.3.4", "x-request-id": "forged",
-                                "host": "forged"},
-                        "remove": ["x-forwarded-proto", "x-forwarded-host", "host"]},
+                                "host": "forged", "forwarded": "for=1.2.3.4",
+                                "x-real-ip": "1.2.3.4", "x-forwarded-port": "1",
+                                "x-forwarded-prefix": "/forged"},
+                        "remove": ["x-forwarded-proto", "x-forwarded-host", "host",
+                                   "forwarded", "x-real-ip", "x-forwarded-port"]},
     "response_headers": {"set": {"x-request-id": "forged"}, "remove": ["x-request-id"]}}
 
 
@@ -54,6 +60,8 @@ def run_one(path, varnishtest):
         routes = [dict(r, **EDITS_PROTECTED) if r is ALL else r for r in routes]
     elif "# routes: edits" in text:
         routes = [dict(r, **EDITS) if r is ALL else r for r in routes]
+    if "# routes: strip-prefix" in text:
+        routes.append(STRIP)
     up_port = free_port()
     gw = Gateway(routes, {"up": {"targets": [{"address": "127.0.0.1:%d" % up_port}],
                                  "retries": 0, "health": {"passive": {"failures": 0}}}},
