@@ -334,6 +334,24 @@ static void upstream_failed(struct attempt *a, const char *what)
     gw_metrics_upstream_error(gw__upstream_name(a->up), gw__target_addr(a->target));
 }
 
+/* The response parser and head of relay_response, malloc'd by the wire
+ * module: a deferred cleanup frees them when the request process is killed
+ * mid-response (an admin kill, an exit signal during a tunnel), which
+ * abandons the stack before relay_response's own cleanup. */
+struct relay_owned {
+    struct gw_http_parser *rp;
+    struct gw_http_head *resp;
+};
+
+static void relay_owned_free(void *arg)
+{
+    struct relay_owned *o = arg;
+    gw_http_head_free(o->resp);
+    gw_http_parser_free(o->rp);
+    o->resp = NULL;
+    o->rp = NULL;
+}
+
 /* Reads and relays the response. */
 static enum attempt_result relay_response(struct attempt *a, char *rbuf)
 {
@@ -352,8 +370,11 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
     gw_http_limits_default(&lim);
     lim.max_body_bytes = 0; /* responses stream through: no size limit */
     lim.require_host = false;
-    if (gw_http_parser_new(&rp, GW_HTTP_RESPONSE, &lim) < 0)
+    struct relay_owned *own = rt_calloc(1, sizeof(*own));
+    uint64_t own_guard = own ? rt_defer(relay_owned_free, own) : 0;
+    if (!own_guard || gw_http_parser_new(&rp, GW_HTTP_RESPONSE, &lim) < 0)
         goto out;
+    own->rp = rp;
     bool is_head = strcmp(req->method, "HEAD") == 0;
     gw_http_parser_expect(rp, is_head, false);
     uint64_t deadline = rt_now_ms() + a->response_timeout_ms;
@@ -437,6 +458,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
             break;
         case GW_HTTP_EV_HEAD:
             resp = ev.head;
+            own->resp = resp;
             if (resp->status == 101 && req->upgrade) {
                 if (write_switching(ex, resp) == 0) {
                     gw__target_result(a->target, true, NULL);
@@ -451,6 +473,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                 /* interim responses: the gateway answered 100-continue itself */
                 gw_http_head_free(resp);
                 resp = NULL;
+                own->resp = NULL;
                 break;
             }
             if (!obuf)
@@ -527,8 +550,11 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
         }
     }
 out:
-    gw_http_head_free(resp);
-    gw_http_parser_free(rp);
+    if (own_guard)
+        rt_undefer(own_guard, true); /* frees rp and resp */
+    else
+        gw_http_parser_free(rp);
+    rt_free(own);
     rt_free(obuf);
     gw__conn_checkin(a->target, a->ufd, reusable, a->guard);
     a->ufd = -1;
