@@ -46,11 +46,14 @@ struct gw__listener {
     int index; /* into gw.cfg->listeners; -1 for the admin listener */
     const char *name;
     int fd;
+    uint16_t port; /* bound (an address with port 0 gets one at bind) */
     bool admin;
     uint32_t max_connections;
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
-    uint32_t request_timeout_ms;
+    uint32_t request_timeout_ms;     /* each read of a request body */
+    uint32_t body_timeout_ms;        /* the whole request body */
+    uint32_t tunnel_idle_timeout_ms; /* no byte either way; a route may override */
     uint64_t max_body_bytes;
     uint32_t acceptors;
     struct gw_http_limits limits;
@@ -73,6 +76,7 @@ struct gw__exchange {
     bool draining;             /* a drain message came: close after this request */
     uint64_t idle_since;       /* ms; 0 while a request is in progress */
     struct gw_http_head *head; /* the current request (the request process frees it) */
+    uint64_t body_deadline;    /* ms: the whole request body must have come by then */
     char client_addr[64];
     bool client_loopback;
     rt_pid conn;
@@ -85,10 +89,11 @@ struct gw__exchange {
 
 void gw__exchange_unref(void *ex);
 
-/* Request process side: the next piece of the request body. Returns 1 with
- * a piece (valid until the next call), 0 at the end of the body, -EPROTO
- * (parser refused: status in ex->parser), -ETIMEDOUT, -ECONNRESET (client
- * closed), -errno. */
+/* Request process side: the next piece of the request body, waiting at
+ * most `timeout_ms` for each read and never past ex->body_deadline. Returns
+ * 1 with a piece (valid until the next call), 0 at the end of the body,
+ * -EPROTO (parser refused: status in ex->parser), -ETIMEDOUT (either
+ * timeout: answer 408), -ECONNRESET (client closed), -errno. */
 int gw__body_next(struct gw__exchange *ex, const char **data, size_t *len, int64_t timeout_ms);
 
 /* Writes all bytes to the client; marks the response started. */
@@ -100,11 +105,14 @@ int gw__client_error(struct gw__exchange *ex, int status, const char *message, b
 int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
 void gw__request_main(void *arg);
 
-/* Proxying (proxy.c): forwards the request in `ex` along `m` and streams the
- * response back; returns the status answered (or a negative errno when the
- * client connection must be closed without an answer). */
+/* Proxying (proxy.c): forwards the request in `ex` along route `r` to
+ * `upath` (with `prefix`, what the route stripped from the path, NULL when
+ * nothing) and streams the response back; returns the status answered (or a
+ * negative errno when the client connection must be closed without an
+ * answer). */
 int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
-              struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes);
+              const char *prefix, size_t prefix_len, struct gw_upstream *up, char *target_out,
+              size_t target_cap, uint64_t *bytes);
 
 /* Upstream pools (upstream.c). */
 int gw__upstreams_init(void);

@@ -68,6 +68,20 @@ static int open_socket(const struct gw_address *a, uint32_t backlog, const char 
     return fd;
 }
 
+/* The port `fd` is bound to, 0 if it cannot be told. */
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
 static void limits_for(struct gw__listener *l, const struct gw_listener_config *c)
 {
     gw_http_limits_default(&l->limits);
@@ -79,6 +93,8 @@ static void limits_for(struct gw__listener *l, const struct gw_listener_config *
     l->header_timeout_ms = c->header_timeout_ms;
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->request_timeout_ms = c->request_timeout_ms;
+    l->body_timeout_ms = c->body_timeout_ms;
+    l->tunnel_idle_timeout_ms = c->tunnel_idle_timeout_ms;
     l->max_body_bytes = c->max_body_bytes;
     l->acceptors = c->acceptors;
     l->path_policy = c->path_policy;
@@ -104,6 +120,7 @@ int gw__listeners_open(void)
         gw__nlisteners = i + 1;
         if (l->fd < 0)
             return l->fd;
+        l->port = bound_port(l->fd);
     }
     if (cfg->admin.enabled) {
         struct gw__listener *l = &gw__listeners[cfg->nlisteners];
@@ -116,6 +133,8 @@ int gw__listeners_open(void)
             .header_timeout_ms = 10000,
             .idle_timeout_ms = 60000,
             .request_timeout_ms = 60000,
+            .body_timeout_ms = 60000,
+            .tunnel_idle_timeout_ms = 60000,
             .acceptors = 1,
         };
         l->self = l;

@@ -11,6 +11,10 @@
  * after a complete, well-formed response that allows keep-alive; anything
  * malformed answers 502 and drops the connection.
  *
+ * An Upgrade tunnel lasts until either side closes or no byte crosses it
+ * either way for the tunnel idle timeout (the route's, else the
+ * listener's), so an abandoned tunnel gives its upstream connection back.
+ *
  * Answers when no upstream answers: 502 (connect failed everywhere, bad
  * response), 503 (every target ejected), 504 (connect or response timeout),
  * each a short JSON body with the request id.
@@ -28,31 +32,82 @@
 
 #define RBUF 65536
 
-struct pump_arg {
+/* A tunnel's state, shared by its two directions: the request process
+ * copies client to upstream, the pump process upstream to client. It lives
+ * on the heap (malloc, not rt_alloc: memory from rt_alloc dies with the
+ * process that allocated it) with one reference per process, each dropped
+ * by that process's deferred cleanup however it ends, so neither points
+ * into the other: the request process may be killed before the pump first
+ * runs, and the pump may outlive it by a moment. */
+struct tunnel_state {
+    _Atomic int refs;
+    /* rt_now_ms() when a byte last came in either way. Relaxed: a timestamp
+     * that decides idleness; a stale read only makes the request process
+     * wait once more before it looks again. */
+    _Atomic uint64_t last_ms;
     int from, to; /* the pump's own descriptors (dups): it closes them */
 };
 
-static void close_fd(void *arg)
+static void tunnel_state_unref(void *arg)
 {
-    close((int)(intptr_t)arg);
+    struct tunnel_state *t = arg;
+    /* acq_rel: the last owner sees the other's writes before freeing. */
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+        free(t);
+}
+
+/* The pump's cleanup: its descriptors and its reference. */
+static void pump_done(void *arg)
+{
+    struct tunnel_state *t = arg;
+    close(t->from);
+    close(t->to);
+    tunnel_state_unref(t);
 }
 
 static void pump_main(void *arg)
 {
-    struct pump_arg a = *(struct pump_arg *)arg;
-    rt_defer(close_fd, (void *)(intptr_t)a.from);
-    rt_defer(close_fd, (void *)(intptr_t)a.to);
+    struct tunnel_state *t = arg;
+    if (!rt_defer(pump_done, t)) {
+        pump_done(t);
+        return;
+    }
     char *buf = rt_alloc(RBUF);
     if (!buf)
         return;
     for (;;) {
-        ssize_t n = rt_read(a.from, buf, RBUF, RT_INFINITY);
+        /* No timeout here: the request process judges idleness for both
+         * directions and stops the pump. */
+        ssize_t n = rt_read(t->from, buf, RBUF, RT_INFINITY);
         if (n <= 0)
             break;
-        if (rt_write(a.to, buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
+        atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
+        if (rt_write(t->to, buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
             break;
     }
-    shutdown(a.to, SHUT_WR);
+    shutdown(t->to, SHUT_WR);
+}
+
+/* A tunnel's state with two references and the pump's descriptors
+ * (duplicates of `from` and `to`), or NULL. */
+static struct tunnel_state *tunnel_state_new(int from, int to)
+{
+    struct tunnel_state *t = malloc(sizeof(*t));
+    if (!t)
+        return NULL;
+    atomic_init(&t->refs, 2);
+    atomic_init(&t->last_ms, rt_now_ms());
+    t->from = fcntl(from, F_DUPFD_CLOEXEC, 0);
+    t->to = fcntl(to, F_DUPFD_CLOEXEC, 0);
+    if (t->from < 0 || t->to < 0) {
+        if (t->from >= 0)
+            close(t->from);
+        if (t->to >= 0)
+            close(t->to);
+        free(t);
+        return NULL;
+    }
+    return t;
 }
 
 static bool is_exit_from(const struct rt_msg *m, void *ctx)
@@ -60,25 +115,27 @@ static bool is_exit_from(const struct rt_msg *m, void *ctx)
     return m->type == RT_MSG_EXIT && m->from == *(rt_pid *)ctx;
 }
 
-/* Copies both ways between client and upstream until either side is done;
- * `pending`/`plen`: upstream bytes already read past the 101 head. The
- * upstream-to-client direction runs in a pump process with its own
- * descriptors (one waiter per descriptor, see rt.h), and the tunnel returns
- * only once the pump has exited. */
-static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t plen)
+/* Copies both ways between client and upstream until either side is done,
+ * or until no byte came in either way for `idle_ms`; `pending`/`plen`:
+ * upstream bytes already read past the 101 head. The upstream-to-client
+ * direction runs in a pump process with its own descriptors (one waiter
+ * per descriptor, see rt.h), and the tunnel returns only once the pump has
+ * exited. */
+static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t plen,
+                   uint32_t idle_ms)
 {
     if (plen && rt_write(ex->fd, pending, plen, GW__WRITE_TIMEOUT_MS) < 0)
         return;
     if (ex->len && rt_write(ufd, ex->buf + ex->off, ex->len, GW__WRITE_TIMEOUT_MS) < 0)
         return;
     ex->len = 0;
-    struct pump_arg pa = {.from = fcntl(ufd, F_DUPFD_CLOEXEC, 0),
-                          .to = fcntl(ex->fd, F_DUPFD_CLOEXEC, 0)};
-    if (pa.from < 0 || pa.to < 0) {
-        if (pa.from >= 0)
-            close(pa.from);
-        if (pa.to >= 0)
-            close(pa.to);
+    struct tunnel_state *t = tunnel_state_new(ufd, ex->fd);
+    if (!t)
+        return;
+    uint64_t mine = rt_defer(tunnel_state_unref, t);
+    if (!mine) {
+        pump_done(t); /* the pump's share */
+        tunnel_state_unref(t);
         return;
     }
     rt_ref ref;
@@ -89,42 +146,64 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
                               .kind = RT_KIND_PROCESS,
                               .initial_call = "gw_proxy:tunnel"};
     bool trapped = rt_trap_exit(true);
-    if (rt_spawn(pump_main, &pa, &o, &pump) < 0) {
-        close(pa.from);
-        close(pa.to);
+    if (rt_spawn(pump_main, t, &o, &pump) < 0) {
+        pump_done(t); /* not started: its share is still ours */
+        rt_undefer(mine, true);
         rt_trap_exit(trapped);
         return;
     }
     struct rt_msg *down = NULL;
+    rt_atom exit_reason = RT_NORMAL;
     for (;;) {
-        int r = rt_poll(ex->fd, RT_POLL_IN | RT_POLL_MSG, RT_INFINITY);
+        uint64_t now = rt_now_ms();
+        uint64_t last = atomic_load_explicit(&t->last_ms, memory_order_relaxed);
+        uint64_t end = last + idle_ms;
+        if (now >= end)
+            break; /* idle both ways: the pump is stopped below */
+        int r = rt_poll(ex->fd, RT_POLL_IN | RT_POLL_MSG, (int64_t)(end - now));
+        if (r == -ETIMEDOUT)
+            continue; /* the pump may have moved bytes meanwhile: look again */
         if (r == (int)RT_POLL_MSG) {
             down = rt_receive_ref(ref, 0);
             if (down) /* the other direction ended */
                 break;
-            rt_msg_free(rt_receive(0)); /* anything else */
+            /* Exits are trapped only to watch the pump: an exit signal from
+             * anyone else ends the request as it would untrapped (a `normal`
+             * one is ignored, as it would be). */
+            struct rt_msg *m = rt_receive(0);
+            if (m && m->type == RT_MSG_EXIT && m->from != pump && (rt_atom)m->u64 != RT_NORMAL)
+                exit_reason = (rt_atom)m->u64;
+            rt_msg_free(m);
+            if (exit_reason != RT_NORMAL)
+                break;
             continue;
         }
         if (r < 0)
             break;
         ssize_t n = read(ex->fd, ex->buf, GW__BUF_SIZE);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
         if (n <= 0) {
             shutdown(ufd, SHUT_WR);
             down = rt_receive_ref(ref, 5000); /* let the other side finish */
             break;
         }
+        atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
         if (rt_write(ufd, ex->buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
             break;
     }
     if (!down) {
         rt_exit_signal(pump, RT_KILL);
-        down = rt_receive_ref(ref, RT_INFINITY); /* it has exited: `pa` is no longer used */
+        down = rt_receive_ref(ref, RT_INFINITY);
     }
     rt_msg_free(down);
     /* Its link's EXIT came before the DOWN: take it before trapping ends. */
     rt_msg_free(rt_receive_match(is_exit_from, &pump, 0));
     rt_trap_exit(trapped);
+    rt_undefer(mine, true);
     ex->keep_alive = false;
+    if (exit_reason != RT_NORMAL)
+        rt_exit(exit_reason);
 }
 
 /* Streams the request body upstream. 0, or a negative code: -EPIPE for an
@@ -197,6 +276,7 @@ struct attempt {
     const char *head;
     size_t head_len;
     uint32_t response_timeout_ms;
+    uint32_t tunnel_idle_ms;
     bool body_started;
     uint64_t bytes_out;
     int fail_status; /* when A_RETRY runs out */
@@ -254,6 +334,24 @@ static void upstream_failed(struct attempt *a, const char *what)
     gw_metrics_upstream_error(gw__upstream_name(a->up), gw__target_addr(a->target));
 }
 
+/* The response parser and head of relay_response, malloc'd by the wire
+ * module: a deferred cleanup frees them when the request process is killed
+ * mid-response (an admin kill, an exit signal during a tunnel), which
+ * abandons the stack before relay_response's own cleanup. */
+struct relay_owned {
+    struct gw_http_parser *rp;
+    struct gw_http_head *resp;
+};
+
+static void relay_owned_free(void *arg)
+{
+    struct relay_owned *o = arg;
+    gw_http_head_free(o->resp);
+    gw_http_parser_free(o->rp);
+    o->resp = NULL;
+    o->rp = NULL;
+}
+
 /* Reads and relays the response. */
 static enum attempt_result relay_response(struct attempt *a, char *rbuf)
 {
@@ -272,8 +370,11 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
     gw_http_limits_default(&lim);
     lim.max_body_bytes = 0; /* responses stream through: no size limit */
     lim.require_host = false;
-    if (gw_http_parser_new(&rp, GW_HTTP_RESPONSE, &lim) < 0)
+    struct relay_owned *own = rt_calloc(1, sizeof(*own));
+    uint64_t own_guard = own ? rt_defer(relay_owned_free, own) : 0;
+    if (!own_guard || gw_http_parser_new(&rp, GW_HTTP_RESPONSE, &lim) < 0)
         goto out;
+    own->rp = rp;
     bool is_head = strcmp(req->method, "HEAD") == 0;
     gw_http_parser_expect(rp, is_head, false);
     uint64_t deadline = rt_now_ms() + a->response_timeout_ms;
@@ -357,11 +458,12 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
             break;
         case GW_HTTP_EV_HEAD:
             resp = ev.head;
+            own->resp = resp;
             if (resp->status == 101 && req->upgrade) {
                 if (write_switching(ex, resp) == 0) {
                     gw__target_result(a->target, true, NULL);
                     ex->status = 101;
-                    tunnel(ex, a->ufd, rbuf + off, len);
+                    tunnel(ex, a->ufd, rbuf + off, len, a->tunnel_idle_ms);
                 }
                 res = A_DONE;
                 ex->keep_alive = false;
@@ -371,6 +473,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                 /* interim responses: the gateway answered 100-continue itself */
                 gw_http_head_free(resp);
                 resp = NULL;
+                own->resp = NULL;
                 break;
             }
             if (!obuf)
@@ -447,8 +550,11 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
         }
     }
 out:
-    gw_http_head_free(resp);
-    gw_http_parser_free(rp);
+    if (own_guard)
+        rt_undefer(own_guard, true); /* frees rp and resp */
+    else
+        gw_http_parser_free(rp);
+    rt_free(own);
     rt_free(obuf);
     gw__conn_checkin(a->target, a->ufd, reusable, a->guard);
     a->ufd = -1;
@@ -552,7 +658,8 @@ static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
 }
 
 int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
-              struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes)
+              const char *prefix, size_t prefix_len, struct gw_upstream *up, char *target_out,
+              size_t target_cap, uint64_t *bytes)
 {
     struct gw_http_edits req_edits, resp_edits;
     const struct gw_upstream_config *uc = gw__upstream_config(up);
@@ -574,6 +681,9 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         .path_len = upath_len,
         .tunnel = ex->head->upgrade,
         .edits = edits_of(&r->request_headers, &req_edits),
+        .port = ex->lis->port,
+        .prefix = prefix,
+        .prefix_len = prefix_len,
     };
     size_t head_len = 0;
     if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &head_len) < 0) {
@@ -587,6 +697,8 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
                         .head = head,
                         .head_len = head_len,
                         .response_timeout_ms = response_ms,
+                        .tunnel_idle_ms =
+                            r->tunnel_idle_ms ? r->tunnel_idle_ms : ex->lis->tunnel_idle_timeout_ms,
                         .fail_status = 502,
                         .fail_msg = "no upstream target answered",
                         .resp_edits = edits_of(&r->response_headers, &resp_edits)};

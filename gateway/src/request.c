@@ -479,7 +479,16 @@ void gw__request_main(void *arg)
         answer_error(ex, 500, "cannot build the upstream path");
         goto out;
     }
-    int st = gw__proxy(ex, r, upath, (size_t)plen, up, rc.target, sizeof rc.target, &rc.bytes);
+    /* What strip_prefix took off the path, for X-Forwarded-Prefix: the path
+     * up to the remainder the route forwards, without a trailing '/'. */
+    size_t prefix_len = 0;
+    if (r->strip_prefix && m.rest) {
+        prefix_len = (size_t)(m.rest - t.path);
+        while (prefix_len && t.path[prefix_len - 1] == '/')
+            prefix_len--;
+    }
+    int st = gw__proxy(ex, r, upath, (size_t)plen, prefix_len ? t.path : NULL, prefix_len, up,
+                       rc.target, sizeof rc.target, &rc.bytes);
     if (st < 0)
         ex->keep_alive = false;
 out:;

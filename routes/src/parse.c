@@ -35,7 +35,7 @@ static const char *const route_keys[] = {"name",
 static const char *const match_keys[] = {"host", "path", "path_prefix", "methods", "headers", NULL};
 static const char *const respond_keys[] = {"status", "body", "headers", NULL};
 static const char *const edit_keys[] = {"set", "add", "remove", NULL};
-static const char *const timeout_keys[] = {"connect_ms", "response_ms", NULL};
+static const char *const timeout_keys[] = {"connect_ms", "response_ms", "tunnel_idle_ms", NULL};
 static const char *const path_policy_keys[] = {"escaped_slashes", "params", NULL};
 /* In enum route_slashes / route_params order, after LISTENER. */
 static const char *const slashes_names[] = {"refuse", "keep", "redirect", "decode", NULL};
@@ -818,6 +818,11 @@ static int parse_timeouts(struct route__entry *e, const struct route_jval *tv,
         } else if (strcmp(m.key, "response_ms") == 0) {
             if (route_jint(d, &m, 1, 3600000, &x))
                 e->r.response_timeout_ms = (uint32_t)x;
+            else
+                r = -EINVAL;
+        } else if (strcmp(m.key, "tunnel_idle_ms") == 0) {
+            if (route_jint(d, &m, 1, 86400000, &x))
+                e->r.tunnel_idle_ms = (uint32_t)x;
             else
                 r = -EINVAL;
         } else {

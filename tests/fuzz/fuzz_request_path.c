@@ -213,7 +213,15 @@ static bool start_message(struct pending *pm, struct gw_http_head *h)
                             .keep_forwarded_for = true,
                             .request_id = "fuzz-1",
                             .path = path.p,
-                            .path_len = path.len};
+                            .path_len = path.len,
+                            .port = 8080};
+    /* as a strip_prefix route would: its first segment was stripped */
+    if (t.path_len > 1) {
+        f.prefix = t.path;
+        f.prefix_len = 1 + strcspn(t.path + 1, "/");
+        if (f.prefix_len > t.path_len)
+            f.prefix_len = t.path_len;
+    }
     /* as proxy.c: a request without Host gets the target's address */
     if (!gw_http_head_get(h, "host", NULL) && !t.authority)
         f.host_override = "upstream.test:80";

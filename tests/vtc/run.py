@@ -11,8 +11,9 @@ varnishd). For every .vtc a fresh gateway starts on ephemeral ports with:
   - everything else proxied to upstream "up" at 127.0.0.1:${up_port}, where
     the script's `server s1 -listen "127.0.0.1:${up_port}"` listens.
 A line `# routes: edits` gives the proxied route the field edits in EDITS,
-`# routes: edits-protected` those in EDITS_PROTECTED. A line
-`# listener: {JSON}` adds keys to the public listener (e.g. its
+`# routes: edits-protected` those in EDITS_PROTECTED; `# routes: strip-prefix`
+adds a route forwarding /api/... to the upstream without its /api prefix. A
+line `# listener: {JSON}` adds keys to the public listener (e.g. its
 path_policy); each line `# route: {JSON}` adds a route, proxied to "up"
 unless it says otherwise.
 Macros given to the script: ${gw_port} (public listener), ${admin_port} (the
@@ -35,6 +36,8 @@ DENY = {"name": "deny-admin", "match": {"path_prefix": "/admin"}, "priority": 10
 HELLO = {"name": "hello", "match": {"path": "/hello"},
          "respond": {"status": 200, "body": "hello from tandem\n"}}
 ALL = {"name": "all", "match": {"path": "/*rest"}, "upstream": "up"}
+STRIP = {"name": "api", "match": {"path_prefix": "/api"}, "upstream": "up", "strip_prefix": True,
+         "priority": 5}
 
 
 # With a line `# routes: edits`, the proxied route edits fields both ways.
@@ -46,8 +49,11 @@ EDITS = {"request_headers": {"set": {"x-route": "all", "x-replaced": "by-route"}
 # With `# routes: edits-protected`, edits aimed at the gateway's own fields.
 EDITS_PROTECTED = {
     "request_headers": {"set": {"x-forwarded-for": "1.2.3.4", "x-request-id": "forged",
-                                "host": "forged"},
-                        "remove": ["x-forwarded-proto", "x-forwarded-host", "host"]},
+                                "host": "forged", "forwarded": "for=1.2.3.4",
+                                "x-real-ip": "1.2.3.4", "x-forwarded-port": "1",
+                                "x-forwarded-prefix": "/forged"},
+                        "remove": ["x-forwarded-proto", "x-forwarded-host", "host",
+                                   "forwarded", "x-real-ip", "x-forwarded-port"]},
     "response_headers": {"set": {"x-request-id": "forged"}, "remove": ["x-request-id"]}}
 
 
@@ -67,6 +73,8 @@ def run_one(path, varnishtest):
             if "respond" not in extra:
                 extra.setdefault("upstream", "up")
             routes.append(extra)
+    if "# routes: strip-prefix" in text:
+        routes.append(STRIP)
     up_port = free_port()
     try:
         gw = Gateway(routes, {"up": {"targets": [{"address": "127.0.0.1:%d" % up_port}],

@@ -25,7 +25,13 @@
  *                                                          set their own
  *       "header_timeout_ms":  10000  (408; slowloris)      1..3600000
  *       "idle_timeout_ms":    60000  (keep-alive idle)     1..86400000
- *       "request_timeout_ms": 60000  (whole request body)  1..86400000
+ *       "request_timeout_ms": 60000  (408; each read of    1..86400000
+ *                                     a request body)
+ *       "body_timeout_ms":    300000 (408; the whole       1..86400000
+ *                                     request body, counted from the end of its head)
+ *       "tunnel_idle_timeout_ms": 60000 (an Upgrade tunnel 1..86400000; a route's
+ *                                     with no byte either  timeouts.tunnel_idle_ms
+ *                                     way is closed)       overrides it
  *       "path_policy": {       how the request path may be written
  *                              (gateway/src/http/README.md, "Path policies")
  *         "escaped_slashes":  "refuse"   | "keep" | "redirect" | "decode"   ("%2F")
@@ -96,6 +102,8 @@ struct gw_listener_config {
     uint32_t idle_timeout_ms;
     uint32_t request_timeout_ms;
     struct gw_http_path_policy path_policy; /* routes may override slashes and params */
+    uint32_t body_timeout_ms;
+    uint32_t tunnel_idle_timeout_ms;
 };
 
 struct gw_target_config {

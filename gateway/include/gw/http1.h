@@ -284,6 +284,10 @@ struct gw_http_fwd {
                                         * unless given here. */
     bool tunnel;                       /* forward Upgrade (the route tunnels) */
     const struct gw_http_edits *edits; /* the route's request field edits; NULL: none */
+    uint16_t port;      /* the port the client connected to (X-Forwarded-Port); 0: none */
+    const char *prefix; /* the path prefix the route stripped, e.g. "/api"
+                         * (X-Forwarded-Prefix); NULL: none */
+    size_t prefix_len;
 };
 
 /* The request id to use and echo: the client's X-Request-Id when it is
@@ -297,8 +301,11 @@ const char *gw_http_request_id(const struct gw_http_head *h, const char *generat
  * Upgrade unless f->tunnel, and anything named in Connection except Host,
  * framing and gateway fields), framing from h->framing (Content-Length, or
  * Transfer-Encoding: chunked for which the body is re-chunked with
- * gw_http_chunk_*), then X-Forwarded-For/-Proto/-Host and X-Request-Id.
- * X-Forwarded-Host is the host the client addressed, even with an override.
+ * gw_http_chunk_*), then the gateway's own fields: X-Forwarded-For,
+ * -Proto, -Host, -Port, -Prefix, X-Real-IP, Forwarded and X-Request-Id
+ * (what a client sends under those names is never copied as sent; see
+ * gateway/src/http/README.md). X-Forwarded-Host is the host the client
+ * addressed, even with an override.
  * `*out_len` gets the length. Returns 0, -ENOSPC, -EINVAL. */
 int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_http_fwd *f, char *buf,
                                size_t cap, size_t *out_len);

@@ -44,6 +44,8 @@ static const char *const listener_keys[] = {"name",
                                             "idle_timeout_ms",
                                             "request_timeout_ms",
                                             "path_policy",
+                                            "body_timeout_ms",
+                                            "tunnel_idle_timeout_ms",
                                             NULL};
 static const char *const path_policy_keys[] = {"escaped_slashes", "params", "escaped_controls",
                                                NULL};
@@ -270,6 +272,14 @@ static int parse_listener(struct gw_listener_config *l, const struct route_jval 
     l->header_timeout_ms = 10000;
     l->idle_timeout_ms = 60000;
     l->request_timeout_ms = 60000;
+    /* Long enough for a 100 MiB body (the default limit) at about 350 KiB/s,
+     * short enough that a body trickled within the per-read timeout frees
+     * its upstream connection within minutes. */
+    l->body_timeout_ms = 300000;
+    /* nginx (proxy_read_timeout) and the common cloud load balancers close a
+     * silent WebSocket after 60 s, so clients in the wild already keep
+     * theirs alive within it; the keep-alive idle timeout is the same. */
+    l->tunnel_idle_timeout_ms = 60000;
     if (!route_jobject(d, v))
         return 0;
     bool has_address = false;
@@ -313,6 +323,10 @@ static int parse_listener(struct gw_listener_config *l, const struct route_jval 
             get_u32(d, &m, 1, 86400000, &l->request_timeout_ms);
         } else if (strcmp(m.key, "path_policy") == 0) {
             parse_path_policy(&l->path_policy, &m, d);
+        } else if (strcmp(m.key, "body_timeout_ms") == 0) {
+            get_u32(d, &m, 1, 86400000, &l->body_timeout_ms);
+        } else if (strcmp(m.key, "tunnel_idle_timeout_ms") == 0) {
+            get_u32(d, &m, 1, 86400000, &l->tunnel_idle_timeout_ms);
         } else {
             route_junknown(d, &m, "listener", listener_keys);
         }

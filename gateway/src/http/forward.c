@@ -5,8 +5,11 @@
  * Connection field may name more fields to drop, but never Host, framing
  * fields or the fields the gateway adds: those are written after the
  * Connection list is applied, from the gateway's own knowledge, so a client
- * cannot strip X-Forwarded-For (CVE-2022-31813, CVE-2024-45410). Writers
- * fill a caller's buffer and fail with -ENOSPC rather than truncate.
+ * cannot strip X-Forwarded-For (CVE-2022-31813, CVE-2024-45410). The fields
+ * that tell an upstream who the client is and what it addressed (Forwarded,
+ * X-Forwarded-*, X-Real-IP) are the gateway's own: what a client sends under
+ * those names is never copied as sent. Writers fill a caller's buffer and
+ * fail with -ENOSPC rather than truncate.
  */
 #include "gw/http1.h"
 #include "http_int.h"
@@ -59,6 +62,10 @@ static const char *const gateway_owned[] = {
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-real-ip",
+    "forwarded",
     "x-request-id",
     NULL,
 };
@@ -251,6 +258,58 @@ static void put_u64(struct out *o, uint64_t v)
     put(o, num, (size_t)n);
 }
 
+/* A Forwarded (RFC 7239) parameter value: a token as is, anything else as
+ * a quoted-string ("a.example:8080" holds a ':'). */
+static void put_forwarded_value(struct out *o, const char *v, size_t n)
+{
+    bool token = n > 0;
+    for (size_t i = 0; token && i < n; i++)
+        token = gw__http_is_tchar((unsigned char)v[i]);
+    if (token) {
+        put(o, v, n);
+        return;
+    }
+    put(o, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == '"' || v[i] == '\\')
+            put(o, "\\", 1);
+        put(o, &v[i], 1);
+    }
+    put(o, "\"", 1);
+}
+
+/* A Forwarded node for the peer's address: IPv4 as is, IPv6 bracketed and
+ * quoted, anything else (a Unix socket, no address) "unknown". */
+static void put_forwarded_node(struct out *o, const char *addr)
+{
+    size_t n = strlen(addr);
+    bool v4 = n > 0, v6 = n > 0 && strchr(addr, ':');
+    for (size_t i = 0; i < n; i++) {
+        char c = addr[i];
+        bool digit = c >= '0' && c <= '9';
+        bool hex = digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        v4 = v4 && (digit || c == '.');
+        v6 = v6 && (hex || c == ':' || c == '.');
+    }
+    if (v4) {
+        put(o, addr, n);
+    } else if (v6) {
+        puts_(o, "\"[");
+        put(o, addr, n);
+        puts_(o, "]\"");
+    } else {
+        puts_(o, "unknown");
+    }
+}
+
+/* The value of field `name` from a trusted hop, or NULL. */
+static const char *trusted_value(const struct gw_http_fwd *f, const struct gw_http_head *h,
+                                 const char *name, size_t *n)
+{
+    const char *v = f->peer_trusted ? gw_http_head_get(h, name, n) : NULL;
+    return v && *n ? v : NULL;
+}
+
 int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_http_fwd *f, char *buf,
                                size_t cap, size_t *out_len)
 {
@@ -261,6 +320,9 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
     size_t path_len = f->path ? f->path_len : h->target_len;
     for (size_t i = 0; i < path_len; i++)
         if ((unsigned char)path[i] <= 0x20 || (unsigned char)path[i] >= 0x7f)
+            return -EINVAL;
+    for (size_t i = 0; f->prefix && i < f->prefix_len; i++)
+        if ((unsigned char)f->prefix[i] <= 0x20 || (unsigned char)f->prefix[i] >= 0x7f)
             return -EINVAL;
 
     put(&o, h->method, h->method_len);
@@ -299,8 +361,9 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
     if (tunnel)
         puts_(&o, "Connection: upgrade\r\n");
 
-    /* X-Forwarded-For: the client's chain, appended to; X-Forwarded-Proto
-     * and -Host: a client's values are kept only from a trusted hop. */
+    /* X-Forwarded-For: the client's chain, appended to; the other fields
+     * about the client: a client's values are kept only from a trusted hop,
+     * else the gateway writes its own (or none). */
     puts_(&o, "X-Forwarded-For: ");
     if ((f->peer_trusted ||
          (f->keep_forwarded_for && !named_in_connection(h, "x-forwarded-for", 15))) &&
@@ -319,6 +382,43 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
         field(&o, "X-Forwarded-Host", v, vn);
     else if (addressed)
         field(&o, "X-Forwarded-Host", addressed, an);
+    if ((v = trusted_value(f, h, "x-forwarded-port", &vn)))
+        field(&o, "X-Forwarded-Port", v, vn);
+    else if (f->port) {
+        puts_(&o, "X-Forwarded-Port: ");
+        put_u64(&o, f->port);
+        put(&o, "\r\n", 2);
+    }
+    /* X-Forwarded-Prefix: what the route stripped from the path, after a
+     * trusted hop's own prefix. */
+    v = trusted_value(f, h, "x-forwarded-prefix", &vn);
+    if (v || (f->prefix && f->prefix_len)) {
+        puts_(&o, "X-Forwarded-Prefix: ");
+        if (v)
+            put(&o, v, f->prefix_len && v[vn - 1] == '/' ? vn - 1 : vn);
+        if (f->prefix)
+            put(&o, f->prefix, f->prefix_len);
+        put(&o, "\r\n", 2);
+    }
+    if ((v = trusted_value(f, h, "x-real-ip", &vn)))
+        field(&o, "X-Real-IP", v, vn);
+    else if (f->client_addr[0])
+        field(&o, "X-Real-IP", f->client_addr, strlen(f->client_addr));
+    /* Forwarded carries, per hop, what X-Forwarded-For, -Proto and -Host
+     * carry, and frameworks build URLs from its first element's proto and
+     * host. So it follows X-Forwarded-Proto and -Host, not X-Forwarded-For:
+     * a client's elements are kept only from a trusted hop, and the
+     * gateway's own element comes last. */
+    puts_(&o, "Forwarded: ");
+    if (f->peer_trusted && join_values(&o, h, "forwarded"))
+        put(&o, ", ", 2);
+    puts_(&o, "for=");
+    put_forwarded_node(&o, f->client_addr);
+    if (addressed) {
+        puts_(&o, ";host=");
+        put_forwarded_value(&o, addressed, an);
+    }
+    puts_(&o, f->tls ? ";proto=https\r\n" : ";proto=http\r\n");
     puts_(&o, "X-Request-Id: ");
     puts_(&o, f->request_id);
     puts_(&o, "\r\n\r\n");

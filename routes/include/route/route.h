@@ -161,6 +161,7 @@ struct route {
     struct route_header_edit response_headers;
     uint32_t connect_timeout_ms;        /* 0: the upstream's */
     uint32_t response_timeout_ms;       /* 0: the upstream's */
+    uint32_t tunnel_idle_ms;            /* 0: the listener's tunnel_idle_timeout_ms */
     int retries;                        /* -1: the upstream's */
     int64_t max_body_bytes;             /* -1: the listener's */
     enum route_slashes escaped_slashes; /* path_policy.escaped_slashes */

@@ -59,6 +59,8 @@ START_TEST(minimal_config_gets_documented_defaults)
     ck_assert_uint_eq(l->header_timeout_ms, 10000);
     ck_assert_uint_eq(l->idle_timeout_ms, 60000);
     ck_assert_uint_eq(l->request_timeout_ms, 60000);
+    ck_assert_uint_eq(l->body_timeout_ms, 300000);
+    ck_assert_uint_eq(l->tunnel_idle_timeout_ms, 60000);
     ck_assert(cfg->admin.enabled && cfg->admin.loopback);
     ck_assert_str_eq(cfg->admin.address.text, "127.0.0.1:9901");
     ck_assert(cfg->access_log);
@@ -139,6 +141,26 @@ START_TEST(bad_values_are_all_reported)
     find(&d, "needs 1 to 256 targets, got 0");
     find(&d, "expected an integer, got a string");
     ck_assert_uint_eq(d.nerrors, 10);
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(body_and_tunnel_timeouts_are_read_and_range_checked)
+{
+    struct gw_config *cfg =
+        parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:80\",\"body_timeout_ms\":1,"
+                 "\"tunnel_idle_timeout_ms\":86400000}]}");
+    ck_assert_uint_eq(cfg->listeners[0].body_timeout_ms, 1);
+    ck_assert_uint_eq(cfg->listeners[0].tunnel_idle_timeout_ms, 86400000);
+    gw_config_free(cfg);
+    struct route_diags d =
+        parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\",\"body_timeout_ms\":0,"
+                  "\"tunnel_idle_timeout_ms\":86400001}]}");
+    ck_assert_str_eq(find(&d, "must be between 1 and 86400000, got 0")->path,
+                     "listeners[0].body_timeout_ms");
+    ck_assert_str_eq(find(&d, "must be between 1 and 86400000, got 86400001")->path,
+                     "listeners[0].tunnel_idle_timeout_ms");
+    ck_assert_uint_eq(d.nerrors, 2);
     route_diags_done(&d);
 }
 END_TEST
@@ -348,6 +370,7 @@ int main(void)
     tcase_add_test(tc, upstreams_keep_file_order_and_defaults);
     tcase_add_test(tc, unknown_keys_are_errors_with_suggestions);
     tcase_add_test(tc, bad_values_are_all_reported);
+    tcase_add_test(tc, body_and_tunnel_timeouts_are_read_and_range_checked);
     tcase_add_test(tc, listeners_are_required);
     tcase_add_test(tc, public_admin_needs_a_token);
     tcase_add_test(tc, duplicate_listeners_are_errors);

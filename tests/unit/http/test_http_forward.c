@@ -121,6 +121,113 @@ START_TEST(test_x_forwarded_for_is_trusted_only_from_trusted_peers)
 }
 END_TEST
 
+/* What a client sends as Forwarded, X-Real-IP, X-Forwarded-Port and
+ * X-Forwarded-Prefix, each twice, with a Connection field naming them. */
+static const char *const spoofed =
+    "GET /api/x HTTP/1.1\r\nHost: app.example:8080\r\n"
+    "Connection: Forwarded, X-Real-IP, X-Forwarded-Port, X-Forwarded-Prefix\r\n"
+    "Forwarded: for=6.6.6.6;host=evil.example;proto=https\r\nForwarded: for=7.7.7.7\r\n"
+    "X-Real-IP: 6.6.6.6\r\nX-Real-IP: 7.7.7.7\r\n"
+    "X-Forwarded-Port: 443\r\nX-Forwarded-Port: 1\r\n"
+    "X-Forwarded-Prefix: /evil\r\nX-Forwarded-Prefix: /worse\r\n\r\n";
+
+START_TEST(test_client_forwarding_fields_are_replaced_by_the_gateways)
+{
+    char out[4096];
+    struct gw_http_fwd f = base_fwd;
+    f.port = 8080;
+    f.prefix = "/api";
+    f.prefix_len = 4;
+    struct gw_http_head *u = forward(spoofed, &f, out, sizeof(out));
+    static const char *const names[] = {"forwarded", "x-real-ip", "x-forwarded-port",
+                                        "x-forwarded-prefix", NULL};
+    for (int i = 0; names[i]; i++)
+        ck_assert_uint_eq(gw_http_head_count(u, names[i]), 1);
+    ck_assert_str_eq(gw_http_head_get(u, "forwarded", NULL),
+                     "for=192.0.2.7;host=\"app.example:8080\";proto=http");
+    ck_assert_str_eq(gw_http_head_get(u, "x-real-ip", NULL), "192.0.2.7");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-port", NULL), "8080");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-prefix", NULL), "/api");
+    gw_http_head_free(u);
+
+    /* No port known, nothing stripped: neither field at all; an IPv6 peer
+     * is a quoted, bracketed node; TLS is https. */
+    f = base_fwd;
+    f.client_addr = "2001:db8::1";
+    f.tls = true;
+    u = forward(spoofed, &f, out, sizeof(out));
+    ck_assert_ptr_null(gw_http_head_get(u, "x-forwarded-port", NULL));
+    ck_assert_ptr_null(gw_http_head_get(u, "x-forwarded-prefix", NULL));
+    ck_assert_str_eq(gw_http_head_get(u, "x-real-ip", NULL), "2001:db8::1");
+    ck_assert_str_eq(gw_http_head_get(u, "forwarded", NULL),
+                     "for=\"[2001:db8::1]\";host=\"app.example:8080\";proto=https");
+    gw_http_head_free(u);
+
+    /* No usable address (a Unix socket) is "unknown"; a host that is a
+     * token is written bare; HTTP/1.0 without Host has no host= at all. */
+    f = base_fwd;
+    f.client_addr = "unix";
+    u = forward("GET / HTTP/1.1\r\nHost: app.example\r\n\r\n", &f, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "forwarded", NULL),
+                     "for=unknown;host=app.example;proto=http");
+    gw_http_head_free(u);
+    u = forward("GET / HTTP/1.0\r\n\r\n", &base_fwd, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "forwarded", NULL), "for=192.0.2.7;proto=http");
+    gw_http_head_free(u);
+}
+END_TEST
+
+START_TEST(test_forwarding_fields_are_kept_only_from_trusted_peers)
+{
+    char out[4096];
+    struct gw_http_fwd f = base_fwd;
+    f.peer_trusted = true;
+    f.port = 8080;
+    f.prefix = "/api";
+    f.prefix_len = 4;
+    struct gw_http_head *u = forward(spoofed, &f, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "forwarded", NULL),
+                     "for=6.6.6.6;host=evil.example;proto=https, for=7.7.7.7, "
+                     "for=192.0.2.7;host=\"app.example:8080\";proto=http");
+    ck_assert_str_eq(gw_http_head_get(u, "x-real-ip", NULL), "6.6.6.6");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-port", NULL), "443");
+    /* the trusted hop's prefix, then what this route stripped */
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-prefix", NULL), "/evil/api");
+    ck_assert_uint_eq(gw_http_head_count(u, "forwarded"), 1);
+    ck_assert_uint_eq(gw_http_head_count(u, "x-real-ip"), 1);
+    gw_http_head_free(u);
+}
+END_TEST
+
+START_TEST(test_route_edits_cannot_forge_forwarding_fields)
+{
+    char out[4096];
+    static const struct gw_http_kv set[] = {{"forwarded", "for=1.2.3.4"},
+                                            {"X-Real-IP", "1.2.3.4"},
+                                            {"x-forwarded-port", "1"},
+                                            {"x-forwarded-prefix", "/forged"}};
+    static const char *const remove[] = {"forwarded", "x-real-ip", "x-forwarded-port",
+                                         "x-forwarded-prefix"};
+    struct gw_http_edits e = {
+        .set = set, .nset = 4, .add = set, .nadd = 4, .remove = remove, .nremove = 4};
+    struct gw_http_fwd f = base_fwd;
+    f.edits = &e;
+    f.port = 80;
+    f.prefix = "/p";
+    f.prefix_len = 2;
+    struct gw_http_head *u = forward("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &f, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "forwarded", NULL), "for=192.0.2.7;host=a;proto=http");
+    ck_assert_str_eq(gw_http_head_get(u, "x-real-ip", NULL), "192.0.2.7");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-port", NULL), "80");
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-prefix", NULL), "/p");
+    ck_assert_uint_eq(gw_http_head_count(u, "forwarded"), 1);
+    ck_assert_uint_eq(gw_http_head_count(u, "x-real-ip"), 1);
+    ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-port"), 1);
+    ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-prefix"), 1);
+    gw_http_head_free(u);
+}
+END_TEST
+
 START_TEST(test_request_id_is_kept_when_valid_else_generated)
 {
     size_t n;
@@ -420,6 +527,9 @@ static Suite *suite(void)
     tcase_add_test(t, test_hop_by_hop_fields_are_removed);
     tcase_add_test(t, test_fields_named_in_connection_are_removed_but_not_protected_ones);
     tcase_add_test(t, test_x_forwarded_for_is_trusted_only_from_trusted_peers);
+    tcase_add_test(t, test_client_forwarding_fields_are_replaced_by_the_gateways);
+    tcase_add_test(t, test_forwarding_fields_are_kept_only_from_trusted_peers);
+    tcase_add_test(t, test_route_edits_cannot_forge_forwarding_fields);
     tcase_add_test(t, test_request_id_is_kept_when_valid_else_generated);
     tcase_add_test(t, test_path_host_and_traceparent);
     tcase_add_test(t, test_absolute_form_authority_is_the_host);

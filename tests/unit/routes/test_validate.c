@@ -327,6 +327,30 @@ START_TEST(managed_headers_cannot_be_set)
 }
 END_TEST
 
+START_TEST(tunnel_idle_timeout_is_a_route_timeout_with_a_range)
+{
+    struct route_table *t =
+        build_ok("{\"routes\":[{\"name\":\"ws\",\"match\":{\"path\":\"/ws\"},"
+                 "\"upstream\":\"demo\",\"timeouts\":{\"tunnel_idle_ms\":86400000}},"
+                 "{\"name\":\"api\",\"match\":{\"path\":\"/api\"},\"upstream\":\"demo\"}]}");
+    struct route_request req;
+    struct route_match m;
+    make_req(&req, "GET", NULL, "/ws", NULL);
+    ck_assert_int_eq(route_table_match(t, &req, &m), ROUTE_MATCHED);
+    ck_assert_uint_eq(m.route->tunnel_idle_ms, 86400000);
+    make_req(&req, "GET", NULL, "/api", NULL);
+    ck_assert_int_eq(route_table_match(t, &req, &m), ROUTE_MATCHED);
+    ck_assert_uint_eq(m.route->tunnel_idle_ms, 0); /* the listener's */
+    route_table_unref(t);
+
+    struct route_diags d = run("{\"routes\":[{\"name\":\"ws\",\"match\":{\"path\":\"/ws\"},"
+                               "\"upstream\":\"demo\",\"timeouts\":{\"tunnel_idle_ms\":0}}]}");
+    const struct route_diag *g = find(&d, "must be between 1 and 86400000, got 0");
+    ck_assert_str_eq(g->path, "routes[0].timeouts.tunnel_idle_ms");
+    route_diags_done(&d);
+}
+END_TEST
+
 /* Builds a JSON object of n members "x-hK": "v". */
 static void header_members(char *buf, size_t cap, int n)
 {
@@ -529,6 +553,7 @@ int main(void)
     tcase_add_test(tc, diagnostics_are_capped_but_counted);
     tcase_add_test(tc, header_objects_have_a_size_limit_and_valid_names);
     tcase_add_test(tc, path_policy_is_read_and_checked);
+    tcase_add_test(tc, tunnel_idle_timeout_is_a_route_timeout_with_a_range);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
