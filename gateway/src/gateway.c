@@ -126,26 +126,38 @@ static void root_main(void *arg)
     }
 }
 
+static int refuse_without_token(const struct gw_config *cfg)
+{
+    fprintf(stderr,
+            "tandem: refusing to start: the admin API would listen on %s, which is not a "
+            "loopback address, and no bearer token is set: put one in the environment "
+            "variable %s (admin.token_env)\n",
+            cfg->admin.address.text,
+            cfg->admin.token_env ? cfg->admin.token_env : "named by admin.token_env");
+    return -EPERM;
+}
+
+/* A token_env naming an unset or empty variable is refused even on
+ * loopback: running without the token the configuration asks for would
+ * leave the admin API open while the operator believes it closed. */
 static int admin_token_check(const struct gw_config *cfg)
 {
     if (!cfg->admin.enabled)
         return 0;
     const char *tok = cfg->admin.token_env ? getenv(cfg->admin.token_env) : NULL;
-    if (tok && !*tok)
-        tok = NULL;
-    if (!cfg->admin.loopback && !tok) {
+    if (cfg->admin.token_env && (!tok || !*tok)) {
         fprintf(stderr,
-                "tandem: refusing to start: the admin API would listen on %s, which is not a "
-                "loopback address, and no bearer token is set: put one in the environment "
-                "variable %s (admin.token_env)\n",
-                cfg->admin.address.text,
-                cfg->admin.token_env ? cfg->admin.token_env : "named by admin.token_env");
+                "tandem: refusing to start: environment variable %s (admin.token_env) is %s; "
+                "set it to the admin API's bearer token, or remove token_env to run the admin "
+                "API on loopback without a token\n",
+                cfg->admin.token_env, tok ? "empty" : "not set");
         return -EPERM;
     }
+    if (!cfg->admin.loopback && !tok)
+        return refuse_without_token(cfg);
     gw.admin_token = tok;
     return 0;
 }
-
 int gw_run(struct gw_config *cfg)
 {
     memset(&gw, 0, sizeof gw);
@@ -172,6 +184,12 @@ int gw_run(struct gw_config *cfg)
     }
     if (gw__listeners_open() < 0)
         goto out_listeners;
+    /* The configuration decided loopback from name resolution; the bound
+     * socket has the last word. */
+    if (cfg->admin.enabled && !gw.admin_site.loopback && !gw.admin_token) {
+        refuse_without_token(cfg);
+        goto out_listeners;
+    }
     if (gw__upstreams_init() < 0)
         goto out_listeners;
     if (route_holder_new(&gw.routes) < 0 || gw_metrics_init() < 0)

@@ -147,6 +147,22 @@ int gw__listeners_open(void)
         gw__nlisteners++;
         if (l->fd < 0)
             return l->fd;
+        /* Who the admin listener is, for its Host and Origin checks, from
+         * the socket as bound: the port when 0 was asked for, and loopback
+         * from the address itself rather than from how it was written. */
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0)
+            return -errno;
+        uint16_t port = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port;
+        gw.admin_site = (struct gw_admin_site){
+            .host = cfg->admin.address.host,
+            .port = ntohs(port),
+            .loopback = gw_sockaddr_is_loopback((struct sockaddr *)&ss),
+            .allowed_hosts = cfg->admin.allowed_hosts,
+            .nallowed_hosts = cfg->admin.nallowed_hosts,
+        };
     }
     return 0;
 }
@@ -174,25 +190,20 @@ uint64_t gw__connections_open(void)
 
 void gw__addr_text(const struct sockaddr *sa, char *buf, size_t cap, bool *loopback)
 {
-    *loopback = false;
     buf[0] = 0;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)cap);
-        *loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
             inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf, (socklen_t)cap);
-            *loopback = s6->sin6_addr.s6_addr[12] == 127;
-        } else {
+        else
             inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)cap);
-            *loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
-        }
     } else if (sa->sa_family == AF_UNIX) {
         snprintf(buf, cap, "unix");
-        *loopback = true;
     }
+    *loopback = sa->sa_family == AF_UNIX || gw_sockaddr_is_loopback(sa);
 }
 
 struct conn_start {

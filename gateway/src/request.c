@@ -181,6 +181,8 @@ static void admin_request(struct gw__exchange *ex, const struct gw_http_target *
         .head = ex->head,
         .path = t->path,
         .query = t->query,
+        .authority = t->authority,
+        .authority_len = t->authority_len,
         .body = body,
         .body_len = len,
         .client_addr = ex->client_addr,

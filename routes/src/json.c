@@ -1,16 +1,16 @@
 /*
  * json.c: JSON documents with value positions (see route/json.h).
  *
- * One pass of a small scanner over the text records a node per value in
- * document (pre-)order: where the value starts, where its key starts when it
- * is an object member, its first child and its next sibling. The scanner runs
- * before jansson so that it can refuse nesting deeper than
- * ROUTE_JSON_MAX_DEPTH (jansson's parser recurses once per level and we may
- * be on a small coroutine stack); jansson then parses and reports syntax
- * errors. Once both succeed, the i-th member of a jansson object is the i-th
- * child node (jansson iterates objects in insertion order and duplicate keys
- * are refused), which cursors check against the raw key text and fall back to
- * a search when it ever disagrees.
+ * route_json_depth_check first refuses nesting deeper than
+ * ROUTE_JSON_MAX_DEPTH, counting brackets outside strings whether or not the
+ * text is valid (jansson's parser recurses once per level and we may be on
+ * a small coroutine stack). One pass of a small scanner over the text then
+ * records a node per value in document (pre-)order: where the value starts,
+ * where its key starts when it is an object member, its first child and its
+ * next sibling; jansson then parses and reports syntax errors. Once both succeed, the i-th member
+ * of a jansson object is the i-th child node (jansson iterates objects in insertion order and
+ * duplicate keys are refused), which cursors check against the raw key text and fall back to a
+ * search when it ever disagrees.
  *
  * Invariants: nodes[0] is the root; first_child and next_sibling are 0 when
  * absent (0 can never be a child); every offset lies inside `text`.
@@ -206,6 +206,40 @@ static int scan(struct scanner *sc)
     }
 }
 
+int route_json_depth_check(const char *text, size_t len, unsigned max_depth, unsigned *line,
+                           unsigned *column)
+{
+    unsigned depth = 0;
+    bool in_string = false;
+    size_t i = 0;
+    for (; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (depth == max_depth)
+                break;
+            depth++;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    if (i >= len)
+        return 0;
+    /* Only a refusal pays for the position. */
+    struct scanner sc = {.s = text, .n = len, .line = 1, .col = 1};
+    while (sc.i < i)
+        adv(&sc);
+    *line = sc.line;
+    *column = sc.col;
+    return -E2BIG;
+}
+
 int route_jdoc_parse(struct route_jdoc *doc, const char *file, const char *text, size_t len,
                      struct route_diags *d)
 {
@@ -222,13 +256,19 @@ int route_jdoc_parse(struct route_jdoc *doc, const char *file, const char *text,
     }
 
     struct scanner sc = {.s = text, .n = len, .line = 1, .col = 1};
-    int scanned = scan(&sc);
+    unsigned line = 0, col = 0;
+    int scanned = route_json_depth_check(text, len, ROUTE_JSON_MAX_DEPTH, &line, &col);
+    if (scanned == 0) {
+        scanned = scan(&sc);
+        line = sc.line;
+        col = sc.col;
+    }
     if (scanned == -ENOMEM) {
         r = -ENOMEM;
         goto out;
     }
     if (scanned == -E2BIG) {
-        route_diag_add(d, ROUTE_DIAG_ERROR, doc->file, sc.line, sc.col, NULL,
+        route_diag_add(d, ROUTE_DIAG_ERROR, doc->file, line, col, NULL,
                        "JSON nested deeper than %d levels", ROUTE_JSON_MAX_DEPTH);
         r = -EINVAL;
         goto out;

@@ -80,14 +80,20 @@ class Gw:
         with open(self.err.name) as f:
             return f.read()
 
-    def admin(self, method, path, body=None, token=None, timeout=10):
+    def admin(self, method, path, body=None, token=None, timeout=10, headers=None):
+        """One request as a well-behaved client sends it (http.client's Host
+        is the admin address; a body goes as application/json); `headers`
+        adds to or replaces those fields."""
         c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
         h = {}
         if token:
             h["Authorization"] = "Bearer " + token
-        if body is not None and not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
+        if body is not None:
+            if not isinstance(body, (bytes, str)):
+                body = json.dumps(body)
             h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        h = {k: v for k, v in h.items() if v is not None}
         c.request(method, path, body=body, headers=h)
         r = c.getresponse()
         data = r.read()
@@ -533,6 +539,206 @@ def metrics_parse_with_prometheus_client_and_count_what_was_done():
                        outcome="ok") >= 1
     finally:
         up.stop()
+
+
+# ---- browsers are kept out ----------------------------------------------------------------
+
+
+def raw_admin(port, text, timeout=10):
+    """Sends `text` (a whole request) and returns (status, body bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(text.encode())
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def routes_version(g):
+    s, v = g.get("/admin/routes")
+    assert s == 200, (s, v)
+    return v["version"]
+
+
+@t.case
+def dns_rebinding_host_is_refused_and_changes_nothing():
+    evil = {"routes": [{"name": "evil", "match": {"path_prefix": "/"},
+                        "respond": {"status": 200, "body": "<script>evil()</script>",
+                                    "headers": {"content-type": "text/html"}}}]}
+    with Gw() as g:
+        v0 = routes_version(g)
+        for host in (f"attacker.example:{g.admin_port}", "evil.test", f"evil.test:{g.admin_port}",
+                     f"localhost.attacker.example:{g.admin_port}", f"localhost:{g.admin_port + 1}"):
+            s, v = g.admin("PUT", "/admin/routes", body=evil, headers={"Host": host})
+            assert s == 421 and v["error"] == "misdirected_request", (host, s, v)
+            s, v = g.admin("POST", "/admin/routes/reload", headers={"Host": host})
+            assert s == 421, (host, s, v)
+            s, v = g.get("/admin/system", headers={"Host": host})
+            assert s == 421, (host, s, v)
+            s, v = g.get("/healthz", headers={"Host": host})
+            assert s == 421, (host, s, v)
+        # An absolute-form target names the host too.
+        body = json.dumps(evil)
+        s, _ = raw_admin(g.admin_port,
+                         f"PUT http://evil.test:{g.admin_port}/admin/routes HTTP/1.1\r\n"
+                         f"Host: 127.0.0.1:{g.admin_port}\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}")
+        assert s == 421, s
+        assert routes_version(g) == v0
+        s, v = g.get("/admin/routes")
+        assert [r["name"] for r in v["routes"]] == ["hello"], v
+        assert public_get(g.port, "/hello") == (200, b"hello\n")
+        assert public_get(g.port, "/")[0] == 404
+        # The listener's own names still work.
+        for host in (f"127.0.0.1:{g.admin_port}", f"localhost:{g.admin_port}",
+                     f"LOCALHOST:{g.admin_port}"):
+            s, v = g.get("/admin/system", headers={"Host": host})
+            assert s == 200, (host, s, v)
+
+
+def sup_pid(g):
+    s, v = g.get("/admin/supervisors")
+    assert s == 200, (s, v)
+    assert v["tree"]["name"] == "tandem_sup"
+    return v["tree"]["pid"]
+
+
+@t.case
+def cross_site_simple_post_cannot_kill_and_foreign_origins_are_refused():
+    with Gw() as g:
+        pid = sup_pid(g)
+        kill = f"/admin/processes/{pid_path(pid)}/kill"
+        evil = "http://evil.example"
+        cases = [
+            # what a cross-site form or no-cors fetch can send without asking
+            ({"Content-Type": "text/plain", "Origin": evil}, '{"reason": "x"}', 403),
+            ({"Origin": evil}, None, 403),
+            ({"Origin": "null", "Content-Type": "text/plain"}, '{"reason": "x"}', 403),
+            ({"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"}, "{}", 403),
+            ({"Content-Type": "application/x-www-form-urlencoded", "Origin": evil}, "a=b", 403),
+            # a body that is not said to be JSON, whatever its origin
+            ({"Content-Type": "text/plain"}, '{"reason": "x"}', 415),
+            ({"Content-Type": None}, '{"reason": "x"}', 415),
+            ({"Content-Type": "multipart/form-data; boundary=x"}, '{"reason": "x"}', 415),
+        ]
+        for headers, body, want in cases:
+            s, v = g.admin("POST", kill, body=body, headers=headers)
+            assert s == want, (headers, s, v)
+            assert v["error"] == ("cross_origin" if want == 403 else "unsupported_media_type")
+        s, v = g.get("/admin/system", headers={"Origin": evil})
+        assert s == 403 and v["error"] == "cross_origin", (s, v)
+        s, v = g.get("/admin/system", headers={"Origin": f"http://127.0.0.1:{g.admin_port}"})
+        assert s == 200, (s, v)
+        time.sleep(0.3)
+        assert g.proc.poll() is None, g.log()
+        assert sup_pid(g) == pid
+        s, v = g.get("/admin/processes/" + pid_path(pid))
+        assert s == 200 and v["pid"] == pid, (s, v)
+        assert public_get(g.port, "/hello") == (200, b"hello\n")
+
+
+@t.case
+def allowed_hosts_and_ctl_pass_the_host_check():
+    with Gw(admin={"allowed_hosts": ["Admin.Test", "tunnel.test:19901"]}) as g:
+        for host in ("admin.test", f"admin.test:{g.admin_port}", "ADMIN.TEST:443",
+                     "tunnel.test:19901", f"[::1]:{g.admin_port}"):
+            s, v = g.get("/admin/system", headers={"Host": host})
+            assert s == 200, (host, s, v)
+        for host in ("tunnel.test:19902", "tunnel.test", "test", "evil.admin.test"):
+            s, v = g.get("/admin/system", headers={"Host": host})
+            assert s == 421, (host, s, v)
+        if ctl_available():
+            r = g.ctl("health")
+            assert r.returncode == 0, r
+            r = g.ctl("reload")
+            assert r.returncode == 0, r
+            r = g.ctl("rollback", "987654")  # a JSON body
+            assert r.returncode == 1 and "version_not_found" in r.stderr, r
+            r = g.ctl("--admin", f"localhost:{g.admin_port}", "system")
+            assert r.returncode == 0, r
+
+
+@t.case
+def public_admin_takes_any_ip_host_on_any_port_but_no_foreign_name():
+    port = free_port()
+    token = "t0ken-" + os.urandom(8).hex()
+    with Gw(admin={"address": f"0.0.0.0:{port}", "token_env": "TANDEM_TEST_ADMIN_TOKEN"},
+            env={"TANDEM_TEST_ADMIN_TOKEN": token}, wait=False) as g:
+        g.admin_port = port
+        wait_port(port)
+        # docker -p 127.0.0.1:19901:9901: the client writes the published port
+        for host in ("127.0.0.1:19901", f"127.0.0.1:{port}", "10.0.0.7", f"localhost:{port}"):
+            s, v = g.get("/admin/system", token=token, headers={"Host": host})
+            assert s == 200, (host, s, v)
+        for host in (f"attacker.example:{port}", "evil.test", "localhost:19901"):
+            s, v = g.get("/admin/system", token=token, headers={"Host": host})
+            assert s == 421, (host, s, v)
+        if ctl_available():
+            r = g.ctl("health")  # the container's HEALTHCHECK
+            assert r.returncode == 0, r
+
+
+@t.case
+def token_env_naming_an_unset_or_empty_variable_refuses_to_start():
+    for env in ({}, {"TANDEM_TEST_UNSET_ADMIN_TOKEN": ""}):
+        os.environ.pop("TANDEM_TEST_UNSET_ADMIN_TOKEN", None)
+        g = Gw(admin={"token_env": "TANDEM_TEST_UNSET_ADMIN_TOKEN"}, env=env, wait=False)
+        try:
+            rc = g.proc.wait(15)
+            assert rc != 0, rc
+            log = g.log()
+            assert "TANDEM_TEST_UNSET_ADMIN_TOKEN (admin.token_env) is " + \
+                ("empty" if env else "not set") in log, log
+            with socket.socket() as s:
+                assert s.connect_ex(("127.0.0.1", g.admin_port)) != 0
+            r = subprocess.run([tandem_bin(), "check", "-c", g.config], env=g.env,
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 1, r
+            assert "TANDEM_TEST_UNSET_ADMIN_TOKEN (admin.token_env) is" in r.stderr, r
+            assert "will not start" in r.stderr, r
+        finally:
+            g.close()
+
+
+@t.case
+def deep_json_bodies_get_400_and_the_gateway_survives():
+    deep = "[" * 3000 + "]" * 3000
+    with Gw() as g:
+        v0 = routes_version(g)
+        pid = sup_pid(g)
+        for method, path in (("POST", "/admin/routes/rollback"),
+                             ("POST", f"/admin/processes/{pid_path(pid)}/kill"),
+                             ("PUT", "/admin/routes"), ("POST", "/admin/routes/validate")):
+            s, v = g.admin(method, path, body=deep, timeout=10)
+            assert s == 400 and v["error"] == "json_too_deep", (path, s, v)
+            assert v["detail"]["limit"] == 64 and v["detail"]["column"] == 65, v
+        s, v = g.admin("POST", "/admin/routes/rollback", body="[" * 64 + "]" * 64)
+        assert s == 400 and v["error"] == "bad_request", (s, v)
+        assert g.proc.poll() is None, g.log()
+        assert sup_pid(g) == pid
+        assert routes_version(g) == v0
+        assert public_get(g.port, "/hello") == (200, b"hello\n")
+
+
+@t.case
+def deep_route_file_is_refused_with_its_position_on_reload():
+    with Gw() as g:
+        v0 = routes_version(g)
+        with open(os.path.join(g.dir, "routes", "main.json"), "w") as f:
+            f.write('{"routes":\n  ' + "[" * 3000 + "]" * 3000 + "}")
+        s, v = g.admin("POST", "/admin/routes/reload")
+        assert s == 422 and v["error"] == "routes_refused", (s, v)
+        e = v["errors"][0]
+        assert e["message"] == "JSON nested deeper than 64 levels", e
+        assert (e["line"], e["column"]) == (2, 3 + 63), e
+        assert g.proc.poll() is None, g.log()
+        assert routes_version(g) == v0
+        assert public_get(g.port, "/hello") == (200, b"hello\n")
 
 
 # ---- tandem ctl --------------------------------------------------------------------------

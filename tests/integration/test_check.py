@@ -106,6 +106,23 @@ def syntax_error_reports_file_line_column():
 
 
 @t.case
+def absurd_nesting_in_config_or_route_file_is_an_error_at_its_position():
+    deep = "[" * 3000 + "]" * 3000
+    root = write_tree({"tandem.json": GOOD_CONFIG,
+                       "routes/a.json": '{"routes":\n  ' + deep + "}"})
+    out = check(os.path.join(root, "tandem.json"))
+    assert out.returncode == 1, out
+    assert problems(out.stderr) == [(os.path.join(root, "routes", "a.json"), 2, 3 + 63,
+                                     "JSON nested deeper than 64 levels")], out.stderr
+    root = write_tree({"tandem.json": '{"listeners":\n ' + deep + "}"})
+    path = os.path.join(root, "tandem.json")
+    out = check(path)
+    assert out.returncode == 1, out
+    assert problems(out.stderr) == [(path, 2, 2 + 63, "JSON nested deeper than 64 levels")], \
+        out.stderr
+
+
+@t.case
 def route_file_problems_name_the_route_file_and_position():
     l2 = '  {"name": "pay", "match": {"path_prefix": "/pay"}, "upstream": "paymnts"},'
     l3 = '  {"name": "pay", "match": {"pth": "/x"}, "respond": {"status": 700}}'

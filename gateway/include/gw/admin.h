@@ -4,6 +4,21 @@
  * connection process starts a request process that calls gw_admin_handle
  * with the whole request (bodies are read in full, up to
  * GW_ADMIN_MAX_BODY bytes, before the call).
+ *
+ * Browsers are kept out before anything else (DNS rebinding and cross-site
+ * requests to a loopback admin API that has no token):
+ *   - the Host (and an absolute-form target's authority) must name the
+ *     admin listener, by gw_admin_host_allowed; otherwise 421
+ *     misdirected_request;
+ *   - Sec-Fetch-Site, when sent, must be same-origin or none, and Origin,
+ *     when sent, must be the listener's own ("http://" + the Host sent);
+ *     otherwise 403 cross_origin;
+ *   - a request with a body must say Content-Type: application/json (a
+ *     browser cannot send that cross-site without asking first); otherwise
+ *     415 unsupported_media_type;
+ *   - a body must nest at most GW_ADMIN_MAX_JSON_DEPTH levels; otherwise
+ *     400 json_too_deep.
+ * Then the token, then the endpoint.
  */
 #ifndef GW_ADMIN_H
 #define GW_ADMIN_H
@@ -11,16 +26,47 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "gw/config.h"
 #include "gw/http1.h"
 #include "rt/rt.h"
 
 #define GW_ADMIN_MAX_BODY (4u << 20)
 
+/* Deepest nesting of arrays and objects in an admin request body, checked
+ * before jansson (whose parser recurses once per level) runs on the request
+ * process's small stack. A route table nests 6 levels; the routes loader
+ * allows the same 64 (ROUTE_JSON_MAX_DEPTH). */
+#define GW_ADMIN_MAX_JSON_DEPTH 64
+
+/* The admin listener as clients address it: gw.admin_site, written once when
+ * the listener is bound. */
+struct gw_admin_site {
+    const char *host; /* admin.address's host as configured ("127.0.0.1", "::", a name) */
+    uint16_t port;    /* the bound port; 0 (not bound) refuses every Host */
+    bool loopback;    /* bound to a loopback address (decided from the socket) */
+    const struct gw_hostport *allowed_hosts; /* admin.allowed_hosts */
+    size_t nallowed_hosts;
+};
+
+/* Any thread. True when `host` (a Host field value, `len` bytes) names the
+ * admin listener `site`. A missing port means 80, http's default. Accepted:
+ *   1. an allowed_hosts entry: its name with any port, or name:port exactly;
+ *   2. `localhost` or the configured host, with the listener's port;
+ *   3. on a loopback listener, a loopback IP literal (127.x.y.z, [::1]) with
+ *      the listener's port;
+ *   4. on any other listener (which always has a token), any IP literal with
+ *      any port: a DNS-rebinding page can only ever send a name, and port
+ *      publishing (docker -p 19901:9901) changes the port clients write.
+ * Names are compared without case, IPv6 literals as addresses. */
+bool gw_admin_host_allowed(const struct gw_admin_site *site, const char *host, size_t len);
+
 struct gw_admin_request {
     const struct gw_http_head *head; /* method, target, headers */
     const char *path;                /* canonical path */
     const char *query;               /* after '?', or NULL */
-    const char *body;                /* the whole body (NUL-terminated), may be empty */
+    const char *authority;           /* an absolute-form target's host[:port], or NULL */
+    size_t authority_len;
+    const char *body; /* the whole body (NUL-terminated), may be empty */
     size_t body_len;
     const char *client_addr;
     bool client_loopback; /* the connection comes from a loopback address */

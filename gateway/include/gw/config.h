@@ -37,10 +37,16 @@
  *         "escaped_slashes":  "refuse"   | "keep" | "redirect" | "decode"   ("%2F")
  *         "params":           "refuse"   | "keep"                           (";")
  *         "escaped_controls": "forward"  | "refuse"   (%01-%1F, %7F inside a segment) } }
- *   "admin":             { "address": "127.0.0.1:9901", "token_env": none }
+ *   "admin":             { "address": "127.0.0.1:9901", "token_env": none,
+ *                          "allowed_hosts": [] }
  *                        token_env names the environment variable holding the
  *                        bearer token; required when the address is not
- *                        loopback. "admin": false disables the admin API.
+ *                        loopback (decided from the addresses the host
+ *                        resolves to), and the variable it names must be set
+ *                        and not empty. allowed_hosts: up to 64 more Host
+ *                        values the admin API answers to, "name" (any port)
+ *                        or "name:port" (gw/admin.h has the Host rule).
+ *                        "admin": false disables the admin API.
  *   "upstreams":         { NAME: {                       NAME: letters, digits, . _ -
  *       "targets":             required, 1..256 of { "address": "host:port" (port 1..65535),
  *                                                    "weight": 1 (1..1000) }
@@ -71,6 +77,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "gw/http1.h"
 #include "route/diag.h"
@@ -140,11 +147,23 @@ struct gw_upstream_config {
     uint32_t active_timeout_ms;
 };
 
+/* Most admin.allowed_hosts entries. */
+#define GW_ADMIN_MAX_ALLOWED_HOSTS 64
+
+/* A Host field value ("host", "host:port", "[v6]:port") split in two. */
+struct gw_hostport {
+    char name[254]; /* lower-cased; an IPv6 literal without its brackets */
+    bool ipv6;      /* written in brackets */
+    uint16_t port;  /* 0 when absent */
+};
+
 struct gw_admin_config {
     bool enabled;
     struct gw_address address;
     char *token_env; /* NULL: none (loopback only) */
-    bool loopback;
+    bool loopback;   /* every address the host resolves to is loopback */
+    struct gw_hostport *allowed_hosts;
+    size_t nallowed_hosts;
 };
 
 struct gw_config {
@@ -162,6 +181,10 @@ struct gw_config {
     uint32_t drain_timeout_ms;
 };
 
+/* What gw_config_parse does besides checking the text. */
+#define GW_CONFIG_ROUTES 1u /* load and compile the routes directory */
+#define GW_CONFIG_ENV 2u    /* check the environment: admin.token_env is set */
+
 /* Loads and validates `path` and its routes directory. Every problem goes
  * to `d` (initialised by the caller); route files report their own paths.
  * Returns 0 and writes *out when there is no error (warnings may be in `d`),
@@ -170,9 +193,11 @@ struct gw_config {
 int gw_config_load(const char *path, struct gw_config **out, struct route_diags *d);
 
 /* The same for a configuration held in memory; `path` labels diagnostics and
- * anchors the routes directory. With load_routes false the routes are not
- * read (routes is NULL, routes_dir still set). */
-int gw_config_parse(const char *path, const char *text, size_t len, bool load_routes,
+ * anchors the routes directory. gw_config_load passes GW_CONFIG_ROUTES |
+ * GW_CONFIG_ENV; without GW_CONFIG_ROUTES the routes are not read (routes is
+ * NULL, routes_dir still set), without GW_CONFIG_ENV the environment is not
+ * looked at (for `tandem ctl`, which may run where the token is not set). */
+int gw_config_parse(const char *path, const char *text, size_t len, unsigned flags,
                     struct gw_config **out, struct route_diags *d);
 
 /* Frees everything, including the configuration's route-table reference.
@@ -183,6 +208,22 @@ void gw_config_free(struct gw_config *cfg);
  * or -EINVAL; `msg` (if non-NULL) gets a static description of the problem. */
 int gw_address_parse(const char *text, bool port_zero_ok, struct gw_address *out, const char **msg);
 void gw_address_done(struct gw_address *a);
+
+/* Any thread. True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+bool gw_sockaddr_is_loopback(const struct sockaddr *sa);
+
+/* Resolves a's host the way a listener binds it and sets *loopback when
+ * every address it gives is loopback ("localhost" usually is; "127.x.example"
+ * is not unless it resolves there). Returns 0, or -EADDRNOTAVAIL when the
+ * host does not resolve (*why, when non-NULL, gets the resolver's static
+ * message). May block on name resolution. */
+int gw_address_loopback(const struct gw_address *a, bool *loopback, const char **why);
+
+/* Any thread. Splits a Host field value or an admin.allowed_hosts entry:
+ * a name of letters, digits, '-', '.', '_' and '~', an IPv4 literal or an
+ * IPv6 literal in brackets, then an optional ":port" (1..65535). Returns 0
+ * or -EINVAL. */
+int gw_hostport_parse(const char *v, size_t n, struct gw_hostport *out);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gw/admin.h"
 #include "gw/config.h"
 #include "route/holder.h"
 #include "rt/rt.h"
@@ -36,8 +37,9 @@ struct gw_gateway {
     _Atomic int draining; /* SIGTERM seen: stop accepting, finish what is in flight */
     _Atomic int ready;    /* routes loaded and listeners accepting */
     uint64_t start_ms;
-    const char *admin_token; /* from the environment; NULL when none */
-    rt_pid sup;              /* tandem_sup */
+    const char *admin_token;         /* from the environment; NULL when none */
+    struct gw_admin_site admin_site; /* set when the admin listener is bound */
+    rt_pid sup;                      /* tandem_sup */
 };
 
 extern struct gw_gateway gw;

@@ -6,13 +6,17 @@
  * and supervision-tree endpoints are in procs.c.
  *
  * Nothing here keeps state between requests except the kill-reason set in
- * procs.c. The token is compared in constant time and never logged or
- * echoed; /healthz and /readyz answer without it (they reveal nothing and
- * probes rarely carry credentials), everything else needs it when the
- * gateway has one.
+ * procs.c. Before the token, every request (probes too) passes the checks
+ * that keep browsers out, described in gw/admin.h: a loopback admin API
+ * without a token is otherwise open to any web page through DNS rebinding
+ * or a cross-site form. The token is compared in constant time and never
+ * logged or echoed; /healthz and /readyz answer without it (they reveal
+ * nothing and probes rarely carry credentials), everything else needs it
+ * when the gateway has one.
  */
 #include "gw/admin.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -28,6 +32,7 @@
 #include "gw/upstream.h"
 #include "gw_version.h"
 #include "route/holder.h"
+#include "route/json.h"
 
 #define CT_JSON "application/json"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -238,6 +243,142 @@ uint64_t gw__admin_route_version(void)
     struct gw_router_counts c = {0};
     gw_router_counts(&c);
     return c.version;
+}
+
+/* ---- who may call ------------------------------------------------------------ */
+
+static bool same_host(const struct gw_hostport *a, const struct gw_hostport *b)
+{
+    if (a->ipv6 != b->ipv6)
+        return false;
+    if (a->ipv6) {
+        struct in6_addr x, y;
+        return inet_pton(AF_INET6, a->name, &x) == 1 && inet_pton(AF_INET6, b->name, &y) == 1 &&
+               memcmp(&x, &y, sizeof x) == 0;
+    }
+    return strcmp(a->name, b->name) == 0;
+}
+
+/* Fills *ss and returns true when `h` is an IP literal. */
+static bool literal_addr(const struct gw_hostport *h, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (h->ipv6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        return inet_pton(AF_INET6, h->name, &s6->sin6_addr) == 1;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    return inet_pton(AF_INET, h->name, &s4->sin_addr) == 1;
+}
+
+bool gw_admin_host_allowed(const struct gw_admin_site *site, const char *host, size_t len)
+{
+    struct gw_hostport h;
+    if (site->port == 0 || gw_hostport_parse(host, len, &h) < 0)
+        return false;
+    uint16_t port = h.port ? h.port : 80;
+    for (size_t i = 0; i < site->nallowed_hosts; i++) {
+        const struct gw_hostport *e = &site->allowed_hosts[i];
+        if (same_host(e, &h) && (e->port == 0 || e->port == port))
+            return true;
+    }
+    struct sockaddr_storage ss;
+    if (literal_addr(&h, &ss)) {
+        if (!site->loopback)
+            return true;
+        return port == site->port && gw_sockaddr_is_loopback((const struct sockaddr *)&ss);
+    }
+    if (port != site->port)
+        return false;
+    return strcmp(h.name, "localhost") == 0 || (site->host && strcasecmp(h.name, site->host) == 0);
+}
+
+static bool value_is(const char *v, size_t len, const char *want)
+{
+    return len == strlen(want) && strncasecmp(v, want, len) == 0;
+}
+
+/* True when `origin` is "http://" + the authority the request addressed
+ * (a missing port being 80 on both sides). */
+static bool origin_is_own(const char *origin, size_t olen, const char *host, size_t hlen)
+{
+    struct gw_hostport o, h;
+    if (olen < 7 || strncasecmp(origin, "http://", 7) != 0 ||
+        gw_hostport_parse(origin + 7, olen - 7, &o) < 0 || gw_hostport_parse(host, hlen, &h) < 0)
+        return false;
+    return same_host(&o, &h) && (o.port ? o.port : 80) == (h.port ? h.port : 80);
+}
+
+/* Content-Type: application/json, with parameters or not. */
+static bool is_json_body(const struct gw_http_head *head)
+{
+    size_t len = 0;
+    const char *v = gw_http_head_get(head, "content-type", &len);
+    if (!v || gw_http_head_count(head, "content-type") != 1)
+        return false;
+    const char *semi = memchr(v, ';', len);
+    size_t n = semi ? (size_t)(semi - v) : len;
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return value_is(v, n, "application/json");
+}
+
+/* Applies the checks of gw/admin.h that come before the token. Returns
+ * false after filling *resp with the refusal. */
+static bool admitted(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    const struct gw_http_head *head = req->head;
+    size_t hlen = 0;
+    const char *host = head ? gw_http_head_get(head, "host", &hlen) : NULL;
+    if (!host || gw_http_head_count(head, "host") != 1 ||
+        !gw_admin_host_allowed(&gw.admin_site, host, hlen) ||
+        (req->authority &&
+         !gw_admin_host_allowed(&gw.admin_site, req->authority, req->authority_len))) {
+        gw__admin_errorf(resp, 421, "misdirected_request",
+                         "the admin API answers only requests addressed to it: Host must be its "
+                         "address, localhost, an IP address it listens on, or a name in "
+                         "admin.allowed_hosts");
+        return false;
+    }
+    if (req->authority) {
+        host = req->authority;
+        hlen = req->authority_len;
+    }
+    size_t len = 0;
+    const char *site = gw_http_head_get(head, "sec-fetch-site", &len);
+    if (site && !value_is(site, len, "same-origin") && !value_is(site, len, "none")) {
+        gw__admin_errorf(resp, 403, "cross_origin",
+                         "the admin API does not answer requests made on behalf of another site");
+        return false;
+    }
+    const char *origin = gw_http_head_get(head, "origin", &len);
+    if (origin &&
+        (gw_http_head_count(head, "origin") != 1 || !origin_is_own(origin, len, host, hlen))) {
+        gw__admin_errorf(resp, 403, "cross_origin",
+                         "the admin API answers only its own origin (http://%.*s), not another "
+                         "site's page",
+                         (int)hlen, host);
+        return false;
+    }
+    if (req->body_len == 0)
+        return true;
+    if (!is_json_body(head)) {
+        gw__admin_errorf(resp, 415, "unsupported_media_type",
+                         "a request body must be JSON, sent with Content-Type: application/json");
+        return false;
+    }
+    unsigned line = 0, col = 0;
+    if (route_json_depth_check(req->body, req->body_len, GW_ADMIN_MAX_JSON_DEPTH, &line, &col) <
+        0) {
+        gw__admin_error(resp, 400, "json_too_deep",
+                        json_pack("{s:s,s:i,s:i,s:i}", "message",
+                                  "the JSON body nests arrays and objects too deeply", "limit",
+                                  GW_ADMIN_MAX_JSON_DEPTH, "line", (int)line, "column", (int)col));
+        return false;
+    }
+    return true;
 }
 
 /* ---- endpoints ----------------------------------------------------------- */
@@ -570,6 +711,8 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
     const char *path = req->path ? req->path : "";
     enum method m = method_of(req);
 
+    if (!admitted(req, resp))
+        return;
     if (strcmp(path, "/healthz") == 0) {
         if (allowed(resp, m, M_GET))
             h_healthz(resp);

@@ -26,8 +26,10 @@
 
 #include <jansson.h>
 
+#include "gw/admin.h"
 #include "gw/config.h"
 #include "gw/http1.h"
+#include "route/json.h"
 
 #define CTL_MAX_RESPONSE (256u << 20)
 #define CTL_MAX_CONFIG (4u << 20)
@@ -658,7 +660,12 @@ static int run(const struct ctl *c, const char *method, const char *target, cons
         return 1;
     }
     int code = r.status >= 200 && r.status < 300 ? 0 : 1;
-    json_t *v = json_loadb(r.body, r.len, 0, NULL);
+    /* The answer comes from whatever listens there: nesting beyond what the
+     * admin API ever writes is not parsed (jansson recurses per level). */
+    unsigned line, col;
+    json_t *v = route_json_depth_check(r.body, r.len, GW_ADMIN_MAX_JSON_DEPTH, &line, &col) < 0
+                    ? NULL
+                    : json_loadb(r.body, r.len, 0, NULL);
     if (c->json) {
         fwrite(r.body, 1, r.len, stdout);
         if (r.len && r.body[r.len - 1] != '\n')

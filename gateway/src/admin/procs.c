@@ -955,7 +955,11 @@ static json_t *sup_json(rt_pid sup, int depth, struct rt_child_info *scratch)
 
 void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
-    if (!gw.sup) {
+    /* gw.sup is written once rt_sup_start_link has returned, but the admin
+     * listener is one of the children it starts and may answer before that:
+     * the registered name is there from the supervisor's spawn on. */
+    rt_pid sup = gw.sup ? gw.sup : rt_whereis("tandem_sup");
+    if (!sup) {
         gw__admin_errorf(resp, 503, "not_started", "the supervision tree is not running");
         return;
     }
@@ -965,7 +969,7 @@ void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_r
         gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the tree");
         return;
     }
-    json_t *root = sup_json(gw.sup, 0, scratch);
+    json_t *root = sup_json(sup, 0, scratch);
     free(scratch);
     gw__admin_json(resp, 200, json_pack("{s:o*}", "tree", root));
 }

@@ -10,10 +10,13 @@
  */
 #include "gw/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +29,7 @@
 #define MAX_TARGETS 256
 #define MAX_UPSTREAMS 10000
 #define MAX_CONFIG_BYTES (4u << 20)
+#define GW_ADMIN_DEFAULT_ADDRESS "127.0.0.1:9901"
 
 static const char *const top_keys[] = {"$schema",    "runtime",          "listeners",
                                        "admin",      "upstreams",        "routes",
@@ -54,7 +58,7 @@ static const char *const slashes_names[] = {"refuse", "keep", "redirect", "decod
 /* In enum gw_http_params order. */
 static const char *const params_names[] = {"refuse", "keep", NULL};
 static const char *const controls_names[] = {"forward", "refuse", NULL};
-static const char *const admin_keys[] = {"address", "token_env", NULL};
+static const char *const admin_keys[] = {"address", "token_env", "allowed_hosts", NULL};
 static const char *const upstream_keys[] = {"targets",
                                             "balance",
                                             "connect_timeout_ms",
@@ -156,10 +160,103 @@ bad:
     return -EINVAL;
 }
 
-static bool is_loopback(const char *host)
+bool gw_sockaddr_is_loopback(const struct sockaddr *sa)
 {
-    return strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 ||
-           strcmp(host, "::1") == 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+            return s6->sin6_addr.s6_addr[12] == 127;
+        return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+    }
+    return false;
+}
+
+/* With `resolve` false only literals are decided (no lookup, so that parsing
+ * never blocks on a resolver unless asked to): a name gives -ENOENT. */
+static int address_loopback(const struct gw_address *a, bool resolve, bool *loopback,
+                            const char **why)
+{
+    /* The hints listener.c binds with, so that the answer is about the same
+     * addresses. */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags =
+                                 AI_PASSIVE | AI_NUMERICSERV | (resolve ? 0 : AI_NUMERICHOST)};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", a->port);
+    int rc = getaddrinfo(a->host, port, &hints, &res);
+    if (rc == EAI_NONAME && !resolve)
+        return -ENOENT;
+    if (rc != 0) {
+        if (why)
+            *why = gai_strerror(rc);
+        return -EADDRNOTAVAIL;
+    }
+    bool all = res != NULL;
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        if (!gw_sockaddr_is_loopback(ai->ai_addr))
+            all = false;
+    freeaddrinfo(res);
+    *loopback = all;
+    return 0;
+}
+
+int gw_address_loopback(const struct gw_address *a, bool *loopback, const char **why)
+{
+    return address_loopback(a, true, loopback, why);
+}
+
+int gw_hostport_parse(const char *v, size_t n, struct gw_hostport *out)
+{
+    struct gw_hostport h;
+    memset(&h, 0, sizeof h);
+    const char *host = v;
+    size_t hl, i;
+    if (n && v[0] == '[') {
+        const char *close = memchr(v, ']', n);
+        if (!close)
+            return -EINVAL;
+        host = v + 1;
+        hl = (size_t)(close - host);
+        i = hl + 2;
+        h.ipv6 = true;
+    } else {
+        for (i = 0; i < n && v[i] != ':'; i++)
+            ;
+        hl = i;
+    }
+    if (hl == 0 || hl >= sizeof h.name)
+        return -EINVAL;
+    for (size_t k = 0; k < hl; k++) {
+        unsigned char c = (unsigned char)host[k];
+        bool ok = h.ipv6 ? isxdigit(c) || c == ':' || c == '.'
+                         : isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+        if (!ok)
+            return -EINVAL;
+        h.name[k] = (char)tolower(c);
+    }
+    struct in6_addr a6;
+    if (h.ipv6 && inet_pton(AF_INET6, h.name, &a6) != 1)
+        return -EINVAL;
+    if (i < n) {
+        if (v[i] != ':' || i + 1 == n || n - i - 1 > 5)
+            return -EINVAL;
+        unsigned long port = 0;
+        for (i++; i < n; i++) {
+            if (!isdigit((unsigned char)v[i]))
+                return -EINVAL;
+            port = port * 10 + (unsigned long)(v[i] - '0');
+        }
+        if (port == 0 || port > 65535)
+            return -EINVAL;
+        h.port = (uint16_t)port;
+    }
+    *out = h;
+    return 0;
 }
 
 /* ---- small readers ----------------------------------------------------------- */
@@ -374,7 +471,43 @@ static int parse_listeners(struct gw_config *cfg, const struct route_jval *v, st
     return 0;
 }
 
-static int parse_admin(struct gw_config *cfg, const struct route_jval *v, struct route_diags *d)
+static int parse_allowed_hosts(struct gw_admin_config *a, const struct route_jval *v,
+                               struct route_diags *d)
+{
+    if (!route_jarray(d, v))
+        return 0;
+    size_t n = json_array_size(v->v);
+    if (n > GW_ADMIN_MAX_ALLOWED_HOSTS) {
+        route_jerr(d, v, "has %zu entries; at most %d", n, GW_ADMIN_MAX_ALLOWED_HOSTS);
+        return 0;
+    }
+    free(a->allowed_hosts);
+    a->nallowed_hosts = 0;
+    if (!(a->allowed_hosts = calloc(n ? n : 1, sizeof *a->allowed_hosts)))
+        return -ENOMEM;
+    struct route_jiter it;
+    struct route_jval m;
+    route_jiter_init(&it, v);
+    while (route_jiter_next(&it, &m)) {
+        const char *s;
+        size_t len;
+        if (!route_jstring(d, &m, 300, &s, &len))
+            continue;
+        if (gw_hostport_parse(s, len, &a->allowed_hosts[a->nallowed_hosts]) < 0) {
+            route_jerr(d, &m,
+                       "\"%s\" is not a Host value: a name, an IPv4 address or an IPv6 address "
+                       "in brackets, then optionally \":port\" (\"admin.example.com\", "
+                       "\"localhost:19901\", \"[::1]:9901\")",
+                       s);
+            continue;
+        }
+        a->nallowed_hosts++;
+    }
+    return 0;
+}
+
+static int parse_admin(struct gw_config *cfg, const struct route_jval *v, struct route_diags *d,
+                       unsigned flags)
 {
     struct gw_admin_config *a = &cfg->admin;
     if (json_is_false(v->v)) {
@@ -387,12 +520,13 @@ static int parse_admin(struct gw_config *cfg, const struct route_jval *v, struct
         return 0;
     }
     struct route_jiter it;
-    struct route_jval m, addr_v;
-    bool has_addr = false;
+    struct route_jval m, addr_v = *v, token_v = *v;
+    bool has_addr = false, addr_given = false;
     route_jiter_init(&it, v);
     while (route_jiter_next(&it, &m)) {
         const char *s;
         if (strcmp(m.key, "address") == 0) {
+            addr_given = true;
             struct gw_address x;
             int r = get_address(d, &m, true, &x);
             NOMEM_GUARD(r);
@@ -417,19 +551,46 @@ static int parse_admin(struct gw_config *cfg, const struct route_jval *v, struct
             free(a->token_env);
             if (!(a->token_env = strdup(s)))
                 return -ENOMEM;
-            const char *val = getenv(s);
-            if (!val || !*val)
-                route_jwarn(d, &m,
-                            "environment variable %s is not set: the admin API will refuse "
-                            "every request",
-                            s);
+            token_v = m;
+        } else if (strcmp(m.key, "allowed_hosts") == 0) {
+            NOMEM_GUARD(parse_allowed_hosts(a, &m, d));
         } else {
             route_junknown(d, &m, "admin", admin_keys);
         }
     }
-    /* No valid address (already reported): not loopback, and no crash. */
-    a->loopback = a->address.host && is_loopback(a->address.host);
-    if (has_addr && !a->loopback && !a->token_env)
+    if (!addr_given) {
+        if (gw_address_parse(GW_ADMIN_DEFAULT_ADDRESS, false, &a->address, NULL) < 0)
+            return -ENOMEM;
+        has_addr = true;
+    }
+    /* A set but empty variable would be a token nobody can present; the
+     * gateway refuses to start either way, so `tandem check` says so too. */
+    if (a->token_env && (flags & GW_CONFIG_ENV)) {
+        const char *val = getenv(a->token_env);
+        if (!val || !*val)
+            route_jerr(d, &token_v,
+                       "environment variable %s (admin.token_env) is %s: the gateway will not "
+                       "start without its admin token; set it, or remove token_env to run the "
+                       "admin API on loopback without a token",
+                       a->token_env, val ? "empty" : "not set");
+    }
+    /* No valid address (already reported): not loopback, and no crash. The
+     * decision is made on the addresses the host resolves to, not on its
+     * text: "127.attacker.example" is a name like any other. */
+    a->loopback = false;
+    if (!has_addr)
+        return 0;
+    const char *why = NULL;
+    int lr = address_loopback(&a->address, (flags & GW_CONFIG_ENV) != 0, &a->loopback, &why);
+    if (lr == -ENOENT || a->loopback || a->token_env)
+        return 0; /* a name not looked up is decided when the gateway binds it */
+    if (lr == -EADDRNOTAVAIL)
+        route_jerr(d, &addr_v,
+                   "the admin address %s does not resolve (%s), so it cannot be known to be "
+                   "loopback: set \"token_env\" to the name of an environment variable "
+                   "holding a bearer token, or listen on 127.0.0.1",
+                   a->address.text, why ? why : "no address");
+    else
         route_jerr(d, &addr_v,
                    "the admin API on %s is reachable from other hosts: set \"token_env\" to the "
                    "name of an environment variable holding a bearer token, or listen on "
@@ -645,7 +806,7 @@ static char *resolve_dir(const char *config_path, const char *dir)
     return out;
 }
 
-int gw_config_parse(const char *path, const char *text, size_t len, bool load_routes,
+int gw_config_parse(const char *path, const char *text, size_t len, unsigned flags,
                     struct gw_config **out, struct route_diags *d)
 {
     size_t before = d->nerrors;
@@ -688,7 +849,7 @@ int gw_config_parse(const char *path, const char *text, size_t len, bool load_ro
             r = parse_listeners(cfg, &m, d);
         } else if (strcmp(m.key, "admin") == 0) {
             has_admin = true;
-            r = parse_admin(cfg, &m, d);
+            r = parse_admin(cfg, &m, d, flags);
         } else if (strcmp(m.key, "upstreams") == 0) {
             r = parse_upstreams(cfg, &m, d);
         } else if (strcmp(m.key, "routes") == 0) {
@@ -717,7 +878,7 @@ int gw_config_parse(const char *path, const char *text, size_t len, bool load_ro
                    "\"address\": \"0.0.0.0:8080\"}]");
     if (!has_admin) {
         cfg->admin.loopback = true;
-        if (gw_address_parse("127.0.0.1:9901", false, &cfg->admin.address, NULL) < 0) {
+        if (gw_address_parse(GW_ADMIN_DEFAULT_ADDRESS, false, &cfg->admin.address, NULL) < 0) {
             r = -ENOMEM;
             goto out;
         }
@@ -730,7 +891,7 @@ int gw_config_parse(const char *path, const char *text, size_t len, bool load_ro
         r = -ENOMEM;
         goto out;
     }
-    if (load_routes) {
+    if (flags & GW_CONFIG_ROUTES) {
         r = route_table_load_dir(cfg->routes_dir, cfg->upstream_names, cfg->nupstreams,
                                  &cfg->routes, d);
         if (r == -ENOMEM)
@@ -791,7 +952,7 @@ int gw_config_load(const char *path, struct gw_config **out, struct route_diags 
             break;
         n += (size_t)k;
     }
-    r = gw_config_parse(path, text, n, true, out, d);
+    r = gw_config_parse(path, text, n, GW_CONFIG_ROUTES | GW_CONFIG_ENV, out, d);
 out:
     free(text);
     close(fd);
@@ -819,6 +980,7 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->upstream_names);
     gw_address_done(&cfg->admin.address);
     free(cfg->admin.token_env);
+    free(cfg->admin.allowed_hosts);
     free(cfg->routes_dir);
     route_table_unref(cfg->routes);
     free(cfg->path);

@@ -61,7 +61,8 @@ struct route_jval {
 };
 
 /* Parses `len` bytes of `text` (need not be NUL-terminated). On a syntax
- * error (or nesting deeper than ROUTE_JSON_MAX_DEPTH, or text over
+ * error (or nesting deeper than ROUTE_JSON_MAX_DEPTH as
+ * route_json_depth_check counts it, or text over
  * ROUTE_JSON_MAX_BYTES) adds one error to `d` at jansson's position and
  * returns -EINVAL; -ENOMEM when out of memory. On success the document holds
  * its own copy of everything (the text may be freed). Call route_jdoc_done
@@ -69,6 +70,17 @@ struct route_jval {
  * few KiB of stack beyond jansson's own recursion (one frame per level). */
 int route_jdoc_parse(struct route_jdoc *doc, const char *file, const char *text, size_t len,
                      struct route_diags *d);
+
+/* Checks that `len` bytes of `text` nest arrays and objects at most
+ * `max_depth` levels. Brackets are counted outside strings only (inside
+ * one, a backslash escapes the next byte), whether or not the text is valid
+ * JSON: up to the first syntax error a JSON parser sees the same strings,
+ * so the count bounds the recursion of any parser that stops there, as
+ * jansson does. Returns 0, or -E2BIG with *line and *column (from 1, in
+ * characters as jansson counts them) at the first bracket too deep. Any
+ * thread; does not block or allocate; linear in len. */
+int route_json_depth_check(const char *text, size_t len, unsigned max_depth, unsigned *line,
+                           unsigned *column);
 
 /* Releases the document. NULL-safe; safe on a document whose parse failed. */
 void route_jdoc_done(struct route_jdoc *doc);

@@ -128,6 +128,8 @@ int main(int argc, char **argv)
         nprocs = atol(argv[1]);
     if (argc > 2)
         rounds = atoi(argv[2]);
+    /* The requests say "Host: admin": the admin listener's name here. */
+    gw.admin_site = (struct gw_admin_site){.host = "admin", .port = 80, .loopback = true};
     struct rt_config cfg;
     rt_config_default(&cfg);
     if (rt_start(&cfg) < 0)

@@ -96,16 +96,17 @@ static void answer_done(struct answer *a)
     memset(a, 0, sizeof *a);
 }
 
-/* Calls gw_admin_handle with `method target` (origin form, canonical),
- * an Authorization header when `auth` is given, and `body`. */
-static struct answer call(const char *method, const char *target, const char *auth,
-                          const char *body)
+/* The admin listener the synthetic requests address (set in main). */
+#define T_ADMIN_HOST "127.0.0.1:9901"
+
+/* Calls gw_admin_handle with `method target` (origin form, canonical), the
+ * header lines `fields` (each ending in CRLF; Host among them) and `body`. */
+static struct answer call_fields(const char *method, const char *target, const char *fields,
+                                 const char *body)
 {
-    char text[2048];
-    snprintf(text, sizeof text,
-             "%s %s HTTP/1.1\r\nHost: admin\r\n%s%s%sContent-Length: %zu\r\n\r\n", method, target,
-             auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "",
-             body ? strlen(body) : 0);
+    char text[4096];
+    snprintf(text, sizeof text, "%s %s HTTP/1.1\r\n%sContent-Length: %zu\r\n\r\n", method, target,
+             fields, body ? strlen(body) : 0);
     struct gw_http_parser *p = NULL;
     T_EQ(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
     struct gw_http_event ev;
@@ -142,6 +143,19 @@ static struct answer call(const char *method, const char *target, const char *au
         T_ASSERT(a.json != NULL);
     }
     return a;
+}
+
+/* The same as a well-behaved client sends it: Host the admin listener,
+ * Content-Type application/json with a body, and Authorization when `auth`
+ * is given. */
+static struct answer call(const char *method, const char *target, const char *auth,
+                          const char *body)
+{
+    char fields[1024];
+    snprintf(fields, sizeof fields, "Host: " T_ADMIN_HOST "\r\n%s%s%s%s",
+             auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "",
+             body ? "Content-Type: application/json\r\n" : "");
+    return call_fields(method, target, fields, body);
 }
 
 static struct answer get(const char *target)
@@ -1085,6 +1099,204 @@ START_TEST(routes_and_upstreams_endpoints_pass_the_modules_json_through)
 }
 END_TEST
 
+/* ---- browsers are kept out ------------------------------------------------------------------ */
+
+static bool host_ok(const struct gw_admin_site *site, const char *host)
+{
+    return gw_admin_host_allowed(site, host, strlen(host));
+}
+
+START_TEST(host_rule_accepts_the_listener_own_names_and_nothing_else)
+{
+    /* Loopback, no token: its address, localhost, loopback literals, with
+     * its port. */
+    struct gw_admin_site lo = {.host = "127.0.0.1", .port = 9901, .loopback = true};
+    static const char *const lo_ok[] = {
+        "127.0.0.1:9901", "localhost:9901", "LocalHost:9901",         "[::1]:9901",
+        "127.0.0.2:9901", "[0:0::1]:9901",  "[::ffff:127.0.0.1]:9901"};
+    for (size_t i = 0; i < sizeof lo_ok / sizeof lo_ok[0]; i++)
+        ck_assert_msg(host_ok(&lo, lo_ok[i]), "%s refused", lo_ok[i]);
+    static const char *const lo_bad[] = {"attacker.example:9901",
+                                         "evil.test",
+                                         "evil.test:9901",
+                                         "localhost:9902",
+                                         "localhost",
+                                         "127.0.0.1",
+                                         "127.0.0.1:80",
+                                         "10.0.0.1:9901",
+                                         "[::2]:9901",
+                                         "0x7f.1:9901",
+                                         "127.0.0.1.nip.io:9901",
+                                         "localhost.:9901",
+                                         "",
+                                         ":9901",
+                                         "localhost:9901:1",
+                                         "localhost:0",
+                                         "localhost:99010",
+                                         "local host:9901",
+                                         "[::1:9901",
+                                         "user@localhost:9901"};
+    for (size_t i = 0; i < sizeof lo_bad / sizeof lo_bad[0]; i++)
+        ck_assert_msg(!host_ok(&lo, lo_bad[i]), "%s accepted", lo_bad[i]);
+
+    /* Configured by name, plus allowed_hosts (any port, or one port). */
+    struct gw_hostport allowed[2];
+    ck_assert_int_eq(gw_hostport_parse("Admin.Example.com", 17, &allowed[0]), 0);
+    ck_assert_int_eq(gw_hostport_parse("tunnel.test:19901", 17, &allowed[1]), 0);
+    struct gw_admin_site named = {.host = "localhost",
+                                  .port = 9901,
+                                  .loopback = true,
+                                  .allowed_hosts = allowed,
+                                  .nallowed_hosts = 2};
+    ck_assert(host_ok(&named, "admin.example.com"));
+    ck_assert(host_ok(&named, "ADMIN.EXAMPLE.COM:443"));
+    ck_assert(host_ok(&named, "tunnel.test:19901"));
+    ck_assert(host_ok(&named, "localhost:9901"));
+    ck_assert(!host_ok(&named, "tunnel.test:19902"));
+    ck_assert(!host_ok(&named, "tunnel.test"));
+    ck_assert(!host_ok(&named, "example.com:9901"));
+    ck_assert(!host_ok(&named, "xadmin.example.com"));
+
+    /* All addresses, with a token (the container): any IP literal on any
+     * port (docker -p publishes 9901 elsewhere), names only by the rules. */
+    struct gw_admin_site any = {.host = "0.0.0.0", .port = 9901, .loopback = false};
+    ck_assert(host_ok(&any, "127.0.0.1:19901"));
+    ck_assert(host_ok(&any, "10.1.2.3"));
+    ck_assert(host_ok(&any, "[::1]:1"));
+    ck_assert(host_ok(&any, "localhost:9901"));
+    ck_assert(!host_ok(&any, "localhost:19901"));
+    ck_assert(!host_ok(&any, "attacker.example:9901"));
+    ck_assert(!host_ok(&any, "evil.test"));
+
+    /* Not bound yet: nothing. */
+    struct gw_admin_site none = {.host = "127.0.0.1", .port = 0, .loopback = true};
+    ck_assert(!host_ok(&none, "127.0.0.1:9901"));
+    ck_assert(!host_ok(&none, "127.0.0.1"));
+}
+END_TEST
+
+/* Exactly `depth` nested arrays. */
+static char *nested(size_t depth)
+{
+    char *b = malloc(2 * depth + 1);
+    memset(b, '[', depth);
+    memset(b + depth, ']', depth);
+    b[2 * depth] = 0;
+    return b;
+}
+
+static void body_browser_guards(void)
+{
+    static const char *const paths[] = {"/healthz", "/admin/system", "/admin/routes"};
+    /* DNS rebinding: the page's own name arrives as Host. */
+    for (size_t i = 0; i < 3; i++) {
+        struct answer a = call_fields("GET", paths[i], "Host: attacker.example:9901\r\n", NULL);
+        expect_error(&a, 421, "misdirected_request");
+        answer_done(&a);
+    }
+    memset(t_double_replaced, 0, sizeof t_double_replaced);
+    struct answer a =
+        call_fields("PUT", "/admin/routes", "Host: evil.test\r\nContent-Type: application/json\r\n",
+                    "{\"routes\": []}");
+    expect_error(&a, 421, "misdirected_request");
+    T_EQ(t_double_replaced[0], 0); /* the router never saw it */
+    answer_done(&a);
+    /* Before the token: a foreign page learns nothing from a 401. */
+    gw.admin_token = "s3cret-token";
+    a = call_fields("GET", "/admin/system", "Host: evil.test:9901\r\n", NULL);
+    expect_error(&a, 421, "misdirected_request");
+    answer_done(&a);
+    gw.admin_token = NULL;
+
+    /* Cross-site: a foreign Origin or Sec-Fetch-Site, on GET as on POST. */
+    static const char *const cross[] = {
+        "Origin: http://evil.example\r\n",
+        "Origin: null\r\n",
+        "Origin: http://127.0.0.1:9902\r\n",
+        "Origin: https://127.0.0.1:9901\r\n",
+        "Origin: http://localhost:9901\r\n", /* not the origin of 127.0.0.1:9901 */
+        "Origin: http://127.0.0.1:9901\r\nOrigin: http://127.0.0.1:9901\r\n",
+        "Sec-Fetch-Site: cross-site\r\n",
+        "Sec-Fetch-Site: same-site\r\n",
+    };
+    for (size_t i = 0; i < sizeof cross / sizeof cross[0]; i++) {
+        char fields[256];
+        snprintf(fields, sizeof fields, "Host: " T_ADMIN_HOST "\r\n%s", cross[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        expect_error(&a, 403, "cross_origin");
+        answer_done(&a);
+        a = call_fields("POST", "/admin/routes/reload", fields, NULL);
+        expect_error(&a, 403, "cross_origin");
+        answer_done(&a);
+    }
+    /* The listener's own page and direct navigation pass. */
+    static const char *const own[] = {
+        "Origin: http://127.0.0.1:9901\r\n",
+        "Origin: HTTP://127.0.0.1:9901\r\nSec-Fetch-Site: same-origin\r\n",
+        "Sec-Fetch-Site: none\r\n",
+    };
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        char fields[256];
+        snprintf(fields, sizeof fields, "Host: " T_ADMIN_HOST "\r\n%s", own[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        T_EQ(a.status, 200);
+        answer_done(&a);
+    }
+
+    /* A body is JSON said so: a form's text/plain is what a page can send
+     * without asking first. */
+    static const char *const types[] = {
+        "", "Content-Type: text/plain\r\n", "Content-Type: application/x-www-form-urlencoded\r\n",
+        "Content-Type: application/jsonx\r\n", "Content-Type: multipart/form-data; boundary=x\r\n"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        char fields[256];
+        snprintf(fields, sizeof fields, "Host: " T_ADMIN_HOST "\r\n%s", types[i]);
+        a = call_fields("POST", "/admin/routes/rollback", fields, "{\"version\": 3}");
+        expect_error(&a, 415, "unsupported_media_type");
+        answer_done(&a);
+    }
+    t_double_rollback = 0;
+    a = call_fields("POST", "/admin/routes/rollback",
+                    "Host: " T_ADMIN_HOST "\r\nContent-Type: Application/JSON; charset=utf-8\r\n",
+                    "{\"version\": 3}");
+    T_EQ(a.status, 200);
+    T_EQ(t_double_rollback, 3);
+    answer_done(&a);
+
+    /* Nesting: refused before any parser, wherever a body goes. */
+    char *deep = nested(3000);
+    static const char *const bodies[][2] = {{"POST", "/admin/routes/rollback"},
+                                            {"POST", "/admin/processes/<0.1.1>/kill"},
+                                            {"PUT", "/admin/routes"},
+                                            {"POST", "/admin/routes/validate"}};
+    for (size_t i = 0; i < 4; i++) {
+        a = call(bodies[i][0], bodies[i][1], NULL, deep);
+        expect_error(&a, 400, "json_too_deep");
+        json_t *d = json_object_get(a.json, "detail");
+        T_EQ(jint(d, "limit"), GW_ADMIN_MAX_JSON_DEPTH);
+        T_EQ(jint(d, "line"), 1);
+        T_EQ(jint(d, "column"), GW_ADMIN_MAX_JSON_DEPTH + 1);
+        answer_done(&a);
+    }
+    free(deep);
+    deep = nested(GW_ADMIN_MAX_JSON_DEPTH); /* the limit itself parses */
+    a = call("POST", "/admin/routes/rollback", NULL, deep);
+    expect_error(&a, 400, "bad_request");
+    answer_done(&a);
+    free(deep);
+    a = call("POST", "/admin/routes/rollback", NULL,
+             "{\"version\": 3, \"x\": \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+             "[[[[[[[[[[[[[[[[[[[[\"}");
+    T_EQ(a.status, 200); /* brackets in a string are text */
+    answer_done(&a);
+}
+
+START_TEST(foreign_host_origin_content_type_and_deep_json_are_refused)
+{
+    t_run(body_browser_guards);
+}
+END_TEST
+
 /* ---- metrics ------------------------------------------------------------------------------ */
 
 /* The value of the sample `series` (name{labels} exactly as rendered), or -1. */
@@ -1341,12 +1553,16 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, metrics_route_cardinality_is_bounded);
     tcase_add_test(tc, metrics_recording_from_many_threads_loses_nothing);
     tcase_add_test(tc, ctl_health_exits_0_only_on_a_200_within_2s);
+    tcase_add_test(tc, host_rule_accepts_the_listener_own_names_and_nothing_else);
+    tcase_add_test(tc, foreign_host_origin_content_type_and_deep_json_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
+    /* Every test addresses the admin listener as a loopback one on 9901. */
+    gw.admin_site = (struct gw_admin_site){.host = "127.0.0.1", .port = 9901, .loopback = true};
     SRunner *sr = srunner_create(admin_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

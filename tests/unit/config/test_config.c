@@ -1,6 +1,8 @@
 /* test_config.c: tandem.json validation and defaults. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +21,12 @@ static const struct route_diag *find(const struct route_diags *d, const char *ne
     return NULL;
 }
 
-static struct gw_config *parse_ok(const char *json)
+static struct gw_config *parse_flags_ok(const char *json, unsigned flags)
 {
     struct route_diags d;
     struct gw_config *cfg = NULL;
     route_diags_init(&d);
-    int r = gw_config_parse("conf/tandem.json", json, strlen(json), false, &cfg, &d);
+    int r = gw_config_parse("conf/tandem.json", json, strlen(json), flags, &cfg, &d);
     if (r)
         route_diags_print(&d, stderr);
     ck_assert_int_eq(r, 0);
@@ -32,15 +34,25 @@ static struct gw_config *parse_ok(const char *json)
     return cfg;
 }
 
-static struct route_diags parse_bad(const char *json)
+static struct gw_config *parse_ok(const char *json)
+{
+    return parse_flags_ok(json, 0);
+}
+
+static struct route_diags parse_flags_bad(const char *json, unsigned flags)
 {
     struct route_diags d;
     struct gw_config *cfg = NULL;
     route_diags_init(&d);
-    ck_assert_int_eq(gw_config_parse("conf/tandem.json", json, strlen(json), false, &cfg, &d),
+    ck_assert_int_eq(gw_config_parse("conf/tandem.json", json, strlen(json), flags, &cfg, &d),
                      -EINVAL);
     ck_assert_ptr_null(cfg);
     return d;
+}
+
+static struct route_diags parse_bad(const char *json)
+{
+    return parse_flags_bad(json, 0);
 }
 
 START_TEST(minimal_config_gets_documented_defaults)
@@ -207,6 +219,166 @@ START_TEST(admin_without_a_valid_address_is_an_error_not_a_crash)
         ck_assert_uint_gt(d.n, 0);
         route_diags_done(&d);
     }
+}
+END_TEST
+
+START_TEST(token_env_naming_an_unset_or_empty_variable_is_an_error)
+{
+    static const char json[] = "{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],\n"
+                               "\"admin\":{\"address\":\"127.0.0.1:9901\",\n"
+                               "  \"token_env\":\"TANDEM_TEST_NO_SUCH_TOKEN\"}}";
+    unsetenv("TANDEM_TEST_NO_SUCH_TOKEN");
+    struct route_diags d = parse_flags_bad(json, GW_CONFIG_ENV);
+    const struct route_diag *g = find(&d, "TANDEM_TEST_NO_SUCH_TOKEN (admin.token_env) is not set");
+    ck_assert_uint_eq(g->line, 3);
+    ck_assert_uint_eq(g->column, 15);
+    ck_assert_int_eq(g->level, ROUTE_DIAG_ERROR);
+    find(&d, "will not start");
+    route_diags_done(&d);
+    setenv("TANDEM_TEST_NO_SUCH_TOKEN", "", 1);
+    d = parse_flags_bad(json, GW_CONFIG_ENV);
+    find(&d, "TANDEM_TEST_NO_SUCH_TOKEN (admin.token_env) is empty");
+    route_diags_done(&d);
+    setenv("TANDEM_TEST_NO_SUCH_TOKEN", "t0ken", 1);
+    gw_config_free(parse_flags_ok(json, GW_CONFIG_ENV));
+    /* `tandem ctl` does not look at the environment through the loader. */
+    unsetenv("TANDEM_TEST_NO_SUCH_TOKEN");
+    gw_config_free(parse_ok(json));
+}
+END_TEST
+
+static bool loopback4(const char *a)
+{
+    struct sockaddr_in s = {.sin_family = AF_INET};
+    ck_assert_int_eq(inet_pton(AF_INET, a, &s.sin_addr), 1);
+    return gw_sockaddr_is_loopback((struct sockaddr *)&s);
+}
+
+static bool loopback6(const char *a)
+{
+    struct sockaddr_in6 s = {.sin6_family = AF_INET6};
+    ck_assert_int_eq(inet_pton(AF_INET6, a, &s.sin6_addr), 1);
+    return gw_sockaddr_is_loopback((struct sockaddr *)&s);
+}
+
+static bool address_loopback(const char *text)
+{
+    struct gw_address a;
+    ck_assert_int_eq(gw_address_parse(text, true, &a, NULL), 0);
+    bool lo = false;
+    ck_assert_int_eq(gw_address_loopback(&a, &lo, NULL), 0);
+    gw_address_done(&a);
+    return lo;
+}
+
+START_TEST(loopback_is_decided_from_the_resolved_address)
+{
+    ck_assert(loopback4("127.0.0.1"));
+    ck_assert(loopback4("127.255.1.2"));
+    ck_assert(!loopback4("128.0.0.1"));
+    ck_assert(!loopback4("0.0.0.0"));
+    ck_assert(!loopback4("10.0.0.1"));
+    ck_assert(loopback6("::1"));
+    ck_assert(loopback6("::ffff:127.0.0.1"));
+    ck_assert(loopback6("::ffff:127.1.2.3"));
+    ck_assert(!loopback6("::ffff:10.0.0.1"));
+    ck_assert(!loopback6("::"));
+    ck_assert(!loopback6("::2"));
+    ck_assert(!loopback6("fe80::1"));
+    struct sockaddr sun = {.sa_family = AF_UNIX};
+    ck_assert(!gw_sockaddr_is_loopback(&sun));
+
+    /* Every spelling the resolver takes for 127.0.0.1, and localhost (from
+     * the hosts file: no name server is asked). */
+    ck_assert(address_loopback("127.0.0.1:9901"));
+    ck_assert(address_loopback("0x7f.1:9901"));
+    ck_assert(address_loopback("2130706433:9901"));
+    ck_assert(address_loopback("[::ffff:127.0.0.1]:9901"));
+    ck_assert(address_loopback("localhost:9901"));
+    ck_assert(!address_loopback("0.0.0.0:9901"));
+    ck_assert(!address_loopback("[::]:9901"));
+    ck_assert(!address_loopback("192.0.2.1:9901"));
+
+    /* The configuration follows: no token needed where the address is
+     * loopback however it is written, one needed where it is not. */
+    static const char *const lo[] = {"0x7f.1:9901", "[::ffff:127.0.0.1]:9901", "127.0.0.1:9901",
+                                     "localhost:9901"};
+    for (size_t i = 0; i < sizeof lo / sizeof lo[0]; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],\"admin\":{\"address\":\"%s\"}}",
+                 lo[i]);
+        struct gw_config *cfg = parse_flags_ok(json, GW_CONFIG_ENV);
+        ck_assert_msg(cfg->admin.loopback, "%s", lo[i]);
+        gw_config_free(cfg);
+    }
+    struct route_diags d = parse_flags_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],"
+                                           "\"admin\":{\"address\":\"[::ffff:10.0.0.1]:9901\"}}",
+                                           GW_CONFIG_ENV);
+    find(&d, "reachable from other hosts");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(admin_allowed_hosts_are_host_values)
+{
+    struct gw_config *cfg =
+        parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],"
+                 "\"admin\":{\"allowed_hosts\":[\"Admin.Example.com\",\"localhost:19901\","
+                 "\"[::1]:9901\",\"10.0.0.5\"]}}");
+    /* No address given: the default one, loopback. */
+    ck_assert_str_eq(cfg->admin.address.text, "127.0.0.1:9901");
+    ck_assert(cfg->admin.loopback);
+    ck_assert_uint_eq(cfg->admin.nallowed_hosts, 4);
+    ck_assert_str_eq(cfg->admin.allowed_hosts[0].name, "admin.example.com");
+    ck_assert_uint_eq(cfg->admin.allowed_hosts[0].port, 0);
+    ck_assert_str_eq(cfg->admin.allowed_hosts[1].name, "localhost");
+    ck_assert_uint_eq(cfg->admin.allowed_hosts[1].port, 19901);
+    ck_assert_str_eq(cfg->admin.allowed_hosts[2].name, "::1");
+    ck_assert(cfg->admin.allowed_hosts[2].ipv6);
+    ck_assert_uint_eq(cfg->admin.allowed_hosts[2].port, 9901);
+    gw_config_free(cfg);
+
+    static const char *const bad[] = {"\"*\"",    "\"http://x\"", "\"a b\"", "\"x:0\"", "\"x:\"",
+                                      "\"[::1\"", "\"[zz::1]\"",  "\"\"",    "7"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char json[256];
+        snprintf(
+            json, sizeof json,
+            "{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],\"admin\":{\"allowed_hosts\":[%s]}}",
+            bad[i]);
+        struct route_diags d = parse_bad(json);
+        ck_assert_uint_eq(d.nerrors, 1);
+        ck_assert_str_eq(d.items[0].path, "admin.allowed_hosts[0]");
+        route_diags_done(&d);
+    }
+    char json[4096];
+    size_t n = (size_t)snprintf(json, sizeof json,
+                                "{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],"
+                                "\"admin\":{\"allowed_hosts\":[");
+    for (int i = 0; i <= GW_ADMIN_MAX_ALLOWED_HOSTS; i++)
+        n += (size_t)snprintf(json + n, sizeof json - n, "%s\"h%d\"", i ? "," : "", i);
+    snprintf(json + n, sizeof json - n, "]}}");
+    struct route_diags d = parse_bad(json);
+    find(&d, "has 65 entries; at most 64");
+    route_diags_done(&d);
+}
+END_TEST
+
+START_TEST(config_nested_too_deep_is_refused_with_its_position)
+{
+    char json[8192];
+    size_t n = (size_t)snprintf(json, sizeof json, "{\"listeners\":\n  ");
+    for (int i = 0; i < 3000; i++)
+        json[n++] = '[';
+    for (int i = 0; i < 3000; i++)
+        json[n++] = ']';
+    snprintf(json + n, sizeof json - n, "}");
+    struct route_diags d = parse_bad(json);
+    const struct route_diag *g = find(&d, "JSON nested deeper than 64 levels");
+    ck_assert_uint_eq(g->line, 2);
+    ck_assert_uint_eq(g->column, 3 + 63);
+    route_diags_done(&d);
 }
 END_TEST
 
@@ -380,6 +552,10 @@ int main(void)
     tcase_add_test(tc, admin_without_a_valid_address_is_an_error_not_a_crash);
     tcase_add_test(tc, listener_path_policy_is_strict_by_default_and_configurable);
     tcase_add_test(tc, listener_path_policy_values_are_checked);
+    tcase_add_test(tc, token_env_naming_an_unset_or_empty_variable_is_an_error);
+    tcase_add_test(tc, loopback_is_decided_from_the_resolved_address);
+    tcase_add_test(tc, admin_allowed_hosts_are_host_values);
+    tcase_add_test(tc, config_nested_too_deep_is_refused_with_its_position);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -416,6 +416,40 @@ START_TEST(nesting_beyond_the_limit_is_refused_before_parsing)
 }
 END_TEST
 
+START_TEST(depth_check_counts_brackets_outside_strings_in_any_text)
+{
+    unsigned line = 0, col = 0;
+    /* 64 levels pass, the 65th bracket is refused at its own position. */
+    char txt[8192];
+    size_t n = 0;
+    for (int i = 0; i < 64; i++)
+        txt[n++] = i % 2 ? '{' : '[';
+    ck_assert_int_eq(route_json_depth_check(txt, n, 64, &line, &col), 0);
+    txt[n++] = '[';
+    ck_assert_int_eq(route_json_depth_check(txt, n, 64, &line, &col), -E2BIG);
+    ck_assert_uint_eq(line, 1);
+    ck_assert_uint_eq(col, 65);
+    /* Closed levels do not count; brackets in strings (with escaped quotes)
+     * do not count; a line break and a multibyte character move the
+     * position as jansson counts it. */
+    const char *flat = "[[]],[[]],[\"[[[\\\"[[[\"]";
+    ck_assert_int_eq(route_json_depth_check(flat, strlen(flat), 2, &line, &col), 0);
+    const char *deep = "{\"\u00e9\":\n \"\u00e9\", \"x\": [[";
+    ck_assert_int_eq(route_json_depth_check(deep, strlen(deep), 2, &line, &col), -E2BIG);
+    ck_assert_uint_eq(line, 2);
+    ck_assert_uint_eq(col, 13);
+    /* Invalid JSON is counted all the same: no parser may see it deeper. */
+    n = 0;
+    txt[n++] = '1';
+    for (int i = 0; i < 3000; i++)
+        txt[n++] = '[';
+    ck_assert_int_eq(route_json_depth_check(txt, n, 64, &line, &col), -E2BIG);
+    ck_assert_uint_eq(col, 66);
+    /* An unterminated string hides what follows: nothing after it is parsed. */
+    ck_assert_int_eq(route_json_depth_check("\"[[[", 4, 1, &line, &col), 0);
+}
+END_TEST
+
 START_TEST(file_must_hold_a_routes_array)
 {
     struct route_diags d = run("{\"rutes\": []}");
@@ -547,6 +581,7 @@ int main(void)
     tcase_add_test(tc, managed_headers_cannot_be_set);
     tcase_add_test(tc, columns_count_characters_not_bytes);
     tcase_add_test(tc, nesting_beyond_the_limit_is_refused_before_parsing);
+    tcase_add_test(tc, depth_check_counts_brackets_outside_strings_in_any_text);
     tcase_add_test(tc, file_must_hold_a_routes_array);
     tcase_add_test(tc, json_paths_quote_keys_that_are_not_identifiers);
     tcase_add_test(tc, suggestions_need_a_plausible_typo);
