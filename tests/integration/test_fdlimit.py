@@ -45,7 +45,8 @@ def get(port, path, timeout=5.0):
     socket). A hang raises socket.timeout."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        # The admin listener answers only a Host naming it.
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         data = b""
         while b"\r\n\r\n" not in data:
             b = s.recv(4096)

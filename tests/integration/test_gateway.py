@@ -684,7 +684,8 @@ def least_conn_prefers_the_idle_target():
 
 def admin_json(gw, method, path, body=None):
     c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=10)
-    c.request(method, path, body=body)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    c.request(method, path, body=body, headers=headers)
     r = c.getresponse()
     doc = json.loads(r.read())
     c.close()
