@@ -45,6 +45,20 @@ static atomic_int t_body_done;
 
 #define T_EQ(a, b) T_ASSERT((long long)(a) == (long long)(b))
 
+/* T_ASSERT with the figures that made it fail. */
+#define T_ASSERT_F(c, ...)                                                                         \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            if (atomic_exchange(&t_failed, 1) == 0) {                                              \
+                int n_ =                                                                           \
+                    snprintf(t_failure, sizeof t_failure, "%s:%d: %s: ", __FILE__, __LINE__, #c);  \
+                if (n_ > 0 && (size_t)n_ < sizeof t_failure)                                       \
+                    snprintf(t_failure + n_, sizeof t_failure - (size_t)n_, __VA_ARGS__);          \
+            }                                                                                      \
+            rt_exit(rt_atom_intern("test_failed"));                                                \
+        }                                                                                          \
+    } while (0)
+
 static void (*t_body)(void);
 
 /* Each test file resets its own globals here: with CK_FORK=no (valgrind)
@@ -117,6 +131,71 @@ static inline int t_int(const struct rt_msg *m)
     if (m && m->size >= sizeof v)
         memcpy(&v, m->data, sizeof v);
     return v;
+}
+
+/* ---- cost against a deep mailbox ----------------------------------------------
+ * OTP's gen_server_SUITE allows a call 10x the time of an empty-mailbox
+ * call while the caller holds many unrelated messages (the receive marker);
+ * a call that scans the caller's whole mailbox is thousands of times
+ * slower. */
+#define T_DEEP_QUEUE 200000
+#define T_DEEP_FACTOR 10
+#define T_JUNK 0x3ffffff0u /* a type no test server or task answers with */
+
+/* Queues n unrelated messages in the caller's mailbox. */
+static inline void t_flood(size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        rt_send(rt_self(), rt_msg_new(T_JUNK, 0));
+}
+
+/* Takes back the flooded messages; returns how many there were. */
+static inline size_t t_unflood(void)
+{
+    size_t n = 0;
+    struct rt_msg *m;
+    while ((m = t_recv(T_JUNK, 0, 0))) {
+        rt_msg_free(m);
+        n++;
+    }
+    return n;
+}
+
+/* Median over `rounds` rounds of the mean ns per op(ctx), over `reps` ops. */
+static inline double t_cost_ns(void (*op)(void *), void *ctx, int reps, int rounds)
+{
+    double r[16];
+    if (rounds > 16)
+        rounds = 16;
+    for (int i = 0; i < rounds; i++) {
+        uint64_t t0 = rt_now_ns();
+        for (int k = 0; k < reps; k++)
+            op(ctx);
+        r[i] = (double)(rt_now_ns() - t0) / reps;
+    }
+    for (int i = 1; i < rounds; i++)
+        for (int j = i; j > 0 && r[j - 1] > r[j]; j--) {
+            double x = r[j];
+            r[j] = r[j - 1];
+            r[j - 1] = x;
+        }
+    return r[rounds / 2];
+}
+
+/* op's cost with T_DEEP_QUEUE unrelated messages queued against its cost
+ * with none, asserted within T_DEEP_FACTOR. The flood's first receive moves
+ * it from the inbox into the queue, once, as any receive would: one op runs
+ * before the timing. */
+static inline void t_assert_cost_independent_of_queue(void (*op)(void *), void *ctx)
+{
+    op(ctx);
+    double empty = t_cost_ns(op, ctx, 100, 5);
+    t_flood(T_DEEP_QUEUE);
+    op(ctx);
+    double deep = t_cost_ns(op, ctx, 100, 5);
+    T_EQ(t_unflood(), T_DEEP_QUEUE);
+    T_ASSERT_F(deep < T_DEEP_FACTOR * empty, "%.0f ns with %d queued, %.0f ns with none", deep,
+               T_DEEP_QUEUE, empty);
 }
 
 #define T_CASE(s, tc, fn)                                                                          \

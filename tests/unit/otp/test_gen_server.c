@@ -789,6 +789,43 @@ START_TEST(gen_server_stop_times_out_when_terminate_takes_longer)
 }
 END_TEST
 
+/* ---- calls against a deep mailbox ------------------------------------------------------- */
+
+static void op_call(void *ctx)
+{
+    T_EQ(call_int(*(rt_pid *)ctx, T_ECHO, 3, 5000, NULL), 3);
+}
+static void b_deep_call(void)
+{
+    rt_pid pid = start_ok(I_OK, 0);
+    t_assert_cost_independent_of_queue(op_call, &pid);
+    stop(pid);
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(gen_server_call_costs_the_same_whatever_the_caller_has_queued)
+{
+    t_run(b_deep_call, true);
+}
+END_TEST
+
+static void op_start_stop(void *ctx)
+{
+    struct init_args a = {I_OK, 0};
+    rt_pid pid = 0;
+    T_EQ(rt_gen_server_start_link(&self_ops, &a, NULL, &pid, NULL), 0);
+    T_EQ(rt_gen_server_stop(pid, RT_NORMAL, 5000, NULL), 0);
+}
+static void b_deep_start(void)
+{
+    t_assert_cost_independent_of_queue(op_start_stop, NULL);
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(gen_server_start_and_stop_cost_the_same_whatever_the_caller_has_queued)
+{
+    t_run(b_deep_start, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gen_server");
@@ -824,6 +861,8 @@ int main(void)
     tcase_add_test(tc, gen_server_without_handle_info_drops_other_messages);
     tcase_add_test(tc, gen_server_hibernate_after_hibernates_an_idle_server);
     tcase_add_test(tc, gen_server_stop_times_out_when_terminate_takes_longer);
+    tcase_add_test(tc, gen_server_call_costs_the_same_whatever_the_caller_has_queued);
+    tcase_add_test(tc, gen_server_start_and_stop_cost_the_same_whatever_the_caller_has_queued);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

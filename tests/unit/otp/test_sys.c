@@ -370,6 +370,24 @@ START_TEST(sys_change_code_is_only_honoured_while_suspended)
 }
 END_TEST
 
+static void op_get_state(void *ctx)
+{
+    struct rt_sys_state st;
+    T_EQ(rt_sys_get_state(*(rt_pid *)ctx, 5000, &st), 0);
+}
+static void b_deep_sys(void)
+{
+    rt_pid pid = start_counter(NULL);
+    t_assert_cost_independent_of_queue(op_get_state, &pid);
+    stop(pid);
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(sys_call_costs_the_same_whatever_the_caller_has_queued)
+{
+    t_run(b_deep_sys, true);
+}
+END_TEST
+
 static void plain(void *arg)
 {
     rt_msg_free(rt_receive(RT_INFINITY));
@@ -493,6 +511,7 @@ int main(void)
     tcase_add_test(tc, sys_trace_reports_every_event_while_on);
     tcase_add_test(tc, sys_terminate_runs_the_behaviours_terminate);
     tcase_add_test(tc, sys_change_code_is_only_honoured_while_suspended);
+    tcase_add_test(tc, sys_call_costs_the_same_whatever_the_caller_has_queued);
     tcase_add_test(tc, sys_call_to_a_process_that_does_not_answer_fails);
     tcase_add_test(tc, sys_get_state_of_a_gen_statem_gives_state_and_data);
     tcase_add_test(tc, sys_install_runs_a_debug_function_until_it_returns_done_or_is_removed);
