@@ -134,7 +134,9 @@ int rt_sys_no_debug(rt_pid pid, int64_t timeout_ms);
  * process exits with it. Returns once it has exited (0), like OTP. */
 int rt_sys_terminate(rt_pid pid, rt_atom reason, int64_t timeout_ms);
 /* sys:change_code: only while suspended (else -EBUSY); calls the
- * behaviour's code_change; -ECANCELED if it failed. */
+ * behaviour's code_change; -ECANCELED if it failed, -ENOSYS if the
+ * behaviour has none (OTP's {error, {'EXIT', {undef, ...}}}); either way
+ * the state is unchanged and the process runs on. */
 int rt_sys_change_code(rt_pid pid, const char *old_vsn, const void *extra, size_t extra_size,
                        int64_t timeout_ms);
 
