@@ -2,9 +2,11 @@
  * main.c: a scripted run of the chat server: two members talk in a room,
  * the room crashes and its supervisor restarts it, the members notice
  * (they monitor the room) and join again, then everything shuts down in
- * order.
+ * order. The run fails (exit 1) unless every member got back each line it
+ * said, through the room's broadcast, and nothing is left running.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +16,8 @@
 struct member_args {
     const char *nick;
     const char *lines[3];
+    int said;          /* lines it says in all, "is back" included */
+    atomic_int *heard; /* of those, how many came back to it */
 };
 
 static void print_line(const char *who, const struct chat_line *l)
@@ -22,12 +26,16 @@ static void print_line(const char *who, const struct chat_line *l)
 }
 
 /* Receives lines for up to `ms` after the last one. */
-static void receive_lines(const char *who, int64_t ms)
+static void receive_lines(const struct member_args *a, int64_t ms)
 {
     struct rt_msg *m;
     while ((m = rt_receive(ms))) {
-        if (m->type == CHAT_MSG_LINE)
-            print_line(who, (const struct chat_line *)m->data);
+        if (m->type == CHAT_MSG_LINE) {
+            const struct chat_line *l = (const struct chat_line *)m->data;
+            print_line(a->nick, l);
+            if (strcmp(l->nick, a->nick) == 0)
+                atomic_fetch_add(a->heard, 1);
+        }
         rt_msg_free(m);
     }
 }
@@ -48,7 +56,7 @@ static void member(void *arg)
     rt_pid room = join(a, &mref);
     for (int i = 0; i < 3 && a->lines[i]; i++) {
         chat_say(room, a->lines[i]);
-        receive_lines(a->nick, 20);
+        receive_lines(a, 20);
     }
     /* Wait for the room to go away, then join its replacement. */
     struct rt_msg *down = rt_receive_ref(mref, 5000);
@@ -62,7 +70,7 @@ static void member(void *arg)
     char text[64];
     snprintf(text, sizeof text, "%s is back", a->nick);
     chat_say(room, text);
-    receive_lines(a->nick, 100);
+    receive_lines(a, 100);
 }
 
 static void show_rooms(void)
@@ -77,10 +85,14 @@ static void show_rooms(void)
                rt_child_status_name(kids[i].status), (unsigned long long)kids[i].restarts);
 }
 
+static atomic_int alice_heard, bob_heard;
+static atomic_bool all_heard;
+
 static void demo(void *arg)
 {
-    static const struct member_args alice = {"alice", {"hello", "anyone here?", NULL}};
-    static const struct member_args bob = {"bob", {"hi alice", NULL, NULL}};
+    static const struct member_args alice = {
+        "alice", {"hello", "anyone here?", NULL}, 3, &alice_heard};
+    static const struct member_args bob = {"bob", {"hi alice", NULL, NULL}, 2, &bob_heard};
     rt_pid sup = 0;
     rt_trap_exit(true);
     if (chat_app_start(&sup) < 0) {
@@ -117,6 +129,10 @@ static void demo(void *arg)
     rt_exit_signal(sup, RT_SHUTDOWN);
     rt_msg_free(rt_receive_ref(mref, 5000));
     printf("application stopped\n");
+    printf("alice heard %d of her %d lines, bob %d of his %d\n", atomic_load(&alice_heard),
+           alice.said, atomic_load(&bob_heard), bob.said);
+    atomic_store(&all_heard,
+                 atomic_load(&alice_heard) == alice.said && atomic_load(&bob_heard) == bob.said);
 }
 
 int main(void)
@@ -131,5 +147,5 @@ int main(void)
     rt_join(pid, 30000, NULL);
     rt_wait_idle(5000);
     int left = rt_stop();
-    return left == 0 ? 0 : 1;
+    return left == 0 && atomic_load(&all_heard) ? 0 : 1;
 }

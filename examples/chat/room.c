@@ -2,14 +2,20 @@
  * room.c: a chat room (gen_server) and the supervisors above it.
  *
  * The room's state is rt_alloc'd by its process: members (pid, nick,
- * monitor ref) and a ring of the last CHAT_HISTORY lines. Members are
- * monitored, so a member that dies leaves the room by itself.
+ * monitor ref), a ring of the last CHAT_HISTORY lines and the room's event
+ * manager (gen_event), which the room starts linked and which holds one
+ * handler per member: a line said in the room is one notify, and each
+ * member's handler forwards it to its member, so the room does not wait on
+ * the fan-out. Members are monitored, so a member that dies leaves the room
+ * (and its handler) by itself. The manager ends with the room: it is the
+ * room's linked child.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "chat.h"
+#include "rt/gen_event.h"
 #include "rt/gen_server.h"
 #include "rt/supervisor.h"
 
@@ -25,6 +31,7 @@ struct member {
 
 struct room {
     char name[CHAT_NAME_MAX];
+    rt_pid events; /* the gen_event manager broadcasting lines */
     struct member members[MAX_MEMBERS];
     int nmembers;
     struct chat_line history[CHAT_HISTORY];
@@ -49,8 +56,53 @@ static struct member *find(struct room *r, rt_pid pid)
     return NULL;
 }
 
+/* ---- the member handler: forwards the room's lines to one member ---------- */
+
+/* The event a room notifies its manager of: one struct chat_line. */
+#define ROOM_EV_LINE 1u
+
+static void member_init(const void *arg, size_t size, const struct rt_ge_swap *swap,
+                        struct rt_ge_result *res)
+{
+    rt_pid *pid = rt_alloc(sizeof *pid);
+    if (!pid || size != sizeof *pid) {
+        rt_ge_error(res, RT_BADARG);
+        return;
+    }
+    memcpy(pid, arg, sizeof *pid);
+    res->state = pid;
+}
+
+static void member_event(const struct rt_msg *ev, void *state, struct rt_ge_result *res)
+{
+    if (ev->type == ROOM_EV_LINE)
+        rt_send(*(rt_pid *)state, rt_msg_copy(CHAT_MSG_LINE, ev->data, ev->size));
+}
+
+static struct rt_msg *member_terminate(const struct rt_ge_stop *stop, void *state)
+{
+    rt_free(state);
+    return NULL;
+}
+
+static const struct rt_ge_handler_ops member_ops = {
+    .name = "chat_member",
+    .init = member_init,
+    .handle_event = member_event,
+    .terminate = member_terminate,
+};
+
+/* A member's handler is told apart from the others by the member's pid. */
+static struct rt_ge_handler member_handler(rt_pid pid)
+{
+    return (struct rt_ge_handler){&member_ops, pid};
+}
+
+/* ---- the room -------------------------------------------------------------- */
+
 static void drop(struct room *r, struct member *m)
 {
+    rt_gen_event_delete_handler(r->events, member_handler(m->pid), NULL, 0, NULL);
     *m = r->members[--r->nmembers];
 }
 
@@ -62,6 +114,11 @@ static void room_init(void *arg, struct rt_gs_result *res)
         return;
     }
     snprintf(r->name, sizeof r->name, "%s", (const char *)arg);
+    rt_atom why = RT_NORMAL;
+    if (rt_gen_event_start_link(NULL, &r->events, &why) < 0) {
+        rt_gs_stop(res, why);
+        return;
+    }
     res->state = r;
 }
 
@@ -76,9 +133,9 @@ static int say(struct room *r, struct member *from, const char *text)
         r->nhistory++;
     else
         r->head = (r->head + 1) % CHAT_HISTORY;
-    for (int i = 0; i < r->nmembers; i++)
-        rt_send(r->members[i].pid, rt_msg_copy(CHAT_MSG_LINE, &line, sizeof line));
-    return 0;
+    /* One event; the manager runs it through every member's handler. */
+    struct rt_msg *ev = rt_msg_copy(ROOM_EV_LINE, &line, sizeof line);
+    return ev ? rt_gen_event_notify(r->events, ev) : -ENOMEM;
 }
 
 static void room_call(struct rt_msg *m, const struct rt_gs_from *from, void *state,
@@ -103,6 +160,9 @@ static void room_call(struct rt_msg *m, const struct rt_gs_from *from, void *sta
                 p->rc = -EEXIST;
         if (p->rc == 0 && (who || r->nmembers == MAX_MEMBERS))
             p->rc = who ? -EALREADY : -ENOSPC;
+        if (p->rc == 0)
+            p->rc = rt_gen_event_add_handler(r->events, member_handler(from->pid), &from->pid,
+                                             sizeof from->pid, NULL);
         if (p->rc == 0) {
             struct member *nm = &r->members[r->nmembers++];
             nm->pid = from->pid;

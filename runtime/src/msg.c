@@ -10,6 +10,9 @@
  * The owner drains the inbox into its private queue, handling signals
  * (link, unlink, exit, monitor, demonitor) in arrival order, dropping DOWNs
  * of monitors it removed and aliased replies whose alias is inactive.
+ * Draining numbers what it yields (seq_next), so a receive mark is just
+ * the last number handed out: a selective receive from a mark starts at
+ * the first message numbered after it.
  */
 #include "rt_int.h"
 
@@ -220,7 +223,7 @@ static bool alias_active(struct rt_proc *p, rt_ref ref)
 
 static void enqueue_private(struct rt_proc *p, struct rt_msg *m)
 {
-    m->seq = p->seq_next++;
+    m->seq = (uint32_t)p->seq_next++;
     m->next = NULL;
     m->prev = p->q_tail;
     if (p->q_tail)
@@ -447,6 +450,54 @@ struct rt_msg *rt_receive_match(rt_match_fn match, void *ctx, int64_t timeout_ms
         atomic_store_explicit(&p->wake_pending, 0, memory_order_seq_cst);
         rt__drain(p);
         struct rt_msg *m = scanned ? scanned->next : p->q_head;
+        for (; m; m = m->next) {
+            if (match(m, ctx))
+                return take(p, m);
+            scanned = m;
+        }
+        if (timeout_ms == 0 || !wait_more(p, deadline))
+            return NULL;
+    }
+}
+
+rt_mark rt_receive_mark(void)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return 0;
+    /* A message still in the inbox arrived before the mark but would be
+     * numbered after it: drain first, so that the mark leaves it behind. */
+    rt__drain(p);
+    return p->seq_next - 1;
+}
+
+/* The first queued message that arrived after `mark`, or NULL. */
+static struct rt_msg *first_after(struct rt_proc *p, rt_mark mark)
+{
+    uint64_t last = p->seq_next - 1;
+    /* Messages carry 32-bit numbers: past 2^31 messages since the mark (or
+     * for a mark that is not ours) they cannot be compared with it. */
+    if (mark == 0 || mark > last || last - mark >= ((uint64_t)1 << 31))
+        return p->q_head;
+    uint32_t m32 = (uint32_t)mark;
+    struct rt_msg *first = NULL;
+    for (struct rt_msg *m = p->q_tail; m && (int32_t)(m->seq - m32) > 0; m = m->prev)
+        first = m;
+    return first;
+}
+
+struct rt_msg *rt_receive_match_since(rt_mark mark, rt_match_fn match, void *ctx,
+                                      int64_t timeout_ms)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return NULL;
+    int64_t deadline = deadline_of(timeout_ms);
+    struct rt_msg *scanned = NULL; /* last message already rejected */
+    for (;;) {
+        atomic_store_explicit(&p->wake_pending, 0, memory_order_seq_cst);
+        rt__drain(p);
+        struct rt_msg *m = scanned ? scanned->next : first_after(p, mark);
         for (; m; m = m->next) {
             if (match(m, ctx))
                 return take(p, m);

@@ -174,7 +174,9 @@ struct rt_proc {
 
     /* ---- private queue (owner) ---- */
     struct rt_msg *q_head, *q_tail;
-    uint32_t seq_next;
+    /* Numbers what the inbox yields, in order; 64-bit so that a receive
+     * mark (rt_receive_mark) never wraps; messages keep the low 32 bits. */
+    uint64_t seq_next;
     _Atomic size_t q_len; /* owner writes; introspection reads (relaxed) */
     rt_ref mark_ref;
     uint32_t mark_seq;

@@ -8,7 +8,7 @@
  * Each workload mirrors the one of the same name in beam/rt_bench.erl,
  * process for process and message for message; the units are those of the
  * comparison script (µs per spawn, bytes per idle process, ns per hop, ns
- * per call, messages per second). Built with RT_BENCH_OTP (the rt_bench_otp
+ * per call, messages or events per second). Built with RT_BENCH_OTP (the rt_bench_otp
  * target) it also runs the workloads that need the OTP behaviours; without,
  * they print `ERROR n/a`.
  *
@@ -31,6 +31,11 @@
 #if __has_include("rt/supervisor.h")
 #include "rt/supervisor.h"
 #define HAVE_SUPERVISOR 1
+#endif
+#if __has_include("rt/gen_event.h")
+#include "rt/gen_event.h"
+#include "rt/sys.h"
+#define HAVE_GEN_EVENT 1
 #endif
 #endif
 
@@ -397,6 +402,101 @@ static void gen_server_call_entry(void *arg)
     rt_trap_exit(true);
     rt_gen_server_stop(server, RT_NORMAL, RT_INFINITY, NULL);
 }
+
+/* gen_server_call with DEEP_QUEUE unrelated messages waiting in the
+ * caller's mailbox the whole time (OTP's gen_server_SUITE checks that a
+ * call then costs what it costs with none). */
+#define DEEP_QUEUE 100000
+
+static void call_deep_mailbox_entry(void *arg)
+{
+    struct bench *b = arg;
+    rt_pid server;
+    if (rt_gen_server_start_link(&echo_ops, NULL, NULL, &server, NULL) != 0)
+        fail(b, "gen_server start failed");
+    for (long i = 0; i < DEEP_QUEUE; i++)
+        send_type(rt_self(), MSG_DATA, (uint64_t)i);
+    for (long i = 0; i < 1000; i++)
+        if (gs_call(server, (uint64_t)i) != 0)
+            fail(b, "gen_server call failed");
+    double t0 = now_ns();
+    for (long i = 0; i < b->count; i++)
+        if (gs_call(server, (uint64_t)i) != 0)
+            fail(b, "gen_server call failed");
+    b->result = (now_ns() - t0) / (double)b->count;
+    if (rt_mailbox_len() != DEEP_QUEUE)
+        fail(b, "the queued messages were touched");
+    rt_trap_exit(true);
+    rt_gen_server_stop(server, RT_NORMAL, RT_INFINITY, NULL);
+    for (struct rt_msg *m; (m = rt_receive(0));)
+        rt_msg_free(m);
+}
+#endif
+
+/* ---- gen_event_notify: events per second through 100 handlers ------------- */
+
+#ifdef HAVE_GEN_EVENT
+#define NOTIFY_HANDLERS 100
+
+/* Counts the events it sees, as beam/bench_handler.erl. */
+static void counter_init(const void *arg, size_t size, const struct rt_ge_swap *swap,
+                         struct rt_ge_result *r)
+{
+    (void)arg;
+    (void)size;
+    (void)swap;
+    r->state = rt_calloc(1, sizeof(uint64_t));
+    if (r->state == NULL)
+        rt_ge_error(r, RT_SYSTEM_LIMIT);
+}
+
+static void counter_event(const struct rt_msg *ev, void *state, struct rt_ge_result *r)
+{
+    (void)ev;
+    (void)r;
+    (*(uint64_t *)state)++;
+}
+
+static const struct rt_ge_handler_ops counter_ops = {
+    .name = "bench_handler",
+    .init = counter_init,
+    .handle_event = counter_event,
+};
+
+/* One manager, NOTIFY_HANDLERS handlers; the clock runs from the first
+ * notify until a sync_notify sent after the last has come back. */
+static void gen_event_notify_entry(void *arg)
+{
+    struct bench *b = arg;
+    rt_pid mgr;
+    if (rt_gen_event_start_link(NULL, &mgr, NULL) != 0)
+        fail(b, "gen_event start failed");
+    for (uint64_t i = 0; i < NOTIFY_HANDLERS; i++)
+        if (rt_gen_event_add_handler(mgr, (struct rt_ge_handler){&counter_ops, i + 1}, NULL, 0,
+                                     NULL) != 0)
+            fail(b, "add_handler failed");
+    double t0 = now_ns();
+    for (long i = 0; i < b->count; i++) {
+        struct rt_msg *ev = rt_msg_new(MSG_DATA, 0);
+        if (ev == NULL)
+            fail(b, "out of memory");
+        ev->u64 = (uint64_t)i;
+        rt_gen_event_notify(mgr, ev);
+    }
+    if (rt_gen_event_sync_notify(mgr, rt_msg_new(MSG_DONE, 0)) != 0)
+        fail(b, "sync_notify failed");
+    b->result = (double)b->count / ((now_ns() - t0) / 1e9);
+    /* Every handler saw every event (the state is immutable now). */
+    struct rt_sys_state st;
+    if (rt_sys_get_state(mgr, RT_INFINITY, &st) != 0 || st.count != NOTIFY_HANDLERS)
+        fail(b, "sys get_state failed");
+    const struct rt_ge_handler_state *hs = st.state;
+    for (size_t i = 0; i < st.count; i++)
+        if (*(const uint64_t *)hs[i].state != (uint64_t)b->count + 1)
+            fail(b, "a handler missed events");
+    rt_trap_exit(true);
+    rt_gen_event_stop(mgr, RT_NORMAL, RT_INFINITY, NULL);
+}
 #endif
 
 #if defined(HAVE_GEN_SERVER) && defined(HAVE_SUPERVISOR)
@@ -553,12 +653,20 @@ int main(int argc, char **argv)
 #ifdef HAVE_GEN_SERVER
     else if (strcmp(workload, "gen_server_call") == 0)
         rc = run_in_process(gen_server_call_entry, &b);
+    else if (strcmp(workload, "call_deep_mailbox") == 0)
+        rc = run_in_process(call_deep_mailbox_entry, &b);
+#endif
+#ifdef HAVE_GEN_EVENT
+    else if (strcmp(workload, "gen_event_notify") == 0)
+        rc = run_in_process(gen_event_notify_entry, &b);
 #endif
 #if defined(HAVE_GEN_SERVER) && defined(HAVE_SUPERVISOR)
     else if (strcmp(workload, "restart") == 0)
         rc = run_in_process(restart_entry, &b);
 #endif
-    else if (strcmp(workload, "gen_server_call") == 0 || strcmp(workload, "restart") == 0)
+    else if (strcmp(workload, "gen_server_call") == 0 || strcmp(workload, "restart") == 0 ||
+             strcmp(workload, "call_deep_mailbox") == 0 ||
+             strcmp(workload, "gen_event_notify") == 0)
         b.error = "n/a", rc = -1; /* not built in, or not written yet */
     else
         b.error = "unknown workload", rc = -1;

@@ -21,6 +21,11 @@
  * Callbacks run in the server process. They fill a struct rt_gs_result
  * through the rt_gs_* helpers below; r->state starts as the current state
  * and a callback may replace it (OTP's NewState).
+ *
+ * Only init is required. A request for a callback the table lacks
+ * (handle_call, handle_cast, handle_continue) exits the server with reason
+ * `undef` after terminate, as OTP's call to an unexported function; a
+ * missing code_change makes sys change_code fail with -ENOSYS.
  */
 #ifndef RT_GEN_SERVER_H
 #define RT_GEN_SERVER_H

@@ -291,6 +291,21 @@ struct rt_msg *rt_receive_match(rt_match_fn match, void *ctx, int64_t timeout_ms
  * are scanned, so a call's reply is found without scanning a long mailbox. */
 struct rt_msg *rt_receive_ref(rt_ref ref, int64_t timeout_ms);
 
+/* Process context. A position in the caller's mailbox (OTP's receive
+ * marker, made explicit): what is already queued is before it, whatever
+ * arrives later is after it. Plain data; only meaningful to the process
+ * that made it. */
+typedef uint64_t rt_mark;
+rt_mark rt_receive_mark(void);
+
+/* Process context. rt_receive_match over only the messages that arrived
+ * after `mark`, so its cost does not depend on what was queued before: for
+ * a reply that cannot arrive before its request was sent (take the mark
+ * before sending). Messages before the mark stay queued, untouched. A mark
+ * of 0 scans the whole mailbox. */
+struct rt_msg *rt_receive_match_since(rt_mark mark, rt_match_fn match, void *ctx,
+                                      int64_t timeout_ms);
+
 /* Process context. Number of messages waiting for the caller. */
 size_t rt_mailbox_len(void);
 

@@ -1,7 +1,7 @@
 /*
  * sys.h: OTP's sys module: system messages that every behaviour process
- * (gen_server, supervisor, gen_statem) answers inside its loop, also while
- * suspended and after hibernation.
+ * (gen_server, supervisor, gen_statem, gen_event) answers inside its loop,
+ * also while suspended and after hibernation.
  *
  * All rt_sys_* calls are made from process context and block up to
  * timeout_ms (RT_INFINITY allowed; OTP's default is RT_SYS_DEFAULT_TIMEOUT).
@@ -30,18 +30,24 @@ extern "C" {
 
 /* What sys:get_state returns. gen_server and supervisor: `state`. gen_statem:
  * `state` is the data, `statem_state` the state and `state_name` its name.
+ * gen_event (OTP's [{Module, Id, State}]): `state` is the manager's array
+ * of `count` struct rt_ge_handler_state, newest handler first.
  * The state pointer refers to the target's memory: dereference it only
  * while the target is suspended, or if the state is immutable. */
 struct rt_sys_state {
     void *state;
     int statem_state;
     char state_name[32];
+    size_t count;
 };
 
 /* Runs in the target process. Returns 0 and writes *new_state, or -errno:
  * then the state stays unchanged and the caller gets -ECANCELED
  * (OTP's {callback_failed, ...}). For gen_statem, `state` is the data and
- * *statem_state may be changed. */
+ * *statem_state may be changed. For gen_event it runs once per handler,
+ * `state` being that handler's struct rt_ge_handler_state and *new_state
+ * its new state; a handler for which it fails keeps its state and the
+ * others still change (OTP's per-handler catch), so the call returns 0. */
 typedef int (*rt_sys_replace_fn)(void *state, int *statem_state, void *arg, void **new_state);
 
 enum rt_sys_run_status { RT_SYS_RUNNING = 0, RT_SYS_SUSPENDED };
@@ -51,7 +57,7 @@ struct rt_sys_status {
     rt_pid pid;
     rt_pid parent;
     char module[64];    /* ops->name */
-    char behaviour[16]; /* "gen_server", "supervisor", "gen_statem" */
+    char behaviour[16]; /* "gen_server", "supervisor", "gen_statem", "gen_event" */
     enum rt_sys_run_status status;
     char state_name[32]; /* gen_statem's current state, else "" */
     char formatted[256]; /* format_status output */
@@ -134,7 +140,9 @@ int rt_sys_no_debug(rt_pid pid, int64_t timeout_ms);
  * process exits with it. Returns once it has exited (0), like OTP. */
 int rt_sys_terminate(rt_pid pid, rt_atom reason, int64_t timeout_ms);
 /* sys:change_code: only while suspended (else -EBUSY); calls the
- * behaviour's code_change; -ECANCELED if it failed. */
+ * behaviour's code_change; -ECANCELED if it failed, -ENOSYS if the
+ * behaviour has none (OTP's {error, {'EXIT', {undef, ...}}}); either way
+ * the state is unchanged and the process runs on. */
 int rt_sys_change_code(rt_pid pid, const char *old_vsn, const void *extra, size_t extra_size,
                        int64_t timeout_ms);
 

@@ -29,6 +29,8 @@ struct rt_task {
     rt_ref mref; /* monitor of the task */
     rt_ref ref;  /* tags the result message */
     rt_pid owner;
+    rt_mark mark; /* the owner's mailbox before the spawn: awaiting skips
+                     what was queued earlier */
 };
 
 /* Process context. Starts fn(arg) in a new process linked to the caller.

@@ -10,6 +10,14 @@
  * then, unless suspended, the next message in arrival order (with the
  * callback's timeout if any); while suspended only system messages and the
  * parent's EXIT are received, everything else stays queued.
+ *
+ * Hibernation is the last callback's choice and lasts until the next
+ * callback: a system message that wakes the server is answered and the
+ * server hibernates again (OTP's loop keeps `hibernate` as its timeout).
+ *
+ * A callback the ops table lacks is OTP's call to an unexported function:
+ * the server exits with reason `undef` (terminate runs, as for any crash
+ * in a callback), and the caller of a call gets that exit.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,13 +31,13 @@ struct gs {
     void *state;
     struct rt__sys sys;
     int64_t timeout; /* from the last result: RT_INFINITY = none */
-    bool hibernate;
+    bool hibernate;  /* from the last result; kept across system messages */
     int64_t hibernate_after;
     struct rt_msg *cont;
     struct rt_msg *cur; /* the message a callback is handling, until freed or taken */
 };
 
-static _Noreturn void gs_loop(struct gs *g);
+static _Noreturn void gs_loop(struct gs *g, bool woken);
 
 /* ---- result helpers ---------------------------------------------------------- */
 
@@ -169,7 +177,7 @@ static int h_change_code(void *self, const char *vsn, const void *extra)
     struct gs *g = self;
     void *n = NULL;
     if (!g->ops->code_change)
-        return 0;
+        return -ENOSYS; /* OTP: {error, {'EXIT', {undef, ...}}}, the server runs on */
     int rc = g->ops->code_change(vsn, g->state, extra, &n);
     if (rc < 0)
         return rc;
@@ -231,6 +239,15 @@ static void apply(struct gs *g, struct rt_gs_result *r, const struct rt_gs_from 
     g->cont = r->cont;
 }
 
+/* The callback is missing: the message is the loop's, freed before the
+ * exit (no callback holds it), then the server exits `undef`. */
+static _Noreturn void undef(struct gs *g, struct rt_msg *m)
+{
+    rt_msg_free(m);
+    g->cur = NULL;
+    gs_terminate(g, rt_atom_intern("undef"), NULL, NULL);
+}
+
 static void dispatch(struct gs *g, struct rt_msg *m)
 {
     struct rt_gs_result r;
@@ -248,11 +265,9 @@ static void dispatch(struct gs *g, struct rt_msg *m)
         struct rt_gs_from from = {.pid = m->from, .alias = m->ref};
         m->type = t & ~(RT_GS_CALL_BIT | RT_GS_CAST_BIT);
         rt__sys_event(&g->sys, RT_SYS_EV_IN, m->type, m->from, 0);
+        if (!g->ops->handle_call)
+            undef(g, m);
         result_init(g, &r, m, RT_GS_NOREPLY);
-        if (!g->ops->handle_call) {
-            rt_msg_free(m);
-            gs_terminate(g, rt_atom_intern("undef_handle_call"), NULL, NULL);
-        }
         g->ops->handle_call(m, &from, g->state, &r);
         apply(g, &r, &from);
         return;
@@ -260,11 +275,9 @@ static void dispatch(struct gs *g, struct rt_msg *m)
     if (t < RT_MSG_SYSTEM && (t & RT_GS_CAST_BIT)) {
         m->type = t & ~RT_GS_CAST_BIT;
         rt__sys_event(&g->sys, RT_SYS_EV_IN, m->type, m->from, 0);
+        if (!g->ops->handle_cast)
+            undef(g, m);
         result_init(g, &r, m, RT_GS_NOREPLY);
-        if (!g->ops->handle_cast) {
-            rt_msg_free(m);
-            gs_terminate(g, rt_atom_intern("undef_handle_cast"), NULL, NULL);
-        }
         g->ops->handle_cast(m, g->state, &r);
         apply(g, &r, NULL);
         return;
@@ -283,29 +296,29 @@ static void dispatch(struct gs *g, struct rt_msg *m)
 
 static void wake(void *p)
 {
-    gs_loop(p);
+    gs_loop(p, true);
 }
 
-static _Noreturn void gs_loop(struct gs *g)
+static _Noreturn void gs_loop(struct gs *g, bool woken)
 {
     for (;;) {
         if (g->cont) {
             struct rt_gs_result r;
             struct rt_msg *c = g->cont;
             g->cont = NULL;
+            if (!g->ops->handle_continue)
+                undef(g, c);
             result_init(g, &r, c, RT_GS_NOREPLY);
-            if (!g->ops->handle_continue) {
-                rt_msg_free(c);
-                gs_terminate(g, rt_atom_intern("undef_handle_continue"), NULL, NULL);
-            }
             g->ops->handle_continue(c, g->state, &r);
             apply(g, &r, NULL);
             continue;
         }
-        if (g->hibernate) {
-            g->hibernate = false;
+        /* Just woken: take the message that woke us first. Suspended, the
+         * queue may hold messages that wait for resume; they would wake a
+         * hibernated process at once, so it stays awake then. */
+        if (g->hibernate && !woken && (!g->sys.suspended || rt_mailbox_len() == 0))
             rt_hibernate(wake, g);
-        }
+        woken = false;
         struct rt_msg *m;
         if (g->sys.suspended) {
             m = rt_receive_match(rt__sys_match_suspended, &g->sys, RT_INFINITY);
@@ -368,7 +381,7 @@ static void gs_entry(void *arg, const struct rt_proc_starter *st)
         g->cont = r.cont;
         rt_msg_free(r.reply);
         rt_proc_init_ack(st);
-        gs_loop(g);
+        gs_loop(g, false);
     case RT_GS_IGNORE:
         rt_msg_free(r.cont);
         rt_proc_init_ignore(st);

@@ -106,6 +106,13 @@ int rt__reply(rt_pid to, rt_ref alias, struct rt_msg *reply);
 int rt__wait_down(rt_ref mref, int64_t timeout_ms, rt_atom *reason);
 /* Drops an EXIT from `pid` already queued (after an unlink). */
 void rt__flush_exit(rt_pid pid, int64_t timeout_ms);
+/* rt__wait_down, rt__flush_exit and rt_demonitor(mref, true), looking only
+ * at what arrived after `mark` (rt_receive_mark, taken before the monitor,
+ * link or spawn they are about), so that their cost does not depend on what
+ * the caller has queued. */
+int rt__wait_down_since(rt_mark mark, rt_ref mref, int64_t timeout_ms, rt_atom *reason);
+void rt__flush_exit_since(rt_mark mark, rt_pid pid, int64_t timeout_ms);
+void rt__demonitor_flush(rt_mark mark, rt_ref mref);
 /* Is the caller trapping exits? */
 bool rt__trapping(void);
 

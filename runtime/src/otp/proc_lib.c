@@ -12,6 +12,11 @@
  * Call: monitor + alias, send, selective receive on either ref. On timeout
  * the alias is deactivated first, so a reply that comes later is dropped by
  * the runtime; one that raced in before is flushed.
+ *
+ * Every wait here is for something that can only arrive after a request
+ * was sent or a child spawned (a reply, an ack, a DOWN, an EXIT), so each
+ * takes a receive mark first and looks only at what came after it (OTP's
+ * receive marker): a call costs the same whatever the caller has queued.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -57,10 +62,45 @@ static bool match_exit_from(const struct rt_msg *m, void *ctx)
     return m->type == RT_MSG_EXIT && m->from == *(const rt_pid *)ctx;
 }
 
+static bool match_ref(const struct rt_msg *m, void *ctx)
+{
+    return m->ref == *(const rt_ref *)ctx;
+}
+
+static bool match_down(const struct rt_msg *m, void *ctx)
+{
+    return m->type == RT_MSG_DOWN && m->ref == *(const rt_ref *)ctx;
+}
+
 void rt__flush_exit(rt_pid pid, int64_t timeout_ms)
 {
-    struct rt_msg *m = rt_receive_match(match_exit_from, &pid, timeout_ms);
+    rt__flush_exit_since(0, pid, timeout_ms);
+}
+
+void rt__flush_exit_since(rt_mark mark, rt_pid pid, int64_t timeout_ms)
+{
+    struct rt_msg *m = rt_receive_match_since(mark, match_exit_from, &pid, timeout_ms);
     rt_msg_free(m);
+}
+
+int rt__wait_down_since(rt_mark mark, rt_ref mref, int64_t timeout_ms, rt_atom *reason)
+{
+    struct rt_msg *m = rt_receive_match_since(mark, match_down, &mref, timeout_ms);
+    if (!m)
+        return -ETIMEDOUT;
+    if (reason)
+        *reason = (rt_atom)m->u64;
+    rt_msg_free(m);
+    return 0;
+}
+
+void rt__demonitor_flush(rt_mark mark, rt_ref mref)
+{
+    /* A monitor still held has no DOWN in the queue (draining one removes
+     * the monitor) and one still in the inbox is dropped once it is gone:
+     * only an already drained DOWN needs looking for, after the mark. */
+    if (rt_demonitor(mref, false) == -ENOENT)
+        rt_msg_free(rt_receive_match_since(mark, match_down, &mref, 0));
 }
 
 int rt__wait_down(rt_ref mref, int64_t timeout_ms, rt_atom *reason)
@@ -116,12 +156,12 @@ _Noreturn void rt_proc_init_fail(const struct rt_proc_starter *st, rt_atom reaso
 
 /* After a failed start: the child is gone; a trapping starter also drops
  * the child's EXIT so it does not see a stray message. */
-static void reap(rt_pid pid, rt_ref mref, bool link, rt_atom *down_reason)
+static void reap(rt_mark mark, rt_pid pid, rt_ref mref, bool link, rt_atom *down_reason)
 {
     rt_atom r = RT_NORMAL;
-    rt__wait_down(mref, RT_INFINITY, &r);
+    rt__wait_down_since(mark, mref, RT_INFINITY, &r);
     if (link && rt__trapping())
-        rt__flush_exit(pid, 1000);
+        rt__flush_exit_since(mark, pid, 1000);
     if (down_reason)
         *down_reason = r;
 }
@@ -141,6 +181,7 @@ static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *
     struct start_block *b = calloc(1, sizeof *b);
     if (!b)
         return -ENOMEM;
+    rt_mark mark = rt_receive_mark();
     rt_ref alias = rt_alias();
     if (!alias) {
         free(b);
@@ -178,24 +219,24 @@ static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *
     }
     struct two_refs refs = {alias, mref};
     int64_t t = opts->timeout_ms > 0 ? opts->timeout_ms : RT_INFINITY;
-    m = rt_receive_match(match_two_refs, &refs, t);
+    m = rt_receive_match_since(mark, match_two_refs, &refs, t);
     if (!m) {
         rt_unalias(alias);
         rt_exit_signal(pid, RT_KILL);
         if (link)
             rt_unlink(pid);
-        rt__wait_down(mref, RT_INFINITY, NULL);
+        rt__wait_down_since(mark, mref, RT_INFINITY, NULL);
         if (link)
-            rt__flush_exit(pid, 0);
+            rt__flush_exit_since(mark, pid, 0);
         /* An ack that raced in before the alias went away. */
-        rt_msg_free(rt_receive_ref(alias, 0));
+        rt_msg_free(rt_receive_match_since(mark, match_ref, &alias, 0));
         rc = -ETIMEDOUT;
         goto out;
     }
     if (m->type == RT_MSG_DOWN) {
         rt_atom r = (rt_atom)m->u64;
         if (link && rt__trapping())
-            rt__flush_exit(pid, 1000);
+            rt__flush_exit_since(mark, pid, 1000);
         if (reason)
             *reason = r;
         rc = -ECHILD;
@@ -213,14 +254,14 @@ static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *
             if (opts->monitor_ref)
                 *opts->monitor_ref = mref;
         } else {
-            rt_demonitor(mref, true);
+            rt__demonitor_flush(mark, mref);
         }
         if (out)
             *out = pid;
         rc = 0;
         goto out;
     }
-    reap(pid, mref, link, NULL);
+    reap(mark, pid, mref, link, NULL);
     if (a.rc == RT_IGNORE) {
         rc = RT_IGNORE;
         goto out;
@@ -265,10 +306,11 @@ int rt__call(rt_pid to, struct rt_msg *m, int64_t timeout_ms, struct rt_msg **re
             *reason = RT_CALLING_SELF;
         return -EDEADLK;
     }
+    rt_mark mark = rt_receive_mark();
     rt_ref mref = rt_monitor(to);
     rt_ref alias = rt_alias();
     if (!alias) {
-        rt_demonitor(mref, true);
+        rt__demonitor_flush(mark, mref);
         rt_msg_free(m);
         return -EAGAIN;
     }
@@ -276,12 +318,12 @@ int rt__call(rt_pid to, struct rt_msg *m, int64_t timeout_ms, struct rt_msg **re
     /* A dead target is reported by the monitor's DOWN (noproc). */
     rt_send(to, m);
     struct two_refs refs = {alias, mref};
-    struct rt_msg *r = rt_receive_match(match_two_refs, &refs, timeout_ms);
+    struct rt_msg *r = rt_receive_match_since(mark, match_two_refs, &refs, timeout_ms);
     rt_unalias(alias);
     if (!r) {
-        rt_demonitor(mref, true);
+        rt__demonitor_flush(mark, mref);
         /* A reply that arrived between the timeout and the unalias. */
-        rt_msg_free(rt_receive_ref(alias, 0));
+        rt_msg_free(rt_receive_match_since(mark, match_ref, &alias, 0));
         return -ETIMEDOUT;
     }
     if (r->type == RT_MSG_DOWN && r->ref == mref) {
@@ -291,7 +333,7 @@ int rt__call(rt_pid to, struct rt_msg *m, int64_t timeout_ms, struct rt_msg **re
             *reason = why;
         return why == RT_NOPROC ? -ESRCH : -ECONNRESET;
     }
-    rt_demonitor(mref, true);
+    rt__demonitor_flush(mark, mref);
     if (r->type == RT__MSG_NULL_REPLY || !reply) {
         rt_msg_free(r);
         r = NULL;
@@ -310,11 +352,12 @@ int rt_proc_stop(rt_pid pid, rt_atom reason, int64_t timeout_ms, rt_atom *exit_r
     struct rt__sys_req *q = (struct rt__sys_req *)m->data;
     q->op = RT__SYS_TERMINATE;
     q->reason = reason;
+    rt_mark mark = rt_receive_mark();
     rt_ref mref = rt_monitor(pid);
     rt_send(pid, m);
     rt_atom why = RT_NORMAL;
-    if (rt__wait_down(mref, timeout_ms, &why) < 0) {
-        rt_demonitor(mref, true);
+    if (rt__wait_down_since(mark, mref, timeout_ms, &why) < 0) {
+        rt__demonitor_flush(mark, mref);
         return -ETIMEDOUT;
     }
     if (why == RT_NOPROC)

@@ -303,13 +303,17 @@ void rt__sys_handle(struct rt__sys *sys, const struct rt__sys_hooks *h, void *se
         h->terminate(self, why);
         rt_exit(why);
     }
-    case RT__SYS_CHANGE_CODE:
-        if (!sys->suspended)
+    case RT__SYS_CHANGE_CODE: {
+        if (!sys->suspended) {
             reply_rc(m, -EBUSY);
-        else
-            reply_rc(m, h->change_code(self, q->vsn, q->arg_size ? q->arg : NULL) < 0 ? -ECANCELED
-                                                                                      : 0);
+            break;
+        }
+        int rc = h->change_code(self, q->vsn, q->arg_size ? q->arg : NULL);
+        /* -ENOSYS: no code_change callback (OTP's undef); any other
+         * failure is the callback's. */
+        reply_rc(m, rc == -ENOSYS ? rc : rc < 0 ? -ECANCELED : 0);
         break;
+    }
     case RT__SYS_INSTALL:
         reply_rc(m, fun_install(sys, q->dfn, q->arg, q->arg_size));
         break;

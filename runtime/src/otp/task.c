@@ -5,7 +5,9 @@
  * The task process gets a heap block (fn, argument copy, owner, ref) that
  * it frees first thing, after moving the argument copy into its own
  * rt_alloc'd memory. Awaiting consumes the result, then the DOWN; it unlinks
- * before that so no EXIT is left behind for a trapping owner.
+ * before that so no EXIT is left behind for a trapping owner. All of these
+ * arrive after the spawn, so awaiting looks only past the owner's receive
+ * mark taken then: its cost does not depend on the owner's queue.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -83,6 +85,7 @@ int rt_task_async(rt_task_fn fn, const void *arg, size_t arg_size, struct rt_tas
         .kind = RT_KIND_TASK,
     };
     rt_ref ref = b->ref;
+    rt_mark mark = rt_receive_mark();
     int rc = rt_spawn(task_entry, b, &so, &pid);
     if (rc < 0) {
         free(b);
@@ -92,6 +95,7 @@ int rt_task_async(rt_task_fn fn, const void *arg, size_t arg_size, struct rt_tas
     task->mref = mref;
     task->ref = ref;
     task->owner = rt_self();
+    task->mark = mark;
     return 0;
 }
 
@@ -120,8 +124,8 @@ static void finish(struct rt_task *task, bool down_seen)
 {
     rt_unlink(task->pid);
     if (!down_seen)
-        rt__wait_down(task->mref, RT_INFINITY, NULL);
-    rt__flush_exit(task->pid, 0);
+        rt__wait_down_since(task->mark, task->mref, RT_INFINITY, NULL);
+    rt__flush_exit_since(task->mark, task->pid, 0);
     task->pid = 0;
 }
 
@@ -131,7 +135,7 @@ static int await(struct rt_task *task, int64_t timeout_ms, struct rt_msg **resul
     if (task->owner != rt_self() || !task->pid)
         return -EPERM;
     struct task_match tm = {task->ref, task->mref};
-    struct rt_msg *m = rt_receive_match(match_task, &tm, timeout_ms);
+    struct rt_msg *m = rt_receive_match_since(task->mark, match_task, &tm, timeout_ms);
     if (!m) {
         if (!kill_on_timeout)
             return -ETIMEDOUT;
@@ -168,11 +172,11 @@ int rt_task_shutdown(struct rt_task *task)
         return 0;
     rt_unlink(task->pid);
     rt_exit_signal(task->pid, RT_KILL);
-    rt__wait_down(task->mref, RT_INFINITY, NULL);
-    rt__flush_exit(task->pid, 0);
+    rt__wait_down_since(task->mark, task->mref, RT_INFINITY, NULL);
+    rt__flush_exit_since(task->mark, task->pid, 0);
     /* A result sent just before the kill. */
     struct task_match tm = {task->ref, 0};
-    struct rt_msg *m = rt_receive_match(match_task, &tm, 0);
+    struct rt_msg *m = rt_receive_match_since(task->mark, match_task, &tm, 0);
     if (m)
         rt_msg_free(unwrap(m));
     task->pid = 0;

@@ -11,6 +11,9 @@
 -export([main/1]).
 -export([idle_wake/0]).
 
+%% Unrelated messages the caller holds in call_deep_mailbox.
+-define(DEEP_QUEUE, 100000).
+
 main([Workload, CountText]) ->
     Count = list_to_integer(CountText),
     %% Crash and supervisor reports are off on both sides: the workloads
@@ -90,6 +93,32 @@ run(gen_server_call, Count) ->
     T0 = now_ns(),
     gs_loop(Server, Count),
     (now_ns() - T0) / Count;
+%% ---- call_deep_mailbox: gen_server_call with 100,000 messages queued --------
+%% The messages wait in the caller's mailbox the whole time; OTP's call only
+%% looks past the reference made for it (the receive marker).
+run(call_deep_mailbox, Count) ->
+    {ok, Server} = gen_server:start_link(bench_server, [], []),
+    Self = self(),
+    [Self ! {data, I} || I <- lists:seq(1, ?DEEP_QUEUE)],
+    gs_loop(Server, 1000),
+    T0 = now_ns(),
+    gs_loop(Server, Count),
+    T = (now_ns() - T0) / Count,
+    {message_queue_len, ?DEEP_QUEUE} = process_info(self(), message_queue_len),
+    T;
+%% ---- gen_event_notify: events per second through 100 handlers -------------
+%% One manager, 100 handlers counting events; the clock runs from the first
+%% notify until a sync_notify sent after the last has returned.
+run(gen_event_notify, Count) ->
+    {ok, Mgr} = gen_event:start_link(),
+    [ok = gen_event:add_handler(Mgr, {bench_handler, I}, []) || I <- lists:seq(1, 100)],
+    T0 = now_ns(),
+    notify_loop(Mgr, Count),
+    ok = gen_event:sync_notify(Mgr, done),
+    T = (now_ns() - T0) / 1.0e9,
+    Expected = Count + 1,
+    [Expected = gen_event:call(Mgr, {bench_handler, I}, count) || I <- lists:seq(1, 100)],
+    Count / T;
 %% ---- restart: µs from a child's crash to its replacement answering ---------
 %% A one_for_one supervisor with one registered gen_server child; the child
 %% is told to crash (it stops with reason `crash`), and the clock stops when
@@ -191,6 +220,11 @@ gs_loop(_Server, 0) -> ok;
 gs_loop(Server, N) ->
     N = gen_server:call(Server, {echo, N}),
     gs_loop(Server, N - 1).
+
+notify_loop(_Mgr, 0) -> ok;
+notify_loop(Mgr, N) ->
+    gen_event:notify(Mgr, {data, N}),
+    notify_loop(Mgr, N - 1).
 
 -define(RESTART_BLOCK, 100).
 

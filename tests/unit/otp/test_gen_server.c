@@ -789,6 +789,157 @@ START_TEST(gen_server_stop_times_out_when_terminate_takes_longer)
 }
 END_TEST
 
+/* ---- missing callbacks ------------------------------------------------------------------ */
+
+/* A server that has only init and terminate: OTP's callback module that
+ * does not export handle_call, handle_cast or handle_continue. */
+static void bare_init(void *arg, struct rt_gs_result *r)
+{
+    if (arg)
+        rt_gs_continue(r, NULL);
+}
+static const struct rt_gen_server_ops bare_ops = {
+    .name = "bare",
+    .init = bare_init,
+    .terminate = s_terminate,
+};
+
+/* Starts a bare server, unlinked and monitored. */
+static rt_pid start_bare(bool with_continue, rt_ref *mref)
+{
+    struct rt_start_opts o = {.monitor = true, .monitor_ref = mref};
+    rt_pid pid = 0;
+    T_EQ(rt_gen_server_start(&bare_ops, with_continue ? (void *)1 : NULL, &o, &pid, NULL), 0);
+    return pid;
+}
+
+static rt_atom down_reason(rt_ref mref)
+{
+    struct rt_msg *d = rt_receive_ref(mref, 5000);
+    T_ASSERT(d);
+    rt_atom why = (rt_atom)d->u64;
+    rt_msg_free(d);
+    return why;
+}
+
+static void b_undef_call(void)
+{
+    rt_ref mref = 0;
+    rt_pid pid = start_bare(false, &mref);
+    rt_atom why = 0;
+    T_EQ(call_int(pid, T_ECHO, 1, 1000, &why), -ECONNRESET);
+    T_EQ(why, rt_atom_intern("undef"));
+    T_EQ(down_reason(mref), rt_atom_intern("undef"));
+    T_EQ(atomic_load(&terminated_with), rt_atom_intern("undef"));
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(gen_server_call_without_handle_call_exits_the_server_with_undef)
+{
+    t_run(b_undef_call, true);
+}
+END_TEST
+
+static void b_undef_cast(void)
+{
+    rt_ref mref = 0;
+    rt_pid pid = start_bare(false, &mref);
+    T_EQ(rt_gen_server_cast(pid, t_int_msg(1, 1)), 0);
+    T_EQ(down_reason(mref), rt_atom_intern("undef"));
+    T_EQ(atomic_load(&terminated_with), rt_atom_intern("undef"));
+}
+START_TEST(gen_server_cast_without_handle_cast_exits_the_server_with_undef)
+{
+    t_run(b_undef_cast, true);
+}
+END_TEST
+
+static void b_undef_continue(void)
+{
+    rt_ref mref = 0;
+    start_bare(true, &mref);
+    T_EQ(down_reason(mref), rt_atom_intern("undef"));
+    T_EQ(atomic_load(&terminated_with), rt_atom_intern("undef"));
+}
+START_TEST(gen_server_continue_without_handle_continue_exits_the_server_with_undef)
+{
+    t_run(b_undef_continue, true);
+}
+END_TEST
+
+/* ---- hibernation and sys ---------------------------------------------------------------- */
+
+static bool becomes_hibernating(rt_pid pid, int64_t ms)
+{
+    uint64_t end = rt_now_ms() + (uint64_t)ms;
+    struct rt_proc_info pi;
+    do {
+        if (rt_proc_info(pid, &pi) == 0 && pi.status == RT_STATUS_HIBERNATING)
+            return true;
+        rt_sleep(2);
+    } while (rt_now_ms() < end);
+    return false;
+}
+
+static void b_hibernate_sys(void)
+{
+    rt_pid pid = start_ok(I_HIBERNATE, 0);
+    T_ASSERT(becomes_hibernating(pid, 1000));
+    /* Suspended with nothing queued, it sleeps hibernated too. */
+    T_EQ(rt_sys_suspend(pid, 1000), 0);
+    T_ASSERT(becomes_hibernating(pid, 1000));
+    T_EQ(rt_sys_resume(pid, 1000), 0);
+    T_ASSERT(becomes_hibernating(pid, 1000));
+    struct rt_sys_state st;
+    T_EQ(rt_sys_get_state(pid, 1000, &st), 0);
+    T_ASSERT(becomes_hibernating(pid, 1000));
+    /* A callback's result decides again: s_call does not hibernate. */
+    T_EQ(call_int(pid, T_ECHO, 4, 1000, NULL), 4);
+    T_ASSERT(!becomes_hibernating(pid, 100));
+    stop(pid);
+}
+START_TEST(gen_server_hibernated_server_hibernates_again_after_a_system_message)
+{
+    t_run(b_hibernate_sys, true);
+}
+END_TEST
+
+/* ---- calls against a deep mailbox ------------------------------------------------------- */
+
+static void op_call(void *ctx)
+{
+    T_EQ(call_int(*(rt_pid *)ctx, T_ECHO, 3, 5000, NULL), 3);
+}
+static void b_deep_call(void)
+{
+    rt_pid pid = start_ok(I_OK, 0);
+    t_assert_cost_independent_of_queue(op_call, &pid);
+    stop(pid);
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(gen_server_call_costs_the_same_whatever_the_caller_has_queued)
+{
+    t_run(b_deep_call, true);
+}
+END_TEST
+
+static void op_start_stop(void *ctx)
+{
+    struct init_args a = {I_OK, 0};
+    rt_pid pid = 0;
+    T_EQ(rt_gen_server_start_link(&self_ops, &a, NULL, &pid, NULL), 0);
+    T_EQ(rt_gen_server_stop(pid, RT_NORMAL, 5000, NULL), 0);
+}
+static void b_deep_start(void)
+{
+    t_assert_cost_independent_of_queue(op_start_stop, NULL);
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(gen_server_start_and_stop_cost_the_same_whatever_the_caller_has_queued)
+{
+    t_run(b_deep_start, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gen_server");
@@ -824,6 +975,12 @@ int main(void)
     tcase_add_test(tc, gen_server_without_handle_info_drops_other_messages);
     tcase_add_test(tc, gen_server_hibernate_after_hibernates_an_idle_server);
     tcase_add_test(tc, gen_server_stop_times_out_when_terminate_takes_longer);
+    tcase_add_test(tc, gen_server_call_without_handle_call_exits_the_server_with_undef);
+    tcase_add_test(tc, gen_server_cast_without_handle_cast_exits_the_server_with_undef);
+    tcase_add_test(tc, gen_server_continue_without_handle_continue_exits_the_server_with_undef);
+    tcase_add_test(tc, gen_server_hibernated_server_hibernates_again_after_a_system_message);
+    tcase_add_test(tc, gen_server_call_costs_the_same_whatever_the_caller_has_queued);
+    tcase_add_test(tc, gen_server_start_and_stop_cost_the_same_whatever_the_caller_has_queued);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -370,6 +370,48 @@ START_TEST(sys_change_code_is_only_honoured_while_suspended)
 }
 END_TEST
 
+static const struct rt_gen_server_ops no_cc_ops = {
+    .name = "counter_without_code_change",
+    .init = c_init,
+    .handle_call = c_call,
+    .handle_cast = c_cast,
+};
+static void b_change_code_undef(void)
+{
+    rt_pid pid = 0;
+    T_EQ(rt_gen_server_start_link(&no_cc_ops, NULL, NULL, &pid, NULL), 0);
+    rt_gen_server_cast(pid, t_int_msg(1, 5));
+    T_EQ(rt_sys_suspend(pid, 1000), 0);
+    /* OTP: {error, {'EXIT', {undef, ...}}}; the server runs on unchanged. */
+    T_EQ(rt_sys_change_code(pid, "1", NULL, 0, 1000), -ENOSYS);
+    T_EQ(rt_sys_resume(pid, 1000), 0);
+    T_EQ(value(pid), 5);
+    stop(pid);
+}
+START_TEST(sys_change_code_without_code_change_fails_with_undef)
+{
+    t_run(b_change_code_undef, true);
+}
+END_TEST
+
+static void op_get_state(void *ctx)
+{
+    struct rt_sys_state st;
+    T_EQ(rt_sys_get_state(*(rt_pid *)ctx, 5000, &st), 0);
+}
+static void b_deep_sys(void)
+{
+    rt_pid pid = start_counter(NULL);
+    t_assert_cost_independent_of_queue(op_get_state, &pid);
+    stop(pid);
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(sys_call_costs_the_same_whatever_the_caller_has_queued)
+{
+    t_run(b_deep_sys, true);
+}
+END_TEST
+
 static void plain(void *arg)
 {
     rt_msg_free(rt_receive(RT_INFINITY));
@@ -493,6 +535,8 @@ int main(void)
     tcase_add_test(tc, sys_trace_reports_every_event_while_on);
     tcase_add_test(tc, sys_terminate_runs_the_behaviours_terminate);
     tcase_add_test(tc, sys_change_code_is_only_honoured_while_suspended);
+    tcase_add_test(tc, sys_change_code_without_code_change_fails_with_undef);
+    tcase_add_test(tc, sys_call_costs_the_same_whatever_the_caller_has_queued);
     tcase_add_test(tc, sys_call_to_a_process_that_does_not_answer_fails);
     tcase_add_test(tc, sys_get_state_of_a_gen_statem_gives_state_and_data);
     tcase_add_test(tc, sys_install_runs_a_debug_function_until_it_returns_done_or_is_removed);

@@ -236,6 +236,27 @@ START_TEST(task_can_only_be_awaited_by_its_owner)
 }
 END_TEST
 
+static void op_async_await(void *ctx)
+{
+    struct rt_task t;
+    int v = 3;
+    T_EQ(rt_task_async(square, &v, sizeof v, &t), 0);
+    struct rt_msg *res = NULL;
+    T_EQ(rt_task_await(&t, 5000, &res, NULL), 0);
+    T_EQ(t_int(res), 9);
+    rt_msg_free(res);
+}
+static void b_deep_await(void)
+{
+    t_assert_cost_independent_of_queue(op_async_await, NULL);
+    T_EQ(rt_mailbox_len(), 0);
+}
+START_TEST(task_await_costs_the_same_whatever_the_owner_has_queued)
+{
+    t_run(b_deep_await, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("task");
@@ -250,6 +271,7 @@ int main(void)
     tcase_add_test(tc, task_crash_takes_down_a_non_trapping_owner_through_the_link);
     tcase_add_test(tc, task_dies_with_its_owner);
     tcase_add_test(tc, task_can_only_be_awaited_by_its_owner);
+    tcase_add_test(tc, task_await_costs_the_same_whatever_the_owner_has_queued);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
