@@ -780,15 +780,12 @@ static const struct rt_child_spec sub_children[] = {
     {.id = "b", .start = start_counter, .restart = RT_TRANSIENT, .shutdown = 1000},
 };
 
-static int sub_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
-                    size_t *n)
+static int sub_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     flags->strategy = RT_ONE_FOR_ONE;
     flags->intensity = 5;
     flags->period_s = 7;
-    *children = sub_children;
-    *n = 1;
-    return 0;
+    return rt_sup_init_children(init, sub_children, 1);
 }
 
 static int start_sub(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason)
@@ -809,15 +806,12 @@ static const struct rt_child_spec top_children[] = {
      .shutdown = RT_SHUTDOWN_BRUTAL_KILL},
 };
 
-static int top_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
-                    size_t *n)
+static int top_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     flags->strategy = RT_ONE_FOR_ALL;
     flags->intensity = 3;
     flags->period_s = 10;
-    *children = top_children;
-    *n = 3;
-    return 0;
+    return rt_sup_init_children(init, top_children, 3);
 }
 
 static rt_pid child_pid(rt_pid sup, const char *id)
