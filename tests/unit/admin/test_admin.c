@@ -913,6 +913,35 @@ START_TEST(supervisors_tree_and_restart_of_a_supervised_child)
 }
 END_TEST
 
+/* The tree says in which order it lists children, and lists them so: in
+ * start order, oldest first, a child added later coming last. */
+static void body_tree_order(void)
+{
+    rt_pid top = 0;
+    T_EQ(rt_sup_start_link(top_init, NULL, NULL, &top, NULL), 0);
+    struct rt_child_spec late = {.id = "late", .start = start_counter, .shutdown = 1000};
+    T_EQ(rt_sup_start_child(top, &late, NULL, NULL), 0);
+    gw.sup = top;
+    struct answer a = get("/admin/supervisors");
+    T_EQ(a.status, 200);
+    json_t *t = json_object_get(a.json, "tree");
+    T_STREQ(jstr(json_object_get(t, "supervisor"), "children_order"), "start");
+    json_t *ch = json_object_get(t, "children");
+    T_EQ(json_array_size(ch), 4);
+    const char *ids[] = {"a", "sub", "t", "late"};
+    for (size_t i = 0; i < 4; i++)
+        T_STREQ(jstr(json_array_get(ch, i), "id"), ids[i]);
+    answer_done(&a);
+    gw.sup = 0;
+    T_EQ(rt_proc_stop(top, RT_NORMAL, 5000, NULL), 0);
+}
+
+START_TEST(supervisors_tree_states_that_children_are_listed_in_start_order)
+{
+    t_run(body_tree_order);
+}
+END_TEST
+
 /* ---- shapes ----------------------------------------------------------------------------- */
 
 static void body_shapes(void)
@@ -1328,6 +1357,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, process_detail_of_a_busy_server_answers_within_the_sys_timeout);
     tcase_add_test(tc, kill_answers_and_the_process_dies_with_the_reason);
     tcase_add_test(tc, supervisors_tree_and_restart_of_a_supervised_child);
+    tcase_add_test(tc, supervisors_tree_states_that_children_are_listed_in_start_order);
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
     tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
     tcase_add_test(tc, routes_and_upstreams_endpoints_pass_the_modules_json_through);
