@@ -36,6 +36,9 @@ struct gw_gateway gw;
 static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     (void)arg;
+    /* Known before any child starts: the admin listener serves (and may be
+     * asked for the tree) before rt_sup_start_link has returned. */
+    gw.sup = rt_self();
     struct rt_child_spec specs[5];
     struct gw__listener *admin = NULL; /* the admin child's arg: its bytes are copied */
     size_t k = 0;
@@ -96,10 +99,10 @@ static void root_main(void *arg)
     struct rt_start_opts o = {.name = "tandem_sup", .initial_call = "tandem_sup"};
     int rc = rt_sup_start_link(tandem_sup_init, NULL, &o, &sup, &reason);
     if (rc != 0) {
+        gw.sup = 0; /* its children, the admin listener among them, are gone */
         root_report(-1, reason);
         return;
     }
-    gw.sup = sup;
     rt_ref mon = rt_monitor(sup);
     root_report(1, RT_NORMAL);
     for (;;) {
