@@ -413,8 +413,12 @@ static void timer_start(struct sm *s, const struct rt_statem_action *a)
     t->zero = false;
     struct timer_msg tm = {.type = a->type, .name = a->name, .token = t->token};
     struct rt_msg *m = rt_msg_copy(RT_MSG_STATEM_TIMER, &tm, sizeof tm);
-    if (!m)
-        sm_terminate(s, RT_SYSTEM_LIMIT); /* the content is the timer's: cleanup frees it */
+    if (!m) {
+        t->active = false; /* no timer runs: cleanup must not cancel one */
+        rt_msg_free(t->content);
+        t->content = NULL;
+        sm_terminate(s, RT_SYSTEM_LIMIT);
+    }
     if (rt_send_after(rt_self(), (uint64_t)ms, m, &t->tref) < 0) {
         t->active = false;
         t->content = NULL;
