@@ -231,15 +231,12 @@ static int room_start(void *arg, const void *extra, size_t extra_size, rt_pid *o
     return rt_gen_server_start_link(&room_ops, name, &o, out, reason);
 }
 
-static int rooms_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
-                      size_t *n)
+static int rooms_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
-    static const struct rt_child_spec room = {
+    const struct rt_child_spec room = {
         .id = "room", .start = room_start, .restart = RT_TRANSIENT, .shutdown = 1000};
     *flags = (struct rt_sup_flags){RT_SIMPLE_ONE_FOR_ONE, 5, 10, RT_AUTO_NEVER};
-    *children = &room;
-    *n = 1;
-    return 0;
+    return rt_sup_init_child(init, &room);
 }
 
 static int rooms_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
@@ -249,16 +246,13 @@ static int rooms_start(void *arg, const void *extra, size_t extra_size, rt_pid *
     return rt_sup_start_link(rooms_init, NULL, &o, out, reason);
 }
 
-static int app_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
-                    size_t *n)
+static int app_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
-    static const struct rt_child_spec specs[] = {
+    const struct rt_child_spec specs[] = {
         {.id = "rooms", .start = rooms_start, .type = RT_SUPERVISOR},
     };
     *flags = (struct rt_sup_flags){RT_REST_FOR_ONE, 3, 5, RT_AUTO_NEVER};
-    *children = specs;
-    *n = sizeof specs / sizeof specs[0];
-    return 0;
+    return rt_sup_init_children(init, specs, sizeof specs / sizeof specs[0]);
 }
 
 int chat_app_start(rt_pid *sup)

@@ -33,12 +33,14 @@
 
 struct gw_gateway gw;
 
-static int tandem_sup_init(void *arg, struct rt_sup_flags *flags,
-                           const struct rt_child_spec **children, size_t *n)
+static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     (void)arg;
-    static __thread struct rt_child_spec specs[5];
-    static __thread struct gw__listener *admin;
+    /* Known before any child starts: the admin listener serves (and may be
+     * asked for the tree) before rt_sup_start_link has returned. */
+    gw.sup = rt_self();
+    struct rt_child_spec specs[5];
+    struct gw__listener *admin = NULL; /* the admin child's arg: its bytes are copied */
     size_t k = 0;
     specs[k++] = (struct rt_child_spec){
         .id = "logger", .start = gw__logger_start, .restart = RT_PERMANENT, .shutdown = 2000};
@@ -54,7 +56,6 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags,
                                         .restart = RT_PERMANENT,
                                         .shutdown = RT_SHUTDOWN_INFINITY,
                                         .type = RT_SUPERVISOR};
-    admin = NULL;
     for (size_t i = 0; i < gw__nlisteners; i++)
         if (gw__listeners[i].admin)
             admin = &gw__listeners[i];
@@ -69,9 +70,7 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags,
     flags->strategy = RT_REST_FOR_ONE;
     flags->intensity = 5;
     flags->period_s = 10;
-    *children = specs;
-    *n = k;
-    return 0;
+    return rt_sup_init_children(init, specs, k);
 }
 
 /* The root process: starts tandem_sup, reports to the main thread, then
@@ -100,10 +99,10 @@ static void root_main(void *arg)
     struct rt_start_opts o = {.name = "tandem_sup", .initial_call = "tandem_sup"};
     int rc = rt_sup_start_link(tandem_sup_init, NULL, &o, &sup, &reason);
     if (rc != 0) {
+        gw.sup = 0; /* its children, the admin listener among them, are gone */
         root_report(-1, reason);
         return;
     }
-    gw.sup = sup;
     rt_ref mon = rt_monitor(sup);
     root_report(1, RT_NORMAL);
     for (;;) {

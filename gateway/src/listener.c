@@ -418,10 +418,9 @@ static int acceptor_start(void *arg, const void *extra, size_t extra_size, rt_pi
 
 int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
 
-static int conns_sup_init(void *arg, struct rt_sup_flags *flags,
-                          const struct rt_child_spec **children, size_t *n)
+static int conns_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
-    static const struct rt_child_spec spec = {
+    const struct rt_child_spec spec = {
         .id = "conn",
         .start = gw__conn_start,
         .restart = RT_TEMPORARY,
@@ -432,9 +431,7 @@ static int conns_sup_init(void *arg, struct rt_sup_flags *flags,
     flags->strategy = RT_SIMPLE_ONE_FOR_ONE;
     flags->intensity = 0;
     flags->period_s = 1;
-    *children = &spec;
-    *n = 1;
-    return 0;
+    return rt_sup_init_child(init, &spec);
 }
 
 static int conns_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
@@ -454,18 +451,19 @@ static int conns_sup_start(void *arg, const void *extra, size_t extra_size, rt_p
 
 #define MAX_ACCEPTORS 64
 
-static int listener_sup_init(void *arg, struct rt_sup_flags *flags,
-                             const struct rt_child_spec **children, size_t *n)
+static int listener_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     struct gw__listener *l = arg;
-    static __thread struct rt_child_spec specs[MAX_ACCEPTORS + 1];
-    static __thread char ids[MAX_ACCEPTORS][16];
     struct rt_system_info si;
     rt_system_info(&si);
     unsigned na = l->acceptors ? l->acceptors : si.schedulers;
     if (na > MAX_ACCEPTORS)
         na = MAX_ACCEPTORS;
-    specs[0] = (struct rt_child_spec){
+    flags->strategy = RT_REST_FOR_ONE;
+    flags->intensity = 10;
+    flags->period_s = 10;
+    /* Each spec is copied as it is added, so one local spec and id do. */
+    struct rt_child_spec spec = {
         .id = "conns_sup",
         .start = conns_sup_start,
         .arg = &l->self,
@@ -474,10 +472,12 @@ static int listener_sup_init(void *arg, struct rt_sup_flags *flags,
         .shutdown = RT_SHUTDOWN_INFINITY,
         .type = RT_SUPERVISOR,
     };
-    for (unsigned i = 0; i < na; i++) {
-        snprintf(ids[i], sizeof ids[i], "acceptor_%u", i + 1);
-        specs[i + 1] = (struct rt_child_spec){
-            .id = ids[i],
+    int rc = rt_sup_init_child(init, &spec);
+    for (unsigned i = 0; i < na && rc == 0; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "acceptor_%u", i + 1);
+        spec = (struct rt_child_spec){
+            .id = id,
             .start = acceptor_start,
             .arg = &l->self,
             .arg_size = sizeof l->self,
@@ -485,13 +485,9 @@ static int listener_sup_init(void *arg, struct rt_sup_flags *flags,
             .shutdown = 1000,
             .type = RT_WORKER,
         };
+        rc = rt_sup_init_child(init, &spec);
     }
-    flags->strategy = RT_REST_FOR_ONE;
-    flags->intensity = 10;
-    flags->period_s = 10;
-    *children = specs;
-    *n = na + 1;
-    return 0;
+    return rc;
 }
 
 static int listener_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
@@ -509,34 +505,31 @@ static int listener_sup_start(void *arg, const void *extra, size_t extra_size, r
 /* The admin listener is a direct child of tandem_sup ("admin"); the public
  * ones sit under listeners_sup. `arg` NULL: listeners_sup; else the admin
  * listener's own supervisor. */
-static int listeners_sup_init(void *arg, struct rt_sup_flags *flags,
-                              const struct rt_child_spec **children, size_t *n)
+static int listeners_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     (void)arg;
-    static __thread struct rt_child_spec specs[64];
-    static __thread struct gw__listener *ptrs[64];
+    int rc = 0;
     size_t k = 0;
-    for (size_t i = 0; i < gw__nlisteners && k < 64; i++) {
+    for (size_t i = 0; i < gw__nlisteners && k < 64 && rc == 0; i++) {
         if (gw__listeners[i].admin)
             continue;
-        ptrs[k] = &gw__listeners[i];
-        specs[k] = (struct rt_child_spec){
-            .id = gw__listeners[i].name,
+        struct gw__listener *l = &gw__listeners[i]; /* the arg's bytes are copied */
+        struct rt_child_spec spec = {
+            .id = l->name,
             .start = listener_sup_start,
-            .arg = &ptrs[k],
-            .arg_size = sizeof ptrs[k],
+            .arg = &l,
+            .arg_size = sizeof l,
             .restart = RT_PERMANENT,
             .shutdown = RT_SHUTDOWN_INFINITY,
             .type = RT_SUPERVISOR,
         };
+        rc = rt_sup_init_child(init, &spec);
         k++;
     }
     flags->strategy = RT_ONE_FOR_ONE;
     flags->intensity = 10;
     flags->period_s = 10;
-    *children = specs;
-    *n = k;
-    return 0;
+    return rc;
 }
 
 int gw__listeners_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,

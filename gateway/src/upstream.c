@@ -426,34 +426,31 @@ static int hc_start(void *arg, const void *extra, size_t extra_size, rt_pid *out
     return rt_gen_server_start_link(&hc_ops, u, &o, out, reason);
 }
 
-static int upstreams_sup_init(void *arg, struct rt_sup_flags *flags,
-                              const struct rt_child_spec **children, size_t *n)
+static int upstreams_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     (void)arg;
-    static __thread struct rt_child_spec specs[256];
-    static __thread struct gw_upstream *ptrs[256];
+    int rc = 0;
     size_t k = 0;
-    for (size_t i = 0; i < nups && k < 256; i++) {
+    for (size_t i = 0; i < nups && k < 256 && rc == 0; i++) {
         if (!ups[i].cfg->active_health)
             continue;
-        ptrs[k] = &ups[i];
-        specs[k] = (struct rt_child_spec){
-            .id = ups[i].cfg->name,
+        struct gw_upstream *u = &ups[i]; /* the arg's bytes are copied */
+        struct rt_child_spec spec = {
+            .id = u->cfg->name,
             .start = hc_start,
-            .arg = &ptrs[k],
-            .arg_size = sizeof ptrs[k],
+            .arg = &u,
+            .arg_size = sizeof u,
             .restart = RT_PERMANENT,
             .shutdown = 2000,
             .type = RT_WORKER,
         };
+        rc = rt_sup_init_child(init, &spec);
         k++;
     }
     flags->strategy = RT_ONE_FOR_ONE;
     flags->intensity = 10;
     flags->period_s = 10;
-    *children = specs;
-    *n = k;
-    return 0;
+    return rc;
 }
 
 int gw__upstreams_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,

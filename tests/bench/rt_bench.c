@@ -512,10 +512,9 @@ static int child_start(void *arg, const void *extra, size_t extra_size, rt_pid *
 
 /* one_for_one, one permanent registered worker, an intensity that one block
  * of restarts never exhausts (as beam/bench_sup.erl). */
-static int sup_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
-                    size_t *n)
+static int sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
-    static const struct rt_child_spec spec = {
+    const struct rt_child_spec spec = {
         .id = "bench_child",
         .start = child_start,
         .restart = RT_PERMANENT,
@@ -526,9 +525,7 @@ static int sup_init(void *arg, struct rt_sup_flags *flags, const struct rt_child
     flags->strategy = RT_ONE_FOR_ONE;
     flags->intensity = 1000;
     flags->period_s = 1;
-    *children = &spec;
-    *n = 1;
-    return 0;
+    return rt_sup_init_child(init, &spec);
 }
 
 /* The registered child, once it is a pid other than `old`. */

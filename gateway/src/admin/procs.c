@@ -904,6 +904,8 @@ static json_t *child_json(const struct rt_child_info *c, int depth, struct rt_ch
         json_object_set_new(o, "shutdown", json_string("brutal_kill"));
     else if (c->shutdown == RT_SHUTDOWN_INFINITY)
         json_object_set_new(o, "shutdown", json_string("infinity"));
+    else if (c->shutdown == RT_SHUTDOWN_ZERO)
+        json_object_set_new(o, "shutdown", json_integer(0)); /* a timeout of 0 ms */
     else
         json_object_set_new(o, "shutdown", json_integer((json_int_t)c->shutdown));
     if (c->type == RT_SUPERVISOR && alive && info.kind == RT_KIND_SUPERVISOR &&
@@ -919,7 +921,10 @@ static json_t *child_json(const struct rt_child_info *c, int depth, struct rt_ch
 }
 
 /* {"pid","name","supervisor": {strategy, intensity, period_s, restarts,
- * restarts_in_period, children_total}, "children": [...]}. `scratch` holds
+ * restarts_in_period, children_total, children_truncated, children_order},
+ * "children": [...]}. Children come as rt_sup_describe gives them: in start
+ * order, oldest first, which children_order states ("start"; OTP's own
+ * which_children lists static children newest first). `scratch` holds
  * GW_ADMIN_TREE_MAX_CHILDREN entries per level below this one. */
 static json_t *sup_json(rt_pid sup, int depth, struct rt_child_info *scratch)
 {
@@ -940,12 +945,13 @@ static json_t *sup_json(rt_pid sup, int depth, struct rt_child_info *scratch)
     }
     size_t n = d.children < GW_ADMIN_TREE_MAX_CHILDREN ? d.children : GW_ADMIN_TREE_MAX_CHILDREN;
     json_object_set_new(o, "supervisor",
-                        json_pack("{s:s,s:i,s:i,s:I,s:I,s:I,s:b}", "strategy",
+                        json_pack("{s:s,s:i,s:i,s:I,s:I,s:I,s:b,s:s}", "strategy",
                                   rt_sup_strategy_name(d.flags.strategy), "intensity",
                                   d.flags.intensity, "period_s", d.flags.period_s, "restarts",
                                   (json_int_t)d.restarts, "restarts_in_period",
                                   (json_int_t)d.restarts_in_period, "children_total",
-                                  (json_int_t)d.children, "children_truncated", d.children > n));
+                                  (json_int_t)d.children, "children_truncated", d.children > n,
+                                  "children_order", "start"));
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, child_json(&mine[i], depth, scratch));

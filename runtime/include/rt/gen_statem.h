@@ -20,6 +20,22 @@
  * The behaviour owns its process's user pointer (rt_set_user): callbacks
  * must not change it.
  *
+ * Time-out zero (OTP): no timer runs; the time-out event is queued after
+ * the events already queued, and a time-out of the same type (and name)
+ * started or cancelled before it is delivered replaces or cancels it. An
+ * event time-out zero is cancelled by any event queued before it and is
+ * delivered before other time-out zero events.
+ *
+ * hibernate lasts until the next event: a hibernated machine woken by a
+ * system message (sys suspend, get_state, ...) or by a stale timer goes
+ * back to hibernation.
+ *
+ * Terminating with a reason other than normal/shutdown/shutdown:*, the
+ * machine writes an error report (before terminate runs, which may free
+ * the data) with its state name, last event, queue lengths and the state
+ * as format_status describes it for RT_FORMAT_TERMINATE; the runtime's
+ * crash report follows.
+ *
  * A callback fills struct rt_statem_result with the rt_sm_* helpers. The
  * default result is keep_state with the data unchanged (r->data preset to
  * the current data; assign it to replace the data). Actions run in the
@@ -117,7 +133,11 @@ struct rt_gen_statem_ops {
     void (*terminate)(rt_atom reason, int state, void *data);
     int (*code_change)(const char *old_vsn, int *state, void *data, const void *extra,
                        void **new_data);
-    void (*format_status)(int state, void *data, char *buf, size_t len);
+    /* Optional. Writes a one-line description of state and data into buf
+     * (len bytes): for sys get_status with RT_FORMAT_NORMAL, for the
+     * termination report with RT_FORMAT_TERMINATE, where secrets in the
+     * data should be left out. Default: "<name> state=<state> data=<ptr>". */
+    void (*format_status)(enum rt_format_opt opt, int state, void *data, char *buf, size_t len);
 };
 
 /* Result helpers (inside callbacks). */
@@ -134,7 +154,15 @@ void rt_sm_error(struct rt_statem_result *r, rt_atom reason);
 
 /* Actions. */
 void rt_sm_postpone(struct rt_statem_result *r);
+/* {next_event, Type, Msg}. For {call, From} and {{timeout, Name}} use the
+ * two below: this one leaves from and timeout_name empty. */
 void rt_sm_next_event(struct rt_statem_result *r, enum rt_event_type type, struct rt_msg *msg);
+/* {next_event, {call, From}, Msg}: the inserted call can be answered
+ * (rt_sm_reply) to `from`, for instance the caller of the event that
+ * inserts it. */
+void rt_sm_next_call(struct rt_statem_result *r, const struct rt_gs_from *from, struct rt_msg *msg);
+/* {next_event, {timeout, Name}, Msg}. */
+void rt_sm_next_generic_timeout(struct rt_statem_result *r, rt_atom name, struct rt_msg *msg);
 void rt_sm_reply(struct rt_statem_result *r, const struct rt_gs_from *from, struct rt_msg *reply);
 /* Event timeout (cancelled by any event); ms 0 = queued after the events
  * already queued. */
@@ -162,6 +190,20 @@ int rt_gen_statem_start_link(const struct rt_gen_statem_ops *ops, void *arg,
                              const struct rt_start_opts *opts, rt_pid *out, rt_atom *reason);
 int rt_gen_statem_start(const struct rt_gen_statem_ops *ops, void *arg,
                         const struct rt_start_opts *opts, rt_pid *out, rt_atom *reason);
+/* gen_statem:enter_loop: turns the calling process into a state machine in
+ * `state` with `data`, as if init had returned rt_sm_init_ok with the
+ * actions in *actions (NULL for none; fill it with the rt_sm_* action
+ * helpers: its messages pass to the loop; postpone is refused). ops->init
+ * is not called and may be NULL. The caller's parent (rt_parent) becomes
+ * the machine's parent; the behaviour takes over the process's user
+ * pointer. From opts (may be NULL) it uses hibernate_after, debug and
+ * log_size; with opts->name the caller must already be registered under
+ * that name. Process context; never returns: the process exits with
+ * badarg (bad ops), process_not_registered or bad_action_from_enter_loop
+ * when it cannot start. */
+_Noreturn void rt_gen_statem_enter_loop(const struct rt_gen_statem_ops *ops,
+                                        const struct rt_start_opts *opts, int state, void *data,
+                                        struct rt_statem_result *actions);
 /* As rt_gen_server_call / _cast / _reply / _stop. */
 int rt_gen_statem_call(rt_pid pid, struct rt_msg *req, int64_t timeout_ms, struct rt_msg **reply,
                        rt_atom *reason);

@@ -13,7 +13,15 @@
  * Timers are rt_send_after messages to self carrying a token; the content
  * of a timeout event is kept here so that `update` can change it, and a
  * stale expiry (cancelled, restarted) is recognised by its token and
- * dropped.
+ * dropped. A time-out zero starts no timer: the timer is marked active
+ * and zero, and a marker node carrying its token goes into the internal
+ * queue (an event time-out's at the end of the transition, in front, unless
+ * a real event is queued, which would cancel it). A marker whose token no
+ * longer matches (restarted, cancelled, state changed) is dropped when
+ * popped, so only the last zero time-out of a kind is delivered.
+ *
+ * hibernate is a mode that lasts until the next event is processed: the
+ * loop hibernates whenever it would wait, also after a system message.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +32,7 @@
 
 struct ev_node {
     struct ev_node *next;
+    uint64_t token; /* non-zero: a time-out zero marker for that timer token */
     struct rt_statem_event ev;
 };
 
@@ -33,6 +42,7 @@ struct evq {
 
 struct sm_timer {
     bool active;
+    bool zero; /* time-out zero: no timer runs, a queue marker delivers it */
     enum rt_event_type type;
     rt_atom name;
     uint64_t token;
@@ -58,9 +68,14 @@ struct sm {
     struct sm_timer event_timer, state_timer;
     struct sm_timer generic[MAX_GENERIC];
     uint64_t next_token;
-    bool hibernate;
+    bool event_zero; /* the event timer went zero in this transition: place it */
+    bool hibernate;  /* hibernate whenever idle, until an event is processed */
+    bool awake;      /* just woken from hibernation: receive before sleeping */
     int64_t hibernate_after;
-    struct rt_msg *cur; /* the event message a callback is handling */
+    struct rt_msg *cur;           /* the event message a callback is handling */
+    enum rt_event_type last_type; /* the last event, for the termination report */
+    uint32_t last_msg_type;
+    bool had_event;
 };
 
 static _Noreturn void sm_loop(struct sm *s);
@@ -151,6 +166,22 @@ void rt_sm_next_event(struct rt_statem_result *r, enum rt_event_type type, struc
     a->kind = RT_ACT_NEXT_EVENT;
     a->type = type;
     a->msg = msg;
+}
+
+void rt_sm_next_call(struct rt_statem_result *r, const struct rt_gs_from *from, struct rt_msg *msg)
+{
+    size_t k = r->n_actions;
+    rt_sm_next_event(r, RT_EV_CALL, msg);
+    if (r->n_actions > k)
+        r->actions[k].from = *from;
+}
+
+void rt_sm_next_generic_timeout(struct rt_statem_result *r, rt_atom name, struct rt_msg *msg)
+{
+    size_t k = r->n_actions;
+    rt_sm_next_event(r, RT_EV_GENERIC_TIMEOUT, msg);
+    if (r->n_actions > k)
+        r->actions[k].name = name;
 }
 
 void rt_sm_reply(struct rt_statem_result *r, const struct rt_gs_from *from, struct rt_msg *reply)
@@ -244,6 +275,14 @@ static struct ev_node *node_new(const struct rt_statem_event *ev)
     return n;
 }
 
+static void q_push_front(struct evq *q, struct ev_node *n)
+{
+    n->next = q->head;
+    q->head = n;
+    if (!q->tail)
+        q->tail = n;
+}
+
 static void q_push_back(struct evq *q, struct ev_node *n)
 {
     n->next = NULL;
@@ -292,10 +331,11 @@ static void timer_cancel(struct sm_timer *t)
 {
     if (!t->active)
         return;
-    rt_cancel_timer(t->tref);
+    if (!t->zero)
+        rt_cancel_timer(t->tref);
     rt_msg_free(t->content);
     t->content = NULL;
-    t->active = false;
+    t->active = t->zero = false;
 }
 
 static struct sm_timer *find_timer(struct sm *s, enum rt_event_type type, rt_atom name, bool create)
@@ -314,41 +354,34 @@ static struct sm_timer *find_timer(struct sm *s, enum rt_event_type type, rt_ato
     return create ? free_slot : NULL;
 }
 
-static void enqueue_timeout(struct sm *s, enum rt_event_type type, rt_atom name,
-                            struct rt_msg *content)
-{
-    struct rt_statem_event ev = {.type = type, .timeout_name = name, .msg = content};
-    struct ev_node *n = node_new(&ev);
-    if (!n) {
-        rt_msg_free(content);
-        return;
-    }
-    q_push_back(&s->queue, n);
-}
-
 static _Noreturn void sm_terminate(struct sm *s, rt_atom reason);
 
-static void timer_start(struct sm *s, const struct rt_statem_action *a, bool *event_zero,
-                        struct rt_msg **event_zero_msg)
+/* Queues the marker that delivers zero timer t (in front, or at the back). */
+static void enqueue_marker(struct sm *s, const struct sm_timer *t, bool front)
 {
-    struct sm_timer *t = find_timer(s, a->type, a->name, !a->cancel && !a->update);
+    struct rt_statem_event ev = {.type = t->type, .timeout_name = t->name};
+    struct ev_node *n = node_new(&ev);
+    if (!n)
+        sm_terminate(s, RT_SYSTEM_LIMIT);
+    n->token = t->token;
+    if (front)
+        q_push_front(&s->queue, n);
+    else
+        q_push_back(&s->queue, n);
+}
+
+static void timer_start(struct sm *s, const struct rt_statem_action *a)
+{
+    struct sm_timer *t = find_timer(s, a->type, a->name, !a->cancel);
     if (a->cancel) {
         if (t)
             timer_cancel(t);
         rt_msg_free(a->msg);
         return;
     }
-    if (a->update) {
-        if (t && t->active) {
-            rt_msg_free(t->content);
-            t->content = a->msg;
-        } else if (a->type == RT_EV_TIMEOUT) {
-            *event_zero = true;
-            rt_msg_free(*event_zero_msg);
-            *event_zero_msg = a->msg;
-        } else {
-            enqueue_timeout(s, a->type, a->name, a->msg);
-        }
+    if (a->update && t && t->active) {
+        rt_msg_free(t->content);
+        t->content = a->msg;
         return;
     }
     if (!t) {
@@ -356,39 +389,72 @@ static void timer_start(struct sm *s, const struct rt_statem_action *a, bool *ev
         sm_terminate(s, RT_SYSTEM_LIMIT);
     }
     timer_cancel(t);
-    int64_t ms = a->ms;
-    if (a->abs) {
+    /* An update of a timer that is not running is delivered at once, as a
+     * time-out zero. */
+    int64_t ms = a->update ? 0 : a->ms;
+    if (a->abs && !a->update) {
         uint64_t now = rt_now_ms();
         ms = (uint64_t)a->ms > now ? (int64_t)((uint64_t)a->ms - now) : 0;
-    }
-    if (ms <= 0) {
-        /* Time-out zero: no timer; queued after the events already queued. */
-        if (a->type == RT_EV_TIMEOUT) {
-            *event_zero = true;
-            rt_msg_free(*event_zero_msg);
-            *event_zero_msg = a->msg;
-        } else {
-            enqueue_timeout(s, a->type, a->name, a->msg);
-        }
-        return;
-    }
-    struct timer_msg tm = {.type = a->type, .name = a->name, .token = ++s->next_token};
-    struct rt_msg *m = rt_msg_copy(RT_MSG_STATEM_TIMER, &tm, sizeof tm);
-    if (!m) {
-        rt_msg_free(a->msg);
-        sm_terminate(s, RT_SYSTEM_LIMIT);
     }
     t->active = true;
     t->type = a->type;
     t->name = a->name;
-    t->token = tm.token;
+    t->token = ++s->next_token;
     t->content = a->msg;
     rt__sys_event(&s->sys, RT_SYS_EV_START_TIMER, a->type, 0, s->state);
+    if (ms <= 0) {
+        t->zero = true;
+        if (a->type == RT_EV_TIMEOUT)
+            s->event_zero = true; /* placed once the transition is done */
+        else
+            enqueue_marker(s, t, false);
+        return;
+    }
+    t->zero = false;
+    struct timer_msg tm = {.type = a->type, .name = a->name, .token = t->token};
+    struct rt_msg *m = rt_msg_copy(RT_MSG_STATEM_TIMER, &tm, sizeof tm);
+    if (!m) {
+        t->active = false; /* no timer runs: cleanup must not cancel one */
+        rt_msg_free(t->content);
+        t->content = NULL;
+        sm_terminate(s, RT_SYSTEM_LIMIT);
+    }
     if (rt_send_after(rt_self(), (uint64_t)ms, m, &t->tref) < 0) {
         t->active = false;
         t->content = NULL;
         rt_msg_free(a->msg);
     }
+}
+
+/* An event time-out zero set in this transition goes in front of the
+ * queue, ahead of other time-out zero markers (OTP counts those as started
+ * after it fired), unless an event is queued: that event would cancel it. */
+static void place_event_zero(struct sm *s)
+{
+    struct sm_timer *t = &s->event_timer;
+    bool pending = s->event_zero;
+    s->event_zero = false;
+    if (!pending || !t->active || !t->zero)
+        return;
+    for (const struct ev_node *n = s->queue.head; n; n = n->next) {
+        if (!n->token) {
+            timer_cancel(t);
+            return;
+        }
+    }
+    enqueue_marker(s, t, true);
+}
+
+/* The time-out event a popped marker stands for; false if it is stale. */
+static bool zero_event(struct sm *s, uint64_t token, struct rt_statem_event *ev)
+{
+    struct sm_timer *t = find_timer(s, ev->type, ev->timeout_name, false);
+    if (!t || !t->active || !t->zero || t->token != token)
+        return false;
+    ev->msg = t->content;
+    t->content = NULL;
+    t->active = t->zero = false;
+    return true;
 }
 
 /* ---- termination and sys hooks ------------------------------------------------------ */
@@ -413,15 +479,6 @@ static void sm_cleanup(void *p)
     s->cur = NULL;
 }
 
-static _Noreturn void sm_terminate(struct sm *s, rt_atom reason)
-{
-    rt__sys_event(&s->sys, RT_SYS_EV_TERMINATE, 0, 0, s->state);
-    free_all(s);
-    if (s->ops->terminate)
-        s->ops->terminate(reason, s->state, s->data);
-    rt_exit(reason);
-}
-
 static const char *state_name(const struct sm *s, int state)
 {
     if (s->ops->state_names && state >= 0 && (size_t)state < s->ops->n_states &&
@@ -430,15 +487,76 @@ static const char *state_name(const struct sm *s, int state)
     return NULL;
 }
 
-static void publish_state(const struct sm *s)
+static const char *module_name(const struct sm *s)
+{
+    return s->ops->name ? s->ops->name : "gen_statem";
+}
+
+static void state_text(const struct sm *s, char *buf, size_t len)
 {
     const char *n = state_name(s, s->state);
-    char buf[32];
-    if (!n) {
-        snprintf(buf, sizeof buf, "%d", s->state);
-        n = buf;
+    if (n)
+        snprintf(buf, len, "%s", n);
+    else
+        snprintf(buf, len, "%d", s->state);
+}
+
+static void format_status(struct sm *s, enum rt_format_opt opt, char *buf, size_t len)
+{
+    char st[32];
+    if (s->ops->format_status) {
+        buf[0] = 0;
+        s->ops->format_status(opt, s->state, s->data, buf, len);
+        return;
     }
-    rt_set_state_name(n);
+    state_text(s, st, sizeof st);
+    snprintf(buf, len, "%s state=%s data=%p", module_name(s), st, s->data);
+}
+
+static size_t q_len(const struct evq *q)
+{
+    size_t n = 0;
+    for (const struct ev_node *e = q->head; e; e = e->next)
+        n++;
+    return n;
+}
+
+static void report_terminate(struct sm *s, rt_atom reason)
+{
+    char st[32], status[256];
+    state_text(s, st, sizeof st);
+    format_status(s, RT_FORMAT_TERMINATE, status, sizeof status);
+    struct rt__terminate_report rep = {
+        .behaviour = "gen_statem",
+        .module = module_name(s),
+        .reason = reason,
+        .state = st,
+        .last_event = s->had_event ? rt_event_type_name(s->last_type) : "",
+        .last_msg_type = s->last_msg_type,
+        .queued = q_len(&s->queue),
+        .postponed = q_len(&s->postponed),
+        .status = status,
+    };
+    rt__report_terminate(&rep);
+}
+
+static _Noreturn void sm_terminate(struct sm *s, rt_atom reason)
+{
+    rt__sys_event(&s->sys, RT_SYS_EV_TERMINATE, 0, 0, s->state);
+    /* Before terminate, which may free the data format_status reads. */
+    if (!rt_reason_is_clean(reason))
+        report_terminate(s, reason);
+    free_all(s);
+    if (s->ops->terminate)
+        s->ops->terminate(reason, s->state, s->data);
+    rt_exit(reason);
+}
+
+static void publish_state(const struct sm *s)
+{
+    char buf[32];
+    state_text(s, buf, sizeof buf);
+    rt_set_state_name(buf);
 }
 
 static void h_get_state(void *self, struct rt_sys_state *out)
@@ -447,11 +565,7 @@ static void h_get_state(void *self, struct rt_sys_state *out)
     memset(out, 0, sizeof *out);
     out->state = s->data;
     out->statem_state = s->state;
-    const char *n = state_name(s, s->state);
-    if (n)
-        snprintf(out->state_name, sizeof out->state_name, "%s", n);
-    else
-        snprintf(out->state_name, sizeof out->state_name, "%d", s->state);
+    state_text(s, out->state_name, sizeof out->state_name);
 }
 
 static int h_replace_state(void *self, rt_sys_replace_fn fn, void *arg)
@@ -470,15 +584,9 @@ static int h_replace_state(void *self, rt_sys_replace_fn fn, void *arg)
 static void h_status(void *self, struct rt_sys_status *out)
 {
     struct sm *s = self;
-    snprintf(out->module, sizeof out->module, "%s", s->ops->name ? s->ops->name : "gen_statem");
-    struct rt_sys_state st;
-    h_get_state(s, &st);
-    snprintf(out->state_name, sizeof out->state_name, "%s", st.state_name);
-    if (s->ops->format_status)
-        s->ops->format_status(s->state, s->data, out->formatted, sizeof out->formatted);
-    else
-        snprintf(out->formatted, sizeof out->formatted, "%s state=%s data=%p", out->module,
-                 st.state_name, s->data);
+    snprintf(out->module, sizeof out->module, "%s", module_name(s));
+    state_text(s, out->state_name, sizeof out->state_name);
+    format_status(s, RT_FORMAT_NORMAL, out->formatted, sizeof out->formatted);
 }
 
 static void h_terminate(void *self, rt_atom reason)
@@ -560,9 +668,9 @@ static int run_actions(struct sm *s, struct rt_statem_result *r, bool enter, boo
         case RT_ACT_NEXT_EVENT: {
             if (enter)
                 return -1;
-            struct rt_statem_event ev = {.type = a->type, .msg = a->msg};
-            if (ev.type == RT_EV_CALL)
-                ev.from.pid = rt_self();
+            /* From and Name as given: an inserted call answers its caller. */
+            struct rt_statem_event ev = {
+                .type = a->type, .from = a->from, .timeout_name = a->name, .msg = a->msg};
             struct ev_node *n = node_new(&ev);
             if (!n)
                 return -1;
@@ -580,8 +688,7 @@ static int run_actions(struct sm *s, struct rt_statem_result *r, bool enter, boo
     return 0;
 }
 
-static void start_timers(struct sm *s, struct rt_statem_result *r, bool *event_zero,
-                         struct rt_msg **event_zero_msg)
+static void start_timers(struct sm *s, struct rt_statem_result *r)
 {
     for (size_t i = 0; i < r->n_actions; i++) {
         struct rt_statem_action *a = &r->actions[i];
@@ -589,12 +696,13 @@ static void start_timers(struct sm *s, struct rt_statem_result *r, bool *event_z
             continue;
         struct rt_statem_action copy = *a;
         a->msg = NULL;
-        timer_start(s, &copy, event_zero, event_zero_msg);
+        timer_start(s, &copy);
     }
 }
 
-/* The state enter call; its result may not change the state. */
-static void enter_state(struct sm *s, int old, bool *event_zero, struct rt_msg **ez_msg)
+/* The state enter call; its result may not change the state. repeat_state
+ * runs it again with the same old state (the state before the change). */
+static void enter_state(struct sm *s, int old)
 {
     struct rt_statem_result r;
     for (;;) {
@@ -624,10 +732,9 @@ static void enter_state(struct sm *s, int old, bool *event_zero, struct rt_msg *
             free_actions(&r, 0);
             sm_terminate(s, rt_atom_intern("bad_state_enter_return_from_state_function"));
         }
-        start_timers(s, &r, event_zero, ez_msg);
+        start_timers(s, &r);
         if (r.kind != RT_SM_REPEAT_STATE)
             return;
-        old = s->state;
     }
 }
 
@@ -696,23 +803,20 @@ static void transition(struct sm *s, struct rt_statem_event *ev, struct rt_state
         publish_state(s);
     if (hib)
         s->hibernate = true;
-    bool event_zero = false;
-    struct rt_msg *ez_msg = NULL;
     if (s->ops->state_enter && (changed || r->kind == RT_SM_REPEAT_STATE))
-        enter_state(s, initial ? s->state : old, &event_zero, &ez_msg);
-    start_timers(s, r, &event_zero, &ez_msg);
-    if (event_zero) {
-        /* An event time-out zero is cancelled by any event already queued. */
-        if (!s->queue.head)
-            enqueue_timeout(s, RT_EV_TIMEOUT, 0, ez_msg);
-        else
-            rt_msg_free(ez_msg);
-    }
+        enter_state(s, initial ? s->state : old);
+    start_timers(s, r);
+    place_event_zero(s);
 }
 
 static void process_event(struct sm *s, struct rt_statem_event *ev)
 {
     struct rt_statem_result r;
+    /* An event ends hibernation; its transition may ask for it again. */
+    s->hibernate = false;
+    s->had_event = true;
+    s->last_type = ev->type;
+    s->last_msg_type = ev->msg ? ev->msg->type : 0;
     /* Any event cancels the event timeout. */
     if (ev->type != RT_EV_TIMEOUT)
         timer_cancel(&s->event_timer);
@@ -741,7 +845,9 @@ static bool timer_event(struct sm *s, const struct rt_msg *m, struct rt_statem_e
 
 static void wake(void *p)
 {
-    sm_loop(p);
+    struct sm *s = p;
+    s->awake = true;
+    sm_loop(s);
 }
 
 static _Noreturn void sm_loop(struct sm *s)
@@ -754,15 +860,20 @@ static _Noreturn void sm_loop(struct sm *s)
             struct ev_node *n = q_pop(&s->queue);
             if (n) {
                 struct rt_statem_event ev = n->ev;
+                uint64_t token = n->token;
                 rt_free(n);
+                if (token && !zero_event(s, token, &ev))
+                    continue; /* a stale time-out zero */
                 process_event(s, &ev);
                 continue;
             }
-            if (s->hibernate) {
-                s->hibernate = false;
+            /* Woken, it first receives what woke it; still hibernating
+             * after that (no event came), it goes back to sleep. */
+            if (s->hibernate && !s->awake)
                 rt_hibernate(wake, s);
-            }
-            m = rt_receive(s->hibernate_after > 0 ? s->hibernate_after : RT_INFINITY);
+            s->awake = false;
+            m = rt_receive(s->hibernate_after > 0 && !s->hibernate ? s->hibernate_after
+                                                                   : RT_INFINITY);
             if (!m) {
                 s->hibernate = true;
                 continue;
@@ -804,18 +915,46 @@ struct sm_start {
     void *arg;
 };
 
-static void sm_entry(void *arg, const struct rt_proc_starter *st)
+/* The machine's control state, in the calling process, which it becomes. */
+static struct sm *sm_new(const struct rt_gen_statem_ops *ops, const struct rt_start_opts *opts)
 {
-    struct sm_start ss = *(struct sm_start *)arg;
     struct sm *s = rt_calloc(1, sizeof *s);
     if (!s)
-        rt_proc_init_fail(st, RT_SYSTEM_LIMIT, RT_SYSTEM_LIMIT);
+        return NULL;
     rt_set_kind(RT_KIND_STATEM);
     rt_set_user(s);
     rt_defer(sm_cleanup, s);
-    s->ops = ss.ops;
-    s->hibernate_after = st->opts ? st->opts->hibernate_after : 0;
-    rt__sys_init(&s->sys, "gen_statem", st->opts);
+    s->ops = ops;
+    s->hibernate_after = opts ? opts->hibernate_after : 0;
+    rt__sys_init(&s->sys, "gen_statem", opts);
+    return s;
+}
+
+/* init's (or enter_loop's) actions: all but postpone. */
+static bool init_actions_ok(const struct rt_statem_result *r)
+{
+    for (size_t i = 0; i < r->n_actions; i++)
+        if (r->actions[i].kind == RT_ACT_POSTPONE)
+            return false;
+    return true;
+}
+
+/* Enters the initial state (its enter call, init's actions) and loops. */
+static _Noreturn void sm_run(struct sm *s, struct rt_statem_result *r)
+{
+    s->state = r->state;
+    s->data = r->data;
+    struct rt_statem_event none = {.type = RT_EV_INTERNAL};
+    transition(s, &none, r, true);
+    sm_loop(s);
+}
+
+static void sm_entry(void *arg, const struct rt_proc_starter *st)
+{
+    struct sm_start ss = *(struct sm_start *)arg;
+    struct sm *s = sm_new(ss.ops, st->opts);
+    if (!s)
+        rt_proc_init_fail(st, RT_SYSTEM_LIMIT, RT_SYSTEM_LIMIT);
     struct rt_statem_result r;
     memset(&r, 0, sizeof r);
     r.kind = RT_SM_OK;
@@ -826,19 +965,13 @@ static void sm_entry(void *arg, const struct rt_proc_starter *st)
             free_actions(&r, 0);
             rt_proc_init_fail(st, RT_SYSTEM_LIMIT, RT_SYSTEM_LIMIT);
         }
-        for (size_t i = 0; i < r.n_actions; i++) {
-            if (r.actions[i].kind == RT_ACT_POSTPONE) {
-                rt_atom bad = rt_atom_intern("bad_action_from_init");
-                free_actions(&r, 0);
-                rt_proc_init_fail(st, bad, bad);
-            }
+        if (!init_actions_ok(&r)) {
+            rt_atom bad = rt_atom_intern("bad_action_from_init");
+            free_actions(&r, 0);
+            rt_proc_init_fail(st, bad, bad);
         }
-        s->state = r.state;
-        s->data = r.data;
         rt_proc_init_ack(st);
-        struct rt_statem_event none = {.type = RT_EV_INTERNAL};
-        transition(s, &none, &r, true);
-        sm_loop(s);
+        sm_run(s, &r);
     }
     case RT_SM_IGNORE:
         free_actions(&r, 0);
@@ -858,14 +991,20 @@ static void sm_entry(void *arg, const struct rt_proc_starter *st)
     }
 }
 
+static bool ops_ok(const struct rt_gen_statem_ops *ops)
+{
+    if (!ops)
+        return false;
+    return ops->mode == RT_HANDLE_EVENT_FUNCTION ? ops->handle_event != NULL
+                                                 : ops->state_functions != NULL;
+}
+
 static int start(const struct rt_gen_statem_ops *ops, void *arg, const struct rt_start_opts *opts,
                  bool link, rt_pid *out, rt_atom *reason)
 {
     struct sm_start ss = {.ops = ops, .arg = arg};
     struct rt_start_opts o = {0};
-    if (!ops || !ops->init)
-        return -EINVAL;
-    if (ops->mode == RT_HANDLE_EVENT_FUNCTION ? !ops->handle_event : !ops->state_functions)
+    if (!ops_ok(ops) || !ops->init)
         return -EINVAL;
     if (opts)
         o = *opts;
@@ -873,6 +1012,39 @@ static int start(const struct rt_gen_statem_ops *ops, void *arg, const struct rt
         o.initial_call = ops->name ? ops->name : "gen_statem";
     return link ? rt_proc_start_link(sm_entry, &ss, &o, out, reason)
                 : rt_proc_start(sm_entry, &ss, &o, out, reason);
+}
+
+_Noreturn void rt_gen_statem_enter_loop(const struct rt_gen_statem_ops *ops,
+                                        const struct rt_start_opts *opts, int state, void *data,
+                                        struct rt_statem_result *actions)
+{
+    struct rt_statem_result r;
+    memset(&r, 0, sizeof r);
+    if (actions) {
+        r = *actions;
+        actions->n_actions = 0; /* the messages are the loop's now */
+    }
+    r.kind = RT_SM_OK;
+    r.state = state;
+    r.data = data;
+    if (!ops_ok(ops)) {
+        free_actions(&r, 0);
+        rt_exit(RT_BADARG);
+    }
+    if (opts && opts->name && rt_whereis(opts->name) != rt_self()) {
+        free_actions(&r, 0);
+        rt_exit(rt_atom_intern("process_not_registered"));
+    }
+    if (r.overflow || !init_actions_ok(&r)) {
+        free_actions(&r, 0);
+        rt_exit(rt_atom_intern("bad_action_from_enter_loop"));
+    }
+    struct sm *s = sm_new(ops, opts);
+    if (!s) {
+        free_actions(&r, 0);
+        rt_exit(RT_SYSTEM_LIMIT);
+    }
+    sm_run(s, &r);
 }
 
 int rt_gen_statem_start_link(const struct rt_gen_statem_ops *ops, void *arg,

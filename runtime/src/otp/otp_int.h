@@ -116,4 +116,24 @@ void rt__demonitor_flush(rt_mark mark, rt_ref mref);
 /* Is the caller trapping exits? */
 bool rt__trapping(void);
 
+/* What a behaviour terminating abnormally reports about itself (OTP's
+ * "** State machine X terminating" error report). `status` is what the
+ * behaviour's format_status callback wrote for RT_FORMAT_TERMINATE, so a
+ * behaviour can keep secrets out of it. Strings may be "" but not NULL. */
+struct rt__terminate_report {
+    const char *behaviour; /* "gen_statem", ... */
+    const char *module;    /* ops->name */
+    rt_atom reason;
+    const char *state;      /* current state's name, "" if none */
+    const char *last_event; /* the last event's kind, "" if none */
+    uint32_t last_msg_type; /* its message type, 0 if none */
+    size_t queued;          /* events queued inside the behaviour */
+    size_t postponed;
+    const char *status;
+};
+/* Writes the report as one error log line (rt_log). Called by the
+ * terminating process before its terminate callback; the runtime's crash
+ * report comes after it. */
+void rt__report_terminate(const struct rt__terminate_report *r);
+
 #endif

@@ -9,6 +9,17 @@
  * terminate, which stops every child in reverse start order (in parallel
  * for simple_one_for_one).
  *
+ * Child specs are copied while init runs (rt_sup_init_child), all of them
+ * before the first child starts: a start function parks the supervisor,
+ * and nothing the init pointed at may be read after that. A child owns its
+ * copy of the spec's arg (own_arg); dynamic children share the template's
+ * and own only their extra bytes. A temporary child is never restarted, so
+ * its arg copy and extra bytes are dropped once it has started.
+ *
+ * A child whose restart failed keeps status restarting (and, for
+ * simple_one_for_one, the pid it had, by which terminate_child finds it)
+ * until a retry, sent to self, succeeds; terminate_child ends the retries.
+ *
  * Stopping a child follows OTP's protocol: monitor, unlink, then (unless its
  * EXIT is already queued, meaning it died by itself) exit(shutdown) and wait
  * for the DOWN up to the child's shutdown time, then exit(kill). The
@@ -34,15 +45,18 @@ enum {
     SUP_COUNT,
     SUP_GET_SPEC,
     SUP_DESCRIBE,
+    SUP_WHICH_CHILD,
 };
 
 struct child {
     char id[64];
     rt_pid pid;
-    uint64_t key; /* unique within the supervisor, for retries */
+    rt_pid last_pid; /* the pid it had, while status is restarting */
+    uint64_t key;    /* unique within the supervisor, for retries */
     rt_child_start_fn start;
     void *arg;
     size_t arg_size;
+    bool own_arg; /* arg is this child's rt_alloc'd copy */
     void *extra;
     size_t extra_size;
     enum rt_restart restart;
@@ -124,6 +138,11 @@ static int check_flags(const struct rt_sup_flags *f, rt_atom *reason)
         bad = "invalid_period";
     else if ((unsigned)f->auto_shutdown > RT_AUTO_ALL_SIGNIFICANT)
         bad = "invalid_auto_shutdown";
+    /* Dynamic children come and go at any time, so "all significant
+     * children have gone" has no meaning there, and "any" would end the
+     * supervisor on the first one. */
+    else if (f->strategy == RT_SIMPLE_ONE_FOR_ONE && f->auto_shutdown != RT_AUTO_NEVER)
+        bad = "bad_combination";
     if (!bad)
         return 0;
     if (reason)
@@ -131,16 +150,32 @@ static int check_flags(const struct rt_sup_flags *f, rt_atom *reason)
     return -EINVAL;
 }
 
-static int check_spec(const struct rt_sup_flags *f, const struct rt_child_spec *c)
+static bool shutdown_valid(int64_t t)
+{
+    return t >= 0 || t == RT_SHUTDOWN_INFINITY || t == RT_SHUTDOWN_BRUTAL_KILL ||
+           t == RT_SHUTDOWN_ZERO;
+}
+
+/* What a spec needs on its own, before any flags are known. */
+static int check_shape(const struct rt_child_spec *c)
 {
     if (!c->id || !c->id[0] || strlen(c->id) >= 64 || !c->start)
         return -EINVAL;
     if ((unsigned)c->restart > RT_TEMPORARY || (unsigned)c->type > RT_SUPERVISOR)
         return -EINVAL;
-    if (c->shutdown < 0 && c->shutdown != RT_SHUTDOWN_INFINITY &&
-        c->shutdown != RT_SHUTDOWN_BRUTAL_KILL)
+    if (!shutdown_valid(c->shutdown))
         return -EINVAL;
-    if (c->significant && (c->restart == RT_PERMANENT || f->auto_shutdown == RT_AUTO_NEVER))
+    return 0;
+}
+
+static bool significant_ok(const struct rt_sup_flags *f, enum rt_restart restart, bool significant)
+{
+    return !significant || (restart != RT_PERMANENT && f->auto_shutdown != RT_AUTO_NEVER);
+}
+
+static int check_spec(const struct rt_sup_flags *f, const struct rt_child_spec *c)
+{
+    if (check_shape(c) < 0 || !significant_ok(f, c->restart, c->significant))
         return -EINVAL;
     return 0;
 }
@@ -181,6 +216,13 @@ static int64_t effective_shutdown(const struct rt_child_spec *c)
     return c->type == RT_SUPERVISOR ? RT_SHUTDOWN_INFINITY : 5000;
 }
 
+/* How long to wait for a child told to shut down: ms (0 included) or
+ * RT_INFINITY. Not used for brutal_kill. */
+static int64_t shutdown_wait(int64_t shutdown)
+{
+    return shutdown == RT_SHUTDOWN_ZERO ? 0 : shutdown;
+}
+
 static int fill_child(struct child *c, const struct rt_child_spec *spec)
 {
     memset(c, 0, sizeof *c);
@@ -193,6 +235,7 @@ static int fill_child(struct child *c, const struct rt_child_spec *spec)
         if (!c->arg)
             return -ENOMEM;
         memcpy(c->arg, spec->arg, spec->arg_size);
+        c->own_arg = true;
     }
     c->restart = spec->restart;
     c->shutdown = effective_shutdown(spec);
@@ -202,12 +245,20 @@ static int fill_child(struct child *c, const struct rt_child_spec *spec)
     return 0;
 }
 
-static void free_child(struct child *c)
+/* Drops what the child was started with: its arg copy and extra bytes. */
+static void drop_args(struct child *c)
 {
-    if (c->arg_size)
+    if (c->own_arg)
         rt_free(c->arg);
     rt_free(c->extra);
     c->arg = c->extra = NULL;
+    c->arg_size = c->extra_size = 0;
+    c->own_arg = false;
+}
+
+static void free_child(struct child *c)
+{
+    drop_args(c);
 }
 
 static int push_child(struct sup *s, const struct child *c)
@@ -253,6 +304,19 @@ static size_t find_pid(const struct sup *s, rt_pid pid)
     return NONE;
 }
 
+/* A dynamic child by its pid, or by the pid it had while its restart is
+ * being retried. */
+static size_t find_dynamic(const struct sup *s, rt_pid pid)
+{
+    size_t i = find_pid(s, pid);
+    if (i != NONE || !pid)
+        return i;
+    for (i = 0; i < s->n; i++)
+        if (s->ch[i].status == RT_CHILD_RESTARTING && s->ch[i].last_pid == pid)
+            return i;
+    return NONE;
+}
+
 static size_t find_key(const struct sup *s, uint64_t key)
 {
     for (size_t i = 0; i < s->n; i++)
@@ -261,23 +325,34 @@ static size_t find_key(const struct sup *s, uint64_t key)
     return NONE;
 }
 
-/* Starts child i: 0 (running), RT_IGNORE (pid undefined) or -ECHILD. */
-static int start_one(struct sup *s, size_t i, rt_atom *reason)
+/* Starts child i: 0 (running), RT_IGNORE (pid undefined), -EEXIST with
+ * *holder (the start function found the child's name taken: OTP's
+ * already_started, passed through as such) or -ECHILD with *reason. */
+static int start_one(struct sup *s, size_t i, rt_atom *reason, rt_pid *holder)
 {
     struct child *c = &s->ch[i];
     rt_pid pid = 0;
     rt_atom why = RT_UNDEFINED;
     int rc = c->start(c->arg, c->extra, c->extra_size, &pid, &why);
-    c = &s->ch[i];
     if (rc == 0 && pid) {
         c->pid = pid;
+        c->last_pid = 0;
         c->status = RT_CHILD_RUNNING;
+        if (c->restart == RT_TEMPORARY)
+            drop_args(c);
         return 0;
     }
     c->pid = 0;
     if (rc == 0 || rc == RT_IGNORE) {
         c->status = RT_CHILD_UNDEFINED;
         return RT_IGNORE;
+    }
+    if (rc == -EEXIST) {
+        if (holder)
+            *holder = pid;
+        if (reason)
+            *reason = rt_atom_intern("already_started");
+        return -EEXIST;
     }
     if (reason)
         *reason = why;
@@ -340,7 +415,7 @@ static void shutdown_child(struct child *c)
     if (!c->pid)
         return;
     rt_ref mref = begin_shutdown(c, &dead);
-    finish_shutdown(c, mref, dead, c->shutdown);
+    finish_shutdown(c, mref, dead, shutdown_wait(c->shutdown));
 }
 
 /* Stops children [from, n) in reverse order (all children, in parallel
@@ -361,13 +436,13 @@ static void terminate_children(struct sup *s, size_t from, bool drop_temporary)
             for (size_t i = 0; i < n; i++)
                 if (s->ch[i].pid)
                     mrefs[i] = begin_shutdown(&s->ch[i], &dead[i]);
-            int64_t t = s->tmpl.shutdown;
-            uint64_t deadline = t > 0 ? rt_now_ms() + (uint64_t)t : 0;
+            int64_t t = shutdown_wait(s->tmpl.shutdown);
+            uint64_t deadline = t >= 0 ? rt_now_ms() + (uint64_t)t : 0;
             for (size_t i = 0; i < n; i++) {
                 if (!s->ch[i].pid)
                     continue;
                 int64_t left = t;
-                if (t > 0) {
+                if (t >= 0) {
                     uint64_t now = rt_now_ms();
                     left = now >= deadline ? 0 : (int64_t)(deadline - now);
                 }
@@ -420,7 +495,7 @@ static void start_from(struct sup *s, size_t i)
         if (s->ch[i].pid)
             continue;
         rt_atom why = RT_UNDEFINED;
-        int rc = start_one(s, i, &why);
+        int rc = start_one(s, i, &why, NULL);
         if (rc == RT_IGNORE && s->ch[i].restart == RT_TEMPORARY) {
             remove_child(s, i);
             i--;
@@ -451,7 +526,7 @@ static int restart(struct sup *s, size_t i)
     case RT_ONE_FOR_ONE:
     case RT_SIMPLE_ONE_FOR_ONE: {
         rt_atom why = RT_UNDEFINED;
-        int rc = start_one(s, i, &why);
+        int rc = start_one(s, i, &why, NULL);
         if (rc == RT_IGNORE &&
             (s->ch[i].restart == RT_TEMPORARY || s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE))
             remove_child(s, i);
@@ -481,6 +556,7 @@ static void on_child_exit(struct sup *s, rt_pid pid, rt_atom reason, struct rt_g
         rt_log(RT_LOG_ERROR, "supervisor %#llx: child_terminated child=%s pid=%#llx reason=%s",
                (unsigned long long)rt_self(), c->id, (unsigned long long)pid, rt_atom_name(reason));
     c->pid = 0;
+    c->last_pid = pid;
     c->status = RT_CHILD_UNDEFINED;
     bool again =
         c->restart == RT_PERMANENT || (c->restart == RT_TRANSIENT && !rt_reason_is_clean(reason));
@@ -513,12 +589,64 @@ struct sup_start {
     void *arg;
 };
 
+struct rt_sup_init {
+    struct sup *s;
+    int err; /* the first failure of rt_sup_init_child, 0 if none */
+};
+
+int rt_sup_init_child(struct rt_sup_init *init, const struct rt_child_spec *spec)
+{
+    struct child c;
+    int rc = -EINVAL;
+    if (!init)
+        return -EINVAL;
+    if (!spec || check_shape(spec) < 0)
+        goto out;
+    rc = fill_child(&c, spec);
+    if (rc < 0)
+        goto out;
+    rc = push_child(init->s, &c);
+    if (rc < 0)
+        free_child(&c);
+out:
+    if (rc < 0 && !init->err)
+        init->err = rc;
+    return rc;
+}
+
+int rt_sup_init_children(struct rt_sup_init *init, const struct rt_child_spec *specs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = rt_sup_init_child(init, &specs[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The checks that need the flags or the other children, on the copies. */
+static int check_children(const struct sup *s, rt_atom *reason)
+{
+    const char *bad = NULL;
+    if (s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE && s->n != 1)
+        bad = "bad_start_spec";
+    for (size_t i = 0; i < s->n && !bad; i++) {
+        if (!significant_ok(&s->flags, s->ch[i].restart, s->ch[i].significant))
+            bad = "invalid_child_spec";
+        for (size_t j = 0; j < i && !bad; j++)
+            if (strcmp(s->ch[i].id, s->ch[j].id) == 0)
+                bad = "duplicate_child_name";
+    }
+    if (!bad)
+        return 0;
+    *reason = rt_atom_intern(bad);
+    return -EINVAL;
+}
+
 static void sup_init(void *arg, struct rt_gs_result *r)
 {
     const struct sup_start *ss = arg;
     struct rt_sup_flags flags = RT_SUP_FLAGS_DEFAULT;
-    const struct rt_child_spec *specs = NULL;
-    size_t n = 0;
     rt_atom why = RT_UNDEFINED;
     rt_set_kind(RT_KIND_SUPERVISOR);
     rt_trap_exit(true);
@@ -528,7 +656,8 @@ static void sup_init(void *arg, struct rt_gs_result *r)
         return;
     }
     r->state = s;
-    int rc = ss->init(ss->arg, &flags, &specs, &n);
+    struct rt_sup_init in = {.s = s};
+    int rc = ss->init(ss->arg, &flags, &in);
     if (rc == RT_IGNORE) {
         rt_gs_ignore(r);
         return;
@@ -537,11 +666,19 @@ static void sup_init(void *arg, struct rt_gs_result *r)
         rt_gs_stop(r, rt_atom_intern("bad_init"));
         return;
     }
-    if (rt_sup_check_childspecs(&flags, specs, n, &why) < 0) {
+    if (in.err) {
+        rt_gs_stop(r, in.err == -ENOMEM ? RT_SYSTEM_LIMIT : rt_atom_intern("invalid_child_spec"));
+        return;
+    }
+    if (check_flags(&flags, &why) < 0) {
         rt_gs_stop(r, why);
         return;
     }
     s->flags = flags;
+    if (check_children(s, &why) < 0) {
+        rt_gs_stop(r, why);
+        return;
+    }
     s->times = rt_calloc((size_t)flags.intensity + 1, sizeof *s->times);
     if (!s->times) {
         rt_gs_stop(r, RT_SYSTEM_LIMIT);
@@ -549,32 +686,33 @@ static void sup_init(void *arg, struct rt_gs_result *r)
     }
     rt_set_state_name(rt_sup_strategy_name(flags.strategy));
     if (flags.strategy == RT_SIMPLE_ONE_FOR_ONE) {
-        if (fill_child(&s->tmpl, &specs[0]) < 0)
-            rt_gs_stop(r, RT_SYSTEM_LIMIT);
+        /* The single spec becomes the template; it is not a child. OTP
+         * does not hibernate these: children come and go all the time. */
+        s->tmpl = s->ch[0];
+        s->n = 0;
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct child c;
-        if (fill_child(&c, &specs[i]) < 0 || push_child(s, &c) < 0) {
-            terminate_children(s, 0, false);
-            rt_gs_stop(r, RT_SYSTEM_LIMIT);
-            return;
+    for (size_t i = 0; i < s->n;) {
+        rc = start_one(s, i, &why, NULL);
+        if (rc == RT_IGNORE && s->ch[i].restart == RT_TEMPORARY) {
+            remove_child(s, i);
+            continue;
         }
-        size_t at = s->n - 1;
-        rc = start_one(s, at, &why);
-        if (rc == RT_IGNORE && s->ch[at].restart == RT_TEMPORARY)
-            remove_child(s, at);
         if (rc < 0) {
             char buf[128];
-            snprintf(buf, sizeof buf, "shutdown:failed_to_start_child:%s", specs[i].id);
+            snprintf(buf, sizeof buf, "shutdown:failed_to_start_child:%s", s->ch[i].id);
             rt_log(RT_LOG_ERROR, "supervisor %#llx: start_error child=%s reason=%s",
-                   (unsigned long long)rt_self(), specs[i].id, rt_atom_name(why));
-            remove_child(s, at);
+                   (unsigned long long)rt_self(), s->ch[i].id, rt_atom_name(why));
+            /* The children not started yet have no pid: only the started
+             * ones are stopped, in reverse order. */
             terminate_children(s, 0, false);
             rt_gs_stop(r, rt_atom_intern(buf));
             return;
         }
+        i++;
     }
+    /* Static supervisors have little to do; as OTP, hibernate. */
+    rt_gs_hibernate(r);
 }
 
 static void sup_terminate(rt_atom reason, void *state)
@@ -584,9 +722,18 @@ static void sup_terminate(rt_atom reason, void *state)
         terminate_children(s, 0, false);
 }
 
+/* After each message: a static supervisor goes back to hibernation, so an
+ * idle one holds no stack (OTP hibernates it after init only). */
+static void rest(const struct sup *s, struct rt_gs_result *r)
+{
+    if (s->flags.strategy != RT_SIMPLE_ONE_FOR_ONE)
+        rt_gs_hibernate(r);
+}
+
 static void sup_info(struct rt_msg *m, void *state, struct rt_gs_result *r)
 {
     struct sup *s = state;
+    rest(s, r);
     if (m->type == RT_MSG_EXIT) {
         on_child_exit(s, m->from, (rt_atom)m->u64, r);
         return;
@@ -594,6 +741,7 @@ static void sup_info(struct rt_msg *m, void *state, struct rt_gs_result *r)
     if (m->type == RT_MSG_SUP && m->from == rt_self() && m->size >= sizeof(struct retry)) {
         const struct retry *rt = (const struct retry *)m->data;
         size_t i = find_key(s, rt->key);
+        /* Gone, or no longer restarting (terminate_child): no retry. */
         if (i == NONE || s->ch[i].status != RT_CHILD_RESTARTING)
             return;
         s->ch[i].status = RT_CHILD_UNDEFINED;
@@ -651,6 +799,86 @@ static struct rt_msg *list_rep(const struct sup *s, int kind)
     return m;
 }
 
+static void call_start_child(struct sup *s, struct rt_msg *m, struct sup_rep *p)
+{
+    struct start_child_req *q = (struct start_child_req *)m->data;
+    struct rt_child_spec spec = q->spec;
+    spec.id = q->id;
+    if (spec.arg_size)
+        spec.arg = q->arg;
+    if (s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE) {
+        p->rc = -EOPNOTSUPP;
+        return;
+    }
+    if (check_spec(&s->flags, &spec) < 0) {
+        p->rc = -EINVAL;
+        p->reason = rt_atom_intern("invalid_child_spec");
+        return;
+    }
+    size_t i = find_id(s, spec.id);
+    if (i != NONE) {
+        p->rc = s->ch[i].pid ? -EEXIST : -EALREADY;
+        p->pid = s->ch[i].pid;
+        return;
+    }
+    struct child c;
+    if (fill_child(&c, &spec) < 0) {
+        p->rc = -ENOMEM;
+        return;
+    }
+    if (push_child(s, &c) < 0) {
+        free_child(&c);
+        p->rc = -ENOMEM;
+        return;
+    }
+    i = s->n - 1;
+    p->rc = start_one(s, i, &p->reason, &p->pid);
+    if (p->rc == RT_IGNORE) {
+        p->rc = 0;
+        if (s->ch[i].restart == RT_TEMPORARY)
+            remove_child(s, i);
+    } else if (p->rc < 0) {
+        remove_child(s, i); /* nothing is stored for a failed start */
+    } else {
+        p->pid = s->ch[i].pid;
+    }
+}
+
+static void call_start_extra(struct sup *s, struct rt_msg *m, struct sup_rep *p)
+{
+    if (s->flags.strategy != RT_SIMPLE_ONE_FOR_ONE) {
+        p->rc = -EOPNOTSUPP;
+        return;
+    }
+    struct child c = s->tmpl;
+    c.id[0] = 0;       /* dynamic children have no id (undefined) */
+    c.own_arg = false; /* the template's arg copy serves them all */
+    c.extra = NULL;
+    c.extra_size = m->size;
+    if (m->size) {
+        c.extra = rt_alloc(m->size);
+        if (!c.extra) {
+            p->rc = -ENOMEM;
+            return;
+        }
+        memcpy(c.extra, m->data, m->size);
+    }
+    if (push_child(s, &c) < 0) {
+        free_child(&c);
+        p->rc = -ENOMEM;
+        return;
+    }
+    size_t i = s->n - 1;
+    p->rc = start_one(s, i, &p->reason, &p->pid);
+    if (p->rc == 0) {
+        p->pid = s->ch[i].pid;
+        return;
+    }
+    remove_child(s, i);
+    if (p->rc == RT_IGNORE)
+        p->rc = 0; /* {ok, undefined}, nothing stored */
+}
+
 static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *state,
                      struct rt_gs_result *r)
 {
@@ -660,95 +888,22 @@ static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *stat
         rt_gs_stop(r, RT_SYSTEM_LIMIT);
         return;
     }
+    rest(s, r);
     struct sup_rep *p = (struct sup_rep *)rep->data;
     bool simple = s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE;
     size_t i;
     char id[64] = "";
     if ((m->type == SUP_TERMINATE_ID || m->type == SUP_RESTART || m->type == SUP_DELETE ||
-         m->type == SUP_GET_SPEC) &&
+         m->type == SUP_GET_SPEC || m->type == SUP_WHICH_CHILD) &&
         m->size >= 1)
         snprintf(id, sizeof id, "%.*s", (int)(m->size < 63 ? m->size : 63), (char *)m->data);
     switch (m->type) {
-    case SUP_START_CHILD: {
-        struct start_child_req *q = (struct start_child_req *)m->data;
-        struct rt_child_spec spec = q->spec;
-        spec.id = q->id;
-        if (spec.arg_size)
-            spec.arg = q->arg;
-        if (simple) {
-            p->rc = -EOPNOTSUPP;
-            break;
-        }
-        if (check_spec(&s->flags, &spec) < 0) {
-            p->rc = -EINVAL;
-            p->reason = rt_atom_intern("invalid_child_spec");
-            break;
-        }
-        i = find_id(s, spec.id);
-        if (i != NONE) {
-            p->rc = s->ch[i].pid ? -EEXIST : -EALREADY;
-            p->pid = s->ch[i].pid;
-            break;
-        }
-        struct child c;
-        if (fill_child(&c, &spec) < 0 || push_child(s, &c) < 0) {
-            p->rc = -ENOMEM;
-            break;
-        }
-        i = s->n - 1;
-        p->rc = start_one(s, i, &p->reason);
-        if (p->rc == RT_IGNORE) {
-            p->rc = 0;
-            if (s->ch[i].restart == RT_TEMPORARY)
-                remove_child(s, i);
-        } else if (p->rc < 0) {
-            remove_child(s, i);
-        } else {
-            p->pid = s->ch[i].pid;
-        }
+    case SUP_START_CHILD:
+        call_start_child(s, m, p);
         break;
-    }
-    case SUP_START_EXTRA: {
-        if (!simple) {
-            p->rc = -EOPNOTSUPP;
-            break;
-        }
-        struct child c = s->tmpl;
-        c.id[0] = 0; /* dynamic children have no id (undefined) */
-        if (c.arg_size) {
-            c.arg = rt_alloc(c.arg_size);
-            if (!c.arg) {
-                p->rc = -ENOMEM;
-                break;
-            }
-            memcpy(c.arg, s->tmpl.arg, c.arg_size);
-        }
-        c.extra = NULL;
-        c.extra_size = m->size;
-        if (m->size) {
-            c.extra = rt_alloc(m->size);
-            if (!c.extra) {
-                free_child(&c);
-                p->rc = -ENOMEM;
-                break;
-            }
-            memcpy(c.extra, m->data, m->size);
-        }
-        if (push_child(s, &c) < 0) {
-            free_child(&c);
-            p->rc = -ENOMEM;
-            break;
-        }
-        i = s->n - 1;
-        p->rc = start_one(s, i, &p->reason);
-        if (p->rc != 0)
-            remove_child(s, i);
-        if (p->rc == RT_IGNORE)
-            p->rc = 0;
-        else if (p->rc == 0)
-            p->pid = s->ch[i].pid;
+    case SUP_START_EXTRA:
+        call_start_extra(s, m, p);
         break;
-    }
     case SUP_TERMINATE_ID:
         if (simple) {
             p->rc = -EOPNOTSUPP;
@@ -760,6 +915,9 @@ static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *stat
             break;
         }
         shutdown_child(&s->ch[i]);
+        /* Also ends a pending restart: the retry finds it undefined. */
+        s->ch[i].status = RT_CHILD_UNDEFINED;
+        s->ch[i].last_pid = 0;
         if (s->ch[i].restart == RT_TEMPORARY)
             remove_child(s, i);
         break;
@@ -767,14 +925,18 @@ static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *stat
         rt_pid pid = 0;
         if (m->size >= sizeof pid)
             memcpy(&pid, m->data, sizeof pid);
-        i = find_pid(s, pid);
+        if (!simple) {
+            p->rc = -ENOENT; /* other supervisors know their children by id */
+            break;
+        }
+        i = find_dynamic(s, pid);
         if (i == NONE) {
-            p->rc = -ENOENT;
+            /* A child that has already gone is as good as terminated. */
+            p->rc = pid && !rt_is_alive(pid) ? 0 : -ENOENT;
             break;
         }
         shutdown_child(&s->ch[i]);
-        if (simple || s->ch[i].restart == RT_TEMPORARY)
-            remove_child(s, i);
+        remove_child(s, i);
         break;
     }
     case SUP_RESTART:
@@ -800,10 +962,11 @@ static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *stat
             remove_child(s, i);
             break;
         }
-        p->rc = start_one(s, i, &p->reason);
+        p->rc = start_one(s, i, &p->reason, &p->pid);
         if (p->rc == RT_IGNORE)
             p->rc = 0;
-        p->pid = s->ch[i].pid;
+        if (p->rc == 0)
+            p->pid = s->ch[i].pid;
         break;
     case SUP_WHICH:
     case SUP_DESCRIBE:
@@ -825,6 +988,12 @@ static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *stat
                 p->counts.workers++;
         }
         break;
+    case SUP_WHICH_CHILD:
+        if (simple) {
+            p->rc = -EOPNOTSUPP;
+            break;
+        }
+        /* fall through */
     case SUP_GET_SPEC:
         i = simple ? NONE : find_id(s, id);
         if (i == NONE)
@@ -934,7 +1103,7 @@ int rt_sup_start_child_extra(rt_pid sup, const void *extra, size_t extra_size, r
     if (rc < 0)
         return rc;
     rc = REP(rep)->rc;
-    if (rc == 0 && out)
+    if ((rc == 0 || rc == -EEXIST) && out)
         *out = REP(rep)->pid;
     if (rc < 0 && reason)
         *reason = REP(rep)->reason;
@@ -976,7 +1145,7 @@ int rt_sup_restart_child(rt_pid sup, const char *id, rt_pid *out, rt_atom *reaso
     if (rc < 0)
         return rc;
     rc = REP(rep)->rc;
-    if (rc == 0 && out)
+    if ((rc == 0 || rc == -EEXIST) && out)
         *out = REP(rep)->pid;
     if (rc < 0 && reason)
         *reason = REP(rep)->reason;
@@ -1017,10 +1186,10 @@ int rt_sup_count_children(rt_pid sup, struct rt_sup_counts *out)
     return 0;
 }
 
-int rt_sup_get_childspec(rt_pid sup, const char *id, struct rt_child_info *out)
+static int info_request(rt_pid sup, uint32_t type, const char *id, struct rt_child_info *out)
 {
     struct rt_msg *rep = NULL;
-    int rc = id_request(sup, SUP_GET_SPEC, id, &rep);
+    int rc = id_request(sup, type, id, &rep);
     if (rc < 0)
         return rc;
     rc = REP(rep)->rc;
@@ -1028,6 +1197,16 @@ int rt_sup_get_childspec(rt_pid sup, const char *id, struct rt_child_info *out)
         *out = REP(rep)->info;
     rt_msg_free(rep);
     return rc;
+}
+
+int rt_sup_get_childspec(rt_pid sup, const char *id, struct rt_child_info *out)
+{
+    return info_request(sup, SUP_GET_SPEC, id, out);
+}
+
+int rt_sup_which_child(rt_pid sup, const char *id, struct rt_child_info *out)
+{
+    return info_request(sup, SUP_WHICH_CHILD, id, out);
 }
 
 int rt_sup_describe(rt_pid sup, struct rt_sup_description *desc, struct rt_child_info *children,

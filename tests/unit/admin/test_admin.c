@@ -794,15 +794,12 @@ static const struct rt_child_spec sub_children[] = {
     {.id = "b", .start = start_counter, .restart = RT_TRANSIENT, .shutdown = 1000},
 };
 
-static int sub_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
-                    size_t *n)
+static int sub_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     flags->strategy = RT_ONE_FOR_ONE;
     flags->intensity = 5;
     flags->period_s = 7;
-    *children = sub_children;
-    *n = 1;
-    return 0;
+    return rt_sup_init_children(init, sub_children, 1);
 }
 
 static int start_sub(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason)
@@ -823,15 +820,12 @@ static const struct rt_child_spec top_children[] = {
      .shutdown = RT_SHUTDOWN_BRUTAL_KILL},
 };
 
-static int top_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
-                    size_t *n)
+static int top_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     flags->strategy = RT_ONE_FOR_ALL;
     flags->intensity = 3;
     flags->period_s = 10;
-    *children = top_children;
-    *n = 3;
-    return 0;
+    return rt_sup_init_children(init, top_children, 3);
 }
 
 static rt_pid child_pid(rt_pid sup, const char *id)
@@ -930,6 +924,35 @@ static void body_tree(void)
 START_TEST(supervisors_tree_and_restart_of_a_supervised_child)
 {
     t_run(body_tree);
+}
+END_TEST
+
+/* The tree says in which order it lists children, and lists them so: in
+ * start order, oldest first, a child added later coming last. */
+static void body_tree_order(void)
+{
+    rt_pid top = 0;
+    T_EQ(rt_sup_start_link(top_init, NULL, NULL, &top, NULL), 0);
+    struct rt_child_spec late = {.id = "late", .start = start_counter, .shutdown = 1000};
+    T_EQ(rt_sup_start_child(top, &late, NULL, NULL), 0);
+    gw.sup = top;
+    struct answer a = get("/admin/supervisors");
+    T_EQ(a.status, 200);
+    json_t *t = json_object_get(a.json, "tree");
+    T_STREQ(jstr(json_object_get(t, "supervisor"), "children_order"), "start");
+    json_t *ch = json_object_get(t, "children");
+    T_EQ(json_array_size(ch), 4);
+    const char *ids[] = {"a", "sub", "t", "late"};
+    for (size_t i = 0; i < 4; i++)
+        T_STREQ(jstr(json_array_get(ch, i), "id"), ids[i]);
+    answer_done(&a);
+    gw.sup = 0;
+    T_EQ(rt_proc_stop(top, RT_NORMAL, 5000, NULL), 0);
+}
+
+START_TEST(supervisors_tree_states_that_children_are_listed_in_start_order)
+{
+    t_run(body_tree_order);
 }
 END_TEST
 
@@ -1546,6 +1569,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, process_detail_of_a_busy_server_answers_within_the_sys_timeout);
     tcase_add_test(tc, kill_answers_and_the_process_dies_with_the_reason);
     tcase_add_test(tc, supervisors_tree_and_restart_of_a_supervised_child);
+    tcase_add_test(tc, supervisors_tree_states_that_children_are_listed_in_start_order);
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
     tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
     tcase_add_test(tc, routes_and_upstreams_endpoints_pass_the_modules_json_through);

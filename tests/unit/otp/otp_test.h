@@ -73,13 +73,14 @@ static void t_runner(void *arg)
     atomic_store(&t_body_done, 1);
 }
 
-/* Runs `body` in a process; asserts it finished, that nothing stays alive
- * (wait_idle) and that rt_stop had nothing to kill when `clean`. */
-static inline void t_run(void (*body)(void), bool clean)
+/* Runs `body` in a process on `schedulers` scheduler threads; asserts it
+ * finished, that nothing stays alive (wait_idle) and that rt_stop had
+ * nothing to kill when `clean`. */
+static inline void t_run_on(void (*body)(void), bool clean, unsigned schedulers)
 {
     struct rt_config cfg;
     rt_config_default(&cfg);
-    cfg.schedulers = 2;
+    cfg.schedulers = schedulers;
     atomic_store(&t_failed, 0);
     atomic_store(&t_body_done, 0);
     t_failure[0] = 0;
@@ -99,6 +100,11 @@ static inline void t_run(void (*body)(void), bool clean)
     ck_assert_msg(atomic_load(&t_body_done), "test process exited: %s", rt_atom_name(reason));
     if (clean)
         ck_assert_int_eq(left, 0);
+}
+
+static inline void t_run(void (*body)(void), bool clean)
+{
+    t_run_on(body, clean, 2);
 }
 
 /* Process context: receives the next message matching type (and from, if

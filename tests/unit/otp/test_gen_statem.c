@@ -2,6 +2,7 @@
  * callback_mode is fixed in the ops table (no code loading, so no
  * change_callback_module). */
 #include <errno.h>
+#include <pthread.h>
 
 #include "otp_test.h"
 #include "rt/gen_statem.h"
@@ -26,9 +27,13 @@ enum {
     C_GOTO_INSERT,
     C_TWO_TIMEOUTS,
     C_ABS_TIMEOUT,
+    C_ZERO_THEN_INSERT,
+    C_INSERT_GEN_TO,
     Q_GET,
     Q_STOP,
     Q_DEFER,
+    Q_FWD,
+    Q_FWD2,
 };
 
 enum { L_ENTER = 1, L_VAL, L_STATE_TO, L_EV_TO, L_GEN_TO, L_INTERNAL, L_TERMINATE };
@@ -68,7 +73,12 @@ static int find(int kind, int v)
 struct data {
     struct rt_gs_from deferred;
     bool has_deferred;
-    int enter_mode; /* 1: enter sets state_timeout 50 ms in S_A; 2: enter postpones (bad) */
+    /* Entering S_A (1) sets a 50 ms state_timeout. Entering S_B: (2)
+     * postpones (bad); (3) repeats once, each call setting a zero
+     * state_timeout whose content is the call's number; (4) sets a zero
+     * state_timeout and a zero event timeout. */
+    int enter_mode;
+    int enters;
 };
 
 struct init_arg {
@@ -114,6 +124,16 @@ static void handle(struct rt_statem_event *ev, int state, void *data, struct rt_
             rt_sm_state_timeout(r, 50, NULL);
         if (d->enter_mode == 2 && state == S_B)
             rt_sm_postpone(r);
+        if (d->enter_mode == 3 && state == S_B) {
+            d->enters++;
+            rt_sm_state_timeout(r, 0, t_int_msg(0, d->enters));
+            if (d->enters == 1)
+                rt_sm_repeat_state(r);
+        }
+        if (d->enter_mode == 4 && state == S_B) {
+            rt_sm_state_timeout(r, 0, t_int_msg(0, 3));
+            rt_sm_event_timeout(r, 0, NULL);
+        }
         if (state == S_B && d->has_deferred) {
             d->has_deferred = false;
             rt_sm_reply(r, &d->deferred, t_int_msg(0, 500 + state));
@@ -126,10 +146,12 @@ static void handle(struct rt_statem_event *ev, int state, void *data, struct rt_
         lg(L_EV_TO, state);
         return;
     case RT_EV_GENERIC_TIMEOUT:
-        lg(L_GEN_TO, ev->timeout_name == name_of(0) ? 0 : 1);
+        lg(L_GEN_TO, ev->timeout_name == name_of(0) ? 0 : ev->timeout_name == name_of(1) ? 1 : 9);
         return;
     case RT_EV_INTERNAL:
         lg(L_INTERNAL, v);
+        if (v == 60)
+            rt_sm_state_timeout(r, 0, t_int_msg(0, 2)); /* restarts the queued zero one */
         return;
     case RT_EV_CALL:
         switch (ev->msg->type) {
@@ -142,6 +164,12 @@ static void handle(struct rt_statem_event *ev, int state, void *data, struct rt_
         case Q_DEFER:
             d->deferred = ev->from;
             d->has_deferred = true;
+            return;
+        case Q_FWD: /* handled as another call, inserted with the same From */
+            rt_sm_next_call(r, &ev->from, t_int_msg(Q_FWD2, v + 1));
+            return;
+        case Q_FWD2:
+            rt_sm_reply(r, &ev->from, t_int_msg(0, 4000 + v));
             return;
         }
         return;
@@ -168,6 +196,13 @@ static void handle(struct rt_statem_event *ev, int state, void *data, struct rt_
     case C_GOTO_INSERT:
         rt_sm_next_state(r, v);
         rt_sm_next_event(r, RT_EV_INTERNAL, t_int_msg(0, 50));
+        break;
+    case C_ZERO_THEN_INSERT:
+        rt_sm_state_timeout(r, 0, t_int_msg(0, 1));
+        rt_sm_next_event(r, RT_EV_INTERNAL, t_int_msg(0, 60));
+        break;
+    case C_INSERT_GEN_TO:
+        rt_sm_next_generic_timeout(r, name_of(v), NULL);
         break;
     case C_GOTO_EVZERO:
         rt_sm_next_state(r, v);
@@ -667,6 +702,294 @@ START_TEST(gen_statem_next_events_run_before_retried_postponed_events)
 }
 END_TEST
 
+/* ---- state enter and time-out zero ------------------------------------------------------ */
+
+static void b_repeat_enter_old(void)
+{
+    rt_pid pid = start_m(3, 0);
+    cast(pid, C_GOTO, S_B);
+    T_EQ(get_state(pid), S_B);
+    /* The initial enter (a->a), then b's enter twice, both from a. */
+    T_EQ(count(L_ENTER), 3);
+    T_EQ(atomic_load(&log_v[1]), L_ENTER * 1000 + S_A * 10 + S_B);
+    T_EQ(atomic_load(&log_v[2]), L_ENTER * 1000 + S_A * 10 + S_B);
+    stop_m(pid);
+}
+START_TEST(gen_statem_repeat_state_from_an_enter_call_keeps_the_original_old_state)
+{
+    t_run(b_repeat_enter_old, true);
+}
+END_TEST
+
+static void b_repeat_enter_zero(void)
+{
+    rt_pid pid = start_m(3, 0);
+    cast(pid, C_GOTO, S_B);
+    T_EQ(get_state(pid), S_B);
+    rt_sleep(20);
+    T_EQ(get_state(pid), S_B);
+    /* Each enter call restarted the state timeout: only the last fires. */
+    T_EQ(count(L_STATE_TO), 1);
+    T_ASSERT(find(L_STATE_TO, S_B * 10 + 2) >= 0);
+    stop_m(pid);
+}
+START_TEST(gen_statem_zero_state_timeouts_from_repeated_enter_calls_deliver_only_the_last)
+{
+    t_run(b_repeat_enter_zero, true);
+}
+END_TEST
+
+static void b_enter_event_zero(void)
+{
+    rt_pid pid = start_m(4, 0);
+    cast(pid, C_GOTO, S_B);
+    T_EQ(get_state(pid), S_B);
+    rt_sleep(20);
+    T_EQ(get_state(pid), S_B);
+    /* Both zero time-outs fire; the event time-out first, as OTP orders
+     * them (the state time-out event would otherwise cancel it). */
+    T_EQ(count(L_EV_TO), 1);
+    T_EQ(count(L_STATE_TO), 1);
+    T_ASSERT(find(L_EV_TO, S_B) < find(L_STATE_TO, S_B * 10 + 3));
+    stop_m(pid);
+}
+START_TEST(gen_statem_zero_event_timeout_set_with_a_zero_state_timeout_is_not_lost)
+{
+    t_run(b_enter_event_zero, true);
+}
+END_TEST
+
+static void b_zero_restart(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_GOTO, S_B);
+    /* A zero state timeout (content 1) queued behind an inserted event,
+     * which restarts it with content 2 before it is delivered. */
+    cast(pid, C_ZERO_THEN_INSERT, 0);
+    T_EQ(get_state(pid), S_B);
+    rt_sleep(20);
+    T_EQ(get_state(pid), S_B);
+    T_ASSERT(find(L_INTERNAL, 60) >= 0);
+    T_EQ(count(L_STATE_TO), 1);
+    T_ASSERT(find(L_STATE_TO, S_B * 10 + 2) >= 0);
+    stop_m(pid);
+}
+START_TEST(gen_statem_restarted_zero_state_timeout_replaces_the_one_already_queued)
+{
+    t_run(b_zero_restart, true);
+}
+END_TEST
+
+/* ---- next_event with From and Name ------------------------------------------------------- */
+
+static void b_next_event_name(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_INSERT_GEN_TO, 1);
+    T_EQ(get_state(pid), S_A);
+    T_EQ(count(L_GEN_TO), 1);
+    T_ASSERT(find(L_GEN_TO, 1) >= 0); /* {timeout, t1}, not a nameless one */
+    stop_m(pid);
+}
+START_TEST(gen_statem_next_event_generic_timeout_keeps_its_name)
+{
+    t_run(b_next_event_name, true);
+}
+END_TEST
+
+static void b_next_event_call(void)
+{
+    rt_pid pid = start_m(0, 0);
+    struct rt_msg *rep = NULL;
+    /* Q_FWD inserts {call, From} with the caller's From; that event replies. */
+    T_EQ(rt_gen_statem_call(pid, t_int_msg(Q_FWD, 5), 1000, &rep, NULL), 0);
+    T_EQ(t_int(rep), 4006);
+    rt_msg_free(rep);
+    T_EQ(rt_mailbox_len(), 0);
+    stop_m(pid);
+}
+START_TEST(gen_statem_next_event_call_can_be_answered_to_the_original_caller)
+{
+    t_run(b_next_event_call, true);
+}
+END_TEST
+
+/* ---- hibernation ------------------------------------------------------------------------- */
+
+static enum rt_status await_status(rt_pid pid, enum rt_status want)
+{
+    struct rt_proc_info pi = {0};
+    for (int i = 0; i < 200; i++) {
+        T_EQ(rt_proc_info(pid, &pi), 0);
+        if (pi.status == want)
+            break;
+        rt_sleep(2);
+    }
+    return pi.status;
+}
+static void b_hibernate_sys(void)
+{
+    rt_pid pid = start_m(0, 0);
+    cast(pid, C_HIBERNATE, 0);
+    T_EQ(await_status(pid, RT_STATUS_HIBERNATING), RT_STATUS_HIBERNATING);
+    struct rt_sys_state st;
+    T_EQ(rt_sys_get_state(pid, 1000, &st), 0); /* wakes it */
+    T_EQ(await_status(pid, RT_STATUS_HIBERNATING), RT_STATUS_HIBERNATING);
+    T_EQ(rt_sys_suspend(pid, 1000), 0);
+    T_EQ(rt_sys_resume(pid, 1000), 0);
+    T_EQ(await_status(pid, RT_STATUS_HIBERNATING), RT_STATUS_HIBERNATING);
+    /* An event ends it. */
+    T_EQ(get_state(pid), S_A);
+    rt_sleep(20);
+    struct rt_proc_info pi;
+    T_EQ(rt_proc_info(pid, &pi), 0);
+    T_ASSERT(pi.status != RT_STATUS_HIBERNATING);
+    stop_m(pid);
+}
+START_TEST(gen_statem_hibernated_machine_woken_by_a_sys_message_hibernates_again)
+{
+    t_run(b_hibernate_sys, true);
+}
+END_TEST
+
+/* ---- enter_loop -------------------------------------------------------------------------- */
+
+static void el_entry(void *arg, const struct rt_proc_starter *st)
+{
+    struct data *d = rt_calloc(1, sizeof *d);
+    rt_proc_init_ack(st);
+    struct rt_statem_result acts = {0};
+    rt_sm_state_timeout(&acts, 30, t_int_msg(0, 5));
+    rt_gen_statem_enter_loop(&hops, NULL, S_B, d, &acts);
+}
+static void el_unregistered(void *arg)
+{
+    struct rt_start_opts o = {.name = "el_not_registered"};
+    rt_gen_statem_enter_loop(&hops, &o, S_A, NULL, NULL);
+}
+static void b_enter_loop(void)
+{
+    rt_trap_exit(true);
+    rt_pid pid = 0;
+    T_EQ(rt_proc_start_link(el_entry, NULL, NULL, &pid, NULL), 0);
+    T_EQ(get_state(pid), S_B);
+    T_EQ(atomic_load(&log_v[0]), L_ENTER * 1000 + S_B * 10 + S_B); /* initial enter */
+    rt_sleep(80);
+    T_ASSERT(find(L_STATE_TO, S_B * 10 + 5) >= 0); /* its initial actions ran */
+    struct rt_sys_status ss;
+    T_EQ(rt_sys_get_status(pid, 1000, &ss), 0);
+    T_ASSERT(strcmp(ss.behaviour, "gen_statem") == 0);
+    T_ASSERT(strcmp(ss.module, "test_statem") == 0);
+    T_EQ(ss.parent, rt_self());
+    cast(pid, C_GOTO, S_C);
+    T_EQ(get_state(pid), S_C);
+    stop_m(pid);
+    T_EQ(count(L_TERMINATE), 1);
+    rt_msg_free(t_recv(RT_MSG_EXIT, pid, 1000));
+    /* With a name the process does not hold, it does not become one. */
+    rt_ref mref = 0;
+    struct rt_spawn_opts so = {.monitor = true, .monitor_ref = &mref};
+    T_EQ(rt_spawn(el_unregistered, NULL, &so, NULL), 0);
+    struct rt_msg *d = rt_receive_ref(mref, 1000);
+    T_ASSERT(d);
+    T_EQ(d->u64, rt_atom_intern("process_not_registered"));
+    rt_msg_free(d);
+}
+START_TEST(gen_statem_enter_loop_turns_a_running_process_into_a_state_machine)
+{
+    t_run(b_enter_loop, true);
+}
+END_TEST
+
+/* ---- termination report ------------------------------------------------------------------ */
+
+static pthread_mutex_t cap_lock = PTHREAD_MUTEX_INITIALIZER;
+static char cap[4096];
+
+static void capture(enum rt_log_level level, const char *msg, void *ctx)
+{
+    pthread_mutex_lock(&cap_lock);
+    if (level == RT_LOG_ERROR && strlen(cap) + strlen(msg) + 2 < sizeof cap) {
+        strcat(cap, msg);
+        strcat(cap, "\n");
+    }
+    pthread_mutex_unlock(&cap_lock);
+}
+static bool captured(const char *needle)
+{
+    pthread_mutex_lock(&cap_lock);
+    bool found = strstr(cap, needle) != NULL;
+    pthread_mutex_unlock(&cap_lock);
+    return found;
+}
+
+struct account {
+    char user[16];
+    char token[16];
+};
+static void acct_init(void *arg, struct rt_statem_result *r)
+{
+    struct account *a = rt_calloc(1, sizeof *a);
+    snprintf(a->user, sizeof a->user, "alice");
+    snprintf(a->token, sizeof a->token, "s3cr3t");
+    rt_sm_init_ok(r, S_A, a);
+}
+static void acct_event(struct rt_statem_event *ev, int state, void *data,
+                       struct rt_statem_result *r)
+{
+    if (ev->type == RT_EV_CAST)
+        rt_sm_next_state(r, t_int(ev->msg));
+}
+static void acct_format(enum rt_format_opt opt, int state, void *data, char *buf, size_t len)
+{
+    const struct account *a = data;
+    if (opt == RT_FORMAT_TERMINATE)
+        snprintf(buf, len, "user=%s token=<redacted>", a->user);
+    else
+        snprintf(buf, len, "user=%s token_len=%zu", a->user, strlen(a->token));
+}
+static void acct_terminate(rt_atom reason, int state, void *data)
+{
+    memset(data, 0, sizeof(struct account)); /* a terminate may destroy the data */
+}
+static const struct rt_gen_statem_ops acct_ops = {
+    .name = "account",
+    .mode = RT_HANDLE_EVENT_FUNCTION,
+    .init = acct_init,
+    .handle_event = acct_event,
+    .n_states = 3,
+    .state_names = names,
+    .terminate = acct_terminate,
+    .format_status = acct_format,
+};
+static void b_report(void)
+{
+    cap[0] = 0;
+    rt_set_log_handler(capture, NULL);
+    rt_pid pid = 0;
+    T_EQ(rt_gen_statem_start(&acct_ops, NULL, NULL, &pid, NULL), 0);
+    struct rt_sys_status ss;
+    T_EQ(rt_sys_get_status(pid, 1000, &ss), 0);
+    T_ASSERT(strcmp(ss.formatted, "user=alice token_len=6") == 0);
+    /* A clean stop writes no report. */
+    T_EQ(rt_gen_statem_stop(pid, RT_NORMAL, 5000, NULL), 0);
+    T_ASSERT(!captured("terminating"));
+    T_EQ(rt_gen_statem_start(&acct_ops, NULL, NULL, &pid, NULL), 0);
+    rt_gen_statem_cast(pid, t_int_msg(1, S_B));
+    rt_atom boom = rt_atom_intern("boom");
+    T_EQ(rt_gen_statem_stop(pid, boom, 5000, NULL), 0);
+    rt_set_log_handler(NULL, NULL);
+    T_ASSERT(captured("gen_statem"));
+    T_ASSERT(captured("terminating: module=account reason=boom state=b last_event=cast"));
+    T_ASSERT(captured("status=user=alice token=<redacted>"));
+    T_ASSERT(!captured("s3cr3t"));
+}
+START_TEST(gen_statem_termination_report_carries_the_state_as_format_status_redacts_it)
+{
+    t_run(b_report, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gen_statem");
@@ -692,6 +1015,16 @@ int main(void)
     tcase_add_test(tc, gen_statem_state_functions_mode_calls_the_function_of_the_current_state);
     tcase_add_test(tc, gen_statem_actions_run_in_order_and_the_last_timeout_of_a_type_wins);
     tcase_add_test(tc, gen_statem_next_events_run_before_retried_postponed_events);
+    tcase_add_test(tc, gen_statem_repeat_state_from_an_enter_call_keeps_the_original_old_state);
+    tcase_add_test(tc,
+                   gen_statem_zero_state_timeouts_from_repeated_enter_calls_deliver_only_the_last);
+    tcase_add_test(tc, gen_statem_zero_event_timeout_set_with_a_zero_state_timeout_is_not_lost);
+    tcase_add_test(tc, gen_statem_restarted_zero_state_timeout_replaces_the_one_already_queued);
+    tcase_add_test(tc, gen_statem_next_event_generic_timeout_keeps_its_name);
+    tcase_add_test(tc, gen_statem_next_event_call_can_be_answered_to_the_original_caller);
+    tcase_add_test(tc, gen_statem_hibernated_machine_woken_by_a_sys_message_hibernates_again);
+    tcase_add_test(tc, gen_statem_enter_loop_turns_a_running_process_into_a_state_machine);
+    tcase_add_test(tc, gen_statem_termination_report_carries_the_state_as_format_status_redacts_it);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -14,18 +14,27 @@ static char order[256];
 static atomic_int order_n;
 static atomic_int start_failures; /* how many starts of 'f' should fail */
 
-static atomic_ullong helper_sup;
-static atomic_int helper_status = -1, helper_restart = 1, helper_delete = 1;
+static atomic_int fail_attempts; /* start attempts of W_FAIL workers */
+
+static atomic_ullong helper_sup, helper_pid, test_pid;
+static atomic_int helper_status = -1, helper_restart = 1, helper_delete = 1, helper_rc = 1;
+static atomic_int gate_entered, b_init_done;
 
 static void t_reset(void)
 {
     memset(order, 0, sizeof order);
     atomic_store(&order_n, 0);
     atomic_store(&start_failures, 0);
+    atomic_store(&fail_attempts, 0);
     atomic_store(&helper_sup, 0);
+    atomic_store(&helper_pid, 0);
+    atomic_store(&test_pid, 0);
     atomic_store(&helper_status, -1);
     atomic_store(&helper_restart, 1);
     atomic_store(&helper_delete, 1);
+    atomic_store(&helper_rc, 1);
+    atomic_store(&gate_entered, 0);
+    atomic_store(&b_init_done, 0);
 }
 
 static void logc(char sign, char name)
@@ -51,6 +60,8 @@ static void w_init(void *arg, struct rt_gs_result *r)
         rt_gs_ignore(r);
         return;
     }
+    if (a->mode == W_FAIL)
+        atomic_fetch_add(&fail_attempts, 1);
     if (a->mode == W_FAIL && atomic_load(&start_failures) > 0) {
         atomic_fetch_sub(&start_failures, 1);
         rt_gs_stop(r, rt_atom_intern("cannot_start"));
@@ -117,16 +128,13 @@ struct sup_cfg {
     int rc;
 };
 
-static int cfg_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
-                    size_t *n)
+static int cfg_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     const struct sup_cfg *c = arg;
     if (c->rc)
         return c->rc;
     *flags = c->flags;
-    *children = c->specs;
-    *n = c->n;
-    return 0;
+    return rt_sup_init_children(init, c->specs, c->n);
 }
 
 static rt_pid sup_start(struct sup_cfg *cfg)
@@ -351,21 +359,18 @@ START_TEST(supervisor_rest_for_one_restarts_later_siblings_in_order)
 }
 END_TEST
 
-static int sofo_init(void *arg, struct rt_sup_flags *flags, const struct rt_child_spec **children,
-                     size_t *n)
+static int sofo_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
-    static struct warg proto = {'?', W_TRAP};
-    static struct rt_child_spec spec = {.id = "conn",
-                                        .start = w_start,
-                                        .arg = &proto,
-                                        .arg_size = sizeof proto,
-                                        .restart = RT_TRANSIENT};
+    struct warg proto = {'?', W_TRAP};
+    struct rt_child_spec spec = {.id = "conn",
+                                 .start = w_start,
+                                 .arg = &proto,
+                                 .arg_size = sizeof proto,
+                                 .restart = RT_TRANSIENT};
     flags->strategy = RT_SIMPLE_ONE_FOR_ONE;
     flags->intensity = 5;
     flags->period_s = 10;
-    *children = &spec;
-    *n = 1;
-    return 0;
+    return rt_sup_init_child(init, &spec);
 }
 
 static void b_sofo(void)
@@ -423,18 +428,15 @@ START_TEST(supervisor_simple_one_for_one_starts_dynamic_children_with_extra_argu
 }
 END_TEST
 
-static int sofo_ignore_init(void *arg, struct rt_sup_flags *flags,
-                            const struct rt_child_spec **children, size_t *n)
+static int sofo_ignore_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     static struct warg proto = {'i', W_IGNORE};
-    static struct rt_child_spec spec = {
+    struct rt_child_spec spec = {
         .id = "i", .start = w_start, .arg = &proto, .restart = RT_TEMPORARY};
     flags->strategy = RT_SIMPLE_ONE_FOR_ONE;
     flags->intensity = 1;
     flags->period_s = 5;
-    *children = &spec;
-    *n = 1;
-    return 0;
+    return rt_sup_init_child(init, &spec);
 }
 
 static void b_sofo_ignore(void)
@@ -1056,6 +1058,484 @@ START_TEST(supervisor_child_whose_restart_failed_shows_restarting_until_the_retr
 }
 END_TEST
 
+/* ---- terminate_child: restarting, by pid ----------------------------------------------- */
+
+static void ask_terminate_id(void *arg)
+{
+    atomic_store(&helper_rc, rt_sup_terminate_child((rt_pid)atomic_load(&helper_sup), "f"));
+}
+static void ask_terminate_pid(void *arg)
+{
+    atomic_store(&helper_rc, rt_sup_terminate_child_pid((rt_pid)atomic_load(&helper_sup),
+                                                        (rt_pid)atomic_load(&helper_pid)));
+}
+static int await_helper_rc(void)
+{
+    for (int i = 0; i < 2000 && atomic_load(&helper_rc) == 1; i++)
+        rt_sleep(1);
+    return atomic_load(&helper_rc);
+}
+
+/* Suspended, the supervisor queues the child's EXIT, then the
+ * terminate_child call; on resume the restart fails and its retry is
+ * queued after the call. */
+static void crash_then_terminate_while_restarting(rt_pid sup, rt_pid child, rt_entry ask)
+{
+    atomic_store(&helper_sup, sup);
+    atomic_store(&helper_pid, child);
+    atomic_store(&start_failures, 1);
+    T_EQ(rt_sys_suspend(sup, 1000), 0);
+    crash(child);
+    rt_spawn(ask, NULL, NULL, NULL);
+    rt_sleep(20);
+    T_EQ(rt_sys_resume(sup, 1000), 0);
+    T_EQ(await_helper_rc(), 0);
+    rt_sleep(50); /* the retry, had it not been dropped, would have run */
+}
+
+static void b_terminate_restarting(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("f", W_FAIL, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 10, 10, RT_AUTO_NEVER}, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid f = child_pid(sup, "f");
+    T_EQ(atomic_load(&fail_attempts), 1);
+    crash_then_terminate_while_restarting(sup, f, ask_terminate_id);
+    T_EQ(atomic_load(&fail_attempts), 2); /* the failed restart, and no retry after it */
+    struct rt_child_info info;
+    T_EQ(rt_sup_get_childspec(sup, "f", &info), 0);
+    T_EQ(info.status, RT_CHILD_UNDEFINED);
+    T_EQ(info.pid, 0);
+    T_EQ(rt_sup_restart_child(sup, "f", NULL, NULL), 0); /* a plain stopped child now */
+    sup_stop(sup);
+}
+START_TEST(supervisor_terminate_child_of_a_restarting_child_stops_its_retries)
+{
+    t_run(b_terminate_restarting, true);
+}
+END_TEST
+
+static void b_terminate_restarting_dynamic(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec spec = W("f", W_FAIL, RT_PERMANENT, 0);
+    struct sup_cfg cfg = {{RT_SIMPLE_ONE_FOR_ONE, 10, 10, RT_AUTO_NEVER}, &spec, 1, 0};
+    rt_pid sup = sup_start(&cfg), f = 0;
+    T_EQ(rt_sup_start_child_extra(sup, "f", 1, &f, NULL), 0);
+    crash_then_terminate_while_restarting(sup, f, ask_terminate_pid);
+    T_EQ(atomic_load(&fail_attempts), 2);
+    size_t n = 9;
+    T_EQ(rt_sup_which_children(sup, NULL, 0, &n), 0);
+    T_EQ(n, 0); /* found by its old pid and forgotten */
+    sup_stop(sup);
+}
+START_TEST(supervisor_terminate_child_finds_a_restarting_dynamic_child_by_its_old_pid)
+{
+    t_run(b_terminate_restarting_dynamic, true);
+}
+END_TEST
+
+static void b_terminate_pid_static(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid a = child_pid(sup, "a");
+    T_EQ(rt_sup_terminate_child_pid(sup, a), -ENOENT); /* not_found: ids name static children */
+    rt_sleep(10);
+    T_ASSERT(rt_is_alive(a));
+    T_EQ(child_pid(sup, "a"), a);
+    T_ASSERT(strcmp(order, "+a") == 0);
+    sup_stop(sup);
+}
+START_TEST(supervisor_terminate_child_by_pid_on_a_static_supervisor_answers_not_found)
+{
+    t_run(b_terminate_pid_static, true);
+}
+END_TEST
+
+static void b_terminate_dead_pid(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec spec = W("t", W_TRAP, RT_TEMPORARY, 0);
+    struct sup_cfg cfg = {{RT_SIMPLE_ONE_FOR_ONE, 1, 5, RT_AUTO_NEVER}, &spec, 1, 0};
+    rt_pid sup = sup_start(&cfg), t = 0;
+    T_EQ(rt_sup_start_child_extra(sup, "t", 1, &t, NULL), 0);
+    crash(t);
+    size_t n = 1;
+    for (int i = 0; i < 500 && n; i++) {
+        T_EQ(rt_sup_which_children(sup, NULL, 0, &n), 0);
+        if (n)
+            rt_sleep(2);
+    }
+    T_EQ(n, 0);
+    T_EQ(rt_sup_terminate_child_pid(sup, t), 0);               /* gone already: ok */
+    T_EQ(rt_sup_terminate_child_pid(sup, rt_self()), -ENOENT); /* alive, not a child */
+    sup_stop(sup);
+}
+START_TEST(supervisor_terminate_child_by_pid_of_an_already_dead_dynamic_child_answers_ok)
+{
+    t_run(b_terminate_dead_pid, true);
+}
+END_TEST
+
+/* ---- simple_one_for_one specifics ------------------------------------------------------ */
+
+static void b_sofo_auto_shutdown(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec spec = W("s", W_TRAP, RT_TRANSIENT, 0);
+    spec.significant = true;
+    enum rt_auto_shutdown modes[] = {RT_AUTO_ANY_SIGNIFICANT, RT_AUTO_ALL_SIGNIFICANT};
+    for (int k = 0; k < 2; k++) {
+        struct sup_cfg cfg = {{RT_SIMPLE_ONE_FOR_ONE, 1, 5, modes[k]}, &spec, 1, 0};
+        rt_atom why = 0;
+        T_EQ(rt_sup_check_childspecs(&cfg.flags, &spec, 1, &why), -EINVAL);
+        T_EQ(why, rt_atom_intern("bad_combination"));
+        why = 0;
+        T_EQ(rt_sup_start_link(cfg_init, &cfg, NULL, NULL, &why), -ECHILD);
+        T_EQ(why, rt_atom_intern("bad_combination"));
+        rt_msg_free(t_recv(RT_MSG_EXIT, 0, 1000));
+    }
+}
+START_TEST(supervisor_simple_one_for_one_with_auto_shutdown_is_refused_as_bad_combination)
+{
+    t_run(b_sofo_auto_shutdown, true);
+}
+END_TEST
+
+static void parked(void *arg)
+{
+    rt_msg_free(rt_receive(RT_INFINITY)); /* not trapping: a shutdown ends it */
+}
+static int parked_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                        rt_atom *reason)
+{
+    struct rt_spawn_opts so = {.link = true};
+    return rt_spawn(parked, NULL, &so, out);
+}
+static size_t proc_memory(rt_pid pid)
+{
+    struct rt_proc_info pi;
+    T_EQ(rt_proc_info(pid, &pi), 0);
+    return pi.memory;
+}
+/* The supervisor's memory growth for 100 children with 8 KiB of extra
+ * arguments each. */
+static size_t growth_for_100_children(enum rt_restart restart)
+{
+    struct rt_child_spec spec = {
+        .id = "p", .start = parked_start, .restart = restart, .shutdown = RT_SHUTDOWN_BRUTAL_KILL};
+    struct sup_cfg cfg = {{RT_SIMPLE_ONE_FOR_ONE, 1, 5, RT_AUTO_NEVER}, &spec, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    char *args = rt_calloc(1, 8192);
+    size_t before = proc_memory(sup);
+    for (int i = 0; i < 100; i++)
+        T_EQ(rt_sup_start_child_extra(sup, args, 8192, NULL, NULL), 0);
+    size_t after = proc_memory(sup);
+    rt_free(args);
+    sup_stop(sup);
+    return after > before ? after - before : 0;
+}
+static void b_sofo_temporary_args(void)
+{
+    rt_trap_exit(true);
+    /* A transient child may be restarted: its arguments are kept. */
+    T_ASSERT(growth_for_100_children(RT_TRANSIENT) >= 100 * 8192);
+    /* A temporary one never is: they are dropped. */
+    T_ASSERT(growth_for_100_children(RT_TEMPORARY) < 100 * 1024);
+}
+START_TEST(supervisor_simple_one_for_one_temporary_children_do_not_keep_their_start_arguments)
+{
+    t_run(b_sofo_temporary_args, true);
+}
+END_TEST
+
+static void b_which_order(void)
+{
+    rt_trap_exit(true);
+    rt_pid sup = 0, p[3];
+    T_EQ(rt_sup_start_link(sofo_init, NULL, NULL, &sup, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        T_EQ(rt_sup_start_child_extra(sup, &"xyz"[i], 1, &p[i], NULL), 0);
+    struct rt_child_info info[4];
+    size_t n = 0;
+    T_EQ(rt_sup_which_children(sup, info, 4, &n), 0);
+    T_EQ(n, 3);
+    for (int i = 0; i < 3; i++)
+        T_EQ(info[i].pid, p[i]); /* oldest first */
+    sup_stop(sup);
+    struct rt_child_spec specs[] = {W("b", W_TRAP, RT_PERMANENT, 0),
+                                    W("a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 2, 0};
+    sup = sup_start(&cfg);
+    struct rt_child_spec c = W("c", W_TRAP, RT_PERMANENT, 0);
+    T_EQ(rt_sup_start_child(sup, &c, NULL, NULL), 0);
+    T_EQ(rt_sup_which_children(sup, info, 4, &n), 0);
+    T_EQ(n, 3);
+    T_ASSERT(strcmp(info[0].id, "b") == 0 && strcmp(info[1].id, "a") == 0 &&
+             strcmp(info[2].id, "c") == 0);
+    sup_stop(sup);
+}
+START_TEST(supervisor_which_children_lists_static_and_dynamic_children_in_start_order)
+{
+    t_run(b_which_order, true);
+}
+END_TEST
+
+/* ---- start_child passes already_started through ---------------------------------------- */
+
+static int named_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                       rt_atom *reason)
+{
+    struct warg a = {'n', W_TRAP};
+    struct rt_start_opts o = {.name = "sup_test_named"};
+    return rt_gen_server_start_link(&w_ops, &a, &o, out, reason);
+}
+static void b_already_started(void)
+{
+    rt_trap_exit(true);
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, NULL, 0, 0};
+    rt_pid sup = sup_start(&cfg), n1 = 0, other = 0;
+    struct rt_child_spec s1 = {.id = "n1", .start = named_start};
+    struct rt_child_spec s2 = {.id = "n2", .start = named_start};
+    T_EQ(rt_sup_start_child(sup, &s1, &n1, NULL), 0);
+    rt_atom why = 0;
+    T_EQ(rt_sup_start_child(sup, &s2, &other, &why), -EEXIST); /* {already_started, Pid} */
+    T_EQ(other, n1);
+    T_EQ(rt_sup_get_childspec(sup, "n2", &(struct rt_child_info){0}), -ENOENT);
+    /* The same from a simple_one_for_one supervisor's start_child. */
+    struct rt_child_spec tmpl = {.id = "n", .start = named_start};
+    struct sup_cfg dcfg = {{RT_SIMPLE_ONE_FOR_ONE, 1, 5, RT_AUTO_NEVER}, &tmpl, 1, 0};
+    rt_pid dsup = sup_start(&dcfg);
+    other = 0;
+    T_EQ(rt_sup_start_child_extra(dsup, NULL, 0, &other, NULL), -EEXIST);
+    T_EQ(other, n1);
+    sup_stop(dsup);
+    sup_stop(sup);
+}
+START_TEST(supervisor_start_child_passes_already_started_from_the_start_function_through)
+{
+    t_run(b_already_started, true);
+}
+END_TEST
+
+/* ---- hibernation ----------------------------------------------------------------------- */
+
+static enum rt_status await_status(rt_pid pid, enum rt_status want)
+{
+    struct rt_proc_info pi = {0};
+    for (int i = 0; i < 200; i++) {
+        T_EQ(rt_proc_info(pid, &pi), 0);
+        if (pi.status == want)
+            break;
+        rt_sleep(2);
+    }
+    return pi.status;
+}
+static void b_hibernate(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    T_EQ(await_status(sup, RT_STATUS_HIBERNATING), RT_STATUS_HIBERNATING);
+    /* Woken by a request, it goes back to sleep afterwards. */
+    T_ASSERT(child_pid(sup, "a") != 0);
+    T_EQ(await_status(sup, RT_STATUS_HIBERNATING), RT_STATUS_HIBERNATING);
+    sup_stop(sup);
+}
+START_TEST(supervisor_with_static_children_hibernates_after_start)
+{
+    t_run(b_hibernate, true);
+}
+END_TEST
+
+/* ---- child specs are copied during init ------------------------------------------------- */
+
+/* Scratch shared by every init on the thread, as the gateway's inits once
+ * had: the supervisor copies each spec when it is added, so a second init
+ * rewriting it while the first supervisor is still starting children
+ * cannot change that supervisor's children. */
+static __thread struct rt_child_spec il_specs[2];
+static __thread char il_ids[2][8];
+static __thread struct warg il_args[2];
+
+static int gated_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                       rt_atom *reason)
+{
+    atomic_store(&gate_entered, 1);
+    for (int i = 0; i < 3000 && !atomic_load(&b_init_done); i++)
+        rt_sleep(1);
+    return w_start(arg, extra, extra_size, out, reason);
+}
+static int il_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
+{
+    char tag = *(const char *)arg;
+    for (int i = 0; i < 2; i++) {
+        snprintf(il_ids[i], sizeof il_ids[i], "%c%d", tag, i + 1);
+        il_args[i] = (struct warg){tag == 'A' ? "ab"[i] : "xy"[i], W_TRAP};
+        il_specs[i] = (struct rt_child_spec){.id = il_ids[i],
+                                             .start = tag == 'A' && i == 0 ? gated_start : w_start,
+                                             .arg = &il_args[i],
+                                             .arg_size = sizeof il_args[i]};
+    }
+    int rc = rt_sup_init_children(init, il_specs, 2);
+    if (tag == 'B')
+        atomic_store(&b_init_done, 1);
+    return rc;
+}
+static void il_b_starter(void *arg)
+{
+    rt_trap_exit(true);
+    for (int i = 0; i < 3000 && !atomic_load(&gate_entered); i++)
+        rt_sleep(1);
+    char tag = 'B';
+    rt_pid b = 0;
+    int rc = rt_sup_start_link(il_init, &tag, NULL, &b, NULL);
+    struct rt_msg *m = rt_msg_copy(1, &b, sizeof b);
+    m->u64 = (uint64_t)rc;
+    rt_send((rt_pid)atomic_load(&test_pid), m);
+    rt_msg_free(t_recv(2, 0, 10000));
+    if (b)
+        sup_stop(b);
+}
+static void expect_ids(rt_pid sup, const char *first, const char *second)
+{
+    struct rt_child_info info[4];
+    size_t n = 0;
+    T_EQ(rt_sup_which_children(sup, info, 4, &n), 0);
+    T_EQ(n, 2);
+    T_ASSERT(strcmp(info[0].id, first) == 0);
+    T_ASSERT(strcmp(info[1].id, second) == 0);
+}
+static void b_interleave(void)
+{
+    rt_trap_exit(true);
+    atomic_store(&test_pid, rt_self());
+    rt_ref mref = 0;
+    rt_pid starter = 0;
+    struct rt_spawn_opts so = {.monitor = true, .monitor_ref = &mref};
+    T_EQ(rt_spawn(il_b_starter, NULL, &so, &starter), 0);
+    char tag = 'A';
+    rt_pid a = 0;
+    T_EQ(rt_sup_start_link(il_init, &tag, NULL, &a, NULL), 0);
+    struct rt_msg *m = t_recv(1, 0, 5000);
+    T_ASSERT(m);
+    rt_pid b = 0;
+    memcpy(&b, m->data, sizeof b);
+    T_EQ(m->u64, 0);
+    rt_msg_free(m);
+    T_ASSERT(atomic_load(&b_init_done)); /* B's init ran while A was starting A1 */
+    expect_ids(a, "A1", "A2");
+    expect_ids(b, "B1", "B2");
+    T_ASSERT(strstr(order, "+b") != NULL); /* A2 started with its own arg */
+    sup_stop(a);
+    rt_send(starter, rt_msg_new(2, 0));
+    rt_msg_free(rt_receive_ref(mref, 10000));
+}
+START_TEST(supervisor_inits_interleaving_on_one_scheduler_each_get_their_own_children)
+{
+    t_run_on(b_interleave, true, 1);
+}
+END_TEST
+
+/* ---- which_child --------------------------------------------------------------------- */
+
+static void b_which_child(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    W("b", W_TRAP, RT_TRANSIENT, 1000)};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 2, 0};
+    rt_pid sup = sup_start(&cfg);
+    struct rt_child_info c;
+    T_EQ(rt_sup_which_child(sup, "b", &c), 0);
+    T_ASSERT(strcmp(c.id, "b") == 0);
+    T_EQ(c.pid, child_pid(sup, "b"));
+    T_ASSERT(c.pid != 0);
+    T_EQ(c.status, RT_CHILD_RUNNING);
+    T_EQ(c.type, RT_WORKER);
+    T_EQ(c.restart, RT_TRANSIENT);
+    T_EQ(c.shutdown, 1000);
+    T_EQ(rt_sup_terminate_child(sup, "b"), 0);
+    T_EQ(rt_sup_which_child(sup, "b", &c), 0);
+    T_EQ(c.pid, 0);
+    T_EQ(c.status, RT_CHILD_UNDEFINED);
+    T_EQ(rt_sup_which_child(sup, "nope", &c), -ENOENT);
+    sup_stop(sup);
+    rt_pid dsup = 0;
+    T_EQ(rt_sup_start_link(sofo_init, NULL, NULL, &dsup, NULL), 0);
+    T_EQ(rt_sup_which_child(dsup, "conn", &c), -EOPNOTSUPP);
+    sup_stop(dsup);
+}
+START_TEST(supervisor_which_child_looks_up_one_child_by_id)
+{
+    t_run(b_which_child, true);
+}
+END_TEST
+
+/* ---- shutdown 0 ms ---------------------------------------------------------------------- */
+
+/* Terminates `id` (a slow-shutdown worker); returns the time it took and
+ * writes the child's exit reason. */
+static uint64_t timed_terminate(rt_pid sup, const char *id, rt_atom *reason)
+{
+    rt_pid p = child_pid(sup, id);
+    rt_ref mref = rt_monitor(p);
+    uint64_t t0 = rt_now_ms();
+    T_EQ(rt_sup_terminate_child(sup, id), 0);
+    uint64_t dt = rt_now_ms() - t0;
+    struct rt_msg *d = rt_receive_ref(mref, 5000);
+    T_ASSERT(d);
+    *reason = (rt_atom)d->u64;
+    rt_msg_free(d);
+    return dt;
+}
+static void b_shutdown_zero(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {
+        W("z", W_SLOW_SHUTDOWN, RT_PERMANENT, RT_SHUTDOWN_ZERO),
+        W("d", W_SLOW_SHUTDOWN, RT_PERMANENT, RT_SHUTDOWN_DEFAULT),
+        W("i", W_SLOW_SHUTDOWN, RT_PERMANENT, RT_SHUTDOWN_INFINITY),
+        W("k", W_SLOW_SHUTDOWN, RT_PERMANENT, RT_SHUTDOWN_BRUTAL_KILL),
+    };
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 4, 0};
+    rt_pid sup = sup_start(&cfg);
+    struct rt_child_info z, c;
+    T_EQ(rt_sup_get_childspec(sup, "z", &z), 0);
+    T_EQ(z.shutdown, RT_SHUTDOWN_ZERO);
+    T_EQ(rt_sup_get_childspec(sup, "d", &c), 0);
+    T_EQ(c.shutdown, 5000);
+    rt_atom why = 0;
+    /* 0 ms: told to shut down, not waited for, killed. */
+    T_ASSERT(timed_terminate(sup, "z", &why) < 150);
+    T_EQ(why, RT_KILLED);
+    /* The default (5000 ms) and infinity wait for its 200 ms terminate. */
+    T_ASSERT(timed_terminate(sup, "d", &why) >= 150);
+    T_EQ(why, RT_SHUTDOWN);
+    T_ASSERT(timed_terminate(sup, "i", &why) >= 150);
+    T_EQ(why, RT_SHUTDOWN);
+    T_ASSERT(timed_terminate(sup, "k", &why) < 150);
+    T_EQ(why, RT_KILLED);
+    T_ASSERT(strcmp(order, "+z+d+i+k-d-i") == 0); /* only d and i ran terminate */
+    /* A spec given back with the effective value keeps its meaning. */
+    T_EQ(rt_sup_delete_child(sup, "z"), 0);
+    struct rt_child_spec again = W("z", W_SLOW_SHUTDOWN, RT_PERMANENT, z.shutdown);
+    T_EQ(rt_sup_start_child(sup, &again, NULL, NULL), 0);
+    T_EQ(rt_sup_get_childspec(sup, "z", &c), 0);
+    T_EQ(c.shutdown, RT_SHUTDOWN_ZERO);
+    sup_stop(sup);
+}
+START_TEST(supervisor_zero_ms_shutdown_is_a_timeout_distinct_from_the_default)
+{
+    t_run(b_shutdown_zero, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("supervisor");
@@ -1092,6 +1572,22 @@ int main(void)
     tcase_add_test(tc, supervisor_child_ignoring_at_start_is_kept_undefined_unless_temporary);
     tcase_add_test(tc, supervisor_all_significant_shuts_down_when_the_last_significant_child_exits);
     tcase_add_test(tc, supervisor_child_whose_restart_failed_shows_restarting_until_the_retry);
+    tcase_add_test(tc, supervisor_terminate_child_of_a_restarting_child_stops_its_retries);
+    tcase_add_test(tc, supervisor_terminate_child_finds_a_restarting_dynamic_child_by_its_old_pid);
+    tcase_add_test(tc, supervisor_terminate_child_by_pid_on_a_static_supervisor_answers_not_found);
+    tcase_add_test(tc,
+                   supervisor_terminate_child_by_pid_of_an_already_dead_dynamic_child_answers_ok);
+    tcase_add_test(tc,
+                   supervisor_simple_one_for_one_with_auto_shutdown_is_refused_as_bad_combination);
+    tcase_add_test(
+        tc, supervisor_simple_one_for_one_temporary_children_do_not_keep_their_start_arguments);
+    tcase_add_test(tc, supervisor_which_children_lists_static_and_dynamic_children_in_start_order);
+    tcase_add_test(tc,
+                   supervisor_start_child_passes_already_started_from_the_start_function_through);
+    tcase_add_test(tc, supervisor_with_static_children_hibernates_after_start);
+    tcase_add_test(tc, supervisor_inits_interleaving_on_one_scheduler_each_get_their_own_children);
+    tcase_add_test(tc, supervisor_which_child_looks_up_one_child_by_id);
+    tcase_add_test(tc, supervisor_zero_ms_shutdown_is_a_timeout_distinct_from_the_default);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
