@@ -68,17 +68,26 @@ uint64_t gw_fd_limit_target(void)
     return nr_open;
 }
 
+unsigned gw__schedulers(const struct gw_config *cfg)
+{
+    /* As the runtime chooses (rt_start). */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = cfg->schedulers ? cfg->schedulers : ncpu > 0 ? (unsigned)ncpu : 1;
+    return n > RT_MAX_SCHEDULERS ? RT_MAX_SCHEDULERS : n;
+}
+
 bool gw_fd_budget(const struct gw_config *cfg, uint64_t limit, struct gw_fd_budget *b, char *msg,
                   size_t cap)
 {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    uint64_t sched = cfg->schedulers ? cfg->schedulers : ncpu > 0 ? (uint64_t)ncpu : 1;
+    uint64_t sched = gw__schedulers(cfg);
     struct gw_fd_budget x = {.limit = limit, .reserve = gw_fd_reserve(limit)};
     x.own = OWN_FIXED + OWN_PER_SCHEDULER * sched;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct gw_listener_config *c = &cfg->listeners[i];
         x.clients += c->max_connections;
-        x.own += 1 + (c->acceptors ? c->acceptors : sched); /* the socket, one dup per acceptor */
+        uint64_t na = c->acceptors ? c->acceptors : sched;
+        x.own +=
+            1 + (na < GW__MAX_ACCEPTORS ? na : GW__MAX_ACCEPTORS); /* socket, acceptors' dups */
     }
     if (cfg->admin.enabled)
         x.own += 2; /* its socket and acceptor; its connections live in the reserve */

@@ -39,6 +39,22 @@ enum {
     GW__MSG_LOG,            /* to the logger: one access-log line (payload, no NUL) */
 };
 
+struct gw__listener;
+
+/* Acceptors per listener, at most (listeners[].acceptors, or one per
+ * scheduler). */
+#define GW__MAX_ACCEPTORS 64
+
+/* One acceptor's place in its listener: its own descriptor of the listening
+ * socket, because one descriptor has one waiter (rt.h). Duplicated once when
+ * the listener opens and closed with it, so that an acceptor (re)starting at
+ * the descriptor limit needs no descriptor. */
+struct gw__acceptor {
+    struct gw__acceptor *self; /* the child spec's argument (as gw__listener.self) */
+    struct gw__listener *lis;
+    int fd;
+};
+
 struct gw__listener {
     /* Points at this listener: child specs take its address as their
      * argument, which must outlive the supervisor's init. */
@@ -46,13 +62,14 @@ struct gw__listener {
     int index; /* into gw.cfg->listeners; -1 for the admin listener */
     const char *name;
     int fd;
+    struct gw__acceptor *acceptors; /* nacceptors; their descriptors are closed with fd */
+    unsigned nacceptors;
     bool admin;
     uint32_t max_connections;
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t request_timeout_ms;
     uint64_t max_body_bytes;
-    uint32_t acceptors;
     struct gw_http_limits limits;
     struct gw_listener_stats *stats;
     rt_pid conns_sup;
@@ -165,6 +182,8 @@ int gw__fds_init(void);
 void gw__fds_report(const struct gw_config *cfg);
 /* Closes the spare descriptor. */
 void gw__fds_done(void);
+/* Scheduler threads the runtime starts for `cfg` (as rt_start decides). */
+unsigned gw__schedulers(const struct gw_config *cfg);
 /* Closes the spare descriptor so that one accept can succeed at the limit;
  * the caller must call gw__fds_spare_restore afterwards. -EAGAIN when
  * another acceptor is using it. Any thread. */

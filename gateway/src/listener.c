@@ -7,7 +7,8 @@
  * a supervisor (rest_for_one): its connection supervisor
  * (simple_one_for_one, temporary children) first, then its acceptors, so
  * that acceptors restart if the connection supervisor does. Acceptors share
- * the listening socket; each accepts, applies the connection limit and the
+ * the listening socket, each through its own descriptor of it, duplicated
+ * when the listener opens; each accepts, applies the connection limit and the
  * file descriptor reserve (fdlimit.c), answering 503 over either, and
  * starts a connection process under the connection supervisor, handing it
  * the socket.
@@ -80,7 +81,30 @@ static void limits_for(struct gw__listener *l, const struct gw_listener_config *
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->request_timeout_ms = c->request_timeout_ms;
     l->max_body_bytes = c->max_body_bytes;
-    l->acceptors = c->acceptors;
+}
+
+/* Gives each of the listener's `n` acceptors its own descriptor of the
+ * socket. */
+static int acceptors_open(struct gw__listener *l, unsigned n)
+{
+    if (n > GW__MAX_ACCEPTORS)
+        n = GW__MAX_ACCEPTORS;
+    l->acceptors = calloc(n, sizeof(*l->acceptors));
+    if (!l->acceptors)
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        struct gw__acceptor *a = &l->acceptors[i];
+        a->self = a;
+        a->lis = l;
+        a->fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
+        if (a->fd < 0) {
+            int err = errno;
+            fprintf(stderr, "tandem: listener %s: dup: %s\n", l->name, strerror(err));
+            return -err;
+        }
+        l->nacceptors = i + 1;
+    }
+    return 0;
 }
 
 int gw__listeners_open(void)
@@ -103,6 +127,9 @@ int gw__listeners_open(void)
         gw__nlisteners = i + 1;
         if (l->fd < 0)
             return l->fd;
+        int rc = acceptors_open(l, c->acceptors ? c->acceptors : gw__schedulers(cfg));
+        if (rc < 0)
+            return rc;
     }
     if (cfg->admin.enabled) {
         struct gw__listener *l = &gw__listeners[cfg->nlisteners];
@@ -127,15 +154,23 @@ int gw__listeners_open(void)
         gw__nlisteners++;
         if (l->fd < 0)
             return l->fd;
+        int rc = acceptors_open(l, c.acceptors);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
 
 void gw__listeners_close(void)
 {
-    for (size_t i = 0; i < gw__nlisteners; i++)
-        if (gw__listeners[i].fd >= 0)
-            close(gw__listeners[i].fd);
+    for (size_t i = 0; i < gw__nlisteners; i++) {
+        struct gw__listener *l = &gw__listeners[i];
+        for (unsigned k = 0; k < l->nacceptors; k++)
+            close(l->acceptors[k].fd);
+        free(l->acceptors);
+        if (l->fd >= 0)
+            close(l->fd);
+    }
     free(gw__listeners);
     gw__listeners = NULL;
     gw__nlisteners = 0;
@@ -278,24 +313,12 @@ static void answer_at_limit(struct gw__listener *l, int lfd, bool *waited)
         rt_sleep(100); /* even the spare's number was taken: wait, do not spin */
 }
 
-static void close_fd(void *arg)
-{
-    close((int)(intptr_t)arg);
-}
-
 static void acceptor_main(void *arg)
 {
-    struct gw__listener *l = arg;
+    struct gw__acceptor *a = arg;
+    struct gw__listener *l = a->lis;
+    int lfd = a->fd; /* the listener's, closed with it */
     rt_set_detail("listener %s", l->name);
-    /* Each acceptor waits on its own descriptor of the shared socket: one
-     * descriptor has one waiter (rt.h). Shutting the socket down at drain
-     * reaches every descriptor. */
-    int lfd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
-    if (lfd < 0) {
-        rt_log(RT_LOG_ERROR, "listener %s: dup: %s", l->name, strerror(errno));
-        rt_exit(rt_atom_intern("dup_failed"));
-    }
-    rt_defer(close_fd, (void *)(intptr_t)lfd);
     bool emfile_logged = false, reserve_logged = false, waited = false;
     for (;;) {
         struct sockaddr_storage ss;
@@ -374,10 +397,10 @@ static int acceptor_start(void *arg, const void *extra, size_t extra_size, rt_pi
 {
     (void)extra;
     (void)extra_size;
-    struct gw__listener *l = *(struct gw__listener **)arg;
+    struct gw__acceptor *a = *(struct gw__acceptor **)arg;
     struct rt_spawn_opts o = {
         .link = true, .kind = RT_KIND_ACCEPTOR, .initial_call = "gw_listener:acceptor"};
-    int rc = rt_spawn(acceptor_main, l, &o, out);
+    int rc = rt_spawn(acceptor_main, a, &o, out);
     if (rc < 0)
         *reason = RT_SYSTEM_LIMIT;
     return rc;
@@ -421,19 +444,15 @@ static int conns_sup_start(void *arg, const void *extra, size_t extra_size, rt_p
 
 /* ---- per-listener supervisor ---------------------------------------------- */
 
-#define MAX_ACCEPTORS 64
-
 static int listener_sup_init(void *arg, struct rt_sup_flags *flags,
                              const struct rt_child_spec **children, size_t *n)
 {
     struct gw__listener *l = arg;
-    static __thread struct rt_child_spec specs[MAX_ACCEPTORS + 1];
-    static __thread char ids[MAX_ACCEPTORS][16];
-    struct rt_system_info si;
-    rt_system_info(&si);
-    unsigned na = l->acceptors ? l->acceptors : si.schedulers;
-    if (na > MAX_ACCEPTORS)
-        na = MAX_ACCEPTORS;
+    static __thread struct rt_child_spec specs[GW__MAX_ACCEPTORS + 1];
+    static __thread char ids[GW__MAX_ACCEPTORS][16];
+    unsigned na = l->nacceptors; /* at most GW__MAX_ACCEPTORS (acceptors_open) */
+    if (na > GW__MAX_ACCEPTORS)
+        na = GW__MAX_ACCEPTORS; /* and the compiler sees each id fits */
     specs[0] = (struct rt_child_spec){
         .id = "conns_sup",
         .start = conns_sup_start,
@@ -448,8 +467,8 @@ static int listener_sup_init(void *arg, struct rt_sup_flags *flags,
         specs[i + 1] = (struct rt_child_spec){
             .id = ids[i],
             .start = acceptor_start,
-            .arg = &l->self,
-            .arg_size = sizeof l->self,
+            .arg = &l->acceptors[i].self,
+            .arg_size = sizeof l->acceptors[i].self,
             .restart = RT_TRANSIENT,
             .shutdown = 1000,
             .type = RT_WORKER,

@@ -2,7 +2,8 @@
 """File descriptor limits, through the real binary started under a low
 RLIMIT_NOFILE: the soft limit is raised to the hard one; at the limit a new
 client gets 503 instead of waiting, the admin API still answers, acceptors
-do not spin, and service resumes once connections close."""
+do not spin, an acceptor restarting at the limit needs no descriptor, and
+service resumes once connections close."""
 import atexit
 import json
 import os
@@ -22,6 +23,7 @@ t = TestRun("fdlimit")
 
 HELLO = {"name": "hello", "match": {"path": "/hello"},
          "respond": {"status": 200, "body": "hello\n"}}
+SCHEDULERS = 2  # the harness's runtime.schedulers: one acceptor per scheduler
 
 
 def nofile(soft, hard):
@@ -38,6 +40,58 @@ def open_files_limits(pid):
                 soft, hard = line.split()[3:5]
                 return int(soft), int(hard)
     raise AssertionError("no Max open files line")
+
+
+def exchange(s, method, path):
+    """One request on an open socket; returns (status, body). A hang raises
+    socket.timeout."""
+    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", data)
+    if not m:
+        raise AssertionError(f"no response: {data!r}")
+    head, _, body = data.partition(b"\r\n\r\n")
+    n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < n:
+        b = s.recv(65536)
+        if not b:
+            break
+        body += b
+    return int(m.group(1)), body
+
+
+def open_fds(pid):
+    """{number: what it refers to} of the process's open descriptors."""
+    out = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+        except FileNotFoundError:
+            pass  # closed meanwhile
+    return out
+
+
+def wait_for(pred, timeout=5.0, what="condition"):
+    deadline = time.time() + timeout
+    while not pred():
+        assert time.time() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.05)
+
+
+def close_all(held):
+    for s in held:
+        s.close()
+    held.clear()
+
+
+def resumes(gw):
+    wait_for(lambda: get_once(gw.port, "/hello") == 200, what="service resumed")
+    assert get_once(gw.admin_port, "/healthz") == 200
 
 
 def get(port, path, timeout=5.0):
@@ -174,6 +228,64 @@ def when_accept_fails_the_spare_descriptor_answers_503_without_spinning():
     finally:
         for s in held:
             s.close()
+        gw.close()
+
+
+def listening_socket_fds(pid, port):
+    """The process's descriptors of the socket listening on `port`."""
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            x = line.split()
+            if x[3] == "0A" and int(x[1].split(":")[1], 16) == port:  # LISTEN
+                inode = x[9]
+    assert inode, f"nothing listens on {port}"
+    return sorted(n for n, what in open_fds(pid).items() if what == f"socket:[{inode}]")
+
+
+@t.case
+def an_acceptor_killed_at_the_limit_restarts_without_needing_a_descriptor():
+    gw = Gateway([HELLO], preexec_fn=nofile(64, 64))
+    held = []
+    try:
+        pid = gw.proc.pid
+        admin = socket.create_connection(("127.0.0.1", gw.admin_port), timeout=5)
+        held.append(admin)
+        st, public = get(gw.port, "/hello")
+        held.append(public)
+        assert st == 200
+        # The lowest of the acceptors' own descriptors of the public socket
+        # as the limit: every lower number is in use, and none at or above
+        # it can be opened, even one an acceptor closes as it dies.
+        fds = listening_socket_fds(pid, gw.port)
+        assert len(fds) == 1 + SCHEDULERS, fds
+        free = [n for n in range(fds[1]) if n not in open_fds(pid)]
+        assert not free, free
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (fds[1], 64))
+        st, body = exchange(admin, "GET", "/admin/processes")
+        assert st == 200
+        acceptors = [p["pid"] for p in json.loads(body)["processes"]
+                     if p["kind"] == "acceptor" and p["detail"] == "listener public"]
+        assert len(acceptors) == SCHEDULERS, acceptors
+        # Under the listener's rest_for_one supervisor, both restart.
+        st, body = exchange(admin, "POST", f"/admin/processes/{acceptors[0].strip('<>')}/kill")
+        assert st == 200, (st, body)
+        time.sleep(0.5)
+        assert "dup" not in gw.log(), gw.log()
+        # The listener's supervisor, and the connections under it, lived on.
+        assert exchange(public, "GET", "/hello")[0] == 200
+        st, body = exchange(admin, "GET", "/admin/processes")
+        again = [p["pid"] for p in json.loads(body)["processes"]
+                 if p["kind"] == "acceptor" and p["detail"] == "listener public"]
+        assert len(again) == SCHEDULERS and not set(again) & set(acceptors), again
+        # At the limit, the new acceptors answer with the spare.
+        assert get_once(gw.port, "/hello") == 503
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (64, 64))
+        close_all(held)
+        resumes(gw)
+        assert gw.stop() == 0
+    finally:
+        close_all(held)
         gw.close()
 
 
