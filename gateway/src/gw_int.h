@@ -55,6 +55,15 @@ struct gw__acceptor {
     int fd;
 };
 
+/* Log lines a listener writes when something keeps failing: at most one per
+ * GW__LOG_EVERY_MS per kind, counting those left out in between. */
+#define GW__LOG_EVERY_MS 10000
+enum { GW__LOG_LIMIT, GW__LOG_ACCEPT, GW__LOG_FULL, GW__LOG_START, GW__LOG_KINDS };
+struct gw__log_limit {
+    _Atomic uint64_t next_ms;  /* no line of this kind before then */
+    _Atomic uint64_t left_out; /* lines not written since the last one */
+};
+
 struct gw__listener {
     /* Points at this listener: child specs take its address as their
      * argument, which must outlive the supervisor's init. */
@@ -64,6 +73,7 @@ struct gw__listener {
     int fd;
     struct gw__acceptor *acceptors; /* nacceptors; their descriptors are closed with fd */
     unsigned nacceptors;
+    struct gw__log_limit logs[GW__LOG_KINDS];
     bool admin;
     uint32_t max_connections;
     uint32_t header_timeout_ms;

@@ -19,6 +19,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,35 @@ struct conn_start {
     struct gw__listener *lis;
 };
 
+/* Writes a line about `l` unless one of the same kind went out less than
+ * GW__LOG_EVERY_MS ago; the next line written says how many were left out.
+ * Relaxed: the compare-and-swap alone decides which thread writes, and the
+ * two counters publish nothing else (a line left out may be counted in the
+ * line after next rather than the next one). */
+__attribute__((format(printf, 4, 5))) static void
+log_limited(struct gw__listener *l, int kind, enum rt_log_level level, const char *fmt, ...)
+{
+    struct gw__log_limit *ll = &l->logs[kind];
+    uint64_t now = rt_now_ms();
+    uint64_t next = atomic_load_explicit(&ll->next_ms, memory_order_relaxed);
+    if (now < next ||
+        !atomic_compare_exchange_strong_explicit(&ll->next_ms, &next, now + GW__LOG_EVERY_MS,
+                                                 memory_order_relaxed, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&ll->left_out, 1, memory_order_relaxed);
+        return;
+    }
+    uint64_t n = atomic_exchange_explicit(&ll->left_out, 0, memory_order_relaxed);
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n)
+        rt_log(level, "%s (%llu more since the last such line)", line, (unsigned long long)n);
+    else
+        rt_log(level, "%s", line);
+}
+
 #define MAX_REFUSING 256
 
 static _Atomic int refusing;
@@ -319,7 +349,7 @@ static void acceptor_main(void *arg)
     struct gw__listener *l = a->lis;
     int lfd = a->fd; /* the listener's, closed with it */
     rt_set_detail("listener %s", l->name);
-    bool emfile_logged = false, reserve_logged = false, waited = false;
+    bool waited = false;
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
@@ -328,45 +358,38 @@ static void acceptor_main(void *arg)
             if (atomic_load(&gw.draining) || fd == -EINVAL || fd == -EBADF)
                 return; /* listening socket shut down: drain */
             if (fd == -EMFILE || fd == -ENFILE) {
-                if (!emfile_logged)
-                    rt_log(RT_LOG_ERROR,
-                           "listener %s: accept: %s; answering new clients 503 until "
-                           "descriptors are free",
-                           l->name, strerror(-fd));
-                emfile_logged = true;
+                log_limited(l, GW__LOG_LIMIT, RT_LOG_ERROR,
+                            "listener %s: accept: %s; answering new clients 503 until "
+                            "descriptors are free",
+                            l->name, strerror(-fd));
                 answer_at_limit(l, lfd, &waited);
                 continue;
             }
             if (fd == -ENOBUFS || fd == -ENOMEM) {
-                if (!emfile_logged)
-                    rt_log(RT_LOG_ERROR, "listener %s: accept: %s; pausing", l->name,
-                           strerror(-fd));
-                emfile_logged = true;
+                log_limited(l, GW__LOG_ACCEPT, RT_LOG_ERROR, "listener %s: accept: %s; pausing",
+                            l->name, strerror(-fd));
                 rt_sleep(100);
                 continue;
             }
-            rt_log(RT_LOG_ERROR, "listener %s: accept: %s", l->name, strerror(-fd));
+            log_limited(l, GW__LOG_ACCEPT, RT_LOG_ERROR, "listener %s: accept: %s", l->name,
+                        strerror(-fd));
             rt_sleep(10);
             continue;
         }
-        emfile_logged = false;
         waited = false;
         atomic_fetch_add_explicit(&l->stats->accepted, 1, memory_order_relaxed);
         /* Descriptors are numbered lowest free first: this one means at
          * least fd + 1 are open. The admin listener may use the reserve. */
         if (!l->admin && (uint64_t)fd >= gw__fds.line) {
-            if (!reserve_logged)
-                rt_log(RT_LOG_WARNING,
-                       "listener %s: at least %d of %llu file descriptors in use; answering new "
-                       "clients 503 to keep %llu for the admin API and upstream connections",
-                       l->name, fd + 1, (unsigned long long)gw__fds.limit,
-                       (unsigned long long)gw__fds.reserve);
-            reserve_logged = true;
+            log_limited(l, GW__LOG_FULL, RT_LOG_WARNING,
+                        "listener %s: at least %d of %llu file descriptors in use; answering new "
+                        "clients 503 to keep %llu for the admin API and upstream connections",
+                        l->name, fd + 1, (unsigned long long)gw__fds.limit,
+                        (unsigned long long)gw__fds.reserve);
             atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
             refuse(fd, true);
             continue;
         }
-        reserve_logged = false;
         if (atomic_load_explicit(&l->stats->connections, memory_order_relaxed) >=
             l->max_connections) {
             atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
@@ -385,8 +408,9 @@ static void acceptor_main(void *arg)
         int rc = rt_sup_start_child_extra(l->conns_sup, &cs, sizeof cs, &pid, &reason);
         if (rc < 0) {
             atomic_fetch_sub_explicit(&l->stats->connections, 1, memory_order_relaxed);
-            rt_log(RT_LOG_ERROR, "listener %s: cannot start a connection process: %s", l->name,
-                   rc == -ECHILD ? rt_atom_name(reason) : strerror(-rc));
+            log_limited(l, GW__LOG_START, RT_LOG_ERROR,
+                        "listener %s: cannot start a connection process: %s", l->name,
+                        rc == -ECHILD ? rt_atom_name(reason) : strerror(-rc));
             close(fd);
         }
     }

@@ -2,8 +2,9 @@
 """File descriptor limits, through the real binary started under a low
 RLIMIT_NOFILE: the soft limit is raised to the hard one; at the limit a new
 client gets 503 instead of waiting, the admin API still answers, acceptors
-do not spin, an acceptor restarting at the limit needs no descriptor, and
-service resumes once connections close."""
+do not spin, an acceptor restarting at the limit needs no descriptor,
+repeated warnings are rate-limited, and service resumes once connections
+close."""
 import atexit
 import json
 import os
@@ -283,6 +284,45 @@ def an_acceptor_killed_at_the_limit_restarts_without_needing_a_descriptor():
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (64, 64))
         close_all(held)
         resumes(gw)
+        assert gw.stop() == 0
+    finally:
+        close_all(held)
+        gw.close()
+
+
+@t.case
+def refusal_warnings_are_rate_limited_while_clients_come_and_go_at_the_limit():
+    gw = Gateway([HELLO], preexec_fn=nofile(64, 64))
+    held = []
+    warning = "answering new clients 503 to keep"
+    try:
+        admin = socket.create_connection(("127.0.0.1", gw.admin_port), timeout=5)
+        held.append(admin)
+
+        def public_connections():
+            doc = json.loads(exchange(admin, "GET", "/admin/system")[1])
+            return doc["listeners"][0]["connections"]
+
+        held += fill(gw.port, "/hello", 64)
+        t_first = time.time()
+        # At the limit: one refused, one leaves, one served, again.
+        for _ in range(5):
+            assert get_once(gw.port, "/hello") == 503
+            held.pop().close()
+            wait_for(lambda: public_connections() == len(held) - 1, what="connection closed")
+            st, s = get(gw.port, "/hello")
+            held.append(s)
+            assert st == 200
+        lines = [x for x in gw.log().splitlines() if warning in x]
+        assert len(lines) == 1, lines
+        # Past the interval, the next line counts those left out.
+        time.sleep(max(0.0, t_first + 10.5 - time.time()))
+        assert get_once(gw.port, "/hello") == 503
+        wait_for(lambda: len([x for x in gw.log().splitlines() if warning in x]) == 2,
+                 what="second warning")
+        lines = [x for x in gw.log().splitlines() if warning in x]
+        assert "(5 more since the last such line)" in lines[1], lines
+        close_all(held)
         assert gw.stop() == 0
     finally:
         close_all(held)
