@@ -171,34 +171,65 @@ int gw__listeners_sup_start(void *arg, const void *extra, size_t extra_size, rt_
 void gw__listeners_drain(void);
 uint64_t gw__connections_open(void);
 
-/* File descriptors (fdlimit.c). Written by gw__fds_init on the main thread
- * before the runtime starts; read-only afterwards. */
+/* File descriptors (fdlimit.c, where the budget, the reserve and the spare
+ * are explained). Written by gw__fds_init on the main thread before the
+ * runtime starts; read-only afterwards. */
 struct gw__fds {
     uint64_t found;   /* the soft RLIMIT_NOFILE at start */
     uint64_t hard;    /* what it was raised towards (gw_fd_limit_target) */
     uint64_t limit;   /* the soft limit the gateway runs with */
-    uint64_t reserve; /* gw_fd_reserve(limit) */
-    uint64_t line;    /* public listeners refuse descriptors numbered at or above it */
+    uint64_t reserve; /* gw_fd_reserve(limit): admin connections, 503 answers */
+    uint64_t own;     /* the gateway's own (gw_fd_budget's estimate) and inherited ones */
+    uint64_t budget;  /* limit - reserve - own: client and upstream connections */
+    uint64_t slots;   /* upstream connections that can be busy at once */
+    uint64_t line;    /* limit - reserve: a public client numbered at or above it leaves
+                       * less than the reserve free */
     int raise_error;  /* errno when raising failed, else 0 */
 };
 extern struct gw__fds gw__fds;
 
-/* Main thread, before any listener or upstream socket is opened: raises the
- * soft limit to the hard one, sets the reserve and opens the spare
- * descriptor. Returns 0 or -errno. */
+/* Main thread, after gw.cfg is set and before any listener or upstream
+ * socket is opened: raises the soft limit to the hard one, sets the budget
+ * and the reserve, and opens the spare descriptor. Returns 0 or -errno. */
 int gw__fds_init(void);
 /* Logs the limit and, when the configuration may need more descriptors than
  * it leaves, a warning. Any thread, once the runtime runs. */
 void gw__fds_report(const struct gw_config *cfg);
-/* Closes the spare descriptor. */
+/* Main thread, after the runtime stopped. Closes the spare descriptor. */
 void gw__fds_done(void);
 /* Scheduler threads the runtime starts for `cfg` (as rt_start decides). */
 unsigned gw__schedulers(const struct gw_config *cfg);
-/* Closes the spare descriptor so that one accept can succeed at the limit;
- * the caller must call gw__fds_spare_restore afterwards. -EAGAIN when
- * another acceptor is using it. Any thread. */
-int gw__fds_spare_release(void);
-void gw__fds_spare_restore(void);
+
+/* The count (any thread, never blocks). A public client connection is
+ * admitted (true) when it and the upstream connection it may hold fit in
+ * the budget; whoever admitted it calls gw__fds_client_leave once it is
+ * closed. An idle upstream connection may join a pool when
+ * gw__fds_idle_admit says it fits; gw__fds_idle_leave when it leaves the
+ * pool (reused: its client counts it from then on; or closed). */
+bool gw__fds_client_admit(void);
+void gw__fds_client_leave(void);
+bool gw__fds_idle_admit(void);
+void gw__fds_idle_leave(void);
+/* Descriptors counted now for client and upstream connections. */
+uint64_t gw__fds_counted(void);
+
+/* The spare descriptor (any thread, never blocks).
+ * gw__fds_spare_take closes it so that one accept can succeed at the limit
+ * (-EAGAIN when another thread has it out); the caller then owns it and
+ * must call gw__fds_spare_put: with the descriptor it accepted and is done
+ * with, whose number becomes the spare at once (no other thread can take
+ * it in between), or with -1 to reopen it.
+ * gw__fds_spare_check, after a successful accept: 0 when the spare is held
+ * (reopened now if it was lost); -EBUSY while another thread has it out
+ * (the accepted descriptor may be the one it freed); -EMFILE when it is
+ * lost and no number is free: the caller now owns it and must answer its
+ * client and hand its descriptor to gw__fds_spare_put.
+ * gw__fds_spare_retry reopens a lost spare if a number is free: after a
+ * connection closed. */
+int gw__fds_spare_take(void);
+void gw__fds_spare_put(int fd);
+int gw__fds_spare_check(void);
+void gw__fds_spare_retry(void);
 
 /* Formats a socket address as text ("1.2.3.4", "::1"); loopback flag. */
 void gw__addr_text(const struct sockaddr *sa, char *buf, size_t cap, bool *loopback);

@@ -8,8 +8,8 @@
  * (simple_one_for_one, temporary children) first, then its acceptors, so
  * that acceptors restart if the connection supervisor does. Acceptors share
  * the listening socket, each through its own descriptor of it, duplicated
- * when the listener opens; each accepts, applies the connection limit and the
- * file descriptor reserve (fdlimit.c), answering 503 over either, and
+ * when the listener opens; each accepts, applies the connection limit and
+ * the file descriptor budget (fdlimit.c), answering 503 over either, and
  * starts a connection process under the connection supervisor, handing it
  * the socket.
  */
@@ -247,6 +247,8 @@ log_limited(struct gw__listener *l, int kind, enum rt_log_level level, const cha
 
 #define MAX_REFUSING 256
 
+/* Refusals lingering now. Relaxed: a count alone, changed only by
+ * read-modify-writes, which stay exact whatever the order. */
 static _Atomic int refusing;
 
 static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -278,11 +280,12 @@ static void refuse_main(void *arg)
     rt_close(fd);
 }
 
-/* Answers 503 without waiting and closes, for when neither a process nor a
- * descriptor can be spared for long: a fresh socket's send buffer takes
- * the answer at once; what the client already sent is read first so that
- * the close is less likely to reset the connection. */
-static void refuse_now(int fd)
+/* Answers 503 without waiting, for when neither a process nor a descriptor
+ * can be spared for long: a fresh socket's send buffer takes the answer at
+ * once; what the client already sent is read so that the close that follows
+ * is less likely to reset the connection. The caller closes fd, or turns it
+ * into the spare descriptor. */
+static void answer_now(int fd)
 {
     ssize_t w = send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)w; /* nothing more to try: the socket is closed either way */
@@ -290,16 +293,22 @@ static void refuse_now(int fd)
     char sink[4096];
     while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
         ;
+}
+
+static void refuse_now(int fd)
+{
+    answer_now(fd);
     close(fd);
 }
 
-/* Refuses a client with 503. `pressure`: it was accepted into the
- * descriptor reserve, where a lingering refusal holds a descriptor the
- * admin API may need, so only a quarter of the reserve lingers at once. */
-static void refuse(int fd, bool pressure)
+/* Refuses a client with 503. A lingering refusal holds a descriptor from the
+ * reserve, so at most a quarter of the reserve lingers at once; beyond,
+ * refusals answer without lingering. */
+static void refuse(struct gw__listener *l, int fd)
 {
+    atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
     int most = MAX_REFUSING;
-    if (pressure && gw__fds.reserve / 4 < (uint64_t)most)
+    if (gw__fds.reserve / 4 < (uint64_t)most)
         most = (int)(gw__fds.reserve / 4);
     if (atomic_fetch_add_explicit(&refusing, 1, memory_order_relaxed) >= most) {
         atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
@@ -313,21 +322,49 @@ static void refuse(int fd, bool pressure)
     }
 }
 
+/* After a successful accept, on any listener. While another acceptor has
+ * the spare descriptor out, this client may hold the very number it freed:
+ * answered 503 at once, the number is free again for that acceptor. When
+ * the spare is lost and no other number is free, this client's number
+ * becomes the spare. Either way the client is refused (false). */
+static bool spare_kept(struct gw__listener *l, int fd)
+{
+    int rc = gw__fds_spare_check();
+    if (rc == 0)
+        return true;
+    atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
+    if (rc == -EMFILE) {
+        answer_now(fd);
+        gw__fds_spare_put(fd);
+    } else {
+        refuse_now(fd);
+    }
+    return false;
+}
+
 /* At the descriptor limit accept fails before it looks at the queue
  * (EMFILE), so waiting clients would sit in the backlog unanswered while
  * the socket stays readable. First parks until a client waits (`waited`
  * false), so that accept is tried again in case descriptors were freed
- * meanwhile; when it fails again, gives up the spare descriptor to accept
- * the client, answer 503 and close (fdlimit.c). */
+ * meanwhile; when it fails again, takes the spare descriptor out to accept
+ * the client, answer 503 and turn the client's number back into the spare
+ * (fdlimit.c). The spare is taken out only for a client known to wait: each
+ * time it is out, another thread may take its number. */
 static void answer_at_limit(struct gw__listener *l, int lfd, bool *waited)
 {
     if (!*waited) {
+        int rc = rt_poll(lfd, RT_POLL_IN, 1000);
+        if (rc == -ETIMEDOUT)
+            return; /* nobody waits: accept tries again, and parks here again */
+        if (rc < 0) {
+            rt_sleep(100); /* cannot wait for the socket (epoll_ctl): do not spin */
+            return;
+        }
         *waited = true;
-        rt_poll(lfd, RT_POLL_IN, 1000); /* a timeout is fine: accept tries again */
         return;
     }
     *waited = false;
-    if (gw__fds_spare_release() < 0) {
+    if (gw__fds_spare_take() < 0) {
         rt_sleep(10); /* another acceptor is answering with it */
         return;
     }
@@ -336,11 +373,40 @@ static void answer_at_limit(struct gw__listener *l, int lfd, bool *waited)
     if (fd >= 0) {
         atomic_fetch_add_explicit(&l->stats->accepted, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
-        refuse_now(fd);
+        answer_now(fd);
     }
-    gw__fds_spare_restore();
+    gw__fds_spare_put(fd);
     if (fd < 0 && err != EAGAIN && err != ECONNABORTED && err != EINTR)
         rt_sleep(100); /* even the spare's number was taken: wait, do not spin */
+}
+
+/* Public listeners only: whether the client fits in the descriptor budget
+ * (fdlimit.c); refuses it when not. */
+static bool budget_admits(struct gw__listener *l, int fd)
+{
+    /* Descriptors are numbered lowest free first, so this one proves at
+     * least fd + 1 open: a safety net for descriptors the count does not
+     * see. */
+    if ((uint64_t)fd >= gw__fds.line) {
+        log_limited(l, GW__LOG_FULL, RT_LOG_WARNING,
+                    "listener %s: descriptor %d is among the last %llu of %llu, kept for the "
+                    "admin API and 503 answers; answering new clients 503",
+                    l->name, fd, (unsigned long long)gw__fds.reserve,
+                    (unsigned long long)gw__fds.limit);
+        refuse(l, fd);
+        return false;
+    }
+    if (!gw__fds_client_admit()) {
+        log_limited(l, GW__LOG_FULL, RT_LOG_WARNING,
+                    "listener %s: %llu of %llu file descriptors for client and upstream "
+                    "connections in use; answering new clients 503 to keep %llu for the admin "
+                    "API and 503 answers",
+                    l->name, (unsigned long long)gw__fds_counted(),
+                    (unsigned long long)gw__fds.budget, (unsigned long long)gw__fds.reserve);
+        refuse(l, fd);
+        return false;
+    }
+    return true;
 }
 
 static void acceptor_main(void *arg)
@@ -355,7 +421,11 @@ static void acceptor_main(void *arg)
         socklen_t sl = sizeof ss;
         int fd = rt_accept(lfd, (struct sockaddr *)&ss, &sl, RT_INFINITY);
         if (fd < 0) {
-            if (atomic_load(&gw.draining) || fd == -EINVAL || fd == -EBADF)
+            /* Relaxed: a flag read alone; the shutdown that follows the
+             * store makes accept fail with EINVAL whether or not the store
+             * is seen yet. */
+            if (atomic_load_explicit(&gw.draining, memory_order_relaxed) || fd == -EINVAL ||
+                fd == -EBADF)
                 return; /* listening socket shut down: drain */
             if (fd == -EMFILE || fd == -ENFILE) {
                 log_limited(l, GW__LOG_LIMIT, RT_LOG_ERROR,
@@ -377,30 +447,25 @@ static void acceptor_main(void *arg)
             continue;
         }
         waited = false;
+        /* Relaxed, as every statistic: counters read one by one, for
+         * reports. */
         atomic_fetch_add_explicit(&l->stats->accepted, 1, memory_order_relaxed);
-        /* Descriptors are numbered lowest free first: this one means at
-         * least fd + 1 are open. The admin listener may use the reserve. */
-        if (!l->admin && (uint64_t)fd >= gw__fds.line) {
-            log_limited(l, GW__LOG_FULL, RT_LOG_WARNING,
-                        "listener %s: at least %d of %llu file descriptors in use; answering new "
-                        "clients 503 to keep %llu for the admin API and upstream connections",
-                        l->name, fd + 1, (unsigned long long)gw__fds.limit,
-                        (unsigned long long)gw__fds.reserve);
-            atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
-            refuse(fd, true);
+        if (!spare_kept(l, fd))
             continue;
-        }
         if (atomic_load_explicit(&l->stats->connections, memory_order_relaxed) >=
             l->max_connections) {
-            atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
-            refuse(fd, false);
+            refuse(l, fd);
             continue;
         }
+        /* The admin listener's connections live in the reserve. */
+        if (!l->admin && !budget_admits(l, fd))
+            continue;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         /* Counted here, before the connection process exists, so that a
          * burst of accepts cannot pass the limit; the connection process
-         * gives it back when it ends. */
+         * gives it back when it ends, and its place in the descriptor
+         * budget with it. */
         atomic_fetch_add_explicit(&l->stats->connections, 1, memory_order_relaxed);
         struct conn_start cs = {.fd = fd, .lis = l};
         rt_pid pid;
@@ -408,6 +473,8 @@ static void acceptor_main(void *arg)
         int rc = rt_sup_start_child_extra(l->conns_sup, &cs, sizeof cs, &pid, &reason);
         if (rc < 0) {
             atomic_fetch_sub_explicit(&l->stats->connections, 1, memory_order_relaxed);
+            if (!l->admin)
+                gw__fds_client_leave();
             log_limited(l, GW__LOG_START, RT_LOG_ERROR,
                         "listener %s: cannot start a connection process: %s", l->name,
                         rc == -ECHILD ? rt_atom_name(reason) : strerror(-rc));
