@@ -115,6 +115,11 @@ int gw__body_next(struct gw__exchange *ex, const char **data, size_t *len, int64
 static void conn_closed(void *arg)
 {
     struct gw__listener *l = arg;
+    /* The acceptor admitted a public connection into the descriptor budget;
+     * a descriptor is free now, for a spare that was lost (fdlimit.c). */
+    if (!l->admin)
+        gw__fds_client_leave();
+    gw__fds_spare_retry();
     atomic_fetch_sub_explicit(&l->stats->connections, 1, memory_order_relaxed);
 }
 

@@ -39,6 +39,31 @@ enum {
     GW__MSG_LOG,            /* to the logger: one access-log line (payload, no NUL) */
 };
 
+struct gw__listener;
+
+/* Acceptors per listener, at most (listeners[].acceptors, or one per
+ * scheduler). */
+#define GW__MAX_ACCEPTORS 64
+
+/* One acceptor's place in its listener: its own descriptor of the listening
+ * socket, because one descriptor has one waiter (rt.h). Duplicated once when
+ * the listener opens and closed with it, so that an acceptor (re)starting at
+ * the descriptor limit needs no descriptor. */
+struct gw__acceptor {
+    struct gw__acceptor *self; /* the child spec's argument (as gw__listener.self) */
+    struct gw__listener *lis;
+    int fd;
+};
+
+/* Log lines a listener writes when something keeps failing: at most one per
+ * GW__LOG_EVERY_MS per kind, counting those left out in between. */
+#define GW__LOG_EVERY_MS 10000
+enum { GW__LOG_LIMIT, GW__LOG_ACCEPT, GW__LOG_FULL, GW__LOG_START, GW__LOG_KINDS };
+struct gw__log_limit {
+    _Atomic uint64_t next_ms;  /* no line of this kind before then */
+    _Atomic uint64_t left_out; /* lines not written since the last one */
+};
+
 struct gw__listener {
     /* Points at this listener: child specs take its address as their
      * argument, which must outlive the supervisor's init. */
@@ -47,6 +72,9 @@ struct gw__listener {
     const char *name;
     int fd;
     uint16_t port; /* bound (an address with port 0 gets one at bind) */
+    struct gw__acceptor *acceptors; /* nacceptors; their descriptors are closed with fd */
+    unsigned nacceptors;
+    struct gw__log_limit logs[GW__LOG_KINDS];
     bool admin;
     uint32_t max_connections;
     uint32_t header_timeout_ms;
@@ -55,7 +83,6 @@ struct gw__listener {
     uint32_t body_timeout_ms;        /* the whole request body */
     uint32_t tunnel_idle_timeout_ms; /* no byte either way; a route may override */
     uint64_t max_body_bytes;
-    uint32_t acceptors;
     struct gw_http_limits limits;
     struct gw_http_path_policy path_policy; /* the admin listener's is the strict default */
     struct gw_listener_stats *stats;
@@ -158,32 +185,65 @@ int gw__listeners_sup_start(void *arg, const void *extra, size_t extra_size, rt_
 void gw__listeners_drain(void);
 uint64_t gw__connections_open(void);
 
-/* File descriptors (fdlimit.c). Written by gw__fds_init on the main thread
- * before the runtime starts; read-only afterwards. */
+/* File descriptors (fdlimit.c, where the budget, the reserve and the spare
+ * are explained). Written by gw__fds_init on the main thread before the
+ * runtime starts; read-only afterwards. */
 struct gw__fds {
     uint64_t found;   /* the soft RLIMIT_NOFILE at start */
     uint64_t hard;    /* what it was raised towards (gw_fd_limit_target) */
     uint64_t limit;   /* the soft limit the gateway runs with */
-    uint64_t reserve; /* gw_fd_reserve(limit) */
-    uint64_t line;    /* public listeners refuse descriptors numbered at or above it */
+    uint64_t reserve; /* gw_fd_reserve(limit): admin connections, 503 answers */
+    uint64_t own;     /* the gateway's own (gw_fd_budget's estimate) and inherited ones */
+    uint64_t budget;  /* limit - reserve - own: client and upstream connections */
+    uint64_t slots;   /* upstream connections that can be busy at once */
+    uint64_t line;    /* limit - reserve: a public client numbered at or above it leaves
+                       * less than the reserve free */
     int raise_error;  /* errno when raising failed, else 0 */
 };
 extern struct gw__fds gw__fds;
 
-/* Main thread, before any listener or upstream socket is opened: raises the
- * soft limit to the hard one, sets the reserve and opens the spare
- * descriptor. Returns 0 or -errno. */
+/* Main thread, after gw.cfg is set and before any listener or upstream
+ * socket is opened: raises the soft limit to the hard one, sets the budget
+ * and the reserve, and opens the spare descriptor. Returns 0 or -errno. */
 int gw__fds_init(void);
 /* Logs the limit and, when the configuration may need more descriptors than
  * it leaves, a warning. Any thread, once the runtime runs. */
 void gw__fds_report(const struct gw_config *cfg);
-/* Closes the spare descriptor. */
+/* Main thread, after the runtime stopped. Closes the spare descriptor. */
 void gw__fds_done(void);
-/* Closes the spare descriptor so that one accept can succeed at the limit;
- * the caller must call gw__fds_spare_restore afterwards. -EAGAIN when
- * another acceptor is using it. Any thread. */
-int gw__fds_spare_release(void);
-void gw__fds_spare_restore(void);
+/* Scheduler threads the runtime starts for `cfg` (as rt_start decides). */
+unsigned gw__schedulers(const struct gw_config *cfg);
+
+/* The count (any thread, never blocks). A public client connection is
+ * admitted (true) when it and the upstream connection it may hold fit in
+ * the budget; whoever admitted it calls gw__fds_client_leave once it is
+ * closed. An idle upstream connection may join a pool when
+ * gw__fds_idle_admit says it fits; gw__fds_idle_leave when it leaves the
+ * pool (reused: its client counts it from then on; or closed). */
+bool gw__fds_client_admit(void);
+void gw__fds_client_leave(void);
+bool gw__fds_idle_admit(void);
+void gw__fds_idle_leave(void);
+/* Descriptors counted now for client and upstream connections. */
+uint64_t gw__fds_counted(void);
+
+/* The spare descriptor (any thread, never blocks).
+ * gw__fds_spare_take closes it so that one accept can succeed at the limit
+ * (-EAGAIN when another thread has it out); the caller then owns it and
+ * must call gw__fds_spare_put: with the descriptor it accepted and is done
+ * with, whose number becomes the spare at once (no other thread can take
+ * it in between), or with -1 to reopen it.
+ * gw__fds_spare_check, after a successful accept: 0 when the spare is held
+ * (reopened now if it was lost); -EBUSY while another thread has it out
+ * (the accepted descriptor may be the one it freed); -EMFILE when it is
+ * lost and no number is free: the caller now owns it and must answer its
+ * client and hand its descriptor to gw__fds_spare_put.
+ * gw__fds_spare_retry reopens a lost spare if a number is free: after a
+ * connection closed. */
+int gw__fds_spare_take(void);
+void gw__fds_spare_put(int fd);
+int gw__fds_spare_check(void);
+void gw__fds_spare_retry(void);
 
 /* Formats a socket address as text ("1.2.3.4", "::1"); loopback flag. */
 void gw__addr_text(const struct sockaddr *sa, char *buf, size_t cap, bool *loopback);

@@ -7,8 +7,9 @@
  * a supervisor (rest_for_one): its connection supervisor
  * (simple_one_for_one, temporary children) first, then its acceptors, so
  * that acceptors restart if the connection supervisor does. Acceptors share
- * the listening socket; each accepts, applies the connection limit and the
- * file descriptor reserve (fdlimit.c), answering 503 over either, and
+ * the listening socket, each through its own descriptor of it, duplicated
+ * when the listener opens; each accepts, applies the connection limit and
+ * the file descriptor budget (fdlimit.c), answering 503 over either, and
  * starts a connection process under the connection supervisor, handing it
  * the socket.
  */
@@ -18,6 +19,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,8 +98,31 @@ static void limits_for(struct gw__listener *l, const struct gw_listener_config *
     l->body_timeout_ms = c->body_timeout_ms;
     l->tunnel_idle_timeout_ms = c->tunnel_idle_timeout_ms;
     l->max_body_bytes = c->max_body_bytes;
-    l->acceptors = c->acceptors;
     l->path_policy = c->path_policy;
+}
+
+/* Gives each of the listener's `n` acceptors its own descriptor of the
+ * socket. */
+static int acceptors_open(struct gw__listener *l, unsigned n)
+{
+    if (n > GW__MAX_ACCEPTORS)
+        n = GW__MAX_ACCEPTORS;
+    l->acceptors = calloc(n, sizeof(*l->acceptors));
+    if (!l->acceptors)
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        struct gw__acceptor *a = &l->acceptors[i];
+        a->self = a;
+        a->lis = l;
+        a->fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
+        if (a->fd < 0) {
+            int err = errno;
+            fprintf(stderr, "tandem: listener %s: dup: %s\n", l->name, strerror(err));
+            return -err;
+        }
+        l->nacceptors = i + 1;
+    }
+    return 0;
 }
 
 int gw__listeners_open(void)
@@ -121,6 +146,9 @@ int gw__listeners_open(void)
         if (l->fd < 0)
             return l->fd;
         l->port = bound_port(l->fd);
+        int rc = acceptors_open(l, c->acceptors ? c->acceptors : gw__schedulers(cfg));
+        if (rc < 0)
+            return rc;
     }
     if (cfg->admin.enabled) {
         struct gw__listener *l = &gw__listeners[cfg->nlisteners];
@@ -163,15 +191,23 @@ int gw__listeners_open(void)
             .allowed_hosts = cfg->admin.allowed_hosts,
             .nallowed_hosts = cfg->admin.nallowed_hosts,
         };
+        int rc = acceptors_open(l, c.acceptors);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
 
 void gw__listeners_close(void)
 {
-    for (size_t i = 0; i < gw__nlisteners; i++)
-        if (gw__listeners[i].fd >= 0)
-            close(gw__listeners[i].fd);
+    for (size_t i = 0; i < gw__nlisteners; i++) {
+        struct gw__listener *l = &gw__listeners[i];
+        for (unsigned k = 0; k < l->nacceptors; k++)
+            close(l->acceptors[k].fd);
+        free(l->acceptors);
+        if (l->fd >= 0)
+            close(l->fd);
+    }
     free(gw__listeners);
     gw__listeners = NULL;
     gw__nlisteners = 0;
@@ -211,8 +247,39 @@ struct conn_start {
     struct gw__listener *lis;
 };
 
+/* Writes a line about `l` unless one of the same kind went out less than
+ * GW__LOG_EVERY_MS ago; the next line written says how many were left out.
+ * Relaxed: the compare-and-swap alone decides which thread writes, and the
+ * two counters publish nothing else (a line left out may be counted in the
+ * line after next rather than the next one). */
+__attribute__((format(printf, 4, 5))) static void
+log_limited(struct gw__listener *l, int kind, enum rt_log_level level, const char *fmt, ...)
+{
+    struct gw__log_limit *ll = &l->logs[kind];
+    uint64_t now = rt_now_ms();
+    uint64_t next = atomic_load_explicit(&ll->next_ms, memory_order_relaxed);
+    if (now < next ||
+        !atomic_compare_exchange_strong_explicit(&ll->next_ms, &next, now + GW__LOG_EVERY_MS,
+                                                 memory_order_relaxed, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&ll->left_out, 1, memory_order_relaxed);
+        return;
+    }
+    uint64_t n = atomic_exchange_explicit(&ll->left_out, 0, memory_order_relaxed);
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n)
+        rt_log(level, "%s (%llu more since the last such line)", line, (unsigned long long)n);
+    else
+        rt_log(level, "%s", line);
+}
+
 #define MAX_REFUSING 256
 
+/* Refusals lingering now. Relaxed: a count alone, changed only by
+ * read-modify-writes, which stay exact whatever the order. */
 static _Atomic int refusing;
 
 static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -244,11 +311,12 @@ static void refuse_main(void *arg)
     rt_close(fd);
 }
 
-/* Answers 503 without waiting and closes, for when neither a process nor a
- * descriptor can be spared for long: a fresh socket's send buffer takes
- * the answer at once; what the client already sent is read first so that
- * the close is less likely to reset the connection. */
-static void refuse_now(int fd)
+/* Answers 503 without waiting, for when neither a process nor a descriptor
+ * can be spared for long: a fresh socket's send buffer takes the answer at
+ * once; what the client already sent is read so that the close that follows
+ * is less likely to reset the connection. The caller closes fd, or turns it
+ * into the spare descriptor. */
+static void answer_now(int fd)
 {
     ssize_t w = send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)w; /* nothing more to try: the socket is closed either way */
@@ -256,16 +324,22 @@ static void refuse_now(int fd)
     char sink[4096];
     while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
         ;
+}
+
+static void refuse_now(int fd)
+{
+    answer_now(fd);
     close(fd);
 }
 
-/* Refuses a client with 503. `pressure`: it was accepted into the
- * descriptor reserve, where a lingering refusal holds a descriptor the
- * admin API may need, so only a quarter of the reserve lingers at once. */
-static void refuse(int fd, bool pressure)
+/* Refuses a client with 503. A lingering refusal holds a descriptor from the
+ * reserve, so at most a quarter of the reserve lingers at once; beyond,
+ * refusals answer without lingering. */
+static void refuse(struct gw__listener *l, int fd)
 {
+    atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
     int most = MAX_REFUSING;
-    if (pressure && gw__fds.reserve / 4 < (uint64_t)most)
+    if (gw__fds.reserve / 4 < (uint64_t)most)
         most = (int)(gw__fds.reserve / 4);
     if (atomic_fetch_add_explicit(&refusing, 1, memory_order_relaxed) >= most) {
         atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
@@ -279,21 +353,49 @@ static void refuse(int fd, bool pressure)
     }
 }
 
+/* After a successful accept, on any listener. While another acceptor has
+ * the spare descriptor out, this client may hold the very number it freed:
+ * answered 503 at once, the number is free again for that acceptor. When
+ * the spare is lost and no other number is free, this client's number
+ * becomes the spare. Either way the client is refused (false). */
+static bool spare_kept(struct gw__listener *l, int fd)
+{
+    int rc = gw__fds_spare_check();
+    if (rc == 0)
+        return true;
+    atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
+    if (rc == -EMFILE) {
+        answer_now(fd);
+        gw__fds_spare_put(fd);
+    } else {
+        refuse_now(fd);
+    }
+    return false;
+}
+
 /* At the descriptor limit accept fails before it looks at the queue
  * (EMFILE), so waiting clients would sit in the backlog unanswered while
  * the socket stays readable. First parks until a client waits (`waited`
  * false), so that accept is tried again in case descriptors were freed
- * meanwhile; when it fails again, gives up the spare descriptor to accept
- * the client, answer 503 and close (fdlimit.c). */
+ * meanwhile; when it fails again, takes the spare descriptor out to accept
+ * the client, answer 503 and turn the client's number back into the spare
+ * (fdlimit.c). The spare is taken out only for a client known to wait: each
+ * time it is out, another thread may take its number. */
 static void answer_at_limit(struct gw__listener *l, int lfd, bool *waited)
 {
     if (!*waited) {
+        int rc = rt_poll(lfd, RT_POLL_IN, 1000);
+        if (rc == -ETIMEDOUT)
+            return; /* nobody waits: accept tries again, and parks here again */
+        if (rc < 0) {
+            rt_sleep(100); /* cannot wait for the socket (epoll_ctl): do not spin */
+            return;
+        }
         *waited = true;
-        rt_poll(lfd, RT_POLL_IN, 1000); /* a timeout is fine: accept tries again */
         return;
     }
     *waited = false;
-    if (gw__fds_spare_release() < 0) {
+    if (gw__fds_spare_take() < 0) {
         rt_sleep(10); /* another acceptor is answering with it */
         return;
     }
@@ -302,90 +404,99 @@ static void answer_at_limit(struct gw__listener *l, int lfd, bool *waited)
     if (fd >= 0) {
         atomic_fetch_add_explicit(&l->stats->accepted, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
-        refuse_now(fd);
+        answer_now(fd);
     }
-    gw__fds_spare_restore();
+    gw__fds_spare_put(fd);
     if (fd < 0 && err != EAGAIN && err != ECONNABORTED && err != EINTR)
         rt_sleep(100); /* even the spare's number was taken: wait, do not spin */
 }
 
-static void close_fd(void *arg)
+/* Public listeners only: whether the client fits in the descriptor budget
+ * (fdlimit.c); refuses it when not. */
+static bool budget_admits(struct gw__listener *l, int fd)
 {
-    close((int)(intptr_t)arg);
+    /* Descriptors are numbered lowest free first, so this one proves at
+     * least fd + 1 open: a safety net for descriptors the count does not
+     * see. */
+    if ((uint64_t)fd >= gw__fds.line) {
+        log_limited(l, GW__LOG_FULL, RT_LOG_WARNING,
+                    "listener %s: descriptor %d is among the last %llu of %llu, kept for the "
+                    "admin API and 503 answers; answering new clients 503",
+                    l->name, fd, (unsigned long long)gw__fds.reserve,
+                    (unsigned long long)gw__fds.limit);
+        refuse(l, fd);
+        return false;
+    }
+    if (!gw__fds_client_admit()) {
+        log_limited(l, GW__LOG_FULL, RT_LOG_WARNING,
+                    "listener %s: %llu of %llu file descriptors for client and upstream "
+                    "connections in use; answering new clients 503 to keep %llu for the admin "
+                    "API and 503 answers",
+                    l->name, (unsigned long long)gw__fds_counted(),
+                    (unsigned long long)gw__fds.budget, (unsigned long long)gw__fds.reserve);
+        refuse(l, fd);
+        return false;
+    }
+    return true;
 }
 
 static void acceptor_main(void *arg)
 {
-    struct gw__listener *l = arg;
+    struct gw__acceptor *a = arg;
+    struct gw__listener *l = a->lis;
+    int lfd = a->fd; /* the listener's, closed with it */
     rt_set_detail("listener %s", l->name);
-    /* Each acceptor waits on its own descriptor of the shared socket: one
-     * descriptor has one waiter (rt.h). Shutting the socket down at drain
-     * reaches every descriptor. */
-    int lfd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
-    if (lfd < 0) {
-        rt_log(RT_LOG_ERROR, "listener %s: dup: %s", l->name, strerror(errno));
-        rt_exit(rt_atom_intern("dup_failed"));
-    }
-    rt_defer(close_fd, (void *)(intptr_t)lfd);
-    bool emfile_logged = false, reserve_logged = false, waited = false;
+    bool waited = false;
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = rt_accept(lfd, (struct sockaddr *)&ss, &sl, RT_INFINITY);
         if (fd < 0) {
-            if (atomic_load(&gw.draining) || fd == -EINVAL || fd == -EBADF)
+            /* Relaxed: a flag read alone; the shutdown that follows the
+             * store makes accept fail with EINVAL whether or not the store
+             * is seen yet. */
+            if (atomic_load_explicit(&gw.draining, memory_order_relaxed) || fd == -EINVAL ||
+                fd == -EBADF)
                 return; /* listening socket shut down: drain */
             if (fd == -EMFILE || fd == -ENFILE) {
-                if (!emfile_logged)
-                    rt_log(RT_LOG_ERROR,
-                           "listener %s: accept: %s; answering new clients 503 until "
-                           "descriptors are free",
-                           l->name, strerror(-fd));
-                emfile_logged = true;
+                log_limited(l, GW__LOG_LIMIT, RT_LOG_ERROR,
+                            "listener %s: accept: %s; answering new clients 503 until "
+                            "descriptors are free",
+                            l->name, strerror(-fd));
                 answer_at_limit(l, lfd, &waited);
                 continue;
             }
             if (fd == -ENOBUFS || fd == -ENOMEM) {
-                if (!emfile_logged)
-                    rt_log(RT_LOG_ERROR, "listener %s: accept: %s; pausing", l->name,
-                           strerror(-fd));
-                emfile_logged = true;
+                log_limited(l, GW__LOG_ACCEPT, RT_LOG_ERROR, "listener %s: accept: %s; pausing",
+                            l->name, strerror(-fd));
                 rt_sleep(100);
                 continue;
             }
-            rt_log(RT_LOG_ERROR, "listener %s: accept: %s", l->name, strerror(-fd));
+            log_limited(l, GW__LOG_ACCEPT, RT_LOG_ERROR, "listener %s: accept: %s", l->name,
+                        strerror(-fd));
             rt_sleep(10);
             continue;
         }
-        emfile_logged = false;
         waited = false;
+        /* Relaxed, as every statistic: counters read one by one, for
+         * reports. */
         atomic_fetch_add_explicit(&l->stats->accepted, 1, memory_order_relaxed);
-        /* Descriptors are numbered lowest free first: this one means at
-         * least fd + 1 are open. The admin listener may use the reserve. */
-        if (!l->admin && (uint64_t)fd >= gw__fds.line) {
-            if (!reserve_logged)
-                rt_log(RT_LOG_WARNING,
-                       "listener %s: at least %d of %llu file descriptors in use; answering new "
-                       "clients 503 to keep %llu for the admin API and upstream connections",
-                       l->name, fd + 1, (unsigned long long)gw__fds.limit,
-                       (unsigned long long)gw__fds.reserve);
-            reserve_logged = true;
-            atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
-            refuse(fd, true);
+        if (!spare_kept(l, fd))
             continue;
-        }
-        reserve_logged = false;
         if (atomic_load_explicit(&l->stats->connections, memory_order_relaxed) >=
             l->max_connections) {
-            atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
-            refuse(fd, false);
+            refuse(l, fd);
             continue;
         }
+        /* The admin listener's connections live in the reserve. */
+        if (!l->admin && !budget_admits(l, fd))
+            continue;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         /* Counted here, before the connection process exists, so that a
          * burst of accepts cannot pass the limit; the connection process
-         * gives it back when it ends. */
+         * gives it back when it ends, and its place in the descriptor
+         * budget with it. */
         atomic_fetch_add_explicit(&l->stats->connections, 1, memory_order_relaxed);
         struct conn_start cs = {.fd = fd, .lis = l};
         rt_pid pid;
@@ -393,8 +504,11 @@ static void acceptor_main(void *arg)
         int rc = rt_sup_start_child_extra(l->conns_sup, &cs, sizeof cs, &pid, &reason);
         if (rc < 0) {
             atomic_fetch_sub_explicit(&l->stats->connections, 1, memory_order_relaxed);
-            rt_log(RT_LOG_ERROR, "listener %s: cannot start a connection process: %s", l->name,
-                   rc == -ECHILD ? rt_atom_name(reason) : strerror(-rc));
+            if (!l->admin)
+                gw__fds_client_leave();
+            log_limited(l, GW__LOG_START, RT_LOG_ERROR,
+                        "listener %s: cannot start a connection process: %s", l->name,
+                        rc == -ECHILD ? rt_atom_name(reason) : strerror(-rc));
             close(fd);
         }
     }
@@ -405,10 +519,10 @@ static int acceptor_start(void *arg, const void *extra, size_t extra_size, rt_pi
 {
     (void)extra;
     (void)extra_size;
-    struct gw__listener *l = *(struct gw__listener **)arg;
+    struct gw__acceptor *a = *(struct gw__acceptor **)arg;
     struct rt_spawn_opts o = {
         .link = true, .kind = RT_KIND_ACCEPTOR, .initial_call = "gw_listener:acceptor"};
-    int rc = rt_spawn(acceptor_main, l, &o, out);
+    int rc = rt_spawn(acceptor_main, a, &o, out);
     if (rc < 0)
         *reason = RT_SYSTEM_LIMIT;
     return rc;
@@ -449,16 +563,12 @@ static int conns_sup_start(void *arg, const void *extra, size_t extra_size, rt_p
 
 /* ---- per-listener supervisor ---------------------------------------------- */
 
-#define MAX_ACCEPTORS 64
-
 static int listener_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     struct gw__listener *l = arg;
-    struct rt_system_info si;
-    rt_system_info(&si);
-    unsigned na = l->acceptors ? l->acceptors : si.schedulers;
-    if (na > MAX_ACCEPTORS)
-        na = MAX_ACCEPTORS;
+    unsigned na = l->nacceptors; /* at most GW__MAX_ACCEPTORS (acceptors_open) */
+    if (na > GW__MAX_ACCEPTORS)
+        na = GW__MAX_ACCEPTORS; /* and the compiler sees each id fits */
     flags->strategy = RT_REST_FOR_ONE;
     flags->intensity = 10;
     flags->period_s = 10;
@@ -479,8 +589,8 @@ static int listener_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_su
         spec = (struct rt_child_spec){
             .id = id,
             .start = acceptor_start,
-            .arg = &l->self,
-            .arg_size = sizeof l->self,
+            .arg = &l->acceptors[i].self,
+            .arg_size = sizeof l->acceptors[i].self,
             .restart = RT_TRANSIENT,
             .shutdown = 1000,
             .type = RT_WORKER,

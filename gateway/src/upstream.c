@@ -253,6 +253,15 @@ int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool pro
                       uint64_t *guard)
 {
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
+    /* The slot first, for a pooled connection as for a new one still
+     * connecting: max_connections then bounds the busy connections at every
+     * moment, which the descriptor budget counts on (fdlimit.c). Relaxed: a
+     * count alone; fetch_add hands each caller a distinct value. */
+    if (atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed) >=
+        t->up->cfg->max_connections) {
+        atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
+        return -EBUSY;
+    }
     for (;;) {
         int fd = -1;
         pthread_mutex_lock(&t->lock);
@@ -261,27 +270,29 @@ int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool pro
         pthread_mutex_unlock(&t->lock);
         if (fd < 0)
             break;
+        /* Out of the pool: the caller's client counts it from now on. */
+        gw__fds_idle_leave();
         if (!probe || still_open(fd)) {
-            atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed);
             *reused = true;
             *guard = guard_new(t, fd);
             return fd;
         }
         rt_close(fd);
     }
-    if (atomic_load_explicit(&t->active, memory_order_relaxed) >= t->up->cfg->max_connections)
-        return -EBUSY;
     int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) {
+        int err = errno;
+        atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
+        return -err;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int rc = rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, connect_timeout_ms);
     if (rc < 0) {
         rt_close(fd);
+        atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
         return rc;
     }
-    atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed);
     *reused = false;
     *guard = guard_new(t, fd);
     return fd;
@@ -295,8 +306,10 @@ void gw__conn_checkin(struct gw_target *t, int fd, bool reusable, uint64_t guard
         rt_undefer(guard, false);
     atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
     if (reusable) {
+        /* Idle, it is no client's: it joins the pool only if it fits in the
+         * descriptor budget (fdlimit.c). */
         pthread_mutex_lock(&t->lock);
-        if (t->nidle < t->up->cfg->max_idle) {
+        if (t->nidle < t->up->cfg->max_idle && gw__fds_idle_admit()) {
             t->idle[t->nidle++] = fd;
             fd = -1;
         }

@@ -897,7 +897,7 @@ static bool tpl_add(struct tpl *t, const char *s, size_t at, size_t n, int8_t pa
     if (t->n == sizeof(t->parts) / sizeof(t->parts[0])) {
         route_jerr(d, rv,
                    "rewrite has more than %d parts (runs of literal text and :param or "
-                   "*wildcard references); part %u starts at byte %zu",
+                   "*wildcard references); part %u starts at byte %zu of the decoded value",
                    ROUTE_MAX_REWRITE_PARTS, t->n + 1, at);
         return false;
     }

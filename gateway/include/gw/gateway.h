@@ -51,7 +51,7 @@ struct gw_fd_budget {
     uint64_t reserve;  /* gw_fd_reserve(limit) */
     uint64_t clients;  /* public listeners' max_connections, summed */
     uint64_t upstream; /* upstream connections: one per client at most, plus idle pools */
-    uint64_t own;      /* the gateway's own: streams, schedulers, listening sockets */
+    uint64_t own;      /* the gateway's own: streams, schedulers, sockets, health probes */
     uint64_t need;     /* own + clients + upstream */
 };
 
@@ -60,9 +60,9 @@ struct gw_fd_budget {
  * what to do into msg (cap bytes, NUL-terminated). Any thread. */
 bool gw_fd_budget(const struct gw_config *cfg, uint64_t limit, struct gw_fd_budget *b, char *msg,
                   size_t cap);
-/* Descriptors public listeners leave for the admin API, upstream
- * connections and 503 answers under a limit of `limit`: a sixteenth,
- * at least 16 and at most 1,024. */
+/* Descriptors client and upstream connections leave for the admin API and
+ * 503 answers under a limit of `limit`: a sixteenth, at least 16 and at
+ * most 1,024. */
 uint64_t gw_fd_reserve(uint64_t limit);
 /* The soft RLIMIT_NOFILE the gateway would run with in this process: the
  * hard limit (the kernel's nr_open when that is unlimited); 0 when unknown. */

@@ -243,18 +243,23 @@ START_TEST(rewrite_must_use_parameters_of_the_path)
 }
 END_TEST
 
-/* A route with path "/:a" whose rewrite is `refs` times "/:a" then `tail`;
- * the rewrite's value starts at line 2, column 13. */
-static void rewrite_route(char *json, size_t cap, int refs, const char *tail)
+/* A route with path "/:a" whose rewrite is `refs` times `ref` (a "/:a" in
+ * JSON) then `tail`; the rewrite's value starts at line 2, column 13. */
+static void rewrite_route_of(char *json, size_t cap, int refs, const char *ref, const char *tail)
 {
-    char rw[512] = "";
+    char rw[768] = "";
     for (int i = 0; i < refs; i++)
-        strcat(rw, "/:a");
+        strcat(rw, ref);
     strcat(rw, tail);
     snprintf(json, cap,
              "{\"routes\":[{\"name\":\"r\",\"match\":{\"path\":\"/:a\"},\"upstream\":\"demo\",\n"
              "  \"rewrite\":\"%s\"}]}",
              rw);
+}
+
+static void rewrite_route(char *json, size_t cap, int refs, const char *tail)
+{
+    rewrite_route_of(json, cap, refs, "/:a", tail);
 }
 
 START_TEST(rewrite_with_more_parts_than_the_limit_is_refused_at_its_position)
@@ -267,15 +272,23 @@ START_TEST(rewrite_with_more_parts_than_the_limit_is_refused_at_its_position)
     ck_assert_uint_eq(d.nerrors, 1);
     expect(&d,
            "rewrite has more than 64 parts (runs of literal text and :param or *wildcard "
-           "references); part 65 starts at byte 96",
+           "references); part 65 starts at byte 96 of the decoded value",
            2, 13, "routes[0].rewrite");
+    route_diags_done(&d);
+
+    /* The position counts bytes of the decoded value: each "/" written as
+     * the escape "\/" takes two bytes in the file, still one here. */
+    rewrite_route_of(json, sizeof(json), 33, "\\/:a", "/x");
+    d = run(json);
+    ck_assert_uint_eq(d.nerrors, 1);
+    expect(&d, "part 65 starts at byte 96 of the decoded value", 2, 13, "routes[0].rewrite");
     route_diags_done(&d);
 
     /* 32 references (64 parts) leave no room for a trailing literal. */
     rewrite_route(json, sizeof(json), 32, "/x");
     d = run(json);
     ck_assert_uint_eq(d.nerrors, 1);
-    expect(&d, "part 65 starts at byte 96", 2, 13, "routes[0].rewrite");
+    expect(&d, "part 65 starts at byte 96 of the decoded value", 2, 13, "routes[0].rewrite");
     route_diags_done(&d);
 
     /* Exactly 64 parts is allowed, and every one is substituted. */
