@@ -114,12 +114,13 @@ static struct gw_router_counts counts(void)
     return c;
 }
 
-/* Waits until `failed` failed reloads were counted. */
-static bool wait_failed(uint64_t failed, int64_t timeout_ms)
+/* Waits until `n` successful (`ok`) or failed reloads were counted: the
+ * router counts a reload just after publishing it. */
+static bool wait_counted(bool ok, uint64_t n, int64_t timeout_ms)
 {
     timeout_ms = scaled(timeout_ms);
     uint64_t t0 = rt_now_ms();
-    while (counts().reloads_failed < failed) {
+    while ((ok ? counts().reloads_ok : counts().reloads_failed) < n) {
         if ((int64_t)(rt_now_ms() - t0) > timeout_ms)
             return false;
         rt_sleep(2);
@@ -292,6 +293,7 @@ static void edit_body(void)
     T_ASSERT(ms >= 0);
     T_ASSERT(has_route("a2"));
     T_ASSERT(!has_route("a"));
+    T_ASSERT(wait_counted(true, ok0 + 1, 2000));
     T_EQ(counts().reloads_ok, ok0 + 1);
     /* a new file adds its routes, removing it takes them away */
     write_file("b.json", route_set("b", "/b"));
@@ -366,7 +368,7 @@ static void broken_body(void)
     write_file("b.json", "{\"routes\": [\n"
                          "  {\"name\": \"b\", \"match\": {\"path\": \"/b\"},\n"
                          "   \"upstream\": \"bakend\"}]}\n");
-    T_ASSERT(wait_failed(failed0 + 1, 2000));
+    T_ASSERT(wait_counted(false, failed0 + 1, 2000));
     T_EQ(version(), 1);
     const struct route_table *now = route_holder_acquire(gw.routes);
     T_ASSERT(now == before);
