@@ -195,6 +195,7 @@ int gw_run(struct gw_config *cfg)
     if (route_holder_new(&gw.routes) < 0 || gw_metrics_init() < 0)
         goto out_listeners;
 
+    gw__reports_open();
     rt_set_log_handler(gw__report, NULL);
     rt_set_crash_handler(gw__crash_report, NULL);
     struct rt_config rc;
@@ -256,6 +257,7 @@ int gw_run(struct gw_config *cfg)
 out_runtime:
     rt_stop();
 out_listeners:
+    gw__reports_close();
     gw__listeners_close();
     gw__fds_done();
     gw__upstreams_done();

@@ -146,9 +146,15 @@ void gw__access_log(const struct gw__exchange *ex, const char *method, const cha
                     uint64_t duration_us, uint64_t version);
 /* The runtime's report handlers (rt_set_log_handler, rt_set_crash_handler):
  * one JSON line on stderr per report, any bytes escaped to valid UTF-8
- * JSON. Any thread; one write(2) per line. */
+ * JSON. Any thread; never waits for stderr's reader: a line stderr cannot
+ * take at once is dropped and counted (logger.c, report_lock). */
 void gw__report(enum rt_log_level level, const char *msg, void *ctx);
 void gw__crash_report(const struct rt_crash_report *r, void *ctx);
+/* Main thread, before the handlers are installed / after the runtime has
+ * stopped: opens (closes) stderr's own non-blocking description for the
+ * handlers (logfd.h). Without it they poll stderr before each write. */
+void gw__reports_open(void);
+void gw__reports_close(void);
 
 /* Listeners (listener.c). */
 int gw__listeners_open(void);

@@ -23,11 +23,13 @@
  *
  * Runtime and gateway reports (rt_log, crash reports) are JSON lines on
  * stderr, built by the same writer: gw__report and gw__crash_report, which
- * the gateway installs as the runtime's handlers.
+ * the gateway installs as the runtime's handlers. They never wait for
+ * stderr (see report_lock).
  */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,6 +38,7 @@
 
 #include "gw_int.h"
 #include "linebuf.h"
+#include "logfd.h"
 
 #define LOG_LINE_MAX 4096
 #define LOG_BACKLOG_LINES 100000
@@ -422,19 +425,102 @@ _Static_assert(REPORT_LINE_MAX <= PIPE_BUF, "a report is one atomic write");
 _Static_assert(REPORT_MSG_MAX + 100 <= REPORT_LINE_MAX, "a report has room for its fields");
 _Static_assert(3 * REPORT_NAME_MAX + 200 <= REPORT_LINE_MAX, "a crash report has room");
 
+/* Reports are written from whichever thread reports: scheduler threads
+ * (crash reports, the logger's own warnings) and the main thread (start,
+ * drain). None of them may wait for stderr's reader, which may be stdout's
+ * (`2>&1`, systemd's journal) and stuck with it: each line is one attempt
+ * that does not wait (logfd.h); a line stderr cannot take is dropped and
+ * counted, and the count goes out as a line of its own before the next
+ * report that stderr takes. A line only partly taken (a socket) is
+ * finished before anything else is written. All under report_lock, held
+ * for a few system calls that never wait. */
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gw__logfd report_out = {.fd = STDERR_FILENO, .kind = GW__LOGFD_POLL};
+static char report_rest[REPORT_LINE_MAX]; /* the end of a line partly written */
+static size_t report_rest_len;
+static uint64_t reports_dropped;
+
+void gw__reports_open(void)
+{
+    pthread_mutex_lock(&report_lock);
+    gw__logfd_close(&report_out);
+    gw__logfd_open(&report_out, STDERR_FILENO);
+    report_rest_len = 0;
+    pthread_mutex_unlock(&report_lock);
+}
+
+void gw__reports_close(void)
+{
+    pthread_mutex_lock(&report_lock);
+    gw__logfd_close(&report_out);
+    report_out = (struct gw__logfd){.fd = STDERR_FILENO, .kind = GW__LOGFD_POLL};
+    report_rest_len = 0;
+    pthread_mutex_unlock(&report_lock);
+}
+
+/* Under report_lock: writes what is left of a line partly written; true
+ * when nothing is left. */
+static bool report_finish_rest(void)
+{
+    if (!report_rest_len)
+        return true;
+    ssize_t w = gw__logfd_try(&report_out, report_rest, report_rest_len);
+    if (w <= 0)
+        return false;
+    report_rest_len -= (size_t)w;
+    memmove(report_rest, report_rest + w, report_rest_len);
+    return !report_rest_len;
+}
+
+/* Under report_lock, nothing left of an earlier line: one attempt at the
+ * line. True when it is written or on its way (the rest kept). */
+static bool report_put(const char *line, size_t len)
+{
+    ssize_t w = gw__logfd_try(&report_out, line, len);
+    if (w <= 0)
+        return false;
+    report_rest_len = len - (size_t)w;
+    memcpy(report_rest, line + w, report_rest_len);
+    return true;
+}
+
+static void report_time(struct gw__linebuf *l)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    key(l, "{\"time\":");
+    gw__linebuf_i64(l, (int64_t)ts.tv_sec);
+    key(l, ".");
+    gw__linebuf_u64_pad(l, (uint64_t)ts.tv_nsec / 1000000, 3);
+}
+
 static void report_write(const struct gw__linebuf *l)
 {
     if (gw__linebuf_full(l))
         return;
-    size_t off = 0;
-    while (off < l->len) {
-        ssize_t w = write(STDERR_FILENO, l->buf + off, l->len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        off += (size_t)w;
+    pthread_mutex_lock(&report_lock);
+    if (!report_finish_rest())
+        goto drop;
+    if (reports_dropped) {
+        char note[REPORT_LINE_MAX];
+        struct gw__linebuf n;
+        gw__linebuf_init(&n, note, sizeof note);
+        report_time(&n);
+        key(&n, ",\"level\":\"warning\",\"msg\":\"stderr: ");
+        gw__linebuf_u64(&n, reports_dropped);
+        key(&n, " reports dropped (stderr not writable)\"}\n");
+        if (!report_put(note, n.len))
+            goto drop;
+        reports_dropped = 0;
+        if (report_rest_len)
+            goto drop; /* the note is not written whole yet */
     }
+    if (report_put(l->buf, l->len))
+        goto out;
+drop:
+    reports_dropped++;
+out:
+    pthread_mutex_unlock(&report_lock);
 }
 
 static const char *level_name(enum rt_log_level level)
@@ -457,12 +543,7 @@ void gw__report(enum rt_log_level level, const char *msg, void *ctx)
     char line[REPORT_LINE_MAX];
     struct gw__linebuf l;
     gw__linebuf_init(&l, line, sizeof line);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    key(&l, "{\"time\":");
-    gw__linebuf_i64(&l, (int64_t)ts.tv_sec);
-    key(&l, ".");
-    gw__linebuf_u64_pad(&l, (uint64_t)ts.tv_nsec / 1000000, 3);
+    report_time(&l);
     key(&l, ",\"level\":\"");
     key(&l, level_name(level));
     key(&l, "\",\"msg\":");

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,69 @@ START_TEST(reports_are_json_lines_whatever_bytes_they_carry)
 }
 END_TEST
 
+/* Runs gw__report on a thread of its own. */
+static void *report_thread(void *arg)
+{
+    gw__report(RT_LOG_WARNING, "stuck?", NULL);
+    atomic_store((_Atomic int *)arg, 1);
+    return NULL;
+}
+
+START_TEST(report_on_a_full_stderr_returns_at_once_and_is_counted)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+    char nl[4096];
+    memset(nl, '\n', sizeof nl);
+    while (write(p[1], nl, sizeof nl) > 0)
+        ;
+    while (write(p[1], nl, 1) > 0)
+        ;
+    ck_assert_int_eq(fcntl(p[1], F_SETFL, 0), 0);
+    ck_assert_int_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    int saved = dup(STDERR_FILENO);
+    ck_assert_int_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+    close(p[1]);
+    gw__reports_open();
+    for (int i = 0; i < 3; i++) {
+        _Atomic int returned = 0;
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, report_thread, (void *)&returned), 0);
+        uint64_t end = rt_now_ms() + (uint64_t)scaled(2000);
+        while (!atomic_load(&returned) && rt_now_ms() < end)
+            usleep(1000);
+        ck_assert_msg(atomic_load(&returned), "a report waited for stderr's reader");
+        pthread_join(th, NULL);
+    }
+    /* Read, the pipe takes the next report, after the count of the three. */
+    static char out[1 << 17];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(p[0], out, sizeof out)) > 0)
+        ;
+    gw__report(RT_LOG_INFO, "reader back", NULL);
+    while (n < sizeof out - 1 && (r = read(p[0], out + n, sizeof out - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = 0;
+    gw__reports_close();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(p[0]);
+    char *text = out;
+    while (*text == '\n')
+        text++;
+    json_t *v = next_json_line(&text);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "msg")),
+                     "stderr: 3 reports dropped (stderr not writable)");
+    json_decref(v);
+    v = next_json_line(&text);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "msg")), "reader back");
+    json_decref(v);
+    ck_assert_str_eq(text, "");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("logger");
@@ -328,6 +392,7 @@ int main(void)
     tcase_add_test(tc, stdout_that_does_not_drain_leaves_the_scheduler_free);
     tcase_add_test(tc, backlog_is_capped_by_bytes_and_every_line_is_written_or_counted);
     tcase_add_test(tc, reports_are_json_lines_whatever_bytes_they_carry);
+    tcase_add_test(tc, report_on_a_full_stderr_returns_at_once_and_is_counted);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
