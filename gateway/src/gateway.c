@@ -40,8 +40,10 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags,
     static __thread struct rt_child_spec specs[5];
     static __thread struct gw__listener *admin;
     size_t k = 0;
-    specs[k++] = (struct rt_child_spec){
-        .id = "logger", .start = gw__logger_start, .restart = RT_PERMANENT, .shutdown = 2000};
+    specs[k++] = (struct rt_child_spec){.id = "logger",
+                                        .start = gw__logger_start,
+                                        .restart = RT_PERMANENT,
+                                        .shutdown = GW__LOGGER_SHUTDOWN_MS};
     specs[k++] = (struct rt_child_spec){
         .id = "router", .start = gw_router_start, .restart = RT_PERMANENT, .shutdown = 5000};
     specs[k++] = (struct rt_child_spec){.id = "upstreams_sup",

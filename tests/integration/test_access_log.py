@@ -330,4 +330,39 @@ def sigterm_with_stdout_and_stderr_stuck_on_one_pipe_exits_promptly():
         gw.close()
 
 
+@t.case
+def shutdown_with_a_backlog_and_stuck_stdout_exits_cleanly_counting_every_line():
+    # stdout stuck, stderr a file: 400 lines of 2 KB queue far more than the
+    # logger writes in one batch, so the supervisor's shutdown is queued
+    # behind lines stdout never takes.
+    gw = StuckGateway([ANY], and_stderr=False, schedulers=2)
+    try:
+        gw.fill()
+        sent = 400
+        c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=5 * SCALE)
+        for i in range(sent):
+            c.request("GET", f"/{'a' * 2000}/{i}")
+            r = c.getresponse()
+            assert r.status == 200 and r.read() == b"ok\n"
+        c.close()
+        code = stopped_within(gw, 15 * SCALE)
+        log = gw.stderr_text()
+        assert code == 0, (code, log[-2000:])
+        reports = [json.loads(line) for line in log.splitlines()]
+        # It stopped on its own: not killed by its supervisor.
+        assert not [r for r in reports if r.get("event") == "crash"], log[-2000:]
+        assert "shutdown_error" not in log, log[-2000:]
+        dropped = 0
+        for r in reports:
+            m = re.match(r"access log: (\d+) lines dropped", r.get("msg", ""))
+            if m:
+                dropped += int(m.group(1))
+        written = [json.loads(line) for line in gw.drain()]
+        assert all("request_id" in w for w in written), written[:3]
+        assert len(written) + dropped == sent, (len(written), dropped)
+        assert dropped > 0
+    finally:
+        gw.close()
+
+
 t.finish()
