@@ -325,9 +325,13 @@ static bool is_json_body(const struct gw_http_head *head)
     return value_is(v, n, "application/json");
 }
 
-/* Applies the checks of gw/admin.h that come before the token. Returns
- * false after filling *resp with the refusal. */
-static bool admitted(const struct gw_admin_request *req, struct gw_admin_response *resp)
+static void refuse_media_type(struct gw_admin_response *resp)
+{
+    gw__admin_errorf(resp, 415, "unsupported_media_type",
+                     "a request body must be JSON, sent with Content-Type: application/json");
+}
+
+bool gw_admin_admit_head(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
     const struct gw_http_head *head = req->head;
     size_t hlen = 0;
@@ -362,11 +366,26 @@ static bool admitted(const struct gw_admin_request *req, struct gw_admin_respons
                          (int)hlen, host);
         return false;
     }
+    bool body_follows = head->framing == GW_HTTP_BODY_CHUNKED ||
+                        (head->framing == GW_HTTP_BODY_LENGTH && head->content_length > 0);
+    if (body_follows && !is_json_body(head)) {
+        refuse_media_type(resp);
+        return false;
+    }
+    return true;
+}
+
+/* Applies the checks of gw/admin.h that come before the token: those on
+ * the head, then those on the body. Returns false after filling *resp with
+ * the refusal. */
+static bool admitted(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    if (!gw_admin_admit_head(req, resp))
+        return false;
     if (req->body_len == 0)
         return true;
-    if (!is_json_body(head)) {
-        gw__admin_errorf(resp, 415, "unsupported_media_type",
-                         "a request body must be JSON, sent with Content-Type: application/json");
+    if (!is_json_body(req->head)) {
+        refuse_media_type(resp);
         return false;
     }
     unsigned line = 0, col = 0;

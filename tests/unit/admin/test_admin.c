@@ -1297,6 +1297,49 @@ START_TEST(foreign_host_origin_content_type_and_deep_json_are_refused)
 }
 END_TEST
 
+/* The head alone decides, before any byte of the body: a head announcing a
+ * body it says is not JSON is refused; one announcing none is not asked. */
+static void body_admit_head(void)
+{
+    static const struct {
+        const char *fields;
+        int status;
+    } cases[] = {
+        {"Host: evil.test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n", 421},
+        {"Host: " T_ADMIN_HOST "\r\nOrigin: http://evil.example\r\nContent-Length: 0\r\n", 403},
+        {"Host: " T_ADMIN_HOST "\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n", 415},
+        {"Host: " T_ADMIN_HOST "\r\nTransfer-Encoding: chunked\r\n", 415},
+        {"Host: " T_ADMIN_HOST "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n", 0},
+        {"Host: " T_ADMIN_HOST "\r\nContent-Length: 0\r\n", 0},
+        {"Host: " T_ADMIN_HOST "\r\n", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "POST /admin/routes/validate HTTP/1.1\r\n%s\r\n",
+                 cases[i].fields);
+        struct gw_http_parser *p = NULL;
+        T_EQ(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+        struct gw_http_event ev;
+        size_t used = 0;
+        T_EQ(gw_http_parser_feed(p, text, strlen(text), &used, &ev), 0);
+        T_EQ(ev.type, GW_HTTP_EV_HEAD);
+        struct gw_admin_request req = {.head = ev.head, .path = "/admin/routes/validate"};
+        struct gw_admin_response resp = {0};
+        bool ok = gw_admin_admit_head(&req, &resp);
+        gw_http_head_free(ev.head);
+        gw_http_parser_free(p);
+        T_EQ(ok, cases[i].status == 0);
+        T_EQ(resp.status, cases[i].status);
+        free(resp.body);
+    }
+}
+
+START_TEST(head_checks_decide_before_the_body)
+{
+    t_run(body_admit_head);
+}
+END_TEST
+
 /* ---- metrics ------------------------------------------------------------------------------ */
 
 /* The value of the sample `series` (name{labels} exactly as rendered), or -1. */
@@ -1555,6 +1598,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, ctl_health_exits_0_only_on_a_200_within_2s);
     tcase_add_test(tc, host_rule_accepts_the_listener_own_names_and_nothing_else);
     tcase_add_test(tc, foreign_host_origin_content_type_and_deep_json_are_refused);
+    tcase_add_test(tc, head_checks_decide_before_the_body);
     suite_add_tcase(s, tc);
     return s;
 }
