@@ -652,6 +652,14 @@ def allowed_hosts_and_ctl_pass_the_host_check():
         for host in ("tunnel.test:19902", "tunnel.test", "test", "evil.admin.test"):
             s, v = g.get("/admin/system", headers={"Host": host})
             assert s == 421, (host, s, v)
+        # Behind a TLS proxy under an allowed name, the page's origin is https.
+        s, v = g.admin("POST", "/admin/routes/reload",
+                       headers={"Host": "admin.test", "Origin": "https://admin.test"})
+        assert s == 200, (s, v)
+        for host, origin in (("admin.test", "https://evil.test"),
+                             (f"127.0.0.1:{g.admin_port}", f"https://127.0.0.1:{g.admin_port}")):
+            s, v = g.admin("POST", "/admin/routes/reload", headers={"Host": host, "Origin": origin})
+            assert s == 403 and v["error"] == "cross_origin", (host, origin, s, v)
         if ctl_available():
             r = g.ctl("health")
             assert r.returncode == 0, r

@@ -12,8 +12,9 @@
  *     admin listener, by gw_admin_host_allowed; otherwise 421
  *     misdirected_request;
  *   - Sec-Fetch-Site, when sent, must be same-origin or none, and Origin,
- *     when sent, must be the listener's own ("http://" + the Host sent);
- *     otherwise 403 cross_origin;
+ *     when sent, must be the listener's own: "http://" + the authority
+ *     addressed, or "https://" + it when that authority is one of
+ *     allowed_hosts (a TLS proxy in front); otherwise 403 cross_origin;
  *   - a request with a body must say Content-Type: application/json (a
  *     browser cannot send that cross-site without asking first); otherwise
  *     415 unsupported_media_type;

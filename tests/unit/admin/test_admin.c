@@ -1297,6 +1297,54 @@ START_TEST(foreign_host_origin_content_type_and_deep_json_are_refused)
 }
 END_TEST
 
+/* Behind a TLS proxy named in allowed_hosts, a browser's page is https. */
+static void body_https_origin(void)
+{
+    struct gw_hostport allowed[1];
+    T_EQ(gw_hostport_parse("admin.example.com", 17, &allowed[0]), 0);
+    struct gw_admin_site saved = gw.admin_site;
+    gw.admin_site.allowed_hosts = allowed;
+    gw.admin_site.nallowed_hosts = 1;
+    static const char *const own[] = {
+        "Host: admin.example.com\r\nOrigin: https://admin.example.com\r\n",
+        "Host: admin.example.com\r\nOrigin: HTTPS://Admin.Example.com:443\r\n",
+        "Host: admin.example.com:8443\r\nOrigin: https://admin.example.com:8443\r\n",
+        "Host: admin.example.com\r\nOrigin: http://admin.example.com\r\n",
+    };
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        struct answer a = call_fields("GET", "/admin/system", own[i], NULL);
+        T_EQ(a.status, 200);
+        answer_done(&a);
+        char fields[256];
+        snprintf(fields, sizeof fields, "%sContent-Type: application/json\r\n", own[i]);
+        a = call_fields("POST", "/admin/routes/rollback", fields, "{\"version\": 3}");
+        T_EQ(a.status, 200);
+        answer_done(&a);
+    }
+    static const char *const foreign[] = {
+        /* https only for a name of allowed_hosts, and only its own */
+        "Host: " T_ADMIN_HOST "\r\nOrigin: https://" T_ADMIN_HOST "\r\n",
+        "Host: localhost:9901\r\nOrigin: https://localhost:9901\r\n",
+        "Host: admin.example.com\r\nOrigin: https://admin.example.com:8443\r\n",
+        "Host: admin.example.com\r\nOrigin: https://evil.example\r\n",
+        "Host: admin.example.com\r\nOrigin: https://admin.example.com.evil.example\r\n",
+        "Host: admin.example.com\r\nOrigin: ftp://admin.example.com\r\n",
+        "Host: admin.example.com\r\nOrigin: https:/admin.example.com\r\n",
+    };
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
+        struct answer a = call_fields("POST", "/admin/routes/reload", foreign[i], NULL);
+        expect_error(&a, 403, "cross_origin");
+        answer_done(&a);
+    }
+    gw.admin_site = saved;
+}
+
+START_TEST(https_origin_is_accepted_for_a_host_named_in_allowed_hosts)
+{
+    t_run(body_https_origin);
+}
+END_TEST
+
 /* The head alone decides, before any byte of the body: a head announcing a
  * body it says is not JSON is refused; one announcing none is not asked. */
 static void body_admit_head(void)
@@ -1598,6 +1646,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, ctl_health_exits_0_only_on_a_200_within_2s);
     tcase_add_test(tc, host_rule_accepts_the_listener_own_names_and_nothing_else);
     tcase_add_test(tc, foreign_host_origin_content_type_and_deep_json_are_refused);
+    tcase_add_test(tc, https_origin_is_accepted_for_a_host_named_in_allowed_hosts);
     tcase_add_test(tc, head_checks_decide_before_the_body);
     suite_add_tcase(s, tc);
     return s;
