@@ -9,8 +9,9 @@
  * Browsers are kept out before anything else (DNS rebinding and cross-site
  * requests to a loopback admin API that has no token):
  *   - the Host (and an absolute-form target's authority) must name the
- *     admin listener, by gw_admin_host_allowed; otherwise 421
- *     misdirected_request;
+ *     admin listener, by gw_admin_host_allowed, unless the request carries
+ *     the valid token (a rebinding page cannot); otherwise 421
+ *     misdirected_request. A Host is required, once, in any case;
  *   - Sec-Fetch-Site, when sent, must be same-origin or none, and Origin,
  *     when sent, must be the listener's own: "http://" + the authority
  *     addressed, or "https://" + it when that authority is one of

@@ -356,19 +356,47 @@ static void refuse_media_type(struct gw_admin_response *resp)
                      "a request body must be JSON, sent with Content-Type: application/json");
 }
 
+/* True when the request carries the gateway's token (or none is needed). */
+static bool authorised(const struct gw_admin_request *req)
+{
+    const char *token = gw.admin_token;
+    if (!token)
+        return true;
+    if (!req->head || gw_http_head_count(req->head, "authorization") != 1)
+        return false;
+    size_t len = 0;
+    const char *v = gw_http_head_get(req->head, "authorization", &len);
+    if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+        return false;
+    v += 7;
+    len -= 7;
+    while (len && *v == ' ') {
+        v++;
+        len--;
+    }
+    return gw_admin_token_equal(v, len, token, strlen(token));
+}
+
 bool gw_admin_admit_head(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
     const struct gw_http_head *head = req->head;
     size_t flen = 0;
     const char *field = head ? gw_http_head_get(head, "host", &flen) : NULL;
+    /* The Host rule keeps out pages that reach the listener under a name of
+     * their own (DNS rebinding). Such a page cannot know the token, so a
+     * request carrying the valid token skips the rule: a client that
+     * reaches the admin API by a name not listed (Prometheus through a
+     * service name) is served. The Host must still be there, once. */
+    bool token_ok = gw.admin_token && authorised(req);
     if (!field || gw_http_head_count(head, "host") != 1 ||
-        !gw_admin_host_allowed(&gw.admin_site, field, flen) ||
-        (req->authority &&
-         !gw_admin_host_allowed(&gw.admin_site, req->authority, req->authority_len))) {
+        (!token_ok && (!gw_admin_host_allowed(&gw.admin_site, field, flen) ||
+                       (req->authority && !gw_admin_host_allowed(&gw.admin_site, req->authority,
+                                                                 req->authority_len))))) {
         gw__admin_errorf(resp, 421, "misdirected_request",
                          "the admin API answers only requests addressed to it: Host must be its "
                          "address, localhost, an IP address it listens on, or a name in "
-                         "admin.allowed_hosts");
+                         "admin.allowed_hosts%s",
+                         gw.admin_token ? " (any name with the bearer token)" : "");
         return false;
     }
     /* The authority the request addressed, which its page's origin names. */
@@ -696,27 +724,6 @@ static bool allowed(struct gw_admin_response *resp, enum method m, unsigned allo
     };
     resp->headers = allow_lines[allow & (M_GET | M_POST | M_PUT)];
     return false;
-}
-
-/* True when the request carries the gateway's token (or none is needed). */
-static bool authorised(const struct gw_admin_request *req)
-{
-    const char *token = gw.admin_token;
-    if (!token)
-        return true;
-    if (!req->head || gw_http_head_count(req->head, "authorization") != 1)
-        return false;
-    size_t len = 0;
-    const char *v = gw_http_head_get(req->head, "authorization", &len);
-    if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
-        return false;
-    v += 7;
-    len -= 7;
-    while (len && *v == ' ') {
-        v++;
-        len--;
-    }
-    return gw_admin_token_equal(v, len, token, strlen(token));
 }
 
 static void not_found(struct gw_admin_response *resp, const char *path)

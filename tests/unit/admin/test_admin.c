@@ -1345,6 +1345,65 @@ START_TEST(https_origin_is_accepted_for_a_host_named_in_allowed_hosts)
 }
 END_TEST
 
+/* A page that rebinds a name cannot know the token: with the valid token
+ * the Host may be any name; every other check still applies. */
+static void body_token_and_host(void)
+{
+    gw.admin_token = "s3cret-token";
+    static const char *const hosts[] = {"prometheus-svc:9901", "tandem.monitoring.svc",
+                                        "evil.test"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        char fields[512];
+        snprintf(fields, sizeof fields, "Host: %s\r\nAuthorization: Bearer s3cret-token\r\n",
+                 hosts[i]);
+        struct answer a = call_fields("GET", "/metrics", fields, NULL);
+        T_EQ(a.status, 200);
+        answer_done(&a);
+        /* Without it, or with another, the Host rule decides first. */
+        snprintf(fields, sizeof fields, "Host: %s\r\n", hosts[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        expect_error(&a, 421, "misdirected_request");
+        answer_done(&a);
+        snprintf(fields, sizeof fields, "Host: %s\r\nAuthorization: Bearer s3cret-tokeN\r\n",
+                 hosts[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        expect_error(&a, 421, "misdirected_request");
+        answer_done(&a);
+        /* Origin, Sec-Fetch-Site and Content-Type still apply. */
+        snprintf(
+            fields, sizeof fields,
+            "Host: %s\r\nAuthorization: Bearer s3cret-token\r\nOrigin: http://evil.example\r\n",
+            hosts[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        expect_error(&a, 403, "cross_origin");
+        answer_done(&a);
+        snprintf(fields, sizeof fields,
+                 "Host: %s\r\nAuthorization: Bearer s3cret-token\r\nSec-Fetch-Site: cross-site\r\n",
+                 hosts[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        expect_error(&a, 403, "cross_origin");
+        answer_done(&a);
+        snprintf(fields, sizeof fields,
+                 "Host: %s\r\nAuthorization: Bearer s3cret-token\r\nContent-Type: text/plain\r\n",
+                 hosts[i]);
+        a = call_fields("POST", "/admin/routes/rollback", fields, "{\"version\": 3}");
+        expect_error(&a, 415, "unsupported_media_type");
+        answer_done(&a);
+    }
+    /* Without a token configured, no Authorization field lifts the rule. */
+    gw.admin_token = NULL;
+    struct answer a =
+        call_fields("GET", "/admin/system", "Host: evil.test\r\nAuthorization: Bearer x\r\n", NULL);
+    expect_error(&a, 421, "misdirected_request");
+    answer_done(&a);
+}
+
+START_TEST(valid_token_lifts_the_host_rule_and_nothing_else)
+{
+    t_run(body_token_and_host);
+}
+END_TEST
+
 /* The head alone decides, before any byte of the body: a head announcing a
  * body it says is not JSON is refused; one announcing none is not asked. */
 static void body_admit_head(void)
@@ -1647,6 +1706,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, host_rule_accepts_the_listener_own_names_and_nothing_else);
     tcase_add_test(tc, foreign_host_origin_content_type_and_deep_json_are_refused);
     tcase_add_test(tc, https_origin_is_accepted_for_a_host_named_in_allowed_hosts);
+    tcase_add_test(tc, valid_token_lifts_the_host_rule_and_nothing_else);
     tcase_add_test(tc, head_checks_decide_before_the_body);
     suite_add_tcase(s, tc);
     return s;
