@@ -42,8 +42,10 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
     struct rt_child_spec specs[5];
     struct gw__listener *admin = NULL; /* the admin child's arg: its bytes are copied */
     size_t k = 0;
-    specs[k++] = (struct rt_child_spec){
-        .id = "logger", .start = gw__logger_start, .restart = RT_PERMANENT, .shutdown = 2000};
+    specs[k++] = (struct rt_child_spec){.id = "logger",
+                                        .start = gw__logger_start,
+                                        .restart = RT_PERMANENT,
+                                        .shutdown = GW__LOGGER_SHUTDOWN_MS};
     specs[k++] = (struct rt_child_spec){
         .id = "router", .start = gw_router_start, .restart = RT_PERMANENT, .shutdown = 5000};
     specs[k++] = (struct rt_child_spec){.id = "upstreams_sup",
@@ -194,6 +196,7 @@ int gw_run(struct gw_config *cfg)
     if (route_holder_new(&gw.routes) < 0 || gw_metrics_init() < 0)
         goto out_listeners;
 
+    gw__reports_open();
     rt_set_log_handler(gw__report, NULL);
     rt_set_crash_handler(gw__crash_report, NULL);
     struct rt_config rc;
@@ -255,6 +258,7 @@ int gw_run(struct gw_config *cfg)
 out_runtime:
     rt_stop();
 out_listeners:
+    gw__reports_close();
     gw__listeners_close();
     gw__fds_done();
     gw__upstreams_done();

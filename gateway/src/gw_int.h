@@ -167,15 +167,28 @@ int gw__upstreams_sup_start(void *arg, const void *extra, size_t extra_size, rt_
                             rt_atom *reason);
 
 /* Access log (logger.c). */
+/* How long the supervisor gives the logger to stop (its child spec's
+ * shutdown): the logger stops on its own well within it, stdout stuck or
+ * not. */
+#define GW__LOGGER_SHUTDOWN_MS 5000
 int gw__logger_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
 void gw__access_log(const struct gw__exchange *ex, const char *method, const char *path,
                     const char *route, const char *target, int status, uint64_t bytes,
                     uint64_t duration_us, uint64_t version);
+/* Any thread. Lines and bytes (message headers included) sent to the
+ * logger and not yet written or dropped. */
+void gw__access_log_backlog(uint64_t *lines, uint64_t *bytes);
 /* The runtime's report handlers (rt_set_log_handler, rt_set_crash_handler):
  * one JSON line on stderr per report, any bytes escaped to valid UTF-8
- * JSON. Any thread; one write(2) per line. */
+ * JSON. Any thread; never waits for stderr's reader: a line stderr cannot
+ * take at once is dropped and counted (logger.c, report_lock). */
 void gw__report(enum rt_log_level level, const char *msg, void *ctx);
 void gw__crash_report(const struct rt_crash_report *r, void *ctx);
+/* Main thread, before the handlers are installed / after the runtime has
+ * stopped: opens (closes) stderr's own non-blocking description for the
+ * handlers (logfd.h). Without it they poll stderr before each write. */
+void gw__reports_open(void);
+void gw__reports_close(void);
 
 /* Listeners (listener.c). */
 int gw__listeners_open(void);

@@ -144,6 +144,26 @@ static void respond_route(struct gw__exchange *ex, const struct route *r, struct
 static void admin_request(struct gw__exchange *ex, const struct gw_http_target *t,
                           struct req_ctx *rc)
 {
+    struct gw_admin_request areq = {
+        .head = ex->head,
+        .path = t->path,
+        .query = t->query,
+        .authority = t->authority,
+        .authority_len = t->authority_len,
+        .body = "",
+        .body_len = 0,
+        .client_addr = ex->client_addr,
+        .client_loopback = ex->client_loopback,
+    };
+    struct gw_admin_response aresp = {.status = 500, .content_type = "application/json"};
+    /* Refused on its head: no 100 Continue, the body is never read, and the
+     * connection is closed after the answer when a body follows. */
+    if (!gw_admin_admit_head(&areq, &aresp)) {
+        if (ex->head->framing == GW_HTTP_BODY_CHUNKED ||
+            (ex->head->framing == GW_HTTP_BODY_LENGTH && ex->head->content_length > 0))
+            ex->keep_alive = false;
+        goto answer;
+    }
     if (send_continue(ex) < 0)
         return;
     size_t cap = 4096, len = 0;
@@ -177,20 +197,11 @@ static void admin_request(struct gw__exchange *ex, const struct gw_http_target *
         return;
     }
     body[len] = 0;
-    struct gw_admin_request areq = {
-        .head = ex->head,
-        .path = t->path,
-        .query = t->query,
-        .authority = t->authority,
-        .authority_len = t->authority_len,
-        .body = body,
-        .body_len = len,
-        .client_addr = ex->client_addr,
-        .client_loopback = ex->client_loopback,
-    };
-    struct gw_admin_response aresp = {.status = 500, .content_type = "application/json"};
+    areq.body = body;
+    areq.body_len = len;
     gw_admin_handle(&areq, &aresp);
     rt_free(body);
+answer:;
     bool head_only = strcmp(ex->head->method, "HEAD") == 0;
     char hdr[512];
     int hn = snprintf(hdr, sizeof hdr,

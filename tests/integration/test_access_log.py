@@ -3,15 +3,20 @@
 the request line, each request gives one line that is valid UTF-8 and valid
 JSON and carries its status and route; a long path is cut (and flagged),
 never the record."""
+import http.client
 import json
 import os
 import re
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Gateway, TestRun, raw_request  # noqa: E402
+from harness import (Gateway, TestRun, free_port, raw_request, tandem_bin,  # noqa: E402
+                     wait_port)
 
 t = TestRun("access_log")
 
@@ -170,6 +175,194 @@ def path_at_the_cap_is_logged_whole():
     probe(path.encode(), 200, path)
     path += "a"
     probe(path.encode(), 200, path)
+
+
+# ---- a log collector that stops reading --------------------------------------------
+
+
+class StuckGateway:
+    """The real binary with stdout (and stderr too with `and_stderr`, as
+    `2>&1 | collector` or systemd's journal do) on a pipe the test reads
+    only when it chooses. stderr goes to a file otherwise."""
+
+    def __init__(self, routes, and_stderr, schedulers=1):
+        self.dir = tempfile.mkdtemp(prefix="tandem-test-")
+        self.port = free_port()
+        self.admin_port = free_port()
+        os.makedirs(os.path.join(self.dir, "routes"))
+        with open(os.path.join(self.dir, "routes", "main.json"), "w") as f:
+            json.dump({"routes": routes}, f)
+        self.config = os.path.join(self.dir, "tandem.json")
+        with open(self.config, "w") as f:
+            json.dump({"runtime": {"schedulers": schedulers},
+                       "listeners": [{"name": "public", "address": f"127.0.0.1:{self.port}"}],
+                       "admin": {"address": f"127.0.0.1:{self.admin_port}"},
+                       "routes": "routes", "drain_timeout_ms": 5000}, f)
+        rd, wr = os.pipe()
+        self.rd = rd
+        self.err = None if and_stderr else open(os.path.join(self.dir, "stderr.log"), "w+")
+        self.proc = subprocess.Popen([tandem_bin(), "-c", self.config], stdout=wr,
+                                     stderr=wr if and_stderr else self.err)
+        # Our own description of the pipe, non-blocking, to fill it; the
+        # gateway's stays as it was given (blocking).
+        self.fill_fd = os.open(f"/proc/self/fd/{wr}", os.O_WRONLY | os.O_NONBLOCK)
+        os.close(wr)
+        wait_port(self.port)
+        wait_port(self.admin_port)
+
+    def fill(self):
+        """Fills the pipe to the brim (with empty lines)."""
+        while True:
+            try:
+                os.write(self.fill_fd, b"\n" * 4096)
+            except BlockingIOError:
+                break
+        while True:
+            try:
+                os.write(self.fill_fd, b"\n")
+            except BlockingIOError:
+                return
+
+    def drain(self):
+        """Everything in the pipe now, as non-empty lines (bytes)."""
+        os.set_blocking(self.rd, False)
+        out = b""
+        while True:
+            try:
+                b = os.read(self.rd, 65536)
+            except BlockingIOError:
+                break
+            if not b:
+                break
+            out += b
+        return [line for line in out.split(b"\n") if line]
+
+    def stderr_text(self):
+        self.err.flush()
+        with open(self.err.name) as f:
+            return f.read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.fill_fd)
+        os.close(self.rd)
+        if self.err:
+            self.err.close()
+
+
+def admin_call(gw, method, path, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=5 * SCALE)
+    headers = {"Host": f"127.0.0.1:{gw.admin_port}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    c.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+    r = c.getresponse()
+    v = json.loads(r.read())
+    c.close()
+    return r.status, v
+
+
+def served_within(port, path, timeout):
+    """A request answered 200 within `timeout` seconds."""
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        c.request("GET", path)
+        r = c.getresponse()
+        ok = r.status == 200 and r.read() == b"ok\n"
+        c.close()
+        return ok
+    except OSError:
+        return False
+
+
+def stopped_within(gw, timeout):
+    """SIGTERM; the exit code if the gateway exits within `timeout` s, else None."""
+    gw.proc.send_signal(signal.SIGTERM)
+    try:
+        return gw.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+@t.case
+def crash_report_on_a_stuck_stderr_leaves_requests_served():
+    # One scheduler: a report that waited for stderr would stop everything.
+    gw = StuckGateway([ANY], and_stderr=True)
+    try:
+        keep = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=5 * SCALE)
+        keep.request("GET", "/keep")
+        assert keep.getresponse().read() == b"ok\n"
+        s, v = admin_call(gw, "GET", "/admin/processes?kind=connection")
+        assert s == 200, (s, v)
+        mine = [p for p in v["processes"] if (p["detail"] or "").startswith("public ")]
+        assert len(mine) == 1, v
+        gw.fill()
+        # Killed by the admin API: a crash report, written on the scheduler.
+        pid = mine[0]["pid"].strip("<>")
+        s, v = admin_call(gw, "POST", f"/admin/processes/{pid}/kill", {"reason": "test_kill"})
+        assert s == 200, (s, v)
+        for i in range(20):
+            assert served_within(gw.port, f"/after/{i}", 5 * SCALE), f"request {i} not served"
+        keep.close()
+        assert stopped_within(gw, 10 * SCALE) == 0
+        lines = gw.drain()
+        assert all(json.loads(line) for line in lines), lines[:3]
+    finally:
+        gw.close()
+
+
+@t.case
+def sigterm_with_stdout_and_stderr_stuck_on_one_pipe_exits_promptly():
+    # The main thread reports "draining" on stderr before anything else.
+    gw = StuckGateway([ANY], and_stderr=True)
+    try:
+        for i in range(50):
+            assert served_within(gw.port, f"/{'a' * 2000}/{i}", 5 * SCALE)
+        gw.fill()
+        for i in range(50):
+            assert served_within(gw.port, f"/{'b' * 2000}/{i}", 5 * SCALE)
+        t0 = time.time()
+        code = stopped_within(gw, 10 * SCALE)
+        assert code == 0, (code, time.time() - t0)
+    finally:
+        gw.close()
+
+
+@t.case
+def shutdown_with_a_backlog_and_stuck_stdout_exits_cleanly_counting_every_line():
+    # stdout stuck, stderr a file: 400 lines of 2 KB queue far more than the
+    # logger writes in one batch, so the supervisor's shutdown is queued
+    # behind lines stdout never takes.
+    gw = StuckGateway([ANY], and_stderr=False, schedulers=2)
+    try:
+        gw.fill()
+        sent = 400
+        c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=5 * SCALE)
+        for i in range(sent):
+            c.request("GET", f"/{'a' * 2000}/{i}")
+            r = c.getresponse()
+            assert r.status == 200 and r.read() == b"ok\n"
+        c.close()
+        code = stopped_within(gw, 15 * SCALE)
+        log = gw.stderr_text()
+        assert code == 0, (code, log[-2000:])
+        reports = [json.loads(line) for line in log.splitlines()]
+        # It stopped on its own: not killed by its supervisor.
+        assert not [r for r in reports if r.get("event") == "crash"], log[-2000:]
+        assert "shutdown_error" not in log, log[-2000:]
+        dropped = 0
+        for r in reports:
+            m = re.match(r"access log: (\d+) lines dropped", r.get("msg", ""))
+            if m:
+                dropped += int(m.group(1))
+        written = [json.loads(line) for line in gw.drain()]
+        assert all("request_id" in w for w in written), written[:3]
+        assert len(written) + dropped == sent, (len(written), dropped)
+        assert dropped > 0
+    finally:
+        gw.close()
 
 
 t.finish()

@@ -652,6 +652,14 @@ def allowed_hosts_and_ctl_pass_the_host_check():
         for host in ("tunnel.test:19902", "tunnel.test", "test", "evil.admin.test"):
             s, v = g.get("/admin/system", headers={"Host": host})
             assert s == 421, (host, s, v)
+        # Behind a TLS proxy under an allowed name, the page's origin is https.
+        s, v = g.admin("POST", "/admin/routes/reload",
+                       headers={"Host": "admin.test", "Origin": "https://admin.test"})
+        assert s == 200, (s, v)
+        for host, origin in (("admin.test", "https://evil.test"),
+                             (f"127.0.0.1:{g.admin_port}", f"https://127.0.0.1:{g.admin_port}")):
+            s, v = g.admin("POST", "/admin/routes/reload", headers={"Host": host, "Origin": origin})
+            assert s == 403 and v["error"] == "cross_origin", (host, origin, s, v)
         if ctl_available():
             r = g.ctl("health")
             assert r.returncode == 0, r
@@ -675,12 +683,80 @@ def public_admin_takes_any_ip_host_on_any_port_but_no_foreign_name():
         for host in ("127.0.0.1:19901", f"127.0.0.1:{port}", "10.0.0.7", f"localhost:{port}"):
             s, v = g.get("/admin/system", token=token, headers={"Host": host})
             assert s == 200, (host, s, v)
-        for host in (f"attacker.example:{port}", "evil.test", "localhost:19901"):
-            s, v = g.get("/admin/system", token=token, headers={"Host": host})
+        # A name not listed: refused before the token is even looked at,
+        # unless the request carries the valid token (a page rebinding a name
+        # cannot), as Prometheus scraping through a service name does.
+        for host in (f"attacker.example:{port}", "evil.test", "localhost:19901",
+                     "tandem.monitoring.svc:9901"):
+            s, v = g.get("/admin/system", headers={"Host": host})
             assert s == 421, (host, s, v)
+            s, v = g.get("/admin/system", token="wrong", headers={"Host": host})
+            assert s == 421, (host, s, v)
+            s, v = g.get("/metrics", token=token, headers={"Host": host})
+            assert s == 200, (host, s, v)
+            s, v = g.get("/admin/system", token=token,
+                         headers={"Host": host, "Origin": "http://other.example"})
+            assert s == 403 and v["error"] == "cross_origin", (host, s, v)
         if ctl_available():
             r = g.ctl("health")  # the container's HEALTHCHECK
             assert r.returncode == 0, r
+
+
+def head_answer(port, head, timeout=5):
+    """Sends a request head (and nothing of its body); returns everything the
+    admin listener sends back until it closes the connection, and whether it
+    did close it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(head.encode())
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return data, True
+                data += chunk
+        except socket.timeout:
+            return data, False
+
+
+@t.case
+def refused_admin_request_is_answered_from_its_head_without_100_continue():
+    with Gw() as g:
+        own = f"127.0.0.1:{g.admin_port}"
+        cases = [
+            (f"Host: evil.test:{g.admin_port}\r\nContent-Type: application/json\r\n", 421),
+            (f"Host: {own}\r\nOrigin: http://evil.test\r\nContent-Type: application/json\r\n",
+             403),
+            (f"Host: {own}\r\nContent-Type: text/plain\r\n", 415),
+        ]
+        for fields, want in cases:
+            head = ("POST /admin/routes/validate HTTP/1.1\r\n" + fields +
+                    "Content-Length: 4000000\r\nExpect: 100-continue\r\n\r\n")
+            data, closed = head_answer(g.admin_port, head)
+            assert data.startswith(b"HTTP/1.1 %d " % want), (fields, data[:200])
+            assert b"100 Continue" not in data, (fields, data[:200])
+            # Answered without waiting for the body, which is never read:
+            # the connection closes after the answer.
+            assert closed, (fields, data[:200])
+            assert b"connection: close" in data.lower(), data[:300]
+        # An admitted request with Expect gets its 100 Continue, then its
+        # answer once the body is sent.
+        body = b'{"routes": []}'
+        with socket.create_connection(("127.0.0.1", g.admin_port), timeout=5) as s:
+            s.sendall((f"POST /admin/routes/validate HTTP/1.1\r\nHost: {own}\r\n"
+                       f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                       "Expect: 100-continue\r\nConnection: close\r\n\r\n").encode())
+            first = s.recv(65536)
+            assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first[:200]
+            s.sendall(body)
+            rest = first[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+            assert rest.startswith(b"HTTP/1.1 200 "), rest[:200]
+        assert public_get(g.port, "/hello") == (200, b"hello\n")
 
 
 @t.case

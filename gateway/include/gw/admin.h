@@ -1,24 +1,28 @@
 /*
  * admin.h: the admin API. The admin listener is served by the same acceptor
  * and connection processes as public listeners; for each request its
- * connection process starts a request process that calls gw_admin_handle
- * with the whole request (bodies are read in full, up to
- * GW_ADMIN_MAX_BODY bytes, before the call).
+ * connection process starts a request process that checks the head with
+ * gw_admin_admit_head, then reads the body (in full, up to
+ * GW_ADMIN_MAX_BODY bytes; 100 Continue only now) and calls
+ * gw_admin_handle with the whole request.
  *
  * Browsers are kept out before anything else (DNS rebinding and cross-site
  * requests to a loopback admin API that has no token):
  *   - the Host (and an absolute-form target's authority) must name the
- *     admin listener, by gw_admin_host_allowed; otherwise 421
- *     misdirected_request;
+ *     admin listener, by gw_admin_host_allowed, unless the request carries
+ *     the valid token (a rebinding page cannot); otherwise 421
+ *     misdirected_request. A Host is required, once, in any case;
  *   - Sec-Fetch-Site, when sent, must be same-origin or none, and Origin,
- *     when sent, must be the listener's own ("http://" + the Host sent);
- *     otherwise 403 cross_origin;
+ *     when sent, must be the listener's own: "http://" + the authority
+ *     addressed, or "https://" + it when that authority is one of
+ *     allowed_hosts (a TLS proxy in front); otherwise 403 cross_origin;
  *   - a request with a body must say Content-Type: application/json (a
  *     browser cannot send that cross-site without asking first); otherwise
  *     415 unsupported_media_type;
  *   - a body must nest at most GW_ADMIN_MAX_JSON_DEPTH levels; otherwise
  *     400 json_too_deep.
- * Then the token, then the endpoint.
+ * All but the last are decided on the head alone, before any byte of the
+ * body is read. Then the token, then the endpoint.
  */
 #ifndef GW_ADMIN_H
 #define GW_ADMIN_H
@@ -81,6 +85,15 @@ struct gw_admin_response {
      * or NULL; static storage. */
     const char *headers;
 };
+
+/* Any thread. The checks above that need only the head (Host, origin,
+ * and the content type when the head announces a body: Content-Length
+ * above 0, or chunked); `req->body` is not looked at. Returns true, or
+ * false after filling *resp with the refusal (status, content type and
+ * body; the caller frees resp->body). Call it before sending 100 Continue
+ * or reading the body: a refused request's body is never read.
+ * gw_admin_handle applies it again. */
+bool gw_admin_admit_head(const struct gw_admin_request *req, struct gw_admin_response *resp);
 
 /* Process context (a request process of the admin listener); may call
  * gen_servers and block on them. Checks the bearer token (when the admin

@@ -273,26 +273,38 @@ static bool literal_addr(const struct gw_hostport *h, struct sockaddr_storage *s
     return inet_pton(AF_INET, h->name, &s4->sin_addr) == 1;
 }
 
-bool gw_admin_host_allowed(const struct gw_admin_site *site, const char *host, size_t len)
+/* Which rule of gw_admin_host_allowed a Host value passes. */
+enum host_rule { HOST_REFUSED, HOST_ALLOWED_HOSTS, HOST_OWN };
+
+static enum host_rule host_rule(const struct gw_admin_site *site, const char *host, size_t len)
 {
     struct gw_hostport h;
     if (site->port == 0 || gw_hostport_parse(host, len, &h) < 0)
-        return false;
+        return HOST_REFUSED;
     uint16_t port = h.port ? h.port : 80;
     for (size_t i = 0; i < site->nallowed_hosts; i++) {
         const struct gw_hostport *e = &site->allowed_hosts[i];
         if (same_host(e, &h) && (e->port == 0 || e->port == port))
-            return true;
+            return HOST_ALLOWED_HOSTS;
     }
     struct sockaddr_storage ss;
     if (literal_addr(&h, &ss)) {
         if (!site->loopback)
-            return true;
-        return port == site->port && gw_sockaddr_is_loopback((const struct sockaddr *)&ss);
+            return HOST_OWN;
+        return port == site->port && gw_sockaddr_is_loopback((const struct sockaddr *)&ss)
+                   ? HOST_OWN
+                   : HOST_REFUSED;
     }
     if (port != site->port)
-        return false;
-    return strcmp(h.name, "localhost") == 0 || (site->host && strcasecmp(h.name, site->host) == 0);
+        return HOST_REFUSED;
+    return strcmp(h.name, "localhost") == 0 || (site->host && strcasecmp(h.name, site->host) == 0)
+               ? HOST_OWN
+               : HOST_REFUSED;
+}
+
+bool gw_admin_host_allowed(const struct gw_admin_site *site, const char *host, size_t len)
+{
+    return host_rule(site, host, len) != HOST_REFUSED;
 }
 
 static bool value_is(const char *v, size_t len, const char *want)
@@ -300,15 +312,28 @@ static bool value_is(const char *v, size_t len, const char *want)
     return len == strlen(want) && strncasecmp(v, want, len) == 0;
 }
 
-/* True when `origin` is "http://" + the authority the request addressed
- * (a missing port being 80 on both sides). */
-static bool origin_is_own(const char *origin, size_t olen, const char *host, size_t hlen)
+/* True when `origin` is the origin of a page served for the authority the
+ * request addressed: "http://" + that authority (a missing port being 80 on
+ * both sides), or, when `https` is allowed, "https://" + it (443). */
+static bool origin_is_own(const char *origin, size_t olen, const char *host, size_t hlen,
+                          bool https)
 {
-    struct gw_hostport o, h;
-    if (olen < 7 || strncasecmp(origin, "http://", 7) != 0 ||
-        gw_hostport_parse(origin + 7, olen - 7, &o) < 0 || gw_hostport_parse(host, hlen, &h) < 0)
+    size_t skip;
+    uint16_t dflt;
+    if (olen >= 7 && strncasecmp(origin, "http://", 7) == 0) {
+        skip = 7;
+        dflt = 80;
+    } else if (https && olen >= 8 && strncasecmp(origin, "https://", 8) == 0) {
+        skip = 8;
+        dflt = 443;
+    } else {
         return false;
-    return same_host(&o, &h) && (o.port ? o.port : 80) == (h.port ? h.port : 80);
+    }
+    struct gw_hostport o, h;
+    if (gw_hostport_parse(origin + skip, olen - skip, &o) < 0 ||
+        gw_hostport_parse(host, hlen, &h) < 0)
+        return false;
+    return same_host(&o, &h) && (o.port ? o.port : dflt) == (h.port ? h.port : dflt);
 }
 
 /* Content-Type: application/json, with parameters or not. */
@@ -325,27 +350,58 @@ static bool is_json_body(const struct gw_http_head *head)
     return value_is(v, n, "application/json");
 }
 
-/* Applies the checks of gw/admin.h that come before the token. Returns
- * false after filling *resp with the refusal. */
-static bool admitted(const struct gw_admin_request *req, struct gw_admin_response *resp)
+static void refuse_media_type(struct gw_admin_response *resp)
+{
+    gw__admin_errorf(resp, 415, "unsupported_media_type",
+                     "a request body must be JSON, sent with Content-Type: application/json");
+}
+
+/* True when the request carries the gateway's token (or none is needed). */
+static bool authorised(const struct gw_admin_request *req)
+{
+    const char *token = gw.admin_token;
+    if (!token)
+        return true;
+    if (!req->head || gw_http_head_count(req->head, "authorization") != 1)
+        return false;
+    size_t len = 0;
+    const char *v = gw_http_head_get(req->head, "authorization", &len);
+    if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+        return false;
+    v += 7;
+    len -= 7;
+    while (len && *v == ' ') {
+        v++;
+        len--;
+    }
+    return gw_admin_token_equal(v, len, token, strlen(token));
+}
+
+bool gw_admin_admit_head(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
     const struct gw_http_head *head = req->head;
-    size_t hlen = 0;
-    const char *host = head ? gw_http_head_get(head, "host", &hlen) : NULL;
-    if (!host || gw_http_head_count(head, "host") != 1 ||
-        !gw_admin_host_allowed(&gw.admin_site, host, hlen) ||
-        (req->authority &&
-         !gw_admin_host_allowed(&gw.admin_site, req->authority, req->authority_len))) {
+    size_t flen = 0;
+    const char *field = head ? gw_http_head_get(head, "host", &flen) : NULL;
+    /* The Host rule keeps out pages that reach the listener under a name of
+     * their own (DNS rebinding). Such a page cannot know the token, so a
+     * request carrying the valid token skips the rule: a client that
+     * reaches the admin API by a name not listed (Prometheus through a
+     * service name) is served. The Host must still be there, once. */
+    bool token_ok = gw.admin_token && authorised(req);
+    if (!field || gw_http_head_count(head, "host") != 1 ||
+        (!token_ok && (!gw_admin_host_allowed(&gw.admin_site, field, flen) ||
+                       (req->authority && !gw_admin_host_allowed(&gw.admin_site, req->authority,
+                                                                 req->authority_len))))) {
         gw__admin_errorf(resp, 421, "misdirected_request",
                          "the admin API answers only requests addressed to it: Host must be its "
                          "address, localhost, an IP address it listens on, or a name in "
-                         "admin.allowed_hosts");
+                         "admin.allowed_hosts%s",
+                         gw.admin_token ? " (any name with the bearer token)" : "");
         return false;
     }
-    if (req->authority) {
-        host = req->authority;
-        hlen = req->authority_len;
-    }
+    /* The authority the request addressed, which its page's origin names. */
+    const char *host = req->authority ? req->authority : field;
+    size_t hlen = req->authority ? req->authority_len : flen;
     size_t len = 0;
     const char *site = gw_http_head_get(head, "sec-fetch-site", &len);
     if (site && !value_is(site, len, "same-origin") && !value_is(site, len, "none")) {
@@ -353,20 +409,38 @@ static bool admitted(const struct gw_admin_request *req, struct gw_admin_respons
                          "the admin API does not answer requests made on behalf of another site");
         return false;
     }
+    /* A page served by a TLS proxy in front of the admin API has an https
+     * origin; that proxy's name is one of allowed_hosts. */
+    bool https = host_rule(&gw.admin_site, host, hlen) == HOST_ALLOWED_HOSTS;
     const char *origin = gw_http_head_get(head, "origin", &len);
-    if (origin &&
-        (gw_http_head_count(head, "origin") != 1 || !origin_is_own(origin, len, host, hlen))) {
+    if (origin && (gw_http_head_count(head, "origin") != 1 ||
+                   !origin_is_own(origin, len, host, hlen, https))) {
         gw__admin_errorf(resp, 403, "cross_origin",
-                         "the admin API answers only its own origin (http://%.*s), not another "
-                         "site's page",
-                         (int)hlen, host);
+                         "the admin API answers only its own origin (http://%.*s%s%.*s), not "
+                         "another site's page",
+                         (int)hlen, host, https ? " or https://" : "", https ? (int)hlen : 0, host);
         return false;
     }
+    bool body_follows = head->framing == GW_HTTP_BODY_CHUNKED ||
+                        (head->framing == GW_HTTP_BODY_LENGTH && head->content_length > 0);
+    if (body_follows && !is_json_body(head)) {
+        refuse_media_type(resp);
+        return false;
+    }
+    return true;
+}
+
+/* Applies the checks of gw/admin.h that come before the token: those on
+ * the head, then those on the body. Returns false after filling *resp with
+ * the refusal. */
+static bool admitted(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    if (!gw_admin_admit_head(req, resp))
+        return false;
     if (req->body_len == 0)
         return true;
-    if (!is_json_body(head)) {
-        gw__admin_errorf(resp, 415, "unsupported_media_type",
-                         "a request body must be JSON, sent with Content-Type: application/json");
+    if (!is_json_body(req->head)) {
+        refuse_media_type(resp);
         return false;
     }
     unsigned line = 0, col = 0;
@@ -650,27 +724,6 @@ static bool allowed(struct gw_admin_response *resp, enum method m, unsigned allo
     };
     resp->headers = allow_lines[allow & (M_GET | M_POST | M_PUT)];
     return false;
-}
-
-/* True when the request carries the gateway's token (or none is needed). */
-static bool authorised(const struct gw_admin_request *req)
-{
-    const char *token = gw.admin_token;
-    if (!token)
-        return true;
-    if (!req->head || gw_http_head_count(req->head, "authorization") != 1)
-        return false;
-    size_t len = 0;
-    const char *v = gw_http_head_get(req->head, "authorization", &len);
-    if (!v || len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
-        return false;
-    v += 7;
-    len -= 7;
-    while (len && *v == ' ') {
-        v++;
-        len--;
-    }
-    return gw_admin_token_equal(v, len, token, strlen(token));
 }
 
 static void not_found(struct gw_admin_response *resp, const char *path)

@@ -1320,6 +1320,156 @@ START_TEST(foreign_host_origin_content_type_and_deep_json_are_refused)
 }
 END_TEST
 
+/* Behind a TLS proxy named in allowed_hosts, a browser's page is https. */
+static void body_https_origin(void)
+{
+    struct gw_hostport allowed[1];
+    T_EQ(gw_hostport_parse("admin.example.com", 17, &allowed[0]), 0);
+    struct gw_admin_site saved = gw.admin_site;
+    gw.admin_site.allowed_hosts = allowed;
+    gw.admin_site.nallowed_hosts = 1;
+    static const char *const own[] = {
+        "Host: admin.example.com\r\nOrigin: https://admin.example.com\r\n",
+        "Host: admin.example.com\r\nOrigin: HTTPS://Admin.Example.com:443\r\n",
+        "Host: admin.example.com:8443\r\nOrigin: https://admin.example.com:8443\r\n",
+        "Host: admin.example.com\r\nOrigin: http://admin.example.com\r\n",
+    };
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        struct answer a = call_fields("GET", "/admin/system", own[i], NULL);
+        T_EQ(a.status, 200);
+        answer_done(&a);
+        char fields[256];
+        snprintf(fields, sizeof fields, "%sContent-Type: application/json\r\n", own[i]);
+        a = call_fields("POST", "/admin/routes/rollback", fields, "{\"version\": 3}");
+        T_EQ(a.status, 200);
+        answer_done(&a);
+    }
+    static const char *const foreign[] = {
+        /* https only for a name of allowed_hosts, and only its own */
+        "Host: " T_ADMIN_HOST "\r\nOrigin: https://" T_ADMIN_HOST "\r\n",
+        "Host: localhost:9901\r\nOrigin: https://localhost:9901\r\n",
+        "Host: admin.example.com\r\nOrigin: https://admin.example.com:8443\r\n",
+        "Host: admin.example.com\r\nOrigin: https://evil.example\r\n",
+        "Host: admin.example.com\r\nOrigin: https://admin.example.com.evil.example\r\n",
+        "Host: admin.example.com\r\nOrigin: ftp://admin.example.com\r\n",
+        "Host: admin.example.com\r\nOrigin: https:/admin.example.com\r\n",
+    };
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
+        struct answer a = call_fields("POST", "/admin/routes/reload", foreign[i], NULL);
+        expect_error(&a, 403, "cross_origin");
+        answer_done(&a);
+    }
+    gw.admin_site = saved;
+}
+
+START_TEST(https_origin_is_accepted_for_a_host_named_in_allowed_hosts)
+{
+    t_run(body_https_origin);
+}
+END_TEST
+
+/* A page that rebinds a name cannot know the token: with the valid token
+ * the Host may be any name; every other check still applies. */
+static void body_token_and_host(void)
+{
+    gw.admin_token = "s3cret-token";
+    static const char *const hosts[] = {"prometheus-svc:9901", "tandem.monitoring.svc",
+                                        "evil.test"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        char fields[512];
+        snprintf(fields, sizeof fields, "Host: %s\r\nAuthorization: Bearer s3cret-token\r\n",
+                 hosts[i]);
+        struct answer a = call_fields("GET", "/metrics", fields, NULL);
+        T_EQ(a.status, 200);
+        answer_done(&a);
+        /* Without it, or with another, the Host rule decides first. */
+        snprintf(fields, sizeof fields, "Host: %s\r\n", hosts[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        expect_error(&a, 421, "misdirected_request");
+        answer_done(&a);
+        snprintf(fields, sizeof fields, "Host: %s\r\nAuthorization: Bearer s3cret-tokeN\r\n",
+                 hosts[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        expect_error(&a, 421, "misdirected_request");
+        answer_done(&a);
+        /* Origin, Sec-Fetch-Site and Content-Type still apply. */
+        snprintf(
+            fields, sizeof fields,
+            "Host: %s\r\nAuthorization: Bearer s3cret-token\r\nOrigin: http://evil.example\r\n",
+            hosts[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        expect_error(&a, 403, "cross_origin");
+        answer_done(&a);
+        snprintf(fields, sizeof fields,
+                 "Host: %s\r\nAuthorization: Bearer s3cret-token\r\nSec-Fetch-Site: cross-site\r\n",
+                 hosts[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        expect_error(&a, 403, "cross_origin");
+        answer_done(&a);
+        snprintf(fields, sizeof fields,
+                 "Host: %s\r\nAuthorization: Bearer s3cret-token\r\nContent-Type: text/plain\r\n",
+                 hosts[i]);
+        a = call_fields("POST", "/admin/routes/rollback", fields, "{\"version\": 3}");
+        expect_error(&a, 415, "unsupported_media_type");
+        answer_done(&a);
+    }
+    /* Without a token configured, no Authorization field lifts the rule. */
+    gw.admin_token = NULL;
+    struct answer a =
+        call_fields("GET", "/admin/system", "Host: evil.test\r\nAuthorization: Bearer x\r\n", NULL);
+    expect_error(&a, 421, "misdirected_request");
+    answer_done(&a);
+}
+
+START_TEST(valid_token_lifts_the_host_rule_and_nothing_else)
+{
+    t_run(body_token_and_host);
+}
+END_TEST
+
+/* The head alone decides, before any byte of the body: a head announcing a
+ * body it says is not JSON is refused; one announcing none is not asked. */
+static void body_admit_head(void)
+{
+    static const struct {
+        const char *fields;
+        int status;
+    } cases[] = {
+        {"Host: evil.test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n", 421},
+        {"Host: " T_ADMIN_HOST "\r\nOrigin: http://evil.example\r\nContent-Length: 0\r\n", 403},
+        {"Host: " T_ADMIN_HOST "\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n", 415},
+        {"Host: " T_ADMIN_HOST "\r\nTransfer-Encoding: chunked\r\n", 415},
+        {"Host: " T_ADMIN_HOST "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n", 0},
+        {"Host: " T_ADMIN_HOST "\r\nContent-Length: 0\r\n", 0},
+        {"Host: " T_ADMIN_HOST "\r\n", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "POST /admin/routes/validate HTTP/1.1\r\n%s\r\n",
+                 cases[i].fields);
+        struct gw_http_parser *p = NULL;
+        T_EQ(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+        struct gw_http_event ev;
+        size_t used = 0;
+        T_EQ(gw_http_parser_feed(p, text, strlen(text), &used, &ev), 0);
+        T_EQ(ev.type, GW_HTTP_EV_HEAD);
+        struct gw_admin_request req = {.head = ev.head, .path = "/admin/routes/validate"};
+        struct gw_admin_response resp = {0};
+        bool ok = gw_admin_admit_head(&req, &resp);
+        gw_http_head_free(ev.head);
+        gw_http_parser_free(p);
+        T_EQ(ok, cases[i].status == 0);
+        T_EQ(resp.status, cases[i].status);
+        free(resp.body);
+    }
+}
+
+START_TEST(head_checks_decide_before_the_body)
+{
+    t_run(body_admit_head);
+}
+END_TEST
+
 /* ---- metrics ------------------------------------------------------------------------------ */
 
 /* The value of the sample `series` (name{labels} exactly as rendered), or -1. */
@@ -1579,6 +1729,9 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, ctl_health_exits_0_only_on_a_200_within_2s);
     tcase_add_test(tc, host_rule_accepts_the_listener_own_names_and_nothing_else);
     tcase_add_test(tc, foreign_host_origin_content_type_and_deep_json_are_refused);
+    tcase_add_test(tc, https_origin_is_accepted_for_a_host_named_in_allowed_hosts);
+    tcase_add_test(tc, valid_token_lifts_the_host_rule_and_nothing_else);
+    tcase_add_test(tc, head_checks_decide_before_the_body);
     suite_add_tcase(s, tc);
     return s;
 }
