@@ -665,6 +665,11 @@ static void watcher_crash_body(void)
         rt_sleep(10);
     }
     T_ASSERT(rt_is_alive(router_pid)); /* the router and its history survive */
+    /* The new watcher is listed as soon as it is spawned, before its watches
+     * are in place; the router answers a call only once its start returned. */
+    char *status = NULL;
+    T_EQ(gw_router_status(&status), 0);
+    free(status);
     write_file("b.json", route_set("b", "/b"));
     T_ASSERT(wait_version(2, 2000) >= 0);
     T_ASSERT(has_route("b"));
