@@ -35,8 +35,9 @@
  *       "path_policy": {       how the request path may be written
  *                              (gateway/src/http/README.md, "Path policies")
  *         "escaped_slashes":  "refuse"   | "keep" | "redirect" | "decode"   ("%2F")
- *         "params":           "refuse"   | "keep"                           (";")
- *         "escaped_controls": "forward"  | "refuse"   (%01-%1F, %7F inside a segment) } }
+ *         "params":           "refuse"   | "keep"                    (";", "%3B")
+ *         "escaped_controls": "forward"  | "refuse"   (%01-%1F, %7F inside a segment)
+ *         "trailing_dots":    "refuse"   | "keep"     ("." ending a segment) } }
  *   "admin":             { "address": "127.0.0.1:9901", "token_env": none,
  *                          "allowed_hosts": [] }
  *                        token_env names the environment variable holding the
