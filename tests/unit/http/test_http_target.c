@@ -449,8 +449,8 @@ END_TEST
 START_TEST(test_trailing_dots_are_refused_unless_kept)
 {
     static const struct gw_http_path_policy keep_dots = {.keep_trailing_dots = true};
-    static const char *const refused[] = {"/admin.",   "/admin%2E", "/admin%2e/x", "/admin../x",
-                                          "/a/...",    "/a/b./",    "/admin.?q",   NULL};
+    static const char *const refused[] = {"/admin.", "/admin%2E", "/admin%2e/x", "/admin../x",
+                                          "/a/...",  "/a/b./",    "/admin.?q",   NULL};
     for (int p = 0; every_policy[p]; p++)
         for (int i = 0; refused[i]; i++)
             expect_refused_p(every_policy[p], refused[i]);
