@@ -290,9 +290,10 @@ struct gw_http_fwd {
                                         * unless given here. */
     bool tunnel;                       /* forward Upgrade (the route tunnels) */
     const struct gw_http_edits *edits; /* the route's request field edits; NULL: none */
-    uint16_t port;      /* the port the client connected to (X-Forwarded-Port); 0: none */
-    const char *prefix; /* the path prefix the route stripped, e.g. "/api"
-                         * (X-Forwarded-Prefix); NULL: none */
+    uint16_t port;                     /* the port the client connected to: X-Forwarded-Port when it
+                                        * addressed no host (else that host's port); 0: none */
+    const char *prefix;                /* the path prefix the route stripped, e.g. "/api"
+                                        * (X-Forwarded-Prefix); NULL: none */
     size_t prefix_len;
 };
 
