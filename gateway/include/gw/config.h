@@ -28,7 +28,7 @@
  *       "request_timeout_ms": 60000  (408; each read of    1..86400000
  *                                     a request body)
  *       "body_timeout_ms":    300000 (408; the whole       1..86400000
- *                                     request body, counted from the end of its head)
+ *                                     request body: time spent waiting for its bytes)
  *       "tunnel_idle_timeout_ms": 60000 (an Upgrade tunnel 1..86400000; a route's
  *                                     with no byte either  timeouts.tunnel_idle_ms
  *                                     way is closed)       overrides it
