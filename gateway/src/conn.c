@@ -3,9 +3,10 @@
  *
  * It reads from the socket, feeds the request parser, enforces the
  * connection's timeouts (header_timeout_ms from the first byte of a request
- * head: slowloris; idle_timeout_ms between requests; body_timeout_ms for the
- * whole body from the end of the head, with request_timeout_ms for each
- * read of it, applied by gw__body_next), and for each request
+ * head: slowloris; idle_timeout_ms between requests; body_timeout_ms for
+ * the time spent waiting for the client's body bytes, all reads together,
+ * with request_timeout_ms for each read of it, applied by gw__body_next),
+ * and for each request
  * head starts a request process, lends it the exchange and waits for it to
  * end. Requests on a connection are handled one after another, so pipelined
  * responses leave in request order. A request process that dies before it
@@ -89,16 +90,21 @@ int gw__body_next(struct gw__exchange *ex, const char **data, size_t *len, int64
             continue;
         if (ex->eof)
             return -ECONNRESET;
-        /* Each read has its timeout, and the body as a whole its deadline:
-         * a body trickled just fast enough for the first would otherwise
-         * hold its upstream connection for as long as the client likes. */
-        uint64_t now = rt_now_ms();
-        if (now >= ex->body_deadline)
+        /* Each read has its timeout, and the body as a whole a budget of
+         * waiting: a body trickled just fast enough for the first would
+         * otherwise hold its upstream connection for as long as the client
+         * likes. Only time spent waiting for the client counts: connecting
+         * to an upstream, retries and writes to a slow one are not the
+         * client's delay (its bytes wait in the socket meanwhile). */
+        uint64_t budget = ex->lis->body_timeout_ms;
+        if (ex->body_wait_ms >= budget)
             return -ETIMEDOUT;
-        if (timeout_ms < 0 || ex->body_deadline - now < (uint64_t)timeout_ms)
-            timeout_ms = (int64_t)(ex->body_deadline - now);
+        if (timeout_ms < 0 || budget - ex->body_wait_ms < (uint64_t)timeout_ms)
+            timeout_ms = (int64_t)(budget - ex->body_wait_ms);
         ex->off = 0;
+        uint64_t t0 = rt_now_ms();
         ssize_t n = rt_read(ex->fd, ex->buf, GW__BUF_SIZE, timeout_ms);
+        ex->body_wait_ms += rt_now_ms() - t0;
         if (n == 0) {
             ex->eof = true;
             struct gw_http_event fe;
@@ -250,7 +256,7 @@ static void serve(struct gw__exchange *ex)
         }
         head_deadline = 0;
         ex->head = ev.head;
-        ex->body_deadline = rt_now_ms() + l->body_timeout_ms;
+        ex->body_wait_ms = 0; /* each request's body has its own budget */
         ex->response_started = false;
         ex->keep_alive = ev.head->keep_alive && !ex->draining;
         ex->status = 0;

@@ -103,7 +103,9 @@ struct gw__exchange {
     bool draining;             /* a drain message came: close after this request */
     uint64_t idle_since;       /* ms; 0 while a request is in progress */
     struct gw_http_head *head; /* the current request (the request process frees it) */
-    uint64_t body_deadline;    /* ms: the whole request body must have come by then */
+    uint64_t body_wait_ms;     /* ms spent waiting for the client's body bytes, this request:
+                                * at most lis->body_timeout_ms (time the upstream takes is
+                                * not the client's) */
     char client_addr[64];
     bool client_loopback;
     rt_pid conn;
@@ -117,7 +119,8 @@ struct gw__exchange {
 void gw__exchange_unref(void *ex);
 
 /* Request process side: the next piece of the request body, waiting at
- * most `timeout_ms` for each read and never past ex->body_deadline. Returns
+ * most `timeout_ms` for each read, and at most the listener's
+ * body_timeout_ms for all reads of this body together. Returns
  * 1 with a piece (valid until the next call), 0 at the end of the body,
  * -EPROTO (parser refused: status in ex->parser), -ETIMEDOUT (either
  * timeout: answer 408), -ECONNRESET (client closed), -errno. */

@@ -41,10 +41,21 @@
  * runs, and the pump may outlive it by a moment. */
 struct tunnel_state {
     _Atomic int refs;
-    /* rt_now_ms() when a byte last came in either way. Relaxed: a timestamp
-     * that decides idleness; a stale read only makes the request process
-     * wait once more before it looks again. */
+    /* rt_now_ms() when a byte last crossed either way: read from one side,
+     * or taken by the other (each piece a write hands over). Relaxed: the
+     * value is all that is shared, no other memory is published through
+     * it. A read may see a slightly older stamp than the other process's
+     * latest (by the time a store takes to become visible, far below a
+     * millisecond); it can then only judge the tunnel idle, and close it,
+     * that much early. Stronger orders would not make the value fresher. */
     _Atomic uint64_t last_ms;
+    /* Set by the pump once its cleanup owns its share (from, to and one
+     * reference). A pump that the runtime finished without running it (no
+     * stack could be had for it) never sets it, and the request process
+     * then releases that share when the pump's DOWN comes. Release/acquire:
+     * the DOWN is read after the pump ended, and the flag must be seen as
+     * the pump left it. */
+    atomic_bool pump_owns;
     int from, to; /* the pump's own descriptors (dups): it closes them */
 };
 
@@ -65,9 +76,42 @@ static void pump_done(void *arg)
     tunnel_state_unref(t);
 }
 
+/* Writes buf[0..n) to fd as rt_write does (all of it, or fail; at most
+ * GW__WRITE_TIMEOUT_MS in all), stamping t->last_ms each time the peer
+ * takes a piece: a slow reader that keeps taking bytes keeps the tunnel
+ * busy while one write of 64 KiB lasts, one that takes none for the idle
+ * timeout does not. fd is non-blocking (rt_fd_nonblock, kept by dup). */
+static int tunnel_write(struct tunnel_state *t, int fd, const char *buf, size_t n)
+{
+    uint64_t deadline = rt_now_ms() + GW__WRITE_TIMEOUT_MS;
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w > 0) {
+            atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
+            buf += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN)
+            return -errno;
+        uint64_t now = rt_now_ms();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        int r = rt_poll(fd, RT_POLL_OUT, (int64_t)(deadline - now));
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 static void pump_main(void *arg)
 {
     struct tunnel_state *t = arg;
+    /* Nothing here yields before the cleanup is registered, so the pump
+     * cannot be stopped between taking its share and owning its cleanup. */
+    atomic_store_explicit(&t->pump_owns, true, memory_order_release);
     if (!rt_defer(pump_done, t)) {
         pump_done(t);
         return;
@@ -82,7 +126,7 @@ static void pump_main(void *arg)
         if (n <= 0)
             break;
         atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
-        if (rt_write(t->to, buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
+        if (tunnel_write(t, t->to, buf, (size_t)n) < 0)
             break;
     }
     shutdown(t->to, SHUT_WR);
@@ -97,6 +141,7 @@ static struct tunnel_state *tunnel_state_new(int from, int to)
         return NULL;
     atomic_init(&t->refs, 2);
     atomic_init(&t->last_ms, rt_now_ms());
+    atomic_init(&t->pump_owns, false);
     t->from = fcntl(from, F_DUPFD_CLOEXEC, 0);
     t->to = fcntl(to, F_DUPFD_CLOEXEC, 0);
     if (t->from < 0 || t->to < 0) {
@@ -110,9 +155,38 @@ static struct tunnel_state *tunnel_state_new(int from, int to)
     return t;
 }
 
+/* Who the tunnel's request process listens to while it traps exits. */
+struct tunnel_watch {
+    rt_pid pump;
+    rt_ref ref; /* the pump's monitor */
+};
+
 static bool is_exit_from(const struct rt_msg *m, void *ctx)
 {
-    return m->type == RT_MSG_EXIT && m->from == *(rt_pid *)ctx;
+    return m->type == RT_MSG_EXIT && m->from == ((struct tunnel_watch *)ctx)->pump;
+}
+
+/* An exit signal from anyone but the pump, which the process obeys as it
+ * would untrapped (a `normal` one is ignored, as it would be). */
+static bool is_foreign_exit(const struct rt_msg *m, void *ctx)
+{
+    return m->type == RT_MSG_EXIT && m->from != ((struct tunnel_watch *)ctx)->pump &&
+           (rt_atom)m->u64 != RT_NORMAL;
+}
+
+/* The pump's DOWN, or an exit signal to obey. */
+static bool is_down_or_foreign_exit(const struct rt_msg *m, void *ctx)
+{
+    const struct tunnel_watch *w = ctx;
+    return (m->type == RT_MSG_DOWN && m->ref == w->ref) || is_foreign_exit(m, ctx);
+}
+
+/* Anything but the pump's DOWN: what the tunnel's loop takes to learn why
+ * it was woken, never the DOWN it waits for at its end. */
+static bool is_not_down(const struct rt_msg *m, void *ctx)
+{
+    const struct tunnel_watch *w = ctx;
+    return !(m->type == RT_MSG_DOWN && m->ref == w->ref);
 }
 
 /* Copies both ways between client and upstream until either side is done,
@@ -138,15 +212,14 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
         tunnel_state_unref(t);
         return;
     }
-    rt_ref ref;
-    rt_pid pump;
+    struct tunnel_watch w;
     struct rt_spawn_opts o = {.link = true,
                               .monitor = true,
-                              .monitor_ref = &ref,
+                              .monitor_ref = &w.ref,
                               .kind = RT_KIND_PROCESS,
                               .initial_call = "gw_proxy:tunnel"};
     bool trapped = rt_trap_exit(true);
-    if (rt_spawn(pump_main, t, &o, &pump) < 0) {
+    if (rt_spawn(pump_main, t, &o, &w.pump) < 0) {
         pump_done(t); /* not started: its share is still ours */
         rt_undefer(mine, true);
         rt_trap_exit(trapped);
@@ -164,14 +237,14 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
         if (r == -ETIMEDOUT)
             continue; /* the pump may have moved bytes meanwhile: look again */
         if (r == (int)RT_POLL_MSG) {
-            down = rt_receive_ref(ref, 0);
+            down = rt_receive_ref(w.ref, 0);
             if (down) /* the other direction ended */
                 break;
-            /* Exits are trapped only to watch the pump: an exit signal from
-             * anyone else ends the request as it would untrapped (a `normal`
-             * one is ignored, as it would be). */
-            struct rt_msg *m = rt_receive(0);
-            if (m && m->type == RT_MSG_EXIT && m->from != pump && (rt_atom)m->u64 != RT_NORMAL)
+            /* Selective: a DOWN that lands meanwhile stays queued for the
+             * wait below. Whatever else woke us is taken, so that the poll
+             * does not wake for it again. */
+            struct rt_msg *m = rt_receive_match(is_not_down, &w, 0);
+            if (m && is_foreign_exit(m, &w))
                 exit_reason = (rt_atom)m->u64;
             rt_msg_free(m);
             if (exit_reason != RT_NORMAL)
@@ -184,22 +257,39 @@ static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             continue;
         if (n <= 0) {
+            /* The client is done sending: let the other side finish, unless
+             * told to stop meanwhile. */
             shutdown(ufd, SHUT_WR);
-            down = rt_receive_ref(ref, 5000); /* let the other side finish */
+            struct rt_msg *m = rt_receive_match(is_down_or_foreign_exit, &w, 5000);
+            if (m && m->type == RT_MSG_DOWN) {
+                down = m;
+            } else if (m) {
+                exit_reason = (rt_atom)m->u64;
+                rt_msg_free(m);
+            }
             break;
         }
         atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
-        if (rt_write(ufd, ex->buf, (size_t)n, GW__WRITE_TIMEOUT_MS) < 0)
+        if (tunnel_write(t, ufd, ex->buf, (size_t)n) < 0)
             break;
     }
     if (!down) {
-        rt_exit_signal(pump, RT_KILL);
-        down = rt_receive_ref(ref, RT_INFINITY);
+        rt_exit_signal(w.pump, RT_KILL);
+        down = rt_receive_ref(w.ref, RT_INFINITY);
     }
     rt_msg_free(down);
+    if (!atomic_load_explicit(&t->pump_owns, memory_order_acquire))
+        pump_done(t); /* finished without running: its share is still ours */
     /* Its link's EXIT came before the DOWN: take it before trapping ends. */
-    rt_msg_free(rt_receive_match(is_exit_from, &pump, 0));
+    rt_msg_free(rt_receive_match(is_exit_from, &w, 0));
     rt_trap_exit(trapped);
+    /* Exit signals that came while trapped are messages now: obey the
+     * first that stops the process, as it would have untrapped. */
+    struct rt_msg *m;
+    while (exit_reason == RT_NORMAL && (m = rt_receive_match(is_foreign_exit, &w, 0))) {
+        exit_reason = (rt_atom)m->u64;
+        rt_msg_free(m);
+    }
     rt_undefer(mine, true);
     ex->keep_alive = false;
     if (exit_reason != RT_NORMAL)

@@ -5,8 +5,8 @@
  * is sent upstream), holds the route table it started with until it ends,
  * matches, and either answers from the route (`respond`), proxies to the
  * route's upstream, or, on the admin listener, calls the admin API. A path
- * holding "%2F" or ";" is routed first with both kept opaque, then settled
- * under the matched route's path_policy (settle_path). Every
+ * holding "%2F", ";" or "%3B" is routed first with them kept opaque, then
+ * settled under the matched route's path_policy (path_settle.c). Every
  * answer is logged (access log) and counted (metrics). The request body is
  * always consumed to its end before the connection is reused; when that is
  * not possible the connection is closed after the answer.
@@ -21,6 +21,7 @@
 #include "gw/admin.h"
 #include "gw/metrics.h"
 #include "gw_int.h"
+#include "path_settle.h"
 #include "route/holder.h"
 
 struct req_ctx {
@@ -258,92 +259,6 @@ static void method_not_allowed(struct gw__exchange *ex, unsigned allowed)
     gw__client_write(ex, out, (size_t)m);
 }
 
-/* A route's path_policy over the listener's. r may be NULL (no route). */
-static struct gw_http_path_policy effective_policy(const struct gw_http_path_policy *lis,
-                                                   const struct route *r)
-{
-    struct gw_http_path_policy p = *lis;
-    if (!r)
-        return p;
-    switch (r->escaped_slashes) {
-    case ROUTE_SLASHES_LISTENER:
-        break;
-    case ROUTE_SLASHES_REFUSE:
-        p.slashes = GW_HTTP_SLASHES_REFUSE;
-        break;
-    case ROUTE_SLASHES_KEEP:
-        p.slashes = GW_HTTP_SLASHES_KEEP;
-        break;
-    case ROUTE_SLASHES_REDIRECT:
-        p.slashes = GW_HTTP_SLASHES_REDIRECT;
-        break;
-    case ROUTE_SLASHES_DECODE:
-        p.slashes = GW_HTTP_SLASHES_DECODE;
-        break;
-    }
-    switch (r->path_params) {
-    case ROUTE_PARAMS_LISTENER:
-        break;
-    case ROUTE_PARAMS_REFUSE:
-        p.params = GW_HTTP_PARAMS_REFUSE;
-        break;
-    case ROUTE_PARAMS_KEEP:
-        p.params = GW_HTTP_PARAMS_KEEP;
-        break;
-    }
-    return p;
-}
-
-/* Settles a path that held "%2F" or ";" (t->escaped_slash, t->params): it
- * was canonicalised with both opaque and matched (*res, *m); the route
- * found (else the listener) now says what they may be. REFUSE: -EINVAL.
- * REDIRECT: 1, with *t the decoded target to redirect to (the new request
- * is routed afresh). DECODE: *t becomes the decoded path, matched again
- * into *res and *m; that route's params setting applies. KEEP: the bytes
- * routed stay. Last, the target is canonicalised under the policy now
- * known, which must accept it and give the very path matched: 0. */
-static int settle_path(struct gw__exchange *ex, const struct route_table *table,
-                       struct route_request *rr, struct gw_http_target *t,
-                       enum route_match_result *res, struct route_match *m)
-{
-    const struct gw_http_head *h = ex->head;
-    const struct gw_http_path_policy *lp = &ex->lis->path_policy;
-    struct gw_http_path_policy eff = effective_policy(lp, *res == ROUTE_MATCHED ? m->route : NULL);
-    size_t cap = 3 * h->target_len + 2;
-    struct gw_http_target t2;
-    char *buf;
-    if (t->escaped_slash && eff.slashes == GW_HTTP_SLASHES_REFUSE)
-        return -EINVAL;
-    if (t->escaped_slash &&
-        (eff.slashes == GW_HTTP_SLASHES_REDIRECT || eff.slashes == GW_HTTP_SLASHES_DECODE)) {
-        struct gw_http_path_policy dp = eff;
-        if (eff.slashes == GW_HTTP_SLASHES_DECODE)
-            dp.params = GW_HTTP_PARAMS_OPAQUE; /* the decoded path's route decides */
-        if (!(buf = rt_alloc(cap)))
-            return -ENOMEM;
-        if (gw_http_target_canon_policy(&dp, h->method, h->target, h->target_len, buf, cap, &t2) <
-            0)
-            return -EINVAL;
-        *t = t2;
-        if (eff.slashes == GW_HTTP_SLASHES_REDIRECT)
-            return 1;
-        rr->path = t->path;
-        rr->path_len = t->path_len;
-        *res = route_table_match(table, rr, m);
-        eff.params = effective_policy(lp, *res == ROUTE_MATCHED ? m->route : NULL).params;
-    }
-    if (!(buf = rt_alloc(cap)))
-        return -ENOMEM;
-    if (gw_http_target_canon_policy(&eff, h->method, h->target, h->target_len, buf, cap, &t2) < 0)
-        return -EINVAL;
-    /* KEEP emits the bytes of the opaque pass, DECODE those of the decoding
-     * pass: the path matched is the path forwarded. Were it ever not so,
-     * refusing keeps that true. */
-    if (t2.path_len != t->path_len || memcmp(t2.path, t->path, t->path_len) != 0)
-        return -EINVAL;
-    return 0;
-}
-
 /* 308 to the decoded path (RFC 9110 15.4.9: method and body kept). The
  * body, if any, is read and dropped first, as for a direct answer. */
 static void redirect_to(struct gw__exchange *ex, const struct gw_http_target *t)
@@ -397,11 +312,8 @@ void gw__request_main(void *arg)
     const char *path = h->target;
     /* First pass: "%2F" and ";" opaque, for the route to decide. The admin
      * listener keeps the strict default. */
-    struct gw_http_path_policy first = ex->lis->path_policy;
-    if (!ex->lis->admin) {
-        first.slashes = GW_HTTP_SLASHES_OPAQUE;
-        first.params = GW_HTTP_PARAMS_OPAQUE;
-    }
+    struct gw_http_path_policy first =
+        ex->lis->admin ? ex->lis->path_policy : gw__path_first_policy(&ex->lis->path_policy);
     if (!tbuf || gw_http_target_canon_policy(&first, h->method, h->target, h->target_len, tbuf,
                                              tcap, &t) < 0) {
         ex->keep_alive = false;
@@ -444,7 +356,10 @@ void gw__request_main(void *arg)
     struct route_match m;
     enum route_match_result res = route_table_match(table, &rr, &m);
     if (t.escaped_slash || t.params) {
-        int sr = settle_path(ex, table, &rr, &t, &res, &m);
+        char *sbuf = rt_alloc(tcap);
+        int sr = sbuf ? gw__path_settle(&ex->lis->path_policy, table, &rr, h->method, h->target,
+                                        h->target_len, sbuf, tcap, &t, &res, &m)
+                      : -ENOMEM;
         path = t.path;
         if (sr == 1) {
             rc.route_name = res == ROUTE_MATCHED ? m.route->name : NULL;

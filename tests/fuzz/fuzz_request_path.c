@@ -20,6 +20,14 @@
  *    every path policy (escaped slashes kept, decoded, opaque; params kept),
  *    KEEP gives the bytes of the opaque first pass the gateway routes on,
  *    and a target the strict default accepts is the same path under all;
+ *  - routed as the request process routes (gateway/src/path_settle.c, on a
+ *    table with a deny route for /admin, a catch-all and routes that keep
+ *    or decode "%2F" and ";"), under several listener policies: a target
+ *    forwarded is forwarded as the path it was routed on, re-matching that
+ *    path finds the same route, and no path reaches a route other than the
+ *    deny route when a backend's reading of it (escapes of "/", ";" and
+ *    whitespace decoded, ";params" stripped before or after, trailing dots
+ *    and whitespace trimmed, dot segments resolved) is under /admin;
  *  - feeding whole or in pieces forwards the same bytes;
  *  - the upstream reply, parsed as the answer to the first request, gives a
  *    client response that re-parses to the same status and body.
@@ -28,8 +36,10 @@
  * tests/fuzz/meson.build) or by hand from the repository root:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
- *       -Igateway/include -I/usr/share/include/llhttp tests/fuzz/fuzz_request_path.c \
- *       gateway/src/http/[a-z]*.c /usr/share/llhttp/[a-z]*.c -o fuzz-request-path
+ *       -Igateway/include -Igateway/src -Iroutes/include -Iroutes/src \
+ *       -I/usr/share/include/llhttp tests/fuzz/fuzz_request_path.c \
+ *       gateway/src/http/[a-z]*.c gateway/src/path_settle.c routes/src/[a-z]*.c \
+ *       /usr/share/llhttp/[a-z]*.c -ljansson -lpthread -o fuzz-request-path
  */
 #include <errno.h>
 #include <stdint.h>
@@ -38,6 +48,8 @@
 #include <string.h>
 
 #include "gw/http1.h"
+#include "path_settle.h"
+#include "route/diag.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -181,9 +193,229 @@ static void check_policies(const struct gw_http_head *h)
         free(out[i]);
 }
 
+/* ---- routing: path_settle.c on a small table ---------------------------- */
+
+static const char routes_json[] =
+    "{\"routes\": ["
+    "{\"name\": \"deny\", \"priority\": 10, \"match\": {\"path_prefix\": \"/admin\"},"
+    " \"respond\": {\"status\": 403}},"
+    "{\"name\": \"keep\", \"priority\": 5, \"match\": {\"path_prefix\": \"/k\"},"
+    " \"upstream\": \"up\", \"path_policy\": {\"escaped_slashes\": \"keep\", \"params\": "
+    "\"keep\"}},"
+    "{\"name\": \"decode\", \"priority\": 5, \"match\": {\"path_prefix\": \"/d\"},"
+    " \"upstream\": \"up\", \"path_policy\": {\"escaped_slashes\": \"decode\"}},"
+    "{\"name\": \"param\", \"priority\": 5, \"match\": {\"path\": \"/p/:id\"}, \"upstream\": "
+    "\"up\"},"
+    "{\"name\": \"all\", \"match\": {\"path\": \"/*rest\"}, \"upstream\": \"up\"}"
+    "]}";
+
+static struct route_table *fuzz_table(void)
+{
+    static struct route_table *table;
+    if (table)
+        return table;
+    const char *up[] = {"up"};
+    struct route_builder *b = NULL;
+    struct route_diags d;
+    route_diags_init(&d);
+    if (route_builder_new(&b, up, 1) < 0 ||
+        route_builder_add_text(b, "fuzz.json", routes_json, strlen(routes_json), &d) < 0 ||
+        route_builder_compile(b, &table, &d) < 0) {
+        route_diags_print(&d, stderr);
+        fail("the fuzz route table does not build");
+    }
+    route_builder_free(b);
+    route_diags_done(&d);
+    return table;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* The escaped byte at p[i] ("%HH"), or -1. */
+static int escaped_at(const char *p, size_t n, size_t i)
+{
+    if (i + 2 >= n || p[i] != '%' || hex_digit(p[i + 1]) < 0 || hex_digit(p[i + 2]) < 0)
+        return -1;
+    return hex_digit(p[i + 1]) * 16 + hex_digit(p[i + 2]);
+}
+
+/* Decodes the escapes of "/", ";" (when `semi`) and whitespace and controls
+ * below 0x21 in p[0..n) into out; the rest is copied. */
+static size_t decode_some(const char *p, size_t n, bool semi, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = escaped_at(p, n, i);
+        if (v == '/' || (semi && v == ';') || (v >= 0 && v <= 0x20)) {
+            out[o++] = (char)v;
+            i += 2;
+        } else {
+            out[o++] = p[i];
+        }
+    }
+    return o;
+}
+
+/* Strips ";params" (from ";" or "%3B" to the next "/") from p[0..n). */
+static size_t strip_params(const char *p, size_t n, char *out)
+{
+    size_t o = 0;
+    bool in_params = false;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '/')
+            in_params = false;
+        else if (p[i] == ';' || escaped_at(p, n, i) == ';')
+            in_params = true;
+        if (!in_params)
+            out[o++] = p[i];
+    }
+    return o;
+}
+
+/* Whether path p[0..n), its segments trimmed (whitespace both ends, dots at
+ * the end unless kept) and dot segments resolved, starts with the segment
+ * "admin". */
+static bool under_admin(const char *p, size_t n, bool keep_dots)
+{
+    const char *first = NULL;
+    size_t first_len = 0, depth = 0;
+    for (size_t i = 0; i < n;) {
+        while (i < n && p[i] == '/')
+            i++;
+        size_t a = i;
+        while (i < n && p[i] != '/')
+            i++;
+        size_t b = i;
+        while (a < b && (unsigned char)p[a] <= 0x20)
+            a++;
+        while (b > a && ((unsigned char)p[b - 1] <= 0x20 || (!keep_dots && p[b - 1] == '.')))
+            b--;
+        bool dot = b - a == 1 && p[a] == '.', dotdot = b - a == 2 && p[a] == '.' && p[a + 1] == '.';
+        if (b == a || dot)
+            continue;
+        if (dotdot) {
+            if (depth)
+                depth--;
+            if (!depth)
+                first = NULL;
+            continue;
+        }
+        if (!depth++) {
+            first = p + a;
+            first_len = b - a;
+        }
+    }
+    return first && first_len == 5 && memcmp(first, "admin", 5) == 0;
+}
+
+/* A backend's readings of the forwarded path p[0..n): "%2F" decoded;
+ * decoded then ";params" stripped; stripped then decoded. */
+static bool some_reading_under_admin(const char *p, size_t n, bool keep_dots)
+{
+    char *a = malloc(n + 1), *b = malloc(n + 1);
+    if (!a || !b)
+        abort();
+    size_t la = decode_some(p, n, false, a);
+    bool hit = under_admin(a, la, keep_dots);
+    la = decode_some(p, n, true, a);
+    size_t lb = strip_params(a, la, b);
+    hit = hit || under_admin(b, lb, keep_dots);
+    la = strip_params(p, n, a);
+    lb = decode_some(a, la, true, b);
+    hit = hit || under_admin(b, lb, keep_dots);
+    free(a);
+    free(b);
+    return hit;
+}
+
+/* Routes h's target as the request process does under listener policy
+ * `lis`, and checks what is forwarded. */
+static void check_route(const struct gw_http_head *h, const struct gw_http_path_policy *lis)
+{
+    const struct route_table *table = fuzz_table();
+    size_t cap = 3 * h->target_len + 2;
+    char *tbuf = malloc(cap), *sbuf = malloc(cap);
+    if (!tbuf || !sbuf)
+        abort();
+    struct gw_http_path_policy first = gw__path_first_policy(lis);
+    struct gw_http_target t;
+    if (gw_http_target_canon_policy(&first, h->method, h->target, h->target_len, tbuf, cap, &t) <
+            0 ||
+        t.form == GW_HTTP_ASTERISK_FORM)
+        goto out;
+    struct route_request rr = {
+        .method = h->method, .method_len = h->method_len, .path = t.path, .path_len = t.path_len};
+    struct route_match m;
+    enum route_match_result res = route_table_match(table, &rr, &m);
+    if (t.escaped_slash || t.params) {
+        int sr = gw__path_settle(lis, table, &rr, h->method, h->target, h->target_len, sbuf, cap,
+                                 &t, &res, &m);
+        if (sr == 1) {
+            /* a redirect's target holds no "%2F" */
+            struct gw_http_target t2;
+            char *rb = malloc(3 * t.path_len + 2);
+            if (!rb)
+                abort();
+            if (gw_http_target_canon_policy(&first, NULL, t.path, t.path_len, rb,
+                                            3 * t.path_len + 2, &t2) == 0 &&
+                t2.escaped_slash)
+                fail("a redirect to a path that holds %2F");
+            free(rb);
+            goto out;
+        }
+        if (sr < 0)
+            goto out;
+        if (rr.path != t.path || rr.path_len != t.path_len)
+            fail("the path forwarded is not the path routed");
+    }
+    if (res != ROUTE_MATCHED)
+        goto out;
+    /* the path forwarded routes where it was routed */
+    struct route_match m2;
+    struct route_request again = rr;
+    if (route_table_match(table, &again, &m2) != ROUTE_MATCHED || m2.route != m.route)
+        fail("the path forwarded matches another route");
+    if (strcmp(m.route->name, "deny") != 0 &&
+        some_reading_under_admin(t.path, t.path_len, lis->keep_trailing_dots)) {
+        fprintf(stderr, "target %.*s forwarded as %s on route %s\n", (int)h->target_len, h->target,
+                t.path, m.route->name);
+        fail("a path a backend reads as /admin passes the deny route");
+    }
+out:
+    free(tbuf);
+    free(sbuf);
+}
+
+static void check_routes(const struct gw_http_head *h)
+{
+    static const struct gw_http_path_policy lis[] = {
+        {0},
+        {.slashes = GW_HTTP_SLASHES_KEEP},
+        {.params = GW_HTTP_PARAMS_KEEP},
+        {.slashes = GW_HTTP_SLASHES_KEEP, .params = GW_HTTP_PARAMS_KEEP},
+        {.slashes = GW_HTTP_SLASHES_DECODE, .params = GW_HTTP_PARAMS_KEEP},
+        {.slashes = GW_HTTP_SLASHES_REDIRECT},
+        {.slashes = GW_HTTP_SLASHES_KEEP,
+         .params = GW_HTTP_PARAMS_KEEP,
+         .keep_trailing_dots = true},
+    };
+    for (size_t i = 0; i < sizeof lis / sizeof lis[0]; i++)
+        check_route(h, &lis[i]);
+}
+
 static bool start_message(struct pending *pm, struct gw_http_head *h)
 {
     check_policies(h);
+    check_routes(h);
     memset(pm, 0, sizeof(*pm));
     pm->h = h;
     size_t cap = 3 * h->target_len + 2;

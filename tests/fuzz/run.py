@@ -7,8 +7,9 @@ shared corpora (../shared/vectors) and the shipped configuration.
 
 Seeds:
   request path  every llhttp 9.4.2 request fixture and desync-guardian case
-                (bytes as tests/conformance/replay.py builds them), each paired
-                with an llhttp response fixture as the upstream's reply;
+                (bytes as tests/conformance/replay.py builds them) and requests
+                for targets that test routing, each paired with an llhttp
+                response fixture as the upstream's reply;
   config        config/tandem.json and variants, each also with the shipped
                 route files after a NUL byte;
   routes        config/routes/*.json.
@@ -52,6 +53,13 @@ def request_seeds(d, vectors):
         for case in yaml.safe_load(open(fn, encoding="utf-8")) or []:
             requests.append(replay.dg_bytes(case))
     responses = responses or [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+    # Targets that route differently when a backend decodes %2F or strips
+    # ;params (path_settle.c): the routing checks start from them.
+    for target in (b"/admin%2Fx", b"/admin;x", b"/admin%3Bx", b"/k/a%2Fb;c", b"/k%2Fadmin",
+                   b"/d/..%2Fadmin", b"/d/a%2F..%2F..%2Fadmin", b"/p/a%2Fb",
+                   b"/public/..%3B/admin", b"/admin.", b"/admin%2E", b"/x/..%2Fadmin",
+                   b"/admin;x%2Fy", b"/k;x%2F..%2Fadmin", b"/a%20;x/admin"):
+        requests.append(b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n\r\n")
     n = 0
     for i, req in enumerate(requests):
         req = req[:12000]  # keeps runs fast; -max_len is 16384

@@ -184,7 +184,8 @@ def client_forwarded_fields_are_replaced_by_the_gateways_own():
             assert [k.lower() for k, _ in fields].count(name) == 1, (name, fields)
         assert h["forwarded"] == "for=127.0.0.1;host=app.example;proto=http", h
         assert h["x-real-ip"] == "127.0.0.1", h
-        assert h["x-forwarded-port"] == str(e.gw.port), h
+        # the port of the Host addressed (none given: http's), not the bound one
+        assert h["x-forwarded-port"] == "80", h
         assert h["x-forwarded-prefix"] == "/api", h
         # Without strip_prefix nothing was stripped: no prefix at all.
         _, body = e.get("/echo", headers=sent)
@@ -443,6 +444,99 @@ def a_steady_body_within_the_deadline_is_forwarded():
         s.close()
         assert status_of(out) == 200, out
         assert b'{"bytes": 10}' in out, out
+
+
+class SlowBodyReader:
+    """An upstream that reads a request head, then nothing for `pause`
+    seconds, then the body (Content-Length), and answers 200 "ok"."""
+
+    def __init__(self, pause):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.pause = pause
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += c.recv(65536)
+            head, rest = data.split(b"\r\n\r\n", 1)
+            length = int([ln.split(b":")[1] for ln in head.split(b"\r\n")
+                          if ln.lower().startswith(b"content-length:")][0])
+            time.sleep(self.pause)
+            got = len(rest)
+            while got < length:
+                b = c.recv(1 << 20)
+                if not b:
+                    return
+                got += len(b)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+@t.case
+def a_slow_upstream_does_not_use_up_the_clients_body_timeout():
+    # The client sends its body at once; the upstream takes 1.5 s to start
+    # reading it, longer than body_timeout_ms. The client was never the slow
+    # side: no 408.
+    up = SlowBodyReader(1.5)
+    size = 48 << 20
+    gw = Gateway([api_route()], {"up": {"targets": [{"address": up.address}]}},
+                 listener={"body_timeout_ms": 1000, "max_body_bytes": size})
+    try:
+        s = socket.create_connection(("127.0.0.1", gw.port), timeout=30)
+        head = b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+        th = threading.Thread(target=lambda: s.sendall(head + b"b" * size))
+        th.start()
+        out = b""
+        while b"\r\n\r\n" not in out:
+            piece = s.recv(4096)
+            if not piece:
+                break
+            out += piece
+        th.join(30)
+        s.close()
+        assert status_of(out) == 200, out[:300]
+    finally:
+        gw.close()
+        up.stop()
+
+
+@t.case
+def each_keep_alive_request_has_its_own_body_timeout():
+    # Two requests on one connection, each trickling its body over about
+    # 0.7 s of a 1.2 s budget: the second is not charged for the first.
+    with Env(listener={"body_timeout_ms": 1200}) as e:
+        s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=10)
+        for _ in range(2):
+            s.sendall(b"POST /api/sink HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n")
+            for _ in range(8):
+                time.sleep(0.09)
+                s.sendall(b"z")
+            out = b""
+            while b'{"bytes": 8}' not in out:
+                piece = s.recv(4096)
+                assert piece, out
+                out += piece
+            assert status_of(out) == 200, out
+        s.close()
 
 
 @t.case
@@ -893,6 +987,146 @@ def upstream_to_client_traffic_alone_keeps_a_tunnel_open():
             assert b, "closed although the upstream kept sending"
             got += b
         assert len(got) >= 5, got
+        s.close()
+    finally:
+        gw.close()
+        up.stop()
+
+
+class Sink:
+    """An upstream that answers any request with 101 and then only reads:
+    traffic in one direction only. With `pause`, it reads nothing for that
+    many seconds first; with `expect`, it answers b"done" once that many
+    bytes came."""
+
+    def __init__(self, pause=0.0, expect=0):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.pause, self.expect = pause, expect
+        self.got = 0
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.sink, args=(c,), daemon=True).start()
+
+    def sink(self, c):
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += c.recv(4096)
+            self.got = len(data) - data.index(b"\r\n\r\n") - 4
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\n\r\n")
+            time.sleep(self.pause)
+            while True:
+                b = c.recv(1 << 20)
+                if not b:
+                    break
+                self.got += len(b)
+                if self.expect and self.got >= self.expect:
+                    c.sendall(b"done")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+@t.case
+def client_to_upstream_traffic_alone_keeps_a_tunnel_open():
+    up = Sink()
+    gw = Gateway([api_route()], {"up": {"targets": [{"address": up.address}]}},
+                 listener={"tunnel_idle_timeout_ms": 500})
+    try:
+        s = ws_open(gw.port)
+        sent = 0
+        end = time.time() + 1.5
+        while time.time() < end:
+            s.sendall(b".")
+            sent += 1
+            time.sleep(0.1)
+        s.settimeout(0.3)
+        try:
+            b = s.recv(100)
+            assert False, "closed although the client kept sending: %r" % b
+        except socket.timeout:
+            pass
+        for _ in range(50):
+            if up.got == sent:
+                break
+            time.sleep(0.02)
+        assert up.got == sent, (up.got, sent)
+        s.close()
+    finally:
+        gw.close()
+        up.stop()
+
+
+@t.case
+def a_long_write_to_a_slow_reader_does_not_make_a_tunnel_idle():
+    # The upstream reads nothing for 1.5 s while the client sends more than
+    # socket buffers hold: the gateway's write to it blocks for longer than
+    # the idle timeout. Bytes cross again when it reads, so the tunnel is
+    # busy, not idle, and carries everything.
+    size = 48 << 20
+    up = Sink(pause=1.5, expect=size)
+    gw = Gateway([api_route()], {"up": {"targets": [{"address": up.address}]}},
+                 listener={"tunnel_idle_timeout_ms": 400})
+    try:
+        s = ws_open(gw.port)
+        s.settimeout(30)
+        box = {}
+
+        def send():
+            try:
+                s.sendall(b"x" * size)
+                box["sent"] = True
+            except OSError as e:
+                box["error"] = e
+
+        th = threading.Thread(target=send)
+        th.start()
+        got = s.recv(100)
+        th.join(30)
+        assert got == b"done", (got, up.got, size, box)
+        assert box.get("sent"), box
+        s.close()
+    finally:
+        gw.close()
+        up.stop()
+
+
+@t.case
+def an_exit_signal_while_a_tunnel_drains_stops_the_request_process_at_once():
+    # The client is done sending; the request process waits (up to 5 s) for
+    # the upstream to finish. An exit signal it traps meanwhile must still
+    # stop it, with its reason, not be left in its mailbox.
+    up = Pusher(60)
+    gw = Gateway([api_route()], {"up": {"targets": [{"address": up.address}]}},
+                 listener={"tunnel_idle_timeout_ms": 60000})
+    try:
+        s = ws_open(gw.port)
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(0.3)
+        _, doc = admin_json(gw, "GET", "/admin/processes?kind=request")
+        reqs = [p for p in doc["processes"] if p.get("route") == "api"]
+        assert len(reqs) == 1, doc
+        pid = reqs[0]["pid"].strip("<>")
+        st, out = admin_json(gw, "POST", f"/admin/processes/{pid}/kill",
+                             b'{"reason": "tunnel_stop"}')
+        assert st == 200 and out["exited"], (st, out)
+        assert out["exit_reason"] == "tunnel_stop", out
+        s.settimeout(10)
+        assert s.recv(100) == b"", "the client side of the tunnel must be closed"
         s.close()
     finally:
         gw.close()

@@ -28,15 +28,16 @@
  *       "request_timeout_ms": 60000  (408; each read of    1..86400000
  *                                     a request body)
  *       "body_timeout_ms":    300000 (408; the whole       1..86400000
- *                                     request body, counted from the end of its head)
+ *                                     request body: time spent waiting for its bytes)
  *       "tunnel_idle_timeout_ms": 60000 (an Upgrade tunnel 1..86400000; a route's
  *                                     with no byte either  timeouts.tunnel_idle_ms
  *                                     way is closed)       overrides it
  *       "path_policy": {       how the request path may be written
  *                              (gateway/src/http/README.md, "Path policies")
  *         "escaped_slashes":  "refuse"   | "keep" | "redirect" | "decode"   ("%2F")
- *         "params":           "refuse"   | "keep"                           (";")
- *         "escaped_controls": "forward"  | "refuse"   (%01-%1F, %7F inside a segment) } }
+ *         "params":           "refuse"   | "keep"                    (";", "%3B")
+ *         "escaped_controls": "forward"  | "refuse"   (%01-%1F, %7F inside a segment)
+ *         "trailing_dots":    "refuse"   | "keep"     ("." ending a segment) } }
  *   "admin":             { "address": "127.0.0.1:9901", "token_env": none,
  *                          "allowed_hosts": [] }
  *                        token_env names the environment variable holding the

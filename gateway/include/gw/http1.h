@@ -206,14 +206,20 @@ enum gw_http_params {
                                 * part of a segment before its first ";" may not be empty,
                                 * "." or ".." (servlet containers strip the rest) */
     GW_HTTP_PARAMS_OPAQUE,     /* as KEEP without its check: a first pass, as above */
+    GW_HTTP_PARAMS_STRIP,      /* ";" or "%3B" and the rest of its segment are dropped, the
+                                * segment ending at the next "/" (or decoded "%2F"): how a
+                                * backend that strips path parameters reads the path. Only to
+                                * find the route of that reading, never forwarded */
 };
 
 /* How a path is canonicalised. All zero is the strict default. */
 struct gw_http_path_policy {
     enum gw_http_slashes slashes;
     enum gw_http_params params;
-    bool refuse_controls; /* refuse escaped controls (%01-%1F, %7F) anywhere in the path;
-                           * by default they are forwarded, except at the edge of a segment */
+    bool refuse_controls;    /* refuse escaped controls (%01-%1F, %7F) anywhere in the path;
+                              * by default they are forwarded, except at the edge of a segment */
+    bool keep_trailing_dots; /* allow a segment (or a piece of one) to end with "."; by
+                              * default refused: Windows and IIS strip trailing dots */
 };
 
 struct gw_http_target {
@@ -224,7 +230,7 @@ struct gw_http_target {
     size_t path_len, query_len, authority_len;
     bool escaped_slash; /* the path held "%2F" (kept or decoded, as the policy says),
                          * even in a segment a ".." then removed */
-    bool params;        /* the path held ";", likewise */
+    bool params;        /* the path held ";" or "%3B", likewise */
 };
 
 /* Canonicalises `target` (len bytes) into `buf` (cap bytes, at least
@@ -284,9 +290,10 @@ struct gw_http_fwd {
                                         * unless given here. */
     bool tunnel;                       /* forward Upgrade (the route tunnels) */
     const struct gw_http_edits *edits; /* the route's request field edits; NULL: none */
-    uint16_t port;      /* the port the client connected to (X-Forwarded-Port); 0: none */
-    const char *prefix; /* the path prefix the route stripped, e.g. "/api"
-                         * (X-Forwarded-Prefix); NULL: none */
+    uint16_t port;                     /* the port the client connected to: X-Forwarded-Port when it
+                                        * addressed no host (else that host's port); 0: none */
+    const char *prefix;                /* the path prefix the route stripped, e.g. "/api"
+                                        * (X-Forwarded-Prefix); NULL: none */
     size_t prefix_len;
 };
 

@@ -52,12 +52,13 @@ static const char *const listener_keys[] = {"name",
                                             "tunnel_idle_timeout_ms",
                                             NULL};
 static const char *const path_policy_keys[] = {"escaped_slashes", "params", "escaped_controls",
-                                               NULL};
+                                               "trailing_dots", NULL};
 /* In enum gw_http_slashes order (OPAQUE is internal). */
 static const char *const slashes_names[] = {"refuse", "keep", "redirect", "decode", NULL};
 /* In enum gw_http_params order. */
 static const char *const params_names[] = {"refuse", "keep", NULL};
 static const char *const controls_names[] = {"forward", "refuse", NULL};
+static const char *const trailing_dots_names[] = {"refuse", "keep", NULL};
 static const char *const admin_keys[] = {"address", "token_env", "allowed_hosts", NULL};
 static const char *const upstream_keys[] = {"targets",
                                             "balance",
@@ -351,6 +352,9 @@ static void parse_path_policy(struct gw_http_path_policy *p, const struct route_
         } else if (strcmp(m.key, "escaped_controls") == 0) {
             if ((k = get_choice(d, &m, "escaped_controls", controls_names)) >= 0)
                 p->refuse_controls = k == 1;
+        } else if (strcmp(m.key, "trailing_dots") == 0) {
+            if ((k = get_choice(d, &m, "trailing_dots", trailing_dots_names)) >= 0)
+                p->keep_trailing_dots = k == 1;
         } else {
             route_junknown(d, &m, "path_policy", path_policy_keys);
         }

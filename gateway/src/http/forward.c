@@ -8,7 +8,9 @@
  * cannot strip X-Forwarded-For (CVE-2022-31813, CVE-2024-45410). The fields
  * that tell an upstream who the client is and what it addressed (Forwarded,
  * X-Forwarded-*, X-Real-IP) are the gateway's own: what a client sends under
- * those names is never copied as sent. Writers fill a caller's buffer and
+ * those names is never copied as sent, and neither is what it sends under
+ * the other names frameworks trust for the scheme, host, client address or
+ * path (field_rules). Writers fill a caller's buffer and
  * fail with -ENOSPC rather than truncate.
  */
 #include "gw/http1.h"
@@ -49,40 +51,80 @@ static void field(struct out *o, const char *name, const char *v, size_t vn)
     put(o, "\r\n", 2);
 }
 
-static const char *const hop_by_hop[] = {
-    "connection", "keep-alive",        "proxy-connection", "te",
-    "trailer",    "transfer-encoding", "upgrade",          NULL,
+/* Fields the head writers treat apart, by name (lower case): one row per
+ * field, its flags saying what becomes of it. */
+enum {
+    F_HOP = 1u,     /* hop-by-hop (RFC 9110 §7.6.1): never crosses the gateway */
+    F_OWNED = 2u,   /* written by the gateway from its own knowledge: never copied, never
+                     * removable by a Connection field or set by a route edit */
+    F_DROPPED = 4u, /* about the client or what it addressed (scheme, host, address,
+                     * path), which frameworks trust: a client's copy is never passed on;
+                     * the gateway does not write it, a route edit may */
 };
 
-/* Fields the gateway writes itself: never copied, never removable. */
-static const char *const gateway_owned[] = {
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-real-ip",
-    "forwarded",
-    "x-request-id",
-    NULL,
+struct field_rule {
+    const char *name;
+    unsigned flags;
 };
 
-static bool in_list(const char *name, size_t n, const char *const *list)
-{
-    for (size_t i = 0; list[i]; i++)
-        if (gw__http_ieq(name, n, list[i]))
-            return true;
-    return false;
-}
+static const struct field_rule field_rules[] = {
+    {"connection", F_HOP},
+    {"keep-alive", F_HOP},
+    {"proxy-connection", F_HOP},
+    {"te", F_HOP},
+    {"trailer", F_HOP},
+    {"transfer-encoding", F_HOP | F_OWNED},
+    {"upgrade", F_HOP},
+    {"host", F_OWNED},
+    {"content-length", F_OWNED},
+    {"x-forwarded-for", F_OWNED},
+    {"x-forwarded-proto", F_OWNED},
+    {"x-forwarded-host", F_OWNED},
+    {"x-forwarded-port", F_OWNED},
+    {"x-forwarded-prefix", F_OWNED},
+    {"x-real-ip", F_OWNED},
+    {"forwarded", F_OWNED},
+    {"x-request-id", F_OWNED},
+    /* the scheme: Rack, Django and Spring read these for https */
+    {"x-forwarded-ssl", F_DROPPED},
+    {"x-forwarded-scheme", F_DROPPED},
+    {"x-forwarded-protocol", F_DROPPED},
+    {"x-url-scheme", F_DROPPED},
+    {"front-end-https", F_DROPPED},
+    /* the host */
+    {"x-forwarded-server", F_DROPPED},
+    {"x-host", F_DROPPED},
+    {"x-original-host", F_DROPPED},
+    /* the path: IIS URL Rewrite, Symfony and Zend route on these */
+    {"x-original-url", F_DROPPED},
+    {"x-rewrite-url", F_DROPPED},
+    {"x-original-uri", F_DROPPED},
+    {"x-forwarded-uri", F_DROPPED},
+    /* the client's address: CDNs' and load balancers' fields, which
+     * client-IP libraries try in turn */
+    {"x-forwarded", F_DROPPED},
+    {"forwarded-for", F_DROPPED},
+    {"true-client-ip", F_DROPPED},
+    {"x-client-ip", F_DROPPED},
+    {"client-ip", F_DROPPED},
+    {"x-cluster-client-ip", F_DROPPED},
+    {"cf-connecting-ip", F_DROPPED},
+    {"fastly-client-ip", F_DROPPED},
+    {"x-proxyuser-ip", F_DROPPED},
+    {"x-originating-ip", F_DROPPED},
+    {"x-remote-ip", F_DROPPED},
+    {"x-remote-addr", F_DROPPED},
+};
 
-static bool is_hop_by_hop(const char *name, size_t n)
+/* The flags of field `name` (n bytes, any case); 0 for an ordinary field. */
+static unsigned field_flags(const char *name, size_t n)
 {
     if (n >= 6 && gw__http_ieq(name, 6, "proxy-"))
-        return true;
-    return in_list(name, n, hop_by_hop);
+        return F_HOP;
+    for (size_t i = 0; i < sizeof field_rules / sizeof field_rules[0]; i++)
+        if (gw__http_ieq(name, n, field_rules[i].name))
+            return field_rules[i].flags;
+    return 0;
 }
 
 /* Named in a Connection field of h (and removable that way). */
@@ -127,9 +169,10 @@ const char *gw_http_request_id(const struct gw_http_head *h, const char *generat
     return v;
 }
 
+/* Out of a route edit's reach. */
 static bool protected_name(const char *name, size_t n)
 {
-    return is_hop_by_hop(name, n) || in_list(name, n, gateway_owned);
+    return field_flags(name, n) & (F_HOP | F_OWNED);
 }
 
 /* Dropped from the copy by a route edit: named in `remove` or `set`. */
@@ -169,11 +212,11 @@ static void put_edits(struct out *o, const struct gw_http_edits *e)
     put_edit_fields(o, e->add, e->nadd);
 }
 
-/* Copies the end-to-end fields of h, skipping hop-by-hop, gateway-owned,
+/* Copies the end-to-end fields of h, skipping those with a flag in `skip`,
  * Connection-named ones and those a route edit drops; `keep_upgrade` keeps
  * Upgrade for a tunnel. */
 static void copy_fields(struct out *o, const struct gw_http_head *h, bool keep_upgrade,
-                        const struct gw_http_edits *e)
+                        const struct gw_http_edits *e, unsigned skip)
 {
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
@@ -181,7 +224,7 @@ static void copy_fields(struct out *o, const struct gw_http_head *h, bool keep_u
             field(o, "Upgrade", f->value, f->value_len);
             continue;
         }
-        if (is_hop_by_hop(f->name, f->name_len) || in_list(f->name, f->name_len, gateway_owned))
+        if (field_flags(f->name, f->name_len) & skip)
             continue;
         if (edited_away(e, f->name, f->name_len))
             continue;
@@ -249,6 +292,19 @@ static const char *target_authority(const struct gw_http_head *h, size_t *len)
         return NULL;
     *len = n;
     return s;
+}
+
+/* The port of host[:port] h[0..n) ("[v6]:port" too), or NULL when it names
+ * none. */
+static const char *host_port(const char *h, size_t n, size_t *len)
+{
+    size_t i = n;
+    while (i > 0 && h[i - 1] >= '0' && h[i - 1] <= '9')
+        i--;
+    if (i == 0 || i == n || h[i - 1] != ':' || (h[0] != '[' && memchr(h, ':', i - 1)))
+        return NULL;
+    *len = n - i;
+    return h + i;
 }
 
 static void put_u64(struct out *o, uint64_t v)
@@ -347,7 +403,7 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
         field(&o, "Host", host, hn);
 
     bool tunnel = f->tunnel && h->upgrade && gw_http_head_get(h, "upgrade", NULL);
-    copy_fields(&o, h, tunnel, f->edits);
+    copy_fields(&o, h, tunnel, f->edits, F_HOP | F_OWNED | F_DROPPED);
     put_edits(&o, f->edits);
 
     /* Framing, from what the parser decided; the body is re-framed. */
@@ -382,8 +438,18 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
         field(&o, "X-Forwarded-Host", v, vn);
     else if (addressed)
         field(&o, "X-Forwarded-Host", addressed, an);
+    /* X-Forwarded-Port: the port of the host the client addressed, as
+     * X-Forwarded-Host and Forwarded's host= carry it, so that a backend
+     * builds URLs the client can reach: behind a port mapping (80 to 8080)
+     * the port the gateway is bound to is not one. */
+    size_t pn = 0;
+    const char *port = addressed ? host_port(addressed, an, &pn) : NULL;
     if ((v = trusted_value(f, h, "x-forwarded-port", &vn)))
         field(&o, "X-Forwarded-Port", v, vn);
+    else if (port)
+        field(&o, "X-Forwarded-Port", port, pn);
+    else if (addressed)
+        puts_(&o, f->tls ? "X-Forwarded-Port: 443\r\n" : "X-Forwarded-Port: 80\r\n");
     else if (f->port) {
         puts_(&o, "X-Forwarded-Port: ");
         put_u64(&o, f->port);
@@ -459,7 +525,7 @@ int gw_http_response_head_write_edited(const struct gw_http_head *r, const struc
     put(&o, r->reason, r->reason_len);
     put(&o, "\r\n", 2);
 
-    copy_fields(&o, r, upgrade, edits);
+    copy_fields(&o, r, upgrade, edits, F_HOP | F_OWNED);
     put_edits(&o, edits);
 
     if (head_req || r->status == 204 || r->status == 304 || r->status < 200) {

@@ -11,9 +11,11 @@
  *              anything else refused.
  *   characters the path holds only pchar and "/" (RFC 3986): raw space,
  *              "#", "\", quotes, "<>", "{}", "|", "^", "`", "[]" are
- *              refused. ";" is refused by default because servlet
- *              containers strip ";params" from segments ("/admin;x" would
- *              reach /admin); params KEEP routes and forwards it as a byte.
+ *              refused. ";" and "%3B" are refused by default because
+ *              servlet containers strip ";params" from segments ("/admin;x"
+ *              would reach /admin), some after decoding; params KEEP routes
+ *              and forwards them as bytes (STRIP drops them with the rest
+ *              of their segment: a backend's reading, never forwarded).
  *   escapes    %HH must be well formed. Escapes of unreserved characters
  *              (ALPHA DIGIT - . _ ~) are decoded ("/%61dmin" is "/admin",
  *              "%2e%2e" is ".."). Escapes of NUL and "\" are refused;
@@ -25,8 +27,10 @@
  *   edges      no segment, and no piece of one between ";", "%2F" and
  *              "%3B", begins or ends with a control or a character some
  *              backend's trim removes ("/admin%20", "/%09admin",
- *              "/admin%C2%A0"): trimmed, they would name another resource
- *              than the one routed.
+ *              "/admin%C2%A0"), or ends with "." ("/admin.", which Windows
+ *              and IIS serve as "/admin"; a listener may keep trailing
+ *              dots): trimmed, they would name another resource than the
+ *              one routed.
  *   segments   empty segments are merged ("//admin" is "/admin"); "." is
  *              removed; ".." removes the previous segment, and ".." above
  *              the root is refused. A trailing "/" is kept.
@@ -38,6 +42,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/types.h>
 
 static bool is_unreserved(unsigned char c)
 {
@@ -169,25 +174,43 @@ static bool is_ambiguous_name(const char *s, size_t n)
     return n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.');
 }
 
+/* A piece of a segment that ends with "." (not "." or ".." themselves,
+ * which are dot segments): Windows and IIS strip trailing dots, so
+ * "/admin." would be served as "/admin". */
+static bool ends_with_dot(const char *s, size_t n, const struct gw_http_path_policy *pol)
+{
+    return !pol->keep_trailing_dots && n > 0 && s[n - 1] == '.' && !is_ambiguous_name(s, n);
+}
+
+/* s[j..) starts the canonical escape "%3B" (an escaped ";"). */
+static bool is_escaped_semicolon(const char *s, size_t n, size_t j)
+{
+    return j + 2 < n && s[j] == '%' && s[j + 1] == '3' && s[j + 2] == 'B';
+}
+
 /* Checks one canonical segment s[0..n) before dot segments are resolved:
  * no piece (between the segment's ends, ";", "%2F" and "%3B") begins or
- * ends with a trimmed character; under KEEP, no part between escaped
- * slashes (slashes KEEP), and no name before a ";" (params KEEP), is empty,
- * "." or "..". A segment with none of these delimiters needs no such check:
- * it is never empty here, and "." and ".." are resolved as dot segments. */
+ * ends with a trimmed character, or ends with "." (unless the policy keeps
+ * trailing dots); under KEEP, no part between escaped slashes (slashes
+ * KEEP), and no name before a ";" or "%3B" (params KEEP), is empty, "." or
+ * "..". A segment with none of these delimiters needs no such check: it is
+ * never empty here, and "." and ".." are resolved as dot segments. */
 static int check_segment(const char *s, size_t n, const struct gw_http_path_policy *pol)
 {
     bool at_start = true, prev_trimmed = false, has_delim = false;
+    size_t piece = 0;
     for (size_t j = 0; j < n;) {
         unsigned cp;
         bool delim;
+        size_t at = j;
         j += seg_char(s, n, j, &cp, &delim);
         if (delim) {
-            if (prev_trimmed)
+            if (prev_trimmed || ends_with_dot(s + piece, at - piece, pol))
                 return -EINVAL;
             at_start = true;
             prev_trimmed = false;
             has_delim = true;
+            piece = j;
             continue;
         }
         bool t = is_edge_trimmed(cp);
@@ -196,7 +219,7 @@ static int check_segment(const char *s, size_t n, const struct gw_http_path_poli
         at_start = false;
         prev_trimmed = t;
     }
-    if (prev_trimmed)
+    if (prev_trimmed || ends_with_dot(s + piece, n - piece, pol))
         return -EINVAL;
     bool split_slashes = pol->slashes == GW_HTTP_SLASHES_KEEP;
     bool split_params = pol->params == GW_HTTP_PARAMS_KEEP;
@@ -216,11 +239,31 @@ static int check_segment(const char *s, size_t n, const struct gw_http_path_poli
             j += 2;
             part = j + 1;
             name_end = SIZE_MAX;
-        } else if (split_params && s[j] == ';' && name_end == SIZE_MAX) {
+        } else if (split_params && name_end == SIZE_MAX &&
+                   (s[j] == ';' || is_escaped_semicolon(s, n, j))) {
             name_end = j;
         }
     }
     return 0;
+}
+
+/* STRIP: the end of the path parameters starting at in[i] (";" or "%3B"):
+ * the next "/", or with decoded slashes the next "%2F", or n. -1 when an
+ * escape in them is malformed. */
+static ssize_t params_end(const char *in, size_t n, size_t i, bool decode_slashes)
+{
+    for (i++; i < n && in[i] != '/'; i++) {
+        if (in[i] != '%')
+            continue;
+        int h = i + 2 < n ? hexv((unsigned char)in[i + 1]) : -1;
+        int l = i + 2 < n ? hexv((unsigned char)in[i + 2]) : -1;
+        if (h < 0 || l < 0)
+            return -1;
+        if (decode_slashes && h * 16 + l == '/')
+            break;
+        i += 2;
+    }
+    return (ssize_t)i;
 }
 
 /* Canonicalises path in[0..n) (starting with "/") into out under pol;
@@ -268,6 +311,23 @@ static int canon_path(const char *in, size_t n, char *out, const struct gw_http_
                 } else if (is_unreserved(d)) {
                     out[o++] = (char)d;
                     i += 3;
+                } else if (d == ';') {
+                    /* an escaped ";": path parameters to the backends that
+                     * decode before they split them off */
+                    if (pol->params == GW_HTTP_PARAMS_REFUSE)
+                        return -EINVAL;
+                    t->params = true;
+                    if (pol->params == GW_HTTP_PARAMS_STRIP) {
+                        ssize_t e = params_end(in, n, i + 2, decode_slashes);
+                        if (e < 0)
+                            return -EINVAL;
+                        i = (size_t)e;
+                        continue;
+                    }
+                    out[o++] = '%';
+                    out[o++] = '3';
+                    out[o++] = 'B';
+                    i += 3;
                 } else if (d >= 0x80) {
                     size_t run = check_utf8_run(in, n, i);
                     if (!run)
@@ -309,6 +369,13 @@ static int canon_path(const char *in, size_t n, char *out, const struct gw_http_
                 if (pol->params == GW_HTTP_PARAMS_REFUSE)
                     return -EINVAL;
                 t->params = true;
+                if (pol->params == GW_HTTP_PARAMS_STRIP) {
+                    ssize_t e = params_end(in, n, i, decode_slashes);
+                    if (e < 0)
+                        return -EINVAL;
+                    i = (size_t)e;
+                    continue;
+                }
                 out[o++] = ';';
                 i++;
             } else if (is_path_char(c)) {

@@ -493,7 +493,7 @@ START_TEST(listener_path_policy_is_strict_by_default_and_configurable)
         parse_ok("{\"listeners\":[{\"name\":\"a\",\"address\":\"0.0.0.0:80\"},"
                  "{\"name\":\"b\",\"address\":\"0.0.0.0:81\",\"path_policy\":"
                  "{\"escaped_slashes\":\"keep\",\"params\":\"keep\","
-                 "\"escaped_controls\":\"refuse\"}},"
+                 "\"escaped_controls\":\"refuse\",\"trailing_dots\":\"keep\"}},"
                  "{\"name\":\"c\",\"address\":\"0.0.0.0:82\",\"path_policy\":"
                  "{\"escaped_slashes\":\"redirect\"}},"
                  "{\"name\":\"d\",\"address\":\"0.0.0.0:83\",\"path_policy\":"
@@ -502,10 +502,12 @@ START_TEST(listener_path_policy_is_strict_by_default_and_configurable)
     ck_assert_int_eq(a->slashes, GW_HTTP_SLASHES_REFUSE);
     ck_assert_int_eq(a->params, GW_HTTP_PARAMS_REFUSE);
     ck_assert(!a->refuse_controls);
+    ck_assert(!a->keep_trailing_dots);
     const struct gw_http_path_policy *b = &cfg->listeners[1].path_policy;
     ck_assert_int_eq(b->slashes, GW_HTTP_SLASHES_KEEP);
     ck_assert_int_eq(b->params, GW_HTTP_PARAMS_KEEP);
     ck_assert(b->refuse_controls);
+    ck_assert(b->keep_trailing_dots);
     ck_assert_int_eq(cfg->listeners[2].path_policy.slashes, GW_HTTP_SLASHES_REDIRECT);
     ck_assert_int_eq(cfg->listeners[3].path_policy.slashes, GW_HTTP_SLASHES_DECODE);
     ck_assert(!cfg->listeners[3].path_policy.refuse_controls);

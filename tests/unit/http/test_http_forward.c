@@ -149,14 +149,18 @@ START_TEST(test_client_forwarding_fields_are_replaced_by_the_gateways)
     ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-port", NULL), "8080");
     ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-prefix", NULL), "/api");
     gw_http_head_free(u);
+    /* HTTP/1.0 without Host, no port known: no X-Forwarded-Port */
+    f = base_fwd;
+    u = forward("GET / HTTP/1.0\r\n\r\n", &f, out, sizeof(out));
+    ck_assert_ptr_null(gw_http_head_get(u, "x-forwarded-port", NULL));
+    gw_http_head_free(u);
 
-    /* No port known, nothing stripped: neither field at all; an IPv6 peer
-     * is a quoted, bracketed node; TLS is https. */
+    /* Nothing stripped: no prefix; an IPv6 peer is a quoted, bracketed
+     * node; TLS is https. */
     f = base_fwd;
     f.client_addr = "2001:db8::1";
     f.tls = true;
     u = forward(spoofed, &f, out, sizeof(out));
-    ck_assert_ptr_null(gw_http_head_get(u, "x-forwarded-port", NULL));
     ck_assert_ptr_null(gw_http_head_get(u, "x-forwarded-prefix", NULL));
     ck_assert_str_eq(gw_http_head_get(u, "x-real-ip", NULL), "2001:db8::1");
     ck_assert_str_eq(gw_http_head_get(u, "forwarded", NULL),
@@ -225,6 +229,110 @@ START_TEST(test_route_edits_cannot_forge_forwarding_fields)
     ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-port"), 1);
     ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-prefix"), 1);
     gw_http_head_free(u);
+}
+END_TEST
+
+START_TEST(test_forwarded_port_is_the_port_the_client_addressed)
+{
+    /* Bound to 8080 behind a mapping from 80: the backend must build URLs
+     * with the port in the Host the client used, else the scheme's. */
+    static const struct {
+        const char *head;
+        bool tls;
+        const char *port;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: app.example\r\n\r\n", false, "80"},
+        {"GET / HTTP/1.1\r\nHost: app.example\r\n\r\n", true, "443"},
+        {"GET / HTTP/1.1\r\nHost: app.example:8443\r\n\r\n", false, "8443"},
+        {"GET / HTTP/1.1\r\nHost: app.example:\r\n\r\n", false, "80"},
+        {"GET / HTTP/1.1\r\nHost: [2001:db8::1]:9000\r\n\r\n", false, "9000"},
+        {"GET / HTTP/1.1\r\nHost: [2001:db8::1]\r\n\r\n", false, "80"},
+        {"GET / HTTP/1.1\r\nHost: 192.0.2.1:81\r\n\r\n", false, "81"},
+        /* an absolute-form target's authority is what was addressed */
+        {"GET http://b.example:82/ HTTP/1.1\r\nHost: b.example:82\r\n\r\n", false, "82"},
+        /* HTTP/1.0 without Host: the port the client connected to */
+        {"GET / HTTP/1.0\r\n\r\n", false, "8080"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[4096];
+        struct gw_http_fwd f = base_fwd;
+        f.port = 8080;
+        f.tls = cases[i].tls;
+        struct gw_http_head *u = forward(cases[i].head, &f, out, sizeof(out));
+        const char *got = gw_http_head_get(u, "x-forwarded-port", NULL);
+        if (!got || strcmp(got, cases[i].port) != 0)
+            ck_abort_msg("%s: X-Forwarded-Port %s, expected %s", cases[i].head,
+                         got ? got : "(none)", cases[i].port);
+        ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-port"), 1);
+        gw_http_head_free(u);
+    }
+}
+END_TEST
+
+START_TEST(test_client_fields_frameworks_trust_are_dropped)
+{
+    static const char *const names[] = {"X-Forwarded-Ssl",
+                                        "X-Forwarded-Scheme",
+                                        "X-Forwarded-Protocol",
+                                        "X-Url-Scheme",
+                                        "Front-End-Https",
+                                        "X-Forwarded-Server",
+                                        "X-Host",
+                                        "X-Original-Host",
+                                        "X-Original-URL",
+                                        "X-Rewrite-URL",
+                                        "X-Original-URI",
+                                        "X-Forwarded-Uri",
+                                        "X-Forwarded",
+                                        "Forwarded-For",
+                                        "True-Client-IP",
+                                        "X-Client-IP",
+                                        "Client-IP",
+                                        "X-Cluster-Client-IP",
+                                        "CF-Connecting-IP",
+                                        "Fastly-Client-IP",
+                                        "X-ProxyUser-Ip",
+                                        "X-Originating-IP",
+                                        "X-Remote-IP",
+                                        "X-Remote-Addr",
+                                        NULL};
+    char in[4096], out[8192];
+    size_t n = (size_t)snprintf(in, sizeof in, "GET / HTTP/1.1\r\nHost: a\r\nX-Kept: 1\r\n");
+    for (int i = 0; names[i]; i++)
+        n += (size_t)snprintf(in + n, sizeof in - n, "%s: 6.6.6.6\r\n", names[i]);
+    snprintf(in + n, sizeof in - n, "\r\n");
+    /* from a trusted hop too: these are not fields the gateway vouches for */
+    for (int trusted = 0; trusted < 2; trusted++) {
+        struct gw_http_fwd f = base_fwd;
+        f.peer_trusted = trusted;
+        struct gw_http_head *u = forward(in, &f, out, sizeof(out));
+        for (int i = 0; names[i]; i++)
+            if (gw_http_head_get(u, names[i], NULL))
+                ck_abort_msg("%s reached the upstream", names[i]);
+        ck_assert_str_eq(gw_http_head_get(u, "x-kept", NULL), "1");
+        gw_http_head_free(u);
+    }
+    /* a route may still set one: the operator's word, not the client's */
+    static const struct gw_http_kv set[] = {{"x-forwarded-ssl", "on"}};
+    struct gw_http_edits e = {.set = set, .nset = 1};
+    struct gw_http_fwd f = base_fwd;
+    f.edits = &e;
+    struct gw_http_head *u = forward(in, &f, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-ssl", NULL), "on");
+    ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-ssl"), 1);
+    gw_http_head_free(u);
+    /* an upstream's response keeps them: they are about requests */
+    struct gw_http_head *r = head_of(
+        GW_HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nX-Original-URL: /a\r\nContent-Length: 0\r\n\r\n",
+        strlen("HTTP/1.1 200 OK\r\nX-Original-URL: /a\r\nContent-Length: 0\r\n\r\n"));
+    size_t ol;
+    enum gw_http_out_framing fr;
+    bool ka;
+    ck_assert_int_eq(
+        gw_http_response_head_write(r, NULL, "rid", true, out, sizeof out, &ol, &fr, &ka), 0);
+    out[ol] = 0;
+    ck_assert_ptr_nonnull(strstr(out, "X-Original-URL: /a\r\n"));
+    gw_http_head_free(r);
 }
 END_TEST
 
@@ -531,6 +639,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_forwarding_fields_are_kept_only_from_trusted_peers);
     tcase_add_test(t, test_route_edits_cannot_forge_forwarding_fields);
     tcase_add_test(t, test_request_id_is_kept_when_valid_else_generated);
+    tcase_add_test(t, test_forwarded_port_is_the_port_the_client_addressed);
+    tcase_add_test(t, test_client_fields_frameworks_trust_are_dropped);
     tcase_add_test(t, test_path_host_and_traceparent);
     tcase_add_test(t, test_absolute_form_authority_is_the_host);
     tcase_add_test(t, test_chunked_request_is_forwarded_chunked_with_its_codings);

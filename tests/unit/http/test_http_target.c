@@ -148,7 +148,7 @@ START_TEST(test_escapes_are_normalised)
     expect_path("/a%7eb", "/a~b"); /* unreserved: decoded */
     expect_path("/a%2db%5F", "/a-b_");
     expect_path("/a%20b", "/a%20b");             /* reserved/other: kept */
-    expect_path("/a%3bb", "/a%3Bb");             /* uppercase hex */
+    expect_path("/a%2cb", "/a%2Cb");             /* uppercase hex */
     expect_path("/a%3Fb?q=%3f", "/a%3Fb?q=%3f"); /* the query is kept as sent */
     expect_path("/caf%C3%A9", "/caf%C3%A9");     /* valid UTF-8 kept encoded */
     expect_path("/caf\xc3\xa9", "/caf%C3%A9");   /* raw UTF-8 encoded */
@@ -418,6 +418,79 @@ START_TEST(test_canonical_paths_are_fixed_points_under_every_policy)
 }
 END_TEST
 
+START_TEST(test_escaped_semicolon_is_a_path_parameter_delimiter)
+{
+    static const struct gw_http_path_policy keep_trailing = {.keep_trailing_dots = true};
+    /* refused where ";" is: some backends decode before they split off
+     * ";params" ("/public/..;/admin" is /admin to Tomcat) */
+    expect_refused("/public/..%3B/admin");
+    expect_refused("/..%3Bx/admin");
+    expect_refused("/a%3bb");
+    expect_refused_p(&keep_slashes, "/public/..%3B/admin");
+    expect_refused_p(&keep_trailing, "/a%3Bb");
+    /* kept, a name before it may not be empty, "." or ".." */
+    expect_refused_p(&keep_params, "/public/..%3B/admin");
+    expect_refused_p(&keep_params, "/..%3Bx/admin");
+    expect_refused_p(&keep_params, "/app/.%3bx");
+    expect_refused_p(&keep_params, "/%3Bx/admin");
+    expect_refused_p(&keep_both, "/a%3Bx%2F..%3By");
+    char out[256];
+    struct gw_http_target t;
+    ck_assert_int_eq(canon_p(&keep_params, "/a%3bb", out, sizeof out, &t), 0);
+    ck_assert_str_eq(out, "/a%3Bb");
+    ck_assert(t.params);
+    /* the first pass keeps it, for the route to decide */
+    ck_assert_int_eq(canon_p(&opaque, "/public/..%3B/admin", out, sizeof out, &t), 0);
+    ck_assert_str_eq(out, "/public/..%3B/admin");
+    ck_assert(t.params);
+}
+END_TEST
+
+START_TEST(test_trailing_dots_are_refused_unless_kept)
+{
+    static const struct gw_http_path_policy keep_dots = {.keep_trailing_dots = true};
+    static const char *const refused[] = {"/admin.", "/admin%2E", "/admin%2e/x", "/admin../x",
+                                          "/a/...",  "/a/b./",    "/admin.?q",   NULL};
+    for (int p = 0; every_policy[p]; p++)
+        for (int i = 0; refused[i]; i++)
+            expect_refused_p(every_policy[p], refused[i]);
+    /* a piece before ";", "%2F" or "%3B" ends a name too */
+    expect_refused_p(&keep_both, "/admin.;x");
+    expect_refused_p(&keep_both, "/admin.%2Fx");
+    expect_refused_p(&keep_both, "/admin.%3Bx");
+    expect_refused_p(&opaque, "/admin.%2Fx");
+    /* dots elsewhere, and dot segments, are not trailing dots */
+    expect_path("/a.b/.well-known/c.d", "/a.b/.well-known/c.d");
+    expect_path("/a/./b/../c", "/a/c");
+    expect_path("/a/%2E%2E/b", "/b");
+    expect_path_p(&opaque, "/x/..%2Fadmin", "/x/..%2Fadmin");
+    expect_path_p(&decode_slashes, "/x/..%2Fadmin", "/admin");
+    /* a listener that needs them (DNS names: PowerDNS's zones) keeps them */
+    expect_path_p(&keep_dots, "/zones/example.org./records", "/zones/example.org./records");
+    expect_path_p(&keep_dots, "/admin%2E", "/admin.");
+}
+END_TEST
+
+START_TEST(test_strip_reads_the_path_as_a_parameter_stripping_backend)
+{
+    static const struct gw_http_path_policy decode_strip = {.slashes = GW_HTTP_SLASHES_DECODE,
+                                                            .params = GW_HTTP_PARAMS_STRIP};
+    static const struct gw_http_path_policy opaque_strip = {.slashes = GW_HTTP_SLASHES_OPAQUE,
+                                                            .params = GW_HTTP_PARAMS_STRIP};
+    /* decoded first, then stripped up to the next "/" */
+    expect_path_p(&decode_strip, "/admin;x", "/admin");
+    expect_path_p(&decode_strip, "/admin%3Bx/y", "/admin/y");
+    expect_path_p(&decode_strip, "/a;x%2Fb", "/a/b");
+    expect_path_p(&decode_strip, "/x/..;y/admin", "/admin");
+    expect_path_p(&decode_strip, "/;x/admin", "/admin");
+    /* stripped up to the next raw "/", then (by the caller) decoded:
+     * Tomcat's order */
+    expect_path_p(&opaque_strip, "/a;x%2Fb/c", "/a/c");
+    expect_path_p(&opaque_strip, "/a%2Fb;x/c", "/a%2Fb/c");
+    expect_refused_p(&opaque_strip, "/a;x%2");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("http_target");
@@ -438,6 +511,9 @@ static Suite *suite(void)
     tcase_add_test(t, test_escaped_slash_decode_and_redirect_make_it_a_slash);
     tcase_add_test(t, test_path_params_are_refused_by_default_and_kept_when_allowed);
     tcase_add_test(t, test_canonical_paths_are_fixed_points_under_every_policy);
+    tcase_add_test(t, test_escaped_semicolon_is_a_path_parameter_delimiter);
+    tcase_add_test(t, test_trailing_dots_are_refused_unless_kept);
+    tcase_add_test(t, test_strip_reads_the_path_as_a_parameter_stripping_backend);
     suite_add_tcase(s, t);
     return s;
 }
