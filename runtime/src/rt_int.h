@@ -26,6 +26,10 @@
  *    scheduler re-checks both after publishing WAITING (seq_cst on both
  *    sides), so no wake-up is lost. Spurious wake-ups are allowed: every
  *    wait re-checks its condition.
+ *  - Publishing WAITING hands the block over: a waker may run the process
+ *    elsewhere at once, and it may exit, be reaped and its slot be reused
+ *    by a new spawn. The parking scheduler therefore reads every owner
+ *    field it needs before that store and touches only atomics after it.
  */
 #ifndef RT_INT_H
 #define RT_INT_H

@@ -276,12 +276,20 @@ void rt__wake(struct rt_proc *p)
 
 static void park_commit(struct rt_proc *p)
 {
+    /* Owner fields are read before WAITING is published: from that store
+     * on, a waker on another thread may run the process, reap it and hand
+     * the block to a new spawn, so the block is no longer ours to read. The
+     * waker's CAS reads our store, which orders these reads before all it
+     * does next. */
+    bool queued = p->hibernated && p->q_head;
     /* seq_cst store then loads: either we see the waker's flag or it sees
-     * WAITING (rt_int.h). */
+     * WAITING (rt_int.h). Only atomics are touched from here on, unless the
+     * CAS below wins: then nobody else can have made the block runnable and
+     * the enqueue is ours (if the block was reaped and reused meanwhile,
+     * that is a spurious wake-up of its new process, which is allowed). */
     atomic_store_explicit(&p->state, RT__WAITING, memory_order_seq_cst);
-    bool ready = atomic_load_explicit(&p->wake_pending, memory_order_seq_cst) ||
-                 atomic_load_explicit(&p->inbox_n, memory_order_seq_cst) > 0 ||
-                 (p->hibernated && p->q_head);
+    bool ready = queued || atomic_load_explicit(&p->wake_pending, memory_order_seq_cst) ||
+                 atomic_load_explicit(&p->inbox_n, memory_order_seq_cst) > 0;
     if (ready) {
         int st = RT__WAITING;
         if (atomic_compare_exchange_strong_explicit(&p->state, &st, RT__RUNNABLE,

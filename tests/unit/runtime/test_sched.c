@@ -736,6 +736,83 @@ START_TEST(spawn_and_exit_storm_leaves_nothing_behind)
 }
 END_TEST
 
+/* ---- a parked process's block after the park is published ---- */
+
+/* The scheduler that parks a process publishes it WAITING; from then on a
+ * waker on another scheduler may run it, reap it and hand its slot to a new
+ * process. Here the parker lives on one scheduler and everything after the
+ * park (wake, exit, reap, reuse of the slot by a new spawn) happens on the
+ * other, which learns of the parker only through relaxed atomics, so the
+ * only ordering between the two is the runtime's own. Under the thread
+ * sanitizer any read of the block by the parking scheduler after it
+ * published WAITING is reported against the new spawn's writes. */
+enum { REUSE_ROUNDS = 200 };
+static _Atomic uint64_t reuse_pid; /* parker's pid for this round (relaxed) */
+static _Atomic int reuse_round;    /* rounds finished by the reaper side (relaxed) */
+
+static void reuse_parker(void *arg)
+{
+    (void)arg;
+    rt_msg_free(rt_receive(RT_INFINITY));
+}
+
+static void reuse_nothing(void *arg)
+{
+    (void)arg;
+}
+
+/* Spawns one parker per round on its own scheduler and stays runnable
+ * (yielding) so that this scheduler never idles, steals or sleeps. */
+static void reuse_spawner(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < REUSE_ROUNDS; round++) {
+        rt_pid pid;
+        ck_assert_int_eq(rt_spawn(reuse_parker, NULL, NULL, &pid), 0);
+        atomic_store_explicit(&reuse_pid, pid, memory_order_relaxed);
+        while (atomic_load_explicit(&reuse_round, memory_order_relaxed) == round)
+            rt_yield();
+    }
+}
+
+/* On the other scheduler: waits until the parker is parked, wakes it (so it
+ * runs, exits and is reaped here), then spawns into its freed slot. */
+static void reuse_reaper(void *arg)
+{
+    (void)arg;
+    rt_pid last = 0;
+    for (int round = 0; round < REUSE_ROUNDS; round++) {
+        rt_pid pid;
+        while ((pid = atomic_load_explicit(&reuse_pid, memory_order_relaxed)) == last)
+            rt_yield();
+        last = pid;
+        struct rt_proc_info info;
+        while (rt_proc_info(pid, &info) == 0 && info.status != RT_STATUS_WAITING)
+            rt_yield();
+        ck_assert_int_eq(rt_send(pid, rt_msg_new(T_DATA, 0)), 0);
+        while (rt_is_alive(pid))
+            rt_yield();
+        rt_yield(); /* let its scheduler finish reaping it */
+        ck_assert_int_eq(rt_spawn(reuse_nothing, NULL, NULL, NULL), 0);
+        atomic_store_explicit(&reuse_round, round + 1, memory_order_relaxed);
+    }
+}
+
+START_TEST(parking_scheduler_reads_nothing_of_a_process_once_published_waiting)
+{
+    rt_test_start(2);
+    atomic_store(&reuse_pid, 0);
+    atomic_store(&reuse_round, 0);
+    rt_pid spawner, reaper;
+    ck_assert_int_eq(rt_spawn(reuse_spawner, NULL, NULL, &spawner), 0);
+    ck_assert_int_eq(rt_spawn(reuse_reaper, NULL, NULL, &reaper), 0);
+    ck_assert_int_eq(rt_join(spawner, 60000, NULL), 0);
+    ck_assert_int_eq(rt_join(reaper, 60000, NULL), 0);
+    ck_assert_int_eq(atomic_load(&reuse_round), REUSE_ROUNDS);
+    rt_test_stop();
+}
+END_TEST
+
 START_TEST(runtime_restarts_cleanly_after_stop)
 {
     for (int i = 0; i < 3; i++) {
@@ -762,4 +839,6 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              poll_wakes_on_message_when_asked, process_parked_on_io_is_killed_by_an_exit_signal,
              two_waiters_on_their_own_descriptors_of_one_socket_both_wake,
              many_senders_on_all_schedulers_keep_per_sender_order,
-             spawn_and_exit_storm_leaves_nothing_behind, runtime_restarts_cleanly_after_stop)
+             spawn_and_exit_storm_leaves_nothing_behind,
+             parking_scheduler_reads_nothing_of_a_process_once_published_waiting,
+             runtime_restarts_cleanly_after_stop)
