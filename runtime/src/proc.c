@@ -626,6 +626,13 @@ void rt__finish(struct rt_proc *p)
         rt__stack_put(rt__cur_sched, p->stack);
         p->stack = NULL;
     }
+    /* The process is gone from here on: its scheduler stops naming it as
+     * current (the watchdog would otherwise blame a released or reused
+     * block for the time its scheduler spends here). Relaxed: ordered
+     * before the release store of the pid below. */
+    struct rt__sched *s = rt__cur_sched;
+    if (s && atomic_load_explicit(&s->current, memory_order_relaxed) == p)
+        atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
     /* Release: the reset block is visible before the slot can be reused. */
     atomic_store_explicit(&p->pid, 0, memory_order_release);
     p->gen++;

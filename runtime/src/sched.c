@@ -453,7 +453,8 @@ static void run(struct rt__sched *s, struct rt_proc *p)
         park_commit(p);
         break;
     case RT__REQ_EXIT:
-        /* current stays p while reaping, so rt_self() works in cleanups. */
+        /* current stays p while its cleanups run, so rt_self() works in
+         * them; rt__finish clears it before the pid is released. */
         rt__finish(p);
         atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
         break;
@@ -579,6 +580,12 @@ static void *watchdog_main(void *arg)
             if (!p || t0 >= now || now - t0 < limit_ns)
                 continue;
             rt_pid pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
+            /* The reaper clears `current` before it releases the pid, but a
+             * stale `current` may still be read here with the pid already 0:
+             * no process is left to blame (the offence, if any, was reported
+             * under its own pid). */
+            if (pid == 0)
+                continue;
             if (atomic_load_explicit(&s->watchdog_reported, memory_order_relaxed) == pid)
                 continue;
             atomic_store_explicit(&s->watchdog_reported, pid, memory_order_relaxed);
