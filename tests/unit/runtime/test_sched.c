@@ -400,11 +400,14 @@ END_TEST
 
 /* ---- introspection ---- */
 
+static _Atomic int labelled; /* idle_named processes that have set their labels */
+
 static void idle_named(void *arg)
 {
     (void)arg;
     rt_set_state_name("idle");
     rt_set_detail("waiting for %s", "work");
+    atomic_fetch_add(&labelled, 1);
     rt_msg_free(rt_receive(RT_INFINITY));
 }
 
@@ -429,6 +432,7 @@ static int count_named(const struct rt_proc_info *i, void *ctx)
 START_TEST(snapshot_lists_every_process_with_its_figures)
 {
     rt_test_start(2);
+    atomic_store(&labelled, 0);
     rt_pid pids[50];
     for (int i = 0; i < 50; i++) {
         char name[32];
@@ -437,8 +441,11 @@ START_TEST(snapshot_lists_every_process_with_its_figures)
             .name = name, .initial_call = "test:idle_named", .kind = RT_KIND_SERVER};
         ck_assert_int_eq(rt_spawn(idle_named, NULL, &o, &pids[i]), 0);
     }
-    usleep(50000);
-    /* Two extra messages to worker_0 stay queued: it handles only one. */
+    /* The labels are set by each process's first slice, which may come late
+     * on a slow or loaded machine: wait for all of them, not for a time. */
+    for (int i = 0; i < 10000 && atomic_load(&labelled) < 50; i++)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(&labelled), 50);
     struct census c = {0};
     ck_assert_int_eq(rt_processes_foreach(count_named, &c), 0);
     ck_assert_int_eq(c.named, 50);
