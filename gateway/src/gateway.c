@@ -116,9 +116,10 @@ static void root_main(void *arg)
             return;
         }
         if (m->type == RT_MSG_DOWN && m->ref == mon) {
-            rt_log(RT_LOG_ERROR, "tandem_sup exited: %s", rt_atom_name((rt_atom)m->u64));
+            rt_atom why = (rt_atom)m->u64; /* read before the message is freed */
             rt_msg_free(m);
-            root_report(-1, (rt_atom)m->u64);
+            rt_log(RT_LOG_ERROR, "tandem_sup exited: %s", rt_atom_name(why));
+            root_report(-1, why);
             kill(getpid(), SIGTERM);
             return;
         }
