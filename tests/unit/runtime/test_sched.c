@@ -4,9 +4,16 @@
  * stress of many senders on all schedulers.
  */
 #include "rt_test.h"
+#ifndef RT_STACK_SIZE_MAX
+#define RT_STACK_SIZE_MAX ((size_t)64 << 20)
+#endif
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum { T_DATA = 1, T_TICK, T_STOP };
@@ -290,28 +297,224 @@ static int recurse(volatile char *prev, int depth)
     return recurse(buf, depth + 1) + buf[511];
 }
 
-static void overflow(void *arg)
+/* The same, with a runtime call on every level. */
+static int recurse_calling(volatile char *prev, int depth)
 {
-    (void)arg;
-    recurse(NULL, 0);
+    volatile char buf[512];
+    buf[0] = (char)depth;
+    buf[511] = prev ? prev[0] : 0;
+    rt_reductions(1);
+    if (depth >= atomic_load(&recurse_limit))
+        return 0;
+    return recurse_calling(buf, depth + 1) + buf[511];
 }
 
-START_TEST(stack_overflow_kills_only_that_process_with_stack_overflow)
+static void overflow_calling(void *arg)
 {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    /* The sanitizers own SIGSEGV; the guard-page path is tested in plain builds. */
-    return;
-#endif
+    (void)arg;
+    recurse_calling(NULL, 0);
+}
+
+/* The same, taking one queued message on every level: the level that runs
+ * out ends inside rt_receive, with a message in hand. */
+static int recurse_receiving(volatile char *prev, int depth)
+{
+    volatile char buf[512];
+    buf[0] = (char)depth;
+    buf[511] = prev ? prev[0] : 0;
+    rt_msg_free(rt_receive(0));
+    if (depth >= atomic_load(&recurse_limit))
+        return 0;
+    return recurse_receiving(buf, depth + 1) + buf[511];
+}
+
+static void overflow_receiving(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        rt_send(rt_self(), rt_msg_new(T_DATA, 0));
+    recurse_receiving(NULL, 0);
+}
+
+START_TEST(stack_overflow_at_a_runtime_call_ends_only_that_process)
+{
+    /* No signal is involved: this holds in sanitizer builds too. */
     rt_test_start(2);
     rt_pid pid;
-    ck_assert_int_eq(rt_spawn(overflow, NULL, NULL, &pid), 0);
+    ck_assert_int_eq(rt_spawn(overflow_calling, NULL, NULL, &pid), 0);
     rt_atom reason;
+    ck_assert_int_eq(rt_join(pid, 5000, &reason), 0);
+    ck_assert_str_eq(rt_atom_name(reason), "stack_overflow");
+    /* Ending inside a receive loses no message: rt_test_stop checks that
+     * none is left. */
+    ck_assert_int_eq(rt_spawn(overflow_receiving, NULL, NULL, &pid), 0);
     ck_assert_int_eq(rt_join(pid, 5000, &reason), 0);
     ck_assert_str_eq(rt_atom_name(reason), "stack_overflow");
     /* The runtime carries on. */
     atomic_store(&flag, 0);
     rt_test_run(set_flag, NULL);
     ck_assert_int_eq(atomic_load(&flag), 1);
+    rt_test_stop();
+}
+END_TEST
+
+/* Each level allocates more than malloc's per-thread cache holds, so every
+ * call takes its arena lock, and the frames malloc adds under that lock are
+ * deeper than one level of this function: the level that reaches the
+ * guard page reaches it inside malloc, with the lock held. */
+__attribute__((noinline)) static int deep_malloc(int depth)
+{
+    char *volatile blk = malloc(4096);
+    if (!blk || depth >= atomic_load(&recurse_limit))
+        return depth;
+    int r = deep_malloc(depth + 1);
+    free(blk); /* used after the call: no tail call */
+    return r;
+}
+
+static void deep_malloc_main(void *arg)
+{
+    (void)arg;
+    deep_malloc(0);
+}
+
+static void malloc_once(void *arg)
+{
+    (void)arg;
+    char *volatile blk = malloc(4096); /* volatile: the pair is not optimised away */
+    free(blk);
+}
+
+/* Exit codes of the child below, other than its death by a signal. */
+enum { CHILD_OK = 0, CHILD_SETUP = 3, CHILD_DEADLOCK = 4 };
+
+static void overflow_in_malloc_child(void)
+{
+    struct rt_config cfg;
+    rt_config_default(&cfg);
+    cfg.schedulers = 1; /* the next allocation runs on the same thread */
+    if (rt_start(&cfg) < 0)
+        _exit(CHILD_SETUP);
+    struct rt_spawn_opts o = {.name = "deep_malloc", .initial_call = "test:deep_malloc"};
+    rt_pid pid;
+    if (rt_spawn(deep_malloc_main, NULL, &o, &pid) < 0)
+        _exit(CHILD_SETUP);
+    rt_join(pid, 5000, NULL);
+    /* Had the process been ended alone, malloc's arena lock would still be
+     * held by its abandoned frames, and this would wait forever. */
+    if (rt_spawn(malloc_once, NULL, NULL, &pid) < 0)
+        _exit(CHILD_SETUP);
+    _exit(rt_join(pid, 5000, NULL) == 0 ? CHILD_OK : CHILD_DEADLOCK);
+}
+
+/* Runs fn in a child process (no core file) with its stderr captured in
+ * err; returns its wait status, or -1 if it had not ended after timeout_ms
+ * (it is then killed). */
+static int run_in_child(void (*fn)(void), uint64_t timeout_ms, char *err, size_t cap)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        fn();
+        _exit(CHILD_OK);
+    }
+    close(fds[1]);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    size_t n = 0;
+    int status = -1;
+    uint64_t end = rt_now_ms() + timeout_ms;
+    for (;;) {
+        ssize_t r = read(fds[0], err + n, cap - 1 - n);
+        if (r > 0) {
+            n += (size_t)r;
+            if (n < cap - 1)
+                continue;
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        if (rt_now_ms() >= end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            status = -1;
+            break;
+        }
+        usleep(10000);
+    }
+    ssize_t r;
+    while (n < cap - 1 && (r = read(fds[0], err + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    err[n] = 0;
+    close(fds[0]);
+    return status;
+}
+
+START_TEST(stack_overflow_between_runtime_calls_aborts_with_a_report_naming_the_process)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* The sanitizers own SIGSEGV; the guard-page path is tested in plain builds. */
+    return;
+#endif
+    static char err[8192];
+    int status = run_in_child(overflow_in_malloc_child, 30000, err, sizeof err);
+    ck_assert_msg(status != -1, "the child hung after the overflow; stderr: %s", err);
+    ck_assert_msg(!WIFEXITED(status) || WEXITSTATUS(status) != CHILD_DEADLOCK,
+                  "the process was ended alone and the next malloc on its scheduler hung; "
+                  "stderr: %s",
+                  err);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "the child did not abort (status %#x); stderr: %s", (unsigned)status, err);
+    ck_assert_ptr_nonnull(strstr(err, "\"event\":\"stack_overflow\""));
+    ck_assert_ptr_nonnull(strstr(err, "\"name\":\"deep_malloc\""));
+    ck_assert_ptr_nonnull(strstr(err, "\"initial_call\":\"test:deep_malloc\""));
+}
+END_TEST
+
+/* ---- stack size per process ---- */
+
+static void deep_then_hibernate(void *arg);
+
+/* Over 500 KiB of frames, then sleep without a stack, then again on the fresh
+ * stack hibernation gives. */
+static void deep_work(void *arg)
+{
+    struct rt_proc_info info;
+    ck_assert_int_eq(rt_proc_info(rt_self(), &info), 0);
+    ck_assert_uint_ge(info.memory, (size_t)1 << 20);
+    recurse(NULL, 0);
+    if (arg)
+        rt_hibernate(deep_then_hibernate, NULL);
+}
+
+static void deep_then_hibernate(void *arg)
+{
+    (void)arg;
+    rt_msg_free(rt_receive(0));
+    deep_work(NULL);
+}
+
+START_TEST(spawn_stack_size_gives_the_process_that_much_stack)
+{
+    rt_test_start(2);
+    atomic_store(&recurse_limit, 1000);
+    struct rt_spawn_opts o = {.stack_size = (size_t)1 << 20};
+    rt_pid pid;
+    ck_assert_int_eq(rt_spawn(deep_work, (void *)1, &o, &pid), 0);
+    ck_assert_int_eq(rt_send(pid, rt_msg_new(T_DATA, 0)), 0);
+    rt_atom reason;
+    ck_assert_int_eq(rt_join(pid, 10000, &reason), 0);
+    ck_assert_str_eq(rt_atom_name(reason), "normal");
+    atomic_store(&recurse_limit, 1 << 30);
+    /* A size beyond the documented bound is refused. */
+    o.stack_size = RT_STACK_SIZE_MAX + 1;
+    ck_assert_int_eq(rt_spawn(deep_work, NULL, &o, &pid), -EINVAL);
     rt_test_stop();
 }
 END_TEST
@@ -838,7 +1041,9 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              timer_for_a_dead_process_is_dropped, sleep_parks_without_holding_the_scheduler,
              hibernate_drops_the_stack_and_resumes_on_next_message,
              hibernate_poll_resumes_without_a_stack_on_readiness_or_timeout,
-             stack_overflow_kills_only_that_process_with_stack_overflow,
+             stack_overflow_at_a_runtime_call_ends_only_that_process,
+             stack_overflow_between_runtime_calls_aborts_with_a_report_naming_the_process,
+             spawn_stack_size_gives_the_process_that_much_stack,
              blocking_call_runs_off_scheduler_while_others_keep_running,
              memory_and_cleanups_of_a_killed_process_are_released,
              snapshot_lists_every_process_with_its_figures,
