@@ -127,6 +127,20 @@ static bool wait_failed(uint64_t failed, int64_t timeout_ms)
     return true;
 }
 
+/* Waits until `ok` successful reloads were counted: the router counts a
+ * reload after it has published it, so a new version can be seen first. */
+static bool wait_ok(uint64_t ok, int64_t timeout_ms)
+{
+    timeout_ms = scaled(timeout_ms);
+    uint64_t t0 = rt_now_ms();
+    while (counts().reloads_ok < ok) {
+        if ((int64_t)(rt_now_ms() - t0) > timeout_ms)
+            return false;
+        rt_sleep(1);
+    }
+    return true;
+}
+
 static bool has_route(const char *name)
 {
     const struct route_table *t = route_holder_acquire(gw.routes);
@@ -292,6 +306,7 @@ static void edit_body(void)
     T_ASSERT(ms >= 0);
     T_ASSERT(has_route("a2"));
     T_ASSERT(!has_route("a"));
+    T_ASSERT(wait_ok(ok0 + 1, 2000));
     T_EQ(counts().reloads_ok, ok0 + 1);
     /* a new file adds its routes, removing it takes them away */
     write_file("b.json", route_set("b", "/b"));
