@@ -117,9 +117,12 @@ static void root_main(void *arg)
             return;
         }
         if (m->type == RT_MSG_DOWN && m->ref == mon) {
-            rt_log(RT_LOG_ERROR, "tandem_sup exited: %s", rt_atom_name((rt_atom)m->u64));
+            rt_atom why = (rt_atom)m->u64; /* read before the message is freed */
             rt_msg_free(m);
-            root_report(-1, (rt_atom)m->u64);
+            rt_log(RT_LOG_ERROR, "tandem_sup exited: %s", rt_atom_name(why));
+            /* The start state stays "up": the tree did start, and the main
+             * thread may not have seen that yet (it would then report a
+             * failed start and exit 1). SIGTERM drains and stops. */
             kill(getpid(), SIGTERM);
             return;
         }

@@ -417,9 +417,13 @@ static bool wait_more(struct rt_proc *p, int64_t deadline)
 
 static struct rt_msg *take(struct rt_proc *p, struct rt_msg *m)
 {
+    /* Charged while m is still queued: the charge may end the process (an
+     * exit signal handled after a yield, or its stack running out), and
+     * the reaper frees a queued message, where an unlinked one would be
+     * lost. A yield only appends to the queue, so m stays where it is. */
+    rt__charge(p, 1);
     unlink_private(p, m);
     p->last_msg_type = m->type;
-    rt__charge(p, 1);
     return m;
 }
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define RT__CHUNK_BITS 12
 #define RT__CHUNK (1u << RT__CHUNK_BITS)
@@ -291,6 +292,16 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
         return -EPERM;
     if (opts->name && (!opts->name[0] || strlen(opts->name) >= 64))
         return -EINVAL;
+    size_t stack_size = rt__rt.cfg.stack_size;
+    if (opts->stack_size) {
+        if (opts->stack_size > RT_STACK_SIZE_MAX)
+            return -EINVAL;
+        /* Whole pages, and no less than the smallest default (rt_start). */
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        stack_size = (opts->stack_size + page - 1) & ~(page - 1);
+        if (stack_size < page * 4)
+            stack_size = page * 4;
+    }
     if (opts->name && rt_whereis(opts->name))
         return -EEXIST;
     /* Relaxed: the limit is advisory under races of a few spawns. */
@@ -303,7 +314,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
 
     p->home = NULL;
     p->stack = NULL;
-    p->stack_size = opts->stack_size ? opts->stack_size : rt__rt.cfg.stack_size;
+    p->stack_size = stack_size;
     p->entry = fn;
     p->arg = arg;
     p->reds = 0;
@@ -626,6 +637,13 @@ void rt__finish(struct rt_proc *p)
         rt__stack_put(rt__cur_sched, p->stack);
         p->stack = NULL;
     }
+    /* The process is gone from here on: its scheduler stops naming it as
+     * current (the watchdog would otherwise blame a released or reused
+     * block for the time its scheduler spends here). Relaxed: ordered
+     * before the release store of the pid below. */
+    struct rt__sched *s = rt__cur_sched;
+    if (s && atomic_load_explicit(&s->current, memory_order_relaxed) == p)
+        atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
     /* Release: the reset block is visible before the slot can be reused. */
     atomic_store_explicit(&p->pid, 0, memory_order_release);
     p->gen++;

@@ -26,6 +26,10 @@
  *    scheduler re-checks both after publishing WAITING (seq_cst on both
  *    sides), so no wake-up is lost. Spurious wake-ups are allowed: every
  *    wait re-checks its condition.
+ *  - Publishing WAITING hands the block over: a waker may run the process
+ *    elsewhere at once, and it may exit, be reaped and its slot be reused
+ *    by a new spawn. The parking scheduler therefore reads every owner
+ *    field it needs before that store and touches only atomics after it.
  */
 #ifndef RT_INT_H
 #define RT_INT_H
@@ -70,6 +74,13 @@ static inline void rt__spin_lock(rt__spin *l)
     /* Acquire: the critical section's reads see the previous holder's writes. */
     while (atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire))
         rt__cpu_relax();
+}
+/* Takes the lock only if it is free; safe in a signal handler, where the
+ * interrupted code may be the holder. */
+static inline bool rt__spin_trylock(rt__spin *l)
+{
+    /* Acquire: as rt__spin_lock. */
+    return !atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire);
 }
 static inline void rt__spin_unlock(rt__spin *l)
 {
@@ -303,12 +314,25 @@ struct rt__stack {
     char *base;             /* lowest usable address */
     size_t size;
     bool guarded;
+    bool dedicated; /* its own mapping (a non-default size): unmapped on put */
 };
+/* Stack kept free for runtime calls: a process that reaches a runtime call
+ * with less than this left ends with stack_overflow there (stack.c). */
+#define RT__STACK_RESERVE ((size_t)8192)
+static inline bool rt__stack_exhausted(const struct rt__stack *st, const void *sp)
+{
+    size_t reserve = st->size / 4 < RT__STACK_RESERVE ? st->size / 4 : RT__STACK_RESERVE;
+    const char *a = sp;
+    /* Only an address on this stack counts: cleanups of an exiting process
+     * run on its scheduler's stack. */
+    return a >= st->base && a < st->base + reserve;
+}
 int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out);
 void rt__stack_put(struct rt__sched *s, struct rt__stack *st);
 bool rt__stack_canary_ok(const struct rt__stack *st);
 /* Is addr within the guard page just below st? */
 bool rt__stack_is_guard(const struct rt__stack *st, const void *addr);
+void rt__stacks_init(void);
 void rt__stacks_done(void);
 size_t rt__stacks_in_use(void);
 size_t rt__stacks_pooled(void);

@@ -22,6 +22,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -276,12 +277,20 @@ void rt__wake(struct rt_proc *p)
 
 static void park_commit(struct rt_proc *p)
 {
+    /* Owner fields are read before WAITING is published: from that store
+     * on, a waker on another thread may run the process, reap it and hand
+     * the block to a new spawn, so the block is no longer ours to read. The
+     * waker's CAS reads our store, which orders these reads before all it
+     * does next. */
+    bool queued = p->hibernated && p->q_head;
     /* seq_cst store then loads: either we see the waker's flag or it sees
-     * WAITING (rt_int.h). */
+     * WAITING (rt_int.h). Only atomics are touched from here on, unless the
+     * CAS below wins: then nobody else can have made the block runnable and
+     * the enqueue is ours (if the block was reaped and reused meanwhile,
+     * that is a spurious wake-up of its new process, which is allowed). */
     atomic_store_explicit(&p->state, RT__WAITING, memory_order_seq_cst);
-    bool ready = atomic_load_explicit(&p->wake_pending, memory_order_seq_cst) ||
-                 atomic_load_explicit(&p->inbox_n, memory_order_seq_cst) > 0 ||
-                 (p->hibernated && p->q_head);
+    bool ready = queued || atomic_load_explicit(&p->wake_pending, memory_order_seq_cst) ||
+                 atomic_load_explicit(&p->inbox_n, memory_order_seq_cst) > 0;
     if (ready) {
         int st = RT__WAITING;
         if (atomic_compare_exchange_strong_explicit(&p->state, &st, RT__RUNNABLE,
@@ -306,10 +315,21 @@ void rt__park(struct rt_proc *p)
         rt__drain(p); /* exit signals take effect here */
 }
 
+/* Called only from runtime calls that may switch the process out, where it
+ * holds no lock (rt.h) and where exit signals already end it: ending it
+ * here is as safe, while a process that runs on into its guard page can no
+ * longer be ended alone (stack.c). */
+static void stack_check(struct rt_proc *p)
+{
+    if (p->stack && rt__stack_exhausted(p->stack, __builtin_frame_address(0)))
+        rt__die(p, RT_STACK_OVERFLOW);
+}
+
 void rt__charge(struct rt_proc *p, int n)
 {
     if (p->req == RT__REQ_EXIT)
         return; /* being reaped: deferred cleanups run on the scheduler */
+    stack_check(p);
     p->reds -= n;
     if (p->reds > 0)
         return;
@@ -323,6 +343,7 @@ void rt_yield(void)
     struct rt_proc *p = rt__self();
     if (!p || p->req == RT__REQ_EXIT)
         return;
+    stack_check(p);
     rt__switch_out(p, RT__REQ_YIELD);
     if (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0)
         rt__drain(p);
@@ -445,7 +466,8 @@ static void run(struct rt__sched *s, struct rt_proc *p)
         park_commit(p);
         break;
     case RT__REQ_EXIT:
-        /* current stays p while reaping, so rt_self() works in cleanups. */
+        /* current stays p while its cleanups run, so rt_self() works in
+         * them; rt__finish clears it before the pid is released. */
         rt__finish(p);
         atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
         break;
@@ -454,18 +476,113 @@ static void run(struct rt__sched *s, struct rt_proc *p)
 
 /* ---- stack overflow -------------------------------------------------------------------- */
 
+/* The fatal report of an overflow, built with async-signal-safe means only:
+ * the faulting code may hold malloc's or stdio's lock, or this process's
+ * info_lock. */
+struct fatal_buf {
+    char b[1024];
+    size_t n;
+};
+
+static void fb_str(struct fatal_buf *f, const char *s)
+{
+    for (; *s && f->n < sizeof f->b - 1; s++)
+        f->b[f->n++] = *s;
+}
+
+/* A JSON string body: quotes, backslashes and control bytes escaped. */
+static void fb_json(struct fatal_buf *f, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (; *s && f->n < sizeof f->b - 8; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            f->b[f->n++] = '\\';
+            f->b[f->n++] = (char)c;
+        } else if (c < 0x20) {
+            char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+            fb_str(f, u);
+        } else {
+            f->b[f->n++] = (char)c;
+        }
+    }
+}
+
+static void fb_num(struct fatal_buf *f, uint64_t v, unsigned base)
+{
+    char d[24];
+    size_t k = 0;
+    do {
+        d[k++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    if (base == 16)
+        fb_str(f, "0x");
+    while (k && f->n < sizeof f->b - 1)
+        f->b[f->n++] = d[--k];
+}
+
+static uint64_t fault_pc(const void *uc)
+{
+    const ucontext_t *u = uc;
+#if defined(__x86_64__)
+    return (uint64_t)u->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uint64_t)u->uc_mcontext.pc;
+#else
+    (void)u;
+    return 0;
+#endif
+}
+
+/* The process ran into its guard page between runtime calls: its frames
+ * may hold a lock that would never be released (stack.c), so the program
+ * stops here, saying which process and why, rather than deadlock later. */
+_Noreturn static void overflow_fatal(struct rt_proc *p, const void *addr, const void *uc)
+{
+    char name[64] = "";
+    /* Try only: the faulting code may be the holder. The initial call is
+     * interned static text, set before the process was published. */
+    if (rt__spin_trylock(&p->info_lock)) {
+        if (p->name) {
+            size_t i = 0;
+            for (; p->name[i] && i < sizeof name - 1; i++)
+                name[i] = p->name[i];
+            name[i] = 0;
+        }
+        rt__spin_unlock(&p->info_lock);
+    }
+    struct fatal_buf f = {.n = 0};
+    fb_str(&f, "{\"level\":\"fatal\",\"event\":\"stack_overflow\",\"pid\":");
+    fb_num(&f, atomic_load_explicit(&p->pid, memory_order_relaxed), 10);
+    fb_str(&f, ",\"name\":\"");
+    fb_json(&f, name);
+    fb_str(&f, "\",\"initial_call\":\"");
+    fb_json(&f, p->initial_call ? p->initial_call : "");
+    fb_str(&f, "\",\"stack_bytes\":");
+    fb_num(&f, p->stack->size, 10);
+    fb_str(&f, ",\"fault_address\":\"");
+    fb_num(&f, (uint64_t)(uintptr_t)addr, 16);
+    fb_str(&f, "\",\"pc\":\"");
+    fb_num(&f, fault_pc(uc), 16);
+    fb_str(&f, "\",\"msg\":\"the process overflowed its stack between runtime calls, where its "
+               "frames may hold a C library or runtime lock; it cannot be ended alone: "
+               "aborting\"}\n");
+    for (size_t off = 0; off < f.n;) {
+        ssize_t w = write(2, f.b + off, f.n - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    abort();
+}
+
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
-    (void)uc;
     struct rt__sched *s = rt__cur_sched;
     struct rt_proc *p = s ? atomic_load_explicit(&s->current, memory_order_relaxed) : NULL;
-    if (p && p->stack && p->req != RT__REQ_EXIT && rt__stack_is_guard(p->stack, si->si_addr)) {
-        /* Only this process dies: abandon its stack and return to the
-         * scheduler, which reaps it (SA_NODEFER keeps SIGSEGV unblocked). */
-        p->exit_reason = RT_STACK_OVERFLOW;
-        p->req = RT__REQ_EXIT;
-        rt__switch(&p->ctx, &s->ctx);
-    }
+    if (p && p->stack && p->req != RT__REQ_EXIT && rt__stack_is_guard(p->stack, si->si_addr))
+        overflow_fatal(p, si->si_addr, uc);
     static const char msg[] = "tandem: fatal signal outside a process stack guard\n";
     ssize_t n = write(2, msg, sizeof msg - 1);
     (void)n;
@@ -479,6 +596,7 @@ static void install_segv_handler(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_segv;
+    /* On the scheduler's alternate stack: the process's stack is full. */
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, NULL);
@@ -571,6 +689,12 @@ static void *watchdog_main(void *arg)
             if (!p || t0 >= now || now - t0 < limit_ns)
                 continue;
             rt_pid pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
+            /* The reaper clears `current` before it releases the pid, but a
+             * stale `current` may still be read here with the pid already 0:
+             * no process is left to blame (the offence, if any, was reported
+             * under its own pid). */
+            if (pid == 0)
+                continue;
             if (atomic_load_explicit(&s->watchdog_reported, memory_order_relaxed) == pid)
                 continue;
             atomic_store_explicit(&s->watchdog_reported, pid, memory_order_relaxed);
@@ -792,6 +916,7 @@ int rt_start(const struct rt_config *cfg)
     atomic_store(&rt__msgs_live, 0);
     joiners = NULL;
     memset(recent, 0, sizeof recent);
+    rt__stacks_init();
     int rc = rt__proc_init();
     if (rc < 0)
         return rc;

@@ -6,19 +6,56 @@
  * how many separate mappings a process may have. A guard page splits a
  * mapping, costing two map entries per stack, so guard-paged stacks alone
  * would stop near 32k. Tandem therefore:
- *  - carves stacks from regions of RT__STACKS_PER_REGION stacks (one mapping
- *    each, with MAP_NORESERVE so untouched pages cost nothing);
+ *  - carves stacks of the default size from regions of
+ *    RT__STACKS_PER_REGION stacks (one mapping each, with MAP_NORESERVE so
+ *    untouched pages cost nothing);
  *  - gives the first `guarded_stacks` stacks (default 8192: 16k map entries)
- *    a PROT_NONE guard page at their low end; an overflow into it faults,
- *    and the SIGSEGV handler (sched.c) ends only that process, with reason
- *    stack_overflow;
+ *    a PROT_NONE guard page at their low end, so that an overflow faults
+ *    instead of writing over the next stack;
  *  - puts a canary at the low end of every stack, checked each time a
  *    process switches out; a smashed canary on an unguarded stack is a
  *    fatal error naming the process (memory next to it may be corrupt);
+ *  - maps a stack of any other size (rt_spawn_opts.stack_size, for the few
+ *    processes that do deep work such as parsing nested input) on its own,
+ *    always guarded, and unmaps it when the process exits or hibernates;
  *  - lets idle processes hibernate without any stack, so a million idle
  *    processes need no stacks at all.
  * Stacks are recycled through a per-scheduler pool (no locking) backed by a
- * global pool; they are returned to the OS only at rt_stop.
+ * global pool; pooled stacks are returned to the OS only at rt_stop.
+ *
+ * What an overflow costs, and why
+ *
+ * A process can be ended alone (reason stack_overflow, the rest of the
+ * runtime carrying on) only where abandoning its frames is known to be
+ * safe. Its frames may hold locks: the C library's (malloc's arena lock
+ * while the fault lands inside malloc, a stdio stream's lock inside
+ * printf, the dynamic linker's), the runtime's own (a run-queue or slot
+ * lock), or the program's. A lock held by abandoned frames is never
+ * released, and the next malloc on that scheduler thread, or any thread's
+ * use of that stream, waits forever. Nothing in a fault says whether such
+ * a lock is held: the faulting address is the guard page, the faulting
+ * instruction may be the prologue of any function, and the frames above it
+ * cannot be walked reliably from a signal handler (the C library keeps no
+ * frame pointers; its callbacks run our code under its locks).
+ *
+ * The one place where the runtime does know is a runtime call that may
+ * switch the process out: a process must hold no lock there (another
+ * process on the same thread would deadlock on it, rt.h), and exit signals
+ * already end processes there by abandoning their stacks. So:
+ *  - runtime calls that count reductions (sends, receives, I/O, spawn,
+ *    rt_reductions, rt_yield) check the stack; when less than the reserve
+ *    (RT__STACK_RESERVE, at most a quarter of the stack) is left, the
+ *    process ends with stack_overflow there. Deep recursion that makes
+ *    runtime calls on its way down ends this way, cleanly;
+ *  - a fault on a guard page (the overflow happened between runtime calls,
+ *    in code that may hold a lock) is fatal: the SIGSEGV handler (sched.c)
+ *    writes one report naming the process, its stack size and the faulting
+ *    instruction to stderr with async-signal-safe calls only, then aborts.
+ *    A loud crash that a supervisor of the whole program restarts is
+ *    better than a scheduler thread that silently deadlocks.
+ * Code that recurses on input a peer controls must bound the depth itself
+ * and, when the bound needs more room, run in a process spawned with a
+ * larger stack_size.
  */
 #include "rt_int.h"
 
@@ -49,7 +86,7 @@ static struct rt__stack *global_pool; /* same-size stacks, under lock */
 static size_t global_pool_n;
 static size_t guarded_count;
 static _Atomic size_t in_use, pooled;
-static size_t page;
+static size_t page; /* set by rt__stacks_init before any scheduler runs */
 
 static int grow(size_t size)
 {
@@ -93,18 +130,44 @@ static int grow(size_t size)
     return 0;
 }
 
+/* A stack of a size other than the default: its own mapping, always
+ * guarded, never pooled. */
+static int get_dedicated(size_t size, struct rt__stack **out)
+{
+    size_t len = size + page;
+    struct rt__stack *st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (mem == MAP_FAILED || mprotect(mem, page, PROT_NONE) != 0) {
+        if (mem != MAP_FAILED)
+            munmap(mem, len);
+        free(st);
+        return -ENOMEM;
+    }
+    st->base = mem + page;
+    st->size = size;
+    st->guarded = true;
+    st->dedicated = true;
+    *(uint64_t *)st->base = CANARY;
+    *out = st;
+    return 0;
+}
+
 int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out)
 {
-    (void)size; /* one size per run: cfg.stack_size (see rt_spawn) */
     struct rt__stack *st = NULL;
-    if (s && s->stack_pool) {
+    if (size != rt__rt.cfg.stack_size) {
+        int r = get_dedicated(size, &st);
+        if (r < 0)
+            return r;
+    } else if (s && s->stack_pool) {
         st = s->stack_pool;
         s->stack_pool = st->next;
         s->stack_pool_n--;
     } else {
         pthread_mutex_lock(&lock);
-        if (!page)
-            page = (size_t)sysconf(_SC_PAGESIZE);
         if (!global_pool) {
             int r = grow(rt__rt.cfg.stack_size);
             if (r < 0) {
@@ -125,15 +188,26 @@ int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out)
 #endif
     /* Relaxed: statistics only. */
     atomic_fetch_add_explicit(&in_use, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);
+    if (!st->dedicated)
+        atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);
     *out = st;
     return 0;
 }
 
 void rt__stack_put(struct rt__sched *s, struct rt__stack *st)
 {
-    *(uint64_t *)st->base = CANARY;
     atomic_fetch_sub_explicit(&in_use, 1, memory_order_relaxed);
+    if (st->dedicated) {
+#if defined(__SANITIZE_ADDRESS__)
+        /* The shadow of abandoned frames would outlive the mapping and
+         * poison whatever is mapped here next. */
+        __asan_unpoison_memory_region(st->base, st->size);
+#endif
+        munmap(st->base - page, st->size + page);
+        free(st);
+        return;
+    }
+    *(uint64_t *)st->base = CANARY;
     atomic_fetch_add_explicit(&pooled, 1, memory_order_relaxed);
     if (s && s->stack_pool_n < POOL_LOCAL_MAX) {
         st->next = s->stack_pool;
@@ -160,6 +234,11 @@ bool rt__stack_is_guard(const struct rt__stack *st, const void *addr)
 {
     const char *a = addr;
     return st->guarded && a >= st->base - page && a < st->base;
+}
+
+void rt__stacks_init(void)
+{
+    page = (size_t)sysconf(_SC_PAGESIZE);
 }
 
 size_t rt__stacks_in_use(void)

@@ -437,6 +437,27 @@ def restart_of_a_supervised_child_gives_a_new_pid_and_keeps_serving():
         c.close()
 
 
+@t.case
+def killing_the_supervision_tree_logs_its_reason_and_the_gateway_exits_cleanly():
+    # The root process reads the reason from tandem_sup's DOWN message; an
+    # ASan build of the gateway reports any read of it after it is freed.
+    with Gw() as g:
+        s, v = g.get("/admin/processes?name=tandem_sup")
+        assert s == 200 and len(v["processes"]) == 1, (s, v)
+        sup = v["processes"][0]["pid"]
+        try:
+            g.admin("POST", f"/admin/processes/{pid_path(sup)}/kill", body={"reason": "kill"})
+        except (OSError, http.client.HTTPException):
+            pass  # the admin listener belongs to the tree that was killed
+        try:
+            g.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the gateway did not exit: " + g.log())
+        log = g.log()
+        assert "tandem_sup exited: killed" in log, log
+        assert g.proc.returncode == 0, (g.proc.returncode, log)
+
+
 # ---- tokens --------------------------------------------------------------------------
 
 

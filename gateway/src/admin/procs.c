@@ -765,6 +765,11 @@ void gw__admin_kill(const struct gw_admin_request *req, struct gw_admin_response
             }
             snprintf(reason, sizeof reason, "%s", rs);
         }
+        /* The reason is copied: the body is not kept across the wait below,
+         * where this process may itself be killed (when it kills the tree
+         * it belongs to) and would leak it. */
+        json_decref(body);
+        body = NULL;
     }
     if (reason_admit(reason) < 0) {
         gw__admin_errorf(resp, 400, "bad_reason",

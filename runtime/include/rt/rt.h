@@ -126,16 +126,41 @@ struct rt_spawn_opts {
     bool monitor;             /* monitor from the caller; ref in *monitor_ref */
     rt_ref *monitor_ref;      /* out, with .monitor */
     const char *name;         /* register under this name; -EEXIST if taken */
-    size_t stack_size;        /* 0 = runtime default */
+    size_t stack_size;        /* 0 = runtime default; see below */
     const char *initial_call; /* label for introspection, e.g. "gw_conn:loop" */
     enum rt_kind kind;
 };
+
+/* Largest rt_spawn_opts.stack_size. A stack costs only the pages a process
+ * touches (they stay mapped until it exits or hibernates). */
+#define RT_STACK_SIZE_MAX ((size_t)64 << 20)
 
 /* Any thread (link/monitor only from process context; from elsewhere they
  * return -EPERM). Starts a process running fn(arg). On success writes the
  * pid to *out (may be NULL). On failure nothing was started and `arg` is
  * still the caller's: -EAGAIN at the process limit, -EEXIST if the name is
- * taken, -ENOMEM. */
+ * taken, -EINVAL for a bad name or a stack_size over RT_STACK_SIZE_MAX,
+ * -ENOMEM.
+ *
+ * Stacks and overflow. A process gets rt_config.stack_size bytes of stack
+ * unless opts->stack_size asks for another size (rounded up to whole pages,
+ * at least four): give one to processes that do deep work, such as parsing
+ * nested input, after bounding the depth. Such a stack is mapped for the
+ * process alone and always has a guard page. What an overflow does:
+ *  - at a runtime call that may switch the process out (sends, receives,
+ *    I/O, spawn, rt_reductions, rt_yield) with less than a small reserve
+ *    (8 KiB, at most a quarter of the stack) left: the process alone ends
+ *    with reason stack_overflow, as if killed there;
+ *  - anywhere else (the guard page is hit in the process's own code, in the
+ *    C library, or in the runtime): the program writes a fatal report
+ *    naming the process to stderr and aborts. The frames there may hold a
+ *    lock (malloc's, a stream's, the runtime's) that abandoning them would
+ *    never release, deadlocking a scheduler, so they cannot be unwound. A
+ *    stack without a guard page (beyond rt_config.guarded_stacks) is
+ *    checked by a canary when the process switches out: also fatal.
+ * A process must not hold a lock across a runtime call that may switch it
+ * out: another process on the same thread could deadlock on it, and the
+ * runtime ends processes there (exit signals, a stack running out). */
 int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *out);
 
 /* Process context. The caller's pid. Returns 0 outside a process. */

@@ -208,6 +208,22 @@ static rt_pid spawn_waiter(const char *name, enum rt_kind kind, const char *deta
     return pid;
 }
 
+/* Waits (up to 10 s) until each process is parked: a new process runs its
+ * first slice late on a slow or loaded machine (sanitizer builds), so no
+ * fixed sleep is enough for its labels and status to be set. */
+static void await_waiting(const rt_pid *pids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct rt_proc_info info;
+        for (int k = 0; k < 10000; k++) {
+            if (rt_proc_info(pids[i], &info) < 0 || info.status == RT_STATUS_WAITING)
+                break;
+            rt_sleep(1);
+        }
+        T_ASSERT(rt_proc_info(pids[i], &info) == 0 && info.status == RT_STATUS_WAITING);
+    }
+}
+
 static void stop_waiter(rt_pid pid)
 {
     rt_ref ref = rt_monitor(pid);
@@ -370,7 +386,8 @@ static void body_process_list(void)
         rt_send(pids[17], rt_msg_new(MSG_PING, 0));
     for (int i = 0; i < 2; i++)
         rt_send(pids[3], rt_msg_new(MSG_PING, 0));
-    rt_sleep(20);
+    await_waiting(pids, N);
+    await_waiting(conns, 3);
 
     struct answer a = get("/admin/processes?name=adm_w");
     T_EQ(a.status, 200);
@@ -484,6 +501,7 @@ static void body_request_detail(void)
     rt_pid r = spawn_waiter(NULL, RT_KIND_REQUEST, "GET\t/users/7\tusers\t127.0.0.1:9000");
     rt_pid half = spawn_waiter(NULL, RT_KIND_REQUEST, "POST\t/orders");
     rt_sleep(20);
+    await_waiting((rt_pid[]){r, half}, 2);
     struct answer a = get("/admin/processes?kind=request");
     T_EQ(jint(a.json, "matched"), 2);
     json_t *p = find_pid(json_object_get(a.json, "processes"), r);
@@ -521,8 +539,8 @@ static void body_list_detail_agree(void)
     rt_pid req = spawn_waiter(NULL, RT_KIND_REQUEST, "GET\t/caf\xc3\xa9\t\"r\"\t\xfe");
     rt_pid gs = 0;
     T_EQ(rt_gen_server_start_link(&counter_ops, NULL, NULL, &gs, NULL), 0);
-    rt_sleep(10);
     rt_pid pids[3] = {odd, req, gs};
+    await_waiting(pids, 3);
     struct answer list = get("/admin/processes");
     T_EQ(list.status, 200);
     for (int i = 0; i < 3; i++) {

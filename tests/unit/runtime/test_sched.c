@@ -4,9 +4,16 @@
  * stress of many senders on all schedulers.
  */
 #include "rt_test.h"
+#ifndef RT_STACK_SIZE_MAX
+#define RT_STACK_SIZE_MAX ((size_t)64 << 20)
+#endif
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum { T_DATA = 1, T_TICK, T_STOP };
@@ -290,28 +297,224 @@ static int recurse(volatile char *prev, int depth)
     return recurse(buf, depth + 1) + buf[511];
 }
 
-static void overflow(void *arg)
+/* The same, with a runtime call on every level. */
+static int recurse_calling(volatile char *prev, int depth)
 {
-    (void)arg;
-    recurse(NULL, 0);
+    volatile char buf[512];
+    buf[0] = (char)depth;
+    buf[511] = prev ? prev[0] : 0;
+    rt_reductions(1);
+    if (depth >= atomic_load(&recurse_limit))
+        return 0;
+    return recurse_calling(buf, depth + 1) + buf[511];
 }
 
-START_TEST(stack_overflow_kills_only_that_process_with_stack_overflow)
+static void overflow_calling(void *arg)
 {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    /* The sanitizers own SIGSEGV; the guard-page path is tested in plain builds. */
-    return;
-#endif
+    (void)arg;
+    recurse_calling(NULL, 0);
+}
+
+/* The same, taking one queued message on every level: the level that runs
+ * out ends inside rt_receive, with a message in hand. */
+static int recurse_receiving(volatile char *prev, int depth)
+{
+    volatile char buf[512];
+    buf[0] = (char)depth;
+    buf[511] = prev ? prev[0] : 0;
+    rt_msg_free(rt_receive(0));
+    if (depth >= atomic_load(&recurse_limit))
+        return 0;
+    return recurse_receiving(buf, depth + 1) + buf[511];
+}
+
+static void overflow_receiving(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        rt_send(rt_self(), rt_msg_new(T_DATA, 0));
+    recurse_receiving(NULL, 0);
+}
+
+START_TEST(stack_overflow_at_a_runtime_call_ends_only_that_process)
+{
+    /* No signal is involved: this holds in sanitizer builds too. */
     rt_test_start(2);
     rt_pid pid;
-    ck_assert_int_eq(rt_spawn(overflow, NULL, NULL, &pid), 0);
+    ck_assert_int_eq(rt_spawn(overflow_calling, NULL, NULL, &pid), 0);
     rt_atom reason;
+    ck_assert_int_eq(rt_join(pid, 5000, &reason), 0);
+    ck_assert_str_eq(rt_atom_name(reason), "stack_overflow");
+    /* Ending inside a receive loses no message: rt_test_stop checks that
+     * none is left. */
+    ck_assert_int_eq(rt_spawn(overflow_receiving, NULL, NULL, &pid), 0);
     ck_assert_int_eq(rt_join(pid, 5000, &reason), 0);
     ck_assert_str_eq(rt_atom_name(reason), "stack_overflow");
     /* The runtime carries on. */
     atomic_store(&flag, 0);
     rt_test_run(set_flag, NULL);
     ck_assert_int_eq(atomic_load(&flag), 1);
+    rt_test_stop();
+}
+END_TEST
+
+/* Each level allocates more than malloc's per-thread cache holds, so every
+ * call takes its arena lock, and the frames malloc adds under that lock are
+ * deeper than one level of this function: the level that reaches the
+ * guard page reaches it inside malloc, with the lock held. */
+__attribute__((noinline)) static int deep_malloc(int depth)
+{
+    char *volatile blk = malloc(4096);
+    if (!blk || depth >= atomic_load(&recurse_limit))
+        return depth;
+    int r = deep_malloc(depth + 1);
+    free(blk); /* used after the call: no tail call */
+    return r;
+}
+
+static void deep_malloc_main(void *arg)
+{
+    (void)arg;
+    deep_malloc(0);
+}
+
+static void malloc_once(void *arg)
+{
+    (void)arg;
+    char *volatile blk = malloc(4096); /* volatile: the pair is not optimised away */
+    free(blk);
+}
+
+/* Exit codes of the child below, other than its death by a signal. */
+enum { CHILD_OK = 0, CHILD_SETUP = 3, CHILD_DEADLOCK = 4 };
+
+static void overflow_in_malloc_child(void)
+{
+    struct rt_config cfg;
+    rt_config_default(&cfg);
+    cfg.schedulers = 1; /* the next allocation runs on the same thread */
+    if (rt_start(&cfg) < 0)
+        _exit(CHILD_SETUP);
+    struct rt_spawn_opts o = {.name = "deep_malloc", .initial_call = "test:deep_malloc"};
+    rt_pid pid;
+    if (rt_spawn(deep_malloc_main, NULL, &o, &pid) < 0)
+        _exit(CHILD_SETUP);
+    rt_join(pid, 5000, NULL);
+    /* Had the process been ended alone, malloc's arena lock would still be
+     * held by its abandoned frames, and this would wait forever. */
+    if (rt_spawn(malloc_once, NULL, NULL, &pid) < 0)
+        _exit(CHILD_SETUP);
+    _exit(rt_join(pid, 5000, NULL) == 0 ? CHILD_OK : CHILD_DEADLOCK);
+}
+
+/* Runs fn in a child process (no core file) with its stderr captured in
+ * err; returns its wait status, or -1 if it had not ended after timeout_ms
+ * (it is then killed). */
+static int run_in_child(void (*fn)(void), uint64_t timeout_ms, char *err, size_t cap)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        fn();
+        _exit(CHILD_OK);
+    }
+    close(fds[1]);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    size_t n = 0;
+    int status = -1;
+    uint64_t end = rt_now_ms() + timeout_ms;
+    for (;;) {
+        ssize_t r = read(fds[0], err + n, cap - 1 - n);
+        if (r > 0) {
+            n += (size_t)r;
+            if (n < cap - 1)
+                continue;
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        if (rt_now_ms() >= end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            status = -1;
+            break;
+        }
+        usleep(10000);
+    }
+    ssize_t r;
+    while (n < cap - 1 && (r = read(fds[0], err + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    err[n] = 0;
+    close(fds[0]);
+    return status;
+}
+
+START_TEST(stack_overflow_between_runtime_calls_aborts_with_a_report_naming_the_process)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* The sanitizers own SIGSEGV; the guard-page path is tested in plain builds. */
+    return;
+#endif
+    static char err[8192];
+    int status = run_in_child(overflow_in_malloc_child, 30000, err, sizeof err);
+    ck_assert_msg(status != -1, "the child hung after the overflow; stderr: %s", err);
+    ck_assert_msg(!WIFEXITED(status) || WEXITSTATUS(status) != CHILD_DEADLOCK,
+                  "the process was ended alone and the next malloc on its scheduler hung; "
+                  "stderr: %s",
+                  err);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "the child did not abort (status %#x); stderr: %s", (unsigned)status, err);
+    ck_assert_ptr_nonnull(strstr(err, "\"event\":\"stack_overflow\""));
+    ck_assert_ptr_nonnull(strstr(err, "\"name\":\"deep_malloc\""));
+    ck_assert_ptr_nonnull(strstr(err, "\"initial_call\":\"test:deep_malloc\""));
+}
+END_TEST
+
+/* ---- stack size per process ---- */
+
+static void deep_then_hibernate(void *arg);
+
+/* Over 500 KiB of frames, then sleep without a stack, then again on the fresh
+ * stack hibernation gives. */
+static void deep_work(void *arg)
+{
+    struct rt_proc_info info;
+    ck_assert_int_eq(rt_proc_info(rt_self(), &info), 0);
+    ck_assert_uint_ge(info.memory, (size_t)1 << 20);
+    recurse(NULL, 0);
+    if (arg)
+        rt_hibernate(deep_then_hibernate, NULL);
+}
+
+static void deep_then_hibernate(void *arg)
+{
+    (void)arg;
+    rt_msg_free(rt_receive(0));
+    deep_work(NULL);
+}
+
+START_TEST(spawn_stack_size_gives_the_process_that_much_stack)
+{
+    rt_test_start(2);
+    atomic_store(&recurse_limit, 1000);
+    struct rt_spawn_opts o = {.stack_size = (size_t)1 << 20};
+    rt_pid pid;
+    ck_assert_int_eq(rt_spawn(deep_work, (void *)1, &o, &pid), 0);
+    ck_assert_int_eq(rt_send(pid, rt_msg_new(T_DATA, 0)), 0);
+    rt_atom reason;
+    ck_assert_int_eq(rt_join(pid, 10000, &reason), 0);
+    ck_assert_str_eq(rt_atom_name(reason), "normal");
+    atomic_store(&recurse_limit, 1 << 30);
+    /* A size beyond the documented bound is refused. */
+    o.stack_size = RT_STACK_SIZE_MAX + 1;
+    ck_assert_int_eq(rt_spawn(deep_work, NULL, &o, &pid), -EINVAL);
     rt_test_stop();
 }
 END_TEST
@@ -400,11 +603,14 @@ END_TEST
 
 /* ---- introspection ---- */
 
+static _Atomic int labelled; /* idle_named processes that have set their labels */
+
 static void idle_named(void *arg)
 {
     (void)arg;
     rt_set_state_name("idle");
     rt_set_detail("waiting for %s", "work");
+    atomic_fetch_add(&labelled, 1);
     rt_msg_free(rt_receive(RT_INFINITY));
 }
 
@@ -429,6 +635,7 @@ static int count_named(const struct rt_proc_info *i, void *ctx)
 START_TEST(snapshot_lists_every_process_with_its_figures)
 {
     rt_test_start(2);
+    atomic_store(&labelled, 0);
     rt_pid pids[50];
     for (int i = 0; i < 50; i++) {
         char name[32];
@@ -437,8 +644,11 @@ START_TEST(snapshot_lists_every_process_with_its_figures)
             .name = name, .initial_call = "test:idle_named", .kind = RT_KIND_SERVER};
         ck_assert_int_eq(rt_spawn(idle_named, NULL, &o, &pids[i]), 0);
     }
-    usleep(50000);
-    /* Two extra messages to worker_0 stay queued: it handles only one. */
+    /* The labels are set by each process's first slice, which may come late
+     * on a slow or loaded machine: wait for all of them, not for a time. */
+    for (int i = 0; i < 10000 && atomic_load(&labelled) < 50; i++)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(&labelled), 50);
     struct census c = {0};
     ck_assert_int_eq(rt_processes_foreach(count_named, &c), 0);
     ck_assert_int_eq(c.named, 50);
@@ -736,6 +946,83 @@ START_TEST(spawn_and_exit_storm_leaves_nothing_behind)
 }
 END_TEST
 
+/* ---- a parked process's block after the park is published ---- */
+
+/* The scheduler that parks a process publishes it WAITING; from then on a
+ * waker on another scheduler may run it, reap it and hand its slot to a new
+ * process. Here the parker lives on one scheduler and everything after the
+ * park (wake, exit, reap, reuse of the slot by a new spawn) happens on the
+ * other, which learns of the parker only through relaxed atomics, so the
+ * only ordering between the two is the runtime's own. Under the thread
+ * sanitizer any read of the block by the parking scheduler after it
+ * published WAITING is reported against the new spawn's writes. */
+enum { REUSE_ROUNDS = 200 };
+static _Atomic uint64_t reuse_pid; /* parker's pid for this round (relaxed) */
+static _Atomic int reuse_round;    /* rounds finished by the reaper side (relaxed) */
+
+static void reuse_parker(void *arg)
+{
+    (void)arg;
+    rt_msg_free(rt_receive(RT_INFINITY));
+}
+
+static void reuse_nothing(void *arg)
+{
+    (void)arg;
+}
+
+/* Spawns one parker per round on its own scheduler and stays runnable
+ * (yielding) so that this scheduler never idles, steals or sleeps. */
+static void reuse_spawner(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < REUSE_ROUNDS; round++) {
+        rt_pid pid;
+        ck_assert_int_eq(rt_spawn(reuse_parker, NULL, NULL, &pid), 0);
+        atomic_store_explicit(&reuse_pid, pid, memory_order_relaxed);
+        while (atomic_load_explicit(&reuse_round, memory_order_relaxed) == round)
+            rt_yield();
+    }
+}
+
+/* On the other scheduler: waits until the parker is parked, wakes it (so it
+ * runs, exits and is reaped here), then spawns into its freed slot. */
+static void reuse_reaper(void *arg)
+{
+    (void)arg;
+    rt_pid last = 0;
+    for (int round = 0; round < REUSE_ROUNDS; round++) {
+        rt_pid pid;
+        while ((pid = atomic_load_explicit(&reuse_pid, memory_order_relaxed)) == last)
+            rt_yield();
+        last = pid;
+        struct rt_proc_info info;
+        while (rt_proc_info(pid, &info) == 0 && info.status != RT_STATUS_WAITING)
+            rt_yield();
+        ck_assert_int_eq(rt_send(pid, rt_msg_new(T_DATA, 0)), 0);
+        while (rt_is_alive(pid))
+            rt_yield();
+        rt_yield(); /* let its scheduler finish reaping it */
+        ck_assert_int_eq(rt_spawn(reuse_nothing, NULL, NULL, NULL), 0);
+        atomic_store_explicit(&reuse_round, round + 1, memory_order_relaxed);
+    }
+}
+
+START_TEST(parking_scheduler_reads_nothing_of_a_process_once_published_waiting)
+{
+    rt_test_start(2);
+    atomic_store(&reuse_pid, 0);
+    atomic_store(&reuse_round, 0);
+    rt_pid spawner, reaper;
+    ck_assert_int_eq(rt_spawn(reuse_spawner, NULL, NULL, &spawner), 0);
+    ck_assert_int_eq(rt_spawn(reuse_reaper, NULL, NULL, &reaper), 0);
+    ck_assert_int_eq(rt_join(spawner, 60000, NULL), 0);
+    ck_assert_int_eq(rt_join(reaper, 60000, NULL), 0);
+    ck_assert_int_eq(atomic_load(&reuse_round), REUSE_ROUNDS);
+    rt_test_stop();
+}
+END_TEST
+
 START_TEST(runtime_restarts_cleanly_after_stop)
 {
     for (int i = 0; i < 3; i++) {
@@ -754,7 +1041,9 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              timer_for_a_dead_process_is_dropped, sleep_parks_without_holding_the_scheduler,
              hibernate_drops_the_stack_and_resumes_on_next_message,
              hibernate_poll_resumes_without_a_stack_on_readiness_or_timeout,
-             stack_overflow_kills_only_that_process_with_stack_overflow,
+             stack_overflow_at_a_runtime_call_ends_only_that_process,
+             stack_overflow_between_runtime_calls_aborts_with_a_report_naming_the_process,
+             spawn_stack_size_gives_the_process_that_much_stack,
              blocking_call_runs_off_scheduler_while_others_keep_running,
              memory_and_cleanups_of_a_killed_process_are_released,
              snapshot_lists_every_process_with_its_figures,
@@ -762,4 +1051,6 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              poll_wakes_on_message_when_asked, process_parked_on_io_is_killed_by_an_exit_signal,
              two_waiters_on_their_own_descriptors_of_one_socket_both_wake,
              many_senders_on_all_schedulers_keep_per_sender_order,
-             spawn_and_exit_storm_leaves_nothing_behind, runtime_restarts_cleanly_after_stop)
+             spawn_and_exit_storm_leaves_nothing_behind,
+             parking_scheduler_reads_nothing_of_a_process_once_published_waiting,
+             runtime_restarts_cleanly_after_stop)
