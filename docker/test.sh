@@ -289,7 +289,10 @@ wait_for() {
     return 1
 }
 
-out=$("${once[@]}" --entrypoint tandem "$image" check -c /etc/tandem/tandem.json 2>&1)
+# As the gateway runs: with the token's variable set (check refuses a
+# token_env naming an unset variable, as the gateway does).
+out=$("${once[@]}" -e TANDEM_ADMIN_TOKEN=check-token --entrypoint tandem "$image" \
+    check -c /etc/tandem/tandem.json 2>&1)
 if [ $? -eq 0 ]; then
     ok "tandem check accepts the image's configuration"
 else
