@@ -402,10 +402,10 @@ static void hc_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
     rt_gs_noreply(r);
 }
 
-static void hc_format(void *state, char *buf, size_t len)
+static size_t hc_format(const void *state, char *buf, size_t len)
 {
-    struct gw_upstream *u = state;
-    snprintf(buf, len, "upstream %s: %zu targets", u->cfg->name, u->ntargets);
+    const struct gw_upstream *u = state;
+    return (size_t)snprintf(buf, len, "upstream %s: %zu targets", u->cfg->name, u->ntargets);
 }
 
 static const struct rt_gen_server_ops hc_ops = {

@@ -626,11 +626,11 @@ static void router_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
     }
 }
 
-static void router_format(void *state, char *buf, size_t len)
+static size_t router_format(const void *state, char *buf, size_t len)
 {
     const struct router *s = state;
-    snprintf(buf, len, "router version=%llu kept=%zu",
-             (unsigned long long)(s->nhist ? s->hist[0].version : 0), s->nhist);
+    return (size_t)snprintf(buf, len, "router version=%llu kept=%zu",
+                            (unsigned long long)(s->nhist ? s->hist[0].version : 0), s->nhist);
 }
 
 static const struct rt_gen_server_ops router_ops = {

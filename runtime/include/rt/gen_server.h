@@ -32,6 +32,7 @@
 
 #include "rt/proc_lib.h"
 #include "rt/rt.h"
+#include "rt/sys.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -87,9 +88,11 @@ struct rt_gen_server_ops {
     void (*terminate)(rt_atom reason, void *state);
     /* sys change_code: 0 with *new_state, or -errno (state unchanged). */
     int (*code_change)(const char *old_vsn, void *state, const void *extra, void **new_state);
-    /* Writes a one-line description of the state for get_status (and the
-     * admin API); default "<name> state=%p". */
-    void (*format_status)(void *state, char *buf, size_t len);
+    /* A one-line text form of the state (sys.h): for get_status (and the
+     * admin API) and for the crash report when the server terminates with
+     * a reason other than normal/shutdown/shutdown:* (formatted just before
+     * terminate runs). Leave secrets out here. Default "<name> state=%p". */
+    rt_format_status_fn format_status;
 };
 
 /* Result helpers, for use inside callbacks. A reply message passes to the

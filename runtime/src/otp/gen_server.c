@@ -18,6 +18,11 @@
  * A callback the ops table lacks is OTP's call to an unexported function:
  * the server exits with reason `undef` (terminate runs, as for any crash
  * in a callback), and the caller of a call gets that exit.
+ *
+ * Terminating for a reason other than normal/shutdown, the server first
+ * formats its state through format_status into its crash report (OTP's
+ * "Generic server terminating" report): before terminate, which may free
+ * the state.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -121,12 +126,20 @@ static void gs_cleanup(void *p)
 
 /* ---- termination --------------------------------------------------------------- */
 
+static const char *module_name(const struct gs *g)
+{
+    return g->ops->name ? g->ops->name : "gen_server";
+}
+
 static _Noreturn void gs_terminate(struct gs *g, rt_atom reason, struct rt_msg *reply,
                                    const struct rt_gs_from *from)
 {
     rt__sys_event(&g->sys, RT_SYS_EV_TERMINATE, 0, 0, 0);
     rt_msg_free(g->cont);
     g->cont = NULL;
+    /* Formatted now: terminate may free the state. OTP's report shows the
+     * state terminate was called with, through format_status. */
+    rt__crash_state(reason, g->ops->format_status, g->state, module_name(g));
     if (g->ops->terminate)
         g->ops->terminate(reason, g->state);
     /* {stop,Reason,Reply,S}: the reply goes after terminate has returned. */
@@ -160,11 +173,9 @@ static int h_replace_state(void *self, rt_sys_replace_fn fn, void *arg)
 static void h_status(void *self, struct rt_sys_status *out)
 {
     struct gs *g = self;
-    snprintf(out->module, sizeof out->module, "%s", g->ops->name ? g->ops->name : "gen_server");
-    if (g->ops->format_status)
-        g->ops->format_status(g->state, out->formatted, sizeof out->formatted);
-    else
-        snprintf(out->formatted, sizeof out->formatted, "%s state=%p", out->module, g->state);
+    snprintf(out->module, sizeof out->module, "%s", module_name(g));
+    rt__format_state(g->ops->format_status, g->state, module_name(g), out->formatted,
+                     sizeof out->formatted);
 }
 
 static void h_terminate(void *self, rt_atom reason)
@@ -285,7 +296,7 @@ static void dispatch(struct gs *g, struct rt_msg *m)
     rt__sys_event(&g->sys, RT_SYS_EV_IN, t, m->from, 0);
     if (!g->ops->handle_info) {
         rt_log(RT_LOG_WARNING, "%s %#llx: undefined handle_info, message type %#x dropped",
-               g->ops->name ? g->ops->name : "gen_server", (unsigned long long)rt_self(), t);
+               module_name(g), (unsigned long long)rt_self(), t);
         rt_msg_free(m);
         return;
     }
