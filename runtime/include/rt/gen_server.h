@@ -95,6 +95,12 @@ struct rt_gen_server_ops {
     rt_format_status_fn format_status;
 };
 
+/* A result with nothing chosen yet: {ok, State} with no timeout. */
+#define RT_GS_RESULT_INIT                                                                          \
+    {                                                                                              \
+        .kind = RT_GS_OK, .timeout = RT_INFINITY                                                   \
+    }
+
 /* Result helpers, for use inside callbacks. A reply message passes to the
  * loop. */
 void rt_gs_ok(struct rt_gs_result *r);
@@ -144,6 +150,24 @@ int rt_gen_server_cast_name(const char *name, struct rt_msg *msg);
 /* Any thread. Replies to a caller (gen_server:reply); `reply` passes to the
  * caller, or is freed if the caller no longer waits. */
 int rt_gen_server_reply(const struct rt_gs_from *from, struct rt_msg *reply);
+
+/* Process context; does not return. gen_server:enter_loop: the caller, a
+ * process started with rt_proc_start[_link] that has done its own
+ * initialisation (and acked its starter), becomes a gen_server running
+ * `ops` on `state`; ops->init is not used. `opts` may be NULL; of it apply
+ * `name` (OTP's ServerName: the caller must already be registered under
+ * it), hibernate_after, debug and log_size. `how` is NULL, or a result
+ * from RT_GS_RESULT_INIT whose timeout, hibernate and continue (set with
+ * rt_gs_timeout / rt_gs_hibernate / rt_gs_continue) are the loop's first,
+ * as init's would be (OTP's Timeout | hibernate | {continue, C}); its
+ * continue message passes to the loop. The parent is the process that
+ * started the caller. The behaviour takes the caller's user pointer
+ * (rt_set_user). The caller exits instead, as OTP's:
+ *   process_not_registered               opts->name is not the caller's name;
+ *   process_was_not_started_by_proc_lib  spawned some other way. */
+_Noreturn void rt_gen_server_enter_loop(const struct rt_gen_server_ops *ops,
+                                        const struct rt_start_opts *opts, void *state,
+                                        const struct rt_gs_result *how);
 
 /* Process context; blocks. gen_server:stop: terminate runs with `reason`
  * (use RT_NORMAL for the default). See rt_proc_stop for return codes. */

@@ -438,6 +438,45 @@ int rt_gen_server_start(const struct rt_gen_server_ops *ops, void *arg,
     return start(ops, arg, opts, false, out, reason);
 }
 
+/* ---- enter_loop --------------------------------------------------------------------- */
+
+_Noreturn void rt_gen_server_enter_loop(const struct rt_gen_server_ops *ops,
+                                        const struct rt_start_opts *opts, void *state,
+                                        const struct rt_gs_result *how)
+{
+    struct rt_msg *cont = how ? how->cont : NULL;
+    /* OTP's order: the name first (gen:get_proc_name), then the parent
+     * (gen:get_parent). */
+    if (opts && opts->name && rt_whereis(opts->name) != rt_self()) {
+        rt_msg_free(cont);
+        rt_exit(rt_atom_intern("process_not_registered"));
+    }
+    if (!rt__proc_lib_started()) {
+        rt_msg_free(cont);
+        rt_exit(rt_atom_intern("process_was_not_started_by_proc_lib"));
+    }
+    if (!ops) {
+        rt_msg_free(cont);
+        rt_exit(RT_BADARG);
+    }
+    struct gs *g = rt_calloc(1, sizeof *g);
+    if (!g) {
+        rt_msg_free(cont);
+        rt_exit(RT_SYSTEM_LIMIT);
+    }
+    rt_set_kind(RT_KIND_SERVER);
+    rt_set_user(g);
+    rt_defer(gs_cleanup, g);
+    g->ops = ops;
+    g->state = state;
+    g->timeout = how ? how->timeout : RT_INFINITY;
+    g->hibernate = how && how->hibernate;
+    g->cont = cont;
+    g->hibernate_after = opts ? opts->hibernate_after : 0;
+    rt__sys_init(&g->sys, "gen_server", opts);
+    gs_loop(g, false);
+}
+
 int rt_gen_server_call(rt_pid server, struct rt_msg *req, int64_t timeout_ms, struct rt_msg **reply,
                        rt_atom *reason)
 {

@@ -115,6 +115,9 @@ void rt__flush_exit_since(rt_mark mark, rt_pid pid, int64_t timeout_ms);
 void rt__demonitor_flush(rt_mark mark, rt_ref mref);
 /* Is the caller trapping exits? */
 bool rt__trapping(void);
+/* Was the caller started by rt_proc_start[_link] (OTP's '$ancestors'
+ * check)? */
+bool rt__proc_lib_started(void);
 
 /* Writes fn's text form of `state` into buf (size bytes, NUL-terminated),
  * or "<module> state=<address>" when fn is NULL. Returns the length. */
