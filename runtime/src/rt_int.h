@@ -145,8 +145,10 @@ struct rt_proc {
     _Atomic(struct rt_msg *) in_tail;
     struct rt_msg *in_head; /* owner */
     /* The queue's stub node. Only a node's `next` (its first field) is ever
-     * touched through the stub, so it needs no room for a whole message. */
-    struct rt_msg *stub_next;
+     * touched through the stub, so it needs no room for a whole message;
+     * it is accessed as a struct rt_msg, so it has that struct's alignment
+     * (which also keeps every block of a chunk aligned). */
+    _Alignas(struct rt_msg) struct rt_msg *stub_next;
     _Atomic int senders;
     _Atomic int closed;
     _Atomic int64_t inbox_n;    /* pushed and not yet drained */
