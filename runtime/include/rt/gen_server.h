@@ -240,7 +240,8 @@ struct rt_gs_reqid {
 void rt_gs_reqids_init(struct rt_gs_reqids *c);
 size_t rt_gs_reqids_size(const struct rt_gs_reqids *c);
 /* Process context. reqids_add: -EEXIST if `req` is in already (OTP's
- * badarg), -EINVAL if it is done, -ENOMEM. */
+ * badarg), -EINVAL if it is done, -ENOMEM. The collection keeps its own
+ * copy: from then on, collect the response through the collection only. */
 int rt_gs_reqids_add(struct rt_gs_reqids *c, const struct rt_gs_request *req, uint64_t label);
 /* Process context. Abandons every request still in `c` (as
  * receive_response's timeout does) and frees the collection. */
