@@ -205,10 +205,11 @@ static void room_info(struct rt_msg *m, void *state, struct rt_gs_result *res)
         drop(r, who);
 }
 
-static void room_format(void *state, char *buf, size_t len)
+static size_t room_format(const void *state, char *buf, size_t len)
 {
     const struct room *r = state;
-    snprintf(buf, len, "room %s: %d members, %d lines", r->name, r->nmembers, r->nhistory);
+    return (size_t)snprintf(buf, len, "room %s: %d members, %d lines", r->name, r->nmembers,
+                            r->nhistory);
 }
 
 static const struct rt_gen_server_ops room_ops = {

@@ -3,6 +3,7 @@
  * shutdown.
  *
  *   tandem_sup (rest_for_one)
+ *   ├── gw_events       the gateway's event manager (gw/events.h)
  *   ├── logger          access log
  *   ├── router          owns the route table, reloads it
  *   ├── upstreams_sup   one_for_one: active health checks per upstream
@@ -25,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gw/events.h"
 #include "gw/metrics.h"
 #include "gw/router.h"
 #include "gw_int.h"
@@ -33,15 +35,46 @@
 
 struct gw_gateway gw;
 
+/* One listener_started event per listener a (re)started listeners_sup or
+ * admin supervisor serves: `admin` NULL for the public ones. */
+static void notify_listeners(const struct gw__listener *admin)
+{
+    for (size_t i = 0; i < gw__nlisteners; i++) {
+        const struct gw__listener *l = &gw__listeners[i];
+        if (admin ? l != admin : l->admin)
+            continue;
+        struct gw_event_listener e = {.port = l->port, .admin = l->admin};
+        snprintf(e.name, sizeof e.name, "%s", l->name ? l->name : "");
+        const char *addr =
+            l->admin ? gw.cfg->admin.address.text : gw.cfg->listeners[l->index].address.text;
+        snprintf(e.address, sizeof e.address, "%s", addr ? addr : "");
+        gw_events_notify(GW_EVENT_LISTENER_STARTED, &e, sizeof e);
+    }
+}
+
+/* listeners_sup and the admin listener's supervisor, announced once up. */
+static int listeners_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                           rt_atom *reason)
+{
+    int rc = gw__listeners_sup_start(arg, extra, extra_size, out, reason);
+    if (rc == 0)
+        notify_listeners(arg ? *(struct gw__listener **)arg : NULL);
+    return rc;
+}
+
 static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     (void)arg;
     /* Known before any child starts: the admin listener serves (and may be
      * asked for the tree) before rt_sup_start_link has returned. */
     gw.sup = rt_self();
-    struct rt_child_spec specs[5];
+    struct rt_child_spec specs[6];
     struct gw__listener *admin = NULL; /* the admin child's arg: its bytes are copied */
     size_t k = 0;
+    /* First: the others notify it, from their start on. It only dies of
+     * its own fault (a failing handler is removed alone). */
+    specs[k++] = (struct rt_child_spec){
+        .id = "gw_events", .start = gw_events_start, .restart = RT_PERMANENT, .shutdown = 2000};
     specs[k++] = (struct rt_child_spec){.id = "logger",
                                         .start = gw__logger_start,
                                         .restart = RT_PERMANENT,
@@ -54,7 +87,7 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                         .shutdown = RT_SHUTDOWN_INFINITY,
                                         .type = RT_SUPERVISOR};
     specs[k++] = (struct rt_child_spec){.id = "listeners_sup",
-                                        .start = gw__listeners_sup_start,
+                                        .start = listeners_start,
                                         .restart = RT_PERMANENT,
                                         .shutdown = RT_SHUTDOWN_INFINITY,
                                         .type = RT_SUPERVISOR};
@@ -63,7 +96,7 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
             admin = &gw__listeners[i];
     if (admin)
         specs[k++] = (struct rt_child_spec){.id = "admin",
-                                            .start = gw__listeners_sup_start,
+                                            .start = listeners_start,
                                             .arg = &admin,
                                             .arg_size = sizeof admin,
                                             .restart = RT_PERMANENT,

@@ -551,10 +551,12 @@ void gw__access_log(const struct gw__exchange *ex, const char *method, const cha
  * bytes; escaped, they may be longer and are then cut. */
 #define REPORT_LINE_MAX 2048
 #define REPORT_MSG_MAX 1900
-#define REPORT_NAME_MAX 400 /* crash report: name, initial call, reason */
+#define REPORT_NAME_MAX 400  /* crash report: name, initial call, reason */
+#define REPORT_STATE_MAX 600 /* crash report: the formatted state (format_status) */
 _Static_assert(REPORT_LINE_MAX <= PIPE_BUF, "a report is one atomic write");
 _Static_assert(REPORT_MSG_MAX + 100 <= REPORT_LINE_MAX, "a report has room for its fields");
-_Static_assert(3 * REPORT_NAME_MAX + 200 <= REPORT_LINE_MAX, "a crash report has room");
+_Static_assert(3 * REPORT_NAME_MAX + REPORT_STATE_MAX + 220 <= REPORT_LINE_MAX,
+               "a crash report has room");
 
 /* Reports are written from whichever thread reports: scheduler threads
  * (crash reports, the logger's own warnings) and the main thread (start,
@@ -702,6 +704,10 @@ void gw__crash_report(const struct rt_crash_report *r, void *ctx)
     text(&l, rt_atom_name(r->reason), REPORT_NAME_MAX, NULL);
     key(&l, ",\"last_message_type\":");
     gw__linebuf_u64(&l, r->last_msg_type);
+    if (r->state && *r->state) {
+        key(&l, ",\"state\":");
+        text(&l, r->state, REPORT_STATE_MAX, NULL);
+    }
     key(&l, "}\n");
     report_write(&l);
 }

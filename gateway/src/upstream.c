@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gw/events.h"
 #include "gw_int.h"
 #include "rt/gen_server.h"
 #include "rt/supervisor.h"
@@ -319,6 +320,18 @@ void gw__conn_checkin(struct gw_target *t, int fd, bool reusable, uint64_t guard
         rt_close(fd);
 }
 
+/* Tells the event manager (gw/events.h) that t left or rejoined the
+ * rotation. */
+static void notify_target(const struct gw_target *t, enum gw_event_type type, uint64_t ejected_ms,
+                          const char *reason)
+{
+    struct gw_event_target e = {.ejected_ms = ejected_ms};
+    snprintf(e.upstream, sizeof e.upstream, "%s", t->up->cfg->name);
+    snprintf(e.target, sizeof e.target, "%s", t->addr);
+    snprintf(e.reason, sizeof e.reason, "%s", reason ? reason : "");
+    gw_events_notify(type, &e, sizeof e);
+}
+
 void gw__target_result(struct gw_target *t, bool ok, const char *error)
 {
     if (ok) {
@@ -338,6 +351,7 @@ void gw__target_result(struct gw_target *t, bool ok, const char *error)
         atomic_fetch_add_explicit(&t->ejections, 1, memory_order_relaxed);
         rt_log(RT_LOG_WARNING, "upstream %s: target %s ejected for %u ms after %u failures (%s)",
                c->name, t->addr, c->passive_eject_ms, f, error ? error : "failed");
+        notify_target(t, GW_EVENT_TARGET_EJECTED, c->passive_eject_ms, error ? error : "failed");
     }
 }
 
@@ -392,9 +406,11 @@ static void hc_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
         for (size_t i = 0; i < u->ntargets; i++) {
             struct gw_target *t = &u->targets[i];
             if (probe(t, u->cfg)) {
-                if (ejected(t, now))
+                if (ejected(t, now)) {
                     rt_log(RT_LOG_INFO, "upstream %s: target %s healthy again", u->cfg->name,
                            t->addr);
+                    notify_target(t, GW_EVENT_TARGET_READMITTED, 0, NULL);
+                }
                 atomic_store_explicit(&t->ejected_until_ms, 0, memory_order_relaxed);
                 atomic_store_explicit(&t->consecutive_failures, 0, memory_order_relaxed);
             } else {
@@ -402,6 +418,7 @@ static void hc_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
                     atomic_fetch_add_explicit(&t->ejections, 1, memory_order_relaxed);
                     rt_log(RT_LOG_WARNING, "upstream %s: target %s failed its health check",
                            u->cfg->name, t->addr);
+                    notify_target(t, GW_EVENT_TARGET_EJECTED, 0, "health check failed");
                 }
                 pthread_mutex_lock(&t->lock);
                 snprintf(t->last_error, sizeof t->last_error, "health check failed");
@@ -415,10 +432,10 @@ static void hc_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
     rt_gs_noreply(r);
 }
 
-static void hc_format(void *state, char *buf, size_t len)
+static size_t hc_format(const void *state, char *buf, size_t len)
 {
-    struct gw_upstream *u = state;
-    snprintf(buf, len, "upstream %s: %zu targets", u->cfg->name, u->ntargets);
+    const struct gw_upstream *u = state;
+    return (size_t)snprintf(buf, len, "upstream %s: %zu targets", u->cfg->name, u->ntargets);
 }
 
 static const struct rt_gen_server_ops hc_ops = {

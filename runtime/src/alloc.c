@@ -107,6 +107,7 @@ void rt__alloc_release_all(struct rt_proc *p)
     }
     p->allocs = NULL;
     RT__SET(&p->alloc_bytes, 0);
+    p->crash_state = NULL; /* it lived in that memory */
 }
 
 uint64_t rt_defer(void (*fn)(void *), void *arg)

@@ -5,6 +5,7 @@
  */
 #include "rt_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -83,6 +84,25 @@ void rt_log(enum rt_log_level level, const char *fmt, ...)
         default_log(level, buf, NULL);
 }
 
+int rt_set_crash_state(const char *text)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return -EPERM;
+    rt_free(p->crash_state);
+    p->crash_state = NULL;
+    if (!text || !*text)
+        return 0;
+    size_t len = strnlen(text, RT_CRASH_STATE_MAX - 1);
+    char *copy = rt_alloc(len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    p->crash_state = copy;
+    return 0;
+}
+
 void rt__crash_report(struct rt_proc *p, rt_atom reason)
 {
     char name[64] = "", ic[64] = "";
@@ -98,18 +118,23 @@ void rt__crash_report(struct rt_proc *p, rt_atom reason)
         .initial_call = ic,
         .reason = reason,
         .last_msg_type = p->last_msg_type,
+        /* Process memory, still held: the report is written before the
+         * process's memory is released. */
+        .state = p->crash_state ? p->crash_state : "",
     };
     rt_crash_fn fn = atomic_load(&crash_fn);
     if (fn) {
         fn(&r, atomic_load(&crash_ctx));
         return;
     }
-    char esc_name[160], esc_ic[160], esc_reason[160];
+    char esc_name[160], esc_ic[160], esc_reason[160], esc_state[RT_CRASH_STATE_MAX * 6];
     json_escape(esc_name, sizeof esc_name, name);
     json_escape(esc_ic, sizeof esc_ic, ic);
     json_escape(esc_reason, sizeof esc_reason, rt_atom_name(reason));
+    json_escape(esc_state, sizeof esc_state, r.state);
     fprintf(stderr,
             "{\"level\":\"error\",\"event\":\"crash\",\"pid\":%llu,\"name\":\"%s\","
-            "\"initial_call\":\"%s\",\"reason\":\"%s\",\"last_message_type\":%u}\n",
-            (unsigned long long)r.pid, esc_name, esc_ic, esc_reason, r.last_msg_type);
+            "\"initial_call\":\"%s\",\"reason\":\"%s\",\"last_message_type\":%u,"
+            "\"state\":\"%s\"}\n",
+            (unsigned long long)r.pid, esc_name, esc_ic, esc_reason, r.last_msg_type, esc_state);
 }

@@ -10,6 +10,10 @@
  * The owner drains the inbox into its private queue, handling signals
  * (link, unlink, exit, monitor, demonitor) in arrival order, dropping DOWNs
  * of monitors it removed and aliased replies whose alias is inactive.
+ * A monitor by name is a monitor of the pid the name had, plus a record on
+ * the monitoring side (the DOWN it will deliver, carrying the name): the
+ * monitored process never learns of names, and the monitor follows it
+ * whatever becomes of the name.
  * Draining numbers what it yields (seq_next), so a receive mark is just
  * the last number handed out: a selective receive from a mark starts at
  * the first message numbered after it.
@@ -185,13 +189,35 @@ int rt_send_alias(rt_pid to, rt_ref alias, struct rt_msg *m)
     return rc;
 }
 
+/* Index of the first active alias ≥ ref (binary search: kept sorted). */
+static uint32_t alias_lower(const struct rt_proc *p, rt_ref ref)
+{
+    uint32_t lo = 0, hi = p->naliases;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (p->aliases[mid] < ref)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 rt_ref rt_alias(void)
 {
     struct rt_proc *p = rt__self();
     if (!p || p->naliases >= RT_MAX_ALIASES)
         return 0;
-    if (!p->aliases && !(p->aliases = malloc(RT_MAX_ALIASES * sizeof(rt_ref))))
-        return 0;
+    if (!p->aliases || p->naliases == p->alias_cap) {
+        uint32_t cap = p->aliases ? p->alias_cap * 2 : 16;
+        rt_ref *n = realloc(p->aliases, cap * sizeof(rt_ref));
+        if (!n)
+            return 0;
+        p->aliases = n;
+        p->alias_cap = cap;
+    }
+    /* Newer than every alias this process made before: appending keeps the
+     * array sorted. */
     rt_ref ref = rt_make_ref();
     p->aliases[p->naliases++] = ref;
     return ref;
@@ -205,20 +231,76 @@ void rt_unalias(rt_ref alias)
     /* Replies already sent stay: move them into the private queue while the
      * alias is still active. */
     rt__drain(p);
-    for (unsigned i = 0; i < p->naliases; i++) {
-        if (p->aliases[i] == alias) {
-            p->aliases[i] = p->aliases[--p->naliases];
-            return;
-        }
+    if (!p->aliases)
+        return;
+    uint32_t i = alias_lower(p, alias);
+    if (i < p->naliases && p->aliases[i] == alias) {
+        memmove(&p->aliases[i], &p->aliases[i + 1], (p->naliases - i - 1) * sizeof(rt_ref));
+        p->naliases--;
     }
 }
 
 static bool alias_active(struct rt_proc *p, rt_ref ref)
 {
-    for (unsigned i = 0; i < p->naliases; i++)
-        if (p->aliases[i] == ref)
-            return true;
-    return false;
+    if (!p->aliases)
+        return false;
+    uint32_t i = alias_lower(p, ref);
+    return i < p->naliases && p->aliases[i] == ref;
+}
+
+/* ---- monitors by name ----------------------------------------------------------- */
+
+rt_ref rt_monitor_name(const char *name)
+{
+    struct rt_proc *p = rt__self();
+    size_t len = name ? strlen(name) : 0;
+    if (!p || len == 0 || len >= 64)
+        return 0;
+    /* The DOWN is made now so that delivering it later cannot fail. */
+    struct rt_msg *down = rt_msg_copy(RT_MSG_DOWN, name, len + 1);
+    if (!down)
+        return 0;
+    /* The process holding the name now: rt_monitor of pid 0 (unregistered)
+     * queues a noproc DOWN at once, as for a dead process. Nothing drains
+     * this process's inbox before the record is in place below, so the
+     * DOWN cannot be handled without it. */
+    rt_pid pid = rt_whereis(name);
+    rt_ref ref = rt_monitor(pid);
+    if (!ref) {
+        rt_msg_free(down);
+        return 0;
+    }
+    down->ref = ref;
+    down->next = p->name_mons;
+    p->name_mons = down;
+    return ref;
+}
+
+/* Unlinks and returns the name record of monitor `ref`, or NULL. */
+static struct rt_msg *name_mon_take(struct rt_proc *p, rt_ref ref)
+{
+    for (struct rt_msg **pp = &p->name_mons; *pp; pp = &(*pp)->next) {
+        if ((*pp)->ref == ref) {
+            struct rt_msg *m = *pp;
+            *pp = m->next;
+            m->next = NULL;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+void rt__name_mon_drop(struct rt_proc *p, rt_ref ref)
+{
+    if (p->name_mons)
+        rt_msg_free(name_mon_take(p, ref));
+}
+
+const char *rt_down_name(const struct rt_msg *down)
+{
+    if (!down || down->type != RT_MSG_DOWN || down->size == 0 || down->data[down->size - 1] != 0)
+        return NULL;
+    return (const char *)down->data;
 }
 
 static void enqueue_private(struct rt_proc *p, struct rt_msg *m)
@@ -308,6 +390,16 @@ static void handle(struct rt_proc *p, struct rt_msg *m)
             rt_msg_free(m);
             return;
         }
+        if (p->name_mons) {
+            /* A monitor by name: the DOWN made for it carries the name. */
+            struct rt_msg *named = name_mon_take(p, m->ref);
+            if (named) {
+                named->from = m->from;
+                named->u64 = m->u64;
+                rt_msg_free(m);
+                m = named;
+            }
+        }
         break;
     default:
         if ((m->flags & RT__F_ALIASED) && !alias_active(p, m->ref)) {
@@ -377,6 +469,10 @@ void rt__drain_dead(struct rt_proc *p)
     while ((m = p->q_head)) {
         unlink_private(p, m);
         rt__msg_discard(m);
+    }
+    while ((m = p->name_mons)) {
+        p->name_mons = m->next;
+        rt_msg_free(m);
     }
 }
 

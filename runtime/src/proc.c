@@ -341,6 +341,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->aliases = NULL;
     p->wait_timer = NULL;
     p->user = NULL;
+    p->lib = NULL;
     p->name = NULL;
     p->parent = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : 0;
     p->initial_call = opts->initial_call ? rt_atom_name(rt_atom_intern(opts->initial_call)) : NULL;
@@ -566,6 +567,7 @@ int rt_demonitor(rt_ref ref, bool flush)
         }
         return -ENOENT;
     }
+    rt__name_mon_drop(self, ref);
     signal_send(me, target, RT__SIG_DEMONITOR, ref, 0);
     if (flush) {
         rt__drain(self);
@@ -669,6 +671,19 @@ void *rt_get_user(void)
 {
     struct rt_proc *p = rt__self();
     return p ? p->user : NULL;
+}
+
+void rt_set_lib_data(void *lib)
+{
+    struct rt_proc *p = rt__self();
+    if (p)
+        p->lib = lib;
+}
+
+void *rt_get_lib_data(void)
+{
+    struct rt_proc *p = rt__self();
+    return p ? p->lib : NULL;
 }
 
 void rt_set_state_name(const char *state)

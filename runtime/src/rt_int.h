@@ -156,8 +156,10 @@ struct rt_proc {
     _Atomic(struct rt_msg *) in_tail;
     struct rt_msg *in_head; /* owner */
     /* The queue's stub node. Only a node's `next` (its first field) is ever
-     * touched through the stub, so it needs no room for a whole message. */
-    struct rt_msg *stub_next;
+     * touched through the stub, so it needs no room for a whole message;
+     * it is accessed as a struct rt_msg, so it has that struct's alignment
+     * (which also keeps every block of a chunk aligned). */
+    _Alignas(struct rt_msg) struct rt_msg *stub_next;
     _Atomic int senders;
     _Atomic int closed;
     _Atomic int64_t inbox_n;    /* pushed and not yet drained */
@@ -201,12 +203,23 @@ struct rt_proc {
     _Atomic size_t alloc_bytes; /* owner writes; introspection reads (relaxed) */
     struct rt__defer *defers;
     struct rt__rel *rel;
-    rt_ref *aliases; /* RT_MAX_ALIASES entries, allocated on first use */
-    uint8_t naliases;
+    /* Active aliases in increasing order (a process makes its refs in
+     * order, so appending keeps them sorted): binary-searched for each
+     * aliased message drained. Allocated on first use; alias_cap is
+     * meaningful only while `aliases` is non-NULL. */
+    rt_ref *aliases;
+    uint32_t naliases, alias_cap;
+    /* Monitors by name (rt_monitor_name): for each, the DOWN it will
+     * deliver, made in advance with the name as payload and linked
+     * through `next`; the DOWN of the monitor is exchanged for it at
+     * drain. Freed by rt__drain_dead. */
+    struct rt_msg *name_mons;
+    char *crash_state;            /* rt_set_crash_state's rt_alloc'd text, or NULL */
     struct rt__timer *wait_timer; /* under wait_wheel's lock */
     struct rt__wheel *wait_wheel; /* owner */
     void *san_fiber;              /* thread-sanitizer fiber, when built with it */
     void *user;
+    void *lib; /* rt_set_lib_data */
 
     /* ---- introspection (info_lock) ---- */
     rt__spin info_lock;
@@ -368,6 +381,10 @@ bool rt__mon_del(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid *pid);
 
 /* ---- log (log.c) ---- */
 void rt__crash_report(struct rt_proc *p, rt_atom reason);
+
+/* ---- monitors by name (msg.c) ---- */
+/* Owner: forgets the name record of monitor `ref`, if any (rt_demonitor). */
+void rt__name_mon_drop(struct rt_proc *p, rt_ref ref);
 
 /* Owner-only counters that other threads may read: a relaxed load and store
  * (no locked instruction), since only the owner ever writes them. */

@@ -303,7 +303,10 @@ def hundred_keepalive_connections_show_as_hundred_connection_processes():
                 s, v = g.get("/admin/processes?kind=connection")
                 assert s == 200
                 mine = [p for p in v["processes"] if (p["detail"] or "").startswith("public ")]
-                return mine if len(mine) == 100 else None
+                # Each has answered; the last ones may still be on their way
+                # to parking, so wait for that rather than read it once.
+                parked = all(p["status"] in ("waiting", "hibernating") for p in mine)
+                return mine if len(mine) == 100 and parked else None
 
             mine = wait_for(public_conns)
             assert mine and len(mine) == 100, len(mine or [])
@@ -387,8 +390,10 @@ def supervision_tree_matches_the_configuration():
             assert root["name"] == "tandem_sup"
             assert root["supervisor"]["strategy"] == "rest_for_one"
             ids = [c["id"] for c in root["children"]]
-            assert ids == ["logger", "router", "upstreams_sup", "listeners_sup", "admin"], ids
+            assert ids == ["gw_events", "logger", "router", "upstreams_sup", "listeners_sup",
+                           "admin"], ids
             by = {c["id"]: c for c in root["children"]}
+            assert by["gw_events"]["type"] == "worker" and by["gw_events"]["name"] == "gw_events"
             for c in root["children"]:
                 assert c["status"] == "running" and is_pid(c["pid"]), c
                 assert c["restart"] == "permanent"
@@ -560,6 +565,69 @@ def metrics_parse_with_prometheus_client_and_count_what_was_done():
                        outcome="ok") >= 1
     finally:
         up.stop()
+
+
+def event_counts(g):
+    """tandem_events_total by type, from /metrics."""
+    s, text = g.get("/metrics")
+    assert s == 200
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    fam = fams["tandem_events"]
+    assert fam.type == "counter"
+    return {smp.labels["type"]: smp.value for smp in fam.samples
+            if smp.name == "tandem_events_total"}
+
+
+def wait_event_counts(g, pred, timeout=10):
+    """The counts once pred(counts) holds, or the last ones after timeout."""
+    deadline = time.time() + timeout
+    while True:
+        ev = event_counts(g)
+        if pred(ev) or time.time() > deadline:
+            return ev
+        time.sleep(0.05)
+
+
+@t.case
+def event_stream_counts_listener_starts_reloads_and_ejections():
+    dead = f"127.0.0.1:{free_port()}"
+    with Gw(routes=[HELLO, api_route("dead")], listeners=[{}, {}],
+            upstreams={"dead": {"targets": [{"address": dead}], "retries": 0,
+                                "health": {"passive": {"failures": 1, "eject_ms": 60000}}}}) as g:
+        # Two public listeners and the admin listener; the table loaded at start.
+        ev = wait_event_counts(g, lambda e: e["listener_started"] >= 3
+                               and e["routes_reloaded"] >= 1)
+        assert ev["listener_started"] == 3, ev
+        assert ev["target_ejected"] == 0 and ev["target_readmitted"] == 0, ev
+        reloads = ev["routes_reloaded"]
+        assert g.admin("POST", "/admin/routes/reload")[0] == 200
+        assert public_get(g.port, "/api/x")[0] == 502
+        ev = wait_event_counts(g, lambda e: e["routes_reloaded"] > reloads
+                               and e["target_ejected"] >= 1)
+        assert ev["routes_reloaded"] == reloads + 1, ev
+        assert ev["target_ejected"] == 1, ev
+        assert ev["listener_started"] == 3, ev
+
+
+@t.case
+def event_stream_counts_a_health_check_ejection_and_the_readmission():
+    port = free_port()
+    health = {"active": {"path": "/status/200", "interval_ms": 100, "timeout_ms": 500}}
+    up = None
+    try:
+        with Gw(upstreams={"u": {"targets": [{"address": f"127.0.0.1:{port}"}],
+                                 "health": health}}) as g:
+            ev = wait_event_counts(g, lambda e: e["target_ejected"] >= 1)
+            assert ev["target_ejected"] == 1 and ev["target_readmitted"] == 0, ev
+            up = Upstream(port=port)
+            ev = wait_event_counts(g, lambda e: e["target_readmitted"] >= 1)
+            assert ev["target_readmitted"] == 1, ev
+            time.sleep(0.3)  # a few more passing checks announce nothing more
+            ev = event_counts(g)
+            assert ev["target_ejected"] == 1 and ev["target_readmitted"] == 1, ev
+    finally:
+        if up:
+            up.stop()
 
 
 # ---- browsers are kept out ----------------------------------------------------------------

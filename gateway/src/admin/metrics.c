@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "admin_int.h"
+#include "gw/events.h"
 #include "gw/gateway.h"
 #include "gw/router.h"
 #include "gw/upstream.h"
@@ -420,6 +421,13 @@ static void render_gateway(struct buf *b)
     put(b, "tandem_route_reloads_total{outcome=\"ok\"} %llu\n", (unsigned long long)rc.reloads_ok);
     put(b, "tandem_route_reloads_total{outcome=\"failed\"} %llu\n",
         (unsigned long long)rc.reloads_failed);
+    uint64_t ev[GW_EVENT_TYPES];
+    gw_events_counts(ev);
+    family(b, "tandem_events_total", "counter",
+           "Events of the gateway's event stream (gw_events), by type.");
+    for (int t = GW_EVENT_ROUTES_RELOADED; t < GW_EVENT_TYPES; t++)
+        put(b, "tandem_events_total{type=\"%s\"} %llu\n", gw_event_name((enum gw_event_type)t),
+            (unsigned long long)ev[t]);
     family(b, "tandem_route_table_version", "gauge", "Version of the route table serving now.");
     put(b, "tandem_route_table_version %llu\n", (unsigned long long)gw__admin_route_version());
     family(b, "tandem_requests_in_flight", "gauge", "Requests being handled now.");

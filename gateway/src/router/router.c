@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gw/events.h"
 #include "gw/gateway.h"
 #include "route/holder.h"
 #include "route/route.h"
@@ -348,6 +349,14 @@ static void drop_queued_reloads(void)
         rt_msg_free(m);
 }
 
+/* Tells the event manager (gw/events.h) how a reload went. */
+static void notify_reload(bool ok, uint64_t version, size_t routes, const char *source)
+{
+    struct gw_event_routes e = {.ok = ok, .version = version, .routes = routes};
+    snprintf(e.source, sizeof e.source, "%s", source);
+    gw_events_notify(GW_EVENT_ROUTES_RELOADED, &e, sizeof e);
+}
+
 /* Keeps `outcome` (not consumed) as the last reload record. */
 static void set_last(struct router *s, const json_t *outcome, const char *when, const char *source,
                      double ms)
@@ -413,6 +422,7 @@ record:
         atomic_fetch_add_explicit(r == 0 ? &n_reloads_ok : &n_reloads_failed, 1,
                                   memory_order_relaxed);
         set_last(s, *reply, when, source, j ? (double)j->ns / 1e6 : 0.0);
+        notify_reload(r == 0, version, routes, source);
     }
     if (j)
         rt_undefer(handle, true);
@@ -442,6 +452,7 @@ static int rollback(struct router *s, uint64_t version, json_t **reply)
         arm_reclaim(s);
         rt_log(RT_LOG_INFO, "routes (rollback): version %llu published again",
                (unsigned long long)version);
+        notify_reload(true, version, e.routes, "rollback");
     }
     *reply = outcome_json(true, version, s->hist[0].routes, NULL, NULL);
     return 0;
@@ -543,6 +554,7 @@ static void router_init(void *arg, struct rt_gs_result *r)
         if (o)
             set_last(s, o, when, "config", 0.0);
         json_decref(o);
+        notify_reload(true, v, n, "config");
     } else {
         json_t *reply = NULL;
         load(s, "startup", NULL, 0, LOAD_APPLY, &reply);
@@ -626,11 +638,11 @@ static void router_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
     }
 }
 
-static void router_format(void *state, char *buf, size_t len)
+static size_t router_format(const void *state, char *buf, size_t len)
 {
     const struct router *s = state;
-    snprintf(buf, len, "router version=%llu kept=%zu",
-             (unsigned long long)(s->nhist ? s->hist[0].version : 0), s->nhist);
+    return (size_t)snprintf(buf, len, "router version=%llu kept=%zu",
+                            (unsigned long long)(s->nhist ? s->hist[0].version : 0), s->nhist);
 }
 
 static const struct rt_gen_server_ops router_ops = {

@@ -32,6 +32,7 @@
 
 #include "rt/proc_lib.h"
 #include "rt/rt.h"
+#include "rt/sys.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -87,10 +88,18 @@ struct rt_gen_server_ops {
     void (*terminate)(rt_atom reason, void *state);
     /* sys change_code: 0 with *new_state, or -errno (state unchanged). */
     int (*code_change)(const char *old_vsn, void *state, const void *extra, void **new_state);
-    /* Writes a one-line description of the state for get_status (and the
-     * admin API); default "<name> state=%p". */
-    void (*format_status)(void *state, char *buf, size_t len);
+    /* A one-line text form of the state (sys.h): for get_status (and the
+     * admin API) and for the crash report when the server terminates with
+     * a reason other than normal/shutdown/shutdown:* (formatted just before
+     * terminate runs). Leave secrets out here. Default "<name> state=%p". */
+    rt_format_status_fn format_status;
 };
+
+/* A result with nothing chosen yet: {ok, State} with no timeout. */
+#define RT_GS_RESULT_INIT                                                                          \
+    {                                                                                              \
+        .kind = RT_GS_OK, .timeout = RT_INFINITY                                                   \
+    }
 
 /* Result helpers, for use inside callbacks. A reply message passes to the
  * loop. */
@@ -141,6 +150,115 @@ int rt_gen_server_cast_name(const char *name, struct rt_msg *msg);
 /* Any thread. Replies to a caller (gen_server:reply); `reply` passes to the
  * caller, or is freed if the caller no longer waits. */
 int rt_gen_server_reply(const struct rt_gs_from *from, struct rt_msg *reply);
+
+/* Process context; does not return. gen_server:enter_loop: the caller, a
+ * process started with rt_proc_start[_link] that has done its own
+ * initialisation (and acked its starter), becomes a gen_server running
+ * `ops` on `state`; ops->init is not used. `opts` may be NULL; of it apply
+ * `name` (OTP's ServerName: the caller must already be registered under
+ * it), hibernate_after, debug and log_size. `how` is NULL, or a result
+ * from RT_GS_RESULT_INIT whose timeout, hibernate and continue (set with
+ * rt_gs_timeout / rt_gs_hibernate / rt_gs_continue) are the loop's first,
+ * as init's would be (OTP's Timeout | hibernate | {continue, C}); its
+ * continue message passes to the loop. The parent is the process that
+ * started the caller. The behaviour takes the caller's user pointer
+ * (rt_set_user). The caller exits instead, as OTP's:
+ *   process_not_registered               opts->name is not the caller's name;
+ *   process_was_not_started_by_proc_lib  spawned some other way. */
+_Noreturn void rt_gen_server_enter_loop(const struct rt_gen_server_ops *ops,
+                                        const struct rt_start_opts *opts, void *state,
+                                        const struct rt_gs_result *how);
+
+/* ---- asynchronous calls (OTP 23+ send_request) ----------------------------------
+ * A request is a call whose reply the caller collects later, so that one
+ * process can have calls to many servers in flight at once. The request
+ * id holds a monitor on the server and an alias for the reply, as a call
+ * does, until the response has been collected (wait, receive or check) or
+ * the request abandoned (receive_response timing out). Request ids belong
+ * to the process that made them: only it may use them. The waits look only
+ * at what arrived after the request was sent (a receive mark), so they
+ * cost the same whatever the caller has queued. */
+
+/* OTP's request_id(): a plain value the caller keeps (copy it freely
+ * until it is done). */
+struct rt_gs_request {
+    rt_pid server;
+    rt_ref mref;  /* monitor on the server: its DOWN is the error response */
+    rt_ref alias; /* where the reply comes */
+    rt_mark mark; /* taken before sending */
+    bool done;    /* the response was collected, or the request abandoned */
+};
+
+/* Process context; never blocks. Sends `req` (type < RT_GS_TYPE_LIMIT; it
+ * passes to the server whatever happens) as a call. A server that is not
+ * alive is not an error here: its response is the error -ESRCH (noproc).
+ * 0 and *out; -EINVAL (bad type or NULL), -EAGAIN (the caller already has
+ * RT_MAX_ALIASES aliases active), -ENOMEM. The _name form sends to the
+ * process registered under `name` now; an unregistered name gives a
+ * request whose response is -ESRCH (as OTP's send_request fakes a DOWN). */
+int rt_gen_server_send_request(rt_pid server, struct rt_msg *req, struct rt_gs_request *out);
+int rt_gen_server_send_request_name(const char *name, struct rt_msg *req,
+                                    struct rt_gs_request *out);
+
+/* Process context; blocks up to timeout_ms (0 polls; RT_INFINITY).
+ * gen_server:wait_response. The response:
+ *   0            the reply: *reply (caller frees; NULL for a NULL reply;
+ *                `reply` may be NULL to drop it) ({reply, Reply});
+ *   -ESRCH       the server was not alive (*reason = noproc);
+ *   -ECONNRESET  the server exited first, *reason = its reason
+ *                ({error, {Reason, ServerRef}}).
+ * After a response the request is done. On -ETIMEDOUT it stays valid, its
+ * monitor and alias kept, as OTP's: wait again, or abandon it with
+ * rt_gen_server_receive_response(req, 0, ...). -EINVAL: already done. */
+int rt_gen_server_wait_response(struct rt_gs_request *req, int64_t timeout_ms,
+                                struct rt_msg **reply, rt_atom *reason);
+/* As wait_response, but a timeout abandons the request (OTP's
+ * receive_response): the alias is deactivated and the monitor removed, so a
+ * reply sent later never reaches the mailbox; one that raced in before is
+ * returned (0). */
+int rt_gen_server_receive_response(struct rt_gs_request *req, int64_t timeout_ms,
+                                   struct rt_msg **reply, rt_atom *reason);
+/* Process context; never blocks. gen_server:check_response: is `m`, a
+ * message the caller received, the response to `req`? -ENOMSG (OTP's
+ * no_reply): no, and `m` is still the caller's; otherwise `m` is consumed
+ * and the result is wait_response's. */
+int rt_gen_server_check_response(struct rt_msg *m, struct rt_gs_request *req, struct rt_msg **reply,
+                                 rt_atom *reason);
+
+/* Request id collections (OTP 25's reqids_*): wait for whichever of many
+ * requests answers first. Memory is the caller process's (rt_alloc).
+ * Labels are the caller's (OTP's Label term). */
+struct rt_gs_reqids {
+    struct rt_gs_reqid *v; /* sorted by request (refs grow with time) */
+    size_t n, cap;
+};
+struct rt_gs_reqid {
+    struct rt_gs_request req;
+    uint64_t label;
+};
+/* Process context. reqids_new / reqids_size. */
+void rt_gs_reqids_init(struct rt_gs_reqids *c);
+size_t rt_gs_reqids_size(const struct rt_gs_reqids *c);
+/* Process context. reqids_add: -EEXIST if `req` is in already (OTP's
+ * badarg), -EINVAL if it is done, -ENOMEM. The collection keeps its own
+ * copy: from then on, collect the response through the collection only. */
+int rt_gs_reqids_add(struct rt_gs_reqids *c, const struct rt_gs_request *req, uint64_t label);
+/* Process context. Abandons every request still in `c` (as
+ * receive_response's timeout does) and frees the collection. */
+void rt_gs_reqids_done(struct rt_gs_reqids *c);
+/* wait/receive/check_response on a collection: the response of whichever
+ * request answers first, with its label in *label; with `remove` the
+ * request leaves the collection (OTP's Delete = true), else it stays,
+ * done. -ENOENT when the collection holds no request waiting (OTP's
+ * no_request); otherwise the results of the single-request calls
+ * (receive_any's timeout abandons every request in the collection;
+ * check_any gives -ENOMSG for a message of none of them). */
+int rt_gen_server_wait_response_any(struct rt_gs_reqids *c, int64_t timeout_ms, bool remove,
+                                    struct rt_msg **reply, rt_atom *reason, uint64_t *label);
+int rt_gen_server_receive_response_any(struct rt_gs_reqids *c, int64_t timeout_ms, bool remove,
+                                       struct rt_msg **reply, rt_atom *reason, uint64_t *label);
+int rt_gen_server_check_response_any(struct rt_msg *m, struct rt_gs_reqids *c, bool remove,
+                                     struct rt_msg **reply, rt_atom *reason, uint64_t *label);
 
 /* Process context; blocks. gen_server:stop: terminate runs with `reason`
  * (use RT_NORMAL for the default). See rt_proc_stop for return codes. */

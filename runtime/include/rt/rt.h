@@ -194,6 +194,16 @@ int rt_unlink(rt_pid pid);
 /* Process context. Monitors `pid`: exactly one RT_MSG_DOWN with this ref is
  * delivered when it exits, with reason `noproc` at once if it is not alive. */
 rt_ref rt_monitor(rt_pid pid);
+/* Process context. Monitors the process registered under `name` now
+ * (erlang:monitor(process, RegName)): like rt_monitor of that pid, except
+ * that the DOWN carries the name as its payload (NUL-terminated, `size`
+ * counts the NUL), with `from` the pid the name had at the call. A name not
+ * registered gives a DOWN with reason `noproc` at once (`from` 0). The
+ * monitor follows that process, not the name: if it unregisters and another
+ * takes the name, the DOWN still comes from the first one's exit. Returns
+ * the monitor ref (rt_demonitor removes it), or 0 on a bad name (empty or
+ * ≥ 64 bytes) or out of memory. */
+rt_ref rt_monitor_name(const char *name);
 /* Process context. Removes the monitor; with `flush`, also removes a DOWN for
  * it already in the mailbox. Returns 0, or -ENOENT if unknown/already fired. */
 int rt_demonitor(rt_ref ref, bool flush);
@@ -209,6 +219,13 @@ bool rt_is_alive(rt_pid pid);
  * here). Not freed by the runtime. */
 void rt_set_user(void *p);
 void *rt_get_user(void);
+/* Process context. A second per-process pointer, for the library layered
+ * on the runtime rather than the application: proc_lib marks the
+ * processes it starts with it (OTP's '$ancestors' in the process
+ * dictionary), which gen_server's enter_loop checks. NULL at spawn; not
+ * freed by the runtime. */
+void rt_set_lib_data(void *p);
+void *rt_get_lib_data(void);
 
 /* Process context. Introspection labels of the caller: behaviour state name
  * (≤ 31 bytes) and a free-form detail line (≤ 127 bytes); copied. */
@@ -274,6 +291,9 @@ struct rt_msg {
 #define RT_MSG_SYSTEM 0xffff0000u
 #define RT_MSG_EXIT (RT_MSG_SYSTEM + 1) /* from: linked pid; u64: reason */
 #define RT_MSG_DOWN (RT_MSG_SYSTEM + 2) /* from: pid; ref: monitor; u64: reason */
+/* A DOWN's payload: the name a monitor by name was made on (see
+ * rt_monitor_name), or NULL for a monitor by pid. */
+const char *rt_down_name(const struct rt_msg *down);
 
 /* Any thread. A new message with `size` zeroed payload bytes, or NULL. */
 struct rt_msg *rt_msg_new(uint32_t type, size_t size);
@@ -295,8 +315,12 @@ int rt_send_name(const char *name, struct rt_msg *m);
  * replies). */
 int rt_send_alias(rt_pid to, rt_ref alias, struct rt_msg *m);
 /* Process context. Activates a new alias for the caller (returns its ref, or
- * 0 if the caller already has RT_MAX_ALIASES active). */
-#define RT_MAX_ALIASES 16
+ * 0 if the caller already has RT_MAX_ALIASES active, or out of memory).
+ * Every call and every outstanding asynchronous request
+ * (rt_gen_server_send_request) holds one, so the bound is what one process
+ * may have in flight; checking an arriving aliased message costs
+ * O(log active). */
+#define RT_MAX_ALIASES 4096
 rt_ref rt_alias(void);
 /* Process context. Deactivates; replies already in the mailbox stay. */
 void rt_unalias(rt_ref alias);
@@ -474,7 +498,18 @@ struct rt_crash_report {
     const char *initial_call; /* or "" */
     rt_atom reason;
     uint32_t last_msg_type; /* type of the last message received, 0 if none */
+    const char *state;      /* what rt_set_crash_state left (a behaviour's
+                               format_status), or "" */
 };
+
+/* Process context. Text the caller's crash report carries as `state` if it
+ * exits abnormally, as OTP's gen_server error report carries the server's
+ * state: the behaviours set it from format_status just before they
+ * terminate, so that a callback can keep secrets out of the logs. Copied
+ * into the process's own memory (freed when it exits), at most
+ * RT_CRASH_STATE_MAX - 1 bytes; NULL or "" clears it. 0 or -ENOMEM. */
+#define RT_CRASH_STATE_MAX 512
+int rt_set_crash_state(const char *text);
 
 /* Any thread. Where runtime reports go. The handler runs on whatever thread
  * reports (it must not block long). Defaults write one JSON line to stderr. */

@@ -596,7 +596,7 @@ static void h_status(void *self, struct rt_sys_status *out)
         const struct rt_ge_handler_state *e = &g->h[i];
         char one[128];
         if (e->handler.ops->format_status)
-            e->handler.ops->format_status(e->state, one, sizeof one);
+            rt__format_state(e->handler.ops->format_status, e->state, "", one, sizeof one);
         else
             snprintf(one, sizeof one, "state=%p", e->state);
         k = snprintf(out->formatted + used, len - used, "%s %s/%llu: %s", i ? ";" : ":",

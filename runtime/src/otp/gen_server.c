@@ -18,6 +18,11 @@
  * A callback the ops table lacks is OTP's call to an unexported function:
  * the server exits with reason `undef` (terminate runs, as for any crash
  * in a callback), and the caller of a call gets that exit.
+ *
+ * Terminating for a reason other than normal/shutdown, the server first
+ * formats its state through format_status into its crash report (OTP's
+ * "Generic server terminating" report): before terminate, which may free
+ * the state.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -121,12 +126,20 @@ static void gs_cleanup(void *p)
 
 /* ---- termination --------------------------------------------------------------- */
 
+static const char *module_name(const struct gs *g)
+{
+    return g->ops->name ? g->ops->name : "gen_server";
+}
+
 static _Noreturn void gs_terminate(struct gs *g, rt_atom reason, struct rt_msg *reply,
                                    const struct rt_gs_from *from)
 {
     rt__sys_event(&g->sys, RT_SYS_EV_TERMINATE, 0, 0, 0);
     rt_msg_free(g->cont);
     g->cont = NULL;
+    /* Formatted now: terminate may free the state. OTP's report shows the
+     * state terminate was called with, through format_status. */
+    rt__crash_state(reason, g->ops->format_status, g->state, module_name(g));
     if (g->ops->terminate)
         g->ops->terminate(reason, g->state);
     /* {stop,Reason,Reply,S}: the reply goes after terminate has returned. */
@@ -160,11 +173,9 @@ static int h_replace_state(void *self, rt_sys_replace_fn fn, void *arg)
 static void h_status(void *self, struct rt_sys_status *out)
 {
     struct gs *g = self;
-    snprintf(out->module, sizeof out->module, "%s", g->ops->name ? g->ops->name : "gen_server");
-    if (g->ops->format_status)
-        g->ops->format_status(g->state, out->formatted, sizeof out->formatted);
-    else
-        snprintf(out->formatted, sizeof out->formatted, "%s state=%p", out->module, g->state);
+    snprintf(out->module, sizeof out->module, "%s", module_name(g));
+    rt__format_state(g->ops->format_status, g->state, module_name(g), out->formatted,
+                     sizeof out->formatted);
 }
 
 static void h_terminate(void *self, rt_atom reason)
@@ -285,7 +296,7 @@ static void dispatch(struct gs *g, struct rt_msg *m)
     rt__sys_event(&g->sys, RT_SYS_EV_IN, t, m->from, 0);
     if (!g->ops->handle_info) {
         rt_log(RT_LOG_WARNING, "%s %#llx: undefined handle_info, message type %#x dropped",
-               g->ops->name ? g->ops->name : "gen_server", (unsigned long long)rt_self(), t);
+               module_name(g), (unsigned long long)rt_self(), t);
         rt_msg_free(m);
         return;
     }
@@ -425,6 +436,45 @@ int rt_gen_server_start(const struct rt_gen_server_ops *ops, void *arg,
                         const struct rt_start_opts *opts, rt_pid *out, rt_atom *reason)
 {
     return start(ops, arg, opts, false, out, reason);
+}
+
+/* ---- enter_loop --------------------------------------------------------------------- */
+
+_Noreturn void rt_gen_server_enter_loop(const struct rt_gen_server_ops *ops,
+                                        const struct rt_start_opts *opts, void *state,
+                                        const struct rt_gs_result *how)
+{
+    struct rt_msg *cont = how ? how->cont : NULL;
+    /* OTP's order: the name first (gen:get_proc_name), then the parent
+     * (gen:get_parent). */
+    if (opts && opts->name && rt_whereis(opts->name) != rt_self()) {
+        rt_msg_free(cont);
+        rt_exit(rt_atom_intern("process_not_registered"));
+    }
+    if (!rt__proc_lib_started()) {
+        rt_msg_free(cont);
+        rt_exit(rt_atom_intern("process_was_not_started_by_proc_lib"));
+    }
+    if (!ops) {
+        rt_msg_free(cont);
+        rt_exit(RT_BADARG);
+    }
+    struct gs *g = rt_calloc(1, sizeof *g);
+    if (!g) {
+        rt_msg_free(cont);
+        rt_exit(RT_SYSTEM_LIMIT);
+    }
+    rt_set_kind(RT_KIND_SERVER);
+    rt_set_user(g);
+    rt_defer(gs_cleanup, g);
+    g->ops = ops;
+    g->state = state;
+    g->timeout = how ? how->timeout : RT_INFINITY;
+    g->hibernate = how && how->hibernate;
+    g->cont = cont;
+    g->hibernate_after = opts ? opts->hibernate_after : 0;
+    rt__sys_init(&g->sys, "gen_server", opts);
+    gs_loop(g, false);
 }
 
 int rt_gen_server_call(rt_pid server, struct rt_msg *req, int64_t timeout_ms, struct rt_msg **reply,

@@ -115,6 +115,17 @@ void rt__flush_exit_since(rt_mark mark, rt_pid pid, int64_t timeout_ms);
 void rt__demonitor_flush(rt_mark mark, rt_ref mref);
 /* Is the caller trapping exits? */
 bool rt__trapping(void);
+/* Was the caller started by rt_proc_start[_link] (OTP's '$ancestors'
+ * check)? */
+bool rt__proc_lib_started(void);
+
+/* Writes fn's text form of `state` into buf (size bytes, NUL-terminated),
+ * or "<module> state=<address>" when fn is NULL. Returns the length. */
+size_t rt__format_state(rt_format_status_fn fn, const void *state, const char *module, char *buf,
+                        size_t size);
+/* Before an abnormal terminate: the formatted state goes into the crash
+ * report (rt_set_crash_state). Nothing for normal/shutdown reasons. */
+void rt__crash_state(rt_atom reason, rt_format_status_fn fn, const void *state, const char *module);
 
 /* What a behaviour terminating abnormally reports about itself (OTP's
  * "** State machine X terminating" error report). `status` is what the

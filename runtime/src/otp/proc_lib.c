@@ -114,10 +114,20 @@ int rt__wait_down(rt_ref mref, int64_t timeout_ms, rt_atom *reason)
     return 0;
 }
 
+/* What the processes proc_lib starts carry as their library data: its
+ * address, never its contents, is the mark. */
+static char started_by_proc_lib;
+
+bool rt__proc_lib_started(void)
+{
+    return rt_get_lib_data() == &started_by_proc_lib;
+}
+
 static void trampoline(void *p)
 {
     struct start_block b = *(struct start_block *)p;
     free(p);
+    rt_set_lib_data(&started_by_proc_lib);
     if (b.opts.name)
         b.opts.name = b.name;
     struct rt_proc_starter st = {.pid = b.starter, .ack = b.ack, .opts = &b.opts};

@@ -1008,12 +1008,13 @@ static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *stat
     rt_gs_reply(r, rep);
 }
 
-static void sup_format(void *state, char *buf, size_t len)
+static size_t sup_format(const void *state, char *buf, size_t len)
 {
     const struct sup *s = state;
-    snprintf(buf, len, "supervisor strategy=%s intensity=%d period=%d children=%zu restarts=%llu",
-             rt_sup_strategy_name(s->flags.strategy), s->flags.intensity, s->flags.period_s, s->n,
-             (unsigned long long)s->total_restarts);
+    return (size_t)snprintf(
+        buf, len, "supervisor strategy=%s intensity=%d period=%d children=%zu restarts=%llu",
+        rt_sup_strategy_name(s->flags.strategy), s->flags.intensity, s->flags.period_s, s->n,
+        (unsigned long long)s->total_restarts);
 }
 
 static const struct rt_gen_server_ops sup_ops = {

@@ -71,6 +71,33 @@ static void log_off(struct rt__sys *sys)
     sys->debug &= ~RT_DEBUG_LOG;
 }
 
+size_t rt__format_state(rt_format_status_fn fn, const void *state, const char *module, char *buf,
+                        size_t size)
+{
+    if (size == 0)
+        return 0;
+    size_t n;
+    if (fn) {
+        n = fn(state, buf, size - 1);
+        if (n > size - 1)
+            n = size - 1;
+        buf[n] = 0;
+        return strlen(buf); /* a callback's snprintf may have ended it sooner */
+    }
+    int w = snprintf(buf, size, "%s state=%p", module, state);
+    n = w < 0 ? 0 : (size_t)w;
+    return n < size ? n : size - 1;
+}
+
+void rt__crash_state(rt_atom reason, rt_format_status_fn fn, const void *state, const char *module)
+{
+    if (rt_reason_is_clean(reason))
+        return;
+    char text[RT_CRASH_STATE_MAX];
+    rt__format_state(fn, state, module, text, sizeof text);
+    rt_set_crash_state(text);
+}
+
 void rt__sys_init(struct rt__sys *sys, const char *behaviour, const struct rt_start_opts *opts)
 {
     memset(sys, 0, sizeof *sys);

@@ -259,9 +259,9 @@ static void c_init(void *arg, struct rt_gs_result *r)
     r->state = c;
 }
 
-static void c_format(void *state, char *buf, size_t len)
+static size_t c_format(const void *state, char *buf, size_t len)
 {
-    snprintf(buf, len, "count=%d", ((struct counter *)state)->n);
+    return (size_t)snprintf(buf, len, "count=%d", ((const struct counter *)state)->n);
 }
 
 static const struct rt_gen_server_ops counter_ops = {

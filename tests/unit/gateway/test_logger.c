@@ -682,6 +682,50 @@ START_TEST(stdout_writes_end_at_line_ends_so_reports_on_the_same_pipe_never_spli
 }
 END_TEST
 
+static char long_name[400], long_state[RT_CRASH_STATE_MAX];
+
+static void report_states(void)
+{
+    struct rt_crash_report r = {.pid = 7,
+                                .name = "router",
+                                .initial_call = "gw_router:init",
+                                .reason = RT_KILLED,
+                                .state = "user=alice password=***"};
+    gw__crash_report(&r, NULL);
+    /* Every field at its longest, all of it escaping six-fold. */
+    memset(long_name, '\x01', sizeof long_name - 1);
+    memset(long_state, '\x02', sizeof long_state - 1);
+    r = (struct rt_crash_report){.pid = 8,
+                                 .name = long_name,
+                                 .initial_call = long_name,
+                                 .reason = rt_atom_intern(long_name),
+                                 .state = long_state};
+    gw__crash_report(&r, NULL);
+    r = (struct rt_crash_report){.pid = 9, .name = "", .initial_call = "", .reason = RT_KILLED};
+    gw__crash_report(&r, NULL);
+}
+
+START_TEST(crash_reports_carry_the_formatted_state_within_one_line)
+{
+    char *text = capture_stderr(report_states);
+    json_t *v = next_json_line(&text);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "state")), "user=alice password=***");
+    json_decref(v);
+    char *line = text;
+    v = next_json_line(&text);
+    ck_assert_int_le(text - line, 2048);
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "pid")), 8);
+    size_t n = json_string_length(json_object_get(v, "state"));
+    ck_assert(n > 50 && n < RT_CRASH_STATE_MAX);
+    json_decref(v);
+    /* No state (a process that is not a behaviour): no field. */
+    v = next_json_line(&text);
+    ck_assert_ptr_null(json_object_get(v, "state"));
+    json_decref(v);
+    ck_assert_str_eq(text, "");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("logger");
@@ -698,6 +742,7 @@ int main(void)
         tc, write_error_after_a_short_write_ends_the_cut_line_and_counts_only_lines_not_written);
     tcase_add_test(tc,
                    stdout_writes_end_at_line_ends_so_reports_on_the_same_pipe_never_split_a_line);
+    tcase_add_test(tc, crash_reports_carry_the_formatted_state_within_one_line);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

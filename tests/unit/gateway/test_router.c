@@ -20,9 +20,11 @@
 #include <unistd.h>
 
 #include "gw/config.h"
+#include "gw/events.h"
 #include "gw/gateway.h"
 #include "gw/router.h"
 #include "route/holder.h"
+#include "rt/gen_event.h"
 #include "rt/gen_server.h"
 #include "rt/rt.h"
 
@@ -711,6 +713,111 @@ START_TEST(a_restarted_router_keeps_the_published_table)
 }
 END_TEST
 
+/* ---- the event stream ------------------------------------------------------------- */
+
+/* A handler that sends every event on to the process whose pid it is given. */
+static void fwd_init(const void *arg, size_t arg_size, const struct rt_ge_swap *swap,
+                     struct rt_ge_result *r)
+{
+    (void)swap;
+    rt_pid *to = rt_alloc(sizeof *to);
+    if (!to || arg_size != sizeof *to) {
+        rt_ge_error(r, RT_BADARG);
+        return;
+    }
+    memcpy(to, arg, sizeof *to);
+    r->state = to;
+}
+
+static void fwd_event(const struct rt_msg *event, void *state, struct rt_ge_result *r)
+{
+    (void)r;
+    rt_send(*(rt_pid *)state, rt_msg_copy(event->type, event->data, event->size));
+}
+
+static const struct rt_ge_handler_ops fwd_ops = {
+    .name = "test_forward",
+    .init = fwd_init,
+    .handle_event = fwd_event,
+};
+
+static bool is_reload_event(const struct rt_msg *m, void *ctx)
+{
+    (void)ctx;
+    return m->type == GW_EVENT_ROUTES_RELOADED && m->size == sizeof(struct gw_event_routes);
+}
+
+/* The next reload event, copied into *e. */
+static void next_reload_event(struct gw_event_routes *e)
+{
+    struct rt_msg *m = rt_receive_match(is_reload_event, NULL, scaled(2000));
+    T_ASSERT(m);
+    memcpy(e, m->data, sizeof *e);
+    rt_msg_free(m);
+}
+
+static void events_body(void)
+{
+    rt_pid mgr = 0;
+    rt_atom why = 0;
+    T_EQ(gw_events_start(NULL, NULL, 0, &mgr, &why), 0);
+    T_EQ(rt_whereis(GW_EVENTS_NAME), mgr);
+    uint64_t before[GW_EVENT_TYPES];
+    gw_events_counts(before);
+    rt_pid me = rt_self();
+    struct rt_ge_handler h = {.ops = &fwd_ops};
+    T_EQ(rt_gen_event_add_handler(mgr, h, &me, sizeof me, &why), 0);
+
+    /* Published. */
+    char *text = NULL;
+    const char *set = route_set("e2", "/e2");
+    T_EQ(gw_router_replace(set, strlen(set), &text), 0);
+    free(text);
+    struct gw_event_routes e;
+    next_reload_event(&e);
+    T_ASSERT(e.ok);
+    T_EQ(e.version, 2);
+    T_EQ(e.routes, 1);
+    T_ASSERT(strcmp(e.source, "<admin>") == 0);
+
+    /* Refused: the version serving stays. */
+    T_EQ(gw_router_replace("{\"routes\": [", 12, &text), -EINVAL);
+    free(text);
+    next_reload_event(&e);
+    T_ASSERT(!e.ok);
+    T_EQ(e.version, 2);
+
+    /* From the directory, on request. */
+    T_EQ(gw_router_reload("admin", &text), 0);
+    free(text);
+    next_reload_event(&e);
+    T_ASSERT(e.ok);
+    T_EQ(e.version, 3);
+    T_ASSERT(strcmp(e.source, "admin") == 0);
+
+    /* A rollback republishes. */
+    T_EQ(gw_router_rollback(2, &text), 0);
+    free(text);
+    next_reload_event(&e);
+    T_ASSERT(e.ok);
+    T_EQ(e.version, 2);
+    T_ASSERT(strcmp(e.source, "rollback") == 0);
+
+    /* The default handler counted them (the manager handled them in order,
+     * so by a synchronous notify they are all counted). */
+    T_EQ(rt_gen_event_sync_notify(mgr, rt_msg_new(GW_EVENT_TYPES + 1, 0)), 0);
+    uint64_t after[GW_EVENT_TYPES];
+    gw_events_counts(after);
+    T_ASSERT(after[GW_EVENT_ROUTES_RELOADED] - before[GW_EVENT_ROUTES_RELOADED] >= 4);
+    T_EQ(rt_gen_event_stop(mgr, RT_SHUTDOWN, 5000, NULL), 0);
+}
+
+START_TEST(reloads_are_announced_on_the_gateway_event_stream)
+{
+    run(events_body);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("router");
@@ -729,6 +836,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_swapped_directory_symlink_is_followed);
     tcase_add_test(tc, a_crashed_watcher_is_restarted_without_losing_the_router);
     tcase_add_test(tc, a_restarted_router_keeps_the_published_table);
+    tcase_add_test(tc, reloads_are_announced_on_the_gateway_event_stream);
     suite_add_tcase(s, tc);
     return s;
 }

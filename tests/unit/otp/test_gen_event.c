@@ -184,9 +184,9 @@ static int h_code_change(const char *vsn, void *state, const void *extra, void *
     return 0;
 }
 
-static void h_format(void *state, char *buf, size_t len)
+static size_t h_format(const void *state, char *buf, size_t len)
 {
-    snprintf(buf, len, "events=%d", ((struct h_state *)state)->events);
+    return (size_t)snprintf(buf, len, "events=%d", ((const struct h_state *)state)->events);
 }
 
 static const struct rt_ge_handler_ops rec_ops = {

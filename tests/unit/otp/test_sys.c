@@ -63,9 +63,9 @@ static int c_code_change(const char *old_vsn, void *state, const void *extra, vo
     return 0;
 }
 
-static void c_format(void *state, char *buf, size_t len)
+static size_t c_format(const void *state, char *buf, size_t len)
 {
-    snprintf(buf, len, "count=%d", ((struct counter *)state)->n);
+    return (size_t)snprintf(buf, len, "count=%d", ((const struct counter *)state)->n);
 }
 
 static const struct rt_gen_server_ops c_ops = {
