@@ -126,7 +126,8 @@ struct rt_ge_handler_ops {
     struct rt_msg *(*terminate)(const struct rt_ge_stop *stop, void *state);
     /* sys change_code: 0 with *new_state, or -errno (nothing changes). */
     int (*code_change)(const char *old_vsn, void *state, const void *extra, void **new_state);
-    /* One line on the state for get_status (sys.h); default "state=%p". */
+    /* The state's text (rt_format_status_fn, sys.h) in the manager's
+     * get_status and in its crash report; default "<name> state=%p". */
     rt_format_status_fn format_status;
 };
 

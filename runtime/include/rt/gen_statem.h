@@ -31,10 +31,10 @@
  * back to hibernation.
  *
  * Terminating with a reason other than normal/shutdown/shutdown:*, the
- * machine writes an error report (before terminate runs, which may free
- * the data) with its state name, last event, queue lengths and the state
- * as format_status describes it for RT_FORMAT_TERMINATE; the runtime's
- * crash report follows.
+ * machine formats its state name, last event, queue lengths and its data
+ * as format_status describes it into its crash report
+ * (rt_crash_report.state), as a gen_server does: before terminate runs,
+ * which may free the data.
  *
  * A callback fills struct rt_statem_result with the rt_sm_* helpers. The
  * default result is keep_state with the data unchanged (r->data preset to
@@ -119,6 +119,13 @@ struct rt_statem_result {
 typedef void (*rt_sm_state_fn)(struct rt_statem_event *ev, int state, void *data,
                                struct rt_statem_result *r);
 
+/* format_status: rt_format_status_fn (sys.h) with the machine's state, the
+ * data being what it describes; the same rules (at most cap bytes, returns
+ * the length, runs for sys get_status and for the crash report, the place
+ * to leave secrets out). Without one, the text is
+ * "<name> state=<state name> data=<address>". */
+typedef size_t (*rt_statem_format_status_fn)(int state, const void *data, char *buf, size_t cap);
+
 struct rt_gen_statem_ops {
     const char *name;
     enum rt_statem_mode mode;
@@ -133,11 +140,8 @@ struct rt_gen_statem_ops {
     void (*terminate)(rt_atom reason, int state, void *data);
     int (*code_change)(const char *old_vsn, int *state, void *data, const void *extra,
                        void **new_data);
-    /* Optional. Writes a one-line description of state and data into buf
-     * (len bytes): for sys get_status with RT_FORMAT_NORMAL, for the
-     * termination report with RT_FORMAT_TERMINATE, where secrets in the
-     * data should be left out. Default: "<name> state=<state> data=<ptr>". */
-    void (*format_status)(enum rt_format_opt opt, int state, void *data, char *buf, size_t len);
+    /* Optional: see rt_statem_format_status_fn. */
+    rt_statem_format_status_fn format_status;
 };
 
 /* Result helpers (inside callbacks). */

@@ -34,13 +34,6 @@ extern "C" {
 #define RT_MSG_STATEM_TIMER (RT_MSG_SYSTEM + 0x24) /* gen_statem timer expiry */
 #define RT_MSG_SUP (RT_MSG_SYSTEM + 0x25)          /* supervisor internal */
 
-/* Why a behaviour asks its format_status callback for a description of
- * its state (OTP's format_status Opt): for sys get_status (and the admin
- * API), or for the report written when the process terminates with a
- * reason other than normal/shutdown/shutdown:*. A callback redacts there
- * whatever must not reach a log. */
-enum rt_format_opt { RT_FORMAT_NORMAL = 0, RT_FORMAT_TERMINATE };
-
 /* Debug flags for a behaviour's initial sys debug options. */
 #define RT_DEBUG_TRACE 0x1u      /* sys:trace(Pid, true) */
 #define RT_DEBUG_LOG 0x2u        /* sys:log(Pid, true) */

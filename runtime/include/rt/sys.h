@@ -52,15 +52,18 @@ typedef int (*rt_sys_replace_fn)(void *state, int *statem_state, void *arg, void
 
 enum rt_sys_run_status { RT_SYS_RUNNING = 0, RT_SYS_SUSPENDED };
 
-/* format_status, one shape for the behaviours' callbacks (gen_server and
- * so supervisor, gen_event handlers): writes a text form of `state` into
- * buf, at most `cap` bytes (no NUL needed), and returns how many it wrote;
- * a larger value (what snprintf returns when it truncates) counts as cap.
- * The behaviour supplies the buffer and terminates the text. It runs in
- * the process that owns the state, for sys get_status (the admin API
- * shows it) and, for a gen_server, just before an abnormal terminate,
- * for the crash report: the place to leave out or mask secrets (OTP's
- * format_status/1). Without one, the text is "<module> state=<address>". */
+/* format_status, one shape for every behaviour's callback (gen_server and
+ * so supervisor, gen_event handlers; gen_statem's rt_statem_format_status_fn
+ * takes its state as well): writes a text form of `state` into buf, at most
+ * `cap` bytes (no NUL needed), and returns how many it wrote; a larger
+ * value (what snprintf returns when it truncates) counts as cap. The
+ * behaviour supplies the buffer and terminates the text. It runs in the
+ * process that owns the state, for sys get_status (the admin API shows it)
+ * and, just before a terminate for a reason other than
+ * normal/shutdown/shutdown:*, for the crash report (rt_crash_report.state).
+ * Both leave the process, so one text serves both: the place to leave out
+ * or mask secrets (OTP's format_status/1). Without one, the text is
+ * "<module> state=<address>". */
 typedef size_t (*rt_format_status_fn)(const void *state, char *buf, size_t cap);
 
 /* sys:get_status. */

@@ -395,12 +395,33 @@ static void notify_all(struct ge *g, const struct rt_msg *m, bool info)
 
 /* ---- termination --------------------------------------------------------------- */
 
+/* The manager's state: its handlers, newest first, each as its
+ * format_status writes its state. */
+static size_t ge_state_text(const void *self, char *buf, size_t size)
+{
+    const struct ge *g = self;
+    int k = snprintf(buf, size, "%zu handlers", g->n);
+    size_t used = rt__format_end(buf, size, k < 0 ? 0 : (size_t)k);
+    for (size_t i = 0; i < g->n && used + 1 < size; i++) {
+        const struct rt_ge_handler_state *e = &g->h[i];
+        char one[128];
+        rt__format_state(e->handler.ops->format_status, e->state, handler_name(e->handler), one,
+                         sizeof one);
+        k = snprintf(buf + used, size - used, "%s %s/%llu: %s", i ? ";" : ":",
+                     handler_name(e->handler), (unsigned long long)e->handler.id, one);
+        used += rt__format_end(buf + used, size - used, k < 0 ? 0 : (size_t)k);
+    }
+    return used;
+}
+
 /* OTP's terminate_server: every handler terminates with `stop`, their
  * supervisors are told `shutdown` and unlinked (they must not die with the
  * manager), the parent stays linked. */
 static _Noreturn void terminate_server(struct ge *g, rt_atom reason)
 {
     rt__sys_event(&g->sys, RT_SYS_EV_TERMINATE, 0, 0, 0);
+    /* Before the handlers' terminate, which may free their states. */
+    rt__crash_state(reason, ge_state_text, g);
     while (g->n) {
         struct rt_ge_handler_state e = take(g, 0);
         gone_free(e, RT_GE_STOP_MANAGER, 0, RT_SHUTDOWN);
@@ -587,22 +608,8 @@ static int h_replace_state(void *self, rt_sys_replace_fn fn, void *arg)
 
 static void h_status(void *self, struct rt_sys_status *out)
 {
-    struct ge *g = self;
     snprintf(out->module, sizeof out->module, "gen_event");
-    size_t len = sizeof out->formatted, used = 0;
-    int k = snprintf(out->formatted, len, "%zu handlers", g->n);
-    used = k > 0 ? (size_t)k : 0;
-    for (size_t i = 0; i < g->n && used < len; i++) {
-        const struct rt_ge_handler_state *e = &g->h[i];
-        char one[128];
-        if (e->handler.ops->format_status)
-            rt__format_state(e->handler.ops->format_status, e->state, "", one, sizeof one);
-        else
-            snprintf(one, sizeof one, "state=%p", e->state);
-        k = snprintf(out->formatted + used, len - used, "%s %s/%llu: %s", i ? ";" : ":",
-                     handler_name(e->handler), (unsigned long long)e->handler.id, one);
-        used += k > 0 ? (size_t)k : 0;
-    }
+    ge_state_text(self, out->formatted, sizeof out->formatted);
 }
 
 static void h_terminate(void *self, rt_atom reason)

@@ -131,6 +131,12 @@ static const char *module_name(const struct gs *g)
     return g->ops->name ? g->ops->name : "gen_server";
 }
 
+static size_t gs_state_text(const void *self, char *buf, size_t size)
+{
+    const struct gs *g = self;
+    return rt__format_state(g->ops->format_status, g->state, module_name(g), buf, size);
+}
+
 static _Noreturn void gs_terminate(struct gs *g, rt_atom reason, struct rt_msg *reply,
                                    const struct rt_gs_from *from)
 {
@@ -139,7 +145,7 @@ static _Noreturn void gs_terminate(struct gs *g, rt_atom reason, struct rt_msg *
     g->cont = NULL;
     /* Formatted now: terminate may free the state. OTP's report shows the
      * state terminate was called with, through format_status. */
-    rt__crash_state(reason, g->ops->format_status, g->state, module_name(g));
+    rt__crash_state(reason, gs_state_text, g);
     if (g->ops->terminate)
         g->ops->terminate(reason, g->state);
     /* {stop,Reason,Reply,S}: the reply goes after terminate has returned. */
@@ -174,8 +180,7 @@ static void h_status(void *self, struct rt_sys_status *out)
 {
     struct gs *g = self;
     snprintf(out->module, sizeof out->module, "%s", module_name(g));
-    rt__format_state(g->ops->format_status, g->state, module_name(g), out->formatted,
-                     sizeof out->formatted);
+    gs_state_text(g, out->formatted, sizeof out->formatted);
 }
 
 static void h_terminate(void *self, rt_atom reason)

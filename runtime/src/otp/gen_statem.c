@@ -74,7 +74,6 @@ struct sm {
     int64_t hibernate_after;
     struct rt_msg *cur;           /* the event message a callback is handling */
     enum rt_event_type last_type; /* the last event, for the termination report */
-    uint32_t last_msg_type;
     bool had_event;
 };
 
@@ -501,16 +500,18 @@ static void state_text(const struct sm *s, char *buf, size_t len)
         snprintf(buf, len, "%d", s->state);
 }
 
-static void format_status(struct sm *s, enum rt_format_opt opt, char *buf, size_t len)
+/* sys get_status's text: format_status's, or the default. */
+static size_t sm_status_text(const void *self, char *buf, size_t size)
 {
+    const struct sm *s = self;
+    if (size == 0)
+        return 0;
+    if (s->ops->format_status)
+        return rt__format_end(buf, size, s->ops->format_status(s->state, s->data, buf, size - 1));
     char st[32];
-    if (s->ops->format_status) {
-        buf[0] = 0;
-        s->ops->format_status(opt, s->state, s->data, buf, len);
-        return;
-    }
     state_text(s, st, sizeof st);
-    snprintf(buf, len, "%s state=%s data=%p", module_name(s), st, s->data);
+    int w = snprintf(buf, size, "%s state=%s data=%p", module_name(s), st, s->data);
+    return rt__format_end(buf, size, w < 0 ? 0 : (size_t)w);
 }
 
 static size_t q_len(const struct evq *q)
@@ -521,31 +522,27 @@ static size_t q_len(const struct evq *q)
     return n;
 }
 
-static void report_terminate(struct sm *s, rt_atom reason)
+/* The crash report's text (OTP's gen_statem report: state, last event,
+ * queue lengths, then the data as format_status describes it). The
+ * machine's own fields come first, bounded, so that a long format_status
+ * text is what the report's limit cuts. */
+static size_t sm_crash_text(const void *self, char *buf, size_t size)
 {
-    char st[32], status[256];
+    const struct sm *s = self;
+    char st[32];
     state_text(s, st, sizeof st);
-    format_status(s, RT_FORMAT_TERMINATE, status, sizeof status);
-    struct rt__terminate_report rep = {
-        .behaviour = "gen_statem",
-        .module = module_name(s),
-        .reason = reason,
-        .state = st,
-        .last_event = s->had_event ? rt_event_type_name(s->last_type) : "",
-        .last_msg_type = s->last_msg_type,
-        .queued = q_len(&s->queue),
-        .postponed = q_len(&s->postponed),
-        .status = status,
-    };
-    rt__report_terminate(&rep);
+    int w = snprintf(buf, size, "state=%s last_event=%s queued=%zu postponed=%zu ", st,
+                     s->had_event ? rt_event_type_name(s->last_type) : "none", q_len(&s->queue),
+                     q_len(&s->postponed));
+    size_t n = rt__format_end(buf, size, w < 0 ? 0 : (size_t)w);
+    return n + sm_status_text(s, buf + n, size - n);
 }
 
 static _Noreturn void sm_terminate(struct sm *s, rt_atom reason)
 {
     rt__sys_event(&s->sys, RT_SYS_EV_TERMINATE, 0, 0, s->state);
     /* Before terminate, which may free the data format_status reads. */
-    if (!rt_reason_is_clean(reason))
-        report_terminate(s, reason);
+    rt__crash_state(reason, sm_crash_text, s);
     free_all(s);
     if (s->ops->terminate)
         s->ops->terminate(reason, s->state, s->data);
@@ -586,7 +583,7 @@ static void h_status(void *self, struct rt_sys_status *out)
     struct sm *s = self;
     snprintf(out->module, sizeof out->module, "%s", module_name(s));
     state_text(s, out->state_name, sizeof out->state_name);
-    format_status(s, RT_FORMAT_NORMAL, out->formatted, sizeof out->formatted);
+    sm_status_text(s, out->formatted, sizeof out->formatted);
 }
 
 static void h_terminate(void *self, rt_atom reason)
@@ -816,7 +813,6 @@ static void process_event(struct sm *s, struct rt_statem_event *ev)
     s->hibernate = false;
     s->had_event = true;
     s->last_type = ev->type;
-    s->last_msg_type = ev->msg ? ev->msg->type : 0;
     /* Any event cancels the event timeout. */
     if (ev->type != RT_EV_TIMEOUT)
         timer_cancel(&s->event_timer);

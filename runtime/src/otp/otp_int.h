@@ -119,32 +119,22 @@ bool rt__trapping(void);
  * check)? */
 bool rt__proc_lib_started(void);
 
-/* Writes fn's text form of `state` into buf (size bytes, NUL-terminated),
- * or "<module> state=<address>" when fn is NULL. Returns the length. */
+/* A behaviour's format_status with its defaults applied: writes the text
+ * form of the behaviour's state (`self` is the behaviour's own struct)
+ * into buf (size bytes, NUL-terminated) and returns its length. Both sys
+ * get_status and the crash report take the text from here. */
+typedef size_t (*rt__state_text_fn)(const void *self, char *buf, size_t size);
+/* Ends what a format_status callback wrote into buf (size > 0 bytes), n
+ * being what it returned: cut to size - 1, NUL-terminated. Returns the
+ * length. */
+size_t rt__format_end(char *buf, size_t size, size_t n);
+/* rt__state_text_fn for an rt_format_status_fn: fn's text form of
+ * `state`, or "<module> state=<address>" when fn is NULL. */
 size_t rt__format_state(rt_format_status_fn fn, const void *state, const char *module, char *buf,
                         size_t size);
-/* Before an abnormal terminate: the formatted state goes into the crash
- * report (rt_set_crash_state). Nothing for normal/shutdown reasons. */
-void rt__crash_state(rt_atom reason, rt_format_status_fn fn, const void *state, const char *module);
-
-/* What a behaviour terminating abnormally reports about itself (OTP's
- * "** State machine X terminating" error report). `status` is what the
- * behaviour's format_status callback wrote for RT_FORMAT_TERMINATE, so a
- * behaviour can keep secrets out of it. Strings may be "" but not NULL. */
-struct rt__terminate_report {
-    const char *behaviour; /* "gen_statem", ... */
-    const char *module;    /* ops->name */
-    rt_atom reason;
-    const char *state;      /* current state's name, "" if none */
-    const char *last_event; /* the last event's kind, "" if none */
-    uint32_t last_msg_type; /* its message type, 0 if none */
-    size_t queued;          /* events queued inside the behaviour */
-    size_t postponed;
-    const char *status;
-};
-/* Writes the report as one error log line (rt_log). Called by the
- * terminating process before its terminate callback; the runtime's crash
- * report comes after it. */
-void rt__report_terminate(const struct rt__terminate_report *r);
+/* Before an abnormal terminate (which may free the state): text(self)
+ * goes into the crash report (rt_set_crash_state), the one report a
+ * behaviour's abnormal exit writes. Nothing for normal/shutdown reasons. */
+void rt__crash_state(rt_atom reason, rt__state_text_fn text, const void *self);
 
 #endif

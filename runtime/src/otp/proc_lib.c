@@ -354,15 +354,6 @@ int rt__call(rt_pid to, struct rt_msg *m, int64_t timeout_ms, struct rt_msg **re
     return rc;
 }
 
-void rt__report_terminate(const struct rt__terminate_report *r)
-{
-    rt_log(RT_LOG_ERROR,
-           "%s %#llx terminating: module=%s reason=%s state=%s last_event=%s last_msg_type=%#x "
-           "queued=%zu postponed=%zu status=%s",
-           r->behaviour, (unsigned long long)rt_self(), r->module, rt_atom_name(r->reason),
-           r->state, r->last_event, r->last_msg_type, r->queued, r->postponed, r->status);
-}
-
 int rt_proc_stop(rt_pid pid, rt_atom reason, int64_t timeout_ms, rt_atom *exit_reason)
 {
     struct rt_msg *m = rt_msg_new(RT_MSG_SYS, sizeof(struct rt__sys_req));

@@ -71,31 +71,34 @@ static void log_off(struct rt__sys *sys)
     sys->debug &= ~RT_DEBUG_LOG;
 }
 
+size_t rt__format_end(char *buf, size_t size, size_t n)
+{
+    if (size == 0)
+        return 0;
+    if (n > size - 1)
+        n = size - 1;
+    buf[n] = 0;
+    return strlen(buf); /* a callback's snprintf may have ended it sooner */
+}
+
 size_t rt__format_state(rt_format_status_fn fn, const void *state, const char *module, char *buf,
                         size_t size)
 {
     if (size == 0)
         return 0;
-    size_t n;
-    if (fn) {
-        n = fn(state, buf, size - 1);
-        if (n > size - 1)
-            n = size - 1;
-        buf[n] = 0;
-        return strlen(buf); /* a callback's snprintf may have ended it sooner */
-    }
+    if (fn)
+        return rt__format_end(buf, size, fn(state, buf, size - 1));
     int w = snprintf(buf, size, "%s state=%p", module, state);
-    n = w < 0 ? 0 : (size_t)w;
-    return n < size ? n : size - 1;
+    return rt__format_end(buf, size, w < 0 ? 0 : (size_t)w);
 }
 
-void rt__crash_state(rt_atom reason, rt_format_status_fn fn, const void *state, const char *module)
+void rt__crash_state(rt_atom reason, rt__state_text_fn text, const void *self)
 {
     if (rt_reason_is_clean(reason))
         return;
-    char text[RT_CRASH_STATE_MAX];
-    rt__format_state(fn, state, module, text, sizeof text);
-    rt_set_crash_state(text);
+    char buf[RT_CRASH_STATE_MAX];
+    text(self, buf, sizeof buf);
+    rt_set_crash_state(buf);
 }
 
 void rt__sys_init(struct rt__sys *sys, const char *behaviour, const struct rt_start_opts *opts)

@@ -1,5 +1,5 @@
 /*
- * test_format_status.c: a server's state in its crash report and in sys
+ * test_format_status.c: a behaviour's state in its crash report and in sys
  * get_status goes through its format_status callback, which can redact
  * secrets (OTP's format_status/1, OTP-SEMANTICS §1.4 "An error report is
  * logged unless the reason is normal/shutdown/{shutdown,_}", §1.6
@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "otp_test.h"
+#include "rt/gen_event.h"
 #include "rt/gen_server.h"
 #include "rt/supervisor.h"
 #include "rt/sys.h"
@@ -266,6 +267,53 @@ START_TEST(supervisor_crash_report_carries_its_formatted_state)
 }
 END_TEST
 
+/* A gen_event manager's state is its handlers: its abnormal exit reports
+ * each as its format_status writes it, before their terminate frees it. */
+static void h_init(const void *arg, size_t size, const struct rt_ge_swap *swap,
+                   struct rt_ge_result *r)
+{
+    struct rt_gs_result gr = {0};
+    a_init(NULL, &gr);
+    r->state = gr.state;
+}
+
+static struct rt_msg *h_terminate(const struct rt_ge_stop *stop, void *state)
+{
+    a_terminate(RT_SHUTDOWN, state);
+    return NULL;
+}
+
+static const struct rt_ge_handler_ops handler_ops = {
+    .name = "account_h",
+    .init = h_init,
+    .terminate = h_terminate,
+    .format_status = a_format,
+};
+
+static void b_gen_event(void)
+{
+    rt_pid mgr = 0;
+    T_EQ(rt_gen_event_start(NULL, &mgr, NULL), 0);
+    struct rt_ge_handler h = {.ops = &handler_ops, .id = 7};
+    T_EQ(rt_gen_event_add_handler(mgr, h, NULL, 0, NULL), 0);
+    struct rt_sys_status ss;
+    T_EQ(rt_sys_get_status(mgr, 1000, &ss), 0);
+    const char *want = "1 handlers: account_h/7: user=alice password=***";
+    T_ASSERT_F(strcmp(ss.formatted, want) == 0, "\"%s\"", ss.formatted);
+    T_EQ(rt_gen_event_stop(mgr, rt_atom_intern("boom"), 5000, NULL), 0);
+    char state[RT_CRASH_STATE_MAX + 8];
+    T_ASSERT(report_of(mgr, NULL, state, sizeof state));
+    T_ASSERT_F(strcmp(state, want) == 0, "state \"%.200s\"", state);
+    T_ASSERT(strstr(state, SECRET) == NULL);
+}
+START_TEST(gen_event_crash_report_carries_its_handlers_as_format_status_writes_them)
+{
+    rt_set_crash_handler(capture, NULL);
+    t_run(b_gen_event, true);
+    rt_set_crash_handler(NULL, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("format_status");
@@ -277,6 +325,7 @@ int main(void)
     tcase_add_test(tc, gen_server_clean_exit_writes_no_crash_report);
     tcase_add_test(tc, gen_server_get_status_shows_the_state_as_format_status_writes_it);
     tcase_add_test(tc, supervisor_crash_report_carries_its_formatted_state);
+    tcase_add_test(tc, gen_event_crash_report_carries_its_handlers_as_format_status_writes_them);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
