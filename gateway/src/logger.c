@@ -656,20 +656,6 @@ out:
     pthread_mutex_unlock(&report_lock);
 }
 
-static const char *level_name(enum rt_log_level level)
-{
-    switch (level) {
-    case RT_LOG_DEBUG:
-        return "debug";
-    case RT_LOG_INFO:
-        return "info";
-    case RT_LOG_WARNING:
-        return "warning";
-    default:
-        return "error";
-    }
-}
-
 void gw__report(enum rt_log_level level, const char *msg, void *ctx)
 {
     (void)ctx;
@@ -678,7 +664,7 @@ void gw__report(enum rt_log_level level, const char *msg, void *ctx)
     gw__linebuf_init(&l, line, sizeof line);
     report_time(&l);
     key(&l, ",\"level\":\"");
-    key(&l, level_name(level));
+    key(&l, rt_log_level_name(level));
     key(&l, "\",\"msg\":");
     bool cut = false;
     text(&l, msg, REPORT_MSG_MAX, &cut);

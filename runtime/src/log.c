@@ -15,7 +15,7 @@ static _Atomic(void *) log_ctx;
 static _Atomic(rt_crash_fn) crash_fn;
 static _Atomic(void *) crash_ctx;
 
-static const char *level_name(enum rt_log_level l)
+const char *rt_log_level_name(enum rt_log_level l)
 {
     switch (l) {
     case RT_LOG_DEBUG:
@@ -55,7 +55,7 @@ static void default_log(enum rt_log_level level, const char *msg, void *ctx)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     fprintf(stderr, "{\"time\":%lld.%03ld,\"level\":\"%s\",\"msg\":\"%s\"}\n", (long long)ts.tv_sec,
-            ts.tv_nsec / 1000000, level_name(level), esc);
+            ts.tv_nsec / 1000000, rt_log_level_name(level), esc);
 }
 
 void rt_set_log_handler(rt_log_fn fn, void *ctx)

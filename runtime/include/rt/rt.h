@@ -490,6 +490,8 @@ int rt_system_info(struct rt_system_info *out);
 /* ---- logging ---------------------------------------------------------------- */
 
 enum rt_log_level { RT_LOG_DEBUG, RT_LOG_INFO, RT_LOG_WARNING, RT_LOG_ERROR };
+/* "debug", "info", "warning" or "error": a static string, any thread. */
+const char *rt_log_level_name(enum rt_log_level level);
 
 /* A crash report: an abnormal exit (reason not normal/shutdown/shutdown:*). */
 struct rt_crash_report {
