@@ -328,6 +328,7 @@ struct rt__stack {
     size_t size;
     bool guarded;
     bool dedicated; /* its own mapping (a non-default size): unmapped on put */
+    unsigned vg_id; /* valgrind's id while registered as a stack (stack.c) */
 };
 /* Stack kept free for runtime calls: a process that reaches a runtime call
  * with less than this left ends with stack_overflow there (stack.c). */

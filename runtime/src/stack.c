@@ -23,6 +23,18 @@
  * Stacks are recycled through a per-scheduler pool (no locking) backed by a
  * global pool; pooled stacks are returned to the OS only at rt_stop.
  *
+ * Every stack is registered with valgrind from the moment it is carved or
+ * mapped until it is unmapped, pooled or not (a pooled stack runs nothing,
+ * so it costs nothing there). valgrind tells a switch between stacks from a
+ * frame being pushed or popped only by the stacks it knows of: to it, the
+ * stack pointer moving from a scheduler thread's stack to a process stack
+ * less than --max-stackframe away looks like one stack growing or shrinking
+ * over everything in between, which it then marks undefined or freed, and
+ * every later read there (a thread's TLS, another process's frames) is a
+ * false "invalid read". Registered, such a move is a switch and marks
+ * nothing. The context switch (switch.S) needs nothing more: it only moves
+ * the stack pointer between registered stacks.
+ *
  * What an overflow costs, and why
  *
  * A process can be ended alone (reason stack_overflow, the rest of the
@@ -68,6 +80,9 @@
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #endif
+#if defined(RT_HAVE_VALGRIND)
+#include <valgrind/valgrind.h>
+#endif
 
 #define RT__STACKS_PER_REGION 64
 #define POOL_LOCAL_MAX 256
@@ -87,6 +102,27 @@ static size_t global_pool_n;
 static size_t guarded_count;
 static _Atomic size_t in_use, pooled;
 static size_t page; /* set by rt__stacks_init before any scheduler runs */
+
+/* A no-op (a few instructions) when not running under valgrind. */
+static void vg_register(struct rt__stack *st)
+{
+#if defined(RT_HAVE_VALGRIND)
+    /* valgrind takes the lowest and the highest byte of the stack. */
+    st->vg_id = VALGRIND_STACK_REGISTER(st->base, st->base + st->size - 1);
+#else
+    (void)st;
+#endif
+}
+
+/* Before the stack's memory is unmapped: a stale registration would make a
+ * later mapping at the same address pass for this stack. */
+static void vg_deregister(struct rt__stack *st)
+{
+#if defined(RT_HAVE_VALGRIND)
+    VALGRIND_STACK_DEREGISTER(st->vg_id);
+#endif
+    st->vg_id = 0;
+}
 
 static int grow(size_t size)
 {
@@ -122,6 +158,7 @@ static int grow(size_t size)
             st->size -= page;
         }
         *(uint64_t *)st->base = CANARY;
+        vg_register(st);
         st->next = global_pool;
         global_pool = st;
         global_pool_n++;
@@ -151,6 +188,7 @@ static int get_dedicated(size_t size, struct rt__stack **out)
     st->guarded = true;
     st->dedicated = true;
     *(uint64_t *)st->base = CANARY;
+    vg_register(st);
     *out = st;
     return 0;
 }
@@ -203,6 +241,7 @@ void rt__stack_put(struct rt__sched *s, struct rt__stack *st)
          * poison whatever is mapped here next. */
         __asan_unpoison_memory_region(st->base, st->size);
 #endif
+        vg_deregister(st);
         munmap(st->base - page, st->size + page);
         free(st);
         return;
@@ -257,6 +296,8 @@ void rt__stacks_done(void)
     while (regions) {
         struct region *r = regions;
         regions = r->next;
+        for (size_t i = 0; i < RT__STACKS_PER_REGION; i++)
+            vg_deregister(&r->descs[i]);
         munmap(r->mem, r->len);
         free(r->descs);
         free(r);

@@ -10,6 +10,23 @@
 
 #include "rt/rt.h"
 
+/* Bounds on waits for something that should happen, stretched on slow
+ * (sanitizer, valgrind) runs by TANDEM_TEST_TIME_SCALE. */
+static inline int64_t rt_test_scaled(int64_t ms)
+{
+    const char *s = getenv("TANDEM_TEST_TIME_SCALE");
+    int k = s ? atoi(s) : 1;
+    return ms * (k > 0 ? k : 1);
+}
+
+/* Under valgrind (RT_VALGRIND set by its test setup), which runs one thread
+ * at a time many times slower: stress tests do less of the same work. */
+static inline bool rt_test_under_valgrind(void)
+{
+    const char *s = getenv("RT_VALGRIND");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
 static inline void rt_test_start(unsigned schedulers)
 {
     struct rt_config cfg;
@@ -74,16 +91,31 @@ static inline void wait_until_dead(rt_pid pid)
     ck_assert(!rt_is_alive(pid));
 }
 
+/* Runs after every test, also one that failed: under valgrind (CK_FORK=no)
+ * all tests share one process, and a runtime left running by a test that
+ * failed half-way would make every later rt_start fail with -EALREADY. */
+static inline void rt_test_teardown(void)
+{
+    rt_stop();
+}
+
+/* A test case of `n` tests, each ending with rt_test_teardown. */
+static inline TCase *rt_test_tcase(const char *name, TTest const *const *tests, size_t n)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, NULL, rt_test_teardown);
+    for (size_t i = 0; i < n; i++)
+        _tcase_add_test(tc, tests[i], 0, 0, 0, 1);
+    return tc;
+}
+
 #define RT_TEST_MAIN(suite_name, ...)                                                              \
     int main(void)                                                                                 \
     {                                                                                              \
         Suite *s = suite_create(suite_name);                                                       \
-        TCase *tc = tcase_create("core");                                                          \
-        tcase_set_timeout(tc, 60);                                                                 \
         TTest const *tests[] = {__VA_ARGS__};                                                      \
-        for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)                                \
-            _tcase_add_test(tc, tests[i], 0, 0, 0, 1);                                             \
-        suite_add_tcase(s, tc);                                                                    \
+        suite_add_tcase(s, rt_test_tcase("core", tests, sizeof tests / sizeof tests[0]));          \
         SRunner *sr = srunner_create(s);                                                           \
         srunner_run_all(sr, CK_NORMAL);                                                            \
         int failed = srunner_ntests_failed(sr);                                                    \

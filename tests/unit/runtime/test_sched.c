@@ -864,21 +864,31 @@ END_TEST
 
 /* ---- stress: many senders on all schedulers ---- */
 
+/* 64 senders of 5000 messages each; 500 each under valgrind, which runs one
+ * thread at a time and would take minutes over the full count. The checks
+ * are the same. Failures inside processes are recorded, not asserted: a
+ * Check assertion must not jump out of a scheduler thread. */
 #define SENDERS 64
-#define PER_SENDER 5000
+static uint64_t per_sender;
+static _Atomic uint64_t stress_misordered, stress_send_failed;
+static _Atomic int stress_timed_out;
 
 static void stress_receiver(void *arg)
 {
     (void)arg;
     uint64_t next[SENDERS] = {0};
     uint64_t total = 0;
-    while (total < SENDERS * PER_SENDER) {
-        struct rt_msg *m = rt_receive(10000);
-        ck_assert_ptr_nonnull(m);
+    while (total < SENDERS * per_sender) {
+        struct rt_msg *m = rt_receive(rt_test_scaled(10000));
+        if (!m) {
+            atomic_store(&stress_timed_out, 1);
+            break;
+        }
         uint64_t s = m->u64 >> 32, seq = m->u64 & 0xffffffff;
-        ck_assert_uint_lt(s, SENDERS);
-        ck_assert_uint_eq(seq, next[s]); /* per-sender order */
-        next[s]++;
+        if (s >= SENDERS || seq != next[s]) /* per-sender order */
+            atomic_fetch_add(&stress_misordered, 1);
+        else
+            next[s]++;
         total++;
         rt_msg_free(m);
     }
@@ -893,12 +903,18 @@ struct sender_arg {
 static void stress_sender(void *arg)
 {
     struct sender_arg *a = arg;
-    for (uint64_t i = 0; i < PER_SENDER; i++)
-        ck_assert_int_eq(rt_send(a->to, msg_u64(T_DATA, (a->id << 32) | i)), 0);
+    for (uint64_t i = 0; i < per_sender; i++)
+        if (rt_send(a->to, msg_u64(T_DATA, (a->id << 32) | i)) != 0)
+            atomic_fetch_add(&stress_send_failed, 1);
 }
 
 START_TEST(many_senders_on_all_schedulers_keep_per_sender_order)
 {
+    per_sender = rt_test_under_valgrind() ? 500 : 5000;
+    atomic_store(&stress_misordered, 0);
+    atomic_store(&stress_send_failed, 0);
+    atomic_store(&stress_timed_out, 0);
+    atomic_store(&result, 0);
     rt_test_start(0); /* one scheduler per core */
     rt_pid rx;
     ck_assert_int_eq(rt_spawn(stress_receiver, NULL, NULL, &rx), 0);
@@ -908,9 +924,12 @@ START_TEST(many_senders_on_all_schedulers_keep_per_sender_order)
         ck_assert_int_eq(rt_spawn(stress_sender, &args[i], NULL, NULL), 0);
     }
     rt_atom r;
-    ck_assert_int_eq(rt_join(rx, 30000, &r), 0);
+    ck_assert_int_eq(rt_join(rx, rt_test_scaled(30000), &r), 0);
     ck_assert_uint_eq(r, RT_NORMAL);
-    ck_assert_uint_eq(atomic_load(&result), SENDERS * PER_SENDER);
+    ck_assert_int_eq(atomic_load(&stress_timed_out), 0);
+    ck_assert_uint_eq(atomic_load(&stress_send_failed), 0);
+    ck_assert_uint_eq(atomic_load(&stress_misordered), 0);
+    ck_assert_uint_eq(atomic_load(&result), SENDERS * per_sender);
     rt_test_stop();
 }
 END_TEST
@@ -1035,6 +1054,53 @@ START_TEST(runtime_restarts_cleanly_after_stop)
 }
 END_TEST
 
+/* ---- the test harness ---- */
+
+/* Fails on purpose with the runtime running (in a child only, below). */
+START_TEST(inner_test_fails_with_the_runtime_running)
+{
+    rt_test_start(1);
+    ck_abort_msg("failing on purpose");
+}
+END_TEST
+
+START_TEST(inner_test_starts_the_runtime)
+{
+    rt_test_start(1);
+    rt_test_stop();
+}
+END_TEST
+
+/* Runs the two tests above the way valgrind runs tests, one after the other
+ * in one process (CK_FORK=no), in a child so that the failure stays there:
+ * the second must pass. */
+START_TEST(a_failed_test_leaves_no_runtime_running_for_the_next)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        TTest const *tests[] = {inner_test_fails_with_the_runtime_running,
+                                inner_test_starts_the_runtime};
+        Suite *s = suite_create("inner");
+        suite_add_tcase(s, rt_test_tcase("inner", tests, 2));
+        SRunner *sr = srunner_create(s);
+        srunner_set_fork_status(sr, CK_NOFORK);
+        srunner_run_all(sr, CK_SILENT);
+        TestResult **res = srunner_results(sr);
+        bool ok = srunner_ntests_run(sr) == 2 && tr_rtype(res[0]) == CK_FAILURE &&
+                  tr_rtype(res[1]) == CK_PASS;
+        free(res);
+        srunner_free(sr);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              watchdog_reports_a_process_holding_its_scheduler_by_name,
              send_after_delivers_on_time_and_cancel_prevents_delivery,
@@ -1053,4 +1119,5 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              many_senders_on_all_schedulers_keep_per_sender_order,
              spawn_and_exit_storm_leaves_nothing_behind,
              parking_scheduler_reads_nothing_of_a_process_once_published_waiting,
-             runtime_restarts_cleanly_after_stop)
+             runtime_restarts_cleanly_after_stop,
+             a_failed_test_leaves_no_runtime_running_for_the_next)
