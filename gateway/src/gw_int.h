@@ -71,7 +71,7 @@ struct gw__listener {
     int index; /* into gw.cfg->listeners; -1 for the admin listener */
     const char *name;
     int fd;
-    uint16_t port; /* bound (an address with port 0 gets one at bind) */
+    uint16_t port;                  /* bound (an address with port 0 gets one at bind) */
     struct gw__acceptor *acceptors; /* nacceptors; their descriptors are closed with fd */
     unsigned nacceptors;
     struct gw__log_limit logs[GW__LOG_KINDS];
