@@ -783,8 +783,9 @@ static struct rt_msg *new_req(int op, struct rt_ge_handler h1, const void *a1, s
     return m;
 }
 
-/* Sends a request; 0 with the reply's rc in *rc (the reply message is
- * freed unless `rep` takes it), or a call error. */
+/* Sends a request; returns the manager's rc or a call error. On success
+ * `rep` (when given) takes the reply message; otherwise, and on any error,
+ * the reply and what it carries are freed here. */
 static int request(rt_pid mgr, struct rt_msg *req, int64_t timeout_ms, struct rt_msg **rep,
                    rt_atom *reason)
 {
@@ -802,13 +803,31 @@ static int request(rt_pid mgr, struct rt_msg *req, int64_t timeout_ms, struct rt
     rc = p->rc;
     if (rc == -ECANCELED && reason)
         *reason = p->reason;
-    if (rep) {
+    if (rep && rc >= 0) {
         *rep = r;
     } else {
         rt_msg_free(p->inner);
         rt_msg_free(r);
     }
     return rc;
+}
+
+/* A request whose reply carries a message: `inner` takes it on success (it
+ * is freed when `inner` is NULL). */
+static int request_inner(rt_pid mgr, struct rt_msg *req, int64_t timeout_ms, struct rt_msg **inner,
+                         rt_atom *reason)
+{
+    struct rt_msg *r = NULL;
+    int rc = request(mgr, req, timeout_ms, &r, reason);
+    if (rc < 0)
+        return rc;
+    struct rt_msg *res = ((struct ge_rep *)r->data)->inner;
+    rt_msg_free(r);
+    if (inner)
+        *inner = res;
+    else
+        rt_msg_free(res);
+    return 0;
 }
 
 static const struct rt_ge_handler no_handler;
@@ -835,22 +854,8 @@ int rt_gen_event_add_sup_handler(rt_pid mgr, struct rt_ge_handler h, const void 
 int rt_gen_event_delete_handler(rt_pid mgr, struct rt_ge_handler h, const void *arg,
                                 size_t arg_size, struct rt_msg **result)
 {
-    struct rt_msg *r = NULL;
-    int rc = request(mgr, new_req(GE_DELETE, h, arg, arg_size, no_handler, NULL, 0, NULL),
-                     RT_INFINITY, &r, NULL);
-    if (rc < 0) {
-        if (r)
-            rt_msg_free(((struct ge_rep *)r->data)->inner);
-        rt_msg_free(r);
-        return rc;
-    }
-    struct rt_msg *res = ((struct ge_rep *)r->data)->inner;
-    rt_msg_free(r);
-    if (result)
-        *result = res;
-    else
-        rt_msg_free(res);
-    return 0;
+    return request_inner(mgr, new_req(GE_DELETE, h, arg, arg_size, no_handler, NULL, 0, NULL),
+                         RT_INFINITY, result, NULL);
 }
 
 int rt_gen_event_swap_handler(rt_pid mgr, struct rt_ge_handler old, const void *args1, size_t size1,
@@ -874,12 +879,8 @@ int rt_gen_event_which_handlers(rt_pid mgr, struct rt_ge_handler *out, size_t ma
     struct rt_msg *r = NULL;
     int rc = request(mgr, new_req(GE_WHICH, no_handler, NULL, 0, no_handler, NULL, 0, NULL),
                      RT_INFINITY, &r, NULL);
-    if (rc < 0) {
-        if (r)
-            rt_msg_free(((struct ge_rep *)r->data)->inner);
-        rt_msg_free(r);
+    if (rc < 0)
         return rc;
-    }
     const struct ge_rep *p = (const struct ge_rep *)r->data;
     size_t n = p->count;
     if (r->size < sizeof *p + n * sizeof(struct rt_ge_handler))
@@ -932,22 +933,8 @@ int rt_gen_event_call(rt_pid mgr, struct rt_ge_handler h, struct rt_msg *req, in
 {
     if (!req)
         return -EINVAL;
-    struct rt_msg *r = NULL;
-    int rc = request(mgr, new_req(GE_CALL, h, NULL, 0, no_handler, NULL, 0, req), timeout_ms, &r,
-                     reason);
-    if (rc < 0) {
-        if (r)
-            rt_msg_free(((struct ge_rep *)r->data)->inner);
-        rt_msg_free(r);
-        return rc;
-    }
-    struct rt_msg *res = ((struct ge_rep *)r->data)->inner;
-    rt_msg_free(r);
-    if (reply)
-        *reply = res;
-    else
-        rt_msg_free(res);
-    return 0;
+    return request_inner(mgr, new_req(GE_CALL, h, NULL, 0, no_handler, NULL, 0, req), timeout_ms,
+                         reply, reason);
 }
 
 int rt_gen_event_stop(rt_pid mgr, rt_atom reason, int64_t timeout_ms, rt_atom *exit_reason)
