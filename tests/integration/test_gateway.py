@@ -446,16 +446,15 @@ def a_steady_body_within_the_deadline_is_forwarded():
         assert b'{"bytes": 10}' in out, out
 
 
-class SlowBodyReader:
-    """An upstream that reads a request head, then nothing for `pause`
-    seconds, then the body (Content-Length), and answers 200 "ok"."""
+class RawUpstream:
+    """A TCP server on an ephemeral port that hands each connection to
+    `serve(c)` on a thread of its own, closing it afterwards."""
 
-    def __init__(self, pause):
+    def __init__(self, backlog=8):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
+        self.sock.listen(backlog)
         self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.pause = pause
         threading.Thread(target=self.run, daemon=True).start()
 
     def run(self):
@@ -464,31 +463,46 @@ class SlowBodyReader:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+            threading.Thread(target=self.handle, args=(c,), daemon=True).start()
 
-    def serve(self, c):
+    def handle(self, c):
         try:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += c.recv(65536)
-            head, rest = data.split(b"\r\n\r\n", 1)
-            length = int([ln.split(b":")[1] for ln in head.split(b"\r\n")
-                          if ln.lower().startswith(b"content-length:")][0])
-            time.sleep(self.pause)
-            got = len(rest)
-            while got < length:
-                b = c.recv(1 << 20)
-                if not b:
-                    return
-                got += len(b)
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            self.serve(c)
         except OSError:
             pass
         finally:
             c.close()
 
+    def serve(self, c):
+        raise NotImplementedError
+
     def stop(self):
         self.sock.close()
+
+
+class SlowBodyReader(RawUpstream):
+    """An upstream that reads a request head, then nothing for `pause`
+    seconds, then the body (Content-Length), and answers 200 "ok"."""
+
+    def __init__(self, pause):
+        self.pause = pause
+        super().__init__()
+
+    def serve(self, c):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += c.recv(65536)
+        head, rest = data.split(b"\r\n\r\n", 1)
+        length = int([ln.split(b":")[1] for ln in head.split(b"\r\n")
+                      if ln.lower().startswith(b"content-length:")][0])
+        time.sleep(self.pause)
+        got = len(rest)
+        while got < length:
+            b = c.recv(1 << 20)
+            if not b:
+                return
+            got += len(b)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
 
 @t.case
@@ -622,29 +636,16 @@ def failed_target_is_retried_on_another():
         up.stop()
 
 
-class Hangup:
+class Hangup(RawUpstream):
     """A TCP server that reads a request and closes without answering."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.hits = 0
-        threading.Thread(target=self.run, daemon=True).start()
+        super().__init__(backlog=64)
 
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.hits += 1
-            c.recv(65536)
-            c.close()
-
-    def stop(self):
-        self.sock.close()
+    def serve(self, c):
+        self.hits += 1
+        c.recv(65536)
 
 
 @t.case
@@ -934,43 +935,23 @@ def a_tunnel_carrying_traffic_outlives_the_idle_timeout():
         s.close()
 
 
-class Pusher:
+class Pusher(RawUpstream):
     """An upstream that answers any request with 101 and then sends one byte
     every `every` seconds without reading: traffic in one direction only."""
 
     def __init__(self, every):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.every = every
-        threading.Thread(target=self.run, daemon=True).start()
+        super().__init__()
 
-    def run(self):
+    def serve(self, c):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += c.recv(4096)
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\n\r\n")
         while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.push, args=(c,), daemon=True).start()
-
-    def push(self, c):
-        try:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += c.recv(4096)
-            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                      b"Connection: Upgrade\r\n\r\n")
-            while True:
-                time.sleep(self.every)
-                c.sendall(b".")
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def stop(self):
-        self.sock.close()
+            time.sleep(self.every)
+            c.sendall(b".")
 
 
 @t.case
@@ -993,52 +974,32 @@ def upstream_to_client_traffic_alone_keeps_a_tunnel_open():
         up.stop()
 
 
-class Sink:
+class Sink(RawUpstream):
     """An upstream that answers any request with 101 and then only reads:
     traffic in one direction only. With `pause`, it reads nothing for that
     many seconds first; with `expect`, it answers b"done" once that many
     bytes came."""
 
     def __init__(self, pause=0.0, expect=0):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.pause, self.expect = pause, expect
         self.got = 0
-        threading.Thread(target=self.run, daemon=True).start()
+        super().__init__()
 
-    def run(self):
+    def serve(self, c):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += c.recv(4096)
+        self.got = len(data) - data.index(b"\r\n\r\n") - 4
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\n\r\n")
+        time.sleep(self.pause)
         while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.sink, args=(c,), daemon=True).start()
-
-    def sink(self, c):
-        try:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += c.recv(4096)
-            self.got = len(data) - data.index(b"\r\n\r\n") - 4
-            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                      b"Connection: Upgrade\r\n\r\n")
-            time.sleep(self.pause)
-            while True:
-                b = c.recv(1 << 20)
-                if not b:
-                    break
-                self.got += len(b)
-                if self.expect and self.got >= self.expect:
-                    c.sendall(b"done")
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def stop(self):
-        self.sock.close()
+            b = c.recv(1 << 20)
+            if not b:
+                break
+            self.got += len(b)
+            if self.expect and self.got >= self.expect:
+                c.sendall(b"done")
 
 
 @t.case
