@@ -264,6 +264,32 @@ static intptr_t batch_write(void *arg)
     return 0;
 }
 
+/* In the logger process: writes what stdout takes at once, when that can
+ * never wait (a pipe reopened non-blocking, a socket, a device polled
+ * first; not a regular file, whose writes may wait on the disk). A batch
+ * stdout takes whole needs no blocking thread, which would cost a handoff
+ * and two wake-ups per batch. It runs no runtime call, so the logger cannot
+ * be ended half way; the lock is only tried (an old logger's thread may
+ * still hold it), and a line another batch left cut is left to the
+ * blocking path to mend. Returns true when the batch is all written. */
+static bool batch_write_now(struct batch *b)
+{
+    if (b->out.kind == GW__LOGFD_FILE || pthread_mutex_trylock(&stdout_lock) != 0)
+        return false;
+    if (stdout_torn_by == 0 || stdout_torn_by == b->id) {
+        while (b->off < b->len) {
+            ssize_t w = gw__logfd_try(&b->out, b->buf + b->off, slice_len(b));
+            if (w <= 0)
+                break; /* would wait, or an error the blocking path reports */
+            b->wrote = true;
+            b->off += (size_t)w;
+            stdout_torn_by = b->buf[b->off - 1] == '\n' ? 0 : b->id;
+        }
+    }
+    pthread_mutex_unlock(&stdout_lock);
+    return b->off == b->len;
+}
+
 /* Writes the batch until `slice_end` (ms). Returns true when it wrote a
  * byte or had nothing to write; on a write error the lines not written are
  * dropped and counted. */
@@ -271,6 +297,12 @@ static bool batch_flush(struct batch *b, uint64_t slice_end, int *last_err)
 {
     if (!b->len)
         return true;
+    b->wrote = false;
+    if (batch_write_now(b)) {
+        batch_settle(b);
+        return true;
+    }
+    bool wrote_now = b->wrote;
     b->slice_end = slice_end;
     atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
     int r = rt_blocking(batch_write, b, NULL);
@@ -285,7 +317,7 @@ static bool batch_flush(struct batch *b, uint64_t slice_end, int *last_err)
         batch_forget(b);
         return false;
     }
-    return b->wrote;
+    return b->wrote || wrote_now;
 }
 
 /* ---- the logger process ------------------------------------------------------ */
