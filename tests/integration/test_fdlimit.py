@@ -223,8 +223,10 @@ def public_clients_stop_at_the_documented_budget_leaving_the_reserve_free():
         # When the first client was refused, at least the reserve was free.
         assert 64 - open_before >= reserve, (open_before, reserve)
         assert len(held) == clients_fitting(budget, 0), (len(held), budget)
-        assert (f"limit 64; {budget} for client and upstream connections, {reserve} kept for the "
-                f"admin API and 503 answers, {own} the gateway's own") in gw.log(), gw.log()
+        # Logged once the tree is up, which may be after the first clients.
+        want = (f"limit 64; {budget} for client and upstream connections, {reserve} kept for "
+                f"the admin API and 503 answers, {own} the gateway's own")
+        wait_for(lambda: want in gw.log(), what="budget logged")
         # A new client is answered at once, not left in the backlog.
         assert get_once(gw.port, "/hello") == 503
         # The admin listener uses the reserve.
