@@ -995,6 +995,7 @@ int rt_stop(void)
     rt__io_done();
     rt__proc_done();
     rt__stacks_done();
+    rt__kinds_reset();
     atomic_store(&rt__rt.running, 0);
     return left;
 }
