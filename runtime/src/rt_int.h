@@ -309,6 +309,13 @@ void rt__park(struct rt_proc *p);
 void rt__charge(struct rt_proc *p, int n);
 void rt__notify_exit(rt_pid pid, rt_atom reason);
 
+/* ---- reports (log.c) ---- */
+/* Copies s into out[0, cap) as text for a report line: '\\' doubled, bytes
+ * below 0x20 and DEL as \xNN, others as they are; stops before an escape
+ * that would not fit, and NUL-terminates (cap > 0). Returns the length.
+ * Async-signal-safe. */
+size_t rt__text_escape(char *out, size_t cap, const char *s);
+
 /* ---- kinds (kind.c) ---- */
 /* Any thread: is `kind` registered? */
 bool rt__kind_valid(rt_kind kind);

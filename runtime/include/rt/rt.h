@@ -173,7 +173,8 @@ struct rt_spawn_opts {
  *    with reason stack_overflow, as if killed there;
  *  - anywhere else (the guard page is hit in the process's own code, in the
  *    C library, or in the runtime): the program writes a fatal report
- *    naming the process to stderr and aborts. The frames there may hold a
+ *    naming the process to stderr ("fatal: stack_overflow pid=..." on one
+ *    text line; no log handler runs there) and aborts. The frames there may hold a
  *    lock (malloc's, a stream's, the runtime's) that abandoning them would
  *    never release, deadlocking a scheduler, so they cannot be unwound. A
  *    stack without a guard page (beyond rt_config.guarded_stacks) is
@@ -536,7 +537,12 @@ struct rt_crash_report {
 int rt_set_crash_state(const char *text);
 
 /* Any thread. Where runtime reports go. The handler runs on whatever thread
- * reports (it must not block long). Defaults write one JSON line to stderr. */
+ * reports (it must not block long); NULL restores the default, which writes
+ * one plain text line to stderr: "<time> <level>: <text>", the time RFC 3339
+ * UTC to the ms ("2024-05-01T12:00:00.123Z"), control bytes and DEL as \xNN
+ * and '\' doubled; a crash report's text is "crash pid=N name=... initial_call=...
+ * reason=... last_message_type=N state=...". An application that wants
+ * another format (JSON lines) installs its own handlers. */
 typedef void (*rt_log_fn)(enum rt_log_level level, const char *msg, void *ctx);
 typedef void (*rt_crash_fn)(const struct rt_crash_report *report, void *ctx);
 void rt_set_log_handler(rt_log_fn fn, void *ctx);
