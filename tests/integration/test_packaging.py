@@ -11,8 +11,11 @@ from harness import TestRun, source_root, tandem_bin  # noqa: E402
 
 t = TestRun("packaging")
 
-# The C library and the dynamic loader come with every Debian base image.
-BASE = ("libc.so", "ld-linux", "libm.so", "libpthread.so", "libdl.so")
+# The C library and the dynamic loader come with every Debian base image;
+# sanitizer runtimes come with a sanitizer build (-Db_sanitize), which the
+# image never is.
+BASE = ("libc.so", "ld-linux", "libm.so", "libpthread.so", "libdl.so", "libasan.so",
+        "libubsan.so", "libtsan.so", "liblsan.so")
 
 
 def linked_stems():
