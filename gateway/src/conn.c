@@ -266,7 +266,7 @@ static void serve(struct gw__exchange *ex)
         rt_pid req;
         struct rt_spawn_opts o = {.monitor = true,
                                   .monitor_ref = &ref,
-                                  .kind = RT_KIND_REQUEST,
+                                  .kind = gw__kinds.request,
                                   .initial_call = "gw_request:handle"};
         if (rt_spawn(gw__request_main, ex, &o, &req) < 0) {
             atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_relaxed);
@@ -356,7 +356,7 @@ int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
     }
     memcpy(cs, extra, sizeof(*cs));
     struct rt_spawn_opts o = {
-        .link = true, .kind = RT_KIND_CONNECTION, .initial_call = "gw_conn:loop"};
+        .link = true, .kind = gw__kinds.connection, .initial_call = "gw_conn:loop"};
     int rc = rt_spawn(conn_main, cs, &o, out);
     if (rc < 0) {
         free(cs);

@@ -34,6 +34,20 @@
 #include "rt/supervisor.h"
 
 struct gw_gateway gw;
+struct gw__kinds gw__kinds;
+
+int gw__kinds_register(void)
+{
+    struct gw__kinds k;
+    int rc = rt_kind_register("acceptor", &k.acceptor);
+    if (rc == 0)
+        rc = rt_kind_register("connection", &k.connection);
+    if (rc == 0)
+        rc = rt_kind_register("request", &k.request);
+    if (rc == 0)
+        gw__kinds = k;
+    return rc;
+}
 
 /* One listener_started event per listener a (re)started listeners_sup or
  * admin supervisor serves: `admin` NULL for the public ones. */
@@ -241,6 +255,10 @@ int gw_run(struct gw_config *cfg)
     if (rt_start(&rc) < 0) {
         fprintf(stderr, "tandem: cannot start the runtime\n");
         goto out_listeners;
+    }
+    if (gw__kinds_register() < 0) {
+        fprintf(stderr, "tandem: cannot register the process kinds\n");
+        goto out_runtime;
     }
     rt_pid root;
     struct rt_spawn_opts ro = {.initial_call = "tandem:root"};

@@ -41,6 +41,15 @@ enum {
 
 struct gw__listener;
 
+/* The kinds of the gateway's own processes, as the admin API names them
+ * (`kind`). gw__kinds_register fills them in once the runtime runs; until
+ * then they are RT_KIND_PROCESS. */
+struct gw__kinds {
+    rt_kind acceptor, connection, request;
+};
+extern struct gw__kinds gw__kinds;
+int gw__kinds_register(void);
+
 /* Acceptors per listener, at most (listeners[].acceptors, or one per
  * scheduler). */
 #define GW__MAX_ACCEPTORS 64

@@ -521,7 +521,7 @@ static int acceptor_start(void *arg, const void *extra, size_t extra_size, rt_pi
     (void)extra_size;
     struct gw__acceptor *a = *(struct gw__acceptor **)arg;
     struct rt_spawn_opts o = {
-        .link = true, .kind = RT_KIND_ACCEPTOR, .initial_call = "gw_listener:acceptor"};
+        .link = true, .kind = gw__kinds.acceptor, .initial_call = "gw_listener:acceptor"};
     int rc = rt_spawn(acceptor_main, a, &o, out);
     if (rc < 0)
         *reason = RT_SYSTEM_LIMIT;
@@ -661,7 +661,7 @@ int gw__listeners_sup_start(void *arg, const void *extra, size_t extra_size, rt_
 static int drain_visit(const struct rt_proc_info *info, void *ctx)
 {
     (void)ctx;
-    if (info->kind == RT_KIND_CONNECTION)
+    if (info->kind == gw__kinds.connection)
         rt_send(info->pid, rt_msg_new(GW__MSG_DRAIN, 0));
     return 0;
 }

@@ -36,7 +36,7 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
     if (p->detail)
         memcpy(o->detail, p->detail, sizeof o->detail);
     o->detail[sizeof o->detail - 1] = 0;
-    o->kind = (enum rt_kind)RT__GET(&p->kind);
+    o->kind = RT__GET(&p->kind);
     int st = atomic_load_explicit(&p->state, memory_order_relaxed);
     switch (st) {
     case RT__RUNNING:

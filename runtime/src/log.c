@@ -1,6 +1,8 @@
 /*
- * log.c: where runtime reports go. By default one JSON line per report on
- * stderr; the gateway installs its logger. Handlers run on the reporting
+ * log.c: where runtime reports go. By default one plain text line per
+ * report on stderr ("<RFC 3339 UTC time> <level>: <text>", control bytes
+ * shown as \xNN): the runtime writes no JSON, an application that wants a
+ * format of its own installs its handlers. Handlers run on the reporting
  * thread and must not block for long.
  */
 #include "rt_int.h"
@@ -29,33 +31,47 @@ const char *rt_log_level_name(enum rt_log_level l)
     }
 }
 
-/* Writes s as a JSON string body (without quotes) into out. */
-static void json_escape(char *out, size_t cap, const char *s)
+size_t rt__text_escape(char *out, size_t cap, const char *s)
 {
+    static const char hex[] = "0123456789abcdef";
     size_t o = 0;
-    for (; *s && o + 7 < cap; s++) {
+    for (; *s && o + 4 < cap; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
+        if (c == '\\') {
             out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20) {
-            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+            out[o++] = '\\';
+        } else if (c < 0x20 || c == 0x7f) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
         } else {
             out[o++] = (char)c;
         }
     }
-    out[o] = 0;
+    if (cap)
+        out[o] = 0;
+    return o;
+}
+
+/* "2024-05-01T12:00:00.123Z": the time now, RFC 3339 UTC to the ms. */
+static void time_now(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
 static void default_log(enum rt_log_level level, const char *msg, void *ctx)
 {
     (void)ctx;
-    char esc[2048];
-    json_escape(esc, sizeof esc, msg);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    fprintf(stderr, "{\"time\":%lld.%03ld,\"level\":\"%s\",\"msg\":\"%s\"}\n", (long long)ts.tv_sec,
-            ts.tv_nsec / 1000000, rt_log_level_name(level), esc);
+    char esc[4 * 1024 + 1], now[32];
+    rt__text_escape(esc, sizeof esc, msg);
+    time_now(now);
+    fprintf(stderr, "%s %s: %s\n", now, rt_log_level_name(level), esc);
 }
 
 void rt_set_log_handler(rt_log_fn fn, void *ctx)
@@ -127,14 +143,17 @@ void rt__crash_report(struct rt_proc *p, rt_atom reason)
         fn(&r, atomic_load(&crash_ctx));
         return;
     }
-    char esc_name[160], esc_ic[160], esc_reason[160], esc_state[RT_CRASH_STATE_MAX * 6];
-    json_escape(esc_name, sizeof esc_name, name);
-    json_escape(esc_ic, sizeof esc_ic, ic);
-    json_escape(esc_reason, sizeof esc_reason, rt_atom_name(reason));
-    json_escape(esc_state, sizeof esc_state, r.state);
+    char esc_name[4 * 64], esc_ic[4 * 64], esc_reason[4 * 64], now[32];
+    char esc_state[4 * RT_CRASH_STATE_MAX];
+    rt__text_escape(esc_name, sizeof esc_name, name);
+    rt__text_escape(esc_ic, sizeof esc_ic, ic);
+    /* A long reason is cut: the report stays one line of bounded size. */
+    rt__text_escape(esc_reason, sizeof esc_reason, rt_atom_name(reason));
+    rt__text_escape(esc_state, sizeof esc_state, r.state);
+    time_now(now);
     fprintf(stderr,
-            "{\"level\":\"error\",\"event\":\"crash\",\"pid\":%llu,\"name\":\"%s\","
-            "\"initial_call\":\"%s\",\"reason\":\"%s\",\"last_message_type\":%u,"
-            "\"state\":\"%s\"}\n",
-            (unsigned long long)r.pid, esc_name, esc_ic, esc_reason, r.last_msg_type, esc_state);
+            "%s error: crash pid=%llu name=%s initial_call=%s reason=%s last_message_type=%u "
+            "state=%s\n",
+            now, (unsigned long long)r.pid, esc_name, esc_ic, esc_reason, r.last_msg_type,
+            esc_state);
 }

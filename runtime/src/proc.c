@@ -292,6 +292,8 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
         return -EPERM;
     if (opts->name && (!opts->name[0] || strlen(opts->name) >= 64))
         return -EINVAL;
+    if (!rt__kind_valid(opts->kind))
+        return -EINVAL;
     size_t stack_size = rt__rt.cfg.stack_size;
     if (opts->stack_size) {
         if (opts->stack_size > RT_STACK_SIZE_MAX)
@@ -323,7 +325,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->hibernated = false;
     p->hib_any_wake = false;
     p->started = false;
-    RT__SET(&p->kind, (uint8_t)opts->kind);
+    RT__SET(&p->kind, opts->kind);
     RT__SET(&p->status_hint, RT_STATUS_RUNNABLE);
     RT__SET(&p->stack_bytes, 0);
     p->q_head = p->q_tail = NULL;
@@ -725,17 +727,13 @@ void rt_set_detail(const char *fmt, ...)
     rt__spin_unlock(&p->info_lock);
 }
 
-void rt_set_kind(enum rt_kind kind)
+int rt_set_kind(rt_kind kind)
 {
     struct rt_proc *p = rt__self();
-    if (p)
-        RT__SET(&p->kind, (uint8_t)kind);
-}
-
-const char *rt_kind_name(enum rt_kind kind)
-{
-    static const char *const names[RT_KIND_COUNT] = {
-        "process", "server", "supervisor", "statem", "task", "acceptor", "connection", "request",
-    };
-    return (unsigned)kind < RT_KIND_COUNT ? names[kind] : "process";
+    if (!p)
+        return -EPERM;
+    if (!rt__kind_valid(kind))
+        return -EINVAL;
+    RT__SET(&p->kind, kind);
+    return 0;
 }

@@ -181,7 +181,7 @@ struct rt_proc {
     bool hibernated;
     bool hib_any_wake; /* rt_hibernate_poll: resume on any wake-up */
     bool started;
-    _Atomic uint8_t kind;        /* enum rt_kind; relaxed, read by introspection */
+    _Atomic uint8_t kind;        /* rt_kind; relaxed, read by introspection */
     _Atomic uint8_t status_hint; /* enum rt_status; relaxed, read by introspection */
     _Atomic size_t stack_bytes;  /* stack held (0 hibernating); relaxed */
 
@@ -308,6 +308,19 @@ void rt__switch_out(struct rt_proc *p, enum rt__req req);
 void rt__park(struct rt_proc *p);
 void rt__charge(struct rt_proc *p, int n);
 void rt__notify_exit(rt_pid pid, rt_atom reason);
+
+/* ---- reports (log.c) ---- */
+/* Copies s into out[0, cap) as text for a report line: '\\' doubled, bytes
+ * below 0x20 and DEL as \xNN, others as they are; stops before an escape
+ * that would not fit, and NUL-terminates (cap > 0). Returns the length.
+ * Async-signal-safe. */
+size_t rt__text_escape(char *out, size_t cap, const char *s);
+
+/* ---- kinds (kind.c) ---- */
+/* Any thread: is `kind` registered? */
+bool rt__kind_valid(rt_kind kind);
+/* rt_stop: forgets the kinds applications registered. */
+void rt__kinds_reset(void);
 
 /* ---- timers (timer.c) ---- */
 struct rt__wheel *rt__wheel_new(void);

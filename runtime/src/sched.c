@@ -490,22 +490,11 @@ static void fb_str(struct fatal_buf *f, const char *s)
         f->b[f->n++] = *s;
 }
 
-/* A JSON string body: quotes, backslashes and control bytes escaped. */
-static void fb_json(struct fatal_buf *f, const char *s)
+/* Text a peer may have chosen (a process name), escaped as every runtime
+ * report line is (rt__text_escape). */
+static void fb_text(struct fatal_buf *f, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (; *s && f->n < sizeof f->b - 8; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            f->b[f->n++] = '\\';
-            f->b[f->n++] = (char)c;
-        } else if (c < 0x20) {
-            char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-            fb_str(f, u);
-        } else {
-            f->b[f->n++] = (char)c;
-        }
-    }
+    f->n += rt__text_escape(f->b + f->n, sizeof f->b - f->n, s);
 }
 
 static void fb_num(struct fatal_buf *f, uint64_t v, unsigned base)
@@ -553,21 +542,20 @@ _Noreturn static void overflow_fatal(struct rt_proc *p, const void *addr, const 
         rt__spin_unlock(&p->info_lock);
     }
     struct fatal_buf f = {.n = 0};
-    fb_str(&f, "{\"level\":\"fatal\",\"event\":\"stack_overflow\",\"pid\":");
+    fb_str(&f, "fatal: stack_overflow pid=");
     fb_num(&f, atomic_load_explicit(&p->pid, memory_order_relaxed), 10);
-    fb_str(&f, ",\"name\":\"");
-    fb_json(&f, name);
-    fb_str(&f, "\",\"initial_call\":\"");
-    fb_json(&f, p->initial_call ? p->initial_call : "");
-    fb_str(&f, "\",\"stack_bytes\":");
+    fb_str(&f, " name=");
+    fb_text(&f, name);
+    fb_str(&f, " initial_call=");
+    fb_text(&f, p->initial_call ? p->initial_call : "");
+    fb_str(&f, " stack_bytes=");
     fb_num(&f, p->stack->size, 10);
-    fb_str(&f, ",\"fault_address\":\"");
+    fb_str(&f, " fault_address=");
     fb_num(&f, (uint64_t)(uintptr_t)addr, 16);
-    fb_str(&f, "\",\"pc\":\"");
+    fb_str(&f, " pc=");
     fb_num(&f, fault_pc(uc), 16);
-    fb_str(&f, "\",\"msg\":\"the process overflowed its stack between runtime calls, where its "
-               "frames may hold a C library or runtime lock; it cannot be ended alone: "
-               "aborting\"}\n");
+    fb_str(&f, ": the process overflowed its stack between runtime calls, where its frames may "
+               "hold a C library or runtime lock; it cannot be ended alone: aborting\n");
     for (size_t off = 0; off < f.n;) {
         ssize_t w = write(2, f.b + off, f.n - off);
         if (w <= 0)
@@ -995,6 +983,7 @@ int rt_stop(void)
     rt__io_done();
     rt__proc_done();
     rt__stacks_done();
+    rt__kinds_reset();
     atomic_store(&rt__rt.running, 0);
     return left;
 }

@@ -48,7 +48,7 @@ struct snap {
     size_t alen, acap;
     size_t total; /* every live process seen */
     const char *name_filter;
-    unsigned kind_mask; /* 0: all kinds */
+    uint32_t kind_mask; /* bit per rt_kind; 0: all kinds */
     bool oom;
 };
 
@@ -125,7 +125,7 @@ static int visit(const struct rt_proc_info *i, void *ctx)
     /* A long walk is work like any other: let the scheduler run others. */
     if ((s->total & 63) == 0)
         rt_reductions(64);
-    if (s->kind_mask && !(s->kind_mask & (1u << i->kind)))
+    if (s->kind_mask && !(s->kind_mask & ((uint32_t)1 << i->kind)))
         return 0;
     if (s->name_filter && !strstr(i->name, s->name_filter))
         return 0;
@@ -203,7 +203,7 @@ static json_t *str_or_null(const char *s)
     return text_json(s, s ? strlen(s) : 0);
 }
 
-/* The fields every process shows; for request processes also what their
+/* The fields every process shows; for request processes (kind "request") what their
  * detail line "METHOD\tPATH\tROUTE\tTARGET" says. */
 static json_t *prec_json(const struct prec *r, const char *arena, uint64_t now)
 {
@@ -214,7 +214,8 @@ static json_t *prec_json(const struct prec *r, const char *arena, uint64_t now)
     uint64_t age = now > r->started_ms ? now - r->started_ms : 0;
     json_object_set_new(o, "pid", gw__admin_pid_json(r->pid));
     json_object_set_new(o, "name", str_or_null(A + r->name));
-    json_object_set_new(o, "kind", json_string(rt_kind_name((enum rt_kind)r->kind)));
+    const char *kind = rt_kind_name(r->kind);
+    json_object_set_new(o, "kind", json_string(kind));
     json_object_set_new(o, "initial_call", str_or_null(A + r->initial_call));
     json_object_set_new(o, "status", json_string(rt_status_name((enum rt_status)r->status)));
     json_object_set_new(o, "state", str_or_null(A + r->state));
@@ -228,7 +229,7 @@ static json_t *prec_json(const struct prec *r, const char *arena, uint64_t now)
     json_object_set_new(o, "trap_exit", json_boolean(r->trap_exit));
     json_object_set_new(o, "age_ms", json_integer((json_int_t)age));
     const char *detail = A + r->detail;
-    if (r->kind == RT_KIND_REQUEST) {
+    if (strcmp(kind, "request") == 0) {
         static const char *const keys[4] = {"method", "path", "route", "upstream_target"};
         const char *p = detail;
         for (int k = 0; k < 4; k++) {
@@ -244,22 +245,19 @@ static json_t *prec_json(const struct prec *r, const char *arena, uint64_t now)
     return o;
 }
 
-static int parse_kinds(const char *list, unsigned *mask)
+_Static_assert(RT_KIND_MAX <= 32, "a kind filter is a 32-bit mask");
+
+static int parse_kinds(const char *list, uint32_t *mask)
 {
-    unsigned m = 0;
+    uint32_t m = 0;
     const char *p = list;
     while (*p) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        int found = -1;
-        for (int k = 0; k < RT_KIND_COUNT; k++) {
-            const char *name = rt_kind_name((enum rt_kind)k);
-            if (strlen(name) == n && memcmp(name, p, n) == 0)
-                found = k;
-        }
-        if (found < 0)
+        rt_kind k;
+        if (rt_kind_find(p, n, &k) < 0)
             return -EINVAL;
-        m |= 1u << found;
+        m |= (uint32_t)1 << k;
         p = comma ? comma + 1 : p + n;
     }
     if (!m)
@@ -450,7 +448,7 @@ static void prec_write(struct wbuf *b, const struct prec *r, const char *arena, 
     o = PUT_LIT(o, ",\"name\":");
     o = put_str_or_null(o, name, ln);
     o = PUT_LIT(o, ",\"kind\":");
-    const char *kind = rt_kind_name((enum rt_kind)r->kind);
+    const char *kind = rt_kind_name(r->kind);
     o = put_strn(o, kind, strlen(kind));
     o = PUT_LIT(o, ",\"initial_call\":");
     o = put_str_or_null(o, ic, li);
@@ -479,7 +477,7 @@ static void prec_write(struct wbuf *b, const struct prec *r, const char *arena, 
         o = PUT_LIT(o, ",\"trap_exit\":false");
     o = PUT_LIT(o, ",\"age_ms\":");
     o = put_u64(o, age);
-    if (r->kind == RT_KIND_REQUEST) {
+    if (strcmp(kind, "request") == 0) {
         static const char *const keys[4] = {
             ",\"method\":", ",\"path\":", ",\"route\":", ",\"upstream_target\":"};
         const char *p = detail;
@@ -610,7 +608,7 @@ out:
 
 /* ---- one process ---------------------------------------------------------- */
 
-static bool is_behaviour(enum rt_kind k)
+static bool is_behaviour(rt_kind k)
 {
     return k == RT_KIND_SERVER || k == RT_KIND_SUPERVISOR || k == RT_KIND_STATEM;
 }

@@ -103,23 +103,43 @@ int rt_join(rt_pid pid, int64_t timeout_ms, rt_atom *reason);
  * passes (-ETIMEDOUT). */
 int rt_wait_idle(int64_t timeout_ms);
 
-/* ---- processes ----------------------------------------------------------- */
-
-typedef void (*rt_entry)(void *arg);
-
-/* What a process is, for introspection (the admin API filters by it). */
-enum rt_kind {
-    RT_KIND_PROCESS = 0,
-    RT_KIND_SERVER,
+/* ---- kinds -------------------------------------------------------------------
+ * What a process is, for introspection (a process list filters by it). The
+ * runtime names its own kinds; an application registers the kinds it spawns
+ * by name and gives the id at spawn (rt_spawn_opts.kind) or later
+ * (rt_set_kind). The runtime gives the names no meaning.
+ *
+ * At most RT_KIND_MAX kinds exist in a runtime run, the runtime's own
+ * included: a kind is one byte of every control block, and a set of kinds
+ * fits a 32-bit mask. Registered kinds last until rt_stop; a name keeps its
+ * id for that long, and the text rt_kind_name returns stays valid forever. */
+typedef uint8_t rt_kind;
+enum {
+    RT_KIND_PROCESS = 0, /* a plain process (the default) */
+    RT_KIND_SERVER,      /* gen_server, gen_event manager */
     RT_KIND_SUPERVISOR,
     RT_KIND_STATEM,
     RT_KIND_TASK,
-    RT_KIND_ACCEPTOR,
-    RT_KIND_CONNECTION,
-    RT_KIND_REQUEST,
-    RT_KIND_COUNT
+    RT_KIND_RUNTIME_COUNT /* the first id rt_kind_register hands out */
 };
-const char *rt_kind_name(enum rt_kind kind);
+#define RT_KIND_MAX 32
+/* Longest kind name, in bytes (without the NUL). */
+#define RT_KIND_NAME_MAX 31
+
+/* Any thread. Registers a kind called `name` (1 to RT_KIND_NAME_MAX bytes of
+ * letters, digits, '_', '-' and '.') and writes its id to *out. The same name
+ * gives the same id every time, the runtime's own names included. -EINVAL for
+ * a bad name, -ENOSPC when RT_KIND_MAX kinds exist. */
+int rt_kind_register(const char *name, rt_kind *out);
+/* Any thread. The id of the kind whose name is the `len` bytes at `name` (not
+ * NUL-terminated); -ENOENT if no such kind is registered. */
+int rt_kind_find(const char *name, size_t len, rt_kind *out);
+/* Any thread. The name of `kind`; "process" for an id not registered. */
+const char *rt_kind_name(rt_kind kind);
+
+/* ---- processes ----------------------------------------------------------- */
+
+typedef void (*rt_entry)(void *arg);
 
 struct rt_spawn_opts {
     bool link;                /* link to the caller atomically (spawn_link) */
@@ -128,7 +148,7 @@ struct rt_spawn_opts {
     const char *name;         /* register under this name; -EEXIST if taken */
     size_t stack_size;        /* 0 = runtime default; see below */
     const char *initial_call; /* label for introspection, e.g. "gw_conn:loop" */
-    enum rt_kind kind;
+    rt_kind kind;             /* a registered kind, else -EINVAL; 0 = RT_KIND_PROCESS */
 };
 
 /* Largest rt_spawn_opts.stack_size. A stack costs only the pages a process
@@ -139,8 +159,8 @@ struct rt_spawn_opts {
  * return -EPERM). Starts a process running fn(arg). On success writes the
  * pid to *out (may be NULL). On failure nothing was started and `arg` is
  * still the caller's: -EAGAIN at the process limit, -EEXIST if the name is
- * taken, -EINVAL for a bad name or a stack_size over RT_STACK_SIZE_MAX,
- * -ENOMEM.
+ * taken, -EINVAL for a bad name, a kind not registered or a stack_size over
+ * RT_STACK_SIZE_MAX, -ENOMEM.
  *
  * Stacks and overflow. A process gets rt_config.stack_size bytes of stack
  * unless opts->stack_size asks for another size (rounded up to whole pages,
@@ -153,7 +173,8 @@ struct rt_spawn_opts {
  *    with reason stack_overflow, as if killed there;
  *  - anywhere else (the guard page is hit in the process's own code, in the
  *    C library, or in the runtime): the program writes a fatal report
- *    naming the process to stderr and aborts. The frames there may hold a
+ *    naming the process to stderr ("fatal: stack_overflow pid=..." on one
+ *    text line; no log handler runs there) and aborts. The frames there may hold a
  *    lock (malloc's, a stream's, the runtime's) that abandoning them would
  *    never release, deadlocking a scheduler, so they cannot be unwound. A
  *    stack without a guard page (beyond rt_config.guarded_stacks) is
@@ -231,7 +252,9 @@ void *rt_get_lib_data(void);
  * (≤ 31 bytes) and a free-form detail line (≤ 127 bytes); copied. */
 void rt_set_state_name(const char *state);
 void rt_set_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void rt_set_kind(enum rt_kind kind);
+/* Process context. Sets the caller's kind: 0, -EINVAL if `kind` is not
+ * registered, -EPERM outside a process. */
+int rt_set_kind(rt_kind kind);
 
 /* Process context. Gives up the scheduler; counts as a reduction slice end. */
 void rt_yield(void);
@@ -439,7 +462,7 @@ struct rt_proc_info {
     char initial_call[64];
     char state[32];
     char detail[128];
-    enum rt_kind kind;
+    rt_kind kind;
     enum rt_status status;
     size_t mailbox_len;
     uint64_t reductions;
@@ -514,7 +537,12 @@ struct rt_crash_report {
 int rt_set_crash_state(const char *text);
 
 /* Any thread. Where runtime reports go. The handler runs on whatever thread
- * reports (it must not block long). Defaults write one JSON line to stderr. */
+ * reports (it must not block long); NULL restores the default, which writes
+ * one plain text line to stderr: "<time> <level>: <text>", the time RFC 3339
+ * UTC to the ms ("2024-05-01T12:00:00.123Z"), control bytes and DEL as \xNN
+ * and '\' doubled; a crash report's text is "crash pid=N name=... initial_call=...
+ * reason=... last_message_type=N state=...". An application that wants
+ * another format (JSON lines) installs its own handlers. */
 typedef void (*rt_log_fn)(enum rt_log_level level, const char *msg, void *ctx);
 typedef void (*rt_crash_fn)(const struct rt_crash_report *report, void *ctx);
 void rt_set_log_handler(rt_log_fn fn, void *ctx);

@@ -31,9 +31,11 @@ static void wake(void *arg)
     rt_msg_free(m);
 }
 
+static rt_kind connection_kind;
+
 static void idle(void *arg)
 {
-    rt_set_kind(RT_KIND_CONNECTION);
+    rt_set_kind(connection_kind);
     rt_hibernate(wake, NULL);
 }
 
@@ -132,7 +134,7 @@ int main(int argc, char **argv)
     gw.admin_site = (struct gw_admin_site){.host = "admin", .port = 80, .loopback = true};
     struct rt_config cfg;
     rt_config_default(&cfg);
-    if (rt_start(&cfg) < 0)
+    if (rt_start(&cfg) < 0 || rt_kind_register("connection", &connection_kind) < 0)
         return 1;
     rt_pid pid = 0;
     struct rt_spawn_opts so = {.initial_call = "bench:main"};

@@ -65,6 +65,10 @@ static void t_run(void (*body)(void))
     rt_config_default(&cfg);
     cfg.schedulers = 2;
     ck_assert_int_eq(rt_start(&cfg), 0);
+    rt_kind k;
+    static const char *const gateway_kinds[] = {"acceptor", "connection", "request"};
+    for (size_t i = 0; i < sizeof gateway_kinds / sizeof gateway_kinds[0]; i++)
+        ck_assert_int_eq(rt_kind_register(gateway_kinds[i], &k), 0);
     t_body = body;
     rt_pid pid = 0;
     struct rt_spawn_opts so = {.initial_call = "test_admin"};
@@ -200,7 +204,16 @@ static void waiter(void *arg)
     rt_msg_free(m);
 }
 
-static rt_pid spawn_waiter(const char *name, enum rt_kind kind, const char *detail)
+/* A kind the gateway registers at start (gw__kinds_register); the admin API
+ * knows it by its name alone. */
+static rt_kind gw_kind(const char *name)
+{
+    rt_kind k = RT_KIND_PROCESS;
+    T_EQ(rt_kind_register(name, &k), 0);
+    return k;
+}
+
+static rt_pid spawn_waiter(const char *name, rt_kind kind, const char *detail)
 {
     rt_pid pid = 0;
     struct rt_spawn_opts so = {.name = name, .kind = kind, .initial_call = "test:waiter"};
@@ -380,7 +393,7 @@ static void body_process_list(void)
     }
     rt_pid conns[3];
     for (int i = 0; i < 3; i++)
-        conns[i] = spawn_waiter(NULL, RT_KIND_CONNECTION, NULL);
+        conns[i] = spawn_waiter(NULL, gw_kind("connection"), NULL);
     /* Mailboxes: pids[17] holds 5 queued messages, pids[3] holds 2. */
     for (int i = 0; i < 5; i++)
         rt_send(pids[17], rt_msg_new(MSG_PING, 0));
@@ -498,8 +511,8 @@ END_TEST
 
 static void body_request_detail(void)
 {
-    rt_pid r = spawn_waiter(NULL, RT_KIND_REQUEST, "GET\t/users/7\tusers\t127.0.0.1:9000");
-    rt_pid half = spawn_waiter(NULL, RT_KIND_REQUEST, "POST\t/orders");
+    rt_pid r = spawn_waiter(NULL, gw_kind("request"), "GET\t/users/7\tusers\t127.0.0.1:9000");
+    rt_pid half = spawn_waiter(NULL, gw_kind("request"), "POST\t/orders");
     rt_sleep(20);
     await_waiting((rt_pid[]){r, half}, 2);
     struct answer a = get("/admin/processes?kind=request");
@@ -536,7 +549,7 @@ static void body_list_detail_agree(void)
     rt_pid odd = spawn_waiter(NULL, RT_KIND_PROCESS,
                               "q\"b\\c\x01"
                               "d \xc3\xa9 \xff end");
-    rt_pid req = spawn_waiter(NULL, RT_KIND_REQUEST, "GET\t/caf\xc3\xa9\t\"r\"\t\xfe");
+    rt_pid req = spawn_waiter(NULL, gw_kind("request"), "GET\t/caf\xc3\xa9\t\"r\"\t\xfe");
     rt_pid gs = 0;
     T_EQ(rt_gen_server_start_link(&counter_ops, NULL, NULL, &gs, NULL), 0);
     rt_pid pids[3] = {odd, req, gs};

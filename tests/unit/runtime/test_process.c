@@ -721,6 +721,66 @@ START_TEST(abnormal_exit_writes_one_crash_report_and_clean_exits_none)
 }
 END_TEST
 
+/* The default report lines: "<time> <level>: <text>", the time RFC 3339 UTC
+ * to the ms, control bytes and DEL as \xNN and '\' doubled so that a line
+ * stays one line; no JSON (that is the application's handler's concern). */
+static void expect_report_line(const char *line, const char *rest)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ ";
+    for (size_t i = 0; i < sizeof shape - 1; i++) {
+        if (shape[i] == 'd')
+            ck_assert_msg(line[i] >= '0' && line[i] <= '9', "no time at the start of: %s", line);
+        else
+            ck_assert_msg(line[i] == shape[i], "no time at the start of: %s", line);
+    }
+    ck_assert_str_eq(line + sizeof shape - 1, rest);
+}
+
+START_TEST(default_reports_are_text_lines_with_control_bytes_shown_as_hex)
+{
+    rt_test_start(1);
+    rt_set_crash_handler(NULL, NULL);
+    rt_set_log_handler(NULL, NULL);
+    char out[2048];
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    ck_assert_ptr_nonnull(tmp);
+    int saved = dup(2);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_ge(dup2(fileno(tmp), 2), 0);
+    rt_log(RT_LOG_WARNING, "a\"b\\c\nd\x01\x7f\xc3\xa9");
+    rt_pid pid;
+    struct rt_spawn_opts o = {.name = "crasher", .initial_call = "test:exit\twith"};
+    int src = rt_spawn(exit_with_reason, "bad\nthing", &o, &pid);
+    int jrc = src == 0 ? rt_join(pid, 5000, NULL) : src;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(out, 1, sizeof out - 1, tmp);
+    out[n] = 0;
+    fclose(tmp);
+    ck_assert_int_eq(jrc, 0);
+
+    char *nl = strchr(out, '\n');
+    ck_assert_ptr_nonnull(nl);
+    *nl = 0;
+    expect_report_line(out, "warning: a\"b\\\\c\\x0ad\\x01\\x7f\xc3\xa9");
+    char *second = nl + 1;
+    nl = strchr(second, '\n');
+    ck_assert_ptr_nonnull(nl);
+    *nl = 0;
+    ck_assert_str_eq(nl + 1, ""); /* two lines, nothing else */
+    char expect[256];
+    snprintf(expect, sizeof expect,
+             "error: crash pid=%llu name=crasher initial_call=test:exit\\x09with "
+             "reason=bad\\x0athing last_message_type=0 state=",
+             (unsigned long long)pid);
+    expect_report_line(second, expect);
+    rt_test_stop();
+}
+END_TEST
+
 /* ---- process limit ---- */
 
 static void limit_body(void *arg)
@@ -850,6 +910,7 @@ RT_TEST_MAIN("rt_process", process_runs_and_exits_normal_when_function_returns,
              registered_names_are_unique_and_freed_before_exit_signals,
              reply_to_a_deactivated_alias_is_dropped,
              abnormal_exit_writes_one_crash_report_and_clean_exits_none,
+             default_reports_are_text_lines_with_control_bytes_shown_as_hex,
              spawn_beyond_the_process_limit_fails_cleanly,
              mailbox_length_counts_messages_not_pending_signals,
              a_child_spawned_by_a_dying_process_still_runs)
