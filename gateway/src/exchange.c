@@ -138,6 +138,7 @@ int gw__ex_new(struct gw__exchange **out, struct gw__transport *tp, struct gw__l
     atomic_store_explicit(&ex->refs, 1, memory_order_relaxed);
     ex->tp = tp;
     ex->lis = lis;
+    ex->write_timeout_ms = GW__WRITE_TIMEOUT_MS;
     int rc = gw_http_parser_new(&ex->parser, GW_HTTP_REQUEST, &lis->limits);
     if (rc < 0) {
         gw__exchange_unref(ex);
@@ -258,13 +259,13 @@ void gw__ex_shutdown(struct gw__exchange *ex)
 int gw__ex_write(struct gw__exchange *ex, const void *buf, size_t len)
 {
     ex->response_started = true;
-    return gw__transport_write_all(ex->tp, buf, len, GW__WRITE_TIMEOUT_MS);
+    return gw__transport_write_all(ex->tp, buf, len, ex->write_timeout_ms);
 }
 
 int gw__ex_writev(struct gw__exchange *ex, const struct iovec *iov, int iovcnt)
 {
     ex->response_started = true;
-    return ex->tp->ops->writev(ex->tp, iov, iovcnt, GW__WRITE_TIMEOUT_MS);
+    return ex->tp->ops->writev(ex->tp, iov, iovcnt, ex->write_timeout_ms);
 }
 
 void gw__ex_close_after(struct gw__exchange *ex)
@@ -414,7 +415,7 @@ int gw__ex_continue(struct gw__exchange *ex)
     if (rc < 0)
         return rc;
     /* An interim answer: the response itself has not started. */
-    return gw__transport_write_all(ex->tp, buf, n, GW__WRITE_TIMEOUT_MS);
+    return gw__transport_write_all(ex->tp, buf, n, ex->write_timeout_ms);
 }
 
 int gw__ex_discard_body(struct gw__exchange *ex)

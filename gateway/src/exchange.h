@@ -112,6 +112,7 @@ struct gw__exchange {
     bool continued;        /* 100 Continue went out for this request */
     int status;            /* status answered, for the access log and the connection's record */
     char request_id[40];
+    int64_t write_timeout_ms; /* each write to the client, all of it: GW__WRITE_TIMEOUT_MS */
 };
 
 /* ---- the connection process's side ---------------------------------------- */

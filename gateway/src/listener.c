@@ -279,21 +279,11 @@ log_limited(struct gw__listener *l, int kind, enum rt_log_level level, const cha
  * read-modify-writes, which stay exact whatever the order. */
 static _Atomic int refusing;
 
-static const char busy_body[] = "{\"error\": \"too many connections\"}\n";
-
-/* The 503 a refused client gets (its body busy_body) in buf; its length.
- * The head is response.c's, its length from the body. */
+/* The 503 a refused client gets (response.c) in buf; its length, or 0. */
 static size_t busy_answer(char *buf, size_t cap)
 {
-    struct gw_http_answer a = {.status = 503,
-                               .close = true,
-                               .content_type = "application/json",
-                               .content_length = sizeof busy_body - 1};
     size_t n = 0;
-    if (gw_http_answer_head_write(&a, buf, cap, &n) < 0 || cap - n < sizeof busy_body - 1)
-        return 0;
-    memcpy(buf + n, busy_body, sizeof busy_body - 1);
-    return n + sizeof busy_body - 1;
+    return gw_http_busy_write(buf, cap, &n) == 0 ? n : 0;
 }
 
 static void refusing_done(void *arg)

@@ -394,6 +394,11 @@ int gw_http_error_answer(const struct gw_http_answer *a, const char *message, ch
 int gw_http_error_write(int status, const char *message, const char *request_id, bool close,
                         char *buf, size_t cap, size_t *out_len);
 
+/* Writes the whole over-limit answer a refused client gets (503, Connection:
+ * close, {"error": "too many connections"}; no request yet, so no id).
+ * Returns 0/-ENOSPC. */
+int gw_http_busy_write(char *buf, size_t cap, size_t *out_len);
+
 /* Writes the 101 head that opens a tunnel from upstream response `r` (a
  * 101): its fields as the upstream sent them (Upgrade and Connection say
  * what the client switches to), then X-Request-Id. Returns 0, -ENOSPC,

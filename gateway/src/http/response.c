@@ -315,6 +315,24 @@ int gw_http_error_write(int status, const char *message, const char *request_id,
     return gw_http_error_answer(&a, message, buf, cap, out_len);
 }
 
+int gw_http_busy_write(char *buf, size_t cap, size_t *out_len)
+{
+    static const char body[] = "{\"error\": \"too many connections\"}\n";
+    struct gw_http_answer a = {.status = 503,
+                               .close = true,
+                               .content_type = "application/json",
+                               .content_length = sizeof body - 1};
+    size_t n = 0;
+    int rc = gw_http_answer_head_write(&a, buf, cap, &n);
+    if (rc < 0)
+        return rc;
+    if (cap - n < sizeof body - 1)
+        return -ENOSPC;
+    memcpy(buf + n, body, sizeof body - 1);
+    *out_len = n + sizeof body - 1;
+    return 0;
+}
+
 int gw_http_switching_head_write(const struct gw_http_head *r, const char *request_id, char *buf,
                                  size_t cap, size_t *out_len)
 {
