@@ -18,12 +18,9 @@
  * each a short JSON body with the request id.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "gw/metrics.h"
 #include "gw_int.h"
