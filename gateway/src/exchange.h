@@ -157,7 +157,7 @@ void gw__ex_shutdown(struct gw__exchange *ex);
 /* Writes all bytes to the client; marks the response started. 0 or -errno. */
 int gw__ex_write(struct gw__exchange *ex, const void *buf, size_t len);
 int gw__ex_writev(struct gw__exchange *ex, const struct iovec *iov, int iovcnt);
-/* The connection closes after this response (keep_alive = false). */
+/* The connection closes after this response (no keep-alive). */
 void gw__ex_close_after(struct gw__exchange *ex);
 /* Records the status answered, for the access log and the connection's
  * record. */
