@@ -3,8 +3,9 @@
  *
  * Processes and what they own:
  *  - an acceptor owns nothing but its turn on the listening socket;
- *  - a connection process owns an exchange (struct gw__exchange): the client
- *    socket, the request parser and the input buffer. For each request it
+ *  - a connection process owns an exchange (struct gw__exchange, exchange.h):
+ *    the client transport, the request parser and the input buffer. For each
+ *    request it
  *    lends the exchange to a request process and waits for that process to
  *    end (monitor), so only one process uses the exchange at a time. The
  *    exchange is reference-counted so that whichever of the two ends last
@@ -29,9 +30,9 @@
 #include "route/route.h"
 #include "rt/rt.h"
 
-#define GW__BUF_SIZE (64 * 1024)
+#include "exchange.h"
+
 #define GW__HEAD_BUF (64 * 1024)
-#define GW__WRITE_TIMEOUT_MS 30000
 
 /* Message types of the gateway's processes. */
 enum {
@@ -49,6 +50,24 @@ struct gw__kinds {
 };
 extern struct gw__kinds gw__kinds;
 int gw__kinds_register(void);
+
+/* What a request's handler reports for the access log and the metrics. */
+struct gw__req_log {
+    const char *route_name; /* NULL: none matched */
+    char target[80];        /* the upstream target tried last, or "" */
+    uint64_t version;       /* the route table's version, or 0 */
+    uint64_t bytes;         /* response body bytes sent */
+};
+
+/* A listener's request handler: in the request process, after the target
+ * was canonicalised into `t` (which it may settle further: the path the
+ * access log shows); answers through the exchange (exchange.h) and fills
+ * `log`. The routes for a public listener (request.c), the admin API
+ * for the admin listener (admin/serve.c). */
+typedef void gw__handler_fn(struct gw__exchange *ex, struct gw_http_target *t,
+                            struct gw__req_log *log);
+gw__handler_fn gw__routes_handle;
+gw__handler_fn gw__admin_serve;
 
 /* Acceptors per listener, at most (listeners[].acceptors, or one per
  * scheduler). */
@@ -95,50 +114,19 @@ struct gw__listener {
     struct gw_http_limits limits;
     struct gw_http_path_policy path_policy; /* the admin listener's is the strict default */
     struct gw_listener_stats *stats;
+    gw__handler_fn *handler; /* what its requests are answered by */
     rt_pid conns_sup;
 };
 
 extern struct gw__listener *gw__listeners; /* public ones, then admin (if enabled) */
 extern size_t gw__nlisteners;
 
-struct gw__exchange {
-    _Atomic int refs;
+/* What the acceptor hands the connection supervisor for a new client (the
+ * child's start argument, copied). */
+struct gw__conn_arg {
     int fd;
     struct gw__listener *lis;
-    struct gw_http_parser *parser;
-    char *buf; /* GW__BUF_SIZE bytes; unconsumed input is buf[off, off + len) */
-    size_t off, len;
-    bool eof;
-    bool draining;             /* a drain message came: close after this request */
-    uint64_t idle_since;       /* ms; 0 while a request is in progress */
-    struct gw_http_head *head; /* the current request (the request process frees it) */
-    uint64_t body_wait_ms;     /* ms spent waiting for the client's body bytes, this request:
-                                * at most lis->body_timeout_ms (time the upstream takes is
-                                * not the client's) */
-    char client_addr[64];
-    bool client_loopback;
-    rt_pid conn;
-    /* set by the request process */
-    bool response_started; /* a byte of the response reached the socket */
-    bool keep_alive;       /* the connection may carry another request */
-    int status;            /* status answered, for the connection's record */
-    char request_id[40];
 };
-
-void gw__exchange_unref(void *ex);
-
-/* Request process side: the next piece of the request body, waiting at
- * most `timeout_ms` for each read, and at most the listener's
- * body_timeout_ms for all reads of this body together. Returns
- * 1 with a piece (valid until the next call), 0 at the end of the body,
- * -EPROTO (parser refused: status in ex->parser), -ETIMEDOUT (either
- * timeout: answer 408), -ECONNRESET (client closed), -errno. */
-int gw__body_next(struct gw__exchange *ex, const char **data, size_t *len, int64_t timeout_ms);
-
-/* Writes all bytes to the client; marks the response started. */
-int gw__client_write(struct gw__exchange *ex, const void *buf, size_t len);
-/* A short JSON error to the client (Connection: close when !keep). */
-int gw__client_error(struct gw__exchange *ex, int status, const char *message, bool keep);
 
 /* Process entry points. */
 int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
@@ -152,6 +140,15 @@ void gw__request_main(void *arg);
 int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
               const char *prefix, size_t prefix_len, struct gw_upstream *up, char *target_out,
               size_t target_cap, uint64_t *bytes);
+
+/* An Upgrade tunnel (tunnel.c) between the client of `ex` and upstream
+ * connection `ufd` (the caller's; the pump uses a duplicate), after the
+ * 101 head was written; `pending`/`plen`: upstream bytes already read past
+ * that head. Returns once both directions ended or the tunnel was idle for
+ * idle_ms; the connection closes after it. Exit signals that came meanwhile
+ * are obeyed (the process exits). */
+void gw__tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t plen,
+                uint32_t idle_ms);
 
 /* Upstream pools (upstream.c). */
 int gw__upstreams_init(void);

@@ -140,6 +140,7 @@ int gw__listeners_open(void)
         l->index = (int)i;
         l->name = c->name;
         l->stats = &gw.listener_stats[i];
+        l->handler = gw__routes_handle;
         limits_for(l, c);
         l->fd = open_socket(&c->address, c->backlog, c->name);
         gw__nlisteners = i + 1;
@@ -169,6 +170,7 @@ int gw__listeners_open(void)
         l->index = -1;
         l->name = "admin";
         l->admin = true;
+        l->handler = gw__admin_serve;
         l->stats = &gw.admin_stats;
         limits_for(l, &c);
         l->fd = open_socket(&cfg->admin.address, 128, "admin");
@@ -242,11 +244,6 @@ void gw__addr_text(const struct sockaddr *sa, char *buf, size_t cap, bool *loopb
     *loopback = sa->sa_family == AF_UNIX || gw_sockaddr_is_loopback(sa);
 }
 
-struct conn_start {
-    int fd;
-    struct gw__listener *lis;
-};
-
 /* Writes a line about `l` unless one of the same kind went out less than
  * GW__LOG_EVERY_MS ago; the next line written says how many were left out.
  * Relaxed: the compare-and-swap alone decides which thread writes, and the
@@ -282,10 +279,12 @@ log_limited(struct gw__listener *l, int kind, enum rt_log_level level, const cha
  * read-modify-writes, which stay exact whatever the order. */
 static _Atomic int refusing;
 
-static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                           "content-type: application/json\r\ncontent-length: 34\r\n"
-                           "connection: close\r\n\r\n"
-                           "{\"error\": \"too many connections\"}\n";
+/* The 503 a refused client gets (response.c) in buf; its length, or 0. */
+static size_t busy_answer(char *buf, size_t cap)
+{
+    size_t n = 0;
+    return gw_http_busy_write(buf, cap, &n) == 0 ? n : 0;
+}
 
 static void refusing_done(void *arg)
 {
@@ -301,7 +300,8 @@ static void refuse_main(void *arg)
     int fd = (int)(intptr_t)arg;
     rt_defer(refusing_done, NULL);
     char sink[4096];
-    if (rt_write(fd, busy, sizeof busy - 1, 1000) >= 0) {
+    size_t n = busy_answer(sink, sizeof sink);
+    if (n && rt_write(fd, sink, n, 1000) >= 0) {
         shutdown(fd, SHUT_WR);
         uint64_t end = rt_now_ms() + 1000;
         while (rt_now_ms() < end &&
@@ -318,10 +318,11 @@ static void refuse_main(void *arg)
  * into the spare descriptor. */
 static void answer_now(int fd)
 {
-    ssize_t w = send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    char sink[4096];
+    size_t n = busy_answer(sink, sizeof sink);
+    ssize_t w = n ? send(fd, sink, n, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
     (void)w; /* nothing more to try: the socket is closed either way */
     shutdown(fd, SHUT_WR);
-    char sink[4096];
     while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
         ;
 }
@@ -498,7 +499,7 @@ static void acceptor_main(void *arg)
          * gives it back when it ends, and its place in the descriptor
          * budget with it. */
         atomic_fetch_add_explicit(&l->stats->connections, 1, memory_order_relaxed);
-        struct conn_start cs = {.fd = fd, .lis = l};
+        struct gw__conn_arg cs = {.fd = fd, .lis = l};
         rt_pid pid;
         rt_atom reason;
         int rc = rt_sup_start_child_extra(l->conns_sup, &cs, sizeof cs, &pid, &reason);
@@ -529,8 +530,6 @@ static int acceptor_start(void *arg, const void *extra, size_t extra_size, rt_pi
 }
 
 /* ---- connection supervisor ------------------------------------------------ */
-
-int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
 
 static int conns_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {

@@ -11,300 +11,31 @@
  * after a complete, well-formed response that allows keep-alive; anything
  * malformed answers 502 and drops the connection.
  *
- * An Upgrade tunnel lasts until either side closes or no byte crosses it
- * either way for the tunnel idle timeout (the route's, else the
- * listener's), so an abandoned tunnel gives its upstream connection back.
+ * An Upgrade tunnel (tunnel.c) follows a 101.
  *
  * Answers when no upstream answers: 502 (connect failed everywhere, bad
  * response), 503 (every target ejected), 504 (connect or response timeout),
  * each a short JSON body with the request id.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "gw/metrics.h"
 #include "gw_int.h"
 
 #define RBUF 65536
 
-/* A tunnel's state, shared by its two directions: the request process
- * copies client to upstream, the pump process upstream to client. It lives
- * on the heap (malloc, not rt_alloc: memory from rt_alloc dies with the
- * process that allocated it) with one reference per process, each dropped
- * by that process's deferred cleanup however it ends, so neither points
- * into the other: the request process may be killed before the pump first
- * runs, and the pump may outlive it by a moment. */
-struct tunnel_state {
-    _Atomic int refs;
-    /* rt_now_ms() when a byte last crossed either way: read from one side,
-     * or taken by the other (each piece a write hands over). Relaxed: the
-     * value is all that is shared, no other memory is published through
-     * it. A read may see a slightly older stamp than the other process's
-     * latest (by the time a store takes to become visible, far below a
-     * millisecond); it can then only judge the tunnel idle, and close it,
-     * that much early. Stronger orders would not make the value fresher. */
-    _Atomic uint64_t last_ms;
-    /* Set by the pump once its cleanup owns its share (from, to and one
-     * reference). A pump that the runtime finished without running it (no
-     * stack could be had for it) never sets it, and the request process
-     * then releases that share when the pump's DOWN comes. Release/acquire:
-     * the DOWN is read after the pump ended, and the flag must be seen as
-     * the pump left it. */
-    atomic_bool pump_owns;
-    int from, to; /* the pump's own descriptors (dups): it closes them */
-};
-
-static void tunnel_state_unref(void *arg)
-{
-    struct tunnel_state *t = arg;
-    /* acq_rel: the last owner sees the other's writes before freeing. */
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
-        free(t);
-}
-
-/* The pump's cleanup: its descriptors and its reference. */
-static void pump_done(void *arg)
-{
-    struct tunnel_state *t = arg;
-    close(t->from);
-    close(t->to);
-    tunnel_state_unref(t);
-}
-
-/* Writes buf[0..n) to fd as rt_write does (all of it, or fail; at most
- * GW__WRITE_TIMEOUT_MS in all), stamping t->last_ms each time the peer
- * takes a piece: a slow reader that keeps taking bytes keeps the tunnel
- * busy while one write of 64 KiB lasts, one that takes none for the idle
- * timeout does not. fd is non-blocking (rt_fd_nonblock, kept by dup). */
-static int tunnel_write(struct tunnel_state *t, int fd, const char *buf, size_t n)
-{
-    uint64_t deadline = rt_now_ms() + GW__WRITE_TIMEOUT_MS;
-    while (n > 0) {
-        ssize_t w = write(fd, buf, n);
-        if (w > 0) {
-            atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
-            buf += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno != EAGAIN)
-            return -errno;
-        uint64_t now = rt_now_ms();
-        if (now >= deadline)
-            return -ETIMEDOUT;
-        int r = rt_poll(fd, RT_POLL_OUT, (int64_t)(deadline - now));
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-static void pump_main(void *arg)
-{
-    struct tunnel_state *t = arg;
-    /* Nothing here yields before the cleanup is registered, so the pump
-     * cannot be stopped between taking its share and owning its cleanup. */
-    atomic_store_explicit(&t->pump_owns, true, memory_order_release);
-    if (!rt_defer(pump_done, t)) {
-        pump_done(t);
-        return;
-    }
-    char *buf = rt_alloc(RBUF);
-    if (!buf)
-        return;
-    for (;;) {
-        /* No timeout here: the request process judges idleness for both
-         * directions and stops the pump. */
-        ssize_t n = rt_read(t->from, buf, RBUF, RT_INFINITY);
-        if (n <= 0)
-            break;
-        atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
-        if (tunnel_write(t, t->to, buf, (size_t)n) < 0)
-            break;
-    }
-    shutdown(t->to, SHUT_WR);
-}
-
-/* A tunnel's state with two references and the pump's descriptors
- * (duplicates of `from` and `to`), or NULL. */
-static struct tunnel_state *tunnel_state_new(int from, int to)
-{
-    struct tunnel_state *t = malloc(sizeof(*t));
-    if (!t)
-        return NULL;
-    atomic_init(&t->refs, 2);
-    atomic_init(&t->last_ms, rt_now_ms());
-    atomic_init(&t->pump_owns, false);
-    t->from = fcntl(from, F_DUPFD_CLOEXEC, 0);
-    t->to = fcntl(to, F_DUPFD_CLOEXEC, 0);
-    if (t->from < 0 || t->to < 0) {
-        if (t->from >= 0)
-            close(t->from);
-        if (t->to >= 0)
-            close(t->to);
-        free(t);
-        return NULL;
-    }
-    return t;
-}
-
-/* Who the tunnel's request process listens to while it traps exits. */
-struct tunnel_watch {
-    rt_pid pump;
-    rt_ref ref; /* the pump's monitor */
-};
-
-static bool is_exit_from(const struct rt_msg *m, void *ctx)
-{
-    return m->type == RT_MSG_EXIT && m->from == ((struct tunnel_watch *)ctx)->pump;
-}
-
-/* An exit signal from anyone but the pump, which the process obeys as it
- * would untrapped (a `normal` one is ignored, as it would be). */
-static bool is_foreign_exit(const struct rt_msg *m, void *ctx)
-{
-    return m->type == RT_MSG_EXIT && m->from != ((struct tunnel_watch *)ctx)->pump &&
-           (rt_atom)m->u64 != RT_NORMAL;
-}
-
-/* The pump's DOWN, or an exit signal to obey. */
-static bool is_down_or_foreign_exit(const struct rt_msg *m, void *ctx)
-{
-    const struct tunnel_watch *w = ctx;
-    return (m->type == RT_MSG_DOWN && m->ref == w->ref) || is_foreign_exit(m, ctx);
-}
-
-/* Anything but the pump's DOWN: what the tunnel's loop takes to learn why
- * it was woken, never the DOWN it waits for at its end. */
-static bool is_not_down(const struct rt_msg *m, void *ctx)
-{
-    const struct tunnel_watch *w = ctx;
-    return !(m->type == RT_MSG_DOWN && m->ref == w->ref);
-}
-
-/* Copies both ways between client and upstream until either side is done,
- * or until no byte came in either way for `idle_ms`; `pending`/`plen`:
- * upstream bytes already read past the 101 head. The upstream-to-client
- * direction runs in a pump process with its own descriptors (one waiter
- * per descriptor, see rt.h), and the tunnel returns only once the pump has
- * exited. */
-static void tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t plen,
-                   uint32_t idle_ms)
-{
-    if (plen && rt_write(ex->fd, pending, plen, GW__WRITE_TIMEOUT_MS) < 0)
-        return;
-    if (ex->len && rt_write(ufd, ex->buf + ex->off, ex->len, GW__WRITE_TIMEOUT_MS) < 0)
-        return;
-    ex->len = 0;
-    struct tunnel_state *t = tunnel_state_new(ufd, ex->fd);
-    if (!t)
-        return;
-    uint64_t mine = rt_defer(tunnel_state_unref, t);
-    if (!mine) {
-        pump_done(t); /* the pump's share */
-        tunnel_state_unref(t);
-        return;
-    }
-    struct tunnel_watch w;
-    struct rt_spawn_opts o = {.link = true,
-                              .monitor = true,
-                              .monitor_ref = &w.ref,
-                              .kind = RT_KIND_PROCESS,
-                              .initial_call = "gw_proxy:tunnel"};
-    bool trapped = rt_trap_exit(true);
-    if (rt_spawn(pump_main, t, &o, &w.pump) < 0) {
-        pump_done(t); /* not started: its share is still ours */
-        rt_undefer(mine, true);
-        rt_trap_exit(trapped);
-        return;
-    }
-    struct rt_msg *down = NULL;
-    rt_atom exit_reason = RT_NORMAL;
-    for (;;) {
-        uint64_t now = rt_now_ms();
-        uint64_t last = atomic_load_explicit(&t->last_ms, memory_order_relaxed);
-        uint64_t end = last + idle_ms;
-        if (now >= end)
-            break; /* idle both ways: the pump is stopped below */
-        int r = rt_poll(ex->fd, RT_POLL_IN | RT_POLL_MSG, (int64_t)(end - now));
-        if (r == -ETIMEDOUT)
-            continue; /* the pump may have moved bytes meanwhile: look again */
-        if (r == (int)RT_POLL_MSG) {
-            down = rt_receive_ref(w.ref, 0);
-            if (down) /* the other direction ended */
-                break;
-            /* Selective: a DOWN that lands meanwhile stays queued for the
-             * wait below. Whatever else woke us is taken, so that the poll
-             * does not wake for it again. */
-            struct rt_msg *m = rt_receive_match(is_not_down, &w, 0);
-            if (m && is_foreign_exit(m, &w))
-                exit_reason = (rt_atom)m->u64;
-            rt_msg_free(m);
-            if (exit_reason != RT_NORMAL)
-                break;
-            continue;
-        }
-        if (r < 0)
-            break;
-        ssize_t n = read(ex->fd, ex->buf, GW__BUF_SIZE);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (n <= 0) {
-            /* The client is done sending: let the other side finish, unless
-             * told to stop meanwhile. */
-            shutdown(ufd, SHUT_WR);
-            struct rt_msg *m = rt_receive_match(is_down_or_foreign_exit, &w, 5000);
-            if (m && m->type == RT_MSG_DOWN) {
-                down = m;
-            } else if (m) {
-                exit_reason = (rt_atom)m->u64;
-                rt_msg_free(m);
-            }
-            break;
-        }
-        atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
-        if (tunnel_write(t, ufd, ex->buf, (size_t)n) < 0)
-            break;
-    }
-    if (!down) {
-        rt_exit_signal(w.pump, RT_KILL);
-        down = rt_receive_ref(w.ref, RT_INFINITY);
-    }
-    rt_msg_free(down);
-    if (!atomic_load_explicit(&t->pump_owns, memory_order_acquire))
-        pump_done(t); /* finished without running: its share is still ours */
-    /* Its link's EXIT came before the DOWN: take it before trapping ends. */
-    rt_msg_free(rt_receive_match(is_exit_from, &w, 0));
-    rt_trap_exit(trapped);
-    /* Exit signals that came while trapped are messages now: obey the
-     * first that stops the process, as it would have untrapped. */
-    struct rt_msg *m;
-    while (exit_reason == RT_NORMAL && (m = rt_receive_match(is_foreign_exit, &w, 0))) {
-        exit_reason = (rt_atom)m->u64;
-        rt_msg_free(m);
-    }
-    rt_undefer(mine, true);
-    ex->keep_alive = false;
-    if (exit_reason != RT_NORMAL)
-        rt_exit(exit_reason);
-}
-
 /* Streams the request body upstream. 0, or a negative code: -EPIPE for an
- * upstream write failure, or the client-side error from gw__body_next. */
+ * upstream write failure, or the client-side error from gw__ex_body_next. */
 static int send_body(struct gw__exchange *ex, int ufd, bool chunked, uint64_t *sent)
 {
     const char *d;
     size_t n;
     int rc;
     char pre[32], post[8];
-    while ((rc = gw__body_next(ex, &d, &n, ex->lis->request_timeout_ms)) == 1) {
+    while ((rc = gw__ex_body_next(ex, &d, &n, ex->lis->request_timeout_ms)) == 1) {
         if (n == 0)
             continue;
         *sent += n;
@@ -337,12 +68,10 @@ static int write_switching(struct gw__exchange *ex, const struct gw_http_head *r
     char *buf = rt_alloc(cap);
     if (!buf)
         return -ENOMEM;
-    size_t n = (size_t)snprintf(buf, cap, "HTTP/1.1 101 Switching Protocols\r\n");
-    for (size_t i = 0; i < r->nheaders; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s: %s\r\n", r->headers[i].name,
-                              r->headers[i].value);
-    n += (size_t)snprintf(buf + n, cap - n, "x-request-id: %s\r\n\r\n", ex->request_id);
-    int rc = gw__client_write(ex, buf, n);
+    size_t n = 0;
+    int rc = gw_http_switching_head_write(r, ex->request_id, buf, cap, &n);
+    if (rc == 0)
+        rc = gw__ex_write(ex, buf, n);
     rt_free(buf);
     return rc;
 }
@@ -393,23 +122,19 @@ static int preread_body(struct gw__exchange *ex, struct attempt *a, char *buf)
         a->pre_complete = true;
         return 0;
     }
-    if (ex->head->expect_continue) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (rt_write(ex->fd, cont, sizeof cont - 1, GW__WRITE_TIMEOUT_MS) < 0)
-            return 400;
-    }
+    if (gw__ex_continue(ex) < 0)
+        return 400;
     size_t len = 0;
     while (len < PREREAD) { /* stops past PREREAD, within PREREAD_CAP */
         const char *d;
         size_t n;
-        int rc = gw__body_next(ex, &d, &n, ex->lis->request_timeout_ms);
+        int rc = gw__ex_body_next(ex, &d, &n, ex->lis->request_timeout_ms);
         if (rc == 0) {
             a->pre_complete = true;
             break;
         }
         if (rc < 0)
-            return rc == -EPROTO ? gw_http_parser_status(ex->parser)
-                                 : (rc == -ETIMEDOUT ? 408 : 400);
+            return gw__ex_body_status(ex, rc);
         memcpy(buf + len, d, n);
         len += n;
     }
@@ -492,7 +217,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                     fe.type == GW_HTTP_EV_DONE) {
                     /* read-until-close body complete: a body relayed
                      * chunked needs its last chunk */
-                    ex->keep_alive = false;
+                    gw__ex_close_after(ex);
                     char last[8];
                     struct iovec iov[2];
                     int k = 0;
@@ -503,8 +228,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                         iov[k++] = (struct iovec){last, (size_t)x};
                     }
                     if (k) {
-                        ex->response_started = true;
-                        if (rt_writev(ex->fd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
+                        if (gw__ex_writev(ex, iov, k) < 0)
                             goto out;
                     }
                     pending = 0;
@@ -552,11 +276,11 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
             if (resp->status == 101 && req->upgrade) {
                 if (write_switching(ex, resp) == 0) {
                     gw__target_result(a->target, true, NULL);
-                    ex->status = 101;
-                    tunnel(ex, a->ufd, rbuf + off, len, a->tunnel_idle_ms);
+                    gw__ex_status(ex, 101);
+                    gw__tunnel(ex, a->ufd, rbuf + off, len, a->tunnel_idle_ms);
                 }
                 res = A_DONE;
-                ex->keep_alive = false;
+                gw__ex_close_after(ex);
                 goto out;
             }
             if (resp->status >= 100 && resp->status < 200) {
@@ -574,13 +298,14 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                              resp, req, ex->request_id, ex->keep_alive, a->resp_edits, obuf,
                              GW__HEAD_BUF, &olen, &framing, &keep_out) < 0) {
                 upstream_failed(a, "response head too large");
-                gw__client_error(ex, 502, "upstream response head too large", false);
+                gw__ex_error(ex, 502, "upstream response head too large", false);
                 res = A_DONE;
-                ex->keep_alive = false;
+                gw__ex_close_after(ex);
                 goto out;
             }
-            ex->keep_alive = keep_out;
-            ex->status = resp->status;
+            if (!keep_out)
+                gw__ex_close_after(ex);
+            gw__ex_status(ex, resp->status);
             /* Written with the first body piece (or the end): one write
              * for a small response instead of two. */
             pending = olen;
@@ -604,8 +329,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                 int y = gw_http_chunk_end(post, sizeof post);
                 iov[k++] = (struct iovec){post, (size_t)y};
             }
-            ex->response_started = true;
-            if (rt_writev(ex->fd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
+            if (gw__ex_writev(ex, iov, k) < 0)
                 goto out;
             pending = 0;
             head_written = true;
@@ -624,8 +348,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
                 iov[k++] = (struct iovec){last, (size_t)x};
             }
             if (k) {
-                ex->response_started = true;
-                if (rt_writev(ex->fd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
+                if (gw__ex_writev(ex, iov, k) < 0)
                     goto out;
             }
             pending = 0;
@@ -633,7 +356,7 @@ static enum attempt_result relay_response(struct attempt *a, char *rbuf)
             gw__target_result(a->target, true, NULL);
             reusable = resp && resp->keep_alive && len == 0 && framing != GW_HTTP_OUT_CLOSE;
             if (framing == GW_HTTP_OUT_CLOSE)
-                ex->keep_alive = false;
+                gw__ex_close_after(ex);
             res = A_DONE;
             goto out;
         }
@@ -700,13 +423,12 @@ static enum attempt_result attempt_once(struct attempt *a, char *rbuf)
                 a->ufd = -1;
                 if (rc == -EPIPE) {
                     upstream_failed(a, "write error");
-                    gw__client_error(ex, 502, "upstream stopped reading the request", false);
+                    gw__ex_error(ex, 502, "upstream stopped reading the request", false);
                 } else {
-                    int st = rc == -EPROTO ? gw_http_parser_status(ex->parser)
-                                           : (rc == -ETIMEDOUT ? 408 : 400);
-                    gw__client_error(ex, st, "could not read the request body", false);
+                    int st = gw__ex_body_status(ex, rc);
+                    gw__ex_error(ex, st, "could not read the request body", false);
                 }
-                ex->keep_alive = false;
+                gw__ex_close_after(ex);
                 return A_DONE;
             }
         }
@@ -760,7 +482,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     char *head = rt_alloc(GW__HEAD_BUF);
     char *rbuf = rt_alloc(RBUF);
     if (!head || !rbuf) {
-        gw__client_error(ex, 500, "out of memory", false);
+        gw__ex_error(ex, 500, "out of memory", false);
         return -ENOMEM;
     }
     struct gw_http_fwd fwd = {
@@ -777,7 +499,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     };
     size_t head_len = 0;
     if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &head_len) < 0) {
-        gw__client_error(ex, 431, "request head too large to forward", false);
+        gw__ex_error(ex, 431, "request head too large to forward", false);
         return -EINVAL;
     }
     bool addressed = gw_http_head_get(ex->head, "host", NULL) || ex->head->target[0] != '/';
@@ -794,13 +516,12 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
                         .resp_edits = edits_of(&r->response_headers, &resp_edits)};
     char *pre = ex->head->framing == GW_HTTP_BODY_NONE ? NULL : rt_alloc(PREREAD_CAP);
     if (ex->head->framing != GW_HTTP_BODY_NONE && !pre) {
-        gw__client_error(ex, 500, "out of memory", false);
+        gw__ex_error(ex, 500, "out of memory", false);
         return -ENOMEM;
     }
     int pst = preread_body(ex, &a, pre);
     if (pst) {
-        ex->keep_alive = false;
-        gw__client_error(ex, pst, "could not read the request body", false);
+        gw__ex_error(ex, pst, "could not read the request body", false);
         return ex->status;
     }
     const struct gw_target *last = NULL;
@@ -825,7 +546,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
              * upstream requires it (RFC 9112 §3.2). */
             fwd.host_override = gw__target_addr(t);
             if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &a.head_len) < 0) {
-                gw__client_error(ex, 431, "request head too large to forward", false);
+                gw__ex_error(ex, 431, "request head too large to forward", false);
                 return -EINVAL;
             }
         }
@@ -863,8 +584,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
              * still hold may go to another target, and only if configured. */
             if (!(uc->retry_idempotent && a.pre_complete && idempotent(ex->head->method) &&
                   budget > 1)) {
-                gw__client_error(ex, a.fail_status, a.fail_msg, false);
-                ex->keep_alive = false;
+                gw__ex_error(ex, a.fail_status, a.fail_msg, false);
                 return ex->status;
             }
             last = t;
@@ -882,6 +602,6 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     }
     /* The connection stays usable when the whole body was read. */
     bool keep = ex->keep_alive && a.pre_complete;
-    gw__client_error(ex, a.fail_status, a.fail_msg, keep);
+    gw__ex_error(ex, a.fail_status, a.fail_msg, keep);
     return ex->status;
 }

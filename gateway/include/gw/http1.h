@@ -350,15 +350,66 @@ int gw_http_chunk_start(uint64_t len, char *buf, size_t cap);
 int gw_http_chunk_end(char *buf, size_t cap);
 int gw_http_chunk_last(char *buf, size_t cap);
 
-/* Writes a complete JSON error response:
- *   HTTP/1.1 <status> <reason>, Content-Type: application/json,
- *   Content-Length, X-Request-Id, Connection: close when `close`,
- *   body {"error": "<message>", "request_id": "<id>"}\n
- * `request_id` may be NULL (the field is then null). Returns 0/-ENOSPC. */
+/* --- answers the gateway makes itself (response.c) ----------------------- */
+
+/* The head of an answer that is the gateway's own: an error, a respond
+ * route, the admin API, a redirect, 100 Continue, a refusal. Fields are
+ * written in this order, each only when set: Location, Allow, `fields` as
+ * given, Content-Type, Content-Length (always, unless the status has no
+ * body: 1xx, 204, 304), Cache-Control: no-store, X-Request-Id (only when
+ * visible ASCII), `lines`, Connection: close. The caller vouches for the
+ * strings it passes (no CR or LF inside a value). */
+struct gw_http_answer {
+    int status;
+    const char *request_id;   /* X-Request-Id; NULL or "": none */
+    bool close;               /* Connection: close */
+    const char *content_type; /* NULL: none */
+    uint64_t content_length;
+    bool no_store;                   /* Cache-Control: no-store */
+    const char *allow;               /* Allow (a 405's methods), or NULL */
+    const char *location;            /* Location (a redirect), or NULL */
+    const char *location_query;      /* appended to Location after '?', or NULL */
+    const struct gw_http_kv *fields; /* further fields, as given */
+    size_t nfields;
+    const char *lines; /* further fields as whole CRLF-ended lines, or NULL */
+};
+
+/* Writes the head of answer `a`. `*out_len` gets the length. Returns 0,
+ * -ENOSPC or -EINVAL (a status outside 100..999). */
+int gw_http_answer_head_write(const struct gw_http_answer *a, char *buf, size_t cap,
+                              size_t *out_len);
+
+/* Writes a complete JSON error answer: the head of `a` (its content type and
+ * length are set here) and the body
+ *   {"error": "<message>", "request_id": "<id>"}\n
+ * (the id null when `a` has none; `message` NULL gives the reason phrase).
+ * Strings are escaped by the gateway's one JSON escaper (linebuf.h: any
+ * bytes give valid UTF-8 JSON); a message longer than 320 escaped bytes is
+ * cut at a character boundary. Returns 0/-ENOSPC. */
+int gw_http_error_answer(const struct gw_http_answer *a, const char *message, char *buf, size_t cap,
+                         size_t *out_len);
+
+/* The same for an answer with no field but the request id and Connection:
+ * close when `close`. `request_id` may be NULL. */
 int gw_http_error_write(int status, const char *message, const char *request_id, bool close,
                         char *buf, size_t cap, size_t *out_len);
 
+/* Writes the whole over-limit answer a refused client gets (503, Connection:
+ * close, {"error": "too many connections"}; no request yet, so no id).
+ * Returns 0/-ENOSPC. */
+int gw_http_busy_write(char *buf, size_t cap, size_t *out_len);
+
+/* Writes the 101 head that opens a tunnel from upstream response `r` (a
+ * 101): its fields as the upstream sent them (Upgrade and Connection say
+ * what the client switches to), then X-Request-Id. Returns 0, -ENOSPC,
+ * -EINVAL (not a 101 response). */
+int gw_http_switching_head_write(const struct gw_http_head *r, const char *request_id, char *buf,
+                                 size_t cap, size_t *out_len);
+
 /* Reason phrase for a status code ("" when unknown). */
 const char *gw_http_status_text(int status);
+
+/* Whether a response with this status carries a body (not 1xx, 204, 304). */
+bool gw_http_status_has_body(int status);
 
 #endif

@@ -10,6 +10,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "gw/http1.h"
 
 /* tchar: "!#$%&'*+-.^_`|~" DIGIT ALPHA */
 bool gw__http_is_tchar(unsigned char c);
@@ -33,5 +36,41 @@ bool gw__http_list_next(const char *s, size_t len, size_t *pos, const char **tok
 /* Host field value or absolute-form authority: reg-name (unreserved
  * characters) or [IP-literal], optional :port of up to 5 digits. */
 bool gw__http_host_valid(const char *v, size_t n);
+
+/* The head writers' output: a caller's buffer that is never written past.
+ * An append that does not fit sets `overflow`, and nothing is written
+ * after it (the writer then fails with -ENOSPC rather than truncate). */
+struct gw__http_out {
+    char *buf;
+    size_t cap, len;
+    bool overflow;
+};
+
+void gw__http_put(struct gw__http_out *o, const char *s, size_t n);
+void gw__http_puts(struct gw__http_out *o, const char *s);
+void gw__http_put_u64(struct gw__http_out *o, uint64_t v);
+/* "name: value\r\n" */
+void gw__http_field(struct gw__http_out *o, const char *name, const char *v, size_t vn);
+
+/* What becomes of a field a head writer copies (forward.c, field_rules:
+ * one row per field name). */
+enum {
+    GW__HTTP_F_HOP = 1u,     /* hop-by-hop (RFC 9110 §7.6.1): never crosses the gateway */
+    GW__HTTP_F_OWNED = 2u,   /* written by the gateway from its own knowledge: never copied, never
+                              * removable by a Connection field or set by a route edit */
+    GW__HTTP_F_DROPPED = 4u, /* about the client or what it addressed (scheme, host, address,
+                              * path), which frameworks trust: a client's copy is never passed on;
+                              * the gateway does not write it, a route edit may */
+};
+
+/* Copies the end-to-end fields of h, skipping those with a flag in `skip`,
+ * Connection-named ones and those a route edit drops; `keep_upgrade` keeps
+ * Upgrade for a tunnel (forward.c). */
+void gw__http_copy_fields(struct gw__http_out *o, const struct gw_http_head *h, bool keep_upgrade,
+                          const struct gw_http_edits *e, unsigned skip);
+/* Writes a route's `set` and `add` fields. */
+void gw__http_put_edits(struct gw__http_out *o, const struct gw_http_edits *e);
+/* Writes Transfer-Encoding: <codings of h other than chunked>, chunked. */
+void gw__http_put_te_chunked(struct gw__http_out *o, const struct gw_http_head *h);
 
 #endif

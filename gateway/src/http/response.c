@@ -1,0 +1,363 @@
+/* response.c: every response head the gateway writes to a client.
+ *
+ * Two kinds of answer leave the gateway: an upstream's response relayed
+ * (gw_http_response_head_write: its end-to-end fields copied, framing
+ * re-decided, chunk framing re-applied by gw_http_chunk_*), and answers the
+ * gateway makes itself (struct gw_http_answer: errors, respond routes, the
+ * admin API, redirects, 100 Continue, the over-limit 503), plus the 101 head
+ * that opens a tunnel. Each is built here and nowhere else, so the status
+ * line, framing and the gateway's own fields are decided in one place.
+ *
+ * Writers fill a caller's buffer and fail with -ENOSPC rather than
+ * truncate. Plain data, no runtime calls: any thread.
+ */
+#include "gw/http1.h"
+#include "http_int.h"
+
+#include "../linebuf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The status line: the only place a status line is spelled. */
+static void status_line(struct gw__http_out *o, int status, const char *reason, size_t reason_len)
+{
+    char line[32];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %03d ", status);
+    gw__http_put(o, line, (size_t)n);
+    gw__http_put(o, reason, reason_len);
+    gw__http_put(o, "\r\n", 2);
+}
+
+/* An X-Request-Id fit to write as it is: visible ASCII, no spaces. */
+static bool request_id_ok(const char *id)
+{
+    if (!id || !*id)
+        return false;
+    for (const char *s = id; *s; s++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+int gw_http_response_head_write(const struct gw_http_head *r, const struct gw_http_head *req,
+                                const char *request_id, bool keep_alive, char *buf, size_t cap,
+                                size_t *out_len, enum gw_http_out_framing *framing,
+                                bool *keep_alive_out)
+{
+    return gw_http_response_head_write_edited(r, req, request_id, keep_alive, NULL, buf, cap,
+                                              out_len, framing, keep_alive_out);
+}
+
+int gw_http_response_head_write_edited(const struct gw_http_head *r, const struct gw_http_head *req,
+                                       const char *request_id, bool keep_alive,
+                                       const struct gw_http_edits *edits, char *buf, size_t cap,
+                                       size_t *out_len, enum gw_http_out_framing *framing,
+                                       bool *keep_alive_out)
+{
+    struct gw__http_out o = {.buf = buf, .cap = cap};
+    if (!r->is_response || (req && req->is_response))
+        return -EINVAL;
+    bool client10 = req && req->version_minor == 0;
+    bool head_req = req && gw__http_ieq(req->method, req->method_len, "HEAD");
+    bool ka = keep_alive && (!req || req->keep_alive);
+    bool upgrade = r->status == 101 && r->upgrade;
+    enum gw_http_out_framing fr;
+
+    status_line(&o, r->status, r->reason, r->reason_len);
+
+    gw__http_copy_fields(&o, r, upgrade, edits, GW__HTTP_F_HOP | GW__HTTP_F_OWNED);
+    gw__http_put_edits(&o, edits);
+
+    if (head_req || r->status == 204 || r->status == 304 || r->status < 200) {
+        fr = GW_HTTP_OUT_NONE;
+        /* A HEAD or 304 answer may state the length the body would have. */
+        if (r->status != 204 && r->status >= 200) {
+            size_t vn;
+            const char *v = gw_http_head_get(r, "content-length", &vn);
+            if (v)
+                gw__http_field(&o, "Content-Length", v, vn);
+        }
+    } else if (r->framing == GW_HTTP_BODY_LENGTH) {
+        fr = GW_HTTP_OUT_LENGTH;
+        gw__http_puts(&o, "Content-Length: ");
+        gw__http_put_u64(&o, r->content_length);
+        gw__http_put(&o, "\r\n", 2);
+    } else if ((r->framing == GW_HTTP_BODY_CHUNKED || r->framing == GW_HTTP_BODY_CLOSE) &&
+               !client10) {
+        fr = GW_HTTP_OUT_CHUNKED;
+        gw__http_put_te_chunked(&o, r);
+    } else if (r->framing == GW_HTTP_BODY_NONE) {
+        fr = GW_HTTP_OUT_NONE;
+        gw__http_puts(&o, "Content-Length: 0\r\n");
+    } else {
+        fr = GW_HTTP_OUT_CLOSE;
+        ka = false;
+    }
+    if (upgrade) {
+        gw__http_puts(&o, "Connection: upgrade\r\n");
+        ka = false;
+    } else if (!ka) {
+        gw__http_puts(&o, "Connection: close\r\n");
+    } else if (client10) {
+        gw__http_puts(&o, "Connection: keep-alive\r\n");
+    }
+    if (request_id) {
+        gw__http_puts(&o, "X-Request-Id: ");
+        gw__http_puts(&o, request_id);
+        gw__http_put(&o, "\r\n", 2);
+    }
+    gw__http_put(&o, "\r\n", 2);
+    if (o.overflow)
+        return -ENOSPC;
+    *out_len = o.len;
+    *framing = fr;
+    *keep_alive_out = ka;
+    return 0;
+}
+
+int gw_http_chunk_start(uint64_t len, char *buf, size_t cap)
+{
+    char tmp[24];
+    if (len == 0)
+        return -EINVAL;
+    int n = snprintf(tmp, sizeof(tmp), "%" PRIx64 "\r\n", len);
+    if ((size_t)n > cap)
+        return -ENOSPC;
+    memcpy(buf, tmp, (size_t)n);
+    return n;
+}
+
+int gw_http_chunk_end(char *buf, size_t cap)
+{
+    if (cap < 2)
+        return -ENOSPC;
+    memcpy(buf, "\r\n", 2);
+    return 2;
+}
+
+int gw_http_chunk_last(char *buf, size_t cap)
+{
+    if (cap < 5)
+        return -ENOSPC;
+    memcpy(buf, "0\r\n\r\n", 5);
+    return 5;
+}
+
+const char *gw_http_status_text(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 421:
+        return "Misdirected Request";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "";
+    }
+}
+
+bool gw_http_status_has_body(int status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
+
+int gw_http_answer_head_write(const struct gw_http_answer *a, char *buf, size_t cap,
+                              size_t *out_len)
+{
+    struct gw__http_out o = {.buf = buf, .cap = cap};
+    if (a->status < 100 || a->status > 999)
+        return -EINVAL;
+    const char *reason = gw_http_status_text(a->status);
+    status_line(&o, a->status, reason, strlen(reason));
+    if (a->location) {
+        gw__http_puts(&o, "Location: ");
+        gw__http_puts(&o, a->location);
+        if (a->location_query) {
+            gw__http_put(&o, "?", 1);
+            gw__http_puts(&o, a->location_query);
+        }
+        gw__http_put(&o, "\r\n", 2);
+    }
+    if (a->allow) {
+        gw__http_puts(&o, "Allow: ");
+        gw__http_puts(&o, a->allow);
+        gw__http_put(&o, "\r\n", 2);
+    }
+    for (size_t i = 0; i < a->nfields; i++)
+        gw__http_field(&o, a->fields[i].name, a->fields[i].value, strlen(a->fields[i].value));
+    if (a->content_type) {
+        gw__http_puts(&o, "Content-Type: ");
+        gw__http_puts(&o, a->content_type);
+        gw__http_put(&o, "\r\n", 2);
+    }
+    /* 1xx, 204 and 304 have no body and state no length (RFC 9110 §8.6). */
+    if (gw_http_status_has_body(a->status)) {
+        gw__http_puts(&o, "Content-Length: ");
+        gw__http_put_u64(&o, a->content_length);
+        gw__http_put(&o, "\r\n", 2);
+    }
+    if (a->no_store)
+        gw__http_puts(&o, "Cache-Control: no-store\r\n");
+    if (request_id_ok(a->request_id)) {
+        gw__http_puts(&o, "X-Request-Id: ");
+        gw__http_puts(&o, a->request_id);
+        gw__http_put(&o, "\r\n", 2);
+    }
+    if (a->lines)
+        gw__http_puts(&o, a->lines);
+    if (a->close)
+        gw__http_puts(&o, "Connection: close\r\n");
+    gw__http_put(&o, "\r\n", 2);
+    if (o.overflow)
+        return -ENOSPC;
+    *out_len = o.len;
+    return 0;
+}
+
+/* The error body's room, and the most of it a message may take: a longer
+ * message is cut (linebuf.h) so that the request id still fits. */
+#define ERROR_BODY_MAX 512
+#define ERROR_MESSAGE_MAX 320
+
+int gw_http_error_answer(const struct gw_http_answer *a, const char *message, char *buf, size_t cap,
+                         size_t *out_len)
+{
+    char body[ERROR_BODY_MAX];
+    struct gw__linebuf b;
+    gw__linebuf_init(&b, body, sizeof body);
+    const char *m = message ? message : gw_http_status_text(a->status);
+    gw__linebuf_puts(&b, "{\"error\": ");
+    gw__linebuf_json(&b, m, strlen(m), ERROR_MESSAGE_MAX, NULL);
+    gw__linebuf_puts(&b, ", \"request_id\": ");
+    const char *id = a->request_id && *a->request_id ? a->request_id : NULL;
+    gw__linebuf_json(&b, id, id ? strlen(id) : 0, sizeof body, NULL);
+    gw__linebuf_puts(&b, "}\n");
+    if (gw__linebuf_full(&b))
+        return -ENOSPC;
+    struct gw_http_answer h = *a;
+    h.content_type = "application/json";
+    h.content_length = b.len;
+    size_t n = 0;
+    int rc = gw_http_answer_head_write(&h, buf, cap, &n);
+    if (rc < 0)
+        return rc;
+    if (!gw_http_status_has_body(a->status)) /* no body may follow such a head */
+        b.len = 0;
+    if (b.len > cap - n)
+        return -ENOSPC;
+    memcpy(buf + n, body, b.len);
+    *out_len = n + b.len;
+    return 0;
+}
+
+int gw_http_error_write(int status, const char *message, const char *request_id, bool close,
+                        char *buf, size_t cap, size_t *out_len)
+{
+    struct gw_http_answer a = {.status = status, .request_id = request_id, .close = close};
+    return gw_http_error_answer(&a, message, buf, cap, out_len);
+}
+
+int gw_http_busy_write(char *buf, size_t cap, size_t *out_len)
+{
+    static const char body[] = "{\"error\": \"too many connections\"}\n";
+    struct gw_http_answer a = {.status = 503,
+                               .close = true,
+                               .content_type = "application/json",
+                               .content_length = sizeof body - 1};
+    size_t n = 0;
+    int rc = gw_http_answer_head_write(&a, buf, cap, &n);
+    if (rc < 0)
+        return rc;
+    if (cap - n < sizeof body - 1)
+        return -ENOSPC;
+    memcpy(buf + n, body, sizeof body - 1);
+    *out_len = n + sizeof body - 1;
+    return 0;
+}
+
+int gw_http_switching_head_write(const struct gw_http_head *r, const char *request_id, char *buf,
+                                 size_t cap, size_t *out_len)
+{
+    struct gw__http_out o = {.buf = buf, .cap = cap};
+    if (!r->is_response || r->status != 101)
+        return -EINVAL;
+    const char *reason = gw_http_status_text(101);
+    status_line(&o, 101, reason, strlen(reason));
+    /* As the upstream sent it: Upgrade and Connection are what the client
+     * asked to switch to. */
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const struct gw_http_header *f = &r->headers[i];
+        gw__http_put(&o, f->name, f->name_len);
+        gw__http_put(&o, ": ", 2);
+        gw__http_put(&o, f->value, f->value_len);
+        gw__http_put(&o, "\r\n", 2);
+    }
+    if (request_id_ok(request_id)) {
+        gw__http_puts(&o, "X-Request-Id: ");
+        gw__http_puts(&o, request_id);
+        gw__http_put(&o, "\r\n", 2);
+    }
+    gw__http_put(&o, "\r\n", 2);
+    if (o.overflow)
+        return -ENOSPC;
+    *out_len = o.len;
+    return 0;
+}

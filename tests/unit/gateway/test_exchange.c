@@ -1,0 +1,528 @@
+/* test_exchange.c: the exchange (gateway/src/exchange.c) over a socketpair.
+ *
+ * One end of the pair is the exchange's client transport, the other the
+ * test's "client", driven from the main thread with plain blocking calls.
+ * Each test runs its exchange side in a runtime process (the exchange reads
+ * and writes through the runtime's parking I/O), which records the first
+ * failed assertion and exits; the main thread reports it and checks what
+ * reached the client. Covered: reading a body (length, chunked, per-read
+ * and whole-body timeouts, the client closing), 100 Continue sent once and
+ * only when asked, error answers and the keep-alive decision, the response
+ * state as the API leaves it, and a write to a client that stops reading
+ * timing out. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw_int.h"
+
+static char t_failure[512];
+static atomic_int t_failed;
+
+#define T_ASSERT(c)                                                                                \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            if (atomic_exchange(&t_failed, 1) == 0)                                                \
+                snprintf(t_failure, sizeof t_failure, "%s:%d: %s", __FILE__, __LINE__, #c);        \
+            rt_exit(rt_atom_intern("test_failed"));                                                \
+        }                                                                                          \
+    } while (0)
+
+static int64_t scaled(int64_t ms)
+{
+    const char *s = getenv("TANDEM_TEST_TIME_SCALE");
+    int k = s ? atoi(s) : 1;
+    return ms * (k > 0 ? k : 1);
+}
+
+static struct gw__listener lis;
+static int peer = -1; /* the test's client end */
+static int side = -1; /* the exchange's end */
+
+static void setup(void)
+{
+    memset(&lis, 0, sizeof lis);
+    lis.name = "test";
+    gw_http_limits_default(&lis.limits);
+    lis.request_timeout_ms = 5000;
+    lis.body_timeout_ms = 5000;
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    peer = sv[0];
+    side = sv[1];
+    atomic_store(&t_failed, 0);
+    struct rt_config c;
+    rt_config_default(&c);
+    c.schedulers = 1;
+    ck_assert_int_eq(rt_start(&c), 0);
+}
+
+static void teardown(void)
+{
+    ck_assert_int_eq(rt_stop(), 0);
+    close(peer);
+    peer = side = -1;
+}
+
+/* Runs fn in a process and waits for it; fails the test with the process's
+ * first failed assertion. */
+static void run(rt_entry fn)
+{
+    rt_pid pid;
+    ck_assert_int_eq(rt_spawn(fn, NULL, NULL, &pid), 0);
+    rt_atom reason;
+    ck_assert_int_eq(rt_join(pid, scaled(20000), &reason), 0);
+    ck_assert_msg(!atomic_load(&t_failed), "%s", t_failure);
+    ck_assert_msg(reason == RT_NORMAL, "the exchange process ended with %s", rt_atom_name(reason));
+}
+
+static void send_all(const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = write(peer, s, n);
+        ck_assert_int_gt(w, 0);
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void send_str(const char *s)
+{
+    send_all(s, strlen(s));
+}
+
+/* Everything the exchange wrote, once it closed its end (or after a short
+ * quiet spell when `until_quiet`). NUL-terminated in a static buffer. */
+static char got[1 << 16];
+static size_t got_len;
+
+static const char *received(void)
+{
+    got_len = 0;
+    for (;;) {
+        struct pollfd p = {.fd = peer, .events = POLLIN};
+        if (poll(&p, 1, (int)scaled(200)) <= 0)
+            break;
+        ssize_t n = read(peer, got + got_len, sizeof got - 1 - got_len);
+        if (n <= 0)
+            break;
+        got_len += (size_t)n;
+    }
+    got[got_len] = 0;
+    return got;
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* In the exchange process: an exchange over `side` with the next request
+ * head read and begun. */
+static struct gw__exchange *open_request(void)
+{
+    struct gw__transport *tp;
+    T_ASSERT(gw__transport_socket_new(side, &tp) == 0);
+    struct gw__exchange *ex;
+    T_ASSERT(gw__ex_new(&ex, tp, &lis) == 0);
+    rt_defer(gw__exchange_unref, ex);
+    for (;;) {
+        if (ex->len == 0) {
+            int r = gw__ex_fill(ex, scaled(5000));
+            T_ASSERT(r == 1 || r == -EAGAIN);
+            continue;
+        }
+        struct gw_http_event ev;
+        T_ASSERT(gw__ex_feed(ex, &ev) == 0);
+        if (ev.type == GW_HTTP_EV_HEAD) {
+            gw__ex_begin(ex, ev.head);
+            memcpy(ex->request_id, "rid-7", 6);
+            return ex;
+        }
+        T_ASSERT(ev.type == GW_HTTP_EV_NEED_MORE);
+    }
+}
+
+/* The whole body read through gw__ex_body_next: its return at the end and
+ * the bytes. */
+static int body_rc;
+static char body[4096];
+static size_t body_len;
+
+static void read_body(struct gw__exchange *ex)
+{
+    const char *d;
+    size_t n;
+    body_len = 0;
+    while ((body_rc = gw__ex_body_next(ex, &d, &n, lis.request_timeout_ms)) == 1) {
+        T_ASSERT(body_len + n <= sizeof body);
+        memcpy(body + body_len, d, n);
+        body_len += n;
+    }
+}
+
+/* ---- body reading ------------------------------------------------------------- */
+
+static void p_read_body(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    read_body(ex);
+    T_ASSERT(!ex->response_started);
+}
+
+START_TEST(content_length_body_is_read_whole_and_ends_with_zero)
+{
+    send_str("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello");
+    send_str(" world");
+    run(p_read_body);
+    ck_assert_int_eq(body_rc, 0);
+    ck_assert_uint_eq(body_len, 11);
+    ck_assert(memcmp(body, "hello world", 11) == 0);
+}
+END_TEST
+
+START_TEST(chunked_body_is_decoded_and_ends_with_zero)
+{
+    send_str("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    run(p_read_body);
+    ck_assert_int_eq(body_rc, 0);
+    ck_assert_uint_eq(body_len, 11);
+    ck_assert(memcmp(body, "hello world", 11) == 0);
+}
+END_TEST
+
+static int status_of_rc;
+static void p_read_body_status(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    read_body(ex);
+    status_of_rc = gw__ex_body_status(ex, body_rc);
+}
+
+START_TEST(body_read_times_out_per_read_and_answers_408)
+{
+    lis.request_timeout_ms = (uint32_t)scaled(150);
+    send_str("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+    uint64_t t0 = rt_now_ms();
+    run(p_read_body_status);
+    ck_assert_int_eq(body_rc, -ETIMEDOUT);
+    ck_assert_int_eq(status_of_rc, 408);
+    ck_assert_uint_ge(rt_now_ms() - t0, (uint64_t)scaled(150));
+}
+END_TEST
+
+/* A body trickled just fast enough for each read still meets the budget
+ * for all the waiting together. */
+static void p_trickle(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    read_body(ex);
+    status_of_rc = gw__ex_body_status(ex, body_rc);
+}
+
+START_TEST(body_that_trickles_meets_the_whole_body_budget)
+{
+    lis.request_timeout_ms = (uint32_t)scaled(2000);
+    lis.body_timeout_ms = (uint32_t)scaled(300);
+    send_str("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n");
+    rt_pid pid;
+    ck_assert_int_eq(rt_spawn(p_trickle, NULL, NULL, &pid), 0);
+    for (int i = 0; i < 8; i++) {
+        usleep((useconds_t)scaled(80) * 1000);
+        ssize_t w = write(peer, "x", 1);
+        (void)w; /* the exchange may have given up already */
+    }
+    rt_atom reason;
+    ck_assert_int_eq(rt_join(pid, scaled(20000), &reason), 0);
+    ck_assert_msg(!atomic_load(&t_failed), "%s", t_failure);
+    ck_assert_int_eq(body_rc, -ETIMEDOUT);
+    ck_assert_int_eq(status_of_rc, 408);
+    ck_assert_uint_lt(body_len, 8);
+}
+END_TEST
+
+START_TEST(client_closing_mid_body_is_a_reset_answered_400)
+{
+    send_str("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+    shutdown(peer, SHUT_WR);
+    run(p_read_body_status);
+    ck_assert_int_eq(body_rc, -ECONNRESET);
+    ck_assert_int_eq(status_of_rc, 400);
+    ck_assert_uint_eq(body_len, 3);
+}
+END_TEST
+
+START_TEST(malformed_chunk_is_refused_with_the_parsers_status)
+{
+    send_str("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    run(p_read_body_status);
+    ck_assert_int_eq(body_rc, -EPROTO);
+    ck_assert_int_eq(status_of_rc, 400);
+}
+END_TEST
+
+/* ---- 100 Continue ---------------------------------------------------------------- */
+
+static bool started_after_continue;
+static void p_continue(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    T_ASSERT(gw__ex_continue(ex) == 0);
+    T_ASSERT(gw__ex_continue(ex) == 0);
+    T_ASSERT(gw__ex_discard_body(ex) == 0); /* would send it again if it could */
+    started_after_continue = ex->response_started;
+    T_ASSERT(gw__ex_error(ex, 404, "nothing here", true) == 0);
+}
+
+START_TEST(continue_is_sent_once_and_does_not_start_the_response)
+{
+    send_str("POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+             "hello");
+    run(p_continue);
+    const char *out = received();
+    ck_assert_uint_eq(count_of(out, "HTTP/1.1 100 Continue\r\n\r\n"), 1);
+    ck_assert(strncmp(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 ", 38) == 0);
+    ck_assert(!started_after_continue);
+}
+END_TEST
+
+static void p_no_continue(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    T_ASSERT(gw__ex_continue(ex) == 0);
+    T_ASSERT(gw__ex_error(ex, 404, NULL, true) == 0);
+}
+
+START_TEST(continue_is_not_sent_without_expect_or_without_a_body)
+{
+    send_str("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+    run(p_no_continue);
+    ck_assert_uint_eq(count_of(received(), "100 Continue"), 0);
+}
+END_TEST
+
+START_TEST(continue_is_not_sent_for_a_bodiless_request)
+{
+    send_str("GET /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n");
+    run(p_no_continue);
+    ck_assert_uint_eq(count_of(received(), "100 Continue"), 0);
+}
+END_TEST
+
+/* ---- answers and the response state ------------------------------------------------ */
+
+static bool keep_before, keep_after, started_before, started_after;
+static int status_after;
+
+static void p_error_keep(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    keep_before = ex->keep_alive;
+    started_before = ex->response_started;
+    T_ASSERT(ex->status == 0);
+    T_ASSERT(gw__ex_error(ex, 404, "no route matches this request", true) == 0);
+    keep_after = ex->keep_alive;
+    started_after = ex->response_started;
+    status_after = ex->status;
+}
+
+START_TEST(error_that_may_keep_the_connection_keeps_it)
+{
+    send_str("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    run(p_error_keep);
+    ck_assert(keep_before && keep_after);
+    ck_assert(!started_before && started_after);
+    ck_assert_int_eq(status_after, 404);
+    const char *out = received();
+    ck_assert(strncmp(out, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
+    ck_assert_ptr_null(strstr(out, "Connection: close"));
+    ck_assert_ptr_nonnull(strstr(out, "X-Request-Id: rid-7\r\n"));
+    ck_assert_ptr_nonnull(
+        strstr(out, "{\"error\": \"no route matches this request\", \"request_id\": \"rid-7\"}\n"));
+}
+END_TEST
+
+static void p_error_close(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    T_ASSERT(gw__ex_error(ex, 413, "too big", false) == 0);
+    keep_after = ex->keep_alive;
+    status_after = ex->status;
+}
+
+START_TEST(error_that_must_close_closes_and_says_so)
+{
+    send_str("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    run(p_error_close);
+    ck_assert(!keep_after);
+    ck_assert_int_eq(status_after, 413);
+    ck_assert_ptr_nonnull(strstr(received(), "Connection: close\r\n"));
+}
+END_TEST
+
+static void p_error_on_closing_request(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    T_ASSERT(!ex->keep_alive); /* the client asked to close */
+    T_ASSERT(gw__ex_error(ex, 404, NULL, true) == 0);
+    keep_after = ex->keep_alive;
+}
+
+START_TEST(error_on_a_request_that_closes_says_close_even_when_it_may_keep)
+{
+    send_str("GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    run(p_error_on_closing_request);
+    ck_assert(!keep_after);
+    ck_assert_ptr_nonnull(strstr(received(), "Connection: close\r\n"));
+}
+END_TEST
+
+static void p_answer(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    gw__ex_close_after(ex);
+    struct gw_http_answer a = {.status = 200, .content_type = "text/plain"};
+    T_ASSERT(gw__ex_answer(ex, &a, "hi there", 8, false) == 0);
+    status_after = ex->status;
+    started_after = ex->response_started;
+    keep_after = ex->keep_alive;
+}
+
+START_TEST(answer_carries_the_exchanges_id_and_close_decision)
+{
+    send_str("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    run(p_answer);
+    ck_assert_int_eq(status_after, 200);
+    ck_assert(started_after && !keep_after);
+    ck_assert_str_eq(received(), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                 "Content-Length: 8\r\nX-Request-Id: rid-7\r\n"
+                                 "Connection: close\r\n\r\nhi there");
+}
+END_TEST
+
+static void p_answer_head(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    struct gw_http_answer a = {.status = 200, .content_type = "text/plain"};
+    T_ASSERT(gw__ex_answer(ex, &a, "hi there", 8, true) == 0);
+}
+
+START_TEST(answer_to_head_states_the_length_and_sends_no_body)
+{
+    send_str("HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    run(p_answer_head);
+    ck_assert_str_eq(received(), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                 "Content-Length: 8\r\nX-Request-Id: rid-7\r\n\r\n");
+}
+END_TEST
+
+static void p_begin_resets(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    T_ASSERT(gw__ex_error(ex, 400, NULL, false) == 0);
+    T_ASSERT(ex->response_started && !ex->keep_alive && ex->status == 400);
+    struct gw_http_event ev;
+    T_ASSERT(gw__ex_take_end(ex) == 0);
+    for (;;) {
+        if (ex->len == 0)
+            T_ASSERT(gw__ex_fill(ex, scaled(5000)) != -ETIMEDOUT);
+        T_ASSERT(gw__ex_feed(ex, &ev) == 0);
+        if (ev.type == GW_HTTP_EV_HEAD)
+            break;
+    }
+    gw_http_head_free(ex->head);
+    gw__ex_begin(ex, ev.head);
+    T_ASSERT(!ex->response_started && ex->keep_alive && ex->status == 0 && !ex->request_id[0]);
+    gw__ex_status(ex, 299);
+    T_ASSERT(ex->status == 299 && !ex->response_started);
+}
+
+START_TEST(a_new_request_starts_with_fresh_response_state)
+{
+    send_str("GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n");
+    run(p_begin_resets);
+}
+END_TEST
+
+/* ---- writing to a client that stops reading ----------------------------------------- */
+
+static int write_rc;
+static uint64_t write_ms;
+
+static void p_stuck(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    ex->write_timeout_ms = scaled(300);
+    size_t n = 8u << 20; /* far more than a socketpair buffers */
+    char *big = rt_alloc(n);
+    T_ASSERT(big);
+    memset(big, 'x', n);
+    uint64_t t0 = rt_now_ms();
+    write_rc = gw__ex_write(ex, big, n);
+    write_ms = rt_now_ms() - t0;
+}
+
+START_TEST(write_to_a_client_that_stops_reading_times_out)
+{
+    send_str("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    run(p_stuck);
+    ck_assert_int_eq(write_rc, -ETIMEDOUT);
+    ck_assert_uint_ge(write_ms, (uint64_t)scaled(300));
+    ck_assert_uint_lt(write_ms, (uint64_t)scaled(5000));
+}
+END_TEST
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* the test writes to an exchange that may have closed */
+    Suite *s = suite_create("gw_exchange");
+    TCase *tc = tcase_create("exchange");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, content_length_body_is_read_whole_and_ends_with_zero);
+    tcase_add_test(tc, chunked_body_is_decoded_and_ends_with_zero);
+    tcase_add_test(tc, body_read_times_out_per_read_and_answers_408);
+    tcase_add_test(tc, body_that_trickles_meets_the_whole_body_budget);
+    tcase_add_test(tc, client_closing_mid_body_is_a_reset_answered_400);
+    tcase_add_test(tc, malformed_chunk_is_refused_with_the_parsers_status);
+    tcase_add_test(tc, continue_is_sent_once_and_does_not_start_the_response);
+    tcase_add_test(tc, continue_is_not_sent_without_expect_or_without_a_body);
+    tcase_add_test(tc, continue_is_not_sent_for_a_bodiless_request);
+    tcase_add_test(tc, error_that_may_keep_the_connection_keeps_it);
+    tcase_add_test(tc, error_that_must_close_closes_and_says_so);
+    tcase_add_test(tc, error_on_a_request_that_closes_says_close_even_when_it_may_keep);
+    tcase_add_test(tc, answer_carries_the_exchanges_id_and_close_decision);
+    tcase_add_test(tc, answer_to_head_states_the_length_and_sends_no_body);
+    tcase_add_test(tc, a_new_request_starts_with_fresh_response_state);
+    tcase_add_test(tc, write_to_a_client_that_stops_reading_times_out);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

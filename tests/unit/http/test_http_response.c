@@ -1,0 +1,241 @@
+/* test_http_response.c: the answers the gateway makes itself
+ * (gateway/src/http/response.c): every head form (error, respond route,
+ * admin, redirect, 100 Continue, 101, the over-limit 503), Allow and
+ * Location as fields, Content-Length always the body's, no length where
+ * the status has no body, and the error body's JSON escaping. Each answer
+ * is parsed back with the module's own strict response parser. */
+#include "gw/http1.h"
+
+#include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parses the head of `out` (n bytes) as a response; *used gets its length. */
+static struct gw_http_head *parse(const char *out, size_t n, size_t *used)
+{
+    struct gw_http_parser *p;
+    ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_RESPONSE, NULL), 0);
+    struct gw_http_event ev;
+    int r = gw_http_parser_feed(p, out, n, used, &ev);
+    if (r != 0)
+        ck_abort_msg("cannot parse back: %s (%.*s)", gw_http_parser_reason(p), (int)n, out);
+    ck_assert_int_eq(ev.type, GW_HTTP_EV_HEAD);
+    gw_http_parser_free(p);
+    return ev.head;
+}
+
+START_TEST(answer_head_has_status_line_and_fields_in_order)
+{
+    struct gw_http_kv f[] = {{"x-one", "1"}, {"cache-tag", "a b"}};
+    struct gw_http_answer a = {.status = 201,
+                               .request_id = "rid-1",
+                               .content_type = "text/plain",
+                               .content_length = 5,
+                               .fields = f,
+                               .nfields = 2};
+    char out[512];
+    size_t n;
+    ck_assert_int_eq(gw_http_answer_head_write(&a, out, sizeof out, &n), 0);
+    out[n] = 0;
+    ck_assert_str_eq(out, "HTTP/1.1 201 Created\r\nx-one: 1\r\ncache-tag: a b\r\n"
+                          "Content-Type: text/plain\r\nContent-Length: 5\r\n"
+                          "X-Request-Id: rid-1\r\n\r\n");
+    size_t used;
+    struct gw_http_head *h = parse(out, n, &used);
+    ck_assert_uint_eq(used, n);
+    ck_assert(h->keep_alive);
+    ck_assert_uint_eq(h->content_length, 5);
+    gw_http_head_free(h);
+}
+END_TEST
+
+START_TEST(answer_head_for_admin_has_no_store_lines_and_close)
+{
+    struct gw_http_answer a = {.status = 401,
+                               .request_id = "r",
+                               .close = true,
+                               .content_type = "application/json",
+                               .content_length = 2,
+                               .no_store = true,
+                               .lines = "www-authenticate: Bearer realm=\"x\"\r\n"};
+    char out[512];
+    size_t n, used;
+    ck_assert_int_eq(gw_http_answer_head_write(&a, out, sizeof out, &n), 0);
+    struct gw_http_head *h = parse(out, n, &used);
+    ck_assert_int_eq(h->status, 401);
+    ck_assert_str_eq(gw_http_head_get(h, "cache-control", NULL), "no-store");
+    ck_assert_str_eq(gw_http_head_get(h, "www-authenticate", NULL), "Bearer realm=\"x\"");
+    ck_assert(!h->keep_alive);
+    gw_http_head_free(h);
+}
+END_TEST
+
+START_TEST(redirect_has_location_with_its_query)
+{
+    struct gw_http_answer a = {
+        .status = 308, .request_id = "r", .location = "/a/b", .location_query = "x=1"};
+    char out[512];
+    size_t n, used;
+    ck_assert_int_eq(gw_http_answer_head_write(&a, out, sizeof out, &n), 0);
+    struct gw_http_head *h = parse(out, n, &used);
+    ck_assert_int_eq(h->status, 308);
+    ck_assert_str_eq(h->reason, "Permanent Redirect");
+    ck_assert_str_eq(gw_http_head_get(h, "location", NULL), "/a/b?x=1");
+    ck_assert_str_eq(gw_http_head_get(h, "content-length", NULL), "0");
+    gw_http_head_free(h);
+}
+END_TEST
+
+START_TEST(statuses_without_a_body_state_no_length)
+{
+    static const int st[] = {100, 204, 304};
+    for (size_t i = 0; i < 3; i++) {
+        struct gw_http_answer a = {.status = st[i], .content_length = 9};
+        char out[256];
+        size_t n;
+        ck_assert_int_eq(gw_http_answer_head_write(&a, out, sizeof out, &n), 0);
+        out[n] = 0;
+        ck_assert_ptr_null(strstr(out, "Content-Length"));
+    }
+    struct gw_http_answer c = {.status = 100};
+    char out[64];
+    size_t n;
+    ck_assert_int_eq(gw_http_answer_head_write(&c, out, sizeof out, &n), 0);
+    ck_assert_uint_eq(n, 25);
+    ck_assert(memcmp(out, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+}
+END_TEST
+
+START_TEST(method_not_allowed_has_allow_as_a_field)
+{
+    struct gw_http_answer a = {.status = 405, .request_id = "rid-2", .allow = "GET, HEAD"};
+    char out[1024];
+    size_t n, used;
+    ck_assert_int_eq(
+        gw_http_error_answer(&a, "method not allowed for this route", out, sizeof out, &n), 0);
+    struct gw_http_head *h = parse(out, n, &used);
+    ck_assert_int_eq(h->status, 405);
+    ck_assert_str_eq(gw_http_head_get(h, "allow", NULL), "GET, HEAD");
+    ck_assert_uint_eq(gw_http_head_count(h, "allow"), 1);
+    ck_assert_uint_eq(h->content_length, n - used);
+    json_error_t err;
+    json_t *j = json_loadb(out + used, n - used, 0, &err);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "error")),
+                     "method not allowed for this route");
+    json_decref(j);
+    gw_http_head_free(h);
+}
+END_TEST
+
+/* The over-limit 503 the listener writes: its length is its body's. */
+START_TEST(refusal_503_length_matches_its_body)
+{
+    char out[512];
+    size_t n, used;
+    ck_assert_int_eq(gw_http_busy_write(out, sizeof out, &n), 0);
+    struct gw_http_head *h = parse(out, n, &used);
+    ck_assert_int_eq(h->status, 503);
+    ck_assert_uint_eq(h->content_length, n - used);
+    ck_assert(!h->keep_alive);
+    json_error_t err;
+    json_t *j = json_loadb(out + used, n - used, 0, &err);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "error")), "too many connections");
+    json_decref(j);
+    gw_http_head_free(h);
+    ck_assert_int_eq(gw_http_busy_write(out, n - 1, &used), -ENOSPC);
+}
+END_TEST
+
+/* The error body goes through the gateway's one escaper: invalid UTF-8
+ * becomes U+FFFD, so any message gives valid JSON. */
+START_TEST(error_body_escapes_invalid_utf8_to_valid_json)
+{
+    char out[1024];
+    size_t n, used;
+    ck_assert_int_eq(
+        gw_http_error_write(400, "bad \xff byte \"q\"\x01", "r", true, out, sizeof out, &n), 0);
+    struct gw_http_head *h = parse(out, n, &used);
+    ck_assert_uint_eq(h->content_length, n - used);
+    json_error_t err;
+    json_t *j = json_loadb(out + used, n - used, 0, &err);
+    ck_assert_msg(j != NULL, "%s: %.*s", err.text, (int)(n - used), out + used);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "error")),
+                     "bad \xef\xbf\xbd byte \"q\"\x01");
+    json_decref(j);
+    gw_http_head_free(h);
+}
+END_TEST
+
+START_TEST(error_with_a_long_message_is_cut_not_refused)
+{
+    char msg[2000];
+    memset(msg, 'm', sizeof msg - 1);
+    msg[sizeof msg - 1] = 0;
+    char out[1024];
+    size_t n, used;
+    ck_assert_int_eq(gw_http_error_write(502, msg, "rid", false, out, sizeof out, &n), 0);
+    struct gw_http_head *h = parse(out, n, &used);
+    json_error_t err;
+    json_t *j = json_loadb(out + used, n - used, 0, &err);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "request_id")), "rid");
+    json_decref(j);
+    gw_http_head_free(h);
+}
+END_TEST
+
+START_TEST(switching_head_keeps_upgrade_and_adds_the_request_id)
+{
+    const char up[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Accept: abc\r\n\r\n";
+    size_t used;
+    struct gw_http_head *r = parse(up, sizeof up - 1, &used);
+    char out[512];
+    size_t n;
+    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-3", out, sizeof out, &n), 0);
+    out[n] = 0;
+    ck_assert_str_eq(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Accept: abc\r\n"
+                          "X-Request-Id: rid-3\r\n\r\n");
+    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-3", out, 20, &n), -ENOSPC);
+    gw_http_head_free(r);
+}
+END_TEST
+
+START_TEST(small_buffer_is_enospc_and_bad_status_einval)
+{
+    struct gw_http_answer a = {.status = 200, .content_type = "text/plain"};
+    char out[512];
+    size_t n;
+    ck_assert_int_eq(gw_http_answer_head_write(&a, out, 20, &n), -ENOSPC);
+    a.status = 42;
+    ck_assert_int_eq(gw_http_answer_head_write(&a, out, sizeof out, &n), -EINVAL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("http_response");
+    TCase *t = tcase_create("answers");
+    tcase_add_test(t, answer_head_has_status_line_and_fields_in_order);
+    tcase_add_test(t, answer_head_for_admin_has_no_store_lines_and_close);
+    tcase_add_test(t, redirect_has_location_with_its_query);
+    tcase_add_test(t, statuses_without_a_body_state_no_length);
+    tcase_add_test(t, method_not_allowed_has_allow_as_a_field);
+    tcase_add_test(t, refusal_503_length_matches_its_body);
+    tcase_add_test(t, error_body_escapes_invalid_utf8_to_valid_json);
+    tcase_add_test(t, error_with_a_long_message_is_cut_not_refused);
+    tcase_add_test(t, switching_head_keeps_upgrade_and_adds_the_request_id);
+    tcase_add_test(t, small_buffer_is_enospc_and_bad_status_einval);
+    suite_add_tcase(s, t);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
