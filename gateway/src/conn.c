@@ -364,3 +364,54 @@ int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
     }
     return rc;
 }
+
+/* exchange API (temporary): thin forms of the exchange's calls (gw_int.h),
+ * over the functions above, until exchange.c takes them over. */
+
+int gw__ex_write(struct gw__exchange *ex, const void *buf, size_t len)
+{
+    return gw__client_write(ex, buf, len);
+}
+
+int gw__ex_writev(struct gw__exchange *ex, const struct iovec *iov, int iovcnt)
+{
+    ex->response_started = true;
+    ssize_t n = rt_writev(ex->fd, iov, iovcnt, GW__WRITE_TIMEOUT_MS);
+    return n < 0 ? (int)n : 0;
+}
+
+void gw__ex_close_after(struct gw__exchange *ex)
+{
+    ex->keep_alive = false;
+}
+
+void gw__ex_status(struct gw__exchange *ex, int status)
+{
+    ex->status = status;
+}
+
+int gw__ex_error(struct gw__exchange *ex, int status, const char *message, bool keep)
+{
+    return gw__client_error(ex, status, message, keep);
+}
+
+int gw__ex_body_next(struct gw__exchange *ex, const char **data, size_t *len, int64_t timeout_ms)
+{
+    return gw__body_next(ex, data, len, timeout_ms);
+}
+
+int gw__ex_body_status(const struct gw__exchange *ex, int rc)
+{
+    if (rc == -EPROTO)
+        return gw_http_parser_status(ex->parser);
+    return rc == -ETIMEDOUT ? 408 : 400;
+}
+
+int gw__ex_continue(struct gw__exchange *ex)
+{
+    if (!ex->head->expect_continue || ex->head->framing == GW_HTTP_BODY_NONE)
+        return 0;
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ssize_t n = rt_write(ex->fd, cont, sizeof cont - 1, GW__WRITE_TIMEOUT_MS);
+    return n < 0 ? (int)n : 0;
+}

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "gw/config.h"
 #include "gw/gateway.h"
@@ -130,6 +131,28 @@ int gw__body_next(struct gw__exchange *ex, const char **data, size_t *len, int64
 int gw__client_write(struct gw__exchange *ex, const void *buf, size_t len);
 /* A short JSON error to the client (Connection: close when !keep). */
 int gw__client_error(struct gw__exchange *ex, int status, const char *message, bool keep);
+
+/* exchange API (temporary: defined at the end of conn.c until exchange.c
+ * has them). All client IO and every write of the exchange's response state
+ * goes through these. */
+/* Writes all bytes to the client; marks the response started. 0 or -errno. */
+int gw__ex_write(struct gw__exchange *ex, const void *buf, size_t len);
+int gw__ex_writev(struct gw__exchange *ex, const struct iovec *iov, int iovcnt);
+/* The connection closes after this response (keep_alive = false). */
+void gw__ex_close_after(struct gw__exchange *ex);
+/* Records the status answered, for the access log and the connection's record. */
+void gw__ex_status(struct gw__exchange *ex, int status);
+/* A short JSON error answer (Connection: close when !keep). */
+int gw__ex_error(struct gw__exchange *ex, int status, const char *message, bool keep);
+/* The next piece of the request body (gw__body_next's contract). */
+int gw__ex_body_next(struct gw__exchange *ex, const char **data, size_t *len, int64_t timeout_ms);
+/* The status to answer for a body read that failed with rc (-EPROTO: the
+ * parser's status, -ETIMEDOUT: 408, else 400): the one errno->status
+ * mapping. */
+int gw__ex_body_status(const struct gw__exchange *ex, int rc);
+/* Writes "100 Continue" once when the request expects it and has a body;
+ * 0 or -errno. */
+int gw__ex_continue(struct gw__exchange *ex);
 
 /* Process entry points. */
 int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
