@@ -1,15 +1,14 @@
 /*
- * proxy.c: forwarding one request to an upstream and streaming the answer
- * back, in the request process.
+ * proxy.c: forwarding one request to an upstream, in the request process:
+ * the target, the retries, and the Upgrade tunnel. One attempt on one
+ * connection, with the streaming both ways, is relay.c's.
  *
- * Memory is bounded whatever the body sizes: the request body streams from
- * the client buffer to the upstream piece by piece, the response from a
- * 64 KiB read buffer to the client. A target is retried (another one, when
- * there is one) while nothing of the request body was consumed: on connect
- * failure, and when a reused keep-alive connection turns out closed before
- * any byte of a response. An upstream connection goes back to the pool only
- * after a complete, well-formed response that allows keep-alive; anything
- * malformed answers 502 and drops the connection.
+ * A target is retried (another one, when there is one) while nothing of the
+ * request body was consumed: on connect failure, and when a reused
+ * keep-alive connection turns out closed before any byte of a response. An
+ * upstream connection goes back to the pool only when the attempt says it
+ * is reusable (a complete, well-formed response that allows keep-alive);
+ * anything malformed answers 502 and drops the connection.
  *
  * An Upgrade tunnel (tunnel.c) follows a 101.
  *
@@ -24,40 +23,7 @@
 
 #include "gw/metrics.h"
 #include "gw_int.h"
-
-#define RBUF 65536
-
-/* Streams the request body upstream. 0, or a negative code: -EPIPE for an
- * upstream write failure, or the client-side error from gw__ex_body_next. */
-static int send_body(struct gw__exchange *ex, int ufd, bool chunked, uint64_t *sent)
-{
-    const char *d;
-    size_t n;
-    int rc;
-    char pre[32], post[8];
-    while ((rc = gw__ex_body_next(ex, &d, &n, ex->lis->request_timeout_ms)) == 1) {
-        if (n == 0)
-            continue;
-        *sent += n;
-        if (chunked) {
-            int a = gw_http_chunk_start(n, pre, sizeof pre);
-            int b = gw_http_chunk_end(post, sizeof post);
-            struct iovec iov[3] = {{pre, (size_t)a}, {(void *)d, n}, {post, (size_t)b}};
-            if (rt_writev(ufd, iov, 3, GW__WRITE_TIMEOUT_MS) < 0)
-                return -EPIPE;
-        } else if (rt_write(ufd, d, n, GW__WRITE_TIMEOUT_MS) < 0) {
-            return -EPIPE;
-        }
-    }
-    if (rc < 0)
-        return rc;
-    if (chunked) {
-        int a = gw_http_chunk_last(pre, sizeof pre);
-        if (rt_write(ufd, pre, (size_t)a, GW__WRITE_TIMEOUT_MS) < 0)
-            return -EPIPE;
-    }
-    return 0;
-}
+#include "relay.h"
 
 /* Writes a 101 head as the upstream sent it (Upgrade and Connection kept). */
 static int write_switching(struct gw__exchange *ex, const struct gw_http_head *r)
@@ -76,72 +42,14 @@ static int write_switching(struct gw__exchange *ex, const struct gw_http_head *r
     return rc;
 }
 
-enum attempt_result {
-    A_DONE,   /* answered (status in ex->status) */
-    A_RETRY,  /* nothing consumed: try again */
-    A_CLOSE,  /* answered partly or not at all: close the client */
-    A_FAILED, /* the upstream failed before any response byte reached the
-                 client: a->fail_status/fail_msg say what to answer; the
-                 request may be retried when idempotent */
-};
-
+/* One request's attempts: the relay's part and the target's. */
 struct attempt {
-    struct gw__exchange *ex;
+    struct gw__relay relay;
     struct gw_upstream *up;
-    uint64_t guard; /* cleanup of the checked-out connection (gw__conn_checkin) */
     struct gw_target *target;
-    int ufd;
-    bool reused;
-    const char *head;
-    size_t head_len;
-    uint32_t response_timeout_ms;
+    uint64_t guard; /* cleanup of the checked-out connection (gw__conn_checkin) */
     uint32_t tunnel_idle_ms;
-    bool body_started;
-    uint64_t bytes_out;
-    int fail_status; /* when A_RETRY runs out */
-    const char *fail_msg;
-    const struct gw_http_edits *resp_edits; /* the route's response_headers, or NULL */
-    /* The start of the request body, read before any upstream was chosen. */
-    const char *pre;
-    size_t pre_len;
-    bool pre_complete; /* the whole body */
 };
-
-#define PREREAD 65536
-/* A pre-read buffer holds PREREAD bytes plus one whole body piece (a piece
- * is at most one client read), so a piece is never split. */
-#define PREREAD_CAP (PREREAD + GW__BUF_SIZE)
-
-/* Reads the request body up to PREREAD bytes before anything goes upstream:
- * a body refused by the parser (bad chunk, over the limit) is then answered
- * with nothing forwarded, and a small body can be sent again on a retry.
- * Returns 0, or the status to answer. */
-static int preread_body(struct gw__exchange *ex, struct attempt *a, char *buf)
-{
-    if (ex->head->framing == GW_HTTP_BODY_NONE) {
-        a->pre_complete = true;
-        return 0;
-    }
-    if (gw__ex_continue(ex) < 0)
-        return 400;
-    size_t len = 0;
-    while (len < PREREAD) { /* stops past PREREAD, within PREREAD_CAP */
-        const char *d;
-        size_t n;
-        int rc = gw__ex_body_next(ex, &d, &n, ex->lis->request_timeout_ms);
-        if (rc == 0) {
-            a->pre_complete = true;
-            break;
-        }
-        if (rc < 0)
-            return gw__ex_body_status(ex, rc);
-        memcpy(buf + len, d, n);
-        len += n;
-    }
-    a->pre = buf;
-    a->pre_len = len;
-    return 0;
-}
 
 static void upstream_failed(struct attempt *a, const char *what)
 {
@@ -149,291 +57,27 @@ static void upstream_failed(struct attempt *a, const char *what)
     gw_metrics_upstream_error(gw__upstream_name(a->up), gw__target_addr(a->target));
 }
 
-/* The response parser and head of relay_response, malloc'd by the wire
- * module: a deferred cleanup frees them when the request process is killed
- * mid-response (an admin kill, an exit signal during a tunnel), which
- * abandons the stack before relay_response's own cleanup. */
-struct relay_owned {
-    struct gw_http_parser *rp;
-    struct gw_http_head *resp;
-};
-
-static void relay_owned_free(void *arg)
+/* The relay's report: the target's health and the error counters. */
+static void attempt_report(void *ctx, bool ok, const char *what)
 {
-    struct relay_owned *o = arg;
-    gw_http_head_free(o->resp);
-    gw_http_parser_free(o->rp);
-    o->resp = NULL;
-    o->rp = NULL;
-}
-
-/* Reads and relays the response. */
-static enum attempt_result relay_response(struct attempt *a, char *rbuf)
-{
-    struct gw__exchange *ex = a->ex;
-    const struct gw_http_head *req = ex->head;
-    struct gw_http_parser *rp = NULL;
-    enum attempt_result res = A_CLOSE;
-    bool reusable = false;
-    bool head_sent = false;    /* the client response head is decided (in obuf) */
-    bool head_written = false; /* ... and written: the client has seen it */
-    size_t pending = 0;        /* head bytes in obuf not yet written */
-    enum gw_http_out_framing framing = GW_HTTP_OUT_NONE;
-    struct gw_http_head *resp = NULL;
-    char *obuf = NULL;
-    struct gw_http_limits lim;
-    gw_http_limits_default(&lim);
-    lim.max_body_bytes = 0; /* responses stream through: no size limit */
-    lim.require_host = false;
-    struct relay_owned *own = rt_calloc(1, sizeof(*own));
-    uint64_t own_guard = own ? rt_defer(relay_owned_free, own) : 0;
-    if (!own_guard || gw_http_parser_new(&rp, GW_HTTP_RESPONSE, &lim) < 0)
-        goto out;
-    own->rp = rp;
-    bool is_head = strcmp(req->method, "HEAD") == 0;
-    gw_http_parser_expect(rp, is_head, false);
-    uint64_t deadline = rt_now_ms() + a->response_timeout_ms;
-    size_t off = 0, len = 0;
-    bool got_any = false;
-    bool need_read = true;
-    for (;;) {
-        /* The parser is fed first, even with nothing new: it may hold a
-         * pending end of message. Only when it needs more is the socket read. */
-        if (len == 0 && need_read) {
-            int64_t tmo = head_sent ? GW__WRITE_TIMEOUT_MS : (int64_t)(deadline - rt_now_ms());
-            ssize_t n = tmo > 0 ? rt_read(a->ufd, rbuf, RBUF, tmo) : -ETIMEDOUT;
-            if (n == -ETIMEDOUT) {
-                upstream_failed(a, "response timeout");
-                if (!head_written) {
-                    a->fail_status = 504;
-                    a->fail_msg = "upstream response timed out";
-                    res = A_FAILED;
-                }
-                goto out;
-            }
-            if (n <= 0) {
-                struct gw_http_event fe;
-                if (n == 0 && got_any && gw_http_parser_finish(rp, &fe) == 0 &&
-                    fe.type == GW_HTTP_EV_DONE) {
-                    /* read-until-close body complete: a body relayed
-                     * chunked needs its last chunk */
-                    gw__ex_close_after(ex);
-                    char last[8];
-                    struct iovec iov[2];
-                    int k = 0;
-                    if (pending) /* an empty body: the head is still to write */
-                        iov[k++] = (struct iovec){obuf, pending};
-                    if (head_sent && framing == GW_HTTP_OUT_CHUNKED) {
-                        int x = gw_http_chunk_last(last, sizeof last);
-                        iov[k++] = (struct iovec){last, (size_t)x};
-                    }
-                    if (k) {
-                        if (gw__ex_writev(ex, iov, k) < 0)
-                            goto out;
-                    }
-                    pending = 0;
-                    gw__target_result(a->target, true, NULL);
-                    res = A_DONE;
-                    goto out;
-                }
-                if (!got_any && a->reused && !a->body_started) {
-                    res = A_RETRY; /* stale keep-alive connection */
-                    goto out;
-                }
-                upstream_failed(a, n == 0 ? "closed the connection early" : "read error");
-                if (!head_written) {
-                    a->fail_status = 502;
-                    a->fail_msg = "upstream closed the connection";
-                    res = A_FAILED;
-                }
-                goto out;
-            }
-            got_any = true;
-            off = 0;
-            len = (size_t)n;
-        }
-        size_t used = 0;
-        struct gw_http_event ev;
-        int rc = gw_http_parser_feed(rp, rbuf + off, len, &used, &ev);
-        if (rc < 0) {
-            upstream_failed(a, gw_http_parser_reason(rp));
-            if (!head_written) {
-                a->fail_status = 502;
-                a->fail_msg = "upstream sent a malformed response";
-                res = A_FAILED;
-            }
-            goto out;
-        }
-        off += used;
-        len -= used;
-        need_read = ev.type == GW_HTTP_EV_NEED_MORE;
-        switch (ev.type) {
-        case GW_HTTP_EV_NEED_MORE:
-            break;
-        case GW_HTTP_EV_HEAD:
-            resp = ev.head;
-            own->resp = resp;
-            if (resp->status == 101 && req->upgrade) {
-                if (write_switching(ex, resp) == 0) {
-                    gw__target_result(a->target, true, NULL);
-                    gw__ex_status(ex, 101);
-                    gw__tunnel(ex, a->ufd, rbuf + off, len, a->tunnel_idle_ms);
-                }
-                res = A_DONE;
-                gw__ex_close_after(ex);
-                goto out;
-            }
-            if (resp->status >= 100 && resp->status < 200) {
-                /* interim responses: the gateway answered 100-continue itself */
-                gw_http_head_free(resp);
-                resp = NULL;
-                own->resp = NULL;
-                break;
-            }
-            if (!obuf)
-                obuf = rt_alloc(GW__HEAD_BUF);
-            size_t olen = 0;
-            bool keep_out = false;
-            if (!obuf || gw_http_response_head_write_edited(
-                             resp, req, ex->request_id, ex->keep_alive, a->resp_edits, obuf,
-                             GW__HEAD_BUF, &olen, &framing, &keep_out) < 0) {
-                upstream_failed(a, "response head too large");
-                gw__ex_error(ex, 502, "upstream response head too large", false);
-                res = A_DONE;
-                gw__ex_close_after(ex);
-                goto out;
-            }
-            if (!keep_out)
-                gw__ex_close_after(ex);
-            gw__ex_status(ex, resp->status);
-            /* Written with the first body piece (or the end): one write
-             * for a small response instead of two. */
-            pending = olen;
-            head_sent = true;
-            break;
-        case GW_HTTP_EV_BODY: {
-            if (!head_sent || ev.len == 0 || framing == GW_HTTP_OUT_NONE)
-                break;
-            a->bytes_out += ev.len;
-            char pre[32], post[8];
-            struct iovec iov[4];
-            int k = 0;
-            if (pending)
-                iov[k++] = (struct iovec){obuf, pending};
-            if (framing == GW_HTTP_OUT_CHUNKED) {
-                int x = gw_http_chunk_start(ev.len, pre, sizeof pre);
-                iov[k++] = (struct iovec){pre, (size_t)x};
-            }
-            iov[k++] = (struct iovec){(void *)ev.data, ev.len};
-            if (framing == GW_HTTP_OUT_CHUNKED) {
-                int y = gw_http_chunk_end(post, sizeof post);
-                iov[k++] = (struct iovec){post, (size_t)y};
-            }
-            if (gw__ex_writev(ex, iov, k) < 0)
-                goto out;
-            pending = 0;
-            head_written = true;
-            break;
-        }
-        case GW_HTTP_EV_DONE: {
-            if (!head_sent)
-                break; /* the end of an interim response */
-            char last[8];
-            struct iovec iov[2];
-            int k = 0;
-            if (pending)
-                iov[k++] = (struct iovec){obuf, pending};
-            if (framing == GW_HTTP_OUT_CHUNKED) {
-                int x = gw_http_chunk_last(last, sizeof last);
-                iov[k++] = (struct iovec){last, (size_t)x};
-            }
-            if (k) {
-                if (gw__ex_writev(ex, iov, k) < 0)
-                    goto out;
-            }
-            pending = 0;
-            head_written = true;
-            gw__target_result(a->target, true, NULL);
-            reusable = resp && resp->keep_alive && len == 0 && framing != GW_HTTP_OUT_CLOSE;
-            if (framing == GW_HTTP_OUT_CLOSE)
-                gw__ex_close_after(ex);
-            res = A_DONE;
-            goto out;
-        }
-        }
-    }
-out:
-    if (own_guard)
-        rt_undefer(own_guard, true); /* frees rp and resp */
+    struct attempt *a = ctx;
+    if (ok)
+        gw__target_result(a->target, true, NULL);
     else
-        gw_http_parser_free(rp);
-    rt_free(own);
-    rt_free(obuf);
-    gw__conn_checkin(a->target, a->ufd, reusable, a->guard);
-    a->ufd = -1;
-    return res;
+        upstream_failed(a, what);
 }
 
-static enum attempt_result attempt_once(struct attempt *a, char *rbuf)
+/* The relay's 101: the client gets it and the tunnel runs. */
+static void attempt_upgrade(void *ctx, int ufd, const struct gw_http_head *resp,
+                            const char *pending, size_t plen)
 {
-    struct gw__exchange *ex = a->ex;
-    if (rt_write(a->ufd, a->head, a->head_len, GW__WRITE_TIMEOUT_MS) < 0) {
-        gw__conn_checkin(a->target, a->ufd, false, a->guard);
-        a->ufd = -1;
-        if (a->reused)
-            return A_RETRY;
-        upstream_failed(a, "write error");
-        a->fail_status = 502;
-        a->fail_msg = "could not send the request upstream";
-        return A_RETRY;
-    }
-    if (ex->head->framing != GW_HTTP_BODY_NONE) {
-        bool chunked = ex->head->framing == GW_HTTP_BODY_CHUNKED;
-        if (a->pre_len) {
-            char pre[32], post[8];
-            int x = chunked ? gw_http_chunk_start(a->pre_len, pre, sizeof pre) : 0;
-            int y = chunked ? gw_http_chunk_end(post, sizeof post) : 0;
-            struct iovec iov[3] = {
-                {pre, (size_t)x}, {(void *)a->pre, a->pre_len}, {post, (size_t)y}};
-            if (rt_writev(a->ufd, iov, 3, GW__WRITE_TIMEOUT_MS) < 0) {
-                gw__conn_checkin(a->target, a->ufd, false, a->guard);
-                a->ufd = -1;
-                upstream_failed(a, "write error");
-                return A_RETRY;
-            }
-        }
-        if (a->pre_complete) {
-            if (chunked) {
-                char last[8];
-                int x = gw_http_chunk_last(last, sizeof last);
-                if (rt_write(a->ufd, last, (size_t)x, GW__WRITE_TIMEOUT_MS) < 0) {
-                    gw__conn_checkin(a->target, a->ufd, false, a->guard);
-                    a->ufd = -1;
-                    return A_RETRY;
-                }
-            }
-        } else {
-            /* The rest streams from the client: from here on the request
-             * cannot be sent again. */
-            a->body_started = true;
-            uint64_t sent = 0;
-            int rc = send_body(ex, a->ufd, chunked, &sent);
-            if (rc < 0) {
-                gw__conn_checkin(a->target, a->ufd, false, a->guard);
-                a->ufd = -1;
-                if (rc == -EPIPE) {
-                    upstream_failed(a, "write error");
-                    gw__ex_error(ex, 502, "upstream stopped reading the request", false);
-                } else {
-                    int st = gw__ex_body_status(ex, rc);
-                    gw__ex_error(ex, st, "could not read the request body", false);
-                }
-                gw__ex_close_after(ex);
-                return A_DONE;
-            }
-        }
-    }
-    return relay_response(a, rbuf);
+    struct attempt *a = ctx;
+    struct gw__exchange *ex = a->relay.ex;
+    if (write_switching(ex, resp) < 0)
+        return;
+    gw__target_result(a->target, true, NULL);
+    gw__ex_status(ex, 101);
+    gw__tunnel(ex, ufd, pending, plen, a->tunnel_idle_ms);
 }
 
 static bool idempotent(const char *m)
@@ -480,7 +124,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         r->response_timeout_ms ? r->response_timeout_ms : uc->response_timeout_ms;
     int retries = r->retries >= 0 ? r->retries : (int)uc->retries;
     char *head = rt_alloc(GW__HEAD_BUF);
-    char *rbuf = rt_alloc(RBUF);
+    char *rbuf = rt_alloc(GW__RELAY_BUF);
     if (!head || !rbuf) {
         gw__ex_error(ex, 500, "out of memory", false);
         return -ENOMEM;
@@ -503,24 +147,29 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         return -EINVAL;
     }
     bool addressed = gw_http_head_get(ex->head, "host", NULL) || ex->head->target[0] != '/';
-    struct attempt a = {.ex = ex,
-                        .up = up,
-                        .ufd = -1,
-                        .head = head,
-                        .head_len = head_len,
-                        .response_timeout_ms = response_ms,
-                        .tunnel_idle_ms =
-                            r->tunnel_idle_ms ? r->tunnel_idle_ms : ex->lis->tunnel_idle_timeout_ms,
-                        .fail_status = 502,
-                        .fail_msg = "no upstream target answered",
-                        .resp_edits = edits_of(&r->response_headers, &resp_edits)};
-    char *pre = ex->head->framing == GW_HTTP_BODY_NONE ? NULL : rt_alloc(PREREAD_CAP);
+    struct attempt a = {.up = up,
+                        .tunnel_idle_ms = r->tunnel_idle_ms ? r->tunnel_idle_ms
+                                                            : ex->lis->tunnel_idle_timeout_ms};
+    struct gw__relay *rl = &a.relay;
+    *rl = (struct gw__relay){.ex = ex,
+                             .head = head,
+                             .head_len = head_len,
+                             .response_timeout_ms = response_ms,
+                             .read_timeout_ms = GW__WRITE_TIMEOUT_MS,
+                             .resp_edits = edits_of(&r->response_headers, &resp_edits),
+                             .rbuf = rbuf,
+                             .ops = {attempt_report, attempt_upgrade, &a},
+                             .ufd = -1,
+                             .fail_status = 502,
+                             .fail_msg = "no upstream target answered"};
+    char *pre = ex->head->framing == GW_HTTP_BODY_NONE ? NULL : rt_alloc(GW__PREREAD_CAP);
     if (ex->head->framing != GW_HTTP_BODY_NONE && !pre) {
         gw__ex_error(ex, 500, "out of memory", false);
         return -ENOMEM;
     }
-    int pst = preread_body(ex, &a, pre);
+    int pst = gw__relay_preread(rl, pre);
     if (pst) {
+        gw__ex_close_after(ex);
         gw__ex_error(ex, pst, "could not read the request body", false);
         return ex->status;
     }
@@ -533,8 +182,8 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         struct gw_target *t = gw__target_pick(up, last, &all_ejected);
         if (!t) {
             if (all_ejected) {
-                a.fail_status = 503;
-                a.fail_msg = "every upstream target is ejected";
+                rl->fail_status = 503;
+                rl->fail_msg = "every upstream target is ejected";
             }
             break;
         }
@@ -545,7 +194,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
              * HTTP/1.0 request without Host still gets one, as HTTP/1.1
              * upstream requires it (RFC 9112 §3.2). */
             fwd.host_override = gw__target_addr(t);
-            if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &a.head_len) < 0) {
+            if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &rl->head_len) < 0) {
                 gw__ex_error(ex, 431, "request head too large to forward", false);
                 return -EINVAL;
             }
@@ -554,12 +203,12 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         /* A request whose body is held whole is sent again on a fresh
          * connection if a pooled one turns out stale; only a streamed body
          * needs the pooled connection checked first. */
-        int fd = gw__conn_checkout(t, connect_ms, !a.pre_complete, &a.reused, &a.guard);
+        int fd = gw__conn_checkout(t, connect_ms, !rl->pre_complete, &rl->reused, &a.guard);
         if (fd == -EBUSY) {
             /* Our own connection cap for the target: not the target's
              * failure, so it does not count towards ejecting it. */
-            a.fail_status = 503;
-            a.fail_msg = "upstream connection limit reached";
+            rl->fail_status = 503;
+            rl->fail_msg = "upstream connection limit reached";
             last = t;
             budget--;
             continue;
@@ -572,36 +221,39 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
             budget--;
             continue;
         }
-        a.ufd = fd;
-        enum attempt_result res = attempt_once(&a, rbuf);
-        *bytes = a.bytes_out;
-        if (res == A_DONE)
+        rl->ufd = fd;
+        enum gw__relay_result res = gw__relay_attempt(rl);
+        gw__conn_checkin(t, fd, rl->reusable, a.guard);
+        rl->ufd = -1;
+        *bytes = rl->bytes_out;
+        if (res == GW__RELAY_DONE)
             return ex->status;
-        if (res == A_CLOSE)
+        if (res == GW__RELAY_CLOSE)
             return -EPIPE;
-        if (res == A_FAILED) {
+        if (res == GW__RELAY_FAILED) {
             /* Sent, but no answer: only an idempotent request whose body we
              * still hold may go to another target, and only if configured. */
-            if (!(uc->retry_idempotent && a.pre_complete && idempotent(ex->head->method) &&
+            if (!(uc->retry_idempotent && rl->pre_complete && idempotent(ex->head->method) &&
                   budget > 1)) {
-                gw__ex_error(ex, a.fail_status, a.fail_msg, false);
+                gw__ex_error(ex, rl->fail_status, rl->fail_msg, false);
+                gw__ex_close_after(ex);
                 return ex->status;
             }
             last = t;
             budget--;
             continue;
         }
-        if (a.reused && !a.body_started && stale_retries-- > 0)
+        if (rl->reused && !rl->body_started && stale_retries-- > 0)
             continue; /* a stale pooled connection: same budget, fresh connection */
         last = t;
         budget--;
     }
-    if (timed_out && a.fail_status == 502) {
-        a.fail_status = 504;
-        a.fail_msg = "upstream connect timed out";
+    if (timed_out && rl->fail_status == 502) {
+        rl->fail_status = 504;
+        rl->fail_msg = "upstream connect timed out";
     }
     /* The connection stays usable when the whole body was read. */
-    bool keep = ex->keep_alive && a.pre_complete;
-    gw__ex_error(ex, a.fail_status, a.fail_msg, keep);
+    bool keep = ex->keep_alive && rl->pre_complete;
+    gw__ex_error(ex, rl->fail_status, rl->fail_msg, keep);
     return ex->status;
 }

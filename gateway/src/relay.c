@@ -1,0 +1,392 @@
+/*
+ * relay.c: one upstream attempt and its streaming, in the request process.
+ *
+ * Memory is bounded whatever the body sizes: the request body streams from
+ * the client buffer to the upstream piece by piece (after the pre-read
+ * start, at most GW__PREREAD_CAP bytes), the response from a
+ * GW__RELAY_BUF read buffer to the client.
+ *
+ * A response goes through explicit states (enum relay_state): nothing
+ * read, a head awaited (interim 1xx heads are skipped: the gateway answered
+ * 100-continue itself), the client's head decided but held back (it leaves
+ * with the first body piece or the end, one write for a small response),
+ * streaming, then done or failed. Whether a failure can still be answered
+ * with an error, or costs the client connection, follows from the state:
+ * an answer is possible while the client has seen no byte.
+ *
+ * Body pieces are framed in one place (frame_piece, frame_last) whichever
+ * way they go: the request body to the upstream and the response body to
+ * the client. A message ends in one place (write_end).
+ *
+ * An upstream connection is reusable only after a complete, well-formed
+ * response that allows keep-alive and nothing read past it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "relay.h"
+
+/* The framing bytes around one body piece: the chunk-size line before and
+ * the CRLF after (or the last chunk). */
+struct chunk_frame {
+    char pre[24];
+    char post[8];
+};
+
+/* Appends the iovecs of one piece of `n` bytes (n > 0) at `iov`: the bytes
+ * as they are, or as one chunk. Returns how many (1 or 3). */
+static int frame_piece(bool chunked, const char *d, size_t n, struct chunk_frame *f,
+                       struct iovec *iov)
+{
+    if (!chunked) {
+        iov[0] = (struct iovec){(void *)d, n};
+        return 1;
+    }
+    int a = gw_http_chunk_start(n, f->pre, sizeof f->pre);
+    int b = gw_http_chunk_end(f->post, sizeof f->post);
+    iov[0] = (struct iovec){f->pre, (size_t)a};
+    iov[1] = (struct iovec){(void *)d, n};
+    iov[2] = (struct iovec){f->post, (size_t)b};
+    return 3;
+}
+
+/* Appends the end of a body at `iov`: the last chunk when chunked, nothing
+ * otherwise. Returns how many iovecs (0 or 1). */
+static int frame_last(bool chunked, struct chunk_frame *f, struct iovec *iov)
+{
+    if (!chunked)
+        return 0;
+    int a = gw_http_chunk_last(f->post, sizeof f->post);
+    iov[0] = (struct iovec){f->post, (size_t)a};
+    return 1;
+}
+
+static void report(struct gw__relay *r, bool ok, const char *what)
+{
+    r->ops.report(r->ops.ctx, ok, what);
+}
+
+int gw__relay_preread(struct gw__relay *r, char *buf)
+{
+    struct gw__exchange *ex = r->ex;
+    r->pre = NULL;
+    r->pre_len = 0;
+    r->pre_complete = false;
+    if (ex->head->framing == GW_HTTP_BODY_NONE) {
+        r->pre_complete = true;
+        return 0;
+    }
+    if (gw__ex_continue(ex) < 0)
+        return 400;
+    size_t len = 0;
+    while (len < GW__PREREAD) { /* stops past GW__PREREAD, within GW__PREREAD_CAP */
+        const char *d;
+        size_t n;
+        int rc = gw__ex_body_next(ex, &d, &n, ex->lis->request_timeout_ms);
+        if (rc == 0) {
+            r->pre_complete = true;
+            break;
+        }
+        if (rc < 0)
+            return gw__ex_body_status(ex, rc);
+        memcpy(buf + len, d, n);
+        len += n;
+    }
+    r->pre = buf;
+    r->pre_len = len;
+    return 0;
+}
+
+/* Streams the rest of the request body from the client upstream. 0, or a
+ * negative code: -EPIPE for an upstream write failure, or the client-side
+ * error from gw__ex_body_next. */
+static int send_body(struct gw__relay *r, bool chunked)
+{
+    struct gw__exchange *ex = r->ex;
+    struct chunk_frame f;
+    struct iovec iov[3];
+    const char *d;
+    size_t n;
+    int rc;
+    while ((rc = gw__ex_body_next(ex, &d, &n, ex->lis->request_timeout_ms)) == 1) {
+        if (n == 0)
+            continue;
+        int k = frame_piece(chunked, d, n, &f, iov);
+        if (rt_writev(r->ufd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
+            return -EPIPE;
+    }
+    if (rc < 0)
+        return rc;
+    int k = frame_last(chunked, &f, iov);
+    if (k && rt_writev(r->ufd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
+        return -EPIPE;
+    return 0;
+}
+
+/* Where a response stands. The order matters: every state from
+ * RS_HEAD_HELD on has a decided client head. */
+enum relay_state {
+    RS_IDLE,       /* nothing read from the upstream yet */
+    RS_AWAIT_HEAD, /* bytes read, no final response head yet */
+    RS_HEAD_HELD,  /* the client's head is decided, held in obuf, unwritten */
+    RS_STREAMING,  /* the client has the head: only closing can end it early */
+};
+
+/* A response being relayed. */
+struct relay_run {
+    struct gw__relay *r;
+    enum relay_state st;
+    enum gw_http_out_framing framing;
+    char *obuf;  /* GW__HEAD_BUF bytes for the client's head */
+    size_t held; /* head bytes in obuf not yet written */
+};
+
+/* The upstream failed: answerable while the client has seen nothing (the
+ * caller answers `status`, or retries), else the client is closed. */
+static enum gw__relay_result upstream_failed(struct relay_run *s, const char *what, int status,
+                                             const char *msg)
+{
+    report(s->r, false, what);
+    if (s->st == RS_STREAMING)
+        return GW__RELAY_CLOSE;
+    s->r->fail_status = status;
+    s->r->fail_msg = msg;
+    return GW__RELAY_FAILED;
+}
+
+/* Writes one response body piece, after the held head. 0 or -errno. */
+static int write_piece(struct relay_run *s, const char *d, size_t n)
+{
+    struct chunk_frame f;
+    struct iovec iov[4];
+    int k = 0;
+    if (s->held)
+        iov[k++] = (struct iovec){s->obuf, s->held};
+    k += frame_piece(s->framing == GW_HTTP_OUT_CHUNKED, d, n, &f, iov + k);
+    s->r->bytes_out += n;
+    int rc = gw__ex_writev(s->r->ex, iov, k);
+    if (rc < 0)
+        return rc;
+    s->held = 0;
+    s->st = RS_STREAMING;
+    return 0;
+}
+
+/* The end of the response: the held head when the body was empty, and the
+ * last chunk when it was re-chunked. A failed write costs the client. */
+static enum gw__relay_result write_end(struct relay_run *s)
+{
+    struct chunk_frame f;
+    struct iovec iov[2];
+    int k = 0;
+    if (s->held)
+        iov[k++] = (struct iovec){s->obuf, s->held};
+    k += frame_last(s->framing == GW_HTTP_OUT_CHUNKED, &f, iov + k);
+    if (k && gw__ex_writev(s->r->ex, iov, k) < 0)
+        return GW__RELAY_CLOSE;
+    s->held = 0;
+    report(s->r, true, NULL);
+    return GW__RELAY_DONE;
+}
+
+/* A final response head: decides the client's head and holds it. Returns
+ * 0, or 1 when the gateway answered itself (res set). */
+static int take_head(struct relay_run *s, const struct gw_http_head *resp,
+                     enum gw__relay_result *res)
+{
+    struct gw__exchange *ex = s->r->ex;
+    if (!s->obuf)
+        s->obuf = rt_alloc(GW__HEAD_BUF);
+    size_t olen = 0;
+    bool keep = false;
+    if (!s->obuf || gw_http_response_head_write_edited(
+                        resp, ex->head, ex->request_id, ex->keep_alive, s->r->resp_edits, s->obuf,
+                        GW__HEAD_BUF, &olen, &s->framing, &keep) < 0) {
+        report(s->r, false, "response head too large");
+        gw__ex_error(ex, 502, "upstream response head too large", false);
+        gw__ex_close_after(ex);
+        *res = GW__RELAY_DONE;
+        return 1;
+    }
+    if (!keep)
+        gw__ex_close_after(ex);
+    gw__ex_status(ex, resp->status);
+    s->held = olen;
+    s->st = RS_HEAD_HELD;
+    return 0;
+}
+
+/* The response parser and head of relay_response, malloc'd by the wire
+ * module: a deferred cleanup frees them when the request process is killed
+ * mid-response (an admin kill, an exit signal during a tunnel), which
+ * abandons the stack before relay_response's own cleanup. */
+struct relay_owned {
+    struct gw_http_parser *rp;
+    struct gw_http_head *resp;
+};
+
+static void relay_owned_free(void *arg)
+{
+    struct relay_owned *o = arg;
+    gw_http_head_free(o->resp);
+    gw_http_parser_free(o->rp);
+    o->resp = NULL;
+    o->rp = NULL;
+}
+
+/* Reads the response and relays it. */
+static enum gw__relay_result relay_response(struct gw__relay *r)
+{
+    struct gw__exchange *ex = r->ex;
+    struct relay_run s = {.r = r, .st = RS_IDLE, .framing = GW_HTTP_OUT_NONE};
+    enum gw__relay_result res = GW__RELAY_CLOSE;
+    struct gw_http_parser *rp = NULL;
+    struct gw_http_limits lim;
+    gw_http_limits_default(&lim);
+    lim.max_body_bytes = 0; /* responses stream through: no size limit */
+    lim.require_host = false;
+    struct relay_owned *own = rt_calloc(1, sizeof(*own));
+    uint64_t own_guard = own ? rt_defer(relay_owned_free, own) : 0;
+    if (!own_guard || gw_http_parser_new(&rp, GW_HTTP_RESPONSE, &lim) < 0)
+        goto out;
+    own->rp = rp;
+    gw_http_parser_expect(rp, strcmp(ex->head->method, "HEAD") == 0, false);
+    uint64_t deadline = rt_now_ms() + r->response_timeout_ms;
+    size_t off = 0, len = 0;
+    bool need_read = true;
+    for (;;) {
+        /* The parser is fed first, even with nothing new: it may hold a
+         * pending end of message. Only when it needs more is the socket read. */
+        if (len == 0 && need_read) {
+            int64_t tmo = s.st >= RS_HEAD_HELD ? (int64_t)r->read_timeout_ms
+                                               : (int64_t)(deadline - rt_now_ms());
+            ssize_t n = tmo > 0 ? rt_read(r->ufd, r->rbuf, GW__RELAY_BUF, tmo) : -ETIMEDOUT;
+            if (n == -ETIMEDOUT) {
+                res = upstream_failed(&s, "response timeout", 504, "upstream response timed out");
+                goto out;
+            }
+            struct gw_http_event fe;
+            if (n == 0 && s.st >= RS_HEAD_HELD && gw_http_parser_finish(rp, &fe) == 0 &&
+                fe.type == GW_HTTP_EV_DONE) {
+                /* A read-until-close body is complete. */
+                gw__ex_close_after(ex);
+                res = write_end(&s);
+                goto out;
+            }
+            if (n <= 0) {
+                if (s.st == RS_IDLE && r->reused && !r->body_started) {
+                    res = GW__RELAY_RETRY; /* a stale keep-alive connection */
+                    goto out;
+                }
+                res = upstream_failed(&s, n == 0 ? "closed the connection early" : "read error",
+                                      502, "upstream closed the connection");
+                goto out;
+            }
+            if (s.st == RS_IDLE)
+                s.st = RS_AWAIT_HEAD;
+            off = 0;
+            len = (size_t)n;
+        }
+        size_t used = 0;
+        struct gw_http_event ev;
+        if (gw_http_parser_feed(rp, r->rbuf + off, len, &used, &ev) < 0) {
+            res = upstream_failed(&s, gw_http_parser_reason(rp), 502,
+                                  "upstream sent a malformed response");
+            goto out;
+        }
+        off += used;
+        len -= used;
+        need_read = ev.type == GW_HTTP_EV_NEED_MORE;
+        switch (ev.type) {
+        case GW_HTTP_EV_NEED_MORE:
+            break;
+        case GW_HTTP_EV_HEAD:
+            own->resp = ev.head;
+            if (ev.head->status == 101 && ex->head->upgrade) {
+                r->ops.upgrade(r->ops.ctx, r->ufd, ev.head, r->rbuf + off, len);
+                gw__ex_close_after(ex);
+                res = GW__RELAY_DONE;
+                goto out;
+            }
+            if (ev.head->status >= 100 && ev.head->status < 200) {
+                /* interim responses: the gateway answered 100-continue itself */
+                gw_http_head_free(ev.head);
+                own->resp = NULL;
+                break;
+            }
+            if (take_head(&s, ev.head, &res))
+                goto out;
+            break;
+        case GW_HTTP_EV_BODY:
+            if (s.st < RS_HEAD_HELD || ev.len == 0 || s.framing == GW_HTTP_OUT_NONE)
+                break;
+            if (write_piece(&s, ev.data, ev.len) < 0)
+                goto out; /* the client is gone */
+            break;
+        case GW_HTTP_EV_DONE:
+            if (s.st < RS_HEAD_HELD)
+                break; /* the end of an interim response */
+            if (s.framing == GW_HTTP_OUT_CLOSE)
+                gw__ex_close_after(ex);
+            res = write_end(&s);
+            r->reusable = res == GW__RELAY_DONE && own->resp->keep_alive && len == 0 &&
+                          s.framing != GW_HTTP_OUT_CLOSE;
+            goto out;
+        }
+    }
+out:
+    if (own_guard)
+        rt_undefer(own_guard, true); /* frees rp and the response head */
+    else
+        gw_http_parser_free(rp);
+    rt_free(own);
+    rt_free(s.obuf);
+    return res;
+}
+
+enum gw__relay_result gw__relay_attempt(struct gw__relay *r)
+{
+    struct gw__exchange *ex = r->ex;
+    r->reusable = false;
+    if (rt_write(r->ufd, r->head, r->head_len, GW__WRITE_TIMEOUT_MS) < 0) {
+        if (r->reused)
+            return GW__RELAY_RETRY;
+        report(r, false, "write error");
+        r->fail_status = 502;
+        r->fail_msg = "could not send the request upstream";
+        return GW__RELAY_RETRY;
+    }
+    if (ex->head->framing == GW_HTTP_BODY_NONE)
+        return relay_response(r);
+    bool chunked = ex->head->framing == GW_HTTP_BODY_CHUNKED;
+    struct chunk_frame f;
+    struct iovec iov[3];
+    if (r->pre_len) {
+        int k = frame_piece(chunked, r->pre, r->pre_len, &f, iov);
+        if (rt_writev(r->ufd, iov, k, GW__WRITE_TIMEOUT_MS) < 0) {
+            report(r, false, "write error");
+            return GW__RELAY_RETRY;
+        }
+    }
+    if (r->pre_complete) {
+        int k = frame_last(chunked, &f, iov);
+        if (k && rt_writev(r->ufd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
+            return GW__RELAY_RETRY;
+        return relay_response(r);
+    }
+    /* The rest streams from the client: from here on the request cannot be
+     * sent again. */
+    r->body_started = true;
+    int rc = send_body(r, chunked);
+    if (rc < 0) {
+        if (rc == -EPIPE) {
+            report(r, false, "write error");
+            gw__ex_error(ex, 502, "upstream stopped reading the request", false);
+        } else {
+            gw__ex_error(ex, gw__ex_body_status(ex, rc), "could not read the request body", false);
+        }
+        gw__ex_close_after(ex);
+        return GW__RELAY_DONE;
+    }
+    return relay_response(r);
+}

@@ -1,0 +1,88 @@
+/*
+ * relay.h: one attempt at an upstream (relay.c), in the request process:
+ * the request head and body go up one connection, the response streams
+ * back to the client. Choosing the connection and retrying belong to the
+ * caller (proxy.c); the attempt knows no route, pool or target, only a
+ * connected descriptor, so that it can be driven over a socketpair.
+ */
+#ifndef GW_RELAY_H
+#define GW_RELAY_H
+
+#include "gw_int.h"
+
+/* Bytes of the upstream read buffer (gw__relay.rbuf). */
+#define GW__RELAY_BUF 65536
+/* The request body is read up to this many bytes before anything goes
+ * upstream. Its buffer holds that plus one whole body piece (a piece is at
+ * most one client read), so a piece is never split. */
+#define GW__PREREAD 65536
+#define GW__PREREAD_CAP (GW__PREREAD + GW__BUF_SIZE)
+
+enum gw__relay_result {
+    GW__RELAY_DONE,   /* answered (status recorded in the exchange) */
+    GW__RELAY_RETRY,  /* nothing consumed: try again */
+    GW__RELAY_CLOSE,  /* answered partly or not at all: close the client */
+    GW__RELAY_FAILED, /* the upstream failed before any response byte reached the client:
+                       * fail_status/fail_msg say what to answer; the request may be
+                       * retried when idempotent */
+};
+
+/* What the caller does for the attempt. Called in the request process. */
+struct gw__relay_ops {
+    /* The upstream's health as the attempt learns it: `ok`, or `what`
+     * failed ("response timeout", the parser's reason...). */
+    void (*report)(void *ctx, bool ok, const char *what);
+    /* The upstream answered 101 to an Upgrade request: write the 101 head
+     * and carry the tunnel over `ufd` until it ends. `pending`/`plen`: the
+     * upstream's bytes already read past the head. `resp` and `pending` are
+     * the attempt's, valid for the call. */
+    void (*upgrade)(void *ctx, int ufd, const struct gw_http_head *resp, const char *pending,
+                    size_t plen);
+    void *ctx;
+};
+
+/* One request's attempts. The caller fills the first part once, `ufd` and
+ * `reused` per attempt; the attempt fills the results. */
+struct gw__relay {
+    struct gw__exchange *ex;
+    const char *head; /* the request head as it goes upstream */
+    size_t head_len;
+    uint32_t response_timeout_ms;           /* for the response head */
+    uint32_t read_timeout_ms;               /* for each read once the head is in */
+    const struct gw_http_edits *resp_edits; /* the route's response_headers, or NULL */
+    char *rbuf;                             /* GW__RELAY_BUF bytes */
+    struct gw__relay_ops ops;
+    /* The start of the request body (gw__relay_preread). */
+    const char *pre;
+    size_t pre_len;
+    bool pre_complete; /* the whole body: the request can be sent again */
+
+    int ufd;     /* a connected upstream; stays the caller's */
+    bool reused; /* a pooled connection, which may turn out closed */
+
+    bool reusable;     /* this attempt: ufd may carry another request */
+    bool body_started; /* the body streams from the client: it cannot be sent again */
+    uint64_t bytes_out;
+    int fail_status; /* what to answer when attempts run out */
+    const char *fail_msg;
+};
+
+/* Reads the request body up to GW__PREREAD bytes into `buf`
+ * (GW__PREREAD_CAP bytes; NULL when the request has no body) before
+ * anything goes upstream, after "100 Continue" when the client asks for
+ * it: a body refused by the parser (bad chunk, over the limit) is then
+ * answered with nothing forwarded, and a small body can be sent again on a
+ * retry. Sets r->pre, pre_len, pre_complete. Returns 0, or the status to
+ * answer. Request process; waits for the client. */
+int gw__relay_preread(struct gw__relay *r, char *buf);
+
+/* One attempt on r->ufd: sends the head and the body (r->pre, then the
+ * rest from the client), reads the response and relays it, or fails.
+ * Writes to the client only through the exchange; answers the client
+ * itself when the result is GW__RELAY_DONE. Never closes or pools ufd: the
+ * caller does, as r->reusable says. Request process; waits for both peers,
+ * each wait bounded (response_timeout_ms, read_timeout_ms,
+ * GW__WRITE_TIMEOUT_MS, the listener's body timeouts). */
+enum gw__relay_result gw__relay_attempt(struct gw__relay *r);
+
+#endif
