@@ -175,3 +175,60 @@ bool gw__linebuf_json(struct gw__linebuf *b, const char *s, size_t n, size_t max
     b->len += w;
     return true;
 }
+
+/* Days since 1970-01-01 to a proleptic Gregorian date (the civil_from_days
+ * algorithm of H. Hinnant, "chrono-Compatible Low-Level Date Algorithms"):
+ * a few integer operations. gmtime_r would do, but glibc's takes a
+ * process-wide lock on every call, which every request process would then
+ * contend for with its access-log line; the arithmetic needs neither that
+ * nor a per-second cache. */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468; /* days from 0000-03-01 to 1970-01-01 */
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);                          /* [0, 146096] */
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    unsigned mp = (5 * doy + 2) / 153;                                    /* March is 0 */
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+/* Writes v as exactly `width` digits ending at end (v < 10^width). */
+static void digits(char *end, unsigned v, unsigned width)
+{
+    while (width--) {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+bool gw__linebuf_time(struct gw__linebuf *b, int64_t sec, uint32_t nsec)
+{
+    /* RFC 3339 has four-digit years: 0000-01-01T00:00:00 .. 9999-12-31T23:59:59. */
+    const int64_t lo = -62167219200, hi = 253402300799;
+    if (sec < lo || sec > hi) {
+        nsec = sec < lo ? 0 : 999999999;
+        sec = sec < lo ? lo : hi;
+    }
+    if (nsec > 999999999)
+        nsec = 999999999;
+    int64_t days = sec / 86400, rem = sec % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days--;
+    }
+    int64_t y;
+    unsigned mo, d;
+    civil_from_days(days, &y, &mo, &d);
+    char t[] = "0000-00-00T00:00:00.000Z";
+    digits(t + 4, (unsigned)y, 4);
+    digits(t + 7, mo, 2);
+    digits(t + 10, d, 2);
+    digits(t + 13, (unsigned)(rem / 3600), 2);
+    digits(t + 16, (unsigned)(rem / 60 % 60), 2);
+    digits(t + 19, (unsigned)(rem % 60), 2);
+    digits(t + 23, nsec / 1000000, 3);
+    return gw__linebuf_put(b, t, sizeof t - 1);
+}

@@ -65,6 +65,13 @@ bool gw__linebuf_milli(struct gw__linebuf *b, uint64_t v);
  * `max` or in the buffer; a cut is not a failure. */
 bool gw__linebuf_json(struct gw__linebuf *b, const char *s, size_t n, size_t max, bool *cut);
 
+/* Appends the instant sec.nsec after the Unix epoch (nsec < 10^9) as an
+ * RFC 3339 UTC time with milliseconds, "2026-12-06T09:18:46.123Z" (24
+ * bytes, no quotes; milliseconds truncated, as clocks are read). Instants
+ * outside years 0000..9999, which RFC 3339 cannot write, are clamped to
+ * them. Whole or nothing, like every append. */
+bool gw__linebuf_time(struct gw__linebuf *b, int64_t sec, uint32_t nsec);
+
 /* Whether an append failed since init. */
 static inline bool gw__linebuf_full(const struct gw__linebuf *b)
 {

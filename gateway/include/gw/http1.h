@@ -246,6 +246,11 @@ int gw_http_target_canon_policy(const struct gw_http_path_policy *policy, const 
                                 const char *target, size_t len, char *buf, size_t cap,
                                 struct gw_http_target *out);
 
+/* The value of the hex digit c (RFC 5234 HEXDIG, either case: 0-15), or -1
+ * when c is not one. Percent-escapes, chunk sizes and IP literals are read
+ * with it, here and in the admin API's query strings. */
+int gw_http_hexval(unsigned char c);
+
 /* --- writing heads -------------------------------------------------------- */
 
 /* Field edits a route asks for (request_headers / response_headers in

@@ -188,17 +188,6 @@ void gw__admin_errorf(struct gw_admin_response *resp, int status, const char *co
     gw__admin_error(resp, status, code, json_string(buf));
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int gw__admin_query(const char *query, const char *key, char *buf, size_t cap)
 {
     if (!query)
@@ -219,9 +208,9 @@ int gw__admin_query(const char *query, const char *key, char *buf, size_t cap)
                 if (c == '+') {
                     c = ' ';
                 } else if (c == '%') {
-                    if (end - v < 2 || hexval(v[0]) < 0 || hexval(v[1]) < 0)
+                    if (end - v < 2 || gw_http_hexval(v[0]) < 0 || gw_http_hexval(v[1]) < 0)
                         return -EINVAL;
-                    c = (char)(hexval(v[0]) * 16 + hexval(v[1]));
+                    c = (char)(gw_http_hexval(v[0]) * 16 + gw_http_hexval(v[1]));
                     v += 2;
                 }
                 if (c == 0 || n + 1 >= cap)

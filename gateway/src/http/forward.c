@@ -326,7 +326,7 @@ static void put_forwarded_node(struct gw__http_out *o, const char *addr)
     for (size_t i = 0; i < n; i++) {
         char c = addr[i];
         bool digit = c >= '0' && c <= '9';
-        bool hex = digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        bool hex = gw_http_hexval((unsigned char)c) >= 0;
         v4 = v4 && (digit || c == '.');
         v6 = v6 && (hex || c == ':' || c == '.');
     }

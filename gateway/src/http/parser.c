@@ -10,6 +10,9 @@
  * chunk extensions) is refused before llhttp sees it. Debian builds llhttp
  * without LLHTTP_STRICT_MODE; the scanner makes that irrelevant.
  *
+ * Bytes are classified by the lexical layer (lex.c, http_int.h); the head
+ * handed out is built here and read through head.c.
+ *
  * Invariants: the parser never keeps a pointer into a fed buffer after
  * gw_http_parser_feed returns; storage for one head is bounded by the
  * limits (header bytes and count); after an error every call fails.
@@ -24,82 +27,7 @@
 
 #include <llhttp.h>
 
-/* --- character classes --------------------------------------------------- */
-
-/* Byte classes for the scanner's fast paths: bit 0 tchar, bit 1 field
- * value (field-vchar, SP, HTAB), bit 2 request-target (any byte but CTLs,
- * SP and DEL; bytes >= 0x80 are judged by target.c). */
-enum { CL_TCHAR = 1, CL_VALUE = 2, CL_TARGET = 4 };
-static const unsigned char byte_class[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6,
-    6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7,
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0,
-    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
-    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
-    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
-    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
-};
-
-bool gw__http_is_tchar(unsigned char c)
-{
-    return (byte_class[c] & CL_TCHAR) != 0;
-}
-
-bool gw__http_is_value_char(unsigned char c)
-{
-    return (byte_class[c] & CL_VALUE) != 0;
-}
-
-char gw__http_lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-}
-
-bool gw__http_coding_known(const char *t, size_t n)
-{
-    static const char *const known[] = {"gzip",       "x-gzip",   "deflate", "compress",
-                                        "x-compress", "identity", NULL};
-    for (size_t i = 0; known[i]; i++)
-        if (gw__http_ieq(t, n, known[i]))
-            return true;
-    return false;
-}
-
-bool gw__http_ieq(const char *a, size_t alen, const char *b)
-{
-    for (size_t i = 0; i < alen; i++)
-        if (!b[i] || gw__http_lower(a[i]) != gw__http_lower(b[i]))
-            return false;
-    return b[alen] == 0;
-}
-
-bool gw__http_list_next(const char *s, size_t len, size_t *pos, const char **tok, size_t *toklen)
-{
-    size_t i = *pos;
-    for (;;) {
-        while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == ','))
-            i++;
-        if (i >= len) {
-            *pos = i;
-            return false;
-        }
-        size_t start = i;
-        while (i < len && s[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (s[end - 1] == ' ' || s[end - 1] == '\t'))
-            end--;
-        if (end > start) {
-            *tok = s + start;
-            *toklen = end - start;
-            *pos = i;
-            return true;
-        }
-    }
-}
-
-/* --- limits and heads ---------------------------------------------------- */
+/* --- limits ------------------------------------------------------------- */
 
 void gw_http_limits_default(struct gw_http_limits *l)
 {
@@ -109,69 +37,6 @@ void gw_http_limits_default(struct gw_http_limits *l)
     l->max_body_bytes = GW_HTTP_DEFAULT_MAX_BODY_BYTES;
     l->max_chunk_ext_bytes = GW_HTTP_DEFAULT_MAX_CHUNK_EXT_BYTES;
     l->require_host = true;
-}
-
-void gw_http_head_free(struct gw_http_head *h)
-{
-    free(h);
-}
-
-static const char *rebase(const char *s, const struct gw_http_head *from, struct gw_http_head *to)
-{
-    return s ? (const char *)to + (s - (const char *)from) : NULL;
-}
-
-struct gw_http_head *gw_http_head_dup(const struct gw_http_head *h)
-{
-    struct gw_http_head *c = malloc(h->size);
-    if (!c)
-        return NULL;
-    memcpy(c, h, h->size);
-    c->method = rebase(h->method, h, c);
-    c->target = rebase(h->target, h, c);
-    c->reason = rebase(h->reason, h, c);
-    c->headers = (struct gw_http_header *)(void *)((char *)c + ((char *)h->headers - (char *)h));
-    for (size_t i = 0; i < c->nheaders; i++) {
-        c->headers[i].name = rebase(h->headers[i].name, h, c);
-        c->headers[i].value = rebase(h->headers[i].value, h, c);
-    }
-    return c;
-}
-
-const char *gw_http_head_get(const struct gw_http_head *h, const char *name, size_t *len)
-{
-    for (size_t i = 0; i < h->nheaders; i++) {
-        if (gw__http_ieq(h->headers[i].name, h->headers[i].name_len, name)) {
-            if (len)
-                *len = h->headers[i].value_len;
-            return h->headers[i].value;
-        }
-    }
-    return NULL;
-}
-
-size_t gw_http_head_count(const struct gw_http_head *h, const char *name)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < h->nheaders; i++)
-        if (gw__http_ieq(h->headers[i].name, h->headers[i].name_len, name))
-            n++;
-    return n;
-}
-
-bool gw_http_head_has_token(const struct gw_http_head *h, const char *name, const char *token)
-{
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const struct gw_http_header *f = &h->headers[i];
-        if (!gw__http_ieq(f->name, f->name_len, name))
-            continue;
-        size_t pos = 0, tl;
-        const char *t;
-        while (gw__http_list_next(f->value, f->value_len, &pos, &t, &tl))
-            if (gw__http_ieq(t, tl, token))
-                return true;
-    }
-    return false;
 }
 
 /* --- parser state -------------------------------------------------------- */
@@ -889,44 +754,6 @@ static bool fields_have_token(const struct gw_http_parser *p, enum fkind kind, c
     return false;
 }
 
-/* Host: reg-name / IP-literal, optional port; no userinfo, path or spaces. */
-bool gw__http_host_valid(const char *v, size_t n)
-{
-    if (!n)
-        return false;
-    size_t i = 0;
-    if (v[0] == '[') {
-        while (i < n && v[i] != ']') {
-            char c = v[i];
-            if (i > 0 && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                           (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
-                return false;
-            i++;
-        }
-        if (i >= n)
-            return false;
-        i++;
-    } else {
-        while (i < n && v[i] != ':') {
-            char c = v[i];
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  c == '-' || c == '.' || c == '_' || c == '~'))
-                return false;
-            i++;
-        }
-        if (i == 0)
-            return false;
-    }
-    if (i == n)
-        return true;
-    if (v[i] != ':' || i + 1 == n || n - i - 1 > 5)
-        return false;
-    for (i++; i < n; i++)
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-    return true;
-}
-
 /* Names that some servers fold into Content-Length or Transfer-Encoding
  * ("Content_Length", "Transfer--Encoding") while others do not: a request
  * carrying one has two readings, so it has none. */
@@ -1088,18 +915,6 @@ static int head_build(struct gw_http_parser *p, struct gw_http_head **ret)
 
 /* --- the chunk scanner ----------------------------------------------------- */
 
-static bool is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static int hexval(unsigned char c)
-{
-    if (c <= '9')
-        return c - '0';
-    return (c | 0x20) - 'a' + 10;
-}
-
 /* chunk-ext = *( ";" name [ "=" ( token / quoted-string ) ] ), without the
  * BWS RFC 9112 tolerates, as llhttp 9 does. Returns 0 or -1. */
 static int scan_ext_byte(struct gw_http_parser *p, unsigned char c)
@@ -1164,10 +979,10 @@ static int scan_chunk_byte(struct gw_http_parser *p, unsigned char c)
     int bad = req ? 400 : 502;
     switch (p->cs) {
     case C_SIZE:
-        if (is_hex(c)) {
+        if (gw_http_hexval(c) >= 0) {
             if (++p->size_digits > 16)
                 return fail(p, bad, "chunk size too large");
-            p->chunk_left = p->chunk_left * 16 + (uint64_t)hexval(c);
+            p->chunk_left = p->chunk_left * 16 + (uint64_t)gw_http_hexval(c);
             return 0;
         }
         if (!p->size_digits)
@@ -1332,19 +1147,19 @@ static size_t fast_span(struct gw_http_parser *p, const unsigned char *s, size_t
     unsigned char cls;
     switch (p->hs) {
     case H_TARGET:
-        cls = CL_TARGET;
+        cls = GW__HTTP_CL_TARGET;
         break;
     case H_NAME:
-        cls = CL_TCHAR;
+        cls = GW__HTTP_CL_TCHAR;
         break;
     case H_VALUE:
-        cls = CL_VALUE;
+        cls = GW__HTTP_CL_VALUE;
         break;
     default:
         return 0;
     }
     size_t k = 0;
-    while (k < n && (byte_class[s[k]] & cls))
+    while (k < n && (gw__http_byte_class[s[k]] & cls))
         k++;
     if (!k || p->head_bytes + k > p->lim.max_header_bytes)
         return 0;

@@ -56,17 +56,6 @@ static bool is_path_char(unsigned char c)
     return is_unreserved(c) || (c != 0 && strchr("!$&'()*+,=:@", c) != NULL);
 }
 
-static int hexv(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Length of a valid UTF-8 sequence starting at s[0] (n bytes available), 0
  * when invalid: overlong, surrogate, above U+10FFFF or truncated. */
 static size_t utf8_len(const unsigned char *s, size_t n)
@@ -106,8 +95,8 @@ static size_t check_utf8_run(const char *in, size_t n, size_t i)
     int h, l;
     size_t k = 0;
     while (k < 4 && i + 3 * k + 2 < n + 0 && in[i + 3 * k] == '%') {
-        h = hexv((unsigned char)in[i + 3 * k + 1]);
-        l = hexv((unsigned char)in[i + 3 * k + 2]);
+        h = gw_http_hexval((unsigned char)in[i + 3 * k + 1]);
+        l = gw_http_hexval((unsigned char)in[i + 3 * k + 2]);
         if (h < 0 || l < 0)
             break;
         bytes[k] = (unsigned char)(h * 16 + l);
@@ -151,7 +140,8 @@ static size_t seg_char(const char *s, size_t n, size_t j, unsigned *cp, bool *de
         *delim = s[j] == ';';
         return 1;
     }
-    unsigned v = (unsigned)(hexv((unsigned char)s[j + 1]) * 16 + hexv((unsigned char)s[j + 2]));
+    unsigned v = (unsigned)(gw_http_hexval((unsigned char)s[j + 1]) * 16 +
+                            gw_http_hexval((unsigned char)s[j + 2]));
     *delim = v == '/' || v == ';';
     if (v < 0x80) {
         *cp = v;
@@ -160,8 +150,8 @@ static size_t seg_char(const char *s, size_t n, size_t j, unsigned *cp, bool *de
     size_t len = v >= 0xf0 ? 4 : v >= 0xe0 ? 3 : 2;
     unsigned c = v & (len == 2 ? 0x1f : len == 3 ? 0x0f : 0x07);
     for (size_t k = 1; k < len && j + 3 * k + 2 < n + 0; k++)
-        c = (c << 6) | ((unsigned)(hexv((unsigned char)s[j + 3 * k + 1]) * 16 +
-                                   hexv((unsigned char)s[j + 3 * k + 2])) &
+        c = (c << 6) | ((unsigned)(gw_http_hexval((unsigned char)s[j + 3 * k + 1]) * 16 +
+                                   gw_http_hexval((unsigned char)s[j + 3 * k + 2])) &
                         0x3f);
     *cp = c;
     return 3 * len;
@@ -255,8 +245,8 @@ static ssize_t params_end(const char *in, size_t n, size_t i, bool decode_slashe
     for (i++; i < n && in[i] != '/'; i++) {
         if (in[i] != '%')
             continue;
-        int h = i + 2 < n ? hexv((unsigned char)in[i + 1]) : -1;
-        int l = i + 2 < n ? hexv((unsigned char)in[i + 2]) : -1;
+        int h = i + 2 < n ? gw_http_hexval((unsigned char)in[i + 1]) : -1;
+        int l = i + 2 < n ? gw_http_hexval((unsigned char)in[i + 2]) : -1;
         if (h < 0 || l < 0)
             return -1;
         if (decode_slashes && h * 16 + l == '/')
@@ -291,8 +281,8 @@ static int canon_path(const char *in, size_t n, char *out, const struct gw_http_
                 break;
             }
             if (c == '%') {
-                int h = i + 2 < n ? hexv((unsigned char)in[i + 1]) : -1;
-                int l = i + 2 < n ? hexv((unsigned char)in[i + 2]) : -1;
+                int h = i + 2 < n ? gw_http_hexval((unsigned char)in[i + 1]) : -1;
+                int l = i + 2 < n ? gw_http_hexval((unsigned char)in[i + 2]) : -1;
                 if (h < 0 || l < 0)
                     return -EINVAL;
                 unsigned char d = (unsigned char)(h * 16 + l);
@@ -333,8 +323,8 @@ static int canon_path(const char *in, size_t n, char *out, const struct gw_http_
                     if (!run)
                         return -EINVAL;
                     for (size_t k = 0; k < run; k += 3) {
-                        int b = hexv((unsigned char)in[i + k + 1]) * 16 +
-                                hexv((unsigned char)in[i + k + 2]);
+                        int b = gw_http_hexval((unsigned char)in[i + k + 1]) * 16 +
+                                gw_http_hexval((unsigned char)in[i + k + 2]);
                         out[o++] = '%';
                         out[o++] = hexdig[b >> 4];
                         out[o++] = hexdig[b & 15];
@@ -427,8 +417,8 @@ static int canon_query(const char *q, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)q[i];
         if (c == '%') {
-            if (i + 2 >= n || hexv((unsigned char)q[i + 1]) < 0 ||
-                hexv((unsigned char)q[i + 2]) < 0)
+            if (i + 2 >= n || gw_http_hexval((unsigned char)q[i + 1]) < 0 ||
+                gw_http_hexval((unsigned char)q[i + 2]) < 0)
                 return -EINVAL;
         } else if (c >= 0x80) {
             size_t ul = utf8_len((const unsigned char *)q + i, n - i);

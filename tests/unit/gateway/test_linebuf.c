@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "linebuf.h"
 
@@ -370,6 +371,61 @@ START_TEST(any_bytes_give_valid_utf8_json_that_decodes_to_a_prefix_of_the_rule)
 }
 END_TEST
 
+static void assert_time(int64_t sec, uint32_t nsec, const char *want)
+{
+    char buf[24];
+    struct gw__linebuf b;
+    gw__linebuf_init(&b, buf, sizeof buf);
+    ck_assert(gw__linebuf_time(&b, sec, nsec));
+    assert_text(&b, want);
+}
+
+START_TEST(time_is_rfc3339_utc_with_milliseconds)
+{
+    assert_time(0, 0, "1970-01-01T00:00:00.000Z");
+    assert_time(1796549126, 123999999, "2026-12-06T09:25:26.123Z");
+    assert_time(951782400, 1000000, "2000-02-29T00:00:00.001Z"); /* a 400-year leap day */
+    assert_time(4107542400, 0, "2100-03-01T00:00:00.000Z");      /* 2100 is not a leap year */
+    assert_time(-1, 999999999, "1969-12-31T23:59:59.999Z");      /* before the epoch */
+    assert_time(-62167219200, 0, "0000-01-01T00:00:00.000Z");    /* the first RFC 3339 instant */
+    assert_time(253402300799, 999000000, "9999-12-31T23:59:59.999Z"); /* and the last */
+    /* Beyond them: clamped, never a fifth digit or a sign. */
+    assert_time(253402300800, 0, "9999-12-31T23:59:59.999Z");
+    assert_time(INT64_MAX, 0, "9999-12-31T23:59:59.999Z");
+    assert_time(INT64_MIN, 5, "0000-01-01T00:00:00.000Z");
+}
+END_TEST
+
+START_TEST(time_agrees_with_gmtime_over_four_centuries)
+{
+    /* Every 19 hours and 13 seconds from 1850 to 2250 (about 185 000
+     * instants: each day of the 400-year cycle, at varying times of day). */
+    for (int64_t t = -3786825600; t < 8836128000; t += 19 * 3600 + 13) {
+        time_t tt = (time_t)t;
+        struct tm tm;
+        ck_assert_ptr_nonnull(gmtime_r(&tt, &tm));
+        char want[96];
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(t % 1000 + 1000) % 1000);
+        assert_time(t, (uint32_t)((t % 1000 + 1000) % 1000) * 1000000, want);
+    }
+}
+END_TEST
+
+START_TEST(time_is_written_whole_or_not_at_all)
+{
+    char *p = area(23);
+    struct gw__linebuf b;
+    gw__linebuf_init(&b, p, 23);
+    ck_assert(!gw__linebuf_time(&b, 0, 0));
+    ck_assert(gw__linebuf_full(&b));
+    ck_assert_uint_eq(b.len, 0);
+    assert_canary(p, 23);
+    free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("linebuf");
@@ -386,6 +442,9 @@ int main(void)
     tcase_add_test(tc, json_without_room_for_its_quotes_fails_and_marks_the_buffer_full);
     tcase_add_test(tc, json_null_is_written_as_null_within_the_cap);
     tcase_add_test(tc, any_bytes_give_valid_utf8_json_that_decodes_to_a_prefix_of_the_rule);
+    tcase_add_test(tc, time_is_rfc3339_utc_with_milliseconds);
+    tcase_add_test(tc, time_agrees_with_gmtime_over_four_centuries);
+    tcase_add_test(tc, time_is_written_whole_or_not_at_all);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -16,12 +16,14 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gw_int.h"
@@ -498,7 +500,7 @@ START_TEST(reports_are_json_lines_whatever_bytes_they_carry)
     ck_assert_str_eq(json_string_value(json_object_get(v, "level")), "warning");
     ck_assert_str_eq(json_string_value(json_object_get(v, "msg")),
                      "bad \xef\xbf\xbd\xef\xbf\xbd( \"q\" \\ \x01 ok \xc3\xa9");
-    ck_assert(json_is_number(json_object_get(v, "time")));
+    ck_assert(json_is_string(json_object_get(v, "time")));
     ck_assert_ptr_null(json_object_get(v, "msg_truncated"));
     json_decref(v);
     /* 1023 control characters escape to 6 KB: cut, flagged, still JSON. */
@@ -726,6 +728,107 @@ START_TEST(crash_reports_carry_the_formatted_state_within_one_line)
 }
 END_TEST
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Asserts that the line (n bytes, no newline) opens with its time as RFC
+ * 3339 UTC with milliseconds, {"time":"2026-12-06T09:18:46.123Z", that the
+ * time is a real date, and that it reads back to within a second of the
+ * window [from_ms, to_ms] in which the line was written. */
+static void assert_time_is_rfc3339_now(const char *line, size_t n, int64_t from_ms, int64_t to_ms)
+{
+    static const char *const re = "^\\{\"time\":\"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):"
+                                  "([0-9]{2}):([0-9]{2})\\.([0-9]{3})Z\",\"";
+    regex_t rx;
+    ck_assert_int_eq(regcomp(&rx, re, REG_EXTENDED), 0);
+    char text[4096];
+    ck_assert_uint_lt(n, sizeof text);
+    memcpy(text, line, n);
+    text[n] = 0;
+    regmatch_t m[8];
+    int rc = regexec(&rx, text, 8, m, 0);
+    regfree(&rx);
+    ck_assert_msg(rc == 0, "no RFC 3339 UTC millisecond time first: %.80s", text);
+    int f[7];
+    for (int i = 0; i < 7; i++)
+        f[i] = atoi(text + m[i + 1].rm_so);
+    struct tm tm = {.tm_year = f[0] - 1900,
+                    .tm_mon = f[1] - 1,
+                    .tm_mday = f[2],
+                    .tm_hour = f[3],
+                    .tm_min = f[4],
+                    .tm_sec = f[5]};
+    time_t sec = timegm(&tm);
+    /* timegm normalises: a 31st of April would come back as May 1st. */
+    struct tm back;
+    gmtime_r(&sec, &back);
+    ck_assert_msg(back.tm_year == f[0] - 1900 && back.tm_mon == f[1] - 1 && back.tm_mday == f[2] &&
+                      back.tm_hour == f[3] && back.tm_min == f[4] && back.tm_sec == f[5],
+                  "not a real UTC time: %.40s", text);
+    int64_t ms = (int64_t)sec * 1000 + f[6];
+    ck_assert_msg(ms >= from_ms - 1000 && ms <= to_ms + 1000,
+                  "time %.40s is %lld ms from the moment it was written", text,
+                  (long long)(ms < from_ms ? from_ms - ms : ms - to_ms));
+}
+
+static void report_each_kind(void)
+{
+    gw__report(RT_LOG_INFO, "tandem: listener public on 127.0.0.1:8080", NULL);
+    struct rt_crash_report r = {.pid = 7, .name = "n", .initial_call = "m:f", .reason = RT_KILLED};
+    gw__crash_report(&r, NULL);
+}
+
+START_TEST(every_log_line_carries_its_time_as_rfc3339_utc_with_milliseconds)
+{
+    /* Reports: rt_log lines (start-up lines among them) and crash reports. */
+    int64_t from = now_ms();
+    char *text = capture_stderr(report_each_kind);
+    int64_t to = now_ms();
+    for (int i = 0; i < 2; i++) {
+        char *nl = strchr(text, '\n');
+        ck_assert_ptr_nonnull(nl);
+        assert_time_is_rfc3339_now(text, (size_t)(nl - text), from, to);
+        text = nl + 1;
+    }
+    ck_assert_str_eq(text, "");
+
+    /* An access-log line, through the logger process. */
+    start(1, false);
+    from = now_ms();
+    struct drive d = {.lines = 1, .waves = 1};
+    rt_pid drv;
+    ck_assert_int_eq(rt_spawn(driver, &d, NULL, &drv), 0);
+    ck_assert(wait_flag(&d.sent, 2000));
+    char line[4096];
+    size_t n = 0;
+    bool whole = false;
+    uint64_t end = rt_now_ms() + (uint64_t)scaled(5000);
+    while (!whole && rt_now_ms() < end) {
+        char c;
+        ssize_t r = read(pipe_rd, &c, 1);
+        if (r <= 0) {
+            usleep(1000);
+            continue;
+        }
+        if (c != '\n') {
+            ck_assert_uint_lt(n, sizeof line); /* a line is at most LOG_LINE_MAX bytes */
+            line[n++] = c;
+        } else if (n) {
+            whole = true; /* the filler before it is empty lines */
+        }
+    }
+    to = now_ms();
+    ck_assert_msg(whole, "no access-log line");
+    assert_time_is_rfc3339_now(line, n, from, to);
+    finish(drv, &d);
+    stdout_restore();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("logger");
@@ -743,6 +846,7 @@ int main(void)
     tcase_add_test(tc,
                    stdout_writes_end_at_line_ends_so_reports_on_the_same_pipe_never_split_a_line);
     tcase_add_test(tc, crash_reports_carry_the_formatted_state_within_one_line);
+    tcase_add_test(tc, every_log_line_carries_its_time_as_rfc3339_utc_with_milliseconds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
