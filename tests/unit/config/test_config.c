@@ -55,6 +55,54 @@ static struct jpos_diags parse_bad(const char *json)
     return parse_flags_bad(json, 0);
 }
 
+/* The admin listener's values come from the key tables: the listener
+ * defaults, then the fixed rows of gw_admin_listener_keys, each of which
+ * names a listener key and writes the same field. */
+START_TEST(admin_listener_takes_its_values_from_the_key_table)
+{
+    struct gw_config *cfg = parse_ok("{\"listeners\": [{\"address\": \"127.0.0.1:0\"}]}");
+    const struct gw_listener_config *a = &cfg->admin.listener, *l = &cfg->listeners[0];
+    ck_assert_uint_eq(a->max_connections, 256);
+    ck_assert_uint_eq(a->max_body_bytes, 4u << 20);
+    ck_assert_uint_eq(a->acceptors, 1);
+    ck_assert_uint_eq(a->backlog, 128);
+    ck_assert_uint_eq(a->body_timeout_ms, 60000);
+    ck_assert_uint_eq(a->max_header_bytes, l->max_header_bytes);
+    ck_assert_uint_eq(a->header_timeout_ms, l->header_timeout_ms);
+    ck_assert_uint_eq(a->tunnel_idle_timeout_ms, l->tunnel_idle_timeout_ms);
+    const struct jpos_section *ls = jpos_key_find(&gw_config_keys, "listeners")->sub;
+    for (size_t i = 0; i < gw_admin_listener_keys.nkeys; i++) {
+        const struct jpos_key *k = &gw_admin_listener_keys.keys[i];
+        const struct jpos_key *row = jpos_key_find(ls, k->name);
+        ck_assert_msg(row, "admin listener row %s names no listener key", k->name);
+        ck_assert_uint_eq(row->offset, k->offset);
+        ck_assert_uint_eq(row->size, k->size);
+    }
+    gw_config_free(cfg);
+}
+END_TEST
+
+/* Every defaulted listener field is the table's default. */
+START_TEST(listener_defaults_are_the_key_table_rows)
+{
+    struct gw_config *cfg = parse_ok("{\"listeners\": [{\"address\": \"127.0.0.1:0\"}]}");
+    const struct jpos_section *ls = jpos_key_find(&gw_config_keys, "listeners")->sub;
+    for (size_t i = 0; i < ls->nkeys; i++) {
+        const struct jpos_key *k = &ls->keys[i];
+        if (k->type != JPOS_T_INT)
+            continue;
+        long long v = 0;
+        const char *p = (const char *)&cfg->listeners[0] + k->offset;
+        if (k->size == 4)
+            v = *(const uint32_t *)(const void *)p;
+        else
+            v = *(const int64_t *)(const void *)p;
+        ck_assert_msg(v == k->def, "%s: %lld, table %lld", k->name, v, k->def);
+    }
+    gw_config_free(cfg);
+}
+END_TEST
+
 START_TEST(minimal_config_gets_documented_defaults)
 {
     struct gw_config *cfg = parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:8080\"}]}");
@@ -558,6 +606,8 @@ int main(void)
     tcase_add_test(tc, loopback_is_decided_from_the_resolved_address);
     tcase_add_test(tc, admin_allowed_hosts_are_host_values);
     tcase_add_test(tc, config_nested_too_deep_is_refused_with_its_position);
+    tcase_add_test(tc, admin_listener_takes_its_values_from_the_key_table);
+    tcase_add_test(tc, listener_defaults_are_the_key_table_rows);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
