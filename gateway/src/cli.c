@@ -3,6 +3,10 @@
  *
  *   tandem [-c FILE]          run the gateway (default config/tandem.json)
  *   tandem check [-c FILE]    validate a configuration and its routes
+ *   tandem check --print-keys every tandem.json key with its default (tests,
+ *                             documentation)
+ *   tandem schema config|routes  the JSON Schema of tandem.json or of a route
+ *                             file, generated from the key tables
  *   tandem --version | --help
  *
  * Exit codes: 0 success, 1 invalid configuration, 2 usage error.
@@ -11,7 +15,9 @@
 #include "gw/gateway.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gw/config.h"
@@ -25,6 +31,7 @@ void gw_cli_usage(FILE *out)
         "usage: tandem [-c FILE]            run the gateway (default: config/tandem.json)\n"
         "       tandem ctl COMMAND ...      talk to a running gateway's admin API (ctl --help)\n"
         "       tandem check [-c FILE]      validate a configuration and its route files\n"
+        "       tandem schema config|routes print the JSON Schema of tandem.json or a route file\n"
         "       tandem --version            print the version\n"
         "       tandem --help               print this help\n");
 }
@@ -38,19 +45,19 @@ static const char *plural(size_t n, const char *one, const char *many)
  * summary on stdout when valid. */
 static int cmd_check(const char *path)
 {
-    struct route_diags d;
+    struct jpos_diags d;
     struct gw_config *cfg = NULL;
-    route_diags_init(&d);
+    jpos_diags_init(&d);
     int r = gw_config_load(path, &cfg, &d);
-    route_diags_print(&d, stderr);
+    jpos_diags_print(&d, stderr);
     if (r == -ENOMEM) {
         fprintf(stderr, "%s: out of memory\n", path);
-        route_diags_done(&d);
+        jpos_diags_done(&d);
         return 1;
     }
     if (r < 0) {
         fprintf(stderr, "%s: %zu %s\n", path, d.nerrors, plural(d.nerrors, "error", "errors"));
-        route_diags_done(&d);
+        jpos_diags_done(&d);
         return 1;
     }
     /* The gateway raises its soft descriptor limit to the hard one: judge
@@ -72,7 +79,7 @@ static int cmd_check(const char *path)
         printf(" (%zu %s)", warnings, plural(warnings, "warning", "warnings"));
     printf("\n");
     gw_config_free(cfg);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     return 0;
 }
 
@@ -80,12 +87,12 @@ static int cmd_check(const char *path)
  * FILE:LINE:COLUMN: message) and runs the gateway until SIGTERM/SIGINT. */
 static int cmd_run(const char *config)
 {
-    struct route_diags d;
-    route_diags_init(&d);
+    struct jpos_diags d;
+    jpos_diags_init(&d);
     struct gw_config *cfg = NULL;
     int rc = gw_config_load(config, &cfg, &d);
-    route_diags_print(&d, stderr);
-    route_diags_done(&d);
+    jpos_diags_print(&d, stderr);
+    jpos_diags_done(&d);
     if (rc < 0) {
         fprintf(stderr, "tandem: %s: not started: %s\n", config,
                 rc == -EINVAL ? "fix the errors above" : strerror(-rc));
@@ -96,8 +103,45 @@ static int cmd_run(const char *config)
     return rc;
 }
 
+/* `tandem check --print-keys`: the key tables as PATH TAB TYPE TAB DEFAULT
+ * TAB RANGE TAB MEANING, the admin listener's fixed values under
+ * "(admin listener)". */
+static int cmd_print_keys(void)
+{
+    jpos_keys_print(stdout, &gw_config_keys, "");
+    jpos_keys_print(stdout, &gw_admin_listener_keys, "(admin listener)");
+    return 0;
+}
+
+/* `tandem schema config|routes`: config/schema/ holds their output. */
+static int cmd_schema(const char *which)
+{
+    json_t *schema = NULL;
+    if (which && strcmp(which, "config") == 0)
+        schema = jpos_keys_schema(&gw_config_keys, GW_CONFIG_SCHEMA_ID,
+                                  "Tandem gateway configuration (tandem.json)");
+    else if (which && strcmp(which, "routes") == 0)
+        schema = jpos_keys_schema(&route_file_keys, GW_ROUTES_SCHEMA_ID, "Tandem route file");
+    else {
+        fprintf(stderr, "tandem: schema needs \"config\" or \"routes\"\n");
+        gw_cli_usage(stderr);
+        return 2;
+    }
+    char *text = schema ? json_dumps(schema, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(schema);
+    if (!text) {
+        fprintf(stderr, "tandem: out of memory\n");
+        return 1;
+    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
 int gw_cli_main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "schema") == 0)
+        return argc == 3 ? cmd_schema(argv[2]) : cmd_schema(NULL);
     if (argc > 1 && strcmp(argv[1], "ctl") == 0)
         return gw_ctl_main(argc - 1, argv + 1);
     const char *config = GW_CONFIG_DEFAULT_PATH;
@@ -125,6 +169,8 @@ int gw_cli_main(int argc, char **argv)
             config = a + 2;
         } else if (strcmp(a, "check") == 0 && !check) {
             check = true;
+        } else if (strcmp(a, "--print-keys") == 0 && check) {
+            return cmd_print_keys();
         } else {
             fprintf(stderr, "tandem: unknown argument \"%s\"\n", a);
             gw_cli_usage(stderr);

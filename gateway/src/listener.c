@@ -153,19 +153,7 @@ int gw__listeners_open(void)
     }
     if (cfg->admin.enabled) {
         struct gw__listener *l = &gw__listeners[cfg->nlisteners];
-        struct gw_listener_config c = {
-            .max_connections = 256,
-            .max_header_bytes = 32768,
-            .max_headers = 100,
-            .max_uri_bytes = 8192,
-            .max_body_bytes = 4u << 20,
-            .header_timeout_ms = 10000,
-            .idle_timeout_ms = 60000,
-            .request_timeout_ms = 60000,
-            .body_timeout_ms = 60000,
-            .tunnel_idle_timeout_ms = 60000,
-            .acceptors = 1,
-        };
+        const struct gw_listener_config c = cfg->admin.listener; /* gw_admin_listener_keys */
         l->self = l;
         l->index = -1;
         l->name = "admin";
@@ -173,7 +161,7 @@ int gw__listeners_open(void)
         l->handler = gw__admin_serve;
         l->stats = &gw.admin_stats;
         limits_for(l, &c);
-        l->fd = open_socket(&cfg->admin.address, 128, "admin");
+        l->fd = open_socket(&cfg->admin.address, c.backlog, "admin");
         gw__nlisteners++;
         if (l->fd < 0)
             return l->fd;

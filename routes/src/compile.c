@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jpos/file.h"
 #include "route_int.h"
 
 struct route_builder {
@@ -69,15 +70,13 @@ void route_builder_free(struct route_builder *b)
     free(b);
 }
 
-static const char *const file_keys[] = {"routes", "$schema", NULL};
-
 int route_builder_add_text(struct route_builder *b, const char *file, const char *text, size_t len,
-                           struct route_diags *d)
+                           struct jpos_diags *d)
 {
     size_t before = d->nerrors;
     int r;
-    struct route_jdoc doc;
-    r = route_jdoc_parse(&doc, file, text, len, d);
+    struct jpos_doc doc;
+    r = jpos_doc_parse(&doc, file, text, len, d);
     if (r < 0)
         goto out;
     struct route__parse_ctx ctx = {
@@ -91,39 +90,40 @@ int route_builder_add_text(struct route_builder *b, const char *file, const char
         goto out;
     }
     b->nfiles++;
-    struct route_jval root, m, routes;
+    struct jpos_val root, m, routes;
     bool has_routes = false;
-    route_jval_root(&doc, &root);
+    jpos_val_root(&doc, &root);
     if (!json_is_object(root.v)) {
-        route_jerr(d, &root, "a route file holds an object {\"routes\": [...]}, got %s",
-                   route_jtype_name(root.v));
+        jpos_err(d, &root, "a route file holds an object {\"routes\": [...]}, got %s",
+                 jpos_type_name(root.v));
         goto out;
     }
-    struct route_jiter it;
-    route_jiter_init(&it, &root);
-    while (route_jiter_next(&it, &m)) {
-        if (strcmp(m.key, "routes") == 0) {
+    struct jpos_iter it;
+    jpos_iter_init(&it, &root);
+    while (jpos_iter_next(&it, &m)) {
+        const struct jpos_key *k = jpos_key_find(&route_file_keys, m.key);
+        const char *s;
+        if (k && k->id == ROUTE__K_ROUTES) {
             routes = m;
             has_routes = true;
-        } else if (strcmp(m.key, "$schema") == 0) {
-            const char *s;
-            route_jstring(d, &m, 4096, &s, NULL);
+        } else if (k && k->id == ROUTE__K_SCHEMA) {
+            jpos_string(d, &m, (size_t)k->max, &s, NULL);
         } else {
-            route_junknown(d, &m, "route file", file_keys);
+            jpos_keys_unknown(d, &m, &route_file_keys);
         }
     }
     if (!has_routes) {
-        route_jerr(d, &root, "route file has no \"routes\" array");
+        jpos_err(d, &root, "route file has no \"routes\" array");
         goto out;
     }
-    if (!route_jarray(d, &routes))
+    if (!jpos_array(d, &routes))
         goto out;
-    struct route_jval rv;
-    route_jiter_init(&it, &routes);
-    while (route_jiter_next(&it, &rv)) {
+    struct jpos_val rv;
+    jpos_iter_init(&it, &routes);
+    while (jpos_iter_next(&it, &rv)) {
         if (b->n >= ROUTE_MAX_ROUTES) {
             if (!b->too_many)
-                route_jerr(d, &rv, "too many routes: a table holds at most %d", ROUTE_MAX_ROUTES);
+                jpos_err(d, &rv, "too many routes: a table holds at most %d", ROUTE_MAX_ROUTES);
             b->too_many = true;
             break;
         }
@@ -145,87 +145,19 @@ int route_builder_add_text(struct route_builder *b, const char *file, const char
         b->entries[b->n++] = e;
     }
 out:
-    route_jdoc_done(&doc);
+    jpos_doc_done(&doc);
     b->errors += d->nerrors - before;
     if (r == -ENOMEM)
         return r;
     return d->nerrors != before ? -EINVAL : 0;
 }
 
-static int read_file(const char *path, char **out, size_t *len, struct route_diags *d)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
-        return -EINVAL;
-    }
-    int r = 0;
-    char *buf = NULL;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "not a regular file");
-        r = -EINVAL;
-        goto out;
-    }
-    if ((uint64_t)st.st_size > ROUTE_MAX_FILE_BYTES) {
-        route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL,
-                       "file is too large (%lld bytes; at most %u)", (long long)st.st_size,
-                       (unsigned)ROUTE_MAX_FILE_BYTES);
-        r = -EINVAL;
-        goto out;
-    }
-    /* Read up to one byte more than stat said, to notice a file still being
-     * written; the limit above still holds. */
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    buf = malloc(cap + 1);
-    if (!buf) {
-        r = -ENOMEM;
-        goto out;
-    }
-    for (;;) {
-        ssize_t k = read(fd, buf + n, cap - n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "cannot read: %s",
-                           strerror(errno));
-            r = -EINVAL;
-            goto out;
-        }
-        if (k == 0)
-            break;
-        n += (size_t)k;
-        if (n == cap) {
-            if (cap > ROUTE_MAX_FILE_BYTES) {
-                route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "file is too large");
-                r = -EINVAL;
-                goto out;
-            }
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) {
-                r = -ENOMEM;
-                goto out;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    buf = NULL;
-out:
-    free(buf);
-    close(fd);
-    return r;
-}
-
-int route_builder_add_file(struct route_builder *b, const char *path, struct route_diags *d)
+int route_builder_add_file(struct route_builder *b, const char *path, struct jpos_diags *d)
 {
     char *text;
     size_t len;
     size_t before = d->nerrors;
-    int r = read_file(path, &text, &len, d);
+    int r = jpos_file_load(path, ROUTE_MAX_FILE_BYTES, &text, &len, d);
     if (r < 0) {
         b->errors += d->nerrors - before;
         return r;
@@ -240,7 +172,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int route_builder_add_dir(struct route_builder *b, const char *dir, struct route_diags *d)
+int route_builder_add_dir(struct route_builder *b, const char *dir, struct jpos_diags *d)
 {
     size_t before = d->nerrors;
     int r = 0;
@@ -248,8 +180,8 @@ int route_builder_add_dir(struct route_builder *b, const char *dir, struct route
     size_t n = 0, cap = 0;
     DIR *dp = opendir(dir);
     if (!dp) {
-        route_diag_add(d, ROUTE_DIAG_ERROR, dir, 0, 0, NULL, "cannot open routes directory: %s",
-                       strerror(errno));
+        jpos_diag_add(d, JPOS_DIAG_ERROR, dir, 0, 0, NULL, "cannot open routes directory: %s",
+                      strerror(errno));
         b->errors++;
         r = -EINVAL;
         goto out;
@@ -260,8 +192,8 @@ int route_builder_add_dir(struct route_builder *b, const char *dir, struct route
         if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
             continue;
         if (n == ROUTE_MAX_FILES) {
-            route_diag_add(d, ROUTE_DIAG_ERROR, dir, 0, 0, NULL,
-                           "more than %d route files in the directory", ROUTE_MAX_FILES);
+            jpos_diag_add(d, JPOS_DIAG_ERROR, dir, 0, 0, NULL,
+                          "more than %d route files in the directory", ROUTE_MAX_FILES);
             b->errors++;
             r = -EINVAL;
             goto out;
@@ -304,9 +236,9 @@ int route_builder_add_dir(struct route_builder *b, const char *dir, struct route
         }
     }
     if (files == 0)
-        route_diag_add(d, ROUTE_DIAG_WARNING, dir, 0, 0, NULL,
-                       "no route files (*.json) in the routes directory: every request will get "
-                       "404");
+        jpos_diag_add(d, JPOS_DIAG_WARNING, dir, 0, 0, NULL,
+                      "no route files (*.json) in the routes directory: every request will get "
+                      "404");
 out:
     if (dp)
         closedir(dp);
@@ -529,21 +461,21 @@ static void describe_methods(const struct route__entry *a, const struct route__e
 }
 
 static void report_conflict(const struct route__entry *a, const struct route__entry *b,
-                            struct route_diags *d)
+                            struct jpos_diags *d)
 {
     char methods[128], path[64];
     describe_methods(a, b, methods, sizeof(methods));
     snprintf(path, sizeof(path), "routes[%u].match", b->file_index);
-    route_diag_add(d, ROUTE_DIAG_ERROR, b->r.file, b->match_line ? b->match_line : b->r.line,
-                   b->match_line ? b->match_col : b->r.column, path,
-                   "route \"%s\" conflicts with route \"%s\" (%s:%u:%u): both match %s %s%s%s%s "
-                   "with equal precedence; give one a higher \"priority\", or make their "
-                   "methods or headers differ",
-                   b->r.name ? b->r.name : "?", a->r.name ? a->r.name : "?", a->r.file,
-                   a->match_line ? a->match_line : a->r.line,
-                   a->match_line ? a->match_col : a->r.column, methods,
-                   b->r.path_kind == ROUTE_PATH_PREFIX ? "prefix " : "", b->r.path,
-                   b->r.host ? " on host " : " on any host", b->r.host ? b->r.host : "");
+    jpos_diag_add(d, JPOS_DIAG_ERROR, b->r.file, b->match_line ? b->match_line : b->r.line,
+                  b->match_line ? b->match_col : b->r.column, path,
+                  "route \"%s\" conflicts with route \"%s\" (%s:%u:%u): both match %s %s%s%s%s "
+                  "with equal precedence; give one a higher \"priority\", or make their "
+                  "methods or headers differ",
+                  b->r.name ? b->r.name : "?", a->r.name ? a->r.name : "?", a->r.file,
+                  a->match_line ? a->match_line : a->r.line,
+                  a->match_line ? a->match_col : a->r.column, methods,
+                  b->r.path_kind == ROUTE_PATH_PREFIX ? "prefix " : "", b->r.path,
+                  b->r.host ? " on host " : " on any host", b->r.host ? b->r.host : "");
 }
 
 /* ---- compile ---------------------------------------------------------------- */
@@ -566,7 +498,7 @@ static int cmp_place(const void *pa, const void *pb)
 
 /* Resolves implied HEAD and reports conflicts within one list (one node,
  * one kind), sorted best first. */
-static void check_list(struct place *p, size_t n, struct route_diags *d)
+static void check_list(struct place *p, size_t n, struct jpos_diags *d)
 {
     bool explicit_head = false;
     for (size_t i = 0; i < n; i++)
@@ -592,7 +524,7 @@ static void check_list(struct place *p, size_t n, struct route_diags *d)
     }
 }
 
-static void check_names(struct route_builder *b, struct route_diags *d, int *r)
+static void check_names(struct route_builder *b, struct jpos_diags *d, int *r)
 {
     size_t cap = 16;
     while (cap < b->n * 2)
@@ -613,9 +545,9 @@ static void check_names(struct route_builder *b, struct route_diags *d, int *r)
             if (strcmp(tab[j]->r.name, e->r.name) == 0) {
                 char path[64];
                 snprintf(path, sizeof(path), "routes[%u].name", e->file_index);
-                route_diag_add(d, ROUTE_DIAG_ERROR, e->r.file, e->name_line, e->name_col, path,
-                               "duplicate route name \"%s\"; it is first defined at %s:%u:%u",
-                               e->r.name, tab[j]->r.file, tab[j]->name_line, tab[j]->name_col);
+                jpos_diag_add(d, JPOS_DIAG_ERROR, e->r.file, e->name_line, e->name_col, path,
+                              "duplicate route name \"%s\"; it is first defined at %s:%u:%u",
+                              e->r.name, tab[j]->r.file, tab[j]->name_line, tab[j]->name_col);
                 break;
             }
         }
@@ -625,7 +557,7 @@ static void check_names(struct route_builder *b, struct route_diags *d, int *r)
     free(tab);
 }
 
-int route_builder_compile(struct route_builder *b, struct route_table **out, struct route_diags *d)
+int route_builder_compile(struct route_builder *b, struct route_table **out, struct jpos_diags *d)
 {
     size_t before = d->nerrors;
     int r = 0;
@@ -764,7 +696,7 @@ out:
 }
 
 int route_table_load_dir(const char *dir, const char *const *upstreams, size_t n,
-                         struct route_table **out, struct route_diags *d)
+                         struct route_table **out, struct jpos_diags *d)
 {
     struct route_builder *b;
     int r = route_builder_new(&b, upstreams, n);

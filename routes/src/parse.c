@@ -16,27 +16,6 @@
 
 #include "route_int.h"
 
-static const char *const route_keys[] = {"name",
-                                         "description",
-                                         "match",
-                                         "upstream",
-                                         "respond",
-                                         "strip_prefix",
-                                         "preserve_host",
-                                         "rewrite",
-                                         "request_headers",
-                                         "response_headers",
-                                         "timeouts",
-                                         "retries",
-                                         "max_body_bytes",
-                                         "priority",
-                                         "path_policy",
-                                         NULL};
-static const char *const match_keys[] = {"host", "path", "path_prefix", "methods", "headers", NULL};
-static const char *const respond_keys[] = {"status", "body", "headers", NULL};
-static const char *const edit_keys[] = {"set", "add", "remove", NULL};
-static const char *const timeout_keys[] = {"connect_ms", "response_ms", "tunnel_idle_ms", NULL};
-static const char *const path_policy_keys[] = {"escaped_slashes", "params", NULL};
 /* In enum route_slashes / route_params order, after LISTENER. */
 static const char *const slashes_names[] = {"refuse", "keep", "redirect", "decode", NULL};
 static const char *const params_names[] = {"refuse", "keep", NULL};
@@ -145,27 +124,27 @@ static void name_list(char *buf, size_t cap, const char *const *names, size_t n)
 /* ---- match.path / match.path_prefix --------------------------------------- */
 
 static int parse_path(struct route__parse_ctx *ctx, struct route__entry *e,
-                      const struct route_jval *pv, bool prefix, struct route_diags *d)
+                      const struct jpos_val *pv, bool prefix, struct jpos_diags *d)
 {
     const char *s;
     size_t len;
     const char *what = prefix ? "path_prefix" : "path";
-    if (!route_jstring(d, pv, ROUTE_MAX_PATH_BYTES, &s, &len))
+    if (!jpos_string(d, pv, ROUTE_MAX_PATH_BYTES, &s, &len))
         return -EINVAL;
     if (len == 0 || s[0] != '/') {
-        route_jerr(d, pv, "%s must start with '/', got \"%s\"", what, s);
+        jpos_err(d, pv, "%s must start with '/', got \"%s\"", what, s);
         return -EINVAL;
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= 0x20 || c == 0x7f) {
-            route_jerr(d, pv, "%s must not contain spaces or control characters (at byte %zu)",
-                       what, i);
+            jpos_err(d, pv, "%s must not contain spaces or control characters (at byte %zu)", what,
+                     i);
             return -EINVAL;
         }
         if (c == '?' || c == '#') {
-            route_jerr(d, pv, "%s must not contain '%c': routes match the path only, not the %s",
-                       what, c, c == '?' ? "query string" : "fragment");
+            jpos_err(d, pv, "%s must not contain '%c': routes match the path only, not the %s",
+                     what, c, c == '?' ? "query string" : "fragment");
             return -EINVAL;
         }
     }
@@ -191,16 +170,16 @@ static int parse_path(struct route__parse_ctx *ctx, struct route__entry *e,
         size_t slen = seg_end - pos;
         bool last = q == NULL;
         if (slen == 0 && (!last || prefix)) {
-            route_jerr(d, pv, "%s has an empty segment (\"//\") at byte %zu", what, pos);
+            jpos_err(d, pv, "%s has an empty segment (\"//\") at byte %zu", what, pos);
             return -EINVAL;
         }
         if (nseg == ROUTE_MAX_SEGMENTS) {
-            route_jerr(d, pv, "%s has more than %d segments", what, ROUTE_MAX_SEGMENTS);
+            jpos_err(d, pv, "%s has more than %d segments", what, ROUTE_MAX_SEGMENTS);
             return -EINVAL;
         }
         if (wildcard) {
-            route_jerr(d, pv, "a wildcard (\"*%s\") must be the last segment of the path",
-                       names[nparams - 1]);
+            jpos_err(d, pv, "a wildcard (\"*%s\") must be the last segment of the path",
+                     names[nparams - 1]);
             return -EINVAL;
         }
         uint8_t type = ROUTE_SEG_LITERAL;
@@ -209,34 +188,34 @@ static int parse_path(struct route__parse_ctx *ctx, struct route__entry *e,
             const char *pn = seg + 1;
             size_t pl = slen - 1;
             if (star && prefix) {
-                route_jerr(d, pv,
-                           "path_prefix cannot hold a wildcard: use \"path\": \"%.*s\" to "
-                           "capture the rest, or drop \"%.*s\"",
-                           (int)end, s, (int)slen, seg);
+                jpos_err(d, pv,
+                         "path_prefix cannot hold a wildcard: use \"path\": \"%.*s\" to "
+                         "capture the rest, or drop \"%.*s\"",
+                         (int)end, s, (int)slen, seg);
                 return -EINVAL;
             }
             if (!is_ident(pn, pl)) {
                 if (pl == 0)
-                    route_jerr(d, pv,
-                               "%s names no parameter after '%c' (write \"%c%s\" and use it "
-                               "in rewrite as \"%c%s\")",
-                               what, seg[0], seg[0], star ? "rest" : "id", seg[0],
-                               star ? "rest" : "id");
+                    jpos_err(d, pv,
+                             "%s names no parameter after '%c' (write \"%c%s\" and use it "
+                             "in rewrite as \"%c%s\")",
+                             what, seg[0], seg[0], star ? "rest" : "id", seg[0],
+                             star ? "rest" : "id");
                 else
-                    route_jerr(d, pv,
-                               "parameter \"%.*s\" must be a whole segment named with letters, "
-                               "digits and '_'",
-                               (int)slen, seg);
+                    jpos_err(d, pv,
+                             "parameter \"%.*s\" must be a whole segment named with letters, "
+                             "digits and '_'",
+                             (int)slen, seg);
                 return -EINVAL;
             }
             for (unsigned i = 0; i < nparams; i++) {
                 if (strlen(names[i]) == pl && memcmp(names[i], pn, pl) == 0) {
-                    route_jerr(d, pv, "parameter \"%.*s\" appears twice in %s", (int)pl, pn, what);
+                    jpos_err(d, pv, "parameter \"%.*s\" appears twice in %s", (int)pl, pn, what);
                     return -EINVAL;
                 }
             }
             if (nparams == ROUTE_MAX_PARAMS) {
-                route_jerr(d, pv, "%s has more than %d parameters", what, ROUTE_MAX_PARAMS);
+                jpos_err(d, pv, "%s has more than %d parameters", what, ROUTE_MAX_PARAMS);
                 return -EINVAL;
             }
             const char *name = route__arena_strndup(ctx->arena, pn, pl);
@@ -297,11 +276,11 @@ static int parse_path(struct route__parse_ctx *ctx, struct route__entry *e,
 /* ---- match.host ----------------------------------------------------------- */
 
 static int parse_host(struct route__parse_ctx *ctx, struct route__entry *e,
-                      const struct route_jval *hv, struct route_diags *d)
+                      const struct jpos_val *hv, struct jpos_diags *d)
 {
     const char *s;
     size_t len;
-    if (!route_jstring(d, hv, MAX_HOST + 2, &s, &len))
+    if (!jpos_string(d, hv, MAX_HOST + 2, &s, &len))
         return -EINVAL;
     char *h = lower_dup(ctx->arena, s, len);
     if (!h)
@@ -309,16 +288,16 @@ static int parse_host(struct route__parse_ctx *ctx, struct route__entry *e,
     if (len > 1 && h[len - 1] == '.' && h[len - 2] != '.')
         h[--len] = '\0'; /* "example.com." is "example.com" */
     if (len == 0 || strcmp(h, "*") == 0) {
-        route_jerr(d, hv, "to match any host, leave \"host\" out");
+        jpos_err(d, hv, "to match any host, leave \"host\" out");
         return -EINVAL;
     }
     bool suffix = len > 2 && h[0] == '*' && h[1] == '.';
     const char *name = suffix ? h + 2 : h;
     size_t nlen = suffix ? len - 2 : len;
     if (strchr(name, '*')) {
-        route_jerr(d, hv,
-                   "a wildcard host is written \"*.example.com\": '*' can only be the whole "
-                   "first label");
+        jpos_err(d, hv,
+                 "a wildcard host is written \"*.example.com\": '*' can only be the whole "
+                 "first label");
         return -EINVAL;
     }
     if (name[0] == '[') {
@@ -326,13 +305,13 @@ static int parse_host(struct route__parse_ctx *ctx, struct route__entry *e,
         for (size_t i = 1; ok && i + 1 < nlen; i++)
             ok = isxdigit((unsigned char)name[i]) || name[i] == ':' || name[i] == '.';
         if (!ok) {
-            route_jerr(d, hv, "\"%s\" is not a valid IPv6 host (write it as \"[::1]\")", s);
+            jpos_err(d, hv, "\"%s\" is not a valid IPv6 host (write it as \"[::1]\")", s);
             return -EINVAL;
         }
     } else {
         if (strchr(name, ':')) {
-            route_jerr(d, hv,
-                       "host must not include a port (\"%s\"); routes match the host name only", s);
+            jpos_err(d, hv,
+                     "host must not include a port (\"%s\"); routes match the host name only", s);
             return -EINVAL;
         }
         bool label_start = true;
@@ -346,15 +325,15 @@ static int parse_host(struct route__parse_ctx *ctx, struct route__entry *e,
             }
             label_start = false;
             if (!(isalnum((unsigned char)c) || c == '-' || c == '_')) {
-                route_jerr(d, hv,
-                           "host \"%s\" may hold only letters, digits, '-', '_' and '.' "
-                           "(found '%c')",
-                           s, c);
+                jpos_err(d, hv,
+                         "host \"%s\" may hold only letters, digits, '-', '_' and '.' "
+                         "(found '%c')",
+                         s, c);
                 return -EINVAL;
             }
         }
         if (label_start) {
-            route_jerr(d, hv, "host \"%s\" has an empty label", s);
+            jpos_err(d, hv, "host \"%s\" has an empty label", s);
             return -EINVAL;
         }
     }
@@ -366,17 +345,17 @@ static int parse_host(struct route__parse_ctx *ctx, struct route__entry *e,
 /* ---- match.methods -------------------------------------------------------- */
 
 static int parse_methods(struct route__parse_ctx *ctx, struct route__entry *e,
-                         const struct route_jval *mv, struct route_diags *d)
+                         const struct jpos_val *mv, struct jpos_diags *d)
 {
-    if (!route_jarray(d, mv))
+    if (!jpos_array(d, mv))
         return -EINVAL;
     size_t n = json_array_size(mv->v);
     if (n == 0) {
-        route_jerr(d, mv, "methods is empty; leave it out to match any method");
+        jpos_err(d, mv, "methods is empty; leave it out to match any method");
         return -EINVAL;
     }
     if (n > ROUTE_MAX_METHODS) {
-        route_jerr(d, mv, "lists %zu methods; at most %d", n, ROUTE_MAX_METHODS);
+        jpos_err(d, mv, "lists %zu methods; at most %d", n, ROUTE_MAX_METHODS);
         return -EINVAL;
     }
     const char **ext = route__arena_alloc(ctx->arena, n * sizeof(*ext));
@@ -385,36 +364,36 @@ static int parse_methods(struct route__parse_ctx *ctx, struct route__entry *e,
     size_t next = 0;
     unsigned bits = 0;
     int r = 0;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, mv);
-    while (route_jiter_next(&it, &m)) {
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, mv);
+    while (jpos_iter_next(&it, &m)) {
         const char *s;
         size_t len;
-        if (!route_jstring(d, &m, 32, &s, &len)) {
+        if (!jpos_string(d, &m, 32, &s, &len)) {
             r = -EINVAL;
             continue;
         }
         unsigned bit = route_method_bit(s, len);
         if (bit) {
             if (bits & bit) {
-                route_jerr(d, &m, "method \"%s\" is listed twice", s);
+                jpos_err(d, &m, "method \"%s\" is listed twice", s);
                 r = -EINVAL;
             }
             bits |= bit;
             continue;
         }
-        const char *hint = route_suggest(s, method_names, 9);
+        const char *hint = jpos_suggest(s, method_names, 9);
         if (hint && strcasecmp(hint, s) == 0) {
-            route_jerr(d, &m,
-                       "unknown method \"%s\"; methods are case-sensitive: did you mean "
-                       "\"%s\"?",
-                       s, hint);
+            jpos_err(d, &m,
+                     "unknown method \"%s\"; methods are case-sensitive: did you mean "
+                     "\"%s\"?",
+                     s, hint);
             r = -EINVAL;
             continue;
         }
         if (!is_token(s, len)) {
-            route_jerr(d, &m, "\"%s\" is not a valid method name (RFC 9110 token)", s);
+            jpos_err(d, &m, "\"%s\" is not a valid method name (RFC 9110 token)", s);
             r = -EINVAL;
             continue;
         }
@@ -422,7 +401,7 @@ static int parse_methods(struct route__parse_ctx *ctx, struct route__entry *e,
         for (size_t i = 0; i < next; i++)
             dup = dup || strcmp(ext[i], s) == 0;
         if (dup) {
-            route_jerr(d, &m, "method \"%s\" is listed twice", s);
+            jpos_err(d, &m, "method \"%s\" is listed twice", s);
             r = -EINVAL;
             continue;
         }
@@ -443,15 +422,14 @@ static int parse_methods(struct route__parse_ctx *ctx, struct route__entry *e,
 /* Checks that `ov` is an object of at most `max` members (`what` names them
  * in the message) and allocates room for one `size`-byte entry per member.
  * Returns 0 with *mem and *n, or -EINVAL (reported) or -ENOMEM. */
-static int header_object(struct route__parse_ctx *ctx, const struct route_jval *ov, size_t max,
-                         const char *what, size_t size, void **mem, size_t *n,
-                         struct route_diags *d)
+static int header_object(struct route__parse_ctx *ctx, const struct jpos_val *ov, size_t max,
+                         const char *what, size_t size, void **mem, size_t *n, struct jpos_diags *d)
 {
-    if (!route_jobject(d, ov))
+    if (!jpos_object(d, ov))
         return -EINVAL;
     size_t count = json_object_size(ov->v);
     if (count > max) {
-        route_jerr(d, ov, "has %zu %s; at most %zu", count, what, max);
+        jpos_err(d, ov, "has %zu %s; at most %zu", count, what, max);
         return -EINVAL;
     }
     void *m = route__arena_alloc(ctx->arena, (count ? count : 1) * size);
@@ -463,19 +441,19 @@ static int header_object(struct route__parse_ctx *ctx, const struct route_jval *
 }
 
 /* A member's key must be a header name (a token of at most 256 bytes). */
-static bool header_key_ok(const struct route_jval *m, struct route_diags *d)
+static bool header_key_ok(const struct jpos_val *m, struct jpos_diags *d)
 {
     size_t klen = strlen(m->key);
     if (is_token(m->key, klen) && klen <= 256)
         return true;
-    route_jerr_key(d, m, "\"%s\" is not a valid header name", m->key);
+    jpos_err_key(d, m, "\"%s\" is not a valid header name", m->key);
     return false;
 }
 
 /* ---- match.headers -------------------------------------------------------- */
 
 static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry *e,
-                              const struct route_jval *hv, struct route_diags *d)
+                              const struct jpos_val *hv, struct jpos_diags *d)
 {
     struct route_header_cond *conds;
     size_t n;
@@ -484,10 +462,10 @@ static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry 
     if (r < 0)
         return r;
     size_t k = 0;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, hv);
-    while (route_jiter_next(&it, &m)) {
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, hv);
+    while (jpos_iter_next(&it, &m)) {
         if (!header_key_ok(&m, d)) {
             r = -EINVAL;
             continue;
@@ -496,8 +474,8 @@ static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry 
         for (size_t i = 0; i < k; i++)
             dup = dup || strcasecmp(conds[i].name, m.key) == 0;
         if (dup) {
-            route_jerr_key(d, &m, "header \"%s\" is listed twice (names are case-insensitive)",
-                           m.key);
+            jpos_err_key(d, &m, "header \"%s\" is listed twice (names are case-insensitive)",
+                         m.key);
             r = -EINVAL;
             continue;
         }
@@ -509,12 +487,12 @@ static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry 
         } else if (json_is_string(m.v)) {
             const char *s;
             size_t len;
-            if (!route_jstring(d, &m, ROUTE_MAX_VALUE_BYTES, &s, &len)) {
+            if (!jpos_string(d, &m, ROUTE_MAX_VALUE_BYTES, &s, &len)) {
                 r = -EINVAL;
                 continue;
             }
             if (!is_field_value(s, len)) {
-                route_jerr(d, &m, "header value must not contain control characters");
+                jpos_err(d, &m, "header value must not contain control characters");
                 r = -EINVAL;
                 continue;
             }
@@ -524,10 +502,10 @@ static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry 
             if (!c.value)
                 return -ENOMEM;
         } else {
-            route_jerr(d, &m,
-                       "expected a string (the exact value), true (present) or false (absent), "
-                       "got %s",
-                       route_jtype_name(m.v));
+            jpos_err(d, &m,
+                     "expected a string (the exact value), true (present) or false (absent), "
+                     "got %s",
+                     jpos_type_name(m.v));
             r = -EINVAL;
             continue;
         }
@@ -543,47 +521,53 @@ static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry 
 }
 
 static int parse_match(struct route__parse_ctx *ctx, struct route__entry *e,
-                       const struct route_jval *mv, struct route_diags *d, bool *path_ok)
+                       const struct jpos_val *mv, struct jpos_diags *d, bool *path_ok)
 {
     *path_ok = false;
-    if (!route_jobject(d, mv))
+    if (!jpos_object(d, mv))
         return -EINVAL;
-    route_jval_pos(mv, &e->match_line, &e->match_col);
-    struct route_jval m, path, prefix, host, methods, headers;
+    jpos_val_pos(mv, &e->match_line, &e->match_col);
+    struct jpos_val m, path, prefix, host, methods, headers;
     bool has_path = false, has_prefix = false, has_host = false, has_methods = false,
          has_headers = false;
-    struct route_jiter it;
-    route_jiter_init(&it, mv);
+    struct jpos_iter it;
+    jpos_iter_init(&it, mv);
     int r = 0;
-    while (route_jiter_next(&it, &m)) {
-        if (strcmp(m.key, "path") == 0) {
+    while (jpos_iter_next(&it, &m)) {
+        switch (route__key_id(route__match_keys, m.key)) {
+        case ROUTE__K_PATH:
             path = m;
             has_path = true;
-        } else if (strcmp(m.key, "path_prefix") == 0) {
+            break;
+        case ROUTE__K_PATH_PREFIX:
             prefix = m;
             has_prefix = true;
-        } else if (strcmp(m.key, "host") == 0) {
+            break;
+        case ROUTE__K_HOST:
             host = m;
             has_host = true;
-        } else if (strcmp(m.key, "methods") == 0) {
+            break;
+        case ROUTE__K_METHODS:
             methods = m;
             has_methods = true;
-        } else if (strcmp(m.key, "headers") == 0) {
+            break;
+        case ROUTE__K_MATCH_HEADERS:
             headers = m;
             has_headers = true;
-        } else {
-            route_junknown(d, &m, "match", match_keys);
+            break;
+        default:
+            jpos_keys_unknown(d, &m, route__match_keys);
             r = -EINVAL;
         }
     }
     int q;
     if (has_path && has_prefix) {
-        route_jerr_key(d, &prefix, "use either \"path\" or \"path_prefix\", not both");
+        jpos_err_key(d, &prefix, "use either \"path\" or \"path_prefix\", not both");
         r = -EINVAL;
     } else if (!has_path && !has_prefix) {
-        route_jerr(d, mv,
-                   "match needs \"path\" (\"/users\", \"/users/:id\", \"/static/*rest\") or "
-                   "\"path_prefix\" (\"/api\")");
+        jpos_err(d, mv,
+                 "match needs \"path\" (\"/users\", \"/users/:id\", \"/static/*rest\") or "
+                 "\"path_prefix\" (\"/api\")");
         r = -EINVAL;
     } else {
         q = parse_path(ctx, e, has_path ? &path : &prefix, has_prefix, d);
@@ -614,8 +598,8 @@ static int parse_match(struct route__parse_ctx *ctx, struct route__entry *e,
 
 /* ---- header edits and respond.headers ------------------------------------- */
 
-static int parse_kv(struct route__parse_ctx *ctx, const struct route_jval *ov, bool managed_ok,
-                    const struct route_kv **out, size_t *nout, struct route_diags *d)
+static int parse_kv(struct route__parse_ctx *ctx, const struct jpos_val *ov, bool managed_ok,
+                    const struct route_kv **out, size_t *nout, struct jpos_diags *d)
 {
     struct route_kv *kv;
     size_t n;
@@ -624,19 +608,19 @@ static int parse_kv(struct route__parse_ctx *ctx, const struct route_jval *ov, b
     if (r < 0)
         return r;
     size_t k = 0;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, ov);
-    while (route_jiter_next(&it, &m)) {
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, ov);
+    while (jpos_iter_next(&it, &m)) {
         if (!header_key_ok(&m, d)) {
             r = -EINVAL;
             continue;
         }
         if (!managed_ok && in_list(m.key, managed_headers)) {
-            route_jerr_key(d, &m,
-                           "\"%s\" is managed by the gateway (message framing and hop-by-hop "
-                           "headers) and cannot be set",
-                           m.key);
+            jpos_err_key(d, &m,
+                         "\"%s\" is managed by the gateway (message framing and hop-by-hop "
+                         "headers) and cannot be set",
+                         m.key);
             r = -EINVAL;
             continue;
         }
@@ -644,19 +628,19 @@ static int parse_kv(struct route__parse_ctx *ctx, const struct route_jval *ov, b
         for (size_t i = 0; i < k; i++)
             dup = dup || strcasecmp(kv[i].name, m.key) == 0;
         if (dup) {
-            route_jerr_key(d, &m, "header \"%s\" is listed twice (names are case-insensitive)",
-                           m.key);
+            jpos_err_key(d, &m, "header \"%s\" is listed twice (names are case-insensitive)",
+                         m.key);
             r = -EINVAL;
             continue;
         }
         const char *s;
         size_t len;
-        if (!route_jstring(d, &m, ROUTE_MAX_VALUE_BYTES, &s, &len)) {
+        if (!jpos_string(d, &m, ROUTE_MAX_VALUE_BYTES, &s, &len)) {
             r = -EINVAL;
             continue;
         }
         if (!is_field_value(s, len)) {
-            route_jerr(d, &m, "header value must not contain control characters (CR, LF, ...)");
+            jpos_err(d, &m, "header value must not contain control characters (CR, LF, ...)");
             r = -EINVAL;
             continue;
         }
@@ -673,28 +657,29 @@ static int parse_kv(struct route__parse_ctx *ctx, const struct route_jval *ov, b
     return r;
 }
 
-static int parse_edit(struct route__parse_ctx *ctx, const struct route_jval *ev,
-                      struct route_header_edit *out, struct route_diags *d)
+static int parse_edit(struct route__parse_ctx *ctx, const struct jpos_val *ev,
+                      struct route_header_edit *out, struct jpos_diags *d)
 {
-    if (!route_jobject(d, ev))
+    if (!jpos_object(d, ev))
         return -EINVAL;
     int r = 0, q;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, ev);
-    while (route_jiter_next(&it, &m)) {
-        if (strcmp(m.key, "set") == 0) {
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, ev);
+    while (jpos_iter_next(&it, &m)) {
+        int id = route__key_id(route__edit_keys, m.key);
+        if (id == ROUTE__K_SET) {
             q = parse_kv(ctx, &m, false, &out->set, &out->nset, d);
-        } else if (strcmp(m.key, "add") == 0) {
+        } else if (id == ROUTE__K_ADD) {
             q = parse_kv(ctx, &m, false, &out->add, &out->nadd, d);
-        } else if (strcmp(m.key, "remove") == 0) {
-            if (!route_jarray(d, &m)) {
+        } else if (id == ROUTE__K_REMOVE) {
+            if (!jpos_array(d, &m)) {
                 r = -EINVAL;
                 continue;
             }
             size_t n = json_array_size(m.v);
             if (n > ROUTE_MAX_HEADER_EDITS) {
-                route_jerr(d, &m, "lists %zu headers; at most %d", n, ROUTE_MAX_HEADER_EDITS);
+                jpos_err(d, &m, "lists %zu headers; at most %d", n, ROUTE_MAX_HEADER_EDITS);
                 r = -EINVAL;
                 continue;
             }
@@ -703,16 +688,16 @@ static int parse_edit(struct route__parse_ctx *ctx, const struct route_jval *ev,
                 return -ENOMEM;
             size_t k = 0;
             q = 0;
-            struct route_jiter it2;
-            struct route_jval x;
-            route_jiter_init(&it2, &m);
-            while (route_jiter_next(&it2, &x)) {
+            struct jpos_iter it2;
+            struct jpos_val x;
+            jpos_iter_init(&it2, &m);
+            while (jpos_iter_next(&it2, &x)) {
                 const char *s;
                 size_t len;
-                if (!route_jstring(d, &x, 256, &s, &len)) {
+                if (!jpos_string(d, &x, 256, &s, &len)) {
                     q = -EINVAL;
                 } else if (!is_token(s, len)) {
-                    route_jerr(d, &x, "\"%s\" is not a valid header name", s);
+                    jpos_err(d, &x, "\"%s\" is not a valid header name", s);
                     q = -EINVAL;
                 } else if (!(names[k++] = lower_dup(ctx->arena, s, len))) {
                     return -ENOMEM;
@@ -723,7 +708,7 @@ static int parse_edit(struct route__parse_ctx *ctx, const struct route_jval *ev,
                 out->nremove = k;
             }
         } else {
-            route_junknown(d, &m, "header changes", edit_keys);
+            jpos_keys_unknown(d, &m, route__edit_keys);
             q = -EINVAL;
         }
         if (q == -ENOMEM)
@@ -735,9 +720,9 @@ static int parse_edit(struct route__parse_ctx *ctx, const struct route_jval *ev,
 }
 
 static int parse_respond(struct route__parse_ctx *ctx, struct route__entry *e,
-                         const struct route_jval *rv, struct route_diags *d)
+                         const struct jpos_val *rv, struct jpos_diags *d)
 {
-    if (!route_jobject(d, rv))
+    if (!jpos_object(d, rv))
         return -EINVAL;
     struct route_respond *resp = route__arena_alloc(ctx->arena, sizeof(*resp));
     if (!resp)
@@ -745,31 +730,32 @@ static int parse_respond(struct route__parse_ctx *ctx, struct route__entry *e,
     resp->status = 200;
     resp->body = "";
     int r = 0, q;
-    struct route_jval m, status_v;
+    struct jpos_val m, status_v;
     bool has_status = false;
-    struct route_jiter it;
-    route_jiter_init(&it, rv);
-    while (route_jiter_next(&it, &m)) {
-        if (strcmp(m.key, "status") == 0) {
+    struct jpos_iter it;
+    jpos_iter_init(&it, rv);
+    while (jpos_iter_next(&it, &m)) {
+        int id = route__key_id(route__respond_keys, m.key);
+        if (id == ROUTE__K_STATUS) {
             long long st;
             status_v = m;
             has_status = true;
             if (!json_is_integer(m.v)) {
-                route_jerr(d, &m, "expected an integer, got %s", route_jtype_name(m.v));
+                jpos_err(d, &m, "expected an integer, got %s", jpos_type_name(m.v));
                 r = -EINVAL;
             } else if ((st = json_integer_value(m.v)) < 200 || st > 599) {
-                route_jerr(d, &m,
-                           "bad status %lld: a direct response's status must be between "
-                           "200 and 599",
-                           st);
+                jpos_err(d, &m,
+                         "bad status %lld: a direct response's status must be between "
+                         "200 and 599",
+                         st);
                 r = -EINVAL;
             } else {
                 resp->status = (int)st;
             }
-        } else if (strcmp(m.key, "body") == 0) {
+        } else if (id == ROUTE__K_BODY) {
             const char *s;
             size_t len;
-            if (!route_jstring(d, &m, ROUTE_MAX_BODY_BYTES, &s, &len)) {
+            if (!jpos_string(d, &m, ROUTE_MAX_BODY_BYTES, &s, &len)) {
                 r = -EINVAL;
                 continue;
             }
@@ -779,54 +765,54 @@ static int parse_respond(struct route__parse_ctx *ctx, struct route__entry *e,
             memcpy(b, s, len);
             resp->body = b;
             resp->body_len = len;
-        } else if (strcmp(m.key, "headers") == 0) {
+        } else if (id == ROUTE__K_RESPOND_HEADERS) {
             if ((q = parse_kv(ctx, &m, false, &resp->headers, &resp->nheaders, d)) < 0) {
                 if (q == -ENOMEM)
                     return q;
                 r = q;
             }
         } else {
-            route_junknown(d, &m, "respond", respond_keys);
+            jpos_keys_unknown(d, &m, route__respond_keys);
             r = -EINVAL;
         }
     }
     if (has_status && (resp->status == 204 || resp->status == 304) && resp->body_len) {
-        route_jerr(d, &status_v, "a %d response has no body; remove \"body\" or change the status",
-                   resp->status);
+        jpos_err(d, &status_v, "a %d response has no body; remove \"body\" or change the status",
+                 resp->status);
         r = -EINVAL;
     }
     e->r.respond = resp;
     return r;
 }
 
-static int parse_timeouts(struct route__entry *e, const struct route_jval *tv,
-                          struct route_diags *d)
+static int parse_timeouts(struct route__entry *e, const struct jpos_val *tv, struct jpos_diags *d)
 {
-    if (!route_jobject(d, tv))
+    if (!jpos_object(d, tv))
         return -EINVAL;
     int r = 0;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, tv);
-    while (route_jiter_next(&it, &m)) {
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, tv);
+    while (jpos_iter_next(&it, &m)) {
+        int id = route__key_id(route__timeout_keys, m.key);
         long long x;
-        if (strcmp(m.key, "connect_ms") == 0) {
-            if (route_jint(d, &m, 1, 3600000, &x))
+        if (id == ROUTE__K_CONNECT_MS) {
+            if (jpos_int(d, &m, 1, 3600000, &x))
                 e->r.connect_timeout_ms = (uint32_t)x;
             else
                 r = -EINVAL;
-        } else if (strcmp(m.key, "response_ms") == 0) {
-            if (route_jint(d, &m, 1, 3600000, &x))
+        } else if (id == ROUTE__K_RESPONSE_MS) {
+            if (jpos_int(d, &m, 1, 3600000, &x))
                 e->r.response_timeout_ms = (uint32_t)x;
             else
                 r = -EINVAL;
-        } else if (strcmp(m.key, "tunnel_idle_ms") == 0) {
-            if (route_jint(d, &m, 1, 86400000, &x))
+        } else if (id == ROUTE__K_TUNNEL_IDLE_MS) {
+            if (jpos_int(d, &m, 1, 86400000, &x))
                 e->r.tunnel_idle_ms = (uint32_t)x;
             else
                 r = -EINVAL;
         } else {
-            route_junknown(d, &m, "timeouts", timeout_keys);
+            jpos_keys_unknown(d, &m, route__timeout_keys);
             r = -EINVAL;
         }
     }
@@ -837,42 +823,29 @@ static int parse_timeouts(struct route__entry *e, const struct route_jval *tv,
 
 /* One of `names` (NULL-terminated): 1 + its index (0 is LISTENER), or 0
  * with an error. */
-static int parse_choice(const struct route_jval *v, const char *what, const char *const *names,
-                        struct route_diags *d)
+static int parse_choice(const struct jpos_val *v, const char *what, const char *const *names,
+                        struct jpos_diags *d)
 {
-    const char *s;
-    if (!route_jstring(d, v, 64, &s, NULL))
-        return 0;
-    size_t n = 0;
-    for (; names[n]; n++)
-        if (strcmp(names[n], s) == 0)
-            return (int)n + 1;
-    const char *hint = route_suggest(s, names, n);
-    char list[128];
-    name_list(list, sizeof list, names, n);
-    if (hint)
-        route_jerr(d, v, "unknown %s \"%s\"; did you mean \"%s\"?", what, s, hint);
-    else
-        route_jerr(d, v, "unknown %s \"%s\" (one of %s)", what, s, list);
-    return 0;
+    return jpos_choice(d, v, what, names, NULL) + 1;
 }
 
-static void parse_path_policy(struct route__entry *e, const struct route_jval *pv,
-                              struct route_diags *d)
+static void parse_path_policy(struct route__entry *e, const struct jpos_val *pv,
+                              struct jpos_diags *d)
 {
-    if (!route_jobject(d, pv))
+    if (!jpos_object(d, pv))
         return;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, pv);
-    while (route_jiter_next(&it, &m)) {
-        if (strcmp(m.key, "escaped_slashes") == 0)
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, pv);
+    while (jpos_iter_next(&it, &m)) {
+        int id = route__key_id(route__path_policy_keys, m.key);
+        if (id == ROUTE__K_ESCAPED_SLASHES)
             e->r.escaped_slashes =
                 (enum route_slashes)parse_choice(&m, "escaped_slashes", slashes_names, d);
-        else if (strcmp(m.key, "params") == 0)
+        else if (id == ROUTE__K_PARAMS)
             e->r.path_params = (enum route_params)parse_choice(&m, "params", params_names, d);
         else
-            route_junknown(d, &m, "path_policy", path_policy_keys);
+            jpos_keys_unknown(d, &m, route__path_policy_keys);
     }
 }
 
@@ -892,13 +865,13 @@ struct tpl {
  * with or without literal text between them, a trailing literal) can run
  * past the array. Reports at `rv` and returns false when it is full. */
 static bool tpl_add(struct tpl *t, const char *s, size_t at, size_t n, int8_t param,
-                    const struct route_jval *rv, struct route_diags *d)
+                    const struct jpos_val *rv, struct jpos_diags *d)
 {
     if (t->n == sizeof(t->parts) / sizeof(t->parts[0])) {
-        route_jerr(d, rv,
-                   "rewrite has more than %d parts (runs of literal text and :param or "
-                   "*wildcard references); part %u starts at byte %zu of the decoded value",
-                   ROUTE_MAX_REWRITE_PARTS, t->n + 1, at);
+        jpos_err(d, rv,
+                 "rewrite has more than %d parts (runs of literal text and :param or "
+                 "*wildcard references); part %u starts at byte %zu of the decoded value",
+                 ROUTE_MAX_REWRITE_PARTS, t->n + 1, at);
         return false;
     }
     t->parts[t->n++] =
@@ -908,20 +881,20 @@ static bool tpl_add(struct tpl *t, const char *s, size_t at, size_t n, int8_t pa
 }
 
 static int parse_rewrite(struct route__parse_ctx *ctx, struct route__entry *e,
-                         const struct route_jval *rv, struct route_diags *d)
+                         const struct jpos_val *rv, struct jpos_diags *d)
 {
     const char *s;
     size_t len;
-    if (!route_jstring(d, rv, ROUTE_MAX_PATH_BYTES, &s, &len))
+    if (!jpos_string(d, rv, ROUTE_MAX_PATH_BYTES, &s, &len))
         return -EINVAL;
     if (len == 0 || s[0] != '/') {
-        route_jerr(d, rv, "rewrite must start with '/', got \"%s\"", s);
+        jpos_err(d, rv, "rewrite must start with '/', got \"%s\"", s);
         return -EINVAL;
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= 0x20 || c == 0x7f || c == '#') {
-            route_jerr(d, rv, "rewrite must not contain spaces, control characters or '#'");
+            jpos_err(d, rv, "rewrite must not contain spaces, control characters or '#'");
             return -EINVAL;
         }
     }
@@ -947,20 +920,20 @@ static int parse_rewrite(struct route__parse_ctx *ctx, struct route__entry *e,
                 if (found < 0 || is_wild != (s[i] == '*')) {
                     char want[80];
                     snprintf(want, sizeof(want), "%.*s", (int)pl, pn);
-                    const char *hint = route_suggest(want, e->r.param_names, e->r.nparams);
+                    const char *hint = jpos_suggest(want, e->r.param_names, e->r.nparams);
                     if (found >= 0)
-                        route_jerr(d, rv, "rewrite writes \"%c%s\" but the path has \"%c%s\"", s[i],
-                                   want, is_wild ? '*' : ':', want);
+                        jpos_err(d, rv, "rewrite writes \"%c%s\" but the path has \"%c%s\"", s[i],
+                                 want, is_wild ? '*' : ':', want);
                     else if (hint)
-                        route_jerr(d, rv,
-                                   "rewrite uses \"%c%s\" but the path has no such parameter; "
-                                   "did you mean \"%s\"?",
-                                   s[i], want, hint);
+                        jpos_err(d, rv,
+                                 "rewrite uses \"%c%s\" but the path has no such parameter; "
+                                 "did you mean \"%s\"?",
+                                 s[i], want, hint);
                     else
-                        route_jerr(d, rv,
-                                   "rewrite uses \"%c%s\" but the path \"%s\" has no such "
-                                   "parameter",
-                                   s[i], want, e->r.path ? e->r.path : "");
+                        jpos_err(d, rv,
+                                 "rewrite uses \"%c%s\" but the path \"%s\" has no such "
+                                 "parameter",
+                                 s[i], want, e->r.path ? e->r.path : "");
                     r = -EINVAL;
                 } else {
                     if (i > lit && !tpl_add(&t, s, lit, i - lit, -1, rv, d))
@@ -1004,22 +977,22 @@ static bool valid_name(const char *s)
 
 /* ---- a route ---------------------------------------------------------------- */
 
-struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const struct route_jval *v,
-                                        unsigned index, struct route_diags *d)
+struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const struct jpos_val *v,
+                                        unsigned index, struct jpos_diags *d)
 {
     size_t errors = d->nerrors;
     struct route__entry *e = route__arena_alloc(ctx->arena, sizeof(*e));
     if (!e)
         return NULL;
     e->r.file = ctx->file;
-    route_jval_pos(v, &e->r.line, &e->r.column);
+    jpos_val_pos(v, &e->r.line, &e->r.column);
     e->file_index = index;
     e->r.preserve_host = true;
     e->r.retries = -1;
     e->r.max_body_bytes = -1;
     e->r.upstream_index = -1;
     if (!json_is_object(v->v)) {
-        route_jerr(d, v, "each route must be an object, got %s", route_jtype_name(v->v));
+        jpos_err(d, v, "each route must be an object, got %s", jpos_type_name(v->v));
         e->invalid = true;
         return e;
     }
@@ -1038,49 +1011,50 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
         K_RETRIES,
         K_NKEYS
     };
-    struct route_jval kv[K_NKEYS];
+    struct jpos_val kv[K_NKEYS];
     bool has[K_NKEYS] = {0};
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, v);
-    while (route_jiter_next(&it, &m)) {
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, v);
+    while (jpos_iter_next(&it, &m)) {
+        int id = route__key_id(route__route_keys, m.key);
         long long x;
         const char *s;
         int slot = -1;
-        if (strcmp(m.key, "name") == 0)
+        if (id == ROUTE__K_NAME)
             slot = K_NAME;
-        else if (strcmp(m.key, "match") == 0)
+        else if (id == ROUTE__K_MATCH)
             slot = K_MATCH;
-        else if (strcmp(m.key, "upstream") == 0)
+        else if (id == ROUTE__K_UPSTREAM)
             slot = K_UPSTREAM;
-        else if (strcmp(m.key, "respond") == 0)
+        else if (id == ROUTE__K_RESPOND)
             slot = K_RESPOND;
-        else if (strcmp(m.key, "strip_prefix") == 0)
+        else if (id == ROUTE__K_STRIP_PREFIX)
             slot = K_STRIP;
-        else if (strcmp(m.key, "rewrite") == 0)
+        else if (id == ROUTE__K_REWRITE)
             slot = K_REWRITE;
-        else if (strcmp(m.key, "preserve_host") == 0)
+        else if (id == ROUTE__K_PRESERVE_HOST)
             slot = K_PRESERVE;
-        else if (strcmp(m.key, "request_headers") == 0)
+        else if (id == ROUTE__K_REQUEST_HEADERS)
             slot = K_REQH;
-        else if (strcmp(m.key, "response_headers") == 0)
+        else if (id == ROUTE__K_RESPONSE_HEADERS)
             slot = K_RESPH;
-        else if (strcmp(m.key, "timeouts") == 0)
+        else if (id == ROUTE__K_TIMEOUTS)
             slot = K_TIMEOUTS;
-        else if (strcmp(m.key, "retries") == 0)
+        else if (id == ROUTE__K_RETRIES)
             slot = K_RETRIES;
-        else if (strcmp(m.key, "description") == 0)
-            route_jstring(d, &m, 4096, &s, NULL);
-        else if (strcmp(m.key, "max_body_bytes") == 0) {
-            if (route_jint(d, &m, 0, 1LL << 50, &x))
+        else if (id == ROUTE__K_DESCRIPTION)
+            jpos_string(d, &m, 4096, &s, NULL);
+        else if (id == ROUTE__K_MAX_BODY_BYTES) {
+            if (jpos_int(d, &m, 0, 1LL << 50, &x))
                 e->r.max_body_bytes = x;
-        } else if (strcmp(m.key, "priority") == 0) {
-            if (route_jint(d, &m, -1000000, 1000000, &x))
+        } else if (id == ROUTE__K_PRIORITY) {
+            if (jpos_int(d, &m, -1000000, 1000000, &x))
                 e->r.priority = (int)x;
-        } else if (strcmp(m.key, "path_policy") == 0) {
+        } else if (id == ROUTE__K_PATH_POLICY) {
             parse_path_policy(e, &m, d);
         } else
-            route_junknown(d, &m, "route", route_keys);
+            jpos_keys_unknown(d, &m, route__route_keys);
         if (slot >= 0) {
             kv[slot] = m;
             has[slot] = true;
@@ -1098,20 +1072,20 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
     if (has[K_NAME]) {
         const char *s;
         size_t len;
-        route_jval_pos(&kv[K_NAME], &e->name_line, &e->name_col);
-        if (route_jstring(d, &kv[K_NAME], ROUTE_MAX_NAME_BYTES, &s, &len)) {
+        jpos_val_pos(&kv[K_NAME], &e->name_line, &e->name_col);
+        if (jpos_string(d, &kv[K_NAME], ROUTE_MAX_NAME_BYTES, &s, &len)) {
             if (len == 0)
-                route_jerr(d, &kv[K_NAME], "route name is empty");
+                jpos_err(d, &kv[K_NAME], "route name is empty");
             else if (!valid_name(s))
-                route_jerr(d, &kv[K_NAME],
-                           "route name \"%s\" may hold only letters, digits and . _ - : / @", s);
+                jpos_err(d, &kv[K_NAME],
+                         "route name \"%s\" may hold only letters, digits and . _ - : / @", s);
             if (!(e->r.name = route__arena_strndup(ctx->arena, s, len)))
                 return NULL;
         }
     } else {
-        route_jerr(d, v,
-                   "route has no \"name\"; every route needs a unique name (it appears in "
-                   "logs and the admin API)");
+        jpos_err(d, v,
+                 "route has no \"name\"; every route needs a unique name (it appears in "
+                 "logs and the admin API)");
     }
 
     /* match */
@@ -1119,39 +1093,36 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
     if (has[K_MATCH])
         CHECK_NOMEM(parse_match(ctx, e, &kv[K_MATCH], d, &path_ok));
     else
-        route_jerr(d, v, "route has no \"match\"; add e.g. \"match\": {\"path_prefix\": \"/\"}");
+        jpos_err(d, v, "route has no \"match\"; add e.g. \"match\": {\"path_prefix\": \"/\"}");
 
     /* action */
     if (has[K_UPSTREAM] && has[K_RESPOND]) {
-        route_jerr_key(d, &kv[K_RESPOND],
-                       "a route has either \"upstream\" or \"respond\", not both");
+        jpos_err_key(d, &kv[K_RESPOND], "a route has either \"upstream\" or \"respond\", not both");
     } else if (!has[K_UPSTREAM] && !has[K_RESPOND]) {
-        route_jerr(d, v,
-                   "route needs \"upstream\" (forward to a backend) or \"respond\" (answer "
-                   "directly)");
+        jpos_err(d, v,
+                 "route needs \"upstream\" (forward to a backend) or \"respond\" (answer "
+                 "directly)");
     }
     if (has[K_UPSTREAM]) {
         const char *s;
         size_t len;
-        if (route_jstring(d, &kv[K_UPSTREAM], 256, &s, &len)) {
+        if (jpos_string(d, &kv[K_UPSTREAM], 256, &s, &len)) {
             int found = -1;
             for (size_t i = 0; i < ctx->nupstreams && found < 0; i++)
                 if (strcmp(ctx->upstreams[i], s) == 0)
                     found = (int)i;
             if (found < 0) {
-                const char *hint = route_suggest(s, ctx->upstreams, ctx->nupstreams);
+                const char *hint = jpos_suggest(s, ctx->upstreams, ctx->nupstreams);
                 char list[512];
                 if (hint) {
-                    route_jerr(d, &kv[K_UPSTREAM], "unknown upstream \"%s\"; did you mean \"%s\"?",
-                               s, hint);
+                    jpos_err(d, &kv[K_UPSTREAM], "unknown upstream \"%s\"; did you mean \"%s\"?", s,
+                             hint);
                 } else if (ctx->nupstreams == 0) {
-                    route_jerr(d, &kv[K_UPSTREAM],
-                               "unknown upstream \"%s\": the configuration defines no upstreams",
-                               s);
+                    jpos_err(d, &kv[K_UPSTREAM],
+                             "unknown upstream \"%s\": the configuration defines no upstreams", s);
                 } else {
                     name_list(list, sizeof(list), ctx->upstreams, ctx->nupstreams);
-                    route_jerr(d, &kv[K_UPSTREAM], "unknown upstream \"%s\" (defined: %s)", s,
-                               list);
+                    jpos_err(d, &kv[K_UPSTREAM], "unknown upstream \"%s\" (defined: %s)", s, list);
                 }
             }
             e->r.upstream_index = found;
@@ -1168,35 +1139,35 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
     for (size_t i = 0; i < sizeof(fwd_only) / sizeof(fwd_only[0]); i++) {
         int k = fwd_only[i];
         if (has[k] && responds) {
-            route_jerr_key(d, &kv[k],
-                           "\"%s\" has no effect on a route that responds directly; remove it or "
-                           "use \"upstream\"",
-                           kv[k].key);
+            jpos_err_key(d, &kv[k],
+                         "\"%s\" has no effect on a route that responds directly; remove it or "
+                         "use \"upstream\"",
+                         kv[k].key);
             has[k] = false;
         }
     }
     if (has[K_STRIP]) {
         bool b;
-        if (route_jbool(d, &kv[K_STRIP], &b)) {
+        if (jpos_bool(d, &kv[K_STRIP], &b)) {
             e->r.strip_prefix = b;
             if (b && path_ok && e->kind == ROUTE_KIND_FULL)
-                route_jerr_key(d, &kv[K_STRIP],
-                               "strip_prefix needs \"path_prefix\" or a wildcard path "
-                               "(\"/static/*rest\"); this route matches the whole path \"%s\"",
-                               e->r.path);
+                jpos_err_key(d, &kv[K_STRIP],
+                             "strip_prefix needs \"path_prefix\" or a wildcard path "
+                             "(\"/static/*rest\"); this route matches the whole path \"%s\"",
+                             e->r.path);
             if (b && has[K_REWRITE])
-                route_jerr_key(d, &kv[K_STRIP],
-                               "use either strip_prefix or rewrite, not both (rewrite already "
-                               "replaces what the route matched)");
+                jpos_err_key(d, &kv[K_STRIP],
+                             "use either strip_prefix or rewrite, not both (rewrite already "
+                             "replaces what the route matched)");
         }
     }
     if (has[K_REWRITE] && path_ok)
         CHECK_NOMEM(parse_rewrite(ctx, e, &kv[K_REWRITE], d));
     else if (has[K_REWRITE])
-        route_jstring(d, &kv[K_REWRITE], ROUTE_MAX_PATH_BYTES, &(const char *){0}, NULL);
+        jpos_string(d, &kv[K_REWRITE], ROUTE_MAX_PATH_BYTES, &(const char *){0}, NULL);
     if (has[K_PRESERVE]) {
         bool b;
-        if (route_jbool(d, &kv[K_PRESERVE], &b))
+        if (jpos_bool(d, &kv[K_PRESERVE], &b))
             e->r.preserve_host = b;
     }
     if (has[K_REQH])
@@ -1207,7 +1178,7 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
         CHECK_NOMEM(parse_timeouts(e, &kv[K_TIMEOUTS], d));
     if (has[K_RETRIES]) {
         long long x;
-        if (route_jint(d, &kv[K_RETRIES], 0, 10, &x))
+        if (jpos_int(d, &kv[K_RETRIES], 0, 10, &x))
             e->r.retries = (int)x;
     }
 #undef CHECK_NOMEM

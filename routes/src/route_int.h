@@ -33,7 +33,8 @@
 #include <stdint.h>
 
 #include "route/holder.h"
-#include "route/json.h"
+#include "jpos/json.h"
+#include "jpos/keys.h"
 #include "route/route.h"
 
 /* ---- arena ----------------------------------------------------------------- */
@@ -106,8 +107,63 @@ struct route__parse_ctx {
 /* Parses the route at cursor `v` (element `index` of a file's "routes"); on
  * success or on errors returns the entry (invalid set when errors were
  * reported), NULL on out of memory. */
-struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const struct route_jval *v,
-                                        unsigned index, struct route_diags *d);
+struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const struct jpos_val *v,
+                                        unsigned index, struct jpos_diags *d);
+
+/* ---- key tables (keys.c) ----------------------------------------------------- */
+
+/* The ids parse.c and compile.c know the key-table rows by. */
+enum route__key {
+    ROUTE__K_NONE = 0,
+    ROUTE__K_ROUTES,
+    ROUTE__K_SCHEMA,
+    ROUTE__K_NAME,
+    ROUTE__K_DESCRIPTION,
+    ROUTE__K_MATCH,
+    ROUTE__K_UPSTREAM,
+    ROUTE__K_RESPOND,
+    ROUTE__K_STRIP_PREFIX,
+    ROUTE__K_PRESERVE_HOST,
+    ROUTE__K_REWRITE,
+    ROUTE__K_REQUEST_HEADERS,
+    ROUTE__K_RESPONSE_HEADERS,
+    ROUTE__K_TIMEOUTS,
+    ROUTE__K_RETRIES,
+    ROUTE__K_MAX_BODY_BYTES,
+    ROUTE__K_PRIORITY,
+    ROUTE__K_PATH_POLICY,
+    ROUTE__K_HOST,
+    ROUTE__K_PATH,
+    ROUTE__K_PATH_PREFIX,
+    ROUTE__K_METHODS,
+    ROUTE__K_MATCH_HEADERS,
+    ROUTE__K_STATUS,
+    ROUTE__K_BODY,
+    ROUTE__K_RESPOND_HEADERS,
+    ROUTE__K_SET,
+    ROUTE__K_ADD,
+    ROUTE__K_REMOVE,
+    ROUTE__K_CONNECT_MS,
+    ROUTE__K_RESPONSE_MS,
+    ROUTE__K_TUNNEL_IDLE_MS,
+    ROUTE__K_ESCAPED_SLASHES,
+    ROUTE__K_PARAMS,
+};
+
+extern const struct jpos_section *const route__match_keys;
+extern const struct jpos_section *const route__respond_keys;
+extern const struct jpos_section *const route__edit_keys;
+extern const struct jpos_section *const route__timeout_keys;
+extern const struct jpos_section *const route__path_policy_keys;
+extern const struct jpos_section *const route__route_keys;
+
+/* The row's id for member key `key` of section `s`; ROUTE__K_NONE when the
+ * key is not in the table. */
+static inline int route__key_id(const struct jpos_section *s, const char *key)
+{
+    const struct jpos_key *k = jpos_key_find(s, key);
+    return k ? k->id : ROUTE__K_NONE;
+}
 
 /* ---- tables ----------------------------------------------------------------- */
 struct route__node {

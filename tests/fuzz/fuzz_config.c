@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *nul = memchr(text, 0, size);
     size_t clen = nul ? (size_t)(nul - text) : size;
 
-    struct route_diags d;
-    route_diags_init(&d);
+    struct jpos_diags d;
+    jpos_diags_init(&d);
     struct gw_config *cfg = NULL;
     int rc = gw_config_parse("/nonexistent/tandem.json", text, clen, false, &cfg, &d);
     if (rc != 0 && rc != -EINVAL && rc != -ENOMEM) {
@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "refused without a diagnostic\n");
         abort();
     }
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 
     if (nul) {
         static const char *const fallback[] = {"demo", "users"};
@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (cfg)
             for (; n < cfg->nupstreams && n < 16; n++)
                 names[n] = cfg->upstreams[n].name;
-        route_diags_init(&d);
+        jpos_diags_init(&d);
         struct route_builder *b = NULL;
         if (route_builder_new(&b, n ? names : fallback, n ? n : 2) == 0) {
             route_builder_add_text(b, "fuzz.json", nul + 1, size - clen - 1, &d);
@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 route_table_unref(t);
             route_builder_free(b);
         }
-        route_diags_done(&d);
+        jpos_diags_done(&d);
     }
     gw_config_free(cfg);
     return 0;

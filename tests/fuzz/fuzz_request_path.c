@@ -49,7 +49,7 @@
 
 #include "gw/http1.h"
 #include "path_settle.h"
-#include "route/diag.h"
+#include "jpos/diag.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -216,16 +216,16 @@ static struct route_table *fuzz_table(void)
         return table;
     const char *up[] = {"up"};
     struct route_builder *b = NULL;
-    struct route_diags d;
-    route_diags_init(&d);
+    struct jpos_diags d;
+    jpos_diags_init(&d);
     if (route_builder_new(&b, up, 1) < 0 ||
         route_builder_add_text(b, "fuzz.json", routes_json, strlen(routes_json), &d) < 0 ||
         route_builder_compile(b, &table, &d) < 0) {
-        route_diags_print(&d, stderr);
+        jpos_diags_print(&d, stderr);
         fail("the fuzz route table does not build");
     }
     route_builder_free(b);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     return table;
 }
 

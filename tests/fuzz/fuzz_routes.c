@@ -29,9 +29,9 @@ static const char *const paths[] = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct route_diags d;
+    struct jpos_diags d;
     struct route_builder *b;
-    route_diags_init(&d);
+    jpos_diags_init(&d);
     if (route_builder_new(&b, upstreams, 3) < 0)
         return 0;
     route_builder_add_text(b, "fuzz.json", (const char *)data, size, &d);
@@ -61,6 +61,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         route_table_unref(t);
     }
     route_builder_free(b);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     return 0;
 }

@@ -93,6 +93,20 @@ class Upstream:
                 self.proc.kill()
 
 
+def validate_config(kind, doc, label="config"):
+    """Validates a tandem.json (`kind` "config") or route file ("routes")
+    document against the shipped JSON Schema (config/schema/); raises
+    jsonschema.ValidationError naming `label`."""
+    import jsonschema
+    name = "tandem.schema.json" if kind == "config" else "routes.schema.json"
+    with open(os.path.join(source_root(), "config", "schema", name)) as f:
+        schema = _json.load(f)
+    err = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    if err is not None:
+        raise jsonschema.ValidationError(f"{label}: {err.json_path}: {err.message}")
+
+
 class Gateway:
     """The real tandem binary on ephemeral ports with a generated config.
 
@@ -107,6 +121,9 @@ class Gateway:
         self.admin_port = free_port() if admin else None
         os.makedirs(os.path.join(self.dir, "routes"))
         self.write_routes(routes)
+        # Every configuration a test starts the gateway on is one users
+        # could write: it must pass the shipped schemas too.
+        validate_config("routes", {"routes": routes}, "routes/main.json")
         lst = {"name": "public", "address": f"127.0.0.1:{self.port}"}
         lst.update(listener or {})
         cfg = {
@@ -118,6 +135,7 @@ class Gateway:
             "drain_timeout_ms": 5000,
         }
         cfg.update(extra or {})
+        validate_config("config", cfg, "tandem.json")
         self.config = os.path.join(self.dir, "tandem.json")
         with open(self.config, "w") as f:
             _json.dump(cfg, f, indent=2)

@@ -39,7 +39,7 @@
 /* Deepest nesting of arrays and objects in an admin request body, checked
  * before jansson (whose parser recurses once per level) runs on the request
  * process's small stack. A route table nests 6 levels; the routes loader
- * allows the same 64 (ROUTE_JSON_MAX_DEPTH). */
+ * allows the same 64 (JPOS_MAX_DEPTH). */
 #define GW_ADMIN_MAX_JSON_DEPTH 64
 
 /* The admin listener as clients address it: gw.admin_site, written once when

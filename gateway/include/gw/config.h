@@ -7,66 +7,11 @@
  * upstream names. The result is immutable plain data; the gateway copies what
  * it needs into its processes.
  *
- * Shape and defaults (every field is optional unless marked required):
- *
- *   "$schema":           ignored
- *   "runtime":           { "schedulers": 0 }            0 = one per CPU; at most 1024
- *   "listeners":         required, 1..64 of:
- *     { "name":               the address                 unique
- *       "address":            required "host:port"        host an IPv4/IPv6 ("[::]") literal
- *                                                          or a name; port 0..65535 (0: any)
- *       "acceptors":          0 (one per scheduler)        0..1024
- *       "backlog":            1024                         1..65535
- *       "max_connections":    10000                        1..10000000
- *       "max_header_bytes":   32768  (431 beyond)          1024..1048576, request line included
- *       "max_headers":        100    (431 beyond)          1..10000
- *       "max_uri_bytes":      8192   (414 beyond)          64..1048576
- *       "max_body_bytes":     104857600 (100 MiB; 413)     0..2^50; 0 = no body; routes may
- *                                                          set their own
- *       "header_timeout_ms":  10000  (408; slowloris)      1..3600000
- *       "idle_timeout_ms":    60000  (keep-alive idle)     1..86400000
- *       "request_timeout_ms": 60000  (408; each read of    1..86400000
- *                                     a request body)
- *       "body_timeout_ms":    300000 (408; the whole       1..86400000
- *                                     request body: time spent waiting for its bytes)
- *       "tunnel_idle_timeout_ms": 60000 (an Upgrade tunnel 1..86400000; a route's
- *                                     with no byte either  timeouts.tunnel_idle_ms
- *                                     way is closed)       overrides it
- *       "path_policy": {       how the request path may be written
- *                              (gateway/src/http/README.md, "Path policies")
- *         "escaped_slashes":  "refuse"   | "keep" | "redirect" | "decode"   ("%2F")
- *         "params":           "refuse"   | "keep"                    (";", "%3B")
- *         "escaped_controls": "forward"  | "refuse"   (%01-%1F, %7F inside a segment)
- *         "trailing_dots":    "refuse"   | "keep"     ("." ending a segment) } }
- *   "admin":             { "address": "127.0.0.1:9901", "token_env": none,
- *                          "allowed_hosts": [] }
- *                        token_env names the environment variable holding the
- *                        bearer token; required when the address is not
- *                        loopback (decided from the addresses the host
- *                        resolves to), and the variable it names must be set
- *                        and not empty. allowed_hosts: up to 64 more Host
- *                        values the admin API answers to, "name" (any port)
- *                        or "name:port" (gw/admin.h has the Host rule).
- *                        "admin": false disables the admin API.
- *   "upstreams":         { NAME: {                       NAME: letters, digits, . _ -
- *       "targets":             required, 1..256 of { "address": "host:port" (port 1..65535),
- *                                                    "weight": 1 (1..1000) }
- *       "balance":             "round_robin" | "least_conn" | "weighted"  (round_robin)
- *       "connect_timeout_ms":  5000      (504 beyond)     1..3600000
- *       "response_timeout_ms": 30000     (504 beyond)     1..86400000
- *       "max_idle":            64        idle pooled connections per target, 0..100000
- *       "max_connections":     1024      per target, 1..1000000
- *       "retries":             1         other targets tried on connect failure, 0..10
- *       "retry_idempotent":    false     also retry idempotent requests that failed
- *                                        after sending
- *       "health": { "passive": { "failures": 5 (0 = off, ..1000), "eject_ms": 30000 },
- *                   "active":  { "path": required "/...", "interval_ms": 5000,
- *                                "timeout_ms": 2000 } }       (no active checks unless given)
- *                                path: 1..GW_HEALTH_PATH_MAX bytes, no spaces or controls
- *     } }
- *   "routes":            "routes"   directory of route files, relative to the config file
- *   "access_log":        true
- *   "drain_timeout_ms":  30000      graceful shutdown budget, 0..3600000
+ * Every key, its type, range, default and meaning is a row of the key tables
+ * in gateway/src/config/keys.c (gw_config_keys below): the loader, `tandem
+ * check --print-keys`, the JSON Schema (config/schema/tandem.schema.json,
+ * `tandem schema config`) and README.md's table all follow them. A
+ * top-level "$schema" string is accepted and ignored, for editors.
  *
  * Ownership: everything in a `struct gw_config` belongs to it and is freed by
  * gw_config_free (the route table through one reference: take another with
@@ -81,7 +26,8 @@
 #include <sys/socket.h>
 
 #include "gw/http1.h"
-#include "route/diag.h"
+#include "jpos/diag.h"
+#include "jpos/keys.h"
 #include "route/route.h"
 
 #ifdef __cplusplus
@@ -89,6 +35,18 @@ extern "C" {
 #endif
 
 #define GW_CONFIG_DEFAULT_PATH "config/tandem.json"
+/* The "$id"s of the schemas in config/schema/ (`tandem schema config|routes`). */
+#define GW_CONFIG_SCHEMA_ID "https://tandem.invalid/schema/tandem.schema.json"
+#define GW_ROUTES_SCHEMA_ID "https://tandem.invalid/schema/routes.schema.json"
+/* Largest tandem.json read (bytes). */
+#define GW_CONFIG_MAX_BYTES (4u << 20)
+
+/* The key table of tandem.json's top-level object; nested objects hang from
+ * its rows (`sub`). Static data, any thread. */
+extern const struct jpos_section gw_config_keys;
+/* The admin API's listener is not configured beyond its address: it has the
+ * listener defaults except for these rows (JPOS_KEY_INTERNAL). */
+extern const struct jpos_section gw_admin_listener_keys;
 
 struct gw_address {
     char *text; /* as written: "0.0.0.0:8080" */
@@ -161,8 +119,9 @@ struct gw_hostport {
 struct gw_admin_config {
     bool enabled;
     struct gw_address address;
-    char *token_env; /* NULL: none (loopback only) */
-    bool loopback;   /* every address the host resolves to is loopback */
+    struct gw_listener_config listener; /* limits and timeouts (gw_admin_listener_keys) */
+    char *token_env;                    /* NULL: none (loopback only) */
+    bool loopback;                      /* every address the host resolves to is loopback */
     struct gw_hostport *allowed_hosts;
     size_t nallowed_hosts;
 };
@@ -191,7 +150,7 @@ struct gw_config {
  * Returns 0 and writes *out when there is no error (warnings may be in `d`),
  * -EINVAL when there were errors, -ENOMEM. Reads files: call where blocking
  * is allowed (the main thread, or a blocking-pool thread). */
-int gw_config_load(const char *path, struct gw_config **out, struct route_diags *d);
+int gw_config_load(const char *path, struct gw_config **out, struct jpos_diags *d);
 
 /* The same for a configuration held in memory; `path` labels diagnostics and
  * anchors the routes directory. gw_config_load passes GW_CONFIG_ROUTES |
@@ -199,7 +158,7 @@ int gw_config_load(const char *path, struct gw_config **out, struct route_diags 
  * NULL, routes_dir still set), without GW_CONFIG_ENV the environment is not
  * looked at (for `tandem ctl`, which may run where the token is not set). */
 int gw_config_parse(const char *path, const char *text, size_t len, unsigned flags,
-                    struct gw_config **out, struct route_diags *d);
+                    struct gw_config **out, struct jpos_diags *d);
 
 /* Frees everything, including the configuration's route-table reference.
  * NULL-safe. */

@@ -33,13 +33,18 @@ struct gw_http_limits {
     bool require_host;          /* HTTP/1.1 requests must carry exactly one Host */
 };
 
-#define GW_HTTP_DEFAULT_MAX_HEADER_BYTES 16384
-#define GW_HTTP_DEFAULT_MAX_HEADER_COUNT 100
-#define GW_HTTP_DEFAULT_MAX_URI_BYTES 8192
-#define GW_HTTP_DEFAULT_MAX_BODY_BYTES (8u * 1024 * 1024)
-#define GW_HTTP_DEFAULT_MAX_CHUNK_EXT_BYTES 256
+/* The parser's own limits, for heads no configuration covers: upstream
+ * responses (whose body the proxy streams without a limit) and the answers
+ * `tandem ctl` reads. A listener's requests never use them: every configured
+ * limit and its default is a row of the configuration's key table
+ * (gateway/src/config/keys.c). */
+#define GW_HTTP_PARSER_MAX_HEADER_BYTES 16384
+#define GW_HTTP_PARSER_MAX_HEADER_COUNT 100
+#define GW_HTTP_PARSER_MAX_URI_BYTES 8192
+#define GW_HTTP_PARSER_MAX_BODY_BYTES (8u * 1024 * 1024)
+#define GW_HTTP_PARSER_MAX_CHUNK_EXT_BYTES 256
 
-/* Fills `l` with the defaults above and require_host = true. */
+/* Fills `l` with the parser's own limits above and require_host = true. */
 void gw_http_limits_default(struct gw_http_limits *l);
 
 /* --- parsed heads -------------------------------------------------------- */

@@ -32,7 +32,7 @@
 #include "gw/upstream.h"
 #include "gw_version.h"
 #include "route/holder.h"
-#include "route/json.h"
+#include "jpos/json.h"
 
 #define CT_JSON "application/json"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -433,8 +433,7 @@ static bool admitted(const struct gw_admin_request *req, struct gw_admin_respons
         return false;
     }
     unsigned line = 0, col = 0;
-    if (route_json_depth_check(req->body, req->body_len, GW_ADMIN_MAX_JSON_DEPTH, &line, &col) <
-        0) {
+    if (jpos_depth_check(req->body, req->body_len, GW_ADMIN_MAX_JSON_DEPTH, &line, &col) < 0) {
         gw__admin_error(resp, 400, "json_too_deep",
                         json_pack("{s:s,s:i,s:i,s:i}", "message",
                                   "the JSON body nests arrays and objects too deeply", "limit",

@@ -29,7 +29,7 @@
 #include "gw/admin.h"
 #include "gw/config.h"
 #include "gw/http1.h"
-#include "route/json.h"
+#include "jpos/json.h"
 
 #define CTL_MAX_RESPONSE (256u << 20)
 #define CTL_MAX_CONFIG (4u << 20)
@@ -173,18 +173,18 @@ static int locate(struct ctl *c)
         fprintf(stderr, "tandem ctl: %s: %s\n", path, strerror(-rc));
         return rc;
     }
-    struct route_diags d;
+    struct jpos_diags d;
     struct gw_config *cfg = NULL;
-    route_diags_init(&d);
+    jpos_diags_init(&d);
     rc = gw_config_parse(path, text, len, false, &cfg, &d);
     free(text);
     if (rc < 0) {
-        route_diags_print(&d, stderr);
+        jpos_diags_print(&d, stderr);
         fprintf(stderr, "tandem ctl: %s: invalid configuration (or use --admin)\n", path);
-        route_diags_done(&d);
+        jpos_diags_done(&d);
         return rc;
     }
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     if (!cfg->admin.enabled) {
         fprintf(stderr, "tandem ctl: %s: the admin API is disabled (\"admin\": false)\n", path);
         gw_config_free(cfg);
@@ -663,7 +663,7 @@ static int run(const struct ctl *c, const char *method, const char *target, cons
     /* The answer comes from whatever listens there: nesting beyond what the
      * admin API ever writes is not parsed (jansson recurses per level). */
     unsigned line, col;
-    json_t *v = route_json_depth_check(r.body, r.len, GW_ADMIN_MAX_JSON_DEPTH, &line, &col) < 0
+    json_t *v = jpos_depth_check(r.body, r.len, GW_ADMIN_MAX_JSON_DEPTH, &line, &col) < 0
                     ? NULL
                     : json_loadb(r.body, r.len, 0, NULL);
     if (c->json) {

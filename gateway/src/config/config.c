@@ -23,58 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "route/json.h"
-
-#define MAX_LISTENERS 64
-#define MAX_TARGETS 256
-#define MAX_UPSTREAMS 10000
-#define MAX_CONFIG_BYTES (4u << 20)
-#define GW_ADMIN_DEFAULT_ADDRESS "127.0.0.1:9901"
-
-static const char *const top_keys[] = {"$schema",    "runtime",          "listeners",
-                                       "admin",      "upstreams",        "routes",
-                                       "access_log", "drain_timeout_ms", NULL};
-static const char *const runtime_keys[] = {"schedulers", NULL};
-static const char *const listener_keys[] = {"name",
-                                            "address",
-                                            "acceptors",
-                                            "backlog",
-                                            "max_connections",
-                                            "max_header_bytes",
-                                            "max_headers",
-                                            "max_uri_bytes",
-                                            "max_body_bytes",
-                                            "header_timeout_ms",
-                                            "idle_timeout_ms",
-                                            "request_timeout_ms",
-                                            "path_policy",
-                                            "body_timeout_ms",
-                                            "tunnel_idle_timeout_ms",
-                                            NULL};
-static const char *const path_policy_keys[] = {"escaped_slashes", "params", "escaped_controls",
-                                               "trailing_dots", NULL};
-/* In enum gw_http_slashes order (OPAQUE is internal). */
-static const char *const slashes_names[] = {"refuse", "keep", "redirect", "decode", NULL};
-/* In enum gw_http_params order. */
-static const char *const params_names[] = {"refuse", "keep", NULL};
-static const char *const controls_names[] = {"forward", "refuse", NULL};
-static const char *const trailing_dots_names[] = {"refuse", "keep", NULL};
-static const char *const admin_keys[] = {"address", "token_env", "allowed_hosts", NULL};
-static const char *const upstream_keys[] = {"targets",
-                                            "balance",
-                                            "connect_timeout_ms",
-                                            "response_timeout_ms",
-                                            "max_idle",
-                                            "max_connections",
-                                            "retries",
-                                            "retry_idempotent",
-                                            "health",
-                                            NULL};
-static const char *const target_keys[] = {"address", "weight", NULL};
-static const char *const health_keys[] = {"passive", "active", NULL};
-static const char *const passive_keys[] = {"failures", "eject_ms", NULL};
-static const char *const active_keys[] = {"path", "interval_ms", "timeout_ms", NULL};
-static const char *const balance_names[] = {"round_robin", "least_conn", "weighted", NULL};
+#include "config_int.h"
+#include "jpos/file.h"
+#include "jpos/json.h"
+#include "jpos/keys.h"
 
 /* ---- addresses -------------------------------------------------------------- */
 
@@ -262,26 +214,16 @@ int gw_hostport_parse(const char *v, size_t n, struct gw_hostport *out)
 
 /* ---- small readers ----------------------------------------------------------- */
 
-static bool get_u32(struct route_diags *d, const struct route_jval *v, long long min, long long max,
-                    uint32_t *out)
-{
-    long long x;
-    if (!route_jint(d, v, min, max, &x))
-        return false;
-    *out = (uint32_t)x;
-    return true;
-}
-
-static int get_address(struct route_diags *d, const struct route_jval *v, bool port_zero_ok,
+static int get_address(struct jpos_diags *d, const struct jpos_val *v, bool port_zero_ok,
                        struct gw_address *out)
 {
     const char *s;
-    if (!route_jstring(d, v, 300, &s, NULL))
+    if (!jpos_string(d, v, 300, &s, NULL))
         return -EINVAL;
     const char *msg = NULL;
     int r = gw_address_parse(s, port_zero_ok, out, &msg);
     if (r == -EINVAL)
-        route_jerr(d, v, "bad address \"%s\": %s", s, msg);
+        jpos_err(d, v, "bad address \"%s\": %s", s, msg);
     return r;
 }
 
@@ -291,149 +233,58 @@ static int get_address(struct route_diags *d, const struct route_jval *v, bool p
             return -ENOMEM;                                                                        \
     } while (0)
 
-/* One of `names` (a NULL-terminated list of a few short names): its index,
- * or -1 with an error that suggests the closest name. */
-static int get_choice(struct route_diags *d, const struct route_jval *v, const char *what,
-                      const char *const *names)
+/* Sections hand their custom rows to these callbacks (jpos_keys_parse); the
+ * rows' ids (config_int.h) say which key a member is. */
+
+static int nomem_only(int r)
 {
-    const char *s;
-    if (!route_jstring(d, v, 64, &s, NULL))
-        return -1;
-    for (int i = 0; names[i]; i++)
-        if (strcmp(names[i], s) == 0)
-            return i;
-    char list[128] = "";
-    size_t n = 0, count = 0;
-    for (; names[count]; count++)
-        n += (size_t)snprintf(list + n, sizeof list - n, "%s\"%s\"", count ? ", " : "",
-                              names[count]);
-    const char *hint = route_suggest(s, names, count);
-    if (hint)
-        route_jerr(d, v, "unknown %s \"%s\"; did you mean \"%s\"?", what, s, hint);
-    else
-        route_jerr(d, v, "unknown %s \"%s\" (one of %s)", what, s, list);
-    return -1;
+    return r == -ENOMEM ? -ENOMEM : 0;
 }
 
 /* ---- sections ---------------------------------------------------------------- */
 
-static int parse_runtime(struct gw_config *cfg, const struct route_jval *v, struct route_diags *d)
+struct listener_ctx {
+    struct gw_listener_config *l;
+    bool has_address;
+};
+
+static int listener_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                        struct jpos_diags *d)
 {
-    if (!route_jobject(d, v))
+    struct listener_ctx *c = ctx;
+    struct gw_listener_config *l = c->l;
+    const char *s;
+    switch (k->id) {
+    case GW__K_LISTENER_NAME:
+        if (jpos_string(d, m, (size_t)k->max, &s, NULL)) {
+            if (!*s)
+                jpos_err(d, m, "listener name is empty");
+            free(l->name);
+            if (!(l->name = strdup(s)))
+                return -ENOMEM;
+        }
         return 0;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, v);
-    while (route_jiter_next(&it, &m)) {
-        if (strcmp(m.key, "schedulers") == 0)
-            get_u32(d, &m, 0, 1024, &cfg->schedulers);
-        else
-            route_junknown(d, &m, "runtime", runtime_keys);
+    case GW__K_LISTENER_ADDRESS:
+        c->has_address = true;
+        return nomem_only(get_address(d, m, true, &l->address));
+    case GW__K_PATH_POLICY:
+        if (jpos_object(d, m))
+            return jpos_keys_parse(d, m, k->sub, &l->path_policy, NULL, NULL, NULL);
+        return 0;
     }
     return 0;
 }
 
-static void parse_path_policy(struct gw_http_path_policy *p, const struct route_jval *v,
-                              struct route_diags *d)
+static int parse_listener(struct gw_listener_config *l, const struct jpos_key *row,
+                          const struct jpos_val *v, size_t index, struct jpos_diags *d)
 {
-    if (!route_jobject(d, v))
-        return;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, v);
-    while (route_jiter_next(&it, &m)) {
-        int k;
-        if (strcmp(m.key, "escaped_slashes") == 0) {
-            if ((k = get_choice(d, &m, "escaped_slashes", slashes_names)) >= 0)
-                p->slashes = (enum gw_http_slashes)k;
-        } else if (strcmp(m.key, "params") == 0) {
-            if ((k = get_choice(d, &m, "params", params_names)) >= 0)
-                p->params = (enum gw_http_params)k;
-        } else if (strcmp(m.key, "escaped_controls") == 0) {
-            if ((k = get_choice(d, &m, "escaped_controls", controls_names)) >= 0)
-                p->refuse_controls = k == 1;
-        } else if (strcmp(m.key, "trailing_dots") == 0) {
-            if ((k = get_choice(d, &m, "trailing_dots", trailing_dots_names)) >= 0)
-                p->keep_trailing_dots = k == 1;
-        } else {
-            route_junknown(d, &m, "path_policy", path_policy_keys);
-        }
-    }
-}
-
-static int parse_listener(struct gw_listener_config *l, const struct route_jval *v, size_t index,
-                          struct route_diags *d)
-{
-    l->backlog = 1024;
-    l->max_connections = 10000;
-    l->max_header_bytes = 32768;
-    l->max_headers = 100;
-    l->max_uri_bytes = 8192;
-    l->max_body_bytes = 100u << 20;
-    l->header_timeout_ms = 10000;
-    l->idle_timeout_ms = 60000;
-    l->request_timeout_ms = 60000;
-    /* Long enough for a 100 MiB body (the default limit) at about 350 KiB/s,
-     * short enough that a body trickled within the per-read timeout frees
-     * its upstream connection within minutes. */
-    l->body_timeout_ms = 300000;
-    /* nginx (proxy_read_timeout) and the common cloud load balancers close a
-     * silent WebSocket after 60 s, so clients in the wild already keep
-     * theirs alive within it; the keep-alive idle timeout is the same. */
-    l->tunnel_idle_timeout_ms = 60000;
-    if (!route_jobject(d, v))
+    jpos_keys_defaults(row->sub, l);
+    if (!jpos_object(d, v))
         return 0;
-    bool has_address = false;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, v);
-    while (route_jiter_next(&it, &m)) {
-        const char *s;
-        long long x;
-        if (strcmp(m.key, "name") == 0) {
-            if (route_jstring(d, &m, 128, &s, NULL)) {
-                if (!*s)
-                    route_jerr(d, &m, "listener name is empty");
-                free(l->name);
-                if (!(l->name = strdup(s)))
-                    return -ENOMEM;
-            }
-        } else if (strcmp(m.key, "address") == 0) {
-            has_address = true;
-            NOMEM_GUARD(get_address(d, &m, true, &l->address));
-        } else if (strcmp(m.key, "acceptors") == 0) {
-            get_u32(d, &m, 0, 1024, &l->acceptors);
-        } else if (strcmp(m.key, "backlog") == 0) {
-            get_u32(d, &m, 1, 65535, &l->backlog);
-        } else if (strcmp(m.key, "max_connections") == 0) {
-            get_u32(d, &m, 1, 10000000, &l->max_connections);
-        } else if (strcmp(m.key, "max_header_bytes") == 0) {
-            get_u32(d, &m, 1024, 1048576, &l->max_header_bytes);
-        } else if (strcmp(m.key, "max_headers") == 0) {
-            get_u32(d, &m, 1, 10000, &l->max_headers);
-        } else if (strcmp(m.key, "max_uri_bytes") == 0) {
-            get_u32(d, &m, 64, 1048576, &l->max_uri_bytes);
-        } else if (strcmp(m.key, "max_body_bytes") == 0) {
-            if (route_jint(d, &m, 0, 1LL << 50, &x))
-                l->max_body_bytes = (uint64_t)x;
-        } else if (strcmp(m.key, "header_timeout_ms") == 0) {
-            get_u32(d, &m, 1, 3600000, &l->header_timeout_ms);
-        } else if (strcmp(m.key, "idle_timeout_ms") == 0) {
-            get_u32(d, &m, 1, 86400000, &l->idle_timeout_ms);
-        } else if (strcmp(m.key, "request_timeout_ms") == 0) {
-            get_u32(d, &m, 1, 86400000, &l->request_timeout_ms);
-        } else if (strcmp(m.key, "path_policy") == 0) {
-            parse_path_policy(&l->path_policy, &m, d);
-        } else if (strcmp(m.key, "body_timeout_ms") == 0) {
-            get_u32(d, &m, 1, 86400000, &l->body_timeout_ms);
-        } else if (strcmp(m.key, "tunnel_idle_timeout_ms") == 0) {
-            get_u32(d, &m, 1, 86400000, &l->tunnel_idle_timeout_ms);
-        } else {
-            route_junknown(d, &m, "listener", listener_keys);
-        }
-    }
-    if (!has_address)
-        route_jerr(d, v, "listener needs an \"address\", e.g. \"0.0.0.0:8080\"");
+    struct listener_ctx c = {.l = l};
+    NOMEM_GUARD(jpos_keys_parse(d, v, row->sub, l, listener_key, &c, NULL));
+    if (!c.has_address)
+        jpos_err(d, v, "listener needs an \"address\", e.g. \"0.0.0.0:8080\"");
     if (!l->name) {
         char buf[32];
         snprintf(buf, sizeof(buf), "listener%zu", index);
@@ -443,66 +294,67 @@ static int parse_listener(struct gw_listener_config *l, const struct route_jval 
     return 0;
 }
 
-static int parse_listeners(struct gw_config *cfg, const struct route_jval *v, struct route_diags *d)
+static int parse_listeners(struct gw_config *cfg, const struct jpos_key *row,
+                           const struct jpos_val *v, struct jpos_diags *d)
 {
-    if (!route_jarray(d, v))
+    if (!jpos_array(d, v))
         return 0;
     size_t n = json_array_size(v->v);
-    if (n == 0 || n > MAX_LISTENERS) {
-        route_jerr(d, v, "needs 1 to %d listeners, got %zu", MAX_LISTENERS, n);
+    if (n < (size_t)row->min || n > (size_t)row->max) {
+        jpos_err(d, v, "needs %lld to %lld listeners, got %zu", row->min, row->max, n);
         return 0;
     }
     cfg->listeners = calloc(n, sizeof(*cfg->listeners));
     if (!cfg->listeners)
         return -ENOMEM;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, v);
-    while (route_jiter_next(&it, &m)) {
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, v);
+    while (jpos_iter_next(&it, &m)) {
         size_t i = cfg->nlisteners++;
         struct gw_listener_config *l = &cfg->listeners[i];
-        NOMEM_GUARD(parse_listener(l, &m, i, d));
+        NOMEM_GUARD(parse_listener(l, row, &m, i, d));
         for (size_t j = 0; j < i; j++) {
             if (strcmp(cfg->listeners[j].name, l->name) == 0)
-                route_jerr(d, &m, "duplicate listener name \"%s\"", l->name);
+                jpos_err(d, &m, "duplicate listener name \"%s\"", l->name);
             else if (l->address.text && cfg->listeners[j].address.text && l->address.port &&
                      l->address.port == cfg->listeners[j].address.port &&
                      strcmp(l->address.host, cfg->listeners[j].address.host) == 0)
-                route_jerr(d, &m, "listeners \"%s\" and \"%s\" use the same address %s",
-                           cfg->listeners[j].name, l->name, l->address.text);
+                jpos_err(d, &m, "listeners \"%s\" and \"%s\" use the same address %s",
+                         cfg->listeners[j].name, l->name, l->address.text);
         }
     }
     return 0;
 }
 
-static int parse_allowed_hosts(struct gw_admin_config *a, const struct route_jval *v,
-                               struct route_diags *d)
+static int parse_allowed_hosts(struct gw_admin_config *a, const struct jpos_key *row,
+                               const struct jpos_val *v, struct jpos_diags *d)
 {
-    if (!route_jarray(d, v))
+    if (!jpos_array(d, v))
         return 0;
     size_t n = json_array_size(v->v);
-    if (n > GW_ADMIN_MAX_ALLOWED_HOSTS) {
-        route_jerr(d, v, "has %zu entries; at most %d", n, GW_ADMIN_MAX_ALLOWED_HOSTS);
+    if (n > (size_t)row->max) {
+        jpos_err(d, v, "has %zu entries; at most %lld", n, row->max);
         return 0;
     }
     free(a->allowed_hosts);
     a->nallowed_hosts = 0;
     if (!(a->allowed_hosts = calloc(n ? n : 1, sizeof *a->allowed_hosts)))
         return -ENOMEM;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, v);
-    while (route_jiter_next(&it, &m)) {
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, v);
+    while (jpos_iter_next(&it, &m)) {
         const char *s;
         size_t len;
-        if (!route_jstring(d, &m, 300, &s, &len))
+        if (!jpos_string(d, &m, 300, &s, &len))
             continue;
         if (gw_hostport_parse(s, len, &a->allowed_hosts[a->nallowed_hosts]) < 0) {
-            route_jerr(d, &m,
-                       "\"%s\" is not a Host value: a name, an IPv4 address or an IPv6 address "
-                       "in brackets, then optionally \":port\" (\"admin.example.com\", "
-                       "\"localhost:19901\", \"[::1]:9901\")",
-                       s);
+            jpos_err(d, &m,
+                     "\"%s\" is not a Host value: a name, an IPv4 address or an IPv6 address "
+                     "in brackets, then optionally \":port\" (\"admin.example.com\", "
+                     "\"localhost:19901\", \"[::1]:9901\")",
+                     s);
             continue;
         }
         a->nallowed_hosts++;
@@ -510,8 +362,58 @@ static int parse_allowed_hosts(struct gw_admin_config *a, const struct route_jva
     return 0;
 }
 
-static int parse_admin(struct gw_config *cfg, const struct route_jval *v, struct route_diags *d,
-                       unsigned flags)
+struct admin_ctx {
+    struct gw_admin_config *a;
+    struct jpos_val addr_v, token_v;
+    bool has_addr, addr_given;
+};
+
+static int admin_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                     struct jpos_diags *d)
+{
+    struct admin_ctx *c = ctx;
+    struct gw_admin_config *a = c->a;
+    const char *s;
+    switch (k->id) {
+    case GW__K_ADMIN_ADDRESS: {
+        c->addr_given = true;
+        struct gw_address x;
+        int r = get_address(d, m, true, &x);
+        NOMEM_GUARD(r);
+        if (r == 0) {
+            gw_address_done(&a->address);
+            a->address = x;
+            c->addr_v = *m;
+            c->has_addr = true;
+        }
+        return 0;
+    }
+    case GW__K_TOKEN_ENV: {
+        if (!jpos_string(d, m, (size_t)k->max, &s, NULL))
+            return 0;
+        bool ok = *s && (isalpha((unsigned char)*s) || *s == '_');
+        for (const char *p = s; ok && *p; p++)
+            ok = isalnum((unsigned char)*p) || *p == '_';
+        if (!ok) {
+            jpos_err(d, m,
+                     "token_env names an environment variable (letters, digits, '_'), "
+                     "not the token itself");
+            return 0;
+        }
+        free(a->token_env);
+        if (!(a->token_env = strdup(s)))
+            return -ENOMEM;
+        c->token_v = *m;
+        return 0;
+    }
+    case GW__K_ALLOWED_HOSTS:
+        return parse_allowed_hosts(a, k, m, d);
+    }
+    return 0;
+}
+
+static int parse_admin(struct gw_config *cfg, const struct jpos_key *row, const struct jpos_val *v,
+                       struct jpos_diags *d, unsigned flags)
 {
     struct gw_admin_config *a = &cfg->admin;
     if (json_is_false(v->v)) {
@@ -519,268 +421,208 @@ static int parse_admin(struct gw_config *cfg, const struct route_jval *v, struct
         return 0;
     }
     if (!json_is_object(v->v)) {
-        route_jerr(d, v, "expected an object (or false to turn the admin API off), got %s",
-                   route_jtype_name(v->v));
+        jpos_err(d, v, "expected an object (or false to turn the admin API off), got %s",
+                 jpos_type_name(v->v));
         return 0;
     }
-    struct route_jiter it;
-    struct route_jval m, addr_v = *v, token_v = *v;
-    bool has_addr = false, addr_given = false;
-    route_jiter_init(&it, v);
-    while (route_jiter_next(&it, &m)) {
-        const char *s;
-        if (strcmp(m.key, "address") == 0) {
-            addr_given = true;
-            struct gw_address x;
-            int r = get_address(d, &m, true, &x);
-            NOMEM_GUARD(r);
-            if (r == 0) {
-                gw_address_done(&a->address);
-                a->address = x;
-                addr_v = m;
-                has_addr = true;
-            }
-        } else if (strcmp(m.key, "token_env") == 0) {
-            if (!route_jstring(d, &m, 128, &s, NULL))
-                continue;
-            bool ok = *s && (isalpha((unsigned char)*s) || *s == '_');
-            for (const char *p = s; ok && *p; p++)
-                ok = isalnum((unsigned char)*p) || *p == '_';
-            if (!ok) {
-                route_jerr(d, &m,
-                           "token_env names an environment variable (letters, digits, '_'), "
-                           "not the token itself");
-                continue;
-            }
-            free(a->token_env);
-            if (!(a->token_env = strdup(s)))
-                return -ENOMEM;
-            token_v = m;
-        } else if (strcmp(m.key, "allowed_hosts") == 0) {
-            NOMEM_GUARD(parse_allowed_hosts(a, &m, d));
-        } else {
-            route_junknown(d, &m, "admin", admin_keys);
-        }
-    }
-    if (!addr_given) {
-        if (gw_address_parse(GW_ADMIN_DEFAULT_ADDRESS, false, &a->address, NULL) < 0)
+    struct admin_ctx c = {.a = a, .addr_v = *v, .token_v = *v};
+    NOMEM_GUARD(jpos_keys_parse(d, v, row->sub, a, admin_key, &c, NULL));
+    if (!c.addr_given) {
+        if (gw_address_parse(gw__admin_address_key->def_str, false, &a->address, NULL) < 0)
             return -ENOMEM;
-        has_addr = true;
+        c.has_addr = true;
     }
     /* A set but empty variable would be a token nobody can present; the
      * gateway refuses to start either way, so `tandem check` says so too. */
     if (a->token_env && (flags & GW_CONFIG_ENV)) {
         const char *val = getenv(a->token_env);
         if (!val || !*val)
-            route_jerr(d, &token_v,
-                       "environment variable %s (admin.token_env) is %s: the gateway will not "
-                       "start without its admin token; set it, or remove token_env to run the "
-                       "admin API on loopback without a token",
-                       a->token_env, val ? "empty" : "not set");
+            jpos_err(d, &c.token_v,
+                     "environment variable %s (admin.token_env) is %s: the gateway will not "
+                     "start without its admin token; set it, or remove token_env to run the "
+                     "admin API on loopback without a token",
+                     a->token_env, val ? "empty" : "not set");
     }
     /* No valid address (already reported): not loopback, and no crash. The
      * decision is made on the addresses the host resolves to, not on its
      * text: "127.attacker.example" is a name like any other. */
     a->loopback = false;
-    if (!has_addr)
+    if (!c.has_addr)
         return 0;
     const char *why = NULL;
     int lr = address_loopback(&a->address, (flags & GW_CONFIG_ENV) != 0, &a->loopback, &why);
     if (lr == -ENOENT || a->loopback || a->token_env)
         return 0; /* a name not looked up is decided when the gateway binds it */
     if (lr == -EADDRNOTAVAIL)
-        route_jerr(d, &addr_v,
-                   "the admin address %s does not resolve (%s), so it cannot be known to be "
-                   "loopback: set \"token_env\" to the name of an environment variable "
-                   "holding a bearer token, or listen on 127.0.0.1",
-                   a->address.text, why ? why : "no address");
+        jpos_err(d, &c.addr_v,
+                 "the admin address %s does not resolve (%s), so it cannot be known to be "
+                 "loopback: set \"token_env\" to the name of an environment variable "
+                 "holding a bearer token, or listen on 127.0.0.1",
+                 a->address.text, why ? why : "no address");
     else
-        route_jerr(d, &addr_v,
-                   "the admin API on %s is reachable from other hosts: set \"token_env\" to the "
-                   "name of an environment variable holding a bearer token, or listen on "
-                   "127.0.0.1",
-                   a->address.text);
+        jpos_err(d, &c.addr_v,
+                 "the admin API on %s is reachable from other hosts: set \"token_env\" to the "
+                 "name of an environment variable holding a bearer token, or listen on "
+                 "127.0.0.1",
+                 a->address.text);
     return 0;
 }
 
-static int parse_health(struct gw_upstream_config *u, const struct route_jval *v,
-                        struct route_diags *d)
+struct active_ctx {
+    struct gw_upstream_config *u;
+    bool has_path;
+};
+
+static int active_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                      struct jpos_diags *d)
 {
-    if (!route_jobject(d, v))
+    struct active_ctx *c = ctx;
+    const char *s;
+    if (k->id != GW__K_ACTIVE_PATH)
         return 0;
-    struct route_jiter it, it2;
-    struct route_jval m, x;
-    route_jiter_init(&it, v);
-    while (route_jiter_next(&it, &m)) {
-        if (strcmp(m.key, "passive") == 0) {
-            if (!route_jobject(d, &m))
-                continue;
-            route_jiter_init(&it2, &m);
-            while (route_jiter_next(&it2, &x)) {
-                if (strcmp(x.key, "failures") == 0)
-                    get_u32(d, &x, 0, 1000, &u->passive_failures);
-                else if (strcmp(x.key, "eject_ms") == 0)
-                    get_u32(d, &x, 1, 86400000, &u->passive_eject_ms);
-                else
-                    route_junknown(d, &x, "passive health", passive_keys);
-            }
-        } else if (strcmp(m.key, "active") == 0) {
-            if (!route_jobject(d, &m))
-                continue;
-            u->active_health = true;
-            bool has_path = false;
-            route_jiter_init(&it2, &m);
-            while (route_jiter_next(&it2, &x)) {
-                const char *s;
-                if (strcmp(x.key, "path") == 0) {
-                    has_path = true;
-                    if (!route_jstring(d, &x, GW_HEALTH_PATH_MAX, &s, NULL))
-                        continue;
-                    bool ok = s[0] == '/';
-                    for (const char *p = s; ok && *p; p++)
-                        ok = (unsigned char)*p > 0x20 && *p != 0x7f;
-                    if (!ok) {
-                        route_jerr(d, &x,
-                                   "health check path must start with '/' and hold no "
-                                   "spaces or control characters");
-                        continue;
-                    }
-                    free(u->active_path);
-                    if (!(u->active_path = strdup(s)))
-                        return -ENOMEM;
-                } else if (strcmp(x.key, "interval_ms") == 0) {
-                    get_u32(d, &x, 100, 86400000, &u->active_interval_ms);
-                } else if (strcmp(x.key, "timeout_ms") == 0) {
-                    get_u32(d, &x, 1, 3600000, &u->active_timeout_ms);
-                } else {
-                    route_junknown(d, &x, "active health", active_keys);
-                }
-            }
-            if (!has_path)
-                route_jerr(d, &m, "active health checks need a \"path\", e.g. \"/healthz\"");
-        } else {
-            route_junknown(d, &m, "health", health_keys);
-        }
+    c->has_path = true;
+    if (!jpos_string(d, m, (size_t)k->max, &s, NULL))
+        return 0;
+    bool ok = s[0] == '/';
+    for (const char *p = s; ok && *p; p++)
+        ok = (unsigned char)*p > 0x20 && *p != 0x7f;
+    if (!ok) {
+        jpos_err(d, m,
+                 "health check path must start with '/' and hold no "
+                 "spaces or control characters");
+        return 0;
+    }
+    free(c->u->active_path);
+    if (!(c->u->active_path = strdup(s)))
+        return -ENOMEM;
+    return 0;
+}
+
+static int health_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                      struct jpos_diags *d)
+{
+    struct gw_upstream_config *u = ctx;
+    if (!jpos_object(d, m))
+        return 0;
+    if (k->id == GW__K_PASSIVE)
+        return jpos_keys_parse(d, m, k->sub, u, NULL, NULL, NULL);
+    if (k->id != GW__K_ACTIVE)
+        return 0;
+    u->active_health = true;
+    struct active_ctx c = {.u = u};
+    NOMEM_GUARD(jpos_keys_parse(d, m, k->sub, u, active_key, &c, NULL));
+    if (!c.has_path)
+        jpos_err(d, m, "active health checks need a \"path\", e.g. \"/healthz\"");
+    return 0;
+}
+
+struct target_ctx {
+    struct gw_target_config *t;
+    bool has_addr;
+};
+
+static int target_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                      struct jpos_diags *d)
+{
+    struct target_ctx *c = ctx;
+    if (k->id != GW__K_TARGET_ADDRESS)
+        return 0;
+    c->has_addr = true;
+    return nomem_only(get_address(d, m, false, &c->t->address));
+}
+
+static int parse_targets(struct gw_upstream_config *u, const struct jpos_key *row,
+                         const struct jpos_val *v, struct jpos_diags *d)
+{
+    if (!jpos_array(d, v))
+        return 0;
+    size_t n = json_array_size(v->v);
+    if (n < (size_t)row->min || n > (size_t)row->max) {
+        jpos_err(d, v, "needs %lld to %lld targets, got %zu", row->min, row->max, n);
+        return 0;
+    }
+    u->targets = calloc(n, sizeof(*u->targets));
+    if (!u->targets)
+        return -ENOMEM;
+    struct jpos_iter it;
+    struct jpos_val t;
+    jpos_iter_init(&it, v);
+    while (jpos_iter_next(&it, &t)) {
+        struct gw_target_config *tc = &u->targets[u->ntargets++];
+        jpos_keys_defaults(row->sub, tc);
+        if (!jpos_object(d, &t))
+            continue;
+        struct target_ctx c = {.t = tc};
+        NOMEM_GUARD(jpos_keys_parse(d, &t, row->sub, tc, target_key, &c, NULL));
+        if (!c.has_addr)
+            jpos_err(d, &t, "target needs an \"address\", e.g. \"127.0.0.1:9000\"");
     }
     return 0;
 }
 
-static int parse_upstream(struct gw_upstream_config *u, const struct route_jval *v,
-                          struct route_diags *d)
+struct upstream_ctx {
+    struct gw_upstream_config *u;
+    bool has_targets;
+};
+
+static int upstream_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                        struct jpos_diags *d)
 {
-    u->connect_timeout_ms = 5000;
-    u->response_timeout_ms = 30000;
-    u->max_idle = 64;
-    u->max_connections = 1024;
-    u->retries = 1;
-    u->passive_failures = 5;
-    u->passive_eject_ms = 30000;
-    u->active_interval_ms = 5000;
-    u->active_timeout_ms = 2000;
-    if (!route_jobject(d, v))
+    struct upstream_ctx *c = ctx;
+    switch (k->id) {
+    case GW__K_TARGETS:
+        c->has_targets = true;
+        return parse_targets(c->u, k, m, d);
+    case GW__K_HEALTH:
+        if (jpos_object(d, m))
+            return jpos_keys_parse(d, m, k->sub, c->u, health_key, c->u, NULL);
         return 0;
-    bool has_targets = false;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, v);
-    while (route_jiter_next(&it, &m)) {
-        const char *s;
-        bool b;
-        if (strcmp(m.key, "targets") == 0) {
-            has_targets = true;
-            if (!route_jarray(d, &m))
-                continue;
-            size_t n = json_array_size(m.v);
-            if (n == 0 || n > MAX_TARGETS) {
-                route_jerr(d, &m, "needs 1 to %d targets, got %zu", MAX_TARGETS, n);
-                continue;
-            }
-            u->targets = calloc(n, sizeof(*u->targets));
-            if (!u->targets)
-                return -ENOMEM;
-            struct route_jiter it2;
-            struct route_jval t, x;
-            route_jiter_init(&it2, &m);
-            while (route_jiter_next(&it2, &t)) {
-                struct gw_target_config *tc = &u->targets[u->ntargets++];
-                tc->weight = 1;
-                if (!route_jobject(d, &t))
-                    continue;
-                bool has_addr = false;
-                struct route_jiter it3;
-                route_jiter_init(&it3, &t);
-                while (route_jiter_next(&it3, &x)) {
-                    if (strcmp(x.key, "address") == 0) {
-                        has_addr = true;
-                        NOMEM_GUARD(get_address(d, &x, false, &tc->address));
-                    } else if (strcmp(x.key, "weight") == 0) {
-                        get_u32(d, &x, 1, 1000, &tc->weight);
-                    } else {
-                        route_junknown(d, &x, "target", target_keys);
-                    }
-                }
-                if (!has_addr)
-                    route_jerr(d, &t, "target needs an \"address\", e.g. \"127.0.0.1:9000\"");
-            }
-        } else if (strcmp(m.key, "balance") == 0) {
-            if (!route_jstring(d, &m, 64, &s, NULL))
-                continue;
-            int found = -1;
-            for (int i = 0; balance_names[i]; i++)
-                if (strcmp(balance_names[i], s) == 0)
-                    found = i;
-            if (found < 0) {
-                const char *hint = route_suggest(s, balance_names, 3);
-                if (hint)
-                    route_jerr(d, &m, "unknown balance \"%s\"; did you mean \"%s\"?", s, hint);
-                else
-                    route_jerr(d, &m,
-                               "unknown balance \"%s\" (round_robin, least_conn or weighted)", s);
-                continue;
-            }
-            u->balance = (enum gw_balance)found;
-        } else if (strcmp(m.key, "connect_timeout_ms") == 0) {
-            get_u32(d, &m, 1, 3600000, &u->connect_timeout_ms);
-        } else if (strcmp(m.key, "response_timeout_ms") == 0) {
-            get_u32(d, &m, 1, 86400000, &u->response_timeout_ms);
-        } else if (strcmp(m.key, "max_idle") == 0) {
-            get_u32(d, &m, 0, 100000, &u->max_idle);
-        } else if (strcmp(m.key, "max_connections") == 0) {
-            get_u32(d, &m, 1, 1000000, &u->max_connections);
-        } else if (strcmp(m.key, "retries") == 0) {
-            get_u32(d, &m, 0, 10, &u->retries);
-        } else if (strcmp(m.key, "retry_idempotent") == 0) {
-            if (route_jbool(d, &m, &b))
-                u->retry_idempotent = b;
-        } else if (strcmp(m.key, "health") == 0) {
-            NOMEM_GUARD(parse_health(u, &m, d));
-        } else {
-            route_junknown(d, &m, "upstream", upstream_keys);
-        }
     }
-    if (!has_targets)
-        route_jerr(d, v, "upstream \"%s\" needs \"targets\": [{\"address\": \"host:port\"}]",
-                   u->name);
     return 0;
 }
 
-static int parse_upstreams(struct gw_config *cfg, const struct route_jval *v, struct route_diags *d)
+/* The health sections write into the upstream itself, so their defaults are
+ * set with the upstream's. */
+static void upstream_defaults(struct gw_upstream_config *u, const struct jpos_section *s)
 {
-    if (!route_jobject(d, v))
+    jpos_keys_defaults(s, u);
+    for (size_t i = 0; i < s->nkeys; i++)
+        if (s->keys[i].type == JPOS_T_OBJECT && s->keys[i].sub)
+            upstream_defaults(u, s->keys[i].sub);
+}
+
+static int parse_upstream(struct gw_upstream_config *u, const struct jpos_key *row,
+                          const struct jpos_val *v, struct jpos_diags *d)
+{
+    upstream_defaults(u, row->sub);
+    if (!jpos_object(d, v))
+        return 0;
+    struct upstream_ctx c = {.u = u};
+    NOMEM_GUARD(jpos_keys_parse(d, v, row->sub, u, upstream_key, &c, NULL));
+    if (!c.has_targets)
+        jpos_err(d, v, "upstream \"%s\" needs \"targets\": [{\"address\": \"host:port\"}]",
+                 u->name);
+    return 0;
+}
+
+static int parse_upstreams(struct gw_config *cfg, const struct jpos_key *row,
+                           const struct jpos_val *v, struct jpos_diags *d)
+{
+    if (!jpos_object(d, v))
         return 0;
     size_t n = json_object_size(v->v);
-    if (n > MAX_UPSTREAMS) {
-        route_jerr(d, v, "has %zu upstreams; at most %d", n, MAX_UPSTREAMS);
+    if (n > (size_t)row->max) {
+        jpos_err(d, v, "has %zu upstreams; at most %lld", n, row->max);
         return 0;
     }
     cfg->upstreams = calloc(n ? n : 1, sizeof(*cfg->upstreams));
     cfg->upstream_names = calloc(n ? n : 1, sizeof(*cfg->upstream_names));
     if (!cfg->upstreams || !cfg->upstream_names)
         return -ENOMEM;
-    struct route_jiter it;
-    struct route_jval m;
-    route_jiter_init(&it, v);
-    while (route_jiter_next(&it, &m)) {
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, v);
+    while (jpos_iter_next(&it, &m)) {
         struct gw_upstream_config *u = &cfg->upstreams[cfg->nupstreams];
         if (!(u->name = strdup(m.key)))
             return -ENOMEM;
@@ -789,15 +631,65 @@ static int parse_upstreams(struct gw_config *cfg, const struct route_jval *v, st
         for (const char *p = m.key; ok && *p; p++)
             ok = isalnum((unsigned char)*p) || strchr("._-", *p);
         if (!ok)
-            route_jerr_key(d, &m,
-                           "upstream name \"%s\" may hold only letters, digits, '.', '_' and '-'",
-                           m.key);
-        NOMEM_GUARD(parse_upstream(u, &m, d));
+            jpos_err_key(d, &m,
+                         "upstream name \"%s\" may hold only letters, digits, '.', '_' and '-'",
+                         m.key);
+        NOMEM_GUARD(parse_upstream(u, row, &m, d));
     }
     return 0;
 }
 
 /* ---- the whole file ---------------------------------------------------------- */
+
+struct top_ctx {
+    struct gw_config *cfg;
+    unsigned flags;
+    const char *routes;
+    bool has_listeners, has_admin;
+};
+
+static int top_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                   struct jpos_diags *d)
+{
+    struct top_ctx *c = ctx;
+    const char *s;
+    switch (k->id) {
+    case GW__K_SCHEMA:
+        jpos_string(d, m, (size_t)k->max, &s, NULL);
+        return 0;
+    case GW__K_RUNTIME:
+        if (jpos_object(d, m))
+            return jpos_keys_parse(d, m, k->sub, c->cfg, NULL, NULL, NULL);
+        return 0;
+    case GW__K_LISTENERS:
+        c->has_listeners = true;
+        return parse_listeners(c->cfg, k, m, d);
+    case GW__K_ADMIN:
+        c->has_admin = true;
+        return parse_admin(c->cfg, k, m, d, c->flags);
+    case GW__K_UPSTREAMS:
+        return parse_upstreams(c->cfg, k, m, d);
+    case GW__K_ROUTES:
+        if (jpos_string(d, m, (size_t)k->max, &s, NULL)) {
+            if (!*s)
+                jpos_err(d, m, "routes names a directory; it is empty");
+            else
+                c->routes = s;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* The admin listener: the listener defaults, then its own fixed values. */
+static void admin_listener_defaults(struct gw_listener_config *l)
+{
+    jpos_keys_defaults(&gw__listener_keys, l);
+    for (size_t i = 0; i < gw_admin_listener_keys.nkeys; i++) {
+        const struct jpos_key *k = &gw_admin_listener_keys.keys[i];
+        jpos_key_store(k, l, k->def);
+    }
+}
 
 static char *resolve_dir(const char *config_path, const char *dir)
 {
@@ -811,78 +703,43 @@ static char *resolve_dir(const char *config_path, const char *dir)
 }
 
 int gw_config_parse(const char *path, const char *text, size_t len, unsigned flags,
-                    struct gw_config **out, struct route_diags *d)
+                    struct gw_config **out, struct jpos_diags *d)
 {
     size_t before = d->nerrors;
     int r = 0;
-    struct route_jdoc doc;
+    struct jpos_doc doc;
     struct gw_config *cfg = calloc(1, sizeof(*cfg));
     memset(&doc, 0, sizeof(doc));
     if (!cfg || !(cfg->path = strdup(path))) {
         r = -ENOMEM;
         goto out;
     }
+    /* The admin API is on unless "admin": false. */
     cfg->admin.enabled = true;
-    cfg->access_log = true;
-    cfg->drain_timeout_ms = 30000;
-    const char *routes = "routes";
+    jpos_keys_defaults(&gw_config_keys, cfg);
+    admin_listener_defaults(&cfg->admin.listener);
+    struct top_ctx c = {.cfg = cfg, .flags = flags, .routes = gw__routes_key->def_str};
 
-    r = route_jdoc_parse(&doc, path, text, len, d);
+    r = jpos_doc_parse(&doc, path, text, len, d);
     if (r < 0)
         goto out;
-    struct route_jval root, m, listeners_v;
-    bool has_listeners = false, has_admin = false;
-    route_jval_root(&doc, &root);
+    struct jpos_val root;
+    jpos_val_root(&doc, &root);
     if (!json_is_object(root.v)) {
-        route_jerr(d, &root, "the configuration is an object, got %s", route_jtype_name(root.v));
+        jpos_err(d, &root, "the configuration is an object, got %s", jpos_type_name(root.v));
         goto out;
     }
-    struct route_jiter it;
-    route_jiter_init(&it, &root);
-    while (route_jiter_next(&it, &m)) {
-        const char *s;
-        long long x;
-        bool b;
-        if (strcmp(m.key, "$schema") == 0) {
-            route_jstring(d, &m, 4096, &s, NULL);
-        } else if (strcmp(m.key, "runtime") == 0) {
-            r = parse_runtime(cfg, &m, d);
-        } else if (strcmp(m.key, "listeners") == 0) {
-            has_listeners = true;
-            listeners_v = m;
-            r = parse_listeners(cfg, &m, d);
-        } else if (strcmp(m.key, "admin") == 0) {
-            has_admin = true;
-            r = parse_admin(cfg, &m, d, flags);
-        } else if (strcmp(m.key, "upstreams") == 0) {
-            r = parse_upstreams(cfg, &m, d);
-        } else if (strcmp(m.key, "routes") == 0) {
-            if (route_jstring(d, &m, PATH_MAX, &s, NULL)) {
-                if (!*s)
-                    route_jerr(d, &m, "routes names a directory; it is empty");
-                else
-                    routes = s;
-            }
-        } else if (strcmp(m.key, "access_log") == 0) {
-            if (route_jbool(d, &m, &b))
-                cfg->access_log = b;
-        } else if (strcmp(m.key, "drain_timeout_ms") == 0) {
-            if (route_jint(d, &m, 0, 3600000, &x))
-                cfg->drain_timeout_ms = (uint32_t)x;
-        } else {
-            route_junknown(d, &m, "the configuration", top_keys);
-        }
-        if (r < 0)
-            goto out;
-    }
-    (void)listeners_v;
-    if (!has_listeners)
-        route_jerr(d, &root,
-                   "no \"listeners\": add one, e.g. \"listeners\": [{\"name\": \"public\", "
-                   "\"address\": \"0.0.0.0:8080\"}]");
-    if (!has_admin) {
+    r = jpos_keys_parse(d, &root, &gw_config_keys, cfg, top_key, &c, NULL);
+    if (r < 0)
+        goto out;
+    if (!c.has_listeners)
+        jpos_err(d, &root,
+                 "no \"listeners\": add one, e.g. \"listeners\": [{\"name\": \"public\", "
+                 "\"address\": \"0.0.0.0:8080\"}]");
+    if (!c.has_admin) {
         cfg->admin.loopback = true;
-        if (gw_address_parse(GW_ADMIN_DEFAULT_ADDRESS, false, &cfg->admin.address, NULL) < 0) {
+        if (gw_address_parse(gw__admin_address_key->def_str, false, &cfg->admin.address, NULL) <
+            0) {
             r = -ENOMEM;
             goto out;
         }
@@ -891,7 +748,7 @@ int gw_config_parse(const char *path, const char *text, size_t len, unsigned fla
         r = -ENOMEM;
         goto out;
     }
-    if (!(cfg->routes_dir = resolve_dir(path, routes))) {
+    if (!(cfg->routes_dir = resolve_dir(path, c.routes))) {
         r = -ENOMEM;
         goto out;
     }
@@ -903,7 +760,7 @@ int gw_config_parse(const char *path, const char *text, size_t len, unsigned fla
         r = 0;
     }
 out:
-    route_jdoc_done(&doc);
+    jpos_doc_done(&doc);
     if (r == 0 && d->nerrors != before)
         r = -EINVAL;
     if (r < 0) {
@@ -914,52 +771,14 @@ out:
     return 0;
 }
 
-int gw_config_load(const char *path, struct gw_config **out, struct route_diags *d)
+int gw_config_load(const char *path, struct gw_config **out, struct jpos_diags *d)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
-        return -EINVAL;
-    }
-    int r;
     char *text = NULL;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "not a regular file");
-        r = -EINVAL;
-        goto out;
-    }
-    if ((uint64_t)st.st_size > MAX_CONFIG_BYTES) {
-        route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL,
-                       "file is too large (%lld bytes; at most %u)", (long long)st.st_size,
-                       (unsigned)MAX_CONFIG_BYTES);
-        r = -EINVAL;
-        goto out;
-    }
-    size_t cap = (size_t)st.st_size, n = 0;
-    text = malloc(cap + 1);
-    if (!text) {
-        r = -ENOMEM;
-        goto out;
-    }
-    while (n < cap) {
-        ssize_t k = read(fd, text + n, cap - n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            route_diag_add(d, ROUTE_DIAG_ERROR, path, 0, 0, NULL, "cannot read: %s",
-                           strerror(errno));
-            r = -EINVAL;
-            goto out;
-        }
-        if (k == 0)
-            break;
-        n += (size_t)k;
-    }
-    r = gw_config_parse(path, text, n, GW_CONFIG_ROUTES | GW_CONFIG_ENV, out, d);
-out:
+    size_t n = 0;
+    int r = jpos_file_load(path, GW_CONFIG_MAX_BYTES, &text, &n, d);
+    if (r == 0)
+        r = gw_config_parse(path, text, n, GW_CONFIG_ROUTES | GW_CONFIG_ENV, out, d);
     free(text);
-    close(fd);
     return r;
 }
 

@@ -31,11 +31,11 @@
 
 void gw_http_limits_default(struct gw_http_limits *l)
 {
-    l->max_header_bytes = GW_HTTP_DEFAULT_MAX_HEADER_BYTES;
-    l->max_header_count = GW_HTTP_DEFAULT_MAX_HEADER_COUNT;
-    l->max_uri_bytes = GW_HTTP_DEFAULT_MAX_URI_BYTES;
-    l->max_body_bytes = GW_HTTP_DEFAULT_MAX_BODY_BYTES;
-    l->max_chunk_ext_bytes = GW_HTTP_DEFAULT_MAX_CHUNK_EXT_BYTES;
+    l->max_header_bytes = GW_HTTP_PARSER_MAX_HEADER_BYTES;
+    l->max_header_count = GW_HTTP_PARSER_MAX_HEADER_COUNT;
+    l->max_uri_bytes = GW_HTTP_PARSER_MAX_URI_BYTES;
+    l->max_body_bytes = GW_HTTP_PARSER_MAX_BODY_BYTES;
+    l->max_chunk_ext_bytes = GW_HTTP_PARSER_MAX_CHUNK_EXT_BYTES;
     l->require_host = true;
 }
 

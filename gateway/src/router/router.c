@@ -81,7 +81,7 @@ struct job {
     /* results */
     int rc;
     struct route_table *table;
-    struct route_diags diags;
+    struct jpos_diags diags;
     uint64_t ns;
 };
 
@@ -92,7 +92,7 @@ static void job_unref(void *arg)
     if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1)
         return;
     route_table_unref(j->table);
-    route_diags_done(&j->diags);
+    jpos_diags_done(&j->diags);
     free(j->dir);
     free(j->text);
     free(j);
@@ -131,7 +131,7 @@ static int job_start(const char *dir, const char *text, size_t len, struct job *
     struct job *j = calloc(1, sizeof(*j));
     if (!j)
         return -ENOMEM;
-    route_diags_init(&j->diags);
+    jpos_diags_init(&j->diags);
     atomic_init(&j->refs, 2);
     j->label = ADMIN_LABEL;
     j->upstreams = (const char *const *)gw.cfg->upstream_names;
@@ -177,11 +177,11 @@ static void wall_time(char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-static json_t *diags_json(const struct route_diags *d, enum route_diag_level level)
+static json_t *diags_json(const struct jpos_diags *d, enum jpos_diag_level level)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < d->n; i++) {
-        const struct route_diag *g = &d->items[i];
+        const struct jpos_diag *g = &d->items[i];
         if (g->level != level)
             continue;
         json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:s, s:s}", "file", g->file, "line",
@@ -316,19 +316,19 @@ static uint64_t publish(struct router *s, struct route_table *t, const char *sou
     return e.version;
 }
 
-static void log_diags(const struct route_diags *d, const char *source)
+static void log_diags(const struct jpos_diags *d, const char *source)
 {
     for (size_t i = 0; i < d->n; i++) {
-        const struct route_diag *g = &d->items[i];
+        const struct jpos_diag *g = &d->items[i];
         const char *sep = g->path[0] ? ": " : "";
         if (g->line)
-            rt_log(g->level == ROUTE_DIAG_ERROR ? RT_LOG_ERROR : RT_LOG_WARNING,
+            rt_log(g->level == JPOS_DIAG_ERROR ? RT_LOG_ERROR : RT_LOG_WARNING,
                    "routes (%s): %s:%u:%u: %s%s%s%s", source, g->file, g->line, g->column,
-                   g->level == ROUTE_DIAG_WARNING ? "warning: " : "", g->path, sep, g->message);
+                   g->level == JPOS_DIAG_WARNING ? "warning: " : "", g->path, sep, g->message);
         else
-            rt_log(g->level == ROUTE_DIAG_ERROR ? RT_LOG_ERROR : RT_LOG_WARNING,
+            rt_log(g->level == JPOS_DIAG_ERROR ? RT_LOG_ERROR : RT_LOG_WARNING,
                    "routes (%s): %s: %s%s%s%s", source, g->file,
-                   g->level == ROUTE_DIAG_WARNING ? "warning: " : "", g->path, sep, g->message);
+                   g->level == JPOS_DIAG_WARNING ? "warning: " : "", g->path, sep, g->message);
     }
     if (d->dropped)
         rt_log(RT_LOG_ERROR, "routes (%s): %zu more diagnostics not kept", source, d->dropped);
@@ -413,8 +413,8 @@ static int load(struct router *s, const char *source, const char *text, size_t l
     } else if (r != -EINVAL) {
         rt_log(RT_LOG_ERROR, "routes (%s): reload failed: %s", source, strerror(-r));
     }
-    *reply = outcome_json(r == 0, version, routes, diags_json(&j->diags, ROUTE_DIAG_ERROR),
-                          diags_json(&j->diags, ROUTE_DIAG_WARNING));
+    *reply = outcome_json(r == 0, version, routes, diags_json(&j->diags, JPOS_DIAG_ERROR),
+                          diags_json(&j->diags, JPOS_DIAG_WARNING));
     if (r != 0 && r != -EINVAL && json_array_size(json_object_get(*reply, "errors")) == 0)
         json_object_set_new(*reply, "errors", message_errors(strerror(-r)));
 record:

@@ -27,7 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "route/diag.h"
+#include "jpos/diag.h"
+#include "jpos/keys.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -177,7 +178,7 @@ struct route_table;
 /* ---- building a table ------------------------------------------------------
  * A builder collects routes from any number of files or buffers, then
  * validates the whole set and compiles it. Every problem goes to the
- * `struct route_diags` passed in; route files report their own file name.
+ * `struct jpos_diags` passed in; route files report their own file name.
  * Building never touches the hot path and may run on any thread (it reads
  * files: run it where blocking is allowed). */
 struct route_builder;
@@ -192,23 +193,27 @@ void route_builder_free(struct route_builder *b); /* NULL-safe */
  * errors (they are in `d`; valid routes of the text are still kept so that
  * cross-file checks report as much as possible), -ENOMEM. */
 int route_builder_add_text(struct route_builder *b, const char *file, const char *text, size_t len,
-                           struct route_diags *d);
+                           struct jpos_diags *d);
+/* The key table of a route file's top-level object; the route's keys and
+ * nested objects hang from its rows (jpos/keys.h). Static data. */
+extern const struct jpos_section route_file_keys;
+
 /* Reads and adds one file (at most ROUTE_MAX_FILE_BYTES). */
-int route_builder_add_file(struct route_builder *b, const char *path, struct route_diags *d);
+int route_builder_add_file(struct route_builder *b, const char *path, struct jpos_diags *d);
 /* Adds every `*.json` regular file of `dir` in byte order of names. Names
  * starting with '.' are skipped (editor lock and temporary files). A missing
  * or unreadable directory is an error; an empty one a warning. */
-int route_builder_add_dir(struct route_builder *b, const char *dir, struct route_diags *d);
+int route_builder_add_dir(struct route_builder *b, const char *dir, struct jpos_diags *d);
 
 /* Validates the whole set (duplicate names, conflicts) and compiles it. On
  * success writes a new table (one reference, version 0) and returns 0; the
  * builder is then empty. Returns -EINVAL if this builder recorded any error,
  * in any call; -ENOMEM. */
-int route_builder_compile(struct route_builder *b, struct route_table **out, struct route_diags *d);
+int route_builder_compile(struct route_builder *b, struct route_table **out, struct jpos_diags *d);
 
 /* Shorthand: a builder, one directory, compile. */
 int route_table_load_dir(const char *dir, const char *const *upstreams, size_t n,
-                         struct route_table **out, struct route_diags *d);
+                         struct route_table **out, struct jpos_diags *d);
 
 /* ---- tables ----------------------------------------------------------------
  * route_table_ref/unref manage owner references (the router's history of

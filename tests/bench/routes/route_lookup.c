@@ -172,15 +172,15 @@ int main(void)
     route_holder_new(&h);
     struct route_table *t = NULL;
     for (int k = 0; k < 11; k++) {
-        struct route_diags d;
-        route_diags_init(&d);
+        struct jpos_diags d;
+        jpos_diags_init(&d);
         double t0 = now_ns();
         struct route_builder *b;
         route_builder_new(&b, ups, 1);
         route_builder_add_text(b, "gen.json", json, len, &d);
         struct route_table *nt;
         if (route_builder_compile(b, &nt, &d) != 0) {
-            route_diags_print(&d, stderr);
+            jpos_diags_print(&d, stderr);
             return 1;
         }
         route_builder_free(b);
@@ -189,7 +189,7 @@ int main(void)
         double t2 = now_ns();
         tc[k] = (t1 - t0) / 1e6;
         tp[k] = (t2 - t1) / 1e6;
-        route_diags_done(&d);
+        jpos_diags_done(&d);
     }
     t = (struct route_table *)route_holder_acquire(h);
 

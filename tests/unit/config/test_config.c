@@ -11,26 +11,26 @@
 
 #include "gw/config.h"
 
-static const struct route_diag *find(const struct route_diags *d, const char *needle)
+static const struct jpos_diag *find(const struct jpos_diags *d, const char *needle)
 {
     for (size_t i = 0; i < d->n; i++)
         if (strstr(d->items[i].message, needle))
             return &d->items[i];
-    route_diags_print(d, stderr);
+    jpos_diags_print(d, stderr);
     ck_abort_msg("no diagnostic contains \"%s\"", needle);
     return NULL;
 }
 
 static struct gw_config *parse_flags_ok(const char *json, unsigned flags)
 {
-    struct route_diags d;
+    struct jpos_diags d;
     struct gw_config *cfg = NULL;
-    route_diags_init(&d);
+    jpos_diags_init(&d);
     int r = gw_config_parse("conf/tandem.json", json, strlen(json), flags, &cfg, &d);
     if (r)
-        route_diags_print(&d, stderr);
+        jpos_diags_print(&d, stderr);
     ck_assert_int_eq(r, 0);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     return cfg;
 }
 
@@ -39,21 +39,69 @@ static struct gw_config *parse_ok(const char *json)
     return parse_flags_ok(json, 0);
 }
 
-static struct route_diags parse_flags_bad(const char *json, unsigned flags)
+static struct jpos_diags parse_flags_bad(const char *json, unsigned flags)
 {
-    struct route_diags d;
+    struct jpos_diags d;
     struct gw_config *cfg = NULL;
-    route_diags_init(&d);
+    jpos_diags_init(&d);
     ck_assert_int_eq(gw_config_parse("conf/tandem.json", json, strlen(json), flags, &cfg, &d),
                      -EINVAL);
     ck_assert_ptr_null(cfg);
     return d;
 }
 
-static struct route_diags parse_bad(const char *json)
+static struct jpos_diags parse_bad(const char *json)
 {
     return parse_flags_bad(json, 0);
 }
+
+/* The admin listener's values come from the key tables: the listener
+ * defaults, then the fixed rows of gw_admin_listener_keys, each of which
+ * names a listener key and writes the same field. */
+START_TEST(admin_listener_takes_its_values_from_the_key_table)
+{
+    struct gw_config *cfg = parse_ok("{\"listeners\": [{\"address\": \"127.0.0.1:0\"}]}");
+    const struct gw_listener_config *a = &cfg->admin.listener, *l = &cfg->listeners[0];
+    ck_assert_uint_eq(a->max_connections, 256);
+    ck_assert_uint_eq(a->max_body_bytes, 4u << 20);
+    ck_assert_uint_eq(a->acceptors, 1);
+    ck_assert_uint_eq(a->backlog, 128);
+    ck_assert_uint_eq(a->body_timeout_ms, 60000);
+    ck_assert_uint_eq(a->max_header_bytes, l->max_header_bytes);
+    ck_assert_uint_eq(a->header_timeout_ms, l->header_timeout_ms);
+    ck_assert_uint_eq(a->tunnel_idle_timeout_ms, l->tunnel_idle_timeout_ms);
+    const struct jpos_section *ls = jpos_key_find(&gw_config_keys, "listeners")->sub;
+    for (size_t i = 0; i < gw_admin_listener_keys.nkeys; i++) {
+        const struct jpos_key *k = &gw_admin_listener_keys.keys[i];
+        const struct jpos_key *row = jpos_key_find(ls, k->name);
+        ck_assert_msg(row, "admin listener row %s names no listener key", k->name);
+        ck_assert_uint_eq(row->offset, k->offset);
+        ck_assert_uint_eq(row->size, k->size);
+    }
+    gw_config_free(cfg);
+}
+END_TEST
+
+/* Every defaulted listener field is the table's default. */
+START_TEST(listener_defaults_are_the_key_table_rows)
+{
+    struct gw_config *cfg = parse_ok("{\"listeners\": [{\"address\": \"127.0.0.1:0\"}]}");
+    const struct jpos_section *ls = jpos_key_find(&gw_config_keys, "listeners")->sub;
+    for (size_t i = 0; i < ls->nkeys; i++) {
+        const struct jpos_key *k = &ls->keys[i];
+        if (k->type != JPOS_T_INT)
+            continue;
+        long long v = 0;
+        const char *p = (const char *)&cfg->listeners[0] + k->offset;
+        if (k->size == 4)
+            v = *(const uint32_t *)(const void *)p;
+        else
+            v = *(const int64_t *)(const void *)p;
+        ck_assert_msg(v == k->def, "%s: %lld, table %lld", k->name, v, k->def);
+    }
+    gw_config_free(cfg);
+}
+END_TEST
 
 START_TEST(minimal_config_gets_documented_defaults)
 {
@@ -116,12 +164,12 @@ END_TEST
 
 START_TEST(unknown_keys_are_errors_with_suggestions)
 {
-    struct route_diags d = parse_bad("{\n"
-                                     "  \"listeners\": [{\"address\": \"0.0.0.0:80\", "
-                                     "\"max_header\": 10}],\n"
-                                     "  \"upstream\": {}\n"
-                                     "}");
-    const struct route_diag *g =
+    struct jpos_diags d = parse_bad("{\n"
+                                    "  \"listeners\": [{\"address\": \"0.0.0.0:80\", "
+                                    "\"max_header\": 10}],\n"
+                                    "  \"upstream\": {}\n"
+                                    "}");
+    const struct jpos_diag *g =
         find(&d, "unknown key \"max_header\" in listener; did you mean \"max_headers\"?");
     ck_assert_uint_eq(g->line, 2);
     ck_assert_uint_eq(g->column, 43);
@@ -130,13 +178,13 @@ START_TEST(unknown_keys_are_errors_with_suggestions)
     ck_assert_uint_eq(g->line, 3);
     ck_assert_uint_eq(g->column, 3);
     ck_assert_uint_eq(d.nerrors, 2);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(bad_values_are_all_reported)
 {
-    struct route_diags d =
+    struct jpos_diags d =
         parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0\"},{\"address\":\"a:99999\"},"
                   "{\"address\":\"::1:80\"},{\"address\":\"x:1\",\"max_headers\":0}],"
                   "\"runtime\":{\"schedulers\":-1},"
@@ -153,7 +201,7 @@ START_TEST(bad_values_are_all_reported)
     find(&d, "needs 1 to 256 targets, got 0");
     find(&d, "expected an integer, got a string");
     ck_assert_uint_eq(d.nerrors, 10);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -165,7 +213,7 @@ START_TEST(body_and_tunnel_timeouts_are_read_and_range_checked)
     ck_assert_uint_eq(cfg->listeners[0].body_timeout_ms, 1);
     ck_assert_uint_eq(cfg->listeners[0].tunnel_idle_timeout_ms, 86400000);
     gw_config_free(cfg);
-    struct route_diags d =
+    struct jpos_diags d =
         parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\",\"body_timeout_ms\":0,"
                   "\"tunnel_idle_timeout_ms\":86400001}]}");
     ck_assert_str_eq(find(&d, "must be between 1 and 86400000, got 0")->path,
@@ -173,26 +221,26 @@ START_TEST(body_and_tunnel_timeouts_are_read_and_range_checked)
     ck_assert_str_eq(find(&d, "must be between 1 and 86400000, got 86400001")->path,
                      "listeners[0].tunnel_idle_timeout_ms");
     ck_assert_uint_eq(d.nerrors, 2);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(listeners_are_required)
 {
-    struct route_diags d = parse_bad("{}");
-    const struct route_diag *g = find(&d, "no \"listeners\"");
+    struct jpos_diags d = parse_bad("{}");
+    const struct jpos_diag *g = find(&d, "no \"listeners\"");
     ck_assert_uint_eq(g->line, 1);
     ck_assert_uint_eq(g->column, 1);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(public_admin_needs_a_token)
 {
-    struct route_diags d = parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],"
-                                     "\"admin\":{\"address\":\"0.0.0.0:9901\"}}");
+    struct jpos_diags d = parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],"
+                                    "\"admin\":{\"address\":\"0.0.0.0:9901\"}}");
     find(&d, "set \"token_env\"");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     setenv("TANDEM_TEST_TOKEN", "secret", 1);
     struct gw_config *cfg = parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],"
                                      "\"admin\":{\"address\":\"0.0.0.0:9901\","
@@ -215,9 +263,9 @@ START_TEST(admin_without_a_valid_address_is_an_error_not_a_crash)
         "\"address\":null}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct route_diags d = parse_bad(bad[i]);
+        struct jpos_diags d = parse_bad(bad[i]);
         ck_assert_uint_gt(d.n, 0);
-        route_diags_done(&d);
+        jpos_diags_done(&d);
     }
 }
 END_TEST
@@ -228,17 +276,17 @@ START_TEST(token_env_naming_an_unset_or_empty_variable_is_an_error)
                                "\"admin\":{\"address\":\"127.0.0.1:9901\",\n"
                                "  \"token_env\":\"TANDEM_TEST_NO_SUCH_TOKEN\"}}";
     unsetenv("TANDEM_TEST_NO_SUCH_TOKEN");
-    struct route_diags d = parse_flags_bad(json, GW_CONFIG_ENV);
-    const struct route_diag *g = find(&d, "TANDEM_TEST_NO_SUCH_TOKEN (admin.token_env) is not set");
+    struct jpos_diags d = parse_flags_bad(json, GW_CONFIG_ENV);
+    const struct jpos_diag *g = find(&d, "TANDEM_TEST_NO_SUCH_TOKEN (admin.token_env) is not set");
     ck_assert_uint_eq(g->line, 3);
     ck_assert_uint_eq(g->column, 15);
-    ck_assert_int_eq(g->level, ROUTE_DIAG_ERROR);
+    ck_assert_int_eq(g->level, JPOS_DIAG_ERROR);
     find(&d, "will not start");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     setenv("TANDEM_TEST_NO_SUCH_TOKEN", "", 1);
     d = parse_flags_bad(json, GW_CONFIG_ENV);
     find(&d, "TANDEM_TEST_NO_SUCH_TOKEN (admin.token_env) is empty");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     setenv("TANDEM_TEST_NO_SUCH_TOKEN", "t0ken", 1);
     gw_config_free(parse_flags_ok(json, GW_CONFIG_ENV));
     /* `tandem ctl` does not look at the environment through the loader. */
@@ -312,11 +360,11 @@ START_TEST(loopback_is_decided_from_the_resolved_address)
         ck_assert_msg(cfg->admin.loopback, "%s", lo[i]);
         gw_config_free(cfg);
     }
-    struct route_diags d = parse_flags_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],"
-                                           "\"admin\":{\"address\":\"[::ffff:10.0.0.1]:9901\"}}",
-                                           GW_CONFIG_ENV);
+    struct jpos_diags d = parse_flags_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],"
+                                          "\"admin\":{\"address\":\"[::ffff:10.0.0.1]:9901\"}}",
+                                          GW_CONFIG_ENV);
     find(&d, "reachable from other hosts");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -347,10 +395,10 @@ START_TEST(admin_allowed_hosts_are_host_values)
             json, sizeof json,
             "{\"listeners\":[{\"address\":\"0.0.0.0:80\"}],\"admin\":{\"allowed_hosts\":[%s]}}",
             bad[i]);
-        struct route_diags d = parse_bad(json);
+        struct jpos_diags d = parse_bad(json);
         ck_assert_uint_eq(d.nerrors, 1);
         ck_assert_str_eq(d.items[0].path, "admin.allowed_hosts[0]");
-        route_diags_done(&d);
+        jpos_diags_done(&d);
     }
     char json[4096];
     size_t n = (size_t)snprintf(json, sizeof json,
@@ -359,9 +407,9 @@ START_TEST(admin_allowed_hosts_are_host_values)
     for (int i = 0; i <= GW_ADMIN_MAX_ALLOWED_HOSTS; i++)
         n += (size_t)snprintf(json + n, sizeof json - n, "%s\"h%d\"", i ? "," : "", i);
     snprintf(json + n, sizeof json - n, "]}}");
-    struct route_diags d = parse_bad(json);
+    struct jpos_diags d = parse_bad(json);
     find(&d, "has 65 entries; at most 64");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -374,22 +422,22 @@ START_TEST(config_nested_too_deep_is_refused_with_its_position)
     for (int i = 0; i < 3000; i++)
         json[n++] = ']';
     snprintf(json + n, sizeof json - n, "}");
-    struct route_diags d = parse_bad(json);
-    const struct route_diag *g = find(&d, "JSON nested deeper than 64 levels");
+    struct jpos_diags d = parse_bad(json);
+    const struct jpos_diag *g = find(&d, "JSON nested deeper than 64 levels");
     ck_assert_uint_eq(g->line, 2);
     ck_assert_uint_eq(g->column, 3 + 63);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(duplicate_listeners_are_errors)
 {
-    struct route_diags d = parse_bad("{\"listeners\":[{\"name\":\"a\",\"address\":\"0.0.0.0:80\"},"
-                                     "{\"name\":\"a\",\"address\":\"0.0.0.0:81\"},"
-                                     "{\"name\":\"c\",\"address\":\"0.0.0.0:80\"}]}");
+    struct jpos_diags d = parse_bad("{\"listeners\":[{\"name\":\"a\",\"address\":\"0.0.0.0:80\"},"
+                                    "{\"name\":\"a\",\"address\":\"0.0.0.0:81\"},"
+                                    "{\"name\":\"c\",\"address\":\"0.0.0.0:80\"}]}");
     find(&d, "duplicate listener name \"a\"");
     find(&d, "use the same address 0.0.0.0:80");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -410,25 +458,25 @@ START_TEST(routes_load_against_upstream_names_with_their_own_file)
     f = fopen(rfile, "w");
     fputs("{\"routes\":[{\"name\":\"u\",\"match\":{\"path\":\"/u\"},\"upstream\":\"user\"}]}", f);
     fclose(f);
-    struct route_diags d;
+    struct jpos_diags d;
     struct gw_config *cfg = NULL;
-    route_diags_init(&d);
+    jpos_diags_init(&d);
     ck_assert_int_eq(gw_config_load(path, &cfg, &d), -EINVAL);
-    const struct route_diag *g = find(&d, "unknown upstream \"user\"; did you mean \"users\"?");
+    const struct jpos_diag *g = find(&d, "unknown upstream \"user\"; did you mean \"users\"?");
     ck_assert_str_eq(g->file, rfile);
     ck_assert_uint_eq(g->line, 1);
     ck_assert_uint_eq(g->column, 57);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 
     f = fopen(rfile, "w");
     fputs("{\"routes\":[{\"name\":\"u\",\"match\":{\"path\":\"/u\"},\"upstream\":\"users\"}]}", f);
     fclose(f);
-    route_diags_init(&d);
+    jpos_diags_init(&d);
     ck_assert_int_eq(gw_config_load(path, &cfg, &d), 0);
     ck_assert_uint_eq(route_table_count(cfg->routes), 1);
     ck_assert_int_eq(route_table_route(cfg->routes, 0)->upstream_index, 0);
     gw_config_free(cfg);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     unlink(rfile);
     rmdir(rdir);
     unlink(path);
@@ -457,13 +505,13 @@ START_TEST(health_check_path_is_bounded_and_a_longer_one_is_an_error_at_its_posi
     path[GW_HEALTH_PATH_MAX + 1] = '\0';
     snprintf(json, sizeof json, HEALTH_CONFIG, path);
 #undef HEALTH_CONFIG
-    struct route_diags d = parse_bad(json);
-    const struct route_diag *g = find(&d, "string is too long (1025 bytes; at most 1024)");
+    struct jpos_diags d = parse_bad(json);
+    const struct jpos_diag *g = find(&d, "string is too long (1025 bytes; at most 1024)");
     ck_assert_uint_eq(g->line, 3);
     ck_assert_uint_eq(g->column, 31);
     ck_assert_str_eq(g->path, "upstreams.u.health.active.path");
     ck_assert_uint_eq(d.nerrors, 1);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -472,18 +520,18 @@ START_TEST(shipped_config_is_valid)
     const char *src = getenv("TANDEM_SRC");
     char path[1024];
     snprintf(path, sizeof(path), "%s/config/tandem.json", src ? src : ".");
-    struct route_diags d;
+    struct jpos_diags d;
     struct gw_config *cfg = NULL;
-    route_diags_init(&d);
+    jpos_diags_init(&d);
     int r = gw_config_load(path, &cfg, &d);
-    route_diags_print(&d, stderr);
+    jpos_diags_print(&d, stderr);
     ck_assert_int_eq(r, 0);
     const struct route *hello = route_table_find(cfg->routes, "hello");
     ck_assert_ptr_nonnull(hello);
     ck_assert_ptr_nonnull(hello->respond);
     ck_assert_str_eq(hello->respond->body, "hello from tandem\n");
     gw_config_free(cfg);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -517,22 +565,22 @@ END_TEST
 
 START_TEST(listener_path_policy_values_are_checked)
 {
-    struct route_diags d = parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\",\"path_policy\":"
-                                     "{\"escaped_slashes\":\"kepp\",\"params\":\"strip\","
-                                     "\"escaped_controls\":true,\"slashes\":\"keep\"}}]}");
-    const struct route_diag *g =
+    struct jpos_diags d = parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\",\"path_policy\":"
+                                    "{\"escaped_slashes\":\"kepp\",\"params\":\"strip\","
+                                    "\"escaped_controls\":true,\"slashes\":\"keep\"}}]}");
+    const struct jpos_diag *g =
         find(&d, "unknown escaped_slashes \"kepp\"; did you mean \"keep\"?");
     ck_assert_str_eq(g->path, "listeners[0].path_policy.escaped_slashes");
     find(&d, "unknown params \"strip\" (one of \"refuse\", \"keep\")");
     find(&d, "expected a string, got true");
     find(&d, "unknown key \"slashes\" in path_policy");
     ck_assert_uint_eq(d.nerrors, 4);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     /* the first-pass mode is not a setting */
     d = parse_bad("{\"listeners\":[{\"address\":\"0.0.0.0:80\",\"path_policy\":"
                   "{\"escaped_slashes\":\"opaque\"}}]}");
     find(&d, "unknown escaped_slashes \"opaque\"");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -558,6 +606,8 @@ int main(void)
     tcase_add_test(tc, loopback_is_decided_from_the_resolved_address);
     tcase_add_test(tc, admin_allowed_hosts_are_host_values);
     tcase_add_test(tc, config_nested_too_deep_is_refused_with_its_position);
+    tcase_add_test(tc, admin_listener_takes_its_values_from_the_key_table);
+    tcase_add_test(tc, listener_defaults_are_the_key_table_rows);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

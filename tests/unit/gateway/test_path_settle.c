@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "route/diag.h"
+#include "jpos/diag.h"
 
 static const char routes_json[] =
     "{\"routes\": ["
@@ -35,15 +35,15 @@ static void setup(void)
 {
     const char *up[] = {"up"};
     struct route_builder *b = NULL;
-    struct route_diags d;
-    route_diags_init(&d);
+    struct jpos_diags d;
+    jpos_diags_init(&d);
     ck_assert_int_eq(route_builder_new(&b, up, 1), 0);
     ck_assert_int_eq(route_builder_add_text(b, "t.json", routes_json, strlen(routes_json), &d), 0);
     if (route_builder_compile(b, &table, &d) != 0)
-        route_diags_print(&d, stderr);
+        jpos_diags_print(&d, stderr);
     ck_assert_ptr_nonnull(table);
     route_builder_free(b);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 
 static void teardown(void)

@@ -645,7 +645,7 @@ END_TEST
 static void head_too_large(void)
 {
     /* Over the response parser's head limit. */
-    size_t big = GW_HTTP_DEFAULT_MAX_HEADER_BYTES + 100;
+    size_t big = GW_HTTP_PARSER_MAX_HEADER_BYTES + 100;
     char *resp = malloc(big + 64);
     T_ASSERT(resp);
     int n = snprintf(resp, 64, "HTTP/1.1 200 OK\r\nX-Big: ");

@@ -219,13 +219,13 @@ static void run(void (*body)(void))
         "                 \"other\": {\"targets\": [{\"address\": \"127.0.0.1:10\"}]}},"
         " \"routes\": \"routes\"}";
     snprintf(path, sizeof path, "%s/tandem.json", tmp);
-    struct route_diags d;
-    route_diags_init(&d);
+    struct jpos_diags d;
+    jpos_diags_init(&d);
     struct gw_config *cfg = NULL;
     int r = gw_config_parse(path, conf, strlen(conf), true, &cfg, &d);
     if (r)
-        route_diags_print(&d, stderr);
-    route_diags_done(&d);
+        jpos_diags_print(&d, stderr);
+    jpos_diags_done(&d);
     ck_assert_int_eq(r, 0);
     ck_assert_ptr_nonnull(cfg->routes);
     memset(&gw, 0, sizeof gw);

@@ -12,7 +12,7 @@
 static const char *const test_upstreams[] = {"demo", "payments", "users"};
 
 /* Compiles one route file's text; NULL (and diagnostics in d) on errors. */
-static inline struct route_table *build_table(const char *json, struct route_diags *d)
+static inline struct route_table *build_table(const char *json, struct jpos_diags *d)
 {
     struct route_builder *b;
     ck_assert_int_eq(route_builder_new(&b, test_upstreams, 3), 0);
@@ -25,14 +25,14 @@ static inline struct route_table *build_table(const char *json, struct route_dia
 
 static inline struct route_table *build_ok(const char *json)
 {
-    struct route_diags d;
-    route_diags_init(&d);
+    struct jpos_diags d;
+    jpos_diags_init(&d);
     struct route_table *t = build_table(json, &d);
     if (!t || d.nerrors)
-        route_diags_print(&d, stderr);
+        jpos_diags_print(&d, stderr);
     ck_assert_ptr_nonnull(t);
     ck_assert_uint_eq(d.nerrors, 0);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     return t;
 }
 

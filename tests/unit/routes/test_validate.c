@@ -7,33 +7,33 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "route/json.h"
+#include "jpos/json.h"
 
 /* The diagnostic whose message contains `needle`; fails the test if none. */
-static const struct route_diag *find(const struct route_diags *d, const char *needle)
+static const struct jpos_diag *find(const struct jpos_diags *d, const char *needle)
 {
     for (size_t i = 0; i < d->n; i++)
         if (strstr(d->items[i].message, needle))
             return &d->items[i];
-    route_diags_print(d, stderr);
+    jpos_diags_print(d, stderr);
     ck_abort_msg("no diagnostic contains \"%s\"", needle);
     return NULL;
 }
 
-static void expect(const struct route_diags *d, const char *needle, unsigned line, unsigned col,
+static void expect(const struct jpos_diags *d, const char *needle, unsigned line, unsigned col,
                    const char *path)
 {
-    const struct route_diag *g = find(d, needle);
+    const struct jpos_diag *g = find(d, needle);
     ck_assert_uint_eq(g->line, line);
     ck_assert_uint_eq(g->column, col);
     ck_assert_str_eq(g->path, path);
-    ck_assert_int_eq(g->level, ROUTE_DIAG_ERROR);
+    ck_assert_int_eq(g->level, JPOS_DIAG_ERROR);
 }
 
-static struct route_diags run(const char *json)
+static struct jpos_diags run(const char *json)
 {
-    struct route_diags d;
-    route_diags_init(&d);
+    struct jpos_diags d;
+    jpos_diags_init(&d);
     struct route_table *t = build_table(json, &d);
     ck_assert_ptr_null(t);
     ck_assert_uint_gt(d.nerrors, 0);
@@ -42,13 +42,13 @@ static struct route_diags run(const char *json)
 
 START_TEST(syntax_error_reports_jansson_position)
 {
-    struct route_diags d = run("{\n  \"routes\": [\n    {\"name\": \"a\",,}\n  ]\n}\n");
+    struct jpos_diags d = run("{\n  \"routes\": [\n    {\"name\": \"a\",,}\n  ]\n}\n");
     ck_assert_uint_eq(d.nerrors, 1);
-    const struct route_diag *g = find(&d, "invalid JSON");
+    const struct jpos_diag *g = find(&d, "invalid JSON");
     ck_assert_uint_eq(g->line, 3);
     ck_assert_uint_eq(g->column, 18);
     ck_assert_str_eq(g->file, "t.json");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -63,23 +63,22 @@ START_TEST(unknown_key_suggests_the_closest_known_key)
                       "    }\n"
                       "  ]\n"
                       "}\n";
-    struct route_diags d = run(txt);
+    struct jpos_diags d = run(txt);
     expect(&d, "unknown key \"pth\" in match; did you mean \"path\"?", 5, 17,
            "routes[0].match.pth");
     expect(&d, "unknown key \"upstrem\" in route; did you mean \"upstream\"?", 6, 7,
            "routes[0].upstrem");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(unknown_key_without_close_match_lists_known_keys)
 {
-    struct route_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/\","
-                               "\"zzzzzz\":1},\"respond\":{}}]}");
-    const struct route_diag *g =
-        find(&d, "unknown key \"zzzzzz\" in match (known keys: host, path");
+    struct jpos_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/\","
+                              "\"zzzzzz\":1},\"respond\":{}}]}");
+    const struct jpos_diag *g = find(&d, "unknown key \"zzzzzz\" in match (known keys: host, path");
     ck_assert_str_eq(g->path, "routes[0].match.zzzzzz");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -92,14 +91,14 @@ START_TEST(every_problem_is_reported_not_just_the_first)
                       " {\"name\": \"c\", \"match\": {\"path_prefix\": \"/c\"}, \"retries\": 1.5,"
                       " \"upstream\": \"demo\"}\n"
                       "]}";
-    struct route_diags d = run(txt);
+    struct jpos_diags d = run(txt);
     ck_assert_uint_eq(d.nerrors, 5);
     expect(&d, "expected a string, got an integer", 2, 11, "routes[0].name");
     expect(&d, "path must start with '/'", 2, 32, "routes[0].match.path");
     expect(&d, "expected an array, got a string", 3, 51, "routes[1].match.methods");
     expect(&d, "bad status 99", 3, 81, "routes[1].respond.status");
     expect(&d, "expected an integer, got a number with a fraction", 4, 59, "routes[2].retries");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -109,20 +108,20 @@ START_TEST(unknown_upstream_suggests_a_defined_one)
                       "  {\"name\": \"pay\", \"match\": {\"path_prefix\": \"/pay\"},\n"
                       "   \"upstream\": \"paymnts\"}\n"
                       "]}";
-    struct route_diags d = run(txt);
+    struct jpos_diags d = run(txt);
     ck_assert_uint_eq(d.nerrors, 1);
     expect(&d, "unknown upstream \"paymnts\"; did you mean \"payments\"?", 3, 16,
            "routes[0].upstream");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     d = run("{\"routes\":[{\"name\":\"x\",\"match\":{\"path\":\"/\"},\"upstream\":\"zzzzzzzz\"}]}");
     find(&d, "unknown upstream \"zzzzzzzz\" (defined: \"demo\", \"payments\", \"users\")");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(route_needs_exactly_one_of_upstream_and_respond)
 {
-    struct route_diags d =
+    struct jpos_diags d =
         run("{\"routes\":[\n"
             "{\"name\":\"none\",\"match\":{\"path\":\"/a\"}},\n"
             "{\"name\":\"both\",\"match\":{\"path\":\"/b\"},\"upstream\":\"demo\","
@@ -130,15 +129,15 @@ START_TEST(route_needs_exactly_one_of_upstream_and_respond)
             "]}");
     expect(&d, "route needs \"upstream\" (forward to a backend) or \"respond\"", 2, 1, "routes[0]");
     expect(&d, "either \"upstream\" or \"respond\", not both", 3, 56, "routes[1].respond");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(duplicate_route_name_points_at_the_first)
 {
     struct route_builder *b;
-    struct route_diags d;
-    route_diags_init(&d);
+    struct jpos_diags d;
+    jpos_diags_init(&d);
     ck_assert_int_eq(route_builder_new(&b, test_upstreams, 3), 0);
     const char *a = "{\"routes\":[\n  {\"name\": \"users\", \"match\": {\"path\": \"/a\"}, "
                     "\"respond\": {}}\n]}";
@@ -149,14 +148,14 @@ START_TEST(duplicate_route_name_points_at_the_first)
     struct route_table *t = NULL;
     ck_assert_int_eq(route_builder_compile(b, &t, &d), -EINVAL);
     ck_assert_ptr_null(t);
-    const struct route_diag *g =
+    const struct jpos_diag *g =
         find(&d, "duplicate route name \"users\"; it is first defined at a.json:2:12");
     ck_assert_str_eq(g->file, "b.json");
     ck_assert_uint_eq(g->line, 3);
     ck_assert_uint_eq(g->column, 12);
     ck_assert_str_eq(g->path, "routes[0].name");
     route_builder_free(b);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -169,13 +168,13 @@ START_TEST(routes_that_cannot_be_told_apart_conflict)
         "  {\"name\":\"b\",\"match\":{\"path\":\"/u/:uid\",\"methods\":[\"GET\"]},"
         "\"respond\":{}}\n"
         "]}";
-    struct route_diags d = run(txt);
+    struct jpos_diags d = run(txt);
     ck_assert_uint_eq(d.nerrors, 1);
     expect(&d,
            "route \"b\" conflicts with route \"a\" (t.json:2:23): both match GET, HEAD /u/:uid on "
            "any host with equal precedence",
            3, 23, "routes[1].match");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -198,19 +197,19 @@ END_TEST
 
 START_TEST(headers_that_can_hold_together_conflict)
 {
-    struct route_diags d =
+    struct jpos_diags d =
         run("{\"routes\":["
             "{\"name\":\"e\",\"match\":{\"path\":\"/z\",\"headers\":{\"x\":\"1\"}},\"respond\":{}},"
             "{\"name\":\"f\",\"match\":{\"path\":\"/z\",\"headers\":{\"y\":true}},\"respond\":{}}"
             "]}");
     find(&d, "route \"f\" conflicts with route \"e\"");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(bad_paths_and_hosts_are_explained)
 {
-    struct route_diags d =
+    struct jpos_diags d =
         run("{\"routes\":["
             "{\"name\":\"a\",\"match\":{\"path\":\"/a//b\"},\"respond\":{}},"
             "{\"name\":\"b\",\"match\":{\"path\":\"/b?x=1\"},\"respond\":{}},"
@@ -230,16 +229,16 @@ START_TEST(bad_paths_and_hosts_are_explained)
     find(&d, "'*' can only be the whole first label");
     find(&d, "parameter \"id\" appears twice");
     find(&d, "unknown method \"get\"; methods are case-sensitive: did you mean \"GET\"?");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(rewrite_must_use_parameters_of_the_path)
 {
-    struct route_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u/:id\"},"
-                               "\"upstream\":\"demo\",\"rewrite\":\"/v2/:idd\"}]}");
+    struct jpos_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u/:id\"},"
+                              "\"upstream\":\"demo\",\"rewrite\":\"/v2/:idd\"}]}");
     find(&d, "rewrite uses \":idd\" but the path has no such parameter; did you mean \"id\"?");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -268,13 +267,13 @@ START_TEST(rewrite_with_more_parts_than_the_limit_is_refused_at_its_position)
      * reference, at byte 96, would be part 65. */
     char json[1024];
     rewrite_route(json, sizeof(json), 33, "/x");
-    struct route_diags d = run(json);
+    struct jpos_diags d = run(json);
     ck_assert_uint_eq(d.nerrors, 1);
     expect(&d,
            "rewrite has more than 64 parts (runs of literal text and :param or *wildcard "
            "references); part 65 starts at byte 96 of the decoded value",
            2, 13, "routes[0].rewrite");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 
     /* The position counts bytes of the decoded value: each "/" written as
      * the escape "\/" takes two bytes in the file, still one here. */
@@ -282,14 +281,14 @@ START_TEST(rewrite_with_more_parts_than_the_limit_is_refused_at_its_position)
     d = run(json);
     ck_assert_uint_eq(d.nerrors, 1);
     expect(&d, "part 65 starts at byte 96 of the decoded value", 2, 13, "routes[0].rewrite");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 
     /* 32 references (64 parts) leave no room for a trailing literal. */
     rewrite_route(json, sizeof(json), 32, "/x");
     d = run(json);
     ck_assert_uint_eq(d.nerrors, 1);
     expect(&d, "part 65 starts at byte 96 of the decoded value", 2, 13, "routes[0].rewrite");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 
     /* Exactly 64 parts is allowed, and every one is substituted. */
     rewrite_route(json, sizeof(json), 32, "");
@@ -309,34 +308,34 @@ END_TEST
 
 START_TEST(forwarding_options_on_a_direct_response_are_errors)
 {
-    struct route_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path_prefix\":\"/u\"},"
-                               "\"respond\":{},\"strip_prefix\":true,\"retries\":2}]}");
+    struct jpos_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path_prefix\":\"/u\"},"
+                              "\"respond\":{},\"strip_prefix\":true,\"retries\":2}]}");
     ck_assert_uint_eq(d.nerrors, 2);
     find(&d, "\"strip_prefix\" has no effect on a route that responds directly");
     find(&d, "\"retries\" has no effect on a route that responds directly");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(strip_prefix_on_a_whole_path_is_an_error)
 {
-    struct route_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u\"},"
-                               "\"upstream\":\"demo\",\"strip_prefix\":true}]}");
+    struct jpos_diags d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u\"},"
+                              "\"upstream\":\"demo\",\"strip_prefix\":true}]}");
     find(&d, "strip_prefix needs \"path_prefix\" or a wildcard path");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(managed_headers_cannot_be_set)
 {
-    struct route_diags d =
+    struct jpos_diags d =
         run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u\"},\"upstream\":\"demo\","
             "\"request_headers\":{\"set\":{\"Content-Length\":\"5\",\"x-ok\":\"a\\nb\"}}}]}");
     ck_assert_uint_eq(d.nerrors, 2);
     find(&d, "\"Content-Length\" is managed by the gateway");
-    const struct route_diag *g = find(&d, "must not contain control characters");
+    const struct jpos_diag *g = find(&d, "must not contain control characters");
     ck_assert_str_eq(g->path, "routes[0].request_headers.set.x-ok");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -356,11 +355,11 @@ START_TEST(tunnel_idle_timeout_is_a_route_timeout_with_a_range)
     ck_assert_uint_eq(m.route->tunnel_idle_ms, 0); /* the listener's */
     route_table_unref(t);
 
-    struct route_diags d = run("{\"routes\":[{\"name\":\"ws\",\"match\":{\"path\":\"/ws\"},"
-                               "\"upstream\":\"demo\",\"timeouts\":{\"tunnel_idle_ms\":0}}]}");
-    const struct route_diag *g = find(&d, "must be between 1 and 86400000, got 0");
+    struct jpos_diags d = run("{\"routes\":[{\"name\":\"ws\",\"match\":{\"path\":\"/ws\"},"
+                              "\"upstream\":\"demo\",\"timeouts\":{\"tunnel_idle_ms\":0}}]}");
+    const struct jpos_diag *g = find(&d, "must be between 1 and 86400000, got 0");
     ck_assert_str_eq(g->path, "routes[0].timeouts.tunnel_idle_ms");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -381,9 +380,9 @@ START_TEST(header_objects_have_a_size_limit_and_valid_names)
              "{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/a\",\"headers\":%s},"
              "\"upstream\":\"demo\"}]}",
              members);
-    struct route_diags d = run(json);
+    struct jpos_diags d = run(json);
     find(&d, "header conditions; at most 8");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     header_members(members, sizeof members, ROUTE_MAX_HEADER_EDITS + 1);
     snprintf(json, sizeof json,
              "{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/a\"},\"upstream\":\"demo\","
@@ -391,25 +390,25 @@ START_TEST(header_objects_have_a_size_limit_and_valid_names)
              members);
     d = run(json);
     find(&d, "headers; at most 32");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
     d = run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/a\",\"headers\":{\"x y\":true}},"
             "\"respond\":{\"status\":200,\"headers\":{\"bad:name\":\"v\"}}}]}");
     ck_assert_uint_eq(d.nerrors, 2);
     find(&d, "\"x y\" is not a valid header name");
     find(&d, "\"bad:name\" is not a valid header name");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(columns_count_characters_not_bytes)
 {
     /* "é" is two bytes but one column, as in jansson's own errors. */
-    struct route_diags d =
+    struct jpos_diags d =
         run("{\"routes\":[{\"name\":\"é\",\"match\":{\"path\":\"x\"},\"respond\":{}}]}");
-    const struct route_diag *g = find(&d, "path must start with '/'");
+    const struct jpos_diag *g = find(&d, "path must start with '/'");
     ck_assert_uint_eq(g->line, 1);
     ck_assert_uint_eq(g->column, 40); /* 41 if bytes were counted */
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -421,11 +420,11 @@ START_TEST(nesting_beyond_the_limit_is_refused_before_parsing)
     for (int i = 0; i < 100; i++)
         txt[n++] = '[';
     txt[n] = '\0';
-    struct route_diags d = run(txt);
-    const struct route_diag *g = find(&d, "nested deeper than 64 levels");
+    struct jpos_diags d = run(txt);
+    const struct jpos_diag *g = find(&d, "nested deeper than 64 levels");
     ck_assert_uint_eq(g->line, 1);
     ck_assert_uint_eq(g->column, 11 + 63);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -437,18 +436,18 @@ START_TEST(depth_check_counts_brackets_outside_strings_in_any_text)
     size_t n = 0;
     for (int i = 0; i < 64; i++)
         txt[n++] = i % 2 ? '{' : '[';
-    ck_assert_int_eq(route_json_depth_check(txt, n, 64, &line, &col), 0);
+    ck_assert_int_eq(jpos_depth_check(txt, n, 64, &line, &col), 0);
     txt[n++] = '[';
-    ck_assert_int_eq(route_json_depth_check(txt, n, 64, &line, &col), -E2BIG);
+    ck_assert_int_eq(jpos_depth_check(txt, n, 64, &line, &col), -E2BIG);
     ck_assert_uint_eq(line, 1);
     ck_assert_uint_eq(col, 65);
     /* Closed levels do not count; brackets in strings (with escaped quotes)
      * do not count; a line break and a multibyte character move the
      * position as jansson counts it. */
     const char *flat = "[[]],[[]],[\"[[[\\\"[[[\"]";
-    ck_assert_int_eq(route_json_depth_check(flat, strlen(flat), 2, &line, &col), 0);
+    ck_assert_int_eq(jpos_depth_check(flat, strlen(flat), 2, &line, &col), 0);
     const char *deep = "{\"\u00e9\":\n \"\u00e9\", \"x\": [[";
-    ck_assert_int_eq(route_json_depth_check(deep, strlen(deep), 2, &line, &col), -E2BIG);
+    ck_assert_int_eq(jpos_depth_check(deep, strlen(deep), 2, &line, &col), -E2BIG);
     ck_assert_uint_eq(line, 2);
     ck_assert_uint_eq(col, 13);
     /* Invalid JSON is counted all the same: no parser may see it deeper. */
@@ -456,75 +455,75 @@ START_TEST(depth_check_counts_brackets_outside_strings_in_any_text)
     txt[n++] = '1';
     for (int i = 0; i < 3000; i++)
         txt[n++] = '[';
-    ck_assert_int_eq(route_json_depth_check(txt, n, 64, &line, &col), -E2BIG);
+    ck_assert_int_eq(jpos_depth_check(txt, n, 64, &line, &col), -E2BIG);
     ck_assert_uint_eq(col, 66);
     /* An unterminated string hides what follows: nothing after it is parsed. */
-    ck_assert_int_eq(route_json_depth_check("\"[[[", 4, 1, &line, &col), 0);
+    ck_assert_int_eq(jpos_depth_check("\"[[[", 4, 1, &line, &col), 0);
 }
 END_TEST
 
 START_TEST(file_must_hold_a_routes_array)
 {
-    struct route_diags d = run("{\"rutes\": []}");
+    struct jpos_diags d = run("{\"rutes\": []}");
     find(&d, "unknown key \"rutes\" in route file; did you mean \"routes\"?");
     find(&d, "route file has no \"routes\" array");
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(json_paths_quote_keys_that_are_not_identifiers)
 {
-    struct route_jdoc doc;
-    struct route_diags d;
-    route_diags_init(&d);
+    struct jpos_doc doc;
+    struct jpos_diags d;
+    jpos_diags_init(&d);
     const char *txt = "{\"a b\": [0, {\"c\": 1}]}";
-    ck_assert_int_eq(route_jdoc_parse(&doc, "x.json", txt, strlen(txt), &d), 0);
-    struct route_jval root, ab, el, c;
-    route_jval_root(&doc, &root);
-    ck_assert(route_jobj_get(&root, "a b", &ab));
-    struct route_jiter it;
-    route_jiter_init(&it, &ab);
-    ck_assert(route_jiter_next(&it, &el));
-    ck_assert(route_jiter_next(&it, &el));
-    ck_assert(route_jobj_get(&el, "c", &c));
+    ck_assert_int_eq(jpos_doc_parse(&doc, "x.json", txt, strlen(txt), &d), 0);
+    struct jpos_val root, ab, el, c;
+    jpos_val_root(&doc, &root);
+    ck_assert(jpos_obj_get(&root, "a b", &ab));
+    struct jpos_iter it;
+    jpos_iter_init(&it, &ab);
+    ck_assert(jpos_iter_next(&it, &el));
+    ck_assert(jpos_iter_next(&it, &el));
+    ck_assert(jpos_obj_get(&el, "c", &c));
     char buf[64];
-    route_jval_path(&c, buf, sizeof(buf));
+    jpos_val_path(&c, buf, sizeof(buf));
     ck_assert_str_eq(buf, "[\"a b\"][1].c");
     unsigned line, col;
-    route_jval_pos(&c, &line, &col);
+    jpos_val_pos(&c, &line, &col);
     ck_assert_uint_eq(col, 19);
-    route_jval_key_pos(&c, &line, &col);
+    jpos_val_key_pos(&c, &line, &col);
     ck_assert_uint_eq(col, 14);
-    route_jdoc_done(&doc);
-    route_diags_done(&d);
+    jpos_doc_done(&doc);
+    jpos_diags_done(&d);
 }
 END_TEST
 
 START_TEST(suggestions_need_a_plausible_typo)
 {
     const char *const keys[] = {"path", "path_prefix", "host", "methods", "headers"};
-    ck_assert_str_eq(route_suggest("pth", keys, 5), "path");
-    ck_assert_str_eq(route_suggest("hots", keys, 5), "host");
-    ck_assert_str_eq(route_suggest("PATH", keys, 5), "path");
-    ck_assert_str_eq(route_suggest("path_prefx", keys, 5), "path_prefix");
-    ck_assert_ptr_null(route_suggest("banana", keys, 5));
-    ck_assert_ptr_null(route_suggest("x", keys, 5));
-    ck_assert_uint_eq(route_edit_distance("ab", "ba"), 1);
-    ck_assert_uint_eq(route_edit_distance("kitten", "sitting"), 3);
+    ck_assert_str_eq(jpos_suggest("pth", keys, 5), "path");
+    ck_assert_str_eq(jpos_suggest("hots", keys, 5), "host");
+    ck_assert_str_eq(jpos_suggest("PATH", keys, 5), "path");
+    ck_assert_str_eq(jpos_suggest("path_prefx", keys, 5), "path_prefix");
+    ck_assert_ptr_null(jpos_suggest("banana", keys, 5));
+    ck_assert_ptr_null(jpos_suggest("x", keys, 5));
+    ck_assert_uint_eq(jpos_edit_distance("ab", "ba"), 1);
+    ck_assert_uint_eq(jpos_edit_distance("kitten", "sitting"), 3);
 }
 END_TEST
 
 START_TEST(diagnostics_are_capped_but_counted)
 {
-    struct route_diags d;
-    route_diags_init(&d);
+    struct jpos_diags d;
+    jpos_diags_init(&d);
     d.max = 3;
     for (int i = 0; i < 10; i++)
-        route_diag_add(&d, ROUTE_DIAG_ERROR, "f", 1, 1, "", "e%d", i);
+        jpos_diag_add(&d, JPOS_DIAG_ERROR, "f", 1, 1, "", "e%d", i);
     ck_assert_uint_eq(d.n, 3);
     ck_assert_uint_eq(d.nerrors, 10);
     ck_assert_uint_eq(d.dropped, 7);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 
@@ -555,20 +554,20 @@ START_TEST(path_policy_is_read_and_checked)
     ck_assert_int_eq(r->path_params, ROUTE_PARAMS_LISTENER);
     route_table_unref(t);
 
-    struct route_diags d =
+    struct jpos_diags d =
         run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u\"},\"upstream\":\"demo\","
             "\"path_policy\":{\"escaped_slashes\":\"decod\",\"params\":\"strip\","
             "\"controls\":\"refuse\"}},"
             "{\"name\":\"b\",\"match\":{\"path\":\"/v\"},\"upstream\":\"demo\","
             "\"path_policy\":\"keep\"}]}");
-    const struct route_diag *g =
+    const struct jpos_diag *g =
         find(&d, "unknown escaped_slashes \"decod\"; did you mean \"decode\"?");
     ck_assert_str_eq(g->path, "routes[0].path_policy.escaped_slashes");
     find(&d, "unknown params \"strip\" (one of \"refuse\", \"keep\")");
     find(&d, "unknown key \"controls\" in path_policy");
     find(&d, "expected an object, got a string");
     ck_assert_uint_eq(d.nerrors, 4);
-    route_diags_done(&d);
+    jpos_diags_done(&d);
 }
 END_TEST
 

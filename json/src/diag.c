@@ -4,7 +4,7 @@
  * Invariants: every kept entry owns its three strings; n <= max; nerrors and
  * nwarnings count every diagnostic ever added, kept or not.
  */
-#include "route/diag.h"
+#include "jpos/diag.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,13 +13,13 @@
 #include <string.h>
 #include <strings.h>
 
-void route_diags_init(struct route_diags *d)
+void jpos_diags_init(struct jpos_diags *d)
 {
     memset(d, 0, sizeof(*d));
-    d->max = ROUTE_DIAGS_MAX;
+    d->max = JPOS_DIAGS_MAX;
 }
 
-void route_diags_done(struct route_diags *d)
+void jpos_diags_done(struct jpos_diags *d)
 {
     if (!d)
         return;
@@ -34,10 +34,10 @@ void route_diags_done(struct route_diags *d)
     d->max = max;
 }
 
-int route_diag_addv(struct route_diags *d, enum route_diag_level level, const char *file,
-                    unsigned line, unsigned column, const char *path, const char *fmt, va_list ap)
+int jpos_diag_addv(struct jpos_diags *d, enum jpos_diag_level level, const char *file,
+                   unsigned line, unsigned column, const char *path, const char *fmt, va_list ap)
 {
-    if (level == ROUTE_DIAG_ERROR)
+    if (level == JPOS_DIAG_ERROR)
         d->nerrors++;
     else
         d->nwarnings++;
@@ -49,13 +49,13 @@ int route_diag_addv(struct route_diags *d, enum route_diag_level level, const ch
         size_t cap = d->cap ? d->cap * 2 : 16;
         if (cap > d->max)
             cap = d->max;
-        struct route_diag *items = realloc(d->items, cap * sizeof(*items));
+        struct jpos_diag *items = realloc(d->items, cap * sizeof(*items));
         if (!items)
             goto nomem;
         d->items = items;
         d->cap = cap;
     }
-    struct route_diag g = {.level = level, .line = line, .column = column};
+    struct jpos_diag g = {.level = level, .line = line, .column = column};
     g.file = strdup(file ? file : "");
     g.path = strdup(path ? path : "");
     if (vasprintf(&g.message, fmt, ap) < 0)
@@ -73,33 +73,33 @@ nomem:
     return -ENOMEM;
 }
 
-int route_diag_add(struct route_diags *d, enum route_diag_level level, const char *file,
-                   unsigned line, unsigned column, const char *path, const char *fmt, ...)
+int jpos_diag_add(struct jpos_diags *d, enum jpos_diag_level level, const char *file, unsigned line,
+                  unsigned column, const char *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = route_diag_addv(d, level, file, line, column, path, fmt, ap);
+    int r = jpos_diag_addv(d, level, file, line, column, path, fmt, ap);
     va_end(ap);
     return r;
 }
 
-void route_diag_print(const struct route_diag *g, FILE *out)
+void jpos_diag_print(const struct jpos_diag *g, FILE *out)
 {
     if (g->line)
         fprintf(out, "%s:%u:%u: ", g->file, g->line, g->column ? g->column : 1);
     else
         fprintf(out, "%s: ", g->file);
-    if (g->level == ROUTE_DIAG_WARNING)
+    if (g->level == JPOS_DIAG_WARNING)
         fputs("warning: ", out);
     if (g->path[0])
         fprintf(out, "%s: ", g->path);
     fprintf(out, "%s\n", g->message);
 }
 
-void route_diags_print(const struct route_diags *d, FILE *out)
+void jpos_diags_print(const struct jpos_diags *d, FILE *out)
 {
     for (size_t i = 0; i < d->n; i++)
-        route_diag_print(&d->items[i], out);
+        jpos_diag_print(&d->items[i], out);
     if (d->dropped)
         fprintf(out, "... and %zu more problem%s not shown\n", d->dropped,
                 d->dropped == 1 ? "" : "s");
@@ -107,7 +107,7 @@ void route_diags_print(const struct route_diags *d, FILE *out)
 
 #define EDIT_MAX 64
 
-unsigned route_edit_distance(const char *a, const char *b)
+unsigned jpos_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > EDIT_MAX || lb > EDIT_MAX)
@@ -138,7 +138,7 @@ unsigned route_edit_distance(const char *a, const char *b)
     return p[lb];
 }
 
-const char *route_suggest(const char *word, const char *const *candidates, size_t n)
+const char *jpos_suggest(const char *word, const char *const *candidates, size_t n)
 {
     size_t len = strlen(word);
     unsigned limit = 1 + (unsigned)(len / 4);
@@ -152,7 +152,7 @@ const char *route_suggest(const char *word, const char *const *candidates, size_
             continue;
         if (strcasecmp(c, word) == 0)
             return c; /* a difference in case only: surely meant */
-        unsigned dist = route_edit_distance(word, c);
+        unsigned dist = jpos_edit_distance(word, c);
         /* A one-letter word is one edit from every other one-letter word;
          * only suggest when at least half of the word survives. */
         if (dist < best_d && dist < (len > strlen(c) ? len : strlen(c))) {

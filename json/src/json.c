@@ -1,8 +1,8 @@
 /*
- * json.c: JSON documents with value positions (see route/json.h).
+ * json.c: JSON documents with value positions (see jpos/json.h).
  *
- * route_json_depth_check first refuses nesting deeper than
- * ROUTE_JSON_MAX_DEPTH, counting brackets outside strings whether or not the
+ * jpos_depth_check first refuses nesting deeper than
+ * JPOS_MAX_DEPTH, counting brackets outside strings whether or not the
  * text is valid (jansson's parser recurses once per level and we may be on
  * a small coroutine stack). One pass of a small scanner over the text then
  * records a node per value in document (pre-)order: where the value starts,
@@ -15,7 +15,7 @@
  * Invariants: nodes[0] is the root; first_child and next_sibling are 0 when
  * absent (0 can never be a child); every offset lies inside `text`.
  */
-#include "route/json.h"
+#include "jpos/json.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct route_jnode {
+struct jpos_node {
     uint32_t line, col;
     uint32_t key_line, key_col; /* 0 unless an object member */
     uint32_t key_off, key_len;  /* raw key text between the quotes */
@@ -37,7 +37,7 @@ struct scanner {
     const char *s;
     size_t n, i;
     uint32_t line, col;
-    struct route_jnode *nodes;
+    struct jpos_node *nodes;
     uint32_t nnodes, cap;
 };
 
@@ -86,7 +86,7 @@ static int new_node(struct scanner *sc, uint32_t *out)
 {
     if (sc->nnodes == sc->cap) {
         uint32_t cap = sc->cap ? sc->cap * 2 : 64;
-        struct route_jnode *nodes = realloc(sc->nodes, (size_t)cap * sizeof(*nodes));
+        struct jpos_node *nodes = realloc(sc->nodes, (size_t)cap * sizeof(*nodes));
         if (!nodes)
             return -ENOMEM;
         sc->nodes = nodes;
@@ -109,7 +109,7 @@ struct frame {
  * (malformed: jansson will say how), -ENOMEM. */
 static int scan(struct scanner *sc)
 {
-    struct frame stack[ROUTE_JSON_MAX_DEPTH + 1];
+    struct frame stack[JPOS_MAX_DEPTH + 1];
     int sp = 0;
     enum scan_state st = S_VALUE;
     uint32_t key_line = 0, key_col = 0, key_off = 0, key_len = 0;
@@ -128,7 +128,7 @@ static int scan(struct scanner *sc)
             uint32_t idx;
             if ((r = new_node(sc, &idx)) < 0)
                 return r;
-            struct route_jnode *nd = &sc->nodes[idx];
+            struct jpos_node *nd = &sc->nodes[idx];
             if (have_key) {
                 nd->key_line = key_line;
                 nd->key_col = key_col;
@@ -145,7 +145,7 @@ static int scan(struct scanner *sc)
                 f->last_child = idx;
             }
             if (c == '{' || c == '[') {
-                if (sp == ROUTE_JSON_MAX_DEPTH)
+                if (sp == JPOS_MAX_DEPTH)
                     return -E2BIG;
                 stack[sp++] = (struct frame){.node = idx, .object = c == '{'};
                 adv(sc);
@@ -206,8 +206,8 @@ static int scan(struct scanner *sc)
     }
 }
 
-int route_json_depth_check(const char *text, size_t len, unsigned max_depth, unsigned *line,
-                           unsigned *column)
+int jpos_depth_check(const char *text, size_t len, unsigned max_depth, unsigned *line,
+                     unsigned *column)
 {
     unsigned depth = 0;
     bool in_string = false;
@@ -240,24 +240,23 @@ int route_json_depth_check(const char *text, size_t len, unsigned max_depth, uns
     return -E2BIG;
 }
 
-int route_jdoc_parse(struct route_jdoc *doc, const char *file, const char *text, size_t len,
-                     struct route_diags *d)
+int jpos_doc_parse(struct jpos_doc *doc, const char *file, const char *text, size_t len,
+                   struct jpos_diags *d)
 {
     int r;
     memset(doc, 0, sizeof(*doc));
     doc->file = strdup(file ? file : "");
     if (!doc->file)
         return -ENOMEM;
-    if (len > ROUTE_JSON_MAX_BYTES) {
-        route_diag_add(d, ROUTE_DIAG_ERROR, doc->file, 0, 0, NULL,
-                       "file is too large (%zu bytes; at most %u)", len,
-                       (unsigned)ROUTE_JSON_MAX_BYTES);
+    if (len > JPOS_MAX_BYTES) {
+        jpos_diag_add(d, JPOS_DIAG_ERROR, doc->file, 0, 0, NULL,
+                      "file is too large (%zu bytes; at most %u)", len, (unsigned)JPOS_MAX_BYTES);
         return -EINVAL;
     }
 
     struct scanner sc = {.s = text, .n = len, .line = 1, .col = 1};
     unsigned line = 0, col = 0;
-    int scanned = route_json_depth_check(text, len, ROUTE_JSON_MAX_DEPTH, &line, &col);
+    int scanned = jpos_depth_check(text, len, JPOS_MAX_DEPTH, &line, &col);
     if (scanned == 0) {
         scanned = scan(&sc);
         line = sc.line;
@@ -268,8 +267,8 @@ int route_jdoc_parse(struct route_jdoc *doc, const char *file, const char *text,
         goto out;
     }
     if (scanned == -E2BIG) {
-        route_diag_add(d, ROUTE_DIAG_ERROR, doc->file, line, col, NULL,
-                       "JSON nested deeper than %d levels", ROUTE_JSON_MAX_DEPTH);
+        jpos_diag_add(d, JPOS_DIAG_ERROR, doc->file, line, col, NULL,
+                      "JSON nested deeper than %d levels", JPOS_MAX_DEPTH);
         r = -EINVAL;
         goto out;
     }
@@ -281,9 +280,9 @@ int route_jdoc_parse(struct route_jdoc *doc, const char *file, const char *text,
             r = -ENOMEM;
             goto out;
         }
-        route_diag_add(d, ROUTE_DIAG_ERROR, doc->file, err.line > 0 ? (unsigned)err.line : 1,
-                       err.column > 0 ? (unsigned)err.column : 1, NULL, "invalid JSON: %s",
-                       err.text);
+        jpos_diag_add(d, JPOS_DIAG_ERROR, doc->file, err.line > 0 ? (unsigned)err.line : 1,
+                      err.column > 0 ? (unsigned)err.column : 1, NULL, "invalid JSON: %s",
+                      err.text);
         r = -EINVAL;
         goto out;
     }
@@ -312,7 +311,7 @@ out:
     return r;
 }
 
-void route_jdoc_done(struct route_jdoc *doc)
+void jpos_doc_done(struct jpos_doc *doc)
 {
     if (!doc)
         return;
@@ -323,16 +322,16 @@ void route_jdoc_done(struct route_jdoc *doc)
     memset(doc, 0, sizeof(*doc));
 }
 
-void route_jval_root(const struct route_jdoc *doc, struct route_jval *out)
+void jpos_val_root(const struct jpos_doc *doc, struct jpos_val *out)
 {
-    *out = (struct route_jval){
+    *out = (struct jpos_val){
         .doc = doc,
         .v = doc->root,
         .node = doc->nodes ? 0 : UINT32_MAX,
     };
 }
 
-void route_jiter_init(struct route_jiter *it, const struct route_jval *c)
+void jpos_iter_init(struct jpos_iter *it, const struct jpos_val *c)
 {
     memset(it, 0, sizeof(*it));
     it->parent = c;
@@ -345,40 +344,40 @@ void route_jiter_init(struct route_jiter *it, const struct route_jval *c)
         it->oit = json_object_iter(c->v);
 }
 
-static bool raw_key_is(const struct route_jdoc *doc, uint32_t node, const char *key)
+static bool raw_key_is(const struct jpos_doc *doc, uint32_t node, const char *key)
 {
-    const struct route_jnode *nd = &doc->nodes[node];
+    const struct jpos_node *nd = &doc->nodes[node];
     const char *raw = doc->text + nd->key_off;
     if (memchr(raw, '\\', nd->key_len))
         return true; /* escaped: order is trusted; decoding is not worth it */
     return strlen(key) == nd->key_len && memcmp(raw, key, nd->key_len) == 0;
 }
 
-static uint32_t find_member_node(const struct route_jval *obj, const char *key)
+static uint32_t find_member_node(const struct jpos_val *obj, const char *key)
 {
     if (obj->node == UINT32_MAX)
         return UINT32_MAX;
-    const struct route_jdoc *doc = obj->doc;
+    const struct jpos_doc *doc = obj->doc;
     for (uint32_t c = doc->nodes[obj->node].first_child; c; c = doc->nodes[c].next_sibling)
         if (raw_key_is(doc, c, key))
             return c;
     return UINT32_MAX;
 }
 
-bool route_jiter_next(struct route_jiter *it, struct route_jval *out)
+bool jpos_iter_next(struct jpos_iter *it, struct jpos_val *out)
 {
-    const struct route_jval *p = it->parent;
-    const struct route_jdoc *doc = p->doc;
+    const struct jpos_val *p = it->parent;
+    const struct jpos_doc *doc = p->doc;
     uint32_t node = it->child;
     if (json_is_object(p->v)) {
         if (!it->oit)
             return false;
         const char *key = json_object_iter_key(it->oit);
-        *out = (struct route_jval){.doc = doc,
-                                   .v = json_object_iter_value(it->oit),
-                                   .parent = p,
-                                   .key = key,
-                                   .index = it->i};
+        *out = (struct jpos_val){.doc = doc,
+                                 .v = json_object_iter_value(it->oit),
+                                 .parent = p,
+                                 .key = key,
+                                 .index = it->i};
         it->oit = json_object_iter_next(p->v, it->oit);
         if (node != UINT32_MAX && !raw_key_is(doc, node, key))
             out->node = find_member_node(p, key);
@@ -387,7 +386,7 @@ bool route_jiter_next(struct route_jiter *it, struct route_jval *out)
     } else if (json_is_array(p->v)) {
         if (it->i >= json_array_size(p->v))
             return false;
-        *out = (struct route_jval){
+        *out = (struct jpos_val){
             .doc = doc, .v = json_array_get(p->v, it->i), .parent = p, .index = it->i};
         out->node = node;
     } else {
@@ -401,17 +400,17 @@ bool route_jiter_next(struct route_jiter *it, struct route_jval *out)
     return true;
 }
 
-bool route_jobj_get(const struct route_jval *obj, const char *key, struct route_jval *out)
+bool jpos_obj_get(const struct jpos_val *obj, const char *key, struct jpos_val *out)
 {
-    struct route_jiter it;
-    route_jiter_init(&it, obj);
-    while (route_jiter_next(&it, out))
+    struct jpos_iter it;
+    jpos_iter_init(&it, obj);
+    while (jpos_iter_next(&it, out))
         if (strcmp(out->key, key) == 0)
             return true;
     return false;
 }
 
-void route_jval_pos(const struct route_jval *v, unsigned *line, unsigned *column)
+void jpos_val_pos(const struct jpos_val *v, unsigned *line, unsigned *column)
 {
     if (v->node == UINT32_MAX) {
         *line = *column = 0;
@@ -421,14 +420,14 @@ void route_jval_pos(const struct route_jval *v, unsigned *line, unsigned *column
     *column = v->doc->nodes[v->node].col;
 }
 
-void route_jval_key_pos(const struct route_jval *v, unsigned *line, unsigned *column)
+void jpos_val_key_pos(const struct jpos_val *v, unsigned *line, unsigned *column)
 {
     if (v->node != UINT32_MAX && v->doc->nodes[v->node].key_line) {
         *line = v->doc->nodes[v->node].key_line;
         *column = v->doc->nodes[v->node].key_col;
         return;
     }
-    route_jval_pos(v, line, column);
+    jpos_val_pos(v, line, column);
 }
 
 static bool is_ident(const char *k)
@@ -445,12 +444,11 @@ static bool is_ident(const char *k)
     return true;
 }
 
-size_t route_jval_path(const struct route_jval *v, char *buf, size_t cap)
+size_t jpos_val_path(const struct jpos_val *v, char *buf, size_t cap)
 {
-    const struct route_jval *chain[ROUTE_JSON_MAX_DEPTH + 2];
+    const struct jpos_val *chain[JPOS_MAX_DEPTH + 2];
     size_t n = 0;
-    for (const struct route_jval *p = v; p && p->parent && n < ROUTE_JSON_MAX_DEPTH + 2;
-         p = p->parent)
+    for (const struct jpos_val *p = v; p && p->parent && n < JPOS_MAX_DEPTH + 2; p = p->parent)
         chain[n++] = p;
     size_t len = 0;
     if (cap)
@@ -462,7 +460,7 @@ size_t route_jval_path(const struct route_jval *v, char *buf, size_t cap)
             len += (size_t)w_;                                                                     \
     } while (0)
     while (n-- > 0) {
-        const struct route_jval *p = chain[n];
+        const struct jpos_val *p = chain[n];
         if (!p->key) {
             PUT("[%zu]", p->index);
         } else if (is_ident(p->key)) {
@@ -484,7 +482,7 @@ size_t route_jval_path(const struct route_jval *v, char *buf, size_t cap)
     return len;
 }
 
-const char *route_jtype_name(const json_t *v)
+const char *jpos_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -507,65 +505,65 @@ const char *route_jtype_name(const json_t *v)
     return "a value";
 }
 
-static void report(struct route_diags *d, enum route_diag_level level, const struct route_jval *at,
+static void report(struct jpos_diags *d, enum jpos_diag_level level, const struct jpos_val *at,
                    bool at_key, const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
-static void report(struct route_diags *d, enum route_diag_level level, const struct route_jval *at,
+static void report(struct jpos_diags *d, enum jpos_diag_level level, const struct jpos_val *at,
                    bool at_key, const char *fmt, va_list ap)
 {
     unsigned line, col;
     if (at_key)
-        route_jval_key_pos(at, &line, &col);
+        jpos_val_key_pos(at, &line, &col);
     else
-        route_jval_pos(at, &line, &col);
+        jpos_val_pos(at, &line, &col);
     char small[256];
     char *path = small;
-    size_t need = route_jval_path(at, small, sizeof(small));
+    size_t need = jpos_val_path(at, small, sizeof(small));
     if (need >= sizeof(small)) {
         path = malloc(need + 1);
         if (path)
-            route_jval_path(at, path, need + 1);
+            jpos_val_path(at, path, need + 1);
         else
             path = small; /* truncated is better than nothing */
     }
-    route_diag_addv(d, level, at->doc->file, line, col, path, fmt, ap);
+    jpos_diag_addv(d, level, at->doc->file, line, col, path, fmt, ap);
     if (path != small)
         free(path);
 }
 
-void route_jerr(struct route_diags *d, const struct route_jval *at, const char *fmt, ...)
+void jpos_err(struct jpos_diags *d, const struct jpos_val *at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    report(d, ROUTE_DIAG_ERROR, at, false, fmt, ap);
+    report(d, JPOS_DIAG_ERROR, at, false, fmt, ap);
     va_end(ap);
 }
 
-void route_jwarn(struct route_diags *d, const struct route_jval *at, const char *fmt, ...)
+void jpos_warn(struct jpos_diags *d, const struct jpos_val *at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    report(d, ROUTE_DIAG_WARNING, at, false, fmt, ap);
+    report(d, JPOS_DIAG_WARNING, at, false, fmt, ap);
     va_end(ap);
 }
 
-void route_jerr_key(struct route_diags *d, const struct route_jval *at, const char *fmt, ...)
+void jpos_err_key(struct jpos_diags *d, const struct jpos_val *at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    report(d, ROUTE_DIAG_ERROR, at, true, fmt, ap);
+    report(d, JPOS_DIAG_ERROR, at, true, fmt, ap);
     va_end(ap);
 }
 
-void route_junknown(struct route_diags *d, const struct route_jval *m, const char *where,
-                    const char *const *known)
+void jpos_unknown(struct jpos_diags *d, const struct jpos_val *m, const char *where,
+                  const char *const *known)
 {
     size_t n = 0;
     while (known[n])
         n++;
-    const char *hint = route_suggest(m->key, known, n);
+    const char *hint = jpos_suggest(m->key, known, n);
     if (hint) {
-        route_jerr_key(d, m, "unknown key \"%s\" in %s; did you mean \"%s\"?", m->key, where, hint);
+        jpos_err_key(d, m, "unknown key \"%s\" in %s; did you mean \"%s\"?", m->key, where, hint);
         return;
     }
     char list[512];
@@ -576,19 +574,19 @@ void route_junknown(struct route_diags *d, const struct route_jval *m, const cha
         if (w > 0)
             len += (size_t)w;
     }
-    route_jerr_key(d, m, "unknown key \"%s\" in %s (known keys: %s)", m->key, where, list);
+    jpos_err_key(d, m, "unknown key \"%s\" in %s (known keys: %s)", m->key, where, list);
 }
 
-bool route_jstring(struct route_diags *d, const struct route_jval *v, size_t maxlen,
-                   const char **out, size_t *len)
+bool jpos_string(struct jpos_diags *d, const struct jpos_val *v, size_t maxlen, const char **out,
+                 size_t *len)
 {
     if (!json_is_string(v->v)) {
-        route_jerr(d, v, "expected a string, got %s", route_jtype_name(v->v));
+        jpos_err(d, v, "expected a string, got %s", jpos_type_name(v->v));
         return false;
     }
     size_t l = json_string_length(v->v);
     if (l > maxlen) {
-        route_jerr(d, v, "string is too long (%zu bytes; at most %zu)", l, maxlen);
+        jpos_err(d, v, "string is too long (%zu bytes; at most %zu)", l, maxlen);
         return false;
     }
     *out = json_string_value(v->v);
@@ -597,45 +595,45 @@ bool route_jstring(struct route_diags *d, const struct route_jval *v, size_t max
     return true;
 }
 
-bool route_jint(struct route_diags *d, const struct route_jval *v, long long min, long long max,
-                long long *out)
+bool jpos_int(struct jpos_diags *d, const struct jpos_val *v, long long min, long long max,
+              long long *out)
 {
     if (!json_is_integer(v->v)) {
-        route_jerr(d, v, "expected an integer, got %s", route_jtype_name(v->v));
+        jpos_err(d, v, "expected an integer, got %s", jpos_type_name(v->v));
         return false;
     }
     long long x = json_integer_value(v->v);
     if (x < min || x > max) {
-        route_jerr(d, v, "must be between %lld and %lld, got %lld", min, max, x);
+        jpos_err(d, v, "must be between %lld and %lld, got %lld", min, max, x);
         return false;
     }
     *out = x;
     return true;
 }
 
-bool route_jbool(struct route_diags *d, const struct route_jval *v, bool *out)
+bool jpos_bool(struct jpos_diags *d, const struct jpos_val *v, bool *out)
 {
     if (!json_is_boolean(v->v)) {
-        route_jerr(d, v, "expected true or false, got %s", route_jtype_name(v->v));
+        jpos_err(d, v, "expected true or false, got %s", jpos_type_name(v->v));
         return false;
     }
     *out = json_is_true(v->v);
     return true;
 }
 
-bool route_jobject(struct route_diags *d, const struct route_jval *v)
+bool jpos_object(struct jpos_diags *d, const struct jpos_val *v)
 {
     if (!json_is_object(v->v)) {
-        route_jerr(d, v, "expected an object, got %s", route_jtype_name(v->v));
+        jpos_err(d, v, "expected an object, got %s", jpos_type_name(v->v));
         return false;
     }
     return true;
 }
 
-bool route_jarray(struct route_diags *d, const struct route_jval *v)
+bool jpos_array(struct jpos_diags *d, const struct jpos_val *v)
 {
     if (!json_is_array(v->v)) {
-        route_jerr(d, v, "expected an array, got %s", route_jtype_name(v->v));
+        jpos_err(d, v, "expected an array, got %s", jpos_type_name(v->v));
         return false;
     }
     return true;

@@ -7,13 +7,13 @@
  * value concerned (`routes[3].match.path`, empty for the document itself)
  * and a message a person can act on. Loaders report every problem they find,
  * not just the first; a list keeps at most `max` entries (default
- * ROUTE_DIAGS_MAX) and counts the rest, so a hostile or generated file
+ * JPOS_DIAGS_MAX) and counts the rest, so a hostile or generated file
  * cannot make it grow without bound.
  *
- * A `struct route_diags` is plain caller-owned data: one thread at a time.
+ * A `struct jpos_diags` is plain caller-owned data: one thread at a time.
  */
-#ifndef ROUTE_DIAG_H
-#define ROUTE_DIAG_H
+#ifndef JPOS_DIAG_H
+#define JPOS_DIAG_H
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,15 +23,15 @@
 extern "C" {
 #endif
 
-#define ROUTE_DIAGS_MAX 1000
+#define JPOS_DIAGS_MAX 1000
 
-enum route_diag_level {
-    ROUTE_DIAG_ERROR = 0,
-    ROUTE_DIAG_WARNING,
+enum jpos_diag_level {
+    JPOS_DIAG_ERROR = 0,
+    JPOS_DIAG_WARNING,
 };
 
-struct route_diag {
-    enum route_diag_level level;
+struct jpos_diag {
+    enum jpos_diag_level level;
     char *file;      /* as given by the loader; never NULL */
     unsigned line;   /* 1-based; 0: no position */
     unsigned column; /* 1-based, in characters (as jansson counts); 0: none */
@@ -39,8 +39,8 @@ struct route_diag {
     char *message;   /* never NULL, no trailing newline */
 };
 
-struct route_diags {
-    struct route_diag *items; /* in the order found */
+struct jpos_diags {
+    struct jpos_diag *items; /* in the order found */
     size_t n, cap;
     size_t max;       /* entries kept; further ones are only counted */
     size_t nerrors;   /* every error, kept or not */
@@ -49,40 +49,40 @@ struct route_diags {
 };
 
 /* Initialises an empty list in caller storage. */
-void route_diags_init(struct route_diags *d);
+void jpos_diags_init(struct jpos_diags *d);
 
 /* Frees every entry; the list is empty and reusable afterwards. NULL-safe. */
-void route_diags_done(struct route_diags *d);
+void jpos_diags_done(struct jpos_diags *d);
 
 /* Adds a diagnostic. `file` and `path` may be NULL (stored as ""). The
  * message is formatted with printf rules. Returns 0, or -ENOMEM (the
  * diagnostic is then counted but not kept). Never fails for `max`. */
-int route_diag_add(struct route_diags *d, enum route_diag_level level, const char *file,
-                   unsigned line, unsigned column, const char *path, const char *fmt, ...)
+int jpos_diag_add(struct jpos_diags *d, enum jpos_diag_level level, const char *file, unsigned line,
+                  unsigned column, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
-int route_diag_addv(struct route_diags *d, enum route_diag_level level, const char *file,
-                    unsigned line, unsigned column, const char *path, const char *fmt, va_list ap)
+int jpos_diag_addv(struct jpos_diags *d, enum jpos_diag_level level, const char *file,
+                   unsigned line, unsigned column, const char *path, const char *fmt, va_list ap)
     __attribute__((format(printf, 7, 0)));
 
 /* Writes one diagnostic as `FILE:LINE:COLUMN: [warning: ]PATH: message`
  * (the path part is left out when empty, `:LINE:COLUMN` when there is no
  * position) followed by a newline. */
-void route_diag_print(const struct route_diag *g, FILE *out);
+void jpos_diag_print(const struct jpos_diag *g, FILE *out);
 
 /* Prints every kept diagnostic, then a line saying how many were dropped,
  * if any. */
-void route_diags_print(const struct route_diags *d, FILE *out);
+void jpos_diags_print(const struct jpos_diags *d, FILE *out);
 
 /* The candidate closest to `word` by edit distance (optimal string
  * alignment: insert, delete, substitute, swap two neighbours; a difference
  * in case alone counts as the closest), or NULL when none is close enough
  * to be a plausible typo (at most 1 + len/4 edits, never more than 3).
  * `candidates` holds `n` strings; NULL entries are skipped. Pure. */
-const char *route_suggest(const char *word, const char *const *candidates, size_t n);
+const char *jpos_suggest(const char *word, const char *const *candidates, size_t n);
 
 /* Edit distance as above between two strings; exposed for tests. Strings
  * longer than 64 bytes give a large number instead of an exact distance. */
-unsigned route_edit_distance(const char *a, const char *b);
+unsigned jpos_edit_distance(const char *a, const char *b);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,232 @@
+/*
+ * keys.c: the key tables of tandem.json, one per object (see jpos/keys.h).
+ *
+ * Every key, its range, its default and a line on what it means is written
+ * here and nowhere else: config.c dispatches on these rows and takes its
+ * defaults from them, the admin listener takes its fixed values from
+ * gw_admin_listener_keys, `tandem check --print-keys` lists them (a test
+ * compares that list with README.md's table) and `tandem schema config`
+ * turns them into config/schema/tandem.schema.json.
+ */
+#include <limits.h>
+#include <stddef.h>
+
+#include "config_int.h"
+
+#define FIELD(type, member) .offset = offsetof(type, member), .size = sizeof(((type *)0)->member)
+#define NOFIELD .offset = JPOS_NO_FIELD, .size = 0
+#define MS_DAY 86400000
+#define MS_HOUR 3600000
+
+/* In enum gw_http_slashes order (OPAQUE is internal). */
+static const char *const slashes_names[] = {"refuse", "keep", "redirect", "decode", NULL};
+/* In enum gw_http_params order. */
+static const char *const params_names[] = {"refuse", "keep", NULL};
+/* The index is refuse_controls. */
+static const char *const controls_names[] = {"forward", "refuse", NULL};
+/* The index is keep_trailing_dots. */
+static const char *const trailing_dots_names[] = {"refuse", "keep", NULL};
+/* In enum gw_balance order. */
+static const char *const balance_names[] = {"round_robin", "least_conn", "weighted", NULL};
+
+#define PP struct gw_http_path_policy
+static const struct jpos_key path_policy_rows[] = {
+    {"escaped_slashes", JPOS_T_CHOICE, 0, FIELD(PP, slashes), .choices = slashes_names,
+     .why = "%2F in a path: refuse (400), keep (an opaque byte of its segment), redirect (308 to "
+            "the decoded path) or decode (a '/'); a route's path_policy may override it"},
+    {"params", JPOS_T_CHOICE, 0, FIELD(PP, params), .choices = params_names,
+     .why = "';' or %3B in a path: refuse (400) or keep (routed and forwarded as part of its "
+            "segment); a route may override it"},
+    {"escaped_controls", JPOS_T_CHOICE, 0, FIELD(PP, refuse_controls), .choices = controls_names,
+     .why = "%01-%1F, %7F inside a segment: forward (escaped, never decoded) or refuse (400)"},
+    {"trailing_dots", JPOS_T_CHOICE, 0, FIELD(PP, keep_trailing_dots),
+     .choices = trailing_dots_names,
+     .why = "a segment ending with '.' (which Windows and IIS strip): refuse (400) or keep"},
+};
+#undef PP
+static const struct jpos_section path_policy_keys = JPOS_SECTION(
+    "path_policy", path_policy_rows,
+    "how the request path may be written (gateway/src/http/README.md, \"Path policies\")");
+
+#define L struct gw_listener_config
+static const struct jpos_key listener_rows[] = {
+    {"name", JPOS_T_STRING, JPOS_KEY_CUSTOM | JPOS_KEY_DEF_TEXT, NOFIELD, .max = 128,
+     .def_str = "the address", .why = "names the listener in logs, metrics and the admin API",
+     .id = GW__K_LISTENER_NAME},
+    {"address", JPOS_T_STRING, JPOS_KEY_REQUIRED | JPOS_KEY_CUSTOM, NOFIELD, .max = 300,
+     .why = "host:port to listen on ([::]:8080 for IPv6 and IPv4); port 0 picks a free one",
+     .id = GW__K_LISTENER_ADDRESS},
+    {"acceptors", JPOS_T_INT, 0, FIELD(L, acceptors), 0, 1024, 0,
+     .why = "acceptor processes; 0 = one per scheduler"},
+    {"backlog", JPOS_T_INT, 0, FIELD(L, backlog), 1, 65535, 1024,
+     .why = "the listen(2) queue of connections not yet accepted"},
+    {"max_connections", JPOS_T_INT, 0, FIELD(L, max_connections), 1, 10000000, 10000,
+     .why = "beyond it a client gets 503 and is closed; also bounded by the file descriptor "
+            "limit"},
+    {"max_header_bytes", JPOS_T_INT, 0, FIELD(L, max_header_bytes), 1024, 1048576, 32768,
+     .why = "the request head, request line included (431 beyond)"},
+    {"max_headers", JPOS_T_INT, 0, FIELD(L, max_headers), 1, 10000, 100,
+     .why = "header fields in a request (431 beyond)"},
+    {"max_uri_bytes", JPOS_T_INT, 0, FIELD(L, max_uri_bytes), 64, 1048576, 8192,
+     .why = "the request target (414 beyond)"},
+    {"max_body_bytes", JPOS_T_INT, 0, FIELD(L, max_body_bytes), 0, 1LL << 50, 100LL << 20,
+     .why = "request body bytes (413 beyond); 0 = no body; routes may set their own"},
+    {"header_timeout_ms", JPOS_T_INT, 0, FIELD(L, header_timeout_ms), 1, MS_HOUR, 10000,
+     .why = "a request head must arrive within it (408; slow-loris)"},
+    {"idle_timeout_ms", JPOS_T_INT, 0, FIELD(L, idle_timeout_ms), 1, MS_DAY, 60000,
+     .why = "idle keep-alive connections are closed after it"},
+    {"request_timeout_ms", JPOS_T_INT, 0, FIELD(L, request_timeout_ms), 1, MS_DAY, 60000,
+     .why = "each read of a request body (408 beyond)"},
+    {"path_policy", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &path_policy_keys,
+     .def_str = "{}", .why = "how the request path may be written", .id = GW__K_PATH_POLICY},
+    /* Long enough for a 100 MiB body (the default limit) at about 350 KiB/s,
+     * short enough that a body trickled within the per-read timeout frees
+     * its upstream connection within minutes. */
+    {"body_timeout_ms", JPOS_T_INT, 0, FIELD(L, body_timeout_ms), 1, MS_DAY, 300000,
+     .why = "the whole request body must arrive within it (408 and close beyond)"},
+    /* nginx (proxy_read_timeout) and the common cloud load balancers close a
+     * silent WebSocket after 60 s, so clients in the wild already keep
+     * theirs alive within it; the keep-alive idle timeout is the same. */
+    {"tunnel_idle_timeout_ms", JPOS_T_INT, 0, FIELD(L, tunnel_idle_timeout_ms), 1, MS_DAY, 60000,
+     .why = "an Upgrade tunnel with no byte either way for this long is closed; a route's "
+            "timeouts.tunnel_idle_ms overrides it"},
+};
+const struct jpos_section gw__listener_keys =
+    JPOS_SECTION("listener", listener_rows, "a listening socket and the limits of its clients");
+
+/* The admin listener is not configured beyond its address: it takes the
+ * listener defaults above, except for these. */
+static const struct jpos_key admin_listener_rows[] = {
+    {"acceptors", JPOS_T_INT, JPOS_KEY_INTERNAL, FIELD(L, acceptors), 1, 1, 1,
+     .why = "one acceptor: the admin API is not a hot path"},
+    {"backlog", JPOS_T_INT, JPOS_KEY_INTERNAL, FIELD(L, backlog), 128, 128, 128,
+     .why = "a few operators and scrapers at a time"},
+    {"max_connections", JPOS_T_INT, JPOS_KEY_INTERNAL, FIELD(L, max_connections), 256, 256, 256,
+     .why = "enough for dashboards and scrapers; never competes with the public listeners"},
+    {"max_body_bytes", JPOS_T_INT, JPOS_KEY_INTERNAL, FIELD(L, max_body_bytes), 4LL << 20,
+     4LL << 20, 4LL << 20, .why = "the largest body is a route set (PUT /admin/routes)"},
+    {"body_timeout_ms", JPOS_T_INT, JPOS_KEY_INTERNAL, FIELD(L, body_timeout_ms), 60000, 60000,
+     60000, .why = "an admin body is small: a minute is plenty"},
+};
+#undef L
+const struct jpos_section gw_admin_listener_keys =
+    JPOS_SECTION("admin listener", admin_listener_rows,
+                 "the admin API's listener: the listener defaults, except for these fixed values");
+
+static const struct jpos_key admin_rows[] = {
+    {"address", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 300, .def_str = "127.0.0.1:9901",
+     .why = "the admin API's host:port; a token is needed unless every address the host resolves "
+            "to is loopback",
+     .id = GW__K_ADMIN_ADDRESS},
+    {"token_env", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 128,
+     .schema = "{\"pattern\": \"^[A-Za-z_][A-Za-z0-9_]*$\"}",
+     .why = "the environment variable holding the bearer token; required when the address is not "
+            "loopback, and then it must be set and not empty",
+     .id = GW__K_TOKEN_ENV},
+    {"allowed_hosts", JPOS_T_ARRAY, JPOS_KEY_CUSTOM, NOFIELD, 0, GW_ADMIN_MAX_ALLOWED_HOSTS,
+     .def_str = "`[]`", .schema = "{\"items\": {\"type\": \"string\", \"maxLength\": 300}}",
+     .why = "more Host values the admin API answers to: \"name\" (any port) or \"name:port\"",
+     .id = GW__K_ALLOWED_HOSTS},
+};
+const struct jpos_key *const gw__admin_address_key = &admin_rows[0];
+static const struct jpos_section admin_keys =
+    JPOS_SECTION("admin", admin_rows, "the admin API; false turns it off");
+
+static const struct jpos_key runtime_rows[] = {
+    {"schedulers", JPOS_T_INT, 0, FIELD(struct gw_config, schedulers), 0, 1024, 0,
+     .why = "scheduler threads; 0 = one per core"},
+};
+static const struct jpos_section runtime_keys =
+    JPOS_SECTION("runtime", runtime_rows, "the process runtime");
+
+#define U struct gw_upstream_config
+static const struct jpos_key target_rows[] = {
+    {"address", JPOS_T_STRING, JPOS_KEY_REQUIRED | JPOS_KEY_CUSTOM, NOFIELD, .max = 300,
+     .why = "host:port of the backend (port 1..65535)", .id = GW__K_TARGET_ADDRESS},
+    {"weight", JPOS_T_INT, 0, FIELD(struct gw_target_config, weight), 1, 1000, 1,
+     .why = "share of requests under the weighted balance"},
+};
+static const struct jpos_section target_keys =
+    JPOS_SECTION("target", target_rows, "one backend of an upstream");
+
+static const struct jpos_key passive_rows[] = {
+    {"failures", JPOS_T_INT, 0, FIELD(U, passive_failures), 0, 1000, 5,
+     .why = "consecutive failures that eject a target; 0 = passive checks off"},
+    {"eject_ms", JPOS_T_INT, 0, FIELD(U, passive_eject_ms), 1, MS_DAY, 30000,
+     .why = "how long an ejected target stays out"},
+};
+static const struct jpos_section passive_keys =
+    JPOS_SECTION("passive health", passive_rows, "ejection after failed requests");
+
+static const struct jpos_key active_rows[] = {
+    {"path", JPOS_T_STRING, JPOS_KEY_REQUIRED | JPOS_KEY_CUSTOM, NOFIELD, .max = GW_HEALTH_PATH_MAX,
+     .schema = "{\"pattern\": \"^/[^\\\\x00-\\\\x20\\\\x7f]*$\"}",
+     .why = "the path checked; starts with '/', no spaces or control characters",
+     .id = GW__K_ACTIVE_PATH},
+    {"interval_ms", JPOS_T_INT, 0, FIELD(U, active_interval_ms), 100, MS_DAY, 5000,
+     .why = "time between checks of a target"},
+    {"timeout_ms", JPOS_T_INT, 0, FIELD(U, active_timeout_ms), 1, MS_HOUR, 2000,
+     .why = "a check that takes longer fails"},
+};
+static const struct jpos_section active_keys =
+    JPOS_SECTION("active health", active_rows, "periodic GET requests to each target");
+
+static const struct jpos_key health_rows[] = {
+    {"passive", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &passive_keys, .def_str = "off",
+     .why = "eject a target after consecutive failures", .id = GW__K_PASSIVE},
+    {"active", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &active_keys, .def_str = "off",
+     .why = "check each target periodically; no active checks unless given", .id = GW__K_ACTIVE},
+};
+static const struct jpos_section health_keys =
+    JPOS_SECTION("health", health_rows, "how targets are judged healthy");
+
+static const struct jpos_key upstream_rows[] = {
+    {"targets", JPOS_T_ARRAY, JPOS_KEY_REQUIRED | JPOS_KEY_CUSTOM, NOFIELD, 1, 256,
+     .sub = &target_keys, .why = "the backends", .id = GW__K_TARGETS},
+    {"balance", JPOS_T_CHOICE, 0, FIELD(U, balance), .choices = balance_names,
+     .listed = "round_robin, least_conn or weighted",
+     .why = "round_robin, least_conn or weighted (smooth weighted round robin)"},
+    {"connect_timeout_ms", JPOS_T_INT, 0, FIELD(U, connect_timeout_ms), 1, MS_HOUR, 5000,
+     .why = "504 beyond"},
+    {"response_timeout_ms", JPOS_T_INT, 0, FIELD(U, response_timeout_ms), 1, MS_DAY, 30000,
+     .why = "504 beyond"},
+    {"max_idle", JPOS_T_INT, 0, FIELD(U, max_idle), 0, 100000, 64,
+     .why = "idle pooled connections per target"},
+    {"max_connections", JPOS_T_INT, 0, FIELD(U, max_connections), 1, 1000000, 1024,
+     .why = "connections per target"},
+    {"retries", JPOS_T_INT, 0, FIELD(U, retries), 0, 10, 1,
+     .why = "other targets tried when a connection cannot be made"},
+    {"retry_idempotent", JPOS_T_BOOL, 0, FIELD(U, retry_idempotent), .def = 0,
+     .why = "also retry idempotent requests that failed after sending"},
+    {"health", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &health_keys, .def_str = "off",
+     .why = "passive and active health checks", .id = GW__K_HEALTH},
+};
+#undef U
+static const struct jpos_section upstream_keys =
+    JPOS_SECTION("upstream", upstream_rows, "a pool of backends routes forward to");
+
+static const struct jpos_key top_rows[] = {
+    {"$schema", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 4096,
+     .why = "the JSON Schema this file follows, for editors; the gateway reads nothing from it",
+     .id = GW__K_SCHEMA},
+    {"runtime", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &runtime_keys, .def_str = "{}",
+     .why = "the process runtime", .id = GW__K_RUNTIME},
+    {"listeners", JPOS_T_ARRAY, JPOS_KEY_REQUIRED | JPOS_KEY_CUSTOM, NOFIELD, 1, 64,
+     .sub = &gw__listener_keys, .why = "the sockets the gateway serves on", .id = GW__K_LISTENERS},
+    {"admin", JPOS_T_OBJECT, JPOS_KEY_CUSTOM | JPOS_KEY_OR_FALSE, NOFIELD, .sub = &admin_keys,
+     .def_str = "{}", .why = "the admin API; false turns it off", .id = GW__K_ADMIN},
+    {"upstreams", JPOS_T_MAP, JPOS_KEY_CUSTOM, NOFIELD, 0, 10000, .sub = &upstream_keys,
+     .def_str = "{}", .schema = "{\"propertyNames\": {\"pattern\": \"^[A-Za-z0-9._-]{1,128}$\"}}",
+     .why = "backends by name (letters, digits, '.', '_' and '-')", .id = GW__K_UPSTREAMS},
+    {"routes", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX, .def_str = "routes",
+     .schema = "{\"minLength\": 1}",
+     .why = "directory of *.json route files, relative to the configuration file",
+     .id = GW__K_ROUTES},
+    {"access_log", JPOS_T_BOOL, 0, FIELD(struct gw_config, access_log), .def = 1,
+     .why = "one JSON line per request on stdout"},
+    {"drain_timeout_ms", JPOS_T_INT, 0, FIELD(struct gw_config, drain_timeout_ms), 0, MS_HOUR,
+     30000, .why = "how long SIGTERM waits for requests in flight"},
+};
+const struct jpos_key *const gw__routes_key = &top_rows[5];
+const struct jpos_section gw_config_keys =
+    JPOS_SECTION("the configuration", top_rows, "the gateway's configuration (tandem.json)");

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""The key tables against what is written from them: README.md's
+configuration table must state every key's default as the binary's table
+does (`tandem check --print-keys`), the checked-in JSON Schemas must be what
+`tandem schema config|routes` generates, and every shipped configuration and
+route file must validate against them (python3-jsonschema) and name its
+schema in "$schema". The configurations the integration tests start the
+gateway on are validated by the harness (harness.validate_config)."""
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import TestRun, source_root, tandem_bin, validate_config  # noqa: E402
+
+t = TestRun("config_schema")
+SRC = source_root()
+
+
+def binary_keys():
+    """{path: default text} from the binary's key table, array paths without
+    their [] (README writes `listeners[].x` and `upstreams.NAME.targets[]`)."""
+    out = subprocess.run([tandem_bin(), "check", "--print-keys"], capture_output=True,
+                         text=True, check=True).stdout
+    keys = {}
+    for line in out.splitlines():
+        path, typ, default = line.split("\t")[:3]
+        if typ != "internal":
+            keys[path.replace("[]", "")] = (typ, default)
+    return keys
+
+
+def readme_rows():
+    """[(path, default text)] from README.md's configuration table. A row may
+    name several keys (`a.b` / `c`: c is a sibling of b) with as many
+    defaults separated by " / "."""
+    text = open(os.path.join(SRC, "README.md")).read()
+    start = text.index("| key | default | meaning |")
+    rows = []
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        names = re.findall(r"`([^`]+)`", cells[0])
+        defaults = cells[1].split(" / ") if len(names) > 1 else [cells[1]]
+        assert len(defaults) == len(names), f"row {cells[0]}: {len(names)} keys, defaults {cells[1]}"
+        parent = names[0].rsplit(".", 1)[0] if "." in names[0] else ""
+        for i, (name, default) in enumerate(zip(names, defaults)):
+            path = name if i == 0 or not parent else parent + "." + name
+            rows.append((path.replace("[]", ""), default))
+    return rows
+
+
+@t.case
+def readme_defaults_match_the_key_table():
+    keys = binary_keys()
+    rows = readme_rows()
+    problems = []
+    for path, default in rows:
+        if path not in keys:
+            problems.append(f"README row {path}: no such key in the binary's table")
+        elif keys[path][1] != default:
+            problems.append(f"README row {path}: default {default!r}, the table says "
+                            f"{keys[path][1]!r}")
+    documented = {p for p, _ in rows}
+    for path, (typ, _) in keys.items():
+        if typ in ("object", "map") or (typ == "array" and path not in documented and
+                                       any(k.startswith(path + ".") for k in keys)):
+            continue  # a container: its keys have rows
+        parts = path.split(".")
+        covered = any(".".join(parts[:i]) in documented for i in range(1, len(parts) + 1))
+        if not covered:
+            problems.append(f"key {path} has no README row")
+    assert not problems, "\n".join(problems)
+
+
+@t.case
+def checked_in_schemas_are_the_generated_ones():
+    for which, name in (("config", "tandem.schema.json"), ("routes", "routes.schema.json")):
+        generated = subprocess.run([tandem_bin(), "schema", which], capture_output=True,
+                                   text=True, check=True).stdout
+        path = os.path.join(SRC, "config", "schema", name)
+        with open(path) as f:
+            checked_in = f.read()
+        assert generated == checked_in, (
+            f"config/schema/{name} differs from `tandem schema {which}`: regenerate it with "
+            f"`tandem schema {which} > config/schema/{name}`")
+
+
+@t.case
+def schemas_are_valid_json_schemas():
+    import jsonschema
+    for name in ("tandem.schema.json", "routes.schema.json"):
+        with open(os.path.join(SRC, "config", "schema", name)) as f:
+            jsonschema.Draft202012Validator.check_schema(json.load(f))
+
+
+SHIPPED_CONFIGS = ["config/tandem.json", "docker/tandem.json", "docker/tandem.compose.json"]
+SHIPPED_ROUTES = sorted(os.path.relpath(p, SRC) for p in
+                        glob.glob(os.path.join(SRC, "config", "routes", "*.json")))
+
+
+@t.case
+def shipped_files_validate_against_the_schemas():
+    assert SHIPPED_ROUTES, "no route files under config/routes"
+    for rel in SHIPPED_CONFIGS:
+        with open(os.path.join(SRC, rel)) as f:
+            validate_config("config", json.load(f), rel)
+    for rel in SHIPPED_ROUTES:
+        with open(os.path.join(SRC, rel)) as f:
+            validate_config("routes", json.load(f), rel)
+
+
+@t.case
+def shipped_config_files_name_their_schema():
+    for rel, schema in [("config/tandem.json", "tandem.schema.json")] + [
+            (r, "routes.schema.json") for r in SHIPPED_ROUTES]:
+        path = os.path.join(SRC, rel)
+        with open(path) as f:
+            named = json.load(f).get("$schema")
+        assert named, f"{rel} has no \"$schema\""
+        target = os.path.normpath(os.path.join(os.path.dirname(path), named))
+        assert target == os.path.join(SRC, "config", "schema", schema), (rel, named)
+
+
+@t.case
+def schema_refuses_what_check_refuses():
+    """The schema is not a rubber stamp: an unknown key, a value out of
+    range and a wrong choice are refused by both."""
+    import jsonschema
+    bad = [
+        {"listeners": [{"address": "127.0.0.1:0", "max_header_bytes": 10}]},
+        {"listeners": [{"address": "127.0.0.1:0", "adress": "x"}]},
+        {"listeners": [{"address": "127.0.0.1:0"}], "upstreams": {
+            "u": {"targets": [{"address": "127.0.0.1:1"}], "balance": "random"}}},
+    ]
+    for doc in bad:
+        try:
+            validate_config("config", doc, "bad")
+        except jsonschema.ValidationError:
+            continue
+        raise AssertionError(f"schema accepted {doc}")
+
+
+t.finish()
