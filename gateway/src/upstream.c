@@ -1,11 +1,12 @@
 /*
  * upstream.c: upstream pools — targets, balancing, passive and active
- * health, keep-alive connection pools.
+ * health, and their description for the admin API. Each target's
+ * keep-alive connection pool is in pool.c.
  *
  * The hot path never goes through a process: a request process picks a
  * target (an atomic counter, or for weighted balancing a short mutex-held
- * computation), and checks a connection out of the target's idle stack
- * under the target's mutex (no I/O under any lock). Health counters are
+ * computation), and checks a connection out of the target's pool (pool.c;
+ * no I/O under any lock). Health counters are
  * atomics. One gen_server per upstream with active checks, under
  * upstreams_sup, probes the targets on an interval and re-admits ejected
  * ones that answer.
@@ -24,33 +25,9 @@
 
 #include "gw/events.h"
 #include "gw_int.h"
+#include "upstream_int.h"
 #include "rt/gen_server.h"
 #include "rt/supervisor.h"
-
-struct gw_target {
-    struct gw_upstream *up;
-    char addr[80];
-    struct sockaddr_storage sa;
-    socklen_t salen;
-    uint32_t weight;
-    int cur_weight; /* smooth weighted round robin, under up->lock */
-    pthread_mutex_t lock;
-    int *idle; /* idle connections (fds), under lock */
-    size_t nidle;
-    _Atomic uint32_t active;
-    _Atomic uint32_t consecutive_failures;
-    _Atomic uint64_t ejected_until_ms;
-    _Atomic uint64_t requests, failures, ejections;
-    char last_error[96]; /* under lock */
-};
-
-struct gw_upstream {
-    const struct gw_upstream_config *cfg;
-    struct gw_target *targets;
-    size_t ntargets;
-    _Atomic uint64_t rr;
-    pthread_mutex_t lock; /* weighted balancing */
-};
 
 static struct gw_upstream *ups;
 static size_t nups;
@@ -115,10 +92,10 @@ int gw__upstreams_init(void)
             t->weight = u->cfg->targets[j].weight;
             snprintf(t->addr, sizeof t->addr, "%s", u->cfg->targets[j].address.text);
             pthread_mutex_init(&t->lock, NULL);
-            t->idle = calloc(u->cfg->max_idle ? u->cfg->max_idle : 1, sizeof(int));
-            if (!t->idle)
-                return -ENOMEM;
-            int rc = resolve(t, &u->cfg->targets[j].address);
+            int rc = gw__pool_init(&t->pool, u->cfg->max_idle, u->cfg->max_connections);
+            if (rc < 0)
+                return rc;
+            rc = resolve(t, &u->cfg->targets[j].address);
             if (rc < 0)
                 return rc;
         }
@@ -131,9 +108,7 @@ void gw__upstreams_done(void)
     for (size_t i = 0; i < nups; i++) {
         for (size_t j = 0; j < ups[i].ntargets; j++) {
             struct gw_target *t = &ups[i].targets[j];
-            for (size_t k = 0; k < t->nidle; k++)
-                close(t->idle[k]);
-            free(t->idle);
+            gw__pool_done(&t->pool);
             pthread_mutex_destroy(&t->lock);
         }
         free(ups[i].targets);
@@ -174,7 +149,7 @@ struct gw_target *gw__target_pick(struct gw_upstream *up, const struct gw_target
                 fallback = t;
                 continue;
             }
-            uint32_t a = atomic_load_explicit(&t->active, memory_order_relaxed);
+            uint32_t a = atomic_load_explicit(&t->pool.active, memory_order_relaxed);
             if (a < min) {
                 min = a;
                 best = t;
@@ -218,106 +193,6 @@ struct gw_target *gw__target_pick(struct gw_upstream *up, const struct gw_target
     }
     }
     return best ? best : fallback;
-}
-
-static bool still_open(int fd)
-{
-    char c;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-struct checkout_guard {
-    struct gw_target *t;
-    int fd;
-};
-
-/* Runs only when the process ends with the connection still checked out. */
-static void checkout_abandoned(void *arg)
-{
-    struct checkout_guard *g = arg;
-    atomic_fetch_sub_explicit(&g->t->active, 1, memory_order_relaxed);
-    rt_close(g->fd);
-}
-
-static uint64_t guard_new(struct gw_target *t, int fd)
-{
-    struct checkout_guard *g = rt_alloc(sizeof(*g)); /* freed with the process */
-    if (!g)
-        return 0;
-    g->t = t;
-    g->fd = fd;
-    return rt_defer(checkout_abandoned, g);
-}
-
-int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe, bool *reused,
-                      uint64_t *guard)
-{
-    atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
-    /* The slot first, for a pooled connection as for a new one still
-     * connecting: max_connections then bounds the busy connections at every
-     * moment, which the descriptor budget counts on (fdlimit.c). Relaxed: a
-     * count alone; fetch_add hands each caller a distinct value. */
-    if (atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed) >=
-        t->up->cfg->max_connections) {
-        atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
-        return -EBUSY;
-    }
-    for (;;) {
-        int fd = -1;
-        pthread_mutex_lock(&t->lock);
-        if (t->nidle)
-            fd = t->idle[--t->nidle];
-        pthread_mutex_unlock(&t->lock);
-        if (fd < 0)
-            break;
-        /* Out of the pool: the caller's client counts it from now on. */
-        gw__fds_idle_leave();
-        if (!probe || still_open(fd)) {
-            *reused = true;
-            *guard = guard_new(t, fd);
-            return fd;
-        }
-        rt_close(fd);
-    }
-    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        int err = errno;
-        atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
-        return -err;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int rc = rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, connect_timeout_ms);
-    if (rc < 0) {
-        rt_close(fd);
-        atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
-        return rc;
-    }
-    *reused = false;
-    *guard = guard_new(t, fd);
-    return fd;
-}
-
-void gw__conn_checkin(struct gw_target *t, int fd, bool reusable, uint64_t guard)
-{
-    if (fd < 0)
-        return;
-    if (guard)
-        rt_undefer(guard, false);
-    atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
-    if (reusable) {
-        /* Idle, it is no client's: it joins the pool only if it fits in the
-         * descriptor budget (fdlimit.c). */
-        pthread_mutex_lock(&t->lock);
-        if (t->nidle < t->up->cfg->max_idle && gw__fds_idle_admit()) {
-            t->idle[t->nidle++] = fd;
-            fd = -1;
-        }
-        pthread_mutex_unlock(&t->lock);
-    }
-    if (fd >= 0)
-        rt_close(fd);
 }
 
 /* Tells the event manager (gw/events.h) that t left or rejoined the
@@ -517,8 +392,10 @@ int gw_upstreams_describe(char **json)
         for (size_t j = 0; j < u->ntargets; j++) {
             struct gw_target *t = &u->targets[j];
             char err[96];
+            uint32_t active;
+            size_t idle;
+            gw__pool_counts(&t->pool, &active, &idle);
             pthread_mutex_lock(&t->lock);
-            size_t idle = t->nidle;
             snprintf(err, sizeof err, "%s", t->last_error);
             pthread_mutex_unlock(&t->lock);
             uint64_t until = atomic_load(&t->ejected_until_ms);
@@ -530,7 +407,7 @@ int gw_upstreams_describe(char **json)
                     (json_int_t)(until > now ? (until >= UINT64_MAX / 4 ? -1 : (json_int_t)until)
                                              : 0),
                     "consecutive_failures", (int)atomic_load(&t->consecutive_failures), "active",
-                    (int)atomic_load(&t->active), "idle", (int)idle, "requests",
+                    (int)active, "idle", (int)idle, "requests",
                     (json_int_t)atomic_load(&t->requests), "failures",
                     (json_int_t)atomic_load(&t->failures), "ejections",
                     (json_int_t)atomic_load(&t->ejections), "last_error", err[0] ? err : NULL));
