@@ -12,7 +12,6 @@
  * ones that answer.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -370,54 +369,54 @@ int gw__upstreams_sup_start(void *arg, const void *extra, size_t extra_size, rt_
 
 /* ---- description for the admin API ------------------------------------------- */
 
-static const char *balance_name(enum gw_balance b)
+int gw_upstreams_describe(struct gw_upstreams_desc **out)
 {
-    switch (b) {
-    case GW_BALANCE_LEAST_CONN:
-        return "least_conn";
-    case GW_BALANCE_WEIGHTED:
-        return "weighted";
-    default:
-        return "round_robin";
-    }
-}
-
-int gw_upstreams_describe(char **json)
-{
-    json_t *arr = json_array();
+    size_t ntargets = 0;
+    for (size_t i = 0; i < nups; i++)
+        ntargets += ups[i].ntargets;
+    /* One allocation: the header, the upstreams, then every target. */
+    struct gw_upstreams_desc *d =
+        calloc(1, sizeof(*d) + nups * sizeof(d->ups[0]) + ntargets * sizeof(struct gw_target_desc));
+    if (!d)
+        return -ENOMEM;
+    d->ups = (struct gw_upstream_desc *)(d + 1);
+    d->n = nups;
+    struct gw_target_desc *td = (struct gw_target_desc *)(d->ups + nups);
     uint64_t now = rt_now_ms();
     for (size_t i = 0; i < nups; i++) {
-        struct gw_upstream *u = &ups[i];
-        json_t *targets = json_array();
-        for (size_t j = 0; j < u->ntargets; j++) {
+        const struct gw_upstream *u = &ups[i];
+        struct gw_upstream_desc *ud = &d->ups[i];
+        ud->name = u->cfg->name;
+        ud->balance = u->cfg->balance;
+        ud->active_health = u->cfg->active_health;
+        ud->targets = td;
+        ud->ntargets = u->ntargets;
+        for (size_t j = 0; j < u->ntargets; j++, td++) {
             struct gw_target *t = &u->targets[j];
-            char err[96];
-            uint32_t active;
-            size_t idle;
-            gw__pool_counts(&t->pool, &active, &idle);
+            gw__pool_counts(&t->pool, &td->active, &td->idle);
             pthread_mutex_lock(&t->lock);
-            snprintf(err, sizeof err, "%s", t->last_error);
+            snprintf(td->last_error, sizeof td->last_error, "%s", t->last_error);
             pthread_mutex_unlock(&t->lock);
-            uint64_t until = atomic_load(&t->ejected_until_ms);
-            json_array_append_new(
-                targets,
-                json_pack(
-                    "{s:s, s:i, s:b, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:s?}", "address", t->addr,
-                    "weight", (int)t->weight, "healthy", until <= now, "ejected_until_ms",
-                    (json_int_t)(until > now ? (until >= UINT64_MAX / 4 ? -1 : (json_int_t)until)
-                                             : 0),
-                    "consecutive_failures", (int)atomic_load(&t->consecutive_failures), "active",
-                    (int)active, "idle", (int)idle, "requests",
-                    (json_int_t)atomic_load(&t->requests), "failures",
-                    (json_int_t)atomic_load(&t->failures), "ejections",
-                    (json_int_t)atomic_load(&t->ejections), "last_error", err[0] ? err : NULL));
+            snprintf(td->address, sizeof td->address, "%s", t->addr);
+            td->weight = t->weight;
+            /* Relaxed: figures shown each on its own. */
+            uint64_t until = atomic_load_explicit(&t->ejected_until_ms, memory_order_relaxed);
+            td->healthy = until <= now;
+            /* A target failing its active check stays out until one
+             * passes: no time to give (-1). */
+            td->ejected_until_ms = until <= now ? 0 : until >= UINT64_MAX / 4 ? -1 : (int64_t)until;
+            td->consecutive_failures =
+                atomic_load_explicit(&t->consecutive_failures, memory_order_relaxed);
+            td->requests = atomic_load_explicit(&t->requests, memory_order_relaxed);
+            td->failures = atomic_load_explicit(&t->failures, memory_order_relaxed);
+            td->ejections = atomic_load_explicit(&t->ejections, memory_order_relaxed);
         }
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:b, s:o}", "name", u->cfg->name, "balance",
-                                        balance_name(u->cfg->balance), "active_health",
-                                        u->cfg->active_health, "targets", targets));
     }
-    *json = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    return *json ? 0 : -ENOMEM;
+    *out = d;
+    return 0;
+}
+
+void gw_upstreams_desc_free(struct gw_upstreams_desc *d)
+{
+    free(d);
 }

@@ -662,22 +662,54 @@ static void h_routes_rollback(const struct gw_admin_request *req, struct gw_admi
     router_result(resp, rc, json);
 }
 
+static const char *balance_name(enum gw_balance b)
+{
+    switch (b) {
+    case GW_BALANCE_LEAST_CONN:
+        return "least_conn";
+    case GW_BALANCE_WEIGHTED:
+        return "weighted";
+    default:
+        return "round_robin";
+    }
+}
+
+static json_t *target_json(const struct gw_target_desc *t)
+{
+    return json_pack("{s:s, s:i, s:b, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:s?}", "address",
+                     t->address, "weight", (int)t->weight, "healthy", t->healthy,
+                     "ejected_until_ms", (json_int_t)t->ejected_until_ms, "consecutive_failures",
+                     (int)t->consecutive_failures, "active", (int)t->active, "idle", (int)t->idle,
+                     "requests", (json_int_t)t->requests, "failures", (json_int_t)t->failures,
+                     "ejections", (json_int_t)t->ejections, "last_error",
+                     t->last_error[0] ? t->last_error : NULL);
+}
+
+static json_t *upstreams_json(const struct gw_upstreams_desc *d)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < d->n; i++) {
+        const struct gw_upstream_desc *u = &d->ups[i];
+        json_t *targets = json_array();
+        for (size_t j = 0; targets && j < u->ntargets; j++)
+            json_array_append_new(targets, target_json(&u->targets[j]));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:o}", "name", u->name, "balance",
+                                             balance_name(u->balance), "active_health",
+                                             u->active_health, "targets", targets));
+    }
+    return arr;
+}
+
 static void h_upstreams(struct gw_admin_response *resp)
 {
-    char *text = NULL;
-    int rc = gw_upstreams_describe(&text);
+    struct gw_upstreams_desc *d = NULL;
+    int rc = gw_upstreams_describe(&d);
     if (rc < 0) {
-        free(text);
         gw__admin_errorf(resp, rc == -ENOMEM ? 503 : 500, "internal", "%s", strerror(-rc));
         return;
     }
-    json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    if (!json_is_array(arr)) {
-        json_decref(arr);
-        gw__admin_errorf(resp, 500, "internal", "the upstream pools answered with no JSON array");
-        return;
-    }
+    json_t *arr = upstreams_json(d);
+    gw_upstreams_desc_free(d);
     gw__admin_json(resp, 200, json_pack("{s:o}", "upstreams", arr));
 }
 

@@ -26,8 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "admin_int.h"
 #include "gw/events.h"
 #include "gw/gateway.h"
@@ -330,56 +328,39 @@ static void render_upstreams(struct buf *b)
     }
 
     /* Health per target, from the upstream pools' own description. */
-    char *text = NULL;
-    if (gw_upstreams_describe(&text) < 0 || !text)
+    struct gw_upstreams_desc *d = NULL;
+    if (gw_upstreams_describe(&d) < 0)
         return;
-    json_t *arr = json_loads(text, 0, NULL);
-    free(text);
-    if (!json_is_array(arr)) {
-        json_decref(arr);
-        return;
-    }
     family(b, "tandem_upstream_target_healthy", "gauge",
            "1 when the target is taking traffic, 0 when it is ejected or failing checks.");
-    size_t i, j;
-    json_t *u, *t;
-    json_array_foreach(arr, i, u)
-    {
-        const char *name = json_string_value(json_object_get(u, "name"));
-        json_array_foreach(json_object_get(u, "targets"), j, t)
-        {
-            const char *addr = json_string_value(json_object_get(t, "address"));
-            if (!name || !addr)
-                continue;
+    for (size_t i = 0; i < d->n; i++) {
+        const struct gw_upstream_desc *u = &d->ups[i];
+        for (size_t j = 0; j < u->ntargets; j++) {
             put(b, "tandem_upstream_target_healthy{upstream=\"");
-            put_label(b, name);
+            put_label(b, u->name);
             put(b, "\",target=\"");
-            put_label(b, addr);
-            put(b, "\"} %d\n", json_is_true(json_object_get(t, "healthy")) ? 1 : 0);
+            put_label(b, u->targets[j].address);
+            put(b, "\"} %d\n", u->targets[j].healthy ? 1 : 0);
         }
     }
     family(b, "tandem_upstream_connections", "gauge",
            "Pooled upstream connections by state (active: checked out; idle: kept alive).");
-    json_array_foreach(arr, i, u)
-    {
-        const char *name = json_string_value(json_object_get(u, "name"));
-        json_array_foreach(json_object_get(u, "targets"), j, t)
-        {
-            const char *addr = json_string_value(json_object_get(t, "address"));
-            if (!name || !addr)
-                continue;
+    for (size_t i = 0; i < d->n; i++) {
+        const struct gw_upstream_desc *u = &d->ups[i];
+        for (size_t j = 0; j < u->ntargets; j++) {
+            const struct gw_target_desc *t = &u->targets[j];
+            const unsigned long long n[2] = {t->active, t->idle};
             static const char *const states[2] = {"active", "idle"};
             for (int k = 0; k < 2; k++) {
                 put(b, "tandem_upstream_connections{upstream=\"");
-                put_label(b, name);
+                put_label(b, u->name);
                 put(b, "\",target=\"");
-                put_label(b, addr);
-                put(b, "\",state=\"%s\"} %lld\n", states[k],
-                    (long long)json_integer_value(json_object_get(t, states[k])));
+                put_label(b, t->address);
+                put(b, "\",state=\"%s\"} %llu\n", states[k], n[k]);
             }
         }
     }
-    json_decref(arr);
+    gw_upstreams_desc_free(d);
 }
 
 static void render_runtime(struct buf *b)

@@ -10,7 +10,7 @@
  *   gw_router_validate    -EINVAL when the text is "bad", else 0
  *   gw_router_rollback    0 for versions 1..10 (recorded), else -ENOENT
  *   gw_router_status      a fixed table with two routes
- *   gw_upstreams_describe one upstream "demo" with two targets
+ *   gw_upstreams_describe one upstream "demo" with two targets (as structs)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -94,15 +94,38 @@ void gw_router_counts(struct gw_router_counts *out)
     out->version = 4;
 }
 
-int gw_upstreams_describe(char **json)
+static const struct gw_target_desc demo_targets[2] = {
+    {.address = "127.0.0.1:9000",
+     .weight = 1,
+     .healthy = true,
+     .active = 2,
+     .idle = 3,
+     .requests = 10},
+    {.address = "127.0.0.1:9001",
+     .weight = 1,
+     .healthy = false,
+     .ejected_until_ms = 123,
+     .consecutive_failures = 5,
+     .requests = 4,
+     .failures = 5,
+     .ejections = 1,
+     .last_error = "connect: \"refused\""},
+};
+
+int gw_upstreams_describe(struct gw_upstreams_desc **out)
 {
-    return answer(json,
-                  "[{\"double\": true, \"name\": \"demo\", \"balance\": \"round_robin\", "
-                  "\"targets\": [{\"address\": \"127.0.0.1:9000\", \"weight\": 1, "
-                  "\"healthy\": true, \"ejected_until_ms\": 0, \"consecutive_failures\": 0, "
-                  "\"active\": 2, \"idle\": 3, \"requests\": 10, \"failures\": 0, "
-                  "\"last_error\": null}, {\"address\": \"127.0.0.1:9001\", \"weight\": 1, "
-                  "\"healthy\": false, \"ejected_until_ms\": 123, \"consecutive_failures\": 5, "
-                  "\"active\": 0, \"idle\": 0, \"requests\": 4, \"failures\": 5, "
-                  "\"last_error\": \"connect: refused\"}]}]");
+    struct gw_upstreams_desc *d = calloc(1, sizeof(*d) + sizeof(d->ups[0]));
+    if (!d)
+        return -ENOMEM;
+    d->ups = (struct gw_upstream_desc *)(d + 1);
+    d->n = 1;
+    d->ups[0] = (struct gw_upstream_desc){
+        .name = "demo", .balance = GW_BALANCE_LEAST_CONN, .targets = demo_targets, .ntargets = 2};
+    *out = d;
+    return 0;
+}
+
+void gw_upstreams_desc_free(struct gw_upstreams_desc *d)
+{
+    free(d);
 }
