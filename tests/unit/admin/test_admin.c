@@ -1599,6 +1599,40 @@ START_TEST(metrics_exposition_parses_back_with_the_recorded_values)
 }
 END_TEST
 
+/* The counters read back as structs, each series once, the overflow last;
+ * the pool gauges come from the upstream description's structs. */
+START_TEST(metrics_counters_read_back_as_structs)
+{
+    ck_assert_int_eq(gw_metrics_init(), 0);
+    gw_metrics_request("users", 200, 1500);
+    gw_metrics_request("users", 503, 20000000);
+    gw_metrics_upstream_error("demo", "127.0.0.1:9001");
+    struct gw_metrics_route r;
+    size_t pos = 0, seen = 0;
+    while (gw_metrics_route_next(&pos, &r)) {
+        seen++;
+        ck_assert_str_eq(r.name, "users");
+        ck_assert_uint_eq(r.by_class[2], 1);
+        ck_assert_uint_eq(r.by_class[5], 1);
+        ck_assert_uint_eq(r.buckets[1], 1);                  /* le 0.0025 */
+        ck_assert_uint_eq(r.buckets[GW_METRICS_BUCKETS], 1); /* +Inf */
+        ck_assert_uint_eq(r.sum_us, 20001500);
+    }
+    ck_assert_uint_eq(seen, 1);
+    ck_assert(!gw_metrics_route_next(&pos, &r)); /* stays at the end */
+    struct gw_metrics_upstream e;
+    pos = 0;
+    ck_assert(gw_metrics_upstream_next(&pos, &e));
+    ck_assert_str_eq(e.upstream, "demo");
+    ck_assert_str_eq(e.target, "127.0.0.1:9001");
+    ck_assert_uint_eq(e.errors, 1);
+    ck_assert(!gw_metrics_upstream_next(&pos, &e));
+    gw_metrics_done();
+    pos = 0;
+    ck_assert(!gw_metrics_route_next(&pos, &r));
+}
+END_TEST
+
 START_TEST(metrics_route_cardinality_is_bounded)
 {
     ck_assert_int_eq(gw_metrics_init(), 0);
@@ -1750,6 +1784,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, routes_and_upstreams_endpoints_pass_the_modules_json_through);
     tcase_add_test(tc, metrics_exposition_parses_back_with_the_recorded_values);
     tcase_add_test(tc, metrics_route_cardinality_is_bounded);
+    tcase_add_test(tc, metrics_counters_read_back_as_structs);
     tcase_add_test(tc, metrics_recording_from_many_threads_loses_nothing);
     tcase_add_test(tc, ctl_health_exits_0_only_on_a_200_within_2s);
     tcase_add_test(tc, host_rule_accepts_the_listener_own_names_and_nothing_else);

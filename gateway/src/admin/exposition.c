@@ -1,23 +1,10 @@
 /*
- * metrics.c: request counters, latency histograms and upstream error
- * counters, and their Prometheus text exposition (GET /metrics).
- *
- * Storage is static and fixed: GW_METRICS_MAX_ROUTES route slots and
- * GW_METRICS_MAX_UPSTREAM_KEYS upstream/target slots in open-addressed
- * tables keyed by name. A slot is claimed once, by CAS on its state
- * (EMPTY -> CLAIMING), its name copied in, then published (READY); it is
- * never freed or renamed while the gateway runs, so recording is a hash, a
- * probe and relaxed atomic adds: no lock, no allocation, no system call.
- * When a table is full, or a name is too long, the figures go to the
- * overflow slot ("_other"), which keeps cardinality bounded whatever routes
- * and targets a configuration or a peer produces.
- *
- * Render runs in process context and reads the counters with relaxed loads:
- * each figure is exact, the set of them is not one instant (as Prometheus
- * expects from a scrape).
+ * exposition.c: the Prometheus text of GET /metrics, rendered from what
+ * the counters (metrics.c), the upstream pools, the router, the event
+ * manager and the runtime report as plain structs and numbers. Runs in
+ * the admin request process; the only allocation is the answer's buffer,
+ * which grows as needed.
  */
-#include "gw/metrics.h"
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -29,168 +16,16 @@
 #include "admin_int.h"
 #include "gw/events.h"
 #include "gw/gateway.h"
+#include "gw/metrics.h"
 #include "gw/router.h"
 #include "gw/upstream.h"
 #include "rt/rt.h"
 
-/* Upper bounds of the latency buckets, microseconds (+Inf implied). */
-static const uint64_t bucket_us[GW_METRICS_BUCKETS] = {
-    1000,   2500,   5000,    10000,   25000,   50000,    100000,
-    250000, 500000, 1000000, 2500000, 5000000, 10000000,
-};
+/* The le labels of the latency buckets (gw/metrics.h lists their bounds). */
 static const char *const bucket_le[GW_METRICS_BUCKETS] = {
     "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
     "0.25",  "0.5",    "1",     "2.5",  "5",     "10",
 };
-
-enum { SLOT_EMPTY = 0, SLOT_CLAIMING, SLOT_READY };
-
-#define NAME_CAP 136 /* ROUTE_MAX_NAME_BYTES (128) and a NUL, rounded */
-#define KEY_CAP 320  /* upstream name, NUL, target address */
-
-struct route_slot {
-    _Atomic int state;
-    char name[NAME_CAP];
-    _Atomic uint64_t by_class[6]; /* [0]: other statuses, [1..5]: 1xx..5xx */
-    _Atomic uint64_t buckets[GW_METRICS_BUCKETS + 1];
-    _Atomic uint64_t sum_us;
-};
-
-struct upstream_slot {
-    _Atomic int state;
-    char key[KEY_CAP]; /* "upstream\0target" */
-    size_t upstream_len;
-    _Atomic uint64_t errors;
-};
-
-/* Twice the slots that may be claimed (short probes), plus the overflow
- * slot at the end. */
-#define ROUTE_SLOTS (2 * GW_METRICS_MAX_ROUTES)
-#define UPSTREAM_SLOTS (2 * GW_METRICS_MAX_UPSTREAM_KEYS)
-static struct route_slot routes[ROUTE_SLOTS + 1];
-static struct upstream_slot upstreams[UPSTREAM_SLOTS + 1];
-static _Atomic size_t routes_claimed, upstreams_claimed;
-static _Atomic uint64_t route_overflows;
-
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-/* Finds or claims the slot for `key` (klen bytes, may hold NULs) in a
- * table of `cap` slots of `size` bytes whose state is at offset 0 and key
- * at `key_off`. At most `max_claims` slots are ever claimed (counted in
- * *claimed); the table has twice as many, so probes stay short. Returns
- * NULL when the key is new and no claim is left. */
-static void *slot_find(void *table, size_t cap, size_t size, size_t key_off, size_t key_cap,
-                       _Atomic size_t *claimed, size_t max_claims, const char *key, size_t klen)
-{
-    if (klen + 1 > key_cap)
-        return NULL;
-    size_t start = (size_t)(hash_bytes(key, klen) % cap);
-    for (size_t probe = 0; probe < cap; probe++) {
-        char *slot = (char *)table + ((start + probe) % cap) * size;
-        _Atomic int *state = (_Atomic int *)slot;
-        char *k = slot + key_off;
-        /* acquire: a READY slot's key was written before its state. */
-        int st = atomic_load_explicit(state, memory_order_acquire);
-        if (st == SLOT_EMPTY) {
-            /* relaxed: the count only bounds how many slots are claimed. */
-            if (atomic_fetch_add_explicit(claimed, 1, memory_order_relaxed) >= max_claims) {
-                atomic_fetch_sub_explicit(claimed, 1, memory_order_relaxed);
-                return NULL;
-            }
-            int expected = SLOT_EMPTY;
-            /* acquire on failure: the other claimant's key may be read
-             * next (C11 forbids a weaker order on success, and the claim
-             * publishes nothing: the release store of READY below does). */
-            if (atomic_compare_exchange_strong_explicit(
-                    state, &expected, SLOT_CLAIMING, memory_order_acquire, memory_order_acquire)) {
-                memcpy(k, key, klen);
-                k[klen] = 0;
-                /* release: the key is visible to whoever sees READY. */
-                atomic_store_explicit(state, SLOT_READY, memory_order_release);
-                return slot;
-            }
-            atomic_fetch_sub_explicit(claimed, 1, memory_order_relaxed);
-            st = expected;
-        }
-        /* Another thread is copying a key in: a few stores; wait them out. */
-        while (st == SLOT_CLAIMING)
-            st = atomic_load_explicit(state, memory_order_acquire);
-        if (memcmp(k, key, klen) == 0 && k[klen] == 0)
-            return slot;
-    }
-    return NULL;
-}
-
-int gw_metrics_init(void)
-{
-    gw_metrics_done();
-    return 0;
-}
-
-void gw_metrics_done(void)
-{
-    /* Main thread, nothing recording: plain resets are enough. */
-    memset(routes, 0, sizeof routes);
-    memset(upstreams, 0, sizeof upstreams);
-    atomic_store(&routes_claimed, 0);
-    atomic_store(&upstreams_claimed, 0);
-    atomic_store(&route_overflows, 0);
-}
-
-void gw_metrics_request(const char *route, int status, uint64_t duration_us)
-{
-    if (!route)
-        route = GW_METRICS_NO_ROUTE;
-    struct route_slot *s =
-        slot_find(routes, ROUTE_SLOTS, sizeof routes[0], offsetof(struct route_slot, name),
-                  NAME_CAP, &routes_claimed, GW_METRICS_MAX_ROUTES, route, strlen(route));
-    if (!s) {
-        s = &routes[ROUTE_SLOTS];
-        /* relaxed: counters only, no ordering with other data. */
-        atomic_fetch_add_explicit(&route_overflows, 1, memory_order_relaxed);
-    }
-    int cls = status >= 100 && status < 600 ? status / 100 : 0;
-    size_t b = 0;
-    while (b < GW_METRICS_BUCKETS && duration_us > bucket_us[b])
-        b++;
-    /* relaxed: independent counters; a scrape reads each one exactly. */
-    atomic_fetch_add_explicit(&s->by_class[cls], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->sum_us, duration_us, memory_order_relaxed);
-}
-
-void gw_metrics_upstream_error(const char *upstream, const char *target)
-{
-    char key[KEY_CAP];
-    if (!upstream)
-        upstream = "";
-    if (!target)
-        target = "";
-    size_t ul = strlen(upstream), tl = strlen(target);
-    struct upstream_slot *s = NULL;
-    if (ul + 1 + tl + 1 <= sizeof key) {
-        memcpy(key, upstream, ul);
-        key[ul] = 0;
-        memcpy(key + ul + 1, target, tl);
-        s = slot_find(upstreams, UPSTREAM_SLOTS, sizeof upstreams[0],
-                      offsetof(struct upstream_slot, key), KEY_CAP, &upstreams_claimed,
-                      GW_METRICS_MAX_UPSTREAM_KEYS, key, ul + 1 + tl);
-    }
-    if (!s)
-        s = &upstreams[UPSTREAM_SLOTS];
-    /* relaxed: a counter. */
-    atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
-}
-
-/* ---- exposition ---------------------------------------------------------- */
 
 struct buf {
     char *p;
@@ -248,59 +83,37 @@ static void family(struct buf *b, const char *name, const char *type, const char
     put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static const char *route_label(const struct route_slot *s)
-{
-    return s == &routes[ROUTE_SLOTS] ? GW_METRICS_OVERFLOW : s->name;
-}
-
-static bool route_used(const struct route_slot *s)
-{
-    if (s == &routes[ROUTE_SLOTS]) {
-        /* relaxed: a hint whether to show the overflow series. */
-        return atomic_load_explicit(&route_overflows, memory_order_relaxed) != 0;
-    }
-    /* acquire: pairs with the release of READY so the name is complete. */
-    return atomic_load_explicit(&s->state, memory_order_acquire) == SLOT_READY;
-}
-
 static void render_requests(struct buf *b)
 {
     static const char *const classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    struct gw_metrics_route s;
     family(b, "tandem_requests_total", "counter", "Requests answered, by route and status class.");
-    for (size_t i = 0; i <= ROUTE_SLOTS; i++) {
-        const struct route_slot *s = &routes[i];
-        if (!route_used(s))
-            continue;
+    for (size_t pos = 0; gw_metrics_route_next(&pos, &s);) {
         for (int c = 0; c < 6; c++) {
-            uint64_t v = atomic_load_explicit(&s->by_class[c], memory_order_relaxed);
-            if (!v)
+            if (!s.by_class[c])
                 continue;
             put(b, "tandem_requests_total{route=\"");
-            put_label(b, route_label(s));
-            put(b, "\",class=\"%s\"} %llu\n", classes[c], (unsigned long long)v);
+            put_label(b, s.name);
+            put(b, "\",class=\"%s\"} %llu\n", classes[c], (unsigned long long)s.by_class[c]);
         }
     }
     family(b, "tandem_request_duration_seconds", "histogram",
            "Request duration as the gateway measured it, by route.");
-    for (size_t i = 0; i <= ROUTE_SLOTS; i++) {
-        const struct route_slot *s = &routes[i];
-        if (!route_used(s))
-            continue;
+    for (size_t pos = 0; gw_metrics_route_next(&pos, &s);) {
         uint64_t cum = 0;
         for (size_t k = 0; k <= GW_METRICS_BUCKETS; k++) {
-            cum += atomic_load_explicit(&s->buckets[k], memory_order_relaxed);
+            cum += s.buckets[k];
             put(b, "tandem_request_duration_seconds_bucket{route=\"");
-            put_label(b, route_label(s));
+            put_label(b, s.name);
             put(b, "\",le=\"%s\"} %llu\n", k < GW_METRICS_BUCKETS ? bucket_le[k] : "+Inf",
                 (unsigned long long)cum);
         }
-        uint64_t sum = atomic_load_explicit(&s->sum_us, memory_order_relaxed);
         put(b, "tandem_request_duration_seconds_sum{route=\"");
-        put_label(b, route_label(s));
-        put(b, "\"} %llu.%06llu\n", (unsigned long long)(sum / 1000000),
-            (unsigned long long)(sum % 1000000));
+        put_label(b, s.name);
+        put(b, "\"} %llu.%06llu\n", (unsigned long long)(s.sum_us / 1000000),
+            (unsigned long long)(s.sum_us % 1000000));
         put(b, "tandem_request_duration_seconds_count{route=\"");
-        put_label(b, route_label(s));
+        put_label(b, s.name);
         put(b, "\"} %llu\n", (unsigned long long)cum);
     }
 }
@@ -309,22 +122,13 @@ static void render_upstreams(struct buf *b)
 {
     family(b, "tandem_upstream_connect_errors_total", "counter",
            "Upstream connect failures and timeouts, by upstream and target.");
-    for (size_t i = 0; i <= UPSTREAM_SLOTS; i++) {
-        const struct upstream_slot *s = &upstreams[i];
-        uint64_t v = atomic_load_explicit(&s->errors, memory_order_relaxed);
-        if (!v)
-            continue;
-        bool overflow = i == UPSTREAM_SLOTS;
-        /* acquire: the key is complete once READY is seen. */
-        if (!overflow && atomic_load_explicit(&s->state, memory_order_acquire) != SLOT_READY)
-            continue;
-        const char *up = overflow ? GW_METRICS_OVERFLOW : s->key;
-        const char *tg = overflow ? GW_METRICS_OVERFLOW : s->key + strlen(s->key) + 1;
+    struct gw_metrics_upstream e;
+    for (size_t pos = 0; gw_metrics_upstream_next(&pos, &e);) {
         put(b, "tandem_upstream_connect_errors_total{upstream=\"");
-        put_label(b, up);
+        put_label(b, e.upstream);
         put(b, "\",target=\"");
-        put_label(b, tg);
-        put(b, "\"} %llu\n", (unsigned long long)v);
+        put_label(b, e.target);
+        put(b, "\"} %llu\n", (unsigned long long)e.errors);
     }
 
     /* Health per target, from the upstream pools' own description. */
