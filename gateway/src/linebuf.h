@@ -65,6 +65,11 @@ bool gw__linebuf_milli(struct gw__linebuf *b, uint64_t v);
  * `max` or in the buffer; a cut is not a failure. */
 bool gw__linebuf_json(struct gw__linebuf *b, const char *s, size_t n, size_t max, bool *cut);
 
+/* Length of the well-formed UTF-8 sequence at s (n bytes available): 1
+ * for an ASCII byte, 0 when s starts none. The rule gw__linebuf_json copies
+ * by, for writers that must give the same text to another JSON library. */
+size_t gw__linebuf_utf8_len(const char *s, size_t n);
+
 /* Whether an append failed since init. */
 static inline bool gw__linebuf_full(const struct gw__linebuf *b)
 {

@@ -21,6 +21,7 @@
 #include "gw/admin.h"
 #include "gw/metrics.h"
 #include "gw_int.h"
+#include "request_detail.h"
 #include "path_settle.h"
 #include "route/holder.h"
 
@@ -321,7 +322,7 @@ void gw__request_main(void *arg)
         goto out;
     }
     path = t.path;
-    rt_set_detail("%s\t%s\t\t", h->method, t.path);
+    gw__request_detail_set(h->method, t.path, t.path_len, NULL, NULL);
 
     if (ex->lis->admin) {
         rc.route_name = "admin";
@@ -390,7 +391,7 @@ void gw__request_main(void *arg)
         goto out;
     }
     if (r->respond) {
-        rt_set_detail("%s\t%s\t%s\t", h->method, t.path, r->name);
+        gw__request_detail_set(h->method, t.path, t.path_len, r->name, NULL);
         respond_route(ex, r, &rc);
         goto out;
     }

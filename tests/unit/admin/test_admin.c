@@ -28,6 +28,7 @@
 #include "gw/http1.h"
 #include "gw/metrics.h"
 #include "gw_version.h"
+#include "request_detail.h"
 #include "rt/gen_server.h"
 #include "rt/supervisor.h"
 #include "rt/sys.h"
@@ -198,6 +199,28 @@ static void waiter(void *arg)
         rt_set_detail("%s", (const char *)arg);
     struct rt_msg *m = rt_receive_match(is_stop, NULL, RT_INFINITY);
     rt_msg_free(m);
+}
+
+/* What a request process publishes (request_detail.h). */
+struct request_doing {
+    const char *method, *path, *route, *target;
+};
+
+static void request_waiter(void *arg)
+{
+    const struct request_doing *d = arg;
+    gw__request_detail_set(d->method, d->path, strlen(d->path), d->route, d->target);
+    struct rt_msg *m = rt_receive_match(is_stop, NULL, RT_INFINITY);
+    rt_msg_free(m);
+}
+
+/* `d` must live until the process has parked (await_waiting). */
+static rt_pid spawn_request(const struct request_doing *d)
+{
+    rt_pid pid = 0;
+    struct rt_spawn_opts so = {.kind = RT_KIND_REQUEST, .initial_call = "test:request"};
+    T_EQ(rt_spawn(request_waiter, (void *)d, &so, &pid), 0);
+    return pid;
 }
 
 static rt_pid spawn_waiter(const char *name, enum rt_kind kind, const char *detail)
@@ -498,12 +521,26 @@ END_TEST
 
 static void body_request_detail(void)
 {
-    rt_pid r = spawn_waiter(NULL, RT_KIND_REQUEST, "GET\t/users/7\tusers\t127.0.0.1:9000");
-    rt_pid half = spawn_waiter(NULL, RT_KIND_REQUEST, "POST\t/orders");
+    static const struct request_doing full = {"GET", "/users/7", "users", "127.0.0.1:9000"};
+    static const struct request_doing started = {"POST", "/orders", NULL, NULL};
+    /* A path longer than the runtime's whole detail line: the route and the
+     * target still show, and only the path is cut. */
+    char longpath[301] = "/";
+    memset(longpath + 1, 'p', sizeof longpath - 2);
+    const struct request_doing big = {"GET", longpath, "users", "127.0.0.1:9000"};
+    rt_pid r = spawn_request(&full);
+    rt_pid half = spawn_request(&started);
+    rt_pid lng = spawn_request(&big);
     rt_sleep(20);
-    await_waiting((rt_pid[]){r, half}, 2);
+    await_waiting((rt_pid[]){r, half, lng}, 3);
     struct answer a = get("/admin/processes?kind=request");
-    T_EQ(jint(a.json, "matched"), 2);
+    T_EQ(jint(a.json, "matched"), 3);
+    json_t *lp = find_pid(json_object_get(a.json, "processes"), lng);
+    T_STREQ(jstr(lp, "method"), "GET");
+    T_STREQ(jstr(lp, "route"), "users");
+    T_STREQ(jstr(lp, "upstream_target"), "127.0.0.1:9000");
+    const char *cut = jstr(lp, "path");
+    T_ASSERT(cut && strlen(cut) >= 64 && strncmp(cut, longpath, strlen(cut)) == 0);
     json_t *p = find_pid(json_object_get(a.json, "processes"), r);
     T_ASSERT(p != NULL);
     T_STREQ(jstr(p, "method"), "GET");
@@ -520,6 +557,7 @@ static void body_request_detail(void)
     answer_done(&a);
     stop_waiter(r);
     stop_waiter(half);
+    stop_waiter(lng);
 }
 
 START_TEST(request_processes_show_method_path_route_target_elapsed)
@@ -528,15 +566,17 @@ START_TEST(request_processes_show_method_path_route_target_elapsed)
 }
 END_TEST
 
-/* The list is written by its own writer, the detail built with jansson:
- * both must show the same fields with the same values, whatever bytes a
+/* The list and the one-process answer share one record writer; its
+ * members around the record come from jansson: both answers must show the
+ * same fields with the same values, whatever bytes a
  * detail line holds (quotes, backslashes, controls, UTF-8, invalid bytes). */
 static void body_list_detail_agree(void)
 {
     rt_pid odd = spawn_waiter(NULL, RT_KIND_PROCESS,
                               "q\"b\\c\x01"
-                              "d \xc3\xa9 \xff end");
-    rt_pid req = spawn_waiter(NULL, RT_KIND_REQUEST, "GET\t/caf\xc3\xa9\t\"r\"\t\xfe");
+                              "d \xc3\xa9 \xff end\x7f");
+    static const struct request_doing odd_req = {"GET", "/caf\xc3\xa9", "\"r\"", "\xfe"};
+    rt_pid req = spawn_request(&odd_req);
     rt_pid gs = 0;
     T_EQ(rt_gen_server_start_link(&counter_ops, NULL, NULL, &gs, NULL), 0);
     rt_pid pids[3] = {odd, req, gs};
@@ -571,7 +611,16 @@ static void body_list_detail_agree(void)
     }
     json_t *l = find_pid(json_object_get(list.json, "processes"), odd);
     T_STREQ(jstr(l, "detail"), "q\"b\\c\x01"
-                               "d \xc3\xa9 \xef\xbf\xbd end");
+                               "d \xc3\xa9 \xef\xbf\xbd end\x7f");
+    /* Both answers escape by the gateway's one rule (linebuf.h): controls
+     * and DEL as \u00XX, invalid bytes as \ufffd. */
+    static const char escaped[] = "\"q\\\"b\\\\c\\u0001d \xc3\xa9 \\ufffd end\\u007f\"";
+    T_ASSERT(strstr(list.raw, escaped) != NULL);
+    char one[96];
+    snprintf(one, sizeof one, "/admin/processes/%llu", (unsigned long long)odd);
+    struct answer od = get(one);
+    T_ASSERT(strstr(od.raw, escaped) != NULL);
+    answer_done(&od);
     l = find_pid(json_object_get(list.json, "processes"), req);
     T_STREQ(jstr(l, "path"), "/caf\xc3\xa9");
     T_STREQ(jstr(l, "route"), "\"r\"");
