@@ -4,7 +4,7 @@
  * `tandem ctl health` against a scripted HTTP server.
  *
  * The router and upstream pools are replaced by a test double
- * (router_upstream_double.c) answering fixed JSON; `gw` is defined here.
+ * (router_upstream_double.c) answering fixed structs; `gw` is defined here.
  * Each runtime test runs its body in a process, records the first failed
  * assertion there, and ends with every process gone and rt_stop() == 0.
  */
@@ -29,6 +29,8 @@
 #include "gw/metrics.h"
 #include "gw_version.h"
 #include "request_detail.h"
+#include "route/holder.h"
+#include "route/route.h"
 #include "rt/gen_server.h"
 #include "rt/supervisor.h"
 #include "rt/sys.h"
@@ -1121,25 +1123,62 @@ START_TEST(health_readiness_and_system_report_gateway_state)
 }
 END_TEST
 
-/* ---- routes and upstreams pass the modules' JSON through --------------------------------- */
+/* ---- routes and upstreams: rendered from the modules' structs ---------------------------- */
+
+/* A table serving, as the router would have published it. */
+static struct route_holder *t_serving(void)
+{
+    static const char set[] = "{\"routes\": [{\"name\": \"users\", \"match\": "
+                              "{\"path_prefix\": \"/users\", \"methods\": [\"GET\"]}, "
+                              "\"upstream\": \"demo\"}]}";
+    const char *const ups[] = {"demo"};
+    struct route_builder *b = NULL;
+    struct route_table *t = NULL;
+    struct route_holder *h = NULL;
+    struct route_diags d;
+    route_diags_init(&d);
+    T_EQ(route_builder_new(&b, ups, 1), 0);
+    T_EQ(route_builder_add_text(b, "routes/a.json", set, strlen(set), &d), 0);
+    T_EQ(route_builder_compile(b, &t, &d), 0);
+    route_builder_free(b);
+    route_diags_done(&d);
+    T_EQ(route_holder_new(&h), 0);
+    route_holder_publish(h, t);
+    return h;
+}
 
 static void body_routes(void)
 {
+    /* The router's state comes as structs, the table from gw.routes; the
+     * answer is rendered by the admin API, members in the order clients
+     * have always seen. */
+    static const char want_status[] =
+        "{\"version\":1,\"count\":1,\"files\":1,\"routes_dir\":null,\"routes\":[{\"name\":"
+        "\"users\",\"match\":{\"path_prefix\":\"/users\",\"methods\":[\"GET\"]},\"file\":"
+        "\"routes/a.json\",\"line\":1,\"column\":13,\"upstream\":\"demo\"}],\"versions\":[{"
+        "\"version\":4,\"routes\":2,\"source\":\"inotify\",\"published_at\":"
+        "\"2026-01-02T03:04:05.678Z\",\"current\":true},{\"version\":3,\"routes\":1,"
+        "\"source\":\"config\",\"published_at\":\"2026-01-02T03:00:00.000Z\",\"current\":"
+        "false}],\"last_reload\":{\"outcome\":\"ok\",\"version\":4,\"routes\":2,\"errors\":"
+        "[],\"warnings\":[],\"time\":\"2026-01-02T03:04:05.600Z\",\"source\":\"inotify\","
+        "\"duration_ms\":1.5},\"reloads_ok\":7,\"reloads_failed\":2,\"retired\":1}\n";
+    gw.routes = t_serving();
     struct answer a = get("/admin/routes");
     T_EQ(a.status, 200);
-    T_ASSERT(json_is_true(json_object_get(a.json, "double")));
-    T_EQ(jint(a.json, "version"), 4);
-    T_STREQ(jstr(json_array_get(json_object_get(a.json, "routes"), 1), "name"), "orders");
+    T_STREQ(a.raw, want_status);
     answer_done(&a);
+    route_holder_free(gw.routes);
+    gw.routes = NULL;
 
+    static const char want_refused[] =
+        "{\"error\":\"routes_refused\",\"outcome\":\"error\",\"version\":4,\"routes\":2,"
+        "\"errors\":[{\"file\":\"routes/a.json\",\"line\":3,\"column\":7,\"path\":"
+        "\"$.routes[0]\",\"message\":\"unknown upstream \\\"nope\\\"\"}],\"warnings\":[{"
+        "\"file\":\"routes/a.json\",\"line\":9,\"column\":1,\"path\":\"$.routes[1]\","
+        "\"message\":\"shadowed by \\\"users\\\"\"}],\"detail\":null}\n";
     a = call("POST", "/admin/routes/reload", NULL, NULL);
     T_EQ(a.status, 422);
-    T_STREQ(jstr(a.json, "error"), "routes_refused");
-    T_STREQ(jstr(a.json, "outcome"), "error");
-    json_t *e = json_array_get(json_object_get(a.json, "errors"), 0);
-    T_STREQ(jstr(e, "file"), "routes/a.json");
-    T_EQ(jint(e, "line"), 3);
-    T_EQ(jint(e, "column"), 7);
+    T_STREQ(a.raw, want_refused);
     answer_done(&a);
 
     a = call("PUT", "/admin/routes", NULL, "{\"routes\": []}");
@@ -1190,7 +1229,7 @@ static void body_routes(void)
     answer_done(&a);
 }
 
-START_TEST(routes_and_upstreams_endpoints_pass_the_modules_json_through)
+START_TEST(routes_and_upstreams_answers_render_the_modules_structs)
 {
     t_run(body_routes);
 }
@@ -1830,7 +1869,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, supervisors_tree_states_that_children_are_listed_in_start_order);
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
     tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
-    tcase_add_test(tc, routes_and_upstreams_endpoints_pass_the_modules_json_through);
+    tcase_add_test(tc, routes_and_upstreams_answers_render_the_modules_structs);
     tcase_add_test(tc, metrics_exposition_parses_back_with_the_recorded_values);
     tcase_add_test(tc, metrics_route_cardinality_is_bounded);
     tcase_add_test(tc, metrics_counters_read_back_as_structs);
