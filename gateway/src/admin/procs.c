@@ -583,10 +583,11 @@ void gw__admin_process(const struct gw_admin_request *req, struct gw_admin_respo
                         json_pack("{s:o}", "pid", gw__admin_pid_json(pid)));
         goto out;
     }
-    if (snap_add(&s, &info) < 0)
-        goto oom;
     /* The record as the list writes it, then this answer's own members. */
-    prec_write(&w, &s.recs[0], s.arena, rt_now_ms());
+    if (snap_add(&s, &info) == 0)
+        prec_write(&w, &s.recs[0], s.arena, rt_now_ms());
+    else
+        w.oom = true;
     enum { LINKS_MAX = 1024 };
     links = malloc(LINKS_MAX * sizeof *links);
     int nl = links ? rt_proc_links(pid, links, LINKS_MAX) : -ENOMEM;
@@ -601,17 +602,16 @@ void gw__admin_process(const struct gw_admin_request *req, struct gw_admin_respo
         WLIT(&w, ",\"registered\":false,\"sys\":");
     wjson(&w, is_behaviour(info.kind) && pid != rt_self() ? sys_json(pid) : json_null());
     WLIT(&w, "}\n");
-    if (!wreserve(&w, 1))
-        goto oom;
+    if (!wreserve(&w, 1)) {
+        gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the answer");
+        goto out;
+    }
     w.p[w.len] = 0;
     resp->status = 200;
     resp->content_type = "application/json";
     resp->body = w.p;
     resp->body_len = w.len;
     w.p = NULL;
-    goto out;
-oom:
-    gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the answer");
 out:
     free(links);
     free(w.p);
