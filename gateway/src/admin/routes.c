@@ -114,9 +114,9 @@ static json_t *status_json(const struct gw_router_status *st)
     json_object_set_new(o, "version", json_integer((json_int_t)(t ? route_table_version(t) : 0)));
     json_object_set_new(o, "count", json_integer((json_int_t)(t ? route_table_count(t) : 0)));
     json_object_set_new(o, "files", json_integer((json_int_t)(t ? route_table_files(t) : 0)));
-    json_object_set_new(o, "routes_dir", gw.cfg && gw.cfg->routes_dir
-                                             ? json_string(gw.cfg->routes_dir)
-                                             : json_null());
+    json_object_set_new(o, "routes_dir",
+                        gw.cfg && gw.cfg->routes_dir ? json_string(gw.cfg->routes_dir)
+                                                     : json_null());
     json_object_set_new(o, "routes", routes);
     route_table_release(t);
     json_t *versions = json_array();
