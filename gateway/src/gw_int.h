@@ -161,6 +161,7 @@ const struct gw_upstream_config *gw__upstream_config(const struct gw_upstream *u
 struct gw_target *gw__target_pick(struct gw_upstream *up, const struct gw_target *avoid,
                                   bool *all_ejected);
 const char *gw__target_addr(const struct gw_target *t);
+/* Each target's connection pool (pool.c). */
 /* Checks out a connection: an idle pooled one (*reused = true) or a new one
  * connected within the timeout. With `probe`, a pooled one is first checked
  * to be still open (one syscall): for requests that could not be sent again

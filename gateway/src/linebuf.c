@@ -115,6 +115,11 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+size_t gw__linebuf_utf8_len(const char *s, size_t n)
+{
+    return n ? utf8_len((const unsigned char *)s, n) : 0;
+}
+
 bool gw__linebuf_json(struct gw__linebuf *b, const char *s, size_t n, size_t max, bool *cut)
 {
     static const char hex[] = "0123456789abcdef";

@@ -71,6 +71,10 @@ bool gw__linebuf_json(struct gw__linebuf *b, const char *s, size_t n, size_t max
  * outside years 0000..9999, which RFC 3339 cannot write, are clamped to
  * them. Whole or nothing, like every append. */
 bool gw__linebuf_time(struct gw__linebuf *b, int64_t sec, uint32_t nsec);
+/* Length of the well-formed UTF-8 sequence at s (n bytes available): 1
+ * for an ASCII byte, 0 when s starts none. The rule gw__linebuf_json copies
+ * by, for writers that must give the same text to another JSON library. */
+size_t gw__linebuf_utf8_len(const char *s, size_t n);
 
 /* Whether an append failed since init. */
 static inline bool gw__linebuf_full(const struct gw__linebuf *b)

@@ -24,6 +24,7 @@
 #include "gw/metrics.h"
 #include "gw_int.h"
 #include "relay.h"
+#include "request_detail.h"
 
 /* Writes a 101 head as the upstream sent it (Upgrade and Connection kept). */
 static int write_switching(struct gw__exchange *ex, const struct gw_http_head *r)
@@ -199,7 +200,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
                 return -EINVAL;
             }
         }
-        rt_set_detail("%s\t%s\t%s\t%s", ex->head->method, upath, r->name, gw__target_addr(t));
+        gw__request_detail_set(ex->head->method, upath, upath_len, r->name, gw__target_addr(t));
         /* A request whose body is held whole is sent again on a fresh
          * connection if a pooled one turns out stale; only a streamed body
          * needs the pooled connection checked first. */

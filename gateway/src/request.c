@@ -23,6 +23,7 @@
 
 #include "gw/metrics.h"
 #include "gw_int.h"
+#include "request_detail.h"
 #include "path_settle.h"
 #include "route/holder.h"
 
@@ -198,7 +199,7 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         return;
     }
     if (r->respond) {
-        rt_set_detail("%s\t%s\t%s\t", h->method, t.path, r->name);
+        gw__request_detail_set(h->method, t.path, t.path_len, r->name, NULL);
         respond_route(ex, r, log);
         return;
     }
@@ -263,7 +264,7 @@ void gw__request_main(void *arg)
         gw__ex_error(ex, 400, "invalid request target", false);
         goto out;
     }
-    rt_set_detail("%s\t%s\t\t", h->method, t.path);
+    gw__request_detail_set(h->method, t.path, t.path_len, NULL, NULL);
     ex->lis->handler(ex, &t, &log);
     path = t.path;
 out:;

@@ -1,17 +1,17 @@
 /*
  * upstream.c: upstream pools — targets, balancing, passive and active
- * health, keep-alive connection pools.
+ * health, and their description for the admin API. Each target's
+ * keep-alive connection pool is in pool.c.
  *
  * The hot path never goes through a process: a request process picks a
  * target (an atomic counter, or for weighted balancing a short mutex-held
- * computation), and checks a connection out of the target's idle stack
- * under the target's mutex (no I/O under any lock). Health counters are
+ * computation), and checks a connection out of the target's pool (pool.c;
+ * no I/O under any lock). Health counters are
  * atomics. One gen_server per upstream with active checks, under
  * upstreams_sup, probes the targets on an interval and re-admits ejected
  * ones that answer.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,33 +24,9 @@
 
 #include "gw/events.h"
 #include "gw_int.h"
+#include "upstream_int.h"
 #include "rt/gen_server.h"
 #include "rt/supervisor.h"
-
-struct gw_target {
-    struct gw_upstream *up;
-    char addr[80];
-    struct sockaddr_storage sa;
-    socklen_t salen;
-    uint32_t weight;
-    int cur_weight; /* smooth weighted round robin, under up->lock */
-    pthread_mutex_t lock;
-    int *idle; /* idle connections (fds), under lock */
-    size_t nidle;
-    _Atomic uint32_t active;
-    _Atomic uint32_t consecutive_failures;
-    _Atomic uint64_t ejected_until_ms;
-    _Atomic uint64_t requests, failures, ejections;
-    char last_error[96]; /* under lock */
-};
-
-struct gw_upstream {
-    const struct gw_upstream_config *cfg;
-    struct gw_target *targets;
-    size_t ntargets;
-    _Atomic uint64_t rr;
-    pthread_mutex_t lock; /* weighted balancing */
-};
 
 static struct gw_upstream *ups;
 static size_t nups;
@@ -115,10 +91,10 @@ int gw__upstreams_init(void)
             t->weight = u->cfg->targets[j].weight;
             snprintf(t->addr, sizeof t->addr, "%s", u->cfg->targets[j].address.text);
             pthread_mutex_init(&t->lock, NULL);
-            t->idle = calloc(u->cfg->max_idle ? u->cfg->max_idle : 1, sizeof(int));
-            if (!t->idle)
-                return -ENOMEM;
-            int rc = resolve(t, &u->cfg->targets[j].address);
+            int rc = gw__pool_init(&t->pool, u->cfg->max_idle, u->cfg->max_connections);
+            if (rc < 0)
+                return rc;
+            rc = resolve(t, &u->cfg->targets[j].address);
             if (rc < 0)
                 return rc;
         }
@@ -131,9 +107,7 @@ void gw__upstreams_done(void)
     for (size_t i = 0; i < nups; i++) {
         for (size_t j = 0; j < ups[i].ntargets; j++) {
             struct gw_target *t = &ups[i].targets[j];
-            for (size_t k = 0; k < t->nidle; k++)
-                close(t->idle[k]);
-            free(t->idle);
+            gw__pool_done(&t->pool);
             pthread_mutex_destroy(&t->lock);
         }
         free(ups[i].targets);
@@ -174,7 +148,7 @@ struct gw_target *gw__target_pick(struct gw_upstream *up, const struct gw_target
                 fallback = t;
                 continue;
             }
-            uint32_t a = atomic_load_explicit(&t->active, memory_order_relaxed);
+            uint32_t a = atomic_load_explicit(&t->pool.active, memory_order_relaxed);
             if (a < min) {
                 min = a;
                 best = t;
@@ -218,106 +192,6 @@ struct gw_target *gw__target_pick(struct gw_upstream *up, const struct gw_target
     }
     }
     return best ? best : fallback;
-}
-
-static bool still_open(int fd)
-{
-    char c;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-struct checkout_guard {
-    struct gw_target *t;
-    int fd;
-};
-
-/* Runs only when the process ends with the connection still checked out. */
-static void checkout_abandoned(void *arg)
-{
-    struct checkout_guard *g = arg;
-    atomic_fetch_sub_explicit(&g->t->active, 1, memory_order_relaxed);
-    rt_close(g->fd);
-}
-
-static uint64_t guard_new(struct gw_target *t, int fd)
-{
-    struct checkout_guard *g = rt_alloc(sizeof(*g)); /* freed with the process */
-    if (!g)
-        return 0;
-    g->t = t;
-    g->fd = fd;
-    return rt_defer(checkout_abandoned, g);
-}
-
-int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe, bool *reused,
-                      uint64_t *guard)
-{
-    atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
-    /* The slot first, for a pooled connection as for a new one still
-     * connecting: max_connections then bounds the busy connections at every
-     * moment, which the descriptor budget counts on (fdlimit.c). Relaxed: a
-     * count alone; fetch_add hands each caller a distinct value. */
-    if (atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed) >=
-        t->up->cfg->max_connections) {
-        atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
-        return -EBUSY;
-    }
-    for (;;) {
-        int fd = -1;
-        pthread_mutex_lock(&t->lock);
-        if (t->nidle)
-            fd = t->idle[--t->nidle];
-        pthread_mutex_unlock(&t->lock);
-        if (fd < 0)
-            break;
-        /* Out of the pool: the caller's client counts it from now on. */
-        gw__fds_idle_leave();
-        if (!probe || still_open(fd)) {
-            *reused = true;
-            *guard = guard_new(t, fd);
-            return fd;
-        }
-        rt_close(fd);
-    }
-    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        int err = errno;
-        atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
-        return -err;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int rc = rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, connect_timeout_ms);
-    if (rc < 0) {
-        rt_close(fd);
-        atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
-        return rc;
-    }
-    *reused = false;
-    *guard = guard_new(t, fd);
-    return fd;
-}
-
-void gw__conn_checkin(struct gw_target *t, int fd, bool reusable, uint64_t guard)
-{
-    if (fd < 0)
-        return;
-    if (guard)
-        rt_undefer(guard, false);
-    atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
-    if (reusable) {
-        /* Idle, it is no client's: it joins the pool only if it fits in the
-         * descriptor budget (fdlimit.c). */
-        pthread_mutex_lock(&t->lock);
-        if (t->nidle < t->up->cfg->max_idle && gw__fds_idle_admit()) {
-            t->idle[t->nidle++] = fd;
-            fd = -1;
-        }
-        pthread_mutex_unlock(&t->lock);
-    }
-    if (fd >= 0)
-        rt_close(fd);
 }
 
 /* Tells the event manager (gw/events.h) that t left or rejoined the
@@ -495,52 +369,54 @@ int gw__upstreams_sup_start(void *arg, const void *extra, size_t extra_size, rt_
 
 /* ---- description for the admin API ------------------------------------------- */
 
-static const char *balance_name(enum gw_balance b)
+int gw_upstreams_describe(struct gw_upstreams_desc **out)
 {
-    switch (b) {
-    case GW_BALANCE_LEAST_CONN:
-        return "least_conn";
-    case GW_BALANCE_WEIGHTED:
-        return "weighted";
-    default:
-        return "round_robin";
-    }
-}
-
-int gw_upstreams_describe(char **json)
-{
-    json_t *arr = json_array();
+    size_t ntargets = 0;
+    for (size_t i = 0; i < nups; i++)
+        ntargets += ups[i].ntargets;
+    /* One allocation: the header, the upstreams, then every target. */
+    struct gw_upstreams_desc *d =
+        calloc(1, sizeof(*d) + nups * sizeof(d->ups[0]) + ntargets * sizeof(struct gw_target_desc));
+    if (!d)
+        return -ENOMEM;
+    d->ups = (struct gw_upstream_desc *)(d + 1);
+    d->n = nups;
+    struct gw_target_desc *td = (struct gw_target_desc *)(d->ups + nups);
     uint64_t now = rt_now_ms();
     for (size_t i = 0; i < nups; i++) {
-        struct gw_upstream *u = &ups[i];
-        json_t *targets = json_array();
-        for (size_t j = 0; j < u->ntargets; j++) {
+        const struct gw_upstream *u = &ups[i];
+        struct gw_upstream_desc *ud = &d->ups[i];
+        ud->name = u->cfg->name;
+        ud->balance = u->cfg->balance;
+        ud->active_health = u->cfg->active_health;
+        ud->targets = td;
+        ud->ntargets = u->ntargets;
+        for (size_t j = 0; j < u->ntargets; j++, td++) {
             struct gw_target *t = &u->targets[j];
-            char err[96];
+            gw__pool_counts(&t->pool, &td->active, &td->idle);
             pthread_mutex_lock(&t->lock);
-            size_t idle = t->nidle;
-            snprintf(err, sizeof err, "%s", t->last_error);
+            snprintf(td->last_error, sizeof td->last_error, "%s", t->last_error);
             pthread_mutex_unlock(&t->lock);
-            uint64_t until = atomic_load(&t->ejected_until_ms);
-            json_array_append_new(
-                targets,
-                json_pack(
-                    "{s:s, s:i, s:b, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:s?}", "address", t->addr,
-                    "weight", (int)t->weight, "healthy", until <= now, "ejected_until_ms",
-                    (json_int_t)(until > now ? (until >= UINT64_MAX / 4 ? -1 : (json_int_t)until)
-                                             : 0),
-                    "consecutive_failures", (int)atomic_load(&t->consecutive_failures), "active",
-                    (int)atomic_load(&t->active), "idle", (int)idle, "requests",
-                    (json_int_t)atomic_load(&t->requests), "failures",
-                    (json_int_t)atomic_load(&t->failures), "ejections",
-                    (json_int_t)atomic_load(&t->ejections), "last_error", err[0] ? err : NULL));
+            snprintf(td->address, sizeof td->address, "%s", t->addr);
+            td->weight = t->weight;
+            /* Relaxed: figures shown each on its own. */
+            uint64_t until = atomic_load_explicit(&t->ejected_until_ms, memory_order_relaxed);
+            td->healthy = until <= now;
+            /* A target failing its active check stays out until one
+             * passes: no time to give (-1). */
+            td->ejected_until_ms = until <= now ? 0 : until >= UINT64_MAX / 4 ? -1 : (int64_t)until;
+            td->consecutive_failures =
+                atomic_load_explicit(&t->consecutive_failures, memory_order_relaxed);
+            td->requests = atomic_load_explicit(&t->requests, memory_order_relaxed);
+            td->failures = atomic_load_explicit(&t->failures, memory_order_relaxed);
+            td->ejections = atomic_load_explicit(&t->ejections, memory_order_relaxed);
         }
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:b, s:o}", "name", u->cfg->name, "balance",
-                                        balance_name(u->cfg->balance), "active_health",
-                                        u->cfg->active_health, "targets", targets));
     }
-    *json = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    return *json ? 0 : -ENOMEM;
+    *out = d;
+    return 0;
+}
+
+void gw_upstreams_desc_free(struct gw_upstreams_desc *d)
+{
+    free(d);
 }

@@ -1,5 +1,6 @@
 /*
  * metrics.h: counters and histograms for GET /metrics (Prometheus text).
+ * Recording and reading are metrics.c's; the text is the admin API's.
  * Recording is lock-free and never blocks or allocates on the hot path;
  * cardinality is bounded (routes beyond GW_METRICS_MAX_ROUTES are counted
  * under route="_other").
@@ -7,6 +8,7 @@
 #ifndef GW_METRICS_H
 #define GW_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,9 +32,29 @@ void gw_metrics_request(const char *route, int status, uint64_t duration_us);
 /* Any thread. An upstream connect failure or timeout. */
 void gw_metrics_upstream_error(const char *upstream, const char *target);
 
+/* One route's series as gw_metrics_route_next reads it. */
+struct gw_metrics_route {
+    const char *name;     /* static storage, never renamed: valid while the gateway runs */
+    uint64_t by_class[6]; /* [0]: other statuses, [1..5]: 1xx..5xx */
+    uint64_t buckets[GW_METRICS_BUCKETS + 1]; /* per bucket (not cumulative); last: +Inf */
+    uint64_t sum_us;
+};
+/* One (upstream, target) pair's connect errors. */
+struct gw_metrics_upstream {
+    const char *upstream, *target; /* static storage, as above */
+    uint64_t errors;
+};
+
+/* Any thread, never blocks. The next series in use from *pos on (start with
+ * *pos = 0; the overflow series come last): true with *out filled and *pos
+ * advanced, false when there is none left. Each figure is read on its own
+ * (relaxed), as a scrape expects. */
+bool gw_metrics_route_next(size_t *pos, struct gw_metrics_route *out);
+bool gw_metrics_upstream_next(size_t *pos, struct gw_metrics_upstream *out);
+
 /* Process context (reads gw, calls gw_upstreams_describe and
  * gw_router_counts). The whole exposition (runtime figures included) as a
- * malloc'd text. Returns 0 or -ENOMEM. */
+ * malloc'd text: admin/exposition.c. Returns 0 or -ENOMEM. */
 int gw_metrics_render(char **out, size_t *len);
 
 #endif

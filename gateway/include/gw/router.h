@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jpos/diag.h"
 #include "rt/rt.h"
 
 #define GW_ROUTER_NAME "router"
@@ -33,50 +34,73 @@ int gw_router_start(void *arg, const void *extra, size_t extra_size, rt_pid *out
  * "inotify", ... */
 void gw_router_reload_async(const char *source);
 
-/* Process context (calls the router). Each returns 0 when the new table was
- * published, -EINVAL when it was refused (then *json describes the errors),
- * another -errno on failure. *json (malloc'd, caller frees; may be NULL on
- * -ENOMEM) is the JSON body the admin API answers with:
- *   {"outcome": "ok"|"error", "version": N, "routes": N,
- *    "errors": [{"file","line","column","path","message"}...]} */
-int gw_router_reload(const char *source, char **json);
-int gw_router_replace(const char *text, size_t len,
-                      char **json); /* a whole route set as one file */
-int gw_router_validate(const char *text, size_t len, char **json); /* checks, applies nothing */
-int gw_router_rollback(uint64_t version, char **json);             /* -ENOENT: not in history */
+/* Longest reload source label kept ("inotify", "signal", "admin", ...). */
+#define GW_ROUTER_SOURCE_MAX 32
 
-/* Process context. GET /admin/routes: the current table (version, routes
- * with name, match, action, file:line), the versions kept, and the last
- * reload (time, source, outcome, errors), as a malloc'd JSON text. */
-int gw_router_status(char **json);
+/* What a reload, replace, validate or rollback did. Rendering it (the
+ * admin API's JSON) is the admin API's. */
+struct gw_router_outcome {
+    bool ok;
+    uint64_t version; /* serving after the call */
+    size_t routes;    /* in the table published or validated; on a refusal, in the one serving */
+    /* Errors and warnings in the order found, at most JPOS_DIAGS_MAX
+     * kept. Texts given to replace/validate are labelled "<admin>"; a
+     * failure with no position is one error with file "" and line 0. */
+    struct jpos_diags diags;
+};
 
-/* Details of the calls above:
- *  - On -ENOENT (rollback) *json is an "error" outcome naming the version;
- *    on other failures (-ESRCH: no router, -ETIMEDOUT, -ENOMEM) *json is
- *    NULL.
- *  - In the outcome, "version" is the version serving after the call and
- *    "routes" the number of routes in the table published or validated (on a
- *    refusal: in the table still serving); "warnings" lists warnings in the
- *    shape of "errors". Texts given to replace/validate are labelled
- *    "<admin>" in diagnostics.
+/* A reload as the router recorded it. */
+struct gw_router_reload {
+    struct gw_router_outcome outcome;
+    char time[40]; /* when it started: UTC, ISO 8601 with milliseconds */
+    char source[GW_ROUTER_SOURCE_MAX];
+    double duration_ms;
+};
+
+/* One table kept for rollback. */
+struct gw_router_version {
+    uint64_t version;
+    size_t routes;
+    char source[GW_ROUTER_SOURCE_MAX];
+    char published_at[40]; /* UTC, ISO 8601 with milliseconds */
+};
+
+/* The router's own state for GET /admin/routes. The table itself is read
+ * from gw.routes (route_holder_acquire) by whoever shows it. */
+struct gw_router_status {
+    struct gw_router_version versions[GW_ROUTER_HISTORY]; /* newest first; [0] serves */
+    size_t nversions;
+    bool has_last_reload; /* false before the first */
+    struct gw_router_reload last_reload;
+    uint64_t reloads_ok, reloads_failed;
+    size_t retired; /* replaced tables still held by requests in flight */
+};
+
+/* Process context (calls the router; waits up to a minute for a large
+ * route set to compile). Each returns 0 when the new table was published
+ * (validate: is valid), -EINVAL when it was refused, -ENOENT (rollback)
+ * when the version is not kept, another -errno on failure. *out is the
+ * caller's (free with gw_router_outcome_free); it is NULL when the router
+ * could not be asked or did not answer (-ESRCH, -ETIMEDOUT, -ENOMEM).
  *  - A table from replace serves until the next reload from the directory
  *    (a file change, SIGHUP, POST /admin/routes/reload) replaces it.
  *  - A rollback to the version already serving changes nothing; otherwise
  *    the kept table is published again under its own number and becomes
- *    the newest entry of the history.
- *  - gw_router_status answers
- *      {"version": N, "count": N, "files": N, "routes_dir": "...",
- *       "routes": [{"name", "match": {"host"?, "path"|"path_prefix",
- *                   "methods"?, "headers"?, "priority"?},
- *                   "upstream"|"respond": {"status"}, "strip_prefix"?,
- *                   "rewrite"?, "file", "line", "column"}...],
- *       "versions": [{"version", "routes", "source", "published_at",
- *                     "current"}...]                       newest first,
- *       "last_reload": null | {"time", "source", "outcome", "version",
- *                     "routes", "duration_ms", "errors", "warnings"},
- *       "reloads_ok": N, "reloads_failed": N,
- *       "retired": N}     replaced tables still held by requests in flight
- * Times are UTC, ISO 8601 with milliseconds. */
+ *    the newest entry of the history. */
+int gw_router_reload(const char *source, struct gw_router_outcome **out);
+int gw_router_replace(const char *text, size_t len,
+                      struct gw_router_outcome **out); /* a whole route set as one file */
+int gw_router_validate(const char *text, size_t len,
+                       struct gw_router_outcome **out); /* checks, applies nothing */
+int gw_router_rollback(uint64_t version, struct gw_router_outcome **out);
+/* Accepts NULL. */
+void gw_router_outcome_free(struct gw_router_outcome *o);
+
+/* Process context. The router's history, last reload and counters; *out is
+ * the caller's (gw_router_status_free). 0 or -errno (no answer). */
+int gw_router_status(struct gw_router_status **out);
+/* Accepts NULL. */
+void gw_router_status_free(struct gw_router_status *s);
 
 /* Reload counters for metrics (any thread). */
 struct gw_router_counts {

@@ -1,9 +1,10 @@
 /*
  * admin.c: the admin API's front door — bearer-token check, dispatch by
  * method and path, the JSON error shape — and the endpoints that only read
- * gateway state or pass another module's JSON through: /healthz, /readyz,
- * /metrics, /admin/system, /admin/routes*, /admin/upstreams. The process
- * and supervision-tree endpoints are in procs.c.
+ * gateway state and render what other modules report as structs: /healthz,
+ * /readyz, /metrics (its text: exposition.c), /admin/system,
+ * /admin/upstreams. The route endpoints are in routes.c, the process and
+ * supervision-tree endpoints in procs.c.
  *
  * Nothing here keeps state between requests except the kill-reason set in
  * procs.c. Before the token, every request (probes too) passes the checks
@@ -554,118 +555,54 @@ static void h_system(struct gw_admin_response *resp)
     gw__admin_json(resp, 200, o);
 }
 
-/* Answers with a JSON text another module produced: `status` when it is an
- * object or array; when `error_code` is given the object gets an "error"
- * member too (its own members stay as they are). */
-static void pass_json(struct gw_admin_response *resp, int status, char *text,
-                      const char *error_code)
+static const char *balance_name(enum gw_balance b)
 {
-    json_error_t err;
-    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, &err) : NULL;
-    free(text);
-    if (!v) {
-        gw__admin_errorf(resp, 500, "internal", "the component answered with no valid JSON");
-        return;
-    }
-    if (error_code && json_is_object(v) && !json_object_get(v, "error")) {
-        json_t *o = json_object();
-        json_object_set_new(o, "error", json_string(error_code));
-        json_object_update(o, v);
-        if (!json_object_get(o, "detail"))
-            json_object_set_new(o, "detail", json_null());
-        json_decref(v);
-        v = o;
-    }
-    gw__admin_json(resp, status, v);
-}
-
-/* Maps a router result to the answer. */
-static void router_result(struct gw_admin_response *resp, int rc, char *json)
-{
-    if (rc == 0) {
-        pass_json(resp, 200, json, NULL);
-    } else if (rc == -EINVAL && json) {
-        pass_json(resp, 422, json, "routes_refused");
-    } else if (rc == -ENOENT) {
-        if (json)
-            pass_json(resp, 404, json, "version_not_found");
-        else
-            gw__admin_errorf(resp, 404, "version_not_found",
-                             "that version is not in the router's history");
-    } else {
-        free(json);
-        if (rc == -ESRCH || rc == -ECONNRESET || rc == -ETIMEDOUT)
-            gw__admin_errorf(resp, 503, "router_unavailable", "the router did not answer: %s",
-                             strerror(-rc));
-        else if (rc == -ENOMEM)
-            out_of_memory(resp);
-        else
-            gw__admin_errorf(resp, 500, "internal", "%s", strerror(rc < 0 ? -rc : rc));
+    switch (b) {
+    case GW_BALANCE_LEAST_CONN:
+        return "least_conn";
+    case GW_BALANCE_WEIGHTED:
+        return "weighted";
+    default:
+        return "round_robin";
     }
 }
 
-static void h_routes_get(struct gw_admin_response *resp)
+static json_t *target_json(const struct gw_target_desc *t)
 {
-    char *json = NULL;
-    int rc = gw_router_status(&json);
-    router_result(resp, rc, json);
+    return json_pack("{s:s, s:i, s:b, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:s?}", "address",
+                     t->address, "weight", (int)t->weight, "healthy", t->healthy,
+                     "ejected_until_ms", (json_int_t)t->ejected_until_ms, "consecutive_failures",
+                     (int)t->consecutive_failures, "active", (int)t->active, "idle", (int)t->idle,
+                     "requests", (json_int_t)t->requests, "failures", (json_int_t)t->failures,
+                     "ejections", (json_int_t)t->ejections, "last_error",
+                     t->last_error[0] ? t->last_error : NULL);
 }
 
-static void h_routes_reload(struct gw_admin_response *resp)
+static json_t *upstreams_json(const struct gw_upstreams_desc *d)
 {
-    char *json = NULL;
-    int rc = gw_router_reload("admin", &json);
-    router_result(resp, rc, json);
-}
-
-static void h_routes_replace(const struct gw_admin_request *req, struct gw_admin_response *resp)
-{
-    char *json = NULL;
-    int rc = gw_router_replace(req->body ? req->body : "", req->body_len, &json);
-    router_result(resp, rc, json);
-}
-
-static void h_routes_validate(const struct gw_admin_request *req, struct gw_admin_response *resp)
-{
-    char *json = NULL;
-    int rc = gw_router_validate(req->body ? req->body : "", req->body_len, &json);
-    router_result(resp, rc, json);
-}
-
-static void h_routes_rollback(const struct gw_admin_request *req, struct gw_admin_response *resp)
-{
-    json_error_t err;
-    json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, &err);
-    json_t *v = json_object_get(body, "version");
-    if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-        json_decref(body);
-        gw__admin_errorf(resp, 400, "bad_request",
-                         "expected a JSON body {\"version\": N} with N a positive integer");
-        return;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < d->n; i++) {
+        const struct gw_upstream_desc *u = &d->ups[i];
+        json_t *targets = json_array();
+        for (size_t j = 0; targets && j < u->ntargets; j++)
+            json_array_append_new(targets, target_json(&u->targets[j]));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:o}", "name", u->name, "balance",
+                                             balance_name(u->balance), "active_health",
+                                             u->active_health, "targets", targets));
     }
-    uint64_t version = (uint64_t)json_integer_value(v);
-    json_decref(body);
-    char *json = NULL;
-    int rc = gw_router_rollback(version, &json);
-    router_result(resp, rc, json);
+    return arr;
 }
 
 static void h_upstreams(struct gw_admin_response *resp)
 {
-    char *text = NULL;
-    int rc = gw_upstreams_describe(&text);
+    struct gw_upstreams_desc *d = NULL;
+    int rc = gw_upstreams_describe(&d);
     if (rc < 0) {
-        free(text);
         gw__admin_errorf(resp, rc == -ENOMEM ? 503 : 500, "internal", "%s", strerror(-rc));
         return;
     }
-    json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    if (!json_is_array(arr)) {
-        json_decref(arr);
-        gw__admin_errorf(resp, 500, "internal", "the upstream pools answered with no JSON array");
-        return;
-    }
+    json_t *arr = upstreams_json(d);
+    gw_upstreams_desc_free(d);
     gw__admin_json(resp, 200, json_pack("{s:o}", "upstreams", arr));
 }
 
@@ -794,18 +731,18 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
         if (!allowed(resp, m, M_GET | M_PUT))
             return;
         if (m == M_GET)
-            h_routes_get(resp);
+            gw__admin_routes_get(resp);
         else
-            h_routes_replace(req, resp);
+            gw__admin_routes_replace(req, resp);
     } else if (strcmp(path, "/admin/routes/reload") == 0) {
         if (allowed(resp, m, M_POST))
-            h_routes_reload(resp);
+            gw__admin_routes_reload(resp);
     } else if (strcmp(path, "/admin/routes/validate") == 0) {
         if (allowed(resp, m, M_POST))
-            h_routes_validate(req, resp);
+            gw__admin_routes_validate(req, resp);
     } else if (strcmp(path, "/admin/routes/rollback") == 0) {
         if (allowed(resp, m, M_POST))
-            h_routes_rollback(req, resp);
+            gw__admin_routes_rollback(req, resp);
     } else if (strcmp(path, "/admin/upstreams") == 0) {
         if (allowed(resp, m, M_GET))
             h_upstreams(resp);

@@ -1,7 +1,8 @@
 /*
  * admin_int.h: internals shared by the admin API's files (admin.c: token,
- * dispatch, system, routes, upstreams, metrics; procs.c: processes,
- * kill/restart, supervision tree). Every handler runs in the admin request
+ * dispatch, system, upstreams, metrics; routes.c: the route endpoints;
+ * exposition.c: the /metrics text; procs.c: processes, kill/restart,
+ * supervision tree). Every handler runs in the admin request
  * process that called gw_admin_handle and fills the response it is given,
  * always: on error with {"error": CODE, "detail": ...}.
  */
@@ -43,6 +44,13 @@ uint64_t gw__admin_route_version(void);
 
 /* A pid as a JSON string ("<0.SLOT.GEN>"), or null for 0. */
 json_t *gw__admin_pid_json(rt_pid pid);
+
+/* routes.c */
+void gw__admin_routes_get(struct gw_admin_response *resp);
+void gw__admin_routes_reload(struct gw_admin_response *resp);
+void gw__admin_routes_replace(const struct gw_admin_request *req, struct gw_admin_response *resp);
+void gw__admin_routes_validate(const struct gw_admin_request *req, struct gw_admin_response *resp);
+void gw__admin_routes_rollback(const struct gw_admin_request *req, struct gw_admin_response *resp);
 
 /* procs.c */
 void gw__admin_processes(const struct gw_admin_request *req, struct gw_admin_response *resp);

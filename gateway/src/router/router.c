@@ -5,8 +5,7 @@
  *  - the history: owner references (route_table_ref) to the last
  *    GW_ROUTER_HISTORY published tables, newest first; the current table is
  *    normally history[0] (a rollback moves the table it republishes there);
- *  - the record of the last reload (wall time, source, outcome, diagnostics)
- *    as a jansson object;
+ *  - the record of the last reload (wall time, source, outcome, diagnostics);
  *  - the reclaim timer, armed while replaced tables are still held by
  *    requests (route_holder_reclaim frees them once released).
  *
@@ -16,6 +15,9 @@
  * until the single atomic swap in route_holder_publish. A reload that fails
  * publishes nothing.
  *
+ * Callers get plain structs (gw/router.h), handed over in the reply
+ * message; the admin API renders them.
+ *
  * Reload requests that queue up while a reload runs are folded into the next
  * one: a reload from the directory drops every reload cast already waiting,
  * since it reads the directory after they were sent.
@@ -23,7 +25,6 @@
 #include "gw/router.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +62,8 @@ struct hist {
 struct router {
     struct hist hist[GW_ROUTER_HISTORY]; /* newest first */
     size_t nhist;
-    json_t *last; /* the last reload record; NULL before the first */
+    bool has_last;
+    struct gw_router_reload last; /* the last reload record; owns its diagnostics */
     rt_pid watcher;
     bool reclaim_armed;
 };
@@ -177,101 +179,69 @@ static void wall_time(char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-static json_t *diags_json(const struct jpos_diags *d, enum jpos_diag_level level)
+static void outcome_init(struct gw_router_outcome *o, bool ok, uint64_t version, size_t routes)
 {
-    json_t *a = json_array();
-    for (size_t i = 0; i < d->n; i++) {
-        const struct jpos_diag *g = &d->items[i];
-        if (g->level != level)
-            continue;
-        json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:s, s:s}", "file", g->file, "line",
-                                           (json_int_t)g->line, "column", (json_int_t)g->column,
-                                           "path", g->path, "message", g->message));
-    }
-    return a;
+    o->ok = ok;
+    o->version = version;
+    o->routes = routes;
+    jpos_diags_init(&o->diags);
 }
 
-static json_t *message_errors(const char *msg)
+/* A failure with no position: one error with file "" and line 0. */
+static void outcome_message(struct gw_router_outcome *o, const char *msg)
 {
-    return json_pack("[{s:s, s:I, s:I, s:s, s:s}]", "file", "", "line", (json_int_t)0, "column",
-                     (json_int_t)0, "path", "", "message", msg);
+    jpos_diag_add(&o->diags, JPOS_DIAG_ERROR, "", 0, 0, "", "%s", msg);
 }
 
-static const char *path_kind_key(enum route_path_kind k)
+/* Copies o into *out (caller storage); the copy owns its diagnostics. A
+ * diagnostic that cannot be allocated is counted as dropped, not kept. */
+static void outcome_copy(struct gw_router_outcome *out, const struct gw_router_outcome *o)
 {
-    return k == ROUTE_PATH_PREFIX ? "path_prefix" : "path";
+    outcome_init(out, o->ok, o->version, o->routes);
+    for (size_t i = 0; i < o->diags.n; i++) {
+        const struct jpos_diag *g = &o->diags.items[i];
+        jpos_diag_add(&out->diags, g->level, g->file, g->line, g->column, g->path, "%s",
+                      g->message);
+    }
+    out->diags.dropped += o->diags.dropped;
 }
 
-static json_t *route_json(const struct route *rt)
+void gw_router_outcome_free(struct gw_router_outcome *o)
 {
-    json_t *match = json_object();
-    if (rt->host)
-        json_object_set_new(match, "host", json_string(rt->host));
-    if (rt->path)
-        json_object_set_new(match, path_kind_key(rt->path_kind), json_string(rt->path));
-    if (rt->methods || rt->next_methods) {
-        json_t *ms = json_array();
-        char buf[160];
-        route_methods_format(rt->methods & ~(unsigned)ROUTE_M_EXTENSION, buf, sizeof buf);
-        for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok;
-             tok = strtok_r(NULL, ", ", &save))
-            json_array_append_new(ms, json_string(tok));
-        for (size_t i = 0; i < rt->next_methods; i++)
-            json_array_append_new(ms, json_string(rt->ext_methods[i]));
-        json_object_set_new(match, "methods", ms);
-    }
-    if (rt->nheaders) {
-        json_t *hs = json_object();
-        for (size_t i = 0; i < rt->nheaders; i++) {
-            const struct route_header_cond *c = &rt->headers[i];
-            json_t *v = c->test == ROUTE_HDR_EQUALS    ? json_stringn(c->value, c->value_len)
-                        : c->test == ROUTE_HDR_PRESENT ? json_true()
-                                                       : json_false();
-            json_object_set_new(hs, c->name, v);
-        }
-        json_object_set_new(match, "headers", hs);
-    }
-    if (rt->priority)
-        json_object_set_new(match, "priority", json_integer(rt->priority));
-    json_t *o = json_pack("{s:s?, s:o, s:s?, s:I, s:I}", "name", rt->name, "match", match, "file",
-                          rt->file, "line", (json_int_t)rt->line, "column", (json_int_t)rt->column);
     if (!o)
+        return;
+    jpos_diags_done(&o->diags);
+    free(o);
+}
+
+void gw_router_status_free(struct gw_router_status *s)
+{
+    if (!s)
+        return;
+    jpos_diags_done(&s->last_reload.outcome.diags);
+    free(s);
+}
+
+static void reply_free(struct rt_msg *m)
+{
+    struct gw__router_reply h;
+    memcpy(&h, m->data, sizeof h);
+    gw_router_outcome_free(h.outcome);
+    gw_router_status_free(h.status);
+}
+
+/* A reply message: rc and what it points at (both consumed; NULL: none). */
+static struct rt_msg *reply_msg(int rc, struct gw_router_outcome *o, struct gw_router_status *st)
+{
+    struct rt_msg *m = rt_msg_new(GW__ROUTER_REPLY, sizeof(struct gw__router_reply));
+    if (!m) {
+        gw_router_outcome_free(o);
+        gw_router_status_free(st);
         return NULL;
-    if (rt->upstream)
-        json_object_set_new(o, "upstream", json_string(rt->upstream));
-    else if (rt->respond)
-        json_object_set_new(o, "respond", json_pack("{s:i}", "status", rt->respond->status));
-    if (rt->strip_prefix)
-        json_object_set_new(o, "strip_prefix", json_true());
-    if (rt->rewrite)
-        json_object_set_new(o, "rewrite", json_string(rt->rewrite));
-    return o;
-}
-
-/* The answer of reload/replace/validate/rollback (see gw/router.h). */
-static json_t *outcome_json(bool ok, uint64_t version, size_t routes, json_t *errors,
-                            json_t *warnings)
-{
-    return json_pack("{s:s, s:I, s:I, s:o, s:o}", "outcome", ok ? "ok" : "error", "version",
-                     (json_int_t)version, "routes", (json_int_t)routes, "errors",
-                     errors ? errors : json_array(), "warnings",
-                     warnings ? warnings : json_array());
-}
-
-/* A reply message: rc, then `j` as text (j is consumed; NULL: no text). */
-static struct rt_msg *reply_msg(int rc, json_t *j)
-{
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    size_t len = text ? strlen(text) : 0;
-    struct rt_msg *m = rt_msg_new(GW__ROUTER_REPLY, sizeof(struct gw__router_reply) + len + 1);
-    if (m) {
-        struct gw__router_reply h = {.rc = rc, .len = (uint32_t)len};
-        memcpy(m->data, &h, sizeof h);
-        if (len)
-            memcpy(m->data + sizeof h, text, len);
     }
-    free(text);
+    struct gw__router_reply h = {.rc = rc, .outcome = o, .status = st};
+    memcpy(m->data, &h, sizeof h);
+    m->dtor = reply_free;
     return m;
 }
 
@@ -357,27 +327,27 @@ static void notify_reload(bool ok, uint64_t version, size_t routes, const char *
     gw_events_notify(GW_EVENT_ROUTES_RELOADED, &e, sizeof e);
 }
 
-/* Keeps `outcome` (not consumed) as the last reload record. */
-static void set_last(struct router *s, const json_t *outcome, const char *when, const char *source,
-                     double ms)
+/* Keeps a copy of `outcome` as the last reload record. */
+static void set_last(struct router *s, const struct gw_router_outcome *outcome, const char *when,
+                     const char *source, double ms)
 {
-    json_t *rec = json_deep_copy(outcome);
-    if (!rec)
-        return;
-    json_object_set_new(rec, "time", json_string(when));
-    json_object_set_new(rec, "source", json_string(source));
-    json_object_set_new(rec, "duration_ms", json_real(ms));
-    json_decref(s->last);
-    s->last = rec;
+    if (s->has_last)
+        jpos_diags_done(&s->last.outcome.diags);
+    outcome_copy(&s->last.outcome, outcome);
+    snprintf(s->last.time, sizeof s->last.time, "%s", when);
+    snprintf(s->last.source, sizeof s->last.source, "%s", source);
+    s->last.duration_ms = ms;
+    s->has_last = true;
 }
 
 enum load_mode { LOAD_APPLY, LOAD_VALIDATE };
 
 /* Loads the directory (text == NULL) or a text, then publishes (LOAD_APPLY)
  * or only reports. Returns 0 (published / valid), -EINVAL (refused), or
- * another -errno; *reply gets the outcome object. */
+ * another -errno; *reply (caller storage) gets the outcome, which owns its
+ * diagnostics. */
 static int load(struct router *s, const char *source, const char *text, size_t len,
-                enum load_mode mode, json_t **reply)
+                enum load_mode mode, struct gw_router_outcome *reply)
 {
     struct job *j = NULL;
     uint64_t handle = 0;
@@ -391,7 +361,8 @@ static int load(struct router *s, const char *source, const char *text, size_t l
     int r = job_start(text ? NULL : gw.cfg->routes_dir, text, len, &j, &handle);
     if (r) {
         rt_log(RT_LOG_ERROR, "routes (%s): reload failed: %s", source, strerror(-r));
-        *reply = outcome_json(false, version, routes, message_errors(strerror(-r)), NULL);
+        outcome_init(reply, false, version, routes);
+        outcome_message(reply, strerror(-r));
         goto record;
     }
     r = j->rc;
@@ -413,15 +384,19 @@ static int load(struct router *s, const char *source, const char *text, size_t l
     } else if (r != -EINVAL) {
         rt_log(RT_LOG_ERROR, "routes (%s): reload failed: %s", source, strerror(-r));
     }
-    *reply = outcome_json(r == 0, version, routes, diags_json(&j->diags, JPOS_DIAG_ERROR),
-                          diags_json(&j->diags, JPOS_DIAG_WARNING));
-    if (r != 0 && r != -EINVAL && json_array_size(json_object_get(*reply, "errors")) == 0)
-        json_object_set_new(*reply, "errors", message_errors(strerror(-r)));
+    outcome_init(reply, r == 0, version, routes);
+    /* The job's diagnostics move to the outcome. */
+    reply->diags = j->diags;
+    jpos_diags_init(&j->diags);
+    if (r != 0 && r != -EINVAL && reply->diags.nerrors == 0) {
+        /* Only the failure itself is an error then (warnings stay). */
+        outcome_message(reply, strerror(-r));
+    }
 record:
     if (mode == LOAD_APPLY) {
         atomic_fetch_add_explicit(r == 0 ? &n_reloads_ok : &n_reloads_failed, 1,
                                   memory_order_relaxed);
-        set_last(s, *reply, when, source, j ? (double)j->ns / 1e6 : 0.0);
+        set_last(s, reply, when, source, j ? (double)j->ns / 1e6 : 0.0);
         notify_reload(r == 0, version, routes, source);
     }
     if (j)
@@ -429,7 +404,7 @@ record:
     return r;
 }
 
-static int rollback(struct router *s, uint64_t version, json_t **reply)
+static int rollback(struct router *s, uint64_t version, struct gw_router_outcome *reply)
 {
     size_t i = 0;
     while (i < s->nhist && s->hist[i].version != version)
@@ -439,8 +414,9 @@ static int rollback(struct router *s, uint64_t version, json_t **reply)
         snprintf(msg, sizeof msg, "version %llu is not kept (the last %d published are)",
                  (unsigned long long)version, GW_ROUTER_HISTORY);
         struct route_table *cur = current_table(s);
-        *reply = outcome_json(false, route_holder_version(gw.routes),
-                              cur ? route_table_count(cur) : 0, message_errors(msg), NULL);
+        outcome_init(reply, false, route_holder_version(gw.routes),
+                     cur ? route_table_count(cur) : 0);
+        outcome_message(reply, msg);
         return -ENOENT;
     }
     if (i > 0) {
@@ -454,41 +430,34 @@ static int rollback(struct router *s, uint64_t version, json_t **reply)
                (unsigned long long)version);
         notify_reload(true, version, e.routes, "rollback");
     }
-    *reply = outcome_json(true, version, s->hist[0].routes, NULL, NULL);
+    outcome_init(reply, true, version, s->hist[0].routes);
     return 0;
 }
 
-static json_t *status_json(struct router *s)
+static struct gw_router_status *status_new(const struct router *s)
 {
-    json_t *o = json_object();
-    const struct route_table *t = route_holder_acquire(gw.routes);
-    json_t *routes = json_array();
-    for (size_t i = 0; t && i < route_table_count(t); i++)
-        json_array_append_new(routes, route_json(route_table_route(t, i)));
-    json_object_set_new(o, "version", json_integer((json_int_t)(t ? route_table_version(t) : 0)));
-    json_object_set_new(o, "count", json_integer((json_int_t)(t ? route_table_count(t) : 0)));
-    json_object_set_new(o, "files", json_integer((json_int_t)(t ? route_table_files(t) : 0)));
-    json_object_set_new(o, "routes_dir", json_string(gw.cfg->routes_dir));
-    json_object_set_new(o, "routes", routes);
-    route_table_release(t);
-    json_t *versions = json_array();
+    struct gw_router_status *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
     for (size_t i = 0; i < s->nhist; i++) {
         const struct hist *e = &s->hist[i];
-        json_array_append_new(versions, json_pack("{s:I, s:I, s:s, s:s, s:b}", "version",
-                                                  (json_int_t)e->version, "routes",
-                                                  (json_int_t)e->routes, "source", e->source,
-                                                  "published_at", e->time, "current", i == 0));
+        struct gw_router_version *v = &st->versions[i];
+        v->version = e->version;
+        v->routes = e->routes;
+        snprintf(v->source, sizeof v->source, "%s", e->source);
+        snprintf(v->published_at, sizeof v->published_at, "%s", e->time);
     }
-    json_object_set_new(o, "versions", versions);
-    json_object_set_new(o, "last_reload", s->last ? json_incref(s->last) : json_null());
-    json_object_set_new(
-        o, "reloads_ok",
-        json_integer((json_int_t)atomic_load_explicit(&n_reloads_ok, memory_order_relaxed)));
-    json_object_set_new(
-        o, "reloads_failed",
-        json_integer((json_int_t)atomic_load_explicit(&n_reloads_failed, memory_order_relaxed)));
-    json_object_set_new(o, "retired", json_integer((json_int_t)route_holder_retired(gw.routes)));
-    return o;
+    st->nversions = s->nhist;
+    jpos_diags_init(&st->last_reload.outcome.diags);
+    if (s->has_last) {
+        st->has_last_reload = true;
+        st->last_reload = s->last;
+        outcome_copy(&st->last_reload.outcome, &s->last.outcome);
+    }
+    st->reloads_ok = atomic_load_explicit(&n_reloads_ok, memory_order_relaxed);
+    st->reloads_failed = atomic_load_explicit(&n_reloads_failed, memory_order_relaxed);
+    st->retired = route_holder_retired(gw.routes);
+    return st;
 }
 
 /* ---- the gen_server ---------------------------------------------------------- */
@@ -500,7 +469,8 @@ static void router_free(void *arg)
         rt_exit_signal(s->watcher, RT_SHUTDOWN);
     for (size_t i = 0; i < s->nhist; i++)
         route_table_unref(s->hist[i].t);
-    json_decref(s->last);
+    if (s->has_last)
+        jpos_diags_done(&s->last.outcome.diags);
     free(s);
 }
 
@@ -550,15 +520,14 @@ static void router_init(void *arg, struct rt_gs_result *r)
         uint64_t v = publish(s, route_table_ref(gw.cfg->routes), "config");
         rt_log(RT_LOG_INFO, "routes (config): version %llu published: %zu routes",
                (unsigned long long)v, n);
-        json_t *o = outcome_json(true, v, n, NULL, NULL);
-        if (o)
-            set_last(s, o, when, "config", 0.0);
-        json_decref(o);
+        struct gw_router_outcome o;
+        outcome_init(&o, true, v, n);
+        set_last(s, &o, when, "config", 0.0);
         notify_reload(true, v, n, "config");
     } else {
-        json_t *reply = NULL;
-        load(s, "startup", NULL, 0, LOAD_APPLY, &reply);
-        json_decref(reply);
+        struct gw_router_outcome o;
+        load(s, "startup", NULL, 0, LOAD_APPLY, &o);
+        jpos_diags_done(&o.diags);
     }
     start_watcher(s);
 }
@@ -568,33 +537,40 @@ static void router_call(struct rt_msg *req, const struct rt_gs_from *from, void 
 {
     (void)from;
     struct router *s = state;
-    json_t *reply = NULL;
-    int rc;
+    struct gw_router_outcome *reply = NULL;
+    struct gw_router_status *st = NULL;
+    int rc = -ENOMEM;
+    if (req->type != GW__ROUTER_STATUS && !(reply = calloc(1, sizeof(*reply)))) {
+        rt_gs_reply(r, reply_msg(rc, NULL, NULL));
+        return;
+    }
     switch (req->type) {
     case GW__ROUTER_RELOAD: {
         char source[GW__ROUTER_SOURCE_MAX];
         snprintf(source, sizeof source, "%.*s", (int)req->size, (const char *)req->data);
-        rc = load(s, source[0] ? source : "admin", NULL, 0, LOAD_APPLY, &reply);
+        rc = load(s, source[0] ? source : "admin", NULL, 0, LOAD_APPLY, reply);
         break;
     }
     case GW__ROUTER_REPLACE:
-        rc = load(s, ADMIN_LABEL, (const char *)req->data, req->size, LOAD_APPLY, &reply);
+        rc = load(s, ADMIN_LABEL, (const char *)req->data, req->size, LOAD_APPLY, reply);
         break;
     case GW__ROUTER_VALIDATE:
-        rc = load(s, ADMIN_LABEL, (const char *)req->data, req->size, LOAD_VALIDATE, &reply);
+        rc = load(s, ADMIN_LABEL, (const char *)req->data, req->size, LOAD_VALIDATE, reply);
         break;
     case GW__ROUTER_ROLLBACK:
-        rc = rollback(s, req->u64, &reply);
+        rc = rollback(s, req->u64, reply);
         break;
     case GW__ROUTER_STATUS:
-        reply = status_json(s);
-        rc = 0;
+        st = status_new(s);
+        rc = st ? 0 : -ENOMEM;
         break;
     default:
+        free(reply);
+        reply = NULL;
         rc = -EOPNOTSUPP;
         break;
     }
-    rt_gs_reply(r, reply_msg(rc, reply));
+    rt_gs_reply(r, reply_msg(rc, reply, st));
 }
 
 static void router_cast(struct rt_msg *msg, void *state, struct rt_gs_result *r)
@@ -605,9 +581,9 @@ static void router_cast(struct rt_msg *msg, void *state, struct rt_gs_result *r)
         return;
     char source[GW__ROUTER_SOURCE_MAX];
     snprintf(source, sizeof source, "%.*s", (int)msg->size, (const char *)msg->data);
-    json_t *reply = NULL;
-    load(s, source[0] ? source : "reload", NULL, 0, LOAD_APPLY, &reply);
-    json_decref(reply);
+    struct gw_router_outcome o;
+    load(s, source[0] ? source : "reload", NULL, 0, LOAD_APPLY, &o);
+    jpos_diags_done(&o.diags);
 }
 
 static void router_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
@@ -679,71 +655,86 @@ void gw_router_reload_async(const char *source)
         rt_gen_server_cast_name(GW_ROUTER_NAME, m);
 }
 
-static int call(struct rt_msg *req, char **json)
+/* Calls the router; on return *h is the reply (the caller owns what it
+ * points at), zeroed when there was none. */
+static int call(struct rt_msg *req, struct gw__router_reply *h)
 {
     struct rt_msg *rep = NULL;
-    *json = NULL;
+    memset(h, 0, sizeof *h);
     if (!req)
         return -ENOMEM;
     int r = rt_gen_server_call_name(GW_ROUTER_NAME, req, CALL_TIMEOUT_MS, &rep, NULL);
     if (r)
         return r;
-    struct gw__router_reply h;
-    if (!rep || rep->size < sizeof h) {
+    if (!rep || rep->size < sizeof *h) {
         rt_msg_free(rep);
         return -EPROTO;
     }
-    memcpy(&h, rep->data, sizeof h);
-    if (h.len) {
-        char *text = malloc(h.len + 1);
-        if (text) {
-            memcpy(text, rep->data + sizeof h, h.len);
-            text[h.len] = '\0';
-        }
-        *json = text;
-    }
+    /* Taken: rt_msg_free leaves the payload's pointers alone. */
+    memcpy(h, rep->data, sizeof *h);
     rt_msg_free(rep);
-    return h.rc;
+    return h->rc;
 }
 
-int gw_router_reload(const char *source, char **json)
+static int outcome_call(struct rt_msg *req, struct gw_router_outcome **out)
 {
-    return call(source_msg(source), json);
+    struct gw__router_reply h;
+    int rc = call(req, &h);
+    gw_router_status_free(h.status);
+    *out = h.outcome;
+    return rc;
 }
 
-static int text_call(uint32_t type, const char *text, size_t len, char **json)
+int gw_router_reload(const char *source, struct gw_router_outcome **out)
+{
+    return outcome_call(source_msg(source), out);
+}
+
+static int text_call(uint32_t type, const char *text, size_t len, struct gw_router_outcome **out)
 {
     if (len > ROUTE_MAX_FILE_BYTES) {
-        json_t *o = outcome_json(false, route_holder_version(gw.routes), 0,
-                                 message_errors("the route set is larger than 16 MiB"), NULL);
-        *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
+        struct gw_router_outcome *o = calloc(1, sizeof(*o));
+        if (o) {
+            outcome_init(o, false, route_holder_version(gw.routes), 0);
+            outcome_message(o, "the route set is larger than 16 MiB");
+        }
+        *out = o;
         return -EINVAL;
     }
-    return call(rt_msg_copy(type, text, len), json);
+    return outcome_call(rt_msg_copy(type, text, len), out);
 }
 
-int gw_router_replace(const char *text, size_t len, char **json)
+int gw_router_replace(const char *text, size_t len, struct gw_router_outcome **out)
 {
-    return text_call(GW__ROUTER_REPLACE, text, len, json);
+    return text_call(GW__ROUTER_REPLACE, text, len, out);
 }
 
-int gw_router_validate(const char *text, size_t len, char **json)
+int gw_router_validate(const char *text, size_t len, struct gw_router_outcome **out)
 {
-    return text_call(GW__ROUTER_VALIDATE, text, len, json);
+    return text_call(GW__ROUTER_VALIDATE, text, len, out);
 }
 
-int gw_router_rollback(uint64_t version, char **json)
+int gw_router_rollback(uint64_t version, struct gw_router_outcome **out)
 {
     struct rt_msg *m = rt_msg_new(GW__ROUTER_ROLLBACK, 0);
     if (m)
         m->u64 = version;
-    return call(m, json);
+    return outcome_call(m, out);
 }
 
-int gw_router_status(char **json)
+int gw_router_status(struct gw_router_status **out)
 {
-    return call(rt_msg_new(GW__ROUTER_STATUS, 0), json);
+    struct gw__router_reply h;
+    int rc = call(rt_msg_new(GW__ROUTER_STATUS, 0), &h);
+    gw_router_outcome_free(h.outcome);
+    if (rc == 0 && !h.status)
+        rc = -EPROTO;
+    if (rc < 0) {
+        gw_router_status_free(h.status);
+        return rc;
+    }
+    *out = h.status;
+    return 0;
 }
 
 void gw_router_counts(struct gw_router_counts *out)

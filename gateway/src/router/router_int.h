@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "gw/router.h"
 #include "rt/rt.h"
 
 /* Calls and casts (below RT_GS_TYPE_LIMIT); info messages the router sends
@@ -21,18 +22,21 @@ enum {
     GW__ROUTER_VALIDATE,   /* call; payload: the route set's JSON text */
     GW__ROUTER_ROLLBACK,   /* call; u64: the version */
     GW__ROUTER_STATUS,     /* call */
-    GW__ROUTER_REPLY,      /* reply: struct gw__router_reply then JSON text */
+    GW__ROUTER_REPLY,      /* reply: struct gw__router_reply */
     GW__ROUTER_RECLAIM,    /* info: timer, free retired tables */
     GW__ROUTER_REWATCH,    /* info: timer, restart a watcher that died */
 };
 
+/* A reply owns what it points at until the caller takes it; a reply that
+ * is never delivered (the caller gave up and exited) frees it through the
+ * message's destructor. */
 struct gw__router_reply {
     int32_t rc;
-    uint32_t len; /* JSON bytes after the header, then a NUL */
+    struct gw_router_outcome *outcome; /* reload, replace, validate, rollback */
+    struct gw_router_status *status;   /* status */
 };
 
-/* Longest reload source label kept ("inotify", "signal", "admin", ...). */
-#define GW__ROUTER_SOURCE_MAX 32
+#define GW__ROUTER_SOURCE_MAX GW_ROUTER_SOURCE_MAX
 
 /* Watcher timing: a burst of directory events is answered by one reload once
  * the directory has been quiet for QUIET_MS (CREATE_MS after a file was only

@@ -1,16 +1,16 @@
 /*
  * router_upstream_double.c: TEST DOUBLE of the router (gw/router.h) and of
  * the upstream pools' description (gw/upstream.h) for the admin API's unit
- * tests. Not the real modules: every function answers fixed JSON carrying a
- * marker ("double": true) so the tests can assert that the admin handlers
- * pass what these modules say through, and records its arguments.
+ * tests. Not the real modules: every function answers fixed structs, so
+ * the tests can assert the JSON the admin handlers render from them, and
+ * records its arguments.
  *
- *   gw_router_reload      -EINVAL with one positioned error
+ *   gw_router_reload      -EINVAL with one positioned error and one warning
  *   gw_router_replace     0, records the text it was given
  *   gw_router_validate    -EINVAL when the text is "bad", else 0
  *   gw_router_rollback    0 for versions 1..10 (recorded), else -ENOENT
- *   gw_router_status      a fixed table with two routes
- *   gw_upstreams_describe one upstream "demo" with two targets
+ *   gw_router_status      two versions kept, the last reload, counters
+ *   gw_upstreams_describe one upstream "demo" with two targets (as structs)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,10 +24,17 @@
 char t_double_replaced[256];
 uint64_t t_double_rollback;
 
-static int answer(char **json, const char *text)
+/* An outcome on the heap, as the router hands it over. */
+static struct gw_router_outcome *outcome(bool ok, uint64_t version, size_t routes)
 {
-    *json = strdup(text);
-    return *json ? 0 : -ENOMEM;
+    struct gw_router_outcome *o = calloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    o->ok = ok;
+    o->version = version;
+    o->routes = routes;
+    jpos_diags_init(&o->diags);
+    return o;
 }
 
 int gw_router_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason)
@@ -37,54 +44,87 @@ int gw_router_start(void *arg, const void *extra, size_t extra_size, rt_pid *out
 
 void gw_router_reload_async(const char *source) {}
 
-int gw_router_reload(const char *source, char **json)
+int gw_router_reload(const char *source, struct gw_router_outcome **out)
 {
-    int rc = answer(json, "{\"double\": true, \"outcome\": \"error\", \"version\": 4, "
-                          "\"routes\": 2, \"errors\": [{\"file\": \"routes/a.json\", "
-                          "\"line\": 3, \"column\": 7, \"path\": \"$.routes[0]\", "
-                          "\"message\": \"unknown upstream \\\"nope\\\"\"}]}");
-    return rc < 0 ? rc : -EINVAL;
+    struct gw_router_outcome *o = outcome(false, 4, 2);
+    if (!o)
+        return -ENOMEM;
+    jpos_diag_add(&o->diags, JPOS_DIAG_ERROR, "routes/a.json", 3, 7, "$.routes[0]",
+                   "unknown upstream \"nope\"");
+    jpos_diag_add(&o->diags, JPOS_DIAG_WARNING, "routes/a.json", 9, 1, "$.routes[1]",
+                   "shadowed by \"users\"");
+    *out = o;
+    return -EINVAL;
 }
 
-int gw_router_replace(const char *text, size_t len, char **json)
+int gw_router_replace(const char *text, size_t len, struct gw_router_outcome **out)
 {
     snprintf(t_double_replaced, sizeof t_double_replaced, "%.*s", (int)len, text);
-    return answer(json, "{\"double\": true, \"outcome\": \"ok\", \"version\": 5, "
-                        "\"routes\": 1, \"errors\": []}");
+    *out = outcome(true, 5, 1);
+    return *out ? 0 : -ENOMEM;
 }
 
-int gw_router_validate(const char *text, size_t len, char **json)
+int gw_router_validate(const char *text, size_t len, struct gw_router_outcome **out)
 {
     if (len == 3 && memcmp(text, "bad", 3) == 0) {
-        int rc = answer(json, "{\"double\": true, \"outcome\": \"error\", \"version\": 4, "
-                              "\"routes\": 0, \"errors\": [{\"file\": \"<body>\", \"line\": 1, "
-                              "\"column\": 1, \"path\": \"$\", \"message\": \"not JSON\"}]}");
-        return rc < 0 ? rc : -EINVAL;
+        struct gw_router_outcome *o = outcome(false, 4, 0);
+        if (!o)
+            return -ENOMEM;
+        jpos_diag_add(&o->diags, JPOS_DIAG_ERROR, "<body>", 1, 1, "$", "not JSON");
+        *out = o;
+        return -EINVAL;
     }
-    return answer(json, "{\"double\": true, \"outcome\": \"ok\", \"version\": 4, "
-                        "\"routes\": 1, \"errors\": []}");
+    *out = outcome(true, 4, 1);
+    return *out ? 0 : -ENOMEM;
 }
 
-int gw_router_rollback(uint64_t version, char **json)
+int gw_router_rollback(uint64_t version, struct gw_router_outcome **out)
 {
+    *out = NULL;
     if (version < 1 || version > 10)
         return -ENOENT;
     t_double_rollback = version;
-    char buf[160];
-    snprintf(buf, sizeof buf,
-             "{\"double\": true, \"outcome\": \"ok\", \"version\": %llu, \"routes\": 2, "
-             "\"errors\": []}",
-             (unsigned long long)version);
-    return answer(json, buf);
+    *out = outcome(true, version, 2);
+    return *out ? 0 : -ENOMEM;
 }
 
-int gw_router_status(char **json)
+void gw_router_outcome_free(struct gw_router_outcome *o)
 {
-    return answer(json, "{\"double\": true, \"version\": 4, \"routes\": ["
-                        "{\"name\": \"users\", \"file\": \"routes/a.json:2\"}, "
-                        "{\"name\": \"orders\", \"file\": \"routes/a.json:9\"}], "
-                        "\"versions\": [3, 4], \"last_reload\": {\"outcome\": \"ok\", "
-                        "\"source\": \"startup\", \"errors\": []}}");
+    if (!o)
+        return;
+    jpos_diags_done(&o->diags);
+    free(o);
+}
+
+int gw_router_status(struct gw_router_status **out)
+{
+    struct gw_router_status *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->versions[0] = (struct gw_router_version){
+        .version = 4, .routes = 2, .source = "inotify", .published_at = "2026-01-02T03:04:05.678Z"};
+    s->versions[1] = (struct gw_router_version){
+        .version = 3, .routes = 1, .source = "config", .published_at = "2026-01-02T03:00:00.000Z"};
+    s->nversions = 2;
+    s->has_last_reload = true;
+    s->last_reload = (struct gw_router_reload){.outcome = {.ok = true, .version = 4, .routes = 2},
+                                               .time = "2026-01-02T03:04:05.600Z",
+                                               .source = "inotify",
+                                               .duration_ms = 1.5};
+    jpos_diags_init(&s->last_reload.outcome.diags);
+    s->reloads_ok = 7;
+    s->reloads_failed = 2;
+    s->retired = 1;
+    *out = s;
+    return 0;
+}
+
+void gw_router_status_free(struct gw_router_status *s)
+{
+    if (!s)
+        return;
+    jpos_diags_done(&s->last_reload.outcome.diags);
+    free(s);
 }
 
 void gw_router_counts(struct gw_router_counts *out)
@@ -94,15 +134,38 @@ void gw_router_counts(struct gw_router_counts *out)
     out->version = 4;
 }
 
-int gw_upstreams_describe(char **json)
+static const struct gw_target_desc demo_targets[2] = {
+    {.address = "127.0.0.1:9000",
+     .weight = 1,
+     .healthy = true,
+     .active = 2,
+     .idle = 3,
+     .requests = 10},
+    {.address = "127.0.0.1:9001",
+     .weight = 1,
+     .healthy = false,
+     .ejected_until_ms = 123,
+     .consecutive_failures = 5,
+     .requests = 4,
+     .failures = 5,
+     .ejections = 1,
+     .last_error = "connect: \"refused\""},
+};
+
+int gw_upstreams_describe(struct gw_upstreams_desc **out)
 {
-    return answer(json,
-                  "[{\"double\": true, \"name\": \"demo\", \"balance\": \"round_robin\", "
-                  "\"targets\": [{\"address\": \"127.0.0.1:9000\", \"weight\": 1, "
-                  "\"healthy\": true, \"ejected_until_ms\": 0, \"consecutive_failures\": 0, "
-                  "\"active\": 2, \"idle\": 3, \"requests\": 10, \"failures\": 0, "
-                  "\"last_error\": null}, {\"address\": \"127.0.0.1:9001\", \"weight\": 1, "
-                  "\"healthy\": false, \"ejected_until_ms\": 123, \"consecutive_failures\": 5, "
-                  "\"active\": 0, \"idle\": 0, \"requests\": 4, \"failures\": 5, "
-                  "\"last_error\": \"connect: refused\"}]}]");
+    struct gw_upstreams_desc *d = calloc(1, sizeof(*d) + sizeof(d->ups[0]));
+    if (!d)
+        return -ENOMEM;
+    d->ups = (struct gw_upstream_desc *)(d + 1);
+    d->n = 1;
+    d->ups[0] = (struct gw_upstream_desc){
+        .name = "demo", .balance = GW_BALANCE_LEAST_CONN, .targets = demo_targets, .ntargets = 2};
+    *out = d;
+    return 0;
+}
+
+void gw_upstreams_desc_free(struct gw_upstreams_desc *d)
+{
+    free(d);
 }

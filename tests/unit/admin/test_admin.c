@@ -4,7 +4,7 @@
  * `tandem ctl health` against a scripted HTTP server.
  *
  * The router and upstream pools are replaced by a test double
- * (router_upstream_double.c) answering fixed JSON; `gw` is defined here.
+ * (router_upstream_double.c) answering fixed structs; `gw` is defined here.
  * Each runtime test runs its body in a process, records the first failed
  * assertion there, and ends with every process gone and rt_stop() == 0.
  */
@@ -28,6 +28,9 @@
 #include "gw/http1.h"
 #include "gw/metrics.h"
 #include "gw_version.h"
+#include "request_detail.h"
+#include "route/holder.h"
+#include "route/route.h"
 #include "rt/gen_server.h"
 #include "rt/supervisor.h"
 #include "rt/sys.h"
@@ -211,6 +214,28 @@ static rt_kind gw_kind(const char *name)
     rt_kind k = RT_KIND_PROCESS;
     T_EQ(rt_kind_register(name, &k), 0);
     return k;
+}
+
+/* What a request process publishes (request_detail.h). */
+struct request_doing {
+    const char *method, *path, *route, *target;
+};
+
+static void request_waiter(void *arg)
+{
+    const struct request_doing *d = arg;
+    gw__request_detail_set(d->method, d->path, strlen(d->path), d->route, d->target);
+    struct rt_msg *m = rt_receive_match(is_stop, NULL, RT_INFINITY);
+    rt_msg_free(m);
+}
+
+/* `d` must live until the process has parked (await_waiting). */
+static rt_pid spawn_request(const struct request_doing *d)
+{
+    rt_pid pid = 0;
+    struct rt_spawn_opts so = {.kind = gw_kind("request"), .initial_call = "test:request"};
+    T_EQ(rt_spawn(request_waiter, (void *)d, &so, &pid), 0);
+    return pid;
 }
 
 static rt_pid spawn_waiter(const char *name, rt_kind kind, const char *detail)
@@ -511,12 +536,26 @@ END_TEST
 
 static void body_request_detail(void)
 {
-    rt_pid r = spawn_waiter(NULL, gw_kind("request"), "GET\t/users/7\tusers\t127.0.0.1:9000");
-    rt_pid half = spawn_waiter(NULL, gw_kind("request"), "POST\t/orders");
+    static const struct request_doing full = {"GET", "/users/7", "users", "127.0.0.1:9000"};
+    static const struct request_doing started = {"POST", "/orders", NULL, NULL};
+    /* A path longer than the runtime's whole detail line: the route and the
+     * target still show, and only the path is cut. */
+    char longpath[301] = "/";
+    memset(longpath + 1, 'p', sizeof longpath - 2);
+    const struct request_doing big = {"GET", longpath, "users", "127.0.0.1:9000"};
+    rt_pid r = spawn_request(&full);
+    rt_pid half = spawn_request(&started);
+    rt_pid lng = spawn_request(&big);
     rt_sleep(20);
-    await_waiting((rt_pid[]){r, half}, 2);
+    await_waiting((rt_pid[]){r, half, lng}, 3);
     struct answer a = get("/admin/processes?kind=request");
-    T_EQ(jint(a.json, "matched"), 2);
+    T_EQ(jint(a.json, "matched"), 3);
+    json_t *lp = find_pid(json_object_get(a.json, "processes"), lng);
+    T_STREQ(jstr(lp, "method"), "GET");
+    T_STREQ(jstr(lp, "route"), "users");
+    T_STREQ(jstr(lp, "upstream_target"), "127.0.0.1:9000");
+    const char *cut = jstr(lp, "path");
+    T_ASSERT(cut && strlen(cut) >= 64 && strncmp(cut, longpath, strlen(cut)) == 0);
     json_t *p = find_pid(json_object_get(a.json, "processes"), r);
     T_ASSERT(p != NULL);
     T_STREQ(jstr(p, "method"), "GET");
@@ -533,6 +572,7 @@ static void body_request_detail(void)
     answer_done(&a);
     stop_waiter(r);
     stop_waiter(half);
+    stop_waiter(lng);
 }
 
 START_TEST(request_processes_show_method_path_route_target_elapsed)
@@ -541,15 +581,17 @@ START_TEST(request_processes_show_method_path_route_target_elapsed)
 }
 END_TEST
 
-/* The list is written by its own writer, the detail built with jansson:
- * both must show the same fields with the same values, whatever bytes a
+/* The list and the one-process answer share one record writer; its
+ * members around the record come from jansson: both answers must show the
+ * same fields with the same values, whatever bytes a
  * detail line holds (quotes, backslashes, controls, UTF-8, invalid bytes). */
 static void body_list_detail_agree(void)
 {
     rt_pid odd = spawn_waiter(NULL, RT_KIND_PROCESS,
                               "q\"b\\c\x01"
-                              "d \xc3\xa9 \xff end");
-    rt_pid req = spawn_waiter(NULL, gw_kind("request"), "GET\t/caf\xc3\xa9\t\"r\"\t\xfe");
+                              "d \xc3\xa9 \xff end\x7f");
+    static const struct request_doing odd_req = {"GET", "/caf\xc3\xa9", "\"r\"", "\xfe"};
+    rt_pid req = spawn_request(&odd_req);
     rt_pid gs = 0;
     T_EQ(rt_gen_server_start_link(&counter_ops, NULL, NULL, &gs, NULL), 0);
     rt_pid pids[3] = {odd, req, gs};
@@ -584,7 +626,16 @@ static void body_list_detail_agree(void)
     }
     json_t *l = find_pid(json_object_get(list.json, "processes"), odd);
     T_STREQ(jstr(l, "detail"), "q\"b\\c\x01"
-                               "d \xc3\xa9 \xef\xbf\xbd end");
+                               "d \xc3\xa9 \xef\xbf\xbd end\x7f");
+    /* Both answers escape by the gateway's one rule (linebuf.h): controls
+     * and DEL as \u00XX, invalid bytes as \ufffd. */
+    static const char escaped[] = "\"q\\\"b\\\\c\\u0001d \xc3\xa9 \\ufffd end\\u007f\"";
+    T_ASSERT(strstr(list.raw, escaped) != NULL);
+    char one[96];
+    snprintf(one, sizeof one, "/admin/processes/%llu", (unsigned long long)odd);
+    struct answer od = get(one);
+    T_ASSERT(strstr(od.raw, escaped) != NULL);
+    answer_done(&od);
     l = find_pid(json_object_get(list.json, "processes"), req);
     T_STREQ(jstr(l, "path"), "/caf\xc3\xa9");
     T_STREQ(jstr(l, "route"), "\"r\"");
@@ -1085,25 +1136,62 @@ START_TEST(health_readiness_and_system_report_gateway_state)
 }
 END_TEST
 
-/* ---- routes and upstreams pass the modules' JSON through --------------------------------- */
+/* ---- routes and upstreams: rendered from the modules' structs ---------------------------- */
+
+/* A table serving, as the router would have published it. */
+static struct route_holder *t_serving(void)
+{
+    static const char set[] = "{\"routes\": [{\"name\": \"users\", \"match\": "
+                              "{\"path_prefix\": \"/users\", \"methods\": [\"GET\"]}, "
+                              "\"upstream\": \"demo\"}]}";
+    const char *const ups[] = {"demo"};
+    struct route_builder *b = NULL;
+    struct route_table *t = NULL;
+    struct route_holder *h = NULL;
+    struct jpos_diags d;
+    jpos_diags_init(&d);
+    T_EQ(route_builder_new(&b, ups, 1), 0);
+    T_EQ(route_builder_add_text(b, "routes/a.json", set, strlen(set), &d), 0);
+    T_EQ(route_builder_compile(b, &t, &d), 0);
+    route_builder_free(b);
+    jpos_diags_done(&d);
+    T_EQ(route_holder_new(&h), 0);
+    route_holder_publish(h, t);
+    return h;
+}
 
 static void body_routes(void)
 {
+    /* The router's state comes as structs, the table from gw.routes; the
+     * answer is rendered by the admin API, members in the order clients
+     * have always seen. */
+    static const char want_status[] =
+        "{\"version\":1,\"count\":1,\"files\":1,\"routes_dir\":null,\"routes\":[{\"name\":"
+        "\"users\",\"match\":{\"path_prefix\":\"/users\",\"methods\":[\"GET\"]},\"file\":"
+        "\"routes/a.json\",\"line\":1,\"column\":13,\"upstream\":\"demo\"}],\"versions\":[{"
+        "\"version\":4,\"routes\":2,\"source\":\"inotify\",\"published_at\":"
+        "\"2026-01-02T03:04:05.678Z\",\"current\":true},{\"version\":3,\"routes\":1,"
+        "\"source\":\"config\",\"published_at\":\"2026-01-02T03:00:00.000Z\",\"current\":"
+        "false}],\"last_reload\":{\"outcome\":\"ok\",\"version\":4,\"routes\":2,\"errors\":"
+        "[],\"warnings\":[],\"time\":\"2026-01-02T03:04:05.600Z\",\"source\":\"inotify\","
+        "\"duration_ms\":1.5},\"reloads_ok\":7,\"reloads_failed\":2,\"retired\":1}\n";
+    gw.routes = t_serving();
     struct answer a = get("/admin/routes");
     T_EQ(a.status, 200);
-    T_ASSERT(json_is_true(json_object_get(a.json, "double")));
-    T_EQ(jint(a.json, "version"), 4);
-    T_STREQ(jstr(json_array_get(json_object_get(a.json, "routes"), 1), "name"), "orders");
+    T_STREQ(a.raw, want_status);
     answer_done(&a);
+    route_holder_free(gw.routes);
+    gw.routes = NULL;
 
+    static const char want_refused[] =
+        "{\"error\":\"routes_refused\",\"outcome\":\"error\",\"version\":4,\"routes\":2,"
+        "\"errors\":[{\"file\":\"routes/a.json\",\"line\":3,\"column\":7,\"path\":"
+        "\"$.routes[0]\",\"message\":\"unknown upstream \\\"nope\\\"\"}],\"warnings\":[{"
+        "\"file\":\"routes/a.json\",\"line\":9,\"column\":1,\"path\":\"$.routes[1]\","
+        "\"message\":\"shadowed by \\\"users\\\"\"}],\"detail\":null}\n";
     a = call("POST", "/admin/routes/reload", NULL, NULL);
     T_EQ(a.status, 422);
-    T_STREQ(jstr(a.json, "error"), "routes_refused");
-    T_STREQ(jstr(a.json, "outcome"), "error");
-    json_t *e = json_array_get(json_object_get(a.json, "errors"), 0);
-    T_STREQ(jstr(e, "file"), "routes/a.json");
-    T_EQ(jint(e, "line"), 3);
-    T_EQ(jint(e, "column"), 7);
+    T_STREQ(a.raw, want_refused);
     answer_done(&a);
 
     a = call("PUT", "/admin/routes", NULL, "{\"routes\": []}");
@@ -1136,18 +1224,25 @@ static void body_routes(void)
         answer_done(&a);
     }
 
+    /* The pools' description comes as structs; the answer is rendered
+     * here, field for field in the order clients have always seen. */
+    static const char want[] =
+        "{\"upstreams\":[{\"name\":\"demo\",\"balance\":\"least_conn\","
+        "\"active_health\":false,\"targets\":[{\"address\":\"127.0.0.1:9000\","
+        "\"weight\":1,\"healthy\":true,\"ejected_until_ms\":0,"
+        "\"consecutive_failures\":0,\"active\":2,\"idle\":3,\"requests\":10,"
+        "\"failures\":0,\"ejections\":0,\"last_error\":null},"
+        "{\"address\":\"127.0.0.1:9001\",\"weight\":1,\"healthy\":false,"
+        "\"ejected_until_ms\":123,\"consecutive_failures\":5,\"active\":0,"
+        "\"idle\":0,\"requests\":4,\"failures\":5,\"ejections\":1,"
+        "\"last_error\":\"connect: \\\"refused\\\"\"}]}]}\n";
     a = get("/admin/upstreams");
     T_EQ(a.status, 200);
-    json_t *u = json_array_get(json_object_get(a.json, "upstreams"), 0);
-    T_ASSERT(json_is_true(json_object_get(u, "double")));
-    T_STREQ(jstr(u, "name"), "demo");
-    json_t *t1 = json_array_get(json_object_get(u, "targets"), 1);
-    T_STREQ(jstr(t1, "last_error"), "connect: refused");
-    T_ASSERT(json_is_false(json_object_get(t1, "healthy")));
+    T_STREQ(a.raw, want);
     answer_done(&a);
 }
 
-START_TEST(routes_and_upstreams_endpoints_pass_the_modules_json_through)
+START_TEST(routes_and_upstreams_answers_render_the_modules_structs)
 {
     t_run(body_routes);
 }
@@ -1605,6 +1700,40 @@ START_TEST(metrics_exposition_parses_back_with_the_recorded_values)
 }
 END_TEST
 
+/* The counters read back as structs, each series once, the overflow last;
+ * the pool gauges come from the upstream description's structs. */
+START_TEST(metrics_counters_read_back_as_structs)
+{
+    ck_assert_int_eq(gw_metrics_init(), 0);
+    gw_metrics_request("users", 200, 1500);
+    gw_metrics_request("users", 503, 20000000);
+    gw_metrics_upstream_error("demo", "127.0.0.1:9001");
+    struct gw_metrics_route r;
+    size_t pos = 0, seen = 0;
+    while (gw_metrics_route_next(&pos, &r)) {
+        seen++;
+        ck_assert_str_eq(r.name, "users");
+        ck_assert_uint_eq(r.by_class[2], 1);
+        ck_assert_uint_eq(r.by_class[5], 1);
+        ck_assert_uint_eq(r.buckets[1], 1);                  /* le 0.0025 */
+        ck_assert_uint_eq(r.buckets[GW_METRICS_BUCKETS], 1); /* +Inf */
+        ck_assert_uint_eq(r.sum_us, 20001500);
+    }
+    ck_assert_uint_eq(seen, 1);
+    ck_assert(!gw_metrics_route_next(&pos, &r)); /* stays at the end */
+    struct gw_metrics_upstream e;
+    pos = 0;
+    ck_assert(gw_metrics_upstream_next(&pos, &e));
+    ck_assert_str_eq(e.upstream, "demo");
+    ck_assert_str_eq(e.target, "127.0.0.1:9001");
+    ck_assert_uint_eq(e.errors, 1);
+    ck_assert(!gw_metrics_upstream_next(&pos, &e));
+    gw_metrics_done();
+    pos = 0;
+    ck_assert(!gw_metrics_route_next(&pos, &r));
+}
+END_TEST
+
 START_TEST(metrics_route_cardinality_is_bounded)
 {
     ck_assert_int_eq(gw_metrics_init(), 0);
@@ -1753,9 +1882,10 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, supervisors_tree_states_that_children_are_listed_in_start_order);
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
     tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
-    tcase_add_test(tc, routes_and_upstreams_endpoints_pass_the_modules_json_through);
+    tcase_add_test(tc, routes_and_upstreams_answers_render_the_modules_structs);
     tcase_add_test(tc, metrics_exposition_parses_back_with_the_recorded_values);
     tcase_add_test(tc, metrics_route_cardinality_is_bounded);
+    tcase_add_test(tc, metrics_counters_read_back_as_structs);
     tcase_add_test(tc, metrics_recording_from_many_threads_loses_nothing);
     tcase_add_test(tc, ctl_health_exits_0_only_on_a_200_within_2s);
     tcase_add_test(tc, host_rule_accepts_the_listener_own_names_and_nothing_else);

@@ -138,35 +138,22 @@ static bool has_route(const char *name)
     return found;
 }
 
-static json_t *status(void)
+static struct gw_router_status *status(void)
 {
-    char *text = NULL;
-    T_EQ(gw_router_status(&text), 0);
-    T_ASSERT(text);
-    json_t *j = json_loads(text, 0, NULL);
-    free(text);
-    T_ASSERT(j);
-    return j;
+    struct gw_router_status *s = NULL;
+    T_EQ(gw_router_status(&s), 0);
+    T_ASSERT(s);
+    return s;
 }
 
-static json_t *parse_reply(char *text)
+/* The first diagnostic of `level`, or NULL. */
+static const struct jpos_diag *first_diag(const struct gw_router_outcome *o,
+                                           enum jpos_diag_level level)
 {
-    T_ASSERT(text);
-    json_t *j = json_loads(text, 0, NULL);
-    free(text);
-    T_ASSERT(j);
-    return j;
-}
-
-static long long jint(json_t *o, const char *key)
-{
-    return json_integer_value(json_object_get(o, key));
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
+    for (size_t i = 0; i < o->diags.n; i++)
+        if (o->diags.items[i].level == level)
+            return &o->diags.items[i];
+    return NULL;
 }
 
 /* ---- harness ------------------------------------------------------------------ */
@@ -265,19 +252,17 @@ static void initial_publish_body(void)
     const struct route_table *t = route_holder_acquire(gw.routes);
     T_ASSERT(t == gw.cfg->routes); /* the configuration's table, not a copy */
     route_table_release(t);
-    json_t *s = status();
-    T_EQ(jint(s, "version"), 1);
-    T_EQ(json_array_size(json_object_get(s, "versions")), 1);
-    T_EQ(json_array_size(json_object_get(s, "routes")), 1);
-    json_t *r0 = json_array_get(json_object_get(s, "routes"), 0);
-    T_ASSERT(strcmp(jstr(r0, "name"), "a") == 0);
-    T_ASSERT(strcmp(jstr(r0, "upstream"), "backend") == 0);
-    T_ASSERT(strcmp(jstr(json_object_get(r0, "match"), "path"), "/a") == 0);
-    json_t *last = json_object_get(s, "last_reload");
-    T_ASSERT(strcmp(jstr(last, "source"), "config") == 0);
-    T_ASSERT(strcmp(jstr(last, "outcome"), "ok") == 0);
-    T_EQ(jint(last, "version"), 1);
-    json_decref(s);
+    struct gw_router_status *s = status();
+    T_EQ(s->nversions, 1);
+    T_EQ(s->versions[0].version, 1);
+    T_EQ(s->versions[0].routes, 1);
+    T_ASSERT(strcmp(s->versions[0].source, "config") == 0);
+    T_ASSERT(s->has_last_reload);
+    const struct gw_router_reload *last = &s->last_reload;
+    T_ASSERT(strcmp(last->source, "config") == 0);
+    T_ASSERT(last->outcome.ok);
+    T_EQ(last->outcome.version, 1);
+    gw_router_status_free(s);
 }
 
 START_TEST(initial_table_is_published_as_version_1)
@@ -377,23 +362,22 @@ static void broken_body(void)
     T_ASSERT(route_table_find(now, "a") != NULL);
     route_table_release(now);
     route_table_release(before);
-    json_t *s = status();
-    json_t *last = json_object_get(s, "last_reload");
-    T_ASSERT(strcmp(jstr(last, "outcome"), "error") == 0);
-    T_ASSERT(strcmp(jstr(last, "source"), "inotify") == 0);
-    T_ASSERT(jstr(last, "time")[0] != '\0');
-    T_EQ(jint(last, "version"), 1);
-    json_t *e = json_array_get(json_object_get(last, "errors"), 0);
+    struct gw_router_status *s = status();
+    const struct gw_router_reload *last = &s->last_reload;
+    T_ASSERT(s->has_last_reload && !last->outcome.ok);
+    T_ASSERT(strcmp(last->source, "inotify") == 0);
+    T_ASSERT(last->time[0] != '\0');
+    T_EQ(last->outcome.version, 1);
+    const struct jpos_diag *e = first_diag(&last->outcome, JPOS_DIAG_ERROR);
     T_ASSERT(e);
-    const char *file = jstr(e, "file");
-    size_t fl = strlen(file);
-    T_ASSERT(fl >= 7 && strcmp(file + fl - 7, "/b.json") == 0);
-    T_EQ(jint(e, "line"), 3);
-    T_EQ(jint(e, "column"), 16);
-    T_ASSERT(strcmp(jstr(e, "path"), "routes[0].upstream") == 0);
-    T_ASSERT(strstr(jstr(e, "message"), "bakend") != NULL);
-    T_EQ(jint(s, "reloads_failed"), (long long)failed0 + 1);
-    json_decref(s);
+    size_t fl = strlen(e->file);
+    T_ASSERT(fl >= 7 && strcmp(e->file + fl - 7, "/b.json") == 0);
+    T_EQ(e->line, 3);
+    T_EQ(e->column, 16);
+    T_ASSERT(strcmp(e->path, "routes[0].upstream") == 0);
+    T_ASSERT(strstr(e->message, "bakend") != NULL);
+    T_EQ(s->reloads_failed, failed0 + 1);
+    gw_router_status_free(s);
     /* fixing the file publishes */
     write_file("b.json", route_set("b", "/b"));
     T_ASSERT(wait_version(2, 2000) >= 0);
@@ -408,56 +392,51 @@ END_TEST
 
 static void replace_body(void)
 {
-    char *text = NULL;
+    struct gw_router_outcome *o = NULL;
     const char *good = route_set("x", "/x");
-    T_EQ(gw_router_validate(good, strlen(good), &text), 0);
-    json_t *j = parse_reply(text);
-    T_ASSERT(strcmp(jstr(j, "outcome"), "ok") == 0);
-    T_EQ(jint(j, "routes"), 1);
-    json_decref(j);
+    T_EQ(gw_router_validate(good, strlen(good), &o), 0);
+    T_ASSERT(o && o->ok);
+    T_EQ(o->routes, 1);
+    gw_router_outcome_free(o);
     T_EQ(version(), 1); /* validate applies nothing */
     T_ASSERT(!has_route("x"));
 
     static const char bad[] = "{\"routes\": [{\"name\": \"x\", \"match\": {\"path\": \"/x\"},\n"
                               "  \"upstream\": \"nope\", \"colour\": 1}]}";
-    T_EQ(gw_router_validate(bad, strlen(bad), &text), -EINVAL);
-    j = parse_reply(text);
-    T_ASSERT(strcmp(jstr(j, "outcome"), "error") == 0);
-    T_ASSERT(json_array_size(json_object_get(j, "errors")) >= 2); /* every problem */
-    json_t *e = json_array_get(json_object_get(j, "errors"), 0);
-    T_ASSERT(strcmp(jstr(e, "file"), "<admin>") == 0);
-    T_EQ(jint(e, "line"), 2);
-    T_ASSERT(jint(e, "column") > 0);
-    json_decref(j);
+    T_EQ(gw_router_validate(bad, strlen(bad), &o), -EINVAL);
+    T_ASSERT(o && !o->ok);
+    T_ASSERT(o->diags.nerrors >= 2); /* every problem */
+    const struct jpos_diag *e = first_diag(o, JPOS_DIAG_ERROR);
+    T_ASSERT(e && strcmp(e->file, "<admin>") == 0);
+    T_EQ(e->line, 2);
+    T_ASSERT(e->column > 0);
+    gw_router_outcome_free(o);
 
     uint64_t ok0 = counts().reloads_ok, failed0 = counts().reloads_failed;
-    T_EQ(gw_router_replace(good, strlen(good), &text), 0);
-    j = parse_reply(text);
-    T_EQ(jint(j, "version"), 2);
-    json_decref(j);
+    T_EQ(gw_router_replace(good, strlen(good), &o), 0);
+    T_EQ(o->version, 2);
+    gw_router_outcome_free(o);
     T_EQ(version(), 2);
     T_ASSERT(has_route("x") && !has_route("a"));
     T_EQ(counts().reloads_ok, ok0 + 1);
 
-    T_EQ(gw_router_replace(bad, strlen(bad), &text), -EINVAL);
-    j = parse_reply(text);
-    T_EQ(jint(j, "version"), 2);
-    json_decref(j);
+    T_EQ(gw_router_replace(bad, strlen(bad), &o), -EINVAL);
+    T_EQ(o->version, 2);
+    gw_router_outcome_free(o);
     T_EQ(version(), 2);
     T_ASSERT(has_route("x"));
     T_EQ(counts().reloads_failed, failed0 + 1);
 
     /* reload on request, and the asynchronous one (SIGHUP) */
-    T_EQ(gw_router_reload("admin", &text), 0);
-    j = parse_reply(text);
-    T_EQ(jint(j, "version"), 3);
-    json_decref(j);
+    T_EQ(gw_router_reload("admin", &o), 0);
+    T_EQ(o->version, 3);
+    gw_router_outcome_free(o);
     T_ASSERT(has_route("a") && !has_route("x"));
     gw_router_reload_async("signal");
     T_ASSERT(wait_version(4, 2000) >= 0);
-    json_t *s = status();
-    T_ASSERT(strcmp(jstr(json_object_get(s, "last_reload"), "source"), "signal") == 0);
-    json_decref(s);
+    struct gw_router_status *s = status();
+    T_ASSERT(strcmp(s->last_reload.source, "signal") == 0);
+    gw_router_status_free(s);
 }
 
 START_TEST(replace_publishes_a_valid_set_and_validate_applies_nothing)
@@ -468,37 +447,35 @@ END_TEST
 
 static void rollback_body(void)
 {
-    char *text = NULL;
+    struct gw_router_outcome *o = NULL;
     for (int i = 2; i <= 3; i++) {
         char name[16];
         snprintf(name, sizeof name, "v%d", i);
         const char *set = route_set(name, "/v");
-        T_EQ(gw_router_replace(set, strlen(set), &text), 0);
-        free(text);
+        T_EQ(gw_router_replace(set, strlen(set), &o), 0);
+        gw_router_outcome_free(o);
     }
     T_EQ(version(), 3);
-    T_EQ(gw_router_rollback(1, &text), 0);
-    json_t *j = parse_reply(text);
-    T_ASSERT(strcmp(jstr(j, "outcome"), "ok") == 0);
-    T_EQ(jint(j, "version"), 1);
-    json_decref(j);
+    T_EQ(gw_router_rollback(1, &o), 0);
+    T_ASSERT(o && o->ok);
+    T_EQ(o->version, 1);
+    gw_router_outcome_free(o);
     T_EQ(version(), 1); /* the version number stays */
     T_EQ(counts().version, 1);
     T_ASSERT(has_route("a") && !has_route("v3"));
 
-    T_EQ(gw_router_rollback(99, &text), -ENOENT);
-    j = parse_reply(text);
-    T_ASSERT(strcmp(jstr(j, "outcome"), "error") == 0);
-    json_decref(j);
+    T_EQ(gw_router_rollback(99, &o), -ENOENT);
+    T_ASSERT(o && !o->ok);
+    gw_router_outcome_free(o);
     T_EQ(version(), 1);
 
-    T_EQ(gw_router_rollback(3, &text), 0);
-    free(text);
+    T_EQ(gw_router_rollback(3, &o), 0);
+    gw_router_outcome_free(o);
     T_ASSERT(has_route("v3"));
     /* a new table after a rollback gets a fresh number */
     const char *set = route_set("v4", "/v");
-    T_EQ(gw_router_replace(set, strlen(set), &text), 0);
-    free(text);
+    T_EQ(gw_router_replace(set, strlen(set), &o), 0);
+    gw_router_outcome_free(o);
     T_EQ(version(), 4);
 }
 
@@ -510,28 +487,26 @@ END_TEST
 
 static void history_body(void)
 {
-    char *text = NULL;
+    struct gw_router_outcome *o = NULL;
     for (int i = 2; i <= 12; i++) {
         char name[16];
         snprintf(name, sizeof name, "v%d", i);
         const char *set = route_set(name, "/v");
-        T_EQ(gw_router_replace(set, strlen(set), &text), 0);
-        free(text);
+        T_EQ(gw_router_replace(set, strlen(set), &o), 0);
+        gw_router_outcome_free(o);
     }
     T_EQ(version(), 12);
-    json_t *s = status();
-    json_t *vs = json_object_get(s, "versions");
-    T_EQ(json_array_size(vs), GW_ROUTER_HISTORY);
-    T_EQ(jint(json_array_get(vs, 0), "version"), 12);
-    T_ASSERT(json_is_true(json_object_get(json_array_get(vs, 0), "current")));
-    T_EQ(jint(json_array_get(vs, GW_ROUTER_HISTORY - 1), "version"), 3);
-    json_decref(s);
-    T_EQ(gw_router_rollback(2, &text), -ENOENT);
-    free(text);
-    T_EQ(gw_router_rollback(1, &text), -ENOENT);
-    free(text);
-    T_EQ(gw_router_rollback(3, &text), 0);
-    free(text);
+    struct gw_router_status *s = status();
+    T_EQ(s->nversions, GW_ROUTER_HISTORY);
+    T_EQ(s->versions[0].version, 12); /* the first serves */
+    T_EQ(s->versions[GW_ROUTER_HISTORY - 1].version, 3);
+    gw_router_status_free(s);
+    T_EQ(gw_router_rollback(2, &o), -ENOENT);
+    gw_router_outcome_free(o);
+    T_EQ(gw_router_rollback(1, &o), -ENOENT);
+    gw_router_outcome_free(o);
+    T_EQ(gw_router_rollback(3, &o), 0);
+    gw_router_outcome_free(o);
     T_EQ(version(), 3);
 }
 
@@ -545,11 +520,11 @@ static void held_body(void)
 {
     const struct route_table *old = route_holder_acquire(gw.routes);
     T_ASSERT(old && route_table_version(old) == 1);
-    char *text = NULL;
+    struct gw_router_outcome *o = NULL;
     for (int i = 2; i <= 12; i++) { /* more than the history keeps */
         const char *set = route_set("new", "/new");
-        T_EQ(gw_router_replace(set, strlen(set), &text), 0);
-        free(text);
+        T_EQ(gw_router_replace(set, strlen(set), &o), 0);
+        gw_router_outcome_free(o);
     }
     T_EQ(version(), 12);
     /* the request's table is intact */
@@ -557,17 +532,17 @@ static void held_body(void)
     T_EQ(route_table_count(old), 1);
     const struct route *r = route_table_find(old, "a");
     T_ASSERT(r && strcmp(r->path, "/a") == 0);
-    json_t *s = status();
-    T_EQ(jint(s, "retired"), 1);
-    json_decref(s);
+    struct gw_router_status *s = status();
+    T_EQ(s->retired, 1);
+    gw_router_status_free(s);
     route_table_release(old);
     uint64_t t0 = rt_now_ms();
     long long retired = 1;
     while (retired && rt_now_ms() - t0 < 2000) {
         rt_sleep(10);
         s = status();
-        retired = jint(s, "retired");
-        json_decref(s);
+        retired = s->retired;
+        gw_router_status_free(s);
     }
     T_EQ(retired, 0);
 }
@@ -669,9 +644,7 @@ static void watcher_crash_body(void)
     T_ASSERT(rt_is_alive(router_pid)); /* the router and its history survive */
     /* The new watcher is listed as soon as it is spawned, before its watches
      * are in place; the router answers a call only once its start returned. */
-    char *status = NULL;
-    T_EQ(gw_router_status(&status), 0);
-    free(status);
+    gw_router_status_free(status());
     write_file("b.json", route_set("b", "/b"));
     T_ASSERT(wait_version(2, 2000) >= 0);
     T_ASSERT(has_route("b"));
@@ -685,10 +658,10 @@ END_TEST
 
 static void restart_body(void)
 {
-    char *text = NULL;
+    struct gw_router_outcome *o = NULL;
     const char *set = route_set("x", "/x");
-    T_EQ(gw_router_replace(set, strlen(set), &text), 0);
-    free(text);
+    T_EQ(gw_router_replace(set, strlen(set), &o), 0);
+    gw_router_outcome_free(o);
     T_EQ(version(), 2);
     rt_atom why = 0;
     T_EQ(rt_gen_server_stop(router_pid, RT_SHUTDOWN, 5000, &why), 0);
@@ -698,10 +671,10 @@ static void restart_body(void)
     /* what serves is adopted, not replaced by the configuration's table */
     T_EQ(version(), 2);
     T_ASSERT(has_route("x"));
-    json_t *s = status();
-    T_EQ(json_array_size(json_object_get(s, "versions")), 1);
-    T_EQ(jint(json_array_get(json_object_get(s, "versions"), 0), "version"), 2);
-    json_decref(s);
+    struct gw_router_status *s = status();
+    T_EQ(s->nversions, 1);
+    T_EQ(s->versions[0].version, 2);
+    gw_router_status_free(s);
     write_file("b.json", route_set("b", "/b"));
     T_ASSERT(wait_version(3, 2000) >= 0);
     T_ASSERT(has_route("a") && has_route("b") && !has_route("x"));
@@ -769,10 +742,10 @@ static void events_body(void)
     T_EQ(rt_gen_event_add_handler(mgr, h, &me, sizeof me, &why), 0);
 
     /* Published. */
-    char *text = NULL;
+    struct gw_router_outcome *o = NULL;
     const char *set = route_set("e2", "/e2");
-    T_EQ(gw_router_replace(set, strlen(set), &text), 0);
-    free(text);
+    T_EQ(gw_router_replace(set, strlen(set), &o), 0);
+    gw_router_outcome_free(o);
     struct gw_event_routes e;
     next_reload_event(&e);
     T_ASSERT(e.ok);
@@ -781,23 +754,23 @@ static void events_body(void)
     T_ASSERT(strcmp(e.source, "<admin>") == 0);
 
     /* Refused: the version serving stays. */
-    T_EQ(gw_router_replace("{\"routes\": [", 12, &text), -EINVAL);
-    free(text);
+    T_EQ(gw_router_replace("{\"routes\": [", 12, &o), -EINVAL);
+    gw_router_outcome_free(o);
     next_reload_event(&e);
     T_ASSERT(!e.ok);
     T_EQ(e.version, 2);
 
     /* From the directory, on request. */
-    T_EQ(gw_router_reload("admin", &text), 0);
-    free(text);
+    T_EQ(gw_router_reload("admin", &o), 0);
+    gw_router_outcome_free(o);
     next_reload_event(&e);
     T_ASSERT(e.ok);
     T_EQ(e.version, 3);
     T_ASSERT(strcmp(e.source, "admin") == 0);
 
     /* A rollback republishes. */
-    T_EQ(gw_router_rollback(2, &text), 0);
-    free(text);
+    T_EQ(gw_router_rollback(2, &o), 0);
+    gw_router_outcome_free(o);
     next_reload_event(&e);
     T_ASSERT(e.ok);
     T_EQ(e.version, 2);

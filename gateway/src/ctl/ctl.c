@@ -1,5 +1,8 @@
 /*
- * ctl.c: `tandem ctl`, the admin API's command-line client.
+ * ctl.c: `tandem ctl`, the admin API's command-line client. It lives apart
+ * from the admin API (gateway/src/admin/): it is a plain blocking program
+ * that runs no runtime and shares nothing with the server but the wire
+ * format, the configuration loader and the pid notation.
  *
  * Finds the admin address and token (flags, environment, tandem.json read
  * with load_routes=false), sends one HTTP/1.1 request per command over a

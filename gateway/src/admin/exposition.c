@@ -1,0 +1,276 @@
+/*
+ * exposition.c: the Prometheus text of GET /metrics, rendered from what
+ * the counters (metrics.c), the upstream pools, the router, the event
+ * manager and the runtime report as plain structs and numbers. Runs in
+ * the admin request process; the only allocation is the answer's buffer,
+ * which grows as needed.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_int.h"
+#include "gw/events.h"
+#include "gw/gateway.h"
+#include "gw/metrics.h"
+#include "gw/router.h"
+#include "gw/upstream.h"
+#include "rt/rt.h"
+
+/* The le labels of the latency buckets (gw/metrics.h lists their bounds). */
+static const char *const bucket_le[GW_METRICS_BUCKETS] = {
+    "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+    "0.25",  "0.5",    "1",     "2.5",  "5",     "10",
+};
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct buf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = true;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)n;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+/* A label value with \, " and newline escaped (Prometheus text format). */
+static void put_label(struct buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\')
+            put(b, "\\\\");
+        else if (*v == '"')
+            put(b, "\\\"");
+        else if (*v == '\n')
+            put(b, "\\n");
+        else
+            put(b, "%c", *v);
+    }
+}
+
+static void family(struct buf *b, const char *name, const char *type, const char *help)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render_requests(struct buf *b)
+{
+    static const char *const classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    struct gw_metrics_route s;
+    family(b, "tandem_requests_total", "counter", "Requests answered, by route and status class.");
+    for (size_t pos = 0; gw_metrics_route_next(&pos, &s);) {
+        for (int c = 0; c < 6; c++) {
+            if (!s.by_class[c])
+                continue;
+            put(b, "tandem_requests_total{route=\"");
+            put_label(b, s.name);
+            put(b, "\",class=\"%s\"} %llu\n", classes[c], (unsigned long long)s.by_class[c]);
+        }
+    }
+    family(b, "tandem_request_duration_seconds", "histogram",
+           "Request duration as the gateway measured it, by route.");
+    for (size_t pos = 0; gw_metrics_route_next(&pos, &s);) {
+        uint64_t cum = 0;
+        for (size_t k = 0; k <= GW_METRICS_BUCKETS; k++) {
+            cum += s.buckets[k];
+            put(b, "tandem_request_duration_seconds_bucket{route=\"");
+            put_label(b, s.name);
+            put(b, "\",le=\"%s\"} %llu\n", k < GW_METRICS_BUCKETS ? bucket_le[k] : "+Inf",
+                (unsigned long long)cum);
+        }
+        put(b, "tandem_request_duration_seconds_sum{route=\"");
+        put_label(b, s.name);
+        put(b, "\"} %llu.%06llu\n", (unsigned long long)(s.sum_us / 1000000),
+            (unsigned long long)(s.sum_us % 1000000));
+        put(b, "tandem_request_duration_seconds_count{route=\"");
+        put_label(b, s.name);
+        put(b, "\"} %llu\n", (unsigned long long)cum);
+    }
+}
+
+static void render_upstreams(struct buf *b)
+{
+    family(b, "tandem_upstream_connect_errors_total", "counter",
+           "Upstream connect failures and timeouts, by upstream and target.");
+    struct gw_metrics_upstream e;
+    for (size_t pos = 0; gw_metrics_upstream_next(&pos, &e);) {
+        put(b, "tandem_upstream_connect_errors_total{upstream=\"");
+        put_label(b, e.upstream);
+        put(b, "\",target=\"");
+        put_label(b, e.target);
+        put(b, "\"} %llu\n", (unsigned long long)e.errors);
+    }
+
+    /* Health per target, from the upstream pools' own description. */
+    struct gw_upstreams_desc *d = NULL;
+    if (gw_upstreams_describe(&d) < 0)
+        return;
+    family(b, "tandem_upstream_target_healthy", "gauge",
+           "1 when the target is taking traffic, 0 when it is ejected or failing checks.");
+    for (size_t i = 0; i < d->n; i++) {
+        const struct gw_upstream_desc *u = &d->ups[i];
+        for (size_t j = 0; j < u->ntargets; j++) {
+            put(b, "tandem_upstream_target_healthy{upstream=\"");
+            put_label(b, u->name);
+            put(b, "\",target=\"");
+            put_label(b, u->targets[j].address);
+            put(b, "\"} %d\n", u->targets[j].healthy ? 1 : 0);
+        }
+    }
+    family(b, "tandem_upstream_connections", "gauge",
+           "Pooled upstream connections by state (active: checked out; idle: kept alive).");
+    for (size_t i = 0; i < d->n; i++) {
+        const struct gw_upstream_desc *u = &d->ups[i];
+        for (size_t j = 0; j < u->ntargets; j++) {
+            const struct gw_target_desc *t = &u->targets[j];
+            const unsigned long long n[2] = {t->active, t->idle};
+            static const char *const states[2] = {"active", "idle"};
+            for (int k = 0; k < 2; k++) {
+                put(b, "tandem_upstream_connections{upstream=\"");
+                put_label(b, u->name);
+                put(b, "\",target=\"");
+                put_label(b, t->address);
+                put(b, "\",state=\"%s\"} %llu\n", states[k], n[k]);
+            }
+        }
+    }
+    gw_upstreams_desc_free(d);
+}
+
+static void render_runtime(struct buf *b)
+{
+    struct rt_system_info si;
+    if (rt_system_info(&si) < 0)
+        return;
+    family(b, "tandem_processes", "gauge", "Live runtime processes.");
+    put(b, "tandem_processes %zu\n", si.process_count);
+    family(b, "tandem_process_limit", "gauge", "Most processes the runtime can hold.");
+    put(b, "tandem_process_limit %zu\n", si.process_limit);
+    family(b, "tandem_processes_spawned_total", "counter", "Processes started.");
+    put(b, "tandem_processes_spawned_total %llu\n", (unsigned long long)si.spawned);
+    family(b, "tandem_processes_exited_total", "counter", "Processes that exited.");
+    put(b, "tandem_processes_exited_total %llu\n", (unsigned long long)si.exited);
+    family(b, "tandem_scheduler_run_queue", "gauge", "Runnable processes queued per scheduler.");
+    for (unsigned i = 0; i < si.schedulers && i < RT_MAX_SCHEDULERS; i++)
+        put(b, "tandem_scheduler_run_queue{scheduler=\"%u\"} %zu\n", i, si.sched[i].run_queue);
+    family(b, "tandem_scheduler_utilisation", "gauge",
+           "Busy fraction of each scheduler over the last second (0..1).");
+    for (unsigned i = 0; i < si.schedulers && i < RT_MAX_SCHEDULERS; i++)
+        put(b, "tandem_scheduler_utilisation{scheduler=\"%u\"} %.4f\n", i, si.sched[i].utilisation);
+    family(b, "tandem_memory_bytes", "gauge",
+           "Memory: resident set of the gateway, and what the runtime accounts to processes.");
+    put(b, "tandem_memory_bytes{kind=\"rss\"} %zu\n", si.memory_rss);
+    put(b, "tandem_memory_bytes{kind=\"processes\"} %zu\n", si.memory_procs);
+    family(b, "tandem_messages_live", "gauge", "Messages allocated and not yet freed.");
+    put(b, "tandem_messages_live %llu\n", (unsigned long long)si.messages_live);
+    family(b, "tandem_uptime_seconds", "gauge", "Seconds since the runtime started.");
+    put(b, "tandem_uptime_seconds %.3f\n", (double)si.uptime_ms / 1000.0);
+}
+
+static void render_gateway(struct buf *b)
+{
+    struct gw_router_counts rc = {0};
+    gw_router_counts(&rc);
+    family(b, "tandem_route_reloads_total", "counter",
+           "Route table reloads, by outcome (failed: refused, the old table kept serving).");
+    put(b, "tandem_route_reloads_total{outcome=\"ok\"} %llu\n", (unsigned long long)rc.reloads_ok);
+    put(b, "tandem_route_reloads_total{outcome=\"failed\"} %llu\n",
+        (unsigned long long)rc.reloads_failed);
+    uint64_t ev[GW_EVENT_TYPES];
+    gw_events_counts(ev);
+    family(b, "tandem_events_total", "counter",
+           "Events of the gateway's event stream (gw_events), by type.");
+    for (int t = GW_EVENT_ROUTES_RELOADED; t < GW_EVENT_TYPES; t++)
+        put(b, "tandem_events_total{type=\"%s\"} %llu\n", gw_event_name((enum gw_event_type)t),
+            (unsigned long long)ev[t]);
+    family(b, "tandem_route_table_version", "gauge", "Version of the route table serving now.");
+    put(b, "tandem_route_table_version %llu\n", (unsigned long long)gw__admin_route_version());
+    family(b, "tandem_requests_in_flight", "gauge", "Requests being handled now.");
+    /* relaxed: a gauge read on its own. */
+    put(b, "tandem_requests_in_flight %llu\n",
+        (unsigned long long)atomic_load_explicit(&gw.requests_in_flight, memory_order_relaxed));
+    family(b, "tandem_connections", "gauge", "Open client connections, by listener.");
+    for (size_t i = 0; gw.cfg && gw.listener_stats && i < gw.cfg->nlisteners; i++) {
+        put(b, "tandem_connections{listener=\"");
+        put_label(b, gw.cfg->listeners[i].name ? gw.cfg->listeners[i].name : "");
+        put(b, "\"} %llu\n",
+            (unsigned long long)atomic_load_explicit(&gw.listener_stats[i].connections,
+                                                     memory_order_relaxed));
+    }
+    put(b, "tandem_connections{listener=\"admin\"} %llu\n",
+        (unsigned long long)atomic_load_explicit(&gw.admin_stats.connections,
+                                                 memory_order_relaxed));
+    family(b, "tandem_connections_accepted_total", "counter",
+           "Client connections accepted, by listener.");
+    for (size_t i = 0; gw.cfg && gw.listener_stats && i < gw.cfg->nlisteners; i++) {
+        put(b, "tandem_connections_accepted_total{listener=\"");
+        put_label(b, gw.cfg->listeners[i].name ? gw.cfg->listeners[i].name : "");
+        put(b, "\"} %llu\n",
+            (unsigned long long)atomic_load_explicit(&gw.listener_stats[i].accepted,
+                                                     memory_order_relaxed));
+    }
+    put(b, "tandem_connections_accepted_total{listener=\"admin\"} %llu\n",
+        (unsigned long long)atomic_load_explicit(&gw.admin_stats.accepted, memory_order_relaxed));
+    family(b, "tandem_connections_refused_total", "counter",
+           "Client connections refused (503) over max_connections or the file descriptor "
+           "reserve, by listener.");
+    for (size_t i = 0; gw.cfg && gw.listener_stats && i < gw.cfg->nlisteners; i++) {
+        put(b, "tandem_connections_refused_total{listener=\"");
+        put_label(b, gw.cfg->listeners[i].name ? gw.cfg->listeners[i].name : "");
+        put(b, "\"} %llu\n",
+            (unsigned long long)atomic_load_explicit(&gw.listener_stats[i].refused,
+                                                     memory_order_relaxed));
+    }
+    family(b, "tandem_ready", "gauge", "1 when routes are loaded and listeners accept.");
+    put(b, "tandem_ready %d\n", atomic_load_explicit(&gw.ready, memory_order_relaxed) ? 1 : 0);
+}
+
+int gw_metrics_render(char **out, size_t *len)
+{
+    struct buf b = {.cap = 16384};
+    b.p = malloc(b.cap);
+    if (!b.p)
+        return -ENOMEM;
+    b.p[0] = 0;
+    render_requests(&b);
+    render_upstreams(&b);
+    render_gateway(&b);
+    render_runtime(&b);
+    if (b.oom) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}

@@ -1,0 +1,221 @@
+/*
+ * routes.c: the admin API's route endpoints: GET and PUT /admin/routes,
+ * POST /admin/routes/reload, /validate and /rollback. The router answers
+ * with structs (gw/router.h) and the table is read from gw.routes; the
+ * JSON is written here, in the member order the API has always had.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_int.h"
+#include "gw/gateway.h"
+#include "gw/router.h"
+#include "route/holder.h"
+#include "route/route.h"
+
+/* {file, line, column, path, message} for each diagnostic of `level`. */
+static json_t *diags_json(const struct jpos_diags *d, enum jpos_diag_level level)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < d->n; i++) {
+        const struct jpos_diag *g = &d->items[i];
+        if (g->level != level)
+            continue;
+        json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:s, s:s}", "file", g->file, "line",
+                                           (json_int_t)g->line, "column", (json_int_t)g->column,
+                                           "path", g->path, "message", g->message));
+    }
+    return a;
+}
+
+/* {"error"?: CODE, "outcome", "version", "routes", "errors", "warnings",
+ * "detail"?: null}: with an error code the answer keeps the admin API's
+ * error shape around the outcome. */
+static json_t *outcome_json(const struct gw_router_outcome *o, const char *error_code)
+{
+    json_t *v = json_object();
+    if (!v)
+        return NULL;
+    if (error_code)
+        json_object_set_new(v, "error", json_string(error_code));
+    json_object_set_new(v, "outcome", json_string(o->ok ? "ok" : "error"));
+    json_object_set_new(v, "version", json_integer((json_int_t)o->version));
+    json_object_set_new(v, "routes", json_integer((json_int_t)o->routes));
+    json_object_set_new(v, "errors", diags_json(&o->diags, JPOS_DIAG_ERROR));
+    json_object_set_new(v, "warnings", diags_json(&o->diags, JPOS_DIAG_WARNING));
+    if (error_code)
+        json_object_set_new(v, "detail", json_null());
+    return v;
+}
+
+static const char *path_kind_key(enum route_path_kind k)
+{
+    return k == ROUTE_PATH_PREFIX ? "path_prefix" : "path";
+}
+
+static json_t *route_json(const struct route *rt)
+{
+    json_t *match = json_object();
+    if (rt->host)
+        json_object_set_new(match, "host", json_string(rt->host));
+    if (rt->path)
+        json_object_set_new(match, path_kind_key(rt->path_kind), json_string(rt->path));
+    if (rt->methods || rt->next_methods) {
+        json_t *ms = json_array();
+        char buf[160];
+        route_methods_format(rt->methods & ~(unsigned)ROUTE_M_EXTENSION, buf, sizeof buf);
+        for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok;
+             tok = strtok_r(NULL, ", ", &save))
+            json_array_append_new(ms, json_string(tok));
+        for (size_t i = 0; i < rt->next_methods; i++)
+            json_array_append_new(ms, json_string(rt->ext_methods[i]));
+        json_object_set_new(match, "methods", ms);
+    }
+    if (rt->nheaders) {
+        json_t *hs = json_object();
+        for (size_t i = 0; i < rt->nheaders; i++) {
+            const struct route_header_cond *c = &rt->headers[i];
+            json_t *v = c->test == ROUTE_HDR_EQUALS    ? json_stringn(c->value, c->value_len)
+                        : c->test == ROUTE_HDR_PRESENT ? json_true()
+                                                       : json_false();
+            json_object_set_new(hs, c->name, v);
+        }
+        json_object_set_new(match, "headers", hs);
+    }
+    if (rt->priority)
+        json_object_set_new(match, "priority", json_integer(rt->priority));
+    json_t *o = json_pack("{s:s?, s:o, s:s?, s:I, s:I}", "name", rt->name, "match", match, "file",
+                          rt->file, "line", (json_int_t)rt->line, "column", (json_int_t)rt->column);
+    if (!o)
+        return NULL;
+    if (rt->upstream)
+        json_object_set_new(o, "upstream", json_string(rt->upstream));
+    else if (rt->respond)
+        json_object_set_new(o, "respond", json_pack("{s:i}", "status", rt->respond->status));
+    if (rt->strip_prefix)
+        json_object_set_new(o, "strip_prefix", json_true());
+    if (rt->rewrite)
+        json_object_set_new(o, "rewrite", json_string(rt->rewrite));
+    return o;
+}
+
+/* GET /admin/routes: the table serving now, then the router's state. */
+static json_t *status_json(const struct gw_router_status *st)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    const struct route_table *t = gw.routes ? route_holder_acquire(gw.routes) : NULL;
+    json_t *routes = json_array();
+    for (size_t i = 0; routes && t && i < route_table_count(t); i++)
+        json_array_append_new(routes, route_json(route_table_route(t, i)));
+    json_object_set_new(o, "version", json_integer((json_int_t)(t ? route_table_version(t) : 0)));
+    json_object_set_new(o, "count", json_integer((json_int_t)(t ? route_table_count(t) : 0)));
+    json_object_set_new(o, "files", json_integer((json_int_t)(t ? route_table_files(t) : 0)));
+    json_object_set_new(o, "routes_dir",
+                        gw.cfg && gw.cfg->routes_dir ? json_string(gw.cfg->routes_dir)
+                                                     : json_null());
+    json_object_set_new(o, "routes", routes);
+    route_table_release(t);
+    json_t *versions = json_array();
+    for (size_t i = 0; versions && i < st->nversions && i < GW_ROUTER_HISTORY; i++) {
+        const struct gw_router_version *e = &st->versions[i];
+        json_array_append_new(
+            versions, json_pack("{s:I, s:I, s:s, s:s, s:b}", "version", (json_int_t)e->version,
+                                "routes", (json_int_t)e->routes, "source", e->source,
+                                "published_at", e->published_at, "current", i == 0));
+    }
+    json_object_set_new(o, "versions", versions);
+    json_t *last = json_null();
+    if (st->has_last_reload) {
+        const struct gw_router_reload *l = &st->last_reload;
+        last = outcome_json(&l->outcome, NULL);
+        if (last) {
+            json_object_set_new(last, "time", json_string(l->time));
+            json_object_set_new(last, "source", json_string(l->source));
+            json_object_set_new(last, "duration_ms", json_real(l->duration_ms));
+        }
+    }
+    json_object_set_new(o, "last_reload", last);
+    json_object_set_new(o, "reloads_ok", json_integer((json_int_t)st->reloads_ok));
+    json_object_set_new(o, "reloads_failed", json_integer((json_int_t)st->reloads_failed));
+    json_object_set_new(o, "retired", json_integer((json_int_t)st->retired));
+    return o;
+}
+
+/* Maps a router result to the answer; frees the outcome. */
+static void router_result(struct gw_admin_response *resp, int rc, struct gw_router_outcome *o)
+{
+    if (rc == 0 && o) {
+        gw__admin_json(resp, 200, outcome_json(o, NULL));
+    } else if (rc == -EINVAL && o) {
+        gw__admin_json(resp, 422, outcome_json(o, "routes_refused"));
+    } else if (rc == -ENOENT) {
+        if (o)
+            gw__admin_json(resp, 404, outcome_json(o, "version_not_found"));
+        else
+            gw__admin_errorf(resp, 404, "version_not_found",
+                             "that version is not in the router's history");
+    } else if (rc == -ESRCH || rc == -ECONNRESET || rc == -ETIMEDOUT) {
+        gw__admin_errorf(resp, 503, "router_unavailable", "the router did not answer: %s",
+                         strerror(-rc));
+    } else if (rc == -ENOMEM) {
+        gw__admin_json(resp, 503, NULL); /* the out-of-memory answer */
+    } else {
+        gw__admin_errorf(resp, 500, "internal", "%s", strerror(rc < 0 ? -rc : rc));
+    }
+    gw_router_outcome_free(o);
+}
+
+void gw__admin_routes_get(struct gw_admin_response *resp)
+{
+    struct gw_router_status *st = NULL;
+    int rc = gw_router_status(&st);
+    if (rc < 0) {
+        router_result(resp, rc, NULL);
+        return;
+    }
+    gw__admin_json(resp, 200, status_json(st));
+    gw_router_status_free(st);
+}
+
+void gw__admin_routes_reload(struct gw_admin_response *resp)
+{
+    struct gw_router_outcome *o = NULL;
+    int rc = gw_router_reload("admin", &o);
+    router_result(resp, rc, o);
+}
+
+void gw__admin_routes_replace(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    struct gw_router_outcome *o = NULL;
+    int rc = gw_router_replace(req->body ? req->body : "", req->body_len, &o);
+    router_result(resp, rc, o);
+}
+
+void gw__admin_routes_validate(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    struct gw_router_outcome *o = NULL;
+    int rc = gw_router_validate(req->body ? req->body : "", req->body_len, &o);
+    router_result(resp, rc, o);
+}
+
+void gw__admin_routes_rollback(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    json_error_t err;
+    json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, &err);
+    json_t *v = json_object_get(body, "version");
+    if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+        json_decref(body);
+        gw__admin_errorf(resp, 400, "bad_request",
+                         "expected a JSON body {\"version\": N} with N a positive integer");
+        return;
+    }
+    uint64_t version = (uint64_t)json_integer_value(v);
+    json_decref(body);
+    struct gw_router_outcome *o = NULL;
+    int rc = gw_router_rollback(version, &o);
+    router_result(resp, rc, o);
+}

@@ -1,0 +1,153 @@
+/*
+ * pool.c: each upstream target's keep-alive connection pool: checking a
+ * connection out (an idle one, or a new one connected within the timeout)
+ * and back in.
+ *
+ * The hot path never goes through a process and does no I/O under a lock:
+ * a checkout takes a busy slot with one atomic add (max_connections bounds
+ * the busy connections at every moment, which the descriptor budget counts
+ * on, fdlimit.c), then pops the idle stack under the pool's mutex; a
+ * checkin pushes under it. A checked-out connection is guarded by a
+ * deferred cleanup of the request process, so a process killed or crashed
+ * with it still closes it and gives its slot back.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw_int.h"
+#include "upstream_int.h"
+
+int gw__pool_init(struct gw__pool *p, uint32_t max_idle, uint32_t max_active)
+{
+    pthread_mutex_init(&p->lock, NULL);
+    p->max_idle = max_idle;
+    p->max_active = max_active;
+    p->nidle = 0;
+    atomic_init(&p->active, 0);
+    p->idle = calloc(max_idle ? max_idle : 1, sizeof(int));
+    return p->idle ? 0 : -ENOMEM;
+}
+
+void gw__pool_done(struct gw__pool *p)
+{
+    for (size_t k = 0; k < p->nidle; k++)
+        close(p->idle[k]);
+    free(p->idle);
+    p->idle = NULL;
+    p->nidle = 0;
+    pthread_mutex_destroy(&p->lock);
+}
+
+void gw__pool_counts(struct gw__pool *p, uint32_t *active, size_t *idle)
+{
+    pthread_mutex_lock(&p->lock);
+    *idle = p->nidle;
+    pthread_mutex_unlock(&p->lock);
+    /* Relaxed: a figure shown on its own. */
+    *active = atomic_load_explicit(&p->active, memory_order_relaxed);
+}
+
+static bool still_open(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+struct checkout_guard {
+    struct gw__pool *pool;
+    int fd;
+};
+
+/* Runs only when the process ends with the connection still checked out. */
+static void checkout_abandoned(void *arg)
+{
+    struct checkout_guard *g = arg;
+    atomic_fetch_sub_explicit(&g->pool->active, 1, memory_order_relaxed);
+    rt_close(g->fd);
+}
+
+static uint64_t guard_new(struct gw__pool *p, int fd)
+{
+    struct checkout_guard *g = rt_alloc(sizeof(*g)); /* freed with the process */
+    if (!g)
+        return 0;
+    g->pool = p;
+    g->fd = fd;
+    return rt_defer(checkout_abandoned, g);
+}
+
+int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe, bool *reused,
+                      uint64_t *guard)
+{
+    struct gw__pool *p = &t->pool;
+    atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
+    /* The slot first, for a pooled connection as for a new one still
+     * connecting: max_connections then bounds the busy connections at every
+     * moment, which the descriptor budget counts on (fdlimit.c). Relaxed: a
+     * count alone; fetch_add hands each caller a distinct value. */
+    if (atomic_fetch_add_explicit(&p->active, 1, memory_order_relaxed) >= p->max_active) {
+        atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
+        return -EBUSY;
+    }
+    for (;;) {
+        int fd = -1;
+        pthread_mutex_lock(&p->lock);
+        if (p->nidle)
+            fd = p->idle[--p->nidle];
+        pthread_mutex_unlock(&p->lock);
+        if (fd < 0)
+            break;
+        /* Out of the pool: the caller's client counts it from now on. */
+        gw__fds_idle_leave();
+        if (!probe || still_open(fd)) {
+            *reused = true;
+            *guard = guard_new(p, fd);
+            return fd;
+        }
+        rt_close(fd);
+    }
+    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int err = errno;
+        atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
+        return -err;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, connect_timeout_ms);
+    if (rc < 0) {
+        rt_close(fd);
+        atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
+        return rc;
+    }
+    *reused = false;
+    *guard = guard_new(p, fd);
+    return fd;
+}
+
+void gw__conn_checkin(struct gw_target *t, int fd, bool reusable, uint64_t guard)
+{
+    struct gw__pool *p = &t->pool;
+    if (fd < 0)
+        return;
+    if (guard)
+        rt_undefer(guard, false);
+    atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
+    if (reusable) {
+        /* Idle, it is no client's: it joins the pool only if it fits in the
+         * descriptor budget (fdlimit.c). */
+        pthread_mutex_lock(&p->lock);
+        if (p->nidle < p->max_idle && gw__fds_idle_admit()) {
+            p->idle[p->nidle++] = fd;
+            fd = -1;
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    if (fd >= 0)
+        rt_close(fd);
+}

@@ -1,0 +1,159 @@
+/*
+ * test_pool.c: a target's keep-alive connection pool (gateway/src/pool.c)
+ * against a loopback listener: the busy cap, idle reuse and its cap, and a
+ * process that ends with a connection checked out giving its slot back.
+ * Each body runs in a runtime process; the runtime ends with no process
+ * left.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw_int.h"
+#include "upstream_int.h"
+
+static struct gw_target target;
+static int listener = -1;
+static char failure[256];
+static atomic_int failed;
+
+#define T_ASSERT(c)                                                                                \
+    do {                                                                                           \
+        if (!(c) && atomic_exchange(&failed, 1) == 0)                                              \
+            snprintf(failure, sizeof failure, "%s:%d: %s", __FILE__, __LINE__, #c);                \
+    } while (0)
+
+static void setup(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    listener = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(listener, 0);
+    ck_assert_int_eq(bind(listener, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(listener, 16), 0);
+    ck_assert_int_eq(getsockname(listener, (struct sockaddr *)&a, &alen), 0);
+    memset(&target, 0, sizeof target);
+    memcpy(&target.sa, &a, sizeof a);
+    target.salen = sizeof a;
+    pthread_mutex_init(&target.lock, NULL);
+    /* At most 2 busy, 1 idle. */
+    ck_assert_int_eq(gw__pool_init(&target.pool, 1, 2), 0);
+    /* Room in the descriptor budget for the idle one (fdlimit.c). */
+    gw__fds.budget = 16;
+    atomic_store(&failed, 0);
+}
+
+static void teardown(void)
+{
+    gw__pool_done(&target.pool);
+    pthread_mutex_destroy(&target.lock);
+    close(listener);
+}
+
+static void run(void (*body)(void *))
+{
+    struct rt_config cfg;
+    rt_config_default(&cfg);
+    cfg.schedulers = 1;
+    ck_assert_int_eq(rt_start(&cfg), 0);
+    rt_pid pid = 0;
+    ck_assert_int_eq(rt_spawn(body, NULL, NULL, &pid), 0);
+    ck_assert_int_eq(rt_join(pid, 10000, NULL), 0);
+    ck_assert_int_eq(rt_stop(), 0);
+    ck_assert_msg(!atomic_load(&failed), "%s", failure);
+}
+
+static void counts(uint32_t *active, size_t *idle)
+{
+    gw__pool_counts(&target.pool, active, idle);
+}
+
+static void caps_body(void *arg)
+{
+    (void)arg;
+    bool reused = true;
+    uint64_t g1 = 0, g2 = 0, g3 = 0;
+    int fd1 = gw__conn_checkout(&target, 1000, false, &reused, &g1);
+    T_ASSERT(fd1 >= 0 && !reused);
+    int fd2 = gw__conn_checkout(&target, 1000, false, &reused, &g2);
+    T_ASSERT(fd2 >= 0 && !reused);
+    /* max_connections: a third is refused before any connect. */
+    T_ASSERT(gw__conn_checkout(&target, 1000, false, &reused, &g3) == -EBUSY);
+    uint32_t active;
+    size_t idle;
+    counts(&active, &idle);
+    T_ASSERT(active == 2 && idle == 0);
+    gw__conn_checkin(&target, fd1, true, g1);
+    gw__conn_checkin(&target, fd2, true, g2); /* max_idle is 1: closed */
+    counts(&active, &idle);
+    T_ASSERT(active == 0 && idle == 1);
+    /* The idle one comes back, checked for being open when asked to. */
+    int fd = gw__conn_checkout(&target, 1000, true, &reused, &g1);
+    T_ASSERT(fd == fd1 && reused);
+    gw__conn_checkin(&target, fd, false, g1); /* not reusable: closed */
+    counts(&active, &idle);
+    T_ASSERT(active == 0 && idle == 0);
+    T_ASSERT(atomic_load(&target.requests) == 4); /* every checkout counts, refused too */
+}
+
+START_TEST(pool_caps_busy_and_idle_connections_and_reuses_idle_ones)
+{
+    run(caps_body);
+}
+END_TEST
+
+static void leaver(void *arg)
+{
+    bool reused;
+    uint64_t guard = 0;
+    int fd = gw__conn_checkout(&target, 1000, false, &reused, &guard);
+    *(int *)arg = fd;
+    rt_exit(rt_atom_intern("crashed")); /* never checked in */
+}
+
+static void abandon_body(void *arg)
+{
+    (void)arg;
+    int fd = -1;
+    rt_pid pid = 0;
+    T_ASSERT(rt_spawn(leaver, &fd, NULL, &pid) == 0);
+    rt_ref ref = rt_monitor(pid);
+    struct rt_msg *down = rt_receive_ref(ref, 5000);
+    T_ASSERT(down != NULL);
+    rt_msg_free(down);
+    T_ASSERT(fd >= 0);
+    uint32_t active;
+    size_t idle;
+    counts(&active, &idle);
+    /* The process's cleanup gave the slot back and closed the connection. */
+    T_ASSERT(active == 0 && idle == 0);
+    T_ASSERT(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
+}
+
+START_TEST(a_process_ending_with_a_connection_out_gives_its_slot_back)
+{
+    run(abandon_body);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pool");
+    TCase *tc = tcase_create("pool");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, pool_caps_busy_and_idle_connections_and_reuses_idle_ones);
+    tcase_add_test(tc, a_process_ending_with_a_connection_out_gives_its_slot_back);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed_n = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed_n ? 1 : 0;
+}
