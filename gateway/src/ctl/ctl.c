@@ -33,9 +33,9 @@
 #include "gw/config.h"
 #include "gw/http1.h"
 #include "jpos/json.h"
+#include "jpos/file.h"
 
 #define CTL_MAX_RESPONSE (256u << 20)
-#define CTL_MAX_CONFIG (4u << 20)
 #define CTL_DEFAULT_TIMEOUT_MS 10000
 #define CTL_HEALTH_TIMEOUT_MS 2000
 
@@ -84,49 +84,6 @@ static void usage(FILE *out)
 
 /* ---- where the admin API is -------------------------------------------------- */
 
-static int read_file(const char *path, char **out, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > CTL_MAX_CONFIG + 8192) {
-                rc = -EFBIG;
-                goto out;
-            }
-            char *b = realloc(buf, cap);
-            if (!b) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            buf = b;
-        }
-        ssize_t r = read(fd, buf + n, cap - n - 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    buf = NULL;
-out:
-    free(buf);
-    close(fd);
-    return rc;
-}
-
 static int set_hostport(struct ctl *c, const char *host, unsigned port)
 {
     if (strcmp(host, "0.0.0.0") == 0)
@@ -169,7 +126,7 @@ static int locate(struct ctl *c)
         path = GW_CONFIG_DEFAULT_PATH;
     char *text = NULL;
     size_t len = 0;
-    int rc = read_file(path, &text, &len);
+    int rc = jpos_file_read(path, GW_CONFIG_MAX_BYTES, &text, &len);
     if (rc == -ENOENT && !explicit_config)
         return set_hostport(c, "127.0.0.1", 9901);
     if (rc < 0) {
