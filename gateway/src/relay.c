@@ -379,14 +379,20 @@ enum gw__relay_result gw__relay_attempt(struct gw__relay *r)
     r->body_started = true;
     int rc = send_body(r, chunked);
     if (rc < 0) {
+        /* The caller answers once it has let go of the upstream connection
+         * (which a body cut short leaves useless): not held while a slow
+         * client takes the answer. The body was not read to its end, so the
+         * client connection cannot carry another request. */
         if (rc == -EPIPE) {
             report(r, false, "write error");
-            gw__ex_error(ex, 502, "upstream stopped reading the request", false);
+            r->fail_status = 502;
+            r->fail_msg = "upstream stopped reading the request";
         } else {
-            gw__ex_error(ex, gw__ex_body_status(ex, rc), "could not read the request body", false);
+            r->fail_status = gw__ex_body_status(ex, rc);
+            r->fail_msg = "could not read the request body";
         }
         gw__ex_close_after(ex);
-        return GW__RELAY_DONE;
+        return GW__RELAY_FAILED;
     }
     return relay_response(r);
 }

@@ -22,9 +22,11 @@ enum gw__relay_result {
     GW__RELAY_DONE,   /* answered (status recorded in the exchange) */
     GW__RELAY_RETRY,  /* nothing consumed: try again */
     GW__RELAY_CLOSE,  /* answered partly or not at all: close the client */
-    GW__RELAY_FAILED, /* the upstream failed before any response byte reached the client:
-                       * fail_status/fail_msg say what to answer; the request may be
-                       * retried when idempotent */
+    GW__RELAY_FAILED, /* the attempt failed before any response byte reached the client
+                       * (the upstream, or the client's streamed body): fail_status/
+                       * fail_msg say what to answer, once the connection is given
+                       * back; the request may be retried when idempotent and its body
+                       * is held whole (pre_complete) */
 };
 
 /* What the caller does for the attempt. Called in the request process. */
@@ -79,7 +81,8 @@ int gw__relay_preread(struct gw__relay *r, char *buf);
 /* One attempt on r->ufd: sends the head and the body (r->pre, then the
  * rest from the client), reads the response and relays it, or fails.
  * Writes to the client only through the exchange; answers the client
- * itself when the result is GW__RELAY_DONE. Never closes or pools ufd: the
+ * itself when the result is GW__RELAY_DONE, and leaves the answer to the
+ * caller when it is GW__RELAY_FAILED. Never closes or pools ufd: the
  * caller does, as r->reusable says. Request process; waits for both peers,
  * each wait bounded (response_timeout_ms, read_timeout_ms,
  * GW__WRITE_TIMEOUT_MS, the listener's body timeouts). */

@@ -692,6 +692,57 @@ START_TEST(response_head_too_large_answers_502)
 }
 END_TEST
 
+/* An HTTP/1.0 client cannot take chunks: the body goes as it is and the
+ * client connection closes to end it. The upstream connection is not given
+ * back to the pool then, as before the relay had its own file. */
+static void client10_body(void)
+{
+    fx_open("GET /x HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\n\r\n", get_up);
+    T_ASSERT(F.ex.keep_alive);
+    F.up.until = "\r\n\r\n";
+    F.up.out[0] = (struct piece){.d = "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                                      "chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"};
+    F.up.keep_open = true;
+    T_EQ(fx_attempt(), GW__RELAY_DONE);
+    T_ASSERT_F(!strstr(F.out, "chunked") && strcmp(out_body(), "abcde") == 0, "%s", F.out);
+    T_ASSERT(!F.ex.keep_alive);
+    T_ASSERT(!F.r.reusable);
+    T_EQ(F.r.bytes_out, 5);
+    fx_close();
+}
+
+START_TEST(http10_client_gets_the_body_until_close_and_the_upstream_is_not_pooled)
+{
+    t_run(client10_body, true);
+}
+END_TEST
+
+/* Once the head is in, each read waits read_timeout_ms: the response
+ * deadline bounds only the wait for the head, even while the head is held
+ * back for the first body piece. */
+static void slow_body_after_head(void)
+{
+    fx_open(get_req, get_up);
+    F.r.response_timeout_ms = (uint32_t)scaled(300);
+    F.r.read_timeout_ms = (uint32_t)scaled(3000);
+    F.up.until = "\r\n\r\n";
+    F.up.out[0] = (struct piece){.d = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"};
+    F.up.out[1] = (struct piece){.d = "ab", .n = 0, .pause_ms = 700};
+    F.up.out[2] = (struct piece){.d = "cd", .n = 0, .pause_ms = 700};
+    F.up.keep_open = true;
+    T_EQ(fx_attempt(), GW__RELAY_DONE);
+    T_ASSERT_F(strcmp(out_body(), "abcd") == 0, "%s", F.out);
+    T_EQ(F.reports_failed, 0);
+    T_ASSERT(F.r.reusable);
+    fx_close();
+}
+
+START_TEST(body_reads_wait_the_read_timeout_not_the_response_deadline)
+{
+    t_run(slow_body_after_head, true);
+}
+END_TEST
+
 /* ---- request bodies --------------------------------------------------------- */
 
 #define BIG_BODY (3 * GW__PREREAD + 1234)
@@ -828,7 +879,9 @@ START_TEST(request_body_read_whole_when_small)
 END_TEST
 
 /* A client whose streamed body stops coming gets 408, and the connection
- * closes as the body was not read; nothing is held against the upstream. */
+ * closes as the body was not read; nothing is held against the upstream.
+ * The caller answers, after it let go of the upstream connection: the
+ * attempt writes nothing to the client. */
 static void body_stops(void)
 {
     static const char up[] = "POST /u HTTP/1.1\r\n\r\n";
@@ -843,9 +896,11 @@ static void body_stops(void)
     fx_start(&F.cl);
     F.up.expect = strlen(up) + GW__PREREAD + 10;
     F.up.keep_open = true;
-    T_EQ(fx_attempt(), GW__RELAY_DONE);
-    T_ASSERT_F(strncmp(F.out, "HTTP/1.1 408 ", 13) == 0, "%s", F.out);
-    T_EQ(F.ex.status, 408);
+    T_EQ(fx_attempt(), GW__RELAY_FAILED);
+    T_EQ(F.r.fail_status, 408);
+    T_ASSERT(strcmp(F.r.fail_msg, "could not read the request body") == 0);
+    T_EQ(F.out_len, 0);
+    T_ASSERT(!F.ex.response_started);
     T_ASSERT(!F.ex.keep_alive);
     T_EQ(F.reports_failed, 0);
     T_ASSERT(!F.r.reusable);
@@ -853,13 +908,46 @@ static void body_stops(void)
     free(body);
 }
 
-START_TEST(request_body_stopping_answers_408)
+START_TEST(request_body_stopping_left_to_the_caller_to_answer_408)
 {
     t_run(body_stops, true);
 }
 END_TEST
 
-/* The upstream stops reading a streamed body (closes): 502. */
+/* A pooled connection that closes without an answer once the body has
+ * streamed from the client is not a stale connection to try again: the body
+ * is gone. 502. */
+static void reused_after_body(void)
+{
+    char req[128], up[128];
+    snprintf(req, sizeof req, "POST /u HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n",
+             BIG_BODY);
+    snprintf(up, sizeof up, "POST /u HTTP/1.1\r\nHost: up\r\nContent-Length: %d\r\n\r\n", BIG_BODY);
+    char *body = pattern(BIG_BODY);
+    fx_open(req, up);
+    F.r.reused = true;
+    F.up.expect = strlen(up) + BIG_BODY; /* then closes, answering nothing */
+    F.cl.out[0] = (struct piece){.d = body, .n = BIG_BODY};
+    F.cl.keep_open = true;
+    fx_start(&F.cl);
+    T_EQ(fx_attempt(), GW__RELAY_FAILED);
+    T_ASSERT(F.r.body_started);
+    T_EQ(F.up.got_len, strlen(up) + BIG_BODY);
+    T_EQ(F.r.fail_status, 502);
+    T_EQ(F.reports_failed, 1);
+    T_EQ(F.out_len, 0);
+    fx_close();
+    free(body);
+}
+
+START_TEST(reused_connection_closing_after_a_streamed_body_is_not_retried)
+{
+    t_run(reused_after_body, true);
+}
+END_TEST
+
+/* The upstream stops reading a streamed body (closes): 502, answered by the
+ * caller once the connection is given back. */
 static void upstream_stops_reading(void)
 {
     static const char up[] = "POST /u HTTP/1.1\r\n\r\n";
@@ -875,9 +963,11 @@ static void upstream_stops_reading(void)
     fx_start(&F.cl);
     /* It takes the head and the pre-read start, then closes. */
     F.up.expect = strlen(up) + GW__PREREAD + 10;
-    T_EQ(fx_attempt(), GW__RELAY_DONE);
-    T_ASSERT_F(strncmp(F.out, "HTTP/1.1 502 ", 13) == 0, "%s", F.out);
-    T_ASSERT(strstr(F.out, "upstream stopped reading the request"));
+    T_EQ(fx_attempt(), GW__RELAY_FAILED);
+    T_EQ(F.r.fail_status, 502);
+    T_ASSERT(strcmp(F.r.fail_msg, "upstream stopped reading the request") == 0);
+    T_EQ(F.out_len, 0);
+    T_ASSERT(!F.ex.response_started);
     T_ASSERT(!F.ex.keep_alive);
     T_EQ(F.reports_failed, 1);
     T_ASSERT(strcmp(F.what, "write error") == 0);
@@ -885,7 +975,7 @@ static void upstream_stops_reading(void)
     free(body);
 }
 
-START_TEST(upstream_stopping_to_read_the_body_answers_502)
+START_TEST(upstream_stopping_to_read_the_body_left_to_the_caller_to_answer_502)
 {
     t_run(upstream_stops_reading, true);
 }
@@ -913,13 +1003,16 @@ static Suite *suite(void)
     tcase_add_test(tc, upstream_closing_mid_body_closes_the_client);
     tcase_add_test(tc, malformed_response_answers_502);
     tcase_add_test(tc, response_head_too_large_answers_502);
+    tcase_add_test(tc, http10_client_gets_the_body_until_close_and_the_upstream_is_not_pooled);
+    tcase_add_test(tc, body_reads_wait_the_read_timeout_not_the_response_deadline);
     suite_add_tcase(s, tc);
     tc = tcase_create("request bodies");
     tcase_add_test(tc, request_body_streamed_by_length);
     tcase_add_test(tc, request_body_streamed_chunked);
     tcase_add_test(tc, request_body_read_whole_when_small);
-    tcase_add_test(tc, request_body_stopping_answers_408);
-    tcase_add_test(tc, upstream_stopping_to_read_the_body_answers_502);
+    tcase_add_test(tc, request_body_stopping_left_to_the_caller_to_answer_408);
+    tcase_add_test(tc, reused_connection_closing_after_a_streamed_body_is_not_retried);
+    tcase_add_test(tc, upstream_stopping_to_read_the_body_left_to_the_caller_to_answer_502);
     suite_add_tcase(s, tc);
     return s;
 }
