@@ -147,6 +147,9 @@ class Gateway:
                                       stderr=self.stderr, env=e, preexec_fn=preexec_fn)
         try:
             wait_port(self.port)
+            if self.admin_port:
+                # The admin listener opens after the public ones.
+                wait_port(self.admin_port)
         except TimeoutError:
             self.stop()
             raise RuntimeError("gateway did not start: " + self.log())
