@@ -6,8 +6,9 @@
  * lends the exchange to a request process and waits for that process to
  * end, so one process uses it at a time (the tunnel's pump, which writes to
  * the client from another process, gets its own half: gw__ex_tunnel_open).
- * exchange.c is the only code that reads from or writes to the client, and
- * the only writer of the response state below (status, keep_alive,
+ * exchange.c is the only code that reads from or writes to the client (a
+ * client refused before it has an exchange too: gw__ex_refuse), and the
+ * only writer of the response state below (status, keep_alive,
  * response_started); anyone may read it. Every answer the gateway makes
  * itself leaves through gw__ex_answer or gw__ex_error, its head built by
  * http/response.c.
