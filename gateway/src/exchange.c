@@ -10,6 +10,8 @@
  * response goes through gw__ex_write/writev, which mark the response
  * started; answers the gateway makes itself are built by http/response.c
  * and carry the request id and the exchange's keep-alive decision.
+ * A client refused before it has an exchange (listener.c) is answered here
+ * too, on its bare descriptor (gw__ex_refuse).
  */
 #include "exchange.h"
 
@@ -506,4 +508,38 @@ int gw__ex_tunnel_read(struct gw__exchange *ex, int64_t timeout_ms, const char *
     *len = ex->len;
     ex->len = 0;
     return 1;
+}
+
+/* ---- a refusal ------------------------------------------------------------------ */
+
+/* TLS: a client of a TLS listener cannot read a plaintext 503, so there the
+ * answer has to go inside a session, which costs a handshake: CPU, memory
+ * for the session and round trips. The lingering refusal may afford that
+ * within linger_ms (it will then take the listener's TLS context too, and
+ * the session's memory is a new allocation, to bound as listener.c bounds
+ * lingering refusals); the
+ * immediate one, used exactly when nothing can be spared, should close
+ * without answering (at most a TLS alert). Either way the choice is made
+ * here, so listener.c keeps deciding only when to refuse. */
+void gw__ex_refuse(int fd, int64_t linger_ms)
+{
+    char sink[4096];
+    size_t n = 0;
+    if (gw_http_busy_write(sink, sizeof sink, &n) < 0)
+        n = 0;
+    if (linger_ms > 0) {
+        if (!n || rt_write(fd, sink, n, linger_ms) < 0)
+            return;
+        shutdown(fd, SHUT_WR);
+        uint64_t end = rt_now_ms() + (uint64_t)linger_ms;
+        while (rt_now_ms() < end &&
+               rt_read(fd, sink, sizeof sink, (int64_t)(end - rt_now_ms())) > 0)
+            ;
+        return;
+    }
+    ssize_t w = n ? send(fd, sink, n, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
+    (void)w; /* nothing more to try: the socket is closed either way */
+    shutdown(fd, SHUT_WR);
+    while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+        ;
 }

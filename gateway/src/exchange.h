@@ -6,8 +6,9 @@
  * lends the exchange to a request process and waits for that process to
  * end, so one process uses it at a time (the tunnel's pump, which writes to
  * the client from another process, gets its own half: gw__ex_tunnel_open).
- * exchange.c is the only code that reads from or writes to the client, and
- * the only writer of the response state below (status, keep_alive,
+ * exchange.c is the only code that reads from or writes to the client (a
+ * client refused before it has an exchange too: gw__ex_refuse), and the
+ * only writer of the response state below (status, keep_alive,
  * response_started); anyone may read it. Every answer the gateway makes
  * itself leaves through gw__ex_answer or gw__ex_error, its head built by
  * http/response.c.
@@ -213,5 +214,22 @@ int gw__ex_tunnel_open(struct gw__exchange *ex, struct gw__transport **writer);
  * after all, -ETIMEDOUT, -ECONNRESET when the client is done sending (or
  * failed). */
 int gw__ex_tunnel_read(struct gw__exchange *ex, int64_t timeout_ms, const char **data, size_t *len);
+
+/* ---- a refusal (listener.c) ------------------------------------------------- */
+
+/* Answers 503 (gw_http_busy_write) to a client refused before any exchange
+ * exists (over the connection limit or the descriptor budget), on its bare
+ * accepted descriptor `fd`, which stays the caller's: it closes it or turns
+ * it into the spare descriptor (fdlimit.c). Takes no descriptor and
+ * allocates nothing, so it works when neither can be had.
+ *
+ * With linger_ms > 0 (a process of its own): waits at most linger_ms for
+ * the answer to go, stops sending, then reads and drops what the client
+ * sends for at most linger_ms more, so that the close does not reset the
+ * connection before the client read the answer. With linger_ms 0 nothing
+ * waits (the acceptor itself, under a flood or at the descriptor limit): a
+ * fresh socket's send buffer takes the answer at once, and what the client
+ * already sent is read and dropped. Process context for linger_ms > 0. */
+void gw__ex_refuse(int fd, int64_t linger_ms);
 
 #endif

@@ -267,52 +267,28 @@ log_limited(struct gw__listener *l, int kind, enum rt_log_level level, const cha
  * read-modify-writes, which stay exact whatever the order. */
 static _Atomic int refusing;
 
-/* The 503 a refused client gets (response.c) in buf; its length, or 0. */
-static size_t busy_answer(char *buf, size_t cap)
-{
-    size_t n = 0;
-    return gw_http_busy_write(buf, cap, &n) == 0 ? n : 0;
-}
-
 static void refusing_done(void *arg)
 {
     (void)arg;
     atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
 }
 
-/* Answers 503 and closes gracefully: the client's request is read and
- * dropped for a moment first, so that closing does not reset the
- * connection before the client read the answer. */
+/* Answers 503 and closes gracefully (gw__ex_refuse, lingering a second
+ * each way). */
 static void refuse_main(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     rt_defer(refusing_done, NULL);
-    char sink[4096];
-    size_t n = busy_answer(sink, sizeof sink);
-    if (n && rt_write(fd, sink, n, 1000) >= 0) {
-        shutdown(fd, SHUT_WR);
-        uint64_t end = rt_now_ms() + 1000;
-        while (rt_now_ms() < end &&
-               rt_read(fd, sink, sizeof sink, (int64_t)(end - rt_now_ms())) > 0)
-            ;
-    }
+    gw__ex_refuse(fd, 1000);
     rt_close(fd);
 }
 
 /* Answers 503 without waiting, for when neither a process nor a descriptor
- * can be spared for long: a fresh socket's send buffer takes the answer at
- * once; what the client already sent is read so that the close that follows
- * is less likely to reset the connection. The caller closes fd, or turns it
+ * can be spared for long (gw__ex_refuse). The caller closes fd, or turns it
  * into the spare descriptor. */
 static void answer_now(int fd)
 {
-    char sink[4096];
-    size_t n = busy_answer(sink, sizeof sink);
-    ssize_t w = n ? send(fd, sink, n, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
-    (void)w; /* nothing more to try: the socket is closed either way */
-    shutdown(fd, SHUT_WR);
-    while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
-        ;
+    gw__ex_refuse(fd, 0);
 }
 
 static void refuse_now(int fd)

@@ -8,8 +8,9 @@
  * reached the client. Covered: reading a body (length, chunked, per-read
  * and whole-body timeouts, the client closing), 100 Continue sent once and
  * only when asked, error answers and the keep-alive decision, the response
- * state as the API leaves it, and a write to a client that stops reading
- * timing out. */
+ * state as the API leaves it, a write to a client that stops reading
+ * timing out, and the 503 a client refused before it has an exchange gets
+ * on its bare descriptor. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -496,6 +498,76 @@ START_TEST(write_to_a_client_that_stops_reading_times_out)
 }
 END_TEST
 
+/* ---- a refusal on the bare descriptor ------------------------------------------------ */
+
+static const char busy_prefix[] = "HTTP/1.1 503 Service Unavailable\r\n";
+
+/* Bytes waiting to be read on fd. */
+static int unread(int fd)
+{
+    int n = -1;
+    ck_assert_int_eq(ioctl(fd, FIONREAD, &n), 0);
+    return n;
+}
+
+/* The client's view: the whole 503, then the end of the stream. */
+static void check_busy_answer(const char *out)
+{
+    ck_assert_msg(strncmp(out, busy_prefix, sizeof busy_prefix - 1) == 0, "%s", out);
+    const char *end = strstr(out, "\r\n\r\n");
+    ck_assert_ptr_nonnull(end);
+    ck_assert_str_eq(end + 4, "{\"error\": \"too many connections\"}\n");
+    ck_assert_ptr_nonnull(strstr(out, "Connection: close\r\n"));
+}
+
+START_TEST(refusal_without_lingering_answers_503_and_drops_what_was_sent)
+{
+    ck_assert_int_eq(rt_fd_nonblock(side), 0); /* as accepted */
+    send_str("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    ck_assert_int_gt(unread(side), 0);
+    gw__ex_refuse(side, 0);
+    ck_assert_int_eq(unread(side), 0);          /* read and dropped */
+    ck_assert_int_ne(fcntl(side, F_GETFD), -1); /* still the caller's */
+    check_busy_answer(received());
+    char c;
+    ck_assert_int_eq(read(peer, &c, 1), 0); /* it stopped sending */
+    close(side);
+}
+END_TEST
+
+static uint64_t refuse_ms;
+static void p_refuse_linger(void *arg)
+{
+    (void)arg;
+    uint64_t t0 = rt_now_ms();
+    gw__ex_refuse(side, scaled(3000));
+    refuse_ms = rt_now_ms() - t0;
+    T_ASSERT(fcntl(side, F_GETFD) != -1); /* still the caller's */
+    rt_close(side);
+}
+
+START_TEST(lingering_refusal_answers_503_and_reads_until_the_client_closes)
+{
+    ck_assert_int_eq(rt_fd_nonblock(side), 0); /* as accepted */
+    send_str("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n");
+    rt_pid pid;
+    ck_assert_int_eq(rt_spawn(p_refuse_linger, NULL, NULL, &pid), 0);
+    check_busy_answer(received());
+    char c;
+    ck_assert_int_eq(read(peer, &c, 1), 0); /* it stopped sending, and still reads: */
+    send_str("hello");
+    usleep((useconds_t)scaled(50) * 1000);
+    close(peer); /* ends the lingering before its time */
+    peer = -1;
+    rt_atom reason;
+    ck_assert_int_eq(rt_join(pid, scaled(20000), &reason), 0);
+    ck_assert_msg(!atomic_load(&t_failed), "%s", t_failure);
+    ck_assert_int_eq(reason, RT_NORMAL);
+    ck_assert_uint_ge(refuse_ms, (uint64_t)scaled(50)); /* it lingered */
+    ck_assert_uint_lt(refuse_ms, (uint64_t)scaled(3000));
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the test writes to an exchange that may have closed */
@@ -519,6 +591,8 @@ int main(void)
     tcase_add_test(tc, answer_to_head_states_the_length_and_sends_no_body);
     tcase_add_test(tc, a_new_request_starts_with_fresh_response_state);
     tcase_add_test(tc, write_to_a_client_that_stops_reading_times_out);
+    tcase_add_test(tc, refusal_without_lingering_answers_503_and_drops_what_was_sent);
+    tcase_add_test(tc, lingering_refusal_answers_503_and_reads_until_the_client_closes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
