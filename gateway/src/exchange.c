@@ -313,11 +313,10 @@ int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const
     h.close = !ex->keep_alive;
     h.content_length = body_len;
     /* The fields a caller adds are bounded by what it holds (a route's
-     * respond fields, the admin API's static lines): room for them all. */
+     * respond fields, the admin API's static values): room for them all. */
     size_t cap = 512 + (h.location ? strlen(h.location) : 0) +
                  (h.location_query ? strlen(h.location_query) : 0) +
-                 (h.allow ? strlen(h.allow) : 0) + (h.lines ? strlen(h.lines) : 0) +
-                 (h.content_type ? strlen(h.content_type) : 0);
+                 (h.allow ? strlen(h.allow) : 0) + (h.content_type ? strlen(h.content_type) : 0);
     for (size_t i = 0; i < h.nfields; i++)
         cap += strlen(h.fields[i].name) + strlen(h.fields[i].value) + 4;
     char *head = rt_alloc(cap);

@@ -81,9 +81,10 @@ struct gw_admin_response {
     const char *content_type; /* static string */
     char *body;               /* malloc'd; the caller frees */
     size_t body_len;
-    /* Extra header lines, each ending in CRLF ("allow: GET, HEAD\r\n"),
-     * or NULL; static storage. */
-    const char *headers;
+    /* Fields of the answer's head, or NULL (static storage): a 405's
+     * Allow ("GET, HEAD"), a 401's WWW-Authenticate. */
+    const char *allow;
+    const char *www_authenticate;
 };
 
 /* Any thread. The checks above that need only the head (Host, origin,

@@ -381,7 +381,6 @@ struct gw_http_answer {
     const char *location_query;      /* appended to Location after '?', or NULL */
     const struct gw_http_kv *fields; /* further fields, as given */
     size_t nfields;
-    const char *lines; /* further fields as whole CRLF-ended lines, or NULL */
 };
 
 /* Writes the head of answer `a`. `*out_len` gets the length. Returns 0,

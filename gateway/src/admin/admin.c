@@ -637,17 +637,17 @@ static bool allowed(struct gw_admin_response *resp, enum method m, unsigned allo
         json_array_append_new(a, json_string("PUT"));
     gw__admin_error(resp, 405, "method_not_allowed", json_pack("{s:o}", "allow", a));
     /* The same list as an Allow header (RFC 9110 §15.5.6). */
-    static const char *const allow_lines[8] = {
-        [0] = "allow: \r\n",
-        [M_GET] = "allow: GET, HEAD\r\n",
-        [M_POST] = "allow: POST\r\n",
-        [M_GET | M_POST] = "allow: GET, HEAD, POST\r\n",
-        [M_PUT] = "allow: PUT\r\n",
-        [M_GET | M_PUT] = "allow: GET, HEAD, PUT\r\n",
-        [M_POST | M_PUT] = "allow: POST, PUT\r\n",
-        [M_GET | M_POST | M_PUT] = "allow: GET, HEAD, POST, PUT\r\n",
+    static const char *const allow_values[8] = {
+        [0] = "",
+        [M_GET] = "GET, HEAD",
+        [M_POST] = "POST",
+        [M_GET | M_POST] = "GET, HEAD, POST",
+        [M_PUT] = "PUT",
+        [M_GET | M_PUT] = "GET, HEAD, PUT",
+        [M_POST | M_PUT] = "POST, PUT",
+        [M_GET | M_POST | M_PUT] = "GET, HEAD, POST, PUT",
     };
-    resp->headers = allow_lines[allow & (M_GET | M_POST | M_PUT)];
+    resp->allow = allow_values[allow & (M_GET | M_POST | M_PUT)];
     return false;
 }
 
@@ -704,7 +704,7 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
     if (!authorised(req)) {
         gw__admin_errorf(resp, 401, "unauthorized",
                          "a valid \"Authorization: Bearer <token>\" header is required");
-        resp->headers = "www-authenticate: Bearer realm=\"tandem-admin\"\r\n";
+        resp->www_authenticate = "Bearer realm=\"tandem-admin\"";
         return;
     }
     if (strcmp(path, "/metrics") == 0) {

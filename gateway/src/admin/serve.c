@@ -54,11 +54,14 @@ void gw__admin_serve(struct gw__exchange *ex, struct gw_http_target *t, struct g
         /* Refused on its head: the body is never read. */
         gw__ex_close_after(ex);
     }
+    const struct gw_http_kv auth = {"WWW-Authenticate", aresp.www_authenticate};
     struct gw_http_answer a = {
         .status = aresp.status,
         .content_type = aresp.content_type ? aresp.content_type : "application/json",
         .no_store = true,
-        .lines = aresp.headers,
+        .allow = aresp.allow,
+        .fields = aresp.www_authenticate ? &auth : NULL,
+        .nfields = aresp.www_authenticate ? 1 : 0,
     };
     bool head_only = strcmp(ex->head->method, "HEAD") == 0;
     gw__ex_answer(ex, &a, aresp.body, aresp.body_len, head_only);

@@ -261,8 +261,6 @@ int gw_http_answer_head_write(const struct gw_http_answer *a, char *buf, size_t 
         gw__http_puts(&o, a->request_id);
         gw__http_put(&o, "\r\n", 2);
     }
-    if (a->lines)
-        gw__http_puts(&o, a->lines);
     if (a->close)
         gw__http_puts(&o, "Connection: close\r\n");
     gw__http_put(&o, "\r\n", 2);

@@ -52,15 +52,17 @@ START_TEST(answer_head_has_status_line_and_fields_in_order)
 }
 END_TEST
 
-START_TEST(answer_head_for_admin_has_no_store_lines_and_close)
+START_TEST(answer_head_for_admin_has_no_store_fields_and_close)
 {
+    const struct gw_http_kv auth = {"WWW-Authenticate", "Bearer realm=\"x\""};
     struct gw_http_answer a = {.status = 401,
                                .request_id = "r",
                                .close = true,
                                .content_type = "application/json",
                                .content_length = 2,
                                .no_store = true,
-                               .lines = "www-authenticate: Bearer realm=\"x\"\r\n"};
+                               .fields = &auth,
+                               .nfields = 1};
     char out[512];
     size_t n, used;
     ck_assert_int_eq(gw_http_answer_head_write(&a, out, sizeof out, &n), 0);
@@ -223,7 +225,7 @@ int main(void)
     Suite *s = suite_create("http_response");
     TCase *t = tcase_create("answers");
     tcase_add_test(t, answer_head_has_status_line_and_fields_in_order);
-    tcase_add_test(t, answer_head_for_admin_has_no_store_lines_and_close);
+    tcase_add_test(t, answer_head_for_admin_has_no_store_fields_and_close);
     tcase_add_test(t, redirect_has_location_with_its_query);
     tcase_add_test(t, statuses_without_a_body_state_no_length);
     tcase_add_test(t, method_not_allowed_has_allow_as_a_field);
