@@ -77,7 +77,7 @@ static const struct jpos_key listener_rows[] = {
      .why = "idle keep-alive connections are closed after it"},
     {"request_timeout_ms", JPOS_T_INT, 0, FIELD(L, request_timeout_ms), 1, MS_DAY, 60000,
      .why = "each read of a request body (408 beyond)"},
-    {"path_policy", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &path_policy_keys,
+    {"path_policy", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(L, path_policy), .sub = &path_policy_keys,
      .def_str = "{}", .why = "how the request path may be written", .id = GW__K_PATH_POLICY},
     /* Long enough for a 100 MiB body (the default limit) at about 350 KiB/s,
      * short enough that a body trickled within the per-read timeout frees
