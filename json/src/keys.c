@@ -55,6 +55,9 @@ void jpos_keys_defaults(const struct jpos_section *s, void *base)
         const struct jpos_key *k = &s->keys[i];
         if (k->type == JPOS_T_INT || k->type == JPOS_T_BOOL || k->type == JPOS_T_CHOICE)
             jpos_key_store(k, base, k->def);
+        else if (k->type == JPOS_T_OBJECT && k->sub)
+            jpos_keys_defaults(k->sub,
+                               k->offset == JPOS_NO_FIELD ? base : (char *)base + k->offset);
     }
 }
 

@@ -16,7 +16,9 @@ static const char *const slashes_names[] = {"refuse", "keep", "redirect", "decod
 static const char *const params_names[] = {"refuse", "keep", NULL};
 
 static const struct jpos_key match_rows[] = {
-    {"host", JPOS_T_STRING, C, NOFIELD, .max = 253, .id = ROUTE__K_HOST,
+    /* A DNS name is at most 253 bytes; "*." before it or a final '.' after
+     * it adds up to two. */
+    {"host", JPOS_T_STRING, C, NOFIELD, .max = 253 + 2, .id = ROUTE__K_HOST,
      .why = "\"api.example.com\" (exact) or \"*.example.com\" (any name below it); absent: any "
             "host"},
     {"path", JPOS_T_STRING, C, NOFIELD, .max = ROUTE_MAX_PATH_BYTES, .id = ROUTE__K_PATH,

@@ -28,8 +28,6 @@ static const char *const managed_headers[] = {
     "content-length", "transfer-encoding", "connection",       "keep-alive", "te",
     "trailer",        "upgrade",           "proxy-connection", NULL};
 
-#define MAX_HOST 253
-
 static bool is_tchar(unsigned char c)
 {
     return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
@@ -280,7 +278,10 @@ static int parse_host(struct route__parse_ctx *ctx, struct route__entry *e,
 {
     const char *s;
     size_t len;
-    if (!jpos_string(d, hv, MAX_HOST + 2, &s, &len))
+    /* The row's limit: a name of up to 253 bytes, with "*." before it or a
+     * final '.' after it. */
+    if (!jpos_string(d, hv, (size_t)route__key_row(route__match_keys, ROUTE__K_HOST)->max, &s,
+                     &len))
         return -EINVAL;
     char *h = lower_dup(ctx->arena, s, len);
     if (!h)
@@ -794,20 +795,21 @@ static int parse_timeouts(struct route__entry *e, const struct jpos_val *tv, str
     struct jpos_val m;
     jpos_iter_init(&it, tv);
     while (jpos_iter_next(&it, &m)) {
-        int id = route__key_id(route__timeout_keys, m.key);
+        const struct jpos_key *k = jpos_key_find(route__timeout_keys, m.key);
+        int id = k ? k->id : ROUTE__K_NONE;
         long long x;
         if (id == ROUTE__K_CONNECT_MS) {
-            if (jpos_int(d, &m, 1, 3600000, &x))
+            if (jpos_int(d, &m, k->min, k->max, &x))
                 e->r.connect_timeout_ms = (uint32_t)x;
             else
                 r = -EINVAL;
         } else if (id == ROUTE__K_RESPONSE_MS) {
-            if (jpos_int(d, &m, 1, 3600000, &x))
+            if (jpos_int(d, &m, k->min, k->max, &x))
                 e->r.response_timeout_ms = (uint32_t)x;
             else
                 r = -EINVAL;
         } else if (id == ROUTE__K_TUNNEL_IDLE_MS) {
-            if (jpos_int(d, &m, 1, 86400000, &x))
+            if (jpos_int(d, &m, k->min, k->max, &x))
                 e->r.tunnel_idle_ms = (uint32_t)x;
             else
                 r = -EINVAL;
@@ -1017,7 +1019,8 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
     struct jpos_val m;
     jpos_iter_init(&it, v);
     while (jpos_iter_next(&it, &m)) {
-        int id = route__key_id(route__route_keys, m.key);
+        const struct jpos_key *k = jpos_key_find(route__route_keys, m.key);
+        int id = k ? k->id : ROUTE__K_NONE;
         long long x;
         const char *s;
         int slot = -1;
@@ -1044,12 +1047,12 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
         else if (id == ROUTE__K_RETRIES)
             slot = K_RETRIES;
         else if (id == ROUTE__K_DESCRIPTION)
-            jpos_string(d, &m, 4096, &s, NULL);
+            jpos_string(d, &m, (size_t)k->max, &s, NULL);
         else if (id == ROUTE__K_MAX_BODY_BYTES) {
-            if (jpos_int(d, &m, 0, 1LL << 50, &x))
+            if (jpos_int(d, &m, k->min, k->max, &x))
                 e->r.max_body_bytes = x;
         } else if (id == ROUTE__K_PRIORITY) {
-            if (jpos_int(d, &m, -1000000, 1000000, &x))
+            if (jpos_int(d, &m, k->min, k->max, &x))
                 e->r.priority = (int)x;
         } else if (id == ROUTE__K_PATH_POLICY) {
             parse_path_policy(e, &m, d);
@@ -1106,7 +1109,9 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
     if (has[K_UPSTREAM]) {
         const char *s;
         size_t len;
-        if (jpos_string(d, &kv[K_UPSTREAM], 256, &s, &len)) {
+        if (jpos_string(d, &kv[K_UPSTREAM],
+                        (size_t)route__key_row(route__route_keys, ROUTE__K_UPSTREAM)->max, &s,
+                        &len)) {
             int found = -1;
             for (size_t i = 0; i < ctx->nupstreams && found < 0; i++)
                 if (strcmp(ctx->upstreams[i], s) == 0)
@@ -1178,7 +1183,8 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
         CHECK_NOMEM(parse_timeouts(e, &kv[K_TIMEOUTS], d));
     if (has[K_RETRIES]) {
         long long x;
-        if (jpos_int(d, &kv[K_RETRIES], 0, 10, &x))
+        const struct jpos_key *k = route__key_row(route__route_keys, ROUTE__K_RETRIES);
+        if (jpos_int(d, &kv[K_RETRIES], k->min, k->max, &x))
             e->r.retries = (int)x;
     }
 #undef CHECK_NOMEM

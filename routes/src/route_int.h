@@ -165,6 +165,17 @@ static inline int route__key_id(const struct jpos_section *s, const char *key)
     return k ? k->id : ROUTE__K_NONE;
 }
 
+/* The row of `id` in section `s` (which holds it): values are read with the
+ * row's range, so that a limit is written once, for `tandem check` and the
+ * schema alike. */
+static inline const struct jpos_key *route__key_row(const struct jpos_section *s, int id)
+{
+    for (size_t i = 0; i < s->nkeys; i++)
+        if (s->keys[i].id == id)
+            return &s->keys[i];
+    return NULL;
+}
+
 /* ---- tables ----------------------------------------------------------------- */
 struct route__node {
     uint32_t param_child; /* 0: none */

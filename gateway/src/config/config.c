@@ -581,20 +581,10 @@ static int upstream_key(void *ctx, const struct jpos_key *k, const struct jpos_v
     return 0;
 }
 
-/* The health sections write into the upstream itself, so their defaults are
- * set with the upstream's. */
-static void upstream_defaults(struct gw_upstream_config *u, const struct jpos_section *s)
-{
-    jpos_keys_defaults(s, u);
-    for (size_t i = 0; i < s->nkeys; i++)
-        if (s->keys[i].type == JPOS_T_OBJECT && s->keys[i].sub)
-            upstream_defaults(u, s->keys[i].sub);
-}
-
 static int parse_upstream(struct gw_upstream_config *u, const struct jpos_key *row,
                           const struct jpos_val *v, struct jpos_diags *d)
 {
-    upstream_defaults(u, row->sub);
+    jpos_keys_defaults(row->sub, u); /* health's sections write into the upstream too */
     if (!jpos_object(d, v))
         return 0;
     struct upstream_ctx c = {.u = u};

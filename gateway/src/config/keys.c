@@ -77,7 +77,7 @@ static const struct jpos_key listener_rows[] = {
      .why = "idle keep-alive connections are closed after it"},
     {"request_timeout_ms", JPOS_T_INT, 0, FIELD(L, request_timeout_ms), 1, MS_DAY, 60000,
      .why = "each read of a request body (408 beyond)"},
-    {"path_policy", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &path_policy_keys,
+    {"path_policy", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(L, path_policy), .sub = &path_policy_keys,
      .def_str = "{}", .why = "how the request path may be written", .id = GW__K_PATH_POLICY},
     /* Long enough for a 100 MiB body (the default limit) at about 350 KiB/s,
      * short enough that a body trickled within the per-read timeout frees
@@ -172,7 +172,8 @@ static const struct jpos_section active_keys =
     JPOS_SECTION("active health", active_rows, "periodic GET requests to each target");
 
 static const struct jpos_key health_rows[] = {
-    {"passive", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &passive_keys, .def_str = "off",
+    /* On unless "failures": 0: the upstream's defaults hold its keys'. */
+    {"passive", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &passive_keys, .def_str = "on",
      .why = "eject a target after consecutive failures", .id = GW__K_PASSIVE},
     {"active", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &active_keys, .def_str = "off",
      .why = "check each target periodically; no active checks unless given", .id = GW__K_ACTIVE},
@@ -198,7 +199,7 @@ static const struct jpos_key upstream_rows[] = {
      .why = "other targets tried when a connection cannot be made"},
     {"retry_idempotent", JPOS_T_BOOL, 0, FIELD(U, retry_idempotent), .def = 0,
      .why = "also retry idempotent requests that failed after sending"},
-    {"health", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &health_keys, .def_str = "off",
+    {"health", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &health_keys, .def_str = "{}",
      .why = "passive and active health checks", .id = GW__K_HEALTH},
 };
 #undef U

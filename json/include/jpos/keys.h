@@ -36,7 +36,7 @@ enum jpos_type {
     JPOS_T_BOOL,   /* true or false; field: bool */
     JPOS_T_STRING, /* at most `max` bytes; default `def_str`, NULL: none */
     JPOS_T_CHOICE, /* one of `choices`; field: an enum (size 4) or a bool (size 1), the index */
-    JPOS_T_OBJECT, /* the nested section `sub` */
+    JPOS_T_OBJECT, /* the nested section `sub`; field: its struct, or none (`sub` writes `base`) */
     JPOS_T_ARRAY,  /* min..max elements: `sub` objects, or values described by `schema` */
     JPOS_T_MAP,    /* an object of NAME: `sub`, at most `max` members */
     JPOS_T_OTHER,  /* shape given by `schema` only */
@@ -85,7 +85,10 @@ struct jpos_section {
 /* The row named `name` (internal rows excluded), or NULL. */
 const struct jpos_key *jpos_key_find(const struct jpos_section *s, const char *name);
 
-/* Writes every INT, BOOL and CHOICE row's default into `base`. */
+/* Writes every INT, BOOL and CHOICE row's default into `base`, and those of
+ * nested OBJECT rows' sections: into the row's field (a struct) when it has
+ * one, else into `base` itself. A default left out would be one the
+ * documentation states and the gateway does not use. */
 void jpos_keys_defaults(const struct jpos_section *s, void *base);
 
 /* Writes `value` into the field of row `k` in `base` (INT, BOOL, CHOICE). */

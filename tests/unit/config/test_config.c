@@ -103,6 +103,55 @@ START_TEST(listener_defaults_are_the_key_table_rows)
 }
 END_TEST
 
+/* The value of row k's field in base (INT, BOOL, CHOICE). */
+static long long field_value(const struct jpos_key *k, const void *base)
+{
+    const char *p = (const char *)base + k->offset;
+    switch (k->size) {
+    case 1:
+        return *(const bool *)(const void *)p;
+    case 4:
+        return *(const uint32_t *)(const void *)p;
+    default:
+        return *(const int64_t *)(const void *)p;
+    }
+}
+
+/* Every field of section s in base holds its row's default, nested
+ * sections too (at their row's field, or in base itself). */
+static void check_defaults(const struct jpos_section *s, const void *base)
+{
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const struct jpos_key *k = &s->keys[i];
+        if (k->type == JPOS_T_OBJECT && k->sub)
+            check_defaults(k->sub,
+                           k->offset == JPOS_NO_FIELD ? base : (const char *)base + k->offset);
+        if ((k->type != JPOS_T_INT && k->type != JPOS_T_BOOL && k->type != JPOS_T_CHOICE) ||
+            k->offset == JPOS_NO_FIELD)
+            continue;
+        ck_assert_msg(field_value(k, base) == k->def, "%s.%s: %lld, the table says %lld", s->where,
+                      k->name, field_value(k, base), k->def);
+    }
+}
+
+/* A configuration that leaves every key out gets each row's default, in
+ * nested sections (runtime, path_policy, health) as in the others. */
+START_TEST(every_default_is_its_key_table_row)
+{
+    struct gw_config *cfg =
+        parse_ok("{\"listeners\": [{\"address\": \"127.0.0.1:0\"}], \"upstreams\": "
+                 "{\"u\": {\"targets\": [{\"address\": \"127.0.0.1:1\"}]}}}");
+    const struct jpos_section *ls = jpos_key_find(&gw_config_keys, "listeners")->sub;
+    const struct jpos_section *us = jpos_key_find(&gw_config_keys, "upstreams")->sub;
+    const struct jpos_section *ts = jpos_key_find(us, "targets")->sub;
+    check_defaults(&gw_config_keys, cfg);
+    check_defaults(ls, &cfg->listeners[0]);
+    check_defaults(us, &cfg->upstreams[0]);
+    check_defaults(ts, &cfg->upstreams[0].targets[0]);
+    gw_config_free(cfg);
+}
+END_TEST
+
 START_TEST(minimal_config_gets_documented_defaults)
 {
     struct gw_config *cfg = parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:8080\"}]}");
@@ -589,6 +638,7 @@ int main(void)
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, minimal_config_gets_documented_defaults);
+    tcase_add_test(tc, every_default_is_its_key_table_row);
     tcase_add_test(tc, upstreams_keep_file_order_and_defaults);
     tcase_add_test(tc, unknown_keys_are_errors_with_suggestions);
     tcase_add_test(tc, bad_values_are_all_reported);
