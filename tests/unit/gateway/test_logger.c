@@ -111,6 +111,19 @@ struct tally {
     char first_bad[200];
 };
 
+/* Whether s is an RFC 3339 UTC time with milliseconds,
+ * "2026-12-06T09:18:46.123Z", as every line's `time` is. */
+static bool rfc3339_ms(const char *s)
+{
+    static const char form[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (!s || strlen(s) != sizeof form - 1)
+        return false;
+    for (size_t i = 0; i < sizeof form - 1; i++)
+        if (form[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != form[i])
+            return false;
+    return true;
+}
+
 /* Bytes of the last access-log line read, newline included. */
 static size_t line_bytes;
 
@@ -120,10 +133,12 @@ static void tally_line(struct tally *t, const char *line, size_t n)
     json_t *v = json_loadb(line, n, 0, &err);
     const char *msg = json_string_value(json_object_get(v, "msg"));
     unsigned long long k;
-    if (json_object_get(v, "request_id")) {
+    /* Every line, the dropped-reports note too, opens with its time. */
+    bool timed = rfc3339_ms(json_string_value(json_object_get(v, "time")));
+    if (timed && json_object_get(v, "request_id")) {
         t->access++;
         line_bytes = n + 1;
-    } else if (json_object_get(v, "level")) {
+    } else if (timed && json_object_get(v, "level")) {
         t->reports++;
         if (msg && sscanf(msg, "access log: %llu lines dropped", &k) == 1)
             t->lines_dropped += k;
