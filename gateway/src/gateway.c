@@ -249,6 +249,7 @@ int gw_run(struct gw_config *cfg)
     gw__reports_open();
     rt_set_log_handler(gw__report, NULL);
     rt_set_crash_handler(gw__crash_report, NULL);
+    rt_set_fatal_handler(gw__fatal_report, NULL);
     struct rt_config rc;
     rt_config_default(&rc);
     rc.schedulers = cfg->schedulers;

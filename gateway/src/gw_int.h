@@ -195,6 +195,9 @@ void gw__access_log_backlog(uint64_t *lines, uint64_t *bytes);
  * take at once is dropped and counted (logger.c, report_lock). */
 void gw__report(enum rt_log_level level, const char *msg, void *ctx);
 void gw__crash_report(const struct rt_crash_report *r, void *ctx);
+/* The runtime's fatal handler: one JSON line on stderr, as every report
+ * is. Async-signal-safe (rt_set_fatal_handler). */
+void gw__fatal_report(const struct rt_fatal_report *r, void *ctx);
 /* Main thread, before the handlers are installed / after the runtime has
  * stopped: opens (closes) stderr's own non-blocking description for the
  * handlers (logfd.h). Without it they poll stderr before each write. */

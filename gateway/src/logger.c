@@ -32,7 +32,9 @@
  * Runtime and gateway reports (rt_log, crash reports) are JSON lines on
  * stderr, built by the same writer: gw__report and gw__crash_report, which
  * the gateway installs as the runtime's handlers. They never wait for
- * stderr either (see report_lock).
+ * stderr either (see report_lock). The fatal report (gw__fatal_report) is
+ * one more such line, written from a signal handler just before the
+ * program aborts.
  */
 #include <errno.h>
 #include <limits.h>
@@ -584,6 +586,8 @@ _Static_assert(REPORT_LINE_MAX <= PIPE_BUF, "a report is one atomic write");
 _Static_assert(REPORT_MSG_MAX + 100 <= REPORT_LINE_MAX, "a report has room for its fields");
 _Static_assert(3 * REPORT_NAME_MAX + REPORT_STATE_MAX + 220 <= REPORT_LINE_MAX,
                "a crash report has room");
+_Static_assert(4 * REPORT_NAME_MAX + 300 <= REPORT_LINE_MAX,
+               "a fatal report has room for its fields");
 
 /* Reports are written from whichever thread reports: scheduler threads
  * (crash reports, the logger's own warnings) and the main thread (start,
@@ -714,4 +718,56 @@ void gw__crash_report(const struct rt_crash_report *r, void *ctx)
     }
     key(&l, "}\n");
     report_write(&l);
+}
+
+/* Appends v as a JSON string of hex digits, "0x7f12ab"; async-signal-safe. */
+static void hex_string(struct gw__linebuf *l, uintptr_t v)
+{
+    char d[2 * sizeof v + 4], *e = d + sizeof d, *o = e;
+    *--o = '"';
+    do {
+        *--o = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    *--o = 'x';
+    *--o = '0';
+    *--o = '"';
+    gw__linebuf_put(l, o, (size_t)(e - o));
+}
+
+void gw__fatal_report(const struct rt_fatal_report *r, void *ctx)
+{
+    (void)ctx;
+    /* Async-signal-safe throughout: clock_gettime, the line writer (plain
+     * data) and write(2). No report_lock: the faulting code may hold it, so
+     * a report cut by a short write could precede this line unfinished. */
+    char line[REPORT_LINE_MAX];
+    struct gw__linebuf l;
+    gw__linebuf_init(&l, line, sizeof line);
+    line_time(&l);
+    key(&l, ",\"level\":\"fatal\",\"event\":");
+    text(&l, r->event, REPORT_NAME_MAX, NULL);
+    key(&l, ",\"pid\":");
+    gw__linebuf_u64(&l, r->pid);
+    key(&l, ",\"name\":");
+    text(&l, r->name, REPORT_NAME_MAX, NULL);
+    key(&l, ",\"initial_call\":");
+    text(&l, r->initial_call, REPORT_NAME_MAX, NULL);
+    key(&l, ",\"stack_bytes\":");
+    gw__linebuf_u64(&l, r->stack_bytes);
+    key(&l, ",\"fault_address\":");
+    hex_string(&l, r->fault_address);
+    key(&l, ",\"pc\":");
+    hex_string(&l, r->pc);
+    key(&l, ",\"msg\":");
+    text(&l, r->msg, REPORT_NAME_MAX, NULL);
+    key(&l, "}\n");
+    if (gw__linebuf_full(&l))
+        return;
+    for (size_t off = 0; off < l.len;) {
+        ssize_t w = write(STDERR_FILENO, l.buf + off, l.len - off);
+        if (w <= 0 && errno != EINTR)
+            return;
+        off += w > 0 ? (size_t)w : 0;
+    }
 }

@@ -16,6 +16,8 @@ static _Atomic(rt_log_fn) log_fn;
 static _Atomic(void *) log_ctx;
 static _Atomic(rt_crash_fn) crash_fn;
 static _Atomic(void *) crash_ctx;
+static _Atomic(rt_fatal_fn) fatal_fn;
+static _Atomic(void *) fatal_ctx;
 
 const char *rt_log_level_name(enum rt_log_level l)
 {
@@ -84,6 +86,22 @@ void rt_set_crash_handler(rt_crash_fn fn, void *ctx)
 {
     atomic_store(&crash_ctx, ctx);
     atomic_store(&crash_fn, fn);
+}
+
+void rt_set_fatal_handler(rt_fatal_fn fn, void *ctx)
+{
+    atomic_store(&fatal_ctx, ctx);
+    atomic_store(&fatal_fn, fn);
+}
+
+bool rt__fatal_handled(const struct rt_fatal_report *r)
+{
+    /* Lock-free pointer loads: async-signal-safe, as the caller needs. */
+    rt_fatal_fn fn = atomic_load(&fatal_fn);
+    if (!fn)
+        return false;
+    fn(r, atomic_load(&fatal_ctx));
+    return true;
 }
 
 void rt_log(enum rt_log_level level, const char *fmt, ...)

@@ -315,6 +315,9 @@ void rt__notify_exit(rt_pid pid, rt_atom reason);
  * that would not fit, and NUL-terminates (cap > 0). Returns the length.
  * Async-signal-safe. */
 size_t rt__text_escape(char *out, size_t cap, const char *s);
+/* From the overflow signal handler: hands r to the application's fatal
+ * handler; false when none is installed (the caller writes the default). */
+bool rt__fatal_handled(const struct rt_fatal_report *r);
 
 /* ---- kinds (kind.c) ---- */
 /* Any thread: is `kind` registered? */

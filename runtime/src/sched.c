@@ -541,21 +541,37 @@ _Noreturn static void overflow_fatal(struct rt_proc *p, const void *addr, const 
         }
         rt__spin_unlock(&p->info_lock);
     }
+    struct rt_fatal_report r = {
+        .event = "stack_overflow",
+        .pid = atomic_load_explicit(&p->pid, memory_order_relaxed),
+        .name = name,
+        .initial_call = p->initial_call ? p->initial_call : "",
+        .stack_bytes = p->stack->size,
+        .fault_address = (uintptr_t)addr,
+        .pc = (uintptr_t)fault_pc(uc),
+        .msg = "the process overflowed its stack between runtime calls, where its frames may "
+               "hold a C library or runtime lock; it cannot be ended alone: aborting",
+    };
+    if (rt__fatal_handled(&r))
+        abort();
     struct fatal_buf f = {.n = 0};
-    fb_str(&f, "fatal: stack_overflow pid=");
-    fb_num(&f, atomic_load_explicit(&p->pid, memory_order_relaxed), 10);
+    fb_str(&f, "fatal: ");
+    fb_str(&f, r.event);
+    fb_str(&f, " pid=");
+    fb_num(&f, r.pid, 10);
     fb_str(&f, " name=");
-    fb_text(&f, name);
+    fb_text(&f, r.name);
     fb_str(&f, " initial_call=");
-    fb_text(&f, p->initial_call ? p->initial_call : "");
+    fb_text(&f, r.initial_call);
     fb_str(&f, " stack_bytes=");
-    fb_num(&f, p->stack->size, 10);
+    fb_num(&f, r.stack_bytes, 10);
     fb_str(&f, " fault_address=");
-    fb_num(&f, (uint64_t)(uintptr_t)addr, 16);
+    fb_num(&f, r.fault_address, 16);
     fb_str(&f, " pc=");
-    fb_num(&f, fault_pc(uc), 16);
-    fb_str(&f, ": the process overflowed its stack between runtime calls, where its frames may "
-               "hold a C library or runtime lock; it cannot be ended alone: aborting\n");
+    fb_num(&f, r.pc, 16);
+    fb_str(&f, ": ");
+    fb_str(&f, r.msg);
+    fb_str(&f, "\n");
     for (size_t off = 0; off < f.n;) {
         ssize_t w = write(2, f.b + off, f.n - off);
         if (w <= 0)

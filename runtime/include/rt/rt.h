@@ -173,8 +173,8 @@ struct rt_spawn_opts {
  *    with reason stack_overflow, as if killed there;
  *  - anywhere else (the guard page is hit in the process's own code, in the
  *    C library, or in the runtime): the program writes a fatal report
- *    naming the process to stderr ("fatal: stack_overflow pid=..." on one
- *    text line; no log handler runs there) and aborts. The frames there may hold a
+ *    naming the process (rt_set_fatal_handler; by default one text line
+ *    on stderr, "fatal: stack_overflow pid=...") and aborts. The frames there may hold a
  *    lock (malloc's, a stream's, the runtime's) that abandoning them would
  *    never release, deadlocking a scheduler, so they cannot be unwound. A
  *    stack without a guard page (beyond rt_config.guarded_stacks) is
@@ -548,6 +548,31 @@ typedef void (*rt_crash_fn)(const struct rt_crash_report *report, void *ctx);
 void rt_set_log_handler(rt_log_fn fn, void *ctx);
 void rt_set_crash_handler(rt_crash_fn fn, void *ctx);
 void rt_log(enum rt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* What the runtime says just before it aborts the program: a process ran
+ * into its guard page between runtime calls (rt_spawn, "Stacks and
+ * overflow"). The strings are NUL-terminated and valid during the call. */
+struct rt_fatal_report {
+    const char *event; /* "stack_overflow" */
+    rt_pid pid;
+    const char *name;         /* registered name, or "" (also when it could not be read) */
+    const char *initial_call; /* or "" */
+    size_t stack_bytes;
+    uintptr_t fault_address;
+    uintptr_t pc;    /* 0 where the platform's context is not read */
+    const char *msg; /* why the program stops, one sentence */
+};
+/* Any thread. Where the fatal report goes. The handler runs in a signal
+ * handler, on a scheduler's alternate stack (64 KiB), while the faulting
+ * code may hold malloc's, stdio's or any other lock: it must be
+ * async-signal-safe (no allocation, no stdio, no locks; write(2) is fine)
+ * and return, after which the program aborts. NULL restores the default,
+ * one text line on stderr: "fatal: stack_overflow pid=N name=...
+ * initial_call=... stack_bytes=N fault_address=0x... pc=0x...: <msg>",
+ * escaped as the default report lines are. An application whose stderr is
+ * JSON lines installs a handler that writes one. */
+typedef void (*rt_fatal_fn)(const struct rt_fatal_report *report, void *ctx);
+void rt_set_fatal_handler(rt_fatal_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,6 +111,19 @@ struct tally {
     char first_bad[200];
 };
 
+/* Whether s is an RFC 3339 UTC time with milliseconds,
+ * "2026-12-06T09:18:46.123Z", as every line's `time` is. */
+static bool rfc3339_ms(const char *s)
+{
+    static const char form[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (!s || strlen(s) != sizeof form - 1)
+        return false;
+    for (size_t i = 0; i < sizeof form - 1; i++)
+        if (form[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != form[i])
+            return false;
+    return true;
+}
+
 /* Bytes of the last access-log line read, newline included. */
 static size_t line_bytes;
 
@@ -119,10 +133,12 @@ static void tally_line(struct tally *t, const char *line, size_t n)
     json_t *v = json_loadb(line, n, 0, &err);
     const char *msg = json_string_value(json_object_get(v, "msg"));
     unsigned long long k;
-    if (json_object_get(v, "request_id")) {
+    /* Every line, the dropped-reports note too, opens with its time. */
+    bool timed = rfc3339_ms(json_string_value(json_object_get(v, "time")));
+    if (timed && json_object_get(v, "request_id")) {
         t->access++;
         line_bytes = n + 1;
-    } else if (json_object_get(v, "level")) {
+    } else if (timed && json_object_get(v, "level")) {
         t->reports++;
         if (msg && sscanf(msg, "access log: %llu lines dropped", &k) == 1)
             t->lines_dropped += k;
@@ -829,6 +845,98 @@ START_TEST(every_log_line_carries_its_time_as_rfc3339_utc_with_milliseconds)
 }
 END_TEST
 
+/* Recurses with no runtime call, past any stack (the limit only keeps the
+ * compiler from calling it endless): the guard page is hit between calls. */
+static _Atomic int overflow_limit = 1 << 30;
+
+static int overflow_deep(volatile char *prev, int depth)
+{
+    volatile char buf[512];
+    buf[0] = (char)depth;
+    buf[511] = prev ? prev[0] : 0;
+    if (depth >= atomic_load(&overflow_limit))
+        return 0;
+    return overflow_deep(buf, depth + 1) + buf[511];
+}
+
+static void overflow_main(void *arg)
+{
+    (void)arg;
+    overflow_deep(NULL, 0);
+}
+
+START_TEST(a_stack_overflow_between_runtime_calls_is_reported_as_a_json_line)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* The sanitizers own SIGSEGV: the fatal path runs in plain builds. */
+    return;
+#endif
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    int64_t from = now_ms();
+    fflush(NULL);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        close(p[1]);
+        /* As the gateway installs its handlers. */
+        rt_set_log_handler(gw__report, NULL);
+        rt_set_crash_handler(gw__crash_report, NULL);
+        rt_set_fatal_handler(gw__fatal_report, NULL);
+        struct rt_config cfg;
+        rt_config_default(&cfg);
+        cfg.schedulers = 1;
+        struct rt_spawn_opts o = {.name = "deep \"one\"", .initial_call = "test:overflow"};
+        rt_pid pid;
+        if (rt_start(&cfg) < 0 || rt_spawn(overflow_main, NULL, &o, &pid) < 0)
+            _exit(3);
+        rt_join(pid, 10000, NULL);
+        _exit(4);
+    }
+    close(p[1]);
+    static char err[8192];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof err - 1 && (r = read(p[0], err + n, sizeof err - 1 - n)) > 0)
+        n += (size_t)r;
+    err[n] = 0;
+    close(p[0]);
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    int64_t to = now_ms();
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "the child did not abort (status %#x); stderr: %s", (unsigned)status, err);
+    /* Every line on stderr is JSON, the fatal report among them. */
+    char *text = err;
+    json_t *fatal = NULL;
+    while (*text) {
+        char *line = text;
+        json_t *v = next_json_line(&text);
+        if (json_object_get(v, "event") &&
+            strcmp(json_string_value(json_object_get(v, "event")), "stack_overflow") == 0) {
+            assert_time_is_rfc3339_now(line, (size_t)(text - 1 - line), from, to);
+            fatal = v;
+        } else {
+            json_decref(v);
+        }
+    }
+    ck_assert_msg(fatal, "no fatal report; stderr: %s", err);
+    ck_assert_str_eq(json_string_value(json_object_get(fatal, "level")), "fatal");
+    ck_assert_str_eq(json_string_value(json_object_get(fatal, "name")), "deep \"one\"");
+    ck_assert_str_eq(json_string_value(json_object_get(fatal, "initial_call")), "test:overflow");
+    ck_assert_int_gt(json_integer_value(json_object_get(fatal, "pid")), 0);
+    ck_assert_int_gt(json_integer_value(json_object_get(fatal, "stack_bytes")), 0);
+    ck_assert_int_eq(strncmp(json_string_value(json_object_get(fatal, "fault_address")), "0x", 2),
+                     0);
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(fatal, "msg")), "aborting"));
+    json_decref(fatal);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("logger");
@@ -847,6 +955,7 @@ int main(void)
                    stdout_writes_end_at_line_ends_so_reports_on_the_same_pipe_never_split_a_line);
     tcase_add_test(tc, crash_reports_carry_the_formatted_state_within_one_line);
     tcase_add_test(tc, every_log_line_carries_its_time_as_rfc3339_utc_with_milliseconds);
+    tcase_add_test(tc, a_stack_overflow_between_runtime_calls_is_reported_as_a_json_line);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
