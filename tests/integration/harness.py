@@ -53,11 +53,21 @@ import time as _time
 PYTHON = "/usr/bin/python3"
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A port nothing listens on right now (bound then released)."""
-    with _socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on right now (bound then released), and not
+    one this process was given before: two ports asked for one after the
+    other (an upstream's, then the admin listener's) are never the same,
+    though neither is bound yet."""
+    while True:
+        with _socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def wait_port(port, timeout=10.0, host="127.0.0.1"):
