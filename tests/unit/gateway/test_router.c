@@ -8,6 +8,7 @@
  * processes record the first failure and exit the process; the main thread
  * reports it. */
 #include <check.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gw/config.h"
@@ -148,7 +150,7 @@ static struct gw_router_status *status(void)
 
 /* The first diagnostic of `level`, or NULL. */
 static const struct jpos_diag *first_diag(const struct gw_router_outcome *o,
-                                           enum jpos_diag_level level)
+                                          enum jpos_diag_level level)
 {
     for (size_t i = 0; i < o->diags.n; i++)
         if (o->diags.items[i].level == level)
@@ -244,6 +246,23 @@ static void run(void (*body)(void))
 
 /* ---- tests ---------------------------------------------------------------------- */
 
+/* True when t is "YYYY-MM-DDTHH:MM:SS.mmmZ" (RFC 3339 UTC, milliseconds,
+ * as the log lines write it) and within a minute of now. */
+static bool is_rfc3339_now(const char *t)
+{
+    const char *shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (strlen(t) != strlen(shape))
+        return false;
+    for (size_t i = 0; shape[i]; i++)
+        if (shape[i] == 'd' ? !isdigit((unsigned char)t[i]) : t[i] != shape[i])
+            return false;
+    struct tm tm = {0};
+    if (!strptime(t, "%Y-%m-%dT%H:%M:%S", &tm))
+        return false;
+    time_t when = timegm(&tm), now = time(NULL);
+    return when <= now + 1 && now - when < 60;
+}
+
 static void initial_publish_body(void)
 {
     T_EQ(version(), 1);
@@ -262,6 +281,8 @@ static void initial_publish_body(void)
     T_ASSERT(strcmp(last->source, "config") == 0);
     T_ASSERT(last->outcome.ok);
     T_EQ(last->outcome.version, 1);
+    T_ASSERT(is_rfc3339_now(s->versions[0].published_at));
+    T_ASSERT(is_rfc3339_now(last->time));
     gw_router_status_free(s);
 }
 
