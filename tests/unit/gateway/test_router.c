@@ -29,6 +29,7 @@
 #include "rt/gen_event.h"
 #include "rt/gen_server.h"
 #include "rt/rt.h"
+#include "rt/sys.h"
 
 /* The gateway library defines `gw` with the gateway's entry point; weak so
  * that this test links with or without it. */
@@ -506,6 +507,48 @@ START_TEST(rollback_republishes_a_kept_version_and_refuses_others)
 }
 END_TEST
 
+/* A caller that calls validate with a broken set (an answer carrying
+ * diagnostics on the heap) and is killed before the router answers. */
+static void doomed_caller(void *arg)
+{
+    (void)arg;
+    static const char broken[] = "{\"routes\": [{\"name\": 7}]}";
+    struct gw_router_outcome *o = NULL;
+    gw_router_validate(broken, sizeof broken - 1, &o);
+    gw_router_outcome_free(o); /* not reached: killed while waiting */
+}
+
+static void dead_caller_body(void)
+{
+    /* The router holds the call until the caller is gone. */
+    T_EQ(rt_sys_suspend(router_pid, 5000), 0);
+    rt_pid caller = 0;
+    T_EQ(rt_spawn(doomed_caller, NULL, NULL, &caller), 0);
+    rt_ref mon = rt_monitor(caller);
+    uint64_t t0 = rt_now_ms();
+    struct rt_proc_info info;
+    while (rt_proc_info(caller, &info) == 0 && info.status != RT_STATUS_WAITING &&
+           rt_now_ms() - t0 < 5000)
+        rt_sleep(1);
+    rt_sleep(20); /* its call is in the router's mailbox */
+    T_EQ(rt_exit_signal(caller, RT_KILL), 0);
+    struct rt_msg *down = rt_receive_ref(mon, 5000);
+    T_ASSERT(down != NULL);
+    rt_msg_free(down);
+    /* The router answers a caller that is gone: the answer, outcome and
+     * diagnostics, is freed with the message (under ASan, a leak fails). */
+    T_EQ(rt_sys_resume(router_pid, 5000), 0);
+    struct gw_router_status *st = status();
+    gw_router_status_free(st);
+    T_EQ(version(), 1);
+}
+
+START_TEST(an_answer_to_a_caller_that_died_waiting_is_freed)
+{
+    run(dead_caller_body);
+}
+END_TEST
+
 static void history_body(void)
 {
     struct gw_router_outcome *o = NULL;
@@ -824,6 +867,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_broken_file_keeps_the_old_table_and_reports_its_position);
     tcase_add_test(tc, replace_publishes_a_valid_set_and_validate_applies_nothing);
     tcase_add_test(tc, rollback_republishes_a_kept_version_and_refuses_others);
+    tcase_add_test(tc, an_answer_to_a_caller_that_died_waiting_is_freed);
     tcase_add_test(tc, history_keeps_only_the_last_10_versions);
     tcase_add_test(tc, a_held_table_stays_valid_across_reloads_and_is_reclaimed_when_released);
     tcase_add_test(tc, a_replaced_directory_is_watched_again);
