@@ -52,7 +52,7 @@ struct gw_router_outcome {
 /* A reload as the router recorded it. */
 struct gw_router_reload {
     struct gw_router_outcome outcome;
-    char time[40]; /* when it started: UTC, ISO 8601 with milliseconds */
+    char time[40]; /* when it started: UTC, RFC 3339 with milliseconds */
     char source[GW_ROUTER_SOURCE_MAX];
     double duration_ms;
 };
@@ -62,7 +62,7 @@ struct gw_router_version {
     uint64_t version;
     size_t routes;
     char source[GW_ROUTER_SOURCE_MAX];
-    char published_at[40]; /* UTC, ISO 8601 with milliseconds */
+    char published_at[40]; /* UTC, RFC 3339 with milliseconds */
 };
 
 /* The router's own state for GET /admin/routes. The table itself is read

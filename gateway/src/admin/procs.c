@@ -308,6 +308,22 @@ static void wjson(struct wbuf *b, json_t *v)
     free(text);
 }
 
+/* Hands the text written as the 200 answer (NUL-terminated; the response
+ * takes the buffer), or answers 503 when any write ran out of memory. */
+static void wanswer(struct wbuf *b, struct gw_admin_response *resp)
+{
+    if (!wreserve(b, 1)) {
+        gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the answer");
+        return;
+    }
+    b->p[b->len] = 0;
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = b->p;
+    resp->body_len = b->len;
+    b->p = NULL;
+}
+
 #define LIT(l, lit) gw__linebuf_put((l), (lit), sizeof(lit) - 1)
 
 static void put_str_or_null(struct gw__linebuf *l, const char *s)
@@ -496,16 +512,7 @@ void gw__admin_processes(const struct gw_admin_request *req, struct gw_admin_res
             rt_reductions(256);
     }
     WLIT(&w, "]}\n");
-    if (!wreserve(&w, 1)) {
-        gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the answer");
-        goto out;
-    }
-    w.p[w.len] = 0;
-    resp->status = 200;
-    resp->content_type = "application/json";
-    resp->body = w.p;
-    resp->body_len = w.len;
-    w.p = NULL;
+    wanswer(&w, resp);
 out:
     free(w.p);
     snap_done(&s);
@@ -600,16 +607,7 @@ void gw__admin_process(const struct gw_admin_request *req, struct gw_admin_respo
         WLIT(&w, ",\"registered\":false,\"sys\":");
     wjson(&w, is_behaviour(info.kind) && pid != rt_self() ? sys_json(pid) : json_null());
     WLIT(&w, "}\n");
-    if (!wreserve(&w, 1)) {
-        gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the answer");
-        goto out;
-    }
-    w.p[w.len] = 0;
-    resp->status = 200;
-    resp->content_type = "application/json";
-    resp->body = w.p;
-    resp->body_len = w.len;
-    w.p = NULL;
+    wanswer(&w, resp);
 out:
     free(links);
     free(w.p);

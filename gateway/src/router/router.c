@@ -33,6 +33,7 @@
 
 #include "gw/events.h"
 #include "gw/gateway.h"
+#include "linebuf.h"
 #include "route/holder.h"
 #include "route/route.h"
 #include "router_int.h"
@@ -169,14 +170,16 @@ nomem:
 
 /* ---- JSON ------------------------------------------------------------------ */
 
+/* Now as RFC 3339 UTC with milliseconds, NUL-terminated: the log lines'
+ * formatter, so a reload's time reads like the log line that reports it. */
 static void wall_time(char *buf, size_t cap)
 {
     struct timespec ts;
-    struct tm tm;
+    struct gw__linebuf b;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    gw__linebuf_init(&b, buf, cap - 1);
+    gw__linebuf_time(&b, (int64_t)ts.tv_sec, (uint32_t)ts.tv_nsec);
+    buf[b.len] = '\0';
 }
 
 static void outcome_init(struct gw_router_outcome *o, bool ok, uint64_t version, size_t routes)

@@ -9,6 +9,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -56,17 +57,22 @@ static void teardown(void)
     close(listener);
 }
 
-static void run(void (*body)(void *))
+static void run_on(void (*body)(void *), unsigned schedulers)
 {
     struct rt_config cfg;
     rt_config_default(&cfg);
-    cfg.schedulers = 1;
+    cfg.schedulers = schedulers;
     ck_assert_int_eq(rt_start(&cfg), 0);
     rt_pid pid = 0;
     ck_assert_int_eq(rt_spawn(body, NULL, NULL, &pid), 0);
     ck_assert_int_eq(rt_join(pid, 10000, NULL), 0);
     ck_assert_int_eq(rt_stop(), 0);
     ck_assert_msg(!atomic_load(&failed), "%s", failure);
+}
+
+static void run(void (*body)(void *))
+{
+    run_on(body, 1);
 }
 
 static void counts(uint32_t *active, size_t *idle)
@@ -142,6 +148,77 @@ START_TEST(a_process_ending_with_a_connection_out_gives_its_slot_back)
 }
 END_TEST
 
+/* Many processes on two schedulers check connections out and back in at
+ * once: no slot or idle connection is lost or counted twice, and the
+ * descriptor budget counts exactly the idle ones (a workload for TSan). */
+enum { CHURNERS = 8, ROUNDS = 200 };
+static atomic_int churn_left;
+
+static void churner(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        bool reused;
+        uint64_t guard = 0;
+        int fd = gw__conn_checkout(&target, 5000, i % 3 == 0, &reused, &guard);
+        if (fd == -EBUSY) {
+            rt_yield();
+            continue;
+        }
+        T_ASSERT(fd >= 0);
+        if (fd < 0)
+            break;
+        uint32_t active;
+        size_t idle;
+        gw__pool_counts(&target.pool, &active, &idle);
+        T_ASSERT(active >= 1 && active <= 2 && idle <= 1);
+        gw__conn_checkin(&target, fd, i % 5 != 0, guard);
+    }
+    atomic_fetch_sub(&churn_left, 1);
+}
+
+/* Accepts and closes, so that connects never wait on a full backlog. */
+static void *drain_listener(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int fd = accept(listener, NULL, NULL);
+        if (fd < 0 && errno != EINTR && errno != ECONNABORTED)
+            return NULL;
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+static void churn_body(void *arg)
+{
+    (void)arg;
+    uint64_t counted0 = gw__fds_counted();
+    atomic_store(&churn_left, CHURNERS);
+    for (int i = 0; i < CHURNERS; i++)
+        T_ASSERT(rt_spawn(churner, NULL, NULL, NULL) == 0);
+    uint64_t t0 = rt_now_ms();
+    while (atomic_load(&churn_left) > 0 && rt_now_ms() - t0 < 20000)
+        rt_sleep(5);
+    T_ASSERT(atomic_load(&churn_left) == 0);
+    uint32_t active;
+    size_t idle;
+    counts(&active, &idle);
+    T_ASSERT(active == 0 && idle <= 1);
+    T_ASSERT(gw__fds_counted() == counted0 + idle);
+}
+
+START_TEST(concurrent_checkouts_lose_no_slot_and_count_each_idle_connection_once)
+{
+    pthread_t drainer;
+    ck_assert_int_eq(listen(listener, 512), 0); /* a longer backlog: bursts of connects */
+    ck_assert_int_eq(pthread_create(&drainer, NULL, drain_listener, NULL), 0);
+    run_on(churn_body, 2);
+    shutdown(listener, SHUT_RDWR); /* wakes accept */
+    pthread_join(drainer, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -150,6 +227,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, pool_caps_busy_and_idle_connections_and_reuses_idle_ones);
     tcase_add_test(tc, a_process_ending_with_a_connection_out_gives_its_slot_back);
+    tcase_add_test(tc, concurrent_checkouts_lose_no_slot_and_count_each_idle_connection_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

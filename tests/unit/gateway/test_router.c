@@ -8,6 +8,7 @@
  * processes record the first failure and exit the process; the main thread
  * reports it. */
 #include <check.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gw/config.h"
@@ -27,6 +29,7 @@
 #include "rt/gen_event.h"
 #include "rt/gen_server.h"
 #include "rt/rt.h"
+#include "rt/sys.h"
 
 /* The gateway library defines `gw` with the gateway's entry point; weak so
  * that this test links with or without it. */
@@ -148,7 +151,7 @@ static struct gw_router_status *status(void)
 
 /* The first diagnostic of `level`, or NULL. */
 static const struct jpos_diag *first_diag(const struct gw_router_outcome *o,
-                                           enum jpos_diag_level level)
+                                          enum jpos_diag_level level)
 {
     for (size_t i = 0; i < o->diags.n; i++)
         if (o->diags.items[i].level == level)
@@ -244,6 +247,23 @@ static void run(void (*body)(void))
 
 /* ---- tests ---------------------------------------------------------------------- */
 
+/* True when t is "YYYY-MM-DDTHH:MM:SS.mmmZ" (RFC 3339 UTC, milliseconds,
+ * as the log lines write it) and within a minute of now. */
+static bool is_rfc3339_now(const char *t)
+{
+    const char *shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (strlen(t) != strlen(shape))
+        return false;
+    for (size_t i = 0; shape[i]; i++)
+        if (shape[i] == 'd' ? !isdigit((unsigned char)t[i]) : t[i] != shape[i])
+            return false;
+    struct tm tm = {0};
+    if (!strptime(t, "%Y-%m-%dT%H:%M:%S", &tm))
+        return false;
+    time_t when = timegm(&tm), now = time(NULL);
+    return when <= now + 1 && now - when < 60;
+}
+
 static void initial_publish_body(void)
 {
     T_EQ(version(), 1);
@@ -262,6 +282,8 @@ static void initial_publish_body(void)
     T_ASSERT(strcmp(last->source, "config") == 0);
     T_ASSERT(last->outcome.ok);
     T_EQ(last->outcome.version, 1);
+    T_ASSERT(is_rfc3339_now(s->versions[0].published_at));
+    T_ASSERT(is_rfc3339_now(last->time));
     gw_router_status_free(s);
 }
 
@@ -482,6 +504,48 @@ static void rollback_body(void)
 START_TEST(rollback_republishes_a_kept_version_and_refuses_others)
 {
     run(rollback_body);
+}
+END_TEST
+
+/* A caller that calls validate with a broken set (an answer carrying
+ * diagnostics on the heap) and is killed before the router answers. */
+static void doomed_caller(void *arg)
+{
+    (void)arg;
+    static const char broken[] = "{\"routes\": [{\"name\": 7}]}";
+    struct gw_router_outcome *o = NULL;
+    gw_router_validate(broken, sizeof broken - 1, &o);
+    gw_router_outcome_free(o); /* not reached: killed while waiting */
+}
+
+static void dead_caller_body(void)
+{
+    /* The router holds the call until the caller is gone. */
+    T_EQ(rt_sys_suspend(router_pid, 5000), 0);
+    rt_pid caller = 0;
+    T_EQ(rt_spawn(doomed_caller, NULL, NULL, &caller), 0);
+    rt_ref mon = rt_monitor(caller);
+    uint64_t t0 = rt_now_ms();
+    struct rt_proc_info info;
+    while (rt_proc_info(caller, &info) == 0 && info.status != RT_STATUS_WAITING &&
+           rt_now_ms() - t0 < 5000)
+        rt_sleep(1);
+    rt_sleep(20); /* its call is in the router's mailbox */
+    T_EQ(rt_exit_signal(caller, RT_KILL), 0);
+    struct rt_msg *down = rt_receive_ref(mon, 5000);
+    T_ASSERT(down != NULL);
+    rt_msg_free(down);
+    /* The router answers a caller that is gone: the answer, outcome and
+     * diagnostics, is freed with the message (under ASan, a leak fails). */
+    T_EQ(rt_sys_resume(router_pid, 5000), 0);
+    struct gw_router_status *st = status();
+    gw_router_status_free(st);
+    T_EQ(version(), 1);
+}
+
+START_TEST(an_answer_to_a_caller_that_died_waiting_is_freed)
+{
+    run(dead_caller_body);
 }
 END_TEST
 
@@ -803,6 +867,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_broken_file_keeps_the_old_table_and_reports_its_position);
     tcase_add_test(tc, replace_publishes_a_valid_set_and_validate_applies_nothing);
     tcase_add_test(tc, rollback_republishes_a_kept_version_and_refuses_others);
+    tcase_add_test(tc, an_answer_to_a_caller_that_died_waiting_is_freed);
     tcase_add_test(tc, history_keeps_only_the_last_10_versions);
     tcase_add_test(tc, a_held_table_stays_valid_across_reloads_and_is_reclaimed_when_released);
     tcase_add_test(tc, a_replaced_directory_is_watched_again);
