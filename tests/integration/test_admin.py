@@ -69,11 +69,33 @@ class Gw:
                                      stderr=self.err, env=e)
         if wait:
             try:
-                wait_port(self.admin_port)
-                wait_port(self.port)
+                self.wait_ready()
             except TimeoutError:
                 self.close()
                 raise RuntimeError("gateway did not start: " + self.log())
+
+    def wait_ready(self, timeout=20.0):
+        """Until /readyz answers 200: the sockets listen before the tree
+        starts, so a connect proves nothing about what answers. This
+        gateway must still be running each time round: if it exited (its
+        port was taken), whatever holds the port is not what the test
+        talks to."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise TimeoutError(f"tandem exited with {self.proc.returncode}")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=2)
+                c.request("GET", "/readyz")
+                status = c.getresponse().status
+                c.close()
+                if status == 200 and self.proc.poll() is None:
+                    wait_port(self.port)
+                    return
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.02)
+        raise TimeoutError("not ready")
 
     def log(self):
         self.err.flush()

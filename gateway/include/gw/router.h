@@ -76,8 +76,13 @@ struct gw_router_status {
     size_t retired; /* replaced tables still held by requests in flight */
 };
 
-/* Process context (calls the router; waits up to a minute for a large
- * route set to compile). Each returns 0 when the new table was published
+/* The deadline of every call to the router: calls that compile a table may
+ * take long on a very large route set. Past it they return -ETIMEDOUT (the
+ * router still carries the call out). */
+#define GW_ROUTER_CALL_TIMEOUT_MS 60000
+
+/* Process context (calls the router; waits up to GW_ROUTER_CALL_TIMEOUT_MS
+ * for a large route set to compile). Each returns 0 when the new table was published
  * (validate: is valid), -EINVAL when it was refused, -ENOENT (rollback)
  * when the version is not kept, another -errno on failure. *out is the
  * caller's (free with gw_router_outcome_free); it is NULL when the router

@@ -189,6 +189,20 @@ void gw__admin_errorf(struct gw_admin_response *resp, int status, const char *co
     gw__admin_error(resp, status, code, json_string(buf));
 }
 
+void gw__admin_timeout(struct gw_admin_response *resp, rt_pid pid, const char *name,
+                       const char *call, int64_t timeout_ms)
+{
+    if (!pid && name)
+        pid = rt_whereis(name);
+    struct rt_proc_info info;
+    if (!name && pid && rt_proc_info(pid, &info) == 0 && info.name[0])
+        name = info.name;
+    gw__admin_error(resp, 504, "timeout",
+                    json_pack("{s:o,s:s?,s:s,s:I}", "process", gw__admin_pid_json(pid), "name",
+                              name && *name ? name : NULL, "call", call, "timeout_ms",
+                              (json_int_t)timeout_ms));
+}
+
 int gw__admin_query(const char *query, const char *key, char *buf, size_t cap)
 {
     if (!query)

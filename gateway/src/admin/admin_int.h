@@ -20,6 +20,15 @@
 /* How long a sys call to a behaviour may take before the admin API answers
  * without its status: a busy process must not hang the admin API. */
 #define GW_ADMIN_SYS_TIMEOUT_MS 500
+/* The deadline of one admin request's supervisor calls (the tree walk as a
+ * whole, restart's which_children): a supervisor answers nothing while it
+ * stops a child, which may take that child's whole shutdown time (forever
+ * for an infinity shutdown), and the admin API must not hang with it. */
+#define GW_ADMIN_CALL_TIMEOUT_MS 2000
+/* The deadline of restart's terminate_child and restart_child together:
+ * long enough for the gateway's own children, whose shutdown times are at
+ * most 5 s, to stop and start again. */
+#define GW_ADMIN_RESTART_TIMEOUT_MS 15000
 /* How long a kill waits for the process to be gone before answering. */
 #define GW_ADMIN_KILL_WAIT_MS 1000
 /* Children shown per supervisor (the count is always given). */
@@ -33,6 +42,13 @@ void gw__admin_error(struct gw_admin_response *resp, int status, const char *cod
 /* The same with a formatted string as detail. */
 void gw__admin_errorf(struct gw_admin_response *resp, int status, const char *code, const char *fmt,
                       ...) __attribute__((format(printf, 4, 5)));
+
+/* 504 {"error": "timeout", "detail": {"process": PID or null, "name": NAME
+ * or null, "call": CALL, "timeout_ms": MS}}: a call into `pid` (or the
+ * process registered as `name`) did not answer within its deadline. The
+ * call itself may still be carried out: only its answer is given up. */
+void gw__admin_timeout(struct gw_admin_response *resp, rt_pid pid, const char *name,
+                       const char *call, int64_t timeout_ms);
 
 /* Copies the percent-decoded value of `key` in `query` (may be NULL) into
  * buf. Returns 0, -ENOENT when absent, -EINVAL when malformed or longer

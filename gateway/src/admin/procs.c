@@ -10,9 +10,12 @@
  * yields its scheduler like any other long-running process.
  *
  * Calls into other processes are bounded: sys calls time out after
- * GW_ADMIN_SYS_TIMEOUT_MS, supervisor calls are only made to processes
- * whose kind is supervisor (a plain process would never answer), and kill
- * waits at most GW_ADMIN_KILL_WAIT_MS for the DOWN.
+ * GW_ADMIN_SYS_TIMEOUT_MS; supervisor calls are only made to processes
+ * whose kind is supervisor (a plain process would never answer) and share
+ * one deadline per request (GW_ADMIN_CALL_TIMEOUT_MS, restart's terminate
+ * and restart GW_ADMIN_RESTART_TIMEOUT_MS), past which the answer is 504
+ * "timeout" naming the process that did not answer; and kill waits at most
+ * GW_ADMIN_KILL_WAIT_MS for the DOWN.
  *
  * Kill reasons become atoms; the set of distinct ones is capped
  * (GW_ADMIN_MAX_KILL_REASONS) and guarded by a mutex held for a few string
@@ -31,6 +34,14 @@
 #include "request_detail.h"
 #include "rt/supervisor.h"
 #include "rt/sys.h"
+
+/* What is left of a deadline (rt_now_ms() time), never negative: a call
+ * given 0 still asks, and times out at once if there is no answer. */
+static int64_t ms_left(uint64_t deadline)
+{
+    uint64_t now = rt_now_ms();
+    return deadline > now ? (int64_t)(deadline - now) : 0;
+}
 
 /* ---- snapshots ------------------------------------------------------------- */
 
@@ -744,7 +755,7 @@ void gw__admin_restart(const struct gw_admin_request *req, struct gw_admin_respo
         goto out;
     }
     /* Only a supervisor answers supervisor calls; anything else would leave
-     * the (infinite-timeout) call waiting forever. */
+     * the call waiting until its deadline. */
     if (!info.parent || rt_proc_info(info.parent, &sinfo) < 0 || sinfo.kind != RT_KIND_SUPERVISOR) {
         gw__admin_errorf(resp, 409, "not_supervised", "the process has no supervisor");
         goto out;
@@ -754,7 +765,12 @@ void gw__admin_restart(const struct gw_admin_request *req, struct gw_admin_respo
         gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the children list");
         goto out;
     }
-    rc = rt_sup_which_children(info.parent, children, GW_ADMIN_TREE_MAX_CHILDREN, &count);
+    rc = rt_sup_which_children_timeout(info.parent, GW_ADMIN_CALL_TIMEOUT_MS, children,
+                                       GW_ADMIN_TREE_MAX_CHILDREN, &count);
+    if (rc == -ETIMEDOUT) {
+        gw__admin_timeout(resp, info.parent, NULL, "which_children", GW_ADMIN_CALL_TIMEOUT_MS);
+        goto out;
+    }
     if (rc < 0) {
         gw__admin_errorf(resp, 503, "supervisor_unavailable", "which_children: %s", strerror(-rc));
         goto out;
@@ -777,14 +793,23 @@ void gw__admin_restart(const struct gw_admin_request *req, struct gw_admin_respo
     }
     char id[sizeof c->id];
     memcpy(id, c->id, sizeof id);
-    rc = rt_sup_terminate_child(info.parent, id);
+    uint64_t deadline = rt_now_ms() + GW_ADMIN_RESTART_TIMEOUT_MS;
+    rc = rt_sup_terminate_child_timeout(info.parent, id, ms_left(deadline));
+    if (rc == -ETIMEDOUT) {
+        gw__admin_timeout(resp, info.parent, NULL, "terminate_child", GW_ADMIN_RESTART_TIMEOUT_MS);
+        goto out;
+    }
     if (rc < 0) {
         gw__admin_errorf(resp, 409, "conflict", "terminate_child(%s): %s", id, strerror(-rc));
         goto out;
     }
     rt_pid newpid = 0;
     rt_atom why = 0;
-    rc = rt_sup_restart_child(info.parent, id, &newpid, &why);
+    rc = rt_sup_restart_child_timeout(info.parent, id, ms_left(deadline), &newpid, &why);
+    if (rc == -ETIMEDOUT) {
+        gw__admin_timeout(resp, info.parent, NULL, "restart_child", GW_ADMIN_RESTART_TIMEOUT_MS);
+        goto out;
+    }
     if (rc < 0) {
         gw__admin_error(resp, 500, "restart_failed",
                         json_pack("{s:s,s:s,s:s}", "id", id, "error", strerror(-rc), "reason",
@@ -801,9 +826,18 @@ out:
 
 /* ---- supervision tree ------------------------------------------------------ */
 
-static json_t *sup_json(rt_pid sup, int depth, struct rt_child_info *scratch);
+/* One walk of the tree: scratch holds GW_ADMIN_TREE_MAX_CHILDREN entries
+ * per level; every describe call shares the deadline, and the first one
+ * that passes it ends the walk (timed_out names that supervisor). */
+struct tree_walk {
+    struct rt_child_info *scratch;
+    uint64_t deadline;
+    rt_pid timed_out;
+};
 
-static json_t *child_json(const struct rt_child_info *c, int depth, struct rt_child_info *scratch)
+static json_t *sup_json(rt_pid sup, int depth, struct tree_walk *tw);
+
+static json_t *child_json(const struct rt_child_info *c, int depth, struct tree_walk *tw)
 {
     json_t *o = json_object();
     if (!o)
@@ -828,7 +862,7 @@ static json_t *child_json(const struct rt_child_info *c, int depth, struct rt_ch
         json_object_set_new(o, "shutdown", json_integer((json_int_t)c->shutdown));
     if (c->type == RT_SUPERVISOR && alive && info.kind == RT_KIND_SUPERVISOR &&
         depth < GW_ADMIN_TREE_MAX_DEPTH) {
-        json_t *sub = sup_json(c->pid, depth + 1, scratch);
+        json_t *sub = sup_json(c->pid, depth + 1, tw);
         if (sub) {
             json_object_set(o, "supervisor", json_object_get(sub, "supervisor"));
             json_object_set(o, "children", json_object_get(sub, "children"));
@@ -842,13 +876,20 @@ static json_t *child_json(const struct rt_child_info *c, int depth, struct rt_ch
  * restarts_in_period, children_total, children_truncated, children_order},
  * "children": [...]}. Children come as rt_sup_describe gives them: in start
  * order, oldest first, which children_order states ("start"; OTP's own
- * which_children lists static children newest first). `scratch` holds
- * GW_ADMIN_TREE_MAX_CHILDREN entries per level below this one. */
-static json_t *sup_json(rt_pid sup, int depth, struct rt_child_info *scratch)
+ * which_children lists static children newest first). NULL once the walk
+ * has timed out (or out of memory). */
+static json_t *sup_json(rt_pid sup, int depth, struct tree_walk *tw)
 {
     struct rt_sup_description d;
-    struct rt_child_info *mine = scratch + (size_t)depth * GW_ADMIN_TREE_MAX_CHILDREN;
-    int rc = rt_sup_describe(sup, &d, mine, GW_ADMIN_TREE_MAX_CHILDREN);
+    struct rt_child_info *mine = tw->scratch + (size_t)depth * GW_ADMIN_TREE_MAX_CHILDREN;
+    if (tw->timed_out)
+        return NULL;
+    int rc =
+        rt_sup_describe_timeout(sup, ms_left(tw->deadline), &d, mine, GW_ADMIN_TREE_MAX_CHILDREN);
+    if (rc == -ETIMEDOUT) {
+        tw->timed_out = sup;
+        return NULL;
+    }
     json_t *o = json_object();
     if (!o)
         return NULL;
@@ -872,7 +913,7 @@ static json_t *sup_json(rt_pid sup, int depth, struct rt_child_info *scratch)
                                   "children_order", "start"));
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, child_json(&mine[i], depth, scratch));
+        json_array_append_new(arr, child_json(&mine[i], depth, tw));
     json_object_set_new(o, "children", arr);
     return o;
 }
@@ -887,13 +928,21 @@ void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_r
         gw__admin_errorf(resp, 503, "not_started", "the supervision tree is not running");
         return;
     }
-    struct rt_child_info *scratch =
-        calloc((size_t)(GW_ADMIN_TREE_MAX_DEPTH + 1) * GW_ADMIN_TREE_MAX_CHILDREN, sizeof *scratch);
-    if (!scratch) {
+    struct tree_walk tw = {
+        .scratch = calloc((size_t)(GW_ADMIN_TREE_MAX_DEPTH + 1) * GW_ADMIN_TREE_MAX_CHILDREN,
+                          sizeof *tw.scratch),
+        .deadline = rt_now_ms() + GW_ADMIN_CALL_TIMEOUT_MS,
+    };
+    if (!tw.scratch) {
         gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the tree");
         return;
     }
-    json_t *root = sup_json(sup, 0, scratch);
-    free(scratch);
+    json_t *root = sup_json(sup, 0, &tw);
+    free(tw.scratch);
+    if (tw.timed_out) {
+        json_decref(root);
+        gw__admin_timeout(resp, tw.timed_out, NULL, "describe", GW_ADMIN_CALL_TIMEOUT_MS);
+        return;
+    }
     gw__admin_json(resp, 200, json_pack("{s:o*}", "tree", root));
 }

@@ -145,8 +145,11 @@ static json_t *status_json(const struct gw_router_status *st)
     return o;
 }
 
-/* Maps a router result to the answer; frees the outcome. */
-static void router_result(struct gw_admin_response *resp, int rc, struct gw_router_outcome *o)
+/* Maps the result of router call `call` to the answer; frees the outcome.
+ * The router's calls have their own deadline (router.h): past it the
+ * answer is 504 "timeout", as for every call the admin API makes. */
+static void router_result(struct gw_admin_response *resp, const char *call, int rc,
+                          struct gw_router_outcome *o)
 {
     if (rc == 0 && o) {
         gw__admin_json(resp, 200, outcome_json(o, NULL));
@@ -158,7 +161,9 @@ static void router_result(struct gw_admin_response *resp, int rc, struct gw_rout
         else
             gw__admin_errorf(resp, 404, "version_not_found",
                              "that version is not in the router's history");
-    } else if (rc == -ESRCH || rc == -ECONNRESET || rc == -ETIMEDOUT) {
+    } else if (rc == -ETIMEDOUT) {
+        gw__admin_timeout(resp, 0, GW_ROUTER_NAME, call, GW_ROUTER_CALL_TIMEOUT_MS);
+    } else if (rc == -ESRCH || rc == -ECONNRESET) {
         gw__admin_errorf(resp, 503, "router_unavailable", "the router did not answer: %s",
                          strerror(-rc));
     } else if (rc == -ENOMEM) {
@@ -174,7 +179,7 @@ void gw__admin_routes_get(struct gw_admin_response *resp)
     struct gw_router_status *st = NULL;
     int rc = gw_router_status(&st);
     if (rc < 0) {
-        router_result(resp, rc, NULL);
+        router_result(resp, "status", rc, NULL);
         return;
     }
     gw__admin_json(resp, 200, status_json(st));
@@ -185,21 +190,21 @@ void gw__admin_routes_reload(struct gw_admin_response *resp)
 {
     struct gw_router_outcome *o = NULL;
     int rc = gw_router_reload("admin", &o);
-    router_result(resp, rc, o);
+    router_result(resp, "reload", rc, o);
 }
 
 void gw__admin_routes_replace(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
     struct gw_router_outcome *o = NULL;
     int rc = gw_router_replace(req->body ? req->body : "", req->body_len, &o);
-    router_result(resp, rc, o);
+    router_result(resp, "replace", rc, o);
 }
 
 void gw__admin_routes_validate(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
     struct gw_router_outcome *o = NULL;
     int rc = gw_router_validate(req->body ? req->body : "", req->body_len, &o);
-    router_result(resp, rc, o);
+    router_result(resp, "validate", rc, o);
 }
 
 void gw__admin_routes_rollback(const struct gw_admin_request *req, struct gw_admin_response *resp)
@@ -217,5 +222,5 @@ void gw__admin_routes_rollback(const struct gw_admin_request *req, struct gw_adm
     json_decref(body);
     struct gw_router_outcome *o = NULL;
     int rc = gw_router_rollback(version, &o);
-    router_result(resp, rc, o);
+    router_result(resp, "rollback", rc, o);
 }

@@ -39,8 +39,6 @@
 #include "router_int.h"
 #include "rt/gen_server.h"
 
-/* Calls that compile a table may take long on a very large route set. */
-#define CALL_TIMEOUT_MS 60000
 #define RECLAIM_MS 100
 #define REWATCH_AFTER_MS 1000
 #define ADMIN_LABEL "<admin>"
@@ -666,7 +664,7 @@ static int call(struct rt_msg *req, struct gw__router_reply *h)
     memset(h, 0, sizeof *h);
     if (!req)
         return -ENOMEM;
-    int r = rt_gen_server_call_name(GW_ROUTER_NAME, req, CALL_TIMEOUT_MS, &rep, NULL);
+    int r = rt_gen_server_call_name(GW_ROUTER_NAME, req, GW_ROUTER_CALL_TIMEOUT_MS, &rep, NULL);
     if (r)
         return r;
     if (!rep || rep->size < sizeof *h) {

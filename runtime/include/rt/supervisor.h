@@ -17,8 +17,15 @@
  * idle one holds no stack.
  *
  * All rt_sup_* calls except rt_sup_check_childspecs and rt_sup_init_child(ren)
- * are gen_server calls with an infinite timeout: process context, blocking. They also return -ESRCH
+ * are gen_server calls: process context, blocking. They also return -ESRCH
  * / -ECONNRESET when the supervisor is not alive / dies during the call.
+ * The plain ones wait however long the supervisor takes (OTP's infinity): a
+ * supervisor answers nothing while it stops or starts a child, which takes
+ * up to that child's shutdown time, forever for RT_SHUTDOWN_INFINITY. Each
+ * has a _timeout variant that gives up after timeout_ms (RT_INFINITY
+ * allowed) with -ETIMEDOUT, as rt_gen_server_call: the request still
+ * reaches the supervisor and is carried out, its late answer is dropped.
+ * Whoever must answer in bounded time (an admin API) uses those.
  */
 #ifndef RT_SUPERVISOR_H
 #define RT_SUPERVISOR_H
@@ -145,30 +152,39 @@ int rt_sup_check_childspecs(const struct rt_sup_flags *flags, const struct rt_ch
  * -ECHILD + *reason: the start function failed; -EOPNOTSUPP on a
  * simple_one_for_one supervisor. */
 int rt_sup_start_child(rt_pid sup, const struct rt_child_spec *spec, rt_pid *out, rt_atom *reason);
+int rt_sup_start_child_timeout(rt_pid sup, const struct rt_child_spec *spec, int64_t timeout_ms,
+                               rt_pid *out, rt_atom *reason);
 /* simple_one_for_one: start(arg, extra) with a copy of extra's bytes,
  * kept for restarts unless the child is temporary. 0 + *out (0 when
  * ignored, nothing stored), -EEXIST + *out (already_started),
  * -ECHILD + *reason, -EOPNOTSUPP on other strategies. */
 int rt_sup_start_child_extra(rt_pid sup, const void *extra, size_t extra_size, rt_pid *out,
                              rt_atom *reason);
+int rt_sup_start_child_extra_timeout(rt_pid sup, const void *extra, size_t extra_size,
+                                     int64_t timeout_ms, rt_pid *out, rt_atom *reason);
 /* terminate_child by id: 0 (spec kept with pid undefined, except
  * temporary), -ENOENT, -EOPNOTSUPP for simple_one_for_one. A child whose
  * restart failed and is being retried (restarting) is not retried any
  * more. */
 int rt_sup_terminate_child(rt_pid sup, const char *id);
+int rt_sup_terminate_child_timeout(rt_pid sup, const char *id, int64_t timeout_ms);
 /* terminate_child by pid, simple_one_for_one only (OTP: other
  * supervisors identify children by id, so a pid is not_found there):
  * 0 (the child is stopped and forgotten; also for a child being
  * restarted under that pid, whose retries stop, and for a pid that is no
  * longer alive), -ENOENT (-ENOENT always on other strategies). */
 int rt_sup_terminate_child_pid(rt_pid sup, rt_pid child);
+int rt_sup_terminate_child_pid_timeout(rt_pid sup, rt_pid child, int64_t timeout_ms);
 /* restart_child: 0 + *out (0 if ignored), -EBUSY (running), -EINPROGRESS
  * (restarting), -ENOENT, -EEXIST + *out (already_started), -ECHILD +
  * *reason, -EOPNOTSUPP. */
 int rt_sup_restart_child(rt_pid sup, const char *id, rt_pid *out, rt_atom *reason);
+int rt_sup_restart_child_timeout(rt_pid sup, const char *id, int64_t timeout_ms, rt_pid *out,
+                                 rt_atom *reason);
 /* delete_child: 0, -EBUSY (running), -EINPROGRESS (restarting), -ENOENT,
  * -EOPNOTSUPP. */
 int rt_sup_delete_child(rt_pid sup, const char *id);
+int rt_sup_delete_child_timeout(rt_pid sup, const char *id, int64_t timeout_ms);
 
 enum rt_child_status {
     RT_CHILD_RUNNING = 0,
@@ -193,16 +209,23 @@ struct rt_child_info {
  * simple_one_for_one children alike (OTP gives static children newest
  * first and dynamic ones in no defined order). */
 int rt_sup_which_children(rt_pid sup, struct rt_child_info *out, size_t max, size_t *count);
+int rt_sup_which_children_timeout(rt_pid sup, int64_t timeout_ms, struct rt_child_info *out,
+                                  size_t max, size_t *count);
 /* which_child: the entry of which_children for child `id`;
  * -ENOENT, -EOPNOTSUPP for simple_one_for_one (its children have no id). */
 int rt_sup_which_child(rt_pid sup, const char *id, struct rt_child_info *out);
+int rt_sup_which_child_timeout(rt_pid sup, const char *id, int64_t timeout_ms,
+                               struct rt_child_info *out);
 
 struct rt_sup_counts {
     size_t specs, active, supervisors, workers;
 };
 int rt_sup_count_children(rt_pid sup, struct rt_sup_counts *out);
+int rt_sup_count_children_timeout(rt_pid sup, int64_t timeout_ms, struct rt_sup_counts *out);
 /* get_childspec: the stored spec's info (-ENOENT). */
 int rt_sup_get_childspec(rt_pid sup, const char *id, struct rt_child_info *out);
+int rt_sup_get_childspec_timeout(rt_pid sup, const char *id, int64_t timeout_ms,
+                                 struct rt_child_info *out);
 
 /* For the admin API: the supervisor's configuration and children. */
 struct rt_sup_description {
@@ -216,6 +239,8 @@ struct rt_sup_description {
  * type is RT_SUPERVISOR. */
 int rt_sup_describe(rt_pid sup, struct rt_sup_description *desc, struct rt_child_info *children,
                     size_t max);
+int rt_sup_describe_timeout(rt_pid sup, int64_t timeout_ms, struct rt_sup_description *desc,
+                            struct rt_child_info *children, size_t max);
 
 #ifdef __cplusplus
 }

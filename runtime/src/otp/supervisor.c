@@ -1042,14 +1042,14 @@ int rt_sup_start_link(rt_sup_init_fn init, void *arg, const struct rt_start_opts
 
 /* ---- client API ------------------------------------------------------------------ */
 
-static int sup_request(rt_pid sup, uint32_t type, const void *data, size_t size,
+static int sup_request(rt_pid sup, uint32_t type, const void *data, size_t size, int64_t timeout_ms,
                        struct rt_msg **rep)
 {
     struct rt_msg *m = rt_msg_copy(type, data, size);
     rt_atom why = RT_NORMAL;
     if (!m)
         return -ENOMEM;
-    int rc = rt_gen_server_call(sup, m, RT_INFINITY, rep, &why);
+    int rc = rt_gen_server_call(sup, m, timeout_ms, rep, &why);
     if (rc == 0 && (!*rep || (*rep)->size < sizeof(struct sup_rep))) {
         rt_msg_free(*rep);
         return -EPROTO;
@@ -1057,16 +1057,23 @@ static int sup_request(rt_pid sup, uint32_t type, const void *data, size_t size,
     return rc;
 }
 
-static int id_request(rt_pid sup, uint32_t type, const char *id, struct rt_msg **rep)
+static int id_request(rt_pid sup, uint32_t type, const char *id, int64_t timeout_ms,
+                      struct rt_msg **rep)
 {
     if (!id)
         return -EINVAL;
-    return sup_request(sup, type, id, strlen(id) + 1, rep);
+    return sup_request(sup, type, id, strlen(id) + 1, timeout_ms, rep);
 }
 
 #define REP(m) ((struct sup_rep *)(m)->data)
 
 int rt_sup_start_child(rt_pid sup, const struct rt_child_spec *spec, rt_pid *out, rt_atom *reason)
+{
+    return rt_sup_start_child_timeout(sup, spec, RT_INFINITY, out, reason);
+}
+
+int rt_sup_start_child_timeout(rt_pid sup, const struct rt_child_spec *spec, int64_t timeout_ms,
+                               rt_pid *out, rt_atom *reason)
 {
     struct rt_msg *rep = NULL;
     if (!spec || !spec->id || strlen(spec->id) >= 64)
@@ -1082,7 +1089,7 @@ int rt_sup_start_child(rt_pid sup, const struct rt_child_spec *spec, rt_pid *out
     if (spec->arg_size)
         memcpy(q->arg, spec->arg, spec->arg_size);
     rt_atom why = RT_NORMAL;
-    int rc = rt_gen_server_call(sup, m, RT_INFINITY, &rep, &why);
+    int rc = rt_gen_server_call(sup, m, timeout_ms, &rep, &why);
     if (rc < 0)
         return rc;
     if (!rep)
@@ -1099,8 +1106,14 @@ int rt_sup_start_child(rt_pid sup, const struct rt_child_spec *spec, rt_pid *out
 int rt_sup_start_child_extra(rt_pid sup, const void *extra, size_t extra_size, rt_pid *out,
                              rt_atom *reason)
 {
+    return rt_sup_start_child_extra_timeout(sup, extra, extra_size, RT_INFINITY, out, reason);
+}
+
+int rt_sup_start_child_extra_timeout(rt_pid sup, const void *extra, size_t extra_size,
+                                     int64_t timeout_ms, rt_pid *out, rt_atom *reason)
+{
     struct rt_msg *rep = NULL;
-    int rc = sup_request(sup, SUP_START_EXTRA, extra, extra_size, &rep);
+    int rc = sup_request(sup, SUP_START_EXTRA, extra, extra_size, timeout_ms, &rep);
     if (rc < 0)
         return rc;
     rc = REP(rep)->rc;
@@ -1112,10 +1125,10 @@ int rt_sup_start_child_extra(rt_pid sup, const void *extra, size_t extra_size, r
     return rc;
 }
 
-static int rc_only(rt_pid sup, uint32_t type, const char *id)
+static int rc_only(rt_pid sup, uint32_t type, const char *id, int64_t timeout_ms)
 {
     struct rt_msg *rep = NULL;
-    int rc = id_request(sup, type, id, &rep);
+    int rc = id_request(sup, type, id, timeout_ms, &rep);
     if (rc < 0)
         return rc;
     rc = REP(rep)->rc;
@@ -1125,13 +1138,23 @@ static int rc_only(rt_pid sup, uint32_t type, const char *id)
 
 int rt_sup_terminate_child(rt_pid sup, const char *id)
 {
-    return rc_only(sup, SUP_TERMINATE_ID, id);
+    return rc_only(sup, SUP_TERMINATE_ID, id, RT_INFINITY);
+}
+
+int rt_sup_terminate_child_timeout(rt_pid sup, const char *id, int64_t timeout_ms)
+{
+    return rc_only(sup, SUP_TERMINATE_ID, id, timeout_ms);
 }
 
 int rt_sup_terminate_child_pid(rt_pid sup, rt_pid child)
 {
+    return rt_sup_terminate_child_pid_timeout(sup, child, RT_INFINITY);
+}
+
+int rt_sup_terminate_child_pid_timeout(rt_pid sup, rt_pid child, int64_t timeout_ms)
+{
     struct rt_msg *rep = NULL;
-    int rc = sup_request(sup, SUP_TERMINATE_PID, &child, sizeof child, &rep);
+    int rc = sup_request(sup, SUP_TERMINATE_PID, &child, sizeof child, timeout_ms, &rep);
     if (rc < 0)
         return rc;
     rc = REP(rep)->rc;
@@ -1141,8 +1164,14 @@ int rt_sup_terminate_child_pid(rt_pid sup, rt_pid child)
 
 int rt_sup_restart_child(rt_pid sup, const char *id, rt_pid *out, rt_atom *reason)
 {
+    return rt_sup_restart_child_timeout(sup, id, RT_INFINITY, out, reason);
+}
+
+int rt_sup_restart_child_timeout(rt_pid sup, const char *id, int64_t timeout_ms, rt_pid *out,
+                                 rt_atom *reason)
+{
     struct rt_msg *rep = NULL;
-    int rc = id_request(sup, SUP_RESTART, id, &rep);
+    int rc = id_request(sup, SUP_RESTART, id, timeout_ms, &rep);
     if (rc < 0)
         return rc;
     rc = REP(rep)->rc;
@@ -1156,13 +1185,24 @@ int rt_sup_restart_child(rt_pid sup, const char *id, rt_pid *out, rt_atom *reaso
 
 int rt_sup_delete_child(rt_pid sup, const char *id)
 {
-    return rc_only(sup, SUP_DELETE, id);
+    return rc_only(sup, SUP_DELETE, id, RT_INFINITY);
+}
+
+int rt_sup_delete_child_timeout(rt_pid sup, const char *id, int64_t timeout_ms)
+{
+    return rc_only(sup, SUP_DELETE, id, timeout_ms);
 }
 
 int rt_sup_which_children(rt_pid sup, struct rt_child_info *out, size_t max, size_t *count)
 {
+    return rt_sup_which_children_timeout(sup, RT_INFINITY, out, max, count);
+}
+
+int rt_sup_which_children_timeout(rt_pid sup, int64_t timeout_ms, struct rt_child_info *out,
+                                  size_t max, size_t *count)
+{
     struct rt_msg *rep = NULL;
-    int rc = sup_request(sup, SUP_WHICH, NULL, 0, &rep);
+    int rc = sup_request(sup, SUP_WHICH, NULL, 0, timeout_ms, &rep);
     if (rc < 0)
         return rc;
     size_t n = REP(rep)->count;
@@ -1178,8 +1218,13 @@ int rt_sup_which_children(rt_pid sup, struct rt_child_info *out, size_t max, siz
 
 int rt_sup_count_children(rt_pid sup, struct rt_sup_counts *out)
 {
+    return rt_sup_count_children_timeout(sup, RT_INFINITY, out);
+}
+
+int rt_sup_count_children_timeout(rt_pid sup, int64_t timeout_ms, struct rt_sup_counts *out)
+{
     struct rt_msg *rep = NULL;
-    int rc = sup_request(sup, SUP_COUNT, NULL, 0, &rep);
+    int rc = sup_request(sup, SUP_COUNT, NULL, 0, timeout_ms, &rep);
     if (rc < 0)
         return rc;
     *out = REP(rep)->counts;
@@ -1187,10 +1232,11 @@ int rt_sup_count_children(rt_pid sup, struct rt_sup_counts *out)
     return 0;
 }
 
-static int info_request(rt_pid sup, uint32_t type, const char *id, struct rt_child_info *out)
+static int info_request(rt_pid sup, uint32_t type, const char *id, int64_t timeout_ms,
+                        struct rt_child_info *out)
 {
     struct rt_msg *rep = NULL;
-    int rc = id_request(sup, type, id, &rep);
+    int rc = id_request(sup, type, id, timeout_ms, &rep);
     if (rc < 0)
         return rc;
     rc = REP(rep)->rc;
@@ -1202,19 +1248,37 @@ static int info_request(rt_pid sup, uint32_t type, const char *id, struct rt_chi
 
 int rt_sup_get_childspec(rt_pid sup, const char *id, struct rt_child_info *out)
 {
-    return info_request(sup, SUP_GET_SPEC, id, out);
+    return info_request(sup, SUP_GET_SPEC, id, RT_INFINITY, out);
+}
+
+int rt_sup_get_childspec_timeout(rt_pid sup, const char *id, int64_t timeout_ms,
+                                 struct rt_child_info *out)
+{
+    return info_request(sup, SUP_GET_SPEC, id, timeout_ms, out);
 }
 
 int rt_sup_which_child(rt_pid sup, const char *id, struct rt_child_info *out)
 {
-    return info_request(sup, SUP_WHICH_CHILD, id, out);
+    return info_request(sup, SUP_WHICH_CHILD, id, RT_INFINITY, out);
+}
+
+int rt_sup_which_child_timeout(rt_pid sup, const char *id, int64_t timeout_ms,
+                               struct rt_child_info *out)
+{
+    return info_request(sup, SUP_WHICH_CHILD, id, timeout_ms, out);
 }
 
 int rt_sup_describe(rt_pid sup, struct rt_sup_description *desc, struct rt_child_info *children,
                     size_t max)
 {
+    return rt_sup_describe_timeout(sup, RT_INFINITY, desc, children, max);
+}
+
+int rt_sup_describe_timeout(rt_pid sup, int64_t timeout_ms, struct rt_sup_description *desc,
+                            struct rt_child_info *children, size_t max)
+{
     struct rt_msg *rep = NULL;
-    int rc = sup_request(sup, SUP_DESCRIBE, NULL, 0, &rep);
+    int rc = sup_request(sup, SUP_DESCRIBE, NULL, 0, timeout_ms, &rep);
     if (rc < 0)
         return rc;
     size_t n = REP(rep)->count;

@@ -7,7 +7,8 @@
  *
  *   gw_router_reload      -EINVAL with one positioned error and one warning
  *   gw_router_replace     0, records the text it was given
- *   gw_router_validate    -EINVAL when the text is "bad", else 0
+ *   gw_router_validate    -EINVAL when the text is "bad", -ETIMEDOUT (the router
+ *                         did not answer within its deadline) for "slow", else 0
  *   gw_router_rollback    0 for versions 1..10 (recorded), else -ENOENT
  *   gw_router_status      two versions kept, the last reload, counters
  *   gw_upstreams_describe one upstream "demo" with two targets (as structs)
@@ -50,9 +51,9 @@ int gw_router_reload(const char *source, struct gw_router_outcome **out)
     if (!o)
         return -ENOMEM;
     jpos_diag_add(&o->diags, JPOS_DIAG_ERROR, "routes/a.json", 3, 7, "$.routes[0]",
-                   "unknown upstream \"nope\"");
+                  "unknown upstream \"nope\"");
     jpos_diag_add(&o->diags, JPOS_DIAG_WARNING, "routes/a.json", 9, 1, "$.routes[1]",
-                   "shadowed by \"users\"");
+                  "shadowed by \"users\"");
     *out = o;
     return -EINVAL;
 }
@@ -73,6 +74,10 @@ int gw_router_validate(const char *text, size_t len, struct gw_router_outcome **
         jpos_diag_add(&o->diags, JPOS_DIAG_ERROR, "<body>", 1, 1, "$", "not JSON");
         *out = o;
         return -EINVAL;
+    }
+    if (len == 4 && memcmp(text, "slow", 4) == 0) {
+        *out = NULL;
+        return -ETIMEDOUT;
     }
     *out = outcome(true, 4, 1);
     return *out ? 0 : -ENOMEM;

@@ -22,11 +22,13 @@
 #include <jansson.h>
 
 #include "admin_double.h"
+#include "admin_int.h"
 #include "gw/admin.h"
 #include "gw/ctl.h"
 #include "gw/gateway.h"
 #include "gw/http1.h"
 #include "gw/metrics.h"
+#include "gw/router.h"
 #include "gw_version.h"
 #include "request_detail.h"
 #include "route/holder.h"
@@ -1038,6 +1040,178 @@ START_TEST(supervisors_tree_states_that_children_are_listed_in_start_order)
 }
 END_TEST
 
+/* A child that traps exits and ignores its supervisor's shutdown until a
+ * MSG_STOP arrives; it tells `arg` (the test's pid) each exit signal it
+ * ignores, so the test knows when its supervisor is busy waiting for it. */
+static void stubborn(void *arg)
+{
+    rt_pid tell = *(const rt_pid *)arg;
+    rt_trap_exit(true);
+    for (;;) {
+        struct rt_msg *m = rt_receive(RT_INFINITY);
+        bool stop = m->type == MSG_STOP;
+        if (m->type == RT_MSG_EXIT)
+            rt_send(tell, rt_msg_new(MSG_PING, 0));
+        rt_msg_free(m);
+        if (stop)
+            return;
+    }
+}
+
+static int start_stubborn(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                          rt_atom *reason)
+{
+    struct rt_spawn_opts so = {.link = true, .initial_call = "test:stubborn"};
+    return rt_spawn(stubborn, arg, &so, out);
+}
+
+static rt_pid stubborn_tell;
+
+static int slow_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
+{
+    const struct rt_child_spec specs[] = {
+        {.id = "a", .start = start_counter, .shutdown = 1000},
+        {.id = "stubborn",
+         .start = start_stubborn,
+         .arg = &stubborn_tell,
+         .arg_size = sizeof stubborn_tell,
+         .shutdown = RT_SHUTDOWN_INFINITY},
+    };
+    return rt_sup_init_children(init, specs, 2);
+}
+
+static void terminator(void *arg)
+{
+    rt_sup_terminate_child(*(const rt_pid *)arg, "stubborn");
+}
+
+/* What an admin request answered, from the process that asked. */
+struct far_answer {
+    int status;
+    uint64_t took_ms;
+    char body[1024];
+};
+enum { MSG_ANSWER = 3 };
+struct far_request {
+    rt_pid reply_to;
+    const char *method;
+    char target[128];
+};
+
+static void far_asker(void *arg)
+{
+    struct far_request q = *(const struct far_request *)arg;
+    free(arg);
+    uint64_t t0 = rt_now_ms();
+    struct answer a = call(q.method, q.target, NULL, NULL);
+    struct far_answer fa = {.status = a.status, .took_ms = rt_now_ms() - t0};
+    snprintf(fa.body, sizeof fa.body, "%s", a.raw ? a.raw : "");
+    answer_done(&a);
+    rt_send(q.reply_to, rt_msg_copy(MSG_ANSWER, &fa, sizeof fa));
+}
+
+static bool is_answer(const struct rt_msg *m, void *ctx)
+{
+    return m->type == MSG_ANSWER;
+}
+
+/* Asks from another process and waits at most `wait_ms` for the answer:
+ * a handler that hangs fails the test instead of hanging it. NULL when
+ * nothing came in time (the asker is then left to finish on its own). */
+static struct rt_msg *ask_from_afar(const char *method, const char *target, int64_t wait_ms)
+{
+    struct far_request *q = calloc(1, sizeof *q);
+    T_ASSERT(q != NULL);
+    q->reply_to = rt_self();
+    q->method = method;
+    snprintf(q->target, sizeof q->target, "%s", target);
+    rt_pid asker = 0;
+    T_EQ(rt_spawn(far_asker, q, NULL, &asker), 0);
+    return rt_receive_match(is_answer, NULL, wait_ms);
+}
+
+static bool is_ping(const struct rt_msg *m, void *ctx)
+{
+    return m->type == MSG_PING;
+}
+
+/* A supervisor stopping a child that ignores its shutdown (infinity)
+ * answers no call until the child goes: the tree and restart answer 504
+ * "timeout" naming it within GW_ADMIN_CALL_TIMEOUT_MS, and the tree
+ * answers again once it is free. */
+static void body_busy_supervisor(void)
+{
+    stubborn_tell = rt_self();
+    rt_pid top = 0;
+    struct rt_start_opts so = {.name = "adm_slow_sup"};
+    T_EQ(rt_sup_start_link(slow_init, NULL, &so, &top, NULL), 0);
+    gw.sup = top;
+    rt_pid stub = child_pid(top, "stubborn"), a = child_pid(top, "a");
+    await_waiting(&stub, 1);
+    rt_pid term = 0;
+    T_EQ(rt_spawn(terminator, &top, NULL, &term), 0);
+    struct rt_msg *ping = rt_receive_match(is_ping, NULL, 10000);
+    T_ASSERT(ping != NULL); /* the supervisor now waits for the stubborn child */
+    rt_msg_free(ping);
+
+    char pidbuf[GW_ADMIN_PID_BUF];
+    gw_admin_pid_format(top, pidbuf);
+    const int64_t wait_ms = GW_ADMIN_CALL_TIMEOUT_MS + 3000;
+    struct rt_msg *tree = ask_from_afar("GET", "/admin/supervisors", wait_ms);
+    char target[128];
+    snprintf(target, sizeof target, "/admin/processes/%llu/restart", (unsigned long long)a);
+    struct rt_msg *restart = ask_from_afar("POST", target, wait_ms);
+    /* Free the supervisor before judging, so that a failure leaves nothing hanging. */
+    rt_send(stub, rt_msg_new(MSG_STOP, 0));
+    T_ASSERT(tree != NULL && restart != NULL);
+
+    const struct far_answer *fa = (const struct far_answer *)tree->data;
+    T_EQ(fa->status, 504);
+    T_ASSERT(fa->took_ms >= GW_ADMIN_CALL_TIMEOUT_MS - 50);
+    T_ASSERT(fa->took_ms < GW_ADMIN_CALL_TIMEOUT_MS + 1500);
+    json_error_t err;
+    json_t *j = json_loads(fa->body, 0, &err);
+    T_STREQ(jstr(j, "error"), "timeout");
+    json_t *d = json_object_get(j, "detail");
+    T_STREQ(jstr(d, "process"), pidbuf);
+    T_STREQ(jstr(d, "name"), "adm_slow_sup");
+    T_STREQ(jstr(d, "call"), "describe");
+    T_EQ(jint(d, "timeout_ms"), GW_ADMIN_CALL_TIMEOUT_MS);
+    json_decref(j);
+
+    fa = (const struct far_answer *)restart->data;
+    T_EQ(fa->status, 504);
+    T_ASSERT(fa->took_ms < GW_ADMIN_CALL_TIMEOUT_MS + 1500);
+    j = json_loads(fa->body, 0, &err);
+    T_STREQ(jstr(j, "error"), "timeout");
+    d = json_object_get(j, "detail");
+    T_STREQ(jstr(d, "process"), pidbuf);
+    T_STREQ(jstr(d, "call"), "which_children");
+    json_decref(j);
+    rt_msg_free(tree);
+    rt_msg_free(restart);
+
+    /* Once the child is gone the supervisor answers again: the child that
+     * was being stopped is stored, not running; "a" was never touched. */
+    for (int k = 0; k < 10000 && rt_is_alive(term); k++)
+        rt_sleep(1);
+    T_ASSERT(!rt_is_alive(term));
+    struct answer an = get("/admin/supervisors");
+    T_EQ(an.status, 200);
+    json_t *ch = json_object_get(json_object_get(an.json, "tree"), "children");
+    T_STREQ(jstr(json_array_get(ch, 1), "status"), "undefined");
+    T_EQ(child_pid(top, "a"), a);
+    answer_done(&an);
+    gw.sup = 0;
+    T_EQ(rt_proc_stop(top, RT_NORMAL, 5000, NULL), 0);
+}
+
+START_TEST(supervisors_tree_and_restart_answer_timeout_while_a_supervisor_is_busy)
+{
+    t_run(body_busy_supervisor);
+}
+END_TEST
+
 /* ---- shapes ----------------------------------------------------------------------------- */
 
 static void body_shapes(void)
@@ -1203,6 +1377,13 @@ static void body_routes(void)
     a = call("POST", "/admin/routes/validate", NULL, "bad");
     T_EQ(a.status, 422);
     T_STREQ(jstr(json_array_get(json_object_get(a.json, "errors"), 0), "message"), "not JSON");
+    answer_done(&a);
+    /* A router call past its deadline: 504 "timeout" naming the router. */
+    a = call("POST", "/admin/routes/validate", NULL, "slow");
+    expect_error(&a, 504, "timeout");
+    T_STREQ(jstr(json_object_get(a.json, "detail"), "name"), "router");
+    T_STREQ(jstr(json_object_get(a.json, "detail"), "call"), "validate");
+    T_EQ(jint(json_object_get(a.json, "detail"), "timeout_ms"), GW_ROUTER_CALL_TIMEOUT_MS);
     answer_done(&a);
     a = call("POST", "/admin/routes/validate", NULL, "{}");
     T_EQ(a.status, 200);
@@ -1880,6 +2061,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, kill_answers_and_the_process_dies_with_the_reason);
     tcase_add_test(tc, supervisors_tree_and_restart_of_a_supervised_child);
     tcase_add_test(tc, supervisors_tree_states_that_children_are_listed_in_start_order);
+    tcase_add_test(tc, supervisors_tree_and_restart_answer_timeout_while_a_supervisor_is_busy);
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
     tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
     tcase_add_test(tc, routes_and_upstreams_answers_render_the_modules_structs);

@@ -686,6 +686,92 @@ START_TEST(supervisor_child_with_infinity_shutdown_is_waited_for)
 }
 END_TEST
 
+/* A child that traps exits and ignores its parent's shutdown until
+ * stubborn_go is set; stubborn_asked counts the exit signals it ignored. */
+static atomic_int stubborn_asked, stubborn_go;
+static void stubborn(void *arg)
+{
+    rt_trap_exit(true);
+    while (!atomic_load(&stubborn_go)) {
+        struct rt_msg *m = rt_receive(10);
+        if (m && m->type == RT_MSG_EXIT)
+            atomic_fetch_add(&stubborn_asked, 1);
+        rt_msg_free(m);
+    }
+}
+static int stubborn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                          rt_atom *reason)
+{
+    struct rt_spawn_opts so = {.link = true};
+    return rt_spawn(stubborn, NULL, &so, out);
+}
+static void terminate_stubborn(void *arg)
+{
+    rt_sup_terminate_child(*(const rt_pid *)arg, "s");
+}
+
+/* Every call has a _timeout variant: while the supervisor waits for a
+ * child that ignores its (infinity) shutdown, they give up with -ETIMEDOUT
+ * after their timeout, and no late answer is left in the caller's mailbox
+ * once the supervisor is free again. */
+static void b_call_timeouts(void)
+{
+    rt_trap_exit(true);
+    atomic_store(&stubborn_asked, 0);
+    atomic_store(&stubborn_go, 0);
+    struct rt_child_spec specs[] = {{.id = "s",
+                                     .start = stubborn_start,
+                                     .restart = RT_TRANSIENT,
+                                     .shutdown = RT_SHUTDOWN_INFINITY}};
+    struct sup_cfg cfg = {RT_SUP_FLAGS_DEFAULT, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid term = 0;
+    T_EQ(rt_spawn(terminate_stubborn, &sup, NULL, &term), 0);
+    for (int i = 0; i < 10000 && !atomic_load(&stubborn_asked); i++)
+        rt_sleep(1);
+    T_ASSERT(atomic_load(&stubborn_asked) > 0); /* the supervisor is now busy */
+
+    struct rt_child_info info[4];
+    size_t n = 0;
+    struct rt_sup_counts counts;
+    struct rt_sup_description desc;
+    rt_pid out = 0;
+    rt_atom why = 0;
+    uint64_t t0 = rt_now_ms();
+    T_EQ(rt_sup_which_children_timeout(sup, 100, info, 4, &n), -ETIMEDOUT);
+    uint64_t dt = rt_now_ms() - t0;
+    T_ASSERT(dt >= 90 && dt < 2000);
+    T_EQ(rt_sup_describe_timeout(sup, 50, &desc, info, 4), -ETIMEDOUT);
+    T_EQ(rt_sup_count_children_timeout(sup, 50, &counts), -ETIMEDOUT);
+    T_EQ(rt_sup_which_child_timeout(sup, "s", 50, info), -ETIMEDOUT);
+    T_EQ(rt_sup_get_childspec_timeout(sup, "s", 50, info), -ETIMEDOUT);
+    T_EQ(rt_sup_terminate_child_timeout(sup, "s", 0), -ETIMEDOUT);
+    T_EQ(rt_sup_restart_child_timeout(sup, "s", 50, &out, &why), -ETIMEDOUT);
+    T_EQ(rt_sup_delete_child_timeout(sup, "s", 50), -ETIMEDOUT);
+    T_EQ(rt_sup_terminate_child_pid_timeout(sup, 1, 50), -ETIMEDOUT);
+    T_EQ(rt_sup_start_child_extra_timeout(sup, NULL, 0, 50, &out, &why), -ETIMEDOUT);
+    struct rt_child_spec more = {.id = "m", .start = stubborn_start, .restart = RT_TEMPORARY};
+    T_EQ(rt_sup_start_child_timeout(sup, &more, 50, &out, &why), -ETIMEDOUT);
+
+    /* Free: the queued requests are carried out (the restart, delete and
+     * start above among them; their children exit normally at once and
+     * are not restarted), their answers dropped. */
+    atomic_store(&stubborn_go, 1);
+    T_EQ(rt_sup_which_children_timeout(sup, RT_INFINITY, info, 4, &n), 0);
+    for (int i = 0; i < 5000 && rt_is_alive(term); i++)
+        rt_sleep(1);
+    T_ASSERT(!rt_is_alive(term));
+    rt_sleep(20);
+    struct rt_msg *late = rt_receive(0);
+    T_ASSERT(late == NULL);
+    sup_stop(sup);
+}
+START_TEST(supervisor_calls_with_a_timeout_give_up_while_the_supervisor_is_busy)
+{
+    t_run(b_call_timeouts, true);
+}
+END_TEST
+
 static struct warg wx = {'x', W_TRAP}, wy = {'y', W_TRAP};
 static struct rt_child_spec inner_specs[] = {
     {.id = "x", .start = w_start, .arg = &wx, .arg_size = sizeof wx},
@@ -1588,6 +1674,7 @@ int main(void)
     tcase_add_test(tc, supervisor_inits_interleaving_on_one_scheduler_each_get_their_own_children);
     tcase_add_test(tc, supervisor_which_child_looks_up_one_child_by_id);
     tcase_add_test(tc, supervisor_zero_ms_shutdown_is_a_timeout_distinct_from_the_default);
+    tcase_add_test(tc, supervisor_calls_with_a_timeout_give_up_while_the_supervisor_is_busy);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
