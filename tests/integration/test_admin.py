@@ -535,6 +535,48 @@ def token_is_required_on_a_public_admin_address_and_compared_exactly():
         assert token not in g.log()
 
 
+def admin_status_with_fields(port, fields):
+    """GET /admin/system with the (name, value) fields in order, repeats
+    included; returns the status."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.putrequest("GET", "/admin/system", skip_host=True)
+    for name, value in fields:
+        c.putheader(name, value)
+    c.endheaders()
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status
+
+
+@t.case
+def token_repeated_out_to_a_multiple_of_256_bytes_longer_is_refused():
+    # Cycling the token's own bytes matches it byte for byte; only a length
+    # difference whose low byte is zero is left to tell the two apart.
+    token = "t0ken-" + os.urandom(8).hex()
+    with Gw(admin={"token_env": "TANDEM_TEST_ADMIN_TOKEN"},
+            env={"TANDEM_TEST_ADMIN_TOKEN": token}) as g:
+        s, v = g.get("/admin/system", token=token)
+        assert s == 200, (s, v)
+        for extra in (256, 512, 4096):
+            cycled = (token * (2 + extra // len(token)))[:len(token) + extra]
+            s, v = g.get("/admin/system", token=cycled)
+            assert s == 401 and v["error"] == "unauthorized", (extra, s, v)
+
+
+@t.case
+def two_authorization_fields_get_401_even_when_one_is_valid():
+    token = "t0ken-" + os.urandom(8).hex()
+    with Gw(admin={"token_env": "TANDEM_TEST_ADMIN_TOKEN"},
+            env={"TANDEM_TEST_ADMIN_TOKEN": token}) as g:
+        host = ("Host", f"127.0.0.1:{g.admin_port}")
+        good = ("Authorization", "Bearer " + token)
+        bad = ("Authorization", "Bearer wrong")
+        assert admin_status_with_fields(g.admin_port, [host, good]) == 200
+        for pair in ([good, bad], [bad, good], [good, good]):
+            assert admin_status_with_fields(g.admin_port, [host, *pair]) == 401, pair
+
+
 # ---- metrics ---------------------------------------------------------------------------
 
 

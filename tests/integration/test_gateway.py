@@ -640,46 +640,107 @@ def failed_target_is_retried_on_another():
         up.stop()
 
 
-class Hangup(RawUpstream):
-    """A TCP server that reads a request and closes without answering."""
+class Recorder(RawUpstream):
+    """An upstream that records each request line it reads and answers
+    200 with its name, closing the connection."""
 
-    def __init__(self):
-        self.hits = 0
+    def __init__(self, name):
+        self.name = name
+        self.seen = []
         super().__init__(backlog=64)
 
     def serve(self, c):
-        self.hits += 1
-        c.recv(65536)
+        data = c.recv(65536)
+        self.seen.append(data.split(b"\r\n", 1)[0].decode())
+        body = self.name.encode()
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                  % (len(body), body))
+
+
+class HangupRecorder(RawUpstream):
+    """An upstream that records each request line it reads and closes
+    without answering: the request was sent, no answer came."""
+
+    def __init__(self):
+        self.seen = []
+        super().__init__(backlog=64)
+
+    def serve(self, c):
+        data = c.recv(65536)
+        self.seen.append(data.split(b"\r\n", 1)[0].decode())
 
 
 @t.case
 def idempotent_request_is_retried_after_a_failed_send_only_when_configured():
-    good = Upstream(name="good")
-    for retry in (True, False):
-        bad = Hangup()
+    # A fresh gateway per case: round robin starts on the first target, the
+    # one that takes the request and hangs up. Only an idempotent method,
+    # and only with retry_idempotent, may then go to the second target; a
+    # POST that was sent must never be sent again.
+    cases = [("GET", True, 200, ["GET /echo HTTP/1.1"]),
+             ("GET", False, 502, []),
+             ("POST", True, 502, []),
+             ("POST", False, 502, [])]
+    for method, retry, status, good_saw in cases:
+        bad, good = HangupRecorder(), Recorder("good")
         gw = Gateway([api_route()], {"up": {"targets": [{"address": bad.address},
                                                         {"address": good.address}],
                                             "retries": 1, "retry_idempotent": retry}})
         try:
-            results = []
-            for method in ("GET", "POST"):
-                c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
-                c.request(method, "/api/echo", body=b"x" if method == "POST" else None)
-                r = c.getresponse()
-                r.read()
-                results.append((method, r.status))
-                c.close()
-            # Round robin starts on the hanging target, then alternates: GET
-            # hits it first, POST goes to the good one.
-            if retry:
-                assert results[0] == ("GET", 200), results
+            c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            c.request(method, "/api/echo", body=b"x" if method == "POST" else None)
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            what = (method, retry, r.status, body, bad.seen, good.seen)
+            assert r.status == status, what
+            if status == 200:
+                assert body == b"good", what
             else:
-                assert results[0] == ("GET", 502), results
-            assert bad.hits >= 1
+                assert json.loads(body)["error"], what
+            assert bad.seen == [f"{method} /echo HTTP/1.1"], what
+            assert good.seen == good_saw, what
         finally:
             gw.close()
             bad.stop()
-    good.stop()
+            good.stop()
+
+
+class Scripted(RawUpstream):
+    """An upstream whose n-th connection fails (read the request, close
+    without answering) or answers 200, as `script[n]` says."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        super().__init__(backlog=64)
+
+    def serve(self, c):
+        c.recv(65536)
+        if self.script.pop(0):
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+
+@t.case
+def a_success_between_failures_keeps_a_target_in_rotation():
+    # failures: 2 ejects after two failures in a row. Failures with a
+    # success between them are not consecutive: the target stays in. Two in
+    # a row at the end show the same target and gateway do eject.
+    up = Scripted([False, True] * 4 + [False, False])
+    gw = Gateway([api_route()], {"up": {"targets": [{"address": up.address}], "retries": 0,
+                                        "health": {"passive": {"failures": 2,
+                                                               "eject_ms": 60000}}}})
+    try:
+        statuses = []
+        for _ in range(11):
+            c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            c.request("GET", "/api/x")
+            r = c.getresponse()
+            r.read()
+            c.close()
+            statuses.append(r.status)
+        assert statuses == [502, 200] * 4 + [502, 502, 503], statuses
+    finally:
+        gw.close()
+        up.stop()
 
 
 @t.case

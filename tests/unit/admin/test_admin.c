@@ -335,6 +335,41 @@ START_TEST(token_compare_equal_only_for_the_same_bytes)
 }
 END_TEST
 
+/* Whether `t` repeated out to given_len bytes is taken for `t`: every byte
+ * of such a token matches the cycled comparison, so only the length
+ * difference can tell the two apart. */
+static bool equal_when_cycled(const char *t, size_t n, size_t given_len)
+{
+    char *given = malloc(given_len + 1);
+    ck_assert_ptr_nonnull(given);
+    for (size_t i = 0; i < given_len; i++)
+        given[i] = t[i % n];
+    bool eq = gw_admin_token_equal(given, given_len, t, n);
+    free(given);
+    return eq;
+}
+
+START_TEST(token_compare_refuses_lengths_that_differ_by_a_multiple_of_256)
+{
+    const char *t = "s3cret-token";
+    size_t n = strlen(t);
+    ck_assert(equal_when_cycled(t, n, n));
+    /* Differences whose low byte is zero, in each byte of a size_t the
+     * tests can afford to allocate. */
+    static const size_t extra[] = {256, 512, 768, 0xff00, 0x10000, 0x30000, 0x1000000};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        if (equal_when_cycled(t, n, n + extra[i]))
+            ck_abort_msg("a token %zu bytes longer than the expected one passed", extra[i]);
+    }
+    /* The expected token longer than the given one by a multiple of 256. */
+    char longer[12 + 256 + 1];
+    for (size_t i = 0; i < sizeof longer - 1; i++)
+        longer[i] = t[i % n];
+    longer[sizeof longer - 1] = 0;
+    ck_assert(!gw_admin_token_equal(t, n, longer, sizeof longer - 1));
+}
+END_TEST
+
 static void body_token_refusal(void)
 {
     gw.admin_token = "s3cret-token";
@@ -360,6 +395,20 @@ static void body_token_refusal(void)
     a = call("GET", "/admin/system", "bearer s3cret-token", NULL);
     T_EQ(a.status, 200);
     answer_done(&a);
+    /* Two Authorization fields are refused whichever of them is valid: a
+     * front proxy and the gateway could each read a different one. */
+    static const char *const twice[] = {
+        "Authorization: Bearer s3cret-token\r\nAuthorization: Bearer wrong\r\n",
+        "Authorization: Bearer wrong\r\nAuthorization: Bearer s3cret-token\r\n",
+        "Authorization: Bearer s3cret-token\r\nAuthorization: Bearer s3cret-token\r\n",
+    };
+    for (size_t i = 0; i < sizeof twice / sizeof twice[0]; i++) {
+        char fields[512];
+        snprintf(fields, sizeof fields, "Host: " T_ADMIN_HOST "\r\n%s", twice[i]);
+        a = call_fields("GET", "/admin/system", fields, NULL);
+        expect_error(&a, 401, "unauthorized");
+        answer_done(&a);
+    }
     /* Probes answer without the token. */
     a = get("/healthz");
     T_EQ(a.status, 200);
@@ -2051,6 +2100,7 @@ static Suite *admin_suite(void)
     TCase *tc = tcase_create("admin");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, token_compare_equal_only_for_the_same_bytes);
+    tcase_add_test(tc, token_compare_refuses_lengths_that_differ_by_a_multiple_of_256);
     tcase_add_test(tc, token_missing_or_wrong_gets_401_right_gets_through);
     tcase_add_test(tc, pid_format_parses_back_in_every_accepted_form);
     tcase_add_test(tc, processes_list_filters_sorts_and_limits);

@@ -454,8 +454,8 @@ END_TEST
 
 START_TEST(test_bad_chunk_sizes_are_refused)
 {
-    static const char *const bad[] = {"g",   "-1", " 5", "5 ", "0x5", "", "11111111111111111",
-                                      "5\n", NULL};
+    static const char *const bad[] = {
+        "g", "-1", " 5", "5 ", "0x5", "", "11111111111111111", "00000000000000005", "5\n", NULL};
     for (int i = 0; bad[i]; i++) {
         char in[256];
         snprintf(in, sizeof(in),
@@ -464,6 +464,73 @@ START_TEST(test_bad_chunk_sizes_are_refused)
                  bad[i]);
         refused(in, 400);
     }
+}
+END_TEST
+
+/* Asserts that the scanner itself refuses `in` with `status` and its own
+ * `reason`, fed whole and byte by byte. Checks llhttp would also make are
+ * otherwise invisible: llhttp refusing after a scanner that let the input
+ * through gives the same status with llhttp's reason. */
+static void refused_by_scanner(enum gw_http_kind kind, const char *in, int status,
+                               const char *reason)
+{
+    for (size_t step = 0; step < 2; step++) {
+        struct result r;
+        parse(kind, NULL, in, strlen(in), step, kind == GW_HTTP_RESPONSE, false, &r);
+        if (r.rc != -EPROTO || r.status != status || !r.reason || strcmp(r.reason, reason) != 0)
+            ck_abort_msg("expected %d (%s) from the scanner for %s, got rc %d status %d (%s)",
+                         status, reason, in, r.rc, r.status, r.reason ? r.reason : "");
+        ck_assert_int_eq(r.nmsg, 0);
+        result_free(&r);
+    }
+}
+
+START_TEST(test_scanner_refuses_content_length_with_transfer_encoding_itself)
+{
+    static const char *const why = "both Content-Length and Transfer-Encoding";
+    refused_by_scanner(GW_HTTP_REQUEST,
+                       "POST / HTTP/1.1\r\n" H11 "Content-Length: 5\r\nTransfer-Encoding: "
+                       "chunked\r\n\r\n0\r\n\r\n",
+                       400, why);
+    refused_by_scanner(GW_HTTP_REQUEST,
+                       "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nContent-Length: "
+                       "0\r\n\r\n0\r\n\r\n",
+                       400, why);
+    refused_by_scanner(GW_HTTP_REQUEST,
+                       "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip, chunked\r\n"
+                       "Content-Length: 5\r\n\r\n0\r\n\r\n",
+                       400, why);
+    refused_by_scanner(GW_HTTP_RESPONSE,
+                       "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n"
+                       "\r\n3\r\nabc\r\n0\r\n\r\n",
+                       502, why);
+}
+END_TEST
+
+START_TEST(test_scanner_refuses_chunk_sizes_over_16_digits_itself)
+{
+    static const char *const why = "chunk size too large";
+    /* 17 digits that overflow 64 bits, which llhttp also refuses, and 17
+     * digits that do not (leading zeros), which llhttp alone accepts. */
+    static const char *const sizes[] = {"11111111111111111", "00000000000000005",
+                                        "0000000000000000000000005", NULL};
+    for (int i = 0; sizes[i]; i++) {
+        char in[256];
+        snprintf(in, sizeof in,
+                 "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n%s\r\nhello\r\n"
+                 "0\r\n\r\n",
+                 sizes[i]);
+        refused_by_scanner(GW_HTTP_REQUEST, in, 400, why);
+        snprintf(in, sizeof in,
+                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\nhello\r\n"
+                 "0\r\n\r\n",
+                 sizes[i]);
+        refused_by_scanner(GW_HTTP_RESPONSE, in, 502, why);
+    }
+    /* Sixteen digits are the most the scanner takes. */
+    accepted("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n0000000000000005\r\n"
+             "hello\r\n0\r\n\r\n",
+             1);
 }
 END_TEST
 
@@ -777,6 +844,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_transfer_encoding_must_end_in_chunked);
     tcase_add_test(t, test_unknown_transfer_coding_is_501);
     tcase_add_test(t, test_bad_chunk_sizes_are_refused);
+    tcase_add_test(t, test_scanner_refuses_content_length_with_transfer_encoding_itself);
+    tcase_add_test(t, test_scanner_refuses_chunk_sizes_over_16_digits_itself);
     tcase_add_test(t, test_chunk_data_must_end_in_crlf);
     tcase_add_test(t, test_chunk_extensions_are_bounded);
     tcase_add_test(t, test_header_bytes_limit_is_431);
