@@ -171,6 +171,14 @@ void gw_http_parser_resume_after_upgrade(struct gw_http_parser *p);
 int gw_http_parser_status(const struct gw_http_parser *p);
 const char *gw_http_parser_reason(const struct gw_http_parser *p);
 
+/* The method of the request being read, or of the one just refused, once
+ * its token is complete (the space after it seen): so that an answer to a
+ * request refused before its head was handed out (a 400, a 408) can still
+ * be framed by its method (RFC 9112 §6.3: no body for HEAD). NULL before
+ * that, between messages and for a response parser. Points into the
+ * parser's storage: valid until the next call on p. */
+const char *gw_http_parser_method(const struct gw_http_parser *p, size_t *len);
+
 /* True between the first byte of a message and its end: the connection
  * process runs its header/body timeouts then, its idle timeout otherwise. */
 bool gw_http_parser_in_message(const struct gw_http_parser *p);
@@ -381,6 +389,8 @@ struct gw_http_answer {
     const char *location_query;      /* appended to Location after '?', or NULL */
     const struct gw_http_kv *fields; /* further fields, as given */
     size_t nfields;
+    bool head_only; /* the answer to a HEAD: Content-Length as for GET, no body
+                     * follows (gw_http_error_answer leaves it out) */
 };
 
 /* Writes the head of answer `a`. `*out_len` gets the length. Returns 0,

@@ -297,7 +297,9 @@ int gw_http_error_answer(const struct gw_http_answer *a, const char *message, ch
     int rc = gw_http_answer_head_write(&h, buf, cap, &n);
     if (rc < 0)
         return rc;
-    if (!gw_http_status_has_body(a->status)) /* no body may follow such a head */
+    /* No body may follow such a head, nor any answer to a HEAD (RFC 9112
+     * §6.3): a keep-alive client would read it as the next response. */
+    if (!gw_http_status_has_body(a->status) || a->head_only)
         b.len = 0;
     if (b.len > cap - n)
         return -ENOSPC;
