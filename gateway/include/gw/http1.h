@@ -425,6 +425,29 @@ int gw_http_busy_write(char *buf, size_t cap, size_t *out_len);
 int gw_http_switching_head_write(const struct gw_http_head *r, const char *request_id, char *buf,
                                  size_t cap, size_t *out_len);
 
+/* --- the WebSocket handshake (websocket.c) ------------------------------ */
+
+/* Room for a Sec-WebSocket-Accept value: 28 characters and a NUL. */
+#define GW_HTTP_WS_ACCEPT_SIZE 29
+
+/* The Sec-WebSocket-Accept value for `key` (RFC 6455 §4.2.2: base64 of the
+ * SHA-1 of the key and the protocol's GUID). */
+void gw_http_websocket_accept(const char *key, size_t key_len, char out[GW_HTTP_WS_ACCEPT_SIZE]);
+
+/* Checks request `req` before it is forwarded: 0 when it does not ask to
+ * upgrade to websocket (accept ""), 1 when its handshake is valid (a GET
+ * with one Sec-WebSocket-Key, base64 of 16 bytes, and
+ * Sec-WebSocket-Version: 13) with the Sec-WebSocket-Accept the upstream
+ * must answer in `accept`, -EINVAL when it is not (*why: a static reason;
+ * answer 400). */
+int gw_http_websocket_request_check(const struct gw_http_head *req,
+                                    char accept[GW_HTTP_WS_ACCEPT_SIZE], const char **why);
+
+/* Whether upstream response `resp` completes the handshake: a 101 with
+ * Upgrade: websocket and exactly one Sec-WebSocket-Accept equal to
+ * `accept` (from gw_http_websocket_request_check). */
+bool gw_http_websocket_response_ok(const struct gw_http_head *resp, const char *accept);
+
 /* Reason phrase for a status code ("" when unknown). */
 const char *gw_http_status_text(int status);
 
