@@ -155,9 +155,9 @@ static void serve(struct gw__exchange *ex)
                                   .initial_call = "gw_request:handle"};
         if (rt_spawn(gw__request_main, ex, &o, &req) < 0) {
             atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_relaxed);
+            gw__ex_error(ex, 503, "gateway overloaded", false); /* framed by the head's method */
             gw_http_head_free(ex->head);
             ex->head = NULL;
-            gw__ex_error(ex, 503, "gateway overloaded", false);
             return;
         }
         rt_atom reason = await_request(ref);

@@ -9,7 +9,10 @@
  * all the waiting for one body together). Writing: every byte of a
  * response goes through gw__ex_write/writev, which mark the response
  * started; answers the gateway makes itself are built by http/response.c
- * and carry the request id and the exchange's keep-alive decision.
+ * and carry the request id and the exchange's keep-alive decision, and are
+ * framed here by the request's method: an answer to HEAD states the length
+ * a GET would get and sends no body, whichever code answers (RFC 9112
+ * §6.3; a keep-alive client would read a body as the next response).
  * A client refused before it has an exchange (listener.c) is answered here
  * too, on its bare descriptor (gw__ex_refuse).
  */
@@ -280,6 +283,16 @@ void gw__ex_status(struct gw__exchange *ex, int status)
     ex->status = status;
 }
 
+bool gw__ex_head_request(const struct gw__exchange *ex)
+{
+    /* Methods are case-sensitive (RFC 9110 §9.1): only "HEAD" is HEAD. */
+    if (ex->head)
+        return strcmp(ex->head->method, "HEAD") == 0;
+    size_t n = 0;
+    const char *m = gw_http_parser_method(ex->parser, &n);
+    return m && n == 4 && memcmp(m, "HEAD", 4) == 0;
+}
+
 int gw__ex_error_allow(struct gw__exchange *ex, int status, const char *message, bool keep,
                        const char *allow)
 {
@@ -290,6 +303,7 @@ int gw__ex_error_allow(struct gw__exchange *ex, int status, const char *message,
         .request_id = ex->request_id,
         .close = !ex->keep_alive,
         .allow = allow,
+        .head_only = gw__ex_head_request(ex),
     };
     char buf[1024];
     size_t n = 0;
@@ -306,12 +320,13 @@ int gw__ex_error(struct gw__exchange *ex, int status, const char *message, bool 
 }
 
 int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const void *body,
-                  size_t body_len, bool head_only)
+                  size_t body_len)
 {
     struct gw_http_answer h = *a;
     h.request_id = ex->request_id;
     h.close = !ex->keep_alive;
     h.content_length = body_len;
+    h.head_only = gw__ex_head_request(ex);
     /* The fields a caller adds are bounded by what it holds (a route's
      * respond fields, the admin API's static values): room for them all. */
     size_t cap = 512 + (h.location ? strlen(h.location) : 0) +
@@ -326,7 +341,7 @@ int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const
     int rc = gw_http_answer_head_write(&h, head, cap, &hn);
     if (rc == 0) {
         ex->status = a->status;
-        bool with_body = !head_only && gw_http_status_has_body(a->status);
+        bool with_body = !h.head_only && gw_http_status_has_body(a->status);
         struct iovec iov[2] = {{head, hn}, {(void *)body, with_body ? body_len : 0}};
         rc = gw__ex_writev(ex, iov, 2);
     }

@@ -164,17 +164,25 @@ void gw__ex_close_after(struct gw__exchange *ex);
  * record. */
 void gw__ex_status(struct gw__exchange *ex, int status);
 
+/* Whether the request being answered is a HEAD: its head's method, or,
+ * before a head was handed out (a request refused while its head was read,
+ * a 408), the method token the parser saw. Every answer below is framed by
+ * it: no body for HEAD, its length stated all the same. */
+bool gw__ex_head_request(const struct gw__exchange *ex);
+
 /* A short JSON error answer (gw_http_error_answer), Connection: close
- * unless `keep` and the connection may stay. Records the status. */
+ * unless `keep` and the connection may stay; no body after the head when
+ * answering HEAD. Records the status. */
 int gw__ex_error(struct gw__exchange *ex, int status, const char *message, bool keep);
 /* The same with an Allow field (a 405). */
 int gw__ex_error_allow(struct gw__exchange *ex, int status, const char *message, bool keep,
                        const char *allow);
 /* Writes answer `a` (its request id and Connection are the exchange's:
- * close unless keep_alive) and `body` (left out when `head_only`, its
- * length stated all the same). Records the status. 0 or -errno. */
+ * close unless keep_alive) and `body` (left out when answering HEAD, or for
+ * a status without body; its length stated all the same). Records the
+ * status. 0 or -errno. */
 int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const void *body,
-                  size_t body_len, bool head_only);
+                  size_t body_len);
 
 /* The next piece of the request body, waiting at most `timeout_ms` for
  * each read, and at most the listener's body_timeout_ms for all reads of

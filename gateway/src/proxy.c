@@ -50,6 +50,7 @@ struct attempt {
     struct gw_target *target;
     uint64_t guard; /* cleanup of the checked-out connection (gw__conn_checkin) */
     uint32_t tunnel_idle_ms;
+    char ws_accept[GW_HTTP_WS_ACCEPT_SIZE]; /* a WebSocket handshake's expected accept, or "" */
 };
 
 static void upstream_failed(struct attempt *a, const char *what)
@@ -74,6 +75,13 @@ static void attempt_upgrade(void *ctx, int ufd, const struct gw_http_head *resp,
 {
     struct attempt *a = ctx;
     struct gw__exchange *ex = a->relay.ex;
+    if (a->ws_accept[0] && !gw_http_websocket_response_ok(resp, a->ws_accept)) {
+        /* The upstream did not take part in the client's handshake: no
+         * tunnel (the relay closes its connection after an upgrade). */
+        upstream_failed(a, "101 without the Sec-WebSocket-Accept the key calls for");
+        gw__ex_error(ex, 502, "upstream answered the WebSocket handshake wrongly", false);
+        return;
+    }
     if (write_switching(ex, resp) < 0)
         return;
     gw__target_result(a->target, true, NULL);
@@ -124,6 +132,16 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     uint32_t response_ms =
         r->response_timeout_ms ? r->response_timeout_ms : uc->response_timeout_ms;
     int retries = r->retries >= 0 ? r->retries : (int)uc->retries;
+    /* A WebSocket handshake is checked before anything is forwarded, and
+     * its answer after (attempt_upgrade). */
+    char ws_accept[GW_HTTP_WS_ACCEPT_SIZE];
+    const char *ws_why = NULL;
+    if (gw_http_websocket_request_check(ex->head, ws_accept, &ws_why) < 0) {
+        /* Closed after, as the parser reads nothing after an Upgrade
+         * request that did not become a tunnel. */
+        gw__ex_error(ex, 400, ws_why, false);
+        return ex->status;
+    }
     char *head = rt_alloc(GW__HEAD_BUF);
     char *rbuf = rt_alloc(GW__RELAY_BUF);
     if (!head || !rbuf) {
@@ -151,6 +169,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     struct attempt a = {.up = up,
                         .tunnel_idle_ms = r->tunnel_idle_ms ? r->tunnel_idle_ms
                                                             : ex->lis->tunnel_idle_timeout_ms};
+    memcpy(a.ws_accept, ws_accept, sizeof a.ws_accept);
     struct gw__relay *rl = &a.relay;
     *rl = (struct gw__relay){.ex = ex,
                              .head = head,

@@ -88,10 +88,9 @@ static void respond_route(struct gw__exchange *ex, const struct route *r, struct
         .nfields = rs->nheaders,
         .content_type = !have_ct && rs->body_len ? "text/plain" : NULL,
     };
-    bool head_only = strcmp(ex->head->method, "HEAD") == 0;
-    if (!head_only && gw_http_status_has_body(rs->status))
+    if (!gw__ex_head_request(ex) && gw_http_status_has_body(rs->status))
         log->bytes = rs->body_len;
-    gw__ex_answer(ex, &a, rs->body, rs->body_len, head_only);
+    gw__ex_answer(ex, &a, rs->body, rs->body_len);
     rt_free(fields);
 }
 
@@ -130,7 +129,7 @@ static void redirect_to(struct gw__exchange *ex, const struct gw_http_target *t)
         return;
     }
     struct gw_http_answer a = {.status = 308, .location = t->path, .location_query = t->query};
-    gw__ex_answer(ex, &a, NULL, 0, false);
+    gw__ex_answer(ex, &a, NULL, 0);
 }
 
 /* The routes: a public listener's handler. A path settled under the route's

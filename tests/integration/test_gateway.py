@@ -1000,6 +1000,19 @@ def a_tunnel_carrying_traffic_outlives_the_idle_timeout():
         s.close()
 
 
+def ws_accept_field(request):
+    """The Sec-WebSocket-Accept line a 101 owes the request head `request`
+    (RFC 6455 4.2.2): the gateway relays no 101 without it."""
+    import base64
+    import hashlib
+    for line in request.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            digest = hashlib.sha1(value.strip() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            return b"Sec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n"
+    return b""
+
+
 class Pusher(RawUpstream):
     """An upstream that answers any request with 101 and then sends one byte
     every `every` seconds without reading: traffic in one direction only."""
@@ -1013,7 +1026,7 @@ class Pusher(RawUpstream):
         while b"\r\n\r\n" not in data:
             data += c.recv(4096)
         c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                  b"Connection: Upgrade\r\n\r\n")
+                  b"Connection: Upgrade\r\n" + ws_accept_field(data) + b"\r\n")
         while True:
             time.sleep(self.every)
             c.sendall(b".")
@@ -1056,7 +1069,7 @@ class Sink(RawUpstream):
             data += c.recv(4096)
         self.got = len(data) - data.index(b"\r\n\r\n") - 4
         c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                  b"Connection: Upgrade\r\n\r\n")
+                  b"Connection: Upgrade\r\n" + ws_accept_field(data) + b"\r\n")
         time.sleep(self.pause)
         while True:
             b = c.recv(1 << 20)

@@ -10,22 +10,26 @@ varnishd). For every .vtc a fresh gateway starts on ephemeral ports with:
   - /hello answered by the gateway itself;
   - everything else proxied to upstream "up" at 127.0.0.1:${up_port}, where
     the script's `server s1 -listen "127.0.0.1:${up_port}"` listens.
-A line `# routes: edits` gives the proxied route the field edits in EDITS,
+A line `# routes: no-proxy` leaves out the route proxying everything else
+(so that a request can match no route). A line `# routes: edits` gives the proxied route the field edits in EDITS,
 `# routes: edits-protected` those in EDITS_PROTECTED; `# routes: strip-prefix`
 adds a route forwarding /api/... to the upstream without its /api prefix. A
 line `# listener: {JSON}` adds keys to the public listener (e.g. its
 path_policy); each line `# route: {JSON}` adds a route, proxied to "up"
-unless it says otherwise.
+unless it says otherwise; a line `# upstream: {JSON}` adds keys to upstream
+"up" (e.g. its max_connections).
 Macros given to the script: ${gw_port} (public listener), ${admin_port} (the
 admin listener), ${up_port}. A script passes when varnishtest does and the
 gateway then exits cleanly on SIGTERM. Ends with "N passed, N failed".
 """
 import glob
+import http.client
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -57,16 +61,37 @@ EDITS_PROTECTED = {
     "response_headers": {"set": {"x-request-id": "forged"}, "remove": ["x-request-id"]}}
 
 
+def await_no_connections(gw, timeout=10.0):
+    """Waits until the public listener counts no connection: the start-up
+    probes of its port count until their connection processes see the close,
+    and a script may depend on the count (a connection limit)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=5)
+        c.request("GET", "/admin/system")
+        doc = json.loads(c.getresponse().read())
+        c.close()
+        if doc["listeners"][0]["connections"] == 0:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def run_one(path, varnishtest):
     text = open(path, encoding="utf-8").read()
     routes = [HELLO, ALL] if "# routes: no-deny" in text else [DENY, HELLO, ALL]
+    if "# routes: no-proxy" in text:
+        routes.remove(ALL)
     if "# routes: edits-protected" in text:
         routes = [dict(r, **EDITS_PROTECTED) if r is ALL else r for r in routes]
     elif "# routes: edits" in text:
         routes = [dict(r, **EDITS) if r is ALL else r for r in routes]
     listener = {"header_timeout_ms": 3000, "idle_timeout_ms": 3000}
+    upstream = {"retries": 0, "health": {"passive": {"failures": 0}}}
     for line in text.splitlines():
-        if line.startswith("# listener:"):
+        if line.startswith("# upstream:"):
+            upstream.update(json.loads(line[len("# upstream:"):]))
+        elif line.startswith("# listener:"):
             listener.update(json.loads(line[len("# listener:"):]))
         elif line.startswith("# route:"):
             extra = json.loads(line[len("# route:"):])
@@ -77,12 +102,14 @@ def run_one(path, varnishtest):
         routes.append(STRIP)
     up_port = free_port()
     try:
-        gw = Gateway(routes, {"up": {"targets": [{"address": "127.0.0.1:%d" % up_port}],
-                                     "retries": 0, "health": {"passive": {"failures": 0}}}},
+        gw = Gateway(routes, {"up": dict(upstream,
+                                         targets=[{"address": "127.0.0.1:%d" % up_port}])},
                      listener=listener)
     except RuntimeError as e:
         return False, str(e)
     try:
+        if not await_no_connections(gw):
+            return False, "the start-up probes still count as connections"
         p = subprocess.run([varnishtest, "-v", "-t", "60",
                             "-D", "gw_port=%d" % gw.port, "-D", "up_port=%d" % up_port,
                             "-D", "admin_port=%d" % gw.admin_port, path],

@@ -171,6 +171,14 @@ void gw_http_parser_resume_after_upgrade(struct gw_http_parser *p);
 int gw_http_parser_status(const struct gw_http_parser *p);
 const char *gw_http_parser_reason(const struct gw_http_parser *p);
 
+/* The method of the request being read, or of the one just refused, once
+ * its token is complete (the space after it seen): so that an answer to a
+ * request refused before its head was handed out (a 400, a 408) can still
+ * be framed by its method (RFC 9112 §6.3: no body for HEAD). NULL before
+ * that, between messages and for a response parser. Points into the
+ * parser's storage: valid until the next call on p. */
+const char *gw_http_parser_method(const struct gw_http_parser *p, size_t *len);
+
 /* True between the first byte of a message and its end: the connection
  * process runs its header/body timeouts then, its idle timeout otherwise. */
 bool gw_http_parser_in_message(const struct gw_http_parser *p);
@@ -381,6 +389,8 @@ struct gw_http_answer {
     const char *location_query;      /* appended to Location after '?', or NULL */
     const struct gw_http_kv *fields; /* further fields, as given */
     size_t nfields;
+    bool head_only; /* the answer to a HEAD: Content-Length as for GET, no body
+                     * follows (gw_http_error_answer leaves it out) */
 };
 
 /* Writes the head of answer `a`. `*out_len` gets the length. Returns 0,
@@ -414,6 +424,29 @@ int gw_http_busy_write(char *buf, size_t cap, size_t *out_len);
  * -EINVAL (not a 101 response). */
 int gw_http_switching_head_write(const struct gw_http_head *r, const char *request_id, char *buf,
                                  size_t cap, size_t *out_len);
+
+/* --- the WebSocket handshake (websocket.c) ------------------------------ */
+
+/* Room for a Sec-WebSocket-Accept value: 28 characters and a NUL. */
+#define GW_HTTP_WS_ACCEPT_SIZE 29
+
+/* The Sec-WebSocket-Accept value for `key` (RFC 6455 §4.2.2: base64 of the
+ * SHA-1 of the key and the protocol's GUID). */
+void gw_http_websocket_accept(const char *key, size_t key_len, char out[GW_HTTP_WS_ACCEPT_SIZE]);
+
+/* Checks request `req` before it is forwarded: 0 when it does not ask to
+ * upgrade to websocket (accept ""), 1 when its handshake is valid (a GET
+ * with one Sec-WebSocket-Key, base64 of 16 bytes, and
+ * Sec-WebSocket-Version: 13) with the Sec-WebSocket-Accept the upstream
+ * must answer in `accept`, -EINVAL when it is not (*why: a static reason;
+ * answer 400). */
+int gw_http_websocket_request_check(const struct gw_http_head *req,
+                                    char accept[GW_HTTP_WS_ACCEPT_SIZE], const char **why);
+
+/* Whether upstream response `resp` completes the handshake: a 101 with
+ * Upgrade: websocket and exactly one Sec-WebSocket-Accept equal to
+ * `accept` (from gw_http_websocket_request_check). */
+bool gw_http_websocket_response_ok(const struct gw_http_head *resp, const char *accept);
 
 /* Reason phrase for a status code ("" when unknown). */
 const char *gw_http_status_text(int status);

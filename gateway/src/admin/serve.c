@@ -63,8 +63,7 @@ void gw__admin_serve(struct gw__exchange *ex, struct gw_http_target *t, struct g
         .fields = aresp.www_authenticate ? &auth : NULL,
         .nfields = aresp.www_authenticate ? 1 : 0,
     };
-    bool head_only = strcmp(ex->head->method, "HEAD") == 0;
-    gw__ex_answer(ex, &a, aresp.body, aresp.body_len, head_only);
-    log->bytes = head_only ? 0 : aresp.body_len;
+    gw__ex_answer(ex, &a, aresp.body, aresp.body_len);
+    log->bytes = gw__ex_head_request(ex) ? 0 : aresp.body_len;
     free(aresp.body);
 }

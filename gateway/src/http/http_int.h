@@ -96,4 +96,15 @@ void gw__http_put_edits(struct gw__http_out *o, const struct gw_http_edits *e);
 /* Writes Transfer-Encoding: <codings of h other than chunked>, chunked. */
 void gw__http_put_te_chunked(struct gw__http_out *o, const struct gw_http_head *h);
 
+/* SHA-1 (RFC 3174; websocket.c), for Sec-WebSocket-Accept only. Any
+ * length; init, update as often as needed, final writes the 20 bytes. */
+struct gw__http_sha1 {
+    uint32_t h[5];
+    uint64_t bytes;
+    unsigned char block[64];
+};
+void gw__http_sha1_init(struct gw__http_sha1 *s);
+void gw__http_sha1_update(struct gw__http_sha1 *s, const void *data, size_t len);
+void gw__http_sha1_final(struct gw__http_sha1 *s, unsigned char out[20]);
+
 #endif

@@ -328,6 +328,17 @@ const char *gw_http_parser_reason(const struct gw_http_parser *p)
     return p->err_reason ? p->err_reason : "";
 }
 
+const char *gw_http_parser_method(const struct gw_http_parser *p, size_t *len)
+{
+    /* Past H_METHOD the token is whole; storage that failed (oom) may
+     * hold a cut one, which must not pass for a method. hs goes back to
+     * H_START when a message ends, and stays where it was on an error. */
+    if (p->kind != GW_HTTP_REQUEST || p->hs <= H_METHOD || p->oom || !p->sbuf)
+        return NULL;
+    *len = p->method_len;
+    return p->sbuf + p->method_off;
+}
+
 void gw_http_parser_trim(struct gw_http_parser *p)
 {
     if (gw_http_parser_in_message(p))

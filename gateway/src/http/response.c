@@ -297,7 +297,9 @@ int gw_http_error_answer(const struct gw_http_answer *a, const char *message, ch
     int rc = gw_http_answer_head_write(&h, buf, cap, &n);
     if (rc < 0)
         return rc;
-    if (!gw_http_status_has_body(a->status)) /* no body may follow such a head */
+    /* No body may follow such a head, nor any answer to a HEAD (RFC 9112
+     * §6.3): a keep-alive client would read it as the next response. */
+    if (!gw_http_status_has_body(a->status) || a->head_only)
         b.len = 0;
     if (b.len > cap - n)
         return -ENOSPC;
@@ -340,9 +342,14 @@ int gw_http_switching_head_write(const struct gw_http_head *r, const char *reque
     const char *reason = gw_http_status_text(101);
     status_line(&o, 101, reason, strlen(reason));
     /* As the upstream sent it: Upgrade and Connection are what the client
-     * asked to switch to. */
+     * asked to switch to. But no framing field: a 1xx has no content, and
+     * Content-Length (RFC 9110 §8.6) and Transfer-Encoding (RFC 9112 §6.1)
+     * must not be sent in one, whatever the upstream put there. */
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct gw_http_header *f = &r->headers[i];
+        if (gw__http_ieq(f->name, f->name_len, "content-length") ||
+            gw__http_ieq(f->name, f->name_len, "transfer-encoding"))
+            continue;
         gw__http_put(&o, f->name, f->name_len);
         gw__http_put(&o, ": ", 2);
         gw__http_put(&o, f->value, f->value_len);

@@ -405,7 +405,7 @@ static void p_answer(void *arg)
     struct gw__exchange *ex = open_request();
     gw__ex_close_after(ex);
     struct gw_http_answer a = {.status = 200, .content_type = "text/plain"};
-    T_ASSERT(gw__ex_answer(ex, &a, "hi there", 8, false) == 0);
+    T_ASSERT(gw__ex_answer(ex, &a, "hi there", 8) == 0);
     status_after = ex->status;
     started_after = ex->response_started;
     keep_after = ex->keep_alive;
@@ -428,7 +428,7 @@ static void p_answer_head(void *arg)
     (void)arg;
     struct gw__exchange *ex = open_request();
     struct gw_http_answer a = {.status = 200, .content_type = "text/plain"};
-    T_ASSERT(gw__ex_answer(ex, &a, "hi there", 8, true) == 0);
+    T_ASSERT(gw__ex_answer(ex, &a, "hi there", 8) == 0);
 }
 
 START_TEST(answer_to_head_states_the_length_and_sends_no_body)
@@ -437,6 +437,85 @@ START_TEST(answer_to_head_states_the_length_and_sends_no_body)
     run(p_answer_head);
     ck_assert_str_eq(received(), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                                  "Content-Length: 8\r\nX-Request-Id: rid-7\r\n\r\n");
+}
+END_TEST
+
+static void p_error_head(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = open_request();
+    T_ASSERT(gw__ex_error(ex, 502, "no upstream target answered", true) == 0);
+    keep_after = ex->keep_alive;
+}
+
+START_TEST(error_to_head_states_the_length_and_sends_no_body)
+{
+    /* The same error to GET first, for the length a GET gets. */
+    send_str("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    run(p_error_head);
+    const char *out = received();
+    const char *end = strstr(out, "\r\n\r\n");
+    ck_assert_ptr_nonnull(end);
+    size_t get_body = strlen(end + 4);
+    ck_assert_uint_gt(get_body, 0);
+    char cl[64];
+    snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", get_body);
+    close(peer);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    peer = sv[0];
+    side = sv[1];
+    send_str("HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    run(p_error_head);
+    ck_assert(keep_after);
+    out = received();
+    ck_assert(strncmp(out, "HTTP/1.1 502 Bad Gateway\r\n", 26) == 0);
+    ck_assert_ptr_nonnull(strstr(out, cl));
+    end = strstr(out, "\r\n\r\n");
+    ck_assert_ptr_nonnull(end);
+    ck_assert_str_eq(end, "\r\n\r\n"); /* nothing after the head */
+}
+END_TEST
+
+/* A request refused while its head was read has no head to ask: its
+ * method is the parser's. */
+static void p_refused_head(void *arg)
+{
+    (void)arg;
+    struct gw__transport *tp;
+    T_ASSERT(gw__transport_socket_new(side, &tp) == 0);
+    struct gw__exchange *ex;
+    T_ASSERT(gw__ex_new(&ex, tp, &lis) == 0);
+    rt_defer(gw__exchange_unref, ex);
+    for (;;) {
+        if (ex->len == 0) {
+            int r = gw__ex_fill(ex, scaled(5000));
+            T_ASSERT(r == 1 || r == -EAGAIN);
+            continue;
+        }
+        struct gw_http_event ev;
+        int rc = gw__ex_feed(ex, &ev);
+        if (rc == -EPROTO)
+            break;
+        T_ASSERT(rc == 0 && ev.type == GW_HTTP_EV_NEED_MORE);
+    }
+    T_ASSERT(ex->head == NULL);
+    T_ASSERT(gw__ex_head_request(ex));
+    T_ASSERT(gw__ex_error(ex, gw_http_parser_status(ex->parser), gw_http_parser_reason(ex->parser),
+                          false) == 0);
+}
+
+START_TEST(refused_head_request_gets_an_error_without_body)
+{
+    send_str("HEAD /x HTTP/1.1\r\n\r\n"); /* no Host: 400 */
+    run(p_refused_head);
+    const char *out = received();
+    ck_assert(strncmp(out, "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
+    ck_assert_ptr_nonnull(strstr(out, "Content-Length: "));
+    ck_assert_ptr_null(strstr(out, "Content-Length: 0\r\n"));
+    const char *end = strstr(out, "\r\n\r\n");
+    ck_assert_ptr_nonnull(end);
+    ck_assert_str_eq(end, "\r\n\r\n");
 }
 END_TEST
 
@@ -589,6 +668,8 @@ int main(void)
     tcase_add_test(tc, error_on_a_request_that_closes_says_close_even_when_it_may_keep);
     tcase_add_test(tc, answer_carries_the_exchanges_id_and_close_decision);
     tcase_add_test(tc, answer_to_head_states_the_length_and_sends_no_body);
+    tcase_add_test(tc, error_to_head_states_the_length_and_sends_no_body);
+    tcase_add_test(tc, refused_head_request_gets_an_error_without_body);
     tcase_add_test(tc, a_new_request_starts_with_fresh_response_state);
     tcase_add_test(tc, write_to_a_client_that_stops_reading_times_out);
     tcase_add_test(tc, refusal_without_lingering_answers_503_and_drops_what_was_sent);
