@@ -239,9 +239,9 @@ struct gw_http_target {
 };
 
 /* Canonicalises `target` (len bytes) into `buf` (cap bytes, at least
- * 3 * len + 2: raw UTF-8 is percent-encoded) and points `out`'s fields into it. `method` decides
- * whether asterisk-form is allowed (OPTIONS only). Returns 0, -EINVAL when the target is refused
- * (answer 400), -ENOSPC when buf is too small. Uses the strict default policy. */
+ * 3 * len + 2: raw UTF-8 may be percent-encoded) and points `out`'s fields into it. `method`
+ * decides whether asterisk-form is allowed (OPTIONS only). Returns 0, -EINVAL when the target is
+ * refused (answer 400), -ENOSPC when buf is too small. Uses the strict default policy. */
 int gw_http_target_canon(const char *method, const char *target, size_t len, char *buf, size_t cap,
                          struct gw_http_target *out);
 
@@ -337,7 +337,9 @@ enum gw_http_out_framing {
 
 /* Writes the client response head for upstream response `r` to a request
  * with head `req` (request id `request_id`; `keep_alive` false forces
- * Connection: close). Hop-by-hop fields are removed, X-Request-Id set.
+ * Connection: close). Hop-by-hop fields are removed, X-Request-Id set, and
+ * a Date written when the upstream's is missing (or removed by its own
+ * Connection field or a route edit) on a final response.
  * `*framing` tells how to write the body; `*keep_alive_out` whether the
  * client connection may carry another request afterwards. */
 int gw_http_response_head_write(const struct gw_http_head *r, const struct gw_http_head *req,
@@ -364,9 +366,9 @@ int gw_http_chunk_last(char *buf, size_t cap);
 
 /* The head of an answer that is the gateway's own: an error, a respond
  * route, the admin API, a redirect, 100 Continue, a refusal. Fields are
- * written in this order, each only when set: Location, Allow, `fields` as
- * given, Content-Type, Content-Length (always, unless the status has no
- * body: 1xx, 204, 304), Cache-Control: no-store, X-Request-Id (only when
+ * written in this order, each only when set: Date (always, but on 1xx),
+ * Location, Allow, `fields` as given, Content-Type, Content-Length (always,
+ * unless the status has no body: 1xx, 204, 304), Cache-Control: no-store, X-Request-Id (only when
  * visible ASCII), `lines`, Connection: close. The caller vouches for the
  * strings it passes (no CR or LF inside a value). */
 struct gw_http_answer {
@@ -414,6 +416,25 @@ int gw_http_busy_write(char *buf, size_t cap, size_t *out_len);
  * -EINVAL (not a 101 response). */
 int gw_http_switching_head_write(const struct gw_http_head *r, const char *request_id, char *buf,
                                  size_t cap, size_t *out_len);
+
+/* --- the Date field (date.c) -------------------------------------------- */
+
+/* The length of an IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT". */
+#define GW_HTTP_DATE_LEN 29
+
+/* Writes `unix_sec` (seconds since 1970, UTC) as an IMF-fixdate (RFC 9110
+ * §5.6.7) into out: GW_HTTP_DATE_LEN characters and a NUL. Years outside
+ * 0..9999 are clamped. */
+void gw_http_date_format(int64_t unix_sec, char out[GW_HTTP_DATE_LEN + 1]);
+
+/* The current time as an IMF-fixdate, from the calling thread's cache: it
+ * is formatted again only when the second has changed since the thread's
+ * last call. Points into that cache: use it before the thread calls again
+ * (never across a yield). Does not block. */
+const char *gw_http_date_now(void);
+
+/* How many times the calling thread has formatted its cached Date. */
+uint64_t gw_http_date_formats(void);
 
 /* Reason phrase for a status code ("" when unknown). */
 const char *gw_http_status_text(int status);
