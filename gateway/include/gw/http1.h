@@ -225,6 +225,9 @@ struct gw_http_path_policy {
                               * by default they are forwarded, except at the edge of a segment */
     bool keep_trailing_dots; /* allow a segment (or a piece of one) to end with "."; by
                               * default refused: Windows and IIS strip trailing dots */
+    bool encode_raw_utf8;    /* accept raw UTF-8 in the path and query and percent-encode it
+                              * (legacy clients); by default raw bytes >= 0x80 are refused
+                              * (RFC 9112 §3.2) */
 };
 
 struct gw_http_target {
