@@ -132,6 +132,31 @@ static void redirect_to(struct gw__exchange *ex, const struct gw_http_target *t)
     gw__ex_answer(ex, &a, NULL, 0);
 }
 
+/* OPTIONS * asks about the server, not a resource (RFC 9110 §9.3.7), and no
+ * route can match "*": the gateway answers it, 200 with an Allow naming the
+ * methods some route of the table serves (a route without `methods` serves
+ * them all; CONNECT never, as it is refused), and OPTIONS itself. Extension
+ * methods a route lists are not named. */
+static void options_asterisk(struct gw__exchange *ex, const struct route_table *table)
+{
+    const unsigned standard = ROUTE_M_GET | ROUTE_M_HEAD | ROUTE_M_POST | ROUTE_M_PUT |
+                              ROUTE_M_DELETE | ROUTE_M_OPTIONS | ROUTE_M_TRACE | ROUTE_M_PATCH;
+    int st = gw__ex_discard_body(ex);
+    if (st) {
+        gw__ex_error(ex, st, "could not read the request body", false);
+        return;
+    }
+    unsigned served = ROUTE_M_OPTIONS;
+    for (size_t i = 0; i < route_table_count(table); i++) {
+        const struct route *r = route_table_route(table, i);
+        served |= r->match_methods ? r->match_methods : standard;
+    }
+    char allow[128];
+    route_methods_format(served & standard, allow, sizeof allow);
+    struct gw_http_answer a = {.status = 200, .allow = allow};
+    gw__ex_answer(ex, &a, NULL, 0);
+}
+
 /* The routes: a public listener's handler. A path settled under the route's
  * policy replaces *tp (for the access log). */
 void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struct gw__req_log *log)
@@ -144,6 +169,10 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
     }
     rt_defer(release_table, (void *)table);
     log->version = route_table_version(table);
+    if (tp->form == GW_HTTP_ASTERISK_FORM) { /* only ever with OPTIONS (target.c) */
+        options_asterisk(ex, table);
+        return;
+    }
 
     struct gw_http_target t = *tp;
     size_t hlen = 0;

@@ -17,7 +17,8 @@
  *    and body, and nothing left over;
  *  - the forwarded target is a fixed point of canonicalisation: the path the
  *    router matched is the path the upstream receives; the same holds under
- *    every path policy (escaped slashes kept, decoded, opaque; params kept),
+ *    every path policy (escaped slashes kept, decoded, opaque; params kept;
+ *    raw UTF-8 encoded),
  *    KEEP gives the bytes of the opaque first pass the gateway routes on,
  *    and a target the strict default accepts is the same path under all;
  *  - routed as the request process routes (gateway/src/path_settle.c, on a
@@ -159,8 +160,9 @@ static void check_policies(const struct gw_http_head *h)
         {.slashes = GW_HTTP_SLASHES_DECODE, .params = GW_HTTP_PARAMS_KEEP},
         {.slashes = GW_HTTP_SLASHES_REDIRECT},
         {.refuse_controls = true},
+        {.encode_raw_utf8 = true},
     };
-    enum { STRICT, OPAQUE, KEEP, DECODE, REDIRECT, NPOLS = 6 };
+    enum { STRICT, OPAQUE, KEEP, DECODE, REDIRECT, NPOLS = 7 };
     char *out[NPOLS];
     size_t len[NPOLS];
     for (int i = 0; i < NPOLS; i++) {

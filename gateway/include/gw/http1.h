@@ -233,6 +233,9 @@ struct gw_http_path_policy {
                               * by default they are forwarded, except at the edge of a segment */
     bool keep_trailing_dots; /* allow a segment (or a piece of one) to end with "."; by
                               * default refused: Windows and IIS strip trailing dots */
+    bool encode_raw_utf8;    /* accept raw UTF-8 in the path and query and percent-encode it
+                              * (legacy clients); by default raw bytes >= 0x80 are refused
+                              * (RFC 9112 §3.2) */
 };
 
 struct gw_http_target {
@@ -247,9 +250,9 @@ struct gw_http_target {
 };
 
 /* Canonicalises `target` (len bytes) into `buf` (cap bytes, at least
- * 3 * len + 2: raw UTF-8 is percent-encoded) and points `out`'s fields into it. `method` decides
- * whether asterisk-form is allowed (OPTIONS only). Returns 0, -EINVAL when the target is refused
- * (answer 400), -ENOSPC when buf is too small. Uses the strict default policy. */
+ * 3 * len + 2: raw UTF-8 may be percent-encoded) and points `out`'s fields into it. `method`
+ * decides whether asterisk-form is allowed (OPTIONS only). Returns 0, -EINVAL when the target is
+ * refused (answer 400), -ENOSPC when buf is too small. Uses the strict default policy. */
 int gw_http_target_canon(const char *method, const char *target, size_t len, char *buf, size_t cap,
                          struct gw_http_target *out);
 
@@ -345,7 +348,9 @@ enum gw_http_out_framing {
 
 /* Writes the client response head for upstream response `r` to a request
  * with head `req` (request id `request_id`; `keep_alive` false forces
- * Connection: close). Hop-by-hop fields are removed, X-Request-Id set.
+ * Connection: close). Hop-by-hop fields are removed, X-Request-Id set, and
+ * a Date written when the upstream's is missing (or removed by its own
+ * Connection field or a route edit) on a final response.
  * `*framing` tells how to write the body; `*keep_alive_out` whether the
  * client connection may carry another request afterwards. */
 int gw_http_response_head_write(const struct gw_http_head *r, const struct gw_http_head *req,
@@ -372,9 +377,9 @@ int gw_http_chunk_last(char *buf, size_t cap);
 
 /* The head of an answer that is the gateway's own: an error, a respond
  * route, the admin API, a redirect, 100 Continue, a refusal. Fields are
- * written in this order, each only when set: Location, Allow, `fields` as
- * given, Content-Type, Content-Length (always, unless the status has no
- * body: 1xx, 204, 304), Cache-Control: no-store, X-Request-Id (only when
+ * written in this order, each only when set: Date (always, but on 1xx),
+ * Location, Allow, `fields` as given, Content-Type, Content-Length (always,
+ * unless the status has no body: 1xx, 204, 304), Cache-Control: no-store, X-Request-Id (only when
  * visible ASCII), `lines`, Connection: close. The caller vouches for the
  * strings it passes (no CR or LF inside a value). */
 struct gw_http_answer {
@@ -447,6 +452,25 @@ int gw_http_websocket_request_check(const struct gw_http_head *req,
  * Upgrade: websocket and exactly one Sec-WebSocket-Accept equal to
  * `accept` (from gw_http_websocket_request_check). */
 bool gw_http_websocket_response_ok(const struct gw_http_head *resp, const char *accept);
+
+/* --- the Date field (date.c) -------------------------------------------- */
+
+/* The length of an IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT". */
+#define GW_HTTP_DATE_LEN 29
+
+/* Writes `unix_sec` (seconds since 1970, UTC) as an IMF-fixdate (RFC 9110
+ * §5.6.7) into out: GW_HTTP_DATE_LEN characters and a NUL. Years outside
+ * 0..9999 are clamped. */
+void gw_http_date_format(int64_t unix_sec, char out[GW_HTTP_DATE_LEN + 1]);
+
+/* The current time as an IMF-fixdate, from the calling thread's cache: it
+ * is formatted again only when the second has changed since the thread's
+ * last call. Points into that cache: use it before the thread calls again
+ * (never across a yield). Does not block. */
+const char *gw_http_date_now(void);
+
+/* How many times the calling thread has formatted its cached Date. */
+uint64_t gw_http_date_formats(void);
 
 /* Reason phrase for a status code ("" when unknown). */
 const char *gw_http_status_text(int status);

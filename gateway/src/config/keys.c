@@ -26,6 +26,8 @@ static const char *const params_names[] = {"refuse", "keep", NULL};
 static const char *const controls_names[] = {"forward", "refuse", NULL};
 /* The index is keep_trailing_dots. */
 static const char *const trailing_dots_names[] = {"refuse", "keep", NULL};
+/* The index is encode_raw_utf8. */
+static const char *const raw_utf8_names[] = {"refuse", "encode", NULL};
 /* In enum gw_balance order. */
 static const char *const balance_names[] = {"round_robin", "least_conn", "weighted", NULL};
 
@@ -42,6 +44,9 @@ static const struct jpos_key path_policy_rows[] = {
     {"trailing_dots", JPOS_T_CHOICE, 0, FIELD(PP, keep_trailing_dots),
      .choices = trailing_dots_names,
      .why = "a segment ending with '.' (which Windows and IIS strip): refuse (400) or keep"},
+    {"raw_utf8", JPOS_T_CHOICE, 0, FIELD(PP, encode_raw_utf8), .choices = raw_utf8_names,
+     .why = "raw bytes above 0x7F in the request-target (not HTTP): refuse (400) or encode "
+            "(valid UTF-8 percent-encoded, for legacy clients; anything else still 400)"},
 };
 #undef PP
 static const struct jpos_section path_policy_keys = JPOS_SECTION(

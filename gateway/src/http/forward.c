@@ -220,6 +220,28 @@ void gw__http_copy_fields(struct gw__http_out *o, const struct gw_http_head *h, 
     }
 }
 
+void gw__http_put_date(struct gw__http_out *o)
+{
+    gw__http_field(o, "Date", gw_http_date_now(), GW_HTTP_DATE_LEN);
+}
+
+void gw__http_put_date_unless_copied(struct gw__http_out *o, const struct gw_http_head *h,
+                                     const struct gw_http_edits *e)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct gw_http_header *f = &h->headers[i];
+        if (gw__http_ieq(f->name, f->name_len, "date") && !edited_away(e, f->name, f->name_len) &&
+            !named_in_connection(h, f->name, f->name_len))
+            return;
+    }
+    for (size_t i = 0; e && i < e->nset + e->nadd; i++) {
+        const struct gw_http_kv *kv = i < e->nset ? &e->set[i] : &e->add[i - e->nset];
+        if (gw__http_ieq("date", 4, kv->name))
+            return;
+    }
+    gw__http_put_date(o);
+}
+
 /* Appends all values of field `name` in h, comma-joined; false if none. */
 static bool join_values(struct gw__http_out *o, const struct gw_http_head *h, const char *name)
 {

@@ -93,6 +93,14 @@ void gw__http_copy_fields(struct gw__http_out *o, const struct gw_http_head *h, 
                           const struct gw_http_edits *e, unsigned skip);
 /* Writes a route's `set` and `add` fields. */
 void gw__http_put_edits(struct gw__http_out *o, const struct gw_http_edits *e);
+/* Writes "Date: <now>" (date.c's per-thread cache). */
+void gw__http_put_date(struct gw__http_out *o);
+/* Writes a Date unless the fields copied from h with route edit e carry
+ * one: the origin's Date is passed on (RFC 9110 §6.6.1); when it sent none,
+ * or its own Connection field or the edit dropped it, the gateway's clock
+ * stands in. */
+void gw__http_put_date_unless_copied(struct gw__http_out *o, const struct gw_http_head *h,
+                                     const struct gw_http_edits *e);
 /* Writes Transfer-Encoding: <codings of h other than chunked>, chunked. */
 void gw__http_put_te_chunked(struct gw__http_out *o, const struct gw_http_head *h);
 

@@ -446,7 +446,9 @@ static int field_done(struct gw_http_parser *p)
 
 /* HTTP-version = "HTTP/" DIGIT "." DIGIT, checked as it arrives so that
  * the verdict does not depend on where the input is split. 1.0 and 1.1 are
- * spoken; a major version above 1 is 505, anything else 400. */
+ * spoken; a higher 1.x is read as 1.1 (RFC 9110 §2.5: the highest minor
+ * version implemented) and stored so, for llhttp, the head and every
+ * decision after; a major version above 1 is 505, anything else 400. */
 static int version_byte(struct gw_http_parser *p, unsigned char c)
 {
     bool req = p->kind == GW_HTTP_REQUEST;
@@ -460,8 +462,10 @@ static int version_byte(struct gw_http_parser *p, unsigned char c)
         const char *v = p->sbuf + p->version_off;
         if (v[5] >= '2')
             return fail(p, req ? 505 : 502, "unsupported HTTP version");
-        if (v[5] != '1' || v[7] > '1')
+        if (v[5] != '1')
             return fail(p, req ? 400 : 502, "invalid HTTP version");
+        if (v[7] > '1')
+            p->sbuf[p->version_off + 7] = '1';
     }
     return 0;
 }
@@ -522,8 +526,8 @@ static int scan_head_byte(struct gw_http_parser *p, unsigned char c)
             p->hs = H_VERSION;
             return 0;
         }
-        /* Bytes >= 0x80 pass here: the target's canonical form encodes
-         * them once they are known to be UTF-8 (target.c). */
+        /* Bytes >= 0x80 pass here: the listener's path policy refuses
+         * them or encodes valid UTF-8 (target.c). */
         if (c <= 0x20 || c == 0x7f)
             return fail(p, 400, "invalid character in request-target");
         if (++p->uri_bytes > p->lim.max_uri_bytes)

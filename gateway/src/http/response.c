@@ -70,6 +70,8 @@ int gw_http_response_head_write_edited(const struct gw_http_head *r, const struc
 
     gw__http_copy_fields(&o, r, upgrade, edits, GW__HTTP_F_HOP | GW__HTTP_F_OWNED);
     gw__http_put_edits(&o, edits);
+    if (r->status >= 200) /* RFC 9110 §6.6.1: a final response carries a Date */
+        gw__http_put_date_unless_copied(&o, r, edits);
 
     if (head_req || r->status == 204 || r->status == 304 || r->status < 200) {
         fr = GW_HTTP_OUT_NONE;
@@ -227,6 +229,8 @@ int gw_http_answer_head_write(const struct gw_http_answer *a, char *buf, size_t 
         return -EINVAL;
     const char *reason = gw_http_status_text(a->status);
     status_line(&o, a->status, reason, strlen(reason));
+    if (a->status >= 200) /* RFC 9110 §6.6.1; optional on 1xx, which stay minimal */
+        gw__http_put_date(&o);
     if (a->location) {
         gw__http_puts(&o, "Location: ");
         gw__http_puts(&o, a->location);

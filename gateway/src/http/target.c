@@ -11,13 +11,13 @@
  *              anything else refused.
  *   characters the path holds only pchar and "/" (RFC 3986): raw space,
  *              "#", "\", quotes, "<>", "{}", "|", "^", "`", "[]" are
- *              refused. ";" and "%3B" are refused by default because
- *              servlet containers strip ";params" from segments ("/admin;x"
- *              would reach /admin), some after decoding; params KEEP routes
- *              and forwards them as bytes (STRIP drops them with the rest
- *              of their segment: a backend's reading, never forwarded).
- *   escapes    %HH must be well formed. Escapes of unreserved characters
- *              (ALPHA DIGIT - . _ ~) are decoded ("/%61dmin" is "/admin",
+ *              refused, and so are raw bytes >= 0x80 (RFC 9112 §3.2 allows
+ *              none) unless the policy encodes raw UTF-8 for legacy
+ *              clients: then valid UTF-8 is percent-encoded. ";" and "%3B" are refused by default
+ * because servlet containers strip ";params" from segments ("/admin;x" would reach /admin), some
+ * after decoding; params KEEP routes and forwards them as bytes (STRIP drops them with the rest of
+ * their segment: a backend's reading, never forwarded). escapes    %HH must be well formed. Escapes
+ * of unreserved characters (ALPHA DIGIT - . _ ~) are decoded ("/%61dmin" is "/admin",
  *              "%2e%2e" is ".."). Escapes of NUL and "\" are refused;
  *              "%2F" is refused, kept, or decoded into a "/" as the policy
  *              says. Escaped bytes >= 0x80 must form valid UTF-8 (overlong
@@ -35,7 +35,8 @@
  *              removed; ".." removes the previous segment, and ".." above
  *              the root is refused. A trailing "/" is kept.
  *   query      not used for routing, kept as received: any visible ASCII
- *              but "#", escapes well formed, raw UTF-8 percent-encoded.
+ *              but "#", escapes well formed; raw bytes >= 0x80 as in the
+ *              path.
  */
 #include "gw/http1.h"
 #include "http_int.h"
@@ -344,8 +345,10 @@ static int canon_path(const char *in, size_t n, char *out, const struct gw_http_
                     i += 3;
                 }
             } else if (c >= 0x80) {
-                /* raw UTF-8 (RFC 3986 wants it escaped): escaped here */
-                size_t ul = utf8_len((const unsigned char *)in + i, n - i);
+                /* raw bytes are not HTTP (RFC 9112 §3.2): refused, or for
+                 * legacy clients, as valid UTF-8, escaped here */
+                size_t ul =
+                    pol->encode_raw_utf8 ? utf8_len((const unsigned char *)in + i, n - i) : 0;
                 if (!ul)
                     return -EINVAL;
                 for (size_t k = 0; k < ul; k++) {
@@ -409,9 +412,10 @@ static int canon_path(const char *in, size_t n, char *out, const struct gw_http_
 }
 
 /* The query is not used for routing: any visible ASCII but "#" passes,
- * escapes must be well formed, raw UTF-8 is percent-encoded. Returns the
- * length written to out (room for 3 * n bytes) or -EINVAL. */
-static int canon_query(const char *q, size_t n, char *out)
+ * escapes must be well formed, raw bytes >= 0x80 are refused unless the
+ * policy encodes raw UTF-8. Returns the length written to out (room for
+ * 3 * n bytes) or -EINVAL. */
+static int canon_query(const char *q, size_t n, char *out, bool encode_raw_utf8)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -421,7 +425,7 @@ static int canon_query(const char *q, size_t n, char *out)
                 gw_http_hexval((unsigned char)q[i + 2]) < 0)
                 return -EINVAL;
         } else if (c >= 0x80) {
-            size_t ul = utf8_len((const unsigned char *)q + i, n - i);
+            size_t ul = encode_raw_utf8 ? utf8_len((const unsigned char *)q + i, n - i) : 0;
             if (!ul)
                 return -EINVAL;
             for (size_t k = 0; k < ul; k++) {
@@ -519,7 +523,7 @@ int gw_http_target_canon_policy(const struct gw_http_path_policy *policy, const 
         size_t qn = len - q - 1;
         if (o + 3 * qn + 1 > cap)
             return -ENOSPC;
-        int r = canon_query(target + q + 1, qn, buf + o);
+        int r = canon_query(target + q + 1, qn, buf + o, pol->encode_raw_utf8);
         if (r < 0)
             return r;
         buf[o + (size_t)r] = 0;

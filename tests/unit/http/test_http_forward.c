@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Parses one complete head of `kind` from `in`. */
 static struct gw_http_head *head_of(enum gw_http_kind kind, const char *in, size_t len)
@@ -479,6 +480,75 @@ static struct gw_http_head *respond(const char *upstream, const char *client_req
     return c;
 }
 
+/* The client head written for upstream response `up` with route edits `e`. */
+static struct gw_http_head *relayed(const char *up, const struct gw_http_edits *e)
+{
+    static char out[4096];
+    struct gw_http_head *r = head_of(GW_HTTP_RESPONSE, up, strlen(up));
+    size_t n;
+    enum gw_http_out_framing fr;
+    bool ka;
+    ck_assert_int_eq(
+        gw_http_response_head_write_edited(r, NULL, "rid", true, e, out, sizeof out, &n, &fr, &ka),
+        0);
+    gw_http_head_free(r);
+    return head_of(GW_HTTP_RESPONSE, out, n);
+}
+
+/* True when the relayed head has exactly one Date, the gateway's: the IMF-fixdate
+ * of a second between `from` and now. */
+static bool gateway_date(const struct gw_http_head *c, time_t from)
+{
+    const char *v = gw_http_head_get(c, "date", NULL);
+    char want[GW_HTTP_DATE_LEN + 1];
+    for (time_t t = from; v && gw_http_head_count(c, "date") == 1 && t <= time(NULL); t++) {
+        gw_http_date_format((int64_t)t, want);
+        if (strcmp(v, want) == 0)
+            return true;
+    }
+    return false;
+}
+
+START_TEST(test_relayed_response_gets_a_date_only_when_the_origin_sent_none)
+{
+    static const char origin[] = "Sun, 06 Nov 1994 08:49:37 GMT";
+    time_t t0 = time(NULL);
+    struct gw_http_head *c = relayed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", NULL);
+    ck_assert(gateway_date(c, t0));
+    gw_http_head_free(c);
+    c = relayed("HTTP/1.1 404 Not Found\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                "Content-Length: 0\r\n\r\n",
+                NULL);
+    ck_assert_str_eq(gw_http_head_get(c, "date", NULL), origin); /* the origin's is kept */
+    ck_assert_uint_eq(gw_http_head_count(c, "date"), 1);
+    gw_http_head_free(c);
+    /* the origin's dropped by its own Connection field or by a route: ours */
+    c = relayed("HTTP/1.1 200 OK\r\nConnection: date\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                "Content-Length: 0\r\n\r\n",
+                NULL);
+    ck_assert(gateway_date(c, t0));
+    gw_http_head_free(c);
+    static const char *const rm[] = {"Date"};
+    struct gw_http_edits remove = {.remove = rm, .nremove = 1};
+    c = relayed("HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                "Content-Length: 0\r\n\r\n",
+                &remove);
+    ck_assert(gateway_date(c, t0));
+    gw_http_head_free(c);
+    /* a route that sets one has the last word: still one Date */
+    static const struct gw_http_kv set[] = {{"date", "Mon, 07 Nov 1994 08:49:37 GMT"}};
+    struct gw_http_edits setting = {.set = set, .nset = 1};
+    c = relayed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &setting);
+    ck_assert_str_eq(gw_http_head_get(c, "date", NULL), "Mon, 07 Nov 1994 08:49:37 GMT");
+    ck_assert_uint_eq(gw_http_head_count(c, "date"), 1);
+    gw_http_head_free(c);
+    /* an interim response stays as it was */
+    c = relayed("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", NULL);
+    ck_assert_uint_eq(gw_http_head_count(c, "date"), 0);
+    gw_http_head_free(c);
+}
+END_TEST
+
 START_TEST(test_response_hop_by_hop_removed_and_request_id_echoed)
 {
     char out[4096];
@@ -648,6 +718,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_small_buffer_is_enospc);
     suite_add_tcase(s, t);
     t = tcase_create("response");
+    tcase_add_test(t, test_relayed_response_gets_a_date_only_when_the_origin_sent_none);
     tcase_add_test(t, test_response_hop_by_hop_removed_and_request_id_echoed);
     tcase_add_test(t, test_response_framing_for_the_client);
     tcase_add_test(t, test_chunk_encoder_round_trips_through_the_parser);

@@ -677,13 +677,45 @@ END_TEST
 START_TEST(test_http_version_rules)
 {
     refused("GET / HTTP/2.0\r\n" H11 "\r\n", 505);
-    refused("GET / HTTP/1.2\r\n" H11 "\r\n", 400);
     refused("GET / HTTP/0.9\r\n" H11 "\r\n", 400);
     refused("GET / http/1.1\r\n" H11 "\r\n", 400);
     refused("GET / HTTP/1.1 \r\n" H11 "\r\n", 400);
     refused("GET /\r\n\r\n", 400);
     refused("GET  / HTTP/1.1\r\n" H11 "\r\n", 400);
     accepted("\r\nGET / HTTP/1.1\r\n" H11 "\r\n", 1); /* RFC 9112 §2.2 */
+}
+END_TEST
+
+static void resp(const char *in, bool head_req, struct result *r);
+
+START_TEST(test_a_higher_http_1_minor_version_is_read_as_1_1)
+{
+    /* RFC 9110 §2.5: processed as the highest 1.x implemented, whatever
+     * split the bytes arrive in (parse2 feeds whole and byte by byte) */
+    static const char *const reqs[] = {"GET / HTTP/1.2\r\n" H11 "\r\n",
+                                       "GET / HTTP/1.9\r\n" H11 "\r\n", NULL};
+    for (int i = 0; reqs[i]; i++) {
+        struct result r;
+        req(reqs[i], &r);
+        ck_assert_msg(r.rc == 0, "%s refused: %s", reqs[i], r.reason ? r.reason : "");
+        ck_assert_int_eq(r.nmsg, 1);
+        ck_assert_uint_eq(r.heads[0]->version_major, 1);
+        ck_assert_uint_eq(r.heads[0]->version_minor, 1);
+        ck_assert(r.heads[0]->keep_alive); /* 1.1's default, not 1.0's */
+        result_free(&r);
+    }
+    /* as 1.1: Host is required, pipelining and chunked work */
+    refused("GET / HTTP/1.2\r\n\r\n", 400);
+    accepted("POST / HTTP/1.3\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"
+             "GET / HTTP/1.2\r\n" H11 "\r\n",
+             2);
+    /* a response from an upstream likewise */
+    struct result r;
+    resp("HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok", false, &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_uint_eq(r.heads[0]->version_minor, 1);
+    ck_assert_uint_eq(r.body_len[0], 2);
+    result_free(&r);
 }
 END_TEST
 
@@ -856,6 +888,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_body_on_get_or_head_is_refused);
     tcase_add_test(t, test_framing_lookalike_names_are_refused);
     tcase_add_test(t, test_http_version_rules);
+    tcase_add_test(t, test_a_higher_http_1_minor_version_is_read_as_1_1);
     tcase_add_test(t, test_unknown_method_is_501);
     tcase_add_test(t, test_truncated_request_is_refused_at_eof);
     tcase_add_test(t, test_trim_between_messages_keeps_parsing);

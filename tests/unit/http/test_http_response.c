@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Parses the head of `out` (n bytes) as a response; *used gets its length. */
 static struct gw_http_head *parse(const char *out, size_t n, size_t *used)
@@ -27,6 +28,18 @@ static struct gw_http_head *parse(const char *out, size_t n, size_t *used)
     return ev.head;
 }
 
+/* True when v is the IMF-fixdate of a second between `from` and now. */
+static bool date_since(const char *v, time_t from)
+{
+    char want[GW_HTTP_DATE_LEN + 1];
+    for (time_t t = from; v && t <= time(NULL); t++) {
+        gw_http_date_format((int64_t)t, want);
+        if (strcmp(v, want) == 0)
+            return true;
+    }
+    return false;
+}
+
 START_TEST(answer_head_has_status_line_and_fields_in_order)
 {
     struct gw_http_kv f[] = {{"x-one", "1"}, {"cache-tag", "a b"}};
@@ -36,15 +49,21 @@ START_TEST(answer_head_has_status_line_and_fields_in_order)
                                .content_length = 5,
                                .fields = f,
                                .nfields = 2};
-    char out[512];
+    char out[512], want[512];
     size_t n;
+    time_t t0 = time(NULL);
     ck_assert_int_eq(gw_http_answer_head_write(&a, out, sizeof out, &n), 0);
     out[n] = 0;
-    ck_assert_str_eq(out, "HTTP/1.1 201 Created\r\nx-one: 1\r\ncache-tag: a b\r\n"
-                          "Content-Type: text/plain\r\nContent-Length: 5\r\n"
-                          "X-Request-Id: rid-1\r\n\r\n");
     size_t used;
     struct gw_http_head *h = parse(out, n, &used);
+    const char *date = gw_http_head_get(h, "date", NULL);
+    ck_assert(date_since(date, t0));
+    snprintf(want, sizeof want,
+             "HTTP/1.1 201 Created\r\nDate: %s\r\nx-one: 1\r\ncache-tag: a b\r\n"
+             "Content-Type: text/plain\r\nContent-Length: 5\r\n"
+             "X-Request-Id: rid-1\r\n\r\n",
+             date);
+    ck_assert_str_eq(out, want);
     ck_assert_uint_eq(used, n);
     ck_assert(h->keep_alive);
     ck_assert_uint_eq(h->content_length, 5);
@@ -108,6 +127,66 @@ START_TEST(statuses_without_a_body_state_no_length)
     ck_assert_int_eq(gw_http_answer_head_write(&c, out, sizeof out, &n), 0);
     ck_assert_uint_eq(n, 25);
     ck_assert(memcmp(out, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+}
+END_TEST
+
+START_TEST(date_is_the_imf_fixdate_of_the_second)
+{
+    static const struct {
+        int64_t t;
+        const char *text;
+    } cases[] = {
+        {0, "Thu, 01 Jan 1970 00:00:00 GMT"},
+        {784111777, "Sun, 06 Nov 1994 08:49:37 GMT"}, /* RFC 9110 §5.6.7's example */
+        {951782400, "Tue, 29 Feb 2000 00:00:00 GMT"},
+        {-1, "Wed, 31 Dec 1969 23:59:59 GMT"},
+        {4107542399, "Sun, 28 Feb 2100 23:59:59 GMT"},
+        {253402300799, "Fri, 31 Dec 9999 23:59:59 GMT"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[GW_HTTP_DATE_LEN + 1];
+        memset(out, 'x', sizeof out);
+        gw_http_date_format(cases[i].t, out);
+        ck_assert_str_eq(out, cases[i].text);
+    }
+}
+END_TEST
+
+START_TEST(date_is_formatted_once_per_second_per_thread)
+{
+    time_t t0 = time(NULL);
+    uint64_t f0 = gw_http_date_formats();
+    const char *first = gw_http_date_now();
+    for (int i = 0; i < 100000; i++)
+        ck_assert_ptr_eq(gw_http_date_now(), first); /* the thread's one cache */
+    time_t t1 = time(NULL);
+    ck_assert(date_since(first, t1));
+    /* one format per second seen, not one per call */
+    ck_assert_uint_le(gw_http_date_formats() - f0, (uint64_t)(t1 - t0) + 1);
+}
+END_TEST
+
+START_TEST(every_final_answer_carries_a_date)
+{
+    static const int st[] = {200, 204, 301, 304, 400, 404, 500, 503};
+    time_t t0 = time(NULL);
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+        struct gw_http_answer a = {.status = st[i], .request_id = "r"};
+        char out[1024];
+        size_t n, used;
+        ck_assert_int_eq(gw_http_error_answer(&a, NULL, out, sizeof out, &n), 0);
+        struct gw_http_head *h = parse(out, n, &used);
+        ck_assert_uint_eq(gw_http_head_count(h, "date"), 1);
+        ck_assert_msg(date_since(gw_http_head_get(h, "date", NULL), t0), "%d: %s", st[i],
+                      gw_http_head_get(h, "date", NULL));
+        gw_http_head_free(h);
+    }
+    char out[512];
+    size_t n, used;
+    ck_assert_int_eq(gw_http_busy_write(out, sizeof out, &n), 0); /* the over-limit 503 */
+    struct gw_http_head *h = parse(out, n, &used);
+    ck_assert(date_since(gw_http_head_get(h, "date", NULL), t0));
+    gw_http_head_free(h);
 }
 END_TEST
 
@@ -245,6 +324,9 @@ int main(void)
     tcase_add_test(t, answer_head_for_admin_has_no_store_fields_and_close);
     tcase_add_test(t, redirect_has_location_with_its_query);
     tcase_add_test(t, statuses_without_a_body_state_no_length);
+    tcase_add_test(t, date_is_the_imf_fixdate_of_the_second);
+    tcase_add_test(t, date_is_formatted_once_per_second_per_thread);
+    tcase_add_test(t, every_final_answer_carries_a_date);
     tcase_add_test(t, method_not_allowed_has_allow_as_a_field);
     tcase_add_test(t, refusal_503_length_matches_its_body);
     tcase_add_test(t, error_body_escapes_invalid_utf8_to_valid_json);

@@ -56,10 +56,11 @@ static const struct gw_http_path_policy opaque = {.slashes = GW_HTTP_SLASHES_OPA
 static const struct gw_http_path_policy decode_keep_params = {.slashes = GW_HTTP_SLASHES_DECODE,
                                                               .params = GW_HTTP_PARAMS_KEEP};
 static const struct gw_http_path_policy refuse_controls = {.refuse_controls = true};
+static const struct gw_http_path_policy encode_utf8 = {.encode_raw_utf8 = true};
 
 static const struct gw_http_path_policy *const every_policy[] = {
-    &strict,    &keep_slashes, &decode_slashes,     &redirect_slashes, &keep_params,
-    &keep_both, &opaque,       &decode_keep_params, &refuse_controls,  NULL};
+    &strict, &keep_slashes,       &decode_slashes,  &redirect_slashes, &keep_params, &keep_both,
+    &opaque, &decode_keep_params, &refuse_controls, &encode_utf8,      NULL};
 
 /* As canon(), under `pol`. */
 static int canon_p(const struct gw_http_path_policy *pol, const char *target, char *out,
@@ -151,7 +152,7 @@ START_TEST(test_escapes_are_normalised)
     expect_path("/a%2cb", "/a%2Cb");             /* uppercase hex */
     expect_path("/a%3Fb?q=%3f", "/a%3Fb?q=%3f"); /* the query is kept as sent */
     expect_path("/caf%C3%A9", "/caf%C3%A9");     /* valid UTF-8 kept encoded */
-    expect_path("/caf\xc3\xa9", "/caf%C3%A9");   /* raw UTF-8 encoded */
+    expect_refused("/caf\xc3\xa9");              /* raw UTF-8: not HTTP */
     expect_refused("/a%");
     expect_refused("/a%4");
     expect_refused("/a%zz");
@@ -160,6 +161,33 @@ START_TEST(test_escapes_are_normalised)
     expect_refused("/caf%C3");    /* truncated UTF-8 */
     expect_refused("/%ed%a0%80"); /* surrogate */
     expect_refused("/\xff");
+}
+END_TEST
+
+START_TEST(test_raw_non_ascii_in_the_target_is_refused_unless_encoded)
+{
+    /* RFC 9112 §3.2: a request-target is ASCII; escapes are how UTF-8 is sent */
+    static const char *const raw[] = {"/caf\xc3\xa9",
+                                      "/caf\xc3\xa9/x",
+                                      "/x?q=caf\xc3\xa9",
+                                      "/x?\xe2\x82\xac",
+                                      "http://a.example/caf\xc3\xa9",
+                                      NULL};
+    static const char *const encoded[] = {"/caf%C3%A9",   "/caf%C3%A9/x", "/x?q=caf%C3%A9",
+                                          "/x?%E2%82%AC", "/caf%C3%A9",   NULL};
+    for (int i = 0; raw[i]; i++) {
+        expect_refused(raw[i]);
+        for (int p = 0; every_policy[p] != &encode_utf8; p++)
+            expect_refused_p(every_policy[p], raw[i]);
+        expect_path_p(&encode_utf8, raw[i], encoded[i]); /* the legacy listener option */
+    }
+    /* the escaped form passes under every policy */
+    expect_path("/caf%c3%a9?q=%E2%82%AC", "/caf%C3%A9?q=%E2%82%AC");
+    /* what is not UTF-8 stays refused even when raw UTF-8 is encoded */
+    expect_refused_p(&encode_utf8, "/\xff");
+    expect_refused_p(&encode_utf8, "/caf\xc3");
+    expect_refused_p(&encode_utf8, "/\xc0\xae");
+    expect_refused_p(&encode_utf8, "/x?\xed\xa0\x80");
 }
 END_TEST
 
@@ -285,9 +313,10 @@ START_TEST(test_segment_edge_whitespace_and_controls_are_refused)
     /* inside a segment nothing is trimmed: kept */
     expect_path("/a%20b", "/a%20b");
     expect_path("/a%C2%A0b", "/a%C2%A0b");
-    expect_path("/a\xc2\xa0"
-                "b",
-                "/a%C2%A0b");
+    expect_path_p(&encode_utf8,
+                  "/a\xc2\xa0"
+                  "b",
+                  "/a%C2%A0b");
 }
 END_TEST
 
@@ -499,6 +528,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_dot_segments_above_root_are_refused);
     tcase_add_test(t, test_trailing_slash_and_root_are_kept);
     tcase_add_test(t, test_escapes_are_normalised);
+    tcase_add_test(t, test_raw_non_ascii_in_the_target_is_refused_unless_encoded);
     tcase_add_test(t, test_query_is_not_part_of_the_path);
     tcase_add_test(t, test_characters_outside_pchar_are_refused);
     tcase_add_test(t, test_absolute_form_keeps_the_authority);
