@@ -597,8 +597,16 @@ static void router_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
         arm_reclaim(s);
         break;
     case GW__ROUTER_REWATCH:
-        if (!s->watcher)
+        if (!s->watcher) {
             start_watcher(s);
+            if (s->watcher) {
+                /* Files changed while no watcher ran gave no event: read the
+                 * directory now that the new watcher's watches are in place. */
+                struct gw_router_outcome o;
+                load(s, "inotify", NULL, 0, LOAD_APPLY, &o);
+                jpos_diags_done(&o.diags);
+            }
+        }
         break;
     case RT_MSG_EXIT:
         if (msg->from == s->watcher) {

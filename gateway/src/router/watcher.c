@@ -5,8 +5,11 @@
  * quiet directory costs a parked process) with two watches:
  *  - the routes directory: files closed after writing, moved in or out,
  *    created or deleted, and the directory itself deleted or moved away;
- *  - its parent, for entries named like the routes directory, so that a
+ *  - its parent, for entries created, moved or deleted there, so that a
  *    directory (or a symlink to one) put in place of it is watched again.
+ *    Any name counts, not only the routes directory's own: with Kubernetes'
+ *    layout `routes -> ..data/routes`, swapping the sibling `..data` changes
+ *    what the path leads to.
  * Only names that can change the route set count: `*.json` not starting
  * with '.', plus Kubernetes' `..data` symlink, which its atomic writer swaps
  * to replace every file at once.
@@ -16,6 +19,14 @@
  * rename it over the original produce a burst ending in IN_MOVED_TO, which
  * is a completed write. When the directory disappears the watcher looks for
  * it again every GW__WATCH_REWATCH_MS and reloads when it is back.
+ *
+ * Re-arming (rearm) asks inotify for a watch on what the path leads to now:
+ * the same directory gives back the same watch; another one gets a new
+ * watch and a reload. The watcher re-arms on every parent event, after a
+ * queue overflow (the parent's events may be among those lost) and right
+ * before it casts a reload, so every reload reads the directory after the
+ * watch on it is in place: a change made between a swap and the new watch is
+ * read by that reload, a change made after it comes as an event.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -40,7 +51,6 @@
 struct watcher {
     char *dir;
     char *parent;
-    char *base;
     int fd;
     int wd;  /* on dir, -1 while it is missing */
     int pwd; /* on parent, -1 if it could not be watched */
@@ -84,16 +94,19 @@ static void note(struct watcher *w, uint64_t wait)
         w->due_ms = w->first_ms + GW__WATCH_BURST_MS;
 }
 
-static void watch_dir(struct watcher *w)
+/* Watches what the path leads to now; true when that is a directory not
+ * watched before (a reload is then noted). */
+static bool rearm(struct watcher *w)
 {
     int wd = inotify_add_watch(w->fd, w->dir, DIR_EVENTS);
     if (wd < 0 || wd == w->wd)
-        return;
+        return false;
     if (w->wd >= 0)
         inotify_rm_watch(w->fd, w->wd); /* EINVAL if already gone: fine */
     w->wd = wd;
     /* A different directory (or the same one back): its files may differ. */
     note(w, GW__WATCH_QUIET_MS);
+    return true;
 }
 
 static void cast_reload(struct watcher *w)
@@ -107,12 +120,12 @@ static void cast_reload(struct watcher *w)
 static void handle(struct watcher *w, const struct inotify_event *ev)
 {
     if (ev->mask & IN_Q_OVERFLOW) {
+        rearm(w);
         note(w, GW__WATCH_QUIET_MS);
         return;
     }
     if (ev->wd == w->pwd && w->pwd >= 0) {
-        if (ev->len && strcmp(ev->name, w->base) == 0)
-            watch_dir(w);
+        rearm(w);
         return;
     }
     if (ev->wd != w->wd || w->wd < 0)
@@ -122,7 +135,7 @@ static void handle(struct watcher *w, const struct inotify_event *ev)
             inotify_rm_watch(w->fd, w->wd);
         w->wd = -1;
         note(w, GW__WATCH_QUIET_MS);
-        watch_dir(w); /* something may already be in its place */
+        rearm(w); /* something may already be in its place */
         return;
     }
     if (!ev->len || !relevant(ev->name))
@@ -147,11 +160,10 @@ static void watcher_main(void *arg, const struct rt_proc_starter *starter)
         rt_exit(rt_atom_intern("enomem"));
     }
     w->router = rt_parent();
-    char *a = rt_strdup(w->dir), *b = rt_strdup(w->dir);
-    if (!a || !b)
+    char *a = rt_strdup(w->dir);
+    if (!a)
         rt_exit(rt_atom_intern("enomem"));
     w->parent = dirname(a);
-    w->base = basename(b);
     w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (w->fd < 0) {
         rt_log(RT_LOG_ERROR, "routes: inotify_init1: %s", strerror(errno));
@@ -179,8 +191,11 @@ static void watcher_main(void *arg, const struct rt_proc_starter *starter)
         ssize_t n = timeout == 0 ? -ETIMEDOUT : rt_read(w->fd, buf, sizeof buf, timeout);
         if (n == -ETIMEDOUT) {
             if (w->wd < 0)
-                watch_dir(w);
+                rearm(w);
             if (w->pending && rt_now_ms() >= w->due_ms) {
+                /* Parent events may still be queued unread: the reload reads
+                 * what the path leads to, so the watch must be on it first. */
+                rearm(w);
                 w->pending = false;
                 cast_reload(w);
             }
