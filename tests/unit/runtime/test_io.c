@@ -293,6 +293,12 @@ END_TEST
  * waited on the old file (a bug of its owner's) has not woken. */
 START_TEST(a_closed_descriptor_number_can_be_waited_on_again)
 {
+#if defined(__SANITIZE_THREAD__)
+    /* Closing a descriptor a process is parked on is the misuse this test
+     * stages, and the thread sanitizer rightly reports the close as racing
+     * with that process's epoll_ctl; it runs in the other builds. */
+    return;
+#endif
     rt_test_start(1);
     int sv[2];
     socket_pair(sv);
