@@ -5,8 +5,20 @@
  * the scheduler the process runs on, with the pid as the event's data, and
  * parks. The scheduler that sees the event wakes the pid (a stale pid finds
  * no process and is ignored). An fd may sit in several schedulers' sets
- * after its process migrated; `fdmask` remembers where, so re-arming is a
+ * after its process migrated; `mask` remembers where, so re-arming is a
  * MOD rather than an ADD, and rt_close forgets it.
+ *
+ * One waiter per descriptor (rt.h). A set holds one registration per fd
+ * number, so a second process parking on the same number on the same
+ * scheduler would replace the first one's pid and the first would never
+ * wake. `waiter` therefore names the process parked on each fd number, on
+ * any scheduler, and a second one gets -EBUSY before epoll is touched. It
+ * is claimed when the registration is armed and given back when the wait
+ * ends: when the process resumes from the park (woken, timed out, or by a
+ * message), when a hibernated process resumes, and in rt__finish for a
+ * process that ends while parked. A descriptor number that is closed or
+ * handed out anew (rt_close, rt_accept, rt_connect) drops its waiter: that
+ * registration went with the old file.
  */
 #include "rt_int.h"
 
@@ -21,7 +33,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-static _Atomic uint64_t *fdmask;
+/* Per fd number. Relaxed throughout for `mask`: it only picks ADD or MOD,
+ * and a wrong guess is corrected by epoll_ctl's ENOENT/EEXIST. */
+struct fdslot {
+    _Atomic uint64_t mask;   /* schedulers whose epoll set may hold the fd */
+    _Atomic uint64_t waiter; /* pid of the process parked on it, or 0 */
+};
+
+static struct fdslot *fds;
 static size_t fdmax;
 
 int rt__io_init(void)
@@ -30,10 +49,10 @@ int rt__io_init(void)
     size_t n = 1 << 20;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < n)
         n = rl.rlim_max;
-    fdmask = mmap(NULL, n * sizeof(*fdmask), PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (fdmask == MAP_FAILED) {
-        fdmask = NULL;
+    fds = mmap(NULL, n * sizeof(*fds), PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (fds == MAP_FAILED) {
+        fds = NULL;
         return -ENOMEM;
     }
     fdmax = n;
@@ -42,16 +61,51 @@ int rt__io_init(void)
 
 void rt__io_done(void)
 {
-    if (fdmask)
-        munmap(fdmask, fdmax * sizeof(*fdmask));
-    fdmask = NULL;
+    if (fds)
+        munmap(fds, fdmax * sizeof(*fds));
+    fds = NULL;
     fdmax = 0;
 }
 
 void rt__io_forget(int fd)
 {
-    if (fd >= 0 && (size_t)fd < fdmax)
-        atomic_store_explicit(&fdmask[fd], 0, memory_order_relaxed);
+    if (fd < 0 || (size_t)fd >= fdmax)
+        return;
+    atomic_store_explicit(&fds[fd].mask, 0, memory_order_relaxed);
+    /* Release: pairs with the acquire of a later claim (as rt__io_release). */
+    atomic_store_explicit(&fds[fd].waiter, 0, memory_order_release);
+}
+
+/* Makes p the waiter of fd: 0, or -EBUSY while another process is. */
+static int claim(struct rt_proc *p, int fd)
+{
+    if ((size_t)fd >= fdmax)
+        return 0; /* beyond RLIMIT_NOFILE's hard limit: cannot be open */
+    uint64_t me = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    uint64_t cur = 0;
+    /* Acquire on success: the previous waiter's release happened before. */
+    if (!atomic_compare_exchange_strong_explicit(&fds[fd].waiter, &cur, me, memory_order_acquire,
+                                                 memory_order_relaxed) &&
+        cur != me)
+        return -EBUSY;
+    p->wait_fd = fd;
+    return 0;
+}
+
+void rt__io_release(struct rt_proc *p)
+{
+    int fd = p->wait_fd;
+    if (fd < 0)
+        return;
+    p->wait_fd = -1;
+    if ((size_t)fd >= fdmax)
+        return;
+    uint64_t me = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    /* Only its own claim: the number may have been closed and claimed anew
+     * by another process since (rt__io_forget). Release: what this process
+     * did with the fd happens before the next waiter's claim. */
+    atomic_compare_exchange_strong_explicit(&fds[fd].waiter, &me, 0, memory_order_release,
+                                            memory_order_relaxed);
 }
 
 void rt__io_poll(struct rt__sched *s, int timeout_ms)
@@ -77,6 +131,11 @@ void rt__io_poll(struct rt__sched *s, int timeout_ms)
 
 int rt__io_arm(struct rt_proc *p, int fd, unsigned events)
 {
+    if (fd < 0)
+        return -EBADF;
+    int rc = claim(p, fd);
+    if (rc < 0)
+        return rc;
     struct rt__sched *s = rt__cur_sched;
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
@@ -88,21 +147,28 @@ int rt__io_arm(struct rt_proc *p, int fd, unsigned events)
     ev.data.u64 = atomic_load_explicit(&p->pid, memory_order_relaxed);
     uint64_t bit = 1ull << s->id;
     bool known =
-        (size_t)fd < fdmax && (atomic_load_explicit(&fdmask[fd], memory_order_relaxed) & bit);
+        (size_t)fd < fdmax && (atomic_load_explicit(&fds[fd].mask, memory_order_relaxed) & bit);
     int op = known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(s->epfd, op, fd, &ev) < 0) {
-        if (errno == ENOENT)
+        if (errno == ENOENT) {
             op = EPOLL_CTL_ADD;
-        else if (errno == EEXIST)
+        } else if (errno == EEXIST) {
             op = EPOLL_CTL_MOD;
-        else
-            return -errno;
-        if (epoll_ctl(s->epfd, op, fd, &ev) < 0)
-            return -errno;
+        } else {
+            rc = -errno;
+            goto out;
+        }
+        if (epoll_ctl(s->epfd, op, fd, &ev) < 0) {
+            rc = -errno;
+            goto out;
+        }
     }
     if ((size_t)fd < fdmax)
-        atomic_fetch_or_explicit(&fdmask[fd], bit, memory_order_relaxed);
-    return 0;
+        atomic_fetch_or_explicit(&fds[fd].mask, bit, memory_order_relaxed);
+out:
+    if (rc < 0)
+        rt__io_release(p); /* not registered: nobody waits */
+    return rc;
 }
 
 static int64_t deadline_of(int64_t timeout_ms)
@@ -122,7 +188,8 @@ static int wait_fd(struct rt_proc *p, int fd, unsigned events, int64_t deadline)
     if (deadline >= 0)
         rt__wait_timer_arm(p, (uint64_t)deadline);
     RT__SET(&p->status_hint, RT_STATUS_WAITING);
-    rt__park(p);
+    rt__park(p); /* ending here (an exit signal), rt__finish releases the fd */
+    rt__io_release(p);
     if (deadline >= 0)
         rt__wait_timer_cancel(p);
     return 0;

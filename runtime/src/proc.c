@@ -324,6 +324,8 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     RT__SET(&p->trap_exit, false);
     p->hibernated = false;
     p->hib_any_wake = false;
+    p->hib_error = 0;
+    p->wait_fd = -1;
     p->started = false;
     RT__SET(&p->kind, opts->kind);
     RT__SET(&p->status_hint, RT_STATUS_RUNNABLE);
@@ -592,6 +594,9 @@ void rt__finish(struct rt_proc *p)
     rt_atom reason = p->exit_reason;
     atomic_store_explicit(&p->state, RT__EXITING, memory_order_relaxed);
     rt__wait_timer_cancel(p);
+    /* Ended while parked on a descriptor: another process may wait on it
+     * now (before the cleanups, which may close it). */
+    rt__io_release(p);
 
     /* The report names the process, so it is written before the name goes. */
     if (!rt_reason_is_clean(reason))

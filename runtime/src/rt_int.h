@@ -180,6 +180,8 @@ struct rt_proc {
     _Atomic bool trap_exit; /* owner writes; introspection reads (relaxed) */
     bool hibernated;
     bool hib_any_wake; /* rt_hibernate_poll: resume on any wake-up */
+    int hib_error;     /* rt_hibernate_poll: why fd was not waited on, or 0 */
+    int wait_fd;       /* fd this process is the waiter of (io.c), or -1 */
     bool started;
     _Atomic uint8_t kind;        /* rt_kind; relaxed, read by introspection */
     _Atomic uint8_t status_hint; /* enum rt_status; relaxed, read by introspection */
@@ -376,9 +378,16 @@ void rt__registry_done(void);
 int rt__io_init(void);
 void rt__io_done(void);
 void rt__io_poll(struct rt__sched *s, int timeout_ms);
+/* A descriptor number closed or handed out anew: forgets its registrations
+ * and its waiter. */
 void rt__io_forget(int fd);
-/* Registers fd (one-shot) with the current scheduler's epoll set for p. */
+/* Owner: makes p the waiter of fd and registers fd (one-shot) with the
+ * current scheduler's epoll set for p. -EBUSY if another process waits on
+ * fd (on any scheduler); other epoll errors as -errno, p then waits on
+ * nothing. */
 int rt__io_arm(struct rt_proc *p, int fd, unsigned events);
+/* Owner or reaper: p no longer waits on its fd (no-op if none). */
+void rt__io_release(struct rt_proc *p);
 
 /* ---- blocking pool (blocking.c) ---- */
 int rt__blocking_start(unsigned n);

@@ -131,6 +131,7 @@ _Noreturn void rt__proc_main(void)
         p->hibernated = false;
         p->hib_any_wake = false;
         rt__wait_timer_cancel(p);
+        rt__io_release(p);
         if (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0)
             rt__drain(p);
     } else if (p->hibernated) {
@@ -376,8 +377,9 @@ _Noreturn void rt_hibernate_poll(int fd, unsigned events, int64_t timeout_ms, rt
     if (!p)
         abort();
     atomic_store_explicit(&p->wake_pending, 0, memory_order_seq_cst);
-    if (fd >= 0 && rt__io_arm(p, fd, events) < 0)
-        atomic_store_explicit(&p->wake_pending, 1, memory_order_seq_cst); /* let fn see the error */
+    p->hib_error = fd >= 0 ? rt__io_arm(p, fd, events) : 0;
+    if (p->hib_error < 0) /* fn runs at once; rt_hibernate_poll_error tells it why */
+        atomic_store_explicit(&p->wake_pending, 1, memory_order_seq_cst);
     if (timeout_ms >= 0)
         rt__wait_timer_arm(p, rt_now_ms() + (uint64_t)timeout_ms);
     p->entry = fn;
@@ -387,6 +389,12 @@ _Noreturn void rt_hibernate_poll(int fd, unsigned events, int64_t timeout_ms, rt
     RT__SET(&p->status_hint, RT_STATUS_HIBERNATING);
     rt__switch_out(p, RT__REQ_HIBERNATE);
     abort();
+}
+
+int rt_hibernate_poll_error(void)
+{
+    struct rt_proc *p = rt__self();
+    return p ? p->hib_error : -EPERM;
 }
 
 void rt_sleep(uint64_t ms)

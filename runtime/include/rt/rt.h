@@ -269,9 +269,15 @@ _Noreturn void rt_hibernate(rt_entry fn, void *arg);
  * for `events` (RT_POLL_IN/OUT) or after timeout_ms (RT_INFINITY: never):
  * fn(arg) then runs on a fresh stack and finds out itself which it was
  * (wake-ups may be spurious). An idle connection waiting this way costs no
- * stack. */
+ * stack. While hibernating it is the fd's one waiter (see I/O below); if
+ * it cannot be, fn runs at once and rt_hibernate_poll_error says why. */
 _Noreturn void rt_hibernate_poll(int fd, unsigned events, int64_t timeout_ms, rt_entry fn,
                                  void *arg);
+/* Process context, in the continuation of rt_hibernate_poll: 0 if `fd` was
+ * waited on, else the negative errno why not (fn then ran at once): -EBUSY
+ * when another process waits on that fd number (one waiter per descriptor,
+ * see I/O below), an epoll_ctl error such as -EBADF or -EPERM. */
+int rt_hibernate_poll_error(void);
 
 /* ---- per-process memory and cleanup ----------------------------------------
  * Process context. Memory from rt_alloc belongs to the calling process and is
@@ -416,10 +422,19 @@ void rt_sleep(uint64_t ms);
  * ready or the timeout passes (-ETIMEDOUT). A parked process costs no CPU.
  * Errors are -errno.
  *
- * One waiter per descriptor: at most one process may be parked on a given fd
- * number at a time (a second waiter would take over the first one's wake-up).
- * Processes that wait on the same socket at once (an acceptor pool; the two
- * directions of a tunnel) each use their own descriptor, from dup(). */
+ * One waiter per descriptor: at most one process at a time may be parked on
+ * a given fd number, whatever scheduler each runs on. A process whose call
+ * would park on an fd number another process is parked on gets -EBUSY from
+ * that call (rt_read, rt_write, rt_writev, rt_accept, rt_connect, rt_poll;
+ * rt_hibernate_poll_error in the continuation of rt_hibernate_poll), at
+ * once, and the waiter it met is left as it was; a call that does not need
+ * to park (the fd is ready) succeeds as usual. The fd is the waiter's until
+ * its wait ends: woken, timed out, woken by a message (RT_POLL_MSG), or the
+ * process ends while parked, however it ends. rt_close of the number, and
+ * the same number coming back from rt_accept, also end it. Processes that
+ * wait on the same socket at once (an acceptor pool; the two directions of
+ * a tunnel) each use their own descriptor, from dup(): each number is
+ * waited on, and woken, on its own. */
 int rt_fd_nonblock(int fd);
 ssize_t rt_read(int fd, void *buf, size_t len, int64_t timeout_ms);
 /* Writes all `len` bytes or fails. */
