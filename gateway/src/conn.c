@@ -214,7 +214,11 @@ static void conn_main(void *arg)
 static void conn_resume(void *arg)
 {
     struct gw__exchange *ex = arg;
-    serve(ex);
+    /* A client descriptor that could not be waited on (an epoll error; a
+     * second waiter cannot be, the connection is its only one) is closed
+     * rather than read again and again until the idle timeout. */
+    if (rt_hibernate_poll_error() == 0)
+        serve(ex);
     gw__ex_shutdown(ex);
 }
 
