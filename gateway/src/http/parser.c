@@ -457,6 +457,8 @@ static int version_byte(struct gw_http_parser *p, unsigned char c)
     if (!ok)
         return fail(p, req ? 400 : 502, "invalid HTTP version");
     sput(p, (char)c);
+    if (p->oom)
+        return 0; /* not stored: nothing to look at (the caller stops on oom) */
     p->version_len++;
     if (p->version_len == 8) {
         const char *v = p->sbuf + p->version_off;

@@ -13,11 +13,14 @@
  *              "#", "\", quotes, "<>", "{}", "|", "^", "`", "[]" are
  *              refused, and so are raw bytes >= 0x80 (RFC 9112 §3.2 allows
  *              none) unless the policy encodes raw UTF-8 for legacy
- *              clients: then valid UTF-8 is percent-encoded. ";" and "%3B" are refused by default
- * because servlet containers strip ";params" from segments ("/admin;x" would reach /admin), some
- * after decoding; params KEEP routes and forwards them as bytes (STRIP drops them with the rest of
- * their segment: a backend's reading, never forwarded). escapes    %HH must be well formed. Escapes
- * of unreserved characters (ALPHA DIGIT - . _ ~) are decoded ("/%61dmin" is "/admin",
+ *              clients: then valid UTF-8 is percent-encoded. ";" and "%3B"
+ *              are refused by default because servlet containers strip
+ *              ";params" from segments ("/admin;x" would reach /admin), some
+ *              after decoding; params KEEP routes and forwards them as bytes
+ *              (STRIP drops them with the rest of their segment: a backend's
+ *              reading, never forwarded).
+ *   escapes    %HH must be well formed. Escapes of unreserved characters
+ *              (ALPHA DIGIT - . _ ~) are decoded ("/%61dmin" is "/admin",
  *              "%2e%2e" is ".."). Escapes of NUL and "\" are refused;
  *              "%2F" is refused, kept, or decoded into a "/" as the policy
  *              says. Escaped bytes >= 0x80 must form valid UTF-8 (overlong

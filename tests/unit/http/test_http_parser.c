@@ -688,6 +688,61 @@ END_TEST
 
 static void resp(const char *in, bool head_req, struct result *r);
 
+/* realloc is wrapped for this test (meson.build: --wrap=realloc), so that a
+ * head's storage can be made to run out exactly where the test wants. While
+ * alloc_limit is set, growing a block past it fails, and a fresh block of
+ * exactly alloc_limit bytes gets GUARD bytes of 0x7E after its end, which
+ * the parser must never touch ('~': above any digit, as heap garbage may be). */
+#define GUARD 16
+static size_t alloc_limit;
+static unsigned char *guarded[8];
+static size_t nguarded;
+void *__real_realloc(void *ptr, size_t size);
+void *__wrap_realloc(void *ptr, size_t size);
+void *__wrap_realloc(void *ptr, size_t size)
+{
+    if (alloc_limit && size > alloc_limit)
+        return NULL;
+    if (alloc_limit && !ptr && size == alloc_limit && nguarded < 8) {
+        unsigned char *b = __real_realloc(NULL, size + GUARD);
+        if (b) {
+            memset(b + size, 0x7E, GUARD);
+            guarded[nguarded++] = b + size;
+        }
+        return b;
+    }
+    return __real_realloc(ptr, size);
+}
+
+START_TEST(test_storage_running_out_in_the_version_writes_nothing_past_it)
+{
+    /* The head's storage starts at 512 bytes: a target of each length
+     * around that puts every byte of the version at its end in turn; the
+     * growth there fails, and the version (1.2, which is stored as 1.1)
+     * must not be read or written past what was stored. */
+    for (size_t len = 480; len <= 520; len++) {
+        char in[1024];
+        int n = snprintf(in, sizeof in, "GET /");
+        memset(in + n, 'a', len);
+        snprintf(in + n + len, sizeof in - (size_t)n - len, " HTTP/1.2\r\n" H11 "\r\n");
+        struct gw_http_parser *p = NULL;
+        ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+        nguarded = 0;
+        alloc_limit = 512;
+        struct gw_http_event ev;
+        size_t used = 0;
+        int rc = gw_http_parser_feed(p, in, strlen(in), &used, &ev);
+        alloc_limit = 0;
+        ck_assert_msg(rc == -ENOMEM, "target of %zu bytes: %d", len, rc);
+        for (size_t g = 0; g < nguarded; g++)
+            for (size_t i = 0; i < GUARD; i++)
+                ck_assert_msg(guarded[g][i] == 0x7E, "target of %zu bytes: byte %zu past the end",
+                              len, i);
+        gw_http_parser_free(p);
+    }
+}
+END_TEST
+
 START_TEST(test_a_higher_http_1_minor_version_is_read_as_1_1)
 {
     /* RFC 9110 §2.5: processed as the highest 1.x implemented, whatever
@@ -889,6 +944,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_framing_lookalike_names_are_refused);
     tcase_add_test(t, test_http_version_rules);
     tcase_add_test(t, test_a_higher_http_1_minor_version_is_read_as_1_1);
+    tcase_add_test(t, test_storage_running_out_in_the_version_writes_nothing_past_it);
     tcase_add_test(t, test_unknown_method_is_501);
     tcase_add_test(t, test_truncated_request_is_refused_at_eof);
     tcase_add_test(t, test_trim_between_messages_keeps_parsing);
