@@ -188,6 +188,11 @@ struct rt_proc {
 
     /* ---- private queue (owner) ---- */
     struct rt_msg *q_head, *q_tail;
+    /* Messages received and not yet freed, sent on or detached, newest
+     * first, linked through next/prev (each one's holder is this block);
+     * owner only. Freed by rt__held_release_all when the process exits.
+     * Next to the queue: a receive touches both. */
+    struct rt_msg *held;
     /* Numbers what the inbox yields, in order; 64-bit so that a receive
      * mark (rt_receive_mark) never wraps; messages keep the low 32 bits. */
     uint64_t seq_next;
@@ -200,10 +205,6 @@ struct rt_proc {
     uint32_t last_msg_type;
 
     /* ---- owner resources ---- */
-    /* Messages received and not yet freed, sent on or detached, newest
-     * first, linked through next/prev (each one's holder is this block);
-     * owner only. Freed by rt__held_release_all when the process exits. */
-    struct rt_msg *held;
     struct rt__alloc_hdr *allocs;
     _Atomic size_t alloc_bytes; /* owner writes; introspection reads (relaxed) */
     struct rt__defer *defers;
