@@ -149,10 +149,13 @@ static void serve(struct gw__exchange *ex)
         atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
         rt_ref ref;
         rt_pid req;
+        /* A request process that never runs gives back the reference it
+         * was handed, as its deferred cleanup would have. */
         struct rt_spawn_opts o = {.monitor = true,
                                   .monitor_ref = &ref,
                                   .kind = gw__kinds.request,
-                                  .initial_call = "gw_request:handle"};
+                                  .initial_call = "gw_request:handle",
+                                  .arg_free = gw__exchange_unref};
         if (rt_spawn(gw__request_main, ex, &o, &req) < 0) {
             atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_relaxed);
             gw__ex_error(ex, 503, "gateway overloaded", false); /* framed by the head's method */
@@ -222,6 +225,17 @@ static void conn_resume(void *arg)
     gw__ex_shutdown(ex);
 }
 
+/* A connection process that never ran (no stack for it): the client's
+ * socket and its count, which conn_main would have taken over, are given
+ * back here. */
+static void conn_never_ran(void *arg)
+{
+    struct gw__conn_arg *cs = arg;
+    close(cs->fd);
+    conn_closed(cs->lis);
+    free(cs);
+}
+
 int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason)
 {
     (void)arg;
@@ -236,8 +250,10 @@ int gw__conn_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
         return -ENOMEM;
     }
     memcpy(cs, extra, sizeof(*cs));
-    struct rt_spawn_opts o = {
-        .link = true, .kind = gw__kinds.connection, .initial_call = "gw_conn:loop"};
+    struct rt_spawn_opts o = {.link = true,
+                              .kind = gw__kinds.connection,
+                              .initial_call = "gw_conn:loop",
+                              .arg_free = conn_never_ran};
     int rc = rt_spawn(conn_main, cs, &o, out);
     if (rc < 0) {
         free(cs);

@@ -297,6 +297,14 @@ static void refuse_now(int fd)
     close(fd);
 }
 
+/* A refusing process that never ran (no stack for it): its client is
+ * answered at once and its place among the lingering ones given back. */
+static void refuse_never_ran(void *arg)
+{
+    refusing_done(NULL);
+    refuse_now((int)(intptr_t)arg);
+}
+
 /* Refuses a client with 503. A lingering refusal holds a descriptor from the
  * reserve, so at most a quarter of the reserve lingers at once; beyond,
  * refusals answer without lingering. */
@@ -311,7 +319,7 @@ static void refuse(struct gw__listener *l, int fd)
         refuse_now(fd); /* under a flood: no lingering */
         return;
     }
-    struct rt_spawn_opts o = {.initial_call = "gw_listener:refuse"};
+    struct rt_spawn_opts o = {.initial_call = "gw_listener:refuse", .arg_free = refuse_never_ran};
     if (rt_spawn(refuse_main, (void *)(intptr_t)fd, &o, NULL) < 0) {
         atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
         refuse_now(fd);

@@ -17,9 +17,17 @@
  * Draining numbers what it yields (seq_next), so a receive mark is just
  * the last number handed out: a selective receive from a mark starts at
  * the first message numbered after it.
+ *
+ * A received message leaves the private queue for the receiver's `held`
+ * list (the same next/prev links, its holder set to the receiver), so that
+ * a process ended between a receive and the free loses no message: the
+ * reaper frees what is held. Freeing, sending or detaching a message takes
+ * it off that list first; all of these run in the holder's own process, so
+ * the list needs no lock.
  */
 #include "rt_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,10 +113,56 @@ struct rt_msg *rt_msg_copy(uint32_t type, const void *data, size_t size)
     return m;
 }
 
+/* Owner: keeps a message just taken from the private queue. */
+static void hold(struct rt_proc *p, struct rt_msg *m)
+{
+    m->holder = p;
+    m->prev = NULL;
+    m->next = p->held;
+    if (p->held)
+        p->held->prev = m;
+    p->held = m;
+}
+
+/* Holder: takes m (held) off the holder's list. */
+static void unhold(struct rt_msg *m)
+{
+    struct rt_proc *p = m->holder;
+    /* Another process freeing or sending a message this one holds would
+     * race with this list: a programmer error (rt_msg_detach first). */
+    assert(p == rt__self());
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        p->held = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    m->next = m->prev = NULL;
+    m->holder = NULL;
+}
+
+void rt_msg_detach(struct rt_msg *m)
+{
+    if (m && m->holder)
+        unhold(m);
+}
+
+void rt__held_release_all(struct rt_proc *p)
+{
+    struct rt_msg *m;
+    while ((m = p->held)) {
+        p->held = m->next;
+        m->holder = NULL;
+        rt_msg_free(m);
+    }
+}
+
 void rt_msg_free(struct rt_msg *m)
 {
     if (!m)
         return;
+    if (m->holder)
+        unhold(m);
     atomic_fetch_sub_explicit(&rt__msgs_live, 1, memory_order_relaxed);
     free(m);
 }
@@ -152,6 +206,8 @@ int rt_send(rt_pid to, struct rt_msg *m)
 {
     if (!m)
         return -EINVAL;
+    if (m->holder) /* forwarded as received: now the receiver's */
+        unhold(m);
     struct rt_proc *self = rt__self();
     m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : 0;
     m->flags = 0;
@@ -177,6 +233,8 @@ int rt_send_alias(rt_pid to, rt_ref alias, struct rt_msg *m)
 {
     if (!m)
         return -EINVAL;
+    if (m->holder)
+        unhold(m);
     struct rt_proc *self = rt__self();
     m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : 0;
     m->ref = alias;
@@ -519,6 +577,7 @@ static struct rt_msg *take(struct rt_proc *p, struct rt_msg *m)
      * lost. A yield only appends to the queue, so m stays where it is. */
     rt__charge(p, 1);
     unlink_private(p, m);
+    hold(p, m);
     p->last_msg_type = m->type;
     return m;
 }

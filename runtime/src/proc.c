@@ -7,9 +7,9 @@
  * stale pid never matches it. Free slots sit on a stack under `slot_lock`.
  *
  * Exit: a process that exits switches to its scheduler, which reaps it in
- * rt__finish: deferred cleanups, memory, name, inbox (closed then drained),
- * then exit signals to links and DOWN messages to monitors, in that order,
- * so that whoever receives the signal finds the name already gone.
+ * rt__finish: deferred cleanups, memory, messages it held, name, inbox
+ * (closed then drained), then exit signals to links and DOWN messages to
+ * monitors, in that order, so that whoever receives the signal finds the name already gone.
  */
 #include "rt_int.h"
 
@@ -319,6 +319,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->stack_size = stack_size;
     p->entry = fn;
     p->arg = arg;
+    p->arg_free = opts->arg_free;
     p->reds = 0;
     p->req = RT__REQ_YIELD;
     RT__SET(&p->trap_exit, false);
@@ -337,6 +338,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->mark_seq = 0;
     p->exit_reason = RT_NORMAL;
     p->last_msg_type = 0;
+    p->held = NULL;
     p->allocs = NULL;
     RT__SET(&p->alloc_bytes, 0);
     p->defers = NULL;
@@ -603,6 +605,7 @@ void rt__finish(struct rt_proc *p)
         rt__crash_report(p, reason);
     rt__defers_run(p);
     rt__alloc_release_all(p);
+    rt__held_release_all(p); /* after the cleanups, which may free some */
     rt__unregister_proc(p);
 
     /* Close the inbox: no push can land after senders drains to zero. */

@@ -175,6 +175,7 @@ struct rt_proc {
     size_t stack_size;
     rt_entry entry;
     void *arg;
+    void (*arg_free)(void *arg); /* rt_spawn_opts.arg_free: for a process that never ran */
     int reds;
     uint8_t req;            /* enum rt__req */
     _Atomic bool trap_exit; /* owner writes; introspection reads (relaxed) */
@@ -189,6 +190,11 @@ struct rt_proc {
 
     /* ---- private queue (owner) ---- */
     struct rt_msg *q_head, *q_tail;
+    /* Messages received and not yet freed, sent on or detached, newest
+     * first, linked through next/prev (each one's holder is this block);
+     * owner only. Freed by rt__held_release_all when the process exits.
+     * Next to the queue: a receive touches both. */
+    struct rt_msg *held;
     /* Numbers what the inbox yields, in order; 64-bit so that a receive
      * mark (rt_receive_mark) never wraps; messages keep the low 32 bits. */
     uint64_t seq_next;
@@ -254,6 +260,8 @@ void rt__drain(struct rt_proc *p);
  * and monitor requests with the exit reason. */
 void rt__drain_dead(struct rt_proc *p);
 void rt__inbox_init(struct rt_proc *p);
+/* Reaper: frees the messages p still holds (received, not yet freed). */
+void rt__held_release_all(struct rt_proc *p);
 extern _Atomic int64_t rt__msgs_live;
 
 /* ---- scheduler (sched.c) ---- */

@@ -432,11 +432,17 @@ static void run(struct rt__sched *s, struct rt_proc *p)
                    (unsigned long long)atomic_load(&p->pid));
             p->exit_reason = RT_SYSTEM_LIMIT;
             p->req = RT__REQ_EXIT;
+            /* Never ran: what its spawner handed it is released here, as
+             * its entry would have (a hibernated process's continuation
+             * data is its own, released by its deferred cleanups). */
+            if (!p->started && p->arg_free)
+                p->arg_free(p->arg);
             rt__finish(p);
             atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
             return;
         }
         init_ctx(p);
+        p->started = true;
         RT__SET(&p->stack_bytes, p->stack_size);
     }
     switch_to_proc(s, p);

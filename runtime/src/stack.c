@@ -69,6 +69,7 @@
  * and, when the bound needs more room, run in a process spawned with a
  * larger stack_size.
  */
+#include "rt_fault.h"
 #include "rt_int.h"
 
 #include <errno.h>
@@ -102,6 +103,30 @@ static size_t global_pool_n;
 static size_t guarded_count;
 static _Atomic size_t in_use, pooled;
 static size_t page; /* set by rt__stacks_init before any scheduler runs */
+/* rt__test_stack_fail_nth: allocations left until the one that fails
+ * (0: none is to fail). */
+static _Atomic unsigned fail_countdown;
+
+void rt__test_stack_fail_nth(unsigned nth)
+{
+    /* Relaxed: a test sets it before the spawns it is about. */
+    atomic_store_explicit(&fail_countdown, nth, memory_order_relaxed);
+}
+
+/* Counts one allocation down; true for the one that is to fail. A CAS, so
+ * that allocations on several schedulers neither skip the failure nor
+ * count below zero. */
+static bool injected_failure(void)
+{
+    unsigned n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+    while (n) {
+        /* Relaxed: the counter orders nothing else. */
+        if (atomic_compare_exchange_weak_explicit(&fail_countdown, &n, n - 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return n == 1;
+    }
+    return false;
+}
 
 /* A no-op (a few instructions) when not running under valgrind. */
 static void vg_register(struct rt__stack *st)
@@ -196,6 +221,10 @@ static int get_dedicated(size_t size, struct rt__stack **out)
 int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out)
 {
     struct rt__stack *st = NULL;
+    /* Relaxed, and almost always 0: the whole cost when no test asks. */
+    if (__builtin_expect(atomic_load_explicit(&fail_countdown, memory_order_relaxed) != 0, 0) &&
+        injected_failure())
+        return -ENOMEM;
     if (size != rt__rt.cfg.stack_size) {
         int r = get_dedicated(size, &st);
         if (r < 0)
@@ -305,6 +334,7 @@ void rt__stacks_done(void)
     global_pool = NULL;
     global_pool_n = 0;
     guarded_count = 0;
+    atomic_store(&fail_countdown, 0);
     atomic_store(&in_use, 0);
     atomic_store(&pooled, 0);
     pthread_mutex_unlock(&lock);

@@ -249,6 +249,7 @@ int rt_send_after(rt_pid to, uint64_t ms, struct rt_msg *m, rt_ref *tref)
 {
     if (!m)
         return -EINVAL;
+    rt_msg_detach(m); /* the timer holds it now, whatever becomes of the sender */
     if (!atomic_load_explicit(&rt__rt.running, memory_order_acquire)) {
         rt__msg_discard(m);
         return -EINVAL;

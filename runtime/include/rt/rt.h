@@ -149,6 +149,13 @@ struct rt_spawn_opts {
     size_t stack_size;        /* 0 = runtime default; see below */
     const char *initial_call; /* label for introspection, e.g. "gw_conn:loop" */
     rt_kind kind;             /* a registered kind, else -EINVAL; 0 = RT_KIND_PROCESS */
+    /* Releases `arg` when the process is reaped without ever running fn
+     * (no stack could be had for it: it exits with system_limit before its
+     * first instruction). Called once, on the scheduler's stack, with the
+     * process still current: it must not block. NULL: nothing to release.
+     * Not called when rt_spawn fails (the caller still owns arg) nor once
+     * fn has started (fn owns arg then). */
+    void (*arg_free)(void *arg);
 };
 
 /* Largest rt_spawn_opts.stack_size. A stack costs only the pages a process
@@ -298,10 +305,20 @@ void rt_undefer(uint64_t handle, bool run);
  * A message is one allocation: this header then `size` payload bytes. It
  * belongs to the receiver from the moment rt_send is called, even when the
  * send fails (then the runtime frees it). Nothing may point into another
- * process's memory: copy what you send. */
+ * process's memory: copy what you send.
+ *
+ * A message a process has received (any rt_receive*) is held by that
+ * process, as rt_alloc memory is: it leaves its keeping when the process
+ * frees it (rt_msg_free), sends it on (rt_send, rt_send_alias,
+ * rt_send_after) or detaches it (rt_msg_detach); whatever it still holds
+ * when it exits, however it exits (killed between a receive and the free,
+ * say), the runtime frees as rt_msg_free does, without running the dtor
+ * (the receiver may already have taken what the payload owned). Only the
+ * holder may free a held message. */
 struct rt_msg {
     struct rt_msg *next; /* runtime-owned */
     struct rt_msg *prev; /* runtime-owned */
+    void *holder;        /* runtime-owned: the process holding it, or NULL */
     uint32_t seq;        /* runtime-owned: arrival order */
     uint32_t flags;      /* runtime-owned */
     rt_pid from;         /* sender (set by rt_send) */
@@ -328,8 +345,16 @@ const char *rt_down_name(const struct rt_msg *down);
 struct rt_msg *rt_msg_new(uint32_t type, size_t size);
 /* Any thread. A message with a copy of `size` bytes at `data`. */
 struct rt_msg *rt_msg_copy(uint32_t type, const void *data, size_t size);
-/* Any thread. Frees a message the caller owns (runs no dtor). NULL-safe. */
+/* Any thread. Frees a message the caller owns (runs no dtor). NULL-safe.
+ * A held message (one received) only from its holder's process. */
 void rt_msg_free(struct rt_msg *m);
+/* Process context. Takes a message the caller received out of its keeping:
+ * the runtime no longer frees it when the caller exits, and it may be handed
+ * by pointer to another process or thread (inside another message's
+ * payload, say), which then owns it. Calls that take a message (rt_send and
+ * the like) do this themselves. NULL-safe; a message not held is left as
+ * it is. */
+void rt_msg_detach(struct rt_msg *m);
 
 /* Any thread. Sends `m` to `to`; never blocks. Ownership passes at the call.
  * Messages from one sender to one receiver arrive in the order sent, and in

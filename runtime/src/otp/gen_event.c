@@ -463,6 +463,7 @@ static void reply(const struct rt_msg *req, int rc, rt_atom reason, struct rt_ms
     struct ge_rep *p = (struct ge_rep *)m->data;
     p->rc = rc;
     p->reason = reason;
+    rt_msg_detach(inner); /* passed by pointer: the caller's once sent */
     p->inner = inner;
     p->count = n;
     for (size_t i = 0; i < n; i++)
@@ -771,6 +772,7 @@ static struct rt_msg *new_req(int op, struct rt_ge_handler h1, const void *a1, s
     q->op = op;
     q->h1 = h1;
     q->h2 = h2;
+    rt_msg_detach(inner); /* passed by pointer: the manager's once sent */
     q->inner = inner;
     q->size1 = s1;
     q->size2 = s2;

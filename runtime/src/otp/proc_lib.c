@@ -212,6 +212,7 @@ static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *
         .name = opts->name,
         .stack_size = opts->stack_size,
         .initial_call = opts->initial_call,
+        .arg_free = free, /* the trampoline frees it; one that never runs cannot */
     };
     rc = rt_spawn(trampoline, b, &so, &pid);
     if (rc == -EEXIST) {

@@ -56,6 +56,9 @@ static void task_entry(void *p)
         rt_msg_free(res);
         rt_exit(RT_SYSTEM_LIMIT);
     }
+    /* Passed by pointer: a result this process received must not be
+     * freed with it when it exits below. */
+    rt_msg_detach(res);
     memcpy(m->data, &res, sizeof res);
     m->ref = ref;
     /* The result message owns `res` until the owner takes it. */
@@ -83,6 +86,7 @@ int rt_task_async(rt_task_fn fn, const void *arg, size_t arg_size, struct rt_tas
         .monitor_ref = &mref,
         .initial_call = "task",
         .kind = RT_KIND_TASK,
+        .arg_free = free, /* task_entry frees it; a task that never runs cannot */
     };
     rt_ref ref = b->ref;
     rt_mark mark = rt_receive_mark();

@@ -9,8 +9,9 @@
  * and whole-body timeouts, the client closing), 100 Continue sent once and
  * only when asked, error answers and the keep-alive decision, the response
  * state as the API leaves it, a write to a client that stops reading
- * timing out, and the 503 a client refused before it has an exchange gets
- * on its bare descriptor. */
+ * timing out, the 503 a client refused before it has an exchange gets
+ * on its bare descriptor, and what a connection or request process that
+ * never runs (no stack for it) gives back. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "gw_int.h"
+#include "rt_fault.h"
 
 static char t_failure[512];
 static atomic_int t_failed;
@@ -665,6 +667,100 @@ START_TEST(lingering_refusal_answers_503_and_reads_until_the_client_closes)
 }
 END_TEST
 
+/* ---- connection and request processes that never run ---------------------
+ * rt_fault.h fails the nth stack allocation: the process is reaped before
+ * its first instruction, and what conn.c handed it (the client's socket and
+ * its count; the exchange reference of a request process) must still be
+ * given back. */
+
+static struct gw_listener_stats t_stats;
+static rt_atom conn_reason;
+
+/* Starts a connection process on `side` as the connection supervisor does
+ * (linked) and waits for it to end. */
+static void p_start_conn(void *arg)
+{
+    unsigned fail_nth = (unsigned)(uintptr_t)arg;
+    rt_trap_exit(true);
+    atomic_store(&t_stats.connections, 1); /* counted by the acceptor */
+    struct gw__conn_arg cs = {.fd = side, .lis = &lis};
+    rt_pid pid;
+    rt_atom reason = RT_NORMAL;
+    rt__test_stack_fail_nth(fail_nth);
+    T_ASSERT(gw__conn_start(NULL, &cs, sizeof cs, &pid, &reason) == 0);
+    for (;;) {
+        struct rt_msg *m = rt_receive(RT_INFINITY);
+        bool done = m->type == RT_MSG_EXIT && m->from == pid;
+        if (done)
+            conn_reason = (rt_atom)m->u64;
+        rt_msg_free(m);
+        if (done)
+            break;
+    }
+}
+
+/* Waits until the client's end sees the other end closed (read 0), keeping
+ * what was written before in `got`; false if it stays open. */
+static bool peer_sees_close(int64_t ms)
+{
+    char buf[4096];
+    for (;;) {
+        struct pollfd pfd = {.fd = peer, .events = POLLIN};
+        if (poll(&pfd, 1, (int)ms) <= 0)
+            return false;
+        ssize_t n = read(peer, buf, sizeof buf);
+        if (n <= 0)
+            return n == 0;
+        size_t k = (size_t)n < sizeof got - 1 - got_len ? (size_t)n : sizeof got - 1 - got_len;
+        memcpy(got + got_len, buf, k);
+        got_len += k;
+        got[got_len] = 0;
+    }
+}
+
+START_TEST(a_connection_process_that_never_runs_closes_the_socket_and_gives_back_its_count)
+{
+    lis.stats = &t_stats;
+    rt_pid pid;
+    ck_assert_int_eq(rt_spawn(p_start_conn, (void *)(uintptr_t)1, NULL, &pid), 0);
+    rt_atom reason;
+    ck_assert_int_eq(rt_join(pid, scaled(20000), &reason), 0);
+    ck_assert_msg(!atomic_load(&t_failed), "%s", t_failure);
+    ck_assert_uint_eq(conn_reason, RT_SYSTEM_LIMIT);
+    ck_assert(peer_sees_close(scaled(2000)));
+    ck_assert_uint_eq(atomic_load(&t_stats.connections), 0);
+}
+END_TEST
+
+START_TEST(a_request_process_that_never_runs_gives_back_the_exchange)
+{
+    lis.stats = &t_stats;
+    lis.header_timeout_ms = 5000;
+    lis.idle_timeout_ms = 5000;
+    ck_assert_int_eq(rt_fd_nonblock(side), 0); /* as accepted */
+    send_str("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    got_len = 0;
+    got[0] = 0;
+    rt_pid pid;
+    /* The connection process gets the first stack; its request process
+     * would get the second. */
+    ck_assert_int_eq(rt_spawn(p_start_conn, (void *)(uintptr_t)2, NULL, &pid), 0);
+    /* The connection answers and closes: the exchange (and the socket it
+     * owns) is freed only once the request process's reference is gone. */
+    ck_assert_msg(peer_sees_close(scaled(5000)), "the connection stayed open");
+    ck_assert_msg(strstr(got, "HTTP/1.1 500") != NULL, "got: %s", got);
+    rt_atom reason;
+    ck_assert_int_eq(rt_join(pid, scaled(20000), &reason), 0);
+    ck_assert_msg(!atomic_load(&t_failed), "%s", t_failure);
+    ck_assert_uint_eq(atomic_load(&t_stats.connections), 0);
+    /* The connection only shut its sending side down; the exchange, freed
+     * with its last reference before the connection process ended, closed
+     * the socket, so the client can no longer send. */
+    ck_assert_msg(send(peer, "x", 1, MSG_NOSIGNAL) == -1 && errno == EPIPE,
+                  "the exchange was not freed");
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the test writes to an exchange that may have closed */
@@ -692,6 +788,9 @@ int main(void)
     tcase_add_test(tc, write_to_a_client_that_stops_reading_times_out);
     tcase_add_test(tc, refusal_without_lingering_answers_503_and_drops_what_was_sent);
     tcase_add_test(tc, lingering_refusal_answers_503_and_reads_until_the_client_closes);
+    tcase_add_test(tc,
+                   a_connection_process_that_never_runs_closes_the_socket_and_gives_back_its_count);
+    tcase_add_test(tc, a_request_process_that_never_runs_gives_back_the_exchange);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
