@@ -42,6 +42,7 @@ class TestRun:
 
 # ---- running the real gateway and a real upstream ---------------------------
 
+import http.client as _http_client
 import json as _json
 import shutil as _shutil
 import signal as _signal
@@ -157,6 +158,10 @@ class Gateway:
                                       stderr=self.stderr, env=e, preexec_fn=preexec_fn)
         try:
             wait_port(self.port)
+            # That was one connection to the public port: a script that
+            # depends on the connection count waits until it has been
+            # accepted and has ended (await_no_connections).
+            self.public_probes = 1
             if self.admin_port:
                 # The admin listener opens after the public ones.
                 wait_port(self.admin_port)
@@ -218,3 +223,20 @@ def raw_request(port, data, timeout=5.0, read_all=True):
         except _socket.timeout:
             pass
         return b"".join(chunks)
+
+
+def await_no_connections(gw, timeout=10.0):
+    """Waits until the gateway's first public listener has accepted the
+    start-up probe of its port (a connection closed by the client may still
+    wait in the accept queue) and counts no connection. True when so."""
+    end = _time.time() + timeout
+    while _time.time() < end:
+        c = _http_client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=5)
+        c.request("GET", "/admin/system")
+        doc = _json.loads(c.getresponse().read())
+        c.close()
+        lis = doc["listeners"][0]
+        if lis["accepted"] >= gw.public_probes and lis["connections"] == 0:
+            return True
+        _time.sleep(0.02)
+    return False

@@ -12,7 +12,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Gateway, TestRun, Upstream, free_port, raw_request  # noqa: E402
+from harness import (Gateway, TestRun, Upstream, await_no_connections, free_port,  # noqa: E402
+                     raw_request)
 
 t = TestRun("gateway")
 
@@ -580,9 +581,9 @@ def connection_limit_answers_503():
                 time.sleep(0.02)
             assert False, (n, doc["listeners"][0])
 
-        # The start-up probes of the public port must have ended first: they
-        # count until their connection processes see the close.
-        await_connections(0)
+        # The start-up probe of the public port must have been accepted and
+        # ended first: it counts until its connection process sees the close.
+        assert await_no_connections(e.gw)
         held = [socket.create_connection(("127.0.0.1", e.gw.port)) for _ in range(2)]
         await_connections(2)
         out = raw_request(e.gw.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -839,7 +840,13 @@ def least_conn_prefers_the_idle_target():
 
         th = threading.Thread(target=slow)
         th.start()
-        time.sleep(0.3)
+        # Until the slow request holds its target's connection (a guess in
+        # time is too short on a loaded machine).
+        for _ in range(200):
+            _, ups = admin_json(e.gw, "GET", "/admin/upstreams")
+            if sum(t["active"] for t in ups["upstreams"][0]["targets"]) == 1:
+                break
+            time.sleep(0.01)
         fast = {e.get("/api/echo")[0].getheader("x-upstream") for _ in range(4)}
         th.join()
         assert len(fast) == 1 and box["slow"] not in fast, (box, fast)

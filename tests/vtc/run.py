@@ -33,7 +33,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from harness import Gateway, free_port  # noqa: E402
+from harness import Gateway, await_no_connections, free_port  # noqa: E402
 
 DENY = {"name": "deny-admin", "match": {"path_prefix": "/admin"}, "priority": 10,
         "respond": {"status": 403, "body": "denied\n"}}
@@ -59,22 +59,6 @@ EDITS_PROTECTED = {
                         "remove": ["x-forwarded-proto", "x-forwarded-host", "host",
                                    "forwarded", "x-real-ip", "x-forwarded-port"]},
     "response_headers": {"set": {"x-request-id": "forged"}, "remove": ["x-request-id"]}}
-
-
-def await_no_connections(gw, timeout=10.0):
-    """Waits until the public listener counts no connection: the start-up
-    probes of its port count until their connection processes see the close,
-    and a script may depend on the count (a connection limit)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=5)
-        c.request("GET", "/admin/system")
-        doc = json.loads(c.getresponse().read())
-        c.close()
-        if doc["listeners"][0]["connections"] == 0:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def run_one(path, varnishtest):
