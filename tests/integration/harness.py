@@ -230,13 +230,18 @@ def await_no_connections(gw, timeout=10.0):
     start-up probe of its port (a connection closed by the client may still
     wait in the accept queue) and counts no connection. True when so."""
     end = _time.time() + timeout
+    quiet = 0
     while _time.time() < end:
         c = _http_client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=5)
         c.request("GET", "/admin/system")
         doc = _json.loads(c.getresponse().read())
         c.close()
         lis = doc["listeners"][0]
-        if lis["accepted"] >= gw.public_probes and lis["connections"] == 0:
+        # The acceptor counts a connection as accepted a moment before it
+        # counts it open: zero must hold for a while (10 reads, 200 ms).
+        quiet = quiet + 1 if (lis["accepted"] >= gw.public_probes and
+                              lis["connections"] == 0) else 0
+        if quiet >= 10:
             return True
         _time.sleep(0.02)
     return False
