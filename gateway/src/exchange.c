@@ -506,17 +506,8 @@ int gw__ex_tunnel_open(struct gw__exchange *ex, struct gw__transport **writer)
 
 int gw__ex_tunnel_read(struct gw__exchange *ex, int64_t timeout_ms, const char **data, size_t *len)
 {
-    int r = ex->tp->ops->wait(ex->tp, RT_POLL_IN | RT_POLL_MSG, timeout_ms);
-    if (r == -ETIMEDOUT)
-        return r;
-    if (r < 0)
-        return -ECONNRESET;
-    if (r == (int)RT_POLL_MSG)
-        return 0;
-    r = read_now(ex);
-    if (r == 0)
-        return -EAGAIN;
-    if (r < 0)
+    int r = gw__ex_fill(ex, timeout_ms);
+    if (r != 1)
         return r;
     *data = ex->buf + ex->off;
     *len = ex->len;

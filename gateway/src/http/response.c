@@ -107,9 +107,7 @@ int gw_http_response_head_write_edited(const struct gw_http_head *r, const struc
         gw__http_puts(&o, "Connection: keep-alive\r\n");
     }
     if (request_id) {
-        gw__http_puts(&o, "X-Request-Id: ");
-        gw__http_puts(&o, request_id);
-        gw__http_put(&o, "\r\n", 2);
+        gw__http_field(&o, "X-Request-Id", request_id, strlen(request_id));
     }
     gw__http_put(&o, "\r\n", 2);
     if (o.overflow)
@@ -261,9 +259,7 @@ int gw_http_answer_head_write(const struct gw_http_answer *a, char *buf, size_t 
     if (a->no_store)
         gw__http_puts(&o, "Cache-Control: no-store\r\n");
     if (request_id_ok(a->request_id)) {
-        gw__http_puts(&o, "X-Request-Id: ");
-        gw__http_puts(&o, a->request_id);
-        gw__http_put(&o, "\r\n", 2);
+        gw__http_field(&o, "X-Request-Id", a->request_id, strlen(a->request_id));
     }
     if (a->close)
         gw__http_puts(&o, "Connection: close\r\n");
@@ -354,15 +350,17 @@ int gw_http_switching_head_write(const struct gw_http_head *r, const char *reque
         if (gw__http_ieq(f->name, f->name_len, "content-length") ||
             gw__http_ieq(f->name, f->name_len, "transfer-encoding"))
             continue;
+        /* The gateway's own id replaces the upstream's, as on any response
+         * it relays: one X-Request-Id. */
+        if (request_id_ok(request_id) && gw__http_ieq(f->name, f->name_len, "x-request-id"))
+            continue;
         gw__http_put(&o, f->name, f->name_len);
         gw__http_put(&o, ": ", 2);
         gw__http_put(&o, f->value, f->value_len);
         gw__http_put(&o, "\r\n", 2);
     }
     if (request_id_ok(request_id)) {
-        gw__http_puts(&o, "X-Request-Id: ");
-        gw__http_puts(&o, request_id);
-        gw__http_put(&o, "\r\n", 2);
+        gw__http_field(&o, "X-Request-Id", request_id, strlen(request_id));
     }
     gw__http_put(&o, "\r\n", 2);
     if (o.overflow)

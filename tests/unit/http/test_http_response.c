@@ -305,6 +305,22 @@ START_TEST(switching_head_states_no_content_length)
 }
 END_TEST
 
+START_TEST(switching_head_carries_one_request_id_the_gateways)
+{
+    const char up[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      "X-Request-Id: upstream-id\r\nConnection: Upgrade\r\n\r\n";
+    size_t used;
+    struct gw_http_head *r = parse(up, sizeof up - 1, &used);
+    char out[512];
+    size_t n;
+    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-4", out, sizeof out, &n), 0);
+    out[n] = 0;
+    ck_assert_str_eq(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nX-Request-Id: rid-4\r\n\r\n");
+    gw_http_head_free(r);
+}
+END_TEST
+
 START_TEST(small_buffer_is_enospc_and_bad_status_einval)
 {
     struct gw_http_answer a = {.status = 200, .content_type = "text/plain"};
@@ -333,6 +349,7 @@ int main(void)
     tcase_add_test(t, error_with_a_long_message_is_cut_not_refused);
     tcase_add_test(t, switching_head_keeps_upgrade_and_adds_the_request_id);
     tcase_add_test(t, switching_head_states_no_content_length);
+    tcase_add_test(t, switching_head_carries_one_request_id_the_gateways);
     tcase_add_test(t, small_buffer_is_enospc_and_bad_status_einval);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
