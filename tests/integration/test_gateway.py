@@ -831,24 +831,29 @@ def weighted_balance_follows_weights():
 def least_conn_prefers_the_idle_target():
     with Env(nups=2, upstream_opts={"balance": "least_conn"}) as e:
         # Hold one slow request on whichever target it lands, then the next
-        # requests must go to the other one.
+        # requests must go to the other one. The slow request lasts long
+        # enough that it is still held when the fast ones are done, even on
+        # a loaded machine; the test checks that it was.
         box = {}
 
         def slow():
-            r, _ = e.get("/api/slow?ms=1500")
+            r, _ = e.get("/api/slow?ms=6000")
             box["slow"] = r.getheader("x-upstream")
 
         th = threading.Thread(target=slow)
         th.start()
-        # Until the slow request holds its target's connection (a guess in
-        # time is too short on a loaded machine).
-        for _ in range(200):
+        deadline = time.monotonic() + 4
+        held = False
+        while not held and time.monotonic() < deadline:
             _, ups = admin_json(e.gw, "GET", "/admin/upstreams")
-            if sum(t["active"] for t in ups["upstreams"][0]["targets"]) == 1:
-                break
-            time.sleep(0.01)
+            held = sum(t["active"] for t in ups["upstreams"][0]["targets"]) == 1
+            if not held:
+                time.sleep(0.01)
+        assert held, ups
         fast = {e.get("/api/echo")[0].getheader("x-upstream") for _ in range(4)}
+        still_held = th.is_alive()
         th.join()
+        assert still_held, "the slow request ended before the fast ones did"
         assert len(fast) == 1 and box["slow"] not in fast, (box, fast)
 
 
