@@ -1,0 +1,57 @@
+/*
+ * journal_int.h: between the journal process (journal.c: the wf_journal_*
+ * API, batching, group commit, lease renewal, purge) and its backends
+ * (journal_sqlite.c, journal_pg.c).
+ *
+ * A backend is a set of functions over its own connection, called only
+ * from the journal process, one call at a time. Each runs in process
+ * context and may park: the SQLite backend does its work on the blocking
+ * pool (rt_blocking), the PostgreSQL backend drives libpq non-blocking and
+ * parks on its socket (rt_wait_fd-style waits with timeouts). None may
+ * block a scheduler thread.
+ *
+ * commit() is the group commit: it writes a batch of operations in ONE
+ * transaction and sets each op's own result (0, -EEXIST for a taken key or
+ * an existing seq, -ESTALE for an instance another owner holds); a failure
+ * of the transaction as a whole returns a negative errno and leaves no op
+ * written (the journal process then fails every op of the batch with -EIO).
+ */
+#ifndef GW_WORKFLOW_JOURNAL_INT_H
+#define GW_WORKFLOW_JOURNAL_INT_H
+
+#include "journal.h"
+
+enum wf_op_kind {
+    WF_OP_CREATE = 0,
+    WF_OP_APPEND,
+};
+
+struct wf_op {
+    enum wf_op_kind kind;
+    const struct wf_create *create;     /* WF_OP_CREATE */
+    const struct wf_transition *append; /* WF_OP_APPEND */
+    int result;                         /* set by commit */
+    struct wf_record *existing;         /* CREATE with -EEXIST: the holder (backend allocates) */
+};
+
+struct wf_backend_ops {
+    const char *name; /* "sqlite", "postgres" */
+    /* Opens and creates the schema if missing. *out is the backend's state. */
+    int (*open)(const struct wf_journal_config *cfg, void **out);
+    void (*close)(void *b);
+    int (*commit)(void *b, struct wf_op *ops, size_t n, const char *owner, int64_t now_ms,
+                  uint32_t lease_ms);
+    int (*get)(void *b, const char *id, bool with_transitions, struct wf_record **out);
+    int (*find_key)(void *b, const char *scope, const char *key, int64_t now_ms,
+                    struct wf_record **out);
+    int (*list)(void *b, const struct wf_list_filter *f, struct wf_record ***out, size_t *n);
+    int (*claim)(void *b, const char *owner, int64_t now_ms, uint32_t lease_ms, size_t limit,
+                 char (**ids)[WF_ID_LEN + 1], size_t *n);
+    int (*renew)(void *b, const char *owner, int64_t now_ms, uint32_t lease_ms);
+    int (*purge)(void *b, int64_t now_ms, size_t *purged);
+};
+
+extern const struct wf_backend_ops wf_backend_sqlite;
+extern const struct wf_backend_ops wf_backend_postgres;
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * workflow.h: the workflows service as the rest of the gateway sees it.
+ *
+ * `workflows_sup` (a child of the gateway's top supervisor, started before
+ * the listeners) holds the journal process and, under a simple_one_for_one
+ * supervisor, one gen_statem process per running instance (instance.c),
+ * registered by name `wf:<id>`. An instance process restarts (transient)
+ * from its journal when it crashes, and at start every unfinished instance
+ * this replica claims is restarted before the listeners accept traffic.
+ *
+ * The request process (http.c) uses gw_workflow_start / gw_workflow_await;
+ * the admin API the rest. All calls are process context.
+ */
+#ifndef GW_WORKFLOW_WORKFLOW_H
+#define GW_WORKFLOW_WORKFLOW_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "def.h"
+#include "journal.h"
+#include "rt/rt.h"
+
+enum gw_wf_start {
+    GW_WF_STARTED = 0, /* a new instance: rec->id names it */
+    GW_WF_EXISTING,    /* the key names an instance already: rec is it */
+};
+
+/* Starts an instance of `def` with `input` (validated by the caller), its
+ * key (scope, key, fingerprint; scope NULL for none) reserved in the same
+ * durable write. *out gets the instance's record (the new one, or the one
+ * the key already names); free with wf_record_free. */
+int gw_workflow_start(const struct wf_def *def, const json_t *input, const char *scope,
+                      const char *key, const unsigned char fingerprint[WF_FINGERPRINT_LEN],
+                      enum gw_wf_start *how, struct wf_record **out);
+
+/* Waits up to `ms` for instance `id` to reach a terminal state; *out gets
+ * its record either way (terminal or not). 0, -ENOENT. */
+int gw_workflow_await(const char *id, uint32_t ms, struct wf_record **out);
+
+/* Operator actions on a `failed` instance: retry its compensation from the
+ * step it stopped at, or mark it resolved (terminal, answer unchanged).
+ * -ENOENT, -EINVAL when the instance is not in `failed`. */
+int gw_workflow_retry(const char *id);
+int gw_workflow_resolve(const char *id, const char *note);
+
+/* Counters for /metrics and /admin/workflows (any thread). */
+struct gw_wf_stats {
+    uint64_t started, completed, compensated, failed, recovered;
+    uint64_t running;
+};
+void gw_workflow_stats(struct gw_wf_stats *out);
+
+/* The child spec of workflows_sup for the top supervisor; arg is the
+ * gateway's configuration. */
+int gw_workflows_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                           rt_atom *reason);
+
+#endif
