@@ -116,6 +116,22 @@ struct gw_hostport {
     uint16_t port;  /* 0 when absent */
 };
 
+/* `workflows`: transactional workflows (gateway/src/workflow/README.md). */
+enum gw_wf_backend_kind { GW_WF_SQLITE = 0, GW_WF_POSTGRES };
+
+struct gw_workflows_config {
+    char *dir;         /* definitions, resolved against the config file's directory */
+    char *status_path; /* GET {status_path}{id} answers an instance's state */
+    char *data_dir;    /* where the SQLite journal lives */
+    char *sqlite_path; /* the journal file */
+    enum gw_wf_backend_kind backend;
+    bool durable;          /* synchronous=FULL (off only for benchmarks) */
+    char *pg_conninfo_env; /* the environment variable holding the libpq conninfo */
+    uint32_t lease_ms;
+    char *replica_id;
+    uint32_t max_running;
+};
+
 struct gw_admin_config {
     bool enabled;
     struct gw_address address;
@@ -139,6 +155,7 @@ struct gw_config {
     struct route_table *routes;  /* compiled; route->upstream_index indexes upstreams */
     bool access_log;
     uint32_t drain_timeout_ms;
+    struct gw_workflows_config workflows;
 };
 
 /* What gw_config_parse does besides checking the text. */

@@ -151,10 +151,11 @@ struct route {
     unsigned nparams; /* parameters in the path, wildcard included */
     const char *param_names[ROUTE_MAX_PARAMS];
 
-    /* action: exactly one of upstream and respond */
+    /* action: exactly one of upstream, respond and workflow */
     const char *upstream;
-    int upstream_index; /* into the name list given to the loader; -1: respond */
+    int upstream_index; /* into the name list given to the loader; -1: respond, workflow */
     const struct route_respond *respond;
+    const char *workflow; /* a workflow definition's name; NULL: none */
     bool strip_prefix;
     bool preserve_host;  /* default true: forward the client's Host header */
     const char *rewrite; /* template as written, NULL when absent */
