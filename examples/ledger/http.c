@@ -39,6 +39,7 @@
 #define LEDGER_JSON_DEPTH 8    /* nesting of a request's JSON */
 #define LEDGER_READ_MS 30000   /* a request arriving, or a connection idle */
 #define LEDGER_CONNS_MAX 1024  /* connections at once */
+#define LEDGER_STOP_MS 4000    /* a connection's wait to stop (under the acceptor's 5 s) */
 #define READ_BUF 16384
 
 struct conn {
@@ -603,6 +604,24 @@ static void conn_arg_free(void *arg)
 
 /* ---- the acceptor ------------------------------------------------------------------ */
 
+/* Stops the connections (the processes linked to the acceptor, its
+ * parent aside) and waits for them to be gone, so that when the acceptor
+ * has exited nothing of the HTTP side is left running. */
+static void stop_connections(rt_pid parent, rt_atom why)
+{
+    rt_pid pids[64];
+    int n;
+    while ((n = rt_proc_links(rt_self(), pids, 64)) > 1) {
+        for (int i = 0; i < n && i < 64; i++)
+            if (pids[i] != parent)
+                rt_exit_signal(pids[i], why);
+        struct rt_msg *m = rt_receive(LEDGER_STOP_MS);
+        if (!m)
+            break; /* the supervisor kills the acceptor after its shutdown time */
+        rt_msg_free(m);
+    }
+}
+
 static void acceptor(void *arg, const struct rt_proc_starter *st)
 {
     int lfd = ledger_app.lfd;
@@ -617,7 +636,8 @@ static void acceptor(void *arg, const struct rt_proc_starter *st)
             if (m->type == RT_MSG_EXIT && m->from == parent) {
                 rt_atom why = (rt_atom)m->u64;
                 rt_msg_free(m);
-                rt_exit(why); /* the linked connections go with it */
+                stop_connections(parent, why);
+                rt_exit(why);
             }
             if (m->type == RT_MSG_EXIT && conns > 0)
                 conns--;

@@ -243,6 +243,7 @@ int main(int argc, char **argv)
         ;
     rt_send(root, rt_msg_new(MSG_STOP, 0));
     rt_join(root, 30000, NULL);
+    rt_wait_idle(5000);
     pthread_mutex_lock(&root_lock);
     code = exit_code;
     pthread_mutex_unlock(&root_lock);

@@ -81,8 +81,9 @@ class Ledger:
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=10 * SCALE)
+        err = self.proc.stderr.read().decode(errors="replace")
         self.proc.stderr.close()
-        assert rc == 0, f"tandem-ledger exited {rc} on SIGTERM"
+        assert rc == 0, f"tandem-ledger exited {rc} on SIGTERM: {err}"
 
     def kill9(self):
         self.proc.kill()
