@@ -84,6 +84,7 @@ class Ledger:
         err = self.proc.stderr.read().decode(errors="replace")
         self.proc.stderr.close()
         assert rc == 0, f"tandem-ledger exited {rc} on SIGTERM: {err}"
+        assert "runtime error" not in err and "Sanitizer" not in err, err
 
     def kill9(self):
         self.proc.kill()
@@ -231,6 +232,8 @@ def bad_requests_and_bounds():
         many = b"".join(b"X-%d: 1\r\n" % i for i in range(100))
         head = lg.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
         assert head.startswith(b"HTTP/1.1 431 "), head
+        long = lg.raw(b"GET /accounts/" + b"a" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert long.startswith(b"HTTP/1.1 414 "), long
         assert lg.raw(b"BLAH\r\n\r\n").startswith(b"HTTP/1.1 400 ")
         # Keep-alive: several requests on one connection, pipelined too.
         c = lg.conn()
