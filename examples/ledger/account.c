@@ -144,8 +144,7 @@ static void account_call(struct rt_msg *m, const struct rt_gs_from *from, void *
         rt_gs_stop(res, RT_SYSTEM_LIMIT);
         return;
     }
-    if (!stop && !a->exists)
-        stop = RT_NORMAL;
+    /* No account (still): stop, normally unless storage failed. */
     if (stop || !a->exists)
         rt_gs_stop_reply(res, stop, reply);
     else
