@@ -105,7 +105,8 @@ static struct rt_msg *rep_new(int rc, const struct account *a, const struct ledg
         p->applied = ans->applied;
         p->replayed = ans->replayed;
         p->body_len = body_len;
-        memcpy(p->body, ans->body, body_len);
+        if (body_len)
+            memcpy(p->body, ans->body, body_len);
     }
     return m;
 }
@@ -261,7 +262,8 @@ int ledger_account_apply(struct ledger_op *op, struct ledger_answer *ans)
     struct ledger_op copy = *op;
     copy.fingerprint = NULL; /* the bytes follow the op in the message */
     memcpy(req->data, &copy, sizeof copy);
-    memcpy(req->data + sizeof copy, op->fingerprint, op->fingerprint_len);
+    if (op->fingerprint_len) /* no key: no fingerprint, and a NULL pointer */
+        memcpy(req->data + sizeof copy, op->fingerprint, op->fingerprint_len);
     struct rt_msg *reply = NULL;
     int rc = account_call_req(op->account, req, &reply);
     if (rc < 0)
