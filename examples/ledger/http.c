@@ -12,9 +12,9 @@
  * answered before the next one (pipelined requests are answered in
  * order). Everything a peer controls is bounded: the head (431), the
  * header count (431), the target (414), the body (413), the JSON nesting
- * (400), the time a request may take to arrive and a connection may idle
- * (LEDGER_READ_MS), and the number of connections (LEDGER_CONNS_MAX: past
- * it a connection is answered 503 and closed).
+ * (400), the time from one answer to the last byte of the next request
+ * (--request-timeout-ms, the idle wait included), and the number of connections (LEDGER_CONNS_MAX:
+ * past it a connection is answered 503 and closed).
  *
  * Answers carry no Date: a replayed answer is byte for byte the first one.
  */
@@ -37,7 +37,6 @@
 #define LEDGER_TARGET_MAX 2048 /* request target */
 #define LEDGER_BODY_MAX 16384  /* request body */
 #define LEDGER_JSON_DEPTH 8    /* nesting of a request's JSON */
-#define LEDGER_READ_MS 30000   /* a request arriving, or a connection idle */
 #define LEDGER_CONNS_MAX 1024  /* connections at once */
 #define LEDGER_STOP_MS 4000    /* a connection's wait to stop (under the acceptor's 5 s) */
 #define READ_BUF 16384
@@ -245,7 +244,7 @@ static int respond(struct conn *c, int status, const char *body, size_t len, boo
                      status, reason(status), len, allow ? "Allow: " : "", allow ? allow : "",
                      allow ? "\r\n" : "", close_after ? "Connection: close\r\n" : "");
     struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, len}};
-    ssize_t w = rt_writev(c->fd, iov, 2, LEDGER_READ_MS);
+    ssize_t w = rt_writev(c->fd, iov, 2, (int64_t)ledger_app.request_timeout_ms);
     return w < 0 ? (int)w : 0;
 }
 
@@ -559,11 +558,17 @@ static void conn_main(void *arg)
     llhttp_init(&c->ll, HTTP_REQUEST, &settings);
     c->ll.data = c;
     size_t pos = 0, len = 0;
+    /* One deadline for the wait and the whole request, so a client that
+     * trickles bytes holds the connection no longer than an idle one. */
+    uint64_t deadline = rt_now_ms() + ledger_app.request_timeout_ms;
     for (;;) {
         if (pos == len) {
-            ssize_t n = rt_read(fd, c->buf, sizeof c->buf, LEDGER_READ_MS);
+            uint64_t now = rt_now_ms();
+            if (now >= deadline)
+                return;
+            ssize_t n = rt_read(fd, c->buf, sizeof c->buf, (int64_t)(deadline - now));
             if (n <= 0)
-                return; /* closed, reset or idle too long */
+                return; /* closed, reset or out of time */
             pos = 0;
             len = (size_t)n;
         }
@@ -572,7 +577,7 @@ static void conn_main(void *arg)
             pos = len;
             if (c->headers_done && !c->complete && c->expect_continue && !c->continue_sent) {
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-                if (rt_write(fd, cont, sizeof cont - 1, LEDGER_READ_MS) < 0)
+                if (rt_write(fd, cont, sizeof cont - 1, (int64_t)ledger_app.request_timeout_ms) < 0)
                     return;
                 c->continue_sent = true;
             }
@@ -584,6 +589,7 @@ static void conn_main(void *arg)
             llhttp_resume(&c->ll);
             if (handle(c) != 0)
                 return;
+            deadline = rt_now_ms() + ledger_app.request_timeout_ms;
             continue;
         }
         int status = c->error ? c->error : 400;

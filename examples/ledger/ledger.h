@@ -127,6 +127,9 @@ struct ledger_app {
     struct ledger_store *store;
     int lfd;
     struct ledger_faults faults;
+    /* From the connection's start or the previous answer to the last
+     * byte of the next request, the idle wait included (--request-timeout-ms). */
+    unsigned request_timeout_ms;
 };
 extern struct ledger_app ledger_app;
 

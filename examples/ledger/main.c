@@ -2,7 +2,7 @@
  * main.c: tandem-ledger, the bank of examples/ledger.
  *
  *   tandem-ledger --listen 127.0.0.1:PORT --db PATH [--schedulers N]
- *                 [--fail-after-commit RATE] [--delay-ms MS]
+ *                 [--request-timeout-ms MS] [--fail-after-commit RATE] [--delay-ms MS]
  *
  * The main thread parses the command line, opens the database and the
  * listening socket (so that a bad path or a taken port fails at once, exit
@@ -27,7 +27,7 @@
 #include "ledger.h"
 #include "rt/supervisor.h"
 
-struct ledger_app ledger_app = {.lfd = -1};
+struct ledger_app ledger_app = {.lfd = -1, .request_timeout_ms = 30000};
 
 struct blocking_call {
     int (*fn)(void *);
@@ -117,7 +117,8 @@ static void root_main(void *arg)
 static void usage(void)
 {
     fprintf(stderr, "usage: tandem-ledger --listen HOST:PORT --db PATH [--schedulers N]\n"
-                    "                     [--fail-after-commit RATE] [--delay-ms MS]\n");
+                    "                     [--request-timeout-ms MS] [--fail-after-commit RATE]\n"
+                    "                     [--delay-ms MS]\n");
 }
 
 static int parse_listen(const char *text, struct sockaddr_in *sa)
@@ -182,6 +183,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             ledger_app.faults.fail_after_commit = r;
+        } else if (strcmp(a, "--request-timeout-ms") == 0) {
+            long n = strtol(v, &end, 10);
+            if (*end || n < 100 || n > 3600000) {
+                fprintf(stderr, "tandem-ledger: --request-timeout-ms: 100..3600000\n");
+                return 2;
+            }
+            ledger_app.request_timeout_ms = (unsigned)n;
         } else if (strcmp(a, "--delay-ms") == 0) {
             long n = strtol(v, &end, 10);
             if (*end || n < 0 || n > 600000) {

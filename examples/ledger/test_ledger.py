@@ -249,6 +249,37 @@ def bad_requests_and_bounds():
 
 
 @run.case
+def a_trickled_request_is_cut_at_the_request_timeout():
+    lg = Ledger(os.path.join(tmp, "slow.db"), "--request-timeout-ms", "600")
+    try:
+        with socket.create_connection(("127.0.0.1", lg.port), timeout=10 * SCALE) as s:
+            start = time.time()
+            closed = False
+            # A byte every 100 ms: each read comes well within the timeout,
+            # the request as a whole does not.
+            for ch in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+                try:
+                    s.sendall(bytes([ch]))
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.1)
+                if time.time() - start > 5 * SCALE:
+                    break
+            if not closed:
+                s.settimeout(2 * SCALE)
+                try:
+                    closed = s.recv(100) == b""
+                except ConnectionResetError:
+                    closed = True
+            assert closed, "the connection outlived the request timeout"
+            assert time.time() - start < 3 * SCALE, time.time() - start
+        assert lg.get("/healthz")[0] == 200
+    finally:
+        lg.stop()
+
+
+@run.case
 def fail_after_commit_drops_the_answer_and_the_key_replays_it():
     lg = Ledger(os.path.join(tmp, "faults.db"), "--fail-after-commit", "1")
     try:
@@ -266,7 +297,9 @@ def fail_after_commit_drops_the_answer_and_the_key_replays_it():
 @run.case
 def kill9_mid_run_loses_nothing_and_applies_nothing_twice():
     db = os.path.join(tmp, "crash.db")
-    lg = Ledger(db)
+    # Each change waits 20 ms between its commit and its answer, so the
+    # kill finds changes committed and not yet answered.
+    lg = Ledger(db, "--delay-ms", "20")
     accounts = [f"acc{i}" for i in range(4)]
     for a in accounts:
         assert lg.post("/accounts", {"id": a, "balance": 1000})[0] == 201
@@ -313,6 +346,18 @@ def kill9_mid_run_loses_nothing_and_applies_nothing_twice():
 
     lg = Ledger(db)
     try:
+        def applied_keys():
+            seen = {}
+            for a in accounts:
+                for e in entries(lg, a):
+                    k = e.get("idempotency_key")
+                    if k:
+                        seen[k] = seen.get(k, 0) + 1
+            return seen
+
+        lost = set(applied_keys()) - set(answered)
+        print(f"  {len(lost)} committed whose answer the kill lost", flush=True)
+        assert lost, "the kill found no change committed and unanswered"
         # Every key answered before the kill replays its answer, byte for byte.
         for key, out in answered.items():
             req = dict(sent)[key]
@@ -320,12 +365,7 @@ def kill9_mid_run_loses_nothing_and_applies_nothing_twice():
         # Resending every change (the clients' retry) applies each key once.
         for key, req in sent:
             assert lg.raw(req).startswith(b"HTTP/1.1 200 "), key
-        seen = {}
-        for a in accounts:
-            for e in entries(lg, a):
-                k = e.get("idempotency_key")
-                if k:
-                    seen[k] = seen.get(k, 0) + 1
+        seen = applied_keys()
         assert set(seen) == {k for k, _ in sent}, "a change is missing"
         assert all(v == 1 for v in seen.values()), [k for k, v in seen.items() if v != 1]
         check_books(lg)
