@@ -297,9 +297,9 @@ def fail_after_commit_drops_the_answer_and_the_key_replays_it():
 @run.case
 def kill9_mid_run_loses_nothing_and_applies_nothing_twice():
     db = os.path.join(tmp, "crash.db")
-    # Each change waits 20 ms between its commit and its answer, so the
+    # Each change waits 100 ms between its commit and its answer, so the
     # kill finds changes committed and not yet answered.
-    lg = Ledger(db, "--delay-ms", "20")
+    lg = Ledger(db, "--delay-ms", "100")
     accounts = [f"acc{i}" for i in range(4)]
     for a in accounts:
         assert lg.post("/accounts", {"id": a, "balance": 1000})[0] == 201
