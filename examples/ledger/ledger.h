@@ -103,8 +103,10 @@ int ledger_accounts_start(void *arg, const void *extra, size_t extra_size, rt_pi
 
 /* Process context; blocks until the account's process has answered (its
  * commit included). Starts the account's process if it is not running.
- * `op->exists` and `op->balance` are filled in by the account. 0 with *ans
- * (ans->body the caller's), or a negative errno. */
+ * The op is copied (its fingerprint too); its `exists` and `balance` are
+ * ignored, the account's process uses what it holds. 0 with *ans (ans->body
+ * is the caller's, malloc'd), or a negative errno: then the change may or
+ * may not have been made (-ETIMEDOUT, -ECONNRESET). */
 int ledger_account_apply(struct ledger_op *op, struct ledger_answer *ans);
 /* Process context; blocks. The balance: 0, -ENOENT, or a negative errno. */
 int ledger_account_balance(const char *id, int64_t *balance);
@@ -116,8 +118,8 @@ struct ledger_faults {
     unsigned delay_ms;        /* wait before answering each change */
 };
 
-/* Process context. Starts the acceptor on the listening socket `lfd`
- * (linked to the caller, for a child spec). */
+/* Process context. Starts the acceptor on ledger_app.lfd (linked to the
+ * caller, for a child spec). */
 int ledger_http_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
                       rt_atom *reason);
 
