@@ -28,6 +28,7 @@
  * while the others commit.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -141,17 +142,50 @@ struct sq {
     _Atomic int refs;
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    uint64_t orphan; /* the journal process's deferred sq_orphan */
 };
 
-static void sq_unref(struct sq *sq)
+static void sq_free(struct sq *sq)
 {
-    /* acq_rel: whoever closes sees every job's use of the connection. */
-    if (!sq || atomic_fetch_sub_explicit(&sq->refs, 1, memory_order_acq_rel) != 1)
-        return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(sq->st[i]);
     sqlite3_close(sq->db);
     free(sq);
+}
+
+static void sq_unref(struct sq *sq)
+{
+    /* acq_rel: whoever closes sees every job's use of the connection. */
+    if (sq && atomic_fetch_sub_explicit(&sq->refs, 1, memory_order_acq_rel) == 1)
+        sq_free(sq);
+}
+
+static void *sq_free_thread(void *arg)
+{
+    sq_free(arg);
+    return NULL;
+}
+
+/* The journal process ended without closing (killed, or crashed): its
+ * reference goes here, as a deferred cleanup of that process. A job still
+ * running closes when it ends, on its blocking thread; otherwise a thread
+ * of its own closes, since this runs on a scheduler. */
+static void sq_orphan(void *arg)
+{
+    struct sq *sq = arg;
+    if (atomic_fetch_sub_explicit(&sq->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pthread_t t;
+    pthread_attr_t attr;
+    bool started = false;
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&t, &attr, sq_free_thread, sq) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started)
+        rt_log(RT_LOG_ERROR, "workflow journal (sqlite): cannot start a thread to close the "
+                             "database of a journal that ended; left open");
 }
 
 static int sq_errno(int rc)
@@ -834,6 +868,8 @@ static intptr_t job_main(void *arg)
     return rc;
 }
 
+static void sq_close(void *b);
+
 /* ---- the vtable (the journal process) ----------------------------------------------- */
 
 static int sq_open(const struct wf_journal_config *cfg, void **out)
@@ -852,8 +888,14 @@ static int sq_open(const struct wf_journal_config *cfg, void **out)
     if (e)
         return e;
     if (!(e = j->rc)) {
-        *out = j->sq;
+        struct sq *sq = j->sq;
         j->sq = NULL; /* the caller's now */
+        if (!(sq->orphan = rt_defer(sq_orphan, sq))) {
+            job_unref(j);
+            sq_close(sq);
+            return -ENOMEM;
+        }
+        *out = sq;
     }
     job_unref(j);
     return e;
@@ -864,6 +906,9 @@ static void sq_close(void *b)
     struct sq *sq = b;
     if (!sq)
         return;
+    if (sq->orphan)
+        rt_undefer(sq->orphan, false);
+    sq->orphan = 0;
     /* The last reference goes on a blocking thread: sqlite3_close may
      * checkpoint the WAL into the database file. */
     struct job *j = job_new(JOB_CLOSE, NULL);
