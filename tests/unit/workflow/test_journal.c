@@ -768,6 +768,141 @@ START_TEST(concurrent_writes_share_commits)
 }
 END_TEST
 
+/* ---- a journal killed mid-commit --------------------------------------------------------- */
+
+#define KILL_WRITERS 64
+#define KILL_STEPS 20
+
+static char kill_ids[KILL_WRITERS][WF_ID_LEN + 1];
+static int kill_created[KILL_WRITERS], kill_acked[KILL_WRITERS], kill_err[KILL_WRITERS];
+
+/* Creates an instance and appends to it until a write fails, counting what
+ * was acknowledged. */
+static void kill_writer(void *arg)
+{
+    size_t i = (size_t)(uintptr_t)arg;
+    struct rt_msg *go = rt_receive(60000);
+    T_ASSERT(go != NULL);
+    rt_msg_free(go);
+    struct wf_create c;
+    create_args(&c, def1, NULL, NULL, 3600000, "step:debit");
+    memcpy(kill_ids[i], c.id, sizeof c.id);
+    int e = wf_journal_create(&c, NULL);
+    kill_created[i] = e == 0;
+    for (uint32_t seq = 1; !e && seq <= KILL_STEPS; seq++) {
+        if (!(e = append(c.id, seq, "step:debit", false)))
+            kill_acked[i]++;
+    }
+    kill_err[i] = e;
+}
+
+static void killed_journal(int backend)
+{
+    names();
+    rt_pid j = journal_up(backend, owner_a);
+    rt_unlink(j); /* the driver outlives the kill */
+    rt_ref jmon = rt_monitor(j);
+    rt_pid w[KILL_WRITERS];
+    rt_ref mons[KILL_WRITERS];
+    for (size_t i = 0; i < KILL_WRITERS; i++) {
+        kill_created[i] = kill_acked[i] = kill_err[i] = 0;
+        T_EQ(rt_spawn(kill_writer, (void *)(uintptr_t)i, NULL, &w[i]), 0);
+        mons[i] = rt_monitor(w[i]);
+    }
+    struct wf_journal_stats st0, st;
+    wf_journal_stats(&st0);
+    for (size_t i = 0; i < KILL_WRITERS; i++)
+        T_EQ(rt_send(w[i], rt_msg_new(1, 0)), 0);
+    /* Killed once some writes are in, with more on the way: no terminate,
+     * no close; a commit in flight finishes on its thread, on its own
+     * copies. */
+    do {
+        rt_sleep(1);
+        wf_journal_stats(&st);
+    } while (st.writes - st0.writes < KILL_WRITERS);
+    T_EQ(rt_exit_signal(j, RT_KILL), 0);
+    struct rt_msg *down = rt_receive_ref(jmon, 20000);
+    T_ASSERT(down != NULL);
+    rt_msg_free(down);
+    size_t acked = 0, failed = 0;
+    for (size_t i = 0; i < KILL_WRITERS; i++) {
+        down = rt_receive_ref(mons[i], 60000);
+        T_ASSERT(down != NULL);
+        T_EQ(down->u64, RT_NORMAL);
+        rt_msg_free(down);
+        T_ASSERT(kill_err[i] == 0 || kill_err[i] == -EIO);
+        acked += (size_t)kill_created[i] + (size_t)kill_acked[i];
+        failed += kill_err[i] != 0;
+    }
+    T_ASSERT(acked >= KILL_WRITERS / 2); /* the kill came after these */
+    T_ASSERT(failed > 0);                /* and before the end */
+    /* A new journal opens the same database (waiting out the old
+     * connection's transaction if it is still on) and holds every write
+     * that was acknowledged: a write that failed may be there or not. */
+    j = journal_up(backend, owner_a);
+    for (size_t i = 0; i < KILL_WRITERS; i++) {
+        if (!kill_created[i])
+            continue;
+        struct wf_record *r = NULL;
+        T_EQ(wf_journal_get(kill_ids[i], true, &r), 0);
+        T_ASSERT(r->ntransitions >= (size_t)kill_acked[i]);
+        T_ASSERT(r->ntransitions <= (size_t)kill_acked[i] + 1);
+        wf_record_free(r);
+    }
+    /* And it takes writes. */
+    char id[WF_ID_LEN + 1];
+    make(def1, "completed", true, 3600000, id);
+    journal_down(j);
+}
+
+START_TEST(journal_killed_mid_commit_loses_no_acknowledged_write)
+{
+    run_case(_i, killed_journal);
+}
+END_TEST
+
+/* ---- lease renewal ----------------------------------------------------------------------- */
+
+static char lease_id[WF_ID_LEN + 1];
+static int64_t lease_created, lease_stopped;
+
+static void lease_case(int backend)
+{
+    names();
+    struct wf_journal_config cfg;
+    config_for(backend, &cfg, owner_a);
+    cfg.lease_ms = 300;
+    rt_pid j = 0;
+    T_EQ(wf_journal_start_link(&cfg, &j), 0);
+    lease_created = now_ms();
+    make(def1, "step:debit", false, 3600000, lease_id);
+    rt_sleep(1000); /* about ten renewals, one every 100 ms */
+    lease_stopped = now_ms();
+    journal_down(j);
+}
+
+START_TEST(leases_are_renewed_every_third_of_lease_ms)
+{
+    run_case(0, lease_case);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(t_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(db, "SELECT lease_until FROM instances WHERE id = ?1", -1, &s, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(s, 1, lease_id, -1, SQLITE_STATIC);
+    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+    int64_t until = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    /* Written at the create, the lease would end near lease_created + 300;
+     * renewed, it ends at most one renewal period (plus scheduling slack)
+     * before the stop's time + 300. */
+    ck_assert_int_gt(until, lease_created + 300 + 500);
+    ck_assert_int_le(until, lease_stopped + 300);
+}
+END_TEST
+
 /* ---- off the schedulers ------------------------------------------------------------------- */
 
 static void everything(int backend)
@@ -826,10 +961,12 @@ int main(void)
     tcase_add_loop_test(tc, claim_takes_unfinished_instances_up_to_the_limit, 0, nb);
     tcase_add_loop_test(tc, purge_deletes_finished_instances_whose_key_expired, 0, nb);
     tcase_add_loop_test(tc, concurrent_writes_share_commits, 0, nb);
+    tcase_add_loop_test(tc, journal_killed_mid_commit_loses_no_acknowledged_write, 0, nb);
+    tcase_add_test(tc, leases_are_renewed_every_third_of_lease_ms);
     tcase_add_test(tc, sqlite_never_runs_on_a_scheduler_thread);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
+    srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
