@@ -102,7 +102,8 @@ static int nbackends(void)
 
 static char t_dir[256];
 static char t_path[300];
-static char t_tag[17]; /* this case's random tag: owners, names, keys */
+static char t_tag[17];       /* this case's random tag: owners, names, keys */
+static uint32_t t_max_batch; /* the journals' max_batch; 0: the default */
 
 static void hex(char *out, size_t nbytes)
 {
@@ -141,6 +142,7 @@ static void case_setup(void)
     atomic_store(&t_failed, 0);
     t_failure[0] = '\0';
     atomic_store(&sq_enters_on_scheduler, 0);
+    t_max_batch = 0;
     struct rt_config cfg;
     rt_config_default(&cfg);
     cfg.schedulers = 2;
@@ -186,6 +188,7 @@ static rt_pid journal_up(int backend, const char *owner)
 {
     struct wf_journal_config cfg;
     config_for(backend, &cfg, owner);
+    cfg.max_batch = t_max_batch;
     rt_pid pid = 0;
     T_EQ(wf_journal_start_link(&cfg, &pid), 0);
     return pid;
@@ -768,6 +771,18 @@ START_TEST(concurrent_writes_share_commits)
 }
 END_TEST
 
+START_TEST(a_commit_takes_at_most_max_batch_writes)
+{
+    t_max_batch = 8;
+    run_case(_i, group_commit);
+    uint64_t writes = gc_after.writes - gc_before.writes;
+    uint64_t commits = gc_after.commits - gc_before.commits;
+    ck_assert_uint_eq(writes, 3 * GC_WRITERS);
+    ck_assert_uint_le(gc_after.max_batch, 8);
+    ck_assert_uint_ge(commits, writes / 8);
+}
+END_TEST
+
 /* ---- a journal killed mid-commit --------------------------------------------------------- */
 
 #define KILL_WRITERS 64
@@ -961,6 +976,7 @@ int main(void)
     tcase_add_loop_test(tc, claim_takes_unfinished_instances_up_to_the_limit, 0, nb);
     tcase_add_loop_test(tc, purge_deletes_finished_instances_whose_key_expired, 0, nb);
     tcase_add_loop_test(tc, concurrent_writes_share_commits, 0, nb);
+    tcase_add_loop_test(tc, a_commit_takes_at_most_max_batch_writes, 0, nb);
     tcase_add_loop_test(tc, journal_killed_mid_commit_loses_no_acknowledged_write, 0, nb);
     tcase_add_test(tc, leases_are_renewed_every_third_of_lease_ms);
     tcase_add_test(tc, sqlite_never_runs_on_a_scheduler_thread);
