@@ -431,6 +431,12 @@ fail_nomem:
     return -ENOMEM;
 }
 
+bool rt_on_scheduler(void)
+{
+    /* Set once by each scheduler thread as it starts, never elsewhere. */
+    return rt__cur_sched != NULL;
+}
+
 rt_pid rt_self(void)
 {
     struct rt_proc *p = rt__self();

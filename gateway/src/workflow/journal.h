@@ -31,7 +31,13 @@
  *
  * Errors are negative errno values: -EEXIST (key taken, see the create
  * result), -ENOENT, -ESTALE, -EIO (the backend failed; message in the log),
- * -ENOMEM.
+ * -ENOMEM. Also, from the calls: -EINVAL (an id that is not 32 lower-case
+ * hex digits, a state over WF_STATE_MAX, a scope or key over its bound or
+ * empty, seq 0), -E2BIG (one write's record over 16 MiB), -ETIMEDOUT (no
+ * answer from the journal within 30 s). After -EIO or -ETIMEDOUT from a
+ * write the caller cannot know whether it landed (the journal may have
+ * stopped after committing, or committed after the caller gave up), as
+ * with a lost reply: it reads the instance back before acting again.
  */
 #ifndef GW_WORKFLOW_JOURNAL_H
 #define GW_WORKFLOW_JOURNAL_H
@@ -138,6 +144,8 @@ int wf_journal_child_start(void *arg, const void *extra, size_t extra_size, rt_p
  * -EEXIST, and *existing (when non-NULL) gets that instance (without
  * transitions). */
 int wf_journal_create(const struct wf_create *c, struct wf_record **existing);
+/* -ENOENT when the instance does not exist; -EEXIST when t->seq is written
+ * already (the first write stays); -ESTALE when another owner holds it. */
 int wf_journal_append(const struct wf_transition *t);
 
 /* ---- reads (process context) --------------------------------------------- */
@@ -155,7 +163,8 @@ struct wf_list_filter {
     size_t limit;          /* at most this many (capped at 1000) */
 };
 /* Instances in id order, without transitions. *out is an array of *n
- * pointers, each freed with wf_record_free, the array with free(). */
+ * pointers, each freed with wf_record_free, the array with free(). A
+ * limit of 0 asks for 100. */
 int wf_journal_list(const struct wf_list_filter *f, struct wf_record ***out, size_t *n);
 
 /* ---- ownership and upkeep ------------------------------------------------- */

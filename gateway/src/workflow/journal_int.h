@@ -11,8 +11,10 @@
  * block a scheduler thread.
  *
  * commit() is the group commit: it writes a batch of operations in ONE
- * transaction and sets each op's own result (0, -EEXIST for a taken key or
- * an existing seq, -ESTALE for an instance another owner holds); a failure
+ * transaction and sets each op's own result (0, -EEXIST for a taken key,
+ * an existing seq or an existing id, -ESTALE for an instance another owner
+ * holds, -ENOENT for an append to an unknown instance); a refused op
+ * leaves nothing written, the others commit; a failure
  * of the transaction as a whole returns a negative errno and leaves no op
  * written (the journal process then fails every op of the batch with -EIO).
  */
@@ -53,5 +55,18 @@ struct wf_backend_ops {
 
 extern const struct wf_backend_ops wf_backend_sqlite;
 extern const struct wf_backend_ops wf_backend_postgres;
+
+/* ---- helpers for journal.c and the backends (journal.c) ------------------- */
+
+/* Deep copies in one allocation: wf__create_size(c) bytes at `buf` (16-byte
+ * aligned) receive a struct wf_create whose strings point into `buf`
+ * itself, so the copy moves as one block (a message payload, a backend's
+ * job) and is freed as one. NULL strings stay NULL. */
+size_t wf__create_size(const struct wf_create *c);
+struct wf_create *wf__create_pack(const struct wf_create *c, void *buf);
+size_t wf__transition_size(const struct wf_transition *t);
+struct wf_transition *wf__transition_pack(const struct wf_transition *t, void *buf);
+/* The bytes a write puts in the journal (for the statistics). */
+size_t wf__op_bytes(const struct wf_op *op);
 
 #endif

@@ -193,6 +193,11 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
 
 /* Process context. The caller's pid. Returns 0 outside a process. */
 rt_pid rt_self(void);
+/* Any thread. True on a scheduler thread, where a call that blocks the
+ * thread holds up every process queued on it; false on the blocking pool,
+ * the main thread and any other thread. For checks that blocking work
+ * (file I/O, SQLite) stays off the schedulers. */
+bool rt_on_scheduler(void);
 /* Process context. The pid of the process that spawned the caller (0 if it
  * was spawned from outside any process). */
 rt_pid rt_parent(void);

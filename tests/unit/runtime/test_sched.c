@@ -520,8 +520,11 @@ END_TEST
 
 /* ---- blocking pool ---- */
 
+static _Atomic int blocking_on_scheduler = -1;
+
 static intptr_t slow_square(void *arg)
 {
+    atomic_store(&blocking_on_scheduler, rt_on_scheduler());
     usleep(50000);
     intptr_t v = (intptr_t)arg;
     atomic_store(&flag, 1);
@@ -557,6 +560,30 @@ START_TEST(blocking_call_runs_off_scheduler_while_others_keep_running)
     ck_assert_int_eq(rt_join(t, 5000, NULL), 0);
     /* One scheduler: the ticker only advanced because the caller parked. */
     ck_assert_uint_ge(atomic_load(&ticks), 5);
+    rt_test_stop();
+}
+END_TEST
+
+static _Atomic int process_on_scheduler = -1;
+
+static void on_scheduler_body(void *arg)
+{
+    (void)arg;
+    atomic_store(&process_on_scheduler, rt_on_scheduler());
+    intptr_t r = 0;
+    ck_assert_int_eq(rt_blocking(slow_square, (void *)(intptr_t)3, &r), 0);
+}
+
+START_TEST(on_scheduler_true_in_processes_false_on_blocking_pool_and_main)
+{
+    rt_test_start(2);
+    atomic_store(&blocking_on_scheduler, -1);
+    atomic_store(&process_on_scheduler, -1);
+    ck_assert(!rt_on_scheduler());
+    ck_assert_uint_eq(rt_test_run(on_scheduler_body, NULL), RT_NORMAL);
+    ck_assert_int_eq(atomic_load(&process_on_scheduler), 1);
+    ck_assert_int_eq(atomic_load(&blocking_on_scheduler), 0);
+    ck_assert(!rt_on_scheduler());
     rt_test_stop();
 }
 END_TEST
@@ -1218,6 +1245,7 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              stack_overflow_between_runtime_calls_aborts_with_a_report_naming_the_process,
              spawn_stack_size_gives_the_process_that_much_stack,
              blocking_call_runs_off_scheduler_while_others_keep_running,
+             on_scheduler_true_in_processes_false_on_blocking_pool_and_main,
              memory_and_cleanups_of_a_killed_process_are_released,
              snapshot_lists_every_process_with_its_figures,
              application_kinds_are_registered_by_name_and_reported_up_to_the_bound,
