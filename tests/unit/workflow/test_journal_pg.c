@@ -773,6 +773,80 @@ START_TEST(a_server_restart_fails_the_call_in_flight_and_the_next_one_reconnects
 }
 END_TEST
 
+/* A commit cut off by the server's restart: -EIO, none of its ops written,
+ * and the next commit works on a new connection. The batch waits on a row
+ * lock another session holds, so it is surely in flight at the restart. */
+struct cut_ctx {
+    atomic_int phase; /* 1: commit about to be sent; 2: server restarted */
+    int commit_rc;
+};
+
+static void cut_proc(void *arg)
+{
+    struct cut_ctx *x = arg;
+    void *b = open_clean("r1");
+    struct locker l = {
+        .sql =
+            "WITH l AS (SELECT id FROM wf_instances WHERE id = '00000000000000000000000000000050'"
+            " FOR UPDATE) SELECT pg_sleep(20) FROM l"};
+    char held[WF_ID_LEN + 1], fresh[WF_ID_LEN + 1], after[WF_ID_LEN + 1];
+    make_id(held, 80);
+    make_id(fresh, 81);
+    make_id(after, 82);
+    if (!b)
+        goto out;
+    struct wf_create c1 = creation(held, NULL, NULL);
+    T_ASSERT(create1(b, &c1, "r1", T0, 1000, NULL) == 0);
+    T_ASSERT(rt_spawn(locker_proc, &l, NULL, NULL) == 0);
+    int seen = -EIO;
+    for (int i = 0; i < 300 && seen != 0; i++) {
+        rt_sleep(10);
+        seen = wf__pg_exec(b, "SELECT 1 / count(*)::int FROM pg_stat_activity"
+                              " WHERE wait_event = 'PgSleep'");
+    }
+    T_ASSERT(seen == 0);
+    struct wf_create c2 = creation(fresh, NULL, NULL);
+    struct wf_transition t = transition(held, 1, "step:debit");
+    struct wf_op batch[2] = {{.kind = WF_OP_CREATE, .create = &c2},
+                             {.kind = WF_OP_APPEND, .append = &t}};
+    atomic_store(&x->phase, 1);
+    x->commit_rc = ops->commit(b, batch, 2, "r1", T0, 1000);
+    T_ASSERT(batch[0].existing == NULL && batch[1].existing == NULL);
+    while (atomic_load(&x->phase) < 2 || !atomic_load(&l.done))
+        rt_sleep(20);
+    struct wf_record *r = NULL;
+    T_ASSERT(ops->get(b, fresh, false, &r) == -ENOENT);
+    T_ASSERT(ops->get(b, held, true, &r) == 0);
+    T_ASSERT(r && r->ntransitions == 0);
+    rec_free(r);
+    struct wf_create c3 = creation(after, NULL, NULL);
+    T_ASSERT(create1(b, &c3, "r1", T0, 1000, NULL) == 0);
+out:
+    ops->close(b);
+}
+
+START_TEST(a_commit_cut_off_by_a_server_restart_is_eio_and_writes_nothing)
+{
+    struct rt_config cfg;
+    rt_config_default(&cfg);
+    cfg.schedulers = 2;
+    atomic_store(&failed, 0);
+    ck_assert_int_eq(rt_start(&cfg), 0);
+    struct cut_ctx x = {0};
+    rt_pid pid = 0;
+    ck_assert_int_eq(rt_spawn(cut_proc, &x, NULL, &pid), 0);
+    for (int i = 0; i < 3000 && atomic_load(&x.phase) < 1; i++)
+        usleep(10000);
+    usleep(300000); /* the batch reaches the server and waits on the lock */
+    restart_server();
+    atomic_store(&x.phase, 2);
+    ck_assert_int_eq(rt_join(pid, 60000, NULL), 0);
+    ck_assert_int_eq(rt_stop(), 0);
+    ck_assert_msg(!atomic_load(&failed), "%s", failure);
+    ck_assert_int_eq(x.commit_rc, -EIO);
+}
+END_TEST
+
 /* A restart between calls is found before the next call sends: it
  * reconnects and succeeds. */
 static void *between_b;
@@ -838,6 +912,7 @@ int main(void)
     tcase_add_test(tc, a_query_in_flight_leaves_its_scheduler_to_other_processes);
     tcase_add_test(tc, a_server_restart_fails_the_call_in_flight_and_the_next_one_reconnects);
     tcase_add_test(tc, a_server_restart_between_calls_is_reconnected_before_the_next_call);
+    tcase_add_test(tc, a_commit_cut_off_by_a_server_restart_is_eio_and_writes_nothing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
