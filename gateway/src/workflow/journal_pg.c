@@ -73,6 +73,9 @@ struct pgb {
 };
 
 static const char schema_sql[] =
+    /* A write is acknowledged once the server has it on disk, whatever
+     * the server's default (write-ahead: the instance acts on it next). */
+    "SET synchronous_commit = on;"
     "BEGIN;"
     /* Replicas starting together: one creates, the others then find. */
     "SELECT pg_advisory_xact_lock(7361720011);"
