@@ -617,6 +617,123 @@ START_TEST(a_claim_passes_over_an_instance_whose_row_is_locked)
 }
 END_TEST
 
+/* ---- list ---------------------------------------------------------------------------- */
+
+static size_t list_ids(void *b, const struct wf_list_filter *f, char ids[][WF_ID_LEN + 1],
+                       size_t max)
+{
+    struct wf_record **list = NULL;
+    size_t n = 0;
+    T_ASSERT(ops->list(b, f, &list, &n) == 0);
+    for (size_t i = 0; i < n; i++) {
+        if (i < max)
+            memcpy(ids[i], list[i]->id, WF_ID_LEN + 1);
+        rec_free(list[i]);
+    }
+    free(list);
+    return n;
+}
+
+static void list_body(void *arg)
+{
+    (void)arg;
+    void *b = open_clean("r1");
+    if (!b)
+        return;
+    char id[5][WF_ID_LEN + 1];
+    struct wf_create c[5];
+    for (unsigned i = 0; i < 5; i++) {
+        make_id(id[i], 90 + i);
+        c[i] = creation(id[i], NULL, NULL);
+        c[i].created_ms = T0 + i;
+    }
+    c[3].def_name = "refund";
+    c[1].state = "compensating:debit";
+    for (unsigned i = 0; i < 5; i++)
+        T_ASSERT(create1(b, &c[i], "r1", T0, 1000, NULL) == 0);
+    struct wf_transition end = transition(id[4], 1, "completed");
+    end.terminal = true;
+    T_ASSERT(append1(b, &end, "r1") == 0);
+
+    char got[8][WF_ID_LEN + 1];
+    struct wf_list_filter f = {.limit = 2};
+    /* Pages in id order. */
+    T_ASSERT(list_ids(b, &f, got, 8) == 2);
+    T_ASSERT(strcmp(got[0], id[0]) == 0 && strcmp(got[1], id[1]) == 0);
+    f.after_id = got[1];
+    f.limit = 10;
+    char page2[8][WF_ID_LEN + 1];
+    T_ASSERT(list_ids(b, &f, page2, 8) == 3);
+    T_ASSERT(strcmp(page2[0], id[2]) == 0);
+    /* Filters. */
+    struct wf_list_filter byname = {.def_name = "refund", .limit = 10};
+    T_ASSERT(list_ids(b, &byname, got, 8) == 1 && strcmp(got[0], id[3]) == 0);
+    struct wf_list_filter prefix = {.state = "step:", .limit = 10};
+    T_ASSERT(list_ids(b, &prefix, got, 8) == 3);
+    struct wf_list_filter exact = {.state = "compensating:debit", .limit = 10};
+    T_ASSERT(list_ids(b, &exact, got, 8) == 1 && strcmp(got[0], id[1]) == 0);
+    struct wf_list_filter active = {.state = "active", .limit = 10};
+    T_ASSERT(list_ids(b, &active, got, 8) == 4);
+    struct wf_list_filter old = {.older_than_ms = T0 + 2, .limit = 10};
+    T_ASSERT(list_ids(b, &old, got, 8) == 2);
+    ops->close(b);
+}
+
+START_TEST(list_filters_and_pages_in_id_order)
+{
+    run_on(list_body, 1);
+}
+END_TEST
+
+/* ---- a batch bigger than the socket buffers -------------------------------------- */
+
+#define BIG_OPS 512
+#define BIG_DETAIL 16384
+
+static void big_body(void *arg)
+{
+    (void)arg;
+    void *b = open_clean("r1");
+    if (!b)
+        return;
+    char id[WF_ID_LEN + 1];
+    make_id(id, 100);
+    struct wf_create c = creation(id, NULL, NULL);
+    T_ASSERT(create1(b, &c, "r1", T0, 1000, NULL) == 0);
+    char *detail = malloc(BIG_DETAIL);
+    static struct wf_transition t[BIG_OPS];
+    static struct wf_op batch[BIG_OPS];
+    if (!detail)
+        goto out;
+    memset(detail, 'x', BIG_DETAIL);
+    for (unsigned i = 0; i < BIG_OPS; i++) {
+        t[i] = transition(id, i + 1, "step:debit");
+        t[i].detail = detail;
+        t[i].detail_len = BIG_DETAIL;
+        batch[i] = (struct wf_op){.kind = WF_OP_APPEND, .append = &t[i]};
+    }
+    /* 8 MiB in one pipeline: far more than a socket takes at once, so
+     * the commit parks on the socket until all of it is written. */
+    T_ASSERT(ops->commit(b, batch, BIG_OPS, "r1", T0, 1000) == 0);
+    for (unsigned i = 0; i < BIG_OPS; i++)
+        T_ASSERT(batch[i].result == 0);
+    struct wf_record *r = NULL;
+    T_ASSERT(ops->get(b, id, true, &r) == 0);
+    T_ASSERT(r && r->ntransitions == BIG_OPS);
+    if (r && r->ntransitions == BIG_OPS)
+        T_ASSERT(strlen(r->transitions[BIG_OPS - 1].detail) == BIG_DETAIL);
+    rec_free(r);
+out:
+    free(detail);
+    ops->close(b);
+}
+
+START_TEST(a_batch_bigger_than_the_socket_buffers_commits)
+{
+    run_on(big_body, 1);
+}
+END_TEST
+
 /* ---- purge ------------------------------------------------------------------------- */
 
 static void purge_body(void *arg)
@@ -908,6 +1025,8 @@ int main(void)
     tcase_add_test(tc, a_claim_takes_lapsed_leases_and_its_own_but_not_live_ones);
     tcase_add_test(tc, concurrent_claims_by_two_owners_never_take_the_same_instance);
     tcase_add_test(tc, a_claim_passes_over_an_instance_whose_row_is_locked);
+    tcase_add_test(tc, list_filters_and_pages_in_id_order);
+    tcase_add_test(tc, a_batch_bigger_than_the_socket_buffers_commits);
     tcase_add_test(tc, purge_deletes_terminal_instances_whose_key_expired_and_their_transitions);
     tcase_add_test(tc, a_query_in_flight_leaves_its_scheduler_to_other_processes);
     tcase_add_test(tc, a_server_restart_fails_the_call_in_flight_and_the_next_one_reconnects);
