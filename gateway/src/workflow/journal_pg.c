@@ -267,15 +267,24 @@ static int g_str(const PGresult *r, int row, int col, char **out, size_t *len)
 
 /* ---- the connection ---------------------------------------------------------- */
 
+/* Logs libpq's message on one line (its messages span several). */
 static void log_pg(const char *what, const PGconn *c, const PGresult *r)
 {
     const char *msg = r ? PQresultErrorMessage(r) : NULL;
     if (!msg || !*msg)
         msg = c ? PQerrorMessage(c) : "out of memory";
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+    char line[512];
+    size_t n = 0;
+    for (const char *p = msg; *p && n < sizeof line - 1; p++) {
+        char ch = *p == '\n' || *p == '\t' ? ' ' : *p;
+        if (ch == ' ' && (n == 0 || line[n - 1] == ' '))
+            continue;
+        line[n++] = ch;
+    }
+    while (n && line[n - 1] == ' ')
         n--;
-    rt_log(RT_LOG_WARNING, "workflows journal (postgres): %s: %.*s", what, (int)n, msg);
+    line[n] = '\0';
+    rt_log(RT_LOG_WARNING, "workflows journal (postgres): %s: %s", what, line);
 }
 
 static void drop(struct pgb *b)

@@ -376,6 +376,41 @@ START_TEST(a_seq_already_written_is_eexist_and_the_rest_of_the_batch_commits)
 }
 END_TEST
 
+/* A statement error (text that is not UTF-8) fails the transaction: the
+ * batch is -EIO with none of its ops written, and the next one commits. */
+static void failed_batch_body(void *arg)
+{
+    (void)arg;
+    void *b = open_clean("r1");
+    if (!b)
+        return;
+    char ok[WF_ID_LEN + 1], bad[WF_ID_LEN + 1], next[WF_ID_LEN + 1];
+    make_id(ok, 110);
+    make_id(bad, 111);
+    make_id(next, 112);
+    struct wf_create c1 = creation(ok, NULL, NULL);
+    struct wf_create c2 = creation(bad, NULL, NULL);
+    struct wf_create c3 = creation(ok, NULL, NULL);
+    c2.state = "step:\xff";
+    struct wf_op batch[3] = {{.kind = WF_OP_CREATE, .create = &c1},
+                             {.kind = WF_OP_CREATE, .create = &c2},
+                             {.kind = WF_OP_CREATE, .create = &c3}};
+    T_ASSERT(ops->commit(b, batch, 3, "r1", T0, 1000) == -EIO);
+    struct wf_record *r = NULL;
+    T_ASSERT(ops->get(b, ok, false, &r) == -ENOENT);
+    T_ASSERT(ops->get(b, bad, false, &r) == -ENOENT);
+    struct wf_create c4 = creation(next, NULL, NULL);
+    T_ASSERT(create1(b, &c4, "r1", T0, 1000, NULL) == 0);
+    T_ASSERT(create1(b, &c1, "r1", T0, 1000, NULL) == 0);
+    ops->close(b);
+}
+
+START_TEST(a_batch_whose_transaction_fails_is_eio_and_writes_nothing)
+{
+    run_on(failed_batch_body, 1);
+}
+END_TEST
+
 /* ---- owners, leases, claims ---------------------------------------------------- */
 
 static void stale_body(void *arg)
@@ -1021,6 +1056,7 @@ int main(void)
     tcase_add_test(tc, an_acknowledged_write_is_read_back_by_a_new_connection);
     tcase_add_test(tc, a_taken_unexpired_key_is_eexist_with_its_holder);
     tcase_add_test(tc, a_seq_already_written_is_eexist_and_the_rest_of_the_batch_commits);
+    tcase_add_test(tc, a_batch_whose_transaction_fails_is_eio_and_writes_nothing);
     tcase_add_test(tc, a_write_for_an_instance_another_owner_holds_is_estale);
     tcase_add_test(tc, a_claim_takes_lapsed_leases_and_its_own_but_not_live_ones);
     tcase_add_test(tc, concurrent_claims_by_two_owners_never_take_the_same_instance);
