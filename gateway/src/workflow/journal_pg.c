@@ -7,6 +7,8 @@
  * the server answers, so a scheduler thread is never held by a query. Only
  * PQconnectStart runs on the blocking pool, because it may resolve a host
  * name (getaddrinfo); the rest of the connection runs on PQconnectPoll.
+ * (With several hosts in the conninfo, libpq resolves the second and later
+ * ones inside PQconnectPoll: give those as addresses, hostaddr=.)
  * Every wait has a deadline; a connection that fails or times out is
  * dropped, the call returns -EIO, and the next call connects anew.
  *

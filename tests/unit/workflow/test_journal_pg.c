@@ -896,6 +896,25 @@ static void restart_proc(void *arg)
     ops->close(x->b);
 }
 
+/* Main thread. Waits (up to 20 s) until the server shows a session in the
+ * wait `event` (pg_stat_activity.wait_event_type or wait_event): the call
+ * under test has reached it. */
+static void wait_server_shows(const char *event)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "psql \"$TANDEM_TEST_PG_CONNINFO\" -qAtc \"SELECT 1 / count(*) FROM"
+             " pg_stat_activity WHERE wait_event = '%s' OR wait_event_type = '%s'\""
+             " >/dev/null 2>&1",
+             event, event);
+    for (int i = 0; i < 200; i++) {
+        if (system(cmd) == 0)
+            return;
+        usleep(100000);
+    }
+    ck_abort_msg("the server never showed a session waiting on %s", event);
+}
+
 static void restart_server(void)
 {
     const char *cmd = getenv("TANDEM_TEST_PG_RESTART");
@@ -915,7 +934,7 @@ START_TEST(a_server_restart_fails_the_call_in_flight_and_the_next_one_reconnects
     ck_assert_int_eq(rt_spawn(restart_proc, &x, NULL, &pid), 0);
     while (atomic_load(&x.phase) < 1)
         usleep(10000);
-    usleep(300000); /* the slow query reaches the server */
+    wait_server_shows("PgSleep");
     restart_server();
     atomic_store(&x.phase, 2);
     ck_assert_int_eq(rt_join(pid, 60000, NULL), 0);
@@ -989,7 +1008,7 @@ START_TEST(a_commit_cut_off_by_a_server_restart_is_eio_and_writes_nothing)
     ck_assert_int_eq(rt_spawn(cut_proc, &x, NULL, &pid), 0);
     for (int i = 0; i < 3000 && atomic_load(&x.phase) < 1; i++)
         usleep(10000);
-    usleep(300000); /* the batch reaches the server and waits on the lock */
+    wait_server_shows("Lock"); /* the batch waits on the row lock */
     restart_server();
     atomic_store(&x.phase, 2);
     ck_assert_int_eq(rt_join(pid, 60000, NULL), 0);
