@@ -56,7 +56,9 @@
 /* Time a call may take in all: a server that stalls longer (a lock held by
  * a stuck replica, a network cut) costs the connection, not the process. */
 #define PG_CALL_TIMEOUT_MS 30000
-/* list(): most rows per call (journal.h). */
+/* list(): rows when the filter asks for 0, and the most per call
+ * (journal.h); as the SQLite backend. */
+#define PG_LIST_DEFAULT 100
 #define PG_LIST_MAX 1000
 
 /* Type oids (pg_type.h is not part of libpq's interface). */
@@ -135,7 +137,8 @@ static const char schema_sql[] =
     "END $f$;"
     "CREATE OR REPLACE FUNCTION wf_append(p_id text, p_seq integer, p_state text,"
     " p_event text, p_detail bytea, p_at bigint, p_terminal boolean, p_status integer,"
-    " p_headers bytea, p_body bytea, p_owner text) RETURNS integer LANGUAGE plpgsql AS $f$\n"
+    " p_headers bytea, p_body bytea, p_owner text, p_lease_until bigint) RETURNS integer"
+    " LANGUAGE plpgsql AS $f$\n"
     "DECLARE cur text;\n"
     "BEGIN\n"
     /* The row lock orders this write with a claim by another replica. */
@@ -146,7 +149,7 @@ static const char schema_sql[] =
     "  VALUES (p_id, p_seq, p_state, p_event, p_detail, p_at) ON CONFLICT DO NOTHING;\n"
     " IF NOT FOUND THEN RETURN 3; END IF;\n"
     " UPDATE wf_instances SET state = p_state, updated_ms = p_at,\n"
-    "   terminal = terminal OR p_terminal,\n"
+    "   terminal = terminal OR p_terminal, lease_until = p_lease_until,\n"
     "   answer_status = CASE WHEN p_terminal THEN p_status ELSE answer_status END,\n"
     "   answer_headers = CASE WHEN p_terminal THEN p_headers ELSE answer_headers END,\n"
     "   answer_body = CASE WHEN p_terminal THEN p_body ELSE answer_body END\n"
@@ -715,7 +718,8 @@ static void params_create(struct params *p, const struct wf_create *c, const cha
     p_i64(p, now_ms);
 }
 
-static void params_append(struct params *p, const struct wf_transition *t, const char *owner)
+static void params_append(struct params *p, const struct wf_transition *t, const char *owner,
+                          int64_t now_ms, uint32_t lease_ms)
 {
     p_text(p, t->id);
     p_i32(p, (int32_t)t->seq);
@@ -729,6 +733,7 @@ static void params_append(struct params *p, const struct wf_transition *t, const
     p_bytes(p, t->terminal ? (t->answer_body ? t->answer_body : "") : NULL, t->answer_body_len,
             OID_BYTEA);
     p_text(p, owner);
+    p_i64(p, now_ms + (int64_t)lease_ms);
 }
 
 static int op_result(int code)
@@ -825,8 +830,8 @@ static int pg_commit(void *vb, struct wf_op *ops, size_t n, const char *owner, i
             params_create(&p, ops[i].create, owner, now_ms, lease_ms);
             sql = "SELECT wf_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
         } else {
-            params_append(&p, ops[i].append, owner);
-            sql = "SELECT wf_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+            params_append(&p, ops[i].append, owner, now_ms, lease_ms);
+            sql = "SELECT wf_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
         }
         if (p.too_long) {
             ops[i].result = -EINVAL;
@@ -880,7 +885,9 @@ static int pg_list(void *vb, const struct wf_list_filter *f, struct wf_record **
     PGresult *res = NULL;
     struct wf_record **recs = NULL;
     size_t count = 0;
-    size_t limit = f->limit == 0 || f->limit > PG_LIST_MAX ? PG_LIST_MAX : f->limit;
+    size_t limit = f->limit == 0            ? PG_LIST_DEFAULT
+                   : f->limit > PG_LIST_MAX ? PG_LIST_MAX
+                                            : f->limit;
     const char *state = f->state;
     bool active = state && strcmp(state, "active") == 0;
     /* "step:" (ends with ':') is a prefix; anything else is exact. */

@@ -504,6 +504,42 @@ out:
     ops->close(b2);
 }
 
+/* A write by the owner shows it alive: it extends the lease as a renewal
+ * does. */
+static void append_lease_body(void *arg)
+{
+    (void)arg;
+    void *b1 = open_clean("r1");
+    void *b2 = open_as("r2");
+    if (!b1 || !b2)
+        goto out;
+    char id[WF_ID_LEN + 1];
+    make_id(id, 45);
+    struct wf_create c = creation(id, NULL, NULL);
+    T_ASSERT(create1(b1, &c, "r1", T0, 1000, NULL) == 0); /* lease to T0+1000 */
+    struct wf_transition t = transition(id, 1, "step:debit");
+    struct wf_op op = {.kind = WF_OP_APPEND, .append = &t};
+    T_ASSERT(ops->commit(b1, &op, 1, "r1", T0 + 900, 1000) == 0 && op.result == 0);
+    char(*ids)[WF_ID_LEN + 1] = NULL;
+    size_t n = 9;
+    T_ASSERT(ops->claim(b2, "r2", T0 + 1500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(n == 0);
+    free(ids);
+    ids = NULL;
+    T_ASSERT(ops->claim(b2, "r2", T0 + 1900, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(n == 1);
+    free(ids);
+out:
+    ops->close(b1);
+    ops->close(b2);
+}
+
+START_TEST(an_append_by_the_owner_extends_its_lease)
+{
+    run_on(append_lease_body, 1);
+}
+END_TEST
+
 START_TEST(a_claim_takes_lapsed_leases_and_its_own_but_not_live_ones)
 {
     run_on(claim_body, 1);
@@ -1077,6 +1113,7 @@ int main(void)
     tcase_add_test(tc, a_seq_already_written_is_eexist_and_the_rest_of_the_batch_commits);
     tcase_add_test(tc, a_batch_whose_transaction_fails_is_eio_and_writes_nothing);
     tcase_add_test(tc, a_write_for_an_instance_another_owner_holds_is_estale);
+    tcase_add_test(tc, an_append_by_the_owner_extends_its_lease);
     tcase_add_test(tc, a_claim_takes_lapsed_leases_and_its_own_but_not_live_ones);
     tcase_add_test(tc, concurrent_claims_by_two_owners_never_take_the_same_instance);
     tcase_add_test(tc, a_claim_passes_over_an_instance_whose_row_is_locked);
