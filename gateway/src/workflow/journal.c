@@ -32,7 +32,6 @@
 
 #include "journal_int.h"
 #include "rt/gen_server.h"
-#include "workflow/wf_config.h"
 
 #define JOURNAL_NAME "wf_journal"
 /* How long a caller waits for the journal's reply. A commit waits for the
@@ -249,11 +248,7 @@ static const struct wf_backend_ops *backend_for(enum wf_backend which)
     case WF_BACKEND_SQLITE:
         return &wf_backend_sqlite;
     case WF_BACKEND_POSTGRES:
-#if WF_HAVE_POSTGRES
         return &wf_backend_postgres;
-#else
-        return NULL;
-#endif
     }
     return NULL;
 }

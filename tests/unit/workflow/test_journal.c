@@ -1,10 +1,10 @@
 /* test_journal.c: the workflow journal (journal.c) over its backends.
  *
  * Every case runs once per backend: SQLite always (a fresh database file
- * per case), PostgreSQL too when the build has it (WF_HAVE_POSTGRES) and
- * TANDEM_TEST_PG_CONNINFO names a server. On PostgreSQL the tables are
- * shared between runs, so each case uses its own owner, definition name
- * and keys, and asserts on what it made.
+ * per case), PostgreSQL too when TANDEM_TEST_PG_CONNINFO names a server
+ * (the test runs under tests/lib/pgserver.py, which starts one). On
+ * PostgreSQL the tables are shared between runs, so each case uses its own
+ * owner, definition name and keys, and asserts on what it made.
  *
  * A case runs in a driver process (the journal is linked to it); an
  * assertion inside a process records the first failure and exits the
@@ -27,7 +27,6 @@
 #include "rt/gen_server.h"
 #include "rt/rt.h"
 #include "workflow/journal_int.h"
-#include "workflow/wf_config.h"
 
 static char t_failure[512];
 static atomic_int t_failed;
@@ -86,12 +85,8 @@ static bool wrap_sqlite_mutex(void)
 
 static const char *pg_conninfo(void)
 {
-#if WF_HAVE_POSTGRES
     const char *s = getenv("TANDEM_TEST_PG_CONNINFO");
     return s && *s ? s : NULL;
-#else
-    return NULL;
-#endif
 }
 
 /* Loop index -> backend: 0 SQLite, 1 PostgreSQL. */
