@@ -79,6 +79,8 @@ struct job {
     const char *label;
     const char *const *upstreams; /* gw.cfg's, immutable while the gateway runs */
     size_t nupstreams;
+    char *workflows_dir;      /* with `dir`: the definitions are read again too */
+    struct route_table *keep; /* with `text`: its definitions are kept (a reference) */
     /* results */
     int rc;
     struct route_table *table;
@@ -93,7 +95,9 @@ static void job_unref(void *arg)
     if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1)
         return;
     route_table_unref(j->table);
+    route_table_unref(j->keep);
     jpos_diags_done(&j->diags);
+    free(j->workflows_dir);
     free(j->dir);
     free(j->text);
     free(j);
@@ -103,21 +107,17 @@ static intptr_t job_run(void *arg)
 {
     struct job *j = arg;
     uint64_t t0 = rt_now_ns();
-    struct route_builder *b = NULL;
-    int r = route_builder_new(&b, j->upstreams, j->nupstreams);
-    if (r)
-        goto out;
-    if (j->dir)
-        r = route_builder_add_dir(b, j->dir, &j->diags);
-    else
-        r = route_builder_add_text(b, j->label, j->text, j->len, &j->diags);
-    if (r == -ENOMEM)
-        goto out;
-    /* Compile even after errors: it adds the cross-file checks (duplicate
-     * names, conflicts) to the report and fails as a whole. */
-    r = route_builder_compile(b, &j->table, &j->diags);
-out:
-    route_builder_free(b);
+    /* The workflow definitions are read with the routes and attached to
+     * the table, so that both are published (and a bad file of either
+     * refused) as one. Compiling goes on after errors: it adds the
+     * cross-file checks (duplicate names, conflicts) to the report. */
+    struct gw_routes_source src = {.dir = j->dir,
+                                   .label = j->label,
+                                   .text = j->text,
+                                   .len = j->len,
+                                   .workflows_dir = j->dir ? j->workflows_dir : NULL,
+                                   .keep = j->keep};
+    int r = gw_config_load_routes(&src, j->upstreams, j->nupstreams, &j->table, &j->diags);
     j->rc = r;
     j->ns = rt_now_ns() - t0;
     job_unref(j);
@@ -126,8 +126,8 @@ out:
 
 /* Runs a load off the scheduler. On return *out is the job (the caller owns
  * one reference, dropped by rt_undefer(*handle, true)). */
-static int job_start(const char *dir, const char *text, size_t len, struct job **out,
-                     uint64_t *handle)
+static int job_start(const char *dir, const char *text, size_t len, struct route_table *keep,
+                     struct job **out, uint64_t *handle)
 {
     struct job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -139,6 +139,10 @@ static int job_start(const char *dir, const char *text, size_t len, struct job *
     j->nupstreams = gw.cfg->nupstreams;
     if (dir && !(j->dir = strdup(dir)))
         goto nomem;
+    if (dir && gw.cfg->workflows.dir && !(j->workflows_dir = strdup(gw.cfg->workflows.dir)))
+        goto nomem;
+    if (!dir && keep)
+        j->keep = route_table_ref(keep);
     if (text) {
         if (!(j->text = malloc(len + 1)))
             goto nomem;
@@ -160,6 +164,8 @@ static int job_start(const char *dir, const char *text, size_t len, struct job *
     *handle = d;
     return 0;
 nomem:
+    route_table_unref(j->keep);
+    free(j->workflows_dir);
     free(j->dir);
     free(j->text);
     free(j);
@@ -359,7 +365,7 @@ static int load(struct router *s, const char *source, const char *text, size_t l
     wall_time(when, sizeof when);
     if (!text && mode == LOAD_APPLY)
         drop_queued_reloads();
-    int r = job_start(text ? NULL : gw.cfg->routes_dir, text, len, &j, &handle);
+    int r = job_start(text ? NULL : gw.cfg->routes_dir, text, len, cur, &j, &handle);
     if (r) {
         rt_log(RT_LOG_ERROR, "routes (%s): reload failed: %s", source, strerror(-r));
         outcome_init(reply, false, version, routes);
