@@ -16,7 +16,7 @@
 
 #include "jpos/json.h"
 #include "jpos/keys.h"
-#include "workflow/def.h"
+#include "def.h"
 
 /* ---- arena ------------------------------------------------------------------ */
 struct wf__anode;
