@@ -63,7 +63,8 @@ struct router {
     size_t nhist;
     bool has_last;
     struct gw_router_reload last; /* the last reload record; owns its diagnostics */
-    rt_pid watcher;
+    rt_pid watcher;               /* of the routes directory */
+    rt_pid wf_watcher;            /* of the workflows directory, read with the routes */
     bool reclaim_armed;
 };
 
@@ -474,6 +475,8 @@ static void router_free(void *arg)
     struct router *s = arg;
     if (s->watcher)
         rt_exit_signal(s->watcher, RT_SHUTDOWN);
+    if (s->wf_watcher)
+        rt_exit_signal(s->wf_watcher, RT_SHUTDOWN);
     for (size_t i = 0; i < s->nhist; i++)
         route_table_unref(s->hist[i].t);
     if (s->has_last)
@@ -481,18 +484,33 @@ static void router_free(void *arg)
     free(s);
 }
 
-static void start_watcher(struct router *s)
+/* Starts the watchers not running: the routes directory's and, when
+ * workflows are configured, the workflows directory's (a change in either
+ * reloads both). True when one was started. */
+static bool start_watcher(struct router *s)
 {
-    rt_pid pid = 0;
-    int r = gw__router_watcher_spawn(gw.cfg->routes_dir, &pid);
-    if (r == 0) {
-        s->watcher = pid;
-        return;
+    bool started = false, failed = false;
+    rt_pid *pids[2] = {&s->watcher, &s->wf_watcher};
+    const char *dirs[2] = {gw.cfg->routes_dir, gw.cfg->workflows.dir};
+    for (int i = 0; i < 2; i++) {
+        if (*pids[i] || !dirs[i])
+            continue;
+        rt_pid pid = 0;
+        int r = gw__router_watcher_spawn(dirs[i], i == 1, &pid);
+        if (r == 0) {
+            *pids[i] = pid;
+            started = true;
+            continue;
+        }
+        rt_log(RT_LOG_ERROR, "routes: cannot start the watcher of %s: %s", dirs[i], strerror(-r));
+        failed = true;
     }
-    rt_log(RT_LOG_ERROR, "routes: cannot start the directory watcher: %s", strerror(-r));
-    struct rt_msg *m = rt_msg_new(GW__ROUTER_REWATCH, 0);
-    if (m)
-        rt_send_after(rt_self(), REWATCH_AFTER_MS, m, NULL);
+    if (failed) {
+        struct rt_msg *m = rt_msg_new(GW__ROUTER_REWATCH, 0);
+        if (m)
+            rt_send_after(rt_self(), REWATCH_AFTER_MS, m, NULL);
+    }
+    return started;
 }
 
 static void router_init(void *arg, struct rt_gs_result *r)
@@ -603,22 +621,19 @@ static void router_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
         arm_reclaim(s);
         break;
     case GW__ROUTER_REWATCH:
-        if (!s->watcher) {
-            start_watcher(s);
-            if (s->watcher) {
-                /* Files changed while no watcher ran gave no event: read the
-                 * directory now that the new watcher's watches are in place. */
-                struct gw_router_outcome o;
-                load(s, "inotify", NULL, 0, LOAD_APPLY, &o);
-                jpos_diags_done(&o.diags);
-            }
+        if (start_watcher(s)) {
+            /* Files changed while no watcher ran gave no event: read the
+             * directories now that the new watcher's watches are in place. */
+            struct gw_router_outcome o;
+            load(s, "inotify", NULL, 0, LOAD_APPLY, &o);
+            jpos_diags_done(&o.diags);
         }
         break;
     case RT_MSG_EXIT:
-        if (msg->from == s->watcher) {
+        if (msg->from && (msg->from == s->watcher || msg->from == s->wf_watcher)) {
             rt_log(RT_LOG_ERROR, "routes: the directory watcher exited (%s); restarting it",
                    rt_atom_name((rt_atom)msg->u64));
-            s->watcher = 0;
+            *(msg->from == s->watcher ? &s->watcher : &s->wf_watcher) = 0;
             struct rt_msg *m = rt_msg_new(GW__ROUTER_REWATCH, 0);
             if (m)
                 rt_send_after(rt_self(), REWATCH_AFTER_MS, m, NULL);
