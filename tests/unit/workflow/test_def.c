@@ -343,10 +343,8 @@ START_TEST(shape_errors)
                "workflow name \"a b\" must be", "\"a b\"", "workflows[0].name");
     expect_err("{\"workflows\": [{\"name\": \"w\", \"steps\": [1]}]}",
                "each step must be an object, got an integer", "1]", "workflows[0].steps[0]");
-    char *t = one("", "\"name\": \"a\"");
-    /* the second "name" is a duplicate key: a syntax error */
-    free(t);
-    t = one("", "\"request\": {\"path\": \"/x\"}}, {\"name\": \"a\", \"upstream\": \"ledger\", "
+    char *t =
+        one("", "\"request\": {\"path\": \"/x\"}}, {\"name\": \"a\", \"upstream\": \"ledger\", "
                 "\"request\": {\"path\": \"/y\"}");
     expect_err(t, "step \"a\" is defined twice in this workflow",
                "\"a\", \"upstream\": "
@@ -755,6 +753,13 @@ START_TEST(input_check_rules)
     char err[100];
     ck_assert_int_eq(wf_input_check(w, NULL, err, sizeof err), -EINVAL);
     ck_assert_str_eq(err, "input: expected a JSON object, got no body");
+    wf_set_unref(s);
+    /* no input declared: no body, or an empty object */
+    s = load_ok("{\"workflows\": [{\"name\": \"w\", \"steps\": [{\"name\": \"a\", "
+                "\"upstream\": \"ledger\", \"request\": {\"path\": \"/x\"}}]}]}");
+    ck_assert_int_eq(wf_input_check(wf_set_def(s, 0), NULL, err, sizeof err), 0);
+    check_input(wf_set_def(s, 0), "{}", 0, NULL);
+    check_input(wf_set_def(s, 0), "{\"a\": 1}", -EINVAL, "input.a: unknown key");
     wf_set_unref(s);
 }
 END_TEST
