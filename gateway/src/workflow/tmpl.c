@@ -125,7 +125,7 @@ static int compile_ref(const struct wf__scope *sc, const struct jpos_val *v, con
                      "%s: a placeholder is written ${input.KEY}, ${workflow.id}, "
                      "${steps.STEP.body.KEY}...; it has an empty name",
                      text);
-            goto bad;
+            goto bad_free;
         }
         for (size_t i = at; i < e; i++)
             if (!is_key_char((unsigned char)s[i])) {
@@ -133,12 +133,12 @@ static int compile_ref(const struct wf__scope *sc, const struct jpos_val *v, con
                          "%s: names in a placeholder hold letters, digits, '_' and '-' "
                          "(found '%c')",
                          text, s[i]);
-                goto bad;
+                goto bad_free;
             }
         if (nk == MAX_REF_KEYS + 2) {
             jpos_err(d, v, "%s: a placeholder has at most %d names below its root", text,
                      MAX_REF_KEYS);
-            goto bad;
+            goto bad_free;
         }
         if (!(keys[nk++] = strndup(s + at, e - at))) {
             for (size_t i = 0; i + 1 < nk; i++)
@@ -252,7 +252,6 @@ nomem:
 bad_free:
     for (size_t i = 0; i < nk; i++)
         free(keys[i]);
-bad:
     return -EINVAL;
 }
 
