@@ -87,13 +87,16 @@ def workflow_readme_documents_every_workflow_key():
                          text=True, check=True).stdout
     text = open(os.path.join(SRC, "gateway", "src", "workflow", "README.md")).read()
     missing = []
+    seen = 0
     for line in out.splitlines():
         path = line.split("\t")[0]
         if not path.startswith("(workflow file)"):
             continue
+        seen += 1
         name = path.rsplit(".", 1)[-1].replace("[]", "")
         if f"`{name}`" not in text:
             missing.append(path)
+    assert seen > 30, f"--print-keys lists {seen} workflow file keys"
     assert not missing, "not in gateway/src/workflow/README.md: " + ", ".join(missing)
 
 
