@@ -86,7 +86,9 @@ struct wf_request {
 };
 
 struct wf_retry {
-    uint32_t attempts;       /* sends in all, the first included; 0: until it succeeds */
+    uint32_t attempts;       /* sends in all, the first included; 0: until the outcome is
+                                known (a step) or it succeeds (a compensation); run out:
+                                the instance enters `failed` */
     uint32_t backoff_ms;     /* before the second send */
     uint32_t backoff_max_ms; /* doubling up to this */
 };

@@ -50,9 +50,12 @@ const struct jpos_section wf__idem_keys =
 
 #define R struct wf_retry
 static const struct jpos_key retry_rows[] = {
-    {"attempts", JPOS_T_INT, 0, FIELD(R, attempts), 0, 1000, 5,
-     .why = "sends in all, the first included; 0: until the outcome is known; a step whose "
-            "attempts end without an outcome is compensated"},
+    /* An unknown outcome may have been applied: guessing either way could
+     * apply a transfer twice or create money, so by default the request is
+     * resent (with the same key) until the upstream says. */
+    {"attempts", JPOS_T_INT, 0, FIELD(R, attempts), 0, 1000, 0,
+     .why = "sends in all, the first included; 0: until the outcome is known; when they run out "
+            "without one the instance enters `failed` for an operator (never a guess)"},
     {"backoff_ms", JPOS_T_INT, 0, FIELD(R, backoff_ms), 1, MS_HOUR, 100,
      .why = "the wait before the second send; doubled after each send"},
     {"backoff_max_ms", JPOS_T_INT, 0, FIELD(R, backoff_max_ms), 1, MS_DAY, 10000,

@@ -145,7 +145,7 @@ START_TEST(transfer_compiles_with_defaults)
     ck_assert_ptr_nonnull(a->compensate);
     ck_assert_ptr_null(b->compensate);
     ck_assert_uint_eq(a->timeout_ms, 10000);
-    ck_assert_uint_eq(a->retry.attempts, 5);
+    ck_assert_uint_eq(a->retry.attempts, 0); /* unknown outcomes: resent until known */
     ck_assert_uint_eq(a->compensate_retry.attempts, 0);
     ck_assert_uint_eq(b->retry.attempts, 3);
     ck_assert_uint_eq(b->retry.backoff_ms, 50);
