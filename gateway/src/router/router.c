@@ -9,6 +9,12 @@
  *  - the reclaim timer, armed while replaced tables are still held by
  *    requests (route_holder_reclaim frees them once released).
  *
+ * A load reads the routes and the workflow definitions they may name
+ * together (gw_config_load_routes): the definitions are attached to the
+ * table, so both are published, kept in the history, rolled back and
+ * retired as one, and an error in either refuses the whole load. A route
+ * set given as text (PUT /admin/routes) keeps the current definitions.
+ *
  * Reading route files and compiling run on the blocking pool (rt_blocking)
  * while the router is parked, so a reload never occupies a scheduler and
  * never touches the hot path: requests keep reading the published table
