@@ -2,11 +2,14 @@
  * cli.c: the `tandem` command line.
  *
  *   tandem [-c FILE]          run the gateway (default config/tandem.json)
- *   tandem check [-c FILE]    validate a configuration and its routes
+ *   tandem check [-c FILE]    validate a configuration, its routes and its
+ *                             workflows
  *   tandem check --print-keys every tandem.json key with its default (tests,
- *                             documentation)
- *   tandem schema config|routes  the JSON Schema of tandem.json or of a route
- *                             file, generated from the key tables
+ *                             documentation), then every workflow file key
+ *                             under "(workflow file)"
+ *   tandem schema config|routes|workflows  the JSON Schema of tandem.json, of
+ *                             a route file or of a workflow file, generated
+ *                             from the key tables
  *   tandem --version | --help
  *
  * Exit codes: 0 success, 1 invalid configuration, 2 usage error.
@@ -23,6 +26,7 @@
 #include "gw/config.h"
 #include "gw/ctl.h"
 #include "gw_version.h"
+#include "workflow/def.h"
 
 void gw_cli_usage(FILE *out)
 {
@@ -30,8 +34,11 @@ void gw_cli_usage(FILE *out)
         out,
         "usage: tandem [-c FILE]            run the gateway (default: config/tandem.json)\n"
         "       tandem ctl COMMAND ...      talk to a running gateway's admin API (ctl --help)\n"
-        "       tandem check [-c FILE]      validate a configuration and its route files\n"
-        "       tandem schema config|routes print the JSON Schema of tandem.json or a route file\n"
+        "       tandem check [-c FILE]      validate a configuration, its route and workflow "
+        "files\n"
+        "       tandem schema config|routes|workflows\n"
+        "                                   print the JSON Schema of tandem.json, a route file or\n"
+        "                                   a workflow file\n"
         "       tandem --version            print the version\n"
         "       tandem --help               print this help\n");
 }
@@ -75,6 +82,9 @@ static int cmd_check(const char *path)
            plural(cfg->nlisteners, "listener", "listeners"), cfg->nupstreams,
            plural(cfg->nupstreams, "upstream", "upstreams"), nroutes,
            plural(nroutes, "route", "routes"), nfiles, plural(nfiles, "file", "files"));
+    size_t nwf = wf_set_count(route_table_attachment(cfg->routes));
+    if (nwf)
+        printf(", %zu %s", nwf, plural(nwf, "workflow", "workflows"));
     if (warnings)
         printf(" (%zu %s)", warnings, plural(warnings, "warning", "warnings"));
     printf("\n");
@@ -110,10 +120,12 @@ static int cmd_print_keys(void)
 {
     jpos_keys_print(stdout, &gw_config_keys, "");
     jpos_keys_print(stdout, &gw_admin_listener_keys, "(admin listener)");
+    jpos_keys_print(stdout, &wf_file_keys, "(workflow file)");
     return 0;
 }
 
-/* `tandem schema config|routes`: config/schema/ holds their output. */
+/* `tandem schema config|routes|workflows`: config/schema/ holds their
+ * output. */
 static int cmd_schema(const char *which)
 {
     json_t *schema = NULL;
@@ -122,8 +134,10 @@ static int cmd_schema(const char *which)
                                   "Tandem gateway configuration (tandem.json)");
     else if (which && strcmp(which, "routes") == 0)
         schema = jpos_keys_schema(&route_file_keys, GW_ROUTES_SCHEMA_ID, "Tandem route file");
+    else if (which && strcmp(which, "workflows") == 0)
+        schema = jpos_keys_schema(&wf_file_keys, GW_WORKFLOWS_SCHEMA_ID, "Tandem workflow file");
     else {
-        fprintf(stderr, "tandem: schema needs \"config\" or \"routes\"\n");
+        fprintf(stderr, "tandem: schema needs \"config\", \"routes\" or \"workflows\"\n");
         gw_cli_usage(stderr);
         return 2;
     }

@@ -29,6 +29,9 @@ struct route_builder {
     struct route__arena arena;
     char **upstreams;
     size_t nupstreams;
+    char **workflows;
+    size_t nworkflows;
+    bool any_workflow; /* route_builder_set_workflows(b, NULL, 0) */
     struct route__entry **entries;
     size_t n, cap;
     size_t nfiles;
@@ -65,9 +68,36 @@ void route_builder_free(struct route_builder *b)
     for (size_t i = 0; i < b->nupstreams; i++)
         free(b->upstreams[i]);
     free(b->upstreams);
+    for (size_t i = 0; i < b->nworkflows; i++)
+        free(b->workflows[i]);
+    free(b->workflows);
     free(b->entries);
     route__arena_free(&b->arena);
     free(b);
+}
+
+int route_builder_set_workflows(struct route_builder *b, const char *const *names, size_t n)
+{
+    b->any_workflow = names == NULL;
+    if (!names)
+        n = 0;
+    char **v = calloc(n ? n : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!(v[i] = strdup(names[i] ? names[i] : ""))) {
+            while (i--)
+                free(v[i]);
+            free(v);
+            return -ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < b->nworkflows; i++)
+        free(b->workflows[i]);
+    free(b->workflows);
+    b->workflows = v;
+    b->nworkflows = n;
+    return 0;
 }
 
 int route_builder_add_text(struct route_builder *b, const char *file, const char *text, size_t len,
@@ -83,6 +113,9 @@ int route_builder_add_text(struct route_builder *b, const char *file, const char
         .arena = &b->arena,
         .upstreams = (const char *const *)b->upstreams,
         .nupstreams = b->nupstreams,
+        .workflows = (const char *const *)b->workflows,
+        .nworkflows = b->nworkflows,
+        .any_workflow = b->any_workflow,
         .file = route__arena_strdup(&b->arena, doc.file),
     };
     if (!ctx.file) {
@@ -715,6 +748,8 @@ void route__table_free(struct route_table *t)
 {
     if (!t)
         return;
+    if (t->attachment_drop)
+        t->attachment_drop(t->attachment);
     route__arena_free(&t->arena);
     free(t->routes);
     free(t->nodes);
@@ -762,6 +797,19 @@ const struct route *route_table_find(const struct route_table *t, const char *na
         if (strcmp(t->routes[i]->r.name, name) == 0)
             return &t->routes[i]->r;
     return NULL;
+}
+
+void route_table_attach(struct route_table *t, void *p, void (*drop)(void *))
+{
+    if (t->attachment_drop)
+        t->attachment_drop(t->attachment);
+    t->attachment = p;
+    t->attachment_drop = drop;
+}
+
+void *route_table_attachment(const struct route_table *t)
+{
+    return t->attachment;
 }
 
 size_t route_table_files(const struct route_table *t)

@@ -1011,6 +1011,7 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
         K_RESPH,
         K_TIMEOUTS,
         K_RETRIES,
+        K_WORKFLOW,
         K_NKEYS
     };
     struct jpos_val kv[K_NKEYS];
@@ -1046,6 +1047,8 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
             slot = K_TIMEOUTS;
         else if (id == ROUTE__K_RETRIES)
             slot = K_RETRIES;
+        else if (id == ROUTE__K_WORKFLOW)
+            slot = K_WORKFLOW;
         else if (id == ROUTE__K_DESCRIPTION)
             jpos_string(d, &m, (size_t)k->max, &s, NULL);
         else if (id == ROUTE__K_MAX_BODY_BYTES) {
@@ -1098,13 +1101,43 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
     else
         jpos_err(d, v, "route has no \"match\"; add e.g. \"match\": {\"path_prefix\": \"/\"}");
 
-    /* action */
-    if (has[K_UPSTREAM] && has[K_RESPOND]) {
-        jpos_err_key(d, &kv[K_RESPOND], "a route has either \"upstream\" or \"respond\", not both");
-    } else if (!has[K_UPSTREAM] && !has[K_RESPOND]) {
+    /* action: exactly one of upstream, respond and workflow */
+    int nactions = has[K_UPSTREAM] + has[K_RESPOND] + has[K_WORKFLOW];
+    if (nactions > 1) {
+        jpos_err_key(d, has[K_WORKFLOW] ? &kv[K_WORKFLOW] : &kv[K_RESPOND],
+                     "a route has one of \"upstream\", \"respond\" and \"workflow\", not "
+                     "several");
+    } else if (nactions == 0) {
         jpos_err(d, v,
-                 "route needs \"upstream\" (forward to a backend) or \"respond\" (answer "
-                 "directly)");
+                 "route needs \"upstream\" (forward to a backend), \"respond\" (answer "
+                 "directly) or \"workflow\" (run a workflow)");
+    }
+    if (has[K_WORKFLOW]) {
+        const char *s;
+        size_t len;
+        if (jpos_string(d, &kv[K_WORKFLOW],
+                        (size_t)route__key_row(route__route_keys, ROUTE__K_WORKFLOW)->max, &s,
+                        &len)) {
+            bool found = ctx->any_workflow;
+            for (size_t i = 0; i < ctx->nworkflows && !found; i++)
+                found = strcmp(ctx->workflows[i], s) == 0;
+            if (!found) {
+                const char *hint = jpos_suggest(s, ctx->workflows, ctx->nworkflows);
+                char list[512];
+                if (hint) {
+                    jpos_err(d, &kv[K_WORKFLOW], "unknown workflow \"%s\"; did you mean \"%s\"?", s,
+                             hint);
+                } else if (ctx->nworkflows == 0) {
+                    jpos_err(d, &kv[K_WORKFLOW],
+                             "unknown workflow \"%s\": the workflows directory defines none", s);
+                } else {
+                    name_list(list, sizeof(list), ctx->workflows, ctx->nworkflows);
+                    jpos_err(d, &kv[K_WORKFLOW], "unknown workflow \"%s\" (defined: %s)", s, list);
+                }
+            }
+            if (!(e->r.workflow = route__arena_strndup(ctx->arena, s, len)))
+                return NULL;
+        }
     }
     if (has[K_UPSTREAM]) {
         const char *s;
@@ -1138,15 +1171,24 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
     if (has[K_RESPOND])
         CHECK_NOMEM(parse_respond(ctx, e, &kv[K_RESPOND], d));
     bool responds = has[K_RESPOND] && !has[K_UPSTREAM];
+    bool runs = has[K_WORKFLOW] && !has[K_UPSTREAM] && !has[K_RESPOND];
 
-    /* what only makes sense when forwarding */
-    static const int fwd_only[] = {K_STRIP, K_REWRITE, K_PRESERVE, K_REQH, K_TIMEOUTS, K_RETRIES};
+    /* what only makes sense when forwarding; a workflow sends its own
+     * requests (and answers with its own response) */
+    static const int fwd_only[] = {K_STRIP,    K_REWRITE, K_PRESERVE, K_REQH,
+                                   K_TIMEOUTS, K_RETRIES, K_RESPH};
     for (size_t i = 0; i < sizeof(fwd_only) / sizeof(fwd_only[0]); i++) {
         int k = fwd_only[i];
-        if (has[k] && responds) {
+        if (has[k] && responds && k != K_RESPH) {
             jpos_err_key(d, &kv[k],
                          "\"%s\" has no effect on a route that responds directly; remove it or "
                          "use \"upstream\"",
+                         kv[k].key);
+            has[k] = false;
+        } else if (has[k] && runs) {
+            jpos_err_key(d, &kv[k],
+                         "\"%s\" has no effect on a route that runs a workflow: its steps send "
+                         "their own requests; remove it",
                          kv[k].key);
             has[k] = false;
         }

@@ -101,7 +101,10 @@ struct route__parse_ctx {
     struct route__arena *arena;
     const char *const *upstreams;
     size_t nupstreams;
-    const char *file; /* arena copy, shared by the file's routes */
+    const char *const *workflows; /* names a route's "workflow" may take */
+    size_t nworkflows;
+    bool any_workflow; /* every name is taken (the definitions had errors) */
+    const char *file;  /* arena copy, shared by the file's routes */
 };
 
 /* Parses the route at cursor `v` (element `index` of a file's "routes"); on
@@ -148,6 +151,7 @@ enum route__key {
     ROUTE__K_TUNNEL_IDLE_MS,
     ROUTE__K_ESCAPED_SLASHES,
     ROUTE__K_PARAMS,
+    ROUTE__K_WORKFLOW,
 };
 
 extern const struct jpos_section *const route__match_keys;
@@ -226,6 +230,10 @@ struct route_table {
     struct route__host *suffixes; /* `*.suffix` roots, key ".suffix" */
     uint32_t suffix_mask, nsuffixes;
     uint32_t any_root; /* 0: no route without a host */
+
+    /* route_table_attach: dropped when the table is freed */
+    void *attachment;
+    void (*attachment_drop)(void *);
 };
 
 uint64_t route__hash(const char *p, size_t n, uint64_t seed);

@@ -230,4 +230,105 @@ def usage_errors_exit_2():
     assert "usage" in out.stderr, out.stderr
 
 
+# ---- workflows ---------------------------------------------------------------
+
+WF_CONFIG = dict(GOOD_CONFIG, upstreams={
+    "ledger": {"targets": [{"address": "127.0.0.1:9000"}], "max_connections": 16}})
+
+
+def readme_transfer():
+    """The complete example of gateway/src/workflow/README.md, as written."""
+    text = open(os.path.join(source_root(), "gateway", "src", "workflow", "README.md")).read()
+    blocks = re.findall(r"```json\n(.*?)```", text, re.S)
+    full = [b for b in blocks if '"workflows"' in b and '"steps"' in b]
+    assert len(full) == 1, "README.md should hold one complete workflow file"
+    return full[0]
+
+
+TRANSFER_ROUTE = {"routes": [{"name": "transfer", "match": {"path": "/transfers",
+                                                            "methods": ["POST"]},
+                              "workflow": "transfer"}]}
+
+
+@t.case
+def documented_transfer_workflow_is_valid():
+    root = write_tree({"tandem.json": WF_CONFIG, "routes/a.json": TRANSFER_ROUTE,
+                       "workflows/transfer.json": readme_transfer()})
+    out = check(os.path.join(root, "tandem.json"))
+    assert out.returncode == 0, out
+    assert out.stdout.strip().endswith(
+        "ok: 1 listener, 1 upstream, 1 route in 1 route file, 1 workflow"), out.stdout
+    assert out.stderr == "", out.stderr
+
+
+@t.case
+def workflow_file_problems_name_the_file_and_position():
+    l3 = '   "steps": [{"name": "debit", "upstream": "ledgr",'
+    l4 = '              "request": {"path": "/a/${input.ammount}", "metod": "POST"}}]}'
+    text = ('{"workflows": [\n  {"name": "transfer", "input": {"amount": "integer"},\n' + l3 +
+            "\n" + l4 + "\n]}\n")
+    root = write_tree({"tandem.json": WF_CONFIG, "routes/a.json": TRANSFER_ROUTE,
+                       "workflows/t.json": text})
+    out = check(os.path.join(root, "tandem.json"))
+    assert out.returncode == 1, out
+    wfile = os.path.join(root, "workflows", "t.json")
+    p = problems(out.stderr)
+    assert (wfile, 3, col(l3, '"ledgr"'),
+            'workflows[0].steps[0].upstream: unknown upstream "ledgr"; did you mean "ledger"?'
+            ) in p, out.stderr
+    assert (wfile, 4, col(l4, '"/a/'),
+            'workflows[0].steps[0].request.path: ${input.ammount}: unknown input key '
+            '"ammount"; did you mean "amount"?') in p, out.stderr
+    assert any(f == wfile and ln == 4 and c == col(l4, '"metod"') and
+               'did you mean "method"?' in m for f, ln, c, m in p), out.stderr
+    # The route naming the workflow is not blamed for the definition's errors.
+    assert not any("unknown workflow" in m for _, _, _, m in p), out.stderr
+
+
+@t.case
+def route_naming_an_unknown_workflow_is_reported_with_did_you_mean():
+    l2 = '  {"name": "t", "match": {"path": "/t"}, "workflow": "transfr"},'
+    l3 = '  {"name": "u", "match": {"path": "/u"}, "workflow": "payroll"}'
+    root = write_tree({"tandem.json": WF_CONFIG,
+                       "routes/a.json": '{"routes": [\n' + l2 + "\n" + l3 + "\n]}\n",
+                       "workflows/transfer.json": readme_transfer()})
+    out = check(os.path.join(root, "tandem.json"))
+    assert out.returncode == 1, out
+    rfile = os.path.join(root, "routes", "a.json")
+    p = problems(out.stderr)
+    assert (rfile, 2, col(l2, '"transfr"'),
+            'routes[0].workflow: unknown workflow "transfr"; did you mean "transfer"?') in p, \
+        out.stderr
+    assert (rfile, 3, col(l3, '"payroll"'),
+            'routes[1].workflow: unknown workflow "payroll" (defined: "transfer")') in p, \
+        out.stderr
+    # Without a workflows directory no workflow is defined.
+    root = write_tree({"tandem.json": WF_CONFIG, "routes/a.json": TRANSFER_ROUTE})
+    out = check(os.path.join(root, "tandem.json"))
+    assert out.returncode == 1, out
+    assert "unknown workflow \"transfer\": the workflows directory defines none" in out.stderr, \
+        out.stderr
+
+
+@t.case
+def workflows_section_is_checked():
+    cfg = dict(WF_CONFIG, workflows={"dir": "flows", "status_path": "/wf",
+                                     "journal": {"backend": "postgres", "durabel": True}})
+    root = write_tree({"tandem.json": cfg, "routes/a.json": {"routes": []}})
+    out = check(os.path.join(root, "tandem.json"))
+    assert out.returncode == 1, out
+    msgs = [m for _, _, _, m in problems(out.stderr)]
+    assert any(m.startswith("workflows.status_path: status_path must start and end with '/'")
+               for m in msgs), out.stderr
+    assert any('workflows.journal.durabel: unknown key "durabel" in journal; did you mean '
+               '"durable"?' in m for m in msgs), out.stderr
+    assert any("the postgres journal needs" in m for m in msgs), out.stderr
+    # "dir" is read relative to the configuration file
+    cfg = dict(WF_CONFIG, workflows={"dir": "flows"})
+    root = write_tree({"tandem.json": cfg, "routes/a.json": TRANSFER_ROUTE,
+                       "flows/t.json": readme_transfer()})
+    out = check(os.path.join(root, "tandem.json"))
+    assert out.returncode == 0, out
+
+
 t.finish()

@@ -30,6 +30,8 @@ def binary_keys():
     keys = {}
     for line in out.splitlines():
         path, typ, default = line.split("\t")[:3]
+        if path.startswith("(workflow file)"):
+            continue  # documented in gateway/src/workflow/README.md (below)
         if typ != "internal":
             keys[path.replace("[]", "")] = (typ, default)
     return keys
@@ -80,8 +82,28 @@ def readme_defaults_match_the_key_table():
 
 
 @t.case
+def workflow_readme_documents_every_workflow_key():
+    out = subprocess.run([tandem_bin(), "check", "--print-keys"], capture_output=True,
+                         text=True, check=True).stdout
+    text = open(os.path.join(SRC, "gateway", "src", "workflow", "README.md")).read()
+    missing = []
+    seen = 0
+    for line in out.splitlines():
+        path = line.split("\t")[0]
+        if not path.startswith("(workflow file)"):
+            continue
+        seen += 1
+        name = path.rsplit(".", 1)[-1].replace("[]", "")
+        if f"`{name}`" not in text:
+            missing.append(path)
+    assert seen > 30, f"--print-keys lists {seen} workflow file keys"
+    assert not missing, "not in gateway/src/workflow/README.md: " + ", ".join(missing)
+
+
+@t.case
 def checked_in_schemas_are_the_generated_ones():
-    for which, name in (("config", "tandem.schema.json"), ("routes", "routes.schema.json")):
+    for which, name in (("config", "tandem.schema.json"), ("routes", "routes.schema.json"),
+                        ("workflows", "workflows.schema.json")):
         generated = subprocess.run([tandem_bin(), "schema", which], capture_output=True,
                                    text=True, check=True).stdout
         path = os.path.join(SRC, "config", "schema", name)
@@ -95,7 +117,7 @@ def checked_in_schemas_are_the_generated_ones():
 @t.case
 def schemas_are_valid_json_schemas():
     import jsonschema
-    for name in ("tandem.schema.json", "routes.schema.json"):
+    for name in ("tandem.schema.json", "routes.schema.json", "workflows.schema.json"):
         with open(os.path.join(SRC, "config", "schema", name)) as f:
             jsonschema.Draft202012Validator.check_schema(json.load(f))
 

@@ -45,6 +45,8 @@ class Gw:
         atexit.register(shutil.rmtree, self.dir, True)
         self.routes = os.path.join(self.dir, "routes")
         os.makedirs(self.routes)
+        self.workflows = os.path.join(self.dir, "workflows")
+        os.makedirs(self.workflows)
         self.port = free_port()
         self.admin_port = free_port()
         self.write("main.json", {"routes": [respond("one", "/one", "one\n")]})
@@ -54,6 +56,7 @@ class Gw:
             "admin": {"address": f"127.0.0.1:{self.admin_port}"},
             "upstreams": {"backend": {"targets": [{"address": f"127.0.0.1:{free_port()}"}]}},
             "routes": "routes",
+            "workflows": {"dir": "workflows"},
         }
         self.config = os.path.join(self.dir, "tandem.json")
         with open(self.config, "w") as f:
@@ -69,6 +72,10 @@ class Gw:
 
     def remove(self, name):
         os.unlink(os.path.join(self.routes, name))
+
+    def write_wf(self, name, content):
+        with open(os.path.join(self.workflows, name), "w") as f:
+            f.write(content if isinstance(content, str) else json.dumps(content, indent=2))
 
     def request(self, method, path, body=None, admin=False, timeout=5):
         port = self.admin_port if admin else self.port
@@ -178,6 +185,62 @@ def a_broken_file_keeps_the_old_routes_and_reports_its_position():
     assert "broken.json:3:16" in g.tail(200)  # logged with its position
     g.remove("broken.json")
     until(lambda: g.status()["last_reload"]["outcome"] == "ok", what="reload after the fix")
+
+
+def workflow(name, path="/pay"):
+    return {"name": name, "input": {"amount": "integer"},
+            "steps": [{"name": "pay", "upstream": "backend",
+                       "request": {"path": path, "body": {"amount": "${input.amount}"}}}]}
+
+
+def route_names():
+    return {r["name"]: r.get("workflow") for r in g.status()["routes"]}
+
+
+@t.case
+def workflows_are_read_and_reloaded_with_the_routes():
+    v = g.version()
+    g.write_wf("pay.json", {"workflows": [workflow("pay")]})
+    until(lambda: g.version() > v, what="a reload after a workflow file was written")
+    v = g.version()
+    g.write("wf.json", {"routes": [{"name": "pay", "match": {"path": "/pay"},
+                                    "workflow": "pay"}]})
+    until(lambda: route_names().get("pay") == "pay", what="the route naming the workflow served")
+    # A route set replaced through the admin API keeps the definitions.
+    code, body = g.admin("POST", "/admin/routes/validate", {"routes": [
+        {"name": "p", "match": {"path": "/p"}, "workflow": "pay"}]})
+    assert code == 200 and body["outcome"] == "ok", (code, body)
+    code, body = g.admin("POST", "/admin/routes/validate", {"routes": [
+        {"name": "p", "match": {"path": "/p"}, "workflow": "pya"}]})
+    assert 400 <= code < 500, (code, body)
+    assert 'did you mean \"pay\"' in body["errors"][0]["message"], body
+    g.remove("wf.json")
+    until(lambda: "pay" not in route_names(), what="the workflow route removed")
+
+
+@t.case
+def a_broken_workflow_file_keeps_the_old_routes_and_reports_its_position():
+    g.write("wf.json", {"routes": [{"name": "pay", "match": {"path": "/pay"},
+                                    "workflow": "pay"}]})
+    until(lambda: route_names().get("pay") == "pay", what="the workflow route served")
+    before = g.status()
+    g.write_wf("pay.json", '{"workflows": [\n'
+                           '  {"name": "pay", "steps": [{"name": "pay",\n'
+                           '   "upstream": "bakend", "request": {"path": "/x"}}]}]}\n')
+    st = until(lambda: (lambda s: s if s["reloads_failed"] > before["reloads_failed"] else None)(
+        g.status()), what="a failed reload recorded")
+    err = st["last_reload"]["errors"][0]
+    assert err["file"].endswith("workflows/pay.json"), err
+    assert (err["line"], err["column"]) == (3, 16), err
+    assert err["path"] == "workflows[0].steps[0].upstream", err
+    assert 'did you mean "backend"?' in err["message"], err
+    assert st["version"] == before["version"]
+    assert route_names().get("pay") == "pay"
+    g.write_wf("pay.json", {"workflows": [workflow("pay")]})
+    until(lambda: g.status()["last_reload"]["outcome"] == "ok", what="reload after the fix")
+    g.remove("wf.json")
+    os.unlink(os.path.join(g.workflows, "pay.json"))
+    until(lambda: "pay" not in route_names(), what="the workflow route removed")
 
 
 @t.case

@@ -38,6 +38,7 @@ extern "C" {
 /* The "$id"s of the schemas in config/schema/ (`tandem schema config|routes`). */
 #define GW_CONFIG_SCHEMA_ID "https://tandem.invalid/schema/tandem.schema.json"
 #define GW_ROUTES_SCHEMA_ID "https://tandem.invalid/schema/routes.schema.json"
+#define GW_WORKFLOWS_SCHEMA_ID "https://tandem.invalid/schema/workflows.schema.json"
 /* Largest tandem.json read (bytes). */
 #define GW_CONFIG_MAX_BYTES (4u << 20)
 
@@ -176,6 +177,29 @@ int gw_config_load(const char *path, struct gw_config **out, struct jpos_diags *
  * looked at (for `tandem ctl`, which may run where the token is not set). */
 int gw_config_parse(const char *path, const char *text, size_t len, unsigned flags,
                     struct gw_config **out, struct jpos_diags *d);
+
+/* Where gw_config_load_routes reads a route set from: the routes directory
+ * `dir`, or else `text` (`len` bytes, labelled `label`); and the workflow
+ * definitions the routes may name: the directory `workflows_dir`, or else
+ * those attached to `keep` (a route set replaced through the admin API
+ * keeps the definitions it runs with), or else none. */
+struct gw_routes_source {
+    const char *dir;
+    const char *label;
+    const char *text;
+    size_t len;
+    const char *workflows_dir;
+    const struct route_table *keep;
+};
+
+/* Loads the workflow definitions and the routes together and compiles the
+ * route table, the definitions' `struct wf_set` attached to it
+ * (route_table_attachment; gateway/src/workflow/def.h), so that the two are
+ * published and retired as one. Problems of both go to `d`; a definition
+ * with errors fails the whole load. 0 and *out, -EINVAL, -ENOMEM. Reads
+ * files: call where blocking is allowed. */
+int gw_config_load_routes(const struct gw_routes_source *src, const char *const *upstreams,
+                          size_t n, struct route_table **out, struct jpos_diags *d);
 
 /* Frees everything, including the configuration's route-table reference.
  * NULL-safe. */

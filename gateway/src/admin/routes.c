@@ -94,6 +94,8 @@ static json_t *route_json(const struct route *rt)
         json_object_set_new(o, "upstream", json_string(rt->upstream));
     else if (rt->respond)
         json_object_set_new(o, "respond", json_pack("{s:i}", "status", rt->respond->status));
+    else if (rt->workflow)
+        json_object_set_new(o, "workflow", json_string(rt->workflow));
     if (rt->strip_prefix)
         json_object_set_new(o, "strip_prefix", json_true());
     if (rt->rewrite)

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../workflow/def.h"
 #include "config_int.h"
 #include "jpos/file.h"
 #include "jpos/json.h"
@@ -629,6 +630,150 @@ static int parse_upstreams(struct gw_config *cfg, const struct jpos_key *row,
     return 0;
 }
 
+/* ---- workflows ---------------------------------------------------------------- */
+
+/* What the workflows section names, resolved once the whole file is read. */
+struct wf_section {
+    unsigned flags;
+    struct gw_workflows_config *w;
+    const char *dir, *data_dir, *sqlite_path; /* as written; point into the document */
+};
+
+static bool env_name_ok(const char *s)
+{
+    if (!(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_'))
+            return false;
+    return true;
+}
+
+static int wf_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                  struct jpos_diags *d)
+{
+    struct wf_section *c = ctx;
+    const char *s;
+    size_t len;
+    switch (k->id) {
+    case GW__K_WF_DIR:
+    case GW__K_WF_DATA_DIR:
+    case GW__K_WF_SQLITE_PATH:
+        if (!jpos_string(d, m, (size_t)k->max, &s, NULL))
+            return 0;
+        if (!*s) {
+            jpos_err(d, m, "%s names a path; it is empty", k->name);
+            return 0;
+        }
+        *(k->id == GW__K_WF_DIR        ? &c->dir
+          : k->id == GW__K_WF_DATA_DIR ? &c->data_dir
+                                       : &c->sqlite_path) = s;
+        return 0;
+    case GW__K_WF_STATUS_PATH: {
+        if (!jpos_string(d, m, (size_t)k->max, &s, &len))
+            return 0;
+        bool ok = len >= 1 && s[0] == '/' && s[len - 1] == '/';
+        for (size_t i = 0; ok && i < len; i++)
+            ok = (unsigned char)s[i] > 0x20 && s[i] != 0x7f && s[i] != '?' && s[i] != '#';
+        if (!ok) {
+            jpos_err(d, m,
+                     "status_path must start and end with '/' and hold no spaces, control "
+                     "characters, '?' or '#' (\"/workflows/\")");
+            return 0;
+        }
+        free(c->w->status_path);
+        return (c->w->status_path = strdup(s)) ? 0 : -ENOMEM;
+    }
+    case GW__K_WF_JOURNAL: {
+        if (!jpos_object(d, m))
+            return 0;
+        int r = jpos_keys_parse(d, m, k->sub, c->w, wf_key, c, NULL);
+        if (r < 0 || c->w->backend != GW_WF_POSTGRES)
+            return r;
+        /* Checked once the whole object is read: "backend" may come after
+         * "postgres". */
+        if (!c->w->pg_conninfo_env) {
+            jpos_err(d, m,
+                     "the postgres journal needs \"postgres\": {\"conninfo_env\": \"NAME\"}: "
+                     "the environment variable holding its libpq conninfo");
+        } else if (c->flags & GW_CONFIG_ENV) {
+            const char *v = getenv(c->w->pg_conninfo_env);
+            if (!v || !*v)
+                jpos_err(d, m,
+                         "the environment variable %s named by postgres.conninfo_env is not set "
+                         "(it holds the libpq conninfo of the journal)",
+                         c->w->pg_conninfo_env);
+        }
+        return 0;
+    }
+    case GW__K_WF_POSTGRES:
+        if (jpos_object(d, m))
+            return jpos_keys_parse(d, m, k->sub, c->w, wf_key, c, NULL);
+        return 0;
+    case GW__K_WF_CONNINFO_ENV:
+        if (!jpos_string(d, m, (size_t)k->max, &s, NULL))
+            return 0;
+        if (!env_name_ok(s)) {
+            jpos_err(d, m, "\"%s\" is not an environment variable name", s);
+            return 0;
+        }
+        free(c->w->pg_conninfo_env);
+        return (c->w->pg_conninfo_env = strdup(s)) ? 0 : -ENOMEM;
+    case GW__K_WF_REPLICA_ID: {
+        if (!jpos_string(d, m, (size_t)k->max, &s, &len))
+            return 0;
+        bool ok = len > 0;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = isalnum((unsigned char)s[i]) || strchr("._-", s[i]);
+        if (!ok) {
+            jpos_err(d, m, "replica_id \"%s\" may hold only letters, digits, '.', '_' and '-'", s);
+            return 0;
+        }
+        free(c->w->replica_id);
+        return (c->w->replica_id = strdup(s)) ? 0 : -ENOMEM;
+    }
+    }
+    return 0;
+}
+
+/* The host name as a replica id: letters, digits, '.', '_' and '-' kept,
+ * anything else written as '-'. */
+static char *host_replica_id(void)
+{
+    char h[256];
+    if (gethostname(h, sizeof h - 1) < 0 || !h[0])
+        snprintf(h, sizeof h, "tandem");
+    h[sizeof h - 1] = '\0';
+    h[128] = '\0';
+    for (char *p = h; *p; p++)
+        if (!(isalnum((unsigned char)*p) || strchr("._-", *p)))
+            *p = '-';
+    return strdup(h);
+}
+
+static char *resolve_dir(const char *config_path, const char *dir);
+
+/* Defaults that depend on others, and paths resolved against the
+ * configuration file's directory. */
+static int wf_finish(struct wf_section *c, const char *path)
+{
+    struct gw_workflows_config *w = c->w;
+    if (!w->status_path && !(w->status_path = strdup("/workflows/")))
+        return -ENOMEM;
+    if (!w->replica_id && !(w->replica_id = host_replica_id()))
+        return -ENOMEM;
+    if (!(w->dir = resolve_dir(path, c->dir ? c->dir : "workflows")))
+        return -ENOMEM;
+    if (!(w->data_dir = resolve_dir(path, c->data_dir ? c->data_dir : "data")))
+        return -ENOMEM;
+    const char *sp = c->sqlite_path ? c->sqlite_path : "workflows.db";
+    if (sp[0] == '/')
+        w->sqlite_path = strdup(sp);
+    else if (asprintf(&w->sqlite_path, "%s/%s", w->data_dir, sp) < 0)
+        w->sqlite_path = NULL;
+    return w->sqlite_path ? 0 : -ENOMEM;
+}
+
 /* ---- the whole file ---------------------------------------------------------- */
 
 struct top_ctx {
@@ -636,6 +781,7 @@ struct top_ctx {
     unsigned flags;
     const char *routes;
     bool has_listeners, has_admin;
+    struct wf_section wf;
 };
 
 static int top_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
@@ -659,6 +805,10 @@ static int top_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m
         return parse_admin(c->cfg, k, m, d, c->flags);
     case GW__K_UPSTREAMS:
         return parse_upstreams(c->cfg, k, m, d);
+    case GW__K_WORKFLOWS:
+        if (jpos_object(d, m))
+            return jpos_keys_parse(d, m, k->sub, &c->cfg->workflows, wf_key, &c->wf, NULL);
+        return 0;
     case GW__K_ROUTES:
         if (jpos_string(d, m, (size_t)k->max, &s, NULL)) {
             if (!*s)
@@ -709,6 +859,8 @@ int gw_config_parse(const char *path, const char *text, size_t len, unsigned fla
     jpos_keys_defaults(&gw_config_keys, cfg);
     admin_listener_defaults(&cfg->admin.listener);
     struct top_ctx c = {.cfg = cfg, .flags = flags, .routes = gw__routes_key->def_str};
+    c.wf.flags = flags;
+    c.wf.w = &cfg->workflows;
 
     r = jpos_doc_parse(&doc, path, text, len, d);
     if (r < 0)
@@ -742,9 +894,11 @@ int gw_config_parse(const char *path, const char *text, size_t len, unsigned fla
         r = -ENOMEM;
         goto out;
     }
+    if ((r = wf_finish(&c.wf, path)) < 0)
+        goto out;
     if (flags & GW_CONFIG_ROUTES) {
-        r = route_table_load_dir(cfg->routes_dir, cfg->upstream_names, cfg->nupstreams,
-                                 &cfg->routes, d);
+        struct gw_routes_source src = {.dir = cfg->routes_dir, .workflows_dir = cfg->workflows.dir};
+        r = gw_config_load_routes(&src, cfg->upstream_names, cfg->nupstreams, &cfg->routes, d);
         if (r == -ENOMEM)
             goto out;
         r = 0;
@@ -759,6 +913,62 @@ out:
     }
     *out = cfg;
     return 0;
+}
+
+static void drop_wf_set(void *p)
+{
+    wf_set_unref(p);
+}
+
+int gw_config_load_routes(const struct gw_routes_source *src, const char *const *upstreams,
+                          size_t n, struct route_table **out, struct jpos_diags *d)
+{
+    struct wf_set *wfs = NULL;
+    struct route_builder *b = NULL;
+    struct route_table *t = NULL;
+    int r;
+    /* The definitions first: routes are checked against their names. */
+    if (src->workflows_dir) {
+        r = wf_set_load_dir(src->workflows_dir, upstreams, n, &wfs, d);
+    } else if (src->keep && route_table_attachment(src->keep)) {
+        wfs = wf_set_ref(route_table_attachment(src->keep));
+        r = 0;
+    } else {
+        static const char none[] = "{\"workflows\": []}";
+        r = wf_set_load_text("<none>", none, sizeof none - 1, upstreams, n, &wfs, d);
+    }
+    if (r == -ENOMEM)
+        goto out;
+    if ((r = route_builder_new(&b, upstreams, n)) < 0)
+        goto out;
+    /* Definitions with errors (reported) still let the routes be checked,
+     * with any workflow name accepted, so that one run reports both and
+     * routes are not blamed for a definition's typo. */
+    r = wfs ? route_builder_set_workflows(b, wf_set_names(wfs), wf_set_count(wfs))
+            : route_builder_set_workflows(b, NULL, 0);
+    if (r < 0)
+        goto out;
+    if (src->dir)
+        r = route_builder_add_dir(b, src->dir, d);
+    else
+        r = route_builder_add_text(b, src->label, src->text, src->len, d);
+    if (r != -ENOMEM)
+        r = route_builder_compile(b, &t, d); /* fails if anything before reported errors */
+    if (r < 0)
+        goto out;
+    if (!wfs) {
+        r = -EINVAL; /* the workflows' errors are in d */
+        goto out;
+    }
+    route_table_attach(t, wfs, drop_wf_set);
+    wfs = NULL;
+    *out = t;
+    t = NULL;
+out:
+    route_table_unref(t);
+    route_builder_free(b);
+    wf_set_unref(wfs);
+    return r;
 }
 
 int gw_config_load(const char *path, struct gw_config **out, struct jpos_diags *d)
@@ -796,6 +1006,12 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->admin.allowed_hosts);
     free(cfg->routes_dir);
     route_table_unref(cfg->routes);
+    free(cfg->workflows.dir);
+    free(cfg->workflows.status_path);
+    free(cfg->workflows.data_dir);
+    free(cfg->workflows.sqlite_path);
+    free(cfg->workflows.pg_conninfo_env);
+    free(cfg->workflows.replica_id);
     free(cfg->path);
     free(cfg);
 }

@@ -27,6 +27,15 @@ enum gw__config_key {
     GW__K_PASSIVE,
     GW__K_ACTIVE,
     GW__K_ACTIVE_PATH,
+    GW__K_WORKFLOWS,
+    GW__K_WF_DIR,
+    GW__K_WF_STATUS_PATH,
+    GW__K_WF_JOURNAL,
+    GW__K_WF_DATA_DIR,
+    GW__K_WF_SQLITE_PATH,
+    GW__K_WF_POSTGRES,
+    GW__K_WF_CONNINFO_ENV,
+    GW__K_WF_REPLICA_ID,
 };
 
 /* Rows and sections config.c needs by themselves: the admin.address row

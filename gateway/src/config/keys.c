@@ -211,6 +211,66 @@ static const struct jpos_key upstream_rows[] = {
 static const struct jpos_section upstream_keys =
     JPOS_SECTION("upstream", upstream_rows, "a pool of backends routes forward to");
 
+/* In enum gw_wf_backend_kind order. */
+static const char *const backend_names[] = {"sqlite", "postgres", NULL};
+
+#define W struct gw_workflows_config
+#define ENV_SCHEMA "{\"pattern\": \"^[A-Za-z_][A-Za-z0-9_]*$\"}"
+static const struct jpos_key wf_pg_rows[] = {
+    {"conninfo_env", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 128, .schema = ENV_SCHEMA,
+     .id = GW__K_WF_CONNINFO_ENV,
+     .why = "the environment variable holding the libpq conninfo (never the password in the "
+            "file); required with the postgres backend, and then it must be set"},
+    {"lease_ms", JPOS_T_INT, 0, FIELD(W, lease_ms), 1000, 600000, 15000,
+     .why = "a replica owns its running instances this long past its last renewal; another "
+            "replica takes them over once it expires"},
+};
+static const struct jpos_section wf_pg_keys =
+    JPOS_SECTION("postgres", wf_pg_rows, "the PostgreSQL journal shared by several replicas");
+
+static const struct jpos_key wf_journal_rows[] = {
+    {"backend", JPOS_T_CHOICE, 0, FIELD(W, backend), .choices = backend_names,
+     .why = "sqlite: one file on this host; postgres: shared by several gateway replicas"},
+    {"data_dir", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX, .def_str = "data",
+     .schema = "{\"minLength\": 1}", .id = GW__K_WF_DATA_DIR,
+     .why = "directory of the SQLite journal, relative to the configuration file (the container "
+            "image's configuration sets /var/lib/tandem, a volume)"},
+    {"sqlite_path", JPOS_T_STRING, JPOS_KEY_CUSTOM | JPOS_KEY_DEF_TEXT, NOFIELD, .max = PATH_MAX,
+     .def_str = "`<data_dir>/workflows.db`", .schema = "{\"minLength\": 1}",
+     .id = GW__K_WF_SQLITE_PATH, .why = "the SQLite journal file, relative to data_dir"},
+    {"durable", JPOS_T_BOOL, 0, FIELD(W, durable), .def = 1,
+     .why = "fsync each commit (synchronous=FULL); false only to measure the ceiling: a crash "
+            "may then lose acknowledged transitions"},
+    {"postgres", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &wf_pg_keys, .def_str = "{}",
+     .id = GW__K_WF_POSTGRES, .why = "the PostgreSQL backend's settings"},
+    {"replica_id", JPOS_T_STRING, JPOS_KEY_CUSTOM | JPOS_KEY_DEF_TEXT, NOFIELD, .max = 128,
+     .def_str = "the host name", .schema = "{\"pattern\": \"^[A-Za-z0-9._-]+$\"}",
+     .id = GW__K_WF_REPLICA_ID,
+     .why = "names this replica as the owner of its instances; must stay the same across "
+            "restarts so that a restarted replica takes its own instances back at once"},
+};
+static const struct jpos_section wf_journal_keys =
+    JPOS_SECTION("journal", wf_journal_rows, "where workflow transitions are journalled");
+
+static const struct jpos_key wf_rows[] = {
+    {"dir", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX, .def_str = "workflows",
+     .schema = "{\"minLength\": 1}", .id = GW__K_WF_DIR,
+     .why = "directory of *.json workflow files, relative to the configuration file; reloaded "
+            "with the routes; missing: no workflows"},
+    {"status_path", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 256, .def_str = "/workflows/",
+     .schema = "{\"pattern\": \"^/([^\\\\x00-\\\\x20\\\\x7f?#]*/)?$\"}", .id = GW__K_WF_STATUS_PATH,
+     .why = "GET {status_path}{id} on the public listeners answers an instance's state; 202 "
+            "answers point there"},
+    {"max_running", JPOS_T_INT, 0, FIELD(W, max_running), 1, 1000000, 10000,
+     .why = "live instances at most; a request that would start one more gets 503 with "
+            "Retry-After"},
+    {"journal", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &wf_journal_keys, .def_str = "{}",
+     .id = GW__K_WF_JOURNAL, .why = "where transitions are journalled"},
+};
+#undef W
+static const struct jpos_section wf_keys =
+    JPOS_SECTION("workflows", wf_rows, "transactional workflows (gateway/src/workflow/README.md)");
+
 static const struct jpos_key top_rows[] = {
     {"$schema", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 4096,
      .why = "the JSON Schema this file follows, for editors; the gateway reads nothing from it",
@@ -232,6 +292,8 @@ static const struct jpos_key top_rows[] = {
      .why = "one JSON line per request on stdout"},
     {"drain_timeout_ms", JPOS_T_INT, 0, FIELD(struct gw_config, drain_timeout_ms), 0, MS_HOUR,
      30000, .why = "how long SIGTERM waits for requests in flight"},
+    {"workflows", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(struct gw_config, workflows),
+     .sub = &wf_keys, .def_str = "{}", .why = "transactional workflows", .id = GW__K_WORKFLOWS},
 };
 const struct jpos_key *const gw__routes_key = &top_rows[5];
 const struct jpos_section gw_config_keys =

@@ -9,6 +9,12 @@
  *  - the reclaim timer, armed while replaced tables are still held by
  *    requests (route_holder_reclaim frees them once released).
  *
+ * A load reads the routes and the workflow definitions they may name
+ * together (gw_config_load_routes): the definitions are attached to the
+ * table, so both are published, kept in the history, rolled back and
+ * retired as one, and an error in either refuses the whole load. A route
+ * set given as text (PUT /admin/routes) keeps the current definitions.
+ *
  * Reading route files and compiling run on the blocking pool (rt_blocking)
  * while the router is parked, so a reload never occupies a scheduler and
  * never touches the hot path: requests keep reading the published table
@@ -63,7 +69,8 @@ struct router {
     size_t nhist;
     bool has_last;
     struct gw_router_reload last; /* the last reload record; owns its diagnostics */
-    rt_pid watcher;
+    rt_pid watcher;               /* of the routes directory */
+    rt_pid wf_watcher;            /* of the workflows directory, read with the routes */
     bool reclaim_armed;
 };
 
@@ -79,6 +86,8 @@ struct job {
     const char *label;
     const char *const *upstreams; /* gw.cfg's, immutable while the gateway runs */
     size_t nupstreams;
+    char *workflows_dir;      /* with `dir`: the definitions are read again too */
+    struct route_table *keep; /* with `text`: its definitions are kept (a reference) */
     /* results */
     int rc;
     struct route_table *table;
@@ -93,7 +102,9 @@ static void job_unref(void *arg)
     if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1)
         return;
     route_table_unref(j->table);
+    route_table_unref(j->keep);
     jpos_diags_done(&j->diags);
+    free(j->workflows_dir);
     free(j->dir);
     free(j->text);
     free(j);
@@ -103,21 +114,17 @@ static intptr_t job_run(void *arg)
 {
     struct job *j = arg;
     uint64_t t0 = rt_now_ns();
-    struct route_builder *b = NULL;
-    int r = route_builder_new(&b, j->upstreams, j->nupstreams);
-    if (r)
-        goto out;
-    if (j->dir)
-        r = route_builder_add_dir(b, j->dir, &j->diags);
-    else
-        r = route_builder_add_text(b, j->label, j->text, j->len, &j->diags);
-    if (r == -ENOMEM)
-        goto out;
-    /* Compile even after errors: it adds the cross-file checks (duplicate
-     * names, conflicts) to the report and fails as a whole. */
-    r = route_builder_compile(b, &j->table, &j->diags);
-out:
-    route_builder_free(b);
+    /* The workflow definitions are read with the routes and attached to
+     * the table, so that both are published (and a bad file of either
+     * refused) as one. Compiling goes on after errors: it adds the
+     * cross-file checks (duplicate names, conflicts) to the report. */
+    struct gw_routes_source src = {.dir = j->dir,
+                                   .label = j->label,
+                                   .text = j->text,
+                                   .len = j->len,
+                                   .workflows_dir = j->dir ? j->workflows_dir : NULL,
+                                   .keep = j->keep};
+    int r = gw_config_load_routes(&src, j->upstreams, j->nupstreams, &j->table, &j->diags);
     j->rc = r;
     j->ns = rt_now_ns() - t0;
     job_unref(j);
@@ -126,8 +133,8 @@ out:
 
 /* Runs a load off the scheduler. On return *out is the job (the caller owns
  * one reference, dropped by rt_undefer(*handle, true)). */
-static int job_start(const char *dir, const char *text, size_t len, struct job **out,
-                     uint64_t *handle)
+static int job_start(const char *dir, const char *text, size_t len, struct route_table *keep,
+                     struct job **out, uint64_t *handle)
 {
     struct job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -139,6 +146,10 @@ static int job_start(const char *dir, const char *text, size_t len, struct job *
     j->nupstreams = gw.cfg->nupstreams;
     if (dir && !(j->dir = strdup(dir)))
         goto nomem;
+    if (dir && gw.cfg->workflows.dir && !(j->workflows_dir = strdup(gw.cfg->workflows.dir)))
+        goto nomem;
+    if (!dir && keep)
+        j->keep = route_table_ref(keep);
     if (text) {
         if (!(j->text = malloc(len + 1)))
             goto nomem;
@@ -160,6 +171,8 @@ static int job_start(const char *dir, const char *text, size_t len, struct job *
     *handle = d;
     return 0;
 nomem:
+    route_table_unref(j->keep);
+    free(j->workflows_dir);
     free(j->dir);
     free(j->text);
     free(j);
@@ -359,7 +372,7 @@ static int load(struct router *s, const char *source, const char *text, size_t l
     wall_time(when, sizeof when);
     if (!text && mode == LOAD_APPLY)
         drop_queued_reloads();
-    int r = job_start(text ? NULL : gw.cfg->routes_dir, text, len, &j, &handle);
+    int r = job_start(text ? NULL : gw.cfg->routes_dir, text, len, cur, &j, &handle);
     if (r) {
         rt_log(RT_LOG_ERROR, "routes (%s): reload failed: %s", source, strerror(-r));
         outcome_init(reply, false, version, routes);
@@ -468,6 +481,8 @@ static void router_free(void *arg)
     struct router *s = arg;
     if (s->watcher)
         rt_exit_signal(s->watcher, RT_SHUTDOWN);
+    if (s->wf_watcher)
+        rt_exit_signal(s->wf_watcher, RT_SHUTDOWN);
     for (size_t i = 0; i < s->nhist; i++)
         route_table_unref(s->hist[i].t);
     if (s->has_last)
@@ -475,18 +490,33 @@ static void router_free(void *arg)
     free(s);
 }
 
-static void start_watcher(struct router *s)
+/* Starts the watchers not running: the routes directory's and, when
+ * workflows are configured, the workflows directory's (a change in either
+ * reloads both). True when one was started. */
+static bool start_watcher(struct router *s)
 {
-    rt_pid pid = 0;
-    int r = gw__router_watcher_spawn(gw.cfg->routes_dir, &pid);
-    if (r == 0) {
-        s->watcher = pid;
-        return;
+    bool started = false, failed = false;
+    rt_pid *pids[2] = {&s->watcher, &s->wf_watcher};
+    const char *dirs[2] = {gw.cfg->routes_dir, gw.cfg->workflows.dir};
+    for (int i = 0; i < 2; i++) {
+        if (*pids[i] || !dirs[i])
+            continue;
+        rt_pid pid = 0;
+        int r = gw__router_watcher_spawn(dirs[i], i == 1, &pid);
+        if (r == 0) {
+            *pids[i] = pid;
+            started = true;
+            continue;
+        }
+        rt_log(RT_LOG_ERROR, "routes: cannot start the watcher of %s: %s", dirs[i], strerror(-r));
+        failed = true;
     }
-    rt_log(RT_LOG_ERROR, "routes: cannot start the directory watcher: %s", strerror(-r));
-    struct rt_msg *m = rt_msg_new(GW__ROUTER_REWATCH, 0);
-    if (m)
-        rt_send_after(rt_self(), REWATCH_AFTER_MS, m, NULL);
+    if (failed) {
+        struct rt_msg *m = rt_msg_new(GW__ROUTER_REWATCH, 0);
+        if (m)
+            rt_send_after(rt_self(), REWATCH_AFTER_MS, m, NULL);
+    }
+    return started;
 }
 
 static void router_init(void *arg, struct rt_gs_result *r)
@@ -597,22 +627,19 @@ static void router_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
         arm_reclaim(s);
         break;
     case GW__ROUTER_REWATCH:
-        if (!s->watcher) {
-            start_watcher(s);
-            if (s->watcher) {
-                /* Files changed while no watcher ran gave no event: read the
-                 * directory now that the new watcher's watches are in place. */
-                struct gw_router_outcome o;
-                load(s, "inotify", NULL, 0, LOAD_APPLY, &o);
-                jpos_diags_done(&o.diags);
-            }
+        if (start_watcher(s)) {
+            /* Files changed while no watcher ran gave no event: read the
+             * directories now that the new watcher's watches are in place. */
+            struct gw_router_outcome o;
+            load(s, "inotify", NULL, 0, LOAD_APPLY, &o);
+            jpos_diags_done(&o.diags);
         }
         break;
     case RT_MSG_EXIT:
-        if (msg->from == s->watcher) {
+        if (msg->from && (msg->from == s->watcher || msg->from == s->wf_watcher)) {
             rt_log(RT_LOG_ERROR, "routes: the directory watcher exited (%s); restarting it",
                    rt_atom_name((rt_atom)msg->u64));
-            s->watcher = 0;
+            *(msg->from == s->watcher ? &s->watcher : &s->wf_watcher) = 0;
             struct rt_msg *m = rt_msg_new(GW__ROUTER_REWATCH, 0);
             if (m)
                 rt_send_after(rt_self(), REWATCH_AFTER_MS, m, NULL);

@@ -50,7 +50,9 @@ struct gw__router_reply {
 
 /* Process context (the router). Spawns the watcher of `dir` linked to the
  * caller; it casts GW__ROUTER_RELOAD ("inotify") to the caller. `dir` is
- * copied. Returns 0 with *out, or -errno (nothing started). */
-int gw__router_watcher_spawn(const char *dir, rt_pid *out);
+ * copied. An `optional` directory (workflows) that is missing is watched
+ * for without a warning. Returns 0 with *out, or -errno (nothing
+ * started). */
+int gw__router_watcher_spawn(const char *dir, bool optional, rt_pid *out);
 
 #endif

@@ -1,5 +1,7 @@
 /*
- * watcher.c: the routes directory watcher, a process linked to the router.
+ * watcher.c: a directory watcher, a process linked to the router: one for
+ * the routes directory and one for the workflows directory, whose
+ * definitions are loaded with the routes (a change in either reloads both).
  *
  * It owns one inotify descriptor (non-blocking, read with rt_read so that a
  * quiet directory costs a parked process) with two watches:
@@ -58,6 +60,12 @@ struct watcher {
     bool pending;
     uint64_t first_ms; /* first event of the pending burst */
     uint64_t due_ms;   /* when the pending reload is cast */
+};
+
+/* What the watcher is started with (owned by it once started). */
+struct watch_arg {
+    bool optional; /* the directory may be missing: no warning then */
+    char dir[];
 };
 
 static void close_fd(void *arg)
@@ -152,6 +160,9 @@ static void watcher_main(void *arg, const struct rt_proc_starter *starter)
         free(arg);
         rt_exit(rt_atom_intern("enomem"));
     }
+    struct watch_arg *wa = arg;
+    bool optional = wa->optional;
+    memmove(wa, wa->dir, strlen(wa->dir) + 1); /* `arg` becomes the name alone */
     w->dir = arg;
     w->fd = -1;
     w->wd = w->pwd = -1;
@@ -172,7 +183,9 @@ static void watcher_main(void *arg, const struct rt_proc_starter *starter)
     rt_fd_nonblock(w->fd);
     w->pwd = inotify_add_watch(w->fd, w->parent, PARENT_EVENTS);
     w->wd = inotify_add_watch(w->fd, w->dir, DIR_EVENTS);
-    if (w->wd < 0)
+    /* The workflows directory is optional: its absence is not worth a
+     * warning (it is watched for all the same, through its parent). */
+    if (w->wd < 0 && !(optional && errno == ENOENT))
         rt_log(RT_LOG_WARNING, "routes: cannot watch %s (%s); looking again every %d ms", w->dir,
                strerror(errno), GW__WATCH_REWATCH_MS);
     rt_set_state_name("watching");
@@ -213,11 +226,14 @@ static void watcher_main(void *arg, const struct rt_proc_starter *starter)
     }
 }
 
-int gw__router_watcher_spawn(const char *dir, rt_pid *out)
+int gw__router_watcher_spawn(const char *dir, bool optional, rt_pid *out)
 {
-    char *copy = strdup(dir);
+    size_t len = strlen(dir);
+    struct watch_arg *copy = malloc(sizeof(*copy) + len + 1);
     if (!copy)
         return -ENOMEM;
+    copy->optional = optional;
+    memcpy(copy->dir, dir, len + 1);
     struct rt_start_opts so = {.initial_call = "gw_router:watcher", .timeout_ms = 5000};
     rt_atom reason;
     int r = rt_proc_start_link(watcher_main, copy, &so, out, &reason);

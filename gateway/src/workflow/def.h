@@ -20,8 +20,10 @@
  * placeholders `${input.KEY[.KEY...]}`, `${workflow.id}`, `${workflow.name}`,
  * `${steps.STEP.status}` and `${steps.STEP.body[.KEY...]}`. In a JSON body a
  * string that is exactly one placeholder becomes the value itself (a number
- * stays a number); elsewhere the value is written as text. A step may refer
- * to the input and to steps before it; a compensation also to its own step.
+ * stays a number); elsewhere the value is written as text (strings as they
+ * are, other values as compact JSON), percent-encoded in a path. `$${`
+ * writes a literal `${`. A step may refer to the input and to steps before
+ * it; a compensation also to its own step; a response to any step.
  *
  * Everything here is pure data and may run on any thread; loading reads
  * files (run it where blocking is allowed).
@@ -84,7 +86,9 @@ struct wf_request {
 };
 
 struct wf_retry {
-    uint32_t attempts;       /* sends in all, the first included; 0: until it succeeds */
+    uint32_t attempts;       /* sends in all, the first included; 0: until the outcome is
+                                known (a step) or it succeeds (a compensation); run out:
+                                the instance enters `failed` */
     uint32_t backoff_ms;     /* before the second send */
     uint32_t backoff_max_ms; /* doubling up to this */
 };
@@ -200,16 +204,24 @@ struct wf_ctx {
 };
 
 /* Expands a string template into a new NUL-terminated string (*len its
- * length). A placeholder with no value at run time (a key missing from a
- * step's body) gives -ENOENT with its text in err. -ENOMEM. */
+ * length, when len is non-NULL). A placeholder with no value at run time (a
+ * key missing from a step's body, an optional input key not given, a step
+ * not answered) gives -ENOENT; a header value that would hold a control
+ * character -EINVAL; a result over 1 MiB -E2BIG; each with a message naming
+ * the placeholder in err. None of them can succeed on a resend: the
+ * instance treats them as a definite failure of the step. -ENOMEM. */
 int wf_expand_string(const struct wf_tmpl *t, const struct wf_ctx *c, char **out, size_t *len,
                      char *err, size_t errcap);
-/* Expands a JSON template into a new value (the caller's reference). */
+/* Expands a JSON template into a new value (the caller's reference); the
+ * same errors. */
 int wf_expand_json(const struct wf_tmpl *t, const struct wf_ctx *c, json_t **out, char *err,
                    size_t errcap);
 
-/* Checks an input document against def->input: 0, or -EINVAL with a
- * message for the client in err ("input.amount: expected integer"). */
+/* Checks an input document against def->input: a JSON object with every
+ * required key, each declared key of its type, and no undeclared key (a
+ * misspelt optional key would vanish silently). NULL (no body) passes when
+ * the definition declares no input. 0, or -EINVAL with a message for the
+ * client in err ("input.amount: expected integer, got a string"). */
 int wf_input_check(const struct wf_def *def, const json_t *input, char *err, size_t errcap);
 
 #endif

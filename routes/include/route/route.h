@@ -189,6 +189,13 @@ struct route_builder;
 int route_builder_new(struct route_builder **out, const char *const *upstreams, size_t n);
 void route_builder_free(struct route_builder *b); /* NULL-safe */
 
+/* The workflow names a route's "workflow" may take (n names, may be NULL
+ * when n is 0; copied, replacing any given before). Without this call no
+ * workflow is known and a route naming one is an error; with `names` NULL
+ * any name is taken (the definitions could not be read: their errors are
+ * reported, and routes are not blamed for them). 0 or -ENOMEM. */
+int route_builder_set_workflows(struct route_builder *b, const char *const *names, size_t n);
+
 /* Adds the routes of one route file held in memory. `file` labels its
  * diagnostics and the routes' `file`. Returns 0 or -EINVAL when this text had
  * errors (they are in `d`; valid routes of the text are still kept so that
@@ -231,6 +238,14 @@ size_t route_table_count(const struct route_table *t);
 const struct route *route_table_route(const struct route_table *t, size_t i);
 /* The route called `name`, or NULL. Linear. */
 const struct route *route_table_find(const struct route_table *t, const char *name);
+/* Attaches `p` to the table, to be dropped with `drop(p)` (when non-NULL)
+ * as the table is freed, so that what the routes refer to (the workflow
+ * definitions they name) is published and retired with them. Call before
+ * the table is published; replaces (and drops) an earlier attachment. */
+void route_table_attach(struct route_table *t, void *p, void (*drop)(void *));
+/* The attachment, or NULL. Any thread holding the table. */
+void *route_table_attachment(const struct route_table *t);
+
 /* Number of route files the table was built from. */
 size_t route_table_files(const struct route_table *t);
 

@@ -152,6 +152,58 @@ START_TEST(every_default_is_its_key_table_row)
 }
 END_TEST
 
+START_TEST(workflows_section_defaults_and_paths)
+{
+    struct gw_config *cfg = parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:8080\"}]}");
+    const struct gw_workflows_config *w = &cfg->workflows;
+    ck_assert_str_eq(w->dir, "conf/workflows");
+    ck_assert_str_eq(w->status_path, "/workflows/");
+    ck_assert_str_eq(w->data_dir, "conf/data");
+    ck_assert_str_eq(w->sqlite_path, "conf/data/workflows.db");
+    ck_assert_int_eq(w->backend, GW_WF_SQLITE);
+    ck_assert(w->durable);
+    ck_assert_uint_eq(w->lease_ms, 15000);
+    ck_assert_uint_eq(w->max_running, 10000);
+    ck_assert_ptr_null(w->pg_conninfo_env);
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    ck_assert_ptr_nonnull(w->replica_id);
+    if (host[0] && strlen(host) <= 128 && !strpbrk(host, " /"))
+        ck_assert_str_eq(w->replica_id, host);
+    gw_config_free(cfg);
+
+    cfg = parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:8080\"}], \"workflows\": {\"dir\": "
+                   "\"/etc/flows\", \"status_path\": \"/w/\", \"max_running\": 5, \"journal\": "
+                   "{\"postgres\": {\"conninfo_env\": \"PGX\", \"lease_ms\": 2000}, \"backend\": "
+                   "\"postgres\", \"data_dir\": \"/var/lib/tandem\", \"sqlite_path\": \"j.db\", "
+                   "\"durable\": false, \"replica_id\": \"gw-1\"}}}");
+    w = &cfg->workflows;
+    ck_assert_str_eq(w->dir, "/etc/flows");
+    ck_assert_str_eq(w->status_path, "/w/");
+    ck_assert_uint_eq(w->max_running, 5);
+    ck_assert_int_eq(w->backend, GW_WF_POSTGRES);
+    ck_assert_str_eq(w->pg_conninfo_env, "PGX");
+    ck_assert_uint_eq(w->lease_ms, 2000);
+    ck_assert_str_eq(w->sqlite_path, "/var/lib/tandem/j.db");
+    ck_assert(!w->durable);
+    ck_assert_str_eq(w->replica_id, "gw-1");
+    gw_config_free(cfg);
+
+    /* the environment is checked only with GW_CONFIG_ENV, after the whole
+     * journal object is read ("backend" comes after "postgres" here) */
+    unsetenv("TANDEM_TEST_PG_UNSET");
+    struct jpos_diags d = parse_flags_bad(
+        "{\"listeners\":[{\"address\":\"0.0.0.0:8080\"}], \"workflows\": {\"journal\": "
+        "{\"postgres\": {\"conninfo_env\": \"TANDEM_TEST_PG_UNSET\"}, \"backend\": "
+        "\"postgres\"}, \"replica_id\": 1}}",
+        GW_CONFIG_ENV);
+    find(&d, "the environment variable TANDEM_TEST_PG_UNSET named by postgres.conninfo_env is "
+             "not set");
+    find(&d, "unknown key \"replica_id\" in workflows");
+    jpos_diags_done(&d);
+}
+END_TEST
+
 START_TEST(minimal_config_gets_documented_defaults)
 {
     struct gw_config *cfg = parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:8080\"}]}");
@@ -658,6 +710,7 @@ int main(void)
     tcase_add_test(tc, config_nested_too_deep_is_refused_with_its_position);
     tcase_add_test(tc, admin_listener_takes_its_values_from_the_key_table);
     tcase_add_test(tc, listener_defaults_are_the_key_table_rows);
+    tcase_add_test(tc, workflows_section_defaults_and_paths);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

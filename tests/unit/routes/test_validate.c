@@ -127,9 +127,95 @@ START_TEST(route_needs_exactly_one_of_upstream_and_respond)
             "{\"name\":\"both\",\"match\":{\"path\":\"/b\"},\"upstream\":\"demo\","
             "\"respond\":{}}\n"
             "]}");
-    expect(&d, "route needs \"upstream\" (forward to a backend) or \"respond\"", 2, 1, "routes[0]");
-    expect(&d, "either \"upstream\" or \"respond\", not both", 3, 56, "routes[1].respond");
+    expect(&d,
+           "route needs \"upstream\" (forward to a backend), \"respond\" (answer directly) or "
+           "\"workflow\"",
+           2, 1, "routes[0]");
+    expect(&d, "one of \"upstream\", \"respond\" and \"workflow\", not several", 3, 56,
+           "routes[1].respond");
     jpos_diags_done(&d);
+}
+END_TEST
+
+static const char *const test_workflows[] = {"transfer", "refund"};
+
+/* Compiles `json` with the workflow names above; NULL on errors. */
+static struct route_table *build_wf(const char *json, struct jpos_diags *d)
+{
+    struct route_builder *b;
+    ck_assert_int_eq(route_builder_new(&b, test_upstreams, 3), 0);
+    ck_assert_int_eq(route_builder_set_workflows(b, test_workflows, 2), 0);
+    route_builder_add_text(b, "t.json", json, strlen(json), d);
+    struct route_table *t = NULL;
+    int r = route_builder_compile(b, &t, d);
+    route_builder_free(b);
+    return r == 0 ? t : NULL;
+}
+
+START_TEST(workflow_route_names_a_known_workflow)
+{
+    struct jpos_diags d;
+    jpos_diags_init(&d);
+    struct route_table *t =
+        build_wf("{\"routes\":[{\"name\":\"t\",\"match\":{\"path\":\"/transfers\"},"
+                 "\"workflow\":\"transfer\",\"max_body_bytes\":4096}]}",
+                 &d);
+    ck_assert_ptr_nonnull(t);
+    const struct route *r = route_table_route(t, 0);
+    ck_assert_str_eq(r->workflow, "transfer");
+    ck_assert_ptr_null(r->upstream);
+    ck_assert_ptr_null(r->respond);
+    ck_assert_int_eq(r->upstream_index, -1);
+    route_table_unref(t);
+
+    t = build_wf("{\"routes\":[\n"
+                 "{\"name\":\"a\",\"match\":{\"path\":\"/a\"},\"workflow\":\"transfr\"},\n"
+                 "{\"name\":\"b\",\"match\":{\"path\":\"/b\"},\"workflow\":\"zzzzzzzz\"},\n"
+                 "{\"name\":\"c\",\"match\":{\"path\":\"/c\"},\"upstream\":\"demo\","
+                 "\"workflow\":\"transfer\"},\n"
+                 "{\"name\":\"d\",\"match\":{\"path\":\"/d\"},\"workflow\":\"transfer\","
+                 "\"rewrite\":\"/x\"}\n"
+                 "]}",
+                 &d);
+    ck_assert_ptr_null(t);
+    expect(&d, "unknown workflow \"transfr\"; did you mean \"transfer\"?", 2, 46,
+           "routes[0].workflow");
+    expect(&d, "unknown workflow \"zzzzzzzz\" (defined: \"transfer\", \"refund\")", 3, 46,
+           "routes[1].workflow");
+    expect(&d, "one of \"upstream\", \"respond\" and \"workflow\", not several", 4, 53,
+           "routes[2].workflow");
+    expect(&d, "\"rewrite\" has no effect on a route that runs a workflow", 5, 57,
+           "routes[3].rewrite");
+    jpos_diags_done(&d);
+
+    /* without the names, no workflow is known */
+    d = run(
+        "{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/a\"},\"workflow\":\"transfer\"}]}");
+    find(&d, "unknown workflow \"transfer\": the workflows directory defines none");
+    jpos_diags_done(&d);
+}
+END_TEST
+
+static int drops;
+static void drop_count(void *p)
+{
+    ck_assert_ptr_eq(p, &drops);
+    drops++;
+}
+
+START_TEST(table_attachment_is_dropped_with_the_table)
+{
+    struct route_table *t = build_ok(
+        "{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/a\"},\"upstream\":\"demo\"}]}");
+    ck_assert_ptr_null(route_table_attachment(t));
+    drops = 0;
+    route_table_attach(t, &drops, drop_count);
+    ck_assert_ptr_eq(route_table_attachment(t), &drops);
+    route_table_ref(t);
+    route_table_unref(t);
+    ck_assert_int_eq(drops, 0);
+    route_table_unref(t);
+    ck_assert_int_eq(drops, 1);
 }
 END_TEST
 
@@ -581,6 +667,8 @@ int main(void)
     tcase_add_test(tc, every_problem_is_reported_not_just_the_first);
     tcase_add_test(tc, unknown_upstream_suggests_a_defined_one);
     tcase_add_test(tc, route_needs_exactly_one_of_upstream_and_respond);
+    tcase_add_test(tc, workflow_route_names_a_known_workflow);
+    tcase_add_test(tc, table_attachment_is_dropped_with_the_table);
     tcase_add_test(tc, duplicate_route_name_points_at_the_first);
     tcase_add_test(tc, routes_that_cannot_be_told_apart_conflict);
     tcase_add_test(tc, routes_that_differ_do_not_conflict);
