@@ -44,15 +44,6 @@
 #define CT_JSON "application/json"
 #define DEFAULT_STATUS_PATH "/workflows/"
 
-/* The workflow definitions published with route table `t`. The router
- * attaches the set to the table it publishes; until that attachment
- * exists there is none. */
-static const struct wf_set *table_workflows(const struct route_table *t)
-{
-    (void)t;
-    return NULL;
-}
-
 /* The authenticated consumer of the request, NULL when there is none: keys
  * are then scoped by route. The gateway authenticates no consumer yet. */
 static const char *request_consumer(const struct gw__exchange *ex)
@@ -189,7 +180,7 @@ static int read_input(struct gw__exchange *ex, const struct route *r, char **bod
         return rc;
     }
     unsigned line = 0, col = 0;
-    char msg[160];
+    char msg[256];
     if (jpos_depth_check(*body, *len, GW_WF_MAX_INPUT_DEPTH, &line, &col) < 0) {
         snprintf(msg, sizeof msg, "the JSON body nests deeper than %d levels (line %u, column %u)",
                  GW_WF_MAX_INPUT_DEPTH, line, col);
@@ -198,8 +189,8 @@ static int read_input(struct gw__exchange *ex, const struct route *r, char **bod
     json_error_t err;
     json_t *v = json_loadb(*body, *len, JSON_REJECT_DUPLICATES, &err);
     if (!v) {
-        snprintf(msg, sizeof msg, "the body is not valid JSON: %s (line %d, column %d)", err.text,
-                 err.line, err.column);
+        snprintf(msg, sizeof msg, "the body is not valid JSON: %.160s (line %d, column %d)",
+                 err.text, err.line, err.column);
         goto bad;
     }
     if (!json_is_object(v)) {
@@ -229,7 +220,7 @@ void gw__workflow_route(struct gw__exchange *ex, const struct route_table *table
     char scope[WF_SCOPE_MAX + 1];
     char msg[WF_MAX_NAME_BYTES + 160];
 
-    const struct wf_set *set = table_workflows(table);
+    const struct wf_set *set = gw__wf_table_set(table);
     const struct wf_def *def = set ? wf_set_find(set, r->workflow) : NULL;
     if (!def) {
         refuse(ex, 503, "the route's workflow is not loaded");
@@ -323,7 +314,7 @@ out:
 bool gw__workflow_status(struct gw__exchange *ex, const struct route_table *table,
                          const struct gw_http_target *t, struct gw__req_log *log)
 {
-    const struct wf_set *set = table_workflows(table);
+    const struct wf_set *set = gw__wf_table_set(table);
     const char *id = NULL;
     size_t id_len = 0;
     if (!set || wf_set_count(set) == 0 ||

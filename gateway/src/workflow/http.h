@@ -17,6 +17,11 @@
 /* Nesting of the input document, at most. */
 #define GW_WF_MAX_INPUT_DEPTH 32
 
+struct wf_set;
+/* The workflow definitions published with route table `t` (table.c), NULL
+ * when it carries none. Valid while the table is held. */
+const struct wf_set *gw__wf_table_set(const struct route_table *t);
+
 /* Answers a request matched to route `r` (r->workflow set) of `table`:
  * checks it, starts (or finds, by its key) an instance and answers its
  * result, a 202 or a refusal. */

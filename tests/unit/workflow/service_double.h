@@ -27,6 +27,13 @@ extern bool t_wf_last_note_null;
 extern struct gw_wf_stats t_wf_stats;
 extern struct wf_journal_stats t_wf_journal_stats;
 
+/* When answer_status is non-zero, gw_workflow_await ends the instance
+ * with this answer (state "completed") before it returns. */
+extern struct t_wf_await {
+    int answer_status;
+    const char *answer_headers, *answer_body;
+} t_wf_await_end;
+
 /* Empties the table and resets everything above. */
 void t_wf_reset(void);
 /* Adds a record (owned by the table) and returns it for more fields. */
