@@ -5,8 +5,13 @@
  * service and journal double (service_double.c). Every status code each
  * endpoint can answer is asserted.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +20,7 @@
 #include <jansson.h>
 
 #include "gw/admin.h"
+#include "gw/ctl.h"
 #include "gw/gateway.h"
 #include "gw/http1.h"
 #include "gw/metrics.h"
@@ -551,6 +557,116 @@ START_TEST(metrics_workflow_series_are_bounded)
 }
 END_TEST
 
+/* ---- tandem ctl workflows ------------------------------------------------------------------ */
+
+/* A one-shot HTTP server on loopback: keeps what it was sent, answers
+ * `response`. */
+struct fake {
+    int lfd;
+    const char *response;
+    char got[4096];
+};
+
+static void *fake_serve(void *arg)
+{
+    struct fake *f = arg;
+    int fd = accept(f->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    size_t used = 0;
+    /* The head, then a body of Content-Length bytes. */
+    for (;;) {
+        ssize_t n = read(fd, f->got + used, sizeof f->got - 1 - used);
+        if (n <= 0)
+            break;
+        used += (size_t)n;
+        f->got[used] = 0;
+        const char *end = strstr(f->got, "\r\n\r\n");
+        const char *cl = strcasestr(f->got, "content-length:");
+        if (end && (!cl || used >= (size_t)(end + 4 - f->got) + (size_t)atoi(cl + 15)))
+            break;
+    }
+    ssize_t w = write(fd, f->response, strlen(f->response));
+    (void)w;
+    close(fd);
+    return NULL;
+}
+
+/* Runs `tandem ctl --admin ADDR args...` against a fake answering
+ * `response`; the request it sent goes to got. Returns the exit code. */
+static int ctl_against(const char *response, char *got, size_t cap, int argc, char **args)
+{
+    static struct fake f;
+    memset(&f, 0, sizeof f);
+    f.response = response;
+    f.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(f.lfd, (struct sockaddr *)&sa, &sl);
+    ck_assert_int_eq(listen(f.lfd, 4), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, fake_serve, &f);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sa.sin_port));
+    char *argv[16] = {"ctl", "--admin", addr};
+    for (int i = 0; i < argc; i++)
+        argv[3 + i] = args[i];
+    int rc = gw_ctl_main(3 + argc, argv);
+    shutdown(f.lfd, SHUT_RDWR);
+    close(f.lfd);
+    pthread_join(th, NULL);
+    snprintf(got, cap, "%s", f.got);
+    return rc;
+}
+
+#define OK_LIST                                                                                    \
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 49\r\n\r\n"              \
+    "{\"workflows\":[],\"count\":0,\"limit\":5,\"next\":null}\n"
+#define CONFLICT                                                                                   \
+    "HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 36\r\n\r\n"        \
+    "{\"error\":\"not_failed\",\"detail\":null}"
+
+START_TEST(ctl_workflows_lists_with_filters)
+{
+    char got[4096];
+    char *args[] = {"workflows", "--state", "failed", "--definition", "transfer", "--limit", "5"};
+    ck_assert_int_eq(ctl_against(OK_LIST, got, sizeof got, 7, args), 0);
+    ck_assert_msg(
+        strncmp(got, "GET /admin/workflows?state=failed&definition=transfer&limit=5 ", 62) == 0,
+        "%s", got);
+}
+END_TEST
+
+START_TEST(ctl_workflows_id_retry_resolve)
+{
+    char got[4096];
+    char *one[] = {"workflows", ID1};
+    ck_assert_int_eq(ctl_against(OK_LIST, got, sizeof got, 2, one), 0);
+    ck_assert(strncmp(got, "GET /admin/workflows/" ID1 " ", 54) == 0);
+    char *retry[] = {"workflows", "retry", ID1};
+    ck_assert_int_eq(ctl_against(CONFLICT, got, sizeof got, 3, retry), 1);
+    ck_assert(strncmp(got, "POST /admin/workflows/" ID1 "/retry ", 61) == 0);
+    char *resolve[] = {"workflows", "resolve", ID1, "--note", "refunded by hand"};
+    ck_assert_int_eq(ctl_against(OK_LIST, got, sizeof got, 5, resolve), 0);
+    ck_assert(strncmp(got, "POST /admin/workflows/" ID1 "/resolve ", 63) == 0);
+    ck_assert_ptr_nonnull(strstr(got, "{\"note\":\"refunded by hand\"}"));
+}
+END_TEST
+
+START_TEST(ctl_workflows_refuses_bad_arguments)
+{
+    char *bad_id[] = {"ctl", "--admin", "127.0.0.1:1", "workflows", "nope"};
+    ck_assert_int_eq(gw_ctl_main(5, bad_id), 2);
+    char *bad_action[] = {"ctl", "--admin", "127.0.0.1:1", "workflows", "kill", ID1};
+    ck_assert_int_eq(gw_ctl_main(6, bad_action), 2);
+    char *no_id[] = {"ctl", "--admin", "127.0.0.1:1", "workflows", "retry"};
+    ck_assert_int_eq(gw_ctl_main(5, no_id), 2);
+    char *bad_state[] = {"ctl", "--admin", "127.0.0.1:1", "workflows", "--state", "a&b"};
+    ck_assert_int_eq(gw_ctl_main(6, bad_state), 2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("workflow_admin");
@@ -569,6 +685,9 @@ static Suite *suite(void)
     tcase_add_test(tc, resolve_failed_200_not_failed_409_bad_body_400_unknown_404);
     tcase_add_test(tc, metrics_count_instances_steps_and_journal_commits);
     tcase_add_test(tc, metrics_workflow_series_are_bounded);
+    tcase_add_test(tc, ctl_workflows_lists_with_filters);
+    tcase_add_test(tc, ctl_workflows_id_retry_resolve);
+    tcase_add_test(tc, ctl_workflows_refuses_bad_arguments);
     suite_add_tcase(s, tc);
     return s;
 }
