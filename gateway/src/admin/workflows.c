@@ -7,12 +7,16 @@
  * Reads go to the journal (wf_journal_list, wf_journal_get), operator
  * actions to the service (gw_workflow_retry, gw_workflow_resolve). Each of
  * those calls parks on another process (the journal process, the
- * instance) and carries its own deadline there (GW_ADMIN_CALL_TIMEOUT_MS
- * at most): past it the call gives -ETIMEDOUT and the answer is 504
- * "timeout", as for every call the admin API makes into a process.
+ * instance) and takes no deadline, so the admin API makes it from a
+ * helper process of its own and waits at most GW_ADMIN_CALL_TIMEOUT_MS
+ * for it: past that the answer is 504 "timeout", as for every call the
+ * admin API makes into a process, and the helper finishes the call alone
+ * (its result is freed by whichever of the two lets go of it last). A call
+ * that itself gives -ETIMEDOUT answers the same.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +92,122 @@ static void call_failed(struct gw_admin_response *resp, int rc, const char *name
         gw__admin_errorf(resp, 503, "workflows_unavailable", "%s: %s", call, strerror(-rc));
 }
 
+/* ---- calls with a deadline ------------------------------------------------------- */
+
+enum call_kind { CALL_LIST, CALL_GET, CALL_RETRY, CALL_RESOLVE };
+
+#define CALL_DONE 0x77660001u /* the helper's message: the call returned */
+
+/* One call, shared by the admin request process and its helper: malloc'd
+ * (it may outlive the request process), every string copied in. */
+struct call {
+    _Atomic int refs; /* the requester and the helper */
+    enum call_kind kind;
+    char id[WF_ID_LEN + 1];
+    char def[WF_MAX_NAME_BYTES + 1], state[WF_STATE_MAX + 1], after[WF_ID_LEN + 1];
+    struct wf_list_filter filter; /* its strings point into the fields above */
+    char *note;
+    int rc;
+    struct wf_record *rec;
+    struct wf_record **list;
+    size_t n;
+};
+
+static void call_unref(struct call *c)
+{
+    /* acq_rel: the last one out sees every write of the other before it
+     * frees the results. */
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    wf_record_free(c->rec);
+    for (size_t i = 0; i < c->n; i++)
+        wf_record_free(c->list[i]);
+    free(c->list);
+    free(c->note);
+    free(c);
+}
+
+static void call_run(void *arg)
+{
+    struct call *c = arg;
+    switch (c->kind) {
+    case CALL_LIST:
+        c->rc = wf_journal_list(&c->filter, &c->list, &c->n);
+        break;
+    case CALL_GET:
+        c->rc = wf_journal_get(c->id, true, &c->rec);
+        break;
+    case CALL_RETRY:
+        c->rc = gw_workflow_retry(c->id);
+        break;
+    case CALL_RESOLVE:
+        c->rc = gw_workflow_resolve(c->id, c->note);
+        break;
+    }
+    if (c->rc < 0) {
+        c->list = NULL;
+        c->n = 0;
+        c->rec = NULL;
+    }
+    struct rt_msg *m = rt_msg_new(CALL_DONE, 0);
+    if (m)
+        rt_send(rt_parent(), m);
+    call_unref(c);
+}
+
+static void call_arg_free(void *arg)
+{
+    call_unref(arg);
+}
+
+struct call_wait {
+    rt_pid helper;
+    rt_ref mref;
+};
+
+static bool call_ended(const struct rt_msg *m, void *ctx)
+{
+    const struct call_wait *w = ctx;
+    return (m->type == CALL_DONE && m->from == w->helper) ||
+           (m->type == RT_MSG_DOWN && m->ref == w->mref);
+}
+
+/* Makes call `c` (one reference, the caller's) from a helper process and
+ * waits at most GW_ADMIN_CALL_TIMEOUT_MS: its rc, -ETIMEDOUT past the
+ * deadline, -ECONNRESET when the helper died without answering. The
+ * caller reads the results only when it returns 0, then unrefs c. */
+static int call_make(struct call *c)
+{
+    atomic_store_explicit(&c->refs, 2, memory_order_relaxed);
+    struct call_wait w = {0};
+    struct rt_spawn_opts so = {.monitor = true,
+                               .monitor_ref = &w.mref,
+                               .initial_call = "admin:workflow_call",
+                               .arg_free = call_arg_free};
+    if (rt_spawn(call_run, c, &so, &w.helper) < 0) {
+        atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
+        return -EAGAIN;
+    }
+    struct rt_msg *m = rt_receive_match(call_ended, &w, GW_ADMIN_CALL_TIMEOUT_MS);
+    if (!m)
+        return -ETIMEDOUT;
+    int rc = m->type == CALL_DONE ? c->rc : -ECONNRESET;
+    rt_msg_free(m);
+    return rc;
+}
+
+static struct call *call_new(enum call_kind kind, const char *id)
+{
+    struct call *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->kind = kind;
+    atomic_init(&c->refs, 1);
+    if (id)
+        snprintf(c->id, sizeof c->id, "%s", id);
+    return c;
+}
+
 /* ---- GET /admin/workflows ------------------------------------------------------ */
 
 static int query_u64(const char *query, const char *key, uint64_t max, uint64_t *out)
@@ -109,60 +229,61 @@ static int query_u64(const char *query, const char *key, uint64_t max, uint64_t 
 
 void gw__admin_workflows(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
-    char def[WF_MAX_NAME_BYTES + 1], state[WF_STATE_MAX + 1], after[WF_ID_LEN + 1];
-    struct wf_list_filter f = {.limit = GW_ADMIN_WORKFLOWS_DEFAULT_LIMIT};
-    int rc = gw__admin_query(req->query, "definition", def, sizeof def);
+    struct call *c = call_new(CALL_LIST, NULL);
+    if (!c) {
+        gw__admin_json(resp, 503, NULL);
+        return;
+    }
+    struct wf_list_filter *f = &c->filter;
+    f->limit = GW_ADMIN_WORKFLOWS_DEFAULT_LIMIT;
+    int rc = gw__admin_query(req->query, "definition", c->def, sizeof c->def);
     if (rc == -EINVAL)
         goto bad;
-    f.def_name = rc == 0 ? def : NULL;
-    rc = gw__admin_query(req->query, "state", state, sizeof state);
+    f->def_name = rc == 0 ? c->def : NULL;
+    rc = gw__admin_query(req->query, "state", c->state, sizeof c->state);
     if (rc == -EINVAL)
         goto bad;
-    f.state = rc == 0 ? state : NULL;
-    rc = gw__admin_query(req->query, "after", after, sizeof after);
-    if (rc == -EINVAL || (rc == 0 && !gw_wf_id_valid(after, strlen(after))))
+    f->state = rc == 0 ? c->state : NULL;
+    rc = gw__admin_query(req->query, "after", c->after, sizeof c->after);
+    if (rc == -EINVAL || (rc == 0 && !gw_wf_id_valid(c->after, strlen(c->after))))
         goto bad;
-    f.after_id = rc == 0 ? after : NULL;
+    f->after_id = rc == 0 ? c->after : NULL;
     uint64_t v = 0;
     rc = query_u64(req->query, "limit", UINT32_MAX, &v);
     if (rc == -EINVAL || (rc == 0 && v == 0))
         goto bad;
     if (rc == 0)
-        f.limit = v > GW_ADMIN_WORKFLOWS_MAX_LIMIT ? GW_ADMIN_WORKFLOWS_MAX_LIMIT : (size_t)v;
+        f->limit = v > GW_ADMIN_WORKFLOWS_MAX_LIMIT ? GW_ADMIN_WORKFLOWS_MAX_LIMIT : (size_t)v;
     rc = query_u64(req->query, "older_than", (uint64_t)INT64_MAX / 2, &v);
     if (rc == -EINVAL)
         goto bad;
     if (rc == 0)
-        f.older_than_ms = wall_ms() - (int64_t)v;
+        f->older_than_ms = wall_ms() - (int64_t)v;
+    size_t limit = f->limit;
 
-    struct wf_record **list = NULL;
-    size_t n = 0;
-    rc = wf_journal_list(&f, &list, &n);
+    rc = call_make(c);
     if (rc < 0) {
         call_failed(resp, rc == -ENOENT ? -EIO : rc, JOURNAL_NAME, "list", NULL);
-        return;
+        goto out;
     }
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        if (arr && i < f.limit)
-            json_array_append_new(arr, summary_json(list[i]));
-    }
+    for (size_t i = 0; arr && i < c->n && i < limit; i++)
+        json_array_append_new(arr, summary_json(c->list[i]));
     /* A full page may have more after it: the next page starts after its
      * last id. */
-    json_t *next = n >= f.limit && n ? json_string(list[f.limit - 1]->id) : json_null();
-    for (size_t i = 0; i < n; i++)
-        wf_record_free(list[i]);
-    free(list);
+    json_t *next = c->n >= limit ? json_string(c->list[limit - 1]->id) : json_null();
     gw__admin_json(resp, 200,
                    json_pack("{s:o, s:I, s:I, s:o}", "workflows", arr ? arr : json_array(), "count",
-                             (json_int_t)(n < f.limit ? n : f.limit), "limit", (json_int_t)f.limit,
+                             (json_int_t)(c->n < limit ? c->n : limit), "limit", (json_int_t)limit,
                              "next", next));
-    return;
+    goto out;
 bad:
     gw__admin_errorf(resp, 400, "bad_request",
                      "query parameters: definition=NAME, state=STATE, older_than=MS, after=ID "
                      "(32 lower-case hex digits), limit=1..%d",
                      GW_ADMIN_WORKFLOWS_MAX_LIMIT);
+out:
+    call_unref(c);
 }
 
 /* ---- GET /admin/workflows/{id} --------------------------------------------------- */
@@ -222,14 +343,14 @@ void gw__admin_workflow(const struct gw_admin_request *req, struct gw_admin_resp
                         const char *id)
 {
     (void)req;
-    struct wf_record *r = NULL;
-    int rc = wf_journal_get(id, true, &r);
-    if (rc < 0) {
+    struct call *c = call_new(CALL_GET, id);
+    int rc = c ? call_make(c) : -ENOMEM;
+    if (rc < 0)
         call_failed(resp, rc, JOURNAL_NAME, "get", id);
-        return;
-    }
-    gw__admin_json(resp, 200, detail_json(r));
-    wf_record_free(r);
+    else
+        gw__admin_json(resp, 200, detail_json(c->rec));
+    if (c)
+        call_unref(c);
 }
 
 /* ---- POST /admin/workflows/{id}/retry and /resolve ----------------------------------- */
@@ -252,7 +373,10 @@ void gw__admin_workflow_retry(const struct gw_admin_request *req, struct gw_admi
                               const char *id)
 {
     (void)req;
-    int rc = gw_workflow_retry(id);
+    struct call *c = call_new(CALL_RETRY, id);
+    int rc = c ? call_make(c) : -ENOMEM;
+    if (c)
+        call_unref(c);
     char name[WF_ID_LEN + 4];
     instance_name(id, name);
     if (rc == -EINVAL)
@@ -282,7 +406,14 @@ void gw__admin_workflow_resolve(const struct gw_admin_request *req, struct gw_ad
         }
         note = json_string_value(n);
     }
-    int rc = gw_workflow_resolve(id, note);
+    struct call *c = call_new(CALL_RESOLVE, id);
+    if (c && note && !(c->note = strdup(note))) {
+        call_unref(c);
+        c = NULL;
+    }
+    int rc = c ? call_make(c) : -ENOMEM;
+    if (c)
+        call_unref(c);
     char name[WF_ID_LEN + 4];
     instance_name(id, name);
     if (rc == -EINVAL)

@@ -12,6 +12,7 @@
 struct wf_record *t_wf_records[T_WF_MAX];
 size_t t_wf_n;
 int t_wf_next_rc;
+uint64_t t_wf_delay_ms;
 struct wf_list_filter t_wf_last_filter;
 char t_wf_last_note[256];
 bool t_wf_last_note_null;
@@ -62,6 +63,7 @@ void t_wf_reset(void)
         wf_record_free(t_wf_records[i]);
     t_wf_n = 0;
     t_wf_next_rc = 0;
+    t_wf_delay_ms = 0;
     memset(&t_wf_last_filter, 0, sizeof t_wf_last_filter);
     t_wf_last_note[0] = 0;
     t_wf_last_note_null = false;
@@ -131,6 +133,8 @@ static struct wf_record *copy(const struct wf_record *s, bool with_transitions)
 
 static int take_rc(void)
 {
+    if (t_wf_delay_ms)
+        rt_sleep(t_wf_delay_ms);
     int rc = t_wf_next_rc;
     t_wf_next_rc = 0;
     return rc;

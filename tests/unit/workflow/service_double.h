@@ -19,6 +19,9 @@ extern struct wf_record *t_wf_records[T_WF_MAX];
 extern size_t t_wf_n;
 /* When non-zero, the next service or journal call returns it (then 0). */
 extern int t_wf_next_rc;
+/* When non-zero, every service or journal call first sleeps this long
+ * (process context: the caller parks). */
+extern uint64_t t_wf_delay_ms;
 /* What the last calls were given. */
 extern struct wf_list_filter t_wf_last_filter;
 extern char t_wf_last_note[256];

@@ -300,6 +300,32 @@ START_TEST(list_journal_timeout_is_504_and_failure_503)
 }
 END_TEST
 
+/* The journal answering after the deadline: 504 at the deadline, and the
+ * call's result is freed when it comes (no process or memory left). */
+static void list_slow_body(void)
+{
+    three_instances();
+    t_wf_delay_ms = 2600;
+    uint64_t t0 = rt_now_ms();
+    struct answer a = call("GET", "/admin/workflows", NULL);
+    uint64_t took = rt_now_ms() - t0;
+    expect_error(&a, 504, "timeout");
+    T_STREQ(jstr(json_object_get(a.json, "detail"), "name"), "wf_journal");
+    T_EQ(jint(json_object_get(a.json, "detail"), "timeout_ms"), 2000);
+    T_ASSERT(took >= 1900 && took < 2500);
+    answer_done(&a);
+    t_wf_delay_ms = 100;
+    a = call("POST", "/admin/workflows/" ID2 "/retry", NULL); /* within it: answered */
+    T_EQ(a.status, 200);
+    answer_done(&a);
+}
+
+START_TEST(list_journal_slower_than_the_deadline_is_504)
+{
+    t_run(list_slow_body);
+}
+END_TEST
+
 /* ---- GET /admin/workflows/{id} ------------------------------------------------------- */
 
 static void get_one_body(void)
@@ -678,6 +704,7 @@ static Suite *suite(void)
     tcase_add_test(tc, list_limit_is_capped_at_1000);
     tcase_add_test(tc, list_bad_query_is_400);
     tcase_add_test(tc, list_journal_timeout_is_504_and_failure_503);
+    tcase_add_test(tc, list_journal_slower_than_the_deadline_is_504);
     tcase_add_test(tc, get_one_shows_definition_input_transitions_attempts_last_error);
     tcase_add_test(tc, get_terminal_shows_its_result);
     tcase_add_test(tc, get_one_unknown_404_bad_id_400_timeout_504_failure_503);
