@@ -43,6 +43,14 @@ struct route_slot {
     _Atomic uint64_t sum_us;
 };
 
+struct workflow_slot {
+    _Atomic int state;
+    char name[NAME_CAP];
+    _Atomic uint64_t events[GW_METRICS_WF_EVENTS];
+    _Atomic uint64_t buckets[GW_METRICS_BUCKETS + 1];
+    _Atomic uint64_t sum_us;
+};
+
 struct upstream_slot {
     _Atomic int state;
     char key[KEY_CAP]; /* "upstream\0target" */
@@ -56,8 +64,10 @@ struct upstream_slot {
 #define UPSTREAM_SLOTS (2 * GW_METRICS_MAX_UPSTREAM_KEYS)
 static struct route_slot routes[ROUTE_SLOTS + 1];
 static struct upstream_slot upstreams[UPSTREAM_SLOTS + 1];
-static _Atomic size_t routes_claimed, upstreams_claimed;
-static _Atomic uint64_t route_overflows;
+#define WORKFLOW_SLOTS (2 * GW_METRICS_MAX_WORKFLOWS)
+static struct workflow_slot workflows[WORKFLOW_SLOTS + 1];
+static _Atomic size_t routes_claimed, upstreams_claimed, workflows_claimed;
+static _Atomic uint64_t route_overflows, workflow_overflows;
 
 static uint64_t hash_bytes(const char *s, size_t n)
 {
@@ -127,9 +137,12 @@ void gw_metrics_done(void)
     /* Main thread, nothing recording: plain resets are enough. */
     memset(routes, 0, sizeof routes);
     memset(upstreams, 0, sizeof upstreams);
+    memset(workflows, 0, sizeof workflows);
     atomic_store(&routes_claimed, 0);
     atomic_store(&upstreams_claimed, 0);
+    atomic_store(&workflows_claimed, 0);
     atomic_store(&route_overflows, 0);
+    atomic_store(&workflow_overflows, 0);
 }
 
 void gw_metrics_request(const char *route, int status, uint64_t duration_us)
@@ -177,6 +190,39 @@ void gw_metrics_upstream_error(const char *upstream, const char *target)
     atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
 }
 
+static struct workflow_slot *workflow_slot(const char *def)
+{
+    if (!def)
+        def = "";
+    struct workflow_slot *s = slot_find(
+        workflows, WORKFLOW_SLOTS, sizeof workflows[0], offsetof(struct workflow_slot, name),
+        NAME_CAP, &workflows_claimed, GW_METRICS_MAX_WORKFLOWS, def, strlen(def));
+    if (s)
+        return s;
+    /* relaxed: a counter, read only to decide whether to show the series. */
+    atomic_fetch_add_explicit(&workflow_overflows, 1, memory_order_relaxed);
+    return &workflows[WORKFLOW_SLOTS];
+}
+
+void gw_metrics_workflow(const char *def, enum gw_metrics_wf_event ev)
+{
+    if ((unsigned)ev >= GW_METRICS_WF_EVENTS)
+        return;
+    /* relaxed: a counter. */
+    atomic_fetch_add_explicit(&workflow_slot(def)->events[ev], 1, memory_order_relaxed);
+}
+
+void gw_metrics_workflow_step(const char *def, uint64_t duration_us)
+{
+    struct workflow_slot *s = workflow_slot(def);
+    size_t b = 0;
+    while (b < GW_METRICS_BUCKETS && duration_us > bucket_us[b])
+        b++;
+    /* relaxed: independent counters. */
+    atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->sum_us, duration_us, memory_order_relaxed);
+}
+
 /* ---- reading --------------------------------------------------------------- */
 
 bool gw_metrics_route_next(size_t *pos, struct gw_metrics_route *out)
@@ -222,5 +268,29 @@ bool gw_metrics_upstream_next(size_t *pos, struct gw_metrics_upstream *out)
         return true;
     }
     *pos = UPSTREAM_SLOTS + 1;
+    return false;
+}
+
+bool gw_metrics_workflow_next(size_t *pos, struct gw_metrics_workflow *out)
+{
+    for (size_t i = *pos; i <= WORKFLOW_SLOTS; i++) {
+        const struct workflow_slot *s = &workflows[i];
+        bool overflow = i == WORKFLOW_SLOTS;
+        /* relaxed: whether to show the overflow series. acquire: pairs with
+         * the release of READY so that the name is complete. */
+        if (overflow ? atomic_load_explicit(&workflow_overflows, memory_order_relaxed) == 0
+                     : atomic_load_explicit(&s->state, memory_order_acquire) != SLOT_READY)
+            continue;
+        out->name = overflow ? GW_METRICS_OVERFLOW : s->name;
+        /* relaxed: independent counters, each read exactly. */
+        for (int e = 0; e < GW_METRICS_WF_EVENTS; e++)
+            out->events[e] = atomic_load_explicit(&s->events[e], memory_order_relaxed);
+        for (size_t k = 0; k <= GW_METRICS_BUCKETS; k++)
+            out->buckets[k] = atomic_load_explicit(&s->buckets[k], memory_order_relaxed);
+        out->sum_us = atomic_load_explicit(&s->sum_us, memory_order_relaxed);
+        *pos = i + 1;
+        return true;
+    }
+    *pos = WORKFLOW_SLOTS + 1;
     return false;
 }

@@ -5,7 +5,9 @@
  * is sent upstream), holds the route table it started with until it ends,
  * and hands the request to its listener's handler (gw__listener.handler):
  * for a public listener the routes below, which match and either answer
- * from the route (`respond`) or proxy to the route's upstream; for the
+ * from the route (`respond`), run the route's workflow (workflow/http.c,
+ * which also answers the workflows' status path before any route is
+ * matched) or proxy to the route's upstream; for the
  * admin listener the admin API (admin/serve.c). A path
  * holding "%2F", ";" or "%3B" is routed first with them kept opaque, then
  * settled under the matched route's path_policy (path_settle.c). Every
@@ -26,6 +28,7 @@
 #include "request_detail.h"
 #include "path_settle.h"
 #include "route/holder.h"
+#include "workflow/http.h"
 
 void gw__request_id(char out[17])
 {
@@ -174,6 +177,9 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         return;
     }
 
+    if (gw__workflow_status(ex, table, tp, log))
+        return;
+
     struct gw_http_target t = *tp;
     size_t hlen = 0;
     const char *host = t.authority;
@@ -229,6 +235,11 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
     if (r->respond) {
         gw__request_detail_set(h->method, t.path, t.path_len, r->name, NULL);
         respond_route(ex, r, log);
+        return;
+    }
+    if (r->workflow) {
+        gw__request_detail_set(h->method, t.path, t.path_len, r->name, NULL);
+        gw__workflow_route(ex, table, r, &t, log);
         return;
     }
     struct gw_upstream *up = gw_upstream_get(r->upstream_index);

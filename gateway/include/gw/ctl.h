@@ -5,6 +5,8 @@
  *     ps [--sort mailbox|reductions|memory|age] [--limit N] [--name S] [--kind K]
  *     tree | system | routes | reload | rollback VERSION | upstreams
  *     kill PID [--reason R] | restart PID | health
+ *     workflows [--state S] [--definition D] [--limit N] [--after ID]
+ *     workflows ID | workflows retry ID | workflows resolve ID [--note TEXT]
  *   OPTIONS: -c FILE (default $TANDEM_CONFIG, else config/tandem.json),
  *            --admin HOST:PORT, --token T (default $TANDEM_ADMIN_TOKEN, else
  *            the variable named by admin.token_env), --json, --timeout MS

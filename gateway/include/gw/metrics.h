@@ -32,6 +32,32 @@ void gw_metrics_request(const char *route, int status, uint64_t duration_us);
 /* Any thread. An upstream connect failure or timeout. */
 void gw_metrics_upstream_error(const char *upstream, const char *target);
 
+/* Workflow definitions counted apart; the rest under "_other". */
+#define GW_METRICS_MAX_WORKFLOWS 256
+
+/* What happens to a workflow instance, counted per definition. */
+enum gw_metrics_wf_event {
+    GW_METRICS_WF_STARTED = 0, /* http.c, when a request starts one */
+    GW_METRICS_WF_COMPLETED,   /* the instance, on entering each terminal state */
+    GW_METRICS_WF_COMPENSATED,
+    GW_METRICS_WF_FAILED,
+    GW_METRICS_WF_EVENTS,
+};
+
+/* Any thread. One event of an instance of definition `def`. */
+void gw_metrics_workflow(const char *def, enum gw_metrics_wf_event ev);
+/* Any thread. One step's send and answer (or compensation), in
+ * microseconds, for definition `def` (the latency buckets above). */
+void gw_metrics_workflow_step(const char *def, uint64_t duration_us);
+
+/* One definition's series as gw_metrics_workflow_next reads it. */
+struct gw_metrics_workflow {
+    const char *name; /* static storage, as for routes */
+    uint64_t events[GW_METRICS_WF_EVENTS];
+    uint64_t buckets[GW_METRICS_BUCKETS + 1]; /* step latency, per bucket; last: +Inf */
+    uint64_t sum_us;
+};
+
 /* One route's series as gw_metrics_route_next reads it. */
 struct gw_metrics_route {
     const char *name;     /* static storage, never renamed: valid while the gateway runs */
@@ -51,6 +77,7 @@ struct gw_metrics_upstream {
  * (relaxed), as a scrape expects. */
 bool gw_metrics_route_next(size_t *pos, struct gw_metrics_route *out);
 bool gw_metrics_upstream_next(size_t *pos, struct gw_metrics_upstream *out);
+bool gw_metrics_workflow_next(size_t *pos, struct gw_metrics_workflow *out);
 
 /* Process context (reads gw, calls gw_upstreams_describe and
  * gw_router_counts). The whole exposition (runtime figures included) as a

@@ -4,7 +4,8 @@
  * gateway state and render what other modules report as structs: /healthz,
  * /readyz, /metrics (its text: exposition.c), /admin/system,
  * /admin/upstreams. The route endpoints are in routes.c, the process and
- * supervision-tree endpoints in procs.c.
+ * supervision-tree endpoints in procs.c, the workflow endpoints in
+ * workflows.c.
  *
  * Nothing here keeps state between requests except the kill-reason set in
  * procs.c. Before the token, every request (probes too) passes the checks
@@ -34,6 +35,7 @@
 #include "gw_version.h"
 #include "route/holder.h"
 #include "jpos/json.h"
+#include "workflow/status.h"
 
 #define CT_JSON "application/json"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -697,6 +699,35 @@ static void dispatch_process(const struct gw_admin_request *req, struct gw_admin
     }
 }
 
+/* /admin/workflows/{id}[/retry|/resolve] */
+static void dispatch_workflow(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                              enum method m, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (len != WF_ID_LEN || !gw_wf_id_valid(rest, len)) {
+        gw__admin_error(resp, 400, "bad_id",
+                        json_pack("{s:s#,s:s}", "id", rest, (int)(len > 64 ? 64 : len), "expected",
+                                  "32 lower-case hex digits"));
+        return;
+    }
+    char id[WF_ID_LEN + 1];
+    memcpy(id, rest, WF_ID_LEN);
+    id[WF_ID_LEN] = 0;
+    if (!slash) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_workflow(req, resp, id);
+    } else if (strcmp(slash, "/retry") == 0) {
+        if (allowed(resp, m, M_POST))
+            gw__admin_workflow_retry(req, resp, id);
+    } else if (strcmp(slash, "/resolve") == 0) {
+        if (allowed(resp, m, M_POST))
+            gw__admin_workflow_resolve(req, resp, id);
+    } else {
+        not_found(resp, req->path);
+    }
+}
+
 void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
     memset(resp, 0, sizeof *resp);
@@ -729,7 +760,8 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
                         json_pack("{s:s,s:s}", "path", path, "note",
                                   "the admin page is not available yet; the JSON API is under "
                                   "/admin/system, /admin/processes, /admin/supervisors, "
-                                  "/admin/routes, /admin/upstreams and /metrics"));
+                                  "/admin/routes, /admin/upstreams, /admin/workflows and "
+                                  "/metrics"));
     } else if (strcmp(path, "/admin/system") == 0) {
         if (allowed(resp, m, M_GET))
             h_system(resp);
@@ -760,6 +792,11 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
     } else if (strcmp(path, "/admin/upstreams") == 0) {
         if (allowed(resp, m, M_GET))
             h_upstreams(resp);
+    } else if (strcmp(path, "/admin/workflows") == 0) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_workflows(req, resp);
+    } else if (strncmp(path, "/admin/workflows/", 17) == 0 && path[17]) {
+        dispatch_workflow(req, resp, m, path + 17);
     } else {
         not_found(resp, path);
     }

@@ -2,7 +2,7 @@
  * admin_int.h: internals shared by the admin API's files (admin.c: token,
  * dispatch, system, upstreams, metrics; routes.c: the route endpoints;
  * exposition.c: the /metrics text; procs.c: processes, kill/restart,
- * supervision tree). Every handler runs in the admin request
+ * supervision tree; workflows.c: workflow instances). Every handler runs in the admin request
  * process that called gw_admin_handle and fills the response it is given,
  * always: on error with {"error": CODE, "detail": ...}.
  */
@@ -76,5 +76,20 @@ void gw__admin_kill(const struct gw_admin_request *req, struct gw_admin_response
 void gw__admin_restart(const struct gw_admin_request *req, struct gw_admin_response *resp,
                        rt_pid pid);
 void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_response *resp);
+
+/* workflows.c. Instances per page of GET /admin/workflows by default, and
+ * at most (the journal caps a list at 1000 too). */
+#define GW_ADMIN_WORKFLOWS_DEFAULT_LIMIT 100
+#define GW_ADMIN_WORKFLOWS_MAX_LIMIT 1000
+/* Bytes of a resolve's note, at most. */
+#define GW_ADMIN_WORKFLOWS_MAX_NOTE 1024
+void gw__admin_workflows(const struct gw_admin_request *req, struct gw_admin_response *resp);
+/* `id` is a valid instance id (NUL-terminated). */
+void gw__admin_workflow(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                        const char *id);
+void gw__admin_workflow_retry(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                              const char *id);
+void gw__admin_workflow_resolve(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                                const char *id);
 
 #endif

@@ -20,6 +20,8 @@
 #include "gw/router.h"
 #include "gw/upstream.h"
 #include "rt/rt.h"
+#include "workflow/journal.h"
+#include "workflow/workflow.h"
 
 /* The le labels of the latency buckets (gw/metrics.h lists their bounds). */
 static const char *const bucket_le[GW_METRICS_BUCKETS] = {
@@ -167,6 +169,74 @@ static void render_upstreams(struct buf *b)
     gw_upstreams_desc_free(d);
 }
 
+static void put_seconds(struct buf *b, uint64_t us)
+{
+    put(b, "%llu.%06llu", (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000));
+}
+
+/* Instances per definition and outcome, step latency per definition (both
+ * recorded in metrics.c), the service's gauges and the journal's commits. */
+static void render_workflows(struct buf *b)
+{
+    static const char *const events[GW_METRICS_WF_EVENTS] = {"started", "completed", "compensated",
+                                                             "failed"};
+    struct gw_metrics_workflow w;
+    family(b, "tandem_workflows_total", "counter",
+           "Workflow instances started, and ended completed, compensated or failed, by "
+           "definition.");
+    for (size_t pos = 0; gw_metrics_workflow_next(&pos, &w);) {
+        for (int e = 0; e < GW_METRICS_WF_EVENTS; e++) {
+            put(b, "tandem_workflows_total{workflow=\"");
+            put_label(b, w.name);
+            put(b, "\",outcome=\"%s\"} %llu\n", events[e], (unsigned long long)w.events[e]);
+        }
+    }
+    family(b, "tandem_workflow_step_duration_seconds", "histogram",
+           "Workflow step (and compensation) request latency, by definition.");
+    for (size_t pos = 0; gw_metrics_workflow_next(&pos, &w);) {
+        uint64_t cum = 0;
+        for (size_t k = 0; k <= GW_METRICS_BUCKETS; k++) {
+            cum += w.buckets[k];
+            put(b, "tandem_workflow_step_duration_seconds_bucket{workflow=\"");
+            put_label(b, w.name);
+            put(b, "\",le=\"%s\"} %llu\n", k < GW_METRICS_BUCKETS ? bucket_le[k] : "+Inf",
+                (unsigned long long)cum);
+        }
+        put(b, "tandem_workflow_step_duration_seconds_sum{workflow=\"");
+        put_label(b, w.name);
+        put(b, "\"} ");
+        put_seconds(b, w.sum_us);
+        put(b, "\ntandem_workflow_step_duration_seconds_count{workflow=\"");
+        put_label(b, w.name);
+        put(b, "\"} %llu\n", (unsigned long long)cum);
+    }
+    struct gw_wf_stats ws = {0};
+    gw_workflow_stats(&ws);
+    family(b, "tandem_workflows_running", "gauge", "Workflow instances live now.");
+    put(b, "tandem_workflows_running %llu\n", (unsigned long long)ws.running);
+    family(b, "tandem_workflows_recovered_total", "counter",
+           "Unfinished workflow instances restarted from the journal.");
+    put(b, "tandem_workflows_recovered_total %llu\n", (unsigned long long)ws.recovered);
+    struct wf_journal_stats js = {0};
+    wf_journal_stats(&js);
+    family(b, "tandem_workflow_journal_commit_duration_seconds", "summary",
+           "Journal commits (one transaction, one fsync) and their total latency.");
+    put(b, "tandem_workflow_journal_commit_duration_seconds_sum ");
+    put_seconds(b, js.commit_us_sum);
+    put(b, "\ntandem_workflow_journal_commit_duration_seconds_count %llu\n",
+        (unsigned long long)js.commits);
+    family(b, "tandem_workflow_journal_batch_size", "summary",
+           "Journal writes per commit (group commit): writes committed over commits.");
+    put(b, "tandem_workflow_journal_batch_size_sum %llu\n", (unsigned long long)js.writes);
+    put(b, "tandem_workflow_journal_batch_size_count %llu\n", (unsigned long long)js.commits);
+    family(b, "tandem_workflow_journal_batch_size_max", "gauge",
+           "The most writes one journal commit has carried.");
+    put(b, "tandem_workflow_journal_batch_size_max %llu\n", (unsigned long long)js.max_batch);
+    family(b, "tandem_workflow_journal_bytes_total", "counter",
+           "Bytes of journal records written.");
+    put(b, "tandem_workflow_journal_bytes_total %llu\n", (unsigned long long)js.bytes);
+}
+
 static void render_runtime(struct buf *b)
 {
     struct rt_system_info si;
@@ -265,6 +335,7 @@ int gw_metrics_render(char **out, size_t *len)
     render_requests(&b);
     render_upstreams(&b);
     render_gateway(&b);
+    render_workflows(&b);
     render_runtime(&b);
     if (b.oom) {
         free(b.p);

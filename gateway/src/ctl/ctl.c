@@ -48,6 +48,7 @@ struct ctl {
     bool json;
     int timeout_ms;
     const char *sort, *limit, *name, *kind, *reason;
+    const char *state, *definition, *after, *note; /* workflows */
 };
 
 struct reply {
@@ -72,6 +73,11 @@ static void usage(FILE *out)
             "  kill PID [--reason R]   send an exit signal (default reason killed_by_admin)\n"
             "  restart PID        restart a supervised child\n"
             "  health             exit 0 when /healthz answers 200 within 2 s\n"
+            "  workflows [--state S] [--definition D] [--limit N] [--after ID]\n"
+            "                     workflow instances (state: failed, active, step:, ...)\n"
+            "  workflows ID       one instance with its transitions\n"
+            "  workflows retry ID        retry a failed instance's compensation\n"
+            "  workflows resolve ID [--note TEXT]   mark a failed instance resolved\n"
             "options:\n"
             "  -c FILE            configuration (default $TANDEM_CONFIG, else %s)\n"
             "  --admin HOST:PORT  admin address (default: from the configuration)\n"
@@ -604,6 +610,61 @@ static void print_restart(json_t *v)
     printf("%s (%s) restarted as %s\n", jstr(v, "pid"), jstr(v, "id"), jstr(v, "new_pid"));
 }
 
+static void print_workflows(json_t *v)
+{
+    json_t *ws = json_object_get(v, "workflows");
+    printf("%-32s %-20s %-24s %-24s %s\n", "ID", "WORKFLOW", "STATE", "CREATED", "OWNER");
+    size_t i;
+    json_t *w;
+    json_array_foreach(ws, i, w)
+    {
+        printf("%-32s %-20.20s %-24.24s %-24s %s\n", jstr(w, "id"), jstr(w, "workflow"),
+               jstr(w, "state"), jstr(w, "created"), jstr(w, "owner"));
+    }
+    if (json_is_string(json_object_get(v, "next")))
+        printf("more: --after %s\n", jstr(v, "next"));
+}
+
+static void print_workflow(json_t *v)
+{
+    json_t *def = json_object_get(v, "definition");
+    printf("id:         %s\n", jstr(v, "id"));
+    printf("workflow:   %s (version %s)\n", jstr(v, "workflow"), jstr(def, "version"));
+    printf("state:      %s\n", jstr(v, "state"));
+    printf("attempts:   %lld\n", jint(v, "attempts"));
+    json_t *err = json_object_get(v, "last_error");
+    if (err && !json_is_null(err)) {
+        char *t = json_is_string(err) ? NULL : json_dumps(err, JSON_COMPACT);
+        printf("last error: %s\n", t ? t : json_string_value(err));
+        free(t);
+    }
+    printf("created:    %s\nupdated:    %s\n", jstr(v, "created"), jstr(v, "updated"));
+    char *input = json_dumps(json_object_get(v, "input"), JSON_COMPACT | JSON_ENCODE_ANY);
+    printf("input:      %s\n", input ? input : "");
+    free(input);
+    json_t *res = json_object_get(v, "result");
+    if (res) {
+        char *body = json_dumps(json_object_get(res, "body"), JSON_COMPACT | JSON_ENCODE_ANY);
+        printf("result:     %lld %s\n", jint(res, "status"), body ? body : "");
+        free(body);
+    }
+    printf("%5s %-24s %-24s %-16s %s\n", "SEQ", "AT", "STATE", "EVENT", "DETAIL");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(v, "transitions"), i, t)
+    {
+        char *d = json_dumps(json_object_get(t, "detail"), JSON_COMPACT | JSON_ENCODE_ANY);
+        printf("%5lld %-24s %-24.24s %-16.16s %s\n", jint(t, "seq"), jstr(t, "at"),
+               jstr(t, "state"), jstr(t, "event"), d ? d : "");
+        free(d);
+    }
+}
+
+static void print_workflow_action(json_t *v)
+{
+    printf("%s %s\n", jstr(v, "id"), jstr(v, "outcome"));
+}
+
 /* ---- commands ------------------------------------------------------------------ */
 
 typedef void (*printer)(json_t *v);
@@ -716,6 +777,70 @@ static int cmd_ps(const struct ctl *c)
     return run(c, "GET", target, NULL, print_ps);
 }
 
+static bool is_workflow_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* workflows [ID | retry ID | resolve ID]: words[1..] as given. */
+static int cmd_workflows(const struct ctl *c, const char *const *words, int nwords)
+{
+    char target[512];
+    if (nwords == 1) {
+        if ((c->state && !query_safe(c->state)) || (c->definition && !query_safe(c->definition)) ||
+            (c->limit && !query_safe(c->limit)) || (c->after && !is_workflow_id(c->after))) {
+            fprintf(stderr, "tandem ctl: workflows: --state, --definition and --limit take "
+                            "letters, digits and - . _ ~ , : only; --after an instance id\n");
+            return 2;
+        }
+        const char *keys[4] = {"state", "definition", "limit", "after"};
+        const char *vals[4] = {c->state, c->definition, c->limit, c->after};
+        size_t n = (size_t)snprintf(target, sizeof target, "/admin/workflows");
+        for (int k = 0; k < 4; k++) {
+            if (vals[k])
+                n += (size_t)snprintf(target + n, sizeof target - n, "%c%s=%s",
+                                      strchr(target, '?') ? '&' : '?', keys[k], vals[k]);
+            if (n >= sizeof target) {
+                fprintf(stderr, "tandem ctl: workflows: options too long\n");
+                return 2;
+            }
+        }
+        return run(c, "GET", target, NULL, print_workflows);
+    }
+    const char *action = nwords == 3 ? words[1] : NULL;
+    const char *id = words[nwords - 1];
+    if ((action && strcmp(action, "retry") != 0 && strcmp(action, "resolve") != 0) ||
+        !is_workflow_id(id)) {
+        fprintf(stderr, "tandem ctl: workflows takes [ID], retry ID or resolve ID (an id is 32 "
+                        "lower-case hex digits)\n");
+        return 2;
+    }
+    if (!action) {
+        snprintf(target, sizeof target, "/admin/workflows/%s", id);
+        return run(c, "GET", target, NULL, print_workflow);
+    }
+    snprintf(target, sizeof target, "/admin/workflows/%s/%s", id, action);
+    char *body = NULL;
+    if (c->note && strcmp(action, "resolve") == 0) {
+        json_t *o = json_pack("{s:s}", "note", c->note);
+        body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!body) {
+            fprintf(stderr, "tandem ctl: out of memory\n");
+            return 1;
+        }
+    }
+    int code = run(c, "POST", target, body ? body : "", print_workflow_action);
+    free(body);
+    return code;
+}
+
 static int take_value(int argc, char **argv, int *i, const char **out)
 {
     const char *a = argv[*i];
@@ -768,6 +893,14 @@ int gw_ctl_main(int argc, char **argv)
             rc = take_value(argc, argv, &i, &c.kind);
         } else if (opt_is(a, "--reason")) {
             rc = take_value(argc, argv, &i, &c.reason);
+        } else if (opt_is(a, "--state")) {
+            rc = take_value(argc, argv, &i, &c.state);
+        } else if (opt_is(a, "--definition")) {
+            rc = take_value(argc, argv, &i, &c.definition);
+        } else if (opt_is(a, "--after")) {
+            rc = take_value(argc, argv, &i, &c.after);
+        } else if (opt_is(a, "--note")) {
+            rc = take_value(argc, argv, &i, &c.note);
         } else if (opt_is(a, "--timeout")) {
             rc = take_value(argc, argv, &i, &val);
             if (rc == 0) {
@@ -805,6 +938,15 @@ int gw_ctl_main(int argc, char **argv)
             known = true;
     bool with_arg =
         strcmp(cmd, "rollback") == 0 || strcmp(cmd, "kill") == 0 || strcmp(cmd, "restart") == 0;
+    if (strcmp(cmd, "workflows") == 0) {
+        if (nwords > 3) {
+            fprintf(stderr, "tandem ctl: workflows takes [ID], retry ID or resolve ID\n");
+            return 2;
+        }
+        if (locate(&c) < 0)
+            return 1;
+        return cmd_workflows(&c, words, nwords);
+    }
     if ((!known && !with_arg) || (known && nwords != 1) || (with_arg && nwords != 2)) {
         if (!known && !with_arg)
             fprintf(stderr, "tandem ctl: unknown command \"%s\"\n", cmd);
