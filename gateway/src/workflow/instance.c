@@ -279,7 +279,9 @@ static void answer_build(struct inst *d)
 
 /* ---- the journal ------------------------------------------------------------ */
 
-static int journal(struct inst *d, const char *event, json_t *detail, bool terminal)
+/* `at`: the wall time the transition's decision was taken at, which
+ * replay uses again (the compensation limit), so that it decides alike. */
+static int journal(struct inst *d, const char *event, json_t *detail, bool terminal, int64_t at)
 {
     char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
     struct wf_transition t = {
@@ -289,7 +291,7 @@ static int journal(struct inst *d, const char *event, json_t *detail, bool termi
         .event = event,
         .detail = text ? text : "{}",
         .detail_len = text ? strlen(text) : 2,
-        .at_ms = wall_ms(),
+        .at_ms = at,
         .terminal = terminal,
     };
     if (terminal) {
@@ -442,7 +444,8 @@ out:
     return rc;
 }
 
-static void end(struct inst *d, struct rt_statem_result *r, const char *event, json_t *detail);
+static void end(struct inst *d, struct rt_statem_result *r, const char *event, json_t *detail,
+                int64_t at);
 static void outcome(struct inst *d, struct rt_statem_result *r, enum outcome o, int status,
                     json_t *body, const char *error, const char *target);
 
@@ -469,7 +472,7 @@ static void action_send(struct inst *d, struct rt_statem_result *r)
         json_pack("{s:s,s:s,s:i,s:s,s:s,s:s}", "action", d->phase == PH_COMP ? "undo" : "step",
                   "step", d->def->steps[d->idx].name, "attempt", (int)d->attempt, "key", j->key,
                   "method", j->method, "path", j->path);
-    rc = journal(d, "intent", detail, false);
+    rc = journal(d, "intent", detail, false, wall_ms());
     json_decref(detail);
     if (rc < 0) {
         job_free(j);
@@ -500,18 +503,19 @@ static void outcome(struct inst *d, struct rt_statem_result *r, enum outcome o, 
     const char *step = d->def->steps[d->idx].name;
     const char *action = d->phase == PH_COMP ? "undo" : "step";
     uint32_t attempt = d->attempt;
-    enum next nx = apply(d, o, status, body, wall_ms());
+    int64_t at = wall_ms();
+    enum next nx = apply(d, o, status, body, at);
     json_t *detail =
         json_pack("{s:s,s:s,s:i,s:s,s:i,s:O?,s:s,s:s}", "action", action, "step", step, "attempt",
                   (int)attempt, "outcome", outcome_names[o], "status", status, "body", body,
                   "error", error ? error : "", "target", target ? target : "");
     if (nx == NX_END) {
-        end(d, r, "outcome", detail);
+        end(d, r, "outcome", detail, at);
         json_decref(detail);
         return;
     }
     state_label(d);
-    int rc = journal(d, "outcome", detail, false);
+    int rc = journal(d, "outcome", detail, false, at);
     json_decref(detail);
     if (rc < 0) {
         stop_journal(d, r, rc);
@@ -526,11 +530,12 @@ static void outcome(struct inst *d, struct rt_statem_result *r, enum outcome o, 
 }
 
 /* Journals the terminal transition (or `failed`) with its answer. */
-static void end(struct inst *d, struct rt_statem_result *r, const char *event, json_t *detail)
+static void end(struct inst *d, struct rt_statem_result *r, const char *event, json_t *detail,
+                int64_t at)
 {
     state_label(d);
     answer_build(d);
-    int rc = journal(d, event, detail, true);
+    int rc = journal(d, event, detail, true, at);
     if (rc < 0) {
         stop_journal(d, r, rc);
         return;
@@ -750,7 +755,7 @@ static void operator_call(struct inst *d, int state, struct rt_statem_event *ev,
         const char *note = ev->msg->size ? (const char *)ev->msg->data : "";
         json_t *detail = json_pack("{s:s%}", "note", note, strnlen(note, ev->msg->size));
         d->phase = PH_RESOLVED;
-        end(d, r, "operator:resolve", detail);
+        end(d, r, "operator:resolve", detail, wall_ms());
         json_decref(detail);
         return;
     }
@@ -759,7 +764,7 @@ static void operator_call(struct inst *d, int state, struct rt_statem_event *ev,
     d->unsure = false;
     d->comp_since = wall_ms();
     state_label(d);
-    int rc = journal(d, "operator:retry", NULL, false);
+    int rc = journal(d, "operator:retry", NULL, false, d->comp_since);
     if (rc < 0) {
         stop_journal(d, r, rc);
         return;

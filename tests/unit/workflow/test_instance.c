@@ -214,6 +214,11 @@ static void server_main(void *arg)
 
 /* ---- the gateway's pieces ----------------------------------------------------------- */
 
+/* The gateway's global, here rather than from gateway.c: linking that
+ * would bring the whole gateway (configuration, routes, the real journal
+ * and definitions) in beside the fakes. */
+struct gw_gateway gw;
+
 static struct gw_config cfg;
 static struct gw_upstream_config ups[2];
 static struct gw_target_config tgts[2];
