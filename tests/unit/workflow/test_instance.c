@@ -45,7 +45,7 @@ static atomic_int failed;
 
 /* ---- the scripted upstream ------------------------------------------------------- */
 
-enum act_kind { A_ANSWER = 0, A_DROP, A_KILL };
+enum act_kind { A_ANSWER = 0, A_DROP, A_KILL, A_BIG };
 struct act {
     enum act_kind kind;
     int status;
@@ -187,6 +187,24 @@ static void conn_main(void *arg)
     }
     if (a.kind == A_DROP)
         goto out;
+    if (a.kind == A_BIG) {
+        /* 2 MiB of JSON string: over the 1 MiB a step reads. */
+        static char chunk[65536];
+        memset(chunk, 'x', sizeof chunk);
+        char head[160];
+        size_t total = 2u << 20;
+        int hn = snprintf(head, sizeof head,
+                          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          "Content-Length: %zu\r\n\r\n\"",
+                          total + 2);
+        if (rt_write(fd, head, (size_t)hn, 5000) < 0)
+            goto out;
+        for (size_t sent = 0; sent < total; sent += sizeof chunk)
+            if (rt_write(fd, chunk, sizeof chunk, 5000) < 0)
+                goto out;
+        rt_write(fd, "\"", 1, 5000);
+        goto out;
+    }
     char resp[256];
     int n = snprintf(resp, sizeof resp,
                      "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: "
@@ -493,6 +511,38 @@ static void b_unknown(void)
 START_TEST(unknown_outcome_is_retried_with_the_same_key_until_known)
 {
     run(b_unknown);
+}
+END_TEST
+
+static void b_big(void)
+{
+    struct fd_def d = {
+        .name = "big", .nsteps = 1, .steps = {{.name = "a", .path = "/a", .backoff_ms = 5}}};
+    const struct act acts[] = {{A_BIG, 200, 0}, OK};
+    script("/a", 2, acts);
+    struct wf_def *def = def_of(&d);
+    char id[WF_ID_LEN + 1];
+    start(def, id);
+    struct wf_record *r = await_end(id, 10000);
+    T_STREQ(r->state, "completed");
+    wf_record_free(r);
+    /* The 2 MiB answer could not be read: its outcome is unknown (a 200
+     * though it was), and the step is sent again with its key. */
+    seen_are(id, "/a=ID.a /a=ID.a");
+    events_are(id, "intent@step:a outcome@step:a intent@step:a outcome@completed");
+    struct wf_record *full = NULL;
+    T_ASSERT(wf_journal_get(id, true, &full) == 0);
+    T_ASSERT(full->ntransitions == 4);
+    json_t *det = json_loads(full->transitions[1].detail, 0, NULL);
+    T_STREQ(json_string_value(json_object_get(det, "outcome")), "unknown");
+    json_decref(det);
+    wf_record_free(full);
+    wf_def_free(def);
+}
+
+START_TEST(an_answer_over_the_body_limit_is_an_unknown_outcome)
+{
+    run(b_big);
 }
 END_TEST
 
@@ -868,6 +918,7 @@ static Suite *suite(void)
     tcase_add_test(tc, definite_failure_compensates_completed_steps_in_reverse);
     tcase_add_test(tc, unknown_outcome_is_retried_with_the_same_key_until_known);
     tcase_add_test(tc, step_timeout_is_an_unknown_outcome_resent_with_the_same_key);
+    tcase_add_test(tc, an_answer_over_the_body_limit_is_an_unknown_outcome);
     tcase_add_test(tc, retries_exhausted_without_sending_compensate);
     tcase_add_test(tc, compensation_past_its_limit_fails_and_an_operator_retry_compensates);
     tcase_add_test(tc, operator_resolve_ends_a_failed_instance_with_its_answer);
