@@ -91,12 +91,31 @@ static int64_t left(uint64_t deadline)
     return now >= deadline ? 0 : (int64_t)(deadline - now);
 }
 
+/* What a call allocates, released however the process ends: the instance
+ * kills a worker that overran its deadline, and its own exit takes its
+ * worker along. In rt_alloc memory (freed with the process) so the
+ * deferred cleanup can reach it. */
+struct call_mem {
+    char *head;
+    struct gw_http_parser *p;
+    char *body;
+};
+
+static void call_mem_free(void *arg)
+{
+    struct call_mem *m = arg;
+    free(m->head);
+    gw_http_parser_free(m->p);
+    free(m->body);
+    m->head = m->body = NULL;
+    m->p = NULL;
+}
+
 /* Reads the answer into res; true when the connection may be reused. */
-static bool read_answer(int fd, const char *method, uint64_t deadline, struct wf_call_res *res)
+static bool read_answer(int fd, const char *method, uint64_t deadline, struct call_mem *mem,
+                        struct wf_call_res *res)
 {
     struct gw_http_limits lim;
-    struct gw_http_parser *p = NULL;
-    char *body = NULL;
     size_t blen = 0;
     int status = 0;
     bool done = false, reuse = false;
@@ -104,13 +123,14 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct wf
     gw_http_limits_default(&lim);
     lim.max_header_bytes = CALL_HEAD_MAX;
     lim.max_body_bytes = WF_CALL_MAX_BODY;
-    if (gw_http_parser_new(&p, GW_HTTP_RESPONSE, &lim) < 0) {
+    if (gw_http_parser_new(&mem->p, GW_HTTP_RESPONSE, &lim) < 0) {
         seterr(res, WF_CALL_UNKNOWN, "out of memory", 0);
         goto out;
     }
+    struct gw_http_parser *p = mem->p;
     gw_http_parser_expect(p, strcmp(method, "HEAD") == 0, false);
-    body = malloc(1);
-    if (!body) {
+    mem->body = malloc(1);
+    if (!mem->body) {
         seterr(res, WF_CALL_UNKNOWN, "out of memory", 0);
         goto out;
     }
@@ -154,13 +174,13 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct wf
                 gw_http_head_free(ev.head);
             } else if (ev.type == GW_HTTP_EV_BODY) {
                 /* The parser enforces max_body_bytes; this only grows. */
-                char *nb = realloc(body, blen + ev.len + 1);
+                char *nb = realloc(mem->body, blen + ev.len + 1);
                 if (!nb) {
                     seterr(res, WF_CALL_UNKNOWN, "out of memory", 0);
                     goto out;
                 }
-                body = nb;
-                memcpy(body + blen, ev.data, ev.len);
+                mem->body = nb;
+                memcpy(mem->body + blen, ev.data, ev.len);
                 blen += ev.len;
             } else if (ev.type == GW_HTTP_EV_DONE) {
                 done = true;
@@ -172,16 +192,14 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct wf
             }
         }
     }
-    body[blen] = 0;
+    mem->body[blen] = 0;
     res->kind = WF_CALL_ANSWERED;
     res->status = status;
-    res->body = body;
+    res->body = mem->body;
     res->body_len = blen;
-    res->json = blen ? json_loadb(body, blen, JSON_DECODE_ANY, NULL) : NULL;
-    body = NULL;
+    res->json = blen ? json_loadb(mem->body, blen, JSON_DECODE_ANY, NULL) : NULL;
+    mem->body = NULL;
 out:
-    free(body);
-    gw_http_parser_free(p);
     return done && reuse && res->kind == WF_CALL_ANSWERED;
 }
 
@@ -190,38 +208,47 @@ int wf_call(const struct wf_call_req *q, struct wf_call_res *res)
     memset(res, 0, sizeof *res);
     uint64_t deadline = rt_now_ms() + q->timeout_ms;
     struct gw_upstream *up = gw_upstream_get(q->upstream_index);
-    char *head = NULL;
     size_t hlen = 0;
+    struct call_mem *mem = rt_calloc(1, sizeof *mem);
+    uint64_t cleanup = mem ? rt_defer(call_mem_free, mem) : 0;
     int fd = -1;
     uint64_t guard = 0;
     bool reused = false, reusable = false;
     struct gw_target *t = NULL;
+    int rc = 0;
+    if (!cleanup) {
+        rt_free(mem);
+        return -ENOMEM;
+    }
     if (!up) {
         seterr(res, WF_CALL_NOT_SENT, "no such upstream", 0);
-        return 0;
+        goto out;
     }
     if (!token(q->method) || !clean(q->path) || q->path[0] != '/' || strchr(q->path, ' ')) {
         seterr(res, WF_CALL_NOT_SENT, "request line holds a forbidden byte", 0);
-        return 0;
+        goto out;
     }
     for (size_t i = 0; i < q->nheaders; i++)
         if (!token(q->headers[i].name) || !clean(q->headers[i].value)) {
             seterr(res, WF_CALL_NOT_SENT, "a header holds a forbidden byte", 0);
-            return 0;
+            goto out;
         }
     bool all_ejected = false;
     t = gw__target_pick(up, NULL, &all_ejected);
     if (!t) {
         seterr(res, WF_CALL_NOT_SENT, "every target is ejected", 0);
-        return 0;
+        goto out;
     }
     snprintf(res->target, sizeof res->target, "%s", gw__target_addr(t));
-    head = malloc(CALL_HEAD_MAX);
-    if (!head)
-        return -ENOMEM;
-    int rc = head_build(q, gw__target_addr(t), head, CALL_HEAD_MAX, &hlen);
+    mem->head = malloc(CALL_HEAD_MAX);
+    if (!mem->head) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = head_build(q, gw__target_addr(t), mem->head, CALL_HEAD_MAX, &hlen);
     if (rc < 0) {
         seterr(res, WF_CALL_NOT_SENT, "request head too big", 0);
+        rc = 0;
         goto out;
     }
     uint32_t cto = gw__upstream_config(up)->connect_timeout_ms;
@@ -237,7 +264,7 @@ int wf_call(const struct wf_call_req *q, struct wf_call_res *res)
         fd = -1;
         goto out;
     }
-    struct iovec iov[2] = {{head, hlen}, {(void *)q->body, q->body ? q->body_len : 0}};
+    struct iovec iov[2] = {{mem->head, hlen}, {(void *)q->body, q->body ? q->body_len : 0}};
     ms = left(deadline);
     ssize_t w = ms ? rt_writev(fd, iov, q->body && q->body_len ? 2 : 1, ms) : -ETIMEDOUT;
     if (w < 0) {
@@ -245,12 +272,13 @@ int wf_call(const struct wf_call_req *q, struct wf_call_res *res)
         seterr(res, WF_CALL_UNKNOWN, "write", (int)w);
         goto out;
     }
-    reusable = read_answer(fd, q->method, deadline, res);
+    reusable = read_answer(fd, q->method, deadline, mem, res);
     gw__target_result(t, res->kind == WF_CALL_ANSWERED && res->status < 500,
                       res->kind == WF_CALL_ANSWERED ? "status 5xx" : res->error);
 out:
     if (fd >= 0)
         gw__conn_checkin(t, fd, reusable, guard);
-    free(head);
-    return 0;
+    rt_undefer(cleanup, true);
+    rt_free(mem);
+    return rc;
 }

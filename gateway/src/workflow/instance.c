@@ -352,12 +352,29 @@ static void job_free(void *arg)
     free(j);
 }
 
-static void res_dtor(struct rt_msg *m)
+static void res_free(void *arg)
 {
-    struct wf_call_res *res;
-    memcpy(&res, m->data, sizeof res);
+    struct wf_call_res *res = arg;
     wf_call_res_done(res);
     free(res);
+}
+
+/* A worker's result message owns its struct wf_call_res: taken (and the
+ * payload cleared) by whoever handles the message; freed by the dtor when
+ * the runtime drops it undelivered. */
+static struct wf_call_res *res_take(struct rt_msg *m)
+{
+    struct wf_call_res *res = NULL;
+    if (m->size == sizeof res) {
+        memcpy(&res, m->data, sizeof res);
+        memset(m->data, 0, sizeof res);
+    }
+    return res;
+}
+
+static void res_dtor(struct rt_msg *m)
+{
+    res_free(res_take(m));
 }
 
 static void worker_main(void *arg)
@@ -368,16 +385,19 @@ static void worker_main(void *arg)
     struct wf_call_res *res = calloc(1, sizeof *res);
     if (!res)
         rt_exit(RT_NORMAL);
+    uint64_t held = rt_defer(res_free, res);
+    if (!held) {
+        free(res);
+        rt_exit(RT_NORMAL);
+    }
     if (wf_call(&j->req, res) < 0) {
         res->kind = WF_CALL_NOT_SENT;
         snprintf(res->error, sizeof res->error, "out of memory");
     }
     struct rt_msg *m = rt_msg_new(WF__MSG_CALL_DONE, sizeof res);
-    if (!m) {
-        wf_call_res_done(res);
-        free(res);
-        return;
-    }
+    if (!m)
+        return; /* res freed by its deferred cleanup; the instance times out */
+    rt_undefer(held, false);
     memcpy(m->data, &res, sizeof res);
     m->ref = j->ref;
     m->dtor = res_dtor;
@@ -639,6 +659,11 @@ static void inst_free(struct inst *d)
     free(d);
 }
 
+static void inst_free_deferred(void *arg)
+{
+    inst_free(arg);
+}
+
 static void init(void *arg, struct rt_statem_result *r)
 {
     const char *id = arg;
@@ -649,6 +674,13 @@ static void init(void *arg, struct rt_statem_result *r)
     }
     snprintf(d->id, sizeof d->id, "%s", id);
     wf__instance_name(d->id, d->name);
+    /* The data is freed however the process ends, killed included
+     * (terminate does not run then). */
+    if (!rt_defer(inst_free_deferred, d)) {
+        free(d);
+        rt_sm_error(r, rt_atom_intern("out_of_memory"));
+        return;
+    }
     rt_kind k;
     if (rt_kind_register("workflow", &k) == 0)
         rt_set_kind(k);
@@ -726,10 +758,8 @@ static void reply_int(struct rt_statem_result *r, const struct rt_gs_from *from,
     rt_sm_reply(r, from, m);
 }
 
-static void worker_done(struct inst *d, struct rt_statem_event *ev, struct rt_statem_result *r)
+static void worker_done(struct inst *d, struct wf_call_res *res, struct rt_statem_result *r)
 {
-    struct wf_call_res *res;
-    memcpy(&res, ev->msg->data, sizeof res);
     enum outcome o = O_UNKNOWN;
     if (res->kind == WF_CALL_NOT_SENT)
         o = O_NOT_SENT;
@@ -741,6 +771,7 @@ static void worker_done(struct inst *d, struct rt_statem_event *ev, struct rt_st
     d->call_ref = 0;
     outcome(d, r, o, res->kind == WF_CALL_ANSWERED ? res->status : 0, res->json, res->error,
             res->target);
+    res_free(res);
 }
 
 static void operator_call(struct inst *d, int state, struct rt_statem_event *ev,
@@ -802,10 +833,13 @@ static void handle(struct rt_statem_event *ev, int state, void *data, struct rt_
         reply_int(r, &ev->from, -EINVAL);
         return;
     case RT_EV_INFO:
-        if (type == WF__MSG_CALL_DONE && state == S_CALLING && ev->msg->ref == d->call_ref)
-            worker_done(d, ev, r);
-        /* Anything else (a late worker's result) is dropped with its dtor
-         * run by the loop's free. */
+        if (type == WF__MSG_CALL_DONE) {
+            struct wf_call_res *res = res_take(ev->msg);
+            if (res && state == S_CALLING && ev->msg->ref == d->call_ref)
+                worker_done(d, res, r);
+            else
+                res_free(res); /* a worker given up on */
+        }
         return;
     case RT_EV_STATE_TIMEOUT:
         if (state == S_BACKOFF) {
@@ -849,8 +883,9 @@ static void terminate(rt_atom reason, int state, void *data)
     if (d->worker) {
         rt_unlink(d->worker);
         rt_exit_signal(d->worker, RT_KILL);
+        d->worker = 0;
     }
-    inst_free(d);
+    /* The data itself goes with the process (init's deferred cleanup). */
 }
 
 static size_t format_status(int state, const void *data, char *buf, size_t cap)
