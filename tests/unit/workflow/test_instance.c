@@ -381,6 +381,20 @@ static struct wf_record *await_end(const char *id, uint32_t ms)
     return r;
 }
 
+/* Awaits the end across restarts of the instance's process: an await cut
+ * short by a crash is made again until `ms` have passed. */
+static struct wf_record *await_terminal(const char *id, uint32_t ms)
+{
+    uint64_t deadline = rt_now_ms() + ms;
+    struct wf_record *r = await_end(id, 200);
+    while (r && !r->terminal && rt_now_ms() < deadline) {
+        wf_record_free(r);
+        rt_sleep(10); /* the process may be between its crash and its restart */
+        r = await_end(id, 200);
+    }
+    return r;
+}
+
 static void events_are(const char *id, const char *want)
 {
     char buf[2048];
@@ -708,11 +722,7 @@ static void b_crash(void)
     for (int i = 0; i < 100 && !first; i++, rt_sleep(1))
         first = rt_whereis(name);
     /* An await is cut short by the kill: wait on the restarted one. */
-    struct wf_record *r = await_end(id, 200);
-    for (int i = 0; i < 50 && !r->terminal; i++) {
-        wf_record_free(r);
-        r = await_end(id, 200);
-    }
+    struct wf_record *r = await_terminal(id, 10000);
     T_STREQ(r->state, "completed");
     wf_record_free(r);
     seen_are(id, "/debit=ID.debit /debit=ID.debit /credit2=ID.credit");
@@ -890,11 +900,7 @@ static void b_journal_fails(void)
     /* Once the journal takes writes again, the instance reads it and
      * carries on from the intent: a again, with its key. */
     fj_fail_appends_from(0);
-    struct wf_record *r = await_end(id, 200);
-    for (int i = 0; i < 50 && !r->terminal; i++) {
-        wf_record_free(r);
-        r = await_end(id, 200);
-    }
+    struct wf_record *r = await_terminal(id, 10000);
     T_STREQ(r->state, "completed");
     wf_record_free(r);
     seen_are(id, "/a=ID.a /a=ID.a /b=ID.b");
