@@ -675,6 +675,65 @@ START_TEST(compensation_past_its_limit_fails_and_an_operator_retry_compensates)
 }
 END_TEST
 
+static void b_retry_without_process(void)
+{
+    char id[WF_ID_LEN + 1];
+    struct wf_def *def = failing_undo(id);
+    /* As after a restart of the gateway: a failed instance is terminal in
+     * the journal, so nothing runs it. */
+    char name[64];
+    snprintf(name, sizeof name, "wf:%s", id);
+    T_ASSERT(rt_sup_terminate_child_pid(rt_whereis("wf_instances"), rt_whereis(name)) == 0);
+    T_ASSERT(rt_whereis(name) == 0);
+    pthread_mutex_lock(&up.lock);
+    up.paths[1].acts[2] = OK;
+    pthread_mutex_unlock(&up.lock);
+    /* The operator's retry starts a process, which reads the journal,
+     * finds `failed`, and compensates again. */
+    T_ASSERT(gw_workflow_retry(id) == 0);
+    struct wf_record *r = await_terminal(id, 10000);
+    T_STREQ(r->state, "compensated");
+    wf_record_free(r);
+    wf_def_free(def);
+}
+
+START_TEST(operator_retry_of_a_failed_instance_without_a_process_starts_one_from_the_journal)
+{
+    run(b_retry_without_process);
+}
+END_TEST
+
+static void b_unexpandable(void)
+{
+    struct fd_def d = {.name = "tmpl",
+                       .nsteps = 2,
+                       .steps = {{.name = "a", .path = "/a", .undo_path = "/a-undo"},
+                                 {.name = "b", .path = "/b/${missing}"}}};
+    struct wf_def *def = def_of(&d);
+    char id[WF_ID_LEN + 1];
+    start(def, id);
+    struct wf_record *r = await_end(id, 10000);
+    T_STREQ(r->state, "compensated");
+    wf_record_free(r);
+    /* b could not be built: never sent, a definite failure; a is undone. */
+    seen_are(id, "/a=ID.a /a-undo=ID.a.undo");
+    events_are(id, "intent@step:a outcome@step:b outcome@compensating:a intent@compensating:a "
+                   "outcome@compensated");
+    struct wf_record *full = NULL;
+    T_ASSERT(wf_journal_get(id, true, &full) == 0);
+    json_t *det = json_loads(full->transitions[2].detail, 0, NULL);
+    T_STREQ(json_string_value(json_object_get(det, "error")), "${missing}");
+    json_decref(det);
+    wf_record_free(full);
+    wf_def_free(def);
+}
+
+START_TEST(a_step_whose_request_cannot_be_built_fails_without_being_sent)
+{
+    run(b_unexpandable);
+}
+END_TEST
+
 static void b_resolve(void)
 {
     char id[WF_ID_LEN + 1];
@@ -928,6 +987,9 @@ static Suite *suite(void)
     tcase_add_test(tc, retries_exhausted_without_sending_compensate);
     tcase_add_test(tc, compensation_past_its_limit_fails_and_an_operator_retry_compensates);
     tcase_add_test(tc, operator_resolve_ends_a_failed_instance_with_its_answer);
+    tcase_add_test(
+        tc, operator_retry_of_a_failed_instance_without_a_process_starts_one_from_the_journal);
+    tcase_add_test(tc, a_step_whose_request_cannot_be_built_fails_without_being_sent);
     tcase_add_test(tc,
                    killed_between_intent_and_outcome_restarts_from_journal_and_resends_same_key);
     tcase_add_test(tc, unfinished_instances_restart_at_start_from_their_last_transition);
