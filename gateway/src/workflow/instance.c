@@ -45,6 +45,9 @@
 /* How long an instance waits before reading its journal again after a
  * write failed. */
 #define JOURNAL_RETRY_MS 1000
+/* An instance idle this long (waiting for an operator, a long backoff,
+ * a slow upstream) drops its stack until its next event. */
+#define HIBERNATE_AFTER_MS 1000
 /* A step's timeout when the definition gives none. */
 #define DEFAULT_TIMEOUT_MS 10000
 
@@ -920,6 +923,8 @@ int wf__instance_start(void *arg, const void *extra, size_t extra_size, rt_pid *
     memcpy(id, extra, sizeof id);
     id[WF_ID_LEN] = 0;
     wf__instance_name(id, name);
-    struct rt_start_opts o = {.name = name, .initial_call = "wf_instance"};
+    /* An instance that waits (backoff, an operator) holds no stack. */
+    struct rt_start_opts o = {
+        .name = name, .initial_call = "wf_instance", .hibernate_after = HIBERNATE_AFTER_MS};
     return rt_gen_statem_start_link(&ops, id, &o, out, reason);
 }

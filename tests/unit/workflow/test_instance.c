@@ -642,6 +642,32 @@ static struct wf_def *failing_undo(char id[WF_ID_LEN + 1])
     return def;
 }
 
+static void b_failed_hibernates(void)
+{
+    char id[WF_ID_LEN + 1];
+    struct wf_def *def = failing_undo(id);
+    /* Waiting for an operator holds no stack. */
+    char name[64];
+    struct rt_proc_info info;
+    snprintf(name, sizeof name, "wf:%s", id);
+    rt_sleep(1300);
+    T_ASSERT(rt_proc_info(rt_whereis(name), &info) == 0);
+    T_ASSERT(info.status == RT_STATUS_HIBERNATING);
+    T_STREQ(info.state, "failed");
+    /* And wakes for the operator. */
+    T_ASSERT(gw_workflow_resolve(id, "") == 0);
+    struct wf_record *r = await_terminal(id, 5000);
+    T_STREQ(r->state, "resolved");
+    wf_record_free(r);
+    wf_def_free(def);
+}
+
+START_TEST(an_instance_waiting_for_an_operator_hibernates)
+{
+    run(b_failed_hibernates);
+}
+END_TEST
+
 static void b_limit_then_retry(void)
 {
     char id[WF_ID_LEN + 1];
@@ -990,6 +1016,7 @@ static Suite *suite(void)
     tcase_add_test(
         tc, operator_retry_of_a_failed_instance_without_a_process_starts_one_from_the_journal);
     tcase_add_test(tc, a_step_whose_request_cannot_be_built_fails_without_being_sent);
+    tcase_add_test(tc, an_instance_waiting_for_an_operator_hibernates);
     tcase_add_test(tc,
                    killed_between_intent_and_outcome_restarts_from_journal_and_resends_same_key);
     tcase_add_test(tc, unfinished_instances_restart_at_start_from_their_last_transition);
