@@ -30,6 +30,7 @@
 #include "gw/metrics.h"
 #include "gw/router.h"
 #include "gw_int.h"
+#include "workflow/workflow.h"
 #include "gw_version.h"
 #include "rt/supervisor.h"
 
@@ -82,7 +83,7 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
     /* Known before any child starts: the admin listener serves (and may be
      * asked for the tree) before rt_sup_start_link has returned. */
     gw.sup = rt_self();
-    struct rt_child_spec specs[6];
+    struct rt_child_spec specs[7];
     struct gw__listener *admin = NULL; /* the admin child's arg: its bytes are copied */
     size_t k = 0;
     /* First: the others notify it, from their start on. It only dies of
@@ -100,6 +101,15 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                         .restart = RT_PERMANENT,
                                         .shutdown = RT_SHUTDOWN_INFINITY,
                                         .type = RT_SUPERVISOR};
+    /* Before the listeners: its start restarts every unfinished workflow
+     * instance, whose keys then answer 409 rather than start another. */
+    if (gw_workflows_enabled(gw.cfg))
+        specs[k++] = (struct rt_child_spec){.id = "workflows_sup",
+                                            .start = gw_workflows_sup_start,
+                                            .arg = gw.cfg,
+                                            .restart = RT_PERMANENT,
+                                            .shutdown = RT_SHUTDOWN_INFINITY,
+                                            .type = RT_SUPERVISOR};
     specs[k++] = (struct rt_child_spec){.id = "listeners_sup",
                                         .start = listeners_start,
                                         .restart = RT_PERMANENT,

@@ -121,6 +121,10 @@ struct gw_hostport {
 enum gw_wf_backend_kind { GW_WF_SQLITE = 0, GW_WF_POSTGRES };
 
 struct gw_workflows_config {
+    /* The workflows service runs (and opens its journal): the file has a
+     * workflows section, or the workflows directory held definitions when
+     * the configuration was loaded. */
+    bool enabled;
     char *dir;         /* definitions, resolved against the config file's directory */
     char *status_path; /* GET {status_path}{id} answers an instance's state */
     char *data_dir;    /* where the SQLite journal lives */

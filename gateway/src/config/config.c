@@ -806,6 +806,7 @@ static int top_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m
     case GW__K_UPSTREAMS:
         return parse_upstreams(c->cfg, k, m, d);
     case GW__K_WORKFLOWS:
+        c->cfg->workflows.enabled = true;
         if (jpos_object(d, m))
             return jpos_keys_parse(d, m, k->sub, &c->cfg->workflows, wf_key, &c->wf, NULL);
         return 0;
@@ -902,6 +903,10 @@ int gw_config_parse(const char *path, const char *text, size_t len, unsigned fla
         if (r == -ENOMEM)
             goto out;
         r = 0;
+        /* Definitions in the (default) directory turn the service on too. */
+        const struct wf_set *wfs = cfg->routes ? route_table_attachment(cfg->routes) : NULL;
+        if (wfs && wf_set_count(wfs) > 0)
+            cfg->workflows.enabled = true;
     }
 out:
     jpos_doc_done(&doc);

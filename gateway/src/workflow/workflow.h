@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "def.h"
+#include "gw/config.h"
 #include "journal.h"
 #include "rt/rt.h"
 
@@ -52,8 +53,17 @@ struct gw_wf_stats {
 };
 void gw_workflow_stats(struct gw_wf_stats *out);
 
+/* Whether the gateway runs the workflows service (workflows_sup is a child
+ * of its top supervisor only then): the configuration has a `workflows`
+ * section, or the workflows directory held definitions at start. A
+ * gateway without either opens no journal. Any thread. */
+bool gw_workflows_enabled(const struct gw_config *cfg);
+
 /* The child spec of workflows_sup for the top supervisor; arg is the
- * gateway's configuration. */
+ * gateway's configuration (NULL: gw.cfg). Builds the journal's
+ * configuration from its `workflows` section (zero numbers are defaults),
+ * starts the journal process, the instance supervisor, then every
+ * unfinished instance this replica claims, all before it returns. */
 int gw_workflows_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
                            rt_atom *reason);
 

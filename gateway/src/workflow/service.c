@@ -1,0 +1,417 @@
+/*
+ * service.c: the workflows service (workflow.h) and its supervision tree.
+ *
+ *   workflows_sup (rest_for_one)
+ *     wf_journal     the journal process (journal.c)
+ *     wf_instances   simple_one_for_one, transient: one gen_statem per
+ *                    running instance (instance.c), registered `wf:<id>`
+ *     wf_recovery    runs once while workflows_sup starts: claims this
+ *                    replica's unfinished instances and starts each, then
+ *                    ignores itself (nothing stays running)
+ *
+ * rest_for_one: a journal process that restarts takes the instances with
+ * it (they restart from the journal, through wf_recovery again); an
+ * instance supervisor that gives up is restarted with its recovery.
+ * Recovery runs inside workflows_sup's start, and workflows_sup starts
+ * before the listeners, so every unfinished instance runs again (and its
+ * key is in the journal) before the first client is accepted.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gw/gateway.h"
+#include "instance.h"
+#include "rt/gen_statem.h"
+#include "rt/supervisor.h"
+#include "workflow.h"
+
+/* Defaults of the `workflows` section's numbers (a zero value). */
+#define DEFAULT_MAX_RUNNING 10000
+#define DEFAULT_KEY_TTL_MS (24ull * 3600 * 1000)
+#define DEFAULT_LEASE_MS 15000
+/* At most this many unfinished instances are recovered at start. */
+#define RECOVER_MAX 1000000
+/* Restarts of instance processes tolerated (per 10 s) before their
+ * supervisor gives up: one instance crashing in a loop must not take the
+ * others down with it quickly. */
+#define INSTANCE_RESTARTS 1000
+
+struct wf__counters wf__counters;
+
+/* The instance supervisor: set by its start function, read by callers on
+ * any scheduler. Relaxed would not do: the pid is published for processes
+ * that then call it; acquire/release orders nothing else, but documents
+ * the hand-over (and costs nothing on x86). */
+static _Atomic rt_pid instances_sup;
+
+/* The journal's configuration: its strings outlive every restart of the
+ * journal process (the child spec points here). */
+static struct wf_journal_config jcfg;
+static char jpath[4096];
+static char jowner[256];
+
+void wf__upstream_names(const char *const **names, size_t *n)
+{
+    *names = gw.cfg ? (const char *const *)gw.cfg->upstream_names : NULL;
+    *n = gw.cfg ? gw.cfg->nupstreams : 0;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool gw_workflows_enabled(const struct gw_config *cfg)
+{
+    return cfg && cfg->workflows.enabled;
+}
+
+static uint32_t max_running(void)
+{
+    uint32_t m = gw.cfg ? gw.cfg->workflows.max_running : 0;
+    return m ? m : DEFAULT_MAX_RUNNING;
+}
+
+/* ---- the service's calls ------------------------------------------------------ */
+
+static int id_new(char out[WF_ID_LEN + 1])
+{
+    unsigned char b[WF_ID_LEN / 2];
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t n = getrandom(b + got, sizeof b - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        got += (size_t)n;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof b; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[WF_ID_LEN] = 0;
+    return 0;
+}
+
+static int instance_run(const char *id, rt_pid *out)
+{
+    rt_pid sup = atomic_load_explicit(&instances_sup, memory_order_acquire);
+    char buf[WF_ID_LEN + 1];
+    rt_pid pid = 0;
+    rt_atom why = RT_UNDEFINED;
+    if (!sup)
+        return -ESRCH;
+    memset(buf, 0, sizeof buf);
+    memcpy(buf, id, strnlen(id, WF_ID_LEN));
+    int rc = rt_sup_start_child_extra(sup, buf, sizeof buf, &pid, &why);
+    if (rc == -EEXIST)
+        rc = 0; /* already running (its name is taken by it) */
+    if (rc < 0) {
+        rt_log(RT_LOG_ERROR, "workflow %s: cannot start its process: %s (%s)", buf, strerror(-rc),
+               rt_atom_name(why));
+        return rc;
+    }
+    if (out)
+        *out = pid;
+    return 0;
+}
+
+/* The record of a new instance, built from what the caller gave (the
+ * journal is not read again). Freed with wf_record_free. */
+static struct wf_record *record_new(const struct wf_create *c)
+{
+    struct wf_record *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    memcpy(r->id, c->id, sizeof r->id);
+    r->def_name = strdup(c->def_name);
+    r->state = strdup(c->state);
+    r->scope = c->scope ? strdup(c->scope) : NULL;
+    r->key = c->key ? strdup(c->key) : NULL;
+    memcpy(r->fingerprint, c->fingerprint, sizeof r->fingerprint);
+    r->created_ms = r->updated_ms = c->created_ms;
+    r->key_expires_ms = c->key_expires_ms;
+    if (!r->def_name || !r->state || (c->scope && !r->scope) || (c->key && !r->key)) {
+        wf_record_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+int gw_workflow_start(const struct wf_def *def, const json_t *input, const char *scope,
+                      const char *key, const unsigned char fingerprint[WF_FINGERPRINT_LEN],
+                      enum gw_wf_start *how, struct wf_record **out)
+{
+    char state[WF_STATE_MAX];
+    struct wf_create c = {0};
+    struct wf_record *existing = NULL, *rec = NULL;
+    char *in = NULL;
+    int rc;
+    if (!def->nsteps)
+        return -EINVAL;
+    /* Relaxed: a bound, not a synchronisation. */
+    if (atomic_load_explicit(&wf__counters.running, memory_order_relaxed) >= max_running())
+        return -EAGAIN;
+    rc = id_new(c.id);
+    if (rc < 0)
+        return rc;
+    in = json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!in)
+        return -ENOMEM;
+    snprintf(state, sizeof state, "step:%s", def->steps[0].name);
+    c.def_name = def->name;
+    c.def_text = def->text;
+    c.def_text_len = def->text_len;
+    c.input = in;
+    c.input_len = strlen(in);
+    c.scope = scope;
+    c.key = scope ? key : NULL;
+    if (scope && fingerprint)
+        memcpy(c.fingerprint, fingerprint, sizeof c.fingerprint);
+    c.created_ms = wall_ms();
+    c.key_expires_ms =
+        c.created_ms + (int64_t)(def->key_ttl_ms ? def->key_ttl_ms : DEFAULT_KEY_TTL_MS);
+    c.state = state;
+    rc = wf_journal_create(&c, &existing);
+    if (rc == -EEXIST && existing) {
+        *how = GW_WF_EXISTING;
+        *out = existing;
+        rc = 0;
+        goto out;
+    }
+    if (rc < 0)
+        goto out;
+    rec = record_new(&c);
+    if (!rec) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    atomic_fetch_add_explicit(&wf__counters.started, 1, memory_order_relaxed);
+    /* Journalled: if the process cannot start now, recovery starts it at
+     * the next start; the caller still gets the instance. */
+    (void)instance_run(c.id, NULL);
+    *how = GW_WF_STARTED;
+    *out = rec;
+    rc = 0;
+out:
+    free(in);
+    return rc;
+}
+
+static rt_pid instance_pid(const char *id)
+{
+    char name[WF__NAME_MAX];
+    wf__instance_name(id, name);
+    return rt_whereis(name);
+}
+
+int gw_workflow_await(const char *id, uint32_t ms, struct wf_record **out)
+{
+    rt_pid pid = instance_pid(id);
+    if (pid && ms) {
+        struct rt_msg *req = rt_msg_new(WF__CALL_AWAIT, 0);
+        struct rt_msg *reply = NULL;
+        /* Whatever the call gives (answered, timed out, the process gone),
+         * the journal says where the instance is. */
+        if (req && rt_gen_statem_call(pid, req, ms, &reply, NULL) == 0)
+            rt_msg_free(reply);
+    }
+    return wf_journal_get(id, false, out);
+}
+
+/* An operator's call to the instance; a failed instance has no process
+ * after a restart of the gateway (it is terminal in the journal), so one
+ * is started for it: it reads its journal and waits in `failed`. */
+static int operator(const char *id, uint32_t type, const char *note)
+{
+    struct wf_record *rec = NULL;
+    rt_pid pid = instance_pid(id);
+    if (!pid) {
+        int rc = wf_journal_get(id, false, &rec);
+        if (rc < 0)
+            return rc;
+        bool failed = rec->state && strcmp(rec->state, "failed") == 0;
+        wf_record_free(rec);
+        if (!failed)
+            return -EINVAL;
+        rc = instance_run(id, &pid);
+        if (rc < 0)
+            return rc;
+    }
+    size_t nlen = note ? strnlen(note, 1024) : 0;
+    struct rt_msg *req = rt_msg_new(type, nlen + 1);
+    struct rt_msg *reply = NULL;
+    if (!req)
+        return -ENOMEM;
+    if (nlen)
+        memcpy(req->data, note, nlen);
+    int rc = rt_gen_statem_call(pid, req, 30000, &reply, NULL);
+    if (rc == -ESRCH || rc == -ECONNRESET)
+        return -EINVAL; /* it ended meanwhile: not failed any more */
+    if (rc < 0)
+        return rc;
+    rc = reply ? (int)(int64_t)reply->u64 : -EIO;
+    rt_msg_free(reply);
+    return rc;
+}
+
+int gw_workflow_retry(const char *id)
+{
+    return operator(id, WF__CALL_RETRY, NULL);
+}
+
+int gw_workflow_resolve(const char *id, const char *note)
+{
+    return operator(id, WF__CALL_RESOLVE, note ? note : "");
+}
+
+void gw_workflow_stats(struct gw_wf_stats *out)
+{
+    struct wf__counters *k = &wf__counters;
+    /* Relaxed: counters shown on their own. */
+    out->started = atomic_load_explicit(&k->started, memory_order_relaxed);
+    out->completed = atomic_load_explicit(&k->completed, memory_order_relaxed);
+    out->compensated = atomic_load_explicit(&k->compensated, memory_order_relaxed);
+    out->failed = atomic_load_explicit(&k->failed, memory_order_relaxed);
+    out->recovered = atomic_load_explicit(&k->recovered, memory_order_relaxed);
+    out->running = atomic_load_explicit(&k->running, memory_order_relaxed);
+}
+
+/* ---- the tree ------------------------------------------------------------------ */
+
+static int instances_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
+{
+    (void)arg;
+    struct rt_child_spec spec = {.id = "wf_instance",
+                                 .start = wf__instance_start,
+                                 .restart = RT_TRANSIENT,
+                                 .shutdown = 5000};
+    flags->strategy = RT_SIMPLE_ONE_FOR_ONE;
+    flags->intensity = INSTANCE_RESTARTS;
+    flags->period_s = 10;
+    return rt_sup_init_child(init, &spec);
+}
+
+static int instances_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                           rt_atom *reason)
+{
+    (void)arg;
+    (void)extra;
+    (void)extra_size;
+    struct rt_start_opts o = {.name = "wf_instances", .initial_call = "wf_instances"};
+    int rc = rt_sup_start_link(instances_init, NULL, &o, out, reason);
+    if (rc == 0)
+        atomic_store_explicit(&instances_sup, *out, memory_order_release);
+    return rc;
+}
+
+/* Runs inside workflows_sup's start: every unfinished instance this
+ * replica may own is started before the start returns. Nothing stays
+ * running (RT_IGNORE). */
+static int recovery_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                          rt_atom *reason)
+{
+    (void)arg;
+    (void)extra;
+    (void)extra_size;
+    (void)out;
+    char(*ids)[WF_ID_LEN + 1] = NULL;
+    size_t n = 0;
+    int rc = wf_journal_claim(RECOVER_MAX, &ids, &n);
+    if (rc < 0) {
+        *reason = rt_atom_intern("journal_claim_failed");
+        return rc;
+    }
+    uint64_t t0 = rt_now_ms();
+    size_t started = 0;
+    for (size_t i = 0; i < n; i++)
+        if (instance_run(ids[i], NULL) == 0)
+            started++;
+    free(ids);
+    atomic_fetch_add_explicit(&wf__counters.recovered, started, memory_order_relaxed);
+    if (n)
+        rt_log(RT_LOG_INFO, "workflows: %zu unfinished instances restarted in %llu ms", started,
+               (unsigned long long)(rt_now_ms() - t0));
+    return RT_IGNORE;
+}
+
+static int journal_config(const struct gw_config *cfg)
+{
+    const struct gw_workflows_config *w = &cfg->workflows;
+    memset(&jcfg, 0, sizeof jcfg);
+    jcfg.backend = w->backend == GW_WF_POSTGRES ? WF_BACKEND_POSTGRES : WF_BACKEND_SQLITE;
+    jcfg.durable = w->durable;
+    jcfg.lease_ms = w->lease_ms ? w->lease_ms : DEFAULT_LEASE_MS;
+    if (w->sqlite_path)
+        snprintf(jpath, sizeof jpath, "%s", w->sqlite_path);
+    else
+        snprintf(jpath, sizeof jpath, "%s/workflows.db", w->data_dir ? w->data_dir : "data");
+    jcfg.sqlite_path = jpath;
+    if (w->replica_id) {
+        snprintf(jowner, sizeof jowner, "%s", w->replica_id);
+    } else {
+        /* Stable across restarts of the same host's gateway (an SQLite
+         * journal has one owner anyway). */
+        char host[200] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(jowner, sizeof jowner, "%s", host);
+    }
+    jcfg.owner = jowner;
+    if (jcfg.backend == WF_BACKEND_POSTGRES) {
+        const char *ci = w->pg_conninfo_env ? getenv(w->pg_conninfo_env) : NULL;
+        if (!ci || !*ci) {
+            rt_log(RT_LOG_ERROR, "workflows: the PostgreSQL conninfo variable %s is not set",
+                   w->pg_conninfo_env ? w->pg_conninfo_env
+                                      : "(workflows.journal.postgres.conninfo_env)");
+            return -EINVAL;
+        }
+        jcfg.pg_conninfo = ci;
+    }
+    return 0;
+}
+
+static int workflows_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
+{
+    (void)arg;
+    struct rt_child_spec specs[] = {
+        {.id = "wf_journal",
+         .start = wf_journal_child_start,
+         .arg = &jcfg,
+         .restart = RT_PERMANENT,
+         .shutdown = 10000},
+        {.id = "wf_instances",
+         .start = instances_start,
+         .restart = RT_PERMANENT,
+         .shutdown = RT_SHUTDOWN_INFINITY,
+         .type = RT_SUPERVISOR},
+        {.id = "wf_recovery", .start = recovery_start, .restart = RT_TRANSIENT},
+    };
+    flags->strategy = RT_REST_FOR_ONE;
+    flags->intensity = 5;
+    flags->period_s = 10;
+    return rt_sup_init_children(init, specs, sizeof specs / sizeof *specs);
+}
+
+int gw_workflows_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                           rt_atom *reason)
+{
+    (void)extra;
+    (void)extra_size;
+    const struct gw_config *cfg = arg ? arg : gw.cfg;
+    int rc = journal_config(cfg);
+    if (rc < 0) {
+        *reason = rt_atom_intern("bad_journal_config");
+        return rc;
+    }
+    struct rt_start_opts o = {.name = "workflows_sup", .initial_call = "workflows_sup"};
+    return rt_sup_start_link(workflows_init, NULL, &o, out, reason);
+}
