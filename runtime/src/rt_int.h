@@ -246,6 +246,8 @@ struct rt_proc *rt__self(void);         /* current process on this thread, or NU
 _Noreturn void rt__die(struct rt_proc *p, rt_atom reason);
 void rt__finish(struct rt_proc *p); /* scheduler context: reap an exited process */
 void rt__proc_foreach_slot(void (*fn)(struct rt_proc *p, void *ctx), void *ctx);
+/* Scheduler thread, as it ends: gives its cached free slots back. */
+void rt__proc_sched_done(struct rt__sched *s);
 size_t rt__proc_count(void);
 
 /* ---- messages (msg.c) ---- */

@@ -672,6 +672,7 @@ static void *sched_main(void *arg)
         rt__io_poll(s, tmo);
         atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
     }
+    rt__proc_sched_done(s);
     ss.ss_flags = SS_DISABLE;
     sigaltstack(&ss, NULL);
     rt__cur_sched = NULL;
