@@ -8,6 +8,10 @@
  *    always slot i of the process table. A pid is (generation << 32 | slot);
  *    the generation is bumped each time a slot is freed, so a stale pid never
  *    matches a new process (it would take 2^32 reuses of one slot).
+ *  - Free slots wait in a bounded cache of the scheduler that reaped them,
+ *    then in one global list (proc.c): a slot enters either only after its
+ *    reaper cleared the pid and bumped the generation, and it crosses
+ *    threads only through the global list's lock.
  *  - Everything in a block except the fields marked "atomic" or "info_lock"
  *    is touched only by the thread running the process (or, before it is
  *    published and after it is closed, by its spawner/reaper).
