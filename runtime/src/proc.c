@@ -197,6 +197,27 @@ static struct slot_cache *own_cache(void)
     return s ? &caches[s->id] : NULL;
 }
 
+/* The refill and the drain are kept out of line (noinline), so that the
+ * common case of a spawn or an exit, a cache that is neither empty nor
+ * full, sets up no call frame for them. */
+
+/* An empty cache takes a batch; returns how many it now holds. */
+__attribute__((noinline)) static uint32_t cache_refill(struct slot_cache *c)
+{
+    return global_take(c->slot, RT__SLOT_BATCH);
+}
+
+/* A full cache gives a batch back; returns how many it keeps. The oldest
+ * go: the newest are the likeliest to be in the CPU's cache when the next
+ * spawn here reuses them. */
+__attribute__((noinline)) static uint32_t cache_drain(struct slot_cache *c)
+{
+    global_put(c->slot, RT__SLOT_BATCH);
+    memmove(c->slot, c->slot + RT__SLOT_BATCH,
+            (RT__SLOT_CACHE - RT__SLOT_BATCH) * sizeof(c->slot[0]));
+    return RT__SLOT_CACHE - RT__SLOT_BATCH;
+}
+
 static struct rt_proc *slot_alloc(void)
 {
     struct slot_cache *c = own_cache();
@@ -205,11 +226,8 @@ static struct rt_proc *slot_alloc(void)
         return global_take(&slot, 1) ? rt__lookup(slot) : NULL;
     /* Relaxed: only this thread writes n; the store is for the test hook. */
     uint32_t n = RT__GET(&c->n);
-    if (n == 0) {
-        n = global_take(c->slot, RT__SLOT_BATCH);
-        if (n == 0)
-            return NULL;
-    }
+    if (n == 0 && (n = cache_refill(c)) == 0)
+        return NULL;
     slot = c->slot[--n];
     RT__SET(&c->n, n);
     return rt__lookup(slot);
@@ -223,13 +241,8 @@ static void slot_free(struct rt_proc *p)
         return;
     }
     uint32_t n = RT__GET(&c->n);
-    if (n == RT__SLOT_CACHE) {
-        /* The oldest go: the newest are the likeliest to be in the CPU's
-         * cache when the next spawn here reuses them. */
-        global_put(c->slot, RT__SLOT_BATCH);
-        n -= RT__SLOT_BATCH;
-        memmove(c->slot, c->slot + RT__SLOT_BATCH, n * sizeof(c->slot[0]));
-    }
+    if (n == RT__SLOT_CACHE)
+        n = cache_drain(c);
     c->slot[n++] = p->slot;
     RT__SET(&c->n, n);
 }
