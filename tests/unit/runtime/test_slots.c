@@ -6,7 +6,6 @@
 #include "rt_fault.h"
 #include "rt_test.h"
 
-#include <stdio.h>
 #include <unistd.h>
 
 enum { T_GO = 1, T_STOP };
@@ -236,7 +235,8 @@ START_TEST(many_spawns_across_two_schedulers_never_give_two_live_processes_one_p
     rt_test_start(2);
     static struct storm st;
     memset(&st, 0, sizeof st);
-    st.per_spawner = rt_test_under_valgrind() ? 2000 : 20000;
+    /* Slow (sanitizer, valgrind) runs do a tenth of the work. */
+    st.per_spawner = rt_test_under_valgrind() || rt_test_scaled(1) > 1 ? 2000 : 20000;
     st.keep_every = 16;
     struct storm_arg args[SPAWNERS];
     for (int k = 0; k < SPAWNERS; k++) {
