@@ -29,4 +29,9 @@ unsigned rt__test_slots_cached(unsigned sched);
  * that is no scheduler. */
 int rt__test_sched_id(void);
 
+/* Any thread. How many times, since rt_start, an exit has woken the threads
+ * waiting in rt_join or rt_wait_idle (sched.c): only for a joiner of the
+ * pid that exited, or when no process is left. */
+uint64_t rt__test_exit_wakeups(void);
+
 #endif
