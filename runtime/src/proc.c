@@ -4,13 +4,36 @@
  * The table is an array of chunk pointers; a chunk holds RT__CHUNK control
  * blocks that are never freed while the runtime runs (type-stable memory,
  * see rt_int.h), so a stale pointer to a block is always safe to read and a
- * stale pid never matches it. Free slots sit on a stack under `slot_lock`.
+ * stale pid never matches it.
+ *
+ * Free slots: each scheduler keeps a bounded cache of free slot indices
+ * (RT__SLOT_CACHE), touched only by its own thread, so a spawn or an exit
+ * on a scheduler takes no lock. Behind the caches is one global stack of
+ * free slots and the fresh-slot mark under `slot_lock`: an empty cache takes
+ * RT__SLOT_BATCH slots from it at once, a full one gives RT__SLOT_BATCH back,
+ * so a scheduler that spawns more than it reaps (or the reverse, when work
+ * stealing moves processes) locks the global list once per batch. A slot
+ * goes to the cache of the scheduler that reaps it, whichever one spawned
+ * it. Threads that are not schedulers (the main thread, blocking threads)
+ * use the global list directly.
+ *
+ * A cached slot is free but cannot be had by another scheduler, so the table
+ * holds max_processes slots plus room for every cache to be full: the
+ * process limit (rt__rt.live) is still what refuses a spawn, never a slot
+ * parked in another scheduler's cache. A scheduler gives its cache back
+ * when its thread ends (rt_stop), and rt__proc_init empties every cache, so
+ * no index outlives the table it was taken from.
+ *
+ * The pid rules do not change with the caches: a slot is cached only after
+ * the reaper has cleared its pid and bumped its generation, and a slot moves
+ * between threads only through `slot_lock`.
  *
  * Exit: a process that exits switches to its scheduler, which reaps it in
  * rt__finish: deferred cleanups, memory, messages it held, name, inbox
  * (closed then drained), then exit signals to links and DOWN messages to
  * monitors, in that order, so that whoever receives the signal finds the name already gone.
  */
+#include "rt_fault.h"
 #include "rt_int.h"
 
 #include <errno.h>
@@ -21,13 +44,32 @@
 
 #define RT__CHUNK_BITS 12
 #define RT__CHUNK (1u << RT__CHUNK_BITS)
+/* Bound of a scheduler's slot cache, and how many slots move at once between
+ * a cache and the global list: a batch of 32 makes the global lock 1/32 of
+ * what it was for a scheduler that only spawns or only reaps, and keeping
+ * half the cache after a drain leaves room for both spawns and exits. */
+#define RT__SLOT_CACHE 64u
+#define RT__SLOT_BATCH 32u
 
-static struct rt_proc *_Atomic *chunks; /* max_processes / RT__CHUNK entries */
+/* One scheduler's free slots, top of the stack last. Only its thread
+ * touches it, except the test hook that reads `n` (relaxed). On a cache
+ * line of its own: two schedulers' caches never share one. */
+struct slot_cache {
+    _Alignas(64) _Atomic uint32_t n;
+    uint32_t slot[RT__SLOT_CACHE];
+};
+static struct slot_cache caches[RT_MAX_SCHEDULERS];
+
+static struct rt_proc *_Atomic *chunks; /* nslots / RT__CHUNK entries */
 static size_t nchunks;
+static size_t nslots; /* max_processes + room for full caches */
 static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t *free_slots; /* stack of free slot indices */
 static size_t free_n;
 static uint32_t next_fresh; /* slots below this have been used */
+/* Acquisitions of slot_lock since rt_start (rt__test_slot_lock_count).
+ * Written only under the lock; read by tests (relaxed). */
+static _Atomic uint64_t slot_lock_count;
 
 int rt__proc_init(void);
 void rt__proc_done(void);
@@ -35,22 +77,29 @@ void rt__proc_done(void);
 int rt__proc_init(void)
 {
     size_t max = rt__rt.cfg.max_processes;
-    nchunks = (max + RT__CHUNK - 1) / RT__CHUNK;
+    nslots = max + (size_t)rt__rt.nsched * RT__SLOT_CACHE;
+    nchunks = (nslots + RT__CHUNK - 1) / RT__CHUNK;
     chunks = calloc(nchunks, sizeof(*chunks));
     /* The free stack can hold every slot; NORESERVE keeps it cheap until a
      * million processes have actually exited. */
-    free_slots = mmap(NULL, max * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+    free_slots = mmap(NULL, nslots * sizeof(uint32_t), PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (!chunks || free_slots == MAP_FAILED) {
         free(chunks);
         chunks = NULL;
         if (free_slots != MAP_FAILED)
-            munmap(free_slots, max * sizeof(uint32_t));
+            munmap(free_slots, nslots * sizeof(uint32_t));
         free_slots = NULL;
         return -ENOMEM;
     }
     free_n = 0;
     next_fresh = 1; /* slot 0 unused: pid 0 is never valid */
+    /* A cache left from an earlier run would name slots of a table that is
+     * gone (schedulers give theirs back as they end; this also covers a
+     * start that failed half-way). No scheduler thread runs yet. */
+    for (size_t i = 0; i < RT_MAX_SCHEDULERS; i++)
+        atomic_store_explicit(&caches[i].n, 0, memory_order_relaxed);
+    atomic_store_explicit(&slot_lock_count, 0, memory_order_relaxed);
     return 0;
 }
 
@@ -67,17 +116,17 @@ void rt__proc_done(void)
     free(chunks);
     chunks = NULL;
     if (free_slots)
-        munmap(free_slots, rt__rt.cfg.max_processes * sizeof(uint32_t));
+        munmap(free_slots, nslots * sizeof(uint32_t));
     free_slots = NULL;
 }
 
 struct rt_proc *rt__lookup(rt_pid pid)
 {
     uint32_t slot = (uint32_t)pid;
-    if (!chunks || slot == 0 || slot >= rt__rt.cfg.max_processes)
+    if (!chunks || slot == 0 || slot >= nslots)
         return NULL;
-    /* Acquire pairs with the release in slot_alloc: the chunk's initialised
-     * blocks are visible. */
+    /* Acquire pairs with the release in global_take: the chunk's
+     * initialised blocks are visible. */
     struct rt_proc *c = atomic_load_explicit(&chunks[slot >> RT__CHUNK_BITS], memory_order_acquire);
     return c ? &c[slot & (RT__CHUNK - 1)] : NULL;
 }
@@ -88,46 +137,154 @@ struct rt_proc *rt__self(void)
     return s ? atomic_load_explicit(&s->current, memory_order_relaxed) : NULL;
 }
 
+static void slot_lock_take(void)
+{
+    pthread_mutex_lock(&slot_lock);
+    RT__RELAXED_ADD(&slot_lock_count, 1);
+}
+
+/* Makes sure the chunk holding `slot` exists; under slot_lock. */
+static int chunk_ensure(uint32_t slot)
+{
+    size_t ci = slot >> RT__CHUNK_BITS;
+    if (atomic_load_explicit(&chunks[ci], memory_order_relaxed))
+        return 0;
+    struct rt_proc *c = mmap(NULL, RT__CHUNK * sizeof(struct rt_proc), PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c == MAP_FAILED)
+        return -ENOMEM;
+    for (uint32_t j = 0; j < RT__CHUNK; j++) {
+        c[j].slot = (uint32_t)(ci << RT__CHUNK_BITS) + j;
+        c[j].gen = 1;
+        atomic_store_explicit(&c[j].state, RT__FREE, memory_order_relaxed);
+        atomic_store_explicit(&c[j].closed, 1, memory_order_relaxed);
+    }
+    /* Release: readers that find the chunk see its initialised blocks. */
+    atomic_store_explicit(&chunks[ci], c, memory_order_release);
+    return 0;
+}
+
+/* Takes up to `want` free slots from the global list, then fresh ones;
+ * returns how many it wrote to out (0: the table is full or out of
+ * memory). */
+static uint32_t global_take(uint32_t *out, uint32_t want)
+{
+    uint32_t got = 0;
+    slot_lock_take();
+    while (got < want && free_n > 0)
+        out[got++] = free_slots[--free_n];
+    while (got < want && next_fresh < nslots) {
+        if (chunk_ensure(next_fresh) < 0)
+            break;
+        out[got++] = next_fresh++;
+    }
+    pthread_mutex_unlock(&slot_lock);
+    return got;
+}
+
+static void global_put(const uint32_t *slots, uint32_t n)
+{
+    slot_lock_take();
+    memcpy(&free_slots[free_n], slots, n * sizeof(*slots));
+    free_n += n;
+    pthread_mutex_unlock(&slot_lock);
+}
+
+/* The calling scheduler's cache, or NULL on a thread that is no scheduler. */
+static struct slot_cache *own_cache(void)
+{
+    struct rt__sched *s = rt__cur_sched;
+    return s ? &caches[s->id] : NULL;
+}
+
+/* The refill and the drain are kept out of line (noinline), so that the
+ * common case of a spawn or an exit, a cache that is neither empty nor
+ * full, sets up no call frame for them. */
+
+/* An empty cache takes a batch; returns how many it now holds. */
+__attribute__((noinline)) static uint32_t cache_refill(struct slot_cache *c)
+{
+    return global_take(c->slot, RT__SLOT_BATCH);
+}
+
+/* A full cache gives a batch back; returns how many it keeps. The oldest
+ * go: the newest are the likeliest to be in the CPU's cache when the next
+ * spawn here reuses them. */
+__attribute__((noinline)) static uint32_t cache_drain(struct slot_cache *c)
+{
+    global_put(c->slot, RT__SLOT_BATCH);
+    memmove(c->slot, c->slot + RT__SLOT_BATCH,
+            (RT__SLOT_CACHE - RT__SLOT_BATCH) * sizeof(c->slot[0]));
+    return RT__SLOT_CACHE - RT__SLOT_BATCH;
+}
+
 static struct rt_proc *slot_alloc(void)
 {
-    struct rt_proc *p = NULL;
-    pthread_mutex_lock(&slot_lock);
+    struct slot_cache *c = own_cache();
     uint32_t slot;
-    if (free_n > 0) {
-        slot = free_slots[--free_n];
-    } else if (next_fresh < rt__rt.cfg.max_processes) {
-        slot = next_fresh++;
-        size_t ci = slot >> RT__CHUNK_BITS;
-        if (!atomic_load_explicit(&chunks[ci], memory_order_relaxed)) {
-            struct rt_proc *c = mmap(NULL, RT__CHUNK * sizeof(struct rt_proc),
-                                     PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (c == MAP_FAILED) {
-                next_fresh--;
-                goto out;
-            }
-            for (uint32_t j = 0; j < RT__CHUNK; j++) {
-                c[j].slot = (uint32_t)(ci << RT__CHUNK_BITS) + j;
-                c[j].gen = 1;
-                atomic_store_explicit(&c[j].state, RT__FREE, memory_order_relaxed);
-                atomic_store_explicit(&c[j].closed, 1, memory_order_relaxed);
-            }
-            /* Release: readers that find the chunk see its initialised blocks. */
-            atomic_store_explicit(&chunks[ci], c, memory_order_release);
-        }
-    } else {
-        goto out;
-    }
-    p = rt__lookup(slot);
-out:
-    pthread_mutex_unlock(&slot_lock);
-    return p;
+    if (!c)
+        return global_take(&slot, 1) ? rt__lookup(slot) : NULL;
+    /* Relaxed: only this thread writes n; the store is for the test hook. */
+    uint32_t n = RT__GET(&c->n);
+    if (n == 0 && (n = cache_refill(c)) == 0)
+        return NULL;
+    slot = c->slot[--n];
+    RT__SET(&c->n, n);
+    return rt__lookup(slot);
 }
 
 static void slot_free(struct rt_proc *p)
 {
-    pthread_mutex_lock(&slot_lock);
-    free_slots[free_n++] = p->slot;
-    pthread_mutex_unlock(&slot_lock);
+    struct slot_cache *c = own_cache();
+    if (!c) {
+        global_put(&p->slot, 1);
+        return;
+    }
+    uint32_t n = RT__GET(&c->n);
+    if (n == RT__SLOT_CACHE)
+        n = cache_drain(c);
+    c->slot[n++] = p->slot;
+    RT__SET(&c->n, n);
+}
+
+/* Reaper (or a spawn that failed after publishing the pid): the pid stops
+ * matching the block, whose slot is free from here on. */
+static void slot_release(struct rt_proc *p)
+{
+    /* Release: the reset block is visible before the slot can be reused. */
+    atomic_store_explicit(&p->pid, 0, memory_order_release);
+    p->gen++;
+    if (p->gen == 0)
+        p->gen = 1;
+    atomic_store_explicit(&p->state, RT__FREE, memory_order_relaxed);
+    slot_free(p);
+}
+
+/* Scheduler thread, as it ends: its cached slots go back to the global
+ * list, where threads that are no scheduler can still have them. */
+void rt__proc_sched_done(struct rt__sched *s)
+{
+    struct slot_cache *c = &caches[s->id];
+    uint32_t n = RT__GET(&c->n);
+    if (n && free_slots)
+        global_put(c->slot, n);
+    RT__SET(&c->n, 0);
+}
+
+uint64_t rt__test_slot_lock_count(void)
+{
+    return atomic_load_explicit(&slot_lock_count, memory_order_relaxed);
+}
+
+unsigned rt__test_slots_cached(unsigned sched)
+{
+    return sched < RT_MAX_SCHEDULERS ? RT__GET(&caches[sched].n) : 0;
+}
+
+int rt__test_sched_id(void)
+{
+    struct rt__sched *s = rt__cur_sched;
+    return s ? (int)s->id : -1;
 }
 
 size_t rt__proc_count(void)
@@ -138,7 +295,7 @@ size_t rt__proc_count(void)
 
 void rt__proc_foreach_slot(void (*fn)(struct rt_proc *p, void *ctx), void *ctx)
 {
-    pthread_mutex_lock(&slot_lock);
+    slot_lock_take();
     uint32_t limit = next_fresh;
     pthread_mutex_unlock(&slot_lock);
     for (uint32_t s = 1; s < limit; s++) {
@@ -397,10 +554,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
                 free(p->rel);
                 p->rel = NULL;
             }
-            atomic_store_explicit(&p->pid, 0, memory_order_release);
-            p->gen++;
-            atomic_store_explicit(&p->state, RT__FREE, memory_order_relaxed);
-            slot_free(p);
+            slot_release(p);
             return rc;
         }
     }
@@ -658,17 +812,11 @@ void rt__finish(struct rt_proc *p)
     /* The process is gone from here on: its scheduler stops naming it as
      * current (the watchdog would otherwise blame a released or reused
      * block for the time its scheduler spends here). Relaxed: ordered
-     * before the release store of the pid below. */
+     * before the release store of the pid in slot_release. */
     struct rt__sched *s = rt__cur_sched;
     if (s && atomic_load_explicit(&s->current, memory_order_relaxed) == p)
         atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
-    /* Release: the reset block is visible before the slot can be reused. */
-    atomic_store_explicit(&p->pid, 0, memory_order_release);
-    p->gen++;
-    if (p->gen == 0)
-        p->gen = 1;
-    atomic_store_explicit(&p->state, RT__FREE, memory_order_relaxed);
-    slot_free(p);
+    slot_release(p);
     atomic_fetch_sub_explicit(&rt__rt.live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&rt__rt.exited, 1, memory_order_relaxed);
     rt__notify_exit(pid, reason);

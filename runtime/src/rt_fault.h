@@ -7,10 +7,31 @@
 #ifndef RT_FAULT_H
 #define RT_FAULT_H
 
+#include <stdint.h>
+
 /* Any thread. Makes the nth stack allocation from now (1 = the next) fail
  * as if out of memory, once; 0 turns a pending failure off. A process whose
  * first stack cannot be had is reaped without running (reason
  * system_limit). rt_stop turns it off. */
 void rt__test_stack_fail_nth(unsigned nth);
+
+/* Any thread. How many times the process table's global free list
+ * (`slot_lock`, proc.c) has been locked since rt_start: spawns and exits
+ * on a scheduler lock it only to refill or drain their slot cache. */
+uint64_t rt__test_slot_lock_count(void);
+
+/* Any thread. How many free slots scheduler `sched` holds in its cache (0
+ * for a scheduler that does not exist). Exact only while that scheduler
+ * neither spawns nor reaps. */
+unsigned rt__test_slots_cached(unsigned sched);
+
+/* Any thread. The id of the scheduler the caller runs on, or -1 on a thread
+ * that is no scheduler. */
+int rt__test_sched_id(void);
+
+/* Any thread. How many times, since rt_start, an exit has woken the threads
+ * waiting in rt_join or rt_wait_idle (sched.c): only for a joiner of the
+ * pid that exited, or when no process is left. */
+uint64_t rt__test_exit_wakeups(void);
 
 #endif

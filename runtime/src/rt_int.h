@@ -8,6 +8,10 @@
  *    always slot i of the process table. A pid is (generation << 32 | slot);
  *    the generation is bumped each time a slot is freed, so a stale pid never
  *    matches a new process (it would take 2^32 reuses of one slot).
+ *  - Free slots wait in a bounded cache of the scheduler that reaped them,
+ *    then in one global list (proc.c): a slot enters either only after its
+ *    reaper cleared the pid and bumped the generation, and it crosses
+ *    threads only through the global list's lock.
  *  - Everything in a block except the fields marked "atomic" or "info_lock"
  *    is touched only by the thread running the process (or, before it is
  *    published and after it is closed, by its spawner/reaper).
@@ -246,6 +250,8 @@ struct rt_proc *rt__self(void);         /* current process on this thread, or NU
 _Noreturn void rt__die(struct rt_proc *p, rt_atom reason);
 void rt__finish(struct rt_proc *p); /* scheduler context: reap an exited process */
 void rt__proc_foreach_slot(void (*fn)(struct rt_proc *p, void *ctx), void *ctx);
+/* Scheduler thread, as it ends: gives its cached free slots back. */
+void rt__proc_sched_done(struct rt__sched *s);
 size_t rt__proc_count(void);
 
 /* ---- messages (msg.c) ---- */

@@ -13,6 +13,7 @@
  * has switched off the process's stack (rt_int.h explains the wake-up
  * protocol), so a process is never resumed on two threads at once.
  */
+#include "rt_fault.h"
 #include "rt_int.h"
 
 #include <errno.h>
@@ -672,6 +673,7 @@ static void *sched_main(void *arg)
         rt__io_poll(s, tmo);
         atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
     }
+    rt__proc_sched_done(s);
     ss.ss_flags = SS_DISABLE;
     sigaltstack(&ss, NULL);
     rt__cur_sched = NULL;
@@ -777,6 +779,15 @@ static bool recent_find(rt_pid pid, rt_atom *reason)
     return false;
 }
 
+/* Broadcasts of idle_cond by exits (rt__test_exit_wakeups). Written only
+ * under idle_lock; read by tests (relaxed). */
+static _Atomic uint64_t exit_wakeups;
+
+uint64_t rt__test_exit_wakeups(void)
+{
+    return atomic_load_explicit(&exit_wakeups, memory_order_relaxed);
+}
+
 void rt__notify_exit(rt_pid pid, rt_atom reason)
 {
     /* Relaxed: only the index must be unique. */
@@ -788,13 +799,27 @@ void rt__notify_exit(rt_pid pid, rt_atom reason)
     if (atomic_load_explicit(&rt__rt.idle_waiters, memory_order_seq_cst) == 0)
         return;
     pthread_mutex_lock(&rt__rt.idle_lock);
+    bool wake = false;
     for (struct joiner *j = joiners; j; j = j->next) {
         if (j->pid == pid) {
             j->done = true;
             j->reason = reason;
+            wake = true;
         }
     }
-    pthread_cond_broadcast(&rt__rt.idle_cond);
+    /* Only a joiner of this pid, or rt_wait_idle once no process is left,
+     * has anything to wake for. A thread that waits for the whole run (a
+     * program's main thread joining its top process, rt_wait_idle during a
+     * storm of spawns) would otherwise be woken, a futex call, by every
+     * exit. The exit that takes `live` to 0 reads 0 here after its own
+     * decrement, so the last one always wakes rt_wait_idle (which also
+     * re-checks every 10 ms). seq_cst: as rt_wait_idle's load. */
+    if (!wake && atomic_load_explicit(&rt__rt.live, memory_order_seq_cst) <= 0)
+        wake = true;
+    if (wake) {
+        RT__RELAXED_ADD(&exit_wakeups, 1);
+        pthread_cond_broadcast(&rt__rt.idle_cond);
+    }
     pthread_mutex_unlock(&rt__rt.idle_lock);
 }
 
@@ -934,6 +959,7 @@ int rt_start(const struct rt_config *cfg)
     atomic_store(&rt__msgs_live, 0);
     joiners = NULL;
     memset(recent, 0, sizeof recent);
+    atomic_store_explicit(&exit_wakeups, 0, memory_order_relaxed);
     rt__stacks_init();
     int rc = rt__proc_init();
     if (rc < 0)

@@ -49,17 +49,36 @@ START_TEST(process_exit_reason_is_reported)
 }
 END_TEST
 
-START_TEST(pids_are_not_reused_after_exit)
+/* Spawns record_self with a monitor and waits for it to end; its pid. */
+static rt_pid spawn_and_await(void)
 {
-    rt_test_start(1);
-    rt_pid a, b;
-    ck_assert_int_eq(rt_spawn(record_self, NULL, NULL, &a), 0);
-    ck_assert_int_eq(rt_join(a, 5000, NULL), 0);
-    ck_assert_int_eq(rt_spawn(record_self, NULL, NULL, &b), 0);
-    ck_assert_int_eq(rt_join(b, 5000, NULL), 0);
+    rt_pid pid;
+    rt_ref ref;
+    struct rt_spawn_opts o = {.monitor = true, .monitor_ref = &ref};
+    ck_assert_int_eq(rt_spawn(record_self, NULL, &o, &pid), 0);
+    struct rt_msg *down = rt_receive_ref(ref, 5000);
+    ck_assert_ptr_nonnull(down);
+    rt_msg_free(down);
+    return pid;
+}
+
+/* From a process: the slot an exit frees goes to its scheduler's cache,
+ * where that scheduler's next spawn finds it. */
+static void reuse_body(void *arg)
+{
+    (void)arg;
+    rt_pid a = spawn_and_await();
+    rt_pid b = spawn_and_await();
     ck_assert_uint_ne(a, b);
     ck_assert_uint_eq((uint32_t)a, (uint32_t)b); /* same slot, new generation */
     ck_assert_int_eq(rt_send(a, rt_msg_new(T_DATA, 0)), -ESRCH);
+    ck_assert(!rt_is_alive(a));
+}
+
+START_TEST(pids_are_not_reused_after_exit)
+{
+    rt_test_start(1);
+    ck_assert_uint_eq(rt_test_run(reuse_body, NULL), RT_NORMAL);
     rt_test_stop();
 }
 END_TEST

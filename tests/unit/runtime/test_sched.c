@@ -3,6 +3,7 @@
  * stack overflow, blocking pool, per-process memory, introspection, and a
  * stress of many senders on all schedulers.
  */
+#include "rt_fault.h"
 #include "rt_test.h"
 #ifndef RT_STACK_SIZE_MAX
 #define RT_STACK_SIZE_MAX ((size_t)64 << 20)
@@ -1235,6 +1236,52 @@ START_TEST(a_failed_test_leaves_no_runtime_running_for_the_next)
 }
 END_TEST
 
+/* ---- exits wake only the threads waiting for them ---- */
+
+static void exits_quietly(void *arg)
+{
+    (void)arg;
+}
+
+/* Spawns and awaits `*arg` children one after the other, then tells the
+ * process the test joins to stop. */
+static void churn_then_release(void *arg)
+{
+    rt_pid *pids = arg; /* [0]: cycles, [1]: the joined process */
+    rt_sleep(20);       /* the test thread is in rt_join by then, mostly */
+    for (rt_pid i = 0; i < pids[0]; i++) {
+        rt_ref ref;
+        struct rt_spawn_opts o = {.monitor = true, .monitor_ref = &ref};
+        ck_assert_int_eq(rt_spawn(exits_quietly, NULL, &o, NULL), 0);
+        rt_msg_free(rt_receive_ref(ref, rt_test_scaled(5000)));
+    }
+    rt_send(pids[1], rt_msg_new(T_STOP, 0));
+}
+
+static void waits_for_stop(void *arg)
+{
+    (void)arg;
+    rt_msg_free(rt_receive(RT_INFINITY));
+}
+
+START_TEST(exits_of_other_processes_do_not_wake_a_thread_in_rt_join)
+{
+    rt_test_start(1);
+    static rt_pid args[2];
+    args[0] = 2000;
+    ck_assert_int_eq(rt_spawn(waits_for_stop, NULL, NULL, &args[1]), 0);
+    ck_assert_int_eq(rt_spawn(churn_then_release, args, NULL, NULL), 0);
+    uint64_t before = rt__test_exit_wakeups();
+    ck_assert_int_eq(rt_join(args[1], rt_test_scaled(20000), NULL), 0);
+    uint64_t wakeups = rt__test_exit_wakeups() - before;
+    /* The joined process's own exit wakes the test thread (and, were it
+     * the last one, any rt_wait_idle); the 2,000 other exits must not. */
+    ck_assert_msg(wakeups <= 3, "%llu wake-ups of the joining thread for 2,000 other exits",
+                  (unsigned long long)wakeups);
+    rt_test_stop();
+}
+END_TEST
+
 RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              watchdog_reports_a_process_holding_its_scheduler_by_name,
              send_after_delivers_on_time_and_cancel_prevents_delivery,
@@ -1256,4 +1303,5 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              spawn_and_exit_storm_leaves_nothing_behind,
              parking_scheduler_reads_nothing_of_a_process_once_published_waiting,
              runtime_restarts_cleanly_after_stop,
-             a_failed_test_leaves_no_runtime_running_for_the_next)
+             a_failed_test_leaves_no_runtime_running_for_the_next,
+             exits_of_other_processes_do_not_wake_a_thread_in_rt_join)
