@@ -317,7 +317,8 @@ class Run:
             if self.args.mode == "postgres":
                 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
                 import pgserver
-                self.pg = pgserver.Server()
+                self.pg = pgserver.PgServer()
+                self.pg.start()
                 self.pg_conninfo = self.pg.conninfo
             self.start_ledger()
             self.create_accounts()
