@@ -65,7 +65,10 @@ def restart(datadir):
 
 
 class PgServer:
-    def __init__(self):
+    def __init__(self, durable=False):
+        # durable: fsync on, as a production server (benchmarks); tests
+        # leave it off.
+        self.durable = durable
         self.tmp = None
         self.datadir = None
         self.port = None
@@ -98,7 +101,7 @@ class PgServer:
                 f.write(f"port = {self.port}\n"
                         "listen_addresses = '127.0.0.1'\n"
                         f"unix_socket_directories = '{sockdir}'\n"
-                        "fsync = off\nfull_page_writes = off\n"
+                        + ("" if self.durable else "fsync = off\nfull_page_writes = off\n") +
                         "max_connections = 50\nshared_buffers = 16MB\n")
             r = _pg_ctl(self.datadir, "-w", "-t", "30",
                         "-l", os.path.join(self.tmp, "server.log"), "start", check=False)

@@ -1,0 +1,331 @@
+"""Workflows through the real binary, with the ledger example as the
+backend: a transfer completes; an overdraft is refused and nothing moves;
+a credit refused compensates the debit; a step whose answer is late is
+resent with the same key and applied once; sync and async modes with the
+status path; the client's Idempotency-Key (400, 409, 422, the stored answer
+replayed); a gateway killed with SIGKILL in the middle of a transfer
+finishes it after its restart."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from harness import Gateway, TestRun, free_port, wait_port
+
+t = TestRun("workflows")
+LEDGER_BIN = os.environ.get("LEDGER_BIN", "build/examples/ledger/tandem-ledger")
+SCALE = float(os.environ.get("TANDEM_TEST_TIME_SCALE", "1"))
+
+
+class Ledger:
+    def __init__(self, *extra):
+        self.dir = tempfile.mkdtemp(prefix="tandem-ledger-")
+        self.port = free_port()
+        self.argv = [LEDGER_BIN, "--listen", f"127.0.0.1:{self.port}",
+                     "--db", os.path.join(self.dir, "ledger.db"), "--schedulers", "1", *extra]
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def call(self, method, path, body=None, key=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        h = {"Idempotency-Key": key} if key else {}
+        c.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, json.loads(data) if data else None
+
+    def account(self, name, balance):
+        s, _ = self.call("POST", "/accounts", {"id": name, "balance": balance})
+        assert s == 201, s
+
+    def balance(self, name):
+        return self.call("GET", f"/accounts/{name}")[1]["balance"]
+
+    def keys(self, name):
+        """The Idempotency-Key of each entry of an account, in order."""
+        _, doc = self.call("GET", f"/accounts/{name}/entries")
+        return [e.get("idempotency_key") for e in doc["entries"]]
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def transfer(**over):
+    """The transfer definition of examples/ledger, with changes."""
+    src = os.path.join(os.environ.get("TANDEM_SRC", os.getcwd()), "examples", "ledger",
+                       "workflows", "transfer.json")
+    with open(src) as f:
+        wf = json.load(f)["workflows"][0]
+    steps = over.pop("steps", {})
+    wf.update(over)
+    for s in wf["steps"]:
+        s.update(steps)
+    return wf
+
+
+class Env:
+    """A ledger, and a gateway whose route POST /transfers runs `wf`."""
+
+    def __init__(self, wf=None, ledger_args=(), gateway=True):
+        self.ledger = Ledger(*ledger_args)
+        self.dir = tempfile.mkdtemp(prefix="tandem-wf-")
+        os.makedirs(os.path.join(self.dir, "workflows"))
+        with open(os.path.join(self.dir, "workflows", "transfer.json"), "w") as f:
+            json.dump({"workflows": [wf or transfer()]}, f)
+        self.gw = None
+        if gateway:
+            self.start_gateway()
+
+    def start_gateway(self):
+        self.gw = Gateway(
+            [{"name": "transfer", "match": {"path": "/transfers", "methods": ["POST"]},
+              "workflow": "transfer"}],
+            {"ledger": {"targets": [{"address": f"127.0.0.1:{self.ledger.port}"}]}},
+            extra={"workflows": {"dir": os.path.join(self.dir, "workflows"),
+                                 "journal": {"data_dir": os.path.join(self.dir, "data")}}})
+
+    def post(self, body, key="k1", headers=None, raw=None, timeout=30):
+        c = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=timeout)
+        h = {"Content-Type": "application/json"}
+        if key is not None:
+            h["Idempotency-Key"] = key
+        h.update(headers or {})
+        c.request("POST", "/transfers", body=raw if raw is not None else json.dumps(body),
+                  headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r, data
+
+    def get(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=10)
+        c.request("GET", path)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r, data
+
+    def poll(self, location, timeout=30):
+        """The status document once the instance is terminal."""
+        end = time.time() + timeout * SCALE
+        while time.time() < end:
+            r, data = self.get(location)
+            assert r.status == 200, (r.status, data)
+            doc = json.loads(data)
+            if doc["terminal"]:
+                return doc
+            time.sleep(0.05)
+        raise AssertionError(f"{location} not terminal: {doc}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        if self.gw:
+            self.gw.close()
+        self.ledger.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def step_keys(keys, wid):
+    """The workflow's own entries among an account's Idempotency-Keys."""
+    return [k for k in keys if k and k.startswith(wid + ".")]
+
+
+@t.case
+def a_transfer_completes_and_each_step_is_applied_once():
+    with Env() as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 30})
+        assert r.status == 200, (r.status, data)
+        doc = json.loads(data)
+        wid = doc["id"]
+        assert e.ledger.balance("alice") == 70 and e.ledger.balance("bob") == 30
+        assert step_keys(e.ledger.keys("alice"), wid) == [f"{wid}.debit"]
+        assert step_keys(e.ledger.keys("bob"), wid) == [f"{wid}.credit"]
+        assert doc["from"]["balance"] == 70 and doc["to"]["balance"] == 30, doc
+
+
+@t.case
+def an_overdraft_is_refused_and_nothing_moves():
+    with Env() as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 1000})
+        assert r.status == 402, (r.status, data)
+        wid = json.loads(data)["id"]
+        assert e.ledger.balance("alice") == 100 and e.ledger.balance("bob") == 0
+        assert step_keys(e.ledger.keys("bob"), wid) == []
+        r, data = e.get(f"/workflows/{wid}")
+        assert json.loads(data)["state"] == "compensated", data
+
+
+@t.case
+def a_refused_credit_compensates_the_debit_and_restores_the_source():
+    with Env() as e:
+        e.ledger.account("alice", 100)
+        r, data = e.post({"from": "alice", "to": "nobody", "amount": 40})
+        assert r.status == 402, (r.status, data)
+        wid = json.loads(data)["id"]
+        assert e.ledger.balance("alice") == 100
+        assert step_keys(e.ledger.keys("alice"), wid) == [f"{wid}.debit", f"{wid}.debit.undo"]
+
+
+@t.case
+def a_late_answer_is_resent_with_the_same_key_and_applied_once():
+    # The ledger answers each change 800 ms after committing it; the step
+    # gives up after 300 ms, so the outcome is unknown and the step is
+    # resent with its key until an answer arrives in time (the ledger's
+    # replay of a stored answer is not delayed).
+    wf = transfer(steps={"timeout_ms": 300, "retry": {"attempts": 0, "backoff_ms": 50,
+                                                      "backoff_max_ms": 200}},
+                  wait_ms=20000)
+    with Env(wf, ledger_args=("--delay-ms", "800")) as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 10})
+        assert r.status == 200, (r.status, data)
+        wid = json.loads(data)["id"]
+        assert step_keys(e.ledger.keys("alice"), wid) == [f"{wid}.debit"]
+        assert step_keys(e.ledger.keys("bob"), wid) == [f"{wid}.credit"]
+        assert e.ledger.balance("alice") == 90 and e.ledger.balance("bob") == 10
+        # More than one send of the debit reached the ledger: the journal
+        # shows the retries.
+        _, detail = admin(e.gw, f"/admin/workflows/{wid}")
+        intents = [x for x in detail["transitions"]
+                   if x["event"] == "intent" and x["state"] == "step:debit"]
+        assert len(intents) >= 2, detail["transitions"]
+
+
+@t.case
+def async_mode_answers_202_and_the_status_path_gives_the_result():
+    with Env(transfer(mode="async")) as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 5})
+        assert r.status == 202, (r.status, data)
+        loc = r.getheader("Location")
+        wid = json.loads(data)["id"]
+        assert loc == f"/workflows/{wid}", (loc, data)
+        doc = e.poll(loc)
+        assert doc["state"] == "completed" and doc["result"]["status"] == 200, doc
+        r, data = e.get("/workflows/" + "0" * 32)
+        assert r.status == 404, r.status
+
+
+@t.case
+def sync_mode_past_its_wait_answers_202_then_the_result():
+    wf = transfer(wait_ms=200)
+    with Env(wf, ledger_args=("--delay-ms", "400")) as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 5})
+        assert r.status == 202, (r.status, data)
+        doc = e.poll(r.getheader("Location"))
+        assert doc["state"] == "completed", doc
+
+
+@t.case
+def a_missing_key_is_400_and_nothing_starts():
+    with Env() as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 5}, key=None)
+        assert r.status == 400, (r.status, data)
+        assert e.ledger.balance("alice") == 100
+        _, listing = admin(e.gw, "/admin/workflows")
+        assert listing["workflows"] == [], listing
+
+
+@t.case
+def the_same_key_with_another_body_is_422():
+    with Env() as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        r, _ = e.post({"from": "alice", "to": "bob", "amount": 5}, key="k")
+        assert r.status == 200
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 6}, key="k")
+        assert r.status == 422, (r.status, data)
+        assert e.ledger.balance("alice") == 95
+
+
+@t.case
+def the_same_key_while_running_is_409_with_retry_after():
+    with Env(transfer(mode="async"), ledger_args=("--delay-ms", "1500")) as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        r, _ = e.post({"from": "alice", "to": "bob", "amount": 5}, key="k")
+        assert r.status == 202
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 5}, key="k")
+        assert r.status == 409, (r.status, data)
+        assert r.getheader("Retry-After"), r.getheaders()
+
+
+@t.case
+def a_repeat_after_the_end_gets_the_stored_answer_and_applies_nothing():
+    with Env() as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        body = {"from": "alice", "to": "bob", "amount": 7}
+        r1, d1 = e.post(body, key="k")
+        r2, d2 = e.post(body, key="k")
+        assert r1.status == r2.status == 200, (r1.status, r2.status)
+        assert d1 == d2, (d1, d2)
+        assert r1.getheader("Content-Type") == r2.getheader("Content-Type")
+        assert e.ledger.balance("alice") == 93 and e.ledger.balance("bob") == 7
+        # A refused transfer's answer is stored and replayed the same way.
+        r1, d1 = e.post({"from": "alice", "to": "bob", "amount": 10 ** 6}, key="big")
+        r2, d2 = e.post({"from": "alice", "to": "bob", "amount": 10 ** 6}, key="big")
+        assert r1.status == r2.status == 402 and d1 == d2, (r1.status, r2.status, d1, d2)
+
+
+@t.case
+def a_gateway_killed_mid_transfer_finishes_it_after_restart():
+    # The ledger holds each answer 1 s: the gateway is killed while the
+    # debit is in flight; on restart the instance resends it with its key
+    # (the ledger applies it once) and the transfer completes.
+    with Env(transfer(mode="async"), ledger_args=("--delay-ms", "1000")) as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 25}, key="k")
+        assert r.status == 202, (r.status, data)
+        wid = json.loads(data)["id"]
+        time.sleep(0.3)
+        e.gw.proc.send_signal(signal.SIGKILL)
+        e.gw.proc.wait()
+        config = e.gw.config
+        e.gw.proc = subprocess.Popen([e.gw.proc.args[0], "-c", config], stdout=e.gw.stdout,
+                                     stderr=e.gw.stderr)
+        wait_port(e.gw.port)
+        doc = e.poll(f"/workflows/{wid}", timeout=30)
+        assert doc["state"] == "completed", doc
+        assert step_keys(e.ledger.keys("alice"), wid) == [f"{wid}.debit"]
+        assert step_keys(e.ledger.keys("bob"), wid) == [f"{wid}.credit"]
+        assert e.ledger.balance("alice") == 75 and e.ledger.balance("bob") == 25
+        # The client's retry with its key gets the stored answer.
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 25}, key="k")
+        assert r.status == 200, (r.status, data)
+
+
+def admin(gw, path):
+    c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=10)
+    c.request("GET", path)
+    r = c.getresponse()
+    doc = json.loads(r.read())
+    c.close()
+    return r.status, doc
+
+
+t.finish()
