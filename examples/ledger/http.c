@@ -411,7 +411,9 @@ static int change(struct conn *c, enum ledger_op_kind kind, const char *id, size
         rc = respond_error(c, 503, "outcome_unknown", close_after);
         goto out;
     }
-    if (ledger_app.faults.delay_ms)
+    /* Only a change made now waits: a replay of a stored answer commits
+     * nothing and is answered at once. */
+    if (ans.applied && ledger_app.faults.delay_ms)
         rt_sleep(ledger_app.faults.delay_ms);
     if (ans.applied && ledger_app.faults.fail_after_commit > 0 &&
         rng_next() < ledger_app.faults.fail_after_commit) {

@@ -68,6 +68,8 @@ def transfer(**over):
     with open(src) as f:
         wf = json.load(f)["workflows"][0]
     steps = over.pop("steps", {})
+    if over.get("mode") == "async":
+        wf.pop("wait_ms", None)
     wf.update(over)
     for s in wf["steps"]:
         s.update(steps)

@@ -28,12 +28,14 @@
  * while the others commit.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "journal_int.h"
 
@@ -774,8 +776,41 @@ static int do_purge(struct job *j)
 
 /* ---- open and close --------------------------------------------------------------- */
 
+/* Creates the directories leading to the database file (0750: the journal
+ * holds clients' payloads), as `mkdir -p` would; one that cannot be made is
+ * reported with its reason. Runs on the blocking pool. */
+static int make_parents(const char *path)
+{
+    char dir[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof dir)
+        return -ENAMETOOLONG;
+    memcpy(dir, path, n + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = 0;
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p)
+            continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+            int e = -errno;
+            rt_log(RT_LOG_ERROR, "workflow journal (sqlite): cannot create directory %s: %s", dir,
+                   strerror(-e));
+            return e;
+        }
+        if (!(*p = c))
+            return 0;
+    }
+}
+
 static int do_open(struct job *j)
 {
+    int made = make_parents(j->path);
+    if (made < 0)
+        return made;
     struct sq *sq = calloc(1, sizeof(*sq));
     if (!sq)
         return -ENOMEM;
