@@ -535,6 +535,70 @@ def a_slow_upstream_does_not_use_up_the_clients_body_timeout():
 
 
 @t.case
+def bodies_held_before_forwarding_share_one_budget_and_past_it_get_503_with_retry_after():
+    # body_buffer_bytes of 256 KiB; each client sends 40000 bytes of a
+    # 60000-byte body and waits: the gateway holds what it has read (in a
+    # 64 KiB buffer, which the whole body fits) before forwarding. At most
+    # four fit: the others are refused at once with 503 and Retry-After, and
+    # closed. The holders then finish and are answered, and their buffers,
+    # given back, serve the next body.
+    size, start, n = 60000, 40000, 6
+    with Env(extra={"body_buffer_bytes": 256 << 10}) as e:
+        socks = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=10)
+            s.sendall(b"POST /api/sink HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size +
+                      b"a" * start)
+            socks.append(s)
+        answers = {}
+        deadline = time.monotonic() + 10
+        while len(answers) < n - 4 and time.monotonic() < deadline:
+            for i, s in enumerate(socks):
+                if i in answers:
+                    continue
+                s.settimeout(0.05)
+                try:
+                    piece = s.recv(65536)
+                except socket.timeout:
+                    continue
+                except ConnectionResetError:
+                    piece = b""
+                out = piece
+                s.settimeout(5)
+                while piece and b"\r\n\r\n" not in out:
+                    piece = s.recv(65536)
+                    out += piece
+                answers[i] = out
+        assert len(answers) == n - 4, answers
+        for out in answers.values():
+            assert status_of(out) == 503, out
+            head = out.split(b"\r\n\r\n")[0].lower()
+            assert b"\r\nretry-after: 1\r\n" in head + b"\r\n", out
+            assert b"\r\nconnection: close" in head, out
+        held = [s for i, s in enumerate(socks) if i not in answers]
+        for s in held:
+            s.settimeout(0.3)
+            try:
+                early = s.recv(65536)
+            except socket.timeout:
+                early = None
+            assert early is None, early  # still reading its body
+        for s in held:
+            s.settimeout(10)
+            s.sendall(b"a" * (size - start))
+            out = b""
+            while b'{"bytes": %d}' % size not in out:
+                piece = s.recv(65536)
+                assert piece, out
+                out += piece
+            assert status_of(out) == 200, out
+        for s in socks:
+            s.close()
+        r, body = e.get("/api/sink", method="POST", body=b"b" * size)
+        assert r.status == 200 and json.loads(body) == {"bytes": size}, (r.status, body)
+
+
+@t.case
 def each_keep_alive_request_has_its_own_body_timeout():
     # Two requests on one connection, each trickling its body over about
     # 0.7 s of a 1.2 s budget: the second is not charged for the first.
