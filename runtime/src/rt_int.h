@@ -371,8 +371,10 @@ static inline bool rt__stack_exhausted(const struct rt__stack *st, const void *s
 }
 int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out);
 void rt__stack_put(struct rt__sched *s, struct rt__stack *st);
+/* Of a scheduler's pooled stacks, how many keep their pages when it idles. */
+#define RT__STACK_POOL_HOT 32
 /* Scheduler thread of `s`, idle: gives back the pages of its pooled stacks
- * beyond the few most recently used. */
+ * beyond the RT__STACK_POOL_HOT most recently used. */
 void rt__stack_pool_trim(struct rt__sched *s);
 bool rt__stack_canary_ok(const struct rt__stack *st);
 /* Is addr within the guard page just below st? */

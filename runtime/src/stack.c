@@ -24,9 +24,9 @@
  * global pool; pooled stacks are unmapped only at rt_stop. Their pages go
  * back to the OS earlier: a stack parked in the global pool gives them back
  * as it is parked, and a scheduler about to sleep for want of work gives
- * back those of its pooled stacks beyond the POOL_LOCAL_HOT most recently
+ * back those of its pooled stacks beyond the RT__STACK_POOL_HOT most recently
  * used (rt__stack_pool_trim). A burst of thousands of processes (a
- * slow-client attack) therefore leaves at most POOL_LOCAL_HOT stacks' pages
+ * slow-client attack) therefore leaves at most RT__STACK_POOL_HOT stacks' pages
  * resident per scheduler once it has passed, while a busy scheduler, which
  * does not sleep, reuses its pooled stacks warm.
  *
@@ -94,7 +94,6 @@
 
 #define RT__STACKS_PER_REGION 64
 #define POOL_LOCAL_MAX 256
-#define POOL_LOCAL_HOT 32
 #define CANARY 0x54414e44454d2121ull /* "TANDEM!!" */
 
 struct region {
@@ -310,12 +309,12 @@ void rt__stack_put(struct rt__sched *s, struct rt__stack *st)
 
 void rt__stack_pool_trim(struct rt__sched *s)
 {
-    if (s->stack_pool_warm <= POOL_LOCAL_HOT)
+    if (s->stack_pool_warm <= RT__STACK_POOL_HOT)
         return;
     /* The warm stacks come first, the most recently pooled at the head:
-     * keep the first POOL_LOCAL_HOT, release the warm ones after them. */
+     * keep the first RT__STACK_POOL_HOT, release the warm ones after them. */
     struct rt__stack *st = s->stack_pool;
-    for (size_t i = 0; i < POOL_LOCAL_HOT; i++)
+    for (size_t i = 0; i < RT__STACK_POOL_HOT; i++)
         st = st->next;
     for (; st && !st->released; st = st->next) {
         madvise(st->base, st->size, MADV_DONTNEED);
