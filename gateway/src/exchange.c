@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -293,30 +294,43 @@ bool gw__ex_head_request(const struct gw__exchange *ex)
     return m && n == 4 && memcmp(m, "HEAD", 4) == 0;
 }
 
-int gw__ex_error_allow(struct gw__exchange *ex, int status, const char *message, bool keep,
-                       const char *allow)
+/* An error answer with the fields of `a` beyond the exchange's own. */
+static int error_with(struct gw__exchange *ex, struct gw_http_answer a, const char *message,
+                      bool keep)
 {
     if (!keep)
         ex->keep_alive = false;
-    struct gw_http_answer a = {
-        .status = status,
-        .request_id = ex->request_id,
-        .close = !ex->keep_alive,
-        .allow = allow,
-        .head_only = gw__ex_head_request(ex),
-    };
+    a.request_id = ex->request_id;
+    a.close = !ex->keep_alive;
+    a.head_only = gw__ex_head_request(ex);
     char buf[1024];
     size_t n = 0;
     int rc = gw_http_error_answer(&a, message, buf, sizeof buf, &n);
     if (rc < 0)
         return rc;
-    ex->status = status;
+    ex->status = a.status;
     return gw__ex_write(ex, buf, n);
+}
+
+int gw__ex_error_allow(struct gw__exchange *ex, int status, const char *message, bool keep,
+                       const char *allow)
+{
+    return error_with(ex, (struct gw_http_answer){.status = status, .allow = allow}, message, keep);
 }
 
 int gw__ex_error(struct gw__exchange *ex, int status, const char *message, bool keep)
 {
     return gw__ex_error_allow(ex, status, message, keep, NULL);
+}
+
+int gw__ex_error_retry(struct gw__exchange *ex, int status, const char *message,
+                       unsigned retry_after_s)
+{
+    char secs[16];
+    snprintf(secs, sizeof secs, "%u", retry_after_s);
+    struct gw_http_kv f = {"Retry-After", secs};
+    return error_with(ex, (struct gw_http_answer){.status = status, .fields = &f, .nfields = 1},
+                      message, false);
 }
 
 int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const void *body,

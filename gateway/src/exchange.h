@@ -177,6 +177,10 @@ int gw__ex_error(struct gw__exchange *ex, int status, const char *message, bool 
 /* The same with an Allow field (a 405). */
 int gw__ex_error_allow(struct gw__exchange *ex, int status, const char *message, bool keep,
                        const char *allow);
+/* The same with Retry-After: `retry_after_s` (a 503 for a passing
+ * overload); the connection closes after it. */
+int gw__ex_error_retry(struct gw__exchange *ex, int status, const char *message,
+                       unsigned retry_after_s);
 /* Writes answer `a` (its request id and Connection are the exchange's:
  * close unless keep_alive) and `body` (left out when answering HEAD, or for
  * a status without body; its length stated all the same). Records the

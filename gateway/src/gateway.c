@@ -18,6 +18,7 @@
  * open after drain_timeout_ms is cut.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #include "gw_int.h"
 #include "workflow/workflow.h"
 #include "gw_version.h"
+#include "relay.h"
 #include "rt/supervisor.h"
 
 struct gw_gateway gw;
@@ -219,6 +221,32 @@ static int admin_token_check(const struct gw_config *cfg)
     gw.admin_token = tok;
     return 0;
 }
+/* Connections open at the peak of a burst worth giving memory back after
+ * (a few MiB of buffers and stacks). */
+#define GIVE_BACK_MIN_PEAK 64
+
+/* Gives the memory of a burst of connections back to the system once it has
+ * passed: when the connections open have fallen to half their peak since
+ * the last time (a peak of at least GIVE_BACK_MIN_PEAK). Blocks freed by
+ * their processes stay in the allocator's arenas (one per scheduler thread,
+ * each fragmented by the connections it served), resident and unused, until
+ * malloc_trim returns their free pages. The main thread calls it: it runs
+ * no process, so the walk through the arenas holds up a scheduler only for
+ * as long as it holds that scheduler's arena. Under steady load nothing is
+ * trimmed: the memory would be taken again at once. */
+static void give_back(size_t *peak)
+{
+    size_t now = (size_t)gw__connections_open();
+    if (now >= *peak) {
+        *peak = now;
+        return;
+    }
+    if (*peak < GIVE_BACK_MIN_PEAK || now > *peak / 2)
+        return;
+    malloc_trim(0);
+    *peak = now;
+}
+
 int gw_run(struct gw_config *cfg)
 {
     memset(&gw, 0, sizeof gw);
@@ -256,6 +284,7 @@ int gw_run(struct gw_config *cfg)
     if (route_holder_new(&gw.routes) < 0 || gw_metrics_init() < 0)
         goto out_listeners;
 
+    gw__preread_budget_set(cfg->body_buffer_bytes);
     gw__reports_open();
     rt_set_log_handler(gw__report, NULL);
     rt_set_crash_handler(gw__crash_report, NULL);
@@ -294,10 +323,15 @@ int gw_run(struct gw_config *cfg)
         rt_log(RT_LOG_INFO, "admin API on %s%s", cfg->admin.address.text,
                gw.admin_token ? " (bearer token required)" : "");
 
+    size_t peak = 0;
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0)
+        /* Between signals, each second: memory back after a burst. */
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig < 0) {
+            give_back(&peak);
             continue;
+        }
         if (sig == SIGHUP) {
             gw_router_reload_async("signal");
             continue;

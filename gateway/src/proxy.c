@@ -142,6 +142,36 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         gw__ex_error(ex, 400, ws_why, false);
         return ex->status;
     }
+    struct attempt a = {.up = up,
+                        .tunnel_idle_ms = r->tunnel_idle_ms ? r->tunnel_idle_ms
+                                                            : ex->lis->tunnel_idle_timeout_ms};
+    memcpy(a.ws_accept, ws_accept, sizeof a.ws_accept);
+    struct gw__relay *rl = &a.relay;
+    *rl = (struct gw__relay){.ex = ex,
+                             .response_timeout_ms = response_ms,
+                             .read_timeout_ms = GW__WRITE_TIMEOUT_MS,
+                             .resp_edits = edits_of(&r->response_headers, &resp_edits),
+                             .ops = {attempt_report, attempt_upgrade, &a},
+                             .ufd = -1,
+                             .fail_status = 502,
+                             .fail_msg = "no upstream target answered"};
+    /* The body's start first, and only then the buffers of the attempt: a
+     * client trickling its body holds no more than what it has sent. */
+    int pst = gw__relay_preread(rl);
+    if (pst == -EBUSY) {
+        /* The gateway-wide budget for held bodies is spent (many bodies
+         * arriving slowly at once): a temporary condition, not this body's
+         * fault (413 would tell the client never to send it again). The
+         * body was not read to its end: the connection closes. */
+        gw__ex_close_after(ex);
+        gw__ex_error_retry(ex, 503, "too many request bodies arriving at once", 1);
+        return ex->status;
+    }
+    if (pst) {
+        gw__ex_close_after(ex);
+        gw__ex_error(ex, pst, "could not read the request body", false);
+        return ex->status;
+    }
     char *head = rt_alloc(GW__HEAD_BUF);
     char *rbuf = rt_alloc(GW__RELAY_BUF);
     if (!head || !rbuf) {
@@ -165,34 +195,10 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         gw__ex_error(ex, 431, "request head too large to forward", false);
         return -EINVAL;
     }
+    rl->head = head;
+    rl->head_len = head_len;
+    rl->rbuf = rbuf;
     bool addressed = gw_http_head_get(ex->head, "host", NULL) || ex->head->target[0] != '/';
-    struct attempt a = {.up = up,
-                        .tunnel_idle_ms = r->tunnel_idle_ms ? r->tunnel_idle_ms
-                                                            : ex->lis->tunnel_idle_timeout_ms};
-    memcpy(a.ws_accept, ws_accept, sizeof a.ws_accept);
-    struct gw__relay *rl = &a.relay;
-    *rl = (struct gw__relay){.ex = ex,
-                             .head = head,
-                             .head_len = head_len,
-                             .response_timeout_ms = response_ms,
-                             .read_timeout_ms = GW__WRITE_TIMEOUT_MS,
-                             .resp_edits = edits_of(&r->response_headers, &resp_edits),
-                             .rbuf = rbuf,
-                             .ops = {attempt_report, attempt_upgrade, &a},
-                             .ufd = -1,
-                             .fail_status = 502,
-                             .fail_msg = "no upstream target answered"};
-    char *pre = ex->head->framing == GW_HTTP_BODY_NONE ? NULL : rt_alloc(GW__PREREAD_CAP);
-    if (ex->head->framing != GW_HTTP_BODY_NONE && !pre) {
-        gw__ex_error(ex, 500, "out of memory", false);
-        return -ENOMEM;
-    }
-    int pst = gw__relay_preread(rl, pre);
-    if (pst) {
-        gw__ex_close_after(ex);
-        gw__ex_error(ex, pst, "could not read the request body", false);
-        return ex->status;
-    }
     const struct gw_target *last = NULL;
     int budget = 1 + retries;
     int stale_retries = 2;

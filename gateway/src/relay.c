@@ -4,7 +4,11 @@
  * Memory is bounded whatever the body sizes: the request body streams from
  * the client buffer to the upstream piece by piece (after the pre-read
  * start, at most GW__PREREAD_CAP bytes), the response from a
- * GW__RELAY_BUF read buffer to the client.
+ * GW__RELAY_BUF read buffer to the client. The pre-read buffers of all
+ * requests together are bounded too (body_buffer_bytes): each grows with
+ * the bytes it holds, is charged to one gateway-wide budget, and is given
+ * back as soon as the body streams on (or the process ends). Without it,
+ * many clients trickling bodies would each pin a full buffer.
  *
  * A response goes through explicit states (enum relay_state): nothing
  * read, a head awaited (interim 1xx heads are skipped: the gateway answered
@@ -22,6 +26,7 @@
  * response that allows keep-alive and nothing read past it.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "relay.h"
@@ -66,7 +71,100 @@ static void report(struct gw__relay *r, bool ok, const char *what)
     r->ops.report(r->ops.ctx, ok, what);
 }
 
-int gw__relay_preread(struct gw__relay *r, char *buf)
+/* The pre-read buffers of all requests together, against body_buffer_bytes:
+ * what is held now and the most allowed. Relaxed: a counter and a limit,
+ * ordering nothing else. */
+static _Atomic uint64_t preread_held;
+static _Atomic uint64_t preread_limit = GW__BODY_BUFFER_DEFAULT;
+
+void gw__preread_budget_set(uint64_t bytes)
+{
+    atomic_store_explicit(&preread_limit, bytes, memory_order_relaxed);
+}
+
+uint64_t gw__preread_held(void)
+{
+    return atomic_load_explicit(&preread_held, memory_order_relaxed);
+}
+
+static bool budget_take(uint64_t n)
+{
+    uint64_t limit = atomic_load_explicit(&preread_limit, memory_order_relaxed);
+    uint64_t cur = atomic_load_explicit(&preread_held, memory_order_relaxed);
+    do {
+        if (n > limit || cur > limit - n)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&preread_held, &cur, cur + n,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+/* A request's pre-read buffer and what it is charged. rt_alloc'd, so that
+ * the deferred uncharge can still read it when the process is killed. */
+struct gw__preread {
+    char *buf;
+    size_t cap;     /* bytes of buf, all charged to the budget */
+    uint64_t guard; /* gives the charge back however the process ends */
+};
+
+static void preread_uncharge(void *arg)
+{
+    struct gw__preread *p = arg;
+    atomic_fetch_sub_explicit(&preread_held, p->cap, memory_order_relaxed);
+    p->cap = 0;
+}
+
+/* Room for `need` bytes in the pre-read buffer: it grows by doubling from
+ * GW__PREREAD_MIN up to GW__PREREAD_CAP, so a body trickled a few bytes at
+ * a time holds a few KiB, not the whole cap. 0, -EBUSY (the budget is
+ * spent) or -ENOMEM. */
+static int preread_room(struct gw__relay *r, size_t need)
+{
+    struct gw__preread *p = r->hold;
+    if (!p) {
+        p = rt_calloc(1, sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        p->guard = rt_defer(preread_uncharge, p);
+        if (!p->guard) {
+            rt_free(p);
+            return -ENOMEM;
+        }
+        r->hold = p;
+    }
+    if (need <= p->cap)
+        return 0;
+    size_t cap = p->cap ? p->cap : GW__PREREAD_MIN;
+    while (cap < need)
+        cap *= 2;
+    if (cap > GW__PREREAD_CAP)
+        cap = GW__PREREAD_CAP; /* need never exceeds it: see the pre-read loop */
+    if (!budget_take(cap - p->cap))
+        return -EBUSY;
+    char *nb = rt_realloc(p->buf, cap);
+    if (!nb) {
+        atomic_fetch_sub_explicit(&preread_held, cap - p->cap, memory_order_relaxed);
+        return -ENOMEM;
+    }
+    p->buf = nb;
+    p->cap = cap;
+    return 0;
+}
+
+void gw__relay_preread_release(struct gw__relay *r)
+{
+    struct gw__preread *p = r->hold;
+    if (!p)
+        return;
+    rt_undefer(p->guard, true);
+    rt_free(p->buf);
+    rt_free(p);
+    r->hold = NULL;
+    r->pre = NULL;
+    r->pre_len = 0;
+}
+
+int gw__relay_preread(struct gw__relay *r)
 {
     struct gw__exchange *ex = r->ex;
     r->pre = NULL;
@@ -89,10 +187,17 @@ int gw__relay_preread(struct gw__relay *r, char *buf)
         }
         if (rc < 0)
             return gw__ex_body_status(ex, rc);
-        memcpy(buf + len, d, n);
+        if (n == 0)
+            continue;
+        rc = preread_room(r, len + n);
+        if (rc == -EBUSY)
+            return rc;
+        if (rc < 0)
+            return 500;
+        memcpy(r->hold->buf + len, d, n);
         len += n;
     }
-    r->pre = buf;
+    r->pre = r->hold ? r->hold->buf : NULL;
     r->pre_len = len;
     return 0;
 }
@@ -375,8 +480,9 @@ enum gw__relay_result gw__relay_attempt(struct gw__relay *r)
         return relay_response(r);
     }
     /* The rest streams from the client: from here on the request cannot be
-     * sent again. */
+     * sent again, so its start need not be held any longer. */
     r->body_started = true;
+    gw__relay_preread_release(r);
     int rc = send_body(r, chunked);
     if (rc < 0) {
         /* The caller answers once it has let go of the upstream connection

@@ -17,6 +17,13 @@
  * most one client read), so a piece is never split. */
 #define GW__PREREAD 65536
 #define GW__PREREAD_CAP (GW__PREREAD + GW__BUF_SIZE)
+/* The pre-read buffer's first size; it doubles as bytes arrive. */
+#define GW__PREREAD_MIN 4096
+/* body_buffer_bytes when the configuration does not set it: 512 full
+ * pre-read buffers, or some 16000 of the few KiB a trickled body holds. */
+#define GW__BODY_BUFFER_DEFAULT (64ull << 20)
+
+struct gw__preread;
 
 enum gw__relay_result {
     GW__RELAY_DONE,   /* answered (status recorded in the exchange) */
@@ -54,7 +61,8 @@ struct gw__relay {
     const struct gw_http_edits *resp_edits; /* the route's response_headers, or NULL */
     char *rbuf;                             /* GW__RELAY_BUF bytes */
     struct gw__relay_ops ops;
-    /* The start of the request body (gw__relay_preread). */
+    /* The start of the request body (gw__relay_preread), in `hold`. */
+    struct gw__preread *hold;
     const char *pre;
     size_t pre_len;
     bool pre_complete; /* the whole body: the request can be sent again */
@@ -69,14 +77,25 @@ struct gw__relay {
     const char *fail_msg;
 };
 
-/* Reads the request body up to GW__PREREAD bytes into `buf`
- * (GW__PREREAD_CAP bytes; NULL when the request has no body) before
- * anything goes upstream, after "100 Continue" when the client asks for
- * it: a body refused by the parser (bad chunk, over the limit) is then
- * answered with nothing forwarded, and a small body can be sent again on a
- * retry. Sets r->pre, pre_len, pre_complete. Returns 0, or the status to
- * answer. Request process; waits for the client. */
-int gw__relay_preread(struct gw__relay *r, char *buf);
+/* The gateway-wide budget of pre-read bytes (body_buffer_bytes), set once
+ * at start, and what all requests hold now. */
+void gw__preread_budget_set(uint64_t bytes);
+uint64_t gw__preread_held(void);
+
+/* Reads the request body up to GW__PREREAD bytes (at most GW__PREREAD_CAP)
+ * into a buffer of its own before anything goes upstream, after "100
+ * Continue" when the client asks for it: a body refused by the parser (bad
+ * chunk, over the limit) is then answered with nothing forwarded, and a
+ * small body can be sent again on a retry. The buffer grows with the bytes
+ * read, each growth charged to the gateway-wide budget. Sets r->pre,
+ * pre_len, pre_complete. Returns 0, the status to answer, or -EBUSY when
+ * the budget cannot hold more (answer 503: the body may be sent again
+ * later). Request process; waits for the client. The buffer is the
+ * process's until gw__relay_preread_release or its end, which give the
+ * charge back. */
+int gw__relay_preread(struct gw__relay *r);
+/* Frees the pre-read buffer and gives its charge back; r->pre is gone. */
+void gw__relay_preread_release(struct gw__relay *r);
 
 /* One attempt on r->ufd: sends the head and the body (r->pre, then the
  * rest from the client), reads the response and relays it, or fails.

@@ -285,8 +285,9 @@ struct rt__sched {
     _Atomic uint64_t slice_start_ns;
     _Atomic uint64_t watchdog_reported; /* pid reported for this slice */
     struct rt__wheel *wheel;
-    struct rt__stack *stack_pool;
+    struct rt__stack *stack_pool; /* the warm stacks first, then the released ones */
     size_t stack_pool_n;
+    size_t stack_pool_warm; /* pooled stacks that still have their pages */
     void *altstack;
     /* statistics */
     _Atomic uint64_t switches, steals;
@@ -360,6 +361,7 @@ struct rt__stack {
     size_t size;
     bool guarded;
     bool dedicated; /* its own mapping (a non-default size): unmapped on put */
+    bool released;  /* pooled with its pages given back (stack.c) */
     unsigned vg_id; /* valgrind's id while registered as a stack (stack.c) */
 };
 /* Stack kept free for runtime calls: a process that reaches a runtime call
@@ -375,6 +377,11 @@ static inline bool rt__stack_exhausted(const struct rt__stack *st, const void *s
 }
 int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out);
 void rt__stack_put(struct rt__sched *s, struct rt__stack *st);
+/* Of a scheduler's pooled stacks, how many keep their pages when it idles. */
+#define RT__STACK_POOL_HOT 32
+/* Scheduler thread of `s`, idle: gives back the pages of its pooled stacks
+ * beyond the RT__STACK_POOL_HOT most recently used. */
+void rt__stack_pool_trim(struct rt__sched *s);
 bool rt__stack_canary_ok(const struct rt__stack *st);
 /* Is addr within the guard page just below st? */
 bool rt__stack_is_guard(const struct rt__stack *st, const void *addr);

@@ -662,6 +662,8 @@ static void *sched_main(void *arg)
         }
         if (found)
             continue;
+        /* Idle: what a burst left in the stack pool goes back to the OS. */
+        rt__stack_pool_trim(s);
         /* seq_cst: pairs with rt__enqueue's load of `sleeping` after it
          * queued work: either it kicks us or we see the work here. */
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);

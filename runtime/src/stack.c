@@ -21,7 +21,14 @@
  *  - lets idle processes hibernate without any stack, so a million idle
  *    processes need no stacks at all.
  * Stacks are recycled through a per-scheduler pool (no locking) backed by a
- * global pool; pooled stacks are returned to the OS only at rt_stop.
+ * global pool; pooled stacks are unmapped only at rt_stop. Their pages go
+ * back to the OS earlier: a stack parked in the global pool gives them back
+ * as it is parked, and a scheduler about to sleep for want of work gives
+ * back those of its pooled stacks beyond the RT__STACK_POOL_HOT most recently
+ * used (rt__stack_pool_trim). A burst of thousands of processes (a
+ * slow-client attack) therefore leaves at most RT__STACK_POOL_HOT stacks' pages
+ * resident per scheduler once it has passed, while a busy scheduler, which
+ * does not sleep, reuses its pooled stacks warm.
  *
  * Every stack is registered with valgrind from the moment it is carved or
  * mapped until it is unmapped, pooled or not (a pooled stack runs nothing,
@@ -182,8 +189,7 @@ static int grow(size_t size)
             st->base += page;
             st->size -= page;
         }
-        *(uint64_t *)st->base = CANARY;
-        vg_register(st);
+        vg_register(st); /* the canary is written when the stack is taken */
         st->next = global_pool;
         global_pool = st;
         global_pool_n++;
@@ -233,6 +239,8 @@ int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out)
         st = s->stack_pool;
         s->stack_pool = st->next;
         s->stack_pool_n--;
+        if (!st->released)
+            s->stack_pool_warm--;
     } else {
         pthread_mutex_lock(&lock);
         if (!global_pool) {
@@ -248,11 +256,15 @@ int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out)
         pthread_mutex_unlock(&lock);
     }
     st->next = NULL;
+    st->released = false;
 #if defined(__SANITIZE_ADDRESS__)
     /* A recycled stack keeps the shadow poison of frames its last owner
      * abandoned (exit and hibernation never unwind): clear it. */
     __asan_unpoison_memory_region(st->base, st->size);
 #endif
+    /* Here, not when pooled: a pooled stack may have given all its pages
+     * back, the canary's too. */
+    *(uint64_t *)st->base = CANARY;
     /* Relaxed: statistics only. */
     atomic_fetch_add_explicit(&in_use, 1, memory_order_relaxed);
     if (!st->dedicated)
@@ -275,22 +287,40 @@ void rt__stack_put(struct rt__sched *s, struct rt__stack *st)
         free(st);
         return;
     }
-    *(uint64_t *)st->base = CANARY;
     atomic_fetch_add_explicit(&pooled, 1, memory_order_relaxed);
     if (s && s->stack_pool_n < POOL_LOCAL_MAX) {
+        /* First out, warm: the pool keeps its warm stacks before its
+         * released ones (rt__stack_pool_trim). */
         st->next = s->stack_pool;
         s->stack_pool = st;
         s->stack_pool_n++;
+        s->stack_pool_warm++;
         return;
     }
     /* Give the pages back before parking the stack in the global pool, so
      * that a burst of processes does not pin its peak stack memory. */
-    madvise(st->base + page, st->size - page, MADV_DONTNEED);
+    madvise(st->base, st->size, MADV_DONTNEED);
     pthread_mutex_lock(&lock);
     st->next = global_pool;
     global_pool = st;
     global_pool_n++;
     pthread_mutex_unlock(&lock);
+}
+
+void rt__stack_pool_trim(struct rt__sched *s)
+{
+    if (s->stack_pool_warm <= RT__STACK_POOL_HOT)
+        return;
+    /* The warm stacks come first, the most recently pooled at the head:
+     * keep the first RT__STACK_POOL_HOT, release the warm ones after them. */
+    struct rt__stack *st = s->stack_pool;
+    for (size_t i = 0; i < RT__STACK_POOL_HOT; i++)
+        st = st->next;
+    for (; st && !st->released; st = st->next) {
+        madvise(st->base, st->size, MADV_DONTNEED);
+        st->released = true;
+        s->stack_pool_warm--;
+    }
 }
 
 bool rt__stack_canary_ok(const struct rt__stack *st)

@@ -106,6 +106,15 @@ def request(port, method, path, body=None, headers=None, timeout=30):
         c.close()
 
 
+def recovered(admin_port):
+    """Instances the gateway restarted from the journal at its start."""
+    _, _, text = request(admin_port, "GET", "/metrics")
+    for line in text.decode().splitlines():
+        if line.startswith("tandem_workflows_recovered_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
 def admin(port, path):
     status, _, body = request(port, "GET", path)
     assert status == 200, (path, status, body)
@@ -122,6 +131,7 @@ class Run:
         self.lock = threading.Lock()
         self.kills = []  # (what, when)
         self.restart_s = []
+        self.recovered = 0
         self.retries = 0
 
     # ---- the parts ----------------------------------------------------------
@@ -171,12 +181,12 @@ class Run:
             if self.args.mode == "postgres":
                 journal = {"journal": {"backend": "postgres",
                                        "postgres": {"conninfo_env": "TANDEM_PG",
-                                                    "lease_ms": 3000}},
-                           "replica_id": f"replica-{i}"}
+                                                    "lease_ms": 3000},
+                                       "replica_id": f"replica-{i}"}}
                 env = {"TANDEM_PG": self.pg_conninfo}
             else:
-                journal = {"journal": {"backend": "sqlite"},
-                           "data_dir": os.path.join(self.dir, "data")}
+                journal = {"journal": {"backend": "sqlite",
+                                       "data_dir": os.path.join(self.dir, "data")}}
             cfg = self.gateway_config(f"gw{i}", port, admin_port, journal)
             g = Proc(f"gw{i}", [tandem_bin(), "-c", cfg], port, env=env, log_dir=self.dir)
             g.admin_port = admin_port
@@ -195,7 +205,11 @@ class Run:
 
     def client(self, ci, jobs):
         rng = random.Random(self.args.seed * 1000 + ci)
+        # Paced so that the transfers span the kills: on average each client
+        # starts one every `pace` seconds.
+        pace = self.args.clients * self.args.duration / max(1, self.args.transfers)
         while True:
+            time.sleep(rng.uniform(0, 2 * pace))
             with self.lock:
                 if not jobs:
                     return
@@ -248,8 +262,11 @@ class Run:
                 g.kill()
                 self.kills.append(("gateway", time.monotonic() - t0))
                 time.sleep(self.rng.uniform(0.05, 0.5))
+                # Recovery runs before the listeners accept: the time to
+                # listening includes it.
                 self.restart_s.append(g.start())
                 wait_port(g.admin_port)
+                self.recovered += recovered(g.admin_port)
 
     # ---- checks ---------------------------------------------------------------
 
@@ -350,15 +367,18 @@ class Run:
                   f"{self.retries} client retries; kills: "
                   f"{sum(1 for k in self.kills if k[0] == 'gateway')} gateway, "
                   f"{sum(1 for k in self.kills if k[0] == 'ledger')} ledger; "
+                  f"instances recovered at restarts: {self.recovered}; "
                   f"restart to listening: median "
                   f"{sorted(self.restart_s)[len(self.restart_s) // 2] if self.restart_s else 0:.2f} s",
                   flush=True)
             for g in self.gateways:
-                try:
-                    st = admin(g.admin_port, "/admin/workflows/stats")
-                    print(f"{g.name}: {json.dumps(st)}", flush=True)
-                except Exception as e:  # noqa: BLE001 - a report line only
-                    print(f"{g.name}: no stats ({e})", flush=True)
+                # Since its last start: instances recovered, journal commits.
+                _, _, text = request(g.admin_port, "GET", "/metrics")
+                lines = [x for x in text.decode().splitlines()
+                         if x.startswith(("tandem_workflows_recovered_total",
+                                          "tandem_workflow_journal_batch_size_sum",
+                                          "tandem_workflow_journal_commit_duration_seconds_count"))]
+                print(f"{g.name} (since its last start): {'; '.join(lines)}", flush=True)
         finally:
             for g in getattr(self, "gateways", []):
                 g.stop()
@@ -381,7 +401,7 @@ def main():
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--duration", type=float, default=30.0,
-                   help="seconds over which the kills are spread")
+                   help="seconds over which the transfers and the kills are spread")
     p.add_argument("--seed", type=int, default=int(time.time()))
     args = p.parse_args()
     print(f"seed {args.seed}", flush=True)

@@ -535,6 +535,70 @@ def a_slow_upstream_does_not_use_up_the_clients_body_timeout():
 
 
 @t.case
+def bodies_held_before_forwarding_share_one_budget_and_past_it_get_503_with_retry_after():
+    # body_buffer_bytes of 256 KiB; each client sends 40000 bytes of a
+    # 60000-byte body and waits: the gateway holds what it has read (in a
+    # 64 KiB buffer, which the whole body fits) before forwarding. At most
+    # four fit: the others are refused at once with 503 and Retry-After, and
+    # closed. The holders then finish and are answered, and their buffers,
+    # given back, serve the next body.
+    size, start, n = 60000, 40000, 6
+    with Env(extra={"body_buffer_bytes": 256 << 10}) as e:
+        socks = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=10)
+            s.sendall(b"POST /api/sink HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size +
+                      b"a" * start)
+            socks.append(s)
+        answers = {}
+        deadline = time.monotonic() + 10
+        while len(answers) < n - 4 and time.monotonic() < deadline:
+            for i, s in enumerate(socks):
+                if i in answers:
+                    continue
+                s.settimeout(0.05)
+                try:
+                    piece = s.recv(65536)
+                except socket.timeout:
+                    continue
+                except ConnectionResetError:
+                    piece = b""
+                out = piece
+                s.settimeout(5)
+                while piece and b"\r\n\r\n" not in out:
+                    piece = s.recv(65536)
+                    out += piece
+                answers[i] = out
+        assert len(answers) == n - 4, answers
+        for out in answers.values():
+            assert status_of(out) == 503, out
+            head = out.split(b"\r\n\r\n")[0].lower()
+            assert b"\r\nretry-after: 1\r\n" in head + b"\r\n", out
+            assert b"\r\nconnection: close" in head, out
+        held = [s for i, s in enumerate(socks) if i not in answers]
+        for s in held:
+            s.settimeout(0.3)
+            try:
+                early = s.recv(65536)
+            except socket.timeout:
+                early = None
+            assert early is None, early  # still reading its body
+        for s in held:
+            s.settimeout(10)
+            s.sendall(b"a" * (size - start))
+            out = b""
+            while b'{"bytes": %d}' % size not in out:
+                piece = s.recv(65536)
+                assert piece, out
+                out += piece
+            assert status_of(out) == 200, out
+        for s in socks:
+            s.close()
+        r, body = e.get("/api/sink", method="POST", body=b"b" * size)
+        assert r.status == 200 and json.loads(body) == {"bytes": size}, (r.status, body)
+
+
+@t.case
 def each_keep_alive_request_has_its_own_body_timeout():
     # Two requests on one connection, each trickling its body over about
     # 0.7 s of a 1.2 s budget: the second is not charged for the first.
@@ -1184,17 +1248,34 @@ def an_exit_signal_while_a_tunnel_drains_stops_the_request_process_at_once():
         up.stop()
 
 
-def open_fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def descriptors(pid):
+    """{descriptor: what it refers to (socket:[inode], a path...)} of a process."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass  # closed meanwhile
+    return out
 
 
 @t.case
 def killing_a_tunnels_request_process_closes_both_sides_and_leaks_no_descriptor():
+    # Which descriptors, not how many: a count also moves with descriptors
+    # that are no leak. The test's own admin connection is still open in the
+    # gateway for a moment after each admin call (the gateway closes it once
+    # it reads the client's end), and the pooled upstream connection of the
+    # first request, open at the start, is taken by the first tunnel, or not
+    # when its check-in comes late on a loaded machine: each made the count
+    # one off, and only their cancelling each other kept it at the start's.
+    # Every descriptor open at the end must be one that was open at the
+    # start (a number taken again by a new socket names another inode), once
+    # the last admin call's connection has been closed.
     with Env() as e:
         r, _ = e.get("/api/echo")
         assert r.status == 200
         time.sleep(0.2)
-        base = open_fds(e.gw.proc.pid)
+        base = descriptors(e.gw.proc.pid)
         # An untrappable kill, and the admin API's default reason, which the
         # request process (trapping exits to watch its pump) must obey too.
         for body in [b'{"reason": "kill"}', None] * 5:
@@ -1209,11 +1290,18 @@ def killing_a_tunnels_request_process_closes_both_sides_and_leaks_no_descriptor(
             assert s.recv(100) == b"", "the client side of the tunnel must be closed"
             s.close()
         for _ in range(100):
-            if target_active(e.gw) == 0 and open_fds(e.gw.proc.pid) <= base:
+            if target_active(e.gw) == 0:
                 break
             time.sleep(0.05)
         assert target_active(e.gw) == 0
-        assert open_fds(e.gw.proc.pid) <= base, (open_fds(e.gw.proc.pid), base)
+        # No request of the test's own in flight from here on.
+        for _ in range(200):
+            new = {fd: what for fd, what in descriptors(e.gw.proc.pid).items()
+                   if base.get(fd) != what}
+            if not new:
+                break
+            time.sleep(0.05)
+        assert not new, ("descriptors opened since the start and still open", new, base)
         r, _ = e.get("/api/echo")
         assert r.status == 200
         # A clean exit: under LeakSanitizer, nothing the killed request

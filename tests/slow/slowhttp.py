@@ -16,8 +16,17 @@ within the limits every answer must be a 200 — the service stays available
 "too many connections" (never a hang or a malformed answer). After each,
 /hello and a proxied request must succeed and the gateway's resident memory
 (VmRSS) must be back within MEM_SLACK_MB of where it started, with the peak
-under MEM_PEAK_MB. The gateway must then exit cleanly on SIGTERM.
---short runs each attack briefly with fewer connections (about 60 s in all,
+under MEM_PEAK_MB. After the slow body and slow read runs, which make the
+gateway hold most, at least half of what the attack added (beyond
+GIVE_BACK_KEEP_MB, what the first bursts leave touched for good) must be
+given back within GIVE_BACK_S: the gateway trims the allocator's arenas
+once a burst of connections has ended, and pooled stacks give their pages
+back. The slow body run has BODY_CONNS connections in both modes, as memory
+per connection only shows in a crowd; a slow body may cost at most
+BODY_PEAK_KB_PER_CONN of peak memory per connection (its pre-read buffer
+grows with what the client sent, under the gateway-wide
+body_buffer_bytes). The gateway must then exit cleanly on SIGTERM.
+--short runs each attack briefly, most with fewer connections (about 60 s in all,
 suite 'integration'); without it, longer and larger (suite 'slow').
 Ends with "N passed, N failed".
 """
@@ -36,12 +45,23 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from harness import Gateway, TestRun, Upstream  # noqa: E402
 
 SHORT = "--short" in sys.argv
-MAX_CONNS = 300 if SHORT else 1000
+MAX_CONNS = 1000
 CONNS = 150 if SHORT else 800          # within the limit
+BODY_CONNS = 800                       # slow bodies: the memory checks need a crowd
 OVER = MAX_CONNS + (150 if SHORT else 500)
 LENGTH = 8 if SHORT else 40            # seconds per attack
 MEM_SLACK_MB = 64
 MEM_PEAK_MB = 512
+GIVE_BACK_S = 10.0
+# What the first bursts leave touched for good, whatever their size: the
+# runtime's fixed tables (timer map, recent exits: some 3 MB) and the pooled
+# stacks each scheduler keeps warm.
+GIVE_BACK_KEEP_MB = 4.0
+BODY_PEAK_KB_PER_CONN = 96
+# A sanitizer build's allocator keeps freed memory in quarantine, with its
+# shadow: what it gives back, and when, is its own. The give-back and
+# per-connection checks are for the C library's allocator.
+SANITIZED = os.environ.get("TANDEM_TEST_SANITIZE", "none") != "none"
 
 t = TestRun("slowhttp")
 state = {}
@@ -91,7 +111,19 @@ class Probe(threading.Thread):
             self.stop.wait(0.25)
 
 
-def attack(name, args, over_limit=False):
+def given_back(pid, base, peak):
+    """RSS once at least half of what the attack added is given back, or
+    the last seen after GIVE_BACK_S."""
+    allowed = (peak - base) / 2 + GIVE_BACK_KEEP_MB
+    end = time.monotonic() + GIVE_BACK_S
+    while True:
+        now = rss_mb(pid)
+        if now - base <= allowed or time.monotonic() > end:
+            return now
+        time.sleep(0.25)
+
+
+def attack(name, args, over_limit=False, peak_kb_per_conn=None, give_back=False):
     gw = state["gw"]
     base = rss_mb(gw.proc.pid)
     out = tempfile.mkdtemp(prefix="slowhttp-")
@@ -102,8 +134,14 @@ def attack(name, args, over_limit=False):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=LENGTH + 120)
     probe.stop.set()
     probe.join()
-    time.sleep(1.0)
-    after = rss_mb(gw.proc.pid)
+    if SANITIZED:
+        peak_kb_per_conn = None
+        give_back = False
+    if give_back:
+        after = given_back(gw.proc.pid, base, probe.peak)
+    else:
+        time.sleep(1.0)
+        after = rss_mb(gw.proc.pid)
     ok200 = sum(1 for s, _ in probe.results if s == 200)
     busy = sum(1 for s, b in probe.results if s == 503 and b"too many connections" in b)
     other = [(s, b) for s, b in probe.results if s != 200 and not (
@@ -138,8 +176,15 @@ def attack(name, args, over_limit=False):
     else:
         bad = [(st, b) for st, b in probe.results if st != 200]
         assert not bad, "%s: service unavailable to a normal client: %r" % (name, bad[:3])
-    assert after - base < MEM_SLACK_MB, "%s: RSS %.1f -> %.1f MB" % (name, base, after)
     assert probe.peak < MEM_PEAK_MB, "%s: RSS peak %.1f MB" % (name, probe.peak)
+    if peak_kb_per_conn:
+        per = (probe.peak - base) * 1024 / max(peak_conns, 1)
+        assert per <= peak_kb_per_conn, "%s: %.0f KiB per connection at the peak (%d)" % (
+            name, per, peak_conns)
+    assert after - base < MEM_SLACK_MB, "%s: RSS %.1f -> %.1f MB" % (name, base, after)
+    assert not give_back or after - base <= (probe.peak - base) / 2 + GIVE_BACK_KEEP_MB, \
+        "%s: RSS %.1f -> peak %.1f -> %.1f MB %.0f s after: not given back" % (
+            name, base, probe.peak, after, GIVE_BACK_S)
 
 
 def url(path):
@@ -153,14 +198,16 @@ def slowloris_keeps_the_service_available():
 
 @t.case
 def slow_body_keeps_the_service_available():
-    attack("slowbody", ["-B", "-c", str(CONNS), "-r", "200", "-i", "1", "-s", "100000",
-                        "-u", url("/api/sink")])
+    attack("slowbody", ["-B", "-c", str(BODY_CONNS), "-r", "200", "-i", "1", "-s", "100000",
+                        "-u", url("/api/sink")], peak_kb_per_conn=BODY_PEAK_KB_PER_CONN,
+           give_back=True)
 
 
 @t.case
 def slow_read_keeps_the_service_available():
     attack("slowread", ["-X", "-c", str(CONNS), "-r", "200", "-k", "3", "-n", "1", "-w", "10",
-                        "-y", "20", "-z", "32", "-u", url("/api/bytes?n=2000000")])
+                        "-y", "20", "-z", "32", "-u", url("/api/bytes?n=2000000")],
+           give_back=True)
 
 
 @t.case

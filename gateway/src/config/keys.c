@@ -294,6 +294,11 @@ static const struct jpos_key top_rows[] = {
      30000, .why = "how long SIGTERM waits for requests in flight"},
     {"workflows", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(struct gw_config, workflows),
      .sub = &wf_keys, .def_str = "{}", .why = "transactional workflows", .id = GW__K_WORKFLOWS},
+    {"body_buffer_bytes", JPOS_T_INT, 0, FIELD(struct gw_config, body_buffer_bytes), 128 << 10,
+     1LL << 40, 64LL << 20,
+     .why = "request body bytes held in memory at once across all connections (the start of "
+            "each body, read before it goes upstream); a body that finds it spent gets 503 with "
+            "Retry-After"},
 };
 const struct jpos_key *const gw__routes_key = &top_rows[5];
 const struct jpos_section gw_config_keys =

@@ -92,7 +92,6 @@ struct fx {
     struct gw__exchange ex;
     struct gw__transport tp; /* borrows c[0] */
     struct gw__relay r;
-    char *pre;
     struct peer up, cl;
     int reports_ok, reports_failed;
     char what[128];
@@ -167,7 +166,6 @@ static void fx_open(const char *request, const char *up_head)
     ex->len = n - used;
     ex->keep_alive = ev.head->keep_alive;
     snprintf(ex->request_id, sizeof ex->request_id, "rid-1");
-    f->pre = malloc(GW__PREREAD_CAP);
     f->r = (struct gw__relay){.ex = ex,
                               .head = up_head,
                               .head_len = strlen(up_head),
@@ -182,7 +180,7 @@ static void fx_open(const char *request, const char *up_head)
     f->cl.fd = f->c[1];
     f->up.got = malloc(PEER_CAP);
     f->out = malloc(PEER_CAP);
-    T_ASSERT(f->pre && f->r.rbuf && f->up.got && f->out);
+    T_ASSERT(f->r.rbuf && f->up.got && f->out);
 }
 
 static void fx_start(struct peer *p)
@@ -208,7 +206,7 @@ static void fx_join(struct peer *p)
 static enum gw__relay_result fx_attempt(void)
 {
     fx_start(&F.up);
-    T_EQ(gw__relay_preread(&F.r, F.pre), 0);
+    T_EQ(gw__relay_preread(&F.r), 0);
     enum gw__relay_result res = gw__relay_attempt(&F.r);
     fx_join(&F.up);
     fx_join(&F.cl);
@@ -230,7 +228,7 @@ static void fx_close(void)
     gw_http_parser_free(f->ex.parser);
     gw_http_head_free(f->ex.head);
     free(f->ex.buf);
-    free(f->pre);
+    gw__relay_preread_release(&f->r);
     free(f->r.rbuf);
     free(f->up.got);
     free(f->out);
@@ -981,6 +979,75 @@ START_TEST(upstream_stopping_to_read_the_body_left_to_the_caller_to_answer_502)
 }
 END_TEST
 
+/* The pre-read buffers of all requests share one budget. A small body
+ * holds a buffer its size, not the whole cap; a body that finds the budget
+ * spent gets -EBUSY (the caller answers 503); and the charge comes back
+ * when the buffer is let go, and when its process ends holding it. */
+static void hold_body_and_exit(void *arg)
+{
+    struct fx *f = arg;
+    T_EQ(gw__relay_preread(&f->r), 0);
+    T_EQ(gw__preread_held(), GW__PREREAD_MIN);
+    f->r.hold = NULL; /* the process ends without letting go: its own end must */
+}
+
+static void budget(void)
+{
+    static const char small[] = "POST /u HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n";
+    char *body = pattern(GW__PREREAD);
+    T_EQ(gw__preread_held(), 0);
+
+    fx_open(small, "");
+    F.cl.out[0] = (struct piece){.d = body, .n = 100};
+    F.cl.keep_open = true;
+    fx_start(&F.cl);
+    T_EQ(gw__relay_preread(&F.r), 0);
+    T_ASSERT(F.r.pre_complete && F.r.pre_len == 100 && memcmp(F.r.pre, body, 100) == 0);
+    T_EQ(gw__preread_held(), GW__PREREAD_MIN);
+    gw__relay_preread_release(&F.r);
+    T_EQ(gw__preread_held(), 0);
+    fx_join(&F.cl);
+    fx_close();
+
+    /* Room for two small buffers, not for one body of 20000 bytes. */
+    gw__preread_budget_set(2 * GW__PREREAD_MIN);
+    char req[128];
+    snprintf(req, sizeof req, "POST /u HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n", 20000);
+    fx_open(req, "");
+    F.cl.out[0] = (struct piece){.d = body, .n = 20000};
+    F.cl.keep_open = true;
+    fx_start(&F.cl);
+    T_EQ(gw__relay_preread(&F.r), -EBUSY);
+    T_ASSERT(gw__preread_held() <= 2 * GW__PREREAD_MIN); /* what it had, until it lets go */
+    gw__relay_preread_release(&F.r);
+    T_EQ(gw__preread_held(), 0);
+    fx_join(&F.cl);
+    fx_close();
+
+    fx_open(small, "");
+    F.cl.out[0] = (struct piece){.d = body, .n = 100};
+    F.cl.keep_open = true;
+    fx_start(&F.cl);
+    rt_ref mon;
+    rt_pid pid;
+    struct rt_spawn_opts o = {.monitor = true, .monitor_ref = &mon, .initial_call = "test:holder"};
+    T_EQ(rt_spawn(hold_body_and_exit, &F, &o, &pid), 0);
+    struct rt_msg *m = rt_receive_ref(mon, scaled(20000));
+    T_ASSERT(m);
+    rt_msg_free(m);
+    T_EQ(gw__preread_held(), 0);
+    fx_join(&F.cl);
+    fx_close();
+    gw__preread_budget_set(GW__BODY_BUFFER_DEFAULT);
+    free(body);
+}
+
+START_TEST(request_bodies_held_before_forwarding_share_one_bounded_budget)
+{
+    t_run(budget, true);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("relay");
@@ -1013,6 +1080,7 @@ static Suite *suite(void)
     tcase_add_test(tc, request_body_stopping_left_to_the_caller_to_answer_408);
     tcase_add_test(tc, reused_connection_closing_after_a_streamed_body_is_not_retried);
     tcase_add_test(tc, upstream_stopping_to_read_the_body_left_to_the_caller_to_answer_502);
+    tcase_add_test(tc, request_bodies_held_before_forwarding_share_one_bounded_budget);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,7 +2,11 @@
  * test_stack.c: process stacks as valgrind sees them. In a program of its
  * own, so that where its mappings land depends on nothing run before it.
  */
+#include "rt_int.h"
 #include "rt_test.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #if defined(RT_HAVE_VALGRIND)
 #include <valgrind/valgrind.h>
@@ -112,4 +116,63 @@ START_TEST(switches_between_process_stacks_are_no_errors_to_valgrind)
 }
 END_TEST
 
-RT_TEST_MAIN("rt_stack", switches_between_process_stacks_are_no_errors_to_valgrind)
+/* Pages of a stack that are resident. */
+static size_t resident_pages(const struct rt__stack *st)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = st->size / page;
+    unsigned char *vec = malloc(n);
+    ck_assert_ptr_nonnull(vec);
+    ck_assert_int_eq(mincore(st->base, n * page, vec), 0);
+    size_t r = 0;
+    for (size_t i = 0; i < n; i++)
+        r += vec[i] & 1;
+    free(vec);
+    return r;
+}
+
+/* A burst of processes fills a scheduler's pool with stacks whose pages
+ * they touched. When the scheduler idles, the most recently pooled
+ * RT__STACK_POOL_HOT keep their pages (the next processes reuse them warm)
+ * and the rest give theirs back; each is still pooled and is handed out
+ * again, hot ones first. */
+START_TEST(an_idle_scheduler_gives_back_the_pages_of_stacks_pooled_beyond_the_hot_ones)
+{
+    rt_test_start(1);
+    enum { N = 100 };
+    struct rt__sched s;
+    memset(&s, 0, sizeof s);
+    struct rt__stack *st[N];
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(rt__stack_get(&s, rt__rt.cfg.stack_size, &st[i]), 0);
+        memset(st[i]->base, 0x5a, st[i]->size);
+    }
+    size_t full = resident_pages(st[0]);
+    ck_assert_uint_gt(full, 1);
+    for (int i = 0; i < N; i++)
+        rt__stack_put(&s, st[i]);
+    ck_assert_uint_eq(s.stack_pool_n, N);
+    rt__stack_pool_trim(&s);
+    /* The pool hands out the last pooled first: st[N-1] down to st[0]. */
+    for (int i = 0; i < N; i++) {
+        if (i >= N - RT__STACK_POOL_HOT)
+            ck_assert_uint_eq(resident_pages(st[i]), full);
+        else
+            ck_assert_uint_eq(resident_pages(st[i]), 0);
+    }
+    rt__stack_pool_trim(&s); /* nothing more to give back: a no-op */
+    for (int i = N - 1; i >= 0; i--) {
+        struct rt__stack *got;
+        ck_assert_int_eq(rt__stack_get(&s, rt__rt.cfg.stack_size, &got), 0);
+        ck_assert_ptr_eq(got, st[i]);
+        ck_assert_uint_ge(resident_pages(got), 1); /* its canary's page, written again */
+    }
+    ck_assert_uint_eq(s.stack_pool_n, 0);
+    for (int i = 0; i < N; i++)
+        rt__stack_put(NULL, st[i]);
+    rt_test_stop();
+}
+END_TEST
+
+RT_TEST_MAIN("rt_stack", switches_between_process_stacks_are_no_errors_to_valgrind,
+             an_idle_scheduler_gives_back_the_pages_of_stacks_pooled_beyond_the_hot_ones)
