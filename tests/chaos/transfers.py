@@ -261,7 +261,12 @@ class Run:
                 g = self.gateways[0]
                 g.kill()
                 self.kills.append(("gateway", time.monotonic() - t0))
-                time.sleep(self.rng.uniform(0.05, 0.5))
+                if len(self.gateways) > 1 and len(self.kills) % 2 == 0:
+                    # Down past its lease (3 s): the other replica takes
+                    # its unfinished instances over.
+                    time.sleep(4.5)
+                else:
+                    time.sleep(self.rng.uniform(0.05, 0.5))
                 # Recovery runs before the listeners accept: the time to
                 # listening includes it.
                 self.restart_s.append(g.start())

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -319,6 +320,53 @@ def a_gateway_killed_mid_transfer_finishes_it_after_restart():
         # The client's retry with its key gets the stored answer.
         r, data = e.post({"from": "alice", "to": "bob", "amount": 25}, key="k")
         assert r.status == 200, (r.status, data)
+
+
+@t.case
+def a_replica_that_dies_has_its_instances_taken_over_by_another():
+    # Two gateways share a PostgreSQL journal (lease 2 s). A transfer
+    # starts on the first, whose debit the ledger holds for 1.5 s; the
+    # first is killed and stays down: once its lease lapses the second
+    # claims the instance, resends the debit with its key (applied once)
+    # and completes the transfer.
+    sys.path.insert(0, os.path.join(os.environ.get("TANDEM_SRC", os.getcwd()), "tests", "lib"))
+    import pgserver
+    pg = pgserver.PgServer().start()
+    e = Env(transfer(mode="async"), ledger_args=("--delay-ms", "1500"), gateway=False)
+    gws = []
+    try:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        for i in range(2):
+            gws.append(Gateway(
+                [{"name": "transfer", "match": {"path": "/transfers", "methods": ["POST"]},
+                  "workflow": "transfer"}],
+                {"ledger": {"targets": [{"address": f"127.0.0.1:{e.ledger.port}"}]}},
+                extra={"workflows": {"dir": os.path.join(e.dir, "workflows"), "journal": {
+                    "backend": "postgres", "replica_id": f"r{i}",
+                    "postgres": {"conninfo_env": "TANDEM_PG", "lease_ms": 2000}}}},
+                env={"TANDEM_PG": pg.conninfo}))
+        e.gw = gws[0]
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 25}, key="k")
+        assert r.status == 202, (r.status, data)
+        wid = json.loads(data)["id"]
+        time.sleep(0.3)
+        gws[0].proc.send_signal(signal.SIGKILL)
+        gws[0].proc.wait()
+        e.gw = gws[1]
+        doc = e.poll(f"/workflows/{wid}", timeout=30)
+        assert doc["state"] == "completed", doc
+        _, detail = admin(gws[1], f"/admin/workflows/{wid}")
+        assert detail["owner"] == "r1", detail["owner"]
+        assert step_keys(e.ledger.keys("alice"), wid) == [f"{wid}.debit"]
+        assert step_keys(e.ledger.keys("bob"), wid) == [f"{wid}.credit"]
+        assert e.ledger.balance("alice") == 75 and e.ledger.balance("bob") == 25
+    finally:
+        e.gw = None
+        for g in gws:
+            g.close()
+        e.__exit__()
+        pg.stop()
 
 
 def admin(gw, path):

@@ -8,6 +8,10 @@
  *     wf_recovery    runs once while workflows_sup starts: claims this
  *                    replica's unfinished instances and starts each, then
  *                    ignores itself (nothing stays running)
+ *     wf_takeover    PostgreSQL only: every half lease, claims the
+ *                    unfinished instances whose owner's lease lapsed (a
+ *                    replica that died and has not come back) and starts
+ *                    them here
  *
  * rest_for_one: a journal process that restarts takes the instances with
  * it (they restart from the journal, through wf_recovery again); an
@@ -26,6 +30,7 @@
 
 #include "gw/gateway.h"
 #include "instance.h"
+#include "rt/gen_server.h"
 #include "rt/gen_statem.h"
 #include "rt/supervisor.h"
 #include "workflow.h"
@@ -344,6 +349,77 @@ static int recovery_start(void *arg, const void *extra, size_t extra_size, rt_pi
     return RT_IGNORE;
 }
 
+/* ---- takeover (PostgreSQL): a replica's instances outlive the replica -------- */
+
+enum { TAKEOVER_TICK = 1 };
+
+static void takeover_tick(void)
+{
+    /* Half a lease, give or take a tenth, so replicas started together do
+     * not claim in step. */
+    uint32_t half = jcfg.lease_ms / 2, jitter = 0;
+    if (getrandom(&jitter, sizeof jitter, GRND_NONBLOCK) != sizeof jitter)
+        jitter = 0;
+    struct rt_msg *m = rt_msg_new(TAKEOVER_TICK, 0);
+    if (m)
+        rt_send_after(rt_self(), half - half / 10 + jitter % (half / 5 + 1), m, NULL);
+}
+
+static void takeover_init(void *arg, struct rt_gs_result *r)
+{
+    (void)arg;
+    takeover_tick();
+    rt_gs_ok(r);
+}
+
+static void takeover_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
+{
+    (void)state;
+    if (msg->type == TAKEOVER_TICK) {
+        char(*ids)[WF_ID_LEN + 1] = NULL;
+        size_t n = 0;
+        /* Claims this replica's own unfinished instances too (their leases
+         * renewed): those run here already, and instance_run leaves them. */
+        if (wf_journal_claim(RECOVER_MAX, &ids, &n) == 0) {
+            size_t started = 0;
+            for (size_t i = 0; i < n; i++) {
+                char name[WF_ID_LEN + 4];
+                snprintf(name, sizeof name, "wf:%s", ids[i]);
+                if (rt_whereis(name))
+                    continue;
+                if (instance_run(ids[i], NULL) == 0)
+                    started++;
+            }
+            free(ids);
+            if (started) {
+                atomic_fetch_add_explicit(&wf__counters.recovered, started,
+                                          memory_order_relaxed);
+                rt_log(RT_LOG_INFO,
+                       "workflows: took over %zu unfinished instances whose owner's lease lapsed",
+                       started);
+            }
+        }
+        takeover_tick();
+    }
+    rt_gs_noreply(r);
+}
+
+static const struct rt_gen_server_ops takeover_ops = {
+    .name = "wf_takeover",
+    .init = takeover_init,
+    .handle_info = takeover_info,
+};
+
+static int takeover_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                          rt_atom *reason)
+{
+    (void)arg;
+    (void)extra;
+    (void)extra_size;
+    struct rt_start_opts o = {.name = "wf_takeover", .initial_call = "wf_takeover"};
+    return rt_gen_server_start_link(&takeover_ops, NULL, &o, out, reason);
+}
+
 static int journal_config(const struct gw_config *cfg)
 {
     const struct gw_workflows_config *w = &cfg->workflows;
@@ -394,11 +470,16 @@ static int workflows_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_i
          .shutdown = RT_SHUTDOWN_INFINITY,
          .type = RT_SUPERVISOR},
         {.id = "wf_recovery", .start = recovery_start, .restart = RT_TRANSIENT},
+        {.id = "wf_takeover", .start = takeover_start, .restart = RT_PERMANENT, .shutdown = 5000},
     };
     flags->strategy = RT_REST_FOR_ONE;
     flags->intensity = 5;
     flags->period_s = 10;
-    return rt_sup_init_children(init, specs, sizeof specs / sizeof *specs);
+    /* One owner with SQLite: nothing to take over. */
+    size_t n = sizeof specs / sizeof *specs;
+    if (jcfg.backend != WF_BACKEND_POSTGRES)
+        n--;
+    return rt_sup_init_children(init, specs, n);
 }
 
 int gw_workflows_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
