@@ -159,6 +159,13 @@ def a_transfer_completes_and_each_step_is_applied_once():
         assert step_keys(e.ledger.keys("alice"), wid) == [f"{wid}.debit"]
         assert step_keys(e.ledger.keys("bob"), wid) == [f"{wid}.credit"]
         assert doc["from"]["balance"] == 70 and doc["to"]["balance"] == 30, doc
+        # The instance counts its end and its two steps in /metrics.
+        c = http.client.HTTPConnection("127.0.0.1", e.gw.admin_port, timeout=10)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        c.close()
+        assert 'tandem_workflows_total{workflow="transfer",outcome="completed"} 1' in text, text
+        assert 'tandem_workflow_step_duration_seconds_count{workflow="transfer"} 2' in text, text
 
 
 @t.case

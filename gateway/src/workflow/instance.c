@@ -34,10 +34,18 @@
 
 #include "call.h"
 #include "def.h"
+#include "gw/metrics.h"
 #include "instance.h"
 #include "journal.h"
 #include "rt/gen_statem.h"
 #include "rt/rt.h"
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* Extra time a worker gets past its own deadline before the instance gives
  * up on it (the worker's call is itself bounded by the step's timeout). */
@@ -78,6 +86,7 @@ struct inst {
     char state[WF_STATE_MAX];
     rt_pid worker;
     rt_ref call_ref;
+    uint64_t sent_us; /* monotonic time the worker started, for the step histogram */
     int answer_status; /* once ended: what the client is answered */
     char *answer_body;
     bool counted; /* running counter incremented */
@@ -507,6 +516,7 @@ static void action_send(struct inst *d, struct rt_statem_result *r)
     uint32_t timeout = j->req.timeout_ms;
     struct rt_spawn_opts o = {.link = true, .initial_call = "wf_call", .arg_free = job_free};
     rt_ref ref = j->ref;
+    d->sent_us = mono_us();
     if (rt_spawn(worker_main, j, &o, &d->worker) < 0) {
         job_free(j);
         /* Nothing left: the intent stands without an outcome, as after a
@@ -565,12 +575,16 @@ static void end(struct inst *d, struct rt_statem_result *r, const char *event, j
     }
     struct wf__counters *k = &wf__counters;
     /* Relaxed: counters shown on their own. */
-    if (d->phase == PH_COMPLETED)
+    if (d->phase == PH_COMPLETED) {
         atomic_fetch_add_explicit(&k->completed, 1, memory_order_relaxed);
-    else if (d->phase == PH_COMPENSATED)
+        gw_metrics_workflow(d->def->name, GW_METRICS_WF_COMPLETED);
+    } else if (d->phase == PH_COMPENSATED) {
         atomic_fetch_add_explicit(&k->compensated, 1, memory_order_relaxed);
-    else if (d->phase == PH_FAILED)
+        gw_metrics_workflow(d->def->name, GW_METRICS_WF_COMPENSATED);
+    } else if (d->phase == PH_FAILED) {
         atomic_fetch_add_explicit(&k->failed, 1, memory_order_relaxed);
+        gw_metrics_workflow(d->def->name, GW_METRICS_WF_FAILED);
+    }
     rt_sm_next_state(r, d->phase == PH_FAILED ? S_FAILED : S_DONE);
 }
 
@@ -772,6 +786,8 @@ static void worker_done(struct inst *d, struct wf_call_res *res, struct rt_state
         snprintf(res->error, sizeof res->error, "status %d: outcome unknown", res->status);
     d->worker = 0;
     d->call_ref = 0;
+    if (res->kind != WF_CALL_NOT_SENT)
+        gw_metrics_workflow_step(d->def->name, mono_us() - d->sent_us);
     outcome(d, r, o, res->kind == WF_CALL_ANSWERED ? res->status : 0, res->json, res->error,
             res->target);
     res_free(res);
