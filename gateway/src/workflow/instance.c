@@ -86,7 +86,7 @@ struct inst {
     char state[WF_STATE_MAX];
     rt_pid worker;
     rt_ref call_ref;
-    uint64_t sent_us; /* monotonic time the worker started, for the step histogram */
+    uint64_t sent_us;  /* monotonic time the worker started, for the step histogram */
     int answer_status; /* once ended: what the client is answered */
     char *answer_body;
     bool counted; /* running counter incremented */

@@ -392,8 +392,7 @@ static void takeover_info(struct rt_msg *msg, void *state, struct rt_gs_result *
             }
             free(ids);
             if (started) {
-                atomic_fetch_add_explicit(&wf__counters.recovered, started,
-                                          memory_order_relaxed);
+                atomic_fetch_add_explicit(&wf__counters.recovered, started, memory_order_relaxed);
                 rt_log(RT_LOG_INFO,
                        "workflows: took over %zu unfinished instances whose owner's lease lapsed",
                        started);
