@@ -281,6 +281,10 @@ def the_same_key_while_running_is_409_with_retry_after():
         r, data = e.post({"from": "alice", "to": "bob", "amount": 5}, key="k")
         assert r.status == 409, (r.status, data)
         assert r.getheader("Retry-After"), r.getheaders()
+        # The running instance shows its definition and state in ctl ps.
+        out = subprocess.run([e.gw.proc.args[0], "ctl", "--admin", f"127.0.0.1:{e.gw.admin_port}",
+                              "ps", "--kind", "workflow"], capture_output=True, text=True)
+        assert "transfer step:debit" in out.stdout, out.stdout + out.stderr
 
 
 @t.case

@@ -442,6 +442,11 @@ static void print_ps(json_t *v)
             n = jstr(p, "initial_call");
         if (strcmp(jstr(p, "kind"), "request") == 0 && json_is_string(json_object_get(p, "path")))
             snprintf(name, sizeof name, "%s %s", jstr(p, "method"), jstr(p, "path"));
+        else if (strcmp(jstr(p, "kind"), "workflow") == 0 && *jstr(p, "detail"))
+            /* "transfer step:debit attempt=1": the definition and its state
+             * say more than the instance's name (`tandem ctl workflows`
+             * lists ids). */
+            snprintf(name, sizeof name, "%s", jstr(p, "detail"));
         else
             snprintf(name, sizeof name, "%s", n);
         human_bytes(jint(p, "memory"), mem, sizeof mem);
