@@ -178,7 +178,9 @@ int wf_journal_claim(size_t limit, char (**ids)[WF_ID_LEN + 1], size_t *n);
  * does this itself every lease_ms / 3; exposed for tests). */
 int wf_journal_renew(void);
 /* Deletes terminal instances whose key expired before `now_ms`, and their
- * transitions; *purged gets how many. The journal process runs it hourly. */
+ * transitions, except those in state `failed` (terminal, with an answer,
+ * but waiting for an operator); *purged gets how many. The journal process
+ * runs it hourly. */
 int wf_journal_purge(int64_t now_ms, size_t *purged);
 
 /* ---- statistics (any thread) ---------------------------------------------- */

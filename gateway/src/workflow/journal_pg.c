@@ -995,9 +995,12 @@ static int pg_purge(void *vb, int64_t now_ms, size_t *purged)
     struct params p = {0};
     PGresult *res = NULL;
     p_i64(&p, now_ms);
-    /* Transitions go with their instance (ON DELETE CASCADE). */
-    int rc = query(vb, "DELETE FROM wf_instances WHERE terminal AND key_expires_ms < $1", &p,
-                   PGRES_COMMAND_OK, &res);
+    /* Transitions go with their instance (ON DELETE CASCADE). `failed` is
+     * terminal but waits for an operator: it stays. */
+    int rc = query(vb,
+                   "DELETE FROM wf_instances WHERE terminal AND state <> 'failed'"
+                   " AND key_expires_ms < $1",
+                   &p, PGRES_COMMAND_OK, &res);
     if (rc < 0)
         return rc;
     *purged = (size_t)strtoull(PQcmdTuples(res), NULL, 10);

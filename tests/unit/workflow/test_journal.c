@@ -679,6 +679,39 @@ START_TEST(purge_deletes_finished_instances_whose_key_expired)
 }
 END_TEST
 
+/* `failed` is journalled as terminal (with the answer the client gets),
+ * yet it waits for an operator: purge keeps it whatever its key's age. */
+static void purge_failed_case(int backend)
+{
+    names();
+    rt_pid j = journal_up(backend, owner_a);
+    char key[40];
+    snprintf(key, sizeof key, "failed-%s", t_tag);
+    struct wf_create c;
+    create_args(&c, def1, "route:p", key, 1000, "step:debit");
+    T_EQ(wf_journal_create(&c, NULL), 0);
+    T_EQ(append(c.id, 1, "compensating:debit", false), 0);
+    T_EQ(append(c.id, 2, "failed", true), 0);
+    size_t purged = 0;
+    T_EQ(wf_journal_purge(now_ms() + 60000, &purged), 0);
+    struct wf_record *r = NULL;
+    T_EQ(wf_journal_get(c.id, true, &r), 0);
+    T_ASSERT(strcmp(r->state, "failed") == 0);
+    T_EQ(r->ntransitions, 2);
+    wf_record_free(r);
+    /* Resolved by the operator, it ends and goes with the next purge. */
+    T_EQ(append(c.id, 3, "resolved", true), 0);
+    T_EQ(wf_journal_purge(now_ms() + 60000, &purged), 0);
+    T_EQ(wf_journal_get(c.id, false, &r), -ENOENT);
+    journal_down(j);
+}
+
+START_TEST(purge_keeps_failed_instances_waiting_for_an_operator)
+{
+    run_case(_i, purge_failed_case);
+}
+END_TEST
+
 /* ---- group commit ------------------------------------------------------------------------ */
 
 #define GC_WRITERS 200
@@ -970,6 +1003,7 @@ int main(void)
     tcase_add_loop_test(tc, list_filters_by_definition_state_age_and_pages_by_id, 0, nb);
     tcase_add_loop_test(tc, claim_takes_unfinished_instances_up_to_the_limit, 0, nb);
     tcase_add_loop_test(tc, purge_deletes_finished_instances_whose_key_expired, 0, nb);
+    tcase_add_loop_test(tc, purge_keeps_failed_instances_waiting_for_an_operator, 0, nb);
     tcase_add_loop_test(tc, concurrent_writes_share_commits, 0, nb);
     tcase_add_loop_test(tc, a_commit_takes_at_most_max_batch_writes, 0, nb);
     tcase_add_loop_test(tc, journal_killed_mid_commit_loses_no_acknowledged_write, 0, nb);
