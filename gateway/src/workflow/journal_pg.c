@@ -149,10 +149,14 @@ static const char schema_sql[] =
     "  VALUES (p_id, p_seq, p_state, p_event, p_detail, p_at) ON CONFLICT DO NOTHING;\n"
     " IF NOT FOUND THEN RETURN 3; END IF;\n"
     " UPDATE wf_instances SET state = p_state, updated_ms = p_at,\n"
-    "   terminal = terminal OR p_terminal, lease_until = p_lease_until,\n"
-    "   answer_status = CASE WHEN p_terminal THEN p_status ELSE answer_status END,\n"
-    "   answer_headers = CASE WHEN p_terminal THEN p_headers ELSE answer_headers END,\n"
-    "   answer_body = CASE WHEN p_terminal THEN p_body ELSE answer_body END\n"
+    /* The latest transition decides: `failed` is terminal, and an
+     * operator's retry appends non-terminal ones after it, which make the
+     * instance unfinished again (claimed at recovery) with no answer
+     * until it ends again. */
+    "   terminal = p_terminal, lease_until = p_lease_until,\n"
+    "   answer_status = CASE WHEN p_terminal THEN p_status ELSE 0 END,\n"
+    "   answer_headers = CASE WHEN p_terminal THEN p_headers END,\n"
+    "   answer_body = CASE WHEN p_terminal THEN p_body END\n"
     "  WHERE id = p_id;\n"
     " RETURN 0;\n"
     "END $f$;"

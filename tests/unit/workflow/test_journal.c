@@ -712,6 +712,55 @@ START_TEST(purge_keeps_failed_instances_waiting_for_an_operator)
 }
 END_TEST
 
+/* An operator's retry of a failed instance appends non-terminal
+ * transitions after `failed`: the instance is unfinished again (claimed at
+ * recovery, listed as active, no stored answer) until it ends again. */
+static void retry_after_failed_case(int backend)
+{
+    names();
+    rt_pid j = journal_up(backend, owner_a);
+    char id[WF_ID_LEN + 1];
+    make(def1, "failed", true, 3600000, id);
+    struct wf_record *r = NULL;
+    T_EQ(wf_journal_get(id, false, &r), 0);
+    T_ASSERT(r->terminal && r->answer_status == 201);
+    wf_record_free(r);
+    T_EQ(append(id, 2, "compensating:debit", false), 0);
+    T_EQ(wf_journal_get(id, false, &r), 0);
+    T_ASSERT(strcmp(r->state, "compensating:debit") == 0);
+    T_ASSERT(!r->terminal);
+    T_EQ(r->answer_status, 0);
+    T_ASSERT(r->answer_body == NULL);
+    wf_record_free(r);
+    char(*got)[WF_ID_LEN + 1] = NULL;
+    size_t n = 0;
+    T_EQ(wf_journal_claim(100000, &got, &n), 0);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++)
+        seen += strcmp(got[i], id) == 0;
+    free(got);
+    T_EQ(seen, 1);
+    struct wf_list_filter f = {.def_name = def1, .state = "active"};
+    struct wf_record **recs = NULL;
+    T_EQ(wf_journal_list(&f, &recs, &n), 0);
+    T_EQ(n, 1);
+    T_ASSERT(strcmp(recs[0]->id, id) == 0);
+    wf_record_free(recs[0]);
+    free(recs);
+    /* Ending again stores the new answer. */
+    T_EQ(append(id, 3, "compensated", true), 0);
+    T_EQ(wf_journal_get(id, false, &r), 0);
+    T_ASSERT(r->terminal && r->answer_status == 201 && r->answer_body_len == 16);
+    wf_record_free(r);
+    journal_down(j);
+}
+
+START_TEST(an_operator_retry_after_failed_makes_the_instance_unfinished_again)
+{
+    run_case(_i, retry_after_failed_case);
+}
+END_TEST
+
 /* ---- group commit ------------------------------------------------------------------------ */
 
 #define GC_WRITERS 200
@@ -1004,6 +1053,8 @@ int main(void)
     tcase_add_loop_test(tc, claim_takes_unfinished_instances_up_to_the_limit, 0, nb);
     tcase_add_loop_test(tc, purge_deletes_finished_instances_whose_key_expired, 0, nb);
     tcase_add_loop_test(tc, purge_keeps_failed_instances_waiting_for_an_operator, 0, nb);
+    tcase_add_loop_test(tc, an_operator_retry_after_failed_makes_the_instance_unfinished_again, 0,
+                        nb);
     tcase_add_loop_test(tc, concurrent_writes_share_commits, 0, nb);
     tcase_add_loop_test(tc, a_commit_takes_at_most_max_batch_writes, 0, nb);
     tcase_add_loop_test(tc, journal_killed_mid_commit_loses_no_acknowledged_write, 0, nb);
