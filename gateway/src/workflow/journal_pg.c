@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +74,9 @@ enum { RES_OK = 0, RES_NOENT = 1, RES_STALE = 2, RES_EXISTS = 3 };
 
 struct pgb {
     char *conninfo;
-    PGconn *conn; /* NULL: connect at the next call */
+    PGconn *conn;    /* NULL: connect at the next call */
+    PGconn *setup;   /* a connection being set up (open_conn) */
+    uint64_t orphan; /* the journal process's deferred pg_orphan */
 };
 
 static const char schema_sql[] =
@@ -327,9 +330,62 @@ static void notice_drop(void *arg, const char *msg)
     (void)msg; /* "relation already exists, skipping" and the like */
 }
 
+/* PQconnectStart on a blocking thread, shared with the calling process
+ * through a reference count: a journal process killed while it runs lets
+ * go of its reference (a deferred cleanup), and the thread, last, closes
+ * the connection it made and frees the job. */
+struct connect_job {
+    _Atomic int refs;
+    PGconn *conn;
+    char conninfo[];
+};
+
+static void connect_job_unref(void *arg)
+{
+    struct connect_job *cj = arg;
+    /* acq_rel: the last owner sees what the other wrote. */
+    if (atomic_fetch_sub_explicit(&cj->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (cj->conn)
+        PQfinish(cj->conn);
+    free(cj);
+}
+
 static intptr_t connect_start(void *arg)
 {
-    return (intptr_t)PQconnectStart((const char *)arg);
+    struct connect_job *cj = arg;
+    cj->conn = PQconnectStart(cj->conninfo);
+    connect_job_unref(cj);
+    return 0;
+}
+
+/* PQconnectStart run on the blocking pool: 0 with *out (NULL when libpq
+ * is out of memory), or a negative errno. */
+static int connect_begin(const char *conninfo, PGconn **out)
+{
+    size_t len = strlen(conninfo);
+    struct connect_job *cj = malloc(sizeof(*cj) + len + 1);
+    if (!cj)
+        return -ENOMEM;
+    atomic_init(&cj->refs, 2); /* the caller's and the thread's */
+    cj->conn = NULL;
+    memcpy(cj->conninfo, conninfo, len + 1);
+    uint64_t d = rt_defer(connect_job_unref, cj);
+    if (!d) {
+        free(cj);
+        return -ENOMEM;
+    }
+    intptr_t res = 0;
+    int rc = rt_blocking(connect_start, cj, &res);
+    if (rc < 0) {
+        connect_job_unref(cj); /* the thread's: it never ran */
+        rt_undefer(d, true);
+        return rc;
+    }
+    *out = cj->conn;
+    cj->conn = NULL;
+    rt_undefer(d, true);
+    return 0;
 }
 
 /* Sends everything libpq holds, reading what the server sends meanwhile so
@@ -394,14 +450,14 @@ static int finish_query(PGconn *c, int64_t deadline, PGresult **out)
 static int open_conn(struct pgb *b)
 {
     int64_t deadline = deadline_in(PG_CONNECT_TIMEOUT_MS);
-    intptr_t res = 0;
     PGresult *r = NULL;
-    int rc = rt_blocking(connect_start, b->conninfo, &res);
+    PGconn *c = NULL;
+    int rc = connect_begin(b->conninfo, &c);
     if (rc < 0)
         return rc;
-    PGconn *c = (PGconn *)res;
     if (!c)
         return -ENOMEM;
+    b->setup = c; /* closed by pg_orphan if the process is killed meanwhile */
     if (PQstatus(c) == CONNECTION_BAD) {
         rc = -EIO;
         log_pg("connect", c, NULL);
@@ -445,6 +501,7 @@ static int open_conn(struct pgb *b)
     rc = 0;
 out:
     PQclear(r);
+    b->setup = NULL;
     if (c)
         PQfinish(c);
     return rc;
@@ -509,14 +566,34 @@ out:
 
 /* ---- the vtable ----------------------------------------------------------------- */
 
+static void pgb_free(struct pgb *b)
+{
+    drop(b);
+    if (b->setup)
+        PQfinish(b->setup);
+    free(b->conninfo);
+    free(b);
+}
+
+/* The journal process ended without closing (killed, or crashed), maybe
+ * parked on a query: its connection goes with it. Left open, the session
+ * would live on at the server, in the middle of a batch perhaps, holding
+ * row locks that fence every later write to those instances. PQfinish
+ * does not block: the connection is non-blocking. */
+static void pg_orphan(void *arg)
+{
+    pgb_free(arg);
+}
+
 static void pg_close(void *vb)
 {
     struct pgb *b = vb;
     if (!b)
         return;
-    drop(b);
-    free(b->conninfo);
-    free(b);
+    if (b->orphan)
+        rt_undefer(b->orphan, false);
+    b->orphan = 0;
+    pgb_free(b);
 }
 
 static int pg_open(const struct wf_journal_config *cfg, void **out)
@@ -528,7 +605,7 @@ static int pg_open(const struct wf_journal_config *cfg, void **out)
         return -ENOMEM;
     int rc = -ENOMEM;
     b->conninfo = strdup(cfg->pg_conninfo);
-    if (!b->conninfo)
+    if (!b->conninfo || !(b->orphan = rt_defer(pg_orphan, b)))
         goto out;
     rc = open_conn(b);
     if (rc < 0)
