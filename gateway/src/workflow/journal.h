@@ -53,6 +53,11 @@
 #define WF_SCOPE_MAX 200      /* "route:NAME" or "consumer:NAME" */
 #define WF_STATE_MAX 96       /* "step:debit", "compensating:debit", "completed", ... */
 #define WF_FINGERPRINT_LEN 32 /* SHA-256 of method, path and body */
+/* A commit takes writes until their records reach this many bytes (or
+ * max_batch writes): what a batch holds in memory (the journal's queue,
+ * the backend's copy or its send buffer) stays bounded however large each
+ * write may be (up to 16 MiB, see below). */
+#define WF_JOURNAL_BATCH_BYTES (32u << 20)
 
 enum wf_backend {
     WF_BACKEND_SQLITE = 0,

@@ -860,6 +860,84 @@ START_TEST(a_commit_takes_at_most_max_batch_writes)
 }
 END_TEST
 
+/* Writes whose records are large: a commit stops taking them at
+ * WF_JOURNAL_BATCH_BYTES, so what one batch holds stays bounded. */
+#define BIG_WRITERS 12
+#define BIG_DETAIL (6u << 20)
+
+static char big_ids[BIG_WRITERS][WF_ID_LEN + 1];
+static char *big_detail;
+
+static void big_writer(void *arg)
+{
+    size_t i = (size_t)(uintptr_t)arg;
+    struct rt_msg *go = rt_receive(60000);
+    T_ASSERT(go != NULL);
+    rt_msg_free(go);
+    struct wf_transition t = {
+        .id = big_ids[i],
+        .seq = 1,
+        .state = "step:credit",
+        .event = "outcome",
+        .detail = big_detail,
+        .detail_len = BIG_DETAIL,
+        .at_ms = now_ms(),
+    };
+    T_EQ(wf_journal_append(&t), 0);
+}
+
+static struct wf_journal_stats big_stats;
+
+static void big_batches(int backend)
+{
+    names();
+    rt_pid j = journal_up(backend, owner_a);
+    /* One at a time: these commits are batches of one. */
+    for (size_t i = 0; i < BIG_WRITERS; i++) {
+        struct wf_create c;
+        create_args(&c, def1, NULL, NULL, 3600000, "step:debit");
+        T_EQ(wf_journal_create(&c, NULL), 0);
+        memcpy(big_ids[i], c.id, sizeof c.id);
+    }
+    rt_pid w[BIG_WRITERS];
+    rt_ref mons[BIG_WRITERS];
+    for (size_t i = 0; i < BIG_WRITERS; i++) {
+        T_EQ(rt_spawn(big_writer, (void *)(uintptr_t)i, NULL, &w[i]), 0);
+        mons[i] = rt_monitor(w[i]);
+    }
+    for (size_t i = 0; i < BIG_WRITERS; i++)
+        T_EQ(rt_send(w[i], rt_msg_new(1, 0)), 0);
+    for (size_t i = 0; i < BIG_WRITERS; i++) {
+        struct rt_msg *down = rt_receive_ref(mons[i], 60000);
+        T_ASSERT(down != NULL);
+        T_EQ(down->u64, RT_NORMAL);
+        rt_msg_free(down);
+    }
+    wf_journal_stats(&big_stats);
+    for (size_t i = 0; i < BIG_WRITERS; i++) {
+        struct wf_record *r = NULL;
+        T_EQ(wf_journal_get(big_ids[i], true, &r), 0);
+        T_EQ(r->ntransitions, 1);
+        T_EQ(strlen(r->transitions[0].detail), BIG_DETAIL);
+        wf_record_free(r);
+    }
+    journal_down(j);
+}
+
+START_TEST(a_commit_takes_at_most_batch_bytes_of_records)
+{
+    big_detail = malloc(BIG_DETAIL + 1);
+    ck_assert_ptr_nonnull(big_detail);
+    memset(big_detail, 'x', BIG_DETAIL);
+    big_detail[BIG_DETAIL] = '\0';
+    run_case(_i, big_batches);
+    free(big_detail);
+    /* Writes are taken until the bytes reach the bound: the last one
+     * taken may cross it. */
+    ck_assert_uint_le(big_stats.max_batch, WF_JOURNAL_BATCH_BYTES / BIG_DETAIL + 1);
+}
+END_TEST
+
 /* ---- a journal killed mid-commit --------------------------------------------------------- */
 
 #define KILL_WRITERS 64
@@ -1057,6 +1135,7 @@ int main(void)
                         nb);
     tcase_add_loop_test(tc, concurrent_writes_share_commits, 0, nb);
     tcase_add_loop_test(tc, a_commit_takes_at_most_max_batch_writes, 0, nb);
+    tcase_add_loop_test(tc, a_commit_takes_at_most_batch_bytes_of_records, 0, nb);
     tcase_add_loop_test(tc, journal_killed_mid_commit_loses_no_acknowledged_write, 0, nb);
     tcase_add_test(tc, leases_are_renewed_every_third_of_lease_ms);
     tcase_add_test(tc, sqlite_never_runs_on_a_scheduler_thread);
