@@ -77,6 +77,12 @@ struct pgb {
     PGconn *conn;    /* NULL: connect at the next call */
     PGconn *setup;   /* a connection being set up (open_conn) */
     uint64_t orphan; /* the journal process's deferred pg_orphan */
+    /* What a call holds while it parks on a further query, for pg_orphan
+     * to free if the process is killed meanwhile: the record get_one
+     * read, the ops whose holders pg_commit has read. */
+    struct wf_record *held;
+    struct wf_op *filling;
+    size_t nfilling;
 };
 
 static const char schema_sql[] =
@@ -566,8 +572,15 @@ out:
 
 /* ---- the vtable ----------------------------------------------------------------- */
 
+static void record_free(struct wf_record *r);
+
 static void pgb_free(struct pgb *b)
 {
+    record_free(b->held);
+    for (size_t i = 0; i < b->nfilling; i++) {
+        record_free(b->filling[i].existing);
+        b->filling[i].existing = NULL;
+    }
     drop(b);
     if (b->setup)
         PQfinish(b->setup);
@@ -730,7 +743,11 @@ static int get_one(struct pgb *b, const char *sql, const struct params *p, bool 
     if (rc < 0)
         goto out;
     if (with_transitions) {
+        PQclear(res); /* the record has copies */
+        res = NULL;
+        b->held = rec;
         rc = load_transitions(b, rec);
+        b->held = NULL;
         if (rc < 0)
             goto out;
     }
@@ -889,7 +906,8 @@ static int pg_commit(void *vb, struct wf_op *ops, size_t n, const char *owner, i
         ops[i].result = 0;
         ops[i].existing = NULL;
     }
-    bool *sent = calloc(n ? n : 1, sizeof(*sent));
+    /* Process memory: freed also when the process is killed mid-commit. */
+    bool *sent = rt_calloc(n ? n : 1, sizeof(*sent));
     if (!sent)
         return -ENOMEM;
     int rc = conn_ready(b);
@@ -938,9 +956,13 @@ static int pg_commit(void *vb, struct wf_op *ops, size_t n, const char *owner, i
         rc = -EIO;
         goto out;
     }
+    b->filling = ops;
+    b->nfilling = n;
     for (size_t i = 0; i < n; i++)
         if (ops[i].kind == WF_OP_CREATE && ops[i].result == -EEXIST)
             fill_existing(b, &ops[i]);
+    b->filling = NULL;
+    b->nfilling = 0;
     rc = 0;
     goto out;
 send_failed:
@@ -956,7 +978,7 @@ out:
             ops[i].existing = NULL;
         }
     }
-    free(sent);
+    rt_free(sent);
     return rc;
 }
 
