@@ -7,7 +7,8 @@
  * the message) and parks until the reply, which comes once the write is
  * durable. Group commit: the process does not commit a write as it
  * arrives; it queues it and commits when its mailbox is empty (nothing
- * more to add) or the queue holds max_batch writes. While a commit is in
+ * more to add) or the queue holds max_batch writes or
+ * WF_JOURNAL_BATCH_BYTES of records. While a commit is in
  * flight the process is parked on the backend, so every write sent
  * meanwhile waits in the mailbox and goes into the next commit: the more
  * writers, the more writes per commit (per fsync), with no timer adding
@@ -228,6 +229,7 @@ struct journal {
     struct pending *pend; /* max_batch slots */
     struct wf_op *ops;    /* max_batch slots, for the commit */
     size_t npend;
+    size_t pend_bytes; /* the queued writes' payloads (WF_JOURNAL_BATCH_BYTES) */
 };
 
 struct start_arg {
@@ -353,6 +355,7 @@ static void flush(struct journal *j)
         j->pend[i].req = NULL;
     }
     j->npend = 0;
+    j->pend_bytes = 0;
     if (!e)
         stats_commit(n, writes, bytes, us);
 }
@@ -364,7 +367,8 @@ static void settle(struct journal *j, struct rt_gs_result *r)
 {
     if (!j->npend)
         return;
-    if (j->npend >= j->max_batch || rt_mailbox_len() == 0)
+    if (j->npend >= j->max_batch || j->pend_bytes >= WF_JOURNAL_BATCH_BYTES ||
+        rt_mailbox_len() == 0)
         flush(j);
     else
         rt_gs_timeout(r, 0);
@@ -388,6 +392,7 @@ static void j_call(struct rt_msg *req, const struct rt_gs_from *from, void *stat
     case M_APPEND:
         j->pend[j->npend].req = rt_gs_take(r);
         j->pend[j->npend].from = *from;
+        j->pend_bytes += j->pend[j->npend].req->size;
         j->npend++;
         rt_gs_noreply(r);
         settle(j, r);

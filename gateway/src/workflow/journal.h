@@ -53,6 +53,11 @@
 #define WF_SCOPE_MAX 200      /* "route:NAME" or "consumer:NAME" */
 #define WF_STATE_MAX 96       /* "step:debit", "compensating:debit", "completed", ... */
 #define WF_FINGERPRINT_LEN 32 /* SHA-256 of method, path and body */
+/* A commit takes writes until their records reach this many bytes (or
+ * max_batch writes): what a batch holds in memory (the journal's queue,
+ * the backend's copy or its send buffer) stays bounded however large each
+ * write may be (up to 16 MiB, see below). */
+#define WF_JOURNAL_BATCH_BYTES (32u << 20)
 
 enum wf_backend {
     WF_BACKEND_SQLITE = 0,
@@ -178,7 +183,9 @@ int wf_journal_claim(size_t limit, char (**ids)[WF_ID_LEN + 1], size_t *n);
  * does this itself every lease_ms / 3; exposed for tests). */
 int wf_journal_renew(void);
 /* Deletes terminal instances whose key expired before `now_ms`, and their
- * transitions; *purged gets how many. The journal process runs it hourly. */
+ * transitions, except those in state `failed` (terminal, with an answer,
+ * but waiting for an operator); *purged gets how many. The journal process
+ * runs it hourly. */
 int wf_journal_purge(int64_t now_ms, size_t *purged);
 
 /* ---- statistics (any thread) ---------------------------------------------- */

@@ -4,7 +4,11 @@
  * (journal_sqlite.c, journal_pg.c).
  *
  * A backend is a set of functions over its own connection, called only
- * from the journal process, one call at a time. Each runs in process
+ * from the journal process, one call at a time. Its state belongs to the
+ * process that opened it: when that process ends without close() (killed
+ * mid-commit, say), a deferred cleanup of that process releases the
+ * connection, at once or, for work still running on a blocking thread,
+ * when that work ends. Each runs in process
  * context and may park: the SQLite backend does its work on the blocking
  * pool (rt_blocking), the PostgreSQL backend drives libpq non-blocking and
  * parks on its socket (rt_wait_fd-style waits with timeouts). None may

@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +74,15 @@ enum { RES_OK = 0, RES_NOENT = 1, RES_STALE = 2, RES_EXISTS = 3 };
 
 struct pgb {
     char *conninfo;
-    PGconn *conn; /* NULL: connect at the next call */
+    PGconn *conn;    /* NULL: connect at the next call */
+    PGconn *setup;   /* a connection being set up (open_conn) */
+    uint64_t orphan; /* the journal process's deferred pg_orphan */
+    /* What a call holds while it parks on a further query, for pg_orphan
+     * to free if the process is killed meanwhile: the record get_one
+     * read, the ops whose holders pg_commit has read. */
+    struct wf_record *held;
+    struct wf_op *filling;
+    size_t nfilling;
 };
 
 static const char schema_sql[] =
@@ -149,10 +158,14 @@ static const char schema_sql[] =
     "  VALUES (p_id, p_seq, p_state, p_event, p_detail, p_at) ON CONFLICT DO NOTHING;\n"
     " IF NOT FOUND THEN RETURN 3; END IF;\n"
     " UPDATE wf_instances SET state = p_state, updated_ms = p_at,\n"
-    "   terminal = terminal OR p_terminal, lease_until = p_lease_until,\n"
-    "   answer_status = CASE WHEN p_terminal THEN p_status ELSE answer_status END,\n"
-    "   answer_headers = CASE WHEN p_terminal THEN p_headers ELSE answer_headers END,\n"
-    "   answer_body = CASE WHEN p_terminal THEN p_body ELSE answer_body END\n"
+    /* The latest transition decides: `failed` is terminal, and an
+     * operator's retry appends non-terminal ones after it, which make the
+     * instance unfinished again (claimed at recovery) with no answer
+     * until it ends again. */
+    "   terminal = p_terminal, lease_until = p_lease_until,\n"
+    "   answer_status = CASE WHEN p_terminal THEN p_status ELSE 0 END,\n"
+    "   answer_headers = CASE WHEN p_terminal THEN p_headers END,\n"
+    "   answer_body = CASE WHEN p_terminal THEN p_body END\n"
     "  WHERE id = p_id;\n"
     " RETURN 0;\n"
     "END $f$;"
@@ -323,9 +336,62 @@ static void notice_drop(void *arg, const char *msg)
     (void)msg; /* "relation already exists, skipping" and the like */
 }
 
+/* PQconnectStart on a blocking thread, shared with the calling process
+ * through a reference count: a journal process killed while it runs lets
+ * go of its reference (a deferred cleanup), and the thread, last, closes
+ * the connection it made and frees the job. */
+struct connect_job {
+    _Atomic int refs;
+    PGconn *conn;
+    char conninfo[];
+};
+
+static void connect_job_unref(void *arg)
+{
+    struct connect_job *cj = arg;
+    /* acq_rel: the last owner sees what the other wrote. */
+    if (atomic_fetch_sub_explicit(&cj->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (cj->conn)
+        PQfinish(cj->conn);
+    free(cj);
+}
+
 static intptr_t connect_start(void *arg)
 {
-    return (intptr_t)PQconnectStart((const char *)arg);
+    struct connect_job *cj = arg;
+    cj->conn = PQconnectStart(cj->conninfo);
+    connect_job_unref(cj);
+    return 0;
+}
+
+/* PQconnectStart run on the blocking pool: 0 with *out (NULL when libpq
+ * is out of memory), or a negative errno. */
+static int connect_begin(const char *conninfo, PGconn **out)
+{
+    size_t len = strlen(conninfo);
+    struct connect_job *cj = malloc(sizeof(*cj) + len + 1);
+    if (!cj)
+        return -ENOMEM;
+    atomic_init(&cj->refs, 2); /* the caller's and the thread's */
+    cj->conn = NULL;
+    memcpy(cj->conninfo, conninfo, len + 1);
+    uint64_t d = rt_defer(connect_job_unref, cj);
+    if (!d) {
+        free(cj);
+        return -ENOMEM;
+    }
+    intptr_t res = 0;
+    int rc = rt_blocking(connect_start, cj, &res);
+    if (rc < 0) {
+        connect_job_unref(cj); /* the thread's: it never ran */
+        rt_undefer(d, true);
+        return rc;
+    }
+    *out = cj->conn;
+    cj->conn = NULL;
+    rt_undefer(d, true);
+    return 0;
 }
 
 /* Sends everything libpq holds, reading what the server sends meanwhile so
@@ -390,14 +456,14 @@ static int finish_query(PGconn *c, int64_t deadline, PGresult **out)
 static int open_conn(struct pgb *b)
 {
     int64_t deadline = deadline_in(PG_CONNECT_TIMEOUT_MS);
-    intptr_t res = 0;
     PGresult *r = NULL;
-    int rc = rt_blocking(connect_start, b->conninfo, &res);
+    PGconn *c = NULL;
+    int rc = connect_begin(b->conninfo, &c);
     if (rc < 0)
         return rc;
-    PGconn *c = (PGconn *)res;
     if (!c)
         return -ENOMEM;
+    b->setup = c; /* closed by pg_orphan if the process is killed meanwhile */
     if (PQstatus(c) == CONNECTION_BAD) {
         rc = -EIO;
         log_pg("connect", c, NULL);
@@ -441,6 +507,7 @@ static int open_conn(struct pgb *b)
     rc = 0;
 out:
     PQclear(r);
+    b->setup = NULL;
     if (c)
         PQfinish(c);
     return rc;
@@ -505,14 +572,41 @@ out:
 
 /* ---- the vtable ----------------------------------------------------------------- */
 
+static void record_free(struct wf_record *r);
+
+static void pgb_free(struct pgb *b)
+{
+    record_free(b->held);
+    for (size_t i = 0; i < b->nfilling; i++) {
+        record_free(b->filling[i].existing);
+        b->filling[i].existing = NULL;
+    }
+    drop(b);
+    if (b->setup)
+        PQfinish(b->setup);
+    free(b->conninfo);
+    free(b);
+}
+
+/* The journal process ended without closing (killed, or crashed), maybe
+ * parked on a query: its connection goes with it. Left open, the session
+ * would live on at the server, in the middle of a batch perhaps, holding
+ * row locks that fence every later write to those instances. PQfinish
+ * does not block: the connection is non-blocking. */
+static void pg_orphan(void *arg)
+{
+    pgb_free(arg);
+}
+
 static void pg_close(void *vb)
 {
     struct pgb *b = vb;
     if (!b)
         return;
-    drop(b);
-    free(b->conninfo);
-    free(b);
+    if (b->orphan)
+        rt_undefer(b->orphan, false);
+    b->orphan = 0;
+    pgb_free(b);
 }
 
 static int pg_open(const struct wf_journal_config *cfg, void **out)
@@ -524,7 +618,7 @@ static int pg_open(const struct wf_journal_config *cfg, void **out)
         return -ENOMEM;
     int rc = -ENOMEM;
     b->conninfo = strdup(cfg->pg_conninfo);
-    if (!b->conninfo)
+    if (!b->conninfo || !(b->orphan = rt_defer(pg_orphan, b)))
         goto out;
     rc = open_conn(b);
     if (rc < 0)
@@ -649,7 +743,11 @@ static int get_one(struct pgb *b, const char *sql, const struct params *p, bool 
     if (rc < 0)
         goto out;
     if (with_transitions) {
+        PQclear(res); /* the record has copies */
+        res = NULL;
+        b->held = rec;
         rc = load_transitions(b, rec);
+        b->held = NULL;
         if (rc < 0)
             goto out;
     }
@@ -808,7 +906,8 @@ static int pg_commit(void *vb, struct wf_op *ops, size_t n, const char *owner, i
         ops[i].result = 0;
         ops[i].existing = NULL;
     }
-    bool *sent = calloc(n ? n : 1, sizeof(*sent));
+    /* Process memory: freed also when the process is killed mid-commit. */
+    bool *sent = rt_calloc(n ? n : 1, sizeof(*sent));
     if (!sent)
         return -ENOMEM;
     int rc = conn_ready(b);
@@ -857,9 +956,13 @@ static int pg_commit(void *vb, struct wf_op *ops, size_t n, const char *owner, i
         rc = -EIO;
         goto out;
     }
+    b->filling = ops;
+    b->nfilling = n;
     for (size_t i = 0; i < n; i++)
         if (ops[i].kind == WF_OP_CREATE && ops[i].result == -EEXIST)
             fill_existing(b, &ops[i]);
+    b->filling = NULL;
+    b->nfilling = 0;
     rc = 0;
     goto out;
 send_failed:
@@ -875,7 +978,7 @@ out:
             ops[i].existing = NULL;
         }
     }
-    free(sent);
+    rt_free(sent);
     return rc;
 }
 
@@ -995,9 +1098,12 @@ static int pg_purge(void *vb, int64_t now_ms, size_t *purged)
     struct params p = {0};
     PGresult *res = NULL;
     p_i64(&p, now_ms);
-    /* Transitions go with their instance (ON DELETE CASCADE). */
-    int rc = query(vb, "DELETE FROM wf_instances WHERE terminal AND key_expires_ms < $1", &p,
-                   PGRES_COMMAND_OK, &res);
+    /* Transitions go with their instance (ON DELETE CASCADE). `failed` is
+     * terminal but waits for an operator: it stays. */
+    int rc = query(vb,
+                   "DELETE FROM wf_instances WHERE terminal AND state <> 'failed'"
+                   " AND key_expires_ms < $1",
+                   &p, PGRES_COMMAND_OK, &res);
     if (rc < 0)
         return rc;
     *purged = (size_t)strtoull(PQcmdTuples(res), NULL, 10);

@@ -134,9 +134,13 @@ static const char *const STMT_SQL[ST_COUNT] = {
      * over; an unfinished instance keeps its key (a retry still gets 409). */
     [ST_PURGE_KEYS] = "DELETE FROM keys WHERE expires_ms < ?1 AND id NOT IN"
                       " (SELECT id FROM instances WHERE terminal = 0)",
+    /* `failed` is terminal (it has the client's answer) but waits for an
+     * operator: purge leaves it, however old its key. */
     [ST_PURGE_TR] = "DELETE FROM transitions WHERE id IN"
-                    " (SELECT id FROM instances WHERE terminal = 1 AND key_expires_ms < ?1)",
-    [ST_PURGE_INST] = "DELETE FROM instances WHERE terminal = 1 AND key_expires_ms < ?1",
+                    " (SELECT id FROM instances WHERE terminal = 1 AND state <> 'failed'"
+                    " AND key_expires_ms < ?1)",
+    [ST_PURGE_INST] = "DELETE FROM instances WHERE terminal = 1 AND state <> 'failed'"
+                      " AND key_expires_ms < ?1",
 };
 
 /* The connection, shared by the journal process and the jobs it starts. */

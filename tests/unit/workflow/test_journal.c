@@ -679,6 +679,88 @@ START_TEST(purge_deletes_finished_instances_whose_key_expired)
 }
 END_TEST
 
+/* `failed` is journalled as terminal (with the answer the client gets),
+ * yet it waits for an operator: purge keeps it whatever its key's age. */
+static void purge_failed_case(int backend)
+{
+    names();
+    rt_pid j = journal_up(backend, owner_a);
+    char key[40];
+    snprintf(key, sizeof key, "failed-%s", t_tag);
+    struct wf_create c;
+    create_args(&c, def1, "route:p", key, 1000, "step:debit");
+    T_EQ(wf_journal_create(&c, NULL), 0);
+    T_EQ(append(c.id, 1, "compensating:debit", false), 0);
+    T_EQ(append(c.id, 2, "failed", true), 0);
+    size_t purged = 0;
+    T_EQ(wf_journal_purge(now_ms() + 60000, &purged), 0);
+    struct wf_record *r = NULL;
+    T_EQ(wf_journal_get(c.id, true, &r), 0);
+    T_ASSERT(strcmp(r->state, "failed") == 0);
+    T_EQ(r->ntransitions, 2);
+    wf_record_free(r);
+    /* Resolved by the operator, it ends and goes with the next purge. */
+    T_EQ(append(c.id, 3, "resolved", true), 0);
+    T_EQ(wf_journal_purge(now_ms() + 60000, &purged), 0);
+    T_EQ(wf_journal_get(c.id, false, &r), -ENOENT);
+    journal_down(j);
+}
+
+START_TEST(purge_keeps_failed_instances_waiting_for_an_operator)
+{
+    run_case(_i, purge_failed_case);
+}
+END_TEST
+
+/* An operator's retry of a failed instance appends non-terminal
+ * transitions after `failed`: the instance is unfinished again (claimed at
+ * recovery, listed as active, no stored answer) until it ends again. */
+static void retry_after_failed_case(int backend)
+{
+    names();
+    rt_pid j = journal_up(backend, owner_a);
+    char id[WF_ID_LEN + 1];
+    make(def1, "failed", true, 3600000, id);
+    struct wf_record *r = NULL;
+    T_EQ(wf_journal_get(id, false, &r), 0);
+    T_ASSERT(r->terminal && r->answer_status == 201);
+    wf_record_free(r);
+    T_EQ(append(id, 2, "compensating:debit", false), 0);
+    T_EQ(wf_journal_get(id, false, &r), 0);
+    T_ASSERT(strcmp(r->state, "compensating:debit") == 0);
+    T_ASSERT(!r->terminal);
+    T_EQ(r->answer_status, 0);
+    T_ASSERT(r->answer_body == NULL);
+    wf_record_free(r);
+    char(*got)[WF_ID_LEN + 1] = NULL;
+    size_t n = 0;
+    T_EQ(wf_journal_claim(100000, &got, &n), 0);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++)
+        seen += strcmp(got[i], id) == 0;
+    free(got);
+    T_EQ(seen, 1);
+    struct wf_list_filter f = {.def_name = def1, .state = "active"};
+    struct wf_record **recs = NULL;
+    T_EQ(wf_journal_list(&f, &recs, &n), 0);
+    T_EQ(n, 1);
+    T_ASSERT(strcmp(recs[0]->id, id) == 0);
+    wf_record_free(recs[0]);
+    free(recs);
+    /* Ending again stores the new answer. */
+    T_EQ(append(id, 3, "compensated", true), 0);
+    T_EQ(wf_journal_get(id, false, &r), 0);
+    T_ASSERT(r->terminal && r->answer_status == 201 && r->answer_body_len == 16);
+    wf_record_free(r);
+    journal_down(j);
+}
+
+START_TEST(an_operator_retry_after_failed_makes_the_instance_unfinished_again)
+{
+    run_case(_i, retry_after_failed_case);
+}
+END_TEST
+
 /* ---- group commit ------------------------------------------------------------------------ */
 
 #define GC_WRITERS 200
@@ -775,6 +857,84 @@ START_TEST(a_commit_takes_at_most_max_batch_writes)
     ck_assert_uint_eq(writes, 3 * GC_WRITERS);
     ck_assert_uint_le(gc_after.max_batch, 8);
     ck_assert_uint_ge(commits, writes / 8);
+}
+END_TEST
+
+/* Writes whose records are large: a commit stops taking them at
+ * WF_JOURNAL_BATCH_BYTES, so what one batch holds stays bounded. */
+#define BIG_WRITERS 12
+#define BIG_DETAIL (6u << 20)
+
+static char big_ids[BIG_WRITERS][WF_ID_LEN + 1];
+static char *big_detail;
+
+static void big_writer(void *arg)
+{
+    size_t i = (size_t)(uintptr_t)arg;
+    struct rt_msg *go = rt_receive(60000);
+    T_ASSERT(go != NULL);
+    rt_msg_free(go);
+    struct wf_transition t = {
+        .id = big_ids[i],
+        .seq = 1,
+        .state = "step:credit",
+        .event = "outcome",
+        .detail = big_detail,
+        .detail_len = BIG_DETAIL,
+        .at_ms = now_ms(),
+    };
+    T_EQ(wf_journal_append(&t), 0);
+}
+
+static struct wf_journal_stats big_stats;
+
+static void big_batches(int backend)
+{
+    names();
+    rt_pid j = journal_up(backend, owner_a);
+    /* One at a time: these commits are batches of one. */
+    for (size_t i = 0; i < BIG_WRITERS; i++) {
+        struct wf_create c;
+        create_args(&c, def1, NULL, NULL, 3600000, "step:debit");
+        T_EQ(wf_journal_create(&c, NULL), 0);
+        memcpy(big_ids[i], c.id, sizeof c.id);
+    }
+    rt_pid w[BIG_WRITERS];
+    rt_ref mons[BIG_WRITERS];
+    for (size_t i = 0; i < BIG_WRITERS; i++) {
+        T_EQ(rt_spawn(big_writer, (void *)(uintptr_t)i, NULL, &w[i]), 0);
+        mons[i] = rt_monitor(w[i]);
+    }
+    for (size_t i = 0; i < BIG_WRITERS; i++)
+        T_EQ(rt_send(w[i], rt_msg_new(1, 0)), 0);
+    for (size_t i = 0; i < BIG_WRITERS; i++) {
+        struct rt_msg *down = rt_receive_ref(mons[i], 60000);
+        T_ASSERT(down != NULL);
+        T_EQ(down->u64, RT_NORMAL);
+        rt_msg_free(down);
+    }
+    wf_journal_stats(&big_stats);
+    for (size_t i = 0; i < BIG_WRITERS; i++) {
+        struct wf_record *r = NULL;
+        T_EQ(wf_journal_get(big_ids[i], true, &r), 0);
+        T_EQ(r->ntransitions, 1);
+        T_EQ(strlen(r->transitions[0].detail), BIG_DETAIL);
+        wf_record_free(r);
+    }
+    journal_down(j);
+}
+
+START_TEST(a_commit_takes_at_most_batch_bytes_of_records)
+{
+    big_detail = malloc(BIG_DETAIL + 1);
+    ck_assert_ptr_nonnull(big_detail);
+    memset(big_detail, 'x', BIG_DETAIL);
+    big_detail[BIG_DETAIL] = '\0';
+    run_case(_i, big_batches);
+    free(big_detail);
+    /* Writes are taken until the bytes reach the bound: the last one
+     * taken may cross it. */
+    ck_assert_uint_le(big_stats.max_batch, WF_JOURNAL_BATCH_BYTES / BIG_DETAIL + 1);
 }
 END_TEST
 
@@ -970,8 +1130,12 @@ int main(void)
     tcase_add_loop_test(tc, list_filters_by_definition_state_age_and_pages_by_id, 0, nb);
     tcase_add_loop_test(tc, claim_takes_unfinished_instances_up_to_the_limit, 0, nb);
     tcase_add_loop_test(tc, purge_deletes_finished_instances_whose_key_expired, 0, nb);
+    tcase_add_loop_test(tc, purge_keeps_failed_instances_waiting_for_an_operator, 0, nb);
+    tcase_add_loop_test(tc, an_operator_retry_after_failed_makes_the_instance_unfinished_again, 0,
+                        nb);
     tcase_add_loop_test(tc, concurrent_writes_share_commits, 0, nb);
     tcase_add_loop_test(tc, a_commit_takes_at_most_max_batch_writes, 0, nb);
+    tcase_add_loop_test(tc, a_commit_takes_at_most_batch_bytes_of_records, 0, nb);
     tcase_add_loop_test(tc, journal_killed_mid_commit_loses_no_acknowledged_write, 0, nb);
     tcase_add_test(tc, leases_are_renewed_every_third_of_lease_ms);
     tcase_add_test(tc, sqlite_never_runs_on_a_scheduler_thread);

@@ -7,6 +7,7 @@
  * argument), so leases lapse without waiting.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -958,6 +959,57 @@ static void restart_server(void)
     ck_assert_int_eq(system(cmd), 0);
 }
 
+/* ---- the journal process killed ------------------------------------------------ */
+
+/* Descriptors this test process has open. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static atomic_int killed_phase; /* 1: connected, the query about to be sent */
+
+static void killed_proc(void *arg)
+{
+    (void)arg;
+    void *b = open_as("r1");
+    atomic_store(&killed_phase, 1);
+    if (b)
+        wf__pg_exec(b, "SELECT pg_sleep(20)"); /* killed in here */
+}
+
+/* A journal process killed while its query is in flight (as a commit would
+ * be) lets its connection go: a session left open could hold a batch's row
+ * locks and fence every later write to those instances. */
+START_TEST(a_journal_process_killed_mid_query_closes_its_connection)
+{
+    struct rt_config cfg;
+    rt_config_default(&cfg);
+    cfg.schedulers = 1;
+    atomic_store(&failed, 0);
+    atomic_store(&killed_phase, 0);
+    ck_assert_int_eq(rt_start(&cfg), 0);
+    int before = open_fds();
+    rt_pid pid = 0;
+    ck_assert_int_eq(rt_spawn(killed_proc, NULL, NULL, &pid), 0);
+    while (atomic_load(&killed_phase) < 1)
+        usleep(10000);
+    wait_server_shows("PgSleep");
+    ck_assert_int_eq(rt_exit_signal(pid, RT_KILL), 0);
+    ck_assert_int_eq(rt_join(pid, 60000, NULL), 0);
+    int after = open_fds(); /* before rt_stop, which closes the runtime's own */
+    ck_assert_int_eq(rt_stop(), 0);
+    ck_assert_msg(!atomic_load(&failed), "%s", failure);
+    ck_assert_int_eq(after, before);
+}
+END_TEST
+
 START_TEST(a_server_restart_fails_the_call_in_flight_and_the_next_one_reconnects)
 {
     struct rt_config cfg;
@@ -1055,25 +1107,24 @@ START_TEST(a_commit_cut_off_by_a_server_restart_is_eio_and_writes_nothing)
 END_TEST
 
 /* A restart between calls is found before the next call sends: it
- * reconnects and succeeds. */
-static void *between_b;
+ * reconnects and succeeds. One process holds the backend throughout (it
+ * belongs to the process that opened it). */
+static atomic_int between_phase; /* 1: connected, idle; 2: server restarted */
 
-static void between_first(void *arg)
+static void between_proc(void *arg)
 {
     (void)arg;
-    between_b = open_clean("r1");
-}
-
-static void between_second(void *arg)
-{
-    (void)arg;
-    if (!between_b)
+    void *b = open_clean("r1");
+    atomic_store(&between_phase, 1);
+    if (!b)
         return;
+    while (atomic_load(&between_phase) < 2)
+        rt_sleep(20);
     char id[WF_ID_LEN + 1];
     make_id(id, 71);
     struct wf_create c = creation(id, NULL, NULL);
-    T_ASSERT(create1(between_b, &c, "r1", T0, 1000, NULL) == 0);
-    ops->close(between_b);
+    T_ASSERT(create1(b, &c, "r1", T0, 1000, NULL) == 0);
+    ops->close(b);
 }
 
 START_TEST(a_server_restart_between_calls_is_reconnected_before_the_next_call)
@@ -1082,13 +1133,15 @@ START_TEST(a_server_restart_between_calls_is_reconnected_before_the_next_call)
     rt_config_default(&cfg);
     cfg.schedulers = 1;
     atomic_store(&failed, 0);
+    atomic_store(&between_phase, 0);
     ck_assert_int_eq(rt_start(&cfg), 0);
     rt_pid pid = 0;
-    ck_assert_int_eq(rt_spawn(between_first, NULL, NULL, &pid), 0);
-    ck_assert_int_eq(rt_join(pid, 30000, NULL), 0);
+    ck_assert_int_eq(rt_spawn(between_proc, NULL, NULL, &pid), 0);
+    while (atomic_load(&between_phase) < 1)
+        usleep(10000);
     restart_server();
     usleep(200000); /* the terminated connection's goodbye arrives */
-    ck_assert_int_eq(rt_spawn(between_second, NULL, NULL, &pid), 0);
+    atomic_store(&between_phase, 2);
     ck_assert_int_eq(rt_join(pid, 30000, NULL), 0);
     ck_assert_int_eq(rt_stop(), 0);
     ck_assert_msg(!atomic_load(&failed), "%s", failure);
@@ -1124,6 +1177,7 @@ int main(void)
     tcase_add_test(tc, a_server_restart_fails_the_call_in_flight_and_the_next_one_reconnects);
     tcase_add_test(tc, a_server_restart_between_calls_is_reconnected_before_the_next_call);
     tcase_add_test(tc, a_commit_cut_off_by_a_server_restart_is_eio_and_writes_nothing);
+    tcase_add_test(tc, a_journal_process_killed_mid_query_closes_its_connection);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
