@@ -321,6 +321,29 @@ def a_gateway_killed_mid_transfer_finishes_it_after_restart():
         assert r.status == 200, (r.status, data)
 
 
+@t.case
+def a_key_that_expires_while_its_instance_runs_starts_no_second_one():
+    # The key lives 1 s; the debit takes 2.5 s. A retry with the key after
+    # the key's time, while the first instance is still running, must not
+    # start a second transfer: it gets 409 until the first ends.
+    wf = transfer(mode="async", idempotency={"key": "required", "ttl_ms": 1000},
+                  steps={"timeout_ms": 8000})
+    with Env(wf, ledger_args=("--delay-ms", "2500")) as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        body = {"from": "alice", "to": "bob", "amount": 5}
+        r, data = e.post(body, key="k")
+        assert r.status == 202, (r.status, data)
+        wid = json.loads(data)["id"]
+        time.sleep(1.5)
+        r, data = e.post(body, key="k")
+        assert r.status == 409, (r.status, data)
+        _, listing = admin(e.gw, "/admin/workflows")
+        assert [w["id"] for w in listing["workflows"]] == [wid], listing
+        assert e.poll(f"/workflows/{wid}")["state"] == "completed"
+        assert e.ledger.balance("alice") == 95 and e.ledger.balance("bob") == 5
+
+
 def admin(gw, path):
     c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=10)
     c.request("GET", path)
