@@ -360,8 +360,10 @@ def concurrent_first_requests_with_one_key_start_one_instance():
         for th in threads:
             th.join(30)
         statuses = sorted(s for s, _ in out)
-        assert len(out) == 16 and set(statuses) <= {202, 409}, statuses
-        ids = {json.loads(d)["id"] for s, d in out if s == 202}
+        # One started it (202); the others found it running (409) or, on a
+        # machine slow enough, already over (its stored answer, 200).
+        assert len(out) == 16 and set(statuses) <= {200, 202, 409}, statuses
+        ids = {json.loads(d)["id"] for s, d in out if s in (200, 202)}
         assert len(ids) == 1 and statuses.count(202) == 1, out
         _, listing = admin(e.gw, "/admin/workflows")
         assert [w["id"] for w in listing["workflows"]] == list(ids), listing
