@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from harness import Gateway, TestRun, free_port, wait_port
+from harness import Gateway, TestRun, free_port, raw_request, wait_port
 
 t = TestRun("workflows")
 LEDGER_BIN = os.environ.get("LEDGER_BIN", "build/examples/ledger/tandem-ledger")
@@ -378,6 +378,119 @@ def a_replica_that_dies_has_its_instances_taken_over_by_another():
             g.close()
         e.__exit__()
         pg.stop()
+def restart(gw, sig=signal.SIGTERM):
+    """Stops the gateway with `sig` and starts it again on the same config
+    (and so the same journal)."""
+    gw.proc.send_signal(sig)
+    gw.proc.wait(15)
+    gw.proc = subprocess.Popen([gw.proc.args[0], "-c", gw.config], stdout=gw.stdout,
+                               stderr=gw.stderr)
+    wait_port(gw.port)
+
+
+# Fields each answer has of its own: the rest of a replay is the same.
+OWN_FIELDS = {"date", "x-request-id", "connection", "keep-alive"}
+
+
+def fields(r):
+    return sorted((k.lower(), v) for k, v in r.getheaders() if k.lower() not in OWN_FIELDS)
+
+
+@t.case
+def concurrent_first_requests_with_one_key_start_one_instance():
+    import threading
+    with Env(transfer(mode="async"), ledger_args=("--delay-ms", "1000")) as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        body = {"from": "alice", "to": "bob", "amount": 3}
+        go = threading.Barrier(16)
+        out = []
+
+        def client():
+            go.wait()
+            r, data = e.post(body, key="same")
+            out.append((r.status, data))
+
+        threads = [threading.Thread(target=client) for _ in range(16)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        statuses = sorted(s for s, _ in out)
+        # One started it (202); the others found it running (409) or, on a
+        # machine slow enough, already over (its stored answer, 200).
+        assert len(out) == 16 and set(statuses) <= {200, 202, 409}, statuses
+        ids = {json.loads(d)["id"] for s, d in out if s in (200, 202)}
+        assert len(ids) == 1 and statuses.count(202) == 1, out
+        _, listing = admin(e.gw, "/admin/workflows")
+        assert [w["id"] for w in listing["workflows"]] == list(ids), listing
+        wid = ids.pop()
+        assert e.poll(f"/workflows/{wid}")["state"] == "completed"
+        assert e.ledger.balance("alice") == 97 and e.ledger.balance("bob") == 3
+        assert step_keys(e.ledger.keys("alice"), wid) == [f"{wid}.debit"]
+
+
+@t.case
+def a_key_that_expires_while_its_instance_runs_starts_no_second_one():
+    # The key lives 1 s; the debit takes 2.5 s. A retry with the key after
+    # the key's time, while the first instance is still running, must not
+    # start a second transfer: it gets 409 until the first ends.
+    wf = transfer(mode="async", idempotency={"key": "required", "ttl_ms": 1000},
+                  steps={"timeout_ms": 8000})
+    with Env(wf, ledger_args=("--delay-ms", "2500")) as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        body = {"from": "alice", "to": "bob", "amount": 5}
+        r, data = e.post(body, key="k")
+        assert r.status == 202, (r.status, data)
+        wid = json.loads(data)["id"]
+        time.sleep(1.5)
+        r, data = e.post(body, key="k")
+        assert r.status == 409, (r.status, data)
+        _, listing = admin(e.gw, "/admin/workflows")
+        assert [w["id"] for w in listing["workflows"]] == [wid], listing
+        assert e.poll(f"/workflows/{wid}")["state"] == "completed"
+        assert e.ledger.balance("alice") == 95 and e.ledger.balance("bob") == 5
+
+
+@t.case
+def the_stored_answer_is_replayed_byte_identical_after_a_restart():
+    with Env() as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        body = {"from": "alice", "to": "bob", "amount": 4}
+        r1, d1 = e.post(body, key="k")
+        assert r1.status == 200, (r1.status, d1)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            restart(e.gw, sig)
+            r2, d2 = e.post(body, key="k")
+            assert (r2.status, d2) == (r1.status, d1), (r2.status, d2, d1)
+            assert fields(r2) == fields(r1), (fields(r1), fields(r2))
+        assert e.ledger.balance("alice") == 96 and e.ledger.balance("bob") == 4
+
+
+@t.case
+def head_on_the_status_path_frames_like_get_and_sends_no_body():
+    with Env() as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 1})
+        wid = json.loads(data)["id"]
+        g, gdata = e.get(f"/workflows/{wid}")
+        assert g.status == 200 and gdata
+        # HEAD, then GET on the same connection: HEAD's answer must carry
+        # no body or the GET's answer would be read from it.
+        raw = (f"HEAD /workflows/{wid} HTTP/1.1\r\nHost: x\r\n\r\n"
+               f"GET /workflows/{wid} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = raw_request(e.gw.port, raw.encode())
+        head, _, rest = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), out
+        assert f"content-length: {len(gdata)}".encode() in head.lower(), head
+        assert rest.startswith(b"HTTP/1.1 200"), out
+        assert rest.endswith(gdata), out
+        for bad in ("0" * 31, "0" * 33, "A" * 32, "../admin", "0" * 31 + "g"):
+            r, _ = e.get(f"/workflows/{bad}")
+            assert r.status == 404, (bad, r.status)
 
 
 def admin(gw, path):

@@ -128,8 +128,10 @@ static void answer_status(struct gw__exchange *ex, int status, const struct wf_r
     }
     size_t n = strlen(text);
     text[n] = '\n';
-    char loc[256];
-    snprintf(loc, sizeof loc, "%s%s", status_path(), rec->id);
+    /* The configuration takes a status path of up to 256 bytes: room for
+     * it and the id, so that Location is never cut short. */
+    char loc[256 + WF_ID_LEN + 1];
+    snprintf(loc, sizeof loc, "%.256s%s", status_path(), rec->id);
     struct gw_http_answer a = {
         .status = status,
         .content_type = CT_JSON,

@@ -69,7 +69,10 @@ enum gw_idem_verdict gw_idem_decide(bool required, bool have_key, const struct w
 {
     if (!have_key)
         return required ? GW_IDEM_MISSING : GW_IDEM_START;
-    if (!existing || (existing->key_expires_ms && existing->key_expires_ms <= now_ms))
+    /* An instance still running keeps its key past its time: a retry of
+     * it must not start a second one. */
+    if (!existing ||
+        (existing->terminal && existing->key_expires_ms && existing->key_expires_ms <= now_ms))
         return GW_IDEM_START;
     if (memcmp(existing->fingerprint, fp, WF_FINGERPRINT_LEN) != 0)
         return GW_IDEM_MISMATCH;

@@ -12,7 +12,8 @@
  *
  * Given what the journal holds for (scope, key), gw_idem_decide says what
  * the client gets:
- *   - no instance holds the key (or it expired): start one;
+ *   - no instance holds the key (or it expired and its instance is
+ *     over; a running instance keeps its key past its time): start one;
  *   - an instance holds it with another fingerprint: 422;
  *   - it holds it and is not terminal: 409 with Retry-After;
  *   - it holds it and is terminal: its stored answer, byte-identical
@@ -71,7 +72,8 @@ enum gw_idem_verdict {
 /* What a request gets. `have_key`: it carried a valid key; `required`: the
  * definition requires one; `existing`: the instance the journal has for the
  * key (NULL: none); `fp`: the request's fingerprint; `now_ms`: wall clock
- * (a key past its key_expires_ms is as if absent). */
+ * (a key past its key_expires_ms is as if absent once its instance is
+ * terminal). */
 enum gw_idem_verdict gw_idem_decide(bool required, bool have_key, const struct wf_record *existing,
                                     const unsigned char fp[WF_FINGERPRINT_LEN], int64_t now_ms);
 

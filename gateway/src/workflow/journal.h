@@ -145,9 +145,9 @@ int wf_journal_child_start(void *arg, const void *extra, size_t extra_size, rt_p
 /* ---- writes (process context; each parks until durable) ------------------ */
 
 /* Creates an instance owned by this replica, with its key reserved in the
- * same transaction. When (scope, key) is already taken and not expired:
- * -EEXIST, and *existing (when non-NULL) gets that instance (without
- * transitions). */
+ * same transaction. When (scope, key) is already taken, and not expired
+ * or held by an instance not yet terminal: -EEXIST, and *existing (when
+ * non-NULL) gets that instance (without transitions). */
 int wf_journal_create(const struct wf_create *c, struct wf_record **existing);
 /* -ENOENT when the instance does not exist; -EEXIST when t->seq is written
  * already (the first write stays); -ESTALE when another owner holds it. */

@@ -125,7 +125,9 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS wf_instances_expiry ON wf_instances (key_expires_ms)"
     " WHERE terminal;"
     /* A key that expired is given up by its old instance (which stays,
-     * until purged, without it) so that a new request may take it. */
+     * until purged, without it) so that a new request may take it; an
+     * instance still running keeps it, or a retry would start a second
+     * instance of the same request. */
     "CREATE OR REPLACE FUNCTION wf_create(p_id text, p_def_name text, p_def_text bytea,"
     " p_input bytea, p_scope text, p_key bytea, p_fp bytea, p_owner text,"
     " p_lease_until bigint, p_created bigint, p_key_expires bigint, p_state text,"
@@ -133,7 +135,7 @@ static const char schema_sql[] =
     "BEGIN\n"
     " IF p_scope IS NOT NULL THEN\n"
     "  UPDATE wf_instances SET scope = NULL, key = NULL\n"
-    "   WHERE scope = p_scope AND key = p_key AND key_expires_ms <= p_now;\n"
+    "   WHERE scope = p_scope AND key = p_key AND key_expires_ms <= p_now AND terminal;\n"
     " END IF;\n"
     " INSERT INTO wf_instances (id, def_name, def_text, input, scope, key, fingerprint, owner,\n"
     "   lease_until, created_ms, updated_ms, key_expires_ms, state)\n"

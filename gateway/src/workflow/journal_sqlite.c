@@ -521,14 +521,20 @@ static int op_create(struct sq *sq, struct wf_op *op, const char *owner, int64_t
         sqlite3_reset(s);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return sq_fail(sq, rc, "read key");
-        if (taken && !expired) {
+        if (taken) {
             /* The holder without transitions; if it is gone (purged
              * under an unexpired key, which purge never does) the caller
-             * still learns the key is taken. */
+             * still learns the key is taken. An expired key is given up
+             * only by an instance that is over: one still running keeps
+             * it, or a retry would start a second instance of the same
+             * request. */
             e = load_instance(sq, holder, false, &op->existing);
             if (e && e != -ENOENT)
                 return e;
-            return -EEXIST;
+            if (!expired || (op->existing && !op->existing->terminal))
+                return -EEXIST;
+            wf_record_free(op->existing);
+            op->existing = NULL;
         }
         if (taken && (e = exec_key_del(sq, c->scope, c->key)))
             return e;

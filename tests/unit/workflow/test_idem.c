@@ -237,6 +237,17 @@ START_TEST(expired_key_starts_a_new_instance)
 }
 END_TEST
 
+START_TEST(expired_key_of_a_running_instance_is_still_taken)
+{
+    unsigned char fp[WF_FINGERPRINT_LEN];
+    memset(fp, 1, sizeof fp);
+    struct wf_record r = rec(false, 1, 1000);
+    ck_assert_int_eq(gw_idem_decide(true, true, &r, fp, 2000), GW_IDEM_IN_PROGRESS);
+    r = rec(false, 2, 1000);
+    ck_assert_int_eq(gw_idem_decide(true, true, &r, fp, 2000), GW_IDEM_MISMATCH);
+}
+END_TEST
+
 /* ---- the stored answer ------------------------------------------------------------------ */
 
 START_TEST(stored_headers_give_the_fields_that_matter)
@@ -369,6 +380,7 @@ static Suite *suite(void)
     tcase_add_test(tc, missing_key_where_required_is_400);
     tcase_add_test(tc, missing_key_where_optional_starts_an_instance);
     tcase_add_test(tc, expired_key_starts_a_new_instance);
+    tcase_add_test(tc, expired_key_of_a_running_instance_is_still_taken);
     tcase_add_test(tc, stored_headers_give_the_fields_that_matter);
     tcase_add_test(tc, replayed_answer_is_byte_identical);
     tcase_add_test(tc, instance_ids_are_32_lower_case_hex);

@@ -434,6 +434,14 @@ static void expired_key(int backend)
     T_EQ(wf_journal_create(&c1, NULL), 0);
     struct wf_record *r = NULL;
     T_EQ(wf_journal_find_key("route:transfer", key, &r), -ENOENT);
+    /* Its instance still runs: the key stays taken, by it. */
+    create_args(&c2, def1, "route:transfer", key, 3600000, "step:debit");
+    T_EQ(wf_journal_create(&c2, &r), -EEXIST);
+    T_ASSERT(r != NULL && strcmp(r->id, c1.id) == 0);
+    wf_record_free(r);
+    r = NULL;
+    /* Once it is over, the expired key is free. */
+    T_EQ(append(c1.id, 1, "completed", true), 0);
     create_args(&c2, def1, "route:transfer", key, 3600000, "step:debit");
     T_EQ(wf_journal_create(&c2, NULL), 0);
     T_EQ(wf_journal_find_key("route:transfer", key, &r), 0);
@@ -442,7 +450,7 @@ static void expired_key(int backend)
     journal_down(j);
 }
 
-START_TEST(expired_key_is_free_to_reuse)
+START_TEST(expired_key_is_free_to_reuse_once_its_instance_is_over)
 {
     run_case(_i, expired_key);
 }
@@ -1124,7 +1132,7 @@ int main(void)
     int nb = nbackends();
     tcase_add_loop_test(tc, acknowledged_transition_is_durable_after_the_process_dies, 0, nb);
     tcase_add_loop_test(tc, create_with_taken_key_gives_eexist_and_the_holder, 0, nb);
-    tcase_add_loop_test(tc, expired_key_is_free_to_reuse, 0, nb);
+    tcase_add_loop_test(tc, expired_key_is_free_to_reuse_once_its_instance_is_over, 0, nb);
     tcase_add_loop_test(tc, duplicate_seq_gives_eexist_and_keeps_the_first, 0, nb);
     tcase_add_loop_test(tc, write_for_an_instance_owned_by_another_gives_estale, 0, nb);
     tcase_add_loop_test(tc, list_filters_by_definition_state_age_and_pages_by_id, 0, nb);

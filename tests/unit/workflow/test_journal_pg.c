@@ -319,10 +319,22 @@ static void key_body(void *arg)
     T_ASSERT(batch[1].existing && strcmp(batch[1].existing->id, y) == 0);
     rec_free(batch[1].existing);
 
-    /* Once expired, the key may be taken again. */
+    /* Expired, but its instance still runs: the key stays with it. */
     struct wf_create later = creation(z, "route:t", "key");
     later.created_ms = T0 + 60000;
     later.key_expires_ms = T0 + 120000;
+    T_ASSERT(create1(b, &later, "r1", T0 + 60000, 1000, &holder) == -EEXIST);
+    T_ASSERT(holder && strcmp(holder->id, a) == 0);
+    rec_free(holder);
+    holder = NULL;
+    /* Once expired and its instance over, the key may be taken again. */
+    struct wf_transition end = transition(a, 1, "completed");
+    end.event = "end";
+    end.terminal = true;
+    end.answer_status = 200;
+    end.answer_body = "{}";
+    end.answer_body_len = 2;
+    T_ASSERT(append1(b, &end, "r1") == 0);
     T_ASSERT(create1(b, &later, "r1", T0 + 60000, 1000, NULL) == 0);
     struct wf_record *r = NULL;
     T_ASSERT(ops->find_key(b, "route:t", "key", T0 + 60001, &r) == 0);

@@ -368,6 +368,28 @@ START_TEST(sync_not_done_in_time_is_202_with_location)
 }
 END_TEST
 
+START_TEST(a_202_names_the_whole_status_path_however_long)
+{
+    /* The longest status path the configuration takes (256 bytes). */
+    char sp[257];
+    sp[0] = '/';
+    memset(sp + 1, 'a', 254);
+    sp[255] = '/';
+    sp[256] = 0;
+    struct gw_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workflows.status_path = sp;
+    gw.cfg = &cfg;
+    char req[1024];
+    const char *a = exchange(post(req, sizeof req, JSON KEY_A, "{\"amount\":5}"));
+    gw.cfg = NULL;
+    ck_assert_int_eq(status_of(a), 202);
+    char loc[512];
+    snprintf(loc, sizeof loc, "\r\nLocation: %s%s\r\n", sp, t_wf_records[0]->id);
+    ck_assert_ptr_nonnull(strstr(a, loc));
+}
+END_TEST
+
 START_TEST(async_answers_202_at_once)
 {
     t_def.wait_ms = 0;
@@ -495,6 +517,7 @@ static Suite *suite(void)
     tcase_add_test(tc, over_max_running_is_503_with_retry_after);
     tcase_add_test(tc, sync_answers_the_result_and_a_replay_is_byte_identical);
     tcase_add_test(tc, sync_not_done_in_time_is_202_with_location);
+    tcase_add_test(tc, a_202_names_the_whole_status_path_however_long);
     tcase_add_test(tc, async_answers_202_at_once);
     tcase_add_test(tc, repeat_while_running_is_409_with_retry_after);
     tcase_add_test(tc, repeat_with_another_payload_is_422);
