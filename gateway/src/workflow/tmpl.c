@@ -569,15 +569,63 @@ static int put_value(struct sbuf *b, const json_t *v, enum wf__enc enc, const st
     return q;
 }
 
+/* The segments of a path being expanded. A placeholder's value cannot hold
+ * '/' or '?' (they are percent-encoded), so segments and the query start
+ * only where the template's own text puts them; what a value can still do
+ * is make a whole segment "..", "." or empty, which a backend resolves
+ * (RFC 3986 5.2.4) or merges into another resource: "/accounts/../debit",
+ * "/accounts//debit". A segment a placeholder wrote into is refused when it
+ * is one of those; the query after '?' is data and is not checked. */
+struct segs {
+    size_t start;          /* where the current segment starts in the output */
+    const struct ref *ref; /* the last placeholder written into it, or NULL */
+    bool query;
+};
+
+static int seg_end(const struct segs *sg, const struct sbuf *b, size_t end, char *err,
+                   size_t errcap)
+{
+    size_t n = end - sg->start;
+    const char *p = b->p + sg->start;
+    if (!sg->ref || n > 2 || (n == 1 && p[0] != '.') || (n == 2 && (p[0] != '.' || p[1] != '.')))
+        return 0;
+    snprintf(err, errcap,
+             "%s: the value would make a path segment \"%.*s\"; a segment cannot be empty, "
+             "\".\" or \"..\"",
+             sg->ref->text, (int)n, p);
+    return -EINVAL;
+}
+
+/* Follows the literal text b->p[from..b->len) just written. */
+static int segs_lit(struct segs *sg, const struct sbuf *b, size_t from, char *err, size_t errcap)
+{
+    for (size_t i = from; i < b->len && !sg->query; i++) {
+        if (b->p[i] != '/' && b->p[i] != '?')
+            continue;
+        int r = seg_end(sg, b, i, err, errcap);
+        if (r < 0)
+            return r;
+        sg->start = i + 1;
+        sg->ref = NULL;
+        sg->query = b->p[i] == '?';
+    }
+    return 0;
+}
+
 static int expand_string(const struct wf_tmpl *t, const struct wf_ctx *c, struct sbuf *b, char *err,
                          size_t errcap)
 {
+    struct segs sg = {.start = b->len};
+    bool path = t->enc == WF__ENC_PATH;
     int r = sb_put(b, "", 0);
     for (size_t i = 0; i < t->nparts && r == 0; i++) {
         const struct part *p = &t->parts[i];
+        size_t from = b->len;
         if (p->lit) {
             if ((r = sb_put(b, p->lit, p->len)) == -E2BIG)
                 snprintf(err, errcap, "the expanded text is over %u bytes", MAX_EXPANDED_BYTES);
+            if (r == 0 && path)
+                r = segs_lit(&sg, b, from, err, errcap);
             continue;
         }
         json_t *v;
@@ -585,7 +633,11 @@ static int expand_string(const struct wf_tmpl *t, const struct wf_ctx *c, struct
             break;
         r = put_value(b, v, t->enc, p->ref, err, errcap);
         json_decref(v);
+        if (!sg.query)
+            sg.ref = p->ref;
     }
+    if (r == 0 && path && !sg.query)
+        r = seg_end(&sg, b, b->len, err, errcap);
     return r;
 }
 

@@ -610,6 +610,54 @@ START_TEST(path_placeholders_are_percent_encoded)
 }
 END_TEST
 
+/* A value cannot add a segment ('/' is encoded) and cannot make one that a
+ * backend resolves or merges into another resource either: "..", "." or
+ * empty. The query is data: dots there are kept. */
+START_TEST(path_placeholders_cannot_make_dot_or_empty_segments)
+{
+    const char *t = "{\"workflows\": [{\"name\": \"w\", \"input\": {\"x\": \"string\"},\n"
+                    "\"steps\": [{\"name\": \"s\", \"upstream\": \"ledger\", \"request\": "
+                    "{\"path\": \"/a/${input.x}/b?q=${input.x}\"}},\n"
+                    "{\"name\": \"t\", \"upstream\": \"ledger\", \"request\": "
+                    "{\"path\": \"/c/.${input.x}\"}}]}]}";
+    struct wf_set *s = load_ok(t);
+    const struct wf_def *w = wf_set_def(s, 0);
+    static const struct {
+        int step;
+        const char *x, *want; /* want NULL: refused */
+    } cases[] = {
+        {0, "..", NULL},
+        {0, ".", NULL},
+        {0, "", NULL},
+        {0, "...", "/a/.../b?q=..."},
+        {0, "a..b", "/a/a..b/b?q=a..b"},
+        {0, "../x", "/a/..%2Fx/b?q=..%2Fx"},
+        {0, "?#", "/a/%3F%23/b?q=%3F%23"},
+        {1, ".", NULL}, /* the template's '.' and the value's make ".." */
+        {1, "", NULL},  /* "." */
+        {1, "x", "/c/.x"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *in = json_pack("{s:s}", "x", cases[i].x);
+        struct wf_ctx c = {.id = "i", .name = "w", .input = in};
+        char *out = NULL, err[256] = "";
+        int r =
+            wf_expand_string(w->steps[cases[i].step].request.path, &c, &out, NULL, err, sizeof err);
+        if (cases[i].want) {
+            ck_assert_msg(r == 0, "\"%s\": %d %s", cases[i].x, r, err);
+            ck_assert_str_eq(out, cases[i].want);
+        } else {
+            ck_assert_msg(r == -EINVAL, "\"%s\" gave %d (%s)", cases[i].x, r, out ? out : "");
+            ck_assert_ptr_null(out);
+            ck_assert_ptr_nonnull(strstr(err, "${input.x}: the value would make a path segment"));
+        }
+        free(out);
+        json_decref(in);
+    }
+    wf_set_unref(s);
+}
+END_TEST
+
 START_TEST(a_lone_placeholder_keeps_its_type)
 {
     struct run r;
@@ -802,6 +850,7 @@ static Suite *suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("expand");
     tcase_add_test(tc, path_placeholders_are_percent_encoded);
+    tcase_add_test(tc, path_placeholders_cannot_make_dot_or_empty_segments);
     tcase_add_test(tc, a_lone_placeholder_keeps_its_type);
     tcase_add_test(tc, text_interpolation_writes_json_for_non_strings);
     tcase_add_test(tc, missing_values_are_enoent_not_null);
