@@ -214,7 +214,7 @@ struct wf_ctx {
 int wf_expand_string(const struct wf_tmpl *t, const struct wf_ctx *c, char **out, size_t *len,
                      char *err, size_t errcap);
 /* Expands a JSON template into a new value (the caller's reference); the
- * same errors. */
+ * same errors, and -E2BIG for a value over 4 MiB as compact JSON. */
 int wf_expand_json(const struct wf_tmpl *t, const struct wf_ctx *c, json_t **out, char *err,
                    size_t errcap);
 

@@ -28,6 +28,11 @@
  * long: a body member can be as large as the input, but a template that
  * grows beyond it is a mistake. */
 #define MAX_EXPANDED_BYTES (1u << 20)
+/* An expanded JSON body is at most this long as compact JSON: it may hold
+ * the whole input (GW_WF_MAX_INPUT_BYTES) and more, but a template that
+ * refers to the same large value many times would otherwise write a copy
+ * of it for each reference. */
+#define MAX_EXPANDED_BODY_BYTES (4u << 20)
 
 enum src { SRC_INPUT = 0, SRC_WF_ID, SRC_WF_NAME, SRC_STEP_STATUS, SRC_STEP_BODY };
 
@@ -703,10 +708,34 @@ static int expand_json(const struct wf_tmpl *t, const struct wf_ctx *c, json_t *
     return 0;
 }
 
+/* Counts the bytes json_dump_callback writes, stopping past the bound. */
+static int count_bytes(const char *buf, size_t n, void *data)
+{
+    (void)buf;
+    size_t *total = data;
+    *total += n;
+    return *total > MAX_EXPANDED_BODY_BYTES ? -1 : 0;
+}
+
 int wf_expand_json(const struct wf_tmpl *t, const struct wf_ctx *c, json_t **out, char *err,
                    size_t errcap)
 {
     if (errcap)
         err[0] = '\0';
-    return expand_json(t, c, out, err, errcap);
+    json_t *v;
+    int r = expand_json(t, c, &v, err, errcap);
+    if (r < 0)
+        return r;
+    /* The expansion shares the values it refers to, so only its text can
+     * be large: measured before anyone writes it out. */
+    size_t total = 0;
+    if (json_dump_callback(v, count_bytes, &total, JSON_COMPACT | JSON_ENCODE_ANY) < 0) {
+        json_decref(v);
+        if (total <= MAX_EXPANDED_BODY_BYTES)
+            return -ENOMEM;
+        snprintf(err, errcap, "the expanded body is over %u bytes", MAX_EXPANDED_BODY_BYTES);
+        return -E2BIG;
+    }
+    *out = v;
+    return 0;
 }

@@ -658,6 +658,41 @@ START_TEST(path_placeholders_cannot_make_dot_or_empty_segments)
 }
 END_TEST
 
+/* Each reference to a value shares it, but the body written out copies it
+ * once per reference: the expanded body as a whole is bounded (4 MiB). */
+START_TEST(expanded_bodies_are_bounded)
+{
+    const char *t = "{\"workflows\": [{\"name\": \"w\", \"input\": {\"big\": \"string\"},\n"
+                    "\"steps\": [{\"name\": \"s\", \"upstream\": \"ledger\", \"request\": "
+                    "{\"path\": \"/x\", \"body\": [\"${input.big}\", \"${input.big}\", "
+                    "\"${input.big}\"]}},\n"
+                    "{\"name\": \"t\", \"upstream\": \"ledger\", \"request\": "
+                    "{\"path\": \"/x\", \"body\": [\"${input.big}\", \"${input.big}\", "
+                    "\"${input.big}\", \"${input.big}\", \"${input.big}\"]}}]}]}";
+    struct wf_set *s = load_ok(t);
+    const struct wf_def *w = wf_set_def(s, 0);
+    size_t n = 1000 * 1000;
+    char *big = malloc(n + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'a', n);
+    big[n] = '\0';
+    json_t *in = json_pack("{s:s}", "big", big);
+    struct wf_ctx c = {.id = "i", .name = "w", .input = in};
+    json_t *b = NULL;
+    char err[256];
+    ck_assert_int_eq(wf_expand_json(w->steps[0].request.body, &c, &b, err, sizeof err), 0);
+    ck_assert_uint_eq(json_array_size(b), 3);
+    json_decref(b);
+    b = NULL;
+    ck_assert_int_eq(wf_expand_json(w->steps[1].request.body, &c, &b, err, sizeof err), -E2BIG);
+    ck_assert_str_eq(err, "the expanded body is over 4194304 bytes");
+    ck_assert_ptr_null(b);
+    json_decref(in);
+    free(big);
+    wf_set_unref(s);
+}
+END_TEST
+
 START_TEST(a_lone_placeholder_keeps_its_type)
 {
     struct run r;
@@ -851,6 +886,7 @@ static Suite *suite(void)
     tc = tcase_create("expand");
     tcase_add_test(tc, path_placeholders_are_percent_encoded);
     tcase_add_test(tc, path_placeholders_cannot_make_dot_or_empty_segments);
+    tcase_add_test(tc, expanded_bodies_are_bounded);
     tcase_add_test(tc, a_lone_placeholder_keeps_its_type);
     tcase_add_test(tc, text_interpolation_writes_json_for_non_strings);
     tcase_add_test(tc, missing_values_are_enoent_not_null);
