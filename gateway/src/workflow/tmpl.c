@@ -97,19 +97,26 @@ static void unknown(struct jpos_diags *d, const struct jpos_val *v, const char *
         jpos_err(d, v, "%s: unknown %s \"%s\"; did you mean \"%s\"?", text, what, w, hint);
         return;
     }
+    /* A step whose own name was refused is NULL in `names`. */
     char list[512];
-    size_t len = 0;
+    size_t len = 0, listed = 0, known = 0;
     list[0] = '\0';
-    for (size_t i = 0; i < n && i < 8 && len < sizeof list; i++) {
-        int k = snprintf(list + len, sizeof list - len, "%s\"%s\"", i ? ", " : "", names[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i])
+            continue;
+        known++;
+        if (listed == 8 || len >= sizeof list)
+            continue;
+        int k = snprintf(list + len, sizeof list - len, "%s\"%s\"", listed ? ", " : "", names[i]);
         if (k > 0)
             len += (size_t)k;
+        listed++;
     }
-    if (n == 0)
+    if (known == 0)
         jpos_err(d, v, "%s: unknown %s \"%s\" (there is none)", text, what, w);
     else
         jpos_err(d, v, "%s: unknown %s \"%s\" (known: %s%s)", text, what, w, list,
-                 n > 8 ? ", ..." : "");
+                 known > listed ? ", ..." : "");
 }
 
 /* Compiles the placeholder whose inside is s[0..len) into *out. */

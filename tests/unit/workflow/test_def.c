@@ -486,6 +486,19 @@ START_TEST(step_references_are_checked)
 }
 END_TEST
 
+/* A step whose name was refused is not offered as a known step. */
+START_TEST(unknown_step_lists_only_named_steps)
+{
+    const char *t = "{\"workflows\": [{\"name\": \"w\", \"steps\": [\n"
+                    "{\"name\": \"1bad\", \"upstream\": \"ledger\", \"request\": {\"path\": "
+                    "\"/a\"}},\n"
+                    "{\"name\": \"b\", \"upstream\": \"ledger\", \"request\": {\"path\": "
+                    "\"/b/${steps.zzzz.status}\"}}]}]}";
+    expect_err(t, "${steps.zzzz.status}: unknown step \"zzzz\" (known: \"b\")", "\"/b/",
+               "workflows[0].steps[1].request.path");
+}
+END_TEST
+
 START_TEST(input_declaration_errors)
 {
     const char *t = "{\"workflows\": [{\"name\": \"w\", \"input\": {\"a\": \"integr\", "
@@ -879,6 +892,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unknown_upstream_suggests);
     tcase_add_test(tc, placeholder_errors);
     tcase_add_test(tc, step_references_are_checked);
+    tcase_add_test(tc, unknown_step_lists_only_named_steps);
     tcase_add_test(tc, input_declaration_errors);
     tcase_add_test(tc, status_lists_and_headers);
     tcase_add_test(tc, too_many_steps_is_refused);
