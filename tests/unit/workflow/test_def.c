@@ -548,6 +548,23 @@ START_TEST(status_lists_and_headers)
 }
 END_TEST
 
+/* The fields call.c writes on every step's request cannot be written a
+ * second time by the definition. */
+START_TEST(gateway_written_headers_cannot_be_set)
+{
+    char *t = one("", "\"request\": {\"path\": \"/x\", \"body\": {}, \"headers\": "
+                      "{\"Content-Type\": \"text/plain\", \"X-Request-Id\": \"r\", "
+                      "\"x-workflow-id\": \"w\"}}");
+    expect_err(t, "\"Content-Type\" is written by the gateway", "\"Content-Type\"",
+               "workflows[0].steps[0].request.headers.Content-Type");
+    expect_err(t, "\"X-Request-Id\" is written by the gateway", "\"X-Request-Id\"",
+               "workflows[0].steps[0].request.headers.X-Request-Id");
+    expect_err(t, "\"x-workflow-id\" is written by the gateway", "\"x-workflow-id\"",
+               "workflows[0].steps[0].request.headers.x-workflow-id");
+    free(t);
+}
+END_TEST
+
 START_TEST(too_many_steps_is_refused)
 {
     char *steps = calloc(1, 64 * (WF_MAX_STEPS + 2));
@@ -895,6 +912,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unknown_step_lists_only_named_steps);
     tcase_add_test(tc, input_declaration_errors);
     tcase_add_test(tc, status_lists_and_headers);
+    tcase_add_test(tc, gateway_written_headers_cannot_be_set);
     tcase_add_test(tc, too_many_steps_is_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("expand");
