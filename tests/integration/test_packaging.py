@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """How the built binary is shipped: the container image installs the
-libraries the binary links, and no library it does not link."""
+libraries the binary links, and no library it does not link; its
+configurations keep the workflow journal where its user can write."""
 import os
 import re
 import subprocess
@@ -73,6 +74,32 @@ def image_installs_no_library_the_binary_does_not_link():
         for p in library_packages(pkgs):
             assert any(p.startswith(s) for s in stems) or package_ships(p, stems), \
                 (stage, p, sorted(stems))
+
+
+def dockerfile_text():
+    with open(os.path.join(source_root(), "docker", "Dockerfile")) as f:
+        return f.read().replace("\\\n", " ")
+
+
+@t.case
+def image_configurations_keep_the_workflow_journal_where_the_image_user_writes():
+    """The image runs as an unprivileged user who can write only the
+    directory the image creates for it; the SQLite journal's data_dir
+    (default "data" beside the configuration, /etc/tandem/data, root's)
+    must be that directory in every configuration the image ships, or
+    workflows dropped into /etc/tandem/workflows cannot start."""
+    import json
+    text = dockerfile_text()
+    owned = re.findall(r"install -d -o tandem -g tandem(?: -m \d+)? (/\S+)", text)
+    assert owned, "the Dockerfile creates no directory for its user"
+    etc = re.search(r"ENV TANDEM_CONFIG=(\S+)", text).group(1)
+    for rel in ("docker/tandem.json", "docker/tandem.compose.json"):
+        with open(os.path.join(source_root(), rel)) as f:
+            cfg = json.load(f)
+        data_dir = cfg.get("workflows", {}).get("journal", {}).get("data_dir", "data")
+        resolved = os.path.normpath(os.path.join(os.path.dirname(etc), data_dir))
+        assert any(resolved == d or resolved.startswith(d + "/") for d in owned), \
+            (rel, resolved, owned)
 
 
 t.finish()

@@ -40,7 +40,7 @@ def respond(name, path, body, status=200):
 
 
 class Gw:
-    def __init__(self):
+    def __init__(self, workflows=True):
         self.dir = tempfile.mkdtemp(prefix="tandem-reload-")
         atexit.register(shutil.rmtree, self.dir, True)
         self.routes = os.path.join(self.dir, "routes")
@@ -56,8 +56,9 @@ class Gw:
             "admin": {"address": f"127.0.0.1:{self.admin_port}"},
             "upstreams": {"backend": {"targets": [{"address": f"127.0.0.1:{free_port()}"}]}},
             "routes": "routes",
-            "workflows": {"dir": "workflows"},
         }
+        if workflows:
+            cfg["workflows"] = {"dir": "workflows"}
         self.config = os.path.join(self.dir, "tandem.json")
         with open(self.config, "w") as f:
             json.dump(cfg, f, indent=2)
@@ -241,6 +242,31 @@ def a_broken_workflow_file_keeps_the_old_routes_and_reports_its_position():
     g.remove("wf.json")
     os.unlink(os.path.join(g.workflows, "pay.json"))
     until(lambda: "pay" not in route_names(), what="the workflow route removed")
+
+
+@t.case
+def workflows_added_to_a_gateway_started_without_them_are_refused_with_the_reason():
+    """Without a "workflows" section and without definitions at start the
+    gateway runs no workflow service (and opens no journal): a reload that
+    brings definitions is refused, naming why, and the routes keep
+    serving, rather than publishing routes whose every request fails."""
+    h = Gw(workflows=False)
+    try:
+        assert h.serving(), h.tail()
+        before = h.status()
+        with open(os.path.join(h.workflows, "pay.json"), "w") as f:
+            json.dump({"workflows": [workflow("pay")]}, f)
+        st = until(lambda: (lambda s: s if s["reloads_failed"] > before["reloads_failed"]
+                            else None)(h.status()), what="a failed reload recorded")
+        err = st["last_reload"]["errors"][0]
+        assert err["file"].endswith("workflows/pay.json"), err
+        assert 'workflow "pay" cannot run' in err["message"], err
+        assert "restart" in err["message"], err
+        assert st["version"] == before["version"]
+        assert h.request("GET", "/one") == (200, "one\n")
+        assert not os.path.exists(os.path.join(h.dir, "data")), os.listdir(h.dir)
+    finally:
+        h.kill()
 
 
 @t.case

@@ -194,6 +194,38 @@ def a_refused_credit_compensates_the_debit_and_restores_the_source():
 
 
 @t.case
+def a_request_head_too_big_to_send_fails_the_step_instead_of_retrying_forever():
+    # "to" of 20,000 bytes makes the credit's path longer than any head the
+    # gateway sends: the same request would be refused unsent on every
+    # retry (the step retries without limit), so it is a definite failure.
+    with Env() as e:
+        e.ledger.account("alice", 100)
+        r, data = e.post({"from": "alice", "to": "b" * 20000, "amount": 40})
+        assert r.status == 402, (r.status, data)
+        wid = json.loads(data)["id"]
+        assert e.ledger.balance("alice") == 100
+        assert step_keys(e.ledger.keys("alice"), wid) == [f"{wid}.debit", f"{wid}.debit.undo"]
+
+
+@t.case
+def an_input_that_would_make_a_dot_segment_is_never_sent():
+    # "/accounts/../debit" would reach another resource of the ledger.
+    with Env() as e:
+        e.ledger.account("alice", 100)
+        r, data = e.post({"from": "..", "to": "alice", "amount": 40})
+        assert r.status == 402, (r.status, data)
+        wid = json.loads(data)["id"]
+        assert e.ledger.balance("alice") == 100
+        assert step_keys(e.ledger.keys("alice"), wid) == []
+        # Refused before anything was sent: no intent journalled, and the
+        # reason names the placeholder.
+        st, doc = admin(e.gw, f"/admin/workflows/{wid}")
+        assert st == 200, (st, doc)
+        assert not [x for x in doc["transitions"] if x["event"] == "intent"], doc["transitions"]
+        assert "${input.from}: the value would make a path segment" in doc["last_error"], doc
+
+
+@t.case
 def a_late_answer_is_resent_with_the_same_key_and_applied_once():
     # The ledger answers each change 800 ms after committing it; the step
     # gives up after 300 ms, so the outcome is unknown and the step is

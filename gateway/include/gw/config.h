@@ -195,6 +195,10 @@ struct gw_routes_source {
     size_t len;
     const char *workflows_dir;
     const struct route_table *keep;
+    /* The workflow service is not running (it starts only with the
+     * gateway, gw_workflows_enabled): definitions would be published that
+     * no request could run, so any definition fails the load. */
+    bool workflows_off;
 };
 
 /* Loads the workflow definitions and the routes together and compiles the

@@ -965,6 +965,16 @@ int gw_config_load_routes(const struct gw_routes_source *src, const char *const 
         r = -EINVAL; /* the workflows' errors are in d */
         goto out;
     }
+    if (src->workflows_off && wf_set_count(wfs) > 0) {
+        const struct wf_def *w = wf_set_def(wfs, 0);
+        jpos_diag_add(d, JPOS_DIAG_ERROR, w->file, w->line, w->column, NULL,
+                      "workflow \"%s\" cannot run: this gateway started without workflows "
+                      "(no \"workflows\" section in its configuration, no definitions), so "
+                      "its workflow service is not running; restart it to run workflows",
+                      w->name);
+        r = -EINVAL;
+        goto out;
+    }
     route_table_attach(t, wfs, drop_wf_set);
     wfs = NULL;
     *out = t;

@@ -44,6 +44,7 @@
 #include "route/route.h"
 #include "router_int.h"
 #include "rt/gen_server.h"
+#include "../workflow/workflow.h"
 
 #define RECLAIM_MS 100
 #define REWATCH_AFTER_MS 1000
@@ -88,6 +89,7 @@ struct job {
     size_t nupstreams;
     char *workflows_dir;      /* with `dir`: the definitions are read again too */
     struct route_table *keep; /* with `text`: its definitions are kept (a reference) */
+    bool workflows_off;       /* no workflow service: definitions are refused */
     /* results */
     int rc;
     struct route_table *table;
@@ -123,7 +125,8 @@ static intptr_t job_run(void *arg)
                                    .text = j->text,
                                    .len = j->len,
                                    .workflows_dir = j->dir ? j->workflows_dir : NULL,
-                                   .keep = j->keep};
+                                   .keep = j->keep,
+                                   .workflows_off = j->workflows_off};
     int r = gw_config_load_routes(&src, j->upstreams, j->nupstreams, &j->table, &j->diags);
     j->rc = r;
     j->ns = rt_now_ns() - t0;
@@ -144,6 +147,7 @@ static int job_start(const char *dir, const char *text, size_t len, struct route
     j->label = ADMIN_LABEL;
     j->upstreams = (const char *const *)gw.cfg->upstream_names;
     j->nupstreams = gw.cfg->nupstreams;
+    j->workflows_off = !gw_workflows_enabled(gw.cfg);
     if (dir && !(j->dir = strdup(dir)))
         goto nomem;
     if (dir && gw.cfg->workflows.dir && !(j->workflows_dir = strdup(gw.cfg->workflows.dir)))

@@ -76,6 +76,21 @@ static int head_build(const struct wf_call_req *q, const char *host, char *buf, 
     return 0;
 }
 
+int wf_call_head_check(const struct wf_call_req *req)
+{
+    /* The longest Host a target writes: its address (upstream_int.h). */
+    char host[80];
+    memset(host, 'h', sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    char *buf = malloc(CALL_HEAD_MAX);
+    if (!buf)
+        return -ENOMEM;
+    size_t len;
+    int r = head_build(req, host, buf, CALL_HEAD_MAX, &len);
+    free(buf);
+    return r;
+}
+
 static void seterr(struct wf_call_res *res, enum wf_call_kind kind, const char *what, int err)
 {
     res->kind = kind;

@@ -63,5 +63,9 @@ struct wf_call_res {
  * with wf_call_res_done) and returns 0; -ENOMEM (nothing sent). */
 int wf_call(const struct wf_call_req *req, struct wf_call_res *res);
 void wf_call_res_done(struct wf_call_res *res);
+/* Whether req's request line and header fields fit the head wf_call
+ * writes (16 KiB) whichever target is chosen: 0, or -E2BIG, and then no
+ * send ever will (the same request is built on every retry); -ENOMEM. */
+int wf_call_head_check(const struct wf_call_req *req);
 
 #endif

@@ -81,12 +81,16 @@ void wf__arena_free(struct wf__arena *a)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* Headers the gateway writes itself on a step's request: framing and
- * hop-by-hop fields (RFC 9110 7.6.1, 9112 6), Host (the upstream's) and the
- * Idempotency-Key that makes a resend safe. */
+/* Headers the gateway writes itself on a step's request (call.c): framing
+ * and hop-by-hop fields (RFC 9110 7.6.1, 9112 6), Host (the upstream's),
+ * the Idempotency-Key that makes a resend safe, X-Request-Id and
+ * X-Workflow-Id, and Content-Type (the body is JSON). A second field of one
+ * of them would be sent beside the gateway's, and a singleton such as
+ * Content-Type twice is a request the upstream may refuse. */
 static const char *const managed_headers[] = {
-    "content-length", "transfer-encoding", "connection", "keep-alive",      "te",
-    "trailer",        "upgrade",           "host",       "idempotency-key", NULL};
+    "content-length", "transfer-encoding", "connection", "keep-alive",   "te",
+    "trailer",        "upgrade",           "host",       "content-type", "idempotency-key",
+    "x-request-id",   "x-workflow-id",     NULL};
 
 static const char *const method_names[] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
                                            "CONNECT", "OPTIONS", "TRACE", "PATCH", NULL};
@@ -446,8 +450,9 @@ static int parse_request(struct cdef *c, const struct wf__scope *sc, const struc
                 }
                 if (in_list(h.key, managed_headers)) {
                     jpos_err_key(d, &h,
-                                 "\"%s\" is written by the gateway (framing, Host and the "
-                                 "step's Idempotency-Key) and cannot be set",
+                                 "\"%s\" is written by the gateway (framing, Host, "
+                                 "Content-Type, X-Request-Id, X-Workflow-Id and the step's "
+                                 "Idempotency-Key) and cannot be set",
                                  h.key);
                     continue;
                 }

@@ -207,13 +207,14 @@ struct wf_ctx {
  * length, when len is non-NULL). A placeholder with no value at run time (a
  * key missing from a step's body, an optional input key not given, a step
  * not answered) gives -ENOENT; a header value that would hold a control
- * character -EINVAL; a result over 1 MiB -E2BIG; each with a message naming
- * the placeholder in err. None of them can succeed on a resend: the
- * instance treats them as a definite failure of the step. -ENOMEM. */
+ * character, or a path segment a value would make empty, "." or "..",
+ * -EINVAL; a result over 1 MiB -E2BIG; each with a message naming the
+ * placeholder in err. None of them can succeed on a resend: the instance
+ * treats them as a definite failure of the step. -ENOMEM. */
 int wf_expand_string(const struct wf_tmpl *t, const struct wf_ctx *c, char **out, size_t *len,
                      char *err, size_t errcap);
 /* Expands a JSON template into a new value (the caller's reference); the
- * same errors. */
+ * same errors, and -E2BIG for a value over 4 MiB as compact JSON. */
 int wf_expand_json(const struct wf_tmpl *t, const struct wf_ctx *c, json_t **out, char *err,
                    size_t errcap);
 

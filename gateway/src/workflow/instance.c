@@ -467,6 +467,13 @@ static int job_build(const struct inst *d, struct job **out, char *err, size_t e
     j->req.idempotency_key = j->key;
     j->req.workflow_id = j->id;
     j->req.timeout_ms = s->timeout_ms ? s->timeout_ms : DEFAULT_TIMEOUT_MS;
+    /* A head too big for the call would be refused unsent on every retry:
+     * it is refused here, like a template that cannot expand. */
+    if ((rc = wf_call_head_check(&j->req)) < 0) {
+        if (rc == -E2BIG)
+            snprintf(err, errcap, "the request's path and headers are over 16 KiB");
+        goto out;
+    }
     *out = j;
     j = NULL;
     rc = 0;

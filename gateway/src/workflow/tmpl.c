@@ -28,6 +28,11 @@
  * long: a body member can be as large as the input, but a template that
  * grows beyond it is a mistake. */
 #define MAX_EXPANDED_BYTES (1u << 20)
+/* An expanded JSON body is at most this long as compact JSON: it may hold
+ * the whole input (GW_WF_MAX_INPUT_BYTES) and more, but a template that
+ * refers to the same large value many times would otherwise write a copy
+ * of it for each reference. */
+#define MAX_EXPANDED_BODY_BYTES (4u << 20)
 
 enum src { SRC_INPUT = 0, SRC_WF_ID, SRC_WF_NAME, SRC_STEP_STATUS, SRC_STEP_BODY };
 
@@ -92,19 +97,26 @@ static void unknown(struct jpos_diags *d, const struct jpos_val *v, const char *
         jpos_err(d, v, "%s: unknown %s \"%s\"; did you mean \"%s\"?", text, what, w, hint);
         return;
     }
+    /* A step whose own name was refused is NULL in `names`. */
     char list[512];
-    size_t len = 0;
+    size_t len = 0, listed = 0, known = 0;
     list[0] = '\0';
-    for (size_t i = 0; i < n && i < 8 && len < sizeof list; i++) {
-        int k = snprintf(list + len, sizeof list - len, "%s\"%s\"", i ? ", " : "", names[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i])
+            continue;
+        known++;
+        if (listed == 8 || len >= sizeof list)
+            continue;
+        int k = snprintf(list + len, sizeof list - len, "%s\"%s\"", listed ? ", " : "", names[i]);
         if (k > 0)
             len += (size_t)k;
+        listed++;
     }
-    if (n == 0)
+    if (known == 0)
         jpos_err(d, v, "%s: unknown %s \"%s\" (there is none)", text, what, w);
     else
         jpos_err(d, v, "%s: unknown %s \"%s\" (known: %s%s)", text, what, w, list,
-                 n > 8 ? ", ..." : "");
+                 known > listed ? ", ..." : "");
 }
 
 /* Compiles the placeholder whose inside is s[0..len) into *out. */
@@ -569,15 +581,63 @@ static int put_value(struct sbuf *b, const json_t *v, enum wf__enc enc, const st
     return q;
 }
 
+/* The segments of a path being expanded. A placeholder's value cannot hold
+ * '/' or '?' (they are percent-encoded), so segments and the query start
+ * only where the template's own text puts them; what a value can still do
+ * is make a whole segment "..", "." or empty, which a backend resolves
+ * (RFC 3986 5.2.4) or merges into another resource: "/accounts/../debit",
+ * "/accounts//debit". A segment a placeholder wrote into is refused when it
+ * is one of those; the query after '?' is data and is not checked. */
+struct segs {
+    size_t start;          /* where the current segment starts in the output */
+    const struct ref *ref; /* the last placeholder written into it, or NULL */
+    bool query;
+};
+
+static int seg_end(const struct segs *sg, const struct sbuf *b, size_t end, char *err,
+                   size_t errcap)
+{
+    size_t n = end - sg->start;
+    const char *p = b->p + sg->start;
+    if (!sg->ref || n > 2 || (n == 1 && p[0] != '.') || (n == 2 && (p[0] != '.' || p[1] != '.')))
+        return 0;
+    snprintf(err, errcap,
+             "%s: the value would make a path segment \"%.*s\"; a segment cannot be empty, "
+             "\".\" or \"..\"",
+             sg->ref->text, (int)n, p);
+    return -EINVAL;
+}
+
+/* Follows the literal text b->p[from..b->len) just written. */
+static int segs_lit(struct segs *sg, const struct sbuf *b, size_t from, char *err, size_t errcap)
+{
+    for (size_t i = from; i < b->len && !sg->query; i++) {
+        if (b->p[i] != '/' && b->p[i] != '?')
+            continue;
+        int r = seg_end(sg, b, i, err, errcap);
+        if (r < 0)
+            return r;
+        sg->start = i + 1;
+        sg->ref = NULL;
+        sg->query = b->p[i] == '?';
+    }
+    return 0;
+}
+
 static int expand_string(const struct wf_tmpl *t, const struct wf_ctx *c, struct sbuf *b, char *err,
                          size_t errcap)
 {
+    struct segs sg = {.start = b->len};
+    bool path = t->enc == WF__ENC_PATH;
     int r = sb_put(b, "", 0);
     for (size_t i = 0; i < t->nparts && r == 0; i++) {
         const struct part *p = &t->parts[i];
+        size_t from = b->len;
         if (p->lit) {
             if ((r = sb_put(b, p->lit, p->len)) == -E2BIG)
                 snprintf(err, errcap, "the expanded text is over %u bytes", MAX_EXPANDED_BYTES);
+            if (r == 0 && path)
+                r = segs_lit(&sg, b, from, err, errcap);
             continue;
         }
         json_t *v;
@@ -585,7 +645,11 @@ static int expand_string(const struct wf_tmpl *t, const struct wf_ctx *c, struct
             break;
         r = put_value(b, v, t->enc, p->ref, err, errcap);
         json_decref(v);
+        if (!sg.query)
+            sg.ref = p->ref;
     }
+    if (r == 0 && path && !sg.query)
+        r = seg_end(&sg, b, b->len, err, errcap);
     return r;
 }
 
@@ -651,10 +715,34 @@ static int expand_json(const struct wf_tmpl *t, const struct wf_ctx *c, json_t *
     return 0;
 }
 
+/* Counts the bytes json_dump_callback writes, stopping past the bound. */
+static int count_bytes(const char *buf, size_t n, void *data)
+{
+    (void)buf;
+    size_t *total = data;
+    *total += n;
+    return *total > MAX_EXPANDED_BODY_BYTES ? -1 : 0;
+}
+
 int wf_expand_json(const struct wf_tmpl *t, const struct wf_ctx *c, json_t **out, char *err,
                    size_t errcap)
 {
     if (errcap)
         err[0] = '\0';
-    return expand_json(t, c, out, err, errcap);
+    json_t *v;
+    int r = expand_json(t, c, &v, err, errcap);
+    if (r < 0)
+        return r;
+    /* The expansion shares the values it refers to, so only its text can
+     * be large: measured before anyone writes it out. */
+    size_t total = 0;
+    if (json_dump_callback(v, count_bytes, &total, JSON_COMPACT | JSON_ENCODE_ANY) < 0) {
+        json_decref(v);
+        if (total <= MAX_EXPANDED_BODY_BYTES)
+            return -ENOMEM;
+        snprintf(err, errcap, "the expanded body is over %u bytes", MAX_EXPANDED_BODY_BYTES);
+        return -E2BIG;
+    }
+    *out = v;
+    return 0;
 }

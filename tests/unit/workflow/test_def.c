@@ -486,6 +486,19 @@ START_TEST(step_references_are_checked)
 }
 END_TEST
 
+/* A step whose name was refused is not offered as a known step. */
+START_TEST(unknown_step_lists_only_named_steps)
+{
+    const char *t = "{\"workflows\": [{\"name\": \"w\", \"steps\": [\n"
+                    "{\"name\": \"1bad\", \"upstream\": \"ledger\", \"request\": {\"path\": "
+                    "\"/a\"}},\n"
+                    "{\"name\": \"b\", \"upstream\": \"ledger\", \"request\": {\"path\": "
+                    "\"/b/${steps.zzzz.status}\"}}]}]}";
+    expect_err(t, "${steps.zzzz.status}: unknown step \"zzzz\" (known: \"b\")", "\"/b/",
+               "workflows[0].steps[1].request.path");
+}
+END_TEST
+
 START_TEST(input_declaration_errors)
 {
     const char *t = "{\"workflows\": [{\"name\": \"w\", \"input\": {\"a\": \"integr\", "
@@ -531,6 +544,23 @@ START_TEST(status_lists_and_headers)
     t = one("\"idempotency\": {\"header\": \"Bad Header\"},", "\"request\": {\"path\": \"/x\"}");
     expect_err(t, "\"Bad Header\" is not a valid header name", "\"Bad Header\"",
                "workflows[0].idempotency.header");
+    free(t);
+}
+END_TEST
+
+/* The fields call.c writes on every step's request cannot be written a
+ * second time by the definition. */
+START_TEST(gateway_written_headers_cannot_be_set)
+{
+    char *t = one("", "\"request\": {\"path\": \"/x\", \"body\": {}, \"headers\": "
+                      "{\"Content-Type\": \"text/plain\", \"X-Request-Id\": \"r\", "
+                      "\"x-workflow-id\": \"w\"}}");
+    expect_err(t, "\"Content-Type\" is written by the gateway", "\"Content-Type\"",
+               "workflows[0].steps[0].request.headers.Content-Type");
+    expect_err(t, "\"X-Request-Id\" is written by the gateway", "\"X-Request-Id\"",
+               "workflows[0].steps[0].request.headers.X-Request-Id");
+    expect_err(t, "\"x-workflow-id\" is written by the gateway", "\"x-workflow-id\"",
+               "workflows[0].steps[0].request.headers.x-workflow-id");
     free(t);
 }
 END_TEST
@@ -607,6 +637,89 @@ START_TEST(path_placeholders_are_percent_encoded)
     ck_assert_str_eq(out, "transfer/0123456789abcdef0123456789abcdef");
     free(out);
     run_done(&r);
+}
+END_TEST
+
+/* A value cannot add a segment ('/' is encoded) and cannot make one that a
+ * backend resolves or merges into another resource either: "..", "." or
+ * empty. The query is data: dots there are kept. */
+START_TEST(path_placeholders_cannot_make_dot_or_empty_segments)
+{
+    const char *t = "{\"workflows\": [{\"name\": \"w\", \"input\": {\"x\": \"string\"},\n"
+                    "\"steps\": [{\"name\": \"s\", \"upstream\": \"ledger\", \"request\": "
+                    "{\"path\": \"/a/${input.x}/b?q=${input.x}\"}},\n"
+                    "{\"name\": \"t\", \"upstream\": \"ledger\", \"request\": "
+                    "{\"path\": \"/c/.${input.x}\"}}]}]}";
+    struct wf_set *s = load_ok(t);
+    const struct wf_def *w = wf_set_def(s, 0);
+    static const struct {
+        int step;
+        const char *x, *want; /* want NULL: refused */
+    } cases[] = {
+        {0, "..", NULL},
+        {0, ".", NULL},
+        {0, "", NULL},
+        {0, "...", "/a/.../b?q=..."},
+        {0, "a..b", "/a/a..b/b?q=a..b"},
+        {0, "../x", "/a/..%2Fx/b?q=..%2Fx"},
+        {0, "?#", "/a/%3F%23/b?q=%3F%23"},
+        {1, ".", NULL}, /* the template's '.' and the value's make ".." */
+        {1, "", NULL},  /* "." */
+        {1, "x", "/c/.x"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *in = json_pack("{s:s}", "x", cases[i].x);
+        struct wf_ctx c = {.id = "i", .name = "w", .input = in};
+        char *out = NULL, err[256] = "";
+        int r =
+            wf_expand_string(w->steps[cases[i].step].request.path, &c, &out, NULL, err, sizeof err);
+        if (cases[i].want) {
+            ck_assert_msg(r == 0, "\"%s\": %d %s", cases[i].x, r, err);
+            ck_assert_str_eq(out, cases[i].want);
+        } else {
+            ck_assert_msg(r == -EINVAL, "\"%s\" gave %d (%s)", cases[i].x, r, out ? out : "");
+            ck_assert_ptr_null(out);
+            ck_assert_ptr_nonnull(strstr(err, "${input.x}: the value would make a path segment"));
+        }
+        free(out);
+        json_decref(in);
+    }
+    wf_set_unref(s);
+}
+END_TEST
+
+/* Each reference to a value shares it, but the body written out copies it
+ * once per reference: the expanded body as a whole is bounded (4 MiB). */
+START_TEST(expanded_bodies_are_bounded)
+{
+    const char *t = "{\"workflows\": [{\"name\": \"w\", \"input\": {\"big\": \"string\"},\n"
+                    "\"steps\": [{\"name\": \"s\", \"upstream\": \"ledger\", \"request\": "
+                    "{\"path\": \"/x\", \"body\": [\"${input.big}\", \"${input.big}\", "
+                    "\"${input.big}\"]}},\n"
+                    "{\"name\": \"t\", \"upstream\": \"ledger\", \"request\": "
+                    "{\"path\": \"/x\", \"body\": [\"${input.big}\", \"${input.big}\", "
+                    "\"${input.big}\", \"${input.big}\", \"${input.big}\"]}}]}]}";
+    struct wf_set *s = load_ok(t);
+    const struct wf_def *w = wf_set_def(s, 0);
+    size_t n = 1000 * 1000;
+    char *big = malloc(n + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'a', n);
+    big[n] = '\0';
+    json_t *in = json_pack("{s:s}", "big", big);
+    struct wf_ctx c = {.id = "i", .name = "w", .input = in};
+    json_t *b = NULL;
+    char err[256];
+    ck_assert_int_eq(wf_expand_json(w->steps[0].request.body, &c, &b, err, sizeof err), 0);
+    ck_assert_uint_eq(json_array_size(b), 3);
+    json_decref(b);
+    b = NULL;
+    ck_assert_int_eq(wf_expand_json(w->steps[1].request.body, &c, &b, err, sizeof err), -E2BIG);
+    ck_assert_str_eq(err, "the expanded body is over 4194304 bytes");
+    ck_assert_ptr_null(b);
+    json_decref(in);
+    free(big);
+    wf_set_unref(s);
 }
 END_TEST
 
@@ -796,12 +909,16 @@ static Suite *suite(void)
     tcase_add_test(tc, unknown_upstream_suggests);
     tcase_add_test(tc, placeholder_errors);
     tcase_add_test(tc, step_references_are_checked);
+    tcase_add_test(tc, unknown_step_lists_only_named_steps);
     tcase_add_test(tc, input_declaration_errors);
     tcase_add_test(tc, status_lists_and_headers);
+    tcase_add_test(tc, gateway_written_headers_cannot_be_set);
     tcase_add_test(tc, too_many_steps_is_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("expand");
     tcase_add_test(tc, path_placeholders_are_percent_encoded);
+    tcase_add_test(tc, path_placeholders_cannot_make_dot_or_empty_segments);
+    tcase_add_test(tc, expanded_bodies_are_bounded);
     tcase_add_test(tc, a_lone_placeholder_keeps_its_type);
     tcase_add_test(tc, text_interpolation_writes_json_for_non_strings);
     tcase_add_test(tc, missing_values_are_enoent_not_null);
