@@ -89,7 +89,7 @@ struct inst {
     uint64_t sent_us;  /* monotonic time the worker started, for the step histogram */
     int answer_status; /* once ended: what the client is answered */
     char *answer_body;
-    bool counted; /* running counter incremented */
+    bool counted; /* running counter incremented (init; undone when freed) */
 };
 
 static int64_t wall_ms(void)
@@ -659,14 +659,11 @@ static void position_reset(struct inst *d)
     json_decref(d->input);
     wf_def_free(d->def);
     free(d->answer_body);
-    if (d->counted)
-        atomic_fetch_sub_explicit(&wf__counters.running, 1, memory_order_relaxed);
     d->res = NULL;
     d->input = NULL;
     d->def = NULL;
     d->answer_body = NULL;
     d->answer_status = 0;
-    d->counted = false;
     d->phase = PH_STEP;
     d->idx = 0;
     d->attempt = 0;
@@ -680,6 +677,8 @@ static void inst_free(struct inst *d)
     if (!d)
         return;
     position_reset(d);
+    if (d->counted)
+        atomic_fetch_sub_explicit(&wf__counters.running, 1, memory_order_relaxed);
     free(d);
 }
 
@@ -705,6 +704,10 @@ static void init(void *arg, struct rt_statem_result *r)
         rt_sm_error(r, rt_atom_intern("out_of_memory"));
         return;
     }
+    /* Counted from init on, which the starter waits for: a start counted
+     * now is seen by the next start's bound (service.c). */
+    atomic_fetch_add_explicit(&wf__counters.running, 1, memory_order_relaxed);
+    d->counted = true;
     rt_kind k;
     if (rt_kind_register("workflow", &k) == 0)
         rt_set_kind(k);
@@ -757,8 +760,6 @@ static void load(struct inst *d, struct rt_statem_result *r)
         rt_sm_stop(r, rt_atom_intern("shutdown:bad_journal"));
         return;
     }
-    atomic_fetch_add_explicit(&wf__counters.running, 1, memory_order_relaxed);
-    d->counted = true;
     state_label(d);
     switch (d->phase) {
     case PH_STEP:

@@ -163,15 +163,24 @@ int gw_workflow_start(const struct wf_def *def, const json_t *input, const char 
     int rc;
     if (!def->nsteps)
         return -EINVAL;
-    /* Relaxed: a bound, not a synchronisation. */
-    if (atomic_load_explicit(&wf__counters.running, memory_order_relaxed) >= max_running())
-        return -EAGAIN;
+    /* A place among max_running is taken before the journal write (which
+     * parks): starts racing each other cannot all pass the bound. It is
+     * given back at the end, once the instance process counts itself (its
+     * init, which instance_run waits for). Relaxed: a bound, not a
+     * synchronisation. */
+    uint64_t cur = atomic_load_explicit(&wf__counters.running, memory_order_relaxed);
+    do {
+        if (cur >= max_running())
+            return -EAGAIN;
+    } while (!atomic_compare_exchange_weak_explicit(&wf__counters.running, &cur, cur + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
     rc = id_new(c.id);
     if (rc < 0)
-        return rc;
+        goto out;
     in = json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS);
+    rc = -ENOMEM;
     if (!in)
-        return -ENOMEM;
+        goto out;
     snprintf(state, sizeof state, "step:%s", def->steps[0].name);
     c.def_name = def->name;
     c.def_text = def->text;
@@ -208,6 +217,7 @@ int gw_workflow_start(const struct wf_def *def, const json_t *input, const char 
     *out = rec;
     rc = 0;
 out:
+    atomic_fetch_sub_explicit(&wf__counters.running, 1, memory_order_relaxed);
     free(in);
     return rc;
 }

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@ static struct finst *insts;
 static size_t ninsts;
 static unsigned appends_fail_from; /* 0: never */
 static unsigned appends;
+static _Atomic unsigned create_park_ms;
 
 static char *dupn(const char *s, size_t n)
 {
@@ -46,6 +48,7 @@ static char *dup0(const char *s)
 
 void fj_reset(void)
 {
+    create_park_ms = 0;
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < ninsts; i++) {
         struct finst *f = &insts[i];
@@ -156,9 +159,17 @@ int wf_journal_child_start(void *arg, const void *extra, size_t extra_size, rt_p
     return wf_journal_start_link(arg, out);
 }
 
+void fj_create_parks(unsigned ms)
+{
+    create_park_ms = ms;
+}
+
 int wf_journal_create(const struct wf_create *c, struct wf_record **existing)
 {
-    if (rt_self())
+    unsigned park = create_park_ms;
+    if (rt_self() && park)
+        rt_sleep(park);
+    else if (rt_self())
         rt_yield();
     pthread_mutex_lock(&lock);
     if (c->scope)

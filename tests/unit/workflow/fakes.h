@@ -20,6 +20,9 @@ void fj_reset(void);
 size_t fj_events(const char *id, char *buf, size_t cap);
 /* The nth append from now on, and every one after, fails with -EIO (0: none). */
 void fj_fail_appends_from(unsigned nth);
+/* A create parks this long (0: it yields once), as a real one parks until
+ * its group commit is durable. */
+void fj_create_parks(unsigned ms);
 int fj_add_transition(const char *id, const char *state, const char *event, const char *detail);
 
 /* A step as a test writes it. Outcomes: 2xx success, 4xx failure, other

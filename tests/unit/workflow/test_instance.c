@@ -966,6 +966,65 @@ START_TEST(max_running_bounds_live_instances_and_a_taken_key_names_its_instance)
 }
 END_TEST
 
+/* Starts racing each other: max_running holds at once, not only after the
+ * instances started have read their journal. */
+static struct wf_def *burst_def;
+static atomic_int burst_ok, burst_again;
+static char burst_ids[16][WF_ID_LEN + 1];
+
+static void burst_one(void *arg)
+{
+    (void)arg;
+    json_t *in = json_object();
+    enum gw_wf_start how;
+    struct wf_record *r = NULL;
+    int rc = gw_workflow_start(burst_def, in, NULL, NULL, NULL, &how, &r);
+    json_decref(in);
+    if (rc == 0) {
+        int i = atomic_fetch_add(&burst_ok, 1);
+        if (i < 16)
+            memcpy(burst_ids[i], r->id, WF_ID_LEN + 1);
+        wf_record_free(r);
+    } else {
+        T_ASSERT(rc == -EAGAIN);
+        atomic_fetch_add(&burst_again, 1);
+    }
+}
+
+static void b_burst(void)
+{
+    cfg.workflows.max_running = 3;
+    struct fd_def d = {.name = "burst", .nsteps = 1, .steps = {{.name = "a", .path = "/a"}}};
+    const struct act acts[] = {{A_ANSWER, 200, 300}};
+    script("/a", 1, acts);
+    burst_def = def_of(&d);
+    /* As a durable create does: every start parks in the journal before
+     * its instance runs. */
+    fj_create_parks(20);
+    for (int i = 0; i < 16; i++) {
+        rt_pid pid;
+        T_ASSERT(rt_spawn(burst_one, NULL, NULL, &pid) == 0);
+    }
+    for (int i = 0; i < 5000 && atomic_load(&burst_ok) + atomic_load(&burst_again) < 16; i++)
+        rt_sleep(2);
+    T_ASSERT(atomic_load(&burst_ok) == 3);
+    T_ASSERT(atomic_load(&burst_again) == 13);
+    struct gw_wf_stats st;
+    gw_workflow_stats(&st);
+    T_ASSERT(st.running <= 3);
+    for (int i = 0; i < atomic_load(&burst_ok) && i < 16; i++)
+        wf_record_free(await_end(burst_ids[i], 5000));
+    cfg.workflows.max_running = 0;
+    fj_create_parks(0);
+    wf_def_free(burst_def);
+}
+
+START_TEST(max_running_holds_for_starts_that_race_each_other)
+{
+    run(b_burst);
+}
+END_TEST
+
 static void b_journal_fails(void)
 {
     struct fd_def d = {.name = "jf",
@@ -1022,6 +1081,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unfinished_instances_restart_at_start_from_their_last_transition);
     tcase_add_test(tc, await_answers_when_the_instance_ends_or_with_its_state_on_timeout);
     tcase_add_test(tc, max_running_bounds_live_instances_and_a_taken_key_names_its_instance);
+    tcase_add_test(tc, max_running_holds_for_starts_that_race_each_other);
     tcase_add_test(
         tc, no_send_follows_an_outcome_that_could_not_be_journalled_and_the_journal_is_read_again);
     suite_add_tcase(s, tc);
