@@ -725,10 +725,18 @@ static void load(struct inst *d, struct rt_statem_result *r)
     const char *const *names;
     size_t nnames;
     int rc = wf_journal_get(d->id, true, &rec);
-    if (rc < 0) {
+    if (rc == -ESTALE || rc == -ENOENT) {
         rt_log(RT_LOG_ERROR, "workflow %s: cannot read its journal: %s", d->id, strerror(-rc));
-        rt_sm_stop(r, rc == -ESTALE || rc == -ENOENT ? rt_atom_intern("shutdown:gone")
-                                                     : rt_atom_intern("journal_failed"));
+        rt_sm_stop(r, rt_atom_intern("shutdown:gone"));
+        return;
+    }
+    if (rc < 0) {
+        /* The journal is down: read it again later, in this process. A
+         * crash would be restarted at once, read at once, and loop until
+         * the supervisor's restart intensity gave up on every instance. */
+        rt_log(RT_LOG_WARNING, "workflow %s: cannot read its journal (%s); again in %d ms", d->id,
+               strerror(-rc), JOURNAL_RETRY_MS);
+        rt_sm_state_timeout(r, JOURNAL_RETRY_MS, NULL);
         return;
     }
     wf__upstream_names(&names, &nnames);

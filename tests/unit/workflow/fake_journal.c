@@ -32,6 +32,8 @@ static size_t ninsts;
 static unsigned appends_fail_from; /* 0: never */
 static unsigned appends;
 static _Atomic unsigned create_park_ms;
+static atomic_bool gets_fail;
+static atomic_uint gets;
 
 static char *dupn(const char *s, size_t n)
 {
@@ -49,6 +51,8 @@ static char *dup0(const char *s)
 void fj_reset(void)
 {
     create_park_ms = 0;
+    gets_fail = false;
+    gets = 0;
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < ninsts; i++) {
         struct finst *f = &insts[i];
@@ -243,8 +247,21 @@ int wf_journal_append(const struct wf_transition *t)
     return 0;
 }
 
+void fj_fail_gets(bool fail)
+{
+    gets_fail = fail;
+}
+
+unsigned fj_gets(void)
+{
+    return gets;
+}
+
 int wf_journal_get(const char *id, bool with_transitions, struct wf_record **out)
 {
+    gets++;
+    if (gets_fail)
+        return -EIO;
     pthread_mutex_lock(&lock);
     struct finst *f = find(id);
     if (f)

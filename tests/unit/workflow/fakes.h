@@ -23,6 +23,9 @@ void fj_fail_appends_from(unsigned nth);
 /* A create parks this long (0: it yields once), as a real one parks until
  * its group commit is durable. */
 void fj_create_parks(unsigned ms);
+/* Reads (wf_journal_get) fail with -EIO while `fail`; how many were tried. */
+void fj_fail_gets(bool fail);
+unsigned fj_gets(void);
 int fj_add_transition(const char *id, const char *state, const char *event, const char *detail);
 
 /* A step as a test writes it. Outcomes: 2xx success, 4xx failure, other

@@ -1058,6 +1058,37 @@ START_TEST(no_send_follows_an_outcome_that_could_not_be_journalled_and_the_journ
 }
 END_TEST
 
+/* The journal cannot be read: the instance waits and reads it again a
+ * second later, as after a failed write, rather than crashing into an
+ * immediate restart that reads it again at once (a loop that would wear out
+ * its supervisor's restart intensity while the journal is down). */
+static void b_journal_unreadable(void)
+{
+    struct fd_def d = {.name = "ur", .nsteps = 1, .steps = {{.name = "a", .path = "/a"}}};
+    struct wf_def *def = def_of(&d);
+    char id[WF_ID_LEN + 1];
+    rt_pid sup = rt_whereis("wf_instances");
+    fj_fail_gets(true);
+    unsigned g0 = fj_gets();
+    start(def, id);
+    rt_sleep(500);
+    unsigned tried = fj_gets() - g0;
+    T_ASSERT(tried >= 1 && tried <= 2);
+    fj_fail_gets(false);
+    struct wf_record *r = await_terminal(id, 10000);
+    T_STREQ(r->state, "completed");
+    wf_record_free(r);
+    seen_are(id, "/a=ID.a");
+    T_ASSERT(rt_whereis("wf_instances") == sup);
+    wf_def_free(def);
+}
+
+START_TEST(an_unreadable_journal_is_read_again_later_without_a_restart_loop)
+{
+    run(b_journal_unreadable);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("workflow_instance");
@@ -1082,6 +1113,7 @@ static Suite *suite(void)
     tcase_add_test(tc, await_answers_when_the_instance_ends_or_with_its_state_on_timeout);
     tcase_add_test(tc, max_running_bounds_live_instances_and_a_taken_key_names_its_instance);
     tcase_add_test(tc, max_running_holds_for_starts_that_race_each_other);
+    tcase_add_test(tc, an_unreadable_journal_is_read_again_later_without_a_restart_loop);
     tcase_add_test(
         tc, no_send_follows_an_outcome_that_could_not_be_journalled_and_the_journal_is_read_again);
     suite_add_tcase(s, tc);
