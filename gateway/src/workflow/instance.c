@@ -483,8 +483,8 @@ out:
     return rc;
 }
 
-static void end(struct inst *d, struct rt_statem_result *r, const char *event, json_t *detail,
-                int64_t at);
+static int end(struct inst *d, struct rt_statem_result *r, const char *event, json_t *detail,
+               int64_t at);
 static void outcome(struct inst *d, struct rt_statem_result *r, enum outcome o, int status,
                     json_t *body, const char *error, const char *target);
 
@@ -569,16 +569,18 @@ static void outcome(struct inst *d, struct rt_statem_result *r, enum outcome o, 
     rt_sm_state_timeout(r, backoff_ms(d), NULL);
 }
 
-/* Journals the terminal transition (or `failed`) with its answer. */
-static void end(struct inst *d, struct rt_statem_result *r, const char *event, json_t *detail,
-                int64_t at)
+/* Journals the terminal transition (or `failed`) with its answer; the
+ * journal's error when it could not (the machine has been told what to
+ * do then). */
+static int end(struct inst *d, struct rt_statem_result *r, const char *event, json_t *detail,
+               int64_t at)
 {
     state_label(d);
     answer_build(d);
     int rc = journal(d, event, detail, true, at);
     if (rc < 0) {
         stop_journal(d, r, rc);
-        return;
+        return rc;
     }
     struct wf__counters *k = &wf__counters;
     /* Relaxed: counters shown on their own. */
@@ -593,6 +595,7 @@ static void end(struct inst *d, struct rt_statem_result *r, const char *event, j
         gw_metrics_workflow(d->def->name, GW_METRICS_WF_FAILED);
     }
     rt_sm_next_state(r, d->phase == PH_FAILED ? S_FAILED : S_DONE);
+    return 0;
 }
 
 /* ---- replay ------------------------------------------------------------------ */
@@ -816,13 +819,16 @@ static void operator_call(struct inst *d, int state, struct rt_statem_event *ev,
         reply_int(r, &ev->from, -EINVAL);
         return;
     }
-    reply_int(r, &ev->from, 0);
+    /* The operator is answered once the action is journalled: an action
+     * the journal refused did not happen (the instance reads its journal
+     * again and waits in `failed`, or another replica owns it). */
     if (type == WF__CALL_RESOLVE) {
         const char *note = ev->msg->size ? (const char *)ev->msg->data : "";
         json_t *detail = json_pack("{s:s%}", "note", note, strnlen(note, ev->msg->size));
         d->phase = PH_RESOLVED;
-        end(d, r, "operator:resolve", detail, wall_ms());
+        int rc = end(d, r, "operator:resolve", detail, wall_ms());
         json_decref(detail);
+        reply_int(r, &ev->from, rc);
         return;
     }
     d->phase = PH_COMP;
@@ -831,6 +837,7 @@ static void operator_call(struct inst *d, int state, struct rt_statem_event *ev,
     d->comp_since = wall_ms();
     state_label(d);
     int rc = journal(d, "operator:retry", NULL, false, d->comp_since);
+    reply_int(r, &ev->from, rc);
     if (rc < 0) {
         stop_journal(d, r, rc);
         return;

@@ -42,7 +42,9 @@ int gw_workflow_await(const char *id, uint32_t ms, struct wf_record **out);
 
 /* Operator actions on a `failed` instance: retry its compensation from the
  * step it stopped at, or mark it resolved (terminal, answer unchanged).
- * -ENOENT, -EINVAL when the instance is not in `failed`. */
+ * 0 once the action is journalled; -ENOENT, -EINVAL when the instance is
+ * not in `failed`; the journal's error (-EIO, -ESTALE, ...) when it
+ * refused the action, which then did not happen. */
 int gw_workflow_retry(const char *id);
 int gw_workflow_resolve(const char *id, const char *note);
 

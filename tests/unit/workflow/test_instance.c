@@ -1089,6 +1089,73 @@ START_TEST(an_unreadable_journal_is_read_again_later_without_a_restart_loop)
 }
 END_TEST
 
+/* PostgreSQL with replicas: an unfinished instance this replica did not
+ * start (another replica's, whose lease lapsed after it died) is claimed
+ * and run while this replica runs, not only at its next start. */
+static void b_takeover(void)
+{
+    struct fd_def d = {.name = "to", .nsteps = 1, .steps = {{.name = "a", .path = "/a"}}};
+    struct wf_def *def = def_of(&d);
+    /* Journalled by the other replica, which died before running it. */
+    struct wf_create c = {0};
+    snprintf(c.id, sizeof c.id, "%s", "0123456789abcdef0123456789abcdef");
+    c.def_name = def->name;
+    c.def_text = def->text;
+    c.def_text_len = def->text_len;
+    c.input = "{}";
+    c.input_len = 2;
+    c.state = "step:a";
+    c.created_ms = 1;
+    c.key_expires_ms = INT64_MAX;
+    T_ASSERT(wf_journal_create(&c, NULL) == 0);
+    struct wf_record *r = await_terminal(c.id, 3000);
+    T_ASSERT(r && r->terminal);
+    T_STREQ(r ? r->state : NULL, "completed");
+    wf_record_free(r);
+    seen_are(c.id, "/a=ID.a");
+    wf_def_free(def);
+}
+
+START_TEST(a_lapsed_instance_of_another_replica_is_taken_over_while_running)
+{
+    setenv("WF_TEST_PG_CONNINFO", "host=unused", 1);
+    cfg.workflows.backend = GW_WF_POSTGRES;
+    cfg.workflows.pg_conninfo_env = "WF_TEST_PG_CONNINFO";
+    cfg.workflows.lease_ms = 200;
+    run(b_takeover);
+}
+END_TEST
+
+/* An operator's action the journal refuses did not happen: the operator
+ * is told so, not 0; the instance reads its journal again and still waits
+ * in `failed` for the next action. */
+static void b_operator_refused(void)
+{
+    char id[WF_ID_LEN + 1];
+    struct wf_def *def = failing_undo(id);
+    fj_fail_appends_from(1);
+    T_ASSERT(gw_workflow_retry(id) == -EIO);
+    T_ASSERT(gw_workflow_resolve(id, "x") != 0);
+    fj_fail_appends_from(0);
+    struct wf_record *r = NULL;
+    int rc = -1;
+    for (int i = 0; i < 300 && rc != 0; i++) {
+        rt_sleep(10);
+        rc = gw_workflow_resolve(id, "later");
+    }
+    T_ASSERT(rc == 0);
+    r = await_terminal(id, 5000);
+    T_STREQ(r->state, "resolved");
+    wf_record_free(r);
+    wf_def_free(def);
+}
+
+START_TEST(an_operator_action_the_journal_refuses_is_reported_as_not_done)
+{
+    run(b_operator_refused);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("workflow_instance");
@@ -1114,6 +1181,8 @@ static Suite *suite(void)
     tcase_add_test(tc, max_running_bounds_live_instances_and_a_taken_key_names_its_instance);
     tcase_add_test(tc, max_running_holds_for_starts_that_race_each_other);
     tcase_add_test(tc, an_unreadable_journal_is_read_again_later_without_a_restart_loop);
+    tcase_add_test(tc, a_lapsed_instance_of_another_replica_is_taken_over_while_running);
+    tcase_add_test(tc, an_operator_action_the_journal_refuses_is_reported_as_not_done);
     tcase_add_test(
         tc, no_send_follows_an_outcome_that_could_not_be_journalled_and_the_journal_is_read_again);
     suite_add_tcase(s, tc);
