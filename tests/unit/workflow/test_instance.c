@@ -1126,6 +1126,31 @@ START_TEST(a_lapsed_instance_of_another_replica_is_taken_over_while_running)
 }
 END_TEST
 
+/* `attempts` bounds sends that certainly did not reach the upstream; an
+ * unknown outcome is resent past it, never guessed (README.md). */
+static void b_unknown_past_attempts(void)
+{
+    struct fd_def d = {.name = "upa",
+                       .nsteps = 1,
+                       .steps = {{.name = "a", .path = "/a", .attempts = 2, .backoff_ms = 5}}};
+    const struct act acts[] = {UNAVAILABLE, UNAVAILABLE, UNAVAILABLE, OK};
+    script("/a", 4, acts);
+    struct wf_def *def = def_of(&d);
+    char id[WF_ID_LEN + 1];
+    start(def, id);
+    struct wf_record *r = await_terminal(id, 10000);
+    T_STREQ(r->state, "completed");
+    wf_record_free(r);
+    seen_are(id, "/a=ID.a /a=ID.a /a=ID.a /a=ID.a");
+    wf_def_free(def);
+}
+
+START_TEST(an_unknown_outcome_is_resent_past_the_steps_attempts)
+{
+    run(b_unknown_past_attempts);
+}
+END_TEST
+
 /* An operator's action the journal refuses did not happen: the operator
  * is told so, not 0; the instance reads its journal again and still waits
  * in `failed` for the next action. */
@@ -1182,6 +1207,7 @@ static Suite *suite(void)
     tcase_add_test(tc, max_running_holds_for_starts_that_race_each_other);
     tcase_add_test(tc, an_unreadable_journal_is_read_again_later_without_a_restart_loop);
     tcase_add_test(tc, a_lapsed_instance_of_another_replica_is_taken_over_while_running);
+    tcase_add_test(tc, an_unknown_outcome_is_resent_past_the_steps_attempts);
     tcase_add_test(tc, an_operator_action_the_journal_refuses_is_reported_as_not_done);
     tcase_add_test(
         tc, no_send_follows_an_outcome_that_could_not_be_journalled_and_the_journal_is_read_again);
