@@ -170,7 +170,9 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct ca
                 seterr(res, WF_CALL_UNKNOWN, "connection closed before a whole answer", 0);
                 goto out;
             }
+            /* An answer that ended with its connection: nothing to reuse. */
             done = true;
+            reuse = false;
             break;
         }
         const char *at = buf;

@@ -23,6 +23,7 @@
 #include "gw_int.h"
 #include "rt/gen_statem.h"
 #include "rt/supervisor.h"
+#include "workflow/call.h"
 #include "workflow/instance.h"
 
 /* ---- failures from processes ---------------------------------------------------- */
@@ -45,7 +46,7 @@ static atomic_int failed;
 
 /* ---- the scripted upstream ------------------------------------------------------- */
 
-enum act_kind { A_ANSWER = 0, A_DROP, A_KILL, A_BIG };
+enum act_kind { A_ANSWER = 0, A_DROP, A_KILL, A_BIG, A_EOF };
 struct act {
     enum act_kind kind;
     int status;
@@ -203,6 +204,14 @@ static void conn_main(void *arg)
             if (rt_write(fd, chunk, sizeof chunk, 5000) < 0)
                 goto out;
         rt_write(fd, "\"", 1, 5000);
+        goto out;
+    }
+    if (a.kind == A_EOF) {
+        /* A body delimited by the end of the connection (no length, no
+         * `Connection: close`): the answer ends when the socket does. */
+        char resp[128];
+        int n = snprintf(resp, sizeof resp, "HTTP/1.1 %d X\r\n\r\n{\"eof\":true}", a.status);
+        rt_write(fd, resp, (size_t)n, 5000);
         goto out;
     }
     char resp[256];
@@ -1181,6 +1190,40 @@ START_TEST(an_operator_action_the_journal_refuses_is_reported_as_not_done)
 }
 END_TEST
 
+/* An answer that ended with its connection leaves nothing to reuse: the
+ * connection is closed, not put back in the upstream's pool. */
+static void b_eof_answer(void)
+{
+    const struct act acts[] = {{A_EOF, 200, 0}};
+    script("/eof", 1, acts);
+    struct wf_call_req q = {.upstream_index = 0,
+                            .method = "GET",
+                            .path = "/eof",
+                            .idempotency_key = "k.eof",
+                            .workflow_id = "k",
+                            .timeout_ms = 5000};
+    struct wf_call_res res;
+    T_ASSERT(wf_call(&q, &res) == 0);
+    T_ASSERT(res.kind == WF_CALL_ANSWERED && res.status == 200);
+    T_STREQ(res.body, "{\"eof\":true}");
+    wf_call_res_done(&res);
+    bool all_ejected = false, reused = true;
+    uint64_t guard = 0;
+    struct gw_target *t = gw__target_pick(gw_upstream_get(0), NULL, &all_ejected);
+    T_ASSERT(t != NULL);
+    int fd = t ? gw__conn_checkout(t, 1000, false, &reused, &guard) : -1;
+    T_ASSERT(fd >= 0);
+    T_ASSERT(!reused);
+    if (fd >= 0)
+        gw__conn_checkin(t, fd, false, guard);
+}
+
+START_TEST(an_answer_ended_by_its_connection_does_not_pool_the_connection)
+{
+    run(b_eof_answer);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("workflow_instance");
@@ -1209,6 +1252,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_lapsed_instance_of_another_replica_is_taken_over_while_running);
     tcase_add_test(tc, an_unknown_outcome_is_resent_past_the_steps_attempts);
     tcase_add_test(tc, an_operator_action_the_journal_refuses_is_reported_as_not_done);
+    tcase_add_test(tc, an_answer_ended_by_its_connection_does_not_pool_the_connection);
     tcase_add_test(
         tc, no_send_follows_an_outcome_that_could_not_be_journalled_and_the_journal_is_read_again);
     suite_add_tcase(s, tc);
