@@ -574,13 +574,12 @@ out:
 
 /* ---- the vtable ----------------------------------------------------------------- */
 
-static void record_free(struct wf_record *r);
 
 static void pgb_free(struct pgb *b)
 {
-    record_free(b->held);
+    wf_record_free(b->held);
     for (size_t i = 0; i < b->nfilling; i++) {
-        record_free(b->filling[i].existing);
+        wf_record_free(b->filling[i].existing);
         b->filling[i].existing = NULL;
     }
     drop(b);
@@ -632,27 +631,6 @@ out:
     return rc;
 }
 
-static void record_free(struct wf_record *r)
-{
-    if (!r)
-        return;
-    free(r->def_name);
-    free(r->def_text);
-    free(r->input);
-    free(r->scope);
-    free(r->key);
-    free(r->owner);
-    free(r->state);
-    free(r->answer_headers);
-    free(r->answer_body);
-    for (size_t i = 0; i < r->ntransitions; i++) {
-        free(r->transitions[i].state);
-        free(r->transitions[i].event);
-        free(r->transitions[i].detail);
-    }
-    free(r->transitions);
-    free(r);
-}
 
 /* A record from row `row` of a RECORD_COLS result. */
 static int record_of(const PGresult *res, int row, struct wf_record **out)
@@ -690,7 +668,7 @@ static int record_of(const PGresult *res, int row, struct wf_record **out)
     r = NULL;
     rc = 0;
 out:
-    record_free(r);
+    wf_record_free(r);
     return rc;
 }
 
@@ -757,7 +735,7 @@ static int get_one(struct pgb *b, const char *sql, const struct params *p, bool 
     rec = NULL;
     rc = 0;
 out:
-    record_free(rec);
+    wf_record_free(rec);
     PQclear(res);
     return rc;
 }
@@ -976,7 +954,7 @@ out:
     if (rc < 0) {
         drop(b);
         for (size_t i = 0; i < n; i++) {
-            record_free(ops[i].existing);
+            wf_record_free(ops[i].existing);
             ops[i].existing = NULL;
         }
     }
@@ -1034,7 +1012,7 @@ static int pg_list(void *vb, const struct wf_list_filter *f, struct wf_record **
 out:
     if (recs) {
         for (size_t i = 0; i < count; i++)
-            record_free(recs[i]);
+            wf_record_free(recs[i]);
         free(recs);
     }
     PQclear(res);

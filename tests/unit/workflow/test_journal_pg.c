@@ -32,27 +32,6 @@ static const struct wf_backend_ops *ops = &wf_backend_postgres;
 /* A wall clock of the tests' own, far from 0 like a real one. */
 #define T0 ((int64_t)1700000000000)
 
-static void rec_free(struct wf_record *r)
-{
-    if (!r)
-        return;
-    free(r->def_name);
-    free(r->def_text);
-    free(r->input);
-    free(r->scope);
-    free(r->key);
-    free(r->owner);
-    free(r->state);
-    free(r->answer_headers);
-    free(r->answer_body);
-    for (size_t i = 0; i < r->ntransitions; i++) {
-        free(r->transitions[i].state);
-        free(r->transitions[i].event);
-        free(r->transitions[i].detail);
-    }
-    free(r->transitions);
-    free(r);
-}
 
 static void *open_as(const char *owner)
 {
@@ -127,7 +106,7 @@ static int create1(void *b, const struct wf_create *c, const char *owner, int64_
     if (existing)
         *existing = op.existing;
     else
-        rec_free(op.existing);
+        wf_record_free(op.existing);
     return rc < 0 ? rc : op.result;
 }
 
@@ -214,11 +193,11 @@ static void batch_body(void *arg)
             T_ASSERT(r->transitions[1].at_ms == T0 + 2);
         }
     }
-    rec_free(r);
+    wf_record_free(r);
     r = NULL;
     T_ASSERT(ops->find_key(b, "route:transfer", "k-1", T0 + 1, &r) == 0);
     T_ASSERT(r && strcmp(r->id, id) == 0 && r->ntransitions == 0);
-    rec_free(r);
+    wf_record_free(r);
     r = NULL;
     /* An expired key finds nothing; an unknown id neither. */
     T_ASSERT(ops->find_key(b, "route:transfer", "k-1", T0 + 60000, &r) == -ENOENT);
@@ -233,7 +212,7 @@ static void batch_body(void *arg)
     if (n == 1)
         T_ASSERT(strcmp(list[0]->id, id) == 0);
     for (size_t i = 0; i < n; i++)
-        rec_free(list[i]);
+        wf_record_free(list[i]);
     free(list);
     f.state = "active";
     T_ASSERT(ops->list(b, &f, &list, &n) == 0 && n == 0);
@@ -270,7 +249,7 @@ static void durable_body(void *arg)
     T_ASSERT(ops->get(b2, id, true, &r) == 0);
     T_ASSERT(r && r->ntransitions == 1 && r->scope == NULL && r->key == NULL);
     T_ASSERT(r && strcmp(r->state, "step:debit") == 0 && !r->terminal);
-    rec_free(r);
+    wf_record_free(r);
     ops->close(b2);
 }
 
@@ -301,7 +280,7 @@ static void key_body(void *arg)
     struct wf_record *holder = NULL;
     T_ASSERT(create1(b, &cx, "r1", T0 + 1, 1000, &holder) == -EEXIST);
     T_ASSERT(holder && strcmp(holder->id, a) == 0);
-    rec_free(holder);
+    wf_record_free(holder);
     holder = NULL;
     /* The same key in another scope is another key. */
     struct wf_create cs = creation(x, "consumer:alice", "key");
@@ -317,7 +296,7 @@ static void key_body(void *arg)
     T_ASSERT(batch[0].result == 0 && batch[1].result == -EEXIST);
     T_ASSERT(batch[0].existing == NULL);
     T_ASSERT(batch[1].existing && strcmp(batch[1].existing->id, y) == 0);
-    rec_free(batch[1].existing);
+    wf_record_free(batch[1].existing);
 
     /* Expired, but its instance still runs: the key stays with it. */
     struct wf_create later = creation(z, "route:t", "key");
@@ -325,7 +304,7 @@ static void key_body(void *arg)
     later.key_expires_ms = T0 + 120000;
     T_ASSERT(create1(b, &later, "r1", T0 + 60000, 1000, &holder) == -EEXIST);
     T_ASSERT(holder && strcmp(holder->id, a) == 0);
-    rec_free(holder);
+    wf_record_free(holder);
     holder = NULL;
     /* Once expired and its instance over, the key may be taken again. */
     struct wf_transition end = transition(a, 1, "completed");
@@ -339,7 +318,7 @@ static void key_body(void *arg)
     struct wf_record *r = NULL;
     T_ASSERT(ops->find_key(b, "route:t", "key", T0 + 60001, &r) == 0);
     T_ASSERT(r && strcmp(r->id, z) == 0);
-    rec_free(r);
+    wf_record_free(r);
     ops->close(b);
 }
 
@@ -379,7 +358,7 @@ static void seq_body(void *arg)
     T_ASSERT(r && r->ntransitions == 2 && strcmp(r->state, "step:credit") == 0);
     if (r && r->ntransitions == 2)
         T_ASSERT(strcmp(r->transitions[0].state, "step:debit") == 0);
-    rec_free(r);
+    wf_record_free(r);
     ops->close(b);
 }
 
@@ -451,7 +430,7 @@ static void stale_body(void *arg)
     struct wf_record *r = NULL;
     T_ASSERT(ops->get(b1, id, true, &r) == 0);
     T_ASSERT(r && strcmp(r->owner, "r2") == 0 && r->ntransitions == 1);
-    rec_free(r);
+    wf_record_free(r);
 out:
     ops->close(b1);
     ops->close(b2);
@@ -495,7 +474,7 @@ static void claim_body(void *arg)
     struct wf_record *r = NULL;
     T_ASSERT(ops->get(b2, lapsed, false, &r) == 0);
     T_ASSERT(r && strcmp(r->owner, "r2") == 0);
-    rec_free(r);
+    wf_record_free(r);
     /* r1 restarted: it takes back its own at once, live lease or not, and
      * not what r2 now holds. */
     T_ASSERT(ops->claim(b1, "r1", T0 + 5500, 1000, 10, &ids, &n) == 0);
@@ -712,7 +691,7 @@ static size_t list_ids(void *b, const struct wf_list_filter *f, char ids[][WF_ID
     for (size_t i = 0; i < n; i++) {
         if (i < max)
             memcpy(ids[i], list[i]->id, WF_ID_LEN + 1);
-        rec_free(list[i]);
+        wf_record_free(list[i]);
     }
     free(list);
     return n;
@@ -806,7 +785,7 @@ static void big_body(void *arg)
     T_ASSERT(r && r->ntransitions == BIG_OPS);
     if (r && r->ntransitions == BIG_OPS)
         T_ASSERT(strlen(r->transitions[BIG_OPS - 1].detail) == BIG_DETAIL);
-    rec_free(r);
+    wf_record_free(r);
 out:
     free(detail);
     ops->close(b);
@@ -852,10 +831,10 @@ static void purge_body(void *arg)
     struct wf_record *r = NULL;
     T_ASSERT(ops->get(b, gone, true, &r) == -ENOENT);
     T_ASSERT(ops->get(b, kept, false, &r) == 0);
-    rec_free(r);
+    wf_record_free(r);
     r = NULL;
     T_ASSERT(ops->get(b, running, false, &r) == 0);
-    rec_free(r);
+    wf_record_free(r);
     /* Its transitions went with it. */
     T_ASSERT(wf__pg_exec(b, "SELECT 1/(1 - count(*))::int FROM wf_transitions"
                             " WHERE id = '0000000000000000000000000000003c'") == 0);
@@ -941,7 +920,7 @@ static void restart_proc(void *arg)
     T_ASSERT(create1(x->b, &c, "r1", T0, 1000, NULL) == 0);
     struct wf_record *r = NULL;
     T_ASSERT(ops->get(x->b, id, false, &r) == 0);
-    rec_free(r);
+    wf_record_free(r);
     ops->close(x->b);
 }
 
@@ -1089,7 +1068,7 @@ static void cut_proc(void *arg)
     T_ASSERT(ops->get(b, fresh, false, &r) == -ENOENT);
     T_ASSERT(ops->get(b, held, true, &r) == 0);
     T_ASSERT(r && r->ntransitions == 0);
-    rec_free(r);
+    wf_record_free(r);
     struct wf_create c3 = creation(after, NULL, NULL);
     T_ASSERT(create1(b, &c3, "r1", T0, 1000, NULL) == 0);
 out:
