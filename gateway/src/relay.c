@@ -273,7 +273,14 @@ static int write_piece(struct relay_run *s, const char *d, size_t n)
     if (rc < 0)
         return rc;
     s->held = 0;
-    s->st = RS_STREAMING;
+    if (s->st != RS_STREAMING) {
+        /* The client has the head: the request cannot be sent again, so
+         * its body's start goes back to the budget now, not when the
+         * process ends (a client reading a long answer slowly would hold
+         * it all that time). */
+        s->st = RS_STREAMING;
+        gw__relay_preread_release(s->r);
+    }
     return 0;
 }
 
@@ -290,6 +297,7 @@ static enum gw__relay_result write_end(struct relay_run *s)
     if (k && gw__ex_writev(s->r->ex, iov, k) < 0)
         return GW__RELAY_CLOSE;
     s->held = 0;
+    gw__relay_preread_release(s->r); /* answered: never sent again */
     report(s->r, true, NULL);
     return GW__RELAY_DONE;
 }
@@ -408,6 +416,9 @@ static enum gw__relay_result relay_response(struct gw__relay *r)
         case GW_HTTP_EV_HEAD:
             own->resp = ev.head;
             if (ev.head->status == 101 && ex->head->upgrade) {
+                /* A tunnel may last hours: the body's start is not held
+                 * for it. */
+                gw__relay_preread_release(r);
                 r->ops.upgrade(r->ops.ctx, r->ufd, ev.head, r->rbuf + off, len);
                 gw__ex_close_after(ex);
                 res = GW__RELAY_DONE;
