@@ -7,7 +7,8 @@
  * GW__RELAY_BUF read buffer to the client. The pre-read buffers of all
  * requests together are bounded too (body_buffer_bytes): each grows with
  * the bytes it holds, is charged to one gateway-wide budget, and is given
- * back as soon as the body streams on (or the process ends). Without it,
+ * back as soon as the body streams on, or the client has the answer's head
+ * (or the process ends). Without it,
  * many clients trickling bodies would each pin a full buffer.
  *
  * A response goes through explicit states (enum relay_state): nothing
