@@ -7,7 +7,8 @@
  * GW__RELAY_BUF read buffer to the client. The pre-read buffers of all
  * requests together are bounded too (body_buffer_bytes): each grows with
  * the bytes it holds, is charged to one gateway-wide budget, and is given
- * back as soon as the body streams on (or the process ends). Without it,
+ * back as soon as the body streams on, or the client has the answer's head
+ * (or the process ends). Without it,
  * many clients trickling bodies would each pin a full buffer.
  *
  * A response goes through explicit states (enum relay_state): nothing
@@ -273,7 +274,14 @@ static int write_piece(struct relay_run *s, const char *d, size_t n)
     if (rc < 0)
         return rc;
     s->held = 0;
-    s->st = RS_STREAMING;
+    if (s->st != RS_STREAMING) {
+        /* The client has the head: the request cannot be sent again, so
+         * its body's start goes back to the budget now, not when the
+         * process ends (a client reading a long answer slowly would hold
+         * it all that time). */
+        s->st = RS_STREAMING;
+        gw__relay_preread_release(s->r);
+    }
     return 0;
 }
 
@@ -290,6 +298,7 @@ static enum gw__relay_result write_end(struct relay_run *s)
     if (k && gw__ex_writev(s->r->ex, iov, k) < 0)
         return GW__RELAY_CLOSE;
     s->held = 0;
+    gw__relay_preread_release(s->r); /* answered: never sent again */
     report(s->r, true, NULL);
     return GW__RELAY_DONE;
 }
@@ -408,6 +417,9 @@ static enum gw__relay_result relay_response(struct gw__relay *r)
         case GW_HTTP_EV_HEAD:
             own->resp = ev.head;
             if (ev.head->status == 101 && ex->head->upgrade) {
+                /* A tunnel may last hours: the body's start is not held
+                 * for it. */
+                gw__relay_preread_release(r);
                 r->ops.upgrade(r->ops.ctx, r->ufd, ev.head, r->rbuf + off, len);
                 gw__ex_close_after(ex);
                 res = GW__RELAY_DONE;

@@ -91,8 +91,9 @@ uint64_t gw__preread_held(void);
  * pre_len, pre_complete. Returns 0, the status to answer, or -EBUSY when
  * the budget cannot hold more (answer 503: the body may be sent again
  * later). Request process; waits for the client. The buffer is the
- * process's until gw__relay_preread_release or its end, which give the
- * charge back. */
+ * process's until gw__relay_preread_release (gw__relay_attempt calls it
+ * once the body streams on or the client has the answer's head) or its
+ * end, which give the charge back. */
 int gw__relay_preread(struct gw__relay *r);
 /* Frees the pre-read buffer and gives its charge back; r->pre is gone. */
 void gw__relay_preread_release(struct gw__relay *r);

@@ -372,8 +372,35 @@ bool rt__links_del(struct rt_proc *p, rt_pid pid)
     return found;
 }
 
+/* rt__test_mon_fail_nth: monitor records left until the one that fails
+ * (0: none is to fail). */
+static _Atomic unsigned mon_fail_countdown;
+
+void rt__test_mon_fail_nth(unsigned nth)
+{
+    /* Relaxed: a test sets it before the spawns it is about. */
+    atomic_store_explicit(&mon_fail_countdown, nth, memory_order_relaxed);
+}
+
+/* Counts one record down; true for the one that is to fail. */
+static bool mon_injected_failure(void)
+{
+    unsigned n = atomic_load_explicit(&mon_fail_countdown, memory_order_relaxed);
+    while (n) {
+        /* Relaxed: the counter orders nothing else. */
+        if (atomic_compare_exchange_weak_explicit(&mon_fail_countdown, &n, n - 1,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return n == 1;
+    }
+    return false;
+}
+
 int rt__mon_add(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid pid)
 {
+    /* Relaxed, and almost always 0: the whole cost when no test asks. */
+    if (__builtin_expect(atomic_load_explicit(&mon_fail_countdown, memory_order_relaxed) != 0, 0) &&
+        mon_injected_failure())
+        return -ENOMEM;
     struct rt__rel *r = rt__rel(p);
     if (!r)
         return -ENOMEM;
@@ -518,13 +545,17 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
 
     rt_pid pid = rt__pid_make(p->gen, p->slot);
     rt_pid me = p->parent;
+    rt_ref ref = 0; /* the spawner's monitor of the child, once recorded */
     if (opts->link) {
         if (rt__links_add(self, pid) < 0 || rt__links_add(p, me) < 0)
             goto fail_nomem;
     }
     if (opts->monitor) {
-        rt_ref ref = rt_make_ref();
-        if (rt__mon_add(self, false, ref, pid) < 0 || rt__mon_add(p, true, ref, me) < 0)
+        rt_ref r = rt_make_ref();
+        if (rt__mon_add(self, false, r, pid) < 0)
+            goto fail_nomem;
+        ref = r;
+        if (rt__mon_add(p, true, ref, me) < 0)
             goto fail_nomem;
         self->mark_ref = ref;
         self->mark_seq = self->seq_next - 1;
@@ -573,6 +604,8 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
 fail_nomem:
     if (opts->link && self)
         rt__links_del(self, pid);
+    if (ref)
+        rt__mon_del(self, false, ref, NULL);
     if (p->rel) {
         free(p->rel->links);
         free(p->rel->mons);
@@ -580,8 +613,10 @@ fail_nomem:
         free(p->rel);
         p->rel = NULL;
     }
-    atomic_store_explicit(&p->state, RT__FREE, memory_order_relaxed);
-    slot_free(p);
+    /* The pid was never published, but the spawner's tables held it for a
+     * moment: its generation moves on like any other, so that no trace of
+     * it can ever name the slot's next process. */
+    slot_release(p);
     return -ENOMEM;
 }
 

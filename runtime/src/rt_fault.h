@@ -15,6 +15,11 @@
  * system_limit). rt_stop turns it off. */
 void rt__test_stack_fail_nth(unsigned nth);
 
+/* Any thread. Makes the nth monitor record from now (1 = the next; a spawn
+ * with `monitor` records two: the spawner's, then the child's) fail as if
+ * out of memory, once; 0 turns a pending failure off. */
+void rt__test_mon_fail_nth(unsigned nth);
+
 /* Any thread. How many times the process table's global free list
  * (`slot_lock`, proc.c) has been locked since rt_start: spawns and exits
  * on a scheduler lock it only to refill or drain their slot cache. */

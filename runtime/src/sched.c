@@ -852,8 +852,12 @@ int rt_join(rt_pid pid, int64_t timeout_ms, rt_atom *reason)
             *reason = past;
     } else {
         /* Not alive and not yet in `recent`: either it is being reaped right
-         * now (its notification will reach us) or it never existed. */
-        if (!j.done && !rt_is_alive(pid) && timeout_ms > 200)
+         * now (its notification should reach us) or it never existed (or
+         * ended more than RECENT exits ago). Either way the wait is short
+         * and `recent` is read again after it, even without a timeout: with
+         * none, a pid with no exit to come, or a notification that passed
+         * between the checks above and this wait, would block for ever. */
+        if (!j.done && !rt_is_alive(pid) && (timeout_ms < 0 || timeout_ms > 200))
             timeout_ms = 200;
         struct timespec ts;
         if (timeout_ms >= 0)

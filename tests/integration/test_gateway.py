@@ -599,6 +599,34 @@ def bodies_held_before_forwarding_share_one_budget_and_past_it_get_503_with_retr
 
 
 @t.case
+def a_client_reading_its_answer_slowly_does_not_hold_the_body_budget():
+    # body_buffer_bytes of 128 KiB: room for two whole 60000-byte bodies
+    # (64 KiB buffers each). Two clients send one each for a long answer
+    # and stop reading once its head is in: their bodies, sent, can never
+    # be sent again, so the budget has them back while the answers wait on
+    # the clients. A third body is then forwarded, not refused with 503.
+    size = 60000
+    with Env(extra={"body_buffer_bytes": 128 << 10}) as e:
+        slow = []
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=10)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(b"POST /api/bytes?n=100000000 HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: %d\r\n\r\n" % size + b"a" * size)
+            out = b""
+            while b"\r\n\r\n" not in out:
+                piece = s.recv(4096)
+                assert piece, out
+                out += piece
+            assert status_of(out) == 200, out
+            slow.append(s)
+        r, body = e.get("/api/sink", method="POST", body=b"b" * 100)
+        assert r.status == 200 and json.loads(body) == {"bytes": 100}, (r.status, body)
+        for s in slow:
+            s.close()
+
+
+@t.case
 def each_keep_alive_request_has_its_own_body_timeout():
     # Two requests on one connection, each trickling its body over about
     # 0.7 s of a 1.2 s budget: the second is not charged for the first.

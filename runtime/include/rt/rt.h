@@ -96,7 +96,10 @@ int rt_start(const struct rt_config *cfg);
 int rt_stop(void);
 
 /* Any non-process thread. Blocks until process `pid` has exited, or until
- * timeout_ms passes (-ETIMEDOUT). Writes the exit reason to *reason. */
+ * timeout_ms passes (-ETIMEDOUT). Writes the exit reason to *reason.
+ * -ESRCH, after a short wait whatever the timeout (RT_INFINITY too), when
+ * `pid` names no live process and its exit is not among the recent ones
+ * (it never existed, or ended tens of thousands of exits ago). */
 int rt_join(rt_pid pid, int64_t timeout_ms, rt_atom *reason);
 
 /* Any non-process thread. Blocks until no process is alive or the timeout

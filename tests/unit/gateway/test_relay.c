@@ -1048,6 +1048,59 @@ START_TEST(request_bodies_held_before_forwarding_share_one_bounded_budget)
 }
 END_TEST
 
+/* A whole body held for a retry stays charged while the answer can still
+ * fail unseen (the head held, unwritten), and goes back to the budget once
+ * the client has the head: the request can no longer be sent again, and a
+ * client reading a long answer slowly must not hold the budget meanwhile. */
+static void held_body_given_back_once_streaming(void)
+{
+    static const char req[] = "POST /u HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n";
+    static const char up[] = "POST /u HTTP/1.1\r\nHost: up\r\nContent-Length: 100\r\n\r\n";
+    char *body = pattern(100);
+    T_EQ(gw__preread_held(), 0);
+
+    /* The head arrives, then nothing: 504, not yet seen by the client, so
+     * the request may still go to another target with the body held. */
+    fx_open(req, up);
+    F.up.expect = strlen(up) + 100;
+    F.up.out[0] = (struct piece){.d = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"};
+    F.up.hold_ms = 900;
+    F.cl.out[0] = (struct piece){.d = body, .n = 100};
+    F.cl.keep_open = true;
+    fx_start(&F.cl);
+    T_EQ(fx_attempt(), GW__RELAY_FAILED);
+    T_ASSERT(F.r.pre_complete && F.r.pre_len == 100 && memcmp(F.r.pre, body, 100) == 0);
+    T_EQ(gw__preread_held(), GW__PREREAD_MIN);
+    fx_close();
+    T_EQ(gw__preread_held(), 0);
+    t_reset();
+
+    /* The answer streams to the client: the charge is back before the
+     * attempt ends. */
+    fx_open(req, up);
+    F.up.expect = strlen(up) + 100;
+    F.up.out[0] = (struct piece){.d = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe"};
+    F.up.out[1] = (struct piece){.d = "llo", .pause_ms = 20};
+    F.up.keep_open = true;
+    F.cl.out[0] = (struct piece){.d = body, .n = 100};
+    F.cl.keep_open = true;
+    fx_start(&F.cl);
+    T_EQ(fx_attempt(), GW__RELAY_DONE);
+    T_ASSERT_F(strcmp(out_body(), "hello") == 0, "%s", F.out);
+    T_EQ(F.up.got_len, strlen(up) + 100);
+    T_ASSERT(memcmp(F.up.got + strlen(up), body, 100) == 0);
+    T_EQ(gw__preread_held(), 0);
+    T_ASSERT(!F.r.hold);
+    fx_close();
+    free(body);
+}
+
+START_TEST(a_held_request_body_is_given_back_once_the_client_has_the_answers_head)
+{
+    t_run(held_body_given_back_once_streaming, true);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("relay");
@@ -1081,6 +1134,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reused_connection_closing_after_a_streamed_body_is_not_retried);
     tcase_add_test(tc, upstream_stopping_to_read_the_body_left_to_the_caller_to_answer_502);
     tcase_add_test(tc, request_bodies_held_before_forwarding_share_one_bounded_budget);
+    tcase_add_test(tc, a_held_request_body_is_given_back_once_the_client_has_the_answers_head);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1282,6 +1282,45 @@ START_TEST(exits_of_other_processes_do_not_wake_a_thread_in_rt_join)
 }
 END_TEST
 
+/* ---- a join without a timeout of a pid with no exit to wait for ---- */
+
+struct join_arg {
+    rt_pid pid;
+    _Atomic int rc;
+    _Atomic int done;
+};
+
+static void *join_thread(void *arg)
+{
+    struct join_arg *ja = arg;
+    atomic_store(&ja->rc, rt_join(ja->pid, RT_INFINITY, NULL));
+    atomic_store(&ja->done, 1);
+    return NULL;
+}
+
+/* Not alive and no exit on record: its exit is either being reported this
+ * instant or will never be. rt_join waits a short while for the report
+ * and then says the pid names nothing, timeout or not; it never sleeps on
+ * a wake-up that may already have passed or never come. */
+START_TEST(rt_join_without_timeout_of_a_pid_with_no_exit_to_wait_for_returns_esrch)
+{
+    rt_test_start(1);
+    static struct join_arg ja;
+    ja.pid = ((rt_pid)7 << 32) | 4321; /* a slot never used, a later generation */
+    atomic_store(&ja.rc, 1);
+    atomic_store(&ja.done, 0);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, join_thread, &ja), 0);
+    for (int i = 0; i < rt_test_scaled(5000) && !atomic_load(&ja.done); i++)
+        usleep(1000);
+    ck_assert_msg(atomic_load(&ja.done),
+                  "rt_join(RT_INFINITY) of a pid that never ran still waits");
+    pthread_join(th, NULL);
+    ck_assert_int_eq(atomic_load(&ja.rc), -ESRCH);
+    rt_test_stop();
+}
+END_TEST
+
 RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              watchdog_reports_a_process_holding_its_scheduler_by_name,
              send_after_delivers_on_time_and_cancel_prevents_delivery,
@@ -1304,4 +1343,5 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              parking_scheduler_reads_nothing_of_a_process_once_published_waiting,
              runtime_restarts_cleanly_after_stop,
              a_failed_test_leaves_no_runtime_running_for_the_next,
-             exits_of_other_processes_do_not_wake_a_thread_in_rt_join)
+             exits_of_other_processes_do_not_wake_a_thread_in_rt_join,
+             rt_join_without_timeout_of_a_pid_with_no_exit_to_wait_for_returns_esrch)

@@ -396,9 +396,48 @@ START_TEST(rt_stop_gives_back_cached_slots_and_a_new_start_reuses_none_twice)
 }
 END_TEST
 
+/* ---- a spawn that fails half-way leaves no trace of its pid ---- */
+
+static void failed_monitored_spawn_body(void *arg)
+{
+    (void)arg;
+    /* A child that ran and ended: its slot is on top of this scheduler's
+     * cache, where the next spawn here takes it. */
+    rt_pid a = spawn_and_await();
+    /* The spawner's monitor is recorded, the child's side of it is not. */
+    rt__test_mon_fail_nth(2);
+    rt_ref ref = 0;
+    rt_pid failed = 0;
+    struct rt_spawn_opts o = {.monitor = true, .monitor_ref = &ref};
+    ck_assert_int_eq(rt_spawn(waits_for_a_message, NULL, &o, &failed), -ENOMEM);
+    ck_assert_uint_eq(ref, 0);
+    ck_assert_uint_eq(failed, 0);
+    /* The spawner monitors nothing... */
+    struct rt_proc_info pi;
+    ck_assert_int_eq(rt_proc_info(rt_self(), &pi), 0);
+    ck_assert_uint_eq(pi.monitors, 0);
+    /* ...and the slot the failed spawn had (a's, one generation on) comes
+     * back a generation further: the pid the spawner's tables held for a
+     * moment names no later process. */
+    rt_pid b = spawn_and_await();
+    ck_assert_uint_eq((uint32_t)b, (uint32_t)a);
+    ck_assert_uint_ne(b >> 32, (a >> 32) + 1);
+    ck_assert_uint_ne(b, a);
+}
+
+START_TEST(a_monitored_spawn_failing_half_way_leaves_no_monitor_and_retires_its_pid)
+{
+    rt_test_start(1);
+    ck_assert_uint_eq(rt_test_run(failed_monitored_spawn_body, NULL), RT_NORMAL);
+    rt__test_mon_fail_nth(0);
+    rt_test_stop();
+}
+END_TEST
+
 RT_TEST_MAIN("rt_slots", spawns_and_exits_on_one_scheduler_lock_the_global_slot_list_once_per_batch,
              spawns_and_exits_on_two_schedulers_lock_the_global_slot_list_once_per_batch,
              a_slot_freed_on_another_scheduler_is_reused_by_its_spawns_without_the_global_lock,
              many_spawns_across_two_schedulers_never_give_two_live_processes_one_pid,
              the_process_limit_is_reached_while_other_schedulers_cache_free_slots,
-             rt_stop_gives_back_cached_slots_and_a_new_start_reuses_none_twice)
+             rt_stop_gives_back_cached_slots_and_a_new_start_reuses_none_twice,
+             a_monitored_spawn_failing_half_way_leaves_no_monitor_and_retires_its_pid)
