@@ -135,8 +135,26 @@ struct ledger_app {
 };
 extern struct ledger_app ledger_app;
 
-/* Process context: runs fn(arg) on the blocking pool, returns its result
- * (or the pool's error). */
-int ledger_blocking(int (*fn)(void *), void *arg);
+/* A call on the blocking pool. Its inputs and outputs live in the job (one
+ * malloc'd block that embeds this header first), never on the caller's
+ * stack or in its messages: a process killed while parked on the pool (a
+ * shutdown, an exit signal) has its stack and messages freed while the
+ * worker still runs fn, which must then touch only the job. The caller and
+ * the worker each hold a reference; the last one calls free_fn, which frees
+ * the block and any output the caller did not take (set it to NULL to take
+ * it). */
+struct ledger_job {
+    int (*fn)(struct ledger_job *j);
+    void (*free_fn)(struct ledger_job *j);
+    _Atomic int refs;
+    uint64_t defer; /* drops the caller's reference if it dies */
+};
+
+/* Process context: runs j->fn(j) on the blocking pool and returns its
+ * result (or the pool's error). Whatever it returns, the caller still holds
+ * its reference and gives it up with ledger_job_put once it has read the
+ * outputs. */
+int ledger_blocking(struct ledger_job *j);
+void ledger_job_put(struct ledger_job *j);
 
 #endif
