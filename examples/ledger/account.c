@@ -150,8 +150,6 @@ static void account_call(struct rt_msg *m, const struct rt_gs_from *from, void *
         memcpy(aj->fingerprint, (const char *)m->data + sizeof aj->op, fp_len);
         aj->op.fingerprint = aj->fingerprint;
         aj->op.fingerprint_len = fp_len;
-        aj->op.exists = a->exists;
-        aj->op.balance = a->balance;
         int rc = ledger_blocking(&aj->base);
         if (rc == 0) {
             a->exists = aj->ans.exists;
