@@ -142,7 +142,11 @@ static int on_header_value_complete(llhttp_t *ll)
     int rc = 0;
     if (++c->nheaders > LEDGER_HEADERS_MAX)
         rc = refuse(c, 431);
-    else if (!c->field_long && strcmp(c->field, "idempotency-key") == 0) {
+    else if (c->headers_done) {
+        /* A trailer field (after a chunked body): counted against the
+         * bounds, never taken as the request's key or expectation, which
+         * the head alone carries (RFC 9110, 6.5.1). */
+    } else if (!c->field_long && strcmp(c->field, "idempotency-key") == 0) {
         /* One key, 1..LEDGER_KEY_MAX printable bytes; anything else is 400. */
         if (c->has_key || c->value_long || c->value_len == 0 || !printable(c->value, c->value_len))
             c->key_bad = true;

@@ -426,4 +426,21 @@ def sigterm_with_changes_and_reads_in_flight_exits_cleanly():
         lg.stop()
 
 
+@run.case
+def an_idempotency_key_in_a_trailer_is_not_the_requests_key():
+    lg = Ledger(os.path.join(tmp, "trailer.db"))
+    try:
+        assert lg.post("/accounts", {"id": "tr", "balance": 100})[0] == 201
+        body = b'{"amount": 10}'
+        req = (b"POST /accounts/tr/debit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n\r\n%x\r\n%s\r\n0\r\nIdempotency-Key: late-1\r\n\r\n"
+               % (len(body), body))
+        out = lg.raw(req)
+        assert out.startswith(b"HTTP/1.1 200 "), out
+        assert b"late-1" not in out, out
+        assert all(e.get("idempotency_key") is None for e in entries(lg, "tr"))
+    finally:
+        lg.stop()
+
+
 run.finish()
