@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -39,6 +40,11 @@
 #define LEDGER_JSON_DEPTH 8    /* nesting of a request's JSON */
 #define LEDGER_CONNS_MAX 1024  /* connections at once */
 #define LEDGER_STOP_MS 4000    /* a connection's wait to stop (under the acceptor's 5 s) */
+/* Descriptors kept out of the connections' share of RLIMIT_NOFILE: the
+ * database and its WAL files, the listener, the runtime's pollers, the
+ * socket a 503 is written on. */
+#define LEDGER_FDS_RESERVE 64
+#define LEDGER_ACCEPT_BACKOFF_MS 50 /* after accept fails for want of descriptors */
 #define READ_BUF 16384
 
 struct conn {
@@ -675,11 +681,25 @@ static void stop_connections(rt_pid parent, rt_atom why)
     }
 }
 
+/* LEDGER_CONNS_MAX, or fewer if the descriptor limit would be reached
+ * first: past it accept fails, and the refusal with 503 needs a
+ * descriptor too. */
+static size_t conns_max(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= LEDGER_CONNS_MAX + LEDGER_FDS_RESERVE)
+        return LEDGER_CONNS_MAX;
+    if (rl.rlim_cur <= 2 * LEDGER_FDS_RESERVE)
+        return rl.rlim_cur / 2;
+    return rl.rlim_cur - LEDGER_FDS_RESERVE;
+}
+
 static void acceptor(void *arg, const struct rt_proc_starter *st)
 {
     int lfd = ledger_app.lfd;
     rt_pid parent = st->pid;
-    size_t conns = 0;
+    size_t conns = 0, max = conns_max();
     rt_trap_exit(true);
     rt_proc_init_ack(st);
     for (;;) {
@@ -699,9 +719,15 @@ static void acceptor(void *arg, const struct rt_proc_starter *st)
         if (ready < 0 || !(ready & RT_POLL_IN))
             continue;
         int fd = rt_accept(lfd, NULL, NULL, 0);
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+            /* The listener stays readable: without a pause this would
+             * spin until a descriptor is freed. */
+            rt_sleep(LEDGER_ACCEPT_BACKOFF_MS);
+            continue;
+        }
         if (fd < 0)
             continue;
-        if (conns >= LEDGER_CONNS_MAX) {
+        if (conns >= max) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
                                        "application/json\r\nContent-Length: 20\r\nConnection: "
                                        "close\r\n\r\n{\"error\":\"too_busy\"}";

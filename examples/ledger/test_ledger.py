@@ -443,4 +443,47 @@ def an_idempotency_key_in_a_trailer_is_not_the_requests_key():
         lg.stop()
 
 
+@run.case
+def connections_past_the_descriptor_limit_are_refused_with_503():
+    """Under a descriptor limit below LEDGER_CONNS_MAX the connection
+    bound shrinks to fit, so a connection past it is still answered 503
+    rather than left unaccepted in the backlog."""
+    import resource
+
+    def low_nofile():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [BIN, "--listen", f"127.0.0.1:{port}", "--db", os.path.join(tmp, "fds.db"),
+         "--schedulers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=low_nofile)
+    lg = Ledger.__new__(Ledger)
+    lg.port, lg.proc = port, proc
+    end = time.time() + 10 * SCALE
+    while time.time() < end:
+        try:
+            if lg.get("/healthz")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.02)
+    socks = []
+    try:
+        for _ in range(220):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5 * SCALE))
+        last = socks[-1]
+        out = last.recv(200)
+        assert out.startswith(b"HTTP/1.1 503 "), out
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.5 * SCALE)
+    assert lg.get("/healthz")[0] == 200
+    lg.stop()
+
+
 run.finish()
