@@ -48,44 +48,65 @@ struct rep {
     char body[];
 };
 
-struct load_args {
-    const char *id;
+struct load_job {
+    struct ledger_job base;
+    char id[LEDGER_ID_MAX + 1];
     bool exists;
     int64_t balance;
 };
 
-static int load_fn(void *arg)
+static int load_fn(struct ledger_job *j)
 {
-    struct load_args *a = arg;
+    struct load_job *a = (struct load_job *)j;
     return ledger_store_load(ledger_app.store, a->id, &a->exists, &a->balance);
 }
 
-struct apply_args {
-    const struct ledger_op *op;
+static void load_free(struct ledger_job *j)
+{
+    free(j);
+}
+
+/* The op and its fingerprint are copied in: the request's message goes
+ * with the account's process if it is killed while the store works. */
+struct apply_job {
+    struct ledger_job base;
+    struct ledger_op op;
     struct ledger_answer ans;
+    char fingerprint[];
 };
 
-static int apply_fn(void *arg)
+static int apply_fn(struct ledger_job *j)
 {
-    struct apply_args *a = arg;
-    return ledger_store_apply(ledger_app.store, a->op, &a->ans);
+    struct apply_job *a = (struct apply_job *)j;
+    return ledger_store_apply(ledger_app.store, &a->op, &a->ans);
+}
+
+static void apply_free(struct ledger_job *j)
+{
+    free(((struct apply_job *)j)->ans.body);
+    free(j);
 }
 
 static void account_init(void *arg, struct rt_gs_result *res)
 {
     struct account *a = rt_calloc(1, sizeof *a);
-    if (!a) {
+    struct load_job *lj = calloc(1, sizeof *lj);
+    if (!a || !lj) {
+        free(lj);
         rt_gs_stop(res, RT_SYSTEM_LIMIT);
         return;
     }
     snprintf(a->id, sizeof a->id, "%s", (const char *)arg);
-    struct load_args la = {.id = a->id};
-    if (ledger_blocking(load_fn, &la) < 0) {
+    lj->base = (struct ledger_job){.fn = load_fn, .free_fn = load_free};
+    memcpy(lj->id, a->id, sizeof lj->id);
+    int rc = ledger_blocking(&lj->base);
+    a->exists = lj->exists;
+    a->balance = lj->balance;
+    ledger_job_put(&lj->base);
+    if (rc < 0) {
         rt_gs_stop(res, rt_atom_intern("storage_error"));
         return;
     }
-    a->exists = la.exists;
-    a->balance = la.balance;
     rt_set_detail("account %s", a->id);
     res->state = a;
 }
@@ -118,24 +139,29 @@ static void account_call(struct rt_msg *m, const struct rt_gs_from *from, void *
     struct rt_msg *reply = NULL;
     rt_atom stop = 0;
     if (m->type == REQ_APPLY && m->size >= sizeof(struct ledger_op)) {
-        struct ledger_op *op = (struct ledger_op *)m->data;
-        op->fingerprint = (const char *)m->data + sizeof *op;
-        op->fingerprint_len = m->size - sizeof *op;
-        op->exists = a->exists;
-        op->balance = a->balance;
-        struct apply_args aa = {.op = op};
-        int rc = ledger_blocking(apply_fn, &aa);
+        size_t fp_len = m->size - sizeof(struct ledger_op);
+        struct apply_job *aj = calloc(1, sizeof *aj + fp_len);
+        if (!aj) {
+            rt_gs_stop(res, RT_SYSTEM_LIMIT);
+            return;
+        }
+        aj->base = (struct ledger_job){.fn = apply_fn, .free_fn = apply_free};
+        memcpy(&aj->op, m->data, sizeof aj->op);
+        memcpy(aj->fingerprint, (const char *)m->data + sizeof aj->op, fp_len);
+        aj->op.fingerprint = aj->fingerprint;
+        aj->op.fingerprint_len = fp_len;
+        int rc = ledger_blocking(&aj->base);
         if (rc == 0) {
-            a->exists = aa.ans.exists;
-            a->balance = aa.ans.balance;
-            reply = rep_new(0, a, &aa.ans);
-            free(aa.ans.body);
+            a->exists = aj->ans.exists;
+            a->balance = aj->ans.balance;
+            reply = rep_new(0, a, &aj->ans);
         } else {
             /* The transaction was rolled back; start again from the
              * database rather than trust what is in memory. */
             reply = rep_new(rc, a, NULL);
             stop = rt_atom_intern("storage_error");
         }
+        ledger_job_put(&aj->base);
     } else if (m->type == REQ_BALANCE) {
         reply = rep_new(a->exists ? 0 : -ENOENT, a, NULL);
     } else {
@@ -232,8 +258,20 @@ static int account_pid(const char *id, rt_pid *out)
  * queued, as one for an id without an account does) is started again and
  * asked again: it never saw the request. Any other end of the call is
  * returned: the request may or may not have been carried out. */
+static void req_free(void *req)
+{
+    rt_msg_free(req);
+}
+
 static int account_call_req(const char *id, struct rt_msg *req, struct rt_msg **reply)
 {
+    /* The caller may be killed while it waits (a shutdown): the request
+     * goes with it then. */
+    uint64_t d = rt_defer(req_free, req);
+    if (!d) {
+        rt_msg_free(req);
+        return -ENOMEM;
+    }
     int rc = -ESRCH;
     for (int attempt = 0; attempt < 3; attempt++) {
         rt_pid pid = 0;
@@ -250,7 +288,7 @@ static int account_call_req(const char *id, struct rt_msg *req, struct rt_msg **
         if (!(rc == -ESRCH || (rc == -ECONNRESET && why == RT_NORMAL)))
             break;
     }
-    rt_msg_free(req);
+    rt_undefer(d, true);
     return rc;
 }
 

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -39,6 +40,11 @@
 #define LEDGER_JSON_DEPTH 8    /* nesting of a request's JSON */
 #define LEDGER_CONNS_MAX 1024  /* connections at once */
 #define LEDGER_STOP_MS 4000    /* a connection's wait to stop (under the acceptor's 5 s) */
+/* Descriptors kept out of the connections' share of RLIMIT_NOFILE: the
+ * database and its WAL files, the listener, the runtime's pollers, the
+ * socket a 503 is written on. */
+#define LEDGER_FDS_RESERVE 64
+#define LEDGER_ACCEPT_BACKOFF_MS 50 /* after accept fails for want of descriptors */
 #define READ_BUF 16384
 
 struct conn {
@@ -142,7 +148,11 @@ static int on_header_value_complete(llhttp_t *ll)
     int rc = 0;
     if (++c->nheaders > LEDGER_HEADERS_MAX)
         rc = refuse(c, 431);
-    else if (!c->field_long && strcmp(c->field, "idempotency-key") == 0) {
+    else if (c->headers_done) {
+        /* A trailer field (after a chunked body): counted against the
+         * bounds, never taken as the request's key or expectation, which
+         * the head alone carries (RFC 9110, 6.5.1). */
+    } else if (!c->field_long && strcmp(c->field, "idempotency-key") == 0) {
         /* One key, 1..LEDGER_KEY_MAX printable bytes; anything else is 400. */
         if (c->has_key || c->value_long || c->value_len == 0 || !printable(c->value, c->value_len))
             c->key_bad = true;
@@ -348,6 +358,22 @@ static double rng_next(void)
     return (double)(x >> 11) / 9007199254740992.0;
 }
 
+/* What change() holds outside rt_alloc, released on its way out or when
+ * its process is killed. */
+struct change_hold {
+    json_t *doc;
+    char *body;
+};
+
+static void change_free(void *arg)
+{
+    struct change_hold *h = arg;
+    json_decref(h->doc);
+    free(h->body);
+    h->doc = NULL;
+    h->body = NULL;
+}
+
 /* POST /accounts, /accounts/{id}/debit, /accounts/{id}/credit. Returns 1
  * when the connection is to be dropped unanswered (fault injection). */
 static int change(struct conn *c, enum ledger_op_kind kind, const char *id, size_t id_len,
@@ -355,16 +381,27 @@ static int change(struct conn *c, enum ledger_op_kind kind, const char *id, size
 {
     static const char *const names[] = {"", "create", "debit", "credit"};
     struct ledger_op op = {.kind = kind};
-    json_t *doc = NULL;
     char *fp = NULL;
+    struct ledger_answer ans = {0};
     int rc = 0;
+    /* The process may be killed while it waits for the account or writes
+     * the answer (a shutdown): what it holds outside rt_alloc is released
+     * then by a deferred cleanup, which reads the holder (rt_alloc'd: it
+     * outlives the cleanups), not the stack. */
+    struct change_hold *hold = rt_calloc(1, sizeof *hold);
+    uint64_t d = hold ? rt_defer(change_free, hold) : 0;
+    if (!d) {
+        rt_free(hold);
+        return respond_error(c, 503, "out_of_memory", true);
+    }
     if (c->key_bad) {
         rc = respond_error(c, 400, "bad_idempotency_key", close_after);
         goto out;
     }
     json_error_t jerr;
     if (shallow(c->body, c->body_len))
-        doc = json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        hold->doc = json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = hold->doc;
     if (!json_is_object(doc)) {
         rc = respond_error(c, 400, "body_must_be_a_json_object", close_after);
         goto out;
@@ -403,8 +440,8 @@ static int change(struct conn *c, enum ledger_op_kind kind, const char *id, size
         memcpy(fp + 6 + tlen, c->body, c->body_len);
         op.fingerprint = fp;
     }
-    struct ledger_answer ans = {0};
     int arc = ledger_account_apply(&op, &ans);
+    hold->body = arc < 0 ? NULL : ans.body;
     if (arc < 0) {
         /* The change may or may not have been made (the account's process
          * died or timed out mid-way): say so, never success or failure. */
@@ -417,29 +454,37 @@ static int change(struct conn *c, enum ledger_op_kind kind, const char *id, size
         rt_sleep(ledger_app.faults.delay_ms);
     if (ans.applied && ledger_app.faults.fail_after_commit > 0 &&
         rng_next() < ledger_app.faults.fail_after_commit) {
-        free(ans.body);
         rc = 1;
         goto out;
     }
     rc = respond(c, ans.status, ans.body, ans.body_len, close_after, NULL);
-    free(ans.body);
 out:
     rt_free(fp);
-    json_decref(doc);
+    rt_undefer(d, true);
+    rt_free(hold);
     return rc;
 }
 
-struct read_args {
-    int (*fn)(struct ledger_store *, const char *, char **, size_t *);
-    const char *id;
+/* A GET's read on the blocking pool; the id and the answer live in the job
+ * (a connection killed meanwhile leaves them to the worker). */
+struct read_job {
+    struct ledger_job base;
+    int (*read)(struct ledger_store *, const char *, char **, size_t *);
+    char id[LEDGER_ID_MAX + 1];
     char *json;
     size_t len;
 };
 
-static int read_fn(void *arg)
+static int read_fn(struct ledger_job *j)
 {
-    struct read_args *a = arg;
-    return a->fn(ledger_app.store, a->id, &a->json, &a->len);
+    struct read_job *r = (struct read_job *)j;
+    return r->read(ledger_app.store, r->id, &r->json, &r->len);
+}
+
+static void read_free(struct ledger_job *j)
+{
+    free(((struct read_job *)j)->json);
+    free(j);
 }
 
 static int list_adapter(struct ledger_store *s, const char *id, char **j, size_t *l)
@@ -454,17 +499,23 @@ static int total_adapter(struct ledger_store *s, const char *id, char **j, size_
 
 /* A GET answered from the database. */
 static int read_doc(struct conn *c,
-                    int (*fn)(struct ledger_store *, const char *, char **, size_t *),
+                    int (*read)(struct ledger_store *, const char *, char **, size_t *),
                     const char *id, bool close_after)
 {
-    struct read_args a = {.fn = fn, .id = id};
-    int rc = ledger_blocking(read_fn, &a);
+    struct read_job *r = calloc(1, sizeof *r);
+    if (!r)
+        return respond_error(c, 503, "out_of_memory", true);
+    r->base = (struct ledger_job){.fn = read_fn, .free_fn = read_free};
+    r->read = read;
+    snprintf(r->id, sizeof r->id, "%s", id ? id : "");
+    int rc = ledger_blocking(&r->base);
     if (rc == -ENOENT)
-        return respond_error(c, 404, "no_such_account", close_after);
-    if (rc < 0)
-        return respond_error(c, 503, "storage_error", close_after);
-    rc = respond(c, 200, a.json, a.len, close_after, NULL);
-    free(a.json);
+        rc = respond_error(c, 404, "no_such_account", close_after);
+    else if (rc < 0)
+        rc = respond_error(c, 503, "storage_error", close_after);
+    else
+        rc = respond(c, 200, r->json, r->len, close_after, NULL);
+    ledger_job_put(&r->base);
     return rc;
 }
 
@@ -630,11 +681,25 @@ static void stop_connections(rt_pid parent, rt_atom why)
     }
 }
 
+/* LEDGER_CONNS_MAX, or fewer if the descriptor limit would be reached
+ * first: past it accept fails, and the refusal with 503 needs a
+ * descriptor too. */
+static size_t conns_max(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= LEDGER_CONNS_MAX + LEDGER_FDS_RESERVE)
+        return LEDGER_CONNS_MAX;
+    if (rl.rlim_cur <= 2 * LEDGER_FDS_RESERVE)
+        return rl.rlim_cur / 2;
+    return rl.rlim_cur - LEDGER_FDS_RESERVE;
+}
+
 static void acceptor(void *arg, const struct rt_proc_starter *st)
 {
     int lfd = ledger_app.lfd;
     rt_pid parent = st->pid;
-    size_t conns = 0;
+    size_t conns = 0, max = conns_max();
     rt_trap_exit(true);
     rt_proc_init_ack(st);
     for (;;) {
@@ -654,9 +719,15 @@ static void acceptor(void *arg, const struct rt_proc_starter *st)
         if (ready < 0 || !(ready & RT_POLL_IN))
             continue;
         int fd = rt_accept(lfd, NULL, NULL, 0);
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+            /* The listener stays readable: without a pause this would
+             * spin until a descriptor is freed. */
+            rt_sleep(LEDGER_ACCEPT_BACKOFF_MS);
+            continue;
+        }
         if (fd < 0)
             continue;
-        if (conns >= LEDGER_CONNS_MAX) {
+        if (conns >= max) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
                                        "application/json\r\nContent-Length: 20\r\nConnection: "
                                        "close\r\n\r\n{\"error\":\"too_busy\"}";

@@ -57,7 +57,8 @@ struct ledger_op {
     /* What a repeated key must match: "METHOD path\n" then the body. */
     const char *fingerprint;
     size_t fingerprint_len;
-    /* The account as its process knows it. */
+    /* The account as the store reads it inside the change's transaction
+     * (set by ledger_store_apply; a caller's values are ignored). */
     bool exists;
     int64_t balance;
 };
@@ -80,7 +81,9 @@ int ledger_store_load(struct ledger_store *s, const char *id, bool *exists, int6
 /* Blocking; blocking pool only. Carries out `op` in one transaction:
  * checks the Idempotency-Key first (a key seen before answers its stored
  * answer if the fingerprint matches, 422 if not, and applies nothing),
- * then applies the change, writes its entry, and stores the answer under
+ * then decides the change against the account's row as this transaction
+ * reads it (never a caller's copy of the balance), applies it, writes its
+ * entry, and stores the answer under
  * the key, all committed together before returning. Answers of requests
  * that did not reach an account (404) are not stored. 0 with *ans, or
  * -EIO / -ENOMEM (nothing applied). */
@@ -104,7 +107,7 @@ int ledger_accounts_start(void *arg, const void *extra, size_t extra_size, rt_pi
 /* Process context; blocks until the account's process has answered (its
  * commit included). Starts the account's process if it is not running.
  * The op is copied (its fingerprint too); its `exists` and `balance` are
- * ignored, the account's process uses what it holds. 0 with *ans (ans->body
+ * ignored (the store reads the row). 0 with *ans (ans->body
  * is the caller's, malloc'd), or a negative errno: then the change may or
  * may not have been made (-ETIMEDOUT, -ECONNRESET). */
 int ledger_account_apply(struct ledger_op *op, struct ledger_answer *ans);
@@ -135,8 +138,26 @@ struct ledger_app {
 };
 extern struct ledger_app ledger_app;
 
-/* Process context: runs fn(arg) on the blocking pool, returns its result
- * (or the pool's error). */
-int ledger_blocking(int (*fn)(void *), void *arg);
+/* A call on the blocking pool. Its inputs and outputs live in the job (one
+ * malloc'd block that embeds this header first), never on the caller's
+ * stack or in its messages: a process killed while parked on the pool (a
+ * shutdown, an exit signal) has its stack and messages freed while the
+ * worker still runs fn, which must then touch only the job. The caller and
+ * the worker each hold a reference; the last one calls free_fn, which frees
+ * the block and any output the caller did not take (set it to NULL to take
+ * it). */
+struct ledger_job {
+    int (*fn)(struct ledger_job *j);
+    void (*free_fn)(struct ledger_job *j);
+    _Atomic int refs;
+    uint64_t defer; /* drops the caller's reference if it dies */
+};
+
+/* Process context: runs j->fn(j) on the blocking pool and returns its
+ * result (or the pool's error). Whatever it returns, the caller still holds
+ * its reference and gives it up with ledger_job_put once it has read the
+ * outputs. */
+int ledger_blocking(struct ledger_job *j);
+void ledger_job_put(struct ledger_job *j);
 
 #endif

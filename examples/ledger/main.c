@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,23 +30,46 @@
 
 struct ledger_app ledger_app = {.lfd = -1, .request_timeout_ms = 30000};
 
-struct blocking_call {
-    int (*fn)(void *);
-    void *arg;
-};
+static void job_unref(void *arg)
+{
+    struct ledger_job *j = arg;
+    /* acq_rel: the last owner sees everything the other wrote. */
+    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1)
+        j->free_fn(j);
+}
 
 static intptr_t blocking_tramp(void *arg)
 {
-    struct blocking_call *b = arg;
-    return b->fn(b->arg);
+    struct ledger_job *j = arg;
+    int rc = j->fn(j);
+    job_unref(j); /* the worker's reference */
+    return rc;
 }
 
-int ledger_blocking(int (*fn)(void *), void *arg)
+int ledger_blocking(struct ledger_job *j)
 {
-    struct blocking_call b = {fn, arg};
+    atomic_store_explicit(&j->refs, 1, memory_order_relaxed);
+    j->defer = rt_defer(job_unref, j);
+    if (!j->defer)
+        return -ENOMEM;
+    atomic_fetch_add_explicit(&j->refs, 1, memory_order_relaxed);
     intptr_t result = 0;
-    int rc = rt_blocking(blocking_tramp, &b, &result);
-    return rc < 0 ? rc : (int)result;
+    int rc = rt_blocking(blocking_tramp, j, &result);
+    if (rc < 0) {
+        job_unref(j); /* never queued: the worker's reference is ours to drop */
+        return rc;
+    }
+    return (int)result;
+}
+
+void ledger_job_put(struct ledger_job *j)
+{
+    if (!j)
+        return;
+    if (j->defer)
+        rt_undefer(j->defer, true);
+    else
+        job_unref(j);
 }
 
 /* ---- the root process ------------------------------------------------------ */

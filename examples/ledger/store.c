@@ -327,21 +327,31 @@ int ledger_store_apply(struct ledger_store *s, const struct ledger_op *op,
     struct ledger_answer a = {0};
     char now[64];
     now_text(now, sizeof now);
+    /* The change is decided against the row as this transaction reads it,
+     * not against what the account's process holds: a process killed while
+     * its change waited here is restarted and may load the row before that
+     * change commits, and its copy of the balance is then behind. */
+    struct ledger_op cur = *op;
     pthread_mutex_lock(&s->lock);
     int rc = exec(s->db, "BEGIN IMMEDIATE");
     if (rc < 0)
         goto out;
+    rc = load_locked(s->db, op->account, &cur.exists, &cur.balance);
+    if (rc < 0) {
+        exec(s->db, "ROLLBACK");
+        goto out;
+    }
     if (op->key[0]) {
         rc = key_lookup(s->db, op, &a);
         if (rc != 0) { /* an answer from the key, or an error: nothing to write */
-            a.exists = op->exists;
-            a.balance = op->balance;
+            a.exists = cur.exists;
+            a.balance = cur.balance;
             exec(s->db, "ROLLBACK");
             rc = rc < 0 ? rc : 0;
             goto out;
         }
     }
-    rc = decide(s->db, op, &a, now);
+    rc = decide(s->db, &cur, &a, now);
     /* 404 is not stored: the request reached no account, and one created
      * later may take the key. */
     if (rc == 0 && op->key[0] && a.status != 404)
