@@ -315,7 +315,8 @@ def the_same_key_while_running_is_409_with_retry_after():
         assert r.getheader("Retry-After"), r.getheaders()
         # The running instance shows its definition and state in ctl ps.
         out = subprocess.run([e.gw.proc.args[0], "ctl", "--admin", f"127.0.0.1:{e.gw.admin_port}",
-                              "ps", "--kind", "workflow"], capture_output=True, text=True)
+                              "ps", "--kind", "workflow"], capture_output=True, text=True,
+                             timeout=30)
         assert "transfer step:debit" in out.stdout, out.stdout + out.stderr
 
 
@@ -375,9 +376,10 @@ def a_replica_that_dies_has_its_instances_taken_over_by_another():
     sys.path.insert(0, os.path.join(os.environ.get("TANDEM_SRC", os.getcwd()), "tests", "lib"))
     import pgserver
     pg = pgserver.PgServer().start()
-    e = Env(transfer(mode="async"), ledger_args=("--delay-ms", "1500"), gateway=False)
+    e = None
     gws = []
     try:
+        e = Env(transfer(mode="async"), ledger_args=("--delay-ms", "1500"), gateway=False)
         e.ledger.account("alice", 100)
         e.ledger.account("bob", 0)
         for i in range(2):
@@ -405,10 +407,11 @@ def a_replica_that_dies_has_its_instances_taken_over_by_another():
         assert step_keys(e.ledger.keys("bob"), wid) == [f"{wid}.credit"]
         assert e.ledger.balance("alice") == 75 and e.ledger.balance("bob") == 25
     finally:
-        e.gw = None
         for g in gws:
             g.close()
-        e.__exit__()
+        if e:
+            e.gw = None
+            e.__exit__()
         pg.stop()
 def restart(gw, sig=signal.SIGTERM):
     """Stops the gateway with `sig` and starts it again on the same config
