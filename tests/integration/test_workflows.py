@@ -33,7 +33,11 @@ class Ledger:
     def start(self):
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        wait_port(self.port)
+        try:
+            wait_port(self.port)
+        except BaseException:
+            self.close()
+            raise
 
     def call(self, method, path, body=None, key=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -83,12 +87,18 @@ class Env:
     def __init__(self, wf=None, ledger_args=(), gateway=True):
         self.ledger = Ledger(*ledger_args)
         self.dir = tempfile.mkdtemp(prefix="tandem-wf-")
-        os.makedirs(os.path.join(self.dir, "workflows"))
-        with open(os.path.join(self.dir, "workflows", "transfer.json"), "w") as f:
-            json.dump({"workflows": [wf or transfer()]}, f)
         self.gw = None
-        if gateway:
-            self.start_gateway()
+        # A gateway that does not start leaves no ledger running: the
+        # caller's `with` never got the Env to close.
+        try:
+            os.makedirs(os.path.join(self.dir, "workflows"))
+            with open(os.path.join(self.dir, "workflows", "transfer.json"), "w") as f:
+                json.dump({"workflows": [wf or transfer()]}, f)
+            if gateway:
+                self.start_gateway()
+        except BaseException:
+            self.__exit__()
+            raise
 
     def start_gateway(self):
         self.gw = Gateway(
