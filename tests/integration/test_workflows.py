@@ -538,6 +538,61 @@ def head_on_the_status_path_frames_like_get_and_sends_no_body():
             assert r.status == 404, (bad, r.status)
 
 
+@t.case
+def a_replica_does_not_restart_an_instance_that_stopped_without_ending_at_every_claim():
+    # An instance whose journalled definition names an upstream the
+    # restarted gateway no longer has stops at once (it cannot run). With
+    # PostgreSQL the replica claims its unfinished instances every half
+    # lease (0.5 s here): it must not start that one again each time,
+    # logging its error and counting it recovered again and again.
+    sys.path.insert(0, os.path.join(os.environ.get("TANDEM_SRC", os.getcwd()), "tests", "lib"))
+    import pgserver
+    pg = pgserver.PgServer().start()
+    e = None
+    gws = []
+    try:
+        e = Env(transfer(mode="async"), ledger_args=("--delay-ms", "3000"), gateway=False)
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+
+        def gateway(upstream):
+            return Gateway(
+                [{"name": "transfer", "match": {"path": "/transfers", "methods": ["POST"]},
+                  "workflow": "transfer"}],
+                {upstream: {"targets": [{"address": f"127.0.0.1:{e.ledger.port}"}]}},
+                extra={"workflows": {"dir": os.path.join(e.dir, "workflows"), "journal": {
+                    "backend": "postgres", "replica_id": "r0",
+                    "postgres": {"conninfo_env": "TANDEM_PG", "lease_ms": 1000}}}},
+                env={"TANDEM_PG": pg.conninfo})
+        gws.append(gateway("ledger"))
+        e.gw = gws[0]
+        r, data = e.post({"from": "alice", "to": "bob", "amount": 5}, key="k")
+        assert r.status == 202, (r.status, data)
+        wid = json.loads(data)["id"]
+        gws[0].proc.send_signal(signal.SIGKILL)
+        gws[0].proc.wait()
+        wf = transfer(mode="async")
+        for step in wf["steps"]:
+            step["upstream"] = "ledger2"
+        with open(os.path.join(e.dir, "workflows", "transfer.json"), "w") as f:
+            json.dump({"workflows": [wf]}, f)
+        gws.append(gateway("ledger2"))
+        e.gw = gws[1]
+        time.sleep(4 * SCALE)
+        tries = gws[1].log().count(f"workflow {wid}: its definition transfer no longer compiles")
+        # Once at the start, at most once more by the first claim after it.
+        assert 1 <= tries <= 2, (tries, gws[1].log()[-2000:])
+        _, detail = admin(gws[1], f"/admin/workflows/{wid}")
+        assert not detail["terminal"], detail
+    finally:
+        for g in gws:
+            g.close()
+        if e:
+            e.gw = None
+            e.__exit__()
+        pg.stop()
+
+
 def admin(gw, path):
     c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=10)
     c.request("GET", path)
