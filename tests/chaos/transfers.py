@@ -15,7 +15,12 @@ started again on the same database. At the end:
   - the sum of all balances is unchanged;
   - every final answer a client got for a key is byte-identical to the
     others it got for that key;
-  - the journal holds no instance that is not terminal.
+  - the journal holds no instance that is not terminal;
+  - and, so that none of this passes vacuously: every transfer has final
+    answers, every requested kill happened and killed instances were
+    recovered (or taken over), each account's balance is what the answers
+    make it, every keyed ledger entry belongs to a transfer a client got,
+    and the journal holds one instance per transfer (tests/chaos/README.md).
 
 Modes:
   sqlite    one gateway, the SQLite journal (the default)
@@ -47,6 +52,12 @@ from harness import free_port, tandem_bin, wait_port  # noqa: E402
 
 LEDGER_BIN = os.environ.get("LEDGER_BIN", "build/examples/ledger/tandem-ledger")
 START_BALANCE = 1000
+# With replicas, how long a killed replica stays down every other kill:
+# past its lease (3 s) and the other's next claim (within 1.65 s after).
+LONG_DOWN_S = 6.0
+# The clients give up on what is still unanswered this long after the start
+# (meson's timeout for the suite is 900 s).
+RUN_LIMIT_S = 600
 
 # The definition under test: examples/ledger's transfer, with the answer of
 # a compensated transfer told apart from "still running" (409).
@@ -75,8 +86,18 @@ class Proc:
         e.update(self.env or {})
         self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=self.log, env=e)
         self.starts += 1
-        wait_port(self.port, timeout=timeout)
-        return time.monotonic() - t0
+        # A process that exits (a port taken meanwhile, a bad journal) is
+        # reported at once, not after the whole timeout.
+        while True:
+            try:
+                wait_port(self.port, timeout=0.5)
+                return time.monotonic() - t0
+            except TimeoutError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode} "
+                                       "before listening")
+                if time.monotonic() - t0 > timeout:
+                    raise
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -106,13 +127,18 @@ def request(port, method, path, body=None, headers=None, timeout=30):
         c.close()
 
 
-def recovered(admin_port):
-    """Instances the gateway restarted from the journal at its start."""
-    _, _, text = request(admin_port, "GET", "/metrics")
+def metric(admin_port, name, timeout=30):
+    _, _, text = request(admin_port, "GET", "/metrics", timeout=timeout)
     for line in text.decode().splitlines():
-        if line.startswith("tandem_workflows_recovered_total "):
+        if line.startswith(name + " "):
             return int(float(line.split()[1]))
-    return 0
+    raise AssertionError(f"/metrics has no {name}")
+
+
+def recovered(admin_port):
+    """Instances the gateway restarted from the journal since its start
+    (at its start, and with replicas those it took over)."""
+    return metric(admin_port, "tandem_workflows_recovered_total")
 
 
 def admin(port, path):
@@ -128,6 +154,10 @@ class Run:
         self.dir = tempfile.mkdtemp(prefix="tandem-chaos-")
         self.stop_killing = threading.Event()
         self.answers = {}  # key -> [(status, body)] final answers
+        self.jobs = {}  # key -> the transfer's body
+        self.errors = []  # exceptions of the client and killer threads
+        self.killed_running = 0  # gateway kills with an instance live in it
+        self.killed_running_long = 0  # of those, replicas kept down past the lease
         self.lock = threading.Lock()
         self.kills = []  # (what, when)
         self.restart_s = []
@@ -204,6 +234,13 @@ class Run:
     # ---- clients --------------------------------------------------------------
 
     def client(self, ci, jobs):
+        try:
+            self.client_loop(ci, jobs)
+        except Exception as e:  # a lost job must fail the run, not vanish
+            with self.lock:
+                self.errors.append(f"client {ci}: {e!r}")
+
+    def client_loop(self, ci, jobs):
         rng = random.Random(self.args.seed * 1000 + ci)
         # Paced so that the transfers span the kills: on average each client
         # starts one every `pace` seconds.
@@ -215,7 +252,10 @@ class Run:
                     return
                 key, body = jobs.pop()
             finals = 0
-            deadline = time.monotonic() + 300
+            # 300 s per transfer, and the run as a whole within RUN_LIMIT_S
+            # (under meson's timeout, so the run reports, and stops its
+            # servers, itself).
+            deadline = min(time.monotonic() + 300, self.run_deadline)
             while time.monotonic() < deadline:
                 g = rng.choice(self.gateways)
                 try:
@@ -237,18 +277,48 @@ class Run:
                 time.sleep(0.05 + rng.random() * 0.2)
             else:
                 with self.lock:
-                    self.answers.setdefault(key, []).append((None, b"no final answer in 300 s"))
+                    self.answers.setdefault(key, []).append((None, b"no final answer in time"))
 
     # ---- the killer -----------------------------------------------------------
 
     def killer(self, duration):
-        moments = sorted(self.rng.uniform(0.5, duration) for _ in range(self.args.kills))
-        ledger_at = self.rng.uniform(0.3, 0.7) * duration
+        try:
+            self.killer_loop(duration)
+        except Exception as e:
+            with self.lock:
+                self.errors.append(f"killer: {e!r}")
+
+    def wait_running(self, g, limit_s=2.0):
+        """Waits (a bounded time) for a moment when the gateway runs an
+        instance, so that the kill leaves one unfinished for recovery."""
+        end = time.monotonic() + limit_s
+        while time.monotonic() < end:
+            try:
+                if metric(g.admin_port, "tandem_workflows_running", timeout=2) > 0:
+                    return True
+            except (OSError, http.client.HTTPException, AssertionError):
+                pass
+            time.sleep(0.01)
+        return False
+
+    def killer_loop(self, duration):
+        # Every kill within the first 85% of the run, so that the clients
+        # are still sending when the last one comes. With replicas, every
+        # other kill keeps the replica down past its lease: the moments
+        # are drawn from a span shortened by those waits, and each later
+        # one is pushed back by the waits before it (self.pushed).
+        nlong = self.args.kills // 2 if len(self.gateways) > 1 else 0
+        span = 0.85 * duration - LONG_DOWN_S * nlong
+        if span < 1.0:
+            raise RuntimeError(f"--duration {duration} is too short for {self.args.kills} kills")
+        moments = sorted(self.rng.uniform(0.5, span) for _ in range(self.args.kills))
+        ledger_at = self.rng.uniform(0.3, 0.7) * span
+        self.pushed = 0.0
         t0 = time.monotonic()
         pending = [("gateway", m) for m in moments] + [("ledger", ledger_at)]
         pending.sort(key=lambda p: p[1])
         for what, at in pending:
-            while time.monotonic() - t0 < at:
+            while time.monotonic() - t0 < at + self.pushed:
                 if self.stop_killing.wait(0.05):
                     return
             if what == "ledger":
@@ -259,12 +329,20 @@ class Run:
             else:
                 # With replicas, always the first: the second takes over.
                 g = self.gateways[0]
+                running = self.wait_running(g)
                 g.kill()
                 self.kills.append(("gateway", time.monotonic() - t0))
-                if len(self.gateways) > 1 and len(self.kills) % 2 == 0:
-                    # Down past its lease (3 s): the other replica takes
-                    # its unfinished instances over.
-                    time.sleep(4.5)
+                self.killed_running += running
+                gw_kills = sum(1 for k in self.kills if k[0] == "gateway")
+                if len(self.gateways) > 1 and gw_kills % 2 == 0:
+                    # Down past its lease: the other replica takes its
+                    # unfinished instances over. The lease (3 s) lapses at
+                    # most 3 s after the kill, and the other claims within
+                    # 0.55 of a lease (1.65 s) after that; a restart before
+                    # then would claim them back itself.
+                    self.killed_running_long += running
+                    time.sleep(LONG_DOWN_S)
+                    self.pushed += LONG_DOWN_S
                 else:
                     time.sleep(self.rng.uniform(0.05, 0.5))
                 # Recovery runs before the listeners accept: the time to
@@ -280,6 +358,24 @@ class Run:
             failures.append(msg)
             print("FAIL", msg, flush=True)
 
+        for e in self.errors:
+            fail(e)
+        # The run did what it is meant to: every transfer was sent, the
+        # kills happened while transfers ran, and killed gateways left
+        # instances that were recovered (or, with replicas, taken over).
+        if len(self.answers) != len(self.jobs):
+            fail(f"{len(self.answers)} transfers answered of {len(self.jobs)} sent")
+        gw_kills = sum(1 for k in self.kills if k[0] == "gateway")
+        ledger_kills = sum(1 for k in self.kills if k[0] == "ledger")
+        if gw_kills != self.args.kills or ledger_kills != 1:
+            fail(f"{gw_kills} gateway kills of {self.args.kills}, {ledger_kills} ledger kills of 1")
+        if self.args.kills and not self.killed_running:
+            fail("no gateway kill came while an instance ran in it")
+        elif self.args.kills and not self.recovered:
+            fail(f"{self.killed_running} kills with instances running, none recovered")
+        if self.killed_running_long and not getattr(self, "taken_over", 0):
+            fail(f"{self.killed_running_long} replicas killed with instances running and kept "
+                 "down past their lease, none taken over")
         # Every key has final answers, all the same bytes.
         ids = {}
         for key, got in self.answers.items():
@@ -292,6 +388,12 @@ class Run:
             s, b = got[0]
             doc = json.loads(b)
             ids[key] = (s, doc.get("id"))
+            # A transfer to an account that does not exist cannot complete.
+            if self.jobs[key]["to"].startswith("ghost") and s != 402:
+                fail(f"{key} to {self.jobs[key]['to']} answered {s}")
+        wids = [w for _, w in ids.values()]
+        if None in wids or len(set(wids)) != len(wids):
+            fail("a final answer without its own workflow id")
         # The journal holds nothing unfinished (any replica sees it all).
         g = self.gateways[-1]
         deadline = time.monotonic() + 60
@@ -303,18 +405,44 @@ class Run:
             time.sleep(0.5)
         if active["workflows"]:
             fail(f"{len(active['workflows'])} instances not terminal: {active['workflows'][:3]}")
+        # One instance per transfer, no more: the list is the journal's
+        # whole content (nothing is purged within the keys' day).
+        journalled, after = set(), ""
+        while True:
+            page = admin(g.admin_port, f"/admin/workflows?limit=1000{after}")
+            journalled.update(w["id"] for w in page["workflows"])
+            if not page["next"]:
+                break
+            after = f"&after={page['next']}"
+        if journalled != set(wids):
+            fail(f"journal holds {len(journalled)} instances, the clients got "
+                 f"{len(set(wids))}; {len(journalled - set(wids))} unknown to the clients")
         # Ledger entries per workflow id.
         total = json.loads(request(self.ledger.port, "GET", "/total")[2])
         if total["total"] != START_BALANCE * len(self.accounts):
             fail(f"sum of balances {total['total']} != {START_BALANCE * len(self.accounts)}")
+        # Each account's balance is what the answers say happened: a
+        # transfer applied twice under another id (or a second instance
+        # for one key) moves money without changing the sum.
+        expect = {a: START_BALANCE for a in self.accounts}
+        for key, (status, _) in ids.items():
+            if status == 200:
+                j = self.jobs[key]
+                expect[j["from"]] -= j["amount"]
+                expect[j["to"]] = expect.get(j["to"], 0) + j["amount"]
         by_key = {}
+        known = {f"{w}.{step}" for w in wids for step in ("debit", "credit", "debit.undo")}
         for a in self.accounts:
             doc = json.loads(request(self.ledger.port, "GET", f"/accounts/{a}/entries")[2])
             assert not doc["truncated"], a
+            if doc["balance"] != expect[a]:
+                fail(f"{a}: balance {doc['balance']}, the answers make it {expect[a]}")
             for e in doc["entries"]:
                 k = e.get("idempotency_key")
                 if k:
                     by_key.setdefault(k, []).append(e)
+                    if k not in known:
+                        fail(f"{a}: entry {e['seq']} with key {k} of no transfer a client got")
         completed = compensated = 0
         for key, (status, wid) in ids.items():
             debit = by_key.get(f"{wid}.debit", [])
@@ -330,6 +458,9 @@ class Run:
                 fail(f"{key} ({status}, {wid}): debit {len(debit)} credit {len(credit)} "
                      f"undo {len(undo)}")
         self.completed, self.compensated = completed, compensated
+        if not completed or (any(j["to"].startswith("ghost") for j in self.jobs.values())
+                             and not compensated):
+            fail(f"{completed} completed, {compensated} compensated: nothing to check")
 
     # ---- the run --------------------------------------------------------------
 
@@ -354,25 +485,34 @@ class Run:
                        self.rng.choice([a for a in self.accounts if a != src]))
                 jobs.append((f"t-{self.args.seed}-{i}",
                              {"from": src, "to": dst, "amount": self.rng.randint(1, 300)}))
+            self.jobs = dict(jobs)
             t0 = time.monotonic()
-            threads = [threading.Thread(target=self.client, args=(i, jobs))
+            self.run_deadline = t0 + RUN_LIMIT_S
+            # Daemons: a run stopped by SIGTERM does not wait for them.
+            threads = [threading.Thread(target=self.client, args=(i, jobs), daemon=True)
                        for i in range(self.args.clients)]
             for th in threads:
                 th.start()
-            killer = threading.Thread(target=self.killer, args=(self.args.duration,))
+            killer = threading.Thread(target=self.killer, args=(self.args.duration,), daemon=True)
             killer.start()
             for th in threads:
                 th.join()
             self.stop_killing.set()
             killer.join()
             elapsed = time.monotonic() - t0
+            if len(self.gateways) > 1:
+                # The replica never killed: what it took over.
+                self.taken_over = recovered(self.gateways[1].admin_port)
+                self.recovered += self.taken_over
             self.check(failures)
             print(f"mode {self.args.mode}: {len(self.answers)} transfers in {elapsed:.1f} s, "
                   f"{self.completed} completed, {self.compensated} compensated, "
                   f"{self.retries} client retries; kills: "
                   f"{sum(1 for k in self.kills if k[0] == 'gateway')} gateway, "
                   f"{sum(1 for k in self.kills if k[0] == 'ledger')} ledger; "
-                  f"instances recovered at restarts: {self.recovered}; "
+                  f"instances recovered or taken over: {self.recovered} "
+                  f"(taken over: {getattr(self, 'taken_over', 0)}; kills with an instance "
+                  f"running: {self.killed_running}); "
                   f"restart to listening: median "
                   f"{sorted(self.restart_s)[len(self.restart_s) // 2] if self.restart_s else 0:.2f} s",
                   flush=True)
@@ -405,10 +545,16 @@ def main():
     p.add_argument("--accounts", type=int, default=50)
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--kills", type=int, default=10)
-    p.add_argument("--duration", type=float, default=30.0,
-                   help="seconds over which the transfers and the kills are spread")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds over which the transfers and the kills are spread "
+                        "(default 30, 60 with postgres: its kills wait out leases)")
     p.add_argument("--seed", type=int, default=int(time.time()))
     args = p.parse_args()
+    # meson's timeout sends SIGTERM: the run's finally still stops the
+    # gateways, the ledger and the PostgreSQL server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.duration is None:
+        args.duration = 60.0 if args.mode == "postgres" else 30.0
     print(f"seed {args.seed}", flush=True)
     failures = Run(args).run()
     print(f"{0 if failures else 1} passed, {1 if failures else 0} failed", flush=True)

@@ -76,6 +76,15 @@ class PgServer:
         self.started = False
 
     def start(self):
+        # A start that fails half way (createdb after the server runs)
+        # leaves nothing behind: the caller has no server to stop.
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self):
         self.tmp = tempfile.mkdtemp(prefix="tandem-pg-")
         self.datadir = os.path.join(self.tmp, "data")
         sockdir = os.path.join(self.tmp, "sock")

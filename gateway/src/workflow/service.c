@@ -107,6 +107,9 @@ static int id_new(char out[WF_ID_LEN + 1])
     return 0;
 }
 
+/* Starts the process of instance `id`: 0 when started, 1 when it already
+ * runs (*out is then the running one, or 0 if it just ended), or a
+ * negative errno. */
 static int instance_run(const char *id, rt_pid *out)
 {
     rt_pid sup = atomic_load_explicit(&instances_sup, memory_order_acquire);
@@ -118,8 +121,15 @@ static int instance_run(const char *id, rt_pid *out)
     memset(buf, 0, sizeof buf);
     memcpy(buf, id, strnlen(id, WF_ID_LEN));
     int rc = rt_sup_start_child_extra(sup, buf, sizeof buf, &pid, &why);
-    if (rc == -EEXIST)
-        rc = 0; /* already running (its name is taken by it) */
+    if (rc == -EEXIST) {
+        /* Already running (its name is taken by it). */
+        if (out) {
+            char name[WF__NAME_MAX];
+            wf__instance_name(buf, name);
+            *out = rt_whereis(name);
+        }
+        return 1;
+    }
     if (rc < 0) {
         rt_log(RT_LOG_ERROR, "workflow %s: cannot start its process: %s (%s)", buf, strerror(-rc),
                rt_atom_name(why));
@@ -363,6 +373,29 @@ static int recovery_start(void *arg, const void *extra, size_t extra_size, rt_pi
 
 enum { TAKEOVER_TICK = 1 };
 
+/* The claimed instances wf_takeover started here, sorted. One of them
+ * that is unfinished and has no process any more stopped without ending
+ * (its definition no longer compiles, its transitions do not fit it): it
+ * is not started again every tick, which would log its error and count it
+ * recovered each time; the next start of the gateway tries it again, as
+ * with SQLite. Bounded by the claim: ids no longer claimed are dropped. */
+struct takeover {
+    char (*started)[WF_ID_LEN + 1];
+    size_t n;
+};
+
+static int id_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, WF_ID_LEN);
+}
+
+static void takeover_free(void *p)
+{
+    struct takeover *t = p;
+    free(t->started);
+    free(t);
+}
+
 static void takeover_tick(void)
 {
     /* Half a lease, give or take a tenth, so replicas started together do
@@ -378,29 +411,56 @@ static void takeover_tick(void)
 static void takeover_init(void *arg, struct rt_gs_result *r)
 {
     (void)arg;
+    struct takeover *t = calloc(1, sizeof *t);
+    /* Freed however the process ends, killed included. */
+    if (!t || !rt_defer(takeover_free, t)) {
+        free(t);
+        rt_gs_error(r, rt_atom_intern("out_of_memory"));
+        return;
+    }
+    r->state = t;
     takeover_tick();
     rt_gs_ok(r);
 }
 
 static void takeover_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
 {
-    (void)state;
+    struct takeover *t = state;
     if (msg->type == TAKEOVER_TICK) {
         char(*ids)[WF_ID_LEN + 1] = NULL;
         size_t n = 0;
         /* Claims this replica's own unfinished instances too (their leases
          * renewed): those run here already, and instance_run leaves them. */
         if (wf_journal_claim(RECOVER_MAX, &ids, &n) == 0) {
-            size_t started = 0;
+            size_t started = 0, nkeep = 0;
+            char(*keep)[WF_ID_LEN + 1] = calloc(n ? n : 1, sizeof *keep);
+            if (!keep)
+                n = 0; /* this tick claims without starting; the next starts */
+            if (n)
+                qsort(ids, n, sizeof *ids, id_cmp);
             for (size_t i = 0; i < n; i++) {
-                char name[WF_ID_LEN + 4];
-                snprintf(name, sizeof name, "wf:%s", ids[i]);
+                char name[WF__NAME_MAX];
+                bool before = t->n && bsearch(ids[i], t->started, t->n, sizeof *t->started, id_cmp);
+                wf__instance_name(ids[i], name);
+                if (before) {
+                    memcpy(keep[nkeep++], ids[i], sizeof *keep);
+                    continue;
+                }
                 if (rt_whereis(name))
                     continue;
-                if (instance_run(ids[i], NULL) == 0)
+                /* 1: it started meanwhile here (a new instance, a restart
+                 * by its supervisor); not taken over. */
+                if (instance_run(ids[i], NULL) == 0) {
                     started++;
+                    memcpy(keep[nkeep++], ids[i], sizeof *keep);
+                }
             }
             free(ids);
+            if (keep) {
+                free(t->started);
+                t->started = keep;
+                t->n = nkeep;
+            }
             if (started) {
                 atomic_fetch_add_explicit(&wf__counters.recovered, started, memory_order_relaxed);
                 rt_log(RT_LOG_INFO,
