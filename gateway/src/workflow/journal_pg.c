@@ -574,7 +574,6 @@ out:
 
 /* ---- the vtable ----------------------------------------------------------------- */
 
-
 static void pgb_free(struct pgb *b)
 {
     wf_record_free(b->held);
@@ -630,7 +629,6 @@ out:
     pg_close(b);
     return rc;
 }
-
 
 /* A record from row `row` of a RECORD_COLS result. */
 static int record_of(const PGresult *res, int row, struct wf_record **out)

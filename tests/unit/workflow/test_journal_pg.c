@@ -32,7 +32,6 @@ static const struct wf_backend_ops *ops = &wf_backend_postgres;
 /* A wall clock of the tests' own, far from 0 like a real one. */
 #define T0 ((int64_t)1700000000000)
 
-
 static void *open_as(const char *owner)
 {
     struct wf_journal_config cfg = {
