@@ -376,6 +376,19 @@ def a_gateway_killed_mid_transfer_finishes_it_after_restart():
         assert r.status == 200, (r.status, data)
 
 
+def pg_replica(e, pg, replica, lease_ms, upstream="ledger"):
+    """A gateway in front of e's ledger (named `upstream`) running e's
+    workflows on the PostgreSQL journal of `pg` as replica `replica`."""
+    return Gateway(
+        [{"name": "transfer", "match": {"path": "/transfers", "methods": ["POST"]},
+          "workflow": "transfer"}],
+        {upstream: {"targets": [{"address": f"127.0.0.1:{e.ledger.port}"}]}},
+        extra={"workflows": {"dir": os.path.join(e.dir, "workflows"), "journal": {
+            "backend": "postgres", "replica_id": replica,
+            "postgres": {"conninfo_env": "TANDEM_PG", "lease_ms": lease_ms}}}},
+        env={"TANDEM_PG": pg.conninfo})
+
+
 @t.case
 def a_replica_that_dies_has_its_instances_taken_over_by_another():
     # Two gateways share a PostgreSQL journal (lease 2 s). A transfer
@@ -393,14 +406,7 @@ def a_replica_that_dies_has_its_instances_taken_over_by_another():
         e.ledger.account("alice", 100)
         e.ledger.account("bob", 0)
         for i in range(2):
-            gws.append(Gateway(
-                [{"name": "transfer", "match": {"path": "/transfers", "methods": ["POST"]},
-                  "workflow": "transfer"}],
-                {"ledger": {"targets": [{"address": f"127.0.0.1:{e.ledger.port}"}]}},
-                extra={"workflows": {"dir": os.path.join(e.dir, "workflows"), "journal": {
-                    "backend": "postgres", "replica_id": f"r{i}",
-                    "postgres": {"conninfo_env": "TANDEM_PG", "lease_ms": 2000}}}},
-                env={"TANDEM_PG": pg.conninfo}))
+            gws.append(pg_replica(e, pg, f"r{i}", 2000))
         e.gw = gws[0]
         r, data = e.post({"from": "alice", "to": "bob", "amount": 25}, key="k")
         assert r.status == 202, (r.status, data)
@@ -555,16 +561,7 @@ def a_replica_does_not_restart_an_instance_that_stopped_without_ending_at_every_
         e.ledger.account("alice", 100)
         e.ledger.account("bob", 0)
 
-        def gateway(upstream):
-            return Gateway(
-                [{"name": "transfer", "match": {"path": "/transfers", "methods": ["POST"]},
-                  "workflow": "transfer"}],
-                {upstream: {"targets": [{"address": f"127.0.0.1:{e.ledger.port}"}]}},
-                extra={"workflows": {"dir": os.path.join(e.dir, "workflows"), "journal": {
-                    "backend": "postgres", "replica_id": "r0",
-                    "postgres": {"conninfo_env": "TANDEM_PG", "lease_ms": 1000}}}},
-                env={"TANDEM_PG": pg.conninfo})
-        gws.append(gateway("ledger"))
+        gws.append(pg_replica(e, pg, "r0", 1000))
         e.gw = gws[0]
         r, data = e.post({"from": "alice", "to": "bob", "amount": 5}, key="k")
         assert r.status == 202, (r.status, data)
@@ -576,7 +573,7 @@ def a_replica_does_not_restart_an_instance_that_stopped_without_ending_at_every_
             step["upstream"] = "ledger2"
         with open(os.path.join(e.dir, "workflows", "transfer.json"), "w") as f:
             json.dump({"workflows": [wf]}, f)
-        gws.append(gateway("ledger2"))
+        gws.append(pg_replica(e, pg, "r0", 1000, upstream="ledger2"))
         e.gw = gws[1]
         time.sleep(4 * SCALE)
         tries = gws[1].log().count(f"workflow {wid}: its definition transfer no longer compiles")
