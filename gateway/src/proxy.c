@@ -134,18 +134,16 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     int retries = r->retries >= 0 ? r->retries : (int)uc->retries;
     /* A WebSocket handshake is checked before anything is forwarded, and
      * its answer after (attempt_upgrade). */
-    char ws_accept[GW_HTTP_WS_ACCEPT_SIZE];
+    struct attempt a = {.up = up,
+                        .tunnel_idle_ms = r->tunnel_idle_ms ? r->tunnel_idle_ms
+                                                            : ex->lis->tunnel_idle_timeout_ms};
     const char *ws_why = NULL;
-    if (gw_http_websocket_request_check(ex->head, ws_accept, &ws_why) < 0) {
+    if (gw_http_websocket_request_check(ex->head, a.ws_accept, &ws_why) < 0) {
         /* Closed after, as the parser reads nothing after an Upgrade
          * request that did not become a tunnel. */
         gw__ex_error(ex, 400, ws_why, false);
         return ex->status;
     }
-    struct attempt a = {.up = up,
-                        .tunnel_idle_ms = r->tunnel_idle_ms ? r->tunnel_idle_ms
-                                                            : ex->lis->tunnel_idle_timeout_ms};
-    memcpy(a.ws_accept, ws_accept, sizeof a.ws_accept);
     struct gw__relay *rl = &a.relay;
     *rl = (struct gw__relay){.ex = ex,
                              .response_timeout_ms = response_ms,

@@ -382,24 +382,9 @@ void rt__test_mon_fail_nth(unsigned nth)
     atomic_store_explicit(&mon_fail_countdown, nth, memory_order_relaxed);
 }
 
-/* Counts one record down; true for the one that is to fail. */
-static bool mon_injected_failure(void)
-{
-    unsigned n = atomic_load_explicit(&mon_fail_countdown, memory_order_relaxed);
-    while (n) {
-        /* Relaxed: the counter orders nothing else. */
-        if (atomic_compare_exchange_weak_explicit(&mon_fail_countdown, &n, n - 1,
-                                                  memory_order_relaxed, memory_order_relaxed))
-            return n == 1;
-    }
-    return false;
-}
-
 int rt__mon_add(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid pid)
 {
-    /* Relaxed, and almost always 0: the whole cost when no test asks. */
-    if (__builtin_expect(atomic_load_explicit(&mon_fail_countdown, memory_order_relaxed) != 0, 0) &&
-        mon_injected_failure())
+    if (rt__fault_hit(&mon_fail_countdown))
         return -ENOMEM;
     struct rt__rel *r = rt__rel(p);
     if (!r)

@@ -7,7 +7,27 @@
 #ifndef RT_FAULT_H
 #define RT_FAULT_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
+
+/* Counts one event down on `countdown` (events left until the one that is
+ * to fail; 0: none is to fail); true for the one that is to fail. A CAS, so
+ * that events on several schedulers neither skip the failure nor count
+ * below zero. The relaxed load first is the whole cost when no test asks. */
+static inline bool rt__fault_hit(_Atomic unsigned *countdown)
+{
+    /* Relaxed: the counter orders nothing else. */
+    unsigned n = atomic_load_explicit(countdown, memory_order_relaxed);
+    if (__builtin_expect(n == 0, 1))
+        return false;
+    while (n) {
+        if (atomic_compare_exchange_weak_explicit(countdown, &n, n - 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return n == 1;
+    }
+    return false;
+}
 
 /* Any thread. Makes the nth stack allocation from now (1 = the next) fail
  * as if out of memory, once; 0 turns a pending failure off. A process whose

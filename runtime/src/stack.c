@@ -120,21 +120,6 @@ void rt__test_stack_fail_nth(unsigned nth)
     atomic_store_explicit(&fail_countdown, nth, memory_order_relaxed);
 }
 
-/* Counts one allocation down; true for the one that is to fail. A CAS, so
- * that allocations on several schedulers neither skip the failure nor
- * count below zero. */
-static bool injected_failure(void)
-{
-    unsigned n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
-    while (n) {
-        /* Relaxed: the counter orders nothing else. */
-        if (atomic_compare_exchange_weak_explicit(&fail_countdown, &n, n - 1, memory_order_relaxed,
-                                                  memory_order_relaxed))
-            return n == 1;
-    }
-    return false;
-}
-
 /* A no-op (a few instructions) when not running under valgrind. */
 static void vg_register(struct rt__stack *st)
 {
@@ -227,9 +212,7 @@ static int get_dedicated(size_t size, struct rt__stack **out)
 int rt__stack_get(struct rt__sched *s, size_t size, struct rt__stack **out)
 {
     struct rt__stack *st = NULL;
-    /* Relaxed, and almost always 0: the whole cost when no test asks. */
-    if (__builtin_expect(atomic_load_explicit(&fail_countdown, memory_order_relaxed) != 0, 0) &&
-        injected_failure())
+    if (rt__fault_hit(&fail_countdown))
         return -ENOMEM;
     if (size != rt__rt.cfg.stack_size) {
         int r = get_dedicated(size, &st);
