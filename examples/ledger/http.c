@@ -30,6 +30,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "jpos/json.h"
 #include "ledger.h"
 #include "rt/proc_lib.h"
 
@@ -287,25 +288,8 @@ static bool valid_id(const char *s, size_t len)
  * depth is checked before (strings skipped). */
 static bool shallow(const char *s, size_t len)
 {
-    int depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (in_str) {
-            if (ch == '\\')
-                i++;
-            else if (ch == '"')
-                in_str = false;
-        } else if (ch == '"') {
-            in_str = true;
-        } else if (ch == '{' || ch == '[') {
-            if (++depth > LEDGER_JSON_DEPTH)
-                return false;
-        } else if (ch == '}' || ch == ']') {
-            depth--;
-        }
-    }
-    return true;
+    unsigned line, column;
+    return jpos_depth_check(s, len, LEDGER_JSON_DEPTH, &line, &column) == 0;
 }
 
 /* An integer member within [min, max]; absent gives `def` (or, with def
