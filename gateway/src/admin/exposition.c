@@ -85,6 +85,33 @@ static void family(struct buf *b, const char *name, const char *type, const char
     put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void put_seconds(struct buf *b, uint64_t us)
+{
+    put(b, "%llu.%06llu", (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000));
+}
+
+/* One histogram series, {label="name"}: the cumulative buckets (buckets[] are
+ * per bucket, the last +Inf), _sum in seconds and _count. */
+static void put_histogram(struct buf *b, const char *metric, const char *label, const char *name,
+                          const uint64_t *buckets, uint64_t sum_us)
+{
+    uint64_t cum = 0;
+    for (size_t k = 0; k <= GW_METRICS_BUCKETS; k++) {
+        cum += buckets[k];
+        put(b, "%s_bucket{%s=\"", metric, label);
+        put_label(b, name);
+        put(b, "\",le=\"%s\"} %llu\n", k < GW_METRICS_BUCKETS ? bucket_le[k] : "+Inf",
+            (unsigned long long)cum);
+    }
+    put(b, "%s_sum{%s=\"", metric, label);
+    put_label(b, name);
+    put(b, "\"} ");
+    put_seconds(b, sum_us);
+    put(b, "\n%s_count{%s=\"", metric, label);
+    put_label(b, name);
+    put(b, "\"} %llu\n", (unsigned long long)cum);
+}
+
 static void render_requests(struct buf *b)
 {
     static const char *const classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -101,23 +128,8 @@ static void render_requests(struct buf *b)
     }
     family(b, "tandem_request_duration_seconds", "histogram",
            "Request duration as the gateway measured it, by route.");
-    for (size_t pos = 0; gw_metrics_route_next(&pos, &s);) {
-        uint64_t cum = 0;
-        for (size_t k = 0; k <= GW_METRICS_BUCKETS; k++) {
-            cum += s.buckets[k];
-            put(b, "tandem_request_duration_seconds_bucket{route=\"");
-            put_label(b, s.name);
-            put(b, "\",le=\"%s\"} %llu\n", k < GW_METRICS_BUCKETS ? bucket_le[k] : "+Inf",
-                (unsigned long long)cum);
-        }
-        put(b, "tandem_request_duration_seconds_sum{route=\"");
-        put_label(b, s.name);
-        put(b, "\"} %llu.%06llu\n", (unsigned long long)(s.sum_us / 1000000),
-            (unsigned long long)(s.sum_us % 1000000));
-        put(b, "tandem_request_duration_seconds_count{route=\"");
-        put_label(b, s.name);
-        put(b, "\"} %llu\n", (unsigned long long)cum);
-    }
+    for (size_t pos = 0; gw_metrics_route_next(&pos, &s);)
+        put_histogram(b, "tandem_request_duration_seconds", "route", s.name, s.buckets, s.sum_us);
 }
 
 static void render_upstreams(struct buf *b)
@@ -169,11 +181,6 @@ static void render_upstreams(struct buf *b)
     gw_upstreams_desc_free(d);
 }
 
-static void put_seconds(struct buf *b, uint64_t us)
-{
-    put(b, "%llu.%06llu", (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000));
-}
-
 /* Instances per definition and outcome, step latency per definition (both
  * recorded in metrics.c), the service's gauges and the journal's commits. */
 static void render_workflows(struct buf *b)
@@ -193,23 +200,9 @@ static void render_workflows(struct buf *b)
     }
     family(b, "tandem_workflow_step_duration_seconds", "histogram",
            "Workflow step (and compensation) request latency, by definition.");
-    for (size_t pos = 0; gw_metrics_workflow_next(&pos, &w);) {
-        uint64_t cum = 0;
-        for (size_t k = 0; k <= GW_METRICS_BUCKETS; k++) {
-            cum += w.buckets[k];
-            put(b, "tandem_workflow_step_duration_seconds_bucket{workflow=\"");
-            put_label(b, w.name);
-            put(b, "\",le=\"%s\"} %llu\n", k < GW_METRICS_BUCKETS ? bucket_le[k] : "+Inf",
-                (unsigned long long)cum);
-        }
-        put(b, "tandem_workflow_step_duration_seconds_sum{workflow=\"");
-        put_label(b, w.name);
-        put(b, "\"} ");
-        put_seconds(b, w.sum_us);
-        put(b, "\ntandem_workflow_step_duration_seconds_count{workflow=\"");
-        put_label(b, w.name);
-        put(b, "\"} %llu\n", (unsigned long long)cum);
-    }
+    for (size_t pos = 0; gw_metrics_workflow_next(&pos, &w);)
+        put_histogram(b, "tandem_workflow_step_duration_seconds", "workflow", w.name, w.buckets,
+                      w.sum_us);
     struct gw_wf_stats ws = {0};
     gw_workflow_stats(&ws);
     family(b, "tandem_workflows_running", "gauge", "Workflow instances live now.");

@@ -363,10 +363,19 @@ static void not_failed(struct gw_admin_response *resp, const char *id, const cha
                               "only an instance in state failed can be retried or resolved"));
 }
 
-/* The instance's registered name ("wf:<id>"), for a timeout's answer. */
-static void instance_name(const char *id, char out[WF_ID_LEN + 4])
+/* The answer to retry or resolve once the call returned rc; a timeout's
+ * answer names the instance's registered name ("wf:<id>"). */
+static void answer_call(struct gw_admin_response *resp, int rc, const char *id, const char *action,
+                        const char *outcome)
 {
-    snprintf(out, WF_ID_LEN + 4, "wf:%s", id);
+    char name[WF_ID_LEN + 4];
+    snprintf(name, sizeof name, "wf:%s", id);
+    if (rc == -EINVAL)
+        not_failed(resp, id, action);
+    else if (rc < 0)
+        call_failed(resp, rc, name, action, id);
+    else
+        gw__admin_json(resp, 200, json_pack("{s:s, s:s}", "id", id, "outcome", outcome));
 }
 
 void gw__admin_workflow_retry(const struct gw_admin_request *req, struct gw_admin_response *resp,
@@ -377,14 +386,7 @@ void gw__admin_workflow_retry(const struct gw_admin_request *req, struct gw_admi
     int rc = c ? call_make(c) : -ENOMEM;
     if (c)
         call_unref(c);
-    char name[WF_ID_LEN + 4];
-    instance_name(id, name);
-    if (rc == -EINVAL)
-        not_failed(resp, id, "retry");
-    else if (rc < 0)
-        call_failed(resp, rc, name, "retry", id);
-    else
-        gw__admin_json(resp, 200, json_pack("{s:s, s:s}", "id", id, "outcome", "retrying"));
+    answer_call(resp, rc, id, "retry", "retrying");
 }
 
 void gw__admin_workflow_resolve(const struct gw_admin_request *req, struct gw_admin_response *resp,
@@ -414,13 +416,6 @@ void gw__admin_workflow_resolve(const struct gw_admin_request *req, struct gw_ad
     int rc = c ? call_make(c) : -ENOMEM;
     if (c)
         call_unref(c);
-    char name[WF_ID_LEN + 4];
-    instance_name(id, name);
-    if (rc == -EINVAL)
-        not_failed(resp, id, "resolve");
-    else if (rc < 0)
-        call_failed(resp, rc, name, "resolve", id);
-    else
-        gw__admin_json(resp, 200, json_pack("{s:s, s:s}", "id", id, "outcome", "resolved"));
+    answer_call(resp, rc, id, "resolve", "resolved");
     json_decref(body);
 }

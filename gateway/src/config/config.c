@@ -369,6 +369,17 @@ struct admin_ctx {
     bool has_addr, addr_given;
 };
 
+/* An environment variable name: a letter or '_', then letters, digits and '_'. */
+static bool env_name_ok(const char *s)
+{
+    if (!(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_'))
+            return false;
+    return true;
+}
+
 static int admin_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
                      struct jpos_diags *d)
 {
@@ -392,10 +403,7 @@ static int admin_key(void *ctx, const struct jpos_key *k, const struct jpos_val 
     case GW__K_TOKEN_ENV: {
         if (!jpos_string(d, m, (size_t)k->max, &s, NULL))
             return 0;
-        bool ok = *s && (isalpha((unsigned char)*s) || *s == '_');
-        for (const char *p = s; ok && *p; p++)
-            ok = isalnum((unsigned char)*p) || *p == '_';
-        if (!ok) {
+        if (!env_name_ok(s)) {
             jpos_err(d, m,
                      "token_env names an environment variable (letters, digits, '_'), "
                      "not the token itself");
@@ -638,16 +646,6 @@ struct wf_section {
     struct gw_workflows_config *w;
     const char *dir, *data_dir, *sqlite_path; /* as written; point into the document */
 };
-
-static bool env_name_ok(const char *s)
-{
-    if (!(isalpha((unsigned char)s[0]) || s[0] == '_'))
-        return false;
-    for (; *s; s++)
-        if (!(isalnum((unsigned char)*s) || *s == '_'))
-            return false;
-    return true;
-}
 
 static int wf_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
                   struct jpos_diags *d)

@@ -34,6 +34,7 @@
 #include "gw/http1.h"
 #include "jpos/json.h"
 #include "jpos/file.h"
+#include "workflow/status.h"
 
 #define CTL_MAX_RESPONSE (256u << 20)
 #define CTL_DEFAULT_TIMEOUT_MS 10000
@@ -784,13 +785,7 @@ static int cmd_ps(const struct ctl *c)
 
 static bool is_workflow_id(const char *s)
 {
-    size_t n = strlen(s);
-    if (n != 32)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
+    return gw_wf_id_valid(s, strlen(s));
 }
 
 /* workflows [ID | retry ID | resolve ID]: words[1..] as given. */
