@@ -705,7 +705,7 @@ static void dispatch_workflow(const struct gw_admin_request *req, struct gw_admi
 {
     const char *slash = strchr(rest, '/');
     size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (len != WF_ID_LEN || !gw_wf_id_valid(rest, len)) {
+    if (!gw_wf_id_valid(rest, len)) {
         gw__admin_error(resp, 400, "bad_id",
                         json_pack("{s:s#,s:s}", "id", rest, (int)(len > 64 ? 64 : len), "expected",
                                   "32 lower-case hex digits"));
