@@ -133,7 +133,7 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct ca
     struct gw_http_limits lim;
     size_t blen = 0;
     int status = 0;
-    bool done = false, reuse = false;
+    bool done = false, reuse = false, interim = false;
     char buf[16384];
     gw_http_limits_default(&lim);
     lim.max_header_bytes = CALL_HEAD_MAX;
@@ -186,6 +186,13 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct ca
             at += used;
             rest -= used;
             if (ev.type == GW_HTTP_EV_HEAD) {
+                if (ev.head->status >= 100 && ev.head->status < 200 && ev.head->status != 101) {
+                    /* An interim answer (103 Early Hints): the final one
+                     * follows on the same connection, as relay.c reads it. */
+                    interim = true;
+                    gw_http_head_free(ev.head);
+                    continue;
+                }
                 status = ev.head->status;
                 reuse = !gw_http_head_has_token(ev.head, "connection", "close");
                 gw_http_head_free(ev.head);
@@ -200,6 +207,10 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct ca
                 memcpy(mem->body + blen, ev.data, ev.len);
                 blen += ev.len;
             } else if (ev.type == GW_HTTP_EV_DONE) {
+                if (interim) {
+                    interim = false; /* the end of the interim answer */
+                    continue;
+                }
                 done = true;
                 /* Bytes past the answer: the connection is not clean. */
                 if (rest)

@@ -46,7 +46,7 @@ static atomic_int failed;
 
 /* ---- the scripted upstream ------------------------------------------------------- */
 
-enum act_kind { A_ANSWER = 0, A_DROP, A_KILL, A_BIG, A_EOF };
+enum act_kind { A_ANSWER = 0, A_DROP, A_KILL, A_BIG, A_EOF, A_EARLY };
 struct act {
     enum act_kind kind;
     int status;
@@ -213,6 +213,13 @@ static void conn_main(void *arg)
         int n = snprintf(resp, sizeof resp, "HTTP/1.1 %d X\r\n\r\n{\"eof\":true}", a.status);
         rt_write(fd, resp, (size_t)n, 5000);
         goto out;
+    }
+    if (a.kind == A_EARLY) {
+        /* An interim answer before the final one, in a write of its own. */
+        static const char early[] = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n";
+        if (rt_write(fd, early, sizeof early - 1, 5000) < 0)
+            goto out;
+        rt_sleep(20);
     }
     char resp[256];
     int n = snprintf(resp, sizeof resp,
@@ -1224,6 +1231,34 @@ START_TEST(an_answer_ended_by_its_connection_does_not_pool_the_connection)
 }
 END_TEST
 
+/* An interim answer (103) is not the step's answer: the final one that
+ * follows on the same connection is. */
+static void b_early_hints(void)
+{
+    const struct act acts[] = {{A_EARLY, 201, 0}};
+    script("/early", 1, acts);
+    struct wf_call_req q = {.upstream_index = 0,
+                            .method = "POST",
+                            .path = "/early",
+                            .idempotency_key = "k.early",
+                            .workflow_id = "k",
+                            .timeout_ms = 5000};
+    struct wf_call_res res;
+    T_ASSERT(wf_call(&q, &res) == 0);
+    T_ASSERT(res.kind == WF_CALL_ANSWERED);
+    T_ASSERT(res.status == 201);
+    T_ASSERT(res.body != NULL);
+    if (res.body)
+        T_STREQ(res.body, "{\"p\":\"/early\"}");
+    wf_call_res_done(&res);
+}
+
+START_TEST(an_interim_answer_is_skipped_for_the_final_one)
+{
+    run(b_early_hints);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("workflow_instance");
@@ -1253,6 +1288,7 @@ static Suite *suite(void)
     tcase_add_test(tc, an_unknown_outcome_is_resent_past_the_steps_attempts);
     tcase_add_test(tc, an_operator_action_the_journal_refuses_is_reported_as_not_done);
     tcase_add_test(tc, an_answer_ended_by_its_connection_does_not_pool_the_connection);
+    tcase_add_test(tc, an_interim_answer_is_skipped_for_the_final_one);
     tcase_add_test(
         tc, no_send_follows_an_outcome_that_could_not_be_journalled_and_the_journal_is_read_again);
     suite_add_tcase(s, tc);
