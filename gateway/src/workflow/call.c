@@ -194,7 +194,9 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct ca
                     continue;
                 }
                 status = ev.head->status;
-                reuse = !gw_http_head_has_token(ev.head, "connection", "close");
+                /* The parser's verdict: HTTP/1.0 closes unless it says
+                 * keep-alive; a switched protocol is no longer HTTP. */
+                reuse = ev.head->keep_alive && !ev.head->upgrade;
                 gw_http_head_free(ev.head);
             } else if (ev.type == GW_HTTP_EV_BODY) {
                 /* The parser enforces max_body_bytes; this only grows. */
