@@ -290,7 +290,11 @@ int wf_call(const struct wf_call_req *q, struct wf_call_res *res)
     fd = gw__conn_checkout(t, cto, true, &reused, &guard);
     if (fd < 0) {
         seterr(res, WF_CALL_NOT_SENT, "connect", fd);
-        gw__target_result(t, false, res->error);
+        /* -EBUSY is the gateway's own connection cap for the target, not
+         * the target's failure: it does not count towards ejecting it
+         * (as in proxy.c). */
+        if (fd != -EBUSY)
+            gw__target_result(t, false, res->error);
         fd = -1;
         goto out;
     }

@@ -23,6 +23,7 @@
 #include "gw_int.h"
 #include "rt/gen_statem.h"
 #include "rt/supervisor.h"
+#include "upstream_int.h"
 #include "workflow/call.h"
 #include "workflow/instance.h"
 
@@ -1297,6 +1298,37 @@ START_TEST(an_http10_answer_without_keep_alive_does_not_pool_the_connection)
 }
 END_TEST
 
+/* The gateway's own connection cap for a target refuses the send, but is
+ * not the target's failure: it does not count towards ejecting it. */
+static void b_conn_cap(void)
+{
+    bool all_ejected = false;
+    struct gw_target *t = gw__target_pick(gw_upstream_get(0), NULL, &all_ejected);
+    T_ASSERT(t != NULL);
+    if (!t)
+        return;
+    uint32_t cap = t->pool.max_active;
+    t->pool.max_active = 0;
+    struct wf_call_req q = {.upstream_index = 0,
+                            .method = "GET",
+                            .path = "/cap",
+                            .idempotency_key = "k.cap",
+                            .workflow_id = "k",
+                            .timeout_ms = 5000};
+    struct wf_call_res res;
+    T_ASSERT(wf_call(&q, &res) == 0);
+    t->pool.max_active = cap;
+    T_ASSERT(res.kind == WF_CALL_NOT_SENT);
+    T_ASSERT(atomic_load(&t->consecutive_failures) == 0);
+    wf_call_res_done(&res);
+}
+
+START_TEST(the_gateways_connection_cap_is_not_a_failure_of_the_target)
+{
+    run(b_conn_cap);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("workflow_instance");
@@ -1328,6 +1360,7 @@ static Suite *suite(void)
     tcase_add_test(tc, an_answer_ended_by_its_connection_does_not_pool_the_connection);
     tcase_add_test(tc, an_interim_answer_is_skipped_for_the_final_one);
     tcase_add_test(tc, an_http10_answer_without_keep_alive_does_not_pool_the_connection);
+    tcase_add_test(tc, the_gateways_connection_cap_is_not_a_failure_of_the_target);
     tcase_add_test(
         tc, no_send_follows_an_outcome_that_could_not_be_journalled_and_the_journal_is_read_again);
     suite_add_tcase(s, tc);
