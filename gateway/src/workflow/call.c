@@ -133,7 +133,7 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct ca
     struct gw_http_limits lim;
     size_t blen = 0;
     int status = 0;
-    bool done = false, reuse = false;
+    bool done = false, reuse = false, interim = false;
     char buf[16384];
     gw_http_limits_default(&lim);
     lim.max_header_bytes = CALL_HEAD_MAX;
@@ -186,8 +186,17 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct ca
             at += used;
             rest -= used;
             if (ev.type == GW_HTTP_EV_HEAD) {
+                if (ev.head->status >= 100 && ev.head->status < 200 && ev.head->status != 101) {
+                    /* An interim answer (103 Early Hints): the final one
+                     * follows on the same connection, as relay.c reads it. */
+                    interim = true;
+                    gw_http_head_free(ev.head);
+                    continue;
+                }
                 status = ev.head->status;
-                reuse = !gw_http_head_has_token(ev.head, "connection", "close");
+                /* The parser's verdict: HTTP/1.0 closes unless it says
+                 * keep-alive; a switched protocol is no longer HTTP. */
+                reuse = ev.head->keep_alive && !ev.head->upgrade;
                 gw_http_head_free(ev.head);
             } else if (ev.type == GW_HTTP_EV_BODY) {
                 /* The parser enforces max_body_bytes; this only grows. */
@@ -200,6 +209,10 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct ca
                 memcpy(mem->body + blen, ev.data, ev.len);
                 blen += ev.len;
             } else if (ev.type == GW_HTTP_EV_DONE) {
+                if (interim) {
+                    interim = false; /* the end of the interim answer */
+                    continue;
+                }
                 done = true;
                 /* Bytes past the answer: the connection is not clean. */
                 if (rest)
@@ -277,7 +290,11 @@ int wf_call(const struct wf_call_req *q, struct wf_call_res *res)
     fd = gw__conn_checkout(t, cto, true, &reused, &guard);
     if (fd < 0) {
         seterr(res, WF_CALL_NOT_SENT, "connect", fd);
-        gw__target_result(t, false, res->error);
+        /* -EBUSY is the gateway's own connection cap for the target, not
+         * the target's failure: it does not count towards ejecting it
+         * (as in proxy.c). */
+        if (fd != -EBUSY)
+            gw__target_result(t, false, res->error);
         fd = -1;
         goto out;
     }

@@ -40,13 +40,6 @@
 #include "rt/gen_statem.h"
 #include "rt/rt.h"
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Extra time a worker gets past its own deadline before the instance gives
  * up on it (the worker's call is itself bounded by the step's timeout). */
 #define WORKER_GRACE_MS 1000
@@ -523,7 +516,7 @@ static void action_send(struct inst *d, struct rt_statem_result *r)
     uint32_t timeout = j->req.timeout_ms;
     struct rt_spawn_opts o = {.link = true, .initial_call = "wf_call", .arg_free = job_free};
     rt_ref ref = j->ref;
-    d->sent_us = mono_us();
+    d->sent_us = rt_now_ns() / 1000u;
     if (rt_spawn(worker_main, j, &o, &d->worker) < 0) {
         job_free(j);
         /* Nothing left: the intent stands without an outcome, as after a
@@ -806,7 +799,7 @@ static void worker_done(struct inst *d, struct wf_call_res *res, struct rt_state
     d->worker = 0;
     d->call_ref = 0;
     if (res->kind != WF_CALL_NOT_SENT)
-        gw_metrics_workflow_step(d->def->name, mono_us() - d->sent_us);
+        gw_metrics_workflow_step(d->def->name, rt_now_ns() / 1000u - d->sent_us);
     outcome(d, r, o, res->kind == WF_CALL_ANSWERED ? res->status : 0, res->json, res->error,
             res->target);
     res_free(res);

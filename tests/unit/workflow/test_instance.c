@@ -23,6 +23,7 @@
 #include "gw_int.h"
 #include "rt/gen_statem.h"
 #include "rt/supervisor.h"
+#include "upstream_int.h"
 #include "workflow/call.h"
 #include "workflow/instance.h"
 
@@ -46,7 +47,7 @@ static atomic_int failed;
 
 /* ---- the scripted upstream ------------------------------------------------------- */
 
-enum act_kind { A_ANSWER = 0, A_DROP, A_KILL, A_BIG, A_EOF };
+enum act_kind { A_ANSWER = 0, A_DROP, A_KILL, A_BIG, A_EOF, A_EARLY, A_HTTP10 };
 struct act {
     enum act_kind kind;
     int status;
@@ -213,6 +214,19 @@ static void conn_main(void *arg)
         int n = snprintf(resp, sizeof resp, "HTTP/1.1 %d X\r\n\r\n{\"eof\":true}", a.status);
         rt_write(fd, resp, (size_t)n, 5000);
         goto out;
+    }
+    if (a.kind == A_HTTP10) {
+        /* HTTP/1.0 without keep-alive: the connection ends with the answer. */
+        static const char r10[] = "HTTP/1.0 200 X\r\nContent-Length: 2\r\n\r\n{}";
+        rt_write(fd, r10, sizeof r10 - 1, 5000);
+        goto out;
+    }
+    if (a.kind == A_EARLY) {
+        /* An interim answer before the final one, in a write of its own. */
+        static const char early[] = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n";
+        if (rt_write(fd, early, sizeof early - 1, 5000) < 0)
+            goto out;
+        rt_sleep(20);
     }
     char resp[256];
     int n = snprintf(resp, sizeof resp,
@@ -1224,6 +1238,97 @@ START_TEST(an_answer_ended_by_its_connection_does_not_pool_the_connection)
 }
 END_TEST
 
+/* An interim answer (103) is not the step's answer: the final one that
+ * follows on the same connection is. */
+static void b_early_hints(void)
+{
+    const struct act acts[] = {{A_EARLY, 201, 0}};
+    script("/early", 1, acts);
+    struct wf_call_req q = {.upstream_index = 0,
+                            .method = "POST",
+                            .path = "/early",
+                            .idempotency_key = "k.early",
+                            .workflow_id = "k",
+                            .timeout_ms = 5000};
+    struct wf_call_res res;
+    T_ASSERT(wf_call(&q, &res) == 0);
+    T_ASSERT(res.kind == WF_CALL_ANSWERED);
+    T_ASSERT(res.status == 201);
+    T_ASSERT(res.body != NULL);
+    if (res.body)
+        T_STREQ(res.body, "{\"p\":\"/early\"}");
+    wf_call_res_done(&res);
+}
+
+START_TEST(an_interim_answer_is_skipped_for_the_final_one)
+{
+    run(b_early_hints);
+}
+END_TEST
+
+/* An HTTP/1.0 answer without keep-alive leaves its connection unpooled. */
+static void b_http10_answer(void)
+{
+    const struct act acts[] = {{A_HTTP10, 200, 0}};
+    script("/old", 1, acts);
+    struct wf_call_req q = {.upstream_index = 0,
+                            .method = "GET",
+                            .path = "/old",
+                            .idempotency_key = "k.old",
+                            .workflow_id = "k",
+                            .timeout_ms = 5000};
+    struct wf_call_res res;
+    T_ASSERT(wf_call(&q, &res) == 0);
+    T_ASSERT(res.kind == WF_CALL_ANSWERED && res.status == 200);
+    wf_call_res_done(&res);
+    bool all_ejected = false, reused = true;
+    uint64_t guard = 0;
+    struct gw_target *t = gw__target_pick(gw_upstream_get(0), NULL, &all_ejected);
+    T_ASSERT(t != NULL);
+    int fd = t ? gw__conn_checkout(t, 1000, false, &reused, &guard) : -1;
+    T_ASSERT(fd >= 0);
+    T_ASSERT(!reused);
+    if (fd >= 0)
+        gw__conn_checkin(t, fd, false, guard);
+}
+
+START_TEST(an_http10_answer_without_keep_alive_does_not_pool_the_connection)
+{
+    run(b_http10_answer);
+}
+END_TEST
+
+/* The gateway's own connection cap for a target refuses the send, but is
+ * not the target's failure: it does not count towards ejecting it. */
+static void b_conn_cap(void)
+{
+    bool all_ejected = false;
+    struct gw_target *t = gw__target_pick(gw_upstream_get(0), NULL, &all_ejected);
+    T_ASSERT(t != NULL);
+    if (!t)
+        return;
+    uint32_t cap = t->pool.max_active;
+    t->pool.max_active = 0;
+    struct wf_call_req q = {.upstream_index = 0,
+                            .method = "GET",
+                            .path = "/cap",
+                            .idempotency_key = "k.cap",
+                            .workflow_id = "k",
+                            .timeout_ms = 5000};
+    struct wf_call_res res;
+    T_ASSERT(wf_call(&q, &res) == 0);
+    t->pool.max_active = cap;
+    T_ASSERT(res.kind == WF_CALL_NOT_SENT);
+    T_ASSERT(atomic_load(&t->consecutive_failures) == 0);
+    wf_call_res_done(&res);
+}
+
+START_TEST(the_gateways_connection_cap_is_not_a_failure_of_the_target)
+{
+    run(b_conn_cap);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("workflow_instance");
@@ -1253,6 +1358,9 @@ static Suite *suite(void)
     tcase_add_test(tc, an_unknown_outcome_is_resent_past_the_steps_attempts);
     tcase_add_test(tc, an_operator_action_the_journal_refuses_is_reported_as_not_done);
     tcase_add_test(tc, an_answer_ended_by_its_connection_does_not_pool_the_connection);
+    tcase_add_test(tc, an_interim_answer_is_skipped_for_the_final_one);
+    tcase_add_test(tc, an_http10_answer_without_keep_alive_does_not_pool_the_connection);
+    tcase_add_test(tc, the_gateways_connection_cap_is_not_a_failure_of_the_target);
     tcase_add_test(
         tc, no_send_follows_an_outcome_that_could_not_be_journalled_and_the_journal_is_read_again);
     suite_add_tcase(s, tc);
