@@ -126,6 +126,11 @@ static char *put(char **pos, const char *s, size_t len)
     return d;
 }
 
+static char *put_str(char **pos, const char *s)
+{
+    return put(pos, s, s ? strlen(s) : 0);
+}
+
 #define ALIGN16(n) (((n) + 15) & ~(size_t)15)
 
 size_t wf__create_size(const struct wf_create *c)
@@ -140,12 +145,12 @@ struct wf_create *wf__create_pack(const struct wf_create *c, void *buf)
     struct wf_create *d = buf;
     *d = *c;
     char *pos = (char *)buf + ALIGN16(sizeof(*c));
-    d->def_name = put(&pos, c->def_name, c->def_name ? strlen(c->def_name) : 0);
+    d->def_name = put_str(&pos, c->def_name);
     d->def_text = put(&pos, c->def_text, c->def_text_len);
     d->input = put(&pos, c->input, c->input_len);
-    d->scope = put(&pos, c->scope, c->scope ? strlen(c->scope) : 0);
-    d->key = put(&pos, c->key, c->key ? strlen(c->key) : 0);
-    d->state = put(&pos, c->state, c->state ? strlen(c->state) : 0);
+    d->scope = put_str(&pos, c->scope);
+    d->key = put_str(&pos, c->key);
+    d->state = put_str(&pos, c->state);
     return d;
 }
 
@@ -161,12 +166,11 @@ struct wf_transition *wf__transition_pack(const struct wf_transition *t, void *b
     struct wf_transition *d = buf;
     *d = *t;
     char *pos = (char *)buf + ALIGN16(sizeof(*t));
-    d->id = put(&pos, t->id, t->id ? strlen(t->id) : 0);
-    d->state = put(&pos, t->state, t->state ? strlen(t->state) : 0);
-    d->event = put(&pos, t->event, t->event ? strlen(t->event) : 0);
+    d->id = put_str(&pos, t->id);
+    d->state = put_str(&pos, t->state);
+    d->event = put_str(&pos, t->event);
     d->detail = put(&pos, t->detail, t->detail_len);
-    d->answer_headers =
-        put(&pos, t->answer_headers, t->answer_headers ? strlen(t->answer_headers) : 0);
+    d->answer_headers = put_str(&pos, t->answer_headers);
     d->answer_body = put(&pos, t->answer_body, t->answer_body_len);
     return d;
 }
@@ -670,9 +674,9 @@ int wf_journal_list(const struct wf_list_filter *f, struct wf_record ***out, siz
         struct wf_list_filter *d = (struct wf_list_filter *)m->data;
         *d = *f;
         char *pos = (char *)m->data + ALIGN16(sizeof(*f));
-        d->def_name = put(&pos, f->def_name, f->def_name ? strlen(f->def_name) : 0);
-        d->state = put(&pos, f->state, f->state ? strlen(f->state) : 0);
-        d->after_id = put(&pos, f->after_id, f->after_id ? strlen(f->after_id) : 0);
+        d->def_name = put_str(&pos, f->def_name);
+        d->state = put_str(&pos, f->state);
+        d->after_id = put_str(&pos, f->after_id);
     }
     struct reply rep = {0};
     int e = call(m, &rep);

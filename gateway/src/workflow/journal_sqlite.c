@@ -312,29 +312,27 @@ static int dup_str(const char *s, char **out)
 
 static intptr_t job_main(void *arg);
 
-/* Runs `j` on the blocking pool while the caller parks. 0: it ran; the
- * caller still holds its reference, reads j->rc and the outputs, and
- * drops it with job_unref. A negative errno: it could not run, and `j` is
- * gone. Killed while parked, the caller's reference goes through the
- * deferred cleanup and the thread finishes the job alone. */
+/* Runs `j` on the blocking pool while the caller parks, and returns its
+ * result: j->rc, or a negative errno when it could not run. Either way the
+ * caller still holds its reference, takes the outputs (on 0) and drops it
+ * with job_unref. Killed while parked, the caller's reference goes through
+ * the deferred cleanup and the thread finishes the job alone. */
 static int job_run(struct job *j)
 {
     atomic_fetch_add_explicit(&j->refs, 1, memory_order_relaxed); /* the thread's */
     uint64_t d = rt_defer(job_unref, j);
     if (!d) {
         atomic_fetch_sub_explicit(&j->refs, 1, memory_order_relaxed);
-        job_unref(j);
         return -ENOMEM;
     }
     intptr_t res = 0;
     int r = rt_blocking(job_main, j, &res);
+    rt_undefer(d, false);
     if (r < 0) {
         job_unref(j); /* the thread's reference: it never ran */
-        rt_undefer(d, true);
         return r;
     }
-    rt_undefer(d, false);
-    return 0;
+    return j->rc;
 }
 
 /* ---- statements ------------------------------------------------------------------ */
@@ -925,14 +923,10 @@ static int sq_open(const struct wf_journal_config *cfg, void **out)
     if (!j)
         return -ENOMEM;
     j->durable = cfg->durable;
-    if (dup_str(cfg->sqlite_path, &j->path)) {
-        job_unref(j);
-        return -ENOMEM;
-    }
-    int e = job_run(j);
-    if (e)
-        return e;
-    if (!(e = j->rc)) {
+    int e = dup_str(cfg->sqlite_path, &j->path);
+    if (!e)
+        e = job_run(j);
+    if (!e) {
         struct sq *sq = j->sq;
         j->sq = NULL; /* the caller's now */
         if (!(sq->orphan = rt_defer(sq_orphan, sq))) {
@@ -962,10 +956,9 @@ static void sq_close(void *b)
         return;
     }
     j->closing = sq;
-    if (job_run(j) == 0)
-        job_unref(j);
-    else
+    if (job_run(j))
         rt_log(RT_LOG_ERROR, "workflow journal (sqlite): cannot close; left open");
+    job_unref(j);
 }
 
 static int sq_commit(void *b, struct wf_op *ops, size_t n, const char *owner, int64_t now_ms,
@@ -993,11 +986,7 @@ static int sq_commit(void *b, struct wf_op *ops, size_t n, const char *owner, in
         else
             op->append = wf__transition_pack(ops[i].append, j->packed[i]);
     }
-    if ((e = job_run(j))) {
-        j = NULL;
-        goto out;
-    }
-    if ((e = j->rc))
+    if ((e = job_run(j)))
         goto out;
     for (size_t i = 0; i < n; i++) {
         ops[i].result = j->ops[i].result;
@@ -1005,8 +994,7 @@ static int sq_commit(void *b, struct wf_op *ops, size_t n, const char *owner, in
         j->ops[i].existing = NULL;
     }
 out:
-    if (j)
-        job_unref(j);
+    job_unref(j);
     return e;
 }
 
@@ -1016,14 +1004,10 @@ static int sq_get(void *b, const char *id, bool with_transitions, struct wf_reco
     if (!j)
         return -ENOMEM;
     j->with_transitions = with_transitions;
-    if (dup_str(id, &j->id)) {
-        job_unref(j);
-        return -ENOMEM;
-    }
-    int e = job_run(j);
-    if (e)
-        return e;
-    if (!(e = j->rc)) {
+    int e = dup_str(id, &j->id);
+    if (!e)
+        e = job_run(j);
+    if (!e) {
         *out = j->rec;
         j->rec = NULL;
     }
@@ -1038,14 +1022,12 @@ static int sq_find_key(void *b, const char *scope, const char *key, int64_t now_
     if (!j)
         return -ENOMEM;
     j->now_ms = now_ms;
-    if (dup_str(scope, &j->scope) || dup_str(key, &j->key)) {
-        job_unref(j);
-        return -ENOMEM;
-    }
-    int e = job_run(j);
-    if (e)
-        return e;
-    if (!(e = j->rc)) {
+    int e = dup_str(scope, &j->scope);
+    if (!e)
+        e = dup_str(key, &j->key);
+    if (!e)
+        e = job_run(j);
+    if (!e) {
         *out = j->rec;
         j->rec = NULL;
     }
@@ -1061,20 +1043,18 @@ static int sq_list(void *b, const struct wf_list_filter *f, struct wf_record ***
     j->filter.older_than_ms = f->older_than_ms;
     j->filter.limit = f->limit;
     char *d = NULL, *st = NULL, *a = NULL;
-    if (dup_str(f->def_name, &d) || dup_str(f->state, &st) || dup_str(f->after_id, &a)) {
-        free(d);
-        free(st);
-        free(a);
-        job_unref(j);
-        return -ENOMEM;
-    }
+    int e = dup_str(f->def_name, &d);
+    if (!e)
+        e = dup_str(f->state, &st);
+    if (!e)
+        e = dup_str(f->after_id, &a);
+    /* The job owns them (job_unref frees them), made or not. */
     j->filter.def_name = d;
     j->filter.state = st;
     j->filter.after_id = a;
-    int e = job_run(j);
-    if (e)
-        return e;
-    if (!(e = j->rc)) {
+    if (!e)
+        e = job_run(j);
+    if (!e) {
         *out = j->recs;
         *n = j->nrecs;
         j->recs = NULL;
@@ -1093,14 +1073,10 @@ static int sq_claim(void *b, const char *owner, int64_t now_ms, uint32_t lease_m
     j->now_ms = now_ms;
     j->lease_ms = lease_ms;
     j->limit = limit;
-    if (dup_str(owner, &j->owner)) {
-        job_unref(j);
-        return -ENOMEM;
-    }
-    int e = job_run(j);
-    if (e)
-        return e;
-    if (!(e = j->rc)) {
+    int e = dup_str(owner, &j->owner);
+    if (!e)
+        e = job_run(j);
+    if (!e) {
         *ids = j->ids;
         *n = j->nids;
         j->ids = NULL;
@@ -1116,14 +1092,9 @@ static int sq_renew(void *b, const char *owner, int64_t now_ms, uint32_t lease_m
         return -ENOMEM;
     j->now_ms = now_ms;
     j->lease_ms = lease_ms;
-    if (dup_str(owner, &j->owner)) {
-        job_unref(j);
-        return -ENOMEM;
-    }
-    int e = job_run(j);
-    if (e)
-        return e;
-    e = j->rc;
+    int e = dup_str(owner, &j->owner);
+    if (!e)
+        e = job_run(j);
     job_unref(j);
     return e;
 }
@@ -1135,9 +1106,7 @@ static int sq_purge(void *b, int64_t now_ms, size_t *purged)
         return -ENOMEM;
     j->now_ms = now_ms;
     int e = job_run(j);
-    if (e)
-        return e;
-    if (!(e = j->rc))
+    if (!e)
         *purged = j->purged;
     job_unref(j);
     return e;
