@@ -43,6 +43,7 @@
 
 struct gw__listener;
 struct gw__transport;
+struct gw_tls_peer;
 
 /* A transport's operations. timeout_ms: RT_INFINITY waits forever; 0 does
  * not wait (-EAGAIN when nothing can be done now). Errors are -errno. */
@@ -106,6 +107,7 @@ struct gw__exchange {
                                 * not the client's) */
     char client_addr[64];
     bool client_loopback;
+    struct gw_tls_peer *tls; /* what the TLS handshake established; NULL over plaintext */
     rt_pid conn;
     /* Response state, written only by exchange.c. */
     bool response_started; /* a byte of the response reached the transport */

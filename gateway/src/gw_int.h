@@ -42,6 +42,7 @@ enum {
 };
 
 struct gw__listener;
+struct gw_tls_listener;
 
 /* The kinds of the gateway's own processes, as the admin API names them
  * (`kind`). gw__kinds_register fills them in once the runtime runs; until
@@ -115,7 +116,8 @@ struct gw__listener {
     struct gw_http_limits limits;
     struct gw_http_path_policy path_policy; /* the admin listener's is the strict default */
     struct gw_listener_stats *stats;
-    gw__handler_fn *handler; /* what its requests are answered by */
+    gw__handler_fn *handler;     /* what its requests are answered by */
+    struct gw_tls_listener *tls; /* NULL: plaintext (tls/tls.h) */
     rt_pid conns_sup;
 };
 

@@ -55,6 +55,55 @@ struct gw_address {
     uint16_t port;
 };
 
+/* A listener's `tls` (gateway/src/tls/README.md). Certificate and key
+ * paths are resolved against the config file's directory. */
+#define GW_TLS_MAX_CERTS 64
+#define GW_TLS_MAX_NAMES 64
+
+enum gw_tls_version { GW_TLS_1_2 = 0, GW_TLS_1_3 };
+enum gw_tls_unknown_name { GW_TLS_UNKNOWN_DEFAULT = 0, GW_TLS_UNKNOWN_REFUSE };
+enum gw_tls_client_auth {
+    GW_TLS_CLIENT_AUTH_OFF = 0,
+    GW_TLS_CLIENT_AUTH_OPTIONAL,
+    GW_TLS_CLIENT_AUTH_REQUIRED
+};
+
+struct gw_tls_cert_config {
+    char *cert;   /* PEM chain: the leaf first */
+    char *key;    /* PEM private key (RSA or EC) */
+    char **names; /* server names it answers ("api.example.com", "*.example.com");
+                   * none: the names in the certificate (subjectAltName DNS, else CN) */
+    size_t nnames;
+};
+
+struct gw_tls_listener_config {
+    bool enabled;                     /* the listener has a `tls` object */
+    struct gw_tls_cert_config *certs; /* in file order; the first is the default */
+    size_t ncerts;
+    enum gw_tls_unknown_name unknown_name; /* no SNI match: the default certificate or refuse */
+    enum gw_tls_version min_version;       /* never below 1.2 */
+    enum gw_tls_version max_version;       /* 1.3 only where the library has it */
+    char **ciphersuites;                   /* IANA names; NULL: ECDHE with AEAD only */
+    size_t nciphersuites;
+    bool session_tickets;
+    uint32_t ticket_lifetime_s; /* a ticket key signs for this long, then rotates */
+    enum gw_tls_client_auth client_auth;
+    char *client_ca;                 /* PEM bundle; required unless client_auth is off */
+    char *client_subject_header;     /* forwarded with the verified subject; NULL: none */
+    char *client_fingerprint_header; /* forwarded with the SHA-256 fingerprint; NULL: none */
+};
+
+/* An upstream's `tls`. */
+struct gw_tls_upstream_config {
+    bool enabled;
+    bool verify;       /* default true */
+    char *ca;          /* PEM bundle; NULL: the system store (GW_TLS_SYSTEM_CA) */
+    char *server_name; /* SNI and the name verified; NULL: each target's host */
+    char *cert, *key;  /* a client certificate for mTLS to the backend; both or neither */
+    enum gw_tls_version min_version;
+};
+#define GW_TLS_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
+
 struct gw_listener_config {
     char *name;
     struct gw_address address;
@@ -71,6 +120,7 @@ struct gw_listener_config {
     struct gw_http_path_policy path_policy; /* routes may override slashes and params */
     uint32_t body_timeout_ms;
     uint32_t tunnel_idle_timeout_ms;
+    struct gw_tls_listener_config tls;
 };
 
 struct gw_target_config {
@@ -105,6 +155,7 @@ struct gw_upstream_config {
     char *active_path; /* NULL unless active_health */
     uint32_t active_interval_ms;
     uint32_t active_timeout_ms;
+    struct gw_tls_upstream_config tls;
 };
 
 /* Most admin.allowed_hosts entries. */
