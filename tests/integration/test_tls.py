@@ -214,8 +214,7 @@ def tls_1_0_and_1_1_are_refused_and_1_2_is_served():
         for flag in ("-tls1", "-tls1_1"):
             rc, out = s_client(e.port, flag, "-cipher", "DEFAULT@SECLEVEL=0")
             assert rc != 0, f"{flag} was accepted: {out}"
-            assert "Cipher is (NONE)" in out or "no protocols available" in out or \
-                "alert" in out, out
+            assert "alert protocol version" in out, out
         rc, out = s_client(e.port, "-tls1_2")
         assert rc == 0 and "Protocol  : TLSv1.2" in out, out
 
@@ -256,14 +255,21 @@ def alpn_offers_http_1_1():
 @t.case
 def renegotiation_is_refused():
     with Env() as e:
-        # s_client renegotiates on an "R" line; the server refuses (an alert
-        # or a close), and it never completes a second handshake.
-        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{e.port}",
-                            "-servername", "api.example.com", "-tls1_2"],
-                           input="R\n", capture_output=True, text=True, timeout=20)
-        assert "Secure Renegotiation IS supported" in r.stdout or \
-            "Secure Renegotiation IS NOT supported" in r.stdout, r.stdout
-        assert r.stdout.count("SSL handshake has read") <= 1, r.stdout
+        # s_client renegotiates on an "R" line; the server answers with a
+        # no_renegotiation alert instead of a second handshake.
+        p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{e.port}",
+                              "-servername", "api.example.com", "-tls1_2"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        time.sleep(1)
+        p.stdin.write("R\n")
+        p.stdin.flush()
+        time.sleep(1)
+        p.stdin.close()
+        p.wait(timeout=20)
+        out = p.stdout.read()
+        assert "RENEGOTIATING" in out, out
+        assert "no renegotiation" in out, out
 
 
 # ---- sessions -------------------------------------------------------------------------
