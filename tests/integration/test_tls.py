@@ -88,11 +88,24 @@ class Env:
     def __enter__(self):
         return self
 
+    def reports(self):
+        """The gateway's JSON report lines on stderr."""
+        out = []
+        for line in self.gw.log().splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
     def __exit__(self, *a):
         code = self.gw.stop()
+        # a failed handshake is counted and logged at debug level: never a
+        # crash report or an error line
+        bad = [r for r in self.reports()
+               if r.get("event") == "crash" or r.get("level") in ("error", "fatal")]
         self.gw.close()
         self.up.stop()
         assert code == 0, f"gateway exit code {code}"
+        assert not bad, bad
 
 
 def served_fingerprint(port, name):
