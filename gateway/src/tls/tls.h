@@ -37,6 +37,17 @@ struct gw__transport;
 struct gw__listener;
 struct gw_target;
 
+/* ---- the library ------------------------------------------------------------ */
+
+/* Readies the library once per process (any number of calls, any thread):
+ * 0 or -EIO. gw_tls_listener_init and gw_tls_server_new call it. */
+int gw_tls_init(void);
+
+/* Whether this build knows ciphersuite `name`, as mbedtls writes it
+ * ("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256") or as IANA does (with '_';
+ * "TLS_AES_128_GCM_SHA256" for TLS 1.3). Plain data; any thread. */
+bool gw_tls_suite_known(const char *name);
+
 /* ---- random numbers ------------------------------------------------------- */
 
 /* An mbedtls f_rng: fills buf from this thread's CTR-DRBG, seeded from the
@@ -97,6 +108,9 @@ struct gw_tls_server; /* an mbedtls_ssl_config and the certificate set it serves
 int gw_tls_server_new(const struct gw_tls_listener_config *cfg, struct gw_tls_certset *certs,
                       struct gw_tls_server **out, char *err, size_t errlen);
 void gw_tls_server_unref(struct gw_tls_server *s); /* NULL-safe */
+/* The certificate set `s` serves (valid while s is held), for the admin
+ * API and the expiry gauge. Any thread. */
+const struct gw_tls_certset *gw_tls_server_certs(const struct gw_tls_server *s);
 
 /* A listener's published server configuration. One per TLS listener,
  * created at start (gw_tls_listener_init, which loads the certificates and
@@ -162,6 +176,12 @@ void gw_tls_client_free(struct gw_tls_client *c);
  * failed: not trusted"). */
 int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t timeout_ms,
                    struct gw__transport **out, enum gw_tls_fail *why, char *err, size_t errlen);
+
+/* Whether TLS transport t (from gw_tls_accept or gw_tls_connect) holds
+ * plaintext already decrypted, or record bytes already read, that a read
+ * returns without the socket becoming readable: a process must not sleep
+ * on t->fd then (exchange.c's hibernation). Process context (the owner). */
+bool gw_tls_transport_pending(struct gw__transport *t);
 
 /* ---- counters (metrics.c renders them) ------------------------------------ */
 
