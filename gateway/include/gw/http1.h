@@ -398,6 +398,17 @@ struct gw_http_answer {
                      * follows (gw_http_error_answer leaves it out) */
 };
 
+/* The https:// URL a request for `host` (hlen bytes: a Host field or an
+ * absolute-form authority, "name[:port]" or "[v6][:port]") and `path` (a
+ * canonical path) is redirected to: "https://name[:port]path", the
+ * request's port replaced by `port` and left out when it is 443. Without
+ * the query (gw_http_answer.location_query appends it). Writes at most cap
+ * bytes plus a NUL; returns the length, -EINVAL when host is missing or not
+ * a valid host (the Location would point elsewhere than the client asked),
+ * -ENOSPC. */
+int gw_http_https_location(const char *host, size_t hlen, uint16_t port, const char *path,
+                           char *buf, size_t cap);
+
 /* Writes the head of answer `a`. `*out_len` gets the length. Returns 0,
  * -ENOSPC or -EINVAL (a status outside 100..999). */
 int gw_http_answer_head_write(const struct gw_http_answer *a, char *buf, size_t cap,
