@@ -316,7 +316,21 @@ struct gw_http_fwd {
     const char *prefix;                /* the path prefix the route stripped, e.g. "/api"
                                         * (X-Forwarded-Prefix); NULL: none */
     size_t prefix_len;
+    /* Fields the listener owns (a TLS listener's client_auth subject_header
+     * and fingerprint_header): what a client sends under these names is
+     * never forwarded, whether or not a value is written, and a route's
+     * edits cannot set them. Each is written with its value, or left out
+     * when the value is NULL (no verified certificate). A value is written
+     * as visible ASCII and spaces only, any other byte (CR, LF, controls,
+     * non-ASCII) as '?', and cut at GW_HTTP_OWNED_VALUE_MAX bytes. At most
+     * GW_HTTP_MAX_OWNED; names that are not tokens or are the gateway's own
+     * fields are ignored. */
+    const struct gw_http_kv *owned;
+    size_t nowned;
 };
+
+#define GW_HTTP_MAX_OWNED 4
+#define GW_HTTP_OWNED_VALUE_MAX 1024
 
 /* The request id to use and echo: the client's X-Request-Id when it is
  * 1..128 characters of [A-Za-z0-9._:-], else `generated`. Points into `h`
