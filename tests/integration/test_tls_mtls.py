@@ -163,6 +163,7 @@ def redirect_https_on_plaintext_keeps_path_and_query():
         # The access log names the route that redirected.
         rec = log_lines(gw, lambda x: x.get("status") == 308)
         assert rec and rec[0].get("route") == "secure", rec
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
     finally:
         gw.close()
         up.stop()
@@ -179,6 +180,7 @@ def redirect_https_to_a_port_names_it():
         assert r.getheader("location") == "https://127.0.0.1:8443/p?q", r.getheader("location")
         r, _ = get(gw.port, "/p", {"Host": "[::1]:80"})
         assert r.getheader("location") == "https://[::1]:8443/p", r.getheader("location")
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
     finally:
         gw.close()
 
@@ -192,6 +194,7 @@ def redirect_https_without_a_host_is_refused():
         out = raw_request(gw.port, b"GET /p HTTP/1.0\r\n\r\n")
         assert out.startswith(b"HTTP/1.1 400 "), out
         assert b"location" not in out.lower(), out
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
     finally:
         gw.close()
 
@@ -216,6 +219,7 @@ def tls_listener_forwards_proto_https_and_redirect_https_acts_as_usual():
         rec = log_lines(gw, lambda x: x.get("path") == "/echo")
         assert rec and rec[-1]["tls_version"] in ("1.2", "1.3"), rec
         assert "tls_client_subject" not in rec[-1], rec
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
     finally:
         gw.close()
         up.stop()
@@ -229,6 +233,7 @@ def required_client_auth_refuses_no_certificate_and_another_cas():
         assert refused(gw.port, MALLORY), "a certificate from another CA was accepted"
         r, data = tls_get(gw.port, "/echo", ALICE)
         assert r.status == 200, r.status
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
     finally:
         gw.close()
         up.stop()
@@ -251,6 +256,7 @@ def upstream_sees_the_verified_subject_and_fingerprint_not_the_clients():
         assert h.get("x-client-cert-sha256") == [ALICE.fingerprint], h
         rec = log_lines(gw, lambda x: x.get("path") == "/echo")
         assert rec and rec[-1]["tls_client_subject"] == subject[0], rec
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
     finally:
         gw.close()
         up.stop()
@@ -272,6 +278,7 @@ def optional_client_auth_drops_the_clients_copy_without_a_certificate():
         h = echoed(data)
         assert h.get("x-client-cert-sha256") == [ALICE.fingerprint], h
         assert h["x-client-subject"] == [ALICE_SUBJECT], h
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
     finally:
         gw.close()
         up.stop()
@@ -294,6 +301,7 @@ def curl_with_a_client_certificate_gets_through():
         # Without a certificate curl cannot get an answer.
         out = subprocess.run(base + [url], capture_output=True, text=True, timeout=30)
         assert out.returncode != 0, out.stdout
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
     finally:
         gw.close()
         up.stop()
@@ -310,6 +318,7 @@ def plaintext_listener_drops_nothing_it_does_not_own():
         h = echoed(data)
         assert h["x-forwarded-proto"] == ["http"], h
         assert h["x-client-subject"] == ["CN=x"], h
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
     finally:
         gw.close()
         up.stop()
