@@ -88,11 +88,24 @@ class Env:
     def __enter__(self):
         return self
 
+    def reports(self):
+        """The gateway's JSON report lines on stderr."""
+        out = []
+        for line in self.gw.log().splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
     def __exit__(self, *a):
         code = self.gw.stop()
+        # a failed handshake is counted and logged at debug level: never a
+        # crash report or an error line
+        bad = [r for r in self.reports()
+               if r.get("event") == "crash" or r.get("level") in ("error", "fatal")]
         self.gw.close()
         self.up.stop()
         assert code == 0, f"gateway exit code {code}"
+        assert not bad, bad
 
 
 def served_fingerprint(port, name):
@@ -214,8 +227,7 @@ def tls_1_0_and_1_1_are_refused_and_1_2_is_served():
         for flag in ("-tls1", "-tls1_1"):
             rc, out = s_client(e.port, flag, "-cipher", "DEFAULT@SECLEVEL=0")
             assert rc != 0, f"{flag} was accepted: {out}"
-            assert "Cipher is (NONE)" in out or "no protocols available" in out or \
-                "alert" in out, out
+            assert "alert protocol version" in out, out
         rc, out = s_client(e.port, "-tls1_2")
         assert rc == 0 and "Protocol  : TLSv1.2" in out, out
 
@@ -256,14 +268,21 @@ def alpn_offers_http_1_1():
 @t.case
 def renegotiation_is_refused():
     with Env() as e:
-        # s_client renegotiates on an "R" line; the server refuses (an alert
-        # or a close), and it never completes a second handshake.
-        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{e.port}",
-                            "-servername", "api.example.com", "-tls1_2"],
-                           input="R\n", capture_output=True, text=True, timeout=20)
-        assert "Secure Renegotiation IS supported" in r.stdout or \
-            "Secure Renegotiation IS NOT supported" in r.stdout, r.stdout
-        assert r.stdout.count("SSL handshake has read") <= 1, r.stdout
+        # s_client renegotiates on an "R" line; the server answers with a
+        # no_renegotiation alert instead of a second handshake.
+        p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{e.port}",
+                              "-servername", "api.example.com", "-tls1_2"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        time.sleep(1)
+        p.stdin.write("R\n")
+        p.stdin.flush()
+        time.sleep(1)
+        p.stdin.close()
+        p.wait(timeout=20)
+        out = p.stdout.read()
+        assert "RENEGOTIATING" in out, out
+        assert "no renegotiation" in out, out
 
 
 # ---- sessions -------------------------------------------------------------------------
@@ -309,6 +328,8 @@ def keep_alive_carries_several_requests_over_one_session():
         c = e.https()
         socks = set()
         for i in range(5):
+            if i >= 3:
+                time.sleep(0.5)  # the connection hibernates between these
             c.request("GET", "/api/echo?i=%d" % i)
             r = c.getresponse()
             doc = json.loads(r.read())
@@ -388,6 +409,46 @@ def websocket_over_tls_is_tunnelled_both_ways():
                 assert b, frame
                 frame += b
             assert frame[2:] == text, frame
+        s.close()
+
+
+@t.case
+def websocket_over_tls_carries_both_directions_at_once():
+    """The client's frames are read by the connection's process while the
+    upstream's echoes are written by the tunnel's pump, on one session."""
+    import base64
+    import struct
+    import threading
+    with Env() as e:
+        s = e.connect()
+        key = base64.b64encode(os.urandom(16))
+        s.sendall(b"GET /api/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
+                  b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        n, size = 300, 1000
+        payloads = [bytes([65 + i % 26]) * size for i in range(n)]
+
+        def send():
+            for p in payloads:
+                mask = os.urandom(4)
+                data = bytes(c ^ mask[i % 4] for i, c in enumerate(p))
+                s.sendall(struct.pack("!BBH", 0x82, 0x80 | 126, size) + mask + data)
+
+        th = threading.Thread(target=send)
+        th.start()
+        want = b"".join(struct.pack("!BBH", 0x82, 126, size) + p for p in payloads)
+        got = b""
+        s.settimeout(20)
+        while len(got) < len(want):
+            b = s.recv(65536)
+            assert b, len(got)
+            got += b
+        th.join()
+        assert got == want
         s.close()
 
 
