@@ -308,6 +308,36 @@ def curl_with_a_client_certificate_gets_through():
 
 
 @t.case
+def openssl_s_client_needs_the_right_certificate():
+    gw, up = gateway_with_echo(tls_listener("required"))
+    try:
+        req = (f"GET /echo HTTP/1.1\r\nHost: {NAME}\r\n{SUBJECT_HEADER}: CN=admin\r\n"
+               "Connection: close\r\n\r\n")
+
+        def s_client(cert):
+            args = ["openssl", "s_client", "-connect", f"127.0.0.1:{gw.port}", "-servername",
+                    NAME, "-CAfile", CA.cert, "-verify_return_error", "-quiet"]
+            if cert:
+                args += ["-cert", cert.cert, "-key", cert.key]
+            # Bytes, not text: the head's CRLFs stay as they are.
+            r = subprocess.run(args, input=req.encode(), capture_output=True, timeout=30)
+            return r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+        out, err = s_client(ALICE)
+        assert out.startswith("HTTP/1.1 200 "), out + err
+        h = echoed(out.split("\r\n\r\n", 1)[1])
+        assert h["x-client-subject"] == [ALICE_SUBJECT], h
+        assert h["x-client-cert-sha256"] == [ALICE.fingerprint], h
+        for cert in (None, MALLORY):
+            out, err = s_client(cert)
+            assert "HTTP/1.1" not in out, out
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
+    finally:
+        gw.close()
+        up.stop()
+
+
+@t.case
 def plaintext_listener_drops_nothing_it_does_not_own():
     # A plaintext listener configures no client certificate: its clients'
     # fields of these names pass (they mean nothing to the gateway there),
