@@ -47,6 +47,7 @@
 #include "gw_int.h"
 #include "linebuf.h"
 #include "logfd.h"
+#include "tls/tls.h"
 
 #define LOG_LINE_MAX 4096
 #define LOG_BACKLOG_LINES 100000
@@ -70,10 +71,14 @@ _Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a line is one write to a pipe");
 #define LOG_NAME_MAX 280 /* request id, listener, route */
 #define LOG_ADDR_MAX 168 /* client, upstream target */
 #define LOG_METHOD_MAX 64
-/* Everything else: keys, punctuation, the time and the numbers. */
-#define LOG_FIXED_MAX 400
+/* A verified client certificate's subject (struct gw_tls_peer holds at most
+ * 255 bytes; escaped it may be longer and is then cut). */
+#define LOG_SUBJECT_MAX 300
+/* Everything else: keys, punctuation, the time, the numbers and the TLS
+ * version. */
+#define LOG_FIXED_MAX 460
 _Static_assert(LOG_PATH_MAX + 3 * LOG_NAME_MAX + 2 * LOG_ADDR_MAX + LOG_METHOD_MAX +
-                       LOG_FIXED_MAX <=
+                       LOG_SUBJECT_MAX + LOG_FIXED_MAX <=
                    LOG_LINE_MAX,
                "an access-log line always has room for all its fields");
 
@@ -543,6 +548,16 @@ static size_t format_line(char *line, size_t cap, const struct gw__exchange *ex,
     gw__linebuf_milli(&l, duration_us);
     key(&l, ",\"route_version\":");
     gw__linebuf_u64(&l, version);
+    /* Over TLS only: the version negotiated, and the subject of a client
+     * certificate the handshake verified. */
+    if (ex->tls) {
+        key(&l, ",\"tls_version\":");
+        text(&l, ex->tls->version, 16, NULL);
+        if (ex->tls->client_cert) {
+            key(&l, ",\"tls_client_subject\":");
+            text(&l, ex->tls->subject, LOG_SUBJECT_MAX, NULL);
+        }
+    }
     key(&l, "}\n");
     return gw__linebuf_full(&l) ? 0 : l.len;
 }

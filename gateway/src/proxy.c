@@ -25,6 +25,7 @@
 #include "gw_int.h"
 #include "relay.h"
 #include "request_detail.h"
+#include "tls/tls.h"
 
 /* Writes a 101 head as the upstream sent it (Upgrade and Connection kept). */
 static int write_switching(struct gw__exchange *ex, const struct gw_http_head *r)
@@ -122,6 +123,24 @@ static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
     return storage;
 }
 
+/* The listener's own fields for the upstream request (gw_http_fwd.owned):
+ * the client_auth headers it configures, with the subject and fingerprint of
+ * the certificate the handshake verified, or no value (the client's copy is
+ * dropped all the same) when there was none. Returns how many. */
+static size_t client_cert_fields(const struct gw__exchange *ex, struct gw_http_kv out[2])
+{
+    if (ex->lis->index < 0 || (size_t)ex->lis->index >= gw.cfg->nlisteners)
+        return 0;
+    const struct gw_tls_listener_config *tc = &gw.cfg->listeners[ex->lis->index].tls;
+    const struct gw_tls_peer *p = ex->tls && ex->tls->client_cert ? ex->tls : NULL;
+    size_t n = 0;
+    if (tc->client_subject_header)
+        out[n++] = (struct gw_http_kv){tc->client_subject_header, p ? p->subject : NULL};
+    if (tc->client_fingerprint_header)
+        out[n++] = (struct gw_http_kv){tc->client_fingerprint_header, p ? p->fingerprint : NULL};
+    return n;
+}
+
 int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
               const char *prefix, size_t prefix_len, struct gw_upstream *up, char *target_out,
               size_t target_cap, uint64_t *bytes)
@@ -176,9 +195,14 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         gw__ex_error(ex, 500, "out of memory", false);
         return -ENOMEM;
     }
+    struct gw_http_kv owned[2];
+    size_t nowned = client_cert_fields(ex, owned);
     struct gw_http_fwd fwd = {
         .client_addr = ex->client_addr,
         .keep_forwarded_for = true,
+        .tls = ex->tls != NULL,
+        .owned = owned,
+        .nowned = nowned,
         .request_id = ex->request_id,
         .path = upath,
         .path_len = upath_len,

@@ -135,6 +135,37 @@ static void redirect_to(struct gw__exchange *ex, const struct gw_http_target *t)
     gw__ex_answer(ex, &a, NULL, 0);
 }
 
+/* A route's redirect_https on a plaintext listener: 308 to the same path
+ * and query over https (RFC 9110 15.4.9: method and body kept, so the client
+ * sends them again there). The host is the one the client addressed, its
+ * port replaced by the route's; without a valid one there is nowhere to
+ * send the client: 400. The body, if any, is read and dropped first. */
+static void redirect_https(struct gw__exchange *ex, const struct route *r,
+                           const struct gw_http_target *t, const char *host, size_t hlen)
+{
+    int st = gw__ex_discard_body(ex);
+    if (st) {
+        gw__ex_error(ex, st, "could not read the request body", false);
+        return;
+    }
+    /* "https://" + host + ":65535" + path + NUL */
+    size_t cap = hlen + t->path_len + 16;
+    char *loc = rt_alloc(cap);
+    int n =
+        loc ? gw_http_https_location(host, hlen, r->redirect_https, t->path, loc, cap) : -ENOMEM;
+    if (n < 0) {
+        if (n == -EINVAL)
+            answer_error(ex, 400, "this route redirects to https and needs a valid Host");
+        else
+            gw__ex_error(ex, 500, "out of memory", false);
+        rt_free(loc);
+        return;
+    }
+    struct gw_http_answer a = {.status = 308, .location = loc, .location_query = t->query};
+    gw__ex_answer(ex, &a, NULL, 0);
+    rt_free(loc);
+}
+
 /* OPTIONS * asks about the server, not a resource (RFC 9110 §9.3.7), and no
  * route can match "*": the gateway answers it, 200 with an Allow naming the
  * methods some route of the table serves (a route without `methods` serves
@@ -230,6 +261,10 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
     if (r->max_body_bytes >= 0 &&
         gw_http_parser_set_body_limit(ex->parser, (uint64_t)r->max_body_bytes) == -EMSGSIZE) {
         gw__ex_error(ex, 413, "request body larger than this route allows", false);
+        return;
+    }
+    if (r->redirect_https && !ex->tls) {
+        redirect_https(ex, r, &t, host, hlen);
         return;
     }
     if (r->respond) {

@@ -129,6 +129,11 @@ static const struct jpos_key route_rows[] = {
      .why = "higher wins among routes that match"},
     {"path_policy", JPOS_T_OBJECT, C, NOFIELD, .sub = &path_policy_keys, .id = ROUTE__K_PATH_POLICY,
      .why = "how a path holding %2F or ';' is treated here"},
+    {"redirect_https", JPOS_T_OTHER, C, NOFIELD, .id = ROUTE__K_REDIRECT_HTTPS, .def_str = "false",
+     .schema = "{\"type\": [\"boolean\", \"integer\"], \"minimum\": 1, \"maximum\": 65535}",
+     .why =
+         "true or a port: a request on a plaintext listener gets 308 to https://HOST[:PORT] with "
+         "the same path and query; on a TLS listener the route acts as usual"},
 };
 static const struct jpos_section route_keys =
     JPOS_SECTION("route", route_rows, "a route: what it matches and what it does");

@@ -977,6 +977,24 @@ static bool valid_name(const char *s)
     return true;
 }
 
+/* redirect_https: true (port 443) or a port number; false is the default. */
+static void parse_redirect_https(struct route__entry *e, const struct jpos_val *v,
+                                 struct jpos_diags *d)
+{
+    long long port;
+    bool b;
+    if (json_is_boolean(v->v)) {
+        if (jpos_bool(d, v, &b))
+            e->r.redirect_https = b ? 443 : 0;
+    } else if (json_is_integer(v->v)) {
+        if (jpos_int(d, v, 1, 65535, &port))
+            e->r.redirect_https = (uint16_t)port;
+    } else {
+        jpos_err(d, v, "redirect_https must be true, false or a port number (1-65535), got %s",
+                 jpos_type_name(v->v));
+    }
+}
+
 /* ---- a route ---------------------------------------------------------------- */
 
 struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const struct jpos_val *v,
@@ -1059,6 +1077,8 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
                 e->r.priority = (int)x;
         } else if (id == ROUTE__K_PATH_POLICY) {
             parse_path_policy(e, &m, d);
+        } else if (id == ROUTE__K_REDIRECT_HTTPS) {
+            parse_redirect_https(e, &m, d);
         } else
             jpos_keys_unknown(d, &m, route__route_keys);
         if (slot >= 0) {

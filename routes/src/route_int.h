@@ -152,6 +152,7 @@ enum route__key {
     ROUTE__K_ESCAPED_SLASHES,
     ROUTE__K_PARAMS,
     ROUTE__K_WORKFLOW,
+    ROUTE__K_REDIRECT_HTTPS,
 };
 
 extern const struct jpos_section *const route__match_keys;

@@ -316,7 +316,21 @@ struct gw_http_fwd {
     const char *prefix;                /* the path prefix the route stripped, e.g. "/api"
                                         * (X-Forwarded-Prefix); NULL: none */
     size_t prefix_len;
+    /* Fields the listener owns (a TLS listener's client_auth subject_header
+     * and fingerprint_header): what a client sends under these names is
+     * never forwarded, whether or not a value is written, and a route's
+     * edits cannot set them. Each is written with its value, or left out
+     * when the value is NULL (no verified certificate). A value is written
+     * as visible ASCII and spaces only, any other byte (CR, LF, controls,
+     * non-ASCII) as '?', and cut at GW_HTTP_OWNED_VALUE_MAX bytes. At most
+     * GW_HTTP_MAX_OWNED; names that are not tokens or are the gateway's own
+     * fields are ignored. */
+    const struct gw_http_kv *owned;
+    size_t nowned;
 };
+
+#define GW_HTTP_MAX_OWNED 4
+#define GW_HTTP_OWNED_VALUE_MAX 1024
 
 /* The request id to use and echo: the client's X-Request-Id when it is
  * 1..128 characters of [A-Za-z0-9._:-], else `generated`. Points into `h`
@@ -397,6 +411,17 @@ struct gw_http_answer {
     bool head_only; /* the answer to a HEAD: Content-Length as for GET, no body
                      * follows (gw_http_error_answer leaves it out) */
 };
+
+/* The https:// URL a request for `host` (hlen bytes: a Host field or an
+ * absolute-form authority, "name[:port]" or "[v6][:port]") and `path` (a
+ * canonical path) is redirected to: "https://name[:port]path", the
+ * request's port replaced by `port` and left out when it is 443. Without
+ * the query (gw_http_answer.location_query appends it). Writes at most cap
+ * bytes plus a NUL; returns the length, -EINVAL when host is missing or not
+ * a valid host (the Location would point elsewhere than the client asked),
+ * -ENOSPC. */
+int gw_http_https_location(const char *host, size_t hlen, uint16_t port, const char *path,
+                           char *buf, size_t cap);
 
 /* Writes the head of answer `a`. `*out_len` gets the length. Returns 0,
  * -ENOSPC or -EINVAL (a status outside 100..999). */

@@ -158,6 +158,15 @@ static bool protected_name(const char *name, size_t n)
     return field_flags(name, n) & (GW__HTTP_F_HOP | GW__HTTP_F_OWNED);
 }
 
+/* One of the listener's own fields (gw_http_fwd.owned). */
+static bool owned_name(const struct gw_http_kv *owned, size_t nowned, const char *name, size_t n)
+{
+    for (size_t i = 0; i < nowned && i < GW_HTTP_MAX_OWNED; i++)
+        if (owned[i].name && gw__http_ieq(name, n, owned[i].name))
+            return true;
+    return false;
+}
+
 /* Dropped from the copy by a route edit: named in `remove` or `set`. */
 static bool edited_away(const struct gw_http_edits *e, const char *name, size_t n)
 {
@@ -172,11 +181,13 @@ static bool edited_away(const struct gw_http_edits *e, const char *name, size_t 
     return false;
 }
 
-static void put_edit_fields(struct gw__http_out *o, const struct gw_http_kv *kv, size_t n)
+static void put_edit_fields(struct gw__http_out *o, const struct gw_http_kv *kv, size_t n,
+                            const struct gw_http_kv *owned, size_t nowned)
 {
     for (size_t i = 0; i < n; i++) {
         size_t nl = strlen(kv[i].name), vl = strlen(kv[i].value);
-        bool ok = nl > 0 && !protected_name(kv[i].name, nl);
+        bool ok =
+            nl > 0 && !protected_name(kv[i].name, nl) && !owned_name(owned, nowned, kv[i].name, nl);
         for (size_t k = 0; ok && k < nl; k++)
             ok = gw__http_is_tchar((unsigned char)kv[i].name[k]);
         for (size_t k = 0; ok && k < vl; k++)
@@ -186,20 +197,28 @@ static void put_edit_fields(struct gw__http_out *o, const struct gw_http_kv *kv,
     }
 }
 
-/* Writes a route's `set` and `add` fields. */
-void gw__http_put_edits(struct gw__http_out *o, const struct gw_http_edits *e)
+/* A route's `set` and `add` fields, but none of the listener's own. */
+static void put_edits_owned(struct gw__http_out *o, const struct gw_http_edits *e,
+                            const struct gw_http_kv *owned, size_t nowned)
 {
     if (!e)
         return;
-    put_edit_fields(o, e->set, e->nset);
-    put_edit_fields(o, e->add, e->nadd);
+    put_edit_fields(o, e->set, e->nset, owned, nowned);
+    put_edit_fields(o, e->add, e->nadd, owned, nowned);
 }
 
-/* Copies the end-to-end fields of h, skipping those with a flag in `skip`,
- * Connection-named ones and those a route edit drops; `keep_upgrade` keeps
- * Upgrade for a tunnel. */
-void gw__http_copy_fields(struct gw__http_out *o, const struct gw_http_head *h, bool keep_upgrade,
-                          const struct gw_http_edits *e, unsigned skip)
+/* Writes a route's `set` and `add` fields. */
+void gw__http_put_edits(struct gw__http_out *o, const struct gw_http_edits *e)
+{
+    put_edits_owned(o, e, NULL, 0);
+}
+
+/* Copies the end-to-end fields of h but the listener's own (`owned`),
+ * skipping those with a flag in `skip`, Connection-named ones and those a
+ * route edit drops; `keep_upgrade` keeps Upgrade for a tunnel. */
+static void copy_fields_owned(struct gw__http_out *o, const struct gw_http_head *h,
+                              bool keep_upgrade, const struct gw_http_edits *e, unsigned skip,
+                              const struct gw_http_kv *owned, size_t nowned)
 {
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
@@ -209,6 +228,8 @@ void gw__http_copy_fields(struct gw__http_out *o, const struct gw_http_head *h, 
         }
         if (field_flags(f->name, f->name_len) & skip)
             continue;
+        if (owned_name(owned, nowned, f->name, f->name_len))
+            continue;
         if (edited_away(e, f->name, f->name_len))
             continue;
         if (named_in_connection(h, f->name, f->name_len))
@@ -216,6 +237,40 @@ void gw__http_copy_fields(struct gw__http_out *o, const struct gw_http_head *h, 
         gw__http_put(o, f->name, f->name_len);
         gw__http_put(o, ": ", 2);
         gw__http_put(o, f->value, f->value_len);
+        gw__http_put(o, "\r\n", 2);
+    }
+}
+
+void gw__http_copy_fields(struct gw__http_out *o, const struct gw_http_head *h, bool keep_upgrade,
+                          const struct gw_http_edits *e, unsigned skip)
+{
+    copy_fields_owned(o, h, keep_upgrade, e, skip, NULL, 0);
+}
+
+/* The listener's own fields with their values (gw_http_fwd.owned): a value
+ * comes from a certificate, not from this request, but is written so that
+ * no byte of it can end the field or the head. */
+static void put_owned(struct gw__http_out *o, const struct gw_http_kv *owned, size_t nowned)
+{
+    for (size_t i = 0; i < nowned && i < GW_HTTP_MAX_OWNED; i++) {
+        const char *name = owned[i].name, *v = owned[i].value;
+        if (!name || !v)
+            continue;
+        size_t nl = strlen(name);
+        bool ok =
+            nl > 0 && !protected_name(name, nl) && !(field_flags(name, nl) & GW__HTTP_F_DROPPED);
+        for (size_t k = 0; ok && k < nl; k++)
+            ok = gw__http_is_tchar((unsigned char)name[k]);
+        if (!ok)
+            continue;
+        gw__http_put(o, name, nl);
+        gw__http_put(o, ": ", 2);
+        size_t vl = strnlen(v, GW_HTTP_OWNED_VALUE_MAX);
+        for (size_t k = 0; k < vl; k++) {
+            unsigned char c = (unsigned char)v[k];
+            char w = c >= 0x20 && c < 0x7f ? (char)c : '?';
+            gw__http_put(o, &w, 1);
+        }
         gw__http_put(o, "\r\n", 2);
     }
 }
@@ -408,9 +463,10 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
         gw__http_field(&o, "Host", host, hn);
 
     bool tunnel = f->tunnel && h->upgrade && gw_http_head_get(h, "upgrade", NULL);
-    gw__http_copy_fields(&o, h, tunnel, f->edits,
-                         GW__HTTP_F_HOP | GW__HTTP_F_OWNED | GW__HTTP_F_DROPPED);
-    gw__http_put_edits(&o, f->edits);
+    copy_fields_owned(&o, h, tunnel, f->edits,
+                      GW__HTTP_F_HOP | GW__HTTP_F_OWNED | GW__HTTP_F_DROPPED, f->owned, f->nowned);
+    put_edits_owned(&o, f->edits, f->owned, f->nowned);
+    put_owned(&o, f->owned, f->nowned);
 
     /* Framing, from what the parser decided; the body is re-framed. */
     if (h->framing == GW_HTTP_BODY_LENGTH) {

@@ -219,6 +219,33 @@ bool gw_http_status_has_body(int status)
     return status >= 200 && status != 204 && status != 304;
 }
 
+int gw_http_https_location(const char *host, size_t hlen, uint16_t port, const char *path,
+                           char *buf, size_t cap)
+{
+    if (!host || !gw__http_host_valid(host, hlen) || !path || path[0] != '/')
+        return -EINVAL;
+    for (const char *p = path; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return -EINVAL;
+    /* The name without the request's port: up to ']' for an IP literal,
+     * else up to ':' (gw__http_host_valid allows no other ':'). */
+    size_t nlen = 0;
+    if (host[0] == '[') {
+        while (host[nlen] != ']')
+            nlen++;
+        nlen++;
+    } else {
+        while (nlen < hlen && host[nlen] != ':')
+            nlen++;
+    }
+    int n = port == 443
+                ? snprintf(buf, cap, "https://%.*s%s", (int)nlen, host, path)
+                : snprintf(buf, cap, "https://%.*s:%u%s", (int)nlen, host, (unsigned)port, path);
+    if (n < 0 || (size_t)n >= cap)
+        return -ENOSPC;
+    return n;
+}
+
 int gw_http_answer_head_write(const struct gw_http_answer *a, char *buf, size_t cap,
                               size_t *out_len)
 {

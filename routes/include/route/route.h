@@ -168,6 +168,10 @@ struct route {
     int64_t max_body_bytes;             /* -1: the listener's */
     enum route_slashes escaped_slashes; /* path_policy.escaped_slashes */
     enum route_params path_params;      /* path_policy.params */
+    /* redirect_https: 0 none; else the port of the https:// URL a request
+     * on a plaintext listener is sent to with a 308 (`true`: 443, which the
+     * URL leaves out). The gateway applies it (gateway/src/request.c). */
+    uint16_t redirect_https;
 
     /* where it was defined */
     const char *file;

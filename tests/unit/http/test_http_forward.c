@@ -54,6 +54,81 @@ static struct gw_http_head *forward(const char *in, const struct gw_http_fwd *f,
     return u;
 }
 
+/* A TLS listener's client-certificate fields: the gateway writes them from
+ * the handshake, and a client's copy (any case, any number of lines) is
+ * never forwarded, nor can a Connection list or a route edit get one
+ * through. */
+START_TEST(test_owned_fields_replace_what_the_client_sent)
+{
+    char out[4096];
+    static const struct gw_http_kv set[] = {{"X-Client-Subject", "CN=route"}};
+    static const struct gw_http_kv add[] = {{"x-client-cert-sha256", "route"}};
+    const struct gw_http_edits e = {.set = set, .nset = 1, .add = add, .nadd = 1};
+    struct gw_http_kv owned[] = {{"X-Client-Subject", "CN=alice,O=Example"},
+                                 {"X-Client-Cert-Sha256", "ab12"}};
+    struct gw_http_fwd f = base_fwd;
+    f.owned = owned;
+    f.nowned = 2;
+    f.edits = &e;
+    const char *in = "GET / HTTP/1.1\r\nHost: a\r\nx-client-subject: CN=mallory\r\n"
+                     "X-CLIENT-SUBJECT: CN=eve\r\nX-Client-Cert-Sha256: ff\r\n"
+                     "Connection: x-client-subject\r\nAccept: */*\r\n\r\n";
+    struct gw_http_head *u = forward(in, &f, out, sizeof(out));
+    ck_assert_uint_eq(gw_http_head_count(u, "x-client-subject"), 1);
+    ck_assert_str_eq(gw_http_head_get(u, "x-client-subject", NULL), "CN=alice,O=Example");
+    ck_assert_uint_eq(gw_http_head_count(u, "x-client-cert-sha256"), 1);
+    ck_assert_str_eq(gw_http_head_get(u, "x-client-cert-sha256", NULL), "ab12");
+    ck_assert_str_eq(gw_http_head_get(u, "accept", NULL), "*/*");
+    gw_http_head_free(u);
+
+    /* No certificate: no value, and still no client copy. */
+    owned[0].value = owned[1].value = NULL;
+    u = forward(in, &f, out, sizeof(out));
+    ck_assert_uint_eq(gw_http_head_count(u, "x-client-subject"), 0);
+    ck_assert_uint_eq(gw_http_head_count(u, "x-client-cert-sha256"), 0);
+    gw_http_head_free(u);
+
+    /* A listener that configures none forwards the client's fields. */
+    f.nowned = 0;
+    f.edits = NULL;
+    u = forward(in, &f, out, sizeof(out));
+    ck_assert_uint_eq(gw_http_head_count(u, "x-client-cert-sha256"), 1);
+    gw_http_head_free(u);
+}
+END_TEST
+
+/* A value can never end the field or the head: CR, LF, controls, DEL and
+ * non-ASCII bytes are written as '?', and a value is cut at its bound. */
+START_TEST(test_owned_values_are_sanitized_and_bounded)
+{
+    char out[8192];
+    char big[GW_HTTP_OWNED_VALUE_MAX + 200];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    struct gw_http_kv owned[] = {{"X-Client-Subject", "CN=a\r\nX-Admin: 1\x01\x7f\xc3\xa9 b"},
+                                 {"X-Client-Cert-Sha256", big}};
+    struct gw_http_fwd f = base_fwd;
+    f.owned = owned;
+    f.nowned = 2;
+    struct gw_http_head *u = forward("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &f, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "x-client-subject", NULL), "CN=a??X-Admin: 1???? b");
+    ck_assert_ptr_null(gw_http_head_get(u, "x-admin", NULL));
+    size_t n = 0;
+    gw_http_head_get(u, "x-client-cert-sha256", &n);
+    ck_assert_uint_eq(n, GW_HTTP_OWNED_VALUE_MAX);
+    gw_http_head_free(u);
+
+    /* A name that is not a token, or one of the gateway's own fields, is
+     * never written. */
+    struct gw_http_kv odd[] = {{"Bad Name", "v"}, {"X-Forwarded-For", "6.6.6.6"}};
+    f.owned = odd;
+    u = forward("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &f, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-for", NULL), "192.0.2.7");
+    ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-for"), 1);
+    gw_http_head_free(u);
+}
+END_TEST
+
 START_TEST(test_hop_by_hop_fields_are_removed)
 {
     char out[4096];
@@ -723,6 +798,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_response_framing_for_the_client);
     tcase_add_test(t, test_chunk_encoder_round_trips_through_the_parser);
     tcase_add_test(t, test_json_error_response);
+    tcase_add_test(t, test_owned_fields_replace_what_the_client_sent);
+    tcase_add_test(t, test_owned_values_are_sanitized_and_bounded);
     suite_add_tcase(s, t);
     return s;
 }

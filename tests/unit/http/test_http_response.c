@@ -110,6 +110,39 @@ START_TEST(redirect_has_location_with_its_query)
 }
 END_TEST
 
+START_TEST(https_location_keeps_the_name_and_replaces_the_port)
+{
+    char b[128];
+    static const struct {
+        const char *host;
+        unsigned port;
+        const char *path, *want;
+    } ok[] = {
+        {"api.example.com", 443, "/a/b", "https://api.example.com/a/b"},
+        {"api.example.com:8080", 443, "/", "https://api.example.com/"},
+        {"api.example.com:8080", 8443, "/x", "https://api.example.com:8443/x"},
+        {"127.0.0.1:80", 9443, "/p%20q", "https://127.0.0.1:9443/p%20q"},
+        {"[::1]:8080", 443, "/v6", "https://[::1]/v6"},
+        {"[::1]", 4443, "/v6", "https://[::1]:4443/v6"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        int n = gw_http_https_location(ok[i].host, strlen(ok[i].host), (uint16_t)ok[i].port,
+                                       ok[i].path, b, sizeof b);
+        ck_assert_int_eq(n, (int)strlen(ok[i].want));
+        ck_assert_str_eq(b, ok[i].want);
+    }
+    /* A host that is not one would send the client elsewhere. */
+    static const char *const bad[] = {"evil.example/x", "a@evil.example",      "a b", "", "x:y",
+                                      "[::1",           "a\r\nSet-Cookie: x=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_int_eq(gw_http_https_location(bad[i], strlen(bad[i]), 443, "/", b, sizeof b),
+                         -EINVAL);
+    ck_assert_int_eq(gw_http_https_location(NULL, 0, 443, "/", b, sizeof b), -EINVAL);
+    ck_assert_int_eq(gw_http_https_location("a", 1, 443, "/x\r\n", b, sizeof b), -EINVAL);
+    ck_assert_int_eq(gw_http_https_location("a.example", 9, 443, "/long", b, 20), -ENOSPC);
+}
+END_TEST
+
 START_TEST(statuses_without_a_body_state_no_length)
 {
     static const int st[] = {100, 204, 304};
@@ -339,6 +372,7 @@ int main(void)
     tcase_add_test(t, answer_head_has_status_line_and_fields_in_order);
     tcase_add_test(t, answer_head_for_admin_has_no_store_fields_and_close);
     tcase_add_test(t, redirect_has_location_with_its_query);
+    tcase_add_test(t, https_location_keeps_the_name_and_replaces_the_port);
     tcase_add_test(t, statuses_without_a_body_state_no_length);
     tcase_add_test(t, date_is_the_imf_fixdate_of_the_second);
     tcase_add_test(t, date_is_formatted_once_per_second_per_thread);

@@ -657,6 +657,37 @@ START_TEST(path_policy_is_read_and_checked)
 }
 END_TEST
 
+START_TEST(redirect_https_takes_true_or_a_port)
+{
+    struct route_table *t =
+        build_ok("{\"routes\":[{\"name\":\"on\",\"match\":{\"path\":\"/a\"},\"upstream\":\"demo\","
+                 "\"redirect_https\":true},"
+                 "{\"name\":\"port\",\"match\":{\"path\":\"/b\"},\"respond\":{},"
+                 "\"redirect_https\":8443},"
+                 "{\"name\":\"off\",\"match\":{\"path\":\"/c\"},\"upstream\":\"demo\","
+                 "\"redirect_https\":false},"
+                 "{\"name\":\"plain\",\"match\":{\"path\":\"/d\"},\"upstream\":\"demo\"}]}");
+    ck_assert_uint_eq(route_table_find(t, "on")->redirect_https, 443);
+    ck_assert_uint_eq(route_table_find(t, "port")->redirect_https, 8443);
+    ck_assert_uint_eq(route_table_find(t, "off")->redirect_https, 0);
+    ck_assert_uint_eq(route_table_find(t, "plain")->redirect_https, 0);
+    route_table_unref(t);
+
+    struct jpos_diags d =
+        run("{\"routes\":[{\"name\":\"a\",\"match\":{\"path\":\"/u\"},\"upstream\":\"demo\","
+            "\"redirect_https\":\"yes\"},"
+            "{\"name\":\"b\",\"match\":{\"path\":\"/v\"},\"upstream\":\"demo\","
+            "\"redirect_https\":70000},"
+            "{\"name\":\"c\",\"match\":{\"path\":\"/w\"},\"upstream\":\"demo\","
+            "\"redirect_https\":0}]}");
+    const struct jpos_diag *g =
+        find(&d, "redirect_https must be true, false or a port number (1-65535), got a string");
+    ck_assert_str_eq(g->path, "routes[0].redirect_https");
+    ck_assert_uint_eq(d.nerrors, 3);
+    jpos_diags_done(&d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("route_validate");
@@ -688,6 +719,7 @@ int main(void)
     tcase_add_test(tc, diagnostics_are_capped_but_counted);
     tcase_add_test(tc, header_objects_have_a_size_limit_and_valid_names);
     tcase_add_test(tc, path_policy_is_read_and_checked);
+    tcase_add_test(tc, redirect_https_takes_true_or_a_port);
     tcase_add_test(tc, tunnel_idle_timeout_is_a_route_timeout_with_a_range);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
