@@ -9,10 +9,12 @@
  *   ├── upstreams_sup   one_for_one: active health checks per upstream
  *   ├── listeners_sup   one_for_one: per listener (rest_for_one)
  *   │                   conns_sup (simple_one_for_one) + acceptors
- *   └── admin           the admin listener, built the same way
+ *   ├── admin           the admin listener, built the same way
+ *   └── tls_reloader    reloads the TLS listeners' certificates (tls/reload.c)
  *
  * The main thread owns the signals (blocked everywhere else): SIGHUP asks
- * the router to reload; SIGTERM/SIGINT drain: listeners stop accepting,
+ * the router to reload and the TLS listeners to load their certificates
+ * again; SIGTERM/SIGINT drain: listeners stop accepting,
  * connections finish the request in progress and close, then the tree is
  * shut down in reverse order and the process exits 0. Whatever is still
  * open after drain_timeout_ms is cut.
@@ -34,6 +36,7 @@
 #include "workflow/workflow.h"
 #include "gw_version.h"
 #include "relay.h"
+#include "tls/tls.h"
 #include "rt/supervisor.h"
 
 struct gw_gateway gw;
@@ -85,7 +88,7 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
     /* Known before any child starts: the admin listener serves (and may be
      * asked for the tree) before rt_sup_start_link has returned. */
     gw.sup = rt_self();
-    struct rt_child_spec specs[7];
+    struct rt_child_spec specs[8];
     struct gw__listener *admin = NULL; /* the admin child's arg: its bytes are copied */
     size_t k = 0;
     /* First: the others notify it, from their start on. It only dies of
@@ -128,6 +131,13 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                             .restart = RT_PERMANENT,
                                             .shutdown = RT_SHUTDOWN_INFINITY,
                                             .type = RT_SUPERVISOR};
+    /* Last: it only reads the listeners' files and swaps their certificate
+     * sets, and its restart (which keeps its records) must not take the
+     * listeners down with it. */
+    specs[k++] = (struct rt_child_spec){.id = "tls_reloader",
+                                        .start = gw_tls_reloader_start,
+                                        .restart = RT_PERMANENT,
+                                        .shutdown = 5000};
     flags->strategy = RT_REST_FOR_ONE;
     flags->intensity = 5;
     flags->period_s = 10;
@@ -334,6 +344,7 @@ int gw_run(struct gw_config *cfg)
         }
         if (sig == SIGHUP) {
             gw_router_reload_async("signal");
+            gw_tls_reload_async("signal");
             continue;
         }
         break;
