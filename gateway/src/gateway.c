@@ -281,6 +281,8 @@ int gw_run(struct gw_config *cfg)
         fprintf(stderr, "tandem: file descriptors: %s\n", strerror(-fr));
         goto out_listeners;
     }
+    /* Before the listeners load their certificates (tls/reload.c). */
+    gw_tls_reload_snapshot(cfg);
     if (gw__listeners_open() < 0)
         goto out_listeners;
     /* The configuration decided loopback from name resolution; the bound

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,7 +49,7 @@
 #include "linebuf.h"
 #include "rt/gen_server.h"
 #include "rt/proc_lib.h"
-#include "tls.h"
+#include "tls_int.h"
 
 /* Watcher timing (see the file comment): quiet spell after a completed
  * write, after a file was only created (its writer may still be filling
@@ -106,6 +107,11 @@ static uint64_t records_run;
 /* One reload on the blocking pool at a time, even when a killed reloader's
  * job still runs there while its successor starts another. */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* What each listener's files were (files_note), by index into
+ * gw.cfg->listeners: written by the main thread before the runtime starts,
+ * then only by the watcher (one at a time). */
+static uint64_t notes[MAX_LISTENERS];
 
 /* Now as RFC 3339 UTC with milliseconds (the log's format). */
 static void wall_time(char *buf, size_t cap)
@@ -171,6 +177,41 @@ static void split_error(size_t i, const char *err, struct gw_tls_reload_result *
     }
     snprintf(r->file, sizeof r->file, "%s", best ? best : "");
     snprintf(r->reason, sizeof r->reason, "%s", reason[0] ? reason : "refused");
+}
+
+/* A hash of what the files of `c` are now: inode, size and change time of
+ * each (stat follows symlinks, so a `..data` swap changes it), or the error
+ * for one that cannot be read. FNV-1a over the fields. */
+static uint64_t files_note(const struct gw_tls_listener_config *c)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t k = 0; k <= 2 * c->ncerts; k++) {
+        const char *p =
+            k < 2 * c->ncerts ? (k % 2 ? c->certs[k / 2].key : c->certs[k / 2].cert) : c->client_ca;
+        if (!p)
+            continue;
+        struct stat st;
+        uint64_t f[6] = {0};
+        if (stat(p, &st) == 0) {
+            f[0] = (uint64_t)st.st_dev;
+            f[1] = (uint64_t)st.st_ino;
+            f[2] = (uint64_t)st.st_size;
+            f[3] = (uint64_t)st.st_ctim.tv_sec;
+            f[4] = (uint64_t)st.st_ctim.tv_nsec;
+        } else {
+            f[5] = (uint64_t)errno;
+        }
+        const unsigned char *b = (const unsigned char *)f;
+        for (size_t i = 0; i < sizeof f; i++)
+            h = (h ^ b[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+void gw_tls_reload_snapshot(const struct gw_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nlisteners && i < MAX_LISTENERS; i++)
+        notes[i] = cfg->listeners[i].tls.enabled ? files_note(&cfg->listeners[i].tls) : 0;
 }
 
 /* ---- the job on the blocking pool -------------------------------------------
@@ -445,24 +486,12 @@ static void reloader_cast(struct rt_msg *msg, void *state, struct rt_gs_result *
     gw_tls_reload_outcome_free(o);
 }
 
-static void cast_all(const char *source)
-{
-    struct reload_req h = {.n = 0};
-    snprintf(h.source, sizeof h.source, "%s", source);
-    struct rt_msg *m = rt_msg_copy(MSG_RELOAD, &h, sizeof h);
-    if (m)
-        rt_gen_server_cast(rt_self(), m);
-}
-
 static void reloader_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
 {
     (void)r;
     struct reloader *s = state;
     if (msg->type == MSG_REWATCH) {
-        start_watcher(s);
-        /* Files changed while no watcher ran gave no event. */
-        if (s->watcher)
-            cast_all("inotify");
+        start_watcher(s); /* it reloads what changed while none ran */
     } else if (msg->type == RT_MSG_EXIT && msg->from && msg->from == s->watcher) {
         rt_log(RT_LOG_ERROR, "tls: the certificate watcher exited (%s); restarting it",
                rt_atom_name((rt_atom)msg->u64));
@@ -693,6 +722,15 @@ static void watcher_main(void *arg, const struct rt_proc_starter *starter)
     }
     rt_fd_nonblock(w->fd);
     rearm(w, false);
+    /* Changes made before the watches were in place gave no event. */
+    for (uint32_t i = 0; i < MAX_LISTENERS; i++) {
+        if (!is_tls(i))
+            continue;
+        uint64_t now = files_note(config_of(i));
+        if (now != notes[gw__listeners[i].index])
+            note(w, i, QUIET_MS);
+        notes[gw__listeners[i].index] = now;
+    }
     rt_set_state_name("watching");
     rt_set_detail("%zu certificate directories", w->ndirs);
     /* The start returns only now: a file written right after is seen. */
@@ -836,7 +874,7 @@ int gw_tls_describe(struct gw_tls_desc **out)
         memcpy(l->last_source, rec->last_source, sizeof l->last_source);
         pthread_mutex_unlock(&lock);
         struct gw_tls_server *srv = gw_tls_listener_acquire(gw__listeners[i].tls);
-        const struct gw_tls_certset *set = srv ? gw_tls_server_certs(srv) : NULL;
+        const struct gw_tls_certset *set = srv ? srv->certs : NULL;
         size_t nc = set ? gw_tls_certset_count(set) : 0;
         l->certs = nc ? calloc(nc, sizeof(*l->certs)) : NULL;
         for (size_t k = 0; l->certs && k < nc; k++)

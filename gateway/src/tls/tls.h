@@ -124,10 +124,6 @@ struct gw_tls_server *gw_tls_listener_acquire(struct gw_tls_listener *tl);
  * valid, else keeps serving the old one and returns -EINVAL with err. */
 int gw_tls_listener_reload(struct gw_tls_listener *tl, char *err, size_t errlen);
 
-/* The certificate set `s` serves (borrowed: valid while the caller holds
- * its reference on `s`). Any thread. */
-const struct gw_tls_certset *gw_tls_server_certs(const struct gw_tls_server *s);
-
 /* ---- what a handshake established (peer.c) -------------------------------- */
 
 struct gw_tls_peer {
@@ -233,6 +229,12 @@ int gw_tls_reload(const char *source, const char *listener, struct gw_tls_reload
 /* Any thread (the signal loop): the same for every listener, without
  * waiting for the outcome. */
 void gw_tls_reload_async(const char *source);
+/* Main thread, before the listeners load their certificates: notes what
+ * each TLS listener's files are (inode, size, change time). The watcher,
+ * once its watches are in place, reloads a listener whose files differ
+ * from that note: a change made between the listener's load and the
+ * watcher's start would otherwise go unseen. */
+void gw_tls_reload_snapshot(const struct gw_config *cfg);
 
 /* What GET /admin/tls and /metrics show: per TLS listener the certificates
  * serving now and the reload record, and the handshake counters. */
