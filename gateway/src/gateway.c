@@ -10,7 +10,8 @@
  *   ├── listeners_sup   one_for_one: per listener (rest_for_one)
  *   │                   conns_sup (simple_one_for_one) + acceptors
  *   ├── admin           the admin listener, built the same way
- *   └── tls_reloader    reloads the TLS listeners' certificates (tls/reload.c)
+ *   └── tls_reloader    with a TLS listener: reloads its certificates
+ *                       (tls/reload.c)
  *
  * The main thread owns the signals (blocked everywhere else): SIGHUP asks
  * the router to reload and the TLS listeners to load their certificates
@@ -131,13 +132,17 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                             .restart = RT_PERMANENT,
                                             .shutdown = RT_SHUTDOWN_INFINITY,
                                             .type = RT_SUPERVISOR};
-    /* Last: it only reads the listeners' files and swaps their certificate
-     * sets, and its restart (which keeps its records) must not take the
-     * listeners down with it. */
-    specs[k++] = (struct rt_child_spec){.id = "tls_reloader",
-                                        .start = gw_tls_reloader_start,
-                                        .restart = RT_PERMANENT,
-                                        .shutdown = 5000};
+    /* Last, and only with a TLS listener: it only reads the listeners'
+     * files and swaps their certificate sets, and its restart (which keeps
+     * its records) must not take the listeners down with it. */
+    bool tls = false;
+    for (size_t i = 0; i < gw.cfg->nlisteners; i++)
+        tls = tls || gw.cfg->listeners[i].tls.enabled;
+    if (tls)
+        specs[k++] = (struct rt_child_spec){.id = "tls_reloader",
+                                            .start = gw_tls_reloader_start,
+                                            .restart = RT_PERMANENT,
+                                            .shutdown = 5000};
     flags->strategy = RT_REST_FOR_ONE;
     flags->intensity = 5;
     flags->period_s = 10;

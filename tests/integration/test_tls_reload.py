@@ -408,6 +408,31 @@ def admin_tls_lists_every_certificate_with_its_fields_and_needs_the_token():
         assert lst["certificates"][0]["key_type"] == "RSA 2048", lst
         status, doc = gw.admin("POST", "/admin/tls/reload?listener=nope")
         assert status == 404 and doc["error"] == "no_tls_listener", doc
+        # The reloader is the last child of tandem_sup.
+        status, doc = gw.admin("GET", "/admin/supervisors")
+        assert [c["id"] for c in doc["tree"]["children"]][-1] == "tls_reloader", doc
+    finally:
+        gw.close()
+
+
+@t.case
+def without_a_tls_listener_there_is_nothing_to_reload():
+    gw = Gateway(ROUTES)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=10)
+        conn.request("GET", "/admin/tls")
+        r = conn.getresponse()
+        doc = json.loads(r.read())
+        assert r.status == 200 and doc["listeners"] == [], doc
+        conn.request("POST", "/admin/tls/reload", body="")
+        r = conn.getresponse()
+        doc = json.loads(r.read())
+        assert r.status == 404 and doc["error"] == "no_tls_listener", doc
+        conn.close()
+        gw.proc.send_signal(signal.SIGHUP)  # reloads the routes, nothing else
+        time.sleep(0.3)
+        assert gw.proc.poll() is None
+        assert gw.stop() == 0
     finally:
         gw.close()
 

@@ -5,13 +5,12 @@
  * Three ways in, one way through. The directory watcher (inotify), SIGHUP
  * (gateway.c, with the route reload) and POST /admin/tls/reload all end in
  * the reloader, a gen_server child of tandem_sup registered as
- * GW_TLS_RELOADER_NAME. It runs one reload at a time: the listeners' files
- * are read and validated on the blocking pool (no scheduler waits on a
- * disk or on a key check), each by gw_tls_listener_reload (server.c), which
- * publishes a new set only when all of it is valid. Handshakes take a
- * reference on the configuration they start with, so a connection already
- * open keeps what it negotiated and a handshake in progress finishes on the
- * set it began with; a refused set changes nothing that serves.
+ * GW_TLS_RELOADER_NAME (started only when a listener speaks TLS). It runs one reload at a time: the
+ * listeners' files are read and validated on the blocking pool (no scheduler waits on a disk or on
+ * a key check), each by gw_tls_listener_reload (server.c), which publishes a new set only when all
+ * of it is valid. Handshakes take a reference on the configuration they start with, so a connection
+ * already open keeps what it negotiated and a handshake in progress finishes on the set it began
+ * with; a refused set changes nothing that serves.
  *
  * Reload requests that queue while one runs are folded into the next: the
  * next reads the files after they were sent.
@@ -792,6 +791,11 @@ int gw_tls_reload(const char *source, const char *listener, struct gw_tls_reload
     struct reload_req h = {.n = 0};
     uint32_t idx = 0;
     snprintf(h.source, sizeof h.source, "%s", source ? source : "");
+    while (idx < MAX_LISTENERS && !is_tls(idx))
+        idx++;
+    if (idx == MAX_LISTENERS)
+        return -ENOENT; /* no TLS listener, and no reloader then */
+    idx = 0;
     if (listener) {
         while (idx < MAX_LISTENERS && !(is_tls(idx) && gw__listeners[idx].name &&
                                         strcmp(gw__listeners[idx].name, listener) == 0))

@@ -193,11 +193,10 @@ void gw_tls_count_handshake(bool server, bool resumed);
 /* ---- reloads and what the admin API shows (reload.c) ---------------------- */
 
 /* The reloader: a gen_server registered as GW_TLS_RELOADER_NAME, a child of
- * tandem_sup, that runs every reload of the listeners' certificates (one at
- * a time, each on the blocking pool) and keeps their record. It starts a
- * linked watcher of the directories holding each TLS listener's files
- * (certificates, keys, client CA), which asks for a reload of the listeners
- * whose files changed once a burst of changes has settled. */
+ * tandem_sup when a listener speaks TLS, that runs every reload of the listeners' certificates (one
+ * at a time, each on the blocking pool) and keeps their record. It starts a linked watcher of the
+ * directories holding each TLS listener's files (certificates, keys, client CA), which asks for a
+ * reload of the listeners whose files changed once a burst of changes has settled. */
 #define GW_TLS_RELOADER_NAME "gw_tls_reloader"
 /* How long gw_tls_reload waits for the reloader's answer. */
 #define GW_TLS_RELOAD_CALL_TIMEOUT_MS 30000
