@@ -48,7 +48,7 @@
 #include "linebuf.h"
 #include "rt/gen_server.h"
 #include "rt/proc_lib.h"
-#include "tls_int.h"
+#include "tls.h"
 
 /* Watcher timing (see the file comment): quiet spell after a completed
  * write, after a file was only created (its writer may still be filling
@@ -878,7 +878,7 @@ int gw_tls_describe(struct gw_tls_desc **out)
         memcpy(l->last_source, rec->last_source, sizeof l->last_source);
         pthread_mutex_unlock(&lock);
         struct gw_tls_server *srv = gw_tls_listener_acquire(gw__listeners[i].tls);
-        const struct gw_tls_certset *set = srv ? srv->certs : NULL;
+        const struct gw_tls_certset *set = srv ? gw_tls_server_certs(srv) : NULL;
         size_t nc = set ? gw_tls_certset_count(set) : 0;
         l->certs = nc ? calloc(nc, sizeof(*l->certs)) : NULL;
         for (size_t k = 0; l->certs && k < nc; k++)
