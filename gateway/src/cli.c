@@ -26,6 +26,7 @@
 #include "gw/config.h"
 #include "gw/ctl.h"
 #include "gw_version.h"
+#include "tls/tls.h"
 #include "workflow/def.h"
 
 void gw_cli_usage(FILE *out)
@@ -56,6 +57,14 @@ static int cmd_check(const char *path)
     struct gw_config *cfg = NULL;
     jpos_diags_init(&d);
     int r = gw_config_load(path, &cfg, &d);
+    /* The TLS listeners' files too, as their start would load them. */
+    if (r == 0) {
+        r = gw_tls_check(cfg, &d);
+        if (r < 0) {
+            gw_config_free(cfg);
+            cfg = NULL;
+        }
+    }
     jpos_diags_print(&d, stderr);
     if (r == -ENOMEM) {
         fprintf(stderr, "%s: out of memory\n", path);

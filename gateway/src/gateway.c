@@ -9,10 +9,13 @@
  *   ├── upstreams_sup   one_for_one: active health checks per upstream
  *   ├── listeners_sup   one_for_one: per listener (rest_for_one)
  *   │                   conns_sup (simple_one_for_one) + acceptors
- *   └── admin           the admin listener, built the same way
+ *   ├── admin           the admin listener, built the same way
+ *   └── tls_reloader    with a TLS listener: reloads its certificates
+ *                       (tls/reload.c)
  *
  * The main thread owns the signals (blocked everywhere else): SIGHUP asks
- * the router to reload; SIGTERM/SIGINT drain: listeners stop accepting,
+ * the router to reload and the TLS listeners to load their certificates
+ * again; SIGTERM/SIGINT drain: listeners stop accepting,
  * connections finish the request in progress and close, then the tree is
  * shut down in reverse order and the process exits 0. Whatever is still
  * open after drain_timeout_ms is cut.
@@ -34,6 +37,7 @@
 #include "workflow/workflow.h"
 #include "gw_version.h"
 #include "relay.h"
+#include "tls/tls.h"
 #include "rt/supervisor.h"
 
 struct gw_gateway gw;
@@ -85,7 +89,7 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
     /* Known before any child starts: the admin listener serves (and may be
      * asked for the tree) before rt_sup_start_link has returned. */
     gw.sup = rt_self();
-    struct rt_child_spec specs[7];
+    struct rt_child_spec specs[8];
     struct gw__listener *admin = NULL; /* the admin child's arg: its bytes are copied */
     size_t k = 0;
     /* First: the others notify it, from their start on. It only dies of
@@ -128,6 +132,17 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                             .restart = RT_PERMANENT,
                                             .shutdown = RT_SHUTDOWN_INFINITY,
                                             .type = RT_SUPERVISOR};
+    /* Last, and only with a TLS listener: it only reads the listeners'
+     * files and swaps their certificate sets, and its restart (which keeps
+     * its records) must not take the listeners down with it. */
+    bool tls = false;
+    for (size_t i = 0; i < gw.cfg->nlisteners; i++)
+        tls = tls || gw.cfg->listeners[i].tls.enabled;
+    if (tls)
+        specs[k++] = (struct rt_child_spec){.id = "tls_reloader",
+                                            .start = gw_tls_reloader_start,
+                                            .restart = RT_PERMANENT,
+                                            .shutdown = 5000};
     flags->strategy = RT_REST_FOR_ONE;
     flags->intensity = 5;
     flags->period_s = 10;
@@ -271,6 +286,8 @@ int gw_run(struct gw_config *cfg)
         fprintf(stderr, "tandem: file descriptors: %s\n", strerror(-fr));
         goto out_listeners;
     }
+    /* Before the listeners load their certificates (tls/reload.c). */
+    gw_tls_reload_snapshot(cfg);
     if (gw__listeners_open() < 0)
         goto out_listeners;
     /* The configuration decided loopback from name resolution; the bound
@@ -334,6 +351,7 @@ int gw_run(struct gw_config *cfg)
         }
         if (sig == SIGHUP) {
             gw_router_reload_async("signal");
+            gw_tls_reload_async("signal");
             continue;
         }
         break;

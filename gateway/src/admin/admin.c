@@ -5,7 +5,7 @@
  * /readyz, /metrics (its text: exposition.c), /admin/system,
  * /admin/upstreams. The route endpoints are in routes.c, the process and
  * supervision-tree endpoints in procs.c, the workflow endpoints in
- * workflows.c.
+ * workflows.c, the TLS endpoints in tls.c.
  *
  * Nothing here keeps state between requests except the kill-reason set in
  * procs.c. Before the token, every request (probes too) passes the checks
@@ -756,12 +756,13 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
         if (allowed(resp, m, M_GET))
             h_metrics(resp);
     } else if (strcmp(path, "/admin") == 0 || strcmp(path, "/admin/") == 0) {
-        gw__admin_error(resp, 404, "not_found",
-                        json_pack("{s:s,s:s}", "path", path, "note",
-                                  "the admin page is not available yet; the JSON API is under "
-                                  "/admin/system, /admin/processes, /admin/supervisors, "
-                                  "/admin/routes, /admin/upstreams, /admin/workflows and "
-                                  "/metrics"));
+        gw__admin_error(
+            resp, 404, "not_found",
+            json_pack("{s:s,s:s}", "path", path, "note",
+                      "the admin page is not available yet; the JSON API is under "
+                      "/admin/system, /admin/processes, /admin/supervisors, "
+                      "/admin/routes, /admin/upstreams, /admin/tls, /admin/workflows and "
+                      "/metrics"));
     } else if (strcmp(path, "/admin/system") == 0) {
         if (allowed(resp, m, M_GET))
             h_system(resp);
@@ -792,6 +793,12 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
     } else if (strcmp(path, "/admin/upstreams") == 0) {
         if (allowed(resp, m, M_GET))
             h_upstreams(resp);
+    } else if (strcmp(path, "/admin/tls") == 0) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_tls_get(resp);
+    } else if (strcmp(path, "/admin/tls/reload") == 0) {
+        if (allowed(resp, m, M_POST))
+            gw__admin_tls_reload(req, resp);
     } else if (strcmp(path, "/admin/workflows") == 0) {
         if (allowed(resp, m, M_GET))
             gw__admin_workflows(req, resp);

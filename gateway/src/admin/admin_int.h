@@ -2,7 +2,8 @@
  * admin_int.h: internals shared by the admin API's files (admin.c: token,
  * dispatch, system, upstreams, metrics; routes.c: the route endpoints;
  * exposition.c: the /metrics text; procs.c: processes, kill/restart,
- * supervision tree; workflows.c: workflow instances). Every handler runs in the admin request
+ * supervision tree; workflows.c: workflow instances; tls.c: the TLS
+ * listeners' certificates and their reload). Every handler runs in the admin request
  * process that called gw_admin_handle and fills the response it is given,
  * always: on error with {"error": CODE, "detail": ...}.
  */
@@ -76,6 +77,10 @@ void gw__admin_kill(const struct gw_admin_request *req, struct gw_admin_response
 void gw__admin_restart(const struct gw_admin_request *req, struct gw_admin_response *resp,
                        rt_pid pid);
 void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_response *resp);
+
+/* tls.c */
+void gw__admin_tls_get(struct gw_admin_response *resp);
+void gw__admin_tls_reload(const struct gw_admin_request *req, struct gw_admin_response *resp);
 
 /* workflows.c. Instances per page of GET /admin/workflows by default, and
  * at most (the journal caps a list at 1000 too). */

@@ -1,7 +1,7 @@
 /*
  * exposition.c: the Prometheus text of GET /metrics, rendered from what
  * the counters (metrics.c), the upstream pools, the router, the event
- * manager and the runtime report as plain structs and numbers. Runs in
+ * manager, the TLS module and the runtime report as plain structs and numbers. Runs in
  * the admin request process; the only allocation is the answer's buffer,
  * which grows as needed.
  */
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin_int.h"
 #include "gw/events.h"
@@ -20,6 +21,7 @@
 #include "gw/router.h"
 #include "gw/upstream.h"
 #include "rt/rt.h"
+#include "tls/tls.h"
 #include "workflow/journal.h"
 #include "workflow/workflow.h"
 
@@ -318,6 +320,65 @@ static void render_gateway(struct buf *b)
     put(b, "tandem_ready %d\n", atomic_load_explicit(&gw.ready, memory_order_relaxed) ? 1 : 0);
 }
 
+/* Handshakes and their failures (tls/stats.c), the certificates serving
+ * now with the seconds left before each expires, and the reloads. */
+static void render_tls(struct buf *b)
+{
+    struct gw_tls_desc *d = NULL;
+    if (gw_tls_describe(&d) < 0) {
+        b->oom = true;
+        return;
+    }
+    static const char *const sides[2] = {"client", "server"};
+    family(b, "tandem_tls_handshakes_total", "counter",
+           "TLS handshakes completed, by side (server: on a listener; client: to an upstream) "
+           "and whether a session was resumed.");
+    for (int side = 1; side >= 0; side--)
+        for (int res = 0; res < 2; res++)
+            put(b, "tandem_tls_handshakes_total{side=\"%s\",resumed=\"%s\"} %llu\n", sides[side],
+                res ? "true" : "false", (unsigned long long)d->handshakes[side][res]);
+    family(b, "tandem_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed, by side and reason.");
+    for (int side = 1; side >= 0; side--)
+        for (int f = 0; f < GW_TLS_FAIL_KINDS; f++)
+            put(b, "tandem_tls_handshake_failures_total{side=\"%s\",reason=\"%s\"} %llu\n",
+                sides[side], gw_tls_fail_name((enum gw_tls_fail)f),
+                (unsigned long long)d->failures[side][f]);
+    /* Seconds left, not the expiry's timestamp: an alert is then a plain
+     * threshold (< 14 days), and an expired certificate shows below 0. The
+     * name is the first one the certificate is chosen for. */
+    family(b, "tandem_tls_certificate_expiry_seconds", "gauge",
+           "Seconds until each certificate a TLS listener serves expires (negative: expired), "
+           "by listener, first name and SHA-256 fingerprint.");
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < d->n; i++) {
+        const struct gw_tls_listener_desc *l = &d->listeners[i];
+        for (size_t k = 0; k < l->ncerts; k++) {
+            const struct gw_tls_cert_info *c = &l->certs[k];
+            put(b, "tandem_tls_certificate_expiry_seconds{listener=\"");
+            put_label(b, l->name ? l->name : "");
+            put(b, "\",name=\"");
+            put_label(b, c->nnames ? c->names[0] : c->subject);
+            put(b, "\",fingerprint=\"%s\"} %lld\n", c->fingerprint,
+                (long long)(c->not_after - now));
+        }
+    }
+    family(b, "tandem_tls_reloads_total", "counter",
+           "Certificate reloads of a TLS listener, by outcome (failed: refused, the certificates "
+           "loaded before kept serving).");
+    for (size_t i = 0; i < d->n; i++) {
+        const struct gw_tls_listener_desc *l = &d->listeners[i];
+        const unsigned long long n[2] = {l->reloads_ok, l->reloads_failed};
+        static const char *const outcomes[2] = {"ok", "failed"};
+        for (int k = 0; k < 2; k++) {
+            put(b, "tandem_tls_reloads_total{listener=\"");
+            put_label(b, l->name ? l->name : "");
+            put(b, "\",outcome=\"%s\"} %llu\n", outcomes[k], n[k]);
+        }
+    }
+    gw_tls_desc_free(d);
+}
+
 int gw_metrics_render(char **out, size_t *len)
 {
     struct buf b = {.cap = 16384};
@@ -328,6 +389,7 @@ int gw_metrics_render(char **out, size_t *len)
     render_requests(&b);
     render_upstreams(&b);
     render_gateway(&b);
+    render_tls(&b);
     render_workflows(&b);
     render_runtime(&b);
     if (b.oom) {

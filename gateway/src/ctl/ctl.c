@@ -71,6 +71,8 @@ static void usage(FILE *out)
             "  reload             reload the routes directory\n"
             "  rollback VERSION   publish an earlier route table again\n"
             "  upstreams          upstream targets, health and pooled connections\n"
+            "  tls                TLS listeners: certificates serving, expiry, last reload\n"
+            "  tls reload [LISTENER]   load the TLS listeners' certificates again\n"
             "  kill PID [--reason R]   send an exit signal (default reason killed_by_admin)\n"
             "  restart PID        restart a supervised child\n"
             "  health             exit 0 when /healthz answers 200 within 2 s\n"
@@ -603,6 +605,94 @@ static void print_upstreams(json_t *v)
     }
 }
 
+/* "LISTENER: outcome[: FILE: reason]" per listener of a TLS reload. */
+static void print_tls_results(json_t *v, FILE *out)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(v, "listeners"), i, l)
+    {
+        if (!json_is_string(json_object_get(l, "outcome")))
+            continue;
+        fprintf(out, "%s: %s", jstr(l, "listener"), jstr(l, "outcome"));
+        if (*jstr(l, "file"))
+            fprintf(out, ": %s", jstr(l, "file"));
+        if (*jstr(l, "reason"))
+            fprintf(out, ": %s", jstr(l, "reason"));
+        fprintf(out, "\n");
+    }
+}
+
+static void print_tls_reload(json_t *v)
+{
+    print_tls_results(v, stdout);
+}
+
+/* Days (or hours, under two days) until `s` seconds have passed. */
+static void human_left(long long s, char *buf, size_t cap)
+{
+    if (s < 0)
+        snprintf(buf, cap, "EXPIRED");
+    else if (s < 2 * 86400)
+        snprintf(buf, cap, "%lldh", s / 3600);
+    else
+        snprintf(buf, cap, "%lldd", s / 86400);
+}
+
+static void print_tls(json_t *v)
+{
+    size_t i, j, k;
+    json_t *l, *c, *n;
+    json_array_foreach(json_object_get(v, "listeners"), i, l)
+    {
+        printf("listener %s (%s): loaded %s (%s), reloads %lld ok, %lld failed\n", jstr(l, "name"),
+               jstr(l, "address"), jstr(l, "loaded_at"), jstr(l, "loaded_by"),
+               jint(l, "reloads_ok"), jint(l, "reloads_failed"));
+        json_t *last = json_object_get(l, "last_reload");
+        if (json_is_object(last)) {
+            printf("last reload: %s (%s, %s)", jstr(last, "outcome"), jstr(last, "source"),
+                   jstr(last, "time"));
+            if (*jstr(last, "file"))
+                printf(": %s", jstr(last, "file"));
+            if (*jstr(last, "reason"))
+                printf(": %s", jstr(last, "reason"));
+            printf("\n");
+        }
+        printf("  %-32s %-40s %-20s %-8s %-10s %s\n", "NAMES", "SUBJECT", "NOT_AFTER", "LEFT",
+               "KEY", "SHA256");
+        json_array_foreach(json_object_get(l, "certificates"), j, c)
+        {
+            char names[256] = "", left[32];
+            size_t len = 0;
+            json_array_foreach(json_object_get(c, "names"), k, n)
+            {
+                int w = snprintf(names + len, sizeof names - len, "%s%s", k ? "," : "",
+                                 json_string_value(n) ? json_string_value(n) : "");
+                if (w < 0 || (size_t)w >= sizeof names - len)
+                    break;
+                len += (size_t)w;
+            }
+            human_left(jint(c, "expires_in_s"), left, sizeof left);
+            printf("  %-32s %-40s %-20s %-8s %-10s %s\n", names, jstr(c, "subject"),
+                   jstr(c, "not_after"), left, jstr(c, "key_type"), jstr(c, "fingerprint"));
+        }
+    }
+    json_t *hs = json_object_get(v, "handshakes");
+    json_t *srv = json_object_get(hs, "server");
+    if (json_is_object(srv)) {
+        printf("handshakes (server): %lld full, %lld resumed; failures:",
+               jint(srv, "handshakes_full"), jint(srv, "handshakes_resumed"));
+        const char *key;
+        json_t *f;
+        json_object_foreach(json_object_get(srv, "failures"), key, f)
+        {
+            if (json_integer_value(f))
+                printf(" %s %lld", key, (long long)json_integer_value(f));
+        }
+        printf("\n");
+    }
+}
+
 static void print_kill(json_t *v)
 {
     if (json_is_true(json_object_get(v, "exited")))
@@ -708,8 +798,10 @@ static int run(const struct ctl *c, const char *method, const char *target, cons
             free(t);
         }
         fprintf(stderr, "\n");
-        if (v)
+        if (v) {
             print_route_errors(v, stderr);
+            print_tls_results(v, stderr);
+        }
     } else if (!v) {
         fprintf(stderr, "tandem ctl: the answer is not JSON\n");
         code = 1;
@@ -946,6 +1038,25 @@ int gw_ctl_main(int argc, char **argv)
         if (locate(&c) < 0)
             return 1;
         return cmd_workflows(&c, words, nwords);
+    }
+    if (strcmp(cmd, "tls") == 0) {
+        if (nwords > 3 || (nwords > 1 && strcmp(words[1], "reload") != 0)) {
+            fprintf(stderr, "tandem ctl: tls takes nothing, or reload [LISTENER]\n");
+            return 2;
+        }
+        if (nwords == 3 && !query_safe(words[2])) {
+            fprintf(stderr, "tandem ctl: tls reload: a listener's name takes letters, digits "
+                            "and - . _ ~ , : only\n");
+            return 2;
+        }
+        if (locate(&c) < 0)
+            return 1;
+        if (nwords == 1)
+            return run(&c, "GET", "/admin/tls", NULL, print_tls);
+        char target[320];
+        snprintf(target, sizeof target, "/admin/tls/reload%s%s", nwords == 3 ? "?listener=" : "",
+                 nwords == 3 ? words[2] : "");
+        return run(&c, "POST", target, "", print_tls_reload);
     }
     if ((!known && !with_arg) || (known && nwords != 1) || (with_arg && nwords != 2)) {
         if (!known && !with_arg)

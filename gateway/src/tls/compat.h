@@ -46,6 +46,19 @@
 #define GW_TLS_READ_AGAIN(rc) ((void)(rc), 0)
 #endif
 
+/* The suite a session (a parsed ticket) was negotiated with. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+static inline int gw_tls_session_suite(const mbedtls_ssl_session *s)
+{
+    return mbedtls_ssl_session_get_ciphersuite_id(s);
+}
+#else
+static inline int gw_tls_session_suite(const mbedtls_ssl_session *s)
+{
+    return s->ciphersuite;
+}
+#endif
+
 /* Once per process before any other call (psa_crypto_init on 3.x, which TLS
  * 1.3 and the ticket keys need). 0 or -EIO. Any thread. */
 int gw_tls_compat_init(void);

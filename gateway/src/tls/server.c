@@ -75,11 +75,40 @@ static int on_sni(void *p, mbedtls_ssl_context *ssl, const unsigned char *name, 
     return 0;
 }
 
-/* Ticket parsing that also records that the handshake resumes: mbedtls
- * has no public way to ask a session whether it was resumed. */
+/* Whether the certificates the handshake would be served (those for its
+ * server name, else the default ones) can carry `suite`: a TLS 1.2 suite
+ * names the key its certificate must have (ECDSA or RSA); a TLS 1.3 one
+ * names none. */
+static bool suite_servable(const struct gw__tls_hs *hs, int suite)
+{
+    const char *name = mbedtls_ssl_get_ciphersuite_name(suite);
+    mbedtls_pk_type_t need = strstr(name, "-ECDSA-") ? MBEDTLS_PK_ECKEY
+                             : strstr(name, "-RSA-") ? MBEDTLS_PK_RSA
+                                                     : MBEDTLS_PK_NONE;
+    if (need == MBEDTLS_PK_NONE || !hs->srv)
+        return true;
+    const struct gw_tls_cert *certs[GW_TLS_MAX_CERTS];
+    size_t n = gw_tls_certset_match(hs->srv->certs, hs->sni_given ? hs->sni : NULL,
+                                    hs->sni_given ? strlen(hs->sni) : 0, certs, GW_TLS_MAX_CERTS);
+    for (size_t i = 0; i < n; i++)
+        if (mbedtls_pk_can_do(gw_tls_cert_key(certs[i]), need))
+            return true;
+    return false;
+}
+
+/* Ticket parsing that also records that the handshake resumes (mbedtls
+ * has no public way to ask a session whether it was resumed), and refuses
+ * a ticket whose suite the certificates serving now cannot carry: after a
+ * reload that replaced an ECDSA certificate by an RSA one (or the
+ * reverse), mbedtls 2.28 would resume the session under a newly chosen
+ * suite, which clients refuse ("old session cipher not returned"), failing
+ * the first handshake of every client holding a ticket from before. A
+ * refused ticket costs a full handshake instead. */
 static int on_ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
 {
     int rc = mbedtls_ssl_ticket_parse(p, session, buf, len);
+    if (rc == 0 && cur_hs && !suite_servable(cur_hs, gw_tls_session_suite(session)))
+        rc = MBEDTLS_ERR_SSL_INVALID_MAC; /* mbedtls ignores the ticket */
     if (rc == 0 && cur_hs)
         cur_hs->resumed = true;
     return rc;

@@ -32,10 +32,12 @@
 #include <stdint.h>
 
 #include "gw/config.h"
+#include "rt/rt.h"
 
 struct gw__transport;
 struct gw__listener;
 struct gw_target;
+struct jpos_diags;
 
 /* ---- the library ------------------------------------------------------------ */
 
@@ -190,5 +192,85 @@ void gw_tls_count_failure(bool server, enum gw_tls_fail why);
 uint64_t gw_tls_failures(bool server, enum gw_tls_fail why);
 uint64_t gw_tls_handshakes(bool server, bool resumed);
 void gw_tls_count_handshake(bool server, bool resumed);
+
+/* ---- reloads and what the admin API shows (reload.c) ---------------------- */
+
+/* The reloader: a gen_server registered as GW_TLS_RELOADER_NAME, a child of
+ * tandem_sup when a listener speaks TLS, that runs every reload of the listeners' certificates (one
+ * at a time, each on the blocking pool) and keeps their record. It starts a linked watcher of the
+ * directories holding each TLS listener's files (certificates, keys, client CA), which asks for a
+ * reload of the listeners whose files changed once a burst of changes has settled. */
+#define GW_TLS_RELOADER_NAME "gw_tls_reloader"
+/* How long gw_tls_reload waits for the reloader's answer. */
+#define GW_TLS_RELOAD_CALL_TIMEOUT_MS 30000
+int gw_tls_reloader_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                          rt_atom *reason);
+
+/* The result of one listener's reload. `file` is the file the error names
+ * ("" when it names none of the listener's files), `reason` what is wrong
+ * with it. */
+struct gw_tls_reload_result {
+    const char *listener; /* its name, gw.cfg's: lives as long as the gateway */
+    bool ok;
+    char file[4096];
+    char reason[512];
+};
+struct gw_tls_reload_outcome {
+    size_t n;
+    struct gw_tls_reload_result results[];
+};
+void gw_tls_reload_outcome_free(struct gw_tls_reload_outcome *o); /* NULL-safe */
+
+/* Process context (blocks the caller until the reloader answers). Reloads
+ * every TLS listener (`listener` NULL) or the one named; `source` ("admin",
+ * "signal", ...) is recorded. 0 when every reload published its set,
+ * -EINVAL when one was refused (the old set keeps serving), -ENOENT for an
+ * unknown or plaintext listener, -ETIMEDOUT, -ESRCH (no reloader), -ENOMEM.
+ * *out (the caller frees it) is written for 0 and -EINVAL. */
+int gw_tls_reload(const char *source, const char *listener, struct gw_tls_reload_outcome **out);
+/* Any thread (the signal loop): the same for every listener, without
+ * waiting for the outcome. */
+void gw_tls_reload_async(const char *source);
+/* Main thread, before the listeners load their certificates: notes what
+ * each TLS listener's files are (inode, size, change time). The watcher,
+ * once its watches are in place, reloads a listener whose files differ
+ * from that note: a change made between the listener's load and the
+ * watcher's start would otherwise go unseen. */
+void gw_tls_reload_snapshot(const struct gw_config *cfg);
+
+/* What GET /admin/tls and /metrics show: per TLS listener the certificates
+ * serving now and the reload record, and the handshake counters. */
+struct gw_tls_listener_desc {
+    const char *name;    /* gw.cfg's */
+    const char *address; /* gw.cfg's */
+    char loaded_at[40];  /* when the set serving now was loaded, RFC 3339 UTC */
+    char loaded_by[32];  /* "start", "admin", "signal", "inotify" */
+    uint64_t reloads_ok, reloads_failed;
+    bool has_last; /* a reload has run since start */
+    struct gw_tls_reload_result last;
+    char last_time[40];
+    char last_source[32];
+    struct gw_tls_cert_info *certs;
+    size_t ncerts;
+};
+struct gw_tls_desc {
+    struct gw_tls_listener_desc *listeners;
+    size_t n;
+    uint64_t handshakes[2][2];               /* [server][resumed] */
+    uint64_t failures[2][GW_TLS_FAIL_KINDS]; /* [server][reason] */
+};
+/* Any thread. 0 with *out (free it with gw_tls_desc_free), or -ENOMEM. */
+int gw_tls_describe(struct gw_tls_desc **out);
+void gw_tls_desc_free(struct gw_tls_desc *d); /* NULL-safe */
+
+/* ---- `tandem check` (check.c) --------------------------------------------- */
+
+/* Loads every TLS listener's files as a listener's start would and reports
+ * each problem to `d` at the JSON position, in the configuration file
+ * cfg->path, of the `cert` or `key` member it concerns (client_auth's `ca`,
+ * else the listener's `tls`), with the file and its reason. Each
+ * certificate is checked on its own, so every bad file is reported. 0, or
+ * -EINVAL when something is wrong, -ENOMEM. Blocks (reads files). */
+int gw_tls_check(const struct gw_config *cfg, struct jpos_diags *d);
 
 #endif

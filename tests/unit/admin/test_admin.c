@@ -1478,6 +1478,81 @@ START_TEST(routes_and_upstreams_answers_render_the_modules_structs)
 }
 END_TEST
 
+/* ---- TLS: rendered from the module's structs ------------------------------------------------ */
+
+static void body_tls(void)
+{
+    /* Every certificate with where it came from, the reload record with
+     * the file and the reason, and the handshake counters. */
+    struct answer a = get("/admin/tls");
+    T_EQ(a.status, 200);
+    json_t *l = json_array_get(json_object_get(a.json, "listeners"), 0);
+    T_STREQ(jstr(l, "name"), "secure");
+    T_STREQ(jstr(l, "address"), "127.0.0.1:8443");
+    T_STREQ(jstr(l, "loaded_at"), "2026-01-02T03:00:00.000Z");
+    T_STREQ(jstr(l, "loaded_by"), "start");
+    T_EQ(jint(l, "reloads_ok"), 0);
+    T_EQ(jint(l, "reloads_failed"), 1);
+    json_t *last = json_object_get(l, "last_reload");
+    T_STREQ(jstr(last, "outcome"), "error");
+    T_STREQ(jstr(last, "file"), "/etc/tandem/api.pem");
+    T_STREQ(jstr(last, "reason"), "the certificate has expired");
+    T_STREQ(jstr(last, "source"), "inotify");
+    T_STREQ(jstr(last, "time"), "2026-01-02T03:04:05.678Z");
+    json_t *c = json_array_get(json_object_get(l, "certificates"), 0);
+    T_STREQ(jstr(c, "subject"), "CN=api.example.com");
+    T_STREQ(jstr(c, "issuer"), "CN=Test CA");
+    T_EQ(json_array_size(json_object_get(c, "names")), 2);
+    T_STREQ(json_string_value(json_array_get(json_object_get(c, "names"), 1)), "*.example.com");
+    T_EQ(strlen(jstr(c, "fingerprint")), 64);
+    T_STREQ(jstr(c, "not_before"), "2026-01-01T00:00:00Z");
+    T_ASSERT(jint(c, "expires_in_s") > T_TLS_LEFT_S - 60 &&
+             jint(c, "expires_in_s") <= T_TLS_LEFT_S);
+    T_STREQ(jstr(c, "key_type"), "EC P-256");
+    T_STREQ(jstr(c, "cert_file"), "/etc/tandem/api.pem");
+    T_STREQ(jstr(c, "key_file"), "/etc/tandem/api.key");
+    json_t *srv = json_object_get(json_object_get(a.json, "handshakes"), "server");
+    T_EQ(jint(srv, "handshakes_full"), 5);
+    T_EQ(jint(srv, "handshakes_resumed"), 2);
+    T_EQ(jint(json_object_get(srv, "failures"), "plaintext"), 3);
+    answer_done(&a);
+
+    /* A refused reload: 422 with the listener, the file and the reason. */
+    a = call("POST", "/admin/tls/reload", NULL, NULL);
+    expect_error(&a, 422, "tls_reload_refused");
+    T_STREQ(jstr(a.json, "outcome"), "error");
+    l = json_array_get(json_object_get(a.json, "listeners"), 0);
+    T_STREQ(jstr(l, "listener"), "secure");
+    T_STREQ(jstr(l, "outcome"), "error");
+    T_STREQ(jstr(l, "file"), "/etc/tandem/api.key");
+    T_STREQ(jstr(l, "reason"), "the key does not match the certificate");
+    answer_done(&a);
+    a = call("POST", "/admin/tls/reload?listener=nope", NULL, NULL);
+    expect_error(&a, 404, "no_tls_listener");
+    answer_done(&a);
+    a = get("/admin/tls/reload");
+    expect_error(&a, 405, "method_not_allowed");
+    answer_done(&a);
+    a = call("POST", "/admin/tls", NULL, NULL);
+    expect_error(&a, 405, "method_not_allowed");
+    answer_done(&a);
+    /* Like every endpoint but the probes: the token first. */
+    gw.admin_token = "s3cret";
+    a = call("GET", "/admin/tls", "Bearer wrong", NULL);
+    expect_error(&a, 401, "unauthorized");
+    answer_done(&a);
+    a = call("POST", "/admin/tls/reload", NULL, NULL);
+    expect_error(&a, 401, "unauthorized");
+    answer_done(&a);
+    gw.admin_token = NULL;
+}
+
+START_TEST(tls_answers_list_certificates_reload_record_and_counters)
+{
+    t_run(body_tls);
+}
+END_TEST
+
 /* ---- browsers are kept out ------------------------------------------------------------------ */
 
 static bool host_ok(const struct gw_admin_site *site, const char *host)
@@ -1920,6 +1995,19 @@ static void body_metrics(void)
     T_ASSERT(sample(m, "tandem_scheduler_utilisation{scheduler=\"0\"}") >= 0);
     T_ASSERT(sample(m, "tandem_memory_bytes{kind=\"rss\"}") > 0);
     T_ASSERT(strstr(m, "# TYPE tandem_request_duration_seconds histogram\n") != NULL);
+    T_ASSERT(sample(m, "tandem_tls_handshakes_total{side=\"server\",resumed=\"false\"}") == 5);
+    T_ASSERT(sample(m, "tandem_tls_handshakes_total{side=\"server\",resumed=\"true\"}") == 2);
+    T_ASSERT(
+        sample(m, "tandem_tls_handshake_failures_total{side=\"server\",reason=\"plaintext\"}") ==
+        3);
+    T_ASSERT(sample(m, "tandem_tls_handshake_failures_total{side=\"client\",reason=\"verify\"}") ==
+             0);
+    double left =
+        sample(m, "tandem_tls_certificate_expiry_seconds{listener=\"secure\",name=\"api."
+                  "example.com\",fingerprint=\"000000000000000000000000000000000000000000000"
+                  "0000000000000000007\"}");
+    T_ASSERT(left > T_TLS_LEFT_S - 60 && left <= T_TLS_LEFT_S);
+    T_ASSERT(sample(m, "tandem_tls_reloads_total{listener=\"secure\",outcome=\"failed\"}") == 1);
     answer_done(&a);
     gw_metrics_done();
 }
@@ -2115,6 +2203,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
     tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
     tcase_add_test(tc, routes_and_upstreams_answers_render_the_modules_structs);
+    tcase_add_test(tc, tls_answers_list_certificates_reload_record_and_counters);
     tcase_add_test(tc, metrics_exposition_parses_back_with_the_recorded_values);
     tcase_add_test(tc, metrics_route_cardinality_is_bounded);
     tcase_add_test(tc, metrics_counters_read_back_as_structs);
