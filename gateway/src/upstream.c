@@ -237,31 +237,39 @@ enum { HC_TICK = 1 };
 #define HC_REQUEST                                                                                 \
     "GET %s HTTP/1.1\r\nhost: %s\r\nuser-agent: tandem-health\r\nconnection: close\r\n\r\n"
 
+/* One active check of target t: connects, sends the check's request and
+ * reads the start of the answer, through a transport like every other
+ * upstream exchange. */
 static bool probe(struct gw_target *t, const struct gw_upstream_config *c)
 {
-    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
+    struct gw__transport *tp = NULL;
     bool ok = false;
     /* Room for the longest path the configuration accepts and the longest
      * address a target has. */
     char req[sizeof HC_REQUEST + GW_HEALTH_PATH_MAX + sizeof t->addr], buf[64];
-    if (rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, c->active_timeout_ms) < 0)
-        goto out;
+    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    if (rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, c->active_timeout_ms) < 0) {
+        rt_close(fd);
+        return false;
+    }
+    if (gw__transport_socket_wrap(fd, &tp) < 0)
+        return false;
     int n = snprintf(req, sizeof req, HC_REQUEST, c->active_path, t->addr);
     /* Never send more than was formatted: a request cut short is a failed
      * check, not bytes of the stack. */
     if (n < 0 || (size_t)n >= sizeof req)
         goto out;
-    if (rt_write(fd, req, (size_t)n, c->active_timeout_ms) < 0)
+    if (gw__transport_write_all(tp, req, (size_t)n, c->active_timeout_ms) < 0)
         goto out;
-    ssize_t got = rt_read(fd, buf, sizeof buf - 1, c->active_timeout_ms);
+    ssize_t got = tp->ops->read(tp, buf, sizeof buf - 1, c->active_timeout_ms);
     if (got < 12)
         goto out;
     buf[got] = 0;
     ok = strncmp(buf, "HTTP/1.", 7) == 0 && (buf[9] == '2' || buf[9] == '3');
 out:
-    rt_close(fd);
+    tp->ops->close(tp);
     return ok;
 }
 

@@ -18,13 +18,15 @@
 
 #include "gw/config.h"
 
+struct gw__transport;
+
 /* A target's pool of idle keep-alive connections and its count of busy
  * ones. The idle stack is guarded by `lock` (held for a push or a pop, no
  * I/O under it); `active` is an atomic count, relaxed: it bounds and is
  * shown, it publishes nothing. */
 struct gw__pool {
     pthread_mutex_t lock;
-    int *idle; /* max_idle slots (at least one allocated) */
+    struct gw__transport **idle; /* max_idle slots (at least one allocated) */
     size_t nidle;
     uint32_t max_idle;   /* upstreams.*.max_idle */
     uint32_t max_active; /* upstreams.*.max_connections */
