@@ -172,13 +172,16 @@ struct gw__upconn {
     uint64_t guard;           /* the deferred cleanup that closes it if the process dies */
 };
 /* Checks out a connection into *c: an idle pooled one (c->reused) or a new
- * one connected within the timeout. With `probe`, a pooled one is first
- * checked to be still open (one read that waits for nothing): for requests
- * that could not be sent again on a stale connection. 0 or -errno
- * (-EBUSY: the target's max_connections are all busy); *c is written only
- * on success. Request process. */
+ * one connected (and for a TLS upstream handshaken) within the timeout.
+ * With `probe`, a pooled one is first checked to be still open (one read
+ * that waits for nothing): for requests that could not be sent again on a
+ * stale connection. 0 or -errno (-EBUSY: the target's max_connections are
+ * all busy; -ETIMEDOUT; -EPROTO: the TLS handshake failed); *c is written
+ * only on success, and on a failure to connect a one-line reason goes to
+ * why (when not NULL: "connect failed", "certificate verify failed: name
+ * mismatch"). Request process. */
 int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe,
-                      struct gw__upconn *c);
+                      struct gw__upconn *c, char *why, size_t whylen);
 /* Returns c's connection to the pool when `reusable` and the pool has room,
  * else closes it; c->tp is NULL afterwards (nothing happens when it already
  * was). Until checkin, the deferred cleanup closes the connection and gives

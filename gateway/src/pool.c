@@ -12,16 +12,21 @@
  * with it still closes it and gives its slot back.
  *
  * A connection is a transport (exchange.h), pooled as it is: whoever reads
- * and writes the upstream (relay.c, tunnel.c, workflow/call.c) does it
- * through the transport and never learns what is beneath it.
+ * and writes the upstream (relay.c, tunnel.c, workflow/call.c, the health
+ * checks) does it through the transport and never learns what is beneath
+ * it. For an upstream with `tls` a new connection is handshaken here
+ * (tls/client.c), within the connect timeout, and an idle TLS connection
+ * is pooled and reused like a plain one: no handshake per request.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
 #include "gw_int.h"
+#include "tls/tls.h"
 #include "upstream_int.h"
 
 int gw__pool_init(struct gw__pool *p, uint32_t max_idle, uint32_t max_active)
@@ -88,7 +93,7 @@ static uint64_t guard_new(struct gw__pool *p, struct gw__transport *tp)
 }
 
 int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe,
-                      struct gw__upconn *c)
+                      struct gw__upconn *c, char *why, size_t whylen)
 {
     struct gw__pool *p = &t->pool;
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
@@ -118,31 +123,75 @@ int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool pro
         }
         tp->ops->close(tp);
     }
-    int rc = 0;
     struct gw__transport *tp = NULL;
-    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        rc = -errno;
-        goto out;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    rc = rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, connect_timeout_ms);
+    int rc = gw__target_connect(t, connect_timeout_ms, &tp, why, whylen);
     if (rc < 0) {
-        rt_close(fd);
-        goto out;
+        atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
+        return rc;
     }
-    /* Non-blocking since socket(): wrapped without another fcntl. */
-    rc = gw__transport_socket_wrap(fd, &tp);
-    if (rc < 0)
-        goto out;
     c->tp = tp;
     c->reused = false;
     c->guard = guard_new(p, tp);
-out:
-    if (rc < 0)
-        atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
-    return rc;
+    return 0;
+}
+
+/* At most one log line a second per target for failed handshakes: the
+ * reason stays in last_error for every one. */
+static void log_tls_failure(struct gw_target *t, const char *reason)
+{
+    uint64_t now = rt_now_ms();
+    /* Relaxed: a stamp compared with the clock, publishing nothing. */
+    uint64_t last = atomic_load_explicit(&t->tls_logged_ms, memory_order_relaxed);
+    if (last && now - last < 1000)
+        return;
+    if (!atomic_compare_exchange_strong_explicit(&t->tls_logged_ms, &last, now,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    rt_log(RT_LOG_WARNING, "upstream %s: target %s: %s", t->up->cfg->name, t->addr, reason);
+}
+
+int gw__target_connect(struct gw_target *t, uint32_t timeout_ms, struct gw__transport **out,
+                       char *why, size_t whylen)
+{
+    char reason[96];
+    uint64_t deadline = rt_now_ms() + timeout_ms;
+    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int err = errno;
+        if (why)
+            snprintf(why, whylen, "connect failed");
+        return -err;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, timeout_ms);
+    if (rc < 0) {
+        rt_close(fd);
+        if (why)
+            snprintf(why, whylen, "%s", rc == -ETIMEDOUT ? "connect timeout" : "connect failed");
+        return rc;
+    }
+    if (!t->up->tls) {
+        /* Non-blocking since socket(): wrapped without another fcntl. */
+        rc = gw__transport_socket_wrap(fd, out);
+        if (rc < 0 && why)
+            snprintf(why, whylen, "out of memory");
+        return rc;
+    }
+    /* The handshake has what is left of the connect timeout. */
+    uint64_t now = rt_now_ms();
+    enum gw_tls_fail fail = GW_TLS_FAIL_PROTOCOL;
+    rc = gw_tls_connect(t->up->tls, fd, t->host, now < deadline ? (int64_t)(deadline - now) : 0,
+                        out, &fail, reason, sizeof reason);
+    if (rc < 0) {
+        log_tls_failure(t, reason);
+        if (why)
+            snprintf(why, whylen, "%s", reason);
+        /* A handshake cut short by the deadline is a connect timeout to
+         * the caller; any other failure is the target refusing TLS. */
+        return rc == -ETIMEDOUT ? rc : -EPROTO;
+    }
+    return 0;
 }
 
 void gw__conn_checkin(struct gw_target *t, struct gw__upconn *c, bool reusable)

@@ -226,7 +226,8 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         /* A request whose body is held whole is sent again on a fresh
          * connection if a pooled one turns out stale; only a streamed body
          * needs the pooled connection checked first. */
-        int rc = gw__conn_checkout(t, connect_ms, !rl->pre_complete, &a.conn);
+        char why[96];
+        int rc = gw__conn_checkout(t, connect_ms, !rl->pre_complete, &a.conn, why, sizeof why);
         if (rc == -EBUSY) {
             /* Our own connection cap for the target: not the target's
              * failure, so it does not count towards ejecting it. */
@@ -237,9 +238,11 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
             continue;
         }
         if (rc < 0) {
-            upstream_failed(&a, rc == -ETIMEDOUT ? "connect timeout" : "connect failed");
+            upstream_failed(&a, why);
             if (rc == -ETIMEDOUT)
                 timed_out = true;
+            if (rc == -EPROTO)
+                rl->fail_msg = "upstream TLS handshake failed";
             last = t;
             budget--;
             continue;

@@ -453,3 +453,55 @@ out:
     tls_close(&t->base);
     return rc;
 }
+
+/* ---- the client's handshake (client.c) ----------------------------------------- */
+
+/* Separate from gw_tls_accept: the client side has no listener, no first
+ * byte to look at and no server configuration to hold, only the upstream's
+ * configuration (which outlives its connections: the pools close theirs
+ * first) and the name to send. */
+int gw__tls_client_handshake(int fd, const mbedtls_ssl_config *conf, const char *name,
+                             int64_t timeout_ms, struct gw__transport **out, int *lib_err,
+                             uint32_t *verify)
+{
+    uint64_t deadline = deadline_of(timeout_ms);
+    struct tls_sess *s = calloc(1, sizeof *s);
+    struct tls_tp *t = malloc(sizeof *t);
+    if (!s || !t) {
+        free(s);
+        free(t);
+        rt_close(fd);
+        return -ENOMEM;
+    }
+    atomic_init(&s->refs, 1);
+    pthread_mutex_init(&s->lock, NULL);
+    s->sock = fd;
+    mbedtls_ssl_init(&s->ssl);
+    t->base.ops = &tls_ops;
+    t->base.fd = fd;
+    t->s = s;
+    int rc = -ENOMEM;
+    if (mbedtls_ssl_setup(&s->ssl, conf) != 0 || mbedtls_ssl_set_hostname(&s->ssl, name) != 0)
+        goto out;
+    mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
+    for (;;) {
+        int mrc = mbedtls_ssl_handshake(&s->ssl);
+        if (mrc == 0)
+            break;
+        if (want(mrc)) {
+            rc = wait_for(t, mrc, deadline);
+            if (rc < 0)
+                goto out;
+            continue;
+        }
+        *lib_err = mrc;
+        *verify = mbedtls_ssl_get_verify_result(&s->ssl);
+        rc = -EPROTO;
+        goto out;
+    }
+    *out = &t->base;
+    return 0;
+out:
+    tls_close(&t->base);
+    return rc;
+}

@@ -286,9 +286,15 @@ int wf_call(const struct wf_call_req *q, struct wf_call_res *res)
         cto = (uint32_t)ms;
     /* probe: a pooled connection the upstream closed meanwhile is not
      * used, so that a send on it is rarely an unknown outcome. */
-    int crc = gw__conn_checkout(t, cto, true, &conn);
+    char why[96];
+    int crc = gw__conn_checkout(t, cto, true, &conn, why, sizeof why);
     if (crc < 0) {
-        seterr(res, WF_CALL_NOT_SENT, "connect", crc);
+        /* A failed TLS handshake says why (a certificate that does not
+         * verify); anything else as before. */
+        if (crc == -EPROTO)
+            seterr(res, WF_CALL_NOT_SENT, why, 0);
+        else
+            seterr(res, WF_CALL_NOT_SENT, "connect", crc);
         /* -EBUSY is the gateway's own connection cap for the target, not
          * the target's failure: it does not count towards ejecting it
          * (as in proxy.c). */

@@ -20,6 +20,7 @@
 #include "upstream_int.h"
 
 static struct gw_target target;
+static struct gw_upstream upstream; /* plaintext: no tls */
 static int listener = -1;
 static char failure[256];
 static atomic_int failed;
@@ -40,6 +41,7 @@ static void setup(void)
     ck_assert_int_eq(listen(listener, 16), 0);
     ck_assert_int_eq(getsockname(listener, (struct sockaddr *)&a, &alen), 0);
     memset(&target, 0, sizeof target);
+    target.up = &upstream;
     memcpy(&target.sa, &a, sizeof a);
     target.salen = sizeof a;
     pthread_mutex_init(&target.lock, NULL);
@@ -84,10 +86,10 @@ static void caps_body(void *arg)
 {
     (void)arg;
     struct gw__upconn c1 = {0}, c2 = {0}, c3 = {0};
-    T_ASSERT(gw__conn_checkout(&target, 1000, false, &c1) == 0 && c1.tp && !c1.reused);
-    T_ASSERT(gw__conn_checkout(&target, 1000, false, &c2) == 0 && c2.tp && !c2.reused);
+    T_ASSERT(gw__conn_checkout(&target, 1000, false, &c1, NULL, 0) == 0 && c1.tp && !c1.reused);
+    T_ASSERT(gw__conn_checkout(&target, 1000, false, &c2, NULL, 0) == 0 && c2.tp && !c2.reused);
     /* max_connections: a third is refused before any connect. */
-    T_ASSERT(gw__conn_checkout(&target, 1000, false, &c3) == -EBUSY);
+    T_ASSERT(gw__conn_checkout(&target, 1000, false, &c3, NULL, 0) == -EBUSY);
     T_ASSERT(!c3.tp);
     uint32_t active;
     size_t idle;
@@ -100,7 +102,7 @@ static void caps_body(void *arg)
     counts(&active, &idle);
     T_ASSERT(active == 0 && idle == 1);
     /* The idle one comes back, checked for being open when asked to. */
-    T_ASSERT(gw__conn_checkout(&target, 1000, true, &c1) == 0);
+    T_ASSERT(gw__conn_checkout(&target, 1000, true, &c1, NULL, 0) == 0);
     T_ASSERT(c1.tp == first && c1.reused);
     gw__conn_checkin(&target, &c1, false); /* not reusable: closed */
     counts(&active, &idle);
@@ -117,7 +119,7 @@ END_TEST
 static void leaver(void *arg)
 {
     struct gw__upconn c = {0};
-    *(int *)arg = gw__conn_checkout(&target, 1000, false, &c) == 0 ? c.tp->fd : -1;
+    *(int *)arg = gw__conn_checkout(&target, 1000, false, &c, NULL, 0) == 0 ? c.tp->fd : -1;
     rt_exit(rt_atom_intern("crashed")); /* never checked in */
 }
 
@@ -157,7 +159,7 @@ static void churner(void *arg)
     (void)arg;
     for (int i = 0; i < ROUNDS; i++) {
         struct gw__upconn c = {0};
-        int rc = gw__conn_checkout(&target, 5000, i % 3 == 0, &c);
+        int rc = gw__conn_checkout(&target, 5000, i % 3 == 0, &c, NULL, 0);
         if (rc == -EBUSY) {
             rt_yield();
             continue;

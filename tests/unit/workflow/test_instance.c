@@ -1225,7 +1225,7 @@ static void b_eof_answer(void)
     struct gw__upconn c = {.reused = true};
     struct gw_target *t = gw__target_pick(gw_upstream_get(0), NULL, &all_ejected);
     T_ASSERT(t != NULL);
-    int rc = t ? gw__conn_checkout(t, 1000, false, &c) : -1;
+    int rc = t ? gw__conn_checkout(t, 1000, false, &c, NULL, 0) : -1;
     T_ASSERT(rc == 0);
     T_ASSERT(!c.reused);
     if (rc == 0)
@@ -1285,7 +1285,7 @@ static void b_http10_answer(void)
     struct gw__upconn c = {.reused = true};
     struct gw_target *t = gw__target_pick(gw_upstream_get(0), NULL, &all_ejected);
     T_ASSERT(t != NULL);
-    int rc = t ? gw__conn_checkout(t, 1000, false, &c) : -1;
+    int rc = t ? gw__conn_checkout(t, 1000, false, &c, NULL, 0) : -1;
     T_ASSERT(rc == 0);
     T_ASSERT(!c.reused);
     if (rc == 0)
