@@ -2,8 +2,8 @@
 """TLS to upstreams end to end: the real tandem binary (a plaintext listener)
 forwarding to real Python `ssl` HTTP servers, with certificates made at test
 time (tests/lib/tlscerts.py): verification (success, wrong CA, wrong name),
-mTLS to the backend, pooled TLS connections reused, health checks and an
-Upgrade tunnel over TLS."""
+mTLS to the backend, pooled TLS connections reused, health checks, an
+Upgrade tunnel and a workflow step over TLS."""
 import base64
 import hashlib
 import http.client
@@ -56,6 +56,10 @@ class TlsBackend:
 
             def log_message(self, *args):
                 pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.do_GET()
 
             def do_GET(self):
                 if self.headers.get("Upgrade", "").lower() == "websocket":
@@ -286,6 +290,49 @@ def an_upgrade_tunnel_runs_over_a_tls_upstream():
                 got += b
             assert got == text, (len(got), len(text))
         s.close()
+
+
+STAMP = {"name": "stamp", "input": {"x": "string"},
+         "idempotency": {"key": "required", "header": "Idempotency-Key", "ttl_ms": 60000},
+         "wait_ms": 5000,
+         "steps": [{"name": "s", "upstream": "up",
+                    "request": {"method": "POST", "path": "/step", "body": {"x": "${input.x}"}},
+                    "timeout_ms": 3000, "success": ["2xx"]}],
+         "response": {"completed": {"status": 200,
+                                    "body": {"client": "${steps.s.body.client}"}},
+                      "failed": {"status": 500}}}
+
+
+@t.case
+def a_workflow_step_calls_a_tls_upstream():
+    backend = TlsBackend(BACKEND, client_ca=CA.cert)
+    d = tempfile.mkdtemp(prefix="tandem-tls-up-wf-")
+    os.makedirs(os.path.join(d, "workflows"))
+    with open(os.path.join(d, "workflows", "stamp.json"), "w") as f:
+        json.dump({"workflows": [STAMP]}, f)
+    tls = {"ca": CA.cert, "server_name": "backend.test", "cert": CLIENT.cert, "key": CLIENT.key}
+    try:
+        gw = Gateway([{"name": "w", "match": {"path": "/w", "methods": ["POST"]},
+                       "workflow": "stamp"}],
+                     {"up": {"targets": [{"address": backend.address}], "tls": tls}},
+                     extra={"workflows": {"dir": os.path.join(d, "workflows"),
+                                          "journal": {"data_dir": os.path.join(d, "data")}}})
+    except Exception:
+        backend.stop()
+        raise
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        c.request("POST", "/w", body=json.dumps({"x": "y"}),
+                  headers={"Content-Type": "application/json", "Idempotency-Key": "k1"})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        assert r.status == 200, (r.status, body)
+        assert json.loads(body)["client"] == "tandem-gateway", body
+        assert backend.handshakes == 1, backend.handshakes
+    finally:
+        gw.close()
+        backend.stop()
 
 
 @t.case
