@@ -38,18 +38,60 @@
 #define GW_TLS_HAVE_1_3 0
 #endif
 
+/* A read result that means "nothing for the caller, read again": a TLS 1.3
+ * client is told of each session ticket the server sends (3.x). */
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+#define GW_TLS_READ_AGAIN(rc) ((rc) == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+#else
+#define GW_TLS_READ_AGAIN(rc) ((void)(rc), 0)
+#endif
+
 /* Once per process before any other call (psa_crypto_init on 3.x, which TLS
  * 1.3 and the ticket keys need). 0 or -EIO. Any thread. */
 int gw_tls_compat_init(void);
 
 /* ---- hashes ----------------------------------------------------------------- */
 
-/* The *_ret names of 2.x are the plain names of 3.x. 0 or an mbedtls error. */
-int gw_tls_sha256_starts(mbedtls_sha256_context *c);
-int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len);
-int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32]);
+/* The *_ret names of 2.x are the plain names of 3.x. 0 or an mbedtls error.
+ * Inline, so that code outside tls/ that only hashes links libmbedcrypto
+ * alone. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+static inline int gw_tls_sha256_starts(mbedtls_sha256_context *c)
+{
+    return mbedtls_sha256_starts(c, 0);
+}
+static inline int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len)
+{
+    return mbedtls_sha256_update(c, buf, len);
+}
+static inline int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32])
+{
+    return mbedtls_sha256_finish(c, out);
+}
 /* One-shot SHA-256 of buf. */
-int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32]);
+static inline int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32])
+{
+    return mbedtls_sha256(buf, len, out, 0);
+}
+#else
+static inline int gw_tls_sha256_starts(mbedtls_sha256_context *c)
+{
+    return mbedtls_sha256_starts_ret(c, 0);
+}
+static inline int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len)
+{
+    return mbedtls_sha256_update_ret(c, buf, len);
+}
+static inline int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32])
+{
+    return mbedtls_sha256_finish_ret(c, out);
+}
+/* One-shot SHA-256 of buf. */
+static inline int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32])
+{
+    return mbedtls_sha256_ret(buf, len, out, 0);
+}
+#endif
 
 /* ---- keys and certificates -------------------------------------------------- */
 
