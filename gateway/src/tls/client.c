@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../exchange.h"
 #include "tls_int.h"
 
 struct gw_tls_client {
@@ -187,10 +188,23 @@ int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t ti
     int lib_err = 0;
     uint32_t verify = 0;
     const char *name = c->server_name ? c->server_name : host;
-    int rc = gw__tls_client_handshake(fd, &c->conf, name, timeout_ms, out, &lib_err, &verify);
+    uint64_t deadline = rt_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    struct gw__transport *t = NULL;
+    /* The configuration outlives the session (upstream.c frees it after
+     * the pools closed theirs): nothing to release. */
+    int rc = gw__tls_transport_new(fd, &c->conf, NULL, NULL, &t);
+    if (rc == 0 && mbedtls_ssl_set_hostname(gw__tls_transport_ssl(t), name) != 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = gw__tls_handshake(t, deadline, NULL, &lib_err);
     if (rc == 0) {
         gw_tls_count_handshake(false, false);
+        *out = t;
         return 0;
+    }
+    if (t) {
+        verify = mbedtls_ssl_get_verify_result(gw__tls_transport_ssl(t));
+        t->ops->close(t);
     }
     if (rc == -ETIMEDOUT) {
         *why = GW_TLS_FAIL_TIMEOUT;

@@ -73,16 +73,4 @@ int gw__tls_handshake(struct gw__transport *t, uint64_t deadline, struct gw__tls
 
 struct gw_tls_server *gw__tls_server_ref(struct gw_tls_server *s);
 
-/* Client side (transport.c, for client.c): a session over the connected
- * socket `fd` (owned from now on, also on failure) set up with `conf`
- * (which must outlive the transport), `name` sent as SNI and checked
- * against the server's certificate, handshaken in the calling process
- * within timeout_ms. 0 with *out; -ETIMEDOUT; -EPROTO when the library
- * refused, its error in *lib_err and the certificate's verification flags
- * in *verify; -ENOMEM; -errno when the socket failed. */
-struct gw__transport;
-int gw__tls_client_handshake(int fd, const mbedtls_ssl_config *conf, const char *name,
-                             int64_t timeout_ms, struct gw__transport **out, int *lib_err,
-                             uint32_t *verify);
-
 #endif
