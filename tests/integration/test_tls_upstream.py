@@ -39,7 +39,7 @@ class TlsBackend:
     handshakes that succeeded and failed, and the health checks; with
     `client_ca` it requires a client certificate chaining to it."""
 
-    def __init__(self, leaf, client_ca=None):
+    def __init__(self, leaf, client_ca=None, close_after=False):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(leaf.cert, leaf.key)
         if client_ca:
@@ -76,6 +76,10 @@ class TlsBackend:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                # Closed after the answer without saying so, as a server
+                # whose idle timeout ran out would: a pooled connection
+                # turns out stale.
+                self.close_connection = close_after
 
             def tunnel(self):
                 key = self.headers["Sec-WebSocket-Key"].encode()
@@ -129,8 +133,8 @@ class Env:
     """A TLS backend and a gateway whose upstream `up` reaches it over TLS
     configured by `tls`."""
 
-    def __init__(self, tls, leaf=BACKEND, client_ca=None, upstream=None):
-        self.backend = TlsBackend(leaf, client_ca)
+    def __init__(self, tls, leaf=BACKEND, client_ca=None, upstream=None, close_after=False):
+        self.backend = TlsBackend(leaf, client_ca, close_after)
         up = {"targets": [{"address": self.backend.address}], "retries": 0, "tls": tls}
         up.update(upstream or {})
         try:
@@ -250,6 +254,20 @@ def pooled_tls_connections_are_reused_without_a_new_handshake():
             assert wait_for(lambda: e.target()["active"] == 0)
         assert e.backend.handshakes == 1, e.backend.handshakes
         assert e.target()["idle"] == 1, e.target()
+
+
+@t.case
+def a_pooled_tls_connection_the_backend_closed_is_replaced_by_a_fresh_one():
+    with Env({"ca": CA.cert, "server_name": "backend.test"}, close_after=True) as e:
+        for i in range(3):
+            r, body = e.get(f"/api/{i}")
+            assert r.status == 200, (i, r.status, body)
+            assert wait_for(lambda: e.target()["active"] == 0)
+        assert e.backend.handshakes == 3, e.backend.handshakes
+        # Each request after the first took the pooled connection, found it
+        # closed, and checked out a fresh one: 1 + 2 + 2 checkouts.
+        assert e.target()["requests"] == 5, e.target()
+        assert e.target()["failures"] == 0, e.target()
 
 
 @t.case
