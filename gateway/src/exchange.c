@@ -108,10 +108,19 @@ static const struct gw__transport_ops sock_ops = {
 int gw__transport_socket_new(int fd, struct gw__transport **out)
 {
     int rc = rt_fd_nonblock(fd);
-    struct gw__transport *t = rc < 0 ? NULL : malloc(sizeof(*t));
+    if (rc < 0) {
+        rt_close(fd);
+        return rc;
+    }
+    return gw__transport_socket_wrap(fd, out);
+}
+
+int gw__transport_socket_wrap(int fd, struct gw__transport **out)
+{
+    struct gw__transport *t = malloc(sizeof(*t));
     if (!t) {
-        close(fd);
-        return rc < 0 ? rc : -ENOMEM;
+        rt_close(fd);
+        return -ENOMEM;
     }
     t->ops = &sock_ops;
     t->fd = fd;

@@ -79,6 +79,9 @@ struct gw__transport {
  * now on, also on failure (closed then). malloc'd: it may outlive the
  * process that made it. 0 or -errno. */
 int gw__transport_socket_new(int fd, struct gw__transport **out);
+/* The same over a descriptor already non-blocking (socket() or accept4()
+ * with SOCK_NONBLOCK): no fcntl. */
+int gw__transport_socket_wrap(int fd, struct gw__transport **out);
 
 /* A plain-socket transport over `fd`, which the caller keeps owning (and
  * waits on only from the calling process): never ->close it or ->split it.

@@ -145,12 +145,12 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
               size_t target_cap, uint64_t *bytes);
 
 /* An Upgrade tunnel (tunnel.c) between the client of `ex` and upstream
- * connection `ufd` (the caller's; the pump uses a duplicate), after the
+ * connection `up` (the caller's; the pump uses a split of it), after the
  * 101 head was written; `pending`/`plen`: upstream bytes already read past
  * that head. Returns once both directions ended or the tunnel was idle for
  * idle_ms; the connection closes after it. Exit signals that came meanwhile
  * are obeyed (the process exits). */
-void gw__tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t plen,
+void gw__tunnel(struct gw__exchange *ex, struct gw__transport *up, const char *pending, size_t plen,
                 uint32_t idle_ms);
 
 /* Upstream pools (upstream.c). */
@@ -164,17 +164,29 @@ struct gw_target *gw__target_pick(struct gw_upstream *up, const struct gw_target
                                   bool *all_ejected);
 const char *gw__target_addr(const struct gw_target *t);
 /* Each target's connection pool (pool.c). */
-/* Checks out a connection: an idle pooled one (*reused = true) or a new one
- * connected within the timeout. With `probe`, a pooled one is first checked
- * to be still open (one syscall): for requests that could not be sent again
- * on a stale connection. Returns the fd or -errno. */
-int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe, bool *reused,
-                      uint64_t *guard);
-/* Returns a healthy connection to the pool (or closes it when the pool is
- * full); closes it when !reusable. `guard` is what checkout gave: until
- * checkin, a deferred cleanup closes the connection and gives back its
- * count if the process is killed or crashes. */
-void gw__conn_checkin(struct gw_target *t, int fd, bool reusable, uint64_t guard);
+/* A checked-out upstream connection: the transport to read and write it
+ * through (a plain socket or a TLS session; callers do not know which). */
+struct gw__upconn {
+    struct gw__transport *tp; /* NULL when none is checked out */
+    bool reused;              /* a pooled connection, which may turn out closed */
+    uint64_t guard;           /* the deferred cleanup that closes it if the process dies */
+};
+/* Checks out a connection into *c: an idle pooled one (c->reused) or a new
+ * one connected (and for a TLS upstream handshaken) within the timeout.
+ * With `probe`, a pooled one is first checked to be still open (one read
+ * that waits for nothing): for requests that could not be sent again on a
+ * stale connection. 0 or -errno (-EBUSY: the target's max_connections are
+ * all busy; -ETIMEDOUT; -EPROTO: the TLS handshake failed); *c is written
+ * only on success, and on a failure to connect a one-line reason goes to
+ * why (when not NULL: "connect failed", "certificate verify failed: name
+ * mismatch"). Request process. */
+int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool probe,
+                      struct gw__upconn *c, char *why, size_t whylen);
+/* Returns c's connection to the pool when `reusable` and the pool has room,
+ * else closes it; c->tp is NULL afterwards (nothing happens when it already
+ * was). Until checkin, the deferred cleanup closes the connection and gives
+ * back its count if the process is killed or crashes. */
+void gw__conn_checkin(struct gw_target *t, struct gw__upconn *c, bool reusable);
 void gw__target_result(struct gw_target *t, bool ok, const char *error);
 int gw__upstreams_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
                             rt_atom *reason);

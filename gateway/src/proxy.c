@@ -49,7 +49,7 @@ struct attempt {
     struct gw__relay relay;
     struct gw_upstream *up;
     struct gw_target *target;
-    uint64_t guard; /* cleanup of the checked-out connection (gw__conn_checkin) */
+    struct gw__upconn conn; /* the checked-out connection, until gw__conn_checkin */
     uint32_t tunnel_idle_ms;
     char ws_accept[GW_HTTP_WS_ACCEPT_SIZE]; /* a WebSocket handshake's expected accept, or "" */
 };
@@ -71,7 +71,7 @@ static void attempt_report(void *ctx, bool ok, const char *what)
 }
 
 /* The relay's 101: the client gets it and the tunnel runs. */
-static void attempt_upgrade(void *ctx, int ufd, const struct gw_http_head *resp,
+static void attempt_upgrade(void *ctx, struct gw__transport *up, const struct gw_http_head *resp,
                             const char *pending, size_t plen)
 {
     struct attempt *a = ctx;
@@ -87,7 +87,7 @@ static void attempt_upgrade(void *ctx, int ufd, const struct gw_http_head *resp,
         return;
     gw__target_result(a->target, true, NULL);
     gw__ex_status(ex, 101);
-    gw__tunnel(ex, ufd, pending, plen, a->tunnel_idle_ms);
+    gw__tunnel(ex, up, pending, plen, a->tunnel_idle_ms);
 }
 
 static bool idempotent(const char *m)
@@ -169,7 +169,6 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
                              .read_timeout_ms = GW__WRITE_TIMEOUT_MS,
                              .resp_edits = edits_of(&r->response_headers, &resp_edits),
                              .ops = {attempt_report, attempt_upgrade, &a},
-                             .ufd = -1,
                              .fail_status = 502,
                              .fail_msg = "no upstream target answered"};
     /* The body's start first, and only then the buffers of the attempt: a
@@ -251,8 +250,9 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         /* A request whose body is held whole is sent again on a fresh
          * connection if a pooled one turns out stale; only a streamed body
          * needs the pooled connection checked first. */
-        int fd = gw__conn_checkout(t, connect_ms, !rl->pre_complete, &rl->reused, &a.guard);
-        if (fd == -EBUSY) {
+        char why[96];
+        int rc = gw__conn_checkout(t, connect_ms, !rl->pre_complete, &a.conn, why, sizeof why);
+        if (rc == -EBUSY) {
             /* Our own connection cap for the target: not the target's
              * failure, so it does not count towards ejecting it. */
             rl->fail_status = 503;
@@ -261,18 +261,21 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
             budget--;
             continue;
         }
-        if (fd < 0) {
-            upstream_failed(&a, fd == -ETIMEDOUT ? "connect timeout" : "connect failed");
-            if (fd == -ETIMEDOUT)
+        if (rc < 0) {
+            upstream_failed(&a, why);
+            if (rc == -ETIMEDOUT)
                 timed_out = true;
+            if (rc == -EPROTO)
+                rl->fail_msg = "upstream TLS handshake failed";
             last = t;
             budget--;
             continue;
         }
-        rl->ufd = fd;
+        rl->up = a.conn.tp;
+        rl->reused = a.conn.reused;
         enum gw__relay_result res = gw__relay_attempt(rl);
-        gw__conn_checkin(t, fd, rl->reusable, a.guard);
-        rl->ufd = -1;
+        gw__conn_checkin(t, &a.conn, rl->reusable);
+        rl->up = NULL;
         *bytes = rl->bytes_out;
         if (res == GW__RELAY_DONE)
             return ex->status;

@@ -218,13 +218,13 @@ static int send_body(struct gw__relay *r, bool chunked)
         if (n == 0)
             continue;
         int k = frame_piece(chunked, d, n, &f, iov);
-        if (rt_writev(r->ufd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
+        if (r->up->ops->writev(r->up, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
             return -EPIPE;
     }
     if (rc < 0)
         return rc;
     int k = frame_last(chunked, &f, iov);
-    if (k && rt_writev(r->ufd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
+    if (k && r->up->ops->writev(r->up, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
         return -EPIPE;
     return 0;
 }
@@ -374,7 +374,7 @@ static enum gw__relay_result relay_response(struct gw__relay *r)
         if (len == 0 && need_read) {
             int64_t tmo = s.st >= RS_HEAD_HELD ? (int64_t)r->read_timeout_ms
                                                : (int64_t)(deadline - rt_now_ms());
-            ssize_t n = tmo > 0 ? rt_read(r->ufd, r->rbuf, GW__RELAY_BUF, tmo) : -ETIMEDOUT;
+            ssize_t n = tmo > 0 ? r->up->ops->read(r->up, r->rbuf, GW__RELAY_BUF, tmo) : -ETIMEDOUT;
             if (n == -ETIMEDOUT) {
                 res = upstream_failed(&s, "response timeout", 504, "upstream response timed out");
                 goto out;
@@ -420,7 +420,7 @@ static enum gw__relay_result relay_response(struct gw__relay *r)
                 /* A tunnel may last hours: the body's start is not held
                  * for it. */
                 gw__relay_preread_release(r);
-                r->ops.upgrade(r->ops.ctx, r->ufd, ev.head, r->rbuf + off, len);
+                r->ops.upgrade(r->ops.ctx, r->up, ev.head, r->rbuf + off, len);
                 gw__ex_close_after(ex);
                 res = GW__RELAY_DONE;
                 goto out;
@@ -465,7 +465,7 @@ enum gw__relay_result gw__relay_attempt(struct gw__relay *r)
 {
     struct gw__exchange *ex = r->ex;
     r->reusable = false;
-    if (rt_write(r->ufd, r->head, r->head_len, GW__WRITE_TIMEOUT_MS) < 0) {
+    if (gw__transport_write_all(r->up, r->head, r->head_len, GW__WRITE_TIMEOUT_MS) < 0) {
         if (r->reused)
             return GW__RELAY_RETRY;
         report(r, false, "write error");
@@ -480,14 +480,14 @@ enum gw__relay_result gw__relay_attempt(struct gw__relay *r)
     struct iovec iov[3];
     if (r->pre_len) {
         int k = frame_piece(chunked, r->pre, r->pre_len, &f, iov);
-        if (rt_writev(r->ufd, iov, k, GW__WRITE_TIMEOUT_MS) < 0) {
+        if (r->up->ops->writev(r->up, iov, k, GW__WRITE_TIMEOUT_MS) < 0) {
             report(r, false, "write error");
             return GW__RELAY_RETRY;
         }
     }
     if (r->pre_complete) {
         int k = frame_last(chunked, &f, iov);
-        if (k && rt_writev(r->ufd, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
+        if (k && r->up->ops->writev(r->up, iov, k, GW__WRITE_TIMEOUT_MS) < 0)
             return GW__RELAY_RETRY;
         return relay_response(r);
     }

@@ -3,7 +3,8 @@
  * the request head and body go up one connection, the response streams
  * back to the client. Choosing the connection and retrying belong to the
  * caller (proxy.c); the attempt knows no route, pool or target, only a
- * connected descriptor, so that it can be driven over a socketpair.
+ * connected transport (exchange.h: a plain socket or a TLS session), so
+ * that it can be driven over a socketpair.
  */
 #ifndef GW_RELAY_H
 #define GW_RELAY_H
@@ -42,15 +43,15 @@ struct gw__relay_ops {
      * failed ("response timeout", the parser's reason...). */
     void (*report)(void *ctx, bool ok, const char *what);
     /* The upstream answered 101 to an Upgrade request: write the 101 head
-     * and carry the tunnel over `ufd` until it ends. `pending`/`plen`: the
+     * and carry the tunnel over `up` until it ends. `pending`/`plen`: the
      * upstream's bytes already read past the head. `resp` and `pending` are
      * the attempt's, valid for the call. */
-    void (*upgrade)(void *ctx, int ufd, const struct gw_http_head *resp, const char *pending,
-                    size_t plen);
+    void (*upgrade)(void *ctx, struct gw__transport *up, const struct gw_http_head *resp,
+                    const char *pending, size_t plen);
     void *ctx;
 };
 
-/* One request's attempts. The caller fills the first part once, `ufd` and
+/* One request's attempts. The caller fills the first part once, `up` and
  * `reused` per attempt; the attempt fills the results. */
 struct gw__relay {
     struct gw__exchange *ex;
@@ -67,10 +68,10 @@ struct gw__relay {
     size_t pre_len;
     bool pre_complete; /* the whole body: the request can be sent again */
 
-    int ufd;     /* a connected upstream; stays the caller's */
-    bool reused; /* a pooled connection, which may turn out closed */
+    struct gw__transport *up; /* a connected upstream; stays the caller's */
+    bool reused;              /* a pooled connection, which may turn out closed */
 
-    bool reusable;     /* this attempt: ufd may carry another request */
+    bool reusable;     /* this attempt: `up` may carry another request */
     bool body_started; /* the body streams from the client: it cannot be sent again */
     uint64_t bytes_out;
     int fail_status; /* what to answer when attempts run out */
@@ -98,11 +99,11 @@ int gw__relay_preread(struct gw__relay *r);
 /* Frees the pre-read buffer and gives its charge back; r->pre is gone. */
 void gw__relay_preread_release(struct gw__relay *r);
 
-/* One attempt on r->ufd: sends the head and the body (r->pre, then the
+/* One attempt on r->up: sends the head and the body (r->pre, then the
  * rest from the client), reads the response and relays it, or fails.
  * Writes to the client only through the exchange; answers the client
  * itself when the result is GW__RELAY_DONE, and leaves the answer to the
- * caller when it is GW__RELAY_FAILED. Never closes or pools ufd: the
+ * caller when it is GW__RELAY_FAILED. Never closes or pools r->up: the
  * caller does, as r->reusable says. Request process; waits for both peers,
  * each wait bounded (response_timeout_ms, read_timeout_ms,
  * GW__WRITE_TIMEOUT_MS, the listener's body timeouts). */

@@ -10,10 +10,7 @@
  * closes after it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "gw_int.h"
 
@@ -43,9 +40,9 @@ struct tunnel_state {
      * the DOWN is read after the pump ended, and the flag must be seen as
      * the pump left it. */
     atomic_bool pump_owns;
-    /* The pump's own handles (rt.h: one waiter per descriptor): a plain
-     * socket over a dup of the upstream's, and the exchange's half for
-     * writing to the client. It closes them. */
+    /* The pump's own handles (rt.h: one waiter per descriptor): a split of
+     * the upstream's transport, and the exchange's half for writing to the
+     * client. It closes them. */
     struct gw__transport *from, *to;
 };
 
@@ -114,9 +111,9 @@ static void pump_main(void *arg)
     t->to->ops->shutdown(t->to);
 }
 
-/* A tunnel's state with two references and the pump's handles: a
- * duplicate of upstream `ufd` and the exchange's writing half, or NULL. */
-static struct tunnel_state *tunnel_state_new(struct gw__exchange *ex, int ufd)
+/* A tunnel's state with two references and the pump's handles: a split of
+ * upstream `up` and the exchange's writing half, or NULL. */
+static struct tunnel_state *tunnel_state_new(struct gw__exchange *ex, struct gw__transport *up)
 {
     struct tunnel_state *t = malloc(sizeof(*t));
     if (!t)
@@ -125,9 +122,7 @@ static struct tunnel_state *tunnel_state_new(struct gw__exchange *ex, int ufd)
     atomic_init(&t->last_ms, rt_now_ms());
     atomic_init(&t->pump_owns, false);
     t->from = t->to = NULL;
-    int fd = fcntl(ufd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0 || gw__transport_socket_new(fd, &t->from) < 0 ||
-        gw__ex_tunnel_open(ex, &t->to) < 0) {
+    if (up->ops->split(up, &t->from) < 0 || gw__ex_tunnel_open(ex, &t->to) < 0) {
         if (t->from)
             t->from->ops->close(t->from);
         free(t);
@@ -176,7 +171,7 @@ static bool is_not_down(const struct rt_msg *m, void *ctx)
  * direction runs in a pump process with its own descriptors (one waiter
  * per descriptor, see rt.h), and the tunnel returns only once the pump has
  * exited. */
-void gw__tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t plen,
+void gw__tunnel(struct gw__exchange *ex, struct gw__transport *up, const char *pending, size_t plen,
                 uint32_t idle_ms)
 {
     gw__ex_close_after(ex); /* nothing follows a tunnel on this connection */
@@ -185,11 +180,9 @@ void gw__tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t pl
     const char *early;
     size_t elen;
     gw__ex_take_buffered(ex, &early, &elen);
-    if (elen && rt_write(ufd, early, elen, GW__WRITE_TIMEOUT_MS) < 0)
+    if (elen && gw__transport_write_all(up, early, elen, GW__WRITE_TIMEOUT_MS) < 0)
         return;
-    struct gw__transport up;
-    gw__transport_socket_borrow(&up, ufd);
-    struct tunnel_state *t = tunnel_state_new(ex, ufd);
+    struct tunnel_state *t = tunnel_state_new(ex, up);
     if (!t)
         return;
     uint64_t mine = rt_defer(tunnel_state_unref, t);
@@ -242,7 +235,7 @@ void gw__tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t pl
         if (r < 0) {
             /* The client is done sending: let the other side finish, unless
              * told to stop meanwhile. */
-            up.ops->shutdown(&up);
+            up->ops->shutdown(up);
             struct rt_msg *m = rt_receive_match(is_down_or_foreign_exit, &w, 5000);
             if (m && m->type == RT_MSG_DOWN) {
                 down = m;
@@ -253,7 +246,7 @@ void gw__tunnel(struct gw__exchange *ex, int ufd, const char *pending, size_t pl
             break;
         }
         atomic_store_explicit(&t->last_ms, rt_now_ms(), memory_order_relaxed);
-        if (tunnel_write(t, &up, d, n) < 0)
+        if (tunnel_write(t, up, d, n) < 0)
             break;
     }
     if (!down) {

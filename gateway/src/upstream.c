@@ -24,6 +24,7 @@
 
 #include "gw/events.h"
 #include "gw_int.h"
+#include "tls/tls.h"
 #include "upstream_int.h"
 #include "rt/gen_server.h"
 #include "rt/supervisor.h"
@@ -85,11 +86,21 @@ int gw__upstreams_init(void)
         pthread_mutex_init(&u->lock, NULL);
         if (!u->targets)
             return -ENOMEM;
+        if (u->cfg->tls.enabled) {
+            char err[256] = "";
+            int rc = gw_tls_client_new(&u->cfg->tls, &u->tls, err, sizeof err);
+            if (rc < 0) {
+                fprintf(stderr, "tandem: upstream %s: tls: %s\n", u->cfg->name,
+                        err[0] ? err : strerror(-rc));
+                return rc;
+            }
+        }
         for (size_t j = 0; j < u->ntargets; j++) {
             struct gw_target *t = &u->targets[j];
             t->up = u;
             t->weight = u->cfg->targets[j].weight;
             snprintf(t->addr, sizeof t->addr, "%s", u->cfg->targets[j].address.text);
+            t->host = u->cfg->targets[j].address.host;
             pthread_mutex_init(&t->lock, NULL);
             int rc = gw__pool_init(&t->pool, u->cfg->max_idle, u->cfg->max_connections);
             if (rc < 0)
@@ -111,6 +122,8 @@ void gw__upstreams_done(void)
             pthread_mutex_destroy(&t->lock);
         }
         free(ups[i].targets);
+        /* After the pools: their idle sessions use its configuration. */
+        gw_tls_client_free(ups[i].tls);
         pthread_mutex_destroy(&ups[i].lock);
     }
     free(ups);
@@ -237,31 +250,34 @@ enum { HC_TICK = 1 };
 #define HC_REQUEST                                                                                 \
     "GET %s HTTP/1.1\r\nhost: %s\r\nuser-agent: tandem-health\r\nconnection: close\r\n\r\n"
 
-static bool probe(struct gw_target *t, const struct gw_upstream_config *c)
+/* One active check of target t: connects (through TLS when the upstream
+ * has it), sends the check's request and reads the start of the answer,
+ * through a transport like every other upstream exchange. On failure a
+ * reason goes to why. */
+static bool probe(struct gw_target *t, const struct gw_upstream_config *c, char *why, size_t whylen)
 {
-    int fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
+    struct gw__transport *tp = NULL;
     bool ok = false;
     /* Room for the longest path the configuration accepts and the longest
      * address a target has. */
     char req[sizeof HC_REQUEST + GW_HEALTH_PATH_MAX + sizeof t->addr], buf[64];
-    if (rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, c->active_timeout_ms) < 0)
-        goto out;
+    if (gw__target_connect(t, c->active_timeout_ms, &tp, why, whylen) < 0)
+        return false;
+    snprintf(why, whylen, "no 2xx or 3xx answer");
     int n = snprintf(req, sizeof req, HC_REQUEST, c->active_path, t->addr);
     /* Never send more than was formatted: a request cut short is a failed
      * check, not bytes of the stack. */
     if (n < 0 || (size_t)n >= sizeof req)
         goto out;
-    if (rt_write(fd, req, (size_t)n, c->active_timeout_ms) < 0)
+    if (gw__transport_write_all(tp, req, (size_t)n, c->active_timeout_ms) < 0)
         goto out;
-    ssize_t got = rt_read(fd, buf, sizeof buf - 1, c->active_timeout_ms);
+    ssize_t got = tp->ops->read(tp, buf, sizeof buf - 1, c->active_timeout_ms);
     if (got < 12)
         goto out;
     buf[got] = 0;
     ok = strncmp(buf, "HTTP/1.", 7) == 0 && (buf[9] == '2' || buf[9] == '3');
 out:
-    rt_close(fd);
+    tp->ops->close(tp);
     return ok;
 }
 
@@ -279,7 +295,8 @@ static void hc_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
         uint64_t now = rt_now_ms();
         for (size_t i = 0; i < u->ntargets; i++) {
             struct gw_target *t = &u->targets[i];
-            if (probe(t, u->cfg)) {
+            char why[80];
+            if (probe(t, u->cfg, why, sizeof why)) {
                 if (ejected(t, now)) {
                     rt_log(RT_LOG_INFO, "upstream %s: target %s healthy again", u->cfg->name,
                            t->addr);
@@ -295,7 +312,7 @@ static void hc_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
                     notify_target(t, GW_EVENT_TARGET_EJECTED, 0, "health check failed");
                 }
                 pthread_mutex_lock(&t->lock);
-                snprintf(t->last_error, sizeof t->last_error, "health check failed");
+                snprintf(t->last_error, sizeof t->last_error, "health check failed: %.74s", why);
                 pthread_mutex_unlock(&t->lock);
                 /* Ejected until a later check passes. */
                 atomic_store_explicit(&t->ejected_until_ms, UINT64_MAX / 2, memory_order_relaxed);

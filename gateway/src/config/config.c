@@ -824,11 +824,72 @@ struct upstream_ctx {
     bool has_targets;
 };
 
+/* A server name as SNI carries it: DNS labels of letters, digits, '-' and
+ * '_', dot-separated, none empty (an IP address literal is not sent as
+ * SNI, but is checked against the certificate all the same). */
+static bool server_name_ok(const char *s)
+{
+    size_t label = 0;
+    for (; *s; s++) {
+        if (*s == '.') {
+            if (!label)
+                return false;
+            label = 0;
+        } else if (isalnum((unsigned char)*s) || *s == '-' || *s == '_') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+static int upstream_tls_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                            struct jpos_diags *d)
+{
+    struct gw_tls_upstream_config *t = ctx;
+    switch (k->id) {
+    case GW__K_UTLS_CA:
+        return dup_string(d, m, (size_t)k->max, "ca", &t->ca);
+    case GW__K_UTLS_CERT:
+        return dup_string(d, m, (size_t)k->max, "cert", &t->cert);
+    case GW__K_UTLS_KEY:
+        return dup_string(d, m, (size_t)k->max, "key", &t->key);
+    case GW__K_UTLS_SERVER_NAME: {
+        const char *s;
+        if (!jpos_string(d, m, (size_t)k->max, &s, NULL))
+            return 0;
+        if (!server_name_ok(s)) {
+            jpos_err(d, m, "\"%s\" is not a server name (DNS labels: letters, digits, '-')", s);
+            return 0;
+        }
+        free(t->server_name);
+        return (t->server_name = strdup(s)) ? 0 : -ENOMEM;
+    }
+    }
+    return 0;
+}
+
+static int parse_upstream_tls(struct gw_tls_upstream_config *t, const struct jpos_key *row,
+                              const struct jpos_val *v, struct jpos_diags *d)
+{
+    if (!jpos_object(d, v))
+        return 0;
+    t->enabled = true;
+    NOMEM_GUARD(jpos_keys_parse(d, v, row->sub, t, upstream_tls_key, t, NULL));
+    if (!t->cert != !t->key)
+        jpos_err(d, v, "a client certificate needs both \"cert\" and \"key\"");
+    return 0;
+}
+
 static int upstream_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
                         struct jpos_diags *d)
 {
     struct upstream_ctx *c = ctx;
     switch (k->id) {
+    case GW__K_UPSTREAM_TLS:
+        return parse_upstream_tls(&c->u->tls, k, m, d);
     case GW__K_TARGETS:
         c->has_targets = true;
         return parse_targets(c->u, k, m, d);
@@ -1148,6 +1209,14 @@ int gw_config_parse(const char *path, const char *text, size_t len, unsigned fla
     for (size_t i = 0; i < cfg->nlisteners; i++)
         if ((r = tls_resolve(path, &cfg->listeners[i].tls)) < 0)
             goto out;
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        struct gw_tls_upstream_config *t = &cfg->upstreams[i].tls;
+        if (resolve_in_place(path, &t->ca) < 0 || resolve_in_place(path, &t->cert) < 0 ||
+            resolve_in_place(path, &t->key) < 0) {
+            r = -ENOMEM;
+            goto out;
+        }
+    }
     if (flags & GW_CONFIG_ROUTES) {
         struct gw_routes_source src = {.dir = cfg->routes_dir, .workflows_dir = cfg->workflows.dir};
         r = gw_config_load_routes(&src, cfg->upstream_names, cfg->nupstreams, &cfg->routes, d);
@@ -1265,6 +1334,10 @@ void gw_config_free(struct gw_config *cfg)
             gw_address_done(&u->targets[j].address);
         free(u->targets);
         free(u->active_path);
+        free(u->tls.ca);
+        free(u->tls.server_name);
+        free(u->tls.cert);
+        free(u->tls.key);
     }
     free(cfg->upstreams);
     free(cfg->upstream_names);

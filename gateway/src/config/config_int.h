@@ -46,6 +46,11 @@ enum gw__config_key {
     GW__K_TLS_CLIENT_CA,
     GW__K_TLS_SUBJECT_HEADER,
     GW__K_TLS_FINGERPRINT_HEADER,
+    GW__K_UPSTREAM_TLS,
+    GW__K_UTLS_CA,
+    GW__K_UTLS_SERVER_NAME,
+    GW__K_UTLS_CERT,
+    GW__K_UTLS_KEY,
 };
 
 /* Rows and sections config.c needs by themselves: the admin.address row

@@ -263,6 +263,30 @@ static const struct jpos_key health_rows[] = {
 static const struct jpos_section health_keys =
     JPOS_SECTION("health", health_rows, "how targets are judged healthy");
 
+#define UT struct gw_tls_upstream_config
+static const struct jpos_key upstream_tls_rows[] = {
+    {"verify", JPOS_T_BOOL, 0, FIELD(UT, verify), .def = 1,
+     .why = "check the backend's certificate: its chain to `ca` and its name; a failure answers "
+            "502"},
+    {"ca", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX, .schema = "{\"minLength\": 1}",
+     .def_str = GW_TLS_SYSTEM_CA, .id = GW__K_UTLS_CA,
+     .why = "PEM bundle the backend's certificate must chain to, relative to the configuration "
+            "file"},
+    {"server_name", JPOS_T_STRING, JPOS_KEY_CUSTOM | JPOS_KEY_DEF_TEXT, NOFIELD, .max = 253,
+     .def_str = "each target's host", .schema = "{\"minLength\": 1}", .id = GW__K_UTLS_SERVER_NAME,
+     .why = "the name sent (SNI) and checked against the backend's certificate"},
+    {"cert", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX,
+     .schema = "{\"minLength\": 1}", .id = GW__K_UTLS_CERT,
+     .why = "PEM client certificate chain for mTLS to the backend; needs `key`"},
+    {"key", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX,
+     .schema = "{\"minLength\": 1}", .id = GW__K_UTLS_KEY, .why = "PEM private key of `cert`"},
+    {"min_version", JPOS_T_CHOICE, 0, FIELD(UT, min_version), .choices = tls_version_names,
+     .why = "1.2 or 1.3; never lower than 1.2"},
+};
+#undef UT
+static const struct jpos_section upstream_tls_keys =
+    JPOS_SECTION("upstream tls", upstream_tls_rows, "TLS to an upstream's targets");
+
 static const struct jpos_key upstream_rows[] = {
     {"targets", JPOS_T_ARRAY, JPOS_KEY_REQUIRED | JPOS_KEY_CUSTOM, NOFIELD, 1, 256,
      .sub = &target_keys, .why = "the backends", .id = GW__K_TARGETS},
@@ -283,6 +307,9 @@ static const struct jpos_key upstream_rows[] = {
      .why = "also retry idempotent requests that failed after sending"},
     {"health", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &health_keys, .def_str = "{}",
      .why = "passive and active health checks", .id = GW__K_HEALTH},
+    {"tls", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(U, tls), .sub = &upstream_tls_keys,
+     .def_str = "none", .id = GW__K_UPSTREAM_TLS,
+     .why = "connect to the targets over TLS (plaintext HTTP without it); {} for the defaults"},
 };
 #undef U
 static const struct jpos_section upstream_keys =

@@ -127,8 +127,8 @@ static void call_mem_free(void *arg)
 }
 
 /* Reads the answer into res; true when the connection may be reused. */
-static bool read_answer(int fd, const char *method, uint64_t deadline, struct call_mem *mem,
-                        struct wf_call_res *res)
+static bool read_answer(struct gw__transport *tp, const char *method, uint64_t deadline,
+                        struct call_mem *mem, struct wf_call_res *res)
 {
     struct gw_http_limits lim;
     size_t blen = 0;
@@ -155,7 +155,7 @@ static bool read_answer(int fd, const char *method, uint64_t deadline, struct ca
             seterr(res, WF_CALL_UNKNOWN, "timeout waiting for the answer", 0);
             goto out;
         }
-        ssize_t n = rt_read(fd, buf, sizeof buf, ms);
+        ssize_t n = tp->ops->read(tp, buf, sizeof buf, ms);
         if (n == -ETIMEDOUT) {
             seterr(res, WF_CALL_UNKNOWN, "timeout waiting for the answer", 0);
             goto out;
@@ -241,9 +241,8 @@ int wf_call(const struct wf_call_req *q, struct wf_call_res *res)
     size_t hlen = 0;
     struct call_mem *mem = rt_calloc(1, sizeof *mem);
     uint64_t cleanup = mem ? rt_defer(call_mem_free, mem) : 0;
-    int fd = -1;
-    uint64_t guard = 0;
-    bool reused = false, reusable = false;
+    struct gw__upconn conn = {0};
+    bool reusable = false;
     struct gw_target *t = NULL;
     int rc = 0;
     if (!cleanup) {
@@ -287,31 +286,37 @@ int wf_call(const struct wf_call_req *q, struct wf_call_res *res)
         cto = (uint32_t)ms;
     /* probe: a pooled connection the upstream closed meanwhile is not
      * used, so that a send on it is rarely an unknown outcome. */
-    fd = gw__conn_checkout(t, cto, true, &reused, &guard);
-    if (fd < 0) {
-        seterr(res, WF_CALL_NOT_SENT, "connect", fd);
+    char why[96];
+    int crc = gw__conn_checkout(t, cto, true, &conn, why, sizeof why);
+    if (crc < 0) {
+        /* A failed TLS handshake says why (a certificate that does not
+         * verify); anything else as before. */
+        if (crc == -EPROTO)
+            seterr(res, WF_CALL_NOT_SENT, why, 0);
+        else
+            seterr(res, WF_CALL_NOT_SENT, "connect", crc);
         /* -EBUSY is the gateway's own connection cap for the target, not
          * the target's failure: it does not count towards ejecting it
          * (as in proxy.c). */
-        if (fd != -EBUSY)
+        if (crc != -EBUSY)
             gw__target_result(t, false, res->error);
-        fd = -1;
         goto out;
     }
     struct iovec iov[2] = {{mem->head, hlen}, {(void *)q->body, q->body ? q->body_len : 0}};
     ms = left(deadline);
-    ssize_t w = ms ? rt_writev(fd, iov, q->body && q->body_len ? 2 : 1, ms) : -ETIMEDOUT;
+    int w =
+        ms ? conn.tp->ops->writev(conn.tp, iov, q->body && q->body_len ? 2 : 1, ms) : -ETIMEDOUT;
     if (w < 0) {
         /* Some bytes may have left: the upstream may have acted. */
         seterr(res, WF_CALL_UNKNOWN, "write", (int)w);
         goto out;
     }
-    reusable = read_answer(fd, q->method, deadline, mem, res);
+    reusable = read_answer(conn.tp, q->method, deadline, mem, res);
     gw__target_result(t, res->kind == WF_CALL_ANSWERED && res->status < 500,
                       res->kind == WF_CALL_ANSWERED ? "status 5xx" : res->error);
 out:
-    if (fd >= 0)
-        gw__conn_checkin(t, fd, reusable, guard);
+    if (t)
+        gw__conn_checkin(t, &conn, reusable);
     rt_undefer(cleanup, true);
     rt_free(mem);
     return rc;

@@ -781,6 +781,72 @@ START_TEST(listener_tls_errors_are_reported_at_their_position)
 }
 END_TEST
 
+#define TLS_UPSTREAM(tls)                                                                          \
+    "{\"listeners\": [{\"address\": \"127.0.0.1:0\"}], \"upstreams\": {\"up\": {\"targets\": "     \
+    "[{\"address\": \"127.0.0.1:1\"}], \"tls\": " tls "}}}"
+
+START_TEST(upstream_tls_is_parsed_with_defaults_and_paths_resolved)
+{
+    struct gw_config *cfg = parse_ok("{\"listeners\": [{\"address\": \"127.0.0.1:0\"}], "
+                                     "\"upstreams\": {\"up\": {\"targets\": [{\"address\": "
+                                     "\"127.0.0.1:1\"}]}}}");
+    ck_assert(!cfg->upstreams[0].tls.enabled);
+    gw_config_free(cfg);
+
+    cfg = parse_ok(TLS_UPSTREAM("{}"));
+    const struct gw_tls_upstream_config *t = &cfg->upstreams[0].tls;
+    ck_assert(t->enabled);
+    ck_assert(t->verify);
+    ck_assert_ptr_null(t->ca);
+    ck_assert_ptr_null(t->server_name);
+    ck_assert_ptr_null(t->cert);
+    ck_assert_ptr_null(t->key);
+    ck_assert_int_eq(t->min_version, GW_TLS_1_2);
+    gw_config_free(cfg);
+
+    cfg = parse_ok(TLS_UPSTREAM("{\"verify\": false, \"ca\": \"certs/ca.pem\", "
+                                "\"server_name\": \"backend.internal\", \"cert\": \"/abs/c.pem\", "
+                                "\"key\": \"c.key\", \"min_version\": \"1.3\"}"));
+    t = &cfg->upstreams[0].tls;
+    ck_assert(!t->verify);
+    ck_assert_str_eq(t->ca, "conf/certs/ca.pem");
+    ck_assert_str_eq(t->server_name, "backend.internal");
+    ck_assert_str_eq(t->cert, "/abs/c.pem");
+    ck_assert_str_eq(t->key, "conf/c.key");
+    ck_assert_int_eq(t->min_version, GW_TLS_1_3);
+    gw_config_free(cfg);
+}
+END_TEST
+
+START_TEST(upstream_tls_errors_are_reported)
+{
+    struct jpos_diags d = parse_bad(TLS_UPSTREAM("{\"cert\": \"c.pem\"}"));
+    find(&d, "needs both \"cert\" and \"key\"");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_UPSTREAM("{\"key\": \"c.key\"}"));
+    find(&d, "needs both \"cert\" and \"key\"");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_UPSTREAM("{\"server_name\": \"bad name\"}"));
+    find(&d, "is not a server name");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_UPSTREAM("{\"server_name\": \"a..b\"}"));
+    find(&d, "is not a server name");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_UPSTREAM("{\"ca\": \"\"}"));
+    find(&d, "ca is empty");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_UPSTREAM("{\"min_version\": \"1.1\"}"));
+    find(&d, "1.1");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_UPSTREAM("{\"verfy\": true}"));
+    find(&d, "verfy");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_UPSTREAM("true"));
+    find(&d, "object");
+    jpos_diags_done(&d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -809,6 +875,8 @@ int main(void)
     tcase_add_test(tc, workflows_section_defaults_and_paths);
     tcase_add_test(tc, listener_tls_is_parsed_with_defaults_and_paths_resolved);
     tcase_add_test(tc, listener_tls_errors_are_reported_at_their_position);
+    tcase_add_test(tc, upstream_tls_is_parsed_with_defaults_and_paths_resolved);
+    tcase_add_test(tc, upstream_tls_errors_are_reported);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

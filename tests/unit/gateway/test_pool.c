@@ -20,6 +20,7 @@
 #include "upstream_int.h"
 
 static struct gw_target target;
+static struct gw_upstream upstream; /* plaintext: no tls */
 static int listener = -1;
 static char failure[256];
 static atomic_int failed;
@@ -40,6 +41,7 @@ static void setup(void)
     ck_assert_int_eq(listen(listener, 16), 0);
     ck_assert_int_eq(getsockname(listener, (struct sockaddr *)&a, &alen), 0);
     memset(&target, 0, sizeof target);
+    target.up = &upstream;
     memcpy(&target.sa, &a, sizeof a);
     target.salen = sizeof a;
     pthread_mutex_init(&target.lock, NULL);
@@ -83,26 +85,26 @@ static void counts(uint32_t *active, size_t *idle)
 static void caps_body(void *arg)
 {
     (void)arg;
-    bool reused = true;
-    uint64_t g1 = 0, g2 = 0, g3 = 0;
-    int fd1 = gw__conn_checkout(&target, 1000, false, &reused, &g1);
-    T_ASSERT(fd1 >= 0 && !reused);
-    int fd2 = gw__conn_checkout(&target, 1000, false, &reused, &g2);
-    T_ASSERT(fd2 >= 0 && !reused);
+    struct gw__upconn c1 = {0}, c2 = {0}, c3 = {0};
+    T_ASSERT(gw__conn_checkout(&target, 1000, false, &c1, NULL, 0) == 0 && c1.tp && !c1.reused);
+    T_ASSERT(gw__conn_checkout(&target, 1000, false, &c2, NULL, 0) == 0 && c2.tp && !c2.reused);
     /* max_connections: a third is refused before any connect. */
-    T_ASSERT(gw__conn_checkout(&target, 1000, false, &reused, &g3) == -EBUSY);
+    T_ASSERT(gw__conn_checkout(&target, 1000, false, &c3, NULL, 0) == -EBUSY);
+    T_ASSERT(!c3.tp);
     uint32_t active;
     size_t idle;
     counts(&active, &idle);
     T_ASSERT(active == 2 && idle == 0);
-    gw__conn_checkin(&target, fd1, true, g1);
-    gw__conn_checkin(&target, fd2, true, g2); /* max_idle is 1: closed */
+    struct gw__transport *first = c1.tp;
+    gw__conn_checkin(&target, &c1, true);
+    T_ASSERT(!c1.tp);
+    gw__conn_checkin(&target, &c2, true); /* max_idle is 1: closed */
     counts(&active, &idle);
     T_ASSERT(active == 0 && idle == 1);
     /* The idle one comes back, checked for being open when asked to. */
-    int fd = gw__conn_checkout(&target, 1000, true, &reused, &g1);
-    T_ASSERT(fd == fd1 && reused);
-    gw__conn_checkin(&target, fd, false, g1); /* not reusable: closed */
+    T_ASSERT(gw__conn_checkout(&target, 1000, true, &c1, NULL, 0) == 0);
+    T_ASSERT(c1.tp == first && c1.reused);
+    gw__conn_checkin(&target, &c1, false); /* not reusable: closed */
     counts(&active, &idle);
     T_ASSERT(active == 0 && idle == 0);
     T_ASSERT(atomic_load(&target.requests) == 4); /* every checkout counts, refused too */
@@ -116,10 +118,8 @@ END_TEST
 
 static void leaver(void *arg)
 {
-    bool reused;
-    uint64_t guard = 0;
-    int fd = gw__conn_checkout(&target, 1000, false, &reused, &guard);
-    *(int *)arg = fd;
+    struct gw__upconn c = {0};
+    *(int *)arg = gw__conn_checkout(&target, 1000, false, &c, NULL, 0) == 0 ? c.tp->fd : -1;
     rt_exit(rt_atom_intern("crashed")); /* never checked in */
 }
 
@@ -158,21 +158,20 @@ static void churner(void *arg)
 {
     (void)arg;
     for (int i = 0; i < ROUNDS; i++) {
-        bool reused;
-        uint64_t guard = 0;
-        int fd = gw__conn_checkout(&target, 5000, i % 3 == 0, &reused, &guard);
-        if (fd == -EBUSY) {
+        struct gw__upconn c = {0};
+        int rc = gw__conn_checkout(&target, 5000, i % 3 == 0, &c, NULL, 0);
+        if (rc == -EBUSY) {
             rt_yield();
             continue;
         }
-        T_ASSERT(fd >= 0);
-        if (fd < 0)
+        T_ASSERT(rc == 0);
+        if (rc < 0)
             break;
         uint32_t active;
         size_t idle;
         gw__pool_counts(&target.pool, &active, &idle);
         T_ASSERT(active >= 1 && active <= 2 && idle <= 1);
-        gw__conn_checkin(&target, fd, i % 5 != 0, guard);
+        gw__conn_checkin(&target, &c, i % 5 != 0);
     }
     atomic_fetch_sub(&churn_left, 1);
 }

@@ -90,7 +90,8 @@ struct fx {
     int u[2]; /* the attempt's end, the upstream's end */
     struct gw__listener lis;
     struct gw__exchange ex;
-    struct gw__transport tp; /* borrows c[0] */
+    struct gw__transport tp;  /* borrows c[0] */
+    struct gw__transport utp; /* borrows u[0] */
     struct gw__relay r;
     struct peer up, cl;
     int reports_ok, reports_failed;
@@ -120,11 +121,11 @@ static void fx_report(void *ctx, bool ok, const char *what)
     snprintf(f->what, sizeof f->what, "%s", what);
 }
 
-static void fx_upgrade(void *ctx, int ufd, const struct gw_http_head *resp, const char *pending,
-                       size_t plen)
+static void fx_upgrade(void *ctx, struct gw__transport *up, const struct gw_http_head *resp,
+                       const char *pending, size_t plen)
 {
     struct fx *f = ctx;
-    (void)ufd;
+    T_ASSERT(up == &f->utp);
     T_EQ(resp->status, 101);
     f->upgrades++;
     T_ASSERT(plen < sizeof f->pending);
@@ -148,6 +149,7 @@ static void fx_open(const char *request, const char *up_head)
     gw_http_limits_default(&f->lis.limits);
     struct gw__exchange *ex = &f->ex;
     gw__transport_socket_borrow(&f->tp, f->c[0]);
+    gw__transport_socket_borrow(&f->utp, f->u[0]);
     ex->tp = &f->tp;
     ex->write_timeout_ms = GW__WRITE_TIMEOUT_MS;
     ex->lis = &f->lis;
@@ -173,7 +175,7 @@ static void fx_open(const char *request, const char *up_head)
                               .read_timeout_ms = (uint32_t)scaled(300),
                               .rbuf = malloc(GW__RELAY_BUF),
                               .ops = {fx_report, fx_upgrade, f},
-                              .ufd = f->u[0],
+                              .up = &f->utp,
                               .fail_status = 502,
                               .fail_msg = "none"};
     f->up.fd = f->u[1];

@@ -1221,15 +1221,15 @@ static void b_eof_answer(void)
     T_ASSERT(res.kind == WF_CALL_ANSWERED && res.status == 200);
     T_STREQ(res.body, "{\"eof\":true}");
     wf_call_res_done(&res);
-    bool all_ejected = false, reused = true;
-    uint64_t guard = 0;
+    bool all_ejected = false;
+    struct gw__upconn c = {.reused = true};
     struct gw_target *t = gw__target_pick(gw_upstream_get(0), NULL, &all_ejected);
     T_ASSERT(t != NULL);
-    int fd = t ? gw__conn_checkout(t, 1000, false, &reused, &guard) : -1;
-    T_ASSERT(fd >= 0);
-    T_ASSERT(!reused);
-    if (fd >= 0)
-        gw__conn_checkin(t, fd, false, guard);
+    int rc = t ? gw__conn_checkout(t, 1000, false, &c, NULL, 0) : -1;
+    T_ASSERT(rc == 0);
+    T_ASSERT(!c.reused);
+    if (rc == 0)
+        gw__conn_checkin(t, &c, false);
 }
 
 START_TEST(an_answer_ended_by_its_connection_does_not_pool_the_connection)
@@ -1281,15 +1281,15 @@ static void b_http10_answer(void)
     T_ASSERT(wf_call(&q, &res) == 0);
     T_ASSERT(res.kind == WF_CALL_ANSWERED && res.status == 200);
     wf_call_res_done(&res);
-    bool all_ejected = false, reused = true;
-    uint64_t guard = 0;
+    bool all_ejected = false;
+    struct gw__upconn c = {.reused = true};
     struct gw_target *t = gw__target_pick(gw_upstream_get(0), NULL, &all_ejected);
     T_ASSERT(t != NULL);
-    int fd = t ? gw__conn_checkout(t, 1000, false, &reused, &guard) : -1;
-    T_ASSERT(fd >= 0);
-    T_ASSERT(!reused);
-    if (fd >= 0)
-        gw__conn_checkin(t, fd, false, guard);
+    int rc = t ? gw__conn_checkout(t, 1000, false, &c, NULL, 0) : -1;
+    T_ASSERT(rc == 0);
+    T_ASSERT(!c.reused);
+    if (rc == 0)
+        gw__conn_checkin(t, &c, false);
 }
 
 START_TEST(an_http10_answer_without_keep_alive_does_not_pool_the_connection)

@@ -1,0 +1,228 @@
+/*
+ * client.c: an upstream's TLS client side: its configuration, built once
+ * at start (versions, suites, ALPN, the CA bundle the backends must chain
+ * to, an optional client certificate), and its connections.
+ *
+ * A client configuration is immutable once built and shared by every
+ * scheduler thread, as a listener's is; it lives as long as its upstream
+ * (upstream.c frees it after the pools closed their connections). A
+ * connection's session is a transport like any other (transport.c): the
+ * pool keeps it, the relay, the tunnel, health checks and workflow calls
+ * read and write it without knowing it is encrypted.
+ *
+ * Verification is on unless the upstream turns it off: the chain must lead
+ * to `ca` (or the system store) and the certificate must name the server
+ * name (the upstream's server_name, else the target's host). A failure
+ * gives a one-line reason for the log and the target's last_error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../exchange.h"
+#include "tls_int.h"
+
+struct gw_tls_client {
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt ca;
+    mbedtls_x509_crt cert;
+    mbedtls_pk_context key;
+    int *suites; /* 0-terminated; the configuration points into it */
+    char *server_name;
+};
+
+static const char *alpn_protocols[] = {"http/1.1", NULL};
+
+void gw_tls_client_free(struct gw_tls_client *c)
+{
+    if (!c)
+        return;
+    mbedtls_ssl_config_free(&c->conf);
+    mbedtls_x509_crt_free(&c->ca);
+    mbedtls_x509_crt_free(&c->cert);
+    mbedtls_pk_free(&c->key);
+    free(c->suites);
+    free(c->server_name);
+    free(c);
+}
+
+/* The default suites, as a listener's: ECDHE key exchange with an AEAD
+ * cipher (and TLS 1.3's suites), strongest first as mbedtls lists them. */
+static int suites_default(int **out)
+{
+    const int *all = mbedtls_ssl_list_ciphersuites();
+    size_t nall = 0;
+    while (all[nall])
+        nall++;
+    int *l = calloc(nall + 1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < nall; i++)
+        if (gw_tls_suite_default(all[i]))
+            l[n++] = all[i];
+    *out = l;
+    return 0;
+}
+
+int gw_tls_client_new(const struct gw_tls_upstream_config *cfg, struct gw_tls_client **out,
+                      char *err, size_t errlen)
+{
+    int rc = gw_tls_init();
+    if (rc < 0) {
+        snprintf(err, errlen, "the TLS library did not start");
+        return rc;
+    }
+    struct gw_tls_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    mbedtls_ssl_config_init(&c->conf);
+    mbedtls_x509_crt_init(&c->ca);
+    mbedtls_x509_crt_init(&c->cert);
+    mbedtls_pk_init(&c->key);
+    mbedtls_ssl_config *conf = &c->conf;
+    if (cfg->server_name && !(c->server_name = strdup(cfg->server_name))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                    MBEDTLS_SSL_PRESET_DEFAULT) != 0) {
+        snprintf(err, errlen, "TLS configuration defaults refused");
+        rc = -EIO;
+        goto out;
+    }
+    mbedtls_ssl_conf_rng(conf, gw_tls_rng, NULL);
+    gw_tls_conf_versions(conf, cfg->min_version, GW_TLS_1_3);
+    if ((rc = suites_default(&c->suites)) < 0)
+        goto out;
+    mbedtls_ssl_conf_ciphersuites(conf, c->suites);
+    if (mbedtls_ssl_conf_alpn_protocols(conf, alpn_protocols) != 0) {
+        rc = -EIO;
+        goto out;
+    }
+#if defined(MBEDTLS_SSL_RENEGOTIATION)
+    mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+#endif
+    /* A pooled connection is reused for many requests: resuming a session
+     * across connections would save little, and tickets are not asked for. */
+    mbedtls_ssl_conf_session_tickets(conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+    if (cfg->verify || cfg->ca) {
+        const char *ca = cfg->ca ? cfg->ca : GW_TLS_SYSTEM_CA;
+        /* A positive count is of certificates that did not parse, which a
+         * system store may hold; none at all that parse is an error. */
+        int mrc = mbedtls_x509_crt_parse_file(&c->ca, ca);
+        if (mrc < 0 || (mrc > 0 && c->ca.version == 0)) {
+            snprintf(err, errlen, "%s: CA bundle does not parse", ca);
+            rc = -EINVAL;
+            goto out;
+        }
+        mbedtls_ssl_conf_ca_chain(conf, &c->ca, NULL);
+    }
+    mbedtls_ssl_conf_authmode(conf,
+                              cfg->verify ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
+    if (cfg->cert && cfg->key) {
+        if (mbedtls_x509_crt_parse_file(&c->cert, cfg->cert) != 0) {
+            snprintf(err, errlen, "%s: certificate chain does not parse", cfg->cert);
+            rc = -EINVAL;
+            goto out;
+        }
+        if (gw_tls_pk_parse_keyfile(&c->key, cfg->key) != 0) {
+            snprintf(err, errlen, "%s: private key does not parse", cfg->key);
+            rc = -EINVAL;
+            goto out;
+        }
+        if (gw_tls_pk_check_pair(&c->cert.pk, &c->key) != 0) {
+            snprintf(err, errlen, "%s: key does not match the certificate %s", cfg->key, cfg->cert);
+            rc = -EINVAL;
+            goto out;
+        }
+        if (mbedtls_ssl_conf_own_cert(conf, &c->cert, &c->key) != 0) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (rc < 0) {
+        gw_tls_client_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* Why the server's certificate did not verify, in a few words: the flags
+ * of mbedtls_ssl_get_verify_result, the commonest first. */
+static void verify_reason(uint32_t flags, char *err, size_t errlen)
+{
+    static const struct {
+        uint32_t flag;
+        const char *what;
+    } reasons[] = {
+        {MBEDTLS_X509_BADCERT_NOT_TRUSTED, "not trusted (no chain to the CA bundle)"},
+        {MBEDTLS_X509_BADCERT_CN_MISMATCH, "name mismatch"},
+        {MBEDTLS_X509_BADCERT_EXPIRED, "expired"},
+        {MBEDTLS_X509_BADCERT_FUTURE, "not yet valid"},
+        {MBEDTLS_X509_BADCERT_REVOKED, "revoked"},
+        {MBEDTLS_X509_BADCERT_KEY_USAGE, "key usage"},
+        {MBEDTLS_X509_BADCERT_EXT_KEY_USAGE, "extended key usage"},
+        {MBEDTLS_X509_BADCERT_BAD_KEY, "key too weak"},
+        {MBEDTLS_X509_BADCERT_BAD_MD, "weak signature hash"},
+        {MBEDTLS_X509_BADCERT_MISSING, "none sent"},
+    };
+    size_t n = (size_t)snprintf(err, errlen, "certificate verify failed:");
+    bool any = false;
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0] && n < errlen; i++)
+        if (flags & reasons[i].flag) {
+            n += (size_t)snprintf(err + n, errlen - n, "%s %s", any ? "," : "", reasons[i].what);
+            any = true;
+        }
+    if (!any && n < errlen)
+        snprintf(err + n, errlen - n, " flags 0x%x", (unsigned)flags);
+}
+
+int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t timeout_ms,
+                   struct gw__transport **out, enum gw_tls_fail *why, char *err, size_t errlen)
+{
+    int lib_err = 0;
+    uint32_t verify = 0;
+    const char *name = c->server_name ? c->server_name : host;
+    uint64_t deadline = rt_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    struct gw__transport *t = NULL;
+    /* The configuration outlives the session (upstream.c frees it after
+     * the pools closed theirs): nothing to release. */
+    int rc = gw__tls_transport_new(fd, &c->conf, NULL, NULL, &t);
+    if (rc == 0 && mbedtls_ssl_set_hostname(gw__tls_transport_ssl(t), name) != 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = gw__tls_handshake(t, deadline, NULL, &lib_err);
+    if (rc == 0) {
+        gw_tls_count_handshake(false, false);
+        *out = t;
+        return 0;
+    }
+    if (t) {
+        verify = mbedtls_ssl_get_verify_result(gw__tls_transport_ssl(t));
+        t->ops->close(t);
+    }
+    if (rc == -ETIMEDOUT) {
+        *why = GW_TLS_FAIL_TIMEOUT;
+        snprintf(err, errlen, "TLS handshake timed out");
+    } else if (rc == -EPROTO &&
+               (lib_err == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
+                (verify != UINT32_MAX && (verify & ~(uint32_t)MBEDTLS_X509_BADCERT_SKIP_VERIFY)))) {
+        *why = GW_TLS_FAIL_VERIFY;
+        verify_reason(verify, err, errlen);
+    } else if (rc == -EPROTO) {
+        *why = gw__tls_fail_of(lib_err);
+        char lib[96];
+        mbedtls_strerror(lib_err, lib, sizeof lib);
+        snprintf(err, errlen, "TLS handshake failed: %s", lib);
+    } else {
+        *why = rc == -ENOMEM ? GW_TLS_FAIL_PROTOCOL : GW_TLS_FAIL_CLOSED;
+        snprintf(err, errlen, "TLS handshake failed: %s", strerror(-rc));
+    }
+    gw_tls_count_failure(false, *why);
+    return rc;
+}
