@@ -245,6 +245,13 @@ struct relay_run {
     enum gw_http_out_framing framing;
     char *obuf;  /* GW__HEAD_BUF bytes for the client's head */
     size_t held; /* head bytes in obuf not yet written */
+    /* The last body piece parsed, not yet written: it waits in rbuf for the
+     * next event, so that the end of the message, when that is what comes,
+     * is recorded as the target's success before the client can see the
+     * response's last byte (a client's next request never finds the
+     * target's health one answer behind). Written before the next read. */
+    const char *pend;
+    size_t pend_len;
 };
 
 /* The upstream failed: answerable while the client has seen nothing (the
@@ -285,21 +292,38 @@ static int write_piece(struct relay_run *s, const char *d, size_t n)
     return 0;
 }
 
-/* The end of the response: the held head when the body was empty, and the
- * last chunk when it was re-chunked. A failed write costs the client. */
+/* Writes the pending body piece, if any. 0 or -errno. */
+static int write_pending(struct relay_run *s)
+{
+    if (!s->pend_len)
+        return 0;
+    size_t n = s->pend_len;
+    s->pend_len = 0;
+    return write_piece(s, s->pend, n);
+}
+
+/* The end of the response: the upstream answered whole, which is recorded
+ * first; then the held head, the pending body piece and the last chunk
+ * when it was re-chunked, in one write. A failed write costs the client. */
 static enum gw__relay_result write_end(struct relay_run *s)
 {
-    struct chunk_frame f;
-    struct iovec iov[2];
+    report(s->r, true, NULL);
+    bool chunked = s->framing == GW_HTTP_OUT_CHUNKED;
+    struct chunk_frame f, fl;
+    struct iovec iov[5];
     int k = 0;
     if (s->held)
         iov[k++] = (struct iovec){s->obuf, s->held};
-    k += frame_last(s->framing == GW_HTTP_OUT_CHUNKED, &f, iov + k);
+    if (s->pend_len) {
+        k += frame_piece(chunked, s->pend, s->pend_len, &f, iov + k);
+        s->r->bytes_out += s->pend_len;
+        s->pend_len = 0;
+    }
+    k += frame_last(chunked, &fl, iov + k);
     if (k && gw__ex_writev(s->r->ex, iov, k) < 0)
         return GW__RELAY_CLOSE;
     s->held = 0;
     gw__relay_preread_release(s->r); /* answered: never sent again */
-    report(s->r, true, NULL);
     return GW__RELAY_DONE;
 }
 
@@ -372,6 +396,8 @@ static enum gw__relay_result relay_response(struct gw__relay *r)
         /* The parser is fed first, even with nothing new: it may hold a
          * pending end of message. Only when it needs more is the socket read. */
         if (len == 0 && need_read) {
+            if (write_pending(&s) < 0)
+                goto out; /* the client is gone */
             int64_t tmo = s.st >= RS_HEAD_HELD ? (int64_t)r->read_timeout_ms
                                                : (int64_t)(deadline - rt_now_ms());
             ssize_t n = tmo > 0 ? r->up->ops->read(r->up, r->rbuf, GW__RELAY_BUF, tmo) : -ETIMEDOUT;
@@ -437,8 +463,10 @@ static enum gw__relay_result relay_response(struct gw__relay *r)
         case GW_HTTP_EV_BODY:
             if (s.st < RS_HEAD_HELD || ev.len == 0 || s.framing == GW_HTTP_OUT_NONE)
                 break;
-            if (write_piece(&s, ev.data, ev.len) < 0)
-                goto out; /* the client is gone */
+            if (write_pending(&s) < 0)
+                goto out;     /* the client is gone */
+            s.pend = ev.data; /* in rbuf until the next read */
+            s.pend_len = ev.len;
             break;
         case GW_HTTP_EV_DONE:
             if (s.st < RS_HEAD_HELD)

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -95,6 +96,7 @@ struct fx {
     struct gw__relay r;
     struct peer up, cl;
     int reports_ok, reports_failed;
+    int at_report; /* bytes the client could read when success was reported */
     char what[128];
     int upgrades;
     char pending[64];
@@ -115,6 +117,7 @@ static void fx_report(void *ctx, bool ok, const char *what)
     struct fx *f = ctx;
     if (ok) {
         f->reports_ok++;
+        T_EQ(ioctl(f->c[1], FIONREAD, &f->at_report), 0);
         return;
     }
     f->reports_failed++;
@@ -306,6 +309,40 @@ static void content_length_body(void)
 START_TEST(content_length_response_relayed_and_connection_reusable)
 {
     t_run(content_length_body, true);
+}
+END_TEST
+
+/* The target's success is recorded before the client can read the
+ * response's last byte, whatever its framing: a client that sends its next
+ * request as soon as it has the answer finds the target's health up to
+ * date. */
+static void success_before_last_byte(void)
+{
+    static const char *const shapes[][3] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe", "llo"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", "0\r\n\r\n"},
+        {"HTTP/1.1 204 No Content\r\n\r\n"},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        t_reset();
+        fx_open(get_req, get_up);
+        F.up.until = "\r\n\r\n";
+        for (size_t j = 0; j < 3 && shapes[i][j]; j++)
+            F.up.out[j] = (struct piece){.d = shapes[i][j], .pause_ms = j ? 20 : 0};
+        F.up.keep_open = true;
+        T_EQ(fx_attempt(), GW__RELAY_DONE);
+        T_EQ(F.reports_ok, 1);
+        T_ASSERT_F(F.at_report >= 0 && (size_t)F.at_report < F.out_len,
+                   "shape %zu: the client had %d of %zu bytes at the report", i, F.at_report,
+                   F.out_len);
+        fx_close();
+    }
+}
+
+START_TEST(target_success_is_recorded_before_the_client_has_the_last_byte)
+{
+    t_run(success_before_last_byte, true);
 }
 END_TEST
 
@@ -1108,6 +1145,7 @@ static Suite *suite(void)
     Suite *s = suite_create("relay");
     TCase *tc = tcase_create("responses");
     tcase_add_test(tc, content_length_response_relayed_and_connection_reusable);
+    tcase_add_test(tc, target_success_is_recorded_before_the_client_has_the_last_byte);
     tcase_add_test(tc, bytes_past_the_response_make_the_connection_unreusable);
     tcase_add_test(tc, chunked_response_reframed);
     tcase_add_test(tc, read_until_close_response_relayed_chunked_with_last_chunk);
