@@ -60,14 +60,20 @@ static void upstream_failed(struct attempt *a, const char *what)
     gw_metrics_upstream_error(gw__upstream_name(a->up), gw__target_addr(a->target));
 }
 
-/* The relay's report: the target's health and the error counters. */
+/* The relay's report: the target's health and the error counters. A
+ * success comes once the upstream's response is read whole and before the
+ * client can read its last byte: the connection goes back now, so that a
+ * client's next request finds the target's count of active connections
+ * (least_conn) and its health up to date. */
 static void attempt_report(void *ctx, bool ok, const char *what)
 {
     struct attempt *a = ctx;
-    if (ok)
-        gw__target_result(a->target, true, NULL);
-    else
+    if (!ok) {
         upstream_failed(a, what);
+        return;
+    }
+    gw__conn_checkin(a->target, &a->conn, a->relay.reusable);
+    gw__target_result(a->target, true, NULL);
 }
 
 /* The relay's 101: the client gets it and the tunnel runs. */

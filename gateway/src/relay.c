@@ -473,9 +473,11 @@ static enum gw__relay_result relay_response(struct gw__relay *r)
                 break; /* the end of an interim response */
             if (s.framing == GW_HTTP_OUT_CLOSE)
                 gw__ex_close_after(ex);
+            /* Decided before the success is reported: the report may give
+             * the connection back (the upstream's part is over, whatever
+             * becomes of the client's). */
+            r->reusable = own->resp->keep_alive && len == 0 && s.framing != GW_HTTP_OUT_CLOSE;
             res = write_end(&s);
-            r->reusable = res == GW__RELAY_DONE && own->resp->keep_alive && len == 0 &&
-                          s.framing != GW_HTTP_OUT_CLOSE;
             goto out;
         }
     }
