@@ -3,8 +3,8 @@
 #
 # Uses `docker` when a Docker engine answers, podman otherwise (set up as
 # ../shared/CONTAINERS.md describes: runc, lowered ulimits, and a
-# debian:bookworm-slim base image built offline with debootstrap when no
-# registry can be reached). Prints one `ok`/`FAIL` line per check and ends
+# debian:SUITE-slim base image, SUITE the one docker/Dockerfile names,
+# built offline with debootstrap when no registry can be reached). Prints one `ok`/`FAIL` line per check and ends
 # with `N passed, N failed`; exits 1 if anything failed.
 #
 # Environment:
@@ -18,7 +18,8 @@
 #   TANDEM_DEBIAN_ARCHIVE          Debian archive for debootstrap (default: the
 #                                  first one in the machine's apt sources)
 #   TANDEM_ROOTFS                  scratch directory for debootstrap
-#                                  (default /var/tmp/tandem-rootfs, removed after)
+#                                  (default /var/tmp/tandem-rootfs-SUITE-PID,
+#                                  removed after)
 set -u
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,12 @@ image=${TANDEM_IMAGE:-tandem:test}
 only_build=${TANDEM_CONTAINER_ONLY_BUILD:-0}
 drain=${TANDEM_DRAIN_TIMEOUT:-10}
 max_mb=100
-base=docker.io/library/debian:bookworm-slim
+# The base image the Dockerfile's stages start from (debian:trixie-slim):
+# built offline from Debian's archive when the engine has no copy.
+base_tag=$(awk 'toupper($1) == "FROM" && $2 ~ /^debian:/ { print $2; exit }' docker/Dockerfile)
+base=docker.io/library/${base_tag:-debian:trixie-slim}
+suite=${base##*:}
+suite=${suite%-slim}
 token=test-token-$$-$RANDOM$RANDOM
 passed=0
 failed=0
@@ -91,15 +97,15 @@ debian_archive() {
 }
 
 # Builds $base from Debian's archive and slims it the way the official
-# debian:bookworm-slim is slimmed (debuerreotype: no docs but copyrights, no
+# debian:SUITE-slim images are slimmed (debuerreotype: no docs but copyrights, no
 # man pages or locales, no apt lists or caches, and dpkg told to keep it so),
 # so that the image size measured here is the size users get.
 build_base_image() {
-    local rootfs=${TANDEM_ROOTFS:-/var/tmp/tandem-rootfs} archive t0=$SECONDS
+    local rootfs=${TANDEM_ROOTFS:-/var/tmp/tandem-rootfs-$suite-$$} archive t0=$SECONDS
     archive=$(debian_archive)
     echo "# building $base with debootstrap from $archive" >&2
     as_root rm -rf "$rootfs"
-    if ! as_root debootstrap --variant=minbase bookworm "$rootfs" "$archive" >"$work/debootstrap.log" 2>&1; then
+    if ! as_root debootstrap --variant=minbase "$suite" "$rootfs" "$archive" >"$work/debootstrap.log" 2>&1; then
         tail -20 "$work/debootstrap.log" >&2
         as_root rm -rf "$rootfs"
         return 1
@@ -229,6 +235,50 @@ if [ $? -eq 0 ]; then
     ok "configuration in /etc/tandem, admin on 0.0.0.0:9901 with token from TANDEM_ADMIN_TOKEN"
 else
     fail "configuration in /etc/tandem, admin on 0.0.0.0:9901 with token from TANDEM_ADMIN_TOKEN: $(echo "$out" | oneline)"
+fi
+
+# Debian 13's mbedtls (3.6) is the one that negotiates TLS 1.3; Debian 12's
+# (2.28) stops at TLS 1.2.
+out=$("${once[@]}" --entrypoint /bin/sh "$image" -c '
+    . /etc/os-release
+    echo "debian $VERSION_ID mbedtls $(dpkg-query -W -f "\${Version}" "libmbedcrypto*" 2>/dev/null)"' 2>&1)
+if echo "$out" | grep -Eq '^debian 1[3-9] mbedtls 3\.([6-9]|[1-9][0-9])'; then
+    ok "the image is Debian 13 or later with mbedtls 3.6 or later ($out)"
+else
+    fail "the image is Debian 13 or later with mbedtls 3.6 or later: $(echo "$out" | oneline)"
+fi
+
+# The run stage's library packages, as the Dockerfile names them: the
+# binary finds every library it loads, and each package gives it one it
+# names itself (readelf's NEEDED, read on the host from a copy of the
+# image's binary). tests/integration/test_packaging.py checks the host build
+# against the same list; this checks the image's own binary, whose
+# libraries are Debian 13's.
+run_libs=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' docker/Dockerfile |
+    awk 'toupper($1) == "FROM" { libs = "" }
+         /apt-get install/ { for (i = 1; i <= NF; i++) if ($i ~ /^lib/ && $i !~ /^libc6/) libs = libs " " $i }
+         END { print libs }')
+needed=""
+cid=$("$engine" create --no-healthcheck "$image" 2>/dev/null) &&
+    "$engine" cp "$cid:/usr/bin/tandem" "$work/tandem" >/dev/null 2>&1 &&
+    needed=$(readelf -d "$work/tandem" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+[ -n "${cid:-}" ] && "$engine" rm -f "$cid" >/dev/null 2>&1
+out=$("${once[@]}" --entrypoint /bin/sh "$image" -c '
+    needed=$1
+    shift
+    ldd /usr/bin/tandem >/tmp/ldd || exit 1
+    if grep "not found" /tmp/ldd; then exit 1; fi
+    for p in "$@"; do
+        found=no
+        for f in $(dpkg -L "$p" | grep "\.so"); do
+            case " $needed " in *" ${f##*/} "*) found=yes ;; esac
+        done
+        [ $found = yes ] || { echo "$p: gives no library the binary names ($needed)"; exit 1; }
+    done' sh "$needed" $run_libs 2>&1)
+if [ $? -eq 0 ] && [ -n "$run_libs" ] && [ -n "$needed" ]; then
+    ok "the binary finds every library it loads; each library package installed is one it names ($run_libs )"
+else
+    fail "the binary finds every library it loads; each library package installed is one it names ($run_libs ): ${needed:-no NEEDED list} $(echo "$out" | oneline)"
 fi
 
 if [ "$engine" = podman ]; then
