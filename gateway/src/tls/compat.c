@@ -74,6 +74,22 @@ int gw_tls_pk_check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_context
 #endif
 }
 
+int gw_tls_x509write_crt_set_serial(mbedtls_x509write_cert *crt, const unsigned char *serial,
+                                    size_t len)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    return mbedtls_x509write_crt_set_serial_raw(crt, (unsigned char *)serial, len);
+#else
+    mbedtls_mpi n;
+    mbedtls_mpi_init(&n);
+    int rc = mbedtls_mpi_read_binary(&n, serial, len);
+    if (rc == 0)
+        rc = mbedtls_x509write_crt_set_serial(crt, &n);
+    mbedtls_mpi_free(&n);
+    return rc;
+#endif
+}
+
 /* ---- versions and suites ---------------------------------------------------- */
 
 int gw_tls_max_version(void)

@@ -163,6 +163,35 @@ void gw_tls_client_free(struct gw_tls_client *c);
 int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t timeout_ms,
                    struct gw__transport **out, enum gw_tls_fail *why, char *err, size_t errlen);
 
+/* ---- a self-signed certificate (selfsigned.c) ------------------------------ */
+
+/* The files `tandem tls self-signed --out DIR` writes in DIR. */
+#define GW_TLS_SELF_SIGNED_CERT "cert.pem"
+#define GW_TLS_SELF_SIGNED_KEY "key.pem"
+
+enum gw_tls_key_type { GW_TLS_KEY_ECDSA_P256 = 0, GW_TLS_KEY_RSA };
+
+struct gw_tls_self_signed {
+    const char *const *names; /* DNS names ("*.example.com" too) or IP addresses; */
+    size_t nnames;            /* 1..GW_TLS_MAX_NAMES, the first is the subject's CN */
+    enum gw_tls_key_type key;
+    unsigned rsa_bits; /* 2048, 3072 or 4096 (RSA only) */
+    unsigned days;     /* validity, 1..3650 */
+    bool force;        /* replace existing files */
+};
+
+/* Generates a key and a self-signed certificate for o->names (selfsigned.c
+ * says what is in it) and writes them as PEM to DIR/GW_TLS_SELF_SIGNED_CERT
+ * and DIR/GW_TLS_SELF_SIGNED_KEY (mode 0600), creating DIR when its parent
+ * exists. Refuses (-EEXIST) to replace either file unless o->force. 0, or
+ * -errno with err ("DIR/key.pem: Permission denied"). Blocks (RSA
+ * generation takes a second or more): the command line only. */
+int gw_tls_self_signed_write(const struct gw_tls_self_signed *o, const char *dir, char *err,
+                             size_t errlen);
+/* `tandem tls ...` (argv[0] is "tls"): returns the exit code, 0, 1 on
+ * failure, 2 on a usage error. */
+int gw_tls_cli_main(int argc, char **argv);
+
 /* ---- counters (metrics.c renders them) ------------------------------------ */
 
 /* A failed handshake on a listener (server) or to an upstream (client). */
