@@ -18,6 +18,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/sha256.h>
@@ -35,6 +36,14 @@
 #define GW_TLS_HAVE_1_3 1
 #else
 #define GW_TLS_HAVE_1_3 0
+#endif
+
+/* A read result that means "nothing for the caller, read again": a TLS 1.3
+ * client is told of each session ticket the server sends (3.x). */
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+#define GW_TLS_READ_AGAIN(rc) ((rc) == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+#else
+#define GW_TLS_READ_AGAIN(rc) ((void)(rc), 0)
 #endif
 
 /* Once per process before any other call (psa_crypto_init on 3.x, which TLS
