@@ -212,9 +212,15 @@ once=("$engine" run --rm --no-healthcheck)
 
 out=$("${once[@]}" "$image" --version 2>"$work/err")
 if echo "$out" | grep -Eq '^tandem [0-9]+\.[0-9]+'; then
-    ok "tandem --version runs in the container ($out)"
+    ok "tandem --version runs in the container ($(echo "$out" | head -1))"
 else
     fail "tandem --version runs in the container: $out $(oneline <"$work/err")"
+fi
+# The image's build negotiates TLS 1.3 (Debian 13's mbedtls 3.6), and says so.
+if echo "$out" | grep -Eq '^mbedtls 3\.[0-9]+\.[0-9]+, TLS 1\.2 and 1\.3$'; then
+    ok "the image's build has TLS 1.2 and 1.3 ($(echo "$out" | tail -1))"
+else
+    fail "the image's build has TLS 1.2 and 1.3: $(echo "$out" | oneline 1)"
 fi
 
 uid=$("${once[@]}" --entrypoint id "$image" -u 2>"$work/err")
@@ -293,10 +299,11 @@ else
 fi
 
 cfg=$("$engine" image inspect --format '{{.Config.StopSignal}} {{json .Config.ExposedPorts}}' "$image" 2>&1)
-if echo "$cfg" | grep -Eq '^SIGTERM ' && echo "$cfg" | grep -q '8080/tcp' && echo "$cfg" | grep -q '9901/tcp'; then
-    ok "STOPSIGNAL SIGTERM, ports 8080 and 9901 exposed"
+if echo "$cfg" | grep -Eq '^SIGTERM ' && echo "$cfg" | grep -q '8080/tcp' &&
+    echo "$cfg" | grep -q '8443/tcp' && echo "$cfg" | grep -q '9901/tcp'; then
+    ok "STOPSIGNAL SIGTERM, ports 8080, 8443 and 9901 exposed"
 else
-    fail "STOPSIGNAL SIGTERM, ports 8080 and 9901 exposed: $cfg"
+    fail "STOPSIGNAL SIGTERM, ports 8080, 8443 and 9901 exposed: $cfg"
 fi
 
 if [ "$only_build" = 1 ]; then
@@ -307,14 +314,14 @@ fi
 
 need_packages curl >/dev/null || true
 
-# Two free ports on the loopback interface for the published ports.
-read -r port admin_port < <(/usr/bin/python3 -c '
+# Three free ports on the loopback interface for the published ports.
+read -r port tls_port admin_port < <(/usr/bin/python3 -c '
 import socket
-s = [socket.socket() for _ in range(2)]
+s = [socket.socket() for _ in range(3)]
 for x in s:
     x.bind(("127.0.0.1", 0))
-print(*(x.getsockname()[1] for x in s))' 2>/dev/null || echo "18080 19901")
-note "ports: 127.0.0.1:$port -> 8080, 127.0.0.1:$admin_port -> 9901"
+print(*(x.getsockname()[1] for x in s))' 2>/dev/null || echo "18080 18443 19901")
+note "ports: 127.0.0.1:$port -> 8080, 127.0.0.1:$tls_port -> 8443, 127.0.0.1:$admin_port -> 9901"
 
 # GET URL [curl args]: prints the status code ("000" when nothing answers)
 # and leaves the body in $work/body.
@@ -340,8 +347,9 @@ wait_for() {
 }
 
 # As the gateway runs: with the token's variable set (check refuses a
-# token_env naming an unset variable, as the gateway does).
-out=$("${once[@]}" -e TANDEM_ADMIN_TOKEN=check-token --entrypoint tandem "$image" \
+# token_env naming an unset variable, as the gateway does), through the
+# image's entrypoint, which makes the TLS listener's certificate first.
+out=$("${once[@]}" -e TANDEM_ADMIN_TOKEN=check-token "$image" \
     check -c /etc/tandem/tandem.json 2>&1)
 if [ $? -eq 0 ]; then
     ok "tandem check accepts the image's configuration"
@@ -371,7 +379,7 @@ chmod 0644 "$work/routes/"*.json
 name=tandem-test-$$
 containers+=("$name")
 if ! "$engine" run -d --name "$name" \
-    -p "127.0.0.1:$port:8080" -p "127.0.0.1:$admin_port:9901" \
+    -p "127.0.0.1:$port:8080" -p "127.0.0.1:$tls_port:8443" -p "127.0.0.1:$admin_port:9901" \
     -e TANDEM_ADMIN_TOKEN="$token" \
     -v "$work/routes:/etc/tandem/routes" \
     "$image" >"$work/run.log" 2>&1; then
@@ -386,6 +394,54 @@ if wait_for 30 "$name" hello_ok; then
     ok "demo route /hello answers through the published port"
 else
     fail "demo route /hello answers through the published port (status $(http "$base_url/hello"))"
+fi
+
+# The TLS listener serves the certificate the entrypoint made at first run
+# (docker/entrypoint.sh): its key readable by the image user only.
+st=$("$engine" exec "$name" stat -c '%a %u' /var/lib/tandem/tls/key.pem 2>&1)
+if [ "$st" = "600 $uid" ]; then
+    ok "the first run made a self-signed certificate, its key mode 0600 owned by uid $uid"
+else
+    fail "the first run made a self-signed certificate, its key mode 0600 owned by uid $uid: $st"
+fi
+"$engine" exec "$name" cat /var/lib/tandem/tls/cert.pem >"$work/cert.pem" 2>/dev/null
+# tls_get MIN MAX: the version a client limited to MIN..MAX negotiates with
+# the TLS listener (trusting only the image's certificate, checking the
+# name localhost) and the status line of GET /hello over it; "refused
+# REASON" when the handshake fails.
+tls_get() {
+    /usr/bin/python3 - "$tls_port" "$work/cert.pem" "$1" "$2" <<'EOF' 2>&1
+import socket, ssl, sys
+port, cafile, lo, hi = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.minimum_version = getattr(ssl.TLSVersion, lo)
+ctx.maximum_version = getattr(ssl.TLSVersion, hi)
+try:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            print(s.version(), data.split(b"\r\n", 1)[0].decode())
+except (ssl.SSLError, OSError) as e:
+    print("refused", e)
+EOF
+}
+out=$(tls_get TLSv1_3 TLSv1_3)
+if [ "$out" = "TLSv1.3 HTTP/1.1 200 OK" ]; then
+    ok "a TLS 1.3 client (minimum_version TLSv1_3) gets /hello over the TLS listener ($out)"
+else
+    fail "a TLS 1.3 client (minimum_version TLSv1_3) gets /hello over the TLS listener: $out"
+fi
+out=$(tls_get TLSv1_2 TLSv1_2)
+if [ "$out" = "TLSv1.2 HTTP/1.1 200 OK" ]; then
+    ok "a TLS 1.2 client is served too ($out)"
+else
+    fail "a TLS 1.2 client is served too: $out"
 fi
 
 # Edit the mounted file in place, as an editor saving over it does.

@@ -171,7 +171,9 @@ int gw_cli_main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
-            printf("tandem %s\n", TANDEM_VERSION);
+            char tls[64];
+            gw_tls_build_info(tls, sizeof tls);
+            printf("tandem %s\n%s\n", TANDEM_VERSION, tls);
             return 0;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

@@ -180,6 +180,12 @@ int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t ti
  * on t->fd then (exchange.c's hibernation). Process context (the owner). */
 bool gw_tls_transport_pending(struct gw__transport *t);
 
+/* ---- the build (compat.c) --------------------------------------------------- */
+
+/* "mbedtls 3.6.6, TLS 1.2 and 1.3": the mbedtls loaded and the protocol
+ * versions this build negotiates (`tandem --version` prints it). */
+void gw_tls_build_info(char *buf, size_t len);
+
 /* ---- a self-signed certificate (selfsigned.c) ------------------------------ */
 
 /* The files `tandem tls self-signed --out DIR` writes in DIR. */
