@@ -17,7 +17,9 @@
  *                 caller above the transport knows the connection is
  *                 encrypted;
  *   reload.c      watching certificate files, SIGHUP and the admin API's
- *                 reload.
+ *                 reload;
+ *   selfsigned.c  `tandem tls self-signed`: a key and a self-signed
+ *                 certificate for a demo or the container's first run.
  *
  * Threads. Configurations and certificate sets are immutable once built
  * and shared by every scheduler thread; a session (inside a transport)
