@@ -3,8 +3,8 @@
 #
 # Uses `docker` when a Docker engine answers, podman otherwise (set up as
 # ../shared/CONTAINERS.md describes: runc, lowered ulimits, and a
-# debian:bookworm-slim base image built offline with debootstrap when no
-# registry can be reached). Prints one `ok`/`FAIL` line per check and ends
+# debian:SUITE-slim base image, SUITE the one docker/Dockerfile names,
+# built offline with debootstrap when no registry can be reached). Prints one `ok`/`FAIL` line per check and ends
 # with `N passed, N failed`; exits 1 if anything failed.
 #
 # Environment:
@@ -18,7 +18,8 @@
 #   TANDEM_DEBIAN_ARCHIVE          Debian archive for debootstrap (default: the
 #                                  first one in the machine's apt sources)
 #   TANDEM_ROOTFS                  scratch directory for debootstrap
-#                                  (default /var/tmp/tandem-rootfs, removed after)
+#                                  (default /var/tmp/tandem-rootfs-SUITE-PID,
+#                                  removed after)
 set -u
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,12 @@ image=${TANDEM_IMAGE:-tandem:test}
 only_build=${TANDEM_CONTAINER_ONLY_BUILD:-0}
 drain=${TANDEM_DRAIN_TIMEOUT:-10}
 max_mb=100
-base=docker.io/library/debian:bookworm-slim
+# The base image the Dockerfile's stages start from (debian:trixie-slim):
+# built offline from Debian's archive when the engine has no copy.
+base_tag=$(awk 'toupper($1) == "FROM" && $2 ~ /^debian:/ { print $2; exit }' docker/Dockerfile)
+base=docker.io/library/${base_tag:-debian:trixie-slim}
+suite=${base##*:}
+suite=${suite%-slim}
 token=test-token-$$-$RANDOM$RANDOM
 passed=0
 failed=0
@@ -91,15 +97,15 @@ debian_archive() {
 }
 
 # Builds $base from Debian's archive and slims it the way the official
-# debian:bookworm-slim is slimmed (debuerreotype: no docs but copyrights, no
+# debian:SUITE-slim images are slimmed (debuerreotype: no docs but copyrights, no
 # man pages or locales, no apt lists or caches, and dpkg told to keep it so),
 # so that the image size measured here is the size users get.
 build_base_image() {
-    local rootfs=${TANDEM_ROOTFS:-/var/tmp/tandem-rootfs} archive t0=$SECONDS
+    local rootfs=${TANDEM_ROOTFS:-/var/tmp/tandem-rootfs-$suite-$$} archive t0=$SECONDS
     archive=$(debian_archive)
     echo "# building $base with debootstrap from $archive" >&2
     as_root rm -rf "$rootfs"
-    if ! as_root debootstrap --variant=minbase bookworm "$rootfs" "$archive" >"$work/debootstrap.log" 2>&1; then
+    if ! as_root debootstrap --variant=minbase "$suite" "$rootfs" "$archive" >"$work/debootstrap.log" 2>&1; then
         tail -20 "$work/debootstrap.log" >&2
         as_root rm -rf "$rootfs"
         return 1
@@ -206,9 +212,15 @@ once=("$engine" run --rm --no-healthcheck)
 
 out=$("${once[@]}" "$image" --version 2>"$work/err")
 if echo "$out" | grep -Eq '^tandem [0-9]+\.[0-9]+'; then
-    ok "tandem --version runs in the container ($out)"
+    ok "tandem --version runs in the container ($(echo "$out" | head -1))"
 else
     fail "tandem --version runs in the container: $out $(oneline <"$work/err")"
+fi
+# The image's build negotiates TLS 1.3 (Debian 13's mbedtls 3.6), and says so.
+if echo "$out" | grep -Eq '^mbedtls 3\.[0-9]+\.[0-9]+, TLS 1\.2 and 1\.3$'; then
+    ok "the image's build has TLS 1.2 and 1.3 ($(echo "$out" | tail -1))"
+else
+    fail "the image's build has TLS 1.2 and 1.3: $(echo "$out" | oneline 1)"
 fi
 
 uid=$("${once[@]}" --entrypoint id "$image" -u 2>"$work/err")
@@ -231,6 +243,50 @@ else
     fail "configuration in /etc/tandem, admin on 0.0.0.0:9901 with token from TANDEM_ADMIN_TOKEN: $(echo "$out" | oneline)"
 fi
 
+# Debian 13's mbedtls (3.6) is the one that negotiates TLS 1.3; Debian 12's
+# (2.28) stops at TLS 1.2.
+out=$("${once[@]}" --entrypoint /bin/sh "$image" -c '
+    . /etc/os-release
+    echo "debian $VERSION_ID mbedtls $(dpkg-query -W -f "\${Version}" "libmbedcrypto*" 2>/dev/null)"' 2>&1)
+if echo "$out" | grep -Eq '^debian 1[3-9] mbedtls 3\.([6-9]|[1-9][0-9])'; then
+    ok "the image is Debian 13 or later with mbedtls 3.6 or later ($out)"
+else
+    fail "the image is Debian 13 or later with mbedtls 3.6 or later: $(echo "$out" | oneline)"
+fi
+
+# The run stage's library packages, as the Dockerfile names them: the
+# binary finds every library it loads, and each package gives it one it
+# names itself (readelf's NEEDED, read on the host from a copy of the
+# image's binary). tests/integration/test_packaging.py checks the host build
+# against the same list; this checks the image's own binary, whose
+# libraries are Debian 13's.
+run_libs=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' docker/Dockerfile |
+    awk 'toupper($1) == "FROM" { libs = "" }
+         /apt-get install/ { for (i = 1; i <= NF; i++) if ($i ~ /^lib/ && $i !~ /^libc6/) libs = libs " " $i }
+         END { print libs }')
+needed=""
+cid=$("$engine" create --no-healthcheck "$image" 2>/dev/null) &&
+    "$engine" cp "$cid:/usr/bin/tandem" "$work/tandem" >/dev/null 2>&1 &&
+    needed=$(readelf -d "$work/tandem" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+[ -n "${cid:-}" ] && "$engine" rm -f "$cid" >/dev/null 2>&1
+out=$("${once[@]}" --entrypoint /bin/sh "$image" -c '
+    needed=$1
+    shift
+    ldd /usr/bin/tandem >/tmp/ldd || exit 1
+    if grep "not found" /tmp/ldd; then exit 1; fi
+    for p in "$@"; do
+        found=no
+        for f in $(dpkg -L "$p" | grep "\.so"); do
+            case " $needed " in *" ${f##*/} "*) found=yes ;; esac
+        done
+        [ $found = yes ] || { echo "$p: gives no library the binary names ($needed)"; exit 1; }
+    done' sh "$needed" $run_libs 2>&1)
+if [ $? -eq 0 ] && [ -n "$run_libs" ] && [ -n "$needed" ]; then
+    ok "the binary finds every library it loads; each library package installed is one it names ($run_libs )"
+else
+    fail "the binary finds every library it loads; each library package installed is one it names ($run_libs ): ${needed:-no NEEDED list} $(echo "$out" | oneline)"
+fi
+
 if [ "$engine" = podman ]; then
     hc=$(podman image inspect --format '{{json .HealthCheck}}' "$image" 2>&1)
 else
@@ -243,10 +299,11 @@ else
 fi
 
 cfg=$("$engine" image inspect --format '{{.Config.StopSignal}} {{json .Config.ExposedPorts}}' "$image" 2>&1)
-if echo "$cfg" | grep -Eq '^SIGTERM ' && echo "$cfg" | grep -q '8080/tcp' && echo "$cfg" | grep -q '9901/tcp'; then
-    ok "STOPSIGNAL SIGTERM, ports 8080 and 9901 exposed"
+if echo "$cfg" | grep -Eq '^SIGTERM ' && echo "$cfg" | grep -q '8080/tcp' &&
+    echo "$cfg" | grep -q '8443/tcp' && echo "$cfg" | grep -q '9901/tcp'; then
+    ok "STOPSIGNAL SIGTERM, ports 8080, 8443 and 9901 exposed"
 else
-    fail "STOPSIGNAL SIGTERM, ports 8080 and 9901 exposed: $cfg"
+    fail "STOPSIGNAL SIGTERM, ports 8080, 8443 and 9901 exposed: $cfg"
 fi
 
 if [ "$only_build" = 1 ]; then
@@ -257,14 +314,14 @@ fi
 
 need_packages curl >/dev/null || true
 
-# Two free ports on the loopback interface for the published ports.
-read -r port admin_port < <(/usr/bin/python3 -c '
+# Three free ports on the loopback interface for the published ports.
+read -r port tls_port admin_port < <(/usr/bin/python3 -c '
 import socket
-s = [socket.socket() for _ in range(2)]
+s = [socket.socket() for _ in range(3)]
 for x in s:
     x.bind(("127.0.0.1", 0))
-print(*(x.getsockname()[1] for x in s))' 2>/dev/null || echo "18080 19901")
-note "ports: 127.0.0.1:$port -> 8080, 127.0.0.1:$admin_port -> 9901"
+print(*(x.getsockname()[1] for x in s))' 2>/dev/null || echo "18080 18443 19901")
+note "ports: 127.0.0.1:$port -> 8080, 127.0.0.1:$tls_port -> 8443, 127.0.0.1:$admin_port -> 9901"
 
 # GET URL [curl args]: prints the status code ("000" when nothing answers)
 # and leaves the body in $work/body.
@@ -290,8 +347,9 @@ wait_for() {
 }
 
 # As the gateway runs: with the token's variable set (check refuses a
-# token_env naming an unset variable, as the gateway does).
-out=$("${once[@]}" -e TANDEM_ADMIN_TOKEN=check-token --entrypoint tandem "$image" \
+# token_env naming an unset variable, as the gateway does), through the
+# image's entrypoint, which makes the TLS listener's certificate first.
+out=$("${once[@]}" -e TANDEM_ADMIN_TOKEN=check-token "$image" \
     check -c /etc/tandem/tandem.json 2>&1)
 if [ $? -eq 0 ]; then
     ok "tandem check accepts the image's configuration"
@@ -321,7 +379,7 @@ chmod 0644 "$work/routes/"*.json
 name=tandem-test-$$
 containers+=("$name")
 if ! "$engine" run -d --name "$name" \
-    -p "127.0.0.1:$port:8080" -p "127.0.0.1:$admin_port:9901" \
+    -p "127.0.0.1:$port:8080" -p "127.0.0.1:$tls_port:8443" -p "127.0.0.1:$admin_port:9901" \
     -e TANDEM_ADMIN_TOKEN="$token" \
     -v "$work/routes:/etc/tandem/routes" \
     "$image" >"$work/run.log" 2>&1; then
@@ -336,6 +394,64 @@ if wait_for 30 "$name" hello_ok; then
     ok "demo route /hello answers through the published port"
 else
     fail "demo route /hello answers through the published port (status $(http "$base_url/hello"))"
+fi
+
+# The image links Debian 13's llhttp 9, which knows more methods (QUERY)
+# than the llhttp 8.1.0 a Debian 12 build compiles in; the gateway's method
+# table is 8.1.0's either way.
+st=$(http "$base_url/hello" -X QUERY)
+if [ "$st" = 501 ]; then
+    ok "a method llhttp 8.1.0 does not know (QUERY) gets 501, as on a Debian 12 build"
+else
+    fail "a method llhttp 8.1.0 does not know (QUERY) gets 501, as on a Debian 12 build (got $st)"
+fi
+
+# The TLS listener serves the certificate the entrypoint made at first run
+# (docker/entrypoint.sh): its key readable by the image user only.
+st=$("$engine" exec "$name" stat -c '%a %u' /var/lib/tandem/tls/key.pem 2>&1)
+if [ "$st" = "600 $uid" ]; then
+    ok "the first run made a self-signed certificate, its key mode 0600 owned by uid $uid"
+else
+    fail "the first run made a self-signed certificate, its key mode 0600 owned by uid $uid: $st"
+fi
+"$engine" exec "$name" cat /var/lib/tandem/tls/cert.pem >"$work/cert.pem" 2>/dev/null
+# tls_get MIN MAX: the version a client limited to MIN..MAX negotiates with
+# the TLS listener (trusting only the image's certificate, checking the
+# name localhost) and the status line of GET /hello over it; "refused
+# REASON" when the handshake fails.
+tls_get() {
+    /usr/bin/python3 - "$tls_port" "$work/cert.pem" "$1" "$2" <<'EOF' 2>&1
+import socket, ssl, sys
+port, cafile, lo, hi = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.minimum_version = getattr(ssl.TLSVersion, lo)
+ctx.maximum_version = getattr(ssl.TLSVersion, hi)
+try:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            print(s.version(), data.split(b"\r\n", 1)[0].decode())
+except (ssl.SSLError, OSError) as e:
+    print("refused", e)
+EOF
+}
+out=$(tls_get TLSv1_3 TLSv1_3)
+if [ "$out" = "TLSv1.3 HTTP/1.1 200 OK" ]; then
+    ok "a TLS 1.3 client (minimum_version TLSv1_3) gets /hello over the TLS listener ($out)"
+else
+    fail "a TLS 1.3 client (minimum_version TLSv1_3) gets /hello over the TLS listener: $out"
+fi
+out=$(tls_get TLSv1_2 TLSv1_2)
+if [ "$out" = "TLSv1.2 HTTP/1.1 200 OK" ]; then
+    ok "a TLS 1.2 client is served too ($out)"
+else
+    fail "a TLS 1.2 client is served too: $out"
 fi
 
 # Edit the mounted file in place, as an editor saving over it does.

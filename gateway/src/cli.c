@@ -10,6 +10,8 @@
  *   tandem schema config|routes|workflows  the JSON Schema of tandem.json, of
  *                             a route file or of a workflow file, generated
  *                             from the key tables
+ *   tandem tls self-signed --name NAME... --out DIR
+ *                             a key and a self-signed certificate (tls/)
  *   tandem --version | --help
  *
  * Exit codes: 0 success, 1 invalid configuration, 2 usage error.
@@ -37,6 +39,9 @@ void gw_cli_usage(FILE *out)
         "       tandem ctl COMMAND ...      talk to a running gateway's admin API (ctl --help)\n"
         "       tandem check [-c FILE]      validate a configuration, its route and workflow "
         "files\n"
+        "       tandem tls self-signed --name NAME... --out DIR\n"
+        "                                   write a key and a self-signed certificate (tls "
+        "--help)\n"
         "       tandem schema config|routes|workflows\n"
         "                                   print the JSON Schema of tandem.json, a route file or\n"
         "                                   a workflow file\n"
@@ -167,12 +172,16 @@ int gw_cli_main(int argc, char **argv)
         return argc == 3 ? cmd_schema(argv[2]) : cmd_schema(NULL);
     if (argc > 1 && strcmp(argv[1], "ctl") == 0)
         return gw_ctl_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "tls") == 0)
+        return gw_tls_cli_main(argc - 1, argv + 1);
     const char *config = GW_CONFIG_DEFAULT_PATH;
     bool check = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
-            printf("tandem %s\n", TANDEM_VERSION);
+            char tls[64];
+            gw_tls_build_info(tls, sizeof tls);
+            printf("tandem %s\n%s\n", TANDEM_VERSION, tls);
             return 0;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

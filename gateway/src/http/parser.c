@@ -186,7 +186,17 @@ static int on_message_complete(llhttp_t *ll)
     return HPE_PAUSED;
 }
 
+/* The method table is llhttp 8.1.0's whichever llhttp the build links (an
+ * unknown method is answered 501, README): Debian 13 links llhttp 9, which
+ * added QUERY. llhttp appends methods to its enum, so every method after
+ * FLUSH, 8.1.0's last, is one 8.1.0 does not know. */
+static int on_method_complete(llhttp_t *ll)
+{
+    return llhttp_get_method(ll) > HTTP_FLUSH ? -1 : 0;
+}
+
 static const llhttp_settings_t settings = {
+    .on_method_complete = on_method_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -210,7 +220,7 @@ static int ll_run(struct gw_http_parser *p, const char *buf, size_t len, size_t 
             llhttp_resume_after_upgrade(&p->ll);
         return 0;
     }
-    if (e == HPE_INVALID_METHOD && p->kind == GW_HTTP_REQUEST)
+    if ((e == HPE_INVALID_METHOD || e == HPE_CB_METHOD_COMPLETE) && p->kind == GW_HTTP_REQUEST)
         return fail(p, 501, "unknown method");
     /* llhttp's reasons are string literals, valid for the program's life. */
     const char *why = llhttp_get_error_reason(&p->ll);

@@ -5,6 +5,7 @@
 #include "compat.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tls_int.h"
@@ -71,6 +72,22 @@ int gw_tls_pk_check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_context
     return mbedtls_pk_check_pair(pub, prv, gw_tls_rng, NULL);
 #else
     return mbedtls_pk_check_pair(pub, prv);
+#endif
+}
+
+int gw_tls_x509write_crt_set_serial(mbedtls_x509write_cert *crt, const unsigned char *serial,
+                                    size_t len)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    return mbedtls_x509write_crt_set_serial_raw(crt, (unsigned char *)serial, len);
+#else
+    mbedtls_mpi n;
+    mbedtls_mpi_init(&n);
+    int rc = mbedtls_mpi_read_binary(&n, serial, len);
+    if (rc == 0)
+        rc = mbedtls_x509write_crt_set_serial(crt, &n);
+    mbedtls_mpi_free(&n);
+    return rc;
 #endif
 }
 
@@ -169,4 +186,20 @@ enum gw_tls_fail gw__tls_fail_of(int rc)
         return GW_TLS_FAIL_CLIENT_CERT;
     }
     return GW_TLS_FAIL_PROTOCOL;
+}
+
+/* ---- what this build is ------------------------------------------------------ */
+
+void gw_tls_build_info(char *buf, size_t len)
+{
+    /* The library loaded, not the headers compiled against: the two differ
+     * when the shared library is upgraded under the binary. */
+#if defined(MBEDTLS_VERSION_C)
+    char v[18];
+    mbedtls_version_get_string(v);
+#else
+    const char *v = MBEDTLS_VERSION_STRING;
+#endif
+    snprintf(buf, len, "mbedtls %s, TLS %s", v,
+             gw_tls_max_version() == GW_TLS_1_3 ? "1.2 and 1.3" : "1.2");
 }

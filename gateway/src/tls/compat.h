@@ -115,6 +115,11 @@ int gw_tls_pk_parse_keyfile(mbedtls_pk_context *pk, const char *path);
  * certificate's public key. */
 int gw_tls_pk_check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_context *prv);
 
+/* mbedtls_x509write_crt_set_serial_raw on 3.x (the mbedtls_mpi form is
+ * deprecated there), through an mbedtls_mpi on 2.28. */
+int gw_tls_x509write_crt_set_serial(mbedtls_x509write_cert *crt, const unsigned char *serial,
+                                    size_t len);
+
 /* ---- a server configuration ------------------------------------------------- */
 
 /* Protocol versions, as config.h's enum gw_tls_version (1.2 = 0, 1.3 = 1);

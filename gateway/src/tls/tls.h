@@ -17,7 +17,9 @@
  *                 caller above the transport knows the connection is
  *                 encrypted;
  *   reload.c      watching certificate files, SIGHUP and the admin API's
- *                 reload.
+ *                 reload;
+ *   selfsigned.c  `tandem tls self-signed`: a key and a self-signed
+ *                 certificate for a demo or the container's first run.
  *
  * Threads. Configurations and certificate sets are immutable once built
  * and shared by every scheduler thread; a session (inside a transport)
@@ -184,6 +186,41 @@ int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t ti
  * returns without the socket becoming readable: a process must not sleep
  * on t->fd then (exchange.c's hibernation). Process context (the owner). */
 bool gw_tls_transport_pending(struct gw__transport *t);
+
+/* ---- the build (compat.c) --------------------------------------------------- */
+
+/* "mbedtls 3.6.6, TLS 1.2 and 1.3": the mbedtls loaded and the protocol
+ * versions this build negotiates (`tandem --version` prints it). */
+void gw_tls_build_info(char *buf, size_t len);
+
+/* ---- a self-signed certificate (selfsigned.c) ------------------------------ */
+
+/* The files `tandem tls self-signed --out DIR` writes in DIR. */
+#define GW_TLS_SELF_SIGNED_CERT "cert.pem"
+#define GW_TLS_SELF_SIGNED_KEY "key.pem"
+
+enum gw_tls_key_type { GW_TLS_KEY_ECDSA_P256 = 0, GW_TLS_KEY_RSA };
+
+struct gw_tls_self_signed {
+    const char *const *names; /* DNS names ("*.example.com" too) or IP addresses; */
+    size_t nnames;            /* 1..GW_TLS_MAX_NAMES, the first is the subject's CN */
+    enum gw_tls_key_type key;
+    unsigned rsa_bits; /* 2048, 3072 or 4096 (RSA only) */
+    unsigned days;     /* validity, 1..3650 */
+    bool force;        /* replace existing files */
+};
+
+/* Generates a key and a self-signed certificate for o->names (selfsigned.c
+ * says what is in it) and writes them as PEM to DIR/GW_TLS_SELF_SIGNED_CERT
+ * and DIR/GW_TLS_SELF_SIGNED_KEY (mode 0600), creating DIR when its parent
+ * exists. Refuses (-EEXIST) to replace either file unless o->force. 0, or
+ * -errno with err ("DIR/key.pem: Permission denied"). Blocks (RSA
+ * generation takes a second or more): the command line only. */
+int gw_tls_self_signed_write(const struct gw_tls_self_signed *o, const char *dir, char *err,
+                             size_t errlen);
+/* `tandem tls ...` (argv[0] is "tls"): returns the exit code, 0, 1 on
+ * failure, 2 on a usage error. */
+int gw_tls_cli_main(int argc, char **argv);
 
 /* ---- counters (metrics.c renders them) ------------------------------------ */
 

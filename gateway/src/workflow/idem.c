@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <mbedtls/sha256.h>
+#include "tls/compat.h"
 
 int gw_idem_key(const struct gw_http_head *h, const char *name, const char **key, size_t *len)
 {
@@ -47,20 +47,20 @@ void gw_idem_fingerprint(const char *method, const char *path, size_t path_len, 
     static const unsigned char nul = 0, qmark = '?';
     mbedtls_sha256_context c;
     mbedtls_sha256_init(&c);
-    /* The _ret forms fail only on a hardware accelerator's error, which the
-     * software implementation linked here has not. */
-    mbedtls_sha256_starts_ret(&c, 0);
-    mbedtls_sha256_update_ret(&c, (const unsigned char *)method, strlen(method));
-    mbedtls_sha256_update_ret(&c, &nul, 1);
-    mbedtls_sha256_update_ret(&c, (const unsigned char *)path, path_len);
+    /* These fail only on a hardware accelerator's error, which the software
+     * implementation linked here has not. */
+    gw_tls_sha256_starts(&c);
+    gw_tls_sha256_update(&c, method, strlen(method));
+    gw_tls_sha256_update(&c, &nul, 1);
+    gw_tls_sha256_update(&c, path, path_len);
     if (query) {
-        mbedtls_sha256_update_ret(&c, &qmark, 1);
-        mbedtls_sha256_update_ret(&c, (const unsigned char *)query, query_len);
+        gw_tls_sha256_update(&c, &qmark, 1);
+        gw_tls_sha256_update(&c, query, query_len);
     }
-    mbedtls_sha256_update_ret(&c, &nul, 1);
+    gw_tls_sha256_update(&c, &nul, 1);
     if (body_len)
-        mbedtls_sha256_update_ret(&c, body, body_len);
-    mbedtls_sha256_finish_ret(&c, out);
+        gw_tls_sha256_update(&c, body, body_len);
+    gw_tls_sha256_finish(&c, out);
     mbedtls_sha256_free(&c);
 }
 
