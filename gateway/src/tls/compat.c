@@ -1,0 +1,169 @@
+/*
+ * compat.c: the wrappers of compat.h, and the per-thread random generator
+ * (gw_tls_rng) every mbedtls call that wants one is given.
+ */
+#include "compat.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "tls.h"
+
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#include <psa/crypto.h>
+#endif
+
+int gw_tls_compat_init(void)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    if (psa_crypto_init() != PSA_SUCCESS)
+        return -EIO;
+#endif
+    return 0;
+}
+
+/* ---- random numbers ------------------------------------------------------- */
+
+/* One generator per thread: CTR-DRBG is not cheap to lock on every
+ * handshake from every scheduler, and a thread's generator is only ever
+ * used by the process running on that thread at the time (no call into
+ * mbedtls yields). The threads are the runtime's, alive as long as the
+ * gateway, so the state is never torn down. */
+static _Thread_local struct {
+    bool seeded;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+} rng;
+
+int gw_tls_rng(void *p_rng, unsigned char *buf, size_t len)
+{
+    (void)p_rng;
+    if (!rng.seeded) {
+        static const unsigned char pers[] = "tandem-tls";
+        mbedtls_entropy_init(&rng.entropy);
+        mbedtls_ctr_drbg_init(&rng.drbg);
+        int rc = mbedtls_ctr_drbg_seed(&rng.drbg, mbedtls_entropy_func, &rng.entropy, pers,
+                                       sizeof pers - 1);
+        if (rc != 0) {
+            mbedtls_ctr_drbg_free(&rng.drbg);
+            mbedtls_entropy_free(&rng.entropy);
+            return rc;
+        }
+        rng.seeded = true;
+    }
+    return mbedtls_ctr_drbg_random(&rng.drbg, buf, len);
+}
+
+/* ---- hashes ----------------------------------------------------------------- */
+
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+int gw_tls_sha256_starts(mbedtls_sha256_context *c)
+{
+    return mbedtls_sha256_starts(c, 0);
+}
+int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len)
+{
+    return mbedtls_sha256_update(c, buf, len);
+}
+int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32])
+{
+    return mbedtls_sha256_finish(c, out);
+}
+int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32])
+{
+    return mbedtls_sha256(buf, len, out, 0);
+}
+#else
+int gw_tls_sha256_starts(mbedtls_sha256_context *c)
+{
+    return mbedtls_sha256_starts_ret(c, 0);
+}
+int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len)
+{
+    return mbedtls_sha256_update_ret(c, buf, len);
+}
+int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32])
+{
+    return mbedtls_sha256_finish_ret(c, out);
+}
+int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32])
+{
+    return mbedtls_sha256_ret(buf, len, out, 0);
+}
+#endif
+
+/* ---- keys ------------------------------------------------------------------- */
+
+int gw_tls_pk_parse_keyfile(mbedtls_pk_context *pk, const char *path)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    return mbedtls_pk_parse_keyfile(pk, path, NULL, gw_tls_rng, NULL);
+#else
+    return mbedtls_pk_parse_keyfile(pk, path, NULL);
+#endif
+}
+
+int gw_tls_pk_check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_context *prv)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    return mbedtls_pk_check_pair(pub, prv, gw_tls_rng, NULL);
+#else
+    return mbedtls_pk_check_pair(pub, prv);
+#endif
+}
+
+/* ---- versions and suites ---------------------------------------------------- */
+
+int gw_tls_max_version(void)
+{
+    return GW_TLS_HAVE_1_3 ? GW_TLS_1_3 : GW_TLS_1_2;
+}
+
+void gw_tls_conf_versions(mbedtls_ssl_config *conf, int min, int max)
+{
+    if (max > gw_tls_max_version())
+        max = gw_tls_max_version();
+    if (min > max)
+        min = max;
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    mbedtls_ssl_conf_min_tls_version(conf, min == GW_TLS_1_3 ? MBEDTLS_SSL_VERSION_TLS1_3
+                                                             : MBEDTLS_SSL_VERSION_TLS1_2);
+    mbedtls_ssl_conf_max_tls_version(conf, max == GW_TLS_1_3 ? MBEDTLS_SSL_VERSION_TLS1_3
+                                                             : MBEDTLS_SSL_VERSION_TLS1_2);
+#else
+    /* 2.28 still compiles in 1.0 and 1.1: the minor version 3 (TLS 1.2) is
+     * the floor whatever the library's default. */
+    (void)min;
+    (void)max;
+    mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
+}
+
+const char *gw_tls_version_of(const mbedtls_ssl_context *ssl)
+{
+    const char *v = mbedtls_ssl_get_version(ssl);
+    if (strcmp(v, "TLSv1.2") == 0)
+        return "1.2";
+    if (strcmp(v, "TLSv1.3") == 0)
+        return "1.3";
+    return "?";
+}
+
+static bool has(const char *s, const char *part)
+{
+    return strstr(s, part) != NULL;
+}
+
+bool gw_tls_suite_default(int id)
+{
+    /* By name: the suite description's fields are private in 3.x, and the
+     * names say all that matters here. */
+    const char *n = mbedtls_ssl_get_ciphersuite_name(id);
+    if (!n)
+        return false;
+    bool aead = (has(n, "-AES-") && has(n, "-GCM-")) || has(n, "-CHACHA20-POLY1305-");
+    if (strncmp(n, "TLS1-3-", 7) == 0)
+        return aead;
+    return strncmp(n, "TLS-ECDHE-", 10) == 0 && !has(n, "-PSK-") && aead;
+}

@@ -1,0 +1,78 @@
+/*
+ * compat.h: every difference between mbedtls 2.28 (Debian 12, TLS 1.2) and
+ * 3.6 (Debian 13, TLS 1.2 and 1.3) that Tandem meets, in one place.
+ *
+ * The rest of gateway/src/tls/ calls these wrappers and never tests
+ * MBEDTLS_VERSION_NUMBER itself; it touches no field the 3.x headers mark
+ * private (their accessors are used, or the wrappers here reach the field
+ * through MBEDTLS_PRIVATE). Code outside tls/ that hashes (the workflows'
+ * idempotency keys) uses the SHA-256 wrappers below.
+ */
+#ifndef GW_TLS_COMPAT_H
+#define GW_TLS_COMPAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
+#include <mbedtls/version.h>
+#include <mbedtls/x509_crt.h>
+
+#if MBEDTLS_VERSION_NUMBER < 0x021C0000
+#error "mbedtls 2.28 or later is needed"
+#endif
+
+/* Whether the build can negotiate TLS 1.3 at all. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
+#define GW_TLS_HAVE_1_3 1
+#else
+#define GW_TLS_HAVE_1_3 0
+#endif
+
+/* Once per process before any other call (psa_crypto_init on 3.x, which TLS
+ * 1.3 and the ticket keys need). 0 or -EIO. Any thread. */
+int gw_tls_compat_init(void);
+
+/* ---- hashes ----------------------------------------------------------------- */
+
+/* The *_ret names of 2.x are the plain names of 3.x. 0 or an mbedtls error. */
+int gw_tls_sha256_starts(mbedtls_sha256_context *c);
+int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len);
+int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32]);
+/* One-shot SHA-256 of buf. */
+int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32]);
+
+/* ---- keys and certificates -------------------------------------------------- */
+
+/* mbedtls_pk_parse_keyfile without a password; 3.x takes a generator for
+ * its blinding. */
+int gw_tls_pk_parse_keyfile(mbedtls_pk_context *pk, const char *path);
+/* mbedtls_pk_check_pair(pub, prv): 0 when the key belongs to the
+ * certificate's public key. */
+int gw_tls_pk_check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_context *prv);
+
+/* ---- a server configuration ------------------------------------------------- */
+
+/* Protocol versions, as config.h's enum gw_tls_version (1.2 = 0, 1.3 = 1);
+ * max above what the build has is clamped to it. */
+void gw_tls_conf_versions(mbedtls_ssl_config *conf, int min, int max);
+/* The highest version this build negotiates (GW_TLS_1_2 or GW_TLS_1_3). */
+int gw_tls_max_version(void);
+
+/* The negotiated version as "1.2"/"1.3" ("?" otherwise). */
+const char *gw_tls_version_of(const mbedtls_ssl_context *ssl);
+
+/* Whether suite `id` is one of the defaults: ECDHE key exchange with an
+ * AEAD cipher (AES-GCM, ChaCha20-Poly1305) for TLS 1.2, and every TLS 1.3
+ * suite (all of them AEAD, key exchange apart). */
+bool gw_tls_suite_default(int id);
+
+#endif
