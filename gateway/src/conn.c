@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "gw_int.h"
+#include "tls/tls.h"
 
 static void conn_closed(void *arg)
 {
@@ -198,17 +199,40 @@ static void conn_main(void *arg)
     /* The peer's address first: the transport owns the descriptor after. */
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    bool named = getpeername(cs.fd, (struct sockaddr *)&ss, &sl) == 0;
+    char addr[sizeof((struct gw__exchange *)0)->client_addr] = "";
+    bool loopback = false;
+    if (getpeername(cs.fd, (struct sockaddr *)&ss, &sl) == 0)
+        gw__addr_text((struct sockaddr *)&ss, addr, sizeof addr, &loopback);
+    rt_set_detail("%s %s", l->name, addr);
     struct gw__transport *tp;
     struct gw__exchange *ex;
-    if (gw__transport_socket_new(cs.fd, &tp) < 0 || gw__ex_new(&ex, tp, l) < 0)
+    struct gw_tls_peer peer;
+    if (l->tls) {
+        /* The handshake, here in the connection's own process and under
+         * the header timeout: a client stalling in it is dropped like one
+         * stalling in its request head. */
+        enum gw_tls_fail why;
+        int rc = gw_tls_accept(l->tls, cs.fd, l->header_timeout_ms, &tp, &peer, &why);
+        if (rc < 0) {
+            gw_tls_count_failure(true, why);
+            rt_log(RT_LOG_DEBUG, "listener %s: TLS handshake with %s failed: %s", l->name, addr,
+                   gw_tls_fail_name(why));
+            return;
+        }
+    } else if (gw__transport_socket_new(cs.fd, &tp) < 0) {
+        return;
+    }
+    if (gw__ex_new(&ex, tp, l) < 0)
         return;
     ex->conn = rt_self();
     rt_defer(gw__exchange_unref, ex);
-    if (named)
-        gw__addr_text((struct sockaddr *)&ss, ex->client_addr, sizeof ex->client_addr,
-                      &ex->client_loopback);
-    rt_set_detail("%s %s", l->name, ex->client_addr);
+    memcpy(ex->client_addr, addr, sizeof addr);
+    ex->client_loopback = loopback;
+    if (l->tls) {
+        if (!(ex->tls = malloc(sizeof *ex->tls)))
+            return;
+        *ex->tls = peer;
+    }
     conn_resume(ex);
 }
 

@@ -165,6 +165,7 @@ void gw__exchange_unref(void *arg)
     gw_http_parser_free(ex->parser);
     gw_http_head_free(ex->head);
     free(ex->buf);
+    free(ex->tls);
     free(ex);
 }
 
@@ -241,6 +242,11 @@ void gw__ex_idle_trim(struct gw__exchange *ex)
 
 _Noreturn void gw__ex_hibernate(struct gw__exchange *ex, int64_t timeout_ms, rt_entry fn, void *arg)
 {
+    /* A TLS session may hold bytes already taken off the socket (the
+     * plaintext of a record not read whole): then there is nothing to sleep
+     * for. */
+    if (ex->tls && ex->tp->ops->wait(ex->tp, RT_POLL_IN, 0) == (int)RT_POLL_IN)
+        timeout_ms = 0;
     rt_hibernate_poll(ex->tp->fd, RT_POLL_IN, timeout_ms, fn, arg);
 }
 

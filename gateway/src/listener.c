@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "gw_int.h"
+#include "tls/tls.h"
 #include "rt/supervisor.h"
 
 struct gw__listener *gw__listeners;
@@ -147,6 +148,17 @@ int gw__listeners_open(void)
         if (l->fd < 0)
             return l->fd;
         l->port = bound_port(l->fd);
+        if (c->tls.enabled) {
+            /* Every certificate loads and validates, or the gateway does
+             * not start. */
+            char err[512];
+            int rc = gw_tls_listener_init(c, &l->tls, err, sizeof err);
+            if (rc < 0) {
+                fprintf(stderr, "tandem: listener %s: tls: %s\n", l->name,
+                        rc == -ENOMEM ? "out of memory" : err);
+                return rc;
+            }
+        }
         int rc = acceptors_open(l, c->acceptors ? c->acceptors : gw__schedulers(cfg));
         if (rc < 0)
             return rc;
@@ -197,6 +209,7 @@ void gw__listeners_close(void)
         free(l->acceptors);
         if (l->fd >= 0)
             close(l->fd);
+        gw_tls_listener_free(l->tls);
     }
     free(gw__listeners);
     gw__listeners = NULL;

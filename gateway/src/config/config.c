@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../tls/tls.h"
 #include "../workflow/def.h"
 #include "config_int.h"
 #include "jpos/file.h"
@@ -215,6 +216,15 @@ int gw_hostport_parse(const char *v, size_t n, struct gw_hostport *out)
 
 /* ---- small readers ----------------------------------------------------------- */
 
+static void strings_free(char **a)
+{
+    if (!a)
+        return;
+    for (char **p = a; *p; p++)
+        free(*p);
+    free(a);
+}
+
 static int get_address(struct jpos_diags *d, const struct jpos_val *v, bool port_zero_ok,
                        struct gw_address *out)
 {
@@ -240,6 +250,244 @@ static int get_address(struct jpos_diags *d, const struct jpos_val *v, bool port
 static int nomem_only(int r)
 {
     return r == -ENOMEM ? -ENOMEM : 0;
+}
+
+/* ---- a listener's tls ------------------------------------------------------- */
+
+/* A copy of string member `m` (at most max bytes, not empty) into *dst. */
+static int dup_string(struct jpos_diags *d, const struct jpos_val *m, size_t max, const char *what,
+                      char **dst)
+{
+    const char *s;
+    if (!jpos_string(d, m, max, &s, NULL))
+        return 0;
+    if (!*s) {
+        jpos_err(d, m, "%s is empty", what);
+        return 0;
+    }
+    free(*dst);
+    return (*dst = strdup(s)) ? 0 : -ENOMEM;
+}
+
+/* An array of strings of at most `max` elements of at most maxlen bytes
+ * each into *out (NULL-terminated, for freeing) and *n. */
+static int dup_strings(struct jpos_diags *d, const struct jpos_key *k, const struct jpos_val *v,
+                       size_t maxlen, char ***out, size_t *n)
+{
+    if (!jpos_array(d, v))
+        return 0;
+    size_t len = json_array_size(v->v);
+    if (len < (size_t)k->min || len > (size_t)k->max) {
+        jpos_err(d, v, "needs %lld to %lld entries, got %zu", k->min, k->max, len);
+        return 0;
+    }
+    char **a = calloc(len + 1, sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    size_t i = 0;
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, v);
+    while (jpos_iter_next(&it, &m)) {
+        const char *s;
+        if (!jpos_string(d, &m, maxlen, &s, NULL))
+            continue;
+        if (!(a[i++] = strdup(s))) {
+            strings_free(a);
+            return -ENOMEM;
+        }
+    }
+    strings_free(*out);
+    *out = a;
+    *n = i;
+    return 0;
+}
+
+struct tls_cert_ctx {
+    struct gw_tls_cert_config *c;
+};
+
+static int tls_cert_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                        struct jpos_diags *d)
+{
+    struct gw_tls_cert_config *c = ((struct tls_cert_ctx *)ctx)->c;
+    switch (k->id) {
+    case GW__K_TLS_CERT:
+        return dup_string(d, m, (size_t)k->max, "cert", &c->cert);
+    case GW__K_TLS_KEY:
+        return dup_string(d, m, (size_t)k->max, "key", &c->key);
+    case GW__K_TLS_NAMES:
+        return dup_strings(d, k, m, 253, &c->names, &c->nnames);
+    }
+    return 0;
+}
+
+static int parse_tls_certs(struct gw_tls_listener_config *t, const struct jpos_key *row,
+                           const struct jpos_val *v, struct jpos_diags *d)
+{
+    if (!jpos_array(d, v))
+        return 0;
+    size_t n = json_array_size(v->v);
+    if (n < (size_t)row->min || n > (size_t)row->max) {
+        jpos_err(d, v, "needs %lld to %lld certificates, got %zu", row->min, row->max, n);
+        return 0;
+    }
+    if (t->certs)
+        return 0; /* a repeated key: jansson keeps the last, reported there */
+    if (!(t->certs = calloc(n, sizeof *t->certs)))
+        return -ENOMEM;
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, v);
+    while (jpos_iter_next(&it, &m)) {
+        struct gw_tls_cert_config *c = &t->certs[t->ncerts++];
+        if (!jpos_object(d, &m))
+            continue;
+        struct tls_cert_ctx cc = {.c = c};
+        NOMEM_GUARD(jpos_keys_parse(d, &m, row->sub, c, tls_cert_key, &cc, NULL));
+        if (!c->cert)
+            jpos_err(d, &m, "a certificate needs \"cert\" (its PEM chain file)");
+        if (!c->key)
+            jpos_err(d, &m, "a certificate needs \"key\" (its PEM private key file)");
+    }
+    return 0;
+}
+
+static bool header_name_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+.^_`|~-", *s))
+            return false;
+    return true;
+}
+
+struct tls_ctx {
+    struct gw_tls_listener_config *t;
+    bool has_certs, has_client_auth;
+    struct jpos_val client_auth_v;
+};
+
+static int tls_client_auth_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                               struct jpos_diags *d)
+{
+    struct gw_tls_listener_config *t = ((struct tls_ctx *)ctx)->t;
+    char **dst = NULL;
+    switch (k->id) {
+    case GW__K_TLS_CLIENT_CA:
+        return dup_string(d, m, (size_t)k->max, "ca", &t->client_ca);
+    case GW__K_TLS_SUBJECT_HEADER:
+        dst = &t->client_subject_header;
+        break;
+    case GW__K_TLS_FINGERPRINT_HEADER:
+        dst = &t->client_fingerprint_header;
+        break;
+    default:
+        return 0;
+    }
+    const char *s;
+    if (!jpos_string(d, m, (size_t)k->max, &s, NULL))
+        return 0;
+    if (!header_name_ok(s)) {
+        jpos_err(d, m, "\"%s\" is not a header field name", s);
+        return 0;
+    }
+    free(*dst);
+    return (*dst = strdup(s)) ? 0 : -ENOMEM;
+}
+
+static int tls_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                   struct jpos_diags *d)
+{
+    struct tls_ctx *c = ctx;
+    struct gw_tls_listener_config *t = c->t;
+    switch (k->id) {
+    case GW__K_TLS_CERTIFICATES:
+        c->has_certs = true;
+        return parse_tls_certs(t, k, m, d);
+    case GW__K_TLS_CIPHERSUITES: {
+        NOMEM_GUARD(dup_strings(d, k, m, 100, &t->ciphersuites, &t->nciphersuites));
+        if (!json_is_array(m->v))
+            return 0;
+        struct jpos_iter it;
+        struct jpos_val e;
+        jpos_iter_init(&it, m);
+        while (jpos_iter_next(&it, &e))
+            if (json_is_string(e.v) && !gw_tls_suite_known(json_string_value(e.v)))
+                jpos_err(d, &e,
+                         "unknown ciphersuite \"%s\" (names as mbedtls writes them, "
+                         "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256, or with '_')",
+                         json_string_value(e.v));
+        return 0;
+    }
+    case GW__K_TLS_CLIENT_AUTH:
+        c->has_client_auth = true;
+        c->client_auth_v = *m;
+        if (jpos_object(d, m))
+            return jpos_keys_parse(d, m, k->sub, t, tls_client_auth_key, c, NULL);
+        return 0;
+    }
+    return 0;
+}
+
+static int parse_tls(struct gw_tls_listener_config *t, const struct jpos_key *row,
+                     const struct jpos_val *v, struct jpos_diags *d)
+{
+    if (!jpos_object(d, v))
+        return 0;
+    t->enabled = true;
+    struct tls_ctx c = {.t = t};
+    NOMEM_GUARD(jpos_keys_parse(d, v, row->sub, t, tls_key, &c, NULL));
+    if (!c.has_certs)
+        jpos_err(d, v,
+                 "tls needs \"certificates\": [{\"cert\": \"certs/site.pem\", \"key\": "
+                 "\"certs/site.key\"}]");
+    if (t->min_version > t->max_version)
+        jpos_err(d, v, "min_version is above max_version");
+    if (t->client_auth != GW_TLS_CLIENT_AUTH_OFF && !t->client_ca)
+        jpos_err(d, c.has_client_auth ? &c.client_auth_v : v,
+                 "client_auth needs \"ca\": the PEM bundle client certificates must chain to");
+    return 0;
+}
+
+/* Certificate, key and CA paths relative to the configuration file's
+ * directory. */
+static char *resolve_dir(const char *config_path, const char *dir);
+static int resolve_in_place(const char *config_path, char **p)
+{
+    if (!*p)
+        return 0;
+    char *r = resolve_dir(config_path, *p);
+    if (!r)
+        return -ENOMEM;
+    free(*p);
+    *p = r;
+    return 0;
+}
+
+static int tls_resolve(const char *config_path, struct gw_tls_listener_config *t)
+{
+    for (size_t i = 0; i < t->ncerts; i++)
+        if (resolve_in_place(config_path, &t->certs[i].cert) < 0 ||
+            resolve_in_place(config_path, &t->certs[i].key) < 0)
+            return -ENOMEM;
+    return resolve_in_place(config_path, &t->client_ca);
+}
+
+static void tls_config_done(struct gw_tls_listener_config *t)
+{
+    for (size_t i = 0; i < t->ncerts; i++) {
+        free(t->certs[i].cert);
+        free(t->certs[i].key);
+        strings_free(t->certs[i].names);
+    }
+    free(t->certs);
+    strings_free(t->ciphersuites);
+    free(t->client_ca);
+    free(t->client_subject_header);
+    free(t->client_fingerprint_header);
+    memset(t, 0, sizeof *t);
 }
 
 /* ---- sections ---------------------------------------------------------------- */
@@ -272,6 +520,8 @@ static int listener_key(void *ctx, const struct jpos_key *k, const struct jpos_v
         if (jpos_object(d, m))
             return jpos_keys_parse(d, m, k->sub, &l->path_policy, NULL, NULL, NULL);
         return 0;
+    case GW__K_TLS:
+        return parse_tls(&l->tls, k, m, d);
     }
     return 0;
 }
@@ -895,6 +1145,9 @@ int gw_config_parse(const char *path, const char *text, size_t len, unsigned fla
     }
     if ((r = wf_finish(&c.wf, path)) < 0)
         goto out;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if ((r = tls_resolve(path, &cfg->listeners[i].tls)) < 0)
+            goto out;
     if (flags & GW_CONFIG_ROUTES) {
         struct gw_routes_source src = {.dir = cfg->routes_dir, .workflows_dir = cfg->workflows.dir};
         r = gw_config_load_routes(&src, cfg->upstream_names, cfg->nupstreams, &cfg->routes, d);
@@ -1002,6 +1255,7 @@ void gw_config_free(struct gw_config *cfg)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         free(cfg->listeners[i].name);
         gw_address_done(&cfg->listeners[i].address);
+        tls_config_done(&cfg->listeners[i].tls);
     }
     free(cfg->listeners);
     for (size_t i = 0; i < cfg->nupstreams; i++) {

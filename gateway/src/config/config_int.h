@@ -36,6 +36,16 @@ enum gw__config_key {
     GW__K_WF_POSTGRES,
     GW__K_WF_CONNINFO_ENV,
     GW__K_WF_REPLICA_ID,
+    GW__K_TLS,
+    GW__K_TLS_CERTIFICATES,
+    GW__K_TLS_CERT,
+    GW__K_TLS_KEY,
+    GW__K_TLS_NAMES,
+    GW__K_TLS_CIPHERSUITES,
+    GW__K_TLS_CLIENT_AUTH,
+    GW__K_TLS_CLIENT_CA,
+    GW__K_TLS_SUBJECT_HEADER,
+    GW__K_TLS_FINGERPRINT_HEADER,
 };
 
 /* Rows and sections config.c needs by themselves: the admin.address row

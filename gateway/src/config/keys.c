@@ -53,6 +53,81 @@ static const struct jpos_section path_policy_keys = JPOS_SECTION(
     "path_policy", path_policy_rows,
     "how the request path may be written (gateway/src/http/README.md, \"Path policies\")");
 
+/* In enum gw_tls_unknown_name order. */
+static const char *const unknown_name_names[] = {"default", "refuse", NULL};
+/* In enum gw_tls_version order. */
+static const char *const tls_version_names[] = {"1.2", "1.3", NULL};
+/* In enum gw_tls_client_auth order. */
+static const char *const client_auth_names[] = {"off", "optional", "required", NULL};
+#define HEADER_SCHEMA "{\"pattern\": \"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$\"}"
+
+static const struct jpos_key tls_cert_rows[] = {
+    {"cert", JPOS_T_STRING, JPOS_KEY_REQUIRED | JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX,
+     .schema = "{\"minLength\": 1}", .id = GW__K_TLS_CERT,
+     .why = "PEM certificate chain, the leaf first, relative to the configuration file"},
+    {"key", JPOS_T_STRING, JPOS_KEY_REQUIRED | JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX,
+     .schema = "{\"minLength\": 1}", .id = GW__K_TLS_KEY,
+     .why = "PEM private key (RSA of 2048 bits or more, or EC) matching the leaf"},
+    {"names", JPOS_T_ARRAY, JPOS_KEY_CUSTOM | JPOS_KEY_DEF_TEXT, NOFIELD, 0, GW_TLS_MAX_NAMES,
+     .def_str = "the certificate's DNS names",
+     .schema = "{\"items\": {\"type\": \"string\", \"maxLength\": 253}}", .id = GW__K_TLS_NAMES,
+     .why = "server names (SNI) it is chosen for, exact or \"*.example.com\" (one label); each "
+            "must be covered by the certificate"},
+};
+static const struct jpos_section tls_cert_keys =
+    JPOS_SECTION("certificate", tls_cert_rows, "a certificate chain and its key");
+
+#define T struct gw_tls_listener_config
+static const struct jpos_key tls_client_auth_rows[] = {
+    {"mode", JPOS_T_CHOICE, 0, FIELD(T, client_auth), .choices = client_auth_names,
+     .why = "off, optional (a certificate given must verify) or required (no certificate: "
+            "the handshake fails)"},
+    {"ca", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX, .schema = "{\"minLength\": 1}",
+     .id = GW__K_TLS_CLIENT_CA,
+     .why = "PEM bundle of the CAs client certificates must chain to; required unless mode is "
+            "off"},
+    {"subject_header", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 128, .schema = HEADER_SCHEMA,
+     .id = GW__K_TLS_SUBJECT_HEADER,
+     .why = "forwarded upstream with the verified subject; a client's own copy is always "
+            "dropped"},
+    {"fingerprint_header", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 128,
+     .schema = HEADER_SCHEMA, .id = GW__K_TLS_FINGERPRINT_HEADER,
+     .why = "forwarded upstream with the certificate's SHA-256 (hex); a client's own copy is "
+            "always dropped"},
+};
+static const struct jpos_section tls_client_auth_keys =
+    JPOS_SECTION("client_auth", tls_client_auth_rows, "client certificates (mTLS)");
+
+static const struct jpos_key tls_rows[] = {
+    {"certificates", JPOS_T_ARRAY, JPOS_KEY_REQUIRED | JPOS_KEY_CUSTOM, NOFIELD, 1,
+     GW_TLS_MAX_CERTS, .sub = &tls_cert_keys, .id = GW__K_TLS_CERTIFICATES,
+     .why = "chosen per handshake by server name; the first (and any other with the same names, "
+            "e.g. RSA beside ECDSA) is the default"},
+    {"unknown_name", JPOS_T_CHOICE, 0, FIELD(T, unknown_name), .choices = unknown_name_names,
+     .why = "a server name no certificate has, or none: default (the first certificate) or "
+            "refuse (the handshake fails)"},
+    {"min_version", JPOS_T_CHOICE, 0, FIELD(T, min_version), .choices = tls_version_names,
+     .why = "1.2 or 1.3; never lower than 1.2"},
+    {"max_version", JPOS_T_CHOICE, 0, FIELD(T, max_version), .def = GW_TLS_1_3,
+     .choices = tls_version_names,
+     .why = "1.2 or 1.3, lowered to what the build has (mbedtls 2.28: 1.2)"},
+    {"ciphersuites", JPOS_T_ARRAY, JPOS_KEY_CUSTOM | JPOS_KEY_DEF_TEXT, NOFIELD, 1, 256,
+     .def_str = "ECDHE with AES-GCM or ChaCha20-Poly1305",
+     .schema = "{\"items\": {\"type\": \"string\", \"maxLength\": 100}}",
+     .id = GW__K_TLS_CIPHERSUITES,
+     .why = "suites in order of preference, by name (TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256 "
+            "or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)"},
+    {"session_tickets", JPOS_T_BOOL, 0, FIELD(T, session_tickets), .def = 1,
+     .why = "returning clients resume without a full handshake"},
+    {"ticket_lifetime_s", JPOS_T_INT, 0, FIELD(T, ticket_lifetime_s), 60, 86400, 3600,
+     .why = "a ticket is good this long; the ticket key rotates on the same period"},
+    {"client_auth", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &tls_client_auth_keys,
+     .def_str = "off", .id = GW__K_TLS_CLIENT_AUTH, .why = "client certificates (mTLS)"},
+};
+#undef T
+static const struct jpos_section tls_keys =
+    JPOS_SECTION("tls", tls_rows, "TLS on a listener (gateway/src/tls/README.md)");
+
 #define L struct gw_listener_config
 static const struct jpos_key listener_rows[] = {
     {"name", JPOS_T_STRING, JPOS_KEY_CUSTOM | JPOS_KEY_DEF_TEXT, NOFIELD, .max = 128,
@@ -95,6 +170,8 @@ static const struct jpos_key listener_rows[] = {
     {"tunnel_idle_timeout_ms", JPOS_T_INT, 0, FIELD(L, tunnel_idle_timeout_ms), 1, MS_DAY, 60000,
      .why = "an Upgrade tunnel with no byte either way for this long is closed; a route's "
             "timeouts.tunnel_idle_ms overrides it"},
+    {"tls", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(L, tls), .sub = &tls_keys, .def_str = "none",
+     .why = "serve TLS on this listener (plaintext HTTP without it)", .id = GW__K_TLS},
 };
 const struct jpos_section gw__listener_keys =
     JPOS_SECTION("listener", listener_rows, "a listening socket and the limits of its clients");

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "tls.h"
+#include "tls_int.h"
 
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 #include <psa/crypto.h>
@@ -166,4 +166,45 @@ bool gw_tls_suite_default(int id)
     if (strncmp(n, "TLS1-3-", 7) == 0)
         return aead;
     return strncmp(n, "TLS-ECDHE-", 10) == 0 && !has(n, "-PSK-") && aead;
+}
+
+/* ---- failure reasons -------------------------------------------------------- */
+
+enum gw_tls_fail gw__tls_fail_of(int rc)
+{
+    switch (rc) {
+    case MBEDTLS_ERR_SSL_CONN_EOF:
+    case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
+    case MBEDTLS_ERR_NET_CONN_RESET:
+    case MBEDTLS_ERR_NET_RECV_FAILED:
+    case MBEDTLS_ERR_NET_SEND_FAILED:
+        return GW_TLS_FAIL_CLOSED;
+#if defined(MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION)
+    case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION:
+#endif
+#if defined(MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION)
+    case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
+#endif
+        return GW_TLS_FAIL_VERSION;
+#if defined(MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN)
+    case MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN:
+#endif
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    /* 3.x reports no common suite as a plain handshake failure. */
+    case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE:
+#endif
+        return GW_TLS_FAIL_CIPHER;
+    case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+#if defined(MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE)
+    case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
+#endif
+#if defined(MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE)
+    case MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE:
+#endif
+#if defined(MBEDTLS_ERR_SSL_BAD_CERTIFICATE)
+    case MBEDTLS_ERR_SSL_BAD_CERTIFICATE:
+#endif
+        return GW_TLS_FAIL_CLIENT_CERT;
+    }
+    return GW_TLS_FAIL_PROTOCOL;
 }

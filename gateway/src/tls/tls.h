@@ -37,6 +37,17 @@ struct gw__transport;
 struct gw__listener;
 struct gw_target;
 
+/* ---- the library ------------------------------------------------------------ */
+
+/* Readies the library once per process (any number of calls, any thread):
+ * 0 or -EIO. gw_tls_listener_init and gw_tls_server_new call it. */
+int gw_tls_init(void);
+
+/* Whether this build knows ciphersuite `name`, as mbedtls writes it
+ * ("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256") or as IANA does (with '_';
+ * "TLS_AES_128_GCM_SHA256" for TLS 1.3). Plain data; any thread. */
+bool gw_tls_suite_known(const char *name);
+
 /* ---- random numbers ------------------------------------------------------- */
 
 /* An mbedtls f_rng: fills buf from this thread's CTR-DRBG, seeded from the
@@ -162,6 +173,12 @@ void gw_tls_client_free(struct gw_tls_client *c);
  * failed: not trusted"). */
 int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t timeout_ms,
                    struct gw__transport **out, enum gw_tls_fail *why, char *err, size_t errlen);
+
+/* Whether TLS transport t (from gw_tls_accept or gw_tls_connect) holds
+ * plaintext already decrypted, or record bytes already read, that a read
+ * returns without the socket becoming readable: a process must not sleep
+ * on t->fd then (exchange.c's hibernation). Process context (the owner). */
+bool gw_tls_transport_pending(struct gw__transport *t);
 
 /* ---- counters (metrics.c renders them) ------------------------------------ */
 

@@ -1,0 +1,455 @@
+/*
+ * transport.c: a struct gw__transport (exchange.h) over a TLS session, and
+ * the server side's handshake (gw_tls_accept).
+ *
+ * The session reads and writes its socket without blocking (the BIO below
+ * answers WANT_READ/WANT_WRITE), and the transport waits the runtime's way
+ * (rt_poll on the socket), so a handshake or a slow client parks only its
+ * own process. mbedtls reads a record at a time, exactly as long as the
+ * record says, so bytes the socket had are never hidden inside the session
+ * except the plaintext of a record a read did not take whole and a record
+ * not processed yet: `wait` and gw_tls_transport_pending report those, so
+ * no process sleeps on the socket while its next bytes are already here.
+ *
+ * One session, two processes (split, for a tunnel): the connection process
+ * reads and the tunnel's pump writes. Both handles share the session and a
+ * mutex around it: every call into mbedtls is made under the mutex and
+ * none waits while holding it (calls are non-blocking; a handle waits on
+ * its own descriptor, from dup(), after letting go). The session and its
+ * socket go when the last handle closes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../exchange.h"
+#include "gw/http1.h"
+#include "tls_int.h"
+
+struct tls_sess {
+    _Atomic int refs;
+    pthread_mutex_t lock;
+    int sock; /* the connection's socket; the session's BIO reads and writes it */
+    mbedtls_ssl_context ssl;
+    struct gw_tls_server *srv; /* the configuration it was accepted with */
+};
+
+struct tls_tp {
+    struct gw__transport base; /* base.fd: sock, or a dup() of it for a split handle */
+    struct tls_sess *s;
+};
+
+/* ---- the BIO ---------------------------------------------------------------- */
+
+static int bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    struct tls_sess *s = ctx;
+    for (;;) {
+        ssize_t n = send(s->sock, buf, len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return (int)n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return MBEDTLS_ERR_SSL_WANT_WRITE;
+        return MBEDTLS_ERR_NET_SEND_FAILED;
+    }
+}
+
+static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    struct tls_sess *s = ctx;
+    for (;;) {
+        ssize_t n = read(s->sock, buf, len);
+        if (n >= 0)
+            return (int)n; /* 0: the peer closed (MBEDTLS_ERR_SSL_CONN_EOF to the caller) */
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return MBEDTLS_ERR_SSL_WANT_READ;
+        if (errno == ECONNRESET)
+            return MBEDTLS_ERR_NET_CONN_RESET;
+        return MBEDTLS_ERR_NET_RECV_FAILED;
+    }
+}
+
+/* ---- sessions ---------------------------------------------------------------- */
+
+static void sess_unref(struct tls_sess *s)
+{
+    /* acq_rel: the last handle sees the other's use of the session */
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    mbedtls_ssl_free(&s->ssl);
+    gw_tls_server_unref(s->srv);
+    pthread_mutex_destroy(&s->lock);
+    rt_close(s->sock);
+    free(s);
+}
+
+static uint64_t deadline_of(int64_t timeout_ms)
+{
+    return timeout_ms < 0 ? UINT64_MAX : rt_now_ms() + (uint64_t)timeout_ms;
+}
+
+/* Waits on t's descriptor for what mbedtls asked for (rc: WANT_READ or
+ * WANT_WRITE) until the deadline: 0 to try again, -ETIMEDOUT, -errno. */
+static int wait_for(struct tls_tp *t, int rc, uint64_t deadline)
+{
+    uint64_t now = rt_now_ms();
+    if (now >= deadline)
+        return -ETIMEDOUT;
+    int r = rt_poll(t->base.fd, rc == MBEDTLS_ERR_SSL_WANT_WRITE ? RT_POLL_OUT : RT_POLL_IN,
+                    deadline == UINT64_MAX ? RT_INFINITY : (int64_t)(deadline - now));
+    return r < 0 ? r : 0;
+}
+
+static bool want(int rc)
+{
+    return rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE;
+}
+
+/* ---- the transport ------------------------------------------------------------ */
+
+static ssize_t tls_read(struct gw__transport *base, void *buf, size_t cap, int64_t timeout_ms)
+{
+    struct tls_tp *t = (struct tls_tp *)base;
+    struct tls_sess *s = t->s;
+    uint64_t deadline = deadline_of(timeout_ms);
+    if (cap > INT32_MAX)
+        cap = INT32_MAX;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        int n = mbedtls_ssl_read(&s->ssl, buf, cap);
+        pthread_mutex_unlock(&s->lock);
+        if (n > 0)
+            return n;
+        if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || n == MBEDTLS_ERR_SSL_CONN_EOF)
+            return 0;
+        if (!want(n))
+            return -ECONNRESET;
+        if (timeout_ms == 0)
+            return -EAGAIN;
+        int r = wait_for(t, n, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+static ssize_t tls_write(struct gw__transport *base, const void *buf, size_t len,
+                         int64_t timeout_ms)
+{
+    struct tls_tp *t = (struct tls_tp *)base;
+    struct tls_sess *s = t->s;
+    uint64_t deadline = deadline_of(timeout_ms);
+    if (len > INT32_MAX)
+        len = INT32_MAX;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        /* At most one record's plaintext is taken per call; a call that
+         * could not send all of its record returns WANT_WRITE and must be
+         * repeated with the same bytes, which this loop does. */
+        int n = mbedtls_ssl_write(&s->ssl, buf, len);
+        pthread_mutex_unlock(&s->lock);
+        if (n > 0)
+            return n;
+        if (!want(n))
+            return -EPIPE;
+        int r = wait_for(t, n, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+static int write_all(struct gw__transport *base, const char *p, size_t len, uint64_t deadline)
+{
+    while (len > 0) {
+        uint64_t now = rt_now_ms();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        ssize_t n = tls_write(base, p, len,
+                              deadline == UINT64_MAX ? RT_INFINITY : (int64_t)(deadline - now));
+        if (n < 0)
+            return (int)n;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* The pieces are gathered into records of up to GATHER bytes, so that a
+ * response head and a short body go out as one record, not one each. */
+#define GATHER 16384
+
+static int tls_writev(struct gw__transport *base, const struct iovec *iov, int iovcnt,
+                      int64_t timeout_ms)
+{
+    uint64_t deadline = deadline_of(timeout_ms);
+    if (iovcnt == 1)
+        return write_all(base, iov[0].iov_base, iov[0].iov_len, deadline);
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    size_t cap = total < GATHER ? total : GATHER;
+    char *g = cap ? malloc(cap) : NULL;
+    if (!g && cap)
+        return -ENOMEM;
+    int rc = 0;
+    size_t used = 0;
+    for (int i = 0; i < iovcnt && rc == 0; i++) {
+        const char *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+        if (len >= GATHER) { /* a large piece goes as it is, after what was gathered */
+            rc = write_all(base, g, used, deadline);
+            used = 0;
+            if (rc == 0)
+                rc = write_all(base, p, len, deadline);
+            continue;
+        }
+        if (used + len > cap) {
+            rc = write_all(base, g, used, deadline);
+            used = 0;
+        }
+        memcpy(g + used, p, len);
+        used += len;
+    }
+    if (rc == 0 && used)
+        rc = write_all(base, g, used, deadline);
+    free(g);
+    return rc;
+}
+
+static bool pending(struct tls_sess *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool p = mbedtls_ssl_get_bytes_avail(&s->ssl) > 0 || mbedtls_ssl_check_pending(&s->ssl);
+    pthread_mutex_unlock(&s->lock);
+    return p;
+}
+
+bool gw_tls_transport_pending(struct gw__transport *base)
+{
+    return pending(((struct tls_tp *)base)->s);
+}
+
+static int tls_wait(struct gw__transport *base, unsigned events, int64_t timeout_ms)
+{
+    struct tls_tp *t = (struct tls_tp *)base;
+    if ((events & RT_POLL_IN) && pending(t->s))
+        return RT_POLL_IN;
+    return rt_poll(t->base.fd, events, timeout_ms);
+}
+
+static void tls_shutdown(struct gw__transport *base)
+{
+    struct tls_tp *t = (struct tls_tp *)base;
+    /* close_notify if the socket takes it now; a client that reads the
+     * last response does not need it (the response is framed). */
+    pthread_mutex_lock(&t->s->lock);
+    mbedtls_ssl_close_notify(&t->s->ssl);
+    pthread_mutex_unlock(&t->s->lock);
+    shutdown(t->s->sock, SHUT_WR);
+}
+
+static const struct gw__transport_ops tls_ops;
+
+static int tls_split(struct gw__transport *base, struct gw__transport **out)
+{
+    struct tls_tp *t = (struct tls_tp *)base;
+    struct tls_tp *o = malloc(sizeof *o);
+    if (!o)
+        return -ENOMEM;
+    int fd = fcntl(t->s->sock, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        free(o);
+        return -e;
+    }
+    o->base.ops = &tls_ops;
+    o->base.fd = fd;
+    o->s = t->s;
+    /* relaxed: the new handle is handed over by a message, which orders it */
+    atomic_fetch_add_explicit(&t->s->refs, 1, memory_order_relaxed);
+    *out = &o->base;
+    return 0;
+}
+
+static void tls_close(struct gw__transport *base)
+{
+    struct tls_tp *t = (struct tls_tp *)base;
+    if (t->base.fd != t->s->sock)
+        rt_close(t->base.fd);
+    sess_unref(t->s);
+    free(t);
+}
+
+static const struct gw__transport_ops tls_ops = {
+    .read = tls_read,
+    .write = tls_write,
+    .writev = tls_writev,
+    .wait = tls_wait,
+    .shutdown = tls_shutdown,
+    .split = tls_split,
+    .close = tls_close,
+};
+
+/* ---- the server's handshake ---------------------------------------------------- */
+
+/* A plaintext HTTP request on a TLS port: the first byte of a method
+ * (tokens are letters in practice) where a TLS record starts with 0x16. */
+static bool looks_like_http(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+/* Answers 400 over plaintext, stops sending, and reads what the client
+ * sent until it closes or linger_ms pass, so the close does not reset the
+ * connection before the client read the answer. */
+static void answer_plaintext(int fd, int64_t linger_ms)
+{
+    char buf[512];
+    size_t len = 0;
+    if (gw_http_error_write(400, "this port speaks TLS: use https://", NULL, true, buf, sizeof buf,
+                            &len) < 0)
+        return;
+    if (rt_write(fd, buf, len, linger_ms) < 0)
+        return;
+    shutdown(fd, SHUT_WR);
+    uint64_t end = rt_now_ms() + (uint64_t)linger_ms;
+    char sink[1024];
+    while (rt_now_ms() < end && rt_read(fd, sink, sizeof sink, (int64_t)(end - rt_now_ms())) > 0)
+        ;
+}
+
+/* Waits for the first byte and looks at it without taking it: 0x16 (a
+ * handshake record) gives 0; else -EPROTO with *why set, after answering
+ * a plaintext request. */
+static int first_byte(int fd, uint64_t deadline, enum gw_tls_fail *why)
+{
+    for (;;) {
+        unsigned char c;
+        ssize_t n = recv(fd, &c, 1, MSG_PEEK);
+        if (n == 1) {
+            if (c == 0x16)
+                return 0;
+            if (looks_like_http(c)) {
+                *why = GW_TLS_FAIL_PLAINTEXT;
+                uint64_t now = rt_now_ms();
+                int64_t left = now < deadline ? (int64_t)(deadline - now) : 0;
+                answer_plaintext(fd, left < 1000 ? left : 1000);
+            } else {
+                *why = GW_TLS_FAIL_PROTOCOL;
+            }
+            return -EPROTO;
+        }
+        if (n == 0) {
+            *why = GW_TLS_FAIL_CLOSED;
+            return -ECONNRESET;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            *why = GW_TLS_FAIL_CLOSED;
+            return -errno;
+        }
+        uint64_t now = rt_now_ms();
+        if (now >= deadline) {
+            *why = GW_TLS_FAIL_TIMEOUT;
+            return -ETIMEDOUT;
+        }
+        int r = rt_poll(fd, RT_POLL_IN, (int64_t)(deadline - now));
+        if (r == -ETIMEDOUT) {
+            *why = GW_TLS_FAIL_TIMEOUT;
+            return r;
+        }
+        if (r < 0) {
+            *why = GW_TLS_FAIL_CLOSED;
+            return r;
+        }
+    }
+}
+
+int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
+                  struct gw__transport **out, struct gw_tls_peer *peer, enum gw_tls_fail *why)
+{
+    uint64_t deadline = deadline_of(timeout_ms);
+    struct tls_sess *s = NULL;
+    struct tls_tp *t = NULL;
+    int rc = rt_fd_nonblock(fd);
+    if (rc < 0) {
+        *why = GW_TLS_FAIL_CLOSED;
+        close(fd);
+        return rc;
+    }
+    if ((rc = first_byte(fd, deadline, why)) < 0) {
+        rt_close(fd);
+        return rc;
+    }
+    s = calloc(1, sizeof *s);
+    t = malloc(sizeof *t);
+    if (!s || !t) {
+        free(s);
+        free(t);
+        rt_close(fd);
+        *why = GW_TLS_FAIL_PROTOCOL;
+        return -ENOMEM;
+    }
+    atomic_init(&s->refs, 1);
+    pthread_mutex_init(&s->lock, NULL);
+    s->sock = fd;
+    s->srv = gw_tls_listener_acquire(tl);
+    mbedtls_ssl_init(&s->ssl);
+    t->base.ops = &tls_ops;
+    t->base.fd = fd;
+    t->s = s;
+    if (mbedtls_ssl_setup(&s->ssl, &s->srv->conf) != 0) {
+        *why = GW_TLS_FAIL_PROTOCOL;
+        rc = -ENOMEM;
+        goto out;
+    }
+    mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
+    struct gw__tls_hs hs = {.srv = s->srv};
+    for (;;) {
+        gw__tls_hs_begin(&hs);
+        int mrc = mbedtls_ssl_handshake(&s->ssl);
+        gw__tls_hs_end();
+        if (mrc == 0)
+            break;
+        if (want(mrc)) {
+            rc = wait_for(t, mrc, deadline);
+            if (rc < 0) {
+                *why = rc == -ETIMEDOUT ? GW_TLS_FAIL_TIMEOUT : GW_TLS_FAIL_CLOSED;
+                goto out;
+            }
+            continue;
+        }
+        /* The name is the reason when the listener refused it, or gave a
+         * client that named none no certificate at all. */
+        if (hs.sni_unknown || (s->srv->refuse_unknown && !hs.sni_given))
+            *why = GW_TLS_FAIL_UNKNOWN_NAME;
+        else
+            *why = gw__tls_fail_of(mrc);
+        rc = -EPROTO;
+        goto out;
+    }
+    /* Optional client certificates: one that was given must verify (the
+     * library lets the handshake finish without it). */
+    if (s->srv->client_auth == GW_TLS_CLIENT_AUTH_OPTIONAL && mbedtls_ssl_get_peer_cert(&s->ssl) &&
+        mbedtls_ssl_get_verify_result(&s->ssl) != 0) {
+        *why = GW_TLS_FAIL_CLIENT_CERT;
+        rc = -EPROTO;
+        goto out;
+    }
+    gw__tls_peer_fill(&s->ssl, &hs, peer);
+    gw_tls_count_handshake(true, hs.resumed);
+    *out = &t->base;
+    return 0;
+out:
+    tls_close(&t->base);
+    return rc;
+}
