@@ -3,12 +3,14 @@
 sslscan) against a real Tandem TLS listener, their machine-readable output
 parsed and checked.
 
-    probe.py [--only sslscan|testssl] [--keep DIR]
+    probe.py [--only sslscan|testssl] [--keep DIR] [--tls JSON]
 
 One gateway, one listener with the default TLS settings (nothing about
 versions or suites configured: what a user gets) and two certificates for
 `localhost` from one test CA (tests/lib/tlscerts.py): ECDSA P-256 and RSA
-2048, so both kinds of handshake are probed. The scanners connect to
+2048, so both kinds of handshake are probed. --tls merges JSON into the
+listener's `tls` object: to scan another configuration (a suite list, say)
+and see what the checks say of it. The scanners connect to
 127.0.0.1 with SNI `localhost` and are given the test CA, so that findings
 about the certificate are findings about the gateway (chain sent, names,
 dates), not about a CA nobody trusts.
@@ -78,7 +80,7 @@ class Probe:
     """A gateway with a TLS listener for `localhost` (ECDSA and RSA
     certificates from one test CA) answering 200 on every path."""
 
-    def __init__(self, keep=None):
+    def __init__(self, keep=None, tls_extra=None):
         self.certdir = keep or tempfile.mkdtemp(prefix="tandem-tls-probe-")
         os.makedirs(self.certdir, exist_ok=True)
         f = ProbeCerts(self.certdir)
@@ -87,6 +89,7 @@ class Probe:
         self.rsa = f.served_leaf(self.ca, kind="rsa")
         tls = {"certificates": [{"cert": c.cert, "key": c.key, "names": [NAME]}
                                 for c in (self.ec, self.rsa)]}
+        tls.update(tls_extra or {})
         routes = [{"name": "all", "match": {"path_prefix": "/"},
                    "respond": {"status": 200, "body": BODY,
                                "headers": {"content-type": "text/plain"}}}]
@@ -232,6 +235,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=("sslscan", "testssl"))
     ap.add_argument("--keep", help="keep certificates and the scanners' output here")
+    ap.add_argument("--tls", default="{}", help="JSON merged into the listener's tls object")
     a = ap.parse_args()
     t = harness.TestRun("tls_probe")
     missing = [tool for tool in ("testssl", "sslscan") if not shutil.which(tool)]
@@ -242,7 +246,7 @@ def main():
         return 1
     workdir = a.keep or tempfile.mkdtemp(prefix="tandem-tls-scan-")
     os.makedirs(workdir, exist_ok=True)
-    p = Probe(os.path.join(workdir, "certs"))
+    p = Probe(os.path.join(workdir, "certs"), json.loads(a.tls))
     try:
         @t.case
         def listener_serves_https_with_the_test_ca():
