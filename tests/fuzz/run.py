@@ -13,7 +13,9 @@ Seeds:
   config        config/tandem.json and variants, each also with the shipped
                 route files after a NUL byte;
   routes        config/routes/*.json;
-  tls server    the ClientHellos of real clients (Python ssl: TLS 1.2 and
+  tls server    whole conversations of real clients recorded by the target
+                (a TLS 1.2 handshake, a request, close_notify; see
+                fuzz_tls_server.c) and the ClientHellos of real clients (Python ssl: TLS 1.2 and
                 1.3, with and without SNI, known, wildcard and unknown
                 names, ALPN, narrow and refused suite lists, TLS 1.0),
                 plaintext HTTP and SSLv2-style hellos, each for every
@@ -130,7 +132,77 @@ def tls_certs(d):
         shutil.copy(leaf.cert, os.path.join(d, kind + ".pem"))
         shutil.copy(leaf.key, os.path.join(d, kind + ".key"))
     shutil.copy(ca.cert, os.path.join(d, "ca.pem"))
-    shutil.copy(f.ca("Fuzz Client CA").cert, os.path.join(d, "client-ca.pem"))
+    client_ca = f.ca("Fuzz Client CA")
+    shutil.copy(client_ca.cert, os.path.join(d, "client-ca.pem"))
+    cli = f.client(client_ca, "/CN=fuzz-client/O=Tests")
+    shutil.copy(cli.cert, os.path.join(d, "client.pem"))
+    shutil.copy(cli.key, os.path.join(d, "client.key"))
+    # The clock the target runs on (its header): recorded conversations
+    # replay only at the time they were recorded.
+    with open(os.path.join(d, "time"), "w") as fh:
+        fh.write("%d\n" % int(time.time()))
+
+
+# What went wrong while seeding (a target that failed its own checks on a
+# real client's conversation): each is a finding of that target.
+seed_findings = []
+
+
+def recorded_conversations(exe, d, certs):
+    """Whole conversations: real clients (Python ssl, TLS 1.2) against the
+    target in its recording mode, each a handshake, one request and a
+    close_notify, written to d as inputs (fuzz_tls_server.c, record()).
+    The target checks these conversations as it checks any input: a
+    failure is kept in seed_findings."""
+    import socket
+    import ssl
+
+    def client(port, name, ciphers=None, cert=False):
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        c.check_hostname = False
+        c.verify_mode = ssl.CERT_NONE
+        c.maximum_version = ssl.TLSVersion.TLSv1_2
+        c.set_alpn_protocols(["http/1.1"])
+        if ciphers:
+            c.set_ciphers(ciphers)
+        if cert:
+            c.load_cert_chain(os.path.join(certs, "client.pem"), os.path.join(certs, "client.key"))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with c.wrap_socket(raw, server_hostname=name) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+                    s.unwrap()
+        except (OSError, ssl.SSLError):
+            pass
+
+    cases = [(0, "api.example.com", "ECDHE-ECDSA-AES128-GCM-SHA256", False),
+             (0, "www.example.com", "ECDHE-RSA-CHACHA20-POLY1305", False),
+             (0, None, None, False),
+             (1, "api.example.com", "ECDHE-ECDSA-AES256-GCM-SHA384", True),
+             (1, "api.example.com", None, False),
+             (2, "api.example.com", "ECDHE-RSA-AES128-GCM-SHA256", True),
+             (2, "api.example.com", None, False),  # refused: no certificate
+             (3, "api.example.com", "ECDHE-RSA-AES128-GCM-SHA256", False)]
+    n = 0
+    for variant, name, ciphers, cert in cases:
+        out = os.path.join(d, "conversation-%d" % n)
+        env = dict(os.environ, TANDEM_FUZZ_TLS_RECORD="%d %s" % (variant, out))
+        p = subprocess.Popen([exe], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        try:
+            port = int(p.stdout.readline())
+            client(port, name, ciphers, cert)
+            p.wait(30)
+        except (ValueError, subprocess.TimeoutExpired):
+            p.kill()
+            p.wait()
+        if p.returncode == 0 and os.path.exists(out):
+            n += 1
+        else:
+            seed_findings.append("recording variant %d, name %s, suites %s, client certificate "
+                                 "%s: exit %s\n%s" % (variant, name, ciphers, cert, p.returncode,
+                                                      "\n".join(p.stderr.read().splitlines()[-20:])))
+    return n
 
 
 def client_hellos():
@@ -201,7 +273,8 @@ def client_hellos():
     return out
 
 
-def tls_seeds(d):
+def tls_seeds(d, exe, certs):
+    convs = recorded_conversations(exe, d, certs)
     hellos = client_hellos()
     first = hellos[0] if hellos else b""
     extra = [
@@ -222,7 +295,7 @@ def tls_seeds(d):
             for piece in ((0, 7) if variant in (0, 1) else (0,)):
                 write(d, "seed-%04d" % n, bytes([variant, piece]) + data)
                 n += 1
-    return n
+    return n + convs
 
 
 def run_target(name, exe, corpus, seconds, artifacts, runs=0, seed=0):
@@ -267,7 +340,8 @@ def main():
     work = a.keep or tempfile.mkdtemp(prefix="tandem-fuzz-")
     passed = failed = 0
     seeders = {"request_path": lambda d: request_seeds(d, a.vectors),
-               "config": config_seeds, "routes": route_seeds, "tls_server": tls_seeds}
+               "config": config_seeds, "routes": route_seeds,
+               "tls_server": lambda d: tls_seeds(d, a.tls_server, os.environ["TANDEM_FUZZ_TLS_CERTS"])}
     for name, exe in (("request_path", a.request_path), ("config", a.config),
                       ("routes", a.routes), ("tls_server", a.tls_server)):
         if not exe:
@@ -277,12 +351,17 @@ def main():
             if not os.path.isdir(certs):
                 tls_certs(certs)
             os.environ["TANDEM_FUZZ_TLS_CERTS"] = certs
+            with open(os.path.join(certs, "time")) as fh:
+                os.environ["TANDEM_FUZZ_TLS_TIME"] = fh.read().strip()
         corpus = os.path.join(work, name, "corpus")
         if not os.path.isdir(corpus):
             os.makedirs(corpus)
             print("%-14s %d seeds" % (name, seeders[name](corpus)), flush=True)
         ok, _ = run_target(name, exe, corpus, a.seconds, os.path.join(work, name, "findings"),
                                  a.runs, a.seed)
+        if name == "tls_server" and seed_findings:
+            print("%-14s FINDINGS while recording seeds:\n%s" % (name, "\n".join(seed_findings)))
+            ok = False
         passed += ok
         failed += not ok
     if not a.keep and not failed:
