@@ -124,7 +124,7 @@ def run_testssl(p, workdir):
     """testssl.sh's findings (the --jsonfile list) and how long it took."""
     out = os.path.join(workdir, "testssl.json")
     t0 = time.monotonic()
-    # --fast: the cipher checks with the local openssl; -4: IPv4 only;
+    # --fast: the cipher checks with the local openssl;
     # --ip: connect to 127.0.0.1 whatever localhost resolves to, SNI
     # `localhost`; --add-ca: the chain is judged against the test CA.
     base = ["testssl", "--quiet", "--color", "0", "--warnings", "off", "--ip", "127.0.0.1",
@@ -135,7 +135,7 @@ def run_testssl(p, workdir):
         fh.write(r.stdout + r.stderr)
     findings = json.load(open(out))
     # RC4 with --fast asks the local openssl, which has none (a WARN):
-    # the socket-based check alone (-4 / --rc4).
+    # the socket-based check alone (--rc4).
     out2 = os.path.join(workdir, "testssl-rc4.json")
     r2 = subprocess.run(base + ["--rc4", "--jsonfile", out2, p.target], capture_output=True,
                         text=True, timeout=300 * timeout_scale())
