@@ -255,6 +255,12 @@ int gw_tls_certset_load(const struct gw_tls_listener_config *cfg, struct gw_tls_
             snprintf(err, errlen, "tls: needs 1 to %d certificates", GW_TLS_MAX_CERTS);
         return -EINVAL;
     }
+    int rc = gw_tls_init(); /* 3.x parses keys through PSA */
+    if (rc < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "the TLS library did not start");
+        return rc;
+    }
     struct gw_tls_certset *s = calloc(1, sizeof *s);
     if (!s || !(s->certs = calloc(cfg->ncerts, sizeof *s->certs))) {
         free(s);
@@ -262,7 +268,6 @@ int gw_tls_certset_load(const struct gw_tls_listener_config *cfg, struct gw_tls_
     }
     atomic_init(&s->refs, 1);
     s->refuse = cfg->unknown_name == GW_TLS_UNKNOWN_REFUSE;
-    int rc = 0;
     for (size_t i = 0; i < cfg->ncerts; i++) {
         rc = cert_load(&cfg->certs[i], &s->certs[i], err, errlen);
         s->n = i + 1; /* loaded or not, its objects are freed with the set */

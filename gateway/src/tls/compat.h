@@ -38,6 +38,14 @@
 #define GW_TLS_HAVE_1_3 0
 #endif
 
+/* A read result that means "nothing for the caller, read again": a TLS 1.3
+ * client is told of each session ticket the server sends (3.x). */
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+#define GW_TLS_READ_AGAIN(rc) ((rc) == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+#else
+#define GW_TLS_READ_AGAIN(rc) ((void)(rc), 0)
+#endif
+
 /* Once per process before any other call (psa_crypto_init on 3.x, which TLS
  * 1.3 and the ticket keys need). 0 or -EIO. Any thread. */
 int gw_tls_compat_init(void);

@@ -218,11 +218,10 @@ static int server_build(const struct gw_tls_listener_config *cfg, struct gw_tls_
                 goto out;
             }
     }
+    /* Without the callbacks a server issues no tickets. */
     if (tickets)
         mbedtls_ssl_conf_session_tickets_cb(c, mbedtls_ssl_ticket_write, on_ticket_parse,
                                             &tickets->ctx);
-    else
-        mbedtls_ssl_conf_session_tickets(c, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
     if (cfg->client_auth != GW_TLS_CLIENT_AUTH_OFF) {
         int mrc = mbedtls_x509_crt_parse_file(&s->client_ca, cfg->client_ca);
         if (mrc != 0) {

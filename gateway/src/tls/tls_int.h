@@ -56,6 +56,21 @@ void gw__tls_peer_fill(const mbedtls_ssl_context *ssl, const struct gw__tls_hs *
  * 0. */
 int gw__tls_suite_id(const char *name);
 
+/* A session transport over connected socket `fd` (non-blocking; owned from
+ * now on, also on failure) with a session set up from `conf`. `owner`
+ * keeps conf alive: release(owner) runs when the session goes (also on
+ * failure). The handshake is next (gw__tls_handshake). 0 or -errno. */
+int gw__tls_transport_new(int fd, const mbedtls_ssl_config *conf, void *owner,
+                          void (*release)(void *), struct gw__transport **out);
+/* The session of a transport from gw__tls_transport_new, for the
+ * handshake's set-up (a client's server name) and its results. */
+mbedtls_ssl_context *gw__tls_transport_ssl(struct gw__transport *t);
+/* Runs the handshake until it is done or `deadline` (rt_now_ms; UINT64_MAX:
+ * none) passes, waiting the runtime's way; hs (NULL for none) collects
+ * what the callbacks learn. 0, -ETIMEDOUT, -errno from the wait, or
+ * -EPROTO with the library's error in *mrc. Process context. */
+int gw__tls_handshake(struct gw__transport *t, uint64_t deadline, struct gw__tls_hs *hs, int *mrc);
+
 struct gw_tls_server *gw__tls_server_ref(struct gw_tls_server *s);
 
 #endif

@@ -36,7 +36,10 @@ struct tls_sess {
     pthread_mutex_t lock;
     int sock; /* the connection's socket; the session's BIO reads and writes it */
     mbedtls_ssl_context ssl;
-    struct gw_tls_server *srv; /* the configuration it was accepted with */
+    /* What keeps the session's configuration alive (a server's: the one
+     * it was accepted with), released with the session. */
+    void *owner;
+    void (*release)(void *owner);
 };
 
 struct tls_tp {
@@ -86,7 +89,8 @@ static void sess_unref(struct tls_sess *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     mbedtls_ssl_free(&s->ssl);
-    gw_tls_server_unref(s->srv);
+    if (s->release)
+        s->release(s->owner);
     pthread_mutex_destroy(&s->lock);
     rt_close(s->sock);
     free(s);
@@ -131,6 +135,8 @@ static ssize_t tls_read(struct gw__transport *base, void *buf, size_t cap, int64
             return n;
         if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || n == MBEDTLS_ERR_SSL_CONN_EOF)
             return 0;
+        if (GW_TLS_READ_AGAIN(n))
+            continue;
         if (!want(n))
             return -ECONNRESET;
         if (timeout_ms == 0)
@@ -374,12 +380,75 @@ static int first_byte(int fd, uint64_t deadline, enum gw_tls_fail *why)
     }
 }
 
+/* ---- sessions for both sides ------------------------------------------------------- */
+
+int gw__tls_transport_new(int fd, const mbedtls_ssl_config *conf, void *owner,
+                          void (*release)(void *), struct gw__transport **out)
+{
+    struct tls_sess *s = calloc(1, sizeof *s);
+    struct tls_tp *t = malloc(sizeof *t);
+    if (!s || !t) {
+        free(s);
+        free(t);
+        if (release)
+            release(owner);
+        rt_close(fd);
+        return -ENOMEM;
+    }
+    atomic_init(&s->refs, 1);
+    pthread_mutex_init(&s->lock, NULL);
+    s->sock = fd;
+    s->owner = owner;
+    s->release = release;
+    mbedtls_ssl_init(&s->ssl);
+    t->base.ops = &tls_ops;
+    t->base.fd = fd;
+    t->s = s;
+    if (mbedtls_ssl_setup(&s->ssl, conf) != 0) {
+        tls_close(&t->base);
+        return -ENOMEM;
+    }
+    mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
+    *out = &t->base;
+    return 0;
+}
+
+mbedtls_ssl_context *gw__tls_transport_ssl(struct gw__transport *t)
+{
+    return &((struct tls_tp *)t)->s->ssl;
+}
+
+int gw__tls_handshake(struct gw__transport *base, uint64_t deadline, struct gw__tls_hs *hs,
+                      int *mrc)
+{
+    struct tls_tp *t = (struct tls_tp *)base;
+    for (;;) {
+        if (hs)
+            gw__tls_hs_begin(hs);
+        int rc = mbedtls_ssl_handshake(&t->s->ssl);
+        if (hs)
+            gw__tls_hs_end();
+        if (rc == 0)
+            return 0;
+        if (!want(rc)) {
+            *mrc = rc;
+            return -EPROTO;
+        }
+        int r = wait_for(t, rc, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+static void release_server(void *srv)
+{
+    gw_tls_server_unref(srv);
+}
+
 int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
                   struct gw__transport **out, struct gw_tls_peer *peer, enum gw_tls_fail *why)
 {
     uint64_t deadline = deadline_of(timeout_ms);
-    struct tls_sess *s = NULL;
-    struct tls_tp *t = NULL;
     int rc = rt_fd_nonblock(fd);
     if (rc < 0) {
         *why = GW_TLS_FAIL_CLOSED;
@@ -390,66 +459,44 @@ int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
         rt_close(fd);
         return rc;
     }
-    s = calloc(1, sizeof *s);
-    t = malloc(sizeof *t);
-    if (!s || !t) {
-        free(s);
-        free(t);
-        rt_close(fd);
+    struct gw_tls_server *srv = gw_tls_listener_acquire(tl);
+    struct gw__transport *t;
+    /* The session holds the configuration it was accepted with: a reload
+     * does not change what an open connection negotiated. */
+    if ((rc = gw__tls_transport_new(fd, &srv->conf, srv, release_server, &t)) < 0) {
         *why = GW_TLS_FAIL_PROTOCOL;
-        return -ENOMEM;
+        return rc;
     }
-    atomic_init(&s->refs, 1);
-    pthread_mutex_init(&s->lock, NULL);
-    s->sock = fd;
-    s->srv = gw_tls_listener_acquire(tl);
-    mbedtls_ssl_init(&s->ssl);
-    t->base.ops = &tls_ops;
-    t->base.fd = fd;
-    t->s = s;
-    if (mbedtls_ssl_setup(&s->ssl, &s->srv->conf) != 0) {
-        *why = GW_TLS_FAIL_PROTOCOL;
-        rc = -ENOMEM;
-        goto out;
-    }
-    mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
-    struct gw__tls_hs hs = {.srv = s->srv};
-    for (;;) {
-        gw__tls_hs_begin(&hs);
-        int mrc = mbedtls_ssl_handshake(&s->ssl);
-        gw__tls_hs_end();
-        if (mrc == 0)
-            break;
-        if (want(mrc)) {
-            rc = wait_for(t, mrc, deadline);
-            if (rc < 0) {
-                *why = rc == -ETIMEDOUT ? GW_TLS_FAIL_TIMEOUT : GW_TLS_FAIL_CLOSED;
-                goto out;
-            }
-            continue;
-        }
+    mbedtls_ssl_context *ssl = gw__tls_transport_ssl(t);
+    struct gw__tls_hs hs = {.srv = srv};
+    int mrc = 0;
+    rc = gw__tls_handshake(t, deadline, &hs, &mrc);
+    if (rc == -EPROTO) {
         /* The name is the reason when the listener refused it, or gave a
          * client that named none no certificate at all. */
-        if (hs.sni_unknown || (s->srv->refuse_unknown && !hs.sni_given))
+        if (hs.sni_unknown || (srv->refuse_unknown && !hs.sni_given))
             *why = GW_TLS_FAIL_UNKNOWN_NAME;
         else
             *why = gw__tls_fail_of(mrc);
-        rc = -EPROTO;
+        goto out;
+    }
+    if (rc < 0) {
+        *why = rc == -ETIMEDOUT ? GW_TLS_FAIL_TIMEOUT : GW_TLS_FAIL_CLOSED;
         goto out;
     }
     /* Optional client certificates: one that was given must verify (the
      * library lets the handshake finish without it). */
-    if (s->srv->client_auth == GW_TLS_CLIENT_AUTH_OPTIONAL && mbedtls_ssl_get_peer_cert(&s->ssl) &&
-        mbedtls_ssl_get_verify_result(&s->ssl) != 0) {
+    if (srv->client_auth == GW_TLS_CLIENT_AUTH_OPTIONAL && mbedtls_ssl_get_peer_cert(ssl) &&
+        mbedtls_ssl_get_verify_result(ssl) != 0) {
         *why = GW_TLS_FAIL_CLIENT_CERT;
         rc = -EPROTO;
         goto out;
     }
-    gw__tls_peer_fill(&s->ssl, &hs, peer);
+    gw__tls_peer_fill(ssl, &hs, peer);
     gw_tls_count_handshake(true, hs.resumed);
-    *out = &t->base;
+    *out = t;
     return 0;
 out:
-    tls_close(&t->base);
+    t->ops->close(t);
     return rc;
 }

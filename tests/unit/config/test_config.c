@@ -685,6 +685,102 @@ START_TEST(listener_path_policy_values_are_checked)
 }
 END_TEST
 
+#define TLS_LISTENER(tls) "{\"listeners\": [{\"address\": \"127.0.0.1:0\", \"tls\": " tls "}]}"
+
+START_TEST(listener_tls_is_parsed_with_defaults_and_paths_resolved)
+{
+    struct gw_config *cfg = parse_ok(
+        TLS_LISTENER("{\"certificates\": [{\"cert\": \"certs/a.pem\", \"key\": \"/abs/a.key\", "
+                     "\"names\": [\"a.example.com\", \"*.example.com\"]}, "
+                     "{\"cert\": \"b.pem\", \"key\": \"b.key\"}]}"));
+    const struct gw_tls_listener_config *t = &cfg->listeners[0].tls;
+    ck_assert(t->enabled);
+    ck_assert_uint_eq(t->ncerts, 2);
+    ck_assert_str_eq(t->certs[0].cert, "conf/certs/a.pem");
+    ck_assert_str_eq(t->certs[0].key, "/abs/a.key");
+    ck_assert_uint_eq(t->certs[0].nnames, 2);
+    ck_assert_str_eq(t->certs[0].names[1], "*.example.com");
+    ck_assert_uint_eq(t->certs[1].nnames, 0);
+    ck_assert_str_eq(t->certs[1].cert, "conf/b.pem");
+    ck_assert_int_eq(t->unknown_name, GW_TLS_UNKNOWN_DEFAULT);
+    ck_assert_int_eq(t->min_version, GW_TLS_1_2);
+    ck_assert_int_eq(t->max_version, GW_TLS_1_3);
+    ck_assert_ptr_null(t->ciphersuites);
+    ck_assert(t->session_tickets);
+    ck_assert_uint_eq(t->ticket_lifetime_s, 3600);
+    ck_assert_int_eq(t->client_auth, GW_TLS_CLIENT_AUTH_OFF);
+    ck_assert(!cfg->admin.listener.tls.enabled);
+    gw_config_free(cfg);
+
+    cfg = parse_ok(TLS_LISTENER(
+        "{\"certificates\": [{\"cert\": \"a.pem\", \"key\": \"a.key\"}], "
+        "\"unknown_name\": \"refuse\", \"min_version\": \"1.3\", \"session_tickets\": false, "
+        "\"ticket_lifetime_s\": 60, \"ciphersuites\": [\"TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256\", "
+        "\"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256\"], \"client_auth\": {\"mode\": "
+        "\"required\", \"ca\": \"ca.pem\", \"subject_header\": \"X-Client-Subject\", "
+        "\"fingerprint_header\": \"X-Client-Cert-Sha256\"}}"));
+    t = &cfg->listeners[0].tls;
+    ck_assert_int_eq(t->unknown_name, GW_TLS_UNKNOWN_REFUSE);
+    ck_assert_int_eq(t->min_version, GW_TLS_1_3);
+    ck_assert(!t->session_tickets);
+    ck_assert_uint_eq(t->ticket_lifetime_s, 60);
+    ck_assert_uint_eq(t->nciphersuites, 2);
+    ck_assert_str_eq(t->ciphersuites[1], "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256");
+    ck_assert_int_eq(t->client_auth, GW_TLS_CLIENT_AUTH_REQUIRED);
+    ck_assert_str_eq(t->client_ca, "conf/ca.pem");
+    ck_assert_str_eq(t->client_subject_header, "X-Client-Subject");
+    ck_assert_str_eq(t->client_fingerprint_header, "X-Client-Cert-Sha256");
+    gw_config_free(cfg);
+}
+END_TEST
+
+START_TEST(listener_tls_errors_are_reported_at_their_position)
+{
+    struct jpos_diags d = parse_bad(TLS_LISTENER("{}"));
+    find(&d, "tls needs \"certificates\"");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_LISTENER("{\"certificates\": []}"));
+    find(&d, "needs 1 to 64 certificates");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_LISTENER("{\"certificates\": [{\"cert\": \"a.pem\"}]}"));
+    find(&d, "needs \"key\"");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_LISTENER("{\"certificates\": [{\"cert\": \"\", \"key\": \"a.key\"}]}"));
+    find(&d, "cert is empty");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_LISTENER("{\"certificates\": [{\"cert\": \"a\", \"key\": \"b\"}], "
+                               "\"ciphersuites\": [\"TLS-RSA-WITH-NOTHING\"]}"));
+    const struct jpos_diag *x = find(&d, "unknown ciphersuite \"TLS-RSA-WITH-NOTHING\"");
+    ck_assert_int_eq(x->line, 1);
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_LISTENER("{\"certificates\": [{\"cert\": \"a\", \"key\": \"b\"}], "
+                               "\"client_auth\": {\"mode\": \"optional\"}}"));
+    find(&d, "client_auth needs \"ca\"");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_LISTENER("{\"certificates\": [{\"cert\": \"a\", \"key\": \"b\"}], "
+                               "\"min_version\": \"1.3\", \"max_version\": \"1.2\"}"));
+    find(&d, "min_version is above max_version");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_LISTENER("{\"certificates\": [{\"cert\": \"a\", \"key\": \"b\"}], "
+                               "\"min_version\": \"1.1\"}"));
+    find(&d, "1.1");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_LISTENER("{\"certificates\": [{\"cert\": \"a\", \"key\": \"b\"}], "
+                               "\"ticket_lifetime_s\": 10}"));
+    find(&d, "between 60 and 86400");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_LISTENER("{\"certificates\": [{\"cert\": \"a\", \"key\": \"b\"}], "
+                               "\"client_auth\": {\"mode\": \"off\", \"subject_header\": "
+                               "\"X Bad\"}}"));
+    find(&d, "is not a header field name");
+    jpos_diags_done(&d);
+    d = parse_bad(TLS_LISTENER("{\"certificates\": [{\"cert\": \"a\", \"key\": \"b\"}], "
+                               "\"certificate\": 1}"));
+    find(&d, "certificate");
+    jpos_diags_done(&d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -711,6 +807,8 @@ int main(void)
     tcase_add_test(tc, admin_listener_takes_its_values_from_the_key_table);
     tcase_add_test(tc, listener_defaults_are_the_key_table_rows);
     tcase_add_test(tc, workflows_section_defaults_and_paths);
+    tcase_add_test(tc, listener_tls_is_parsed_with_defaults_and_paths_resolved);
+    tcase_add_test(tc, listener_tls_errors_are_reported_at_their_position);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
