@@ -54,44 +54,6 @@ int gw_tls_rng(void *p_rng, unsigned char *buf, size_t len)
     return mbedtls_ctr_drbg_random(&rng.drbg, buf, len);
 }
 
-/* ---- hashes ----------------------------------------------------------------- */
-
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-int gw_tls_sha256_starts(mbedtls_sha256_context *c)
-{
-    return mbedtls_sha256_starts(c, 0);
-}
-int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len)
-{
-    return mbedtls_sha256_update(c, buf, len);
-}
-int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32])
-{
-    return mbedtls_sha256_finish(c, out);
-}
-int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32])
-{
-    return mbedtls_sha256(buf, len, out, 0);
-}
-#else
-int gw_tls_sha256_starts(mbedtls_sha256_context *c)
-{
-    return mbedtls_sha256_starts_ret(c, 0);
-}
-int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len)
-{
-    return mbedtls_sha256_update_ret(c, buf, len);
-}
-int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32])
-{
-    return mbedtls_sha256_finish_ret(c, out);
-}
-int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32])
-{
-    return mbedtls_sha256_ret(buf, len, out, 0);
-}
-#endif
-
 /* ---- keys ------------------------------------------------------------------- */
 
 int gw_tls_pk_parse_keyfile(mbedtls_pk_context *pk, const char *path)

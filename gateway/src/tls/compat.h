@@ -52,12 +52,46 @@ int gw_tls_compat_init(void);
 
 /* ---- hashes ----------------------------------------------------------------- */
 
-/* The *_ret names of 2.x are the plain names of 3.x. 0 or an mbedtls error. */
-int gw_tls_sha256_starts(mbedtls_sha256_context *c);
-int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len);
-int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32]);
+/* The *_ret names of 2.x are the plain names of 3.x. 0 or an mbedtls error.
+ * Inline, so that code outside tls/ that only hashes links libmbedcrypto
+ * alone. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+static inline int gw_tls_sha256_starts(mbedtls_sha256_context *c)
+{
+    return mbedtls_sha256_starts(c, 0);
+}
+static inline int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len)
+{
+    return mbedtls_sha256_update(c, buf, len);
+}
+static inline int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32])
+{
+    return mbedtls_sha256_finish(c, out);
+}
 /* One-shot SHA-256 of buf. */
-int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32]);
+static inline int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32])
+{
+    return mbedtls_sha256(buf, len, out, 0);
+}
+#else
+static inline int gw_tls_sha256_starts(mbedtls_sha256_context *c)
+{
+    return mbedtls_sha256_starts_ret(c, 0);
+}
+static inline int gw_tls_sha256_update(mbedtls_sha256_context *c, const void *buf, size_t len)
+{
+    return mbedtls_sha256_update_ret(c, buf, len);
+}
+static inline int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char out[32])
+{
+    return mbedtls_sha256_finish_ret(c, out);
+}
+/* One-shot SHA-256 of buf. */
+static inline int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32])
+{
+    return mbedtls_sha256_ret(buf, len, out, 0);
+}
+#endif
 
 /* ---- keys and certificates -------------------------------------------------- */
 

@@ -277,6 +277,11 @@ void gw_tls_server_unref(struct gw_tls_server *s)
     server_free(s);
 }
 
+const struct gw_tls_certset *gw_tls_server_certs(const struct gw_tls_server *s)
+{
+    return s->certs;
+}
+
 /* ---- a listener's published configuration ------------------------------------ */
 
 struct gw_tls_listener {

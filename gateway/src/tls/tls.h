@@ -108,6 +108,9 @@ struct gw_tls_server; /* an mbedtls_ssl_config and the certificate set it serves
 int gw_tls_server_new(const struct gw_tls_listener_config *cfg, struct gw_tls_certset *certs,
                       struct gw_tls_server **out, char *err, size_t errlen);
 void gw_tls_server_unref(struct gw_tls_server *s); /* NULL-safe */
+/* The certificate set `s` serves (valid while s is held), for the admin
+ * API and the expiry gauge. Any thread. */
+const struct gw_tls_certset *gw_tls_server_certs(const struct gw_tls_server *s);
 
 /* A listener's published server configuration. One per TLS listener,
  * created at start (gw_tls_listener_init, which loads the certificates and
