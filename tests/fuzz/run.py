@@ -199,9 +199,10 @@ def recorded_conversations(exe, d, certs):
         if p.returncode == 0 and os.path.exists(out):
             n += 1
         else:
+            tail = "\n".join(p.stderr.read().splitlines()[-20:])
             seed_findings.append("recording variant %d, name %s, suites %s, client certificate "
                                  "%s: exit %s\n%s" % (variant, name, ciphers, cert, p.returncode,
-                                                      "\n".join(p.stderr.read().splitlines()[-20:])))
+                                                      tail))
     return n
 
 
@@ -341,7 +342,8 @@ def main():
     passed = failed = 0
     seeders = {"request_path": lambda d: request_seeds(d, a.vectors),
                "config": config_seeds, "routes": route_seeds,
-               "tls_server": lambda d: tls_seeds(d, a.tls_server, os.environ["TANDEM_FUZZ_TLS_CERTS"])}
+               "tls_server": lambda d: tls_seeds(d, a.tls_server,
+                                                 os.environ["TANDEM_FUZZ_TLS_CERTS"])}
     for name, exe in (("request_path", a.request_path), ("config", a.config),
                       ("routes", a.routes), ("tls_server", a.tls_server)):
         if not exe:

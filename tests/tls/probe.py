@@ -69,8 +69,9 @@ class ProbeCerts(CertFactory):
         point, so that testssl.sh's revocation finding ("neither CRL nor
         OCSP URI provided", HIGH) is about the gateway, not a bare test
         certificate. The URI is never fetched (no --phone-out)."""
+        usage = "digitalSignature" + (",keyEncipherment" if kind == "rsa" else "")
         exts = ["basicConstraints=CA:FALSE", "extendedKeyUsage=serverAuth",
-                "keyUsage=critical,digitalSignature" + (",keyEncipherment" if kind == "rsa" else ""),
+                "keyUsage=critical," + usage,
                 "subjectAltName=DNS:" + NAME,
                 "crlDistributionPoints=URI:http://127.0.0.1/tandem-probe-ca.crl"]
         return self._sign(ca, "/CN=" + NAME, exts, kind, (0, 365))
@@ -137,8 +138,8 @@ def run_testssl(p, workdir):
     # `localhost`; --add-ca: the chain is judged against the test CA.
     base = ["testssl", "--quiet", "--color", "0", "--warnings", "off", "--ip", "127.0.0.1",
             "--add-ca", p.ca.cert, "--connect-timeout", "10", "--openssl-timeout", "10"]
-    r = subprocess.run(base + ["--fast", *SECTIONS, "--jsonfile", out, p.target], capture_output=True,
-                       text=True, timeout=600 * timeout_scale())
+    r = subprocess.run(base + ["--fast", *SECTIONS, "--jsonfile", out, p.target],
+                       capture_output=True, text=True, timeout=600 * timeout_scale())
     with open(os.path.join(workdir, "testssl.out"), "w") as fh:
         fh.write(r.stdout + r.stderr)
     findings = json.load(open(out))
