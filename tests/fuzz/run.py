@@ -3,7 +3,7 @@
 shared corpora (../shared/vectors) and the shipped configuration.
 
     run.py --seconds S --request-path EXE --config EXE --routes EXE
-           [--keep DIR] [--vectors DIR]
+           [--tls-server EXE] [--keep DIR] [--vectors DIR]
 
 Seeds:
   request path  every llhttp 9.4.2 request fixture and desync-guardian case
@@ -12,7 +12,16 @@ Seeds:
                 response fixture as the upstream's reply;
   config        config/tandem.json and variants, each also with the shipped
                 route files after a NUL byte;
-  routes        config/routes/*.json.
+  routes        config/routes/*.json;
+  tls server    whole conversations of real clients recorded by the target
+                (a TLS 1.2 handshake, a request, close_notify; see
+                fuzz_tls_server.c) and the ClientHellos of real clients (Python ssl: TLS 1.2 and
+                1.3, with and without SNI, known, wildcard and unknown
+                names, ALPN, narrow and refused suite lists, TLS 1.0),
+                plaintext HTTP and SSLv2-style hellos, each for every
+                listener variant of the target, whole and in pieces; the
+                certificates it serves are made here (tests/lib/tlscerts.py)
+                and passed in TANDEM_FUZZ_TLS_CERTS.
 Each target runs S seconds (-max_total_time). A crash, leak or failed check
 fails the run and leaves its input as crash-*/leak-* in the artifact
 directory printed. --keep DIR keeps the corpora (and grows them) across runs.
@@ -35,6 +44,8 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "conformance"))
 import replay  # noqa: E402
 import yaml  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 
 
 def write(d, name, data):
@@ -110,6 +121,184 @@ def route_seeds(d):
     return n + 1
 
 
+def tls_certs(d):
+    """The certificates fuzz_tls_server serves, in d (its header)."""
+    from tlscerts import CertFactory
+    os.makedirs(d, exist_ok=True)
+    f = CertFactory(d)
+    ca = f.ca("Fuzz CA")
+    for kind in ("ec", "rsa"):
+        leaf = f.leaf(ca, ["api.example.com", "*.example.com"], kind=kind)
+        shutil.copy(leaf.cert, os.path.join(d, kind + ".pem"))
+        shutil.copy(leaf.key, os.path.join(d, kind + ".key"))
+    shutil.copy(ca.cert, os.path.join(d, "ca.pem"))
+    client_ca = f.ca("Fuzz Client CA")
+    shutil.copy(client_ca.cert, os.path.join(d, "client-ca.pem"))
+    cli = f.client(client_ca, "/CN=fuzz-client/O=Tests")
+    shutil.copy(cli.cert, os.path.join(d, "client.pem"))
+    shutil.copy(cli.key, os.path.join(d, "client.key"))
+    # The clock the target runs on (its header): recorded conversations
+    # replay only at the time they were recorded.
+    with open(os.path.join(d, "time"), "w") as fh:
+        fh.write("%d\n" % int(time.time()))
+
+
+# What went wrong while seeding (a target that failed its own checks on a
+# real client's conversation): each is a finding of that target.
+seed_findings = []
+
+
+def recorded_conversations(exe, d, certs):
+    """Whole conversations: real clients (Python ssl, TLS 1.2) against the
+    target in its recording mode, each a handshake, one request and a
+    close_notify, written to d as inputs (fuzz_tls_server.c, record()).
+    The target checks these conversations as it checks any input: a
+    failure is kept in seed_findings."""
+    import socket
+    import ssl
+
+    def client(port, name, ciphers=None, cert=False):
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        c.check_hostname = False
+        c.verify_mode = ssl.CERT_NONE
+        c.maximum_version = ssl.TLSVersion.TLSv1_2
+        c.set_alpn_protocols(["http/1.1"])
+        if ciphers:
+            c.set_ciphers(ciphers)
+        if cert:
+            c.load_cert_chain(os.path.join(certs, "client.pem"), os.path.join(certs, "client.key"))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with c.wrap_socket(raw, server_hostname=name) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+                    s.unwrap()
+        except (OSError, ssl.SSLError):
+            pass
+
+    cases = [(0, "api.example.com", "ECDHE-ECDSA-AES128-GCM-SHA256", False),
+             (0, "www.example.com", "ECDHE-RSA-CHACHA20-POLY1305", False),
+             (0, None, None, False),
+             (1, "api.example.com", "ECDHE-ECDSA-AES256-GCM-SHA384", True),
+             (1, "api.example.com", None, False),
+             (2, "api.example.com", "ECDHE-RSA-AES128-GCM-SHA256", True),
+             (2, "api.example.com", None, False),  # refused: no certificate
+             (3, "api.example.com", "ECDHE-RSA-AES128-GCM-SHA256", False)]
+    n = 0
+    for variant, name, ciphers, cert in cases:
+        out = os.path.join(d, "conversation-%d" % n)
+        env = dict(os.environ, TANDEM_FUZZ_TLS_RECORD="%d %s" % (variant, out))
+        p = subprocess.Popen([exe], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        try:
+            port = int(p.stdout.readline())
+            client(port, name, ciphers, cert)
+            p.wait(30)
+        except (ValueError, subprocess.TimeoutExpired):
+            p.kill()
+            p.wait()
+        if p.returncode == 0 and os.path.exists(out):
+            n += 1
+        else:
+            tail = "\n".join(p.stderr.read().splitlines()[-20:])
+            seed_findings.append("recording variant %d, name %s, suites %s, client certificate "
+                                 "%s: exit %s\n%s" % (variant, name, ciphers, cert, p.returncode,
+                                                      tail))
+    return n
+
+
+def client_hellos():
+    """What real clients send first: each client's bytes until it waits for
+    the server (a loopback server that reads and never answers)."""
+    import socket
+    import ssl
+    import threading
+    import warnings
+
+    def ctx(lo=ssl.TLSVersion.TLSv1_2, hi=ssl.TLSVersion.MAXIMUM_SUPPORTED, ciphers=None,
+            alpn=("http/1.1",)):
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        c.check_hostname = False
+        c.verify_mode = ssl.CERT_NONE
+        if ciphers:
+            c.set_ciphers(ciphers)
+        c.minimum_version, c.maximum_version = lo, hi
+        if alpn:
+            c.set_alpn_protocols(list(alpn))
+        return c
+
+    v12, v13, v10 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1
+    clients = [(ctx(hi=v12), "api.example.com"), (ctx(hi=v12), "www.example.com"),
+               (ctx(hi=v12), "unknown.test"), (ctx(hi=v12), None),
+               (ctx(), "api.example.com"), (ctx(lo=v13), "api.example.com"),
+               (ctx(hi=v12, ciphers="ECDHE-RSA-AES128-GCM-SHA256"), "api.example.com"),
+               (ctx(hi=v12, ciphers="ECDHE-ECDSA-CHACHA20-POLY1305"), "a.example.com"),
+               (ctx(hi=v12, ciphers="AES128-SHA:AES256-GCM-SHA384"), "api.example.com"),
+               (ctx(hi=v12, alpn=("h2", "http/1.1")), "api.example.com"),
+               (ctx(hi=v12, alpn=None), "API.EXAMPLE.COM")]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0: the point here
+            clients.append((ctx(lo=v10, hi=v10, ciphers="DEFAULT:@SECLEVEL=0"), "api.example.com"))
+    except (ssl.SSLError, ValueError):
+        pass
+    out = []
+    for c, name in clients:
+        with socket.socket() as srv:
+            srv.bind(("127.0.0.1", 0))
+            srv.listen(1)
+
+            def talk():
+                try:
+                    with socket.create_connection(srv.getsockname(), timeout=2) as raw:
+                        c.wrap_socket(raw, server_hostname=name)
+                except (OSError, ssl.SSLError):
+                    pass
+
+            t = threading.Thread(target=talk)
+            t.start()
+            conn, _ = srv.accept()
+            conn.settimeout(0.5)
+            data = b""
+            try:
+                while True:
+                    b = conn.recv(65536)
+                    if not b:
+                        break
+                    data += b
+            except OSError:
+                pass
+            conn.close()
+            t.join()
+            if data:
+                out.append(data)
+    return out
+
+
+def tls_seeds(d, exe, certs):
+    convs = recorded_conversations(exe, d, certs)
+    hellos = client_hellos()
+    first = hellos[0] if hellos else b""
+    extra = [
+        b"GET / HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
+        # an SSLv2-style hello asking for TLS 1.2
+        b"\x80\x2e\x01\x03\x03\x00\x15\x00\x00\x00\x10" + bytes.fromhex(
+            "00c02b00c02f00009c00003500002f00000a0000ff") + b"\x11" * 16,
+        # a hello followed by an alert, a ChangeCipherSpec and application data
+        first + b"\x15\x03\x03\x00\x02\x02\x28" + b"\x14\x03\x03\x00\x01\x01"
+        + b"\x17\x03\x03\x00\x05hello",
+        # the hello's handshake message split over two records
+        (b"\x16\x03\x01" + struct.pack(">H", 40) + first[5:45] + b"\x16\x03\x01"
+         + struct.pack(">H", len(first) - 45) + first[45:]) if len(first) > 45 else b"",
+    ]
+    n = 0
+    for data in hellos + [e for e in extra if e]:
+        for variant in range(4):
+            for piece in ((0, 7) if variant in (0, 1) else (0,)):
+                write(d, "seed-%04d" % n, bytes([variant, piece]) + data)
+                n += 1
+    return n + convs
+
+
 def run_target(name, exe, corpus, seconds, artifacts, runs=0, seed=0):
     os.makedirs(artifacts, exist_ok=True)
     # A count of runs with a fixed seed explores the same inputs on every
@@ -145,23 +334,36 @@ def main():
     ap.add_argument("--request-path")
     ap.add_argument("--config")
     ap.add_argument("--routes")
+    ap.add_argument("--tls-server")
     ap.add_argument("--keep")
     ap.add_argument("--vectors", default=os.path.join(ROOT, "..", "shared", "vectors"))
     a = ap.parse_args()
     work = a.keep or tempfile.mkdtemp(prefix="tandem-fuzz-")
     passed = failed = 0
     seeders = {"request_path": lambda d: request_seeds(d, a.vectors),
-               "config": config_seeds, "routes": route_seeds}
+               "config": config_seeds, "routes": route_seeds,
+               "tls_server": lambda d: tls_seeds(d, a.tls_server,
+                                                 os.environ["TANDEM_FUZZ_TLS_CERTS"])}
     for name, exe in (("request_path", a.request_path), ("config", a.config),
-                      ("routes", a.routes)):
+                      ("routes", a.routes), ("tls_server", a.tls_server)):
         if not exe:
             continue
+        if name == "tls_server":
+            certs = os.path.join(work, name, "certs")
+            if not os.path.isdir(certs):
+                tls_certs(certs)
+            os.environ["TANDEM_FUZZ_TLS_CERTS"] = certs
+            with open(os.path.join(certs, "time")) as fh:
+                os.environ["TANDEM_FUZZ_TLS_TIME"] = fh.read().strip()
         corpus = os.path.join(work, name, "corpus")
         if not os.path.isdir(corpus):
             os.makedirs(corpus)
             print("%-14s %d seeds" % (name, seeders[name](corpus)), flush=True)
         ok, _ = run_target(name, exe, corpus, a.seconds, os.path.join(work, name, "findings"),
                                  a.runs, a.seed)
+        if name == "tls_server" and seed_findings:
+            print("%-14s FINDINGS while recording seeds:\n%s" % (name, "\n".join(seed_findings)))
+            ok = False
         passed += ok
         failed += not ok
     if not a.keep and not failed:
