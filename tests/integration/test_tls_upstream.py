@@ -386,4 +386,37 @@ def check_refuses_a_client_certificate_without_its_key():
     assert "needs both \"cert\" and \"key\"" in out.stderr + out.stdout, out
 
 
+@t.case
+def check_reports_an_upstreams_bad_tls_files_at_their_keys():
+    # The files an upstream's tls names are loaded by `tandem check` as the
+    # start loads them, each error at the member naming the file.
+    d = tempfile.mkdtemp(prefix="tandem-tls-up-check-")
+    os.mkdir(os.path.join(d, "routes"))
+    bad = os.path.join(d, "garbage.pem")
+    with open(bad, "w") as f:
+        f.write("not a certificate\n")
+    other = F.client(CA, "/CN=other/O=Tests")
+    cases = [({"ca": bad}, "ca", "CA bundle does not parse", bad),
+             ({"cert": bad, "key": CLIENT.key}, "cert", "does not parse", bad),
+             ({"cert": CLIENT.cert, "key": other.key}, "key", "", other.key)]
+    import subprocess
+    for tls, key, reason, path in cases:
+        cfg = os.path.join(d, "tandem.json")
+        text = json.dumps({"listeners": [{"address": "127.0.0.1:0"}], "admin": False,
+                           "upstreams": {"first": {"targets": [{"address": "127.0.0.1:1"}]},
+                                         "up": {"targets": [{"address": "127.0.0.1:1"}],
+                                                "tls": tls}}}, indent=1)
+        with open(cfg, "w") as f:
+            f.write(text)
+        out = subprocess.run([tandem_bin(), "check", "-c", cfg], capture_output=True, text=True)
+        both = out.stderr + out.stdout
+        assert out.returncode != 0, (tls, both)
+        # The position of the member's key in the text.
+        off = text.index('"%s"' % key, text.index('"tls"'))
+        line = text.count("\n", 0, off) + 1
+        col = off - (text.rfind("\n", 0, off) + 1) + 1
+        assert f"{cfg}:{line}:{col}" in both, (tls, line, col, both)
+        assert path in both and reason in both, (tls, both)
+
+
 t.finish()

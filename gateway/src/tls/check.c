@@ -10,6 +10,9 @@
  * them, for what only they check (the client CA bundle, the suites).
  * Positions come from parsing the configuration text again with positions
  * kept (jpos): the listeners' array is in file order, as cfg->listeners.
+ * An upstream's `tls` files (its CA bundle, client certificate and key) are
+ * checked by building its client configuration, at the member naming the
+ * file.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -94,11 +97,36 @@ static bool check_listener(const struct gw_config *cfg, const struct gw_listener
     return false;
 }
 
+/* Checks upstream `uc`, whose `tls` member is `tls` (NULL when the text no
+ * longer has it where expected), by building its client configuration as
+ * the start does: the CA bundle, the client certificate and its key. */
+static bool check_upstream(const struct gw_config *cfg, const struct gw_upstream_config *uc,
+                           const struct jpos_val *tls, struct jpos_diags *d)
+{
+    char err[4608];
+    err[0] = '\0';
+    struct gw_tls_client *c = NULL;
+    int r = gw_tls_client_new(&uc->tls, &c, err, sizeof err);
+    gw_tls_client_free(c);
+    if (r == 0)
+        return true;
+    if (r == -ENOMEM)
+        return false;
+    const char *key = names_file(err, uc->tls.key)    ? "key"
+                      : names_file(err, uc->tls.cert) ? "cert"
+                      : names_file(err, uc->tls.ca)   ? "ca"
+                                                      : NULL;
+    report(d, cfg, tls, key, err[0] ? err : "the upstream's TLS configuration is refused");
+    return false;
+}
+
 int gw_tls_check(const struct gw_config *cfg, struct jpos_diags *d)
 {
     bool any = false;
     for (size_t i = 0; i < cfg->nlisteners; i++)
         any = any || cfg->listeners[i].tls.enabled;
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        any = any || cfg->upstreams[i].tls.enabled;
     if (!any)
         return 0;
     char *text = NULL;
@@ -124,6 +152,21 @@ int gw_tls_check(const struct gw_config *cfg, struct jpos_diags *d)
         if (!cfg->listeners[i].tls.enabled)
             continue;
         if (!check_listener(cfg, &cfg->listeners[i], have_tls ? &tls : NULL, d) && rc == 0)
+            rc = -EINVAL;
+    }
+    /* "upstreams" is an object: its members are in file order, as
+     * cfg->upstreams. */
+    struct jpos_val ups, u;
+    bool have_ups = jpos_obj_get(&root, "upstreams", &ups);
+    if (have_ups)
+        jpos_iter_init(&it, &ups);
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        bool have_u = have_ups && jpos_iter_next(&it, &u);
+        struct jpos_val tls;
+        bool have_tls = have_u && jpos_obj_get(&u, "tls", &tls);
+        if (!cfg->upstreams[i].tls.enabled)
+            continue;
+        if (!check_upstream(cfg, &cfg->upstreams[i], have_tls ? &tls : NULL, d) && rc == 0)
             rc = -EINVAL;
     }
 out:
