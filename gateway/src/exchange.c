@@ -537,19 +537,23 @@ int gw__ex_tunnel_read(struct gw__exchange *ex, int64_t timeout_ms, const char *
 
 /* ---- a refusal ------------------------------------------------------------------ */
 
-/* TLS: a client of a TLS listener cannot read a plaintext 503, so there the
- * answer has to go inside a session, which costs a handshake: CPU, memory
- * for the session and round trips. The lingering refusal may afford that
- * within linger_ms (it will then take the listener's TLS context too, and
- * the session's memory is a new allocation, to bound as listener.c bounds
- * lingering refusals); the
- * immediate one, used exactly when nothing can be spared, should close
- * without answering (at most a TLS alert). Either way the choice is made
- * here, so listener.c keeps deciding only when to refuse. */
-void gw__ex_refuse(int fd, int64_t linger_ms)
+/* TLS: a client of a TLS listener cannot read a plaintext 503, and an
+ * answer inside a session would cost a handshake (CPU, the session's
+ * memory, round trips) exactly when the listener has none to spare: it is
+ * closed without an answer (what it sent is read and dropped first, so the
+ * close is an orderly one, not a reset, where that is possible at once).
+ * The choice is made here, so listener.c keeps deciding only when to
+ * refuse. */
+void gw__ex_refuse(int fd, bool tls, int64_t linger_ms)
 {
     char sink[4096];
     size_t n = 0;
+    if (tls) {
+        shutdown(fd, SHUT_WR);
+        while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+            ;
+        return;
+    }
     if (gw_http_busy_write(sink, sizeof sink, &n) < 0)
         n = 0;
     if (linger_ms > 0) {

@@ -237,6 +237,10 @@ int gw__ex_tunnel_read(struct gw__exchange *ex, int64_t timeout_ms, const char *
  * it into the spare descriptor (fdlimit.c). Takes no descriptor and
  * allocates nothing, so it works when neither can be had.
  *
+ * A client of a TLS listener (`tls`) gets no answer (it cannot read a
+ * plaintext one): what it sent is read and dropped without waiting and the
+ * caller closes it; linger_ms is not used.
+ *
  * With linger_ms > 0 (a process of its own): waits at most linger_ms for
  * the answer to go, stops sending, then reads and drops what the client
  * sends for at most linger_ms more, so that the close does not reset the
@@ -244,6 +248,6 @@ int gw__ex_tunnel_read(struct gw__exchange *ex, int64_t timeout_ms, const char *
  * waits (the acceptor itself, under a flood or at the descriptor limit): a
  * fresh socket's send buffer takes the answer at once, and what the client
  * already sent is read and dropped. Process context for linger_ms > 0. */
-void gw__ex_refuse(int fd, int64_t linger_ms);
+void gw__ex_refuse(int fd, bool tls, int64_t linger_ms);
 
 #endif

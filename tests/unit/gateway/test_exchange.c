@@ -624,7 +624,7 @@ START_TEST(refusal_without_lingering_answers_503_and_drops_what_was_sent)
     ck_assert_int_eq(rt_fd_nonblock(side), 0); /* as accepted */
     send_str("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
     ck_assert_int_gt(unread(side), 0);
-    gw__ex_refuse(side, 0);
+    gw__ex_refuse(side, false, 0);
     ck_assert_int_eq(unread(side), 0);          /* read and dropped */
     ck_assert_int_ne(fcntl(side, F_GETFD), -1); /* still the caller's */
     check_busy_answer(received());
@@ -634,12 +634,27 @@ START_TEST(refusal_without_lingering_answers_503_and_drops_what_was_sent)
 }
 END_TEST
 
+START_TEST(refusal_on_a_tls_listener_closes_without_an_answer)
+{
+    ck_assert_int_eq(rt_fd_nonblock(side), 0); /* as accepted */
+    /* the start of a ClientHello: such a client cannot read a plaintext 503 */
+    static const char hello[] = {0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00};
+    ck_assert_int_eq(write(peer, hello, sizeof hello), (ssize_t)sizeof hello);
+    gw__ex_refuse(side, true, 1000);
+    ck_assert_int_eq(unread(side), 0);          /* read and dropped */
+    ck_assert_int_ne(fcntl(side, F_GETFD), -1); /* still the caller's */
+    char c;
+    ck_assert_int_eq(read(peer, &c, 1), 0); /* nothing, then the end of the stream */
+    close(side);
+}
+END_TEST
+
 static uint64_t refuse_ms;
 static void p_refuse_linger(void *arg)
 {
     (void)arg;
     uint64_t t0 = rt_now_ms();
-    gw__ex_refuse(side, scaled(3000));
+    gw__ex_refuse(side, false, scaled(3000));
     refuse_ms = rt_now_ms() - t0;
     T_ASSERT(fcntl(side, F_GETFD) != -1); /* still the caller's */
     rt_close(side);
@@ -787,6 +802,7 @@ int main(void)
     tcase_add_test(tc, a_new_request_starts_with_fresh_response_state);
     tcase_add_test(tc, write_to_a_client_that_stops_reading_times_out);
     tcase_add_test(tc, refusal_without_lingering_answers_503_and_drops_what_was_sent);
+    tcase_add_test(tc, refusal_on_a_tls_listener_closes_without_an_answer);
     tcase_add_test(tc, lingering_refusal_answers_503_and_reads_until_the_client_closes);
     tcase_add_test(tc,
                    a_connection_process_that_never_runs_closes_the_socket_and_gives_back_its_count);
