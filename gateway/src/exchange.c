@@ -238,6 +238,8 @@ void gw__ex_idle_trim(struct gw__exchange *ex)
     ex->buf = NULL;
     ex->off = ex->len = 0;
     gw_http_parser_trim(ex->parser); /* give back the head storage while idle */
+    if (ex->tp->ops->trim && ex->idle_since && rt_now_ms() - ex->idle_since >= GW__TRIM_AFTER_MS)
+        ex->tp->ops->trim(ex->tp);
 }
 
 _Noreturn void gw__ex_hibernate(struct gw__exchange *ex, int64_t timeout_ms, rt_entry fn, void *arg)
@@ -247,6 +249,14 @@ _Noreturn void gw__ex_hibernate(struct gw__exchange *ex, int64_t timeout_ms, rt_
      * for. */
     if (ex->tls && ex->tp->ops->wait(ex->tp, RT_POLL_IN, 0) == (int)RT_POLL_IN)
         timeout_ms = 0;
+    /* Not idle long enough to trim yet: wake when it is (gw__ex_idle_trim
+     * then trims, and the caller hibernates for the rest). */
+    if (ex->tp->ops->trim && ex->idle_since) {
+        uint64_t idle = rt_now_ms() - ex->idle_since;
+        if (idle < GW__TRIM_AFTER_MS &&
+            (timeout_ms < 0 || (uint64_t)timeout_ms > GW__TRIM_AFTER_MS - idle))
+            timeout_ms = (int64_t)(GW__TRIM_AFTER_MS - idle);
+    }
     rt_hibernate_poll(ex->tp->fd, RT_POLL_IN, timeout_ms, fn, arg);
 }
 
