@@ -247,6 +247,8 @@ void gw__ex_idle_trim(struct gw__exchange *ex)
     ex->buf = NULL;
     ex->off = ex->len = 0;
     gw_http_parser_trim(ex->parser); /* give back the head storage while idle */
+    if (ex->tp->ops->trim && ex->idle_since && rt_now_ms() - ex->idle_since >= GW__TRIM_AFTER_MS)
+        ex->tp->ops->trim(ex->tp);
 }
 
 _Noreturn void gw__ex_hibernate(struct gw__exchange *ex, int64_t timeout_ms, rt_entry fn, void *arg)
@@ -256,6 +258,14 @@ _Noreturn void gw__ex_hibernate(struct gw__exchange *ex, int64_t timeout_ms, rt_
      * for. */
     if (ex->tls && ex->tp->ops->wait(ex->tp, RT_POLL_IN, 0) == (int)RT_POLL_IN)
         timeout_ms = 0;
+    /* Not idle long enough to trim yet: wake when it is (gw__ex_idle_trim
+     * then trims, and the caller hibernates for the rest). */
+    if (ex->tp->ops->trim && ex->idle_since) {
+        uint64_t idle = rt_now_ms() - ex->idle_since;
+        if (idle < GW__TRIM_AFTER_MS &&
+            (timeout_ms < 0 || (uint64_t)timeout_ms > GW__TRIM_AFTER_MS - idle))
+            timeout_ms = (int64_t)(GW__TRIM_AFTER_MS - idle);
+    }
     rt_hibernate_poll(ex->tp->fd, RT_POLL_IN, timeout_ms, fn, arg);
 }
 
@@ -546,19 +556,23 @@ int gw__ex_tunnel_read(struct gw__exchange *ex, int64_t timeout_ms, const char *
 
 /* ---- a refusal ------------------------------------------------------------------ */
 
-/* TLS: a client of a TLS listener cannot read a plaintext 503, so there the
- * answer has to go inside a session, which costs a handshake: CPU, memory
- * for the session and round trips. The lingering refusal may afford that
- * within linger_ms (it will then take the listener's TLS context too, and
- * the session's memory is a new allocation, to bound as listener.c bounds
- * lingering refusals); the
- * immediate one, used exactly when nothing can be spared, should close
- * without answering (at most a TLS alert). Either way the choice is made
- * here, so listener.c keeps deciding only when to refuse. */
-void gw__ex_refuse(int fd, int64_t linger_ms)
+/* TLS: a client of a TLS listener cannot read a plaintext 503, and an
+ * answer inside a session would cost a handshake (CPU, the session's
+ * memory, round trips) exactly when the listener has none to spare: it is
+ * closed without an answer (what it sent is read and dropped first, so the
+ * close is an orderly one, not a reset, where that is possible at once).
+ * The choice is made here, so listener.c keeps deciding only when to
+ * refuse. */
+void gw__ex_refuse(int fd, bool tls, int64_t linger_ms)
 {
     char sink[4096];
     size_t n = 0;
+    if (tls) {
+        shutdown(fd, SHUT_WR);
+        while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+            ;
+        return;
+    }
     if (gw_http_busy_write(sink, sizeof sink, &n) < 0)
         n = 0;
     if (linger_ms > 0) {

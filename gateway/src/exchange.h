@@ -40,6 +40,12 @@
 
 #define GW__BUF_SIZE (64 * 1024)
 #define GW__WRITE_TIMEOUT_MS 30000
+/* How long a connection idles before its transport gives back what it
+ * holds (a TLS session's record buffers): a keep-alive client that comes
+ * back sooner finds them in place, one that stays away costs less. Giving
+ * pages back and faulting them in again costs a few microseconds, so it is
+ * not done between the requests of a busy connection. */
+#define GW__TRIM_AFTER_MS 250
 
 struct gw__listener;
 struct gw__transport;
@@ -68,6 +74,12 @@ struct gw__transport_ops {
     int (*split)(struct gw__transport *t, struct gw__transport **out);
     /* Closes the connection (this handle) and frees t. */
     void (*close)(struct gw__transport *t);
+    /* Optional (NULL: nothing to give back). Gives back memory the
+     * transport holds for the connection while nothing is in flight, when
+     * the connection has been idle a while (gw__ex_idle_trim); the next
+     * read or write takes it again. A TLS session gives back its record
+     * buffers' pages. */
+    void (*trim)(struct gw__transport *t);
 };
 
 struct gw__transport {
@@ -145,10 +157,14 @@ int gw__ex_feed(struct gw__exchange *ex, struct gw_http_event *ev);
  * wait for the next request is an idle wait. 0 or -errno. */
 int gw__ex_take_end(struct gw__exchange *ex);
 /* Gives back the input buffer and the parser's head storage while idle
- * (nothing may be buffered). */
+ * (nothing may be buffered), and, once the connection has been idle
+ * GW__TRIM_AFTER_MS (ex->idle_since), what the transport holds (its
+ * `trim`). */
 void gw__ex_idle_trim(struct gw__exchange *ex);
 /* Hibernates until the client's transport is readable, a message comes or
- * timeout_ms pass; fn(arg) then runs on a fresh stack. */
+ * timeout_ms pass; fn(arg) then runs on a fresh stack. Over a transport
+ * with `trim` not yet idle GW__TRIM_AFTER_MS, wakes then at the latest, so
+ * that the caller trims and hibernates again. */
 _Noreturn void gw__ex_hibernate(struct gw__exchange *ex, int64_t timeout_ms, rt_entry fn,
                                 void *arg);
 /* A new request head `head` (the exchange holds it until the request
@@ -240,6 +256,10 @@ int gw__ex_tunnel_read(struct gw__exchange *ex, int64_t timeout_ms, const char *
  * it into the spare descriptor (fdlimit.c). Takes no descriptor and
  * allocates nothing, so it works when neither can be had.
  *
+ * A client of a TLS listener (`tls`) gets no answer (it cannot read a
+ * plaintext one): what it sent is read and dropped without waiting and the
+ * caller closes it; linger_ms is not used.
+ *
  * With linger_ms > 0 (a process of its own): waits at most linger_ms for
  * the answer to go, stops sending, then reads and drops what the client
  * sends for at most linger_ms more, so that the close does not reset the
@@ -247,6 +267,6 @@ int gw__ex_tunnel_read(struct gw__exchange *ex, int64_t timeout_ms, const char *
  * waits (the acceptor itself, under a flood or at the descriptor limit): a
  * fresh socket's send buffer takes the answer at once, and what the client
  * already sent is read and dropped. Process context for linger_ms > 0. */
-void gw__ex_refuse(int fd, int64_t linger_ms);
+void gw__ex_refuse(int fd, bool tls, int64_t linger_ms);
 
 #endif

@@ -287,26 +287,28 @@ static void refusing_done(void *arg)
 }
 
 /* Answers 503 and closes gracefully (gw__ex_refuse, lingering a second
- * each way). */
+ * each way). Plaintext listeners only: a TLS client gets no answer to
+ * linger for. */
 static void refuse_main(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     rt_defer(refusing_done, NULL);
-    gw__ex_refuse(fd, 1000);
+    gw__ex_refuse(fd, false, 1000);
     rt_close(fd);
 }
 
 /* Answers 503 without waiting, for when neither a process nor a descriptor
- * can be spared for long (gw__ex_refuse). The caller closes fd, or turns it
- * into the spare descriptor. */
-static void answer_now(int fd)
+ * can be spared for long, or closes without an answer on a TLS listener
+ * (gw__ex_refuse). The caller closes fd, or turns it into the spare
+ * descriptor. */
+static void answer_now(bool tls, int fd)
 {
-    gw__ex_refuse(fd, 0);
+    gw__ex_refuse(fd, tls, 0);
 }
 
-static void refuse_now(int fd)
+static void refuse_now(bool tls, int fd)
 {
-    answer_now(fd);
+    answer_now(tls, fd);
     close(fd);
 }
 
@@ -315,7 +317,7 @@ static void refuse_now(int fd)
 static void refuse_never_ran(void *arg)
 {
     refusing_done(NULL);
-    refuse_now((int)(intptr_t)arg);
+    refuse_now(false, (int)(intptr_t)arg);
 }
 
 /* Refuses a client with 503. A lingering refusal holds a descriptor from the
@@ -324,18 +326,22 @@ static void refuse_never_ran(void *arg)
 static void refuse(struct gw__listener *l, int fd)
 {
     atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
+    if (l->tls) {
+        refuse_now(true, fd); /* no answer, so nothing to linger for */
+        return;
+    }
     int most = MAX_REFUSING;
     if (gw__fds.reserve / 4 < (uint64_t)most)
         most = (int)(gw__fds.reserve / 4);
     if (atomic_fetch_add_explicit(&refusing, 1, memory_order_relaxed) >= most) {
         atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
-        refuse_now(fd); /* under a flood: no lingering */
+        refuse_now(false, fd); /* under a flood: no lingering */
         return;
     }
     struct rt_spawn_opts o = {.initial_call = "gw_listener:refuse", .arg_free = refuse_never_ran};
     if (rt_spawn(refuse_main, (void *)(intptr_t)fd, &o, NULL) < 0) {
         atomic_fetch_sub_explicit(&refusing, 1, memory_order_relaxed);
-        refuse_now(fd);
+        refuse_now(false, fd);
     }
 }
 
@@ -351,10 +357,10 @@ static bool spare_kept(struct gw__listener *l, int fd)
         return true;
     atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
     if (rc == -EMFILE) {
-        answer_now(fd);
+        answer_now(l->tls != NULL, fd);
         gw__fds_spare_put(fd);
     } else {
-        refuse_now(fd);
+        refuse_now(l->tls != NULL, fd);
     }
     return false;
 }
@@ -390,7 +396,7 @@ static void answer_at_limit(struct gw__listener *l, int lfd, bool *waited)
     if (fd >= 0) {
         atomic_fetch_add_explicit(&l->stats->accepted, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&l->stats->refused, 1, memory_order_relaxed);
-        answer_now(fd);
+        answer_now(l->tls != NULL, fd);
     }
     gw__fds_spare_put(fd);
     if (fd < 0 && err != EAGAIN && err != ECONNABORTED && err != EINTR)

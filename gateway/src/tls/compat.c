@@ -203,3 +203,80 @@ void gw_tls_build_info(char *buf, size_t len)
     snprintf(buf, len, "mbedtls %s, TLS %s", v,
              gw_tls_max_version() == GW_TLS_1_3 ? "1.2 and 1.3" : "1.2");
 }
+
+/* ---- record buffers ---------------------------------------------------------- */
+
+/* A field of the context: 3.x marks them private (reached here, and only
+ * here, through MBEDTLS_PRIVATE). */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#define F(m) MBEDTLS_PRIVATE(m)
+#else
+#define F(m) m
+#endif
+
+void gw_tls_bufs_get(const mbedtls_ssl_context *ssl, unsigned char **in, unsigned char **out)
+{
+    *in = ssl->F(in_buf);
+    *out = ssl->F(out_buf);
+}
+
+/* *p moved from [from, from + len) to the same offset from `to`; a pointer
+ * elsewhere (NULL) stays. */
+static void rebase(unsigned char **p, const unsigned char *from, size_t len, unsigned char *to)
+{
+    if (*p && *p >= from && *p <= from + len)
+        *p = to ? to + (*p - from) : NULL;
+}
+
+void gw_tls_bufs_set(mbedtls_ssl_context *ssl, unsigned char *in, size_t in_len, unsigned char *out,
+                     size_t out_len)
+{
+    const unsigned char *oi = ssl->F(in_buf), *oo = ssl->F(out_buf);
+    rebase(&ssl->F(in_ctr), oi, in_len, in);
+    rebase(&ssl->F(in_hdr), oi, in_len, in);
+#if defined(MBEDTLS_SSL_DTLS_CONNECTION_ID)
+    rebase(&ssl->F(in_cid), oi, in_len, in);
+#endif
+    rebase(&ssl->F(in_len), oi, in_len, in);
+    rebase(&ssl->F(in_iv), oi, in_len, in);
+    rebase(&ssl->F(in_msg), oi, in_len, in);
+    rebase(&ssl->F(in_offt), oi, in_len, in);
+    rebase(&ssl->F(out_ctr), oo, out_len, out);
+    rebase(&ssl->F(out_hdr), oo, out_len, out);
+#if defined(MBEDTLS_SSL_DTLS_CONNECTION_ID)
+    rebase(&ssl->F(out_cid), oo, out_len, out);
+#endif
+    rebase(&ssl->F(out_len), oo, out_len, out);
+    rebase(&ssl->F(out_iv), oo, out_len, out);
+    rebase(&ssl->F(out_msg), oo, out_len, out);
+    ssl->F(in_buf) = in;
+    ssl->F(out_buf) = out;
+}
+
+bool gw_tls_quiet(const mbedtls_ssl_context *ssl)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    if (!mbedtls_ssl_is_handshake_over((mbedtls_ssl_context *)ssl))
+        return false;
+#else
+    if (ssl->state != MBEDTLS_SSL_HANDSHAKE_OVER)
+        return false;
+#endif
+#if MBEDTLS_VERSION_NUMBER >= 0x03060400
+    /* For a stream: the bytes of a handshake message being reassembled
+     * from several records, kept in the input buffer (3.6.4 on). */
+    if (ssl->F(badmac_seen_or_in_hsfraglen) != 0)
+        return false;
+#endif
+    /* Not ssl->handshake == NULL: a 3.6 TLS 1.3 server keeps its handshake
+     * parameters (for the session tickets) past the end of the handshake;
+     * they are an allocation of their own, nothing in the buffers. */
+    return ssl->F(in_buf) && ssl->F(out_buf) && ssl->F(in_left) == 0 && ssl->F(in_msglen) == 0 &&
+           ssl->F(in_hslen) == 0 && ssl->F(in_offt) == NULL && ssl->F(keep_current_message) == 0 &&
+           ssl->F(out_left) == 0;
+}
+
+unsigned char *gw_tls_in_ctr(mbedtls_ssl_context *ssl)
+{
+    return ssl->F(in_ctr);
+}

@@ -136,4 +136,41 @@ const char *gw_tls_version_of(const mbedtls_ssl_context *ssl);
  * suite (all of them AEAD, key exchange apart). */
 bool gw_tls_suite_default(int id);
 
+/* ---- a session's record buffers (idle.c) ------------------------------------ */
+
+/* Whether an idle session's record buffers can be given back: the buffers
+ * must come from the C library's allocator (malloc_usable_size tells their
+ * length, free() takes the ones idle.c puts in their place) and stay where
+ * they are for the session's life. A build with MBEDTLS_PLATFORM_MEMORY
+ * (allocator hooks) or MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH (the library
+ * reallocates the buffers itself) keeps them as they are. Neither Debian
+ * build (2.28, 3.6) defines either. */
+#if defined(MBEDTLS_PLATFORM_MEMORY) || defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
+#define GW_TLS_TRIM 0
+#else
+#define GW_TLS_TRIM 1
+#endif
+
+/* The incoming record sequence number: the only state of a stream session
+ * kept inside its record buffers (at the start of the input buffer; the
+ * outgoing one is a field of the context, copied into each record). */
+#define GW_TLS_IN_CTR_LEN 8
+
+/* The session's input and output record buffers (NULL before setup). */
+void gw_tls_bufs_get(const mbedtls_ssl_context *ssl, unsigned char **in, unsigned char **out);
+/* Moves the session onto buffers `in` and `out`, each at least `in_len` and
+ * `out_len` long (the old ones' lengths): every pointer the context keeps
+ * into an old buffer moves by the same offset into the new one. The old
+ * buffers stay the caller's. NULL for both forgets the buffers
+ * (mbedtls_ssl_free then frees none). */
+void gw_tls_bufs_set(mbedtls_ssl_context *ssl, unsigned char *in, size_t in_len, unsigned char *out,
+                     size_t out_len);
+/* Whether nothing is in flight in the session's record layer: the
+ * handshake is over, no byte of a record is held (read or to send), no
+ * plaintext waits to be read and no message is being processed. Then the
+ * buffers hold nothing but the incoming sequence number. */
+bool gw_tls_quiet(const mbedtls_ssl_context *ssl);
+/* Where the incoming sequence number is (GW_TLS_IN_CTR_LEN bytes). */
+unsigned char *gw_tls_in_ctr(mbedtls_ssl_context *ssl);
+
 #endif

@@ -73,4 +73,24 @@ int gw__tls_handshake(struct gw__transport *t, uint64_t deadline, struct gw__tls
 
 struct gw_tls_server *gw__tls_server_ref(struct gw_tls_server *s);
 
+/* A session's record buffers while idle (idle.c). Every call is made with
+ * the session's lock held. */
+struct gw__tls_idle {
+    size_t in_len, out_len; /* the buffers' lengths (0: not set up, nothing to give back) */
+    bool trimmed;           /* given back: wake before the next call into the session */
+    unsigned char in_ctr[GW_TLS_IN_CTR_LEN];
+};
+/* Right after mbedtls_ssl_setup: moves the session onto page-aligned
+ * buffers of its own (keeps the library's when memory is short). */
+void gw__tls_idle_setup(mbedtls_ssl_context *ssl, struct gw__tls_idle *idle);
+/* Gives back every page of both buffers when the session is quiet
+ * (gw_tls_quiet); the bytes given back, 0 when nothing was (not quiet,
+ * already given back, a build that cannot: GW_TLS_TRIM). */
+size_t gw__tls_idle_trim(mbedtls_ssl_context *ssl, struct gw__tls_idle *idle);
+/* Before any other call into the session: puts back the state the buffers
+ * held. Nothing to do unless trimmed. */
+void gw__tls_idle_wake(mbedtls_ssl_context *ssl, struct gw__tls_idle *idle);
+/* Before mbedtls_ssl_free: frees buffers that were given back. */
+void gw__tls_idle_done(mbedtls_ssl_context *ssl, struct gw__tls_idle *idle);
+
 #endif

@@ -36,6 +36,7 @@ struct tls_sess {
     pthread_mutex_t lock;
     int sock; /* the connection's socket; the session's BIO reads and writes it */
     mbedtls_ssl_context ssl;
+    struct gw__tls_idle idle; /* the record buffers while idle (idle.c) */
     /* What keeps the session's configuration alive (a server's: the one
      * it was accepted with), released with the session. */
     void *owner;
@@ -88,6 +89,7 @@ static void sess_unref(struct tls_sess *s)
     /* acq_rel: the last handle sees the other's use of the session */
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
+    gw__tls_idle_done(&s->ssl, &s->idle);
     mbedtls_ssl_free(&s->ssl);
     if (s->release)
         s->release(s->owner);
@@ -129,6 +131,7 @@ static ssize_t tls_read(struct gw__transport *base, void *buf, size_t cap, int64
         cap = INT32_MAX;
     for (;;) {
         pthread_mutex_lock(&s->lock);
+        gw__tls_idle_wake(&s->ssl, &s->idle);
         int n = mbedtls_ssl_read(&s->ssl, buf, cap);
         pthread_mutex_unlock(&s->lock);
         if (n > 0)
@@ -157,6 +160,7 @@ static ssize_t tls_write(struct gw__transport *base, const void *buf, size_t len
         len = INT32_MAX;
     for (;;) {
         pthread_mutex_lock(&s->lock);
+        gw__tls_idle_wake(&s->ssl, &s->idle);
         /* At most one record's plaintext is taken per call; a call that
          * could not send all of its record returns WANT_WRITE and must be
          * repeated with the same bytes, which this loop does. */
@@ -257,9 +261,22 @@ static void tls_shutdown(struct gw__transport *base)
     /* close_notify if the socket takes it now; a client that reads the
      * last response does not need it (the response is framed). */
     pthread_mutex_lock(&t->s->lock);
+    gw__tls_idle_wake(&t->s->ssl, &t->s->idle);
     mbedtls_ssl_close_notify(&t->s->ssl);
     pthread_mutex_unlock(&t->s->lock);
     shutdown(t->s->sock, SHUT_WR);
+}
+
+/* The exchange trims while the connection idles: the record buffers' pages
+ * go back to the system when nothing is in flight (idle.c), and the next
+ * read or write wakes the session first. The pending checks above read
+ * the context's fields only, never the buffers, so they need no wake. */
+static void tls_trim(struct gw__transport *base)
+{
+    struct tls_sess *s = ((struct tls_tp *)base)->s;
+    pthread_mutex_lock(&s->lock);
+    gw__tls_idle_trim(&s->ssl, &s->idle);
+    pthread_mutex_unlock(&s->lock);
 }
 
 static const struct gw__transport_ops tls_ops;
@@ -302,6 +319,7 @@ static const struct gw__transport_ops tls_ops = {
     .shutdown = tls_shutdown,
     .split = tls_split,
     .close = tls_close,
+    .trim = tls_trim,
 };
 
 /* ---- the server's handshake ---------------------------------------------------- */
@@ -408,6 +426,7 @@ int gw__tls_transport_new(int fd, const mbedtls_ssl_config *conf, void *owner,
         tls_close(&t->base);
         return -ENOMEM;
     }
+    gw__tls_idle_setup(&s->ssl, &s->idle);
     mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
     *out = &t->base;
     return 0;

@@ -568,6 +568,79 @@ START_TEST(a_new_request_starts_with_fresh_response_state)
 }
 END_TEST
 
+/* ---- trimming while idle ---------------------------------------------------------------- */
+
+static _Atomic int trims;
+static void count_trim(struct gw__transport *t)
+{
+    (void)t;
+    atomic_fetch_add(&trims, 1);
+}
+
+static struct gw__transport_ops trimming_ops;
+static uint64_t slept_since, woke_after;
+
+/* An exchange over `side` whose transport counts its trims. */
+static struct gw__exchange *trimming_exchange(void)
+{
+    struct gw__transport *tp;
+    T_ASSERT(gw__transport_socket_new(side, &tp) == 0);
+    trimming_ops = *tp->ops;
+    trimming_ops.trim = count_trim;
+    tp->ops = &trimming_ops;
+    struct gw__exchange *ex;
+    T_ASSERT(gw__ex_new(&ex, tp, &lis) == 0);
+    return ex;
+}
+
+static void p_trim_after_delay(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = trimming_exchange();
+    ex->idle_since = rt_now_ms();
+    gw__ex_idle_trim(ex);
+    T_ASSERT(atomic_load(&trims) == 0); /* just idle: the transport keeps what it holds */
+    ex->idle_since = rt_now_ms() - GW__TRIM_AFTER_MS;
+    gw__ex_idle_trim(ex);
+    T_ASSERT(atomic_load(&trims) == 1);
+    gw__exchange_unref(ex);
+}
+
+START_TEST(idle_trim_asks_the_transport_once_idle_the_trim_delay)
+{
+    atomic_store(&trims, 0);
+    run(p_trim_after_delay);
+}
+END_TEST
+
+static void woke(void *arg)
+{
+    struct gw__exchange *ex = arg;
+    woke_after = rt_now_ms() - slept_since;
+    gw__ex_idle_trim(ex);
+    gw__exchange_unref(ex);
+}
+
+static void p_hibernate_until_trim(void *arg)
+{
+    (void)arg;
+    struct gw__exchange *ex = trimming_exchange();
+    slept_since = ex->idle_since = rt_now_ms();
+    gw__ex_idle_trim(ex);
+    gw__ex_hibernate(ex, scaled(10000), woke, ex);
+}
+
+START_TEST(hibernation_wakes_to_trim_a_transport_that_can)
+{
+    atomic_store(&trims, 0);
+    run(p_hibernate_until_trim);
+    /* woken at the trim delay, not at the idle timeout, and trimmed then */
+    ck_assert_uint_ge(woke_after, GW__TRIM_AFTER_MS);
+    ck_assert_uint_lt(woke_after, (uint64_t)scaled(5000));
+    ck_assert_int_eq(atomic_load(&trims), 1);
+}
+END_TEST
+
 /* ---- writing to a client that stops reading ----------------------------------------- */
 
 static int write_rc;
@@ -624,7 +697,7 @@ START_TEST(refusal_without_lingering_answers_503_and_drops_what_was_sent)
     ck_assert_int_eq(rt_fd_nonblock(side), 0); /* as accepted */
     send_str("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
     ck_assert_int_gt(unread(side), 0);
-    gw__ex_refuse(side, 0);
+    gw__ex_refuse(side, false, 0);
     ck_assert_int_eq(unread(side), 0);          /* read and dropped */
     ck_assert_int_ne(fcntl(side, F_GETFD), -1); /* still the caller's */
     check_busy_answer(received());
@@ -634,12 +707,27 @@ START_TEST(refusal_without_lingering_answers_503_and_drops_what_was_sent)
 }
 END_TEST
 
+START_TEST(refusal_on_a_tls_listener_closes_without_an_answer)
+{
+    ck_assert_int_eq(rt_fd_nonblock(side), 0); /* as accepted */
+    /* the start of a ClientHello: such a client cannot read a plaintext 503 */
+    static const char hello[] = {0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00};
+    ck_assert_int_eq(write(peer, hello, sizeof hello), (ssize_t)sizeof hello);
+    gw__ex_refuse(side, true, 1000);
+    ck_assert_int_eq(unread(side), 0);          /* read and dropped */
+    ck_assert_int_ne(fcntl(side, F_GETFD), -1); /* still the caller's */
+    char c;
+    ck_assert_int_eq(read(peer, &c, 1), 0); /* nothing, then the end of the stream */
+    close(side);
+}
+END_TEST
+
 static uint64_t refuse_ms;
 static void p_refuse_linger(void *arg)
 {
     (void)arg;
     uint64_t t0 = rt_now_ms();
-    gw__ex_refuse(side, scaled(3000));
+    gw__ex_refuse(side, false, scaled(3000));
     refuse_ms = rt_now_ms() - t0;
     T_ASSERT(fcntl(side, F_GETFD) != -1); /* still the caller's */
     rt_close(side);
@@ -787,6 +875,9 @@ int main(void)
     tcase_add_test(tc, a_new_request_starts_with_fresh_response_state);
     tcase_add_test(tc, write_to_a_client_that_stops_reading_times_out);
     tcase_add_test(tc, refusal_without_lingering_answers_503_and_drops_what_was_sent);
+    tcase_add_test(tc, refusal_on_a_tls_listener_closes_without_an_answer);
+    tcase_add_test(tc, idle_trim_asks_the_transport_once_idle_the_trim_delay);
+    tcase_add_test(tc, hibernation_wakes_to_trim_a_transport_that_can);
     tcase_add_test(tc, lingering_refusal_answers_503_and_reads_until_the_client_closes);
     tcase_add_test(tc,
                    a_connection_process_that_never_runs_closes_the_socket_and_gives_back_its_count);
