@@ -233,6 +233,21 @@ def tls_1_0_and_1_1_are_refused_and_1_2_is_served():
 
 
 @t.case
+def the_key_exchange_takes_the_fastest_group_the_client_offers():
+    # The server's preference decides: X25519, then P-256, P-384, P-521,
+    # whatever order the client lists them in (a client listing P-521 first
+    # must not make every full handshake pay for it).
+    with Env() as e:
+        for groups, want in (("P-521:P-384:P-256:X25519", "X25519"),
+                             ("P-521:P-384:P-256", "prime256v1"),
+                             ("P-521:P-384", "secp384r1")):
+            rc, out = s_client(e.port, "-tls1_2", "-groups", groups)
+            assert rc == 0, out
+            temp = [ln for ln in out.splitlines() if "Server Temp Key" in ln]
+            assert temp and want in temp[0], (groups, temp, out)
+
+
+@t.case
 def weak_suites_are_refused_by_default():
     with Env() as e:
         for suite in ("AES128-SHA", "AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA",

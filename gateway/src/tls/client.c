@@ -94,6 +94,7 @@ int gw_tls_client_new(const struct gw_tls_upstream_config *cfg, struct gw_tls_cl
     }
     mbedtls_ssl_conf_rng(conf, gw_tls_rng, NULL);
     gw_tls_conf_versions(conf, cfg->min_version, GW_TLS_1_3);
+    gw_tls_conf_groups(conf);
     if ((rc = suites_default(&c->suites)) < 0)
         goto out;
     mbedtls_ssl_conf_ciphersuites(conf, c->suites);

@@ -119,6 +119,34 @@ void gw_tls_conf_versions(mbedtls_ssl_config *conf, int min, int max)
 #endif
 }
 
+/* The groups for ECDHE (and TLS 1.3's key share), fastest first: X25519,
+ * then P-256 and P-384; P-521 last, for a client that offers nothing else.
+ * 2.28's own default lists the largest curve first, so a client offering
+ * P-521 (as OpenSSL's do) had every full handshake pay for it, several
+ * times the cost of P-256. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+static const uint16_t groups_pref[] = {
+    MBEDTLS_SSL_IANA_TLS_GROUP_X25519, MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
+    MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1, MBEDTLS_SSL_IANA_TLS_GROUP_SECP521R1,
+    MBEDTLS_SSL_IANA_TLS_GROUP_NONE};
+#else
+static const mbedtls_ecp_group_id groups_pref[] = {
+#if defined(MBEDTLS_ECP_DP_CURVE25519_ENABLED)
+    MBEDTLS_ECP_DP_CURVE25519,
+#endif
+    MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_SECP384R1, MBEDTLS_ECP_DP_SECP521R1,
+    MBEDTLS_ECP_DP_NONE};
+#endif
+
+void gw_tls_conf_groups(mbedtls_ssl_config *conf)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    mbedtls_ssl_conf_groups(conf, groups_pref);
+#else
+    mbedtls_ssl_conf_curves(conf, groups_pref);
+#endif
+}
+
 const char *gw_tls_version_of(const mbedtls_ssl_context *ssl)
 {
     const char *v = mbedtls_ssl_get_version(ssl);

@@ -125,6 +125,9 @@ int gw_tls_x509write_crt_set_serial(mbedtls_x509write_cert *crt, const unsigned 
 /* Protocol versions, as config.h's enum gw_tls_version (1.2 = 0, 1.3 = 1);
  * max above what the build has is clamped to it. */
 void gw_tls_conf_versions(mbedtls_ssl_config *conf, int min, int max);
+/* The ECDHE groups a configuration prefers, fastest first (X25519, P-256,
+ * P-384, P-521), on both sides. */
+void gw_tls_conf_groups(mbedtls_ssl_config *conf);
 /* The highest version this build negotiates (GW_TLS_1_2 or GW_TLS_1_3). */
 int gw_tls_max_version(void);
 

@@ -223,6 +223,7 @@ static int server_build(const struct gw_tls_listener_config *cfg, struct gw_tls_
     }
     mbedtls_ssl_conf_rng(c, gw_tls_rng, NULL);
     gw_tls_conf_versions(c, cfg->min_version, cfg->max_version);
+    gw_tls_conf_groups(c);
     if ((rc = suites_build(cfg, &s->suites, err, errlen)) < 0)
         goto out;
     mbedtls_ssl_conf_ciphersuites(c, s->suites);
