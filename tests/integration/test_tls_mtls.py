@@ -8,6 +8,7 @@ time); clients are Python's http.client and ssl, and curl."""
 import http.client
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -397,6 +398,72 @@ def a_plaintext_listener_beside_an_mtls_one_drops_the_subject_fields_too():
     finally:
         gw.close()
         up.stop()
+
+@t.case
+def a_ticket_does_not_outlive_the_client_ca_that_verified_it():
+    # The client CA bundle is replaced by another CA's and reloaded: a
+    # client holding a ticket from before must be verified again, not
+    # resume as the subject the old CA vouched for.
+    d = tempfile.mkdtemp(prefix="tandem-mtls-ca-")
+    ca_file = os.path.join(d, "clients.pem")
+    shutil.copyfile(CA.cert, ca_file)
+    listener = tls_listener("required")
+    listener["tls"]["client_auth"]["ca"] = ca_file
+    gw, up = gateway_with_echo(listener)
+    ctx = client_ctx(ALICE)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the ticket is the handshake's
+
+    def connect(session=None):
+        raw = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+        try:
+            return ctx.wrap_socket(raw, server_hostname=NAME, session=session)
+        except BaseException:
+            raw.close()
+            raise
+
+    def ask(s):
+        s.sendall(f"GET /echo HTTP/1.1\r\nHost: {NAME}\r\n\r\n".encode())
+        return s.recv(65536)
+
+    try:
+        s = connect()
+        assert ask(s).startswith(b"HTTP/1.1 200 "), "ALICE was not served"
+        sess = s.session
+        s.close()
+        assert sess is not None and sess.has_ticket, "no session ticket was issued"
+        s = connect(sess)
+        assert s.session_reused, "the ticket did not resume before the reload"
+        assert ask(s).startswith(b"HTTP/1.1 200 ")
+        s.close()
+        tmp = ca_file + ".tmp"
+        shutil.copyfile(CA2.cert, tmp)
+        os.replace(tmp, ca_file)
+        c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=30)
+        c.request("POST", "/admin/tls/reload", body="")
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        assert r.status == 200, (r.status, body)
+        try:
+            s = connect(sess)
+        except (ssl.SSLError, ConnectionError, OSError):
+            pass  # refused at the handshake: ALICE's CA is no longer trusted
+        else:
+            try:
+                reused = s.session_reused
+                out = ask(s)
+            except (ssl.SSLError, ConnectionError, OSError):
+                reused, out = False, b""
+            finally:
+                s.close()
+            assert not reused and not out.startswith(b"HTTP/1.1 200 "), \
+                "a ticket from before the reload still authenticates ALICE"
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
+    finally:
+        gw.close()
+        up.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
 
 @t.case
 def plaintext_listener_drops_nothing_it_does_not_own():
