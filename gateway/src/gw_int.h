@@ -144,6 +144,15 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
               const char *prefix, size_t prefix_len, struct gw_upstream *up, char *target_out,
               size_t target_cap, uint64_t *bytes);
 
+/* The client-certificate fields (listeners' client_auth subject_header and
+ * fingerprint_header) for ex's request, into out (gw_http_fwd.owned): every
+ * name any listener configures, each once, as no client of any listener
+ * may send them; the value is the verified certificate's for ex's own
+ * listener's names, NULL otherwise. Route matching (request.c) and the
+ * upstream request (proxy.c) both see exactly these. Returns how many. */
+size_t gw__client_cert_fields(const struct gw__exchange *ex,
+                              struct gw_http_kv out[GW_HTTP_MAX_OWNED]);
+
 /* An Upgrade tunnel (tunnel.c) between the client of `ex` and upstream
  * connection `up` (the caller's; the pump uses a split of it), after the
  * 101 head was written; `pending`/`plen`: upstream bytes already read past

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gw/metrics.h"
 #include "gw_int.h"
@@ -129,21 +130,40 @@ static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
     return storage;
 }
 
-/* The listener's own fields for the upstream request (gw_http_fwd.owned):
- * the client_auth headers it configures, with the subject and fingerprint of
- * the certificate the handshake verified, or no value (the client's copy is
- * dropped all the same) when there was none. Returns how many. */
-static size_t client_cert_fields(const struct gw__exchange *ex, struct gw_http_kv out[2])
+/* A name is owned by every listener once any listener configures it: an
+ * upstream that two listeners reach (one plaintext, one with client_auth)
+ * reads the field as the gateway's word, so a client of the other listener
+ * must not be able to send it either. Values come only from ex's own
+ * listener and its verified certificate. */
+static size_t owned_add(struct gw_http_kv *out, size_t n, const char *name, const char *value)
 {
-    if (ex->lis->index < 0 || (size_t)ex->lis->index >= gw.cfg->nlisteners)
-        return 0;
-    const struct gw_tls_listener_config *tc = &gw.cfg->listeners[ex->lis->index].tls;
+    if (!name)
+        return n;
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(out[i].name, name) == 0)
+            return n;
+    /* config.c refuses more distinct names than GW_HTTP_MAX_OWNED */
+    if (n < GW_HTTP_MAX_OWNED)
+        out[n++] = (struct gw_http_kv){name, value};
+    return n;
+}
+
+size_t gw__client_cert_fields(const struct gw__exchange *ex,
+                              struct gw_http_kv out[GW_HTTP_MAX_OWNED])
+{
     const struct gw_tls_peer *p = ex->tls && ex->tls->client_cert ? ex->tls : NULL;
+    size_t own = ex->lis->index >= 0 ? (size_t)ex->lis->index : SIZE_MAX;
     size_t n = 0;
-    if (tc->client_subject_header)
-        out[n++] = (struct gw_http_kv){tc->client_subject_header, p ? p->subject : NULL};
-    if (tc->client_fingerprint_header)
-        out[n++] = (struct gw_http_kv){tc->client_fingerprint_header, p ? p->fingerprint : NULL};
+    if (own < gw.cfg->nlisteners) {
+        const struct gw_tls_listener_config *tc = &gw.cfg->listeners[own].tls;
+        n = owned_add(out, n, tc->client_subject_header, p ? p->subject : NULL);
+        n = owned_add(out, n, tc->client_fingerprint_header, p ? p->fingerprint : NULL);
+    }
+    for (size_t i = 0; i < gw.cfg->nlisteners; i++) {
+        const struct gw_tls_listener_config *tc = &gw.cfg->listeners[i].tls;
+        n = owned_add(out, n, tc->client_subject_header, NULL);
+        n = owned_add(out, n, tc->client_fingerprint_header, NULL);
+    }
     return n;
 }
 
@@ -200,8 +220,8 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         gw__ex_error(ex, 500, "out of memory", false);
         return -ENOMEM;
     }
-    struct gw_http_kv owned[2];
-    size_t nowned = client_cert_fields(ex, owned);
+    struct gw_http_kv owned[GW_HTTP_MAX_OWNED];
+    size_t nowned = gw__client_cert_fields(ex, owned);
     struct gw_http_fwd fwd = {
         .client_addr = ex->client_addr,
         .keep_forwarded_for = true,

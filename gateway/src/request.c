@@ -97,12 +97,34 @@ static void respond_route(struct gw__exchange *ex, const struct route *r, struct
     rt_free(fields);
 }
 
+/* What match.headers conditions look at: the request's head, and the
+ * client-certificate fields that stand in for the client's copies. */
+struct header_view {
+    const struct gw_http_head *h;
+    struct gw_http_kv owned[GW_HTTP_MAX_OWNED];
+    size_t nowned;
+};
+
 /* route_request.header: every line of a repeated field in turn, so that
- * match.headers conditions see all of them (the proxy forwards all). */
+ * match.headers conditions see all of them (the proxy forwards all). A
+ * client-certificate field is the gateway's, as the upstream gets it: the
+ * verified value once, or none, never what the client sent under its
+ * name. */
 static const char *header_lookup(void *ctx, const char *name, size_t name_len, size_t *pos,
                                  size_t *len)
 {
-    const struct gw_http_head *h = ctx;
+    const struct header_view *hv = ctx;
+    const struct gw_http_head *h = hv->h;
+    for (size_t i = 0; i < hv->nowned; i++) {
+        const struct gw_http_kv *o = &hv->owned[i];
+        if (strlen(o->name) != name_len || strncasecmp(o->name, name, name_len) != 0)
+            continue;
+        if (*pos > 0 || !o->value)
+            return NULL;
+        *pos = 1;
+        *len = strnlen(o->value, GW_HTTP_OWNED_VALUE_MAX);
+        return o->value;
+    }
     for (size_t i = *pos; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
         if (f->name_len == name_len && strncasecmp(f->name, name, name_len) == 0) {
@@ -218,6 +240,8 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         hlen = t.authority_len;
     else
         host = gw_http_head_get(h, "host", &hlen);
+    struct header_view hv = {.h = h};
+    hv.nowned = gw__client_cert_fields(ex, hv.owned);
     struct route_request rr = {
         .method = h->method,
         .method_len = h->method_len,
@@ -226,7 +250,7 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         .path = t.path,
         .path_len = t.path_len,
         .header = header_lookup,
-        .header_ctx = (void *)h,
+        .header_ctx = &hv,
     };
     struct route_match m;
     enum route_match_result res = route_table_match(table, &rr, &m);

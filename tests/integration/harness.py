@@ -123,10 +123,11 @@ class Gateway:
 
     `routes` is a list of route objects (one file routes/main.json);
     `upstreams` a dict of upstream configs; `listener` extra listener keys;
+    `more_listeners` listener objects after the first (self.port's);
     `preexec_fn` runs in the child before exec (resource limits)."""
 
     def __init__(self, routes, upstreams=None, listener=None, admin=True, extra=None, env=None,
-                 preexec_fn=None):
+                 preexec_fn=None, more_listeners=()):
         self.dir = _tempfile.mkdtemp(prefix="tandem-test-")
         self.port = free_port()
         self.admin_port = free_port() if admin else None
@@ -139,7 +140,7 @@ class Gateway:
         lst.update(listener or {})
         cfg = {
             "runtime": {"schedulers": 2},
-            "listeners": [lst],
+            "listeners": [lst, *more_listeners],
             "admin": {"address": f"127.0.0.1:{self.admin_port}"} if admin else False,
             "upstreams": upstreams or {},
             "routes": "routes",

@@ -8,6 +8,7 @@ time); clients are Python's http.client and ssl, and curl."""
 import http.client
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -17,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from harness import Gateway, TestRun, Upstream, raw_request  # noqa: E402
+from harness import Gateway, TestRun, Upstream, free_port, raw_request, wait_port  # noqa: E402
 from tlscerts import CertFactory  # noqa: E402
 
 t = TestRun("tls_mtls")
@@ -335,6 +336,133 @@ def openssl_s_client_needs_the_right_certificate():
     finally:
         gw.close()
         up.stop()
+
+
+@t.case
+def route_matching_on_the_subject_header_sees_the_verified_subject_not_the_clients():
+    # match.headers on the subject field is how a route is kept for one
+    # client certificate: it must see what the upstream would, the verified
+    # subject or nothing, never the client's own copy.
+    routes = [{"name": "admin", "match": {"path": "/who", "headers": {SUBJECT_HEADER: "CN=admin"}},
+               "respond": {"body": "admin"}},
+              {"name": "alice", "match": {"path": "/who", "headers": {SUBJECT_HEADER: ALICE_SUBJECT}},
+               "respond": {"body": "alice"}},
+              {"name": "anyone", "match": {"path": "/fp", "headers": {FP_HEADER: True}},
+               "respond": {"body": "some certificate"}},
+              {"name": "other", "match": {"path_prefix": "/"}, "respond": {"body": "other"}}]
+    gw = Gateway(routes, listener=tls_listener("optional"))
+    try:
+        r, data = tls_get(gw.port, "/who", None, headers={SUBJECT_HEADER: "CN=admin",
+                                                          FP_HEADER: "00" * 32})
+        assert (r.status, data) == (200, b"other"), (r.status, data)
+        r, data = tls_get(gw.port, "/fp", None, headers={FP_HEADER: "00" * 32})
+        assert (r.status, data) == (200, b"other"), (r.status, data)
+        r, data = tls_get(gw.port, "/who", ALICE, headers={SUBJECT_HEADER: "CN=admin"})
+        assert (r.status, data) == (200, b"alice"), (r.status, data)
+        r, data = tls_get(gw.port, "/fp", ALICE)
+        assert (r.status, data) == (200, b"some certificate"), (r.status, data)
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
+    finally:
+        gw.close()
+
+
+@t.case
+def a_plaintext_listener_beside_an_mtls_one_drops_the_subject_fields_too():
+    # One upstream behind both listeners reads the subject field as the
+    # gateway's word: a client of the plaintext listener must not forge it,
+    # nor route on a forged one.
+    plain_port = free_port()
+    routes = [{"name": "admin", "match": {"path": "/who", "headers": {SUBJECT_HEADER: "CN=admin"}},
+               "respond": {"body": "admin"}},
+              {"name": "who", "match": {"path": "/who"}, "respond": {"body": "other"}},
+              {"name": "echo", "match": {"path_prefix": "/"}, "upstream": "up"}]
+    up = Upstream()
+    gw = Gateway(routes, upstreams={"up": {"targets": [{"address": up.address}]}},
+                 listener=tls_listener("optional"),
+                 more_listeners=[{"name": "plain", "address": f"127.0.0.1:{plain_port}"}])
+    try:
+        wait_port(plain_port)
+        forged = {SUBJECT_HEADER: "CN=admin", FP_HEADER: "00" * 32}
+        r, data = get(plain_port, "/echo", forged)
+        assert r.status == 200, (r.status, data)
+        h = echoed(data)
+        assert "x-client-subject" not in h and "x-client-cert-sha256" not in h, h
+        r, data = get(plain_port, "/who", forged)
+        assert (r.status, data) == (200, b"other"), (r.status, data)
+        # The mTLS listener still forwards its verified values.
+        r, data = tls_get(gw.port, "/echo", ALICE, headers=forged)
+        h = echoed(data)
+        assert h["x-client-subject"] == [ALICE_SUBJECT], h
+        assert h["x-client-cert-sha256"] == [ALICE.fingerprint], h
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
+    finally:
+        gw.close()
+        up.stop()
+
+@t.case
+def a_ticket_does_not_outlive_the_client_ca_that_verified_it():
+    # The client CA bundle is replaced by another CA's and reloaded: a
+    # client holding a ticket from before must be verified again, not
+    # resume as the subject the old CA vouched for.
+    d = tempfile.mkdtemp(prefix="tandem-mtls-ca-")
+    ca_file = os.path.join(d, "clients.pem")
+    shutil.copyfile(CA.cert, ca_file)
+    listener = tls_listener("required")
+    listener["tls"]["client_auth"]["ca"] = ca_file
+    gw, up = gateway_with_echo(listener)
+    ctx = client_ctx(ALICE)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the ticket is the handshake's
+
+    def connect(session=None):
+        raw = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+        try:
+            return ctx.wrap_socket(raw, server_hostname=NAME, session=session)
+        except BaseException:
+            raw.close()
+            raise
+
+    def ask(s):
+        s.sendall(f"GET /echo HTTP/1.1\r\nHost: {NAME}\r\n\r\n".encode())
+        return s.recv(65536)
+
+    try:
+        s = connect()
+        assert ask(s).startswith(b"HTTP/1.1 200 "), "ALICE was not served"
+        sess = s.session
+        s.close()
+        assert sess is not None and sess.has_ticket, "no session ticket was issued"
+        s = connect(sess)
+        assert s.session_reused, "the ticket did not resume before the reload"
+        assert ask(s).startswith(b"HTTP/1.1 200 ")
+        s.close()
+        tmp = ca_file + ".tmp"
+        shutil.copyfile(CA2.cert, tmp)
+        os.replace(tmp, ca_file)
+        c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=30)
+        c.request("POST", "/admin/tls/reload", body="")
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        assert r.status == 200, (r.status, body)
+        try:
+            s = connect(sess)
+        except (ssl.SSLError, ConnectionError, OSError):
+            pass  # refused at the handshake: ALICE's CA is no longer trusted
+        else:
+            try:
+                reused = s.session_reused
+                out = ask(s)
+            except (ssl.SSLError, ConnectionError, OSError):
+                reused, out = False, b""
+            finally:
+                s.close()
+            assert not reused and not out.startswith(b"HTTP/1.1 200 "), \
+                "a ticket from before the reload still authenticates ALICE"
+        assert gw.stop() == 0, gw.log()  # a clean exit (and no sanitizer report)
+    finally:
+        gw.close()
+        up.stop()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @t.case

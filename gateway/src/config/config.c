@@ -9,6 +9,7 @@
  * that routes are not blamed for a typo elsewhere.
  */
 #include "gw/config.h"
+#include "gw/http1.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -545,6 +547,30 @@ static int parse_listener(struct gw_listener_config *l, const struct jpos_key *r
     return 0;
 }
 
+/* The distinct client_auth header names the listeners configure. Each is
+ * dropped from every listener's requests (proxy.c), which carry at most
+ * GW_HTTP_MAX_OWNED such names. */
+static size_t client_cert_header_names(const struct gw_config *cfg)
+{
+    const char *seen[2 * GW_HTTP_MAX_OWNED + 2];
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct gw_tls_listener_config *t = &cfg->listeners[i].tls;
+        const char *names[2] = {t->client_subject_header, t->client_fingerprint_header};
+        for (size_t k = 0; k < 2; k++) {
+            bool dup = !names[k];
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = strcasecmp(seen[j], names[k]) == 0;
+            if (dup)
+                continue;
+            if (n == sizeof seen / sizeof seen[0])
+                return n;
+            seen[n++] = names[k];
+        }
+    }
+    return n;
+}
+
 static int parse_listeners(struct gw_config *cfg, const struct jpos_key *row,
                            const struct jpos_val *v, struct jpos_diags *d)
 {
@@ -575,6 +601,11 @@ static int parse_listeners(struct gw_config *cfg, const struct jpos_key *row,
                          cfg->listeners[j].name, l->name, l->address.text);
         }
     }
+    if (client_cert_header_names(cfg) > GW_HTTP_MAX_OWNED)
+        jpos_err(d, v,
+                 "listeners name more than %d distinct client_auth subject_header and "
+                 "fingerprint_header fields",
+                 GW_HTTP_MAX_OWNED);
     return 0;
 }
 

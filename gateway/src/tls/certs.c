@@ -323,6 +323,10 @@ size_t gw_tls_certset_match(const struct gw_tls_certset *s, const char *name, si
                             const struct gw_tls_cert **out, size_t max)
 {
     size_t n = 0;
+    /* A fully qualified name ("api.example.com.") is the same name, as the
+     * routes take a Host written so; one dot only. */
+    if (name && len > 1 && name[len - 1] == '.')
+        len--;
     if (name && len > 0 && len <= NAME_MAX_LEN && !memchr(name, 0, len)) {
         char lc[NAME_MAX_LEN + 1];
         lower(lc, name, len);

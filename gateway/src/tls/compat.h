@@ -59,6 +59,26 @@ static inline int gw_tls_session_suite(const mbedtls_ssl_session *s)
 }
 #endif
 
+/* The client certificate a session (a parsed ticket) carries, or NULL
+ * (none given, or a build that does not keep it). */
+#if !defined(MBEDTLS_SSL_KEEP_PEER_CERTIFICATE)
+static inline const mbedtls_x509_crt *gw_tls_session_peer_cert(const mbedtls_ssl_session *s)
+{
+    (void)s;
+    return NULL;
+}
+#elif MBEDTLS_VERSION_NUMBER >= 0x03000000
+static inline const mbedtls_x509_crt *gw_tls_session_peer_cert(const mbedtls_ssl_session *s)
+{
+    return s->MBEDTLS_PRIVATE(peer_cert);
+}
+#else
+static inline const mbedtls_x509_crt *gw_tls_session_peer_cert(const mbedtls_ssl_session *s)
+{
+    return s->peer_cert;
+}
+#endif
+
 /* Once per process before any other call (psa_crypto_init on 3.x, which TLS
  * 1.3 and the ticket keys need). 0 or -EIO. Any thread. */
 int gw_tls_compat_init(void);

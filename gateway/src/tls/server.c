@@ -96,6 +96,25 @@ static bool suite_servable(const struct gw__tls_hs *hs, int suite)
     return false;
 }
 
+/* Whether a resumed session's client certificate, verified when the
+ * ticket was issued, still chains to the client CAs of the configuration
+ * serving now and is still valid: a reload that drops a CA from the bundle
+ * must not leave its clients authenticated for as long as their tickets
+ * live. A session without a certificate passes where none is needed
+ * (optional), and fails where one is (required): its certificate cannot be
+ * checked, so a full handshake asks for it. */
+static bool client_cert_current(const struct gw_tls_server *srv, const mbedtls_ssl_session *s)
+{
+    if (srv->client_auth == GW_TLS_CLIENT_AUTH_OFF)
+        return true;
+    const mbedtls_x509_crt *crt = gw_tls_session_peer_cert(s);
+    if (!crt)
+        return srv->client_auth != GW_TLS_CLIENT_AUTH_REQUIRED;
+    uint32_t flags = 0;
+    return mbedtls_x509_crt_verify((mbedtls_x509_crt *)crt, (mbedtls_x509_crt *)&srv->client_ca,
+                                   NULL, NULL, &flags, NULL, NULL) == 0;
+}
+
 /* Ticket parsing that also records that the handshake resumes (mbedtls
  * has no public way to ask a session whether it was resumed), and refuses
  * a ticket whose suite the certificates serving now cannot carry: after a
@@ -109,6 +128,8 @@ static int on_ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char 
     int rc = mbedtls_ssl_ticket_parse(p, session, buf, len);
     if (rc == 0 && cur_hs && !suite_servable(cur_hs, gw_tls_session_suite(session)))
         rc = MBEDTLS_ERR_SSL_INVALID_MAC; /* mbedtls ignores the ticket */
+    if (rc == 0 && cur_hs && cur_hs->srv && !client_cert_current(cur_hs->srv, session))
+        rc = MBEDTLS_ERR_SSL_INVALID_MAC; /* a full handshake verifies the client again */
     if (rc == 0 && cur_hs)
         cur_hs->resumed = true;
     return rc;

@@ -734,6 +734,29 @@ START_TEST(listener_tls_is_parsed_with_defaults_and_paths_resolved)
 }
 END_TEST
 
+/* Each client_auth header name is dropped from every listener's requests;
+ * the listeners together may name at most GW_HTTP_MAX_OWNED. */
+#define MTLS_LISTENER(port, subj, fp)                                                              \
+    "{\"address\": \"127.0.0.1:" port "\", \"tls\": {\"certificates\": [{\"cert\": \"a\", "        \
+    "\"key\": \"b\"}], \"client_auth\": {\"mode\": \"optional\", \"ca\": \"ca.pem\", "             \
+    "\"subject_header\": \"" subj "\", \"fingerprint_header\": \"" fp "\"}}}"
+
+START_TEST(listeners_client_auth_header_names_are_bounded_together)
+{
+    /* Four distinct names (a repeat in another case counts once). */
+    struct gw_config *cfg =
+        parse_ok("{\"listeners\": [" MTLS_LISTENER("1", "X-S1", "X-F1") ", " MTLS_LISTENER(
+            "2", "x-s1", "X-F2") ", " MTLS_LISTENER("3", "X-S3", "X-F1") "]}");
+    ck_assert_uint_eq(cfg->nlisteners, 3);
+    gw_config_free(cfg);
+    struct jpos_diags d =
+        parse_bad("{\"listeners\": [" MTLS_LISTENER("1", "X-S1", "X-F1") ", " MTLS_LISTENER(
+            "2", "X-S2", "X-F2") ", " MTLS_LISTENER("3", "X-S3", "X-F1") "]}");
+    find(&d, "more than 4 distinct client_auth subject_header and fingerprint_header");
+    jpos_diags_done(&d);
+}
+END_TEST
+
 START_TEST(listener_tls_errors_are_reported_at_their_position)
 {
     struct jpos_diags d = parse_bad(TLS_LISTENER("{}"));
@@ -875,6 +898,7 @@ int main(void)
     tcase_add_test(tc, workflows_section_defaults_and_paths);
     tcase_add_test(tc, listener_tls_is_parsed_with_defaults_and_paths_resolved);
     tcase_add_test(tc, listener_tls_errors_are_reported_at_their_position);
+    tcase_add_test(tc, listeners_client_auth_header_names_are_bounded_together);
     tcase_add_test(tc, upstream_tls_is_parsed_with_defaults_and_paths_resolved);
     tcase_add_test(tc, upstream_tls_errors_are_reported);
     suite_add_tcase(s, tc);

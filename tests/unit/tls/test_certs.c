@@ -281,6 +281,27 @@ START_TEST(names_with_nul_or_too_long_are_not_matched_by_name)
 }
 END_TEST
 
+START_TEST(a_trailing_dot_matches_as_the_name_without_it)
+{
+    /* "api.example.com." is the same name written fully qualified, as the
+     * routes take a Host with a trailing dot; one dot only. */
+    struct one o;
+    setup(&o, 2, (const char *[]){"default", "ec"});
+    o.cfg.unknown_name = GW_TLS_UNKNOWN_REFUSE;
+    struct gw_tls_certset *s = load_ok(&o);
+    const struct gw_tls_cert *out[8], *api[8];
+    ck_assert_uint_eq(match(s, "api.example.com", api), 1);
+    ck_assert_uint_eq(match(s, "API.example.com.", out), 1);
+    ck_assert_ptr_eq(out[0], api[0]);
+    ck_assert_uint_eq(match(s, "x.example.com.", out), 1);
+    ck_assert_ptr_eq(out[0], api[0]);
+    ck_assert_uint_eq(match(s, "api.example.com..", out), 0);
+    ck_assert_uint_eq(match(s, ".", out), 0);
+    ck_assert_uint_eq(match(s, "example.com.", out), 0);
+    gw_tls_certset_unref(s);
+}
+END_TEST
+
 START_TEST(set_outlives_the_loader_while_referenced)
 {
     struct one o;
@@ -312,6 +333,7 @@ int main(void)
     tcase_add_test(tc, refusing_set_matches_nothing_for_unknown_or_missing_names);
     tcase_add_test(tc, rsa_and_ecdsa_for_one_name_are_both_chosen);
     tcase_add_test(tc, names_with_nul_or_too_long_are_not_matched_by_name);
+    tcase_add_test(tc, a_trailing_dot_matches_as_the_name_without_it);
     tcase_add_test(tc, set_outlives_the_loader_while_referenced);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
