@@ -182,6 +182,13 @@ static void verify_reason(uint32_t flags, char *err, size_t errlen)
         snprintf(err + n, errlen - n, " flags 0x%x", (unsigned)flags);
 }
 
+/* Closes a session still handshaking when its process ends. */
+static void transport_abandoned(void *arg)
+{
+    struct gw__transport *t = arg;
+    t->ops->close(t);
+}
+
 int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t timeout_ms,
                    struct gw__transport **out, enum gw_tls_fail *why, char *err, size_t errlen)
 {
@@ -193,10 +200,18 @@ int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t ti
     /* The configuration outlives the session (upstream.c frees it after
      * the pools closed theirs): nothing to release. */
     int rc = gw__tls_transport_new(fd, &c->conf, NULL, NULL, &t);
+    /* The handshake waits on the peer: a process killed there (a workflow
+     * call past its deadline) still closes the socket and frees the
+     * session. */
+    uint64_t guard = rc == 0 ? rt_defer(transport_abandoned, t) : 0;
+    if (rc == 0 && !guard)
+        rc = -ENOMEM;
     if (rc == 0 && mbedtls_ssl_set_hostname(gw__tls_transport_ssl(t), name) != 0)
         rc = -ENOMEM;
     if (rc == 0)
         rc = gw__tls_handshake(t, deadline, NULL, &lib_err);
+    if (guard)
+        rt_undefer(guard, false);
     if (rc == 0) {
         gw_tls_count_handshake(false, false);
         *out = t;
