@@ -29,7 +29,10 @@ F = CertFactory(CERTDIR)
 CA = F.ca("Tandem Test CA")
 CA2 = F.ca("Other Test CA")
 BACKEND = F.leaf(CA, ["backend.test"])
-BY_ADDRESS = F.leaf(CA, ["127.0.0.1"])  # the target's host, as a name
+BY_ADDRESS = F.leaf(CA, ["127.0.0.1"])  # the target's host: an iPAddress entry
+# The target's address spelled as a DNS name (and as the CN): no CA issues
+# this for an address, and it does not stand for one.
+ADDRESS_AS_DNS = F.leaf(CA, ["DNS:127.0.0.1"], cn="127.0.0.1")
 CLIENT = F.client(CA, "/CN=tandem-gateway/O=Tests")
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -191,6 +194,14 @@ def the_targets_host_is_the_name_checked_when_no_server_name_is_given():
     with Env({"ca": CA.cert}, leaf=BY_ADDRESS) as e:
         r, body = e.get()
         assert r.status == 200, (r.status, body)
+
+
+@t.case
+def an_address_is_matched_by_an_ip_entry_only_not_by_a_dns_name_spelling_it():
+    with Env({"ca": CA.cert}, leaf=ADDRESS_AS_DNS) as e:
+        r, body = e.get()
+        assert r.status == 502, (r.status, body)
+        assert "name mismatch" in e.target()["last_error"], e.target()
 
 
 @t.case
