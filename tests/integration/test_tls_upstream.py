@@ -296,6 +296,73 @@ def health_checks_use_tls():
         assert e.backend.health == 0
 
 
+class SilentTlsBackend:
+    """Completes the TLS handshake, reads what comes and never answers;
+    notes each connection's end as the peer closing it."""
+
+    def __init__(self, leaf):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(leaf.cert, leaf.key)
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.requests = 0
+        self.closed = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        try:
+            with self.ctx.wrap_socket(c, server_side=True) as s:
+                if s.recv(4096):
+                    with self.lock:
+                        self.requests += 1
+                while s.recv(4096):
+                    pass
+        except OSError:
+            pass
+        with self.lock:
+            self.closed += 1
+
+    def stop(self):
+        self.lsock.close()
+
+
+@t.case
+def a_health_check_killed_while_awaiting_its_answer_closes_its_connection():
+    backend = SilentTlsBackend(BACKEND)
+    up = {"targets": [{"address": backend.address}],
+          "tls": {"ca": CA.cert, "server_name": "backend.test"},
+          "health": {"active": {"path": "/health", "interval_ms": 100, "timeout_ms": 60000}}}
+    gw = Gateway([api_route()], {"up": up})
+    try:
+        assert wait_for(lambda: backend.requests >= 1), "no health check arrived"
+        c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=10)
+        c.request("GET", "/admin/processes?name=upstream:up")
+        procs = json.loads(c.getresponse().read())["processes"]
+        assert len(procs) == 1, procs
+        pid = procs[0]["pid"].strip("<>")
+        c.request("POST", f"/admin/processes/{pid}/kill", body=json.dumps({"reason": "test"}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        assert r.status == 200, (r.status, r.read())
+        r.read()
+        c.close()
+        # The killed check's connection is closed, not left open with its
+        # session: the backend sees its end.
+        assert wait_for(lambda: backend.closed >= 1, 5.0), (backend.requests, backend.closed)
+    finally:
+        gw.close()
+        backend.stop()
+
+
 @t.case
 def an_upgrade_tunnel_runs_over_a_tls_upstream():
     with Env({"ca": CA.cert, "server_name": "backend.test"}) as e:
