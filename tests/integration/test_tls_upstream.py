@@ -51,8 +51,14 @@ class TlsBackend:
         self.handshakes = 0
         self.failures = 0
         self.health = 0
+        self.sni = []  # the server name of each ClientHello, None when it had none
         self.lock = threading.Lock()
         backend = self
+
+        def sni(sock, name, context):
+            with backend.lock:
+                backend.sni.append(name)
+        ctx.sni_callback = sni
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -187,6 +193,7 @@ def a_tls_upstream_verified_against_its_ca_answers():
         assert r.status == 200, (r.status, body)
         assert json.loads(body)["path"] == "/api/hello", body
         assert e.backend.handshakes == 1 and e.backend.failures == 0
+        assert e.backend.sni == ["backend.test"], e.backend.sni
 
 
 @t.case
@@ -194,6 +201,8 @@ def the_targets_host_is_the_name_checked_when_no_server_name_is_given():
     with Env({"ca": CA.cert}, leaf=BY_ADDRESS) as e:
         r, body = e.get()
         assert r.status == 200, (r.status, body)
+        # An address is never sent as SNI (RFC 6066 section 3).
+        assert e.backend.sni == [None], e.backend.sni
 
 
 @t.case

@@ -15,7 +15,8 @@
  * name (the upstream's server_name, else the target's host). A name that
  * is an IP address is matched against the certificate's iPAddress entries
  * only (RFC 9525 6.3), here rather than by the library: mbedtls 2.28 does
- * not read them, and compares the text with DNS names instead. A failure
+ * not read them, and compares the text with DNS names instead; and it is
+ * not sent as SNI, which RFC 6066 keeps for host names. A failure
  * gives a one-line reason for the log and the target's last_error.
  */
 #include <arpa/inet.h>
@@ -297,10 +298,16 @@ int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t ti
     uint64_t guard = rc == 0 ? rt_defer(transport_abandoned, t) : 0;
     if (rc == 0 && !guard)
         rc = -ENOMEM;
-    if (rc == 0 && mbedtls_ssl_set_hostname(gw__tls_transport_ssl(t), name) != 0)
-        rc = -ENOMEM;
+    /* An address is not sent as SNI (RFC 6066 3: servers may refuse it)
+     * and the library checks no name for it: a NULL host name says so to
+     * 3.6 as to 2.28, and verify_address checks the leaf's iPAddress
+     * entries instead. */
     unsigned char ip[16];
-    if (rc == 0 && ip_of(name, ip))
+    bool by_address = ip_of(name, ip) != 0;
+    if (rc == 0 &&
+        mbedtls_ssl_set_hostname(gw__tls_transport_ssl(t), by_address ? NULL : name) != 0)
+        rc = -ENOMEM;
+    if (rc == 0 && by_address)
         mbedtls_ssl_set_verify(gw__tls_transport_ssl(t), verify_address, (void *)name);
     if (rc == 0)
         rc = gw__tls_handshake(t, deadline, NULL, &lib_err);
