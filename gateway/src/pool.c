@@ -9,7 +9,8 @@
  * on, fdlimit.c), then pops the idle stack under the pool's mutex; a
  * checkin pushes under it. A checked-out connection is guarded by a
  * deferred cleanup of the request process, so a process killed or crashed
- * with it still closes it and gives its slot back.
+ * with it still closes it and gives its slot back; so is a new one while
+ * it connects and handshakes, which can take the whole connect timeout.
  *
  * A connection is a transport (exchange.h), pooled as it is: whoever reads
  * and writes the upstream (relay.c, tunnel.c, workflow/call.c, the health
@@ -21,6 +22,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -71,24 +73,30 @@ static bool still_open(struct gw__transport *tp)
 
 struct checkout_guard {
     struct gw__pool *pool;
-    struct gw__transport *tp;
+    struct gw__transport *tp; /* NULL while a new connection is being made */
 };
 
-/* Runs only when the process ends with the connection still checked out. */
+/* Runs only when the process ends with the slot still taken: the
+ * connection checked out, or one still connecting or handshaking (whose
+ * socket gw__target_connect's own cleanup closes). */
 static void checkout_abandoned(void *arg)
 {
     struct checkout_guard *g = arg;
     atomic_fetch_sub_explicit(&g->pool->active, 1, memory_order_relaxed);
-    g->tp->ops->close(g->tp);
+    if (g->tp)
+        g->tp->ops->close(g->tp);
 }
 
-static uint64_t guard_new(struct gw__pool *p, struct gw__transport *tp)
+/* A deferred cleanup for pool p's slot and tp (may be NULL: set *out's tp
+ * once there is one); 0 when out of memory. */
+static uint64_t guard_new(struct gw__pool *p, struct gw__transport *tp, struct checkout_guard **out)
 {
     struct checkout_guard *g = rt_alloc(sizeof(*g)); /* freed with the process */
     if (!g)
         return 0;
     g->pool = p;
     g->tp = tp;
+    *out = g;
     return rt_defer(checkout_abandoned, g);
 }
 
@@ -116,22 +124,32 @@ int gw__conn_checkout(struct gw_target *t, uint32_t connect_timeout_ms, bool pro
         /* Out of the pool: the caller's client counts it from now on. */
         gw__fds_idle_leave();
         if (!probe || still_open(tp)) {
+            struct checkout_guard *g;
             c->tp = tp;
             c->reused = true;
-            c->guard = guard_new(p, tp);
+            c->guard = guard_new(p, tp, &g);
             return 0;
         }
         tp->ops->close(tp);
     }
+    /* Guarded from before the connect: connecting and a TLS handshake
+     * wait, and a process killed there (a workflow call past its deadline)
+     * must still give the slot back. */
+    struct checkout_guard *g = NULL;
+    uint64_t guard = guard_new(p, NULL, &g);
     struct gw__transport *tp = NULL;
     int rc = gw__target_connect(t, connect_timeout_ms, &tp, why, whylen);
     if (rc < 0) {
+        if (guard)
+            rt_undefer(guard, false);
         atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
         return rc;
     }
+    if (guard)
+        g->tp = tp;
     c->tp = tp;
     c->reused = false;
-    c->guard = guard_new(p, tp);
+    c->guard = guard;
     return 0;
 }
 
@@ -150,6 +168,12 @@ static void log_tls_failure(struct gw_target *t, const char *reason)
     rt_log(RT_LOG_WARNING, "upstream %s: target %s: %s", t->up->cfg->name, t->addr, reason);
 }
 
+/* Closes a socket still connecting when its process ends. */
+static void socket_abandoned(void *arg)
+{
+    rt_close((int)(intptr_t)arg);
+}
+
 int gw__target_connect(struct gw_target *t, uint32_t timeout_ms, struct gw__transport **out,
                        char *why, size_t whylen)
 {
@@ -162,9 +186,19 @@ int gw__target_connect(struct gw_target *t, uint32_t timeout_ms, struct gw__tran
             snprintf(why, whylen, "connect failed");
         return -err;
     }
+    /* The connect waits: a process killed there still closes the socket.
+     * From the handshake on, gw_tls_connect guards what it makes of it. */
+    uint64_t guard = rt_defer(socket_abandoned, (void *)(intptr_t)fd);
+    if (!guard) {
+        rt_close(fd);
+        if (why)
+            snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int rc = rt_connect(fd, (struct sockaddr *)&t->sa, t->salen, timeout_ms);
+    rt_undefer(guard, false);
     if (rc < 0) {
         rt_close(fd);
         if (why)

@@ -250,10 +250,20 @@ enum { HC_TICK = 1 };
 #define HC_REQUEST                                                                                 \
     "GET %s HTTP/1.1\r\nhost: %s\r\nuser-agent: tandem-health\r\nconnection: close\r\n\r\n"
 
+/* Closes a check's connection when its process ends mid-check. */
+static void probe_abandoned(void *arg)
+{
+    struct gw__transport *tp = arg;
+    tp->ops->close(tp);
+}
+
 /* One active check of target t: connects (through TLS when the upstream
  * has it), sends the check's request and reads the start of the answer,
  * through a transport like every other upstream exchange. On failure a
- * reason goes to why. */
+ * reason goes to why. The connection is closed however the check ends:
+ * the checker can be killed while it waits for the answer (the admin
+ * API, the supervisor stopping it), and a TLS connection holds a session
+ * besides its socket. */
 static bool probe(struct gw_target *t, const struct gw_upstream_config *c, char *why, size_t whylen)
 {
     struct gw__transport *tp = NULL;
@@ -263,6 +273,12 @@ static bool probe(struct gw_target *t, const struct gw_upstream_config *c, char 
     char req[sizeof HC_REQUEST + GW_HEALTH_PATH_MAX + sizeof t->addr], buf[64];
     if (gw__target_connect(t, c->active_timeout_ms, &tp, why, whylen) < 0)
         return false;
+    uint64_t guard = rt_defer(probe_abandoned, tp);
+    if (!guard) {
+        tp->ops->close(tp);
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
     snprintf(why, whylen, "no 2xx or 3xx answer");
     int n = snprintf(req, sizeof req, HC_REQUEST, c->active_path, t->addr);
     /* Never send more than was formatted: a request cut short is a failed
@@ -277,7 +293,7 @@ static bool probe(struct gw_target *t, const struct gw_upstream_config *c, char 
     buf[got] = 0;
     ok = strncmp(buf, "HTTP/1.", 7) == 0 && (buf[9] == '2' || buf[9] == '3');
 out:
-    tp->ops->close(tp);
+    rt_undefer(guard, true); /* closes tp */
     return ok;
 }
 

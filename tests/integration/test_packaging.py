@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """How the built binary is shipped: the container image installs the
-libraries the binary links, and no library it does not link; its
-configurations keep the workflow journal where its user can write."""
+libraries the binary links, and no library it does not link, and the
+system CA store; its configurations keep the workflow journal where its
+user can write."""
 import os
 import re
 import subprocess
@@ -92,6 +93,15 @@ def image_installs_no_library_the_binary_does_not_link():
         for p in library_packages(pkgs):
             assert any(p.startswith(s) for s in stems) or package_ships(p, stems) \
                 or compiled_in(p, functions), (stage, p, sorted(stems))
+
+
+@t.case
+def run_stage_has_the_system_ca_store_that_upstream_tls_verifies_against():
+    """An upstream's tls verifies against the system CA store unless it
+    names a `ca` (/etc/ssl/certs/ca-certificates.crt, which Debian's
+    ca-certificates writes): without it in the image, such an upstream
+    stops the gateway at start."""
+    assert "ca-certificates" in stage_packages()["run"], stage_packages()["run"]
 
 
 def dockerfile_text():

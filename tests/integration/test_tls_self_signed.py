@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import TestRun, tandem_bin  # noqa: E402
@@ -140,6 +141,40 @@ def existing_files_are_kept_unless_force():
         assert r.returncode == 0, r
         with open(os.path.join(d, "cert.pem")) as f:
             assert f.read() != first
+        assert sorted(os.listdir(d)) == ["cert.pem", "key.pem"], os.listdir(d)
+
+
+@t.case
+def files_written_meanwhile_by_another_run_are_kept_unless_force():
+    """Two first runs at once on one directory (containers sharing a
+    volume): the one still making its key when the other has written its
+    pair must not put its own files over them, or the directory could end
+    with one run's key and the other's certificate."""
+    with tempfile.TemporaryDirectory() as d:
+        slow = subprocess.Popen([tandem_bin(), "tls", "self-signed", "--name", "localhost",
+                                 "--key", "rsa", "--rsa-bits", "3072", "--out", d],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # Past its check for existing files (its first step), making
+            # an RSA key for far longer than the run below takes.
+            time.sleep(0.3)
+            fast = self_signed("--name", "localhost", "--out", d)
+            assert fast.returncode == 0, fast
+            assert slow.poll() is None, "the RSA run ended first: nothing was tested"
+            with open(os.path.join(d, "cert.pem")) as f:
+                cert = f.read()
+            with open(os.path.join(d, "key.pem")) as f:
+                key = f.read()
+            _, err = slow.communicate(timeout=300)
+        finally:
+            if slow.poll() is None:
+                slow.kill()
+                slow.wait()
+        assert slow.returncode == 1 and "exists" in err, (slow.returncode, err)
+        with open(os.path.join(d, "cert.pem")) as f:
+            assert f.read() == cert
+        with open(os.path.join(d, "key.pem")) as f:
+            assert f.read() == key
         assert sorted(os.listdir(d)) == ["cert.pem", "key.pem"], os.listdir(d)
 
 

@@ -29,7 +29,10 @@ F = CertFactory(CERTDIR)
 CA = F.ca("Tandem Test CA")
 CA2 = F.ca("Other Test CA")
 BACKEND = F.leaf(CA, ["backend.test"])
-BY_ADDRESS = F.leaf(CA, ["127.0.0.1"])  # the target's host, as a name
+BY_ADDRESS = F.leaf(CA, ["127.0.0.1"])  # the target's host: an iPAddress entry
+# The target's address spelled as a DNS name (and as the CN): no CA issues
+# this for an address, and it does not stand for one.
+ADDRESS_AS_DNS = F.leaf(CA, ["DNS:127.0.0.1"], cn="127.0.0.1")
 CLIENT = F.client(CA, "/CN=tandem-gateway/O=Tests")
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -48,8 +51,14 @@ class TlsBackend:
         self.handshakes = 0
         self.failures = 0
         self.health = 0
+        self.sni = []  # the server name of each ClientHello, None when it had none
         self.lock = threading.Lock()
         backend = self
+
+        def sni(sock, name, context):
+            with backend.lock:
+                backend.sni.append(name)
+        ctx.sni_callback = sni
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -184,6 +193,7 @@ def a_tls_upstream_verified_against_its_ca_answers():
         assert r.status == 200, (r.status, body)
         assert json.loads(body)["path"] == "/api/hello", body
         assert e.backend.handshakes == 1 and e.backend.failures == 0
+        assert e.backend.sni == ["backend.test"], e.backend.sni
 
 
 @t.case
@@ -191,6 +201,16 @@ def the_targets_host_is_the_name_checked_when_no_server_name_is_given():
     with Env({"ca": CA.cert}, leaf=BY_ADDRESS) as e:
         r, body = e.get()
         assert r.status == 200, (r.status, body)
+        # An address is never sent as SNI (RFC 6066 section 3).
+        assert e.backend.sni == [None], e.backend.sni
+
+
+@t.case
+def an_address_is_matched_by_an_ip_entry_only_not_by_a_dns_name_spelling_it():
+    with Env({"ca": CA.cert}, leaf=ADDRESS_AS_DNS) as e:
+        r, body = e.get()
+        assert r.status == 502, (r.status, body)
+        assert "name mismatch" in e.target()["last_error"], e.target()
 
 
 @t.case
@@ -283,6 +303,73 @@ def health_checks_use_tls():
         err = e.target()["last_error"]
         assert err.startswith("health check failed: certificate verify failed: not trusted"), err
         assert e.backend.health == 0
+
+
+class SilentTlsBackend:
+    """Completes the TLS handshake, reads what comes and never answers;
+    notes each connection's end as the peer closing it."""
+
+    def __init__(self, leaf):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(leaf.cert, leaf.key)
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.requests = 0
+        self.closed = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        try:
+            with self.ctx.wrap_socket(c, server_side=True) as s:
+                if s.recv(4096):
+                    with self.lock:
+                        self.requests += 1
+                while s.recv(4096):
+                    pass
+        except OSError:
+            pass
+        with self.lock:
+            self.closed += 1
+
+    def stop(self):
+        self.lsock.close()
+
+
+@t.case
+def a_health_check_killed_while_awaiting_its_answer_closes_its_connection():
+    backend = SilentTlsBackend(BACKEND)
+    up = {"targets": [{"address": backend.address}],
+          "tls": {"ca": CA.cert, "server_name": "backend.test"},
+          "health": {"active": {"path": "/health", "interval_ms": 100, "timeout_ms": 60000}}}
+    gw = Gateway([api_route()], {"up": up})
+    try:
+        assert wait_for(lambda: backend.requests >= 1), "no health check arrived"
+        c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=10)
+        c.request("GET", "/admin/processes?name=upstream:up")
+        procs = json.loads(c.getresponse().read())["processes"]
+        assert len(procs) == 1, procs
+        pid = procs[0]["pid"].strip("<>")
+        c.request("POST", f"/admin/processes/{pid}/kill", body=json.dumps({"reason": "test"}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        assert r.status == 200, (r.status, r.read())
+        r.read()
+        c.close()
+        # The killed check's connection is closed, not left open with its
+        # session: the backend sees its end.
+        assert wait_for(lambda: backend.closed >= 1, 5.0), (backend.requests, backend.closed)
+    finally:
+        gw.close()
+        backend.stop()
 
 
 @t.case

@@ -39,6 +39,7 @@ Each .pem of a leaf holds the leaf, then its CA.
 
 import datetime
 import hashlib
+import ipaddress
 import os
 import ssl
 import subprocess
@@ -69,6 +70,19 @@ def _run(args, **kw):
 def _stamp(days):
     t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
     return t.strftime("%Y%m%d%H%M%SZ")
+
+
+def _san(name):
+    """The subjectAltName entry for name: IP:… for an IPv4 or IPv6
+    literal, DNS:… otherwise; a name given as "DNS:…" or "IP:…" is taken
+    as it is (a DNS entry spelling an address, for a test)."""
+    if name.startswith(("DNS:", "IP:")):
+        return name
+    try:
+        ipaddress.ip_address(name)
+        return "IP:" + name
+    except ValueError:
+        return "DNS:" + name
 
 
 class CertFactory:
@@ -153,13 +167,14 @@ class CertFactory:
                 "-extensions", "v3", "-out", args[i("-out") + 1]]
 
     def leaf(self, ca, names, kind="ec", days=(0, 365), cn=None):
-        """A server certificate for `names` (subjectAltName DNS; the first
+        """A server certificate for `names` (subjectAltName entries: IP for
+        an address literal, as a CA issues them, DNS otherwise; the first
         is the CN too). days=(start, end) relative to now: (0, N) valid now
         for N days; (-30, -1) expired; (1, 30) not yet valid."""
         cn = cn or (names[0] if names else "no-name")
         exts = ["basicConstraints=CA:FALSE", "extendedKeyUsage=serverAuth"]
         if names:
-            exts.append("subjectAltName=" + ",".join("DNS:" + n for n in names))
+            exts.append("subjectAltName=" + ",".join(_san(n) for n in names))
         return self._sign(ca, "/CN=" + cn, exts, kind, days)
 
     def client(self, ca, subject="/CN=client", kind="ec", days=(0, 365)):

@@ -12,13 +12,20 @@
  *
  * Verification is on unless the upstream turns it off: the chain must lead
  * to `ca` (or the system store) and the certificate must name the server
- * name (the upstream's server_name, else the target's host). A failure
+ * name (the upstream's server_name, else the target's host). A name that
+ * is an IP address is matched against the certificate's iPAddress entries
+ * only (RFC 9525 6.3), here rather than by the library: mbedtls 2.28 does
+ * not read them, and compares the text with DNS names instead; and it is
+ * not sent as SNI, which RFC 6066 keeps for host names. A failure
  * gives a one-line reason for the log and the target's last_error.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <mbedtls/asn1.h>
 
 #include "../exchange.h"
 #include "tls_int.h"
@@ -183,6 +190,98 @@ static void verify_reason(uint32_t flags, char *err, size_t errlen)
         snprintf(err + n, errlen - n, " flags 0x%x", (unsigned)flags);
 }
 
+/* The address `name` spells, in out (4 or 16 bytes); 0 when it is not an
+ * IP address literal. */
+static size_t ip_of(const char *name, unsigned char out[16])
+{
+    if (inet_pton(AF_INET, name, out) == 1)
+        return 4;
+    if (inet_pton(AF_INET6, name, out) == 1)
+        return 16;
+    return 0;
+}
+
+/* Whether the subjectAltName of crt has an iPAddress entry for ip[0..len),
+ * read from the certificate's DER. Anything that does not parse is no
+ * match. */
+static bool san_has_ip(const mbedtls_x509_crt *crt, const unsigned char *ip, size_t iplen)
+{
+    const mbedtls_x509_buf *ext = gw_tls_crt_v3_ext(crt);
+    unsigned char *p = ext->p;
+    if (!p)
+        return false;
+    const unsigned char *end = p + ext->len;
+    size_t len;
+    /* Extensions ::= SEQUENCE OF Extension */
+    if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+        return false;
+    end = p + len;
+    while (p < end) {
+        /* Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE,
+         * extnValue OCTET STRING } */
+        if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) !=
+            0)
+            return false;
+        const unsigned char *ext_end = p + len;
+        size_t oid_len;
+        if (mbedtls_asn1_get_tag(&p, ext_end, &oid_len, MBEDTLS_ASN1_OID) != 0)
+            return false;
+        bool san = oid_len == MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME) &&
+                   memcmp(p, MBEDTLS_OID_SUBJECT_ALT_NAME, oid_len) == 0;
+        p += oid_len;
+        if (!san) {
+            p = (unsigned char *)ext_end;
+            continue;
+        }
+        int critical; /* absent (no tag moved past) when false */
+        int r = mbedtls_asn1_get_bool(&p, ext_end, &critical);
+        if (r != 0 && r != MBEDTLS_ERR_ASN1_UNEXPECTED_TAG)
+            return false;
+        if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING) != 0)
+            return false;
+        /* GeneralNames ::= SEQUENCE OF GeneralName; iPAddress [7] IMPLICIT
+         * OCTET STRING */
+        if (mbedtls_asn1_get_tag(&p, ext_end, &len,
+                                 MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+            return false;
+        const unsigned char *names_end = p + len;
+        while (p < names_end) {
+            unsigned char tag = *p++;
+            if (mbedtls_asn1_get_len(&p, names_end, &len) != 0)
+                return false;
+            if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && len == iplen &&
+                memcmp(p, ip, iplen) == 0)
+                return true;
+            p += len;
+        }
+        return false; /* one subjectAltName per certificate */
+    }
+    return false;
+}
+
+/* The verification callback of a session to an address: the leaf's name
+ * check is decided by its iPAddress entries alone. */
+static int verify_address(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    const char *name = ctx;
+    unsigned char ip[16];
+    size_t iplen = ip_of(name, ip);
+    if (depth != 0 || !iplen)
+        return 0;
+    if (san_has_ip(crt, ip, iplen))
+        *flags &= ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    else
+        *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    return 0;
+}
+
+/* Closes a session still handshaking when its process ends. */
+static void transport_abandoned(void *arg)
+{
+    struct gw__transport *t = arg;
+    t->ops->close(t);
+}
+
 int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t timeout_ms,
                    struct gw__transport **out, enum gw_tls_fail *why, char *err, size_t errlen)
 {
@@ -194,10 +293,27 @@ int gw_tls_connect(struct gw_tls_client *c, int fd, const char *host, int64_t ti
     /* The configuration outlives the session (upstream.c frees it after
      * the pools closed theirs): nothing to release. */
     int rc = gw__tls_transport_new(fd, &c->conf, NULL, NULL, &t);
-    if (rc == 0 && mbedtls_ssl_set_hostname(gw__tls_transport_ssl(t), name) != 0)
+    /* The handshake waits on the peer: a process killed there (a workflow
+     * call past its deadline) still closes the socket and frees the
+     * session. */
+    uint64_t guard = rc == 0 ? rt_defer(transport_abandoned, t) : 0;
+    if (rc == 0 && !guard)
         rc = -ENOMEM;
+    /* An address is not sent as SNI (RFC 6066 3: servers may refuse it)
+     * and the library checks no name for it: a NULL host name says so to
+     * 3.6 as to 2.28, and verify_address checks the leaf's iPAddress
+     * entries instead. */
+    unsigned char ip[16];
+    bool by_address = ip_of(name, ip) != 0;
+    if (rc == 0 &&
+        mbedtls_ssl_set_hostname(gw__tls_transport_ssl(t), by_address ? NULL : name) != 0)
+        rc = -ENOMEM;
+    if (rc == 0 && by_address)
+        mbedtls_ssl_set_verify(gw__tls_transport_ssl(t), verify_address, (void *)name);
     if (rc == 0)
         rc = gw__tls_handshake(t, deadline, NULL, &lib_err);
+    if (guard)
+        rt_undefer(guard, false);
     if (rc == 0) {
         gw_tls_count_handshake(false, false);
         *out = t;

@@ -15,7 +15,11 @@
  * Files. DIR/cert.pem and DIR/key.pem, each written to a temporary file in
  * DIR and renamed over the final name, so a reader never sees half a file;
  * the key is created 0600 and never exists with a wider mode. Existing
- * files are kept unless --force is given.
+ * files are kept unless --force is given, also those another run writes
+ * while this one makes its key (two containers starting at once on one
+ * volume): without --force a file takes its name by link(), which never
+ * replaces, and the key goes first, so only the run whose key took the
+ * name writes a certificate.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -264,9 +268,12 @@ out:
 /* ---- files -------------------------------------------------------------------- */
 
 /* Writes the NUL-terminated text to DIR/NAME through a temporary file in
- * DIR created 0600, given `mode` before the rename. */
+ * DIR created 0600, given `mode` before it takes the name: renamed over
+ * an existing file with `replace`, else linked, which fails with -EEXIST
+ * when the name exists by then (another run writing the same directory
+ * meanwhile: its files are kept, never mixed with these). */
 static int write_file(const char *dir, const char *name, const unsigned char *text, mode_t mode,
-                      char *err, size_t errlen)
+                      bool replace, char *err, size_t errlen)
 {
     char tmp[4096], path[4096];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
@@ -296,12 +303,14 @@ static int write_file(const char *dir, const char *name, const unsigned char *te
 out:
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
+    if (rc == 0 && (replace ? rename(tmp, path) : link(tmp, path)) != 0)
         rc = -errno;
-    if (rc != 0) {
+    if (rc == -EEXIST)
+        snprintf(err, errlen, "%s exists (--force replaces it)", path);
+    else if (rc != 0)
         snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+    if (rc != 0 || !replace)
         unlink(tmp);
-    }
     return rc;
 }
 
@@ -396,9 +405,9 @@ int gw_tls_self_signed_write(const struct gw_tls_self_signed *o, const char *dir
         goto out;
     }
     /* The key first: a certificate is never there without its key. */
-    if ((rc = write_file(dir, GW_TLS_SELF_SIGNED_KEY, key, 0600, err, errlen)) < 0)
+    if ((rc = write_file(dir, GW_TLS_SELF_SIGNED_KEY, key, 0600, o->force, err, errlen)) < 0)
         goto out;
-    rc = write_file(dir, GW_TLS_SELF_SIGNED_CERT, cert, 0644, err, errlen);
+    rc = write_file(dir, GW_TLS_SELF_SIGNED_CERT, cert, 0644, o->force, err, errlen);
 out:
     if (key)
         mbedtls_platform_zeroize(key, PEM_MAX);

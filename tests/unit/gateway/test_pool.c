@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "gw_int.h"
+#include "tls/tls.h"
 #include "upstream_int.h"
 
 static struct gw_target target;
@@ -148,6 +150,69 @@ START_TEST(a_process_ending_with_a_connection_out_gives_its_slot_back)
 }
 END_TEST
 
+/* Descriptors the test process has open now. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static atomic_int handshaker_rc = 1;
+
+/* Checks out a new connection to a TLS upstream whose target accepts TCP
+ * (the listener's backlog) but never answers the ClientHello. */
+static void handshaker(void *arg)
+{
+    (void)arg;
+    struct gw__upconn c = {0};
+    char why[96];
+    atomic_store(&handshaker_rc, gw__conn_checkout(&target, 10000, false, &c, why, sizeof why));
+    gw__conn_checkin(&target, &c, false);
+}
+
+static void killed_handshake_body(void *arg)
+{
+    (void)arg;
+    int fds0 = open_fds();
+    rt_pid pid = 0;
+    T_ASSERT(rt_spawn(handshaker, NULL, NULL, &pid) == 0);
+    rt_ref ref = rt_monitor(pid);
+    rt_sleep(200); /* connected, the ClientHello sent: waiting for the answer */
+    uint32_t active;
+    size_t idle;
+    counts(&active, &idle);
+    T_ASSERT(active == 1);
+    T_ASSERT(open_fds() == fds0 + 1);
+    T_ASSERT(rt_exit_signal(pid, RT_KILL) == 0);
+    struct rt_msg *down = rt_receive_ref(ref, 5000);
+    T_ASSERT(down != NULL);
+    rt_msg_free(down);
+    T_ASSERT(atomic_load(&handshaker_rc) == 1); /* killed before the checkout returned */
+    /* The slot is given back and the socket (and its session) closed. */
+    counts(&active, &idle);
+    T_ASSERT(active == 0 && idle == 0);
+    T_ASSERT(open_fds() == fds0);
+}
+
+START_TEST(a_process_killed_mid_handshake_gives_its_slot_and_socket_back)
+{
+    struct gw_tls_upstream_config tc = {.enabled = true, .verify = false};
+    char err[256] = "";
+    ck_assert_msg(gw_tls_client_new(&tc, &upstream.tls, err, sizeof err) == 0, "%s", err);
+    target.host = "127.0.0.1";
+    run(killed_handshake_body);
+    gw_tls_client_free(upstream.tls);
+    upstream.tls = NULL;
+    target.host = NULL;
+}
+END_TEST
+
 /* Many processes on two schedulers check connections out and back in at
  * once: no slot or idle connection is lost or counted twice, and the
  * descriptor budget counts exactly the idle ones (a workload for TSan). */
@@ -226,6 +291,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, pool_caps_busy_and_idle_connections_and_reuses_idle_ones);
     tcase_add_test(tc, a_process_ending_with_a_connection_out_gives_its_slot_back);
+    tcase_add_test(tc, a_process_killed_mid_handshake_gives_its_slot_and_socket_back);
     tcase_add_test(tc, concurrent_checkouts_lose_no_slot_and_count_each_idle_connection_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
