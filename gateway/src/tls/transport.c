@@ -378,6 +378,7 @@ static const struct gw__transport_ops tls_ops = {
     .write = tls_write,
     .writev = tls_writev,
     .wait = tls_wait,
+    .pending = gw_tls_transport_pending,
     .shutdown = tls_shutdown,
     .split = tls_split,
     .close = tls_close,
