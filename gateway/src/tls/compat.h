@@ -158,6 +158,15 @@ int gw_tls_x509write_crt_set_serial(mbedtls_x509write_cert *crt, const unsigned 
 
 /* Protocol versions, as config.h's enum gw_tls_version (1.2 = 0, 1.3 = 1);
  * max above what the build has is clamped to it. */
+/* Whether a configuration is a client's (an upstream connection's). */
+static inline bool gw_tls_conf_is_client(const mbedtls_ssl_config *conf)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    return conf->MBEDTLS_PRIVATE(endpoint) == MBEDTLS_SSL_IS_CLIENT;
+#else
+    return conf->endpoint == MBEDTLS_SSL_IS_CLIENT;
+#endif
+}
 void gw_tls_conf_versions(mbedtls_ssl_config *conf, int min, int max);
 /* The ECDHE groups a configuration prefers, fastest first (X25519, P-256,
  * P-384, P-521), on both sides. */

@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +36,8 @@
 struct tls_sess {
     _Atomic int refs;
     pthread_mutex_t lock;
-    int sock; /* the connection's socket; the session's BIO reads and writes it */
+    int sock;    /* the connection's socket; the session's BIO reads and writes it */
+    bool client; /* the gateway's side is the client (an upstream connection) */
     mbedtls_ssl_context ssl;
     struct gw__tls_idle idle; /* the record buffers while idle (idle.c) */
     /* What keeps the session's configuration alive (a server's: the one
@@ -136,8 +139,15 @@ static ssize_t tls_read(struct gw__transport *base, void *buf, size_t cap, int64
         pthread_mutex_unlock(&s->lock);
         if (n > 0)
             return n;
-        if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || n == MBEDTLS_ERR_SSL_CONN_EOF)
+        if (n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
             return 0;
+        if (n == 0 || n == MBEDTLS_ERR_SSL_CONN_EOF) {
+            /* The socket closed without close_notify. A client doing so
+             * just goes away; a server doing so may be an attacker cutting
+             * short a response whose end only the close marks (read until
+             * close), which must not pass for a complete one. */
+            return s->client ? -ECONNRESET : 0;
+        }
         if (GW_TLS_READ_AGAIN(n))
             continue;
         if (!want(n))
@@ -206,7 +216,8 @@ static int tls_writev(struct gw__transport *base, const struct iovec *iov, int i
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
     size_t cap = total < GATHER ? total : GATHER;
-    char *g = cap ? malloc(cap) : NULL;
+    /* rt_alloc: freed with the process if it is killed while a write waits. */
+    char *g = cap ? rt_alloc(cap) : NULL;
     if (!g && cap)
         return -ENOMEM;
     int rc = 0;
@@ -230,7 +241,7 @@ static int tls_writev(struct gw__transport *base, const struct iovec *iov, int i
     }
     if (rc == 0 && used)
         rc = write_all(base, g, used, deadline);
-    free(g);
+    rt_free(g);
     return rc;
 }
 
@@ -416,6 +427,7 @@ int gw__tls_transport_new(int fd, const mbedtls_ssl_config *conf, void *owner,
     atomic_init(&s->refs, 1);
     pthread_mutex_init(&s->lock, NULL);
     s->sock = fd;
+    s->client = gw_tls_conf_is_client(conf);
     s->owner = owner;
     s->release = release;
     mbedtls_ssl_init(&s->ssl);
@@ -464,6 +476,17 @@ static void release_server(void *srv)
     gw_tls_server_unref(srv);
 }
 
+static void close_fd(void *fd)
+{
+    rt_close((int)(intptr_t)fd);
+}
+
+static void close_transport(void *t)
+{
+    struct gw__transport *tp = t;
+    tp->ops->close(tp);
+}
+
 int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
                   struct gw__transport **out, struct gw_tls_peer *peer, enum gw_tls_fail *why)
 {
@@ -474,10 +497,19 @@ int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
         close(fd);
         return rc;
     }
-    if ((rc = first_byte(fd, deadline, why)) < 0) {
+    /* Until it returns, the socket and then the session are this
+     * process's to give back, also when it is killed mid-handshake. */
+    uint64_t guard = rt_defer(close_fd, (void *)(intptr_t)fd);
+    if (!guard) {
+        *why = GW_TLS_FAIL_CLOSED;
         rt_close(fd);
+        return -ENOMEM;
+    }
+    if ((rc = first_byte(fd, deadline, why)) < 0) {
+        rt_undefer(guard, true);
         return rc;
     }
+    rt_undefer(guard, false);
     struct gw_tls_server *srv = gw_tls_listener_acquire(tl);
     struct gw__transport *t;
     /* The session holds the configuration it was accepted with: a reload
@@ -485,6 +517,11 @@ int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
     if ((rc = gw__tls_transport_new(fd, &srv->conf, srv, release_server, &t)) < 0) {
         *why = GW_TLS_FAIL_PROTOCOL;
         return rc;
+    }
+    if (!(guard = rt_defer(close_transport, t))) {
+        *why = GW_TLS_FAIL_CLOSED;
+        t->ops->close(t);
+        return -ENOMEM;
     }
     mbedtls_ssl_context *ssl = gw__tls_transport_ssl(t);
     struct gw__tls_hs hs = {.srv = srv};
@@ -513,9 +550,10 @@ int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
     }
     gw__tls_peer_fill(ssl, &hs, peer);
     gw_tls_count_handshake(true, hs.resumed);
+    rt_undefer(guard, false);
     *out = t;
     return 0;
 out:
-    t->ops->close(t);
+    rt_undefer(guard, true); /* closes t */
     return rc;
 }
