@@ -5,6 +5,7 @@ with the key readable by its owner only; existing files are kept unless
 --force. The certificate is read back with openssl and used by a Python
 ssl server, so what is checked is what clients see."""
 import os
+import shutil
 import socket
 import ssl
 import stat
@@ -150,32 +151,42 @@ def files_written_meanwhile_by_another_run_are_kept_unless_force():
     volume): the one still making its key when the other has written its
     pair must not put its own files over them, or the directory could end
     with one run's key and the other's certificate."""
-    with tempfile.TemporaryDirectory() as d:
+    # An RSA key takes a random time to make: an attempt where the slow run
+    # ended before the fast one wrote its files tests nothing, and is made
+    # again (at most 5 times).
+    for attempt in range(5):
+        d = tempfile.mkdtemp(prefix="tandem-selfsigned-")
         slow = subprocess.Popen([tandem_bin(), "tls", "self-signed", "--name", "localhost",
-                                 "--key", "rsa", "--rsa-bits", "3072", "--out", d],
+                                 "--key", "rsa", "--rsa-bits", "4096", "--out", d],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            # Past its check for existing files (its first step), making
-            # an RSA key for far longer than the run below takes.
-            time.sleep(0.3)
-            fast = self_signed("--name", "localhost", "--out", d)
-            assert fast.returncode == 0, fast
-            assert slow.poll() is None, "the RSA run ended first: nothing was tested"
-            with open(os.path.join(d, "cert.pem")) as f:
-                cert = f.read()
-            with open(os.path.join(d, "key.pem")) as f:
-                key = f.read()
-            _, err = slow.communicate(timeout=300)
-        finally:
-            if slow.poll() is None:
-                slow.kill()
-                slow.wait()
+        # Past its check for existing files (its first step), making
+        # an RSA key for far longer than the run below takes.
+        time.sleep(0.3)
+        fast = self_signed("--name", "localhost", "--out", d)
+        if slow.poll() is None:
+            break
+        slow.communicate()
+        shutil.rmtree(d)
+    else:
+        raise AssertionError("the RSA run ended first every time: nothing was tested")
+    try:
+        assert fast.returncode == 0, fast
+        with open(os.path.join(d, "cert.pem")) as f:
+            cert = f.read()
+        with open(os.path.join(d, "key.pem")) as f:
+            key = f.read()
+        _, err = slow.communicate(timeout=300)
         assert slow.returncode == 1 and "exists" in err, (slow.returncode, err)
         with open(os.path.join(d, "cert.pem")) as f:
             assert f.read() == cert
         with open(os.path.join(d, "key.pem")) as f:
             assert f.read() == key
         assert sorted(os.listdir(d)) == ["cert.pem", "key.pem"], os.listdir(d)
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @t.case

@@ -129,18 +129,11 @@ static inline int gw_tls_sha256(const void *buf, size_t len, unsigned char out[3
 /* ---- keys and certificates -------------------------------------------------- */
 
 /* A parsed certificate's v3 extensions as its DER has them (the
- * Extensions SEQUENCE), private in 3.x. */
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-static inline const mbedtls_x509_buf *gw_tls_crt_v3_ext(const mbedtls_x509_crt *c)
-{
-    return &c->MBEDTLS_PRIVATE(v3_ext);
-}
-#else
+ * Extensions SEQUENCE); a public field in 2.28 and 3.6 alike. */
 static inline const mbedtls_x509_buf *gw_tls_crt_v3_ext(const mbedtls_x509_crt *c)
 {
     return &c->v3_ext;
 }
-#endif
 
 /* mbedtls_pk_parse_keyfile without a password; 3.x takes a generator for
  * its blinding. */
