@@ -120,6 +120,9 @@ def acl_refusing_everyone_answers_401_direct_and_proxied():
 def a_clients_consumer_fields_never_reach_the_upstream():
     gw = start([
         {"name": "plain", "match": {"path": "/echo"}, "upstream": "up"},
+        # A match condition on an owned name never sees the client's copy.
+        {"name": "forged", "match": {"path": "/echo", "headers": {"x-consumer": True}},
+         "respond": {"status": 200, "body": "matched on the client's copy"}},
     ], upstream=up)
     try:
         st, _, body = request(gw.port, "GET", "/echo", {
