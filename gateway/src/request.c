@@ -4,7 +4,9 @@
  * It canonicalises the request target (the same path is used to route and
  * is sent upstream), holds the route table it started with until it ends,
  * and hands the request to its listener's handler (gw__listener.handler):
- * for a public listener the routes below, which match and either answer
+ * for a public listener the routes below, which match, run the route's
+ * policies (policy/chain.c: they may answer, or let the request go on with
+ * a consumer and fields for the upstream and the answer) and either answer
  * from the route (`respond`), run the route's workflow (workflow/http.c,
  * which also answers the workflows' status path before any route is
  * matched) or proxy to the route's upstream; for the
@@ -27,6 +29,7 @@
 #include "gw_int.h"
 #include "request_detail.h"
 #include "path_settle.h"
+#include "policy/policy.h"
 #include "route/holder.h"
 #include "workflow/http.h"
 
@@ -97,19 +100,22 @@ static void respond_route(struct gw__exchange *ex, const struct route *r, struct
     rt_free(fields);
 }
 
-/* What match.headers conditions look at: the request's head, and the
- * client-certificate fields that stand in for the client's copies. */
+/* What match.headers conditions look at: the request's head, the
+ * client-certificate fields that stand in for the client's copies, and the
+ * names the policy set owns (no value yet: the chain runs after the match). */
 struct header_view {
     const struct gw_http_head *h;
-    struct gw_http_kv owned[GW_HTTP_MAX_OWNED];
+    struct gw_http_kv owned[GW_HTTP_MAX_CERT_FIELDS];
     size_t nowned;
+    const struct gw_pol_set *pols;
 };
 
 /* route_request.header: every line of a repeated field in turn, so that
  * match.headers conditions see all of them (the proxy forwards all). A
  * client-certificate field is the gateway's, as the upstream gets it: the
  * verified value once, or none, never what the client sent under its
- * name. */
+ * name; a field a policy set owns (the consumer's) is none: it has no value
+ * before the route's chain runs. */
 static const char *header_lookup(void *ctx, const char *name, size_t name_len, size_t *pos,
                                  size_t *len)
 {
@@ -125,6 +131,11 @@ static const char *header_lookup(void *ctx, const char *name, size_t name_len, s
         *len = strnlen(o->value, GW_HTTP_OWNED_VALUE_MAX);
         return o->value;
     }
+    size_t npol;
+    const char *const *pol = gw_pol_set_owned(hv->pols, &npol);
+    for (size_t i = 0; i < npol; i++)
+        if (strlen(pol[i]) == name_len && strncasecmp(pol[i], name, name_len) == 0)
+            return NULL;
     for (size_t i = *pos; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
         if (f->name_len == name_len && strncasecmp(f->name, name, name_len) == 0) {
@@ -213,6 +224,24 @@ static void options_asterisk(struct gw__exchange *ex, const struct route_table *
     gw__ex_answer(ex, &a, NULL, 0);
 }
 
+/* Route r's policies (it has some): true when one of them answered. The
+ * chain state stays in *pq for the route's action (the consumer, fields
+ * both ways: ex->pol points at it until the request ends). */
+static bool run_policies(struct gw__exchange *ex, const struct route_table *table,
+                         const struct route *r, struct gw_pol_req *pq, struct gw__req_log *log)
+{
+    *pq = (struct gw_pol_req){
+        .ex = ex,
+        .head = ex->head,
+        .route = r,
+        .table = table,
+        .client = ex->client_addr,
+    };
+    int st = gw__policy_chain(pq);
+    log->consumer = pq->consumer ? pq->consumer->name : pq->subject;
+    return st == GW_POL_ANSWERED;
+}
+
 /* The routes: a public listener's handler. A path settled under the route's
  * policy replaces *tp (for the access log). */
 void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struct gw__req_log *log)
@@ -240,7 +269,7 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         hlen = t.authority_len;
     else
         host = gw_http_head_get(h, "host", &hlen);
-    struct header_view hv = {.h = h};
+    struct header_view hv = {.h = h, .pols = gw_pol_table_set(table)};
     hv.nowned = gw__client_cert_fields(ex, hv.owned);
     struct route_request rr = {
         .method = h->method,
@@ -291,6 +320,9 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         redirect_https(ex, r, &t, host, hlen);
         return;
     }
+    struct gw_pol_req pq;
+    if (r->npolicies && run_policies(ex, table, r, &pq, log))
+        return;
     if (r->respond) {
         gw__request_detail_set(h->method, t.path, t.path_len, r->name, NULL);
         respond_route(ex, r, log);
@@ -322,8 +354,9 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         while (prefix_len && t.path[prefix_len - 1] == '/')
             prefix_len--;
     }
-    int st = gw__proxy(ex, r, upath, (size_t)plen, prefix_len ? t.path : NULL, prefix_len, up,
-                       log->target, sizeof log->target, &log->bytes);
+    int st =
+        gw__proxy(ex, r, gw_pol_table_set(table), upath, (size_t)plen, prefix_len ? t.path : NULL,
+                  prefix_len, up, log->target, sizeof log->target, &log->bytes);
     if (st < 0)
         gw__ex_close_after(ex);
 }
@@ -364,11 +397,12 @@ void gw__request_main(void *arg)
     }
     gw__request_detail_set(h->method, t.path, t.path_len, NULL, NULL);
     ex->lis->handler(ex, &t, &log);
+    ex->pol = NULL; /* on the handler's stack, gone now */
     path = t.path;
 out:;
     uint64_t dur = (rt_now_ns() - t0) / 1000;
     gw_metrics_request(log.route_name, ex->status, dur);
     if (gw.cfg->access_log)
-        gw__access_log(ex, h->method, path, log.route_name, log.target[0] ? log.target : NULL,
-                       ex->status, log.bytes, dur, log.version);
+        gw__access_log(ex, h->method, path, log.route_name, log.consumer,
+                       log.target[0] ? log.target : NULL, ex->status, log.bytes, dur, log.version);
 }
