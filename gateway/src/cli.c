@@ -32,6 +32,7 @@
 #include "gw_version.h"
 #include "policy/auth.h"
 #include "tls/tls.h"
+#include "policy/table.h"
 #include "workflow/def.h"
 
 void gw_cli_usage(FILE *out)
@@ -101,7 +102,7 @@ static int cmd_check(const char *path)
            plural(cfg->nlisteners, "listener", "listeners"), cfg->nupstreams,
            plural(cfg->nupstreams, "upstream", "upstreams"), nroutes,
            plural(nroutes, "route", "routes"), nfiles, plural(nfiles, "file", "files"));
-    size_t nwf = wf_set_count(route_table_attachment(cfg->routes));
+    size_t nwf = wf_set_count(gw__table_wf_set(cfg->routes));
     if (nwf)
         printf(", %zu %s", nwf, plural(nwf, "workflow", "workflows"));
     if (warnings)
