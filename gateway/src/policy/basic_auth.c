@@ -482,10 +482,12 @@ static int basic_run(void *state, struct gw_pol_req *rq)
     }
     uint64_t now = rt_now_ms();
     const struct gw_pol_consumer *c = NULL;
-    if (b->cache &&
-        mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), b->cache_key,
-                        sizeof b->cache_key, cred, clen, tag) == 0 &&
-        (c = cache_find(b, tag, now))) {
+    /* Without a tag (no cache, or the HMAC failed) nothing is looked up
+     * or remembered. */
+    bool tagged =
+        b->cache && mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), b->cache_key,
+                                    sizeof b->cache_key, cred, clen, tag) == 0;
+    if (tagged && (c = cache_find(b, tag, now))) {
         /* Relaxed: a counter. */
         atomic_fetch_add_explicit(&n_cache_hits, 1, memory_order_relaxed);
         goto ok;
@@ -509,7 +511,7 @@ static int basic_run(void *state, struct gw_pol_req *rq)
         rc = deny(b, rq, "invalid_credentials", "invalid credentials");
         goto out;
     }
-    if (b->cache)
+    if (tagged)
         cache_put(b, tag, c, now);
 ok:
     rq->consumer = c;

@@ -297,6 +297,15 @@ int gw__pol_query_take(const char *query, size_t qlen, const char *name, char *v
     return 0;
 }
 
+/* Wipes and frees a copy of a key taken from the query (NULL-safe). */
+static void forget(char *qval)
+{
+    if (!qval)
+        return;
+    mbedtls_platform_zeroize(qval, GW_POL_KEY_MAX);
+    rt_free(qval);
+}
+
 static int deny(const struct key_auth *k, struct gw_pol_req *rq, const char *reason,
                 const char *message)
 {
@@ -346,16 +355,16 @@ static int key_run(void *state, struct gw_pol_req *rq)
         }
     }
     if (bad || (key && klen > GW_POL_KEY_MAX)) {
-        if (qval)
-            mbedtls_platform_zeroize(qval, GW_POL_KEY_MAX);
+        forget(qval);
         return deny(k, rq, "invalid_credentials", "invalid API key");
     }
-    if (!key)
+    if (!key) {
+        forget(qval);
         return deny(k, rq, "missing_credentials", "an API key is needed");
+    }
     unsigned char h[32];
     int hr = gw_tls_sha256(key, klen, h);
-    if (qval)
-        mbedtls_platform_zeroize(qval, GW_POL_KEY_MAX);
+    forget(qval);
     const struct gw_pol_consumer *c = hr == 0 ? key_find(k, h) : NULL;
     if (!c)
         return deny(k, rq, "invalid_credentials", "invalid API key");
