@@ -24,6 +24,7 @@
 
 #include "gw/metrics.h"
 #include "gw_int.h"
+#include "policy/set_int.h"
 #include "relay.h"
 #include "request_detail.h"
 #include "tls/tls.h"
@@ -106,25 +107,32 @@ static bool idempotent(const char *m)
     return false;
 }
 
-/* The wire module's form of a route's field edits, in `storage` (process
- * memory, freed with the request process); NULL when the route has none. */
+/* The wire module's form of a route's field edits plus `pol` fields (a
+ * policy chain's response fields, gw__pol_resp_split), in `storage`
+ * (process memory, freed with the request process); NULL when there are
+ * none. */
 static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
+                                            const struct gw_http_kv *pol, size_t npol,
                                             struct gw_http_edits *storage)
 {
-    if (!re->nset && !re->nadd && !re->nremove)
+    if (!re->nset && !re->nadd && !re->nremove && !npol)
         return NULL;
-    struct gw_http_kv *set = re->nset ? rt_alloc(re->nset * sizeof(*set)) : NULL;
-    struct gw_http_kv *add = re->nadd ? rt_alloc(re->nadd * sizeof(*add)) : NULL;
-    if ((re->nset && !set) || (re->nadd && !add))
+    size_t nset = re->nset + npol, nadd = re->nadd + npol;
+    struct gw_http_kv *set = nset ? rt_alloc(nset * sizeof(*set)) : NULL;
+    struct gw_http_kv *add = nadd ? rt_alloc(nadd * sizeof(*add)) : NULL;
+    if ((nset && !set) || (nadd && !add))
         return NULL;
     for (size_t i = 0; i < re->nset; i++)
         set[i] = (struct gw_http_kv){re->set[i].name, re->set[i].value};
     for (size_t i = 0; i < re->nadd; i++)
         add[i] = (struct gw_http_kv){re->add[i].name, re->add[i].value};
+    nset = re->nset;
+    nadd = re->nadd;
+    gw__pol_resp_split(pol, npol, set, &nset, add, &nadd);
     *storage = (struct gw_http_edits){.set = set,
-                                      .nset = re->nset,
+                                      .nset = nset,
                                       .add = add,
-                                      .nadd = re->nadd,
+                                      .nadd = nadd,
                                       .remove = re->remove,
                                       .nremove = re->nremove};
     return storage;
@@ -142,14 +150,14 @@ static size_t owned_add(struct gw_http_kv *out, size_t n, const char *name, cons
     for (size_t i = 0; i < n; i++)
         if (strcasecmp(out[i].name, name) == 0)
             return n;
-    /* config.c refuses more distinct names than GW_HTTP_MAX_OWNED */
-    if (n < GW_HTTP_MAX_OWNED)
+    /* config.c refuses more distinct names than GW_HTTP_MAX_CERT_FIELDS */
+    if (n < GW_HTTP_MAX_CERT_FIELDS)
         out[n++] = (struct gw_http_kv){name, value};
     return n;
 }
 
 size_t gw__client_cert_fields(const struct gw__exchange *ex,
-                              struct gw_http_kv out[GW_HTTP_MAX_OWNED])
+                              struct gw_http_kv out[GW_HTTP_MAX_CERT_FIELDS])
 {
     const struct gw_tls_peer *p = ex->tls && ex->tls->client_cert ? ex->tls : NULL;
     size_t own = ex->lis->index >= 0 ? (size_t)ex->lis->index : SIZE_MAX;
@@ -167,9 +175,9 @@ size_t gw__client_cert_fields(const struct gw__exchange *ex,
     return n;
 }
 
-int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
-              const char *prefix, size_t prefix_len, struct gw_upstream *up, char *target_out,
-              size_t target_cap, uint64_t *bytes)
+int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_pol_set *pols,
+              const char *upath, size_t upath_len, const char *prefix, size_t prefix_len,
+              struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes)
 {
     struct gw_http_edits req_edits, resp_edits;
     const struct gw_upstream_config *uc = gw__upstream_config(up);
@@ -193,7 +201,9 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     *rl = (struct gw__relay){.ex = ex,
                              .response_timeout_ms = response_ms,
                              .read_timeout_ms = GW__WRITE_TIMEOUT_MS,
-                             .resp_edits = edits_of(&r->response_headers, &resp_edits),
+                             .resp_edits =
+                                 edits_of(&r->response_headers, ex->pol ? ex->pol->resp : NULL,
+                                          ex->pol ? ex->pol->nresp : 0, &resp_edits),
                              .ops = {attempt_report, attempt_upgrade, &a},
                              .fail_status = 502,
                              .fail_msg = "no upstream target answered"};
@@ -222,6 +232,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     }
     struct gw_http_kv owned[GW_HTTP_MAX_OWNED];
     size_t nowned = gw__client_cert_fields(ex, owned);
+    nowned = gw__pol_owned_fields(ex->pol, pols, owned, nowned, GW_HTTP_MAX_OWNED);
     struct gw_http_fwd fwd = {
         .client_addr = ex->client_addr,
         .keep_forwarded_for = true,
@@ -232,7 +243,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         .path = upath,
         .path_len = upath_len,
         .tunnel = ex->head->upgrade,
-        .edits = edits_of(&r->request_headers, &req_edits),
+        .edits = edits_of(&r->request_headers, NULL, 0, &req_edits),
         .port = ex->lis->port,
         .prefix = prefix,
         .prefix_len = prefix_len,
