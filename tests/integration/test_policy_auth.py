@@ -321,6 +321,13 @@ def test_no_key_or_password_in_logs_or_admin():
         assert s not in out and s not in err, s
 
 
+@t.case
+def test_gateway_stops_cleanly():
+    assert gw.stop() == 0, gw.log()
+    err = gw.log()
+    assert "runtime error" not in err and "Sanitizer" not in err, err
+
+
 try:
     t.finish()
 finally:
