@@ -402,6 +402,16 @@ void gw__request_main(void *arg)
     if (!tbuf || gw_http_target_canon_policy(&first, h->method, h->target, h->target_len, tbuf,
                                              tcap, &t) < 0) {
         gw__ex_error(ex, 400, "invalid request target", false);
+        /* Logged as received, up to its query: a query may carry a
+         * credential (key_auth's parameter), which no log holds. */
+        size_t plen = strcspn(h->target, "?");
+        if (h->target[plen] && tbuf) {
+            memcpy(tbuf, h->target, plen);
+            tbuf[plen] = '\0';
+            path = tbuf;
+        } else if (h->target[plen]) {
+            path = NULL;
+        }
         goto out;
     }
     gw__request_detail_set(h->method, t.path, t.path_len, NULL, NULL);
