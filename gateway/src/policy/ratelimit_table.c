@@ -415,9 +415,14 @@ int gw__rl_check(struct gw__rl_space *s, char prefix, const char *key, size_t le
     pthread_mutex_lock(&st->lock);
     struct rl_entry *e = find(st, h, k, klen);
     if (e) {
-        lru_unlink(st, e);
-        lru_append(st, e);
+        uint64_t seq = e->w.seq;
         gw__rl_window_take(&e->w, limit, s->window_ms, now_ms, r);
+        /* An entry's expiry moves only with its window: keeping the list
+         * in window order needs a move once per window, not per check. */
+        if (e->w.seq != seq && st->newest != e) {
+            lru_unlink(st, e);
+            lru_append(st, e);
+        }
         goto out;
     }
     sweep(s, st, now_ms);
