@@ -12,6 +12,8 @@
  *                             from the key tables
  *   tandem tls self-signed --name NAME... --out DIR
  *                             a key and a self-signed certificate (tls/)
+ *   tandem hash key|password  a consumer's API key or password record, the
+ *                             secret read from stdin (policy/hash_cli.c)
  *   tandem --version | --help
  *
  * Exit codes: 0 success, 1 invalid configuration, 2 usage error.
@@ -28,6 +30,7 @@
 #include "gw/config.h"
 #include "gw/ctl.h"
 #include "gw_version.h"
+#include "policy/auth.h"
 #include "tls/tls.h"
 #include "policy/table.h"
 #include "workflow/def.h"
@@ -43,6 +46,8 @@ void gw_cli_usage(FILE *out)
         "       tandem tls self-signed --name NAME... --out DIR\n"
         "                                   write a key and a self-signed certificate (tls "
         "--help)\n"
+        "       tandem hash key|password    hash an API key or a password read from stdin for a\n"
+        "                                   consumer (hash --help)\n"
         "       tandem schema config|routes|workflows\n"
         "                                   print the JSON Schema of tandem.json, a route file or\n"
         "                                   a workflow file\n"
@@ -181,6 +186,8 @@ int gw_cli_main(int argc, char **argv)
         return gw_ctl_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "tls") == 0)
         return gw_tls_cli_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "hash") == 0)
+        return gw_pol_hash_cli_main(argc - 1, argv + 1);
     const char *config = GW_CONFIG_DEFAULT_PATH;
     bool check = false;
     for (int i = 1; i < argc; i++) {

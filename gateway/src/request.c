@@ -228,7 +228,8 @@ static void options_asterisk(struct gw__exchange *ex, const struct route_table *
  * chain state stays in *pq for the route's action (the consumer, fields
  * both ways: ex->pol points at it until the request ends). */
 static bool run_policies(struct gw__exchange *ex, const struct route_table *table,
-                         const struct route *r, struct gw_pol_req *pq, struct gw__req_log *log)
+                         const struct route *r, const struct gw_http_target *t,
+                         struct gw_pol_req *pq, struct gw__req_log *log)
 {
     *pq = (struct gw_pol_req){
         .ex = ex,
@@ -236,6 +237,8 @@ static bool run_policies(struct gw__exchange *ex, const struct route_table *tabl
         .route = r,
         .table = table,
         .client = ex->client_addr,
+        .query = t->query,
+        .query_len = t->query ? t->query_len : 0,
     };
     int st = gw__policy_chain(pq);
     log->consumer = pq->consumer ? pq->consumer->name : pq->subject;
@@ -321,8 +324,14 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         return;
     }
     struct gw_pol_req pq;
-    if (r->npolicies && run_policies(ex, table, r, &pq, log))
-        return;
+    if (r->npolicies) {
+        if (run_policies(ex, table, r, &t, &pq, log))
+            return;
+        /* The query the action forwards is the chain's: key_auth drops
+         * its parameter from it. */
+        t.query = pq.query;
+        t.query_len = pq.query_len;
+    }
     if (r->respond) {
         gw__request_detail_set(h->method, t.path, t.path_len, r->name, NULL);
         respond_route(ex, r, log);
@@ -393,6 +402,16 @@ void gw__request_main(void *arg)
     if (!tbuf || gw_http_target_canon_policy(&first, h->method, h->target, h->target_len, tbuf,
                                              tcap, &t) < 0) {
         gw__ex_error(ex, 400, "invalid request target", false);
+        /* Logged as received, up to its query: a query may carry a
+         * credential (key_auth's parameter), which no log holds. */
+        size_t plen = strcspn(h->target, "?");
+        if (h->target[plen] && tbuf) {
+            memcpy(tbuf, h->target, plen);
+            tbuf[plen] = '\0';
+            path = tbuf;
+        } else if (h->target[plen]) {
+            path = NULL;
+        }
         goto out;
     }
     gw__request_detail_set(h->method, t.path, t.path_len, NULL, NULL);

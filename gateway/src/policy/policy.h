@@ -109,6 +109,12 @@ struct gw_pol_req {
     /* The client's address as the gateway believes it: the peer's, or,
      * from a trusted proxy, the right-most untrusted X-Forwarded-For hop. */
     const char *client;
+    /* The query sent upstream (the bytes after '?', without it; NULL:
+     * none), the client's at first. A policy may point it at a string of
+     * its own (rt_alloc'd): key_auth drops its query parameter, so that an
+     * API key never reaches the upstream. */
+    const char *query;
+    size_t query_len;
     /* The authenticated consumer; NULL before (or without) one. An
      * authentication policy that verifies a token naming no configured
      * consumer may set `subject` alone. */
@@ -140,6 +146,11 @@ int gw_pol_refuse(struct gw_pol_req *rq, int status, const char *message,
                   const struct gw_http_kv *extra, size_t nextra);
 
 enum { GW_POL_NEXT = 0, GW_POL_ANSWERED = 1 };
+
+/* Counts one refusal by policy `policy` (its definition's name) for
+ * `reason`, a label of tandem_policy_denials_total (stats.c). Any thread;
+ * never blocks. */
+void gw_pol_count_denial(const char *policy, const char *reason);
 
 /* ---- policy kinds --------------------------------------------------------- */
 

@@ -6,7 +6,8 @@
  * MBEDTLS_VERSION_NUMBER itself; it touches no field the 3.x headers mark
  * private (their accessors are used, or the wrappers here reach the field
  * through MBEDTLS_PRIVATE). Code outside tls/ that hashes (the workflows'
- * idempotency keys) uses the SHA-256 wrappers below.
+ * idempotency keys, the policies' API keys and passwords) uses the SHA-256
+ * and PBKDF2 wrappers below.
  */
 #ifndef GW_TLS_COMPAT_H
 #define GW_TLS_COMPAT_H
@@ -18,9 +19,11 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/md.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/pkcs5.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ticket.h>
@@ -123,6 +126,34 @@ static inline int gw_tls_sha256_finish(mbedtls_sha256_context *c, unsigned char 
 static inline int gw_tls_sha256(const void *buf, size_t len, unsigned char out[32])
 {
     return mbedtls_sha256_ret(buf, len, out, 0);
+}
+#endif
+
+/* PBKDF2-HMAC-SHA256 of `pw` with `salt`, `iterations` rounds, into
+ * out[0..out_len) (basic-auth password records). 3.x takes the hash by type
+ * (mbedtls_pkcs5_pbkdf2_hmac_ext); 2.28 takes an HMAC context set up by the
+ * caller, here on the stack. 0 or an mbedtls error. Any thread; CPU-bound
+ * for as long as the iterations take (never on a scheduler). */
+#if MBEDTLS_VERSION_NUMBER >= 0x03030000
+static inline int gw_tls_pbkdf2_sha256(const void *pw, size_t pw_len, const unsigned char *salt,
+                                       size_t salt_len, uint32_t iterations, unsigned char *out,
+                                       uint32_t out_len)
+{
+    return mbedtls_pkcs5_pbkdf2_hmac_ext(MBEDTLS_MD_SHA256, pw, pw_len, salt, salt_len, iterations,
+                                         out_len, out);
+}
+#else
+static inline int gw_tls_pbkdf2_sha256(const void *pw, size_t pw_len, const unsigned char *salt,
+                                       size_t salt_len, uint32_t iterations, unsigned char *out,
+                                       uint32_t out_len)
+{
+    mbedtls_md_context_t md;
+    mbedtls_md_init(&md);
+    int rc = mbedtls_md_setup(&md, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1);
+    if (rc == 0)
+        rc = mbedtls_pkcs5_pbkdf2_hmac(&md, pw, pw_len, salt, salt_len, iterations, out_len, out);
+    mbedtls_md_free(&md);
+    return rc;
 }
 #endif
 
