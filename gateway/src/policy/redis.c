@@ -51,6 +51,7 @@
 #include "rt/gen_server.h"
 #include "rt/proc_lib.h"
 #include "rt/supervisor.h"
+#include "tls/compat.h"
 
 #define STALL_FACTOR 4
 #define STALL_MIN_MS 1000
@@ -74,7 +75,8 @@ const char gw__redis_script[] = "local c = redis.call('INCR', KEYS[1])\n"
                                 "end\n"
                                 "return {c, t}\n";
 
-/* The call's message (type MSG_WINDOW) and its answer. */
+/* The call's message (type MSG_WINDOW; `key` is the Redis key, prefix
+ * included) and its answer. */
 enum { MSG_WINDOW = 1 };
 struct window_req {
     uint32_t window_ms;
@@ -140,7 +142,7 @@ struct cmd {
     struct window_ans ans;
     char window[12]; /* decimal */
     size_t key_len;
-    char key[]; /* GW_REDIS_KEY_PREFIX and the caller's key */
+    char key[]; /* the Redis key, as the caller made it */
 };
 
 struct client {
@@ -451,8 +453,7 @@ static void take_call(struct client *c, struct rt_msg *m)
 {
     struct rt_gs_from from = {.pid = m->from, .alias = m->ref};
     const struct window_req *q = (const void *)m->data;
-    if (m->size < sizeof(*q) || q->key_len == 0 || q->key_len > GW_REDIS_KEY_MAX ||
-        m->size - sizeof(*q) < q->key_len) {
+    if (m->size < sizeof(*q) || q->key_len == 0 || m->size - sizeof(*q) < q->key_len) {
         answer(&from, -EINVAL, 0, 0);
         return;
     }
@@ -464,8 +465,7 @@ static void take_call(struct client *c, struct rt_msg *m)
         answer(&from, -EAGAIN, 0, 0);
         return;
     }
-    size_t plen = sizeof GW_REDIS_KEY_PREFIX - 1;
-    struct cmd *k = rt_calloc(1, sizeof(*k) + plen + q->key_len);
+    struct cmd *k = rt_calloc(1, sizeof(*k) + q->key_len);
     if (!k) {
         answer(&from, -ENOMEM, 0, 0);
         return;
@@ -475,9 +475,8 @@ static void take_call(struct client *c, struct rt_msg *m)
     k->from = from;
     k->sent_ms = rt_now_ms();
     snprintf(k->window, sizeof k->window, "%u", q->window_ms);
-    memcpy(k->key, GW_REDIS_KEY_PREFIX, plen);
-    memcpy(k->key + plen, q->key, q->key_len);
-    k->key_len = plen + q->key_len;
+    memcpy(k->key, q->key, q->key_len);
+    k->key_len = q->key_len;
     send_window_cmd(c, k, false);
     if (!k->prev && c->tail != k) {
         rt_free(k);
@@ -658,7 +657,7 @@ int gw_redis_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *
 int gw_redis_ratelimit(const char *key, size_t key_len, uint32_t limit, uint32_t window_ms,
                        uint32_t *count, uint32_t *reset_ms)
 {
-    if (!key || key_len == 0 || key_len > GW_REDIS_KEY_MAX || window_ms == 0 || limit == 0)
+    if (!key || key_len == 0 || window_ms == 0 || limit == 0)
         return -EINVAL;
     /* relaxed: hints; the connection process answers for itself. */
     rt_pid pid = atomic_load_explicit(&client_pid, memory_order_relaxed);
@@ -666,13 +665,27 @@ int gw_redis_ratelimit(const char *key, size_t key_len, uint32_t limit, uint32_t
         gw_metrics_redis_error(GW_METRICS_REDIS_UNAVAILABLE, NULL);
         return -ENOTCONN;
     }
-    struct rt_msg *m = rt_msg_new(MSG_WINDOW, sizeof(struct window_req) + key_len);
+    bool hashed = key_len > GW_REDIS_KEY_MAX;
+    size_t plen = sizeof GW_REDIS_KEY_PREFIX - 1;
+    size_t klen = plen + (hashed ? 64 : key_len);
+    struct rt_msg *m = rt_msg_new(MSG_WINDOW, sizeof(struct window_req) + klen);
     if (!m)
         return -ENOMEM;
     struct window_req *q = (void *)m->data;
     q->window_ms = window_ms;
-    q->key_len = (uint32_t)key_len;
-    memcpy(q->key, key, key_len);
+    q->key_len = (uint32_t)klen;
+    memcpy(q->key, hashed ? GW_REDIS_HASH_PREFIX : GW_REDIS_KEY_PREFIX, plen);
+    if (hashed) {
+        unsigned char d[32];
+        static const char hex[] = "0123456789abcdef";
+        gw_tls_sha256(key, key_len, d);
+        for (int i = 0; i < 32; i++) {
+            q->key[plen + 2 * i] = hex[d[i] >> 4];
+            q->key[plen + 2 * i + 1] = hex[d[i] & 15];
+        }
+    } else {
+        memcpy(q->key + plen, key, key_len);
+    }
     struct rt_msg *reply = NULL;
     int64_t timeout = atomic_load_explicit(&client_timeout_ms, memory_order_relaxed);
     int rc = rt_gen_server_call(pid, m, timeout, &reply, NULL);

@@ -23,9 +23,14 @@
 
 /* The connection process's registered name. */
 #define GW_REDIS_NAME "gw_redis"
-/* Longest key a caller may pass (bytes); Redis keys get the prefix below. */
-#define GW_REDIS_KEY_MAX 1024
+/* A caller's key of up to GW_REDIS_KEY_MAX bytes is sent as it is, after
+ * GW_REDIS_KEY_PREFIX; a longer one (a header's value, say) as the hex
+ * SHA-256 of its bytes after GW_REDIS_HASH_PREFIX, so that Redis's memory
+ * and each message stay small whatever a client sends. The two prefixes
+ * differ: a short key never names a long one's window. */
+#define GW_REDIS_KEY_MAX 256
 #define GW_REDIS_KEY_PREFIX "tandem:rl:"
+#define GW_REDIS_HASH_PREFIX "tandem:rl#"
 /* Commands in flight on the connection at most; beyond, a call fails at
  * once (-EAGAIN) rather than queue behind a Redis that does not keep up. */
 #define GW_REDIS_MAX_INFLIGHT 16384
@@ -34,8 +39,8 @@
 #define GW_REDIS_BACKOFF_MIN_MS 50
 #define GW_REDIS_BACKOFF_MAX_MS 2000
 
-/* Counts one hit of the fixed window `key` (key_len bytes, 1 to
- * GW_REDIS_KEY_MAX, any bytes) of window_ms milliseconds, in one round
+/* Counts one hit of the fixed window `key` (key_len bytes, any bytes, at
+ * least one) of window_ms milliseconds, in one round
  * trip (a Lua script: INCR, PEXPIRE on the window's first hit, PTTL), and
  * writes the hits counted in this window, this one included, to *count
  * and the milliseconds until the window ends to *reset_ms. Every hit
