@@ -543,6 +543,25 @@ static void client_main(void *arg, const struct rt_proc_starter *starter)
             }
             continue;
         }
+        /* Checked on every turn, not only when the poll times out: a socket
+         * that keeps being ready must not keep a dead connection. */
+        if (c->ac && !c->ready && now >= c->deadline) {
+            char t[80];
+            snprintf(t, sizeof t, "not ready within connect_timeout_ms (%u ms)",
+                     c->connect_timeout_ms);
+            set_why(c, t, NULL);
+            drop(c);
+            rt_set_state_name("disconnected");
+            continue;
+        }
+        if (c->ac && c->ready && c->head && now >= c->head->sent_ms + stall_ms) {
+            char t[80];
+            snprintf(t, sizeof t, "no answer for %llu ms", (unsigned long long)stall_ms);
+            set_why(c, t, NULL);
+            drop(c);
+            rt_set_state_name("disconnected");
+            continue;
+        }
         int64_t timeout = RT_INFINITY;
         if (!c->ac)
             timeout = until(c->next_try, now);
@@ -554,24 +573,8 @@ static void client_main(void *arg, const struct rt_proc_starter *starter)
         if (c->ac)
             events |= RT_POLL_IN | (c->want_write ? RT_POLL_OUT : 0);
         int r = rt_poll(c->ac ? c->ac->c.fd : -1, events, timeout);
-        if (r == -ETIMEDOUT) {
-            now = rt_now_ms();
-            if (c->ac && !c->ready && now >= c->deadline) {
-                char t[80];
-                snprintf(t, sizeof t, "not ready within connect_timeout_ms (%u ms)",
-                         c->connect_timeout_ms);
-                set_why(c, t, NULL);
-                drop(c);
-            } else if (c->ac && c->ready && c->head && now >= c->head->sent_ms + stall_ms) {
-                char t[80];
-                snprintf(t, sizeof t, "no answer for %llu ms", (unsigned long long)stall_ms);
-                set_why(c, t, NULL);
-                drop(c);
-            }
-            if (!c->ac)
-                rt_set_state_name("disconnected");
+        if (r == -ETIMEDOUT)
             continue;
-        }
         if (r < 0) {
             set_why(c, "waiting on the socket", strerror(-r));
             drop(c);

@@ -306,10 +306,17 @@ static void concurrent_body(void *arg)
     for (size_t i = 0; i <= CONC_PROCS * CONC_EACH; i++)
         atomic_store(&seen[i], 0);
     atomic_store(&conc_left, CONC_PROCS);
-    for (int i = 0; i < CONC_PROCS; i++)
-        T_ASSERT(rt_spawn(conc_worker, NULL, NULL, NULL) == 0);
-    for (int t = 0; t < 30000 && atomic_load(&conc_left) > 0; t += 10)
-        rt_sleep(10);
+    rt_ref refs[CONC_PROCS];
+    for (int i = 0; i < CONC_PROCS; i++) {
+        struct rt_spawn_opts o = {.monitor = true, .monitor_ref = &refs[i]};
+        T_ASSERT(rt_spawn(conc_worker, NULL, &o, NULL) == 0);
+    }
+    /* Each worker's DOWN: none is left when the runtime stops. */
+    for (int i = 0; i < CONC_PROCS; i++) {
+        struct rt_msg *down = rt_receive_ref(refs[i], 30000);
+        T_ASSERT(down && down->type == RT_MSG_DOWN && down->u64 == RT_NORMAL);
+        rt_msg_free(down);
+    }
     T_ASSERT(atomic_load(&conc_left) == 0);
     for (size_t i = 1; i <= CONC_PROCS * CONC_EACH; i++)
         T_ASSERT_MSG(atomic_load(&seen[i]) == 1, "count %zu seen %u times", i,
