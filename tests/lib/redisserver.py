@@ -40,6 +40,17 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _alive(pid):
+    """True while `pid` runs. The daemon's parent is whoever reaps orphans
+    (in a container that may be slow to), so a zombie counts as gone: it
+    holds no socket."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 class RedisServer:
     def __init__(self, password=None, tmp=None, port=None):
         self.password = password
@@ -129,11 +140,7 @@ class RedisServer:
             except ProcessLookupError:
                 pass
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
+            while time.monotonic() < deadline and _alive(pid):
                 time.sleep(0.01)
             try:
                 os.unlink(os.path.join(self.tmp, "redis.pid"))

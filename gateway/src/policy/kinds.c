@@ -7,9 +7,13 @@
 #include "policy.h"
 
 extern const struct gw_pol_kind gw__pol_kind_acl;
+extern const struct gw_pol_kind gw__pol_kind_rate_limit;
+extern const struct gw_pol_kind gw__pol_kind_concurrency;
 
 const struct gw_pol_kind *const gw_pol_kinds[] = {
     &gw__pol_kind_acl,
+    &gw__pol_kind_rate_limit,
+    &gw__pol_kind_concurrency,
 };
 const size_t gw_pol_nkinds = sizeof gw_pol_kinds / sizeof gw_pol_kinds[0];
 
