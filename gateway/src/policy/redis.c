@@ -23,6 +23,8 @@
  * on a list, which the loop sends once hiredis has returned, so an exit
  * signal never finds the process inside hiredis. Host names are resolved on
  * the blocking pool (getaddrinfo); hiredis is given the numeric address.
+ * hiredis writes with write(2): a write to a connection Redis has closed
+ * fails with EPIPE because the gateway ignores SIGPIPE (gateway.c).
  *
  * States: disconnected (waiting out a backoff), connecting (TCP, AUTH,
  * SELECT and SCRIPT LOAD pipelined; ready when the script's SHA-1 comes
