@@ -254,6 +254,18 @@ static void counts_body(void *arg)
     T_ASSERT(reset <= first_reset); /* the same window, ending no later */
     rt_sleep(1100);
     T_ASSERT(gw_redis_ratelimit(key, strlen(key), 10, 1000, &count, &reset) == 0 && count == 1);
+    /* A key found without an expiry (written by something else) gets the
+     * window's: no window lasts for ever. */
+    unique_key("noexpiry");
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "cli SET %s%s 5", GW_REDIS_KEY_PREFIX, key);
+    T_ASSERT(ctl_run(cmd) == 0);
+    T_ASSERT(gw_redis_ratelimit(key, strlen(key), 10, 60000, &count, &reset) == 0 && count == 6);
+    T_ASSERT(reset > 59000 && reset <= 60000);
+    snprintf(cmd, sizeof cmd,
+             "cli PTTL %s%s | awk '$1 > 59000 && $1 <= 60000 {ok=1} END {exit !ok}'",
+             GW_REDIS_KEY_PREFIX, key);
+    T_ASSERT(ctl_run(cmd) == 0);
     /* Bad arguments are refused before anything is sent. */
     T_ASSERT(gw_redis_ratelimit(key, 0, 10, 300, &count, &reset) == -EINVAL);
     T_ASSERT(gw_redis_ratelimit(key, strlen(key), 10, 0, &count, &reset) == -EINVAL);
@@ -273,7 +285,7 @@ static void counts_body(void *arg)
     T_ASSERT(ctl_run("cli --scan --pattern 'tandem:rl#*' | grep -c . | grep -qx 2") == 0);
     struct gw_metrics_redis m;
     gw_metrics_redis_read(&m);
-    T_ASSERT(m.configured && m.up && m.round_trips == 60 && m.connects == 1);
+    T_ASSERT(m.configured && m.up && m.round_trips == 61 && m.connects == 1);
     stop_client(sup);
 }
 
