@@ -174,6 +174,8 @@ def two_replicas_sharing_redis_hold_the_limit_combined():
             assert metric(gw, "tandem_redis_up") == 1
             assert metric(gw, "tandem_redis_errors_total") == 0
         assert sum(redis_state(gw)["round_trips"] for gw in gws) >= len(res)
+        for gw in gws:
+            assert gw.stop() == 0, gw.log()[-3000:]
     finally:
         for gw in gws:
             gw.close()
@@ -214,7 +216,9 @@ def outage(on_error):
         # Back: from 2.5 s after the restart (the backoff's cap is 2 s).
         after = [r for r in res if r[0] >= marks["up"] + 2.5]
         states = {"after": down, "errors": metric(gw, "tandem_redis_errors_total"),
-                  "log": gw.log(), "hammer_errors": h.errors}
+                  "hammer_errors": h.errors}
+        # A clean exit: SIGTERM drains and stops, nothing crashed.
+        assert gw.stop() == 0, gw.log()[-3000:]
         return before, during, after, states
     finally:
         gw.close()
