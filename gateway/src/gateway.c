@@ -36,6 +36,7 @@
 #include "gw_int.h"
 #include "workflow/workflow.h"
 #include "gw_version.h"
+#include "policy/redis.h"
 #include "relay.h"
 #include "tls/tls.h"
 #include "rt/supervisor.h"
@@ -89,7 +90,7 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
     /* Known before any child starts: the admin listener serves (and may be
      * asked for the tree) before rt_sup_start_link has returned. */
     gw.sup = rt_self();
-    struct rt_child_spec specs[8];
+    struct rt_child_spec specs[10];
     struct gw__listener *admin = NULL; /* the admin child's arg: its bytes are copied */
     size_t k = 0;
     /* First: the others notify it, from their start on. It only dies of
@@ -129,6 +130,16 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                             .start = listeners_start,
                                             .arg = &admin,
                                             .arg_size = sizeof admin,
+                                            .restart = RT_PERMANENT,
+                                            .shutdown = RT_SHUTDOWN_INFINITY,
+                                            .type = RT_SUPERVISOR};
+    /* After the listeners, so that its failures (beyond its own restarts)
+     * never take them down: while it is away a redis-mode rate limit finds
+     * no client and applies its on_redis_error, as when Redis is down. */
+    if (gw.cfg->policies.redis.enabled)
+        specs[k++] = (struct rt_child_spec){.id = "redis_sup",
+                                            .start = gw_redis_sup_start,
+                                            .arg = &gw.cfg->policies.redis,
                                             .restart = RT_PERMANENT,
                                             .shutdown = RT_SHUTDOWN_INFINITY,
                                             .type = RT_SUPERVISOR};

@@ -20,10 +20,13 @@
  */
 #include "gw/metrics.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Upper bounds of the latency buckets, microseconds (+Inf implied). */
 static const uint64_t bucket_us[GW_METRICS_BUCKETS] = {
@@ -126,6 +129,21 @@ static void *slot_find(void *table, size_t cap, size_t size, size_t key_off, siz
     return NULL;
 }
 
+/* The Redis client's state: flags and counters are relaxed atomics (each
+ * read on its own); the texts change seldom (a configuration, a
+ * connection's failure) and are copied under `redis_mu`. */
+static struct {
+    _Atomic bool configured, up;
+    _Atomic uint64_t round_trips, connects, last_error_ms;
+    _Atomic uint64_t errors[GW_METRICS_REDIS_ERRORS];
+    pthread_mutex_t mu;
+    char last_error[GW_METRICS_REDIS_ERROR_TEXT];
+    char address[320];
+} redis = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+const char *const gw_metrics_redis_error_names[GW_METRICS_REDIS_ERRORS] = {"unavailable", "timeout",
+                                                                           "reply", "connection"};
+
 int gw_metrics_init(void)
 {
     gw_metrics_done();
@@ -143,6 +161,74 @@ void gw_metrics_done(void)
     atomic_store(&workflows_claimed, 0);
     atomic_store(&route_overflows, 0);
     atomic_store(&workflow_overflows, 0);
+    atomic_store(&redis.configured, false);
+    atomic_store(&redis.up, false);
+    atomic_store(&redis.round_trips, 0);
+    atomic_store(&redis.connects, 0);
+    atomic_store(&redis.last_error_ms, 0);
+    for (int i = 0; i < GW_METRICS_REDIS_ERRORS; i++)
+        atomic_store(&redis.errors[i], 0);
+    pthread_mutex_lock(&redis.mu);
+    redis.last_error[0] = redis.address[0] = '\0';
+    pthread_mutex_unlock(&redis.mu);
+}
+
+void gw_metrics_redis_configured(const char *address)
+{
+    pthread_mutex_lock(&redis.mu);
+    snprintf(redis.address, sizeof redis.address, "%s", address ? address : "");
+    pthread_mutex_unlock(&redis.mu);
+    /* relaxed: a flag read on its own (the address is under the mutex). */
+    atomic_store_explicit(&redis.configured, address != NULL, memory_order_relaxed);
+}
+
+void gw_metrics_redis_up(bool up)
+{
+    /* relaxed: flags and counters each read on their own. */
+    atomic_store_explicit(&redis.up, up, memory_order_relaxed);
+    if (up)
+        atomic_fetch_add_explicit(&redis.connects, 1, memory_order_relaxed);
+}
+
+void gw_metrics_redis_round_trip(void)
+{
+    /* relaxed: a counter. */
+    atomic_fetch_add_explicit(&redis.round_trips, 1, memory_order_relaxed);
+}
+
+void gw_metrics_redis_error(enum gw_metrics_redis_error kind, const char *text)
+{
+    if ((unsigned)kind >= GW_METRICS_REDIS_ERRORS)
+        return;
+    /* relaxed: counters. */
+    atomic_fetch_add_explicit(&redis.errors[kind], 1, memory_order_relaxed);
+    if (!text)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pthread_mutex_lock(&redis.mu);
+    snprintf(redis.last_error, sizeof redis.last_error, "%s", text);
+    pthread_mutex_unlock(&redis.mu);
+    atomic_store_explicit(&redis.last_error_ms,
+                          (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u,
+                          memory_order_relaxed);
+}
+
+void gw_metrics_redis_read(struct gw_metrics_redis *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* relaxed: each figure read on its own, as a scrape expects. */
+    out->configured = atomic_load_explicit(&redis.configured, memory_order_relaxed);
+    out->up = atomic_load_explicit(&redis.up, memory_order_relaxed);
+    out->round_trips = atomic_load_explicit(&redis.round_trips, memory_order_relaxed);
+    out->connects = atomic_load_explicit(&redis.connects, memory_order_relaxed);
+    out->last_error_ms = atomic_load_explicit(&redis.last_error_ms, memory_order_relaxed);
+    for (int i = 0; i < GW_METRICS_REDIS_ERRORS; i++)
+        out->errors[i] = atomic_load_explicit(&redis.errors[i], memory_order_relaxed);
+    pthread_mutex_lock(&redis.mu);
+    memcpy(out->last_error, redis.last_error, sizeof out->last_error);
+    memcpy(out->address, redis.address, sizeof out->address);
+    pthread_mutex_unlock(&redis.mu);
 }
 
 void gw_metrics_request(const char *route, int status, uint64_t duration_us)

@@ -188,10 +188,22 @@ struct gw_workflows_config {
     uint32_t max_running;
 };
 
+/* `policies.redis`: the Redis server rate limits in "redis" mode share
+ * (gateway/src/policy/README.md, "Redis"). */
+struct gw_redis_config {
+    bool enabled;                /* the section is present: the client runs */
+    struct gw_address address;   /* host:port */
+    char *password_env;          /* the environment variable holding AUTH's password; NULL: none */
+    uint32_t database;           /* SELECT'd after connecting */
+    uint32_t timeout_ms;         /* a call's wait for its answer */
+    uint32_t connect_timeout_ms; /* TCP connect, AUTH, SELECT and the script's load */
+};
+
 /* `policies`: route policies (gateway/src/policy/README.md). */
 struct gw_policies_config {
     char *dir;             /* policy files, resolved against the config file's directory */
     char *consumer_header; /* lower case: the upstream field naming the consumer */
+    struct gw_redis_config redis;
 };
 
 struct gw_admin_config {

@@ -79,6 +79,40 @@ bool gw_metrics_route_next(size_t *pos, struct gw_metrics_route *out);
 bool gw_metrics_upstream_next(size_t *pos, struct gw_metrics_upstream *out);
 bool gw_metrics_workflow_next(size_t *pos, struct gw_metrics_workflow *out);
 
+/* The policies' Redis client (gateway/src/policy/redis.c records; the
+ * admin API shows it in /admin/system and /metrics). Failed calls by why
+ * they failed (a fixed list: bounded labels). */
+enum gw_metrics_redis_error {
+    GW_METRICS_REDIS_UNAVAILABLE = 0, /* not connected (or too many in flight) */
+    GW_METRICS_REDIS_TIMEOUT,         /* no answer within timeout_ms */
+    GW_METRICS_REDIS_REPLY,           /* Redis answered with an error */
+    GW_METRICS_REDIS_CONNECTION,      /* a connection attempt failed, or one was lost */
+    GW_METRICS_REDIS_ERRORS,
+};
+/* The reason labels, in enum order. */
+extern const char *const gw_metrics_redis_error_names[GW_METRICS_REDIS_ERRORS];
+#define GW_METRICS_REDIS_ERROR_TEXT 160
+
+struct gw_metrics_redis {
+    bool configured;      /* the client runs (tandem.json "policies": {"redis": ...}) */
+    bool up;              /* connected and ready */
+    uint64_t round_trips; /* calls answered by Redis */
+    uint64_t errors[GW_METRICS_REDIS_ERRORS];
+    uint64_t connects;      /* connections made ready */
+    uint64_t last_error_ms; /* wall clock (ms since the epoch) of the last error; 0: none */
+    char last_error[GW_METRICS_REDIS_ERROR_TEXT];
+    char address[320];
+};
+
+/* Any thread, never blocks for long (the error text takes a mutex no one
+ * holds across a runtime call). */
+void gw_metrics_redis_configured(const char *address); /* NULL: not configured */
+void gw_metrics_redis_up(bool up);
+void gw_metrics_redis_round_trip(void);
+/* Counts one error of `kind`; a non-NULL `text` becomes the last error. */
+void gw_metrics_redis_error(enum gw_metrics_redis_error kind, const char *text);
+void gw_metrics_redis_read(struct gw_metrics_redis *out);
+
 /* Process context (reads gw, calls gw_upstreams_describe and
  * gw_router_counts). The whole exposition (runtime figures included) as a
  * malloc'd text: admin/exposition.c. Returns 0 or -ENOMEM. */

@@ -506,6 +506,28 @@ static json_t *listener_json(const char *name, const char *address,
         (json_int_t)atomic_load_explicit(&s->requests, memory_order_relaxed));
 }
 
+/* The policies' Redis client: null when tandem.json configures none. */
+static json_t *redis_json(void)
+{
+    struct gw_metrics_redis r;
+    gw_metrics_redis_read(&r);
+    if (!r.configured)
+        return json_null();
+    json_t *errors = json_object();
+    uint64_t total = 0;
+    for (int i = 0; errors && i < GW_METRICS_REDIS_ERRORS; i++) {
+        json_object_set_new(errors, gw_metrics_redis_error_names[i],
+                            json_integer((json_int_t)r.errors[i]));
+        total += r.errors[i];
+    }
+    /* last_error_ms: wall clock, ms since the epoch; 0 before any error. */
+    return json_pack("{s:s,s:b,s:I,s:I,s:I,s:o*,s:s?,s:I}", "address", r.address, "connected", r.up,
+                     "round_trips", (json_int_t)r.round_trips, "failures", (json_int_t)total,
+                     "connects", (json_int_t)r.connects, "errors", errors, "last_error",
+                     r.last_error[0] ? r.last_error : NULL, "last_error_ms",
+                     (json_int_t)r.last_error_ms);
+}
+
 static void h_system(struct gw_admin_response *resp)
 {
     struct rt_system_info si;
@@ -570,6 +592,7 @@ static void h_system(struct gw_admin_response *resp)
                         json_pack("{s:I,s:I,s:I}", "version", (json_int_t)gw__admin_route_version(),
                                   "reloads_ok", (json_int_t)rc.reloads_ok, "reloads_failed",
                                   (json_int_t)rc.reloads_failed));
+    json_object_set_new(o, "redis", redis_json());
     gw__admin_json(resp, 200, o);
 }
 

@@ -401,6 +401,26 @@ static void render_tls(struct buf *b)
     gw_tls_desc_free(d);
 }
 
+/* The policies' Redis client, when tandem.json configures one. */
+static void render_redis(struct buf *b)
+{
+    struct gw_metrics_redis r;
+    gw_metrics_redis_read(&r);
+    if (!r.configured)
+        return;
+    family(b, "tandem_redis_up", "gauge",
+           "1 when the connection to Redis (policies.redis) is up and ready.");
+    put(b, "tandem_redis_up %d\n", r.up ? 1 : 0);
+    family(b, "tandem_redis_round_trips_total", "counter", "Rate-limit calls Redis answered.");
+    put(b, "tandem_redis_round_trips_total %llu\n", (unsigned long long)r.round_trips);
+    family(b, "tandem_redis_errors_total", "counter",
+           "Redis failures, by reason (unavailable, timeout, reply: calls that applied "
+           "on_redis_error; connection: attempts that failed and connections lost).");
+    for (int i = 0; i < GW_METRICS_REDIS_ERRORS; i++)
+        put(b, "tandem_redis_errors_total{reason=\"%s\"} %llu\n", gw_metrics_redis_error_names[i],
+            (unsigned long long)r.errors[i]);
+}
+
 int gw_metrics_render(char **out, size_t *len)
 {
     struct buf b = {.cap = 16384};
@@ -414,6 +434,7 @@ int gw_metrics_render(char **out, size_t *len)
     render_tls(&b);
     render_policies(&b);
     render_workflows(&b);
+    render_redis(&b);
     render_runtime(&b);
     if (b.oom) {
         free(b.p);

@@ -1160,6 +1160,49 @@ static int pol_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m
         for (char *p = c->cfg->policies.consumer_header; *p; p++)
             *p = (char)tolower((unsigned char)*p);
         return 0;
+    case GW__K_POL_REDIS: {
+        struct gw_redis_config *rc = &c->cfg->policies.redis;
+        rc->enabled = true;
+        if (!jpos_object(d, m))
+            return 0;
+        int r = jpos_keys_parse(d, m, k->sub, rc, pol_key, c, NULL);
+        if (r < 0)
+            return r;
+        /* Checked once the whole object is read. */
+        if (rc->password_env && (c->flags & GW_CONFIG_ENV)) {
+            const char *v = getenv(rc->password_env);
+            if (!v || !*v)
+                jpos_err(d, m,
+                         "the environment variable %s named by redis.password_env is not set "
+                         "(it holds the password Redis is sent with AUTH)",
+                         rc->password_env);
+        }
+        if (!rc->address.text) {
+            const char *msg = NULL;
+            r = gw_address_parse("127.0.0.1:6379", false, &rc->address, &msg);
+            if (r < 0)
+                return r == -ENOMEM ? -ENOMEM : 0;
+        }
+        return 0;
+    }
+    case GW__K_REDIS_ADDRESS: {
+        struct gw_address a = {0};
+        int r = get_address(d, m, false, &a);
+        if (r < 0)
+            return r == -ENOMEM ? -ENOMEM : 0;
+        gw_address_done(&c->cfg->policies.redis.address);
+        c->cfg->policies.redis.address = a;
+        return 0;
+    }
+    case GW__K_REDIS_PASSWORD_ENV:
+        if (!jpos_string(d, m, (size_t)k->max, &s, NULL))
+            return 0;
+        if (!env_name_ok(s)) {
+            jpos_err(d, m, "\"%s\" is not an environment variable name", s);
+            return 0;
+        }
+        free(c->cfg->policies.redis.password_env);
+        return (c->cfg->policies.redis.password_env = strdup(s)) ? 0 : -ENOMEM;
     }
     return 0;
 }
@@ -1192,7 +1235,7 @@ static int top_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m
         return 0;
     case GW__K_POLICIES:
         if (jpos_object(d, m))
-            return jpos_keys_parse(d, m, k->sub, c->cfg, pol_key, c, NULL);
+            return jpos_keys_parse(d, m, k->sub, &c->cfg->policies, pol_key, c, NULL);
         return 0;
     case GW__K_ROUTES:
         if (jpos_string(d, m, (size_t)k->max, &s, NULL)) {
@@ -1471,6 +1514,8 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->workflows.replica_id);
     free(cfg->policies.dir);
     free(cfg->policies.consumer_header);
+    gw_address_done(&cfg->policies.redis.address);
+    free(cfg->policies.redis.password_env);
     free(cfg->path);
     free(cfg);
 }

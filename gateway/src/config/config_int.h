@@ -54,6 +54,9 @@ enum gw__config_key {
     GW__K_POLICIES,
     GW__K_POL_DIR,
     GW__K_POL_CONSUMER_HEADER,
+    GW__K_POL_REDIS,
+    GW__K_REDIS_ADDRESS,
+    GW__K_REDIS_PASSWORD_ENV,
 };
 
 /* Rows and sections config.c needs by themselves: the admin.address row

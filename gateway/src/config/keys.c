@@ -375,6 +375,29 @@ static const struct jpos_key wf_rows[] = {
 static const struct jpos_section wf_keys =
     JPOS_SECTION("workflows", wf_rows, "transactional workflows (gateway/src/workflow/README.md)");
 
+#define R struct gw_redis_config
+static const struct jpos_key redis_rows[] = {
+    {"address", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 300, .def_str = "127.0.0.1:6379",
+     .id = GW__K_REDIS_ADDRESS,
+     .why = "host:port of the Redis server; a name is resolved at each connection"},
+    {"password_env", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 128, .schema = ENV_SCHEMA,
+     .id = GW__K_REDIS_PASSWORD_ENV,
+     .why = "the environment variable holding the password sent with AUTH (never in the file); "
+            "when given it must be set"},
+    {"database", JPOS_T_INT, 0, FIELD(R, database), 0, 65535, 0,
+     .why = "the database SELECTed after connecting"},
+    {"timeout_ms", JPOS_T_INT, 0, FIELD(R, timeout_ms), 1, 60000, 100,
+     .why = "how long a request waits for Redis's answer; beyond it the policy's on_redis_error "
+            "applies"},
+    {"connect_timeout_ms", JPOS_T_INT, 0, FIELD(R, connect_timeout_ms), 1, 600000, 1000,
+     .why = "a connection must be made and set up (AUTH, SELECT, the script's load) within it; "
+            "failed attempts are retried with backoff"},
+};
+#undef R
+static const struct jpos_section redis_keys = JPOS_SECTION(
+    "redis", redis_rows,
+    "the Redis server rate limits in redis mode share (gateway/src/policy/README.md, \"Redis\")");
+
 static const struct jpos_key pol_rows[] = {
     {"dir", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX, .def_str = "policies",
      .schema = "{\"minLength\": 1}", .id = GW__K_POL_DIR,
@@ -385,6 +408,10 @@ static const struct jpos_key pol_rows[] = {
      .id = GW__K_POL_CONSUMER_HEADER,
      .why = "the upstream field naming the authenticated consumer; what a client sends under "
             "this name is dropped on every route"},
+    {"redis", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(struct gw_policies_config, redis),
+     .sub = &redis_keys, .def_str = "none", .id = GW__K_POL_REDIS,
+     .why = "the Redis server of rate limits in redis mode, shared by replicas; without it no "
+            "client runs and such a limit applies its on_redis_error"},
 };
 static const struct jpos_section pol_keys =
     JPOS_SECTION("policies", pol_rows, "route policies (gateway/src/policy/README.md)");
@@ -412,8 +439,9 @@ static const struct jpos_key top_rows[] = {
      30000, .why = "how long SIGTERM waits for requests in flight"},
     {"workflows", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(struct gw_config, workflows),
      .sub = &wf_keys, .def_str = "{}", .why = "transactional workflows", .id = GW__K_WORKFLOWS},
-    {"policies", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &pol_keys, .def_str = "{}",
-     .why = "route policies: authentication, limits, CORS", .id = GW__K_POLICIES},
+    {"policies", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(struct gw_config, policies),
+     .sub = &pol_keys, .def_str = "{}", .why = "route policies: authentication, limits, CORS",
+     .id = GW__K_POLICIES},
     {"body_buffer_bytes", JPOS_T_INT, 0, FIELD(struct gw_config, body_buffer_bytes), 128 << 10,
      1LL << 40, 64LL << 20,
      .why = "request body bytes held in memory at once across all connections (the start of "

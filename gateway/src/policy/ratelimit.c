@@ -21,8 +21,10 @@
 #include "route/route.h"
 #include "rt/rt.h"
 
-/* Until redis.c is linked in, a redis-mode policy finds no client and
- * applies on_redis_error, as it does when Redis is unreachable. */
+/* The configuration's sources carry the kinds (kinds.c) into builds
+ * without the Redis client (the admin API's unit tests): there a
+ * redis-mode policy finds no client and applies on_redis_error, as it does
+ * when Redis is unreachable. The gateway links redis.c. */
 #pragma weak gw_redis_ratelimit
 
 struct rl_state {

@@ -50,8 +50,12 @@ static uint64_t roll(struct gw__rl_window *w, uint32_t window_ms, uint64_t now_m
         w->prev = w->cur;
         w->cur = 0;
     } else if (n > w->seq + 1) {
-        w->prev = 0;
-        w->cur = 0;
+        /* Nothing counted weighs any more: the key starts afresh, its
+         * windows anchored at this request, as a new key's are. Keeping
+         * the old grid would let a client returning late in a window have
+         * the limit there and the limit again in the next. */
+        gw__rl_window_init(w, now_ms);
+        return 0;
     }
     w->seq = n;
     return (now_ms - w->anchor_ms) % window_ms;

@@ -3,7 +3,9 @@
  * runtime processes: the 503 over max, a slot given back by a process that
  * is killed while holding it or while queued, the queue's first-in
  * first-out hand-over and its timeout. Each body runs in a runtime process;
- * the runtime ends with no process left and the policy with no slot.
+ * the runtime ends with no process left and the policy with no slot. Also
+ * the rate_limit kind's run (ratelimit.c) on a request: its answer fields,
+ * its 429 and gw_pol_rate_state.
  */
 #include <check.h>
 #include <stdatomic.h>
@@ -226,6 +228,106 @@ START_TEST(a_queued_request_times_out_and_a_killed_waiter_leaves_the_queue)
 }
 END_TEST
 
+/* ---- the rate_limit kind ------------------------------------------------------ */
+
+static void *compile_kind(const struct gw_pol_kind *k, const char *text)
+{
+    struct jpos_doc doc;
+    struct jpos_diags d;
+    jpos_diags_init(&d);
+    void *state = NULL;
+    int rc = jpos_doc_parse(&doc, "t.json", text, strlen(text), &d);
+    if (rc == 0) {
+        struct jpos_val root;
+        jpos_val_root(&doc, &root);
+        struct gw_pol_env env = {0};
+        rc = k->compile(&d, &root, &env, &state);
+    }
+    if (rc < 0)
+        jpos_diags_print(&d, stderr);
+    jpos_doc_done(&doc);
+    jpos_diags_done(&d);
+    return rc == 0 ? state : NULL;
+}
+
+static struct gw_pol_def rate_def = {.name = "per", .kind = &gw__pol_kind_rate_limit};
+
+static const char *resp_field(const struct gw_pol_req *rq, const char *name)
+{
+    for (size_t i = 0; i < rq->nresp; i++)
+        if (strcmp(rq->resp[i].name, name) == 0)
+            return rq->resp[i].value;
+    return NULL;
+}
+
+static void rate_body(void *arg)
+{
+    (void)arg;
+    struct route r = {.name = "orders"};
+    const char *fields[] = {"\"per\";r=1;t=10", "\"per\";r=0;t=10"};
+    for (int i = 0; i < 2; i++) {
+        struct gw_pol_req rq = {.route = &r, .client = "192.0.2.1"};
+        T_ASSERT(gw__pol_kind_rate_limit.run(rate_def.state, &rq) == GW_POL_NEXT);
+        T_ASSERT(rq.nresp == 2);
+        const char *p = resp_field(&rq, "RateLimit-Policy"), *v = resp_field(&rq, "RateLimit");
+        T_ASSERT(p && strcmp(p, "\"per\";q=2;w=10") == 0);
+        T_ASSERT(v && strcmp(v, fields[i]) == 0);
+    }
+    struct gw_pol_req rq = {.route = &r, .client = "192.0.2.1"};
+    T_ASSERT(gw__pol_kind_rate_limit.run(rate_def.state, &rq) == GW_POL_ANSWERED);
+    T_ASSERT(rq.answer.status == 429);
+    T_ASSERT(rq.answer.nfields == 1 && strcmp(rq.answer.fields[0].name, "Retry-After") == 0);
+    /* The window ends 10 s after the first request; prev = 2 then weighs
+     * 2 until a millisecond later: 10 or 11 s, rounded up, by when the
+     * third request came. */
+    const char *ra = rq.answer.fields[0].value;
+    T_ASSERT(strcmp(ra, "10") == 0 || strcmp(ra, "11") == 0);
+    const char *v = resp_field(&rq, "RateLimit");
+    T_ASSERT(v && (strcmp(v, "\"per\";r=0;t=10") == 0 || strcmp(v, "\"per\";r=0;t=11") == 0));
+    /* Another client has its own count. */
+    struct gw_pol_req other = {.route = &r, .client = "192.0.2.2"};
+    T_ASSERT(gw__pol_kind_rate_limit.run(rate_def.state, &other) == GW_POL_NEXT);
+}
+
+START_TEST(rate_limit_answers_carry_ratelimit_fields_and_refusals_are_429)
+{
+    rate_def.state = compile_kind(&gw__pol_kind_rate_limit,
+                                  "{\"name\": \"per\", \"type\": \"rate_limit\", \"limit\": 2, "
+                                  "\"window_s\": 10, \"by\": \"client\"}");
+    ck_assert_ptr_nonnull(rate_def.state);
+    atomic_store(&failed, 0);
+    struct rt_config cfg;
+    rt_config_default(&cfg);
+    cfg.schedulers = 2;
+    ck_assert_int_eq(rt_start(&cfg), 0);
+    rt_pid pid = 0;
+    ck_assert_int_eq(rt_spawn(rate_body, NULL, NULL, &pid), 0);
+    ck_assert_int_eq(rt_join(pid, 20000, NULL), 0);
+    ck_assert_int_eq(rt_stop(), 0);
+    ck_assert_msg(!atomic_load(&failed), "%s", failure);
+    /* The admin API's view of a key, without counting. */
+    json_t *st = gw_pol_rate_state(&rate_def, "192.0.2.1");
+    ck_assert_ptr_nonnull(st);
+    ck_assert(json_is_true(json_object_get(st, "present")));
+    ck_assert_int_eq(json_integer_value(json_object_get(st, "count")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(st, "remaining")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(st, "limit")), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(st, "by")), "client");
+    json_decref(st);
+    st = gw_pol_rate_state(&rate_def, "192.0.2.1");
+    ck_assert_int_eq(json_integer_value(json_object_get(st, "count")), 2);
+    json_decref(st);
+    st = gw_pol_rate_state(&rate_def, "198.51.100.9");
+    ck_assert(json_is_false(json_object_get(st, "present")));
+    ck_assert_int_eq(json_integer_value(json_object_get(st, "remaining")), 2);
+    json_decref(st);
+    /* Not a rate_limit policy. */
+    struct gw_pol_def cc = {.name = "c", .kind = &gw__pol_kind_concurrency};
+    ck_assert_ptr_null(gw_pol_rate_state(&cc, "x"));
+    gw__pol_kind_rate_limit.free(rate_def.state);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("concurrency");
@@ -234,6 +336,10 @@ static Suite *suite(void)
     tcase_add_test(tc, over_max_is_503_and_a_killed_holder_gives_its_slot_back);
     tcase_add_test(tc, queued_requests_get_freed_slots_oldest_first);
     tcase_add_test(tc, a_queued_request_times_out_and_a_killed_waiter_leaves_the_queue);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rate_limit");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, rate_limit_answers_carry_ratelimit_fields_and_refusals_are_429);
     suite_add_tcase(s, tc);
     return s;
 }

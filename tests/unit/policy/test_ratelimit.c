@@ -123,6 +123,25 @@ START_TEST(ten_seconds_of_hammering_pass_the_limit_times_ten)
 }
 END_TEST
 
+START_TEST(a_key_back_after_its_windows_are_over_is_anchored_anew)
+{
+    /* A 10 s run by a client that was here before, at any phase of its
+     * old windows, gets the same 1000 as a new key. */
+    for (uint64_t phase = 0; phase < 1000; phase += 137) {
+        struct gw__rl_window w;
+        struct gw__rl_result r;
+        gw__rl_window_init(&w, 0);
+        for (uint64_t t = 0; t < 3000; t += 5)
+            gw__rl_window_take(&w, 100, W, t, &r);
+        uint64_t start = 10000 + phase;
+        unsigned n = 0;
+        for (uint64_t t = start * 10; t < (start + 10000) * 10; t++)
+            n += gw__rl_window_take(&w, 100, W, t / 10, &r);
+        ck_assert_msg(n >= 999 && n <= 1001, "phase %llu: %u", (unsigned long long)phase, n);
+    }
+}
+END_TEST
+
 START_TEST(retry_after_is_when_the_next_request_passes)
 {
     /* For every refusal, the request retry_ms later passes and the one a
@@ -401,6 +420,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_clock_read_before_the_window_counts_at_its_start);
     tcase_add_test(tc, peek_counts_nothing);
     tcase_add_test(tc, ten_seconds_of_hammering_pass_the_limit_times_ten);
+    tcase_add_test(tc, a_key_back_after_its_windows_are_over_is_anchored_anew);
     tcase_add_test(tc, retry_after_is_when_the_next_request_passes);
     suite_add_tcase(s, tc);
     tc = tcase_create("keys");
