@@ -128,13 +128,9 @@ def sixty_four_connections_at_100_per_second_for_10_s_get_1000():
         until(lambda: len(g.access_log()) >= sent, 10, "the access log")
         ok = sum(1 for e in g.access_log() if e.get("status") == 200)
         assert ok == accepted, (ok, accepted)
-        # The same clients again, on the same key, at whatever phase of its
-        # old windows: the same count.
-        time.sleep(2.3)
-        sent, accepted, refused = hammer(g.port, "/hot")
-        print(f"    again on the same key: {sent} requests, {accepted} accepted")
-        assert sent > 5000, sent
-        assert 990 <= accepted <= 1010, accepted
+        # A key back after its windows are over (a second run) is anchored
+        # anew: test_ratelimit.c's a_key_back_after_its_windows_are_over_is_
+        # anchored_anew, without a second 10 s run here.
     finally:
         g.close()
 
