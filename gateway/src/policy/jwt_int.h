@@ -24,6 +24,7 @@
 
 #include <mbedtls/pk.h>
 
+#include "policy.h"
 #include "rt/rt.h"
 
 /* Bytes of a token (the header's value after "Bearer "), at most. */
@@ -179,5 +180,24 @@ void gw_jwks_src_refresh_async(struct gw_jwks_src *s, uint64_t min_interval_ms);
  * tandem_sup; an rt_child_start_fn. */
 int gw_jwks_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
                       rt_atom *reason);
+
+/* ---- the kind (jwt.c) ------------------------------------------------------ */
+
+extern const struct gw_pol_kind gw__pol_kind_jwt;
+
+/* Why a request is refused: the denial reason (a stats.h label), the
+ * description (fixed text) and the status. */
+struct gw_jwt_refusal {
+    const char *reason;
+    const char *why;
+    int status;
+};
+
+/* Verifies `tok` under the compiled policy `state` at time `now` (seconds
+ * since the epoch): 0 with *t parsed, or -EACCES with *f; the caller calls
+ * gw_jwt_done either way. Request process: a URL's keys may be fetched
+ * (the process parks). */
+int gw__jwt_authenticate(const void *state, const char *tok, size_t len, int64_t now,
+                         struct gw_jwt *t, struct gw_jwt_refusal *f);
 
 #endif

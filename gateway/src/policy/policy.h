@@ -43,10 +43,10 @@ struct route_table;
 /* Limits (each a validation error when exceeded). */
 #define GW_POL_MAX_POLICIES 10000 /* per set */
 #define GW_POL_MAX_CONSUMERS 100000
-#define GW_POL_MAX_CHAIN 16       /* policies per route */
-#define GW_POL_MAX_API_KEYS 16    /* per consumer */
-#define GW_POL_MAX_FIELDS 16      /* fields a chain adds, each direction */
-#define GW_POL_NAME_MAX 128       /* policy and consumer names, as route names */
+#define GW_POL_MAX_CHAIN 16    /* policies per route */
+#define GW_POL_MAX_API_KEYS 16 /* per consumer */
+#define GW_POL_MAX_FIELDS 16   /* fields a chain adds, each direction */
+#define GW_POL_NAME_MAX 128    /* policy and consumer names, as route names */
 
 /* ---- consumers ------------------------------------------------------------ */
 
