@@ -7,6 +7,8 @@
  *   ├── logger          access log
  *   ├── router          owns the route table, reloads it
  *   ├── upstreams_sup   one_for_one: active health checks per upstream
+ *   ├── jwks_sup        simple_one_for_one: a fetcher per JWKS URL
+ *                       (policy/jwks_fetch.c)
  *   ├── listeners_sup   one_for_one: per listener (rest_for_one)
  *   │                   conns_sup (simple_one_for_one) + acceptors
  *   ├── admin           the admin listener, built the same way
@@ -36,6 +38,7 @@
 #include "gw_int.h"
 #include "workflow/workflow.h"
 #include "gw_version.h"
+#include "policy/jwt_int.h"
 #include "relay.h"
 #include "tls/tls.h"
 #include "rt/supervisor.h"
@@ -89,7 +92,7 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
     /* Known before any child starts: the admin listener serves (and may be
      * asked for the tree) before rt_sup_start_link has returned. */
     gw.sup = rt_self();
-    struct rt_child_spec specs[8];
+    struct rt_child_spec specs[9];
     struct gw__listener *admin = NULL; /* the admin child's arg: its bytes are copied */
     size_t k = 0;
     /* First: the others notify it, from their start on. It only dies of
@@ -116,6 +119,13 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                             .restart = RT_PERMANENT,
                                             .shutdown = RT_SHUTDOWN_INFINITY,
                                             .type = RT_SUPERVISOR};
+    /* The jwt policies' fetchers of key sets by URL, started on a
+     * request's first need; before the listeners, which need them. */
+    specs[k++] = (struct rt_child_spec){.id = "jwks_sup",
+                                        .start = gw_jwks_sup_start,
+                                        .restart = RT_PERMANENT,
+                                        .shutdown = RT_SHUTDOWN_INFINITY,
+                                        .type = RT_SUPERVISOR};
     specs[k++] = (struct rt_child_spec){.id = "listeners_sup",
                                         .start = listeners_start,
                                         .restart = RT_PERMANENT,
