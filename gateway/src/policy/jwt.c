@@ -24,9 +24,8 @@
 #include "jpos/keys.h"
 #include "jwt_int.h"
 #include "policy.h"
+#include "set_int.h"
 #include "stats.h"
-
-bool gw__pol_field_name_ok(const char *s, size_t len, const char **why);
 
 /* Claims forwarded upstream, at most (each a field of the chain's
  * GW_POL_MAX_FIELDS). A forwarded value's bytes, at most. */

@@ -183,8 +183,6 @@ int gw_jwks_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *o
 
 /* ---- the kind (jwt.c) ------------------------------------------------------ */
 
-extern const struct gw_pol_kind gw__pol_kind_jwt;
-
 /* Why a request is refused: the denial reason (a stats.h label), the
  * description (fixed text) and the status. */
 struct gw_jwt_refusal {

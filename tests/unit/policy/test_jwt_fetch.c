@@ -23,36 +23,7 @@
 #include "rt/rt.h"
 #include "rt/supervisor.h"
 
-/* ---- doubles of the framework (set.c, chain.c) ----------------------------- */
-
-bool gw__pol_field_name_ok(const char *s, size_t len, const char **why);
-bool gw__pol_field_name_ok(const char *s, size_t len, const char **why)
-{
-    (void)s;
-    *why = "empty";
-    return len > 0;
-}
-int gw_pol_refuse(struct gw_pol_req *rq, int status, const char *message,
-                  const struct gw_http_kv *extra, size_t nextra)
-{
-    (void)rq, (void)status, (void)message, (void)extra, (void)nextra;
-    return GW_POL_ANSWERED;
-}
-bool gw_pol_up_add(struct gw_pol_req *rq, const char *name, const char *value)
-{
-    (void)rq, (void)name, (void)value;
-    return true;
-}
-const struct gw_pol_set *gw_pol_table_set(const struct route_table *t)
-{
-    (void)t;
-    return NULL;
-}
-const struct gw_pol_consumer *gw_pol_set_consumer_find(const struct gw_pol_set *s, const char *name)
-{
-    (void)s, (void)name;
-    return NULL;
-}
+extern const struct gw_pol_kind gw__pol_kind_jwt;
 
 /* ---- the issuer ------------------------------------------------------------ */
 
