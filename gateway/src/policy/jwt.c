@@ -292,7 +292,7 @@ static int jwt_compile(struct jpos_diags *d, const struct jpos_val *obj,
             if (jpos_int(d, &m, 0, 600, &n))
                 p->leeway_s = n;
         } else if (strcmp(k, "refresh_s") == 0) {
-            if (jpos_int(d, &m, 10, 86400, &n))
+            if (jpos_int(d, &m, 1, 86400, &n))
                 p->refresh_ms = (uint64_t)n * 1000;
         } else if (strcmp(k, "refresh_min_interval_s") == 0) {
             if (jpos_int(d, &m, 1, 3600, &n))
