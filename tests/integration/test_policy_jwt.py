@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -343,6 +344,25 @@ def a_failed_fetch_keeps_the_last_good_keys():
         e.issuer.keys = [jwk(RSA1, "k1"), jwk(RSA2, "k9")]
         time.sleep(1.2)
         assert e.get("/api/echo", token(good_claims(), key=RSA2, kid="k9"))[0].status == 200
+
+
+@t.case
+def a_reload_keeps_the_fetched_keys_and_the_fetch_history():
+    with Env(min_interval=30) as e:
+        assert e.get("/api/echo", token(good_claims()))[0].status == 200
+        assert e.issuer.requests == 1
+        e.issuer.keys = [jwk(RSA2, "k2")]
+        e.gw.proc.send_signal(signal.SIGHUP)
+        end = time.time() + 10 * SCALE
+        while "version 2 published" not in e.gw.log():
+            assert time.time() < end, e.gw.log()
+            time.sleep(0.05)
+        # The same keys (k1 still accepted), no fetch; a made-up kid is
+        # still within the interval of the fetch before the reload.
+        assert e.get("/api/echo", token(good_claims()))[0].status == 200
+        r, body = e.get("/api/echo", token(good_claims(), kid="k7"))
+        refused(r, body, "unknown key id")
+        assert e.issuer.requests == 1, e.issuer.requests
 
 
 @t.case
