@@ -201,10 +201,16 @@ class Env:
         return self
 
     def __exit__(self, *a):
+        # A clean exit (under the sanitizers: nothing leaked, nothing
+        # reported), whatever the case did.
+        rc = self.gw.stop()
+        log = self.gw.log()
         self.gw.close()
         self.up.stop()
         self.issuer.stop()
         shutil.rmtree(self.pdir, ignore_errors=True)
+        if a[0] is None:
+            assert rc == 0 and "Sanitizer" not in log and "runtime error" not in log, (rc, log)
 
 
 def refused(r, body, description=None):
