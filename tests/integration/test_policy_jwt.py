@@ -159,6 +159,7 @@ class Env:
                 {"name": "file", "type": "jwt", "algorithms": ["ES256"],
                  "jwks_file": "keys.jwks"},
             ],
+            "consumers": [{"name": "alice", "headers": {"x-tier": "gold"}}],
         }
         with open(os.path.join(self.pdir, "jwt.json"), "w") as f:
             json.dump(policies, f)
@@ -239,6 +240,21 @@ def valid_tokens_pass_and_claims_reach_the_upstream_unforgeable():
         assert r.status == 200, (r.status, body)
         hdrs = {k.lower(): v for k, v in json.loads(body)["headers"]}
         assert "x-jwt-sub" not in hdrs, hdrs
+
+
+@t.case
+def consumer_claim_names_a_consumer_or_else_the_subject():
+    with Env() as e:
+        # sub "alice" is a consumer: her headers go upstream.
+        hdrs = e.upstream_headers(token(good_claims()), {"x-tier": "platinum"})
+        assert hdrs.get("x-tier") == "gold", hdrs
+        assert hdrs.get("x-consumer") == "alice", hdrs
+        # sub "bob" is none: no consumer headers, the client's copy dropped.
+        hdrs = e.upstream_headers(token(good_claims(sub="bob")), {"x-tier": "platinum"})
+        assert "x-tier" not in hdrs, hdrs
+        assert hdrs.get("x-jwt-sub") == "bob", hdrs
+        log = [line for line in e.gw.access_log() if line.get("path", "").startswith("/api")]
+        assert log and log[0].get("consumer") == "alice", log
 
 
 @t.case

@@ -277,6 +277,29 @@ START_TEST(unknown_kid_triggers_one_fetch_within_the_interval_and_failures_keep_
 }
 END_TEST
 
+START_TEST(describe_shows_no_secret_and_owned_names_the_forwarded_fields)
+{
+    const char *secret = "a secret of more than thirty-two bytes, never shown";
+    setenv("TEST_JWT_SECRET", secret, 1);
+    void *p = compile("{\"name\": \"hs\", \"type\": \"jwt\", \"algorithms\": [\"HS256\"], "
+                      "\"secret_env\": \"TEST_JWT_SECRET\", "
+                      "\"forward_claims\": {\"sub\": \"X-JWT-Sub\", \"tier\": \"x-tier\"}}");
+    json_t *d = gw__pol_kind_jwt.describe(p);
+    char *text = json_dumps(d, JSON_COMPACT);
+    ck_assert_ptr_null(strstr(text, "thirty-two"));
+    ck_assert_ptr_nonnull(strstr(text, "\"secret_env\":\"TEST_JWT_SECRET\""));
+    const char *names[4];
+    size_t n = gw__pol_kind_jwt.owned(p, names, 4);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(names[0], "x-jwt-sub");
+    ck_assert_str_eq(names[1], "x-tier");
+    ck_assert_uint_eq(gw__pol_kind_jwt.owned(p, names, 1), 1);
+    free(text);
+    json_decref(d);
+    gw__pol_kind_jwt.free(p);
+}
+END_TEST
+
 Suite *jwt_fetch_suite(void);
 Suite *jwt_fetch_suite(void)
 {
@@ -285,6 +308,7 @@ Suite *jwt_fetch_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(
         tc, unknown_kid_triggers_one_fetch_within_the_interval_and_failures_keep_the_last_set);
+    tcase_add_test(tc, describe_shows_no_secret_and_owned_names_the_forwarded_fields);
     suite_add_tcase(s, tc);
     return s;
 }
