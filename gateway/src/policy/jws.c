@@ -61,8 +61,6 @@ long gw_b64url_decode(const char *in, size_t len, unsigned char *out)
     return (long)n;
 }
 
-const char *const gw_jwt_reason_malformed = "malformed";
-
 /* Decodes one part and parses it as a JSON object. */
 static int part_json(const char *p, size_t len, json_t **out)
 {

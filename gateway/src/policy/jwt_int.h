@@ -113,10 +113,6 @@ struct gw_jwt {
     size_t sig_len;
 };
 
-/* Why a token is refused: fixed strings, safe for error_description and
- * as metric labels. */
-extern const char *const gw_jwt_reason_malformed; /* "malformed" */
-
 /* Splits and decodes a compact JWS (`token` must outlive *t). 0, or a
  * negative errno with *why (a short description for the client). The
  * header must be a JSON object naming an algorithm of `allowed` (a
