@@ -7,6 +7,8 @@
  *   ├── logger          access log
  *   ├── router          owns the route table, reloads it
  *   ├── upstreams_sup   one_for_one: active health checks per upstream
+ *   ├── jwks_sup        simple_one_for_one: a fetcher per JWKS URL
+ *                       (policy/jwks_fetch.c)
  *   ├── listeners_sup   one_for_one: per listener (rest_for_one)
  *   │                   conns_sup (simple_one_for_one) + acceptors
  *   ├── admin           the admin listener, built the same way
@@ -37,6 +39,7 @@
 #include "workflow/workflow.h"
 #include "gw_version.h"
 #include "policy/redis.h"
+#include "policy/jwt_int.h"
 #include "relay.h"
 #include "tls/tls.h"
 #include "rt/supervisor.h"
@@ -117,6 +120,14 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                             .restart = RT_PERMANENT,
                                             .shutdown = RT_SHUTDOWN_INFINITY,
                                             .type = RT_SUPERVISOR};
+    /* The jwt policies' fetchers of key sets by URL, started on a
+     * request's first need: up before the listeners, whose first request
+     * may need one. Its fetchers are transient and restart alone. */
+    specs[k++] = (struct rt_child_spec){.id = "jwks_sup",
+                                        .start = gw_jwks_sup_start,
+                                        .restart = RT_PERMANENT,
+                                        .shutdown = RT_SHUTDOWN_INFINITY,
+                                        .type = RT_SUPERVISOR};
     specs[k++] = (struct rt_child_spec){.id = "listeners_sup",
                                         .start = listeners_start,
                                         .restart = RT_PERMANENT,

@@ -9,6 +9,7 @@
 extern const struct gw_pol_kind gw__pol_kind_acl;
 extern const struct gw_pol_kind gw__pol_kind_basic_auth;
 extern const struct gw_pol_kind gw__pol_kind_key_auth;
+extern const struct gw_pol_kind gw__pol_kind_jwt;
 extern const struct gw_pol_kind gw__pol_kind_rate_limit;
 extern const struct gw_pol_kind gw__pol_kind_concurrency;
 
@@ -16,6 +17,7 @@ const struct gw_pol_kind *const gw_pol_kinds[] = {
     &gw__pol_kind_acl,
     &gw__pol_kind_basic_auth,
     &gw__pol_kind_key_auth,
+    &gw__pol_kind_jwt,
     &gw__pol_kind_rate_limit,
     &gw__pol_kind_concurrency,
 };
