@@ -224,6 +224,8 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     size_t nowned = gw__client_cert_fields(ex, owned);
     struct gw_http_fwd fwd = {
         .client_addr = ex->client_addr,
+        .client = ex->client,
+        .peer_trusted = ex->peer_trusted,
         .keep_forwarded_for = true,
         .tls = ex->tls != NULL,
         .owned = owned,

@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "client_addr.h"
 #include "gw/metrics.h"
 #include "gw_int.h"
 #include "request_detail.h"
@@ -348,6 +349,8 @@ void gw__request_main(void *arg)
         idlen = sizeof ex->request_id - 1;
     memcpy(ex->request_id, id, idlen);
     ex->request_id[idlen] = 0;
+    gw__client_resolve(ex->lis->trusted, ex->lis->ntrusted, ex->client_addr, h, ex->client,
+                       sizeof ex->client, &ex->peer_trusted);
 
     size_t tcap = 3 * h->target_len + 2;
     char *tbuf = rt_alloc(tcap);

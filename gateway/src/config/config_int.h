@@ -51,6 +51,7 @@ enum gw__config_key {
     GW__K_UTLS_SERVER_NAME,
     GW__K_UTLS_CERT,
     GW__K_UTLS_KEY,
+    GW__K_TRUSTED_PROXIES,
 };
 
 /* Rows and sections config.c needs by themselves: the admin.address row
