@@ -1,7 +1,8 @@
 /*
  * exposition.c: the Prometheus text of GET /metrics, rendered from what
  * the counters (metrics.c), the upstream pools, the router, the event
- * manager, the TLS module and the runtime report as plain structs and numbers. Runs in
+ * manager, the TLS module, the policies' denial counters (policy/stats.c)
+ * and the runtime report as plain structs and numbers. Runs in
  * the admin request process; the only allocation is the answer's buffer,
  * which grows as needed.
  */
@@ -20,6 +21,7 @@
 #include "gw/metrics.h"
 #include "gw/router.h"
 #include "gw/upstream.h"
+#include "policy/stats.h"
 #include "rt/rt.h"
 #include "tls/tls.h"
 #include "workflow/journal.h"
@@ -232,6 +234,26 @@ static void render_workflows(struct buf *b)
     put(b, "tandem_workflow_journal_bytes_total %llu\n", (unsigned long long)js.bytes);
 }
 
+/* Denials per policy and reason (policy/stats.c): only the pairs counted
+ * at least once, so a scrape grows with what was refused, never with the
+ * size of the policy set; both labels are bounded there. */
+static void render_policies(struct buf *b)
+{
+    family(b, "tandem_policy_denials_total", "counter",
+           "Requests a policy refused, by policy and reason.");
+    struct gw_pol_denials d;
+    for (size_t pos = 0; gw_pol_denials_next(&pos, &d);) {
+        for (int r = 0; r < GW_POL_DENIAL_REASONS; r++) {
+            if (!d.n[r])
+                continue;
+            put(b, "tandem_policy_denials_total{policy=\"");
+            put_label(b, d.name);
+            put(b, "\",reason=\"%s\"} %llu\n", gw_pol_denial_name((enum gw_pol_denial)r),
+                (unsigned long long)d.n[r]);
+        }
+    }
+}
+
 static void render_runtime(struct buf *b)
 {
     struct rt_system_info si;
@@ -390,6 +412,7 @@ int gw_metrics_render(char **out, size_t *len)
     render_upstreams(&b);
     render_gateway(&b);
     render_tls(&b);
+    render_policies(&b);
     render_workflows(&b);
     render_runtime(&b);
     if (b.oom) {

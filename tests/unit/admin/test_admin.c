@@ -30,6 +30,7 @@
 #include "gw/metrics.h"
 #include "gw/router.h"
 #include "gw_version.h"
+#include "policy/stats.h"
 #include "request_detail.h"
 #include "route/holder.h"
 #include "route/route.h"
@@ -2012,6 +2013,46 @@ static void body_metrics(void)
     gw_metrics_done();
 }
 
+/* tandem_policy_denials_total: one series per (policy, reason) counted, a
+ * reason outside the list under "other", label values escaped. */
+static void body_policy_denials(void)
+{
+    gw_pol_stats_reset();
+    gw_pol_count_denial("keys", "missing_credentials");
+    gw_pol_count_denial("keys", "missing_credentials");
+    gw_pol_count_denial("keys", "invalid_credentials");
+    gw_pol_count_denial("per-consumer", "rate_limited");
+    gw_pol_count_denial("per-consumer", "no such reason\n");
+    gw_pol_count_denial("we\"ird\\name", "forbidden");
+    struct answer a = get("/metrics");
+    T_EQ(a.status, 200);
+    const char *m = a.raw;
+    T_ASSERT(well_formed(m));
+    T_ASSERT(strstr(m, "# TYPE tandem_policy_denials_total counter\n") != NULL);
+    T_ASSERT(sample(m, "tandem_policy_denials_total{policy=\"keys\",reason=\"missing_"
+                       "credentials\"}") == 2);
+    T_ASSERT(sample(m, "tandem_policy_denials_total{policy=\"keys\",reason=\"invalid_"
+                       "credentials\"}") == 1);
+    T_ASSERT(sample(m, "tandem_policy_denials_total{policy=\"per-consumer\",reason=\"rate_"
+                       "limited\"}") == 1);
+    T_ASSERT(sample(m, "tandem_policy_denials_total{policy=\"per-consumer\",reason=\"other\"}") ==
+             1);
+    T_ASSERT(sample(m, "tandem_policy_denials_total{policy=\"we\\\"ird\\\\name\",reason="
+                       "\"forbidden\"}") == 1);
+    /* Reasons never counted for a policy give no series. */
+    T_ASSERT(sample(m, "tandem_policy_denials_total{policy=\"keys\",reason=\"rate_limited\"}") ==
+             -1);
+    T_ASSERT(strstr(m, "no such reason") == NULL);
+    answer_done(&a);
+    gw_pol_stats_reset();
+}
+
+START_TEST(metrics_exposition_counts_policy_denials_by_policy_and_reason)
+{
+    t_run(body_policy_denials);
+}
+END_TEST
+
 START_TEST(metrics_exposition_parses_back_with_the_recorded_values)
 {
     t_run(body_metrics);
@@ -2205,6 +2246,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, routes_and_upstreams_answers_render_the_modules_structs);
     tcase_add_test(tc, tls_answers_list_certificates_reload_record_and_counters);
     tcase_add_test(tc, metrics_exposition_parses_back_with_the_recorded_values);
+    tcase_add_test(tc, metrics_exposition_counts_policy_denials_by_policy_and_reason);
     tcase_add_test(tc, metrics_route_cardinality_is_bounded);
     tcase_add_test(tc, metrics_counters_read_back_as_structs);
     tcase_add_test(tc, metrics_recording_from_many_threads_loses_nothing);
