@@ -29,6 +29,7 @@
 #include "gw/ctl.h"
 #include "gw_version.h"
 #include "tls/tls.h"
+#include "policy/table.h"
 #include "workflow/def.h"
 
 void gw_cli_usage(FILE *out)
@@ -96,7 +97,7 @@ static int cmd_check(const char *path)
            plural(cfg->nlisteners, "listener", "listeners"), cfg->nupstreams,
            plural(cfg->nupstreams, "upstream", "upstreams"), nroutes,
            plural(nroutes, "route", "routes"), nfiles, plural(nfiles, "file", "files"));
-    size_t nwf = wf_set_count(route_table_attachment(cfg->routes));
+    size_t nwf = wf_set_count(gw__table_wf_set(cfg->routes));
     if (nwf)
         printf(", %zu %s", nwf, plural(nwf, "workflow", "workflows"));
     if (warnings)

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "gw_int.h"
+#include "policy/policy.h"
 
 /* ---- the plain-socket transport ------------------------------------------- */
 
@@ -278,6 +279,7 @@ void gw__ex_begin(struct gw__exchange *ex, struct gw_http_head *head)
     ex->keep_alive = head->keep_alive && !ex->draining;
     ex->status = 0;
     ex->request_id[0] = 0;
+    ex->pol = NULL;
 }
 
 void gw__ex_shutdown(struct gw__exchange *ex)
@@ -319,6 +321,32 @@ bool gw__ex_head_request(const struct gw__exchange *ex)
     return m && n == 4 && memcmp(m, "HEAD", 4) == 0;
 }
 
+/* a.fields followed by the policy chain's response fields (ex->pol):
+ * *merged when both are there (rt_alloc'd: the caller frees it), else the
+ * one that is. -ENOMEM. */
+static int with_policy_fields(const struct gw__exchange *ex, struct gw_http_answer *a,
+                              struct gw_http_kv **merged)
+{
+    *merged = NULL;
+    if (!ex->pol || !ex->pol->nresp)
+        return 0;
+    if (!a->nfields) {
+        a->fields = ex->pol->resp;
+        a->nfields = ex->pol->nresp;
+        return 0;
+    }
+    size_t n = a->nfields + ex->pol->nresp;
+    struct gw_http_kv *m = rt_alloc(n * sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    memcpy(m, a->fields, a->nfields * sizeof(*m));
+    memcpy(m + a->nfields, ex->pol->resp, ex->pol->nresp * sizeof(*m));
+    a->fields = m;
+    a->nfields = n;
+    *merged = m;
+    return 0;
+}
+
 /* An error answer with the fields of `a` beyond the exchange's own. */
 static int error_with(struct gw__exchange *ex, struct gw_http_answer a, const char *message,
                       bool keep)
@@ -328,13 +356,35 @@ static int error_with(struct gw__exchange *ex, struct gw_http_answer a, const ch
     a.request_id = ex->request_id;
     a.close = !ex->keep_alive;
     a.head_only = gw__ex_head_request(ex);
-    char buf[1024];
-    size_t n = 0;
-    int rc = gw_http_error_answer(&a, message, buf, sizeof buf, &n);
+    struct gw_http_kv *merged;
+    int rc = with_policy_fields(ex, &a, &merged);
     if (rc < 0)
         return rc;
-    ex->status = a.status;
-    return gw__ex_write(ex, buf, n);
+    /* The error body is bounded (gw_http_error_answer cuts the message);
+     * the fields are bounded by what their callers hold. */
+    char sbuf[1024];
+    size_t cap = sizeof sbuf;
+    for (size_t i = 0; i < a.nfields; i++)
+        cap += strlen(a.fields[i].name) + strlen(a.fields[i].value) + 4;
+    char *buf = cap == sizeof sbuf ? sbuf : rt_alloc(cap);
+    size_t n = 0;
+    rc = buf ? gw_http_error_answer(&a, message, buf, cap, &n) : -ENOMEM;
+    if (rc == 0) {
+        ex->status = a.status;
+        rc = gw__ex_write(ex, buf, n);
+    }
+    if (buf != sbuf)
+        rt_free(buf);
+    rt_free(merged);
+    return rc;
+}
+
+int gw__ex_error_fields(struct gw__exchange *ex, int status, const char *message, bool keep,
+                        const struct gw_http_kv *extra, size_t nextra)
+{
+    return error_with(ex,
+                      (struct gw_http_answer){.status = status, .fields = extra, .nfields = nextra},
+                      message, keep);
 }
 
 int gw__ex_error_allow(struct gw__exchange *ex, int status, const char *message, bool keep,
@@ -366,6 +416,9 @@ int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const
     h.close = !ex->keep_alive;
     h.content_length = body_len;
     h.head_only = gw__ex_head_request(ex);
+    struct gw_http_kv *merged;
+    if (with_policy_fields(ex, &h, &merged) < 0)
+        return -ENOMEM;
     /* The fields a caller adds are bounded by what it holds (a route's
      * respond fields, the admin API's static values): room for them all. */
     size_t cap = 512 + (h.location ? strlen(h.location) : 0) +
@@ -374,8 +427,10 @@ int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const
     for (size_t i = 0; i < h.nfields; i++)
         cap += strlen(h.fields[i].name) + strlen(h.fields[i].value) + 4;
     char *head = rt_alloc(cap);
-    if (!head)
+    if (!head) {
+        rt_free(merged);
         return -ENOMEM;
+    }
     size_t hn = 0;
     int rc = gw_http_answer_head_write(&h, head, cap, &hn);
     if (rc == 0) {
@@ -385,6 +440,7 @@ int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const
         rc = gw__ex_writev(ex, iov, 2);
     }
     rt_free(head);
+    rt_free(merged);
     return rc;
 }
 

@@ -49,6 +49,7 @@
 
 struct gw__listener;
 struct gw__transport;
+struct gw_pol_req;
 struct gw_tls_peer;
 
 /* A transport's operations. timeout_ms: RT_INFINITY waits forever; 0 does
@@ -137,6 +138,10 @@ struct gw__exchange {
     int status;            /* status answered, for the access log and the connection's record */
     char request_id[40];
     int64_t write_timeout_ms; /* each write to the client, all of it: GW__WRITE_TIMEOUT_MS */
+    /* The current request's policy chain state (policy.h), while its
+     * request process runs one: its response fields go on every answer.
+     * NULL otherwise; reset by gw__ex_begin. */
+    const struct gw_pol_req *pol;
 };
 
 /* ---- the connection process's side ---------------------------------------- */
@@ -204,6 +209,10 @@ int gw__ex_error(struct gw__exchange *ex, int status, const char *message, bool 
 /* The same with an Allow field (a 405). */
 int gw__ex_error_allow(struct gw__exchange *ex, int status, const char *message, bool keep,
                        const char *allow);
+/* The same with further fields (a policy's refusal: WWW-Authenticate,
+ * Retry-After); `extra` is the caller's and nextra bounded by it. */
+int gw__ex_error_fields(struct gw__exchange *ex, int status, const char *message, bool keep,
+                        const struct gw_http_kv *extra, size_t nextra);
 /* The same with Retry-After: `retry_after_s` (a 503 for a passing
  * overload); the connection closes after it. */
 int gw__ex_error_retry(struct gw__exchange *ex, int status, const char *message,

@@ -43,6 +43,7 @@ enum {
 
 struct gw__listener;
 struct gw_tls_listener;
+struct gw_pol_set;
 
 /* The kinds of the gateway's own processes, as the admin API names them
  * (`kind`). gw__kinds_register fills them in once the runtime runs; until
@@ -59,6 +60,7 @@ struct gw__req_log {
     char target[80];        /* the upstream target tried last, or "" */
     uint64_t version;       /* the route table's version, or 0 */
     uint64_t bytes;         /* response body bytes sent */
+    const char *consumer;   /* the authenticated consumer (or subject), or NULL */
 };
 
 /* A listener's request handler: in the request process, after the target
@@ -143,10 +145,11 @@ void gw__request_main(void *arg);
  * `upath` (with `prefix`, what the route stripped from the path, NULL when
  * nothing) and streams the response back; returns the status answered (or a
  * negative errno when the client connection must be closed without an
- * answer). */
-int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
-              const char *prefix, size_t prefix_len, struct gw_upstream *up, char *target_out,
-              size_t target_cap, uint64_t *bytes);
+ * answer). The names `pols` owns are never forwarded from the client; the
+ * request's policy chain (ex->pol, if any) adds its fields both ways. */
+int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_pol_set *pols,
+              const char *upath, size_t upath_len, const char *prefix, size_t prefix_len,
+              struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes);
 
 /* The client-certificate fields (listeners' client_auth subject_header and
  * fingerprint_header) for ex's request, into out (gw_http_fwd.owned): every
@@ -155,7 +158,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
  * listener's names, NULL otherwise. Route matching (request.c) and the
  * upstream request (proxy.c) both see exactly these. Returns how many. */
 size_t gw__client_cert_fields(const struct gw__exchange *ex,
-                              struct gw_http_kv out[GW_HTTP_MAX_OWNED]);
+                              struct gw_http_kv out[GW_HTTP_MAX_CERT_FIELDS]);
 
 /* An Upgrade tunnel (tunnel.c) between the client of `ex` and upstream
  * connection `up` (the caller's; the pump uses a split of it), after the
@@ -211,8 +214,8 @@ int gw__upstreams_sup_start(void *arg, const void *extra, size_t extra_size, rt_
 #define GW__LOGGER_SHUTDOWN_MS 5000
 int gw__logger_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
 void gw__access_log(const struct gw__exchange *ex, const char *method, const char *path,
-                    const char *route, const char *target, int status, uint64_t bytes,
-                    uint64_t duration_us, uint64_t version);
+                    const char *route, const char *consumer, const char *target, int status,
+                    uint64_t bytes, uint64_t duration_us, uint64_t version);
 /* Any thread. Lines and bytes (message headers included) sent to the
  * logger and not yet written or dropped. */
 void gw__access_log_backlog(uint64_t *lines, uint64_t *bytes);

@@ -517,8 +517,9 @@ static void line_time(struct gw__linebuf *l)
 /* The line for one request into line[0, cap); its length, or 0 when it did
  * not fit (which the caps above rule out). */
 static size_t format_line(char *line, size_t cap, const struct gw__exchange *ex, const char *method,
-                          const char *path, const char *route, const char *target, int status,
-                          uint64_t bytes, uint64_t duration_us, uint64_t version)
+                          const char *path, const char *route, const char *consumer,
+                          const char *target, int status, uint64_t bytes, uint64_t duration_us,
+                          uint64_t version)
 {
     struct gw__linebuf l;
     gw__linebuf_init(&l, line, cap);
@@ -544,6 +545,11 @@ static size_t format_line(char *line, size_t cap, const struct gw__exchange *ex,
         key(&l, ",\"path_truncated\":true");
     key(&l, ",\"route\":");
     text(&l, route, LOG_NAME_MAX, NULL);
+    /* Only once a policy authenticated someone. */
+    if (consumer) {
+        key(&l, ",\"consumer\":");
+        text(&l, consumer, LOG_NAME_MAX, NULL);
+    }
     key(&l, ",\"upstream\":");
     text(&l, target, LOG_ADDR_MAX, NULL);
     key(&l, ",\"status\":");
@@ -569,15 +575,15 @@ static size_t format_line(char *line, size_t cap, const struct gw__exchange *ex,
 }
 
 void gw__access_log(const struct gw__exchange *ex, const char *method, const char *path,
-                    const char *route, const char *target, int status, uint64_t bytes,
-                    uint64_t duration_us, uint64_t version)
+                    const char *route, const char *consumer, const char *target, int status,
+                    uint64_t bytes, uint64_t duration_us, uint64_t version)
 {
     rt_pid to = atomic_load(&logger_pid);
     if (!to)
         return;
     char line[LOG_LINE_MAX];
-    size_t n = format_line(line, sizeof line, ex, method, path, route, target, status, bytes,
-                           duration_us, version);
+    size_t n = format_line(line, sizeof line, ex, method, path, route, consumer, target, status,
+                           bytes, duration_us, version);
     if (!n || !backlog_admit(n)) {
         atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
         return;

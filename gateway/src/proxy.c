@@ -24,6 +24,7 @@
 
 #include "gw/metrics.h"
 #include "gw_int.h"
+#include "policy/policy.h"
 #include "relay.h"
 #include "request_detail.h"
 #include "tls/tls.h"
@@ -106,28 +107,62 @@ static bool idempotent(const char *m)
     return false;
 }
 
-/* The wire module's form of a route's field edits, in `storage` (process
- * memory, freed with the request process); NULL when the route has none. */
+/* The wire module's form of a route's field edits plus `pol` fields (a
+ * policy chain's response fields: they replace the upstream's fields of
+ * their names, but Vary, a list the upstream's own entries belong to, to
+ * which they are added), in `storage` (process memory, freed with the
+ * request process); NULL when there are none. */
 static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
+                                            const struct gw_http_kv *pol, size_t npol,
                                             struct gw_http_edits *storage)
 {
-    if (!re->nset && !re->nadd && !re->nremove)
+    if (!re->nset && !re->nadd && !re->nremove && !npol)
         return NULL;
-    struct gw_http_kv *set = re->nset ? rt_alloc(re->nset * sizeof(*set)) : NULL;
-    struct gw_http_kv *add = re->nadd ? rt_alloc(re->nadd * sizeof(*add)) : NULL;
-    if ((re->nset && !set) || (re->nadd && !add))
+    size_t nset = re->nset + npol, nadd = re->nadd + npol;
+    struct gw_http_kv *set = nset ? rt_alloc(nset * sizeof(*set)) : NULL;
+    struct gw_http_kv *add = nadd ? rt_alloc(nadd * sizeof(*add)) : NULL;
+    if ((nset && !set) || (nadd && !add))
         return NULL;
+    nset = nadd = 0;
     for (size_t i = 0; i < re->nset; i++)
-        set[i] = (struct gw_http_kv){re->set[i].name, re->set[i].value};
+        set[nset++] = (struct gw_http_kv){re->set[i].name, re->set[i].value};
     for (size_t i = 0; i < re->nadd; i++)
-        add[i] = (struct gw_http_kv){re->add[i].name, re->add[i].value};
+        add[nadd++] = (struct gw_http_kv){re->add[i].name, re->add[i].value};
+    for (size_t i = 0; i < npol; i++) {
+        if (strcasecmp(pol[i].name, "vary") == 0)
+            add[nadd++] = pol[i];
+        else
+            set[nset++] = pol[i];
+    }
     *storage = (struct gw_http_edits){.set = set,
-                                      .nset = re->nset,
+                                      .nset = nset,
                                       .add = add,
-                                      .nadd = re->nadd,
+                                      .nadd = nadd,
                                       .remove = re->remove,
                                       .nremove = re->nremove};
     return storage;
+}
+
+/* The fields the policies own, into out after the n already there (up to
+ * GW_HTTP_MAX_OWNED): the chain's fields for the upstream with their
+ * values, then every name of the set, so that a client's copy never
+ * passes, on any route. */
+static size_t policy_fields(const struct gw__exchange *ex, const struct gw_pol_set *pols,
+                            struct gw_http_kv *out, size_t n)
+{
+    for (size_t i = 0; ex->pol && i < ex->pol->nup && n < GW_HTTP_MAX_OWNED; i++)
+        out[n++] = ex->pol->up[i];
+    size_t nown;
+    const char *const *own = gw_pol_set_owned(pols, &nown);
+    for (size_t i = 0; i < nown; i++) {
+        bool have = false;
+        for (size_t k = 0; k < n && !have; k++)
+            have = strcasecmp(out[k].name, own[i]) == 0;
+        /* policy.h bounds the set's names, and a chain's fields */
+        if (!have && n < GW_HTTP_MAX_OWNED)
+            out[n++] = (struct gw_http_kv){own[i], NULL};
+    }
+    return n;
 }
 
 /* A name is owned by every listener once any listener configures it: an
@@ -142,14 +177,14 @@ static size_t owned_add(struct gw_http_kv *out, size_t n, const char *name, cons
     for (size_t i = 0; i < n; i++)
         if (strcasecmp(out[i].name, name) == 0)
             return n;
-    /* config.c refuses more distinct names than GW_HTTP_MAX_OWNED */
-    if (n < GW_HTTP_MAX_OWNED)
+    /* config.c refuses more distinct names than GW_HTTP_MAX_CERT_FIELDS */
+    if (n < GW_HTTP_MAX_CERT_FIELDS)
         out[n++] = (struct gw_http_kv){name, value};
     return n;
 }
 
 size_t gw__client_cert_fields(const struct gw__exchange *ex,
-                              struct gw_http_kv out[GW_HTTP_MAX_OWNED])
+                              struct gw_http_kv out[GW_HTTP_MAX_CERT_FIELDS])
 {
     const struct gw_tls_peer *p = ex->tls && ex->tls->client_cert ? ex->tls : NULL;
     size_t own = ex->lis->index >= 0 ? (size_t)ex->lis->index : SIZE_MAX;
@@ -167,9 +202,9 @@ size_t gw__client_cert_fields(const struct gw__exchange *ex,
     return n;
 }
 
-int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath, size_t upath_len,
-              const char *prefix, size_t prefix_len, struct gw_upstream *up, char *target_out,
-              size_t target_cap, uint64_t *bytes)
+int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_pol_set *pols,
+              const char *upath, size_t upath_len, const char *prefix, size_t prefix_len,
+              struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes)
 {
     struct gw_http_edits req_edits, resp_edits;
     const struct gw_upstream_config *uc = gw__upstream_config(up);
@@ -193,7 +228,9 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     *rl = (struct gw__relay){.ex = ex,
                              .response_timeout_ms = response_ms,
                              .read_timeout_ms = GW__WRITE_TIMEOUT_MS,
-                             .resp_edits = edits_of(&r->response_headers, &resp_edits),
+                             .resp_edits =
+                                 edits_of(&r->response_headers, ex->pol ? ex->pol->resp : NULL,
+                                          ex->pol ? ex->pol->nresp : 0, &resp_edits),
                              .ops = {attempt_report, attempt_upgrade, &a},
                              .fail_status = 502,
                              .fail_msg = "no upstream target answered"};
@@ -222,6 +259,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
     }
     struct gw_http_kv owned[GW_HTTP_MAX_OWNED];
     size_t nowned = gw__client_cert_fields(ex, owned);
+    nowned = policy_fields(ex, pols, owned, nowned);
     struct gw_http_fwd fwd = {
         .client_addr = ex->client_addr,
         .client = ex->client,
@@ -234,7 +272,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const char *upath,
         .path = upath,
         .path_len = upath_len,
         .tunnel = ex->head->upgrade,
-        .edits = edits_of(&r->request_headers, &req_edits),
+        .edits = edits_of(&r->request_headers, NULL, 0, &req_edits),
         .port = ex->lis->port,
         .prefix = prefix,
         .prefix_len = prefix_len,

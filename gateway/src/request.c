@@ -28,6 +28,7 @@
 #include "gw_int.h"
 #include "request_detail.h"
 #include "path_settle.h"
+#include "policy/policy.h"
 #include "route/holder.h"
 #include "workflow/http.h"
 
@@ -102,7 +103,7 @@ static void respond_route(struct gw__exchange *ex, const struct route *r, struct
  * client-certificate fields that stand in for the client's copies. */
 struct header_view {
     const struct gw_http_head *h;
-    struct gw_http_kv owned[GW_HTTP_MAX_OWNED];
+    struct gw_http_kv owned[GW_HTTP_MAX_CERT_FIELDS];
     size_t nowned;
 };
 
@@ -214,6 +215,24 @@ static void options_asterisk(struct gw__exchange *ex, const struct route_table *
     gw__ex_answer(ex, &a, NULL, 0);
 }
 
+/* Route r's policies (it has some): true when one of them answered. The
+ * chain state stays in *pq for the route's action (the consumer, fields
+ * both ways: ex->pol points at it until the request ends). */
+static bool run_policies(struct gw__exchange *ex, const struct route_table *table,
+                         const struct route *r, struct gw_pol_req *pq, struct gw__req_log *log)
+{
+    *pq = (struct gw_pol_req){
+        .ex = ex,
+        .head = ex->head,
+        .route = r,
+        .table = table,
+        .client = ex->client_addr,
+    };
+    int st = gw__policy_chain(pq);
+    log->consumer = pq->consumer ? pq->consumer->name : pq->subject;
+    return st == GW_POL_ANSWERED;
+}
+
 /* The routes: a public listener's handler. A path settled under the route's
  * policy replaces *tp (for the access log). */
 void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struct gw__req_log *log)
@@ -292,6 +311,9 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         redirect_https(ex, r, &t, host, hlen);
         return;
     }
+    struct gw_pol_req pq;
+    if (r->npolicies && run_policies(ex, table, r, &pq, log))
+        return;
     if (r->respond) {
         gw__request_detail_set(h->method, t.path, t.path_len, r->name, NULL);
         respond_route(ex, r, log);
@@ -323,8 +345,9 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         while (prefix_len && t.path[prefix_len - 1] == '/')
             prefix_len--;
     }
-    int st = gw__proxy(ex, r, upath, (size_t)plen, prefix_len ? t.path : NULL, prefix_len, up,
-                       log->target, sizeof log->target, &log->bytes);
+    int st =
+        gw__proxy(ex, r, gw_pol_table_set(table), upath, (size_t)plen, prefix_len ? t.path : NULL,
+                  prefix_len, up, log->target, sizeof log->target, &log->bytes);
     if (st < 0)
         gw__ex_close_after(ex);
 }
@@ -367,11 +390,12 @@ void gw__request_main(void *arg)
     }
     gw__request_detail_set(h->method, t.path, t.path_len, NULL, NULL);
     ex->lis->handler(ex, &t, &log);
+    ex->pol = NULL; /* on the handler's stack, gone now */
     path = t.path;
 out:;
     uint64_t dur = (rt_now_ns() - t0) / 1000;
     gw_metrics_request(log.route_name, ex->status, dur);
     if (gw.cfg->access_log)
-        gw__access_log(ex, h->method, path, log.route_name, log.target[0] ? log.target : NULL,
-                       ex->status, log.bytes, dur, log.version);
+        gw__access_log(ex, h->method, path, log.route_name, log.consumer,
+                       log.target[0] ? log.target : NULL, ex->status, log.bytes, dur, log.version);
 }

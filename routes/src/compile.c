@@ -32,6 +32,9 @@ struct route_builder {
     char **workflows;
     size_t nworkflows;
     bool any_workflow; /* route_builder_set_workflows(b, NULL, 0) */
+    char **policies;
+    size_t npolicies;
+    bool any_policy; /* route_builder_set_policies(b, NULL, 0) */
     struct route__entry **entries;
     size_t n, cap;
     size_t nfiles;
@@ -71,33 +74,52 @@ void route_builder_free(struct route_builder *b)
     for (size_t i = 0; i < b->nworkflows; i++)
         free(b->workflows[i]);
     free(b->workflows);
+    for (size_t i = 0; i < b->npolicies; i++)
+        free(b->policies[i]);
+    free(b->policies);
     free(b->entries);
     route__arena_free(&b->arena);
     free(b);
 }
 
-int route_builder_set_workflows(struct route_builder *b, const char *const *names, size_t n)
+/* Replaces the name list *v (*nv names) by a copy of `names`. */
+static int names_set(char ***v, size_t *nv, const char *const *names, size_t n)
 {
-    b->any_workflow = names == NULL;
     if (!names)
         n = 0;
-    char **v = calloc(n ? n : 1, sizeof(*v));
-    if (!v)
+    char **c = calloc(n ? n : 1, sizeof(*c));
+    if (!c)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        if (!(v[i] = strdup(names[i] ? names[i] : ""))) {
+        if (!(c[i] = strdup(names[i] ? names[i] : ""))) {
             while (i--)
-                free(v[i]);
-            free(v);
+                free(c[i]);
+            free(c);
             return -ENOMEM;
         }
     }
-    for (size_t i = 0; i < b->nworkflows; i++)
-        free(b->workflows[i]);
-    free(b->workflows);
-    b->workflows = v;
-    b->nworkflows = n;
+    for (size_t i = 0; i < *nv; i++)
+        free((*v)[i]);
+    free(*v);
+    *v = c;
+    *nv = n;
     return 0;
+}
+
+int route_builder_set_workflows(struct route_builder *b, const char *const *names, size_t n)
+{
+    int r = names_set(&b->workflows, &b->nworkflows, names, n);
+    if (r == 0)
+        b->any_workflow = names == NULL;
+    return r;
+}
+
+int route_builder_set_policies(struct route_builder *b, const char *const *names, size_t n)
+{
+    int r = names_set(&b->policies, &b->npolicies, names, n);
+    if (r == 0)
+        b->any_policy = names == NULL;
+    return r;
 }
 
 int route_builder_add_text(struct route_builder *b, const char *file, const char *text, size_t len,
@@ -116,6 +138,9 @@ int route_builder_add_text(struct route_builder *b, const char *file, const char
         .workflows = (const char *const *)b->workflows,
         .nworkflows = b->nworkflows,
         .any_workflow = b->any_workflow,
+        .policies = (const char *const *)b->policies,
+        .npolicies = b->npolicies,
+        .any_policy = b->any_policy,
         .file = route__arena_strdup(&b->arena, doc.file),
     };
     if (!ctx.file) {

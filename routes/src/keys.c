@@ -108,6 +108,10 @@ static const struct jpos_key route_rows[] = {
     {"workflow", JPOS_T_STRING, C, NOFIELD, .max = 64, .id = ROUTE__K_WORKFLOW,
      .why = "run a workflow of the workflows directory with the request body as its input "
             "(one of upstream, respond and workflow)"},
+    {"policies", JPOS_T_ARRAY, C, NOFIELD, 0, ROUTE_MAX_POLICIES, .id = ROUTE__K_POLICIES,
+     .schema = "{\"items\": {\"type\": \"string\", \"maxLength\": 128}}",
+     .why = "names of policies of the policies directory a request passes through, in order, "
+            "before the route's action (gateway/src/policy/README.md)"},
     {"strip_prefix", JPOS_T_BOOL, C, NOFIELD, .id = ROUTE__K_STRIP_PREFIX,
      .why = "forward the remainder after a path_prefix, or / + the wildcard"},
     {"preserve_host", JPOS_T_BOOL, C, NOFIELD, .def = 1, .id = ROUTE__K_PRESERVE_HOST,

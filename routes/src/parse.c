@@ -995,6 +995,63 @@ static void parse_redirect_https(struct route__entry *e, const struct jpos_val *
     }
 }
 
+/* "policies": names of the policy set's definitions, in the order a
+ * request passes them, each at most once. Resolved to definitions by the
+ * gateway when it loads the table. */
+static int parse_policies(struct route__parse_ctx *ctx, struct route__entry *e,
+                          const struct jpos_val *pv, struct jpos_diags *d)
+{
+    const struct jpos_key *k = route__key_row(route__route_keys, ROUTE__K_POLICIES);
+    if (!jpos_array(d, pv))
+        return 0;
+    size_t n = json_array_size(pv->v);
+    if (n > (size_t)k->max) {
+        jpos_err(d, pv, "a route names at most %lld policies, got %zu", k->max, n);
+        return 0;
+    }
+    const char **names = route__arena_alloc(ctx->arena, (n ? n : 1) * sizeof(*names));
+    if (!names)
+        return -ENOMEM;
+    size_t got = 0;
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, pv);
+    while (jpos_iter_next(&it, &m)) {
+        const char *s;
+        size_t len;
+        if (!jpos_string(d, &m, ROUTE_MAX_NAME_BYTES, &s, &len))
+            continue;
+        bool found = ctx->any_policy;
+        for (size_t i = 0; i < ctx->npolicies && !found; i++)
+            found = strcmp(ctx->policies[i], s) == 0;
+        if (!found) {
+            const char *hint = jpos_suggest(s, ctx->policies, ctx->npolicies);
+            char list[512];
+            if (hint) {
+                jpos_err(d, &m, "unknown policy \"%s\"; did you mean \"%s\"?", s, hint);
+            } else if (ctx->npolicies == 0) {
+                jpos_err(d, &m, "unknown policy \"%s\": the policies directory defines none", s);
+            } else {
+                name_list(list, sizeof(list), ctx->policies, ctx->npolicies);
+                jpos_err(d, &m, "unknown policy \"%s\" (defined: %s)", s, list);
+            }
+            continue;
+        }
+        bool twice = false;
+        for (size_t i = 0; i < got && !twice; i++)
+            twice = strcmp(names[i], s) == 0;
+        if (twice) {
+            jpos_err(d, &m, "policy \"%s\" is listed twice", s);
+            continue;
+        }
+        if (!(names[got++] = route__arena_strndup(ctx->arena, s, len)))
+            return -ENOMEM;
+    }
+    e->r.policies = names;
+    e->r.npolicies = got;
+    return 0;
+}
+
 /* ---- a route ---------------------------------------------------------------- */
 
 struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const struct jpos_val *v,
@@ -1030,6 +1087,7 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
         K_TIMEOUTS,
         K_RETRIES,
         K_WORKFLOW,
+        K_POLICIES,
         K_NKEYS
     };
     struct jpos_val kv[K_NKEYS];
@@ -1067,6 +1125,8 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
             slot = K_RETRIES;
         else if (id == ROUTE__K_WORKFLOW)
             slot = K_WORKFLOW;
+        else if (id == ROUTE__K_POLICIES)
+            slot = K_POLICIES;
         else if (id == ROUTE__K_DESCRIPTION)
             jpos_string(d, &m, (size_t)k->max, &s, NULL);
         else if (id == ROUTE__K_MAX_BODY_BYTES) {
@@ -1159,6 +1219,8 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
                 return NULL;
         }
     }
+    if (has[K_POLICIES])
+        CHECK_NOMEM(parse_policies(ctx, e, &kv[K_POLICIES], d));
     if (has[K_UPSTREAM]) {
         const char *s;
         size_t len;

@@ -103,8 +103,11 @@ struct route__parse_ctx {
     size_t nupstreams;
     const char *const *workflows; /* names a route's "workflow" may take */
     size_t nworkflows;
-    bool any_workflow; /* every name is taken (the definitions had errors) */
-    const char *file;  /* arena copy, shared by the file's routes */
+    bool any_workflow;           /* every name is taken (the definitions had errors) */
+    const char *const *policies; /* names a route's "policies" may list */
+    size_t npolicies;
+    bool any_policy;  /* every name is taken (the policy files had errors) */
+    const char *file; /* arena copy, shared by the file's routes */
 };
 
 /* Parses the route at cursor `v` (element `index` of a file's "routes"); on
@@ -153,6 +156,7 @@ enum route__key {
     ROUTE__K_PARAMS,
     ROUTE__K_WORKFLOW,
     ROUTE__K_REDIRECT_HTTPS,
+    ROUTE__K_POLICIES,
 };
 
 extern const struct jpos_section *const route__match_keys;

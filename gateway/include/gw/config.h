@@ -195,6 +195,12 @@ struct gw_workflows_config {
     uint32_t max_running;
 };
 
+/* `policies`: route policies (gateway/src/policy/README.md). */
+struct gw_policies_config {
+    char *dir;             /* policy files, resolved against the config file's directory */
+    char *consumer_header; /* lower case: the upstream field naming the consumer */
+};
+
 struct gw_admin_config {
     bool enabled;
     struct gw_address address;
@@ -220,6 +226,7 @@ struct gw_config {
     uint32_t drain_timeout_ms;
     uint64_t body_buffer_bytes; /* the pre-read buffers of all requests together */
     struct gw_workflows_config workflows;
+    struct gw_policies_config policies;
 };
 
 /* What gw_config_parse does besides checking the text. */
@@ -252,6 +259,11 @@ struct gw_routes_source {
     const char *text;
     size_t len;
     const char *workflows_dir;
+    /* The policy files the routes may name: the directory `policies_dir`,
+     * or else the set attached to `keep`, or else none; a set read here is
+     * given `consumer_header` (policy/set_int.h). */
+    const char *policies_dir;
+    const char *consumer_header;
     const struct route_table *keep;
     /* The workflow service is not running (it starts only with the
      * gateway, gw_workflows_enabled): definitions would be published that
@@ -259,11 +271,12 @@ struct gw_routes_source {
     bool workflows_off;
 };
 
-/* Loads the workflow definitions and the routes together and compiles the
- * route table, the definitions' `struct wf_set` attached to it
- * (route_table_attachment; gateway/src/workflow/def.h), so that the two are
- * published and retired as one. Problems of both go to `d`; a definition
- * with errors fails the whole load. 0 and *out, -EINVAL, -ENOMEM. Reads
+/* Loads the workflow definitions, the policy files and the routes together
+ * and compiles the route table, the definitions' `struct wf_set` and the
+ * `struct gw_pol_set` attached to it with each route's policy chain
+ * (gateway/src/policy/table.h), so that they are published and retired as
+ * one. Problems of all go to `d`; a definition
+ * or policy file with errors fails the whole load. 0 and *out, -EINVAL, -ENOMEM. Reads
  * files: call where blocking is allowed. */
 int gw_config_load_routes(const struct gw_routes_source *src, const char *const *upstreams,
                           size_t n, struct route_table **out, struct jpos_diags *d);

@@ -331,7 +331,12 @@ struct gw_http_fwd {
     size_t nowned;
 };
 
-#define GW_HTTP_MAX_OWNED 4
+/* Distinct client-certificate field names the listeners configure
+ * (client_auth subject_header and fingerprint_header) at most. */
+#define GW_HTTP_MAX_CERT_FIELDS 4
+/* Those, a policy chain's fields for the upstream (16) and the names a
+ * policy set owns (32): gateway/src/policy/policy.h. */
+#define GW_HTTP_MAX_OWNED 64
 #define GW_HTTP_OWNED_VALUE_MAX 1024
 
 /* The request id to use and echo: the client's X-Request-Id when it is

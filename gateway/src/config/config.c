@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include "../tls/tls.h"
+#include "../policy/set_int.h"
+#include "../policy/table.h"
 #include "../workflow/def.h"
 #include "config_int.h"
 #include "jpos/file.h"
@@ -554,10 +556,10 @@ static int parse_listener(struct gw_listener_config *l, const struct jpos_key *r
 
 /* The distinct client_auth header names the listeners configure. Each is
  * dropped from every listener's requests (proxy.c), which carry at most
- * GW_HTTP_MAX_OWNED such names. */
+ * GW_HTTP_MAX_CERT_FIELDS such names. */
 static size_t client_cert_header_names(const struct gw_config *cfg)
 {
-    const char *seen[2 * GW_HTTP_MAX_OWNED + 2];
+    const char *seen[2 * GW_HTTP_MAX_CERT_FIELDS + 2];
     size_t n = 0;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct gw_tls_listener_config *t = &cfg->listeners[i].tls;
@@ -606,11 +608,11 @@ static int parse_listeners(struct gw_config *cfg, const struct jpos_key *row,
                          cfg->listeners[j].name, l->name, l->address.text);
         }
     }
-    if (client_cert_header_names(cfg) > GW_HTTP_MAX_OWNED)
+    if (client_cert_header_names(cfg) > GW_HTTP_MAX_CERT_FIELDS)
         jpos_err(d, v,
                  "listeners name more than %d distinct client_auth subject_header and "
                  "fingerprint_header fields",
-                 GW_HTTP_MAX_OWNED);
+                 GW_HTTP_MAX_CERT_FIELDS);
     return 0;
 }
 
@@ -1121,13 +1123,51 @@ static int wf_finish(struct wf_section *c, const char *path)
 
 /* ---- the whole file ---------------------------------------------------------- */
 
+/* What the policies section names, resolved once the whole file is read. */
+struct pol_section {
+    const char *dir; /* as written; points into the document */
+};
+
 struct top_ctx {
     struct gw_config *cfg;
     unsigned flags;
     const char *routes;
+    struct pol_section pol;
     bool has_listeners, has_admin;
     struct wf_section wf;
 };
+
+static int pol_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
+                   struct jpos_diags *d)
+{
+    struct top_ctx *c = ctx;
+    const char *s, *why;
+    size_t len;
+    switch (k->id) {
+    case GW__K_POL_DIR:
+        if (!jpos_string(d, m, (size_t)k->max, &s, NULL))
+            return 0;
+        if (!*s)
+            jpos_err(d, m, "policies.dir names a directory; it is empty");
+        else
+            c->pol.dir = s;
+        return 0;
+    case GW__K_POL_CONSUMER_HEADER:
+        if (!jpos_string(d, m, (size_t)k->max, &s, &len))
+            return 0;
+        if (!gw__pol_field_name_ok(s, len, &why)) {
+            jpos_err(d, m, "consumer_header \"%s\": %s", s, why);
+            return 0;
+        }
+        free(c->cfg->policies.consumer_header);
+        if (!(c->cfg->policies.consumer_header = strdup(s)))
+            return -ENOMEM;
+        for (char *p = c->cfg->policies.consumer_header; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        return 0;
+    }
+    return 0;
+}
 
 static int top_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m,
                    struct jpos_diags *d)
@@ -1154,6 +1194,10 @@ static int top_key(void *ctx, const struct jpos_key *k, const struct jpos_val *m
         c->cfg->workflows.enabled = true;
         if (jpos_object(d, m))
             return jpos_keys_parse(d, m, k->sub, &c->cfg->workflows, wf_key, &c->wf, NULL);
+        return 0;
+    case GW__K_POLICIES:
+        if (jpos_object(d, m))
+            return jpos_keys_parse(d, m, k->sub, c->cfg, pol_key, c, NULL);
         return 0;
     case GW__K_ROUTES:
         if (jpos_string(d, m, (size_t)k->max, &s, NULL)) {
@@ -1242,6 +1286,12 @@ int gw_config_parse(const char *path, const char *text, size_t len, unsigned fla
     }
     if ((r = wf_finish(&c.wf, path)) < 0)
         goto out;
+    if (!(cfg->policies.dir = resolve_dir(path, c.pol.dir ? c.pol.dir : "policies")) ||
+        (!cfg->policies.consumer_header &&
+         !(cfg->policies.consumer_header = strdup("x-consumer")))) {
+        r = -ENOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < cfg->nlisteners; i++)
         if ((r = tls_resolve(path, &cfg->listeners[i].tls)) < 0)
             goto out;
@@ -1254,13 +1304,16 @@ int gw_config_parse(const char *path, const char *text, size_t len, unsigned fla
         }
     }
     if (flags & GW_CONFIG_ROUTES) {
-        struct gw_routes_source src = {.dir = cfg->routes_dir, .workflows_dir = cfg->workflows.dir};
+        struct gw_routes_source src = {.dir = cfg->routes_dir,
+                                       .workflows_dir = cfg->workflows.dir,
+                                       .policies_dir = cfg->policies.dir,
+                                       .consumer_header = cfg->policies.consumer_header};
         r = gw_config_load_routes(&src, cfg->upstream_names, cfg->nupstreams, &cfg->routes, d);
         if (r == -ENOMEM)
             goto out;
         r = 0;
         /* Definitions in the (default) directory turn the service on too. */
-        const struct wf_set *wfs = cfg->routes ? route_table_attachment(cfg->routes) : NULL;
+        const struct wf_set *wfs = cfg->routes ? gw__table_wf_set(cfg->routes) : NULL;
         if (wfs && wf_set_count(wfs) > 0)
             cfg->workflows.enabled = true;
     }
@@ -1276,23 +1329,52 @@ out:
     return 0;
 }
 
-static void drop_wf_set(void *p)
+/* The policy set the routes are checked against and published with:
+ * `src`'s directory, else the one `src->keep` carries, else none. 0 with
+ * *out, or *out NULL when the files had errors (in d), -ENOMEM. */
+static int load_policies(const struct gw_routes_source *src, struct gw_pol_set **out,
+                         struct jpos_diags *d)
 {
-    wf_set_unref(p);
+    static const char none[] = "{}";
+    int r;
+    *out = NULL;
+    if (!src->policies_dir && src->keep && gw_pol_table_set(src->keep)) {
+        *out = gw_pol_set_ref((struct gw_pol_set *)gw_pol_table_set(src->keep));
+        return 0;
+    }
+    if (src->policies_dir)
+        r = gw_pol_set_load_dir(src->policies_dir, out, d);
+    else
+        r = gw_pol_set_load_text("<none>", none, sizeof none - 1, ".", out, d);
+    if (r < 0)
+        return r == -ENOMEM ? r : 0;
+    if (src->consumer_header && (r = gw__pol_set_consumer_header(*out, src->consumer_header)) < 0) {
+        if (r == -EINVAL)
+            jpos_diag_add(d, JPOS_DIAG_ERROR, src->policies_dir ? src->policies_dir : "<none>", 0,
+                          0, NULL,
+                          "with policies.consumer_header, more than %d distinct upstream field "
+                          "names are set by consumers and policies",
+                          GW_POL_MAX_OWNED);
+        gw_pol_set_unref(*out);
+        *out = NULL;
+        return r == -ENOMEM ? r : 0;
+    }
+    return 0;
 }
 
 int gw_config_load_routes(const struct gw_routes_source *src, const char *const *upstreams,
                           size_t n, struct route_table **out, struct jpos_diags *d)
 {
     struct wf_set *wfs = NULL;
+    struct gw_pol_set *pols = NULL;
     struct route_builder *b = NULL;
     struct route_table *t = NULL;
     int r;
     /* The definitions first: routes are checked against their names. */
     if (src->workflows_dir) {
         r = wf_set_load_dir(src->workflows_dir, upstreams, n, &wfs, d);
-    } else if (src->keep && route_table_attachment(src->keep)) {
-        wfs = wf_set_ref(route_table_attachment(src->keep));
+    } else if (src->keep && gw__table_wf_set(src->keep)) {
+        wfs = wf_set_ref(gw__table_wf_set(src->keep));
         r = 0;
     } else {
         static const char none[] = "{\"workflows\": []}";
@@ -1300,13 +1382,18 @@ int gw_config_load_routes(const struct gw_routes_source *src, const char *const 
     }
     if (r == -ENOMEM)
         goto out;
+    if ((r = load_policies(src, &pols, d)) < 0)
+        goto out;
     if ((r = route_builder_new(&b, upstreams, n)) < 0)
         goto out;
     /* Definitions with errors (reported) still let the routes be checked,
-     * with any workflow name accepted, so that one run reports both and
-     * routes are not blamed for a definition's typo. */
+     * with any workflow or policy name accepted, so that one run reports
+     * both and routes are not blamed for a definition's typo. */
     r = wfs ? route_builder_set_workflows(b, wf_set_names(wfs), wf_set_count(wfs))
             : route_builder_set_workflows(b, NULL, 0);
+    if (r == 0)
+        r = pols ? route_builder_set_policies(b, gw_pol_set_names(pols), gw_pol_set_count(pols))
+                 : route_builder_set_policies(b, NULL, 0);
     if (r < 0)
         goto out;
     if (src->dir)
@@ -1317,8 +1404,8 @@ int gw_config_load_routes(const struct gw_routes_source *src, const char *const 
         r = route_builder_compile(b, &t, d); /* fails if anything before reported errors */
     if (r < 0)
         goto out;
-    if (!wfs) {
-        r = -EINVAL; /* the workflows' errors are in d */
+    if (!wfs || !pols) {
+        r = -EINVAL; /* the workflows' or policies' errors are in d */
         goto out;
     }
     if (src->workflows_off && wf_set_count(wfs) > 0) {
@@ -1331,14 +1418,18 @@ int gw_config_load_routes(const struct gw_routes_source *src, const char *const 
         r = -EINVAL;
         goto out;
     }
-    route_table_attach(t, wfs, drop_wf_set);
+    r = gw__table_attach_sets(t, wfs, pols);
     wfs = NULL;
+    pols = NULL;
+    if (r < 0)
+        goto out;
     *out = t;
     t = NULL;
 out:
     route_table_unref(t);
     route_builder_free(b);
     wf_set_unref(wfs);
+    gw_pol_set_unref(pols);
     return r;
 }
 
@@ -1389,6 +1480,8 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->workflows.sqlite_path);
     free(cfg->workflows.pg_conninfo_env);
     free(cfg->workflows.replica_id);
+    free(cfg->policies.dir);
+    free(cfg->policies.consumer_header);
     free(cfg->path);
     free(cfg);
 }

@@ -51,6 +51,9 @@ enum gw__config_key {
     GW__K_UTLS_SERVER_NAME,
     GW__K_UTLS_CERT,
     GW__K_UTLS_KEY,
+    GW__K_POLICIES,
+    GW__K_POL_DIR,
+    GW__K_POL_CONSUMER_HEADER,
     GW__K_TRUSTED_PROXIES,
 };
 

@@ -381,6 +381,20 @@ static const struct jpos_key wf_rows[] = {
 static const struct jpos_section wf_keys =
     JPOS_SECTION("workflows", wf_rows, "transactional workflows (gateway/src/workflow/README.md)");
 
+static const struct jpos_key pol_rows[] = {
+    {"dir", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = PATH_MAX, .def_str = "policies",
+     .schema = "{\"minLength\": 1}", .id = GW__K_POL_DIR,
+     .why = "directory of *.json policy files (policies and consumers), relative to the "
+            "configuration file; reloaded with the routes; missing: no policies"},
+    {"consumer_header", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 128,
+     .def_str = "x-consumer", .schema = "{\"pattern\": \"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$\"}",
+     .id = GW__K_POL_CONSUMER_HEADER,
+     .why = "the upstream field naming the authenticated consumer; what a client sends under "
+            "this name is dropped on every route"},
+};
+static const struct jpos_section pol_keys =
+    JPOS_SECTION("policies", pol_rows, "route policies (gateway/src/policy/README.md)");
+
 static const struct jpos_key top_rows[] = {
     {"$schema", JPOS_T_STRING, JPOS_KEY_CUSTOM, NOFIELD, .max = 4096,
      .why = "the JSON Schema this file follows, for editors; the gateway reads nothing from it",
@@ -404,6 +418,8 @@ static const struct jpos_key top_rows[] = {
      30000, .why = "how long SIGTERM waits for requests in flight"},
     {"workflows", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(struct gw_config, workflows),
      .sub = &wf_keys, .def_str = "{}", .why = "transactional workflows", .id = GW__K_WORKFLOWS},
+    {"policies", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, NOFIELD, .sub = &pol_keys, .def_str = "{}",
+     .why = "route policies: authentication, limits, CORS", .id = GW__K_POLICIES},
     {"body_buffer_bytes", JPOS_T_INT, 0, FIELD(struct gw_config, body_buffer_bytes), 128 << 10,
      1LL << 40, 64LL << 20,
      .why = "request body bytes held in memory at once across all connections (the start of "

@@ -43,10 +43,15 @@ struct route_table;
 /* Limits (each a validation error when exceeded). */
 #define GW_POL_MAX_POLICIES 10000 /* per set */
 #define GW_POL_MAX_CONSUMERS 100000
-#define GW_POL_MAX_CHAIN 16       /* policies per route */
-#define GW_POL_MAX_API_KEYS 16    /* per consumer */
-#define GW_POL_MAX_FIELDS 16      /* fields a chain adds, each direction */
-#define GW_POL_NAME_MAX 128       /* policy and consumer names, as route names */
+#define GW_POL_MAX_CHAIN 16           /* policies per route */
+#define GW_POL_MAX_API_KEYS 16        /* per consumer */
+#define GW_POL_MAX_FIELDS 16          /* fields a chain adds, each direction */
+#define GW_POL_NAME_MAX 128           /* policy and consumer names, as route names */
+#define GW_POL_MAX_CONSUMER_HEADERS 8 /* a consumer's "headers" */
+#define GW_POL_VALUE_MAX 1024         /* a consumer header's value */
+/* Distinct upstream field names a set owns (consumer headers, the names
+ * kinds give through `owned`, the configured consumer_header). */
+#define GW_POL_MAX_OWNED 32
 
 /* ---- consumers ------------------------------------------------------------ */
 
@@ -79,6 +84,20 @@ struct gw_pol_consumer {
 
 /* ---- what a chain works on ------------------------------------------------ */
 
+/* A policy's answer (gw_pol_refuse), held until the policy returns and
+ * then written by the chain: a kind never writes to the client itself, so
+ * a kind's run can be tested on a gw_pol_req alone. Copies of what the
+ * policy gave (a longer message is cut; fields that do not fit in `store`
+ * are left out). */
+#define GW_POL_MAX_ANSWER_FIELDS 4
+struct gw_pol_answer {
+    int status; /* 0: none yet */
+    char message[256];
+    struct gw_http_kv fields[GW_POL_MAX_ANSWER_FIELDS];
+    size_t nfields;
+    char store[1024]; /* the fields' names and values */
+};
+
 /* One request's chain state, on the request process's stack. Strings a
  * policy puts here must outlive the request: the set's own (static while
  * the table is held) or rt_alloc'd by the request process. */
@@ -102,6 +121,8 @@ struct gw_pol_req {
      * gateway's own (CORS, RateLimit). */
     struct gw_http_kv resp[GW_POL_MAX_FIELDS];
     size_t nresp;
+    /* What a policy answered; the chain writes it (gw__policy_chain). */
+    struct gw_pol_answer answer;
 };
 
 /* Adds a field for the upstream / for the answer; false when full (the
@@ -111,7 +132,10 @@ bool gw_pol_resp_add(struct gw_pol_req *rq, const char *name, const char *value)
 
 /* Answers the request from a policy: `status` with a short JSON error body
  * `message`, the chain's response fields (rq->resp) and `extra` fields
- * (WWW-Authenticate, Retry-After). Returns GW_POL_ANSWERED. */
+ * (WWW-Authenticate, Retry-After; at most GW_POL_MAX_ANSWER_FIELDS). The
+ * message and fields are copied into rq->answer (the caller's may be on its
+ * stack); the chain writes the answer once the policy's run returns.
+ * Returns GW_POL_ANSWERED. Plain data: any thread, no runtime. */
 int gw_pol_refuse(struct gw_pol_req *rq, int status, const char *message,
                   const struct gw_http_kv *extra, size_t nextra);
 

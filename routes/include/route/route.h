@@ -46,6 +46,7 @@ extern "C" {
 #define ROUTE_MAX_VALUE_BYTES 4096       /* header names and values */
 #define ROUTE_MAX_BODY_BYTES (1u << 20)  /* respond.body */
 #define ROUTE_MAX_NAME_BYTES 128         /* route names */
+#define ROUTE_MAX_POLICIES 16            /* policies a route names */
 #define ROUTE_MAX_ROUTES 100000          /* routes in one table */
 #define ROUTE_MAX_FILES 10000            /* files in one routes directory */
 #define ROUTE_MAX_FILE_BYTES (16u << 20) /* one route file */
@@ -156,6 +157,10 @@ struct route {
     int upstream_index; /* into the name list given to the loader; -1: respond, workflow */
     const struct route_respond *respond;
     const char *workflow; /* a workflow definition's name; NULL: none */
+    /* The policies the route's requests pass through first, in order (the
+     * gateway resolves the names once, when it loads the table: policy.h). */
+    const char *const *policies;
+    size_t npolicies;
     bool strip_prefix;
     bool preserve_host;  /* default true: forward the client's Host header */
     const char *rewrite; /* template as written, NULL when absent */
@@ -199,6 +204,8 @@ void route_builder_free(struct route_builder *b); /* NULL-safe */
  * any name is taken (the definitions could not be read: their errors are
  * reported, and routes are not blamed for them). 0 or -ENOMEM. */
 int route_builder_set_workflows(struct route_builder *b, const char *const *names, size_t n);
+/* The same for the policy names a route's "policies" may list. */
+int route_builder_set_policies(struct route_builder *b, const char *const *names, size_t n);
 
 /* Adds the routes of one route file held in memory. `file` labels its
  * diagnostics and the routes' `file`. Returns 0 or -EINVAL when this text had
