@@ -7,9 +7,13 @@
 #include "policy.h"
 
 extern const struct gw_pol_kind gw__pol_kind_acl;
+extern const struct gw_pol_kind gw__pol_kind_cors;
+extern const struct gw_pol_kind gw__pol_kind_ip_rules;
 
 const struct gw_pol_kind *const gw_pol_kinds[] = {
     &gw__pol_kind_acl,
+    &gw__pol_kind_cors,
+    &gw__pol_kind_ip_rules,
 };
 const size_t gw_pol_nkinds = sizeof gw_pol_kinds / sizeof gw_pol_kinds[0];
 
