@@ -100,6 +100,12 @@ static int cmd_check(const char *path)
     size_t nwf = wf_set_count(gw__table_wf_set(cfg->routes));
     if (nwf)
         printf(", %zu %s", nwf, plural(nwf, "workflow", "workflows"));
+    const struct gw_pol_set *pols = gw_pol_table_set(cfg->routes);
+    size_t npol = gw_pol_set_count(pols), ncons = gw_pol_set_nconsumers(pols);
+    if (npol)
+        printf(", %zu %s", npol, plural(npol, "policy", "policies"));
+    if (ncons)
+        printf(", %zu %s", ncons, plural(ncons, "consumer", "consumers"));
     if (warnings)
         printf(" (%zu %s)", warnings, plural(warnings, "warning", "warnings"));
     printf("\n");

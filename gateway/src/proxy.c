@@ -24,7 +24,7 @@
 
 #include "gw/metrics.h"
 #include "gw_int.h"
-#include "policy/policy.h"
+#include "policy/set_int.h"
 #include "relay.h"
 #include "request_detail.h"
 #include "tls/tls.h"
@@ -108,10 +108,9 @@ static bool idempotent(const char *m)
 }
 
 /* The wire module's form of a route's field edits plus `pol` fields (a
- * policy chain's response fields: they replace the upstream's fields of
- * their names, but Vary, a list the upstream's own entries belong to, to
- * which they are added), in `storage` (process memory, freed with the
- * request process); NULL when there are none. */
+ * policy chain's response fields, gw__pol_resp_split), in `storage`
+ * (process memory, freed with the request process); NULL when there are
+ * none. */
 static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
                                             const struct gw_http_kv *pol, size_t npol,
                                             struct gw_http_edits *storage)
@@ -123,17 +122,13 @@ static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
     struct gw_http_kv *add = nadd ? rt_alloc(nadd * sizeof(*add)) : NULL;
     if ((nset && !set) || (nadd && !add))
         return NULL;
-    nset = nadd = 0;
     for (size_t i = 0; i < re->nset; i++)
-        set[nset++] = (struct gw_http_kv){re->set[i].name, re->set[i].value};
+        set[i] = (struct gw_http_kv){re->set[i].name, re->set[i].value};
     for (size_t i = 0; i < re->nadd; i++)
-        add[nadd++] = (struct gw_http_kv){re->add[i].name, re->add[i].value};
-    for (size_t i = 0; i < npol; i++) {
-        if (strcasecmp(pol[i].name, "vary") == 0)
-            add[nadd++] = pol[i];
-        else
-            set[nset++] = pol[i];
-    }
+        add[i] = (struct gw_http_kv){re->add[i].name, re->add[i].value};
+    nset = re->nset;
+    nadd = re->nadd;
+    gw__pol_resp_split(pol, npol, set, &nset, add, &nadd);
     *storage = (struct gw_http_edits){.set = set,
                                       .nset = nset,
                                       .add = add,
@@ -141,28 +136,6 @@ static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
                                       .remove = re->remove,
                                       .nremove = re->nremove};
     return storage;
-}
-
-/* The fields the policies own, into out after the n already there (up to
- * GW_HTTP_MAX_OWNED): the chain's fields for the upstream with their
- * values, then every name of the set, so that a client's copy never
- * passes, on any route. */
-static size_t policy_fields(const struct gw__exchange *ex, const struct gw_pol_set *pols,
-                            struct gw_http_kv *out, size_t n)
-{
-    for (size_t i = 0; ex->pol && i < ex->pol->nup && n < GW_HTTP_MAX_OWNED; i++)
-        out[n++] = ex->pol->up[i];
-    size_t nown;
-    const char *const *own = gw_pol_set_owned(pols, &nown);
-    for (size_t i = 0; i < nown; i++) {
-        bool have = false;
-        for (size_t k = 0; k < n && !have; k++)
-            have = strcasecmp(out[k].name, own[i]) == 0;
-        /* policy.h bounds the set's names, and a chain's fields */
-        if (!have && n < GW_HTTP_MAX_OWNED)
-            out[n++] = (struct gw_http_kv){own[i], NULL};
-    }
-    return n;
 }
 
 /* A name is owned by every listener once any listener configures it: an
@@ -259,7 +232,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_po
     }
     struct gw_http_kv owned[GW_HTTP_MAX_OWNED];
     size_t nowned = gw__client_cert_fields(ex, owned);
-    nowned = policy_fields(ex, pols, owned, nowned);
+    nowned = gw__pol_owned_fields(ex->pol, pols, owned, nowned, GW_HTTP_MAX_OWNED);
     struct gw_http_fwd fwd = {
         .client_addr = ex->client_addr,
         .client = ex->client,

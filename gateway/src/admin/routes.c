@@ -100,6 +100,12 @@ static json_t *route_json(const struct route *rt)
         json_object_set_new(o, "strip_prefix", json_true());
     if (rt->rewrite)
         json_object_set_new(o, "rewrite", json_string(rt->rewrite));
+    if (rt->npolicies) {
+        json_t *p = json_array();
+        for (size_t i = 0; p && i < rt->npolicies; i++)
+            json_array_append_new(p, json_string(rt->policies[i]));
+        json_object_set_new(o, "policies", p);
+    }
     return o;
 }
 

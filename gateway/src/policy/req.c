@@ -6,8 +6,12 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
-#include "policy.h"
+#include "set_int.h"
+
+_Static_assert(GW_HTTP_MAX_CERT_FIELDS + GW_POL_MAX_FIELDS + GW_POL_MAX_OWNED <= GW_HTTP_MAX_OWNED,
+               "a forwarded request has room for every owned field");
 
 bool gw_pol_up_add(struct gw_pol_req *rq, const char *name, const char *value)
 {
@@ -52,4 +56,34 @@ int gw_pol_refuse(struct gw_pol_req *rq, int status, const char *message,
             a->fields[a->nfields++] = (struct gw_http_kv){n, v};
     }
     return GW_POL_ANSWERED;
+}
+
+size_t gw__pol_owned_fields(const struct gw_pol_req *rq, const struct gw_pol_set *pols,
+                            struct gw_http_kv *out, size_t n, size_t cap)
+{
+    for (size_t i = 0; rq && i < rq->nup && n < cap; i++)
+        out[n++] = rq->up[i];
+    size_t nown;
+    const char *const *own = gw_pol_set_owned(pols, &nown);
+    for (size_t i = 0; i < nown; i++) {
+        bool have = false;
+        for (size_t k = 0; k < n && !have; k++)
+            have = strcasecmp(out[k].name, own[i]) == 0;
+        /* policy.h bounds the set's names and a chain's fields below the
+         * wire module's GW_HTTP_MAX_OWNED */
+        if (!have && n < cap)
+            out[n++] = (struct gw_http_kv){own[i], NULL};
+    }
+    return n;
+}
+
+void gw__pol_resp_split(const struct gw_http_kv *f, size_t n, struct gw_http_kv *set, size_t *nset,
+                        struct gw_http_kv *add, size_t *nadd)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(f[i].name, "vary") == 0)
+            add[(*nadd)++] = f[i];
+        else
+            set[(*nset)++] = f[i];
+    }
 }

@@ -361,6 +361,7 @@ int gw__pol_parse_pbkdf2(const char *s, size_t len, struct gw_pol_pbkdf2 *out, c
 struct loader {
     struct gw_pol_set *s;
     struct jpos_doc *docs;
+    const char **labels; /* each document's file name, the set's copy */
     size_t ndocs;
     bool too_many_defs, too_many_consumers;
 };
@@ -670,7 +671,7 @@ static int read_policy(struct loader *L, const struct jpos_val *v, const char *f
 }
 
 /* The members of one file's array `key`, each through fn. */
-static int each(struct loader *L, const struct jpos_doc *doc, const char *key,
+static int each(struct loader *L, const struct jpos_doc *doc, const char *file, const char *key,
                 int (*fn)(struct loader *, const struct jpos_val *, const char *,
                           struct jpos_diags *),
                 struct jpos_diags *d)
@@ -683,7 +684,7 @@ static int each(struct loader *L, const struct jpos_doc *doc, const char *key,
     jpos_iter_init(&it, &arr);
     int r = 0;
     while (r == 0 && jpos_iter_next(&it, &m))
-        r = fn(L, &m, doc->file, d);
+        r = fn(L, &m, file, d);
     return r;
 }
 
@@ -746,7 +747,8 @@ static int load(const char *dir, char **files, size_t nfiles, const char *const 
     atomic_init(&L.s->refs, 1);
     if (!(L.s->dir = set_strndup(L.s, dir, strlen(dir))))
         goto out;
-    if (!(L.docs = calloc(nfiles ? nfiles : 1, sizeof(*L.docs))))
+    if (!(L.docs = calloc(nfiles ? nfiles : 1, sizeof(*L.docs))) ||
+        !(L.labels = calloc(nfiles ? nfiles : 1, sizeof(*L.labels))))
         goto out;
     r = 0;
     for (size_t i = 0; i < nfiles; i++) {
@@ -771,15 +773,28 @@ static int load(const char *dir, char **files, size_t nfiles, const char *const 
             r = 0;
             continue;
         }
-        check_top(&L.docs[L.ndocs - 1], d);
+        /* Definitions name their file after the document is gone. */
+        struct jpos_doc *doc = &L.docs[L.ndocs - 1];
+        char *label = set_strndup(L.s, doc->file, strlen(doc->file));
+        if (!label) {
+            r = -ENOMEM;
+            goto out;
+        }
+        free(doc->file);
+        if (!(doc->file = strdup(label))) {
+            r = -ENOMEM;
+            goto out;
+        }
+        L.labels[L.ndocs - 1] = label;
+        check_top(doc, d);
     }
     /* Consumers of every file first: a policy's compile sees them all. */
     for (size_t i = 0; i < L.ndocs && r == 0; i++)
         if (L.docs[i].root)
-            r = each(&L, &L.docs[i], "consumers", read_consumer, d);
+            r = each(&L, &L.docs[i], L.labels[i], "consumers", read_consumer, d);
     for (size_t i = 0; i < L.ndocs && r == 0; i++)
         if (L.docs[i].root)
-            r = each(&L, &L.docs[i], "policies", read_policy, d);
+            r = each(&L, &L.docs[i], L.labels[i], "policies", read_policy, d);
     if (r == 0)
         r = kind_owned(L.s, d);
     if (r == -EINVAL)
@@ -798,6 +813,7 @@ out:
     for (size_t i = 0; i < L.ndocs; i++)
         jpos_doc_done(&L.docs[i]);
     free(L.docs);
+    free(L.labels);
     if (r < 0) {
         set_free(L.s);
         return r;

@@ -31,4 +31,18 @@ int gw__pol_set_consumer_header(struct gw_pol_set *s, const char *name);
 /* The configured field, or NULL. */
 const char *gw__pol_set_consumer_field(const struct gw_pol_set *s);
 
+/* The fields a forwarded request carries for the policies (gw_http_fwd's
+ * owned list), appended to out[0..n) up to cap: rq's fields for the
+ * upstream with their values (rq may be NULL: a route without policies),
+ * then every name `pols` owns without a value, so that a client's copy
+ * never passes, on any route. Returns the new count. */
+size_t gw__pol_owned_fields(const struct gw_pol_req *rq, const struct gw_pol_set *pols,
+                            struct gw_http_kv *out, size_t n, size_t cap);
+/* Splits a chain's response fields (n of `f`) into a relayed response's
+ * edits: appended to set[0..*nset) (they replace the upstream's fields of
+ * their names), but Vary, a list the upstream's own entries belong to,
+ * appended to add[0..*nadd). Each array has room for n more. */
+void gw__pol_resp_split(const struct gw_http_kv *f, size_t n, struct gw_http_kv *set, size_t *nset,
+                        struct gw_http_kv *add, size_t *nadd);
+
 #endif

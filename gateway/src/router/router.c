@@ -9,11 +9,12 @@
  *  - the reclaim timer, armed while replaced tables are still held by
  *    requests (route_holder_reclaim frees them once released).
  *
- * A load reads the routes and the workflow definitions they may name
- * together (gw_config_load_routes): the definitions are attached to the
- * table, so both are published, kept in the history, rolled back and
- * retired as one, and an error in either refuses the whole load. A route
- * set given as text (PUT /admin/routes) keeps the current definitions.
+ * A load reads the routes and the workflow definitions and policy files
+ * they may name together (gw_config_load_routes): the definitions and the
+ * policy set are attached to the table, so all are published, kept in the
+ * history, rolled back and retired as one, and an error in any refuses the
+ * whole load. A route set given as text (PUT /admin/routes) keeps the
+ * current definitions and policies.
  *
  * Reading route files and compiling run on the blocking pool (rt_blocking)
  * while the router is parked, so a reload never occupies a scheduler and
@@ -72,6 +73,7 @@ struct router {
     struct gw_router_reload last; /* the last reload record; owns its diagnostics */
     rt_pid watcher;               /* of the routes directory */
     rt_pid wf_watcher;            /* of the workflows directory, read with the routes */
+    rt_pid pol_watcher;           /* of the policies directory, read with the routes */
     bool reclaim_armed;
 };
 
@@ -87,9 +89,11 @@ struct job {
     const char *label;
     const char *const *upstreams; /* gw.cfg's, immutable while the gateway runs */
     size_t nupstreams;
-    char *workflows_dir;      /* with `dir`: the definitions are read again too */
-    struct route_table *keep; /* with `text`: its definitions are kept (a reference) */
-    bool workflows_off;       /* no workflow service: definitions are refused */
+    char *workflows_dir;         /* with `dir`: the definitions are read again too */
+    char *policies_dir;          /* with `dir`: the policy files are read again too */
+    const char *consumer_header; /* gw.cfg's, immutable while the gateway runs */
+    struct route_table *keep;    /* with `text`: its definitions are kept (a reference) */
+    bool workflows_off;          /* no workflow service: definitions are refused */
     /* results */
     int rc;
     struct route_table *table;
@@ -107,6 +111,7 @@ static void job_unref(void *arg)
     route_table_unref(j->keep);
     jpos_diags_done(&j->diags);
     free(j->workflows_dir);
+    free(j->policies_dir);
     free(j->dir);
     free(j->text);
     free(j);
@@ -125,6 +130,8 @@ static intptr_t job_run(void *arg)
                                    .text = j->text,
                                    .len = j->len,
                                    .workflows_dir = j->dir ? j->workflows_dir : NULL,
+                                   .policies_dir = j->dir ? j->policies_dir : NULL,
+                                   .consumer_header = j->consumer_header,
                                    .keep = j->keep,
                                    .workflows_off = j->workflows_off};
     int r = gw_config_load_routes(&src, j->upstreams, j->nupstreams, &j->table, &j->diags);
@@ -152,6 +159,9 @@ static int job_start(const char *dir, const char *text, size_t len, struct route
         goto nomem;
     if (dir && gw.cfg->workflows.dir && !(j->workflows_dir = strdup(gw.cfg->workflows.dir)))
         goto nomem;
+    if (dir && gw.cfg->policies.dir && !(j->policies_dir = strdup(gw.cfg->policies.dir)))
+        goto nomem;
+    j->consumer_header = gw.cfg->policies.consumer_header;
     if (!dir && keep)
         j->keep = route_table_ref(keep);
     if (text) {
@@ -177,6 +187,7 @@ static int job_start(const char *dir, const char *text, size_t len, struct route
 nomem:
     route_table_unref(j->keep);
     free(j->workflows_dir);
+    free(j->policies_dir);
     free(j->dir);
     free(j->text);
     free(j);
@@ -487,6 +498,8 @@ static void router_free(void *arg)
         rt_exit_signal(s->watcher, RT_SHUTDOWN);
     if (s->wf_watcher)
         rt_exit_signal(s->wf_watcher, RT_SHUTDOWN);
+    if (s->pol_watcher)
+        rt_exit_signal(s->pol_watcher, RT_SHUTDOWN);
     for (size_t i = 0; i < s->nhist; i++)
         route_table_unref(s->hist[i].t);
     if (s->has_last)
@@ -495,18 +508,19 @@ static void router_free(void *arg)
 }
 
 /* Starts the watchers not running: the routes directory's and, when
- * workflows are configured, the workflows directory's (a change in either
- * reloads both). True when one was started. */
+ * configured, the workflows and policies directories' (a change in any
+ * reloads all). True when one was started. */
 static bool start_watcher(struct router *s)
 {
     bool started = false, failed = false;
-    rt_pid *pids[2] = {&s->watcher, &s->wf_watcher};
-    const char *dirs[2] = {gw.cfg->routes_dir, gw.cfg->workflows.dir};
-    for (int i = 0; i < 2; i++) {
+    rt_pid *pids[3] = {&s->watcher, &s->wf_watcher, &s->pol_watcher};
+    const char *dirs[3] = {gw.cfg->routes_dir, gw.cfg->workflows.dir, gw.cfg->policies.dir};
+    for (int i = 0; i < 3; i++) {
         if (*pids[i] || !dirs[i])
             continue;
         rt_pid pid = 0;
-        int r = gw__router_watcher_spawn(dirs[i], i == 1, &pid);
+        /* The workflows and policies directories may be missing. */
+        int r = gw__router_watcher_spawn(dirs[i], i > 0, &pid);
         if (r == 0) {
             *pids[i] = pid;
             started = true;
@@ -640,10 +654,13 @@ static void router_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
         }
         break;
     case RT_MSG_EXIT:
-        if (msg->from && (msg->from == s->watcher || msg->from == s->wf_watcher)) {
+        if (msg->from && (msg->from == s->watcher || msg->from == s->wf_watcher ||
+                          msg->from == s->pol_watcher)) {
             rt_log(RT_LOG_ERROR, "routes: the directory watcher exited (%s); restarting it",
                    rt_atom_name((rt_atom)msg->u64));
-            *(msg->from == s->watcher ? &s->watcher : &s->wf_watcher) = 0;
+            *(msg->from == s->watcher      ? &s->watcher
+              : msg->from == s->wf_watcher ? &s->wf_watcher
+                                           : &s->pol_watcher) = 0;
             struct rt_msg *m = rt_msg_new(GW__ROUTER_REWATCH, 0);
             if (m)
                 rt_send_after(rt_self(), REWATCH_AFTER_MS, m, NULL);
