@@ -3,6 +3,7 @@
  * actual requests. */
 #include <check.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,6 +318,22 @@ START_TEST(test_origin_entries_are_checked_at_load)
 }
 END_TEST
 
+START_TEST(test_describe_shows_the_policy_as_written)
+{
+    void *st = policy(web);
+    json_t *o = gw_pol_kind_find("cors")->describe(st);
+    ck_assert_ptr_nonnull(o);
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    ck_assert_str_eq(text, "{\"credentials\":true,\"expose_headers\":[\"x-request-id\"],"
+                           "\"headers\":[\"content-type\",\"x-trace\"],\"max_age_s\":120,"
+                           "\"methods\":[\"GET\",\"PUT\"],\"origins\":[\"https://app.example.com\","
+                           "\"https://*.example.org\",\"http://localhost:8080\"]}");
+    free(text);
+    json_decref(o);
+    policy_free(st);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cors");
@@ -333,6 +350,7 @@ static Suite *suite(void)
     t = tcase_create("load");
     tcase_add_test(t, test_star_with_credentials_is_a_load_error);
     tcase_add_test(t, test_origin_entries_are_checked_at_load);
+    tcase_add_test(t, test_describe_shows_the_policy_as_written);
     suite_add_tcase(s, t);
     return s;
 }

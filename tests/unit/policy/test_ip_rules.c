@@ -3,6 +3,7 @@
  * proxies (gateway/src/client_addr.c). */
 #include <check.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,20 @@ START_TEST(test_ip_rules_load_errors_say_where_and_why)
 }
 END_TEST
 
+START_TEST(test_ip_rules_describe_shows_the_blocks)
+{
+    void *st =
+        rules("{\"name\": \"x\", \"type\": \"ip_rules\", \"deny\": [\"::ffff:10.7.0.0/112\", "
+              "\"2001:db8::/32\"]}");
+    json_t *o = gw_pol_kind_find("ip_rules")->describe(st);
+    char *text = json_dumps(o, JSON_COMPACT);
+    ck_assert_str_eq(text, "{\"deny\":[\"10.7.0.0/16\",\"2001:db8::/32\"]}");
+    free(text);
+    json_decref(o);
+    rules_free(st);
+}
+END_TEST
+
 /* ---- the client behind trusted proxies ------------------------------------- */
 
 static struct gw_http_head *request(const char *in)
@@ -345,6 +360,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_ip_rules_allow_list_refuses_everyone_else);
     tcase_add_test(t, test_ip_rules_deny_wins_over_allow);
     tcase_add_test(t, test_ip_rules_load_errors_say_where_and_why);
+    tcase_add_test(t, test_ip_rules_describe_shows_the_blocks);
     suite_add_tcase(s, t);
     t = tcase_create("trusted_proxies");
     tcase_add_test(t, test_forwarded_for_is_ignored_from_an_untrusted_peer);
