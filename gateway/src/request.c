@@ -4,7 +4,9 @@
  * It canonicalises the request target (the same path is used to route and
  * is sent upstream), holds the route table it started with until it ends,
  * and hands the request to its listener's handler (gw__listener.handler):
- * for a public listener the routes below, which match and either answer
+ * for a public listener the routes below, which match, run the route's
+ * policies (policy/chain.c: they may answer, or let the request go on with
+ * a consumer and fields for the upstream and the answer) and either answer
  * from the route (`respond`), run the route's workflow (workflow/http.c,
  * which also answers the workflows' status path before any route is
  * matched) or proxy to the route's upstream; for the
@@ -99,19 +101,22 @@ static void respond_route(struct gw__exchange *ex, const struct route *r, struct
     rt_free(fields);
 }
 
-/* What match.headers conditions look at: the request's head, and the
- * client-certificate fields that stand in for the client's copies. */
+/* What match.headers conditions look at: the request's head, the
+ * client-certificate fields that stand in for the client's copies, and the
+ * names the policy set owns (no value yet: the chain runs after the match). */
 struct header_view {
     const struct gw_http_head *h;
     struct gw_http_kv owned[GW_HTTP_MAX_CERT_FIELDS];
     size_t nowned;
+    const struct gw_pol_set *pols;
 };
 
 /* route_request.header: every line of a repeated field in turn, so that
  * match.headers conditions see all of them (the proxy forwards all). A
  * client-certificate field is the gateway's, as the upstream gets it: the
  * verified value once, or none, never what the client sent under its
- * name. */
+ * name; a field a policy set owns (the consumer's) is none: it has no value
+ * before the route's chain runs. */
 static const char *header_lookup(void *ctx, const char *name, size_t name_len, size_t *pos,
                                  size_t *len)
 {
@@ -127,6 +132,11 @@ static const char *header_lookup(void *ctx, const char *name, size_t name_len, s
         *len = strnlen(o->value, GW_HTTP_OWNED_VALUE_MAX);
         return o->value;
     }
+    size_t npol;
+    const char *const *pol = gw_pol_set_owned(hv->pols, &npol);
+    for (size_t i = 0; i < npol; i++)
+        if (strlen(pol[i]) == name_len && strncasecmp(pol[i], name, name_len) == 0)
+            return NULL;
     for (size_t i = *pos; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
         if (f->name_len == name_len && strncasecmp(f->name, name, name_len) == 0) {
@@ -277,7 +287,7 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         hlen = t.authority_len;
     else
         host = gw_http_head_get(h, "host", &hlen);
-    struct header_view hv = {.h = h};
+    struct header_view hv = {.h = h, .pols = gw_pol_table_set(table)};
     hv.nowned = gw__client_cert_fields(ex, hv.owned);
     struct route_request rr = {
         .method = h->method,

@@ -10,7 +10,8 @@ reaches an upstream, on routes with or without policies; a policy file with
 errors keeps the table serving, reported as FILE:LINE:COLUMN by `tandem
 check`, by the reload record and in the log; editing a policy file reloads
 (a new table version, the routes re-checked against the new names); a
-route set PUT through the admin API keeps the policies."""
+route set PUT or validated through the admin API keeps the policies, and a
+rollback brings back those of the version it publishes."""
 import atexit
 import http.client
 import json
@@ -120,6 +121,9 @@ def acl_refusing_everyone_answers_401_direct_and_proxied():
 def a_clients_consumer_fields_never_reach_the_upstream():
     gw = start([
         {"name": "plain", "match": {"path": "/echo"}, "upstream": "up"},
+        # A match condition on an owned name never sees the client's copy.
+        {"name": "forged", "match": {"path": "/echo", "headers": {"x-consumer": True}},
+         "respond": {"status": 200, "body": "matched on the client's copy"}},
     ], upstream=up)
     try:
         st, _, body = request(gw.port, "GET", "/echo", {
@@ -213,6 +217,20 @@ def editing_a_policy_file_reloads_and_rechecks_the_routes():
              "respond": {"status": 200, "body": "put"}}]})
         assert code == 200, body
         assert request(gw.port, "GET", "/put")[0] == 401
+        # Validating a route set checks it against the policies serving.
+        code, body = admin(gw, "POST", "/admin/routes/validate", {"routes": [
+            {"name": "v", "match": {"path": "/v"}, "policies": ["staf"],
+             "respond": {"status": 200}}]})
+        assert code == 422, (code, body)
+        err = body["errors"][0]
+        assert err["path"] == "routes[0].policies[0]", err
+        assert 'unknown policy "staf"; did you mean "staff"?' == err["message"], err
+        # A rollback publishes a table with the policies it was loaded with:
+        # the first version's "nobody" on /closed.
+        code, body = admin(gw, "POST", "/admin/routes/rollback", {"version": v})
+        assert code == 200, body
+        st, _, body = request(gw.port, "GET", "/closed")
+        assert st == 401 and b"authentication required" in body, (st, body)
     finally:
         gw.close()
 

@@ -1348,13 +1348,8 @@ static int load_policies(const struct gw_routes_source *src, struct gw_pol_set *
         r = gw_pol_set_load_text("<none>", none, sizeof none - 1, ".", out, d);
     if (r < 0)
         return r == -ENOMEM ? r : 0;
-    if (src->consumer_header && (r = gw__pol_set_consumer_header(*out, src->consumer_header)) < 0) {
-        if (r == -EINVAL)
-            jpos_diag_add(d, JPOS_DIAG_ERROR, src->policies_dir ? src->policies_dir : "<none>", 0,
-                          0, NULL,
-                          "with policies.consumer_header, more than %d distinct upstream field "
-                          "names are set by consumers and policies",
-                          GW_POL_MAX_OWNED);
+    if (src->consumer_header &&
+        (r = gw__pol_set_consumer_header(*out, src->consumer_header, d)) < 0) {
         gw_pol_set_unref(*out);
         *out = NULL;
         return r == -ENOMEM ? r : 0;

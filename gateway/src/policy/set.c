@@ -245,17 +245,35 @@ static int owned_add(struct gw_pol_set *s, const char *name, const struct jpos_v
     return 0;
 }
 
-int gw__pol_set_consumer_header(struct gw_pol_set *s, const char *name)
+int gw__pol_set_consumer_header(struct gw_pol_set *s, const char *name, struct jpos_diags *d)
 {
-    struct jpos_diags d;
-    jpos_diags_init(&d);
-    int r = owned_add(s, name, NULL, "<config>", &d);
-    jpos_diags_done(&d);
+    /* The field naming the consumer is the gateway's alone: a consumer's
+     * header or a policy's field of the same name would send it twice. */
+    for (size_t i = 0; i < s->nconsumers; i++) {
+        const struct gw_pol_consumer *c = &s->consumers[i];
+        for (size_t k = 0; k < c->nheaders; k++) {
+            if (strcasecmp(c->headers[k].name, name) == 0) {
+                jpos_diag_add(d, JPOS_DIAG_ERROR, c->file, c->line, c->column, NULL,
+                              "consumer \"%s\" sets header \"%s\", the field "
+                              "policies.consumer_header names the consumer with",
+                              c->name, c->headers[k].name);
+                return -EINVAL;
+            }
+        }
+    }
+    for (size_t i = 0; i < s->nowned; i++) {
+        if (strcasecmp(s->owned[i], name) == 0) {
+            jpos_diag_add(d, JPOS_DIAG_ERROR, s->dir, 0, 0, NULL,
+                          "a policy sets \"%s\", the field policies.consumer_header names the "
+                          "consumer with",
+                          name);
+            return -EINVAL;
+        }
+    }
+    int r = owned_add(s, name, NULL, s->dir, d);
     if (r < 0)
         return r;
-    for (size_t i = 0; i < s->nowned; i++)
-        if (strcasecmp(s->owned[i], name) == 0)
-            s->consumer_header = s->owned[i];
+    s->consumer_header = s->owned[s->nowned - 1];
     return 0;
 }
 

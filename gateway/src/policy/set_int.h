@@ -26,8 +26,10 @@ int gw__pol_parse_pbkdf2(const char *s, size_t len, struct gw_pol_pbkdf2 *out, c
 /* Configuration the set carries once loaded, before it is published (the
  * loader's caller, config.c): the upstream field naming the authenticated
  * consumer (tandem.json policies.consumer_header), owned like the rest.
- * 0, -EINVAL (more than GW_POL_MAX_OWNED names), -ENOMEM. */
-int gw__pol_set_consumer_header(struct gw_pol_set *s, const char *name);
+ * Called once per set. 0, -EINVAL (reported in d: a consumer's header or
+ * a policy's field of that name, or more than GW_POL_MAX_OWNED names),
+ * -ENOMEM. */
+int gw__pol_set_consumer_header(struct gw_pol_set *s, const char *name, struct jpos_diags *d);
 /* The configured field, or NULL. */
 const char *gw__pol_set_consumer_field(const struct gw_pol_set *s);
 

@@ -185,6 +185,7 @@ static size_t read_lines(void)
 static struct gw__listener lis = {.name = "public"};
 static struct gw__exchange ex = {.lis = &lis, .client_addr = "127.0.0.1", .request_id = "r1"};
 static char path[3001];
+static const char *consumer; /* the access lines' consumer (NULL: none) */
 
 struct drive {
     int lines;             /* to send in each wave */
@@ -211,7 +212,7 @@ static void driver(void *arg)
             continue;
         }
         for (int i = 0; i < d->lines; i++)
-            gw__access_log(&ex, "GET", path, "any", NULL, NULL, 200, 3, 1500, 1);
+            gw__access_log(&ex, "GET", path, "any", consumer, NULL, 200, 3, 1500, 1);
         if (done++ == 0) {
             struct rt_proc_info info;
             T_ASSERT(rt_proc_info(lg, &info) == 0);
@@ -845,6 +846,54 @@ START_TEST(every_log_line_carries_its_time_as_rfc3339_utc_with_milliseconds)
 }
 END_TEST
 
+/* The first access-log line the driver writes, once whole. */
+static void first_access_line(char *line, size_t cap)
+{
+    struct drive d = {.lines = 1, .waves = 1};
+    rt_pid drv;
+    ck_assert_int_eq(rt_spawn(driver, &d, NULL, &drv), 0);
+    ck_assert(wait_flag(&d.sent, 2000));
+    size_t n = 0;
+    bool whole = false;
+    uint64_t end = rt_now_ms() + (uint64_t)scaled(5000);
+    while (!whole && rt_now_ms() < end) {
+        char c;
+        ssize_t r = read(pipe_rd, &c, 1);
+        if (r <= 0) {
+            usleep(1000);
+            continue;
+        }
+        if (c != '\n') {
+            ck_assert_uint_lt(n, cap - 1);
+            line[n++] = c;
+        } else if (n) {
+            whole = true;
+        }
+    }
+    ck_assert_msg(whole, "no access-log line");
+    line[n] = 0;
+    finish(drv, &d);
+}
+
+START_TEST(access_line_names_the_consumer_a_policy_authenticated)
+{
+    static char line[4096];
+    start(1, false);
+    consumer = "alice\"x";
+    first_access_line(line, sizeof line);
+    consumer = NULL;
+    stdout_restore();
+    ck_assert_ptr_nonnull(
+        strstr(line, ",\"route\":\"any\",\"consumer\":\"alice\\\"x\",\"upstream\":"));
+    /* without one, no field */
+    start(1, false);
+    first_access_line(line, sizeof line);
+    stdout_restore();
+    ck_assert_ptr_null(strstr(line, "consumer"));
+    ck_assert_ptr_nonnull(strstr(line, ",\"route\":\"any\",\"upstream\":"));
+}
+END_TEST
+
 /* Recurses with no runtime call, past any stack (the limit only keeps the
  * compiler from calling it endless): the guard page is hit between calls. */
 static _Atomic int overflow_limit = 1 << 30;
@@ -955,6 +1004,7 @@ int main(void)
                    stdout_writes_end_at_line_ends_so_reports_on_the_same_pipe_never_split_a_line);
     tcase_add_test(tc, crash_reports_carry_the_formatted_state_within_one_line);
     tcase_add_test(tc, every_log_line_carries_its_time_as_rfc3339_utc_with_milliseconds);
+    tcase_add_test(tc, access_line_names_the_consumer_a_policy_authenticated);
     tcase_add_test(tc, a_stack_overflow_between_runtime_calls_is_reported_as_a_json_line);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

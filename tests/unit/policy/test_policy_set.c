@@ -402,18 +402,32 @@ START_TEST(consumer_headers_are_owned_and_checked)
     ck_assert_uint_eq(n, 2);
     ck_assert_str_eq(own[0], "x-tier");
     ck_assert_str_eq(own[1], "x-team");
-    ck_assert_int_eq(gw__pol_set_consumer_header(s, "X-Consumer"), 0);
-    ck_assert_int_eq(gw__pol_set_consumer_header(s, "x-consumer"), 0);
+    struct jpos_diags d;
+    jpos_diags_init(&d);
+    ck_assert_int_eq(gw__pol_set_consumer_header(s, "x-consumer", &d), 0);
+    ck_assert_uint_eq(d.n, 0);
     own = gw_pol_set_owned(s, &n);
     ck_assert_uint_eq(n, 3);
     ck_assert_str_eq(own[2], "x-consumer");
     ck_assert_str_eq(gw__pol_set_consumer_field(s), "x-consumer");
     gw_pol_set_unref(s);
 
+    /* The consumer field is the gateway's alone. */
+    s = load_ok("{\"consumers\": [{\"name\": \"a\"},\n {\"name\": \"b\", \"headers\": "
+                "{\"X-User\": \"b\"}}]}");
+    ck_assert_int_eq(gw__pol_set_consumer_header(s, "x-user", &d), -EINVAL);
+    ck_assert_uint_eq(d.nerrors, 1);
+    ck_assert_str_eq(d.items[0].file, "p.json");
+    ck_assert_uint_eq(d.items[0].line, 2);
+    ck_assert_uint_eq(d.items[0].column, 2);
+    ck_assert_ptr_nonnull(strstr(d.items[0].message, "consumer \"b\" sets header \"x-user\""));
+    jpos_diags_done(&d);
+    gw_pol_set_unref(s);
+
     t = "{\"consumers\": [{\"name\": \"a\", \"headers\": {\n"
         "  \"Host\": \"x\", \"x-forwarded-user\": \"x\", \"bad name\": \"x\",\n"
         "  \"x-ok\": \"line\\nbreak\", \"x-num\": 3}}]}";
-    struct jpos_diags d = load_bad(t);
+    d = load_bad(t);
     ck_assert_uint_eq(d.nerrors, 5);
     find_at(&d, t, "\"Host\"", "the gateway writes this field itself");
     find_at(&d, t, "\"x-forwarded-user\"", "X-Forwarded-* fields");
