@@ -5,7 +5,8 @@
  * /readyz, /metrics (its text: exposition.c), /admin/system,
  * /admin/upstreams. The route endpoints are in routes.c, the process and
  * supervision-tree endpoints in procs.c, the workflow endpoints in
- * workflows.c, the TLS endpoints in tls.c.
+ * workflows.c, the TLS endpoints in tls.c, the policy and consumer
+ * endpoints in policies.c.
  *
  * Nothing here keeps state between requests except the kill-reason set in
  * procs.c. Before the token, every request (probes too) passes the checks
@@ -35,6 +36,7 @@
 #include "gw_version.h"
 #include "route/holder.h"
 #include "jpos/json.h"
+#include "policy/policy.h"
 #include "workflow/status.h"
 
 #define CT_JSON "application/json"
@@ -728,6 +730,42 @@ static void dispatch_workflow(const struct gw_admin_request *req, struct gw_admi
     }
 }
 
+/* /admin/policies/{name}[/state]. Policy names may hold '/' (the route-name
+ * alphabet), so a trailing "/state" is the state's, and the name may also
+ * be percent-encoded: "a%2Fstate" is the definition named "a/state". */
+static void dispatch_policy(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                            enum method m, const char *rest)
+{
+    size_t len = strlen(rest);
+    bool state = len > 6 && strcmp(rest + len - 6, "/state") == 0;
+    if (state)
+        len -= 6;
+    char name[GW_POL_NAME_MAX + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = rest[i];
+        if (c == '%' && i + 2 < len && gw_http_hexval(rest[i + 1]) >= 0 &&
+            gw_http_hexval(rest[i + 2]) >= 0) {
+            c = (char)(gw_http_hexval(rest[i + 1]) * 16 + gw_http_hexval(rest[i + 2]));
+            i += 2;
+        }
+        if (c == 0 || n >= GW_POL_NAME_MAX) {
+            gw__admin_error(resp, 400, "bad_name",
+                            json_pack("{s:s,s:i}", "expected", "a policy's name", "max_bytes",
+                                      GW_POL_NAME_MAX));
+            return;
+        }
+        name[n++] = c;
+    }
+    name[n] = 0;
+    if (!allowed(resp, m, M_GET))
+        return;
+    if (state)
+        gw__admin_policy_state(req, resp, name);
+    else
+        gw__admin_policy(req, resp, name);
+}
+
 void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
     memset(resp, 0, sizeof *resp);
@@ -756,13 +794,12 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
         if (allowed(resp, m, M_GET))
             h_metrics(resp);
     } else if (strcmp(path, "/admin") == 0 || strcmp(path, "/admin/") == 0) {
-        gw__admin_error(
-            resp, 404, "not_found",
-            json_pack("{s:s,s:s}", "path", path, "note",
-                      "the admin page is not available yet; the JSON API is under "
-                      "/admin/system, /admin/processes, /admin/supervisors, "
-                      "/admin/routes, /admin/upstreams, /admin/tls, /admin/workflows and "
-                      "/metrics"));
+        gw__admin_error(resp, 404, "not_found",
+                        json_pack("{s:s,s:s}", "path", path, "note",
+                                  "the admin page is not available yet; the JSON API is under "
+                                  "/admin/system, /admin/processes, /admin/supervisors, "
+                                  "/admin/routes, /admin/upstreams, /admin/tls, /admin/workflows, "
+                                  "/admin/policies, /admin/consumers and /metrics"));
     } else if (strcmp(path, "/admin/system") == 0) {
         if (allowed(resp, m, M_GET))
             h_system(resp);
@@ -804,6 +841,14 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
             gw__admin_workflows(req, resp);
     } else if (strncmp(path, "/admin/workflows/", 17) == 0 && path[17]) {
         dispatch_workflow(req, resp, m, path + 17);
+    } else if (strcmp(path, "/admin/policies") == 0) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_policies(req, resp);
+    } else if (strncmp(path, "/admin/policies/", 16) == 0 && path[16]) {
+        dispatch_policy(req, resp, m, path + 16);
+    } else if (strcmp(path, "/admin/consumers") == 0) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_consumers(req, resp);
     } else {
         not_found(resp, path);
     }

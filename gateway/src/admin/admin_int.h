@@ -3,7 +3,8 @@
  * dispatch, system, upstreams, metrics; routes.c: the route endpoints;
  * exposition.c: the /metrics text; procs.c: processes, kill/restart,
  * supervision tree; workflows.c: workflow instances; tls.c: the TLS
- * listeners' certificates and their reload). Every handler runs in the admin request
+ * listeners' certificates and their reload; policies.c: the policies and
+ * consumers of the set serving now). Every handler runs in the admin request
  * process that called gw_admin_handle and fills the response it is given,
  * always: on error with {"error": CODE, "detail": ...}.
  */
@@ -96,5 +97,20 @@ void gw__admin_workflow_retry(const struct gw_admin_request *req, struct gw_admi
                               const char *id);
 void gw__admin_workflow_resolve(const struct gw_admin_request *req, struct gw_admin_response *resp,
                                 const char *id);
+
+/* policies.c. Entries per page of GET /admin/policies and
+ * /admin/consumers by default, and at most; the routes listed per policy
+ * (the count is always given); the bytes of a ?key= of a state. */
+#define GW_ADMIN_POLICIES_DEFAULT_LIMIT 1000
+#define GW_ADMIN_POLICIES_MAX_LIMIT 10000
+#define GW_ADMIN_POLICY_MAX_ROUTES 100
+#define GW_ADMIN_POLICY_MAX_KEY 4096
+void gw__admin_policies(const struct gw_admin_request *req, struct gw_admin_response *resp);
+/* `name` is NUL-terminated, percent-decoded. */
+void gw__admin_policy(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                      const char *name);
+void gw__admin_policy_state(const struct gw_admin_request *req, struct gw_admin_response *resp,
+                            const char *name);
+void gw__admin_consumers(const struct gw_admin_request *req, struct gw_admin_response *resp);
 
 #endif

@@ -49,6 +49,7 @@ struct ctl {
     bool json;
     int timeout_ms;
     const char *sort, *limit, *name, *kind, *reason;
+    const char *offset;                            /* policies, consumers */
     const char *state, *definition, *after, *note; /* workflows */
 };
 
@@ -81,6 +82,12 @@ static void usage(FILE *out)
             "  workflows ID       one instance with its transitions\n"
             "  workflows retry ID        retry a failed instance's compensation\n"
             "  workflows resolve ID [--note TEXT]   mark a failed instance resolved\n"
+            "  policies [--limit N] [--offset N]\n"
+            "                     policy definitions: type, routes naming them, denials\n"
+            "  policies NAME      one definition with its configuration\n"
+            "  policies NAME KEY  a rate_limit policy's counts for KEY\n"
+            "  consumers [--limit N] [--offset N]\n"
+            "                     consumers and the kinds of credential they have\n"
             "options:\n"
             "  -c FILE            configuration (default $TANDEM_CONFIG, else %s)\n"
             "  --admin HOST:PORT  admin address (default: from the configuration)\n"
@@ -761,6 +768,129 @@ static void print_workflow_action(json_t *v)
     printf("%s %s\n", jstr(v, "id"), jstr(v, "outcome"));
 }
 
+/* "FILE:LINE" of an entry that has a position. */
+static void position(json_t *v, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s:%lld", jstr(v, "file"), jint(v, "line"));
+}
+
+/* "more: --offset N" when a page ends before the list does. */
+static void print_more(json_t *v, size_t shown)
+{
+    long long next = jint(v, "offset") + (long long)shown;
+    if (next < jint(v, "count"))
+        printf("more: --offset %lld (%lld in all)\n", next, jint(v, "count"));
+}
+
+/* "reason n, reason n" of a {reason: n} object; "-" when empty. */
+static void reasons_line(json_t *o, char *buf, size_t cap)
+{
+    const char *key;
+    json_t *n;
+    size_t len = 0;
+    buf[0] = 0;
+    json_object_foreach(o, key, n)
+    {
+        int w = snprintf(buf + len, cap - len, "%s%s %lld", len ? ", " : "", key,
+                         (long long)json_integer_value(n));
+        if (w < 0 || (size_t)w >= cap - len)
+            break;
+        len += (size_t)w;
+    }
+    if (!len)
+        snprintf(buf, cap, "-");
+}
+
+static void print_policies(json_t *v)
+{
+    json_t *ps = json_object_get(v, "policies");
+    printf("%-24s %-12s %6s %-32s %s\n", "POLICY", "TYPE", "ROUTES", "WHERE", "DENIALS");
+    size_t i;
+    json_t *p;
+    json_array_foreach(ps, i, p)
+    {
+        char where[320], denied[512];
+        position(p, where, sizeof where);
+        reasons_line(json_object_get(p, "denials"), denied, sizeof denied);
+        printf("%-24s %-12s %6lld %-32s %s\n", jstr(p, "name"), jstr(p, "type"),
+               jint(p, "route_count"), where, denied);
+    }
+    print_more(v, json_array_size(ps));
+}
+
+static void print_policy(json_t *v)
+{
+    char where[320], denied[512];
+    position(v, where, sizeof where);
+    reasons_line(json_object_get(v, "denials"), denied, sizeof denied);
+    printf("policy:   %s\ntype:     %s\ndefined:  %s:%lld\n", jstr(v, "name"), jstr(v, "type"),
+           where, jint(v, "column"));
+    /* The routes listed (the answer lists at most 100), then "..." for the
+     * rest. */
+    json_t *routes = json_object_get(v, "routes");
+    printf("routes:   %lld", jint(v, "route_count"));
+    size_t i;
+    json_t *r;
+    json_array_foreach(routes, i, r)
+    {
+        printf("%s%s", i ? ", " : " (", json_string_value(r) ? json_string_value(r) : "");
+    }
+    bool more = (long long)json_array_size(routes) < jint(v, "route_count");
+    if (json_array_size(routes))
+        printf("%s)", more ? ", ..." : "");
+    printf("\ndenials:  %s\n", denied);
+    char *cfg = json_dumps(json_object_get(v, "config"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("config:   %s\n", cfg ? cfg : "{}");
+    free(cfg);
+}
+
+/* Every member of a policy's state, one per line. */
+static void print_policy_state(json_t *v)
+{
+    const char *key;
+    json_t *x;
+    json_object_foreach(v, key, x)
+    {
+        char *t = json_dumps(x, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        printf("%-12s %s\n", key, json_is_string(x) ? json_string_value(x) : t ? t : "");
+        free(t);
+    }
+}
+
+static void print_consumers(json_t *v)
+{
+    json_t *cs = json_object_get(v, "consumers");
+    printf("%-24s %-20s %8s %-32s %s\n", "CONSUMER", "CREDENTIALS", "API_KEYS", "WHERE", "HEADERS");
+    size_t i, k;
+    json_t *c, *x;
+    json_array_foreach(cs, i, c)
+    {
+        char where[320], kinds[64] = "", headers[512] = "";
+        size_t len = 0;
+        json_array_foreach(json_object_get(c, "credentials"), k, x)
+        {
+            int w = snprintf(kinds + len, sizeof kinds - len, "%s%s", k ? "," : "",
+                             json_string_value(x) ? json_string_value(x) : "");
+            if (w < 0 || (size_t)w >= sizeof kinds - len)
+                break;
+            len += (size_t)w;
+        }
+        len = 0;
+        json_array_foreach(json_object_get(c, "headers"), k, x)
+        {
+            int w = snprintf(headers + len, sizeof headers - len, "%s%s", k ? "," : "",
+                             json_string_value(x) ? json_string_value(x) : "");
+            if (w < 0 || (size_t)w >= sizeof headers - len)
+                break;
+            len += (size_t)w;
+        }
+        position(c, where, sizeof where);
+        printf("%-24s %-20s %8lld %-32s %s\n", jstr(c, "name"), kinds[0] ? kinds : "-",
+               jint(c, "api_keys"), where, headers[0] ? headers : "-");
+    }
+    print_more(v, json_array_size(cs));
+}
+
 /* ---- commands ------------------------------------------------------------------ */
 
 typedef void (*printer)(json_t *v);
@@ -857,6 +987,59 @@ static bool query_safe(const char *s)
               strchr("-._~,:", *s)))
             return false;
     return true;
+}
+
+/* `s` percent-encoded (all but unreserved characters) into buf; -ENAMETOOLONG
+ * when it does not fit. */
+static int url_encode(const char *s, char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || strchr("-._~", ch);
+        if (n + (plain ? 1 : 3) >= cap)
+            return -ENAMETOOLONG;
+        if (plain) {
+            buf[n++] = (char)ch;
+        } else {
+            buf[n++] = '%';
+            buf[n++] = hex[ch >> 4];
+            buf[n++] = hex[ch & 15];
+        }
+    }
+    buf[n] = 0;
+    return 0;
+}
+
+/* policies [NAME [KEY]] and consumers: words[0..] as given. */
+static int cmd_policies(const struct ctl *c, const char *const *words, int nwords)
+{
+    char target[16384], name[3 * 128 + 1], key[3 * 4096 + 1];
+    bool consumers = strcmp(words[0], "consumers") == 0;
+    if (nwords == 1) {
+        if ((c->limit && !query_safe(c->limit)) || (c->offset && !query_safe(c->offset))) {
+            fprintf(stderr, "tandem ctl: %s: --limit and --offset take a number\n", words[0]);
+            return 2;
+        }
+        snprintf(target, sizeof target, "/admin/%s%s%s%s%s%s", words[0],
+                 c->limit || c->offset ? "?" : "", c->limit ? "limit=" : "",
+                 c->limit ? c->limit : "", c->offset ? (c->limit ? "&offset=" : "offset=") : "",
+                 c->offset ? c->offset : "");
+        return run(c, "GET", target, NULL, consumers ? print_consumers : print_policies);
+    }
+    if (url_encode(words[1], name, sizeof name) < 0 ||
+        (nwords == 3 && url_encode(words[2], key, sizeof key) < 0)) {
+        fprintf(stderr, "tandem ctl: policies: a name or key too long\n");
+        return 2;
+    }
+    if (nwords == 2) {
+        snprintf(target, sizeof target, "/admin/policies/%s", name);
+        return run(c, "GET", target, NULL, print_policy);
+    }
+    snprintf(target, sizeof target, "/admin/policies/%s/state?key=%s", name, key);
+    return run(c, "GET", target, NULL, print_policy_state);
 }
 
 static int cmd_ps(const struct ctl *c)
@@ -991,6 +1174,8 @@ int gw_ctl_main(int argc, char **argv)
             rc = take_value(argc, argv, &i, &c.definition);
         } else if (opt_is(a, "--after")) {
             rc = take_value(argc, argv, &i, &c.after);
+        } else if (opt_is(a, "--offset")) {
+            rc = take_value(argc, argv, &i, &c.offset);
         } else if (opt_is(a, "--note")) {
             rc = take_value(argc, argv, &i, &c.note);
         } else if (opt_is(a, "--timeout")) {
@@ -1038,6 +1223,16 @@ int gw_ctl_main(int argc, char **argv)
         if (locate(&c) < 0)
             return 1;
         return cmd_workflows(&c, words, nwords);
+    }
+    if (strcmp(cmd, "policies") == 0 || strcmp(cmd, "consumers") == 0) {
+        if (nwords > (cmd[0] == 'p' ? 3 : 1)) {
+            fprintf(stderr, "tandem ctl: %s\n",
+                    cmd[0] == 'p' ? "policies takes [NAME [KEY]]" : "consumers takes no argument");
+            return 2;
+        }
+        if (locate(&c) < 0)
+            return 1;
+        return cmd_policies(&c, words, nwords);
     }
     if (strcmp(cmd, "tls") == 0) {
         if (nwords > 3 || (nwords > 1 && strcmp(words[1], "reload") != 0)) {

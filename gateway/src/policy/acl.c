@@ -16,11 +16,13 @@
 #include <string.h>
 
 #include "set_int.h"
+#include "stats.h"
 
 /* Most names in each list. */
 #define ACL_MAX_NAMES 10000
 
 struct acl {
+    char *name; /* the definition's, for its denial counts */
     char **allow, **deny;
     size_t nallow, ndeny;
     bool has_allow;
@@ -37,6 +39,7 @@ static void acl_free(void *p)
         free(a->deny[i]);
     free(a->allow);
     free(a->deny);
+    free(a->name);
     free(a);
 }
 
@@ -98,9 +101,14 @@ static int acl_compile(struct jpos_diags *d, const struct jpos_val *obj,
     struct jpos_val m;
     jpos_iter_init(&it, obj);
     while (r == 0 && jpos_iter_next(&it, &m)) {
-        if (strcmp(m.key, "name") == 0 || strcmp(m.key, "type") == 0)
+        if (strcmp(m.key, "type") == 0)
             continue;
-        if (strcmp(m.key, "allow") == 0) {
+        if (strcmp(m.key, "name") == 0) {
+            /* Checked by the set; kept for the denial counts. */
+            const char *name = json_string_value(m.v);
+            if (name && !a->name && !(a->name = strdup(name)))
+                r = -ENOMEM;
+        } else if (strcmp(m.key, "allow") == 0) {
             a->has_allow = true;
             r = read_list(d, &m, env, &a->allow, &a->nallow);
         } else if (strcmp(m.key, "deny") == 0) {
@@ -131,10 +139,14 @@ static int acl_run(void *state, struct gw_pol_req *rq)
 {
     const struct acl *a = state;
     const char *who = rq->consumer ? rq->consumer->name : rq->subject;
-    if (!who)
+    if (!who) {
+        gw_pol_count_denial(a->name, "unauthenticated");
         return gw_pol_refuse(rq, 401, "authentication required", NULL, 0);
-    if (listed(a->deny, a->ndeny, who) || (a->has_allow && !listed(a->allow, a->nallow, who)))
+    }
+    if (listed(a->deny, a->ndeny, who) || (a->has_allow && !listed(a->allow, a->nallow, who))) {
+        gw_pol_count_denial(a->name, "forbidden");
         return gw_pol_refuse(rq, 403, "not allowed", NULL, 0);
+    }
     return GW_POL_NEXT;
 }
 

@@ -30,7 +30,9 @@
 #include "gw/metrics.h"
 #include "gw/router.h"
 #include "gw_version.h"
+#include "policy/policy.h"
 #include "policy/stats.h"
+#include "policy/table.h"
 #include "request_detail.h"
 #include "route/holder.h"
 #include "route/route.h"
@@ -114,9 +116,12 @@ static void answer_done(struct answer *a)
 static struct answer call_fields(const char *method, const char *target, const char *fields,
                                  const char *body)
 {
-    char text[4096];
-    snprintf(text, sizeof text, "%s %s HTTP/1.1\r\n%sContent-Length: %zu\r\n\r\n", method, target,
-             fields, body ? strlen(body) : 0);
+    /* Sized for the target: a test may send a long query. */
+    size_t cap = strlen(method) + 2 * strlen(target) + strlen(fields) + 128;
+    char *text = malloc(cap);
+    T_ASSERT(text != NULL);
+    snprintf(text, cap, "%s %s HTTP/1.1\r\n%sContent-Length: %zu\r\n\r\n", method, target, fields,
+             body ? strlen(body) : 0);
     struct gw_http_parser *p = NULL;
     T_EQ(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
     struct gw_http_event ev;
@@ -126,8 +131,8 @@ static struct answer call_fields(const char *method, const char *target, const c
     struct gw_http_head *head = ev.head;
     gw_http_parser_free(p);
 
-    char path[1024];
-    snprintf(path, sizeof path, "%s", target);
+    char *path = text + strlen(text) + 1;
+    snprintf(path, cap - strlen(text) - 1, "%s", target);
     char *q = strchr(path, '?');
     if (q)
         *q++ = 0;
@@ -144,6 +149,7 @@ static struct answer call_fields(const char *method, const char *target, const c
     memset(&resp, 0x5a, sizeof resp);
     gw_admin_handle(&req, &resp);
     gw_http_head_free(head);
+    free(text);
     struct answer a = {.status = resp.status, .content_type = resp.content_type, .raw = resp.body};
     T_ASSERT(resp.body != NULL);
     T_EQ(strlen(resp.body), resp.body_len);
@@ -1902,6 +1908,408 @@ START_TEST(head_checks_decide_before_the_body)
 }
 END_TEST
 
+/* ---- policies and consumers --------------------------------------------------------------- */
+
+/* sha256 of "foo", and a PBKDF2 record of "secret" (10000 iterations, salt
+ * of 16 zero bytes): neither, nor any part, may appear in an answer. */
+#define T_KEY_HEX "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+#define T_PBKDF2                                                                                   \
+    "pbkdf2-sha256$10000$AAAAAAAAAAAAAAAAAAAAAA==$"                                                \
+    "yNqqTxkfrXNMKh5Oh9ZgPAnAw6ziUGOFqc9K6MDE5vM="
+#define T_HEADER_VALUE "gold-value-not-to-show"
+
+static const char t_policies[] =
+    "{\"policies\": [\n"
+    "  {\"name\": \"only-alice\", \"type\": \"acl\", \"allow\": [\"alice\"]},\n"
+    "  {\"name\": \"team/a\", \"type\": \"acl\", \"deny\": [\"bob\"]},\n"
+    "  {\"name\": \"x/state\", \"type\": \"acl\", \"allow\": [\"bob\"]},\n"
+    "  {\"name\": \"unused\", \"type\": \"acl\", \"allow\": [\"bob\"]},\n"
+    "  {\"name\": \"per-route\", \"type\": \"rate_limit\", \"limit\": 5, \"window_s\": 60,"
+    " \"by\": \"route\"}\n"
+    "],\n"
+    "\"consumers\": [\n"
+    "  {\"name\": \"alice\", \"api_keys\": [\"sha256:" T_KEY_HEX "\"],\n"
+    "   \"basic\": {\"username\": \"alice-user\", \"password\": \"" T_PBKDF2 "\"},\n"
+    "   \"headers\": {\"x-tier\": \"" T_HEADER_VALUE "\"}},\n"
+    "  {\"name\": \"bob\", \"api_keys\": "
+    "[\"sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9\",\n"
+    "   \"sha256:baa5a0964d3320fbc0c6a922140453c8513ea24ab8fd0577034804a967248096\"]},\n"
+    "  {\"name\": \"carol\"}\n"
+    "]}\n";
+
+/* Three routes, two naming policies, published with the
+ * set of t_policies as the router publishes a table. */
+static struct route_holder *t_policy_serving(void)
+{
+    static const char routes[] =
+        "{\"routes\": [\n"
+        "{\"name\": \"a\", \"match\": {\"path\": \"/a\"}, \"upstream\": \"demo\", "
+        "\"policies\": [\"only-alice\", \"team/a\"]},\n"
+        "{\"name\": \"b\", \"match\": {\"path\": \"/b\"}, \"upstream\": \"demo\", \"policies\": "
+        "[\"only-alice\"]},\n"
+        "{\"name\": \"c\", \"match\": {\"path\": \"/c\"}, \"upstream\": \"demo\"}\n"
+        "]}";
+    const char *const ups[] = {"demo"};
+    struct jpos_diags d;
+    jpos_diags_init(&d);
+    struct gw_pol_set *set = NULL;
+    int r = gw_pol_set_load_text("policies/p.json", t_policies, strlen(t_policies), ".", &set, &d);
+    if (r)
+        jpos_diags_print(&d, stderr);
+    ck_assert_int_eq(r, 0);
+    struct route_builder *b = NULL;
+    struct route_table *t = NULL;
+    struct route_holder *h = NULL;
+    ck_assert_int_eq(route_builder_new(&b, ups, 1), 0);
+    ck_assert_int_eq(route_builder_set_policies(b, gw_pol_set_names(set), gw_pol_set_count(set)),
+                     0);
+    r = route_builder_add_text(b, "routes/a.json", routes, strlen(routes), &d);
+    if (r == 0)
+        r = route_builder_compile(b, &t, &d);
+    if (r)
+        jpos_diags_print(&d, stderr);
+    ck_assert_int_eq(r, 0);
+    route_builder_free(b);
+    jpos_diags_done(&d);
+    ck_assert_int_eq(gw__table_attach_sets(t, NULL, set), 0);
+    ck_assert_int_eq(route_holder_new(&h), 0);
+    route_holder_publish(h, t);
+    return h;
+}
+
+/* The members of a JSON array of strings, joined by ",". */
+static void joined(json_t *a, char *buf, size_t cap)
+{
+    size_t i, n = 0;
+    json_t *x;
+    buf[0] = 0;
+    json_array_foreach(a, i, x)
+    {
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "," : "", json_string_value(x));
+        if (n >= cap)
+            break;
+    }
+}
+
+static void assert_no_credential(const char *raw)
+{
+    static const char *const secrets[] = {
+        T_KEY_HEX,
+        "2C26B46B68FFC68FF99B453C1D30413413422D706483BFA0F98A5E886266E7AE",
+        "LCa0a2j/xo/5m0U8HTBBNBNCLXBkg7+g+YpeiGJm564=", /* the same 32 bytes in base64 */
+        T_PBKDF2,
+        "yNqqTxkfrXNMKh5Oh9ZgPAnAw6ziUGOFqc9K6MDE5vM=",
+        "AAAAAAAAAAAAAAAAAAAAAA==",
+        "pbkdf2",
+        T_HEADER_VALUE,
+        "alice-user"};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+        T_ASSERT(strstr(raw, secrets[i]) == NULL);
+}
+
+static void body_policies(void)
+{
+    gw_pol_stats_reset();
+    gw_pol_count_denial("only-alice", "forbidden");
+    gw_pol_count_denial("only-alice", "forbidden");
+    gw_pol_count_denial("only-alice", "unauthenticated");
+    gw_pol_count_denial("gone-from-the-set", "forbidden");
+    struct answer a = get("/admin/policies");
+    T_EQ(a.status, 200);
+    assert_no_credential(a.raw);
+    T_EQ(jint(a.json, "version"), 1);
+    T_EQ(jint(a.json, "count"), 5);
+    json_t *ps = json_object_get(a.json, "policies");
+    T_EQ(json_array_size(ps), 5);
+    json_t *p = json_array_get(ps, 0);
+    T_STREQ(jstr(p, "name"), "only-alice");
+    T_STREQ(jstr(p, "type"), "acl");
+    T_STREQ(jstr(p, "file"), "policies/p.json");
+    T_EQ(jint(p, "line"), 2);
+    T_EQ(jint(p, "column"), 3);
+    /* The kind's own description. */
+    char buf[256];
+    joined(json_object_get(json_object_get(p, "config"), "allow"), buf, sizeof buf);
+    T_ASSERT(strcmp(buf, "alice") == 0);
+    /* Routes by name, in table order. */
+    joined(json_object_get(p, "routes"), buf, sizeof buf);
+    T_ASSERT(strcmp(buf, "a,b") == 0);
+    T_EQ(jint(p, "route_count"), 2);
+    json_t *den = json_object_get(p, "denials");
+    T_EQ(json_object_size(den), 2);
+    T_EQ(jint(den, "forbidden"), 2);
+    T_EQ(jint(den, "unauthenticated"), 1);
+    p = json_array_get(ps, 1);
+    T_STREQ(jstr(p, "name"), "team/a");
+    joined(json_object_get(p, "routes"), buf, sizeof buf);
+    T_ASSERT(strcmp(buf, "a") == 0);
+    T_EQ(json_object_size(json_object_get(p, "denials")), 0);
+    p = json_array_get(ps, 3);
+    T_STREQ(jstr(p, "name"), "unused");
+    T_EQ(json_array_size(json_object_get(p, "routes")), 0);
+    T_EQ(jint(p, "route_count"), 0);
+    answer_done(&a);
+
+    /* Pages. */
+    a = get("/admin/policies?offset=1&limit=2");
+    T_EQ(a.status, 200);
+    T_EQ(jint(a.json, "count"), 5);
+    T_EQ(jint(a.json, "offset"), 1);
+    T_EQ(jint(a.json, "limit"), 2);
+    ps = json_object_get(a.json, "policies");
+    T_EQ(json_array_size(ps), 2);
+    T_STREQ(jstr(json_array_get(ps, 0), "name"), "team/a");
+    T_STREQ(jstr(json_array_get(ps, 1), "name"), "x/state");
+    answer_done(&a);
+    a = get("/admin/policies?offset=99");
+    T_EQ(a.status, 200);
+    T_EQ(json_array_size(json_object_get(a.json, "policies")), 0);
+    answer_done(&a);
+    static const char *const bad_pages[] = {"?limit=0",   "?limit=10001", "?limit=x",
+                                            "?offset=-1", "?offset=1x",   "?limit=%zz"};
+    for (size_t i = 0; i < sizeof bad_pages / sizeof bad_pages[0]; i++) {
+        char target[64];
+        snprintf(target, sizeof target, "/admin/policies%s", bad_pages[i]);
+        a = get(target);
+        expect_error(&a, 400, "bad_request");
+        answer_done(&a);
+        snprintf(target, sizeof target, "/admin/consumers%s", bad_pages[i]);
+        a = get(target);
+        expect_error(&a, 400, "bad_request");
+        answer_done(&a);
+    }
+
+    /* One definition; names holding '/' as written or percent-encoded. */
+    a = get("/admin/policies/only-alice");
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "name"), "only-alice");
+    T_EQ(jint(a.json, "route_count"), 2);
+    answer_done(&a);
+    a = get("/admin/policies/team/a");
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "name"), "team/a");
+    answer_done(&a);
+    a = get("/admin/policies/team%2Fa");
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "name"), "team/a");
+    answer_done(&a);
+    a = get("/admin/policies/x%2Fstate");
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "name"), "x/state");
+    answer_done(&a);
+    a = get("/admin/policies/nope");
+    expect_error(&a, 404, "policy_not_found");
+    T_STREQ(jstr(json_object_get(a.json, "detail"), "name"), "nope");
+    answer_done(&a);
+    a = get("/admin/policies/a%00b");
+    expect_error(&a, 400, "bad_name");
+    answer_done(&a);
+    char longname[200];
+    snprintf(longname, sizeof longname, "/admin/policies/%0130d", 0);
+    a = get(longname);
+    expect_error(&a, 400, "bad_name");
+    answer_done(&a);
+    a = call("POST", "/admin/policies/only-alice", NULL, NULL);
+    expect_error(&a, 405, "method_not_allowed");
+    answer_done(&a);
+    a = call("DELETE", "/admin/policies", NULL, NULL);
+    expect_error(&a, 405, "method_not_allowed");
+    answer_done(&a);
+
+    /* A state is a rate limit's: other kinds 409; a key is required. */
+    a = get("/admin/policies/only-alice/state?key=alice");
+    expect_error(&a, 409, "not_a_rate_limit");
+    answer_done(&a);
+    a = get("/admin/policies/only-alice/state");
+    expect_error(&a, 400, "bad_request");
+    answer_done(&a);
+    a = get("/admin/policies/nope/state?key=k");
+    expect_error(&a, 404, "policy_not_found");
+    answer_done(&a);
+    gw_pol_stats_reset();
+}
+
+/* GET /admin/policies/{name}/state: a rate limit's counts for a key, as
+ * requests through the policy made them, read without counting. */
+static void body_policy_state(void)
+{
+    const struct route_table *t = route_holder_acquire(gw.routes);
+    const struct gw_pol_def *def = gw_pol_set_find(gw_pol_table_set(t), "per-route");
+    T_ASSERT(def != NULL);
+    struct answer a = get("/admin/policies/per-route/state?key=a");
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "policy"), "per-route");
+    T_STREQ(jstr(a.json, "key"), "a");
+    T_ASSERT(json_is_false(json_object_get(a.json, "present")));
+    T_EQ(jint(a.json, "count"), 0);
+    T_EQ(jint(a.json, "remaining"), 5);
+    answer_done(&a);
+    for (int i = 0; i < 3; i++) {
+        struct gw_pol_req rq;
+        memset(&rq, 0, sizeof rq);
+        rq.route = route_table_route(t, 0); /* "a" */
+        rq.table = t;
+        rq.client = "127.0.0.1";
+        T_EQ(def->kind->run(def->state, &rq), GW_POL_NEXT);
+    }
+    route_table_release(t);
+    for (int i = 0; i < 2; i++) { /* reading twice counts nothing */
+        a = get("/admin/policies/per-route/state?key=a");
+        T_EQ(a.status, 200);
+        T_ASSERT(json_is_true(json_object_get(a.json, "present")));
+        T_EQ(jint(a.json, "count"), 3);
+        T_EQ(jint(a.json, "remaining"), 2);
+        T_EQ(jint(a.json, "limit"), 5);
+        answer_done(&a);
+    }
+    a = get("/admin/policies/per-route/state?key=b");
+    T_EQ(a.status, 200);
+    T_ASSERT(json_is_false(json_object_get(a.json, "present")));
+    answer_done(&a);
+    /* A key is percent-decoded, and bounded. */
+    a = get("/admin/policies/per-route/state?key=%61");
+    T_EQ(a.status, 200);
+    T_STREQ(jstr(a.json, "key"), "a");
+    T_EQ(jint(a.json, "count"), 3);
+    answer_done(&a);
+    char *target = malloc(GW_ADMIN_POLICY_MAX_KEY + 64);
+    T_ASSERT(target != NULL);
+    int n = snprintf(target, 64, "/admin/policies/per-route/state?key=");
+    memset(target + n, 'k', GW_ADMIN_POLICY_MAX_KEY + 1);
+    target[n + GW_ADMIN_POLICY_MAX_KEY + 1] = 0;
+    a = call_fields("GET", target, "Host: " T_ADMIN_HOST "\r\n", NULL);
+    expect_error(&a, 400, "bad_request");
+    answer_done(&a);
+    free(target);
+    a = get("/admin/policies/per-route/state?other=a");
+    expect_error(&a, 400, "bad_request");
+    answer_done(&a);
+}
+
+static void body_consumers(void)
+{
+    struct answer a = get("/admin/consumers");
+    T_EQ(a.status, 200);
+    assert_no_credential(a.raw);
+    T_EQ(jint(a.json, "count"), 3);
+    json_t *cs = json_object_get(a.json, "consumers");
+    T_EQ(json_array_size(cs), 3);
+    char buf[256];
+    json_t *c = json_array_get(cs, 0);
+    T_STREQ(jstr(c, "name"), "alice");
+    T_STREQ(jstr(c, "file"), "policies/p.json");
+    T_EQ(jint(c, "line"), 9);
+    joined(json_object_get(c, "credentials"), buf, sizeof buf);
+    T_ASSERT(strcmp(buf, "api_key,basic") == 0);
+    T_EQ(jint(c, "api_keys"), 1);
+    joined(json_object_get(c, "headers"), buf, sizeof buf);
+    T_ASSERT(strcmp(buf, "x-tier") == 0);
+    c = json_array_get(cs, 1);
+    joined(json_object_get(c, "credentials"), buf, sizeof buf);
+    T_ASSERT(strcmp(buf, "api_key") == 0);
+    T_EQ(jint(c, "api_keys"), 2);
+    c = json_array_get(cs, 2);
+    T_STREQ(jstr(c, "name"), "carol");
+    T_EQ(json_array_size(json_object_get(c, "credentials")), 0);
+    answer_done(&a);
+    a = get("/admin/consumers?offset=2&limit=5");
+    T_EQ(a.status, 200);
+    T_EQ(json_array_size(json_object_get(a.json, "consumers")), 1);
+    answer_done(&a);
+    /* Nothing else the admin API shows holds a credential either. */
+    static const char *const others[] = {"/admin/policies", "/admin/policies/only-alice",
+                                         "/admin/routes", "/metrics"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        a = get(others[i]);
+        T_EQ(a.status, 200);
+        assert_no_credential(a.raw);
+        answer_done(&a);
+    }
+}
+
+static void body_policies_token(void)
+{
+    gw.admin_token = "s3cret-token";
+    static const char *const paths[] = {"/admin/policies", "/admin/policies/only-alice",
+                                        "/admin/policies/only-alice/state?key=k",
+                                        "/admin/consumers"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct answer a = get(paths[i]);
+        expect_error(&a, 401, "unauthorized");
+        answer_done(&a);
+        a = call("GET", paths[i], "Bearer wrong", NULL);
+        expect_error(&a, 401, "unauthorized");
+        answer_done(&a);
+        a = call("GET", paths[i], "Bearer s3cret-token", NULL);
+        T_EQ(a.status, i == 2 ? 409 : 200); /* an acl has no state */
+        answer_done(&a);
+    }
+    gw.admin_token = NULL;
+}
+
+static void body_no_policies(void)
+{
+    /* A table without a set, and no table at all: empty lists, 404s. */
+    struct answer a = get("/admin/policies");
+    T_EQ(a.status, 200);
+    T_EQ(jint(a.json, "count"), 0);
+    T_EQ(json_array_size(json_object_get(a.json, "policies")), 0);
+    answer_done(&a);
+    a = get("/admin/consumers");
+    T_EQ(a.status, 200);
+    T_EQ(jint(a.json, "count"), 0);
+    answer_done(&a);
+    a = get("/admin/policies/only-alice");
+    expect_error(&a, 404, "policy_not_found");
+    answer_done(&a);
+}
+
+START_TEST(policies_list_definitions_with_position_config_routes_and_denials)
+{
+    gw.routes = t_policy_serving();
+    t_run(body_policies);
+    route_holder_free(gw.routes);
+    gw.routes = NULL;
+}
+END_TEST
+
+START_TEST(consumers_show_credential_kinds_and_never_a_credential)
+{
+    gw.routes = t_policy_serving();
+    t_run(body_consumers);
+    route_holder_free(gw.routes);
+    gw.routes = NULL;
+}
+END_TEST
+
+START_TEST(policy_state_shows_a_rate_limit_key_without_counting)
+{
+    gw.routes = t_policy_serving();
+    t_run(body_policy_state);
+    route_holder_free(gw.routes);
+    gw.routes = NULL;
+}
+END_TEST
+
+START_TEST(policy_endpoints_need_the_token)
+{
+    gw.routes = t_policy_serving();
+    t_run(body_policies_token);
+    route_holder_free(gw.routes);
+    gw.routes = NULL;
+}
+END_TEST
+
+START_TEST(policy_endpoints_without_a_set_answer_empty_lists)
+{
+    t_run(body_no_policies);
+    gw.routes = t_serving();
+    t_run(body_no_policies);
+    route_holder_free(gw.routes);
+    gw.routes = NULL;
+}
+END_TEST
+
 /* ---- metrics ------------------------------------------------------------------------------ */
 
 /* The value of the sample `series` (name{labels} exactly as rendered), or -1. */
@@ -2245,6 +2653,11 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
     tcase_add_test(tc, routes_and_upstreams_answers_render_the_modules_structs);
     tcase_add_test(tc, tls_answers_list_certificates_reload_record_and_counters);
+    tcase_add_test(tc, policies_list_definitions_with_position_config_routes_and_denials);
+    tcase_add_test(tc, consumers_show_credential_kinds_and_never_a_credential);
+    tcase_add_test(tc, policy_state_shows_a_rate_limit_key_without_counting);
+    tcase_add_test(tc, policy_endpoints_need_the_token);
+    tcase_add_test(tc, policy_endpoints_without_a_set_answer_empty_lists);
     tcase_add_test(tc, metrics_exposition_parses_back_with_the_recorded_values);
     tcase_add_test(tc, metrics_exposition_counts_policy_denials_by_policy_and_reason);
     tcase_add_test(tc, metrics_route_cardinality_is_bounded);

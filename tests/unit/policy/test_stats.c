@@ -1,12 +1,14 @@
 /* test_stats.c: the denial counters of tandem_policy_denials_total (stats.c):
- * counts per policy and reason, the bounded reason and policy labels, and
- * exact counts from several threads at once. */
+ * counts per policy and reason, the bounded reason and policy labels, exact
+ * counts from several threads at once; and the acl kind counting its
+ * refusals under its definition's name. */
 #include <check.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "policy/policy.h"
 #include "policy/stats.h"
 
 /* The count of (policy, reason) as gw_pol_denials_next reads it; -1 when the
@@ -145,6 +147,38 @@ START_TEST(concurrent_denials_are_counted_exactly)
 }
 END_TEST
 
+START_TEST(acl_refusals_count_under_the_definition_name)
+{
+    static const char text[] =
+        "{\"policies\": [{\"name\": \"staff\", \"type\": \"acl\", \"allow\": [\"alice\"]}],"
+        " \"consumers\": [{\"name\": \"alice\"}, {\"name\": \"bob\"}]}";
+    struct jpos_diags d;
+    jpos_diags_init(&d);
+    struct gw_pol_set *set = NULL;
+    ck_assert_int_eq(gw_pol_set_load_text("p.json", text, strlen(text), ".", &set, &d), 0);
+    jpos_diags_done(&d);
+    const struct gw_pol_def *def = gw_pol_set_find(set, "staff");
+    ck_assert_ptr_nonnull(def);
+    gw_pol_stats_reset();
+    struct gw_pol_req rq;
+    memset(&rq, 0, sizeof rq); /* no consumer: 401 */
+    ck_assert_int_eq(def->kind->run(def->state, &rq), GW_POL_ANSWERED);
+    ck_assert_int_eq(rq.answer.status, 401);
+    memset(&rq, 0, sizeof rq);
+    rq.consumer = gw_pol_set_consumer_find(set, "bob"); /* not allowed: 403 */
+    ck_assert_int_eq(def->kind->run(def->state, &rq), GW_POL_ANSWERED);
+    ck_assert_int_eq(rq.answer.status, 403);
+    memset(&rq, 0, sizeof rq);
+    rq.consumer = gw_pol_set_consumer_find(set, "alice"); /* allowed: not counted */
+    ck_assert_int_eq(def->kind->run(def->state, &rq), GW_POL_NEXT);
+    ck_assert_int_eq(count_of("staff", "unauthenticated"), 1);
+    ck_assert_int_eq(count_of("staff", "forbidden"), 1);
+    ck_assert_uint_eq(series(), 1);
+    gw_pol_stats_reset();
+    gw_pol_set_unref(set);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("policy_stats");
@@ -155,6 +189,7 @@ int main(void)
     tcase_add_test(tc, policy_names_beyond_the_bound_count_under_other);
     tcase_add_test(tc, a_null_or_overlong_policy_name_counts_under_other);
     tcase_add_test(tc, concurrent_denials_are_counted_exactly);
+    tcase_add_test(tc, acl_refusals_count_under_the_definition_name);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
