@@ -6,6 +6,7 @@ access log and the upstream see it."""
 import http.client
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -95,8 +96,21 @@ def allow_and_deny_lists_judge_the_peer():
         up.stop()
 
 
+def ipv6_loopback():
+    """Whether this host has IPv6 loopback (some containers do not)."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 @t.case
 def ipv6_and_dual_stack_clients_are_judged_by_family():
+    if not ipv6_loopback():
+        print("no IPv6 loopback here: IPv6 blocks are covered by tests/unit/policy only")
+        return
     up = Upstream()
     v6 = free_port()
     ds = free_port()
