@@ -90,9 +90,10 @@ static json_t *def_json(const struct gw_pol_def *def, json_t *lists, json_t *cou
                         json_t *denials)
 {
     json_t *desc = def->kind->describe ? def->kind->describe(def->state) : NULL;
-    json_t *routes = json_object_get(lists, def->name);
-    json_t *denied = json_object_get(denials, def->name);
-    return json_pack("{s:s, s:s, s:s?, s:I, s:I, s:o, s:O, s:I, s:O}", "name", def->name, "type",
+    /* New references, each taken over by json_pack ("o"). */
+    json_t *routes = json_incref(json_object_get(lists, def->name));
+    json_t *denied = json_incref(json_object_get(denials, def->name));
+    return json_pack("{s:s, s:s, s:s?, s:I, s:I, s:o, s:o, s:I, s:o}", "name", def->name, "type",
                      def->kind->type, "file", def->file, "line", (json_int_t)def->line, "column",
                      (json_int_t)def->column, "config", desc ? desc : json_object(), "routes",
                      routes ? routes : json_array(), "route_count",
