@@ -121,8 +121,14 @@ struct gw__exchange {
     uint64_t body_wait_ms;     /* ms spent waiting for the client's body bytes, this request:
                                 * at most lis->body_timeout_ms (time the upstream takes is
                                 * not the client's) */
-    char client_addr[64];
+    char client_addr[64];      /* the peer's address */
     bool client_loopback;
+    /* This request's client as the gateway believes it: client_addr, or
+     * behind a trusted proxy the address X-Forwarded-For gives
+     * (client_addr.c); and whether the peer is a trusted proxy. Set by the
+     * request process before its handler runs. */
+    char client[64];
+    bool peer_trusted;
     struct gw_tls_peer *tls; /* what the TLS handshake established; NULL over plaintext */
     rt_pid conn;
     /* Response state, written only by exchange.c. */

@@ -121,6 +121,10 @@ struct gw__listener {
     gw__handler_fn *handler;     /* what its requests are answered by */
     struct gw_tls_listener *tls; /* NULL: plaintext (tls/tls.h) */
     rt_pid conns_sup;
+    /* Peers whose X-Forwarded-For is believed (the configuration's, which
+     * lives as long as the listener); none on the admin listener. */
+    const struct gw_cidr *trusted;
+    size_t ntrusted;
 };
 
 extern struct gw__listener *gw__listeners; /* public ones, then admin (if enabled) */

@@ -100,6 +100,8 @@ static void limits_for(struct gw__listener *l, const struct gw_listener_config *
     l->tunnel_idle_timeout_ms = c->tunnel_idle_timeout_ms;
     l->max_body_bytes = c->max_body_bytes;
     l->path_policy = c->path_policy;
+    l->trusted = c->trusted_proxies;
+    l->ntrusted = c->ntrusted_proxies;
 }
 
 /* Gives each of the listener's `n` acceptors its own descriptor of the

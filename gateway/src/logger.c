@@ -529,7 +529,13 @@ static size_t format_line(char *line, size_t cap, const struct gw__exchange *ex,
     key(&l, ",\"listener\":");
     text(&l, ex->lis->name, LOG_NAME_MAX, NULL);
     key(&l, ",\"client\":");
-    text(&l, ex->client_addr, LOG_ADDR_MAX, NULL);
+    text(&l, ex->client, LOG_ADDR_MAX, NULL);
+    /* Behind a trusted proxy the client comes from X-Forwarded-For: the
+     * peer that said so is logged too. */
+    if (strcmp(ex->client, ex->client_addr) != 0) {
+        key(&l, ",\"peer\":");
+        text(&l, ex->client_addr, LOG_ADDR_MAX, NULL);
+    }
     key(&l, ",\"method\":");
     text(&l, method, LOG_METHOD_MAX, NULL);
     key(&l, ",\"path\":");

@@ -235,6 +235,8 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_po
     nowned = gw__pol_owned_fields(ex->pol, pols, owned, nowned, GW_HTTP_MAX_OWNED);
     struct gw_http_fwd fwd = {
         .client_addr = ex->client_addr,
+        .client = ex->client,
+        .peer_trusted = ex->peer_trusted,
         .keep_forwarded_for = true,
         .tls = ex->tls != NULL,
         .owned = owned,

@@ -25,6 +25,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "client_addr.h"
 #include "gw/metrics.h"
 #include "gw_int.h"
 #include "request_detail.h"
@@ -224,6 +225,23 @@ static void options_asterisk(struct gw__exchange *ex, const struct route_table *
     gw__ex_answer(ex, &a, NULL, 0);
 }
 
+/* An OPTIONS request with Origin and Access-Control-Request-Method (a CORS
+ * preflight) matched as the method it asks about: true with that route in
+ * *m. */
+static bool preflight_match(const struct route_table *table, const struct route_request *rr,
+                            const struct gw_http_head *h, struct route_match *m)
+{
+    size_t n = 0;
+    const char *asked = gw_http_head_get(h, "access-control-request-method", &n);
+    if (h->method_len != 7 || memcmp(h->method, "OPTIONS", 7) != 0 || !asked || !n ||
+        !gw_http_head_get(h, "origin", NULL))
+        return false;
+    struct route_request as = *rr;
+    as.method = asked;
+    as.method_len = n;
+    return route_table_match(table, &as, m) == ROUTE_MATCHED;
+}
+
 /* Route r's policies (it has some): true when one of them answered. The
  * chain state stays in *pq for the route's action (the consumer, fields
  * both ways: ex->pol points at it until the request ends). */
@@ -236,7 +254,7 @@ static bool run_policies(struct gw__exchange *ex, const struct route_table *tabl
         .head = ex->head,
         .route = r,
         .table = table,
-        .client = ex->client_addr,
+        .client = ex->client,
         .query = t->query,
         .query_len = t->query ? t->query_len : 0,
     };
@@ -308,8 +326,13 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         answer_error(ex, 404, "no route matches this request");
         return;
     }
-    if (res == ROUTE_NO_METHOD) {
-        method_not_allowed(ex, m.allowed);
+    /* A CORS preflight on a path whose routes do not serve OPTIONS asks
+     * about another method: the route serving that one answers it through
+     * its policies (a cors policy), or it stays a 405. */
+    unsigned allowed = res == ROUTE_NO_METHOD ? m.allowed : 0;
+    bool preflight = res == ROUTE_NO_METHOD && preflight_match(table, &rr, h, &m);
+    if (res == ROUTE_NO_METHOD && !preflight) {
+        method_not_allowed(ex, allowed);
         return;
     }
     const struct route *r = m.route;
@@ -331,6 +354,11 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
          * its parameter from it. */
         t.query = pq.query;
         t.query_len = pq.query_len;
+    }
+    if (preflight) {
+        method_not_allowed(ex, allowed);
+        return;
+    }
     }
     if (r->respond) {
         gw__request_detail_set(h->method, t.path, t.path_len, r->name, NULL);
@@ -390,6 +418,8 @@ void gw__request_main(void *arg)
         idlen = sizeof ex->request_id - 1;
     memcpy(ex->request_id, id, idlen);
     ex->request_id[idlen] = 0;
+    gw__client_resolve(ex->lis->trusted, ex->lis->ntrusted, ex->client_addr, h, ex->client,
+                       sizeof ex->client, &ex->peer_trusted);
 
     size_t tcap = 3 * h->target_len + 2;
     char *tbuf = rt_alloc(tcap);

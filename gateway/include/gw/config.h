@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "gw/cidr.h"
 #include "gw/http1.h"
 #include "jpos/diag.h"
 #include "jpos/keys.h"
@@ -121,7 +122,13 @@ struct gw_listener_config {
     uint32_t body_timeout_ms;
     uint32_t tunnel_idle_timeout_ms;
     struct gw_tls_listener_config tls;
+    /* Peers whose X-Forwarded-For is believed (client_addr.c); NULL: none. */
+    struct gw_cidr *trusted_proxies;
+    size_t ntrusted_proxies;
 };
+
+/* Most blocks in a listener's trusted_proxies. */
+#define GW_MAX_TRUSTED_PROXIES 256
 
 struct gw_target_config {
     struct gw_address address;

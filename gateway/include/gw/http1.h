@@ -292,6 +292,8 @@ struct gw_http_edits {
 /* What a proxy adds to a request it forwards. */
 struct gw_http_fwd {
     const char *client_addr; /* the peer's address, e.g. "192.0.2.7" or "2001:db8::1" */
+    const char *client;      /* the client as the gateway believes it (behind a trusted
+                              * proxy, from X-Forwarded-For): X-Real-IP; NULL: client_addr */
     bool peer_trusted;       /* the peer is a configured trusted hop */
     bool keep_forwarded_for; /* append the peer's address to the client's
                               * X-Forwarded-For chain even from an untrusted

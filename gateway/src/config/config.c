@@ -526,6 +526,11 @@ static int listener_key(void *ctx, const struct jpos_key *k, const struct jpos_v
         return 0;
     case GW__K_TLS:
         return parse_tls(&l->tls, k, m, d);
+    case GW__K_TRUSTED_PROXIES:
+        free(l->trusted_proxies);
+        l->trusted_proxies = NULL;
+        l->ntrusted_proxies = 0;
+        return gw_cidr_list_read(d, m, (size_t)k->max, &l->trusted_proxies, &l->ntrusted_proxies);
     }
     return 0;
 }
@@ -1485,6 +1490,7 @@ void gw_config_free(struct gw_config *cfg)
         free(cfg->listeners[i].name);
         gw_address_done(&cfg->listeners[i].address);
         tls_config_done(&cfg->listeners[i].tls);
+        free(cfg->listeners[i].trusted_proxies);
     }
     free(cfg->listeners);
     for (size_t i = 0; i < cfg->nupstreams; i++) {

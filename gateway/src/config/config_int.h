@@ -57,6 +57,7 @@ enum gw__config_key {
     GW__K_POL_REDIS,
     GW__K_REDIS_ADDRESS,
     GW__K_REDIS_PASSWORD_ENV,
+    GW__K_TRUSTED_PROXIES,
 };
 
 /* Rows and sections config.c needs by themselves: the admin.address row

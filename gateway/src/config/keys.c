@@ -172,6 +172,12 @@ static const struct jpos_key listener_rows[] = {
             "timeouts.tunnel_idle_ms overrides it"},
     {"tls", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(L, tls), .sub = &tls_keys, .def_str = "none",
      .why = "serve TLS on this listener (plaintext HTTP without it)", .id = GW__K_TLS},
+    {"trusted_proxies", JPOS_T_ARRAY, JPOS_KEY_CUSTOM, NOFIELD, 0, GW_MAX_TRUSTED_PROXIES,
+     .def_str = "[]", .schema = "{\"items\": {\"type\": \"string\", \"maxLength\": 50}}",
+     .id = GW__K_TRUSTED_PROXIES,
+     .why = "CIDR blocks (\"10.0.0.0/8\", \"2001:db8::/32\") of peers whose X-Forwarded-For is "
+            "believed: the client is then its right-most hop not in them, for logs, IP rules and "
+            "rate limits"},
 };
 const struct jpos_section gw__listener_keys =
     JPOS_SECTION("listener", listener_rows, "a listening socket and the limits of its clients");

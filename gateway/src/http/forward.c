@@ -528,10 +528,12 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
             gw__http_put(&o, f->prefix, f->prefix_len);
         gw__http_put(&o, "\r\n", 2);
     }
-    if ((v = trusted_value(f, h, "x-real-ip", &vn)))
-        gw__http_field(&o, "X-Real-IP", v, vn);
-    else if (f->client_addr[0])
-        gw__http_field(&o, "X-Real-IP", f->client_addr, strlen(f->client_addr));
+    /* X-Real-IP: the client the gateway judged the request by (its logs,
+     * IP rules and limits), not a trusted hop's own X-Real-IP, which may
+     * name another hop of the chain. */
+    const char *real = f->client && f->client[0] ? f->client : f->client_addr;
+    if (real[0])
+        gw__http_field(&o, "X-Real-IP", real, strnlen(real, GW_HTTP_OWNED_VALUE_MAX));
     /* Forwarded carries, per hop, what X-Forwarded-For, -Proto and -Host
      * carry, and frameworks build URLs from its first element's proto and
      * host. So it follows X-Forwarded-Proto and -Host, not X-Forwarded-For:

@@ -318,7 +318,8 @@ int gw_http_error_answer(const struct gw_http_answer *a, const char *message, ch
     if (gw__linebuf_full(&b))
         return -ENOSPC;
     struct gw_http_answer h = *a;
-    h.content_type = "application/json";
+    /* A 204 (a CORS preflight's answer) carries no body to have a type. */
+    h.content_type = gw_http_status_has_body(a->status) ? "application/json" : NULL;
     h.content_length = b.len;
     size_t n = 0;
     int rc = gw_http_answer_head_write(&h, buf, cap, &n);

@@ -469,6 +469,49 @@ START_TEST(loopback_is_decided_from_the_resolved_address)
 }
 END_TEST
 
+START_TEST(listener_trusted_proxies_are_cidr_blocks)
+{
+    struct gw_config *cfg =
+        parse_ok("{\"listeners\":[{\"address\":\"0.0.0.0:80\",\"trusted_proxies\":"
+                 "[\"10.0.0.0/8\",\"192.0.2.7\",\"2001:db8::/32\",\"::ffff:172.16.0.0/108\"]},"
+                 "{\"address\":\"0.0.0.0:81\"}]}");
+    const struct gw_listener_config *l = &cfg->listeners[0];
+    ck_assert_uint_eq(l->ntrusted_proxies, 4);
+    char buf[64];
+    static const char *const want[] = {"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32",
+                                       "172.16.0.0/12"};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_int_eq(gw_cidr_text(&l->trusted_proxies[i], buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, want[i]);
+    }
+    /* none given: none trusted */
+    ck_assert_uint_eq(cfg->listeners[1].ntrusted_proxies, 0);
+    ck_assert_ptr_null(cfg->listeners[1].trusted_proxies);
+    gw_config_free(cfg);
+
+    static const struct {
+        const char *v, *says;
+    } bad[] = {
+        {"\"10.0.0.1/8\"", "did you mean \"10.0.0.0/8\""},
+        {"\"10.0.0.0/33\"", "not a CIDR block"},
+        {"\"example.com\"", "not a CIDR block"},
+        {"\"::ffff:0.0.0.0/64\"", "IPv4-mapped"},
+        {"8", "string"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"listeners\":[{\"address\":\"0.0.0.0:80\",\"trusted_proxies\":[%s]}]}",
+                 bad[i].v);
+        struct jpos_diags d = parse_bad(json);
+        ck_assert_uint_eq(d.nerrors, 1);
+        ck_assert_str_eq(d.items[0].path, "listeners[0].trusted_proxies[0]");
+        find(&d, bad[i].says);
+        jpos_diags_done(&d);
+    }
+}
+END_TEST
+
 START_TEST(admin_allowed_hosts_are_host_values)
 {
     struct gw_config *cfg =
@@ -891,6 +934,7 @@ int main(void)
     tcase_add_test(tc, listener_path_policy_values_are_checked);
     tcase_add_test(tc, token_env_naming_an_unset_or_empty_variable_is_an_error);
     tcase_add_test(tc, loopback_is_decided_from_the_resolved_address);
+    tcase_add_test(tc, listener_trusted_proxies_are_cidr_blocks);
     tcase_add_test(tc, admin_allowed_hosts_are_host_values);
     tcase_add_test(tc, config_nested_too_deep_is_refused_with_its_position);
     tcase_add_test(tc, admin_listener_takes_its_values_from_the_key_table);

@@ -269,12 +269,31 @@ START_TEST(test_forwarding_fields_are_kept_only_from_trusted_peers)
     ck_assert_str_eq(gw_http_head_get(u, "forwarded", NULL),
                      "for=6.6.6.6;host=evil.example;proto=https, for=7.7.7.7, "
                      "for=192.0.2.7;host=\"app.example:8080\";proto=http");
-    ck_assert_str_eq(gw_http_head_get(u, "x-real-ip", NULL), "6.6.6.6");
+    /* X-Real-IP is the client the gateway resolved, not the hop's own */
+    ck_assert_str_eq(gw_http_head_get(u, "x-real-ip", NULL), "192.0.2.7");
     ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-port", NULL), "443");
     /* the trusted hop's prefix, then what this route stripped */
     ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-prefix", NULL), "/evil/api");
     ck_assert_uint_eq(gw_http_head_count(u, "forwarded"), 1);
     ck_assert_uint_eq(gw_http_head_count(u, "x-real-ip"), 1);
+    gw_http_head_free(u);
+}
+END_TEST
+
+/* Behind a trusted proxy the gateway's client comes from X-Forwarded-For:
+ * X-Real-IP names it, while the chain still ends with the peer. */
+START_TEST(test_x_real_ip_is_the_resolved_client)
+{
+    char out[4096];
+    struct gw_http_fwd f = base_fwd;
+    f.peer_trusted = true;
+    f.client = "203.0.113.9";
+    struct gw_http_head *u = forward("GET / HTTP/1.1\r\nHost: a\r\nX-Real-IP: 6.6.6.6\r\n"
+                                     "X-Forwarded-For: 203.0.113.9\r\n\r\n",
+                                     &f, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "x-real-ip", NULL), "203.0.113.9");
+    ck_assert_uint_eq(gw_http_head_count(u, "x-real-ip"), 1);
+    ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-for", NULL), "203.0.113.9, 192.0.2.7");
     gw_http_head_free(u);
 }
 END_TEST
@@ -782,6 +801,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_x_forwarded_for_is_trusted_only_from_trusted_peers);
     tcase_add_test(t, test_client_forwarding_fields_are_replaced_by_the_gateways);
     tcase_add_test(t, test_forwarding_fields_are_kept_only_from_trusted_peers);
+    tcase_add_test(t, test_x_real_ip_is_the_resolved_client);
     tcase_add_test(t, test_route_edits_cannot_forge_forwarding_fields);
     tcase_add_test(t, test_request_id_is_kept_when_valid_else_generated);
     tcase_add_test(t, test_forwarded_port_is_the_port_the_client_addressed);

@@ -223,6 +223,23 @@ START_TEST(every_final_answer_carries_a_date)
 }
 END_TEST
 
+START_TEST(an_answer_without_a_body_names_no_content_type)
+{
+    static const int st[] = {204, 304};
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+        struct gw_http_answer a = {.status = st[i], .request_id = "r"};
+        char out[1024];
+        size_t n, used;
+        ck_assert_int_eq(gw_http_error_answer(&a, NULL, out, sizeof out, &n), 0);
+        struct gw_http_head *h = parse(out, n, &used);
+        ck_assert_uint_eq(used, n);
+        ck_assert_ptr_null(gw_http_head_get(h, "content-type", NULL));
+        ck_assert_ptr_null(gw_http_head_get(h, "content-length", NULL));
+        gw_http_head_free(h);
+    }
+}
+END_TEST
+
 START_TEST(method_not_allowed_has_allow_as_a_field)
 {
     struct gw_http_answer a = {.status = 405, .request_id = "rid-2", .allow = "GET, HEAD"};
@@ -377,6 +394,7 @@ int main(void)
     tcase_add_test(t, date_is_the_imf_fixdate_of_the_second);
     tcase_add_test(t, date_is_formatted_once_per_second_per_thread);
     tcase_add_test(t, every_final_answer_carries_a_date);
+    tcase_add_test(t, an_answer_without_a_body_names_no_content_type);
     tcase_add_test(t, method_not_allowed_has_allow_as_a_field);
     tcase_add_test(t, refusal_503_length_matches_its_body);
     tcase_add_test(t, error_body_escapes_invalid_utf8_to_valid_json);
