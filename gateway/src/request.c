@@ -359,7 +359,6 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         method_not_allowed(ex, allowed);
         return;
     }
-    }
     if (r->respond) {
         gw__request_detail_set(h->method, t.path, t.path_len, r->name, NULL);
         respond_route(ex, r, log);
