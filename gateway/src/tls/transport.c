@@ -221,22 +221,29 @@ static ssize_t tls_read(struct gw__transport *base, void *buf, size_t cap, int64
     }
 }
 
+/* One call into the session to write: bytes taken (> 0) or the library's
+ * code (WANT_WRITE/WANT_READ: wait, then offer the same bytes again). At
+ * most one record's plaintext is taken per call; a call that could not
+ * send all of its record returns WANT_WRITE and must be repeated with the
+ * same bytes. */
+static int write_once(struct tls_sess *s, const void *buf, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    gw__tls_idle_wake(&s->ssl, &s->idle);
+    int n = mbedtls_ssl_write(&s->ssl, buf, len);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
 static ssize_t tls_write(struct gw__transport *base, const void *buf, size_t len,
                          int64_t timeout_ms)
 {
     struct tls_tp *t = (struct tls_tp *)base;
-    struct tls_sess *s = t->s;
     uint64_t deadline = deadline_of(timeout_ms);
     if (len > INT32_MAX)
         len = INT32_MAX;
     for (;;) {
-        pthread_mutex_lock(&s->lock);
-        gw__tls_idle_wake(&s->ssl, &s->idle);
-        /* At most one record's plaintext is taken per call; a call that
-         * could not send all of its record returns WANT_WRITE and must be
-         * repeated with the same bytes, which this loop does. */
-        int n = mbedtls_ssl_write(&s->ssl, buf, len);
-        pthread_mutex_unlock(&s->lock);
+        int n = write_once(t->s, buf, len);
         if (n > 0)
             return n;
         if (!want(n))
@@ -267,42 +274,83 @@ static int write_all(struct gw__transport *base, const char *p, size_t len, uint
  * response head and a short body go out as one record, not one each. */
 #define GATHER 16384
 
+/* Where writev gathers: per thread, as the session copies the bytes into
+ * its record at once and no call into it yields. Only while nothing waits:
+ * what is left when the socket is full moves to the process's own memory
+ * first (write_gathered). */
+static _Thread_local char gather[GATHER];
+
+/* This thread's gather area. Out of line and asked again after anything
+ * that may wait: a process can resume on another thread, and a compiler
+ * may keep a thread-local's address across calls within one function. */
+__attribute__((noinline)) static char *gather_area(void)
+{
+    return gather;
+}
+
+/* Writes g[0..len), gathered in this thread's area: without waiting while
+ * the socket takes it (the usual case: no allocation, no copy but the
+ * session's); once it must wait, the rest is copied to an allocation of
+ * the process's (another process of this thread may gather meanwhile) and
+ * offered again from there, the same bytes as mbedtls requires. */
+static int write_gathered(struct gw__transport *base, const char *g, size_t len, uint64_t deadline)
+{
+    struct tls_tp *t = (struct tls_tp *)base;
+    while (len > 0) {
+        int n = write_once(t->s, g, len);
+        if (n > 0) {
+            g += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (!want(n))
+            return -EPIPE;
+        break;
+    }
+    if (len == 0)
+        return 0;
+    /* rt_alloc: freed with the process if it is killed while it waits. */
+    char *rest = rt_alloc(len);
+    if (!rest)
+        return -ENOMEM;
+    memcpy(rest, g, len);
+    int rc = write_all(base, rest, len, deadline);
+    rt_free(rest);
+    return rc;
+}
+
 static int tls_writev(struct gw__transport *base, const struct iovec *iov, int iovcnt,
                       int64_t timeout_ms)
 {
     uint64_t deadline = deadline_of(timeout_ms);
     if (iovcnt == 1)
         return write_all(base, iov[0].iov_base, iov[0].iov_len, deadline);
-    size_t total = 0;
-    for (int i = 0; i < iovcnt; i++)
-        total += iov[i].iov_len;
-    size_t cap = total < GATHER ? total : GATHER;
-    /* rt_alloc: freed with the process if it is killed while a write waits. */
-    char *g = cap ? rt_alloc(cap) : NULL;
-    if (!g && cap)
-        return -ENOMEM;
     int rc = 0;
+    char *g = gather_area();
     size_t used = 0;
     for (int i = 0; i < iovcnt && rc == 0; i++) {
         const char *p = iov[i].iov_base;
         size_t len = iov[i].iov_len;
         if (len >= GATHER) { /* a large piece goes as it is, after what was gathered */
-            rc = write_all(base, g, used, deadline);
+            rc = write_gathered(base, g, used, deadline);
             used = 0;
             if (rc == 0)
                 rc = write_all(base, p, len, deadline);
+            g = gather_area(); /* the writes may have waited */
             continue;
         }
-        if (used + len > cap) {
-            rc = write_all(base, g, used, deadline);
+        if (used + len > GATHER) {
+            rc = write_gathered(base, g, used, deadline);
             used = 0;
+            if (rc < 0)
+                break;
+            g = gather_area();
         }
         memcpy(g + used, p, len);
         used += len;
     }
     if (rc == 0 && used)
-        rc = write_all(base, g, used, deadline);
-    rt_free(g);
+        rc = write_gathered(base, g, used, deadline);
     return rc;
 }
 
