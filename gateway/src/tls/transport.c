@@ -280,12 +280,17 @@ static int write_all(struct gw__transport *base, const char *p, size_t len, uint
  * first (write_gathered). */
 static _Thread_local char gather[GATHER];
 
-/* This thread's gather area. Out of line and asked again after anything
- * that may wait: a process can resume on another thread, and a compiler
- * may keep a thread-local's address across calls within one function. */
+/* This thread's gather area, asked again after anything that may wait: a
+ * process can resume on another thread, and a compiler may keep a
+ * thread-local's address across calls within one function. Out of line,
+ * and with an opaque step the optimizer cannot see through, so that it
+ * cannot take the function for a constant one and reuse an earlier call's
+ * result either. */
 __attribute__((noinline)) static char *gather_area(void)
 {
-    return gather;
+    char *g = gather;
+    __asm__ volatile("" : "+r"(g));
+    return g;
 }
 
 /* Writes g[0..len), gathered in this thread's area: without waiting while
