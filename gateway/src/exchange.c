@@ -254,10 +254,13 @@ void gw__ex_idle_trim(struct gw__exchange *ex)
 
 _Noreturn void gw__ex_hibernate(struct gw__exchange *ex, int64_t timeout_ms, rt_entry fn, void *arg)
 {
-    /* A TLS session may hold bytes already taken off the socket (the
-     * plaintext of a record not read whole): then there is nothing to sleep
-     * for. */
-    if (ex->tls && ex->tp->ops->wait(ex->tp, RT_POLL_IN, 0) == (int)RT_POLL_IN)
+    /* A transport may hold bytes already taken off the socket (a TLS
+     * session's read-ahead, or the plaintext of a record not read whole):
+     * then there is nothing to sleep for. Only the transport is asked, not
+     * the socket: the hibernation's own wait sees a readable socket at
+     * once, so a poll() here would cost a system call per keep-alive
+     * request for nothing. */
+    if (ex->tp->ops->pending && ex->tp->ops->pending(ex->tp))
         timeout_ms = 0;
     /* Not idle long enough to trim yet: wake when it is (gw__ex_idle_trim
      * then trims, and the caller hibernates for the rest). */

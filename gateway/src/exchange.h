@@ -68,6 +68,11 @@ struct gw__transport_ops {
      * RT_POLL_MSG in events, a message is in the caller's mailbox; the
      * ready mask or -ETIMEDOUT (rt_poll). */
     int (*wait)(struct gw__transport *t, unsigned events, int64_t timeout_ms);
+    /* Optional (NULL: never). Whether bytes already taken off the socket
+     * are held inside the transport (a TLS session's), so that read makes
+     * progress while fd is not readable: nobody may sleep on fd then. Asks
+     * no system call. */
+    bool (*pending)(struct gw__transport *t);
     /* Stops sending; reading goes on (a lingering close). */
     void (*shutdown)(struct gw__transport *t);
     /* A second handle on the same connection, for another process to use

@@ -5,8 +5,9 @@
  * Invariants: an atom, once made, lives until the program ends (its text is
  * never freed or moved), so rt_atom_name's result is valid forever. The
  * table is a fixed-capacity open-addressing hash guarded by one mutex for
- * insertion; lookups of names go through the same mutex (interning is not on
- * any hot path), while rt_atom_name reads a published array lock-free.
+ * insertion; lookups of names go through the same mutex (held for one hash
+ * probe: rt_spawn interns each process's initial call), while
+ * rt_atom_name reads a published array lock-free.
  */
 #include "rt/rt.h"
 
@@ -107,9 +108,10 @@ rt_atom rt_atom_intern(const char *name)
 {
     if (!name)
         return RT_UNDEFINED;
-    for (uint32_t i = 0; i < RT_ATOM_PREDEFINED_COUNT; i++)
-        if (strcmp(predefined[i], name) == 0)
-            return i;
+    /* The predefined atoms are in the table too, at their own indices
+     * (ensure_table adds them first): no scan of them before it, which
+     * would cost every name a dozen comparisons (rt_spawn interns each
+     * process's initial call). */
     rt_atom result = RT_SYSTEM_LIMIT;
     pthread_mutex_lock(&lock);
     if (ensure_table() == 0) {

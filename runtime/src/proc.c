@@ -885,18 +885,15 @@ void rt_set_state_name(const char *state)
     rt__spin_unlock(&p->info_lock);
 }
 
-void rt_set_detail(const char *fmt, ...)
+void rt_set_detail_text(const char *text, size_t len)
 {
     struct rt_proc *p = rt__self();
     if (!p)
         return;
-    char buf[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
+    if (len > RT__DETAIL_SIZE - 1)
+        len = RT__DETAIL_SIZE - 1;
     if (!p->detail) {
-        char *d = malloc(128);
+        char *d = malloc(RT__DETAIL_SIZE);
         if (!d)
             return;
         d[0] = 0;
@@ -905,8 +902,21 @@ void rt_set_detail(const char *fmt, ...)
         rt__spin_unlock(&p->info_lock);
     }
     rt__spin_lock(&p->info_lock);
-    memcpy(p->detail, buf, sizeof buf);
+    memcpy(p->detail, text, len);
+    p->detail[len] = 0;
     rt__spin_unlock(&p->info_lock);
+}
+
+void rt_set_detail(const char *fmt, ...)
+{
+    char buf[RT__DETAIL_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    rt_set_detail_text(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
 int rt_set_kind(rt_kind kind)

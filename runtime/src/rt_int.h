@@ -92,6 +92,10 @@ static inline void rt__spin_unlock(rt__spin *l)
     atomic_flag_clear_explicit(&l->f, memory_order_release);
 }
 
+/* A process's detail line (rt_set_detail), its NUL included; rt_proc_info's
+ * copy is as large. */
+#define RT__DETAIL_SIZE 128
+
 /* ---- internal signal types (travel in the inbox, never seen by users) ---- */
 #define RT__SIG_LINK (RT_MSG_SYSTEM + 0x100)
 #define RT__SIG_UNLINK (RT_MSG_SYSTEM + 0x101)
@@ -239,7 +243,7 @@ struct rt_proc {
     rt_pid parent;
     const char *initial_call; /* interned atom text: static storage */
     const char *state_name;   /* interned (static storage), NULL for none */
-    char *detail;             /* malloc'd, 128 bytes, lazily */
+    char *detail;             /* malloc'd, RT__DETAIL_SIZE bytes, lazily */
     _Atomic uint64_t reductions;
     uint64_t started_ms;
 };

@@ -25,7 +25,17 @@
 static void status_line(struct gw__http_out *o, int status, const char *reason, size_t reason_len)
 {
     char line[32];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %03d ", status);
+    int n;
+    if (status >= 0 && status <= 999) { /* every status there is: no format on each response */
+        memcpy(line, "HTTP/1.1 ", 9);
+        line[9] = (char)('0' + status / 100);
+        line[10] = (char)('0' + status / 10 % 10);
+        line[11] = (char)('0' + status % 10);
+        line[12] = ' ';
+        n = 13;
+    } else {
+        n = snprintf(line, sizeof line, "HTTP/1.1 %03d ", status);
+    }
     gw__http_put(o, line, (size_t)n);
     gw__http_put(o, reason, reason_len);
     gw__http_put(o, "\r\n", 2);

@@ -65,6 +65,9 @@ int gw__tls_transport_new(int fd, const mbedtls_ssl_config *conf, void *owner,
 /* The session of a transport from gw__tls_transport_new, for the
  * handshake's set-up (a client's server name) and its results. */
 mbedtls_ssl_context *gw__tls_transport_ssl(struct gw__transport *t);
+/* Bytes the transport's read-ahead holds: taken off the socket, not yet
+ * handed to the session. 0 means it holds no memory either. */
+size_t gw__tls_transport_read_ahead(struct gw__transport *t);
 /* Runs the handshake until it is done or `deadline` (rt_now_ms; UINT64_MAX:
  * none) passes, waiting the runtime's way; hs (NULL for none) collects
  * what the callbacks learn. 0, -ETIMEDOUT, -errno from the wait, or

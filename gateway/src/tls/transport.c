@@ -5,11 +5,15 @@
  * The session reads and writes its socket without blocking (the BIO below
  * answers WANT_READ/WANT_WRITE), and the transport waits the runtime's way
  * (rt_poll on the socket), so a handshake or a slow client parks only its
- * own process. mbedtls reads a record at a time, exactly as long as the
- * record says, so bytes the socket had are never hidden inside the session
- * except the plaintext of a record a read did not take whole and a record
- * not processed yet: `wait` and gw_tls_transport_pending report those, so
- * no process sleeps on the socket while its next bytes are already here.
+ * own process. mbedtls asks its BIO for a record's 5-byte header, then for
+ * the rest: the BIO reads what the socket has (up to a record and more)
+ * in one read() and keeps what mbedtls did not ask for yet (`ra`, see
+ * bio_recv), so a record costs one system call, not two. Bytes taken off
+ * the socket but not yet read by the caller are therefore hidden in three
+ * places: the read-ahead, a record not processed yet, and the plaintext of
+ * a record a read did not take whole. `wait` and gw_tls_transport_pending
+ * report all three, so no process sleeps on the socket while its next
+ * bytes are already here.
  *
  * One session, two processes (split, for a tunnel): the connection process
  * reads and the tunnel's pump writes. Both handles share the session and a
@@ -40,6 +44,13 @@ struct tls_sess {
     bool client; /* the gateway's side is the client (an upstream connection) */
     mbedtls_ssl_context ssl;
     struct gw__tls_idle idle; /* the record buffers while idle (idle.c) */
+    /* The read-ahead: bytes the BIO took off the socket that mbedtls has
+     * not asked for yet (ra[ra_off..ra_len)). Allocated to the size of
+     * that rest when a read brings more than asked, freed as soon as it is
+     * served whole, so a connection between requests holds none. Under
+     * `lock`, like the session. */
+    unsigned char *ra;
+    size_t ra_off, ra_len;
     /* What keeps the session's configuration alive (a server's: the one
      * it was accepted with), released with the session. */
     void *owner;
@@ -68,9 +79,17 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
     }
 }
 
-static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+/* What one read() of the socket may take: a whole record of the largest
+ * size (16 KiB of content, its header and up to 2 KiB of expansion) and
+ * whatever follows it in the socket up to that size. */
+#define READ_AHEAD (16384 + 5 + 2048)
+
+/* Where a read lands before the session takes its part: per thread, as a
+ * BIO call never yields, and touched only inside one. */
+static _Thread_local unsigned char scratch[READ_AHEAD];
+
+static int sock_read(struct tls_sess *s, unsigned char *buf, size_t len)
 {
-    struct tls_sess *s = ctx;
     for (;;) {
         ssize_t n = read(s->sock, buf, len);
         if (n >= 0)
@@ -85,6 +104,47 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
     }
 }
 
+/* mbedtls asks for exactly what it lacks of the record at hand: first the
+ * header, then the rest. Reading only that costs two read()s a record, so
+ * the socket is read for all it holds (up to READ_AHEAD) and what was not
+ * asked for is kept for the next calls. The rest is kept in an allocation
+ * of its own size, freed once served: nothing is held while no bytes are. */
+static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    struct tls_sess *s = ctx;
+    if (s->ra) {
+        size_t n = s->ra_len - s->ra_off;
+        if (n > len)
+            n = len;
+        memcpy(buf, s->ra + s->ra_off, n);
+        s->ra_off += n;
+        if (s->ra_off == s->ra_len) {
+            free(s->ra);
+            s->ra = NULL;
+            s->ra_off = s->ra_len = 0;
+        }
+        return (int)n;
+    }
+    if (len >= READ_AHEAD)
+        return sock_read(s, buf, len);
+    int n = sock_read(s, scratch, READ_AHEAD);
+    if (n <= 0)
+        return n;
+    size_t give = (size_t)n < len ? (size_t)n : len;
+    memcpy(buf, scratch, give);
+    size_t rest = (size_t)n - give;
+    if (rest > 0) {
+        /* Without memory for the rest, the bytes would be lost: the
+         * connection cannot go on. */
+        if (!(s->ra = malloc(rest)))
+            return MBEDTLS_ERR_NET_RECV_FAILED;
+        memcpy(s->ra, scratch + give, rest);
+        s->ra_off = 0;
+        s->ra_len = rest;
+    }
+    return (int)give;
+}
+
 /* ---- sessions ---------------------------------------------------------------- */
 
 static void sess_unref(struct tls_sess *s)
@@ -94,6 +154,7 @@ static void sess_unref(struct tls_sess *s)
         return;
     gw__tls_idle_done(&s->ssl, &s->idle);
     mbedtls_ssl_free(&s->ssl);
+    free(s->ra);
     if (s->release)
         s->release(s->owner);
     pthread_mutex_destroy(&s->lock);
@@ -160,22 +221,29 @@ static ssize_t tls_read(struct gw__transport *base, void *buf, size_t cap, int64
     }
 }
 
+/* One call into the session to write: bytes taken (> 0) or the library's
+ * code (WANT_WRITE/WANT_READ: wait, then offer the same bytes again). At
+ * most one record's plaintext is taken per call; a call that could not
+ * send all of its record returns WANT_WRITE and must be repeated with the
+ * same bytes. */
+static int write_once(struct tls_sess *s, const void *buf, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    gw__tls_idle_wake(&s->ssl, &s->idle);
+    int n = mbedtls_ssl_write(&s->ssl, buf, len);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
 static ssize_t tls_write(struct gw__transport *base, const void *buf, size_t len,
                          int64_t timeout_ms)
 {
     struct tls_tp *t = (struct tls_tp *)base;
-    struct tls_sess *s = t->s;
     uint64_t deadline = deadline_of(timeout_ms);
     if (len > INT32_MAX)
         len = INT32_MAX;
     for (;;) {
-        pthread_mutex_lock(&s->lock);
-        gw__tls_idle_wake(&s->ssl, &s->idle);
-        /* At most one record's plaintext is taken per call; a call that
-         * could not send all of its record returns WANT_WRITE and must be
-         * repeated with the same bytes, which this loop does. */
-        int n = mbedtls_ssl_write(&s->ssl, buf, len);
-        pthread_mutex_unlock(&s->lock);
+        int n = write_once(t->s, buf, len);
         if (n > 0)
             return n;
         if (!want(n))
@@ -206,49 +274,96 @@ static int write_all(struct gw__transport *base, const char *p, size_t len, uint
  * response head and a short body go out as one record, not one each. */
 #define GATHER 16384
 
+/* Where writev gathers: per thread, as the session copies the bytes into
+ * its record at once and no call into it yields. Only while nothing waits:
+ * what is left when the socket is full moves to the process's own memory
+ * first (write_gathered). */
+static _Thread_local char gather[GATHER];
+
+/* This thread's gather area, asked again after anything that may wait: a
+ * process can resume on another thread, and a compiler may keep a
+ * thread-local's address across calls within one function. Out of line,
+ * and with an opaque step the optimizer cannot see through, so that it
+ * cannot take the function for a constant one and reuse an earlier call's
+ * result either. */
+__attribute__((noinline)) static char *gather_area(void)
+{
+    char *g = gather;
+    __asm__ volatile("" : "+r"(g));
+    return g;
+}
+
+/* Writes g[0..len), gathered in this thread's area: without waiting while
+ * the socket takes it (the usual case: no allocation, no copy but the
+ * session's); once it must wait, the rest is copied to an allocation of
+ * the process's (another process of this thread may gather meanwhile) and
+ * offered again from there, the same bytes as mbedtls requires. */
+static int write_gathered(struct gw__transport *base, const char *g, size_t len, uint64_t deadline)
+{
+    struct tls_tp *t = (struct tls_tp *)base;
+    while (len > 0) {
+        int n = write_once(t->s, g, len);
+        if (n > 0) {
+            g += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (!want(n))
+            return -EPIPE;
+        break;
+    }
+    if (len == 0)
+        return 0;
+    /* rt_alloc: freed with the process if it is killed while it waits. */
+    char *rest = rt_alloc(len);
+    if (!rest)
+        return -ENOMEM;
+    memcpy(rest, g, len);
+    int rc = write_all(base, rest, len, deadline);
+    rt_free(rest);
+    return rc;
+}
+
 static int tls_writev(struct gw__transport *base, const struct iovec *iov, int iovcnt,
                       int64_t timeout_ms)
 {
     uint64_t deadline = deadline_of(timeout_ms);
     if (iovcnt == 1)
         return write_all(base, iov[0].iov_base, iov[0].iov_len, deadline);
-    size_t total = 0;
-    for (int i = 0; i < iovcnt; i++)
-        total += iov[i].iov_len;
-    size_t cap = total < GATHER ? total : GATHER;
-    /* rt_alloc: freed with the process if it is killed while a write waits. */
-    char *g = cap ? rt_alloc(cap) : NULL;
-    if (!g && cap)
-        return -ENOMEM;
     int rc = 0;
+    char *g = gather_area();
     size_t used = 0;
     for (int i = 0; i < iovcnt && rc == 0; i++) {
         const char *p = iov[i].iov_base;
         size_t len = iov[i].iov_len;
         if (len >= GATHER) { /* a large piece goes as it is, after what was gathered */
-            rc = write_all(base, g, used, deadline);
+            rc = write_gathered(base, g, used, deadline);
             used = 0;
             if (rc == 0)
                 rc = write_all(base, p, len, deadline);
+            g = gather_area(); /* the writes may have waited */
             continue;
         }
-        if (used + len > cap) {
-            rc = write_all(base, g, used, deadline);
+        if (used + len > GATHER) {
+            rc = write_gathered(base, g, used, deadline);
             used = 0;
+            if (rc < 0)
+                break;
+            g = gather_area();
         }
         memcpy(g + used, p, len);
         used += len;
     }
     if (rc == 0 && used)
-        rc = write_all(base, g, used, deadline);
-    rt_free(g);
+        rc = write_gathered(base, g, used, deadline);
     return rc;
 }
 
 static bool pending(struct tls_sess *s)
 {
     pthread_mutex_lock(&s->lock);
-    bool p = mbedtls_ssl_get_bytes_avail(&s->ssl) > 0 || mbedtls_ssl_check_pending(&s->ssl);
+    bool p =
+        s->ra || mbedtls_ssl_get_bytes_avail(&s->ssl) > 0 || mbedtls_ssl_check_pending(&s->ssl);
     pthread_mutex_unlock(&s->lock);
     return p;
 }
@@ -327,6 +442,7 @@ static const struct gw__transport_ops tls_ops = {
     .write = tls_write,
     .writev = tls_writev,
     .wait = tls_wait,
+    .pending = gw_tls_transport_pending,
     .shutdown = tls_shutdown,
     .split = tls_split,
     .close = tls_close,
@@ -447,6 +563,15 @@ int gw__tls_transport_new(int fd, const mbedtls_ssl_config *conf, void *owner,
 mbedtls_ssl_context *gw__tls_transport_ssl(struct gw__transport *t)
 {
     return &((struct tls_tp *)t)->s->ssl;
+}
+
+size_t gw__tls_transport_read_ahead(struct gw__transport *base)
+{
+    struct tls_sess *s = ((struct tls_tp *)base)->s;
+    pthread_mutex_lock(&s->lock);
+    size_t n = s->ra ? s->ra_len - s->ra_off : 0;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 int gw__tls_handshake(struct gw__transport *base, uint64_t deadline, struct gw__tls_hs *hs,

@@ -267,6 +267,9 @@ void *rt_get_lib_data(void);
  * (≤ 31 bytes) and a free-form detail line (≤ 127 bytes); copied. */
 void rt_set_state_name(const char *state);
 void rt_set_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Process context. The same from `len` bytes as they are (cut at 127), with
+ * no formatting: for a line set on every request. */
+void rt_set_detail_text(const char *text, size_t len);
 /* Process context. Sets the caller's kind: 0, -EINVAL if `kind` is not
  * registered, -EPERM outside a process. */
 int rt_set_kind(rt_kind kind);

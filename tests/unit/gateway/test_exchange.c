@@ -806,6 +806,78 @@ static bool peer_sees_close(int64_t ms)
     }
 }
 
+/* Hibernation over a transport that holds bytes of its own (a TLS session's
+ * read-ahead): it asks the transport's `pending`, never the socket (a
+ * poll() per keep-alive request), and wakes at once when bytes are held. */
+static const struct gw__transport_ops *sock_ops;
+static struct gw__transport_ops held_ops;
+static bool held_pending;
+static _Atomic int held_waits;
+static uint64_t hib_start, hib_woke;
+static char held_peer; /* stands for a handshake's outcome: the exchange is a TLS one */
+
+static int held_wait(struct gw__transport *t, unsigned events, int64_t timeout_ms)
+{
+    atomic_fetch_add(&held_waits, 1);
+    return sock_ops->wait(t, events, timeout_ms);
+}
+
+static bool held_pending_fn(struct gw__transport *t)
+{
+    (void)t;
+    return held_pending;
+}
+
+static void p_hibernated(void *arg)
+{
+    struct gw__exchange *ex = arg;
+    hib_woke = rt_now_ms();
+    ex->tls = NULL;
+}
+
+static void p_hibernate_held(void *arg)
+{
+    (void)arg;
+    struct gw__transport *tp;
+    T_ASSERT(gw__transport_socket_new(side, &tp) == 0);
+    sock_ops = tp->ops;
+    held_ops = *sock_ops;
+    held_ops.wait = held_wait;
+    held_ops.pending = held_pending_fn;
+    tp->ops = &held_ops;
+    struct gw__exchange *ex;
+    T_ASSERT(gw__ex_new(&ex, tp, &lis) == 0);
+    rt_defer(gw__exchange_unref, ex);
+    ex->tls = (struct gw_tls_peer *)(void *)&held_peer;
+    hib_start = rt_now_ms();
+    gw__ex_hibernate(ex, scaled(600), p_hibernated, ex);
+}
+
+START_TEST(hibernating_asks_the_transport_for_held_bytes_not_the_socket)
+{
+    /* Nothing held, nothing sent: sleeps its timeout, and no readiness
+     * check went to the socket first. */
+    held_pending = false;
+    atomic_store(&held_waits, 0);
+    run(p_hibernate_held);
+    int waits = atomic_load(&held_waits);
+    ck_assert_int_eq(waits, 0);
+    ck_assert_uint_ge(hib_woke - hib_start, scaled(600) - 50);
+}
+END_TEST
+
+START_TEST(hibernating_with_bytes_held_wakes_at_once)
+{
+    /* The socket has nothing, the transport has bytes: no sleep. */
+    held_pending = true;
+    atomic_store(&held_waits, 0);
+    run(p_hibernate_held);
+    int waits = atomic_load(&held_waits);
+    ck_assert_int_eq(waits, 0);
+    ck_assert_uint_lt(hib_woke - hib_start, scaled(1000));
+}
+END_TEST
+
 START_TEST(a_connection_process_that_never_runs_closes_the_socket_and_gives_back_its_count)
 {
     lis.stats = &t_stats;
@@ -879,6 +951,8 @@ int main(void)
     tcase_add_test(tc, idle_trim_asks_the_transport_once_idle_the_trim_delay);
     tcase_add_test(tc, hibernation_wakes_to_trim_a_transport_that_can);
     tcase_add_test(tc, lingering_refusal_answers_503_and_reads_until_the_client_closes);
+    tcase_add_test(tc, hibernating_asks_the_transport_for_held_bytes_not_the_socket);
+    tcase_add_test(tc, hibernating_with_bytes_held_wakes_at_once);
     tcase_add_test(tc,
                    a_connection_process_that_never_runs_closes_the_socket_and_gives_back_its_count);
     tcase_add_test(tc, a_request_process_that_never_runs_gives_back_the_exchange);

@@ -692,6 +692,47 @@ START_TEST(snapshot_lists_every_process_with_its_figures)
 }
 END_TEST
 
+/* Sets its detail from bytes that are not a C string: a long line, cut at
+ * 127, then a short one, which replaces it whole. */
+static _Atomic int detail_step;
+
+static void detail_text_setter(void *arg)
+{
+    (void)arg;
+    char text[200];
+    memset(text, 'x', sizeof text);
+    text[0] = 'A';
+    rt_set_detail_text(text, sizeof text);
+    atomic_store(&detail_step, 1);
+    rt_msg_free(rt_receive(RT_INFINITY));
+    rt_set_detail_text("GET\t/a\tpath-that-is-cut", 10); /* "GET\t/a\tpat" */
+    atomic_store(&detail_step, 2);
+    rt_msg_free(rt_receive(RT_INFINITY));
+}
+
+START_TEST(detail_text_is_cut_at_127_bytes_and_replaced_whole)
+{
+    rt_test_start(1);
+    atomic_store(&detail_step, 0);
+    rt_pid pid;
+    ck_assert_int_eq(rt_spawn(detail_text_setter, NULL, NULL, &pid), 0);
+    for (int i = 0; i < 10000 && atomic_load(&detail_step) < 1; i++)
+        usleep(1000);
+    struct rt_proc_info info;
+    ck_assert_int_eq(rt_proc_info(pid, &info), 0);
+    ck_assert_uint_eq(strlen(info.detail), 127);
+    ck_assert_int_eq(info.detail[0], 'A');
+    ck_assert_int_eq(info.detail[126], 'x');
+    rt_send(pid, rt_msg_new(T_STOP, 0));
+    for (int i = 0; i < 10000 && atomic_load(&detail_step) < 2; i++)
+        usleep(1000);
+    ck_assert_int_eq(rt_proc_info(pid, &info), 0);
+    ck_assert_str_eq(info.detail, "GET\t/a\tpat");
+    rt_send(pid, rt_msg_new(T_STOP, 0));
+    rt_test_stop();
+}
+END_TEST
+
 /* Sets its own kind (the one its argument names), reports, then waits. */
 static void idle_of_kind(void *arg)
 {
@@ -1334,6 +1375,7 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              on_scheduler_true_in_processes_false_on_blocking_pool_and_main,
              memory_and_cleanups_of_a_killed_process_are_released,
              snapshot_lists_every_process_with_its_figures,
+             detail_text_is_cut_at_127_bytes_and_replaced_whole,
              application_kinds_are_registered_by_name_and_reported_up_to_the_bound,
              read_and_write_park_until_ready_and_time_out, accept_and_connect_over_loopback_tcp,
              poll_wakes_on_message_when_asked, process_parked_on_io_is_killed_by_an_exit_signal,
