@@ -508,7 +508,7 @@ static struct rt_msg *refresh_msg(uint64_t min_interval_ms)
 
 int gw_jwks_src_refresh(struct gw_jwks_src *s, uint64_t min_interval_ms, int64_t timeout_ms)
 {
-    rt_pid pid;
+    rt_pid pid = 0; /* 0: none; gcc 14 cannot see that fetcher_pid sets it */
     int rc = fetcher_pid(s, &pid);
     if (rc < 0)
         return rc;
@@ -523,7 +523,7 @@ int gw_jwks_src_refresh(struct gw_jwks_src *s, uint64_t min_interval_ms, int64_t
 
 void gw_jwks_src_refresh_async(struct gw_jwks_src *s, uint64_t min_interval_ms)
 {
-    rt_pid pid;
+    rt_pid pid = 0;
     uint64_t now = rt_now_ms();
     uint64_t queued = atomic_load_explicit(&s->refresh_queued, memory_order_relaxed);
     /* Acquire pairs with the fetcher's release; one refresh queued at a
