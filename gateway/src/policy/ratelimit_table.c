@@ -419,11 +419,12 @@ int gw__rl_check(struct gw__rl_space *s, char prefix, const char *key, size_t le
     pthread_mutex_lock(&st->lock);
     struct rl_entry *e = find(st, h, k, klen);
     if (e) {
-        uint64_t seq = e->w.seq;
+        uint64_t seq = e->w.seq, anchor = e->w.anchor_ms;
         gw__rl_window_take(&e->w, limit, s->window_ms, now_ms, r);
         /* An entry's expiry moves only with its window: keeping the list
-         * in window order needs a move once per window, not per check. */
-        if (e->w.seq != seq && st->newest != e) {
+         * in window order needs a move once per window, not per check. A
+         * key anchored anew may be back at seq 0: its anchor moved. */
+        if ((e->w.seq != seq || e->w.anchor_ms != anchor) && st->newest != e) {
             lru_unlink(st, e);
             lru_append(st, e);
         }

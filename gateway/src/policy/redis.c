@@ -168,7 +168,6 @@ struct client {
     size_t inflight;
     struct cmd *done; /* answered calls, sent by the loop (LIFO is fine) */
     char why[GW_METRICS_REDIS_ERROR_TEXT];
-    char resolved[INET6_ADDRSTRLEN]; /* written by resolve_job on the blocking pool */
 };
 
 static void link_tail(struct client *c, struct cmd *k)
@@ -359,20 +358,70 @@ static void drop(struct client *c)
         after_loss(c);
 }
 
+/* A name resolution on the blocking pool, shared by the client and the
+ * pool's thread with a count: a client stopped while getaddrinfo runs
+ * drops its reference in its deferred cleanup, and the thread, done, frees
+ * the job; it never writes to the client's memory, gone by then. */
+struct resolve {
+    _Atomic int refs;
+    char resolved[INET6_ADDRSTRLEN];
+    char host[];
+};
+
+static void resolve_unref(void *arg)
+{
+    struct resolve *j = arg;
+    /* acq_rel: the last owner sees everything the other wrote. */
+    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1)
+        free(j);
+}
+
 static intptr_t resolve_job(void *arg)
 {
-    struct client *c = arg;
+    struct resolve *j = arg;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(c->host, NULL, &hints, &res);
-    if (rc != 0 || !res)
+    int rc = getaddrinfo(j->host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        resolve_unref(j);
         return rc ? rc : EAI_NONAME;
+    }
     const void *a = res->ai_family == AF_INET6
                         ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
                         : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    if (!inet_ntop(res->ai_family, a, c->resolved, sizeof c->resolved))
+    if (!inet_ntop(res->ai_family, a, j->resolved, sizeof j->resolved))
         rc = EAI_FAIL;
     freeaddrinfo(res);
+    resolve_unref(j);
     return rc;
+}
+
+/* Resolves c->host into ip on the blocking pool: 0, or -1 with the reason
+ * recorded. Parks. */
+static int resolve(struct client *c, char ip[INET6_ADDRSTRLEN])
+{
+    size_t n = strlen(c->host) + 1;
+    struct resolve *j = malloc(sizeof *j + n);
+    uint64_t d = 0;
+    if (!j || !(d = rt_defer(resolve_unref, j))) {
+        free(j);
+        set_why(c, "resolving the host", "out of memory");
+        return -1;
+    }
+    atomic_init(&j->refs, 2);
+    j->resolved[0] = '\0';
+    memcpy(j->host, c->host, n);
+    intptr_t rc = 0;
+    int r = rt_blocking(resolve_job, j, &rc);
+    if (r < 0)
+        resolve_unref(j); /* the pool's reference: the job never ran */
+    else if (rc == 0)
+        memcpy(ip, j->resolved, INET6_ADDRSTRLEN);
+    rt_undefer(d, true);
+    if (r < 0 || rc != 0) {
+        set_why(c, "resolving the host", r < 0 ? strerror(-r) : gai_strerror((int)rc));
+        return -1;
+    }
+    return 0;
 }
 
 static bool queue_setup(struct client *c, enum cmd_kind kind, int argc, const char **argv,
@@ -401,14 +450,10 @@ static void connect_start(struct client *c)
     if (inet_pton(AF_INET, c->host, bin) == 1 || inet_pton(AF_INET6, c->host, bin) == 1) {
         snprintf(ip, sizeof ip, "%s", c->host);
     } else {
-        intptr_t rc = 0;
-        int r = rt_blocking(resolve_job, c, &rc);
-        if (r < 0 || rc != 0) {
-            set_why(c, "resolving the host", r < 0 ? strerror(-r) : gai_strerror((int)rc));
+        if (resolve(c, ip) < 0) {
             c->lost = true;
             return;
         }
-        memcpy(ip, c->resolved, sizeof ip);
     }
     redisAsyncContext *ac = redisAsyncConnect(ip, c->port);
     if (!ac || ac->err) {

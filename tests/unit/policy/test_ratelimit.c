@@ -301,6 +301,42 @@ START_TEST(a_full_table_refuses_new_keys_until_windows_are_over)
 }
 END_TEST
 
+START_TEST(a_key_anchored_anew_does_not_keep_expired_keys_behind_it)
+{
+    /* A key back after its windows are over starts afresh in its entry;
+     * the entries of its stripe that expired meanwhile must still go when
+     * the table is full, or new keys are refused for the room they hold. */
+    enum { N = 1000 };
+    struct gw__rl_space *s;
+    struct gw__rl_result r;
+    struct gw__rl_stats st;
+    ck_assert_int_eq(gw__rl_space_get("t-reanchor", "w=1000", W, N, &s), 0);
+    char k[16];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(k, sizeof k, "old%d", i);
+        ck_assert_int_eq(gw__rl_check(s, 'a', k, (size_t)n, 5, 0, &r), 0);
+        ck_assert(r.allowed);
+    }
+    /* old0, the oldest of its stripe, comes back when every window is
+     * over: one live key, N - 1 expired ones. */
+    ck_assert_int_eq(gw__rl_check(s, 'a', "old0", 4, 5, 2500, &r), 0);
+    ck_assert(r.allowed);
+    /* Room for N - 1 new keys, whichever stripes they fall in. */
+    unsigned refused = 0;
+    for (int i = 0; i < N - 1; i++) {
+        int n = snprintf(k, sizeof k, "new%d", i);
+        ck_assert_int_eq(gw__rl_check(s, 'a', k, (size_t)n, 5, 2500, &r), 0);
+        refused += !r.allowed;
+    }
+    gw__rl_space_stats(s, &st);
+    ck_assert_msg(refused == 0, "%u new keys refused, %llu keys held", refused,
+                  (unsigned long long)st.keys);
+    ck_assert_uint_eq(st.keys, N);
+    ck_assert_uint_eq(st.evicted, N - 1);
+    gw__rl_space_put(s);
+}
+END_TEST
+
 /* ---- exact from several threads ------------------------------------------------ */
 
 #define THREADS 8
@@ -428,6 +464,7 @@ static Suite *suite(void)
     tcase_add_test(tc, keys_count_apart_and_kinds_of_keys_too);
     tcase_add_test(tc, a_reload_of_the_same_definition_keeps_its_counts);
     tcase_add_test(tc, a_full_table_refuses_new_keys_until_windows_are_over);
+    tcase_add_test(tc, a_key_anchored_anew_does_not_keep_expired_keys_behind_it);
     suite_add_tcase(s, tc);
     tc = tcase_create("threads");
     tcase_set_timeout(tc, 60);

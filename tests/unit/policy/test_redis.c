@@ -6,12 +6,15 @@
  * (TANDEM_TEST_REDIS_*): windows counted exactly and ending on time, the
  * script sent whole after the server forgot it, a stopped server answered
  * at once and a restarted one found again, AUTH and SELECT, a wrong
- * password reported. Each live body runs in a runtime process that starts
+ * password reported, a client stopped while its server's name resolves. Each live body runs in a runtime process that starts
  * and stops the client's supervisor; the runtime ends with no process
  * left.
  */
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -480,6 +483,70 @@ START_TEST(live_missing_password_is_reported_never_ready)
 }
 END_TEST
 
+/* getaddrinfo, held on request: the blocking-pool thread resolving the
+ * server's name waits in it until the test lets it go. */
+static pthread_mutex_t gai_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gai_cv = PTHREAD_COND_INITIALIZER;
+static bool gai_hold, gai_held;
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res)
+{
+    int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **) =
+        (int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **))dlsym(
+            RTLD_NEXT, "getaddrinfo");
+    pthread_mutex_lock(&gai_mu);
+    if (gai_hold) {
+        gai_held = true;
+        pthread_cond_broadcast(&gai_cv);
+        while (gai_hold)
+            pthread_cond_wait(&gai_cv, &gai_mu);
+    }
+    pthread_mutex_unlock(&gai_mu);
+    return real(node, service, hints, res);
+}
+
+static void resolve_killed_body(void *arg)
+{
+    (void)arg;
+    cfg.address.host = "localhost";
+    pthread_mutex_lock(&gai_mu);
+    gai_hold = true;
+    gai_held = false;
+    pthread_mutex_unlock(&gai_mu);
+    rt_pid sup = start_client();
+    bool held = false;
+    for (int i = 0; i < 500 && !held; i++) {
+        pthread_mutex_lock(&gai_mu);
+        held = gai_held;
+        pthread_mutex_unlock(&gai_mu);
+        if (!held)
+            rt_sleep(10);
+    }
+    T_ASSERT(held);
+    /* The client goes while its resolution runs; the resolution then
+     * ends and must write nothing of the client's (its memory is gone). */
+    stop_client(sup);
+    pthread_mutex_lock(&gai_mu);
+    gai_hold = false;
+    pthread_cond_broadcast(&gai_cv);
+    pthread_mutex_unlock(&gai_mu);
+    rt_sleep(300);
+    /* A client started again resolves the name and connects. */
+    sup = start_client();
+    T_ASSERT(wait_up(true, 5000));
+    uint32_t count = 0, reset = 0;
+    unique_key("resolved");
+    T_ASSERT(gw_redis_ratelimit(key, strlen(key), 10, 60000, &count, &reset) == 0 && count == 1);
+    stop_client(sup);
+}
+
+START_TEST(live_client_stopped_while_resolving_leaves_the_resolution_nothing_to_write)
+{
+    run_live(resolve_killed_body);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("redis");
@@ -500,6 +567,7 @@ static Suite *suite(void)
     tcase_add_test(l, live_database_is_selected);
     tcase_add_test(l, live_wrong_password_is_reported_never_ready);
     tcase_add_test(l, live_missing_password_is_reported_never_ready);
+    tcase_add_test(l, live_client_stopped_while_resolving_leaves_the_resolution_nothing_to_write);
     suite_add_tcase(s, l);
     return s;
 }
