@@ -5,6 +5,7 @@ resent with the same key and applied once; sync and async modes with the
 status path; the client's Idempotency-Key (400, 409, 422, the stored answer
 replayed); a gateway killed with SIGKILL in the middle of a transfer
 finishes it after its restart."""
+import hashlib
 import http.client
 import json
 import os
@@ -588,6 +589,41 @@ def a_replica_does_not_restart_an_instance_that_stopped_without_ending_at_every_
             e.gw = None
             e.__exit__()
         pg.stop()
+
+
+@t.case
+def idempotency_keys_are_scoped_by_the_authenticated_consumer():
+    # Two consumers of a key_auth route send the same Idempotency-Key and
+    # body: each gets a transfer of its own, never the other's stored
+    # answer.
+    with Env(gateway=False) as e:
+        e.ledger.account("alice", 100)
+        e.ledger.account("bob", 0)
+        keys = {"alice": "alice-Zk3rT9qLmW2xV8pN", "bob": "bob-Q7hY2mK9tR4wX1zP"}
+        pol_dir = os.path.join(e.dir, "policies")
+        os.makedirs(pol_dir)
+        with open(os.path.join(pol_dir, "auth.json"), "w") as f:
+            json.dump({"policies": [{"name": "keys", "type": "key_auth"}],
+                       "consumers": [{"name": n, "api_keys": [
+                           "sha256:" + hashlib.sha256(k.encode()).hexdigest()]}
+                           for n, k in keys.items()]}, f)
+        e.gw = Gateway(
+            [{"name": "transfer", "match": {"path": "/transfers", "methods": ["POST"]},
+              "workflow": "transfer", "policies": ["keys"]}],
+            {"ledger": {"targets": [{"address": f"127.0.0.1:{e.ledger.port}"}]}},
+            extra={"workflows": {"dir": os.path.join(e.dir, "workflows"),
+                                 "journal": {"data_dir": os.path.join(e.dir, "data")}},
+                   "policies": {"dir": pol_dir}})
+        body = {"from": "alice", "to": "bob", "amount": 7}
+        r1, d1 = e.post(body, key="k", headers={"x-api-key": keys["alice"]})
+        r2, d2 = e.post(body, key="k", headers={"x-api-key": keys["bob"]})
+        assert r1.status == r2.status == 200, (r1.status, d1, r2.status, d2)
+        assert e.ledger.balance("alice") == 86 and e.ledger.balance("bob") == 14, \
+            (e.ledger.balance("alice"), e.ledger.balance("bob"))
+        # The same consumer again gets its stored answer.
+        r3, d3 = e.post(body, key="k", headers={"x-api-key": keys["bob"]})
+        assert r3.status == 200 and d3 == d2, (r3.status, d2, d3)
+        assert e.ledger.balance("alice") == 86
 
 
 def admin(gw, path):

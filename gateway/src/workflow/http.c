@@ -37,6 +37,8 @@
 #include "gw/gateway.h"
 #include "gw/metrics.h"
 #include "idem.h"
+#include "policy/policy.h"
+#include "tls/compat.h"
 #include "jpos/json.h"
 #include "status.h"
 #include "workflow.h"
@@ -44,12 +46,24 @@
 #define CT_JSON "application/json"
 #define DEFAULT_STATUS_PATH "/workflows/"
 
-/* The authenticated consumer of the request, NULL when there is none: keys
- * are then scoped by route. The gateway authenticates no consumer yet. */
-static const char *request_consumer(const struct gw__exchange *ex)
+/* Who the route's chain authenticated (the consumer's name, or the subject
+ * a token named without a consumer), NULL when nobody: keys are then scoped
+ * by route. Scoping by identity keeps one client's key from replaying
+ * another's stored answer. A name too long for the scope (a subject of up
+ * to 1 KiB) is replaced by its SHA-256, written into buf. */
+static const char *request_consumer(const struct gw__exchange *ex, char *buf, size_t cap)
 {
-    (void)ex;
-    return NULL;
+    const struct gw_pol_req *pq = ex->pol;
+    const char *who = pq ? (pq->consumer ? pq->consumer->name : pq->subject) : NULL;
+    if (!who || strlen(who) <= GW_POL_NAME_MAX)
+        return who;
+    unsigned char h[32];
+    if (cap < 8 + 2 * sizeof h + 1 || gw_tls_sha256(who, strlen(who), h) != 0)
+        return NULL;
+    size_t n = (size_t)snprintf(buf, cap, "sha256#");
+    for (size_t i = 0; i < sizeof h; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%02x", h[i]);
+    return buf;
 }
 
 static const char *status_path(void)
@@ -264,7 +278,9 @@ void gw__workflow_route(struct gw__exchange *ex, const struct route_table *table
     if (have_key) {
         memcpy(keybuf, key, key_len);
         keybuf[key_len] = 0;
-        if (gw_idem_scope(request_consumer(ex), r->name, scope, sizeof scope) < 0) {
+        char who[80];
+        if (gw_idem_scope(request_consumer(ex, who, sizeof who), r->name, scope, sizeof scope) <
+            0) {
             gw__ex_error(ex, 500, "the key's scope is too long", ex->keep_alive);
             goto out;
         }

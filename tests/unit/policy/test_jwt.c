@@ -301,6 +301,32 @@ START_TEST(oversized_or_deeply_nested_tokens_are_refused)
 }
 END_TEST
 
+START_TEST(an_rsa_8192_signature_fits_and_a_longer_one_is_refused)
+{
+    /* 1024 bytes (RSA-8192) are 1366 base64url characters; 1025 bytes
+     * would overflow the signature's buffer. */
+    static unsigned char raw[1025];
+    memset(raw, 0xa5, sizeof raw);
+    char h[128], sig[1400], tok[1600];
+    const char *header = "{\"alg\":\"RS256\"}";
+    tk_b64url(header, strlen(header), h);
+    struct gw_jwt t;
+    const char *why;
+    tk_b64url(raw, 1024, sig);
+    ck_assert_uint_eq(strlen(sig), 1366);
+    snprintf(tok, sizeof tok, "%s.e30.%s", h, sig);
+    ck_assert_int_eq(gw_jwt_parse(&t, tok, strlen(tok), ALL_ALGS, &why), 0);
+    ck_assert_uint_eq(t.sig_len, 1024);
+    ck_assert(memcmp(t.sig, raw, 1024) == 0);
+    gw_jwt_done(&t);
+    tk_b64url(raw, sizeof raw, sig);
+    snprintf(tok, sizeof tok, "%s.e30.%s", h, sig);
+    ck_assert_int_eq(gw_jwt_parse(&t, tok, strlen(tok), ALL_ALGS, &why), -EINVAL);
+    ck_assert_str_eq(why, "bad signature");
+    gw_jwt_done(&t);
+}
+END_TEST
+
 START_TEST(key_sets_skip_foreign_keys_and_refuse_broken_ones)
 {
     struct gw_jwks *s = NULL;
@@ -352,6 +378,7 @@ int main(void)
     tcase_add_test(tc, issuer_audience_and_required_claims_are_checked);
     tcase_add_test(tc, base64url_is_decoded_strictly);
     tcase_add_test(tc, oversized_or_deeply_nested_tokens_are_refused);
+    tcase_add_test(tc, an_rsa_8192_signature_fits_and_a_longer_one_is_refused);
     tcase_add_test(tc, key_sets_skip_foreign_keys_and_refuse_broken_ones);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
