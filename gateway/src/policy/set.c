@@ -23,6 +23,10 @@
 #include <strings.h>
 
 #include <mbedtls/base64.h>
+#include <mbedtls/version.h>
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#include <psa/crypto.h>
+#endif
 
 #include "jpos/file.h"
 #include "policy.h"
@@ -759,6 +763,15 @@ static int load(const char *dir, char **files, size_t nfiles, const char *const 
 {
     size_t before = d->nerrors;
     struct loader L = {0};
+    /* mbedtls 3.x parses and verifies keys (a JWKS's, a JWT's signature)
+     * through PSA, which must be initialised first, with or without TLS
+     * listeners; 2.28 has nothing to do. Idempotent. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    if (psa_crypto_init() != PSA_SUCCESS) {
+        jpos_diag_add(d, JPOS_DIAG_ERROR, dir, 0, 0, NULL, "cannot initialise the crypto library");
+        return -EINVAL;
+    }
+#endif
     int r = -ENOMEM;
     if (!(L.s = calloc(1, sizeof(*L.s))))
         return -ENOMEM;
