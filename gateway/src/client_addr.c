@@ -38,7 +38,10 @@ static bool hop_parse(const char *s, size_t n, struct gw_ip *ip)
         size_t rest = n - (size_t)(close + 1 - s);
         if (rest && !(close[1] == ':' && digits(close + 2, rest - 1)))
             return false;
-        return gw_ip_parse(s + 1, (size_t)(close - s - 1), ip) == 0 && ip->family == 6;
+        /* An IPv6 literal, which may be IPv4-mapped (then parsed as the
+         * IPv4 address it carries), never a bare IPv4 address. */
+        size_t len = (size_t)(close - s - 1);
+        return memchr(s + 1, ':', len) && gw_ip_parse(s + 1, len, ip) == 0;
     }
     const char *colon = memchr(s, ':', n);
     if (colon && !memchr(colon + 1, ':', n - (size_t)(colon + 1 - s))) {

@@ -29,17 +29,28 @@
 #include "request_detail.h"
 #include "tls/tls.h"
 
-/* Writes a 101 head as the upstream sent it (Upgrade and Connection kept). */
+static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
+                                            const struct gw_http_kv *pol, size_t npol,
+                                            struct gw_http_edits *storage);
+
+/* Writes a 101 head as the upstream sent it (Upgrade and Connection kept),
+ * with the policy chain's answer fields, which go on every answer. */
 static int write_switching(struct gw__exchange *ex, const struct gw_http_head *r)
 {
+    static const struct route_header_edit none;
+    struct gw_http_edits storage;
+    const struct gw_http_edits *pol =
+        ex->pol ? edits_of(&none, ex->pol->resp, ex->pol->nresp, &storage) : NULL;
     size_t cap = 256;
     for (size_t i = 0; i < r->nheaders; i++)
         cap += r->headers[i].name_len + r->headers[i].value_len + 4;
+    for (size_t i = 0; ex->pol && i < ex->pol->nresp; i++)
+        cap += strlen(ex->pol->resp[i].name) + strlen(ex->pol->resp[i].value) + 4;
     char *buf = rt_alloc(cap);
     if (!buf)
         return -ENOMEM;
     size_t n = 0;
-    int rc = gw_http_switching_head_write(r, ex->request_id, buf, cap, &n);
+    int rc = gw_http_switching_head_write(r, ex->request_id, pol, buf, cap, &n);
     if (rc == 0)
         rc = gw__ex_write(ex, buf, n);
     rt_free(buf);

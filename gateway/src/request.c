@@ -31,6 +31,7 @@
 #include "request_detail.h"
 #include "path_settle.h"
 #include "policy/policy.h"
+#include "policy/table.h"
 #include "route/holder.h"
 #include "workflow/http.h"
 
@@ -226,8 +227,10 @@ static void options_asterisk(struct gw__exchange *ex, const struct route_table *
 }
 
 /* An OPTIONS request with Origin and Access-Control-Request-Method (a CORS
- * preflight) matched as the method it asks about: true with that route in
- * *m. */
+ * preflight) matched as the method it asks about, to a route whose chain
+ * answers preflights (a cors policy): true with that route in *m. Any other
+ * chain is not run for it (it would count or refuse an OPTIONS the route
+ * does not serve): the answer stays a 405. */
 static bool preflight_match(const struct route_table *table, const struct route_request *rr,
                             const struct gw_http_head *h, struct route_match *m)
 {
@@ -239,7 +242,8 @@ static bool preflight_match(const struct route_table *table, const struct route_
     struct route_request as = *rr;
     as.method = asked;
     as.method_len = n;
-    return route_table_match(table, &as, m) == ROUTE_MATCHED;
+    return route_table_match(table, &as, m) == ROUTE_MATCHED &&
+           gw__pol_table_answers_preflight(table, m->route);
 }
 
 /* Route r's policies (it has some): true when one of them answered. The

@@ -78,6 +78,9 @@ ROUTES = [
     # no cors policy: OPTIONS stays a 405
     {"name": "plain", "match": {"path": "/plain", "methods": ["GET", "PUT"]},
      "upstream": "app"},
+    # policies, none of them cors: a preflight is no request for them
+    {"name": "guarded", "match": {"path": "/guarded", "methods": ["GET"]},
+     "upstream": "app", "policies": ["nobody"]},
     # cors, then a policy that refuses everyone with 401
     {"name": "locked", "match": {"path": "/locked", "methods": ["GET"]},
      "upstream": "app", "policies": ["web", "nobody"]},
@@ -139,6 +142,31 @@ def options_on_a_route_without_cors_stays_405():
         assert "access-control-allow-origin" not in h, h
         st, h, _, _ = request(gw, "OPTIONS", "/items/1")  # no preflight: as before
         assert st == 405, st
+    finally:
+        gw.close()
+        up.stop()
+
+
+@t.case
+def preflight_on_a_route_whose_policies_have_no_cors_stays_405():
+    up = Upstream()
+    gw = start(ROUTES, up)
+    try:
+        # the route's acl would answer 401 to any request it judged
+        st, h, _, _ = request(gw, "GET", "/guarded", {"Origin": PAGE})
+        assert st == 401, st
+        st, h, _, _ = request(gw, "OPTIONS", "/guarded", preflight(PAGE, "GET"))
+        assert st == 405, st
+        assert h["allow"] == "GET, HEAD", h
+        assert "www-authenticate" not in h, h
+        # the chain did not run: one refusal counted, not two
+        c = http.client.HTTPConnection("127.0.0.1", gw.admin_port, timeout=5)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        c.close()
+        line = [l for l in text.splitlines()
+                if l.startswith("tandem_policy_denials_total{") and 'policy="nobody"' in l]
+        assert len(line) == 1 and line[0].endswith(" 1"), line
     finally:
         gw.close()
         up.stop()

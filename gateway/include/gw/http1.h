@@ -457,10 +457,13 @@ int gw_http_busy_write(char *buf, size_t cap, size_t *out_len);
 
 /* Writes the 101 head that opens a tunnel from upstream response `r` (a
  * 101): its fields as the upstream sent them (Upgrade and Connection say
- * what the client switches to), then X-Request-Id. Returns 0, -ENOSPC,
- * -EINVAL (not a 101 response). */
-int gw_http_switching_head_write(const struct gw_http_head *r, const char *request_id, char *buf,
-                                 size_t cap, size_t *out_len);
+ * what the client switches to), then the gateway's `extra` fields (NULL:
+ * none; a policy chain's answer fields: `set` replaces the upstream's field
+ * of the same name, `add` goes besides it; `remove` is not read), then
+ * X-Request-Id. Returns 0, -ENOSPC, -EINVAL (not a 101 response). */
+int gw_http_switching_head_write(const struct gw_http_head *r, const char *request_id,
+                                 const struct gw_http_edits *extra, char *buf, size_t cap,
+                                 size_t *out_len);
 
 /* --- the WebSocket handshake (websocket.c) ------------------------------ */
 

@@ -371,8 +371,18 @@ int gw_http_busy_write(char *buf, size_t cap, size_t *out_len)
     return 0;
 }
 
-int gw_http_switching_head_write(const struct gw_http_head *r, const char *request_id, char *buf,
-                                 size_t cap, size_t *out_len)
+/* Whether one of the gateway's `set` fields replaces field name[0..n). */
+static bool replaced(const struct gw_http_edits *e, const char *name, size_t n)
+{
+    for (size_t i = 0; e && i < e->nset; i++)
+        if (gw__http_ieq(name, n, e->set[i].name))
+            return true;
+    return false;
+}
+
+int gw_http_switching_head_write(const struct gw_http_head *r, const char *request_id,
+                                 const struct gw_http_edits *extra, char *buf, size_t cap,
+                                 size_t *out_len)
 {
     struct gw__http_out o = {.buf = buf, .cap = cap};
     if (!r->is_response || r->status != 101)
@@ -392,10 +402,16 @@ int gw_http_switching_head_write(const struct gw_http_head *r, const char *reque
          * it relays: one X-Request-Id. */
         if (request_id_ok(request_id) && gw__http_ieq(f->name, f->name_len, "x-request-id"))
             continue;
+        if (replaced(extra, f->name, f->name_len))
+            continue;
         gw__http_put(&o, f->name, f->name_len);
         gw__http_put(&o, ": ", 2);
         gw__http_put(&o, f->value, f->value_len);
         gw__http_put(&o, "\r\n", 2);
+    }
+    if (extra) {
+        struct gw_http_edits fields = {extra->set, extra->nset, extra->add, extra->nadd, NULL, 0};
+        gw__http_put_edits(&o, &fields);
     }
     if (request_id_ok(request_id)) {
         gw__http_field(&o, "X-Request-Id", request_id, strlen(request_id));

@@ -605,4 +605,5 @@ const struct gw_pol_kind gw__pol_kind_cors = {
     .free = cors_free,
     .run = cors_run,
     .describe = cors_describe,
+    .answers_preflight = true,
 };

@@ -178,6 +178,12 @@ struct gw_pol_kind {
     /* Optional: the upstream field names it may set (owned by the gateway:
      * a client's copies are dropped on every route). Up to cap names. */
     size_t (*owned)(const void *state, const char **names, size_t cap);
+    /* Whether it answers a CORS preflight (cors). A preflight on a path
+     * whose routes do not serve OPTIONS reaches the route of the method it
+     * asks about only when that route's chain holds such a kind: any other
+     * chain would judge (count, refuse) an OPTIONS the route does not serve,
+     * which stays a 405 (request.c). */
+    bool answers_preflight;
 };
 
 /* Every kind, by type (kinds.c). */

@@ -91,3 +91,12 @@ const struct gw_pol_def *const *gw__pol_table_chain(const struct route_table *t,
     const struct table_sets *ts = route_table_attachment(t);
     return ts && ts->chains ? ts->chains[r->index] : NULL;
 }
+
+bool gw__pol_table_answers_preflight(const struct route_table *t, const struct route *r)
+{
+    const struct gw_pol_def *const *chain = gw__pol_table_chain(t, r);
+    for (size_t i = 0; chain && i < r->npolicies; i++)
+        if (chain[i]->kind->answers_preflight)
+            return true;
+    return false;
+}

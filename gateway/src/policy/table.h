@@ -28,4 +28,8 @@ struct wf_set *gw__table_wf_set(const struct route_table *t);
 const struct gw_pol_def *const *gw__pol_table_chain(const struct route_table *t,
                                                     const struct route *r);
 
+/* Whether route r's chain in table t holds a kind that answers CORS
+ * preflights (gw_pol_kind.answers_preflight). Any thread holding t. */
+bool gw__pol_table_answers_preflight(const struct route_table *t, const struct route *r);
+
 #endif

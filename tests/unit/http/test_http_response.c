@@ -328,12 +328,12 @@ START_TEST(switching_head_keeps_upgrade_and_adds_the_request_id)
     struct gw_http_head *r = parse(up, sizeof up - 1, &used);
     char out[512];
     size_t n;
-    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-3", out, sizeof out, &n), 0);
+    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-3", NULL, out, sizeof out, &n), 0);
     out[n] = 0;
     ck_assert_str_eq(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                           "Connection: Upgrade\r\nSec-WebSocket-Accept: abc\r\n"
                           "X-Request-Id: rid-3\r\n\r\n");
-    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-3", out, 20, &n), -ENOSPC);
+    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-3", NULL, out, 20, &n), -ENOSPC);
     gw_http_head_free(r);
 }
 END_TEST
@@ -347,10 +347,34 @@ START_TEST(switching_head_states_no_content_length)
     struct gw_http_head *r = parse(up, sizeof up - 1, &used);
     char out[512];
     size_t n;
-    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-3", out, sizeof out, &n), 0);
+    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-3", NULL, out, sizeof out, &n), 0);
     out[n] = 0;
     ck_assert_str_eq(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                           "Connection: Upgrade\r\nX-Request-Id: rid-3\r\n\r\n");
+    gw_http_head_free(r);
+}
+END_TEST
+
+START_TEST(switching_head_carries_the_policy_fields)
+{
+    /* A policy's answer fields (RateLimit, CORS) go on every answer, the
+     * 101 too: they replace the upstream's of the same name, but Vary,
+     * which is added to. */
+    const char up[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nRateLimit: \"up\";r=1\r\nVary: Cookie\r\n\r\n";
+    size_t used;
+    struct gw_http_head *r = parse(up, sizeof up - 1, &used);
+    const struct gw_http_kv set[] = {{"RateLimit", "\"gw\";r=9;t=1"}};
+    const struct gw_http_kv add[] = {{"Vary", "Origin"}};
+    const struct gw_http_edits e = {.set = set, .nset = 1, .add = add, .nadd = 1};
+    char out[512];
+    size_t n;
+    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-5", &e, out, sizeof out, &n), 0);
+    out[n] = 0;
+    ck_assert_str_eq(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nVary: Cookie\r\n"
+                          "RateLimit: \"gw\";r=9;t=1\r\nVary: Origin\r\n"
+                          "X-Request-Id: rid-5\r\n\r\n");
     gw_http_head_free(r);
 }
 END_TEST
@@ -363,7 +387,7 @@ START_TEST(switching_head_carries_one_request_id_the_gateways)
     struct gw_http_head *r = parse(up, sizeof up - 1, &used);
     char out[512];
     size_t n;
-    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-4", out, sizeof out, &n), 0);
+    ck_assert_int_eq(gw_http_switching_head_write(r, "rid-4", NULL, out, sizeof out, &n), 0);
     out[n] = 0;
     ck_assert_str_eq(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                           "Connection: Upgrade\r\nX-Request-Id: rid-4\r\n\r\n");
@@ -402,6 +426,7 @@ int main(void)
     tcase_add_test(t, switching_head_keeps_upgrade_and_adds_the_request_id);
     tcase_add_test(t, switching_head_states_no_content_length);
     tcase_add_test(t, switching_head_carries_one_request_id_the_gateways);
+    tcase_add_test(t, switching_head_carries_the_policy_fields);
     tcase_add_test(t, small_buffer_is_enospc_and_bad_status_einval);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);

@@ -308,6 +308,19 @@ START_TEST(test_client_is_the_rightmost_untrusted_hop)
 }
 END_TEST
 
+START_TEST(test_bracketed_ipv4_mapped_hop_is_its_ipv4_address)
+{
+    /* an IPv6 literal in brackets, as a dual-stack proxy writes its IPv4
+     * clients; the walk goes on past it when it is trusted */
+    ck_assert_str_eq(client_of("10.0.0.0/8", "10.0.0.1",
+                               "X-Forwarded-For: 6.6.6.6, [::ffff:192.0.2.1]:4711\r\n", NULL),
+                     "192.0.2.1");
+    ck_assert_str_eq(client_of("10.0.0.0/8", "10.0.0.1",
+                               "X-Forwarded-For: 198.51.100.4, [::ffff:10.0.0.9]\r\n", NULL),
+                     "198.51.100.4");
+}
+END_TEST
+
 START_TEST(test_garbage_hop_ends_the_walk_at_the_last_address_believed)
 {
     ck_assert_str_eq(client_of("10.0.0.0/8", "10.0.0.1",
@@ -367,6 +380,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_client_is_the_rightmost_untrusted_hop);
     tcase_add_test(t, test_garbage_hop_ends_the_walk_at_the_last_address_believed);
     tcase_add_test(t, test_forwarded_for_walk_is_bounded);
+    tcase_add_test(t, test_bracketed_ipv4_mapped_hop_is_its_ipv4_address);
     suite_add_tcase(s, t);
     return s;
 }

@@ -83,9 +83,9 @@ static void nothing(void *state)
 }
 
 extern const struct gw_pol_kind gw__pol_kind_acl;
-static const struct gw_pol_kind mark = {"mark", mark_compile, free, mark_run, NULL, NULL};
-static const struct gw_pol_kind stop = {"stop", mark_compile, free, stop_run, NULL, NULL};
-static const struct gw_pol_kind as = {"as", as_compile, nothing, as_run, NULL, NULL};
+static const struct gw_pol_kind mark = {"mark", mark_compile, free, mark_run, NULL, NULL, false};
+static const struct gw_pol_kind stop = {"stop", mark_compile, free, stop_run, NULL, NULL, false};
+static const struct gw_pol_kind as = {"as", as_compile, nothing, as_run, NULL, NULL, false};
 
 const struct gw_pol_kind *const gw_pol_kinds[] = {&mark, &stop, &as, &gw__pol_kind_acl};
 const size_t gw_pol_nkinds = 4;
