@@ -5,7 +5,7 @@
  * subject it names set, and claims forwarded upstream as owned fields.
  *
  *   {"name": "idp", "type": "jwt", "algorithms": ["RS256", "ES256"],
- *    "jwks_url": "http://127.0.0.1:8081/keys", "issuer": "https://idp",
+ *    "jwks_url": "https://idp/keys", "jwks_ca": "idp-ca.pem", "issuer": "https://idp",
  *    "audiences": ["api"], "leeway_s": 30, "required_claims": ["sub"],
  *    "forward_claims": {"sub": "x-jwt-sub"}, "consumer_claim": "sub"}
  *
