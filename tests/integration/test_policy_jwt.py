@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from harness import Gateway, TestRun, Upstream, tandem_bin  # noqa: E402
+from tlscerts import CertFactory  # noqa: E402
 
 t = TestRun("policy_jwt")
 SCALE = float(os.environ.get("TANDEM_TEST_TIME_SCALE", "1"))
@@ -102,9 +105,10 @@ def good_claims(**kw):
 
 
 class Issuer:
-    """A JWKS served over HTTP by a thread; counts its requests."""
+    """A JWKS served over HTTP by a thread (over TLS with `leaf`, a
+    tlscerts.Cert); counts its requests."""
 
-    def __init__(self):
+    def __init__(self, leaf=None):
         self.keys = []
         self.fail = False
         self.requests = 0
@@ -130,6 +134,11 @@ class Issuer:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.port = self.server.server_address[1]
+        self.tls = None
+        if leaf:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(leaf.cert, leaf.key)
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
@@ -425,8 +434,173 @@ def check_reports_bad_jwt_policies_with_their_position():
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
+# ---- https ------------------------------------------------------------------
+
+CERTS = tempfile.mkdtemp(prefix="tandem-jwt-certs-")
+CF = CertFactory(CERTS)
+CA = CF.ca("JWKS Test CA")
+CA2 = CF.ca("Other Test CA")
+ISSUER_CERT = CF.leaf(CA, ["127.0.0.1"])  # the URL's host: an iPAddress entry
+NAMED_CERT = CF.leaf(CA, ["idp.test"])
+OTHER_CA_CERT = CF.leaf(CA2, ["127.0.0.1"])
+
+
+class HttpsEnv:
+    """An issuer over https (its certificate `leaf`), one jwt policy on it
+    with the extra keys `pol`, the CA bundles copied into the policies
+    directory, an upstream and the gateway."""
+
+    def __init__(self, leaf, pol=None):
+        self.issuer = Issuer(leaf)
+        self.issuer.keys = [jwk(RSA1, "k1")]
+        self.up = Upstream(name="u0")
+        self.pdir = tempfile.mkdtemp(prefix="tandem-jwt-https-")
+        shutil.copy(CA.cert, os.path.join(self.pdir, "ca.pem"))
+        shutil.copy(CA2.cert, os.path.join(self.pdir, "other-ca.pem"))
+        p = {"name": "idp", "type": "jwt", "algorithms": ["RS256"],
+             "jwks_url": f"https://127.0.0.1:{self.issuer.port}/keys",
+             "issuer": "https://idp.test", "audiences": ["api"],
+             "refresh_min_interval_s": 1}
+        p.update(pol or {})
+        with open(os.path.join(self.pdir, "jwt.json"), "w") as f:
+            json.dump({"policies": [p]}, f)
+        routes = [{"name": "api", "match": {"path_prefix": "/api"}, "upstream": "up",
+                   "strip_prefix": True, "policies": ["idp"]}]
+        self.gw = Gateway(routes, {"up": {"targets": [{"address": self.up.address}]}},
+                          extra={"policies": {"dir": self.pdir}})
+
+    get = Env.get
+
+    def policy(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.gw.admin_port, timeout=10)
+        c.request("GET", "/admin/policies/idp")
+        r = c.getresponse()
+        doc = json.loads(r.read())
+        c.close()
+        assert r.status == 200, (r.status, doc)
+        return doc["config"]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        rc = self.gw.stop()
+        log = self.gw.log()
+        self.gw.close()
+        self.up.stop()
+        self.issuer.stop()
+        shutil.rmtree(self.pdir, ignore_errors=True)
+        if a[0] is None:
+            assert rc == 0 and "Sanitizer" not in log and "runtime error" not in log, (rc, log)
+
+
+@t.case
+def https_jwks_url_verified_with_jwks_ca_gives_keys_that_verify_tokens():
+    with HttpsEnv(ISSUER_CERT, {"jwks_ca": "ca.pem"}) as e:
+        r, body = e.get("/api/echo", token(good_claims()))
+        assert r.status == 200, (r.status, body, e.gw.log())
+        assert e.issuer.requests == 1, e.issuer.requests
+        cfg = e.policy()
+        assert cfg["keys"] == 1 and cfg["last_fetch_error"] is None, cfg
+        assert cfg["jwks_ca"].endswith("/ca.pem"), cfg
+
+
+@t.case
+def https_issuer_not_in_the_system_store_fails_the_fetch_with_the_reason_logged():
+    # No jwks_ca: the system store, which does not hold the test CA.
+    with HttpsEnv(ISSUER_CERT) as e:
+        r, body = e.get("/api/echo", token(good_claims()))
+        assert r.status == 503, (r.status, body)
+        assert e.issuer.requests == 0, e.issuer.requests  # no request after the handshake
+        log = e.gw.log()
+        assert "fetch failed (certificate verify failed: not trusted" in log, log
+        cfg = e.policy()
+        assert cfg["keys"] is None, cfg
+        assert cfg["last_fetch_error"].startswith("certificate verify failed: not trusted"), cfg
+
+
+@t.case
+def https_certificate_from_another_ca_than_jwks_ca_is_refused():
+    with HttpsEnv(OTHER_CA_CERT, {"jwks_ca": "ca.pem"}) as e:
+        r, body = e.get("/api/echo", token(good_claims()))
+        assert r.status == 503, (r.status, body)
+        assert "certificate verify failed: not trusted" in e.gw.log(), e.gw.log()
+        assert e.issuer.requests == 0, e.issuer.requests
+    # The issuer's own CA named: accepted.
+    with HttpsEnv(OTHER_CA_CERT, {"jwks_ca": "other-ca.pem"}) as e:
+        r, body = e.get("/api/echo", token(good_claims()))
+        assert r.status == 200, (r.status, body, e.gw.log())
+
+
+@t.case
+def https_certificate_must_name_the_host_or_jwks_server_name():
+    # A certificate for idp.test, reached at 127.0.0.1: a name mismatch.
+    with HttpsEnv(NAMED_CERT, {"jwks_ca": "ca.pem"}) as e:
+        r, body = e.get("/api/echo", token(good_claims()))
+        assert r.status == 503, (r.status, body)
+        assert "certificate verify failed: name mismatch" in e.gw.log(), e.gw.log()
+    with HttpsEnv(NAMED_CERT, {"jwks_ca": "ca.pem", "jwks_server_name": "idp.test"}) as e:
+        r, body = e.get("/api/echo", token(good_claims()))
+        assert r.status == 200, (r.status, body, e.gw.log())
+
+
+@t.case
+def an_https_verification_failure_keeps_the_last_good_keys():
+    with HttpsEnv(ISSUER_CERT, {"jwks_ca": "ca.pem"}) as e:
+        assert e.get("/api/echo", token(good_claims()))[0].status == 200
+        # The issuer now presents a certificate of another CA (new
+        # handshakes get it): the next fetch fails, the keys stay.
+        e.issuer.tls.load_cert_chain(OTHER_CA_CERT.cert, OTHER_CA_CERT.key)
+        e.issuer.keys = [jwk(RSA2, "k2")]
+        time.sleep(1.2)
+        r, body = e.get("/api/echo", token(good_claims(), key=RSA2, kid="k2"))
+        refused(r, body, "unknown key id")
+        assert e.get("/api/echo", token(good_claims()))[0].status == 200
+        assert e.issuer.requests == 1, e.issuer.requests
+        cfg = e.policy()
+        assert cfg["keys"] == 1, cfg
+        assert "not trusted" in cfg["last_fetch_error"], cfg
+        assert "keeping the last good key set" in e.gw.log(), e.gw.log()
+
+
+@t.case
+def check_reports_bad_jwks_ca_and_https_only_keys():
+    root = tempfile.mkdtemp(prefix="tandem-jwt-check-")
+    try:
+        os.makedirs(os.path.join(root, "routes"))
+        os.makedirs(os.path.join(root, "policies"))
+        with open(os.path.join(root, "routes", "main.json"), "w") as f:
+            json.dump({"routes": []}, f)
+        with open(os.path.join(root, "policies", "not-a-ca.pem"), "w") as f:
+            f.write("not a certificate\n")
+        with open(os.path.join(root, "policies", "p.json"), "w") as f:
+            f.write('{"policies": [\n'
+                    ' {"name": "a", "type": "jwt", "algorithms": ["RS256"],\n'
+                    '  "jwks_url": "https://idp.test/keys", "jwks_ca": "missing.pem"},\n'
+                    ' {"name": "b", "type": "jwt", "algorithms": ["RS256"],\n'
+                    '  "jwks_url": "https://idp.test/keys", "jwks_ca": "not-a-ca.pem"},\n'
+                    ' {"name": "c", "type": "jwt", "algorithms": ["RS256"],\n'
+                    '  "jwks_url": "http://idp.test/keys", "jwks_server_name": "idp.test"},\n'
+                    ' {"name": "d", "type": "jwt", "algorithms": ["RS256"],\n'
+                    '  "jwks_url": "ftp://idp.test/keys"}\n'
+                    ']}\n')
+        with open(os.path.join(root, "tandem.json"), "w") as f:
+            json.dump({"listeners": [{"name": "p", "address": "127.0.0.1:0"}],
+                       "admin": False, "routes": "routes"}, f)
+        out = subprocess.run([tandem_bin(), "check", "-c", os.path.join(root, "tandem.json")],
+                             capture_output=True, text=True, timeout=30)
+        text = out.stdout + out.stderr
+        assert out.returncode != 0, text
+        assert "p.json:3:" in text and "missing.pem" in text, text
+        assert "p.json:5:" in text and "no PEM certificate in the CA bundle" in text, text
+        assert "p.json:7:" in text and "apply to https URLs only" in text, text
+        assert "p.json:9:" in text and "must be https://" in text, text
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
 
 try:
     t.finish()
 finally:
     shutil.rmtree(KEYS, ignore_errors=True)
+    shutil.rmtree(CERTS, ignore_errors=True)

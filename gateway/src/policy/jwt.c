@@ -5,7 +5,7 @@
  * subject it names set, and claims forwarded upstream as owned fields.
  *
  *   {"name": "idp", "type": "jwt", "algorithms": ["RS256", "ES256"],
- *    "jwks_url": "http://127.0.0.1:8081/keys", "issuer": "https://idp",
+ *    "jwks_url": "https://idp/keys", "jwks_ca": "idp-ca.pem", "issuer": "https://idp",
  *    "audiences": ["api"], "leeway_s": 30, "required_claims": ["sub"],
  *    "forward_claims": {"sub": "x-jwt-sub"}, "consumer_claim": "sub"}
  *
@@ -50,6 +50,7 @@ struct jwt_pol {
     char *jwks_file;
     struct gw_jwks *file_keys;
     struct gw_jwks_src *src;
+    char *jwks_ca, *jwks_server_name; /* for what /admin/policies shows */
     uint64_t refresh_ms, min_interval_ms;
     char *secret_env;
     struct gw_jwks *secret_keys;
@@ -77,6 +78,8 @@ static void jwt_free(void *state)
     strv_free(p->req, p->nreq);
     free(p->header);
     free(p->jwks_file);
+    free(p->jwks_ca);
+    free(p->jwks_server_name);
     gw_jwks_unref(p->file_keys);
     free(p->secret_env);
     gw_jwks_unref(p->secret_keys);
@@ -226,6 +229,51 @@ static int load_file(struct jpos_diags *d, const struct jpos_val *at, const char
     return 0;
 }
 
+/* A server name as a certificate may carry it: a host name's letters,
+ * digits, hyphens and dots, or an address (IPv6 with colons). */
+static bool server_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-' || *c == '.' || *c == ':'))
+            return false;
+    return true;
+}
+
+/* The jwks_ca bundle `path` (relative to the policies directory): it must
+ * be readable and hold a PEM certificate. The fetcher parses it whole, at
+ * each fetch (a bundle that does not parse then fails the fetch): the
+ * configuration's builds carry no X.509 code. 1 with the full path, 0
+ * after an error, -ENOMEM. */
+static int check_ca(struct jpos_diags *d, const struct jpos_val *at, const char *dir,
+                    const char *path, char *full, size_t cap)
+{
+    if (path[0] == '/' || !dir)
+        snprintf(full, cap, "%s", path);
+    else
+        snprintf(full, cap, "%s/%s", dir, path);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = jpos_file_read(full, GW_JWKS_MAX_CA_BYTES, &text, &len);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc < 0) {
+        jpos_err(d, at, "%s: %s", full,
+                 rc == -EFBIG ? "larger than the 1 MiB a CA bundle may be" : strerror(-rc));
+        return 0;
+    }
+    bool pem = memmem(text, len, "-----BEGIN CERTIFICATE-----", 27) != NULL;
+    free(text);
+    if (!pem) {
+        jpos_err(d, at, "%s: no PEM certificate in the CA bundle", full);
+        return 0;
+    }
+    return 1;
+}
+
 static int jwt_compile(struct jpos_diags *d, const struct jpos_val *obj,
                        const struct gw_pol_env *env, void **state)
 {
@@ -236,6 +284,8 @@ static int jwt_compile(struct jpos_diags *d, const struct jpos_val *obj,
                                        "algorithms",
                                        "jwks_file",
                                        "jwks_url",
+                                       "jwks_ca",
+                                       "jwks_server_name",
                                        "secret_env",
                                        "leeway_s",
                                        "required_claims",
@@ -252,9 +302,10 @@ static int jwt_compile(struct jpos_diags *d, const struct jpos_val *obj,
     p->leeway_s = 30;
     p->refresh_ms = 300 * 1000;
     p->min_interval_ms = 10 * 1000;
-    struct jpos_val m, file_at = {0}, url_at = {0}, secret_at = {0};
+    struct jpos_val m, file_at = {0}, url_at = {0}, secret_at = {0}, ca_at = {0}, sn_at = {0};
     bool has_algs = false, has_file = false, has_url = false, has_secret = false;
-    const char *url = NULL;
+    const char *url = NULL, *ca = NULL, *sn = NULL;
+    char ca_full[4096];
     int r = 0;
     long long n;
     struct jpos_iter it;
@@ -284,6 +335,26 @@ static int jwt_compile(struct jpos_diags *d, const struct jpos_val *obj,
             url_at = m;
             if (!jpos_string(d, &m, GW_JWKS_MAX_URL, &url, NULL))
                 url = NULL;
+        } else if (strcmp(k, "jwks_ca") == 0) {
+            const char *v;
+            ca_at = m;
+            ca = NULL;
+            if (jpos_string(d, &m, GW_JWKS_MAX_URL, &v, NULL)) {
+                if (v[0])
+                    ca = v;
+                else
+                    jpos_err(d, &m, "an empty string");
+            }
+        } else if (strcmp(k, "jwks_server_name") == 0) {
+            const char *v;
+            sn_at = m;
+            sn = NULL;
+            if (jpos_string(d, &m, 253, &v, NULL)) {
+                if (server_name_ok(v))
+                    sn = v;
+                else
+                    jpos_err(d, &m, "a server name is a host name or an address, 1 to 253 bytes");
+            }
         } else if (strcmp(k, "secret_env") == 0) {
             has_secret = true;
             secret_at = m;
@@ -321,13 +392,28 @@ static int jwt_compile(struct jpos_diags *d, const struct jpos_val *obj,
         jpos_err(d, obj, "a jwt policy needs keys: \"jwks_file\", \"jwks_url\" or \"secret_env\"");
     if (has_file && p->jwks_file)
         r = load_file(d, &file_at, env ? env->dir : NULL, p->jwks_file, &p->file_keys);
-    if (r == 0 && has_url && url) {
+    if ((ca || sn) && !has_url)
+        jpos_err(d, ca ? &ca_at : &sn_at,
+                 "\"jwks_ca\" and \"jwks_server_name\" go with \"jwks_url\"");
+    if (r == 0 && ca) {
+        r = check_ca(d, &ca_at, env ? env->dir : NULL, ca, ca_full, sizeof ca_full);
+        if (r == 1) {
+            r = 0;
+            ca = ca_full;
+        } else {
+            ca = NULL;
+        }
+    }
+    if (r == 0 && has_url && url && d->nerrors == before) {
         char err[256] = "";
-        int rc = gw_jwks_src_get(url, &p->src, err, sizeof err);
+        int rc = gw_jwks_src_get(url, ca, sn, &p->src, err, sizeof err);
         if (rc == -ENOMEM)
             r = rc;
         else if (rc < 0)
-            jpos_err(d, &url_at, "%s", err);
+            jpos_err(d, !strstr(err, "jwks_ca") ? &url_at : ca ? &ca_at : &sn_at, "%s", err);
+        else if ((ca && !(p->jwks_ca = strdup(ca_full))) ||
+                 (sn && !(p->jwks_server_name = strdup(sn))))
+            r = -ENOMEM;
     }
     if (r == 0 && has_secret && p->secret_env) {
         const char *sec = getenv(p->secret_env);
@@ -606,6 +692,14 @@ static json_t *jwt_describe(const void *state)
         if (k)
             json_object_set_new(o, "keys_age_s", json_integer((json_int_t)(age / 1000)));
         gw_jwks_unref(k);
+        if (p->jwks_ca)
+            json_object_set_new(o, "jwks_ca", json_string(p->jwks_ca));
+        if (p->jwks_server_name)
+            json_object_set_new(o, "jwks_server_name", json_string(p->jwks_server_name));
+        char why[256];
+        json_object_set_new(o, "last_fetch_error",
+                            gw_jwks_src_last_error(p->src, why, sizeof why) ? json_string(why)
+                                                                            : json_null());
     }
     /* The variable's name only, never the secret. */
     if (p->secret_env)

@@ -143,26 +143,38 @@ struct gw_jwt_rules {
 int gw_jwt_check_claims(const struct gw_jwt *t, const struct gw_jwt_rules *r, int64_t now,
                         const char **why);
 
-/* ---- key sets by URL (jwks_fetch.c) ---------------------------------------- */
+/* ---- key sets by URL (jwks_fetch.c, jwks_fetcher.c) ----------------------- */
 
-/* One JWKS URL's state, shared by every policy naming that URL and kept for
+/* One JWKS URL's state (with the CA bundle and server name its https is
+ * verified with), shared by every policy naming the same three and kept for
  * the gateway's life (bounded by GW_JWKS_MAX_SOURCES), so that a reload
- * keeps its keys and its fetch history. */
+ * keeps its keys and its fetch history. jwks_fetch.c (built with the
+ * configuration) keeps the sources and asks for fetches; jwks_fetcher.c
+ * (built with the gateway only: it connects, over TLS for https) fetches. */
 struct gw_jwks_src;
 
 #define GW_JWKS_MAX_SOURCES 256
 #define GW_JWKS_MAX_URL 1024
+/* A jwks_ca bundle's bytes, at most (Debian's whole system store is about
+ * 220 KiB). */
+#define GW_JWKS_MAX_CA_BYTES (1u << 20)
 
-/* The source for `url` ("http://host[:port]/path"), made on first use.
- * 0 with *out, -EINVAL (err says why), -ENOSPC (too many URLs), -ENOMEM.
- * Any thread (compile); does not block. */
-int gw_jwks_src_get(const char *url, struct gw_jwks_src **out, char *err, size_t errlen);
+/* The source for `url` ("http[s]://host[:port]/path"), made on first use.
+ * https only: `ca`, a PEM bundle's path (NULL: the system store) and
+ * `server_name`, the name verified and sent as SNI (NULL: the URL's host);
+ * both must be NULL for http. 0 with *out, -EINVAL (err says why), -ENOSPC
+ * (too many sources), -ENOMEM. Any thread (compile); does not block. */
+int gw_jwks_src_get(const char *url, const char *ca, const char *server_name,
+                    struct gw_jwks_src **out, char *err, size_t errlen);
 const char *gw_jwks_src_url(const struct gw_jwks_src *s);
 /* The keys last fetched, with a reference (NULL: none yet). `age_ms` gets
  * how long ago they were fetched. Any thread. */
 struct gw_jwks *gw_jwks_src_keys(struct gw_jwks_src *s, uint64_t *age_ms);
 /* Fetches made so far (successful or not). */
 uint64_t gw_jwks_src_fetches(const struct gw_jwks_src *s);
+/* Why the last fetch failed, copied into buf: false when it succeeded or
+ * none was made. Any thread. */
+bool gw_jwks_src_last_error(struct gw_jwks_src *s, char *buf, size_t cap);
 
 /* Request process: asks the source's fetcher to fetch the set again unless
  * it tried less than min_interval_ms ago, and waits for it up to
@@ -173,7 +185,7 @@ int gw_jwks_src_refresh(struct gw_jwks_src *s, uint64_t min_interval_ms, int64_t
 void gw_jwks_src_refresh_async(struct gw_jwks_src *s, uint64_t min_interval_ms);
 
 /* The supervisor of the fetchers (registered as "jwks_sup"), a child of
- * tandem_sup; an rt_child_start_fn. */
+ * tandem_sup; an rt_child_start_fn (jwks_fetcher.c: the gateway's). */
 int gw_jwks_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
                       rt_atom *reason);
 
