@@ -19,6 +19,7 @@
  * client.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,23 +73,58 @@ static int on_header_bytes(llhttp_t *p, const char *at, size_t len)
     return f->head > GW_JWKS_MAX_HEAD ? -1 : 0;
 }
 
+/* Work handed to the blocking pool lives on the heap with two references,
+ * the fetcher's (dropped by a deferred cleanup, so also when the fetcher is
+ * killed while parked) and the pool thread's: the thread never writes into
+ * the stack of a process that is gone. */
 struct resolve {
+    _Atomic int refs;
     const struct gw_jwks_src *s;
     struct sockaddr_storage sa;
     socklen_t salen;
 };
+
+static void resolve_unref(void *arg)
+{
+    struct resolve *r = arg;
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+        free(r);
+}
 
 static intptr_t resolve_blocking(void *arg)
 {
     struct resolve *r = arg;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
-    if (getaddrinfo(r->s->host, r->s->port, &hints, &res) != 0 || !res)
-        return -EHOSTUNREACH;
-    memcpy(&r->sa, res->ai_addr, res->ai_addrlen);
-    r->salen = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
+    intptr_t rc = -EHOSTUNREACH;
+    if (getaddrinfo(r->s->host, r->s->port, &hints, &res) == 0 && res) {
+        memcpy(&r->sa, res->ai_addr, res->ai_addrlen);
+        r->salen = res->ai_addrlen;
+        rc = 0;
+    }
+    if (res)
+        freeaddrinfo(res);
+    resolve_unref(r);
+    return rc;
+}
+
+/* Runs job(arg) on the blocking pool for a job holding two references
+ * (`refs` at 2): the pool's, dropped by job itself, and the caller's,
+ * dropped by unref when the caller is done with it or exits. 0 or -errno;
+ * *res is job's result. */
+static int run_blocking(intptr_t (*job)(void *), void *arg, void (*unref)(void *), uint64_t *guard,
+                        intptr_t *res)
+{
+    *guard = rt_defer(unref, arg);
+    if (!*guard) {
+        unref(arg);
+        unref(arg);
+        return -ENOMEM;
+    }
+    int rc = rt_blocking(job, arg, res);
+    if (rc < 0)
+        unref(arg); /* the pool's reference: the job never ran */
+    return rc;
 }
 
 static int64_t left_ms(uint64_t deadline)
@@ -102,10 +138,20 @@ static int64_t left_ms(uint64_t deadline)
  * certificates). Built for each fetch, so that a changed bundle is used
  * from the next fetch on; fetches are rare (refresh_min_interval_s). */
 struct client_build {
+    _Atomic int refs;
     const struct gw_jwks_src *s;
-    struct gw_tls_client *client;
+    struct gw_tls_client *client; /* taken by the fetcher, else freed with the job */
     char err[160];
 };
+
+static void client_build_unref(void *arg)
+{
+    struct client_build *b = arg;
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    gw_tls_client_free(b->client);
+    free(b);
+}
 
 static intptr_t client_build_blocking(void *arg)
 {
@@ -119,7 +165,9 @@ static intptr_t client_build_blocking(void *arg)
         .server_name = b->s->server_name,
         .min_version = GW_TLS_1_2,
     };
-    return gw_tls_client_new(&cfg, &b->client, b->err, sizeof b->err);
+    intptr_t rc = gw_tls_client_new(&cfg, &b->client, b->err, sizeof b->err);
+    client_build_unref(b);
+    return rc;
 }
 
 /* The transport to the source's server over the connected socket fd
@@ -135,23 +183,36 @@ static int open_transport(const struct gw_jwks_src *s, int fd, uint64_t deadline
             snprintf(err, errlen, "no transport: %s", strerror(-rc));
         return rc;
     }
-    struct client_build b = {.s = s};
+    struct client_build *b = calloc(1, sizeof(*b));
+    if (!b) {
+        rt_close(fd);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    atomic_init(&b->refs, 2);
+    b->s = s;
     intptr_t res = 0;
-    int rc = rt_blocking(client_build_blocking, &b, &res);
+    uint64_t guard = 0;
+    int rc = run_blocking(client_build_blocking, b, client_build_unref, &guard, &res);
     if (rc == 0 && res < 0)
         rc = (int)res;
     if (rc < 0) {
         rt_close(fd);
-        snprintf(err, errlen, "%s", b.err[0] ? b.err : strerror(-rc));
+        snprintf(err, errlen, "%s", guard && b->err[0] ? b->err : strerror(-rc));
+        if (guard)
+            rt_undefer(guard, true);
         return rc;
     }
+    struct gw_tls_client *c = b->client;
+    b->client = NULL;
+    rt_undefer(guard, true);
     enum gw_tls_fail why;
-    rc = gw_tls_connect(b.client, fd, s->host, left_ms(deadline), out, &why, err, errlen);
+    rc = gw_tls_connect(c, fd, s->host, left_ms(deadline), out, &why, err, errlen);
     if (rc < 0) {
-        gw_tls_client_free(b.client);
+        gw_tls_client_free(c);
         return rc;
     }
-    *client = b.client;
+    *client = c;
     return 0;
 }
 
@@ -160,19 +221,31 @@ static int open_transport(const struct gw_jwks_src *s, int fd, uint64_t deadline
 static int http_get(const struct gw_jwks_src *s, char **body, size_t *len, char *why, size_t whylen)
 {
     uint64_t deadline = rt_now_ms() + GW_JWKS_FETCH_TIMEOUT_MS;
-    struct resolve r = {.s = s};
+    struct resolve *r = calloc(1, sizeof(*r));
     struct fetch f = {0};
     struct gw_tls_client *client = NULL;
     struct gw__transport *t = NULL;
     char *buf = NULL;
     int fd = -1;
     intptr_t res = 0;
-    int rc = rt_blocking(resolve_blocking, &r, &res);
+    if (!r) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    atomic_init(&r->refs, 2);
+    r->s = s;
+    uint64_t rguard = 0;
+    int rc = run_blocking(resolve_blocking, r, resolve_unref, &rguard, &res);
     if (rc < 0 || res < 0) {
+        if (rguard)
+            rt_undefer(rguard, true);
         snprintf(why, whylen, "cannot resolve the host");
         return rc < 0 ? rc : (int)res;
     }
-    fd = socket(r.sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_storage sa = r->sa;
+    socklen_t salen = r->salen;
+    rt_undefer(rguard, true);
+    fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         snprintf(why, whylen, "no socket");
         return -errno;
@@ -184,7 +257,7 @@ static int http_get(const struct gw_jwks_src *s, char **body, size_t *len, char 
         snprintf(why, whylen, "out of memory");
         goto out;
     }
-    rc = rt_connect(fd, (struct sockaddr *)&r.sa, r.salen, left_ms(deadline));
+    rc = rt_connect(fd, (struct sockaddr *)&sa, salen, left_ms(deadline));
     if (rc < 0) {
         snprintf(why, whylen, "cannot connect");
         goto out;
