@@ -128,6 +128,20 @@ static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
 {
     if (!re->nset && !re->nadd && !re->nremove && !npol)
         return NULL;
+    size_t nvary = 0;
+    for (size_t i = 0; i < npol; i++)
+        nvary += strcasecmp(pol[i].name, "vary") == 0;
+    if (!re->nset && !re->nadd && (nvary == 0 || nvary == npol)) {
+        /* The chain's fields alone, all of one kind: used where they are
+         * (rq->resp lives as long as the request), not copied. */
+        *storage = (struct gw_http_edits){.set = nvary ? NULL : pol,
+                                          .nset = nvary ? 0 : npol,
+                                          .add = nvary ? pol : NULL,
+                                          .nadd = nvary ? npol : 0,
+                                          .remove = re->remove,
+                                          .nremove = re->nremove};
+        return storage;
+    }
     size_t nset = re->nset + npol, nadd = re->nadd + npol;
     struct gw_http_kv *set = nset ? rt_alloc(nset * sizeof(*set)) : NULL;
     struct gw_http_kv *add = nadd ? rt_alloc(nadd * sizeof(*add)) : NULL;

@@ -48,55 +48,61 @@ void gw__http_field(struct gw__http_out *o, const char *name, const char *v, siz
 struct field_rule {
     const char *name;
     unsigned flags;
+    size_t len; /* strlen(name): most fields differ in length from all */
 };
 
+#define RULE(lit, fl)                                                                              \
+    {                                                                                              \
+        lit, fl, sizeof(lit) - 1                                                                   \
+    }
+
 static const struct field_rule field_rules[] = {
-    {"connection", GW__HTTP_F_HOP},
-    {"keep-alive", GW__HTTP_F_HOP},
-    {"proxy-connection", GW__HTTP_F_HOP},
-    {"te", GW__HTTP_F_HOP},
-    {"trailer", GW__HTTP_F_HOP},
-    {"transfer-encoding", GW__HTTP_F_HOP | GW__HTTP_F_OWNED},
-    {"upgrade", GW__HTTP_F_HOP},
-    {"host", GW__HTTP_F_OWNED},
-    {"content-length", GW__HTTP_F_OWNED},
-    {"x-forwarded-for", GW__HTTP_F_OWNED},
-    {"x-forwarded-proto", GW__HTTP_F_OWNED},
-    {"x-forwarded-host", GW__HTTP_F_OWNED},
-    {"x-forwarded-port", GW__HTTP_F_OWNED},
-    {"x-forwarded-prefix", GW__HTTP_F_OWNED},
-    {"x-real-ip", GW__HTTP_F_OWNED},
-    {"forwarded", GW__HTTP_F_OWNED},
-    {"x-request-id", GW__HTTP_F_OWNED},
+    RULE("connection", GW__HTTP_F_HOP),
+    RULE("keep-alive", GW__HTTP_F_HOP),
+    RULE("proxy-connection", GW__HTTP_F_HOP),
+    RULE("te", GW__HTTP_F_HOP),
+    RULE("trailer", GW__HTTP_F_HOP),
+    RULE("transfer-encoding", GW__HTTP_F_HOP | GW__HTTP_F_OWNED),
+    RULE("upgrade", GW__HTTP_F_HOP),
+    RULE("host", GW__HTTP_F_OWNED),
+    RULE("content-length", GW__HTTP_F_OWNED),
+    RULE("x-forwarded-for", GW__HTTP_F_OWNED),
+    RULE("x-forwarded-proto", GW__HTTP_F_OWNED),
+    RULE("x-forwarded-host", GW__HTTP_F_OWNED),
+    RULE("x-forwarded-port", GW__HTTP_F_OWNED),
+    RULE("x-forwarded-prefix", GW__HTTP_F_OWNED),
+    RULE("x-real-ip", GW__HTTP_F_OWNED),
+    RULE("forwarded", GW__HTTP_F_OWNED),
+    RULE("x-request-id", GW__HTTP_F_OWNED),
     /* the scheme: Rack, Django and Spring read these for https */
-    {"x-forwarded-ssl", GW__HTTP_F_DROPPED},
-    {"x-forwarded-scheme", GW__HTTP_F_DROPPED},
-    {"x-forwarded-protocol", GW__HTTP_F_DROPPED},
-    {"x-url-scheme", GW__HTTP_F_DROPPED},
-    {"front-end-https", GW__HTTP_F_DROPPED},
+    RULE("x-forwarded-ssl", GW__HTTP_F_DROPPED),
+    RULE("x-forwarded-scheme", GW__HTTP_F_DROPPED),
+    RULE("x-forwarded-protocol", GW__HTTP_F_DROPPED),
+    RULE("x-url-scheme", GW__HTTP_F_DROPPED),
+    RULE("front-end-https", GW__HTTP_F_DROPPED),
     /* the host */
-    {"x-forwarded-server", GW__HTTP_F_DROPPED},
-    {"x-host", GW__HTTP_F_DROPPED},
-    {"x-original-host", GW__HTTP_F_DROPPED},
+    RULE("x-forwarded-server", GW__HTTP_F_DROPPED),
+    RULE("x-host", GW__HTTP_F_DROPPED),
+    RULE("x-original-host", GW__HTTP_F_DROPPED),
     /* the path: IIS URL Rewrite, Symfony and Zend route on these */
-    {"x-original-url", GW__HTTP_F_DROPPED},
-    {"x-rewrite-url", GW__HTTP_F_DROPPED},
-    {"x-original-uri", GW__HTTP_F_DROPPED},
-    {"x-forwarded-uri", GW__HTTP_F_DROPPED},
+    RULE("x-original-url", GW__HTTP_F_DROPPED),
+    RULE("x-rewrite-url", GW__HTTP_F_DROPPED),
+    RULE("x-original-uri", GW__HTTP_F_DROPPED),
+    RULE("x-forwarded-uri", GW__HTTP_F_DROPPED),
     /* the client's address: CDNs' and load balancers' fields, which
      * client-IP libraries try in turn */
-    {"x-forwarded", GW__HTTP_F_DROPPED},
-    {"forwarded-for", GW__HTTP_F_DROPPED},
-    {"true-client-ip", GW__HTTP_F_DROPPED},
-    {"x-client-ip", GW__HTTP_F_DROPPED},
-    {"client-ip", GW__HTTP_F_DROPPED},
-    {"x-cluster-client-ip", GW__HTTP_F_DROPPED},
-    {"cf-connecting-ip", GW__HTTP_F_DROPPED},
-    {"fastly-client-ip", GW__HTTP_F_DROPPED},
-    {"x-proxyuser-ip", GW__HTTP_F_DROPPED},
-    {"x-originating-ip", GW__HTTP_F_DROPPED},
-    {"x-remote-ip", GW__HTTP_F_DROPPED},
-    {"x-remote-addr", GW__HTTP_F_DROPPED},
+    RULE("x-forwarded", GW__HTTP_F_DROPPED),
+    RULE("forwarded-for", GW__HTTP_F_DROPPED),
+    RULE("true-client-ip", GW__HTTP_F_DROPPED),
+    RULE("x-client-ip", GW__HTTP_F_DROPPED),
+    RULE("client-ip", GW__HTTP_F_DROPPED),
+    RULE("x-cluster-client-ip", GW__HTTP_F_DROPPED),
+    RULE("cf-connecting-ip", GW__HTTP_F_DROPPED),
+    RULE("fastly-client-ip", GW__HTTP_F_DROPPED),
+    RULE("x-proxyuser-ip", GW__HTTP_F_DROPPED),
+    RULE("x-originating-ip", GW__HTTP_F_DROPPED),
+    RULE("x-remote-ip", GW__HTTP_F_DROPPED),
+    RULE("x-remote-addr", GW__HTTP_F_DROPPED),
 };
 
 /* The flags of field `name` (n bytes, any case); 0 for an ordinary field. */
@@ -105,7 +111,7 @@ static unsigned field_flags(const char *name, size_t n)
     if (n >= 6 && gw__http_ieq(name, 6, "proxy-"))
         return GW__HTTP_F_HOP;
     for (size_t i = 0; i < sizeof field_rules / sizeof field_rules[0]; i++)
-        if (gw__http_ieq(name, n, field_rules[i].name))
+        if (field_rules[i].len == n && gw__http_ieq(name, n, field_rules[i].name))
             return field_rules[i].flags;
     return 0;
 }
@@ -170,15 +176,16 @@ static bool owned_name(const struct gw_http_kv *owned, size_t nowned, const char
 /* Dropped from the copy by a route edit: named in `remove` or `set`. */
 static bool edited_away(const struct gw_http_edits *e, const char *name, size_t n)
 {
-    if (!e || protected_name(name, n))
+    if (!e)
         return false;
-    for (size_t i = 0; i < e->nremove; i++)
-        if (gw__http_ieq(name, n, e->remove[i]))
-            return true;
-    for (size_t i = 0; i < e->nset; i++)
-        if (gw__http_ieq(name, n, e->set[i].name))
-            return true;
-    return false;
+    /* The edit's names first: most fields match none, and then the
+     * protected names need no look-up. */
+    bool named = false;
+    for (size_t i = 0; i < e->nremove && !named; i++)
+        named = gw__http_ieq(name, n, e->remove[i]);
+    for (size_t i = 0; i < e->nset && !named; i++)
+        named = gw__http_ieq(name, n, e->set[i].name);
+    return named && !protected_name(name, n);
 }
 
 static void put_edit_fields(struct gw__http_out *o, const struct gw_http_kv *kv, size_t n,
@@ -266,10 +273,17 @@ static void put_owned(struct gw__http_out *o, const struct gw_http_kv *owned, si
         gw__http_put(o, name, nl);
         gw__http_put(o, ": ", 2);
         size_t vl = strnlen(v, GW_HTTP_OWNED_VALUE_MAX);
-        for (size_t k = 0; k < vl; k++) {
-            unsigned char c = (unsigned char)v[k];
-            char w = c >= 0x20 && c < 0x7f ? (char)c : '?';
-            gw__http_put(o, &w, 1);
+        /* Runs of printable bytes at once; each other byte becomes '?'. */
+        for (size_t k = 0; k < vl;) {
+            size_t e = k;
+            while (e < vl && (unsigned char)v[e] >= 0x20 && (unsigned char)v[e] < 0x7f)
+                e++;
+            gw__http_put(o, v + k, e - k);
+            if (e < vl) {
+                gw__http_put(o, "?", 1);
+                e++;
+            }
+            k = e;
         }
         gw__http_put(o, "\r\n", 2);
     }

@@ -185,12 +185,38 @@ out:
     return 0;
 }
 
+/* Writes n in decimal at p; returns the end. */
+static char *put_u32(char *p, uint32_t n)
+{
+    char d[10];
+    size_t k = 0;
+    do {
+        d[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    while (k)
+        *p++ = d[--k];
+    return p;
+}
+
 static int add_fields(const struct rl_state *s, struct gw_pol_req *rq, uint32_t remaining,
                       uint32_t reset_s)
 {
-    char buf[GW_POL_NAME_MAX + 64];
-    snprintf(buf, sizeof buf, "\"%s\";r=%" PRIu32 ";t=%" PRIu32, s->name, remaining, reset_s);
-    char *v = rt_strdup(buf);
+    /* "<name>";r=<remaining>;t=<reset>, written directly: this runs on
+     * every request, where snprintf would cost more than the count. */
+    size_t nlen = strlen(s->name);
+    char *v = rt_alloc(nlen + 2 + 3 + 10 + 3 + 10 + 1);
+    if (v) {
+        char *p = v;
+        *p++ = '"';
+        memcpy(p, s->name, nlen);
+        p += nlen;
+        memcpy(p, "\";r=", 4);
+        p = put_u32(p + 4, remaining);
+        memcpy(p, ";t=", 3);
+        p = put_u32(p + 3, reset_s);
+        *p = 0;
+    }
     if (!v || !gw_pol_resp_add(rq, "RateLimit-Policy", s->policy_field) ||
         !gw_pol_resp_add(rq, "RateLimit", v))
         return -ENOMEM;
