@@ -33,12 +33,8 @@ static void acl_free(void *p)
     struct acl *a = p;
     if (!a)
         return;
-    for (size_t i = 0; i < a->nallow; i++)
-        free(a->allow[i]);
-    for (size_t i = 0; i < a->ndeny; i++)
-        free(a->deny[i]);
-    free(a->allow);
-    free(a->deny);
+    gw__pol_strv_free(a->allow, a->nallow);
+    gw__pol_strv_free(a->deny, a->ndeny);
     free(a->name);
     free(a);
 }

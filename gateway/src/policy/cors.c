@@ -38,6 +38,7 @@
 #include <strings.h>
 
 #include "route/route.h"
+#include "set_int.h"
 #include "stats.h"
 
 /* Most entries in each list; more is a configuration mistake. */
@@ -72,13 +73,6 @@ struct cors {
     char max_age[24];
 };
 
-static void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 static void cors_free(void *p)
 {
     struct cors *c = p;
@@ -89,9 +83,9 @@ static void cors_free(void *p)
         free(c->origins[i].scheme);
     }
     free(c->origins);
-    strv_free(c->methods, c->nmethods);
-    strv_free(c->headers, c->nheaders);
-    strv_free(c->expose, c->nexpose);
+    gw__pol_strv_free(c->methods, c->nmethods);
+    gw__pol_strv_free(c->headers, c->nheaders);
+    gw__pol_strv_free(c->expose, c->nexpose);
     free(c->allow_methods);
     free(c->allow_headers);
     free(c->expose_value);

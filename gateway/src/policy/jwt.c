@@ -60,13 +60,6 @@ struct jwt_pol {
     char *consumer_claim;
 };
 
-static void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 static void jwt_free(void *state)
 {
     struct jwt_pol *p = state;
@@ -74,8 +67,8 @@ static void jwt_free(void *state)
         return;
     free(p->name);
     free(p->issuer);
-    strv_free(p->auds, p->naud);
-    strv_free(p->req, p->nreq);
+    gw__pol_strv_free(p->auds, p->naud);
+    gw__pol_strv_free(p->req, p->nreq);
     free(p->header);
     free(p->jwks_file);
     free(p->jwks_ca);
@@ -114,7 +107,7 @@ static int string_list(struct jpos_diags *d, const struct jpos_val *v, char ***o
         jpos_err(d, v, "at most %d strings, got %zu", JWT_MAX_LIST, cap);
         return 0;
     }
-    strv_free(*out, *n);
+    gw__pol_strv_free(*out, *n);
     *n = 0;
     if (!(*out = calloc(cap ? cap : 1, sizeof **out)))
         return -ENOMEM;

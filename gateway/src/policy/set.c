@@ -154,6 +154,13 @@ const char *const *gw_pol_set_owned(const struct gw_pol_set *s, size_t *n)
     return s ? s->owned : NULL;
 }
 
+void gw__pol_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 /* ---- names and field names -------------------------------------------------- */
 
 /* The route-name alphabet: letters, digits and . _ - : / @. */

@@ -11,6 +11,10 @@
 
 #include "policy.h"
 
+/* Frees a kind's list of n strings, each from malloc, and the array (v
+ * may be NULL). */
+void gw__pol_strv_free(char **v, size_t n);
+
 /* The route-name alphabet, 1..GW_POL_NAME_MAX bytes. */
 bool gw__pol_name_ok(const char *s, size_t len);
 /* A field name a consumer or a policy may set upstream: a token, not one
