@@ -248,15 +248,9 @@ static int read_origins(struct jpos_diags *d, const struct jpos_val *v, struct c
 static int read_tokens(struct jpos_diags *d, const struct jpos_val *v, const char *what, bool fold,
                        bool *any, char ***out, size_t *nout)
 {
-    if (!jpos_array(d, v))
-        return 0;
-    size_t n = json_array_size(v->v);
-    if (n > CORS_MAX_ENTRIES) {
-        jpos_err(d, v, "at most %d %s, got %zu", CORS_MAX_ENTRIES, what, n);
-        return 0;
-    }
-    if (!(*out = calloc(n ? n : 1, sizeof **out)))
-        return -ENOMEM;
+    int r = gw__pol_strv_start(d, v, CORS_MAX_ENTRIES, what, out, nout);
+    if (r <= 0)
+        return r;
     struct jpos_iter it;
     struct jpos_val m;
     jpos_iter_init(&it, v);

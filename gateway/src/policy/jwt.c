@@ -100,23 +100,15 @@ static int dup_string(struct jpos_diags *d, const struct jpos_val *v, char **out
 
 static int string_list(struct jpos_diags *d, const struct jpos_val *v, char ***out, size_t *n)
 {
-    if (!jpos_array(d, v))
-        return 0;
-    size_t cap = json_array_size(v->v);
-    if (cap > JWT_MAX_LIST) {
-        jpos_err(d, v, "at most %d strings, got %zu", JWT_MAX_LIST, cap);
-        return 0;
-    }
-    gw__pol_strv_free(*out, *n);
-    *n = 0;
-    if (!(*out = calloc(cap ? cap : 1, sizeof **out)))
-        return -ENOMEM;
+    int r = gw__pol_strv_start(d, v, JWT_MAX_LIST, "strings", out, n);
+    if (r <= 0)
+        return r;
     struct jpos_iter it;
     struct jpos_val m;
     jpos_iter_init(&it, v);
     while (jpos_iter_next(&it, &m)) {
         char *s = NULL;
-        int r = dup_string(d, &m, &s);
+        r = dup_string(d, &m, &s);
         if (r < 0)
             return r;
         if (s)
