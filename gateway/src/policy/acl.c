@@ -33,12 +33,8 @@ static void acl_free(void *p)
     struct acl *a = p;
     if (!a)
         return;
-    for (size_t i = 0; i < a->nallow; i++)
-        free(a->allow[i]);
-    for (size_t i = 0; i < a->ndeny; i++)
-        free(a->deny[i]);
-    free(a->allow);
-    free(a->deny);
+    gw__pol_strv_free(a->allow, a->nallow);
+    gw__pol_strv_free(a->deny, a->ndeny);
     free(a->name);
     free(a);
 }
@@ -46,15 +42,9 @@ static void acl_free(void *p)
 static int read_list(struct jpos_diags *d, const struct jpos_val *v, const struct gw_pol_env *env,
                      char ***out, size_t *n)
 {
-    if (!jpos_array(d, v))
-        return 0;
-    size_t cap = json_array_size(v->v);
-    if (cap > ACL_MAX_NAMES) {
-        jpos_err(d, v, "at most %d names, got %zu", ACL_MAX_NAMES, cap);
-        return 0;
-    }
-    if (!(*out = calloc(cap ? cap : 1, sizeof(**out))))
-        return -ENOMEM;
+    int r = gw__pol_strv_start(d, v, ACL_MAX_NAMES, "names", out, n);
+    if (r <= 0)
+        return r;
     struct jpos_iter it;
     struct jpos_val m;
     jpos_iter_init(&it, v);

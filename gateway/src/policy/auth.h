@@ -70,10 +70,12 @@ extern const struct gw_pol_kind gw__pol_kind_basic_auth;
 int gw__pol_query_take(const char *query, size_t qlen, const char *name, char *val, size_t valcap,
                        size_t *vlen, size_t *nfound, char *rest, size_t *rest_len);
 
-/* Whether s[0..len) can be a realm: 1..GW_POL_REALM_MAX bytes of visible
- * ASCII and spaces without '"' or '\\', so that it is written inside a
- * quoted-string as it is. Pure. */
-bool gw__pol_realm_ok(const char *s, size_t len);
+/* Reads a policy's "realm" member m into realm: a string of
+ * 1..GW_POL_REALM_MAX bytes of visible ASCII and spaces without '"' or
+ * '\\', so that it is written inside a quoted-string as it is. A bad value
+ * is reported in d and leaves realm as it was. */
+void gw__pol_read_realm(struct jpos_diags *d, const struct jpos_val *m,
+                        char realm[GW_POL_REALM_MAX + 1]);
 
 /* What basic_auth has done since the process started, for tests: PBKDF2
  * computations (real and dummy), those that ran on a scheduler thread

@@ -169,18 +169,7 @@ static int basic_compile(struct jpos_diags *d, const struct jpos_val *obj,
         } else if (strcmp(m.key, "type") == 0) {
             continue;
         } else if (strcmp(m.key, "realm") == 0) {
-            const char *s;
-            size_t len;
-            if (!jpos_string(d, &m, GW_POL_REALM_MAX, &s, &len))
-                continue;
-            if (!gw__pol_realm_ok(s, len)) {
-                jpos_err(d, &m,
-                         "a realm is 1..%d characters of visible ASCII and spaces, "
-                         "without '\"' or '\\'",
-                         GW_POL_REALM_MAX);
-                continue;
-            }
-            memcpy(b->realm, s, len + 1);
+            gw__pol_read_realm(d, &m, b->realm);
         } else if (strcmp(m.key, "cache_ttl_s") == 0) {
             if (jpos_int(d, &m, 0, GW_POL_BASIC_CACHE_TTL_MAX_S, &v))
                 b->ttl_s = (uint32_t)v;

@@ -38,6 +38,7 @@
 #include <strings.h>
 
 #include "route/route.h"
+#include "set_int.h"
 #include "stats.h"
 
 /* Most entries in each list; more is a configuration mistake. */
@@ -72,13 +73,6 @@ struct cors {
     char max_age[24];
 };
 
-static void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 static void cors_free(void *p)
 {
     struct cors *c = p;
@@ -89,9 +83,9 @@ static void cors_free(void *p)
         free(c->origins[i].scheme);
     }
     free(c->origins);
-    strv_free(c->methods, c->nmethods);
-    strv_free(c->headers, c->nheaders);
-    strv_free(c->expose, c->nexpose);
+    gw__pol_strv_free(c->methods, c->nmethods);
+    gw__pol_strv_free(c->headers, c->nheaders);
+    gw__pol_strv_free(c->expose, c->nexpose);
     free(c->allow_methods);
     free(c->allow_headers);
     free(c->expose_value);
@@ -254,15 +248,9 @@ static int read_origins(struct jpos_diags *d, const struct jpos_val *v, struct c
 static int read_tokens(struct jpos_diags *d, const struct jpos_val *v, const char *what, bool fold,
                        bool *any, char ***out, size_t *nout)
 {
-    if (!jpos_array(d, v))
-        return 0;
-    size_t n = json_array_size(v->v);
-    if (n > CORS_MAX_ENTRIES) {
-        jpos_err(d, v, "at most %d %s, got %zu", CORS_MAX_ENTRIES, what, n);
-        return 0;
-    }
-    if (!(*out = calloc(n ? n : 1, sizeof **out)))
-        return -ENOMEM;
+    int r = gw__pol_strv_start(d, v, CORS_MAX_ENTRIES, what, out, nout);
+    if (r <= 0)
+        return r;
     struct jpos_iter it;
     struct jpos_val m;
     jpos_iter_init(&it, v);

@@ -60,13 +60,6 @@ struct jwt_pol {
     char *consumer_claim;
 };
 
-static void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 static void jwt_free(void *state)
 {
     struct jwt_pol *p = state;
@@ -74,8 +67,8 @@ static void jwt_free(void *state)
         return;
     free(p->name);
     free(p->issuer);
-    strv_free(p->auds, p->naud);
-    strv_free(p->req, p->nreq);
+    gw__pol_strv_free(p->auds, p->naud);
+    gw__pol_strv_free(p->req, p->nreq);
     free(p->header);
     free(p->jwks_file);
     free(p->jwks_ca);
@@ -107,23 +100,15 @@ static int dup_string(struct jpos_diags *d, const struct jpos_val *v, char **out
 
 static int string_list(struct jpos_diags *d, const struct jpos_val *v, char ***out, size_t *n)
 {
-    if (!jpos_array(d, v))
-        return 0;
-    size_t cap = json_array_size(v->v);
-    if (cap > JWT_MAX_LIST) {
-        jpos_err(d, v, "at most %d strings, got %zu", JWT_MAX_LIST, cap);
-        return 0;
-    }
-    strv_free(*out, *n);
-    *n = 0;
-    if (!(*out = calloc(cap ? cap : 1, sizeof **out)))
-        return -ENOMEM;
+    int r = gw__pol_strv_start(d, v, JWT_MAX_LIST, "strings", out, n);
+    if (r <= 0)
+        return r;
     struct jpos_iter it;
     struct jpos_val m;
     jpos_iter_init(&it, v);
     while (jpos_iter_next(&it, &m)) {
         char *s = NULL;
-        int r = dup_string(d, &m, &s);
+        r = dup_string(d, &m, &s);
         if (r < 0)
             return r;
         if (s)

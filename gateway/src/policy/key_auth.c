@@ -61,7 +61,7 @@ static bool is_unreserved(unsigned char c)
 
 /* A realm is written inside a quoted-string: visible ASCII and spaces, no
  * quote or backslash (so that no escaping is needed). */
-bool gw__pol_realm_ok(const char *s, size_t len)
+static bool realm_ok(const char *s, size_t len)
 {
     if (len == 0 || len > GW_POL_REALM_MAX)
         return false;
@@ -71,6 +71,23 @@ bool gw__pol_realm_ok(const char *s, size_t len)
             return false;
     }
     return true;
+}
+
+void gw__pol_read_realm(struct jpos_diags *d, const struct jpos_val *m,
+                        char realm[GW_POL_REALM_MAX + 1])
+{
+    const char *s;
+    size_t len;
+    if (!jpos_string(d, m, GW_POL_REALM_MAX, &s, &len))
+        return;
+    if (!realm_ok(s, len)) {
+        jpos_err(d, m,
+                 "a realm is 1..%d characters of visible ASCII and spaces, "
+                 "without '\"' or '\\'",
+                 GW_POL_REALM_MAX);
+        return;
+    }
+    memcpy(realm, s, len + 1);
 }
 
 static size_t hash_index(const unsigned char h[32])
@@ -145,18 +162,7 @@ static int key_compile(struct jpos_diags *d, const struct jpos_val *obj,
         } else if (strcmp(m.key, "query") == 0) {
             read_source(d, &m, is_unreserved, "query parameter", k->query);
         } else if (strcmp(m.key, "realm") == 0) {
-            const char *s;
-            size_t len;
-            if (!jpos_string(d, &m, GW_POL_REALM_MAX, &s, &len))
-                continue;
-            if (!gw__pol_realm_ok(s, len)) {
-                jpos_err(d, &m,
-                         "a realm is 1..%d characters of visible ASCII and spaces, "
-                         "without '\"' or '\\'",
-                         GW_POL_REALM_MAX);
-                continue;
-            }
-            memcpy(k->realm, s, len + 1);
+            gw__pol_read_realm(d, &m, k->realm);
         } else {
             jpos_unknown(d, &m, "key_auth policy", known_keys);
         }

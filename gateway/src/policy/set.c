@@ -154,6 +154,30 @@ const char *const *gw_pol_set_owned(const struct gw_pol_set *s, size_t *n)
     return s ? s->owned : NULL;
 }
 
+void gw__pol_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int gw__pol_strv_start(struct jpos_diags *d, const struct jpos_val *v, int max, const char *what,
+                       char ***out, size_t *n)
+{
+    if (!jpos_array(d, v))
+        return 0;
+    size_t cap = json_array_size(v->v);
+    if (cap > (size_t)max) {
+        jpos_err(d, v, "at most %d %s, got %zu", max, what, cap);
+        return 0;
+    }
+    gw__pol_strv_free(*out, *n);
+    *n = 0;
+    if (!(*out = calloc(cap ? cap : 1, sizeof **out)))
+        return -ENOMEM;
+    return 1;
+}
+
 /* ---- names and field names -------------------------------------------------- */
 
 /* The route-name alphabet: letters, digits and . _ - : / @. */

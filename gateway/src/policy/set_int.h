@@ -11,6 +11,17 @@
 
 #include "policy.h"
 
+/* Frees a kind's list of n strings, each from malloc, and the array (v
+ * may be NULL). */
+void gw__pol_strv_free(char **v, size_t n);
+/* Starts reading v, a JSON array of at most max strings, into a list:
+ * drops the list in *out (of *n strings), then gives *out room for every element and
+ * *n = 0, for the caller to append the ones it keeps. 1 to read them, 0
+ * when v is not such an array (reported in d: "at most max what"),
+ * -ENOMEM. */
+int gw__pol_strv_start(struct jpos_diags *d, const struct jpos_val *v, int max, const char *what,
+                       char ***out, size_t *n);
+
 /* The route-name alphabet, 1..GW_POL_NAME_MAX bytes. */
 bool gw__pol_name_ok(const char *s, size_t len);
 /* A field name a consumer or a policy may set upstream: a token, not one
