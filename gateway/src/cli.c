@@ -2,8 +2,8 @@
  * cli.c: the `tandem` command line.
  *
  *   tandem [-c FILE]          run the gateway (default config/tandem.json)
- *   tandem check [-c FILE]    validate a configuration, its routes and its
- *                             workflows
+ *   tandem check [-c FILE]    validate a configuration, its routes, its
+ *                             workflows and its policies
  *   tandem check --print-keys every tandem.json key with its default (tests,
  *                             documentation), then every workflow file key
  *                             under "(workflow file)"
@@ -41,8 +41,9 @@ void gw_cli_usage(FILE *out)
         out,
         "usage: tandem [-c FILE]            run the gateway (default: config/tandem.json)\n"
         "       tandem ctl COMMAND ...      talk to a running gateway's admin API (ctl --help)\n"
-        "       tandem check [-c FILE]      validate a configuration, its route and workflow "
-        "files\n"
+        "       tandem check [-c FILE]      validate a configuration, its route, workflow and "
+        "policy\n"
+        "                                   files\n"
         "       tandem tls self-signed --name NAME... --out DIR\n"
         "                                   write a key and a self-signed certificate (tls "
         "--help)\n"

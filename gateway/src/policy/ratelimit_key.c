@@ -24,7 +24,7 @@ const char *gw__rl_request_key(enum gw__rl_by by, const char *header, const stru
         }
         /* No one authenticated: each client address has its own count, so
          * anonymous traffic neither shares one quota nor goes unlimited. */
-        /* fall through */
+        __attribute__((fallthrough));
     case GW_RL_BY_CLIENT:
         k = rq->client ? rq->client : "";
         *prefix = 'a';

@@ -993,7 +993,7 @@ static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *stat
             p->rc = -EOPNOTSUPP;
             break;
         }
-        /* fall through */
+        __attribute__((fallthrough));
     case SUP_GET_SPEC:
         i = simple ? NONE : find_id(s, id);
         if (i == NONE)
