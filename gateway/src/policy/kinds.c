@@ -16,14 +16,9 @@ extern const struct gw_pol_kind gw__pol_kind_rate_limit;
 extern const struct gw_pol_kind gw__pol_kind_concurrency;
 
 const struct gw_pol_kind *const gw_pol_kinds[] = {
-    &gw__pol_kind_acl,
-    &gw__pol_kind_basic_auth,
-    &gw__pol_kind_key_auth,
-    &gw__pol_kind_jwt,
-    &gw__pol_kind_cors,
-    &gw__pol_kind_ip_rules,
-    &gw__pol_kind_rate_limit,
-    &gw__pol_kind_concurrency,
+    &gw__pol_kind_acl,        &gw__pol_kind_basic_auth,  &gw__pol_kind_key_auth,
+    &gw__pol_kind_jwt,        &gw__pol_kind_cors,        &gw__pol_kind_ip_rules,
+    &gw__pol_kind_rate_limit, &gw__pol_kind_concurrency,
 };
 const size_t gw_pol_nkinds = sizeof gw_pol_kinds / sizeof gw_pol_kinds[0];
 

@@ -6,8 +6,8 @@
  * (TANDEM_TEST_REDIS_*): windows counted exactly and ending on time, the
  * script sent whole after the server forgot it, a stopped server answered
  * at once and a restarted one found again, AUTH and SELECT, a wrong
- * password reported, a client stopped while its server's name resolves. Each live body runs in a runtime process that starts
- * and stops the client's supervisor; the runtime ends with no process
+ * password reported, a client stopped while its server's name resolves. Each live body runs in a
+ * runtime process that starts and stops the client's supervisor; the runtime ends with no process
  * left.
  */
 #include <check.h>
