@@ -87,6 +87,15 @@ struct gw__pol_basic_counts {
 };
 void gw__pol_basic_counts(struct gw__pol_basic_counts *out);
 
+/* What key_auth has done since the process started, for tests: keys
+ * looked up by their SHA-256 (every key not remembered) and keys known by
+ * their tag. Any thread. */
+struct gw__pol_key_counts {
+    uint64_t hashed;
+    uint64_t remembered;
+};
+void gw__pol_key_counts(struct gw__pol_key_counts *out);
+
 /* `tandem hash key` / `tandem hash password [--iterations N]`: reads the
  * secret from standard input (never from the command line, which other
  * users of the machine can read in the process list) and prints the

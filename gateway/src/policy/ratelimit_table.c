@@ -27,6 +27,7 @@
 #include <sys/random.h>
 
 #include "policy/ratelimit.h"
+#include "policy/siphash.h"
 
 /* ---- the window ------------------------------------------------------------ */
 
@@ -136,55 +137,6 @@ static void sip_seed(void)
     }
     sip_k0 = k[0];
     sip_k1 = k[1];
-}
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = ROTL(v1, 13);                                                                         \
-        v1 ^= v0;                                                                                  \
-        v0 = ROTL(v0, 32);                                                                         \
-        v2 += v3;                                                                                  \
-        v3 = ROTL(v3, 16);                                                                         \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = ROTL(v3, 21);                                                                         \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = ROTL(v1, 17);                                                                         \
-        v1 ^= v2;                                                                                  \
-        v2 = ROTL(v2, 32);                                                                         \
-    } while (0)
-
-static uint64_t siphash(uint64_t k0, uint64_t k1, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
-    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t m = 0;
-        for (int j = 7; j >= 0; j--)
-            m = (m << 8) | p[i + (size_t)j];
-        v3 ^= m;
-        SIPROUND;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)len << 56;
-    for (size_t j = 0; i + j < len; j++)
-        b |= (uint64_t)p[i + j] << (8 * j);
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* ---- the table -------------------------------------------------------------- */
@@ -304,8 +256,8 @@ static size_t stored_key(char prefix, const char *key, size_t len, unsigned char
         return len + 1;
     }
     uint64_t p = (unsigned char)prefix;
-    uint64_t a = siphash(sip_k0 ^ 0x5a5a5a5a5a5a5a5aull ^ p, sip_k1, key, len);
-    uint64_t b = siphash(sip_k0, sip_k1 ^ 0xa5a5a5a5a5a5a5a5ull ^ p, key, len);
+    uint64_t a = gw__pol_siphash(sip_k0 ^ 0x5a5a5a5a5a5a5a5aull ^ p, sip_k1, key, len);
+    uint64_t b = gw__pol_siphash(sip_k0, sip_k1 ^ 0xa5a5a5a5a5a5a5a5ull ^ p, key, len);
     memcpy(buf, &a, 8);
     memcpy(buf + 8, &b, 8);
     return LONG_KEY;
@@ -412,7 +364,7 @@ int gw__rl_check(struct gw__rl_space *s, char prefix, const char *key, size_t le
     unsigned char k[GW_RL_KEY_MAX];
     size_t klen = stored_key(prefix, key, len, k);
     size_t cmp = stored_bytes(klen);
-    uint64_t h = siphash(sip_k0, sip_k1, k, cmp);
+    uint64_t h = gw__pol_siphash(sip_k0, sip_k1, k, cmp);
     size_t si = h % GW_RL_STRIPES;
     struct rl_stripe *st = &s->stripes[si];
     int rc = 0;
@@ -477,7 +429,7 @@ bool gw__rl_peek(struct gw__rl_space *s, char prefix, const char *key, size_t le
 {
     unsigned char k[GW_RL_KEY_MAX];
     size_t klen = stored_key(prefix, key, len, k);
-    uint64_t h = siphash(sip_k0, sip_k1, k, stored_bytes(klen));
+    uint64_t h = gw__pol_siphash(sip_k0, sip_k1, k, stored_bytes(klen));
     struct rl_stripe *st = &s->stripes[h % GW_RL_STRIPES];
     pthread_mutex_lock(&st->lock);
     struct rl_entry *e = find(st, h, k, klen);

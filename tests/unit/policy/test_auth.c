@@ -418,6 +418,125 @@ START_TEST(test_key_describe_shows_no_secret)
 }
 END_TEST
 
+static struct gw__pol_key_counts key_counts(void)
+{
+    struct gw__pol_key_counts c;
+    gw__pol_key_counts(&c);
+    return c;
+}
+
+static void body_key_remembered(void *arg)
+{
+    (void)arg;
+    const struct gw_pol_kind *k = &gw__pol_kind_key_auth;
+    void *st = must_compile(k, KEY_POLICY);
+    struct req r;
+    struct gw__pol_key_counts c0 = key_counts();
+    req_init(&r, NULL);
+    req_header(&r, "x-api-key", ALICE_KEY);
+    T_ASSERT(k->run(st, &r.rq) == GW_POL_NEXT && r.rq.consumer == &consumers[0]);
+    struct gw__pol_key_counts c1 = key_counts();
+    T_ASSERT(c1.hashed == c0.hashed + 1 && c1.remembered == c0.remembered);
+    /* Again: known by its tag, the same consumer, no SHA-256. */
+    for (int i = 0; i < 3; i++) {
+        req_init(&r, NULL);
+        req_header(&r, "x-api-key", ALICE_KEY);
+        T_ASSERT(k->run(st, &r.rq) == GW_POL_NEXT && r.rq.consumer == &consumers[0]);
+    }
+    struct gw__pol_key_counts c2 = key_counts();
+    T_ASSERT(c2.hashed == c1.hashed && c2.remembered == c1.remembered + 3);
+    /* A key one byte off a remembered one, and one byte longer: never
+     * taken for it, looked up in full and refused each time. */
+    const char *near[] = {"alice-0123456789abcdeF", "alice-0123456789abcdef0"};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            req_init(&r, NULL);
+            req_header(&r, "x-api-key", near[i]);
+            T_ASSERT(k->run(st, &r.rq) == GW_POL_ANSWERED && last_status == 401 && !r.rq.consumer);
+        }
+    struct gw__pol_key_counts c3 = key_counts();
+    T_ASSERT(c3.hashed == c2.hashed + 4 && c3.remembered == c2.remembered);
+    /* Another consumer's key is its own, remembered beside alice's. */
+    for (int i = 0; i < 2; i++) {
+        req_init(&r, NULL);
+        req_header(&r, "x-api-key", BOB_KEY);
+        T_ASSERT(k->run(st, &r.rq) == GW_POL_NEXT && r.rq.consumer == &consumers[1]);
+    }
+    /* 256 other keys: many of them fall on the entries holding alice's
+     * and bob's tags (the table has 64), and each is refused there. */
+    for (int i = 0; i < 256; i++) {
+        char wrong[64];
+        snprintf(wrong, sizeof wrong, "mallory-%d-0123456789", i);
+        req_init(&r, NULL);
+        req_header(&r, "x-api-key", wrong);
+        T_ASSERT(k->run(st, &r.rq) == GW_POL_ANSWERED && last_status == 401 && !r.rq.consumer);
+    }
+    k->free(st);
+    /* A policy compiled anew (a reload: a key may have been revoked)
+     * remembers nothing of the old one's. */
+    st = must_compile(k, KEY_POLICY);
+    struct gw__pol_key_counts c4 = key_counts();
+    req_init(&r, NULL);
+    req_header(&r, "x-api-key", ALICE_KEY);
+    T_ASSERT(k->run(st, &r.rq) == GW_POL_NEXT && r.rq.consumer == &consumers[0]);
+    struct gw__pol_key_counts c5 = key_counts();
+    T_ASSERT(c5.hashed == c4.hashed + 1 && c5.remembered == c4.remembered);
+    k->free(st);
+}
+
+START_TEST(test_key_found_once_is_known_by_its_tag_and_no_other_key_is)
+{
+    consumers_init(ITER);
+    run(body_key_remembered);
+}
+END_TEST
+
+/* Request processes on both schedulers present both keys at once, each
+ * filling and reading the table of keys found while others do: every one
+ * gets its own consumer. */
+enum { KEY_RACERS = 8, KEY_RACES = 4000 };
+static void *key_shared;
+static atomic_int key_racers_done;
+
+static void key_racer(void *arg)
+{
+    uintptr_t id = (uintptr_t)arg;
+    for (int i = 0; i < KEY_RACES; i++) {
+        bool alice = ((uintptr_t)i + id) % 2 == 0;
+        struct gw_http_header h = {"x-api-key", alice ? ALICE_KEY : BOB_KEY, 9,
+                                   strlen(alice ? ALICE_KEY : BOB_KEY)};
+        struct gw_http_head head = {.method = "GET", .target = "/x", .headers = &h, .nheaders = 1};
+        struct gw_pol_req rq = {.head = &head};
+        T_ASSERT(gw__pol_kind_key_auth.run(key_shared, &rq) == GW_POL_NEXT);
+        T_ASSERT(rq.consumer == &consumers[alice ? 0 : 1]);
+        if (i % 64 == 0)
+            rt_yield();
+    }
+    atomic_fetch_add(&key_racers_done, 1);
+}
+
+static void body_key_racers(void *arg)
+{
+    (void)arg;
+    key_shared = must_compile(&gw__pol_kind_key_auth, KEY_POLICY);
+    atomic_store(&key_racers_done, 0);
+    struct gw__pol_key_counts c0 = key_counts();
+    for (uintptr_t i = 0; i < KEY_RACERS; i++)
+        T_ASSERT(rt_spawn(key_racer, (void *)i, NULL, NULL) == 0);
+    while (atomic_load(&key_racers_done) < KEY_RACERS)
+        rt_sleep(5);
+    struct gw__pol_key_counts c1 = key_counts();
+    T_ASSERT(c1.remembered - c0.remembered > KEY_RACERS * KEY_RACES / 2);
+    gw__pol_kind_key_auth.free(key_shared);
+}
+
+START_TEST(test_keys_found_on_both_schedulers_at_once_each_get_their_consumer)
+{
+    consumers_init(ITER);
+    run(body_key_racers);
+}
+END_TEST
+
 /* ---- basic_auth ---------------------------------------------------------------- */
 
 static uint64_t hashes(void)
@@ -782,6 +901,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_query_take_keeps_other_parameters_in_order);
     tcase_add_test(tc, test_key_compile_errors_are_reported_with_positions);
     tcase_add_test(tc, test_key_describe_shows_no_secret);
+    tcase_add_test(tc, test_key_found_once_is_known_by_its_tag_and_no_other_key_is);
+    tcase_add_test(tc, test_keys_found_on_both_schedulers_at_once_each_get_their_consumer);
     suite_add_tcase(s, tc);
     tc = tcase_create("basic_auth");
     tcase_set_timeout(tc, 170);
