@@ -116,10 +116,31 @@ static unsigned field_flags(const char *name, size_t n)
     return 0;
 }
 
-/* Named in a Connection field of h (and removable that way). */
-static bool named_in_connection(const struct gw_http_head *h, const char *name, size_t n)
+/* Where named_in_connection starts: h's first Connection field that lists
+ * a name other than "close" and the hop-by-hop fields (which every copy
+ * drops whatever Connection says), or h->nheaders when none does: then no
+ * field is looked for there. Most messages have none, or "keep-alive". */
+static size_t first_connection(const struct gw_http_head *h)
 {
     for (size_t i = 0; i < h->nheaders; i++) {
+        const struct gw_http_header *f = &h->headers[i];
+        if (!gw__http_ieq(f->name, f->name_len, "connection"))
+            continue;
+        size_t pos = 0, tl;
+        const char *t;
+        while (gw__http_list_next(f->value, f->value_len, &pos, &t, &tl))
+            if (!gw__http_ieq(t, tl, "close") && !(field_flags(t, tl) & GW__HTTP_F_HOP))
+                return i;
+    }
+    return h->nheaders;
+}
+
+/* Named in a Connection field of h (and removable that way); `from` is
+ * first_connection(h). */
+static bool named_in_connection(const struct gw_http_head *h, size_t from, const char *name,
+                                size_t n)
+{
+    for (size_t i = from; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
         if (!gw__http_ieq(f->name, f->name_len, "connection"))
             continue;
@@ -227,6 +248,7 @@ static void copy_fields_owned(struct gw__http_out *o, const struct gw_http_head 
                               bool keep_upgrade, const struct gw_http_edits *e, unsigned skip,
                               const struct gw_http_kv *owned, size_t nowned)
 {
+    size_t conn = first_connection(h);
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
         if (keep_upgrade && gw__http_ieq(f->name, f->name_len, "upgrade")) {
@@ -239,7 +261,7 @@ static void copy_fields_owned(struct gw__http_out *o, const struct gw_http_head 
             continue;
         if (edited_away(e, f->name, f->name_len))
             continue;
-        if (named_in_connection(h, f->name, f->name_len))
+        if (named_in_connection(h, conn, f->name, f->name_len))
             continue;
         gw__http_put(o, f->name, f->name_len);
         gw__http_put(o, ": ", 2);
@@ -297,10 +319,11 @@ void gw__http_put_date(struct gw__http_out *o)
 void gw__http_put_date_unless_copied(struct gw__http_out *o, const struct gw_http_head *h,
                                      const struct gw_http_edits *e)
 {
+    size_t conn = first_connection(h);
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
         if (gw__http_ieq(f->name, f->name_len, "date") && !edited_away(e, f->name, f->name_len) &&
-            !named_in_connection(h, f->name, f->name_len))
+            !named_in_connection(h, conn, f->name, f->name_len))
             return;
     }
     for (size_t i = 0; e && i < e->nset + e->nadd; i++) {
@@ -503,7 +526,8 @@ int gw_http_request_head_write(const struct gw_http_head *h, const struct gw_htt
      * else the gateway writes its own (or none). */
     gw__http_puts(&o, "X-Forwarded-For: ");
     if ((f->peer_trusted ||
-         (f->keep_forwarded_for && !named_in_connection(h, "x-forwarded-for", 15))) &&
+         (f->keep_forwarded_for &&
+          !named_in_connection(h, first_connection(h), "x-forwarded-for", 15))) &&
         join_values(&o, h, "x-forwarded-for"))
         gw__http_put(&o, ", ", 2);
     gw__http_puts(&o, f->client_addr);

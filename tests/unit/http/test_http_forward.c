@@ -173,6 +173,27 @@ START_TEST(test_fields_named_in_connection_are_removed_but_not_protected_ones)
 }
 END_TEST
 
+/* A Connection field listing only "keep-alive", "close" and hop-by-hop
+ * names, then one naming a field before and after it: both copies of
+ * that field go, on a request and on a response. */
+START_TEST(test_a_later_connection_field_still_removes_what_it_names)
+{
+    char out[4096];
+    struct gw_http_head *u =
+        forward("GET / HTTP/1.1\r\nX-Early: 1\r\nConnection: keep-alive, close, TE\r\n"
+                "Host: a\r\nX-Keep: k\r\nConnection: X-Early, x-late\r\nX-Late: 2\r\n\r\n",
+                &base_fwd, out, sizeof(out));
+    ck_assert_ptr_null(gw_http_head_get(u, "x-early", NULL));
+    ck_assert_ptr_null(gw_http_head_get(u, "x-late", NULL));
+    ck_assert_str_eq(gw_http_head_get(u, "x-keep", NULL), "k");
+    gw_http_head_free(u);
+    u = forward("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nX-Keep: k\r\n\r\n",
+                &base_fwd, out, sizeof(out));
+    ck_assert_str_eq(gw_http_head_get(u, "x-keep", NULL), "k");
+    gw_http_head_free(u);
+}
+END_TEST
+
 START_TEST(test_x_forwarded_for_is_trusted_only_from_trusted_peers)
 {
     char out[4096];
@@ -798,6 +819,7 @@ static Suite *suite(void)
     TCase *t = tcase_create("request");
     tcase_add_test(t, test_hop_by_hop_fields_are_removed);
     tcase_add_test(t, test_fields_named_in_connection_are_removed_but_not_protected_ones);
+    tcase_add_test(t, test_a_later_connection_field_still_removes_what_it_names);
     tcase_add_test(t, test_x_forwarded_for_is_trusted_only_from_trusted_peers);
     tcase_add_test(t, test_client_forwarding_fields_are_replaced_by_the_gateways);
     tcase_add_test(t, test_forwarding_fields_are_kept_only_from_trusted_peers);
