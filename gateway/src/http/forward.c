@@ -18,8 +18,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void gw__http_put(struct gw__http_out *o, const char *s, size_t n)
@@ -105,14 +107,38 @@ static const struct field_rule field_rules[] = {
     RULE("x-remote-addr", GW__HTTP_F_DROPPED),
 };
 
+#define NRULES (sizeof field_rules / sizeof field_rules[0])
+/* Longer than every rule's name: such a field is ordinary. */
+#define RULE_LEN_MAX 32
+_Static_assert(NRULES <= 64, "a length's rules are a 64-bit set");
+
+/* The rules of each name length, as bits of field_rules' indices: a field
+ * is compared with the few rules of its length only. Built once. */
+static uint64_t rules_of_len[RULE_LEN_MAX + 1];
+static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
+
+static void rules_index(void)
+{
+    for (size_t i = 0; i < NRULES; i++) {
+        if (field_rules[i].len > RULE_LEN_MAX)
+            abort(); /* a rule no field could match: RULE_LEN_MAX is wrong */
+        rules_of_len[field_rules[i].len] |= (uint64_t)1 << i;
+    }
+}
+
 /* The flags of field `name` (n bytes, any case); 0 for an ordinary field. */
 static unsigned field_flags(const char *name, size_t n)
 {
     if (n >= 6 && gw__http_ieq(name, 6, "proxy-"))
         return GW__HTTP_F_HOP;
-    for (size_t i = 0; i < sizeof field_rules / sizeof field_rules[0]; i++)
-        if (field_rules[i].len == n && gw__http_ieq(name, n, field_rules[i].name))
-            return field_rules[i].flags;
+    if (n > RULE_LEN_MAX)
+        return 0;
+    pthread_once(&rules_once, rules_index);
+    for (uint64_t m = rules_of_len[n]; m; m &= m - 1) {
+        const struct field_rule *r = &field_rules[__builtin_ctzll(m)];
+        if (gw__http_ieq(name, n, r->name))
+            return r->flags;
+    }
     return 0;
 }
 
@@ -124,12 +150,13 @@ static size_t first_connection(const struct gw_http_head *h)
 {
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
-        if (!gw__http_ieq(f->name, f->name_len, "connection"))
+        if (!GW__HTTP_IEQ_LIT(f->name, f->name_len, "connection"))
             continue;
         size_t pos = 0, tl;
         const char *t;
         while (gw__http_list_next(f->value, f->value_len, &pos, &t, &tl))
-            if (!gw__http_ieq(t, tl, "close") && !(field_flags(t, tl) & GW__HTTP_F_HOP))
+            if (!GW__HTTP_IEQ_LIT(t, tl, "keep-alive") && !GW__HTTP_IEQ_LIT(t, tl, "close") &&
+                !(field_flags(t, tl) & GW__HTTP_F_HOP))
                 return i;
     }
     return h->nheaders;
@@ -142,7 +169,7 @@ static bool named_in_connection(const struct gw_http_head *h, size_t from, const
 {
     for (size_t i = from; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
-        if (!gw__http_ieq(f->name, f->name_len, "connection"))
+        if (!GW__HTTP_IEQ_LIT(f->name, f->name_len, "connection"))
             continue;
         size_t pos = 0, tl;
         const char *t;
@@ -251,7 +278,7 @@ static void copy_fields_owned(struct gw__http_out *o, const struct gw_http_head 
     size_t conn = first_connection(h);
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
-        if (keep_upgrade && gw__http_ieq(f->name, f->name_len, "upgrade")) {
+        if (keep_upgrade && GW__HTTP_IEQ_LIT(f->name, f->name_len, "upgrade")) {
             gw__http_field(o, "Upgrade", f->value, f->value_len);
             continue;
         }
@@ -322,7 +349,8 @@ void gw__http_put_date_unless_copied(struct gw__http_out *o, const struct gw_htt
     size_t conn = first_connection(h);
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
-        if (gw__http_ieq(f->name, f->name_len, "date") && !edited_away(e, f->name, f->name_len) &&
+        if (GW__HTTP_IEQ_LIT(f->name, f->name_len, "date") &&
+            !edited_away(e, f->name, f->name_len) &&
             !named_in_connection(h, conn, f->name, f->name_len))
             return;
     }
@@ -356,7 +384,7 @@ void gw__http_put_te_chunked(struct gw__http_out *o, const struct gw_http_head *
     gw__http_puts(o, "Transfer-Encoding: ");
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
-        if (!gw__http_ieq(f->name, f->name_len, "transfer-encoding"))
+        if (!GW__HTTP_IEQ_LIT(f->name, f->name_len, "transfer-encoding"))
             continue;
         size_t pos = 0, tl;
         const char *t;

@@ -41,8 +41,10 @@ struct gw_http_head *gw_http_head_dup(const struct gw_http_head *h)
 
 const char *gw_http_head_get(const struct gw_http_head *h, const char *name, size_t *len)
 {
+    size_t nl = strlen(name);
     for (size_t i = 0; i < h->nheaders; i++) {
-        if (gw__http_ieq(h->headers[i].name, h->headers[i].name_len, name)) {
+        if (h->headers[i].name_len == nl &&
+            gw__http_ieq(h->headers[i].name, h->headers[i].name_len, name)) {
             if (len)
                 *len = h->headers[i].value_len;
             return h->headers[i].value;
@@ -53,9 +55,10 @@ const char *gw_http_head_get(const struct gw_http_head *h, const char *name, siz
 
 size_t gw_http_head_count(const struct gw_http_head *h, const char *name)
 {
-    size_t n = 0;
+    size_t n = 0, nl = strlen(name);
     for (size_t i = 0; i < h->nheaders; i++)
-        if (gw__http_ieq(h->headers[i].name, h->headers[i].name_len, name))
+        if (h->headers[i].name_len == nl &&
+            gw__http_ieq(h->headers[i].name, h->headers[i].name_len, name))
             n++;
     return n;
 }

@@ -51,6 +51,10 @@ bool gw__http_coding_known(const char *t, size_t n);
 /* ASCII case-insensitive equality of a[0..alen) and NUL-terminated b. */
 bool gw__http_ieq(const char *a, size_t alen, const char *b);
 
+/* The same with a string literal as b: its length is compared first, so
+ * that most fields are told apart without a call. */
+#define GW__HTTP_IEQ_LIT(a, alen, lit) ((alen) == sizeof(lit) - 1 && gw__http_ieq(a, alen, lit))
+
 /* Walks a comma-separated list: skips OWS and empty elements, returns the
  * next element in [*tok, *tok + *toklen) (trailing OWS removed) and advances
  * *pos; false at the end. */

@@ -395,12 +395,12 @@ int gw_http_switching_head_write(const struct gw_http_head *r, const char *reque
      * must not be sent in one, whatever the upstream put there. */
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct gw_http_header *f = &r->headers[i];
-        if (gw__http_ieq(f->name, f->name_len, "content-length") ||
-            gw__http_ieq(f->name, f->name_len, "transfer-encoding"))
+        if (GW__HTTP_IEQ_LIT(f->name, f->name_len, "content-length") ||
+            GW__HTTP_IEQ_LIT(f->name, f->name_len, "transfer-encoding"))
             continue;
         /* The gateway's own id replaces the upstream's, as on any response
          * it relays: one X-Request-Id. */
-        if (request_id_ok(request_id) && gw__http_ieq(f->name, f->name_len, "x-request-id"))
+        if (request_id_ok(request_id) && GW__HTTP_IEQ_LIT(f->name, f->name_len, "x-request-id"))
             continue;
         if (replaced(extra, f->name, f->name_len))
             continue;
