@@ -416,8 +416,11 @@ class Kill:
 
 
 class Killer:
-    def __init__(self, admin, rate, rng, restarts, verbose, only=None):
+    def __init__(self, admin, rate, rng, restarts, verbose, only=None, dry=False):
         self.admin, self.rate, self.rng, self.only = admin, rate, rng, only
+        # Dry: everything but the kill itself (the warm-up, so that the
+        # baseline includes what the admin API's answers cost).
+        self.dry = dry
         self.restarts, self.verbose = restarts, verbose
         self.kills = []
         self.escalations = []
@@ -473,6 +476,9 @@ class Killer:
         pid = victim["pid"]
         down = taken_down(pid, procs, tree)
         ips = connection_ips(down, by_pid)
+        if self.dry:
+            self.admin.tree()
+            return
         parent_sup = sups.get(victim.get("parent"), (None,))[0]
         t0 = time.monotonic()
         try:
@@ -634,7 +640,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of chaos")
     ap.add_argument("--calm", type=float, default=15.0, help="seconds of load without chaos")
-    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=0.01, help="fraction of live processes per s")
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--seed", type=int, default=None)
@@ -670,7 +676,12 @@ def main():
         threading.Thread(target=sampler, daemon=True).start()
         warm = Load(gw.port, args.clients)
         warm.start()
+        observer = Killer(admin, args.rate, random.Random(seed), Restarts(admin.tree()), False,
+                          dry=True)
+        observer.thread.start()
         time.sleep(args.warmup)
+        observer.stop.set()
+        observer.thread.join(60)
         warm.finish()
         fds0, raw0, idle0, kinds0 = quiet_fds(admin, pid, ports)
         rss0 = rss_bytes(pid)
