@@ -329,6 +329,19 @@ def shape(node):
     return (sup.get("strategy"), tuple(kids))
 
 
+def shape_paths(sh, path="tandem_sup"):
+    """A shape as the set of its children's paths, each with its state."""
+    out = set()
+    strategy, kids = sh
+    for cid, ctype, running, sub in kids:
+        p = f"{path}/{cid}"
+        out.add(f"{p} ({ctype}, {'running' if running else 'not running'})")
+        if sub:
+            out |= shape_paths(sub, p)
+    out.add(f"{path} strategy {strategy}")
+    return out
+
+
 def sup_index(tree):
     """Every supervisor in the tree: pid -> (path, node)."""
     out = {}
@@ -832,7 +845,10 @@ def main():
             pass
         else:
             if shape(tree1) != shape0:
-                problems.append(f"tree differs:\n  before {shape0}\n  after  {shape(tree1)}")
+                a, b = shape_paths(shape0), shape_paths(shape(tree1))
+                problems.append("the tree differs from before the run:" +
+                                "".join(f"\n  before only: {x}" for x in sorted(a - b)) +
+                                "".join(f"\n  after only:  {x}" for x in sorted(b - a)))
             if fds1 > fds0:
                 problems.append(f"fds: {fds1} after, {fds0} before")
             if abs(rss1 - rss0) > 0.10 * rss0:
