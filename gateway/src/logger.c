@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gw/metrics.h"
 #include "gw_int.h"
 #include "linebuf.h"
 #include "logfd.h"
@@ -87,18 +88,12 @@ static _Atomic rt_pid logger_pid;
  * published through them, so relaxed order is enough everywhere. */
 static _Atomic uint64_t backlog_lines;
 static _Atomic uint64_t backlog_bytes;
-static _Atomic uint64_t dropped;       /* since the last report */
-static _Atomic uint64_t dropped_total; /* over the gateway's life: /metrics */
+static _Atomic uint64_t dropped; /* since the last report */
 
 static void count_dropped(uint64_t n)
 {
     atomic_fetch_add_explicit(&dropped, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&dropped_total, n, memory_order_relaxed);
-}
-
-uint64_t gw_access_log_dropped_total(void)
-{
-    return atomic_load_explicit(&dropped_total, memory_order_relaxed);
+    gw_metrics_access_log_dropped(n); /* over the gateway's life: /metrics */
 }
 
 /* What one queued line costs: its message, header included. */

@@ -68,11 +68,6 @@ uint64_t gw_fd_reserve(uint64_t limit);
  * hard limit (the kernel's nr_open when that is unlimited); 0 when unknown. */
 uint64_t gw_fd_limit_target(void);
 
-/* Access-log lines dropped since the start: beyond the logger's backlog
- * (stdout not draining), a write that failed, or left unwritten at
- * shutdown with stdout stuck. Any thread. */
-uint64_t gw_access_log_dropped_total(void);
-
 /* Main thread. Runs the gateway on `cfg` (the caller frees it after) until SIGTERM
  * or SIGINT, then drains and stops. Returns the process exit code. */
 int gw_run(struct gw_config *cfg);

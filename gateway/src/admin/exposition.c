@@ -305,7 +305,7 @@ static void render_gateway(struct buf *b)
     family(b, "tandem_access_log_lines_dropped_total", "counter",
            "Access-log lines dropped: stdout not taking them, or failing.");
     put(b, "tandem_access_log_lines_dropped_total %llu\n",
-        (unsigned long long)gw_access_log_dropped_total());
+        (unsigned long long)gw_metrics_access_log_dropped_total());
     family(b, "tandem_requests_in_flight", "gauge", "Requests being handled now.");
     /* relaxed: a gauge read on its own. */
     put(b, "tandem_requests_in_flight %llu\n",
