@@ -2,18 +2,42 @@
  * gateway.c: gw_run — start-up, the supervision tree, signals, graceful
  * shutdown.
  *
- *   tandem_sup (rest_for_one)
+ *   tandem_sup (one_for_one, at most 5 restarts in 10 s)
  *   ├── gw_events       the gateway's event manager (gw/events.h)
  *   ├── logger          access log
  *   ├── router          owns the route table, reloads it
  *   ├── upstreams_sup   one_for_one: active health checks per upstream
+ *   ├── workflows_sup   with workflows: one process per instance
  *   ├── jwks_sup        simple_one_for_one: a fetcher per JWKS URL
- *                       (policy/jwks_fetch.c)
+ *   │                   (policy/jwks_fetch.c)
  *   ├── listeners_sup   one_for_one: per listener (rest_for_one)
  *   │                   conns_sup (simple_one_for_one) + acceptors
  *   ├── admin           the admin listener, built the same way
+ *   ├── redis_sup       with a Redis rate limit (policy/redis.c)
  *   └── tls_reloader    with a TLS listener: reloads its certificates
  *                       (tls/reload.c)
+ *
+ * The children of tandem_sup depend on one another only through state that
+ * outlives each of them, never through a pid one holds: gw_events, the
+ * router, jwks_sup, redis_sup and the TLS reloader are reached by their
+ * registered names, the logger and the Redis client through a pid each
+ * publishes when it starts; requests read the published route table
+ * (gw.routes) and the upstreams' state, which belong to the gateway, not
+ * to the router or upstreams_sup, and a restarted router takes the table
+ * that is published; the listening sockets are opened here and outlive
+ * listeners_sup. So a crash restarts only the child that crashed
+ * (one_for_one): killing the logger drops no connection. The order is the
+ * start order: gw_events first so that every start is announced,
+ * workflows_sup before the listeners so that unfinished instances hold
+ * their keys before a request may ask for them.
+ *
+ * A supervisor whose children crash more often than its intensity allows
+ * stops them all and exits; an inner one (upstreams_sup, listeners_sup,
+ * ...) is then restarted by tandem_sup, which counts it against its own
+ * intensity. When tandem_sup itself gives up (or is killed), nothing is
+ * left serving: the gateway logs one line saying so and exits 1 at once,
+ * so that its own supervisor (systemd's Restart=, the container runtime's
+ * restart policy) starts it again from scratch.
  *
  * The main thread owns the signals (blocked everywhere else): SIGHUP asks
  * the router to reload and the TLS listeners to load their certificates
@@ -43,6 +67,13 @@
 #include "relay.h"
 #include "tls/tls.h"
 #include "rt/supervisor.h"
+
+/* tandem_sup's intensity: more restarts than this within the period and the
+ * gateway exits 1 (see the top of the file). */
+#define TOP_INTENSITY 5
+#define TOP_PERIOD_S 10
+#define TEXT_(x) #x
+#define TEXT(x) TEXT_(x)
 
 struct gw_gateway gw;
 struct gw__kinds gw__kinds;
@@ -165,9 +196,9 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                             .start = gw_tls_reloader_start,
                                             .restart = RT_PERMANENT,
                                             .shutdown = 5000};
-    flags->strategy = RT_REST_FOR_ONE;
-    flags->intensity = 5;
-    flags->period_s = 10;
+    flags->strategy = RT_ONE_FOR_ONE; /* independent children: see the top of the file */
+    flags->intensity = TOP_INTENSITY;
+    flags->period_s = TOP_PERIOD_S;
     return rt_sup_init_children(init, specs, k);
 }
 
@@ -178,6 +209,11 @@ static pthread_mutex_t root_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t root_cond = PTHREAD_COND_INITIALIZER;
 static int root_state; /* 0 starting, 1 up, -1 failed */
 static rt_atom root_reason;
+/* Set by the root before it raises SIGTERM when tandem_sup has exited on
+ * its own: the main thread then exits 1 instead of draining. Seq_cst: read
+ * after sigtimedwait returns, written before kill(); the signal orders
+ * nothing by itself. */
+static _Atomic int root_lost;
 
 static void root_report(int state, rt_atom reason)
 {
@@ -215,10 +251,22 @@ static void root_main(void *arg)
         if (m->type == RT_MSG_DOWN && m->ref == mon) {
             rt_atom why = (rt_atom)m->u64; /* read before the message is freed */
             rt_msg_free(m);
-            rt_log(RT_LOG_ERROR, "tandem_sup exited: %s", rt_atom_name(why));
+            /* The one line that says why the gateway stops. `shutdown` is
+             * the reason a supervisor gives when its intensity is
+             * exceeded; anything else is a kill from outside. */
+            rt_log(
+                RT_LOG_ERROR,
+                "tandem_sup exited: %s%s; nothing is left serving, exiting with status 1 so "
+                "that the service manager restarts the gateway",
+                rt_atom_name(why),
+                why == RT_SHUTDOWN
+                    ? " (more than " TEXT(TOP_INTENSITY) " restarts of its children within " TEXT(
+                          TOP_PERIOD_S) " s)"
+                    : "");
             /* The start state stays "up": the tree did start, and the main
              * thread may not have seen that yet (it would then report a
-             * failed start and exit 1). SIGTERM drains and stops. */
+             * failed start). */
+            atomic_store(&root_lost, 1);
             kill(getpid(), SIGTERM);
             return;
         }
@@ -377,6 +425,11 @@ int gw_run(struct gw_config *cfg)
             continue;
         }
         break;
+    }
+    if (atomic_load(&root_lost)) {
+        /* No listener, no connection left: nothing to drain. */
+        rt_join(root, 65000, NULL);
+        goto out_runtime;
     }
 
     rt_log(RT_LOG_INFO, "draining: no new connections; finishing requests in flight");

@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gw/metrics.h"
 #include "gw_int.h"
 #include "linebuf.h"
 #include "logfd.h"
@@ -87,7 +88,13 @@ static _Atomic rt_pid logger_pid;
  * published through them, so relaxed order is enough everywhere. */
 static _Atomic uint64_t backlog_lines;
 static _Atomic uint64_t backlog_bytes;
-static _Atomic uint64_t dropped;
+static _Atomic uint64_t dropped; /* since the last report */
+
+static void count_dropped(uint64_t n)
+{
+    atomic_fetch_add_explicit(&dropped, n, memory_order_relaxed);
+    gw_metrics_access_log_dropped(n); /* over the gateway's life: /metrics */
+}
 
 /* What one queued line costs: its message, header included. */
 static uint64_t line_cost(size_t len)
@@ -125,7 +132,7 @@ void gw__access_log_backlog(uint64_t *lines, uint64_t *bytes)
 static void line_dtor(struct rt_msg *m)
 {
     backlog_release(1, line_cost(m->size));
-    atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+    count_dropped(1);
 }
 
 /* ---- writing: a batch of lines, on the blocking pool ----------------------- */
@@ -188,7 +195,7 @@ static void batch_settle(struct batch *b)
 static void batch_forget(struct batch *b)
 {
     batch_settle(b);
-    atomic_fetch_add_explicit(&dropped, b->lines, memory_order_relaxed);
+    count_dropped(b->lines);
     backlog_release(b->lines, b->cost);
     b->lines = b->cost = 0;
     b->len = b->off = b->settled = 0;
@@ -585,13 +592,13 @@ void gw__access_log(const struct gw__exchange *ex, const char *method, const cha
     size_t n = format_line(line, sizeof line, ex, method, path, route, consumer, target, status,
                            bytes, duration_us, version);
     if (!n || !backlog_admit(n)) {
-        atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+        count_dropped(1);
         return;
     }
     struct rt_msg *m = rt_msg_copy(GW__MSG_LOG, line, n);
     if (!m) {
         backlog_release(1, line_cost(n));
-        atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+        count_dropped(1);
         return;
     }
     m->dtor = line_dtor;

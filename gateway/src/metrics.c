@@ -190,6 +190,19 @@ void gw_metrics_redis_up(bool up)
         atomic_fetch_add_explicit(&redis.connects, 1, memory_order_relaxed);
 }
 
+static _Atomic uint64_t access_log_dropped;
+
+void gw_metrics_access_log_dropped(uint64_t n)
+{
+    /* relaxed: a counter. */
+    atomic_fetch_add_explicit(&access_log_dropped, n, memory_order_relaxed);
+}
+
+uint64_t gw_metrics_access_log_dropped_total(void)
+{
+    return atomic_load_explicit(&access_log_dropped, memory_order_relaxed);
+}
+
 void gw_metrics_redis_round_trip(void)
 {
     /* relaxed: a counter. */

@@ -113,6 +113,12 @@ void gw_metrics_redis_round_trip(void);
 void gw_metrics_redis_error(enum gw_metrics_redis_error kind, const char *text);
 void gw_metrics_redis_read(struct gw_metrics_redis *out);
 
+/* Access-log lines dropped (logger.c): beyond the logger's backlog (stdout
+ * not draining), a write that failed, or left unwritten at shutdown with
+ * stdout stuck. Any thread. */
+void gw_metrics_access_log_dropped(uint64_t n);
+uint64_t gw_metrics_access_log_dropped_total(void);
+
 /* Process context (reads gw, calls gw_upstreams_describe and
  * gw_router_counts). The whole exposition (runtime figures included) as a
  * malloc'd text: admin/exposition.c. Returns 0 or -ENOMEM. */

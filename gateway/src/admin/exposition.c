@@ -302,6 +302,10 @@ static void render_gateway(struct buf *b)
             (unsigned long long)ev[t]);
     family(b, "tandem_route_table_version", "gauge", "Version of the route table serving now.");
     put(b, "tandem_route_table_version %llu\n", (unsigned long long)gw__admin_route_version());
+    family(b, "tandem_access_log_lines_dropped_total", "counter",
+           "Access-log lines dropped: stdout not taking them, or failing.");
+    put(b, "tandem_access_log_lines_dropped_total %llu\n",
+        (unsigned long long)gw_metrics_access_log_dropped_total());
     family(b, "tandem_requests_in_flight", "gauge", "Requests being handled now.");
     /* relaxed: a gauge read on its own. */
     put(b, "tandem_requests_in_flight %llu\n",

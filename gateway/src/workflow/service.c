@@ -524,6 +524,9 @@ static int journal_config(const struct gw_config *cfg)
     return 0;
 }
 
+/* What the journal is given to finish its writes and close its file. */
+#define JOURNAL_SHUTDOWN_MS 10000
+
 static int workflows_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_init *init)
 {
     (void)arg;
@@ -532,7 +535,7 @@ static int workflows_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_i
          .start = wf_journal_child_start,
          .arg = &jcfg,
          .restart = RT_PERMANENT,
-         .shutdown = 10000},
+         .shutdown = JOURNAL_SHUTDOWN_MS},
         {.id = "wf_instances",
          .start = instances_start,
          .restart = RT_PERMANENT,
@@ -561,6 +564,19 @@ int gw_workflows_sup_start(void *arg, const void *extra, size_t extra_size, rt_p
     if (rc < 0) {
         *reason = rt_atom_intern("bad_journal_config");
         return rc;
+    }
+    /* A workflows_sup killed outright leaves its journal to exit on the
+     * EXIT of its link, after it closes the journal's file: starting the
+     * next one before would find the name taken (already_started, a
+     * restart spent at once) or the file still open. Wait for it, as long
+     * as its supervisor would. */
+    rt_ref gone = rt_monitor_name("wf_journal");
+    if (gone) {
+        struct rt_msg *d = rt_receive_ref(gone, JOURNAL_SHUTDOWN_MS);
+        if (d)
+            rt_msg_free(d);
+        else
+            rt_demonitor(gone, true);
     }
     struct rt_start_opts o = {.name = "workflows_sup", .initial_call = "workflows_sup"};
     return rt_sup_start_link(workflows_init, NULL, &o, out, reason);
