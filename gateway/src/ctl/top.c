@@ -259,7 +259,7 @@ static void draw_system(const struct top *t, struct screen *sc)
     char rss[32], pm[32];
     gw__ctl_human_bytes(jint(mem, "rss_bytes"), rss, sizeof rss);
     gw__ctl_human_bytes(jint(mem, "processes_bytes"), pm, sizeof pm);
-    add(sc, false, "memory    rss %s  processes %s        processes %lld of %lld", rss, pm,
+    add(sc, false, "memory    rss %s  process heaps %s      processes %lld of %lld", rss, pm,
         jint(s, "processes"), jint(s, "process_limit"));
     add(sc, false, "requests  %.1f/s  errors %.1f/s  in flight %lld  (total %lld, errors %lld)",
         jnum(s, "requests_per_s"), jnum(s, "errors_per_s"), jint(s, "in_flight"),
@@ -892,7 +892,9 @@ static int term_enter(struct termios *saved)
     struct termios raw = *saved;
     raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO | ISIG | IEXTEN);
     raw.c_iflag &= ~(tcflag_t)(IXON | ICRNL);
-    raw.c_cc[VMIN] = 0;
+    /* A read after poll said POLLIN returns what is there; 0 is the end
+     * of the terminal, never "nothing yet". */
+    raw.c_cc[VMIN] = 1;
     raw.c_cc[VTIME] = 0;
     if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) < 0)
         return -errno;
@@ -1030,7 +1032,7 @@ static void loop(struct top *t)
         }
         if (t->quit)
             break;
-        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if (p[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
             ssize_t n = read(STDIN_FILENO, keys, sizeof keys);
             if (n > 0)
                 on_keys(t, keys, (size_t)n);
