@@ -205,9 +205,12 @@ def screen_shows_the_schedulers_and_a_process_known_to_exist():
         # reductions of a 40-row screen holds it in an idle gateway.
         s = tm.wait(lambda s: any(r[0] == sup and r[1] == "tandem_sup" for r in table_rows(s)),
                     10)
-        # The screen is the pane's: 40 rows, none longer than 120 columns.
-        lines = s.split("\n")
-        assert all(len(line) <= COLS for line in lines), s
+        # Every line fits: none wrapped onto the next row, so the rows are
+        # in the order drawn (header first, table head before the rows).
+        lines = s.splitlines()
+        assert lines[0].startswith("tandem ") and lines[1].startswith("sched  0"), s
+        head = next(i for i, x in enumerate(lines) if x.startswith("PID "))
+        assert all(re.match(r"<0\.", x) for x in lines[head + 1:] if x.strip()), s
         tm.keys("q")
         tm.wait(lambda s: "top-done" in s, 10)
 
