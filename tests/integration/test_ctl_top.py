@@ -365,7 +365,8 @@ def a_dropped_stream_is_reported_and_dialled_again():
                                       stderr=g.stderr)
             wait_port(g.admin_port)
             n = sample_no(tm.screen()) or 0
-            tm.wait(lambda s: "stream connected" in s and (sample_no(s) or 0) > n, 20)
+            tm.wait(lambda s: re.search(r"stream connected \(\d+ drops, the last: ", s) and
+                    (sample_no(s) or 0) > n, 20)
             tm.keys("q")
             s = tm.wait(lambda s: "top-done" in s, 10)
             assert "exit=0" in s, s
@@ -506,10 +507,12 @@ HELLO_FRAME = frame(0, "hello", {"version": "scripted", "routes_version": 4,
 
 @t.case
 def a_lagged_frame_reconnects_and_says_why():
+    # The first stream stays open after `lagged`: only a client that acts
+    # on the frame dials again.
     def script(n):
         if n == 0:
             return [HELLO_FRAME, sample(1), b": keepalive\n\n",
-                    frame(2, "lagged", {"dropped": 300}), None]
+                    frame(2, "lagged", {"dropped": 300})]
         return [HELLO_FRAME, sample(1), sample(2)]
     st = Scripted(script)
     try:
@@ -517,6 +520,8 @@ def a_lagged_frame_reconnects_and_says_why():
             start_top(tm, top_cmd("--admin", f"127.0.0.1:{st.port}"))
             s = tm.wait(lambda s: st.connections >= 2 and "sample #3" in s, 15)
             assert "rq 3" in s and "12.5/s" in s and "routes v4" in s, s
+            assert "stream connected (1 drops, the last: this client fell behind: 300 events " \
+                   "dropped)" in s, s
             # A name with an escape sequence is shown, not obeyed.
             assert "scripted?[2J" in s, s
             tm.keys("q")
@@ -539,7 +544,8 @@ def a_frame_over_the_limit_drops_the_stream_and_memory_stays_bounded():
     try:
         with Tmux() as tm:
             start_top(tm, top_cmd("--admin", f"127.0.0.1:{st.port}"))
-            tm.wait(lambda s: st.connections >= 2 and "stream connected" in s, 15)
+            s = tm.wait(lambda s: st.connections >= 2 and "stream connected" in s, 15)
+            assert "the last: a frame larger than 1 MiB" in s, s
             pid = top_pid(tm)
             with open(f"/proc/{pid}/status") as f:
                 rss = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1))

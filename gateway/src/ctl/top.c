@@ -100,7 +100,9 @@ struct top {
     char input[TOP_NAME_MAX + 1];
     char status[320]; /* the stream's state, shown */
     bool connected;
-    int64_t retry_at; /* dial again at (0: now) */
+    unsigned drops;      /* streams lost since start */
+    char last_drop[200]; /* why the last one was */
+    int64_t retry_at;    /* dial again at (0: now) */
     int backoff_ms;
     int rows, cols;
     bool tty;   /* a full screen, not --once */
@@ -335,7 +337,10 @@ static void draw(const struct top *t, struct screen *sc)
     draw_system(t, sc);
     char ev[sizeof t->last_event];
     safe(t->last_event, ev, sizeof ev);
-    add(sc, false, "stream %s%s%s", t->status, *ev ? "   last: " : "", ev);
+    char drops[260] = "";
+    if (t->connected && t->drops)
+        snprintf(drops, sizeof drops, " (%u drops, the last: %s)", t->drops, t->last_drop);
+    add(sc, false, "stream %s%s%s%s", t->status, drops, *ev ? "   last: " : "", ev);
     /* The prompt keeps the last row. */
     int keep = t->tty && t->prompt ? 1 : 0;
     int max = sc->max;
@@ -477,6 +482,8 @@ static void dropped(struct top *t, const char *why)
 {
     stream_close(&t->s);
     t->connected = false;
+    t->drops++;
+    snprintf(t->last_drop, sizeof t->last_drop, "%s", why);
     t->retry_at = gw__ctl_now_ms() + t->backoff_ms;
     snprintf(t->status, sizeof t->status, "lost (%s); reconnecting in %.1fs", why,
              t->backoff_ms / 1000.0);
