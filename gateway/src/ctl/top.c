@@ -191,8 +191,11 @@ static void add(struct screen *sc, bool inverse, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(sc->lines[sc->n], TOP_LINE, fmt, ap);
+    int n = vsnprintf(sc->lines[sc->n], TOP_LINE, fmt, ap);
     va_end(ap);
+    /* Columns padded to their width leave blanks at a line's end. */
+    for (n = n < TOP_LINE ? n : TOP_LINE - 1; n > 0 && sc->lines[sc->n][n - 1] == ' '; n--)
+        sc->lines[sc->n][n - 1] = 0;
     sc->inverse[sc->n++] = inverse;
 }
 
