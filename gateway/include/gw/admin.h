@@ -85,6 +85,10 @@ struct gw_admin_response {
      * Allow ("GET, HEAD"), a 401's WWW-Authenticate. */
     const char *allow;
     const char *www_authenticate;
+    /* GET /admin/events admitted: the answer is the event stream, which the
+     * admin listener's handler serves itself (admin/events.c); status and
+     * body are not set. */
+    bool stream;
 };
 
 /* Any thread. The checks above that need only the head (Host, origin,

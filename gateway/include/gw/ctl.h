@@ -7,12 +7,15 @@
  *     kill PID [--reason R] | restart PID | health
  *     workflows [--state S] [--definition D] [--limit N] [--after ID]
  *     workflows ID | workflows retry ID | workflows resolve ID [--note TEXT]
+ *     top [--once] [--sort reductions|mailbox|memory] [--kind K] [--name S]
  *   OPTIONS: -c FILE (default $TANDEM_CONFIG, else config/tandem.json),
  *            --admin HOST:PORT, --token T (default $TANDEM_ADMIN_TOKEN, else
  *            the variable named by admin.token_env), --json, --timeout MS
  *
  * It speaks HTTP/1.1 over plain blocking sockets, one request per
- * connection (Connection: close); no runtime is started.
+ * connection (Connection: close); no runtime is started. `top` also holds
+ * the event stream (GET /admin/events) open and polls it with the
+ * terminal (gateway/src/ctl/top.c).
  */
 #ifndef GW_CTL_H
 #define GW_CTL_H

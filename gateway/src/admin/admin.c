@@ -6,7 +6,8 @@
  * /admin/upstreams. The route endpoints are in routes.c, the process and
  * supervision-tree endpoints in procs.c, the workflow endpoints in
  * workflows.c, the TLS endpoints in tls.c, the policy and consumer
- * endpoints in policies.c.
+ * endpoints in policies.c. GET /admin/events is admitted and authorised
+ * here like every path, then served by events.c, which writes a stream.
  *
  * Nothing here keeps state between requests except the kill-reason set in
  * procs.c. Before the token, every request (probes too) passes the checks
@@ -823,6 +824,11 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
                                   "/admin/system, /admin/processes, /admin/supervisors, "
                                   "/admin/routes, /admin/upstreams, /admin/tls, /admin/workflows, "
                                   "/admin/policies, /admin/consumers and /metrics"));
+    } else if (strcmp(path, "/admin/events") == 0) {
+        if (allowed(resp, m, M_GET)) {
+            resp->status = 200;
+            resp->stream = true;
+        }
     } else if (strcmp(path, "/admin/system") == 0) {
         if (allowed(resp, m, M_GET))
             h_system(resp);
@@ -850,6 +856,9 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
     } else if (strcmp(path, "/admin/routes/rollback") == 0) {
         if (allowed(resp, m, M_POST))
             gw__admin_routes_rollback(req, resp);
+    } else if (strncmp(path, "/admin/routes/versions/", 23) == 0 && path[23]) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_routes_version(resp, path + 23);
     } else if (strcmp(path, "/admin/upstreams") == 0) {
         if (allowed(resp, m, M_GET))
             h_upstreams(resp);

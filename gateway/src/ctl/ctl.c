@@ -34,30 +34,10 @@
 #include "gw/http1.h"
 #include "jpos/json.h"
 #include "jpos/file.h"
+#include "ctl_int.h"
 #include "workflow/status.h"
 
-#define CTL_MAX_RESPONSE (256u << 20)
-#define CTL_DEFAULT_TIMEOUT_MS 10000
 #define CTL_HEALTH_TIMEOUT_MS 2000
-
-struct ctl {
-    const char *config;
-    const char *admin; /* HOST:PORT from --admin */
-    const char *token;
-    char host[256];
-    char port[8];
-    bool json;
-    int timeout_ms;
-    const char *sort, *limit, *name, *kind, *reason;
-    const char *offset;                            /* policies, consumers */
-    const char *state, *definition, *after, *note; /* workflows */
-};
-
-struct reply {
-    int status;
-    char *body;
-    size_t len;
-};
 
 static void usage(FILE *out)
 {
@@ -77,6 +57,9 @@ static void usage(FILE *out)
             "  kill PID [--reason R]   send an exit signal (default reason killed_by_admin)\n"
             "  restart PID        restart a supervised child\n"
             "  health             exit 0 when /healthz answers 200 within 2 s\n"
+            "  top [--once] [--sort reductions|mailbox|memory] [--kind K] [--name S]\n"
+            "                     live full-screen view from the event stream (keys: r m M\n"
+            "                     Tab sort, k kind, / name, q quit); --once prints one frame\n"
             "  workflows [--state S] [--definition D] [--limit N] [--after ID]\n"
             "                     workflow instances (state: failed, active, step:, ...)\n"
             "  workflows ID       one instance with its transitions\n"
@@ -179,7 +162,7 @@ static int locate(struct ctl *c)
 
 /* ---- one HTTP exchange -------------------------------------------------------- */
 
-static int64_t now_ms(void)
+int64_t gw__ctl_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -189,7 +172,7 @@ static int64_t now_ms(void)
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - gw__ctl_now_ms();
         if (left <= 0)
             return -ETIMEDOUT;
         struct pollfd p = {.fd = fd, .events = events};
@@ -203,7 +186,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
     }
 }
 
-static int dial(const struct ctl *c, int64_t deadline, int *out)
+int gw__ctl_dial(const struct ctl *c, int64_t deadline, int *out)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
@@ -239,7 +222,7 @@ static int dial(const struct ctl *c, int64_t deadline, int *out)
     return rc;
 }
 
-static int send_all(int fd, const char *p, size_t n, int64_t deadline)
+int gw__ctl_send_all(int fd, const char *p, size_t n, int64_t deadline)
 {
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -310,10 +293,10 @@ static int feed(struct gw_http_parser *p, struct reply *r, size_t *cap, const ch
     return 0;
 }
 
-static int request(const struct ctl *c, const char *method, const char *target, const char *body,
-                   int timeout_ms, struct reply *out)
+int gw__ctl_request(const struct ctl *c, const char *method, const char *target, const char *body,
+                    int timeout_ms, struct reply *out)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = gw__ctl_now_ms() + timeout_ms;
     int fd = -1;
     struct gw_http_parser *p = NULL;
     struct gw_http_limits lim;
@@ -321,7 +304,7 @@ static int request(const struct ctl *c, const char *method, const char *target, 
     size_t cap = 0;
     char *head = NULL;
     bool done = false;
-    int rc = dial(c, deadline, &fd);
+    int rc = gw__ctl_dial(c, deadline, &fd);
     if (rc < 0)
         goto out;
     size_t blen = body ? strlen(body) : 0;
@@ -339,9 +322,9 @@ static int request(const struct ctl *c, const char *method, const char *target, 
         rc = -ENOMEM;
         goto out;
     }
-    rc = send_all(fd, head, (size_t)hn, deadline);
+    rc = gw__ctl_send_all(fd, head, (size_t)hn, deadline);
     if (rc == 0 && blen)
-        rc = send_all(fd, body, blen, deadline);
+        rc = gw__ctl_send_all(fd, body, blen, deadline);
     if (rc < 0)
         goto out;
     gw_http_limits_default(&lim);
@@ -409,7 +392,7 @@ static long long jint(json_t *o, const char *key)
     return (long long)json_integer_value(json_object_get(o, key));
 }
 
-static void human_bytes(long long b, char *buf, size_t cap)
+void gw__ctl_human_bytes(long long b, char *buf, size_t cap)
 {
     if (b < 10 * 1024)
         snprintf(buf, cap, "%lld", b);
@@ -421,7 +404,7 @@ static void human_bytes(long long b, char *buf, size_t cap)
         snprintf(buf, cap, "%lldG", b / (1024LL * 1024 * 1024));
 }
 
-static void human_ms(long long ms, char *buf, size_t cap)
+void gw__ctl_human_ms(long long ms, char *buf, size_t cap)
 {
     if (ms < 1000)
         snprintf(buf, cap, "%lldms", ms);
@@ -459,8 +442,8 @@ static void print_ps(json_t *v)
             snprintf(name, sizeof name, "%s", jstr(p, "detail"));
         else
             snprintf(name, sizeof name, "%s", n);
-        human_bytes(jint(p, "memory"), mem, sizeof mem);
-        human_ms(jint(p, "age_ms"), age, sizeof age);
+        gw__ctl_human_bytes(jint(p, "memory"), mem, sizeof mem);
+        gw__ctl_human_ms(jint(p, "age_ms"), age, sizeof age);
         printf("%-18s %-28.28s %-10s %-11s %7lld %12lld %8s %9s\n", jstr(p, "pid"), name,
                jstr(p, "kind"), jstr(p, "status"), jint(p, "mailbox_len"), jint(p, "reductions"),
                mem, age);
@@ -512,11 +495,11 @@ static void print_tree(json_t *v)
 static void print_system(json_t *v)
 {
     char up[48], rss[32], pm[32];
-    human_ms(jint(v, "uptime_ms"), up, sizeof up);
+    gw__ctl_human_ms(jint(v, "uptime_ms"), up, sizeof up);
     json_t *pr = json_object_get(v, "processes"), *mem = json_object_get(v, "memory");
     json_t *rq = json_object_get(v, "requests"), *rt = json_object_get(v, "routes");
-    human_bytes(jint(mem, "rss_bytes"), rss, sizeof rss);
-    human_bytes(jint(mem, "processes_bytes"), pm, sizeof pm);
+    gw__ctl_human_bytes(jint(mem, "rss_bytes"), rss, sizeof rss);
+    gw__ctl_human_bytes(jint(mem, "processes_bytes"), pm, sizeof pm);
     printf("version      %s\n", jstr(v, "version"));
     printf("uptime       %s\n", up);
     printf("ready        %s%s\n", json_is_true(json_object_get(v, "ready")) ? "yes" : "no",
@@ -900,7 +883,7 @@ static int run(const struct ctl *c, const char *method, const char *target, cons
                printer print)
 {
     struct reply r = {0};
-    int rc = request(c, method, target, body, c->timeout_ms, &r);
+    int rc = gw__ctl_request(c, method, target, body, c->timeout_ms, &r);
     if (rc < 0) {
         fprintf(stderr, "tandem ctl: %s %s on %s:%s: %s\n", method, target, c->host, c->port,
                 strerror(-rc));
@@ -946,7 +929,7 @@ static int run(const struct ctl *c, const char *method, const char *target, cons
 static int cmd_health(const struct ctl *c)
 {
     struct reply r = {0};
-    int rc = request(c, "GET", "/healthz", NULL, CTL_HEALTH_TIMEOUT_MS, &r);
+    int rc = gw__ctl_request(c, "GET", "/healthz", NULL, CTL_HEALTH_TIMEOUT_MS, &r);
     if (rc < 0) {
         fprintf(stderr, "tandem ctl: health: %s:%s: %s\n", c->host, c->port, strerror(-rc));
         return 1;
@@ -991,7 +974,7 @@ static bool query_safe(const char *s)
 
 /* `s` percent-encoded (all but unreserved characters) into buf; -ENAMETOOLONG
  * when it does not fit. */
-static int url_encode(const char *s, char *buf, size_t cap)
+int gw__ctl_url_encode(const char *s, char *buf, size_t cap)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = 0;
@@ -1029,8 +1012,8 @@ static int cmd_policies(const struct ctl *c, const char *const *words, int nword
                  c->offset ? c->offset : "");
         return run(c, "GET", target, NULL, consumers ? print_consumers : print_policies);
     }
-    if (url_encode(words[1], name, sizeof name) < 0 ||
-        (nwords == 3 && url_encode(words[2], key, sizeof key) < 0)) {
+    if (gw__ctl_url_encode(words[1], name, sizeof name) < 0 ||
+        (nwords == 3 && gw__ctl_url_encode(words[2], key, sizeof key) < 0)) {
         fprintf(stderr, "tandem ctl: policies: a name or key too long\n");
         return 2;
     }
@@ -1152,6 +1135,8 @@ int gw_ctl_main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--json") == 0) {
             c.json = true;
+        } else if (strcmp(a, "--once") == 0) {
+            c.once = true;
         } else if (opt_is(a, "-c") || opt_is(a, "--config")) {
             rc = take_value(argc, argv, &i, &c.config);
         } else if (opt_is(a, "--admin")) {
@@ -1207,8 +1192,8 @@ int gw_ctl_main(int argc, char **argv)
         return 2;
     }
     const char *cmd = words[0];
-    static const char *const one_word[] = {"ps",     "tree",      "system", "routes",
-                                           "reload", "upstreams", "health", NULL};
+    static const char *const one_word[] = {"ps",        "tree",   "system", "routes", "reload",
+                                           "upstreams", "health", "top",    NULL};
     bool known = false;
     for (int k = 0; one_word[k]; k++)
         if (strcmp(cmd, one_word[k]) == 0)
@@ -1267,6 +1252,8 @@ int gw_ctl_main(int argc, char **argv)
 
     if (strcmp(cmd, "health") == 0)
         return cmd_health(&c);
+    if (strcmp(cmd, "top") == 0)
+        return gw__ctl_top(&c);
     if (strcmp(cmd, "ps") == 0)
         return cmd_ps(&c);
     if (strcmp(cmd, "tree") == 0)
