@@ -359,4 +359,21 @@ def a_stream_ends_when_its_client_goes():
         assert g.close() == 0
 
 
+@t.case
+def draining_ends_open_streams_and_the_gateway_exits_at_once():
+    g = Gw()
+    try:
+        s = Stream(g.admin_port)
+        assert s.frame()[1] == "hello"
+        t0 = time.time()
+        g.proc.terminate()
+        s.body_rest(timeout=5)
+        assert s.eof and time.time() - t0 < 2.5, time.time() - t0
+        g.proc.wait(10)
+        assert time.time() - t0 < 2.5, time.time() - t0
+        s.close()
+    finally:
+        assert g.close() == 0
+
+
 t.finish()
