@@ -661,6 +661,13 @@ void rt__limit_hit(struct rt_proc *p, rt_atom reason)
                 atomic_load_explicit(&p->pid, memory_order_relaxed), RT__SIG_LIMIT, 0, reason);
 }
 
+void rt_exit_if_over_cap(void)
+{
+    struct rt_proc *p = rt__self();
+    if (p && p->limit_hit)
+        rt__die(p, p->limit_hit);
+}
+
 void rt_set_max_memory(size_t bytes)
 {
     struct rt_proc *p = rt__self();

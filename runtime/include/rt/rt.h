@@ -320,8 +320,9 @@ void rt_free(void *p);
  * the yield at the end of its reductions), not inside rt_alloc, whose
  * caller may hold a lock or be half-way through an update of shared state.
  * Whatever it exits of in between (a caller giving up on the NULL), its
- * exit reason is `memory_limit`. The check costs a load and a compare per
- * allocation.
+ * exit reason is `memory_limit`; code that would act on the failure where
+ * others see it (answer a client, blame a peer) calls rt_exit_if_over_cap
+ * first. The check costs a load and a compare per allocation.
  *
  * rt_set_max_time arms a timer that sends the process the same kind of
  * signal with reason `time_limit` `ms` milliseconds from now (a second call
@@ -333,6 +334,9 @@ void rt_free(void *p);
  * -ENOMEM. */
 void rt_set_max_memory(size_t bytes);
 int rt_set_max_time(uint64_t ms);
+/* Process context. Exits the calling process here, with the cap's reason,
+ * if it has gone over its memory cap; returns at once otherwise (one load). */
+void rt_exit_if_over_cap(void);
 
 /* Process context. Runs fn(arg) when the process exits (LIFO), unless
  * cancelled first. Returns a handle (never 0) or 0 when out of memory. */
