@@ -64,7 +64,6 @@ static void release_table(void *arg)
     route_table_release(arg);
 }
 
-/* Error answers: when a body may be left unread the connection is closed. */
 /* Caps the calling request process at `mem` bytes and `ms` milliseconds
  * from its start (0: no cap); `route` is named in the connection's record
  * should a cap end it. */
@@ -72,7 +71,10 @@ static void caps_apply(struct gw__exchange *ex, uint64_t mem, uint64_t ms, const
 {
     rt_set_max_memory((size_t)mem);
     uint64_t spent = rt_now_ms() - ex->started_ms;
-    rt_set_max_time(!ms ? 0 : ms > spent ? ms - spent : 1);
+    /* Out of memory for the timer, the request runs without its time cap
+     * rather than fail: the cap guards against a runaway, it is no deadline
+     * the client was promised. */
+    (void)rt_set_max_time(!ms ? 0 : ms > spent ? ms - spent : 1);
     if (route && (mem || ms))
         snprintf(ex->capped_route, sizeof ex->capped_route, "%s", route);
 }
@@ -91,6 +93,7 @@ static void route_caps(struct gw__exchange *ex, const struct route *r)
     caps_apply(ex, mem, ms, r->name);
 }
 
+/* Error answers: when a body may be left unread the connection is closed. */
 static void answer_error(struct gw__exchange *ex, int status, const char *message)
 {
     bool keep = ex->keep_alive && ex->head->framing == GW_HTTP_BODY_NONE;
