@@ -10,7 +10,9 @@
  * head starts a request process, lends it the exchange and waits for it to
  * end. Requests on a connection are handled one after another, so pipelined
  * responses leave in request order. A request process that dies before it
- * answered gets its client a 500 (502 when it was killed from outside);
+ * answered gets its client a 500 (502 when it was killed from outside;
+ * 503 when it went over its memory cap, 504 over its time cap, which are
+ * also logged and counted here: the process that would have is gone);
  * one that dies after it started answering costs the connection, since the
  * client cannot tell where the response ended. Either way nothing else is
  * affected. It reads and writes the client only through the exchange
@@ -23,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gw/metrics.h"
 #include "gw_int.h"
 #include "tls/tls.h"
 
@@ -50,6 +53,33 @@ static rt_atom await_request(rt_ref ref)
     rt_atom reason = (rt_atom)m->u64;
     rt_msg_free(m);
     return reason;
+}
+
+/* The record of a request its memory or time cap ended: the answer when
+ * none had started, the access log line (naming the cap) and the metrics
+ * its request process would have written. */
+static void capped(struct gw__exchange *ex, rt_atom reason, uint64_t t0_ns)
+{
+    bool mem = reason == RT_MEMORY_LIMIT;
+    if (!ex->response_started)
+        gw__ex_error(ex, mem ? 503 : 504,
+                     mem ? "the request went over its memory limit"
+                         : "the request went over its time limit",
+                     false);
+    uint64_t dur = (rt_now_ns() - t0_ns) / 1000;
+    const char *route = ex->capped_route[0] ? ex->capped_route : NULL;
+    gw_metrics_request_killed(mem ? GW_METRICS_KILL_MEMORY : GW_METRICS_KILL_TIME);
+    gw_metrics_request(route, ex->status, dur);
+    if (!gw.cfg->access_log)
+        return;
+    /* The target as received, up to its query (which may carry a
+     * credential): the canonical path died with the request process. */
+    const struct gw_http_head *h = ex->head;
+    char path[2048];
+    size_t n = strcspn(h->target, "?");
+    snprintf(path, sizeof path, "%.*s", (int)(n < sizeof path ? n : sizeof path - 1), h->target);
+    gw__access_log(ex, h->method, path, route, NULL, NULL, ex->status, 0, dur, 0,
+                   rt_atom_name(reason));
 }
 
 static void conn_resume(void *arg);
@@ -157,6 +187,7 @@ static void serve(struct gw__exchange *ex)
                                   .kind = gw__kinds.request,
                                   .initial_call = "gw_request:handle",
                                   .arg_free = gw__exchange_unref};
+        uint64_t t0 = rt_now_ns();
         if (rt_spawn(gw__request_main, ex, &o, &req) < 0) {
             atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_relaxed);
             gw__ex_error(ex, 503, "gateway overloaded", false); /* framed by the head's method */
@@ -165,6 +196,10 @@ static void serve(struct gw__exchange *ex)
             return;
         }
         rt_atom reason = await_request(ref);
+        if (reason == RT_MEMORY_LIMIT || reason == RT_TIME_LIMIT) {
+            capped(ex, reason, t0);
+            return;
+        }
         if (reason != RT_NORMAL) {
             /* The request process crashed or was killed. Its exchange
              * reference died with it (deferred cleanup ran), so the socket

@@ -283,6 +283,7 @@ void gw__ex_begin(struct gw__exchange *ex, struct gw_http_head *head)
     ex->status = 0;
     ex->request_id[0] = 0;
     ex->pol = NULL;
+    ex->capped_route[0] = 0;
 }
 
 void gw__ex_shutdown(struct gw__exchange *ex)
@@ -292,14 +293,19 @@ void gw__ex_shutdown(struct gw__exchange *ex)
 
 /* ---- writing ------------------------------------------------------------------ */
 
+/* A request process over its memory cap exits before its first write: the
+ * answer to give is its connection's (503), not what the failed
+ * allocation made the request conclude. */
 int gw__ex_write(struct gw__exchange *ex, const void *buf, size_t len)
 {
+    rt_exit_if_over_cap();
     ex->response_started = true;
     return gw__transport_write_all(ex->tp, buf, len, ex->write_timeout_ms);
 }
 
 int gw__ex_writev(struct gw__exchange *ex, const struct iovec *iov, int iovcnt)
 {
+    rt_exit_if_over_cap();
     ex->response_started = true;
     return ex->tp->ops->writev(ex->tp, iov, iovcnt, ex->write_timeout_ms);
 }

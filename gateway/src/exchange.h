@@ -36,6 +36,7 @@
 #include <sys/uio.h>
 
 #include "gw/http1.h"
+#include "route/route.h"
 #include "rt/rt.h"
 
 #define GW__BUF_SIZE (64 * 1024)
@@ -147,6 +148,11 @@ struct gw__exchange {
      * request process runs one: its response fields go on every answer.
      * NULL otherwise; reset by gw__ex_begin. */
     const struct gw_pol_req *pol;
+    /* Only while caps apply to the current request: its route's name, for
+     * the connection's record of a request a cap ended (the route table
+     * may be gone by then). Empty otherwise; reset by gw__ex_begin. */
+    char capped_route[ROUTE_MAX_NAME_BYTES + 1];
+    uint64_t started_ms; /* the request process's start: its time cap counts from it */
 };
 
 /* ---- the connection process's side ---------------------------------------- */

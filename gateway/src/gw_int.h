@@ -115,6 +115,7 @@ struct gw__listener {
     uint32_t body_timeout_ms;        /* the whole request body */
     uint32_t tunnel_idle_timeout_ms; /* no byte either way; a route may override */
     uint64_t max_body_bytes;
+    struct gw_request_limits caps; /* each request process's; a route may override */
     struct gw_http_limits limits;
     struct gw_http_path_policy path_policy; /* the admin listener's is the strict default */
     struct gw_listener_stats *stats;
@@ -213,9 +214,11 @@ int gw__upstreams_sup_start(void *arg, const void *extra, size_t extra_size, rt_
  * not. */
 #define GW__LOGGER_SHUTDOWN_MS 5000
 int gw__logger_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason);
+/* `killed`: the cap that ended the request (memory_limit, time_limit), or
+ * NULL; the line then carries it as "killed". */
 void gw__access_log(const struct gw__exchange *ex, const char *method, const char *path,
                     const char *route, const char *consumer, const char *target, int status,
-                    uint64_t bytes, uint64_t duration_us, uint64_t version);
+                    uint64_t bytes, uint64_t duration_us, uint64_t version, const char *killed);
 /* Any thread. Lines and bytes (message headers included) sent to the
  * logger and not yet written or dropped. */
 void gw__access_log_backlog(uint64_t *lines, uint64_t *bytes);

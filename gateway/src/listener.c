@@ -99,6 +99,7 @@ static void limits_for(struct gw__listener *l, const struct gw_listener_config *
     l->body_timeout_ms = c->body_timeout_ms;
     l->tunnel_idle_timeout_ms = c->tunnel_idle_timeout_ms;
     l->max_body_bytes = c->max_body_bytes;
+    l->caps = c->limits;
     l->path_policy = c->path_policy;
     l->trusted = c->trusted_proxies;
     l->ntrusted = c->ntrusted_proxies;

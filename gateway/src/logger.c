@@ -76,9 +76,9 @@ _Static_assert(LOG_LINE_MAX <= PIPE_BUF, "a line is one write to a pipe");
 /* A verified client certificate's subject (struct gw_tls_peer holds at most
  * 255 bytes; escaped it may be longer and is then cut). */
 #define LOG_SUBJECT_MAX 300
-/* Everything else: keys, punctuation, the time, the numbers and the TLS
- * version. */
-#define LOG_FIXED_MAX 460
+/* Everything else: keys, punctuation, the time, the numbers, the TLS
+ * version and the cap that ended a request. */
+#define LOG_FIXED_MAX 500
 _Static_assert(LOG_PATH_MAX + 3 * LOG_NAME_MAX + 2 * LOG_ADDR_MAX + LOG_METHOD_MAX +
                        LOG_SUBJECT_MAX + LOG_FIXED_MAX <=
                    LOG_LINE_MAX,
@@ -527,7 +527,7 @@ static void line_time(struct gw__linebuf *l)
 static size_t format_line(char *line, size_t cap, const struct gw__exchange *ex, const char *method,
                           const char *path, const char *route, const char *consumer,
                           const char *target, int status, uint64_t bytes, uint64_t duration_us,
-                          uint64_t version)
+                          uint64_t version, const char *killed)
 {
     struct gw__linebuf l;
     gw__linebuf_init(&l, line, cap);
@@ -568,6 +568,11 @@ static size_t format_line(char *line, size_t cap, const struct gw__exchange *ex,
     gw__linebuf_milli(&l, duration_us);
     key(&l, ",\"route_version\":");
     gw__linebuf_u64(&l, version);
+    /* Only for a request a cap ended (the atom's text: a few bytes). */
+    if (killed) {
+        key(&l, ",\"killed\":");
+        text(&l, killed, 32, NULL);
+    }
     /* Over TLS only: the version negotiated, and the subject of a client
      * certificate the handshake verified. */
     if (ex->tls) {
@@ -584,14 +589,14 @@ static size_t format_line(char *line, size_t cap, const struct gw__exchange *ex,
 
 void gw__access_log(const struct gw__exchange *ex, const char *method, const char *path,
                     const char *route, const char *consumer, const char *target, int status,
-                    uint64_t bytes, uint64_t duration_us, uint64_t version)
+                    uint64_t bytes, uint64_t duration_us, uint64_t version, const char *killed)
 {
     rt_pid to = atomic_load(&logger_pid);
     if (!to)
         return;
     char line[LOG_LINE_MAX];
     size_t n = format_line(line, sizeof line, ex, method, path, route, consumer, target, status,
-                           bytes, duration_us, version);
+                           bytes, duration_us, version, killed);
     if (!n || !backlog_admit(n)) {
         count_dropped(1);
         return;

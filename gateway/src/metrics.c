@@ -244,6 +244,25 @@ void gw_metrics_redis_read(struct gw_metrics_redis *out)
     pthread_mutex_unlock(&redis.mu);
 }
 
+const char *const gw_metrics_killed_names[GW_METRICS_KILLS] = {
+    [GW_METRICS_KILL_MEMORY] = "memory_limit",
+    [GW_METRICS_KILL_TIME] = "time_limit",
+};
+static _Atomic uint64_t killed[GW_METRICS_KILLS];
+
+void gw_metrics_request_killed(enum gw_metrics_kill why)
+{
+    /* relaxed: counters only, no ordering with other data. */
+    if ((unsigned)why < GW_METRICS_KILLS)
+        atomic_fetch_add_explicit(&killed[why], 1, memory_order_relaxed);
+}
+
+void gw_metrics_killed_read(uint64_t out[GW_METRICS_KILLS])
+{
+    for (int i = 0; i < GW_METRICS_KILLS; i++)
+        out[i] = atomic_load_explicit(&killed[i], memory_order_relaxed);
+}
+
 void gw_metrics_request(const char *route, int status, uint64_t duration_us)
 {
     if (!route)

@@ -64,6 +64,35 @@ static void release_table(void *arg)
     route_table_release(arg);
 }
 
+/* Caps the calling request process at `mem` bytes and `ms` milliseconds
+ * from its start (0: no cap); `route` is named in the connection's record
+ * should a cap end it. */
+static void caps_apply(struct gw__exchange *ex, uint64_t mem, uint64_t ms, const char *route)
+{
+    rt_set_max_memory((size_t)mem);
+    uint64_t spent = rt_now_ms() - ex->started_ms;
+    /* Out of memory for the timer, the request runs without its time cap
+     * rather than fail: the cap guards against a runaway, it is no deadline
+     * the client was promised. */
+    (void)rt_set_max_time(!ms ? 0 : ms > spent ? ms - spent : 1);
+    if (route && (mem || ms))
+        snprintf(ex->capped_route, sizeof ex->capped_route, "%s", route);
+}
+
+/* The matched route's caps, or its listener's where the route sets none. */
+static void route_caps(struct gw__exchange *ex, const struct route *r)
+{
+    const struct gw_request_limits *lc = &ex->lis->caps;
+    if (r->max_memory_bytes < 0 && r->max_time_ms < 0) {
+        if (lc->max_memory_bytes || lc->max_time_ms)
+            snprintf(ex->capped_route, sizeof ex->capped_route, "%s", r->name);
+        return; /* the listener's, applied at the start */
+    }
+    uint64_t mem = r->max_memory_bytes >= 0 ? (uint64_t)r->max_memory_bytes : lc->max_memory_bytes;
+    uint64_t ms = r->max_time_ms >= 0 ? (uint64_t)r->max_time_ms : lc->max_time_ms;
+    caps_apply(ex, mem, ms, r->name);
+}
+
 /* Error answers: when a body may be left unread the connection is closed. */
 static void answer_error(struct gw__exchange *ex, int status, const char *message)
 {
@@ -341,6 +370,7 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
     }
     const struct route *r = m.route;
     log->route_name = r->name;
+    route_caps(ex, r);
     if (r->max_body_bytes >= 0 &&
         gw_http_parser_set_body_limit(ex->parser, (uint64_t)r->max_body_bytes) == -EMSGSIZE) {
         gw__ex_error(ex, 413, "request body larger than this route allows", false);
@@ -406,6 +436,11 @@ void gw__request_main(void *arg)
     struct gw__exchange *ex = arg;
     rt_defer(gw__exchange_unref, ex);
     uint64_t t0 = rt_now_ns();
+    ex->started_ms = t0 / 1000000u;
+    /* The listener's caps from the start; the route's replace them once
+     * it is known (route_caps). */
+    if (ex->lis->caps.max_memory_bytes || ex->lis->caps.max_time_ms)
+        caps_apply(ex, ex->lis->caps.max_memory_bytes, ex->lis->caps.max_time_ms, NULL);
     atomic_fetch_add_explicit(&gw.requests_in_flight, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&gw.requests_total, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&ex->lis->stats->requests, 1, memory_order_relaxed);
@@ -456,5 +491,6 @@ out:;
     gw_metrics_request(log.route_name, ex->status, dur);
     if (gw.cfg->access_log)
         gw__access_log(ex, h->method, path, log.route_name, log.consumer,
-                       log.target[0] ? log.target : NULL, ex->status, log.bytes, dur, log.version);
+                       log.target[0] ? log.target : NULL, ex->status, log.bytes, dur, log.version,
+                       NULL);
 }

@@ -225,6 +225,9 @@ void gw__target_result(struct gw_target *t, bool ok, const char *error)
         atomic_store_explicit(&t->consecutive_failures, 0, memory_order_relaxed);
         return;
     }
+    /* A request process that went over its memory cap failed of its own
+     * doing, not the target's: it exits here, before the target is blamed. */
+    rt_exit_if_over_cap();
     atomic_fetch_add_explicit(&t->failures, 1, memory_order_relaxed);
     uint32_t f = atomic_fetch_add_explicit(&t->consecutive_failures, 1, memory_order_relaxed) + 1;
     pthread_mutex_lock(&t->lock);

@@ -82,6 +82,20 @@ static const struct jpos_key timeout_rows[] = {
 static const struct jpos_section timeout_keys =
     JPOS_SECTION("timeouts", timeout_rows, "this route's timeouts");
 
+/* The listener's limits have the same bounds (gateway/src/config/keys.c). */
+static const struct jpos_key limits_rows[] = {
+    {"max_memory_bytes", JPOS_T_INT, C | JPOS_KEY_DEF_TEXT, NOFIELD, 0, 1LL << 40,
+     .def_str = "the listener's", .id = ROUTE__K_MAX_MEMORY_BYTES,
+     .why = "memory one request process may hold (bodies and buffers included); beyond it the "
+            "request ends with 503, reason memory_limit; 0 = no cap; absent: the listener's"},
+    {"max_time_ms", JPOS_T_INT, C | JPOS_KEY_DEF_TEXT, NOFIELD, 0, 86400000,
+     .def_str = "the listener's", .id = ROUTE__K_MAX_TIME_MS,
+     .why = "time one request may take, from its head to its response's end; beyond it the "
+            "request ends with 504, reason time_limit; 0 = no cap; absent: the listener's"},
+};
+static const struct jpos_section limits_keys =
+    JPOS_SECTION("limits", limits_rows, "caps on this route's request processes");
+
 static const struct jpos_key path_policy_rows[] = {
     {"escaped_slashes", JPOS_T_CHOICE, C | JPOS_KEY_DEF_TEXT, NOFIELD, .choices = slashes_names,
      .def_str = "the listener's", .id = ROUTE__K_ESCAPED_SLASHES,
@@ -129,6 +143,8 @@ static const struct jpos_key route_rows[] = {
     {"max_body_bytes", JPOS_T_INT, C | JPOS_KEY_DEF_TEXT, NOFIELD, 0, 1LL << 50,
      .def_str = "the listener's", .id = ROUTE__K_MAX_BODY_BYTES,
      .why = "request body limit (413 beyond); absent: the listener's"},
+    {"limits", JPOS_T_OBJECT, C, NOFIELD, .sub = &limits_keys, .id = ROUTE__K_LIMITS,
+     .why = "caps on each of this route's request processes (memory, time)"},
     {"priority", JPOS_T_INT, C, NOFIELD, -1000000, 1000000, 0, .id = ROUTE__K_PRIORITY,
      .why = "higher wins among routes that match"},
     {"path_policy", JPOS_T_OBJECT, C, NOFIELD, .sub = &path_policy_keys, .id = ROUTE__K_PATH_POLICY,
@@ -155,5 +171,6 @@ const struct jpos_section *const route__match_keys = &match_keys;
 const struct jpos_section *const route__respond_keys = &respond_keys;
 const struct jpos_section *const route__edit_keys = &edit_keys;
 const struct jpos_section *const route__timeout_keys = &timeout_keys;
+const struct jpos_section *const route__limits_keys = &limits_keys;
 const struct jpos_section *const route__path_policy_keys = &path_policy_keys;
 const struct jpos_section *const route__route_keys = &route_keys;

@@ -821,6 +821,29 @@ static int parse_timeouts(struct route__entry *e, const struct jpos_val *tv, str
     return r;
 }
 
+static void parse_limits(struct route__entry *e, const struct jpos_val *lv, struct jpos_diags *d)
+{
+    if (!jpos_object(d, lv))
+        return;
+    struct jpos_iter it;
+    struct jpos_val m;
+    jpos_iter_init(&it, lv);
+    while (jpos_iter_next(&it, &m)) {
+        const struct jpos_key *k = jpos_key_find(route__limits_keys, m.key);
+        int id = k ? k->id : ROUTE__K_NONE;
+        long long x;
+        if (id == ROUTE__K_MAX_MEMORY_BYTES) {
+            if (jpos_int(d, &m, k->min, k->max, &x))
+                e->r.max_memory_bytes = x;
+        } else if (id == ROUTE__K_MAX_TIME_MS) {
+            if (jpos_int(d, &m, k->min, k->max, &x))
+                e->r.max_time_ms = x;
+        } else {
+            jpos_keys_unknown(d, &m, route__limits_keys);
+        }
+    }
+}
+
 /* ---- path_policy -------------------------------------------------------------- */
 
 /* One of `names` (NULL-terminated): 1 + its index (0 is LISTENER), or 0
@@ -1067,6 +1090,8 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
     e->r.preserve_host = true;
     e->r.retries = -1;
     e->r.max_body_bytes = -1;
+    e->r.max_memory_bytes = -1;
+    e->r.max_time_ms = -1;
     e->r.upstream_index = -1;
     if (!json_is_object(v->v)) {
         jpos_err(d, v, "each route must be an object, got %s", jpos_type_name(v->v));
@@ -1137,6 +1162,8 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
                 e->r.priority = (int)x;
         } else if (id == ROUTE__K_PATH_POLICY) {
             parse_path_policy(e, &m, d);
+        } else if (id == ROUTE__K_LIMITS) {
+            parse_limits(e, &m, d);
         } else if (id == ROUTE__K_REDIRECT_HTTPS) {
             parse_redirect_https(e, &m, d);
         } else

@@ -157,12 +157,16 @@ enum route__key {
     ROUTE__K_WORKFLOW,
     ROUTE__K_REDIRECT_HTTPS,
     ROUTE__K_POLICIES,
+    ROUTE__K_LIMITS,
+    ROUTE__K_MAX_MEMORY_BYTES,
+    ROUTE__K_MAX_TIME_MS,
 };
 
 extern const struct jpos_section *const route__match_keys;
 extern const struct jpos_section *const route__respond_keys;
 extern const struct jpos_section *const route__edit_keys;
 extern const struct jpos_section *const route__timeout_keys;
+extern const struct jpos_section *const route__limits_keys;
 extern const struct jpos_section *const route__path_policy_keys;
 extern const struct jpos_section *const route__route_keys;
 

@@ -14,10 +14,25 @@ static struct rt__alloc_hdr *hdr_of(void *p)
     return (struct rt__alloc_hdr *)p - 1;
 }
 
+/* Whether growing p's memory by `more` bytes stays within its cap: the
+ * only cost on the allocation path is the load and compare of max_memory. */
+static bool within_cap(struct rt_proc *p, size_t more)
+{
+    if (__builtin_expect(!p->max_memory, 1))
+        return true;
+    size_t held = RT__GET(&p->alloc_bytes);
+    if (held <= p->max_memory && more <= p->max_memory - held)
+        return true;
+    rt__limit_hit(p, RT_MEMORY_LIMIT);
+    return false;
+}
+
 void *rt_alloc(size_t size)
 {
     struct rt_proc *p = rt__self();
     if (!p || size > SIZE_MAX - sizeof(struct rt__alloc_hdr))
+        return NULL;
+    if (!within_cap(p, size))
         return NULL;
     struct rt__alloc_hdr *h = malloc(sizeof(*h) + size);
     if (!h)
@@ -72,6 +87,10 @@ void *rt_realloc(void *m, size_t size)
     if (!p)
         return NULL;
     struct rt__alloc_hdr *h = hdr_of(m);
+    if (size > SIZE_MAX - sizeof(*h))
+        return NULL;
+    if (size > h->size && !within_cap(p, size - h->size))
+        return NULL; /* the old block stays valid and owned */
     unlink_hdr(p, h);
     struct rt__alloc_hdr *n = realloc(h, sizeof(*h) + size);
     bool failed = !n;

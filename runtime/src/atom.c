@@ -29,6 +29,8 @@ static const char *const predefined[RT_ATOM_PREDEFINED_COUNT] = {
     [RT_SYSTEM_LIMIT] = "system_limit",
     [RT_ERROR] = "error",
     [RT_BADARG] = "badarg",
+    [RT_MEMORY_LIMIT] = "memory_limit",
+    [RT_TIME_LIMIT] = "time_limit",
 };
 
 #define CHUNK_BITS 12

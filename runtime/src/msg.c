@@ -190,7 +190,7 @@ int rt__push(rt_pid pid, struct rt_msg *m)
         atomic_fetch_sub_explicit(&p->senders, 1, memory_order_seq_cst);
         return -ESRCH;
     }
-    bool sig = m->type >= RT__SIG_LINK && m->type <= RT__SIG_DEMONITOR;
+    bool sig = m->type >= RT__SIG_LINK && m->type <= RT__SIG_LAST;
     if (sig) /* Relaxed: an introspection figure. */
         atomic_fetch_add_explicit(&p->inbox_sigs, 1, memory_order_relaxed);
     inbox_push(p, m);
@@ -434,6 +434,13 @@ static void handle(struct rt_proc *p, struct rt_msg *m)
     case RT__SIG_EXIT:
         handle_exit_signal(p, m);
         return;
+    case RT__SIG_LIMIT: {
+        rt_atom reason = (rt_atom)m->u64;
+        rt_msg_free(m);
+        if (!p->limit_hit) /* the first cap it went over is its reason */
+            p->limit_hit = reason;
+        rt__die(p, p->limit_hit); /* untrappable, as a kill */
+    }
     case RT__SIG_MONITOR:
         rt__mon_add(p, true, m->ref, m->from);
         rt_msg_free(m);
@@ -476,7 +483,7 @@ void rt__drain(struct rt_proc *p)
         /* Relaxed: the count is only a hint for the wake-up check, which
          * re-reads it with seq_cst. */
         atomic_fetch_sub_explicit(&p->inbox_n, 1, memory_order_relaxed);
-        if (m->type >= RT__SIG_LINK && m->type <= RT__SIG_DEMONITOR)
+        if (m->type >= RT__SIG_LINK && m->type <= RT__SIG_LAST)
             atomic_fetch_sub_explicit(&p->inbox_sigs, 1, memory_order_relaxed);
         handle(p, m);
     }

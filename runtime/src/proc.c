@@ -510,6 +510,9 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->held = NULL;
     p->allocs = NULL;
     RT__SET(&p->alloc_bytes, 0);
+    p->max_memory = 0;
+    p->limit_timer = 0;
+    p->limit_hit = 0;
     p->defers = NULL;
     p->rel = NULL;
     p->naliases = 0;
@@ -647,6 +650,50 @@ _Noreturn void rt_exit(rt_atom reason)
     rt__die(p, reason);
 }
 
+void rt__limit_hit(struct rt_proc *p, rt_atom reason)
+{
+    if (p->limit_hit)
+        return; /* its signal is on its way */
+    p->limit_hit = reason;
+    /* Without the signal (no memory for it) the process still exits with
+     * `reason` whenever it exits: rt__finish reads limit_hit. */
+    signal_send(atomic_load_explicit(&p->pid, memory_order_relaxed),
+                atomic_load_explicit(&p->pid, memory_order_relaxed), RT__SIG_LIMIT, 0, reason);
+}
+
+void rt_exit_if_over_cap(void)
+{
+    struct rt_proc *p = rt__self();
+    if (p && p->limit_hit)
+        rt__die(p, p->limit_hit);
+}
+
+void rt_set_max_memory(size_t bytes)
+{
+    struct rt_proc *p = rt__self();
+    if (p)
+        p->max_memory = bytes;
+}
+
+int rt_set_max_time(uint64_t ms)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return -EPERM;
+    if (p->limit_timer) {
+        rt_cancel_timer(p->limit_timer);
+        p->limit_timer = 0;
+    }
+    if (!ms)
+        return 0;
+    struct rt_msg *m = rt_msg_new(RT__SIG_LIMIT, 0);
+    if (!m)
+        return -ENOMEM;
+    m->u64 = RT_TIME_LIMIT;
+    rt_pid me = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    return rt_send_after(me, ms, m, &p->limit_timer);
+}
+
 int rt_exit_signal(rt_pid to, rt_atom reason)
 {
     struct rt_proc *self = rt__self();
@@ -773,7 +820,14 @@ int rt_demonitor(rt_ref ref, bool flush)
 void rt__finish(struct rt_proc *p)
 {
     rt_pid pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    /* Over a cap, whatever it exited of after: the cap is why it ended. */
+    if (p->limit_hit)
+        p->exit_reason = p->limit_hit;
     rt_atom reason = p->exit_reason;
+    if (p->limit_timer) {
+        rt_cancel_timer(p->limit_timer);
+        p->limit_timer = 0;
+    }
     atomic_store_explicit(&p->state, RT__EXITING, memory_order_relaxed);
     rt__wait_timer_cancel(p);
     /* Ended while parked on a descriptor: another process may wait on it

@@ -102,6 +102,8 @@ static inline void rt__spin_unlock(rt__spin *l)
 #define RT__SIG_EXIT (RT_MSG_SYSTEM + 0x102)      /* u64 reason; ref 1 = via link */
 #define RT__SIG_MONITOR (RT_MSG_SYSTEM + 0x103)   /* ref */
 #define RT__SIG_DEMONITOR (RT_MSG_SYSTEM + 0x104) /* ref */
+#define RT__SIG_LIMIT (RT_MSG_SYSTEM + 0x105)     /* u64 reason: an untrappable cap */
+#define RT__SIG_LAST RT__SIG_LIMIT
 #define RT__F_ALIASED 0x1u /* rt_msg.flags: dropped unless the alias is active */
 
 enum {
@@ -217,6 +219,9 @@ struct rt_proc {
     /* ---- owner resources ---- */
     struct rt__alloc_hdr *allocs;
     _Atomic size_t alloc_bytes; /* owner writes; introspection reads (relaxed) */
+    size_t max_memory;          /* rt_set_max_memory; 0 none (owner) */
+    rt_ref limit_timer;         /* rt_set_max_time's timer, or 0 (owner) */
+    rt_atom limit_hit;          /* the cap it went over, its exit reason; 0 none (owner) */
     struct rt__defer *defers;
     struct rt__rel *rel;
     /* Active aliases in increasing order (a process makes its refs in
@@ -252,6 +257,8 @@ struct rt_proc {
 struct rt_proc *rt__lookup(rt_pid pid); /* block for the slot, or NULL; check pid */
 struct rt_proc *rt__self(void);         /* current process on this thread, or NULL */
 _Noreturn void rt__die(struct rt_proc *p, rt_atom reason);
+/* Owner: p went over a cap; it exits with `reason` at its next drain. */
+void rt__limit_hit(struct rt_proc *p, rt_atom reason);
 void rt__finish(struct rt_proc *p); /* scheduler context: reap an exited process */
 void rt__proc_foreach_slot(void (*fn)(struct rt_proc *p, void *ctx), void *ctx);
 /* Scheduler thread, as it ends: gives its cached free slots back. */

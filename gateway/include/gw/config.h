@@ -105,6 +105,13 @@ struct gw_tls_upstream_config {
 };
 #define GW_TLS_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
 
+/* What one request process may take (gateway/src/request.c): exceeding a
+ * cap ends it with reason memory_limit or time_limit. 0: no cap. */
+struct gw_request_limits {
+    uint64_t max_memory_bytes; /* held through the runtime's allocator */
+    uint32_t max_time_ms;      /* from the request head to the response's end */
+};
+
 struct gw_listener_config {
     char *name;
     struct gw_address address;
@@ -121,6 +128,7 @@ struct gw_listener_config {
     struct gw_http_path_policy path_policy; /* routes may override slashes and params */
     uint32_t body_timeout_ms;
     uint32_t tunnel_idle_timeout_ms;
+    struct gw_request_limits limits; /* routes may set their own */
     struct gw_tls_listener_config tls;
     /* Peers whose X-Forwarded-For is believed (client_addr.c); NULL: none. */
     struct gw_cidr *trusted_proxies;

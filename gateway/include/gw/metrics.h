@@ -29,6 +29,14 @@ void gw_metrics_done(void);
 /* Any thread. One finished request: route name (NULL: no route matched),
  * status, duration in microseconds. */
 void gw_metrics_request(const char *route, int status, uint64_t duration_us);
+/* Caps that end a request process (request.c), in the order of the label
+ * values gw_metrics_killed_names gives. */
+enum gw_metrics_kill { GW_METRICS_KILL_MEMORY, GW_METRICS_KILL_TIME, GW_METRICS_KILLS };
+extern const char *const gw_metrics_killed_names[GW_METRICS_KILLS];
+/* Any thread. A request ended by one of its caps. */
+void gw_metrics_request_killed(enum gw_metrics_kill why);
+/* Any thread. The counts since start, by cap. */
+void gw_metrics_killed_read(uint64_t out[GW_METRICS_KILLS]);
 /* Any thread. An upstream connect failure or timeout. */
 void gw_metrics_upstream_error(const char *upstream, const char *target);
 

@@ -130,6 +130,13 @@ static void render_requests(struct buf *b)
             put(b, "\",class=\"%s\"} %llu\n", classes[c], (unsigned long long)s.by_class[c]);
         }
     }
+    uint64_t k[GW_METRICS_KILLS];
+    gw_metrics_killed_read(k);
+    family(b, "tandem_requests_killed_total", "counter",
+           "Request processes ended by one of their caps (a route's or listener's limits).");
+    for (int i = 0; i < GW_METRICS_KILLS; i++)
+        put(b, "tandem_requests_killed_total{reason=\"%s\"} %llu\n", gw_metrics_killed_names[i],
+            (unsigned long long)k[i]);
     family(b, "tandem_request_duration_seconds", "histogram",
            "Request duration as the gateway measured it, by route.");
     for (size_t pos = 0; gw_metrics_route_next(&pos, &s);)

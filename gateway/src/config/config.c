@@ -524,6 +524,10 @@ static int listener_key(void *ctx, const struct jpos_key *k, const struct jpos_v
         if (jpos_object(d, m))
             return jpos_keys_parse(d, m, k->sub, &l->path_policy, NULL, NULL, NULL);
         return 0;
+    case GW__K_LIMITS:
+        if (jpos_object(d, m))
+            return jpos_keys_parse(d, m, k->sub, &l->limits, NULL, NULL, NULL);
+        return 0;
     case GW__K_TLS:
         return parse_tls(&l->tls, k, m, d);
     case GW__K_TRUSTED_PROXIES:

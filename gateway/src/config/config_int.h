@@ -18,6 +18,7 @@ enum gw__config_key {
     GW__K_LISTENER_NAME,
     GW__K_LISTENER_ADDRESS,
     GW__K_PATH_POLICY,
+    GW__K_LIMITS,
     GW__K_ADMIN_ADDRESS,
     GW__K_TOKEN_ENV,
     GW__K_ALLOWED_HOSTS,

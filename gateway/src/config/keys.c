@@ -53,6 +53,21 @@ static const struct jpos_section path_policy_keys = JPOS_SECTION(
     "path_policy", path_policy_rows,
     "how the request path may be written (gateway/src/http/README.md, \"Path policies\")");
 
+#define RL struct gw_request_limits
+/* The bounds are the routes' (routes/src/keys.c): a route may say what its
+ * listener may. */
+static const struct jpos_key limits_rows[] = {
+    {"max_memory_bytes", JPOS_T_INT, 0, FIELD(RL, max_memory_bytes), 0, 1LL << 40, 0,
+     .why = "memory one request process may hold (bodies and buffers included); beyond it the "
+            "request ends with 503 and reason memory_limit; 0 = no cap"},
+    {"max_time_ms", JPOS_T_INT, 0, FIELD(RL, max_time_ms), 0, MS_DAY, 0,
+     .why = "time one request may take, from its head to its response's end; beyond it the "
+            "request ends with 504 and reason time_limit; 0 = no cap"},
+};
+#undef RL
+static const struct jpos_section limits_keys = JPOS_SECTION(
+    "limits", limits_rows, "caps on each request process; a route's limits override them");
+
 /* In enum gw_tls_unknown_name order. */
 static const char *const unknown_name_names[] = {"default", "refuse", NULL};
 /* In enum gw_tls_version order. */
@@ -170,6 +185,8 @@ static const struct jpos_key listener_rows[] = {
     {"tunnel_idle_timeout_ms", JPOS_T_INT, 0, FIELD(L, tunnel_idle_timeout_ms), 1, MS_DAY, 60000,
      .why = "an Upgrade tunnel with no byte either way for this long is closed; a route's "
             "timeouts.tunnel_idle_ms overrides it"},
+    {"limits", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(L, limits), .sub = &limits_keys,
+     .def_str = "{}", .why = "caps on each request process (memory, time)", .id = GW__K_LIMITS},
     {"tls", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(L, tls), .sub = &tls_keys, .def_str = "none",
      .why = "serve TLS on this listener (plaintext HTTP without it)", .id = GW__K_TLS},
     {"trusted_proxies", JPOS_T_ARRAY, JPOS_KEY_CUSTOM, NOFIELD, 0, GW_MAX_TRUSTED_PROXIES,

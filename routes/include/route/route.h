@@ -171,6 +171,8 @@ struct route {
     uint32_t tunnel_idle_ms;            /* 0: the listener's tunnel_idle_timeout_ms */
     int retries;                        /* -1: the upstream's */
     int64_t max_body_bytes;             /* -1: the listener's */
+    int64_t max_memory_bytes;           /* limits: -1 the listener's; 0 no cap */
+    int64_t max_time_ms;                /* limits: -1 the listener's; 0 no cap */
     enum route_slashes escaped_slashes; /* path_policy.escaped_slashes */
     enum route_params path_params;      /* path_policy.params */
     /* redirect_https: 0 none; else the port of the https:// URL a request

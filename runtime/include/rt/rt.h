@@ -56,6 +56,8 @@ enum {
     RT_SYSTEM_LIMIT,
     RT_ERROR,
     RT_BADARG,
+    RT_MEMORY_LIMIT, /* rt_set_max_memory's cap exceeded */
+    RT_TIME_LIMIT,   /* rt_set_max_time's cap reached */
     RT_ATOM_PREDEFINED_COUNT
 };
 #define RT_ATOM_MAX (1u << 20)
@@ -305,6 +307,36 @@ void *rt_calloc(size_t n, size_t size);
 void *rt_realloc(void *p, size_t size);
 char *rt_strdup(const char *s);
 void rt_free(void *p);
+
+/* ---- per-process caps (Erlang's max_heap_size) -----------------------------
+ * Process context, each for the calling process only; 0 removes the cap.
+ *
+ * rt_set_max_memory caps what the process holds through rt_alloc,
+ * rt_calloc and rt_realloc (alloc_bytes in rt_proc_info; its stack, and
+ * messages it has not received, are not counted). An allocation that would
+ * take it past `bytes` returns NULL and sends the process an exit signal
+ * with reason `memory_limit` that it cannot trap; it exits at its next
+ * runtime call that handles signals (a receive, a wait for I/O or a timer,
+ * the yield at the end of its reductions), not inside rt_alloc, whose
+ * caller may hold a lock or be half-way through an update of shared state.
+ * Whatever it exits of in between (a caller giving up on the NULL), its
+ * exit reason is `memory_limit`; code that would act on the failure where
+ * others see it (answer a client, blame a peer) calls rt_exit_if_over_cap
+ * first. The check costs a load and a compare per allocation.
+ *
+ * rt_set_max_time arms a timer that sends the process the same kind of
+ * signal with reason `time_limit` `ms` milliseconds from now (a second call
+ * replaces the first; the timer is cancelled when the process exits). A
+ * process waiting in the runtime is woken by it and exits; one running
+ * exits at its next runtime call that handles signals, and one that spins
+ * in a loop without any runtime call cannot be stopped (the scheduler only
+ * switches processes at runtime calls): the watchdog reports it. 0 or
+ * -ENOMEM. */
+void rt_set_max_memory(size_t bytes);
+int rt_set_max_time(uint64_t ms);
+/* Process context. Exits the calling process here, with the cap's reason,
+ * if it has gone over its memory cap; returns at once otherwise (one load). */
+void rt_exit_if_over_cap(void);
 
 /* Process context. Runs fn(arg) when the process exits (LIFO), unless
  * cancelled first. Returns a handle (never 0) or 0 when out of memory. */

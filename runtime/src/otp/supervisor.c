@@ -385,7 +385,10 @@ static bool match_exit_from(const struct rt_msg *m, void *ctx)
 
 static void check_shutdown_reason(const struct child *c, rt_atom got, rt_atom expected)
 {
-    if (got == expected || (expected == RT_SHUTDOWN && rt_reason_is_clean(got)))
+    /* noproc: the child had ended on its own when the monitor was set, its
+     * EXIT still on its way (a process closes its mailbox before it signals
+     * its links); an abnormal end was reported by its own crash report. */
+    if (got == expected || got == RT_NOPROC || (expected == RT_SHUTDOWN && rt_reason_is_clean(got)))
         return;
     rt_log(RT_LOG_WARNING, "supervisor %#llx: shutdown_error child=%s pid=%#llx reason=%s",
            (unsigned long long)rt_self(), c->id, (unsigned long long)c->pid, rt_atom_name(got));

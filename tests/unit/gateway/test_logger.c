@@ -212,7 +212,7 @@ static void driver(void *arg)
             continue;
         }
         for (int i = 0; i < d->lines; i++)
-            gw__access_log(&ex, "GET", path, "any", consumer, NULL, 200, 3, 1500, 1);
+            gw__access_log(&ex, "GET", path, "any", consumer, NULL, 200, 3, 1500, 1, NULL);
         if (done++ == 0) {
             struct rt_proc_info info;
             T_ASSERT(rt_proc_info(lg, &info) == 0);
