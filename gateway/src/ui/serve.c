@@ -120,7 +120,8 @@ static void add_field(struct gw_admin_response *resp, const char *name, const ch
         resp->fields[resp->nfields++] = (struct gw_http_kv){name, value};
 }
 
-/* A static JSON body, copied (the caller frees every body). */
+/* A static body, copied (the caller frees every body) and NUL-terminated
+ * past its length as every admin answer's. */
 static void set_text(struct gw_admin_response *resp, int status, const char *ct, const void *data,
                      size_t len)
 {
@@ -130,20 +131,21 @@ static void set_text(struct gw_admin_response *resp, int status, const char *ct,
     resp->body_len = 0;
     if (len == 0)
         return;
-    char *b = malloc(len);
+    char *b = malloc(len + 1);
     if (!b) {
         static const char oom[] = "{\"error\":\"out_of_memory\",\"detail\":null}\n";
         resp->status = 503;
         resp->content_type = "application/json";
-        b = malloc(sizeof oom - 1);
+        b = malloc(sizeof oom);
         if (!b)
             return;
-        memcpy(b, oom, sizeof oom - 1);
+        memcpy(b, oom, sizeof oom);
         resp->body = b;
         resp->body_len = sizeof oom - 1;
         return;
     }
     memcpy(b, data, len);
+    b[len] = 0;
     resp->body = b;
     resp->body_len = len;
 }

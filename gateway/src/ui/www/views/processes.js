@@ -54,7 +54,9 @@ async function load() {
   try {
     const r = await app.api(`/admin/processes?${query()}`);
     if (mine !== seq || !root) return;
-    els.total.textContent = String(r.total);
+    // With the stream up the count is the samples': this answer's total
+    // also counts the request process that computed it.
+    els.total.textContent = String(app.live && app.last ? app.last.processes : r.total);
     const last = r.offset + r.returned;
     els.range.textContent = r.returned ? `${num(r.offset + 1)}–${num(last)} of ${num(r.matched)} matching` : `none of ${num(r.matched)} matching`;
     els.prev.disabled = r.offset === 0;

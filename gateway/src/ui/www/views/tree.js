@@ -1,7 +1,10 @@
 // views/tree.js: the supervision tree, collapsible, with each supervisor's
 // strategy and restart counts and each child's status. A `supervisor` or
-// `process_crashed` event refetches it; a child whose pid or restart count
-// changed since the last fetch is marked `restarted` for a few seconds.
+// `process_crashed` event refetches it; a child whose restart count grew
+// since the last fetch is marked `restarted` for a few seconds. Siblings a
+// rest_for_one or one_for_all supervisor stopped and started with it (new
+// pid, same count) are marked `replaced` instead: the supervisor restarted
+// one child, and the mark says which.
 import { h, errorText } from '../dom.js';
 
 const MARK_MS = 8000;
@@ -15,11 +18,16 @@ const closed = new Set(); // keys of supervisors the operator folded
 let seq = 0;
 let pending = null;
 
+const replaced = new Map(); // node key -> time the mark ends
+
+// The marks of node `key` now showing `pid` with `restarts`.
 function mark(key, pid, restarts) {
   const before = seen.get(key);
-  if (before && (before.pid !== pid || before.restarts !== restarts)) marked.set(key, Date.now() + MARK_MS);
+  const now = Date.now();
+  if (before && restarts > before.restarts) marked.set(key, now + MARK_MS);
+  else if (before && before.pid !== pid) replaced.set(key, now + MARK_MS);
   seen.set(key, { pid, restarts });
-  return (marked.get(key) || 0) > Date.now();
+  return { restarted: (marked.get(key) || 0) > now, replaced: (replaced.get(key) || 0) > now };
 }
 
 function supLine(s) {
@@ -34,10 +42,10 @@ function supLine(s) {
 
 // A node: the root supervisor ({pid, name, supervisor, children}) or a
 // child ({id, pid, name, type, restart, status, restarts, ...}).
-function node(n, key, next) {
+function node(n, key) {
   const isSup = Array.isArray(n.children);
   const id = n.id || n.name || n.pid || '?';
-  const restarted = mark(key, n.pid, n.restarts);
+  const m = mark(key, n.pid, n.restarts);
   const label = h(
     'span.label',
     {},
@@ -50,13 +58,14 @@ function node(n, key, next) {
     supLine(n.supervisor),
   );
   const li = h('li.tree-node', { dataset: { id, pid: n.pid || '' } });
-  if (restarted) li.classList.add('restarted');
+  if (m.restarted) li.classList.add('restarted');
+  else if (m.replaced) li.classList.add('replaced');
   if (!isSup) {
     li.append(label);
     return li;
   }
   const toggle = h('button.toggle', { type: 'button', 'aria-expanded': String(!closed.has(key)) }, closed.has(key) ? '▸' : '▾');
-  const kids = h('ul', { hidden: closed.has(key) }, n.children.map((c, i) => node(c, `${key}/${c.id || i}`, next)));
+  const kids = h('ul', { hidden: closed.has(key) }, n.children.map((c) => node(c, `${key}/${c.id || c.pid}`)));
   toggle.addEventListener('click', () => {
     const fold = !kids.hidden;
     kids.hidden = fold;
