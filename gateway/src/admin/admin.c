@@ -862,6 +862,9 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
     } else if (strcmp(path, "/admin/routes/rollback") == 0) {
         if (allowed(resp, m, M_POST))
             gw__admin_routes_rollback(req, resp);
+    } else if (strncmp(path, "/admin/routes/versions/", 23) == 0 && path[23]) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_routes_version(resp, path + 23);
     } else if (strcmp(path, "/admin/upstreams") == 0) {
         if (allowed(resp, m, M_GET))
             h_upstreams(resp);

@@ -1544,6 +1544,55 @@ START_TEST(routes_and_upstreams_answers_render_the_modules_structs)
 }
 END_TEST
 
+static void body_route_version(void)
+{
+    /* A kept version is rendered with its own table's routes, in the shape
+     * of GET /admin/routes' routes, whatever table serves now. */
+    static const char want[] =
+        "{\"version\":3,\"source\":\"config\",\"published_at\":\"2026-01-02T03:00:00.000Z\","
+        "\"current\":false,\"count\":1,\"routes\":[{\"name\":\"users\",\"match\":{"
+        "\"path_prefix\":\"/users\",\"methods\":[\"GET\"]},\"file\":\"routes/a.json\","
+        "\"line\":1,\"column\":13,\"upstream\":\"demo\"}]}\n";
+    struct route_holder *h = t_serving();
+    t_double_kept_table = (struct route_table *)route_holder_acquire(h);
+    struct answer a = get("/admin/routes/versions/3");
+    T_EQ(a.status, 200);
+    T_STREQ(a.raw, want);
+    answer_done(&a);
+    a = get("/admin/routes/versions/4");
+    expect_error(&a, 404, "version_not_found");
+    T_EQ(jint(json_object_get(a.json, "detail"), "version"), 4);
+    answer_done(&a);
+    a = get("/admin/routes/versions/9");
+    expect_error(&a, 504, "timeout");
+    T_STREQ(jstr(json_object_get(a.json, "detail"), "name"), "router");
+    answer_done(&a);
+    static const char *const bad[] = {
+        "0", "03", "-3", "+3", "3x", "x", "3.0", "%33", "99999999999999999999", "3/"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char target[128];
+        snprintf(target, sizeof target, "/admin/routes/versions/%s", bad[i]);
+        a = get(target);
+        expect_error(&a, 400, "bad_version");
+        answer_done(&a);
+    }
+    a = call("POST", "/admin/routes/versions/3", NULL, "");
+    T_EQ(a.status, 405);
+    answer_done(&a);
+    a = get("/admin/routes/versions/");
+    expect_error(&a, 404, "not_found");
+    answer_done(&a);
+    route_table_release(t_double_kept_table);
+    t_double_kept_table = NULL;
+    route_holder_free(h);
+}
+
+START_TEST(a_kept_route_version_is_served_with_its_routes)
+{
+    t_run(body_route_version);
+}
+END_TEST
+
 /* ---- TLS: rendered from the module's structs ------------------------------------------------ */
 
 static void body_tls(void)
@@ -2712,6 +2761,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
     tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
     tcase_add_test(tc, routes_and_upstreams_answers_render_the_modules_structs);
+    tcase_add_test(tc, a_kept_route_version_is_served_with_its_routes);
     tcase_add_test(tc, tls_answers_list_certificates_reload_record_and_counters);
     tcase_add_test(tc, policies_list_definitions_with_position_config_routes_and_denials);
     tcase_add_test(tc, consumers_show_credential_kinds_and_never_a_credential);
