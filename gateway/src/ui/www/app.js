@@ -7,7 +7,9 @@
 //     refresh(),          // fetch again (after a reconnect, `lagged`)
 //     event(type, data),  // each frame of the event stream while shown
 //     tick(),             // every 5 s while shown (optional)
-//     unmount() }         // stop what mount started (optional)
+//     unmount(),          // stop what mount started (optional)
+//     start(app),         // once at login, shown or not (optional)
+//     background(type, data) } // each frame while not shown (optional)
 // and is listed once in `views` below: later views (workflows, TLS
 // certificates, policies) are added the same way.
 import { api, token, openEvents, onUnauthorised } from './api.js';
@@ -115,7 +117,13 @@ function onEvent(type, data) {
     list.prepend(h('li', { dataset: { type } }, h('time', {}, time), h('b', {}, type), ' ', summary(type, data)));
     while (list.children.length > EVENTS_SHOWN) list.lastElementChild.remove();
   }
-  if (current && current.event) current.event(type, data);
+  for (const v of views) {
+    if (v === current) {
+      if (v.event) v.event(type, data);
+    } else if (v.background) {
+      v.background(type, data);
+    }
+  }
   if (type === 'lagged' && current && current.refresh) current.refresh();
 }
 
@@ -154,6 +162,7 @@ function showApp() {
   stopEvents = openEvents({ onEvent, onState: setLive });
   ticker = setInterval(tick, TICK_MS);
   tick();
+  for (const v of views) if (v.start) v.start(app);
   show();
 }
 
