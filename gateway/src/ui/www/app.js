@@ -44,6 +44,9 @@ let ticker = null;
 let everConnected = false;
 
 function addSample(s) {
+  // The stream's samples and those read from /admin/system in its place
+  // may be on different clocks: the history holds one kind at a time.
+  if (app.samples.length && !!app.samples[0].polled !== !!s.polled) app.samples = [];
   app.samples.push(s);
   app.last = s;
   const cut = s.t_ms - HISTORY_MS;
@@ -60,6 +63,7 @@ async function pollSystem() {
   const rate = prevSystem ? ((total - prevSystem.total) * 1000) / Math.max(1, t - prevSystem.t) : 0;
   prevSystem = { t, total };
   return {
+    polled: true,
     t_ms: t,
     uptime_ms: sys.uptime_ms,
     ready: sys.ready && !sys.draining,
