@@ -415,6 +415,8 @@ int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const
                   size_t body_len)
 {
     struct gw_http_answer h = *a;
+    if (a->until_close)
+        gw__ex_close_after(ex); /* nothing else tells the client where the body ends */
     h.request_id = ex->request_id;
     h.close = !ex->keep_alive;
     h.content_length = body_len;

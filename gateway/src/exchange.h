@@ -225,7 +225,9 @@ int gw__ex_error_retry(struct gw__exchange *ex, int status, const char *message,
 /* Writes answer `a` (its request id and Connection are the exchange's:
  * close unless keep_alive) and `body` (left out when answering HEAD, or for
  * a status without body; its length stated all the same). Records the
- * status. 0 or -errno. */
+ * status. 0 or -errno. With a->until_close no length is stated and the
+ * connection closes after the answer: the caller writes the rest of the
+ * body with gw__ex_write (an event stream). */
 int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const void *body,
                   size_t body_len);
 
