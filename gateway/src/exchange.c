@@ -309,6 +309,13 @@ void gw__ex_close_after(struct gw__exchange *ex)
     ex->keep_alive = false;
 }
 
+int gw__ex_send_buffer(struct gw__exchange *ex, int bytes)
+{
+    if (setsockopt(ex->tp->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) < 0)
+        return -errno;
+    return 0;
+}
+
 void gw__ex_status(struct gw__exchange *ex, int status)
 {
     ex->status = status;

@@ -91,6 +91,11 @@ void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_r
 #define GW_ADMIN_EVENTS_MAX_QUEUED 256
 #define GW_ADMIN_EVENTS_MAX_QUEUED_BYTES (1u << 20)
 #define GW_ADMIN_EVENTS_HEARTBEAT_MS 15000
+/* The kernel's send buffer of a stream's connection (SO_SNDBUF): without a
+ * cap, autotuning lets a client that stops reading hold megabytes there
+ * before the bound above is even reached. A stream carries a few hundred
+ * bytes a second. */
+#define GW_ADMIN_EVENTS_SNDBUF (64 * 1024)
 struct gw__exchange;
 struct gw__req_log;
 /* The admin listener's request process, after gw_admin_handle admitted the

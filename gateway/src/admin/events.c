@@ -427,6 +427,7 @@ bool gw__admin_events_serve(struct gw__exchange *ex, struct gw_admin_response *r
     }
     gw_events_sample_watch(1);
     rt_defer(unwatch, NULL);
+    gw__ex_send_buffer(ex, GW_ADMIN_EVENTS_SNDBUF); /* without it the bound is just larger */
     if (gw__ex_answer(ex, &a, NULL, 0) == 0)
         run(&s);
     if (s.h.ops)
