@@ -432,6 +432,65 @@ START_TEST(token_missing_or_wrong_gets_401_right_gets_through)
 }
 END_TEST
 
+/* The dashboard's files need no token (they hold no data), but pass every
+ * check before it: a rebinding page or another site gets nothing, not even
+ * the page. Only /ui and what is under it is the dashboard's. */
+static void body_ui_dispatch(void)
+{
+    gw.admin_token = "s3cret-token";
+    struct answer a = get("/ui/");
+    T_EQ(a.status, 200);
+    T_STREQ(a.content_type, "text/html; charset=utf-8");
+    T_ASSERT(strstr(a.raw, "<script type=\"module\" src=\"app.js\"></script>") != NULL);
+    answer_done(&a);
+    a = get("/ui/app.js");
+    T_EQ(a.status, 200);
+    answer_done(&a);
+    a = get("/ui");
+    T_EQ(a.status, 308);
+    answer_done(&a);
+    a = get("/ui/missing.js");
+    expect_error(&a, 404, "not_found");
+    answer_done(&a);
+    a = call("POST", "/ui/", NULL, "{}");
+    expect_error(&a, 405, "method_not_allowed");
+    answer_done(&a);
+    /* The data the page shows still needs the token. */
+    a = get("/admin/system");
+    expect_error(&a, 401, "unauthorized");
+    answer_done(&a);
+    a = get("/uix");
+    expect_error(&a, 401, "unauthorized");
+    answer_done(&a);
+    /* Before the token: Host, Origin, Sec-Fetch-Site. */
+    a = call_fields("GET", "/ui/", "Host: attacker.example:9901\r\n", NULL);
+    expect_error(&a, 421, "misdirected_request");
+    answer_done(&a);
+    a = call_fields("GET", "/ui/app.js",
+                    "Host: " T_ADMIN_HOST "\r\nOrigin: http://evil.example\r\n", NULL);
+    expect_error(&a, 403, "cross_origin");
+    answer_done(&a);
+    a = call_fields("GET", "/ui/", "Host: " T_ADMIN_HOST "\r\nSec-Fetch-Site: cross-site\r\n",
+                    NULL);
+    expect_error(&a, 403, "cross_origin");
+    answer_done(&a);
+    /* The page's own module loads: same origin. */
+    a = call_fields("GET", "/ui/views/overview.js",
+                    "Host: " T_ADMIN_HOST "\r\nOrigin: http://" T_ADMIN_HOST
+                    "\r\nSec-Fetch-Site: same-origin\r\n",
+                    NULL);
+    T_EQ(a.status, 200);
+    T_STREQ(a.content_type, "text/javascript; charset=utf-8");
+    answer_done(&a);
+    gw.admin_token = NULL;
+}
+
+START_TEST(ui_files_are_served_without_the_token_after_the_host_and_origin_checks)
+{
+    t_run(body_ui_dispatch);
+}
+END_TEST
+
 /* ---- pids ---------------------------------------------------------------------------- */
 
 START_TEST(pid_format_parses_back_in_every_accepted_form)
@@ -2688,6 +2747,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, token_compare_equal_only_for_the_same_bytes);
     tcase_add_test(tc, token_compare_refuses_lengths_that_differ_by_a_multiple_of_256);
     tcase_add_test(tc, token_missing_or_wrong_gets_401_right_gets_through);
+    tcase_add_test(tc, ui_files_are_served_without_the_token_after_the_host_and_origin_checks);
     tcase_add_test(tc, pid_format_parses_back_in_every_accepted_form);
     tcase_add_test(tc, processes_list_filters_sorts_and_limits);
     tcase_add_test(tc, request_processes_show_method_path_route_target_elapsed);
