@@ -205,7 +205,7 @@ def kill_and_wait(g, cid):
 
 
 EXPECTED = ["gw_events", "logger", "router", "upstreams_sup", "workflows_sup", "jwks_sup",
-            "listeners_sup", "admin", "tls_reloader"]
+            "listeners_sup", "admin", "tls_reloader", "gw_sampler"]
 
 
 @t.case
