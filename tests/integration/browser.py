@@ -128,9 +128,11 @@ class Tab:
         TimeoutError naming `what` (or the expression) and its last value."""
         deadline = time.time() + timeout
         v = None
+        # An element comes back by value as {} (falsy here): count it as true.
+        probe = f"((v) => v instanceof Node ? true : v)({expr})"
         while True:
             try:
-                v = self.eval(expr)
+                v = self.eval(probe)
             except RuntimeError as e:
                 v = e
             if v and not isinstance(v, RuntimeError):
