@@ -16,6 +16,8 @@ static _Atomic(rt_log_fn) log_fn;
 static _Atomic(void *) log_ctx;
 static _Atomic(rt_crash_fn) crash_fn;
 static _Atomic(void *) crash_ctx;
+static _Atomic(rt_supervisor_report_fn) sup_fn;
+static _Atomic(void *) sup_ctx;
 static _Atomic(rt_fatal_fn) fatal_fn;
 static _Atomic(void *) fatal_ctx;
 
@@ -86,6 +88,19 @@ void rt_set_crash_handler(rt_crash_fn fn, void *ctx)
 {
     atomic_store(&crash_ctx, ctx);
     atomic_store(&crash_fn, fn);
+}
+
+void rt_set_supervisor_report_handler(rt_supervisor_report_fn fn, void *ctx)
+{
+    atomic_store(&sup_ctx, ctx);
+    atomic_store(&sup_fn, fn);
+}
+
+void rt__supervisor_report(const struct rt_supervisor_report *r)
+{
+    rt_supervisor_report_fn fn = atomic_load(&sup_fn);
+    if (fn)
+        fn(r, atomic_load(&sup_ctx));
 }
 
 void rt_set_fatal_handler(rt_fatal_fn fn, void *ctx)

@@ -432,6 +432,8 @@ bool rt__mon_del(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid *pid);
 
 /* ---- log (log.c) ---- */
 void rt__crash_report(struct rt_proc *p, rt_atom reason);
+/* Hands `r` to the supervisor report handler, if one is set (otp_int.h). */
+void rt__supervisor_report(const struct rt_supervisor_report *r);
 
 /* ---- monitors by name (msg.c) ---- */
 /* Owner: forgets the name record of monitor `ref`, if any (rt_demonitor). */

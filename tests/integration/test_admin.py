@@ -309,6 +309,43 @@ def routes_replace_validate_and_rollback_through_the_admin_api():
 
 
 @t.case
+def each_kept_route_version_is_served_by_number_with_its_own_routes():
+    with Gw() as g:
+        s, before = g.get("/admin/routes")
+        assert s == 200, before
+        v0 = before["version"]
+        bye = {"name": "bye", "match": {"path": "/bye"},
+               "respond": {"status": 200, "body": "bye\n"}}
+        s, v = g.admin("PUT", "/admin/routes", body={"routes": [HELLO, bye]})
+        assert s == 200 and v["outcome"] == "ok", (s, v)
+        v1 = v["version"]
+        s, cur = g.get("/admin/routes")
+        s, old = g.get(f"/admin/routes/versions/{v0}")
+        assert s == 200, (s, old)
+        # The first version's routes, in the shape GET /admin/routes gave
+        # them while it served.
+        assert old["version"] == v0 and old["current"] is False, old
+        assert old["routes"] == before["routes"], (old, before)
+        assert old["source"] and old["published_at"] and old["count"] == 1, old
+        s, new = g.get(f"/admin/routes/versions/{v1}")
+        assert s == 200 and new["current"] is True, (s, new)
+        assert new["routes"] == cur["routes"] and new["source"] == "<admin>", (new, cur)
+        assert [r["name"] for r in new["routes"]] == ["hello", "bye"], new
+        listed = {e["version"]: e for e in cur["versions"]}
+        assert listed[v0]["published_at"] == old["published_at"], (listed, old)
+        s, v = g.get(f"/admin/routes/versions/{v1 + 1}")
+        assert s == 404 and v["error"] == "version_not_found", (s, v)
+        s, v = g.get("/admin/routes/versions/one")
+        assert s == 400 and v["error"] == "bad_version", (s, v)
+        # Out of the history (it keeps the last 10): gone.
+        for _ in range(10):
+            s, v = g.admin("PUT", "/admin/routes", body={"routes": [HELLO]})
+            assert s == 200, (s, v)
+        s, v = g.get(f"/admin/routes/versions/{v0}")
+        assert s == 404 and v["error"] == "version_not_found", (s, v)
+
+
+@t.case
 def hundred_keepalive_connections_show_as_hundred_connection_processes():
     with Gw() as g:
         conns = []

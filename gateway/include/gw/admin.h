@@ -42,6 +42,9 @@
  * allows the same 64 (JPOS_MAX_DEPTH). */
 #define GW_ADMIN_MAX_JSON_DEPTH 64
 
+/* Fields an admin answer may add to its head (gw_admin_response.fields). */
+#define GW_ADMIN_MAX_FIELDS 8
+
 /* The admin listener as clients address it: gw.admin_site, written once when
  * the listener is bound. */
 struct gw_admin_site {
@@ -85,6 +88,13 @@ struct gw_admin_response {
      * Allow ("GET, HEAD"), a 401's WWW-Authenticate. */
     const char *allow;
     const char *www_authenticate;
+    /* Further fields of the head, static storage (the dashboard's
+     * Content-Security-Policy, ETag, Location). */
+    struct gw_http_kv fields[GW_ADMIN_MAX_FIELDS];
+    size_t nfields;
+    /* Cache-Control's value (static storage); NULL: "no-store", as every
+     * answer that holds data. */
+    const char *cache_control;
 };
 
 /* Any thread. The checks above that need only the head (Host, origin,

@@ -20,6 +20,8 @@
 #include "jpos/diag.h"
 #include "rt/rt.h"
 
+struct route_table;
+
 #define GW_ROUTER_NAME "router"
 #define GW_ROUTER_HISTORY 10
 
@@ -106,6 +108,23 @@ void gw_router_outcome_free(struct gw_router_outcome *o);
 int gw_router_status(struct gw_router_status **out);
 /* Accepts NULL. */
 void gw_router_status_free(struct gw_router_status *s);
+
+/* One version of the history with its table, for GET
+ * /admin/routes/versions/{N}. */
+struct gw_router_kept {
+    struct gw_router_version meta;
+    bool current;              /* the version serving now */
+    struct route_table *table; /* an owner reference, dropped by gw_router_kept_free */
+};
+
+/* Process context (calls the router). The kept version `version` with its
+ * table: 0 and *out (the caller's: gw_router_kept_free), -ENOENT when the
+ * history does not hold it, another -errno when the router did not answer.
+ * The table stays valid while *out is held, even once the version has left
+ * the history. */
+int gw_router_kept_get(uint64_t version, struct gw_router_kept **out);
+/* Accepts NULL. */
+void gw_router_kept_free(struct gw_router_kept *k);
 
 /* Reload counters for metrics (any thread). */
 struct gw_router_counts {

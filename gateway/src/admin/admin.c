@@ -6,7 +6,8 @@
  * /admin/upstreams. The route endpoints are in routes.c, the process and
  * supervision-tree endpoints in procs.c, the workflow endpoints in
  * workflows.c, the TLS endpoints in tls.c, the policy and consumer
- * endpoints in policies.c.
+ * endpoints in policies.c; the dashboard's files under /ui (no token, the
+ * checks before it all the same) in ../ui/serve.c.
  *
  * Nothing here keeps state between requests except the kill-reason set in
  * procs.c. Before the token, every request (probes too) passes the checks
@@ -37,6 +38,7 @@
 #include "route/holder.h"
 #include "jpos/json.h"
 #include "policy/policy.h"
+#include "ui/ui.h"
 #include "workflow/status.h"
 
 #define CT_JSON "application/json"
@@ -795,7 +797,17 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
     const char *path = req->path ? req->path : "";
     enum method m = method_of(req);
 
-    if (!admitted(req, resp))
+    bool ok = admitted(req, resp);
+    if (gw_ui_owns(path)) {
+        /* The dashboard's files hold no data: served without the token, but
+         * only to requests that pass the checks above. */
+        if (ok)
+            gw_ui_serve(req, resp);
+        else
+            gw_ui_fields(resp);
+        return;
+    }
+    if (!ok)
         return;
     if (strcmp(path, "/healthz") == 0) {
         if (allowed(resp, m, M_GET))
@@ -819,7 +831,7 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
     } else if (strcmp(path, "/admin") == 0 || strcmp(path, "/admin/") == 0) {
         gw__admin_error(resp, 404, "not_found",
                         json_pack("{s:s,s:s}", "path", path, "note",
-                                  "the admin page is not available yet; the JSON API is under "
+                                  "the dashboard is at /ui/; the JSON API is under "
                                   "/admin/system, /admin/processes, /admin/supervisors, "
                                   "/admin/routes, /admin/upstreams, /admin/tls, /admin/workflows, "
                                   "/admin/policies, /admin/consumers and /metrics"));
@@ -850,6 +862,9 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
     } else if (strcmp(path, "/admin/routes/rollback") == 0) {
         if (allowed(resp, m, M_POST))
             gw__admin_routes_rollback(req, resp);
+    } else if (strncmp(path, "/admin/routes/versions/", 23) == 0 && path[23]) {
+        if (allowed(resp, m, M_GET))
+            gw__admin_routes_version(resp, path + 23);
     } else if (strcmp(path, "/admin/upstreams") == 0) {
         if (allowed(resp, m, M_GET))
             h_upstreams(resp);

@@ -69,6 +69,8 @@ void gw__admin_routes_reload(struct gw_admin_response *resp);
 void gw__admin_routes_replace(const struct gw_admin_request *req, struct gw_admin_response *resp);
 void gw__admin_routes_validate(const struct gw_admin_request *req, struct gw_admin_response *resp);
 void gw__admin_routes_rollback(const struct gw_admin_request *req, struct gw_admin_response *resp);
+/* `arg` is what follows /admin/routes/versions/ (NUL-terminated). */
+void gw__admin_routes_version(struct gw_admin_response *resp, const char *arg);
 
 /* procs.c */
 void gw__admin_processes(const struct gw_admin_request *req, struct gw_admin_response *resp);

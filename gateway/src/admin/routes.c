@@ -1,6 +1,7 @@
 /*
  * routes.c: the admin API's route endpoints: GET and PUT /admin/routes,
- * POST /admin/routes/reload, /validate and /rollback. The router answers
+ * GET /admin/routes/versions/{N}, POST /admin/routes/reload, /validate and
+ * /rollback. The router answers
  * with structs (gw/router.h) and the table is read from gw.routes; the
  * JSON is written here, in the member order the API has always had.
  */
@@ -109,6 +110,15 @@ static json_t *route_json(const struct route *rt)
     return o;
 }
 
+/* The routes of `t` as GET /admin/routes lists them. */
+static json_t *routes_json(const struct route_table *t)
+{
+    json_t *routes = json_array();
+    for (size_t i = 0; routes && t && i < route_table_count(t); i++)
+        json_array_append_new(routes, route_json(route_table_route(t, i)));
+    return routes;
+}
+
 /* GET /admin/routes: the table serving now, then the router's state. */
 static json_t *status_json(const struct gw_router_status *st)
 {
@@ -116,9 +126,7 @@ static json_t *status_json(const struct gw_router_status *st)
     if (!o)
         return NULL;
     const struct route_table *t = gw.routes ? route_holder_acquire(gw.routes) : NULL;
-    json_t *routes = json_array();
-    for (size_t i = 0; routes && t && i < route_table_count(t); i++)
-        json_array_append_new(routes, route_json(route_table_route(t, i)));
+    json_t *routes = routes_json(t);
     json_object_set_new(o, "version", json_integer((json_int_t)(t ? route_table_version(t) : 0)));
     json_object_set_new(o, "count", json_integer((json_int_t)(t ? route_table_count(t) : 0)));
     json_object_set_new(o, "files", json_integer((json_int_t)(t ? route_table_files(t) : 0)));
@@ -231,4 +239,39 @@ void gw__admin_routes_rollback(const struct gw_admin_request *req, struct gw_adm
     struct gw_router_outcome *o = NULL;
     int rc = gw_router_rollback(version, &o);
     router_result(resp, "rollback", rc, o);
+}
+
+void gw__admin_routes_version(struct gw_admin_response *resp, const char *arg)
+{
+    /* Digits only: a version is a positive decimal number, at most 20
+     * digits (a uint64_t), without sign, spaces or leading zeros. */
+    size_t n = strlen(arg);
+    bool digits = n > 0 && n <= 20 && arg[0] != '0';
+    for (size_t i = 0; digits && i < n; i++)
+        digits = arg[i] >= '0' && arg[i] <= '9';
+    errno = 0;
+    unsigned long long version = digits ? strtoull(arg, NULL, 10) : 0;
+    if (!digits || errno == ERANGE) {
+        gw__admin_error(resp, 400, "bad_version",
+                        json_pack("{s:s#,s:s}", "version", arg, (int)(n > 32 ? 32 : n), "expected",
+                                  "a positive decimal version number"));
+        return;
+    }
+    struct gw_router_kept *k = NULL;
+    int rc = gw_router_kept_get((uint64_t)version, &k);
+    if (rc < 0) {
+        if (rc == -ENOENT)
+            gw__admin_error(
+                resp, 404, "version_not_found",
+                json_pack("{s:I,s:i}", "version", (json_int_t)version, "kept", GW_ROUTER_HISTORY));
+        else
+            router_result(resp, "kept", rc, NULL);
+        return;
+    }
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:b, s:I, s:o}", "version", (json_int_t)k->meta.version,
+                  "source", k->meta.source, "published_at", k->meta.published_at, "current",
+                  k->current, "count", (json_int_t)k->meta.routes, "routes", routes_json(k->table));
+    gw_router_kept_free(k);
+    gw__admin_json(resp, 200, o);
 }

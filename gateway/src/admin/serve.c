@@ -13,6 +13,7 @@
 
 #include "gw/admin.h"
 #include "gw_int.h"
+#include "ui/ui.h"
 
 void gw__admin_serve(struct gw__exchange *ex, struct gw_http_target *t, struct gw__req_log *log)
 {
@@ -54,14 +55,27 @@ void gw__admin_serve(struct gw__exchange *ex, struct gw_http_target *t, struct g
         /* Refused on its head: the body is never read. */
         gw__ex_close_after(ex);
     }
-    const struct gw_http_kv auth = {"WWW-Authenticate", aresp.www_authenticate};
+    if (!aresp.nfields && gw_ui_owns(t->path))
+        gw_ui_fields(&aresp); /* a refusal of a /ui path */
+    struct gw_http_kv fields[GW_ADMIN_MAX_FIELDS + 2];
+    size_t nfields = 0;
+    if (aresp.www_authenticate)
+        fields[nfields++] = (struct gw_http_kv){"WWW-Authenticate", aresp.www_authenticate};
+    if (aresp.cache_control)
+        fields[nfields++] = (struct gw_http_kv){"Cache-Control", aresp.cache_control};
+    for (size_t i = 0; i < aresp.nfields && i < GW_ADMIN_MAX_FIELDS; i++)
+        fields[nfields++] = aresp.fields[i];
+    /* A 304 has no body, and so no type. */
+    const char *ct = aresp.content_type    ? aresp.content_type
+                     : aresp.status == 304 ? NULL
+                                           : "application/json";
     struct gw_http_answer a = {
         .status = aresp.status,
-        .content_type = aresp.content_type ? aresp.content_type : "application/json",
-        .no_store = true,
+        .content_type = ct,
+        .no_store = !aresp.cache_control,
         .allow = aresp.allow,
-        .fields = aresp.www_authenticate ? &auth : NULL,
-        .nfields = aresp.www_authenticate ? 1 : 0,
+        .fields = fields,
+        .nfields = nfields,
     };
     gw__ex_answer(ex, &a, aresp.body, aresp.body_len);
     log->bytes = gw__ex_head_request(ex) ? 0 : aresp.body_len;

@@ -251,24 +251,35 @@ void gw_router_status_free(struct gw_router_status *s)
     free(s);
 }
 
+void gw_router_kept_free(struct gw_router_kept *k)
+{
+    if (!k)
+        return;
+    route_table_unref(k->table);
+    free(k);
+}
+
 static void reply_free(struct rt_msg *m)
 {
     struct gw__router_reply h;
     memcpy(&h, m->data, sizeof h);
     gw_router_outcome_free(h.outcome);
     gw_router_status_free(h.status);
+    gw_router_kept_free(h.kept);
 }
 
-/* A reply message: rc and what it points at (both consumed; NULL: none). */
-static struct rt_msg *reply_msg(int rc, struct gw_router_outcome *o, struct gw_router_status *st)
+/* A reply message: rc and what it points at (all consumed; NULL: none). */
+static struct rt_msg *reply_msg(int rc, struct gw_router_outcome *o, struct gw_router_status *st,
+                                struct gw_router_kept *k)
 {
     struct rt_msg *m = rt_msg_new(GW__ROUTER_REPLY, sizeof(struct gw__router_reply));
     if (!m) {
         gw_router_outcome_free(o);
         gw_router_status_free(st);
+        gw_router_kept_free(k);
         return NULL;
     }
-    struct gw__router_reply h = {.rc = rc, .outcome = o, .status = st};
+    struct gw__router_reply h = {.rc = rc, .outcome = o, .status = st, .kept = k};
     memcpy(m->data, &h, sizeof h);
     m->dtor = reply_free;
     return m;
@@ -489,6 +500,33 @@ static struct gw_router_status *status_new(const struct router *s)
     return st;
 }
 
+/* The history's entry for `version` with a reference to its table, or
+ * NULL (*rc: -ENOENT when not kept, -ENOMEM). */
+static struct gw_router_kept *kept_new(const struct router *s, uint64_t version, int *rc)
+{
+    size_t i = 0;
+    while (i < s->nhist && s->hist[i].version != version)
+        i++;
+    if (i == s->nhist) {
+        *rc = -ENOENT;
+        return NULL;
+    }
+    struct gw_router_kept *k = calloc(1, sizeof(*k));
+    if (!k) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    const struct hist *e = &s->hist[i];
+    k->meta.version = e->version;
+    k->meta.routes = e->routes;
+    snprintf(k->meta.source, sizeof k->meta.source, "%s", e->source);
+    snprintf(k->meta.published_at, sizeof k->meta.published_at, "%s", e->time);
+    k->current = i == 0;
+    k->table = route_table_ref(e->t);
+    *rc = 0;
+    return k;
+}
+
 /* ---- the gen_server ---------------------------------------------------------- */
 
 static void router_free(void *arg)
@@ -588,9 +626,11 @@ static void router_call(struct rt_msg *req, const struct rt_gs_from *from, void 
     struct router *s = state;
     struct gw_router_outcome *reply = NULL;
     struct gw_router_status *st = NULL;
+    struct gw_router_kept *kept = NULL;
     int rc = -ENOMEM;
-    if (req->type != GW__ROUTER_STATUS && !(reply = calloc(1, sizeof(*reply)))) {
-        rt_gs_reply(r, reply_msg(rc, NULL, NULL));
+    if (req->type != GW__ROUTER_STATUS && req->type != GW__ROUTER_KEPT &&
+        !(reply = calloc(1, sizeof(*reply)))) {
+        rt_gs_reply(r, reply_msg(rc, NULL, NULL, NULL));
         return;
     }
     switch (req->type) {
@@ -613,13 +653,16 @@ static void router_call(struct rt_msg *req, const struct rt_gs_from *from, void 
         st = status_new(s);
         rc = st ? 0 : -ENOMEM;
         break;
+    case GW__ROUTER_KEPT:
+        kept = kept_new(s, req->u64, &rc);
+        break;
     default:
         free(reply);
         reply = NULL;
         rc = -EOPNOTSUPP;
         break;
     }
-    rt_gs_reply(r, reply_msg(rc, reply, st));
+    rt_gs_reply(r, reply_msg(rc, reply, st, kept));
 }
 
 static void router_cast(struct rt_msg *msg, void *state, struct rt_gs_result *r)
@@ -738,6 +781,7 @@ static int outcome_call(struct rt_msg *req, struct gw_router_outcome **out)
     struct gw__router_reply h;
     int rc = call(req, &h);
     gw_router_status_free(h.status);
+    gw_router_kept_free(h.kept);
     *out = h.outcome;
     return rc;
 }
@@ -784,6 +828,7 @@ int gw_router_status(struct gw_router_status **out)
     struct gw__router_reply h;
     int rc = call(rt_msg_new(GW__ROUTER_STATUS, 0), &h);
     gw_router_outcome_free(h.outcome);
+    gw_router_kept_free(h.kept);
     if (rc == 0 && !h.status)
         rc = -EPROTO;
     if (rc < 0) {
@@ -791,6 +836,25 @@ int gw_router_status(struct gw_router_status **out)
         return rc;
     }
     *out = h.status;
+    return 0;
+}
+
+int gw_router_kept_get(uint64_t version, struct gw_router_kept **out)
+{
+    struct gw__router_reply h;
+    struct rt_msg *m = rt_msg_new(GW__ROUTER_KEPT, 0);
+    if (m)
+        m->u64 = version;
+    int rc = call(m, &h);
+    gw_router_outcome_free(h.outcome);
+    gw_router_status_free(h.status);
+    if (rc == 0 && !h.kept)
+        rc = -EPROTO;
+    if (rc < 0) {
+        gw_router_kept_free(h.kept);
+        return rc;
+    }
+    *out = h.kept;
     return 0;
 }
 

@@ -22,6 +22,7 @@ enum {
     GW__ROUTER_VALIDATE,   /* call; payload: the route set's JSON text */
     GW__ROUTER_ROLLBACK,   /* call; u64: the version */
     GW__ROUTER_STATUS,     /* call */
+    GW__ROUTER_KEPT,       /* call; u64: the version */
     GW__ROUTER_REPLY,      /* reply: struct gw__router_reply */
     GW__ROUTER_RECLAIM,    /* info: timer, free retired tables */
     GW__ROUTER_REWATCH,    /* info: timer, restart a watcher that died */
@@ -34,6 +35,7 @@ struct gw__router_reply {
     int32_t rc;
     struct gw_router_outcome *outcome; /* reload, replace, validate, rollback */
     struct gw_router_status *status;   /* status */
+    struct gw_router_kept *kept;       /* kept */
 };
 
 #define GW__ROUTER_SOURCE_MAX GW_ROUTER_SOURCE_MAX

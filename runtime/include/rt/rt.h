@@ -598,6 +598,39 @@ typedef void (*rt_log_fn)(enum rt_log_level level, const char *msg, void *ctx);
 typedef void (*rt_crash_fn)(const struct rt_crash_report *report, void *ctx);
 void rt_set_log_handler(rt_log_fn fn, void *ctx);
 void rt_set_crash_handler(rt_crash_fn fn, void *ctx);
+
+/* A supervisor's report (OTP's supervisor_report), given structurally
+ * besides the log line the supervisor writes for the same event. Strings
+ * are NUL-terminated and valid during the call only. `event` is one of:
+ *  - "child_terminated": a child exited with a reason other than normal or
+ *    shutdown (pid, reason);
+ *  - "child_restarted": a child was started again after an exit (pid: the
+ *    one it had, 0 when it was stopped by its supervisor's strategy rather
+ *    than exiting itself; new_pid; reason: the exit that caused the
+ *    restart, RT_NORMAL for a retry or a sibling restarted by the strategy);
+ *  - "start_error": starting a child failed (pid: the one it had, or 0;
+ *    reason);
+ *  - "shutdown_error": a child told to stop ended with an unexpected reason
+ *    (pid, reason);
+ *  - "reached_max_restart_intensity": too many restarts within the period;
+ *    the supervisor stops its children and exits (pid: the child whose exit
+ *    tipped it, reason: that exit's).
+ * Other fields are 0 when they do not apply. */
+struct rt_supervisor_report {
+    rt_pid supervisor;
+    const char *supervisor_name; /* registered name, or NULL */
+    const char *event;
+    const char *child; /* the child's id */
+    rt_pid pid;
+    rt_pid new_pid;
+    rt_atom reason;
+};
+typedef void (*rt_supervisor_report_fn)(const struct rt_supervisor_report *report, void *ctx);
+/* Any thread. Where supervisor reports go: the handler runs in the
+ * supervisor's process, on its scheduler thread, and must not block (a
+ * supervisor restarts children only after it returns). NULL (the default)
+ * gives them to nobody; the log lines are written either way. */
+void rt_set_supervisor_report_handler(rt_supervisor_report_fn fn, void *ctx);
 void rt_log(enum rt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* What the runtime says just before it aborts the program: a process ran

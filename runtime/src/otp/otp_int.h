@@ -13,6 +13,9 @@
 #include "rt/rt.h"
 #include "rt/sys.h"
 
+/* Hands `r` to the supervisor report handler, if one is set (log.c). */
+void rt__supervisor_report(const struct rt_supervisor_report *r);
+
 /* A reply that stands for NULL (rt_gen_server_reply(from, NULL)). */
 #define RT__MSG_NULL_REPLY (RT_MSG_SYSTEM + 0x2f)
 

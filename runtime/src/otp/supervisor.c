@@ -325,6 +325,25 @@ static size_t find_key(const struct sup *s, uint64_t key)
     return NONE;
 }
 
+/* The structured twin of the log lines (rt_set_supervisor_report_handler):
+ * reported from the supervisor's own process, as the lines are. */
+static void report(const char *event, const struct child *c, rt_pid pid, rt_pid new_pid,
+                   rt_atom reason)
+{
+    struct rt_proc_info self;
+    bool named = rt_proc_info(rt_self(), &self) == 0 && self.name[0];
+    struct rt_supervisor_report r = {
+        .supervisor = rt_self(),
+        .supervisor_name = named ? self.name : NULL,
+        .event = event,
+        .child = c->id,
+        .pid = pid,
+        .new_pid = new_pid,
+        .reason = reason,
+    };
+    rt__supervisor_report(&r);
+}
+
 /* Starts child i: 0 (running), RT_IGNORE (pid undefined), -EEXIST with
  * *holder (the start function found the child's name taken: OTP's
  * already_started, passed through as such) or -ECHILD with *reason. */
@@ -370,6 +389,7 @@ static void check_shutdown_reason(const struct child *c, rt_atom got, rt_atom ex
         return;
     rt_log(RT_LOG_WARNING, "supervisor %#llx: shutdown_error child=%s pid=%#llx reason=%s",
            (unsigned long long)rt_self(), c->id, (unsigned long long)c->pid, rt_atom_name(got));
+    report("shutdown_error", c, c->pid, 0, got);
 }
 
 /* Begins stopping child c: monitor, unlink, signal. Returns the monitor ref
@@ -488,35 +508,46 @@ static void schedule_retry(struct sup *s, size_t i)
 }
 
 /* Starts children [i, n) that are not running, in order (the restart part
- * of rest_for_one/one_for_all); on failure marks that child restarting. */
-static void start_from(struct sup *s, size_t i)
+ * of rest_for_one/one_for_all); on failure marks that child restarting.
+ * `dead` is the child whose exit (with `reason`) caused it, or NONE. */
+static void start_from(struct sup *s, size_t i, size_t dead, rt_atom reason)
 {
     for (; i < s->n; i++) {
         if (s->ch[i].pid)
             continue;
         rt_atom why = RT_UNDEFINED;
+        rt_pid old = s->ch[i].last_pid;
+        bool cause = i == dead;
         int rc = start_one(s, i, &why, NULL);
         if (rc == RT_IGNORE && s->ch[i].restart == RT_TEMPORARY) {
             remove_child(s, i);
+            if (dead != NONE && dead > i)
+                dead--;
             i--;
             continue;
         }
         if (rc < 0) {
             rt_log(RT_LOG_ERROR, "supervisor %#llx: start_error child=%s reason=%s",
                    (unsigned long long)rt_self(), s->ch[i].id, rt_atom_name(why));
+            report("start_error", &s->ch[i], old, 0, why);
             schedule_retry(s, i);
             return;
         }
+        if (rc == 0)
+            report("child_restarted", &s->ch[i], cause ? old : 0, s->ch[i].pid,
+                   cause ? reason : RT_NORMAL);
     }
 }
 
-/* Restarts child i (just died, or a retry) under the strategy. Returns -1
- * when the intensity is exceeded: the caller stops the supervisor. */
-static int restart(struct sup *s, size_t i)
+/* Restarts child i (just died with `reason`, or a retry: RT_NORMAL) under
+ * the strategy. Returns -1 when the intensity is exceeded: the caller stops
+ * the supervisor. */
+static int restart(struct sup *s, size_t i, rt_atom reason)
 {
     if (add_restart(s) < 0) {
         rt_log(RT_LOG_ERROR, "supervisor %#llx: reached_max_restart_intensity child=%s",
                (unsigned long long)rt_self(), s->ch[i].id);
+        report("reached_max_restart_intensity", &s->ch[i], s->ch[i].last_pid, 0, reason);
         return -1;
     }
     s->ch[i].restarts++;
@@ -526,21 +557,25 @@ static int restart(struct sup *s, size_t i)
     case RT_ONE_FOR_ONE:
     case RT_SIMPLE_ONE_FOR_ONE: {
         rt_atom why = RT_UNDEFINED;
+        rt_pid old = s->ch[i].last_pid;
         int rc = start_one(s, i, &why, NULL);
         if (rc == RT_IGNORE &&
             (s->ch[i].restart == RT_TEMPORARY || s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE))
             remove_child(s, i);
         else if (rc < 0)
             schedule_retry(s, i);
+        else if (rc == 0)
+            report("child_restarted", &s->ch[i], old, s->ch[i].pid, reason);
         break;
     }
     case RT_REST_FOR_ONE:
         terminate_children(s, i + 1, true);
-        start_from(s, find_key(s, key));
+        i = find_key(s, key);
+        start_from(s, i, i, reason);
         break;
     case RT_ONE_FOR_ALL:
         terminate_children(s, 0, true);
-        start_from(s, 0);
+        start_from(s, 0, find_key(s, key), reason);
         break;
     }
     return 0;
@@ -552,9 +587,11 @@ static void on_child_exit(struct sup *s, rt_pid pid, rt_atom reason, struct rt_g
     if (i == NONE)
         return; /* an EXIT from an unknown pid is ignored */
     struct child *c = &s->ch[i];
-    if (!rt_reason_is_clean(reason))
+    if (!rt_reason_is_clean(reason)) {
         rt_log(RT_LOG_ERROR, "supervisor %#llx: child_terminated child=%s pid=%#llx reason=%s",
                (unsigned long long)rt_self(), c->id, (unsigned long long)pid, rt_atom_name(reason));
+        report("child_terminated", c, pid, 0, reason);
+    }
     c->pid = 0;
     c->last_pid = pid;
     c->status = RT_CHILD_UNDEFINED;
@@ -576,7 +613,7 @@ static void on_child_exit(struct sup *s, rt_pid pid, rt_atom reason, struct rt_g
         }
         return;
     }
-    if (restart(s, i) < 0) {
+    if (restart(s, i, reason) < 0) {
         terminate_children(s, 0, false);
         rt_gs_stop(r, RT_SHUTDOWN);
     }
@@ -703,6 +740,7 @@ static void sup_init(void *arg, struct rt_gs_result *r)
             snprintf(buf, sizeof buf, "shutdown:failed_to_start_child:%s", s->ch[i].id);
             rt_log(RT_LOG_ERROR, "supervisor %#llx: start_error child=%s reason=%s",
                    (unsigned long long)rt_self(), s->ch[i].id, rt_atom_name(why));
+            report("start_error", &s->ch[i], 0, 0, why);
             /* The children not started yet have no pid: only the started
              * ones are stopped, in reverse order. */
             terminate_children(s, 0, false);
@@ -745,7 +783,7 @@ static void sup_info(struct rt_msg *m, void *state, struct rt_gs_result *r)
         if (i == NONE || s->ch[i].status != RT_CHILD_RESTARTING)
             return;
         s->ch[i].status = RT_CHILD_UNDEFINED;
-        if (restart(s, i) < 0) {
+        if (restart(s, i, RT_NORMAL) < 0) {
             terminate_children(s, 0, false);
             rt_gs_stop(r, RT_SHUTDOWN);
         }

@@ -11,6 +11,8 @@
  *                         did not answer within its deadline) for "slow", else 0
  *   gw_router_rollback    0 for versions 1..10 (recorded), else -ENOENT
  *   gw_router_status      two versions kept, the last reload, counters
+ *   gw_router_kept_get    version 3 with t_double_kept_table (when set),
+ *                         -ETIMEDOUT for 9, else -ENOENT
  *   gw_upstreams_describe one upstream "demo" with two targets (as structs)
  */
 #include <errno.h>
@@ -21,9 +23,11 @@
 #include "admin_double.h"
 #include "gw/router.h"
 #include "gw/upstream.h"
+#include "route/route.h"
 
 char t_double_replaced[256];
 uint64_t t_double_rollback;
+struct route_table *t_double_kept_table;
 
 /* An outcome on the heap, as the router hands it over. */
 static struct gw_router_outcome *outcome(bool ok, uint64_t version, size_t routes)
@@ -130,6 +134,30 @@ void gw_router_status_free(struct gw_router_status *s)
         return;
     jpos_diags_done(&s->last_reload.outcome.diags);
     free(s);
+}
+
+int gw_router_kept_get(uint64_t version, struct gw_router_kept **out)
+{
+    if (version == 9)
+        return -ETIMEDOUT;
+    if (version != 3 || !t_double_kept_table)
+        return -ENOENT;
+    struct gw_router_kept *k = calloc(1, sizeof(*k));
+    if (!k)
+        return -ENOMEM;
+    k->meta = (struct gw_router_version){
+        .version = 3, .routes = 1, .source = "config", .published_at = "2026-01-02T03:00:00.000Z"};
+    k->table = route_table_ref(t_double_kept_table);
+    *out = k;
+    return 0;
+}
+
+void gw_router_kept_free(struct gw_router_kept *k)
+{
+    if (!k)
+        return;
+    route_table_unref(k->table);
+    free(k);
 }
 
 void gw_router_counts(struct gw_router_counts *out)

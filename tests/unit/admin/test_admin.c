@@ -432,6 +432,65 @@ START_TEST(token_missing_or_wrong_gets_401_right_gets_through)
 }
 END_TEST
 
+/* The dashboard's files need no token (they hold no data), but pass every
+ * check before it: a rebinding page or another site gets nothing, not even
+ * the page. Only /ui and what is under it is the dashboard's. */
+static void body_ui_dispatch(void)
+{
+    gw.admin_token = "s3cret-token";
+    struct answer a = get("/ui/");
+    T_EQ(a.status, 200);
+    T_STREQ(a.content_type, "text/html; charset=utf-8");
+    T_ASSERT(strstr(a.raw, "<script type=\"module\" src=\"app.js\"></script>") != NULL);
+    answer_done(&a);
+    a = get("/ui/app.js");
+    T_EQ(a.status, 200);
+    answer_done(&a);
+    a = get("/ui");
+    T_EQ(a.status, 308);
+    answer_done(&a);
+    a = get("/ui/missing.js");
+    expect_error(&a, 404, "not_found");
+    answer_done(&a);
+    a = call("POST", "/ui/", NULL, "{}");
+    expect_error(&a, 405, "method_not_allowed");
+    answer_done(&a);
+    /* The data the page shows still needs the token. */
+    a = get("/admin/system");
+    expect_error(&a, 401, "unauthorized");
+    answer_done(&a);
+    a = get("/uix");
+    expect_error(&a, 401, "unauthorized");
+    answer_done(&a);
+    /* Before the token: Host, Origin, Sec-Fetch-Site. */
+    a = call_fields("GET", "/ui/", "Host: attacker.example:9901\r\n", NULL);
+    expect_error(&a, 421, "misdirected_request");
+    answer_done(&a);
+    a = call_fields("GET", "/ui/app.js",
+                    "Host: " T_ADMIN_HOST "\r\nOrigin: http://evil.example\r\n", NULL);
+    expect_error(&a, 403, "cross_origin");
+    answer_done(&a);
+    a = call_fields("GET", "/ui/", "Host: " T_ADMIN_HOST "\r\nSec-Fetch-Site: cross-site\r\n",
+                    NULL);
+    expect_error(&a, 403, "cross_origin");
+    answer_done(&a);
+    /* The page's own module loads: same origin. */
+    a = call_fields("GET", "/ui/views/overview.js",
+                    "Host: " T_ADMIN_HOST "\r\nOrigin: http://" T_ADMIN_HOST
+                    "\r\nSec-Fetch-Site: same-origin\r\n",
+                    NULL);
+    T_EQ(a.status, 200);
+    T_STREQ(a.content_type, "text/javascript; charset=utf-8");
+    answer_done(&a);
+    gw.admin_token = NULL;
+}
+
+START_TEST(ui_files_are_served_without_the_token_after_the_host_and_origin_checks)
+{
+    t_run(body_ui_dispatch);
+}
+END_TEST
+
 /* ---- pids ---------------------------------------------------------------------------- */
 
 START_TEST(pid_format_parses_back_in_every_accepted_form)
@@ -1482,6 +1541,55 @@ static void body_routes(void)
 START_TEST(routes_and_upstreams_answers_render_the_modules_structs)
 {
     t_run(body_routes);
+}
+END_TEST
+
+static void body_route_version(void)
+{
+    /* A kept version is rendered with its own table's routes, in the shape
+     * of GET /admin/routes' routes, whatever table serves now. */
+    static const char want[] =
+        "{\"version\":3,\"source\":\"config\",\"published_at\":\"2026-01-02T03:00:00.000Z\","
+        "\"current\":false,\"count\":1,\"routes\":[{\"name\":\"users\",\"match\":{"
+        "\"path_prefix\":\"/users\",\"methods\":[\"GET\"]},\"file\":\"routes/a.json\","
+        "\"line\":1,\"column\":13,\"upstream\":\"demo\"}]}\n";
+    struct route_holder *h = t_serving();
+    t_double_kept_table = (struct route_table *)route_holder_acquire(h);
+    struct answer a = get("/admin/routes/versions/3");
+    T_EQ(a.status, 200);
+    T_STREQ(a.raw, want);
+    answer_done(&a);
+    a = get("/admin/routes/versions/4");
+    expect_error(&a, 404, "version_not_found");
+    T_EQ(jint(json_object_get(a.json, "detail"), "version"), 4);
+    answer_done(&a);
+    a = get("/admin/routes/versions/9");
+    expect_error(&a, 504, "timeout");
+    T_STREQ(jstr(json_object_get(a.json, "detail"), "name"), "router");
+    answer_done(&a);
+    static const char *const bad[] = {
+        "0", "03", "-3", "+3", "3x", "x", "3.0", "%33", "99999999999999999999", "3/"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char target[128];
+        snprintf(target, sizeof target, "/admin/routes/versions/%s", bad[i]);
+        a = get(target);
+        expect_error(&a, 400, "bad_version");
+        answer_done(&a);
+    }
+    a = call("POST", "/admin/routes/versions/3", NULL, "");
+    T_EQ(a.status, 405);
+    answer_done(&a);
+    a = get("/admin/routes/versions/");
+    expect_error(&a, 404, "not_found");
+    answer_done(&a);
+    route_table_release(t_double_kept_table);
+    t_double_kept_table = NULL;
+    route_holder_free(h);
+}
+
+START_TEST(a_kept_route_version_is_served_with_its_routes)
+{
+    t_run(body_route_version);
 }
 END_TEST
 
@@ -2639,6 +2747,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, token_compare_equal_only_for_the_same_bytes);
     tcase_add_test(tc, token_compare_refuses_lengths_that_differ_by_a_multiple_of_256);
     tcase_add_test(tc, token_missing_or_wrong_gets_401_right_gets_through);
+    tcase_add_test(tc, ui_files_are_served_without_the_token_after_the_host_and_origin_checks);
     tcase_add_test(tc, pid_format_parses_back_in_every_accepted_form);
     tcase_add_test(tc, processes_list_filters_sorts_and_limits);
     tcase_add_test(tc, request_processes_show_method_path_route_target_elapsed);
@@ -2652,6 +2761,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
     tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
     tcase_add_test(tc, routes_and_upstreams_answers_render_the_modules_structs);
+    tcase_add_test(tc, a_kept_route_version_is_served_with_its_routes);
     tcase_add_test(tc, tls_answers_list_certificates_reload_record_and_counters);
     tcase_add_test(tc, policies_list_definitions_with_position_config_routes_and_denials);
     tcase_add_test(tc, consumers_show_credential_kinds_and_never_a_credential);

@@ -593,6 +593,50 @@ START_TEST(history_keeps_only_the_last_10_versions)
 }
 END_TEST
 
+/* Every kept version is served with its own table, the current one
+ * marked; versions outside the history are not; a table handed out stays
+ * valid after its version left the history. */
+static void kept_body(void)
+{
+    struct gw_router_outcome *o = NULL;
+    const char *set = route_set("two", "/two");
+    T_EQ(gw_router_replace(set, strlen(set), &o), 0);
+    gw_router_outcome_free(o);
+    T_EQ(version(), 2);
+    struct gw_router_kept *k = NULL;
+    T_EQ(gw_router_kept_get(1, &k), 0);
+    T_EQ(k->meta.version, 1);
+    T_EQ(k->meta.routes, 1);
+    T_ASSERT(!k->current);
+    T_ASSERT(k->table && route_table_version(k->table) == 1);
+    T_ASSERT(route_table_find(k->table, "a") && !route_table_find(k->table, "two"));
+    struct gw_router_kept *k2 = NULL;
+    T_EQ(gw_router_kept_get(2, &k2), 0);
+    T_ASSERT(k2->current && strcmp(k2->meta.source, "<admin>") == 0);
+    T_ASSERT(route_table_find(k2->table, "two") && !route_table_find(k2->table, "a"));
+    gw_router_kept_free(k2);
+    k2 = NULL;
+    T_EQ(gw_router_kept_get(3, &k2), -ENOENT);
+    T_ASSERT(k2 == NULL);
+    T_EQ(gw_router_kept_get(0, &k2), -ENOENT);
+    for (int i = 3; i <= 12; i++) { /* version 1 leaves the history */
+        T_EQ(gw_router_replace(set, strlen(set), &o), 0);
+        gw_router_outcome_free(o);
+    }
+    T_EQ(gw_router_kept_get(1, &k2), -ENOENT);
+    /* the table handed out before is still whole */
+    const struct route *r = route_table_find(k->table, "a");
+    T_ASSERT(r && strcmp(r->path, "/a") == 0);
+    gw_router_kept_free(k);
+    gw_router_kept_free(NULL);
+}
+
+START_TEST(each_kept_version_is_served_with_its_own_table)
+{
+    run(kept_body);
+}
+END_TEST
+
 static void held_body(void)
 {
     const struct route_table *old = route_holder_acquire(gw.routes);
@@ -1060,6 +1104,7 @@ static Suite *suite(void)
     tcase_add_test(tc, rollback_republishes_a_kept_version_and_refuses_others);
     tcase_add_test(tc, an_answer_to_a_caller_that_died_waiting_is_freed);
     tcase_add_test(tc, history_keeps_only_the_last_10_versions);
+    tcase_add_test(tc, each_kept_version_is_served_with_its_own_table);
     tcase_add_test(tc, a_held_table_stays_valid_across_reloads_and_is_reclaimed_when_released);
     tcase_add_test(tc, a_replaced_directory_is_watched_again);
     tcase_add_test(tc, a_swapped_directory_symlink_is_followed);

@@ -1622,6 +1622,138 @@ START_TEST(supervisor_zero_ms_shutdown_is_a_timeout_distinct_from_the_default)
 }
 END_TEST
 
+/* ---- structured reports ------------------------------------------------------------ */
+
+/* What the report handler saw, in order: copies, since the strings are
+ * valid during the call only. */
+struct seen_report {
+    rt_pid supervisor;
+    char supervisor_name[64];
+    char event[40];
+    char child[64];
+    rt_pid pid, new_pid;
+    rt_atom reason;
+};
+static struct seen_report seen[16];
+static atomic_int nseen;
+
+static void on_report(const struct rt_supervisor_report *r, void *ctx)
+{
+    (void)ctx;
+    int i = atomic_fetch_add(&nseen, 1);
+    if (i >= (int)(sizeof seen / sizeof seen[0]))
+        return;
+    struct seen_report *o = &seen[i];
+    o->supervisor = r->supervisor;
+    snprintf(o->supervisor_name, sizeof o->supervisor_name, "%s",
+             r->supervisor_name ? r->supervisor_name : "(null)");
+    snprintf(o->event, sizeof o->event, "%s", r->event);
+    snprintf(o->child, sizeof o->child, "%s", r->child);
+    o->pid = r->pid;
+    o->new_pid = r->new_pid;
+    o->reason = r->reason;
+}
+
+static const struct seen_report *await_report(int i)
+{
+    for (int k = 0; k < 1000 && atomic_load(&nseen) <= i; k++)
+        rt_sleep(2);
+    return atomic_load(&nseen) > i ? &seen[i] : NULL;
+}
+
+static void b_reports(void)
+{
+    rt_trap_exit(true);
+    atomic_store(&nseen, 0);
+    rt_set_supervisor_report_handler(on_report, NULL);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    W("b", W_NOTRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 1, 10, RT_AUTO_NEVER}, specs, 2, 0};
+    rt_pid sup = 0;
+    struct rt_start_opts o = {.name = "sup_reports"};
+    T_EQ(rt_sup_start_link(cfg_init, &cfg, &o, &sup, NULL), 0);
+    T_EQ(atomic_load(&nseen), 0); /* a clean start reports nothing */
+    rt_pid b = child_pid(sup, "b");
+    rt_exit_signal(b, rt_atom_intern("boom"));
+    const struct seen_report *r = await_report(0);
+    T_ASSERT(r);
+    T_ASSERT_F(strcmp(r->event, "child_terminated") == 0, "%s", r->event);
+    T_EQ(r->supervisor, sup);
+    T_ASSERT(strcmp(r->supervisor_name, "sup_reports") == 0);
+    T_ASSERT(strcmp(r->child, "b") == 0);
+    T_EQ(r->pid, b);
+    T_EQ(r->new_pid, 0);
+    T_EQ(r->reason, rt_atom_intern("boom"));
+    r = await_report(1);
+    T_ASSERT(r);
+    T_ASSERT_F(strcmp(r->event, "child_restarted") == 0, "%s", r->event);
+    T_ASSERT(strcmp(r->child, "b") == 0);
+    T_EQ(r->pid, b);
+    rt_pid b2 = child_pid(sup, "b");
+    T_ASSERT(b2 && b2 != b);
+    T_EQ(r->new_pid, b2);
+    T_EQ(r->reason, rt_atom_intern("boom"));
+    /* The second restart within the period exceeds intensity 1. */
+    rt_ref mref = rt_monitor(sup);
+    crash(b2);
+    r = await_report(3);
+    T_ASSERT(r);
+    T_ASSERT(strcmp(seen[2].event, "child_terminated") == 0);
+    T_EQ(seen[2].reason, RT_KILLED);
+    T_ASSERT_F(strcmp(r->event, "reached_max_restart_intensity") == 0, "%s", r->event);
+    T_ASSERT(strcmp(r->child, "b") == 0);
+    T_EQ(r->pid, b2);
+    T_EQ(r->new_pid, 0);
+    T_EQ(r->reason, RT_KILLED);
+    rt_msg_free(rt_receive_ref(mref, 5000));
+    rt_msg_free(t_recv(RT_MSG_EXIT, sup, 1000));
+    rt_set_supervisor_report_handler(NULL, NULL);
+    T_EQ(atomic_load(&nseen), 4);
+}
+START_TEST(supervisor_reports_terminations_restarts_and_intensity_to_the_report_handler)
+{
+    t_run(b_reports, true);
+}
+END_TEST
+
+static void b_reports_one_for_all(void)
+{
+    rt_trap_exit(true);
+    atomic_store(&nseen, 0);
+    rt_set_supervisor_report_handler(on_report, NULL);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
+                                    W("b", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ALL, 5, 10, RT_AUTO_NEVER}, specs, 2, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid a = child_pid(sup, "a"), b = child_pid(sup, "b");
+    crash(b);
+    T_ASSERT(await_report(2));
+    rt_sleep(20);
+    T_EQ(atomic_load(&nseen), 3);
+    T_ASSERT(strcmp(seen[0].event, "child_terminated") == 0);
+    T_EQ(seen[0].pid, b);
+    /* Both start again in order: a, stopped by the strategy, has no old
+     * pid nor reason; b carries its own. */
+    T_ASSERT(strcmp(seen[1].event, "child_restarted") == 0);
+    T_ASSERT(strcmp(seen[1].child, "a") == 0);
+    T_EQ(seen[1].pid, 0);
+    T_ASSERT(seen[1].new_pid && seen[1].new_pid != a);
+    T_EQ(seen[1].reason, RT_NORMAL);
+    T_ASSERT(strcmp(seen[1].supervisor_name, "(null)") == 0);
+    T_ASSERT(strcmp(seen[2].event, "child_restarted") == 0);
+    T_ASSERT(strcmp(seen[2].child, "b") == 0);
+    T_EQ(seen[2].pid, b);
+    T_EQ(seen[2].new_pid, child_pid(sup, "b"));
+    T_EQ(seen[2].reason, RT_KILLED);
+    sup_stop(sup);
+    rt_set_supervisor_report_handler(NULL, NULL);
+}
+START_TEST(supervisor_reports_each_child_a_one_for_all_restart_starts_again)
+{
+    t_run(b_reports_one_for_all, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("supervisor");
@@ -1675,6 +1807,9 @@ int main(void)
     tcase_add_test(tc, supervisor_which_child_looks_up_one_child_by_id);
     tcase_add_test(tc, supervisor_zero_ms_shutdown_is_a_timeout_distinct_from_the_default);
     tcase_add_test(tc, supervisor_calls_with_a_timeout_give_up_while_the_supervisor_is_busy);
+    tcase_add_test(tc,
+                   supervisor_reports_terminations_restarts_and_intensity_to_the_report_handler);
+    tcase_add_test(tc, supervisor_reports_each_child_a_one_for_all_restart_starts_again);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
