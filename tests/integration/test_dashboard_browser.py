@@ -468,6 +468,18 @@ def tree_child(gw, cid):
     return next(c for c in gw.get("/admin/supervisors")["tree"]["children"] if c["id"] == cid)
 
 
+def tree_nodes(node, out=None):
+    """{path of ids: pid} for every node of /admin/supervisors' tree."""
+    out = {} if out is None else out
+    for c in node.get("children") or []:
+        if c["id"] is None:
+            continue  # a simple_one_for_one child (a connection): no place of its own
+        key = (node.get("id") or node.get("name"), c["id"])
+        out[key] = c["pid"]
+        tree_nodes(dict(c, id=f"{key[0]}/{c['id']}"), out)
+    return out
+
+
 @t.case
 def tree_marks_a_restart_after_a_child_is_killed():
     gw, b = session()
@@ -475,35 +487,47 @@ def tree_marks_a_restart_after_a_child_is_killed():
     try:
         login(tab, gw)
         show(tab, "tree")
-        router = tree_child(gw, "router")
-        node = 'li.tree-node[data-id="router"]'
-        tab.wait(f"document.querySelector({q(node)}) && "
-                 f"document.querySelector({q(node)}).dataset.pid === {q(router['pid'])}",
-                 what="the router's node")
-        assert not tab.eval(f"document.querySelector({q(node)}).classList.contains('restarted')")
+        # The public listener's last acceptor: its restart restarts nothing else.
+        root = gw.get("/admin/supervisors")["tree"]
+        lsup = next(c for c in root["children"] if c["id"] == "listeners_sup")
+        public = next(c for c in lsup["children"] if c["id"] == "public")
+        victim = public["children"][-1]
+        assert victim["id"].startswith("acceptor_"), victim
+        node = f'li.tree-node[data-pid="{victim["pid"]}"]'
+        tab.wait(f"document.querySelector({q(node)})", what="the acceptor's node")
+        assert tab.eval("document.querySelectorAll('li.tree-node.restarted').length") == 0
+        before = tree_nodes(root)
         tab.eval("window.__same_document = true")
-        s, v = gw.admin("POST", f"/admin/processes/{router['pid'][1:-1]}/kill",
+        s, v = gw.admin("POST", f"/admin/processes/{victim['pid'][1:-1]}/kill",
                         body={"reason": "kill"})
         assert s == 200, (s, v)
-        new = wait_for(lambda: (lambda c: c if c["pid"] != router["pid"] and
-                                c["status"] == "running" else None)(tree_child(gw, "router")))
-        assert new, "the router was not restarted"
-        tab.wait(f"(() => {{ const n = document.querySelector({q(node)});"
-                 f" return n && n.dataset.pid === {q(new['pid'])} &&"
-                 f" n.classList.contains('restarted'); }})()",
-                 timeout=5 * SCALE, what="the router's node marked restarted with its new pid")
-        assert tab.eval("window.__same_document === true")
+
+        def restarted():
+            after = tree_nodes(gw.get("/admin/supervisors")["tree"])
+            # Children that were there before with another pid (connections
+            # come and go under their conns_sup: new keys, not restarts).
+            return {k: p for k, p in after.items() if k in before and before[k] != p} or None
+
+        changed = wait_for(restarted)
+        assert changed, "nothing was restarted"
+        key = ("tandem_sup/listeners_sup/public", victim["id"])
+        assert list(changed) == [key], changed
+        new_pid = changed[key]
+        marked = f'li.tree-node.restarted[data-pid="{new_pid}"]'
+        tab.wait(f"document.querySelector({q(marked)})", timeout=5 * SCALE,
+                 what="the acceptor's node marked restarted with its new pid")
+        assert tab.eval("window.__same_document === true"), "the page was reloaded"
         # Only the restarted child is marked.
-        marked = tab.eval("[...document.querySelectorAll('li.tree-node.restarted')]"
-                          ".map(n => n.dataset.id)")
-        assert marked == ["router"], marked
-        # Collapsible: folding tandem_sup hides the router.
-        root_node = "li.tree-node"
-        toggle = tab.eval(f"!!document.querySelector({q(root_node)}).querySelector('button')")
-        if toggle:
-            tab.click(f"{root_node} > button")
-            tab.wait(f"document.querySelector({q(node)}).offsetParent === null",
-                     what="the router hidden once its supervisor is folded")
+        pids = tab.eval("[...document.querySelectorAll('li.tree-node.restarted')]"
+                        ".map(n => n.dataset.pid)")
+        assert pids == [new_pid], pids
+        # Collapsible: folding the root supervisor hides its children.
+        tab.click("li.tree-node > button")
+        tab.wait(f"document.querySelector({q(marked)}).offsetParent === null",
+                 what="the child hidden once the root is folded")
+        tab.click("li.tree-node > button")
+        tab.wait(f"document.querySelector({q(marked)}).offsetParent !== null",
+                 what="the child shown again once the root is unfolded")
     finally:
         b.close()
         gw.close()
