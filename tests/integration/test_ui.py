@@ -8,6 +8,10 @@ Cache-Control: no-cache and an ETag; 304 on If-None-Match); refusals
 carry them too, and the data the page shows still needs the token."""
 import http.client
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 
 from harness import Gateway, TestRun, free_port, source_root, wait_port
 
@@ -150,6 +154,39 @@ def redirect_refusals_and_errors_carry_the_ui_headers_and_data_needs_the_token()
         assert r.getheader("Content-Security-Policy") is None
     finally:
         gw.close()
+
+
+@t.case
+def the_generator_refuses_a_file_left_out_of_the_build_and_names_outside_the_alphabet():
+    embed = os.path.join(source_root(), "gateway", "src", "ui", "embed.py")
+    root = tempfile.mkdtemp(prefix="tandem-ui-www-")
+    try:
+        os.makedirs(os.path.join(root, "views"))
+        for name in ("index.html", "views/a.js", "views/forgotten.js", ".hidden.js"):
+            with open(os.path.join(root, name), "w") as f:
+                f.write("x\n")
+        out = os.path.join(root, "out.c")
+
+        def run(*names):
+            return subprocess.run([sys.executable, embed, "--root", root, "--output", out,
+                                   *[os.path.join(root, n) for n in names]],
+                                  capture_output=True, text=True)
+
+        r = run("index.html", "views/a.js")
+        assert r.returncode != 0 and "views/forgotten.js" in r.stderr, r.stderr
+        r = run("index.html", "views/a.js", "views/forgotten.js", ".hidden.js")
+        assert r.returncode != 0 and ".hidden.js" in r.stderr, r.stderr
+        os.remove(os.path.join(root, ".hidden.js"))
+        r = run("index.html", "views/a.js", "views/forgotten.js")
+        assert r.returncode == 0, r.stderr
+        with open(out) as f:
+            text = f.read()
+        # In byte order of names, for the look-up by halves.
+        assert text.index('"index.html"') < text.index('"views/a.js"') < \
+            text.index('"views/forgotten.js"'), text
+        assert "gw__ui_nfiles = 3;" in text, text
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 t.finish()

@@ -7,7 +7,9 @@
 //     refresh(),          // fetch again (after a reconnect, `lagged`)
 //     event(type, data),  // each frame of the event stream while shown
 //     tick(),             // every 5 s while shown (optional)
-//     unmount() }         // stop what mount started (optional)
+//     unmount(),          // stop what mount started (optional)
+//     start(app),         // once at login, shown or not (optional)
+//     background(type, data) } // each frame while not shown (optional)
 // and is listed once in `views` below: later views (workflows, TLS
 // certificates, policies) are added the same way.
 import { api, token, openEvents, onUnauthorised } from './api.js';
@@ -42,6 +44,9 @@ let ticker = null;
 let everConnected = false;
 
 function addSample(s) {
+  // The stream's samples and those read from /admin/system in its place
+  // may be on different clocks: the history holds one kind at a time.
+  if (app.samples.length && !!app.samples[0].polled !== !!s.polled) app.samples = [];
   app.samples.push(s);
   app.last = s;
   const cut = s.t_ms - HISTORY_MS;
@@ -58,6 +63,7 @@ async function pollSystem() {
   const rate = prevSystem ? ((total - prevSystem.total) * 1000) / Math.max(1, t - prevSystem.t) : 0;
   prevSystem = { t, total };
   return {
+    polled: true,
     t_ms: t,
     uptime_ms: sys.uptime_ms,
     ready: sys.ready && !sys.draining,
@@ -115,7 +121,13 @@ function onEvent(type, data) {
     list.prepend(h('li', { dataset: { type } }, h('time', {}, time), h('b', {}, type), ' ', summary(type, data)));
     while (list.children.length > EVENTS_SHOWN) list.lastElementChild.remove();
   }
-  if (current && current.event) current.event(type, data);
+  for (const v of views) {
+    if (v === current) {
+      if (v.event) v.event(type, data);
+    } else if (v.background) {
+      v.background(type, data);
+    }
+  }
   if (type === 'lagged' && current && current.refresh) current.refresh();
 }
 
@@ -154,6 +166,7 @@ function showApp() {
   stopEvents = openEvents({ onEvent, onState: setLive });
   ticker = setInterval(tick, TICK_MS);
   tick();
+  for (const v of views) if (v.start) v.start(app);
   show();
 }
 

@@ -37,6 +37,7 @@ export function chart(series, { from, to, minMax = 1, label = '' }) {
   let max = minMax;
   for (const se of series) for (const [, v] of se.values) if (v > max) max = v;
   const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': label });
+  svg.dataset.max = max;
   svg.append(s('line', { class: 'axis', x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5 }));
   for (const se of series) {
     const pts = se.values

@@ -3,6 +3,7 @@
 import { h, chart, bytes, duration, num } from '../dom.js';
 
 const WINDOW_MS = 5 * 60 * 1000;
+const MIN_WINDOW_MS = 60 * 1000;
 let app = null;
 let root = null;
 
@@ -10,8 +11,10 @@ function card(id, title, value, sub) {
   return h('div.card', {}, h('h3', {}, title), h(`div#${id}.value`, {}, value), sub ? h('div.sub', {}, sub) : null);
 }
 
-function panel(title, svg, legend) {
-  return h('div.panel', {}, h('h3', {}, title), svg, legend ? h('div.legend', {}, legend) : null);
+// A chart with its title, the range it is drawn over, and a legend.
+function panel(title, svg, legend, fmt = (v) => num(Math.round(v))) {
+  const peak = Number(svg.dataset.max);
+  return h('div.panel', {}, h('h3', {}, title, h('span.peak', {}, ` 0–${fmt(peak)}`)), svg, legend ? h('div.legend', {}, legend) : null);
 }
 
 function render() {
@@ -21,8 +24,10 @@ function render() {
     return;
   }
   const samples = app.samples;
+  // The last 5 minutes, or since the first sample (at least a minute, so
+  // that a fresh page does not draw its few points across the whole width).
   const to = s.t_ms;
-  const from = to - WINDOW_MS;
+  const from = Math.min(to - MIN_WINDOW_MS, Math.max(to - WINDOW_MS, samples[0].t_ms));
   const series = (f) => samples.map((x) => [x.t_ms, f(x) || 0]);
   const scheds = s.schedulers.map((sc, i) => ({
     values: samples.map((x) => [x.t_ms, (x.schedulers[i] || {}).utilisation * 100 || 0]),
@@ -59,9 +64,9 @@ function render() {
         s.schedulers.map((sc, i) => h(`span.key.s${i % 8}`, {}, `#${sc.id} ${sc.run_queue}`)),
       ),
       panel('Processes', chart([{ values: series((x) => x.processes) }], { from, to, minMax: 10, label: 'processes' })),
-      panel('Memory (RSS)', chart([{ values: series((x) => x.memory.rss_bytes) }], { from, to, minMax: 1 << 20, label: 'memory' })),
-      panel('Requests/s', chart([{ values: series((x) => x.requests_per_s) }], { from, to, minMax: 1, label: 'requests per second' })),
-      panel('5xx/s', chart([{ values: series((x) => x.errors_per_s), cls: 'bad' }], { from, to, minMax: 1, label: 'errors per second' })),
+      panel('Memory (RSS)', chart([{ values: series((x) => x.memory.rss_bytes) }], { from, to, minMax: 1 << 20, label: 'memory' }), null, bytes),
+      panel('Requests/s', chart([{ values: series((x) => x.requests_per_s) }], { from, to, minMax: 1, label: 'requests per second' }), null, (v) => v.toFixed(1)),
+      panel('5xx/s', chart([{ values: series((x) => x.errors_per_s), cls: 'bad' }], { from, to, minMax: 1, label: 'errors per second' }), null, (v) => v.toFixed(1)),
     ),
   );
 }

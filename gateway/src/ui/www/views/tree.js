@@ -1,33 +1,62 @@
 // views/tree.js: the supervision tree, collapsible, with each supervisor's
-// strategy and restart counts and each child's status. A `supervisor` or
-// `process_crashed` event refetches it; a child whose restart count grew
-// since the last fetch is marked `restarted` for a few seconds. Siblings a
-// rest_for_one or one_for_all supervisor stopped and started with it (new
-// pid, same count) are marked `replaced` instead: the supervisor restarted
-// one child, and the mark says which.
+// strategy and restart counts and each child's status.
+//
+// Restarts are found by comparing each fetch with the one before: a child
+// whose restart count grew, or whose pid changed while no sibling's count
+// grew (a restart through the admin API), is marked `restarted` for a few
+// seconds; siblings that a rest_for_one or one_for_all supervisor stopped
+// and started along with a restarted child are marked `replaced`. The tree
+// is fetched at login and on every `supervisor` or `process_crashed`
+// event, shown or not, so a restart is marked as it happens, and also when
+// the view is opened just after.
 import { h, errorText } from '../dom.js';
 
 const MARK_MS = 8000;
 
 let app = null;
-let root = null;
+let root = null; // the view's element while shown
 let body = null;
-let seen = new Map(); // node key -> {pid, restarts} at the last fetch
-const marked = new Map(); // node key -> time the mark ends
+let tree = null; // the last answer's tree
+const seen = new Map(); // node key -> {pid, restarts} at the last fetch
+const marks = new Map(); // node key -> {cls, until}
 const closed = new Set(); // keys of supervisors the operator folded
 let seq = 0;
 let pending = null;
+let expiry = null;
 
-const replaced = new Map(); // node key -> time the mark ends
+const childKey = (key, c) => `${key}/${c.id || c.pid}`;
 
-// The marks of node `key` now showing `pid` with `restarts`.
-function mark(key, pid, restarts) {
-  const before = seen.get(key);
-  const now = Date.now();
-  if (before && restarts > before.restarts) marked.set(key, now + MARK_MS);
-  else if (before && before.pid !== pid) replaced.set(key, now + MARK_MS);
-  seen.set(key, { pid, restarts });
-  return { restarted: (marked.get(key) || 0) > now, replaced: (replaced.get(key) || 0) > now };
+function setMark(key, cls, now) {
+  marks.set(key, { cls, until: now + MARK_MS });
+  // Drawn again when the mark runs out.
+  clearTimeout(expiry);
+  expiry = setTimeout(() => root && tree && render(), MARK_MS + 50);
+}
+
+// Compares supervisor `n` (key `key`) and its subtree with the last fetch.
+function note(n, key, now) {
+  const kids = n.children || [];
+  const diffs = kids.map((c) => {
+    const k = childKey(key, c);
+    const before = seen.get(k);
+    seen.set(k, { pid: c.pid, restarts: c.restarts });
+    return {
+      k,
+      grew: !!before && c.restarts > before.restarts,
+      moved: !!before && !!c.pid && before.pid !== c.pid,
+    };
+  });
+  const anyGrew = diffs.some((d) => d.grew);
+  for (const d of diffs) {
+    if (d.grew) setMark(d.k, 'restarted', now);
+    else if (d.moved) setMark(d.k, anyGrew ? 'replaced' : 'restarted', now);
+  }
+  kids.forEach((c) => c.children && note(c, childKey(key, c), now));
+}
+
+function markOf(key) {
+  const m = marks.get(key);
+  return m && m.until > Date.now() ? m.cls : null;
 }
 
 function supLine(s) {
@@ -43,9 +72,7 @@ function supLine(s) {
 // A node: the root supervisor ({pid, name, supervisor, children}) or a
 // child ({id, pid, name, type, restart, status, restarts, ...}).
 function node(n, key) {
-  const isSup = Array.isArray(n.children);
   const id = n.id || n.name || n.pid || '?';
-  const m = mark(key, n.pid, n.restarts);
   const label = h(
     'span.label',
     {},
@@ -58,14 +85,14 @@ function node(n, key) {
     supLine(n.supervisor),
   );
   const li = h('li.tree-node', { dataset: { id, pid: n.pid || '' } });
-  if (m.restarted) li.classList.add('restarted');
-  else if (m.replaced) li.classList.add('replaced');
-  if (!isSup) {
+  const mark = markOf(key);
+  if (mark) li.classList.add(mark);
+  if (!Array.isArray(n.children)) {
     li.append(label);
     return li;
   }
   const toggle = h('button.toggle', { type: 'button', 'aria-expanded': String(!closed.has(key)) }, closed.has(key) ? '▸' : '▾');
-  const kids = h('ul', { hidden: closed.has(key) }, n.children.map((c) => node(c, `${key}/${c.id || c.pid}`)));
+  const kids = h('ul', { hidden: closed.has(key) }, n.children.map((c) => node(c, childKey(key, c))));
   toggle.addEventListener('click', () => {
     const fold = !kids.hidden;
     kids.hidden = fold;
@@ -78,49 +105,61 @@ function node(n, key) {
   return li;
 }
 
+function render() {
+  body.replaceChildren(tree ? h('ul.tree', {}, node(tree, tree.name || 'root')) : h('p.muted', {}, 'No supervision tree.'));
+}
+
 async function load() {
   const mine = ++seq;
   try {
     const r = await app.api('/admin/supervisors');
-    if (mine !== seq || !root) return;
-    body.replaceChildren(r.tree ? h('ul.tree', {}, node(r.tree, r.tree.name || 'root')) : h('p.muted', {}, 'No supervision tree.'));
+    if (mine !== seq) return;
+    tree = r.tree;
+    if (tree) note(tree, tree.name || 'root', Date.now());
+    if (root) render();
   } catch (e) {
     if (mine === seq && root) body.replaceChildren(h('p.error', {}, errorText(e)));
   }
 }
 
-// Events come in bursts (a crash, then its supervisor's restart): one
-// fetch for the burst, and another when the marks run out.
+// Events come in bursts (a crash, then its supervisor's restarts): one
+// fetch for the burst.
 function soon(ms = 150) {
   clearTimeout(pending);
   pending = setTimeout(load, ms);
 }
 
+function changes(type) {
+  // `hello` opens every (re)connection: what changed while the stream was
+  // down is found then.
+  if (type === 'supervisor' || type === 'process_crashed' || type === 'hello') soon();
+}
+
 export default {
   name: 'tree',
   title: 'Supervision tree',
+  start(a) {
+    app = a;
+    load();
+  },
   mount(el, a) {
     root = el;
     app = a;
     body = h('div');
     root.replaceChildren(h('h2', {}, 'Supervision tree'), body);
+    if (tree) render();
     load();
   },
   refresh() {
     load();
   },
-  event(type) {
-    if (type === 'supervisor' || type === 'process_crashed') {
-      soon();
-      setTimeout(() => root && load(), MARK_MS + 100);
-    }
-  },
+  event: changes,
+  background: changes,
   tick() {
     // With the stream up, events say when the tree changes.
     if (!app.live) load();
   },
   unmount() {
-    clearTimeout(pending);
     root = null;
   },
 };
