@@ -98,14 +98,15 @@ class Tab:
     # ---- page --------------------------------------------------------------------
 
     def open(self, url, timeout=30):
-        """Navigates and waits until the document at `url` (fragment
-        included) has loaded."""
+        """Navigates and waits until the document at `url` has loaded (its
+        fragment aside: a page may rewrite it as it starts)."""
         self.call("Page.navigate", {"url": url})
         deadline = time.time() + timeout
+        want = url.split("#", 1)[0]
         while True:
             try:
                 if self.eval("document.readyState") == "complete" and \
-                        self.eval("location.href") == url:
+                        self.eval("location.href").split("#", 1)[0] == want:
                     return
             except RuntimeError:
                 pass  # the document changed under the evaluation

@@ -725,11 +725,13 @@ def screenshots_of_every_view_show_live_data():
         tab.wait("document.querySelectorAll('tr.proc-row').length >= 40", what="all rows again")
         shots["processes"] = tab.screenshot(os.path.join(out, "processes.png"))
 
-        # A restart to show in the tree (the router's would restart every
-        # child after it, the router's version history with it).
+        # A crash and its restart to show in the tree and the events (the
+        # router's would restart every child after it, the router's version
+        # history with it).
         lsup = tree_child(gw, "listeners_sup")
         acceptor = next(c for c in lsup["children"] if c["id"] == "public")["children"][-1]
-        s, v = gw.admin("POST", f"/admin/processes/{acceptor['pid'][1:-1]}/restart")
+        s, v = gw.admin("POST", f"/admin/processes/{acceptor['pid'][1:-1]}/kill",
+                        body={"reason": "kill"})
         assert s == 200, (s, v)
         show(tab, "tree")
         tab.wait("document.querySelector('li.tree-node[data-id=\"router\"]')", what="tree")
