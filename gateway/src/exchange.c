@@ -309,6 +309,13 @@ void gw__ex_close_after(struct gw__exchange *ex)
     ex->keep_alive = false;
 }
 
+int gw__ex_send_buffer(struct gw__exchange *ex, int bytes)
+{
+    if (setsockopt(ex->tp->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) < 0)
+        return -errno;
+    return 0;
+}
+
 void gw__ex_status(struct gw__exchange *ex, int status)
 {
     ex->status = status;
@@ -415,6 +422,8 @@ int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const
                   size_t body_len)
 {
     struct gw_http_answer h = *a;
+    if (a->until_close)
+        gw__ex_close_after(ex); /* nothing else tells the client where the body ends */
     h.request_id = ex->request_id;
     h.close = !ex->keep_alive;
     h.content_length = body_len;

@@ -197,6 +197,11 @@ int gw__ex_write(struct gw__exchange *ex, const void *buf, size_t len);
 int gw__ex_writev(struct gw__exchange *ex, const struct iovec *iov, int iovcnt);
 /* The connection closes after this response (no keep-alive). */
 void gw__ex_close_after(struct gw__exchange *ex);
+/* Caps what the kernel holds of this connection's unsent bytes at about
+ * `bytes` (SO_SNDBUF, which also ends its autotuning, up to megabytes): for
+ * a long response to a client that may stop reading (an event stream).
+ * 0 or -errno. */
+int gw__ex_send_buffer(struct gw__exchange *ex, int bytes);
 /* Records the status answered, for the access log and the connection's
  * record. */
 void gw__ex_status(struct gw__exchange *ex, int status);
@@ -225,7 +230,9 @@ int gw__ex_error_retry(struct gw__exchange *ex, int status, const char *message,
 /* Writes answer `a` (its request id and Connection are the exchange's:
  * close unless keep_alive) and `body` (left out when answering HEAD, or for
  * a status without body; its length stated all the same). Records the
- * status. 0 or -errno. */
+ * status. 0 or -errno. With a->until_close no length is stated and the
+ * connection closes after the answer: the caller writes the rest of the
+ * body with gw__ex_write (an event stream). */
 int gw__ex_answer(struct gw__exchange *ex, const struct gw_http_answer *a, const void *body,
                   size_t body_len);
 

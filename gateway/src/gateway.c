@@ -93,7 +93,7 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
     /* Known before any child starts: the admin listener serves (and may be
      * asked for the tree) before rt_sup_start_link has returned. */
     gw.sup = rt_self();
-    struct rt_child_spec specs[10];
+    struct rt_child_spec specs[11];
     struct gw__listener *admin = NULL; /* the admin child's arg: its bytes are copied */
     size_t k = 0;
     /* First: the others notify it, from their start on. It only dies of
@@ -154,7 +154,7 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                             .restart = RT_PERMANENT,
                                             .shutdown = RT_SHUTDOWN_INFINITY,
                                             .type = RT_SUPERVISOR};
-    /* Last, and only with a TLS listener: it only reads the listeners'
+    /* After the listeners, and only with a TLS listener: it only reads the listeners'
      * files and swaps their certificate sets, and its restart (which keeps
      * its records) must not take the listeners down with it. */
     bool tls = false;
@@ -165,6 +165,10 @@ static int tandem_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_
                                             .start = gw_tls_reloader_start,
                                             .restart = RT_PERMANENT,
                                             .shutdown = 5000};
+    /* After everything it reads (no child's restart restarts it): it only
+     * reads counters, and its own restarts take nothing down. */
+    specs[k++] = (struct rt_child_spec){
+        .id = "gw_sampler", .start = gw_sampler_start, .restart = RT_PERMANENT, .shutdown = 1000};
     flags->strategy = RT_REST_FOR_ONE;
     flags->intensity = 5;
     flags->period_s = 10;
@@ -327,6 +331,7 @@ int gw_run(struct gw_config *cfg)
     gw__reports_open();
     rt_set_log_handler(gw__report, NULL);
     rt_set_crash_handler(gw__crash_report, NULL);
+    rt_set_supervisor_report_handler(gw_events_supervisor_report, NULL);
     rt_set_fatal_handler(gw__fatal_report, NULL);
     struct rt_config rc;
     rt_config_default(&rc);

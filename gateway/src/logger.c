@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gw/events.h"
 #include "gw_int.h"
 #include "linebuf.h"
 #include "logfd.h"
@@ -745,6 +746,7 @@ void gw__crash_report(const struct rt_crash_report *r, void *ctx)
     }
     key(&l, "}\n");
     report_write(&l);
+    gw_events_crash(r);
 }
 
 /* Appends v as a JSON string of hex digits, "0x7f12ab"; async-signal-safe. */

@@ -450,7 +450,7 @@ def supervision_tree_matches_the_configuration():
             assert root["supervisor"]["strategy"] == "rest_for_one"
             ids = [c["id"] for c in root["children"]]
             assert ids == ["gw_events", "logger", "router", "upstreams_sup", "jwks_sup",
-                           "listeners_sup", "admin"], ids
+                           "listeners_sup", "admin", "gw_sampler"], ids
             by = {c["id"]: c for c in root["children"]}
             assert by["gw_events"]["type"] == "worker" and by["gw_events"]["name"] == "gw_events"
             for c in root["children"]:

@@ -95,6 +95,10 @@ struct gw_admin_response {
     /* Cache-Control's value (static storage); NULL: "no-store", as every
      * answer that holds data. */
     const char *cache_control;
+    /* GET /admin/events admitted: the answer is the event stream, which the
+     * admin listener's handler serves itself (admin/events.c); status and
+     * body are not set. */
+    bool stream;
 };
 
 /* Any thread. The checks above that need only the head (Host, origin,

@@ -415,8 +415,11 @@ struct gw_http_answer {
     const char *location_query;      /* appended to Location after '?', or NULL */
     const struct gw_http_kv *fields; /* further fields, as given */
     size_t nfields;
-    bool head_only; /* the answer to a HEAD: Content-Length as for GET, no body
-                     * follows (gw_http_error_answer leaves it out) */
+    bool head_only;   /* the answer to a HEAD: Content-Length as for GET, no body
+                       * follows (gw_http_error_answer leaves it out) */
+    bool until_close; /* the body ends when the connection closes (RFC 9112 §6.3,
+                       * last rule: an event stream): no Content-Length, and
+                       * Connection: close whatever `close` says */
 };
 
 /* The https:// URL a request for `host` (hlen bytes: a Host field or an

@@ -7,7 +7,9 @@
  * supervision-tree endpoints in procs.c, the workflow endpoints in
  * workflows.c, the TLS endpoints in tls.c, the policy and consumer
  * endpoints in policies.c; the dashboard's files under /ui (no token, the
- * checks before it all the same) in ../ui/serve.c.
+ * checks before it all the same) in ../ui/serve.c. GET /admin/events is
+ * admitted and authorised here like every path, then served by events.c,
+ * which writes a stream.
  *
  * Nothing here keeps state between requests except the kill-reason set in
  * procs.c. Before the token, every request (probes too) passes the checks
@@ -835,6 +837,11 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
                                   "/admin/system, /admin/processes, /admin/supervisors, "
                                   "/admin/routes, /admin/upstreams, /admin/tls, /admin/workflows, "
                                   "/admin/policies, /admin/consumers and /metrics"));
+    } else if (strcmp(path, "/admin/events") == 0) {
+        if (allowed(resp, m, M_GET)) {
+            resp->status = 200;
+            resp->stream = true;
+        }
     } else if (strcmp(path, "/admin/system") == 0) {
         if (allowed(resp, m, M_GET))
             h_system(resp);

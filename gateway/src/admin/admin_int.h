@@ -4,7 +4,8 @@
  * exposition.c: the /metrics text; procs.c: processes, kill/restart,
  * supervision tree; workflows.c: workflow instances; tls.c: the TLS
  * listeners' certificates and their reload; policies.c: the policies and
- * consumers of the set serving now). Every handler runs in the admin request
+ * consumers of the set serving now; events.c: the event stream, built with
+ * the admin listener's handler as it writes to the client). Every handler runs in the admin request
  * process that called gw_admin_handle and fills the response it is given,
  * always: on error with {"error": CODE, "detail": ...}.
  */
@@ -80,6 +81,30 @@ void gw__admin_kill(const struct gw_admin_request *req, struct gw_admin_response
 void gw__admin_restart(const struct gw_admin_request *req, struct gw_admin_response *resp,
                        rt_pid pid);
 void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_response *resp);
+
+/* events.c: GET /admin/events. Streams open at once, at most (503
+ * too_many_streams beyond); events waiting for one stream's process to
+ * write them, at most, in number and in bytes (beyond, the stream gets a
+ * `lagged` frame and is closed); the interval of its `: keepalive`
+ * comments. */
+#define GW_ADMIN_EVENTS_MAX_STREAMS 64
+#define GW_ADMIN_EVENTS_MAX_QUEUED 256
+#define GW_ADMIN_EVENTS_MAX_QUEUED_BYTES (1u << 20)
+#define GW_ADMIN_EVENTS_HEARTBEAT_MS 15000
+/* The kernel's send buffer of a stream's connection (SO_SNDBUF): without a
+ * cap, autotuning lets a client that stops reading hold megabytes there
+ * before the bound above is even reached. A stream carries a few hundred
+ * bytes a second. */
+#define GW_ADMIN_EVENTS_SNDBUF (64 * 1024)
+struct gw__exchange;
+struct gw__req_log;
+/* The admin listener's request process, after gw_admin_handle admitted the
+ * request with resp->stream: serves the stream until the client goes, the
+ * stream lags, the event manager goes or the gateway drains, and returns
+ * true; or returns false with *resp filled with the refusal (503) for the
+ * caller to answer. */
+bool gw__admin_events_serve(struct gw__exchange *ex, struct gw_admin_response *resp,
+                            struct gw__req_log *log);
 
 /* tls.c */
 void gw__admin_tls_get(struct gw_admin_response *resp);

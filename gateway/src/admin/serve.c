@@ -5,12 +5,14 @@
  * request gets no 100 Continue, and its connection closes when a body
  * follows), reads the body whole (at most GW_ADMIN_MAX_BODY bytes), calls
  * gw_admin_handle and writes its answer through the exchange. It knows no
- * endpoint: those are admin.c's and procs.c's.
+ * endpoint: those are admin.c's and procs.c's; an answer that is the event
+ * stream (resp.stream) is handed to events.c, which writes it itself.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_int.h"
 #include "gw/admin.h"
 #include "gw_int.h"
 #include "ui/ui.h"
@@ -50,6 +52,8 @@ void gw__admin_serve(struct gw__exchange *ex, struct gw_http_target *t, struct g
         areq.body_len = len;
         gw_admin_handle(&areq, &aresp);
         rt_free(body);
+        if (aresp.stream && gw__admin_events_serve(ex, &aresp, log))
+            return;
     } else if (ex->head->framing == GW_HTTP_BODY_CHUNKED ||
                (ex->head->framing == GW_HTTP_BODY_LENGTH && ex->head->content_length > 0)) {
         /* Refused on its head: the body is never read. */

@@ -288,7 +288,7 @@ int gw_http_answer_head_write(const struct gw_http_answer *a, char *buf, size_t 
         gw__http_put(&o, "\r\n", 2);
     }
     /* 1xx, 204 and 304 have no body and state no length (RFC 9110 §8.6). */
-    if (gw_http_status_has_body(a->status)) {
+    if (gw_http_status_has_body(a->status) && !a->until_close) {
         gw__http_puts(&o, "Content-Length: ");
         gw__http_put_u64(&o, a->content_length);
         gw__http_put(&o, "\r\n", 2);
@@ -298,7 +298,7 @@ int gw_http_answer_head_write(const struct gw_http_answer *a, char *buf, size_t 
     if (request_id_ok(a->request_id)) {
         gw__http_field(&o, "X-Request-Id", a->request_id, strlen(a->request_id));
     }
-    if (a->close)
+    if (a->close || a->until_close)
         gw__http_puts(&o, "Connection: close\r\n");
     gw__http_put(&o, "\r\n", 2);
     if (o.overflow)
