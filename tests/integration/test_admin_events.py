@@ -27,18 +27,18 @@ HELLO = {"name": "hello", "match": {"path": "/hello"},
 class Gw:
     """tandem with its admin API behind a token."""
 
-    def __init__(self):
+    def __init__(self, routes=None, upstreams=None):
         self.dir = tempfile.mkdtemp(prefix="tandem-events-")
         os.makedirs(os.path.join(self.dir, "routes"))
         with open(os.path.join(self.dir, "routes", "main.json"), "w") as f:
-            json.dump({"routes": [HELLO]}, f)
+            json.dump({"routes": routes or [HELLO]}, f)
         self.port = free_port()
         self.admin_port = free_port()
         cfg = {"runtime": {"schedulers": 2},
                "listeners": [{"name": "public", "address": f"127.0.0.1:{self.port}"}],
                "admin": {"address": f"127.0.0.1:{self.admin_port}",
                          "token_env": "TANDEM_EVENTS_TOKEN"},
-               "upstreams": {}, "routes": "routes", "drain_timeout_ms": 3000}
+               "upstreams": upstreams or {}, "routes": "routes", "drain_timeout_ms": 3000}
         self.config = os.path.join(self.dir, "tandem.json")
         with open(self.config, "w") as f:
             json.dump(cfg, f)
@@ -268,6 +268,41 @@ def a_reload_arrives_as_routes_reloaded():
         _, sysdoc = g.admin("GET", "/admin/system")
         assert d == {"ok": True, "version": sysdoc["routes"]["version"], "routes": 1,
                      "source": "admin"}, d
+        s.close()
+
+
+@t.case
+def an_ejected_target_arrives_as_target_ejected():
+    dead = f"127.0.0.1:{free_port()}"
+    route = {"name": "api", "match": {"path_prefix": "/api"}, "upstream": "dead"}
+    ups = {"dead": {"targets": [{"address": dead}], "retries": 0,
+                    "health": {"passive": {"failures": 1, "eject_ms": 60000}}}}
+    with Gw(routes=[HELLO, route], upstreams=ups) as g:
+        s = Stream(g.admin_port)
+        assert s.frame()[1] == "hello"
+        c = http.client.HTTPConnection("127.0.0.1", g.port, timeout=10)
+        c.request("GET", "/api/x")
+        assert c.getresponse().status == 502
+        c.close()
+        (_, _, d), took = s.await_event("target_ejected")
+        assert took < 1.0, took
+        assert d["upstream"] == "dead" and d["target"] == dead, d
+        assert d["ejected_ms"] == 60000 and d["reason"], d
+        s.close()
+
+
+@t.case
+def a_quiet_stream_sends_a_keepalive_comment_every_15_seconds():
+    with Gw() as g:
+        s = Stream(g.admin_port)
+        t0 = time.time()
+        while True:
+            f = s.frame(timeout=20)
+            assert f is not None, "the stream ended"
+            if f[0] == "comment":
+                assert f[1] == ": keepalive", f
+                break
+        assert 14 <= time.time() - t0 < 17, time.time() - t0
         s.close()
 
 
