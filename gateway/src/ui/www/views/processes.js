@@ -78,10 +78,14 @@ function field(k, v) {
 }
 
 async function act(pid, what) {
-  const text = what === 'kill' ? `Kill ${pid}? Its work is lost; a supervisor may restart it.` : `Restart ${pid} through its supervisor?`;
+  const text = what === 'kill' ? `Kill ${pid}? It stops at once, whatever it is doing; a supervisor may restart it.` : `Restart ${pid} through its supervisor?`;
   if (!(await app.confirm(text, what === 'kill' ? 'Kill' : 'Restart'))) return;
   try {
-    const r = await app.api(`/admin/processes/${pidPath(pid)}/${what}`, { method: 'POST' });
+    // Kill is observer's: the exit signal `kill`, which no process can trap
+    // (a request process's client then gets 502). The admin API's default
+    // reason would let a process that traps exits live on.
+    const opts = what === 'kill' ? { method: 'POST', body: { reason: 'kill' } } : { method: 'POST' };
+    const r = await app.api(`/admin/processes/${pidPath(pid)}/${what}`, opts);
     els.status.textContent = what === 'kill' ? `${pid} ${r.exited ? `exited: ${r.exit_reason}` : 'traps exits and lives on'}` : `${pid} restarted as ${r.new_pid}`;
     if (what === 'restart' && r.new_pid) selected = r.new_pid;
   } catch (e) {
