@@ -30,6 +30,9 @@ import tempfile
 import time
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# A sanitizer build of the gateway answers several times slower: waits for
+# something that should happen are stretched by this factor (tests/meson.build).
+SCALE = float(os.environ.get("TANDEM_TEST_TIME_SCALE", "1"))
 
 # Run in every document before its own scripts (the DevTools protocol's
 # scripts are not subject to the page's Content-Security-Policy): records
@@ -126,7 +129,9 @@ class Tab:
 
     def wait(self, expr, timeout=10.0, step=0.05, what=None):
         """Until `expr` is truthy in the page; returns its value. Raises
-        TimeoutError naming `what` (or the expression) and its last value."""
+        TimeoutError naming `what` (or the expression) and its last value.
+        `timeout` is stretched by TANDEM_TEST_TIME_SCALE."""
+        timeout *= SCALE
         deadline = time.time() + timeout
         v = None
         # An element comes back by value as {} (falsy here): count it as true.

@@ -145,7 +145,7 @@ def login(tab, gw):
     tab.click("#login-submit")
     tab.wait("document.querySelector('#live') && "
              "document.querySelector('#live').dataset.state === 'connected'",
-             timeout=10 * SCALE, what="the event stream connected")
+             timeout=10, what="the event stream connected")
 
 
 def show(tab, view):
@@ -221,10 +221,10 @@ def login_with_the_token_and_refused_without_it():
         tab.fill("#token", gw.token)
         tab.click("#login-submit")
         tab.wait("document.querySelector('#live').dataset.state === 'connected'",
-                 timeout=10 * SCALE, what="event stream connected")
+                 timeout=10, what="event stream connected")
         tab.wait("document.querySelector('#view-overview') !== null", what="#view-overview")
         procs = tab.wait("parseInt(document.querySelector('#ov-processes').textContent)",
-                         timeout=10 * SCALE, what="#ov-processes")
+                         timeout=10, what="#ov-processes")
         assert procs > 10, procs  # the gateway's own tree alone is 20
         version = gw.get("/admin/routes")["version"]
         tab.wait(f"document.querySelector('#ov-routes-version').textContent.includes('{version}')",
@@ -444,7 +444,7 @@ def killing_a_slow_request_from_the_page_answers_its_client_502_and_no_one_else(
             const r = [...document.querySelectorAll({q(sel)})]
                 .filter(r => r.textContent.includes('/slow'));
             return r.length === 3 ? r[0].dataset.pid : null; }})()""",
-                          timeout=10 * SCALE, what="three slow request rows")
+                          timeout=10, what="three slow request rows")
         tab.click(f'tr.proc-row[data-pid="{victim}"]')
         tab.wait("document.querySelector('#proc-kill') !== null && "
                  f"document.querySelector('#proc-detail').textContent.includes({q(victim)})",
@@ -529,7 +529,7 @@ def tree_marks_a_restart_after_a_child_is_killed():
         assert list(changed) == [key], changed
         new_pid = changed[key]
         marked = f'li.tree-node.restarted[data-pid="{new_pid}"]'
-        tab.wait(f"document.querySelector({q(marked)})", timeout=5 * SCALE,
+        tab.wait(f"document.querySelector({q(marked)})", timeout=5,
                  what="the acceptor's node marked restarted with its new pid")
         assert tab.eval("window.__same_document === true"), "the page was reloaded"
         # Only the restarted child is marked.
@@ -572,14 +572,14 @@ def event_stream_delivers_a_crash_to_the_page_within_a_second():
         s, v = gw.admin("POST", f"/admin/processes/{logger['pid'][1:-1]}/kill",
                         body={"reason": "kill"})
         assert s == 200, (s, v)
-        seen = tab.wait("window.__first_seen.process_crashed", timeout=5 * SCALE,
+        seen = tab.wait("window.__first_seen.process_crashed", timeout=5,
                         what="process_crashed in #events")
         delay = seen / 1000.0 - killed
         assert delay < 1.0 * SCALE, f"shown {delay:.3f} s after the kill"
         text = tab.eval("document.querySelector('#events li[data-type=\"process_crashed\"]')"
                         ".textContent")
         assert logger["pid"] in text, text
-        sup = tab.wait("window.__first_seen.supervisor", timeout=5 * SCALE,
+        sup = tab.wait("window.__first_seen.supervisor", timeout=5,
                        what="supervisor event in #events")
         assert sup / 1000.0 - killed < 1.0 * SCALE, sup / 1000.0 - killed
     finally:
@@ -704,7 +704,7 @@ def screenshots_of_every_view_show_live_data():
         login(tab, gw)
         # The overview after enough samples to draw a line.
         tab.wait("document.querySelectorAll('svg.chart').length >= 3", what="charts")
-        time.sleep(12 * SCALE)
+        time.sleep(12)  # samples come once a second in any build
         tab.wait("[...document.querySelectorAll('svg.chart')]"
                  ".every(s => s.querySelector('path, polyline'))",
                  what="a line in every chart")
@@ -737,7 +737,7 @@ def screenshots_of_every_view_show_live_data():
         assert s == 200, (s, v)
         show(tab, "tree")
         tab.wait("document.querySelector('li.tree-node[data-id=\"router\"]')", what="tree")
-        tab.wait("document.querySelector('li.tree-node.restarted')", timeout=5 * SCALE,
+        tab.wait("document.querySelector('li.tree-node.restarted')", timeout=5,
                  what="a restarted node")
         shots["tree"] = tab.screenshot(os.path.join(out, "tree.png"))
 
