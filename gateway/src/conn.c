@@ -205,7 +205,11 @@ static void serve(struct gw__exchange *ex)
              * reference died with it (deferred cleanup ran), so the socket
              * is still ours. */
             if (!ex->response_started) {
-                int status = (reason == RT_KILLED || reason == RT_KILL) ? 502 : 500;
+                /* Stopped from outside (an exit signal `kill`, or the
+                 * admin API's kill with its reason) rather than crashed. */
+                bool stopped =
+                    reason == RT_KILLED || reason == RT_KILL || gw__admin_kill_reason(reason);
+                int status = stopped ? 502 : 500;
                 gw__ex_error(ex, status,
                              status == 502 ? "request process was stopped"
                                            : "internal error while handling the request",

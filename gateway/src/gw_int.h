@@ -73,6 +73,11 @@ typedef void gw__handler_fn(struct gw__exchange *ex, struct gw_http_target *t,
 gw__handler_fn gw__routes_handle;
 gw__handler_fn gw__admin_serve;
 
+/* Any process. True when `reason` is one the admin API's kill has used
+ * (killed_by_admin, or a reason given in a kill's body): a process that
+ * exited with it was stopped from outside, not crashed (admin/procs.c). */
+bool gw__admin_kill_reason(rt_atom reason);
+
 /* Acceptors per listener, at most (listeners[].acceptors, or one per
  * scheduler). */
 #define GW__MAX_ACCEPTORS 64

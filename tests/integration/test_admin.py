@@ -423,7 +423,7 @@ def killing_a_request_process_answers_its_client_with_an_error_and_no_one_else()
             errors = [r for r in results.values() if r[0] != 200]
             oks = [r for r in results.values() if r[0] == 200]
             assert len(errors) == 1 and len(oks) == 2, results
-            assert errors[0][0] is not None and errors[0][0] >= 500, statuses
+            assert errors[0][0] == 502, statuses  # stopped from outside, not crashed
             assert errors[0][2] < 2.9, errors  # answered at the kill, not after the upstream
             for r in oks:
                 assert r[1] == b"slow\n", r

@@ -5,18 +5,18 @@ package beyond the browser) loads a page from one origin (a local HTTP
 server on its own port) that calls the gateway on another. From the
 allowed origin a preflighted PUT with a custom field succeeds and the page
 reads an exposed response field; from a refused origin the browser fails
-the request, and the refused preflight never reaches the upstream."""
+the request, and the refused preflight never reaches the upstream. The driver is
+browser.py."""
 import http.server
 import json
 import os
-import select
 import shutil
 import socketserver
-import subprocess
 import tempfile
 import threading
 import time
 
+from browser import Browser
 from harness import Gateway, TestRun, Upstream
 
 def access_log(gw, count, timeout=10):
@@ -31,102 +31,6 @@ def access_log(gw, count, timeout=10):
 
 
 t = TestRun("policy_cors_browser")
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-
-
-class Browser:
-    """Chromium with --remote-debugging-pipe: DevTools messages are JSON
-    texts ending in NUL, written to its fd 3 and read from its fd 4."""
-
-    def __init__(self):
-        if not os.access(CHROMIUM, os.X_OK):
-            raise RuntimeError(f"{CHROMIUM} is missing: scripts/deps test installs chromium")
-        to_r, self.to_w = os.pipe()
-        self.from_r, from_w = os.pipe()
-        self.profile = tempfile.mkdtemp(prefix="tandem-chromium-")
-
-        def fds():
-            # pipe ends may be 3 or 4 already: lift them first
-            a, b = os.dup(to_r), os.dup(from_w)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
-        self.log = open(os.path.join(self.profile, "stderr.log"), "w")
-        self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-             "--disable-background-networking", "--remote-debugging-pipe",
-             f"--user-data-dir={self.profile}", "about:blank"],
-            preexec_fn=fds, close_fds=False, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=self.log)
-        os.close(to_r)
-        os.close(from_w)
-        self.buf = b""
-        self.next_id = 0
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.call("Target.attachToTarget",
-                                 {"targetId": target, "flatten": True})["sessionId"]
-        self.call("Page.enable", session=True)
-
-    def _read(self, deadline):
-        while b"\0" not in self.buf:
-            left = deadline - time.time()
-            if left <= 0 or not select.select([self.from_r], [], [], left)[0]:
-                raise TimeoutError("no answer from chromium")
-            data = os.read(self.from_r, 1 << 16)
-            if not data:
-                raise EOFError("chromium closed its pipe")
-            self.buf += data
-        msg, self.buf = self.buf.split(b"\0", 1)
-        return json.loads(msg)
-
-    def call(self, method, params=None, session=False, timeout=30):
-        self.next_id += 1
-        msg = {"id": self.next_id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = self.session
-        os.write(self.to_w, json.dumps(msg).encode() + b"\0")
-        deadline = time.time() + timeout
-        while True:
-            m = self._read(deadline)
-            if m.get("id") == self.next_id:
-                if "error" in m:
-                    raise RuntimeError(f"{method}: {m['error']}")
-                return m["result"]
-
-    def open(self, url):
-        self.call("Page.navigate", {"url": url}, session=True)
-        deadline = time.time() + 30
-        while True:
-            r = self.eval("document.readyState")
-            if r == "complete" and self.eval("location.href") == url:
-                return
-            if time.time() > deadline:
-                raise TimeoutError(f"{url} did not load")
-            time.sleep(0.05)
-
-    def eval(self, expr):
-        r = self.call("Runtime.evaluate", {"expression": expr, "awaitPromise": True,
-                                           "returnByValue": True}, session=True)
-        if "exceptionDetails" in r:
-            raise RuntimeError(f"{expr}: {r['exceptionDetails']}")
-        return r["result"].get("value")
-
-    def close(self):
-        try:
-            self.call("Browser.close", timeout=10)
-        except Exception:
-            pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self.to_w)
-        os.close(self.from_r)
-        self.log.close()
-        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 class Page(socketserver.ThreadingMixIn, http.server.HTTPServer):

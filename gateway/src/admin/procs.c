@@ -30,6 +30,7 @@
 
 #include "admin_int.h"
 #include "gw/gateway.h"
+#include "gw_int.h"
 #include "linebuf.h"
 #include "request_detail.h"
 #include "rt/supervisor.h"
@@ -660,6 +661,17 @@ static int reason_admit(const char *r)
 out:
     pthread_mutex_unlock(&reasons_lock);
     return rc;
+}
+
+bool gw__admin_kill_reason(rt_atom reason)
+{
+    const char *name = rt_atom_name(reason);
+    bool found = false;
+    pthread_mutex_lock(&reasons_lock);
+    for (size_t i = 0; i < nreasons && !found; i++)
+        found = strcmp(reasons[i], name) == 0;
+    pthread_mutex_unlock(&reasons_lock);
+    return found;
 }
 
 void gw__admin_kill(const struct gw_admin_request *req, struct gw_admin_response *resp, rt_pid pid)
