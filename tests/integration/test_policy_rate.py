@@ -4,6 +4,7 @@ of a local rate limit under 64 connections for 10 s, the 429 and its
 RateLimit-Policy, RateLimit and Retry-After fields, keys by header, counts
 that survive a reload, concurrency 503s, queueing, queue timeouts and slots
 given back by a request process that was killed."""
+import datetime
 import http.client
 import json
 import os
@@ -71,6 +72,13 @@ def until(fn, timeout=10.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def ms_of(stamp):
+    """Milliseconds since the epoch of an access-log time
+    ("2026-12-06T09:18:46.123Z")."""
+    t = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000 + 0.5)
+
+
 def hammer(port, path, connections=64, seconds=10.0):
     """`connections` keep-alive clients sending back to back for exactly
     `seconds` from the first request sent (none sends after the deadline,
@@ -123,11 +131,18 @@ def sixty_four_connections_at_100_per_second_for_10_s_get_1000():
         # and every one was answered 200 or 429.
         assert sent > 5000, sent
         assert accepted + refused == sent
-        assert 990 <= accepted <= 1010, accepted
         # The gateway's access log agrees with the clients.
         until(lambda: len(g.access_log()) >= sent, 10, "the access log")
-        ok = sum(1 for e in g.access_log() if e.get("status") == 200)
-        assert ok == accepted, (ok, accepted)
+        ok = sorted(ms_of(e["time"]) for e in g.access_log() if e.get("status") == 200)
+        assert len(ok) == accepted, (len(ok), accepted)
+        # Ten windows by the gateway's clock: the clients stop sending at
+        # 10 s by theirs, but on a busy machine the last requests sent can
+        # be answered after the gateway's tenth window has closed, in an
+        # eleventh that may accept up to 100 more.
+        in_ten = sum(1 for t in ok if t < ok[0] + 10_000)
+        print(f"    accepted within 10 s of the first by the gateway's clock: {in_ten}")
+        assert 990 <= in_ten <= 1010, (in_ten, accepted)
+        assert accepted <= in_ten + 100, (in_ten, accepted)
         # A key back after its windows are over (a second run) is anchored
         # anew: test_ratelimit.c's a_key_back_after_its_windows_are_over_is_
         # anchored_anew, without a second 10 s run here.
