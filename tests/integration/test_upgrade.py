@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Binary upgrade (README "Binary upgrade"), through the real binary under a
+keep-alive load: POST /admin/upgrade, `tandem ctl upgrade` and SIGUSR2 start
+the new binary on the running gateway's sockets; the old one drains and
+exits 0 once the new one is ready, without a failed request or a reset
+connection; a new binary that exits, is not ready in time, or finds its
+configuration invalid leaves the old one serving, and the reason is
+reported."""
+import ctypes
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import TestRun, Upstream, free_port, tandem_bin, validate_config, wait_port  # noqa: E402
+
+t = TestRun("upgrade")
+
+DRAIN_S = 5.0
+UPGRADE_TIMEOUT_MS = 4000
+ROUTES = [
+    {"name": "hello", "match": {"path": "/hello"}, "respond": {"status": 200, "body": "hello\n"}},
+    {"name": "echo", "match": {"path": "/echo"}, "upstream": "up"},
+]
+
+# The gateways an upgrade starts are children of the one before; once that
+# one exits they become this process's, to be reaped and their exit codes
+# read.
+PR_SET_CHILD_SUBREAPER = 36
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def wait_exit(pid, timeout):
+    """The exit status of child `pid` once it ends (None after timeout)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            p, st = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if p == pid:
+            return os.waitstatus_to_exitcode(st)
+        time.sleep(0.01)
+    return None
+
+
+class Load:
+    """Keep-alive clients, each sending GETs back to back on one connection
+    and opening another only when the server said Connection: close. Every
+    exception (reset, connection closed without an answer) and every status
+    other than 200 is a failure."""
+
+    def __init__(self, port, conns=8):
+        self.port = port
+        self.ok = 0
+        self.failures = []
+        self.resets = 0
+        self.connects = 0
+        self.closes = 0
+        self.lock = threading.Lock()
+        self.stop_flag = False
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
+                        for i in range(conns)]
+        for th in self.threads:
+            th.start()
+
+    def run(self, i):
+        conn = None
+        path = "/hello" if i % 2 else "/echo"
+        while not self.stop_flag:
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                    conn.connect()
+                    with self.lock:
+                        self.connects += 1
+                conn.request("GET", path)
+                r = conn.getresponse()
+                r.read()
+                closing = (r.getheader("connection") or "").lower() == "close"
+                with self.lock:
+                    if r.status == 200:
+                        self.ok += 1
+                    else:
+                        self.failures.append(f"status {r.status}")
+                    if closing:
+                        self.closes += 1
+                if closing:
+                    conn.close()
+                    conn = None
+            except Exception as e:  # noqa: BLE001 — every kind counts
+                with self.lock:
+                    self.failures.append(repr(e))
+                    if isinstance(e, ConnectionResetError):
+                        self.resets += 1
+                if conn:
+                    conn.close()
+                conn = None
+                time.sleep(0.01)
+        if conn:
+            conn.close()
+
+    def stop(self):
+        self.stop_flag = True
+        for th in self.threads:
+            th.join(15)
+
+
+class Site:
+    """A gateway started from `binary` (a copy of the build's) with a
+    generated configuration; `pid` follows it across upgrades."""
+
+    def __init__(self, binary, extra=None):
+        self.dir = tempfile.mkdtemp(prefix="tandem-upgrade-")
+        self.up = Upstream("up")
+        self.port = free_port()
+        self.admin_port = free_port()
+        os.makedirs(os.path.join(self.dir, "routes"))
+        with open(os.path.join(self.dir, "routes", "main.json"), "w") as f:
+            json.dump({"routes": ROUTES}, f)
+        self.cfg = {
+            "runtime": {"schedulers": 2},
+            "listeners": [{"name": "public", "address": f"127.0.0.1:{self.port}"}],
+            "admin": {"address": f"127.0.0.1:{self.admin_port}"},
+            "upstreams": {"up": {"targets": [{"address": self.up.address}]}},
+            "routes": "routes",
+            "access_log": False,
+            "drain_timeout_ms": int(DRAIN_S * 1000),
+            "upgrade_timeout_ms": UPGRADE_TIMEOUT_MS,
+        }
+        self.cfg.update(extra or {})
+        validate_config("config", self.cfg, "tandem.json")
+        self.config = os.path.join(self.dir, "tandem.json")
+        self.write_config(self.cfg)
+        self.stderr = open(os.path.join(self.dir, "stderr.log"), "w+")
+        self.proc = subprocess.Popen([binary, "-c", self.config], stdout=subprocess.DEVNULL,
+                                     stderr=self.stderr)
+        self.pid = self.proc.pid
+        wait_port(self.port)
+        wait_port(self.admin_port)
+
+    def write_config(self, cfg):
+        with open(self.config, "w") as f:
+            json.dump(cfg, f)
+
+    def log(self):
+        self.stderr.flush()
+        with open(self.stderr.name) as f:
+            return f.read()
+
+    def upgrade(self, binary=None):
+        """POST /admin/upgrade; (status, answer)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=60)
+        body = json.dumps({"binary": binary}) if binary else ""
+        c.request("POST", "/admin/upgrade", body=body,
+                  headers={"Content-Type": "application/json"} if body else {})
+        r = c.getresponse()
+        answer = json.loads(r.read())
+        c.close()
+        return r.status, answer
+
+    def get(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        c.close()
+        return r.status
+
+    def close(self):
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            if wait_exit(self.pid, 15) is None:
+                os.kill(self.pid, signal.SIGKILL)
+                wait_exit(self.pid, 5)
+        self.up.stop()
+        self.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def two_builds(d):
+    """Two distinct executables of the gateway (copies of the build's)."""
+    a, b = os.path.join(d, "tandem-a"), os.path.join(d, "tandem-b")
+    shutil.copy2(tandem_bin(), a)
+    shutil.copy2(tandem_bin(), b)
+    return a, b
+
+
+def exe_of(pid):
+    return os.path.realpath(f"/proc/{pid}/exe")
+
+
+@t.case
+def ten_upgrades_under_keep_alive_load_fail_no_request():
+    d = tempfile.mkdtemp(prefix="tandem-builds-")
+    a, b = two_builds(d)
+    site = Site(a)
+    load = None
+    try:
+        load = Load(site.port)
+        time.sleep(0.5)
+        times = []
+        for i in range(10):
+            binary = b if i % 2 == 0 else a
+            old = site.pid
+            before = load.ok
+            t0 = time.monotonic()
+            status, answer = site.upgrade(binary)
+            assert status == 200, (status, answer, site.log()[-3000:])
+            assert answer["old_pid"] == old, answer
+            new = answer["new_pid"]
+            site.pid = new
+            assert exe_of(new) == binary, (exe_of(new), binary)
+            code = wait_exit(old, DRAIN_S + 5)
+            elapsed = time.monotonic() - t0
+            times.append(elapsed)
+            assert code == 0, f"upgrade {i + 1}: the old gateway exited {code}"
+            assert elapsed < DRAIN_S, f"upgrade {i + 1} took {elapsed:.2f} s"
+            # The new one serves the load.
+            end = time.monotonic() + 5
+            while load.ok < before + 50 and time.monotonic() < end:
+                time.sleep(0.02)
+            assert load.ok >= before + 50, "no traffic after the upgrade"
+        time.sleep(0.3)
+        load.stop()
+        print(f"# 10 upgrades: requests {load.ok}, failed {len(load.failures)}, "
+              f"resets {load.resets}, connections {load.connects}, closed by "
+              f"Connection: close {load.closes}, upgrade to old exit "
+              f"max {max(times):.3f} s, median {sorted(times)[5]:.3f} s", flush=True)
+        assert not load.failures, load.failures[:10]
+        assert load.resets == 0
+        # Every upgrade moved every client: each connection was told to close.
+        assert load.closes >= 10, load.closes
+    finally:
+        if load:
+            load.stop()
+        site.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
+def failed_upgrades_leave_the_old_gateway_serving():
+    d = tempfile.mkdtemp(prefix="tandem-builds-")
+    a, b = two_builds(d)
+    exits = os.path.join(d, "exits-at-once")
+    with open(exits, "w") as f:
+        f.write("#!/bin/sh\nexit 3\n")
+    hangs = os.path.join(d, "never-ready")
+    with open(hangs, "w") as f:
+        f.write("#!/bin/sh\nexec sleep 300\n")
+    os.chmod(exits, 0o755)
+    os.chmod(hangs, 0o755)
+    site = Site(a)
+    load = None
+    try:
+        load = Load(site.port)
+        time.sleep(0.3)
+        pid = site.pid
+
+        status, answer = site.upgrade(exits)
+        assert status == 500 and answer["error"] == "upgrade_failed", (status, answer)
+        assert "exited with status 3" in answer["detail"], answer
+
+        t0 = time.monotonic()
+        status, answer = site.upgrade(hangs)
+        waited = time.monotonic() - t0
+        assert status == 500 and "not ready within" in answer["detail"], (status, answer)
+        assert UPGRADE_TIMEOUT_MS / 1000 - 0.1 <= waited < UPGRADE_TIMEOUT_MS / 1000 + 5, waited
+
+        status, answer = site.upgrade(os.path.join(d, "missing"))
+        assert status == 500 and "No such file" in answer["detail"], (status, answer)
+
+        # A broken configuration: the new binary says why, through ctl too.
+        bad = dict(site.cfg)
+        bad["listeners"] = [{"name": "public", "address": f"127.0.0.1:{site.port}",
+                             "max_conections": 10}]
+        site.write_config(bad)
+        status, answer = site.upgrade(b)
+        assert status == 500, (status, answer)
+        assert "max_conections" in answer["detail"] and "did you mean" in answer["detail"], answer
+        r = subprocess.run([tandem_bin(), "ctl", "--admin", f"127.0.0.1:{site.admin_port}",
+                            "upgrade", "--binary", b], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert "upgrade_failed" in r.stderr and "max_conections" in r.stderr, r.stderr
+        assert "upgrade failed, this gateway keeps serving" in site.log()
+
+        # Through all of it the same gateway served every request.
+        assert site.pid == pid and os.waitpid(pid, os.WNOHANG) == (0, 0)
+        assert site.get("/hello") == 200
+        # Fixed, the next upgrade goes through (ctl, the default timeout).
+        site.write_config(site.cfg)
+        r = subprocess.run([tandem_bin(), "ctl", "--admin", f"127.0.0.1:{site.admin_port}",
+                            "upgrade", "--binary", b], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        assert r.stdout.startswith("upgraded: pid "), r.stdout
+        site.pid = int(r.stdout.split()[2].rstrip(";"))
+        assert wait_exit(pid, DRAIN_S + 5) == 0
+        load.stop()
+        assert not load.failures, load.failures[:10]
+        assert load.ok > 100
+    finally:
+        if load:
+            load.stop()
+        site.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
+def sigusr2_starts_the_binary_the_gateway_was_started_from_looked_up_again():
+    d = tempfile.mkdtemp(prefix="tandem-builds-")
+    a, b = two_builds(d)
+    link = os.path.join(d, "tandem")
+    os.symlink(a, link)
+    site = Site(link)
+    try:
+        old = site.pid
+        assert exe_of(old) == a
+        # A new release installed: the link now names the other build.
+        os.unlink(link)
+        os.symlink(b, link)
+        os.kill(old, signal.SIGUSR2)
+        assert wait_exit(old, DRAIN_S + UPGRADE_TIMEOUT_MS / 1000 + 5) == 0, site.log()[-2000:]
+        # The gateway serving now is the other build, on the same ports.
+        assert site.get("/hello") == 200
+        c = http.client.HTTPConnection("127.0.0.1", site.admin_port, timeout=10)
+        c.request("GET", "/admin/system")
+        r = c.getresponse()
+        r.read()
+        c.close()
+        assert r.status == 200
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+        new = [p for p in pids if p != old and os.path.exists(f"/proc/{p}/exe")
+               and exe_of(p) == b]
+        assert len(new) == 1, new
+        site.pid = new[0]
+    finally:
+        site.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
+def upgrade_refuses_a_relative_binary_and_other_methods():
+    d = tempfile.mkdtemp(prefix="tandem-builds-")
+    a, b = two_builds(d)
+    site = Site(a)
+    try:
+        status, answer = site.upgrade("relative/path")
+        assert status == 400 and answer["error"] == "bad_binary", (status, answer)
+        c = http.client.HTTPConnection("127.0.0.1", site.admin_port, timeout=10)
+        c.request("GET", "/admin/upgrade")
+        r = c.getresponse()
+        r.read()
+        c.close()
+        assert r.status == 405
+        assert site.get("/hello") == 200
+    finally:
+        site.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+t.finish()
