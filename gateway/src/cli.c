@@ -154,7 +154,7 @@ static int cmd_run(const char *config, int argc, char **argv)
     rc = gw_run(cfg);
     gw_config_free(cfg);
     /* Not started (no-op once it was ready): the reason is on stderr. */
-    gw__upgrade_report("the gateway did not start; its messages are in its log");
+    gw__upgrade_report("its messages in the log say why");
     return rc;
 }
 

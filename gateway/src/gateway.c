@@ -366,6 +366,7 @@ int gw_run(struct gw_config *cfg)
     atomic_store(&gw.ready, 1);
     /* Accepting on every listener: the gateway that started this one (a
      * binary upgrade) may stop. */
+    gw__upgrade_notify("READY=1");
     gw__upgrade_report(NULL);
     gw__fds_report(cfg);
     for (size_t i = 0; i < cfg->nlisteners; i++)
@@ -414,6 +415,7 @@ int gw_run(struct gw_config *cfg)
         open_now = gw__connections_open_all;
     } else {
         rt_log(RT_LOG_INFO, "draining: no new connections; finishing requests in flight");
+        gw__upgrade_notify("STOPPING=1");
         atomic_store(&gw.draining, 1);
         gw__listeners_drain();
     }

@@ -28,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -198,6 +200,31 @@ void gw__upgrade_close_unclaimed(void)
             close(inh[i].fd);
     }
     ninh = 0;
+}
+
+void gw__upgrade_notify(const char *state)
+{
+    /* systemd's readiness protocol (sd_notify(3)), without libsystemd: one
+     * datagram to the socket NOTIFY_SOCKET names ('@': abstract). */
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t n = strlen(path);
+    if (n >= sizeof sa.sun_path)
+        return;
+    memcpy(sa.sun_path, path, n);
+    if (path[0] == '@')
+        sa.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    char msg[128];
+    int len = snprintf(msg, sizeof msg, "%s\nMAINPID=%ld", state, (long)getpid());
+    socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    if (sendto(fd, msg, (size_t)len, MSG_NOSIGNAL, (struct sockaddr *)&sa, sl) < 0)
+        rt_log(RT_LOG_WARNING, "NOTIFY_SOCKET %s: %s", path, strerror(errno));
+    close(fd);
 }
 
 void gw__upgrade_report(const char *why)

@@ -49,6 +49,12 @@ void gw__upgrade_close_unclaimed(void);
  * gateway was not started by an upgrade. */
 void gw__upgrade_report(const char *why);
 
+/* Tells systemd (Type=notify, NotifyAccess=all) this gateway's `state`,
+ * "READY=1" or "STOPPING=1", with MAINPID set to this process: after an
+ * upgrade systemd follows the new gateway by it. Nothing without
+ * NOTIFY_SOCKET. */
+void gw__upgrade_notify(const char *state);
+
 /* Main thread, on SIGUSR2 (or a request through the admin API): starts the
  * new binary and waits for its answer, at most cfg->upgrade_timeout_ms.
  * Returns true once the new gateway is ready (this one must then stop

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -117,7 +118,7 @@ class Site:
     """A gateway started from `binary` (a copy of the build's) with a
     generated configuration; `pid` follows it across upgrades."""
 
-    def __init__(self, binary, extra=None):
+    def __init__(self, binary, extra=None, env=None):
         self.dir = tempfile.mkdtemp(prefix="tandem-upgrade-")
         self.up = Upstream("up")
         self.port = free_port()
@@ -141,7 +142,7 @@ class Site:
         self.write_config(self.cfg)
         self.stderr = open(os.path.join(self.dir, "stderr.log"), "w+")
         self.proc = subprocess.Popen([binary, "-c", self.config], stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr)
+                                     stderr=self.stderr, env={**os.environ, **(env or {})})
         self.pid = self.proc.pid
         wait_port(self.port)
         wait_port(self.admin_port)
@@ -345,6 +346,38 @@ def sigusr2_starts_the_binary_the_gateway_was_started_from_looked_up_again():
         site.pid = new[0]
     finally:
         site.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
+def systemd_is_told_readiness_and_the_new_main_pid():
+    d = tempfile.mkdtemp(prefix="tandem-builds-")
+    a, b = two_builds(d)
+    path = os.path.join(d, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    site = Site(a, env={"NOTIFY_SOCKET": path})
+    try:
+        first = sock.recv(4096).decode().split("\n")
+        assert first == ["READY=1", f"MAINPID={site.pid}"], first
+        old = site.pid
+        status, answer = site.upgrade(b)
+        assert status == 200, answer
+        site.pid = answer["new_pid"]
+        # The new gateway says so before the old one may exit: systemd
+        # (Type=notify, NotifyAccess=all) follows it as the main process.
+        second = sock.recv(4096).decode().split("\n")
+        assert second == ["READY=1", f"MAINPID={site.pid}"], second
+        assert wait_exit(old, DRAIN_S + 5) == 0
+        # Stopped, it says so too.
+        os.kill(site.pid, signal.SIGTERM)
+        assert sock.recv(4096).decode().split("\n") == ["STOPPING=1", f"MAINPID={site.pid}"]
+        assert wait_exit(site.pid, 15) == 0
+        site.pid = None
+    finally:
+        site.close()
+        sock.close()
         shutil.rmtree(d, ignore_errors=True)
 
 
