@@ -147,7 +147,7 @@ int gw__listeners_open(void)
         l->handler = gw__routes_handle;
         limits_for(l, c);
         /* Handed over by the gateway this one upgrades, or opened here. */
-        l->fd = gw__upgrade_take(c->name, &c->address);
+        l->fd = gw__upgrade_take(c->name, false, &c->address);
         if (l->fd < 0)
             l->fd = open_socket(&c->address, c->backlog, c->name);
         gw__nlisteners = i + 1;
@@ -179,7 +179,7 @@ int gw__listeners_open(void)
         l->handler = gw__admin_serve;
         l->stats = &gw.admin_stats;
         limits_for(l, &c);
-        l->fd = gw__upgrade_take("@admin", &cfg->admin.address);
+        l->fd = gw__upgrade_take("admin", true, &cfg->admin.address);
         if (l->fd < 0)
             l->fd = open_socket(&cfg->admin.address, c.backlog, "admin");
         gw__nlisteners++;

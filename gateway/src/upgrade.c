@@ -44,7 +44,7 @@ extern char **environ;
 /* ---- the new gateway's side ------------------------------------------------ */
 
 struct inherited {
-    char name[72];
+    char key[3 * GW__UPGRADE_NAME_MAX + 1]; /* "@admin", or a name encoded (name_encode) */
     int fd;
     bool taken;
 };
@@ -74,9 +74,34 @@ static int fd_of(const char *s)
     return (int)v;
 }
 
+/* A listener's name as the variable carries it: every byte but letters,
+ * digits and "._:-[]" as %XX, so that ',' and '=' separate, and "@admin"
+ * (the admin listener) is no public listener's key. Keys are compared as
+ * encoded, never decoded. */
+static int name_encode(const char *name, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+        bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                     (*c >= '0' && *c <= '9') || strchr("._:-[]", *c);
+        if (n + (plain ? 1 : 3) >= cap)
+            return -E2BIG;
+        if (plain) {
+            out[n++] = (char)*c;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*c >> 4];
+            out[n++] = hex[*c & 15];
+        }
+    }
+    out[n] = 0;
+    return 0;
+}
+
 static void inherit_fds(const char *list)
 {
-    char buf[4096];
+    char buf[GW__UPGRADE_ENV_MAX];
     if (strlen(list) >= sizeof buf) {
         fprintf(stderr, "tandem: %s is too long; no socket is inherited\n", GW__UPGRADE_FDS_ENV);
         return;
@@ -86,15 +111,15 @@ static void inherit_fds(const char *list)
     for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *eq = strrchr(item, '=');
         int fd = eq ? fd_of(eq + 1) : -1;
-        if (!eq || fd < 0 || (size_t)(eq - item) >= sizeof inh[0].name ||
-            ninh >= GW__UPGRADE_MAX_FDS) {
+        if (!eq || fd < 0 || ninh >= GW__UPGRADE_MAX_FDS ||
+            (size_t)(eq - item) >= sizeof inh[0].key) {
             fprintf(stderr, "tandem: %s: \"%s\" is not NAME=FD with FD open; left alone\n",
                     GW__UPGRADE_FDS_ENV, item);
             continue;
         }
         struct inherited *h = &inh[ninh++];
-        memcpy(h->name, item, (size_t)(eq - item));
-        h->name[eq - item] = 0;
+        memcpy(h->key, item, (size_t)(eq - item));
+        h->key[eq - item] = 0;
         h->fd = fd;
         h->taken = false;
         /* Close-on-exec again: only the next upgrade hands it on. */
@@ -160,32 +185,32 @@ static bool bound_at(int fd, const struct gw_address *a)
     return same;
 }
 
-int gw__upgrade_take(const char *name, const struct gw_address *a)
+static bool listening(int fd)
 {
-    for (size_t i = 0; i < ninh; i++) {
-        struct inherited *h = &inh[i];
-        if (h->taken || strcmp(h->name, name) != 0)
-            continue;
-        int listening = 0;
-        socklen_t ol = sizeof listening;
-        if (getsockopt(h->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ol) < 0 || !listening) {
-            fprintf(stderr,
-                    "tandem: listener %s: descriptor %d handed over is not a listening "
-                    "socket; opening a new one\n",
-                    name, h->fd);
-            return -1;
-        }
-        if (!bound_at(h->fd, a)) {
-            fprintf(stderr,
-                    "tandem: listener %s: the socket handed over is not bound to %s; "
-                    "opening a new one\n",
-                    name, a->text);
-            return -1;
-        }
-        h->taken = true;
-        return h->fd;
-    }
-    return -1;
+    int on = 0;
+    socklen_t ol = sizeof on;
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) == 0 && on;
+}
+
+int gw__upgrade_take(const char *name, bool admin, const struct gw_address *a)
+{
+    char key[sizeof inh[0].key] = "@admin";
+    if (!admin && name_encode(name, key, sizeof key) < 0)
+        return -1;
+    struct inherited *h = NULL;
+    for (size_t i = 0; i < ninh && !h; i++)
+        if (!inh[i].taken && strcmp(inh[i].key, key) == 0 && listening(inh[i].fd) &&
+            bound_at(inh[i].fd, a))
+            h = &inh[i];
+    /* A listener renamed at the same address: its socket by the address
+     * (a fixed port only: port 0 takes whatever it is given). */
+    for (size_t i = 0; i < ninh && !h && a->port != 0; i++)
+        if (!inh[i].taken && listening(inh[i].fd) && bound_at(inh[i].fd, a))
+            h = &inh[i];
+    if (!h)
+        return -1; /* opened anew; an address still held fails there, said so */
+    h->taken = true;
+    return h->fd;
 }
 
 /* Sockets taken over, for the line that says so once ready. */
@@ -295,18 +320,16 @@ static int resolve(const char *binary, char *out, size_t cap)
     return -ENOENT;
 }
 
-/* "NAME=FD,..." of every listening socket: public listeners by name, the
- * admin listener as "@admin". A name that would not parse back (a ',' or
- * '=' in it) is left out: the new gateway then opens its own socket, which
- * fails while this one holds the address, and the upgrade is refused. */
+/* "NAME=FD,..." of every listening socket: public listeners by name
+ * (name_encode), the admin listener as "@admin". */
 static int fds_env(char *out, size_t cap, int *fds, size_t *nfds)
 {
     size_t len = (size_t)snprintf(out, cap, "%s=", GW__UPGRADE_FDS_ENV);
     *nfds = 0;
     for (size_t i = 0; i < gw__nlisteners && *nfds < GW__UPGRADE_MAX_FDS; i++) {
         const struct gw__listener *l = &gw__listeners[i];
-        const char *name = l->admin ? "@admin" : l->name;
-        if (l->fd < 0 || !name || strpbrk(name, ",="))
+        char name[3 * GW__UPGRADE_NAME_MAX + 1] = "@admin";
+        if (l->fd < 0 || (!l->admin && name_encode(l->name ? l->name : "", name, sizeof name) < 0))
             continue;
         int n = snprintf(out + len, cap - len, "%s%s=%d", *nfds ? "," : "", name, l->fd);
         if (n < 0 || (size_t)n >= cap - len)
@@ -440,7 +463,7 @@ static int upgrade_to(const char *binary, int *new_pid, char *why, size_t cap)
     char **env = NULL;
     pid_t pid = -1;
     char path[PATH_MAX];
-    char fds_var[4096];
+    char fds_var[GW__UPGRADE_ENV_MAX];
     char ready_var[64];
     int fds[GW__UPGRADE_MAX_FDS];
     size_t nfds = 0;
@@ -568,6 +591,11 @@ int gw__upgrade_request(const char *binary, int *new_pid, char *why, size_t cap)
     if (binary && *binary && (binary[0] != '/' || strlen(binary) >= PATH_MAX)) {
         snprintf(why, cap, "\"binary\" takes an absolute path (at most %d bytes)", PATH_MAX - 1);
         return -EINVAL;
+    }
+    /* Draining, the main thread no longer waits for the signal. */
+    if (atomic_load_explicit(&gw.draining, memory_order_relaxed)) {
+        snprintf(why, cap, "the gateway is draining");
+        return -EBUSY;
     }
     pthread_mutex_lock(&ulock);
     if (asked || running) {

@@ -6,8 +6,9 @@
  * arguments and two environment variables:
  *
  *   TANDEM_LISTEN_FDS=NAME=FD,...   its listening sockets, inherited: each
- *                                   public listener by name, the admin
- *                                   listener as "@admin"
+ *                                   public listener by name (bytes other
+ *                                   than letters, digits and "._:-[]" as
+ *                                   %XX), the admin listener as "@admin"
  *   TANDEM_UPGRADE_READY_FD=FD      the write end of a pipe
  *
  * The new one adopts each socket whose listener it still has at the same
@@ -27,6 +28,11 @@
 #define GW__UPGRADE_READY_ENV "TANDEM_UPGRADE_READY_FD"
 /* Sockets handed over at most (listeners plus the admin listener). */
 #define GW__UPGRADE_MAX_FDS 64
+/* A listener's name, at most (its key's bound), and TANDEM_LISTEN_FDS's
+ * bytes at most: every name encoded at worst (3 bytes a byte) with its
+ * descriptor. */
+#define GW__UPGRADE_NAME_MAX 128
+#define GW__UPGRADE_ENV_MAX (GW__UPGRADE_MAX_FDS * (3 * GW__UPGRADE_NAME_MAX + 16) + 64)
 /* The bytes of the answer read from the new gateway's pipe at most. */
 #define GW__UPGRADE_MSG_MAX 1024
 
@@ -36,10 +42,10 @@
 void gw__upgrade_init(int argc, char **argv);
 
 /* Main thread, while the listeners open: the inherited socket of the
- * listener `name` ("@admin" for the admin listener) if one was handed
+ * public listener `name` (or of the admin listener) if one was handed
  * over and is bound where `a` asks (any port when a->port is 0), else -1.
  * The caller owns what it gets. */
-int gw__upgrade_take(const char *name, const struct gw_address *a);
+int gw__upgrade_take(const char *name, bool admin, const struct gw_address *a);
 /* Closes the inherited sockets no listener took (their listener is gone
  * from the configuration, or moved). */
 void gw__upgrade_close_unclaimed(void);

@@ -349,6 +349,68 @@ def sigusr2_starts_the_binary_the_gateway_was_started_from_looked_up_again():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+@t.case
+def listeners_are_handed_over_by_name_and_follow_the_new_configuration():
+    d = tempfile.mkdtemp(prefix="tandem-builds-")
+    a, b = two_builds(d)
+    p2, p3, p4 = free_port(), free_port(), free_port()
+    site = None
+    try:
+        site = Site(a, extra={})
+        odd = {"name": "odd, =%@name", "address": f"127.0.0.1:{p2}"}
+        fake_admin = {"name": "@admin", "address": f"127.0.0.1:{p3}"}
+        cfg = dict(site.cfg)
+        cfg["listeners"] = cfg["listeners"] + [odd, fake_admin]
+        site.write_config(cfg)
+        status, answer = site.upgrade(b)
+        assert status == 200, answer
+        old, site.pid = site.pid, answer["new_pid"]
+        assert wait_exit(old, DRAIN_S + 5) == 0
+        for port in (site.port, p2, p3):
+            assert get_on(port, "/hello") == 200
+        # Same names: every socket handed over (three public, the admin).
+        status, answer = site.upgrade(a)
+        assert status == 200, answer
+        old, site.pid = site.pid, answer["new_pid"]
+        assert wait_exit(old, DRAIN_S + 5) == 0
+        assert "accepting on 4 listening sockets of pid" in site.log(), site.log()[-2000:]
+        for port in (site.port, p2, p3):
+            assert get_on(port, "/hello") == 200
+        # A listener removed is closed; one added opens its own socket; one
+        # renamed at the same address keeps its socket.
+        renamed = dict(cfg["listeners"][0], name="main")
+        cfg["listeners"] = [renamed, odd, {"name": "new", "address": f"127.0.0.1:{p4}"}]
+        site.write_config(cfg)
+        status, answer = site.upgrade(b)
+        assert status == 200, (answer, site.log()[-2000:])
+        old, site.pid = site.pid, answer["new_pid"]
+        assert wait_exit(old, DRAIN_S + 5) == 0
+        for port in (site.port, p2, p4):
+            assert get_on(port, "/hello") == 200
+        assert refused(p3)
+    finally:
+        if site:
+            site.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def get_on(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", path)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status
+
+
 @t.case
 def systemd_is_told_readiness_and_the_new_main_pid():
     d = tempfile.mkdtemp(prefix="tandem-builds-")
