@@ -185,8 +185,11 @@ class Site:
                 os.kill(self.pid, signal.SIGKILL)
                 wait_exit(self.pid, 5)
         self.up.stop()
+        log = self.log()
         self.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        # Every gateway of the run wrote here (the old and new share it).
+        assert "Sanitizer" not in log and "runtime error" not in log, log[-4000:]
 
 
 def two_builds(d):
