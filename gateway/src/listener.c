@@ -11,7 +11,10 @@
  * when the listener opens; each accepts, applies the connection limit and
  * the file descriptor budget (fdlimit.c), answering 503 over either, and
  * starts a connection process under the connection supervisor, handing it
- * the socket.
+ * the socket. An acceptor with nobody waiting parks until a client or a
+ * message comes: a binary upgrade (upgrade.c) stops the acceptors so,
+ * leaving the sockets, shared with the new gateway, open and never shut
+ * down.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -448,9 +451,9 @@ static void acceptor_main(void *arg)
     rt_set_detail("listener %s", l->name);
     bool waited = false;
     for (;;) {
-        /* Relaxed: gw__listeners_stop_accepting stores it before it sends
-         * the message that wakes this process, and the wait below looks at
-         * the mailbox before it parks. */
+        /* Relaxed: gw__listeners_handover stores it before it sends the
+         * message that wakes this process, and the wait below looks at the
+         * mailbox before it parks. */
         if (atomic_load_explicit(&gw.handover, memory_order_relaxed))
             break; /* a new gateway accepts from the same socket now */
         struct sockaddr_storage ss;
