@@ -447,6 +447,23 @@ def systemd_is_told_readiness_and_the_new_main_pid():
 
 
 @t.case
+def upgrade_is_refused_while_workflows_are_enabled():
+    d = tempfile.mkdtemp(prefix="tandem-builds-")
+    a, b = two_builds(d)
+    site = Site(a, extra={"workflows": {"dir": os.path.join(d, "workflows"),
+                                        "journal": {"data_dir": os.path.join(d, "data")}}})
+    try:
+        status, answer = site.upgrade(b)
+        assert status == 409 and answer["error"] == "upgrade_refused", (status, answer)
+        assert "workflows are enabled" in answer["detail"], answer
+        assert os.waitpid(site.pid, os.WNOHANG) == (0, 0)
+        assert site.get("/hello") == 200
+    finally:
+        site.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
 def upgrade_refuses_a_relative_binary_and_other_methods():
     d = tempfile.mkdtemp(prefix="tandem-builds-")
     a, b = two_builds(d)
