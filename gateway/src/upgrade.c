@@ -149,9 +149,23 @@ void gw__upgrade_init(int argc, char **argv)
         if (ready_fd >= 0)
             fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
     }
+    /* The workflows wait for the old gateway to exit before taking over
+     * what it left unfinished (service.c). */
+    const char *opid = getenv(GW__UPGRADE_PID_ENV);
+    if (opid && ready_fd >= 0) {
+        char *end = NULL;
+        long v = strtol(opid, &end, 10);
+        const char *owner = getenv(GW__UPGRADE_WF_OWNER_ENV);
+        if (owner && strlen(owner) > GW__UPGRADE_OWNER_MAX)
+            owner = NULL;
+        if (end != opid && !*end && v > 1 && v <= INT_MAX)
+            gw_workflows_upgraded_from((int)v, owner);
+    }
     /* This gateway's own children (the next upgrade) get them anew. */
     unsetenv(GW__UPGRADE_FDS_ENV);
     unsetenv(GW__UPGRADE_READY_ENV);
+    unsetenv(GW__UPGRADE_PID_ENV);
+    unsetenv(GW__UPGRADE_WF_OWNER_ENV);
 }
 
 /* Whether the listening socket fd is bound where `a` asks: the same
@@ -340,27 +354,35 @@ static int fds_env(char *out, size_t cap, int *fds, size_t *nfds)
     return 0;
 }
 
-/* The environment for the new gateway: this one's without the two
- * variables of a handover, then theirs. */
-static char **child_env(char *fds_var, char *ready_var)
+static bool is_var(const char *e, const char *name)
+{
+    size_t l = strlen(name);
+    return strncmp(e, name, l) == 0 && e[l] == '=';
+}
+
+/* The environment for the new gateway: this one's without the variables
+ * of a handover, then theirs (owner_var "" when there is none). */
+static char **child_env(char *fds_var, char *ready_var, char *pid_var, char *owner_var)
 {
     size_t n = 0;
     while (environ[n])
         n++;
-    char **env = calloc(n + 3, sizeof *env);
+    char **env = calloc(n + 5, sizeof *env);
     if (!env)
         return NULL;
     size_t k = 0;
-    size_t l1 = strlen(GW__UPGRADE_FDS_ENV), l2 = strlen(GW__UPGRADE_READY_ENV);
     for (size_t i = 0; i < n; i++) {
         const char *e = environ[i];
-        if ((strncmp(e, GW__UPGRADE_FDS_ENV, l1) == 0 && e[l1] == '=') ||
-            (strncmp(e, GW__UPGRADE_READY_ENV, l2) == 0 && e[l2] == '='))
+        if (is_var(e, GW__UPGRADE_FDS_ENV) || is_var(e, GW__UPGRADE_READY_ENV) ||
+            is_var(e, GW__UPGRADE_PID_ENV) || is_var(e, GW__UPGRADE_WF_OWNER_ENV))
             continue;
         env[k++] = environ[i];
     }
     env[k++] = fds_var;
     env[k++] = ready_var;
+    env[k++] = pid_var;
+    if (*owner_var)
+        env[k++] = owner_var;
     env[k] = NULL;
     return env;
 }
@@ -465,19 +487,11 @@ static int upgrade_to(const char *binary, int *new_pid, char *why, size_t cap)
     char path[PATH_MAX];
     char fds_var[GW__UPGRADE_ENV_MAX];
     char ready_var[64];
+    char pid_var[64];
+    char owner_var[sizeof GW__UPGRADE_WF_OWNER_ENV + GW__UPGRADE_OWNER_MAX + 1];
     int fds[GW__UPGRADE_MAX_FDS];
     size_t nfds = 0;
 
-    /* An SQLite journal has one owner, and a gateway's recovery at start
-     * claims every unfinished instance: the new one would run the old
-     * one's instances while the old one still runs them. */
-    if (gw_workflows_enabled(gw.cfg)) {
-        snprintf(why, cap,
-                 "workflows are enabled: the new gateway's recovery would take over the "
-                 "instances this one is still running; restart the gateway instead");
-        rc = -ENOTSUP;
-        goto out;
-    }
     rc = resolve(binary, path, sizeof path);
     if (rc < 0) {
         snprintf(why, cap, "cannot run %.900s: %s", binary && *binary ? binary : cmd_path,
@@ -495,7 +509,14 @@ static int upgrade_to(const char *binary, int *new_pid, char *why, size_t cap)
         goto out;
     }
     snprintf(ready_var, sizeof ready_var, "%s=%d", GW__UPGRADE_READY_ENV, pfd[1]);
-    env = child_env(fds_var, ready_var);
+    /* The new gateway's workflows wait for this one to exit before taking
+     * over its unfinished instances (service.c). */
+    snprintf(pid_var, sizeof pid_var, "%s=%ld", GW__UPGRADE_PID_ENV, (long)getpid());
+    owner_var[0] = 0;
+    if (gw_workflows_enabled(gw.cfg))
+        snprintf(owner_var, sizeof owner_var, "%s=%s", GW__UPGRADE_WF_OWNER_ENV,
+                 gw_workflows_owner());
+    env = child_env(fds_var, ready_var, pid_var, owner_var);
     if (!env) {
         rc = -ENOMEM;
         snprintf(why, cap, "out of memory");

@@ -10,6 +10,9 @@
  *                                   than letters, digits and "._:-[]" as
  *                                   %XX), the admin listener as "@admin"
  *   TANDEM_UPGRADE_READY_FD=FD      the write end of a pipe
+ *   TANDEM_UPGRADE_PID=PID          the old gateway's pid
+ *   TANDEM_UPGRADE_WF_OWNER=ID      the old gateway's workflow journal
+ *                                   owner (only with workflows enabled)
  *
  * The new one adopts each socket whose listener it still has at the same
  * address, loads its configuration and starts its tree, then writes
@@ -26,6 +29,10 @@
 
 #define GW__UPGRADE_FDS_ENV "TANDEM_LISTEN_FDS"
 #define GW__UPGRADE_READY_ENV "TANDEM_UPGRADE_READY_FD"
+#define GW__UPGRADE_PID_ENV "TANDEM_UPGRADE_PID"
+#define GW__UPGRADE_WF_OWNER_ENV "TANDEM_UPGRADE_WF_OWNER"
+/* A workflow journal owner's bytes at most (the variable's value). */
+#define GW__UPGRADE_OWNER_MAX 255
 /* Sockets handed over at most (listeners plus the admin listener). */
 #define GW__UPGRADE_MAX_FDS 64
 /* A listener's name, at most (its key's bound), and TANDEM_LISTEN_FDS's

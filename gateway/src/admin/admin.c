@@ -826,11 +826,10 @@ static void h_upgrade(const struct gw_admin_request *req, struct gw_admin_respon
                                  "new_pid", (json_int_t)new_pid));
         return;
     }
-    int status = rc == -EINVAL ? 400 : rc == -EBUSY || rc == -ENOTSUP ? 409 : 500;
-    const char *code = rc == -EINVAL    ? "bad_binary"
-                       : rc == -EBUSY   ? "upgrade_in_progress"
-                       : rc == -ENOTSUP ? "upgrade_refused"
-                                        : "upgrade_failed";
+    int status = rc == -EINVAL ? 400 : rc == -EBUSY ? 409 : 500;
+    const char *code = rc == -EINVAL  ? "bad_binary"
+                       : rc == -EBUSY ? "upgrade_in_progress"
+                                      : "upgrade_failed";
     gw__admin_json(
         resp, status,
         json_pack("{s:s,s:s,s:I}", "error", code, "detail", why, "pid", (json_int_t)getpid()));

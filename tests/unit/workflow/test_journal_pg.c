@@ -421,7 +421,7 @@ static void stale_body(void *arg)
     /* r1's lease lapses and r2 takes over: now r1 is the stale one. */
     char(*ids)[WF_ID_LEN + 1] = NULL;
     size_t n = 0;
-    T_ASSERT(ops->claim(b2, "r2", T0 + 1000, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b2, "r2", NULL, T0 + 1000, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 1 && ids && strcmp(ids[0], id) == 0);
     free(ids);
     T_ASSERT(append1(b1, &t1, "r1") == -ESTALE);
@@ -466,7 +466,7 @@ static void claim_body(void *arg)
 
     char(*ids)[WF_ID_LEN + 1] = NULL;
     size_t n = 0;
-    T_ASSERT(ops->claim(b2, "r2", T0 + 5500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b2, "r2", NULL, T0 + 5500, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 1 && has(ids, n, lapsed));
     free(ids);
     ids = NULL;
@@ -476,18 +476,18 @@ static void claim_body(void *arg)
     wf_record_free(r);
     /* r1 restarted: it takes back its own at once, live lease or not, and
      * not what r2 now holds. */
-    T_ASSERT(ops->claim(b1, "r1", T0 + 5500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b1, "r1", NULL, T0 + 5500, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 1 && has(ids, n, live));
     free(ids);
     ids = NULL;
     /* r2 keeps its lease by renewing it; r1 finds nothing to take. */
     T_ASSERT(ops->renew(b2, "r2", T0 + 6000, 1000) == 0);
-    T_ASSERT(ops->claim(b1, "r1", T0 + 6600, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b1, "r1", NULL, T0 + 6600, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 1 && has(ids, n, live));
     free(ids);
     ids = NULL;
     /* Without the renewal r2's lease would have lapsed at T0+6500. */
-    T_ASSERT(ops->claim(b1, "r1", T0 + 7100, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b1, "r1", NULL, T0 + 7100, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 2 && has(ids, n, lapsed) && has(ids, n, live));
     free(ids);
 out:
@@ -513,11 +513,11 @@ static void append_lease_body(void *arg)
     T_ASSERT(ops->commit(b1, &op, 1, "r1", T0 + 900, 1000) == 0 && op.result == 0);
     char(*ids)[WF_ID_LEN + 1] = NULL;
     size_t n = 9;
-    T_ASSERT(ops->claim(b2, "r2", T0 + 1500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b2, "r2", NULL, T0 + 1500, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 0);
     free(ids);
     ids = NULL;
-    T_ASSERT(ops->claim(b2, "r2", T0 + 1900, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b2, "r2", NULL, T0 + 1900, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 1);
     free(ids);
 out:
@@ -554,7 +554,7 @@ static void claimer_proc(void *arg)
     for (int round = 0; b && c->got && round < 1000; round++) {
         char(*ids)[WF_ID_LEN + 1] = NULL;
         size_t n = 0;
-        int rc = ops->claim(b, c->owner, T0 + 10000, 60000, 7, &ids, &n);
+        int rc = ops->claim(b, c->owner, NULL, T0 + 10000, 60000, 7, &ids, &n);
         T_ASSERT(rc == 0);
         if (rc < 0)
             break;
@@ -660,7 +660,7 @@ static void skip_body(void *arg)
     T_ASSERT(seen == 0);
     char(*ids)[WF_ID_LEN + 1] = NULL;
     size_t n = 0;
-    T_ASSERT(ops->claim(b2, "r2", T0 + 5000, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b2, "r2", NULL, T0 + 5000, 1000, 10, &ids, &n) == 0);
     /* Answered while the lock is still held, without the locked one. */
     T_ASSERT(!atomic_load(&l.done));
     T_ASSERT(n == 1 && has(ids, n, free_));
