@@ -20,7 +20,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TestRun, Upstream, free_port, tandem_bin, validate_config, wait_port  # noqa: E402
+from harness import (TestRun, Upstream, free_port, source_root, tandem_bin,  # noqa: E402
+                     validate_config, wait_port)
 
 t = TestRun("upgrade")
 
@@ -118,14 +119,14 @@ class Site:
     """A gateway started from `binary` (a copy of the build's) with a
     generated configuration; `pid` follows it across upgrades."""
 
-    def __init__(self, binary, extra=None, env=None):
+    def __init__(self, binary, extra=None, env=None, routes=None):
         self.dir = tempfile.mkdtemp(prefix="tandem-upgrade-")
         self.up = Upstream("up")
         self.port = free_port()
         self.admin_port = free_port()
         os.makedirs(os.path.join(self.dir, "routes"))
         with open(os.path.join(self.dir, "routes", "main.json"), "w") as f:
-            json.dump({"routes": ROUTES}, f)
+            json.dump({"routes": routes or ROUTES}, f)
         self.cfg = {
             "runtime": {"schedulers": 2},
             "listeners": [{"name": "public", "address": f"127.0.0.1:{self.port}"}],
@@ -446,20 +447,195 @@ def systemd_is_told_readiness_and_the_new_main_pid():
         shutil.rmtree(d, ignore_errors=True)
 
 
+LEDGER_BIN = os.environ.get("LEDGER_BIN", "build/examples/ledger/tandem-ledger")
+START_BALANCE = 1000
+
+
+def http_call(port, method, path, body=None, headers=None, timeout=30):
+    """(status, body bytes) of one request on a connection of its own."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        h = {"Content-Type": "application/json"} if data is not None else {}
+        h.update(headers or {})
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def metric(admin_port, name):
+    _, text = http_call(admin_port, "GET", "/metrics")
+    for line in text.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    raise AssertionError(f"/metrics has no {name}")
+
+
+class Transfers:
+    """Clients sending transfers of examples/ledger's workflow, each with a
+    key of its own, and repeating it with the same key on 202 or 409 (still
+    running) until its final answer (200 completed, 402 compensated). Any
+    other answer, and any exception, is a client error."""
+
+    def __init__(self, port, accounts, clients=6):
+        self.port, self.accounts = port, accounts
+        self.lock = threading.Lock()
+        self.jobs, self.answers, self.errors = {}, {}, []
+        self.stop_flag = False
+        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(clients)]
+        for th in self.threads:
+            th.start()
+
+    def run(self, ci):
+        n = 0
+        while not self.stop_flag:
+            n += 1
+            key = f"c{ci}-{n}"
+            a, b = (self.accounts[(ci + n) % len(self.accounts)],
+                    self.accounts[(ci + 2 * n + 1) % len(self.accounts)])
+            # Now and then an account that does not exist: the credit is
+            # refused and the debit compensated.
+            body = {"from": a, "to": b if n % 7 else "ghost", "amount": 1 + (n * 7 + ci) % 40}
+            with self.lock:
+                self.jobs[key] = body
+            end = time.monotonic() + 120
+            while time.monotonic() < end:
+                try:
+                    status, data = http_call(self.port, "POST", "/transfers", body,
+                                             {"Idempotency-Key": key})
+                except Exception as e:  # noqa: BLE001 - every one is a failure
+                    status, data = None, repr(e)
+                if status in (200, 402):
+                    with self.lock:
+                        self.answers[key] = (status, json.loads(data)["id"])
+                    break
+                if status not in (202, 409):
+                    with self.lock:
+                        self.errors.append((key, status, data))
+                time.sleep(0.05)
+
+    def stop(self):
+        self.stop_flag = True
+        for th in self.threads:
+            th.join(150)
+
+
 @t.case
-def upgrade_is_refused_while_workflows_are_enabled():
+def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
+    # A ledger that holds each answer 300 ms, and transfers that wait 400 ms
+    # for their instance (then 202): at each upgrade the old gateway runs
+    # instances it leaves unfinished when it exits, which the new gateway
+    # (an owner of its own in the SQLite journal) takes over only then.
+    # Two upgrades, a to b then b to a, the second taking over from a
+    # gateway that itself came from an upgrade.
     d = tempfile.mkdtemp(prefix="tandem-builds-")
     a, b = two_builds(d)
-    site = Site(a, extra={"workflows": {"dir": os.path.join(d, "workflows"),
-                                        "journal": {"data_dir": os.path.join(d, "data")}}})
+    ledger_port = free_port()
+    ledger = subprocess.Popen([LEDGER_BIN, "--listen", f"127.0.0.1:{ledger_port}",
+                               "--db", os.path.join(d, "ledger.db"), "--schedulers", "1",
+                               "--delay-ms", "300"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    site = load = None
     try:
-        status, answer = site.upgrade(b)
-        assert status == 409 and answer["error"] == "upgrade_refused", (status, answer)
-        assert "workflows are enabled" in answer["detail"], answer
-        assert os.waitpid(site.pid, os.WNOHANG) == (0, 0)
-        assert site.get("/hello") == 200
+        wait_port(ledger_port)
+        accounts = [f"acct{i}" for i in range(5)]
+        for acct in accounts:
+            s, _ = http_call(ledger_port, "POST", "/accounts",
+                             {"id": acct, "balance": START_BALANCE})
+            assert s == 201, s
+        os.makedirs(os.path.join(d, "workflows"))
+        with open(os.path.join(source_root(), "examples", "ledger", "workflows", "transfer.json")) as f:
+            wf = json.load(f)["workflows"][0]
+        wf["wait_ms"] = 400
+        wf["response"]["compensated"] = {"status": 402}
+        with open(os.path.join(d, "workflows", "transfer.json"), "w") as f:
+            json.dump({"workflows": [wf]}, f)
+        site = Site(a, routes=ROUTES + [
+            {"name": "transfer", "match": {"path": "/transfers", "methods": ["POST"]},
+             "workflow": "transfer"}], extra={
+            "upstreams": {"up": {"targets": [{"address": "127.0.0.1:9"}]},
+                          "ledger": {"targets": [{"address": f"127.0.0.1:{ledger_port}"}]}},
+            "workflows": {"dir": os.path.join(d, "workflows"),
+                          "journal": {"data_dir": os.path.join(d, "data")}}})
+        load = Transfers(site.port, accounts)
+        recovered = 0
+        for i, binary in enumerate((b, a)):
+            time.sleep(1.5)
+            old = site.pid
+            running = metric(site.admin_port, "tandem_workflows_running")
+            assert running > 0, f"upgrade {i + 1}: no instance running in the old gateway"
+            status, answer = site.upgrade(binary)
+            assert status == 200, (status, answer)
+            site.pid = answer["new_pid"]
+            code = wait_exit(old, DRAIN_S + 15)
+            assert code == 0, f"upgrade {i + 1}: the old gateway exited {code}"
+            # The new gateway takes over once the old one has exited.
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                n = metric(site.admin_port, "tandem_workflows_recovered_total")
+                if n:
+                    break
+                time.sleep(0.1)
+            recovered += n
+        time.sleep(1.5)
+        load.stop()
+        assert not load.errors, load.errors[:5]
+        assert recovered > 0, "no instance was left to the new gateway"
+        assert len(load.answers) == len(load.jobs) > 20, (len(load.answers), len(load.jobs))
+        # Nothing unfinished in the journal, and one instance per transfer.
+        wids = {w for _, w in load.answers.values()}
+        assert len(wids) == len(load.answers)
+        _, data = http_call(site.admin_port, "GET", "/admin/workflows?state=active&limit=1000")
+        assert json.loads(data)["workflows"] == [], data[:500]
+        journalled, after = set(), ""
+        while True:
+            _, data = http_call(site.admin_port, "GET", f"/admin/workflows?limit=1000{after}")
+            page = json.loads(data)
+            journalled.update(w["id"] for w in page["workflows"])
+            if not page["next"]:
+                break
+            after = f"&after={page['next']}"
+        assert journalled == wids, (len(journalled), len(wids))
+        # Each transfer moved money exactly once (or, compensated, not at
+        # all): the ledger's entries per workflow id, and the balances.
+        expect = {acct: START_BALANCE for acct in accounts}
+        by_key = {}
+        for key, (status, _) in load.answers.items():
+            if status == 200:
+                j = load.jobs[key]
+                expect[j["from"]] -= j["amount"]
+                expect[j["to"]] += j["amount"]
+        for acct in accounts:
+            _, data = http_call(ledger_port, "GET", f"/accounts/{acct}/entries")
+            doc = json.loads(data)
+            assert not doc["truncated"], acct
+            assert doc["balance"] == expect[acct], (acct, doc["balance"], expect[acct])
+            for e in doc["entries"]:
+                if e.get("idempotency_key"):
+                    by_key.setdefault(e["idempotency_key"], []).append(e)
+        done = {200: 0, 402: 0}
+        for key, (status, wid) in load.answers.items():
+            debit, credit, undo = (len(by_key.pop(f"{wid}.{s}", []))
+                                   for s in ("debit", "credit", "debit.undo"))
+            done[status] += 1
+            if status == 200:
+                assert (debit, credit, undo) == (1, 1, 0), (key, wid, debit, credit, undo)
+            else:
+                assert credit == 0 and debit == undo <= 1, (key, wid, debit, credit, undo)
+        assert not by_key, f"ledger entries of no transfer: {list(by_key)[:5]}"
+        assert done[200] and done[402], done
+        print(f"# workflows across 2 upgrades: {len(load.answers)} transfers, "
+              f"{done[200]} completed, {done[402]} compensated, {recovered} taken over",
+              flush=True)
     finally:
-        site.close()
+        if load:
+            load.stop()
+        if site:
+            site.close()
+        ledger.terminate()
+        ledger.wait(10)
         shutil.rmtree(d, ignore_errors=True)
 
 
