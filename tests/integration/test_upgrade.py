@@ -8,6 +8,7 @@ configuration invalid leaves the old one serving, and the reason is
 reported."""
 import ctypes
 import http.client
+import http.server
 import json
 import os
 import shutil
@@ -522,6 +523,101 @@ class Transfers:
             th.join(150)
 
 
+def gateway_pid_of(peer_port):
+    """The pid of the gateway whose socket is the client end (127.0.0.1,
+    peer_port) of a connection to this process, or None."""
+    want = f"0100007F:{peer_port:04X}"
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if cols[1] == want:
+                inode = cols[9]
+                break
+    if not inode:
+        return None
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.path.basename(os.readlink(f"/proc/{pid}/exe")) not in ("tandem-a", "tandem-b"):
+                continue
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def alive(pid):
+    """Whether `pid` runs (a zombie has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class StepLog(http.server.ThreadingHTTPServer):
+    """A proxy in front of the ledger that notes which gateway sends each
+    step request (by its Idempotency-Key) and flags a key sent by one
+    gateway while another that sent it before still runs: two gateways
+    running the same instance at once."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a gateway that exits mid-request closes its end: not the proxy's error
+
+    def __init__(self, ledger_port):
+        self.ledger_port = ledger_port
+        self.lock = threading.Lock()
+        self.senders = {}  # key -> [pid, ...]
+        self.overlaps = []  # (key, earlier pid, pid)
+        super().__init__(("127.0.0.1", 0), StepLogHandler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class StepLogHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        self.gw_pid = gateway_pid_of(self.client_address[1])
+
+    def log_message(self, *a):
+        pass
+
+    def forward(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        key = self.headers.get("Idempotency-Key")
+        srv = self.server
+        if key:
+            with srv.lock:
+                before = srv.senders.setdefault(key, [])
+                for p in before:
+                    if p != self.gw_pid and alive(p):
+                        srv.overlaps.append((key, p, self.gw_pid))
+                before.append(self.gw_pid)
+        h = {k: v for k, v in self.headers.items()
+             if k.lower() in ("content-type", "idempotency-key")}
+        c = http.client.HTTPConnection("127.0.0.1", srv.ledger_port, timeout=30)
+        c.request(self.command, self.path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        self.send_response(r.status)
+        self.send_header("Content-Type", r.getheader("Content-Type") or "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = forward
+
+
 @t.case
 def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
     # A ledger that holds each answer 300 ms, and transfers that wait 400 ms
@@ -537,7 +633,7 @@ def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
                                "--db", os.path.join(d, "ledger.db"), "--schedulers", "1",
                                "--delay-ms", "300"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    site = load = None
+    site = load = steps = None
     try:
         wait_port(ledger_port)
         accounts = [f"acct{i}" for i in range(5)]
@@ -552,11 +648,12 @@ def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
         wf["response"]["compensated"] = {"status": 402}
         with open(os.path.join(d, "workflows", "transfer.json"), "w") as f:
             json.dump({"workflows": [wf]}, f)
+        steps = StepLog(ledger_port)
         site = Site(a, routes=ROUTES + [
             {"name": "transfer", "match": {"path": "/transfers", "methods": ["POST"]},
              "workflow": "transfer"}], extra={
             "upstreams": {"up": {"targets": [{"address": "127.0.0.1:9"}]},
-                          "ledger": {"targets": [{"address": f"127.0.0.1:{ledger_port}"}]}},
+                          "ledger": {"targets": [{"address": f"127.0.0.1:{steps.port}"}]}},
             "workflows": {"dir": os.path.join(d, "workflows"),
                           "journal": {"data_dir": os.path.join(d, "data")}}})
         load = Transfers(site.port, accounts)
@@ -582,6 +679,10 @@ def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
         time.sleep(1.5)
         load.stop()
         assert not load.errors, load.errors[:5]
+        # No step was sent by the new gateway while the old one that sent
+        # it before still ran.
+        assert not steps.overlaps, steps.overlaps[:5]
+        assert None not in {p for ps in steps.senders.values() for p in ps}
         assert recovered > 0, "no instance was left to the new gateway"
         assert len(load.answers) == len(load.jobs) > 20, (len(load.answers), len(load.jobs))
         # Nothing unfinished in the journal, and one instance per transfer.
@@ -634,6 +735,9 @@ def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
             load.stop()
         if site:
             site.close()
+        if steps:
+            steps.shutdown()
+            steps.server_close()
         ledger.terminate()
         ledger.wait(10)
         shutil.rmtree(d, ignore_errors=True)
