@@ -495,6 +495,54 @@ out:
     ops->close(b2);
 }
 
+/* An upgraded gateway takes over the owner it replaced by name, live
+ * leases included, and nothing of a third owner whose lease is live. */
+static void claim_from_body(void *arg)
+{
+    (void)arg;
+    void *b1 = open_clean("r1");
+    void *b2 = open_as("r1/upgrade-2");
+    if (!b1 || !b2)
+        goto out;
+    char old[WF_ID_LEN + 1], other[WF_ID_LEN + 1], mine[WF_ID_LEN + 1];
+    make_id(old, 50);
+    make_id(other, 51);
+    make_id(mine, 52);
+    struct wf_create c1 = creation(old, NULL, NULL);
+    struct wf_create c2 = creation(other, NULL, NULL);
+    struct wf_create c3 = creation(mine, NULL, NULL);
+    /* Every lease live at T0+500. */
+    T_ASSERT(create1(b1, &c1, "r1", T0, 60000, NULL) == 0);
+    T_ASSERT(create1(b1, &c2, "r3", T0, 60000, NULL) == 0);
+    T_ASSERT(create1(b2, &c3, "r1/upgrade-2", T0, 60000, NULL) == 0);
+
+    char(*ids)[WF_ID_LEN + 1] = NULL;
+    size_t n = 0;
+    /* Without `from`, the old owner's live instance is not taken. */
+    T_ASSERT(ops->claim(b2, "r1/upgrade-2", NULL, T0 + 500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(n == 1 && has(ids, n, mine));
+    free(ids);
+    ids = NULL;
+    T_ASSERT(ops->claim(b2, "r1/upgrade-2", "r1", T0 + 500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(n == 2 && has(ids, n, old) && has(ids, n, mine));
+    free(ids);
+    ids = NULL;
+    struct wf_record *r = NULL;
+    T_ASSERT(ops->get(b2, old, false, &r) == 0);
+    T_ASSERT(r && strcmp(r->owner, "r1/upgrade-2") == 0);
+    wf_record_free(r);
+    r = NULL;
+    T_ASSERT(ops->get(b2, other, false, &r) == 0);
+    T_ASSERT(r && strcmp(r->owner, "r3") == 0);
+    wf_record_free(r);
+    /* The old owner's writes for what was taken from it are refused. */
+    struct wf_transition t1 = transition(old, 1, "step:credit");
+    T_ASSERT(append1(b1, &t1, "r1") == -ESTALE);
+out:
+    ops->close(b1);
+    ops->close(b2);
+}
+
 /* A write by the owner shows it alive: it extends the lease as a renewal
  * does. */
 static void append_lease_body(void *arg)
@@ -605,6 +653,12 @@ static void concurrent_body(void *arg)
     free(c1.got);
     free(c2.got);
 }
+
+START_TEST(a_claim_from_an_owner_takes_its_live_instances_and_no_one_elses)
+{
+    run_on(claim_from_body, 1);
+}
+END_TEST
 
 START_TEST(concurrent_claims_by_two_owners_never_take_the_same_instance)
 {
@@ -1158,6 +1212,7 @@ int main(void)
     tcase_add_test(tc, a_write_for_an_instance_another_owner_holds_is_estale);
     tcase_add_test(tc, an_append_by_the_owner_extends_its_lease);
     tcase_add_test(tc, a_claim_takes_lapsed_leases_and_its_own_but_not_live_ones);
+    tcase_add_test(tc, a_claim_from_an_owner_takes_its_live_instances_and_no_one_elses);
     tcase_add_test(tc, concurrent_claims_by_two_owners_never_take_the_same_instance);
     tcase_add_test(tc, a_claim_passes_over_an_instance_whose_row_is_locked);
     tcase_add_test(tc, list_filters_and_pages_in_id_order);
