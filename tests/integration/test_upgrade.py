@@ -5,7 +5,9 @@ the new binary on the running gateway's sockets; the old one drains and
 exits 0 once the new one is ready, without a failed request or a reset
 connection; a new binary that exits, is not ready in time, or finds its
 configuration invalid leaves the old one serving, and the reason is
-reported."""
+reported; with workflows (SQLite and PostgreSQL journals), every transfer in
+flight across upgrades completes or compensates exactly once, the new
+gateway taking over the old one's instances only once it has exited."""
 import ctypes
 import http.client
 import http.server
@@ -498,7 +500,8 @@ class Transfers:
                     self.accounts[(ci + 2 * n + 1) % len(self.accounts)])
             # Now and then an account that does not exist: the credit is
             # refused and the debit compensated.
-            body = {"from": a, "to": b if n % 7 else "ghost", "amount": 1 + (n * 7 + ci) % 40}
+            body = {"from": a, "to": b if (n + ci) % 5 else "ghost",
+                    "amount": 1 + (n * 7 + ci) % 40}
             with self.lock:
                 self.jobs[key] = body
             end = time.monotonic() + 120
@@ -618,14 +621,13 @@ class StepLogHandler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = forward
 
 
-@t.case
-def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
+def workflow_upgrades(journal=None, env=None):
     # A ledger that holds each answer 300 ms, and transfers that wait 400 ms
     # for their instance (then 202): at each upgrade the old gateway runs
     # instances it leaves unfinished when it exits, which the new gateway
-    # (an owner of its own in the SQLite journal) takes over only then.
-    # Two upgrades, a to b then b to a, the second taking over from a
-    # gateway that itself came from an upgrade.
+    # (an owner of its own in the journal) takes over only then. Two
+    # upgrades, a to b then b to a, the second taking over from a gateway
+    # that itself came from an upgrade.
     d = tempfile.mkdtemp(prefix="tandem-builds-")
     a, b = two_builds(d)
     ledger_port = free_port()
@@ -655,7 +657,8 @@ def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
             "upstreams": {"up": {"targets": [{"address": "127.0.0.1:9"}]},
                           "ledger": {"targets": [{"address": f"127.0.0.1:{steps.port}"}]}},
             "workflows": {"dir": os.path.join(d, "workflows"),
-                          "journal": {"data_dir": os.path.join(d, "data")}}})
+                          "journal": journal or {"data_dir": os.path.join(d, "data")}}},
+            env=env)
         load = Transfers(site.port, accounts)
         recovered = 0
         for i, binary in enumerate((b, a)):
@@ -727,7 +730,8 @@ def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
                 assert credit == 0 and debit == undo <= 1, (key, wid, debit, credit, undo)
         assert not by_key, f"ledger entries of no transfer: {list(by_key)[:5]}"
         assert done[200] and done[402], done
-        print(f"# workflows across 2 upgrades: {len(load.answers)} transfers, "
+        print(f"# workflows across 2 upgrades ({(journal or {}).get('backend', 'sqlite')}): "
+              f"{len(load.answers)} transfers, "
               f"{done[200]} completed, {done[402]} compensated, {recovered} taken over",
               flush=True)
     finally:
@@ -741,6 +745,26 @@ def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
         ledger.terminate()
         ledger.wait(10)
         shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
+def upgrades_under_workflow_requests_finish_every_instance_exactly_once():
+    workflow_upgrades()
+
+
+@t.case
+def upgrades_on_a_postgresql_journal_finish_every_instance_exactly_once():
+    # The old owner's leases (60 s) are live when it exits: the new gateway
+    # takes its instances by owner, not once the leases lapse.
+    sys.path.insert(0, os.path.join(source_root(), "tests", "lib"))
+    import pgserver
+    pg = pgserver.PgServer().start()
+    try:
+        workflow_upgrades({"backend": "postgres", "replica_id": "gw",
+                           "postgres": {"conninfo_env": "TANDEM_PG", "lease_ms": 60000}},
+                          {"TANDEM_PG": pg.conninfo})
+    finally:
+        pg.stop()
 
 
 @t.case
