@@ -439,6 +439,11 @@ struct handover {
     uint64_t deadline; /* rt_now_ms() past which it no longer waits */
 };
 
+/* The wait's end, set by the first wf_recovery process: one that restarts
+ * (its journal restarted) waits no longer than the first would have.
+ * Relaxed: wf_recovery's processes follow one another. */
+static _Atomic uint64_t handover_deadline;
+
 static void handover_tick(void)
 {
     struct rt_msg *m = rt_msg_new(HANDOVER_TICK, 0);
@@ -457,7 +462,11 @@ static void handover_init(void *arg, struct rt_gs_result *r)
         return;
     }
     uint32_t drain = gw.cfg ? gw.cfg->drain_timeout_ms : 0;
-    h->deadline = rt_now_ms() + drain + HANDOVER_MARGIN_MS;
+    uint64_t first = 0;
+    atomic_compare_exchange_strong_explicit(&handover_deadline, &first,
+                                            rt_now_ms() + drain + HANDOVER_MARGIN_MS,
+                                            memory_order_relaxed, memory_order_relaxed);
+    h->deadline = atomic_load_explicit(&handover_deadline, memory_order_relaxed);
     r->state = h;
     handover_tick();
     rt_gs_ok(r);
