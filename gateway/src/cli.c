@@ -34,6 +34,7 @@
 #include "tls/tls.h"
 #include "policy/table.h"
 #include "workflow/def.h"
+#include "upgrade.h"
 
 void gw_cli_usage(FILE *out)
 {
@@ -122,21 +123,38 @@ static int cmd_check(const char *path)
 
 /* Loads the configuration (refusing to start on any error, each printed as
  * FILE:LINE:COLUMN: message) and runs the gateway until SIGTERM/SIGINT. */
-static int cmd_run(const char *config)
+static int cmd_run(const char *config, int argc, char **argv)
 {
+    /* First: a binary upgrade's sockets and readiness pipe (upgrade.h). */
+    gw__upgrade_init(argc, argv);
     struct jpos_diags d;
     jpos_diags_init(&d);
     struct gw_config *cfg = NULL;
     int rc = gw_config_load(config, &cfg, &d);
     jpos_diags_print(&d, stderr);
-    jpos_diags_done(&d);
     if (rc < 0) {
+        /* The gateway upgrading to this one says why it keeps serving:
+         * the first problems, as they were printed. */
+        char why[GW__UPGRADE_MSG_MAX - 8];
+        int n = snprintf(why, sizeof why, "%s: %zu %s", config, d.nerrors,
+                         d.nerrors == 1 ? "error" : "errors");
+        FILE *f = fmemopen(why + n, sizeof why - (size_t)n, "w");
+        if (f) {
+            fputs(": ", f);
+            jpos_diags_print(&d, f);
+            fclose(f);
+        }
+        gw__upgrade_report(why);
         fprintf(stderr, "tandem: %s: not started: %s\n", config,
                 rc == -EINVAL ? "fix the errors above" : strerror(-rc));
+        jpos_diags_done(&d);
         return 1;
     }
+    jpos_diags_done(&d);
     rc = gw_run(cfg);
     gw_config_free(cfg);
+    /* Not started (no-op once it was ready): the reason is on stderr. */
+    gw__upgrade_report("its messages in the log say why");
     return rc;
 }
 
@@ -226,5 +244,5 @@ int gw_cli_main(int argc, char **argv)
     }
     if (check)
         return cmd_check(config);
-    return cmd_run(config);
+    return cmd_run(config, argc, argv);
 }

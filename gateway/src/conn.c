@@ -113,11 +113,12 @@ static void serve(struct gw__exchange *ex)
     for (;;) {
         struct rt_msg *dm = rt_receive_match(is_drain, NULL, 0);
         if (dm) {
-            rt_msg_free(dm);
             ex->draining = true;
+            ex->drain_linger = dm->u64 == GW__DRAIN_LINGER;
+            rt_msg_free(dm);
         }
         bool in_msg = gw_http_parser_in_message(ex->parser);
-        if (ex->draining && !in_msg && ex->len == 0)
+        if (ex->draining && !ex->drain_linger && !in_msg && ex->len == 0)
             return;
         if (ex->len == 0 && !in_msg) {
             if (!idle_read(ex))
@@ -151,8 +152,10 @@ static void serve(struct gw__exchange *ex)
                 return; /* closed or reset: nothing to answer */
             if (r == 0) {
                 struct rt_msg *m = rt_receive(0);
-                if (m && m->type == GW__MSG_DRAIN)
+                if (m && m->type == GW__MSG_DRAIN) {
                     ex->draining = true;
+                    ex->drain_linger = m->u64 == GW__DRAIN_LINGER;
+                }
                 rt_msg_free(m);
                 continue;
             }

@@ -122,6 +122,7 @@ struct gw__exchange {
     size_t off, len;
     bool eof;
     bool draining;             /* a drain message came: close after this request */
+    bool drain_linger;         /* ... and when idle, wait for one more (GW__DRAIN_LINGER) */
     uint64_t idle_since;       /* ms; 0 while a request is in progress */
     struct gw_http_head *head; /* the current request (the request process frees it) */
     uint64_t body_wait_ms;     /* ms spent waiting for the client's body bytes, this request:

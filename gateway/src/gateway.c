@@ -46,7 +46,11 @@
  * again; SIGTERM/SIGINT drain: listeners stop accepting,
  * connections finish the request in progress and close, then the tree is
  * shut down in reverse order and the process exits 0. Whatever is still
- * open after drain_timeout_ms is cut.
+ * open after drain_timeout_ms is cut. SIGUSR2 (or POST /admin/upgrade)
+ * upgrades the binary (upgrade.c): once the new gateway is ready on the
+ * same sockets, this one stops accepting without shutting them down,
+ * every connection closes after its next request, and it exits 0 as
+ * after SIGTERM.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -58,6 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gw/admin.h"
 #include "gw/events.h"
 #include "gw/metrics.h"
 #include "gw/router.h"
@@ -69,6 +74,7 @@
 #include "relay.h"
 #include "tls/tls.h"
 #include "rt/supervisor.h"
+#include "upgrade.h"
 
 /* tandem_sup's intensity: more restarts than this within the period and the
  * gateway exits 1 (see the top of the file). */
@@ -352,6 +358,7 @@ int gw_run(struct gw_config *cfg)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started later inherits it */
     signal(SIGPIPE, SIG_IGN);
 
@@ -364,7 +371,9 @@ int gw_run(struct gw_config *cfg)
     }
     /* Before the listeners load their certificates (tls/reload.c). */
     gw_tls_reload_snapshot(cfg);
-    if (gw__listeners_open() < 0)
+    int lo = gw__listeners_open();
+    gw__upgrade_close_unclaimed();
+    if (lo < 0)
         goto out_listeners;
     /* The configuration decided loopback from name resolution; the bound
      * socket has the last word. */
@@ -377,6 +386,7 @@ int gw_run(struct gw_config *cfg)
     if (route_holder_new(&gw.routes) < 0 || gw_metrics_init() < 0)
         goto out_listeners;
 
+    gw_admin_upgrade_fn = gw__upgrade_request;
     gw__preread_budget_set(cfg->body_buffer_bytes);
     gw__reports_open();
     rt_set_log_handler(gw__report, NULL);
@@ -409,6 +419,10 @@ int gw_run(struct gw_config *cfg)
         goto out_runtime;
     }
     atomic_store(&gw.ready, 1);
+    /* Accepting on every listener: the gateway that started this one (a
+     * binary upgrade) may stop. */
+    gw__upgrade_notify("READY=1");
+    gw__upgrade_report(NULL);
     gw__fds_report(cfg);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         rt_log(RT_LOG_INFO, "tandem %s: listener %s on %s", TANDEM_VERSION, cfg->listeners[i].name,
@@ -418,6 +432,7 @@ int gw_run(struct gw_config *cfg)
                gw.admin_token ? " (bearer token required)" : "");
 
     size_t peak = 0;
+    bool handover = false;
     for (;;) {
         /* Between signals, each second: memory back after a burst. */
         struct timespec tick = {1, 0};
@@ -431,6 +446,13 @@ int gw_run(struct gw_config *cfg)
             gw_tls_reload_async("signal");
             continue;
         }
+        /* SIGUSR2: a binary upgrade (upgrade.c). Refused or failed, this
+         * gateway keeps serving. */
+        if (sig == SIGUSR2) {
+            handover = gw__upgrade_run();
+            if (!handover)
+                continue;
+        }
         break;
     }
     if (atomic_load(&root_lost)) {
@@ -439,18 +461,32 @@ int gw_run(struct gw_config *cfg)
         goto out_runtime;
     }
 
-    rt_log(RT_LOG_INFO, "draining: no new connections; finishing requests in flight");
-    atomic_store(&gw.draining, 1);
     atomic_store(&gw.ready, 0);
-    gw__listeners_drain();
+    uint64_t (*open_now)(void) = gw__connections_open;
+    if (handover) {
+        /* The new gateway accepts on the same sockets: stop taking from
+         * them, and let every connection, the admin API's too (the one
+         * that asked for this upgrade is waiting for its answer), finish
+         * its next request. */
+        rt_log(RT_LOG_INFO, "draining after the upgrade: every connection closes after its "
+                            "next request");
+        atomic_store(&gw.draining, 1);
+        gw__listeners_handover();
+        open_now = gw__connections_open_all;
+    } else {
+        rt_log(RT_LOG_INFO, "draining: no new connections; finishing requests in flight");
+        gw__upgrade_notify("STOPPING=1");
+        atomic_store(&gw.draining, 1);
+        gw__listeners_drain();
+    }
     uint64_t end = rt_now_ms() + cfg->drain_timeout_ms;
-    while (gw__connections_open() > 0 && rt_now_ms() < end) {
+    while (open_now() > 0 && rt_now_ms() < end) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    if (gw__connections_open() > 0)
+    if (open_now() > 0)
         rt_log(RT_LOG_WARNING, "drain timeout: closing %llu connections still open",
-               (unsigned long long)gw__connections_open());
+               (unsigned long long)open_now());
     rt_send(root, rt_msg_new(ROOT_STOP, 0));
     rt_join(root, 65000, NULL);
     code = 0;

@@ -37,9 +37,15 @@
 
 /* Message types of the gateway's processes. */
 enum {
-    GW__MSG_DRAIN = 0x4757, /* to connections: finish the current request, then close */
+    GW__MSG_DRAIN = 0x4757, /* to connections: finish the current request, then close;
+                             * u64 GW__DRAIN_LINGER: when idle, wait for one more */
     GW__MSG_LOG,            /* to the logger: one access-log line (payload, no NUL) */
 };
+/* A drain message's u64 for a binary upgrade: an idle keep-alive connection
+ * is not closed at once (its client may be sending a request that very
+ * moment, which would then fail) but answers one more request with
+ * Connection: close, or closes at its idle timeout or the drain's end. */
+#define GW__DRAIN_LINGER 1
 
 struct gw__listener;
 struct gw_tls_listener;
@@ -248,7 +254,13 @@ void gw__listeners_close(void);
 int gw__listeners_sup_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
                             rt_atom *reason);
 void gw__listeners_drain(void);
+/* After a binary upgrade's new gateway is ready: every acceptor (the admin
+ * listener's too) stops, leaving the sockets to the new gateway, and every
+ * connection closes after its next request (GW__DRAIN_LINGER). */
+void gw__listeners_handover(void);
 uint64_t gw__connections_open(void);
+/* The same, the admin listener's connections included. */
+uint64_t gw__connections_open_all(void);
 
 /* File descriptors (fdlimit.c, where the budget, the reserve and the spare
  * are explained). Written by gw__fds_init on the main thread before the

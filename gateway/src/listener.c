@@ -11,7 +11,10 @@
  * when the listener opens; each accepts, applies the connection limit and
  * the file descriptor budget (fdlimit.c), answering 503 over either, and
  * starts a connection process under the connection supervisor, handing it
- * the socket.
+ * the socket. An acceptor with nobody waiting parks until a client or a
+ * message comes: a binary upgrade (upgrade.c) stops the acceptors so,
+ * leaving the sockets, shared with the new gateway, open and never shut
+ * down.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +31,7 @@
 
 #include "gw_int.h"
 #include "tls/tls.h"
+#include "upgrade.h"
 #include "rt/supervisor.h"
 
 struct gw__listener *gw__listeners;
@@ -146,7 +150,10 @@ int gw__listeners_open(void)
         l->stats = &gw.listener_stats[i];
         l->handler = gw__routes_handle;
         limits_for(l, c);
-        l->fd = open_socket(&c->address, c->backlog, c->name);
+        /* Handed over by the gateway this one upgrades, or opened here. */
+        l->fd = gw__upgrade_take(c->name, false, &c->address);
+        if (l->fd < 0)
+            l->fd = open_socket(&c->address, c->backlog, c->name);
         gw__nlisteners = i + 1;
         if (l->fd < 0)
             return l->fd;
@@ -176,7 +183,9 @@ int gw__listeners_open(void)
         l->handler = gw__admin_serve;
         l->stats = &gw.admin_stats;
         limits_for(l, &c);
-        l->fd = open_socket(&cfg->admin.address, c.backlog, "admin");
+        l->fd = gw__upgrade_take("admin", true, &cfg->admin.address);
+        if (l->fd < 0)
+            l->fd = open_socket(&cfg->admin.address, c.backlog, "admin");
         gw__nlisteners++;
         if (l->fd < 0)
             return l->fd;
@@ -443,9 +452,28 @@ static void acceptor_main(void *arg)
     rt_set_detail("listener %s", l->name);
     bool waited = false;
     for (;;) {
+        /* Relaxed: gw__listeners_handover stores it before it sends the
+         * message that wakes this process, and the wait below looks at the
+         * mailbox before it parks. */
+        if (atomic_load_explicit(&gw.handover, memory_order_relaxed))
+            break; /* a new gateway accepts from the same socket now */
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
-        int fd = rt_accept(lfd, (struct sockaddr *)&ss, &sl, RT_INFINITY);
+        int fd = rt_accept(lfd, (struct sockaddr *)&ss, &sl, 0);
+        if (fd == -ETIMEDOUT) {
+            /* Nobody waits: park until a client does, or until a message
+             * (a handover) comes. */
+            int r = rt_poll(lfd, RT_POLL_IN | RT_POLL_MSG, RT_INFINITY);
+            struct rt_msg *m;
+            while (r == (int)RT_POLL_MSG && (m = rt_receive(0)))
+                rt_msg_free(m);
+            if (r < 0) {
+                log_limited(l, GW__LOG_ACCEPT, RT_LOG_ERROR, "listener %s: waiting: %s", l->name,
+                            strerror(-r));
+                rt_sleep(10);
+            }
+            continue;
+        }
         if (fd < 0) {
             /* Relaxed: a flag read alone; the shutdown that follows the
              * store makes accept fail with EINVAL whether or not the store
@@ -507,6 +535,11 @@ static void acceptor_main(void *arg)
             close(fd);
         }
     }
+    /* Handed over: waits for the tree's shutdown rather than ending now,
+     * so that its supervisor sees it end at the time it stops it, as the
+     * other children. */
+    for (;;)
+        rt_msg_free(rt_receive(RT_INFINITY));
 }
 
 static int acceptor_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
@@ -657,6 +690,47 @@ static int drain_visit(const struct rt_proc_info *info, void *ctx)
     if (info->kind == gw__kinds.connection)
         rt_send(info->pid, rt_msg_new(GW__MSG_DRAIN, 0));
     return 0;
+}
+
+/* Connections told to close after their next request rather than at once
+ * when idle: the handover's drain (gw__listeners_handover). */
+static int drain_linger_visit(const struct rt_proc_info *info, void *ctx)
+{
+    (void)ctx;
+    if (info->kind == gw__kinds.connection) {
+        struct rt_msg *m = rt_msg_new(GW__MSG_DRAIN, 0);
+        if (m) {
+            m->u64 = GW__DRAIN_LINGER;
+            rt_send(info->pid, m);
+        }
+    }
+    return 0;
+}
+
+static int stop_visit(const struct rt_proc_info *info, void *ctx)
+{
+    (void)ctx;
+    if (info->kind == gw__kinds.acceptor)
+        rt_send(info->pid, rt_msg_new(GW__MSG_DRAIN, 0));
+    return 0;
+}
+
+void gw__listeners_handover(void)
+{
+    /* The sockets stay open and are never shut down: shutdown() acts on
+     * the socket the new gateway accepts from too. Each acceptor ends
+     * between two accepts; a client it accepted is served here. */
+    atomic_store_explicit(&gw.handover, 1, memory_order_relaxed);
+    rt_processes_foreach(stop_visit, NULL);
+    rt_processes_foreach(drain_linger_visit, NULL);
+}
+
+uint64_t gw__connections_open_all(void)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < gw__nlisteners; i++)
+        n += atomic_load(&gw__listeners[i].stats->connections);
+    return n;
 }
 
 void gw__listeners_drain(void)

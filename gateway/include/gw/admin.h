@@ -116,6 +116,12 @@ bool gw_admin_admit_head(const struct gw_admin_request *req, struct gw_admin_res
  * errors: JSON {"error": "...", "detail": ...}). */
 void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_response *resp);
 
+/* POST /admin/upgrade runs a binary upgrade through this function, set by
+ * the gateway before its admin listener starts (gateway/src/upgrade.h,
+ * gw__upgrade_request): 0 with *new_pid, or a negative errno with the
+ * reason in why. NULL (the admin API without a gateway): 501. */
+extern int (*gw_admin_upgrade_fn)(const char *binary, int *new_pid, char *why, size_t cap);
+
 /* Any thread. True when `given` equals `expected`. The time taken depends
  * on given_len only, never on the bytes of either token nor on where they
  * first differ, nor on expected_len. */

@@ -244,6 +244,7 @@ struct gw_config {
     struct route_table *routes;  /* compiled; route->upstream_index indexes upstreams */
     bool access_log;
     uint32_t drain_timeout_ms;
+    uint32_t upgrade_timeout_ms;
     uint64_t body_buffer_bytes; /* the pre-read buffers of all requests together */
     struct gw_workflows_config workflows;
     struct gw_policies_config policies;

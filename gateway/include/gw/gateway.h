@@ -36,6 +36,7 @@ struct gw_gateway {
     _Atomic uint64_t requests_total;
     _Atomic int draining; /* SIGTERM seen: stop accepting, finish what is in flight */
     _Atomic int ready;    /* routes loaded and listeners accepting */
+    _Atomic int handover; /* a binary upgrade's new gateway accepts now: stop accepting */
     uint64_t start_ms;
     const char *admin_token;         /* from the environment; NULL when none */
     struct gw_admin_site admin_site; /* set when the admin listener is bound */

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "admin_int.h"
 #include "gw/gateway.h"
@@ -793,6 +794,51 @@ static void dispatch_policy(const struct gw_admin_request *req, struct gw_admin_
         gw__admin_policy(req, resp, name);
 }
 
+int (*gw_admin_upgrade_fn)(const char *binary, int *new_pid, char *why, size_t cap);
+
+/* POST /admin/upgrade, body empty or {"binary": "/ABSOLUTE/PATH"}: answers
+ * once the new gateway is ready (200) or the upgrade failed and this
+ * gateway keeps serving (the reason as detail). */
+static void h_upgrade(const struct gw_admin_request *req, struct gw_admin_response *resp)
+{
+    const char *binary = NULL;
+    json_t *body = NULL;
+    if (req->body_len > 0) {
+        body = json_loadb(req->body, req->body_len, 0, NULL);
+        json_t *b = json_object_get(body, "binary");
+        if (!json_is_object(body) || (b && !json_is_string(b)) || json_object_size(body) > 1 ||
+            (json_object_size(body) == 1 && !b)) {
+            json_decref(body);
+            gw__admin_errorf(resp, 400, "bad_request",
+                             "expected no body, or {\"binary\": \"/absolute/path\"}");
+            return;
+        }
+        binary = json_string_value(b);
+    }
+    if (!gw_admin_upgrade_fn) {
+        json_decref(body);
+        gw__admin_errorf(resp, 501, "not_available", "this admin API runs without a gateway");
+        return;
+    }
+    int new_pid = 0;
+    char why[1024] = "";
+    int rc = gw_admin_upgrade_fn(binary, &new_pid, why, sizeof why);
+    json_decref(body);
+    if (rc == 0) {
+        gw__admin_json(resp, 200,
+                       json_pack("{s:s,s:I,s:I}", "outcome", "ok", "old_pid", (json_int_t)getpid(),
+                                 "new_pid", (json_int_t)new_pid));
+        return;
+    }
+    int status = rc == -EINVAL ? 400 : rc == -EBUSY ? 409 : 500;
+    const char *code = rc == -EINVAL  ? "bad_binary"
+                       : rc == -EBUSY ? "upgrade_in_progress"
+                                      : "upgrade_failed";
+    gw__admin_json(
+        resp, status,
+        json_pack("{s:s,s:s,s:I}", "error", code, "detail", why, "pid", (json_int_t)getpid()));
+}
+
 void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
     memset(resp, 0, sizeof *resp);
@@ -872,6 +918,9 @@ void gw_admin_handle(const struct gw_admin_request *req, struct gw_admin_respons
     } else if (strncmp(path, "/admin/routes/versions/", 23) == 0 && path[23]) {
         if (allowed(resp, m, M_GET))
             gw__admin_routes_version(resp, path + 23);
+    } else if (strcmp(path, "/admin/upgrade") == 0) {
+        if (allowed(resp, m, M_POST))
+            h_upgrade(req, resp);
     } else if (strcmp(path, "/admin/upstreams") == 0) {
         if (allowed(resp, m, M_GET))
             h_upstreams(resp);

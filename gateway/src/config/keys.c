@@ -460,6 +460,10 @@ static const struct jpos_key top_rows[] = {
      .why = "one JSON line per request on stdout"},
     {"drain_timeout_ms", JPOS_T_INT, 0, FIELD(struct gw_config, drain_timeout_ms), 0, MS_HOUR,
      30000, .why = "how long SIGTERM waits for requests in flight"},
+    {"upgrade_timeout_ms", JPOS_T_INT, 0, FIELD(struct gw_config, upgrade_timeout_ms), 100, MS_HOUR,
+     30000,
+     .why = "how long a binary upgrade waits for the new gateway to be ready before it gives up "
+            "and the running one keeps serving"},
     {"workflows", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(struct gw_config, workflows),
      .sub = &wf_keys, .def_str = "{}", .why = "transactional workflows", .id = GW__K_WORKFLOWS},
     {"policies", JPOS_T_OBJECT, JPOS_KEY_CUSTOM, FIELD(struct gw_config, policies),

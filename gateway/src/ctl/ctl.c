@@ -38,6 +38,9 @@
 #include "workflow/status.h"
 
 #define CTL_HEALTH_TIMEOUT_MS 2000
+/* `upgrade` waits for the new gateway's readiness (upgrade_timeout_ms,
+ * 30 s by default) plus the time to stop one that failed. */
+#define CTL_UPGRADE_TIMEOUT_MS 60000
 
 static void usage(FILE *out)
 {
@@ -56,6 +59,9 @@ static void usage(FILE *out)
             "  tls reload [LISTENER]   load the TLS listeners' certificates again\n"
             "  kill PID [--reason R]   send an exit signal (default reason killed_by_admin)\n"
             "  restart PID        restart a supervised child\n"
+            "  upgrade [--binary PATH]   start the new binary on this gateway's sockets; once\n"
+            "                     it is ready this one drains and exits (default: the\n"
+            "                     binary the gateway was started from)\n"
             "  health             exit 0 when /healthz answers 200 within 2 s\n"
             "  top [--once] [--sort reductions|mailbox|memory] [--kind K] [--name S]\n"
             "                     live full-screen view from the event stream (keys: r m M\n"
@@ -696,6 +702,12 @@ static void print_restart(json_t *v)
     printf("%s (%s) restarted as %s\n", jstr(v, "pid"), jstr(v, "id"), jstr(v, "new_pid"));
 }
 
+static void print_upgrade(json_t *v)
+{
+    printf("upgraded: pid %lld serves now; pid %lld drains and exits\n", jint(v, "new_pid"),
+           jint(v, "old_pid"));
+}
+
 static void print_workflows(json_t *v)
 {
     json_t *ws = json_object_get(v, "workflows");
@@ -1163,6 +1175,8 @@ int gw_ctl_main(int argc, char **argv)
             rc = take_value(argc, argv, &i, &c.offset);
         } else if (opt_is(a, "--note")) {
             rc = take_value(argc, argv, &i, &c.note);
+        } else if (opt_is(a, "--binary")) {
+            rc = take_value(argc, argv, &i, &c.binary);
         } else if (opt_is(a, "--timeout")) {
             rc = take_value(argc, argv, &i, &val);
             if (rc == 0) {
@@ -1173,6 +1187,7 @@ int gw_ctl_main(int argc, char **argv)
                     return 2;
                 }
                 c.timeout_ms = (int)t;
+                c.timeout_set = true;
             }
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "tandem ctl: unknown option \"%s\"\n", a);
@@ -1218,6 +1233,33 @@ int gw_ctl_main(int argc, char **argv)
         if (locate(&c) < 0)
             return 1;
         return cmd_policies(&c, words, nwords);
+    }
+    if (strcmp(cmd, "upgrade") == 0) {
+        if (nwords != 1) {
+            fprintf(stderr, "tandem ctl: upgrade takes no argument (--binary PATH)\n");
+            return 2;
+        }
+        if (c.binary && c.binary[0] != '/') {
+            fprintf(stderr, "tandem ctl: --binary takes an absolute path\n");
+            return 2;
+        }
+        if (locate(&c) < 0)
+            return 1;
+        if (!c.timeout_set)
+            c.timeout_ms = CTL_UPGRADE_TIMEOUT_MS;
+        char *body = NULL;
+        if (c.binary) {
+            json_t *o = json_pack("{s:s}", "binary", c.binary);
+            body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            json_decref(o);
+            if (!body) {
+                fprintf(stderr, "tandem ctl: out of memory\n");
+                return 1;
+            }
+        }
+        int code = run(&c, "POST", "/admin/upgrade", body ? body : "", print_upgrade);
+        free(body);
+        return code;
     }
     if (strcmp(cmd, "tls") == 0) {
         if (nwords > 3 || (nwords > 1 && strcmp(words[1], "reload") != 0)) {

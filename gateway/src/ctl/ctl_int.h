@@ -29,6 +29,8 @@ struct ctl {
     const char *sort, *limit, *name, *kind, *reason;
     const char *offset;                            /* policies, consumers */
     const char *state, *definition, *after, *note; /* workflows */
+    const char *binary;                            /* upgrade */
+    bool timeout_set;
 };
 
 /* One answer, read whole. `body` is NUL-terminated and the caller's. */

@@ -440,7 +440,8 @@ static void j_call(struct rt_msg *req, const struct rt_gs_from *from, void *stat
     case M_CLAIM: {
         char(*ids)[WF_ID_LEN + 1] = NULL;
         size_t n = 0;
-        e = j->be->claim(j->b, j->owner, wall_ms(), j->lease_ms, (size_t)req->u64, &ids, &n);
+        const char *other = req->size > 1 ? (const char *)req->data : NULL;
+        e = j->be->claim(j->b, j->owner, other, wall_ms(), j->lease_ms, (size_t)req->u64, &ids, &n);
         if ((rep = reply_new(e))) {
             ((struct reply *)rep->data)->ids = ids;
             ((struct reply *)rep->data)->nids = n;
@@ -689,9 +690,20 @@ int wf_journal_list(const struct wf_list_filter *f, struct wf_record ***out, siz
 
 int wf_journal_claim(size_t limit, char (**ids)[WF_ID_LEN + 1], size_t *n)
 {
-    struct rt_msg *m = rt_msg_new(M_CLAIM, 0);
-    if (m)
+    return wf_journal_claim_from(NULL, limit, ids, n);
+}
+
+int wf_journal_claim_from(const char *from, size_t limit, char (**ids)[WF_ID_LEN + 1], size_t *n)
+{
+    size_t lf = from ? strlen(from) : 0;
+    if (lf > WF_OWNER_MAX)
+        return -EINVAL;
+    struct rt_msg *m = rt_msg_new(M_CLAIM, lf ? lf + 1 : 0);
+    if (m) {
         m->u64 = limit;
+        if (lf)
+            memcpy(m->data, from, lf + 1);
+    }
     struct reply rep = {0};
     int e = call(m, &rep);
     if (!e) {

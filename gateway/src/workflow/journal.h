@@ -53,6 +53,7 @@
 #define WF_SCOPE_MAX 200      /* "route:NAME" or "consumer:NAME" */
 #define WF_STATE_MAX 96       /* "step:debit", "compensating:debit", "completed", ... */
 #define WF_FINGERPRINT_LEN 32 /* SHA-256 of method, path and body */
+#define WF_OWNER_MAX 255      /* an owner's (replica id's) bytes */
 /* A commit takes writes until their records reach this many bytes (or
  * max_batch writes): what a batch holds in memory (the journal's queue,
  * the backend's copy or its send buffer) stays bounded however large each
@@ -179,6 +180,12 @@ int wf_journal_list(const struct wf_list_filter *f, struct wf_record ***out, siz
  * fresh lease; their ids go to *ids (an array of *n ids of WF_ID_LEN + 1
  * bytes; free()). At start this is how recovery finds its work. */
 int wf_journal_claim(size_t limit, char (**ids)[WF_ID_LEN + 1], size_t *n);
+/* The same, and also every unfinished instance of owner `from` whatever
+ * its lease (NULL: none; -EINVAL over WF_OWNER_MAX bytes): a gateway
+ * upgraded in place takes over what the one it replaced left unfinished
+ * once that one has exited, without waiting for its leases to lapse. With
+ * SQLite a claim takes every unfinished instance anyway. */
+int wf_journal_claim_from(const char *from, size_t limit, char (**ids)[WF_ID_LEN + 1], size_t *n);
 /* Renews this replica's lease on everything it owns (the journal process
  * does this itself every lease_ms / 3; exposed for tests). */
 int wf_journal_renew(void);

@@ -51,8 +51,10 @@ struct wf_backend_ops {
     int (*find_key)(void *b, const char *scope, const char *key, int64_t now_ms,
                     struct wf_record **out);
     int (*list)(void *b, const struct wf_list_filter *f, struct wf_record ***out, size_t *n);
-    int (*claim)(void *b, const char *owner, int64_t now_ms, uint32_t lease_ms, size_t limit,
-                 char (**ids)[WF_ID_LEN + 1], size_t *n);
+    /* from: another owner whose unfinished instances are taken whatever
+     * their lease (NULL: none). */
+    int (*claim)(void *b, const char *owner, const char *from, int64_t now_ms, uint32_t lease_ms,
+                 size_t limit, char (**ids)[WF_ID_LEN + 1], size_t *n);
     int (*renew)(void *b, const char *owner, int64_t now_ms, uint32_t lease_ms);
     int (*purge)(void *b, int64_t now_ms, size_t *purged);
 };

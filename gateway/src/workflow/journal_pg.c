@@ -1017,8 +1017,8 @@ out:
     return rc;
 }
 
-static int pg_claim(void *vb, const char *owner, int64_t now_ms, uint32_t lease_ms, size_t limit,
-                    char (**ids)[WF_ID_LEN + 1], size_t *n)
+static int pg_claim(void *vb, const char *owner, const char *from, int64_t now_ms,
+                    uint32_t lease_ms, size_t limit, char (**ids)[WF_ID_LEN + 1], size_t *n)
 {
     struct params p = {0};
     PGresult *res = NULL;
@@ -1026,6 +1026,7 @@ static int pg_claim(void *vb, const char *owner, int64_t now_ms, uint32_t lease_
     p_i64(&p, now_ms);
     p_i64(&p, now_ms + (int64_t)lease_ms);
     p_i64(&p, (int64_t)(limit > INT_MAX ? INT_MAX : limit));
+    p_text(&p, from ? from : owner);
     /* Oldest leases first: what this replica claimed or renewed a moment
      * ago sorts last, so its own live instances do not crowd a limited
      * claim out of the lapsed ones of a replica that is gone.
@@ -1035,7 +1036,7 @@ static int pg_claim(void *vb, const char *owner, int64_t now_ms, uint32_t lease_
      * re-checked under the lock and dropped when no longer claimable. */
     int rc = query(vb,
                    "WITH c AS (SELECT id FROM wf_instances"
-                   "   WHERE NOT terminal AND (owner = $1 OR lease_until <= $2)"
+                   "   WHERE NOT terminal AND (owner = $1 OR owner = $5 OR lease_until <= $2)"
                    "   ORDER BY lease_until, id LIMIT $4 FOR UPDATE SKIP LOCKED)"
                    " UPDATE wf_instances w SET owner = $1, lease_until = $3"
                    " FROM c WHERE w.id = c.id RETURNING w.id",

@@ -1064,9 +1064,10 @@ static int sq_list(void *b, const struct wf_list_filter *f, struct wf_record ***
     return e;
 }
 
-static int sq_claim(void *b, const char *owner, int64_t now_ms, uint32_t lease_ms, size_t limit,
-                    char (**ids)[WF_ID_LEN + 1], size_t *n)
+static int sq_claim(void *b, const char *owner, const char *from, int64_t now_ms, uint32_t lease_ms,
+                    size_t limit, char (**ids)[WF_ID_LEN + 1], size_t *n)
 {
+    (void)from; /* one file has one gateway at a time: every unfinished instance is taken */
     struct job *j = job_new(JOB_CLAIM, b);
     if (!j)
         return -ENOMEM;

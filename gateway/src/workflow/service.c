@@ -7,7 +7,9 @@
  *                    running instance (instance.c), registered `wf:<id>`
  *     wf_recovery    runs once while workflows_sup starts: claims this
  *                    replica's unfinished instances and starts each, then
- *                    ignores itself (nothing stays running)
+ *                    ignores itself (nothing stays running); in a gateway
+ *                    started by an upgrade, a process that waits for the
+ *                    old gateway to exit first (below)
  *     wf_takeover    PostgreSQL only: every half lease, claims the
  *                    unfinished instances whose owner's lease lapsed (a
  *                    replica that died and has not come back) and starts
@@ -19,12 +21,29 @@
  * Recovery runs inside workflows_sup's start, and workflows_sup starts
  * before the listeners, so every unfinished instance runs again (and its
  * key is in the journal) before the first client is accepted.
+ *
+ * Upgrade (upgrade.h): the old and the new gateway share the journal while
+ * both run. The new one has an owner of its own (the old one's id with
+ * "/upgrade-PID" appended, which no configured replica id can be), so
+ * neither claims nor writes what the other runs; it creates and runs new
+ * instances at once, but its recovery waits until the old process has
+ * exited (a pidfd; at most the drain timeout plus HANDOVER_MARGIN_MS),
+ * then claims every unfinished instance of the old owner
+ * (wf_journal_claim_from; with SQLite every unfinished one) and starts
+ * each. An instance the old one was running thus runs again only once the
+ * old one can no longer act on it; and should the wait run out while the
+ * old one lingers, its next write for an instance taken from it fails
+ * (-ESTALE: another owner) and its process stops without acting.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +64,12 @@
  * supervisor gives up: one instance crashing in a loop must not take the
  * others down with it quickly. */
 #define INSTANCE_RESTARTS 1000
+/* After an upgrade: how often the new gateway looks whether the old one
+ * has exited, and how long past the drain timeout it waits for that (the
+ * old one's tree stops after its drain: its instances within 5 s, its
+ * journal within 10 s). */
+#define HANDOVER_POLL_MS 50
+#define HANDOVER_MARGIN_MS 20000
 
 struct wf__counters wf__counters;
 
@@ -58,7 +83,52 @@ static _Atomic rt_pid instances_sup;
  * journal process (the child spec points here). */
 static struct wf_journal_config jcfg;
 static char jpath[4096];
-static char jowner[256];
+static char jowner[WF_OWNER_MAX + 1];
+/* The gateway that started this one by an upgrade: its pid (0: none), a
+ * pidfd on it (-1 when the kernel has none), its journal owner ("": it had
+ * no workflows). Written once before the runtime starts. */
+static pid_t old_pid;
+static int old_pidfd = -1;
+static char old_owner[WF_OWNER_MAX + 1];
+/* Set once the old gateway of an upgrade has exited and its instances are
+ * claimed: a recovery that runs again afterwards (its journal restarted)
+ * claims at once. Relaxed: a flag on its own, read by wf_recovery's later
+ * processes. */
+static _Atomic bool handed_over;
+
+const char *gw_workflows_owner(void)
+{
+    return jowner;
+}
+
+void gw_workflows_upgraded_from(int pid, const char *owner)
+{
+    old_pid = (pid_t)pid;
+    /* The old gateway waits for this one's readiness, so the pid is still
+     * its own here; the pidfd keeps it so (a recycled pid is never taken
+     * for it). */
+#ifdef SYS_pidfd_open
+    old_pidfd = (int)syscall(SYS_pidfd_open, old_pid, 0);
+    if (old_pidfd >= 0)
+        fcntl(old_pidfd, F_SETFD, FD_CLOEXEC);
+#endif
+    snprintf(old_owner, sizeof old_owner, "%s", owner ? owner : "");
+}
+
+/* Whether the old gateway of an upgrade has exited (true when there was
+ * none). Never blocks. */
+static bool old_gone(void)
+{
+    if (!old_pid)
+        return true;
+    if (old_pidfd >= 0) {
+        /* Readable once the process has exited (a zombie not yet reaped
+         * included). */
+        struct pollfd p = {.fd = old_pidfd, .events = POLLIN};
+        return poll(&p, 1, 0) > 0;
+    }
+    return kill(old_pid, 0) < 0 && errno == ESRCH;
+}
 
 void wf__upstream_names(const char *const **names, size_t *n)
 {
@@ -339,23 +409,15 @@ static int instances_start(void *arg, const void *extra, size_t extra_size, rt_p
     return rc;
 }
 
-/* Runs inside workflows_sup's start: every unfinished instance this
- * replica may own is started before the start returns. Nothing stays
- * running (RT_IGNORE). */
-static int recovery_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
-                          rt_atom *reason)
+/* Claims this replica's unfinished instances (and those of `from`, when
+ * not NULL) and starts each. */
+static int recover(const char *from)
 {
-    (void)arg;
-    (void)extra;
-    (void)extra_size;
-    (void)out;
     char(*ids)[WF_ID_LEN + 1] = NULL;
     size_t n = 0;
-    int rc = wf_journal_claim(RECOVER_MAX, &ids, &n);
-    if (rc < 0) {
-        *reason = rt_atom_intern("journal_claim_failed");
+    int rc = wf_journal_claim_from(from, RECOVER_MAX, &ids, &n);
+    if (rc < 0)
         return rc;
-    }
     uint64_t t0 = rt_now_ms();
     size_t started = 0;
     for (size_t i = 0; i < n; i++)
@@ -366,6 +428,105 @@ static int recovery_start(void *arg, const void *extra, size_t extra_size, rt_pi
     if (n)
         rt_log(RT_LOG_INFO, "workflows: %zu unfinished instances restarted in %llu ms", started,
                (unsigned long long)(rt_now_ms() - t0));
+    return 0;
+}
+
+/* ---- handover: the instances the old gateway of an upgrade left ---------- */
+
+enum { HANDOVER_TICK = 1 };
+
+struct handover {
+    uint64_t deadline; /* rt_now_ms() past which it no longer waits */
+};
+
+/* The wait's end, set by the first wf_recovery process: one that restarts
+ * (its journal restarted) waits no longer than the first would have.
+ * Relaxed: wf_recovery's processes follow one another. */
+static _Atomic uint64_t handover_deadline;
+
+static void handover_tick(void)
+{
+    struct rt_msg *m = rt_msg_new(HANDOVER_TICK, 0);
+    if (m)
+        rt_send_after(rt_self(), HANDOVER_POLL_MS, m, NULL);
+}
+
+static void handover_init(void *arg, struct rt_gs_result *r)
+{
+    (void)arg;
+    struct handover *h = calloc(1, sizeof *h);
+    /* Freed however the process ends, killed included. */
+    if (!h || !rt_defer(free, h)) {
+        free(h);
+        rt_gs_error(r, rt_atom_intern("out_of_memory"));
+        return;
+    }
+    uint32_t drain = gw.cfg ? gw.cfg->drain_timeout_ms : 0;
+    uint64_t first = 0;
+    atomic_compare_exchange_strong_explicit(&handover_deadline, &first,
+                                            rt_now_ms() + drain + HANDOVER_MARGIN_MS,
+                                            memory_order_relaxed, memory_order_relaxed);
+    h->deadline = atomic_load_explicit(&handover_deadline, memory_order_relaxed);
+    r->state = h;
+    handover_tick();
+    rt_gs_ok(r);
+}
+
+static void handover_info(struct rt_msg *msg, void *state, struct rt_gs_result *r)
+{
+    struct handover *h = state;
+    if (msg->type != HANDOVER_TICK) {
+        rt_gs_noreply(r);
+        return;
+    }
+    bool gone = old_gone();
+    if (!gone && rt_now_ms() < h->deadline) {
+        handover_tick();
+        rt_gs_noreply(r);
+        return;
+    }
+    if (!gone)
+        rt_log(RT_LOG_WARNING,
+               "workflows: the old gateway (pid %d) has not exited within the drain timeout "
+               "plus %d ms; its unfinished instances are taken over now, and its own writes "
+               "for them will be refused",
+               (int)old_pid, HANDOVER_MARGIN_MS);
+    /* Whatever the claim gives, the wait is over: a restarted recovery
+     * claims at once. */
+    atomic_store_explicit(&handed_over, true, memory_order_relaxed);
+    if (recover(*old_owner ? old_owner : NULL) < 0) {
+        rt_gs_stop(r, rt_atom_intern("journal_claim_failed"));
+        return;
+    }
+    rt_gs_stop(r, RT_NORMAL);
+}
+
+static const struct rt_gen_server_ops handover_ops = {
+    .name = "wf_recovery",
+    .init = handover_init,
+    .handle_info = handover_info,
+};
+
+/* Runs inside workflows_sup's start: every unfinished instance this
+ * replica may own is started before the start returns, and nothing stays
+ * running (RT_IGNORE). In a gateway started by an upgrade whose old
+ * gateway may still run, a process stays instead: it claims the old one's
+ * instances once that one has exited (handover_info), then stops. */
+static int recovery_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                          rt_atom *reason)
+{
+    (void)arg;
+    (void)extra;
+    (void)extra_size;
+    if (old_pid && !atomic_load_explicit(&handed_over, memory_order_relaxed)) {
+        struct rt_start_opts o = {.name = "wf_recovery", .initial_call = "wf_recovery"};
+        return rt_gen_server_start_link(&handover_ops, NULL, &o, out, reason);
+    }
+    int rc = recover(NULL);
+    if (rc < 0) {
+        *reason = rt_atom_intern("journal_claim_failed");
+        return rc;
+    }
     return RT_IGNORE;
 }
 
@@ -501,15 +662,23 @@ static int journal_config(const struct gw_config *cfg)
     else
         snprintf(jpath, sizeof jpath, "%s/workflows.db", w->data_dir ? w->data_dir : "data");
     jcfg.sqlite_path = jpath;
+    char base[200] = "localhost";
     if (w->replica_id) {
-        snprintf(jowner, sizeof jowner, "%s", w->replica_id);
+        snprintf(base, sizeof base, "%s", w->replica_id);
     } else {
         /* Stable across restarts of the same host's gateway (an SQLite
          * journal has one owner anyway). */
-        char host[200] = "localhost";
-        gethostname(host, sizeof host - 1);
-        snprintf(jowner, sizeof jowner, "%s", host);
+        gethostname(base, sizeof base - 1);
     }
+    /* Started by an upgrade: an owner of its own while the old gateway
+     * still runs under its own (see the file's comment). A later plain
+     * restart takes the base owner again, and with it this one's
+     * instances: all of them with SQLite, once their leases lapse with
+     * PostgreSQL (wf_takeover). */
+    if (old_pid)
+        snprintf(jowner, sizeof jowner, "%s/upgrade-%ld", base, (long)getpid());
+    else
+        snprintf(jowner, sizeof jowner, "%s", base);
     jcfg.owner = jowner;
     if (jcfg.backend == WF_BACKEND_POSTGRES) {
         const char *ci = w->pg_conninfo_env ? getenv(w->pg_conninfo_env) : NULL;

@@ -61,6 +61,16 @@ void gw_workflow_stats(struct gw_wf_stats *out);
  * gateway without either opens no journal. Any thread. */
 bool gw_workflows_enabled(const struct gw_config *cfg);
 
+/* This gateway's owner in the workflow journal (journal.h), "" before
+ * workflows_sup first started. Any thread, once it started. */
+const char *gw_workflows_owner(void);
+
+/* Main thread, before the runtime starts, in a gateway started by an
+ * upgrade: the old gateway's pid and its journal owner (NULL when it had
+ * no workflows). Its unfinished instances are taken over once it has
+ * exited (service.c); until then this gateway's journal owner is its own. */
+void gw_workflows_upgraded_from(int old_pid, const char *old_owner);
+
 /* The child spec of workflows_sup for the top supervisor; arg is the
  * gateway's configuration (NULL: gw.cfg). Builds the journal's
  * configuration from its `workflows` section (zero numbers are defaults),

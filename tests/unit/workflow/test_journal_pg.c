@@ -421,7 +421,7 @@ static void stale_body(void *arg)
     /* r1's lease lapses and r2 takes over: now r1 is the stale one. */
     char(*ids)[WF_ID_LEN + 1] = NULL;
     size_t n = 0;
-    T_ASSERT(ops->claim(b2, "r2", T0 + 1000, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b2, "r2", NULL, T0 + 1000, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 1 && ids && strcmp(ids[0], id) == 0);
     free(ids);
     T_ASSERT(append1(b1, &t1, "r1") == -ESTALE);
@@ -466,7 +466,7 @@ static void claim_body(void *arg)
 
     char(*ids)[WF_ID_LEN + 1] = NULL;
     size_t n = 0;
-    T_ASSERT(ops->claim(b2, "r2", T0 + 5500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b2, "r2", NULL, T0 + 5500, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 1 && has(ids, n, lapsed));
     free(ids);
     ids = NULL;
@@ -476,20 +476,68 @@ static void claim_body(void *arg)
     wf_record_free(r);
     /* r1 restarted: it takes back its own at once, live lease or not, and
      * not what r2 now holds. */
-    T_ASSERT(ops->claim(b1, "r1", T0 + 5500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b1, "r1", NULL, T0 + 5500, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 1 && has(ids, n, live));
     free(ids);
     ids = NULL;
     /* r2 keeps its lease by renewing it; r1 finds nothing to take. */
     T_ASSERT(ops->renew(b2, "r2", T0 + 6000, 1000) == 0);
-    T_ASSERT(ops->claim(b1, "r1", T0 + 6600, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b1, "r1", NULL, T0 + 6600, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 1 && has(ids, n, live));
     free(ids);
     ids = NULL;
     /* Without the renewal r2's lease would have lapsed at T0+6500. */
-    T_ASSERT(ops->claim(b1, "r1", T0 + 7100, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b1, "r1", NULL, T0 + 7100, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 2 && has(ids, n, lapsed) && has(ids, n, live));
     free(ids);
+out:
+    ops->close(b1);
+    ops->close(b2);
+}
+
+/* An upgraded gateway takes over the owner it replaced by name, live
+ * leases included, and nothing of a third owner whose lease is live. */
+static void claim_from_body(void *arg)
+{
+    (void)arg;
+    void *b1 = open_clean("r1");
+    void *b2 = open_as("r1/upgrade-2");
+    if (!b1 || !b2)
+        goto out;
+    char old[WF_ID_LEN + 1], other[WF_ID_LEN + 1], mine[WF_ID_LEN + 1];
+    make_id(old, 50);
+    make_id(other, 51);
+    make_id(mine, 52);
+    struct wf_create c1 = creation(old, NULL, NULL);
+    struct wf_create c2 = creation(other, NULL, NULL);
+    struct wf_create c3 = creation(mine, NULL, NULL);
+    /* Every lease live at T0+500. */
+    T_ASSERT(create1(b1, &c1, "r1", T0, 60000, NULL) == 0);
+    T_ASSERT(create1(b1, &c2, "r3", T0, 60000, NULL) == 0);
+    T_ASSERT(create1(b2, &c3, "r1/upgrade-2", T0, 60000, NULL) == 0);
+
+    char(*ids)[WF_ID_LEN + 1] = NULL;
+    size_t n = 0;
+    /* Without `from`, the old owner's live instance is not taken. */
+    T_ASSERT(ops->claim(b2, "r1/upgrade-2", NULL, T0 + 500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(n == 1 && has(ids, n, mine));
+    free(ids);
+    ids = NULL;
+    T_ASSERT(ops->claim(b2, "r1/upgrade-2", "r1", T0 + 500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(n == 2 && has(ids, n, old) && has(ids, n, mine));
+    free(ids);
+    ids = NULL;
+    struct wf_record *r = NULL;
+    T_ASSERT(ops->get(b2, old, false, &r) == 0);
+    T_ASSERT(r && strcmp(r->owner, "r1/upgrade-2") == 0);
+    wf_record_free(r);
+    r = NULL;
+    T_ASSERT(ops->get(b2, other, false, &r) == 0);
+    T_ASSERT(r && strcmp(r->owner, "r3") == 0);
+    wf_record_free(r);
+    /* The old owner's writes for what was taken from it are refused. */
+    struct wf_transition t1 = transition(old, 1, "step:credit");
+    T_ASSERT(append1(b1, &t1, "r1") == -ESTALE);
 out:
     ops->close(b1);
     ops->close(b2);
@@ -513,11 +561,11 @@ static void append_lease_body(void *arg)
     T_ASSERT(ops->commit(b1, &op, 1, "r1", T0 + 900, 1000) == 0 && op.result == 0);
     char(*ids)[WF_ID_LEN + 1] = NULL;
     size_t n = 9;
-    T_ASSERT(ops->claim(b2, "r2", T0 + 1500, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b2, "r2", NULL, T0 + 1500, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 0);
     free(ids);
     ids = NULL;
-    T_ASSERT(ops->claim(b2, "r2", T0 + 1900, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b2, "r2", NULL, T0 + 1900, 1000, 10, &ids, &n) == 0);
     T_ASSERT(n == 1);
     free(ids);
 out:
@@ -554,7 +602,7 @@ static void claimer_proc(void *arg)
     for (int round = 0; b && c->got && round < 1000; round++) {
         char(*ids)[WF_ID_LEN + 1] = NULL;
         size_t n = 0;
-        int rc = ops->claim(b, c->owner, T0 + 10000, 60000, 7, &ids, &n);
+        int rc = ops->claim(b, c->owner, NULL, T0 + 10000, 60000, 7, &ids, &n);
         T_ASSERT(rc == 0);
         if (rc < 0)
             break;
@@ -605,6 +653,12 @@ static void concurrent_body(void *arg)
     free(c1.got);
     free(c2.got);
 }
+
+START_TEST(a_claim_from_an_owner_takes_its_live_instances_and_no_one_elses)
+{
+    run_on(claim_from_body, 1);
+}
+END_TEST
 
 START_TEST(concurrent_claims_by_two_owners_never_take_the_same_instance)
 {
@@ -660,7 +714,7 @@ static void skip_body(void *arg)
     T_ASSERT(seen == 0);
     char(*ids)[WF_ID_LEN + 1] = NULL;
     size_t n = 0;
-    T_ASSERT(ops->claim(b2, "r2", T0 + 5000, 1000, 10, &ids, &n) == 0);
+    T_ASSERT(ops->claim(b2, "r2", NULL, T0 + 5000, 1000, 10, &ids, &n) == 0);
     /* Answered while the lock is still held, without the locked one. */
     T_ASSERT(!atomic_load(&l.done));
     T_ASSERT(n == 1 && has(ids, n, free_));
@@ -1158,6 +1212,7 @@ int main(void)
     tcase_add_test(tc, a_write_for_an_instance_another_owner_holds_is_estale);
     tcase_add_test(tc, an_append_by_the_owner_extends_its_lease);
     tcase_add_test(tc, a_claim_takes_lapsed_leases_and_its_own_but_not_live_ones);
+    tcase_add_test(tc, a_claim_from_an_owner_takes_its_live_instances_and_no_one_elses);
     tcase_add_test(tc, concurrent_claims_by_two_owners_never_take_the_same_instance);
     tcase_add_test(tc, a_claim_passes_over_an_instance_whose_row_is_locked);
     tcase_add_test(tc, list_filters_and_pages_in_id_order);
