@@ -421,18 +421,34 @@ static void exit_text(int st, char *why, size_t cap)
         snprintf(why, cap, "the new gateway ended before it was ready");
 }
 
+/* Whether SIGTERM or SIGINT waits for the main thread (every thread blocks
+ * them; gateway.c takes them with sigtimedwait). */
+static bool stop_pending(void)
+{
+    sigset_t set;
+    return sigpending(&set) == 0 &&
+           (sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1);
+}
+
 /* Reads the new gateway's one line, at most until `end` (ms). 1 with the
- * line in buf, 0 at end of file (nothing, or no newline), -ETIMEDOUT. */
+ * line in buf, 0 at end of file (nothing, or no newline), -ETIMEDOUT, or
+ * -ECANCELED when SIGTERM or SIGINT came meanwhile: a gateway asked to
+ * stop does not hand its sockets to a new one, and does not wait for it
+ * before it drains. */
 static int read_answer(int rfd, uint64_t end, char *buf, size_t cap)
 {
     size_t len = 0;
     for (;;) {
+        if (stop_pending())
+            return -ECANCELED;
         uint64_t now = rt_now_ms();
         if (now >= end)
             return -ETIMEDOUT;
         uint64_t left = end - now;
+        if (left > 50)
+            left = 50; /* the signal is looked for between waits */
         struct pollfd p = {.fd = rfd, .events = POLLIN};
-        int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        int r = poll(&p, 1, (int)left);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -521,7 +537,15 @@ static int upgrade_to(const char *binary, int *new_pid, char *why, size_t cap)
         goto out;
     }
     rc = -ECHILD;
-    if (r == -ETIMEDOUT) {
+    if (r == -ECANCELED) {
+        rc = -ECANCELED;
+        kill(pid, SIGKILL);
+        reap(pid, 5000);
+        snprintf(why, cap,
+                 "SIGTERM or SIGINT came while the new gateway (pid %ld) was starting; it was "
+                 "killed and this gateway drains",
+                 (long)pid);
+    } else if (r == -ETIMEDOUT) {
         rc = -ETIMEDOUT;
         kill(pid, SIGKILL);
         reap(pid, 5000);
@@ -573,6 +597,8 @@ bool gw__upgrade_run(void)
                "upgrade: the new gateway (pid %d) is ready after %llu ms; this one (pid %ld) "
                "stops accepting and drains",
                new_pid, (unsigned long long)(rt_now_ms() - t0), (long)getpid());
+    else if (rc == -ECANCELED)
+        rt_log(RT_LOG_WARNING, "upgrade abandoned: %s", why);
     else
         rt_log(RT_LOG_ERROR, "upgrade failed, this gateway keeps serving: %s", why);
 

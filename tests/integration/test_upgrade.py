@@ -447,6 +447,40 @@ def systemd_is_told_readiness_and_the_new_main_pid():
 
 
 @t.case
+def sigterm_while_the_new_gateway_starts_stops_both():
+    d = tempfile.mkdtemp(prefix="tandem-builds-")
+    a, b = two_builds(d)
+    slow = os.path.join(d, "slow-start")
+    with open(slow, "w") as f:
+        f.write(f"#!/bin/sh\nsleep 3\nexec {b} \"$@\"\n")
+    os.chmod(slow, 0o755)
+    site = Site(a)
+    answers = []
+    try:
+        th = threading.Thread(target=lambda: answers.append(site.upgrade(slow)), daemon=True)
+        th.start()
+        time.sleep(0.5)
+        old = site.pid
+        t0 = time.monotonic()
+        os.kill(old, signal.SIGTERM)
+        # Stopped at once: no wait for the new gateway's readiness...
+        code = wait_exit(old, DRAIN_S + 5)
+        waited = time.monotonic() - t0
+        site.pid = None
+        assert code == 0, site.log()[-2000:]
+        assert waited < 2.0, waited
+        th.join(10)
+        assert answers and answers[0][0] == 500, answers
+        # ... and no new gateway took the sockets over: nothing serves.
+        time.sleep(3.5)
+        assert refused(site.port), "a gateway still serves after SIGTERM"
+        assert "upgrade abandoned" in site.log(), site.log()[-2000:]
+    finally:
+        site.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
 def upgrade_is_refused_while_workflows_are_enabled():
     d = tempfile.mkdtemp(prefix="tandem-builds-")
     a, b = two_builds(d)
