@@ -117,6 +117,17 @@ static void inherit_fds(const char *list)
                     GW__UPGRADE_FDS_ENV, item);
             continue;
         }
+        /* A number listed twice, or the readiness pipe's, is one
+         * descriptor: adopted once, else the copy no listener takes would
+         * be closed under the one that did (or under the pipe). */
+        bool seen = fd == ready_fd;
+        for (size_t i = 0; i < ninh && !seen; i++)
+            seen = inh[i].fd == fd;
+        if (seen) {
+            fprintf(stderr, "tandem: %s: \"%s\": descriptor %d listed twice; left alone\n",
+                    GW__UPGRADE_FDS_ENV, item, fd);
+            continue;
+        }
         struct inherited *h = &inh[ninh++];
         memcpy(h->key, item, (size_t)(eq - item));
         h->key[eq - item] = 0;
@@ -140,15 +151,16 @@ void gw__upgrade_init(int argc, char **argv)
     } else {
         snprintf(cmd_path, sizeof cmd_path, "%s", a0);
     }
-    const char *list = getenv(GW__UPGRADE_FDS_ENV);
-    if (list)
-        inherit_fds(list);
+    /* The pipe first: a socket listed at its number is refused. */
     const char *rfd = getenv(GW__UPGRADE_READY_ENV);
     if (rfd) {
         ready_fd = fd_of(rfd);
         if (ready_fd >= 0)
             fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
     }
+    const char *list = getenv(GW__UPGRADE_FDS_ENV);
+    if (list)
+        inherit_fds(list);
     /* This gateway's own children (the next upgrade) get them anew. */
     unsetenv(GW__UPGRADE_FDS_ENV);
     unsetenv(GW__UPGRADE_READY_ENV);

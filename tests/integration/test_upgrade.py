@@ -481,6 +481,68 @@ def sigterm_while_the_new_gateway_starts_stops_both():
 
 
 @t.case
+def a_descriptor_listed_twice_is_adopted_once_and_kept_open():
+    """TANDEM_LISTEN_FDS set by hand (an operator's, not a peer's) naming
+    one descriptor twice, or naming the readiness pipe as a socket: the
+    listener keeps the socket at the number it was given, and the second
+    mention is refused with a message rather than closing it."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    lsock.setblocking(False)  # as a gateway hands it over
+    port = lsock.getsockname()[1]
+    fd = lsock.fileno()
+    rfd, wfd = os.pipe()
+    os.set_inheritable(fd, True)
+    os.set_inheritable(wfd, True)
+    d = tempfile.mkdtemp(prefix="tandem-listen-fds-")
+    admin_port = free_port()
+    os.makedirs(os.path.join(d, "routes"))
+    with open(os.path.join(d, "routes", "main.json"), "w") as f:
+        json.dump({"routes": ROUTES[:1]}, f)
+    cfg = {"listeners": [{"name": "public", "address": f"127.0.0.1:{port}"}],
+           "admin": {"address": f"127.0.0.1:{admin_port}"}, "routes": "routes",
+           "access_log": False, "drain_timeout_ms": 1000}
+    with open(os.path.join(d, "tandem.json"), "w") as f:
+        json.dump(cfg, f)
+    env = {**os.environ, "TANDEM_LISTEN_FDS": f"public={fd},other={fd},x={wfd}",
+           "TANDEM_UPGRADE_READY_FD": str(wfd)}
+    err = open(os.path.join(d, "stderr.log"), "w+")
+    proc = subprocess.Popen([tandem_bin(), "-c", os.path.join(d, "tandem.json")],
+                            stdout=subprocess.DEVNULL, stderr=err, env=env,
+                            pass_fds=(fd, wfd))
+    os.close(wfd)
+    try:
+        # The readiness line still comes, on the pipe it was given.
+        with os.fdopen(rfd, "rb") as r:
+            line = r.readline()
+        assert line.startswith(b"ready "), line
+        wait_port(admin_port)
+        lsock.close()  # the gateway's copy alone is left
+        assert get_on(port, "/hello") == 200
+        ino = os.stat(f"/proc/{proc.pid}/fd/{fd}")
+        assert stat_is_socket(ino), ino
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        err.flush()
+        with open(err.name) as f:
+            log = f.read()
+        assert "listed twice" in log, log[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def stat_is_socket(st):
+    import stat
+    return stat.S_ISSOCK(st.st_mode)
+
+
+@t.case
 def upgrade_is_refused_while_workflows_are_enabled():
     d = tempfile.mkdtemp(prefix="tandem-builds-")
     a, b = two_builds(d)
