@@ -221,6 +221,12 @@ int gw__upgrade_take(const char *name, bool admin, const struct gw_address *a)
             h = &inh[i];
     if (!h)
         return -1; /* opened anew; an address still held fails there, said so */
+    /* As the sockets this gateway opens: an acceptor blocked in accept()
+     * would hold its scheduler. A gateway hands its sockets over so
+     * already; a socket from another process may come blocking. */
+    int fl = fcntl(h->fd, F_GETFL);
+    if (fl < 0 || fcntl(h->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -1;
     h->taken = true;
     return h->fd;
 }

@@ -543,6 +543,53 @@ def stat_is_socket(st):
 
 
 @t.case
+def an_adopted_blocking_socket_does_not_stall_the_gateway():
+    """A listening socket handed over in blocking mode (by a process other
+    than a gateway): adopted, it must not block a scheduler in accept."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    port = lsock.getsockname()[1]
+    fd = lsock.fileno()
+    os.set_inheritable(fd, True)
+    d = tempfile.mkdtemp(prefix="tandem-listen-fds-")
+    admin_port = free_port()
+    os.makedirs(os.path.join(d, "routes"))
+    with open(os.path.join(d, "routes", "main.json"), "w") as f:
+        json.dump({"routes": ROUTES[:1]}, f)
+    cfg = {"runtime": {"schedulers": 2},
+           "listeners": [{"name": "public", "address": f"127.0.0.1:{port}"}],
+           "admin": {"address": f"127.0.0.1:{admin_port}"}, "routes": "routes",
+           "access_log": False, "drain_timeout_ms": 1000}
+    with open(os.path.join(d, "tandem.json"), "w") as f:
+        json.dump(cfg, f)
+    env = {**os.environ, "TANDEM_LISTEN_FDS": f"public={fd}"}
+    err = open(os.path.join(d, "stderr.log"), "w+")
+    proc = subprocess.Popen([tandem_bin(), "-c", os.path.join(d, "tandem.json")],
+                            stdout=subprocess.DEVNULL, stderr=err, env=env, pass_fds=(fd,))
+    try:
+        wait_port(admin_port)
+        lsock.close()
+        # The admin API and the listener both answer: no scheduler is held.
+        for _ in range(3):
+            assert get_on(port, "/hello") == 200
+            assert get_on(admin_port, "/healthz") == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        err.flush()
+        with open(err.name) as f:
+            log = f.read()
+        assert "without yielding" not in log, log[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
 def upgrade_is_refused_while_workflows_are_enabled():
     d = tempfile.mkdtemp(prefix="tandem-builds-")
     a, b = two_builds(d)
