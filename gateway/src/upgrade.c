@@ -117,6 +117,17 @@ static void inherit_fds(const char *list)
                     GW__UPGRADE_FDS_ENV, item);
             continue;
         }
+        /* A number listed twice, or the readiness pipe's, is one
+         * descriptor: adopted once, else the copy no listener takes would
+         * be closed under the one that did (or under the pipe). */
+        bool seen = fd == ready_fd;
+        for (size_t i = 0; i < ninh && !seen; i++)
+            seen = inh[i].fd == fd;
+        if (seen) {
+            fprintf(stderr, "tandem: %s: \"%s\": descriptor %d listed twice; left alone\n",
+                    GW__UPGRADE_FDS_ENV, item, fd);
+            continue;
+        }
         struct inherited *h = &inh[ninh++];
         memcpy(h->key, item, (size_t)(eq - item));
         h->key[eq - item] = 0;
@@ -140,9 +151,7 @@ void gw__upgrade_init(int argc, char **argv)
     } else {
         snprintf(cmd_path, sizeof cmd_path, "%s", a0);
     }
-    const char *list = getenv(GW__UPGRADE_FDS_ENV);
-    if (list)
-        inherit_fds(list);
+    /* The pipe first: a socket listed at its number is refused. */
     const char *rfd = getenv(GW__UPGRADE_READY_ENV);
     if (rfd) {
         ready_fd = fd_of(rfd);
@@ -161,6 +170,9 @@ void gw__upgrade_init(int argc, char **argv)
         if (end != opid && !*end && v > 1 && v <= INT_MAX)
             gw_workflows_upgraded_from((int)v, owner);
     }
+    const char *list = getenv(GW__UPGRADE_FDS_ENV);
+    if (list)
+        inherit_fds(list);
     /* This gateway's own children (the next upgrade) get them anew. */
     unsetenv(GW__UPGRADE_FDS_ENV);
     unsetenv(GW__UPGRADE_READY_ENV);
@@ -223,6 +235,12 @@ int gw__upgrade_take(const char *name, bool admin, const struct gw_address *a)
             h = &inh[i];
     if (!h)
         return -1; /* opened anew; an address still held fails there, said so */
+    /* As the sockets this gateway opens: an acceptor blocked in accept()
+     * would hold its scheduler. A gateway hands its sockets over so
+     * already; a socket from another process may come blocking. */
+    int fl = fcntl(h->fd, F_GETFL);
+    if (fl < 0 || fcntl(h->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -1;
     h->taken = true;
     return h->fd;
 }
@@ -443,18 +461,34 @@ static void exit_text(int st, char *why, size_t cap)
         snprintf(why, cap, "the new gateway ended before it was ready");
 }
 
+/* Whether SIGTERM or SIGINT waits for the main thread (every thread blocks
+ * them; gateway.c takes them with sigtimedwait). */
+static bool stop_pending(void)
+{
+    sigset_t set;
+    return sigpending(&set) == 0 &&
+           (sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1);
+}
+
 /* Reads the new gateway's one line, at most until `end` (ms). 1 with the
- * line in buf, 0 at end of file (nothing, or no newline), -ETIMEDOUT. */
+ * line in buf, 0 at end of file (nothing, or no newline), -ETIMEDOUT, or
+ * -ECANCELED when SIGTERM or SIGINT came meanwhile: a gateway asked to
+ * stop does not hand its sockets to a new one, and does not wait for it
+ * before it drains. */
 static int read_answer(int rfd, uint64_t end, char *buf, size_t cap)
 {
     size_t len = 0;
     for (;;) {
+        if (stop_pending())
+            return -ECANCELED;
         uint64_t now = rt_now_ms();
         if (now >= end)
             return -ETIMEDOUT;
         uint64_t left = end - now;
+        if (left > 50)
+            left = 50; /* the signal is looked for between waits */
         struct pollfd p = {.fd = rfd, .events = POLLIN};
-        int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        int r = poll(&p, 1, (int)left);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -542,7 +576,15 @@ static int upgrade_to(const char *binary, int *new_pid, char *why, size_t cap)
         goto out;
     }
     rc = -ECHILD;
-    if (r == -ETIMEDOUT) {
+    if (r == -ECANCELED) {
+        rc = -ECANCELED;
+        kill(pid, SIGKILL);
+        reap(pid, 5000);
+        snprintf(why, cap,
+                 "SIGTERM or SIGINT came while the new gateway (pid %ld) was starting; it was "
+                 "killed and this gateway drains",
+                 (long)pid);
+    } else if (r == -ETIMEDOUT) {
         rc = -ETIMEDOUT;
         kill(pid, SIGKILL);
         reap(pid, 5000);
@@ -594,6 +636,8 @@ bool gw__upgrade_run(void)
                "upgrade: the new gateway (pid %d) is ready after %llu ms; this one (pid %ld) "
                "stops accepting and drains",
                new_pid, (unsigned long long)(rt_now_ms() - t0), (long)getpid());
+    else if (rc == -ECANCELED)
+        rt_log(RT_LOG_WARNING, "upgrade abandoned: %s", why);
     else
         rt_log(RT_LOG_ERROR, "upgrade failed, this gateway keeps serving: %s", why);
 

@@ -25,6 +25,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -801,10 +802,12 @@ int (*gw_admin_upgrade_fn)(const char *binary, int *new_pid, char *why, size_t c
  * gateway keeps serving (the reason as detail). */
 static void h_upgrade(const struct gw_admin_request *req, struct gw_admin_response *resp)
 {
-    const char *binary = NULL;
-    json_t *body = NULL;
+    /* Copied out of the body, which is freed before the wait: a drain may
+     * end this process while it waits, and nothing of it on the heap must
+     * be left then. */
+    char binary[PATH_MAX] = "";
     if (req->body_len > 0) {
-        body = json_loadb(req->body, req->body_len, 0, NULL);
+        json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
         json_t *b = json_object_get(body, "binary");
         if (!json_is_object(body) || (b && !json_is_string(b)) || json_object_size(body) > 1 ||
             (json_object_size(body) == 1 && !b)) {
@@ -813,17 +816,21 @@ static void h_upgrade(const struct gw_admin_request *req, struct gw_admin_respon
                              "expected no body, or {\"binary\": \"/absolute/path\"}");
             return;
         }
-        binary = json_string_value(b);
+        int n = snprintf(binary, sizeof binary, "%s", b ? json_string_value(b) : "");
+        json_decref(body);
+        if (n < 0 || (size_t)n >= sizeof binary) {
+            gw__admin_errorf(resp, 400, "bad_binary",
+                             "\"binary\" takes an absolute path (at most %d bytes)", PATH_MAX - 1);
+            return;
+        }
     }
     if (!gw_admin_upgrade_fn) {
-        json_decref(body);
         gw__admin_errorf(resp, 501, "not_available", "this admin API runs without a gateway");
         return;
     }
     int new_pid = 0;
     char why[1024] = "";
     int rc = gw_admin_upgrade_fn(binary, &new_pid, why, sizeof why);
-    json_decref(body);
     if (rc == 0) {
         gw__admin_json(resp, 200,
                        json_pack("{s:s,s:I,s:I}", "outcome", "ok", "old_pid", (json_int_t)getpid(),
