@@ -632,159 +632,6 @@ def workflow_upgrades(journal=None, env=None):
     # (an owner of its own in the journal) takes over only then. Two
     # upgrades, a to b then b to a, the second taking over from a gateway
     # that itself came from an upgrade.
-@t.case
-def sigterm_while_the_new_gateway_starts_stops_both():
-    d = tempfile.mkdtemp(prefix="tandem-builds-")
-    a, b = two_builds(d)
-    slow = os.path.join(d, "slow-start")
-    with open(slow, "w") as f:
-        f.write(f"#!/bin/sh\nsleep 3\nexec {b} \"$@\"\n")
-    os.chmod(slow, 0o755)
-    site = Site(a)
-    answers = []
-    try:
-        def ask():
-            try:
-                answers.append(site.upgrade(slow))
-            except (http.client.HTTPException, OSError) as e:
-                answers.append(e)  # the stopping gateway may cut its admin connection
-
-        th = threading.Thread(target=ask, daemon=True)
-        th.start()
-        time.sleep(0.5)
-        old = site.pid
-        t0 = time.monotonic()
-        os.kill(old, signal.SIGTERM)
-        # Stopped at once: no wait for the new gateway's readiness...
-        code = wait_exit(old, DRAIN_S + 5)
-        waited = time.monotonic() - t0
-        site.pid = None
-        assert code == 0, site.log()[-2000:]
-        assert waited < 2.0, waited
-        th.join(10)
-        # No success was reported: 500 upgrade_failed, or the connection
-        # closed by the stopping gateway.
-        assert answers and (isinstance(answers[0], Exception) or answers[0][0] == 500), answers
-        # ... and no new gateway took the sockets over: nothing serves.
-        time.sleep(3.5)
-        assert refused(site.port), "a gateway still serves after SIGTERM"
-        assert "upgrade abandoned" in site.log(), site.log()[-2000:]
-    finally:
-        site.close()
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@t.case
-def a_descriptor_listed_twice_is_adopted_once_and_kept_open():
-    """TANDEM_LISTEN_FDS set by hand (an operator's, not a peer's) naming
-    one descriptor twice, or naming the readiness pipe as a socket: the
-    listener keeps the socket at the number it was given, and the second
-    mention is refused with a message rather than closing it."""
-    lsock = socket.socket()
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(16)
-    lsock.setblocking(False)  # as a gateway hands it over
-    port = lsock.getsockname()[1]
-    fd = lsock.fileno()
-    rfd, wfd = os.pipe()
-    os.set_inheritable(fd, True)
-    os.set_inheritable(wfd, True)
-    d = tempfile.mkdtemp(prefix="tandem-listen-fds-")
-    admin_port = free_port()
-    os.makedirs(os.path.join(d, "routes"))
-    with open(os.path.join(d, "routes", "main.json"), "w") as f:
-        json.dump({"routes": ROUTES[:1]}, f)
-    cfg = {"listeners": [{"name": "public", "address": f"127.0.0.1:{port}"}],
-           "admin": {"address": f"127.0.0.1:{admin_port}"}, "routes": "routes",
-           "access_log": False, "drain_timeout_ms": 1000}
-    with open(os.path.join(d, "tandem.json"), "w") as f:
-        json.dump(cfg, f)
-    env = {**os.environ, "TANDEM_LISTEN_FDS": f"public={fd},other={fd},x={wfd}",
-           "TANDEM_UPGRADE_READY_FD": str(wfd)}
-    err = open(os.path.join(d, "stderr.log"), "w+")
-    proc = subprocess.Popen([tandem_bin(), "-c", os.path.join(d, "tandem.json")],
-                            stdout=subprocess.DEVNULL, stderr=err, env=env,
-                            pass_fds=(fd, wfd))
-    os.close(wfd)
-    try:
-        # The readiness line still comes, on the pipe it was given.
-        with os.fdopen(rfd, "rb") as r:
-            line = r.readline()
-        assert line.startswith(b"ready "), line
-        wait_port(admin_port)
-        lsock.close()  # the gateway's copy alone is left
-        assert get_on(port, "/hello") == 200
-        ino = os.stat(f"/proc/{proc.pid}/fd/{fd}")
-        assert stat_is_socket(ino), ino
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-        err.flush()
-        with open(err.name) as f:
-            log = f.read()
-        assert "listed twice" in log, log[-2000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        err.close()
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def stat_is_socket(st):
-    import stat
-    return stat.S_ISSOCK(st.st_mode)
-
-
-@t.case
-def an_adopted_blocking_socket_does_not_stall_the_gateway():
-    """A listening socket handed over in blocking mode (by a process other
-    than a gateway): adopted, it must not block a scheduler in accept."""
-    lsock = socket.socket()
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(16)
-    port = lsock.getsockname()[1]
-    fd = lsock.fileno()
-    os.set_inheritable(fd, True)
-    d = tempfile.mkdtemp(prefix="tandem-listen-fds-")
-    admin_port = free_port()
-    os.makedirs(os.path.join(d, "routes"))
-    with open(os.path.join(d, "routes", "main.json"), "w") as f:
-        json.dump({"routes": ROUTES[:1]}, f)
-    cfg = {"runtime": {"schedulers": 2},
-           "listeners": [{"name": "public", "address": f"127.0.0.1:{port}"}],
-           "admin": {"address": f"127.0.0.1:{admin_port}"}, "routes": "routes",
-           "access_log": False, "drain_timeout_ms": 1000}
-    with open(os.path.join(d, "tandem.json"), "w") as f:
-        json.dump(cfg, f)
-    env = {**os.environ, "TANDEM_LISTEN_FDS": f"public={fd}"}
-    err = open(os.path.join(d, "stderr.log"), "w+")
-    proc = subprocess.Popen([tandem_bin(), "-c", os.path.join(d, "tandem.json")],
-                            stdout=subprocess.DEVNULL, stderr=err, env=env, pass_fds=(fd,))
-    try:
-        wait_port(admin_port)
-        lsock.close()
-        # The admin API and the listener both answer: no scheduler is held.
-        for _ in range(3):
-            assert get_on(port, "/hello") == 200
-            assert get_on(admin_port, "/healthz") == 200
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-        err.flush()
-        with open(err.name) as f:
-            log = f.read()
-        assert "without yielding" not in log, log[-2000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        err.close()
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@t.case
-def upgrade_is_refused_while_workflows_are_enabled():
     d = tempfile.mkdtemp(prefix="tandem-builds-")
     a, b = two_builds(d)
     ledger_port = free_port()
@@ -944,6 +791,157 @@ def upgrade_refuses_a_relative_binary_and_other_methods():
         assert site.get("/hello") == 200
     finally:
         site.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
+def sigterm_while_the_new_gateway_starts_stops_both():
+    d = tempfile.mkdtemp(prefix="tandem-builds-")
+    a, b = two_builds(d)
+    slow = os.path.join(d, "slow-start")
+    with open(slow, "w") as f:
+        f.write(f"#!/bin/sh\nsleep 3\nexec {b} \"$@\"\n")
+    os.chmod(slow, 0o755)
+    site = Site(a)
+    answers = []
+    try:
+        def ask():
+            try:
+                answers.append(site.upgrade(slow))
+            except (http.client.HTTPException, OSError) as e:
+                answers.append(e)  # the stopping gateway may cut its admin connection
+
+        th = threading.Thread(target=ask, daemon=True)
+        th.start()
+        time.sleep(0.5)
+        old = site.pid
+        t0 = time.monotonic()
+        os.kill(old, signal.SIGTERM)
+        # Stopped at once: no wait for the new gateway's readiness...
+        code = wait_exit(old, DRAIN_S + 5)
+        waited = time.monotonic() - t0
+        site.pid = None
+        assert code == 0, site.log()[-2000:]
+        assert waited < 2.0, waited
+        th.join(10)
+        # No success was reported: 500 upgrade_failed, or the connection
+        # closed by the stopping gateway.
+        assert answers and (isinstance(answers[0], Exception) or answers[0][0] == 500), answers
+        # ... and no new gateway took the sockets over: nothing serves.
+        time.sleep(3.5)
+        assert refused(site.port), "a gateway still serves after SIGTERM"
+        assert "upgrade abandoned" in site.log(), site.log()[-2000:]
+    finally:
+        site.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
+def a_descriptor_listed_twice_is_adopted_once_and_kept_open():
+    """TANDEM_LISTEN_FDS set by hand (an operator's, not a peer's) naming
+    one descriptor twice, or naming the readiness pipe as a socket: the
+    listener keeps the socket at the number it was given, and the second
+    mention is refused with a message rather than closing it."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    lsock.setblocking(False)  # as a gateway hands it over
+    port = lsock.getsockname()[1]
+    fd = lsock.fileno()
+    rfd, wfd = os.pipe()
+    os.set_inheritable(fd, True)
+    os.set_inheritable(wfd, True)
+    d = tempfile.mkdtemp(prefix="tandem-listen-fds-")
+    admin_port = free_port()
+    os.makedirs(os.path.join(d, "routes"))
+    with open(os.path.join(d, "routes", "main.json"), "w") as f:
+        json.dump({"routes": ROUTES[:1]}, f)
+    cfg = {"listeners": [{"name": "public", "address": f"127.0.0.1:{port}"}],
+           "admin": {"address": f"127.0.0.1:{admin_port}"}, "routes": "routes",
+           "access_log": False, "drain_timeout_ms": 1000}
+    with open(os.path.join(d, "tandem.json"), "w") as f:
+        json.dump(cfg, f)
+    env = {**os.environ, "TANDEM_LISTEN_FDS": f"public={fd},other={fd},x={wfd}",
+           "TANDEM_UPGRADE_READY_FD": str(wfd)}
+    err = open(os.path.join(d, "stderr.log"), "w+")
+    proc = subprocess.Popen([tandem_bin(), "-c", os.path.join(d, "tandem.json")],
+                            stdout=subprocess.DEVNULL, stderr=err, env=env,
+                            pass_fds=(fd, wfd))
+    os.close(wfd)
+    try:
+        # The readiness line still comes, on the pipe it was given.
+        with os.fdopen(rfd, "rb") as r:
+            line = r.readline()
+        assert line.startswith(b"ready "), line
+        wait_port(admin_port)
+        lsock.close()  # the gateway's copy alone is left
+        assert get_on(port, "/hello") == 200
+        ino = os.stat(f"/proc/{proc.pid}/fd/{fd}")
+        assert stat_is_socket(ino), ino
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        err.flush()
+        with open(err.name) as f:
+            log = f.read()
+        assert "listed twice" in log, log[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def stat_is_socket(st):
+    import stat
+    return stat.S_ISSOCK(st.st_mode)
+
+
+@t.case
+def an_adopted_blocking_socket_does_not_stall_the_gateway():
+    """A listening socket handed over in blocking mode (by a process other
+    than a gateway): adopted, it must not block a scheduler in accept."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    port = lsock.getsockname()[1]
+    fd = lsock.fileno()
+    os.set_inheritable(fd, True)
+    d = tempfile.mkdtemp(prefix="tandem-listen-fds-")
+    admin_port = free_port()
+    os.makedirs(os.path.join(d, "routes"))
+    with open(os.path.join(d, "routes", "main.json"), "w") as f:
+        json.dump({"routes": ROUTES[:1]}, f)
+    cfg = {"runtime": {"schedulers": 2},
+           "listeners": [{"name": "public", "address": f"127.0.0.1:{port}"}],
+           "admin": {"address": f"127.0.0.1:{admin_port}"}, "routes": "routes",
+           "access_log": False, "drain_timeout_ms": 1000}
+    with open(os.path.join(d, "tandem.json"), "w") as f:
+        json.dump(cfg, f)
+    env = {**os.environ, "TANDEM_LISTEN_FDS": f"public={fd}"}
+    err = open(os.path.join(d, "stderr.log"), "w+")
+    proc = subprocess.Popen([tandem_bin(), "-c", os.path.join(d, "tandem.json")],
+                            stdout=subprocess.DEVNULL, stderr=err, env=env, pass_fds=(fd,))
+    try:
+        wait_port(admin_port)
+        lsock.close()
+        # The admin API and the listener both answer: no scheduler is held.
+        for _ in range(3):
+            assert get_on(port, "/hello") == 200
+            assert get_on(admin_port, "/healthz") == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        err.flush()
+        with open(err.name) as f:
+            log = f.read()
+        assert "without yielding" not in log, log[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err.close()
         shutil.rmtree(d, ignore_errors=True)
 
 
