@@ -117,6 +117,15 @@ static void serve(struct gw__exchange *ex)
             ex->drain_linger = dm->u64 == GW__DRAIN_LINGER;
             rt_msg_free(dm);
         }
+        /* A binary upgrade's handover tells the connections it finds; one
+         * accepted just before it whose process started after that message
+         * went out learns it here, before its next request, and closes
+         * after answering it as they do. Relaxed: a flag set once, read
+         * again on every request. */
+        if (!ex->draining && atomic_load_explicit(&gw.handover, memory_order_relaxed)) {
+            ex->draining = true;
+            ex->drain_linger = true;
+        }
         bool in_msg = gw_http_parser_in_message(ex->parser);
         if (ex->draining && !ex->drain_linger && !in_msg && ex->len == 0)
             return;
