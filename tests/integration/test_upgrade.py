@@ -118,11 +118,15 @@ class Load:
             th.join(15)
 
 
+TOKEN_ENV = "TANDEM_UPGRADE_TEST_TOKEN"
+TOKEN = "upgrade-test-token-3f9a"
+
+
 class Site:
     """A gateway started from `binary` (a copy of the build's) with a
     generated configuration; `pid` follows it across upgrades."""
 
-    def __init__(self, binary, extra=None, env=None, routes=None):
+    def __init__(self, binary, extra=None, env=None, routes=None, token=True):
         self.dir = tempfile.mkdtemp(prefix="tandem-upgrade-")
         self.up = Upstream("up")
         self.port = free_port()
@@ -133,7 +137,8 @@ class Site:
         self.cfg = {
             "runtime": {"schedulers": 2},
             "listeners": [{"name": "public", "address": f"127.0.0.1:{self.port}"}],
-            "admin": {"address": f"127.0.0.1:{self.admin_port}"},
+            "admin": {"address": f"127.0.0.1:{self.admin_port}",
+                      **({"token_env": TOKEN_ENV} if token else {})},
             "upstreams": {"up": {"targets": [{"address": self.up.address}]}},
             "routes": "routes",
             "access_log": False,
@@ -146,7 +151,8 @@ class Site:
         self.write_config(self.cfg)
         self.stderr = open(os.path.join(self.dir, "stderr.log"), "w+")
         self.proc = subprocess.Popen([binary, "-c", self.config], stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr, env={**os.environ, **(env or {})})
+                                     stderr=self.stderr,
+                                     env={**os.environ, TOKEN_ENV: TOKEN, **(env or {})})
         self.pid = self.proc.pid
         wait_port(self.port)
         wait_port(self.admin_port)
@@ -160,12 +166,14 @@ class Site:
         with open(self.stderr.name) as f:
             return f.read()
 
-    def upgrade(self, binary=None):
+    def upgrade(self, binary=None, token=True):
         """POST /admin/upgrade; (status, answer)."""
         c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=60)
         body = json.dumps({"binary": binary}) if binary else ""
-        c.request("POST", "/admin/upgrade", body=body,
-                  headers={"Content-Type": "application/json"} if body else {})
+        headers = {"Authorization": f"Bearer {TOKEN}"} if token else {}
+        if body:
+            headers["Content-Type"] = "application/json"
+        c.request("POST", "/admin/upgrade", body=body, headers=headers)
         r = c.getresponse()
         answer = json.loads(r.read())
         c.close()
@@ -296,7 +304,7 @@ def failed_upgrades_leave_the_old_gateway_serving():
         status, answer = site.upgrade(b)
         assert status == 500, (status, answer)
         assert "max_conections" in answer["detail"] and "did you mean" in answer["detail"], answer
-        r = subprocess.run([tandem_bin(), "ctl", "--admin", f"127.0.0.1:{site.admin_port}",
+        r = subprocess.run([tandem_bin(), "ctl", "--admin", f"127.0.0.1:{site.admin_port}", "--token", TOKEN,
                             "upgrade", "--binary", b], capture_output=True, text=True, timeout=60)
         assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
         assert "upgrade_failed" in r.stderr and "max_conections" in r.stderr, r.stderr
@@ -307,7 +315,7 @@ def failed_upgrades_leave_the_old_gateway_serving():
         assert site.get("/hello") == 200
         # Fixed, the next upgrade goes through (ctl, the default timeout).
         site.write_config(site.cfg)
-        r = subprocess.run([tandem_bin(), "ctl", "--admin", f"127.0.0.1:{site.admin_port}",
+        r = subprocess.run([tandem_bin(), "ctl", "--admin", f"127.0.0.1:{site.admin_port}", "--token", TOKEN,
                             "upgrade", "--binary", b], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, (r.stdout, r.stderr)
         assert r.stdout.startswith("upgraded: pid "), r.stdout
@@ -341,7 +349,7 @@ def sigusr2_starts_the_binary_the_gateway_was_started_from_looked_up_again():
         # The gateway serving now is the other build, on the same ports.
         assert site.get("/hello") == 200
         c = http.client.HTTPConnection("127.0.0.1", site.admin_port, timeout=10)
-        c.request("GET", "/admin/system")
+        c.request("GET", "/admin/system", headers={"Authorization": f"Bearer {TOKEN}"})
         r = c.getresponse()
         r.read()
         c.close()
@@ -460,6 +468,7 @@ def http_call(port, method, path, body=None, headers=None, timeout=30):
     try:
         data = json.dumps(body).encode() if body is not None else None
         h = {"Content-Type": "application/json"} if data is not None else {}
+        h["Authorization"] = f"Bearer {TOKEN}"
         h.update(headers or {})
         c.request(method, path, body=data, headers=h)
         r = c.getresponse()
@@ -783,7 +792,7 @@ def upgrade_refuses_a_relative_binary_and_other_methods():
         status, answer = site.upgrade("relative/path")
         assert status == 400 and answer["error"] == "bad_binary", (status, answer)
         c = http.client.HTTPConnection("127.0.0.1", site.admin_port, timeout=10)
-        c.request("GET", "/admin/upgrade")
+        c.request("GET", "/admin/upgrade", headers={"Authorization": f"Bearer {TOKEN}"})
         r = c.getresponse()
         r.read()
         c.close()
@@ -942,6 +951,27 @@ def an_adopted_blocking_socket_does_not_stall_the_gateway():
             proc.kill()
             proc.wait()
         err.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@t.case
+def naming_a_binary_needs_the_admin_token():
+    """Without a token anyone on the host may call the admin API: a binary
+    named in the body is refused (it would run anyone's program as the
+    gateway's user), and nothing is started."""
+    d = tempfile.mkdtemp(prefix="tandem-builds-")
+    a, b = two_builds(d)
+    site = Site(a, token=False)
+    try:
+        pid = site.pid
+        status, answer = site.upgrade(b, token=False)
+        assert status == 403 and answer["error"] == "binary_needs_token", (status, answer)
+        assert "admin.token_env" in answer["detail"], answer
+        time.sleep(0.5)
+        assert site.pid == pid and os.waitpid(pid, os.WNOHANG) == (0, 0)
+        assert site.get("/hello") == 200
+    finally:
+        site.close()
         shutil.rmtree(d, ignore_errors=True)
 
 

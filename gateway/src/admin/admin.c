@@ -824,6 +824,17 @@ static void h_upgrade(const struct gw_admin_request *req, struct gw_admin_respon
             return;
         }
     }
+    /* Without a token, anyone on the host may call the admin API: naming
+     * a program for the gateway to run is then refused, as it would run
+     * anyone's program as the gateway's user. The binary it was started
+     * from (no body) stays open to them, as SIGUSR2 is to its user. */
+    if (binary[0] && !gw.admin_token) {
+        gw__admin_errorf(resp, 403, "binary_needs_token",
+                         "naming a binary needs an admin token (admin.token_env): without one any "
+                         "local user could make the gateway run a program of their choice; send no "
+                         "body to upgrade to the binary the gateway was started from");
+        return;
+    }
     if (!gw_admin_upgrade_fn) {
         gw__admin_errorf(resp, 501, "not_available", "this admin API runs without a gateway");
         return;
