@@ -1152,9 +1152,13 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
             slot = K_WORKFLOW;
         else if (id == ROUTE__K_POLICIES)
             slot = K_POLICIES;
-        else if (id == ROUTE__K_DESCRIPTION)
-            jpos_string(d, &m, (size_t)k->max, &s, NULL);
-        else if (id == ROUTE__K_MAX_BODY_BYTES) {
+        else if (id == ROUTE__K_DESCRIPTION) {
+            /* Kept so the admin API gives the route back as written. */
+            size_t len;
+            if (jpos_string(d, &m, (size_t)k->max, &s, &len) &&
+                !(e->r.description = route__arena_strndup(ctx->arena, s, len)))
+                return NULL;
+        } else if (id == ROUTE__K_MAX_BODY_BYTES) {
             if (jpos_int(d, &m, k->min, k->max, &x))
                 e->r.max_body_bytes = x;
         } else if (id == ROUTE__K_PRIORITY) {

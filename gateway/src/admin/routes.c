@@ -56,9 +56,42 @@ static const char *path_kind_key(enum route_path_kind k)
     return k == ROUTE_PATH_PREFIX ? "path_prefix" : "path";
 }
 
-static json_t *route_json(const struct route *rt)
+/* {"name": "value", ...} of n header fields. */
+static json_t *kv_json(const struct route_kv *kv, size_t n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < n; i++)
+        json_object_set_new(o, kv[i].name, json_string(kv[i].value));
+    return o;
+}
+
+/* A header edit as the routes language writes it; NULL when it edits
+ * nothing. */
+static json_t *edit_json(const struct route_header_edit *e)
+{
+    if (!e->nset && !e->nadd && !e->nremove)
+        return NULL;
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    if (e->nset)
+        json_object_set_new(o, "set", kv_json(e->set, e->nset));
+    if (e->nadd)
+        json_object_set_new(o, "add", kv_json(e->add, e->nadd));
+    if (e->nremove) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < e->nremove; i++)
+            json_array_append_new(a, json_string(e->remove[i]));
+        json_object_set_new(o, "remove", a);
+    }
+    return o;
+}
+
+static json_t *match_json(const struct route *rt)
 {
     json_t *match = json_object();
+    if (!match)
+        return NULL;
     if (rt->host)
         json_object_set_new(match, "host", json_string(rt->host));
     if (rt->path)
@@ -85,28 +118,114 @@ static json_t *route_json(const struct route *rt)
         }
         json_object_set_new(match, "headers", hs);
     }
-    if (rt->priority)
-        json_object_set_new(match, "priority", json_integer(rt->priority));
-    json_t *o = json_pack("{s:s?, s:o, s:s?, s:I, s:I}", "name", rt->name, "match", match, "file",
-                          rt->file, "line", (json_int_t)rt->line, "column", (json_int_t)rt->column);
+    return match;
+}
+
+static const char *slashes_name(enum route_slashes s)
+{
+    switch (s) {
+    case ROUTE_SLASHES_REFUSE:
+        return "refuse";
+    case ROUTE_SLASHES_KEEP:
+        return "keep";
+    case ROUTE_SLASHES_REDIRECT:
+        return "redirect";
+    case ROUTE_SLASHES_DECODE:
+        return "decode";
+    default:
+        return NULL;
+    }
+}
+
+static const char *params_name(enum route_params p)
+{
+    return p == ROUTE_PARAMS_REFUSE ? "refuse" : p == ROUTE_PARAMS_KEEP ? "keep" : NULL;
+}
+
+/* A route as a definition of the routes language (routes/README.md): every
+ * key it was compiled from, with its value, so that the routes of an answer
+ * PUT back (without "file", "line" and "column", which say where it was
+ * defined and which the loader refuses) compile to the same table. A key
+ * left at its default is left out, as the loader refuses some defaults on
+ * some routes (preserve_host on a respond route). The loader takes only
+ * JSON strings, which are UTF-8 without NUL, so a respond body is always
+ * given back as the string it was read from. */
+static json_t *route_json(const struct route *rt)
+{
+    json_t *o =
+        json_pack("{s:s?, s:o, s:s?, s:I, s:I}", "name", rt->name, "match", match_json(rt), "file",
+                  rt->file, "line", (json_int_t)rt->line, "column", (json_int_t)rt->column);
     if (!o)
         return NULL;
-    if (rt->upstream)
+    if (rt->description)
+        json_object_set_new(o, "description", json_string(rt->description));
+    if (rt->upstream) {
         json_object_set_new(o, "upstream", json_string(rt->upstream));
-    else if (rt->respond)
-        json_object_set_new(o, "respond", json_pack("{s:i}", "status", rt->respond->status));
-    else if (rt->workflow)
+    } else if (rt->respond) {
+        const struct route_respond *r = rt->respond;
+        json_t *ro = json_pack("{s:i}", "status", r->status);
+        if (ro && r->body_len)
+            json_object_set_new(ro, "body", json_stringn(r->body, r->body_len));
+        if (ro && r->nheaders)
+            json_object_set_new(ro, "headers", kv_json(r->headers, r->nheaders));
+        json_object_set_new(o, "respond", ro);
+    } else if (rt->workflow) {
         json_object_set_new(o, "workflow", json_string(rt->workflow));
-    if (rt->strip_prefix)
-        json_object_set_new(o, "strip_prefix", json_true());
-    if (rt->rewrite)
-        json_object_set_new(o, "rewrite", json_string(rt->rewrite));
+    }
     if (rt->npolicies) {
         json_t *p = json_array();
         for (size_t i = 0; p && i < rt->npolicies; i++)
             json_array_append_new(p, json_string(rt->policies[i]));
         json_object_set_new(o, "policies", p);
     }
+    if (rt->strip_prefix)
+        json_object_set_new(o, "strip_prefix", json_true());
+    if (rt->rewrite)
+        json_object_set_new(o, "rewrite", json_string(rt->rewrite));
+    if (!rt->preserve_host)
+        json_object_set_new(o, "preserve_host", json_false());
+    json_t *e = edit_json(&rt->request_headers);
+    if (e)
+        json_object_set_new(o, "request_headers", e);
+    if ((e = edit_json(&rt->response_headers)))
+        json_object_set_new(o, "response_headers", e);
+    if (rt->connect_timeout_ms || rt->response_timeout_ms || rt->tunnel_idle_ms) {
+        json_t *t = json_object();
+        if (t && rt->connect_timeout_ms)
+            json_object_set_new(t, "connect_ms", json_integer(rt->connect_timeout_ms));
+        if (t && rt->response_timeout_ms)
+            json_object_set_new(t, "response_ms", json_integer(rt->response_timeout_ms));
+        if (t && rt->tunnel_idle_ms)
+            json_object_set_new(t, "tunnel_idle_ms", json_integer(rt->tunnel_idle_ms));
+        json_object_set_new(o, "timeouts", t);
+    }
+    if (rt->retries >= 0)
+        json_object_set_new(o, "retries", json_integer(rt->retries));
+    if (rt->max_body_bytes >= 0)
+        json_object_set_new(o, "max_body_bytes", json_integer(rt->max_body_bytes));
+    if (rt->max_memory_bytes >= 0 || rt->max_time_ms >= 0) {
+        json_t *l = json_object();
+        if (l && rt->max_memory_bytes >= 0)
+            json_object_set_new(l, "max_memory_bytes", json_integer(rt->max_memory_bytes));
+        if (l && rt->max_time_ms >= 0)
+            json_object_set_new(l, "max_time_ms", json_integer(rt->max_time_ms));
+        json_object_set_new(o, "limits", l);
+    }
+    if (rt->priority)
+        json_object_set_new(o, "priority", json_integer(rt->priority));
+    const char *sl = slashes_name(rt->escaped_slashes), *pa = params_name(rt->path_params);
+    if (sl || pa) {
+        json_t *pp = json_object();
+        if (pp && sl)
+            json_object_set_new(pp, "escaped_slashes", json_string(sl));
+        if (pp && pa)
+            json_object_set_new(pp, "params", json_string(pa));
+        json_object_set_new(o, "path_policy", pp);
+    }
+    if (rt->redirect_https)
+        json_object_set_new(o, "redirect_https",
+                            rt->redirect_https == 443 ? json_true()
+                                                      : json_integer(rt->redirect_https));
     return o;
 }
 

@@ -133,7 +133,8 @@ struct route_respond {
 /* A compiled route. Owned by its table; valid while the table is. */
 struct route {
     const char *name;
-    unsigned index; /* position in the table, in file-name then file order */
+    const char *description; /* free text as written; NULL when absent */
+    unsigned index;          /* position in the table, in file-name then file order */
 
     /* match */
     enum route_host_kind host_kind;

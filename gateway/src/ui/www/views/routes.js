@@ -10,13 +10,13 @@ let els = {};
 let state = null; // the last GET /admin/routes
 let seq = 0;
 
-function matchText(m) {
+function matchText(m, priority) {
   const parts = [];
   if (m.methods) parts.push(m.methods.join(','));
   if (m.host) parts.push(m.host);
   parts.push(m.path || (m.path_prefix ? `${m.path_prefix}/…` : '/…'));
   if (m.headers) parts.push(Object.entries(m.headers).map(([k, v]) => (v === true ? k : v === false ? `!${k}` : `${k}=${v}`)).join(' '));
-  if (m.priority) parts.push(`priority ${m.priority}`);
+  if (priority) parts.push(`priority ${priority}`);
   return parts.join(' ');
 }
 
@@ -27,7 +27,9 @@ function actionText(r) {
   return '';
 }
 
-// A route as a routes file holds it (without the position the API adds).
+// A route as a routes file holds it: the API gives each route as the routes
+// language writes it plus where it was defined (file, line, column), which
+// the loader refuses, so those are dropped before a PUT or a validate.
 function asFile(r) {
   const o = {};
   for (const [k, v] of Object.entries(r)) if (!['file', 'line', 'column'].includes(k)) o[k] = v;
@@ -47,7 +49,7 @@ function renderTable() {
       'tbody',
       {},
       t.routes.map((r) =>
-        h('tr', { dataset: { name: r.name || '' } }, h('td', {}, r.name || ''), h('td.mono', {}, matchText(r.match || {})), h('td', {}, actionText(r)), h('td', {}, (r.policies || []).join(', ')), h('td.mono', {}, r.file ? `${r.file}:${r.line}:${r.column}` : '')),
+        h('tr', { dataset: { name: r.name || '' } }, h('td', {}, r.name || ''), h('td.mono', {}, matchText(r.match || {}, r.priority)), h('td', {}, actionText(r)), h('td', {}, (r.policies || []).join(', ')), h('td.mono', {}, r.file ? `${r.file}:${r.line}:${r.column}` : '')),
       ),
     ),
   );
