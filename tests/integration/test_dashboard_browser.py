@@ -587,6 +587,114 @@ def event_stream_delivers_a_crash_to_the_page_within_a_second():
         gw.close()
 
 
+def watch_first_seen(tab):
+    """Records in the page the time each kind of event first appears in
+    #events (window.__first_seen[type], ms since the epoch)."""
+    tab.eval("""(() => {
+        window.__first_seen = {};
+        const list = document.querySelector('#events');
+        new MutationObserver(() => {
+            for (const li of list.querySelectorAll('li[data-type]')) {
+                const k = li.dataset.type;
+                if (!(k in window.__first_seen)) window.__first_seen[k] = Date.now();
+            }
+        }).observe(list, {childList: true, subtree: true});
+    })()""")
+
+
+def event_streams(gw):
+    """The gateway's open /admin/events streams: its admin request
+    processes answering that path."""
+    procs = gw.get("/admin/processes?kind=request&limit=1000")["processes"]
+    return [p for p in procs if p.get("path") == "/admin/events"]
+
+
+def leaders(tabs):
+    return [t for t in tabs if t.eval("document.querySelector('#live').dataset.role") == "leader"]
+
+
+@t.case
+def eight_tabs_in_one_browser_share_one_event_stream_and_a_closed_leader_is_replaced():
+    # One browser context: one pool of at most 6 connections to the admin
+    # listener, which a stream per tab would use up by the 7th tab.
+    gw, b = session()
+    tabs = [b.tab] + [b.new_tab() for _ in range(7)]
+    try:
+        for i, tab in enumerate(tabs):
+            try:
+                login(tab, gw)
+            except TimeoutError as e:
+                raise AssertionError(f"tab {i + 1} of {len(tabs)}: {e}") from None
+        for tab in tabs:
+            tab.wait("document.querySelector('#live').dataset.state === 'connected'",
+                     what="every tab connected")
+        assert len(leaders(tabs)) == 1, [t.eval("document.querySelector('#live').dataset.role")
+                                         for t in tabs]
+        assert wait_for(lambda: len(event_streams(gw)) == 1), event_streams(gw)
+
+        def crash_reaches(tabs):
+            for tab in tabs:
+                watch_first_seen(tab)
+            logger = tree_child(gw, "logger")
+            killed = time.time()
+            s, v = gw.admin("POST", f"/admin/processes/{logger['pid'][1:-1]}/kill",
+                            body={"reason": "kill"})
+            assert s == 200, (s, v)
+            for i, tab in enumerate(tabs):
+                seen = tab.wait("window.__first_seen.process_crashed", timeout=5,
+                                what=f"process_crashed in #events of tab {i + 1}")
+                delay = seen / 1000.0 - killed
+                assert delay < 1.0 * SCALE, f"tab {i + 1}: shown {delay:.3f} s after the kill"
+                text = tab.text('#events li[data-type="process_crashed"]')
+                assert logger["pid"] in text, (i, text)
+            assert len(event_streams(gw)) == 1, event_streams(gw)
+
+        crash_reaches(tabs)
+
+        # The leader closes: another tab takes the stream over, the others
+        # follow it, and the gateway again holds one stream.
+        old = leaders(tabs)[0]
+        old.close()
+        rest = [t for t in tabs if t is not old]
+        assert wait_for(lambda: len(leaders(rest)) == 1, timeout=10), "no new leader"
+        for tab in rest:
+            tab.wait("document.querySelector('#live').dataset.state === 'connected'",
+                     what="connected again after the leader closed")
+        # The closed tab's stream ends once the gateway sees its client gone
+        # (within a heartbeat).
+        assert wait_for(lambda: len(event_streams(gw)) == 1, timeout=20), event_streams(gw)
+        crash_reaches(rest)
+        for tab in rest:
+            assert tab.problems() == [], tab.problems()
+    finally:
+        b.close()
+        gw.close()
+
+
+@t.case
+def a_logged_out_tab_receives_no_events_from_the_others():
+    gw, b = session()
+    tabs = [b.tab, b.new_tab()]
+    try:
+        login(tabs[0], gw)
+        login(tabs[1], gw)
+        tabs[1].click("#logout")
+        tabs[1].wait("!document.querySelector('#login').closest('[hidden]')", what="login form")
+        watch_first_seen(tabs[0])
+        logger = tree_child(gw, "logger")
+        s, v = gw.admin("POST", f"/admin/processes/{logger['pid'][1:-1]}/kill",
+                        body={"reason": "kill"})
+        assert s == 200, (s, v)
+        tabs[0].wait("window.__first_seen.process_crashed", timeout=5, what="crash in tab 1")
+        time.sleep(0.5)
+        assert tabs[1].eval("document.querySelectorAll('#events li').length") == 0
+        assert tabs[1].eval("document.querySelector('#live').dataset.state") != "connected"
+        assert wait_for(lambda: len(event_streams(gw)) == 1), event_streams(gw)
+    finally:
+        b.close()
+        gw.close()
+
+
 # ---- routes -------------------------------------------------------------------------
 
 
@@ -650,6 +758,45 @@ def route_edit_then_rollback_from_the_page():
         assert gw.get("/admin/routes")["version"] == v0
         tab.wait("!document.querySelector('#routes-table').textContent.includes('added')",
                  what="the table shown without the added route")
+    finally:
+        b.close()
+        gw.close()
+
+
+@t.case
+def process_detail_panel_stays_inside_the_main_column():
+    # The rows do not wrap: at this width the table is wider than the space
+    # beside the detail panel, which must not be pushed under the events
+    # column (its links and buttons cut off).
+    gw, b = session()
+    tab = b.tab
+    try:
+        tab.viewport(1280, 900)
+        login(tab, gw)
+        show(tab, "processes")
+        router = tree_child(gw, "router")["pid"]
+        tab.wait(f"document.querySelector('tr.proc-row[data-pid=\"{router}\"]')",
+                 what="the router's row")
+        tab.click(f'tr.proc-row[data-pid="{router}"]')
+        tab.wait("document.querySelector('#proc-detail a.pid') && "
+                 "document.querySelector('#proc-kill')", what="the router's detail with links")
+        boxes = tab.eval("""(() => {
+            const r = (e) => { const b = e.getBoundingClientRect();
+                               return {left: b.left, right: b.right, w: b.width}; };
+            const panel = document.querySelector('#proc-detail');
+            const inner = [...panel.querySelectorAll('a.pid, button, dt, dd, h3')].map(
+                (e) => ({what: e.id || e.tagName + ' ' + e.textContent.slice(0, 20), ...r(e)}));
+            return {main: r(document.querySelector('main')), aside: r(document.querySelector('aside')),
+                    panel: r(panel), inner, vw: document.documentElement.clientWidth};
+        })()""")
+        panel, main, aside = boxes["panel"], boxes["main"], boxes["aside"]
+        assert panel["w"] >= 250, boxes  # still a usable panel
+        assert panel["right"] <= main["right"] + 0.5, ("panel past the main column", boxes)
+        assert panel["right"] <= aside["left"] + 0.5, ("panel under the events column", boxes)
+        for e in boxes["inner"]:
+            assert panel["left"] - 0.5 <= e["left"] and e["right"] <= panel["right"] + 0.5, \
+                ("outside the detail panel", e, panel)
+        tab.screenshot(os.path.join(artifacts_dir(), "processes-detail-1280.png"))
     finally:
         b.close()
         gw.close()

@@ -131,3 +131,80 @@ export function openEvents({ onEvent, onState }) {
 
 // "<0.12.3>" as the path segment the admin API takes: "0.12.3".
 export const pidPath = (pid) => pid.replace(/^<|>$/g, '');
+
+// One event stream for every tab of this origin that is logged in.
+// Chromium opens at most 6 HTTP/1.1 connections to a host, and each
+// stream holds one for as long as it is open: a stream per tab would leave
+// a seventh tab without a connection to load anything. So the tabs elect
+// a leader with a Web Lock: the tab holding LOCK reads /admin/events and
+// posts each frame, and its connected/disconnected state, on CHANNEL; the
+// others only listen. When the leader closes or logs out, its lock is
+// released and a waiting tab takes it and opens the stream. A tab that is
+// not logged in neither waits for the lock nor listens, so it is sent
+// nothing. Same arguments and result as openEvents, and onRole('leader' |
+// 'follower') when the tab's part changes.
+const LOCK = 'tandem-events';
+const CHANNEL = 'tandem-events';
+
+export function sharedEvents({ onEvent, onState, onRole = () => {} }) {
+  if (!navigator.locks || typeof BroadcastChannel !== 'function') {
+    onRole('leader');
+    return openEvents({ onEvent, onState });
+  }
+  const chan = new BroadcastChannel(CHANNEL);
+  const quit = new AbortController();
+  let leading = false;
+  let state = 'connecting';
+  let release = null;
+  const setState = (s) => {
+    state = s;
+    onState(s);
+  };
+  chan.onmessage = ({ data: m }) => {
+    if (quit.signal.aborted || !m || typeof m !== 'object') return;
+    if (m.kind === 'ask') {
+      // A tab that just joined learns the stream's state at once.
+      if (leading) chan.postMessage({ kind: 'state', state });
+    } else if (!leading && m.kind === 'frame') {
+      onEvent(m.type, m.data);
+    } else if (!leading && m.kind === 'state') {
+      setState(m.state);
+    }
+  };
+  onRole('follower');
+  chan.postMessage({ kind: 'ask' });
+  navigator.locks
+    .request(LOCK, { signal: quit.signal }, async () => {
+      if (quit.signal.aborted) return;
+      leading = true;
+      onRole('leader');
+      const stop = openEvents({
+        onEvent: (type, data) => {
+          chan.postMessage({ kind: 'frame', type, data });
+          onEvent(type, data);
+        },
+        onState: (s) => {
+          chan.postMessage({ kind: 'state', state: s });
+          setState(s);
+        },
+      });
+      // Held until this tab logs out (or closes, which releases it).
+      await new Promise((resolve) => {
+        release = resolve;
+        if (quit.signal.aborted) resolve();
+      });
+      stop();
+      leading = false;
+      chan.postMessage({ kind: 'state', state: 'disconnected' });
+    })
+    .catch(() => {
+      // aborted while waiting: this tab logged out
+    });
+  return () => {
+    quit.abort();
+    if (release) release();
+    // Posted from the lock's callback after the stream stops; the channel
+    // closes after that.
+    setTimeout(() => chan.close(), 0);
+  };
+}

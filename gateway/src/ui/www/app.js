@@ -12,7 +12,7 @@
 //     background(type, data) } // each frame while not shown (optional)
 // and is listed once in `views` below: later views (workflows, TLS
 // certificates, policies) are added the same way.
-import { api, token, openEvents, onUnauthorised } from './api.js';
+import { api, token, sharedEvents, onUnauthorised } from './api.js';
 import { h } from './dom.js';
 import overview from './views/overview.js';
 import processes from './views/processes.js';
@@ -163,7 +163,8 @@ function showApp() {
   $('#app').hidden = false;
   $('#nav').replaceChildren(...views.map((v) => h('a', { href: `#/${v.name}`, dataset: { view: v.name } }, v.title)));
   everConnected = false;
-  stopEvents = openEvents({ onEvent, onState: setLive });
+  // One stream for all of this browser's tabs (api.js, sharedEvents).
+  stopEvents = sharedEvents({ onEvent, onState: setLive, onRole: (r) => ($('#live').dataset.role = r) });
   ticker = setInterval(tick, TICK_MS);
   tick();
   for (const v of views) if (v.start) v.start(app);
@@ -173,6 +174,7 @@ function showApp() {
 function showLogin(message) {
   if (stopEvents) stopEvents();
   stopEvents = null;
+  delete $('#live').dataset.role;
   clearInterval(ticker);
   if (current && current.unmount) current.unmount();
   current = null;
@@ -181,6 +183,7 @@ function showLogin(message) {
   setLive('disconnected');
   $('#app').hidden = true;
   $('#main').replaceChildren();
+  $('#events').replaceChildren(); // shown to whoever logs in next otherwise
   $('#login-screen').hidden = false;
   $('#login-error').textContent = message || '';
   $('#token').value = '';

@@ -173,7 +173,7 @@ function build() {
     h(
       'div.split',
       {},
-      h('table.grid', {}, h('thead', {}, h('tr', {}, th('pid'), th('name'), th('kind'), th('status'), th('mailbox', 'num'), th('reductions', 'num'), th('memory', 'num'), th('age', 'num'), th('detail'))), els.body),
+      h('div.table-wrap', {}, h('table.grid', {}, h('thead', {}, h('tr', {}, th('pid'), th('name'), th('kind'), th('status'), th('mailbox', 'num'), th('reductions', 'num'), th('memory', 'num'), th('age', 'num'), th('detail'))), els.body)),
       els.detail,
     ),
   );
