@@ -486,7 +486,10 @@ void gw__request_main(void *arg)
     ex->lis->handler(ex, &t, &log);
     ex->pol = NULL; /* on the handler's stack, gone now */
     path = t.path;
-out:;
+out:
+    /* Over its cap after its answer: the connection records the request
+     * (conn.c), once; this process must not log it as served too. */
+    rt_exit_if_over_cap();
     uint64_t dur = (rt_now_ns() - t0) / 1000;
     gw_metrics_request(log.route_name, ex->status, dur);
     if (gw.cfg->access_log)

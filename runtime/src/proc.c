@@ -834,8 +834,9 @@ void rt__finish(struct rt_proc *p)
      * now (before the cleanups, which may close it). */
     rt__io_release(p);
 
-    /* The report names the process, so it is written before the name goes. */
-    if (!rt_reason_is_clean(reason))
+    /* The report names the process, so it is written before the name goes.
+     * None for a cap (rt_set_max_memory): its owner records it. */
+    if (!rt_reason_is_clean(reason) && !p->limit_hit)
         rt__crash_report(p, reason);
     rt__defers_run(p);
     rt__alloc_release_all(p);

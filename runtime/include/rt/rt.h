@@ -331,7 +331,12 @@ void rt_free(void *p);
  * exits at its next runtime call that handles signals, and one that spins
  * in a loop without any runtime call cannot be stopped (the scheduler only
  * switches processes at runtime calls): the watchdog reports it. 0 or
- * -ENOMEM. */
+ * -ENOMEM.
+ *
+ * A process ended by its cap writes no crash report (its links and
+ * monitors see the reason): what a cap bounds is often driven by a peer,
+ * who could otherwise fill the log, and the application that set the cap
+ * records it its own way. */
 void rt_set_max_memory(size_t bytes);
 int rt_set_max_time(uint64_t ms);
 /* Process context. Exits the calling process here, with the cap's reason,
