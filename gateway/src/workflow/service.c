@@ -522,7 +522,10 @@ static int recovery_start(void *arg, const void *extra, size_t extra_size, rt_pi
         struct rt_start_opts o = {.name = "wf_recovery", .initial_call = "wf_recovery"};
         return rt_gen_server_start_link(&handover_ops, NULL, &o, out, reason);
     }
-    int rc = recover(NULL);
+    /* After a handover the old gateway's owner is claimed from again: the
+     * handover's own claim may have failed (and this start is its
+     * restart), and a claim that finds nothing of it costs nothing. */
+    int rc = recover(old_pid && *old_owner ? old_owner : NULL);
     if (rc < 0) {
         *reason = rt_atom_intern("journal_claim_failed");
         return rc;
