@@ -367,6 +367,15 @@ static void run(struct stream *s)
         /* Removed first, so that the count is final. */
         rt_gen_event_delete_handler(s->mgr, s->h, NULL, 0, NULL);
         s->h.ops = NULL;
+        /* What the handler forwarded before it went is in the mailbox now:
+         * sent ahead of the frame, which follows what was queued. */
+        struct rt_msg *m;
+        while ((m = rt_receive(0))) {
+            enum end e = take(s, m);
+            rt_msg_free(m);
+            if (e == END_CLIENT)
+                return;
+        }
         uint64_t dropped = atomic_load_explicit(&s->f->dropped, memory_order_relaxed);
         if (frame(s, "lagged", json_pack("{s:I}", "dropped", (json_int_t)dropped)) == 0)
             flush(s);
@@ -428,8 +437,13 @@ bool gw__admin_events_serve(struct gw__exchange *ex, struct gw_admin_response *r
     gw_events_sample_watch(1);
     rt_defer(unwatch, NULL);
     gw__ex_send_buffer(ex, GW_ADMIN_EVENTS_SNDBUF); /* without it the bound is just larger */
-    if (gw__ex_answer(ex, &a, NULL, 0) == 0)
+    if (gw__ex_answer(ex, &a, NULL, 0) == 0) {
+        /* A client that stops reading must not hold a drain (or an
+         * upgrade's handover) for the exchange's 30 s: a write that waits
+         * longer than a sample interval ends the stream. */
+        ex->write_timeout_ms = GW_EVENTS_SAMPLE_INTERVAL_MS;
         run(&s);
+    }
     if (s.h.ops)
         rt_gen_event_delete_handler(mgr, s.h, NULL, 0, NULL);
     rt_free(s.buf);
