@@ -90,13 +90,14 @@ struct stream {
 struct top {
     const struct ctl *c;
     struct stream s;
-    json_t *hello, *sample, *procs; /* the last of each; NULL before */
-    char procs_error[160];          /* why the last list is missing */
-    unsigned long long samples;     /* received since start */
-    char last_event[200];           /* the latest other event, one line */
-    int sort, kind;                 /* into sorts[], kinds[] */
-    char name[TOP_NAME_MAX + 1];    /* name filter; "" none */
-    bool prompt;                    /* typing a name filter */
+    json_t *hello, *sample, *procs;        /* the last of each; NULL before */
+    char procs_error[160];                 /* why the last list is missing */
+    unsigned long long samples;            /* received since start */
+    unsigned long long samples_at_connect; /* `samples` when the stream last connected */
+    char last_event[200];                  /* the latest other event, one line */
+    int sort, kind;                        /* into sorts[], kinds[] */
+    char name[TOP_NAME_MAX + 1];           /* name filter; "" none */
+    bool prompt;                           /* typing a name filter */
     char input[TOP_NAME_MAX + 1];
     char status[320]; /* the stream's state, shown */
     bool connected;
@@ -611,6 +612,7 @@ static void on_frame(struct top *t, const char *type, const char *data, size_t l
         t->sample = v;
         t->samples++;
         t->dirty = true;
+        t->backoff_ms = TOP_BACKOFF_MIN_MS; /* a stream that works: the back-off starts over */
     } else if (strcmp(type, "hello") == 0) {
         json_decref(t->hello);
         t->hello = parse_json(data, len);
@@ -620,9 +622,15 @@ static void on_frame(struct top *t, const char *type, const char *data, size_t l
         snprintf(why, sizeof why, "this client fell behind: %lld events dropped",
                  jint(v, "dropped"));
         json_decref(v);
-        t->backoff_ms = 0; /* nothing is wrong with the gateway: at once */
+        /* A stream that carried samples fell behind once: dialled again at
+         * once. One that lags before any sample (a gateway lagging every
+         * stream at connect) keeps the doubling back-off. */
+        bool carried = t->samples > t->samples_at_connect;
+        if (carried)
+            t->backoff_ms = 0;
         dropped(t, why);
-        t->backoff_ms = TOP_BACKOFF_MIN_MS;
+        if (carried)
+            t->backoff_ms = TOP_BACKOFF_MIN_MS;
     } else if (*type) {
         time_t now = time(NULL);
         struct tm tm;
@@ -737,7 +745,9 @@ static void stream_read(struct top *t)
 {
     struct stream *s = &t->s;
     char buf[65536];
-    for (;;) {
+    /* At most four reads, then back to the poll: a gateway that sends
+     * faster than this parses must not keep the keys and signals unread. */
+    for (int reads = 0; reads < 4; reads++) {
         ssize_t n = recv(s->fd, buf, sizeof buf, 0);
         if (n < 0 && errno == EINTR)
             continue;
@@ -774,7 +784,7 @@ static void stream_read(struct top *t)
                 gw_http_head_free(ev.head);
                 if (s->status == 200) {
                     t->connected = true;
-                    t->backoff_ms = TOP_BACKOFF_MIN_MS;
+                    t->samples_at_connect = t->samples;
                     snprintf(t->status, sizeof t->status, "connected");
                 }
             } else if (ev.type == GW_HTTP_EV_BODY) {
