@@ -437,13 +437,8 @@ bool gw__admin_events_serve(struct gw__exchange *ex, struct gw_admin_response *r
     gw_events_sample_watch(1);
     rt_defer(unwatch, NULL);
     gw__ex_send_buffer(ex, GW_ADMIN_EVENTS_SNDBUF); /* without it the bound is just larger */
-    if (gw__ex_answer(ex, &a, NULL, 0) == 0) {
-        /* A client that stops reading must not hold a drain (or an
-         * upgrade's handover) for the exchange's 30 s: a write that waits
-         * longer than a sample interval ends the stream. */
-        ex->write_timeout_ms = GW_EVENTS_SAMPLE_INTERVAL_MS;
+    if (gw__ex_answer(ex, &a, NULL, 0) == 0)
         run(&s);
-    }
     if (s.h.ops)
         rt_gen_event_delete_handler(mgr, s.h, NULL, 0, NULL);
     rt_free(s.buf);
