@@ -2,6 +2,7 @@
  * functions are C functions instead of {M,F,A}; there are no global/via
  * names; `modules` has no equivalent (no code loading). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "otp_test.h"
@@ -1635,14 +1636,31 @@ struct seen_report {
     rt_atom reason;
 };
 static struct seen_report seen[16];
+/* Reports are written one at a time under the lock, and nseen counts only
+ * those written whole: a test that reads nseen > i reads seen[i] after its
+ * writer's store (supervisors report from any scheduler thread). */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static int nslots;
 static atomic_int nseen;
+
+static void seen_reset(void)
+{
+    pthread_mutex_lock(&seen_lock);
+    nslots = 0;
+    atomic_store(&nseen, 0);
+    pthread_mutex_unlock(&seen_lock);
+}
 
 static void on_report(const struct rt_supervisor_report *r, void *ctx)
 {
     (void)ctx;
-    int i = atomic_fetch_add(&nseen, 1);
-    if (i >= (int)(sizeof seen / sizeof seen[0]))
+    pthread_mutex_lock(&seen_lock);
+    int i = nslots++;
+    if (i >= (int)(sizeof seen / sizeof seen[0])) {
+        atomic_store(&nseen, nslots);
+        pthread_mutex_unlock(&seen_lock);
         return;
+    }
     struct seen_report *o = &seen[i];
     o->supervisor = r->supervisor;
     snprintf(o->supervisor_name, sizeof o->supervisor_name, "%s",
@@ -1652,6 +1670,8 @@ static void on_report(const struct rt_supervisor_report *r, void *ctx)
     o->pid = r->pid;
     o->new_pid = r->new_pid;
     o->reason = r->reason;
+    atomic_store(&nseen, nslots);
+    pthread_mutex_unlock(&seen_lock);
 }
 
 static const struct seen_report *await_report(int i)
@@ -1664,7 +1684,7 @@ static const struct seen_report *await_report(int i)
 static void b_reports(void)
 {
     rt_trap_exit(true);
-    atomic_store(&nseen, 0);
+    seen_reset();
     rt_set_supervisor_report_handler(on_report, NULL);
     struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
                                     W("b", W_NOTRAP, RT_PERMANENT, 0)};
@@ -1719,7 +1739,7 @@ END_TEST
 static void b_reports_one_for_all(void)
 {
     rt_trap_exit(true);
-    atomic_store(&nseen, 0);
+    seen_reset();
     rt_set_supervisor_report_handler(on_report, NULL);
     struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0),
                                     W("b", W_TRAP, RT_PERMANENT, 0)};
