@@ -42,6 +42,16 @@
  * 30 s by default) plus the time to stop one that failed. */
 #define CTL_UPGRADE_TIMEOUT_MS 60000
 
+/* {"KEY": "VALUE"} as a request body (the caller frees it), or NULL when
+ * out of memory. */
+static char *one_member_body(const char *key, const char *value)
+{
+    json_t *o = json_pack("{s:s}", key, value);
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return body;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -1248,14 +1258,9 @@ int gw_ctl_main(int argc, char **argv)
         if (!c.timeout_set)
             c.timeout_ms = CTL_UPGRADE_TIMEOUT_MS;
         char *body = NULL;
-        if (c.binary) {
-            json_t *o = json_pack("{s:s}", "binary", c.binary);
-            body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-            json_decref(o);
-            if (!body) {
-                fprintf(stderr, "tandem ctl: out of memory\n");
-                return 1;
-            }
+        if (c.binary && !(body = one_member_body("binary", c.binary))) {
+            fprintf(stderr, "tandem ctl: out of memory\n");
+            return 1;
         }
         int code = run(&c, "POST", "/admin/upgrade", body ? body : "", print_upgrade);
         free(body);
@@ -1327,14 +1332,9 @@ int gw_ctl_main(int argc, char **argv)
     if (strcmp(cmd, "kill") == 0) {
         snprintf(target, sizeof target, "/admin/processes/%s/kill", seg);
         char *body = NULL;
-        if (c.reason) {
-            json_t *o = json_pack("{s:s}", "reason", c.reason);
-            body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-            json_decref(o);
-            if (!body) {
-                fprintf(stderr, "tandem ctl: out of memory\n");
-                return 1;
-            }
+        if (c.reason && !(body = one_member_body("reason", c.reason))) {
+            fprintf(stderr, "tandem ctl: out of memory\n");
+            return 1;
         }
         int code = run(&c, "POST", target, body ? body : "", print_kill);
         free(body);
