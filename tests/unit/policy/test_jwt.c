@@ -23,8 +23,9 @@ static const unsigned char secret64[64] =
 
 static struct gw_jwks *jwks(const char *keys_json)
 {
-    char text[16384];
-    snprintf(text, sizeof text, "{\"keys\":[%s]}", keys_json);
+    char text[16384 + 16];
+    int n = snprintf(text, sizeof text, "{\"keys\":[%s]}", keys_json);
+    ck_assert(n > 0 && (size_t)n < sizeof text);
     struct gw_jwks *s = NULL;
     char err[256] = "";
     int rc = gw_jwks_parse(text, strlen(text), &s, err, sizeof err);
