@@ -2,9 +2,10 @@
  * sched.c: scheduler threads, run queues, work stealing, parking and
  * waking, the watchdog, and the runtime's start and stop.
  *
- * Each scheduler thread owns a run queue (a mutex-guarded FIFO: the lock is
- * held for a few instructions and contended only by stealers and remote
- * wakers), an epoll set and a timing wheel. A process runs until it parks,
+ * Each scheduler thread owns a run queue (a mutex-guarded FIFO per
+ * priority, served high first within the starvation bounds of rt.h's enum
+ * rt_priority: the lock is held for a few instructions and contended only
+ * by stealers and remote wakers), an epoll set and a timing wheel. A process runs until it parks,
  * yields, exits or spends its reduction budget at a runtime call. An idle
  * scheduler steals from the others, spins briefly, then sleeps in
  * epoll_wait until I/O, its next timer or an eventfd kick.
