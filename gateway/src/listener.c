@@ -548,8 +548,15 @@ static int acceptor_start(void *arg, const void *extra, size_t extra_size, rt_pi
     (void)extra;
     (void)extra_size;
     struct gw__acceptor *a = *(struct gw__acceptor **)arg;
-    struct rt_spawn_opts o = {
-        .link = true, .kind = gw__kinds.acceptor, .initial_call = "gw_listener:acceptor"};
+    /* High priority, with the connection supervisor (conns_sup_init):
+     * each accept is a call to it, and at normal priority both would wait
+     * behind every busy connection for each client accepted, one at a
+     * time, while the clients queue in the backlog. Both run briefly per
+     * client; the connection itself runs at normal priority. */
+    struct rt_spawn_opts o = {.link = true,
+                              .kind = gw__kinds.acceptor,
+                              .initial_call = "gw_listener:acceptor",
+                              .priority = RT_PRIORITY_HIGH};
     int rc = rt_spawn(acceptor_main, a, &o, out);
     if (rc < 0)
         *reason = RT_SYSTEM_LIMIT;
@@ -568,6 +575,9 @@ static int conns_sup_init(void *arg, struct rt_sup_flags *flags, struct rt_sup_i
         .type = RT_WORKER,
     };
     (void)arg;
+    /* Answers the acceptors' calls without waiting behind the connections
+     * (acceptor_start). */
+    rt_set_priority(RT_PRIORITY_HIGH);
     flags->strategy = RT_SIMPLE_ONE_FOR_ONE;
     flags->intensity = 0;
     flags->period_s = 1;

@@ -461,7 +461,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
         return -EPERM;
     if (opts->name && (!opts->name[0] || strlen(opts->name) >= 64))
         return -EINVAL;
-    if (!rt__kind_valid(opts->kind))
+    if (!rt__kind_valid(opts->kind) || (unsigned)opts->priority >= RT_PRIORITY_COUNT)
         return -EINVAL;
     size_t stack_size = rt__rt.cfg.stack_size;
     if (opts->stack_size) {
@@ -498,6 +498,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->wait_fd = -1;
     p->started = false;
     RT__SET(&p->kind, opts->kind);
+    RT__SET(&p->prio, (uint8_t)opts->priority);
     RT__SET(&p->status_hint, RT_STATUS_RUNNABLE);
     RT__SET(&p->stack_bytes, 0);
     p->q_head = p->q_tail = NULL;

@@ -194,6 +194,10 @@ struct rt_proc {
     int hib_error;     /* rt_hibernate_poll: why fd was not waited on, or 0 */
     int wait_fd;       /* fd this process is the waiter of (io.c), or -1 */
     bool started;
+    /* enum rt_priority: the run queue it joins. The owner writes it
+     * (relaxed); whoever enqueues it reads it (relaxed): a waker enqueues
+     * only after its CAS read the state published after the write. */
+    _Atomic uint8_t prio;
     _Atomic uint8_t kind;        /* rt_kind; relaxed, read by introspection */
     _Atomic uint8_t status_hint; /* enum rt_status; relaxed, read by introspection */
     _Atomic size_t stack_bytes;  /* stack held (0 hibernating); relaxed */
@@ -288,8 +292,16 @@ struct rt__sched {
     int epfd;
     int evfd; /* wakes this scheduler from epoll_wait */
     pthread_mutex_t rq_lock;
-    struct rt_proc *rq_head, *rq_tail;
+    /* One FIFO per enum rt_priority, under rq_lock; rq_len counts them all
+     * (any thread reads it, relaxed, to decide whether to take the lock). */
+    struct rt__rq {
+        struct rt_proc *head, *tail;
+    } rq[RT_PRIORITY_COUNT];
     _Atomic size_t rq_len;
+    /* Under rq_lock: high-priority picks in a row while normal or low
+     * processes waited, and normal picks in a row while low ones waited
+     * (the starvation bounds of rt.h's enum rt_priority). */
+    unsigned high_streak, normal_streak;
     _Atomic int sleeping;
     struct rt__ctx ctx; /* the scheduler's own context */
     struct rt_proc *_Atomic current;

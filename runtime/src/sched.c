@@ -2,9 +2,10 @@
  * sched.c: scheduler threads, run queues, work stealing, parking and
  * waking, the watchdog, and the runtime's start and stop.
  *
- * Each scheduler thread owns a run queue (a mutex-guarded FIFO: the lock is
- * held for a few instructions and contended only by stealers and remote
- * wakers), an epoll set and a timing wheel. A process runs until it parks,
+ * Each scheduler thread owns a run queue (a mutex-guarded FIFO per
+ * priority, served high first within the starvation bounds of rt.h's enum
+ * rt_priority: the lock is held for a few instructions and contended only
+ * by stealers and remote wakers), an epoll set and a timing wheel. A process runs until it parks,
  * yields, exits or spends its reduction budget at a runtime call. An idle
  * scheduler steals from the others, spins briefly, then sleeps in
  * epoll_wait until I/O, its next timer or an eventfd kick.
@@ -182,13 +183,16 @@ void rt__enqueue(struct rt_proc *p)
         s = p->home;
     if (!s)
         s = &rt__rt.sched[atomic_fetch_add_explicit(&rr, 1, memory_order_relaxed) % rt__rt.nsched];
+    /* Relaxed: see the field. */
+    unsigned prio = atomic_load_explicit(&p->prio, memory_order_relaxed);
+    struct rt__rq *q = &s->rq[prio < RT_PRIORITY_COUNT ? prio : RT_PRIORITY_NORMAL];
     pthread_mutex_lock(&s->rq_lock);
     p->rq_next = NULL;
-    if (s->rq_tail)
-        s->rq_tail->rq_next = p;
+    if (q->tail)
+        q->tail->rq_next = p;
     else
-        s->rq_head = p;
-    s->rq_tail = p;
+        q->head = p;
+    q->tail = p;
     size_t len = atomic_fetch_add_explicit(&s->rq_len, 1, memory_order_seq_cst) + 1;
     pthread_mutex_unlock(&s->rq_lock);
     if (s != rt__cur_sched) {
@@ -199,18 +203,48 @@ void rt__enqueue(struct rt_proc *p)
     }
 }
 
+/* Under rq_lock: takes the head of q, or NULL. */
+static struct rt_proc *rq_take(struct rt__sched *s, struct rt__rq *q)
+{
+    struct rt_proc *p = q->head;
+    if (p) {
+        q->head = p->rq_next;
+        if (!q->head)
+            q->tail = NULL;
+        atomic_fetch_sub_explicit(&s->rq_len, 1, memory_order_relaxed);
+    }
+    return p;
+}
+
+/* Under rq_lock: the next process by priority (rt.h, enum rt_priority):
+ * high first, but never more than RT_PRIORITY_HIGH_STREAK of them in a row
+ * while others wait; then normal, but a waiting low one after every
+ * RT_PRIORITY_LOW_EVERY normal ones. */
+static struct rt_proc *rq_pick(struct rt__sched *s)
+{
+    struct rt__rq *hi = &s->rq[RT_PRIORITY_HIGH];
+    struct rt__rq *no = &s->rq[RT_PRIORITY_NORMAL];
+    struct rt__rq *lo = &s->rq[RT_PRIORITY_LOW];
+    bool others = no->head || lo->head;
+    if (hi->head && (!others || s->high_streak < RT_PRIORITY_HIGH_STREAK)) {
+        s->high_streak = others ? s->high_streak + 1 : 0;
+        return rq_take(s, hi);
+    }
+    s->high_streak = 0;
+    if (lo->head && (!no->head || s->normal_streak >= RT_PRIORITY_LOW_EVERY)) {
+        s->normal_streak = 0;
+        return rq_take(s, lo);
+    }
+    s->normal_streak = lo->head ? s->normal_streak + 1 : 0;
+    return rq_take(s, no);
+}
+
 static struct rt_proc *rq_pop(struct rt__sched *s)
 {
     if (atomic_load_explicit(&s->rq_len, memory_order_relaxed) == 0)
         return NULL;
     pthread_mutex_lock(&s->rq_lock);
-    struct rt_proc *p = s->rq_head;
-    if (p) {
-        s->rq_head = p->rq_next;
-        if (!s->rq_head)
-            s->rq_tail = NULL;
-        atomic_fetch_sub_explicit(&s->rq_len, 1, memory_order_relaxed);
-    }
+    struct rt_proc *p = rq_pick(s);
     pthread_mutex_unlock(&s->rq_lock);
     return p;
 }
@@ -240,13 +274,9 @@ static struct rt_proc *steal(struct rt__sched *s)
             continue;
         if (pthread_mutex_trylock(&v->rq_lock) != 0)
             continue;
-        struct rt_proc *p = v->rq_head;
-        if (p) {
-            v->rq_head = p->rq_next;
-            if (!v->rq_head)
-                v->rq_tail = NULL;
-            atomic_fetch_sub_explicit(&v->rq_len, 1, memory_order_relaxed);
-        }
+        /* In the victim's own order, so that its bounds hold for what it
+         * keeps and a stolen process is the one it would have run next. */
+        struct rt_proc *p = rq_pick(v);
         pthread_mutex_unlock(&v->rq_lock);
         if (p) {
             atomic_fetch_add_explicit(&s->steals, 1, memory_order_relaxed);
@@ -338,6 +368,18 @@ void rt__charge(struct rt_proc *p, int n)
     rt__switch_out(p, RT__REQ_YIELD);
     if (atomic_load_explicit(&p->inbox_n, memory_order_acquire) > 0)
         rt__drain(p);
+}
+
+int rt_set_priority(enum rt_priority prio)
+{
+    struct rt_proc *p = rt__self();
+    if (!p)
+        return -EPERM;
+    if ((unsigned)prio >= RT_PRIORITY_COUNT)
+        return -EINVAL;
+    int old = RT__GET(&p->prio); /* relaxed: see the field */
+    RT__SET(&p->prio, (uint8_t)prio);
+    return old;
 }
 
 void rt_yield(void)

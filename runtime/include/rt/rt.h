@@ -146,6 +146,33 @@ const char *rt_kind_name(rt_kind kind);
 
 typedef void (*rt_entry)(void *arg);
 
+/* Scheduling priorities, as OTP's process_flag(priority, P) and
+ * spawn_opt {priority, P}. Each scheduler keeps one run queue per priority:
+ *  - high: served before normal and low. Unlike OTP, which lets runnable
+ *    high-priority processes hold a scheduler for as long as they like,
+ *    a normal or low process that waits runs after at most
+ *    RT_PRIORITY_HIGH_STREAK high-priority runs in a row, so a busy
+ *    high-priority process slows the others down but cannot stop them.
+ *  - normal: the default, FIFO among themselves.
+ *  - low: as OTP's, shares the scheduler with normal but is picked less
+ *    often: while both wait, one low process runs after every
+ *    RT_PRIORITY_LOW_EVERY normal ones; when no normal one waits, low ones
+ *    run at once.
+ * A process gets normal at spawn unless rt_spawn_opts.priority says
+ * otherwise (it is not inherited, as in OTP). For processes that gate
+ * others' progress, such as an acceptor and the supervisor that starts its
+ * connections: each runs briefly, and while it waits a whole queue of busy
+ * processes, every client behind it waits too. OTP's `max` is not offered:
+ * it is for the runtime's own processes. */
+enum rt_priority {
+    RT_PRIORITY_NORMAL = 0,
+    RT_PRIORITY_HIGH,
+    RT_PRIORITY_LOW,
+    RT_PRIORITY_COUNT /* not a priority */
+};
+#define RT_PRIORITY_HIGH_STREAK 16
+#define RT_PRIORITY_LOW_EVERY 8
+
 struct rt_spawn_opts {
     bool link;                /* link to the caller atomically (spawn_link) */
     bool monitor;             /* monitor from the caller; ref in *monitor_ref */
@@ -161,6 +188,7 @@ struct rt_spawn_opts {
      * Not called when rt_spawn fails (the caller still owns arg) nor once
      * fn has started (fn owns arg then). */
     void (*arg_free)(void *arg);
+    enum rt_priority priority; /* 0 = RT_PRIORITY_NORMAL; another value: -EINVAL */
 };
 
 /* Largest rt_spawn_opts.stack_size. A stack costs only the pages a process
@@ -275,6 +303,12 @@ void rt_set_detail_text(const char *text, size_t len);
 /* Process context. Sets the caller's kind: 0, -EINVAL if `kind` is not
  * registered, -EPERM outside a process. */
 int rt_set_kind(rt_kind kind);
+/* Process context. Sets the caller's scheduling priority (enum
+ * rt_priority, process_flag(priority, P)) and returns the one it had;
+ * -EINVAL for another value, -EPERM outside a process. Takes effect the
+ * next time the caller is queued to run (after it yields, parks or is
+ * woken); it never blocks. */
+int rt_set_priority(enum rt_priority prio);
 
 /* Process context. Gives up the scheduler; counts as a reduction slice end. */
 void rt_yield(void);
