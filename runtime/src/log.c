@@ -96,6 +96,11 @@ void rt_set_supervisor_report_handler(rt_supervisor_report_fn fn, void *ctx)
     atomic_store(&sup_fn, fn);
 }
 
+bool rt__supervisor_report_wanted(void)
+{
+    return atomic_load(&sup_fn) != NULL;
+}
+
 void rt__supervisor_report(const struct rt_supervisor_report *r)
 {
     rt_supervisor_report_fn fn = atomic_load(&sup_fn);

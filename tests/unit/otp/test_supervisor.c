@@ -1774,6 +1774,43 @@ START_TEST(supervisor_reports_each_child_a_one_for_all_restart_starts_again)
 }
 END_TEST
 
+/* Supervisor reports built since the program started (supervisor.c). */
+uint64_t rt__test_sup_reports_built(void);
+
+/* A report nobody takes is not built (OTP's logger drops a report below its
+ * level before formatting it): restarts without a handler build none, and
+ * the same restarts with one build one per event. */
+static void b_reports_unbuilt_without_handler(void)
+{
+    rt_trap_exit(true);
+    rt_set_supervisor_report_handler(NULL, NULL);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 100, 10, RT_AUTO_NEVER}, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    uint64_t before = rt__test_sup_reports_built();
+    for (int i = 0; i < 5; i++) {
+        rt_pid a = child_pid(sup, "a");
+        crash(a);
+        T_ASSERT(await_restart(sup, "a", a));
+    }
+    T_EQ(rt__test_sup_reports_built() - before, 0);
+    seen_reset();
+    rt_set_supervisor_report_handler(on_report, NULL);
+    before = rt__test_sup_reports_built();
+    rt_pid a = child_pid(sup, "a");
+    crash(a);
+    T_ASSERT(await_report(1));
+    T_EQ(rt__test_sup_reports_built() - before, 2); /* terminated, restarted */
+    T_ASSERT(strcmp(seen[1].event, "child_restarted") == 0);
+    rt_set_supervisor_report_handler(NULL, NULL);
+    sup_stop(sup);
+}
+START_TEST(supervisor_builds_no_report_while_no_handler_takes_them)
+{
+    t_run(b_reports_unbuilt_without_handler, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("supervisor");
@@ -1830,6 +1867,7 @@ int main(void)
     tcase_add_test(tc,
                    supervisor_reports_terminations_restarts_and_intensity_to_the_report_handler);
     tcase_add_test(tc, supervisor_reports_each_child_a_one_for_all_restart_starts_again);
+    tcase_add_test(tc, supervisor_builds_no_report_while_no_handler_takes_them);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
