@@ -157,14 +157,22 @@ int rt_set_crash_state(const char *text)
     return 0;
 }
 
+/* s (NULL: "") cut to cap - 1 bytes into out, NUL-terminated. */
+static void copy_text(char *out, size_t cap, const char *s)
+{
+    size_t n = s ? strnlen(s, cap - 1) : 0;
+    memcpy(out, s ? s : "", n);
+    out[n] = 0;
+}
+
 void rt__crash_report(struct rt_proc *p, rt_atom reason)
 {
-    char name[64] = "", ic[64] = "";
+    char name[64], ic[64];
+    /* Plain bounded copies, not snprintf: a crash report is written for
+     * every abnormal exit, and a supervisor restart waits for it. */
     rt__spin_lock(&p->info_lock);
-    if (p->name)
-        snprintf(name, sizeof name, "%s", p->name);
-    if (p->initial_call)
-        snprintf(ic, sizeof ic, "%s", p->initial_call);
+    copy_text(name, sizeof name, p->name);
+    copy_text(ic, sizeof ic, p->initial_call);
     rt__spin_unlock(&p->info_lock);
     struct rt_crash_report r = {
         .pid = atomic_load_explicit(&p->pid, memory_order_relaxed),
