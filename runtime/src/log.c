@@ -124,6 +124,15 @@ bool rt__fatal_handled(const struct rt_fatal_report *r)
     return true;
 }
 
+void rt__log_text(enum rt_log_level level, const char *text)
+{
+    rt_log_fn fn = atomic_load(&log_fn);
+    if (fn)
+        fn(level, text, atomic_load(&log_ctx));
+    else
+        default_log(level, text, NULL);
+}
+
 void rt_log(enum rt_log_level level, const char *fmt, ...)
 {
     char buf[1024];
@@ -131,11 +140,7 @@ void rt_log(enum rt_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    rt_log_fn fn = atomic_load(&log_fn);
-    if (fn)
-        fn(level, buf, atomic_load(&log_ctx));
-    else
-        default_log(level, buf, NULL);
+    rt__log_text(level, buf);
 }
 
 int rt_set_crash_state(const char *text)

@@ -444,6 +444,8 @@ void rt__supervisor_report(const struct rt_supervisor_report *r);
 /* Is a supervisor report handler set? Supervisors build no report
  * otherwise. */
 bool rt__supervisor_report_wanted(void);
+/* rt_log of a line already made (at most 1,023 bytes, as rt_log's). */
+void rt__log_text(enum rt_log_level level, const char *text);
 
 /* ---- introspection (info.c) ---- */
 /* Process context: the caller's registered name into out (cap > 0 bytes,

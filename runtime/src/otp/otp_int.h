@@ -22,6 +22,8 @@ bool rt__supervisor_report_wanted(void);
  * bytes, NUL-terminated; "" when it has none) and returns its length
  * (info.c). */
 size_t rt__self_name(char *out, size_t cap);
+/* rt_log of a line already made, at most 1,023 bytes (log.c). */
+void rt__log_text(enum rt_log_level level, const char *text);
 /* Tests: supervisor reports built since the program started
  * (supervisor.c). */
 uint64_t rt__test_sup_reports_built(void);
