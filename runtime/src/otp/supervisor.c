@@ -636,7 +636,8 @@ static void line_hex(struct line *l, uint64_t v)
  * and formatting it cost a tenth of the restart. */
 static void log_child_terminated(const struct child *c, rt_pid pid, rt_atom reason)
 {
-    struct line l = {.n = 0};
+    struct line l; /* not zeroed: 1,024 bytes; line_str terminates it */
+    l.n = 0;
     line_str(&l, "supervisor ");
     line_hex(&l, rt_self());
     line_str(&l, ": child_terminated child=");
