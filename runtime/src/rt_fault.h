@@ -64,4 +64,9 @@ uint64_t rt__test_exit_wakeups(void);
  * rt_wait_idle waiting, only an exit that leaves no process does. */
 uint64_t rt__test_exit_locks(void);
 
+/* Any thread. How many times rt_atom_intern has taken the atom table's lock
+ * since the program started: only to add a name (or to look one up that a
+ * lock-free probe did not find). */
+uint64_t rt__test_atom_lock_count(void);
+
 #endif
