@@ -4,11 +4,15 @@
  *
  * Invariants: an atom, once made, lives until the program ends (its text is
  * never freed or moved), so rt_atom_name's result is valid forever. The
- * table is a fixed-capacity open-addressing hash guarded by one mutex for
- * insertion; lookups of names go through the same mutex (held for one hash
- * probe: rt_spawn interns each process's initial call), while
- * rt_atom_name reads a published array lock-free.
+ * table is a fixed-capacity open-addressing hash with no deletions: an
+ * entry, once set, never changes. Insertion takes one mutex; a lookup of a
+ * name already interned takes none (rt_spawn interns each process's
+ * initial call, on every scheduler): it probes the published hash and, on
+ * an empty entry, tries again under the mutex, where the name is added if
+ * it is still missing. rt_atom_name reads a published array lock-free.
  */
+#include "rt_fault.h"
+
 #include "rt/rt.h"
 
 #include <pthread.h>
@@ -44,7 +48,18 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
  * acquire it see the entries written before. */
 static _Atomic(const char **) chunks[NCHUNKS];
 static _Atomic uint32_t count;
-static uint32_t *hash; /* atom index + 1, 0 = empty; under lock */
+/* Atom index + 1, 0 = empty; written under lock, read by anyone once
+ * published (the table itself is published with release in ensure_table). */
+static _Atomic uint32_t *hash;
+static _Atomic(_Atomic uint32_t *) hash_pub;
+/* Acquisitions of lock by rt_atom_intern (rt__test_atom_lock_count):
+ * written under the lock, read by tests (relaxed). */
+static _Atomic uint64_t lock_count;
+
+uint64_t rt__test_atom_lock_count(void)
+{
+    return atomic_load_explicit(&lock_count, memory_order_relaxed);
+}
 
 static uint32_t hash_str(const char *s)
 {
@@ -80,12 +95,15 @@ static int add(const char *name, uint32_t *out)
     if (!copy)
         return -1;
     c[n & (CHUNK_SIZE - 1)] = copy;
-    uint32_t h = hash_str(name) & (HASH_SIZE - 1);
-    while (hash[h])
-        h = (h + 1) & (HASH_SIZE - 1);
-    hash[h] = n + 1;
-    /* Release: publishes the entry written above to name_of(). */
+    /* Release: publishes the entry written above to name_of(), before the
+     * hash entry that leads a lock-free lookup to it. */
     atomic_store_explicit(&count, n + 1, memory_order_release);
+    uint32_t h = hash_str(name) & (HASH_SIZE - 1);
+    /* Relaxed: entries change only under the lock, which we hold. */
+    while (atomic_load_explicit(&hash[h], memory_order_relaxed))
+        h = (h + 1) & (HASH_SIZE - 1);
+    /* Release: a lookup that acquires this entry sees the count above. */
+    atomic_store_explicit(&hash[h], n + 1, memory_order_release);
     *out = n;
     return 0;
 }
@@ -103,7 +121,31 @@ static int ensure_table(void)
         if (add(predefined[i], &a) < 0)
             return -1;
     }
+    /* Release: a lookup that acquires the table sees its entries so far. */
+    atomic_store_explicit(&hash_pub, hash, memory_order_release);
     return 0;
+}
+
+/* Without the lock: the atom for `name` if the published table has it. An
+ * empty entry ends the probe, and the caller asks again under the lock (an
+ * entry set meanwhile is found there). */
+static bool lookup(const char *name, uint32_t h, rt_atom *out)
+{
+    /* Acquire: pairs with the release in ensure_table. */
+    _Atomic uint32_t *t = atomic_load_explicit(&hash_pub, memory_order_acquire);
+    if (!t)
+        return false;
+    for (;; h = (h + 1) & (HASH_SIZE - 1)) {
+        /* Acquire: pairs with add()'s release, so name_of sees the atom. */
+        uint32_t e = atomic_load_explicit(&t[h], memory_order_acquire);
+        if (!e)
+            return false;
+        const char *s = name_of(e - 1);
+        if (s && strcmp(s, name) == 0) {
+            *out = e - 1;
+            return true;
+        }
+    }
 }
 
 rt_atom rt_atom_intern(const char *name)
@@ -115,11 +157,18 @@ rt_atom rt_atom_intern(const char *name)
      * would cost every name a dozen comparisons (rt_spawn interns each
      * process's initial call). */
     rt_atom result = RT_SYSTEM_LIMIT;
+    uint32_t h0 = hash_str(name) & (HASH_SIZE - 1);
+    if (lookup(name, h0, &result))
+        return result;
     pthread_mutex_lock(&lock);
+    /* Relaxed: a count for tests, written only under the lock. */
+    atomic_store_explicit(&lock_count, atomic_load_explicit(&lock_count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     if (ensure_table() == 0) {
-        uint32_t h = hash_str(name) & (HASH_SIZE - 1);
+        uint32_t h = h0;
         for (;;) {
-            uint32_t e = hash[h];
+            /* Relaxed: entries change only under the lock, which we hold. */
+            uint32_t e = atomic_load_explicit(&hash[h], memory_order_relaxed);
             if (!e) {
                 uint32_t a;
                 if (add(name, &a) == 0)

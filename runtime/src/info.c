@@ -72,6 +72,23 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
     return 0;
 }
 
+size_t rt__self_name(char *out, size_t cap)
+{
+    struct rt_proc *p = rt__self();
+    size_t n = 0;
+    if (p) {
+        /* Under info_lock: another process may unregister the name. */
+        rt__spin_lock(&p->info_lock);
+        if (p->name) {
+            n = strnlen(p->name, cap - 1);
+            memcpy(out, p->name, n);
+        }
+        rt__spin_unlock(&p->info_lock);
+    }
+    out[n] = 0;
+    return n;
+}
+
 int rt_proc_info(rt_pid pid, struct rt_proc_info *out)
 {
     struct rt_proc *p = rt__lookup(pid);

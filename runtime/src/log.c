@@ -96,6 +96,11 @@ void rt_set_supervisor_report_handler(rt_supervisor_report_fn fn, void *ctx)
     atomic_store(&sup_fn, fn);
 }
 
+bool rt__supervisor_report_wanted(void)
+{
+    return atomic_load(&sup_fn) != NULL;
+}
+
 void rt__supervisor_report(const struct rt_supervisor_report *r)
 {
     rt_supervisor_report_fn fn = atomic_load(&sup_fn);
@@ -119,6 +124,15 @@ bool rt__fatal_handled(const struct rt_fatal_report *r)
     return true;
 }
 
+void rt__log_text(enum rt_log_level level, const char *text)
+{
+    rt_log_fn fn = atomic_load(&log_fn);
+    if (fn)
+        fn(level, text, atomic_load(&log_ctx));
+    else
+        default_log(level, text, NULL);
+}
+
 void rt_log(enum rt_log_level level, const char *fmt, ...)
 {
     char buf[1024];
@@ -126,11 +140,7 @@ void rt_log(enum rt_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    rt_log_fn fn = atomic_load(&log_fn);
-    if (fn)
-        fn(level, buf, atomic_load(&log_ctx));
-    else
-        default_log(level, buf, NULL);
+    rt__log_text(level, buf);
 }
 
 int rt_set_crash_state(const char *text)
@@ -152,14 +162,22 @@ int rt_set_crash_state(const char *text)
     return 0;
 }
 
+/* s (NULL: "") cut to cap - 1 bytes into out, NUL-terminated. */
+static void copy_text(char *out, size_t cap, const char *s)
+{
+    size_t n = s ? strnlen(s, cap - 1) : 0;
+    memcpy(out, s ? s : "", n);
+    out[n] = 0;
+}
+
 void rt__crash_report(struct rt_proc *p, rt_atom reason)
 {
-    char name[64] = "", ic[64] = "";
+    char name[64], ic[64];
+    /* Plain bounded copies, not snprintf: a crash report is written for
+     * every abnormal exit, and a supervisor restart waits for it. */
     rt__spin_lock(&p->info_lock);
-    if (p->name)
-        snprintf(name, sizeof name, "%s", p->name);
-    if (p->initial_call)
-        snprintf(ic, sizeof ic, "%s", p->initial_call);
+    copy_text(name, sizeof name, p->name);
+    copy_text(ic, sizeof ic, p->initial_call);
     rt__spin_unlock(&p->info_lock);
     struct rt_crash_report r = {
         .pid = atomic_load_explicit(&p->pid, memory_order_relaxed),

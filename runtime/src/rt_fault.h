@@ -59,4 +59,14 @@ int rt__test_sched_id(void);
  * pid that exited, or when no process is left. */
 uint64_t rt__test_exit_wakeups(void);
 
+/* Any thread. How many exits, since the program started, took the lock the
+ * threads in rt_join and rt_wait_idle wait under (sched.c): with only
+ * rt_wait_idle waiting, only an exit that leaves no process does. */
+uint64_t rt__test_exit_locks(void);
+
+/* Any thread. How many times rt_atom_intern has taken the atom table's lock
+ * since the program started: only to add a name (or to look one up that a
+ * lock-free probe did not find). */
+uint64_t rt__test_atom_lock_count(void);
+
 #endif

@@ -453,6 +453,16 @@ bool rt__mon_del(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid *pid);
 void rt__crash_report(struct rt_proc *p, rt_atom reason);
 /* Hands `r` to the supervisor report handler, if one is set (otp_int.h). */
 void rt__supervisor_report(const struct rt_supervisor_report *r);
+/* Is a supervisor report handler set? Supervisors build no report
+ * otherwise. */
+bool rt__supervisor_report_wanted(void);
+/* rt_log of a line already made (at most 1,023 bytes, as rt_log's). */
+void rt__log_text(enum rt_log_level level, const char *text);
+
+/* ---- introspection (info.c) ---- */
+/* Process context: the caller's registered name into out (cap > 0 bytes,
+ * NUL-terminated, "" for none); returns its length. */
+size_t rt__self_name(char *out, size_t cap);
 
 /* ---- monitors by name (msg.c) ---- */
 /* Owner: forgets the name record of monitor `ref`, if any (rt_demonitor). */

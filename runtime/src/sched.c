@@ -832,6 +832,18 @@ uint64_t rt__test_exit_wakeups(void)
     return atomic_load_explicit(&exit_wakeups, memory_order_relaxed);
 }
 
+/* Threads in rt_join (a subset of idle_waiters, counted the same way). */
+static _Atomic int joiners_n;
+
+/* Exits that took idle_lock (rt__test_exit_locks). Written only under
+ * idle_lock; read by tests (relaxed). */
+static _Atomic uint64_t exit_locks;
+
+uint64_t rt__test_exit_locks(void)
+{
+    return atomic_load_explicit(&exit_locks, memory_order_relaxed);
+}
+
 void rt__notify_exit(rt_pid pid, rt_atom reason)
 {
     /* Relaxed: only the index must be unique. */
@@ -842,7 +854,17 @@ void rt__notify_exit(rt_pid pid, rt_atom reason)
     /* seq_cst: pairs with the joiner's increment before its liveness check. */
     if (atomic_load_explicit(&rt__rt.idle_waiters, memory_order_seq_cst) == 0)
         return;
+    /* Only rt_wait_idle waits (no joiner): it has anything to wake for only
+     * once no process is left, so the other exits take no lock (a thread
+     * waiting for a storm of spawns to end would otherwise make every exit
+     * lock idle_lock, contended between schedulers). The exit that takes
+     * `live` to 0 reads it after its own decrement and goes on. seq_cst:
+     * as the loads below and rt_join's increments. */
+    if (atomic_load_explicit(&joiners_n, memory_order_seq_cst) == 0 &&
+        atomic_load_explicit(&rt__rt.live, memory_order_seq_cst) > 0)
+        return;
     pthread_mutex_lock(&rt__rt.idle_lock);
+    RT__RELAXED_ADD(&exit_locks, 1);
     bool wake = false;
     for (struct joiner *j = joiners; j; j = j->next) {
         if (j->pid == pid) {
@@ -886,6 +908,7 @@ int rt_join(rt_pid pid, int64_t timeout_ms, rt_atom *reason)
     pthread_mutex_lock(&rt__rt.idle_lock);
     j.next = joiners;
     joiners = &j;
+    atomic_fetch_add_explicit(&joiners_n, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&rt__rt.idle_waiters, 1, memory_order_seq_cst);
     int rc = 0;
     rt_atom past;
@@ -930,6 +953,7 @@ int rt_join(rt_pid pid, int64_t timeout_ms, rt_atom *reason)
         }
     }
     atomic_fetch_sub_explicit(&rt__rt.idle_waiters, 1, memory_order_seq_cst);
+    atomic_fetch_sub_explicit(&joiners_n, 1, memory_order_seq_cst);
     pthread_mutex_unlock(&rt__rt.idle_lock);
     return rc;
 }

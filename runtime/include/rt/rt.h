@@ -592,6 +592,9 @@ struct rt_proc_info {
     uint32_t links;
     uint32_t monitors;  /* monitors this process holds */
     uint32_t monitored; /* monitors held on this process */
+    /* rt_now_ms() at the spawn; for a spawn by a process, the time its
+     * spawner was last scheduled (a spawn reads no clock): earlier by what
+     * the spawner ran since, one time slice at most. */
     uint64_t started_ms;
     bool trap_exit;
 };

@@ -15,6 +15,18 @@
 
 /* Hands `r` to the supervisor report handler, if one is set (log.c). */
 void rt__supervisor_report(const struct rt_supervisor_report *r);
+/* Any thread: is a supervisor report handler set (log.c)? A report nobody
+ * takes is not built. */
+bool rt__supervisor_report_wanted(void);
+/* Process context: copies the caller's registered name into out (cap > 0
+ * bytes, NUL-terminated; "" when it has none) and returns its length
+ * (info.c). */
+size_t rt__self_name(char *out, size_t cap);
+/* rt_log of a line already made, at most 1,023 bytes (log.c). */
+void rt__log_text(enum rt_log_level level, const char *text);
+/* Tests: supervisor reports built since the program started
+ * (supervisor.c). */
+uint64_t rt__test_sup_reports_built(void);
 
 /* A reply that stands for NULL (rt_gen_server_reply(from, NULL)). */
 #define RT__MSG_NULL_REPLY (RT_MSG_SYSTEM + 0x2f)

@@ -1774,6 +1774,87 @@ START_TEST(supervisor_reports_each_child_a_one_for_all_restart_starts_again)
 }
 END_TEST
 
+/* The child_terminated log line, as the supervisor wrote it. */
+static pthread_mutex_t line_lock = PTHREAD_MUTEX_INITIALIZER;
+static char terminated_line[1024];
+
+static void capture_line(enum rt_log_level level, const char *msg, void *ctx)
+{
+    (void)ctx;
+    if (level != RT_LOG_ERROR || !strstr(msg, ": child_terminated "))
+        return;
+    pthread_mutex_lock(&line_lock);
+    snprintf(terminated_line, sizeof terminated_line, "%s", msg);
+    pthread_mutex_unlock(&line_lock);
+}
+
+static void b_terminated_line(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {W("worker_a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 10, 10, RT_AUTO_NEVER}, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    rt_pid a = child_pid(sup, "worker_a");
+    rt_set_log_handler(capture_line, NULL);
+    rt_ref mref = rt_monitor(a);
+    rt_exit_signal(a, rt_atom_intern("a_reason_of_its_own"));
+    rt_msg_free(rt_receive_ref(mref, 5000));
+    T_ASSERT(await_restart(sup, "worker_a", a));
+    rt_set_log_handler(NULL, NULL);
+    char want[1024], got[1024];
+    snprintf(
+        want, sizeof want,
+        "supervisor %#llx: child_terminated child=worker_a pid=%#llx reason=a_reason_of_its_own",
+        (unsigned long long)sup, (unsigned long long)a);
+    pthread_mutex_lock(&line_lock);
+    snprintf(got, sizeof got, "%s", terminated_line);
+    pthread_mutex_unlock(&line_lock);
+    T_ASSERT_F(strcmp(got, want) == 0, "\"%.200s\" is not \"%.200s\"", got, want);
+    sup_stop(sup);
+}
+START_TEST(supervisor_logs_a_child_termination_as_one_line_naming_supervisor_child_pid_and_reason)
+{
+    t_run(b_terminated_line, true);
+}
+END_TEST
+
+/* Supervisor reports built since the program started (supervisor.c). */
+uint64_t rt__test_sup_reports_built(void);
+
+/* A report nobody takes is not built (OTP's logger drops a report below its
+ * level before formatting it): restarts without a handler build none, and
+ * the same restarts with one build one per event. */
+static void b_reports_unbuilt_without_handler(void)
+{
+    rt_trap_exit(true);
+    rt_set_supervisor_report_handler(NULL, NULL);
+    struct rt_child_spec specs[] = {W("a", W_TRAP, RT_PERMANENT, 0)};
+    struct sup_cfg cfg = {{RT_ONE_FOR_ONE, 100, 10, RT_AUTO_NEVER}, specs, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    uint64_t before = rt__test_sup_reports_built();
+    for (int i = 0; i < 5; i++) {
+        rt_pid a = child_pid(sup, "a");
+        crash(a);
+        T_ASSERT(await_restart(sup, "a", a));
+    }
+    T_EQ(rt__test_sup_reports_built() - before, 0);
+    seen_reset();
+    rt_set_supervisor_report_handler(on_report, NULL);
+    before = rt__test_sup_reports_built();
+    rt_pid a = child_pid(sup, "a");
+    crash(a);
+    T_ASSERT(await_report(1));
+    T_EQ(rt__test_sup_reports_built() - before, 2); /* terminated, restarted */
+    T_ASSERT(strcmp(seen[1].event, "child_restarted") == 0);
+    rt_set_supervisor_report_handler(NULL, NULL);
+    sup_stop(sup);
+}
+START_TEST(supervisor_builds_no_report_while_no_handler_takes_them)
+{
+    t_run(b_reports_unbuilt_without_handler, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("supervisor");
@@ -1830,6 +1911,9 @@ int main(void)
     tcase_add_test(tc,
                    supervisor_reports_terminations_restarts_and_intensity_to_the_report_handler);
     tcase_add_test(tc, supervisor_reports_each_child_a_one_for_all_restart_starts_again);
+    tcase_add_test(tc, supervisor_builds_no_report_while_no_handler_takes_them);
+    tcase_add_test(
+        tc, supervisor_logs_a_child_termination_as_one_line_naming_supervisor_child_pid_and_reason);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

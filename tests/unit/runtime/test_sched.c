@@ -1323,6 +1323,31 @@ START_TEST(exits_of_other_processes_do_not_wake_a_thread_in_rt_join)
 }
 END_TEST
 
+/* Spawns `*arg` children that exit at once, without waiting for them. */
+static void spawns_many(void *arg)
+{
+    const long *n = arg;
+    rt_sleep(20); /* the test thread is in rt_wait_idle by then, mostly */
+    for (long i = 0; i < *n; i++)
+        ck_assert_int_eq(rt_spawn(exits_quietly, NULL, NULL, NULL), 0);
+}
+
+START_TEST(exits_while_only_rt_wait_idle_waits_take_no_lock_until_the_last)
+{
+    static long n = 2000;
+    rt_test_start(2);
+    uint64_t before = rt__test_exit_locks();
+    ck_assert_int_eq(rt_spawn(spawns_many, &n, NULL, NULL), 0);
+    ck_assert_int_eq(rt_wait_idle(rt_test_scaled(20000)), 0);
+    uint64_t locks = rt__test_exit_locks() - before;
+    /* Only an exit that finds no process left has a waiter to wake: the
+     * last one, and one on the other scheduler that read `live` after it. */
+    ck_assert_msg(locks <= 2, "%llu exits of 2,001 took the waiters' lock",
+                  (unsigned long long)locks);
+    rt_test_stop();
+}
+END_TEST
+
 /* ---- a join without a timeout of a pid with no exit to wait for ---- */
 
 struct join_arg {
@@ -1386,4 +1411,5 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              runtime_restarts_cleanly_after_stop,
              a_failed_test_leaves_no_runtime_running_for_the_next,
              exits_of_other_processes_do_not_wake_a_thread_in_rt_join,
+             exits_while_only_rt_wait_idle_waits_take_no_lock_until_the_last,
              rt_join_without_timeout_of_a_pid_with_no_exit_to_wait_for_returns_esrch)
