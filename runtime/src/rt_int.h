@@ -306,6 +306,7 @@ struct rt__sched {
     struct rt__ctx ctx; /* the scheduler's own context */
     struct rt_proc *_Atomic current;
     _Atomic uint64_t slice_start_ns;
+    uint64_t run_end_ns; /* the scheduler thread's own: its last run's end, 0 after it idled */
     _Atomic uint64_t watchdog_reported; /* pid reported for this slice */
     struct rt__wheel *wheel;
     struct rt__stack *stack_pool; /* the warm stacks first, then the released ones */

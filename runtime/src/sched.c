@@ -249,7 +249,9 @@ static struct rt_proc *rq_pop(struct rt__sched *s)
     return p;
 }
 
-static bool worth_stealing(struct rt__sched *v, uint64_t now)
+/* *now: the clock, read here on first need (0 until then): most looks
+ * decide on the queue's length alone, and an idle scheduler looks often. */
+static bool worth_stealing(struct rt__sched *v, uint64_t *now)
 {
     size_t len = atomic_load_explicit(&v->rq_len, memory_order_relaxed);
     if (len >= 2)
@@ -258,8 +260,11 @@ static bool worth_stealing(struct rt__sched *v, uint64_t now)
         return false;
     if (atomic_load_explicit(&v->sleeping, memory_order_relaxed))
         return true;
-    return atomic_load_explicit(&v->current, memory_order_relaxed) &&
-           now - atomic_load_explicit(&v->slice_start_ns, memory_order_relaxed) > STEAL_AFTER_NS;
+    if (!atomic_load_explicit(&v->current, memory_order_relaxed))
+        return false;
+    if (!*now)
+        *now = rt_now_ns();
+    return *now - atomic_load_explicit(&v->slice_start_ns, memory_order_relaxed) > STEAL_AFTER_NS;
 }
 
 static struct rt_proc *steal(struct rt__sched *s)
@@ -267,10 +272,10 @@ static struct rt_proc *steal(struct rt__sched *s)
     unsigned n = rt__rt.nsched;
     if (n < 2)
         return NULL;
-    uint64_t now = rt_now_ns();
+    uint64_t now = 0;
     for (unsigned k = 1; k < n; k++) {
         struct rt__sched *v = &rt__rt.sched[(s->id + k) % n];
-        if (!worth_stealing(v, now))
+        if (!worth_stealing(v, &now))
             continue;
         if (pthread_mutex_trylock(&v->rq_lock) != 0)
             continue;
@@ -288,9 +293,9 @@ static struct rt_proc *steal(struct rt__sched *s)
 
 static bool anything_to_steal(struct rt__sched *s)
 {
-    uint64_t now = rt_now_ns();
+    uint64_t now = 0;
     for (unsigned k = 1; k < rt__rt.nsched; k++)
-        if (worth_stealing(&rt__rt.sched[(s->id + k) % rt__rt.nsched], now))
+        if (worth_stealing(&rt__rt.sched[(s->id + k) % rt__rt.nsched], &now))
             return true;
     return false;
 }
@@ -464,7 +469,9 @@ static void run(struct rt__sched *s, struct rt_proc *p)
     atomic_store_explicit(&p->state, RT__RUNNING, memory_order_relaxed);
     p->home = s;
     p->reds = (int)budget;
-    uint64_t t0 = rt_now_ns();
+    /* Straight after another run, that run's end is this one's start (the
+     * queue pop between them counts as busy): one clock read per run. */
+    uint64_t t0 = s->run_end_ns ? s->run_end_ns : rt_now_ns();
     atomic_store_explicit(&s->slice_start_ns, t0, memory_order_relaxed);
     /* Release: the watchdog and introspection that acquire `current` see
      * the block as initialised. */
@@ -482,6 +489,7 @@ static void run(struct rt__sched *s, struct rt_proc *p)
                 p->arg_free(p->arg);
             rt__finish(p);
             atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
+            s->run_end_ns = 0;
             return;
         }
         init_ctx(p);
@@ -490,6 +498,7 @@ static void run(struct rt__sched *s, struct rt_proc *p)
     }
     switch_to_proc(s, p);
     uint64_t t1 = rt_now_ns();
+    s->run_end_ns = t1;
     atomic_fetch_add_explicit(&s->busy_ns_total, t1 - t0, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->switches, 1, memory_order_relaxed);
     int used = (int)budget - p->reds;
@@ -687,10 +696,11 @@ static void *sched_main(void *arg)
             run(s, p);
             if ((++n & 31) == 0) {
                 rt__io_poll(s, 0);
-                rt__wheel_advance(s->wheel, rt_now_ms());
+                rt__wheel_advance(s->wheel, s->run_end_ns / 1000000u);
             }
             continue;
         }
+        s->run_end_ns = 0; /* out of work: the next run reads the clock */
         int tmo = rt__wheel_advance(s->wheel, rt_now_ms());
         rt__io_poll(s, 0);
         if (atomic_load_explicit(&s->rq_len, memory_order_relaxed))
