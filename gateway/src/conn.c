@@ -126,7 +126,7 @@ static void serve(struct gw__exchange *ex)
             ex->draining = true;
             ex->drain_linger = true;
         }
-        bool in_msg = gw_http_parser_in_message(ex->parser);
+        bool in_msg = gw__ex_in_message(ex);
         if (ex->draining && !ex->drain_linger && !in_msg && ex->len == 0)
             return;
         if (ex->len == 0 && !in_msg) {
@@ -168,7 +168,7 @@ static void serve(struct gw__exchange *ex)
                 rt_msg_free(m);
                 continue;
             }
-            if (!gw_http_parser_in_message(ex->parser))
+            if (!gw__ex_in_message(ex))
                 head_deadline = rt_now_ms() + l->header_timeout_ms;
         }
         struct gw_http_event ev;

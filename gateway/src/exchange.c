@@ -221,10 +221,23 @@ int gw__ex_fill(struct gw__exchange *ex, int64_t timeout_ms)
     return r == 0 ? -EAGAIN : r;
 }
 
+/* The parser, made again after an idle period gave it back
+ * (gw__ex_idle_trim): between messages it holds nothing a fresh one lacks
+ * (every message starts from llhttp's start state and a reset scanner). */
+static int ensure_parser(struct gw__exchange *ex)
+{
+    if (ex->parser)
+        return 0;
+    return gw_http_parser_new(&ex->parser, GW_HTTP_REQUEST, &ex->lis->limits);
+}
+
 int gw__ex_feed(struct gw__exchange *ex, struct gw_http_event *ev)
 {
     size_t used = 0;
-    int rc = gw_http_parser_feed(ex->parser, ex->buf + ex->off, ex->len, &used, ev);
+    int rc = ensure_parser(ex);
+    if (rc < 0)
+        return rc;
+    rc = gw_http_parser_feed(ex->parser, ex->buf + ex->off, ex->len, &used, ev);
     if (rc < 0) {
         ex->request_id[0] = 0;
         return rc;
@@ -232,6 +245,11 @@ int gw__ex_feed(struct gw__exchange *ex, struct gw_http_event *ev)
     ex->off += used;
     ex->len -= used;
     return rc;
+}
+
+bool gw__ex_in_message(const struct gw__exchange *ex)
+{
+    return ex->parser && gw_http_parser_in_message(ex->parser);
 }
 
 int gw__ex_take_end(struct gw__exchange *ex)
@@ -247,7 +265,10 @@ void gw__ex_idle_trim(struct gw__exchange *ex)
     free(ex->buf);
     ex->buf = NULL;
     ex->off = ex->len = 0;
-    gw_http_parser_trim(ex->parser); /* give back the head storage while idle */
+    /* The parser too (about 500 bytes with its limits and llhttp's
+     * state): an idle connection keeps only what says who it is. The next
+     * bytes make a fresh one (gw__ex_feed). */
+    ex->parser = gw_http_parser_free(ex->parser);
     if (ex->tp->ops->trim && ex->idle_since && rt_now_ms() - ex->idle_since >= GW__TRIM_AFTER_MS)
         ex->tp->ops->trim(ex->tp);
 }
@@ -333,7 +354,7 @@ bool gw__ex_head_request(const struct gw__exchange *ex)
     if (ex->head)
         return strcmp(ex->head->method, "HEAD") == 0;
     size_t n = 0;
-    const char *m = gw_http_parser_method(ex->parser, &n);
+    const char *m = ex->parser ? gw_http_parser_method(ex->parser, &n) : NULL;
     return m && n == 4 && memcmp(m, "HEAD", 4) == 0;
 }
 

@@ -117,7 +117,7 @@ struct gw__exchange {
     _Atomic int refs;
     struct gw__transport *tp; /* the client; only exchange.c touches it */
     struct gw__listener *lis;
-    struct gw_http_parser *parser;
+    struct gw_http_parser *parser; /* NULL while idle (gw__ex_idle_trim) */
     char *buf; /* GW__BUF_SIZE bytes; unconsumed input is buf[off, off + len) */
     size_t off, len;
     bool eof;
@@ -176,11 +176,14 @@ int gw__ex_fill(struct gw__exchange *ex, int64_t timeout_ms);
  * parser's return (gw_http_parser_feed) and its event in *ev. A request
  * refused here (-EPROTO) has no request id yet. */
 int gw__ex_feed(struct gw__exchange *ex, struct gw_http_event *ev);
+/* Whether a request message has begun and not ended (its head or body is
+ * being read): gw_http_parser_in_message; false while idle. */
+bool gw__ex_in_message(const struct gw__exchange *ex);
 /* Takes the end of a bodiless request still pending in the parser, so the
  * wait for the next request is an idle wait. 0 or -errno. */
 int gw__ex_take_end(struct gw__exchange *ex);
-/* Gives back the input buffer and the parser's head storage while idle
- * (nothing may be buffered), and, once the connection has been idle
+/* Gives back the input buffer and the parser while idle (nothing may be
+ * buffered, no message begun), and, once the connection has been idle
  * GW__TRIM_AFTER_MS (ex->idle_since), what the transport holds (its
  * `trim`). */
 void gw__ex_idle_trim(struct gw__exchange *ex);
