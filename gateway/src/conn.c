@@ -250,7 +250,7 @@ static void conn_main(void *arg)
     /* The peer's address first: the transport owns the descriptor after. */
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    char addr[sizeof((struct gw__exchange *)0)->client_addr] = "";
+    char addr[GW__ADDR_TEXT_SIZE] = "";
     bool loopback = false;
     if (getpeername(cs.fd, (struct sockaddr *)&ss, &sl) == 0)
         gw__addr_text((struct sockaddr *)&ss, addr, sizeof addr, &loopback);
@@ -273,11 +273,10 @@ static void conn_main(void *arg)
     } else if (gw__transport_socket_new(cs.fd, &tp) < 0) {
         return;
     }
-    if (gw__ex_new(&ex, tp, l) < 0)
+    if (gw__ex_new(&ex, tp, l, addr) < 0)
         return;
     ex->conn = rt_self();
     rt_defer(gw__exchange_unref, ex);
-    memcpy(ex->client_addr, addr, sizeof addr);
     ex->client_loopback = loopback;
     if (l->tls) {
         if (!(ex->tls = malloc(sizeof *ex->tls)))

@@ -144,13 +144,34 @@ int gw__transport_write_all(struct gw__transport *t, const void *buf, size_t len
 
 /* ---- the exchange ----------------------------------------------------------- */
 
-int gw__ex_new(struct gw__exchange **out, struct gw__transport *tp, struct gw__listener *lis)
+/* The input buffer and the request part (exchange.h), one block. */
+struct ex_in {
+    struct gw__ex_req req;
+    char buf[GW__BUF_SIZE];
+};
+
+/* Where the request part's strings point while there is none: read as
+ * empty, never written (nothing writes them outside a request). */
+static char no_text[1];
+
+static void req_part_clear(struct gw__exchange *ex)
 {
-    struct gw__exchange *ex = calloc(1, sizeof(*ex));
+    ex->client = ex->request_id = ex->capped_route = no_text;
+}
+
+int gw__ex_new(struct gw__exchange **out, struct gw__transport *tp, struct gw__listener *lis,
+               const char *client_addr)
+{
+    size_t alen = strnlen(client_addr, GW__ADDR_TEXT_SIZE - 1);
+    struct gw__exchange *ex = calloc(1, sizeof(*ex) + alen + 1);
     if (!ex) {
         tp->ops->close(tp);
         return -ENOMEM;
     }
+    char *addr = (char *)(ex + 1);
+    memcpy(addr, client_addr, alen);
+    ex->client_addr = addr;
+    req_part_clear(ex);
     atomic_store_explicit(&ex->refs, 1, memory_order_relaxed);
     ex->tp = tp;
     ex->lis = lis;
@@ -174,15 +195,26 @@ void gw__exchange_unref(void *arg)
         ex->tp->ops->close(ex->tp);
     gw_http_parser_free(ex->parser);
     gw_http_head_free(ex->head);
-    free(ex->buf);
+    free(ex->in);
     free(ex->tls);
     free(ex);
 }
 
+/* The input buffer and with it the request part: one allocation while a
+ * connection is busy, none while it is idle. */
 static int ensure_buf(struct gw__exchange *ex)
 {
-    if (!ex->buf && !(ex->buf = malloc(GW__BUF_SIZE)))
+    if (ex->buf)
+        return 0;
+    struct ex_in *in = malloc(sizeof(*in));
+    if (!in)
         return -ENOMEM;
+    in->req.client[0] = in->req.request_id[0] = in->req.capped_route[0] = 0;
+    ex->in = in;
+    ex->buf = in->buf;
+    ex->client = in->req.client;
+    ex->request_id = in->req.request_id;
+    ex->capped_route = in->req.capped_route;
     return 0;
 }
 
@@ -239,7 +271,8 @@ int gw__ex_feed(struct gw__exchange *ex, struct gw_http_event *ev)
         return rc;
     rc = gw_http_parser_feed(ex->parser, ex->buf + ex->off, ex->len, &used, ev);
     if (rc < 0) {
-        ex->request_id[0] = 0;
+        if (ex->in)
+            ex->request_id[0] = 0;
         return rc;
     }
     ex->off += used;
@@ -262,8 +295,10 @@ int gw__ex_take_end(struct gw__exchange *ex)
 
 void gw__ex_idle_trim(struct gw__exchange *ex)
 {
-    free(ex->buf);
+    free(ex->in);
+    ex->in = NULL;
     ex->buf = NULL;
+    req_part_clear(ex);
     ex->off = ex->len = 0;
     /* The parser too (about 500 bytes with its limits and llhttp's
      * state): an idle connection keeps only what says who it is. The next
