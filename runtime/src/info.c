@@ -34,8 +34,9 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
     if (p->state_name)
         snprintf(o->state, sizeof o->state, "%s", p->state_name);
     if (p->detail)
-        memcpy(o->detail, p->detail, sizeof o->detail);
-    o->detail[sizeof o->detail - 1] = 0;
+        snprintf(o->detail, sizeof o->detail, "%s", p->detail->text);
+    else
+        o->detail[0] = 0;
     o->kind = RT__GET(&p->kind);
     int st = atomic_load_explicit(&p->state, memory_order_relaxed);
     switch (st) {

@@ -96,6 +96,15 @@ static inline void rt__spin_unlock(rt__spin *l)
  * copy is as large. */
 #define RT__DETAIL_SIZE 128
 
+/* A detail line, in a block as large as the longest line set in its slot
+ * (rt_set_detail_text): most are far shorter than RT__DETAIL_SIZE, and a
+ * block per idle connection adds up. */
+struct rt__detail {
+    uint8_t cap; /* bytes of text, its NUL included: at most RT__DETAIL_SIZE */
+    char text[];
+};
+_Static_assert(RT__DETAIL_SIZE <= UINT8_MAX, "a detail's capacity is a byte");
+
 /* ---- internal signal types (travel in the inbox, never seen by users) ---- */
 #define RT__SIG_LINK (RT_MSG_SYSTEM + 0x100)
 #define RT__SIG_UNLINK (RT_MSG_SYSTEM + 0x101)
@@ -246,9 +255,9 @@ struct rt_proc {
     rt__spin info_lock;
     char *name; /* registry-owned copy, or NULL */
     rt_pid parent;
-    const char *initial_call; /* interned atom text: static storage */
-    const char *state_name;   /* interned (static storage), NULL for none */
-    char *detail;             /* malloc'd, RT__DETAIL_SIZE bytes, lazily */
+    const char *initial_call;  /* interned atom text: static storage */
+    const char *state_name;    /* interned (static storage), NULL for none */
+    struct rt__detail *detail; /* malloc'd lazily, kept for the slot's next process */
     _Atomic uint64_t reductions;
     uint64_t started_ms;
 };
