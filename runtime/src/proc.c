@@ -378,6 +378,43 @@ bool rt__links_del(struct rt_proc *p, rt_pid pid)
     return found;
 }
 
+void rt__rel_trim(struct rt_proc *p)
+{
+    struct rt__rel *r = p->rel;
+    if (!r)
+        return;
+    /* A fresh block, not realloc: shrinking in place keeps the old block
+     * when what it would give back is small (glibc does). */
+    rt_pid *links = NULL, *old = NULL;
+    if (r->nlinks && r->nlinks < r->caplinks && (links = malloc(r->nlinks * sizeof(*links))))
+        memcpy(links, r->links, r->nlinks * sizeof(*links));
+    rt__spin_lock(&p->info_lock);
+    if (links) {
+        old = r->links;
+        r->links = links;
+        r->caplinks = r->nlinks;
+    }
+    if (!r->nmons) {
+        free(r->mons);
+        r->mons = NULL;
+        r->capmons = 0;
+    }
+    if (!r->nwatch) {
+        free(r->watchers);
+        r->watchers = NULL;
+        r->capwatch = 0;
+    }
+    bool empty = !r->nlinks && !r->nmons && !r->nwatch;
+    if (empty)
+        p->rel = NULL;
+    rt__spin_unlock(&p->info_lock);
+    free(old);
+    if (empty) {
+        free(r->links);
+        free(r);
+    }
+}
+
 /* rt__test_mon_fail_nth: monitor records left until the one that fails
  * (0: none is to fail). */
 static _Atomic unsigned mon_fail_countdown;

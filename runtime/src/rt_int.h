@@ -444,6 +444,11 @@ bool rt__links_has(struct rt_proc *p, rt_pid pid);
 int rt__links_add(struct rt_proc *p, rt_pid pid);
 bool rt__links_del(struct rt_proc *p, rt_pid pid);
 int rt__mon_add(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid pid);
+/* Owner, as it hibernates: gives back the room its lists keep beyond what
+ * they hold (a monitor taken and removed leaves an array of four), and the
+ * lists' block when all are empty; a hibernating process keeps only what it
+ * needs, as the BEAM's hibernation compacts a process's heap. */
+void rt__rel_trim(struct rt_proc *p);
 bool rt__mon_del(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid *pid);
 
 /* ---- log (log.c) ---- */
