@@ -40,6 +40,16 @@ static void conn_closed(void *arg)
     atomic_fetch_sub_explicit(&l->stats->connections, 1, memory_order_relaxed);
 }
 
+/* The connection process's one cleanup once it has its exchange: the
+ * exchange's reference, then the count (conn_closed). */
+static void conn_end(void *arg)
+{
+    struct gw__exchange *ex = arg;
+    struct gw__listener *l = ex->lis;
+    gw__exchange_unref(ex);
+    conn_closed(l);
+}
+
 static bool is_drain(const struct rt_msg *m, void *ctx)
 {
     (void)ctx;
@@ -246,7 +256,7 @@ static void conn_main(void *arg)
     struct gw__conn_arg cs = *(struct gw__conn_arg *)arg;
     free(arg);
     struct gw__listener *l = cs.lis;
-    rt_defer(conn_closed, l); /* the acceptor counted the connection */
+    uint64_t closed = rt_defer(conn_closed, l); /* the acceptor counted the connection */
     /* The peer's address first: the transport owns the descriptor after. */
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -276,7 +286,10 @@ static void conn_main(void *arg)
     if (gw__ex_new(&ex, tp, l, addr) < 0)
         return;
     ex->conn = rt_self();
-    rt_defer(gw__exchange_unref, ex);
+    /* One cleanup record rather than two for the rest of the connection's
+     * life: each is a block an idle connection keeps. */
+    if (rt_defer(conn_end, ex))
+        rt_undefer(closed, false);
     ex->client_loopback = loopback;
     if (l->tls) {
         if (!(ex->tls = malloc(sizeof *ex->tls)))
