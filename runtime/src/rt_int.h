@@ -224,13 +224,13 @@ struct rt_proc {
     /* ---- exit ---- */
     rt_atom exit_reason;
     uint32_t last_msg_type;
+    rt_atom limit_hit; /* the cap it went over, its exit reason; 0 none (owner) */
 
     /* ---- owner resources ---- */
     struct rt__alloc_hdr *allocs;
     _Atomic size_t alloc_bytes; /* owner writes; introspection reads (relaxed) */
     size_t max_memory;          /* rt_set_max_memory; 0 none (owner) */
     rt_ref limit_timer;         /* rt_set_max_time's timer, or 0 (owner) */
-    rt_atom limit_hit;          /* the cap it went over, its exit reason; 0 none (owner) */
     struct rt__defer *defers;
     struct rt__rel *rel;
     /* Active aliases in increasing order (a process makes its refs in
@@ -247,7 +247,9 @@ struct rt_proc {
     char *crash_state;            /* rt_set_crash_state's rt_alloc'd text, or NULL */
     struct rt__timer *wait_timer; /* under wait_wheel's lock */
     struct rt__wheel *wait_wheel; /* owner */
-    void *san_fiber;              /* thread-sanitizer fiber, when built with it */
+#if defined(__SANITIZE_THREAD__)
+    void *san_fiber; /* thread-sanitizer fiber (sched.c): only in such a build */
+#endif
     void *user;
     void *lib; /* rt_set_lib_data */
 
