@@ -154,6 +154,14 @@ struct ex_in {
  * empty, never written (nothing writes them outside a request). */
 static char no_text[1];
 
+_Static_assert(GW__BUF_SIZE <= UINT32_MAX, "input offsets are 32-bit");
+
+/* The block ex->buf is in (a buffer of ensure_buf's). */
+static struct ex_in *in_of(struct gw__exchange *ex)
+{
+    return ex->buf ? (struct ex_in *)(ex->buf - offsetof(struct ex_in, buf)) : NULL;
+}
+
 static void req_part_clear(struct gw__exchange *ex)
 {
     ex->client = ex->request_id = ex->capped_route = no_text;
@@ -195,7 +203,7 @@ void gw__exchange_unref(void *arg)
         ex->tp->ops->close(ex->tp);
     gw_http_parser_free(ex->parser);
     gw_http_head_free(ex->head);
-    free(ex->in);
+    free(in_of(ex));
     free(ex->tls);
     free(ex);
 }
@@ -210,7 +218,6 @@ static int ensure_buf(struct gw__exchange *ex)
     if (!in)
         return -ENOMEM;
     in->req.client[0] = in->req.request_id[0] = in->req.capped_route[0] = 0;
-    ex->in = in;
     ex->buf = in->buf;
     ex->client = in->req.client;
     ex->request_id = in->req.request_id;
@@ -271,7 +278,7 @@ int gw__ex_feed(struct gw__exchange *ex, struct gw_http_event *ev)
         return rc;
     rc = gw_http_parser_feed(ex->parser, ex->buf + ex->off, ex->len, &used, ev);
     if (rc < 0) {
-        if (ex->in)
+        if (ex->buf)
             ex->request_id[0] = 0;
         return rc;
     }
@@ -295,8 +302,7 @@ int gw__ex_take_end(struct gw__exchange *ex)
 
 void gw__ex_idle_trim(struct gw__exchange *ex)
 {
-    free(ex->in);
-    ex->in = NULL;
+    free(in_of(ex));
     ex->buf = NULL;
     req_part_clear(ex);
     ex->off = ex->len = 0;

@@ -144,12 +144,11 @@ struct gw__exchange {
     struct gw__transport *tp; /* the client; only exchange.c touches it */
     struct gw__listener *lis;
     struct gw_http_parser *parser; /* NULL while idle (gw__ex_idle_trim) */
-    /* The input buffer, GW__BUF_SIZE bytes, and the request part, in one
-     * block (exchange.c); NULL while idle. Unconsumed input is
-     * buf[off, off + len). */
-    void *in;
+    /* The input buffer, GW__BUF_SIZE bytes, in one block with the request
+     * part (exchange.c); NULL while idle. Unconsumed input is
+     * buf[off, off + len) (32 bits: the buffer is 64 KiB). */
     char *buf;
-    size_t off, len;
+    uint32_t off, len;
     uint64_t idle_since;       /* ms; 0 while a request is in progress */
     struct gw_http_head *head; /* the current request (the request process frees it) */
     uint64_t body_wait_ms;     /* ms spent waiting for the client's body bytes, this request:
