@@ -64,7 +64,9 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
         o->links = p->rel->nlinks;
         o->monitors = p->rel->nmons;
         o->monitored = p->rel->nwatch;
-        o->memory += sizeof(*p->rel) + p->rel->caplinks * sizeof(rt_pid) +
+        /* A link kept in the lists' block is counted with it. */
+        size_t caplinks = p->rel->links == &p->rel->link_one ? 0 : p->rel->caplinks;
+        o->memory += sizeof(*p->rel) + caplinks * sizeof(rt_pid) +
                      (p->rel->capmons + p->rel->capwatch) * sizeof(struct rt__mon);
     }
     o->started_ms = p->started_ms;

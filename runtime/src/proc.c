@@ -313,6 +313,18 @@ void rt__proc_foreach_slot(void (*fn)(struct rt_proc *p, void *ctx), void *ctx)
 
 /* ---- relations: links and monitors --------------------------------------- */
 
+/* Frees r and its lists (NULL-safe). */
+static void rel_free(struct rt__rel *r)
+{
+    if (!r)
+        return;
+    if (r->links != &r->link_one)
+        free(r->links);
+    free(r->mons);
+    free(r->watchers);
+    free(r);
+}
+
 struct rt__rel *rt__rel(struct rt_proc *p)
 {
     if (!p->rel) {
@@ -346,11 +358,14 @@ int rt__links_add(struct rt_proc *p, rt_pid pid)
     int rc = 0;
     if (r->nlinks == r->caplinks) {
         uint32_t cap = r->caplinks ? r->caplinks * 2 : 4;
-        rt_pid *n = realloc(r->links, cap * sizeof(*n));
+        bool inline_one = r->links == &r->link_one;
+        rt_pid *n = inline_one ? malloc(cap * sizeof(*n)) : realloc(r->links, cap * sizeof(*n));
         if (!n) {
             rc = -ENOMEM;
             goto out;
         }
+        if (inline_one)
+            n[0] = r->link_one;
         r->links = n;
         r->caplinks = cap;
     }
@@ -383,13 +398,19 @@ void rt__rel_trim(struct rt_proc *p)
     struct rt__rel *r = p->rel;
     if (!r)
         return;
-    /* A fresh block, not realloc: shrinking in place keeps the old block
+    /* One link goes into the lists' block; more into a fresh array of
+     * their number, not realloc: shrinking in place keeps the old block
      * when what it would give back is small (glibc does). */
     rt_pid *links = NULL, *old = NULL;
-    if (r->nlinks && r->nlinks < r->caplinks && (links = malloc(r->nlinks * sizeof(*links))))
+    if (r->nlinks == 1 && r->links != &r->link_one)
+        links = &r->link_one;
+    else if (r->nlinks > 1 && r->nlinks < r->caplinks &&
+             (links = malloc(r->nlinks * sizeof(*links))))
         memcpy(links, r->links, r->nlinks * sizeof(*links));
     rt__spin_lock(&p->info_lock);
     if (links) {
+        if (links == &r->link_one)
+            r->link_one = r->links[0];
         old = r->links;
         r->links = links;
         r->caplinks = r->nlinks;
@@ -409,10 +430,8 @@ void rt__rel_trim(struct rt_proc *p)
         p->rel = NULL;
     rt__spin_unlock(&p->info_lock);
     free(old);
-    if (empty) {
-        free(r->links);
-        free(r);
-    }
+    if (empty)
+        rel_free(r);
 }
 
 /* rt__test_mon_fail_nth: monitor records left until the one that fails
@@ -609,13 +628,8 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
                 rt__links_del(self, pid);
             if (opts->monitor && opts->monitor_ref)
                 rt__mon_del(self, false, *opts->monitor_ref, NULL);
-            free(p->rel ? p->rel->links : NULL);
-            if (p->rel) {
-                free(p->rel->mons);
-                free(p->rel->watchers);
-                free(p->rel);
-                p->rel = NULL;
-            }
+            rel_free(p->rel);
+            p->rel = NULL;
             slot_release(p);
             return rc;
         }
@@ -637,13 +651,8 @@ fail_nomem:
         rt__links_del(self, pid);
     if (ref)
         rt__mon_del(self, false, ref, NULL);
-    if (p->rel) {
-        free(p->rel->links);
-        free(p->rel->mons);
-        free(p->rel->watchers);
-        free(p->rel);
-        p->rel = NULL;
-    }
+    rel_free(p->rel);
+    p->rel = NULL;
     /* The pid was never published, but the spawner's tables held it for a
      * moment: its generation moves on like any other, so that no trace of
      * it can ever name the slot's next process. */
@@ -914,12 +923,7 @@ void rt__finish(struct rt_proc *p)
     struct rt__rel *r = p->rel;
     p->rel = NULL;
     rt__spin_unlock(&p->info_lock);
-    if (r) {
-        free(r->links);
-        free(r->mons);
-        free(r->watchers);
-        free(r);
-    }
+    rel_free(r);
     free(p->aliases);
     p->aliases = NULL;
     p->naliases = 0;

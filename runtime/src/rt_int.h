@@ -157,12 +157,15 @@ struct rt__timer;
  * idle process without links or monitors costs only the block. Guarded by
  * info_lock against readers on other threads. */
 struct rt__rel {
-    rt_pid *links;
+    rt_pid *links; /* &link_one after a hibernation found one link (rt__rel_trim) */
     uint32_t nlinks, caplinks;
     struct rt__mon *mons; /* monitors this process holds */
     uint32_t nmons, capmons;
     struct rt__mon *watchers; /* monitors held on this process */
     uint32_t nwatch, capwatch;
+    /* The one link most processes have (to their supervisor), kept here by
+     * a hibernating process rather than in an array block of its own. */
+    rt_pid link_one;
 };
 
 struct rt_proc {
