@@ -40,6 +40,16 @@ static void conn_closed(void *arg)
     atomic_fetch_sub_explicit(&l->stats->connections, 1, memory_order_relaxed);
 }
 
+/* The connection process's one cleanup once it has its exchange: the
+ * exchange's reference, then the count (conn_closed). */
+static void conn_end(void *arg)
+{
+    struct gw__exchange *ex = arg;
+    struct gw__listener *l = ex->lis;
+    gw__exchange_unref(ex);
+    conn_closed(l);
+}
+
 static bool is_drain(const struct rt_msg *m, void *ctx)
 {
     (void)ctx;
@@ -126,7 +136,7 @@ static void serve(struct gw__exchange *ex)
             ex->draining = true;
             ex->drain_linger = true;
         }
-        bool in_msg = gw_http_parser_in_message(ex->parser);
+        bool in_msg = gw__ex_in_message(ex);
         if (ex->draining && !ex->drain_linger && !in_msg && ex->len == 0)
             return;
         if (ex->len == 0 && !in_msg) {
@@ -168,7 +178,7 @@ static void serve(struct gw__exchange *ex)
                 rt_msg_free(m);
                 continue;
             }
-            if (!gw_http_parser_in_message(ex->parser))
+            if (!gw__ex_in_message(ex))
                 head_deadline = rt_now_ms() + l->header_timeout_ms;
         }
         struct gw_http_event ev;
@@ -246,11 +256,11 @@ static void conn_main(void *arg)
     struct gw__conn_arg cs = *(struct gw__conn_arg *)arg;
     free(arg);
     struct gw__listener *l = cs.lis;
-    rt_defer(conn_closed, l); /* the acceptor counted the connection */
+    uint64_t closed = rt_defer(conn_closed, l); /* the acceptor counted the connection */
     /* The peer's address first: the transport owns the descriptor after. */
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    char addr[sizeof((struct gw__exchange *)0)->client_addr] = "";
+    char addr[GW__ADDR_TEXT_SIZE] = "";
     bool loopback = false;
     if (getpeername(cs.fd, (struct sockaddr *)&ss, &sl) == 0)
         gw__addr_text((struct sockaddr *)&ss, addr, sizeof addr, &loopback);
@@ -273,11 +283,13 @@ static void conn_main(void *arg)
     } else if (gw__transport_socket_new(cs.fd, &tp) < 0) {
         return;
     }
-    if (gw__ex_new(&ex, tp, l) < 0)
+    if (gw__ex_new(&ex, tp, l, addr) < 0)
         return;
     ex->conn = rt_self();
-    rt_defer(gw__exchange_unref, ex);
-    memcpy(ex->client_addr, addr, sizeof addr);
+    /* One cleanup record rather than two for the rest of the connection's
+     * life: each is a block an idle connection keeps. */
+    if (rt_defer(conn_end, ex))
+        rt_undefer(closed, false);
     ex->client_loopback = loopback;
     if (l->tls) {
         if (!(ex->tls = malloc(sizeof *ex->tls)))

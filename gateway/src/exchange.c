@@ -144,13 +144,42 @@ int gw__transport_write_all(struct gw__transport *t, const void *buf, size_t len
 
 /* ---- the exchange ----------------------------------------------------------- */
 
-int gw__ex_new(struct gw__exchange **out, struct gw__transport *tp, struct gw__listener *lis)
+/* The input buffer and the request part (exchange.h), one block. */
+struct ex_in {
+    struct gw__ex_req req;
+    char buf[GW__BUF_SIZE];
+};
+
+/* Where the request part's strings point while there is none: read as
+ * empty, never written (nothing writes them outside a request). */
+static char no_text[1];
+
+_Static_assert(GW__BUF_SIZE <= UINT32_MAX, "input offsets are 32-bit");
+
+/* The block ex->buf is in (a buffer of ensure_buf's). */
+static struct ex_in *in_of(struct gw__exchange *ex)
 {
-    struct gw__exchange *ex = calloc(1, sizeof(*ex));
+    return ex->buf ? (struct ex_in *)(ex->buf - offsetof(struct ex_in, buf)) : NULL;
+}
+
+static void req_part_clear(struct gw__exchange *ex)
+{
+    ex->client = ex->request_id = ex->capped_route = no_text;
+}
+
+int gw__ex_new(struct gw__exchange **out, struct gw__transport *tp, struct gw__listener *lis,
+               const char *client_addr)
+{
+    size_t alen = strnlen(client_addr, GW__ADDR_TEXT_SIZE - 1);
+    struct gw__exchange *ex = calloc(1, sizeof(*ex) + alen + 1);
     if (!ex) {
         tp->ops->close(tp);
         return -ENOMEM;
     }
+    char *addr = (char *)(ex + 1);
+    memcpy(addr, client_addr, alen);
+    ex->client_addr = addr;
+    req_part_clear(ex);
     atomic_store_explicit(&ex->refs, 1, memory_order_relaxed);
     ex->tp = tp;
     ex->lis = lis;
@@ -174,15 +203,25 @@ void gw__exchange_unref(void *arg)
         ex->tp->ops->close(ex->tp);
     gw_http_parser_free(ex->parser);
     gw_http_head_free(ex->head);
-    free(ex->buf);
+    free(in_of(ex));
     free(ex->tls);
     free(ex);
 }
 
+/* The input buffer and with it the request part: one allocation while a
+ * connection is busy, none while it is idle. */
 static int ensure_buf(struct gw__exchange *ex)
 {
-    if (!ex->buf && !(ex->buf = malloc(GW__BUF_SIZE)))
+    if (ex->buf)
+        return 0;
+    struct ex_in *in = malloc(sizeof(*in));
+    if (!in)
         return -ENOMEM;
+    in->req.client[0] = in->req.request_id[0] = in->req.capped_route[0] = 0;
+    ex->buf = in->buf;
+    ex->client = in->req.client;
+    ex->request_id = in->req.request_id;
+    ex->capped_route = in->req.capped_route;
     return 0;
 }
 
@@ -221,17 +260,36 @@ int gw__ex_fill(struct gw__exchange *ex, int64_t timeout_ms)
     return r == 0 ? -EAGAIN : r;
 }
 
+/* The parser, made again after an idle period gave it back
+ * (gw__ex_idle_trim): between messages it holds nothing a fresh one lacks
+ * (every message starts from llhttp's start state and a reset scanner). */
+static int ensure_parser(struct gw__exchange *ex)
+{
+    if (ex->parser)
+        return 0;
+    return gw_http_parser_new(&ex->parser, GW_HTTP_REQUEST, &ex->lis->limits);
+}
+
 int gw__ex_feed(struct gw__exchange *ex, struct gw_http_event *ev)
 {
     size_t used = 0;
-    int rc = gw_http_parser_feed(ex->parser, ex->buf + ex->off, ex->len, &used, ev);
+    int rc = ensure_parser(ex);
+    if (rc < 0)
+        return rc;
+    rc = gw_http_parser_feed(ex->parser, ex->buf + ex->off, ex->len, &used, ev);
     if (rc < 0) {
-        ex->request_id[0] = 0;
+        if (ex->buf)
+            ex->request_id[0] = 0;
         return rc;
     }
     ex->off += used;
     ex->len -= used;
     return rc;
+}
+
+bool gw__ex_in_message(const struct gw__exchange *ex)
+{
+    return ex->parser && gw_http_parser_in_message(ex->parser);
 }
 
 int gw__ex_take_end(struct gw__exchange *ex)
@@ -244,10 +302,14 @@ int gw__ex_take_end(struct gw__exchange *ex)
 
 void gw__ex_idle_trim(struct gw__exchange *ex)
 {
-    free(ex->buf);
+    free(in_of(ex));
     ex->buf = NULL;
+    req_part_clear(ex);
     ex->off = ex->len = 0;
-    gw_http_parser_trim(ex->parser); /* give back the head storage while idle */
+    /* The parser too (about 500 bytes with its limits and llhttp's
+     * state): an idle connection keeps only what says who it is. The next
+     * bytes make a fresh one (gw__ex_feed). */
+    ex->parser = gw_http_parser_free(ex->parser);
     if (ex->tp->ops->trim && ex->idle_since && rt_now_ms() - ex->idle_since >= GW__TRIM_AFTER_MS)
         ex->tp->ops->trim(ex->tp);
 }
@@ -333,7 +395,7 @@ bool gw__ex_head_request(const struct gw__exchange *ex)
     if (ex->head)
         return strcmp(ex->head->method, "HEAD") == 0;
     size_t n = 0;
-    const char *m = gw_http_parser_method(ex->parser, &n);
+    const char *m = ex->parser ? gw_http_parser_method(ex->parser, &n) : NULL;
     return m && n == 4 && memcmp(m, "HEAD", 4) == 0;
 }
 

@@ -113,54 +113,79 @@ void gw__transport_socket_borrow(struct gw__transport *t, int fd);
 int gw__transport_write_all(struct gw__transport *t, const void *buf, size_t len,
                             int64_t timeout_ms);
 
+/* A peer address as text (gw__addr_text), its NUL included: an IPv6
+ * address is at most 45 characters. */
+#define GW__ADDR_TEXT_SIZE 64
+/* A request id as the exchange keeps it (a client's X-Request-Id is cut to
+ * this, its NUL included). */
+#define GW__REQUEST_ID_SIZE 40
+
+/* What only a request in progress needs: allocated with the input buffer
+ * (the head being read is in it) and given back with it while idle
+ * (gw__ex_idle_trim), so that an idle connection does not carry it. */
+struct gw__ex_req {
+    char client[GW__ADDR_TEXT_SIZE];
+    char request_id[GW__REQUEST_ID_SIZE];
+    char capped_route[ROUTE_MAX_NAME_BYTES + 1];
+};
+
 struct gw__exchange {
     _Atomic int refs;
+    bool eof;
+    bool draining;        /* a drain message came: close after this request */
+    bool drain_linger;    /* ... and when idle, wait for one more (GW__DRAIN_LINGER) */
+    bool client_loopback; /* the peer's address is a loopback one */
+    bool peer_trusted;    /* the peer is a trusted proxy (this request's; see client) */
+    /* Response state, written only by exchange.c. */
+    bool response_started;    /* a byte of the response reached the transport */
+    bool keep_alive;          /* the connection may carry another request */
+    bool continued;           /* 100 Continue went out for this request */
+    int status;               /* status answered, for the access log and the connection's record */
     struct gw__transport *tp; /* the client; only exchange.c touches it */
     struct gw__listener *lis;
-    struct gw_http_parser *parser;
-    char *buf; /* GW__BUF_SIZE bytes; unconsumed input is buf[off, off + len) */
-    size_t off, len;
-    bool eof;
-    bool draining;             /* a drain message came: close after this request */
-    bool drain_linger;         /* ... and when idle, wait for one more (GW__DRAIN_LINGER) */
+    struct gw_http_parser *parser; /* NULL while idle (gw__ex_idle_trim) */
+    /* The input buffer, GW__BUF_SIZE bytes, in one block with the request
+     * part (exchange.c); NULL while idle. Unconsumed input is
+     * buf[off, off + len) (32 bits: the buffer is 64 KiB). */
+    char *buf;
+    uint32_t off, len;
     uint64_t idle_since;       /* ms; 0 while a request is in progress */
     struct gw_http_head *head; /* the current request (the request process frees it) */
     uint64_t body_wait_ms;     /* ms spent waiting for the client's body bytes, this request:
                                 * at most lis->body_timeout_ms (time the upstream takes is
                                 * not the client's) */
-    char client_addr[64];      /* the peer's address */
-    bool client_loopback;
     /* This request's client as the gateway believes it: client_addr, or
      * behind a trusted proxy the address X-Forwarded-For gives
-     * (client_addr.c); and whether the peer is a trusted proxy. Set by the
-     * request process before its handler runs. */
-    char client[64];
-    bool peer_trusted;
+     * (client_addr.c), GW__ADDR_TEXT_SIZE bytes. Set by the request process
+     * before its handler runs. This and the two below point into the
+     * request part (struct gw__ex_req) while there is input; at an empty
+     * string, never written, while idle. */
+    char *client;
+    char *request_id; /* GW__REQUEST_ID_SIZE bytes */
+    /* Only while caps apply to the current request: its route's name, for
+     * the connection's record of a request a cap ended (the route table
+     * may be gone by then); ROUTE_MAX_NAME_BYTES + 1 bytes. Empty
+     * otherwise; reset by gw__ex_begin. */
+    char *capped_route;
     struct gw_tls_peer *tls; /* what the TLS handshake established; NULL over plaintext */
     rt_pid conn;
-    /* Response state, written only by exchange.c. */
-    bool response_started; /* a byte of the response reached the transport */
-    bool keep_alive;       /* the connection may carry another request */
-    bool continued;        /* 100 Continue went out for this request */
-    int status;            /* status answered, for the access log and the connection's record */
-    char request_id[40];
     int64_t write_timeout_ms; /* each write to the client, all of it: GW__WRITE_TIMEOUT_MS */
     /* The current request's policy chain state (policy.h), while its
      * request process runs one: its response fields go on every answer.
      * NULL otherwise; reset by gw__ex_begin. */
     const struct gw_pol_req *pol;
-    /* Only while caps apply to the current request: its route's name, for
-     * the connection's record of a request a cap ended (the route table
-     * may be gone by then). Empty otherwise; reset by gw__ex_begin. */
-    char capped_route[ROUTE_MAX_NAME_BYTES + 1];
-    uint64_t started_ms; /* the request process's start: its time cap counts from it */
+    uint64_t started_ms;     /* the request process's start: its time cap counts from it */
+    const char *client_addr; /* the peer's address, as long as it is: after the exchange, in
+                              * its block */
 };
 
 /* ---- the connection process's side ---------------------------------------- */
 
 /* A new exchange over `tp` (owned by the exchange from now on, also on
- * failure) for listener `lis`, one reference held. 0 or -errno. */
-int gw__ex_new(struct gw__exchange **out, struct gw__transport *tp, struct gw__listener *lis);
+ * failure) for listener `lis` and the peer whose address is `client_addr`
+ * (copied), one reference held. 0 or -errno. */
+int gw__ex_new(struct gw__exchange **out, struct gw__transport *tp, struct gw__listener *lis,
+               const char *client_addr);
 /* Drops a reference; the last one closes the transport and frees all. */
 void gw__exchange_unref(void *ex);
 
@@ -176,11 +201,14 @@ int gw__ex_fill(struct gw__exchange *ex, int64_t timeout_ms);
  * parser's return (gw_http_parser_feed) and its event in *ev. A request
  * refused here (-EPROTO) has no request id yet. */
 int gw__ex_feed(struct gw__exchange *ex, struct gw_http_event *ev);
+/* Whether a request message has begun and not ended (its head or body is
+ * being read): gw_http_parser_in_message; false while idle. */
+bool gw__ex_in_message(const struct gw__exchange *ex);
 /* Takes the end of a bodiless request still pending in the parser, so the
  * wait for the next request is an idle wait. 0 or -errno. */
 int gw__ex_take_end(struct gw__exchange *ex);
-/* Gives back the input buffer and the parser's head storage while idle
- * (nothing may be buffered), and, once the connection has been idle
+/* Gives back the input buffer and the parser while idle (nothing may be
+ * buffered, no message begun), and, once the connection has been idle
  * GW__TRIM_AFTER_MS (ex->idle_since), what the transport holds (its
  * `trim`). */
 void gw__ex_idle_trim(struct gw__exchange *ex);

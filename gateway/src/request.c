@@ -76,7 +76,7 @@ static void caps_apply(struct gw__exchange *ex, uint64_t mem, uint64_t ms, const
      * the client was promised. */
     (void)rt_set_max_time(!ms ? 0 : ms > spent ? ms - spent : 1);
     if (route && (mem || ms))
-        snprintf(ex->capped_route, sizeof ex->capped_route, "%s", route);
+        snprintf(ex->capped_route, ROUTE_MAX_NAME_BYTES + 1, "%s", route);
 }
 
 /* The matched route's caps, or its listener's where the route sets none. */
@@ -85,7 +85,7 @@ static void route_caps(struct gw__exchange *ex, const struct route *r)
     const struct gw_request_limits *lc = &ex->lis->caps;
     if (r->max_memory_bytes < 0 && r->max_time_ms < 0) {
         if (lc->max_memory_bytes || lc->max_time_ms)
-            snprintf(ex->capped_route, sizeof ex->capped_route, "%s", r->name);
+            snprintf(ex->capped_route, ROUTE_MAX_NAME_BYTES + 1, "%s", r->name);
         return; /* the listener's, applied at the start */
     }
     uint64_t mem = r->max_memory_bytes >= 0 ? (uint64_t)r->max_memory_bytes : lc->max_memory_bytes;
@@ -452,12 +452,12 @@ void gw__request_main(void *arg)
     gw__request_id(gen);
     size_t idlen = 0;
     const char *id = gw_http_request_id(h, gen, &idlen);
-    if (idlen >= sizeof ex->request_id)
-        idlen = sizeof ex->request_id - 1;
+    if (idlen >= GW__REQUEST_ID_SIZE)
+        idlen = GW__REQUEST_ID_SIZE - 1;
     memcpy(ex->request_id, id, idlen);
     ex->request_id[idlen] = 0;
     gw__client_resolve(ex->lis->trusted, ex->lis->ntrusted, ex->client_addr, h, ex->client,
-                       sizeof ex->client, &ex->peer_trusted);
+                       GW__ADDR_TEXT_SIZE, &ex->peer_trusted);
 
     size_t tcap = 3 * h->target_len + 2;
     char *tbuf = rt_alloc(tcap);

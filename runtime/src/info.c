@@ -34,8 +34,9 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
     if (p->state_name)
         snprintf(o->state, sizeof o->state, "%s", p->state_name);
     if (p->detail)
-        memcpy(o->detail, p->detail, sizeof o->detail);
-    o->detail[sizeof o->detail - 1] = 0;
+        snprintf(o->detail, sizeof o->detail, "%s", p->detail->text);
+    else
+        o->detail[0] = 0;
     o->kind = RT__GET(&p->kind);
     int st = atomic_load_explicit(&p->state, memory_order_relaxed);
     switch (st) {
@@ -63,7 +64,9 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
         o->links = p->rel->nlinks;
         o->monitors = p->rel->nmons;
         o->monitored = p->rel->nwatch;
-        o->memory += sizeof(*p->rel) + p->rel->caplinks * sizeof(rt_pid) +
+        /* A link kept in the lists' block is counted with it. */
+        size_t caplinks = p->rel->links == &p->rel->link_one ? 0 : p->rel->caplinks;
+        o->memory += sizeof(*p->rel) + caplinks * sizeof(rt_pid) +
                      (p->rel->capmons + p->rel->capwatch) * sizeof(struct rt__mon);
     }
     o->started_ms = p->started_ms;

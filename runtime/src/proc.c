@@ -37,6 +37,7 @@
 #include "rt_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -143,24 +144,29 @@ static void slot_lock_take(void)
     RT__RELAXED_ADD(&slot_lock_count, 1);
 }
 
-/* Makes sure the chunk holding `slot` exists; under slot_lock. */
-static int chunk_ensure(uint32_t slot)
+/* Makes sure the chunk holding `slot` exists and initialises that slot's
+ * block, the next fresh one; under slot_lock. A block is initialised when
+ * its slot is first handed out, not with its chunk: the chunk's pages are
+ * then touched (and count in the resident set) only as far as slots are
+ * used, not 4,096 blocks at once. Nobody reads a block beyond next_fresh:
+ * no pid names it yet, and rt__proc_foreach_slot stops there. */
+static int fresh_slot_init(uint32_t slot)
 {
     size_t ci = slot >> RT__CHUNK_BITS;
-    if (atomic_load_explicit(&chunks[ci], memory_order_relaxed))
-        return 0;
-    struct rt_proc *c = mmap(NULL, RT__CHUNK * sizeof(struct rt_proc), PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (c == MAP_FAILED)
-        return -ENOMEM;
-    for (uint32_t j = 0; j < RT__CHUNK; j++) {
-        c[j].slot = (uint32_t)(ci << RT__CHUNK_BITS) + j;
-        c[j].gen = 1;
-        atomic_store_explicit(&c[j].state, RT__FREE, memory_order_relaxed);
-        atomic_store_explicit(&c[j].closed, 1, memory_order_relaxed);
+    struct rt_proc *c = atomic_load_explicit(&chunks[ci], memory_order_relaxed);
+    if (!c) {
+        c = mmap(NULL, RT__CHUNK * sizeof(struct rt_proc), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (c == MAP_FAILED)
+            return -ENOMEM;
+        /* Release: readers that find the chunk see its (zeroed) pages. */
+        atomic_store_explicit(&chunks[ci], c, memory_order_release);
     }
-    /* Release: readers that find the chunk see its initialised blocks. */
-    atomic_store_explicit(&chunks[ci], c, memory_order_release);
+    struct rt_proc *p = &c[slot & (RT__CHUNK - 1)];
+    p->slot = slot;
+    p->gen = 1;
+    atomic_store_explicit(&p->state, RT__FREE, memory_order_relaxed);
+    atomic_store_explicit(&p->closed, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -174,7 +180,7 @@ static uint32_t global_take(uint32_t *out, uint32_t want)
     while (got < want && free_n > 0)
         out[got++] = free_slots[--free_n];
     while (got < want && next_fresh < nslots) {
-        if (chunk_ensure(next_fresh) < 0)
+        if (fresh_slot_init(next_fresh) < 0)
             break;
         out[got++] = next_fresh++;
     }
@@ -307,6 +313,18 @@ void rt__proc_foreach_slot(void (*fn)(struct rt_proc *p, void *ctx), void *ctx)
 
 /* ---- relations: links and monitors --------------------------------------- */
 
+/* Frees r and its lists (NULL-safe). */
+static void rel_free(struct rt__rel *r)
+{
+    if (!r)
+        return;
+    if (r->links != &r->link_one)
+        free(r->links);
+    free(r->mons);
+    free(r->watchers);
+    free(r);
+}
+
 struct rt__rel *rt__rel(struct rt_proc *p)
 {
     if (!p->rel) {
@@ -340,11 +358,14 @@ int rt__links_add(struct rt_proc *p, rt_pid pid)
     int rc = 0;
     if (r->nlinks == r->caplinks) {
         uint32_t cap = r->caplinks ? r->caplinks * 2 : 4;
-        rt_pid *n = realloc(r->links, cap * sizeof(*n));
+        bool inline_one = r->links == &r->link_one;
+        rt_pid *n = inline_one ? malloc(cap * sizeof(*n)) : realloc(r->links, cap * sizeof(*n));
         if (!n) {
             rc = -ENOMEM;
             goto out;
         }
+        if (inline_one)
+            n[0] = r->link_one;
         r->links = n;
         r->caplinks = cap;
     }
@@ -370,6 +391,47 @@ bool rt__links_del(struct rt_proc *p, rt_pid pid)
     }
     rt__spin_unlock(&p->info_lock);
     return found;
+}
+
+void rt__rel_trim(struct rt_proc *p)
+{
+    struct rt__rel *r = p->rel;
+    if (!r)
+        return;
+    /* One link goes into the lists' block; more into a fresh array of
+     * their number, not realloc: shrinking in place keeps the old block
+     * when what it would give back is small (glibc does). */
+    rt_pid *links = NULL, *old = NULL;
+    if (r->nlinks == 1 && r->links != &r->link_one)
+        links = &r->link_one;
+    else if (r->nlinks > 1 && r->nlinks < r->caplinks &&
+             (links = malloc(r->nlinks * sizeof(*links))))
+        memcpy(links, r->links, r->nlinks * sizeof(*links));
+    rt__spin_lock(&p->info_lock);
+    if (links) {
+        if (links == &r->link_one)
+            r->link_one = r->links[0];
+        old = r->links;
+        r->links = links;
+        r->caplinks = r->nlinks;
+    }
+    if (!r->nmons) {
+        free(r->mons);
+        r->mons = NULL;
+        r->capmons = 0;
+    }
+    if (!r->nwatch) {
+        free(r->watchers);
+        r->watchers = NULL;
+        r->capwatch = 0;
+    }
+    bool empty = !r->nlinks && !r->nmons && !r->nwatch;
+    if (empty)
+        p->rel = NULL;
+    rt__spin_unlock(&p->info_lock);
+    free(old);
+    if (empty)
+        rel_free(r);
 }
 
 /* rt__test_mon_fail_nth: monitor records left until the one that fails
@@ -541,7 +603,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->initial_call = opts->initial_call ? rt_atom_name(rt_atom_intern(opts->initial_call)) : NULL;
     p->state_name = NULL;
     if (p->detail)
-        p->detail[0] = 0;
+        p->detail->text[0] = 0;
     atomic_store_explicit(&p->reductions, 0, memory_order_relaxed);
     p->started_ms = spawn_time_ms();
     atomic_store_explicit(&p->wake_pending, 0, memory_order_relaxed);
@@ -582,13 +644,8 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
                 rt__links_del(self, pid);
             if (opts->monitor && opts->monitor_ref)
                 rt__mon_del(self, false, *opts->monitor_ref, NULL);
-            free(p->rel ? p->rel->links : NULL);
-            if (p->rel) {
-                free(p->rel->mons);
-                free(p->rel->watchers);
-                free(p->rel);
-                p->rel = NULL;
-            }
+            rel_free(p->rel);
+            p->rel = NULL;
             slot_release(p);
             return rc;
         }
@@ -610,13 +667,8 @@ fail_nomem:
         rt__links_del(self, pid);
     if (ref)
         rt__mon_del(self, false, ref, NULL);
-    if (p->rel) {
-        free(p->rel->links);
-        free(p->rel->mons);
-        free(p->rel->watchers);
-        free(p->rel);
-        p->rel = NULL;
-    }
+    rel_free(p->rel);
+    p->rel = NULL;
     /* The pid was never published, but the spawner's tables held it for a
      * moment: its generation moves on like any other, so that no trace of
      * it can ever name the slot's next process. */
@@ -887,12 +939,7 @@ void rt__finish(struct rt_proc *p)
     struct rt__rel *r = p->rel;
     p->rel = NULL;
     rt__spin_unlock(&p->info_lock);
-    if (r) {
-        free(r->links);
-        free(r->mons);
-        free(r->watchers);
-        free(r);
-    }
+    rel_free(r);
     free(p->aliases);
     p->aliases = NULL;
     p->naliases = 0;
@@ -963,19 +1010,30 @@ void rt_set_detail_text(const char *text, size_t len)
         return;
     if (len > RT__DETAIL_SIZE - 1)
         len = RT__DETAIL_SIZE - 1;
-    if (!p->detail) {
-        char *d = malloc(RT__DETAIL_SIZE);
+    struct rt__detail *old = NULL;
+    if (!p->detail || p->detail->cap < len + 1) {
+        /* As long as this line, rounded up to what the allocator would
+         * give anyway (glibc's blocks hold 24 + 16k bytes), and kept for
+         * the slot's later processes: a slot whose processes set lines of
+         * about the same length allocates once. */
+        size_t size = offsetof(struct rt__detail, text) + len + 1;
+        size = size <= 24 ? 24 : 24 + ((size - 24 + 15) & ~(size_t)15);
+        if (size > offsetof(struct rt__detail, text) + RT__DETAIL_SIZE)
+            size = offsetof(struct rt__detail, text) + RT__DETAIL_SIZE;
+        struct rt__detail *d = malloc(size);
         if (!d)
             return;
-        d[0] = 0;
+        d->cap = (uint8_t)(size - offsetof(struct rt__detail, text));
+        old = p->detail;
         rt__spin_lock(&p->info_lock);
         p->detail = d;
         rt__spin_unlock(&p->info_lock);
     }
     rt__spin_lock(&p->info_lock);
-    memcpy(p->detail, text, len);
-    p->detail[len] = 0;
+    memcpy(p->detail->text, text, len);
+    p->detail->text[len] = 0;
     rt__spin_unlock(&p->info_lock);
+    free(old);
 }
 
 void rt_set_detail(const char *fmt, ...)

@@ -96,6 +96,15 @@ static inline void rt__spin_unlock(rt__spin *l)
  * copy is as large. */
 #define RT__DETAIL_SIZE 128
 
+/* A detail line, in a block as large as the longest line set in its slot
+ * (rt_set_detail_text): most are far shorter than RT__DETAIL_SIZE, and a
+ * block per idle connection adds up. */
+struct rt__detail {
+    uint8_t cap; /* bytes of text, its NUL included: at most RT__DETAIL_SIZE */
+    char text[];
+};
+_Static_assert(RT__DETAIL_SIZE <= UINT8_MAX, "a detail's capacity is a byte");
+
 /* ---- internal signal types (travel in the inbox, never seen by users) ---- */
 #define RT__SIG_LINK (RT_MSG_SYSTEM + 0x100)
 #define RT__SIG_UNLINK (RT_MSG_SYSTEM + 0x101)
@@ -148,12 +157,15 @@ struct rt__timer;
  * idle process without links or monitors costs only the block. Guarded by
  * info_lock against readers on other threads. */
 struct rt__rel {
-    rt_pid *links;
+    rt_pid *links; /* &link_one after a hibernation found one link (rt__rel_trim) */
     uint32_t nlinks, caplinks;
     struct rt__mon *mons; /* monitors this process holds */
     uint32_t nmons, capmons;
     struct rt__mon *watchers; /* monitors held on this process */
     uint32_t nwatch, capwatch;
+    /* The one link most processes have (to their supervisor), kept here by
+     * a hibernating process rather than in an array block of its own. */
+    rt_pid link_one;
 };
 
 struct rt_proc {
@@ -219,13 +231,13 @@ struct rt_proc {
     /* ---- exit ---- */
     rt_atom exit_reason;
     uint32_t last_msg_type;
+    rt_atom limit_hit; /* the cap it went over, its exit reason; 0 none (owner) */
 
     /* ---- owner resources ---- */
     struct rt__alloc_hdr *allocs;
     _Atomic size_t alloc_bytes; /* owner writes; introspection reads (relaxed) */
     size_t max_memory;          /* rt_set_max_memory; 0 none (owner) */
     rt_ref limit_timer;         /* rt_set_max_time's timer, or 0 (owner) */
-    rt_atom limit_hit;          /* the cap it went over, its exit reason; 0 none (owner) */
     struct rt__defer *defers;
     struct rt__rel *rel;
     /* Active aliases in increasing order (a process makes its refs in
@@ -242,7 +254,9 @@ struct rt_proc {
     char *crash_state;            /* rt_set_crash_state's rt_alloc'd text, or NULL */
     struct rt__timer *wait_timer; /* under wait_wheel's lock */
     struct rt__wheel *wait_wheel; /* owner */
-    void *san_fiber;              /* thread-sanitizer fiber, when built with it */
+#if defined(__SANITIZE_THREAD__)
+    void *san_fiber; /* thread-sanitizer fiber (sched.c): only in such a build */
+#endif
     void *user;
     void *lib; /* rt_set_lib_data */
 
@@ -250,9 +264,9 @@ struct rt_proc {
     rt__spin info_lock;
     char *name; /* registry-owned copy, or NULL */
     rt_pid parent;
-    const char *initial_call; /* interned atom text: static storage */
-    const char *state_name;   /* interned (static storage), NULL for none */
-    char *detail;             /* malloc'd, RT__DETAIL_SIZE bytes, lazily */
+    const char *initial_call;  /* interned atom text: static storage */
+    const char *state_name;    /* interned (static storage), NULL for none */
+    struct rt__detail *detail; /* malloc'd lazily, kept for the slot's next process */
     _Atomic uint64_t reductions;
     uint64_t started_ms;
 };
@@ -448,6 +462,11 @@ bool rt__links_has(struct rt_proc *p, rt_pid pid);
 int rt__links_add(struct rt_proc *p, rt_pid pid);
 bool rt__links_del(struct rt_proc *p, rt_pid pid);
 int rt__mon_add(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid pid);
+/* Owner, as it hibernates: gives back the room its lists keep beyond what
+ * they hold (a monitor taken and removed leaves an array of four), and the
+ * lists' block when all are empty; a hibernating process keeps only what it
+ * needs, as the BEAM's hibernation compacts a process's heap. */
+void rt__rel_trim(struct rt_proc *p);
 bool rt__mon_del(struct rt_proc *p, bool watcher, rt_ref ref, rt_pid *pid);
 
 /* ---- log (log.c) ---- */

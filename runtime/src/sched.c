@@ -413,6 +413,7 @@ _Noreturn void rt_hibernate(rt_entry fn, void *arg)
     p->entry = fn;
     p->arg = arg;
     p->hibernated = true;
+    rt__rel_trim(p);
     RT__SET(&p->status_hint, RT_STATUS_HIBERNATING);
     rt__switch_out(p, RT__REQ_HIBERNATE);
     abort(); /* unreachable: the stack is gone; fn runs on a new one */
@@ -434,6 +435,7 @@ _Noreturn void rt_hibernate_poll(int fd, unsigned events, int64_t timeout_ms, rt
     p->arg = arg;
     p->hibernated = true;
     p->hib_any_wake = true;
+    rt__rel_trim(p);
     RT__SET(&p->status_hint, RT_STATUS_HIBERNATING);
     rt__switch_out(p, RT__REQ_HIBERNATE);
     abort();

@@ -24,16 +24,24 @@
 
 enum { T_WAKE, T_MSG };
 
+/* A wake-up timer is only this (48 bytes): every process waiting with a
+ * timeout holds one, an idle connection's among them. */
 struct rt__timer {
     struct rt__timer *prev, *next; /* wheel slot list */
-    struct rt__timer *map_next;    /* map bucket chain */
     uint64_t expires;
     struct rt__wheel *wheel;
     int kind;
     struct rt_proc *proc; /* T_WAKE */
-    rt_pid pid;           /* T_MSG target */
-    struct rt_msg *msg;   /* T_MSG */
-    rt_ref ref;           /* T_MSG */
+};
+
+/* A send_after timer: the wheel's part first, so that a T_MSG timer on a
+ * wheel's list is one of these. */
+struct msg_timer {
+    struct rt__timer t;
+    struct msg_timer *map_next; /* map bucket chain */
+    rt_pid pid;                 /* target */
+    struct rt_msg *msg;
+    rt_ref ref;
 };
 
 struct rt__wheel {
@@ -45,7 +53,7 @@ struct rt__wheel {
 
 struct shard {
     pthread_mutex_t lock;
-    struct rt__timer *buckets[BUCKETS];
+    struct msg_timer *buckets[BUCKETS];
 };
 static struct shard shards[SHARDS];
 
@@ -54,17 +62,17 @@ static struct shard *shard_of(rt_ref ref)
     return &shards[(ref * 0x9e3779b97f4a7c15ull) >> 58];
 }
 
-static struct rt__timer **bucket_of(struct shard *sh, rt_ref ref)
+static struct msg_timer **bucket_of(struct shard *sh, rt_ref ref)
 {
     return &sh->buckets[(ref ^ (ref >> 17)) & (BUCKETS - 1)];
 }
 
 /* Called with the shard locked. */
-static struct rt__timer *map_take(struct shard *sh, rt_ref ref)
+static struct msg_timer *map_take(struct shard *sh, rt_ref ref)
 {
-    for (struct rt__timer **pp = bucket_of(sh, ref); *pp; pp = &(*pp)->map_next) {
+    for (struct msg_timer **pp = bucket_of(sh, ref); *pp; pp = &(*pp)->map_next) {
         if ((*pp)->ref == ref) {
-            struct rt__timer *t = *pp;
+            struct msg_timer *t = *pp;
             *pp = t->map_next;
             return t;
         }
@@ -106,7 +114,7 @@ void rt__wheel_free(struct rt__wheel *w)
         while (t) {
             struct rt__timer *n = t->next;
             if (t->kind == T_MSG)
-                rt__msg_discard(t->msg);
+                rt__msg_discard(((struct msg_timer *)t)->msg);
             free(t);
             t = n;
         }
@@ -154,13 +162,14 @@ static void fire(struct rt__timer *t)
         free(t);
         return;
     }
-    struct shard *sh = shard_of(t->ref);
+    struct msg_timer *mt = (struct msg_timer *)t;
+    struct shard *sh = shard_of(mt->ref);
     pthread_mutex_lock(&sh->lock);
-    map_take(sh, t->ref);
+    map_take(sh, mt->ref);
     pthread_mutex_unlock(&sh->lock);
-    if (rt__push(t->pid, t->msg) < 0)
-        rt__msg_discard(t->msg);
-    free(t);
+    if (rt__push(mt->pid, mt->msg) < 0)
+        rt__msg_discard(mt->msg);
+    free(mt);
 }
 
 int rt__wheel_advance(struct rt__wheel *w, uint64_t now)
@@ -254,7 +263,7 @@ int rt_send_after(rt_pid to, uint64_t ms, struct rt_msg *m, rt_ref *tref)
         rt__msg_discard(m);
         return -EINVAL;
     }
-    struct rt__timer *t = calloc(1, sizeof(*t));
+    struct msg_timer *t = calloc(1, sizeof(*t));
     if (!t) {
         rt__msg_discard(m);
         return -ENOMEM;
@@ -262,18 +271,18 @@ int rt_send_after(rt_pid to, uint64_t ms, struct rt_msg *m, rt_ref *tref)
     struct rt_proc *self = rt__self();
     m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : 0;
     m->flags = 0;
-    t->kind = T_MSG;
+    t->t.kind = T_MSG;
     t->pid = to;
     t->msg = m;
     t->ref = rt_make_ref();
     bool remote;
     struct rt__wheel *w = local_wheel(&remote);
     pthread_mutex_lock(&w->lock);
-    t->expires = (rt_now_ms() > w->last_ms ? rt_now_ms() : w->last_ms) + (ms ? ms : 1);
-    wheel_link(w, t);
+    t->t.expires = (rt_now_ms() > w->last_ms ? rt_now_ms() : w->last_ms) + (ms ? ms : 1);
+    wheel_link(w, &t->t);
     struct shard *sh = shard_of(t->ref);
     pthread_mutex_lock(&sh->lock);
-    struct rt__timer **b = bucket_of(sh, t->ref);
+    struct msg_timer **b = bucket_of(sh, t->ref);
     t->map_next = *b;
     *b = t;
     pthread_mutex_unlock(&sh->lock);
@@ -294,10 +303,10 @@ int rt_cancel_timer(rt_ref ref)
 {
     struct shard *sh = shard_of(ref);
     pthread_mutex_lock(&sh->lock);
-    struct rt__timer *t = NULL;
+    struct msg_timer *t = NULL;
     for (t = *bucket_of(sh, ref); t && t->ref != ref; t = t->map_next)
         ;
-    struct rt__wheel *w = t ? t->wheel : NULL;
+    struct rt__wheel *w = t ? t->t.wheel : NULL;
     pthread_mutex_unlock(&sh->lock);
     if (!w)
         return -ENOENT;
@@ -307,7 +316,7 @@ int rt_cancel_timer(rt_ref ref)
     t = map_take(sh, ref);
     pthread_mutex_unlock(&sh->lock);
     if (t)
-        wheel_unlink(w, t);
+        wheel_unlink(w, &t->t);
     pthread_mutex_unlock(&w->lock);
     if (!t)
         return -ENOENT;

@@ -49,6 +49,8 @@ enum {
     SUP_WHICH_CHILD,
 };
 
+/* The narrow fields last, together: a supervisor of many children (a
+ * listener's connections) holds one of these per child. */
 struct child {
     char id[64];
     rt_pid pid;
@@ -57,15 +59,15 @@ struct child {
     rt_child_start_fn start;
     void *arg;
     size_t arg_size;
-    bool own_arg; /* arg is this child's rt_alloc'd copy */
     void *extra;
     size_t extra_size;
-    enum rt_restart restart;
     int64_t shutdown;
-    enum rt_child_type type;
-    bool significant;
-    enum rt_child_status status;
     uint64_t restarts;
+    enum rt_restart restart;
+    enum rt_child_type type;
+    enum rt_child_status status;
+    bool own_arg; /* arg is this child's rt_alloc'd copy */
+    bool significant;
 };
 
 struct sup {

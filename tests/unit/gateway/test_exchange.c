@@ -157,7 +157,7 @@ static struct gw__exchange *open_request(void)
     struct gw__transport *tp;
     T_ASSERT(gw__transport_socket_new(side, &tp) == 0);
     struct gw__exchange *ex;
-    T_ASSERT(gw__ex_new(&ex, tp, &lis) == 0);
+    T_ASSERT(gw__ex_new(&ex, tp, &lis, "") == 0);
     rt_defer(gw__exchange_unref, ex);
     for (;;) {
         if (ex->len == 0) {
@@ -505,7 +505,7 @@ static void p_refused_head(void *arg)
     struct gw__transport *tp;
     T_ASSERT(gw__transport_socket_new(side, &tp) == 0);
     struct gw__exchange *ex;
-    T_ASSERT(gw__ex_new(&ex, tp, &lis) == 0);
+    T_ASSERT(gw__ex_new(&ex, tp, &lis, "") == 0);
     rt_defer(gw__exchange_unref, ex);
     for (;;) {
         if (ex->len == 0) {
@@ -589,7 +589,7 @@ static struct gw__exchange *trimming_exchange(void)
     trimming_ops.trim = count_trim;
     tp->ops = &trimming_ops;
     struct gw__exchange *ex;
-    T_ASSERT(gw__ex_new(&ex, tp, &lis) == 0);
+    T_ASSERT(gw__ex_new(&ex, tp, &lis, "") == 0);
     return ex;
 }
 
@@ -846,7 +846,7 @@ static void p_hibernate_held(void *arg)
     held_ops.pending = held_pending_fn;
     tp->ops = &held_ops;
     struct gw__exchange *ex;
-    T_ASSERT(gw__ex_new(&ex, tp, &lis) == 0);
+    T_ASSERT(gw__ex_new(&ex, tp, &lis, "") == 0);
     rt_defer(gw__exchange_unref, ex);
     ex->tls = (struct gw_tls_peer *)(void *)&held_peer;
     hib_start = rt_now_ms();

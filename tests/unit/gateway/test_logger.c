@@ -183,7 +183,12 @@ static size_t read_lines(void)
 /* ---- the driver ---------------------------------------------------------------- */
 
 static struct gw__listener lis = {.name = "public"};
-static struct gw__exchange ex = {.lis = &lis, .client_addr = "127.0.0.1", .request_id = "r1"};
+static char client[1], request_id[] = "r1", capped_route[1];
+static struct gw__exchange ex = {.lis = &lis,
+                                 .client_addr = "127.0.0.1",
+                                 .client = client,
+                                 .request_id = request_id,
+                                 .capped_route = capped_route};
 static char path[3001];
 static const char *consumer; /* the access lines' consumer (NULL: none) */
 

@@ -91,6 +91,7 @@ struct fx {
     int u[2]; /* the attempt's end, the upstream's end */
     struct gw__listener lis;
     struct gw__exchange ex;
+    struct gw__ex_req req;    /* the exchange's request part */
     struct gw__transport tp;  /* borrows c[0] */
     struct gw__transport utp; /* borrows u[0] */
     struct gw__relay r;
@@ -156,6 +157,10 @@ static void fx_open(const char *request, const char *up_head)
     ex->tp = &f->tp;
     ex->write_timeout_ms = GW__WRITE_TIMEOUT_MS;
     ex->lis = &f->lis;
+    ex->client_addr = "192.0.2.1";
+    ex->client = f->req.client;
+    ex->capped_route = f->req.capped_route;
+    ex->request_id = f->req.request_id;
     T_EQ(gw_http_parser_new(&ex->parser, GW_HTTP_REQUEST, &f->lis.limits), 0);
     ex->buf = malloc(GW__BUF_SIZE);
     T_ASSERT(ex->buf);
@@ -170,7 +175,7 @@ static void fx_open(const char *request, const char *up_head)
     ex->off = used;
     ex->len = n - used;
     ex->keep_alive = ev.head->keep_alive;
-    snprintf(ex->request_id, sizeof ex->request_id, "rid-1");
+    snprintf(ex->request_id, GW__REQUEST_ID_SIZE, "rid-1");
     f->r = (struct gw__relay){.ex = ex,
                               .head = up_head,
                               .head_len = strlen(up_head),

@@ -229,9 +229,8 @@ static struct gw__exchange *open_request(void)
     struct gw__transport *tp;
     T_ASSERT(gw__transport_socket_new(side, &tp) == 0);
     struct gw__exchange *ex;
-    T_ASSERT(gw__ex_new(&ex, tp, &lis) == 0);
+    T_ASSERT(gw__ex_new(&ex, tp, &lis, "192.0.2.9") == 0);
     rt_defer(gw__exchange_unref, ex);
-    snprintf(ex->client_addr, sizeof ex->client_addr, "192.0.2.9");
     for (;;) {
         if (ex->len == 0) {
             int r = gw__ex_fill(ex, 5000);

@@ -215,6 +215,59 @@ START_TEST(hibernate_drops_the_stack_and_resumes_on_next_message)
 }
 END_TEST
 
+static void idle_resume(void *arg)
+{
+    (void)arg;
+    rt_msg_free(rt_receive(0));
+}
+
+/* Monitors the process `arg` names and takes the monitor back, as a
+ * connection does with each request process, then hibernates. */
+static void monitor_then_hibernate(void *arg)
+{
+    rt_ref ref = rt_monitor((rt_pid)(uintptr_t)arg);
+    ck_assert_uint_ne(ref, 0);
+    ck_assert_int_eq(rt_demonitor(ref, true), 0);
+    rt_hibernate(idle_resume, NULL);
+}
+
+static void just_hibernate(void *arg)
+{
+    (void)arg;
+    rt_hibernate(idle_resume, NULL);
+}
+
+static size_t hibernated_memory(rt_pid pid)
+{
+    struct rt_proc_info info;
+    for (int i = 0; i < 1000; i++) {
+        ck_assert_int_eq(rt_proc_info(pid, &info), 0);
+        if (info.status == RT_STATUS_HIBERNATING)
+            return info.memory;
+        usleep(1000);
+    }
+    ck_abort_msg("the process did not hibernate");
+    return 0;
+}
+
+START_TEST(a_hibernating_process_keeps_no_room_for_monitors_it_took_back)
+{
+    rt_test_start(1);
+    rt_pid plain, mon;
+    ck_assert_int_eq(rt_spawn(just_hibernate, NULL, NULL, &plain), 0);
+    size_t m0 = hibernated_memory(plain);
+    ck_assert_int_eq(rt_spawn(monitor_then_hibernate, (void *)(uintptr_t)plain, NULL, &mon), 0);
+    size_t m1 = hibernated_memory(mon);
+    /* Not the list block and an array of four monitor records. */
+    ck_assert_uint_eq(m1, m0);
+    ck_assert_int_eq(rt_send(plain, msg_u64(T_DATA, 1)), 0);
+    ck_assert_int_eq(rt_send(mon, msg_u64(T_DATA, 1)), 0);
+    ck_assert_int_eq(rt_join(plain, 5000, NULL), 0);
+    ck_assert_int_eq(rt_join(mon, 5000, NULL), 0);
+    rt_test_stop();
+}
+END_TEST
+
 struct hpoll {
     int fd;
     uint64_t t0;
@@ -1392,6 +1445,7 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              send_after_delivers_on_time_and_cancel_prevents_delivery,
              timer_for_a_dead_process_is_dropped, sleep_parks_without_holding_the_scheduler,
              hibernate_drops_the_stack_and_resumes_on_next_message,
+             a_hibernating_process_keeps_no_room_for_monitors_it_took_back,
              hibernate_poll_resumes_without_a_stack_on_readiness_or_timeout,
              stack_overflow_at_a_runtime_call_ends_only_that_process,
              stack_overflow_between_runtime_calls_aborts_with_a_report_naming_the_process,

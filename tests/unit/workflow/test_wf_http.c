@@ -125,7 +125,7 @@ static struct gw__exchange *open_request(void)
     struct gw__transport *tp;
     T_ASSERT(gw__transport_socket_new(side, &tp) == 0);
     struct gw__exchange *ex;
-    T_ASSERT(gw__ex_new(&ex, tp, &lis) == 0);
+    T_ASSERT(gw__ex_new(&ex, tp, &lis, "") == 0);
     rt_defer(gw__exchange_unref, ex);
     for (;;) {
         if (ex->len == 0) {
