@@ -16,6 +16,11 @@
  * whole load. A route set given as text (PUT /admin/routes) keeps the
  * current definitions and policies.
  *
+ * Route files are read through the router's parse cache (route.h): a reload
+ * parses only the files whose bytes changed and shares the others' parsed
+ * routes with the tables in the history; what a reload reports and
+ * publishes is what a load without the cache would.
+ *
  * Reading route files and compiling run on the blocking pool (rt_blocking)
  * while the router is parked, so a reload never occupies a scheduler and
  * never touches the hot path: requests keep reading the published table
