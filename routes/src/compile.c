@@ -803,13 +803,41 @@ int route_builder_compile(struct route_builder *b, struct route_table **out, str
     }
     memset(t, 0, sizeof(*t));
     cb.t = t;
+
+    /* Room for the trie up front, so that it is not grown and rehashed as
+     * it fills: at most one node per segment plus a root per route, at most
+     * one edge per literal segment. */
+    size_t nvalid = 0, nsegs = 0, nlit = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct route__entry *e = b->entries[i];
+        if (e->invalid)
+            continue;
+        nvalid++;
+        nsegs += e->nsegs;
+        for (unsigned k = 0; k < e->nsegs; k++)
+            nlit += e->segs[k].type == ROUTE_SEG_LITERAL;
+    }
+    size_t nodes_cap = 1 + nvalid + nsegs;
+    if (nodes_cap <= UINT32_MAX / 2) {
+        if (!(t->nodes = malloc(nodes_cap * sizeof(*t->nodes)))) {
+            r = -ENOMEM;
+            goto out;
+        }
+        cb.cap_nodes = (uint32_t)nodes_cap;
+    }
+    /* edges_grow's rule: at most half full */
+    uint32_t edges_cap = 256;
+    while (edges_cap < UINT32_MAX / 4 && (nlit + 1) * 2 > edges_cap)
+        edges_cap *= 2;
+    if (!(t->edges = calloc(edges_cap, sizeof(*t->edges)))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    cb.cap_edges = edges_cap;
+    t->edge_mask = edges_cap - 1;
     uint32_t dummy;
     if ((r = node_new(&cb, 0, &dummy)) < 0) /* node 0: "none" */
         goto out;
-
-    size_t nvalid = 0;
-    for (size_t i = 0; i < b->n; i++)
-        nvalid += !b->entries[i]->invalid;
     /* The table's own copies: compiling writes index and match_methods,
      * which depend on the whole set, while the parsed entries are shared
      * with the cache and older tables. What the copies point at stays in
@@ -897,8 +925,6 @@ int route_builder_compile(struct route_builder *b, struct route_table **out, str
     t->suffix_mask = suffixes.cap ? suffixes.cap - 1 : 0;
     t->nsuffixes = suffixes.n;
     suffixes.v = NULL;
-    if (!cb.cap_edges && (r = edges_grow(&cb)) < 0) /* lookups need a table */
-        goto out;
 
     if (b->errors || d->nerrors != before) {
         r = -EINVAL;
