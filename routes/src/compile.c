@@ -301,7 +301,7 @@ static int add_file_cached(struct route_builder *b, const char *path, struct jpo
         return r;
     }
     struct route__file *f = route__cache_get(b->cache, path, text, len);
-    if (f && b->n + f->n < ROUTE_MAX_ROUTES) {
+    if (f && b->n + f->n <= ROUTE_MAX_ROUTES) {
         /* The same bytes checked against the same names: the same routes,
          * and no diagnostics (only clean files are cached). */
         free(text);
