@@ -118,7 +118,8 @@ static int hold_file(struct route_builder *b, struct route__file *f)
         b->entries = v;
         b->cap = cap;
     }
-    memcpy(b->entries + b->n, f->entries, f->n * sizeof(*f->entries));
+    if (f->n) /* a file without routes has no array (memcpy wants one) */
+        memcpy(b->entries + b->n, f->entries, f->n * sizeof(*f->entries));
     b->n += f->n;
     b->files[b->nheld++] = route__file_ref(f);
     return 0;
