@@ -11,7 +11,9 @@
  * which is what the matcher uses.
  *
  * Compile time is O(total segments + routes log routes); reading and parsing
- * the files dominates (see tests/bench/routes).
+ * the files dominates (see tests/bench/routes), so a builder reading a
+ * directory through a parse cache (cache.c) parses only the files whose
+ * bytes changed and shares the others' parsed routes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,7 +28,6 @@
 #include "route_int.h"
 
 struct route_builder {
-    struct route__arena arena;
     char **upstreams;
     size_t nupstreams;
     char **workflows;
@@ -34,12 +35,15 @@ struct route_builder {
     bool any_workflow; /* route_builder_set_workflows(b, NULL, 0) */
     char **policies;
     size_t npolicies;
-    bool any_policy; /* route_builder_set_policies(b, NULL, 0) */
-    struct route__entry **entries;
+    bool any_policy;               /* route_builder_set_policies(b, NULL, 0) */
+    struct route__entry **entries; /* into the arenas of `files` */
     size_t n, cap;
-    size_t nfiles;
-    size_t errors; /* errors reported through this builder */
-    bool too_many; /* ROUTE_MAX_ROUTES was reported */
+    struct route__file **files; /* references, in the order added */
+    size_t nheld, cap_held;
+    size_t nfiles;             /* route files read (those that were JSON) */
+    size_t errors;             /* errors reported through this builder */
+    bool too_many;             /* ROUTE_MAX_ROUTES was reported */
+    struct route_cache *cache; /* route_builder_set_cache; NULL: none */
 };
 
 int route_builder_new(struct route_builder **out, const char *const *upstreams, size_t n)
@@ -78,8 +82,47 @@ void route_builder_free(struct route_builder *b)
         free(b->policies[i]);
     free(b->policies);
     free(b->entries);
-    route__arena_free(&b->arena);
+    for (size_t i = 0; i < b->nheld; i++)
+        route__file_unref(b->files[i]);
+    free(b->files);
+    route_cache_unref(b->cache);
     free(b);
+}
+
+int route_builder_set_cache(struct route_builder *b, struct route_cache *c)
+{
+    route_cache_unref(b->cache);
+    b->cache = c ? route_cache_ref(c) : NULL;
+    return 0;
+}
+
+/* Keeps a reference to `f` and appends its entries. 0 or -ENOMEM (then
+ * nothing changed). */
+static int hold_file(struct route_builder *b, struct route__file *f)
+{
+    if (b->nheld == b->cap_held) {
+        size_t cap = b->cap_held ? b->cap_held * 2 : 16;
+        struct route__file **v = realloc(b->files, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        b->files = v;
+        b->cap_held = cap;
+    }
+    if (b->n + f->n > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + f->n)
+            cap *= 2;
+        struct route__entry **v = realloc(b->entries, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        b->entries = v;
+        b->cap = cap;
+    }
+    if (f->n) /* a file without routes has no array (memcpy wants one) */
+        memcpy(b->entries + b->n, f->entries, f->n * sizeof(*f->entries));
+    b->n += f->n;
+    b->files[b->nheld++] = route__file_ref(f);
+    return 0;
 }
 
 /* Replaces the name list *v (*nv names) by a copy of `names`. */
@@ -122,17 +165,25 @@ int route_builder_set_policies(struct route_builder *b, const char *const *names
     return r;
 }
 
-int route_builder_add_text(struct route_builder *b, const char *file, const char *text, size_t len,
-                           struct jpos_diags *d)
+/* Parses one file's text into a new file object (*out, also when the text
+ * had errors; NULL when it was not JSON). Entries are not yet the
+ * builder's. Returns 0, -EINVAL (errors in d) or -ENOMEM. */
+static int parse_text(struct route_builder *b, const char *file, const char *text, size_t len,
+                      struct jpos_diags *d, struct route__file **out)
 {
     size_t before = d->nerrors;
+    struct route__file *f = NULL;
+    size_t cap = 0;
     int r;
     struct jpos_doc doc;
+    *out = NULL;
     r = jpos_doc_parse(&doc, file, text, len, d);
     if (r < 0)
         goto out;
+    if ((r = route__file_new(&f)) < 0)
+        goto out;
     struct route__parse_ctx ctx = {
-        .arena = &b->arena,
+        .arena = &f->arena,
         .upstreams = (const char *const *)b->upstreams,
         .nupstreams = b->nupstreams,
         .workflows = (const char *const *)b->workflows,
@@ -141,13 +192,12 @@ int route_builder_add_text(struct route_builder *b, const char *file, const char
         .policies = (const char *const *)b->policies,
         .npolicies = b->npolicies,
         .any_policy = b->any_policy,
-        .file = route__arena_strdup(&b->arena, doc.file),
+        .file = route__arena_strdup(&f->arena, doc.file),
     };
     if (!ctx.file) {
         r = -ENOMEM;
         goto out;
     }
-    b->nfiles++;
     struct jpos_val root, m, routes;
     bool has_routes = false;
     jpos_val_root(&doc, &root);
@@ -179,7 +229,7 @@ int route_builder_add_text(struct route_builder *b, const char *file, const char
     struct jpos_val rv;
     jpos_iter_init(&it, &routes);
     while (jpos_iter_next(&it, &rv)) {
-        if (b->n >= ROUTE_MAX_ROUTES) {
+        if (b->n + f->n >= ROUTE_MAX_ROUTES) {
             if (!b->too_many)
                 jpos_err(d, &rv, "too many routes: a table holds at most %d", ROUTE_MAX_ROUTES);
             b->too_many = true;
@@ -190,20 +240,93 @@ int route_builder_add_text(struct route_builder *b, const char *file, const char
             r = -ENOMEM;
             goto out;
         }
-        if (b->n == b->cap) {
-            size_t cap = b->cap ? b->cap * 2 : 64;
-            struct route__entry **v = realloc(b->entries, cap * sizeof(*v));
+        if (f->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct route__entry **v = realloc(f->entries, cap * sizeof(*v));
             if (!v) {
                 r = -ENOMEM;
                 goto out;
             }
-            b->entries = v;
-            b->cap = cap;
+            f->entries = v;
         }
-        b->entries[b->n++] = e;
+        f->entries[f->n++] = e;
     }
 out:
     jpos_doc_done(&doc);
+    if (r == -ENOMEM) {
+        route__file_unref(f);
+        return r;
+    }
+    *out = f;
+    return d->nerrors != before ? -EINVAL : 0;
+}
+
+/* Adds a parsed file's entries (the builder takes its own reference). */
+static int add_parsed(struct route_builder *b, struct route__file *f)
+{
+    if (!f)
+        return 0;
+    b->nfiles++;
+    return hold_file(b, f);
+}
+
+int route_builder_add_text(struct route_builder *b, const char *file, const char *text, size_t len,
+                           struct jpos_diags *d)
+{
+    size_t before = d->nerrors;
+    struct route__file *f;
+    int r = parse_text(b, file, text, len, d, &f);
+    if (r != -ENOMEM) {
+        int q = add_parsed(b, f);
+        if (q < 0)
+            r = q;
+    }
+    route__file_unref(f);
+    b->errors += d->nerrors - before;
+    if (r == -ENOMEM)
+        return r;
+    return d->nerrors != before ? -EINVAL : 0;
+}
+
+/* Reads one file of a directory through the builder's cache: a file with
+ * the cached bytes adds the cached routes; another is parsed and, when its
+ * parse reported nothing at all, cached with its bytes. */
+static int add_file_cached(struct route_builder *b, const char *path, struct jpos_diags *d)
+{
+    char *text;
+    size_t len;
+    size_t before = d->nerrors;
+    int r = jpos_file_load(path, ROUTE_MAX_FILE_BYTES, &text, &len, d);
+    if (r < 0) {
+        b->errors += d->nerrors - before;
+        return r;
+    }
+    struct route__file *f = route__cache_get(b->cache, path, text, len);
+    if (f && b->n + f->n <= ROUTE_MAX_ROUTES) {
+        /* The same bytes checked against the same names: the same routes,
+         * and no diagnostics (only clean files are cached). */
+        free(text);
+        r = add_parsed(b, f);
+        route__file_unref(f);
+        return r;
+    }
+    /* Past the table's limit a parse reports where: parse it again. */
+    route__file_unref(f);
+    size_t nd = d->n + d->dropped + d->nerrors + d->nwarnings;
+    r = parse_text(b, path, text, len, d, &f);
+    if (r != -ENOMEM) {
+        int q = add_parsed(b, f);
+        if (q < 0)
+            r = q;
+    }
+    if (r == 0 && f && nd == d->n + d->dropped + d->nerrors + d->nwarnings) {
+        int q = route__cache_put(b->cache, path, text, len, f);
+        text = NULL; /* taken */
+        if (q < 0)
+            r = q;
+    }
+    free(text);
+    route__file_unref(f);
     b->errors += d->nerrors - before;
     if (r == -ENOMEM)
         return r;
@@ -223,6 +346,40 @@ int route_builder_add_file(struct route_builder *b, const char *path, struct jpo
     r = route_builder_add_text(b, path, text, len, d);
     free(text);
     return r;
+}
+
+/* The names routes are checked against, serialised: a cached parse is only
+ * valid for the same ones. NUL-separated lists, each after a tag. */
+static int context_key(const struct route_builder *b, char **out, size_t *len)
+{
+    const struct {
+        char tag;
+        char **v;
+        size_t n;
+    } lists[] = {{'u', b->upstreams, b->nupstreams},
+                 {b->any_workflow ? 'W' : 'w', b->workflows, b->nworkflows},
+                 {b->any_policy ? 'P' : 'p', b->policies, b->npolicies}};
+    size_t total = 0;
+    for (size_t i = 0; i < 3; i++) {
+        total += 2;
+        for (size_t j = 0; j < lists[i].n; j++)
+            total += strlen(lists[i].v[j]) + 1;
+    }
+    char *s = malloc(total), *p = s;
+    if (!s)
+        return -ENOMEM;
+    for (size_t i = 0; i < 3; i++) {
+        *p++ = lists[i].tag;
+        for (size_t j = 0; j < lists[i].n; j++) {
+            size_t l = strlen(lists[i].v[j]);
+            memcpy(p, lists[i].v[j], l + 1);
+            p += l + 1;
+        }
+        *p++ = '\0';
+    }
+    *out = s;
+    *len = total;
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -272,6 +429,16 @@ int route_builder_add_dir(struct route_builder *b, const char *dir, struct jpos_
         n++;
     }
     qsort(names, n, sizeof(*names), cmp_str);
+    if (b->cache) {
+        char *key;
+        size_t klen;
+        if ((r = context_key(b, &key, &klen)) < 0)
+            goto out;
+        r = route__cache_begin(b->cache, key, klen);
+        free(key);
+        if (r < 0)
+            goto out;
+    }
     size_t files = 0;
     for (size_t i = 0; i < n; i++) {
         char *path;
@@ -286,13 +453,15 @@ int route_builder_add_dir(struct route_builder *b, const char *dir, struct jpos_
             continue; /* a directory called x.json, a socket... */
         }
         files++;
-        int q = route_builder_add_file(b, path, d);
+        int q = b->cache ? add_file_cached(b, path, d) : route_builder_add_file(b, path, d);
         free(path);
         if (q == -ENOMEM) {
             r = q;
             goto out;
         }
     }
+    if (b->cache)
+        route__cache_end(b->cache); /* every file was listed: drop removed ones */
     if (files == 0)
         jpos_diag_add(d, JPOS_DIAG_WARNING, dir, 0, 0, NULL,
                       "no route files (*.json) in the routes directory: every request will get "
@@ -635,23 +804,57 @@ int route_builder_compile(struct route_builder *b, struct route_table **out, str
     }
     memset(t, 0, sizeof(*t));
     cb.t = t;
+
+    /* Room for the trie up front, so that it is not grown and rehashed as
+     * it fills: at most one node per segment plus a root per route, at most
+     * one edge per literal segment. */
+    size_t nvalid = 0, nsegs = 0, nlit = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct route__entry *e = b->entries[i];
+        if (e->invalid)
+            continue;
+        nvalid++;
+        nsegs += e->nsegs;
+        for (unsigned k = 0; k < e->nsegs; k++)
+            nlit += e->segs[k].type == ROUTE_SEG_LITERAL;
+    }
+    size_t nodes_cap = 1 + nvalid + nsegs;
+    if (nodes_cap <= UINT32_MAX / 2) {
+        if (!(t->nodes = malloc(nodes_cap * sizeof(*t->nodes)))) {
+            r = -ENOMEM;
+            goto out;
+        }
+        cb.cap_nodes = (uint32_t)nodes_cap;
+    }
+    /* edges_grow's rule: at most half full */
+    uint32_t edges_cap = 256;
+    while (edges_cap < UINT32_MAX / 4 && (nlit + 1) * 2 > edges_cap)
+        edges_cap *= 2;
+    if (!(t->edges = calloc(edges_cap, sizeof(*t->edges)))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    cb.cap_edges = edges_cap;
+    t->edge_mask = edges_cap - 1;
     uint32_t dummy;
     if ((r = node_new(&cb, 0, &dummy)) < 0) /* node 0: "none" */
         goto out;
-
-    size_t nvalid = 0;
-    for (size_t i = 0; i < b->n; i++)
-        nvalid += !b->entries[i]->invalid;
+    /* The table's own copies: compiling writes index and match_methods,
+     * which depend on the whole set, while the parsed entries are shared
+     * with the cache and older tables. What the copies point at stays in
+     * the files' arenas, which the table holds (below). */
+    t->entries = malloc((nvalid ? nvalid : 1) * sizeof(*t->entries));
     t->routes = malloc((nvalid ? nvalid : 1) * sizeof(*t->routes));
     places = malloc((nvalid ? nvalid : 1) * sizeof(*places));
-    if (!t->routes || !places) {
+    if (!t->entries || !t->routes || !places) {
         r = -ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < b->n; i++) {
-        struct route__entry *e = b->entries[i];
-        if (e->invalid)
+        if (b->entries[i]->invalid)
             continue;
+        struct route__entry *e = &t->entries[t->nroutes];
+        *e = *b->entries[i];
         e->r.index = (unsigned)t->nroutes;
         t->routes[t->nroutes++] = e;
 
@@ -723,16 +926,17 @@ int route_builder_compile(struct route_builder *b, struct route_table **out, str
     t->suffix_mask = suffixes.cap ? suffixes.cap - 1 : 0;
     t->nsuffixes = suffixes.n;
     suffixes.v = NULL;
-    if (!cb.cap_edges && (r = edges_grow(&cb)) < 0) /* lookups need a table */
-        goto out;
 
     if (b->errors || d->nerrors != before) {
         r = -EINVAL;
         goto out;
     }
-    /* The table takes the arena (and with it every entry and string). */
-    t->arena = b->arena;
-    memset(&b->arena, 0, sizeof(b->arena));
+    /* The table takes the builder's file references (and with them every
+     * string its entries point at). */
+    t->held = b->files;
+    t->nheld = b->nheld;
+    b->files = NULL;
+    b->nheld = b->cap_held = 0;
     t->nfiles = b->nfiles;
     b->n = 0;
     b->nfiles = 0;
@@ -746,10 +950,7 @@ out:
     free(places);
     free(hosts.v);
     free(suffixes.v);
-    if (t) {
-        memset(&t->arena, 0, sizeof(t->arena)); /* still the builder's */
-        route__table_free(t);
-    }
+    route__table_free(t);
     return r;
 }
 
@@ -775,7 +976,10 @@ void route__table_free(struct route_table *t)
         return;
     if (t->attachment_drop)
         t->attachment_drop(t->attachment);
-    route__arena_free(&t->arena);
+    for (size_t i = 0; i < t->nheld; i++)
+        route__file_unref(t->held[i]);
+    free(t->held);
+    free(t->entries);
     free(t->routes);
     free(t->nodes);
     free(t->lists);

@@ -6,9 +6,20 @@
  *      public `struct route` plus what the matcher needs (the parsed path
  *      segments, the rank, the compiled rewrite), allocated in the builder's
  *      arena;
- *   2. entries -> `struct route_table` (compile.c): the arena moves into the
- *      table, and a segment trie per host group indexes the entries;
+ *   2. entries -> `struct route_table` (compile.c): the table copies the
+ *      valid entries into one array of its own (compile writes per-table
+ *      fields: index, match_methods), keeps a reference to each file the
+ *      strings they point at live in, and indexes the entries with a segment
+ *      trie per host group;
  *   3. the table is matched (match.c) and published (holder.c).
+ *
+ * Files. Each route file's entries, and everything they point at, live in
+ * the arena of its `struct route__file`, which never changes once parsed.
+ * A file is shared by reference between the builder, the parse cache
+ * (cache.c: a file whose bytes and validation context are unchanged is not
+ * parsed again) and every table compiled from it, so a table in the router's
+ * history and the table serving share what did not change, and rebuilding
+ * after a change to one file parses that file only.
  *
  * The trie. Each host group (one exact host, one `*.suffix`, or "any host")
  * has a root node. A node at depth d stands for a sequence of d path
@@ -21,8 +32,9 @@
  * (the rest of the path, after a '/'), prefix (the path ends here or goes on
  * after a '/'). Each list is sorted best first.
  *
- * Ownership: everything a table points to is in its arena or in arrays it
- * frees itself; nothing in a table changes after compile.
+ * Ownership: everything a table points to is in the arenas of the files it
+ * holds a reference to or in arrays it frees itself; nothing in a table
+ * changes after compile.
  */
 #ifndef ROUTE_INT_H
 #define ROUTE_INT_H
@@ -95,6 +107,44 @@ static inline const struct route__entry *route__entry_of(const struct route *r)
 /* Precedence between two routes that end at the same or different nodes of
  * one host group: < 0 when a wins. Total: falls back to definition order. */
 int route__rank_cmp(const struct route__entry *a, const struct route__entry *b);
+
+/* ---- files (cache.c) ---------------------------------------------------------
+ * One route file's parse result. Immutable once its builder call returns;
+ * any thread may hold a reference. */
+struct route__file {
+    atomic_long refs;
+    struct route__arena arena;     /* the entries and every string they hold */
+    struct route__entry **entries; /* file order, invalid ones included */
+    size_t n;
+};
+
+int route__file_new(struct route__file **out);
+struct route__file *route__file_ref(struct route__file *f);
+void route__file_unref(struct route__file *f); /* NULL-safe */
+
+/* The cache a builder reads route files through (route_builder_set_cache).
+ * A lookup hits only when the file's bytes equal those cached and the
+ * names routes are checked against (`ctx`, see route__cache_begin) are
+ * those the cached result was checked against. */
+struct route__cache_hit {
+    struct route__file *file; /* a new reference */
+};
+/* Starts a directory read: `ctx` (ctx_len bytes) is the serialised
+ * validation context; a different one empties the cache. Marks every
+ * entry unseen. 0 or -ENOMEM. */
+int route__cache_begin(struct route_cache *c, const char *ctx, size_t ctx_len);
+/* The cached file for `path` when its bytes are `text`, else NULL (the
+ * caller parses the file then; counted). Marks the entry seen either way. */
+struct route__file *route__cache_get(struct route_cache *c, const char *path, const char *text,
+                                     size_t len);
+/* Stores `file` (a new reference is taken) for `path` with its bytes
+ * (`text` is taken over: freed by the cache). 0 or -ENOMEM (then `text`
+ * is freed and nothing is stored). */
+int route__cache_put(struct route_cache *c, const char *path, char *text, size_t len,
+                     struct route__file *file);
+/* Ends a directory read that listed every file: entries not seen since
+ * route__cache_begin (removed files) are dropped. */
+void route__cache_end(struct route_cache *c);
 
 /* ---- parsing ---------------------------------------------------------------- */
 struct route__parse_ctx {
@@ -224,10 +274,12 @@ struct route_table {
     atomic_long owners;
     uint64_t version; /* written by the holder's writer before publication */
 
-    struct route__arena arena;
-    struct route__entry **routes; /* definition order */
+    struct route__entry *entries; /* this table's copies, definition order */
+    struct route__entry **routes; /* &entries[i] */
     size_t nroutes;
     size_t nfiles;
+    struct route__file **held; /* references to the files entries point into */
+    size_t nheld;
 
     struct route__node *nodes; /* nodes[0] unused so that 0 means none */
     uint32_t nnodes;

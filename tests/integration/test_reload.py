@@ -340,6 +340,51 @@ def admin_rollback_to_a_kept_version():
 
 
 @t.case
+def a_rewrite_with_the_same_size_and_mtime_is_served():
+    # Reloads reuse the parsed routes of files whose bytes did not change:
+    # bytes, not size and mtime, decide.
+    g.write("same.json", {"routes": [respond("same", "/same", "AAAA\n")]})
+    until(lambda: get("/same") == (200, "AAAA\n"), what="/same served")
+    path = os.path.join(g.routes, "same.json")
+    before = os.stat(path)
+    g.write("same.json", {"routes": [respond("same", "/same", "ZZZZ\n")]})
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    until(lambda: get("/same") == (200, "ZZZZ\n"), what="the rewritten /same served")
+    g.remove("same.json")
+    until(lambda: get("/same")[0] == 404, what="removed route /same gone")
+
+
+@t.case
+def a_kept_version_keeps_its_routes_when_a_file_it_shares_changes():
+    # Versions share the parsed routes of the files they have in common; a
+    # change to one file leaves what older versions serve and show alone.
+    g.write("a.json", {"routes": [respond("a", "/a", "a1\n"), respond("a2", "/a2", "x\n")]})
+    g.write("b.json", {"routes": [respond("b", "/b", "b1\n")]})
+    until(lambda: get("/a") == (200, "a1\n") and get("/b") == (200, "b1\n"),
+          what="/a and /b served")
+    v1 = g.version()
+    g.write("b.json", {"routes": [respond("b", "/b", "b2\n")]})
+    until(lambda: get("/b") == (200, "b2\n"), what="changed /b served")
+    v2 = g.version()
+    assert v2 > v1
+    code, kept = g.admin("GET", f"/admin/routes/versions/{v1}")
+    assert code == 200, (code, kept)
+    bodies = {r["name"]: r["respond"]["body"] for r in kept["routes"] if "respond" in r}
+    assert bodies["a"] == "a1\n" and bodies["b"] == "b1\n", bodies
+    code, body = g.admin("POST", "/admin/routes/rollback", {"version": v1})
+    assert code == 200 and body["version"] == v1, (code, body)
+    assert get("/b") == (200, "b1\n") and get("/a") == (200, "a1\n")
+    code, body = g.admin("POST", "/admin/routes/rollback", {"version": v2})
+    assert code == 200, (code, body)
+    assert get("/b") == (200, "b2\n") and get("/a2") == (200, "x\n")
+    g.remove("a.json")
+    g.remove("b.json")
+    until(lambda: get("/a")[0] == 404 and get("/b")[0] == 404, what="/a and /b gone")
+
+
+@t.case
 def stops_cleanly_on_sigterm():
     assert g.stop() == 0
 

@@ -242,6 +242,9 @@ struct gw_config {
     const char **upstream_names; /* nupstreams names, for route loading */
     char *routes_dir;            /* resolved against the config file's directory */
     struct route_table *routes;  /* compiled; route->upstream_index indexes upstreams */
+    /* The parse cache `routes` was read through, for the router's first
+     * reload to parse only what changed since (route.h); NULL: none. */
+    struct route_cache *routes_cache;
     bool access_log;
     uint32_t drain_timeout_ms;
     uint32_t upgrade_timeout_ms;
@@ -290,6 +293,9 @@ struct gw_routes_source {
      * gateway, gw_workflows_enabled): definitions would be published that
      * no request could run, so any definition fails the load. */
     bool workflows_off;
+    /* With `dir`: the parse cache the route files are read through
+     * (route.h; the router keeps one across reloads), NULL: none. */
+    struct route_cache *cache;
 };
 
 /* Loads the workflow definitions, the policy files and the routes together

@@ -1351,10 +1351,14 @@ int gw_config_parse(const char *path, const char *text, size_t len, unsigned fla
         }
     }
     if (flags & GW_CONFIG_ROUTES) {
+        /* Without memory for the cache the routes are read without one. */
+        if (route_cache_new(&cfg->routes_cache) < 0)
+            cfg->routes_cache = NULL;
         struct gw_routes_source src = {.dir = cfg->routes_dir,
                                        .workflows_dir = cfg->workflows.dir,
                                        .policies_dir = cfg->policies.dir,
-                                       .consumer_header = cfg->policies.consumer_header};
+                                       .consumer_header = cfg->policies.consumer_header,
+                                       .cache = cfg->routes_cache};
         r = gw_config_load_routes(&src, cfg->upstream_names, cfg->nupstreams, &cfg->routes, d);
         if (r == -ENOMEM)
             goto out;
@@ -1438,6 +1442,8 @@ int gw_config_load_routes(const struct gw_routes_source *src, const char *const 
                  : route_builder_set_policies(b, NULL, 0);
     if (r < 0)
         goto out;
+    if (src->dir && src->cache)
+        route_builder_set_cache(b, src->cache);
     if (src->dir)
         r = route_builder_add_dir(b, src->dir, d);
     else
@@ -1516,6 +1522,7 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->admin.allowed_hosts);
     free(cfg->routes_dir);
     route_table_unref(cfg->routes);
+    route_cache_unref(cfg->routes_cache);
     free(cfg->workflows.dir);
     free(cfg->workflows.status_path);
     free(cfg->workflows.data_dir);

@@ -16,6 +16,11 @@
  * whole load. A route set given as text (PUT /admin/routes) keeps the
  * current definitions and policies.
  *
+ * Route files are read through the router's parse cache (route.h): a reload
+ * parses only the files whose bytes changed and shares the others' parsed
+ * routes with the tables in the history; what a reload reports and
+ * publishes is what a load without the cache would.
+ *
  * Reading route files and compiling run on the blocking pool (rt_blocking)
  * while the router is parked, so a reload never occupies a scheduler and
  * never touches the hot path: requests keep reading the published table
@@ -56,6 +61,10 @@
 static _Atomic uint64_t n_reloads_ok;
 static _Atomic uint64_t n_reloads_failed;
 static _Atomic uint64_t cur_version;
+/* The configuration's parse cache was handed to a router (router_init).
+ * Relaxed: routers start one after another under their supervisor; the flag
+ * only has to be taken once. */
+static atomic_bool cfg_cache_taken;
 
 struct hist {
     struct route_table *t; /* owner reference */
@@ -75,6 +84,10 @@ struct router {
     rt_pid wf_watcher;            /* of the workflows directory, read with the routes */
     rt_pid pol_watcher;           /* of the policies directory, read with the routes */
     bool reclaim_armed;
+    /* The routes directory's files as last parsed: a reload parses only the
+     * files whose bytes changed (route.h, "the parse cache"). A load job
+     * holds a reference while it runs. */
+    struct route_cache *cache;
 };
 
 /* ---- a load on the blocking pool --------------------------------------------
@@ -94,6 +107,7 @@ struct job {
     const char *consumer_header; /* gw.cfg's, immutable while the gateway runs */
     struct route_table *keep;    /* with `text`: its definitions are kept (a reference) */
     bool workflows_off;          /* no workflow service: definitions are refused */
+    struct route_cache *cache;   /* with `dir`: the router's parse cache (a reference) */
     /* results */
     int rc;
     struct route_table *table;
@@ -109,6 +123,7 @@ static void job_unref(void *arg)
         return;
     route_table_unref(j->table);
     route_table_unref(j->keep);
+    route_cache_unref(j->cache);
     jpos_diags_done(&j->diags);
     free(j->workflows_dir);
     free(j->policies_dir);
@@ -133,7 +148,8 @@ static intptr_t job_run(void *arg)
                                    .policies_dir = j->dir ? j->policies_dir : NULL,
                                    .consumer_header = j->consumer_header,
                                    .keep = j->keep,
-                                   .workflows_off = j->workflows_off};
+                                   .workflows_off = j->workflows_off,
+                                   .cache = j->dir ? j->cache : NULL};
     int r = gw_config_load_routes(&src, j->upstreams, j->nupstreams, &j->table, &j->diags);
     j->rc = r;
     j->ns = rt_now_ns() - t0;
@@ -144,7 +160,7 @@ static intptr_t job_run(void *arg)
 /* Runs a load off the scheduler. On return *out is the job (the caller owns
  * one reference, dropped by rt_undefer(*handle, true)). */
 static int job_start(const char *dir, const char *text, size_t len, struct route_table *keep,
-                     struct job **out, uint64_t *handle)
+                     struct route_cache *cache, struct job **out, uint64_t *handle)
 {
     struct job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -164,6 +180,8 @@ static int job_start(const char *dir, const char *text, size_t len, struct route
     j->consumer_header = gw.cfg->policies.consumer_header;
     if (!dir && keep)
         j->keep = route_table_ref(keep);
+    if (dir && cache)
+        j->cache = route_cache_ref(cache);
     if (text) {
         if (!(j->text = malloc(len + 1)))
             goto nomem;
@@ -186,6 +204,7 @@ static int job_start(const char *dir, const char *text, size_t len, struct route
     return 0;
 nomem:
     route_table_unref(j->keep);
+    route_cache_unref(j->cache);
     free(j->workflows_dir);
     free(j->policies_dir);
     free(j->dir);
@@ -398,7 +417,7 @@ static int load(struct router *s, const char *source, const char *text, size_t l
     wall_time(when, sizeof when);
     if (!text && mode == LOAD_APPLY)
         drop_queued_reloads();
-    int r = job_start(text ? NULL : gw.cfg->routes_dir, text, len, cur, &j, &handle);
+    int r = job_start(text ? NULL : gw.cfg->routes_dir, text, len, cur, s->cache, &j, &handle);
     if (r) {
         rt_log(RT_LOG_ERROR, "routes (%s): reload failed: %s", source, strerror(-r));
         outcome_init(reply, false, version, routes);
@@ -540,6 +559,7 @@ static void router_free(void *arg)
         rt_exit_signal(s->pol_watcher, RT_SHUTDOWN);
     for (size_t i = 0; i < s->nhist; i++)
         route_table_unref(s->hist[i].t);
+    route_cache_unref(s->cache);
     if (s->has_last)
         jpos_diags_done(&s->last.outcome.diags);
     free(s);
@@ -585,6 +605,17 @@ static void router_init(void *arg, struct rt_gs_result *r)
         return;
     }
     r->state = s;
+    /* The first router goes on with the cache the configuration loader
+     * read the routes through, so its first reload parses only what changed
+     * since start-up. A restarted one starts a cache of its own: a load of
+     * the router it replaces may still be using that one on the blocking
+     * pool, and a cache serves one load at a time. Without memory for a
+     * cache every reload parses every file: slower, never wrong. */
+    if (gw.cfg->routes_cache &&
+        !atomic_exchange_explicit(&cfg_cache_taken, true, memory_order_relaxed))
+        s->cache = route_cache_ref(gw.cfg->routes_cache);
+    else if (route_cache_new(&s->cache) < 0)
+        s->cache = NULL;
     /* The watcher's exit comes as a message, so that a watcher crash costs a
      * restarted watcher, not the history. */
     rt_trap_exit(true);

@@ -227,6 +227,37 @@ int route_builder_add_file(struct route_builder *b, const char *path, struct jpo
  * or unreadable directory is an error; an empty one a warning. */
 int route_builder_add_dir(struct route_builder *b, const char *dir, struct jpos_diags *d);
 
+/* ---- the parse cache -------------------------------------------------------
+ * A cache of parsed route files, kept by a caller that reloads the same
+ * directory again and again (the router), so that a reload parses only the
+ * files that changed. route_builder_add_dir reads every file each time and
+ * reuses a file's parsed routes only when its bytes are exactly those of the
+ * cached read (compared in full: a rewrite with the same size and mtime is
+ * noticed) and the upstream, workflow and policy names routes are checked
+ * against are the same; a file whose parse reported anything (an error or
+ * a warning) is never cached, so its diagnostics come again every time.
+ * Files gone from the directory are dropped from the cache after a read
+ * that listed it. Cached results are immutable and shared with the tables
+ * built from them.
+ *
+ * One builder at a time may use a cache (any thread); the cache is
+ * reference-counted so that a load still running when its owner goes away
+ * keeps it alive. */
+struct route_cache;
+
+int route_cache_new(struct route_cache **out); /* 0 or -ENOMEM */
+struct route_cache *route_cache_ref(struct route_cache *c);
+void route_cache_unref(struct route_cache *c); /* NULL-safe */
+/* Files the cache holds (for tests and figures). */
+size_t route_cache_files(const struct route_cache *c);
+/* Parses done and cached files reused by the builders that used the cache
+ * (for tests and figures). */
+void route_cache_counts(const struct route_cache *c, uint64_t *parsed, uint64_t *reused);
+
+/* Makes route_builder_add_dir read through `c` (a reference is taken;
+ * NULL: no cache). Call before adding files. 0. */
+int route_builder_set_cache(struct route_builder *b, struct route_cache *c);
+
 /* Validates the whole set (duplicate names, conflicts) and compiles it. On
  * success writes a new table (one reference, version 0) and returns 0; the
  * builder is then empty. Returns -EINVAL if this builder recorded any error,

@@ -1,0 +1,265 @@
+/*
+ * cache.c: parsed route files and the cache that keeps them between builds
+ * (route.h, "the parse cache"; route_int.h, "Files").
+ *
+ * A `struct route__file` is one file's entries in an arena of its own,
+ * shared by reference; it never changes once its builder call returns.
+ *
+ * The cache maps a file's path to its bytes as last read and its parsed
+ * file. An open-addressing table keyed by the path's hash; entries carry a
+ * `seen` mark so that a directory read can drop the files it did not list.
+ * The validation context (the names routes were checked against) is kept
+ * serialised; a read with another context empties the cache, since a cached
+ * result may say "unknown upstream" where the new names would not, or the
+ * other way round.
+ *
+ * Bounds: the cache holds at most the files of one directory read
+ * (ROUTE_MAX_FILES, each at most ROUTE_MAX_FILE_BYTES), since unseen files
+ * are dropped at the end of each read; its memory is the bytes of those
+ * files plus their parsed routes, which the tables built from them share.
+ *
+ * One builder at a time uses a cache; the reference count is atomic because
+ * the last reference may be dropped by another thread (a load finishing on
+ * a blocking thread after its router exited).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "route_int.h"
+
+/* ---- files ------------------------------------------------------------------ */
+
+int route__file_new(struct route__file **out)
+{
+    struct route__file *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    atomic_init(&f->refs, 1);
+    *out = f;
+    return 0;
+}
+
+struct route__file *route__file_ref(struct route__file *f)
+{
+    /* Relaxed: taking a reference needs one already held, which orders it. */
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+void route__file_unref(struct route__file *f)
+{
+    if (!f)
+        return;
+    /* acq_rel: every holder's reads of the file happen before the free. */
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    free(f->entries);
+    route__arena_free(&f->arena);
+    free(f);
+}
+
+/* ---- the cache ---------------------------------------------------------------- */
+
+struct slot {
+    uint64_t hash;
+    char *path; /* NULL: empty */
+    char *text;
+    size_t len;
+    struct route__file *file;
+    bool seen;
+};
+
+struct route_cache {
+    atomic_long refs;
+    struct slot *slots;
+    size_t cap, n; /* cap: 0 or a power of two, at most half full */
+    char *ctx;
+    size_t ctx_len;
+    uint64_t parsed, reused;
+};
+
+int route_cache_new(struct route_cache **out)
+{
+    struct route_cache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    atomic_init(&c->refs, 1);
+    *out = c;
+    return 0;
+}
+
+struct route_cache *route_cache_ref(struct route_cache *c)
+{
+    /* Relaxed: as route__file_ref. */
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+static void slot_clear(struct slot *s)
+{
+    free(s->path);
+    free(s->text);
+    route__file_unref(s->file);
+    memset(s, 0, sizeof(*s));
+}
+
+static void clear_all(struct route_cache *c)
+{
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->slots[i].path)
+            slot_clear(&c->slots[i]);
+    c->n = 0;
+}
+
+void route_cache_unref(struct route_cache *c)
+{
+    if (!c)
+        return;
+    /* acq_rel: the last builder's use of the cache happens before the free. */
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    clear_all(c);
+    free(c->slots);
+    free(c->ctx);
+    free(c);
+}
+
+size_t route_cache_files(const struct route_cache *c)
+{
+    return c->n;
+}
+
+void route_cache_counts(const struct route_cache *c, uint64_t *parsed, uint64_t *reused)
+{
+    *parsed = c->parsed;
+    *reused = c->reused;
+}
+
+static struct slot *find(const struct route_cache *c, const char *path, uint64_t h)
+{
+    if (!c->cap)
+        return NULL;
+    for (size_t j = (size_t)h & (c->cap - 1); c->slots[j].path; j = (j + 1) & (c->cap - 1))
+        if (c->slots[j].hash == h && strcmp(c->slots[j].path, path) == 0)
+            return &c->slots[j];
+    return NULL;
+}
+
+/* Moves the occupied slots into a table of `cap` slots (a power of two
+ * greater than twice the count). */
+static int rehash(struct route_cache *c, size_t cap)
+{
+    struct slot *v = calloc(cap, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < c->cap; i++) {
+        if (!c->slots[i].path)
+            continue;
+        size_t j = (size_t)c->slots[i].hash & (cap - 1);
+        while (v[j].path)
+            j = (j + 1) & (cap - 1);
+        v[j] = c->slots[i];
+    }
+    free(c->slots);
+    c->slots = v;
+    c->cap = cap;
+    return 0;
+}
+
+int route__cache_begin(struct route_cache *c, const char *ctx, size_t ctx_len)
+{
+    if (!c->ctx || c->ctx_len != ctx_len || memcmp(c->ctx, ctx, ctx_len) != 0) {
+        char *copy = malloc(ctx_len ? ctx_len : 1);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, ctx, ctx_len);
+        clear_all(c);
+        free(c->ctx);
+        c->ctx = copy;
+        c->ctx_len = ctx_len;
+    }
+    for (size_t i = 0; i < c->cap; i++)
+        c->slots[i].seen = false;
+    return 0;
+}
+
+struct route__file *route__cache_get(struct route_cache *c, const char *path, const char *text,
+                                     size_t len)
+{
+    struct slot *s = find(c, path, route__hash(path, strlen(path), 0));
+    if (s)
+        s->seen = true;
+    /* The bytes, compared in full: a file rewritten within one mtime tick
+     * with the same size is still noticed. */
+    if (!s || s->len != len || memcmp(s->text, text, len) != 0) {
+        c->parsed++;
+        return NULL;
+    }
+    c->reused++;
+    return route__file_ref(s->file);
+}
+
+int route__cache_put(struct route_cache *c, const char *path, char *text, size_t len,
+                     struct route__file *file)
+{
+    uint64_t h = route__hash(path, strlen(path), 0);
+    struct slot *s = find(c, path, h);
+    if (!s) {
+        if ((c->n + 1) * 2 > c->cap && rehash(c, c->cap ? c->cap * 2 : 64) < 0)
+            goto nomem;
+        char *p = strdup(path);
+        if (!p)
+            goto nomem;
+        size_t j = (size_t)h & (c->cap - 1);
+        while (c->slots[j].path)
+            j = (j + 1) & (c->cap - 1);
+        s = &c->slots[j];
+        s->hash = h;
+        s->path = p;
+        c->n++;
+    } else {
+        free(s->text);
+        route__file_unref(s->file);
+    }
+    s->text = text;
+    s->len = len;
+    s->file = route__file_ref(file);
+    s->seen = true;
+    return 0;
+nomem:
+    free(text);
+    return -ENOMEM;
+}
+
+void route__cache_end(struct route_cache *c)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->slots[i].path && !c->slots[i].seen) {
+            slot_clear(&c->slots[i]);
+            dropped++;
+        }
+    if (!dropped)
+        return;
+    c->n -= dropped;
+    /* Emptied slots would break the probe chains of the ones after them:
+     * move the survivors into a fresh table of the same size. */
+    struct slot *v = calloc(c->cap, sizeof(*v));
+    if (!v) {
+        /* Without memory to rebuild, forget everything: a cache miss costs
+         * a parse, never a wrong answer. */
+        clear_all(c);
+        return;
+    }
+    for (size_t i = 0; i < c->cap; i++) {
+        if (!c->slots[i].path)
+            continue;
+        size_t j = (size_t)c->slots[i].hash & (c->cap - 1);
+        while (v[j].path)
+            j = (j + 1) & (c->cap - 1);
+        v[j] = c->slots[i];
+    }
+    free(c->slots);
+    c->slots = v;
+}
