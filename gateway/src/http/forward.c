@@ -146,7 +146,7 @@ static unsigned field_flags(const char *name, size_t n)
  * a name other than "close" and the hop-by-hop fields (which every copy
  * drops whatever Connection says), or h->nheaders when none does: then no
  * field is looked for there. Most messages have none, or "keep-alive". */
-static size_t first_connection(const struct gw_http_head *h)
+size_t gw__http_first_connection(const struct gw_http_head *h)
 {
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
@@ -160,6 +160,12 @@ static size_t first_connection(const struct gw_http_head *h)
                 return i;
     }
     return h->nheaders;
+}
+
+/* gw__http_first_connection(h), as the parser stored it when it did. */
+static size_t first_connection(const struct gw_http_head *h)
+{
+    return h->connection_at ? h->connection_at - 1 : gw__http_first_connection(h);
 }
 
 /* Named in a Connection field of h (and removable that way); `from` is

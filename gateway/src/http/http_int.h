@@ -93,6 +93,11 @@ enum {
 /* Copies the end-to-end fields of h, skipping those with a flag in `skip`,
  * Connection-named ones and those a route edit drops; `keep_upgrade` keeps
  * Upgrade for a tunnel (forward.c). */
+/* Where the Connection fields of h that name fields to drop start: the
+ * index of the first such field, or h->nheaders (forward.c). The parser
+ * stores it in the head (connection_at); the writers read it from there. */
+size_t gw__http_first_connection(const struct gw_http_head *h);
+
 void gw__http_copy_fields(struct gw__http_out *o, const struct gw_http_head *h, bool keep_upgrade,
                           const struct gw_http_edits *e, unsigned skip);
 /* Writes a route's `set` and `add` fields. */

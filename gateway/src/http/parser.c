@@ -935,6 +935,15 @@ static int head_build(struct gw_http_parser *p, struct gw_http_head **ret)
     h->keep_alive = p->keep_alive;
     h->upgrade = p->upgrade;
     h->expect_continue = !h->is_response && fields_have_token(p, FK_EXPECT, "100-continue");
+    /* Looked for once here, where most heads are known to have no
+     * Connection field, rather than by every writer of every copy. */
+    size_t conn = p->nfields;
+    for (size_t i = 0; i < p->nfields; i++)
+        if (p->fields[i].kind == FK_CONNECTION) {
+            conn = gw__http_first_connection(h);
+            break;
+        }
+    h->connection_at = conn + 1;
     h->size = total;
     *ret = h;
     return 0;
@@ -1255,7 +1264,9 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
     /* Only a head the scanner accepted reaches llhttp, whole, and rewritten
      * from what the scanner read: llhttp judges framing on exactly the
      * fields we hand on, and no whitespace quirk of 8.1.0 is reached. */
-    p->raw = malloc(p->head_bytes + 8);
+    /* Most heads fit the stack buffer: no malloc and free per head. */
+    char small[1024];
+    p->raw = p->head_bytes + 8 <= sizeof small ? small : malloc(p->head_bytes + 8);
     if (!p->raw) {
         p->state = P_ERROR;
         p->err_status = req ? 503 : 502;
@@ -1266,7 +1277,8 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
     size_t used = 0;
     int lr = ll_run(p, p->raw, p->rawlen, &used);
     size_t rawlen = p->rawlen;
-    free(p->raw);
+    if (p->raw != small)
+        free(p->raw);
     p->raw = NULL;
     if (lr < 0)
         return -EPROTO;
