@@ -24,21 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void gw__http_put(struct gw__http_out *o, const char *s, size_t n)
-{
-    if (o->overflow || n > o->cap - o->len) {
-        o->overflow = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-void gw__http_puts(struct gw__http_out *o, const char *s)
-{
-    gw__http_put(o, s, strlen(s));
-}
-
 void gw__http_field(struct gw__http_out *o, const char *name, const char *v, size_t vn)
 {
     gw__http_puts(o, name);
