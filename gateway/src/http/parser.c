@@ -1174,14 +1174,46 @@ static void head_serialise(struct gw_http_parser *p)
     raw_put(p, "\r\n", 2);
 }
 
-/* The scanner's fast path: inside a target, name or value, takes the run
- * of bytes that scan_head_byte would accept one by one without changing
- * state, and stores it at once. Returns the bytes taken (0: use the byte
- * path, which also reports every error and limit). */
+/* A whole HTTP-version at s (n bytes available) from where version_byte
+ * stands, when every byte of it is there and it is one version_byte would
+ * accept ("HTTP/1." DIGIT): stored at once (a 1.x above 1.1 as 1.1, as
+ * version_byte does). Returns the bytes taken; 0 sends the bytes one by one
+ * through version_byte, which reports every error. */
+static size_t version_span(struct gw_http_parser *p, const unsigned char *s, size_t n)
+{
+    static const char pat[] = "HTTP/1.";
+    size_t have = p->version_len, k = 8 - have;
+    /* From the major digit on only: one already stored is judged whole by
+     * version_byte at the eighth byte. */
+    if (have > 5 || n < k || p->head_bytes + k > p->lim.max_header_bytes)
+        return 0;
+    for (size_t i = have; i < 7; i++)
+        if (s[i - have] != (unsigned char)pat[i])
+            return 0;
+    if (s[k - 1] < '0' || s[k - 1] > '9' || !sreserve(p, k))
+        return 0;
+    memcpy(p->sbuf + p->slen, s, k);
+    if (s[k - 1] > '1')
+        p->sbuf[p->slen + k - 1] = '1';
+    p->slen += k;
+    p->head_bytes += k;
+    p->version_len = 8;
+    return k;
+}
+
+/* The scanner's fast path: inside a method, target, name, value or reason
+ * phrase, takes the run of bytes that scan_head_byte would accept one by
+ * one without changing state, and stores it at once; skips a run of OWS
+ * after a colon; takes a whole HTTP-version (version_span). Returns the
+ * bytes taken (0: use the byte path, which also reports every error and
+ * limit). */
 static size_t fast_span(struct gw_http_parser *p, const unsigned char *s, size_t n)
 {
     unsigned char cls;
     switch (p->hs) {
+    case H_METHOD:
+        cls = GW__HTTP_CL_TCHAR;
+        break;
     case H_TARGET:
         cls = GW__HTTP_CL_TARGET;
         break;
@@ -1189,8 +1221,30 @@ static size_t fast_span(struct gw_http_parser *p, const unsigned char *s, size_t
         cls = GW__HTTP_CL_TCHAR;
         break;
     case H_VALUE:
+    case H_REASON:
         cls = GW__HTTP_CL_VALUE;
         break;
+    case H_START:
+        /* A response's first byte starts its version, as scan_head_byte
+         * does before its version_byte. */
+        if (p->kind != GW_HTTP_RESPONSE || s[0] == '\r')
+            return 0;
+        p->version_off = p->slen;
+        p->hs = H_VERSION;
+        return version_span(p, s, n);
+    case H_VERSION:
+        return version_span(p, s, n);
+    case H_OWS: {
+        size_t k = 0;
+        while (k < n && (s[k] == ' ' || s[k] == '\t'))
+            k++;
+        if (p->head_bytes + k > p->lim.max_header_bytes)
+            return 0;
+        p->head_bytes += k;
+        if (k < n)
+            p->hs = H_VALUE; /* as scan_head_byte does at the value's first byte */
+        return k;
+    }
     default:
         return 0;
     }
@@ -1207,11 +1261,15 @@ static size_t fast_span(struct gw_http_parser *p, const unsigned char *s, size_t
     p->slen += k;
     p->head_bytes += k;
     struct field *f = p->nfields ? &p->fields[p->nfields - 1] : NULL;
-    if (p->hs == H_TARGET) {
+    if (p->hs == H_METHOD) {
+        p->method_len += k;
+    } else if (p->hs == H_TARGET) {
         p->uri_bytes += k;
         p->target_len += k;
     } else if (p->hs == H_NAME) {
         f->name_len += k;
+    } else if (p->hs == H_REASON) {
+        p->reason_len += k;
     } else {
         size_t j = k;
         while (j > 0 && (s[j - 1] == ' ' || s[j - 1] == '\t'))
