@@ -1268,6 +1268,15 @@ static size_t fast_span(struct gw_http_parser *p, const unsigned char *s, size_t
         p->target_len += k;
     } else if (p->hs == H_NAME) {
         f->name_len += k;
+        /* The colon that ends the name, as scan_head_byte takes it. */
+        if (k < n && s[k] == ':' && p->head_bytes < p->lim.max_header_bytes && sreserve(p, 1)) {
+            p->sbuf[p->slen++] = 0;
+            p->head_bytes++;
+            f->value_off = p->slen;
+            p->value_trim = 0;
+            p->hs = H_OWS;
+            k++;
+        }
     } else if (p->hs == H_REASON) {
         p->reason_len += k;
     } else {
@@ -1276,6 +1285,18 @@ static size_t fast_span(struct gw_http_parser *p, const unsigned char *s, size_t
             j--;
         if (j)
             p->value_trim = p->slen - (k - j) - f->value_off;
+        /* The CR that ends the value, as scan_head_byte takes it (its LF,
+         * which completes the field line, goes through field_done there). */
+        if (k < n && s[k] == '\r' && p->head_bytes < p->lim.max_header_bytes) {
+            f->value_len = p->value_trim;
+            p->slen = f->value_off + f->value_len;
+            if (sreserve(p, 1)) { /* the value may end where the storage does */
+                p->sbuf[p->slen++] = 0;
+                p->head_bytes++;
+                p->hs = H_FIELD_LF;
+                k++;
+            }
+        }
     }
     return k;
 }

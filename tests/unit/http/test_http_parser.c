@@ -743,6 +743,34 @@ START_TEST(test_storage_running_out_in_the_version_writes_nothing_past_it)
 }
 END_TEST
 
+START_TEST(test_storage_running_out_at_a_field_end_writes_nothing_past_it)
+{
+    /* As above for a field's name and value: each length puts the end of
+     * the value (where its NUL goes) and the colon at the storage's end
+     * in turn; growing fails there, and nothing is written past it. */
+    for (size_t len = 440; len <= 520; len++) {
+        char in[1024];
+        int n = snprintf(in, sizeof in, "GET / HTTP/1.1\r\nX-N: ");
+        memset(in + n, 'v', len);
+        snprintf(in + n + len, sizeof in - (size_t)n - len, "\r\nX-Name-After: w\r\n" H11 "\r\n");
+        struct gw_http_parser *p = NULL;
+        ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+        nguarded = 0;
+        alloc_limit = 512;
+        struct gw_http_event ev;
+        size_t used = 0;
+        int rc = gw_http_parser_feed(p, in, strlen(in), &used, &ev);
+        alloc_limit = 0;
+        ck_assert_msg(rc == -ENOMEM, "value of %zu bytes: %d", len, rc);
+        for (size_t g = 0; g < nguarded; g++)
+            for (size_t i = 0; i < GUARD; i++)
+                ck_assert_msg(guarded[g][i] == 0x7E, "value of %zu bytes: byte %zu past the end",
+                              len, i);
+        gw_http_parser_free(p);
+    }
+}
+END_TEST
+
 START_TEST(test_a_higher_http_1_minor_version_is_read_as_1_1)
 {
     /* RFC 9110 §2.5: processed as the highest 1.x implemented, whatever
@@ -1015,6 +1043,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_a_higher_http_1_minor_version_is_read_as_1_1);
     tcase_add_test(t, test_storage_running_out_in_the_version_writes_nothing_past_it);
     tcase_add_test(t, test_run_and_byte_paths_agree_at_every_split);
+    tcase_add_test(t, test_storage_running_out_at_a_field_end_writes_nothing_past_it);
     tcase_add_test(t, test_unknown_method_is_501);
     tcase_add_test(t, test_truncated_request_is_refused_at_eof);
     tcase_add_test(t, test_trim_between_messages_keeps_parsing);
