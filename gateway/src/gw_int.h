@@ -34,6 +34,12 @@
 #include "exchange.h"
 
 #define GW__HEAD_BUF (64 * 1024)
+/* The buffer a forwarded head is written to first: most heads are a few
+ * hundred bytes, and a GW__HEAD_BUF block per head and request costs
+ * malloc a split of its top chunk and a consolidation on free; 1000 bytes
+ * (with rt_alloc's header) stay within glibc's per-thread cache. A head that
+ * does not fit is written again into GW__HEAD_BUF bytes. */
+#define GW__HEAD_FIRST 1000
 
 /* Message types of the gateway's processes. */
 enum {

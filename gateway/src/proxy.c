@@ -200,6 +200,24 @@ size_t gw__client_cert_fields(const struct gw__exchange *ex,
     return n;
 }
 
+/* Writes the upstream request head into *buf (*cap bytes), first
+ * GW__HEAD_FIRST then, when it does not fit, GW__HEAD_BUF (*buf and *cap
+ * replaced). 0, -ENOMEM, or the writer's error. */
+static int head_write(const struct gw_http_head *h, const struct gw_http_fwd *fwd, char **buf,
+                      size_t *cap, size_t *len)
+{
+    int r = gw_http_request_head_write(h, fwd, *buf, *cap, len);
+    if (r != -ENOSPC || *cap >= GW__HEAD_BUF)
+        return r;
+    char *big = rt_alloc(GW__HEAD_BUF);
+    if (!big)
+        return -ENOMEM;
+    rt_free(*buf);
+    *buf = big;
+    *cap = GW__HEAD_BUF;
+    return gw_http_request_head_write(h, fwd, *buf, *cap, len);
+}
+
 int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_pol_set *pols,
               const char *upath, size_t upath_len, const char *prefix, size_t prefix_len,
               struct gw_upstream *up, char *target_out, size_t target_cap, uint64_t *bytes)
@@ -249,7 +267,8 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_po
         gw__ex_error(ex, pst, "could not read the request body", false);
         return ex->status;
     }
-    char *head = rt_alloc(GW__HEAD_BUF);
+    size_t head_cap = GW__HEAD_FIRST;
+    char *head = rt_alloc(head_cap);
     char *rbuf = rt_alloc(GW__RELAY_BUF);
     if (!head || !rbuf) {
         gw__ex_error(ex, 500, "out of memory", false);
@@ -276,9 +295,11 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_po
         .prefix_len = prefix_len,
     };
     size_t head_len = 0;
-    if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &head_len) < 0) {
-        gw__ex_error(ex, 431, "request head too large to forward", false);
-        return -EINVAL;
+    int hr = head_write(ex->head, &fwd, &head, &head_cap, &head_len);
+    if (hr < 0) {
+        gw__ex_error(ex, hr == -ENOMEM ? 500 : 431,
+                     hr == -ENOMEM ? "out of memory" : "request head too large to forward", false);
+        return hr == -ENOMEM ? -ENOMEM : -EINVAL;
     }
     rl->head = head;
     rl->head_len = head_len;
@@ -299,15 +320,26 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_po
             break;
         }
         a.target = t;
-        snprintf(target_out, target_cap, "%s", gw__target_addr(t));
+        /* Copied, not printed: snprintf's format machinery cost more
+         * than the rest of the loop's bookkeeping per request. */
+        const char *taddr = gw__target_addr(t);
+        size_t tn = target_cap ? strnlen(taddr, target_cap - 1) : 0;
+        if (target_cap) {
+            memcpy(target_out, taddr, tn);
+            target_out[tn] = 0;
+        }
         if (!r->preserve_host || !addressed) {
             /* Host names the target: the head differs per target. An
              * HTTP/1.0 request without Host still gets one, as HTTP/1.1
              * upstream requires it (RFC 9112 §3.2). */
             fwd.host_override = gw__target_addr(t);
-            if (gw_http_request_head_write(ex->head, &fwd, head, GW__HEAD_BUF, &rl->head_len) < 0) {
-                gw__ex_error(ex, 431, "request head too large to forward", false);
-                return -EINVAL;
+            hr = head_write(ex->head, &fwd, &head, &head_cap, &rl->head_len);
+            rl->head = head;
+            if (hr < 0) {
+                gw__ex_error(ex, hr == -ENOMEM ? 500 : 431,
+                             hr == -ENOMEM ? "out of memory" : "request head too large to forward",
+                             false);
+                return hr == -ENOMEM ? -ENOMEM : -EINVAL;
             }
         }
         gw__request_detail_set(ex->head->method, upath, upath_len, r->name, gw__target_addr(t));

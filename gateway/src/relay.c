@@ -243,7 +243,7 @@ struct relay_run {
     struct gw__relay *r;
     enum relay_state st;
     enum gw_http_out_framing framing;
-    char *obuf;  /* GW__HEAD_BUF bytes for the client's head */
+    char *obuf;  /* the client's head: GW__HEAD_FIRST bytes, or GW__HEAD_BUF */
     size_t held; /* head bytes in obuf not yet written */
     /* The last body piece parsed, not yet written: it waits in rbuf for the
      * next event, so that the end of the message, when that is what comes,
@@ -333,13 +333,22 @@ static int take_head(struct relay_run *s, const struct gw_http_head *resp,
                      enum gw__relay_result *res)
 {
     struct gw__exchange *ex = s->r->ex;
-    if (!s->obuf)
-        s->obuf = rt_alloc(GW__HEAD_BUF);
     size_t olen = 0;
     bool keep = false;
-    if (!s->obuf || gw_http_response_head_write_edited(
-                        resp, ex->head, ex->request_id, ex->keep_alive, s->r->resp_edits, s->obuf,
-                        GW__HEAD_BUF, &olen, &s->framing, &keep) < 0) {
+    int wr = -ENOMEM;
+    /* A small buffer first (GW__HEAD_FIRST), the whole GW__HEAD_BUF only
+     * for a head that does not fit in it. */
+    for (size_t cap = GW__HEAD_FIRST; cap <= GW__HEAD_BUF; cap = GW__HEAD_BUF) {
+        rt_free(s->obuf);
+        s->obuf = rt_alloc(cap);
+        wr = s->obuf ? gw_http_response_head_write_edited(resp, ex->head, ex->request_id,
+                                                          ex->keep_alive, s->r->resp_edits, s->obuf,
+                                                          cap, &olen, &s->framing, &keep)
+                     : -ENOMEM;
+        if (wr != -ENOSPC || cap == GW__HEAD_BUF)
+            break;
+    }
+    if (wr < 0) {
         report(s->r, false, "response head too large");
         gw__ex_error(ex, 502, "upstream response head too large", false);
         gw__ex_close_after(ex);

@@ -364,6 +364,20 @@ def smuggling_shapes_are_refused_with_400_and_close():
 
 
 @t.case
+def long_request_heads_reach_the_upstream_whole():
+    # Longer than the buffer the upstream head is written to first
+    # (GW__HEAD_FIRST, 1000 bytes): written again into the full one, once
+    # per target (the Host field names the target).
+    with Env(routes=[HELLO, api_route()], nups=2) as e:
+        for i in range(4):
+            big = chr(ord("a") + i) * 3000
+            r, body = e.get("/api/echo", headers={"X-Big": big})
+            assert r.status == 200, r.status
+            got = dict((k.lower(), v) for k, v in json.loads(body)["headers"])
+            assert got.get("x-big") == big, len(got.get("x-big", ""))
+
+
+@t.case
 def limits_answer_431_414_413():
     with Env(routes=[HELLO, api_route(max_body_bytes=1000)],
              listener={"max_header_bytes": 4096, "max_headers": 20, "max_uri_bytes": 512}) as e:

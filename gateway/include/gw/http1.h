@@ -85,7 +85,13 @@ struct gw_http_head {
     bool keep_alive;         /* the connection may carry another message */
     bool expect_continue;    /* request carried Expect: 100-continue */
     bool upgrade;            /* request asks for (or response grants) Upgrade */
-    size_t size;             /* bytes in the block */
+    /* 1 + the index of the first Connection field naming a field that a
+     * copy must drop besides the hop-by-hop ones, or nheaders + 1 when no
+     * field does: set once by the parser, so that the head writers do not
+     * look for it again per head written; 0 in a head built by hand (then
+     * each writer looks). */
+    size_t connection_at;
+    size_t size; /* bytes in the block */
 };
 
 /* Frees a head; accepts NULL. */

@@ -24,21 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void gw__http_put(struct gw__http_out *o, const char *s, size_t n)
-{
-    if (o->overflow || n > o->cap - o->len) {
-        o->overflow = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-void gw__http_puts(struct gw__http_out *o, const char *s)
-{
-    gw__http_put(o, s, strlen(s));
-}
-
 void gw__http_field(struct gw__http_out *o, const char *name, const char *v, size_t vn)
 {
     gw__http_puts(o, name);
@@ -146,7 +131,7 @@ static unsigned field_flags(const char *name, size_t n)
  * a name other than "close" and the hop-by-hop fields (which every copy
  * drops whatever Connection says), or h->nheaders when none does: then no
  * field is looked for there. Most messages have none, or "keep-alive". */
-static size_t first_connection(const struct gw_http_head *h)
+size_t gw__http_first_connection(const struct gw_http_head *h)
 {
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct gw_http_header *f = &h->headers[i];
@@ -160,6 +145,12 @@ static size_t first_connection(const struct gw_http_head *h)
                 return i;
     }
     return h->nheaders;
+}
+
+/* gw__http_first_connection(h), as the parser stored it when it did. */
+static size_t first_connection(const struct gw_http_head *h)
+{
+    return h->connection_at ? h->connection_at - 1 : gw__http_first_connection(h);
 }
 
 /* Named in a Connection field of h (and removable that way); `from` is

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "gw/http1.h"
 
@@ -73,8 +74,23 @@ struct gw__http_out {
     bool overflow;
 };
 
-void gw__http_put(struct gw__http_out *o, const char *s, size_t n);
-void gw__http_puts(struct gw__http_out *o, const char *s);
+/* Inline: a head is some seventy appends, most of them literals (": ",
+ * "\r\n") whose length and copy the compiler then knows. */
+static inline void gw__http_put(struct gw__http_out *o, const char *s, size_t n)
+{
+    if (o->overflow || n > o->cap - o->len) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static inline void gw__http_puts(struct gw__http_out *o, const char *s)
+{
+    gw__http_put(o, s, strlen(s));
+}
+
 void gw__http_put_u64(struct gw__http_out *o, uint64_t v);
 /* "name: value\r\n" */
 void gw__http_field(struct gw__http_out *o, const char *name, const char *v, size_t vn);
@@ -93,6 +109,11 @@ enum {
 /* Copies the end-to-end fields of h, skipping those with a flag in `skip`,
  * Connection-named ones and those a route edit drops; `keep_upgrade` keeps
  * Upgrade for a tunnel (forward.c). */
+/* Where the Connection fields of h that name fields to drop start: the
+ * index of the first such field, or h->nheaders (forward.c). The parser
+ * stores it in the head (connection_at); the writers read it from there. */
+size_t gw__http_first_connection(const struct gw_http_head *h);
+
 void gw__http_copy_fields(struct gw__http_out *o, const struct gw_http_head *h, bool keep_upgrade,
                           const struct gw_http_edits *e, unsigned skip);
 /* Writes a route's `set` and `add` fields. */

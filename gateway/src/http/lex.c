@@ -38,9 +38,17 @@ bool gw__http_coding_known(const char *t, size_t n)
 
 bool gw__http_ieq(const char *a, size_t alen, const char *b)
 {
-    for (size_t i = 0; i < alen; i++)
-        if (!b[i] || gw__http_lower(a[i]) != gw__http_lower(b[i]))
+    for (size_t i = 0; i < alen; i++) {
+        /* b's end first, then equal bytes (the common case), then the one
+         * difference case allows: bit 0x20 between two letters. */
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (!y)
             return false;
+        if (x == y)
+            continue;
+        if ((x ^ y) != 0x20 || (unsigned char)((x | 0x20) - 'a') > 'z' - 'a')
+            return false;
+    }
     return b[alen] == 0;
 }
 

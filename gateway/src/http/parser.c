@@ -935,6 +935,15 @@ static int head_build(struct gw_http_parser *p, struct gw_http_head **ret)
     h->keep_alive = p->keep_alive;
     h->upgrade = p->upgrade;
     h->expect_continue = !h->is_response && fields_have_token(p, FK_EXPECT, "100-continue");
+    /* Looked for once here, where most heads are known to have no
+     * Connection field, rather than by every writer of every copy. */
+    size_t conn = p->nfields;
+    for (size_t i = 0; i < p->nfields; i++)
+        if (p->fields[i].kind == FK_CONNECTION) {
+            conn = gw__http_first_connection(h);
+            break;
+        }
+    h->connection_at = conn + 1;
     h->size = total;
     *ret = h;
     return 0;
@@ -1165,14 +1174,46 @@ static void head_serialise(struct gw_http_parser *p)
     raw_put(p, "\r\n", 2);
 }
 
-/* The scanner's fast path: inside a target, name or value, takes the run
- * of bytes that scan_head_byte would accept one by one without changing
- * state, and stores it at once. Returns the bytes taken (0: use the byte
- * path, which also reports every error and limit). */
+/* A whole HTTP-version at s (n bytes available) from where version_byte
+ * stands, when every byte of it is there and it is one version_byte would
+ * accept ("HTTP/1." DIGIT): stored at once (a 1.x above 1.1 as 1.1, as
+ * version_byte does). Returns the bytes taken; 0 sends the bytes one by one
+ * through version_byte, which reports every error. */
+static size_t version_span(struct gw_http_parser *p, const unsigned char *s, size_t n)
+{
+    static const char pat[] = "HTTP/1.";
+    size_t have = p->version_len, k = 8 - have;
+    /* From the major digit on only: one already stored is judged whole by
+     * version_byte at the eighth byte. */
+    if (have > 5 || n < k || p->head_bytes + k > p->lim.max_header_bytes)
+        return 0;
+    for (size_t i = have; i < 7; i++)
+        if (s[i - have] != (unsigned char)pat[i])
+            return 0;
+    if (s[k - 1] < '0' || s[k - 1] > '9' || !sreserve(p, k))
+        return 0;
+    memcpy(p->sbuf + p->slen, s, k);
+    if (s[k - 1] > '1')
+        p->sbuf[p->slen + k - 1] = '1';
+    p->slen += k;
+    p->head_bytes += k;
+    p->version_len = 8;
+    return k;
+}
+
+/* The scanner's fast path: inside a method, target, name, value or reason
+ * phrase, takes the run of bytes that scan_head_byte would accept one by
+ * one without changing state, and stores it at once; skips a run of OWS
+ * after a colon; takes a whole HTTP-version (version_span). Returns the
+ * bytes taken (0: use the byte path, which also reports every error and
+ * limit). */
 static size_t fast_span(struct gw_http_parser *p, const unsigned char *s, size_t n)
 {
     unsigned char cls;
     switch (p->hs) {
+    case H_METHOD:
+        cls = GW__HTTP_CL_TCHAR;
+        break;
     case H_TARGET:
         cls = GW__HTTP_CL_TARGET;
         break;
@@ -1180,8 +1221,30 @@ static size_t fast_span(struct gw_http_parser *p, const unsigned char *s, size_t
         cls = GW__HTTP_CL_TCHAR;
         break;
     case H_VALUE:
+    case H_REASON:
         cls = GW__HTTP_CL_VALUE;
         break;
+    case H_START:
+        /* A response's first byte starts its version, as scan_head_byte
+         * does before its version_byte. */
+        if (p->kind != GW_HTTP_RESPONSE || s[0] == '\r')
+            return 0;
+        p->version_off = p->slen;
+        p->hs = H_VERSION;
+        return version_span(p, s, n);
+    case H_VERSION:
+        return version_span(p, s, n);
+    case H_OWS: {
+        size_t k = 0;
+        while (k < n && (s[k] == ' ' || s[k] == '\t'))
+            k++;
+        if (p->head_bytes + k > p->lim.max_header_bytes)
+            return 0;
+        p->head_bytes += k;
+        if (k < n)
+            p->hs = H_VALUE; /* as scan_head_byte does at the value's first byte */
+        return k;
+    }
     default:
         return 0;
     }
@@ -1198,17 +1261,42 @@ static size_t fast_span(struct gw_http_parser *p, const unsigned char *s, size_t
     p->slen += k;
     p->head_bytes += k;
     struct field *f = p->nfields ? &p->fields[p->nfields - 1] : NULL;
-    if (p->hs == H_TARGET) {
+    if (p->hs == H_METHOD) {
+        p->method_len += k;
+    } else if (p->hs == H_TARGET) {
         p->uri_bytes += k;
         p->target_len += k;
     } else if (p->hs == H_NAME) {
         f->name_len += k;
+        /* The colon that ends the name, as scan_head_byte takes it. */
+        if (k < n && s[k] == ':' && p->head_bytes < p->lim.max_header_bytes && sreserve(p, 1)) {
+            p->sbuf[p->slen++] = 0;
+            p->head_bytes++;
+            f->value_off = p->slen;
+            p->value_trim = 0;
+            p->hs = H_OWS;
+            k++;
+        }
+    } else if (p->hs == H_REASON) {
+        p->reason_len += k;
     } else {
         size_t j = k;
         while (j > 0 && (s[j - 1] == ' ' || s[j - 1] == '\t'))
             j--;
         if (j)
             p->value_trim = p->slen - (k - j) - f->value_off;
+        /* The CR that ends the value, as scan_head_byte takes it (its LF,
+         * which completes the field line, goes through field_done there). */
+        if (k < n && s[k] == '\r' && p->head_bytes < p->lim.max_header_bytes) {
+            f->value_len = p->value_trim;
+            p->slen = f->value_off + f->value_len;
+            if (sreserve(p, 1)) { /* the value may end where the storage does */
+                p->sbuf[p->slen++] = 0;
+                p->head_bytes++;
+                p->hs = H_FIELD_LF;
+                k++;
+            }
+        }
     }
     return k;
 }
@@ -1255,7 +1343,9 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
     /* Only a head the scanner accepted reaches llhttp, whole, and rewritten
      * from what the scanner read: llhttp judges framing on exactly the
      * fields we hand on, and no whitespace quirk of 8.1.0 is reached. */
-    p->raw = malloc(p->head_bytes + 8);
+    /* Most heads fit the stack buffer: no malloc and free per head. */
+    char small[1024];
+    p->raw = p->head_bytes + 8 <= sizeof small ? small : malloc(p->head_bytes + 8);
     if (!p->raw) {
         p->state = P_ERROR;
         p->err_status = req ? 503 : 502;
@@ -1266,7 +1356,8 @@ static int feed_head(struct gw_http_parser *p, const char *buf, size_t len, size
     size_t used = 0;
     int lr = ll_run(p, p->raw, p->rawlen, &used);
     size_t rawlen = p->rawlen;
-    free(p->raw);
+    if (p->raw != small)
+        free(p->raw);
     p->raw = NULL;
     if (lr < 0)
         return -EPROTO;

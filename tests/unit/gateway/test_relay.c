@@ -317,6 +317,40 @@ START_TEST(content_length_response_relayed_and_connection_reusable)
 }
 END_TEST
 
+/* A response head longer than the buffer the client's head is written to
+ * first (GW__HEAD_FIRST) is written again into the full one, whole. */
+static char big_head[8192];
+
+static void long_head_body(void)
+{
+    fx_open(get_req, get_up);
+    size_t n = (size_t)snprintf(big_head, sizeof big_head, "HTTP/1.1 200 OK\r\nX-Big: ");
+    ck_assert_uint_gt(sizeof big_head - n, 4 * GW__HEAD_FIRST);
+    memset(big_head + n, 'b', 3 * GW__HEAD_FIRST);
+    n += 3 * GW__HEAD_FIRST;
+    snprintf(big_head + n, sizeof big_head - n, "\r\nContent-Length: 5\r\n\r\nhello");
+    F.up.until = "\r\n\r\n";
+    F.up.out[0] = (struct piece){.d = big_head};
+    F.up.keep_open = true;
+    T_EQ(fx_attempt(), GW__RELAY_DONE);
+    const char *v = strstr(F.out, "\r\nX-Big: ");
+    T_ASSERT_F(v, "%.80s", F.out);
+    v += 9;
+    size_t k = 0;
+    while (v[k] == 'b')
+        k++;
+    T_EQ(k, 3 * GW__HEAD_FIRST);
+    T_ASSERT_F(strcmp(out_body(), "hello") == 0, "%.80s", F.out);
+    T_EQ(F.ex.status, 200);
+    fx_close();
+}
+
+START_TEST(response_head_longer_than_the_first_buffer_relayed_whole)
+{
+    t_run(long_head_body, true);
+}
+END_TEST
+
 /* The target's success is recorded before the client can read the
  * response's last byte, whatever its framing: a client that sends its next
  * request as soon as it has the answer finds the target's health up to
@@ -1150,6 +1184,7 @@ static Suite *suite(void)
     Suite *s = suite_create("relay");
     TCase *tc = tcase_create("responses");
     tcase_add_test(tc, content_length_response_relayed_and_connection_reusable);
+    tcase_add_test(tc, response_head_longer_than_the_first_buffer_relayed_whole);
     tcase_add_test(tc, target_success_is_recorded_before_the_client_has_the_last_byte);
     tcase_add_test(tc, bytes_past_the_response_make_the_connection_unreusable);
     tcase_add_test(tc, chunked_response_reframed);

@@ -194,6 +194,42 @@ START_TEST(test_a_later_connection_field_still_removes_what_it_names)
 }
 END_TEST
 
+/* The parser looks for the Connection field that names fields once per
+ * head (connection_at), so that no writer walks the fields for it again;
+ * a head whose connection_at is 0 (built by hand) is looked at by the
+ * writer itself, with the same result. */
+START_TEST(test_parser_records_where_connection_names_start)
+{
+    struct gw_http_head *h = request("GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n");
+    ck_assert_uint_eq(h->connection_at, h->nheaders + 1);
+    gw_http_head_free(h);
+    h = request("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close, TE\r\n\r\n");
+    ck_assert_uint_eq(h->connection_at, h->nheaders + 1);
+    gw_http_head_free(h);
+    h = request("GET / HTTP/1.1\r\nX-Early: 1\r\nConnection: keep-alive\r\nHost: a\r\n"
+                "Connection: X-Early\r\nX-Keep: k\r\n\r\n");
+    ck_assert_uint_eq(h->connection_at, 4); /* index 3, the second Connection field */
+    struct gw_http_head *dup = gw_http_head_dup(h);
+    ck_assert_uint_eq(dup->connection_at, 4);
+    gw_http_head_free(dup);
+    char a[4096], b[4096];
+    size_t na, nb;
+    ck_assert_int_eq(gw_http_request_head_write(h, &base_fwd, a, sizeof a, &na), 0);
+    h->connection_at = 0; /* as a head built by hand */
+    ck_assert_int_eq(gw_http_request_head_write(h, &base_fwd, b, sizeof b, &nb), 0);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_int_eq(memcmp(a, b, na), 0);
+    a[na] = 0;
+    ck_assert_ptr_null(strstr(a, "X-Early"));
+    ck_assert_ptr_nonnull(strstr(a, "X-Keep: k"));
+    gw_http_head_free(h);
+    const char *resp = "HTTP/1.1 200 OK\r\nConnection: x-a\r\nX-A: 1\r\n\r\n";
+    h = head_of(GW_HTTP_RESPONSE, resp, strlen(resp));
+    ck_assert_uint_eq(h->connection_at, 1);
+    gw_http_head_free(h);
+}
+END_TEST
+
 START_TEST(test_x_forwarded_for_is_trusted_only_from_trusted_peers)
 {
     char out[4096];
@@ -841,6 +877,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_chunk_encoder_round_trips_through_the_parser);
     tcase_add_test(t, test_json_error_response);
     tcase_add_test(t, test_owned_fields_replace_what_the_client_sent);
+    tcase_add_test(t, test_parser_records_where_connection_names_start);
     tcase_add_test(t, test_owned_values_are_sanitized_and_bounded);
     suite_add_tcase(s, t);
     return s;

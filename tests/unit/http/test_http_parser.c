@@ -743,6 +743,34 @@ START_TEST(test_storage_running_out_in_the_version_writes_nothing_past_it)
 }
 END_TEST
 
+START_TEST(test_storage_running_out_at_a_field_end_writes_nothing_past_it)
+{
+    /* As above for a field's name and value: each length puts the end of
+     * the value (where its NUL goes) and the colon at the storage's end
+     * in turn; growing fails there, and nothing is written past it. */
+    for (size_t len = 440; len <= 520; len++) {
+        char in[1024];
+        int n = snprintf(in, sizeof in, "GET / HTTP/1.1\r\nX-N: ");
+        memset(in + n, 'v', len);
+        snprintf(in + n + len, sizeof in - (size_t)n - len, "\r\nX-Name-After: w\r\n" H11 "\r\n");
+        struct gw_http_parser *p = NULL;
+        ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+        nguarded = 0;
+        alloc_limit = 512;
+        struct gw_http_event ev;
+        size_t used = 0;
+        int rc = gw_http_parser_feed(p, in, strlen(in), &used, &ev);
+        alloc_limit = 0;
+        ck_assert_msg(rc == -ENOMEM, "value of %zu bytes: %d", len, rc);
+        for (size_t g = 0; g < nguarded; g++)
+            for (size_t i = 0; i < GUARD; i++)
+                ck_assert_msg(guarded[g][i] == 0x7E, "value of %zu bytes: byte %zu past the end",
+                              len, i);
+        gw_http_parser_free(p);
+    }
+}
+END_TEST
+
 START_TEST(test_a_higher_http_1_minor_version_is_read_as_1_1)
 {
     /* RFC 9110 §2.5: processed as the highest 1.x implemented, whatever
@@ -770,6 +798,75 @@ START_TEST(test_a_higher_http_1_minor_version_is_read_as_1_1)
     ck_assert_int_eq(r.rc, 0);
     ck_assert_uint_eq(r.heads[0]->version_minor, 1);
     ck_assert_uint_eq(r.body_len[0], 2);
+    result_free(&r);
+}
+END_TEST
+
+/* The scanner takes a method, an HTTP-version, OWS and a reason phrase
+ * as runs when the bytes are there, byte by byte when they are not: every
+ * split of the input gives the same verdict, the same status and the same
+ * head (method, version as stored, reason, field values). */
+START_TEST(test_run_and_byte_paths_agree_at_every_split)
+{
+    static const struct {
+        enum gw_http_kind kind;
+        const char *in;
+    } cases[] = {
+        {GW_HTTP_REQUEST, "PATCH /a HTTP/1.1\r\nHost: h\r\nX-A:  \t v w \t\r\n\r\n"},
+        {GW_HTTP_REQUEST, "GET / HTTP/1.7\r\nHost: h\r\n\r\n"},
+        {GW_HTTP_REQUEST, "GET / HTTP/2.1\r\nHost: h\r\n\r\n"},
+        {GW_HTTP_REQUEST, "GET / HTTP/1.x\r\nHost: h\r\n\r\n"},
+        {GW_HTTP_REQUEST, "GET / HTTP/11.1\r\nHost: h\r\n\r\n"},
+        {GW_HTTP_REQUEST, "GET / HTTP/1.\r\nHost: h\r\n\r\n"},
+        {GW_HTTP_REQUEST, "GET / HTTX/1.1\r\nHost: h\r\n\r\n"},
+        {GW_HTTP_REQUEST, "G\x01T / HTTP/1.1\r\nHost: h\r\n\r\n"},
+        {GW_HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: h\r\nX-A: \t\x01\r\n\r\n"},
+        {GW_HTTP_RESPONSE, "HTTP/1.1 200 Very  OK\t!\r\nContent-Length: 0\r\n\r\n"},
+        {GW_HTTP_RESPONSE, "HTTP/1.5 204 No Content\r\n\r\n"},
+        {GW_HTTP_RESPONSE, "HTTP/3.0 200 OK\r\nContent-Length: 0\r\n\r\n"},
+        {GW_HTTP_RESPONSE, "HTTP/1.1 200 O\x7fK\r\nContent-Length: 0\r\n\r\n"},
+        {GW_HTTP_RESPONSE, "\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"},
+        {GW_HTTP_RESPONSE, "XTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const char *in = cases[c].in;
+        size_t len = strlen(in);
+        struct result whole;
+        parse(cases[c].kind, NULL, in, len, 0, true, false, &whole);
+        for (size_t step = 1; step < len; step++) {
+            struct result r;
+            parse(cases[c].kind, NULL, in, len, step, true, false, &r);
+            ck_assert_msg(r.rc == whole.rc && r.status == whole.status && r.nmsg == whole.nmsg,
+                          "%s in steps of %zu: rc %d status %d, whole: rc %d status %d", in, step,
+                          r.rc, r.status, whole.rc, whole.status);
+            if (r.nmsg) {
+                const struct gw_http_head *a = whole.heads[0], *b = r.heads[0];
+                ck_assert_uint_eq(a->version_minor, b->version_minor);
+                if (a->is_response)
+                    ck_assert_str_eq(a->reason, b->reason);
+                else
+                    ck_assert_str_eq(a->method, b->method);
+                ck_assert_uint_eq(a->nheaders, b->nheaders);
+                for (size_t k = 0; k < a->nheaders; k++)
+                    ck_assert_str_eq(a->headers[k].value, b->headers[k].value);
+            }
+            result_free(&r);
+        }
+        result_free(&whole);
+    }
+    /* what the runs must store */
+    struct result r;
+    parse(GW_HTTP_REQUEST, NULL, cases[0].in, strlen(cases[0].in), 0, false, false, &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_str_eq(r.heads[0]->method, "PATCH");
+    ck_assert_str_eq(r.heads[0]->headers[1].value, "v w");
+    result_free(&r);
+    parse(GW_HTTP_RESPONSE, NULL, cases[9].in, strlen(cases[9].in), 0, false, false, &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_str_eq(r.heads[0]->reason, "Very  OK\t!");
+    result_free(&r);
+    parse(GW_HTTP_REQUEST, NULL, cases[2].in, strlen(cases[2].in), 0, false, false, &r);
+    ck_assert_int_eq(r.status, 505);
     result_free(&r);
 }
 END_TEST
@@ -945,6 +1042,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_http_version_rules);
     tcase_add_test(t, test_a_higher_http_1_minor_version_is_read_as_1_1);
     tcase_add_test(t, test_storage_running_out_in_the_version_writes_nothing_past_it);
+    tcase_add_test(t, test_run_and_byte_paths_agree_at_every_split);
+    tcase_add_test(t, test_storage_running_out_at_a_field_end_writes_nothing_past_it);
     tcase_add_test(t, test_unknown_method_is_501);
     tcase_add_test(t, test_truncated_request_is_refused_at_eof);
     tcase_add_test(t, test_trim_between_messages_keeps_parsing);
