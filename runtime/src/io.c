@@ -1,18 +1,21 @@
 /*
  * io.c: non-blocking I/O for processes.
  *
- * Registration. Each fd is registered once with the epoll set of each
- * scheduler a process parks on it from, edge-triggered and for every event
- * (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET), with the fd number (plus one: 0 is
- * the scheduler's eventfd) as the event's data. A park therefore costs no
- * epoll_ctl once the fd is in the current scheduler's set: `mask` records
- * which sets hold it. The number is forgotten (mask, readiness, waiter) by
- * rt_close, and when it comes back from rt_accept or rt_connect or goes
- * through rt_fd_nonblock; closing the file removes its registrations, so no
- * EPOLL_CTL_DEL is made. A number closed with close(2) and reused without
- * one of those keeps a stale mask; rt_poll, the call for descriptors that
- * libraries open and close themselves, therefore checks the registration
- * on each wait (EPOLL_CTL_ADD; EEXIST means it holds).
+ * Registration. Each fd is registered once, edge-triggered and for every
+ * event (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET), with the epoll set of the
+ * scheduler a process first parks on it from, with the fd number (plus
+ * one: 0 is the scheduler's eventfd) as the event's data. A park therefore
+ * costs no epoll_ctl once the fd is registered; `mask` records where. A
+ * process that moved to another scheduler is woken by the poller of that
+ * set, which enqueues it there (rt__wake): one set, so each edge is
+ * handled once, and no epoll_ctl when processes move. The number is
+ * forgotten (mask, readiness, waiter) by rt_close, and when it comes back
+ * from rt_accept or rt_connect or goes through rt_fd_nonblock; closing the
+ * file removes its registration, so no EPOLL_CTL_DEL is made. A number
+ * closed with close(2) and reused without one of those keeps a stale mask;
+ * rt_poll, the call for descriptors that libraries open and close
+ * themselves, therefore asks the kernel on each wait (EPOLL_CTL_ADD;
+ * EEXIST means the registration holds).
  *
  * Readiness. Edges come once, whether or not someone waits, so each fd has
  * readiness bits (`ready`, RT_POLL_IN/RT_POLL_OUT): the poller of any set
@@ -24,8 +27,9 @@
  * it claims the fd, then looks at the bits again (seq_cst on both sides,
  * Dekker-style: either the poller sees the waiter or the waiter sees the
  * bit), and parks only when they are clear; otherwise it tries again. So an
- * edge between EAGAIN and the park, delivered to any scheduler's set, is
- * not lost, and a stale bit costs one more try at most.
+ * edge between EAGAIN and the park, handled meanwhile by the poller of the
+ * set that holds the fd (another scheduler's), is not lost, and a stale bit
+ * costs one more try at most.
  *
  * The wait is edge-triggered: it ends on readiness that comes after an
  * operation saw EAGAIN. rt_read and friends try the operation themselves;
@@ -39,9 +43,9 @@
  * hibernated process resumes, and in rt__finish for a process that ends
  * while parked. A number closed or handed out anew drops its waiter.
  *
- * A registration left in a set after its process moved elsewhere, or one
- * of a dup()ed file whose number was closed and reused, only sets bits and
- * wakes the current waiter spuriously; every wait tolerates that.
+ * A registration of a dup()ed file whose number was closed and reused only
+ * sets bits and wakes the number's new waiter spuriously; every wait
+ * tolerates that.
  */
 #include "rt_int.h"
 
@@ -63,13 +67,19 @@ struct fdslot {
     /* Pid of the process parked on it, or 0. seq_cst where it pairs with
      * `ready` (claim, and the poller's load); see each use. */
     _Atomic uint64_t waiter;
-    /* Schedulers whose epoll set holds the fd. Set after a successful (or
-     * EEXIST) EPOLL_CTL_ADD, with release, and read with acquire: a set
-     * bit means the kernel holds the registration already. */
+    /* The scheduler whose epoll set holds the fd (a bit per scheduler;
+     * one set, but for a number rt_poll found missing from it). Set after
+     * a successful (or EEXIST) EPOLL_CTL_ADD, with release, and read with
+     * acquire: a set bit means the kernel holds the registration. Only the
+     * fd's waiter registers it, so two never race. */
     _Atomic uint64_t mask;
     /* RT_POLL_IN/RT_POLL_OUT: edges the pollers saw since the bits were
      * last cleared (a process about to try an operation clears them). */
     _Atomic uint32_t ready;
+    /* RT_POLL_IN/RT_POLL_OUT: the directions registered (valid while mask
+     * is set). Written with mask, by the waiter only; relaxed, as mask's
+     * acquire/release orders it. */
+    _Atomic uint32_t events;
     /* What the waiter waits for (RT_POLL_IN/RT_POLL_OUT); written by the
      * waiter only, after its claim (see claim). */
     _Atomic uint32_t want;
@@ -110,6 +120,7 @@ void rt__io_forget(int fd)
      * fresh file, or one about to be closed). A poller still handling an
      * event of the old file may set a bit afterwards: a spurious try. */
     atomic_store_explicit(&fds[fd].mask, 0, memory_order_relaxed);
+    atomic_store_explicit(&fds[fd].events, 0, memory_order_relaxed);
     atomic_store_explicit(&fds[fd].ready, 0, memory_order_relaxed);
     /* Release: pairs with the acquire of a later claim (as rt__io_release). */
     atomic_store_explicit(&fds[fd].waiter, 0, memory_order_release);
@@ -210,12 +221,7 @@ void rt__io_poll(struct rt__sched *s, int timeout_ms)
         struct fdslot *f = &fds[fd];
         /* seq_cst: the poller's half of the Dekker pair (see claim). Also
          * a release for take()'s acquire. */
-        uint32_t old = atomic_fetch_or_explicit(&f->ready, bits, memory_order_seq_cst);
-        /* Already set and not cleared since: the poller that set them (in
-         * this set or another holding the fd) either saw the waiter that
-         * may wait for them, or that waiter sees them after its claim. */
-        if ((old & bits) == bits)
-            continue;
+        atomic_fetch_or_explicit(&f->ready, bits, memory_order_seq_cst);
         uint64_t pid = atomic_load_explicit(&f->waiter, memory_order_seq_cst);
         /* seq_cst: if this reads an older `want` than the waiter's, this
          * load comes before the claimer's store in the total order, so the
@@ -231,26 +237,56 @@ void rt__io_poll(struct rt__sched *s, int timeout_ms)
     }
 }
 
-/* Puts fd in the current scheduler's epoll set unless `mask` says it is
- * there (always asks the kernel with `verify`). */
-static int enroll(int fd, bool verify)
+static uint32_t epoll_events(uint32_t bits)
 {
-    struct rt__sched *s = rt__cur_sched;
-    uint64_t bit = 1ull << s->id;
-    if (!verify && (atomic_load_explicit(&fds[fd].mask, memory_order_acquire) & bit))
+    uint32_t e = EPOLLET;
+    if (bits & RT_POLL_IN)
+        e |= EPOLLIN | EPOLLRDHUP;
+    if (bits & RT_POLL_OUT)
+        e |= EPOLLOUT;
+    return e;
+}
+
+/* Makes an epoll set hold fd for the directions `bits` at least, unless
+ * `mask` and `events` say one does: the current scheduler's set, the first
+ * time (EPOLL_CTL_ADD); a direction waited for later is added to it
+ * (EPOLL_CTL_MOD). With `verify` the kernel is asked each time (EEXIST: it
+ * holds), in the set `mask` names if any. Only the directions waited for
+ * are registered: a socket writable all along, registered for EPOLLOUT,
+ * would report an edge after each write was acknowledged, waking a
+ * sleeping scheduler for nothing. */
+static int enroll(int fd, uint32_t bits, bool verify)
+{
+    struct fdslot *f = &fds[fd];
+    uint64_t m = atomic_load_explicit(&f->mask, memory_order_acquire);
+    uint32_t have = m ? atomic_load_explicit(&f->events, memory_order_relaxed) : 0;
+    if (m && !verify && (have & bits) == bits)
         return 0;
+    struct rt__sched *s = m ? &rt__rt.sched[__builtin_ctzll(m)] : rt__cur_sched;
+    uint32_t need = have | bits;
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.events = epoll_events(need);
     ev.data.u64 = (uint64_t)fd + 1;
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST)
+    bool add = !m || verify;
+    if (add && epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        if (errno != EEXIST)
+            return -errno;
+        add = false; /* held already; for `need`, unless mask says so */
+        if (m && (have & bits) == bits)
+            return 0;
+    }
+    if (!add && epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
         return -errno;
-    atomic_fetch_or_explicit(&fds[fd].mask, bit, memory_order_release);
+    atomic_store_explicit(&f->events, need, memory_order_relaxed);
+    /* Release: a waiter that sees the bit sees `events` and the kernel's
+     * registration made before it. */
+    atomic_fetch_or_explicit(&f->mask, 1ull << s->id, memory_order_release);
     return 0;
 }
 
 /* Owner, after an operation for `events` on fd would block: claims fd and
- * makes sure the current scheduler's set holds it. 0: p is the waiter and
+ * makes sure an epoll set holds it. 0: p is the waiter and
  * may park; 1: an edge came meanwhile, p is not the waiter and tries the
  * operation again; -EBUSY or an epoll_ctl error: p waits on nothing. */
 static int arm(struct rt_proc *p, int fd, unsigned events, bool verify)
@@ -261,7 +297,7 @@ static int arm(struct rt_proc *p, int fd, unsigned events, bool verify)
     int rc = claim(p, fd, bits);
     if (rc < 0)
         return rc;
-    rc = enroll(fd, verify);
+    rc = enroll(fd, bits, verify);
     if (rc < 0)
         goto out;
     /* seq_cst: the load half of the Dekker pair (see claim). */
@@ -429,6 +465,24 @@ int rt_accept(int lfd, struct sockaddr *addr, socklen_t *alen, int64_t timeout_m
     }
 }
 
+/* A connection made after a wait for EPOLLOUT: what follows are reads
+ * (a response) and writes that seldom block, so the registration changes
+ * from EPOLLOUT to EPOLLIN (see enroll), once per connection. */
+static void connected(int fd)
+{
+    if ((size_t)fd >= fdmax)
+        return;
+    uint64_t m = atomic_load_explicit(&fds[fd].mask, memory_order_acquire);
+    if (!m || !(atomic_load_explicit(&fds[fd].events, memory_order_relaxed) & RT_POLL_OUT))
+        return;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = epoll_events(RT_POLL_IN);
+    ev.data.u64 = (uint64_t)fd + 1;
+    if (epoll_ctl(rt__rt.sched[__builtin_ctzll(m)].epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+        atomic_store_explicit(&fds[fd].events, RT_POLL_IN, memory_order_relaxed);
+}
+
 int rt_connect(int fd, const struct sockaddr *addr, socklen_t alen, int64_t timeout_ms)
 {
     struct rt_proc *p = rt__self();
@@ -452,6 +506,8 @@ int rt_connect(int fd, const struct sockaddr *addr, socklen_t alen, int64_t time
             socklen_t el = sizeof err;
             if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
                 return -errno;
+            if (!err)
+                connected(fd);
             return err ? -err : 0;
         }
         rc = wait_fd(p, fd, RT_POLL_OUT, deadline, false);

@@ -414,8 +414,8 @@ void rt__io_poll(struct rt__sched *s, int timeout_ms);
  * its readiness and its waiter. */
 void rt__io_forget(int fd);
 /* Owner, before it hibernates on fd once an operation for `events` saw
- * EAGAIN: makes p the waiter of fd and puts fd (edge-triggered, once) in
- * the current scheduler's epoll set. When an edge came meanwhile, p waits
+ * EAGAIN: makes p the waiter of fd and registers fd (edge-triggered,
+ * once, with the current scheduler's epoll set). When an edge came meanwhile, p waits
  * on nothing and its wake_pending is set: it resumes at once. -EBUSY if
  * another process waits on fd (on any scheduler); other epoll errors as
  * -errno, p then waits on nothing. */

@@ -511,8 +511,8 @@ void rt_sleep(uint64_t ms);
  * a tunnel) each use their own descriptor, from dup(): each number is
  * waited on, and woken, on its own.
  *
- * A descriptor is registered with a scheduler's epoll set the first time a
- * process parks on it there, and stays registered until rt_close, or until
+ * A descriptor is registered with an epoll set the first time a process
+ * parks on it, and stays registered until rt_close, or until
  * its number comes back from rt_accept or rt_connect or goes through
  * rt_fd_nonblock: a number closed with close(2) and opened anew must go
  * through one of those before rt_read, rt_write(v), rt_accept or
