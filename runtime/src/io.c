@@ -67,11 +67,10 @@ struct fdslot {
     /* Pid of the process parked on it, or 0. seq_cst where it pairs with
      * `ready` (claim, and the poller's load); see each use. */
     _Atomic uint64_t waiter;
-    /* The scheduler whose epoll set holds the fd (a bit per scheduler;
-     * one set, but for a number rt_poll found missing from it). Set after
-     * a successful (or EEXIST) EPOLL_CTL_ADD, with release, and read with
-     * acquire: a set bit means the kernel holds the registration. Only the
-     * fd's waiter registers it, so two never race. */
+    /* The scheduler whose epoll set holds the fd, as a bit (0: none yet).
+     * Set after the registration (epoll_ctl), with release, and read with
+     * acquire: a set bit means the kernel holds it. Only the fd's waiter
+     * registers it, so two never race. */
     _Atomic uint64_t mask;
     /* RT_POLL_IN/RT_POLL_OUT: edges the pollers saw since the bits were
      * last cleared (a process about to try an operation clears them). */
@@ -276,7 +275,10 @@ static int enroll(int fd, uint32_t bits, bool verify)
         if (m && (have & bits) == bits)
             return 0;
     }
-    if (!add && epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+    /* ENOENT: the number was closed with close(2) and reused; the file
+     * `mask` spoke of is gone (or lives on under another number). */
+    if (!add && epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 &&
+        (errno != ENOENT || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0))
         return -errno;
     atomic_store_explicit(&f->events, need, memory_order_relaxed);
     /* Release: a waiter that sees the bit sees `events` and the kernel's
