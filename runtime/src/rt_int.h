@@ -437,15 +437,18 @@ void rt__registry_done(void);
 int rt__io_init(void);
 void rt__io_done(void);
 void rt__io_poll(struct rt__sched *s, int timeout_ms);
-/* A descriptor number closed or handed out anew: forgets its registrations
- * and its waiter. */
+/* A descriptor number closed or handed out anew: forgets its registrations,
+ * its readiness and its waiter. */
 void rt__io_forget(int fd);
-/* Owner: makes p the waiter of fd and registers fd (one-shot) with the
- * current scheduler's epoll set for p. -EBUSY if another process waits on
- * fd (on any scheduler); other epoll errors as -errno, p then waits on
- * nothing. */
+/* Owner, before it hibernates on fd once an operation for `events` saw
+ * EAGAIN: makes p the waiter of fd and registers fd (edge-triggered,
+ * once, with the current scheduler's epoll set). When an edge came meanwhile, p waits
+ * on nothing and its wake_pending is set: it resumes at once. -EBUSY if
+ * another process waits on fd (on any scheduler); other epoll errors as
+ * -errno, p then waits on nothing. */
 int rt__io_arm(struct rt_proc *p, int fd, unsigned events);
-/* Owner or reaper: p no longer waits on its fd (no-op if none). */
+/* Owner or reaper: p no longer waits on its fd (no-op if none). The owner
+ * then tries the operation it waited for (its readiness bits are cleared). */
 void rt__io_release(struct rt_proc *p);
 
 /* ---- blocking pool (blocking.c) ---- */

@@ -321,9 +321,11 @@ _Noreturn void rt_hibernate(rt_entry fn, void *arg);
 
 /* Process context. Like rt_hibernate, but also wakes when `fd` may be ready
  * for `events` (RT_POLL_IN/OUT) or after timeout_ms (RT_INFINITY: never):
- * fn(arg) then runs on a fresh stack and finds out itself which it was
- * (wake-ups may be spurious). An idle connection waiting this way costs no
- * stack. While hibernating it is the fd's one waiter (see I/O below); if
+ * fn(arg) then runs on a fresh stack and finds out itself which it was,
+ * by trying the operation (wake-ups may be spurious). The wait is
+ * edge-triggered: call it once an operation on fd for `events` returned
+ * EAGAIN; readiness that was there before that (bytes left unread) does
+ * not wake it. An idle connection waiting this way costs no stack. While hibernating it is the fd's one waiter (see I/O below); if
  * it cannot be, fn runs at once and rt_hibernate_poll_error says why. */
 _Noreturn void rt_hibernate_poll(int fd, unsigned events, int64_t timeout_ms, rt_entry fn,
                                  void *arg);
@@ -541,7 +543,15 @@ void rt_sleep(uint64_t ms);
  * the same number coming back from rt_accept, also end it. Processes that
  * wait on the same socket at once (an acceptor pool; the two directions of
  * a tunnel) each use their own descriptor, from dup(): each number is
- * waited on, and woken, on its own. */
+ * waited on, and woken, on its own.
+ *
+ * A descriptor is registered with an epoll set the first time a process
+ * parks on it, and stays registered until rt_close, or until
+ * its number comes back from rt_accept or rt_connect or goes through
+ * rt_fd_nonblock: a number closed with close(2) and opened anew must go
+ * through one of those before rt_read, rt_write(v), rt_accept or
+ * rt_hibernate_poll waits on it. rt_poll checks the registration on each
+ * wait, so descriptors a library opens and closes itself need nothing. */
 int rt_fd_nonblock(int fd);
 ssize_t rt_read(int fd, void *buf, size_t len, int64_t timeout_ms);
 /* Writes all `len` bytes or fails. */

@@ -3,14 +3,71 @@
  * on an fd number another process is parked on gets -EBUSY at once, on any
  * scheduler, and the first waiter still wakes; the number is free again
  * once the first wait ends, however it ends (woken, timed out, killed while
- * parked or hibernating). Failures inside processes are recorded, not
- * asserted: a Check assertion must not jump out of a scheduler thread.
+ * parked or hibernating). Then the edge-triggered registration: once per
+ * scheduler, not per wait; no edge lost between EAGAIN and the park; no
+ * registration or readiness inherited by a reused number. Failures inside
+ * processes are recorded, not asserted: a Check assertion must not jump
+ * out of a scheduler thread.
+ *
+ * The file defines epoll_ctl and read, which the runtime (a static library
+ * linked into this program) then calls: they count registrations and let a
+ * test act between a read's EAGAIN and the park that follows. Both pass
+ * through to the C library's (or a sanitizer's) unless a test arms them.
  */
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "rt_int.h"
 #include "rt_test.h"
+
+/* ---- interposed system calls ---- */
+
+static _Atomic int count_fd = -1; /* epoll_ctl calls on this fd are counted */
+static _Atomic int ctl_calls;
+static _Atomic uint32_t ctl_events;      /* what the last counted call registered */
+static _Atomic int hook_fd = -1;         /* read()s of this fd that get EAGAIN ... */
+static _Atomic int hook_poke = -1;       /* ... write a byte here, once, */
+static _Atomic int hook_hold_ms;         /* ... then hold the scheduler this long, */
+static _Atomic int hook_skip_sched = -1; /* ... unless on this scheduler */
+static _Atomic int eagain_sched[2];      /* read()s of hook_fd that got EAGAIN, per scheduler */
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    /* Atomic: the schedulers' threads resolve it at once (same value). */
+    static int (*_Atomic real)(int, int, int, struct epoll_event *);
+    if (!real)
+        real = (int (*)(int, int, int, struct epoll_event *))dlsym(RTLD_NEXT, "epoll_ctl");
+    if (fd == atomic_load(&count_fd)) {
+        atomic_fetch_add(&ctl_calls, 1);
+        atomic_store(&ctl_events, ev ? ev->events : 0);
+    }
+    return real(epfd, op, fd, ev);
+}
+
+ssize_t read(int fd, void *buf, size_t len)
+{
+    static ssize_t (*_Atomic real)(int, void *, size_t);
+    if (!real)
+        real = (ssize_t(*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+    ssize_t n = real(fd, buf, len);
+    if (n < 0 && errno == EAGAIN && fd == atomic_load(&hook_fd) && rt__cur_sched) {
+        int err = errno;
+        atomic_fetch_add(&eagain_sched[rt__cur_sched->id & 1], 1);
+        int poke = (int)rt__cur_sched->id == atomic_load(&hook_skip_sched)
+                       ? -1
+                       : atomic_exchange(&hook_poke, -1);
+        if (poke >= 0) {
+            ssize_t w = write(poke, "e", 1);
+            (void)w;
+            usleep((useconds_t)atomic_load(&hook_hold_ms) * 1000);
+        }
+        errno = err;
+    }
+    return n;
+}
 
 /* What a waiter saw: the result of its call and how long it took. */
 struct waiter {
@@ -462,6 +519,283 @@ START_TEST(waiters_on_duplicated_descriptors_of_one_socket_are_not_refused)
 }
 END_TEST
 
+/* ---- edge-triggered registration ---- */
+
+/* Reads one byte per round, parking each time until the test writes it. */
+struct rounds {
+    int fd;
+    int n;
+    bool hibernate; /* wait by rt_hibernate_poll rather than rt_read */
+    _Atomic int done_rounds;
+    _Atomic int resumes; /* continuations run (hibernating) */
+    _Atomic int bad;     /* a read that did not get its byte */
+};
+
+static void rounds_resume(void *arg)
+{
+    struct rounds *r = arg;
+    atomic_fetch_add(&r->resumes, 1);
+    char b;
+    for (;;) {
+        ssize_t n = read(r->fd, &b, 1);
+        if (n == 1) {
+            atomic_fetch_add(&r->done_rounds, 1);
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN)
+            break;
+        atomic_store(&r->bad, 1);
+        return;
+    }
+    if (atomic_load(&r->done_rounds) >= r->n)
+        return;
+    rt_hibernate_poll(r->fd, RT_POLL_IN, 5000, rounds_resume, r);
+}
+
+static void rounds_body(void *arg)
+{
+    struct rounds *r = arg;
+    if (r->hibernate)
+        rounds_resume(r);
+    for (int i = 0; i < r->n; i++) {
+        char b;
+        if (rt_read(r->fd, &b, 1, 5000) != 1) {
+            atomic_store(&r->bad, 1);
+            return;
+        }
+        atomic_fetch_add(&r->done_rounds, 1);
+    }
+}
+
+/* Runs `n` rounds: each time the process is parked (or hibernating), one
+ * byte wakes it. */
+static void run_rounds(struct rounds *r, int fd, int peer, int n, bool hibernate)
+{
+    memset(r, 0, sizeof *r);
+    r->fd = fd;
+    r->n = n;
+    r->hibernate = hibernate;
+    rt_pid pid;
+    ck_assert_int_eq(rt_spawn(rounds_body, r, NULL, &pid), 0);
+    for (int i = 0; i < n; i++) {
+        await_status(pid, hibernate ? RT_STATUS_HIBERNATING : RT_STATUS_WAITING);
+        ck_assert_int_eq(write(peer, "r", 1), 1);
+        for (int k = 0; k < 5000 && atomic_load(&r->done_rounds) <= i && !atomic_load(&r->bad); k++)
+            usleep(1000);
+        ck_assert_int_eq(atomic_load(&r->bad), 0);
+        ck_assert_int_eq(atomic_load(&r->done_rounds), i + 1);
+    }
+    ck_assert_int_eq(rt_join(pid, 5000, NULL), 0);
+}
+
+/* Every park used to re-arm a one-shot registration: an epoll_ctl per
+ * wait. Now the first wait registers the fd, edge-triggered and for the
+ * direction waited for, and the others cost none, parked or hibernating,
+ * on whichever scheduler they run. */
+START_TEST(a_descriptor_is_registered_once_not_once_per_wait)
+{
+    rt_test_start(2);
+    int sv[2];
+    socket_pair(sv);
+    static struct rounds r;
+    atomic_store(&ctl_calls, 0);
+    atomic_store(&count_fd, sv[0]);
+    run_rounds(&r, sv[0], sv[1], 20, false);
+    ck_assert_int_eq(atomic_load(&ctl_calls), 1);
+    /* For reading only: a writable socket registered for EPOLLOUT reports
+     * an edge when what was written is acknowledged, waking its scheduler
+     * for nothing. */
+    ck_assert_uint_eq(atomic_load(&ctl_events) & EPOLLOUT, 0);
+    ck_assert_uint_ne(atomic_load(&ctl_events) & EPOLLET, 0);
+    run_rounds(&r, sv[0], sv[1], 20, true);
+    ck_assert_int_eq(atomic_load(&ctl_calls), 1);
+    atomic_store(&count_fd, -1);
+    close(sv[0]);
+    close(sv[1]);
+    rt_test_stop();
+}
+END_TEST
+
+/* A wait that ends hands its readiness to the operation tried next: a
+ * process that hibernates again once its read saw EAGAIN is not resumed
+ * a second time by the edge that woke it. */
+START_TEST(a_hibernation_is_not_resumed_again_by_the_edge_that_ended_the_last_one)
+{
+    rt_test_start(1);
+    int sv[2];
+    socket_pair(sv);
+    static struct rounds r;
+    run_rounds(&r, sv[0], sv[1], 20, true);
+    /* The first run, then one resume per byte. */
+    ck_assert_int_eq(atomic_load(&r.resumes), 1 + 20);
+    close(sv[0]);
+    close(sv[1]);
+    rt_test_stop();
+}
+END_TEST
+
+static void one_read_body(void *arg)
+{
+    struct waiter *w = arg;
+    char b;
+    uint64_t t0 = rt_now_ms();
+    finish(w, (long)rt_read(w->fd, &b, 1, w->timeout_ms), t0);
+}
+
+/* The fd is in one scheduler's set. A reader on the other scheduler gets
+ * EAGAIN; before it claims the fd and parks, a byte comes and the set's
+ * scheduler (idle, in epoll_wait) handles the edge while nobody waits.
+ * The reader must still see the byte: it looks at the readiness bits after
+ * claiming the fd, before parking (no second edge will come). */
+START_TEST(an_edge_another_scheduler_handles_between_eagain_and_the_park_is_not_lost)
+{
+    rt_test_start(2);
+    int sv[2];
+    socket_pair(sv);
+    atomic_store(&hook_fd, sv[0]);
+    /* Register sv[0]: the first park on it. */
+    static struct waiter w;
+    waiter_init(&w, sv[0], RT_POLL_IN, 3000);
+    rt_pid a;
+    ck_assert_int_eq(rt_spawn(one_read_body, &w, NULL, &a), 0);
+    await_status(a, RT_STATUS_WAITING);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    ck_assert_int_eq(rt_join(a, 5000, NULL), 0);
+    ck_assert_int_eq(atomic_load(&w.result), 1);
+    int home = atomic_load(&eagain_sched[0]) ? 0 : 1; /* its set's scheduler */
+    atomic_store(&hook_skip_sched, home);
+    /* Readers spawned from this thread land on the schedulers in turn; a
+     * round counts when its EAGAIN came on the other one. */
+    int rounds = 0;
+    for (int i = 0; i < 40 && rounds < 4; i++) {
+        waiter_init(&w, sv[0], RT_POLL_IN, 3000);
+        atomic_store(&hook_hold_ms, 200);
+        atomic_store(&hook_poke, sv[1]);
+        ck_assert_int_eq(rt_spawn(one_read_body, &w, NULL, &a), 0);
+        while (!atomic_load(&w.done) && atomic_load(&hook_poke) >= 0) {
+            struct rt_proc_info info;
+            if (rt_proc_info(a, &info) == 0 && info.status == RT_STATUS_WAITING &&
+                atomic_exchange(&hook_poke, -1) >= 0) {
+                /* It ran on the set's own scheduler: not the case here. */
+                ck_assert_int_eq(write(sv[1], "x", 1), 1);
+                break;
+            }
+            usleep(1000);
+        }
+        bool poked = atomic_load(&w.done) || atomic_load(&hook_poke) < 0;
+        ck_assert_int_eq(rt_join(a, 5000, NULL), 0);
+        ck_assert_int_eq(atomic_load(&w.result), 1);
+        if (poked && atomic_load(&w.took_ms) >= 200) {        /* held: the poke happened */
+            ck_assert_uint_lt(atomic_load(&w.took_ms), 2500); /* not the timeout */
+            rounds++;
+        }
+    }
+    ck_assert_int_eq(rounds, 4);
+    atomic_store(&hook_fd, -1);
+    atomic_store(&hook_skip_sched, -1);
+    close(sv[0]);
+    close(sv[1]);
+    rt_test_stop();
+}
+END_TEST
+
+/* Puts a new socket pair's first end under the number `num`, non-blocking
+ * from socketpair() rather than by rt_fd_nonblock (which would tell the
+ * runtime the number is new). */
+static void socket_pair_at(int num, int nv[2])
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, nv), 0);
+    if (nv[0] != num) {
+        ck_assert_int_eq(dup3(nv[0], num, O_CLOEXEC), num);
+        close(nv[0]);
+        nv[0] = num;
+    }
+}
+
+/* Parks a reader on nv[0] and wakes it with a byte: it must wake on the
+ * byte, not on its timeout. */
+static void reader_wakes(int nv[2], rt_entry body)
+{
+    static struct waiter w;
+    waiter_init(&w, nv[0], RT_POLL_IN, 3000);
+    rt_pid a;
+    ck_assert_int_eq(rt_spawn(body, &w, NULL, &a), 0);
+    await_status(a, RT_STATUS_WAITING);
+    ck_assert_int_eq(write(nv[1], "x", 1), 1);
+    ck_assert_int_eq(rt_join(a, 5000, NULL), 0);
+    ck_assert_int_gt(atomic_load(&w.result), 0);
+    ck_assert_uint_lt(atomic_load(&w.took_ms), 2500);
+}
+
+/* A number's registration went with its file: once the number is closed
+ * (rt_close, or close(2) and then rt_fd_nonblock on the new file, or
+ * close(2) alone for rt_poll) and reused, a wait on it registers it anew
+ * rather than trusting the old file's registration. */
+START_TEST(a_reused_descriptor_number_is_registered_anew)
+{
+    rt_test_start(1);
+    int sv[2];
+    socket_pair(sv);
+    int num = sv[0];
+    reader_wakes(sv, one_read_body); /* registered */
+    ck_assert_int_eq(rt_close(num), 0);
+    int nv[2];
+    socket_pair_at(num, nv);
+    reader_wakes(nv, one_read_body);
+    /* close(2), then the new file through rt_fd_nonblock */
+    close(num);
+    int mv[2];
+    socket_pair_at(num, mv);
+    ck_assert_int_eq(rt_fd_nonblock(num), 0);
+    reader_wakes(mv, one_read_body);
+    /* close(2) alone: rt_poll checks the registration itself */
+    close(num);
+    int pv[2];
+    socket_pair_at(num, pv);
+    reader_wakes(pv, poll_body);
+    close(num);
+    close(sv[1]);
+    close(nv[1]);
+    close(mv[1]);
+    close(pv[1]);
+    rt_test_stop();
+}
+END_TEST
+
+/* An edge the old file had (no one waiting) is not the new file's: a
+ * hibernation on the reused number waits for the new file's own byte. */
+START_TEST(a_reused_descriptor_number_does_not_inherit_readiness)
+{
+    rt_test_start(1);
+    int sv[2];
+    socket_pair(sv);
+    int num = sv[0];
+    reader_wakes(sv, one_read_body); /* registered */
+    /* A byte nobody waits for: its edge sets the number's readiness. */
+    ck_assert_int_eq(write(sv[1], "s", 1), 1);
+    usleep(50 * 1000); /* the idle scheduler handles the edge */
+    ck_assert_int_eq(rt_close(num), 0);
+    int nv[2];
+    socket_pair_at(num, nv);
+    static struct hib h;
+    memset(&h, 0, sizeof h);
+    h.fd = num;
+    rt_pid a;
+    ck_assert_int_eq(rt_spawn(hib_body, &h, NULL, &a), 0);
+    await_status(a, RT_STATUS_HIBERNATING);
+    usleep(50 * 1000);
+    ck_assert_int_eq(atomic_load(&h.resumed), 0); /* not woken by the old edge */
+    ck_assert_int_eq(write(nv[1], "n", 1), 1);
+    ck_assert_int_eq(rt_join(a, 5000, NULL), 0);
+    ck_assert_int_eq(atomic_load(&h.error), 0);
+    ck_assert_int_eq(atomic_load(&h.got), 1);
+    close(num);
+    close(sv[1]);
+    close(nv[1]);
+    rt_test_stop();
+}
+END_TEST
+
 RT_TEST_MAIN("rt_io", a_second_poll_on_a_waited_descriptor_gets_ebusy_and_the_first_still_wakes,
              a_second_read_on_a_waited_descriptor_gets_ebusy_and_the_first_still_wakes,
              a_writer_that_would_park_on_a_descriptor_a_reader_waits_on_gets_ebusy,
@@ -472,4 +806,9 @@ RT_TEST_MAIN("rt_io", a_second_poll_on_a_waited_descriptor_gets_ebusy_and_the_fi
              a_closed_descriptor_number_can_be_waited_on_again,
              hibernate_poll_on_a_waited_descriptor_resumes_at_once_with_ebusy,
              a_hibernating_waiter_holds_the_descriptor_until_it_resumes_or_is_killed,
-             waiters_on_duplicated_descriptors_of_one_socket_are_not_refused)
+             waiters_on_duplicated_descriptors_of_one_socket_are_not_refused,
+             a_descriptor_is_registered_once_not_once_per_wait,
+             a_hibernation_is_not_resumed_again_by_the_edge_that_ended_the_last_one,
+             an_edge_another_scheduler_handles_between_eagain_and_the_park_is_not_lost,
+             a_reused_descriptor_number_is_registered_anew,
+             a_reused_descriptor_number_does_not_inherit_readiness)
