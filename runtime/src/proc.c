@@ -1024,16 +1024,21 @@ void rt_set_detail_text(const char *text, size_t len)
         if (!d)
             return;
         d->cap = (uint8_t)(size - offsetof(struct rt__detail, text));
-        old = p->detail;
+        /* Written before it is published: introspection may read the line
+         * as soon as the block is in place. */
+        memcpy(d->text, text, len);
+        d->text[len] = 0;
         rt__spin_lock(&p->info_lock);
+        old = p->detail;
         p->detail = d;
         rt__spin_unlock(&p->info_lock);
+        free(old);
+        return;
     }
     rt__spin_lock(&p->info_lock);
     memcpy(p->detail->text, text, len);
     p->detail->text[len] = 0;
     rt__spin_unlock(&p->info_lock);
-    free(old);
 }
 
 void rt_set_detail(const char *fmt, ...)
