@@ -499,9 +499,6 @@ static void run(struct rt__sched *s, struct rt_proc *p)
         RT__SET(&p->stack_bytes, p->stack_size);
     }
     switch_to_proc(s, p);
-    uint64_t t1 = rt_now_ns();
-    s->run_end_ns = t1;
-    atomic_fetch_add_explicit(&s->busy_ns_total, t1 - t0, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->switches, 1, memory_order_relaxed);
     int used = (int)budget - p->reds;
     atomic_fetch_add_explicit(&p->reductions, used > 0 ? (uint64_t)used : 1, memory_order_relaxed);
@@ -540,6 +537,11 @@ static void run(struct rt__sched *s, struct rt_proc *p)
         atomic_store_explicit(&s->current, NULL, memory_order_relaxed);
         break;
     }
+    /* After what the run asked for (an exit's cleanups, signals and
+     * reports above): charged to this run, not to the next one's slice. */
+    uint64_t t1 = rt_now_ns();
+    s->run_end_ns = t1;
+    atomic_fetch_add_explicit(&s->busy_ns_total, t1 - t0, memory_order_relaxed);
 }
 
 /* ---- stack overflow -------------------------------------------------------------------- */
