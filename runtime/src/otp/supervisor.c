@@ -12,9 +12,16 @@
  * Child specs are copied while init runs (rt_sup_init_child), all of them
  * before the first child starts: a start function parks the supervisor,
  * and nothing the init pointed at may be read after that. A child owns its
- * copy of the spec's arg (own_arg); dynamic children share the template's
- * and own only their extra bytes. A temporary child is never restarted, so
+ * copy of the spec's arg (own_arg). A temporary child is never restarted, so
  * its arg copy and extra bytes are dropped once it has started.
+ *
+ * simple_one_for_one's dynamic children share the template spec and keep
+ * little more than their pid (OTP keeps them as a set of pids): struct dyn,
+ * 16 bytes, whose `more` holds what only a restartable child needs (its
+ * extra bytes, restart count, the pid it had while its restart is retried).
+ * A temporary child, the usual dynamic one, has none. They go through the
+ * code shared with static children as a view (dyn_view): the template with
+ * the child's own fields filled in.
  *
  * A child whose restart failed keeps status restarting (and, for
  * simple_one_for_one, the pid it had, by which terminate_child finds it)
@@ -70,10 +77,28 @@ struct child {
     bool significant;
 };
 
+/* What a dynamic child needs beyond its pid when it can be restarted
+ * (permanent, transient) or, until it has started, its extra bytes. */
+struct dyn_more {
+    rt_pid last_pid; /* the pid it had, while restarting */
+    uint64_t key;    /* unique within the supervisor, for retries */
+    uint64_t restarts;
+    size_t extra_size;
+    bool restarting;
+    _Alignas(16) unsigned char extra[];
+};
+
+/* A simple_one_for_one child, in start order. */
+struct dyn {
+    rt_pid pid;            /* 0 while its restart is being retried */
+    struct dyn_more *more; /* NULL for a started temporary child */
+};
+
 struct sup {
     struct rt_sup_flags flags;
-    struct child *ch;
-    size_t n, cap;
+    struct child *ch;  /* static children; unused for simple_one_for_one */
+    struct dyn *dy;    /* simple_one_for_one's children */
+    size_t n, cap;     /* of whichever of the two is in use */
     struct child tmpl; /* simple_one_for_one */
     uint64_t *times;   /* restart timestamps (ms) within the period */
     size_t ntimes;
@@ -307,23 +332,90 @@ static size_t find_pid(const struct sup *s, rt_pid pid)
     return NONE;
 }
 
-/* A dynamic child by its pid, or by the pid it had while its restart is
- * being retried. */
-static size_t find_dynamic(const struct sup *s, rt_pid pid)
-{
-    size_t i = find_pid(s, pid);
-    if (i != NONE || !pid)
-        return i;
-    for (i = 0; i < s->n; i++)
-        if (s->ch[i].status == RT_CHILD_RESTARTING && s->ch[i].last_pid == pid)
-            return i;
-    return NONE;
-}
-
 static size_t find_key(const struct sup *s, uint64_t key)
 {
     for (size_t i = 0; i < s->n; i++)
         if (s->ch[i].key == key)
+            return i;
+    return NONE;
+}
+
+/* ---- simple_one_for_one's dynamic children ------------------------------------- */
+
+/* Dynamic child d as a struct child: the template with d's own fields. */
+static void dyn_view(const struct sup *s, const struct dyn *d, struct child *c)
+{
+    *c = s->tmpl;
+    c->id[0] = 0;       /* dynamic children have no id (undefined) */
+    c->own_arg = false; /* the template's arg copy serves them all */
+    c->pid = d->pid;
+    c->status = d->pid ? RT_CHILD_RUNNING : RT_CHILD_UNDEFINED;
+    c->last_pid = 0;
+    c->key = 0;
+    c->restarts = 0;
+    c->extra = NULL;
+    c->extra_size = 0;
+    if (d->more) {
+        c->last_pid = d->more->last_pid;
+        c->key = d->more->key;
+        c->restarts = d->more->restarts;
+        if (d->more->restarting)
+            c->status = RT_CHILD_RESTARTING;
+        c->extra = d->more->extra_size ? d->more->extra : NULL;
+        c->extra_size = d->more->extra_size;
+    }
+}
+
+/* Room for one more dynamic child, so that a child that has started is
+ * always stored. */
+static int dyn_reserve(struct sup *s)
+{
+    if (s->n < s->cap)
+        return 0;
+    size_t cap = s->cap ? s->cap * 2 : 8;
+    struct dyn *n = rt_realloc(s->dy, cap * sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    s->dy = n;
+    s->cap = cap;
+    return 0;
+}
+
+static void dyn_remove(struct sup *s, size_t i)
+{
+    rt_free(s->dy[i].more);
+    memmove(&s->dy[i], &s->dy[i + 1], (s->n - i - 1) * sizeof *s->dy);
+    s->n--;
+}
+
+static size_t dyn_find_pid(const struct sup *s, rt_pid pid)
+{
+    if (!pid)
+        return NONE;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->dy[i].pid == pid)
+            return i;
+    return NONE;
+}
+
+/* By its pid, or by the pid it had while its restart is being retried. */
+static size_t dyn_find(const struct sup *s, rt_pid pid)
+{
+    size_t i = dyn_find_pid(s, pid);
+    if (i != NONE || !pid)
+        return i;
+    for (i = 0; i < s->n; i++) {
+        const struct dyn_more *m = s->dy[i].more;
+        if (m && m->restarting && m->last_pid == pid)
+            return i;
+    }
+    return NONE;
+}
+
+static size_t dyn_find_key(const struct sup *s, uint64_t key)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->dy[i].more && s->dy[i].more->key == key)
             return i;
     return NONE;
 }
@@ -366,9 +458,8 @@ static void report(const char *event, const struct child *c, rt_pid pid, rt_pid 
 /* Starts child i: 0 (running), RT_IGNORE (pid undefined), -EEXIST with
  * *holder (the start function found the child's name taken: OTP's
  * already_started, passed through as such) or -ECHILD with *reason. */
-static int start_one(struct sup *s, size_t i, rt_atom *reason, rt_pid *holder)
+static int start_child(struct child *c, rt_atom *reason, rt_pid *holder)
 {
-    struct child *c = &s->ch[i];
     rt_pid pid = 0;
     rt_atom why = RT_UNDEFINED;
     int rc = c->start(c->arg, c->extra, c->extra_size, &pid, &why);
@@ -376,8 +467,6 @@ static int start_one(struct sup *s, size_t i, rt_atom *reason, rt_pid *holder)
         c->pid = pid;
         c->last_pid = 0;
         c->status = RT_CHILD_RUNNING;
-        if (c->restart == RT_TEMPORARY)
-            drop_args(c);
         return 0;
     }
     c->pid = 0;
@@ -395,6 +484,17 @@ static int start_one(struct sup *s, size_t i, rt_atom *reason, rt_pid *holder)
     if (reason)
         *reason = why;
     return -ECHILD;
+}
+
+/* start_child for static child i, dropping a temporary child's arguments
+ * once it runs. */
+static int start_one(struct sup *s, size_t i, rt_atom *reason, rt_pid *holder)
+{
+    struct child *c = &s->ch[i];
+    int rc = start_child(c, reason, holder);
+    if (rc == 0 && c->restart == RT_TEMPORARY)
+        drop_args(c);
+    return rc;
 }
 
 static bool match_exit_from(const struct rt_msg *m, void *ctx)
@@ -467,34 +567,41 @@ static void terminate_children(struct sup *s, size_t from, bool drop_temporary)
 {
     if (s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE) {
         size_t n = s->n;
+        struct child c;
         rt_ref *mrefs = rt_calloc(n ? n : 1, sizeof *mrefs);
         bool *dead = rt_calloc(n ? n : 1, sizeof *dead);
         if (!mrefs || !dead) {
             rt_free(mrefs);
             rt_free(dead);
-            for (size_t i = n; i-- > 0;)
-                shutdown_child(&s->ch[i]);
+            for (size_t i = n; i-- > 0;) {
+                dyn_view(s, &s->dy[i], &c);
+                shutdown_child(&c);
+            }
         } else {
-            for (size_t i = 0; i < n; i++)
-                if (s->ch[i].pid)
-                    mrefs[i] = begin_shutdown(&s->ch[i], &dead[i]);
+            for (size_t i = 0; i < n; i++) {
+                if (!s->dy[i].pid)
+                    continue;
+                dyn_view(s, &s->dy[i], &c);
+                mrefs[i] = begin_shutdown(&c, &dead[i]);
+            }
             int64_t t = shutdown_wait(s->tmpl.shutdown);
             uint64_t deadline = t >= 0 ? rt_now_ms() + (uint64_t)t : 0;
             for (size_t i = 0; i < n; i++) {
-                if (!s->ch[i].pid)
+                if (!s->dy[i].pid)
                     continue;
                 int64_t left = t;
                 if (t >= 0) {
                     uint64_t now = rt_now_ms();
                     left = now >= deadline ? 0 : (int64_t)(deadline - now);
                 }
-                finish_shutdown(&s->ch[i], mrefs[i], dead[i], left);
+                dyn_view(s, &s->dy[i], &c);
+                finish_shutdown(&c, mrefs[i], dead[i], left);
             }
             rt_free(mrefs);
             rt_free(dead);
         }
         while (s->n)
-            remove_child(s, s->n - 1);
+            dyn_remove(s, s->n - 1);
         return;
     }
     for (size_t i = s->n; i-- > from;) {
@@ -520,13 +627,18 @@ static int add_restart(struct sup *s)
     return 0;
 }
 
-static void schedule_retry(struct sup *s, size_t i)
+static void send_retry(uint64_t key)
 {
-    s->ch[i].status = RT_CHILD_RESTARTING;
-    struct retry rt = {.key = s->ch[i].key};
+    struct retry rt = {.key = key};
     struct rt_msg *m = rt_msg_copy(RT_MSG_SUP, &rt, sizeof rt);
     if (m)
         rt_send(rt_self(), m);
+}
+
+static void schedule_retry(struct sup *s, size_t i)
+{
+    s->ch[i].status = RT_CHILD_RESTARTING;
+    send_retry(s->ch[i].key);
 }
 
 /* Starts children [i, n) that are not running, in order (the restart part
@@ -577,12 +689,11 @@ static int restart(struct sup *s, size_t i, rt_atom reason)
     uint64_t key = s->ch[i].key;
     switch (s->flags.strategy) {
     case RT_ONE_FOR_ONE:
-    case RT_SIMPLE_ONE_FOR_ONE: {
+    case RT_SIMPLE_ONE_FOR_ONE: /* dyn_restart */ {
         rt_atom why = RT_UNDEFINED;
         rt_pid old = s->ch[i].last_pid;
         int rc = start_one(s, i, &why, NULL);
-        if (rc == RT_IGNORE &&
-            (s->ch[i].restart == RT_TEMPORARY || s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE))
+        if (rc == RT_IGNORE && s->ch[i].restart == RT_TEMPORARY)
             remove_child(s, i);
         else if (rc < 0)
             schedule_retry(s, i);
@@ -651,8 +762,70 @@ static void log_child_terminated(const struct child *c, rt_pid pid, rt_atom reas
     rt__log_text(RT_LOG_ERROR, l.b);
 }
 
+/* restart() for dynamic child i, which has a `more` (it is not temporary):
+ * started again, dropped if its start ignores, or retried. */
+static int dyn_restart(struct sup *s, size_t i, rt_atom reason)
+{
+    struct dyn *d = &s->dy[i];
+    struct child c;
+    if (add_restart(s) < 0) {
+        dyn_view(s, d, &c);
+        rt_log(RT_LOG_ERROR, "supervisor %#llx: reached_max_restart_intensity child=%s",
+               (unsigned long long)rt_self(), c.id);
+        report("reached_max_restart_intensity", &c, d->more->last_pid, 0, reason);
+        return -1;
+    }
+    d->more->restarts++;
+    s->total_restarts++;
+    dyn_view(s, d, &c);
+    rt_pid old = d->more->last_pid;
+    rt_atom why = RT_UNDEFINED;
+    int rc = start_child(&c, &why, NULL);
+    if (rc == RT_IGNORE) {
+        dyn_remove(s, i);
+    } else if (rc < 0) {
+        d->more->restarting = true;
+        send_retry(d->more->key);
+    } else {
+        d->pid = c.pid;
+        d->more->last_pid = 0;
+        report("child_restarted", &c, old, c.pid, reason);
+    }
+    return 0;
+}
+
+static void dyn_exit(struct sup *s, rt_pid pid, rt_atom reason, struct rt_gs_result *r)
+{
+    size_t i = dyn_find_pid(s, pid);
+    if (i == NONE)
+        return; /* an EXIT from an unknown pid is ignored */
+    struct child c;
+    dyn_view(s, &s->dy[i], &c);
+    if (!rt_reason_is_clean(reason)) {
+        log_child_terminated(&c, pid, reason);
+        report("child_terminated", &c, pid, 0, reason);
+    }
+    bool again =
+        c.restart == RT_PERMANENT || (c.restart == RT_TRANSIENT && !rt_reason_is_clean(reason));
+    /* Auto-shutdown is never set here (check_flags): no significant child. */
+    if (!again) {
+        dyn_remove(s, i);
+        return;
+    }
+    s->dy[i].pid = 0;
+    s->dy[i].more->last_pid = pid;
+    if (dyn_restart(s, i, reason) < 0) {
+        terminate_children(s, 0, false);
+        rt_gs_stop(r, RT_SHUTDOWN);
+    }
+}
+
 static void on_child_exit(struct sup *s, rt_pid pid, rt_atom reason, struct rt_gs_result *r)
 {
+    if (s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE) {
+        dyn_exit(s, pid, reason, r);
+        return;
+    }
     size_t i = find_pid(s, pid);
     if (i == NONE)
         return; /* an EXIT from an unknown pid is ignored */
@@ -668,7 +841,7 @@ static void on_child_exit(struct sup *s, rt_pid pid, rt_atom reason, struct rt_g
         c->restart == RT_PERMANENT || (c->restart == RT_TRANSIENT && !rt_reason_is_clean(reason));
     if (!again) {
         bool sig = c->significant && s->flags.auto_shutdown != RT_AUTO_NEVER;
-        if (c->restart == RT_TEMPORARY || s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE)
+        if (c->restart == RT_TEMPORARY)
             remove_child(s, i);
         if (sig) {
             bool others = false;
@@ -795,7 +968,9 @@ static void sup_init(void *arg, struct rt_gs_result *r)
         /* The single spec becomes the template; it is not a child. OTP
          * does not hibernate these: children come and go all the time. */
         s->tmpl = s->ch[0];
-        s->n = 0;
+        rt_free(s->ch);
+        s->ch = NULL;
+        s->n = s->cap = 0;
         return;
     }
     for (size_t i = 0; i < s->n;) {
@@ -847,6 +1022,18 @@ static void sup_info(struct rt_msg *m, void *state, struct rt_gs_result *r)
     }
     if (m->type == RT_MSG_SUP && m->from == rt_self() && m->size >= sizeof(struct retry)) {
         const struct retry *rt = (const struct retry *)m->data;
+        if (s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE) {
+            size_t i = dyn_find_key(s, rt->key);
+            /* Gone, or no longer restarting (terminate_child): no retry. */
+            if (i == NONE || !s->dy[i].more->restarting)
+                return;
+            s->dy[i].more->restarting = false;
+            if (dyn_restart(s, i, RT_NORMAL) < 0) {
+                terminate_children(s, 0, false);
+                rt_gs_stop(r, RT_SHUTDOWN);
+            }
+            return;
+        }
         size_t i = find_key(s, rt->key);
         /* Gone, or no longer restarting (terminate_child): no retry. */
         if (i == NONE || s->ch[i].status != RT_CHILD_RESTARTING)
@@ -890,8 +1077,15 @@ static struct rt_msg *list_rep(const struct sup *s, int kind)
     struct sup_rep *p = (struct sup_rep *)m->data;
     struct rt_child_info *arr = (struct rt_child_info *)p->data;
     p->count = s->n;
-    for (size_t i = 0; i < s->n; i++)
-        child_info(&s->ch[i], &arr[i]);
+    for (size_t i = 0; i < s->n; i++) {
+        struct child c;
+        if (s->flags.strategy == RT_SIMPLE_ONE_FOR_ONE) {
+            dyn_view(s, &s->dy[i], &c);
+            child_info(&c, &arr[i]);
+        } else {
+            child_info(&s->ch[i], &arr[i]);
+        }
+    }
     if (kind == SUP_DESCRIBE) {
         p->desc.flags = s->flags;
         p->desc.restarts = s->total_restarts;
@@ -957,31 +1151,38 @@ static void call_start_extra(struct sup *s, struct rt_msg *m, struct sup_rep *p)
         p->rc = -EOPNOTSUPP;
         return;
     }
-    struct child c = s->tmpl;
-    c.id[0] = 0;       /* dynamic children have no id (undefined) */
-    c.own_arg = false; /* the template's arg copy serves them all */
-    c.extra = NULL;
-    c.extra_size = m->size;
-    if (m->size) {
-        c.extra = rt_alloc(m->size);
-        if (!c.extra) {
-            p->rc = -ENOMEM;
-            return;
-        }
-        memcpy(c.extra, m->data, m->size);
-    }
-    if (push_child(s, &c) < 0) {
-        free_child(&c);
+    /* A temporary child is never restarted: once started it keeps only
+     * its pid; the others keep their extra bytes for restarts. */
+    bool keep = s->tmpl.restart != RT_TEMPORARY;
+    struct dyn d = {0};
+    if (dyn_reserve(s) < 0) {
         p->rc = -ENOMEM;
         return;
     }
-    size_t i = s->n - 1;
-    p->rc = start_one(s, i, &p->reason, &p->pid);
+    if (keep || m->size) {
+        d.more = rt_calloc(1, sizeof *d.more + m->size);
+        if (!d.more) {
+            p->rc = -ENOMEM;
+            return;
+        }
+        d.more->key = ++s->next_key;
+        d.more->extra_size = m->size;
+        if (m->size)
+            memcpy(d.more->extra, m->data, m->size);
+    }
+    struct child c;
+    dyn_view(s, &d, &c);
+    p->rc = start_child(&c, &p->reason, &p->pid);
     if (p->rc == 0) {
-        p->pid = s->ch[i].pid;
+        d.pid = p->pid = c.pid;
+        if (!keep) {
+            rt_free(d.more);
+            d.more = NULL;
+        }
+        s->dy[s->n++] = d;
         return;
     }
-    remove_child(s, i);
+    rt_free(d.more);
     if (p->rc == RT_IGNORE)
         p->rc = 0; /* {ok, undefined}, nothing stored */
 }
@@ -1036,14 +1237,16 @@ static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *stat
             p->rc = -ENOENT; /* other supervisors know their children by id */
             break;
         }
-        i = find_dynamic(s, pid);
+        i = dyn_find(s, pid);
         if (i == NONE) {
             /* A child that has already gone is as good as terminated. */
             p->rc = pid && !rt_is_alive(pid) ? 0 : -ENOENT;
             break;
         }
-        shutdown_child(&s->ch[i]);
-        remove_child(s, i);
+        struct child c;
+        dyn_view(s, &s->dy[i], &c);
+        shutdown_child(&c);
+        dyn_remove(s, i);
         break;
     }
     case SUP_RESTART:
@@ -1086,7 +1289,14 @@ static void sup_call(struct rt_msg *m, const struct rt_gs_from *from, void *stat
         break;
     case SUP_COUNT:
         p->counts.specs = simple ? 1 : s->n;
-        for (i = 0; i < s->n; i++) {
+        for (i = 0; simple && i < s->n; i++) {
+            p->counts.active += s->dy[i].pid != 0;
+            if (s->tmpl.type == RT_SUPERVISOR)
+                p->counts.supervisors++;
+            else
+                p->counts.workers++;
+        }
+        for (i = 0; !simple && i < s->n; i++) {
             if (s->ch[i].pid)
                 p->counts.active++;
             if (s->ch[i].type == RT_SUPERVISOR)

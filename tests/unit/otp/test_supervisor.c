@@ -481,6 +481,69 @@ START_TEST(supervisor_simple_one_for_one_stops_children_in_parallel)
 }
 END_TEST
 
+/* A child that holds no stack until it is told to stop (a message, or its
+ * supervisor's exit signal). */
+static void idle_woken(void *arg)
+{
+    (void)arg; /* any message ends it */
+}
+
+static void idle_child(void *arg)
+{
+    rt_hibernate(idle_woken, arg);
+}
+
+static int idle_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason)
+{
+    (void)arg, (void)extra, (void)extra_size, (void)reason;
+    struct rt_spawn_opts so = {.link = true, .initial_call = "idle_child"};
+    return rt_spawn(idle_child, NULL, &so, out);
+}
+
+static size_t sup_memory(rt_pid sup)
+{
+    struct rt_proc_info pi;
+    T_EQ(rt_proc_info(sup, &pi), 0);
+    return pi.memory;
+}
+
+/* Under the thread sanitizer each process is a fiber it tracks as a thread,
+ * up to 8,128, and slowly: fewer children there, still enough that the
+ * supervisor's fixed costs vanish from the figure per child. */
+#if defined(__SANITIZE_THREAD__)
+enum { MANY_CHILDREN = 2000 };
+#else
+enum { MANY_CHILDREN = 10000 };
+#endif
+
+static void b_sofo_small_records(void)
+{
+    rt_trap_exit(true);
+    static struct rt_child_spec spec = {
+        .id = "conn", .start = idle_start, .restart = RT_TEMPORARY, .shutdown = 5000};
+    struct sup_cfg cfg = {{RT_SIMPLE_ONE_FOR_ONE, 1, 5, RT_AUTO_NEVER}, &spec, 1, 0};
+    rt_pid sup = sup_start(&cfg);
+    size_t before = sup_memory(sup);
+    for (int i = 0; i < MANY_CHILDREN; i++)
+        T_EQ(rt_sup_start_child_extra(sup, &i, sizeof i, NULL, NULL), 0);
+    size_t after = sup_memory(sup);
+    struct rt_sup_counts c;
+    T_EQ(rt_sup_count_children(sup, &c), 0);
+    T_EQ(c.active, MANY_CHILDREN);
+    /* OTP keeps such children as a set of pids sharing one spec: here a
+     * pid and a pointer (16 bytes) plus the link in the supervisor's link
+     * set (8), each array at most twice what it holds while it grows. A
+     * copied spec per child (id, start, arg, shutdown, ...) is 160 bytes. */
+    size_t per_child = (after - before) / MANY_CHILDREN;
+    T_ASSERT(per_child <= (16 + 8) * 2);
+    sup_stop(sup);
+}
+START_TEST(supervisor_simple_one_for_one_keeps_little_more_than_a_pid_per_child)
+{
+    t_run(b_sofo_small_records, true);
+}
+END_TEST
+
 /* ---- restart types and intensity ------------------------------------------------------ */
 
 static void b_temporary(void)
@@ -1870,6 +1933,7 @@ int main(void)
     tcase_add_test(tc, supervisor_simple_one_for_one_starts_dynamic_children_with_extra_arguments);
     tcase_add_test(tc, supervisor_simple_one_for_one_ignore_returns_undefined_and_stores_nothing);
     tcase_add_test(tc, supervisor_simple_one_for_one_stops_children_in_parallel);
+    tcase_add_test(tc, supervisor_simple_one_for_one_keeps_little_more_than_a_pid_per_child);
     tcase_add_test(tc, supervisor_temporary_child_is_never_restarted_and_its_spec_removed);
     tcase_add_test(tc, supervisor_transient_child_is_restarted_only_after_an_abnormal_exit);
     tcase_add_test(tc,
