@@ -162,7 +162,9 @@ static int claim(struct rt_proc *p, int fd, uint32_t bits)
     return 0;
 }
 
-void rt__io_release(struct rt_proc *p)
+/* Gives fd back; with `clear`, also the bits of the directions waited for
+ * (see below). */
+static void release(struct rt_proc *p, bool clear)
 {
     int fd = p->wait_fd;
     if (fd < 0)
@@ -177,7 +179,7 @@ void rt__io_release(struct rt_proc *p)
      * parked: it tries nothing, and the fd may be another's to use now.
      * Acquire: as in take(). */
     uint64_t me = atomic_load_explicit(&p->pid, memory_order_relaxed);
-    if (atomic_load_explicit(&p->state, memory_order_relaxed) != RT__EXITING &&
+    if (clear && atomic_load_explicit(&p->state, memory_order_relaxed) != RT__EXITING &&
         atomic_load_explicit(&fds[fd].waiter, memory_order_relaxed) == me) {
         uint32_t bits = atomic_load_explicit(&fds[fd].want, memory_order_relaxed);
         atomic_fetch_and_explicit(&fds[fd].ready, ~bits, memory_order_acquire);
@@ -187,6 +189,11 @@ void rt__io_release(struct rt_proc *p)
      * did with the fd happens before the next waiter's claim. */
     atomic_compare_exchange_strong_explicit(&fds[fd].waiter, &me, 0, memory_order_release,
                                             memory_order_relaxed);
+}
+
+void rt__io_release(struct rt_proc *p)
+{
+    release(p, true);
 }
 
 /* Readiness bits for the levels an event reports: a hang-up or an error
@@ -350,7 +357,11 @@ static int wait_fd(struct rt_proc *p, int fd, unsigned events, int64_t deadline,
         rt__wait_timer_arm(p, (uint64_t)deadline);
     RT__SET(&p->status_hint, RT_STATUS_WAITING);
     rt__park(p); /* ending here (an exit signal), rt__finish releases the fd */
-    rt__io_release(p);
+    /* rt_poll (verify) may return RT_POLL_MSG without trying the fd, and
+     * asks poll(2) on each look anyway: its edges stay announced for the
+     * process's next wait (a hibernation after a message would otherwise
+     * sleep through bytes already there). */
+    release(p, !verify);
     if (deadline >= 0)
         rt__wait_timer_cancel(p);
     return 0;
