@@ -204,14 +204,16 @@ int route__cache_begin(struct route_cache *c, const char *ctx, size_t ctx_len)
 }
 
 struct route__file *route__cache_get(struct route_cache *c, const char *path,
-                                     const unsigned char digest[ROUTE__DIGEST_LEN], size_t len)
+                                     const unsigned char digest[ROUTE__DIGEST_LEN], size_t len,
+                                     size_t room)
 {
     struct slot *s = find(c, path, route__hash(path, strlen(path), 0));
     if (s)
         s->seen = true;
     /* The bytes, by their digest: a file rewritten within one mtime tick
      * with the same size is still noticed. */
-    if (!s || s->len != len || memcmp(s->digest, digest, ROUTE__DIGEST_LEN) != 0) {
+    if (!s || s->len != len || memcmp(s->digest, digest, ROUTE__DIGEST_LEN) != 0 ||
+        s->file->n > room) {
         c->parsed++;
         return NULL;
     }

@@ -306,8 +306,10 @@ static int add_file_cached(struct route_builder *b, struct route_cache *cache, c
     }
     unsigned char digest[ROUTE__DIGEST_LEN];
     bool hashed = route__digest(text, len, digest) == 0;
-    struct route__file *f = hashed ? route__cache_get(cache, path, digest, len) : NULL;
-    if (f && b->n + f->n <= ROUTE_MAX_ROUTES) {
+    /* Past the table's limit a parse reports where: no hit then. */
+    size_t room = b->n < ROUTE_MAX_ROUTES ? ROUTE_MAX_ROUTES - b->n : 0;
+    struct route__file *f = hashed ? route__cache_get(cache, path, digest, len, room) : NULL;
+    if (f) {
         /* The same bytes checked against the same names: the same routes,
          * and no diagnostics (only clean files are cached). */
         free(text);
@@ -315,8 +317,6 @@ static int add_file_cached(struct route_builder *b, struct route_cache *cache, c
         route__file_unref(f);
         return r;
     }
-    /* Past the table's limit a parse reports where: parse it again. */
-    route__file_unref(f);
     size_t nd = d->n + d->dropped + d->nerrors + d->nwarnings;
     r = parse_text(b, path, text, len, d, &f);
     free(text);

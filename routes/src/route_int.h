@@ -139,10 +139,12 @@ struct route__cache_hit {
  * entry unseen. 0 or -ENOMEM. */
 int route__cache_begin(struct route_cache *c, const char *ctx, size_t ctx_len);
 /* The cached file for `path` when its bytes have `digest` (route__digest)
- * and `len`, else NULL (the caller parses the file then; counted). Marks
- * the entry seen either way. */
+ * and `len` and it has at most `room` routes, else NULL (the caller parses
+ * the file then, so that a file past the table's limit is reported where;
+ * counted as a parse). Marks the entry seen either way. */
 struct route__file *route__cache_get(struct route_cache *c, const char *path,
-                                     const unsigned char digest[ROUTE__DIGEST_LEN], size_t len);
+                                     const unsigned char digest[ROUTE__DIGEST_LEN], size_t len,
+                                     size_t room);
 /* Stores `file` (a new reference is taken) for `path` with the digest and
  * length of its bytes. 0 or -ENOMEM (then nothing is stored for a path not
  * cached before, and a cached one is unchanged). */
