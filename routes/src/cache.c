@@ -5,8 +5,11 @@
  * A `struct route__file` is one file's entries in an arena of its own,
  * shared by reference; it never changes once its builder call returns.
  *
- * The cache maps a file's path to its bytes as last read and its parsed
- * file. An open-addressing table keyed by the path's hash; entries carry a
+ * The cache maps a file's path to the SHA-256 digest and length of its
+ * bytes as last read, and its parsed file. The digest, not the bytes: the
+ * cache would otherwise hold a copy of every file (up to ROUTE_MAX_FILES x
+ * ROUTE_MAX_FILE_BYTES); a strong hash because a collision would serve
+ * stale routes. An open-addressing table keyed by the path's hash; entries carry a
  * `seen` mark so that a directory read can drop the files it did not list.
  * The validation context (the names routes were checked against) is kept
  * serialised; a read with another context empties the cache, since a cached
@@ -14,9 +17,12 @@
  * other way round.
  *
  * Bounds: the cache holds at most the files of one directory read
- * (ROUTE_MAX_FILES, each at most ROUTE_MAX_FILE_BYTES), since unseen files
- * are dropped at the end of each read; its memory is the bytes of those
- * files plus their parsed routes, which the tables built from them share.
+ * (ROUTE_MAX_FILES), since unseen files are dropped at the end of each
+ * read; its memory is a path and a digest per file plus their parsed
+ * routes, which the tables built from them share.
+ *
+ * The cache never makes a build fail: when one of its allocations fails,
+ * the build goes on without it (compile.c).
  *
  * One builder at a time uses a cache; the reference count is atomic because
  * the last reference may be dropped by another thread (a load finishing on
@@ -26,7 +32,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbedtls/sha256.h>
+#include <mbedtls/version.h>
+
 #include "route_int.h"
+
+int route__digest(const char *text, size_t len, unsigned char out[ROUTE__DIGEST_LEN])
+{
+    /* The *_ret name of mbedtls 2.x is the plain name of 3.x. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    int r = mbedtls_sha256((const unsigned char *)text, len, out, 0);
+#else
+    int r = mbedtls_sha256_ret((const unsigned char *)text, len, out, 0);
+#endif
+    return r ? -EIO : 0;
+}
 
 /* ---- files ------------------------------------------------------------------ */
 
@@ -63,8 +83,8 @@ void route__file_unref(struct route__file *f)
 
 struct slot {
     uint64_t hash;
-    char *path; /* NULL: empty */
-    char *text;
+    char *path;                              /* NULL: empty */
+    unsigned char digest[ROUTE__DIGEST_LEN]; /* SHA-256 of the bytes */
     size_t len;
     struct route__file *file;
     bool seen;
@@ -99,7 +119,6 @@ struct route_cache *route_cache_ref(struct route_cache *c)
 static void slot_clear(struct slot *s)
 {
     free(s->path);
-    free(s->text);
     route__file_unref(s->file);
     memset(s, 0, sizeof(*s));
 }
@@ -184,15 +203,17 @@ int route__cache_begin(struct route_cache *c, const char *ctx, size_t ctx_len)
     return 0;
 }
 
-struct route__file *route__cache_get(struct route_cache *c, const char *path, const char *text,
-                                     size_t len)
+struct route__file *route__cache_get(struct route_cache *c, const char *path,
+                                     const unsigned char digest[ROUTE__DIGEST_LEN], size_t len,
+                                     size_t room)
 {
     struct slot *s = find(c, path, route__hash(path, strlen(path), 0));
     if (s)
         s->seen = true;
-    /* The bytes, compared in full: a file rewritten within one mtime tick
+    /* The bytes, by their digest: a file rewritten within one mtime tick
      * with the same size is still noticed. */
-    if (!s || s->len != len || memcmp(s->text, text, len) != 0) {
+    if (!s || s->len != len || memcmp(s->digest, digest, ROUTE__DIGEST_LEN) != 0 ||
+        s->file->n > room) {
         c->parsed++;
         return NULL;
     }
@@ -200,17 +221,18 @@ struct route__file *route__cache_get(struct route_cache *c, const char *path, co
     return route__file_ref(s->file);
 }
 
-int route__cache_put(struct route_cache *c, const char *path, char *text, size_t len,
+int route__cache_put(struct route_cache *c, const char *path,
+                     const unsigned char digest[ROUTE__DIGEST_LEN], size_t len,
                      struct route__file *file)
 {
     uint64_t h = route__hash(path, strlen(path), 0);
     struct slot *s = find(c, path, h);
     if (!s) {
         if ((c->n + 1) * 2 > c->cap && rehash(c, c->cap ? c->cap * 2 : 64) < 0)
-            goto nomem;
+            return -ENOMEM;
         char *p = strdup(path);
         if (!p)
-            goto nomem;
+            return -ENOMEM;
         size_t j = (size_t)h & (c->cap - 1);
         while (c->slots[j].path)
             j = (j + 1) & (c->cap - 1);
@@ -219,17 +241,13 @@ int route__cache_put(struct route_cache *c, const char *path, char *text, size_t
         s->path = p;
         c->n++;
     } else {
-        free(s->text);
         route__file_unref(s->file);
     }
-    s->text = text;
+    memcpy(s->digest, digest, ROUTE__DIGEST_LEN);
     s->len = len;
     s->file = route__file_ref(file);
     s->seen = true;
     return 0;
-nomem:
-    free(text);
-    return -ENOMEM;
 }
 
 void route__cache_end(struct route_cache *c)

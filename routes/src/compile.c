@@ -288,10 +288,13 @@ int route_builder_add_text(struct route_builder *b, const char *file, const char
     return d->nerrors != before ? -EINVAL : 0;
 }
 
-/* Reads one file of a directory through the builder's cache: a file with
- * the cached bytes adds the cached routes; another is parsed and, when its
- * parse reported nothing at all, cached with its bytes. */
-static int add_file_cached(struct route_builder *b, const char *path, struct jpos_diags *d)
+/* Reads one file of a directory through `cache`: a file with the cached
+ * bytes adds the cached routes; another is parsed and, when its parse
+ * reported nothing at all, cached with its bytes' digest. The cache only
+ * ever saves a parse: when it cannot hash or store a file, the file is
+ * used uncached and the build goes on. */
+static int add_file_cached(struct route_builder *b, struct route_cache *cache, const char *path,
+                           struct jpos_diags *d)
 {
     char *text;
     size_t len;
@@ -301,8 +304,12 @@ static int add_file_cached(struct route_builder *b, const char *path, struct jpo
         b->errors += d->nerrors - before;
         return r;
     }
-    struct route__file *f = route__cache_get(b->cache, path, text, len);
-    if (f && b->n + f->n <= ROUTE_MAX_ROUTES) {
+    unsigned char digest[ROUTE__DIGEST_LEN];
+    bool hashed = route__digest(text, len, digest) == 0;
+    /* Past the table's limit a parse reports where: no hit then. */
+    size_t room = b->n < ROUTE_MAX_ROUTES ? ROUTE_MAX_ROUTES - b->n : 0;
+    struct route__file *f = hashed ? route__cache_get(cache, path, digest, len, room) : NULL;
+    if (f) {
         /* The same bytes checked against the same names: the same routes,
          * and no diagnostics (only clean files are cached). */
         free(text);
@@ -310,22 +317,17 @@ static int add_file_cached(struct route_builder *b, const char *path, struct jpo
         route__file_unref(f);
         return r;
     }
-    /* Past the table's limit a parse reports where: parse it again. */
-    route__file_unref(f);
     size_t nd = d->n + d->dropped + d->nerrors + d->nwarnings;
     r = parse_text(b, path, text, len, d, &f);
+    free(text);
     if (r != -ENOMEM) {
         int q = add_parsed(b, f);
         if (q < 0)
             r = q;
     }
-    if (r == 0 && f && nd == d->n + d->dropped + d->nerrors + d->nwarnings) {
-        int q = route__cache_put(b->cache, path, text, len, f);
-        text = NULL; /* taken */
-        if (q < 0)
-            r = q;
-    }
-    free(text);
+    /* A failed put leaves the file uncached: the next read parses it. */
+    if (r == 0 && f && hashed && nd == d->n + d->dropped + d->nerrors + d->nwarnings)
+        (void)route__cache_put(cache, path, digest, len, f);
     route__file_unref(f);
     b->errors += d->nerrors - before;
     if (r == -ENOMEM)
@@ -429,15 +431,19 @@ int route_builder_add_dir(struct route_builder *b, const char *dir, struct jpos_
         n++;
     }
     qsort(names, n, sizeof(*names), cmp_str);
-    if (b->cache) {
+    /* Without memory for the context's key the directory is read without
+     * the cache (whose entries were checked against some other names). */
+    struct route_cache *cache = b->cache;
+    if (cache) {
         char *key;
         size_t klen;
-        if ((r = context_key(b, &key, &klen)) < 0)
-            goto out;
-        r = route__cache_begin(b->cache, key, klen);
-        free(key);
-        if (r < 0)
-            goto out;
+        if (context_key(b, &key, &klen) < 0) {
+            cache = NULL;
+        } else {
+            if (route__cache_begin(cache, key, klen) < 0)
+                cache = NULL;
+            free(key);
+        }
     }
     size_t files = 0;
     for (size_t i = 0; i < n; i++) {
@@ -453,15 +459,15 @@ int route_builder_add_dir(struct route_builder *b, const char *dir, struct jpos_
             continue; /* a directory called x.json, a socket... */
         }
         files++;
-        int q = b->cache ? add_file_cached(b, path, d) : route_builder_add_file(b, path, d);
+        int q = cache ? add_file_cached(b, cache, path, d) : route_builder_add_file(b, path, d);
         free(path);
         if (q == -ENOMEM) {
             r = q;
             goto out;
         }
     }
-    if (b->cache)
-        route__cache_end(b->cache); /* every file was listed: drop removed ones */
+    if (cache)
+        route__cache_end(cache); /* every file was listed: drop removed ones */
     if (files == 0)
         jpos_diag_add(d, JPOS_DIAG_WARNING, dir, 0, 0, NULL,
                       "no route files (*.json) in the routes directory: every request will get "

@@ -122,8 +122,13 @@ int route__file_new(struct route__file **out);
 struct route__file *route__file_ref(struct route__file *f);
 void route__file_unref(struct route__file *f); /* NULL-safe */
 
+/* SHA-256 of `len` bytes at `text` into `out`. 0 or -EIO. Any thread. */
+#define ROUTE__DIGEST_LEN 32
+int route__digest(const char *text, size_t len, unsigned char out[ROUTE__DIGEST_LEN]);
+
 /* The cache a builder reads route files through (route_builder_set_cache).
- * A lookup hits only when the file's bytes equal those cached and the
+ * A lookup hits only when the file's bytes (their SHA-256 digest and
+ * length) equal those cached and the
  * names routes are checked against (`ctx`, see route__cache_begin) are
  * those the cached result was checked against. */
 struct route__cache_hit {
@@ -133,14 +138,18 @@ struct route__cache_hit {
  * validation context; a different one empties the cache. Marks every
  * entry unseen. 0 or -ENOMEM. */
 int route__cache_begin(struct route_cache *c, const char *ctx, size_t ctx_len);
-/* The cached file for `path` when its bytes are `text`, else NULL (the
- * caller parses the file then; counted). Marks the entry seen either way. */
-struct route__file *route__cache_get(struct route_cache *c, const char *path, const char *text,
-                                     size_t len);
-/* Stores `file` (a new reference is taken) for `path` with its bytes
- * (`text` is taken over: freed by the cache). 0 or -ENOMEM (then `text`
- * is freed and nothing is stored). */
-int route__cache_put(struct route_cache *c, const char *path, char *text, size_t len,
+/* The cached file for `path` when its bytes have `digest` (route__digest)
+ * and `len` and it has at most `room` routes, else NULL (the caller parses
+ * the file then, so that a file past the table's limit is reported where;
+ * counted as a parse). Marks the entry seen either way. */
+struct route__file *route__cache_get(struct route_cache *c, const char *path,
+                                     const unsigned char digest[ROUTE__DIGEST_LEN], size_t len,
+                                     size_t room);
+/* Stores `file` (a new reference is taken) for `path` with the digest and
+ * length of its bytes. 0 or -ENOMEM (then nothing is stored for a path not
+ * cached before, and a cached one is unchanged). */
+int route__cache_put(struct route_cache *c, const char *path,
+                     const unsigned char digest[ROUTE__DIGEST_LEN], size_t len,
                      struct route__file *file);
 /* Ends a directory read that listed every file: entries not seen since
  * route__cache_begin (removed files) are dropped. */

@@ -243,7 +243,9 @@ struct gw_config {
     char *routes_dir;            /* resolved against the config file's directory */
     struct route_table *routes;  /* compiled; route->upstream_index indexes upstreams */
     /* The parse cache `routes` was read through, for the router's first
-     * reload to parse only what changed since (route.h); NULL: none. */
+     * reload to parse only what changed since (route.h); NULL: none. The
+     * first router takes this reference over and sets the pointer to NULL
+     * (router.c), so that a router restart frees it. */
     struct route_cache *routes_cache;
     bool access_log;
     uint32_t drain_timeout_ms;

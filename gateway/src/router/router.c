@@ -61,10 +61,6 @@
 static _Atomic uint64_t n_reloads_ok;
 static _Atomic uint64_t n_reloads_failed;
 static _Atomic uint64_t cur_version;
-/* The configuration's parse cache was handed to a router (router_init).
- * Relaxed: routers start one after another under their supervisor; the flag
- * only has to be taken once. */
-static atomic_bool cfg_cache_taken;
 
 struct hist {
     struct route_table *t; /* owner reference */
@@ -607,15 +603,22 @@ static void router_init(void *arg, struct rt_gs_result *r)
     r->state = s;
     /* The first router goes on with the cache the configuration loader
      * read the routes through, so its first reload parses only what changed
-     * since start-up. A restarted one starts a cache of its own: a load of
-     * the router it replaces may still be using that one on the blocking
-     * pool, and a cache serves one load at a time. Without memory for a
-     * cache every reload parses every file: slower, never wrong. */
-    if (gw.cfg->routes_cache &&
-        !atomic_exchange_explicit(&cfg_cache_taken, true, memory_order_relaxed))
-        s->cache = route_cache_ref(gw.cfg->routes_cache);
-    else if (route_cache_new(&s->cache) < 0)
+     * since start-up. The configuration hands its reference over rather
+     * than keeping one, so that the cache dies with the router that uses
+     * it: a router restart does not leave a copy of every route file's
+     * routes behind for the life of the process. A restarted router finds
+     * the pointer gone and starts a cache of its own (a load of the router
+     * it replaces may still be using the old one on the blocking pool, and a
+     * cache serves one load at a time). Plain accesses: routers start one
+     * after another under their supervisor, and nothing else reads the
+     * pointer once the configuration is loaded. Without memory for a cache
+     * every reload parses every file: slower, never wrong. */
+    if (gw.cfg->routes_cache) {
+        s->cache = gw.cfg->routes_cache;
+        gw.cfg->routes_cache = NULL;
+    } else if (route_cache_new(&s->cache) < 0) {
         s->cache = NULL;
+    }
     /* The watcher's exit comes as a message, so that a watcher crash costs a
      * restarted watcher, not the history. */
     rt_trap_exit(true);

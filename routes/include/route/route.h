@@ -232,13 +232,15 @@ int route_builder_add_dir(struct route_builder *b, const char *dir, struct jpos_
  * directory again and again (the router), so that a reload parses only the
  * files that changed. route_builder_add_dir reads every file each time and
  * reuses a file's parsed routes only when its bytes are exactly those of the
- * cached read (compared in full: a rewrite with the same size and mtime is
- * noticed) and the upstream, workflow and policy names routes are checked
+ * cached read (by their SHA-256 digest and length, kept instead of a copy of
+ * the bytes: a rewrite with the same size and mtime is noticed) and the
+ * upstream, workflow and policy names routes are checked
  * against are the same; a file whose parse reported anything (an error or
  * a warning) is never cached, so its diagnostics come again every time.
  * Files gone from the directory are dropped from the cache after a read
  * that listed it. Cached results are immutable and shared with the tables
- * built from them.
+ * built from them. The cache never makes a build fail: when it runs out of
+ * memory the build goes on without it (slower, never wrong).
  *
  * One builder at a time may use a cache (any thread); the cache is
  * reference-counted so that a load still running when its owner goes away

@@ -985,6 +985,29 @@ START_TEST(a_restarted_router_keeps_the_published_table)
 }
 END_TEST
 
+/* The configuration's parse cache belongs to the first router alone: the
+ * configuration keeps no reference, so the cache goes when that router goes
+ * (a restart) instead of staying for the life of the process. */
+static void cache_handover_body(void)
+{
+    T_ASSERT(gw.cfg->routes_cache == NULL); /* handed over, not shared */
+    rt_atom why = 0;
+    T_EQ(rt_gen_server_stop(router_pid, RT_SHUTDOWN, 5000, &why), 0);
+    rt_atom reason = 0;
+    T_EQ(gw_router_start(NULL, NULL, 0, &router_pid, &reason), 0);
+    T_ASSERT(gw.cfg->routes_cache == NULL);
+    /* the restarted router reloads through a cache of its own */
+    write_file("b.json", route_set("b", "/b"));
+    T_ASSERT(wait_version(2, 2000) >= 0);
+    T_ASSERT(has_route("a") && has_route("b"));
+}
+
+START_TEST(the_configuration_hands_its_parse_cache_to_the_first_router)
+{
+    run(cache_handover_body);
+}
+END_TEST
+
 /* ---- the event stream ------------------------------------------------------------- */
 
 /* A handler that sends every event on to the process whose pid it is given. */
@@ -1112,6 +1135,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_routes_directory_linked_into_a_configmap_serves_each_of_100_swaps);
     tcase_add_test(tc, a_crashed_watcher_is_restarted_without_losing_the_router);
     tcase_add_test(tc, a_restarted_router_keeps_the_published_table);
+    tcase_add_test(tc, the_configuration_hands_its_parse_cache_to_the_first_router);
     tcase_add_test(tc, reloads_are_announced_on_the_gateway_event_stream);
     suite_add_tcase(s, tc);
     return s;

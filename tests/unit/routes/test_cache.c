@@ -8,6 +8,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,62 @@
 #include "helpers.h"
 
 static char dir[64];
+
+/* The routes and json layers' allocations, wrapped at link time
+ * (meson.build: --wrap): `live` follows the bytes they hold, and when
+ * `fail_in` counts down to 0 that allocation fails (`alloc_failed` is set). */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t k, size_t n);
+void *__real_realloc(void *p, size_t n);
+void __real_free(void *p);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t k, size_t n);
+void *__wrap_realloc(void *q, size_t n);
+void __wrap_free(void *p);
+static long long live;
+static long fail_in;
+static bool alloc_failed;
+
+static bool inject(void)
+{
+    if (fail_in > 0 && --fail_in == 0) {
+        alloc_failed = true;
+        return true;
+    }
+    return false;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    void *p = inject() ? NULL : __real_malloc(n);
+    if (p)
+        live += (long long)malloc_usable_size(p);
+    return p;
+}
+
+void *__wrap_calloc(size_t k, size_t n)
+{
+    void *p = inject() ? NULL : __real_calloc(k, n);
+    if (p)
+        live += (long long)malloc_usable_size(p);
+    return p;
+}
+
+void *__wrap_realloc(void *q, size_t n)
+{
+    long long was = q ? (long long)malloc_usable_size(q) : 0;
+    void *p = inject() ? NULL : __real_realloc(q, n);
+    if (p)
+        live += (long long)malloc_usable_size(p) - was;
+    return p;
+}
+
+void __wrap_free(void *p)
+{
+    if (p)
+        live -= (long long)malloc_usable_size(p);
+    __real_free(p);
+}
 
 static void dir_setup(void)
 {
@@ -202,8 +259,15 @@ START_TEST(a_removed_files_routes_vanish)
     ck_assert_str_eq(winner(t1, "GET", NULL, "/b/1"), "b1");
 
     /* back again with the same bytes: parsed again, served again */
+    uint64_t parsed, reused;
+    counts(c, &parsed, &reused);
+    ck_assert_uint_eq(parsed, 2);
+    ck_assert_uint_eq(reused, 1);
     put_routes("b.json", "b", 2, "b");
     struct route_table *t3 = build_dir_ok(c);
+    counts(c, &parsed, &reused);
+    ck_assert_uint_eq(parsed, 3); /* b.json: its entry went with the file */
+    ck_assert_uint_eq(reused, 2); /* a.json */
     ck_assert_uint_eq(route_table_count(t3), 4);
     ck_assert_str_eq(winner(t3, "GET", NULL, "/b/0"), "b0");
     route_table_unref(t1);
@@ -308,6 +372,191 @@ START_TEST(cached_routes_are_checked_against_the_names_of_this_build)
 }
 END_TEST
 
+/* Builds the directory through `c` with the given upstream and policy
+ * names; the build's result, its first diagnostic in `msg`. */
+static int build_names(struct route_cache *c, const char *const *ups, size_t nups,
+                       const char *const *pols, size_t npols, char *msg, size_t cap)
+{
+    struct route_builder *b;
+    struct jpos_diags d;
+    jpos_diags_init(&d);
+    ck_assert_int_eq(route_builder_new(&b, ups, nups), 0);
+    ck_assert_int_eq(route_builder_set_cache(b, c), 0);
+    ck_assert_int_eq(route_builder_set_policies(b, pols, npols), 0);
+    struct route_table *t = NULL;
+    int r = route_builder_add_dir(b, dir, &d);
+    if (r != -ENOMEM)
+        r = route_builder_compile(b, &t, &d);
+    route_builder_free(b);
+    snprintf(msg, cap, "%s", d.n ? d.items[0].message : "");
+    jpos_diags_done(&d);
+    route_table_unref(t);
+    return r;
+}
+
+START_TEST(cached_routes_are_checked_against_the_upstream_names_of_this_build)
+{
+    struct route_cache *c;
+    ck_assert_int_eq(route_cache_new(&c), 0);
+    put("u.json", "{\"routes\": [{\"name\": \"u\", \"match\": {\"path\": \"/u\"}, "
+                  "\"upstream\": \"payments\"}]}");
+    const char *with[] = {"demo", "payments"};
+    const char *renamed[] = {"demo", "billing"};
+    char msg[512];
+    ck_assert_int_eq(build_names(c, with, 2, NULL, 0, msg, sizeof msg), 0);
+    /* the same bytes, but "payments" is no longer defined */
+    ck_assert_int_eq(build_names(c, renamed, 2, NULL, 0, msg, sizeof msg), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(msg, "unknown upstream \"payments\""));
+    route_cache_unref(c);
+}
+END_TEST
+
+START_TEST(cached_routes_are_checked_against_the_policy_names_of_this_build)
+{
+    struct route_cache *c;
+    ck_assert_int_eq(route_cache_new(&c), 0);
+    put("p.json", "{\"routes\": [{\"name\": \"p\", \"match\": {\"path\": \"/p\"}, "
+                  "\"policies\": [\"auth\"], \"respond\": {}}]}");
+    const char *with[] = {"auth"};
+    const char *renamed[] = {"login"};
+    char msg[512];
+    ck_assert_int_eq(build_names(c, test_upstreams, 3, with, 1, msg, sizeof msg), 0);
+    /* the same bytes, but "auth" is no longer defined */
+    ck_assert_int_eq(build_names(c, test_upstreams, 3, renamed, 1, msg, sizeof msg), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(msg, "unknown policy \"auth\""));
+    route_cache_unref(c);
+}
+END_TEST
+
+/* Writes `name` with `n` routes named PREFIX0.., each at /PREFIX/i. */
+static void put_many(const char *name, const char *prefix, int n)
+{
+    size_t cap = (size_t)n * 128 + 64, len = 0;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    len += (size_t)snprintf(text, cap, "{\"routes\": [");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, cap - len,
+                                "%s{\"name\": \"%s%d\", \"match\": {\"path\": \"/%s/%d\"}, "
+                                "\"respond\": {}}",
+                                i ? ",\n" : "", prefix, i, prefix, i);
+    snprintf(text + len, cap - len, "]}\n");
+    put(name, text);
+    free(text);
+}
+
+START_TEST(a_table_of_exactly_the_route_limit_is_rebuilt_from_the_cache)
+{
+    struct route_cache *c;
+    ck_assert_int_eq(route_cache_new(&c), 0);
+    char name[32], prefix[8];
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "f%d.json", i);
+        snprintf(prefix, sizeof prefix, "r%d_", i);
+        put_many(name, prefix, ROUTE_MAX_ROUTES / 10);
+    }
+    struct route_table *t1 = build_dir_ok(c);
+    ck_assert_uint_eq(route_table_count(t1), ROUTE_MAX_ROUTES);
+    struct route_table *t2 = build_dir_ok(c);
+    ck_assert_uint_eq(route_table_count(t2), ROUTE_MAX_ROUTES);
+    uint64_t parsed, reused;
+    counts(c, &parsed, &reused);
+    ck_assert_uint_eq(parsed, 10);
+    ck_assert_uint_eq(reused, 10); /* the last file too: it ends at the limit */
+    ck_assert_str_eq(winner(t2, "GET", NULL, "/r9_/9999"), "r9_9999");
+    route_table_unref(t1);
+    route_table_unref(t2);
+    route_cache_unref(c);
+}
+END_TEST
+
+START_TEST(the_cache_keeps_a_digest_not_the_files_bytes)
+{
+    struct route_cache *c;
+    ck_assert_int_eq(route_cache_new(&c), 0);
+    /* One route, padded to 4 MiB. */
+    size_t pad = 4u << 20;
+    char *text = malloc(pad + 256);
+    ck_assert_ptr_nonnull(text);
+    int head = snprintf(text, 256,
+                        "{\"routes\": [{\"name\": \"a\", \"match\": {\"path\": "
+                        "\"/a\"}, \"respond\": {}}]}");
+    memset(text + head, ' ', pad);
+    text[head + pad] = '\0';
+    put("a.json", text);
+    free(text);
+    long long before = live;
+    struct route_table *t = build_dir_ok(c);
+    route_table_unref(t);
+    ck_assert_uint_eq(route_cache_files(c), 1);
+    /* What stays is the cache's entry and the one parsed route. */
+    ck_assert_int_lt(live - before, 64 << 10);
+    struct route_table *t2 = build_dir_ok(c);
+    uint64_t parsed, reused;
+    counts(c, &parsed, &reused);
+    ck_assert_uint_eq(reused, 1);
+    route_table_unref(t2);
+    route_cache_unref(c);
+}
+END_TEST
+
+/* Builds the directory through `c` (NULL: none) with the n-th allocation
+ * failing; the build's result, *hit whether that allocation was reached. */
+static int build_failing(struct route_cache *c, long n, bool *hit, size_t *routes)
+{
+    struct route_builder *b;
+    struct jpos_diags d;
+    jpos_diags_init(&d);
+    ck_assert_int_eq(route_builder_new(&b, test_upstreams, 3), 0);
+    ck_assert_int_eq(route_builder_set_cache(b, c), 0);
+    struct route_table *t = NULL;
+    alloc_failed = false;
+    fail_in = n;
+    int r = route_builder_add_dir(b, dir, &d);
+    if (r != -ENOMEM)
+        r = route_builder_compile(b, &t, &d);
+    fail_in = 0;
+    *hit = alloc_failed;
+    route_builder_free(b);
+    jpos_diags_done(&d);
+    *routes = t ? route_table_count(t) : 0;
+    route_table_unref(t);
+    return r;
+}
+
+START_TEST(a_cache_out_of_memory_never_fails_a_build)
+{
+    put_routes("a.json", "a", 3, "a");
+    put_routes("b.json", "b", 3, "b");
+    /* Every single allocation failure, with a fresh cache and without one:
+     * the cache's own allocations (its key, its table) add failure points,
+     * but never a failed build. */
+    long fails[2] = {0, 0}, points[2] = {0, 0};
+    for (int with = 0; with < 2; with++) {
+        for (long n = 1;; n++) {
+            struct route_cache *c = NULL;
+            if (with)
+                ck_assert_int_eq(route_cache_new(&c), 0);
+            bool hit;
+            size_t routes;
+            int r = build_failing(c, n, &hit, &routes);
+            route_cache_unref(c);
+            if (!hit) {
+                ck_assert_int_eq(r, 0);
+                break;
+            }
+            points[with]++;
+            if (r != 0)
+                fails[with]++;
+            else
+                ck_assert_uint_eq(routes, 6);
+        }
+    }
+    ck_assert_int_gt(points[1], points[0]); /* the cache's allocations were failed too */
+    ck_assert_int_eq(fails[1], fails[0]);
+}
+END_TEST
+
 START_TEST(a_table_keeps_what_it_compiled_when_a_later_table_shares_its_file)
 {
     struct route_cache *c;
@@ -345,6 +594,7 @@ int main(void)
 {
     Suite *s = suite_create("route_cache");
     TCase *tc = tcase_create("cache");
+    tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
     tcase_add_test(tc, a_rebuild_parses_only_the_files_that_changed);
     tcase_add_test(tc, a_rewrite_with_the_same_size_and_mtime_is_not_served_stale);
@@ -352,6 +602,11 @@ int main(void)
     tcase_add_test(tc, an_error_in_one_file_fails_the_build_as_without_the_cache);
     tcase_add_test(tc, cached_routes_are_checked_against_the_names_of_this_build);
     tcase_add_test(tc, a_table_keeps_what_it_compiled_when_a_later_table_shares_its_file);
+    tcase_add_test(tc, cached_routes_are_checked_against_the_upstream_names_of_this_build);
+    tcase_add_test(tc, cached_routes_are_checked_against_the_policy_names_of_this_build);
+    tcase_add_test(tc, a_table_of_exactly_the_route_limit_is_rebuilt_from_the_cache);
+    tcase_add_test(tc, the_cache_keeps_a_digest_not_the_files_bytes);
+    tcase_add_test(tc, a_cache_out_of_memory_never_fails_a_build);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
