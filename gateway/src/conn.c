@@ -218,6 +218,12 @@ static void serve(struct gw__exchange *ex)
             return;
         }
         rt_atom reason = await_request(ref);
+        /* The policy chain's state (its response fields) lived on the
+         * request process's stack and in its heap, both gone now however
+         * it ended: a cap, a crash or a kill mid-write leave ex->pol
+         * pointing at freed memory that no answer below may read. The
+         * monitor's message orders this store after the process's end. */
+        ex->pol = NULL;
         if (reason == RT_MEMORY_LIMIT || reason == RT_TIME_LIMIT) {
             capped(ex, reason, t0);
             return;

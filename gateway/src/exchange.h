@@ -172,7 +172,9 @@ struct gw__exchange {
     int64_t write_timeout_ms; /* each write to the client, all of it: GW__WRITE_TIMEOUT_MS */
     /* The current request's policy chain state (policy.h), while its
      * request process runs one: its response fields go on every answer.
-     * NULL otherwise; reset by gw__ex_begin. */
+     * It lives in that process (its stack, its heap): NULL otherwise,
+     * reset by gw__ex_begin and by the connection as soon as the request
+     * process has ended, however it ended (conn.c serve). */
     const struct gw_pol_req *pol;
     uint64_t started_ms;     /* the request process's start: its time cap counts from it */
     const char *client_addr; /* the peer's address, as long as it is: after the exchange, in

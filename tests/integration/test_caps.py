@@ -7,7 +7,9 @@ flight beside them complete, the upstream's health untouched."""
 import http.client
 import json
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 
@@ -142,6 +144,101 @@ def a_request_over_its_time_cap_gets_504_and_the_others_complete():
     finally:
         g.close()
         up.stop()
+
+
+class RateLimited:
+    """A gateway whose routes /rl (time cap 300 ms) and /un (no cap) run a
+    rate_limit policy, whose RateLimit-Policy and RateLimit fields live in the request process
+    (its stack, its heap)."""
+
+    def __init__(self):
+        self.up = Upstream()
+        self.pdir = tempfile.mkdtemp(prefix="tandem-policies-")
+        with open(os.path.join(self.pdir, "main.json"), "w") as f:
+            json.dump({"policies": [{"name": "rl", "type": "rate_limit", "limit": 1000,
+                                     "window_s": 60, "by": "route"}]}, f)
+        routes = [{"name": "limited", "match": {"path_prefix": "/rl"}, "upstream": "up",
+                   "strip_prefix": True, "policies": ["rl"], "limits": {"max_time_ms": 300}},
+                  {"name": "uncapped", "match": {"path_prefix": "/un"}, "upstream": "up",
+                   "strip_prefix": True, "policies": ["rl"]}]
+        self.g = Gateway(routes, {"up": {"targets": [{"address": self.up.address}]}},
+                         extra={"policies": {"dir": self.pdir}})
+
+    def get(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.g.port, timeout=20)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+    def served_with_fields(self):
+        status, fields, _ = self.get("/rl/status/200")
+        assert status == 200 and "ratelimit-policy" in fields and "ratelimit" in fields, \
+            (status, fields)
+
+    def stop(self):
+        code = self.g.stop()
+        self.g.stderr.flush()
+        with open(self.g.stderr.name) as f:
+            assert code == 0, (code, f.read()[-4000:])
+
+    def close(self):
+        self.g.close()
+        self.up.stop()
+        shutil.rmtree(self.pdir, ignore_errors=True)
+
+
+@t.case
+def a_time_capped_rate_limited_request_answers_504_without_the_policys_fields():
+    """Once the time cap ends the request process, the connection's 504 must
+    not read the policy's fields (freed with it), and the gateway keeps
+    serving."""
+    e = RateLimited()
+    try:
+        e.served_with_fields()
+        for _ in range(5):
+            status, fields, body = e.get("/rl/slow?ms=2000")
+            assert status == 504, (status, fields, body)
+            assert json.loads(body)["error"] == "the request went over its time limit", body
+            assert "ratelimit-policy" not in fields and "ratelimit" not in fields, fields
+        e.served_with_fields()
+        e.stop()
+    finally:
+        e.close()
+
+
+@t.case
+def a_killed_rate_limited_request_answers_502_without_the_policys_fields():
+    """The same for a request process killed from outside (the admin API)."""
+    e = RateLimited()
+    try:
+        e.served_with_fields()
+        for _ in range(3):
+            box = {}
+            th = threading.Thread(target=lambda: box.update(r=e.get("/un/slow?ms=10000")))
+            th.start()
+            pid = None
+            for _ in range(400):
+                doc = admin_json(e.g, "/admin/processes?kind=request")
+                reqs = [p for p in doc["processes"] if p.get("route") == "uncapped"]
+                if reqs:
+                    pid = reqs[0]["pid"].strip("<>")
+                    break
+                time.sleep(0.005)
+            assert pid, doc
+            c = http.client.HTTPConnection("127.0.0.1", e.g.admin_port, timeout=10)
+            c.request("POST", f"/admin/processes/{pid}/kill")
+            c.getresponse().read()
+            c.close()
+            th.join(30)
+            status, fields, body = box["r"]
+            assert status == 502, (status, fields, body)
+            assert "ratelimit-policy" not in fields and "ratelimit" not in fields, fields
+        e.served_with_fields()
+        e.stop()
+    finally:
+        e.close()
 
 
 @t.case

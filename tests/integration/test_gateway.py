@@ -673,6 +673,87 @@ def idle_keep_alive_connection_is_closed_after_timeout():
         s.close()
 
 
+def recv_until(s, end):
+    data = b""
+    while not data.endswith(end):
+        b = s.recv(4096)
+        assert b, data
+        data += b
+    return data
+
+
+def recv_to_close(s):
+    data = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            return data
+        data += b
+
+
+# An idle keep-alive connection gives back its input buffer, parser and
+# request part while it waits (hibernated); the next request on it gets them
+# anew. These drive that path: each connection answers one request, then
+# waits longer than it takes to go idle before it sends again.
+IDLE_S = 0.4
+
+
+@t.case
+def a_second_request_head_after_idle_gets_408_at_its_header_timeout():
+    with Env(listener={"header_timeout_ms": 300, "idle_timeout_ms": 10000}) as e:
+        s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=5)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(recv_until(s, b"hello from tandem\n")) == 200
+        time.sleep(IDLE_S)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.time()
+        out = recv_to_close(s)
+        took = time.time() - t0
+        assert status_of(out) == 408, out
+        assert json.loads(out.split(b"\r\n\r\n", 1)[1])["error"] == \
+            "request head not received in time", out
+        # The head's own deadline, counted from its first bytes: the idle
+        # wait before them is the idle timeout's, not the head's.
+        assert 0.2 < took < 3, took
+        s.close()
+
+
+@t.case
+def a_malformed_second_request_head_after_idle_gets_400_without_the_first_ones_id():
+    with Env(listener={"idle_timeout_ms": 10000}) as e:
+        s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=5)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Request-Id: first-request-0001\r\n\r\n")
+        first = recv_until(s, b"hello from tandem\n")
+        assert status_of(first) == 200 and b"first-request-0001" in first, first
+        time.sleep(IDLE_S)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n")
+        out = recv_to_close(s)
+        assert status_of(out) == 400, out
+        assert b"first-request-0001" not in out, out
+        doc = json.loads(out.split(b"\r\n\r\n", 1)[1])
+        assert "error" in doc and doc.get("request_id") != "first-request-0001", doc
+        s.close()
+
+
+@t.case
+def requests_pipelined_after_idle_are_answered_in_order():
+    with Env(listener={"idle_timeout_ms": 10000}) as e:
+        s = socket.create_connection(("127.0.0.1", e.gw.port), timeout=10)
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(recv_until(s, b"hello from tandem\n")) == 200
+        time.sleep(IDLE_S)
+        req = b"".join(b"GET /api/echo?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5))
+        req += b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        s.sendall(req)
+        out = recv_to_close(s)
+        assert out.count(b"HTTP/1.1 200") == 6, out[:2000]
+        positions = [out.find(b'"query": "n=%d"' % i) for i in range(5)]
+        assert all(p >= 0 for p in positions), out[:2000]
+        assert positions == sorted(positions), positions
+        assert out.rstrip().endswith(b"hello from tandem"), out[-100:]
+        s.close()
+
+
 @t.case
 def connection_limit_answers_503():
     with Env(listener={"max_connections": 2}) as e:
