@@ -9,7 +9,9 @@
  * bytes as last read, and its parsed file. The digest, not the bytes: the
  * cache would otherwise hold a copy of every file (up to ROUTE_MAX_FILES x
  * ROUTE_MAX_FILE_BYTES); a strong hash because a collision would serve
- * stale routes. An open-addressing table keyed by the path's hash; entries carry a
+ * stale routes. A file is hashed only when its stat stamp (route__stamp:
+ * device, inode, size, mtime, ctime) moved or was taken within a second of
+ * its last change; otherwise it is not even read. An open-addressing table keyed by the path's hash; entries carry a
  * `seen` mark so that a directory read can drop the files it did not list.
  * The validation context (the names routes were checked against) is kept
  * serialised; a read with another context empties the cache, since a cached
@@ -31,6 +33,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include <mbedtls/sha256.h>
 #include <mbedtls/version.h>
@@ -85,6 +89,7 @@ struct slot {
     uint64_t hash;
     char *path;                              /* NULL: empty */
     unsigned char digest[ROUTE__DIGEST_LEN]; /* SHA-256 of the bytes */
+    struct route__stamp stamp;               /* taken before they were read */
     size_t len;
     struct route__file *file;
     bool seen;
@@ -203,6 +208,46 @@ int route__cache_begin(struct route_cache *c, const char *ctx, size_t ctx_len)
     return 0;
 }
 
+bool route__stamp_of(const char *path, struct route__stamp *st)
+{
+    struct stat sb;
+    struct timespec now;
+    if (stat(path, &sb) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return false;
+    st->dev = (uint64_t)sb.st_dev;
+    st->ino = (uint64_t)sb.st_ino;
+    st->size = (uint64_t)sb.st_size;
+    st->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+    st->ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000LL + sb.st_ctim.tv_nsec;
+    int64_t now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+    st->trusted = now_ns - st->ctime_ns >= ROUTE__RACY_NS;
+    return true;
+}
+
+static bool same_stamp(const struct route__stamp *a, const struct route__stamp *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+struct route__file *route__cache_get_stamped(struct route_cache *c, const char *path,
+                                             const struct route__stamp *st, size_t room)
+{
+    struct slot *s = find(c, path, route__hash(path, strlen(path), 0));
+    if (!s || !s->stamp.trusted || !same_stamp(&s->stamp, st) || s->file->n > room)
+        return NULL;
+    s->seen = true;
+    c->reused++;
+    return route__file_ref(s->file);
+}
+
+void route__cache_stamp(struct route_cache *c, const char *path, const struct route__stamp *st)
+{
+    struct slot *s = find(c, path, route__hash(path, strlen(path), 0));
+    if (s)
+        s->stamp = *st;
+}
+
 struct route__file *route__cache_get(struct route_cache *c, const char *path,
                                      const unsigned char digest[ROUTE__DIGEST_LEN], size_t len,
                                      size_t room)
@@ -244,6 +289,7 @@ int route__cache_put(struct route_cache *c, const char *path,
         route__file_unref(s->file);
     }
     memcpy(s->digest, digest, ROUTE__DIGEST_LEN);
+    memset(&s->stamp, 0, sizeof s->stamp); /* the caller's, if it has one (route__cache_stamp) */
     s->len = len;
     s->file = route__file_ref(file);
     s->seen = true;

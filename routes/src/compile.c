@@ -299,6 +299,19 @@ static int add_file_cached(struct route_builder *b, struct route_cache *cache, c
     char *text;
     size_t len;
     size_t before = d->nerrors;
+    /* Past the table's limit a parse reports where: no hit then. */
+    size_t room = b->n < ROUTE_MAX_ROUTES ? ROUTE_MAX_ROUTES - b->n : 0;
+    /* A file whose stamp is trusted and unchanged is not even read (most
+     * files of a reload); the stamp is taken before the bytes are, so a
+     * write in between shows in the next stamp. */
+    struct route__stamp st;
+    bool stamped = route__stamp_of(path, &st);
+    struct route__file *f = stamped ? route__cache_get_stamped(cache, path, &st, room) : NULL;
+    if (f) {
+        int q = add_parsed(b, f);
+        route__file_unref(f);
+        return q;
+    }
     int r = jpos_file_load(path, ROUTE_MAX_FILE_BYTES, &text, &len, d);
     if (r < 0) {
         b->errors += d->nerrors - before;
@@ -306,13 +319,13 @@ static int add_file_cached(struct route_builder *b, struct route_cache *cache, c
     }
     unsigned char digest[ROUTE__DIGEST_LEN];
     bool hashed = route__digest(text, len, digest) == 0;
-    /* Past the table's limit a parse reports where: no hit then. */
-    size_t room = b->n < ROUTE_MAX_ROUTES ? ROUTE_MAX_ROUTES - b->n : 0;
-    struct route__file *f = hashed ? route__cache_get(cache, path, digest, len, room) : NULL;
+    f = hashed ? route__cache_get(cache, path, digest, len, room) : NULL;
     if (f) {
         /* The same bytes checked against the same names: the same routes,
          * and no diagnostics (only clean files are cached). */
         free(text);
+        if (stamped)
+            route__cache_stamp(cache, path, &st);
         r = add_parsed(b, f);
         route__file_unref(f);
         return r;
@@ -326,8 +339,9 @@ static int add_file_cached(struct route_builder *b, struct route_cache *cache, c
             r = q;
     }
     /* A failed put leaves the file uncached: the next read parses it. */
-    if (r == 0 && f && hashed && nd == d->n + d->dropped + d->nerrors + d->nwarnings)
-        (void)route__cache_put(cache, path, digest, len, f);
+    if (r == 0 && f && hashed && nd == d->n + d->dropped + d->nerrors + d->nwarnings &&
+        route__cache_put(cache, path, digest, len, f) == 0 && stamped)
+        route__cache_stamp(cache, path, &st);
     route__file_unref(f);
     b->errors += d->nerrors - before;
     if (r == -ENOMEM)

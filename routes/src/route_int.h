@@ -142,6 +142,29 @@ int route__cache_begin(struct route_cache *c, const char *ctx, size_t ctx_len);
  * and `len` and it has at most `room` routes, else NULL (the caller parses
  * the file then, so that a file past the table's limit is reported where;
  * counted as a parse). Marks the entry seen either way. */
+/* What stat(2) says of a file, to know it unchanged without reading it:
+ * ctime moves on every write and every change of mtime, and no caller can
+ * set it. `trusted`: the ctime was at least ROUTE__RACY_NS older than the
+ * clock when the stamp was taken, so a later write cannot share it (a
+ * write within one tick of the filesystem's clock could; git's "racily
+ * clean" entries are the same case). */
+struct route__stamp {
+    uint64_t dev, ino, size;
+    int64_t mtime_ns, ctime_ns;
+    bool trusted;
+};
+#define ROUTE__RACY_NS 1000000000LL
+/* The stamp of `path` now; false when it cannot be taken. */
+bool route__stamp_of(const char *path, struct route__stamp *st);
+/* The cached file of `path` when its stamp was trusted and equals `st`
+ * (a reference; the file is not read at all then), and its routes fit in
+ * `room`; else NULL and nothing is counted (the caller goes on to
+ * route__cache_get). */
+struct route__file *route__cache_get_stamped(struct route_cache *c, const char *path,
+                                             const struct route__stamp *st, size_t room);
+/* Records the stamp taken before the bytes of `path` were read, after a
+ * hit by digest or a put. */
+void route__cache_stamp(struct route_cache *c, const char *path, const struct route__stamp *st);
 struct route__file *route__cache_get(struct route_cache *c, const char *path,
                                      const unsigned char digest[ROUTE__DIGEST_LEN], size_t len,
                                      size_t room);

@@ -31,6 +31,7 @@ void *__wrap_calloc(size_t k, size_t n);
 void *__wrap_realloc(void *q, size_t n);
 void __wrap_free(void *p);
 static long long live;
+static size_t biggest; /* the largest block asked for since it was set to 0 */
 static long fail_in;
 static bool alloc_failed;
 
@@ -45,6 +46,8 @@ static bool inject(void)
 
 void *__wrap_malloc(size_t n)
 {
+    if (n > biggest)
+        biggest = n;
     void *p = inject() ? NULL : __real_malloc(n);
     if (p)
         live += (long long)malloc_usable_size(p);
@@ -61,6 +64,8 @@ void *__wrap_calloc(size_t k, size_t n)
 
 void *__wrap_realloc(void *q, size_t n)
 {
+    if (n > biggest)
+        biggest = n;
     long long was = q ? (long long)malloc_usable_size(q) : 0;
     void *p = inject() ? NULL : __real_realloc(q, n);
     if (p)
@@ -500,6 +505,49 @@ START_TEST(the_cache_keeps_a_digest_not_the_files_bytes)
 }
 END_TEST
 
+/* A file whose stat stamp was taken over a second after its last change
+ * (so no later write can share its ctime) and has not moved is not even
+ * read; a write, even of the same bytes, makes it read (and then reused
+ * by its digest). Seen through the read's buffer: the file is 1 MiB. */
+START_TEST(a_file_unchanged_since_a_trusted_stamp_is_not_read_again)
+{
+    struct route_cache *c;
+    ck_assert_int_eq(route_cache_new(&c), 0);
+    size_t pad = 1u << 20;
+    char *text = malloc(pad + 256);
+    ck_assert_ptr_nonnull(text);
+    int head = snprintf(text, 256,
+                        "{\"routes\": [{\"name\": \"a\", \"match\": {\"path\": "
+                        "\"/a\"}, \"respond\": {}}]}");
+    memset(text + head, ' ', pad);
+    text[head + pad] = '\0';
+    put("a.json", text);
+    usleep(1100 * 1000); /* past ROUTE__RACY_NS */
+    biggest = 0;
+    struct route_table *t1 = build_dir_ok(c);
+    ck_assert_uint_ge(biggest, pad);
+    biggest = 0;
+    struct route_table *t2 = build_dir_ok(c);
+    ck_assert_uint_lt(biggest, pad / 2);
+    uint64_t parsed, reused;
+    counts(c, &parsed, &reused);
+    ck_assert_uint_eq(parsed, 1);
+    ck_assert_uint_eq(reused, 1);
+    put("a.json", text); /* the same bytes, written again */
+    biggest = 0;
+    struct route_table *t3 = build_dir_ok(c);
+    ck_assert_uint_ge(biggest, pad);
+    counts(c, &parsed, &reused);
+    ck_assert_uint_eq(parsed, 1);
+    ck_assert_uint_eq(reused, 2);
+    free(text);
+    route_table_unref(t1);
+    route_table_unref(t2);
+    route_table_unref(t3);
+    route_cache_unref(c);
+}
+END_TEST
+
 /* Builds the directory through `c` (NULL: none) with the n-th allocation
  * failing; the build's result, *hit whether that allocation was reached. */
 static int build_failing(struct route_cache *c, long n, bool *hit, size_t *routes)
@@ -607,6 +655,7 @@ int main(void)
     tcase_add_test(tc, a_table_of_exactly_the_route_limit_is_rebuilt_from_the_cache);
     tcase_add_test(tc, the_cache_keeps_a_digest_not_the_files_bytes);
     tcase_add_test(tc, a_cache_out_of_memory_never_fails_a_build);
+    tcase_add_test(tc, a_file_unchanged_since_a_trusted_stamp_is_not_read_again);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
