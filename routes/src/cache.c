@@ -11,8 +11,8 @@
  * ROUTE_MAX_FILE_BYTES); a strong hash because a collision would serve
  * stale routes. A file is hashed only when its stat stamp (route__stamp:
  * device, inode, size, mtime, ctime) moved or was taken within a second of
- * its last change; otherwise it is not even read. An open-addressing table keyed by the path's hash; entries carry a
- * `seen` mark so that a directory read can drop the files it did not list.
+ * its last change; otherwise it is not even read. An open-addressing table keyed by the path's
+ * hash; entries carry a `seen` mark so that a directory read can drop the files it did not list.
  * The validation context (the names routes were checked against) is kept
  * serialised; a read with another context empties the cache, since a cached
  * result may say "unknown upstream" where the new names would not, or the
@@ -88,8 +88,9 @@ void route__file_unref(struct route__file *f)
 struct slot {
     uint64_t hash;
     char *path;                              /* NULL: empty */
-    unsigned char digest[ROUTE__DIGEST_LEN]; /* SHA-256 of the bytes */
-    struct route__stamp stamp;               /* taken before they were read */
+    unsigned char digest[ROUTE__DIGEST_LEN]; /* SHA-256 of the bytes, if has_digest */
+    bool has_digest;
+    struct route__stamp stamp; /* taken before they were read */
     size_t len;
     struct route__file *file;
     bool seen;
@@ -241,6 +242,12 @@ struct route__file *route__cache_get_stamped(struct route_cache *c, const char *
     return route__file_ref(s->file);
 }
 
+struct route__file *route__cache_miss(struct route_cache *c)
+{
+    c->parsed++;
+    return NULL;
+}
+
 void route__cache_stamp(struct route_cache *c, const char *path, const struct route__stamp *st)
 {
     struct slot *s = find(c, path, route__hash(path, strlen(path), 0));
@@ -257,8 +264,8 @@ struct route__file *route__cache_get(struct route_cache *c, const char *path,
         s->seen = true;
     /* The bytes, by their digest: a file rewritten within one mtime tick
      * with the same size is still noticed. */
-    if (!s || s->len != len || memcmp(s->digest, digest, ROUTE__DIGEST_LEN) != 0 ||
-        s->file->n > room) {
+    if (!s || !s->has_digest || s->len != len ||
+        memcmp(s->digest, digest, ROUTE__DIGEST_LEN) != 0 || s->file->n > room) {
         c->parsed++;
         return NULL;
     }
@@ -288,7 +295,9 @@ int route__cache_put(struct route_cache *c, const char *path,
     } else {
         route__file_unref(s->file);
     }
-    memcpy(s->digest, digest, ROUTE__DIGEST_LEN);
+    s->has_digest = digest != NULL;
+    if (digest)
+        memcpy(s->digest, digest, ROUTE__DIGEST_LEN);
     memset(&s->stamp, 0, sizeof s->stamp); /* the caller's, if it has one (route__cache_stamp) */
     s->len = len;
     s->file = route__file_ref(file);

@@ -317,9 +317,13 @@ static int add_file_cached(struct route_builder *b, struct route_cache *cache, c
         b->errors += d->nerrors - before;
         return r;
     }
+    /* A trusted stamp is all a later read needs to know the file: no
+     * digest then (a change of stamp means a parse). A file changed within
+     * the last second is known by its digest. */
+    bool trusted = stamped && st.trusted;
     unsigned char digest[ROUTE__DIGEST_LEN];
-    bool hashed = route__digest(text, len, digest) == 0;
-    f = hashed ? route__cache_get(cache, path, digest, len, room) : NULL;
+    bool hashed = !trusted && route__digest(text, len, digest) == 0;
+    f = hashed ? route__cache_get(cache, path, digest, len, room) : route__cache_miss(cache);
     if (f) {
         /* The same bytes checked against the same names: the same routes,
          * and no diagnostics (only clean files are cached). */
@@ -339,8 +343,8 @@ static int add_file_cached(struct route_builder *b, struct route_cache *cache, c
             r = q;
     }
     /* A failed put leaves the file uncached: the next read parses it. */
-    if (r == 0 && f && hashed && nd == d->n + d->dropped + d->nerrors + d->nwarnings &&
-        route__cache_put(cache, path, digest, len, f) == 0 && stamped)
+    if (r == 0 && f && (hashed || trusted) && nd == d->n + d->dropped + d->nerrors + d->nwarnings &&
+        route__cache_put(cache, path, hashed ? digest : NULL, len, f) == 0 && stamped)
         route__cache_stamp(cache, path, &st);
     route__file_unref(f);
     b->errors += d->nerrors - before;

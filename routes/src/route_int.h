@@ -162,6 +162,8 @@ bool route__stamp_of(const char *path, struct route__stamp *st);
  * route__cache_get). */
 struct route__file *route__cache_get_stamped(struct route_cache *c, const char *path,
                                              const struct route__stamp *st, size_t room);
+/* Counts a parse of a file not looked up by digest; NULL. */
+struct route__file *route__cache_miss(struct route_cache *c);
 /* Records the stamp taken before the bytes of `path` were read, after a
  * hit by digest or a put. */
 void route__cache_stamp(struct route_cache *c, const char *path, const struct route__stamp *st);
@@ -169,8 +171,8 @@ struct route__file *route__cache_get(struct route_cache *c, const char *path,
                                      const unsigned char digest[ROUTE__DIGEST_LEN], size_t len,
                                      size_t room);
 /* Stores `file` (a new reference is taken) for `path` with the digest and
- * length of its bytes. 0 or -ENOMEM (then nothing is stored for a path not
- * cached before, and a cached one is unchanged). */
+ * length of its bytes (digest NULL: none; only a stamp will find it). 0 or -ENOMEM (then nothing is
+ * stored for a path not cached before, and a cached one is unchanged). */
 int route__cache_put(struct route_cache *c, const char *path,
                      const unsigned char digest[ROUTE__DIGEST_LEN], size_t len,
                      struct route__file *file);
