@@ -475,12 +475,9 @@ START_TEST(a_table_of_exactly_the_route_limit_is_rebuilt_from_the_cache)
 }
 END_TEST
 
-START_TEST(the_cache_keeps_a_digest_not_the_files_bytes)
+/* File `name`: one route (a, GET /a) followed by `pad` spaces. */
+static void put_padded(const char *name, size_t pad)
 {
-    struct route_cache *c;
-    ck_assert_int_eq(route_cache_new(&c), 0);
-    /* One route, padded to 4 MiB. */
-    size_t pad = 4u << 20;
     char *text = malloc(pad + 256);
     ck_assert_ptr_nonnull(text);
     int head = snprintf(text, 256,
@@ -488,8 +485,16 @@ START_TEST(the_cache_keeps_a_digest_not_the_files_bytes)
                         "\"/a\"}, \"respond\": {}}]}");
     memset(text + head, ' ', pad);
     text[head + pad] = '\0';
-    put("a.json", text);
+    put(name, text);
     free(text);
+}
+
+START_TEST(the_cache_keeps_a_digest_not_the_files_bytes)
+{
+    struct route_cache *c;
+    ck_assert_int_eq(route_cache_new(&c), 0);
+    /* One route, padded to 4 MiB. */
+    put_padded("a.json", 4u << 20);
     long long before = live;
     struct route_table *t = build_dir_ok(c);
     route_table_unref(t);
@@ -514,14 +519,7 @@ START_TEST(a_file_unchanged_since_a_trusted_stamp_is_not_read_again)
     struct route_cache *c;
     ck_assert_int_eq(route_cache_new(&c), 0);
     size_t pad = 1u << 20;
-    char *text = malloc(pad + 256);
-    ck_assert_ptr_nonnull(text);
-    int head = snprintf(text, 256,
-                        "{\"routes\": [{\"name\": \"a\", \"match\": {\"path\": "
-                        "\"/a\"}, \"respond\": {}}]}");
-    memset(text + head, ' ', pad);
-    text[head + pad] = '\0';
-    put("a.json", text);
+    put_padded("a.json", pad);
     usleep(1100 * 1000); /* past ROUTE__RACY_NS */
     biggest = 0;
     struct route_table *t1 = build_dir_ok(c);
@@ -536,7 +534,7 @@ START_TEST(a_file_unchanged_since_a_trusted_stamp_is_not_read_again)
     /* The same bytes written again: a trusted stamp kept no digest, so
      * the file is read and parsed; changed within the second, it is kept
      * with its digest, and the next build reads it and reuses it by that. */
-    put("a.json", text);
+    put_padded("a.json", pad);
     biggest = 0;
     struct route_table *t3 = build_dir_ok(c);
     ck_assert_uint_ge(biggest, pad);
@@ -549,7 +547,6 @@ START_TEST(a_file_unchanged_since_a_trusted_stamp_is_not_read_again)
     counts(c, &parsed, &reused);
     ck_assert_uint_eq(parsed, 2);
     ck_assert_uint_eq(reused, 2);
-    free(text);
     route_table_unref(t1);
     route_table_unref(t2);
     route_table_unref(t4);
