@@ -266,8 +266,19 @@ static int enroll(int fd, uint32_t bits, bool verify)
     struct fdslot *f = &fds[fd];
     uint64_t m = atomic_load_explicit(&f->mask, memory_order_acquire);
     uint32_t have = m ? atomic_load_explicit(&f->events, memory_order_relaxed) : 0;
-    if (m && !verify && (have & bits) == bits)
+    uint64_t here = 1ull << rt__cur_sched->id;
+    if (m && !verify && (have & bits) == bits && (m & here))
         return 0;
+    /* The registration follows its waiter to the scheduler it parks on, so
+     * that the readiness wakes it where it lives: a set that kept the fd
+     * would pull every process waiting on it back to that set's scheduler,
+     * and wake that scheduler for it. Moved only when a waiter migrated. */
+    if (m && !verify && !(m & here)) {
+        epoll_ctl(rt__rt.sched[__builtin_ctzll(m)].epfd, EPOLL_CTL_DEL, fd, NULL);
+        atomic_fetch_and_explicit(&f->mask, ~m, memory_order_relaxed);
+        m = 0;
+        have = 0;
+    }
     struct rt__sched *s = m ? &rt__rt.sched[__builtin_ctzll(m)] : rt__cur_sched;
     uint32_t need = have | bits;
     struct epoll_event ev;
