@@ -242,6 +242,12 @@ struct route__file *route__cache_get_stamped(struct route_cache *c, const char *
     return route__file_ref(s->file);
 }
 
+bool route__cache_has_digest(struct route_cache *c, const char *path)
+{
+    struct slot *s = find(c, path, route__hash(path, strlen(path), 0));
+    return s && s->has_digest;
+}
+
 struct route__file *route__cache_miss(struct route_cache *c)
 {
     c->parsed++;

@@ -319,10 +319,12 @@ static int add_file_cached(struct route_builder *b, struct route_cache *cache, c
     }
     /* A trusted stamp is all a later read needs to know the file: no
      * digest then (a change of stamp means a parse). A file changed within
-     * the last second is known by its digest. */
+     * the last second is known by its digest, and so is one cached by its
+     * digest whose stamp has only now become trusted. */
     bool trusted = stamped && st.trusted;
     unsigned char digest[ROUTE__DIGEST_LEN];
-    bool hashed = !trusted && route__digest(text, len, digest) == 0;
+    bool hashed =
+        (!trusted || route__cache_has_digest(cache, path)) && route__digest(text, len, digest) == 0;
     f = hashed ? route__cache_get(cache, path, digest, len, room) : route__cache_miss(cache);
     if (f) {
         /* The same bytes checked against the same names: the same routes,

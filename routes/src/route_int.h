@@ -162,6 +162,8 @@ bool route__stamp_of(const char *path, struct route__stamp *st);
  * route__cache_get). */
 struct route__file *route__cache_get_stamped(struct route_cache *c, const char *path,
                                              const struct route__stamp *st, size_t room);
+/* Whether `path` is cached with the digest of its bytes. */
+bool route__cache_has_digest(struct route_cache *c, const char *path);
 /* Counts a parse of a file not looked up by digest; NULL. */
 struct route__file *route__cache_miss(struct route_cache *c);
 /* Records the stamp taken before the bytes of `path` were read, after a

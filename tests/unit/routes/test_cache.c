@@ -555,6 +555,35 @@ START_TEST(a_file_unchanged_since_a_trusted_stamp_is_not_read_again)
 }
 END_TEST
 
+/* A file cached by its digest (read within a second of its last change)
+ * is still reused once its stamp has become trusted, and from then on
+ * known by that stamp alone. */
+START_TEST(a_file_cached_by_digest_is_reused_once_its_stamp_is_trusted)
+{
+    struct route_cache *c;
+    ck_assert_int_eq(route_cache_new(&c), 0);
+    size_t pad = 1u << 20;
+    put_padded("a.json", pad);
+    struct route_table *t1 = build_dir_ok(c); /* at once: by digest */
+    usleep(1100 * 1000);                      /* past ROUTE__RACY_NS */
+    struct route_table *t2 = build_dir_ok(c);
+    uint64_t parsed, reused;
+    counts(c, &parsed, &reused);
+    ck_assert_uint_eq(parsed, 1);
+    ck_assert_uint_eq(reused, 1);
+    biggest = 0;
+    struct route_table *t3 = build_dir_ok(c);
+    ck_assert_uint_lt(biggest, pad / 2); /* not read: its stamp is trusted now */
+    counts(c, &parsed, &reused);
+    ck_assert_uint_eq(parsed, 1);
+    ck_assert_uint_eq(reused, 2);
+    route_table_unref(t1);
+    route_table_unref(t2);
+    route_table_unref(t3);
+    route_cache_unref(c);
+}
+END_TEST
+
 /* Builds the directory through `c` (NULL: none) with the n-th allocation
  * failing; the build's result, *hit whether that allocation was reached. */
 static int build_failing(struct route_cache *c, long n, bool *hit, size_t *routes)
@@ -663,6 +692,7 @@ int main(void)
     tcase_add_test(tc, the_cache_keeps_a_digest_not_the_files_bytes);
     tcase_add_test(tc, a_cache_out_of_memory_never_fails_a_build);
     tcase_add_test(tc, a_file_unchanged_since_a_trusted_stamp_is_not_read_again);
+    tcase_add_test(tc, a_file_cached_by_digest_is_reused_once_its_stamp_is_trusted);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
