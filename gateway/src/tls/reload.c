@@ -859,6 +859,10 @@ int gw_tls_describe(struct gw_tls_desc **out)
         free(d);
         return -ENOMEM;
     }
+    /* The records of this run, also when asked before the reloader's
+     * init made them (the admin listener answers while the rest of the
+     * tree is still starting). */
+    records_start();
     for (size_t i = 0; i < MAX_LISTENERS; i++) {
         if (!is_tls(i))
             continue;
