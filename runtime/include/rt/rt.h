@@ -325,8 +325,9 @@ _Noreturn void rt_hibernate(rt_entry fn, void *arg);
  * by trying the operation (wake-ups may be spurious). The wait is
  * edge-triggered: call it once an operation on fd for `events` returned
  * EAGAIN; readiness that was there before that (bytes left unread) does
- * not wake it. An idle connection waiting this way costs no stack. While hibernating it is the fd's one waiter (see I/O below); if
- * it cannot be, fn runs at once and rt_hibernate_poll_error says why. */
+ * not wake it. An idle connection waiting this way costs no stack. While hibernating it is the fd's
+ * one waiter (see I/O below); if it cannot be, fn runs at once and rt_hibernate_poll_error says
+ * why. */
 _Noreturn void rt_hibernate_poll(int fd, unsigned events, int64_t timeout_ms, rt_entry fn,
                                  void *arg);
 /* Process context, in the continuation of rt_hibernate_poll: 0 if `fd` was
