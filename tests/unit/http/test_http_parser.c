@@ -714,6 +714,27 @@ void *__wrap_realloc(void *ptr, size_t size)
     return __real_realloc(ptr, size);
 }
 
+/* Feeds `in` (a head whose `what` is `len` bytes long) with the head's
+ * storage unable to grow past 512 bytes: the feed fails for memory, and
+ * no byte past any block the parser was given is written. */
+static void feed_out_of_storage(const char *in, const char *what, size_t len)
+{
+    struct gw_http_parser *p = NULL;
+    ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
+    nguarded = 0;
+    alloc_limit = 512;
+    struct gw_http_event ev;
+    size_t used = 0;
+    int rc = gw_http_parser_feed(p, in, strlen(in), &used, &ev);
+    alloc_limit = 0;
+    ck_assert_msg(rc == -ENOMEM, "%s of %zu bytes: %d", what, len, rc);
+    for (size_t g = 0; g < nguarded; g++)
+        for (size_t i = 0; i < GUARD; i++)
+            ck_assert_msg(guarded[g][i] == 0x7E, "%s of %zu bytes: byte %zu past the end", what,
+                          len, i);
+    gw_http_parser_free(p);
+}
+
 START_TEST(test_storage_running_out_in_the_version_writes_nothing_past_it)
 {
     /* The head's storage starts at 512 bytes: a target of each length
@@ -725,20 +746,7 @@ START_TEST(test_storage_running_out_in_the_version_writes_nothing_past_it)
         int n = snprintf(in, sizeof in, "GET /");
         memset(in + n, 'a', len);
         snprintf(in + n + len, sizeof in - (size_t)n - len, " HTTP/1.2\r\n" H11 "\r\n");
-        struct gw_http_parser *p = NULL;
-        ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
-        nguarded = 0;
-        alloc_limit = 512;
-        struct gw_http_event ev;
-        size_t used = 0;
-        int rc = gw_http_parser_feed(p, in, strlen(in), &used, &ev);
-        alloc_limit = 0;
-        ck_assert_msg(rc == -ENOMEM, "target of %zu bytes: %d", len, rc);
-        for (size_t g = 0; g < nguarded; g++)
-            for (size_t i = 0; i < GUARD; i++)
-                ck_assert_msg(guarded[g][i] == 0x7E, "target of %zu bytes: byte %zu past the end",
-                              len, i);
-        gw_http_parser_free(p);
+        feed_out_of_storage(in, "target", len);
     }
 }
 END_TEST
@@ -753,20 +761,7 @@ START_TEST(test_storage_running_out_at_a_field_end_writes_nothing_past_it)
         int n = snprintf(in, sizeof in, "GET / HTTP/1.1\r\nX-N: ");
         memset(in + n, 'v', len);
         snprintf(in + n + len, sizeof in - (size_t)n - len, "\r\nX-Name-After: w\r\n" H11 "\r\n");
-        struct gw_http_parser *p = NULL;
-        ck_assert_int_eq(gw_http_parser_new(&p, GW_HTTP_REQUEST, NULL), 0);
-        nguarded = 0;
-        alloc_limit = 512;
-        struct gw_http_event ev;
-        size_t used = 0;
-        int rc = gw_http_parser_feed(p, in, strlen(in), &used, &ev);
-        alloc_limit = 0;
-        ck_assert_msg(rc == -ENOMEM, "value of %zu bytes: %d", len, rc);
-        for (size_t g = 0; g < nguarded; g++)
-            for (size_t i = 0; i < GUARD; i++)
-                ck_assert_msg(guarded[g][i] == 0x7E, "value of %zu bytes: byte %zu past the end",
-                              len, i);
-        gw_http_parser_free(p);
+        feed_out_of_storage(in, "value", len);
     }
 }
 END_TEST
