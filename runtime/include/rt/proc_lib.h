@@ -73,7 +73,9 @@ typedef void (*rt_proc_entry)(void *arg, const struct rt_proc_starter *starter);
  *   -ECHILD    the child failed (rt_proc_init_fail, or died before acking);
  *              *reason = the failure reason.
  *   -EEXIST    opts->name is taken: *out = the pid holding it
- *              ({already_started, Pid}), *reason = RT_UNDEFINED.
+ *              ({already_started, Pid}), *reason = RT_UNDEFINED. A holder
+ *              whose spawner has exited (an orphan, on its way out after
+ *              its supervisor was killed) is waited for up to 5 s first.
  *   -ETIMEDOUT the start timeout passed; the child was killed.
  *   -EAGAIN/-ENOMEM  spawn failed.
  * `out` and `reason` may be NULL. A starter not trapping exits that links to

@@ -176,6 +176,40 @@ static void reap(rt_mark mark, rt_pid pid, rt_ref mref, bool link, rt_atom *down
         *down_reason = r;
 }
 
+/* How long a start waits for an orphan to give up the name it needs. */
+#define ORPHAN_WAIT_MS 5000
+
+/* When the name a start needs is held by an orphan, a live process whose
+ * spawner is gone, waits (until deadline) for it to exit; true when it
+ * did, so the spawn is tried again. An orphan holding a name is, in a
+ * supervision tree, the child of a supervisor killed outright that has
+ * not yet handled its parent's exit signal (or, trapping exits, is still
+ * stopping its own children). The supervisor above restarts the killed
+ * one at once, and without the wait the new incarnation's children would
+ * find their names taken: each try would fail with already_started and
+ * spend the restart intensity of the tree (OTP has this race). A holder
+ * whose spawner lives, or an orphan that outlives the deadline, is
+ * reported as already_started as before. */
+static bool orphan_gone(rt_pid holder, uint64_t deadline)
+{
+    struct rt_proc_info info;
+    if (rt_proc_info(holder, &info) < 0)
+        return true; /* gone already */
+    if (!info.parent || rt_is_alive(info.parent))
+        return false;
+    uint64_t now = rt_now_ms();
+    if (now >= deadline)
+        return false;
+    rt_mark mark = rt_receive_mark();
+    rt_ref mref = rt_monitor(holder);
+    if (!mref)
+        return false;
+    if (rt__wait_down_since(mark, mref, (int64_t)(deadline - now), NULL) == 0)
+        return true;
+    rt__demonitor_flush(mark, mref);
+    return false;
+}
+
 static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *opts, bool link,
                     rt_pid *out, rt_atom *reason)
 {
@@ -214,10 +248,16 @@ static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *
         .initial_call = opts->initial_call,
         .arg_free = free, /* the trampoline frees it; one that never runs cannot */
     };
-    rc = rt_spawn(trampoline, b, &so, &pid);
-    if (rc == -EEXIST) {
-        free(b);
+    uint64_t orphan_deadline = 0;
+    while ((rc = rt_spawn(trampoline, b, &so, &pid)) == -EEXIST) {
         rt_pid holder = rt_whereis(opts->name);
+        if (!orphan_deadline)
+            orphan_deadline = rt_now_ms() + ORPHAN_WAIT_MS;
+        if (holder && orphan_gone(holder, orphan_deadline))
+            continue;
+        if (!holder && rt_now_ms() < orphan_deadline)
+            continue; /* released in between: try again */
+        free(b);
         if (out)
             *out = holder;
         if (reason)

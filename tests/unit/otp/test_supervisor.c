@@ -1918,6 +1918,54 @@ START_TEST(supervisor_builds_no_report_while_no_handler_takes_them)
 }
 END_TEST
 
+/* ---- a supervisor killed outright, restarted while its named child leaves ---- */
+
+static int named_slow_start(void *arg, const void *extra, size_t extra_size, rt_pid *out,
+                            rt_atom *reason)
+{
+    struct warg a = {'n', W_SLOW_SHUTDOWN}; /* traps; its terminate takes 200 ms */
+    struct rt_start_opts o = {.name = "slow_named"};
+    return rt_gen_server_start_link(&w_ops, &a, &o, out, reason);
+}
+
+static struct rt_child_spec mid_specs[] = {
+    {.id = "n", .start = named_slow_start, .restart = RT_PERMANENT, .shutdown = 1000}};
+static struct sup_cfg mid_cfg = {RT_SUP_FLAGS_DEFAULT, mid_specs, 1, 0};
+
+static int mid_start(void *arg, const void *extra, size_t extra_size, rt_pid *out, rt_atom *reason)
+{
+    return rt_sup_start_link(cfg_init, &mid_cfg, NULL, out, reason);
+}
+
+static void b_orphan_name(void)
+{
+    rt_trap_exit(true);
+    struct rt_child_spec specs[] = {
+        {.id = "m", .start = mid_start, .restart = RT_PERMANENT, .type = RT_SUPERVISOR}};
+    /* One restart allowed: a second try would stop the top supervisor. */
+    struct sup_cfg cfg = {
+        {.strategy = RT_ONE_FOR_ONE, .intensity = 1, .period_s = 10}, specs, 1, 0};
+    rt_pid top = sup_start(&cfg);
+    rt_pid mid = child_pid(top, "m");
+    rt_pid old = rt_whereis("slow_named");
+    T_ASSERT(mid && old);
+    /* Killed outright: the named worker gets its parent's exit as a
+     * message and takes 200 ms to stop, holding its name meanwhile. */
+    crash(mid);
+    rt_pid mid2 = await_restart(top, "m", mid);
+    T_ASSERT_F(mid2, "the top supervisor gave up: %s", order);
+    T_ASSERT(rt_is_alive(top));
+    rt_pid now = rt_whereis("slow_named");
+    T_ASSERT(now && now != old && !rt_is_alive(old));
+    T_ASSERT_F(strcmp(order, "+n-n+n") == 0, "%s", order);
+    sup_stop(top);
+}
+START_TEST(supervisor_restarting_a_killed_supervisor_waits_for_its_orphans_names)
+{
+    t_run(b_orphan_name, true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("supervisor");
@@ -1978,6 +2026,7 @@ int main(void)
     tcase_add_test(tc, supervisor_builds_no_report_while_no_handler_takes_them);
     tcase_add_test(
         tc, supervisor_logs_a_child_termination_as_one_line_naming_supervisor_child_pid_and_reason);
+    tcase_add_test(tc, supervisor_restarting_a_killed_supervisor_waits_for_its_orphans_names);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
