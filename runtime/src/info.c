@@ -68,6 +68,8 @@ static int describe(struct rt_proc *p, rt_pid pid, struct rt_proc_info *o)
         size_t caplinks = p->rel->links == &p->rel->link_one ? 0 : p->rel->caplinks;
         o->memory += sizeof(*p->rel) + caplinks * sizeof(rt_pid) +
                      (p->rel->capmons + p->rel->capwatch) * sizeof(struct rt__mon);
+    } else if (p->solo_link) {
+        o->links = 1;
     }
     o->started_ms = p->started_ms;
     o->trap_exit = RT__GET(&p->trap_exit);
@@ -119,6 +121,10 @@ int rt_proc_links(rt_pid pid, rt_pid *out, size_t max)
         n = (int)p->rel->nlinks;
         for (size_t i = 0; i < p->rel->nlinks && i < max; i++)
             out[i] = p->rel->links[i];
+    } else if (p->solo_link) {
+        n = 1;
+        if (max > 0)
+            out[0] = p->solo_link;
     }
     rt__spin_unlock(&p->info_lock);
     return n;

@@ -329,9 +329,17 @@ struct rt__rel *rt__rel(struct rt_proc *p)
 {
     if (!p->rel) {
         struct rt__rel *r = calloc(1, sizeof(*r));
+        if (!r)
+            return NULL; /* a solo link stays where it is */
+        if (p->solo_link) {
+            r->link_one = p->solo_link;
+            r->links = &r->link_one;
+            r->nlinks = r->caplinks = 1;
+        }
         /* Published under info_lock: introspection reads p->rel under it. */
         rt__spin_lock(&p->info_lock);
         p->rel = r;
+        p->solo_link = 0;
         rt__spin_unlock(&p->info_lock);
     }
     return p->rel;
@@ -340,7 +348,7 @@ struct rt__rel *rt__rel(struct rt_proc *p)
 bool rt__links_has(struct rt_proc *p, rt_pid pid)
 {
     if (!p->rel)
-        return false;
+        return p->solo_link && p->solo_link == pid;
     for (uint32_t i = 0; i < p->rel->nlinks; i++)
         if (p->rel->links[i] == pid)
             return true;
@@ -377,8 +385,14 @@ out:
 
 bool rt__links_del(struct rt_proc *p, rt_pid pid)
 {
-    if (!p->rel)
-        return false;
+    if (!p->rel) {
+        if (!p->solo_link || p->solo_link != pid)
+            return false;
+        rt__spin_lock(&p->info_lock);
+        p->solo_link = 0;
+        rt__spin_unlock(&p->info_lock);
+        return true;
+    }
     struct rt__rel *r = p->rel;
     bool found = false;
     rt__spin_lock(&p->info_lock);
@@ -425,12 +439,17 @@ void rt__rel_trim(struct rt_proc *p)
         r->watchers = NULL;
         r->capwatch = 0;
     }
+    /* One link and nothing else: the link moves into the control block
+     * and the lists' block goes (see solo_link). */
+    bool solo = r->nlinks == 1 && !r->nmons && !r->nwatch;
     bool empty = !r->nlinks && !r->nmons && !r->nwatch;
-    if (empty)
+    if (solo)
+        p->solo_link = r->links[0];
+    if (empty || solo)
         p->rel = NULL;
     rt__spin_unlock(&p->info_lock);
     free(old);
-    if (empty)
+    if (empty || solo)
         rel_free(r);
 }
 
@@ -593,6 +612,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->limit_hit = 0;
     p->defers = NULL;
     p->rel = NULL;
+    p->solo_link = 0;
     p->naliases = 0;
     p->aliases = NULL;
     p->wait_timer = NULL;
@@ -933,11 +953,14 @@ void rt__finish(struct rt_proc *p)
         }
         for (uint32_t i = 0; i < r->nmons; i++)
             signal_send(pid, r->mons[i].pid, RT__SIG_DEMONITOR, r->mons[i].ref, 0);
+    } else if (p->solo_link) {
+        signal_send(pid, p->solo_link, RT__SIG_EXIT, 1, reason);
     }
 
     rt__spin_lock(&p->info_lock);
     struct rt__rel *r = p->rel;
     p->rel = NULL;
+    p->solo_link = 0;
     rt__spin_unlock(&p->info_lock);
     rel_free(r);
     free(p->aliases);

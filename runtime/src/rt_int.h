@@ -269,6 +269,13 @@ struct rt_proc {
     struct rt__detail *detail; /* malloc'd lazily, kept for the slot's next process */
     _Atomic uint64_t reductions;
     uint64_t started_ms;
+    /* While rel is NULL: the process's one link, or 0. A hibernation that
+     * finds a single link and no monitors (rt__rel_trim) keeps it here and
+     * gives the lists' block back: an idle connection is linked to its
+     * supervisor and nothing else. rt__rel() moves it back into the lists.
+     * Written by the owner under info_lock (introspection reads it). Fills
+     * what was the struct's tail padding. */
+    rt_pid solo_link;
 };
 
 /* ---- process table (proc.c) ---- */

@@ -268,6 +268,72 @@ START_TEST(a_hibernating_process_keeps_no_room_for_monitors_it_took_back)
 }
 END_TEST
 
+/* One link and no monitors: kept in the control block while hibernating,
+ * and still a link both ways. */
+static _Atomic rt_pid solo_kids[2];
+
+static void crash_on_wake(void *arg)
+{
+    (void)arg;
+    rt_msg_free(rt_receive(0));
+    rt_exit(rt_atom_intern("crash1"));
+}
+
+static void hibernate_then_crash(void *arg)
+{
+    (void)arg;
+    rt_hibernate(crash_on_wake, NULL);
+}
+
+static void solo_parent(void *arg)
+{
+    (void)arg;
+    struct rt_spawn_opts o = {.link = true};
+    rt_pid a, b;
+    ck_assert_int_eq(rt_spawn(hibernate_then_crash, NULL, &o, &a), 0);
+    ck_assert_int_eq(rt_spawn(just_hibernate, NULL, &o, &b), 0);
+    atomic_store(&solo_kids[0], a);
+    atomic_store(&solo_kids[1], b);
+    rt_msg_free(rt_receive(RT_INFINITY)); /* ends by its links */
+}
+
+START_TEST(a_hibernating_process_with_one_link_keeps_it_without_the_lists_block)
+{
+    rt_test_start(1);
+    atomic_store(&solo_kids[0], 0);
+    atomic_store(&solo_kids[1], 0);
+    rt_pid plain, parent;
+    ck_assert_int_eq(rt_spawn(just_hibernate, NULL, NULL, &plain), 0);
+    size_t m0 = hibernated_memory(plain);
+    ck_assert_int_eq(rt_spawn(solo_parent, NULL, NULL, &parent), 0);
+    for (int i = 0; i < 5000 && !atomic_load(&solo_kids[1]); i++)
+        usleep(1000);
+    rt_pid a = atomic_load(&solo_kids[0]), b = atomic_load(&solo_kids[1]);
+    ck_assert_uint_ne(b, 0);
+    /* No lists block: as much as a process without links. */
+    ck_assert_uint_eq(hibernated_memory(a), m0);
+    ck_assert_uint_eq(hibernated_memory(b), m0);
+    struct rt_proc_info info;
+    ck_assert_int_eq(rt_proc_info(b, &info), 0);
+    ck_assert_int_eq(info.links, 1);
+    rt_pid out[4] = {0};
+    ck_assert_int_eq(rt_proc_links(b, out, 4), 1);
+    ck_assert_uint_eq(out[0], parent);
+    /* a's exit goes up its link to the parent, whose exit comes down b's. */
+    ck_assert_int_eq(rt_send(a, msg_u64(T_DATA, 1)), 0);
+    rt_atom why = 0;
+    ck_assert_int_eq(rt_join(a, 5000, &why), 0);
+    ck_assert_uint_eq(why, rt_atom_intern("crash1"));
+    ck_assert_int_eq(rt_join(parent, 5000, &why), 0);
+    ck_assert_uint_eq(why, rt_atom_intern("crash1"));
+    ck_assert_int_eq(rt_join(b, 5000, &why), 0);
+    ck_assert_uint_eq(why, rt_atom_intern("crash1"));
+    ck_assert_int_eq(rt_send(plain, msg_u64(T_DATA, 1)), 0);
+    ck_assert_int_eq(rt_join(plain, 5000, NULL), 0);
+    rt_test_stop();
+}
+END_TEST
+
 struct hpoll {
     int fd;
     uint64_t t0;
@@ -1446,6 +1512,7 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              timer_for_a_dead_process_is_dropped, sleep_parks_without_holding_the_scheduler,
              hibernate_drops_the_stack_and_resumes_on_next_message,
              a_hibernating_process_keeps_no_room_for_monitors_it_took_back,
+             a_hibernating_process_with_one_link_keeps_it_without_the_lists_block,
              hibernate_poll_resumes_without_a_stack_on_readiness_or_timeout,
              stack_overflow_at_a_runtime_call_ends_only_that_process,
              stack_overflow_between_runtime_calls_aborts_with_a_report_naming_the_process,
