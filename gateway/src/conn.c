@@ -281,7 +281,6 @@ static void conn_main(void *arg)
         enum gw_tls_fail why;
         int rc = gw_tls_accept(l->tls, cs.fd, l->header_timeout_ms, &tp, &peer, &why);
         if (rc < 0) {
-            gw_tls_count_failure(true, why);
             rt_log(RT_LOG_DEBUG, "listener %s: TLS handshake with %s failed: %s", l->name, addr,
                    gw_tls_fail_name(why));
             return;

@@ -164,7 +164,8 @@ const char *gw_tls_fail_name(enum gw_tls_fail f);
  * (connection) process, at most timeout_ms (the header timeout). A client
  * whose first bytes are an HTTP request, not a TLS record, is answered 400
  * over plaintext and closed. 0 with *out (and *peer filled) or -errno with
- * *why set. */
+ * *why set; the failure is counted (gw_tls_count_failure) as soon as its
+ * reason is known, a plaintext request's before its answer is written. */
 int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
                   struct gw__transport **out, struct gw_tls_peer *peer, enum gw_tls_fail *why);
 

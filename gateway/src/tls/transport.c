@@ -477,6 +477,15 @@ static void answer_plaintext(int fd, int64_t linger_ms)
         ;
 }
 
+/* A failed handshake: *why set and counted, as soon as the reason is known;
+ * gives rc back. */
+static int refuse(enum gw_tls_fail *why, enum gw_tls_fail reason, int rc)
+{
+    *why = reason;
+    gw_tls_count_failure(true, reason);
+    return rc;
+}
+
 /* Waits for the first byte and looks at it without taking it: 0x16 (a
  * handshake record) gives 0; else -EPROTO with *why set, after answering
  * a plaintext request. */
@@ -488,40 +497,32 @@ static int first_byte(int fd, uint64_t deadline, enum gw_tls_fail *why)
         if (n == 1) {
             if (c == 0x16)
                 return 0;
-            if (looks_like_http(c)) {
-                *why = GW_TLS_FAIL_PLAINTEXT;
-                uint64_t now = rt_now_ms();
-                int64_t left = now < deadline ? (int64_t)(deadline - now) : 0;
-                answer_plaintext(fd, left < 1000 ? left : 1000);
-            } else {
-                *why = GW_TLS_FAIL_PROTOCOL;
-            }
-            return -EPROTO;
+            if (!looks_like_http(c))
+                return refuse(why, GW_TLS_FAIL_PROTOCOL, -EPROTO);
+            /* Counted before the answer goes out: the answer's linger
+             * lasts until the client closes (up to a second), and a client
+             * that has read the answer must find the failure counted (in
+             * /metrics) already. */
+            int rc = refuse(why, GW_TLS_FAIL_PLAINTEXT, -EPROTO);
+            uint64_t now = rt_now_ms();
+            int64_t left = now < deadline ? (int64_t)(deadline - now) : 0;
+            answer_plaintext(fd, left < 1000 ? left : 1000);
+            return rc;
         }
-        if (n == 0) {
-            *why = GW_TLS_FAIL_CLOSED;
-            return -ECONNRESET;
-        }
+        if (n == 0)
+            return refuse(why, GW_TLS_FAIL_CLOSED, -ECONNRESET);
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            *why = GW_TLS_FAIL_CLOSED;
-            return -errno;
-        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return refuse(why, GW_TLS_FAIL_CLOSED, -errno);
         uint64_t now = rt_now_ms();
-        if (now >= deadline) {
-            *why = GW_TLS_FAIL_TIMEOUT;
-            return -ETIMEDOUT;
-        }
+        if (now >= deadline)
+            return refuse(why, GW_TLS_FAIL_TIMEOUT, -ETIMEDOUT);
         int r = rt_poll(fd, RT_POLL_IN, (int64_t)(deadline - now));
-        if (r == -ETIMEDOUT) {
-            *why = GW_TLS_FAIL_TIMEOUT;
-            return r;
-        }
-        if (r < 0) {
-            *why = GW_TLS_FAIL_CLOSED;
-            return r;
-        }
+        if (r == -ETIMEDOUT)
+            return refuse(why, GW_TLS_FAIL_TIMEOUT, r);
+        if (r < 0)
+            return refuse(why, GW_TLS_FAIL_CLOSED, r);
     }
 }
 
@@ -618,17 +619,15 @@ int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
     uint64_t deadline = deadline_of(timeout_ms);
     int rc = rt_fd_nonblock(fd);
     if (rc < 0) {
-        *why = GW_TLS_FAIL_CLOSED;
         close(fd);
-        return rc;
+        return refuse(why, GW_TLS_FAIL_CLOSED, rc);
     }
     /* Until it returns, the socket and then the session are this
      * process's to give back, also when it is killed mid-handshake. */
     uint64_t guard = rt_defer(close_fd, (void *)(intptr_t)fd);
     if (!guard) {
-        *why = GW_TLS_FAIL_CLOSED;
         rt_close(fd);
-        return -ENOMEM;
+        return refuse(why, GW_TLS_FAIL_CLOSED, -ENOMEM);
     }
     if ((rc = first_byte(fd, deadline, why)) < 0) {
         rt_undefer(guard, true);
@@ -639,14 +638,11 @@ int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
     struct gw__transport *t;
     /* The session holds the configuration it was accepted with: a reload
      * does not change what an open connection negotiated. */
-    if ((rc = gw__tls_transport_new(fd, &srv->conf, srv, release_server, &t)) < 0) {
-        *why = GW_TLS_FAIL_PROTOCOL;
-        return rc;
-    }
+    if ((rc = gw__tls_transport_new(fd, &srv->conf, srv, release_server, &t)) < 0)
+        return refuse(why, GW_TLS_FAIL_PROTOCOL, rc);
     if (!(guard = rt_defer(close_transport, t))) {
-        *why = GW_TLS_FAIL_CLOSED;
         t->ops->close(t);
-        return -ENOMEM;
+        return refuse(why, GW_TLS_FAIL_CLOSED, -ENOMEM);
     }
     mbedtls_ssl_context *ssl = gw__tls_transport_ssl(t);
     struct gw__tls_hs hs = {.srv = srv};
@@ -679,6 +675,7 @@ int gw_tls_accept(struct gw_tls_listener *tl, int fd, int64_t timeout_ms,
     *out = t;
     return 0;
 out:
+    gw_tls_count_failure(true, *why);
     rt_undefer(guard, true); /* closes t */
     return rc;
 }
