@@ -22,19 +22,19 @@
 #define SHARDS 64
 #define BUCKETS 1024
 
-enum { T_WAKE, T_MSG };
-
-/* A wake-up timer is only this (48 bytes): every process waiting with a
- * timeout holds one, an idle connection's among them. */
+/* A wake-up timer is only this (40 bytes, a 48-byte block with malloc's
+ * header): every process waiting with a timeout holds one, an idle
+ * connection's among them. */
 struct rt__timer {
     struct rt__timer *prev, *next; /* wheel slot list */
     uint64_t expires;
     struct rt__wheel *wheel;
-    int kind;
-    struct rt_proc *proc; /* T_WAKE */
+    /* The process a wake-up timer wakes; NULL for a send_after timer
+     * (struct msg_timer), which is how the two are told apart. */
+    struct rt_proc *proc;
 };
 
-/* A send_after timer: the wheel's part first, so that a T_MSG timer on a
+/* A send_after timer: the wheel's part first, so that a send_after timer on a
  * wheel's list is one of these. */
 struct msg_timer {
     struct rt__timer t;
@@ -113,7 +113,7 @@ void rt__wheel_free(struct rt__wheel *w)
         struct rt__timer *t = w->slots[i];
         while (t) {
             struct rt__timer *n = t->next;
-            if (t->kind == T_MSG)
+            if (!t->proc) /* a send_after timer */
                 rt__msg_discard(((struct msg_timer *)t)->msg);
             free(t);
             t = n;
@@ -152,7 +152,7 @@ static void wheel_unlink(struct rt__wheel *w, struct rt__timer *t)
 /* Called with w locked: the timer is unlinked and is ours to fire. */
 static void fire(struct rt__timer *t)
 {
-    if (t->kind == T_WAKE) {
+    if (t->proc) { /* a wake-up timer */
         struct rt_proc *p = t->proc;
         if (p->wait_timer == t)
             p->wait_timer = NULL;
@@ -225,7 +225,6 @@ void rt__wait_timer_arm(struct rt_proc *p, uint64_t deadline_ms)
         return; /* the wait becomes untimed; the caller re-checks its deadline */
     bool remote;
     struct rt__wheel *w = local_wheel(&remote);
-    t->kind = T_WAKE;
     t->proc = p;
     uint64_t now = rt_now_ms();
     t->expires = deadline_ms > now ? deadline_ms : now + 1;
@@ -271,7 +270,6 @@ int rt_send_after(rt_pid to, uint64_t ms, struct rt_msg *m, rt_ref *tref)
     struct rt_proc *self = rt__self();
     m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : 0;
     m->flags = 0;
-    t->t.kind = T_MSG;
     t->pid = to;
     t->msg = m;
     t->ref = rt_make_ref();
