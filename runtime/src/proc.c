@@ -579,7 +579,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     if (!p)
         return -EAGAIN;
 
-    p->home = NULL;
+    atomic_store_explicit(&p->home, 0, memory_order_relaxed);
     p->stack = NULL;
     p->stack_size = stack_size;
     p->entry = fn;

@@ -191,7 +191,6 @@ struct rt_proc {
     _Atomic int state;
     _Atomic int wake_pending;
     struct rt_proc *rq_next; /* run-queue link, under the queue's lock */
-    struct rt__sched *home;  /* last scheduler that ran it */
     struct rt__ctx ctx;
     struct rt__stack *stack; /* NULL while hibernating or before first run */
     size_t stack_size;
@@ -212,7 +211,14 @@ struct rt_proc {
     _Atomic uint8_t prio;
     _Atomic uint8_t kind;        /* rt_kind; relaxed, read by introspection */
     _Atomic uint8_t status_hint; /* enum rt_status; relaxed, read by introspection */
-    _Atomic size_t stack_bytes;  /* stack held (0 hibernating); relaxed */
+    /* The last scheduler that ran it, as its id + 1 (0: none yet); one
+     * byte, in what was padding. Written by that scheduler, read by a
+     * waker that queues it from outside the schedulers (relaxed: any
+     * scheduler will do). */
+    _Atomic uint8_t home;
+    /* Introspection's lock (below), here where the struct had room. */
+    rt__spin info_lock;
+    _Atomic size_t stack_bytes; /* stack held (0 hibernating); relaxed */
 
     /* ---- private queue (owner) ---- */
     struct rt_msg *q_head, *q_tail;
@@ -260,8 +266,7 @@ struct rt_proc {
     void *user;
     void *lib; /* rt_set_lib_data */
 
-    /* ---- introspection (info_lock) ---- */
-    rt__spin info_lock;
+    /* ---- introspection (info_lock, above) ---- */
     char *name; /* registry-owned copy, or NULL */
     rt_pid parent;
     const char *initial_call;  /* interned atom text: static storage */

@@ -179,8 +179,10 @@ void rt__enqueue(struct rt_proc *p)
 {
     static _Atomic unsigned rr;
     struct rt__sched *s = rt__cur_sched;
-    if (!s || s->id >= rt__rt.nsched || &rt__rt.sched[s->id] != s)
-        s = p->home;
+    if (!s || s->id >= rt__rt.nsched || &rt__rt.sched[s->id] != s) {
+        unsigned home = atomic_load_explicit(&p->home, memory_order_relaxed);
+        s = home ? &rt__rt.sched[home - 1] : NULL;
+    }
     if (!s)
         s = &rt__rt.sched[atomic_fetch_add_explicit(&rr, 1, memory_order_relaxed) % rt__rt.nsched];
     /* Relaxed: see the field. */
@@ -469,7 +471,7 @@ static void run(struct rt__sched *s, struct rt_proc *p)
 {
     unsigned budget = rt__rt.cfg.reductions;
     atomic_store_explicit(&p->state, RT__RUNNING, memory_order_relaxed);
-    p->home = s;
+    atomic_store_explicit(&p->home, (uint8_t)(s->id + 1), memory_order_relaxed);
     p->reds = (int)budget;
     /* Straight after another run, that run's end is this one's start (the
      * queue pop between them counts as busy): one clock read per run. */
