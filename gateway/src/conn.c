@@ -290,7 +290,6 @@ static void conn_main(void *arg)
     }
     if (gw__ex_new(&ex, tp, l, addr) < 0)
         return;
-    ex->conn = rt_self();
     /* One cleanup record rather than two for the rest of the connection's
      * life: each is a block an idle connection keeps. */
     if (rt_defer(conn_end, ex))

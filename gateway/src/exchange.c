@@ -571,7 +571,8 @@ int gw__ex_body_next(struct gw__exchange *ex, const char **data, size_t *len, in
          * the budget is spent, which is a timeout. */
         ssize_t n = timeout_ms > 0 ? ex->tp->ops->read(ex->tp, ex->buf, GW__BUF_SIZE, timeout_ms)
                                    : -ETIMEDOUT;
-        ex->body_wait_ms += rt_now_ms() - t0;
+        uint64_t waited = ex->body_wait_ms + (rt_now_ms() - t0);
+        ex->body_wait_ms = waited < UINT32_MAX ? (uint32_t)waited : UINT32_MAX;
         if (n == 0) {
             ex->eof = true;
             struct gw_http_event fe;

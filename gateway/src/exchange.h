@@ -151,9 +151,11 @@ struct gw__exchange {
     uint32_t off, len;
     uint64_t idle_since;       /* ms; 0 while a request is in progress */
     struct gw_http_head *head; /* the current request (the request process frees it) */
-    uint64_t body_wait_ms;     /* ms spent waiting for the client's body bytes, this request:
-                                * at most lis->body_timeout_ms (time the upstream takes is
-                                * not the client's) */
+    /* ms spent waiting for the client's body bytes, this request: at most
+     * lis->body_timeout_ms (time the upstream takes is not the client's). */
+    uint32_t body_wait_ms;
+    /* Each write to the client, all of it: GW__WRITE_TIMEOUT_MS. */
+    int32_t write_timeout_ms;
     /* This request's client as the gateway believes it: client_addr, or
      * behind a trusted proxy the address X-Forwarded-For gives
      * (client_addr.c), GW__ADDR_TEXT_SIZE bytes. Set by the request process
@@ -168,8 +170,6 @@ struct gw__exchange {
      * otherwise; reset by gw__ex_begin. */
     char *capped_route;
     struct gw_tls_peer *tls; /* what the TLS handshake established; NULL over plaintext */
-    rt_pid conn;
-    int64_t write_timeout_ms; /* each write to the client, all of it: GW__WRITE_TIMEOUT_MS */
     /* The current request's policy chain state (policy.h), while its
      * request process runs one: its response fields go on every answer.
      * It lives in that process (its stack, its heap): NULL otherwise,
