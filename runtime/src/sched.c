@@ -18,6 +18,7 @@
 #include "rt_int.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -684,6 +685,37 @@ static void install_segv_handler(void)
 
 /* ---- scheduler threads ----------------------------------------------------------------- */
 
+/* At most this often the heap's free pages go back to the OS (heap_trim). */
+#define HEAP_TRIM_MS 1000
+
+/* A scheduler out of work: gives the pages of memory freed since the last
+ * trim back to the OS, the free pages between blocks in use included, in
+ * every arena (malloc_trim; glibc otherwise gives back only the top of an
+ * arena). A burst of requests leaves its buffers and parsers as holes
+ * between what stays, such as the records of the idle connections it
+ * opened: freed, but resident, and counted in RSS for as long as the
+ * process runs. At most once per HEAP_TRIM_MS for the whole
+ * runtime, and only after this scheduler ran something since its last
+ * trim. Returns -1, or the ms until a trim this scheduler still owes may
+ * run (it sleeps no longer than that). */
+static int heap_trim(struct rt__sched *s)
+{
+    /* Relaxed: this scheduler's own counter, read by it. */
+    uint64_t sw = atomic_load_explicit(&s->switches, memory_order_relaxed);
+    if (sw == s->trimmed_switches)
+        return -1;
+    uint64_t now = rt_now_ms();
+    uint64_t last = atomic_load_explicit(&rt__rt.heap_trim_ms, memory_order_relaxed);
+    if (now - last < HEAP_TRIM_MS)
+        return (int)(last + HEAP_TRIM_MS - now);
+    /* Relaxed: only which scheduler trims is decided here. */
+    if (atomic_compare_exchange_strong_explicit(&rt__rt.heap_trim_ms, &last, now,
+                                                memory_order_relaxed, memory_order_relaxed))
+        malloc_trim(0);
+    s->trimmed_switches = sw;
+    return -1;
+}
+
 static void *sched_main(void *arg)
 {
     struct rt__sched *s = arg;
@@ -720,8 +752,12 @@ static void *sched_main(void *arg)
         }
         if (found)
             continue;
-        /* Idle: what a burst left in the stack pool goes back to the OS. */
+        /* Idle: what a burst left in the stack pool and in the heap goes
+         * back to the OS. */
         rt__stack_pool_trim(s);
+        int trim_in = heap_trim(s);
+        if (trim_in >= 0 && (tmo < 0 || trim_in < tmo))
+            tmo = trim_in;
         /* seq_cst: pairs with rt__enqueue's load of `sleeping` after it
          * queued work: either it kicks us or we see the work here. */
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
