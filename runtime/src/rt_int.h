@@ -337,8 +337,7 @@ struct rt__sched {
     struct rt__wheel *wheel;
     struct rt__stack *stack_pool; /* the warm stacks first, then the released ones */
     size_t stack_pool_n;
-    size_t stack_pool_warm;    /* pooled stacks that still have their pages */
-    uint64_t trimmed_switches; /* `switches` at this scheduler's last heap trim (heap_trim) */
+    size_t stack_pool_warm; /* pooled stacks that still have their pages */
     void *altstack;
     /* statistics */
     _Atomic uint64_t switches, steals;
@@ -361,7 +360,6 @@ struct rt__runtime {
     _Atomic int idle_waiters;
     pthread_t watchdog;
     _Atomic int running;
-    _Atomic uint64_t heap_trim_ms; /* the last heap trim (sched.c heap_trim), ms */
 };
 extern struct rt__runtime rt__rt;
 

@@ -685,37 +685,6 @@ static void install_segv_handler(void)
 
 /* ---- scheduler threads ----------------------------------------------------------------- */
 
-/* At most this often the heap's free pages go back to the OS (heap_trim). */
-#define HEAP_TRIM_MS 1000
-
-/* A scheduler out of work: gives the pages of memory freed since the last
- * trim back to the OS, the free pages between blocks in use included, in
- * every arena (malloc_trim; glibc otherwise gives back only the top of an
- * arena). A burst of requests leaves its buffers and parsers as holes
- * between what stays, such as the records of the idle connections it
- * opened: freed, but resident, and counted in RSS for as long as the
- * process runs. At most once per HEAP_TRIM_MS for the whole
- * runtime, and only after this scheduler ran something since its last
- * trim. Returns -1, or the ms until a trim this scheduler still owes may
- * run (it sleeps no longer than that). */
-static int heap_trim(struct rt__sched *s)
-{
-    /* Relaxed: this scheduler's own counter, read by it. */
-    uint64_t sw = atomic_load_explicit(&s->switches, memory_order_relaxed);
-    if (sw == s->trimmed_switches)
-        return -1;
-    uint64_t now = rt_now_ms();
-    uint64_t last = atomic_load_explicit(&rt__rt.heap_trim_ms, memory_order_relaxed);
-    if (now - last < HEAP_TRIM_MS)
-        return (int)(last + HEAP_TRIM_MS - now);
-    /* Relaxed: only which scheduler trims is decided here. */
-    if (atomic_compare_exchange_strong_explicit(&rt__rt.heap_trim_ms, &last, now,
-                                                memory_order_relaxed, memory_order_relaxed))
-        malloc_trim(0);
-    s->trimmed_switches = sw;
-    return -1;
-}
-
 static void *sched_main(void *arg)
 {
     struct rt__sched *s = arg;
@@ -752,12 +721,9 @@ static void *sched_main(void *arg)
         }
         if (found)
             continue;
-        /* Idle: what a burst left in the stack pool and in the heap goes
-         * back to the OS. */
+        /* Idle: what a burst left in the stack pool goes back to the OS
+         * (the heap's holes: heap_trim_when_quiet). */
         rt__stack_pool_trim(s);
-        int trim_in = heap_trim(s);
-        if (trim_in >= 0 && (tmo < 0 || trim_in < tmo))
-            tmo = trim_in;
         /* seq_cst: pairs with rt__enqueue's load of `sleeping` after it
          * queued work: either it kicks us or we see the work here. */
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
@@ -781,11 +747,49 @@ static void *sched_main(void *arg)
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
 
+/* The heap's free pages go back to the OS once the schedulers have been
+ * quiet (together busy under 1% of the time) for HEAP_TRIM_QUIET_TICKS
+ * watchdog ticks in a row after at least HEAP_TRIM_AFTER_BUSY_MS of work
+ * since the last trim. */
+#define HEAP_TRIM_QUIET_TICKS 5
+#define HEAP_TRIM_AFTER_BUSY_MS 10
+
+/* Watchdog thread, each tick (tick_ns since the last): gives the pages of
+ * the memory freed since the last trim back to the OS, the free pages
+ * between blocks in use included, in every arena (malloc_trim; free()
+ * gives back only the top of an arena). A burst of requests leaves its
+ * buffers and parsers as holes between what stays, such as the records
+ * of the idle connections it opened: freed, but resident, and counted in
+ * RSS for as long as the process runs. Only once things are quiet: a
+ * trim walks the arenas under their locks, and what it gives back a busy
+ * gateway would take again at once (a page fault each). Here, off the
+ * schedulers, it delays no process. */
+struct heap_trim {
+    uint64_t busy_seen, busy_at_trim; /* the schedulers' busy ns, summed */
+    unsigned quiet;                   /* quiet ticks in a row */
+};
+
+static void heap_trim_when_quiet(struct heap_trim *h, uint64_t tick_ns)
+{
+    uint64_t busy = 0;
+    for (unsigned i = 0; i < rt__rt.nsched; i++)
+        busy += atomic_load_explicit(&rt__rt.sched[i].busy_ns_total, memory_order_relaxed);
+    uint64_t db = busy - h->busy_seen;
+    h->busy_seen = busy;
+    h->quiet = db * 100 < tick_ns ? h->quiet + 1 : 0;
+    if (h->quiet < HEAP_TRIM_QUIET_TICKS ||
+        busy - h->busy_at_trim < HEAP_TRIM_AFTER_BUSY_MS * 1000000u)
+        return;
+    malloc_trim(0);
+    h->busy_at_trim = busy;
+}
+
 static void *watchdog_main(void *arg)
 {
     (void)arg;
     uint64_t limit_ns = (uint64_t)rt__rt.cfg.watchdog_ms * 1000000u;
-    uint64_t last_util = rt_now_ns();
+    uint64_t last_util = rt_now_ns(), last_tick = last_util;
+    struct heap_trim trim = {0};
     pthread_mutex_lock(&wd_lock);
     while (!atomic_load_explicit(&rt__rt.stopping, memory_order_acquire)) {
         struct timespec ts;
@@ -797,6 +801,8 @@ static void *watchdog_main(void *arg)
         }
         pthread_cond_timedwait(&wd_cond, &wd_lock, &ts);
         uint64_t now = rt_now_ns();
+        heap_trim_when_quiet(&trim, now - last_tick);
+        last_tick = now;
         for (unsigned i = 0; i < rt__rt.nsched; i++) {
             struct rt__sched *s = &rt__rt.sched[i];
             struct rt_proc *p = atomic_load_explicit(&s->current, memory_order_acquire);

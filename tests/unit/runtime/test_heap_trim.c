@@ -1,6 +1,6 @@
 /*
- * test_heap_trim.c: an idle scheduler gives the heap's free pages back to
- * the OS. In a program of its own: it measures the process's RSS, which
+ * test_heap_trim.c: once the schedulers are quiet, the heap's free pages
+ * go back to the OS. In a program of its own: it measures the process's RSS, which
  * nothing else may move while it runs. Built without sanitizers only
  * (their allocators are not the C library's, which is what is trimmed).
  */
@@ -47,7 +47,7 @@ static void make_holes(void *arg)
         free(keep[i]);
 }
 
-START_TEST(an_idle_scheduler_gives_back_the_pages_of_freed_heap_blocks)
+START_TEST(once_quiet_the_runtime_gives_back_the_pages_of_freed_heap_blocks)
 {
     rt_test_start(1);
     long before = rss_kb();
@@ -57,8 +57,8 @@ START_TEST(an_idle_scheduler_gives_back_the_pages_of_freed_heap_blocks)
         usleep(1000);
     ck_assert(atomic_load(&holes_made));
     /* The blocks were 64 MiB; three of each block's four pages are whole
-     * pages inside its hole, which a trim gives back. Once idle, the
-     * scheduler trims within a second. */
+     * pages inside its hole, which a trim gives back. The watchdog trims
+     * once the schedulers have been quiet for half a second. */
     long now = rss_kb();
     for (int i = 0; i < 300 && now - before > 24 * 1024; i++) {
         usleep(10000);
@@ -71,4 +71,4 @@ START_TEST(an_idle_scheduler_gives_back_the_pages_of_freed_heap_blocks)
 }
 END_TEST
 
-RT_TEST_MAIN("rt_heap_trim", an_idle_scheduler_gives_back_the_pages_of_freed_heap_blocks)
+RT_TEST_MAIN("rt_heap_trim", once_quiet_the_runtime_gives_back_the_pages_of_freed_heap_blocks)
