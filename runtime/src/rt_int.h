@@ -157,14 +157,16 @@ struct rt__timer;
  * idle process without links or monitors costs only the block. Guarded by
  * info_lock against readers on other threads. */
 struct rt__rel {
-    rt_pid *links; /* &link_one after a hibernation found one link (rt__rel_trim) */
+    rt_pid *links; /* &link_one after a hibernation found one link and monitors (rt__rel_trim) */
     uint32_t nlinks, caplinks;
     struct rt__mon *mons; /* monitors this process holds */
     uint32_t nmons, capmons;
     struct rt__mon *watchers; /* monitors held on this process */
     uint32_t nwatch, capwatch;
-    /* The one link most processes have (to their supervisor), kept here by
-     * a hibernating process rather than in an array block of its own. */
+    /* The one link most processes have (to their supervisor), kept here
+     * rather than in an array block of its own by a hibernating process
+     * that also has monitors (without, the link goes to solo_link and this
+     * block is freed), and where rt__rel() puts a solo link back. */
     rt_pid link_one;
 };
 

@@ -74,8 +74,10 @@ typedef void (*rt_proc_entry)(void *arg, const struct rt_proc_starter *starter);
  *              *reason = the failure reason.
  *   -EEXIST    opts->name is taken: *out = the pid holding it
  *              ({already_started, Pid}), *reason = RT_UNDEFINED. A holder
- *              whose spawner has exited (an orphan, on its way out after
- *              its supervisor was killed) is waited for up to 5 s first.
+ *              one of whose spawners has exited (an orphan, on its way out
+ *              after its supervisor was killed) is waited for first, up to
+ *              5 s or the start timeout (which the wait counts against),
+ *              once per holder (runtime/src/otp/README.md).
  *   -ETIMEDOUT the start timeout passed; the child was killed.
  *   -EAGAIN/-ENOMEM  spawn failed.
  * `out` and `reason` may be NULL. A starter not trapping exits that links to

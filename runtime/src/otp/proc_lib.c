@@ -19,6 +19,7 @@
  * receive marker): a call costs the same whatever the caller has queued.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,24 +179,50 @@ static void reap(rt_mark mark, rt_pid pid, rt_ref mref, bool link, rt_atom *down
 
 /* How long a start waits for an orphan to give up the name it needs. */
 #define ORPHAN_WAIT_MS 5000
+/* How far up its spawners a holder is looked at for one that is gone. */
+#define ORPHAN_DEPTH 8
 
-/* When the name a start needs is held by an orphan, a live process whose
- * spawner is gone, waits (until deadline) for it to exit; true when it
- * did, so the spawn is tried again. An orphan holding a name is, in a
- * supervision tree, the child of a supervisor killed outright that has
- * not yet handled its parent's exit signal (or, trapping exits, is still
- * stopping its own children). The supervisor above restarts the killed
- * one at once, and without the wait the new incarnation's children would
- * find their names taken: each try would fail with already_started and
- * spend the restart intensity of the tree (OTP has this race). A holder
- * whose spawner lives, or an orphan that outlives the deadline, is
- * reported as already_started as before. */
+/* The last holder a start waited for in vain: found again, it is reported
+ * at once, so that a stuck orphan costs one wait, not one per restart (a
+ * restart that took a wait each time would fall out of the supervisor's
+ * intensity period, and the tree would retry for ever instead of giving
+ * up). Relaxed: a hint; a stale read costs at most one more wait. */
+static _Atomic rt_pid orphan_stuck;
+
+/* Whether `pid` descends from a process that is gone: one of its first
+ * ORPHAN_DEPTH spawners has exited. */
+static bool orphaned(rt_pid pid)
+{
+    for (int i = 0; i < ORPHAN_DEPTH; i++) {
+        struct rt_proc_info info;
+        if (rt_proc_info(pid, &info) < 0 || !info.parent)
+            return false;
+        if (!rt_is_alive(info.parent))
+            return true;
+        pid = info.parent;
+    }
+    return false;
+}
+
+/* When the name a start needs is held by an orphan, a live process one of
+ * whose spawners is gone, waits (until deadline) for it to exit; true
+ * when it did, so the spawn is tried again. An orphan holding a name is,
+ * in a supervision tree, the descendant of a supervisor killed outright
+ * that has not yet handled its parent's exit signal (or, trapping exits,
+ * is still stopping its own children). The supervisor above restarts the
+ * killed one at once, and without the wait the new incarnation's
+ * children would find their names taken: each try would fail with
+ * already_started and spend the restart intensity of the tree (OTP has
+ * this race). A holder that is no orphan, the caller itself, the holder
+ * a wait was already spent on in vain, or an orphan that outlives the
+ * deadline is reported as already_started as before. */
 static bool orphan_gone(rt_pid holder, uint64_t deadline)
 {
-    struct rt_proc_info info;
-    if (rt_proc_info(holder, &info) < 0)
+    if (holder == rt_self() || holder == atomic_load_explicit(&orphan_stuck, memory_order_relaxed))
+        return false;
+    if (!rt_is_alive(holder))
         return true; /* gone already */
-    if (!info.parent || rt_is_alive(info.parent))
+    if (!orphaned(holder))
         return false;
     uint64_t now = rt_now_ms();
     if (now >= deadline)
@@ -207,6 +234,7 @@ static bool orphan_gone(rt_pid holder, uint64_t deadline)
     if (rt__wait_down_since(mark, mref, (int64_t)(deadline - now), NULL) == 0)
         return true;
     rt__demonitor_flush(mark, mref);
+    atomic_store_explicit(&orphan_stuck, holder, memory_order_relaxed);
     return false;
 }
 
@@ -248,11 +276,17 @@ static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *
         .initial_call = opts->initial_call,
         .arg_free = free, /* the trampoline frees it; one that never runs cannot */
     };
-    uint64_t orphan_deadline = 0;
+    uint64_t orphan_deadline = 0, orphan_since = 0;
     while ((rc = rt_spawn(trampoline, b, &so, &pid)) == -EEXIST) {
         rt_pid holder = rt_whereis(opts->name);
-        if (!orphan_deadline)
-            orphan_deadline = rt_now_ms() + ORPHAN_WAIT_MS;
+        if (!orphan_deadline) {
+            /* Within the start's own timeout, which the wait counts against. */
+            int64_t wait = ORPHAN_WAIT_MS;
+            if (opts->timeout_ms > 0 && opts->timeout_ms < wait)
+                wait = opts->timeout_ms;
+            orphan_since = rt_now_ms();
+            orphan_deadline = orphan_since + (uint64_t)wait;
+        }
         if (holder && orphan_gone(holder, orphan_deadline))
             continue;
         if (!holder && rt_now_ms() < orphan_deadline)
@@ -270,6 +304,10 @@ static int do_start(rt_proc_entry entry, void *arg, const struct rt_start_opts *
     }
     struct two_refs refs = {alias, mref};
     int64_t t = opts->timeout_ms > 0 ? opts->timeout_ms : RT_INFINITY;
+    if (orphan_since && t > 0) { /* what waiting for an orphan took counts */
+        uint64_t spent = rt_now_ms() - orphan_since;
+        t = spent < (uint64_t)t ? t - (int64_t)spent : 0;
+    }
     m = rt_receive_match_since(mark, match_two_refs, &refs, t);
     if (!m) {
         rt_unalias(alias);

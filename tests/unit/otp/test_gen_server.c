@@ -312,6 +312,70 @@ START_TEST(gen_server_name_clash_returns_already_started_with_the_holder)
 }
 END_TEST
 
+/* An orphan that keeps its name: trapping, it ignores its spawner's exit. */
+static _Atomic rt_pid stuck_pid;
+
+static void stuck_holder(void *arg)
+{
+    (void)arg;
+    rt_trap_exit(true);
+    for (;;) {
+        struct rt_msg *m = rt_receive(RT_INFINITY);
+        bool stop = m->type == T_STOP;
+        rt_msg_free(m);
+        if (stop)
+            return;
+    }
+}
+
+static void stuck_spawner(void *arg)
+{
+    (void)arg;
+    struct rt_spawn_opts so = {.link = true, .name = "stuck"};
+    rt_pid h = 0;
+    if (rt_spawn(stuck_holder, NULL, &so, &h) == 0)
+        atomic_store(&stuck_pid, h);
+}
+
+static void b_orphan_stuck(void)
+{
+    atomic_store(&stuck_pid, 0);
+    rt_pid sp = 0;
+    rt_ref sref = 0;
+    struct rt_spawn_opts so = {.monitor = true, .monitor_ref = &sref};
+    T_EQ(rt_spawn(stuck_spawner, NULL, &so, &sp), 0);
+    struct rt_msg *down = rt_receive_ref(sref, 5000);
+    T_ASSERT(down);
+    rt_msg_free(down);
+    rt_pid h = atomic_load(&stuck_pid);
+    T_ASSERT(h && rt_is_alive(h));
+    struct init_args a = {I_OK, 0};
+    struct rt_start_opts o = {.name = "stuck", .timeout_ms = 300};
+    rt_pid other = 0;
+    /* Its spawner is gone: waited for, within the start's timeout. */
+    uint64_t t0 = rt_now_ms();
+    T_EQ(rt_gen_server_start(&ops, &a, &o, &other, NULL), -EEXIST);
+    uint64_t waited = rt_now_ms() - t0;
+    T_ASSERT_F(waited >= 250 && waited < 2000, "waited %llu ms", (unsigned long long)waited);
+    T_EQ(other, h);
+    /* Waited for in vain once: the next start reports it at once. */
+    t0 = rt_now_ms();
+    T_EQ(rt_gen_server_start(&ops, &a, &o, &other, NULL), -EEXIST);
+    waited = rt_now_ms() - t0;
+    T_ASSERT_F(waited < 150, "waited %llu ms", (unsigned long long)waited);
+    T_EQ(rt_mailbox_len(), 0);
+    rt_ref href = rt_monitor(h);
+    T_EQ(rt_send(h, t_int_msg(T_STOP, 0)), 0);
+    down = rt_receive_ref(href, 5000);
+    T_ASSERT(down);
+    rt_msg_free(down);
+}
+START_TEST(gen_server_start_waits_once_within_its_timeout_for_an_orphan_holding_its_name)
+{
+    t_run(b_orphan_stuck, true);
+}
+END_TEST
+
 static void b_start_timeout(void)
 {
     struct init_args a = {I_SLEEP, 10000};
@@ -951,6 +1015,8 @@ int main(void)
     tcase_add_test(tc, gen_server_init_stop_exits_with_the_reason_and_kills_a_non_trapping_starter);
     tcase_add_test(tc, gen_server_init_error_returns_error_and_exits_normal);
     tcase_add_test(tc, gen_server_name_clash_returns_already_started_with_the_holder);
+    tcase_add_test(tc,
+                   gen_server_start_waits_once_within_its_timeout_for_an_orphan_holding_its_name);
     tcase_add_test(tc, gen_server_start_timeout_kills_the_child_and_returns_timeout);
     tcase_add_test(tc, gen_server_call_returns_the_reply);
     tcase_add_test(tc, gen_server_call_to_a_dead_server_fails_with_noproc);
