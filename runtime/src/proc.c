@@ -664,8 +664,13 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
                 rt__links_del(self, pid);
             if (opts->monitor && opts->monitor_ref)
                 rt__mon_del(self, false, *opts->monitor_ref, NULL);
-            rel_free(p->rel);
+            /* The pid was published: introspection may be reading p->rel
+             * under info_lock right now. */
+            rt__spin_lock(&p->info_lock);
+            struct rt__rel *r = p->rel;
             p->rel = NULL;
+            rt__spin_unlock(&p->info_lock);
+            rel_free(r);
             slot_release(p);
             return rc;
         }

@@ -334,6 +334,81 @@ START_TEST(a_hibernating_process_with_one_link_keeps_it_without_the_lists_block)
 }
 END_TEST
 
+/* A solo link taken off (rt_unlink) and another made (rt_link, which
+ * moves the lists back) by a process woken from hibernation. */
+static _Atomic rt_pid relink_kids[1];
+
+static void relink_resume(void *arg)
+{
+    (void)arg;
+    struct rt_msg *m = rt_receive(0);
+    rt_pid x = (rt_pid)m->u64;
+    rt_msg_free(m);
+    ck_assert_int_eq(rt_unlink(rt_parent()), 0);
+    ck_assert_int_eq(rt_link(x), 0);
+    rt_hibernate(idle_resume, NULL);
+}
+
+static void hibernate_to_relink(void *arg)
+{
+    (void)arg;
+    rt_hibernate(relink_resume, NULL);
+}
+
+static void relink_parent(void *arg)
+{
+    (void)arg;
+    struct rt_spawn_opts o = {.link = true};
+    rt_pid c;
+    ck_assert_int_eq(rt_spawn(hibernate_to_relink, NULL, &o, &c), 0);
+    atomic_store(&relink_kids[0], c);
+    rt_msg_free(rt_receive(RT_INFINITY)); /* killed */
+}
+
+static void exit_on_message(void *arg)
+{
+    (void)arg;
+    rt_msg_free(rt_receive(RT_INFINITY));
+    rt_exit(rt_atom_intern("boomx"));
+}
+
+START_TEST(a_solo_link_can_be_taken_off_and_another_made_after_hibernation)
+{
+    rt_test_start(1);
+    atomic_store(&relink_kids[0], 0);
+    rt_pid parent, x;
+    ck_assert_int_eq(rt_spawn(relink_parent, NULL, NULL, &parent), 0);
+    ck_assert_int_eq(rt_spawn(exit_on_message, NULL, NULL, &x), 0);
+    for (int i = 0; i < 5000 && !atomic_load(&relink_kids[0]); i++)
+        usleep(1000);
+    rt_pid c = atomic_load(&relink_kids[0]);
+    ck_assert_uint_ne(c, 0);
+    hibernated_memory(c);
+    rt_pid out[4] = {0};
+    ck_assert_int_eq(rt_proc_links(c, out, 4), 1);
+    ck_assert_uint_eq(out[0], parent);
+    ck_assert_int_eq(rt_send(c, msg_u64(T_DATA, x)), 0);
+    /* Hibernating again, linked to x alone. */
+    for (int i = 0; i < 5000; i++) {
+        if (rt_proc_links(c, out, 4) == 1 && out[0] == x)
+            break;
+        usleep(1000);
+    }
+    hibernated_memory(c);
+    ck_assert_int_eq(rt_proc_links(c, out, 4), 1);
+    ck_assert_uint_eq(out[0], x);
+    /* The parent's end does not reach it any more; x's does. */
+    ck_assert_int_eq(rt_exit_signal(parent, RT_KILL), 0);
+    ck_assert_int_eq(rt_join(parent, 5000, NULL), 0);
+    ck_assert_int_eq(rt_send(x, msg_u64(T_DATA, 1)), 0);
+    rt_atom why = 0;
+    ck_assert_int_eq(rt_join(c, 5000, &why), 0);
+    ck_assert_uint_eq(why, rt_atom_intern("boomx"));
+    ck_assert_int_eq(rt_join(x, 5000, NULL), 0);
+    rt_test_stop();
+}
+END_TEST
+
 struct hpoll {
     int fd;
     uint64_t t0;
@@ -1513,6 +1588,7 @@ RT_TEST_MAIN("rt_sched", reduction_budget_lets_others_run_on_one_scheduler,
              hibernate_drops_the_stack_and_resumes_on_next_message,
              a_hibernating_process_keeps_no_room_for_monitors_it_took_back,
              a_hibernating_process_with_one_link_keeps_it_without_the_lists_block,
+             a_solo_link_can_be_taken_off_and_another_made_after_hibernation,
              hibernate_poll_resumes_without_a_stack_on_readiness_or_timeout,
              stack_overflow_at_a_runtime_call_ends_only_that_process,
              stack_overflow_between_runtime_calls_aborts_with_a_report_naming_the_process,
