@@ -15,18 +15,7 @@
 
 #include "rt/rt.h"
 #include "tls/tls.h"
-
-static char paths[8][4096];
-static int npaths;
-
-static char *P(const char *name)
-{
-    const char *dir = getenv("TANDEM_TEST_CERTS");
-    ck_assert_msg(dir != NULL, "run under tests/lib/tlscerts.py run");
-    char *p = paths[npaths++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-    return p;
-}
+#include "tls_test.h"
 
 struct accept_run {
     struct gw_tls_listener *tl;

@@ -10,19 +10,7 @@
 
 #include "tls/compat.h"
 #include "tls/tls.h"
-
-static char paths[32][4096];
-static int npaths;
-
-/* A path in the standard set's directory. */
-static char *P(const char *name)
-{
-    const char *dir = getenv("TANDEM_TEST_CERTS");
-    ck_assert_msg(dir != NULL, "run under tests/lib/tlscerts.py run");
-    char *p = paths[npaths++ % 32];
-    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-    return p;
-}
+#include "tls_test.h"
 
 struct one {
     struct gw_tls_listener_config cfg;

@@ -17,18 +17,7 @@
 
 #include "exchange.h"
 #include "tls/tls_int.h"
-
-static char paths[8][4096];
-static int npaths;
-
-static char *P(const char *name)
-{
-    const char *dir = getenv("TANDEM_TEST_CERTS");
-    ck_assert_msg(dir != NULL, "run under tests/lib/tlscerts.py run");
-    char *p = paths[npaths++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-    return p;
-}
+#include "tls_test.h"
 
 /* The client's BIO: to the socket, or into `held` while holding (the test
  * then hands the bytes to the socket in pieces of its choosing). */
