@@ -1133,12 +1133,23 @@ static void kill_one(struct rt_proc *p, void *ctx)
         rt_exit_signal(pid, RT_KILL);
 }
 
+/* Counts the processes rt_stop has to end: not one already in its exit
+ * path, which has sent its DOWNs and EXITs (so whoever waited for it has
+ * moved on) and ends by itself; its slot is given back last. */
+static void count_running(struct rt_proc *p, void *ctx)
+{
+    /* Relaxed: whether it ends by itself or is killed, it ends. */
+    if (atomic_load_explicit(&p->state, memory_order_relaxed) != RT__EXITING)
+        (*(int *)ctx)++;
+}
+
 int rt_stop(void)
 {
     if (!atomic_load(&rt__rt.running))
         return 0;
-    int left = (int)rt__proc_count();
-    if (left > 0) {
+    int left = 0;
+    if (rt__proc_count() > 0) {
+        rt__proc_foreach_slot(count_running, &left);
         rt__proc_foreach_slot(kill_one, NULL);
         if (rt_wait_idle(10000) < 0)
             rt_log(RT_LOG_ERROR, "rt_stop: %zu processes did not exit within 10 s",

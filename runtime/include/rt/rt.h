@@ -94,7 +94,8 @@ int rt_start(const struct rt_config *cfg);
 
 /* Main thread, after rt_start. Sends `kill` to every live process, waits for
  * all to exit, stops all threads and frees the runtime. Returns the number of
- * processes that had to be killed (0 when everything had exited by itself). */
+ * processes that had to be killed (0 when everything had exited by itself;
+ * one already in its exit path, its DOWNs and EXITs sent, counts as that). */
 int rt_stop(void);
 
 /* Any non-process thread. Blocks until process `pid` has exited, or until
