@@ -163,9 +163,15 @@ def files_written_meanwhile_by_another_run_are_kept_unless_force():
         # an RSA key for far longer than the run below takes.
         time.sleep(0.3)
         fast = self_signed("--name", "localhost", "--out", d)
-        if slow.poll() is None:
+        if fast.returncode == 0 and slow.poll() is None:
             break
-        slow.communicate()
+        # The RSA run won: it wrote its pair before the fast run began, or
+        # its key took the name first. The fast run must then have refused
+        # and the slow one succeeded; still nothing of "meanwhile" tested.
+        _, err = slow.communicate(timeout=300)
+        if fast.returncode != 0:
+            assert fast.returncode == 1 and "exists" in fast.stderr, fast
+            assert slow.returncode == 0, (slow.returncode, err)
         shutil.rmtree(d)
     else:
         raise AssertionError("the RSA run ended first every time: nothing was tested")
