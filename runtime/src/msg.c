@@ -94,10 +94,9 @@ struct rt_msg *rt_msg_new(uint32_t type, size_t size)
 {
     if (size > UINT32_MAX)
         return NULL;
-    struct rt_msg *m = malloc(sizeof(*m) + size);
+    struct rt_msg *m = rt__zalloc(sizeof(*m) + size);
     if (!m)
         return NULL;
-    memset(m, 0, sizeof(*m) + size);
     m->type = type;
     m->size = (uint32_t)size;
     /* Relaxed: a statistic (leak checks read it after all threads joined). */

@@ -328,7 +328,7 @@ static void rel_free(struct rt__rel *r)
 struct rt__rel *rt__rel(struct rt_proc *p)
 {
     if (!p->rel) {
-        struct rt__rel *r = calloc(1, sizeof(*r));
+        struct rt__rel *r = rt__zalloc(sizeof(*r));
         if (!r)
             return NULL; /* a solo link stays where it is */
         if (p->solo_link) {

@@ -220,7 +220,7 @@ static struct rt__wheel *local_wheel(bool *remote)
 
 void rt__wait_timer_arm(struct rt_proc *p, uint64_t deadline_ms)
 {
-    struct rt__timer *t = calloc(1, sizeof(*t));
+    struct rt__timer *t = rt__zalloc(sizeof(*t));
     if (!t)
         return; /* the wait becomes untimed; the caller re-checks its deadline */
     bool remote;
@@ -262,7 +262,7 @@ int rt_send_after(rt_pid to, uint64_t ms, struct rt_msg *m, rt_ref *tref)
         rt__msg_discard(m);
         return -EINVAL;
     }
-    struct msg_timer *t = calloc(1, sizeof(*t));
+    struct msg_timer *t = rt__zalloc(sizeof(*t));
     if (!t) {
         rt__msg_discard(m);
         return -ENOMEM;
