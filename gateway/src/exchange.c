@@ -300,8 +300,16 @@ int gw__ex_take_end(struct gw__exchange *ex)
     return rc < 0 ? rc : 0;
 }
 
+/* Whether the exchange holds something gw__ex_idle_trim gives back. */
+static bool trimmable(const struct gw__exchange *ex)
+{
+    return ex->buf || ex->parser || ex->tp->ops->trim;
+}
+
 void gw__ex_idle_trim(struct gw__exchange *ex)
 {
+    if (!ex->idle_since || rt_now_ms() - ex->idle_since < GW__TRIM_AFTER_MS)
+        return;
     free(in_of(ex));
     ex->buf = NULL;
     req_part_clear(ex);
@@ -310,7 +318,7 @@ void gw__ex_idle_trim(struct gw__exchange *ex)
      * state): an idle connection keeps only what says who it is. The next
      * bytes make a fresh one (gw__ex_feed). */
     ex->parser = gw_http_parser_free(ex->parser);
-    if (ex->tp->ops->trim && ex->idle_since && rt_now_ms() - ex->idle_since >= GW__TRIM_AFTER_MS)
+    if (ex->tp->ops->trim)
         ex->tp->ops->trim(ex->tp);
 }
 
@@ -326,7 +334,7 @@ _Noreturn void gw__ex_hibernate(struct gw__exchange *ex, int64_t timeout_ms, rt_
         timeout_ms = 0;
     /* Not idle long enough to trim yet: wake when it is (gw__ex_idle_trim
      * then trims, and the caller hibernates for the rest). */
-    if (ex->tp->ops->trim && ex->idle_since) {
+    if (trimmable(ex) && ex->idle_since) {
         uint64_t idle = rt_now_ms() - ex->idle_since;
         if (idle < GW__TRIM_AFTER_MS &&
             (timeout_ms < 0 || (uint64_t)timeout_ms > GW__TRIM_AFTER_MS - idle))

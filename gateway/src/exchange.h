@@ -41,11 +41,14 @@
 
 #define GW__BUF_SIZE (64 * 1024)
 #define GW__WRITE_TIMEOUT_MS 30000
-/* How long a connection idles before its transport gives back what it
- * holds (a TLS session's record buffers): a keep-alive client that comes
- * back sooner finds them in place, one that stays away costs less. Giving
- * pages back and faulting them in again costs a few microseconds, so it is
- * not done between the requests of a busy connection. */
+/* How long a connection idles before it gives back its input buffer, its
+ * parser and what its transport holds (a TLS session's record buffers): a
+ * keep-alive client that comes back sooner finds them in place, one that
+ * stays away costs less. Freeing a 64 KiB buffer and taking it again costs
+ * the allocator about a thousand instructions (it consolidates its free
+ * lists for a block that large), and giving pages back and faulting them
+ * in again a few microseconds, so neither is done between the requests of
+ * a busy connection. */
 #define GW__TRIM_AFTER_MS 250
 
 struct gw__listener;
@@ -121,7 +124,7 @@ int gw__transport_write_all(struct gw__transport *t, const void *buf, size_t len
 #define GW__REQUEST_ID_SIZE 40
 
 /* What only a request in progress needs: allocated with the input buffer
- * (the head being read is in it) and given back with it while idle
+ * (the head being read is in it) and given back with it once idle
  * (gw__ex_idle_trim), so that an idle connection does not carry it. */
 struct gw__ex_req {
     char client[GW__ADDR_TEXT_SIZE];
@@ -143,9 +146,9 @@ struct gw__exchange {
     int status;               /* status answered, for the access log and the connection's record */
     struct gw__transport *tp; /* the client; only exchange.c touches it */
     struct gw__listener *lis;
-    struct gw_http_parser *parser; /* NULL while idle (gw__ex_idle_trim) */
+    struct gw_http_parser *parser; /* NULL once idle (gw__ex_idle_trim) */
     /* The input buffer, GW__BUF_SIZE bytes, in one block with the request
-     * part (exchange.c); NULL while idle. Unconsumed input is
+     * part (exchange.c); NULL once idle. Unconsumed input is
      * buf[off, off + len) (32 bits: the buffer is 64 KiB). */
     char *buf;
     uint32_t off, len;
@@ -209,15 +212,15 @@ bool gw__ex_in_message(const struct gw__exchange *ex);
 /* Takes the end of a bodiless request still pending in the parser, so the
  * wait for the next request is an idle wait. 0 or -errno. */
 int gw__ex_take_end(struct gw__exchange *ex);
-/* Gives back the input buffer and the parser while idle (nothing may be
- * buffered, no message begun), and, once the connection has been idle
- * GW__TRIM_AFTER_MS (ex->idle_since), what the transport holds (its
- * `trim`). */
+/* Between requests (nothing may be buffered, no message begun), once the
+ * connection has been idle GW__TRIM_AFTER_MS (ex->idle_since): gives back
+ * the input buffer, the parser and what the transport holds (its `trim`).
+ * Sooner, it keeps them all for the client's next request. */
 void gw__ex_idle_trim(struct gw__exchange *ex);
 /* Hibernates until the client's transport is readable, a message comes or
- * timeout_ms pass; fn(arg) then runs on a fresh stack. Over a transport
- * with `trim` not yet idle GW__TRIM_AFTER_MS, wakes then at the latest, so
- * that the caller trims and hibernates again. */
+ * timeout_ms pass; fn(arg) then runs on a fresh stack. With something to
+ * give back and not yet idle GW__TRIM_AFTER_MS, wakes then at the latest,
+ * so that the caller trims and hibernates again. */
 _Noreturn void gw__ex_hibernate(struct gw__exchange *ex, int64_t timeout_ms, rt_entry fn,
                                 void *arg);
 /* A new request head `head` (the exchange holds it until the request

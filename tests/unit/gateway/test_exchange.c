@@ -641,6 +641,72 @@ START_TEST(hibernation_wakes_to_trim_a_transport_that_can)
 }
 END_TEST
 
+/* A keep-alive client back within the trim delay finds its connection's
+ * input buffer and parser in place; one that stays away longer does not
+ * cost them. */
+static void p_buffer_kept_until_trim_delay(void *arg)
+{
+    (void)arg;
+    struct gw__transport *tp;
+    T_ASSERT(gw__transport_socket_new(side, &tp) == 0);
+    struct gw__exchange *ex;
+    T_ASSERT(gw__ex_new(&ex, tp, &lis, "") == 0);
+    T_ASSERT(gw__ex_try_read(ex) == 0); /* nothing sent: the buffer is made, nothing read */
+    T_ASSERT(ex->buf && ex->parser);
+    const char *buf = ex->buf;
+    ex->idle_since = rt_now_ms();
+    gw__ex_idle_trim(ex);
+    T_ASSERT(ex->buf == buf && ex->parser); /* just idle: kept */
+    send_str("GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+    T_ASSERT(gw__ex_fill(ex, scaled(5000)) == 1);
+    T_ASSERT(ex->buf == buf); /* read into the same buffer */
+    ex->off = ex->len = 0;
+    ex->idle_since = rt_now_ms() - GW__TRIM_AFTER_MS;
+    gw__ex_idle_trim(ex);
+    T_ASSERT(!ex->buf && !ex->parser); /* idle the delay: given back */
+    gw__exchange_unref(ex);
+}
+
+START_TEST(idle_connection_keeps_its_buffer_and_parser_until_the_trim_delay)
+{
+    run(p_buffer_kept_until_trim_delay);
+}
+END_TEST
+
+static void woke_plain(void *arg)
+{
+    struct gw__exchange *ex = arg;
+    woke_after = rt_now_ms() - slept_since;
+    gw__ex_idle_trim(ex);
+    T_ASSERT(!ex->buf && !ex->parser);
+    gw__exchange_unref(ex);
+}
+
+static void p_hibernate_plain_until_trim(void *arg)
+{
+    (void)arg;
+    struct gw__transport *tp;
+    T_ASSERT(gw__transport_socket_new(side, &tp) == 0);
+    T_ASSERT(tp->ops->trim == NULL); /* only the buffer and the parser to give back */
+    struct gw__exchange *ex;
+    T_ASSERT(gw__ex_new(&ex, tp, &lis, "") == 0);
+    T_ASSERT(gw__ex_try_read(ex) == 0);
+    slept_since = ex->idle_since = rt_now_ms();
+    gw__ex_idle_trim(ex);
+    T_ASSERT(ex->buf && ex->parser);
+    gw__ex_hibernate(ex, scaled(10000), woke_plain, ex);
+}
+
+START_TEST(hibernation_wakes_to_give_back_a_kept_buffer)
+{
+    woke_after = 0;
+    run(p_hibernate_plain_until_trim);
+    /* woken at the trim delay, not at the idle timeout, and trimmed then */
+    ck_assert_uint_ge(woke_after, GW__TRIM_AFTER_MS);
+    ck_assert_uint_lt(woke_after, (uint64_t)scaled(5000));
+}
+END_TEST
+
 /* ---- writing to a client that stops reading ----------------------------------------- */
 
 static int write_rc;
@@ -950,6 +1016,8 @@ int main(void)
     tcase_add_test(tc, refusal_on_a_tls_listener_closes_without_an_answer);
     tcase_add_test(tc, idle_trim_asks_the_transport_once_idle_the_trim_delay);
     tcase_add_test(tc, hibernation_wakes_to_trim_a_transport_that_can);
+    tcase_add_test(tc, idle_connection_keeps_its_buffer_and_parser_until_the_trim_delay);
+    tcase_add_test(tc, hibernation_wakes_to_give_back_a_kept_buffer);
     tcase_add_test(tc, lingering_refusal_answers_503_and_reads_until_the_client_closes);
     tcase_add_test(tc, hibernating_asks_the_transport_for_held_bytes_not_the_socket);
     tcase_add_test(tc, hibernating_with_bytes_held_wakes_at_once);
