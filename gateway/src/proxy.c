@@ -269,7 +269,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_po
     }
     size_t head_cap = GW__HEAD_FIRST;
     char *head = rt_alloc(head_cap);
-    char *rbuf = rt_alloc(GW__RELAY_BUF);
+    char *rbuf = rt_alloc(GW__RELAY_FIRST);
     if (!head || !rbuf) {
         gw__ex_error(ex, 500, "out of memory", false);
         return -ENOMEM;
@@ -304,6 +304,7 @@ int gw__proxy(struct gw__exchange *ex, const struct route *r, const struct gw_po
     rl->head = head;
     rl->head_len = head_len;
     rl->rbuf = rbuf;
+    rl->rbuf_cap = GW__RELAY_FIRST;
     bool addressed = gw_http_head_get(ex->head, "host", NULL) || ex->head->target[0] != '/';
     const struct gw_target *last = NULL;
     int budget = 1 + retries;

@@ -3,13 +3,13 @@
  *
  * Memory is bounded whatever the body sizes: the request body streams from
  * the client buffer to the upstream piece by piece (after the pre-read
- * start, at most GW__PREREAD_CAP bytes), the response from a
- * GW__RELAY_BUF read buffer to the client. The pre-read buffers of all
- * requests together are bounded too (body_buffer_bytes): each grows with
- * the bytes it holds, is charged to one gateway-wide budget, and is given
- * back as soon as the body streams on, or the client has the answer's head
- * (or the process ends). Without it,
- * many clients trickling bodies would each pin a full buffer.
+ * start, at most GW__PREREAD_CAP bytes), the response from a read buffer
+ * (GW__RELAY_FIRST bytes, GW__RELAY_BUF once a read fills it) to the
+ * client. The pre-read buffers of all requests together are bounded too
+ * (body_buffer_bytes): each grows with the bytes it holds, is charged to
+ * one gateway-wide budget, and is given back as soon as the body streams
+ * on, or the client has the answer's head (or the process ends). Without
+ * it, many clients trickling bodies would each pin a full buffer.
  *
  * A response goes through explicit states (enum relay_state): nothing
  * read, a head awaited (interim 1xx heads are skipped: the gateway answered
@@ -400,7 +400,7 @@ static enum gw__relay_result relay_response(struct gw__relay *r)
     gw_http_parser_expect(rp, strcmp(ex->head->method, "HEAD") == 0, false);
     uint64_t deadline = rt_now_ms() + r->response_timeout_ms;
     size_t off = 0, len = 0;
-    bool need_read = true;
+    bool need_read = true, filled = false;
     for (;;) {
         /* The parser is fed first, even with nothing new: it may hold a
          * pending end of message. Only when it needs more is the socket read. */
@@ -409,7 +409,19 @@ static enum gw__relay_result relay_response(struct gw__relay *r)
                 goto out; /* the client is gone */
             int64_t tmo = s.st >= RS_HEAD_HELD ? (int64_t)r->read_timeout_ms
                                                : (int64_t)(deadline - rt_now_ms());
-            ssize_t n = tmo > 0 ? r->up->ops->read(r->up, r->rbuf, GW__RELAY_BUF, tmo) : -ETIMEDOUT;
+            /* Nothing waits in rbuf now (the pending piece is written):
+             * a read that filled it was a large response's, which goes on
+             * with the larger buffer. */
+            if (filled && r->rbuf_cap < GW__RELAY_BUF) {
+                char *nb = rt_alloc(GW__RELAY_BUF);
+                if (nb) {
+                    rt_free(r->rbuf);
+                    r->rbuf = nb;
+                    r->rbuf_cap = GW__RELAY_BUF;
+                }
+            }
+            ssize_t n = tmo > 0 ? r->up->ops->read(r->up, r->rbuf, r->rbuf_cap, tmo) : -ETIMEDOUT;
+            filled = n == (ssize_t)r->rbuf_cap;
             if (n == -ETIMEDOUT) {
                 res = upstream_failed(&s, "response timeout", 504, "upstream response timed out");
                 goto out;

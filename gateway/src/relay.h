@@ -11,7 +11,11 @@
 
 #include "gw_int.h"
 
-/* Bytes of the upstream read buffer (gw__relay.rbuf). */
+/* Bytes of the upstream read buffer (gw__relay.rbuf): GW__RELAY_FIRST at
+ * first, GW__RELAY_BUF once a read has filled it (a large response). Most
+ * responses fit the first, and a block of 64 KiB would cost every request
+ * the allocator's consolidation of its free lists when given back. */
+#define GW__RELAY_FIRST 16384
 #define GW__RELAY_BUF 65536
 /* The request body is read up to this many bytes before anything goes
  * upstream. Its buffer holds that plus one whole body piece (a piece is at
@@ -60,7 +64,8 @@ struct gw__relay {
     uint32_t response_timeout_ms;           /* for the response head */
     uint32_t read_timeout_ms;               /* for each read once the head is in */
     const struct gw_http_edits *resp_edits; /* the route's response_headers, or NULL */
-    char *rbuf;                             /* GW__RELAY_BUF bytes */
+    char *rbuf;                             /* rbuf_cap bytes (rt_alloc'd) */
+    size_t rbuf_cap;                        /* GW__RELAY_FIRST or GW__RELAY_BUF */
     struct gw__relay_ops ops;
     /* The start of the request body (gw__relay_preread), in `hold`. */
     struct gw__preread *hold;

@@ -181,7 +181,8 @@ static void fx_open(const char *request, const char *up_head)
                               .head_len = strlen(up_head),
                               .response_timeout_ms = (uint32_t)scaled(300),
                               .read_timeout_ms = (uint32_t)scaled(300),
-                              .rbuf = malloc(GW__RELAY_BUF),
+                              .rbuf = rt_alloc(GW__RELAY_FIRST),
+                              .rbuf_cap = GW__RELAY_FIRST,
                               .ops = {fx_report, fx_upgrade, f},
                               .up = &f->utp,
                               .fail_status = 502,
@@ -239,7 +240,7 @@ static void fx_close(void)
     gw_http_head_free(f->ex.head);
     free(f->ex.buf);
     gw__relay_preread_release(&f->r);
-    free(f->r.rbuf);
+    rt_free(f->r.rbuf);
     free(f->up.got);
     free(f->out);
     rt_close(f->c[0]);
@@ -308,12 +309,45 @@ static void content_length_body(void)
     T_ASSERT(F.ex.keep_alive && F.ex.response_started);
     T_EQ(F.reports_ok, 1);
     T_EQ(F.reports_failed, 0);
+    T_EQ(F.r.rbuf_cap, GW__RELAY_FIRST); /* a small response: the first buffer did */
     fx_close();
 }
 
 START_TEST(content_length_response_relayed_and_connection_reusable)
 {
     t_run(content_length_body, true);
+}
+END_TEST
+
+/* A response larger than the first read buffer: the read that fills it
+ * makes the buffer GW__RELAY_BUF for the rest, and every byte is relayed. */
+#define LARGE_BODY (96u * 1024)
+static char large_resp[LARGE_BODY + 128];
+
+static void large_body(void)
+{
+    fx_open(get_req, get_up);
+    F.up.until = "\r\n\r\n";
+    int n = snprintf(large_resp, sizeof large_resp, "HTTP/1.1 200 OK\r\nContent-Length: %u\r\n\r\n",
+                     LARGE_BODY);
+    for (size_t i = 0; i < LARGE_BODY; i++)
+        large_resp[(size_t)n + i] = (char)('a' + i % 26);
+    F.up.out[0] = (struct piece){.d = large_resp, .n = (size_t)n + LARGE_BODY};
+    F.up.keep_open = true;
+    T_EQ(F.r.rbuf_cap, GW__RELAY_FIRST);
+    T_EQ(fx_attempt(), GW__RELAY_DONE);
+    T_EQ(F.r.rbuf_cap, GW__RELAY_BUF);
+    T_EQ(F.r.bytes_out, LARGE_BODY);
+    const char *b = out_body();
+    T_EQ((size_t)(F.out + F.out_len - b), LARGE_BODY);
+    T_ASSERT(memcmp(b, large_resp + n, LARGE_BODY) == 0);
+    T_ASSERT(F.r.reusable);
+    fx_close();
+}
+
+START_TEST(a_large_response_grows_the_read_buffer_and_is_relayed_whole)
+{
+    t_run(large_body, true);
 }
 END_TEST
 
@@ -1184,6 +1218,7 @@ static Suite *suite(void)
     Suite *s = suite_create("relay");
     TCase *tc = tcase_create("responses");
     tcase_add_test(tc, content_length_response_relayed_and_connection_reusable);
+    tcase_add_test(tc, a_large_response_grows_the_read_buffer_and_is_relayed_whole);
     tcase_add_test(tc, response_head_longer_than_the_first_buffer_relayed_whole);
     tcase_add_test(tc, target_success_is_recorded_before_the_client_has_the_last_byte);
     tcase_add_test(tc, bytes_past_the_response_make_the_connection_unreusable);
