@@ -208,7 +208,8 @@ static void serve(struct gw__exchange *ex)
                                   .monitor_ref = &ref,
                                   .kind = gw__kinds.request,
                                   .initial_call = "gw_request:handle",
-                                  .arg_free = gw__exchange_unref};
+                                  .arg_free = gw__exchange_unref,
+                                  .arena = GW__REQUEST_ARENA};
         uint64_t t0 = rt_now_ns();
         if (rt_spawn(gw__request_main, ex, &o, &req) < 0) {
             atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_relaxed);

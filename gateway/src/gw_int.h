@@ -40,6 +40,9 @@
  * (with rt_alloc's header) stay within glibc's per-thread cache. A head that
  * does not fit is written again into GW__HEAD_BUF bytes. */
 #define GW__HEAD_FIRST 1000
+/* A request process's arena (rt_spawn_opts.arena): what a proxied request
+ * allocates, the upstream read buffer (GW__RELAY_FIRST) included, fits. */
+#define GW__REQUEST_ARENA (24 * 1024)
 
 /* Message types of the gateway's processes. */
 enum {

@@ -557,7 +557,8 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
         return -EPERM;
     if (opts->name && (!opts->name[0] || strlen(opts->name) >= 64))
         return -EINVAL;
-    if (!rt__kind_valid(opts->kind) || (unsigned)opts->priority >= RT_PRIORITY_COUNT)
+    if (!rt__kind_valid(opts->kind) || (unsigned)opts->priority >= RT_PRIORITY_COUNT ||
+        opts->arena > RT_ARENA_MAX)
         return -EINVAL;
     size_t stack_size = rt__rt.cfg.stack_size;
     if (opts->stack_size) {
@@ -606,6 +607,10 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
     p->last_msg_type = 0;
     p->held = NULL;
     p->allocs = NULL;
+    if (opts->arena && rt__arena_make(p, opts->arena) < 0) {
+        slot_release(p);
+        return -ENOMEM;
+    }
     RT__SET(&p->alloc_bytes, 0);
     p->max_memory = 0;
     p->limit_timer = 0;
@@ -671,6 +676,7 @@ int rt_spawn(rt_entry fn, void *arg, const struct rt_spawn_opts *opts, rt_pid *o
             p->rel = NULL;
             rt__spin_unlock(&p->info_lock);
             rel_free(r);
+            rt__alloc_release_all(p);
             slot_release(p);
             return rc;
         }
@@ -694,6 +700,7 @@ fail_nomem:
         rt__mon_del(self, false, ref, NULL);
     rel_free(p->rel);
     p->rel = NULL;
+    rt__alloc_release_all(p);
     /* The pid was never published, but the spawner's tables held it for a
      * moment: its generation moves on like any other, so that no trace of
      * it can ever name the slot's next process. */
