@@ -554,11 +554,18 @@ def gateway_pid_of(peer_port):
         try:
             if os.path.basename(os.readlink(f"/proc/{pid}/exe")) not in ("tandem-a", "tandem-b"):
                 continue
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                    return int(pid)
+            fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
             continue
+        for fd in fds:
+            # A descriptor closed since the listing is skipped, not the
+            # process: a busy gateway closes some all the time, and a
+            # sender wrongly not found would look like another gateway.
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return int(pid)
+            except OSError:
+                continue
     return None
 
 
