@@ -413,9 +413,10 @@ static enum gw__relay_result relay_response(struct gw__relay *r)
              * a read that filled it was a large response's, which goes on
              * with the larger buffer. */
             if (filled && r->rbuf_cap < GW__RELAY_BUF) {
-                char *nb = rt_alloc(GW__RELAY_BUF);
+                /* rt_realloc: a memory cap sees the growth, not both
+                 * buffers at once. On failure the first one serves on. */
+                char *nb = rt_realloc(r->rbuf, GW__RELAY_BUF);
                 if (nb) {
-                    rt_free(r->rbuf);
                     r->rbuf = nb;
                     r->rbuf_cap = GW__RELAY_BUF;
                 }
