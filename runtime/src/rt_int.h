@@ -416,13 +416,23 @@ bool rt__kind_valid(rt_kind kind);
 void rt__kinds_reset(void);
 
 /* ---- timers (timer.c) ---- */
-struct rt__wheel *rt__wheel_new(void);
+/* A wheel whose clock reads now_ms (a scheduler's: rt_now_ms()). */
+struct rt__wheel *rt__wheel_new(uint64_t now_ms);
 void rt__wheel_free(struct rt__wheel *w);
-/* Fires what is due on w; returns ms until the next timer (or -1 if none,
- * capped at 1000). */
+/* Sets w's clock to now_ms (never back) and fires what is due by then;
+ * returns ms until the next timer may be due (-1 if w holds none, capped
+ * at 1000). Costs the timers it fires and, when the clock enters a new
+ * block of 1024 ms, those waiting in that block's slot: never the timers
+ * merely present. */
 int rt__wheel_advance(struct rt__wheel *w, uint64_t now_ms);
 /* Arms a wake-up for p at `deadline` on the current scheduler's wheel. */
 void rt__wait_timer_arm(struct rt_proc *p, uint64_t deadline_ms);
+/* The same on wheel w, due at deadline_ms on w's clock (at the earliest 1
+ * ms after it reads now). p has no wake-up armed. */
+void rt__wheel_arm_wait(struct rt__wheel *w, struct rt_proc *p, uint64_t deadline_ms);
+/* Tests: how many timers rt__wheel_advance has looked at on w (fired,
+ * moved between levels, or passed over) since w was made. */
+uint64_t rt__wheel_visits(struct rt__wheel *w);
 void rt__wait_timer_cancel(struct rt_proc *p);
 void rt__timers_reset(void);
 void rt__timers_done(void);

@@ -1106,7 +1106,7 @@ int rt_start(const struct rt_config *cfg)
         s->id = i;
         s->epfd = epoll_create1(EPOLL_CLOEXEC);
         s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        s->wheel = rt__wheel_new();
+        s->wheel = rt__wheel_new(rt_now_ms());
         s->altstack = malloc(64 * 1024);
         pthread_mutex_init(&s->rq_lock, NULL);
         if (s->epfd < 0 || s->evfd < 0 || !s->wheel || !s->altstack)
