@@ -432,7 +432,13 @@ int rt_send_after(rt_pid to, uint64_t ms, struct rt_msg *m, rt_ref *tref)
     bool remote;
     struct rt__wheel *w = local_wheel(&remote);
     pthread_mutex_lock(&w->lock);
-    t->t.expires = (rt_now_ms() > w->last_ms ? rt_now_ms() : w->last_ms) + (ms ? ms : 1);
+    uint64_t now = rt_now_ms();
+    uint64_t base = now > w->last_ms ? now : w->last_ms;
+    if (!ms)
+        ms = 1;
+    /* Saturated: a delay meant as "never" (UINT64_MAX) must not wrap to a
+     * time already passed, which the wheel cannot hold. */
+    t->t.expires = ms > UINT64_MAX - base ? UINT64_MAX : base + ms;
     wheel_link(w, &t->t);
     struct shard *sh = shard_of(t->ref);
     pthread_mutex_lock(&sh->lock);

@@ -276,7 +276,42 @@ START_TEST(a_scheduler_going_idle_does_not_look_at_timers_waiting_far_ahead)
 }
 END_TEST
 
+/* A delay meant as "never" does not wrap to a time already passed: the
+ * message does not come, the timer can be cancelled, and the wheel goes on
+ * serving the timers around it. */
+enum { T_NEVER = 0x7101, T_SOON };
+
+static void never_body(void *arg)
+{
+    (void)arg;
+    rt_ref never, soon;
+    ck_assert_int_eq(rt_send_after(rt_self(), UINT64_MAX, rt_msg_new(T_NEVER, 0), &never), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(rt_send_after(rt_self(), 400, rt_msg_new(T_SOON, 0), &soon), 0);
+        struct rt_msg *m = rt_receive(rt_test_scaled(5000));
+        ck_assert_ptr_nonnull(m);
+        ck_assert_uint_eq(m->type, T_SOON); /* never the "never" one */
+        rt_msg_free(m);
+    }
+    ck_assert_int_eq(rt_cancel_timer(never), 0);
+    ck_assert_int_eq(rt_send_after(rt_self(), 20, rt_msg_new(T_SOON, 0), &soon), 0);
+    struct rt_msg *m = rt_receive(rt_test_scaled(5000));
+    ck_assert_ptr_nonnull(m);
+    ck_assert_uint_eq(m->type, T_SOON);
+    rt_msg_free(m);
+    ck_assert_ptr_null(rt_receive(200));
+}
+
+START_TEST(a_timer_for_never_neither_fires_nor_breaks_the_wheel)
+{
+    rt_test_start(1);
+    ck_assert_uint_eq(rt_test_run(never_body, NULL), RT_NORMAL);
+    rt_test_stop();
+}
+END_TEST
+
 RT_TEST_MAIN("rt_timer", every_timer_fires_at_the_first_advance_that_reaches_its_ms_and_no_sooner,
              timers_far_ahead_are_not_looked_at_until_their_block_comes,
              a_timer_beyond_the_far_level_is_looked_at_once_a_round,
-             a_scheduler_going_idle_does_not_look_at_timers_waiting_far_ahead)
+             a_scheduler_going_idle_does_not_look_at_timers_waiting_far_ahead,
+             a_timer_for_never_neither_fires_nor_breaks_the_wheel)
