@@ -23,8 +23,9 @@ static size_t held_since(size_t base)
 }
 
 /* Bytes the C library's allocator has handed out and not had back. Under
- * AddressSanitizer, whose allocator it is not, nothing is checked. */
-#if defined(__SANITIZE_ADDRESS__)
+ * AddressSanitizer or ThreadSanitizer, whose allocator it is not, nothing
+ * is checked. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HEAP_CHECK(cond) ((void)0)
 static size_t heap_in_use(void)
 {
