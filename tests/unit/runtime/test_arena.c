@@ -26,7 +26,7 @@ static size_t held_since(size_t base)
  * AddressSanitizer or ThreadSanitizer, whose allocator it is not, nothing
  * is checked. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define HEAP_CHECK(cond) ((void)0)
+#define HEAP_CHECK(cond) ((void)(cond))
 static size_t heap_in_use(void)
 {
     return 0;
