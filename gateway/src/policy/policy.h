@@ -100,7 +100,10 @@ struct gw_pol_answer {
 
 /* One request's chain state, on the request process's stack. Strings a
  * policy puts here must outlive the request: the set's own (static while
- * the table is held) or rt_alloc'd by the request process. */
+ * the table is held) or rt_alloc'd by the request process. The gateway
+ * sets it member by member (request.c's run_policies, which leaves the
+ * arrays and the answer's text unwritten): a member added here is set
+ * there too. */
 struct gw_pol_req {
     struct gw__exchange *ex;
     const struct gw_http_head *head;
