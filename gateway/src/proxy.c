@@ -133,13 +133,16 @@ static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
         nvary += strcasecmp(pol[i].name, "vary") == 0;
     if (!re->nset && !re->nadd && (nvary == 0 || nvary == npol)) {
         /* The chain's fields alone, all of one kind: used where they are
-         * (rq->resp lives as long as the request), not copied. */
+         * (rq->resp lives as long as the request), not copied, and not
+         * checked again: policy.h's gw_pol_resp_add asks its callers for
+         * what the wire module would check. */
         *storage = (struct gw_http_edits){.set = nvary ? NULL : pol,
                                           .nset = nvary ? 0 : npol,
                                           .add = nvary ? pol : NULL,
                                           .nadd = nvary ? npol : 0,
                                           .remove = re->remove,
-                                          .nremove = re->nremove};
+                                          .nremove = re->nremove,
+                                          .checked = true};
         return storage;
     }
     size_t nset = re->nset + npol, nadd = re->nadd + npol;

@@ -293,6 +293,13 @@ struct gw_http_edits {
     size_t nadd;
     const char *const *remove;
     size_t nremove;
+    /* `set` and `add` were made by the gateway from parts it checked (a
+     * policy chain's answer fields, policy.h): each name a token that no
+     * rule above keeps from an edit, each value free of CR and LF. They
+     * are written without being checked again byte by byte (debug builds
+     * still check, and abort on a field that fails). A listener's own
+     * names (gw_http_fwd.owned) are still looked for. */
+    bool checked;
 };
 
 /* What a proxy adds to a request it forwards. */

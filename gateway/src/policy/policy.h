@@ -135,7 +135,12 @@ struct gw_pol_req {
 };
 
 /* Adds a field for the upstream / for the answer; false when full (the
- * chain then answers 500). */
+ * chain then answers 500). A field for the answer is written on a relayed
+ * response as it is (gw_http_edits.checked): its name must be a token that
+ * is neither hop-by-hop, nor framing, nor one of the fields the gateway
+ * writes itself (X-Forwarded-*, X-Request-Id...), and its value must hold
+ * no CR or LF: made of a definition's checked strings, numbers, or values
+ * of the request's head (whose parser refuses CR and LF in them). */
 bool gw_pol_up_add(struct gw_pol_req *rq, const char *name, const char *value);
 bool gw_pol_resp_add(struct gw_pol_req *rq, const char *name, const char *value);
 

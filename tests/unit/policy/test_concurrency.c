@@ -14,6 +14,7 @@
 
 #include "jpos/json.h"
 #include "policy/ratelimit.h"
+#include "resp_wire.h"
 #include "route/route.h"
 #include "rt/rt.h"
 
@@ -272,6 +273,7 @@ static void rate_body(void *arg)
         const char *p = resp_field(&rq, "RateLimit-Policy"), *v = resp_field(&rq, "RateLimit");
         T_ASSERT(p && strcmp(p, "\"per\";q=2;w=10") == 0);
         T_ASSERT(v && strcmp(v, fields[i]) == 0);
+        T_ASSERT(resp_fields_need_no_check(&rq));
     }
     struct gw_pol_req rq = {.route = &r, .client = "192.0.2.1"};
     T_ASSERT(gw__pol_kind_rate_limit.run(rate_def.state, &rq) == GW_POL_ANSWERED);
@@ -282,6 +284,7 @@ static void rate_body(void *arg)
      * third request came. */
     const char *ra = rq.answer.fields[0].value;
     T_ASSERT(strcmp(ra, "10") == 0 || strcmp(ra, "11") == 0);
+    T_ASSERT(resp_fields_need_no_check(&rq));
     const char *v = resp_field(&rq, "RateLimit");
     T_ASSERT(v && (strcmp(v, "\"per\";r=0;t=10") == 0 || strcmp(v, "\"per\";r=0;t=11") == 0));
     /* Another client has its own count. */
