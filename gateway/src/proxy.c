@@ -130,7 +130,7 @@ static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
         return NULL;
     size_t nvary = 0;
     for (size_t i = 0; i < npol; i++)
-        nvary += strcasecmp(pol[i].name, "vary") == 0;
+        nvary += gw__pol_is_vary(pol[i].name);
     if (!re->nset && !re->nadd && (nvary == 0 || nvary == npol)) {
         /* The chain's fields alone, all of one kind: used where they are
          * (rq->resp lives as long as the request), not copied, and not

@@ -198,6 +198,14 @@ const char *gw_http_request_id(const struct gw_http_head *h, const char *generat
     return v;
 }
 
+/* gw__http_ieq(a, n, b), the first bytes compared before the call: the
+ * names a field is compared with in turn (the listener's own, a route's
+ * or a policy's edits) mostly differ there. */
+static inline bool name_ieq(const char *a, size_t n, const char *b)
+{
+    return n ? gw__http_lower(a[0]) == gw__http_lower(b[0]) && gw__http_ieq(a, n, b) : !b[0];
+}
+
 /* Out of a route edit's reach. */
 static bool protected_name(const char *name, size_t n)
 {
@@ -208,7 +216,7 @@ static bool protected_name(const char *name, size_t n)
 static bool owned_name(const struct gw_http_kv *owned, size_t nowned, const char *name, size_t n)
 {
     for (size_t i = 0; i < nowned && i < GW_HTTP_MAX_OWNED; i++)
-        if (owned[i].name && gw__http_ieq(name, n, owned[i].name))
+        if (owned[i].name && name_ieq(name, n, owned[i].name))
             return true;
     return false;
 }
@@ -222,9 +230,9 @@ static bool edited_away(const struct gw_http_edits *e, const char *name, size_t 
      * protected names need no look-up. */
     bool named = false;
     for (size_t i = 0; i < e->nremove && !named; i++)
-        named = gw__http_ieq(name, n, e->remove[i]);
+        named = name_ieq(name, n, e->remove[i]);
     for (size_t i = 0; i < e->nset && !named; i++)
-        named = gw__http_ieq(name, n, e->set[i].name);
+        named = name_ieq(name, n, e->set[i].name);
     return named && !protected_name(name, n);
 }
 
