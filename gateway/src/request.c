@@ -283,8 +283,8 @@ static bool run_policies(struct gw__exchange *ex, const struct route_table *tabl
                          struct gw_pol_req *pq, struct gw__req_log *log)
 {
     /* Member by member, not as a compound literal, which would clear the
-     * field arrays and the answer's text too (2 KiB, more than a policy's
-     * own work): nup, nresp and answer.status say what of them is
+     * field arrays and the texts too (2 KiB, more than a policy's own
+     * work): nup, nresp, answer.status and ntext say what of them is
      * written, and nothing reads past that. */
     pq->ex = ex;
     pq->head = ex->head;
@@ -299,6 +299,7 @@ static bool run_policies(struct gw__exchange *ex, const struct route_table *tabl
     pq->nresp = 0;
     pq->answer.status = 0;
     pq->answer.nfields = 0;
+    pq->ntext = 0;
     int st = gw__policy_chain(pq);
     log->consumer = pq->consumer ? pq->consumer->name : pq->subject;
     return st == GW_POL_ANSWERED;

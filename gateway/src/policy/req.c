@@ -29,6 +29,15 @@ bool gw_pol_resp_add(struct gw_pol_req *rq, const char *name, const char *value)
     return true;
 }
 
+char *gw_pol_req_text(struct gw_pol_req *rq, size_t n)
+{
+    if (n > sizeof rq->text - rq->ntext)
+        return NULL;
+    char *p = rq->text + rq->ntext;
+    rq->ntext += n;
+    return p;
+}
+
 /* Copies s into a's store; NULL when it does not fit. */
 static const char *keep(struct gw_pol_answer *a, size_t *used, const char *s)
 {
