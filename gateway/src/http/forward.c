@@ -327,8 +327,8 @@ static void put_owned(struct gw__http_out *o, const struct gw_http_kv *owned, si
         if (!name || !v)
             continue;
         size_t nl = strlen(name);
-        bool ok =
-            nl > 0 && !protected_name(name, nl) && !(field_flags(name, nl) & GW__HTTP_F_DROPPED);
+        bool ok = nl > 0 && !(field_flags(name, nl) &
+                              (GW__HTTP_F_HOP | GW__HTTP_F_OWNED | GW__HTTP_F_DROPPED));
         for (size_t k = 0; ok && k < nl; k++)
             ok = gw__http_is_tchar((unsigned char)name[k]);
         if (!ok)

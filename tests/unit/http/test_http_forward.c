@@ -125,13 +125,22 @@ START_TEST(test_owned_values_are_sanitized_and_bounded)
     ck_assert_uint_eq(n, GW_HTTP_OWNED_VALUE_MAX);
     gw_http_head_free(u);
 
-    /* A name that is not a token, or one of the gateway's own fields, is
+    /* A name that is not a token, one of the gateway's own fields, a
+     * hop-by-hop one or one of those a client never gets through, is
      * never written. */
-    struct gw_http_kv odd[] = {{"Bad Name", "v"}, {"X-Forwarded-For", "6.6.6.6"}};
+    struct gw_http_kv odd[] = {{"Bad Name", "v"},
+                               {"X-Forwarded-For", "6.6.6.6"},
+                               {"Keep-Alive", "timeout=9"},
+                               {"Proxy-Thing", "1"},
+                               {"True-Client-IP", "6.6.6.6"}};
     f.owned = odd;
+    f.nowned = sizeof odd / sizeof odd[0];
     u = forward("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &f, out, sizeof(out));
     ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-for", NULL), "192.0.2.7");
     ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-for"), 1);
+    ck_assert_ptr_null(gw_http_head_get(u, "keep-alive", NULL));
+    ck_assert_ptr_null(gw_http_head_get(u, "proxy-thing", NULL));
+    ck_assert_ptr_null(gw_http_head_get(u, "true-client-ip", NULL));
     gw_http_head_free(u);
 }
 END_TEST
