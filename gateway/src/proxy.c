@@ -130,16 +130,19 @@ static const struct gw_http_edits *edits_of(const struct route_header_edit *re,
         return NULL;
     size_t nvary = 0;
     for (size_t i = 0; i < npol; i++)
-        nvary += strcasecmp(pol[i].name, "vary") == 0;
+        nvary += gw__pol_is_vary(pol[i].name);
     if (!re->nset && !re->nadd && (nvary == 0 || nvary == npol)) {
         /* The chain's fields alone, all of one kind: used where they are
-         * (rq->resp lives as long as the request), not copied. */
+         * (rq->resp lives as long as the request), not copied, and not
+         * checked again: policy.h's gw_pol_resp_add asks its callers for
+         * what the wire module would check. */
         *storage = (struct gw_http_edits){.set = nvary ? NULL : pol,
                                           .nset = nvary ? 0 : npol,
                                           .add = nvary ? pol : NULL,
                                           .nadd = nvary ? npol : 0,
                                           .remove = re->remove,
-                                          .nremove = re->nremove};
+                                          .nremove = re->nremove,
+                                          .checked = true};
         return storage;
     }
     size_t nset = re->nset + npol, nadd = re->nadd + npol;

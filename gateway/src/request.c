@@ -282,15 +282,24 @@ static bool run_policies(struct gw__exchange *ex, const struct route_table *tabl
                          const struct route *r, const struct gw_http_target *t,
                          struct gw_pol_req *pq, struct gw__req_log *log)
 {
-    *pq = (struct gw_pol_req){
-        .ex = ex,
-        .head = ex->head,
-        .route = r,
-        .table = table,
-        .client = ex->client,
-        .query = t->query,
-        .query_len = t->query ? t->query_len : 0,
-    };
+    /* Member by member, not as a compound literal, which would clear the
+     * field arrays and the texts too (2 KiB, more than a policy's own
+     * work): nup, nresp, answer.status and ntext say what of them is
+     * written, and nothing reads past that. */
+    pq->ex = ex;
+    pq->head = ex->head;
+    pq->route = r;
+    pq->table = table;
+    pq->client = ex->client;
+    pq->query = t->query;
+    pq->query_len = t->query ? t->query_len : 0;
+    pq->consumer = NULL;
+    pq->subject = NULL;
+    pq->nup = 0;
+    pq->nresp = 0;
+    pq->answer.status = 0;
+    pq->answer.nfields = 0;
+    pq->ntext = 0;
     int st = gw__policy_chain(pq);
     log->consumer = pq->consumer ? pq->consumer->name : pq->subject;
     return st == GW_POL_ANSWERED;

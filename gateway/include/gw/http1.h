@@ -107,6 +107,12 @@ const char *gw_http_head_get(const struct gw_http_head *h, const char *name, siz
 /* Number of fields named `name`. */
 size_t gw_http_head_count(const struct gw_http_head *h, const char *name);
 
+/* The value of field `name` when h has it exactly once, else NULL (`*len`
+ * gets its length when len is not NULL); `*count` gets how many fields
+ * have the name. gw_http_head_count and gw_http_head_get in one pass. */
+const char *gw_http_head_get_only(const struct gw_http_head *h, const char *name, size_t *len,
+                                  size_t *count);
+
 /* True when the comma-separated field `name` holds `token` (case-insensitive). */
 bool gw_http_head_has_token(const struct gw_http_head *h, const char *name, const char *token);
 
@@ -293,6 +299,13 @@ struct gw_http_edits {
     size_t nadd;
     const char *const *remove;
     size_t nremove;
+    /* `set` and `add` were made by the gateway from parts it checked (a
+     * policy chain's answer fields, policy.h): each name a token that no
+     * rule above keeps from an edit, each value free of CR and LF. They
+     * are written without being checked again byte by byte (debug builds
+     * still check, and abort on a field that fails). A listener's own
+     * names (gw_http_fwd.owned) are still looked for. */
+    bool checked;
 };
 
 /* What a proxy adds to a request it forwards. */

@@ -16,6 +16,7 @@
 #include "gw/http1.h"
 #include "http_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -197,6 +198,14 @@ const char *gw_http_request_id(const struct gw_http_head *h, const char *generat
     return v;
 }
 
+/* gw__http_ieq(a, n, b), the first bytes compared before the call: the
+ * names a field is compared with in turn (the listener's own, a route's
+ * or a policy's edits) mostly differ there. */
+static inline bool name_ieq(const char *a, size_t n, const char *b)
+{
+    return n ? gw__http_lower(a[0]) == gw__http_lower(b[0]) && gw__http_ieq(a, n, b) : !b[0];
+}
+
 /* Out of a route edit's reach. */
 static bool protected_name(const char *name, size_t n)
 {
@@ -207,7 +216,7 @@ static bool protected_name(const char *name, size_t n)
 static bool owned_name(const struct gw_http_kv *owned, size_t nowned, const char *name, size_t n)
 {
     for (size_t i = 0; i < nowned && i < GW_HTTP_MAX_OWNED; i++)
-        if (owned[i].name && gw__http_ieq(name, n, owned[i].name))
+        if (owned[i].name && name_ieq(name, n, owned[i].name))
             return true;
     return false;
 }
@@ -221,25 +230,39 @@ static bool edited_away(const struct gw_http_edits *e, const char *name, size_t 
      * protected names need no look-up. */
     bool named = false;
     for (size_t i = 0; i < e->nremove && !named; i++)
-        named = gw__http_ieq(name, n, e->remove[i]);
+        named = name_ieq(name, n, e->remove[i]);
     for (size_t i = 0; i < e->nset && !named; i++)
-        named = gw__http_ieq(name, n, e->set[i].name);
+        named = name_ieq(name, n, e->set[i].name);
     return named && !protected_name(name, n);
 }
 
+/* Field kv (name nl bytes, value vl) may be written by an edit: its name
+ * a token, not protected; its value without CR or LF. */
+static bool edit_field_ok(const struct gw_http_kv *kv, size_t nl, size_t vl)
+{
+    bool ok = nl > 0 && !protected_name(kv->name, nl);
+    for (size_t k = 0; ok && k < nl; k++)
+        ok = gw__http_is_tchar((unsigned char)kv->name[k]);
+    for (size_t k = 0; ok && k < vl; k++)
+        ok = kv->value[k] != '\r' && kv->value[k] != '\n';
+    return ok;
+}
+
 static void put_edit_fields(struct gw__http_out *o, const struct gw_http_kv *kv, size_t n,
-                            const struct gw_http_kv *owned, size_t nowned)
+                            bool checked, const struct gw_http_kv *owned, size_t nowned)
 {
     for (size_t i = 0; i < n; i++) {
-        size_t nl = strlen(kv[i].name), vl = strlen(kv[i].value);
-        bool ok =
-            nl > 0 && !protected_name(kv[i].name, nl) && !owned_name(owned, nowned, kv[i].name, nl);
-        for (size_t k = 0; ok && k < nl; k++)
-            ok = gw__http_is_tchar((unsigned char)kv[i].name[k]);
-        for (size_t k = 0; ok && k < vl; k++)
-            ok = kv[i].value[k] != '\r' && kv[i].value[k] != '\n';
-        if (ok)
-            gw__http_field(o, kv[i].name, kv[i].value, vl);
+        size_t vl = strlen(kv[i].value);
+        if (checked) {
+            /* Checked when they were made (gw_http_edits.checked): a debug
+             * build says so if that ever stops being true. */
+            assert(edit_field_ok(&kv[i], strlen(kv[i].name), vl));
+        } else if (!edit_field_ok(&kv[i], strlen(kv[i].name), vl)) {
+            continue;
+        }
+        if (nowned && owned_name(owned, nowned, kv[i].name, strlen(kv[i].name)))
+            continue;
+        gw__http_field(o, kv[i].name, kv[i].value, vl);
     }
 }
 
@@ -249,8 +272,8 @@ static void put_edits_owned(struct gw__http_out *o, const struct gw_http_edits *
 {
     if (!e)
         return;
-    put_edit_fields(o, e->set, e->nset, owned, nowned);
-    put_edit_fields(o, e->add, e->nadd, owned, nowned);
+    put_edit_fields(o, e->set, e->nset, e->checked, owned, nowned);
+    put_edit_fields(o, e->add, e->nadd, e->checked, owned, nowned);
 }
 
 /* Writes a route's `set` and `add` fields. */
@@ -304,8 +327,8 @@ static void put_owned(struct gw__http_out *o, const struct gw_http_kv *owned, si
         if (!name || !v)
             continue;
         size_t nl = strlen(name);
-        bool ok =
-            nl > 0 && !protected_name(name, nl) && !(field_flags(name, nl) & GW__HTTP_F_DROPPED);
+        bool ok = nl > 0 && !(field_flags(name, nl) &
+                              (GW__HTTP_F_HOP | GW__HTTP_F_OWNED | GW__HTTP_F_DROPPED));
         for (size_t k = 0; ok && k < nl; k++)
             ok = gw__http_is_tchar((unsigned char)name[k]);
         if (!ok)

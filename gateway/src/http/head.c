@@ -63,6 +63,24 @@ size_t gw_http_head_count(const struct gw_http_head *h, const char *name)
     return n;
 }
 
+const char *gw_http_head_get_only(const struct gw_http_head *h, const char *name, size_t *len,
+                                  size_t *count)
+{
+    size_t n = 0, nl = strlen(name);
+    const struct gw_http_header *first = NULL;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (h->headers[i].name_len == nl &&
+            gw__http_ieq(h->headers[i].name, h->headers[i].name_len, name) && n++ == 0)
+            first = &h->headers[i];
+    }
+    *count = n;
+    if (n != 1)
+        return NULL;
+    if (len)
+        *len = first->value_len;
+    return first->value;
+}
+
 bool gw_http_head_has_token(const struct gw_http_head *h, const char *name, const char *token)
 {
     for (size_t i = 0; i < h->nheaders; i++) {

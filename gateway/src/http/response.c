@@ -410,7 +410,11 @@ int gw_http_switching_head_write(const struct gw_http_head *r, const char *reque
         gw__http_put(&o, "\r\n", 2);
     }
     if (extra) {
-        struct gw_http_edits fields = {extra->set, extra->nset, extra->add, extra->nadd, NULL, 0};
+        struct gw_http_edits fields = {.set = extra->set,
+                                       .nset = extra->nset,
+                                       .add = extra->add,
+                                       .nadd = extra->nadd,
+                                       .checked = extra->checked};
         gw__http_put_edits(&o, &fields);
     }
     if (request_id_ok(request_id)) {

@@ -443,13 +443,12 @@ static const struct gw_pol_consumer *user_find(const struct basic_auth *b, const
 static int basic_run(void *state, struct gw_pol_req *rq)
 {
     struct basic_auth *b = state;
-    size_t n = gw_http_head_count(rq->head, "authorization");
+    size_t n, vlen = 0;
+    const char *v = gw_http_head_get_only(rq->head, "authorization", &vlen, &n);
     if (n == 0)
         return deny(b, rq, "missing_credentials", "credentials are needed");
     if (n > 1)
         return deny(b, rq, "invalid_credentials", "invalid credentials");
-    size_t vlen = 0;
-    const char *v = gw_http_head_get(rq->head, "authorization", &vlen);
     /* user-id ':' password, and a NUL after the user-id for the lookup. */
     enum { CAP = GW_POL_USER_MAX + 1 + GW_POL_PASSWORD_MAX + 2 };
     unsigned char *cred = rt_alloc(CAP);

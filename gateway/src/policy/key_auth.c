@@ -420,11 +420,10 @@ static int key_run(void *state, struct gw_pol_req *rq)
     size_t klen = 0;
     bool bad = false;
     if (k->header[0]) {
-        size_t n = gw_http_head_count(rq->head, k->header);
+        size_t n;
+        key = gw_http_head_get_only(rq->head, k->header, &klen, &n);
         if (n > 1)
             bad = true; /* which one would the upstream believe? */
-        else if (n == 1)
-            key = gw_http_head_get(rq->head, k->header, &klen);
         if (key && klen == 0)
             key = NULL;
     }

@@ -100,7 +100,11 @@ struct gw_pol_answer {
 
 /* One request's chain state, on the request process's stack. Strings a
  * policy puts here must outlive the request: the set's own (static while
- * the table is held) or rt_alloc'd by the request process. */
+ * the table is held), rq's own text (gw_pol_req_text) or rt_alloc'd by the
+ * request process. The gateway
+ * sets it member by member (request.c's run_policies, which leaves the
+ * arrays and the texts unwritten): a member added here is set
+ * there too. */
 struct gw_pol_req {
     struct gw__exchange *ex;
     const struct gw_http_head *head;
@@ -129,12 +133,27 @@ struct gw_pol_req {
     size_t nresp;
     /* What a policy answered; the chain writes it (gw__policy_chain). */
     struct gw_pol_answer answer;
+    /* Room for the text of fields a policy makes on each request (the
+     * RateLimit value), given out by gw_pol_req_text: text[0..ntext) is
+     * taken. */
+    char text[256];
+    size_t ntext;
 };
 
 /* Adds a field for the upstream / for the answer; false when full (the
- * chain then answers 500). */
+ * chain then answers 500). A field for the answer is written on a relayed
+ * response as it is (gw_http_edits.checked): its name must be a token that
+ * is neither hop-by-hop, nor framing, nor one of the fields the gateway
+ * writes itself (X-Forwarded-*, X-Request-Id...), and its value must hold
+ * no CR or LF: made of a definition's checked strings, numbers, or values
+ * of the request's head (whose parser refuses CR and LF in them). */
 bool gw_pol_up_add(struct gw_pol_req *rq, const char *name, const char *value);
 bool gw_pol_resp_add(struct gw_pol_req *rq, const char *name, const char *value);
+
+/* n bytes of rq's own room for a field's text, which lives as long as rq
+ * (the request): no allocation on each request. NULL when the room is
+ * taken (several policies made text): then rt_alloc it. */
+char *gw_pol_req_text(struct gw_pol_req *rq, size_t n);
 
 /* Answers the request from a policy: `status` with a short JSON error body
  * `message`, the chain's response fields (rq->resp) and `extra` fields

@@ -36,6 +36,8 @@ struct rl_state {
     bool redis_error_allow;
     struct gw__rl_space *space; /* local mode */
     char *policy_field;         /* RateLimit-Policy's value, built once */
+    char *field_start;          /* RateLimit's value up to its figures: "<name>";r= */
+    size_t field_start_len;
 };
 
 static const char *const known_keys[] = {"name", "type",     "limit",          "window_s", "by",
@@ -56,6 +58,7 @@ static void rl_free(void *p)
     free(s->name);
     free(s->header);
     free(s->policy_field);
+    free(s->field_start);
     free(s);
 }
 
@@ -165,6 +168,10 @@ static int rl_compile(struct jpos_diags *d, const struct jpos_val *obj,
              s->window_ms / 1000);
     if (!(s->policy_field = strdup(buf)))
         goto out;
+    snprintf(buf, sizeof buf, "\"%s\";r=", name);
+    if (!(s->field_start = strdup(buf)))
+        goto out;
+    s->field_start_len = strlen(buf);
     if (!s->redis) {
         /* What makes two definitions count alike: a change of limit keeps
          * the counts (the new limit applies to them), a change of window,
@@ -202,17 +209,16 @@ static char *put_u32(char *p, uint32_t n)
 static int add_fields(const struct rl_state *s, struct gw_pol_req *rq, uint32_t remaining,
                       uint32_t reset_s)
 {
-    /* "<name>";r=<remaining>;t=<reset>, written directly: this runs on
-     * every request, where snprintf would cost more than the count. */
-    size_t nlen = strlen(s->name);
-    char *v = rt_alloc(nlen + 2 + 3 + 10 + 3 + 10 + 1);
+    /* "<name>";r=<remaining>;t=<reset>, written directly into the
+     * request's own room: this runs on every request, where snprintf and
+     * an allocation would cost more than the count. */
+    size_t cap = s->field_start_len + 10 + 3 + 10 + 1;
+    char *v = gw_pol_req_text(rq, cap);
+    if (!v)
+        v = rt_alloc(cap);
     if (v) {
-        char *p = v;
-        *p++ = '"';
-        memcpy(p, s->name, nlen);
-        p += nlen;
-        memcpy(p, "\";r=", 4);
-        p = put_u32(p + 4, remaining);
+        memcpy(v, s->field_start, s->field_start_len);
+        char *p = put_u32(v + s->field_start_len, remaining);
         memcpy(p, ";t=", 3);
         p = put_u32(p + 3, reset_s);
         *p = 0;

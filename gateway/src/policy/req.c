@@ -29,6 +29,15 @@ bool gw_pol_resp_add(struct gw_pol_req *rq, const char *name, const char *value)
     return true;
 }
 
+char *gw_pol_req_text(struct gw_pol_req *rq, size_t n)
+{
+    if (n > sizeof rq->text - rq->ntext)
+        return NULL;
+    char *p = rq->text + rq->ntext;
+    rq->ntext += n;
+    return p;
+}
+
 /* Copies s into a's store; NULL when it does not fit. */
 static const char *keep(struct gw_pol_answer *a, size_t *used, const char *s)
 {
@@ -67,8 +76,9 @@ size_t gw__pol_owned_fields(const struct gw_pol_req *rq, const struct gw_pol_set
     const char *const *own = gw_pol_set_owned(pols, &nown);
     for (size_t i = 0; i < nown; i++) {
         bool have = false;
+        /* The consumer's field is the set's own string: the same pointer. */
         for (size_t k = 0; k < n && !have; k++)
-            have = strcasecmp(out[k].name, own[i]) == 0;
+            have = out[k].name == own[i] || strcasecmp(out[k].name, own[i]) == 0;
         /* policy.h bounds the set's names and a chain's fields below the
          * wire module's GW_HTTP_MAX_OWNED */
         if (!have && n < cap)
@@ -81,7 +91,7 @@ void gw__pol_resp_split(const struct gw_http_kv *f, size_t n, struct gw_http_kv 
                         struct gw_http_kv *add, size_t *nadd)
 {
     for (size_t i = 0; i < n; i++) {
-        if (strcasecmp(f[i].name, "vary") == 0)
+        if (gw__pol_is_vary(f[i].name))
             add[(*nadd)++] = f[i];
         else
             set[(*nset)++] = f[i];

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <strings.h>
 
 #include "policy.h"
 
@@ -51,6 +52,14 @@ const char *gw__pol_set_consumer_field(const struct gw_pol_set *s);
  * never passes, on any route. Returns the new count. */
 size_t gw__pol_owned_fields(const struct gw_pol_req *rq, const struct gw_pol_set *pols,
                             struct gw_http_kv *out, size_t n, size_t cap);
+/* Whether field name `name` is Vary (any case): the first byte before the
+ * call, as the chain's other fields (RateLimit, Access-Control-*) are told
+ * apart there on every request. */
+static inline bool gw__pol_is_vary(const char *name)
+{
+    return (name[0] | 0x20) == 'v' && strcasecmp(name, "vary") == 0;
+}
+
 /* Splits a chain's response fields (n of `f`) into a relayed response's
  * edits: appended to set[0..*nset) (they replace the upstream's fields of
  * their names), but Vary, a list the upstream's own entries belong to,

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define GW__SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define GW__SIP_ROUND                                                                              \
@@ -31,6 +32,18 @@
         v2 = GW__SIP_ROTL(v2, 32);                                                                 \
     } while (0)
 
+/* The little-endian word at p, at any alignment: one load where the
+ * machine is little-endian (memcpy of a constant size is a move). */
+static inline uint64_t gw__sip_le64(const unsigned char *p)
+{
+    uint64_t m;
+    memcpy(&m, p, sizeof m);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    m = __builtin_bswap64(m);
+#endif
+    return m;
+}
+
 /* SipHash-2-4 of len bytes at data under the key (k0, k1). */
 static inline uint64_t gw__pol_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len)
 {
@@ -39,17 +52,39 @@ static inline uint64_t gw__pol_siphash(uint64_t k0, uint64_t k1, const void *dat
     uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
-        uint64_t m = 0;
-        for (int j = 7; j >= 0; j--)
-            m = (m << 8) | p[i + (size_t)j];
+        uint64_t m = gw__sip_le64(p + i);
         v3 ^= m;
         GW__SIP_ROUND;
         GW__SIP_ROUND;
         v0 ^= m;
     }
+    /* The tail's bytes, by falling through from the first one there is. */
     uint64_t b = (uint64_t)len << 56;
-    for (size_t j = 0; i + j < len; j++)
-        b |= (uint64_t)p[i + j] << (8 * j);
+    switch (len - i) {
+    case 7:
+        b |= (uint64_t)p[i + 6] << 48;
+        /* fall through */
+    case 6:
+        b |= (uint64_t)p[i + 5] << 40;
+        /* fall through */
+    case 5:
+        b |= (uint64_t)p[i + 4] << 32;
+        /* fall through */
+    case 4:
+        b |= (uint64_t)p[i + 3] << 24;
+        /* fall through */
+    case 3:
+        b |= (uint64_t)p[i + 2] << 16;
+        /* fall through */
+    case 2:
+        b |= (uint64_t)p[i + 1] << 8;
+        /* fall through */
+    case 1:
+        b |= (uint64_t)p[i];
+        break;
+    default:
+        break;
+    }
     v3 ^= b;
     GW__SIP_ROUND;
     GW__SIP_ROUND;

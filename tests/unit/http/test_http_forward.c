@@ -63,7 +63,7 @@ START_TEST(test_owned_fields_replace_what_the_client_sent)
     char out[4096];
     static const struct gw_http_kv set[] = {{"X-Client-Subject", "CN=route"}};
     static const struct gw_http_kv add[] = {{"x-client-cert-sha256", "route"}};
-    const struct gw_http_edits e = {.set = set, .nset = 1, .add = add, .nadd = 1};
+    struct gw_http_edits e = {.set = set, .nset = 1, .add = add, .nadd = 1};
     struct gw_http_kv owned[] = {{"X-Client-Subject", "CN=alice,O=Example"},
                                  {"X-Client-Cert-Sha256", "ab12"}};
     struct gw_http_fwd f = base_fwd;
@@ -73,13 +73,20 @@ START_TEST(test_owned_fields_replace_what_the_client_sent)
     const char *in = "GET / HTTP/1.1\r\nHost: a\r\nx-client-subject: CN=mallory\r\n"
                      "X-CLIENT-SUBJECT: CN=eve\r\nX-Client-Cert-Sha256: ff\r\n"
                      "Connection: x-client-subject\r\nAccept: */*\r\n\r\n";
-    struct gw_http_head *u = forward(in, &f, out, sizeof(out));
-    ck_assert_uint_eq(gw_http_head_count(u, "x-client-subject"), 1);
-    ck_assert_str_eq(gw_http_head_get(u, "x-client-subject", NULL), "CN=alice,O=Example");
-    ck_assert_uint_eq(gw_http_head_count(u, "x-client-cert-sha256"), 1);
-    ck_assert_str_eq(gw_http_head_get(u, "x-client-cert-sha256", NULL), "ab12");
-    ck_assert_str_eq(gw_http_head_get(u, "accept", NULL), "*/*");
-    gw_http_head_free(u);
+    /* Edits made of checked parts are written without a byte-by-byte
+     * check, but the listener's names are still its own. */
+    for (int checked = 0; checked < 2; checked++) {
+        e.checked = checked;
+        struct gw_http_head *u = forward(in, &f, out, sizeof(out));
+        ck_assert_uint_eq(gw_http_head_count(u, "x-client-subject"), 1);
+        ck_assert_str_eq(gw_http_head_get(u, "x-client-subject", NULL), "CN=alice,O=Example");
+        ck_assert_uint_eq(gw_http_head_count(u, "x-client-cert-sha256"), 1);
+        ck_assert_str_eq(gw_http_head_get(u, "x-client-cert-sha256", NULL), "ab12");
+        ck_assert_str_eq(gw_http_head_get(u, "accept", NULL), "*/*");
+        gw_http_head_free(u);
+    }
+    e.checked = false;
+    struct gw_http_head *u;
 
     /* No certificate: no value, and still no client copy. */
     owned[0].value = owned[1].value = NULL;
@@ -118,13 +125,22 @@ START_TEST(test_owned_values_are_sanitized_and_bounded)
     ck_assert_uint_eq(n, GW_HTTP_OWNED_VALUE_MAX);
     gw_http_head_free(u);
 
-    /* A name that is not a token, or one of the gateway's own fields, is
+    /* A name that is not a token, one of the gateway's own fields, a
+     * hop-by-hop one or one of those a client never gets through, is
      * never written. */
-    struct gw_http_kv odd[] = {{"Bad Name", "v"}, {"X-Forwarded-For", "6.6.6.6"}};
+    struct gw_http_kv odd[] = {{"Bad Name", "v"},
+                               {"X-Forwarded-For", "6.6.6.6"},
+                               {"Keep-Alive", "timeout=9"},
+                               {"Proxy-Thing", "1"},
+                               {"True-Client-IP", "6.6.6.6"}};
     f.owned = odd;
+    f.nowned = sizeof odd / sizeof odd[0];
     u = forward("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &f, out, sizeof(out));
     ck_assert_str_eq(gw_http_head_get(u, "x-forwarded-for", NULL), "192.0.2.7");
     ck_assert_uint_eq(gw_http_head_count(u, "x-forwarded-for"), 1);
+    ck_assert_ptr_null(gw_http_head_get(u, "keep-alive", NULL));
+    ck_assert_ptr_null(gw_http_head_get(u, "proxy-thing", NULL));
+    ck_assert_ptr_null(gw_http_head_get(u, "true-client-ip", NULL));
     gw_http_head_free(u);
 }
 END_TEST
@@ -700,6 +716,62 @@ START_TEST(test_relayed_response_gets_a_date_only_when_the_origin_sent_none)
 }
 END_TEST
 
+/* Checked edits (a policy chain's answer fields) are written as given:
+ * byte for byte what the checking writer writes for them, and they still
+ * replace the upstream's fields of their names. Unchecked edits are still
+ * checked: a value that would end the field, a protected name or a name
+ * that is no token are never written. */
+START_TEST(test_checked_edits_are_written_as_the_checking_writer_writes_them)
+{
+    static const char up[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nRateLimit: up\r\n"
+                             "ratelimit-policy: up\r\nVary: Cookie\r\n\r\n";
+    static const struct gw_http_kv set[] = {{"RateLimit-Policy", "\"gw\";q=10;w=1"},
+                                            {"RateLimit", "\"gw\";r=9;t=1"}};
+    static const struct gw_http_kv add[] = {{"Vary", "Origin"}};
+    struct gw_http_edits e = {.set = set, .nset = 2, .add = add, .nadd = 1};
+    char out[2][4096];
+    size_t n[2];
+    for (int checked = 0; checked < 2; checked++) {
+        e.checked = checked;
+        struct gw_http_head *r = head_of(GW_HTTP_RESPONSE, up, sizeof up - 1);
+        enum gw_http_out_framing fr;
+        bool ka;
+        ck_assert_int_eq(gw_http_response_head_write_edited(r, NULL, "rid", true, &e, out[checked],
+                                                            sizeof out[checked], &n[checked], &fr,
+                                                            &ka),
+                         0);
+        gw_http_head_free(r);
+        struct gw_http_head *c = head_of(GW_HTTP_RESPONSE, out[checked], n[checked]);
+        ck_assert_uint_eq(gw_http_head_count(c, "ratelimit"), 1);
+        ck_assert_str_eq(gw_http_head_get(c, "ratelimit", NULL), "\"gw\";r=9;t=1");
+        ck_assert_uint_eq(gw_http_head_count(c, "ratelimit-policy"), 1);
+        ck_assert_str_eq(gw_http_head_get(c, "ratelimit-policy", NULL), "\"gw\";q=10;w=1");
+        ck_assert_uint_eq(gw_http_head_count(c, "vary"), 2);
+        gw_http_head_free(c);
+    }
+    ck_assert_uint_eq(n[0], n[1]);
+    ck_assert(memcmp(out[0], out[1], n[0]) == 0);
+
+    static const struct gw_http_kv bad[] = {{"X-Split", "a\r\nX-Injected: 1"},
+                                            {"X-Lf", "a\nX-Injected: 2"},
+                                            {"Transfer-Encoding", "chunked"},
+                                            {"Content-Length", "9"},
+                                            {"X-Request-Id", "forged"},
+                                            {"Bad Name", "v"},
+                                            {"", "v"},
+                                            {"X-Fine", "kept"}};
+    struct gw_http_edits unchecked = {.add = bad, .nadd = sizeof bad / sizeof bad[0]};
+    struct gw_http_head *c = relayed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &unchecked);
+    ck_assert_uint_eq(c->nheaders, 4); /* X-Fine, Date, Content-Length, X-Request-Id */
+    ck_assert_str_eq(gw_http_head_get(c, "x-fine", NULL), "kept");
+    ck_assert_str_eq(gw_http_head_get(c, "content-length", NULL), "0");
+    ck_assert_str_eq(gw_http_head_get(c, "x-request-id", NULL), "rid");
+    ck_assert_ptr_null(gw_http_head_get(c, "x-injected", NULL));
+    ck_assert_ptr_null(gw_http_head_get(c, "transfer-encoding", NULL));
+    gw_http_head_free(c);
+}
+END_TEST
+
 START_TEST(test_response_hop_by_hop_removed_and_request_id_echoed)
 {
     char out[4096];
@@ -872,6 +944,7 @@ static Suite *suite(void)
     suite_add_tcase(s, t);
     t = tcase_create("response");
     tcase_add_test(t, test_relayed_response_gets_a_date_only_when_the_origin_sent_none);
+    tcase_add_test(t, test_checked_edits_are_written_as_the_checking_writer_writes_them);
     tcase_add_test(t, test_response_hop_by_hop_removed_and_request_id_echoed);
     tcase_add_test(t, test_response_framing_for_the_client);
     tcase_add_test(t, test_chunk_encoder_round_trips_through_the_parser);

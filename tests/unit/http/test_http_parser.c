@@ -200,6 +200,32 @@ START_TEST(test_field_values_lose_only_surrounding_whitespace)
 }
 END_TEST
 
+START_TEST(test_a_field_sent_once_has_its_only_value)
+{
+    struct result r;
+    req("GET / HTTP/1.1\r\n" H11 "X-Api-Key: k1\r\nB: b\r\nx-api-key: k2\r\nEmpty:\r\n"
+        "X-Api: no\r\n\r\n",
+        &r);
+    ck_assert_int_eq(r.rc, 0);
+    const struct gw_http_head *h = r.heads[0];
+    size_t len = 99, n = 99;
+    /* twice, in any case: none is the value, and the count says so */
+    ck_assert_ptr_null(gw_http_head_get_only(h, "x-api-key", &len, &n));
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(len, 99);
+    ck_assert_str_eq(gw_http_head_get_only(h, "b", &len, &n), "b");
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(len, 1);
+    ck_assert_str_eq(gw_http_head_get_only(h, "EMPTY", &len, &n), "");
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(gw_http_head_get_only(h, "x-api", NULL, &n), "no");
+    ck_assert_ptr_null(gw_http_head_get_only(h, "x-ap", &len, &n));
+    ck_assert_uint_eq(n, 0);
+    result_free(&r);
+}
+END_TEST
+
 START_TEST(test_body_is_streamed_in_pieces_pointing_into_input)
 {
     struct result r;
@@ -1003,6 +1029,7 @@ static Suite *suite(void)
     TCase *t = tcase_create("request");
     tcase_add_test(t, test_request_head_is_copied_into_caller_owned_storage);
     tcase_add_test(t, test_field_values_lose_only_surrounding_whitespace);
+    tcase_add_test(t, test_a_field_sent_once_has_its_only_value);
     tcase_add_test(t, test_body_is_streamed_in_pieces_pointing_into_input);
     tcase_add_test(t, test_chunked_body_is_decoded);
     tcase_add_test(t, test_pipelined_requests_are_separated);

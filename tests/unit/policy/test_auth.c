@@ -249,6 +249,18 @@ static void body_key_header(void *arg)
     req_header(&r, "x-api-key", BOB_KEY);
     T_ASSERT(k->run(st, &r.rq) == GW_POL_NEXT);
     T_ASSERT(r.rq.consumer == &consumers[1]);
+    /* Twice, even with one key: which one would the upstream believe? */
+    req_init(&r, NULL);
+    req_header(&r, "x-api-key", ALICE_KEY);
+    req_header(&r, "X-API-KEY", ALICE_KEY);
+    T_ASSERT(k->run(st, &r.rq) == GW_POL_ANSWERED && last_status == 401);
+    T_ASSERT(strcmp(last_reason, "invalid_credentials") == 0);
+    T_ASSERT(!r.rq.consumer);
+    /* Empty: as if there were none. */
+    req_init(&r, NULL);
+    req_header(&r, "x-api-key", "");
+    T_ASSERT(k->run(st, &r.rq) == GW_POL_ANSWERED && last_status == 401);
+    T_ASSERT(strcmp(last_reason, "missing_credentials") == 0);
     k->free(st);
 }
 

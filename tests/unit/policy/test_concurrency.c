@@ -14,6 +14,7 @@
 
 #include "jpos/json.h"
 #include "policy/ratelimit.h"
+#include "resp_wire.h"
 #include "route/route.h"
 #include "rt/rt.h"
 
@@ -272,6 +273,7 @@ static void rate_body(void *arg)
         const char *p = resp_field(&rq, "RateLimit-Policy"), *v = resp_field(&rq, "RateLimit");
         T_ASSERT(p && strcmp(p, "\"per\";q=2;w=10") == 0);
         T_ASSERT(v && strcmp(v, fields[i]) == 0);
+        T_ASSERT(resp_fields_need_no_check(&rq));
     }
     struct gw_pol_req rq = {.route = &r, .client = "192.0.2.1"};
     T_ASSERT(gw__pol_kind_rate_limit.run(rate_def.state, &rq) == GW_POL_ANSWERED);
@@ -282,11 +284,23 @@ static void rate_body(void *arg)
      * third request came. */
     const char *ra = rq.answer.fields[0].value;
     T_ASSERT(strcmp(ra, "10") == 0 || strcmp(ra, "11") == 0);
+    T_ASSERT(resp_fields_need_no_check(&rq));
     const char *v = resp_field(&rq, "RateLimit");
     T_ASSERT(v && (strcmp(v, "\"per\";r=0;t=10") == 0 || strcmp(v, "\"per\";r=0;t=11") == 0));
-    /* Another client has its own count. */
+    /* Another client has its own count. Its RateLimit is written in the
+     * request's own room, or allocated when another policy took it. */
     struct gw_pol_req other = {.route = &r, .client = "192.0.2.2"};
     T_ASSERT(gw__pol_kind_rate_limit.run(rate_def.state, &other) == GW_POL_NEXT);
+    v = resp_field(&other, "RateLimit");
+    T_ASSERT(v && strcmp(v, "\"per\";r=1;t=10") == 0);
+    T_ASSERT(v >= other.text && v < other.text + sizeof other.text);
+    struct gw_pol_req full = {.route = &r, .client = "192.0.2.3"};
+    T_ASSERT(gw_pol_req_text(&full, sizeof full.text - 1) == full.text);
+    T_ASSERT(!gw_pol_req_text(&full, 2));
+    T_ASSERT(gw__pol_kind_rate_limit.run(rate_def.state, &full) == GW_POL_NEXT);
+    v = resp_field(&full, "RateLimit");
+    T_ASSERT(v && strcmp(v, "\"per\";r=1;t=10") == 0);
+    T_ASSERT(v < full.text || v >= full.text + sizeof full.text);
 }
 
 START_TEST(rate_limit_answers_carry_ratelimit_fields_and_refusals_are_429)

@@ -520,6 +520,20 @@ START_TEST(response_fields_replace_the_upstreams_and_add_to_vary)
 }
 END_TEST
 
+START_TEST(vary_in_any_case_is_added_to_and_only_vary)
+{
+    struct gw_http_kv f[] = {{"VARY", "a"},   {"vary", "b"}, {"Varying", "c"},
+                             {"X-Vary", "d"}, {"V", "e"},    {"RateLimit", "f"}};
+    struct gw_http_kv set[6], add[6];
+    size_t nset = 0, nadd = 0;
+    gw__pol_resp_split(f, 6, set, &nset, add, &nadd);
+    ck_assert_uint_eq(nadd, 2);
+    ck_assert_str_eq(add[0].value, "a");
+    ck_assert_str_eq(add[1].value, "b");
+    ck_assert_uint_eq(nset, 4);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("policy_chain");
@@ -537,6 +551,7 @@ int main(void)
     tcase_add_test(td, field_lists_are_bounded);
     tcase_add_test(td, owned_fields_drop_the_clients_copies_and_carry_the_chains);
     tcase_add_test(td, response_fields_replace_the_upstreams_and_add_to_vary);
+    tcase_add_test(td, vary_in_any_case_is_added_to_and_only_vary);
     suite_add_tcase(s, td);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

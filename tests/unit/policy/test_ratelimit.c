@@ -2,7 +2,8 @@
  * choice (ratelimit_key.c): the sliding window at its edges, Retry-After
  * and RateLimit figures, the accuracy of a 10 s hammering, exact counts
  * from several threads, the bounded table and its eviction, and counts
- * found again by a reload. */
+ * found again by a reload; and SipHash, which the table and key_auth's
+ * tags are keyed with, against the reference vectors. */
 #include <check.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 
 #include "gw/http1.h"
 #include "policy/ratelimit.h"
+#include "policy/siphash.h"
 #include "route/route.h"
 
 #define W 1000u
@@ -447,6 +449,33 @@ START_TEST(one_window_from_several_threads_allows_exactly_the_limit)
 }
 END_TEST
 
+/* The reference vectors (Aumasson and Bernstein's vectors.h): key bytes
+ * 00..0f, message bytes 00..len-1, the 64-bit output as a little-endian
+ * number. Lengths around the 8-byte blocks: an empty tail, a full one, and
+ * a block then a tail. */
+START_TEST(siphash_gives_the_reference_vectors)
+{
+    static const struct {
+        size_t len;
+        uint64_t out;
+    } v[] = {{0, 0x726fdb47dd0e0e31ull}, {1, 0x74f839c593dc67fdull}, {7, 0xab0200f58b01d137ull},
+             {8, 0x93f5f5799a932462ull}, {9, 0x9e0082df0ba9e4b0ull}, {12, 0x751e8fbc860ee5fbull},
+             {15, 0xa129ca6149be45e5ull}};
+    const uint64_t k0 = 0x0706050403020100ull, k1 = 0x0f0e0d0c0b0a0908ull;
+    unsigned char msg[64 + 1];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (unsigned char)i;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        ck_assert_msg(gw__pol_siphash(k0, k1, msg, v[i].len) == v[i].out, "length %zu", v[i].len);
+    /* Input at any alignment hashes alike (words are read by bytes). */
+    unsigned char odd[64 + 1];
+    for (size_t len = 0; len < 64; len++) {
+        memcpy(odd + 1, msg, len);
+        ck_assert(gw__pol_siphash(k0, k1, odd + 1, len) == gw__pol_siphash(k0, k1, msg, len));
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ratelimit");
@@ -465,6 +494,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_reload_of_the_same_definition_keeps_its_counts);
     tcase_add_test(tc, a_full_table_refuses_new_keys_until_windows_are_over);
     tcase_add_test(tc, a_key_anchored_anew_does_not_keep_expired_keys_behind_it);
+    tcase_add_test(tc, siphash_gives_the_reference_vectors);
     suite_add_tcase(s, tc);
     tc = tcase_create("threads");
     tcase_set_timeout(tc, 60);
