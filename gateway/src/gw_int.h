@@ -40,8 +40,9 @@
  * (with rt_alloc's header) stay within glibc's per-thread cache. A head that
  * does not fit is written again into GW__HEAD_BUF bytes. */
 #define GW__HEAD_FIRST 1000
-/* A request process's arena (rt_spawn_opts.arena): what a proxied request
- * allocates, the upstream read buffer (GW__RELAY_FIRST) included, fits. */
+/* A request process's arena (rt_spawn_opts.arena): a proxied request's
+ * small blocks and cleanups, and the upstream read buffer (GW__RELAY_FIRST)
+ * when no request body took the room first. */
 #define GW__REQUEST_ARENA (24 * 1024)
 
 /* Message types of the gateway's processes. */

@@ -50,8 +50,23 @@ static struct rt__alloc_hdr *arena_of(const struct rt_proc *p)
 /* Whether `m` lies in arena `a` (may be NULL). */
 static bool in_arena(const struct rt__alloc_hdr *a, const void *m)
 {
+    if (!a)
+        return false;
     const char *base = (const char *)(a + 1);
-    return a && (const char *)m >= base && (const char *)m < base + a->size;
+    return (const char *)m >= base && (const char *)m < base + a->size;
+}
+
+/* An arena block's header `pad` once the block is freed: a second free or
+ * a realloc of it is a programmer error, reported as glibc reports a
+ * double free (the arena would otherwise uncount it twice). */
+#define ARENA_FREED ((size_t)0xf7eef7ee)
+
+static void arena_check_live(const struct rt__alloc_hdr *h, const char *what)
+{
+    if (h->pad == ARENA_FREED) {
+        fprintf(stderr, "%s: arena block %p already freed\n", what, (const void *)(h + 1));
+        abort();
+    }
 }
 
 /* `bytes` (a multiple of 16) cut from p's arena, or NULL when they do not
@@ -167,8 +182,15 @@ static void unlink_hdr(struct rt_proc *p, struct rt__alloc_hdr *h)
 static void arena_free(struct rt_proc *p, struct rt__alloc_hdr *h)
 {
     UNPOISON(h, sizeof(*h));
+    arena_check_live(h, "rt_free");
     size_t size = h->size;
     RT__RELAXED_ADD(&p->alloc_bytes, -size);
+    h->pad = ARENA_FREED;
+#ifndef NDEBUG
+    /* As MALLOC_PERTURB_ does for the C library's blocks: a use after
+     * free reads garbage, not the old bytes. */
+    memset(h + 1, 0xa5, size);
+#endif
     POISON(h, sizeof(*h) + ALIGN_UP(size));
 }
 
@@ -192,6 +214,7 @@ void rt_free(void *m)
 static void *arena_realloc(struct rt_proc *p, struct rt__alloc_hdr *h, size_t size)
 {
     UNPOISON(h, sizeof(*h));
+    arena_check_live(h, "rt_realloc");
     size_t old = h->size;
     if (size <= old) {
         RT__RELAXED_ADD(&p->alloc_bytes, -(old - size));

@@ -3,6 +3,7 @@
 #include "rt_test.h"
 
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -188,7 +189,7 @@ static void defers(void *arg)
     uint64_t four = rt_defer(note, (void *)4);
     rt_undefer(two, false);
     rt_undefer(four, true);
-    for (int i = 0; i < 100; i++) /* past the arena: from malloc */
+    for (int i = 0; i < 100; i++) /* the arena's rest, then malloc's */
         ck_assert_uint_ne(rt_defer(note, (void *)0), 0);
     rt_msg_free(rt_receive(RT_INFINITY)); /* killed while waiting */
 }
@@ -204,13 +205,33 @@ START_TEST(cleanups_from_the_arena_run_last_first_when_the_process_is_killed)
     usleep(20000);
     ck_assert_int_eq(rt_exit_signal(pid, RT_KILL), 0);
     ck_assert_int_eq(rt_join(pid, 5000, NULL), 0);
-    /* 4 early; at exit the 100 from malloc, then 3 and 1 from the arena. */
+    /* 4 early; at exit the 100 (the later ones from malloc), then 3 and 1. */
     ck_assert_int_eq(atomic_load(&norder), 3);
     ck_assert_int_eq(order[0], 4);
     ck_assert_int_eq(order[1], 3);
     ck_assert_int_eq(order[2], 1);
     ck_assert_int_eq(atomic_load(&unnumbered), 100);
     rt_test_stop();
+}
+END_TEST
+
+/* Freeing an arena block twice is reported and stops the program, as the
+ * C library does for its blocks: counted off twice, it would leave the
+ * process's memory figure wrapped around. */
+static void frees_twice(void *arg)
+{
+    (void)arg;
+    char *b = rt_alloc(100);
+    ck_assert_ptr_nonnull(b);
+    rt_free(b);
+    rt_free(b);
+    atomic_store(&ran, 1); /* never reached */
+}
+
+START_TEST(an_arena_block_freed_twice_aborts)
+{
+    rt_test_start(1);
+    run_with_arena(frees_twice, 1024);
 }
 END_TEST
 
@@ -233,6 +254,7 @@ int main(void)
     tcase_add_test(tc, the_memory_cap_counts_arena_blocks_as_any_other);
     tcase_add_test(tc, cleanups_from_the_arena_run_last_first_when_the_process_is_killed);
     tcase_add_test(tc, an_arena_over_the_largest_is_refused);
+    tcase_add_test_raise_signal(tc, an_arena_block_freed_twice_aborts, SIGABRT);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
