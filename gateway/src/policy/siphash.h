@@ -63,22 +63,22 @@ static inline uint64_t gw__pol_siphash(uint64_t k0, uint64_t k1, const void *dat
     switch (len - i) {
     case 7:
         b |= (uint64_t)p[i + 6] << 48;
-        /* fall through */
+        __attribute__((fallthrough));
     case 6:
         b |= (uint64_t)p[i + 5] << 40;
-        /* fall through */
+        __attribute__((fallthrough));
     case 5:
         b |= (uint64_t)p[i + 4] << 32;
-        /* fall through */
+        __attribute__((fallthrough));
     case 4:
         b |= (uint64_t)p[i + 3] << 24;
-        /* fall through */
+        __attribute__((fallthrough));
     case 3:
         b |= (uint64_t)p[i + 2] << 16;
-        /* fall through */
+        __attribute__((fallthrough));
     case 2:
         b |= (uint64_t)p[i + 1] << 8;
-        /* fall through */
+        __attribute__((fallthrough));
     case 1:
         b |= (uint64_t)p[i];
         break;
