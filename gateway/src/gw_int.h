@@ -41,9 +41,10 @@
  * does not fit is written again into GW__HEAD_BUF bytes. */
 #define GW__HEAD_FIRST 1000
 /* A request process's arena (rt_spawn_opts.arena): a proxied request's
- * small blocks and cleanups, and the upstream read buffer (GW__RELAY_FIRST)
- * when no request body took the room first. */
-#define GW__REQUEST_ARENA (24 * 1024)
+ * small blocks and cleanups (its heads, paths, guards), not its buffers.
+ * Small, because a request waiting for a slow client's body holds it all
+ * the while. */
+#define GW__REQUEST_ARENA (2 * 1024)
 
 /* Message types of the gateway's processes. */
 enum {

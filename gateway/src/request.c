@@ -417,10 +417,20 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
         answer_error(ex, 502, "the route's upstream is not configured");
         return;
     }
-    size_t pcap = t.path_len + t.query_len + 2 * ROUTE_MAX_PATH_BYTES + 16;
+    /* Room for the path as it is and a little more, which nearly every
+     * rewrite fits; a longer one is made again with room for the longest
+     * a template can give. */
+    size_t pcap = t.path_len + t.query_len + 256;
     char *upath = rt_alloc(pcap);
     int plen = upath ? route_upstream_path(&m, &rr, t.query, t.query ? t.query_len : 0, upath, pcap)
                      : -ENOMEM;
+    if (plen == -ENOSPC) {
+        rt_free(upath);
+        pcap = t.path_len + t.query_len + 2 * ROUTE_MAX_PATH_BYTES + 16;
+        upath = rt_alloc(pcap);
+        plen = upath ? route_upstream_path(&m, &rr, t.query, t.query ? t.query_len : 0, upath, pcap)
+                     : -ENOMEM;
+    }
     if (plen < 0) {
         answer_error(ex, 500, "cannot build the upstream path");
         return;

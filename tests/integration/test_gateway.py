@@ -2,6 +2,7 @@
 """The gateway end to end: the real tandem binary between real clients
 (http.client, raw sockets, curl) and a real upstream (tests/upstream)."""
 import http.client
+import http.server
 import json
 import os
 import signal
@@ -1307,6 +1308,47 @@ def client_to_upstream_traffic_alone_keeps_a_tunnel_open():
     finally:
         gw.close()
         up.stop()
+
+
+class _PathEcho(http.server.BaseHTTPRequestHandler):
+    """Answers 200 with the request target it received, as the body."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+@t.case
+def a_rewrite_far_longer_than_the_request_path_is_forwarded_whole():
+    # The upstream path is first made in room for the request's path and a
+    # little more; a template that gives far more is made again, whole.
+    long = "/" + "r" * 900
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PathEcho)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    gw = Gateway([{"name": "long", "match": {"path": "/l/:id"}, "upstream": "up",
+                   "rewrite": long + "/:id/x"},
+                  {"name": "short", "match": {"path": "/s/:id"}, "upstream": "up",
+                   "rewrite": "/x/:id"}],
+                 {"up": {"targets": [{"address": "127.0.0.1:%d" % srv.server_address[1]}]}})
+    try:
+        for path, want in (("/l/abc?q=1", long + "/abc/x?q=1"), ("/s/abc?q=1", "/x/abc?q=1")):
+            c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            c.request("GET", path)
+            r = c.getresponse()
+            got = r.read().decode()
+            c.close()
+            assert r.status == 200 and got == want, (path, r.status, got)
+    finally:
+        gw.close()
+        srv.shutdown()
+        srv.server_close()
 
 
 @t.case
