@@ -420,13 +420,12 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
     /* Room for the path as it is and a little more, which nearly every
      * rewrite fits; a longer one is made again with room for the longest
      * a template can give. */
-    size_t pcap = t.path_len + t.query_len + 256;
-    char *upath = rt_alloc(pcap);
-    int plen = upath ? route_upstream_path(&m, &rr, t.query, t.query ? t.query_len : 0, upath, pcap)
-                     : -ENOMEM;
-    if (plen == -ENOSPC) {
+    const size_t rooms[] = {256, 2 * ROUTE_MAX_PATH_BYTES + 16};
+    char *upath = NULL;
+    int plen = -ENOSPC;
+    for (size_t i = 0; i < 2 && plen == -ENOSPC; i++) {
         rt_free(upath);
-        pcap = t.path_len + t.query_len + 2 * ROUTE_MAX_PATH_BYTES + 16;
+        size_t pcap = t.path_len + t.query_len + rooms[i];
         upath = rt_alloc(pcap);
         plen = upath ? route_upstream_path(&m, &rr, t.query, t.query ? t.query_len : 0, upath, pcap)
                      : -ENOMEM;
