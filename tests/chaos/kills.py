@@ -607,6 +607,24 @@ def rss_bytes(pid):
     raise RuntimeError("no VmRSS")
 
 
+def settled_rss(pid, timeout=8.0):
+    """RSS once the gateway has been quiet for a while: it gives its heap's
+    free pages back after half a second without work (the runtime's heap
+    trim), so a reading taken sooner after a load still counts the freed
+    buffers of its last requests. Read every 0.5 s, from 1 s on, until two
+    readings in a row are within 1% of each other."""
+    time.sleep(1.0)
+    end = time.monotonic() + timeout
+    last = rss_bytes(pid)
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        now = rss_bytes(pid)
+        if abs(now - last) <= 0.01 * last:
+            return now
+        last = now
+    return last
+
+
 def quiet_fds(admin, pid, ports, timeout=20.0):
     """Open descriptors once no client connection is left: (the count
     without the idle pooled upstream connections, whose number follows the
@@ -722,7 +740,7 @@ def main():
         if first.error:
             problems.append(f"the killer stopped in the warm-up: {first.error}")
         quiet_fds(admin, pid, ports)
-        rss0 = rss_bytes(pid)
+        rss0 = settled_rss(pid)
         mem0 = admin.call("GET", "/admin/system")[1]["memory"]
 
         load = Load(gw.port, args.clients)
@@ -769,13 +787,9 @@ def main():
         if tree1:
             restarts.update(tree1)
         fds1, raw1, idle1, kinds1 = quiet_fds(admin, pid, ports) if alive else (None,) * 4
-        # Settled: schedulers with nothing to run give pooled stacks back.
-        rss1 = None
-        for _ in range(10 if alive else 0):
-            time.sleep(0.5)
-            rss1 = rss_bytes(pid)
-            if abs(rss1 - rss0) <= 0.10 * rss0:
-                break
+        # Settled as rss0 was: the heap trimmed, and schedulers with
+        # nothing to run have given pooled stacks back.
+        rss1 = settled_rss(pid) if alive else None
         mem1 = admin.call("GET", "/admin/system")[1]["memory"] if alive else None
         _, v = admin.call("GET", "/admin/routes") if alive else (None, None)
 
