@@ -106,6 +106,17 @@ struct gw__req_log;
 bool gw__admin_events_serve(struct gw__exchange *ex, struct gw_admin_response *resp,
                             struct gw__req_log *log);
 
+struct gw_event_sample;
+/* Room for a sample's text: its fixed part with every number at its
+ * longest (under 600 bytes), and each scheduler's entry likewise (under 70). */
+#define GW__ADMIN_SAMPLE_TEXT_MAX (768 + RT_MAX_SCHEDULERS * 80)
+/* The `data` of a sample frame: the sample as one line of JSON, written into
+ * out[cap] without building a value (the same text as jansson's compact
+ * dump with 6 significant digits for the reals; a non-finite real is 0.0).
+ * Returns its length, or -1 when cap is too small. Every stream writes one
+ * a second. */
+int gw__admin_sample_text(const struct gw_event_sample *e, char *out, size_t cap);
+
 /* tls.c */
 void gw__admin_tls_get(struct gw_admin_response *resp);
 void gw__admin_tls_reload(const struct gw_admin_request *req, struct gw_admin_response *resp);

@@ -187,6 +187,22 @@ static int flush(struct stream *s)
     return rc;
 }
 
+/* Appends one frame of `type` with data `text` (one line, `len` bytes). */
+static int frame_text(struct stream *s, const char *type, const char *text, size_t len)
+{
+    char head[96];
+    int hn = snprintf(head, sizeof head, "id: %llu\nevent: %s\ndata: ", (unsigned long long)++s->id,
+                      type);
+    int rc = append(s, head, (size_t)hn);
+    if (rc == 0)
+        rc = append(s, text, len);
+    if (rc == 0)
+        rc = append(s, "\n\n", 2);
+    if (rc == 0 && s->len >= FLUSH_AT)
+        rc = flush(s);
+    return rc;
+}
+
 /* Appends one frame with `data` (stolen; NULL: out of memory, no frame). */
 static int frame(struct stream *s, const char *type, json_t *data)
 {
@@ -195,41 +211,14 @@ static int frame(struct stream *s, const char *type, json_t *data)
     json_decref(data);
     if (!text)
         return -ENOMEM;
-    char head[96];
-    int hn = snprintf(head, sizeof head, "id: %llu\nevent: %s\ndata: ", (unsigned long long)++s->id,
-                      type);
-    int rc = append(s, head, (size_t)hn);
-    if (rc == 0)
-        rc = append(s, text, strlen(text));
-    if (rc == 0)
-        rc = append(s, "\n\n", 2);
+    int rc = frame_text(s, type, text, strlen(text));
     free(text);
-    if (rc == 0 && s->len >= FLUSH_AT)
-        rc = flush(s);
     return rc;
 }
 
 static json_t *text_or_null(const char *s)
 {
     return s[0] ? json_string(s) : json_null();
-}
-
-static json_t *sample_json(const struct gw_event_sample *e)
-{
-    json_t *scheds = json_array();
-    for (uint32_t i = 0; scheds && i < e->schedulers && i < RT_MAX_SCHEDULERS; i++)
-        json_array_append_new(scheds, json_pack("{s:i,s:f,s:I}", "id", (int)i, "utilisation",
-                                                e->sched[i].utilisation, "run_queue",
-                                                (json_int_t)e->sched[i].run_queue));
-    return json_pack("{s:I,s:I,s:b,s:o,s:I,s:I,s:{s:I,s:I},s:I,s:f,s:I,s:f,s:I,s:I}", "t_ms",
-                     (json_int_t)e->t_ms, "uptime_ms", (json_int_t)e->uptime_ms, "ready", e->ready,
-                     "schedulers", scheds, "processes", (json_int_t)e->processes, "process_limit",
-                     (json_int_t)e->process_limit, "memory", "rss_bytes", (json_int_t)e->rss_bytes,
-                     "processes_bytes", (json_int_t)e->processes_bytes, "requests_total",
-                     (json_int_t)e->requests_total, "requests_per_s", e->requests_per_s,
-                     "errors_total", (json_int_t)e->errors_total, "errors_per_s", e->errors_per_s,
-                     "in_flight", (json_int_t)e->in_flight, "routes_version",
-                     (json_int_t)e->routes_version);
 }
 
 /* The data of event `m` (a gw_event_type with its struct), or NULL when it
@@ -277,12 +266,6 @@ static json_t *event_json(const struct rt_msg *m)
                          "pid", gw__admin_pid_json(e->pid), "new_pid",
                          gw__admin_pid_json(e->new_pid), "reason", text_or_null(e->reason));
     }
-    case GW_EVENT_SAMPLE: {
-        const struct gw_event_sample *e = (const void *)m->data;
-        if (m->size < sizeof *e)
-            return NULL;
-        return sample_json(e);
-    }
     default:
         return NULL;
     }
@@ -311,6 +294,16 @@ static enum end take(struct stream *s, struct rt_msg *m)
         return GO_ON;
     atomic_fetch_sub_explicit(&s->f->queued, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&s->f->queued_bytes, m->u64, memory_order_relaxed);
+    if (m->type == GW_EVENT_SAMPLE) {
+        /* One a second on every stream: written straight to text. */
+        char text[GW__ADMIN_SAMPLE_TEXT_MAX];
+        int n = m->size >= sizeof(struct gw_event_sample)
+                    ? gw__admin_sample_text((const void *)m->data, text, sizeof text)
+                    : -1;
+        if (n >= 0 && frame_text(s, "sample", text, (size_t)n) < 0)
+            return END_CLIENT;
+        return GO_ON;
+    }
     json_t *data = event_json(m);
     if (data && frame(s, gw_event_name((enum gw_event_type)m->type), data) < 0)
         return END_CLIENT;

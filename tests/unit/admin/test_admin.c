@@ -10,6 +10,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,6 +26,7 @@
 #include "admin_int.h"
 #include "gw/admin.h"
 #include "gw/ctl.h"
+#include "gw/events.h"
 #include "gw/gateway.h"
 #include "gw/http1.h"
 #include "gw/metrics.h"
@@ -2739,6 +2741,99 @@ START_TEST(ctl_health_exits_0_only_on_a_200_within_2s)
 }
 END_TEST
 
+/* The sample as jansson wrote it before the text was written directly:
+ * loaded back, the expected value of gw__admin_sample_text's text. */
+static json_t *sample_by_jansson(const struct gw_event_sample *e)
+{
+    json_t *scheds = json_array();
+    for (uint32_t i = 0; i < e->schedulers; i++) {
+        double u = isfinite(e->sched[i].utilisation) ? e->sched[i].utilisation : 0;
+        json_array_append_new(scheds, json_pack("{s:i,s:f,s:I}", "id", (int)i, "utilisation", u,
+                                                "run_queue", (json_int_t)e->sched[i].run_queue));
+    }
+    double rps = isfinite(e->requests_per_s) ? e->requests_per_s : 0;
+    double eps = isfinite(e->errors_per_s) ? e->errors_per_s : 0;
+    json_t *v =
+        json_pack("{s:I,s:I,s:b,s:o,s:I,s:I,s:{s:I,s:I},s:I,s:f,s:I,s:f,s:I,s:I}", "t_ms",
+                  (json_int_t)e->t_ms, "uptime_ms", (json_int_t)e->uptime_ms, "ready", e->ready,
+                  "schedulers", scheds, "processes", (json_int_t)e->processes, "process_limit",
+                  (json_int_t)e->process_limit, "memory", "rss_bytes", (json_int_t)e->rss_bytes,
+                  "processes_bytes", (json_int_t)e->processes_bytes, "requests_total",
+                  (json_int_t)e->requests_total, "requests_per_s", rps, "errors_total",
+                  (json_int_t)e->errors_total, "errors_per_s", eps, "in_flight",
+                  (json_int_t)e->in_flight, "routes_version", (json_int_t)e->routes_version);
+    ck_assert_ptr_nonnull(v);
+    char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    json_decref(v);
+    ck_assert_ptr_nonnull(text);
+    json_t *back = json_loads(text, 0, NULL);
+    free(text);
+    return back;
+}
+
+START_TEST(sample_text_is_what_jansson_writes_and_refuses_a_short_buffer)
+{
+    static const double reals[] = {0,        1,    0.5, 1.0 / 3,  123456789.25, 1e-7, -2.5e300, 42,
+                                   0.999999, 7e22, NAN, INFINITY, -0.0,         1e6,  999999.5};
+    const size_t nreals = sizeof reals / sizeof reals[0];
+    static struct gw_event_sample e;
+    char text[GW__ADMIN_SAMPLE_TEXT_MAX];
+    for (size_t k = 0; k < 40; k++) {
+        memset(&e, 0, sizeof e);
+        e.t_ms = 1796000000000u + k;
+        e.uptime_ms = k * 977;
+        e.ready = k % 2;
+        e.schedulers = (uint32_t)(k % 5);
+        for (uint32_t i = 0; i < e.schedulers; i++) {
+            e.sched[i].utilisation = reals[(k + i) % nreals];
+            e.sched[i].run_queue = (uint32_t)(k * 31 + i);
+        }
+        e.processes = 10 + k;
+        e.process_limit = 1048575;
+        e.rss_bytes = (uint64_t)1 << (k % 40);
+        e.processes_bytes = k * 4096;
+        e.requests_total = k * 1000003;
+        e.requests_per_s = reals[k % nreals];
+        e.errors_total = k;
+        e.errors_per_s = reals[(k * 7 + 3) % nreals];
+        e.in_flight = k % 3;
+        e.routes_version = k + 1;
+        int n = gw__admin_sample_text(&e, text, sizeof text);
+        ck_assert_int_gt(n, 0);
+        ck_assert_uint_eq(strlen(text), (size_t)n);
+        ck_assert_ptr_null(strchr(text, '\n'));
+        json_error_t err;
+        json_t *got = json_loads(text, 0, &err);
+        ck_assert_msg(got != NULL, "%s: %s", text, err.text);
+        json_t *want = sample_by_jansson(&e);
+        char *w = json_dumps(want, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+        ck_assert_msg(json_equal(got, want), "got  %s\nwant %s", text, w);
+        /* Byte for byte, too: the same keys in the same order, the reals
+         * written alike. */
+        ck_assert_str_eq(text, w);
+        free(w);
+        json_decref(got);
+        json_decref(want);
+        /* One byte short of the text and its NUL: refused, never cut. */
+        ck_assert_int_eq(gw__admin_sample_text(&e, text, (size_t)n), -1);
+        ck_assert_int_eq(gw__admin_sample_text(&e, text, 0), -1);
+    }
+    /* Every number at its longest, every scheduler used: it fits. */
+    memset(&e, 0xff, sizeof e);
+    e.ready = true;
+    e.schedulers = RT_MAX_SCHEDULERS;
+    for (uint32_t i = 0; i < RT_MAX_SCHEDULERS; i++)
+        e.sched[i].utilisation = -1.23456e-300;
+    e.requests_per_s = e.errors_per_s = -1.23456e-300;
+    int n = gw__admin_sample_text(&e, text, sizeof text);
+    ck_assert_int_gt(n, 0);
+    /* (Integers past INT64_MAX load in jansson only as reals.) */
+    json_t *v = json_loads(text, JSON_DECODE_INT_AS_REAL, NULL);
+    ck_assert_ptr_nonnull(v);
+    json_decref(v);
+}
+END_TEST
+
 static Suite *admin_suite(void)
 {
     Suite *s = suite_create("admin");
@@ -2779,6 +2874,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, https_origin_is_accepted_for_a_host_named_in_allowed_hosts);
     tcase_add_test(tc, valid_token_lifts_the_host_rule_and_nothing_else);
     tcase_add_test(tc, head_checks_decide_before_the_body);
+    tcase_add_test(tc, sample_text_is_what_jansson_writes_and_refuses_a_short_buffer);
     suite_add_tcase(s, tc);
     return s;
 }
