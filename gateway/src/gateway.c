@@ -385,6 +385,10 @@ int gw_run(struct gw_config *cfg)
         goto out_listeners;
     if (route_holder_new(&gw.routes) < 0 || gw_metrics_init() < 0)
         goto out_listeners;
+    /* Redis is reported as configured (not yet connected) from the start:
+     * its client starts after the listeners, which may serve meanwhile. */
+    if (cfg->policies.redis.enabled)
+        gw_metrics_redis_configured(cfg->policies.redis.address.text);
 
     gw_admin_upgrade_fn = gw__upgrade_request;
     gw__preread_budget_set(cfg->body_buffer_bytes);
