@@ -1353,22 +1353,26 @@ def a_rewrite_far_longer_than_the_request_path_is_forwarded_whole():
 
 @t.case
 def a_long_write_to_a_slow_reader_does_not_make_a_tunnel_idle():
-    # The upstream reads nothing for 1.5 s while the client sends more than
+    # The upstream reads nothing for 2.5 s while the client sends more than
     # socket buffers hold: the gateway's write to it blocks for longer than
     # the idle timeout. Bytes cross again when it reads, so the tunnel is
     # busy, not idle, and carries everything.
+    # The first bytes go at once, from this thread: a loaded machine must
+    # not leave the tunnel really idle before the test's sender runs.
     size = 48 << 20
-    up = Sink(pause=1.5, expect=size)
+    first = 64 << 10
+    up = Sink(pause=2.5, expect=size)
     gw = Gateway([api_route()], {"up": {"targets": [{"address": up.address}]}},
-                 listener={"tunnel_idle_timeout_ms": 400})
+                 listener={"tunnel_idle_timeout_ms": 800})
     try:
         s = ws_open(gw.port)
         s.settimeout(30)
+        s.sendall(b"x" * first)
         box = {}
 
         def send():
             try:
-                s.sendall(b"x" * size)
+                s.sendall(b"x" * (size - first))
                 box["sent"] = True
             except OSError as e:
                 box["error"] = e
