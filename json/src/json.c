@@ -391,21 +391,40 @@ static int c_node(struct cparser *p, uint32_t *out)
  * (jansson checks UTF-8; columns would count characters). */
 static int c_string(struct cparser *p, uint32_t *off, uint32_t *len)
 {
+    /* Bytes copied as they are: ASCII from 0x20 but the quote and the
+     * backslash (jansson takes DEL as it is too). */
+    /* clang-format off: one row per 16 bytes */
+    static const bool plain[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+        1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20 */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x30 */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50 */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x70 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x80 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x90 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xa0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xb0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xc0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xd0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xe0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xf0 */
+    };
+    /* clang-format on */
     size_t i = p->i + 1;
     char *start = p->strs + p->nstrs, *o = start;
     for (;;) {
+        while (i < p->n && plain[(unsigned char)p->s[i]])
+            *o++ = p->s[i++];
         if (i >= p->n)
             return GIVE_UP;
         unsigned char c = (unsigned char)p->s[i];
         if (c == '"')
             break;
-        if (c < 0x20 || c >= 0x80)
-            return GIVE_UP;
-        if (c != '\\') {
-            *o++ = (char)c;
-            i++;
-            continue;
-        }
+        if (c != '\\')
+            return GIVE_UP; /* a control character or not ASCII */
         if (i + 1 >= p->n)
             return GIVE_UP;
         switch (p->s[i + 1]) {

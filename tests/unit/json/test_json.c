@@ -147,6 +147,7 @@ START_TEST(common_route_text_takes_the_compact_path)
     ck_assert(agree_str("[]"));
     ck_assert(agree_str(" \n{} \n"));
     ck_assert(agree_str("[1,2,{\"a\":[3]}]"));
+    ck_assert(agree_str("[\"del \x7f, tilde ~, space, bang !\"]"));
 }
 END_TEST
 
