@@ -349,16 +349,20 @@ struct cparser {
 
 static void c_ws(struct cparser *p)
 {
-    while (p->i < p->n) {
-        char c = p->s[p->i];
+    const char *s = p->s;
+    size_t i = p->i, n = p->n;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c > ' ')
+            break; /* every token starts above the space */
         if (c == '\n') {
             p->line++;
-            p->line_start = p->i + 1;
+            p->line_start = i + 1;
         } else if (c != ' ' && c != '\t' && c != '\r') {
-            return;
+            break;
         }
-        p->i++;
     }
+    p->i = i;
 }
 
 /* Columns count characters; the compact parser takes ASCII only, so bytes. */
@@ -413,11 +417,12 @@ static int c_string(struct cparser *p, uint32_t *off, uint32_t *len)
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xf0 */
     };
     /* clang-format on */
-    size_t i = p->i + 1;
+    const char *s = p->s;
+    size_t i = p->i + 1, n = p->n;
     char *start = p->strs + p->nstrs, *o = start;
     for (;;) {
-        while (i < p->n && plain[(unsigned char)p->s[i]])
-            *o++ = p->s[i++];
+        while (i < n && plain[(unsigned char)s[i]])
+            *o++ = s[i++];
         if (i >= p->n)
             return GIVE_UP;
         unsigned char c = (unsigned char)p->s[i];
