@@ -484,10 +484,10 @@ static int c_number(struct cparser *p, json_int_t *out)
     size_t d0 = i;
     json_int_t v = 0;
     while (i < p->n && p->s[i] >= '0' && p->s[i] <= '9') {
+        if (i - d0 == 18)
+            return GIVE_UP; /* checked before the digit is added: v stays below 10^18 */
         v = v * 10 + (p->s[i] - '0');
         i++;
-        if (i - d0 > 18)
-            return GIVE_UP;
     }
     if (i == d0 || (p->s[d0] == '0' && i - d0 > 1))
         return GIVE_UP;
