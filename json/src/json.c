@@ -102,21 +102,32 @@ static int skip_string(struct scanner *sc)
     return -EINVAL;
 }
 
+/* A new zeroed node at the end of nodes[0..*n) (grown by doubling from
+ * `first` entries), its index in *out; NULL when out of memory. */
+static struct jpos_node *node_push(struct jpos_node **nodes, uint32_t *n, uint32_t *cap,
+                                   uint32_t first, uint32_t *out)
+{
+    if (*n == *cap) {
+        uint32_t c = *cap ? *cap * 2 : first;
+        struct jpos_node *grown = realloc(*nodes, (size_t)c * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        *nodes = grown;
+        *cap = c;
+    }
+    *out = (*n)++;
+    struct jpos_node *node = &(*nodes)[*out];
+    memset(node, 0, sizeof(*node));
+    return node;
+}
+
 static int new_node(struct scanner *sc, uint32_t *out)
 {
-    if (sc->nnodes == sc->cap) {
-        uint32_t cap = sc->cap ? sc->cap * 2 : 64;
-        struct jpos_node *nodes = realloc(sc->nodes, (size_t)cap * sizeof(*nodes));
-        if (!nodes)
-            return -ENOMEM;
-        sc->nodes = nodes;
-        sc->cap = cap;
-    }
-    uint32_t idx = sc->nnodes++;
-    memset(&sc->nodes[idx], 0, sizeof(sc->nodes[idx]));
-    sc->nodes[idx].line = sc->line;
-    sc->nodes[idx].col = sc->col;
-    *out = idx;
+    struct jpos_node *node = node_push(&sc->nodes, &sc->nnodes, &sc->cap, 64, out);
+    if (!node)
+        return -ENOMEM;
+    node->line = sc->line;
+    node->col = sc->col;
     return 0;
 }
 
@@ -373,19 +384,11 @@ static uint32_t c_col(const struct cparser *p)
 
 static int c_node(struct cparser *p, uint32_t *out)
 {
-    if (p->nnodes == p->cap) {
-        uint32_t cap = p->cap ? p->cap * 2 : 256;
-        struct jpos_node *nodes = realloc(p->nodes, (size_t)cap * sizeof(*nodes));
-        if (!nodes)
-            return -ENOMEM;
-        p->nodes = nodes;
-        p->cap = cap;
-    }
-    uint32_t idx = p->nnodes++;
-    memset(&p->nodes[idx], 0, sizeof(p->nodes[idx]));
-    p->nodes[idx].line = p->line;
-    p->nodes[idx].col = c_col(p);
-    *out = idx;
+    struct jpos_node *node = node_push(&p->nodes, &p->nnodes, &p->cap, 256, out);
+    if (!node)
+        return -ENOMEM;
+    node->line = p->line;
+    node->col = c_col(p);
     return 0;
 }
 
