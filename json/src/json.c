@@ -38,7 +38,8 @@
 struct jpos_node {
     uint32_t line, col;
     uint32_t key_line, key_col; /* 0 unless an object member */
-    uint32_t key_off, key_len;  /* raw key text between the quotes */
+    uint32_t key_off, key_len;  /* the key: its raw text between the quotes;
+                                 * in a compact document, decoded in strs */
     uint32_t first_child;
     uint32_t next_sibling;
     /* compact documents only */

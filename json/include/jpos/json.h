@@ -80,7 +80,8 @@ int jpos_doc_parse(struct jpos_doc *doc, const char *file, const char *text, siz
  * large documents: the common case (ASCII text, integers, no \u escapes) is
  * parsed in one pass into a few arrays; any other text, and every syntax
  * error, goes through jansson exactly as jpos_doc_parse does. Any thread;
- * does not block; does not recurse. */
+ * does not block. The one-pass parse does not recurse; a text handed to
+ * jansson is first bounded in depth, as by jpos_doc_parse. */
 int jpos_doc_parse_compact(struct jpos_doc *doc, const char *file, const char *text, size_t len,
                            struct jpos_diags *d);
 
