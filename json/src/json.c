@@ -12,8 +12,20 @@
  * duplicate keys are refused), which cursors check against the raw key text and fall back to a
  * search when it ever disagrees.
  *
+ * A compact document (jpos_doc_parse_compact) is parsed by a second, small
+ * parser that builds only the nodes, each with its value (type, integer,
+ * decoded string or number of children): no jansson value, so no allocation
+ * per value and no hash table per object. It takes only what it can parse
+ * exactly as jansson would (ASCII text, integers of at most 18 digits,
+ * strings without \u escapes, objects without duplicate keys, an object or
+ * array at the root, nesting within JPOS_MAX_DEPTH); on anything else it
+ * gives up and the text goes through the jansson path above, whose errors
+ * and values are then those of jpos_doc_parse. Cursors of a compact
+ * document have `v` NULL; every reader below looks at `v` first.
+ *
  * Invariants: nodes[0] is the root; first_child and next_sibling are 0 when
- * absent (0 can never be a child); every offset lies inside `text`.
+ * absent (0 can never be a child); every offset lies inside `text` (in a
+ * compact document, key_off/key_len and str_off/str_len lie inside `strs`).
  */
 #include "jpos/json.h"
 
@@ -26,9 +38,18 @@
 struct jpos_node {
     uint32_t line, col;
     uint32_t key_line, key_col; /* 0 unless an object member */
-    uint32_t key_off, key_len;  /* raw key text between the quotes */
+    uint32_t key_off, key_len;  /* the key: its raw text between the quotes;
+                                 * in a compact document, decoded in strs */
     uint32_t first_child;
     uint32_t next_sibling;
+    /* compact documents only */
+    uint32_t count;   /* members or elements */
+    uint32_t str_len; /* decoded string length */
+    uint8_t type;     /* json_type */
+    union {
+        json_int_t i;
+        uint32_t str_off; /* decoded string in doc->strs */
+    } val;
 };
 
 enum scan_state { S_VALUE, S_KEY_OR_END, S_KEY, S_VALUE_OR_END, S_AFTER };
@@ -82,21 +103,32 @@ static int skip_string(struct scanner *sc)
     return -EINVAL;
 }
 
+/* A new zeroed node at the end of nodes[0..*n) (grown by doubling from
+ * `first` entries), its index in *out; NULL when out of memory. */
+static struct jpos_node *node_push(struct jpos_node **nodes, uint32_t *n, uint32_t *cap,
+                                   uint32_t first, uint32_t *out)
+{
+    if (*n == *cap) {
+        uint32_t c = *cap ? *cap * 2 : first;
+        struct jpos_node *grown = realloc(*nodes, (size_t)c * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        *nodes = grown;
+        *cap = c;
+    }
+    *out = (*n)++;
+    struct jpos_node *node = &(*nodes)[*out];
+    memset(node, 0, sizeof(*node));
+    return node;
+}
+
 static int new_node(struct scanner *sc, uint32_t *out)
 {
-    if (sc->nnodes == sc->cap) {
-        uint32_t cap = sc->cap ? sc->cap * 2 : 64;
-        struct jpos_node *nodes = realloc(sc->nodes, (size_t)cap * sizeof(*nodes));
-        if (!nodes)
-            return -ENOMEM;
-        sc->nodes = nodes;
-        sc->cap = cap;
-    }
-    uint32_t idx = sc->nnodes++;
-    memset(&sc->nodes[idx], 0, sizeof(sc->nodes[idx]));
-    sc->nodes[idx].line = sc->line;
-    sc->nodes[idx].col = sc->col;
-    *out = idx;
+    struct jpos_node *node = node_push(&sc->nodes, &sc->nnodes, &sc->cap, 64, out);
+    if (!node)
+        return -ENOMEM;
+    node->line = sc->line;
+    node->col = sc->col;
     return 0;
 }
 
@@ -311,12 +343,374 @@ out:
     return r;
 }
 
+/* ---- compact documents ---------------------------------------------------- */
+
+struct cparser {
+    const char *s;
+    size_t n, i;
+    uint32_t line;
+    size_t line_start; /* offset of the current line's first byte */
+    struct jpos_node *nodes;
+    uint32_t nnodes, cap;
+    char *strs; /* room for n + 1 bytes: a decoded string is shorter than its quotes and text */
+    size_t nstrs;
+};
+
+/* Returned when the text is left to jansson. */
+#define GIVE_UP (-EINVAL)
+
+static void c_ws(struct cparser *p)
+{
+    const char *s = p->s;
+    size_t i = p->i, n = p->n;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c > ' ')
+            break; /* every token starts above the space */
+        if (c == '\n') {
+            p->line++;
+            p->line_start = i + 1;
+        } else if (c != ' ' && c != '\t' && c != '\r') {
+            break;
+        }
+    }
+    p->i = i;
+}
+
+/* Columns count characters; the compact parser takes ASCII only, so bytes. */
+static uint32_t c_col(const struct cparser *p)
+{
+    return (uint32_t)(p->i - p->line_start) + 1;
+}
+
+static int c_node(struct cparser *p, uint32_t *out)
+{
+    struct jpos_node *node = node_push(&p->nodes, &p->nnodes, &p->cap, 256, out);
+    if (!node)
+        return -ENOMEM;
+    node->line = p->line;
+    node->col = c_col(p);
+    return 0;
+}
+
+/* At an opening quote: decodes the string into strs (NUL-terminated) and
+ * moves past the closing quote. Gives up on \u escapes, on bytes jansson
+ * refuses in a string (control characters) and on any byte outside ASCII
+ * (jansson checks UTF-8; columns would count characters). */
+static int c_string(struct cparser *p, uint32_t *off, uint32_t *len)
+{
+    /* Bytes copied as they are: ASCII from 0x20 but the quote and the
+     * backslash (jansson takes DEL as it is too). */
+    /* clang-format off: one row per 16 bytes */
+    static const bool plain[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+        1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20 */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x30 */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50 */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x70 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x80 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x90 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xa0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xb0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xc0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xd0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xe0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0xf0 */
+    };
+    /* clang-format on */
+    const char *s = p->s;
+    size_t i = p->i + 1, n = p->n;
+    char *start = p->strs + p->nstrs, *o = start;
+    for (;;) {
+        while (i < n && plain[(unsigned char)s[i]])
+            *o++ = s[i++];
+        if (i >= p->n)
+            return GIVE_UP;
+        unsigned char c = (unsigned char)p->s[i];
+        if (c == '"')
+            break;
+        if (c != '\\')
+            return GIVE_UP; /* a control character or not ASCII */
+        if (i + 1 >= p->n)
+            return GIVE_UP;
+        switch (p->s[i + 1]) {
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '/':
+            *o++ = '/';
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        default:
+            return GIVE_UP; /* \u (jansson checks surrogates and NUL) or invalid */
+        }
+        i += 2;
+    }
+    *o = '\0';
+    *off = (uint32_t)p->nstrs;
+    *len = (uint32_t)(o - start);
+    p->nstrs += (size_t)(o - start) + 1;
+    p->i = i + 1;
+    return 0;
+}
+
+/* An integer as jansson reads one: -?(0|[1-9][0-9]*); a fraction or an
+ * exponent (a real), a leading zero before a digit and more than 18 digits
+ * (which might not fit) are left to jansson. */
+static int c_number(struct cparser *p, json_int_t *out)
+{
+    size_t i = p->i;
+    bool neg = false;
+    if (p->s[i] == '-') {
+        neg = true;
+        i++;
+    }
+    size_t d0 = i;
+    json_int_t v = 0;
+    while (i < p->n && p->s[i] >= '0' && p->s[i] <= '9') {
+        if (i - d0 == 18)
+            return GIVE_UP; /* checked before the digit is added: v stays below 10^18 */
+        v = v * 10 + (p->s[i] - '0');
+        i++;
+    }
+    if (i == d0 || (p->s[d0] == '0' && i - d0 > 1))
+        return GIVE_UP;
+    if (i < p->n && (p->s[i] == '.' || p->s[i] == 'e' || p->s[i] == 'E'))
+        return GIVE_UP;
+    *out = neg ? -v : v;
+    p->i = i;
+    return 0;
+}
+
+struct key_ref {
+    const char *s;
+    uint32_t len;
+};
+
+static int key_ref_cmp(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->s, y->s, x->len);
+}
+
+/* Whether two members of object `obj` have the same (decoded) key: jansson
+ * refuses that with JSON_REJECT_DUPLICATES, so the text is left to it. */
+static int c_dup_keys(const struct cparser *p, uint32_t obj)
+{
+    const struct jpos_node *nodes = p->nodes;
+    uint32_t n = nodes[obj].count;
+    if (n < 2)
+        return 0;
+    if (n <= 16) {
+        for (uint32_t a = nodes[obj].first_child; a; a = nodes[a].next_sibling)
+            for (uint32_t b = nodes[a].next_sibling; b; b = nodes[b].next_sibling)
+                if (nodes[a].key_len == nodes[b].key_len &&
+                    memcmp(p->strs + nodes[a].key_off, p->strs + nodes[b].key_off,
+                           nodes[a].key_len) == 0)
+                    return GIVE_UP;
+        return 0;
+    }
+    struct key_ref *keys = malloc((size_t)n * sizeof(*keys));
+    if (!keys)
+        return -ENOMEM;
+    uint32_t k = 0;
+    for (uint32_t c = nodes[obj].first_child; c; c = nodes[c].next_sibling)
+        keys[k++] = (struct key_ref){p->strs + nodes[c].key_off, nodes[c].key_len};
+    qsort(keys, k, sizeof(*keys), key_ref_cmp);
+    int r = 0;
+    for (uint32_t j = 1; j < k && r == 0; j++)
+        if (key_ref_cmp(&keys[j - 1], &keys[j]) == 0)
+            r = GIVE_UP;
+    free(keys);
+    return r;
+}
+
+/* Starts a value at p->i: its node, linked to its parent. */
+static int c_value(struct cparser *p, struct frame *stack, int *sp, enum scan_state *st)
+{
+    uint32_t idx;
+    int r;
+    if ((r = c_node(p, &idx)) < 0)
+        return r;
+    struct jpos_node *nd = &p->nodes[idx];
+    if (*sp > 0) {
+        struct frame *f = &stack[*sp - 1];
+        if (f->last_child == 0)
+            p->nodes[f->node].first_child = idx;
+        else
+            p->nodes[f->last_child].next_sibling = idx;
+        f->last_child = idx;
+        p->nodes[f->node].count++;
+    }
+    char c = p->s[p->i];
+    *st = S_AFTER;
+    switch (c) {
+    case '{':
+    case '[':
+        if (*sp == JPOS_MAX_DEPTH)
+            return GIVE_UP;
+        nd->type = c == '{' ? JSON_OBJECT : JSON_ARRAY;
+        stack[(*sp)++] = (struct frame){.node = idx, .object = c == '{'};
+        p->i++;
+        *st = c == '{' ? S_KEY_OR_END : S_VALUE_OR_END;
+        return 0;
+    case '"':
+        nd->type = JSON_STRING;
+        return c_string(p, &nd->val.str_off, &nd->str_len);
+    case 't':
+    case 'f':
+    case 'n': {
+        const char *word = c == 't' ? "true" : c == 'f' ? "false" : "null";
+        size_t wl = strlen(word);
+        if (p->n - p->i < wl || memcmp(p->s + p->i, word, wl) != 0)
+            return GIVE_UP;
+        nd->type = c == 't' ? JSON_TRUE : c == 'f' ? JSON_FALSE : JSON_NULL;
+        p->i += wl; /* a letter right after it is refused in S_AFTER */
+        return 0;
+    }
+    default:
+        if (c != '-' && (c < '0' || c > '9'))
+            return GIVE_UP;
+        nd->type = JSON_INTEGER;
+        return c_number(p, &nd->val.i);
+    }
+}
+
+/* Parses the whole text into p's nodes, in the states of scan(). 0,
+ * GIVE_UP or -ENOMEM. */
+static int c_parse(struct cparser *p)
+{
+    struct frame stack[JPOS_MAX_DEPTH];
+    int sp = 0;
+    enum scan_state st = S_VALUE;
+    uint32_t key_line = 0, key_col = 0, key_off = 0, key_len = 0;
+    bool have_key = false;
+    int r;
+
+    c_ws(p);
+    if (p->i >= p->n || (p->s[p->i] != '{' && p->s[p->i] != '['))
+        return GIVE_UP; /* jansson wants an object or an array at the root */
+    for (;;) {
+        c_ws(p);
+        if (st == S_AFTER && sp == 0)
+            return p->i == p->n ? 0 : GIVE_UP; /* only whitespace after the root */
+        if (p->i >= p->n)
+            return GIVE_UP;
+        char c = p->s[p->i];
+        switch (st) {
+        case S_VALUE: {
+            uint32_t idx = p->nnodes;
+            if ((r = c_value(p, stack, &sp, &st)) < 0)
+                return r;
+            if (have_key) {
+                p->nodes[idx].key_line = key_line;
+                p->nodes[idx].key_col = key_col;
+                p->nodes[idx].key_off = key_off;
+                p->nodes[idx].key_len = key_len;
+                have_key = false;
+            }
+            break;
+        }
+        case S_KEY_OR_END:
+        case S_VALUE_OR_END:
+            if (c == (st == S_KEY_OR_END ? '}' : ']')) {
+                p->i++;
+                sp--;
+                st = S_AFTER;
+            } else {
+                st = st == S_KEY_OR_END ? S_KEY : S_VALUE;
+            }
+            break;
+        case S_KEY:
+            if (c != '"')
+                return GIVE_UP;
+            key_line = p->line;
+            key_col = c_col(p);
+            if ((r = c_string(p, &key_off, &key_len)) < 0)
+                return r;
+            have_key = true;
+            c_ws(p);
+            if (p->i >= p->n || p->s[p->i] != ':')
+                return GIVE_UP;
+            p->i++;
+            st = S_VALUE;
+            break;
+        case S_AFTER: {
+            struct frame *f = &stack[sp - 1];
+            if (c == ',') {
+                p->i++;
+                st = f->object ? S_KEY : S_VALUE;
+            } else if (c == (f->object ? '}' : ']')) {
+                p->i++;
+                if (f->object && (r = c_dup_keys(p, f->node)) < 0)
+                    return r;
+                sp--;
+            } else {
+                return GIVE_UP;
+            }
+            break;
+        }
+        }
+    }
+}
+
+int jpos_doc_parse_compact(struct jpos_doc *doc, const char *file, const char *text, size_t len,
+                           struct jpos_diags *d)
+{
+    if (len > JPOS_MAX_BYTES || len >= UINT32_MAX)
+        return jpos_doc_parse(doc, file, text, len, d);
+    memset(doc, 0, sizeof(*doc));
+    struct cparser p = {.s = text, .n = len, .line = 1};
+    int r = -ENOMEM;
+    doc->file = strdup(file ? file : "");
+    p.strs = malloc(len + 1);
+    if (!doc->file || !p.strs)
+        goto out;
+    r = c_parse(&p);
+    if (r == 0) {
+        doc->nodes = p.nodes;
+        doc->nnodes = p.nnodes;
+        doc->strs = p.strs;
+        return 0;
+    }
+out:
+    free(p.nodes);
+    free(p.strs);
+    jpos_doc_done(doc);
+    if (r == -ENOMEM)
+        return r;
+    return jpos_doc_parse(doc, file, text, len, d);
+}
+
 void jpos_doc_done(struct jpos_doc *doc)
 {
     if (!doc)
         return;
     free(doc->text);
     free(doc->nodes);
+    free(doc->strs);
     json_decref(doc->root);
     free(doc->file);
     memset(doc, 0, sizeof(*doc));
@@ -331,6 +725,28 @@ void jpos_val_root(const struct jpos_doc *doc, struct jpos_val *out)
     };
 }
 
+json_type jpos_typeof(const struct jpos_val *v)
+{
+    if (v->v)
+        return json_typeof(v->v);
+    return (json_type)v->doc->nodes[v->node].type;
+}
+
+size_t jpos_size(const struct jpos_val *v)
+{
+    if (v->v)
+        return json_is_object(v->v) ? json_object_size(v->v) : json_array_size(v->v);
+    json_type t = jpos_typeof(v);
+    return t == JSON_OBJECT || t == JSON_ARRAY ? v->doc->nodes[v->node].count : 0;
+}
+
+json_int_t jpos_integer_value(const struct jpos_val *v)
+{
+    if (v->v)
+        return json_integer_value(v->v);
+    return jpos_typeof(v) == JSON_INTEGER ? v->doc->nodes[v->node].val.i : 0;
+}
+
 void jpos_iter_init(struct jpos_iter *it, const struct jpos_val *c)
 {
     memset(it, 0, sizeof(*it));
@@ -342,6 +758,26 @@ void jpos_iter_init(struct jpos_iter *it, const struct jpos_val *c)
     }
     if (json_is_object(c->v))
         it->oit = json_object_iter(c->v);
+}
+
+/* jpos_iter_next in a compact document: the nodes are the values. */
+static bool iter_next_compact(struct jpos_iter *it, struct jpos_val *out)
+{
+    const struct jpos_val *p = it->parent;
+    const struct jpos_doc *doc = p->doc;
+    json_type t = jpos_typeof(p);
+    uint32_t node = it->child;
+    if ((t != JSON_OBJECT && t != JSON_ARRAY) || node == UINT32_MAX)
+        return false;
+    const struct jpos_node *nd = &doc->nodes[node];
+    *out = (struct jpos_val){.doc = doc,
+                             .node = node,
+                             .parent = p,
+                             .key = t == JSON_OBJECT ? doc->strs + nd->key_off : NULL,
+                             .index = it->i};
+    it->child = nd->next_sibling ? nd->next_sibling : UINT32_MAX;
+    it->i++;
+    return true;
 }
 
 static bool raw_key_is(const struct jpos_doc *doc, uint32_t node, const char *key)
@@ -369,6 +805,8 @@ bool jpos_iter_next(struct jpos_iter *it, struct jpos_val *out)
     const struct jpos_val *p = it->parent;
     const struct jpos_doc *doc = p->doc;
     uint32_t node = it->child;
+    if (!p->v)
+        return iter_next_compact(it, out);
     if (json_is_object(p->v)) {
         if (!it->oit)
             return false;
@@ -482,9 +920,9 @@ size_t jpos_val_path(const struct jpos_val *v, char *buf, size_t cap)
     return len;
 }
 
-const char *jpos_type_name(const json_t *v)
+static const char *type_name(json_type t)
 {
-    switch (json_typeof(v)) {
+    switch (t) {
     case JSON_OBJECT:
         return "an object";
     case JSON_ARRAY:
@@ -503,6 +941,16 @@ const char *jpos_type_name(const json_t *v)
         return "null";
     }
     return "a value";
+}
+
+const char *jpos_type_name(const json_t *v)
+{
+    return type_name(json_typeof(v));
+}
+
+const char *jpos_val_type_name(const struct jpos_val *v)
+{
+    return type_name(jpos_typeof(v));
 }
 
 static void report(struct jpos_diags *d, enum jpos_diag_level level, const struct jpos_val *at,
@@ -580,16 +1028,17 @@ void jpos_unknown(struct jpos_diags *d, const struct jpos_val *m, const char *wh
 bool jpos_string(struct jpos_diags *d, const struct jpos_val *v, size_t maxlen, const char **out,
                  size_t *len)
 {
-    if (!json_is_string(v->v)) {
-        jpos_err(d, v, "expected a string, got %s", jpos_type_name(v->v));
+    if (jpos_typeof(v) != JSON_STRING) {
+        jpos_err(d, v, "expected a string, got %s", jpos_val_type_name(v));
         return false;
     }
-    size_t l = json_string_length(v->v);
+    const struct jpos_node *nd = v->v ? NULL : &v->doc->nodes[v->node];
+    size_t l = nd ? nd->str_len : json_string_length(v->v);
     if (l > maxlen) {
         jpos_err(d, v, "string is too long (%zu bytes; at most %zu)", l, maxlen);
         return false;
     }
-    *out = json_string_value(v->v);
+    *out = nd ? v->doc->strs + nd->val.str_off : json_string_value(v->v);
     if (len)
         *len = l;
     return true;
@@ -598,11 +1047,11 @@ bool jpos_string(struct jpos_diags *d, const struct jpos_val *v, size_t maxlen, 
 bool jpos_int(struct jpos_diags *d, const struct jpos_val *v, long long min, long long max,
               long long *out)
 {
-    if (!json_is_integer(v->v)) {
-        jpos_err(d, v, "expected an integer, got %s", jpos_type_name(v->v));
+    if (jpos_typeof(v) != JSON_INTEGER) {
+        jpos_err(d, v, "expected an integer, got %s", jpos_val_type_name(v));
         return false;
     }
-    long long x = json_integer_value(v->v);
+    long long x = jpos_integer_value(v);
     if (x < min || x > max) {
         jpos_err(d, v, "must be between %lld and %lld, got %lld", min, max, x);
         return false;
@@ -613,18 +1062,19 @@ bool jpos_int(struct jpos_diags *d, const struct jpos_val *v, long long min, lon
 
 bool jpos_bool(struct jpos_diags *d, const struct jpos_val *v, bool *out)
 {
-    if (!json_is_boolean(v->v)) {
-        jpos_err(d, v, "expected true or false, got %s", jpos_type_name(v->v));
+    json_type t = jpos_typeof(v);
+    if (t != JSON_TRUE && t != JSON_FALSE) {
+        jpos_err(d, v, "expected true or false, got %s", jpos_val_type_name(v));
         return false;
     }
-    *out = json_is_true(v->v);
+    *out = t == JSON_TRUE;
     return true;
 }
 
 bool jpos_object(struct jpos_diags *d, const struct jpos_val *v)
 {
-    if (!json_is_object(v->v)) {
-        jpos_err(d, v, "expected an object, got %s", jpos_type_name(v->v));
+    if (jpos_typeof(v) != JSON_OBJECT) {
+        jpos_err(d, v, "expected an object, got %s", jpos_val_type_name(v));
         return false;
     }
     return true;
@@ -632,8 +1082,8 @@ bool jpos_object(struct jpos_diags *d, const struct jpos_val *v)
 
 bool jpos_array(struct jpos_diags *d, const struct jpos_val *v)
 {
-    if (!json_is_array(v->v)) {
-        jpos_err(d, v, "expected an array, got %s", jpos_type_name(v->v));
+    if (jpos_typeof(v) != JSON_ARRAY) {
+        jpos_err(d, v, "expected an array, got %s", jpos_val_type_name(v));
         return false;
     }
     return true;

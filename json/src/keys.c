@@ -13,8 +13,10 @@
 
 const struct jpos_key *jpos_key_find(const struct jpos_section *s, const char *name)
 {
+    /* The first byte first: most keys of a section differ there. */
     for (size_t i = 0; i < s->nkeys; i++)
-        if (!(s->keys[i].flags & JPOS_KEY_INTERNAL) && strcmp(s->keys[i].name, name) == 0)
+        if (s->keys[i].name[0] == name[0] && !(s->keys[i].flags & JPOS_KEY_INTERNAL) &&
+            strcmp(s->keys[i].name, name) == 0)
             return &s->keys[i];
     return NULL;
 }

@@ -5,7 +5,7 @@
  * A `struct route__file` is one file's entries in an arena of its own,
  * shared by reference; it never changes once its builder call returns.
  *
- * The cache maps a file's path to the SHA-256 digest and length of its
+ * The cache maps a file's path to the SHA-512 digest and length of its
  * bytes as last read, and its parsed file. The digest, not the bytes: the
  * cache would otherwise hold a copy of every file (up to ROUTE_MAX_FILES x
  * ROUTE_MAX_FILE_BYTES); a strong hash because a collision would serve
@@ -36,18 +36,21 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <mbedtls/sha256.h>
+#include <mbedtls/sha512.h>
 #include <mbedtls/version.h>
 
 #include "route_int.h"
 
 int route__digest(const char *text, size_t len, unsigned char out[ROUTE__DIGEST_LEN])
 {
-    /* The *_ret name of mbedtls 2.x is the plain name of 3.x. */
+    /* SHA-512 rather than SHA-256: in software on 64-bit machines it takes
+     * about 36 instructions a byte against 64, and a full reload hashes
+     * every file just written. The *_ret name of mbedtls 2.x is the plain
+     * name of 3.x; the last argument 0 selects SHA-512, not SHA-384. */
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
-    int r = mbedtls_sha256((const unsigned char *)text, len, out, 0);
+    int r = mbedtls_sha512((const unsigned char *)text, len, out, 0);
 #else
-    int r = mbedtls_sha256_ret((const unsigned char *)text, len, out, 0);
+    int r = mbedtls_sha512_ret((const unsigned char *)text, len, out, 0);
 #endif
     return r ? -EIO : 0;
 }
@@ -88,7 +91,7 @@ void route__file_unref(struct route__file *f)
 struct slot {
     uint64_t hash;
     char *path;                              /* NULL: empty */
-    unsigned char digest[ROUTE__DIGEST_LEN]; /* SHA-256 of the bytes, if has_digest */
+    unsigned char digest[ROUTE__DIGEST_LEN]; /* SHA-512 of the bytes, if has_digest */
     bool has_digest;
     struct route__stamp stamp; /* taken before they were read */
     size_t len;

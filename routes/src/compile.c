@@ -177,7 +177,7 @@ static int parse_text(struct route_builder *b, const char *file, const char *tex
     int r;
     struct jpos_doc doc;
     *out = NULL;
-    r = jpos_doc_parse(&doc, file, text, len, d);
+    r = jpos_doc_parse_compact(&doc, file, text, len, d);
     if (r < 0)
         goto out;
     if ((r = route__file_new(&f)) < 0)
@@ -201,9 +201,9 @@ static int parse_text(struct route_builder *b, const char *file, const char *tex
     struct jpos_val root, m, routes;
     bool has_routes = false;
     jpos_val_root(&doc, &root);
-    if (!json_is_object(root.v)) {
+    if (jpos_typeof(&root) != JSON_OBJECT) {
         jpos_err(d, &root, "a route file holds an object {\"routes\": [...]}, got %s",
-                 jpos_type_name(root.v));
+                 jpos_val_type_name(&root));
         goto out;
     }
     struct jpos_iter it;

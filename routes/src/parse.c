@@ -350,7 +350,7 @@ static int parse_methods(struct route__parse_ctx *ctx, struct route__entry *e,
 {
     if (!jpos_array(d, mv))
         return -EINVAL;
-    size_t n = json_array_size(mv->v);
+    size_t n = jpos_size(mv);
     if (n == 0) {
         jpos_err(d, mv, "methods is empty; leave it out to match any method");
         return -EINVAL;
@@ -428,7 +428,7 @@ static int header_object(struct route__parse_ctx *ctx, const struct jpos_val *ov
 {
     if (!jpos_object(d, ov))
         return -EINVAL;
-    size_t count = json_object_size(ov->v);
+    size_t count = jpos_size(ov);
     if (count > max) {
         jpos_err(d, ov, "has %zu %s; at most %zu", count, what, max);
         return -EINVAL;
@@ -481,11 +481,11 @@ static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry 
             continue;
         }
         struct route_header_cond c = {0};
-        if (json_is_true(m.v)) {
+        if (jpos_typeof(&m) == JSON_TRUE) {
             c.test = ROUTE_HDR_PRESENT;
-        } else if (json_is_false(m.v)) {
+        } else if (jpos_typeof(&m) == JSON_FALSE) {
             c.test = ROUTE_HDR_ABSENT;
-        } else if (json_is_string(m.v)) {
+        } else if (jpos_typeof(&m) == JSON_STRING) {
             const char *s;
             size_t len;
             if (!jpos_string(d, &m, ROUTE_MAX_VALUE_BYTES, &s, &len)) {
@@ -506,7 +506,7 @@ static int parse_header_conds(struct route__parse_ctx *ctx, struct route__entry 
             jpos_err(d, &m,
                      "expected a string (the exact value), true (present) or false (absent), "
                      "got %s",
-                     jpos_type_name(m.v));
+                     jpos_val_type_name(&m));
             r = -EINVAL;
             continue;
         }
@@ -678,7 +678,7 @@ static int parse_edit(struct route__parse_ctx *ctx, const struct jpos_val *ev,
                 r = -EINVAL;
                 continue;
             }
-            size_t n = json_array_size(m.v);
+            size_t n = jpos_size(&m);
             if (n > ROUTE_MAX_HEADER_EDITS) {
                 jpos_err(d, &m, "lists %zu headers; at most %d", n, ROUTE_MAX_HEADER_EDITS);
                 r = -EINVAL;
@@ -741,10 +741,10 @@ static int parse_respond(struct route__parse_ctx *ctx, struct route__entry *e,
             long long st;
             status_v = m;
             has_status = true;
-            if (!json_is_integer(m.v)) {
-                jpos_err(d, &m, "expected an integer, got %s", jpos_type_name(m.v));
+            if (jpos_typeof(&m) != JSON_INTEGER) {
+                jpos_err(d, &m, "expected an integer, got %s", jpos_val_type_name(&m));
                 r = -EINVAL;
-            } else if ((st = json_integer_value(m.v)) < 200 || st > 599) {
+            } else if ((st = jpos_integer_value(&m)) < 200 || st > 599) {
                 jpos_err(d, &m,
                          "bad status %lld: a direct response's status must be between "
                          "200 and 599",
@@ -1006,15 +1006,15 @@ static void parse_redirect_https(struct route__entry *e, const struct jpos_val *
 {
     long long port;
     bool b;
-    if (json_is_boolean(v->v)) {
+    if (jpos_typeof(v) == JSON_TRUE || jpos_typeof(v) == JSON_FALSE) {
         if (jpos_bool(d, v, &b))
             e->r.redirect_https = b ? 443 : 0;
-    } else if (json_is_integer(v->v)) {
+    } else if (jpos_typeof(v) == JSON_INTEGER) {
         if (jpos_int(d, v, 1, 65535, &port))
             e->r.redirect_https = (uint16_t)port;
     } else {
         jpos_err(d, v, "redirect_https must be true, false or a port number (1-65535), got %s",
-                 jpos_type_name(v->v));
+                 jpos_val_type_name(v));
     }
 }
 
@@ -1027,7 +1027,7 @@ static int parse_policies(struct route__parse_ctx *ctx, struct route__entry *e,
     const struct jpos_key *k = route__key_row(route__route_keys, ROUTE__K_POLICIES);
     if (!jpos_array(d, pv))
         return 0;
-    size_t n = json_array_size(pv->v);
+    size_t n = jpos_size(pv);
     if (n > (size_t)k->max) {
         jpos_err(d, pv, "a route names at most %lld policies, got %zu", k->max, n);
         return 0;
@@ -1093,8 +1093,8 @@ struct route__entry *route__parse_route(struct route__parse_ctx *ctx, const stru
     e->r.max_memory_bytes = -1;
     e->r.max_time_ms = -1;
     e->r.upstream_index = -1;
-    if (!json_is_object(v->v)) {
-        jpos_err(d, v, "each route must be an object, got %s", jpos_type_name(v->v));
+    if (jpos_typeof(v) != JSON_OBJECT) {
+        jpos_err(d, v, "each route must be an object, got %s", jpos_val_type_name(v));
         e->invalid = true;
         return e;
     }

@@ -122,12 +122,12 @@ int route__file_new(struct route__file **out);
 struct route__file *route__file_ref(struct route__file *f);
 void route__file_unref(struct route__file *f); /* NULL-safe */
 
-/* SHA-256 of `len` bytes at `text` into `out`. 0 or -EIO. Any thread. */
-#define ROUTE__DIGEST_LEN 32
+/* SHA-512 of `len` bytes at `text` into `out`. 0 or -EIO. Any thread. */
+#define ROUTE__DIGEST_LEN 64
 int route__digest(const char *text, size_t len, unsigned char out[ROUTE__DIGEST_LEN]);
 
 /* The cache a builder reads route files through (route_builder_set_cache).
- * A lookup hits only when the file's bytes (their SHA-256 digest and
+ * A lookup hits only when the file's bytes (their SHA-512 digest and
  * length) equal those cached and the
  * names routes are checked against (`ctx`, see route__cache_begin) are
  * those the cached result was checked against. */

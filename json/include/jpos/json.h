@@ -43,17 +43,18 @@ extern "C" {
 struct jpos_node; /* private: one per value in document order */
 
 struct jpos_doc {
-    char *file; /* label used in diagnostics (owned copy) */
-    json_t *root;
+    char *file;              /* label used in diagnostics (owned copy) */
+    json_t *root;            /* NULL when the nodes hold the values (jpos_doc_parse_compact) */
     struct jpos_node *nodes; /* NULL if positions are unavailable */
     uint32_t nnodes;
     char *text; /* private copy of the text, for checking member keys */
     size_t text_len;
+    char *strs; /* compact: decoded strings and keys, each NUL-terminated */
 };
 
 struct jpos_val {
     const struct jpos_doc *doc;
-    json_t *v;
+    json_t *v;                     /* NULL when the document is compact */
     uint32_t node;                 /* index into doc->nodes; UINT32_MAX: unknown */
     const struct jpos_val *parent; /* NULL for the root */
     const char *key;               /* member key when the parent is an object */
@@ -70,6 +71,19 @@ struct jpos_val {
  * few KiB of stack beyond jansson's own recursion (one frame per level). */
 int jpos_doc_parse(struct jpos_doc *doc, const char *file, const char *text, size_t len,
                    struct jpos_diags *d);
+
+/* Parses like jpos_doc_parse, with the same result, diagnostics and
+ * positions, but the document may hold its values in its own nodes instead
+ * of jansson values: cursors then have `v` NULL, and the values must be read
+ * through the jpos_ functions only (jpos_typeof, jpos_size,
+ * jpos_integer_value, the typed readers, iteration). It is much cheaper for
+ * large documents: the common case (ASCII text, integers, no \u escapes) is
+ * parsed in one pass into a few arrays; any other text, and every syntax
+ * error, goes through jansson exactly as jpos_doc_parse does. Any thread;
+ * does not block. The one-pass parse does not recurse; a text handed to
+ * jansson is first bounded in depth, as by jpos_doc_parse. */
+int jpos_doc_parse_compact(struct jpos_doc *doc, const char *file, const char *text, size_t len,
+                           struct jpos_diags *d);
 
 /* Checks that `len` bytes of `text` nest arrays and objects at most
  * `max_depth` levels. Brackets are counted outside strings only (inside
@@ -117,6 +131,15 @@ size_t jpos_val_path(const struct jpos_val *v, char *buf, size_t cap);
 
 /* "an object", "an array", "a string", "an integer", "a number", "true"... */
 const char *jpos_type_name(const json_t *v);
+/* The same for a cursor, of either kind of document. */
+const char *jpos_val_type_name(const struct jpos_val *v);
+
+/* Readers that work on cursors of either kind of document, as jansson's
+ * json_typeof, json_array_size / json_object_size (0 for other types) and
+ * json_integer_value (0 for other types) do on its values. */
+json_type jpos_typeof(const struct jpos_val *v);
+size_t jpos_size(const struct jpos_val *v);
+json_int_t jpos_integer_value(const struct jpos_val *v);
 
 /* Report at a value (jpos_err, jpos_warn) or at a member's key
  * (jpos_err_key), adding file, position and path. */

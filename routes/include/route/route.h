@@ -232,7 +232,7 @@ int route_builder_add_dir(struct route_builder *b, const char *dir, struct jpos_
  * directory again and again (the router), so that a reload parses only the
  * files that changed. route_builder_add_dir reads every file each time and
  * reuses a file's parsed routes only when its bytes are exactly those of the
- * cached read (by their SHA-256 digest and length, kept instead of a copy of
+ * cached read (by their SHA-512 digest and length, kept instead of a copy of
  * the bytes: a rewrite with the same size and mtime is noticed) and the
  * upstream, workflow and policy names routes are checked
  * against are the same; a file whose parse reported anything (an error or
