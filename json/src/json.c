@@ -21,7 +21,8 @@
  * array at the root, nesting within JPOS_MAX_DEPTH); on anything else it
  * gives up and the text goes through the jansson path above, whose errors
  * and values are then those of jpos_doc_parse. Cursors of a compact
- * document have `v` NULL; every reader below looks at `v` first.
+ * document have `v` NULL; every reader below asks compact_node first (a
+ * compact document is the one with `strs`).
  *
  * Invariants: nodes[0] is the root; first_child and next_sibling are 0 when
  * absent (0 can never be a child); every offset lies inside `text` (in a
@@ -427,16 +428,16 @@ static int c_string(struct cparser *p, uint32_t *off, uint32_t *len)
     for (;;) {
         while (i < n && plain[(unsigned char)s[i]])
             *o++ = s[i++];
-        if (i >= p->n)
+        if (i >= n)
             return GIVE_UP;
-        unsigned char c = (unsigned char)p->s[i];
+        unsigned char c = (unsigned char)s[i];
         if (c == '"')
             break;
         if (c != '\\')
             return GIVE_UP; /* a control character or not ASCII */
-        if (i + 1 >= p->n)
+        if (i + 1 >= n)
             return GIVE_UP;
-        switch (p->s[i + 1]) {
+        switch (s[i + 1]) {
         case '"':
             *o++ = '"';
             break;
@@ -725,26 +726,37 @@ void jpos_val_root(const struct jpos_doc *doc, struct jpos_val *out)
     };
 }
 
+/* The node holding v's value when v is in a compact document (whose
+ * values are its nodes), else NULL: the value is then v->v, jansson's. */
+static const struct jpos_node *compact_node(const struct jpos_val *v)
+{
+    return v->doc->strs && v->node != UINT32_MAX ? &v->doc->nodes[v->node] : NULL;
+}
+
 json_type jpos_typeof(const struct jpos_val *v)
 {
-    if (v->v)
-        return json_typeof(v->v);
-    return (json_type)v->doc->nodes[v->node].type;
+    const struct jpos_node *nd = compact_node(v);
+    if (nd)
+        return (json_type)nd->type;
+    /* No value (a document that did not parse): as json_is_*(NULL), no
+     * type a reader asks for. */
+    return v->v ? json_typeof(v->v) : JSON_NULL;
 }
 
 size_t jpos_size(const struct jpos_val *v)
 {
-    if (v->v)
-        return json_is_object(v->v) ? json_object_size(v->v) : json_array_size(v->v);
-    json_type t = jpos_typeof(v);
-    return t == JSON_OBJECT || t == JSON_ARRAY ? v->doc->nodes[v->node].count : 0;
+    const struct jpos_node *nd = compact_node(v);
+    if (nd)
+        return nd->type == JSON_OBJECT || nd->type == JSON_ARRAY ? nd->count : 0;
+    return json_is_object(v->v) ? json_object_size(v->v) : json_array_size(v->v);
 }
 
 json_int_t jpos_integer_value(const struct jpos_val *v)
 {
-    if (v->v)
-        return json_integer_value(v->v);
-    return jpos_typeof(v) == JSON_INTEGER ? v->doc->nodes[v->node].val.i : 0;
+    const struct jpos_node *nd = compact_node(v);
+    if (nd)
+        return nd->type == JSON_INTEGER ? nd->val.i : 0;
+    return json_integer_value(v->v);
 }
 
 void jpos_iter_init(struct jpos_iter *it, const struct jpos_val *c)
@@ -805,7 +817,7 @@ bool jpos_iter_next(struct jpos_iter *it, struct jpos_val *out)
     const struct jpos_val *p = it->parent;
     const struct jpos_doc *doc = p->doc;
     uint32_t node = it->child;
-    if (!p->v)
+    if (compact_node(p))
         return iter_next_compact(it, out);
     if (json_is_object(p->v)) {
         if (!it->oit)
@@ -1032,7 +1044,7 @@ bool jpos_string(struct jpos_diags *d, const struct jpos_val *v, size_t maxlen, 
         jpos_err(d, v, "expected a string, got %s", jpos_val_type_name(v));
         return false;
     }
-    const struct jpos_node *nd = v->v ? NULL : &v->doc->nodes[v->node];
+    const struct jpos_node *nd = compact_node(v);
     size_t l = nd ? nd->str_len : json_string_length(v->v);
     if (l > maxlen) {
         jpos_err(d, v, "string is too long (%zu bytes; at most %zu)", l, maxlen);

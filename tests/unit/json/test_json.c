@@ -141,6 +141,35 @@ static const char route_file[] =
     "  ]\n"
     "}\n";
 
+/* The root of a text that did not parse, by either function: readers find
+ * no value there (no type a reader asks for, no size, no members) and read
+ * nothing out of the document. */
+START_TEST(a_document_that_did_not_parse_has_no_value_to_read)
+{
+    static const char *const bad[] = {"{\"a\": }", "", "[1,"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        for (int compact = 0; compact < 2; compact++) {
+            struct jpos_diags d;
+            struct jpos_doc doc;
+            jpos_diags_init(&d);
+            int r = compact ? jpos_doc_parse_compact(&doc, "t.json", bad[i], strlen(bad[i]), &d)
+                            : jpos_doc_parse(&doc, "t.json", bad[i], strlen(bad[i]), &d);
+            ck_assert_int_lt(r, 0);
+            struct jpos_val root, m;
+            jpos_val_root(&doc, &root);
+            ck_assert_int_eq(jpos_typeof(&root), JSON_NULL);
+            ck_assert_uint_eq(jpos_size(&root), 0);
+            ck_assert(jpos_integer_value(&root) == 0);
+            struct jpos_iter it;
+            jpos_iter_init(&it, &root);
+            ck_assert(!jpos_iter_next(&it, &m));
+            jpos_doc_done(&doc);
+            jpos_diags_done(&d);
+        }
+    }
+}
+END_TEST
+
 START_TEST(common_route_text_takes_the_compact_path)
 {
     ck_assert(agree_str(route_file));
@@ -271,6 +300,7 @@ int main(void)
     tcase_add_test(tc, common_route_text_takes_the_compact_path);
     tcase_add_test(tc, what_it_does_not_take_reads_as_jansson_reads_it);
     tcase_add_test(tc, random_edits_read_the_same_both_ways);
+    tcase_add_test(tc, a_document_that_did_not_parse_has_no_value_to_read);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
