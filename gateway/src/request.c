@@ -423,7 +423,7 @@ void gw__routes_handle(struct gw__exchange *ex, struct gw_http_target *tp, struc
     const size_t rooms[] = {256, 2 * ROUTE_MAX_PATH_BYTES + 16};
     char *upath = NULL;
     int plen = -ENOSPC;
-    for (size_t i = 0; i < 2 && plen == -ENOSPC; i++) {
+    for (size_t i = 0; i < sizeof rooms / sizeof rooms[0] && plen == -ENOSPC; i++) {
         rt_free(upath);
         size_t pcap = t.path_len + t.query_len + rooms[i];
         upath = rt_alloc(pcap);
