@@ -838,11 +838,11 @@ out:
 
 /* ---- supervision tree ------------------------------------------------------ */
 
-/* One walk of the tree: scratch holds GW_ADMIN_TREE_MAX_CHILDREN entries
- * per level; every describe call shares the deadline, and the first one
- * that passes it ends the walk (timed_out names that supervisor). */
+/* One walk of the tree: every describe call shares the deadline, and the
+ * first one that passes it ends the walk (timed_out names that
+ * supervisor). Each level's children are read into a block of its own,
+ * sized to them (sup_children). */
 struct tree_walk {
-    struct rt_child_info *scratch;
     uint64_t deadline;
     rt_pid timed_out;
 };
@@ -890,21 +890,55 @@ static json_t *child_json(const struct rt_child_info *c, int depth, struct tree_
  * order, oldest first, which children_order states ("start"; OTP's own
  * which_children lists static children newest first). NULL once the walk
  * has timed out (or out of memory). */
+/* Describes sup into *d with its first min(d->children,
+ * GW_ADMIN_TREE_MAX_CHILDREN) children in *out (malloc'd, to free; NULL on
+ * an error). A block for the most children a level may show is over
+ * 100 KiB, per level, per call, and most supervisors have a few: the first
+ * call has room for TREE_FIRST_CHILDREN; when there are more, the second
+ * has room for twice as many as there were (they may have grown
+ * meanwhile), and a third, if needed, for the most. */
+#define TREE_FIRST_CHILDREN 16
+static int sup_children(rt_pid sup, struct tree_walk *tw, struct rt_sup_description *d,
+                        struct rt_child_info **out)
+{
+    size_t room = TREE_FIRST_CHILDREN;
+    *out = NULL;
+    for (int attempt = 0;; attempt++) {
+        struct rt_child_info *c = malloc(room * sizeof *c);
+        if (!c)
+            return -ENOMEM;
+        int rc = rt_sup_describe_timeout(sup, ms_left(tw->deadline), d, c, room);
+        if (rc < 0) {
+            free(c);
+            return rc;
+        }
+        if (d->children <= room || room == GW_ADMIN_TREE_MAX_CHILDREN) {
+            *out = c;
+            return rc;
+        }
+        free(c);
+        room = attempt == 0 && d->children < GW_ADMIN_TREE_MAX_CHILDREN / 2
+                   ? 2 * d->children
+                   : GW_ADMIN_TREE_MAX_CHILDREN;
+    }
+}
+
 static json_t *sup_json(rt_pid sup, int depth, struct tree_walk *tw)
 {
     struct rt_sup_description d;
-    struct rt_child_info *mine = tw->scratch + (size_t)depth * GW_ADMIN_TREE_MAX_CHILDREN;
+    struct rt_child_info *mine = NULL;
     if (tw->timed_out)
         return NULL;
-    int rc =
-        rt_sup_describe_timeout(sup, ms_left(tw->deadline), &d, mine, GW_ADMIN_TREE_MAX_CHILDREN);
+    int rc = sup_children(sup, tw, &d, &mine);
     if (rc == -ETIMEDOUT) {
         tw->timed_out = sup;
         return NULL;
     }
     json_t *o = json_object();
-    if (!o)
+    if (!o) {
+        free(mine);
         return NULL;
+    }
     struct rt_proc_info info;
     json_object_set_new(o, "pid", gw__admin_pid_json(sup));
     json_object_set_new(o, "name",
@@ -926,6 +960,7 @@ static json_t *sup_json(rt_pid sup, int depth, struct tree_walk *tw)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, child_json(&mine[i], depth, tw));
+    free(mine);
     json_object_set_new(o, "children", arr);
     return o;
 }
@@ -940,17 +975,8 @@ void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_r
         gw__admin_errorf(resp, 503, "not_started", "the supervision tree is not running");
         return;
     }
-    struct tree_walk tw = {
-        .scratch = calloc((size_t)(GW_ADMIN_TREE_MAX_DEPTH + 1) * GW_ADMIN_TREE_MAX_CHILDREN,
-                          sizeof *tw.scratch),
-        .deadline = rt_now_ms() + GW_ADMIN_CALL_TIMEOUT_MS,
-    };
-    if (!tw.scratch) {
-        gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the tree");
-        return;
-    }
+    struct tree_walk tw = {.deadline = rt_now_ms() + GW_ADMIN_CALL_TIMEOUT_MS};
     json_t *root = sup_json(sup, 0, &tw);
-    free(tw.scratch);
     if (tw.timed_out) {
         json_decref(root);
         gw__admin_timeout(resp, tw.timed_out, NULL, "describe", GW_ADMIN_CALL_TIMEOUT_MS);

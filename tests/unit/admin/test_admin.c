@@ -1157,6 +1157,55 @@ START_TEST(supervisors_tree_states_that_children_are_listed_in_start_order)
 }
 END_TEST
 
+/* A supervisor with more children than the tree's first read has room for
+ * lists them all, in order; one with more than GW_ADMIN_TREE_MAX_CHILDREN
+ * lists that many and says it cut the rest. */
+static void tree_expect_many(size_t total)
+{
+    struct answer a = get("/admin/supervisors");
+    T_EQ(a.status, 200);
+    json_t *t = json_object_get(a.json, "tree");
+    json_t *s = json_object_get(t, "supervisor");
+    size_t shown = total < GW_ADMIN_TREE_MAX_CHILDREN ? total : GW_ADMIN_TREE_MAX_CHILDREN;
+    T_EQ(jint(s, "children_total"), (json_int_t)total);
+    T_EQ(json_is_true(json_object_get(s, "children_truncated")), total > shown);
+    json_t *ch = json_object_get(t, "children");
+    T_EQ(json_array_size(ch), shown);
+    /* a, sub and t first, then m0, m1, ... */
+    char id[16];
+    for (size_t i = 3; i < shown; i++) {
+        snprintf(id, sizeof id, "m%zu", i - 3);
+        T_STREQ(jstr(json_array_get(ch, i), "id"), id);
+    }
+    answer_done(&a);
+}
+
+static void body_tree_many(void)
+{
+    rt_pid top = 0;
+    T_EQ(rt_sup_start_link(top_init, NULL, NULL, &top, NULL), 0);
+    gw.sup = top;
+    size_t added = 0;
+    char id[16];
+    const size_t steps[] = {37, GW_ADMIN_TREE_MAX_CHILDREN + 2};
+    for (size_t k = 0; k < 2; k++) {
+        for (; added < steps[k]; added++) {
+            snprintf(id, sizeof id, "m%zu", added);
+            struct rt_child_spec c = {.id = id, .start = start_counter, .shutdown = 1000};
+            T_EQ(rt_sup_start_child(top, &c, NULL, NULL), 0);
+        }
+        tree_expect_many(3 + added);
+    }
+    gw.sup = 0;
+    T_EQ(rt_proc_stop(top, RT_NORMAL, 30000, NULL), 0);
+}
+
+START_TEST(supervisors_tree_lists_many_children_and_cuts_past_the_most)
+{
+    t_run(body_tree_many);
+}
+END_TEST
+
 /* A child that traps exits and ignores its supervisor's shutdown until a
  * MSG_STOP arrives; it tells `arg` (the test's pid) each exit signal it
  * ignores, so the test knows when its supervisor is busy waiting for it. */
@@ -2852,6 +2901,7 @@ static Suite *admin_suite(void)
     tcase_add_test(tc, kill_answers_and_the_process_dies_with_the_reason);
     tcase_add_test(tc, supervisors_tree_and_restart_of_a_supervised_child);
     tcase_add_test(tc, supervisors_tree_states_that_children_are_listed_in_start_order);
+    tcase_add_test(tc, supervisors_tree_lists_many_children_and_cuts_past_the_most);
     tcase_add_test(tc, supervisors_tree_and_restart_answer_timeout_while_a_supervisor_is_busy);
     tcase_add_test(tc, unknown_paths_404_and_wrong_methods_405_with_the_error_shape);
     tcase_add_test(tc, health_readiness_and_system_report_gateway_state);
