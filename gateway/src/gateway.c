@@ -344,9 +344,30 @@ static void give_back(size_t *peak)
     *peak = now;
 }
 
+/* Fixes glibc malloc's mmap and trim thresholds at their initial values
+ * (128 KiB each), unless the environment sets them (MALLOC_MMAP_THRESHOLD_,
+ * MALLOC_TRIM_THRESHOLD_). Left dynamic, the first free of a large block
+ * (a route table, an admin answer, a buffered body) raises the mmap
+ * threshold to that block's size and the trim threshold to twice it, for
+ * the life of the process: later blocks that size then come from the
+ * arenas and are zeroed there by calloc, and up to twice it of freed
+ * memory at the top of each scheduler's arena stays resident, where
+ * malloc_trim does not reach (it trims the top of the main arena only).
+ * Fixed, large blocks are mapped and unmapped whole, and an arena's top
+ * is trimmed past 128 KiB. On a request's path only a buffered body
+ * takes a block that large. */
+static void malloc_thresholds_fix(void)
+{
+    if (!getenv("MALLOC_MMAP_THRESHOLD_"))
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    if (!getenv("MALLOC_TRIM_THRESHOLD_"))
+        mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+}
+
 int gw_run(struct gw_config *cfg)
 {
     memset(&gw, 0, sizeof gw);
+    malloc_thresholds_fix();
     gw.cfg = cfg;
     gw.start_ms = rt_now_ms();
     int code = 1;
