@@ -2,11 +2,13 @@
 
 A gateway with a proxied route (keep-alive clients), a direct answer, a slow
 upstream route and WebSocket tunnels serves client threads while route files
-are rewritten every few seconds (the routes watcher reloads them). First the
-load runs without chaos (the p99 to compare with), then with a killer that
-kills, each second, 1% of the live processes (a fraction carries over to the
-next second), choosing first the kind it has killed least among those alive:
-requests, connections, acceptors, connection and listener supervisors,
+are rewritten every few seconds (the routes watcher reloads them). The load
+runs in calm windows (the p99 to compare with) and chaos windows in turn, so
+that the machine's other work weighs on both alike; in the chaos windows a
+killer kills, each second, 1% of the live processes (a fraction carries over
+to the next second), and in the calm ones makes the same admin API calls
+without killing. It chooses first the kind it has killed least among those
+alive: requests, connections, acceptors, connection and listener supervisors,
 listeners_sup, the router and its watchers, the upstream servers (each one
 is its targets' health checker too), upstreams_sup, jwks_sup, the logger,
 gw_events and the admin listener's supervisor, acceptor and connection
@@ -37,13 +39,13 @@ Asserted at the end:
   - RSS is within 10% of its value after the warm-up, whose second half
     kills too (the first restarts raise the allocator's high-water marks
     once; what grows with more kills is a leak);
-  - the p99 of the requests no kill touched is within 2x of the run
-    without chaos, per traffic class;
+  - the p99 of the requests no kill touched is within 2x of the calm
+    windows', per traffic class;
   - the gateway never exited.
 It prints the kills per kind, the requests (total, failed, unexplained),
 the restarts per supervisor, fds and RSS before and after, and the p99s.
 
-Usage: kills.py [--duration S] [--calm S] [--warmup S] [--rate F] [--seed N]
+Usage: kills.py [--duration S] [--calm S] [--windows N] [--warmup S] [--rate F] [--seed N]
                 [--clients N] [--only KIND,...] [--verbose]
 Defaults are the CI run (about 90 s). tests/chaos/README.md has the longer
 run. TANDEM_BIN names the binary; TANDEM_CHAOS_KEEP=1 keeps the logs.
@@ -68,6 +70,7 @@ from harness import Gateway, Upstream  # noqa: E402
 CLIENT_TIMEOUT = 10.0
 SLOW_MS = 150
 RELOAD_EVERY_S = 3.0
+AFTER_S = 2.0  # after each chaos window, for the last restarts to settle
 
 # ---- traffic -----------------------------------------------------------------
 
@@ -122,8 +125,12 @@ class Load:
             th.join(CLIENT_TIMEOUT + 5)
         assert not any(th.is_alive() for th in self.threads), "a client thread is stuck"
 
-    def note(self, *a):
-        r = Record(*a, self.phase)
+    def note(self, phase, *a):
+        """phase: the one the request started in. A request counts as calm
+        only if it started and ended in a calm window."""
+        if phase == "calm":
+            phase = self.phase
+        r = Record(*a, phase)
         with self.lock:
             self.records.append(r)
 
@@ -139,6 +146,7 @@ class Load:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT,
                                                   source_address=(ip, 0))
             n += 1
+            phase = self.phase
             t0 = time.monotonic()
             try:
                 conn.request("GET", f"{self.PATHS[cls]}{'&' if '?' in self.PATHS[cls] else '?'}n={n}")
@@ -153,7 +161,7 @@ class Load:
                 ok, err = False, type(e).__name__
                 conn.close()
                 conn = None
-            self.note(cls, ip, t0, time.monotonic(), ok, err, replaces)
+            self.note(phase, cls, ip, t0, time.monotonic(), ok, err, replaces)
             failed = not ok
             if not ok and conn is not None:
                 conn.close()
@@ -164,6 +172,7 @@ class Load:
     def ws_worker(self, cls):
         s, ip, failed = None, None, False
         while not self.stop.is_set():
+            phase = self.phase
             t0 = time.monotonic()
             replaces = s is None and failed
             try:
@@ -177,7 +186,7 @@ class Load:
                 err = None if ok else "echo differs"
             except (OSError, ValueError) as e:
                 ok, err = False, type(e).__name__
-            self.note(cls, ip, t0, time.monotonic(), ok, err, replaces)
+            self.note(phase, cls, ip, t0, time.monotonic(), ok, err, replaces)
             failed = not ok
             if not ok:
                 if s is not None:
@@ -438,9 +447,12 @@ class Kill:
 class Killer:
     def __init__(self, admin, rate, rng, restarts, verbose, only=None, dry=False):
         self.admin, self.rate, self.rng, self.only = admin, rate, rng, only
-        # Dry: everything but the kill itself (the warm-up, so that the
-        # baseline includes what the admin API's answers cost).
+        # Dry: everything but the kill itself, the same admin API calls
+        # included (the warm-up and the calm windows, so that the baseline
+        # includes what the admin API's answers cost). The main thread
+        # switches it between windows (pause()).
         self.dry = dry
+        self.busy = threading.Lock()  # held through each kill_one
         self.restarts, self.verbose = restarts, verbose
         self.kills = []
         self.escalations = []
@@ -460,13 +472,21 @@ class Killer:
                 due += self.rate * len(procs)
                 while due >= 1.0 and not self.stop.is_set():
                     due -= 1.0
-                    self.kill_one()
+                    with self.busy:
+                        self.kill_one()
                 next_tick += 1.0
                 self.stop.wait(max(0.0, next_tick - time.monotonic()))
         except Exception as e:  # reported by the main thread
             self.error = e
 
+    def pause(self):
+        """Dry from now on, and returns once no kill is in flight."""
+        self.dry = True
+        with self.busy:
+            pass
+
     def kill_one(self):
+        dry = self.dry
         procs = self.admin.processes()
         tree = self.admin.tree()
         self.restarts.update(tree)
@@ -496,7 +516,10 @@ class Killer:
         pid = victim["pid"]
         down = taken_down(pid, procs, tree)
         ips = connection_ips(down, by_pid)
-        if self.dry:
+        if dry:
+            # What a kill would read after it (below), so that a dry
+            # window asks the admin API for as much as a killing one.
+            self.admin.tree()
             self.admin.tree()
             return
         parent_sup = sups.get(victim.get("parent"), (None,))[0]
@@ -678,6 +701,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of chaos")
     ap.add_argument("--calm", type=float, default=15.0, help="seconds of load without chaos")
+    ap.add_argument("--windows", type=int, default=5,
+                    help="calm and chaos windows in turn (the seconds of each are shared out)")
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=0.01, help="fraction of live processes per s")
     ap.add_argument("--clients", type=int, default=10)
@@ -743,9 +768,17 @@ def main():
         rss0 = settled_rss(pid)
         mem0 = admin.call("GET", "/admin/system")[1]["memory"]
 
+        # The run: calm and chaos windows in turn, so that what else the
+        # machine does at the time weighs on both p99s alike. The killer
+        # observes in both (dry in the calm ones), and each chaos window is
+        # followed by AFTER_S of settling that counts for neither p99.
         load = Load(gw.port, args.clients)
         load.phase = "calm"
         load.start()
+        restarts = Restarts(admin.tree())
+        killer = Killer(admin, args.rate, rng, restarts, args.verbose,
+                        set(args.only.split(",")) if args.only else None, dry=True)
+        killer.thread.start()
         reloads = [0]
         stop_reloads = threading.Event()
 
@@ -755,21 +788,21 @@ def main():
                 gw.write_routes(routes(reloads[0]))
         rl = threading.Thread(target=reloader, daemon=True)
         rl.start()
-        time.sleep(args.calm)
-        rss_calm = rss_bytes(pid)
-
-        load.phase = "chaos"
-        restarts = Restarts(admin.tree())
-        killer = Killer(admin, args.rate, rng, restarts, args.verbose,
-                        set(args.only.split(",")) if args.only else None)
-        killer.thread.start()
-        time.sleep(args.duration)
+        rss_calm = None
+        for _ in range(args.windows):
+            load.phase = "calm"
+            time.sleep(args.calm / args.windows)
+            rss_calm = rss_calm or rss_bytes(pid)
+            load.phase = "chaos"
+            killer.dry = False
+            time.sleep(args.duration / args.windows)
+            killer.pause()
+            # The last restarts settle under load; a failure now is still
+            # explained by the kills.
+            load.phase = "after"
+            time.sleep(AFTER_S)
         killer.stop.set()
         killer.thread.join(60)
-        # The last restarts settle under load; a failure now is still
-        # explained by the kills.
-        load.phase = "after"
-        time.sleep(2.0)
         load.finish()
         stop_reloads.set()
         rl.join()
@@ -833,7 +866,7 @@ def main():
             print(f"  descriptors before {sorted(kinds0.items())}\n"
                   f"              after  {sorted((kinds1 or {}).items())}")
         print(f"rss: after the warm-up {rss_plain / 1e6:.1f} MB, after its kills "
-              f"{rss0 / 1e6:.1f} MB, after the calm run {rss_calm / 1e6:.1f} MB, "
+              f"{rss0 / 1e6:.1f} MB, after the first calm window {rss_calm / 1e6:.1f} MB, "
               f"after {(rss1 or 0) / 1e6:.1f} MB")
         sampling.set()
         print("rss every 5 s (MB): " + " ".join(f"{x:.1f}" for x in rss_seen))
