@@ -346,6 +346,13 @@ static void flush(struct journal *j)
             writes++;
             bytes += wf__op_bytes(op);
         }
+    }
+    /* Counted before any writer hears of its write: one that has its
+     * answer finds it in the statistics. */
+    if (!e)
+        stats_commit(n, writes, bytes, us);
+    for (size_t i = 0; i < n; i++) {
+        struct wf_op *op = &j->ops[i];
         struct rt_msg *rep = reply_new(op->result);
         if (rep) {
             ((struct reply *)rep->data)->rec = op->existing;
@@ -360,8 +367,6 @@ static void flush(struct journal *j)
     }
     j->npend = 0;
     j->pend_bytes = 0;
-    if (!e)
-        stats_commit(n, writes, bytes, us);
 }
 
 /* After every message: commit when nothing more is waiting to join the
