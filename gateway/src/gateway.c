@@ -346,21 +346,28 @@ static void give_back(size_t *peak)
 
 /* Fixes glibc malloc's mmap and trim thresholds at their initial values
  * (128 KiB each), unless the environment sets them (MALLOC_MMAP_THRESHOLD_,
- * MALLOC_TRIM_THRESHOLD_). Left dynamic, the first free of a large block
- * (a route table, an admin answer, a buffered body) raises the mmap
- * threshold to that block's size and the trim threshold to twice it, for
- * the life of the process: later blocks that size then come from the
- * arenas and are zeroed there by calloc, and up to twice it of freed
- * memory at the top of each scheduler's arena stays resident, where
- * malloc_trim does not reach (it trims the top of the main arena only).
- * Fixed, large blocks are mapped and unmapped whole, and an arena's top
- * is trimmed past 128 KiB. On a request's path only a buffered body
- * takes a block that large. */
+ * MALLOC_TRIM_THRESHOLD_, or the same in GLIBC_TUNABLES). Left dynamic,
+ * each free of a mapped block larger than the mmap threshold (up to
+ * 32 MiB: a route table, an admin answer, a buffered body) raises that
+ * threshold to the block's size and the trim threshold to twice it, for
+ * the life of the process. Blocks that size then come from the arenas,
+ * zeroed there by calloc, and up to twice it of freed memory can stay
+ * resident at the top of each scheduler thread's arena: malloc_trim trims
+ * the top of the main arena only, and another arena's top is trimmed when
+ * a free there coalesces at least 64 KiB and the top is past the trim
+ * threshold. Fixed, large blocks are mapped and unmapped whole. On a
+ * request's path only a buffered body takes a block that large. */
+static bool tunable_set(const char *name)
+{
+    const char *t = getenv("GLIBC_TUNABLES");
+    return t && strstr(t, name);
+}
+
 static void malloc_thresholds_fix(void)
 {
-    if (!getenv("MALLOC_MMAP_THRESHOLD_"))
+    if (!getenv("MALLOC_MMAP_THRESHOLD_") && !tunable_set("glibc.malloc.mmap_threshold"))
         mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    if (!getenv("MALLOC_TRIM_THRESHOLD_"))
+    if (!getenv("MALLOC_TRIM_THRESHOLD_") && !tunable_set("glibc.malloc.trim_threshold"))
         mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 }
 

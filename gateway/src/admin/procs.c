@@ -844,6 +844,7 @@ out:
  * sized to them (sup_children). */
 struct tree_walk {
     uint64_t deadline;
+    bool out_of_memory; /* a level's block could not be had: answer 503 */
     rt_pid timed_out;
 };
 
@@ -884,20 +885,15 @@ static json_t *child_json(const struct rt_child_info *c, int depth, struct tree_
     return o;
 }
 
-/* {"pid","name","supervisor": {strategy, intensity, period_s, restarts,
- * restarts_in_period, children_total, children_truncated, children_order},
- * "children": [...]}. Children come as rt_sup_describe gives them: in start
- * order, oldest first, which children_order states ("start"; OTP's own
- * which_children lists static children newest first). NULL once the walk
- * has timed out (or out of memory). */
 /* Describes sup into *d with its first min(d->children,
  * GW_ADMIN_TREE_MAX_CHILDREN) children in *out (malloc'd, to free; NULL on
  * an error). A block for the most children a level may show is over
  * 100 KiB, per level, per call, and most supervisors have a few: the first
- * call has room for TREE_FIRST_CHILDREN; when there are more, the second
- * has room for twice as many as there were (they may have grown
- * meanwhile), and a third, if needed, for the most. */
-#define TREE_FIRST_CHILDREN 16
+ * call has room for TREE_FIRST_CHILDREN (7 KiB); when there are more (a
+ * connection supervisor with its connections), the second has room for
+ * twice as many as there were (they may have grown meanwhile), and a
+ * third, if needed, for the most. */
+#define TREE_FIRST_CHILDREN 64
 static int sup_children(rt_pid sup, struct tree_walk *tw, struct rt_sup_description *d,
                         struct rt_child_info **out)
 {
@@ -905,8 +901,10 @@ static int sup_children(rt_pid sup, struct tree_walk *tw, struct rt_sup_descript
     *out = NULL;
     for (int attempt = 0;; attempt++) {
         struct rt_child_info *c = malloc(room * sizeof *c);
-        if (!c)
+        if (!c) {
+            tw->out_of_memory = true;
             return -ENOMEM;
+        }
         int rc = rt_sup_describe_timeout(sup, ms_left(tw->deadline), d, c, room);
         if (rc < 0) {
             free(c);
@@ -923,6 +921,12 @@ static int sup_children(rt_pid sup, struct tree_walk *tw, struct rt_sup_descript
     }
 }
 
+/* {"pid","name","supervisor": {strategy, intensity, period_s, restarts,
+ * restarts_in_period, children_total, children_truncated, children_order},
+ * "children": [...]}. Children come as rt_sup_describe gives them: in start
+ * order, oldest first, which children_order states ("start"; OTP's own
+ * which_children lists static children newest first). NULL once the walk
+ * has timed out (or out of memory). */
 static json_t *sup_json(rt_pid sup, int depth, struct tree_walk *tw)
 {
     struct rt_sup_description d;
@@ -977,6 +981,11 @@ void gw__admin_supervisors(const struct gw_admin_request *req, struct gw_admin_r
     }
     struct tree_walk tw = {.deadline = rt_now_ms() + GW_ADMIN_CALL_TIMEOUT_MS};
     json_t *root = sup_json(sup, 0, &tw);
+    if (tw.out_of_memory) {
+        json_decref(root);
+        gw__admin_errorf(resp, 503, "out_of_memory", "no memory for the tree");
+        return;
+    }
     if (tw.timed_out) {
         json_decref(root);
         gw__admin_timeout(resp, tw.timed_out, NULL, "describe", GW_ADMIN_CALL_TIMEOUT_MS);

@@ -1159,7 +1159,8 @@ END_TEST
 
 /* A supervisor with more children than the tree's first read has room for
  * lists them all, in order; one with more than GW_ADMIN_TREE_MAX_CHILDREN
- * lists that many and says it cut the rest. */
+ * lists that many and says it cut the rest. Supervisors' children are read
+ * into blocks sized to them (procs.c, sup_children). */
 static void tree_expect_many(size_t total)
 {
     struct answer a = get("/admin/supervisors");
@@ -1187,8 +1188,10 @@ static void body_tree_many(void)
     gw.sup = top;
     size_t added = 0;
     char id[16];
-    const size_t steps[] = {37, GW_ADMIN_TREE_MAX_CHILDREN + 2};
-    for (size_t k = 0; k < 2; k++) {
+    /* 40 fit the first read; 100 need a second with room for twice as
+     * many; 1,005 a second with room for the most, which cuts them. */
+    const size_t steps[] = {37, 97, GW_ADMIN_TREE_MAX_CHILDREN + 2};
+    for (size_t k = 0; k < 3; k++) {
         for (; added < steps[k]; added++) {
             snprintf(id, sizeof id, "m%zu", added);
             struct rt_child_spec c = {.id = id, .start = start_counter, .shutdown = 1000};
