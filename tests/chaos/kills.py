@@ -7,7 +7,8 @@ runs in calm windows (the p99 to compare with) and chaos windows in turn, so
 that the machine's other work weighs on both alike; in the chaos windows a
 killer kills, each second, 1% of the live processes (a fraction carries over
 to the next second), and in the calm ones makes the same admin API calls
-without killing. It chooses first the kind it has killed least among those
+without killing; after each chaos window the load goes on until the tree
+has its first shape again (counted with the chaos). It chooses first the kind it has killed least among those
 alive: requests, connections, acceptors, connection and listener supervisors,
 listeners_sup, the router and its watchers, the upstream servers (each one
 is its targets' health checker too), upstreams_sup, jwks_sup, the logger,
@@ -30,8 +31,8 @@ ended after that kill began (for a killed request process: it was in
 flight then). Everything else must succeed.
 
 Asserted at the end:
-  - no failure is unexplained, and every kind was killed at least once
-    (kills of a kind found alive);
+  - no failure is unexplained (calm windows included), and every kind was
+    killed at least once (kills of a kind found alive);
   - the supervision tree has the same shape as before (ids, types,
     strategies, children) with every child running;
   - the gateway's open descriptors, counted with no client connected and
@@ -40,7 +41,8 @@ Asserted at the end:
     kills too (the first restarts raise the allocator's high-water marks
     once; what grows with more kills is a leak);
   - the p99 of the requests no kill touched is within 2x of the calm
-    windows', per traffic class;
+    windows' (requests that started and ended in one), per traffic class;
+  - the tree had its first shape again within 17 s of each chaos window;
   - the gateway never exited.
 It prints the kills per kind, the requests (total, failed, unexplained),
 the restarts per supervisor, fds and RSS before and after, and the p99s.
@@ -71,6 +73,7 @@ CLIENT_TIMEOUT = 10.0
 SLOW_MS = 150
 RELOAD_EVERY_S = 3.0
 AFTER_S = 2.0  # after each chaos window, for the last restarts to settle
+SETTLE_MAX_S = 15.0  # ... and at most this long more for the tree's shape
 
 # ---- traffic -----------------------------------------------------------------
 
@@ -88,11 +91,13 @@ def fresh_source():
 
 
 class Record:
-    __slots__ = ("cls", "ip", "start", "end", "ok", "error", "phase", "replaces")
+    __slots__ = ("cls", "ip", "start", "end", "ok", "error", "phase", "replaces", "crossed")
 
-    def __init__(self, cls, ip, start, end, ok, error, replaces, phase):
+    def __init__(self, cls, ip, start, end, ok, error, replaces, phase, crossed):
         self.cls, self.ip, self.start, self.end = cls, ip, start, end
         self.ok, self.error, self.phase = ok, error, phase
+        # Ended in another window than the one it started in.
+        self.crossed = crossed
         # The first request on a connection opened because the last one
         # failed: its time includes waiting for what was restarted.
         self.replaces = replaces
@@ -108,6 +113,7 @@ class Load:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.phase = "warmup"
+        self.window = 0  # counts the phases entered (enter())
         self.threads = []
         per = max(1, clients // 5)
         plan = ([("proxied", self.http_worker)] * (2 * per) + [("direct", self.http_worker)] * per
@@ -125,12 +131,15 @@ class Load:
             th.join(CLIENT_TIMEOUT + 5)
         assert not any(th.is_alive() for th in self.threads), "a client thread is stuck"
 
-    def note(self, phase, *a):
-        """phase: the one the request started in. A request counts as calm
-        only if it started and ended in a calm window."""
-        if phase == "calm":
-            phase = self.phase
-        r = Record(*a, phase)
+    def enter(self, phase):
+        self.phase = phase
+        self.window += 1
+
+    def note(self, started, *a):
+        """started: (phase, window) when the request began; it is recorded
+        under that phase, and as crossed if it ended in another window."""
+        phase, window = started
+        r = Record(*a, phase, window != self.window)
         with self.lock:
             self.records.append(r)
 
@@ -146,7 +155,7 @@ class Load:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT,
                                                   source_address=(ip, 0))
             n += 1
-            phase = self.phase
+            started = (self.phase, self.window)
             t0 = time.monotonic()
             try:
                 conn.request("GET", f"{self.PATHS[cls]}{'&' if '?' in self.PATHS[cls] else '?'}n={n}")
@@ -161,7 +170,7 @@ class Load:
                 ok, err = False, type(e).__name__
                 conn.close()
                 conn = None
-            self.note(phase, cls, ip, t0, time.monotonic(), ok, err, replaces)
+            self.note(started, cls, ip, t0, time.monotonic(), ok, err, replaces)
             failed = not ok
             if not ok and conn is not None:
                 conn.close()
@@ -172,7 +181,7 @@ class Load:
     def ws_worker(self, cls):
         s, ip, failed = None, None, False
         while not self.stop.is_set():
-            phase = self.phase
+            started = (self.phase, self.window)
             t0 = time.monotonic()
             replaces = s is None and failed
             try:
@@ -186,7 +195,7 @@ class Load:
                 err = None if ok else "echo differs"
             except (OSError, ValueError) as e:
                 ok, err = False, type(e).__name__
-            self.note(phase, cls, ip, t0, time.monotonic(), ok, err, replaces)
+            self.note(started, cls, ip, t0, time.monotonic(), ok, err, replaces)
             failed = not ok
             if not ok:
                 if s is not None:
@@ -510,18 +519,19 @@ class Killer:
         if not kinds:
             return
         self.seen_kinds.update(kinds)
+        if dry:
+            # What a kill would read after it (below), so that a dry
+            # window asks the admin API for as much as a killing one; the
+            # choice is left alone, so that --seed repeats the kills.
+            self.admin.tree()
+            self.admin.tree()
+            return
         least = min(self.by_kind.get(k, 0) for k in kinds)
         kind = self.rng.choice(sorted(k for k in kinds if self.by_kind.get(k, 0) == least))
         victim = self.rng.choice(kinds[kind])
         pid = victim["pid"]
         down = taken_down(pid, procs, tree)
         ips = connection_ips(down, by_pid)
-        if dry:
-            # What a kill would read after it (below), so that a dry
-            # window asks the admin API for as much as a killing one.
-            self.admin.tree()
-            self.admin.tree()
-            return
         parent_sup = sups.get(victim.get("parent"), (None,))[0]
         t0 = time.monotonic()
         try:
@@ -770,10 +780,11 @@ def main():
 
         # The run: calm and chaos windows in turn, so that what else the
         # machine does at the time weighs on both p99s alike. The killer
-        # observes in both (dry in the calm ones), and each chaos window is
-        # followed by AFTER_S of settling that counts for neither p99.
+        # observes in both (dry in the calm ones). After each chaos window
+        # the load goes on, counted with the chaos, for at least AFTER_S and
+        # until the tree has its first shape again (every child running).
         load = Load(gw.port, args.clients)
-        load.phase = "calm"
+        load.enter("calm")
         load.start()
         restarts = Restarts(admin.tree())
         killer = Killer(admin, args.rate, rng, restarts, args.verbose,
@@ -789,18 +800,24 @@ def main():
         rl = threading.Thread(target=reloader, daemon=True)
         rl.start()
         rss_calm = None
-        for _ in range(args.windows):
-            load.phase = "calm"
+        unsettled = 0
+        for w in range(args.windows):
+            if w:
+                load.enter("calm")
             time.sleep(args.calm / args.windows)
             rss_calm = rss_calm or rss_bytes(pid)
-            load.phase = "chaos"
+            load.enter("chaos")
             killer.dry = False
             time.sleep(args.duration / args.windows)
             killer.pause()
             # The last restarts settle under load; a failure now is still
             # explained by the kills.
-            load.phase = "after"
+            load.enter("after")
             time.sleep(AFTER_S)
+            settle_by = time.monotonic() + SETTLE_MAX_S
+            while shape(admin.tree()) != shape0 and time.monotonic() < settle_by:
+                time.sleep(0.2)
+            unsettled += time.monotonic() >= settle_by
         killer.stop.set()
         killer.thread.join(60)
         load.finish()
@@ -829,14 +846,22 @@ def main():
         # ---- the figures ----
         recs = load.records + warm2.records
         killer.kills += first.kills
+        # A request belongs to the window it started in. A failure of one
+        # that started in a calm window is explained only as any other is:
+        # by a kill that broke its connection (one in flight as the chaos
+        # began, or one that failed on a connection broken in the last
+        # chaos window); else it failed without chaos.
         chaos = [r for r in recs if r.phase in ("chaos", "after")]
         calm = [r for r in recs if r.phase == "calm"]
-        failed = [r for r in chaos if not r.ok]
         successes = {}
-        for r in chaos:
+        for r in chaos + calm:
             if r.ok:
                 successes.setdefault(r.ip, []).append((r.start, r.end))
+        failed = [r for r in chaos if not r.ok]
         unexplained = [r for r in failed if not explained(r, killer.kills, successes)]
+        calm_failed = [r for r in calm if not r.ok]
+        calm_unexplained = [r for r in calm_failed
+                            if not explained(r, killer.kills, successes)]
         print(f"kills: {len(killer.kills)} ({len(first.kills)} in the warm-up) in "
               f"{args.duration + args.warmup:.0f} s (rate {args.rate:.3f} of live processes "
               f"per second); per kind in the run:")
@@ -844,8 +869,9 @@ def main():
             print(f"  {kind:16} {killer.by_kind.get(kind, 0)}")
         for kind, path in killer.escalations:
             print(f"  escalation: killing a {kind} restarted {path}")
-        print(f"requests: calm {len(calm)} (failed {sum(not r.ok for r in calm)}), "
-              f"chaos {len(chaos)}, failed {len(failed)}, unexplained {len(unexplained)}")
+        print(f"requests: calm {len(calm)} (failed {len(calm_failed)}, unexplained "
+              f"{len(calm_unexplained)}), chaos {len(chaos)}, failed {len(failed)}, "
+              f"unexplained {len(unexplained)}")
         by_cls = {}
         for r in chaos:
             c = by_cls.setdefault(r.cls, [0, 0])
@@ -853,8 +879,9 @@ def main():
             c[1] += not r.ok
         print("  per class (total/failed): " +
               ", ".join(f"{c} {n}/{f}" for c, (n, f) in sorted(by_cls.items())))
-        for r in unexplained[:20]:
-            print(f"  unexplained: {r.cls} {r.ip} {r.error} at {r.start:.3f}..{r.end:.3f}")
+        for r in (calm_unexplained + unexplained)[:20]:
+            print(f"  unexplained: {r.phase} {r.cls} {r.ip} {r.error} at "
+                  f"{r.start:.3f}..{r.end:.3f}")
         print("restarts per supervisor:")
         for path, n in sorted(restarts.total.items()):
             print(f"  {path:40} {n}")
@@ -874,9 +901,12 @@ def main():
         for kind, kpid, status in killer.slow:
             print(f"  kill of {kind} {kpid} answered {status}")
         ok_lat = {}
+        # Calm: what started and ended in one calm window; chaos: what
+        # started in a chaos window or the settling after it, and no kill
+        # touched.
         for phase, rs in (("calm", calm), ("chaos", chaos)):
             for r in rs:
-                if r.ok and (phase == "calm" or not touched(r, killer.kills)):
+                if r.ok and not (r.crossed if phase == "calm" else touched(r, killer.kills)):
                     ok_lat.setdefault((r.cls, phase), []).append((r.end - r.start) * 1000)
         for cls in sorted({c for c, _ in ok_lat}):
             a, b = p99(ok_lat.get((cls, "calm"), [])), p99(ok_lat.get((cls, "chaos"), []))
@@ -910,8 +940,11 @@ def main():
         if len(chaos) < 100 or not killer.kills:
             problems.append(f"too little happened: {len(chaos)} requests, "
                             f"{len(killer.kills)} kills")
-        if calm and any(not r.ok for r in calm):
-            problems.append(f"{sum(not r.ok for r in calm)} requests failed without chaos")
+        if calm_unexplained:
+            problems.append(f"{len(calm_unexplained)} requests failed without chaos")
+        if unsettled:
+            problems.append(f"the tree had not its first shape again {AFTER_S + SETTLE_MAX_S:.0f} s "
+                            f"after {unsettled} of the {args.windows} chaos windows")
     finally:
         if gw is not None:
             code = gw.stop()
