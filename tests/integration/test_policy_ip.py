@@ -141,7 +141,8 @@ def forwarded_for_is_believed_only_from_trusted_proxies():
                more_listeners=[{"name": "direct", "address": f"127.0.0.1:{untrusted}"}])
     try:
         # behind the trusted proxy: the right-most hop not trusted
-        st, body = get(gw.port, "/docs", {"X-Forwarded-For": "6.6.6.6, 203.0.113.9"})
+        st, body = get(gw.port, "/docs", {"X-Forwarded-For": "6.6.6.6, 203.0.113.9",
+                                          "X-Request-Id": "xff-trusted"})
         assert st == 200, (st, body)
         echo = json.loads(body)
         hdrs = {k.lower(): v for k, v in echo["headers"]}
@@ -167,8 +168,12 @@ def forwarded_for_is_believed_only_from_trusted_proxies():
         hdrs = {k.lower(): v for k, v in json.loads(body)["headers"]}
         assert hdrs["x-real-ip"] == "127.0.0.1", hdrs
         # the access log's client is the one judged, the peer beside it
+        # (found by its id: each request came on a connection of its own,
+        # and lines of different connections may be written in any order)
         lines = access_log(gw, 7)
-        first = [l for l in lines if l["route"] == "docs"][0]
+        first = [l for l in lines if l["request_id"] == "xff-trusted"]
+        assert len(first) == 1, lines
+        first = first[0]
         assert first["client"] == "203.0.113.9" and first["peer"] == "127.0.0.1", first
         direct = [l for l in lines if l["listener"] == "direct"]
         assert all(l["client"] == "127.0.0.1" and "peer" not in l for l in direct), direct
