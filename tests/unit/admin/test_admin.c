@@ -1173,7 +1173,7 @@ static void tree_expect_many(size_t total)
     json_t *ch = json_object_get(t, "children");
     T_EQ(json_array_size(ch), shown);
     /* a, sub and t first, then m0, m1, ... */
-    char id[16];
+    char id[24];
     for (size_t i = 3; i < shown; i++) {
         snprintf(id, sizeof id, "m%zu", i - 3);
         T_STREQ(jstr(json_array_get(ch, i), "id"), id);
@@ -1187,7 +1187,7 @@ static void body_tree_many(void)
     T_EQ(rt_sup_start_link(top_init, NULL, NULL, &top, NULL), 0);
     gw.sup = top;
     size_t added = 0;
-    char id[16];
+    char id[24];
     /* 40 fit the first read; 100 need a second with room for twice as
      * many; 1,005 a second with room for the most, which cuts them. */
     const size_t steps[] = {37, 97, GW_ADMIN_TREE_MAX_CHILDREN + 2};
